@@ -1,0 +1,16 @@
+//! The crate's one error type. Each part of the crate has its own sub-enum, so a caller
+//! can match on the family (`Error::Read(_)`) or on the exact rule that failed.
+
+pub use crate::reader::ReadError;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The hardened reader refused the document.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Placeholder while a part of the crate is being written.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+}

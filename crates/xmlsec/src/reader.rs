@@ -1,0 +1,477 @@
+//! The one hardened entry point for reading XML in Latchkey.
+//!
+//! Every parser in the project goes through [`parse`] (or [`parse_bytes`]), so the
+//! defences live in one place:
+//!
+//! * any DOCTYPE is refused before the parser sees the text, so there are no DTDs,
+//!   no entity declarations, no external entities (XXE) and no entity expansion;
+//! * the input size is capped before parsing, and the node count is capped during it;
+//! * depth, attributes per element, name lengths and text lengths are checked right
+//!   after parsing, before any caller walks the tree.
+//!
+//! roxmltree builds the tree without recursion, but it has no depth limit of its own:
+//! 100,000 nested elements parse fine. The depth check here is iterative, and so is
+//! everything else in this crate that walks a tree.
+//!
+//! # Security
+//! Only UTF-8 is accepted (a leading BOM is skipped). Anything else is refused rather
+//! than guessed at, because two readers that decode differently can disagree on what
+//! was signed.
+
+use std::fmt;
+
+use crate::error::Error;
+
+/// Limits applied to every document. The defaults suit SAML protocol messages; metadata
+/// aggregates need [`Limits::metadata`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted input, in bytes, checked before parsing.
+    pub max_bytes: usize,
+    /// Deepest element nesting (the root element is depth 1).
+    pub max_depth: usize,
+    /// Most nodes of any kind (elements, text, comments, PIs) in the document.
+    pub max_nodes: u32,
+    /// Most attributes plus namespace declarations on one element.
+    pub max_attributes: usize,
+    /// Longest element or attribute name (prefix included), in bytes.
+    pub max_name_len: usize,
+    /// Longest single text node or attribute value, in bytes.
+    pub max_text_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 2 * 1024 * 1024,
+            max_depth: 64,
+            max_nodes: 100_000,
+            max_attributes: 128,
+            max_name_len: 512,
+            max_text_len: 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits for SAML metadata, where federation aggregates run to tens of megabytes.
+    pub fn metadata() -> Self {
+        Self {
+            max_bytes: 128 * 1024 * 1024,
+            max_nodes: 20_000_000,
+            ..Self::default()
+        }
+    }
+}
+
+/// A position in the source text, 1-based, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Line, starting at 1.
+    pub line: u32,
+    /// Column in characters, starting at 1.
+    pub col: u32,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+impl From<roxmltree::TextPos> for Position {
+    fn from(p: roxmltree::TextPos) -> Self {
+        Self {
+            line: p.row,
+            col: p.col,
+        }
+    }
+}
+
+/// Why the reader refused a document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The input is larger than [`Limits::max_bytes`]; it was not parsed.
+    #[error("document is {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Size of the input.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The input is not UTF-8.
+    #[error("document is not valid UTF-8 (at byte {at})")]
+    NotUtf8 {
+        /// Byte offset of the first invalid sequence.
+        at: usize,
+    },
+    /// A DOCTYPE was present. DTDs are never processed: they are how XXE and entity
+    /// expansion attacks get in.
+    #[error("DOCTYPE/DTD is not allowed (at {0})")]
+    DtdForbidden(Position),
+    /// More nodes than [`Limits::max_nodes`].
+    #[error("document has more than {limit} nodes")]
+    TooManyNodes {
+        /// The limit in force.
+        limit: u32,
+    },
+    /// Elements nested deeper than [`Limits::max_depth`].
+    #[error("elements nested deeper than {limit} (at {at})")]
+    TooDeep {
+        /// The limit in force.
+        limit: usize,
+        /// Where the too-deep element starts.
+        at: Position,
+    },
+    /// An element carries more attributes than [`Limits::max_attributes`].
+    #[error("element has more than {limit} attributes (at {at})")]
+    TooManyAttributes {
+        /// The limit in force.
+        limit: usize,
+        /// Where the element starts.
+        at: Position,
+    },
+    /// A name longer than [`Limits::max_name_len`].
+    #[error("name longer than {limit} bytes (at {at})")]
+    NameTooLong {
+        /// The limit in force.
+        limit: usize,
+        /// Where the name's node starts.
+        at: Position,
+    },
+    /// A text node or attribute value longer than [`Limits::max_text_len`].
+    #[error("text longer than {limit} bytes (at {at})")]
+    TextTooLong {
+        /// The limit in force.
+        limit: usize,
+        /// Where the text's node starts.
+        at: Position,
+    },
+    /// The text is not well-formed XML (or uses namespaces wrongly).
+    #[error("malformed XML: {message}")]
+    Malformed {
+        /// The parser's description, with its position.
+        message: String,
+    },
+}
+
+/// A document that passed every check of the hardened reader.
+///
+/// Holding one is proof that the text went through [`parse`]; the canonicalizer and the
+/// signature verifier take this type, never a bare `roxmltree::Document`.
+pub struct Document<'input> {
+    doc: roxmltree::Document<'input>,
+}
+
+impl fmt::Debug for Document<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("root", &self.doc.root_element().tag_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'input> Document<'input> {
+    /// The parsed tree.
+    pub fn tree(&self) -> &roxmltree::Document<'input> {
+        &self.doc
+    }
+
+    /// The document element.
+    pub fn root_element<'a>(&'a self) -> roxmltree::Node<'a, 'input> {
+        self.doc.root_element()
+    }
+
+    /// The source text (after BOM removal).
+    pub fn input_text(&self) -> &'input str {
+        self.doc.input_text()
+    }
+
+    /// The 1-based line and column where `node` starts, for error messages.
+    pub fn position(&self, node: roxmltree::Node<'_, '_>) -> Position {
+        self.doc.text_pos_at(node.range().start).into()
+    }
+}
+
+/// Decodes bytes as UTF-8 (skipping a BOM) without parsing, enforcing the size limit.
+pub fn decode_utf8<'a>(bytes: &'a [u8], limits: &Limits) -> Result<&'a str, Error> {
+    if bytes.len() > limits.max_bytes {
+        return Err(ReadError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_bytes,
+        }
+        .into());
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        ReadError::NotUtf8 {
+            at: e.valid_up_to(),
+        }
+        .into()
+    })
+}
+
+/// Parses bytes: [`decode_utf8`] then [`parse`].
+pub fn parse_bytes<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Document<'a>, Error> {
+    parse(decode_utf8(bytes, limits)?, limits)
+}
+
+/// Parses `text` with the DTD ban and every limit in `limits`.
+pub fn parse<'a>(text: &'a str, limits: &Limits) -> Result<Document<'a>, Error> {
+    if text.len() > limits.max_bytes {
+        return Err(ReadError::TooLarge {
+            size: text.len(),
+            limit: limits.max_bytes,
+        }
+        .into());
+    }
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    if let Some(at) = find_doctype(text) {
+        return Err(ReadError::DtdForbidden(position_of(text, at)).into());
+    }
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: limits.max_nodes,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(text, options).map_err(|e| match e {
+        roxmltree::Error::DtdDetected => ReadError::DtdForbidden(Position { line: 1, col: 1 }),
+        roxmltree::Error::NodesLimitReached => ReadError::TooManyNodes {
+            limit: limits.max_nodes,
+        },
+        other => ReadError::Malformed {
+            message: other.to_string(),
+        },
+    })?;
+    check_tree(&doc, limits)?;
+    Ok(Document { doc })
+}
+
+/// Finds `<!DOCTYPE` anywhere in the text. Matching it inside a comment or CDATA too is
+/// deliberate: a false refusal is harmless, a missed DTD is not.
+fn find_doctype(text: &str) -> Option<usize> {
+    const NEEDLE: &[u8] = b"<!doctype";
+    text.as_bytes()
+        .windows(NEEDLE.len())
+        .position(|w| w.eq_ignore_ascii_case(NEEDLE))
+}
+
+fn position_of(text: &str, byte: usize) -> Position {
+    let before = text.get(..byte).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Position {
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        col: u32::try_from(col).unwrap_or(u32::MAX),
+    }
+}
+
+/// Depth, attribute, name and text checks in one pass over the nodes in document order.
+///
+/// Depth is tracked per node ID in a flat vector, so no recursion is needed.
+fn check_tree(doc: &roxmltree::Document<'_>, limits: &Limits) -> Result<(), ReadError> {
+    let mut depth: Vec<u32> = Vec::with_capacity(doc.descendants().len());
+    let pos = |n: roxmltree::Node<'_, '_>| Position::from(doc.text_pos_at(n.range().start));
+    for node in doc.descendants() {
+        let parent_depth = node
+            .parent()
+            .and_then(|p| depth.get(p.id().get_usize()).copied())
+            .unwrap_or(0);
+        let d = if node.is_element() {
+            parent_depth + 1
+        } else {
+            parent_depth
+        };
+        depth.push(d);
+        if node.is_element() {
+            if d as usize > limits.max_depth {
+                return Err(ReadError::TooDeep {
+                    limit: limits.max_depth,
+                    at: pos(node),
+                });
+            }
+            let attrs = node.attributes().len();
+            let own_ns = own_namespace_declarations(node);
+            if attrs + own_ns > limits.max_attributes {
+                return Err(ReadError::TooManyAttributes {
+                    limit: limits.max_attributes,
+                    at: pos(node),
+                });
+            }
+            let long_name = node.tag_name().name().len() > limits.max_name_len
+                || node.attributes().any(|a| a.name().len() > limits.max_name_len)
+                || node
+                    .namespaces()
+                    .any(|ns| ns.name().map_or(0, str::len) > limits.max_name_len);
+            if long_name {
+                return Err(ReadError::NameTooLong {
+                    limit: limits.max_name_len,
+                    at: pos(node),
+                });
+            }
+            if node
+                .attributes()
+                .any(|a| a.value().len() > limits.max_text_len)
+            {
+                return Err(ReadError::TextTooLong {
+                    limit: limits.max_text_len,
+                    at: pos(node),
+                });
+            }
+        } else if let Some(t) = node.text() {
+            if t.len() > limits.max_text_len {
+                return Err(ReadError::TextTooLong {
+                    limit: limits.max_text_len,
+                    at: pos(node),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Namespace declarations made on this element itself (not inherited).
+fn own_namespace_declarations(node: roxmltree::Node<'_, '_>) -> usize {
+    let inherited = node.parent_element().map_or(0, |p| p.namespaces().len());
+    node.namespaces().len().saturating_sub(inherited)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_err(text: &str, limits: &Limits) -> ReadError {
+        match parse(text, limits) {
+            Err(Error::Read(e)) => e,
+            other => panic!("expected a read error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_plain_document() {
+        let doc = parse("<a xmlns='urn:x'><b c='1'>t</b></a>", &Limits::default()).unwrap();
+        assert_eq!(doc.root_element().tag_name().name(), "a");
+        assert_eq!(doc.root_element().tag_name().namespace(), Some("urn:x"));
+    }
+
+    #[test]
+    fn refuses_any_doctype_even_empty() {
+        let e = read_err("<!DOCTYPE a>\n<a/>", &Limits::default());
+        assert!(matches!(e, ReadError::DtdForbidden(p) if p.line == 1));
+        let e = read_err(
+            "<?xml version='1.0'?>\n<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>",
+            &Limits::default(),
+        );
+        assert!(matches!(e, ReadError::DtdForbidden(p) if p.line == 2));
+    }
+
+    #[test]
+    fn refuses_xxe_and_billion_laughs() {
+        let xxe = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
+        assert!(matches!(read_err(xxe, &Limits::default()), ReadError::DtdForbidden(_)));
+        let lol = r#"<!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><l>&b;</l>"#;
+        assert!(matches!(read_err(lol, &Limits::default()), ReadError::DtdForbidden(_)));
+    }
+
+    #[test]
+    fn undeclared_entity_is_malformed() {
+        assert!(matches!(
+            read_err("<a>&foo;</a>", &Limits::default()),
+            ReadError::Malformed { .. }
+        ));
+    }
+
+    #[test]
+    fn size_limit_checked_before_parsing() {
+        let limits = Limits {
+            max_bytes: 10,
+            ..Limits::default()
+        };
+        assert_eq!(
+            read_err("<a>0123456789</a>", &limits),
+            ReadError::TooLarge {
+                size: 17,
+                limit: 10
+            }
+        );
+    }
+
+    #[test]
+    fn depth_limit_is_enforced_without_recursion() {
+        let n = 100_000;
+        let text = format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        let limits = Limits {
+            max_nodes: 1_000_000,
+            ..Limits::default()
+        };
+        assert!(matches!(read_err(&text, &limits), ReadError::TooDeep { limit: 64, .. }));
+        let ok = format!("{}{}", "<a>".repeat(64), "</a>".repeat(64));
+        assert!(parse(&ok, &Limits::default()).is_ok());
+        let deep = format!("{}{}", "<a>".repeat(65), "</a>".repeat(65));
+        assert!(matches!(read_err(&deep, &Limits::default()), ReadError::TooDeep { .. }));
+    }
+
+    #[test]
+    fn node_limit() {
+        let limits = Limits {
+            max_nodes: 10,
+            ..Limits::default()
+        };
+        let text = format!("<r>{}</r>", "<a/>".repeat(20));
+        assert_eq!(read_err(&text, &limits), ReadError::TooManyNodes { limit: 10 });
+    }
+
+    #[test]
+    fn attribute_limit_counts_namespace_declarations() {
+        let limits = Limits {
+            max_attributes: 3,
+            ..Limits::default()
+        };
+        assert!(parse("<a x='1' y='2' xmlns:p='urn:p'/>", &limits).is_ok());
+        assert!(matches!(
+            read_err("<a x='1' y='2' xmlns:p='urn:p' xmlns:q='urn:q'/>", &limits),
+            ReadError::TooManyAttributes { limit: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn name_and_text_limits() {
+        let limits = Limits {
+            max_name_len: 8,
+            max_text_len: 5,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            read_err("<averylongname/>", &limits),
+            ReadError::NameTooLong { .. }
+        ));
+        assert!(matches!(
+            read_err("<a b='123456'/>", &limits),
+            ReadError::TextTooLong { .. }
+        ));
+        assert!(matches!(
+            read_err("<a>123456</a>", &limits),
+            ReadError::TextTooLong { .. }
+        ));
+    }
+
+    #[test]
+    fn bom_and_utf8() {
+        let doc = parse_bytes(b"\xEF\xBB\xBF<a/>", &Limits::default()).unwrap();
+        assert_eq!(doc.root_element().tag_name().name(), "a");
+        assert!(matches!(
+            parse_bytes(b"<a>\xFF</a>", &Limits::default()),
+            Err(Error::Read(ReadError::NotUtf8 { at: 3 }))
+        ));
+    }
+
+    #[test]
+    fn malformed_reports_position() {
+        let e = read_err("<a>\n<b></a>", &Limits::default());
+        let ReadError::Malformed { message } = e else {
+            panic!()
+        };
+        assert!(message.contains("2:"), "{message}");
+    }
+}
