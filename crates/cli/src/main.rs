@@ -1,1 +1,42 @@
-fn main(){}
+//! `latchkey`: the identity provider, its admin commands, and XML/SAML debugging tools.
+#![forbid(unsafe_code)]
+
+mod admin;
+mod xml;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Single sign-on over SAML 2.0 with just-in-time provisioning.
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// XML security tools: canonicalize, sign and verify documents.
+    #[command(subcommand)]
+    Xml(xml::XmlCommand),
+    #[command(flatten)]
+    Admin(admin::AdminCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Xml(cmd) => xml::run(cmd),
+        Command::Admin(cmd) => admin::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // One clear line, never a backtrace: the chain of causes joined with ": ".
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
