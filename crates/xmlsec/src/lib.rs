@@ -7,6 +7,7 @@
 
 pub mod c14n;
 pub mod error;
+pub mod fuzzing;
 pub mod reader;
 
 pub use error::Error;
