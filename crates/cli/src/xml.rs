@@ -28,6 +28,24 @@ pub enum XmlCommand {
         /// The XML file, or `-` for standard input.
         file: PathBuf,
     },
+    /// Generate a signing key and a self-signed certificate (PEM files; the key is mode 0600).
+    Keygen {
+        /// Where to write the private key (PKCS#8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// The certificate's subject common name.
+        #[arg(long, default_value = "Latchkey")]
+        common_name: String,
+        /// ECDSA P-256 instead of RSA-2048.
+        #[arg(long)]
+        ecdsa: bool,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
 }
 
 pub fn run(cmd: XmlCommand) -> anyhow::Result<ExitCode> {
@@ -38,6 +56,13 @@ pub fn run(cmd: XmlCommand) -> anyhow::Result<ExitCode> {
             element_id,
             file,
         } => c14n_command(with_comments, prefix_list.as_deref(), element_id.as_deref(), &file),
+        XmlCommand::Keygen {
+            key,
+            cert,
+            common_name,
+            ecdsa,
+            days,
+        } => keygen_command(&key, &cert, &common_name, ecdsa, days),
     }
 }
 
@@ -107,4 +132,50 @@ fn read_input(file: &Path) -> anyhow::Result<Vec<u8>> {
     } else {
         std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
     }
+}
+
+fn keygen_command(
+    key_path: &Path,
+    cert_path: &Path,
+    common_name: &str,
+    ecdsa: bool,
+    days: u32,
+) -> anyhow::Result<ExitCode> {
+    let key = if ecdsa {
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+    } else {
+        rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+    }
+    .context("key generation failed")?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(i64::from(days));
+    let cert = params
+        .self_signed(&key)
+        .context("certificate generation failed")?;
+    write_private(key_path, key.serialize_pem().as_bytes())?;
+    std::fs::write(cert_path, cert.pem())
+        .with_context(|| format!("cannot write {}", cert_path.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a private key readable by its owner only: created that way, and an existing file
+/// is narrowed before the key is written into it.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
