@@ -1,1 +1,22 @@
+//! SAML 2.0 for Latchkey: messages, bindings, metadata and the Web Browser SSO profile.
+//!
+//! The crate is pure: no network, no storage, no clock (every check that needs the time
+//! takes `now`). XML comes in only through [`latchkey_xmlsec::reader`], and an
+//! assertion's content is only ever read from an element whose signature was verified.
 #![forbid(unsafe_code)]
+
+pub mod assertion;
+pub mod authn_request;
+pub mod error;
+pub mod ids;
+pub mod logout;
+pub mod ns;
+pub mod response;
+pub mod status;
+pub mod time;
+
+mod header;
+mod read;
+mod xml_writer;
+
+pub use error::{Error, Result};

@@ -1,0 +1,258 @@
+//! The crate's one error type.
+//!
+//! Variants are grouped by layer: reading and writing XML, the schema of SAML messages,
+//! the bindings, metadata, and the Web Browser SSO profile rules. Each profile rule has
+//! its own variant, so a caller (and a test) can tell exactly which rule refused a
+//! response, and an operator can read it from a log line.
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ----- XML in and out -----
+    /// The hardened reader, the canonicalizer or the signature layer refused the input.
+    #[error(transparent)]
+    Xml(#[from] latchkey_xmlsec::Error),
+    /// A value holds a character that XML 1.0 cannot carry, even escaped (a control
+    /// character other than tab, LF and CR, or U+FFFE/U+FFFF). Refused rather than
+    /// replaced, so two different values never serialize the same.
+    #[error("value contains U+{0:04X}, which XML 1.0 cannot represent")]
+    UnrepresentableChar(u32),
+    /// The operating system's random number generator failed while making an ID.
+    #[error("random number generator failed")]
+    Random,
+
+    // ----- SAML schema -----
+    /// The document element (or the node handed in) is not the expected SAML element.
+    #[error("expected element {expected}, found {found}")]
+    UnexpectedElement {
+        /// `prefix:Name` of what was expected.
+        expected: &'static str,
+        /// `{namespace}Name` of what was found.
+        found: String,
+    },
+    /// A required child element is absent.
+    #[error("{parent} has no {child} element")]
+    MissingElement {
+        /// The parent element.
+        parent: &'static str,
+        /// The missing child.
+        child: &'static str,
+    },
+    /// An element that may appear once appears more than once. Duplicates are how
+    /// wrapping attacks make two readers see two different values.
+    #[error("{parent} has more than one {child} element")]
+    DuplicateElement {
+        /// The parent element.
+        parent: &'static str,
+        /// The repeated child.
+        child: &'static str,
+    },
+    /// A required attribute is absent.
+    #[error("{element} has no {attribute} attribute")]
+    MissingAttribute {
+        /// The element.
+        element: &'static str,
+        /// The missing attribute.
+        attribute: &'static str,
+    },
+    /// An attribute or element value does not have the type the schema gives it.
+    #[error("{element}/{attribute}: invalid value {value:?}")]
+    InvalidValue {
+        /// The element.
+        element: &'static str,
+        /// The attribute (or `text()` for element content).
+        attribute: &'static str,
+        /// The offending value, as found.
+        value: String,
+    },
+    /// An element whose content must be text only has child elements.
+    #[error("{0} must contain text only")]
+    NotTextOnly(&'static str),
+    /// A timestamp is not a valid `xs:dateTime`.
+    #[error("invalid xs:dateTime {0:?}")]
+    InvalidDateTime(String),
+    /// A duration is not a valid `xs:duration`.
+    #[error("invalid xs:duration {0:?}")]
+    InvalidDuration(String),
+
+    // ----- bindings -----
+    /// A required binding parameter (query or form field) is absent.
+    #[error("binding parameter {0} is missing")]
+    MissingParameter(&'static str),
+    /// A binding parameter appears more than once; which copy was signed would be
+    /// ambiguous.
+    #[error("binding parameter {0} appears more than once")]
+    DuplicateParameter(&'static str),
+    /// Both `SAMLRequest` and `SAMLResponse` are present.
+    #[error("both SAMLRequest and SAMLResponse are present")]
+    AmbiguousMessage,
+    /// A parameter is not valid base64.
+    #[error("parameter {0} is not valid base64")]
+    Base64(&'static str),
+    /// A parameter is not valid percent-encoding or not UTF-8 once decoded.
+    #[error("parameter {0} is not valid URL encoding or UTF-8")]
+    UrlEncoding(&'static str),
+    /// The encoded message is larger than the configured cap; it was not decoded.
+    #[error("encoded message is {size} bytes, over the limit of {limit}")]
+    EncodedTooLarge {
+        /// Size of the encoded message.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// Inflating the message would exceed the configured cap (a deflate bomb); inflation
+    /// stopped at the cap.
+    #[error("inflated message exceeds the limit of {limit} bytes")]
+    InflatedTooLarge {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The DEFLATE stream is corrupt.
+    #[error("message is not a valid raw DEFLATE stream")]
+    Inflate,
+    /// The message is not UTF-8 once decoded.
+    #[error("message is not valid UTF-8")]
+    NotUtf8,
+    /// RelayState is longer than the configured cap (80 bytes by default, as the
+    /// bindings specification requires).
+    #[error("RelayState is {len} bytes, over the limit of {limit}")]
+    RelayStateTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// `Signature` is present without `SigAlg`, or the reverse.
+    #[error("redirect binding: Signature and SigAlg must appear together")]
+    IncompleteRedirectSignature,
+    /// The message must be signed (by configuration) but carries no signature.
+    #[error("message is not signed")]
+    Unsigned,
+
+    // ----- signatures and algorithms -----
+    /// A signature or digest algorithm is not on the caller's allow-list.
+    #[error("algorithm {0} is not allowed")]
+    AlgorithmNotAllowed(String),
+    /// No configured key verified the signature.
+    #[error("signature did not verify with any trusted key")]
+    SignatureInvalid,
+
+    // ----- metadata -----
+    /// The metadata has expired (`validUntil` is in the past).
+    #[error("metadata expired at {valid_until}")]
+    MetadataExpired {
+        /// Its `validUntil`, formatted as `xs:dateTime`.
+        valid_until: String,
+    },
+    /// An `IndexedEndpoint` index is repeated within one role.
+    #[error("endpoint index {0} is used twice")]
+    DuplicateEndpointIndex(u16),
+
+    // ----- Web Browser SSO profile rules -----
+    /// Neither the Response nor the Assertion carries a signature.
+    #[error("neither the Response nor the Assertion is signed")]
+    NotSigned,
+    /// A signature is present but does not cover the assertion that would be used (it
+    /// signs some other element).
+    #[error("the signature does not cover the assertion")]
+    AssertionNotCovered,
+    /// The message's `Version` is not `2.0`.
+    #[error("unsupported SAML version {0:?}")]
+    UnsupportedVersion(String),
+    /// The Response's or the Assertion's Issuer is not the IdP's entity ID.
+    #[error("issuer mismatch: expected {expected:?}, found {found:?}")]
+    IssuerMismatch {
+        /// The configured IdP entity ID.
+        expected: String,
+        /// What the message names (empty when absent).
+        found: String,
+    },
+    /// The Issuer element has a Format other than `entity`.
+    #[error("issuer format {0:?} is not the entity format")]
+    IssuerFormat(String),
+    /// The Response's Destination is not one of our ACS URLs.
+    #[error("destination mismatch: found {found:?}")]
+    DestinationMismatch {
+        /// The Destination attribute (empty when absent but required).
+        found: String,
+    },
+    /// The Response's top-level status is not Success.
+    #[error("status is not success: {code} {sub_code:?} {message:?}")]
+    StatusNotSuccess {
+        /// The top-level status code URI.
+        code: String,
+        /// The second-level status code URI, if any.
+        sub_code: Option<String>,
+        /// The StatusMessage, if any. Shown to an operator, never trusted.
+        message: Option<String>,
+    },
+    /// The Response holds no assertion, or more than one. Exactly one is accepted, so
+    /// there is never a choice of which one to trust.
+    #[error("response holds {0} assertions; exactly one is required")]
+    AssertionCount(usize),
+    /// The Response holds an EncryptedAssertion and no decryption key was given.
+    #[error("encrypted assertions are not supported here")]
+    EncryptedAssertion,
+    /// The Subject or its NameID is missing.
+    #[error("assertion has no subject NameID")]
+    SubjectMissing,
+    /// No SubjectConfirmation uses the bearer method.
+    #[error("no bearer SubjectConfirmation")]
+    BearerConfirmationMissing,
+    /// A SubjectConfirmation uses a method other than bearer. Holder-of-key and
+    /// sender-vouches are not supported, and a mixed set is refused rather than partly
+    /// honoured.
+    #[error("unsupported SubjectConfirmation method {0:?}")]
+    ConfirmationMethod(String),
+    /// The bearer SubjectConfirmationData's Recipient is absent or not our ACS URL.
+    #[error("recipient mismatch: found {found:?}")]
+    RecipientMismatch {
+        /// The Recipient (empty when absent).
+        found: String,
+    },
+    /// The bearer SubjectConfirmationData has no NotOnOrAfter, or it has passed.
+    #[error("subject confirmation expired or has no NotOnOrAfter")]
+    ConfirmationExpired,
+    /// The bearer SubjectConfirmationData has a NotBefore, which the profile forbids
+    /// for bearer confirmation, or a NotBefore still in the future.
+    #[error("subject confirmation is not yet valid")]
+    ConfirmationNotYetValid,
+    /// InResponseTo does not match the request we sent (or is present on an unsolicited
+    /// response, or absent on a solicited one).
+    #[error("InResponseTo mismatch: expected {expected:?}, found {found:?}")]
+    InResponseToMismatch {
+        /// The outstanding request ID, if any.
+        expected: Option<String>,
+        /// What the message carries.
+        found: Option<String>,
+    },
+    /// An unsolicited (IdP-initiated) response arrived and the SP does not allow them.
+    #[error("unsolicited responses are not allowed")]
+    UnsolicitedNotAllowed,
+    /// The assertion has no Conditions element (so no audience and no validity window).
+    #[error("assertion has no Conditions")]
+    ConditionsMissing,
+    /// Conditions NotBefore is in the future, beyond the allowed clock skew.
+    #[error("assertion is not yet valid")]
+    NotYetValid,
+    /// Conditions NotOnOrAfter has passed, beyond the allowed clock skew.
+    #[error("assertion has expired")]
+    Expired,
+    /// There is no AudienceRestriction; an assertion for no one in particular could have
+    /// been issued to any SP.
+    #[error("assertion has no AudienceRestriction")]
+    AudienceMissing,
+    /// An AudienceRestriction does not name our entity ID.
+    #[error("audience restriction does not name us")]
+    AudienceMismatch,
+    /// The assertion carries no AuthnStatement.
+    #[error("assertion has no AuthnStatement")]
+    AuthnStatementMissing,
+    /// The AuthnStatement's SessionNotOnOrAfter has passed.
+    #[error("the IdP session has ended (SessionNotOnOrAfter)")]
+    SessionExpired,
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

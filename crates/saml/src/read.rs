@@ -1,0 +1,172 @@
+//! Checks shared by every SAML element reader: which element a node is, its children
+//! (with duplicates refused), and typed attribute values.
+//!
+//! Readers walk the tree they are handed and never search the document by name, so that
+//! what they read is always inside the element they were given (a verified one, for
+//! assertions).
+
+use latchkey_xmlsec::roxmltree::Node;
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::time::parse_datetime;
+
+/// Whether `node` is the element `{ns}local`.
+pub(crate) fn is(node: Node<'_, '_>, ns: &str, local: &str) -> bool {
+    node.is_element() && node.tag_name().namespace() == Some(ns) && node.tag_name().name() == local
+}
+
+/// Refuses a node that is not `{ns}local`.
+pub(crate) fn expect(node: Node<'_, '_>, ns: &str, local: &str, shown: &'static str) -> Result<()> {
+    if is(node, ns, local) {
+        Ok(())
+    } else {
+        Err(Error::UnexpectedElement {
+            expected: shown,
+            found: describe(node),
+        })
+    }
+}
+
+/// `{namespace}local` of a node, for error messages.
+pub(crate) fn describe(node: Node<'_, '_>) -> String {
+    if !node.is_element() {
+        return format!("{:?} node", node.node_type());
+    }
+    match node.tag_name().namespace() {
+        Some(ns) => format!("{{{ns}}}{}", node.tag_name().name()),
+        None => node.tag_name().name().to_owned(),
+    }
+}
+
+/// Child elements named `{ns}local`, in document order.
+pub(crate) fn children<'a, 'i: 'a>(
+    node: Node<'a, 'i>,
+    ns: &'a str,
+    local: &'a str,
+) -> impl Iterator<Item = Node<'a, 'i>> + 'a {
+    node.children().filter(move |c| is(*c, ns, local))
+}
+
+/// The one child `{ns}local`, if present; two are refused.
+pub(crate) fn optional_child<'a, 'i>(
+    node: Node<'a, 'i>,
+    ns: &str,
+    local: &str,
+    parent: &'static str,
+    child: &'static str,
+) -> Result<Option<Node<'a, 'i>>> {
+    let mut found = node.children().filter(|c| is(*c, ns, local));
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(Error::DuplicateElement { parent, child });
+    }
+    Ok(first)
+}
+
+/// The one child `{ns}local`; absent or repeated is refused.
+pub(crate) fn required_child<'a, 'i>(
+    node: Node<'a, 'i>,
+    ns: &str,
+    local: &str,
+    parent: &'static str,
+    child: &'static str,
+) -> Result<Node<'a, 'i>> {
+    optional_child(node, ns, local, parent, child)?.ok_or(Error::MissingElement { parent, child })
+}
+
+/// An unqualified attribute, required.
+pub(crate) fn required_attr(
+    node: Node<'_, '_>,
+    element: &'static str,
+    attribute: &'static str,
+) -> Result<String> {
+    node.attribute(attribute)
+        .map(str::to_owned)
+        .ok_or(Error::MissingAttribute { element, attribute })
+}
+
+/// An unqualified attribute, optional.
+pub(crate) fn optional_attr(node: Node<'_, '_>, attribute: &str) -> Option<String> {
+    node.attribute(attribute).map(str::to_owned)
+}
+
+/// An `xs:dateTime` attribute, optional.
+pub(crate) fn datetime_attr(node: Node<'_, '_>, attribute: &str) -> Result<Option<OffsetDateTime>> {
+    node.attribute(attribute).map(parse_datetime).transpose()
+}
+
+/// An `xs:dateTime` attribute, required.
+pub(crate) fn required_datetime(
+    node: Node<'_, '_>,
+    element: &'static str,
+    attribute: &'static str,
+) -> Result<OffsetDateTime> {
+    parse_datetime(&required_attr(node, element, attribute)?)
+}
+
+/// An `xs:boolean` attribute, optional.
+pub(crate) fn bool_attr(
+    node: Node<'_, '_>,
+    element: &'static str,
+    attribute: &'static str,
+) -> Result<Option<bool>> {
+    match node.attribute(attribute).map(str::trim) {
+        None => Ok(None),
+        Some("true" | "1") => Ok(Some(true)),
+        Some("false" | "0") => Ok(Some(false)),
+        Some(other) => Err(Error::InvalidValue {
+            element,
+            attribute,
+            value: other.to_owned(),
+        }),
+    }
+}
+
+/// An `xs:unsignedShort` attribute, optional.
+pub(crate) fn u16_attr(
+    node: Node<'_, '_>,
+    element: &'static str,
+    attribute: &'static str,
+) -> Result<Option<u16>> {
+    node.attribute(attribute)
+        .map(|v| {
+            v.trim().parse::<u16>().map_err(|_| Error::InvalidValue {
+                element,
+                attribute,
+                value: v.to_owned(),
+            })
+        })
+        .transpose()
+}
+
+/// The text of an element that must hold text only. Text nodes are joined and comments
+/// skipped, so a comment spliced into a signed value (which canonicalization drops from
+/// the digest) cannot truncate what we read; child elements are refused.
+pub(crate) fn text_only(node: Node<'_, '_>, element: &'static str) -> Result<String> {
+    let mut out = String::new();
+    for c in node.children() {
+        if c.is_element() {
+            return Err(Error::NotTextOnly(element));
+        }
+        if c.is_text() {
+            out.push_str(c.text().unwrap_or_default());
+        }
+    }
+    Ok(out)
+}
+
+/// Like [`text_only`], with surrounding whitespace removed: for `xs:anyURI` values such
+/// as Issuer and Audience, whose schema type collapses whitespace.
+pub(crate) fn uri_text(node: Node<'_, '_>, element: &'static str) -> Result<String> {
+    Ok(text_only(node, element)?.trim().to_owned())
+}
+
+/// All descendant text, comments skipped: for attribute values, which may wrap their
+/// value in an element (eduPersonTargetedID carries a NameID).
+pub(crate) fn deep_text(node: Node<'_, '_>) -> String {
+    node.descendants()
+        .filter(|d| d.is_text())
+        .filter_map(|d| d.text())
+        .collect()
+}

@@ -1,0 +1,179 @@
+//! The Response to an AuthnRequest (SAML core §3.3.3): its envelope and how we build one.
+//!
+//! The envelope (status, destination, InResponseTo) is read by the profile; the
+//! assertions inside are handed on as nodes, never read here, because whether they may
+//! be read depends on which signature covers them.
+
+use latchkey_xmlsec::reader::{Limits, parse};
+use latchkey_xmlsec::roxmltree::Node;
+use time::OffsetDateTime;
+
+use crate::assertion::write_issuer;
+use crate::error::{Error, Result};
+use crate::header::parse_header;
+use crate::ns::{ASSERTION, PROTOCOL};
+use crate::read;
+use crate::status::{Status, parse_status, write_status};
+use crate::time::format_datetime;
+use crate::xml_writer::XmlWriter;
+
+/// A Response's envelope: everything but its assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Its ID.
+    pub id: String,
+    /// The AuthnRequest it answers; absent for IdP-initiated (unsolicited) login.
+    pub in_response_to: Option<String>,
+    /// When it was issued.
+    pub issue_instant: OffsetDateTime,
+    /// The ACS URL it is sent to.
+    pub destination: Option<String>,
+    /// The IdP's entity ID.
+    pub issuer: Option<String>,
+    /// The outcome.
+    pub status: Status,
+}
+
+impl Response {
+    /// Serializes the response around `assertion`, the text of one `saml:Assertion`
+    /// element (usually already signed by [`latchkey_xmlsec`]), or around none for an
+    /// error response.
+    ///
+    /// The assertion text is checked to be exactly one well-formed Assertion element
+    /// and any XML declaration is dropped, so a signed assertion can be embedded as is:
+    /// it declares its own namespaces, and its signature stays valid.
+    pub fn to_xml(&self, assertion: Option<&str>) -> Result<String> {
+        let embedded = assertion.map(assertion_element_text).transpose()?;
+        let mut w = XmlWriter::new();
+        w.start("samlp:Response")
+            .attr("xmlns:samlp", PROTOCOL)
+            .attr("xmlns:saml", ASSERTION)
+            .attr("ID", &self.id)
+            .attr("Version", "2.0")
+            .attr("IssueInstant", &format_datetime(self.issue_instant))
+            .opt_attr("Destination", self.destination.as_deref())
+            .opt_attr("InResponseTo", self.in_response_to.as_deref());
+        if let Some(i) = &self.issuer {
+            write_issuer(&mut w, i);
+        }
+        write_status(&mut w, &self.status);
+        if let Some(a) = embedded {
+            w.raw_element(a);
+        }
+        w.end();
+        w.finish()
+    }
+}
+
+/// The Assertion element's own text within `xml`, after checking that `xml` is one.
+fn assertion_element_text(xml: &str) -> Result<&str> {
+    let doc = parse(xml, &Limits::default())?;
+    let root = doc.root_element();
+    read::expect(root, ASSERTION, "Assertion", "saml:Assertion")?;
+    let text = doc.input_text();
+    text.get(root.range()).ok_or(Error::NotUtf8)
+}
+
+/// A Response as read: its envelope, and its assertion elements left unread.
+#[derive(Debug)]
+pub(crate) struct ResponseParts<'a, 'i> {
+    pub(crate) response: Response,
+    /// `saml:Assertion` children, in order.
+    pub(crate) assertions: Vec<Node<'a, 'i>>,
+    /// How many `saml:EncryptedAssertion` children there are.
+    pub(crate) encrypted_assertions: usize,
+}
+
+/// Reads a Response element. Only direct children are considered, so an assertion
+/// hidden deeper (in Extensions, in a signature's Object) is never seen as one.
+pub(crate) fn parse_response<'a, 'i>(node: Node<'a, 'i>) -> Result<ResponseParts<'a, 'i>> {
+    const R: &str = "samlp:Response";
+    read::expect(node, PROTOCOL, "Response", R)?;
+    let h = parse_header(node, R)?;
+    let status = parse_status(node, R)?;
+    Ok(ResponseParts {
+        response: Response {
+            id: h.id,
+            in_response_to: read::optional_attr(node, "InResponseTo"),
+            issue_instant: h.issue_instant,
+            destination: h.destination,
+            issuer: h.issuer,
+            status,
+        },
+        assertions: read::children(node, ASSERTION, "Assertion").collect(),
+        encrypted_assertions: read::children(node, ASSERTION, "EncryptedAssertion").count(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assertion::{parse_assertion, tests::sample};
+    use crate::status::code;
+    use time::macros::datetime;
+
+    fn envelope(status: Status) -> Response {
+        Response {
+            id: "_resp1".into(),
+            in_response_to: Some("_req1".into()),
+            issue_instant: datetime!(2026-11-28 14:00:00 UTC),
+            destination: Some("https://sp.example.com/acs".into()),
+            issuer: Some("https://idp.example.org".into()),
+            status,
+        }
+    }
+
+    #[test]
+    fn round_trip_with_assertion() {
+        let a = sample();
+        let axml = format!("<?xml version=\"1.0\"?>\n{}", a.to_xml().unwrap());
+        let r = envelope(Status::success());
+        let xml = r.to_xml(Some(&axml)).unwrap();
+        assert!(!xml.contains("<?xml"));
+        let doc = parse(&xml, &Limits::default()).unwrap();
+        let parts = parse_response(doc.root_element()).unwrap();
+        assert_eq!(parts.response, r);
+        assert_eq!(parts.assertions.len(), 1);
+        assert_eq!(parse_assertion(parts.assertions[0]).unwrap(), a);
+    }
+
+    #[test]
+    fn round_trip_two_level_status() {
+        let r = envelope(Status::failure(
+            code::RESPONDER,
+            Some(code::AUTHN_FAILED),
+            Some("bad password <3"),
+        ));
+        let xml = r.to_xml(None).unwrap();
+        let doc = parse(&xml, &Limits::default()).unwrap();
+        let parts = parse_response(doc.root_element()).unwrap();
+        assert_eq!(parts.response, r);
+        assert!(!parts.response.status.is_success());
+        assert!(parts.assertions.is_empty());
+    }
+
+    #[test]
+    fn refuses_non_assertion_to_embed() {
+        let r = envelope(Status::success());
+        assert!(matches!(
+            r.to_xml(Some("<x/>")),
+            Err(Error::UnexpectedElement { .. })
+        ));
+        assert!(r.to_xml(Some("<saml:Assertion")).is_err());
+    }
+
+    #[test]
+    fn nested_assertions_are_not_counted() {
+        let xml = format!(
+            r#"<samlp:Response xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="_r" Version="2.0" IssueInstant="2026-11-28T14:00:00Z"><samlp:Status><samlp:StatusCode Value="{}"/></samlp:Status><samlp:Extensions><saml:Assertion/></samlp:Extensions></samlp:Response>"#,
+            code::SUCCESS
+        );
+        let doc = parse(&xml, &Limits::default()).unwrap();
+        assert!(
+            parse_response(doc.root_element())
+                .unwrap()
+                .assertions
+                .is_empty()
+        );
+    }
+}
