@@ -10,6 +10,9 @@ pub enum Error {
     /// The hardened reader refused the document.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// The document (or subset) cannot be canonicalized.
+    #[error(transparent)]
+    C14n(#[from] crate::c14n::C14nError),
     /// Placeholder while a part of the crate is being written.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

@@ -1,0 +1,104 @@
+//! Byte-level output rules of C14N: which characters become references in text and in
+//! attribute values, and the line-end normalization that comments and PIs still need.
+//!
+//! Each writer copies the longest run of plain bytes in one `extend_from_slice`, so the
+//! common case (no special characters) costs one scan and one copy.
+
+/// Character data: `&`, `<`, `>` and CR are escaped (C14N 1.0 §2.3, "Text Nodes").
+pub(super) fn text(out: &mut Vec<u8>, s: &str) {
+    escape(out, s.as_bytes(), |b| match b {
+        b'&' => Some(b"&amp;"),
+        b'<' => Some(b"&lt;"),
+        b'>' => Some(b"&gt;"),
+        b'\r' => Some(b"&#xD;"),
+        _ => None,
+    });
+}
+
+/// Attribute values and namespace URIs: `&`, `<`, `"` and the three whitespace
+/// characters that attribute-value normalization would otherwise fold into spaces.
+pub(super) fn attribute(out: &mut Vec<u8>, s: &str) {
+    escape(out, s.as_bytes(), |b| match b {
+        b'&' => Some(b"&amp;"),
+        b'<' => Some(b"&lt;"),
+        b'"' => Some(b"&quot;"),
+        b'\t' => Some(b"&#x9;"),
+        b'\n' => Some(b"&#xA;"),
+        b'\r' => Some(b"&#xD;"),
+        _ => None,
+    });
+}
+
+/// Comment and PI content, which the parser hands over raw: XML line-end handling
+/// (CRLF and lone CR become LF) still applies to them, and nothing is escaped.
+pub(super) fn raw_with_line_ends(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes.get(i) == Some(&b'\r') {
+            out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+            out.push(b'\n');
+            i += if bytes.get(i + 1) == Some(&b'\n') {
+                2
+            } else {
+                1
+            };
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+}
+
+#[inline]
+fn escape(out: &mut Vec<u8>, bytes: &[u8], replacement: impl Fn(u8) -> Option<&'static [u8]>) {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if let Some(rep) = replacement(b) {
+            out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+            out.extend_from_slice(rep);
+            start = i + 1;
+        }
+    }
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(f: fn(&mut Vec<u8>, &str), s: &str) -> String {
+        let mut out = Vec::new();
+        f(&mut out, s);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn text_escapes() {
+        assert_eq!(
+            run(text, "a&b<c>d\re\"f'\t\n"),
+            "a&amp;b&lt;c&gt;d&#xD;e\"f'\t\n"
+        );
+        assert_eq!(run(text, ""), "");
+        assert_eq!(run(text, "ünï"), "ünï");
+    }
+
+    #[test]
+    fn attribute_escapes() {
+        assert_eq!(
+            run(attribute, "a&b<c>d\"e'\t\n\r"),
+            "a&amp;b&lt;c>d&quot;e'&#x9;&#xA;&#xD;"
+        );
+    }
+
+    #[test]
+    fn line_ends() {
+        assert_eq!(
+            run(raw_with_line_ends, "a\r\nb\rc\n\r\r\nd\r"),
+            "a\nb\nc\n\n\nd\n"
+        );
+        assert_eq!(run(raw_with_line_ends, "<&>"), "<&>");
+    }
+}

@@ -1,0 +1,139 @@
+//! Which namespace declarations are already in effect in the output.
+//!
+//! Both C14N flavours render a declaration only when the nearest output ancestor does
+//! not already render the same prefix with the same URI. Keeping a stack of what was
+//! actually rendered (one level per open element) answers that question without
+//! looking at the input tree's ancestors, so it works the same for a whole document,
+//! an apex subtree, and a subtree with an excluded element cut out.
+
+use super::C14nError;
+
+/// Declarations rendered by the currently open output elements.
+#[derive(Debug, Default)]
+pub(super) struct Rendered<'a> {
+    /// `(prefix, uri)` in the order rendered; the default namespace has prefix `""`.
+    entries: Vec<(&'a str, &'a str)>,
+    /// `entries.len()` when each open element started.
+    levels: Vec<usize>,
+}
+
+impl<'a> Rendered<'a> {
+    /// The URI the output currently binds `prefix` to. Before anything is rendered the
+    /// default namespace is empty (no namespace) and every other prefix is unbound.
+    pub(super) fn lookup(&self, prefix: &str) -> Option<&'a str> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == prefix)
+            .map(|&(_, uri)| uri)
+            .or(if prefix.is_empty() { Some("") } else { None })
+    }
+
+    /// Whether declaring `prefix` as `uri` on the next element would change anything.
+    pub(super) fn is_new(&self, prefix: &str, uri: &str) -> bool {
+        self.lookup(prefix) != Some(uri)
+    }
+
+    /// Opens an element level and records what it renders.
+    pub(super) fn push_level(&mut self, rendered: &[(&'a str, &'a str)]) {
+        self.levels.push(self.entries.len());
+        self.entries.extend_from_slice(rendered);
+    }
+
+    /// Closes the innermost element level.
+    pub(super) fn pop_level(&mut self) {
+        if let Some(len) = self.levels.pop() {
+            self.entries.truncate(len);
+        }
+    }
+}
+
+/// C14N 1.0 §2.1 and libxml2: a document with a relative namespace URI cannot be
+/// canonicalized. An empty URI on a prefix (`xmlns:p=""`, a Namespaces 1.1
+/// undeclaration) has no C14N 1.0 rendering either, so it fails too rather than
+/// being guessed at.
+pub(super) fn check_uri(prefix: Option<&str>, uri: &str) -> Result<(), C14nError> {
+    if uri.is_empty() {
+        return match prefix {
+            Some(p) => Err(C14nError::EmptyPrefixedNamespace {
+                prefix: p.to_owned(),
+            }),
+            None => Ok(()),
+        };
+    }
+    if is_absolute_uri(uri) {
+        Ok(())
+    } else {
+        Err(C14nError::RelativeNamespaceUri {
+            uri: uri.to_owned(),
+        })
+    }
+}
+
+/// RFC 3986 `scheme ":"` at the start, and none of the ASCII characters a URI can never
+/// hold (controls, space, `"<>\^`{|}`). Non-ASCII is let through: namespace names are
+/// often IRIs.
+fn is_absolute_uri(uri: &str) -> bool {
+    let Some((scheme, _)) = uri.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.bytes();
+    let scheme_ok = chars.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && chars.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    scheme_ok
+        && !uri.bytes().any(|b| {
+            b <= b' '
+                || matches!(
+                    b,
+                    b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}' | 0x7f
+                )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_namespace_starts_empty() {
+        let mut r = Rendered::default();
+        assert_eq!(r.lookup(""), Some(""));
+        assert_eq!(r.lookup("p"), None);
+        assert!(!r.is_new("", ""));
+        assert!(r.is_new("p", "urn:p"));
+        r.push_level(&[("", "urn:d"), ("p", "urn:p")]);
+        assert!(r.is_new("", ""));
+        assert!(!r.is_new("p", "urn:p"));
+        r.push_level(&[("p", "urn:q")]);
+        assert_eq!(r.lookup("p"), Some("urn:q"));
+        r.pop_level();
+        assert_eq!(r.lookup("p"), Some("urn:p"));
+        r.pop_level();
+        r.pop_level();
+        assert_eq!(r.lookup(""), Some(""));
+    }
+
+    #[test]
+    fn uri_checks() {
+        assert!(check_uri(None, "").is_ok());
+        assert!(check_uri(Some("p"), "urn:x").is_ok());
+        assert!(check_uri(Some("p"), "http://example.com/a?b#c").is_ok());
+        assert!(check_uri(Some("p"), "foo:bar").is_ok());
+        assert!(check_uri(Some("p"), "urn:ünï").is_ok());
+        assert!(matches!(
+            check_uri(Some("p"), ""),
+            Err(C14nError::EmptyPrefixedNamespace { .. })
+        ));
+        for bad in [
+            "rel", "a/b:c", ":x", "1a:b", "urn:a b", "urn:<x>", "urn:a\"b",
+        ] {
+            assert!(
+                matches!(
+                    check_uri(None, bad),
+                    Err(C14nError::RelativeNamespaceUri { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
