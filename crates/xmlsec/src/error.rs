@@ -13,6 +13,12 @@ pub enum Error {
     /// The document (or subset) cannot be canonicalized.
     #[error(transparent)]
     C14n(#[from] crate::c14n::C14nError),
+    /// A key, certificate or raw signature operation was refused.
+    #[error(transparent)]
+    Key(#[from] crate::crypto::KeyError),
+    /// An XML signature was refused, naming the rule it broke.
+    #[error(transparent)]
+    Signature(#[from] crate::dsig::SignatureError),
     /// Placeholder while a part of the crate is being written.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod c14n;
+pub mod crypto;
+pub mod dsig;
 pub mod error;
 pub mod fuzzing;
 pub mod reader;

@@ -1,0 +1,264 @@
+//! Enveloped signing: the Signature is spliced into the caller's text as bytes.
+//!
+//! Re-serializing a parsed tree would change whitespace, quoting and namespace layout of
+//! the whole document. Inserting the Signature's bytes at one offset leaves everything
+//! else exactly as the caller wrote it, so what we digested is what the caller sends.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use roxmltree::Node;
+
+use super::reference::{self, is_ncname};
+use super::{DSIG_NS, ENVELOPED_SIGNATURE, SignatureError, is_dsig};
+use crate::c14n;
+use crate::crypto::{Certificate, DigestAlgorithm, SignatureAlgorithm, SigningKey};
+use crate::error::Error;
+use crate::reader::{self, Limits};
+
+/// SAML's assertion namespace, used only for the default insertion point: the SAML
+/// schemas require the Signature right after `saml:Issuer`.
+const SAML_ASSERTION_NS: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+
+/// How to sign. `SignOptions::default()` fits SAML messages and assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SignOptions {
+    /// Name of the ID attribute on the element to sign. Default `ID`.
+    pub id_attribute: String,
+    /// Insert the Signature right after the first child element with this
+    /// `(namespace, local name)`, or as the first child if there is none (or this is
+    /// `None`). Default: `saml:Issuer`.
+    pub insert_after: Option<(String, String)>,
+    /// Signature algorithm; default: the key's natural one (RSA-SHA256, or ECDSA with
+    /// the curve's hash).
+    pub algorithm: Option<SignatureAlgorithm>,
+    /// Digest algorithm; default: the signature algorithm's hash.
+    pub digest: Option<DigestAlgorithm>,
+    /// Limits for parsing the input.
+    pub limits: Limits,
+}
+
+impl Default for SignOptions {
+    fn default() -> Self {
+        Self {
+            id_attribute: "ID".into(),
+            insert_after: Some((SAML_ASSERTION_NS.into(), "Issuer".into())),
+            algorithm: None,
+            digest: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Signs the element whose ID attribute is `element_id` with an enveloped signature
+/// (exclusive C14N, one `#id` Reference) and returns the signed document text. When
+/// `certificate` is given it goes into `KeyInfo/X509Data` (for the relying party's
+/// information only: our verifier never reads it).
+pub fn sign(
+    xml: &str,
+    element_id: &str,
+    key: &SigningKey,
+    certificate: Option<&Certificate>,
+    options: &SignOptions,
+) -> Result<String, Error> {
+    let algorithm = options.algorithm.unwrap_or_else(|| key.default_algorithm());
+    if !algorithm.can_sign() {
+        return Err(crate::crypto::KeyError::VerifyOnly(algorithm).into());
+    }
+    if !key.kind().fits(algorithm) {
+        return Err(crate::crypto::KeyError::AlgorithmKeyMismatch {
+            algorithm,
+            key: key.kind(),
+        }
+        .into());
+    }
+    let digest = options.digest.unwrap_or(match algorithm {
+        SignatureAlgorithm::RsaSha384 | SignatureAlgorithm::EcdsaSha384 => DigestAlgorithm::Sha384,
+        SignatureAlgorithm::RsaSha512 | SignatureAlgorithm::EcdsaSha512 => DigestAlgorithm::Sha512,
+        _ => DigestAlgorithm::Sha256,
+    });
+    if digest == DigestAlgorithm::Sha1 {
+        return Err(SignatureError::UnsupportedForSigning("SHA-1 digests").into());
+    }
+    if !is_ncname(element_id) {
+        return Err(SignatureError::InvalidId {
+            id: element_id.to_owned(),
+        }
+        .into());
+    }
+
+    // 1. Digest the element as it is now. Exclusive C14N of the element with the
+    //    Signature removed (the enveloped transform) gives these same bytes, because the
+    //    Signature is inserted with no whitespace of its own.
+    let doc = reader::parse(xml, &options.limits)?;
+    let text = doc.input_text();
+    let names = [options.id_attribute.clone()];
+    let element = reference::unique_element_by_id(doc.tree(), element_id, &names)?;
+    if element.children().any(|n| is_dsig(n, "Signature")) {
+        return Err(SignatureError::AlreadySigned.into());
+    }
+    let mut canonical = Vec::new();
+    c14n::canonicalize(
+        element,
+        c14n::Algorithm::EXCLUSIVE,
+        &c14n::Options::default(),
+        None,
+        &mut canonical,
+    )?;
+    let digest_value = STANDARD.encode(digest.digest(&canonical));
+
+    // 2. Splice in the Signature with an empty SignatureValue.
+    let (offset, self_closing) = insertion_point(element, text, options.insert_after.as_ref())?;
+    let (signature_xml, value_at) =
+        signature_template(element_id, algorithm, digest, &digest_value, certificate);
+    let (head, tail) = split(text, offset)?;
+    let mut signed = String::with_capacity(text.len() + signature_xml.len() + 64);
+    signed.push_str(head);
+    let signature_start = match self_closing {
+        None => {
+            let start = signed.len();
+            signed.push_str(&signature_xml);
+            signed.push_str(tail);
+            start
+        }
+        Some(qname) => {
+            // `<x .../>` becomes `<x ...>SIGNATURE</x>`; `offset` is at the `/`.
+            signed.push('>');
+            let start = signed.len();
+            signed.push_str(&signature_xml);
+            signed.push_str("</");
+            signed.push_str(qname);
+            signed.push('>');
+            signed.push_str(tail.strip_prefix("/>").unwrap_or(tail));
+            start
+        }
+    };
+    finish(signed, signature_start, value_at, algorithm, key, options)
+}
+
+/// 3. Canonicalizes the SignedInfo as it sits in the final document, signs it, and puts
+///    the value into the empty SignatureValue.
+fn finish(
+    mut signed: String,
+    signature_start: usize,
+    value_at: usize,
+    algorithm: SignatureAlgorithm,
+    key: &SigningKey,
+    options: &SignOptions,
+) -> Result<String, Error> {
+    let mut canonical = Vec::new();
+    {
+        let doc = reader::parse(&signed, &options.limits)?;
+        let signature = doc
+            .tree()
+            .descendants()
+            .find(|n| n.range().start == signature_start && is_dsig(*n, "Signature"))
+            .ok_or(SignatureError::Splice)?;
+        let signed_info = signature
+            .first_element_child()
+            .ok_or(SignatureError::SignedInfoCount { found: 0 })?;
+        c14n::canonicalize(
+            signed_info,
+            c14n::Algorithm::EXCLUSIVE,
+            &c14n::Options::default(),
+            None,
+            &mut canonical,
+        )?;
+    }
+    let value = STANDARD.encode(key.sign(algorithm, &canonical)?);
+    let at = signature_start.saturating_add(value_at);
+    if !signed.is_char_boundary(at) {
+        return Err(SignatureError::Splice.into());
+    }
+    signed.insert_str(at, &value);
+    Ok(signed)
+}
+
+fn split(text: &str, at: usize) -> Result<(&str, &str), Error> {
+    match (text.get(..at), text.get(at..)) {
+        (Some(head), Some(tail)) => Ok((head, tail)),
+        _ => Err(SignatureError::Splice.into()),
+    }
+}
+
+/// Where the Signature goes: after the chosen child, else right after the start tag.
+/// For a self-closing element, returns the offset of its `/>` and its qualified name.
+fn insertion_point<'t>(
+    element: Node<'_, '_>,
+    text: &'t str,
+    after: Option<&(String, String)>,
+) -> Result<(usize, Option<&'t str>), Error> {
+    if let Some((ns, local)) = after {
+        let child = element.children().find(|c| {
+            c.is_element()
+                && c.tag_name().namespace() == Some(ns.as_str())
+                && c.tag_name().name() == local
+        });
+        if let Some(child) = child {
+            return Ok((child.range().end, None));
+        }
+    }
+    let start = element.range().start;
+    let bytes = text.as_bytes();
+    let mut quote = None;
+    let mut i = start.saturating_add(1);
+    while let Some(&b) = bytes.get(i) {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') => quote = Some(b),
+            (None, b'>') => {
+                if i > 0 && bytes.get(i - 1) == Some(&b'/') {
+                    let name_end = text
+                        .get(start + 1..)
+                        .and_then(|s| s.find(|c: char| c.is_whitespace() || c == '/' || c == '>'))
+                        .map_or(i - 1, |n| start + 1 + n);
+                    let qname = text.get(start + 1..name_end).unwrap_or_default();
+                    return Ok((i - 1, Some(qname)));
+                }
+                return Ok((i + 1, None));
+            }
+            (None, _) => {}
+        }
+        i += 1;
+    }
+    Err(SignatureError::Splice.into())
+}
+
+/// The Signature element with an empty SignatureValue, and the offset (within it) where
+/// the value goes.
+fn signature_template(
+    id: &str,
+    algorithm: SignatureAlgorithm,
+    digest: DigestAlgorithm,
+    digest_value: &str,
+    certificate: Option<&Certificate>,
+) -> (String, usize) {
+    let mut s = String::with_capacity(2048);
+    s.push_str("<ds:Signature xmlns:ds=\"");
+    s.push_str(DSIG_NS);
+    s.push_str("\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"");
+    s.push_str(c14n::Algorithm::EXCLUSIVE.uri());
+    s.push_str("\"/><ds:SignatureMethod Algorithm=\"");
+    s.push_str(algorithm.uri());
+    s.push_str("\"/><ds:Reference URI=\"#");
+    s.push_str(id);
+    s.push_str("\"><ds:Transforms><ds:Transform Algorithm=\"");
+    s.push_str(ENVELOPED_SIGNATURE);
+    s.push_str("\"/><ds:Transform Algorithm=\"");
+    s.push_str(c14n::Algorithm::EXCLUSIVE.uri());
+    s.push_str("\"/></ds:Transforms><ds:DigestMethod Algorithm=\"");
+    s.push_str(digest.uri());
+    s.push_str("\"/><ds:DigestValue>");
+    s.push_str(digest_value);
+    s.push_str("</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>");
+    let value_at = s.len();
+    s.push_str("</ds:SignatureValue>");
+    if let Some(cert) = certificate {
+        s.push_str("<ds:KeyInfo><ds:X509Data><ds:X509Certificate>");
+        s.push_str(&cert.to_base64());
+        s.push_str("</ds:X509Certificate></ds:X509Data></ds:KeyInfo>");
+    }
+    s.push_str("</ds:Signature>");
+    (s, value_at)
+}

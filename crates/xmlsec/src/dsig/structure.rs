@@ -1,0 +1,277 @@
+//! Reads a `ds:Signature` element into typed parts, enforcing its shape.
+//!
+//! The allowed shape is XML-DSig's schema with the optional parts we do not need
+//! removed: `Signature = SignedInfo, SignatureValue, KeyInfo?, Object*` and
+//! `SignedInfo = CanonicalizationMethod, SignatureMethod, Reference+`. Algorithms are
+//! mapped to our allow-listed enums here, so nothing downstream sees a URI.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use roxmltree::Node;
+
+use super::{ENVELOPED_SIGNATURE, EXC_C14N_NS, SignatureError, expanded_name, is_dsig};
+use crate::c14n;
+use crate::crypto::{DigestAlgorithm, SignatureAlgorithm};
+
+/// A Signature element, checked and decoded.
+#[derive(Debug)]
+pub(super) struct Parts<'a, 'i> {
+    /// The one SignedInfo (a direct child of the Signature).
+    pub signed_info: Node<'a, 'i>,
+    /// SignedInfo's canonicalization, comments setting as declared.
+    pub c14n: c14n::Algorithm,
+    /// InclusiveNamespaces PrefixList of the CanonicalizationMethod.
+    pub c14n_prefixes: Vec<&'a str>,
+    /// SignatureMethod.
+    pub method: SignatureAlgorithm,
+    /// The single Reference.
+    pub reference: ReferencePart<'a>,
+    /// Decoded SignatureValue.
+    pub signature_value: Vec<u8>,
+    /// `ds:Object` children (only the enveloping form accepts any).
+    pub objects: Vec<Node<'a, 'i>>,
+}
+
+/// A Reference, checked and decoded.
+#[derive(Debug)]
+pub(super) struct ReferencePart<'a> {
+    /// The URI attribute, verbatim.
+    pub uri: &'a str,
+    /// Whether the enveloped-signature transform is present.
+    pub enveloped: bool,
+    /// The explicit c14n transform, if any, with its PrefixList.
+    pub c14n: Option<(c14n::Algorithm, Vec<&'a str>)>,
+    /// DigestMethod.
+    pub digest: DigestAlgorithm,
+    /// Decoded DigestValue.
+    pub digest_value: Vec<u8>,
+}
+
+/// Parses `signature` (a `ds:Signature` element). SHA-1 is refused here unless
+/// `allow_sha1`, so that the error names the rule before any crypto runs.
+pub(super) fn parse<'a, 'i>(
+    signature: Node<'a, 'i>,
+    allow_sha1: bool,
+) -> Result<Parts<'a, 'i>, SignatureError> {
+    let signed_info_count = signature
+        .descendants()
+        .filter(|n| is_dsig(*n, "SignedInfo"))
+        .count();
+    if signed_info_count != 1 {
+        return Err(SignatureError::SignedInfoCount {
+            found: signed_info_count,
+        });
+    }
+    let mut children = signature.children().filter(Node::is_element).peekable();
+    let signed_info = expect(children.next(), "Signature", "SignedInfo")?;
+    let value = expect(children.next(), "Signature", "SignatureValue")?;
+    if children.peek().is_some_and(|n| is_dsig(*n, "KeyInfo")) {
+        children.next();
+    }
+    let mut objects = Vec::new();
+    for child in children {
+        if !is_dsig(child, "Object") {
+            return Err(unexpected("Signature", child));
+        }
+        objects.push(child);
+    }
+
+    let mut si = signed_info.children().filter(Node::is_element);
+    let cm = expect(si.next(), "SignedInfo", "CanonicalizationMethod")?;
+    let sm = expect(si.next(), "SignedInfo", "SignatureMethod")?;
+    let mut references = Vec::new();
+    for child in si {
+        if !is_dsig(child, "Reference") {
+            return Err(unexpected("SignedInfo", child));
+        }
+        references.push(child);
+    }
+    let reference = match references.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(SignatureError::MissingElement {
+                parent: "SignedInfo",
+                element: "Reference",
+            });
+        }
+        more => return Err(SignatureError::ReferenceCount { found: more.len() }),
+    };
+
+    let cm_uri = algorithm_attr(cm, "CanonicalizationMethod")?;
+    let c14n = c14n::Algorithm::from_uri(cm_uri).ok_or_else(|| {
+        SignatureError::DisallowedCanonicalization {
+            algorithm: cm_uri.to_owned(),
+        }
+    })?;
+    let c14n_prefixes = inclusive_prefixes(cm, c14n, "CanonicalizationMethod")?;
+
+    let sm_uri = algorithm_attr(sm, "SignatureMethod")?;
+    let method = SignatureAlgorithm::from_uri(sm_uri).ok_or_else(|| {
+        SignatureError::UnknownSignatureAlgorithm {
+            algorithm: sm_uri.to_owned(),
+        }
+    })?;
+    if let Some(child) = sm.children().find(Node::is_element) {
+        // HMACOutputLength and friends: nothing we accept takes parameters.
+        return Err(unexpected("SignatureMethod", child));
+    }
+    if method.uses_sha1() && !allow_sha1 {
+        return Err(SignatureError::Sha1NotAllowed);
+    }
+
+    let reference = parse_reference(reference, allow_sha1)?;
+    let signature_value = base64_text(value, "SignatureValue")?;
+    Ok(Parts {
+        signed_info,
+        c14n,
+        c14n_prefixes,
+        method,
+        reference,
+        signature_value,
+        objects,
+    })
+}
+
+fn parse_reference<'a>(
+    reference: Node<'a, '_>,
+    allow_sha1: bool,
+) -> Result<ReferencePart<'a>, SignatureError> {
+    let uri = reference
+        .attribute("URI")
+        .ok_or(SignatureError::MissingAttribute {
+            element: "Reference",
+            attribute: "URI",
+        })?;
+    let mut children = reference.children().filter(Node::is_element).peekable();
+    let mut enveloped = false;
+    let mut c14n = None;
+    if let Some(transforms) = children.next_if(|n| is_dsig(*n, "Transforms")) {
+        for transform in transforms.children().filter(Node::is_element) {
+            if !is_dsig(transform, "Transform") {
+                return Err(unexpected("Transforms", transform));
+            }
+            let uri = algorithm_attr(transform, "Transform")?;
+            if c14n.is_some() {
+                // Nothing may follow the canonicalization: it produces octets.
+                return Err(SignatureError::TransformSequence);
+            }
+            if uri == ENVELOPED_SIGNATURE {
+                if enveloped {
+                    return Err(SignatureError::TransformSequence);
+                }
+                if let Some(child) = transform.children().find(Node::is_element) {
+                    return Err(unexpected("Transform", child));
+                }
+                enveloped = true;
+            } else if let Some(alg) = c14n::Algorithm::from_uri(uri) {
+                let prefixes = inclusive_prefixes(transform, alg, "Transform")?;
+                c14n = Some((alg, prefixes));
+            } else {
+                return Err(SignatureError::DisallowedTransform {
+                    algorithm: uri.to_owned(),
+                });
+            }
+        }
+    }
+    let dm = expect(children.next(), "Reference", "DigestMethod")?;
+    let dv = expect(children.next(), "Reference", "DigestValue")?;
+    if let Some(extra) = children.next() {
+        return Err(unexpected("Reference", extra));
+    }
+    let dm_uri = algorithm_attr(dm, "DigestMethod")?;
+    let digest = DigestAlgorithm::from_uri(dm_uri).ok_or_else(|| {
+        SignatureError::UnknownDigestAlgorithm {
+            algorithm: dm_uri.to_owned(),
+        }
+    })?;
+    if digest == DigestAlgorithm::Sha1 && !allow_sha1 {
+        return Err(SignatureError::Sha1NotAllowed);
+    }
+    let digest_value = base64_text(dv, "DigestValue")?;
+    Ok(ReferencePart {
+        uri,
+        enveloped,
+        c14n,
+        digest,
+        digest_value,
+    })
+}
+
+/// Checks that `node` is the expected `ds:` element.
+fn expect<'a, 'i>(
+    node: Option<Node<'a, 'i>>,
+    parent: &'static str,
+    element: &'static str,
+) -> Result<Node<'a, 'i>, SignatureError> {
+    match node {
+        Some(n) if is_dsig(n, element) => Ok(n),
+        Some(n) => Err(unexpected(parent, n)),
+        None => Err(SignatureError::MissingElement { parent, element }),
+    }
+}
+
+fn unexpected(parent: &'static str, found: Node<'_, '_>) -> SignatureError {
+    SignatureError::UnexpectedElement {
+        parent,
+        found: expanded_name(found),
+    }
+}
+
+fn algorithm_attr<'a>(
+    node: Node<'a, '_>,
+    element: &'static str,
+) -> Result<&'a str, SignatureError> {
+    node.attribute("Algorithm")
+        .ok_or(SignatureError::MissingAttribute {
+            element,
+            attribute: "Algorithm",
+        })
+}
+
+/// The PrefixList of an `ec:InclusiveNamespaces` child (exclusive C14N only); any other
+/// child element is refused.
+fn inclusive_prefixes<'a>(
+    node: Node<'a, '_>,
+    algorithm: c14n::Algorithm,
+    parent: &'static str,
+) -> Result<Vec<&'a str>, SignatureError> {
+    let mut prefixes = Vec::new();
+    let mut seen = false;
+    for child in node.children().filter(Node::is_element) {
+        let is_inclusive_ns = child.tag_name().namespace() == Some(EXC_C14N_NS)
+            && child.tag_name().name() == "InclusiveNamespaces"
+            && matches!(algorithm, c14n::Algorithm::Exclusive { .. })
+            && !seen;
+        if !is_inclusive_ns {
+            return Err(unexpected(parent, child));
+        }
+        seen = true;
+        let list = child.attribute("PrefixList").unwrap_or_default();
+        prefixes.extend(
+            list.split([' ', '\t', '\r', '\n'])
+                .filter(|p| !p.is_empty()),
+        );
+    }
+    Ok(prefixes)
+}
+
+/// Decodes base64 from an element's text children; whitespace is ignored, anything but
+/// text is refused.
+fn base64_text(node: Node<'_, '_>, element: &'static str) -> Result<Vec<u8>, SignatureError> {
+    let mut compact = String::new();
+    for child in node.children() {
+        if !child.is_text() {
+            return Err(SignatureError::NonTextContent { element });
+        }
+        compact.extend(
+            child
+                .text()
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n')),
+        );
+    }
+    STANDARD
+        .decode(compact)
+        .map_err(|_| SignatureError::InvalidBase64 { element })
+}
