@@ -7,6 +7,7 @@
 
 pub mod assertion;
 pub mod authn_request;
+pub mod binding;
 pub mod error;
 pub mod ids;
 pub mod logout;

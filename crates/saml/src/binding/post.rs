@@ -1,0 +1,202 @@
+//! HTTP-POST binding (SAML bindings §3.5): base64 form fields and the page that posts
+//! them on.
+//!
+//! The page submits itself with one fixed inline script, so a server can allow exactly
+//! that script under a strict Content-Security-Policy: put [`SCRIPT_CSP_HASH`] in
+//! `script-src` (or pass a nonce). The form also has a submit button inside `<noscript>`
+//! for browsers without script. The server's CSP must allow the destination in
+//! `form-action`.
+
+use super::{BindingLimits, MessageKind, base64_decode, base64_encode, check_relay_state};
+use crate::error::{Error, Result};
+
+/// The inline script of the auto-submitting page, byte for byte.
+pub const AUTO_SUBMIT_SCRIPT: &str = "document.forms[0].submit();";
+
+/// The CSP source expression that allows [`AUTO_SUBMIT_SCRIPT`] and nothing else, for a
+/// `script-src` directive. A test recomputes it from the script.
+pub const SCRIPT_CSP_HASH: &str = "'sha256-8lDeP0UDwCO6/RhblgeH/ctdBzjVpJxrXizsnIk3cEQ='";
+
+/// Base64 form value for `xml`.
+pub fn encode(xml: &str) -> String {
+    base64_encode(xml.as_bytes())
+}
+
+/// A message received through HTTP-POST, decoded but not yet trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostMessage {
+    /// The XML text.
+    pub xml: String,
+    /// The RelayState field.
+    pub relay_state: Option<String>,
+}
+
+/// Decodes the form fields of a POST (the web framework has already URL-decoded them).
+pub fn decode(
+    value: &str,
+    relay_state: Option<&str>,
+    limits: &BindingLimits,
+) -> Result<PostMessage> {
+    if value.len() > limits.max_encoded {
+        return Err(Error::EncodedTooLarge {
+            size: value.len(),
+            limit: limits.max_encoded,
+        });
+    }
+    check_relay_state(relay_state, limits)?;
+    let bytes = base64_decode(value, "SAMLResponse")?;
+    if bytes.len() > limits.max_decoded {
+        return Err(Error::InflatedTooLarge {
+            limit: limits.max_decoded,
+        });
+    }
+    Ok(PostMessage {
+        xml: String::from_utf8(bytes).map_err(|_| Error::NotUtf8)?,
+        relay_state: relay_state.map(str::to_owned),
+    })
+}
+
+/// The auto-submitting HTML page that posts `xml` to `destination`.
+///
+/// Without a nonce, the server must send `script-src` [`SCRIPT_CSP_HASH`]; with one, the
+/// script carries `nonce="…"` (which must be fresh per response and also in the header).
+pub fn auto_submit_page(
+    destination: &str,
+    kind: MessageKind,
+    xml: &str,
+    relay_state: Option<&str>,
+    nonce: Option<&str>,
+    limits: &BindingLimits,
+) -> Result<String> {
+    check_relay_state(relay_state, limits)?;
+    let mut html = String::with_capacity(xml.len() * 2 + 1024);
+    html.push_str(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\"><title>Continue</title></head>\n<body>\n<form method=\"post\" action=\"",
+    );
+    html_escape(destination, &mut html);
+    html.push_str("\">\n<input type=\"hidden\" name=\"");
+    html.push_str(kind.param());
+    html.push_str("\" value=\"");
+    html_escape(&encode(xml), &mut html);
+    html.push_str("\">\n");
+    if let Some(r) = relay_state {
+        html.push_str("<input type=\"hidden\" name=\"RelayState\" value=\"");
+        html_escape(r, &mut html);
+        html.push_str("\">\n");
+    }
+    html.push_str(
+        "<noscript><button type=\"submit\">Continue</button></noscript>\n</form>\n<script",
+    );
+    if let Some(n) = nonce {
+        html.push_str(" nonce=\"");
+        html_escape(n, &mut html);
+        html.push('"');
+    }
+    html.push('>');
+    html.push_str(AUTO_SUBMIT_SCRIPT);
+    html.push_str("</script>\n</body></html>\n");
+    Ok(html)
+}
+
+/// Escapes for HTML text and double- or single-quoted attribute values.
+fn html_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    #[test]
+    fn csp_hash_matches_script() {
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, AUTO_SUBMIT_SCRIPT.as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+        assert_eq!(SCRIPT_CSP_HASH, format!("'sha256-{b64}'"));
+    }
+
+    #[test]
+    fn page_escapes_and_embeds_exact_script() {
+        let limits = BindingLimits::default();
+        let page = auto_submit_page(
+            "https://sp.example.com/acs?a=1&b=\"><script>x</script>",
+            MessageKind::Response,
+            "<x/>",
+            Some("'><img src=x>"),
+            None,
+            &limits,
+        )
+        .unwrap();
+        assert!(page.contains("action=\"https://sp.example.com/acs?a=1&amp;b=&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
+        assert!(page.contains("name=\"RelayState\" value=\"&#39;&gt;&lt;img src=x&gt;\""));
+        assert!(page.contains(&format!(
+            "name=\"SAMLResponse\" value=\"{}\"",
+            encode("<x/>")
+        )));
+        assert!(page.contains(&format!("<script>{AUTO_SUBMIT_SCRIPT}</script>")));
+        assert_eq!(page.matches("<script").count(), 1);
+        assert!(page.contains("<noscript><button type=\"submit\">"));
+        let with_nonce = auto_submit_page(
+            "https://a",
+            MessageKind::Request,
+            "<x/>",
+            None,
+            Some("n\"1"),
+            &limits,
+        )
+        .unwrap();
+        assert!(with_nonce.contains(&format!(
+            "<script nonce=\"n&quot;1\">{AUTO_SUBMIT_SCRIPT}</script>"
+        )));
+        assert!(with_nonce.contains("name=\"SAMLRequest\""));
+        assert!(!with_nonce.contains("RelayState"));
+    }
+
+    #[test]
+    fn decode_round_trip_and_caps() {
+        let limits = BindingLimits::default();
+        let xml = "<samlp:Response/>";
+        let wrapped: String = encode(xml)
+            .as_bytes()
+            .chunks(4)
+            .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        let m = decode(&wrapped, Some("rs"), &limits).unwrap();
+        assert_eq!(m.xml, xml);
+        assert_eq!(m.relay_state.as_deref(), Some("rs"));
+        assert_eq!(
+            decode(&encode(xml), Some(&"r".repeat(81)), &limits),
+            Err(Error::RelayStateTooLong { len: 81, limit: 80 })
+        );
+        assert_eq!(
+            decode("%%%", None, &limits),
+            Err(Error::Base64("SAMLResponse"))
+        );
+        let small = BindingLimits {
+            max_decoded: 4,
+            ..limits
+        };
+        assert_eq!(
+            decode(&encode(xml), None, &small),
+            Err(Error::InflatedTooLarge { limit: 4 })
+        );
+        let tiny = BindingLimits {
+            max_encoded: 4,
+            ..limits
+        };
+        assert!(matches!(
+            decode(&encode(xml), None, &tiny),
+            Err(Error::EncodedTooLarge { .. })
+        ));
+    }
+}
