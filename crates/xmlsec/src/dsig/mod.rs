@@ -127,8 +127,9 @@ pub enum SignatureError {
         /// The ID value.
         id: String,
     },
-    /// An ID value that is not an XML NCName cannot be referenced as `#id`.
-    #[error("ID {id:?} is not a valid XML name")]
+    /// An ID value that is not a bare name (letters, digits, `.-_`) cannot be referenced
+    /// as `#id`.
+    #[error("ID {id:?} is not a bare name")]
     InvalidId {
         /// The ID value.
         id: String,

@@ -25,22 +25,20 @@ pub(super) fn parse_uri(uri: &str) -> Result<Target<'_>, SignatureError> {
         return Ok(Target::WholeDocument);
     }
     match uri.strip_prefix('#') {
-        Some(id) if is_ncname(id) => Ok(Target::Id(id)),
+        Some(id) if is_bare_name(id) => Ok(Target::Id(id)),
         _ => Err(SignatureError::UnsupportedUri {
             uri: uri.to_owned(),
         }),
     }
 }
 
-/// An XML NCName, loosely: enough to rule out XPointer syntax, quotes, colons and
-/// whitespace, which is what matters for a bare-name reference.
-pub(crate) fn is_ncname(s: &str) -> bool {
-    let mut chars = s.chars();
-    let Some(first) = chars.next() else {
-        return false;
-    };
-    (first.is_alphabetic() || first == '_')
-        && chars.all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '\u{B7}'))
+/// A bare name: letters, digits, `.`, `-`, `_`. Looser than an XML NCName (a leading
+/// digit is accepted, as xmlsec1 does, because real IdPs emit such IDs) but it rules out
+/// everything that matters: XPointer and `element()` syntax, quotes, colons, whitespace.
+pub(crate) fn is_bare_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '\u{B7}'))
 }
 
 /// The element's own ID: the first unqualified attribute among `names` that it carries.
@@ -91,6 +89,7 @@ mod tests {
     fn only_bare_names_and_empty() {
         assert_eq!(parse_uri(""), Ok(Target::WholeDocument));
         assert_eq!(parse_uri("#_abc-1.2"), Ok(Target::Id("_abc-1.2")));
+        assert_eq!(parse_uri("#11111"), Ok(Target::Id("11111")));
         for bad in [
             "#xpointer(id('a'))",
             "#xpointer(/)",
@@ -102,7 +101,6 @@ mod tests {
             "#t't",
             "http://example.com/#a",
             "a",
-            "#1abc",
         ] {
             assert!(parse_uri(bad).is_err(), "{bad} must be refused");
         }

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use roxmltree::Node;
 
-use super::reference::{self, is_ncname};
+use super::reference::{self, is_bare_name};
 use super::{DSIG_NS, ENVELOPED_SIGNATURE, SignatureError, is_dsig};
 use crate::c14n;
 use crate::crypto::{Certificate, DigestAlgorithm, SignatureAlgorithm, SigningKey};
@@ -80,7 +80,7 @@ pub fn sign(
     if digest == DigestAlgorithm::Sha1 {
         return Err(SignatureError::UnsupportedForSigning("SHA-1 digests").into());
     }
-    if !is_ncname(element_id) {
+    if !is_bare_name(element_id) {
         return Err(SignatureError::InvalidId {
             id: element_id.to_owned(),
         }
