@@ -1,3 +1,22 @@
 #![forbid(unsafe_code)]
+//! The Latchkey identity provider: store, directory, applications and audit log.
+//!
+//! Start with [`Store::open`]; everything else hangs off the [`Store`] handle:
+//! [`Store::users`], [`Store::groups`], [`Store::apps`], [`Store::audit`].
+
+pub mod apps;
+pub mod audit;
 pub mod catalog;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod export;
+pub mod ids;
 pub mod keys;
+pub mod password;
+pub mod store;
+
+pub use audit::Actor;
+pub use config::Config;
+pub use error::{Error, Result};
+pub use store::Store;

@@ -1,0 +1,17 @@
+//! Applications (SAML service providers): registration, access policy and pairwise NameIDs.
+//!
+//! An application is reachable only by members of the groups assigned to it; with no groups
+//! assigned, nobody may use it.
+
+mod mapping;
+mod model;
+mod pairwise;
+mod registry;
+pub(crate) mod rules;
+
+pub use mapping::{AttributeMapping, AttributeNameFormat, AttributeSource, UserField, ValueFilter};
+pub use model::{
+    AcsEndpoint, Application, Binding, Endpoint, NameIdFormat, NameIdPolicy, NameIdSource,
+    NewApplication, Tile,
+};
+pub use registry::Apps;

@@ -1,0 +1,341 @@
+//! What a registered service provider is: endpoints, keys, NameID policy, attribute release,
+//! signing choices and its portal tile.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::mapping::AttributeMapping;
+use crate::error::{Error, Result};
+use crate::ids::AppId;
+
+/// A SAML protocol binding an endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Binding {
+    /// HTTP-POST (the usual binding for ACS endpoints).
+    HttpPost,
+    /// HTTP-Redirect (requests and logout, never assertions).
+    HttpRedirect,
+    /// HTTP-Artifact.
+    HttpArtifact,
+    /// SOAP (back-channel logout).
+    Soap,
+}
+
+impl Binding {
+    /// The binding's URN as used in metadata and messages.
+    pub fn uri(self) -> &'static str {
+        match self {
+            Binding::HttpPost => "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST",
+            Binding::HttpRedirect => "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect",
+            Binding::HttpArtifact => "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact",
+            Binding::Soap => "urn:oasis:names:tc:SAML:2.0:bindings:SOAP",
+        }
+    }
+
+    /// Parses a short name (`post`, `redirect`, `artifact`, `soap`) or a full binding URN.
+    pub fn parse(raw: &str) -> Result<Binding> {
+        let all = [
+            Binding::HttpPost,
+            Binding::HttpRedirect,
+            Binding::HttpArtifact,
+            Binding::Soap,
+        ];
+        let short = raw.trim().to_ascii_lowercase();
+        let found = all.into_iter().find(|b| {
+            b.uri() == raw.trim()
+                || short == b.short()
+                || short.strip_prefix("http-") == Some(b.short())
+        });
+        found.ok_or_else(|| {
+            Error::invalid(
+                "binding",
+                format!("{raw:?} is not one of: post, redirect, artifact, soap, or a binding URN"),
+            )
+        })
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Binding::HttpPost => "post",
+            Binding::HttpRedirect => "redirect",
+            Binding::HttpArtifact => "artifact",
+            Binding::Soap => "soap",
+        }
+    }
+}
+
+/// An AssertionConsumerService endpoint: where responses are posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcsEndpoint {
+    /// Absolute http(s) URL.
+    pub url: String,
+    /// Binding (HTTP-POST or HTTP-Artifact).
+    pub binding: Binding,
+    /// The index an AuthnRequest may name instead of a URL.
+    pub index: u16,
+    /// Used when a request names no endpoint.
+    pub is_default: bool,
+}
+
+/// A single-logout endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Absolute http(s) URL.
+    pub url: String,
+    /// Binding.
+    pub binding: Binding,
+}
+
+/// The NameID format asserted to the SP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NameIdFormat {
+    /// Stable, opaque, per-SP identifier.
+    Persistent,
+    /// Fresh random identifier per session.
+    Transient,
+    /// An e-mail address.
+    EmailAddress,
+    /// No particular format (SP-specific, often the username).
+    Unspecified,
+}
+
+impl NameIdFormat {
+    /// The format's URN.
+    pub fn uri(self) -> &'static str {
+        match self {
+            NameIdFormat::Persistent => "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            NameIdFormat::Transient => "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+            NameIdFormat::EmailAddress => "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            NameIdFormat::Unspecified => "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+        }
+    }
+
+    /// Parses `persistent`, `transient`, `email`, `unspecified` or a format URN.
+    pub fn parse(raw: &str) -> Result<NameIdFormat> {
+        let all = [
+            NameIdFormat::Persistent,
+            NameIdFormat::Transient,
+            NameIdFormat::EmailAddress,
+            NameIdFormat::Unspecified,
+        ];
+        let short = raw.trim().to_ascii_lowercase();
+        let short = match short.as_str() {
+            "email" | "emailaddress" | "email-address" => "email-address",
+            other => other,
+        };
+        all.into_iter()
+            .find(|f| f.uri() == raw.trim() || short == f.short())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "name_id_format",
+                    format!(
+                        "{raw:?} is not one of: persistent, transient, email, unspecified, or a format URN"
+                    ),
+                )
+            })
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            NameIdFormat::Persistent => "persistent",
+            NameIdFormat::Transient => "transient",
+            NameIdFormat::EmailAddress => "email-address",
+            NameIdFormat::Unspecified => "unspecified",
+        }
+    }
+}
+
+/// Where the NameID value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum NameIdSource {
+    /// A stored random identifier unique to this (user, app) pair; survives renames and
+    /// cannot be correlated across SPs.
+    Pairwise,
+    /// The user's e-mail address.
+    Email,
+    /// The user's username.
+    Username,
+    /// A custom attribute (its first value).
+    Attribute(String),
+}
+
+impl fmt::Display for NameIdSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameIdSource::Pairwise => f.write_str("pairwise"),
+            NameIdSource::Email => f.write_str("email"),
+            NameIdSource::Username => f.write_str("username"),
+            NameIdSource::Attribute(name) => write!(f, "attr:{name}"),
+        }
+    }
+}
+
+impl FromStr for NameIdSource {
+    type Err = Error;
+
+    fn from_str(raw: &str) -> Result<Self> {
+        match raw.trim() {
+            "pairwise" | "persistent" => Ok(NameIdSource::Pairwise),
+            "email" => Ok(NameIdSource::Email),
+            "username" => Ok(NameIdSource::Username),
+            other => match other.strip_prefix("attr:") {
+                Some(name) => Ok(NameIdSource::Attribute(
+                    crate::directory::validate::attribute_key(name)?,
+                )),
+                None => Err(Error::invalid(
+                    "name_id_source",
+                    format!("{raw:?} is not one of: pairwise, email, username, attr:NAME"),
+                )),
+            },
+        }
+    }
+}
+
+impl TryFrom<String> for NameIdSource {
+    type Error = Error;
+
+    fn try_from(value: String) -> Result<Self> {
+        value.parse()
+    }
+}
+
+impl From<NameIdSource> for String {
+    fn from(value: NameIdSource) -> Self {
+        value.to_string()
+    }
+}
+
+/// How the NameID is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameIdPolicy {
+    /// The declared format.
+    pub format: NameIdFormat,
+    /// Where the value comes from (ignored for transient IDs, which are per session).
+    pub source: NameIdSource,
+}
+
+impl Default for NameIdPolicy {
+    fn default() -> Self {
+        NameIdPolicy {
+            format: NameIdFormat::Persistent,
+            source: NameIdSource::Pairwise,
+        }
+    }
+}
+
+/// How the application appears in the user portal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tile {
+    /// One line under the name.
+    pub description: Option<String>,
+    /// Absolute http(s) URL of an icon.
+    pub icon_url: Option<String>,
+    /// RelayState sent with IdP-initiated sign-in (at most 80 bytes, per the SAML bindings).
+    pub default_relay_state: Option<String>,
+    /// Whether the tile is shown (hidden apps are still usable SP-initiated).
+    pub visible: bool,
+}
+
+impl Default for Tile {
+    fn default() -> Self {
+        Tile {
+            description: None,
+            icon_url: None,
+            default_relay_state: None,
+            visible: true,
+        }
+    }
+}
+
+/// Everything that defines an application. This is the seam for other ways of registering an
+/// SP: the generic connector fills it from explicit fields, catalogue templates from a
+/// template, and an SP-metadata parser from `<SPSSODescriptor>` (entity ID, ACS/SLO
+/// endpoints, certificates, NameID format), leaving IdP policy at its defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApplication {
+    /// The SP's SAML entity ID (unique).
+    pub entity_id: String,
+    /// Name shown to admins and on the portal tile.
+    pub name: String,
+    /// Where assertions may be sent; responses go nowhere else.
+    pub acs: Vec<AcsEndpoint>,
+    /// Single-logout endpoint.
+    pub slo: Option<Endpoint>,
+    /// PEM certificates the SP signs requests with (several during key rollover).
+    pub signing_certs: Vec<String>,
+    /// PEM certificate to encrypt assertions to.
+    pub encryption_cert: Option<String>,
+    /// NameID format and source.
+    pub name_id: NameIdPolicy,
+    /// Attributes released to the SP; nothing else is.
+    pub attributes: Vec<AttributeMapping>,
+    /// Sign the `<Response>`.
+    pub sign_response: bool,
+    /// Sign the `<Assertion>`.
+    pub sign_assertion: bool,
+    /// Encrypt the assertion to `encryption_cert`.
+    pub encrypt_assertion: bool,
+    /// Portal tile.
+    pub tile: Tile,
+}
+
+impl NewApplication {
+    /// An application with one HTTP-POST ACS endpoint and safe defaults: pairwise persistent
+    /// NameID, no attributes released, response and assertion signed, no encryption.
+    pub fn new(
+        entity_id: impl Into<String>,
+        name: impl Into<String>,
+        acs_url: impl Into<String>,
+    ) -> Self {
+        NewApplication {
+            entity_id: entity_id.into(),
+            name: name.into(),
+            acs: vec![AcsEndpoint {
+                url: acs_url.into(),
+                binding: Binding::HttpPost,
+                index: 0,
+                is_default: true,
+            }],
+            slo: None,
+            signing_certs: Vec::new(),
+            encryption_cert: None,
+            name_id: NameIdPolicy::default(),
+            attributes: Vec::new(),
+            sign_response: true,
+            sign_assertion: true,
+            encrypt_assertion: false,
+            tile: Tile::default(),
+        }
+    }
+
+    /// The ACS endpoint to use when a request names none: the one marked default, else the
+    /// lowest index (SAML metadata rules).
+    pub fn default_acs(&self) -> Option<&AcsEndpoint> {
+        self.acs
+            .iter()
+            .find(|e| e.is_default)
+            .or_else(|| self.acs.iter().min_by_key(|e| e.index))
+    }
+}
+
+/// A registered application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Application {
+    /// Internal ID.
+    pub id: AppId,
+    /// Its definition.
+    #[serde(flatten)]
+    pub settings: NewApplication,
+    /// When it was registered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it was last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}

@@ -1,0 +1,495 @@
+//! Storing, finding, changing and removing applications, and their access policy.
+
+use sqlx::AnyConnection;
+use sqlx::{Any, Executor};
+
+use super::model::{Application, NameIdFormat, NewApplication};
+use super::{pairwise, rules};
+use crate::audit::{self, Actor, Change};
+use crate::directory::{Group, User, UserStatus};
+use crate::error::{Error, Result};
+use crate::ids::{AppId, GroupId, UserId};
+use crate::store::{self, Store, flag, timestamp, to_flag};
+
+#[derive(sqlx::FromRow)]
+struct AppRow {
+    id: String,
+    entity_id: String,
+    name: String,
+    acs_endpoints: String,
+    slo_endpoint: Option<String>,
+    signing_certs: String,
+    encryption_cert: Option<String>,
+    name_id_format: String,
+    name_id_source: String,
+    attribute_mappings: String,
+    sign_response: i64,
+    sign_assertion: i64,
+    encrypt_assertion: i64,
+    tile_description: Option<String>,
+    tile_icon_url: Option<String>,
+    default_relay_state: Option<String>,
+    tile_visible: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+macro_rules! select_apps {
+    ($tail:literal) => {
+        concat!(
+            "SELECT a.id, a.entity_id, a.name, a.acs_endpoints, a.slo_endpoint, a.signing_certs, \
+             a.encryption_cert, a.name_id_format, a.name_id_source, a.attribute_mappings, \
+             a.sign_response, a.sign_assertion, a.encrypt_assertion, a.tile_description, \
+             a.tile_icon_url, a.default_relay_state, a.tile_visible, a.created_at, a.updated_at \
+             FROM applications a ",
+            $tail
+        )
+    };
+}
+
+fn json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::corrupt(what, e))
+}
+
+fn to_json<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::corrupt(what, e))
+}
+
+impl AppRow {
+    fn into_app(self) -> Result<Application> {
+        let format = NameIdFormat::parse(&self.name_id_format)
+            .map_err(|e| Error::corrupt("applications.name_id_format", e))?;
+        let source = self
+            .name_id_source
+            .parse()
+            .map_err(|e| Error::corrupt("applications.name_id_source", e))?;
+        Ok(Application {
+            id: AppId::from_db(&self.id)?,
+            settings: NewApplication {
+                entity_id: self.entity_id,
+                name: self.name,
+                acs: json("applications.acs_endpoints", &self.acs_endpoints)?,
+                slo: self
+                    .slo_endpoint
+                    .map(|s| json("applications.slo_endpoint", &s))
+                    .transpose()?,
+                signing_certs: json("applications.signing_certs", &self.signing_certs)?,
+                encryption_cert: self.encryption_cert,
+                name_id: super::NameIdPolicy { format, source },
+                attributes: json("applications.attribute_mappings", &self.attribute_mappings)?,
+                sign_response: flag(self.sign_response),
+                sign_assertion: flag(self.sign_assertion),
+                encrypt_assertion: flag(self.encrypt_assertion),
+                tile: super::Tile {
+                    description: self.tile_description,
+                    icon_url: self.tile_icon_url,
+                    default_relay_state: self.default_relay_state,
+                    visible: flag(self.tile_visible),
+                },
+            },
+            created_at: timestamp::parse("applications.created_at", &self.created_at)?,
+            updated_at: timestamp::parse("applications.updated_at", &self.updated_at)?,
+        })
+    }
+}
+
+async fn fetch<'e, E>(exec: E, id: AppId) -> Result<Option<Application>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let row: Option<AppRow> = sqlx::query_as(select_apps!("WHERE a.id = $1"))
+        .bind(id.to_db())
+        .fetch_optional(exec)
+        .await?;
+    row.map(AppRow::into_app).transpose()
+}
+
+async fn fetch_by_entity_id<'e, E>(exec: E, entity_id: &str) -> Result<Option<Application>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let row: Option<AppRow> = sqlx::query_as(select_apps!("WHERE a.entity_id = $1"))
+        .bind(entity_id)
+        .fetch_optional(exec)
+        .await?;
+    row.map(AppRow::into_app).transpose()
+}
+
+fn duplicate(err: Error, entity_id: &str) -> Error {
+    if store::is_unique_violation(&err, "entity_id") {
+        Error::DuplicateEntityId {
+            entity_id: entity_id.to_string(),
+        }
+    } else {
+        err
+    }
+}
+
+/// Binds and writes every column of an application row (insert or full update).
+async fn write(
+    conn: &mut AnyConnection,
+    insert: bool,
+    id: AppId,
+    app: &NewApplication,
+    now: &str,
+) -> Result<()> {
+    let sql = if insert {
+        "INSERT INTO applications (id, entity_id, name, acs_endpoints, slo_endpoint, \
+         signing_certs, encryption_cert, name_id_format, name_id_source, attribute_mappings, \
+         sign_response, sign_assertion, encrypt_assertion, tile_description, tile_icon_url, \
+         default_relay_state, tile_visible, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)"
+    } else {
+        "UPDATE applications SET entity_id = $2, name = $3, acs_endpoints = $4, \
+         slo_endpoint = $5, signing_certs = $6, encryption_cert = $7, name_id_format = $8, \
+         name_id_source = $9, attribute_mappings = $10, sign_response = $11, \
+         sign_assertion = $12, encrypt_assertion = $13, tile_description = $14, \
+         tile_icon_url = $15, default_relay_state = $16, tile_visible = $17, updated_at = $18 \
+         WHERE id = $1"
+    };
+    sqlx::query(sql)
+        .bind(id.to_db())
+        .bind(&app.entity_id)
+        .bind(&app.name)
+        .bind(to_json("applications.acs_endpoints", &app.acs)?)
+        .bind(
+            app.slo
+                .as_ref()
+                .map(|s| to_json("applications.slo_endpoint", s))
+                .transpose()?,
+        )
+        .bind(to_json("applications.signing_certs", &app.signing_certs)?)
+        .bind(app.encryption_cert.clone())
+        .bind(app.name_id.format.uri())
+        .bind(app.name_id.source.to_string())
+        .bind(to_json("applications.attribute_mappings", &app.attributes)?)
+        .bind(to_flag(app.sign_response))
+        .bind(to_flag(app.sign_assertion))
+        .bind(to_flag(app.encrypt_assertion))
+        .bind(app.tile.description.clone())
+        .bind(app.tile.icon_url.clone())
+        .bind(app.tile.default_relay_state.clone())
+        .bind(to_flag(app.tile.visible))
+        .bind(now)
+        .execute(conn)
+        .await
+        .map_err(|e| duplicate(e.into(), &app.entity_id))?;
+    Ok(())
+}
+
+async fn ensure_entity_id_free(
+    conn: &mut AnyConnection,
+    entity_id: &str,
+    except: Option<AppId>,
+) -> Result<()> {
+    match fetch_by_entity_id(conn, entity_id).await? {
+        Some(other) if Some(other.id) != except => Err(Error::DuplicateEntityId {
+            entity_id: entity_id.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn app_change(
+    action: &'static str,
+    app: &Application,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Change {
+    Change {
+        action,
+        target_kind: "app",
+        target_id: app.id.to_string(),
+        target_name: app.settings.entity_id.clone(),
+        before,
+        after,
+    }
+}
+
+/// Registered applications.
+#[derive(Debug, Clone, Copy)]
+pub struct Apps<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Apps<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Apps { store }
+    }
+
+    /// Registers an application; refuses an entity ID that is already registered.
+    pub async fn create(&self, actor: &Actor, new: NewApplication) -> Result<Application> {
+        let settings = rules::check(new)?;
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        ensure_entity_id_free(conn, &settings.entity_id, None).await?;
+        let now = timestamp::now();
+        let app = Application {
+            id: AppId::new_random(),
+            settings,
+            created_at: now,
+            updated_at: now,
+        };
+        write(conn, true, app.id, &app.settings, &timestamp::format(now)).await?;
+        audit::record(
+            conn,
+            actor,
+            app_change("app.create", &app, None, audit::snapshot(&app)),
+        )
+        .await?;
+        store::commit(tx).await?;
+        Ok(app)
+    }
+
+    /// The application with this ID.
+    pub async fn get(&self, id: AppId) -> Result<Application> {
+        fetch(self.store.pool(), id)
+            .await?
+            .ok_or_else(|| Error::UnknownApplication {
+                app: id.to_string(),
+            })
+    }
+
+    /// The application with this entity ID, if registered (the SSO path's lookup).
+    pub async fn find_by_entity_id(&self, entity_id: &str) -> Result<Option<Application>> {
+        fetch_by_entity_id(self.store.pool(), entity_id).await
+    }
+
+    /// The application with this entity ID; an unregistered one is an error.
+    pub async fn get_by_entity_id(&self, entity_id: &str) -> Result<Application> {
+        self.find_by_entity_id(entity_id)
+            .await?
+            .ok_or_else(|| Error::UnknownApplication {
+                app: entity_id.to_string(),
+            })
+    }
+
+    /// Resolves what an admin typed: an entity ID, an internal ID, or a unique name.
+    pub async fn lookup(&self, reference: &str) -> Result<Application> {
+        if let Some(app) = self.find_by_entity_id(reference).await? {
+            return Ok(app);
+        }
+        if let Ok(id) = reference.parse::<AppId>() {
+            if let Some(app) = fetch(self.store.pool(), id).await? {
+                return Ok(app);
+            }
+        }
+        let named: Vec<Application> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|a| a.settings.name.eq_ignore_ascii_case(reference))
+            .collect();
+        match <[Application; 1]>::try_from(named) {
+            Ok([app]) => Ok(app),
+            Err(_) => Err(Error::UnknownApplication {
+                app: reference.to_string(),
+            }),
+        }
+    }
+
+    /// All applications, ordered by name.
+    pub async fn list(&self) -> Result<Vec<Application>> {
+        let rows: Vec<AppRow> = sqlx::query_as(select_apps!("ORDER BY a.name, a.entity_id"))
+            .fetch_all(self.store.pool())
+            .await?;
+        rows.into_iter().map(AppRow::into_app).collect()
+    }
+
+    /// Changes an application: `edit` adjusts a copy of its definition, which is then checked
+    /// like a new one. A change that alters nothing records nothing.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: AppId,
+        edit: impl FnOnce(&mut NewApplication),
+    ) -> Result<Application> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let before = fetch(&mut *conn, id)
+            .await?
+            .ok_or_else(|| Error::UnknownApplication {
+                app: id.to_string(),
+            })?;
+        let mut settings = before.settings.clone();
+        edit(&mut settings);
+        let settings = rules::check(settings)?;
+        if settings == before.settings {
+            return Ok(before);
+        }
+        ensure_entity_id_free(conn, &settings.entity_id, Some(id)).await?;
+        let now = timestamp::now();
+        write(conn, false, id, &settings, &timestamp::format(now)).await?;
+        let after = Application {
+            settings,
+            updated_at: now,
+            ..before.clone()
+        };
+        audit::record(
+            conn,
+            actor,
+            app_change(
+                "app.update",
+                &after,
+                audit::snapshot(&before),
+                audit::snapshot(&after),
+            ),
+        )
+        .await?;
+        store::commit(tx).await?;
+        Ok(after)
+    }
+
+    /// Removes an application with its access policy and pairwise NameIDs.
+    pub async fn delete(&self, actor: &Actor, id: AppId) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let app = fetch(&mut *conn, id)
+            .await?
+            .ok_or_else(|| Error::UnknownApplication {
+                app: id.to_string(),
+            })?;
+        sqlx::query("DELETE FROM applications WHERE id = $1")
+            .bind(id.to_db())
+            .execute(&mut *conn)
+            .await?;
+        audit::record(
+            conn,
+            actor,
+            app_change("app.delete", &app, audit::snapshot(&app), None),
+        )
+        .await?;
+        store::commit(tx).await
+    }
+
+    /// Lets a group's members use the application.
+    pub async fn assign(&self, actor: &Actor, app: AppId, group: GroupId) -> Result<()> {
+        self.access_change(actor, app, group, true).await
+    }
+
+    /// Stops a group's members using the application (unless another assigned group has them).
+    pub async fn unassign(&self, actor: &Actor, app: AppId, group: GroupId) -> Result<()> {
+        self.access_change(actor, app, group, false).await
+    }
+
+    async fn access_change(
+        &self,
+        actor: &Actor,
+        app: AppId,
+        group: GroupId,
+        assign: bool,
+    ) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let app = fetch(&mut *conn, app)
+            .await?
+            .ok_or_else(|| Error::UnknownApplication {
+                app: app.to_string(),
+            })?;
+        let group = self.store.groups_in(conn, group).await?;
+        let present: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM app_access WHERE app_id = $1 AND group_id = $2")
+                .bind(app.id.to_db())
+                .bind(group.id.to_db())
+                .fetch_optional(&mut *conn)
+                .await?;
+        let names = || (app.settings.entity_id.clone(), group.name.clone());
+        let entry = serde_json::json!({ "group": group.name, "group_id": group.id });
+        let change = if assign {
+            if present.is_some() {
+                let (app, group) = names();
+                return Err(Error::AlreadyAssigned { app, group });
+            }
+            sqlx::query("INSERT INTO app_access (app_id, group_id, added_at) VALUES ($1, $2, $3)")
+                .bind(app.id.to_db())
+                .bind(group.id.to_db())
+                .bind(timestamp::format(timestamp::now()))
+                .execute(&mut *conn)
+                .await?;
+            app_change("app.assign", &app, None, Some(entry))
+        } else {
+            if present.is_none() {
+                let (app, group) = names();
+                return Err(Error::NotAssigned { app, group });
+            }
+            sqlx::query("DELETE FROM app_access WHERE app_id = $1 AND group_id = $2")
+                .bind(app.id.to_db())
+                .bind(group.id.to_db())
+                .execute(&mut *conn)
+                .await?;
+            app_change("app.unassign", &app, Some(entry), None)
+        };
+        audit::record(conn, actor, change).await?;
+        store::commit(tx).await
+    }
+
+    /// The groups whose members may use the application.
+    pub async fn access_groups(&self, app: AppId) -> Result<Vec<Group>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT g.id FROM directory_groups g JOIN app_access x ON x.group_id = g.id \
+             WHERE x.app_id = $1 ORDER BY g.name_key",
+        )
+        .bind(app.to_db())
+        .fetch_all(self.store.pool())
+        .await?;
+        let mut groups = Vec::with_capacity(ids.len());
+        for id in ids {
+            groups.push(self.store.groups().get(GroupId::from_db(&id)?).await?);
+        }
+        Ok(groups)
+    }
+
+    /// Whether the user may use the application: active, and in at least one assigned group.
+    pub async fn may_access(&self, app: AppId, user: &User) -> Result<bool> {
+        if user.status != UserStatus::Active {
+            return Ok(false);
+        }
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM app_access x JOIN group_members m ON m.group_id = x.group_id \
+             WHERE x.app_id = $1 AND m.user_id = $2 LIMIT 1",
+        )
+        .bind(app.to_db())
+        .bind(user.id.to_db())
+        .fetch_optional(self.store.pool())
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// The applications a user may use (for the portal), ordered by name; empty for a
+    /// suspended user.
+    pub async fn for_user(&self, user: &User) -> Result<Vec<Application>> {
+        if user.status != UserStatus::Active {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<AppRow> = sqlx::query_as(select_apps!(
+            "WHERE a.id IN (SELECT x.app_id FROM app_access x \
+             JOIN group_members m ON m.group_id = x.group_id WHERE m.user_id = $1) \
+             ORDER BY a.name, a.entity_id"
+        ))
+        .bind(user.id.to_db())
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.into_iter().map(AppRow::into_app).collect()
+    }
+
+    /// The user's persistent pairwise NameID at this application, created on first use.
+    pub async fn persistent_name_id(&self, user: UserId, app: AppId) -> Result<String> {
+        pairwise::get_or_create(self.store, user, app).await
+    }
+
+    /// The user behind a persistent NameID previously issued to this application.
+    pub async fn user_for_name_id(&self, app: AppId, name_id: &str) -> Result<Option<UserId>> {
+        pairwise::resolve(self.store, app, name_id).await
+    }
+}
+
+impl Store {
+    /// Loads a group inside a transaction, as an [`Error::UnknownGroup`] when missing.
+    pub(crate) async fn groups_in(&self, conn: &mut AnyConnection, id: GroupId) -> Result<Group> {
+        crate::directory::fetch_group(conn, id)
+            .await?
+            .ok_or_else(|| Error::UnknownGroup {
+                name: id.to_string(),
+            })
+    }
+}

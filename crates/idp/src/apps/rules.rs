@@ -1,0 +1,235 @@
+//! The rules an application definition must satisfy before it is stored.
+
+use std::collections::HashSet;
+
+use super::model::{Binding, NameIdFormat, NameIdSource, NewApplication};
+use crate::directory::validate;
+use crate::error::{Error, Result};
+
+/// Longest entity ID (SAML core limits `entityID` to 1024 characters).
+pub const MAX_ENTITY_ID: usize = 1024;
+/// Longest RelayState (SAML bindings: 80 bytes).
+pub const MAX_RELAY_STATE: usize = 80;
+
+/// An absolute http(s) URL without credentials or fragment.
+pub(crate) fn http_url(field: &'static str, raw: &str) -> Result<String> {
+    let value = raw.trim();
+    let url = url::Url::parse(value)
+        .map_err(|e| Error::invalid(field, format!("{value:?} is not an absolute URL: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} must be an http(s) URL"),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::invalid(field, format!("{value:?} has no host")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} must not carry credentials"),
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} must not have a #fragment"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// PEM text holding one or more certificates and nothing else.
+pub(crate) fn certificates(field: &'static str, pem_text: &str) -> Result<String> {
+    let blocks =
+        pem::parse_many(pem_text).map_err(|e| Error::invalid(field, format!("not PEM: {e}")))?;
+    if blocks.is_empty() {
+        return Err(Error::invalid(field, "no PEM certificate found"));
+    }
+    if let Some(other) = blocks.iter().find(|b| b.tag() != "CERTIFICATE") {
+        return Err(Error::invalid(
+            field,
+            format!("expected CERTIFICATE blocks, found {:?}", other.tag()),
+        ));
+    }
+    Ok(pem_text.trim().to_string() + "\n")
+}
+
+/// Checks and normalises a definition.
+pub(crate) fn check(mut app: NewApplication) -> Result<NewApplication> {
+    let entity_id = app.entity_id.trim().to_string();
+    if entity_id.is_empty() || entity_id.chars().count() > MAX_ENTITY_ID {
+        return Err(Error::invalid(
+            "entity_id",
+            format!("must be 1-{MAX_ENTITY_ID} characters"),
+        ));
+    }
+    if entity_id
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Error::invalid(
+            "entity_id",
+            format!("{entity_id:?} contains whitespace"),
+        ));
+    }
+    app.entity_id = entity_id;
+    app.name = validate::name("name", &app.name)?;
+
+    if app.acs.is_empty() {
+        return Err(Error::invalid(
+            "acs_url",
+            "at least one ACS endpoint is required",
+        ));
+    }
+    let mut indexes = HashSet::new();
+    for acs in &mut app.acs {
+        acs.url = http_url("acs_url", &acs.url)?;
+        if !matches!(acs.binding, Binding::HttpPost | Binding::HttpArtifact) {
+            return Err(Error::invalid(
+                "acs_binding",
+                format!(
+                    "{} cannot carry assertions; use post or artifact",
+                    acs.binding.uri()
+                ),
+            ));
+        }
+        if !indexes.insert(acs.index) {
+            return Err(Error::invalid(
+                "acs_index",
+                format!("index {} is used twice", acs.index),
+            ));
+        }
+    }
+    if app.acs.iter().filter(|a| a.is_default).count() > 1 {
+        return Err(Error::invalid(
+            "acs_default",
+            "only one ACS endpoint may be the default",
+        ));
+    }
+    if let Some(slo) = &mut app.slo {
+        slo.url = http_url("slo_url", &slo.url)?;
+    }
+
+    app.signing_certs = app
+        .signing_certs
+        .iter()
+        .map(|c| certificates("signing_cert", c))
+        .collect::<Result<_>>()?;
+    app.encryption_cert = app
+        .encryption_cert
+        .as_deref()
+        .map(|c| certificates("encryption_cert", c))
+        .transpose()?;
+    if app.encrypt_assertion && app.encryption_cert.is_none() {
+        return Err(Error::invalid(
+            "encrypt_assertion",
+            "encryption needs an encryption certificate",
+        ));
+    }
+    if !app.sign_response && !app.sign_assertion {
+        return Err(Error::invalid(
+            "sign_assertion",
+            "at least one of the response and the assertion must be signed",
+        ));
+    }
+
+    match (&app.name_id.format, &app.name_id.source) {
+        (NameIdFormat::Persistent | NameIdFormat::Transient, _) => {}
+        (_, NameIdSource::Pairwise) => {
+            return Err(Error::invalid(
+                "name_id_source",
+                "pairwise identifiers need the persistent NameID format",
+            ));
+        }
+        (NameIdFormat::EmailAddress, NameIdSource::Username) => {
+            return Err(Error::invalid(
+                "name_id_source",
+                "the emailAddress format needs an e-mail source (email or attr:NAME)",
+            ));
+        }
+        _ => {}
+    }
+
+    let mut names = HashSet::new();
+    for mapping in &app.attributes {
+        mapping.validate()?;
+        if !names.insert(mapping.name.as_str()) {
+            return Err(Error::invalid(
+                "attribute mapping",
+                format!("attribute {:?} is mapped twice", mapping.name),
+            ));
+        }
+    }
+
+    app.tile.description = validate::optional_name("description", app.tile.description.as_deref())?;
+    app.tile.icon_url = app
+        .tile
+        .icon_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| http_url("icon_url", u))
+        .transpose()?;
+    if let Some(rs) = &app.tile.default_relay_state {
+        if rs.len() > MAX_RELAY_STATE || rs.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "relay_state",
+                format!("must be at most {MAX_RELAY_STATE} bytes of text"),
+            ));
+        }
+    }
+    Ok(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> NewApplication {
+        NewApplication::new(
+            "https://sp.example.org",
+            "Wiki",
+            "https://sp.example.org/acs",
+        )
+    }
+
+    #[test]
+    fn defaults_pass() {
+        assert!(check(app()).is_ok());
+    }
+
+    #[test]
+    fn rules_name_their_field() {
+        let field_of = |a: NewApplication| match check(a).unwrap_err() {
+            Error::InvalidField { field, .. } => field,
+            other => panic!("{other}"),
+        };
+        let mut a = app();
+        a.acs[0].url = "javascript:alert(1)".into();
+        assert_eq!(field_of(a), "acs_url");
+        let mut a = app();
+        a.acs.clear();
+        assert_eq!(field_of(a), "acs_url");
+        let mut a = app();
+        a.entity_id = " ".into();
+        assert_eq!(field_of(a), "entity_id");
+        let mut a = app();
+        a.encrypt_assertion = true;
+        assert_eq!(field_of(a), "encrypt_assertion");
+        let mut a = app();
+        a.signing_certs =
+            vec!["-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into()];
+        assert_eq!(field_of(a), "signing_cert");
+        let mut a = app();
+        a.name_id.format = NameIdFormat::EmailAddress;
+        assert_eq!(field_of(a), "name_id_source");
+        let mut a = app();
+        a.tile.default_relay_state = Some("x".repeat(81));
+        assert_eq!(field_of(a), "relay_state");
+        let mut a = app();
+        a.acs[0].binding = Binding::HttpRedirect;
+        assert_eq!(field_of(a), "acs_binding");
+    }
+}

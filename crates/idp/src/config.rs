@@ -1,0 +1,267 @@
+//! Configuration shared by the server and the admin CLI.
+//!
+//! Resolution order: an explicit file (`--config FILE`), else `$LATCHKEY_CONFIG`, else
+//! `./latchkey.toml` when it exists, else built-in defaults with data under `./latchkey-data/`.
+//! Environment variables then override the file: `LATCHKEY_DATABASE_URL` (or, failing that,
+//! `DATABASE_URL`) and `LATCHKEY_DATA_DIR`. Relative paths in a file are resolved against the
+//! file's directory, so a config works the same from any working directory.
+//!
+//! Unknown keys are refused: a misspelt `[databse]` section must not silently point the admin
+//! CLI at a fresh, empty store.
+//!
+//! ```toml
+//! data_dir = "/var/lib/latchkey"          # default: ./latchkey-data
+//!
+//! [database]
+//! url = "postgres://latchkey@db/latchkey"  # default: sqlite file <data_dir>/latchkey.db
+//! max_connections = 10
+//!
+//! [password]                               # Argon2id, OWASP defaults
+//! memory_kib = 19456
+//! iterations = 2
+//! parallelism = 1
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The file looked for in the working directory when no config is named.
+pub const DEFAULT_CONFIG_FILE: &str = "latchkey.toml";
+/// The data directory used when none is configured.
+pub const DEFAULT_DATA_DIR: &str = "latchkey-data";
+/// The SQLite file name inside the data directory.
+pub const SQLITE_FILE: &str = "latchkey.db";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where local state (the SQLite file, keys) lives.
+    pub data_dir: PathBuf,
+    /// Which database holds the shared state.
+    pub database: DatabaseConfig,
+    /// Argon2id cost parameters for new password hashes.
+    pub password: PasswordConfig,
+}
+
+/// The `[database]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// A `sqlite://` or `postgres://` URL; `None` means the SQLite file in the data directory.
+    pub url: Option<String>,
+    /// Upper bound on pooled connections per process.
+    pub max_connections: u32,
+}
+
+/// The `[password]` section: Argon2id parameters (OWASP's recommended minimum by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// Memory cost in KiB.
+    pub memory_kib: u32,
+    /// Number of passes.
+    pub iterations: u32,
+    /// Degree of parallelism.
+    pub parallelism: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database: DatabaseConfig::default(),
+            password: PasswordConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            max_connections: 10,
+        }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        PasswordConfig {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Reads the process environment; a trait so tests can resolve a config without touching it.
+pub trait Environment {
+    /// The value of a variable, if set and valid UTF-8.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Environment for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Config {
+    /// Loads the configuration as the CLI and the server do (see the module docs).
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        Self::load_with(explicit, &ProcessEnv)
+    }
+
+    /// [`Config::load`] with an injected environment.
+    pub fn load_with(explicit: Option<&Path>, env: &dyn Environment) -> Result<Config> {
+        let file = match explicit {
+            Some(path) => Some(path.to_path_buf()),
+            None => match env.var("LATCHKEY_CONFIG") {
+                Some(path) => Some(PathBuf::from(path)),
+                None => {
+                    let local = PathBuf::from(DEFAULT_CONFIG_FILE);
+                    local.is_file().then_some(local)
+                }
+            },
+        };
+        let mut config = match file {
+            Some(path) => Self::from_file(&path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = env.var("LATCHKEY_DATA_DIR") {
+            config.data_dir = PathBuf::from(dir);
+        }
+        if let Some(url) = env
+            .var("LATCHKEY_DATABASE_URL")
+            .or_else(|| env.var("DATABASE_URL"))
+        {
+            config.database.url = Some(url);
+        }
+        Ok(config)
+    }
+
+    /// Parses one TOML file, resolving its relative paths against the file's directory.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::from_toml(&text).map_err(|reason| Error::Config {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        if config.data_dir.is_relative() {
+            if let Some(base) = path.parent() {
+                config.data_dir = base.join(&config.data_dir);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses TOML text; the error is a single line naming the bad key.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.message().replace('\n', " "))
+    }
+
+    /// The database URL to connect to: the configured one, or the SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => sqlite_url(&self.data_dir.join(SQLITE_FILE)),
+        }
+    }
+}
+
+/// Builds a `sqlite://` URL for a file path, percent-encoding what a URL cannot carry raw.
+pub fn sqlite_url(path: &Path) -> String {
+    let raw = path.to_string_lossy();
+    let mut out = String::from("sqlite://");
+    for byte in raw.bytes() {
+        match byte {
+            b'%' | b'?' | b'#' | b' ' => out.push_str(&format!("%{byte:02X}")),
+            _ => out.push(char::from(byte)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+
+    impl Environment for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| v.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults_use_sqlite_in_data_dir() {
+        let config = Config::default();
+        assert_eq!(config.database_url(), "sqlite://latchkey-data/latchkey.db");
+        assert_eq!(config.password.memory_kib, 19_456);
+        assert_eq!(config.password.iterations, 2);
+        assert_eq!(config.password.parallelism, 1);
+    }
+
+    #[test]
+    fn file_paths_are_relative_to_the_file_and_env_overrides_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("latchkey.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"state\"\n[database]\nurl = \"sqlite://x.db\"\n",
+        )
+        .unwrap();
+        let env = FakeEnv(HashMap::new());
+        let config = Config::load_with(Some(&file), &env).unwrap();
+        assert_eq!(config.data_dir, dir.path().join("state"));
+        assert_eq!(config.database_url(), "sqlite://x.db");
+
+        let env = FakeEnv(HashMap::from([
+            ("DATABASE_URL", "postgres://a@b/c"),
+            ("LATCHKEY_DATABASE_URL", "postgres://d@e/f"),
+        ]));
+        let config = Config::load_with(Some(&file), &env).unwrap();
+        assert_eq!(config.database_url(), "postgres://d@e/f");
+    }
+
+    #[test]
+    fn latchkey_config_env_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("other.toml");
+        std::fs::write(&file, "[password]\niterations = 3\n").unwrap();
+        let path: &'static str = Box::leak(file.to_string_lossy().into_owned().into_boxed_str());
+        let env = FakeEnv(HashMap::from([("LATCHKEY_CONFIG", path)]));
+        let config = Config::load_with(None, &env).unwrap();
+        assert_eq!(config.password.iterations, 3);
+        assert_eq!(config.password.memory_kib, 19_456);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::from_toml("[databse]\nurl = \"x\"\n").unwrap_err();
+        assert!(err.contains("databse"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn sqlite_url_escapes_url_syntax() {
+        assert_eq!(
+            sqlite_url(Path::new("/tmp/a b?#%.db")),
+            "sqlite:///tmp/a%20b%3F%23%25.db"
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! Groups and membership. Groups are what application access policies are written in.
+
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use sqlx::{Any, Executor};
+use time::OffsetDateTime;
+
+use super::users::{self, User};
+use super::validate;
+use crate::audit::{self, Actor, Change};
+use crate::error::{Error, Result};
+use crate::ids::{GroupId, UserId};
+use crate::store::{self, Store, timestamp};
+
+/// A directory group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Internal ID.
+    pub id: GroupId,
+    /// Name, unique case-insensitively.
+    pub name: String,
+    /// What the group is for.
+    pub description: Option<String>,
+    /// When the group was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the group was last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// What is needed to create a group.
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+}
+
+impl NewGroup {
+    /// A group with a name and no description.
+    pub fn new(name: impl Into<String>) -> Self {
+        NewGroup {
+            name: name.into(),
+            description: None,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct GroupRow {
+    id: String,
+    name: String,
+    description: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl GroupRow {
+    fn into_group(self) -> Result<Group> {
+        Ok(Group {
+            id: GroupId::from_db(&self.id)?,
+            name: self.name,
+            description: self.description,
+            created_at: timestamp::parse("directory_groups.created_at", &self.created_at)?,
+            updated_at: timestamp::parse("directory_groups.updated_at", &self.updated_at)?,
+        })
+    }
+}
+
+/// Loads a group by ID.
+pub(crate) async fn fetch<'e, E>(exec: E, id: GroupId) -> Result<Option<Group>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let row: Option<GroupRow> = sqlx::query_as(
+        "SELECT id, name, description, created_at, updated_at FROM directory_groups WHERE id = $1",
+    )
+    .bind(id.to_db())
+    .fetch_optional(exec)
+    .await?;
+    row.map(GroupRow::into_group).transpose()
+}
+
+/// Loads a group by case-folded name.
+pub(crate) async fn fetch_by_name<'e, E>(exec: E, name: &str) -> Result<Option<Group>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let row: Option<GroupRow> = sqlx::query_as(
+        "SELECT id, name, description, created_at, updated_at FROM directory_groups \
+         WHERE name_key = $1",
+    )
+    .bind(store::fold(name.trim()))
+    .fetch_optional(exec)
+    .await?;
+    row.map(GroupRow::into_group).transpose()
+}
+
+/// The groups a user belongs to, by name.
+pub(crate) async fn of_user<'e, E>(exec: E, user: UserId) -> Result<Vec<Group>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows: Vec<GroupRow> = sqlx::query_as(
+        "SELECT g.id, g.name, g.description, g.created_at, g.updated_at \
+         FROM directory_groups g JOIN group_members m ON m.group_id = g.id \
+         WHERE m.user_id = $1 ORDER BY g.name_key",
+    )
+    .bind(user.to_db())
+    .fetch_all(exec)
+    .await?;
+    rows.into_iter().map(GroupRow::into_group).collect()
+}
+
+/// Whether the user is in the group.
+async fn is_member(conn: &mut AnyConnection, group: GroupId, user: UserId) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2")
+            .bind(group.to_db())
+            .bind(user.to_db())
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Adds a membership and records `group.member_add`, in the caller's transaction.
+pub(crate) async fn insert_member(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    group: &Group,
+    user: &User,
+) -> Result<()> {
+    if is_member(conn, group.id, user.id).await? {
+        return Err(Error::AlreadyMember {
+            user: user.username.clone(),
+            group: group.name.clone(),
+        });
+    }
+    sqlx::query("INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3)")
+        .bind(group.id.to_db())
+        .bind(user.id.to_db())
+        .bind(timestamp::format(timestamp::now()))
+        .execute(&mut *conn)
+        .await?;
+    audit::record(conn, actor, member_change("group.member_add", group, user)).await
+}
+
+/// Adds a membership only if missing; returns whether it was added.
+pub(crate) async fn ensure_member(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    group: &Group,
+    user: &User,
+) -> Result<bool> {
+    if is_member(conn, group.id, user.id).await? {
+        return Ok(false);
+    }
+    insert_member(conn, actor, group, user).await?;
+    Ok(true)
+}
+
+fn member_change(action: &'static str, group: &Group, user: &User) -> Change {
+    let membership = serde_json::json!({
+        "group": group.name, "group_id": group.id, "user": user.username, "user_id": user.id,
+    });
+    let (before, after) = if action == "group.member_add" {
+        (None, Some(membership))
+    } else {
+        (Some(membership), None)
+    };
+    Change {
+        action,
+        target_kind: "group",
+        target_id: group.id.to_string(),
+        target_name: group.name.clone(),
+        before,
+        after,
+    }
+}
+
+/// Directory groups.
+#[derive(Debug, Clone, Copy)]
+pub struct Groups<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Groups<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Groups { store }
+    }
+
+    /// Creates a group; refuses a taken name.
+    pub async fn create(&self, actor: &Actor, new: NewGroup) -> Result<Group> {
+        let name = validate::name("group name", &new.name)?;
+        let description = validate::optional_name("description", new.description.as_deref())?;
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        if fetch_by_name(&mut *conn, &name).await?.is_some() {
+            return Err(Error::DuplicateGroup { name });
+        }
+        let now = timestamp::now();
+        let group = Group {
+            id: GroupId::new_random(),
+            name,
+            description,
+            created_at: now,
+            updated_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO directory_groups (id, name, name_key, description, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(group.id.to_db())
+        .bind(&group.name)
+        .bind(store::fold(&group.name))
+        .bind(group.description.clone())
+        .bind(timestamp::format(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            let e = Error::from(e);
+            if store::is_unique_violation(&e, "name_key") {
+                Error::DuplicateGroup {
+                    name: group.name.clone(),
+                }
+            } else {
+                e
+            }
+        })?;
+        audit::record(
+            conn,
+            actor,
+            Change {
+                action: "group.create",
+                target_kind: "group",
+                target_id: group.id.to_string(),
+                target_name: group.name.clone(),
+                before: None,
+                after: audit::snapshot(&group),
+            },
+        )
+        .await?;
+        store::commit(tx).await?;
+        Ok(group)
+    }
+
+    /// The group with this ID.
+    pub async fn get(&self, id: GroupId) -> Result<Group> {
+        fetch(self.store.pool(), id)
+            .await?
+            .ok_or_else(|| Error::UnknownGroup {
+                name: id.to_string(),
+            })
+    }
+
+    /// The group with this name (any case), if any.
+    pub async fn find_by_name(&self, name: &str) -> Result<Option<Group>> {
+        fetch_by_name(self.store.pool(), name).await
+    }
+
+    /// Resolves what an admin typed: a group name or an internal ID.
+    pub async fn lookup(&self, reference: &str) -> Result<Group> {
+        if let Some(group) = self.find_by_name(reference).await? {
+            return Ok(group);
+        }
+        if let Ok(id) = reference.parse::<GroupId>() {
+            if let Some(group) = fetch(self.store.pool(), id).await? {
+                return Ok(group);
+            }
+        }
+        Err(Error::UnknownGroup {
+            name: reference.to_string(),
+        })
+    }
+
+    /// All groups, ordered by name.
+    pub async fn list(&self) -> Result<Vec<Group>> {
+        let rows: Vec<GroupRow> = sqlx::query_as(
+            "SELECT id, name, description, created_at, updated_at FROM directory_groups \
+             ORDER BY name_key",
+        )
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.into_iter().map(GroupRow::into_group).collect()
+    }
+
+    /// Deletes a group, its memberships and its place in application access policies.
+    pub async fn delete(&self, actor: &Actor, id: GroupId) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let group = fetch(&mut *conn, id)
+            .await?
+            .ok_or_else(|| Error::UnknownGroup {
+                name: id.to_string(),
+            })?;
+        let members: Vec<String> = sqlx::query_scalar(
+            "SELECT u.username FROM users u JOIN group_members m ON m.user_id = u.id \
+             WHERE m.group_id = $1 ORDER BY u.username_key",
+        )
+        .bind(id.to_db())
+        .fetch_all(&mut *conn)
+        .await?;
+        sqlx::query("DELETE FROM directory_groups WHERE id = $1")
+            .bind(id.to_db())
+            .execute(&mut *conn)
+            .await?;
+        let mut before = audit::snapshot(&group);
+        if let Some(serde_json::Value::Object(map)) = before.as_mut() {
+            map.insert("members".into(), serde_json::json!(members));
+        }
+        audit::record(
+            conn,
+            actor,
+            Change {
+                action: "group.delete",
+                target_kind: "group",
+                target_id: group.id.to_string(),
+                target_name: group.name.clone(),
+                before,
+                after: None,
+            },
+        )
+        .await?;
+        store::commit(tx).await
+    }
+
+    /// Adds a user to a group; refuses an existing membership.
+    pub async fn add_member(&self, actor: &Actor, group: GroupId, user: UserId) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let (group, user) = load_pair(conn, group, user).await?;
+        insert_member(conn, actor, &group, &user).await?;
+        store::commit(tx).await
+    }
+
+    /// Removes a user from a group; refuses a missing membership.
+    pub async fn remove_member(&self, actor: &Actor, group: GroupId, user: UserId) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let (group, user) = load_pair(conn, group, user).await?;
+        if !is_member(conn, group.id, user.id).await? {
+            return Err(Error::NotMember {
+                user: user.username,
+                group: group.name,
+            });
+        }
+        sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+            .bind(group.id.to_db())
+            .bind(user.id.to_db())
+            .execute(&mut *conn)
+            .await?;
+        audit::record(
+            conn,
+            actor,
+            member_change("group.member_remove", &group, &user),
+        )
+        .await?;
+        store::commit(tx).await
+    }
+
+    /// The group's members, ordered by username.
+    pub async fn members(&self, group: GroupId) -> Result<Vec<User>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT u.id FROM users u JOIN group_members m ON m.user_id = u.id \
+             WHERE m.group_id = $1 ORDER BY u.username_key",
+        )
+        .bind(group.to_db())
+        .fetch_all(self.store.pool())
+        .await?;
+        let mut members = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = UserId::from_db(&id)?;
+            if let Some(user) = users::fetch(self.store.pool(), id).await? {
+                members.push(user);
+            }
+        }
+        Ok(members)
+    }
+
+    /// The groups a user belongs to, ordered by name.
+    pub async fn of_user(&self, user: UserId) -> Result<Vec<Group>> {
+        of_user(self.store.pool(), user).await
+    }
+}
+
+async fn load_pair(
+    conn: &mut AnyConnection,
+    group: GroupId,
+    user: UserId,
+) -> Result<(Group, User)> {
+    let group = fetch(&mut *conn, group)
+        .await?
+        .ok_or_else(|| Error::UnknownGroup {
+            name: group.to_string(),
+        })?;
+    let user = users::fetch(&mut *conn, user)
+        .await?
+        .ok_or_else(|| Error::UnknownUser {
+            user: user.to_string(),
+        })?;
+    Ok((group, user))
+}

@@ -1,0 +1,16 @@
+//! The directory: users, groups and group membership.
+//!
+//! Every change runs in one transaction together with its audit event. Usernames, e-mail
+//! addresses and group names are unique case-insensitively (compared on a case-folded copy),
+//! while the spelling the admin typed is kept for display.
+
+mod groups;
+mod import;
+mod users;
+pub(crate) mod validate;
+
+pub use groups::{Group, Groups, NewGroup};
+pub use import::ImportReport;
+pub use users::{AttributeValue, NewUser, User, UserPatch, UserStatus, Users};
+
+pub(crate) use groups::fetch as fetch_group;

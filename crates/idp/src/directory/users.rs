@@ -1,0 +1,739 @@
+//! Users: creation, lookup, changes, suspension, deletion and passwords.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use sqlx::{Any, Executor};
+use time::OffsetDateTime;
+
+use super::validate;
+use crate::audit::{self, Actor, Change};
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::password::{self, Password};
+use crate::store::{self, Store, timestamp};
+
+/// Whether a user may sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    /// May sign in and use the applications their groups grant.
+    Active,
+    /// Kept in the directory (IDs, memberships, pairwise NameIDs) but refused at sign-in.
+    Suspended,
+}
+
+impl UserStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Suspended => "suspended",
+        }
+    }
+
+    /// Parses `active` or `suspended` (as typed in CSV files and on the command line).
+    pub fn parse(raw: &str) -> Result<UserStatus> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "active" | "" => Ok(UserStatus::Active),
+            "suspended" => Ok(UserStatus::Suspended),
+            other => Err(Error::invalid(
+                "status",
+                format!("{other:?} is not one of: active, suspended"),
+            )),
+        }
+    }
+}
+
+/// A custom attribute value: one string or a list of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttributeValue {
+    /// A single value.
+    One(String),
+    /// Several values (e.g. `roles`).
+    Many(Vec<String>),
+}
+
+impl AttributeValue {
+    /// The value(s) as a list, which is how SAML attributes carry them.
+    pub fn values(&self) -> Vec<String> {
+        match self {
+            AttributeValue::One(v) => vec![v.clone()],
+            AttributeValue::Many(vs) => vs.clone(),
+        }
+    }
+}
+
+/// A directory user as the rest of the IdP sees it. The password hash is deliberately not
+/// here: it never leaves the store except to [`Users::verify_password`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Immutable internal ID.
+    pub id: UserId,
+    /// Login name, unique case-insensitively.
+    pub username: String,
+    /// E-mail address, unique case-insensitively.
+    pub email: String,
+    /// Given (first) name.
+    pub given_name: Option<String>,
+    /// Family (last) name.
+    pub family_name: Option<String>,
+    /// Name to show; falls back to given + family name, then the username.
+    pub display_name: Option<String>,
+    /// Custom attributes (department, employee number, roles...).
+    pub attributes: BTreeMap<String, AttributeValue>,
+    /// Whether the user may sign in.
+    pub status: UserStatus,
+    /// Whether a password is set (users of upstream IdPs may have none).
+    pub has_password: bool,
+    /// When the user was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the user was last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl User {
+    /// The name to show in the portal and in assertions.
+    pub fn shown_name(&self) -> String {
+        if let Some(name) = &self.display_name {
+            return name.clone();
+        }
+        match (&self.given_name, &self.family_name) {
+            (Some(g), Some(f)) => format!("{g} {f}"),
+            (Some(n), None) | (None, Some(n)) => n.clone(),
+            (None, None) => self.username.clone(),
+        }
+    }
+}
+
+/// What is needed to create a user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Login name.
+    pub username: String,
+    /// E-mail address.
+    pub email: String,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Custom attributes.
+    pub attributes: BTreeMap<String, AttributeValue>,
+    /// Initial status.
+    pub status: UserStatus,
+    /// Initial password, hashed before the transaction starts.
+    pub password: Option<Password>,
+}
+
+impl NewUser {
+    /// A new active user with only the required fields set.
+    pub fn new(username: impl Into<String>, email: impl Into<String>) -> Self {
+        NewUser {
+            username: username.into(),
+            email: email.into(),
+            given_name: None,
+            family_name: None,
+            display_name: None,
+            attributes: BTreeMap::new(),
+            status: UserStatus::Active,
+            password: None,
+        }
+    }
+}
+
+/// A change to a user; `None` leaves a field as it is, `Some(None)` clears an optional one.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    /// New login name.
+    pub username: Option<String>,
+    /// New e-mail address.
+    pub email: Option<String>,
+    /// New given name.
+    pub given_name: Option<Option<String>>,
+    /// New family name.
+    pub family_name: Option<Option<String>>,
+    /// New display name.
+    pub display_name: Option<Option<String>>,
+    /// Custom attributes to add or replace.
+    pub set_attributes: BTreeMap<String, AttributeValue>,
+    /// Custom attributes to remove.
+    pub remove_attributes: Vec<String>,
+    /// New status.
+    pub status: Option<UserStatus>,
+}
+
+impl UserPatch {
+    /// Whether the patch would change nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.username.is_none()
+            && self.email.is_none()
+            && self.given_name.is_none()
+            && self.family_name.is_none()
+            && self.display_name.is_none()
+            && self.set_attributes.is_empty()
+            && self.remove_attributes.is_empty()
+            && self.status.is_none()
+    }
+}
+
+/// A user's fields after validation: what actually gets written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserFields {
+    pub username: String,
+    pub email: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub attributes: BTreeMap<String, AttributeValue>,
+    pub status: UserStatus,
+}
+
+impl UserFields {
+    pub(crate) fn validate(self) -> Result<UserFields> {
+        let mut attributes = BTreeMap::new();
+        for (key, value) in self.attributes {
+            let key = validate::attribute_key(&key)?;
+            match &value {
+                AttributeValue::One(v) => validate::attribute_value(&key, v)?,
+                AttributeValue::Many(vs) => {
+                    if vs.len() > validate::MAX_ATTRIBUTE_VALUES {
+                        return Err(Error::invalid(
+                            "attribute value",
+                            format!(
+                                "{key:?} has more than {} values",
+                                validate::MAX_ATTRIBUTE_VALUES
+                            ),
+                        ));
+                    }
+                    for v in vs {
+                        validate::attribute_value(&key, v)?;
+                    }
+                }
+            }
+            attributes.insert(key, value);
+        }
+        Ok(UserFields {
+            username: validate::username(&self.username)?,
+            email: validate::email(&self.email)?,
+            given_name: validate::optional_name("given_name", self.given_name.as_deref())?,
+            family_name: validate::optional_name("family_name", self.family_name.as_deref())?,
+            display_name: validate::optional_name("display_name", self.display_name.as_deref())?,
+            attributes,
+            status: self.status,
+        })
+    }
+
+    fn of(user: &User) -> UserFields {
+        UserFields {
+            username: user.username.clone(),
+            email: user.email.clone(),
+            given_name: user.given_name.clone(),
+            family_name: user.family_name.clone(),
+            display_name: user.display_name.clone(),
+            attributes: user.attributes.clone(),
+            status: user.status,
+        }
+    }
+
+    pub(crate) fn patched(user: &User, patch: UserPatch) -> UserFields {
+        let mut fields = UserFields::of(user);
+        if let Some(v) = patch.username {
+            fields.username = v;
+        }
+        if let Some(v) = patch.email {
+            fields.email = v;
+        }
+        if let Some(v) = patch.given_name {
+            fields.given_name = v;
+        }
+        if let Some(v) = patch.family_name {
+            fields.family_name = v;
+        }
+        if let Some(v) = patch.display_name {
+            fields.display_name = v;
+        }
+        for key in patch.remove_attributes {
+            fields.attributes.remove(&key);
+        }
+        fields.attributes.extend(patch.set_attributes);
+        if let Some(v) = patch.status {
+            fields.status = v;
+        }
+        fields
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    email: String,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    display_name: Option<String>,
+    attributes: String,
+    status: String,
+    password_hash: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+const USER_COLUMNS: &str = "id, username, email, given_name, family_name, display_name, \
+     attributes, status, password_hash, created_at, updated_at";
+
+impl UserRow {
+    fn into_user(self) -> Result<User> {
+        let status = match self.status.as_str() {
+            "active" => UserStatus::Active,
+            "suspended" => UserStatus::Suspended,
+            other => return Err(Error::corrupt("users.status", other)),
+        };
+        Ok(User {
+            id: UserId::from_db(&self.id)?,
+            username: self.username,
+            email: self.email,
+            given_name: self.given_name,
+            family_name: self.family_name,
+            display_name: self.display_name,
+            attributes: serde_json::from_str(&self.attributes)
+                .map_err(|e| Error::corrupt("users.attributes", e))?,
+            status,
+            has_password: self.password_hash.is_some(),
+            created_at: timestamp::parse("users.created_at", &self.created_at)?,
+            updated_at: timestamp::parse("users.updated_at", &self.updated_at)?,
+        })
+    }
+}
+
+/// Loads one user by ID on any executor (pool or transaction).
+pub(crate) async fn fetch<'e, E>(exec: E, id: UserId) -> Result<Option<User>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"));
+    let row: Option<UserRow> = sqlx::query_as(sql)
+        .bind(id.to_db())
+        .fetch_optional(exec)
+        .await?;
+    row.map(UserRow::into_user).transpose()
+}
+
+/// Loads one user by case-folded username.
+pub(crate) async fn fetch_by_username<'e, E>(exec: E, username: &str) -> Result<Option<User>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"
+    ));
+    let row: Option<UserRow> = sqlx::query_as(sql)
+        .bind(store::fold(username))
+        .fetch_optional(exec)
+        .await?;
+    row.map(UserRow::into_user).transpose()
+}
+
+/// Refuses a username or e-mail address another user (not `except`) already has.
+pub(crate) async fn check_unique(
+    conn: &mut AnyConnection,
+    fields: &UserFields,
+    except: Option<UserId>,
+) -> Result<()> {
+    let except = except.map(UserId::to_db).unwrap_or_default();
+    let taken: Option<String> =
+        sqlx::query_scalar("SELECT id FROM users WHERE username_key = $1 AND id <> $2")
+            .bind(store::fold(&fields.username))
+            .bind(&except)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if taken.is_some() {
+        return Err(Error::DuplicateUsername {
+            username: fields.username.clone(),
+        });
+    }
+    let taken: Option<String> =
+        sqlx::query_scalar("SELECT id FROM users WHERE email_key = $1 AND id <> $2")
+            .bind(store::fold(&fields.email))
+            .bind(&except)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if taken.is_some() {
+        return Err(Error::DuplicateEmail {
+            email: fields.email.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Maps a uniqueness violation that slipped past [`check_unique`] (a concurrent writer on
+/// PostgreSQL) to the typed error.
+fn unique_error(err: Error, fields: &UserFields) -> Error {
+    if store::is_unique_violation(&err, "username_key") {
+        Error::DuplicateUsername {
+            username: fields.username.clone(),
+        }
+    } else if store::is_unique_violation(&err, "email_key") {
+        Error::DuplicateEmail {
+            email: fields.email.clone(),
+        }
+    } else {
+        err
+    }
+}
+
+fn attributes_json(fields: &UserFields) -> Result<String> {
+    serde_json::to_string(&fields.attributes).map_err(|e| Error::corrupt("users.attributes", e))
+}
+
+/// Inserts a validated user and records `user.create`, inside the caller's transaction.
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    fields: &UserFields,
+    password_hash: Option<String>,
+) -> Result<User> {
+    check_unique(conn, fields, None).await?;
+    let id = UserId::new_random();
+    let now = timestamp::now();
+    sqlx::query(
+        "INSERT INTO users (id, username, username_key, email, email_key, given_name, \
+         family_name, display_name, attributes, status, password_hash, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+    )
+    .bind(id.to_db())
+    .bind(&fields.username)
+    .bind(store::fold(&fields.username))
+    .bind(&fields.email)
+    .bind(store::fold(&fields.email))
+    .bind(fields.given_name.clone())
+    .bind(fields.family_name.clone())
+    .bind(fields.display_name.clone())
+    .bind(attributes_json(fields)?)
+    .bind(fields.status.as_str())
+    .bind(password_hash.clone())
+    .bind(timestamp::format(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique_error(e.into(), fields))?;
+    let user = User {
+        id,
+        username: fields.username.clone(),
+        email: fields.email.clone(),
+        given_name: fields.given_name.clone(),
+        family_name: fields.family_name.clone(),
+        display_name: fields.display_name.clone(),
+        attributes: fields.attributes.clone(),
+        status: fields.status,
+        has_password: password_hash.is_some(),
+        created_at: now,
+        updated_at: now,
+    };
+    audit::record(
+        conn,
+        actor,
+        Change {
+            action: "user.create",
+            target_kind: "user",
+            target_id: id.to_string(),
+            target_name: user.username.clone(),
+            before: None,
+            after: audit::snapshot(&user),
+        },
+    )
+    .await?;
+    Ok(user)
+}
+
+/// Writes new field values over an existing user and records the change; a no-op (same
+/// values) writes nothing and records nothing, which is what makes imports idempotent.
+pub(crate) async fn rewrite(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    action: &'static str,
+    before: &User,
+    fields: &UserFields,
+) -> Result<User> {
+    if UserFields::of(before) == *fields {
+        return Ok(before.clone());
+    }
+    check_unique(conn, fields, Some(before.id)).await?;
+    let now = timestamp::now();
+    sqlx::query(
+        "UPDATE users SET username = $2, username_key = $3, email = $4, email_key = $5, \
+         given_name = $6, family_name = $7, display_name = $8, attributes = $9, status = $10, \
+         updated_at = $11 WHERE id = $1",
+    )
+    .bind(before.id.to_db())
+    .bind(&fields.username)
+    .bind(store::fold(&fields.username))
+    .bind(&fields.email)
+    .bind(store::fold(&fields.email))
+    .bind(fields.given_name.clone())
+    .bind(fields.family_name.clone())
+    .bind(fields.display_name.clone())
+    .bind(attributes_json(fields)?)
+    .bind(fields.status.as_str())
+    .bind(timestamp::format(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique_error(e.into(), fields))?;
+    let after = User {
+        username: fields.username.clone(),
+        email: fields.email.clone(),
+        given_name: fields.given_name.clone(),
+        family_name: fields.family_name.clone(),
+        display_name: fields.display_name.clone(),
+        attributes: fields.attributes.clone(),
+        status: fields.status,
+        updated_at: now,
+        ..before.clone()
+    };
+    audit::record(
+        conn,
+        actor,
+        Change {
+            action,
+            target_kind: "user",
+            target_id: before.id.to_string(),
+            target_name: after.username.clone(),
+            before: audit::snapshot(before),
+            after: audit::snapshot(&after),
+        },
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Directory users.
+#[derive(Debug, Clone, Copy)]
+pub struct Users<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Users<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Users { store }
+    }
+
+    pub(crate) fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    /// Creates a user; refuses a taken username or e-mail address.
+    pub async fn create(&self, actor: &Actor, new: NewUser) -> Result<User> {
+        let fields = UserFields {
+            username: new.username,
+            email: new.email,
+            given_name: new.given_name,
+            family_name: new.family_name,
+            display_name: new.display_name,
+            attributes: new.attributes,
+            status: new.status,
+        }
+        .validate()?;
+        let hash = match new.password {
+            Some(pw) => Some(password::hash_blocking(self.store.password_config(), pw).await?),
+            None => None,
+        };
+        let mut tx = self.store.begin().await?;
+        let user = insert(store::conn(&mut tx), actor, &fields, hash).await?;
+        store::commit(tx).await?;
+        Ok(user)
+    }
+
+    /// The user with this ID.
+    pub async fn get(&self, id: UserId) -> Result<User> {
+        fetch(self.store.pool(), id)
+            .await?
+            .ok_or_else(|| Error::UnknownUser {
+                user: id.to_string(),
+            })
+    }
+
+    /// The user with this username (any case), if any.
+    pub async fn find_by_username(&self, username: &str) -> Result<Option<User>> {
+        fetch_by_username(self.store.pool(), username).await
+    }
+
+    /// The user with this e-mail address (any case), if any.
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<User>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email_key = $1"
+        ));
+        let row: Option<UserRow> = sqlx::query_as(sql)
+            .bind(store::fold(email))
+            .fetch_optional(self.store.pool())
+            .await?;
+        row.map(UserRow::into_user).transpose()
+    }
+
+    /// Resolves what an admin typed: an internal ID, a username or an e-mail address.
+    pub async fn lookup(&self, reference: &str) -> Result<User> {
+        if let Ok(id) = reference.parse::<UserId>() {
+            if let Some(user) = fetch(self.store.pool(), id).await? {
+                return Ok(user);
+            }
+        }
+        if let Some(user) = self.find_by_username(reference).await? {
+            return Ok(user);
+        }
+        if let Some(user) = self.find_by_email(reference).await? {
+            return Ok(user);
+        }
+        Err(Error::UnknownUser {
+            user: reference.to_string(),
+        })
+    }
+
+    /// All users, ordered by username.
+    pub async fn list(&self) -> Result<Vec<User>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY username_key"
+        ));
+        let rows: Vec<UserRow> = sqlx::query_as(sql).fetch_all(self.store.pool()).await?;
+        rows.into_iter().map(UserRow::into_user).collect()
+    }
+
+    /// Applies a change; an empty or no-op patch records nothing.
+    pub async fn update(&self, actor: &Actor, id: UserId, patch: UserPatch) -> Result<User> {
+        self.change(actor, id, "user.update", |user| {
+            UserFields::patched(user, patch)
+        })
+        .await
+    }
+
+    /// Refuses further sign-ins; keeps everything else.
+    pub async fn suspend(&self, actor: &Actor, id: UserId) -> Result<User> {
+        self.change(actor, id, "user.suspend", |user| {
+            let mut fields = UserFields::of(user);
+            fields.status = UserStatus::Suspended;
+            fields
+        })
+        .await
+    }
+
+    /// Allows sign-ins again.
+    pub async fn resume(&self, actor: &Actor, id: UserId) -> Result<User> {
+        self.change(actor, id, "user.resume", |user| {
+            let mut fields = UserFields::of(user);
+            fields.status = UserStatus::Active;
+            fields
+        })
+        .await
+    }
+
+    async fn change(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        action: &'static str,
+        apply: impl FnOnce(&User) -> UserFields,
+    ) -> Result<User> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let before = fetch(&mut *conn, id)
+            .await?
+            .ok_or_else(|| Error::UnknownUser {
+                user: id.to_string(),
+            })?;
+        let fields = apply(&before).validate()?;
+        let after = rewrite(conn, actor, action, &before, &fields).await?;
+        store::commit(tx).await?;
+        Ok(after)
+    }
+
+    /// Deletes a user with their memberships and pairwise NameIDs.
+    pub async fn delete(&self, actor: &Actor, id: UserId) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let before = fetch(&mut *conn, id)
+            .await?
+            .ok_or_else(|| Error::UnknownUser {
+                user: id.to_string(),
+            })?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id.to_db())
+            .execute(&mut *conn)
+            .await?;
+        audit::record(
+            conn,
+            actor,
+            Change {
+                action: "user.delete",
+                target_kind: "user",
+                target_id: id.to_string(),
+                target_name: before.username.clone(),
+                before: audit::snapshot(&before),
+                after: None,
+            },
+        )
+        .await?;
+        store::commit(tx).await
+    }
+
+    /// Sets (or with `None` removes) a user's password. The audit event says that it changed,
+    /// never what to.
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        password: Option<Password>,
+    ) -> Result<()> {
+        let hash = match password {
+            Some(pw) => Some(password::hash_blocking(self.store.password_config(), pw).await?),
+            None => None,
+        };
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let before = fetch(&mut *conn, id)
+            .await?
+            .ok_or_else(|| Error::UnknownUser {
+                user: id.to_string(),
+            })?;
+        let now = timestamp::now();
+        sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+            .bind(id.to_db())
+            .bind(hash.clone())
+            .bind(timestamp::format(now))
+            .execute(&mut *conn)
+            .await?;
+        let after = User {
+            has_password: hash.is_some(),
+            updated_at: now,
+            ..before.clone()
+        };
+        audit::record(
+            conn,
+            actor,
+            Change {
+                action: "user.password",
+                target_kind: "user",
+                target_id: id.to_string(),
+                target_name: before.username.clone(),
+                before: audit::snapshot(&before),
+                after: audit::snapshot(&after),
+            },
+        )
+        .await?;
+        store::commit(tx).await
+    }
+
+    /// Checks a password. A user without a password (or a malformed hash) fails after the
+    /// same amount of work as a real check. Suspension is the caller's decision, not this one.
+    pub async fn verify_password(&self, id: UserId, password: Password) -> Result<bool> {
+        let stored: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(id.to_db())
+                .fetch_optional(self.store.pool())
+                .await?;
+        Ok(
+            password::verify_blocking(self.store.password_config(), stored.flatten(), password)
+                .await,
+        )
+    }
+}

@@ -1,0 +1,124 @@
+//! The few things that differ between SQLite and PostgreSQL, kept in one place.
+
+use sqlx::AnyPool;
+use sqlx::migrate::Migrator;
+
+use crate::error::{Error, Result};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The database engine behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One local file, WAL mode: a single IdP node.
+    Sqlite,
+    /// A shared server: any number of IdP nodes.
+    Postgres,
+}
+
+impl Backend {
+    /// Picks the backend from the URL scheme.
+    pub fn from_url(url: &str) -> Result<Backend> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(Error::UnsupportedDatabase { url: redact(url) }),
+        }
+    }
+
+    /// The backend's name as shown to admins.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The URL actually connected to: SQLite files are created when missing.
+    pub(crate) fn connect_url(self, url: &str) -> String {
+        match self {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_string(),
+        }
+    }
+
+    /// Per-database settings applied once at open.
+    pub(crate) async fn prepare(self, pool: &AnyPool) -> Result<()> {
+        if self == Backend::Sqlite {
+            // WAL is a property of the file, so setting it once makes every later connection
+            // (ours and other processes') use it: readers no longer block the writer.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Applies the backend's migrations (PostgreSQL serialises concurrent nodes on a lock).
+    pub(crate) async fn migrate(self, pool: &AnyPool) -> Result<()> {
+        match self {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The statement that opens a write transaction.
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+}
+
+/// Removes a password from a URL before it is shown in an error.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((creds, host)) => match creds.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_backend_by_scheme() {
+        assert_eq!(Backend::from_url("sqlite://x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(
+            Backend::from_url("postgres://a@b/c").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://a@b/c").unwrap(),
+            Backend::Postgres
+        );
+        let err = Backend::from_url("mysql://u:secret@h/d").unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_files_are_created() {
+        assert_eq!(
+            Backend::Sqlite.connect_url("sqlite://x.db"),
+            "sqlite://x.db?mode=rwc"
+        );
+        assert_eq!(
+            Backend::Sqlite.connect_url("sqlite://x.db?mode=ro"),
+            "sqlite://x.db?mode=ro"
+        );
+    }
+}

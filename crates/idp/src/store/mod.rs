@@ -1,0 +1,165 @@
+//! The database behind the IdP: one SQLite file by default, or PostgreSQL shared by many nodes.
+//!
+//! Everything goes through sqlx's `Any` driver with runtime queries, so each query is written
+//! once. The SQL is kept portable (`$N` placeholders, `ON CONFLICT`, text timestamps, integer
+//! flags); what genuinely differs per backend lives in [`backend`]. Nothing that several IdP
+//! nodes must agree on is kept in process memory: a [`Store`] is only a connection pool.
+
+mod backend;
+pub(crate) mod timestamp;
+
+use sqlx::AnyConnection;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Transaction};
+
+pub use backend::Backend;
+
+use crate::apps::Apps;
+use crate::audit::Audit;
+use crate::config::{Config, PasswordConfig};
+use crate::directory::{Groups, Users};
+use crate::error::{Error, Result};
+
+/// A handle on the store; cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    password: PasswordConfig,
+}
+
+/// A write transaction. Dropping it without [`Store::commit`] rolls everything back.
+pub(crate) type WriteTx = Transaction<'static, sqlx::Any>;
+
+impl Store {
+    /// Opens (creating if needed) the store the configuration names and applies migrations.
+    pub async fn open(config: &Config) -> Result<Store> {
+        if config.database.url.is_none() {
+            std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
+                path: config.data_dir.clone(),
+                source,
+            })?;
+        }
+        Self::open_url(
+            &config.database_url(),
+            config.database.max_connections,
+            config.password,
+        )
+        .await
+    }
+
+    /// Opens the store at a database URL directly; used by [`Store::open`] and by tests.
+    pub async fn open_url(
+        url: &str,
+        max_connections: u32,
+        password: PasswordConfig,
+    ) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let url = backend.connect_url(url);
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect(&url)
+            .await?;
+        backend.prepare(&pool).await?;
+        backend.migrate(&pool).await?;
+        Ok(Store {
+            pool,
+            backend,
+            password,
+        })
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The Argon2id parameters new password hashes are made with.
+    pub fn password_config(&self) -> PasswordConfig {
+        self.password
+    }
+
+    /// The latest applied schema migration version.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Users in the directory.
+    pub fn users(&self) -> Users<'_> {
+        Users::new(self)
+    }
+
+    /// Groups in the directory and their members.
+    pub fn groups(&self) -> Groups<'_> {
+        Groups::new(self)
+    }
+
+    /// Registered service providers, their access policy and pairwise NameIDs.
+    pub fn apps(&self) -> Apps<'_> {
+        Apps::new(self)
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> Audit<'_> {
+        Audit::new(self)
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock up front, so two writers
+    /// queue on the busy timeout instead of one failing when it upgrades a read lock.
+    pub(crate) async fn begin(&self) -> Result<WriteTx> {
+        Ok(self.pool.begin_with(self.backend.begin_write()).await?)
+    }
+}
+
+/// Commits a write transaction.
+pub(crate) async fn commit(tx: WriteTx) -> Result<()> {
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The connection inside a transaction, for helpers that run several statements in it.
+pub(crate) fn conn(tx: &mut WriteTx) -> &mut AnyConnection {
+    tx
+}
+
+/// Case-folds a username, e-mail address or group name for uniqueness and lookup.
+pub(crate) fn fold(value: &str) -> String {
+    value.to_lowercase()
+}
+
+/// Whether a database error is a uniqueness violation on a constraint or column whose name
+/// contains `marker`. SQLite reports `table.column`, PostgreSQL the constraint name; our
+/// constraint names embed the column name, so one marker matches both.
+pub(crate) fn is_unique_violation(err: &Error, marker: &str) -> bool {
+    match err {
+        Error::Database(sqlx::Error::Database(db)) => {
+            db.is_unique_violation()
+                && (db.message().contains(marker)
+                    || db.constraint().is_some_and(|c| c.contains(marker)))
+        }
+        _ => false,
+    }
+}
+
+/// Converts an integer flag column into a bool (flags are integers on both backends).
+pub(crate) fn flag(value: i64) -> bool {
+    value != 0
+}
+
+/// Converts a bool into the integer stored in flag columns.
+pub(crate) fn to_flag(value: bool) -> i64 {
+    i64::from(value)
+}
