@@ -1,0 +1,298 @@
+//! The JIT engine: look up, plan, apply and audit one login in one transaction.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    Contract, EMAIL_FIELD, LoginFacts, Lookup, PlanAction, ProvisioningPlan, normalize_email, plan,
+};
+use crate::error::{Error, StoreError};
+use crate::store::{
+    Account, AccountStore, AccountTx, AuditEvent, AuditKind, ProvisionedBy, RoleOrigin,
+};
+
+/// Applies one application's provisioning contract to logins.
+#[derive(Debug, Clone)]
+pub struct JitEngine<S> {
+    contract: Contract,
+    store: S,
+}
+
+/// What a successful login did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A new account was created.
+    Created,
+    /// A local account was linked by e-mail.
+    Linked,
+    /// The account was updated.
+    Updated,
+    /// Nothing needed changing.
+    Unchanged,
+}
+
+/// A login JIT let through.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    /// The account as it is after the login.
+    pub account: Account,
+    /// What happened.
+    pub outcome: Outcome,
+    /// The plan that was applied (also in the audit log).
+    pub plan: ProvisioningPlan,
+    /// The ID of the audit event, to carry into the session's logs.
+    pub operation_id: Uuid,
+}
+
+/// The per-login values every audit event carries.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    facts: &'a LoginFacts,
+    operation_id: Uuid,
+    now: OffsetDateTime,
+}
+
+/// The state read for one decision.
+struct Decision {
+    lookup: Lookup,
+    email: Option<String>,
+    plan: ProvisioningPlan,
+}
+
+impl<S: AccountStore> JitEngine<S> {
+    /// An engine applying `contract` to the accounts in `store`.
+    pub fn new(contract: Contract, store: S) -> Self {
+        Self { contract, store }
+    }
+
+    /// The contract.
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The plan this login would get, computed against the store but not applied nor audited.
+    pub async fn plan(&self, facts: &LoginFacts) -> Result<ProvisioningPlan, Error> {
+        let mut tx = self.store.begin().await?;
+        let decision = self.decide(&mut tx, facts).await?;
+        // Dropping the transaction rolls it back; nothing was written anyway.
+        drop(tx);
+        Ok(decision.plan)
+    }
+
+    /// Provisions the account for a verified login: plans, applies the plan and writes the
+    /// audit event in one transaction.
+    ///
+    /// A refusal is audited (in its own committed transaction, with nothing else written) and
+    /// returned as [`Error::Refused`], whose operation ID the error page should show.
+    ///
+    /// Many concurrent first logins of one person create exactly one account: the losers of
+    /// the insert race see the winner's account and plan again against it.
+    pub async fn login(
+        &self,
+        facts: &LoginFacts,
+        now: OffsetDateTime,
+    ) -> Result<Provisioned, Error> {
+        let operation_id = Uuid::new_v4();
+        let attempt = Attempt {
+            facts,
+            operation_id,
+            now,
+        };
+        let mut tx = self.store.begin().await?;
+        // Two rounds are enough: the only reason to retry is losing the insert race, after
+        // which the winner's row is visible and the plan is no longer `Create`.
+        for _ in 0..2 {
+            let decision = self.decide(&mut tx, facts).await?;
+            let plan = decision.plan.clone();
+            let identity = plan.identity.clone();
+            match plan.action.clone() {
+                PlanAction::Refuse(refusal) => {
+                    let account_id = decision.lookup.by_identity.as_ref().map(|a| a.id);
+                    self.audit(&mut tx, attempt, AuditKind::Refused, account_id, &plan)
+                        .await?;
+                    tx.commit().await?;
+                    tracing::warn!(%operation_id, code = refusal.code.as_str(), detail = %refusal.detail, "JIT refused login");
+                    return Err(Error::Refused {
+                        refusal,
+                        operation_id,
+                    });
+                }
+                PlanAction::Create { fields, roles } => {
+                    let Some(identity) = identity else {
+                        break;
+                    };
+                    let mut account = Account {
+                        id: Uuid::new_v4(),
+                        identity: Some(identity),
+                        email: decision.email,
+                        fields,
+                        roles: Default::default(),
+                        provisioned_by: ProvisionedBy::Jit,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    if !tx.insert_account(&account).await? {
+                        continue;
+                    }
+                    for role in roles {
+                        tx.grant_role(account.id, &role, RoleOrigin::Managed)
+                            .await?;
+                        account.roles.insert(role, RoleOrigin::Managed);
+                    }
+                    return self
+                        .finish(tx, attempt, account, Outcome::Created, plan)
+                        .await;
+                }
+                PlanAction::Unchanged { .. } => {
+                    let Some(account) = decision.lookup.by_identity else {
+                        break;
+                    };
+                    return self
+                        .finish(tx, attempt, account, Outcome::Unchanged, plan)
+                        .await;
+                }
+                PlanAction::Update {
+                    field_changes,
+                    roles_added,
+                    roles_removed,
+                    ..
+                }
+                | PlanAction::Link {
+                    field_changes,
+                    roles_added,
+                    roles_removed,
+                    ..
+                } => {
+                    let linking = matches!(plan.action, PlanAction::Link { .. });
+                    let target = if linking {
+                        decision.lookup.by_email
+                    } else {
+                        decision.lookup.by_identity
+                    };
+                    let Some(mut account) = target else {
+                        break;
+                    };
+                    for change in field_changes {
+                        match change.new {
+                            Some(value) => account.fields.insert(change.field, value),
+                            None => account.fields.remove(&change.field),
+                        };
+                    }
+                    account.email = account.fields.get(EMAIL_FIELD).map(|e| normalize_email(e));
+                    if linking {
+                        account.identity = identity;
+                    }
+                    account.updated_at = now;
+                    tx.update_account(&account).await?;
+                    for role in roles_added {
+                        tx.grant_role(account.id, &role, RoleOrigin::Managed)
+                            .await?;
+                        account.roles.insert(role, RoleOrigin::Managed);
+                    }
+                    for role in roles_removed {
+                        tx.revoke_managed_role(account.id, &role).await?;
+                        account.roles.remove(&role);
+                    }
+                    let outcome = if linking {
+                        Outcome::Linked
+                    } else {
+                        Outcome::Updated
+                    };
+                    return self.finish(tx, attempt, account, outcome, plan).await;
+                }
+            }
+        }
+        Err(StoreError::Inconsistent(
+            "account insert conflicted, yet no conflicting account is visible".to_owned(),
+        )
+        .into())
+    }
+
+    /// Reads what the plan depends on, inside `tx`, and plans.
+    async fn decide(&self, tx: &mut S::Tx, facts: &LoginFacts) -> Result<Decision, Error> {
+        let mapped = match self.contract.map(facts) {
+            Ok(mapped) => mapped,
+            Err(refusal) => {
+                return Ok(Decision {
+                    lookup: Lookup::default(),
+                    email: None,
+                    plan: ProvisioningPlan::refused(None, refusal),
+                });
+            }
+        };
+        let by_identity = tx.find_by_identity(&mapped.identity).await?;
+        let by_email = match &mapped.email {
+            Some(email) if by_identity.as_ref().and_then(|a| a.email.as_ref()) != Some(email) => {
+                tx.find_by_email(email).await?
+            }
+            _ => None,
+        };
+        let lookup = Lookup {
+            by_identity,
+            by_email,
+        };
+        let plan = plan(&self.contract, &mapped, &lookup);
+        Ok(Decision {
+            lookup,
+            email: mapped.email,
+            plan,
+        })
+    }
+
+    async fn finish(
+        &self,
+        mut tx: S::Tx,
+        attempt: Attempt<'_>,
+        account: Account,
+        outcome: Outcome,
+        plan: ProvisioningPlan,
+    ) -> Result<Provisioned, Error> {
+        let kind = match outcome {
+            Outcome::Created => AuditKind::Created,
+            Outcome::Linked => AuditKind::LinkedByEmail,
+            Outcome::Updated => AuditKind::Updated,
+            Outcome::Unchanged => AuditKind::Unchanged,
+        };
+        self.audit(&mut tx, attempt, kind, Some(account.id), &plan)
+            .await?;
+        tx.commit().await?;
+        let operation_id = attempt.operation_id;
+        tracing::info!(%operation_id, account = %account.id, outcome = kind.as_str(), "JIT login");
+        Ok(Provisioned {
+            account,
+            outcome,
+            plan,
+            operation_id,
+        })
+    }
+
+    async fn audit(
+        &self,
+        tx: &mut S::Tx,
+        attempt: Attempt<'_>,
+        kind: AuditKind,
+        account_id: Option<Uuid>,
+        plan: &ProvisioningPlan,
+    ) -> Result<(), Error> {
+        let event = AuditEvent {
+            id: Uuid::new_v4(),
+            operation_id: attempt.operation_id,
+            at: attempt.now,
+            kind,
+            account_id,
+            idp_entity_id: attempt.facts.idp_entity_id.clone(),
+            identity_key: plan.identity.as_ref().map(|i| i.key.clone()),
+            session_index: attempt.facts.session_index.clone(),
+            plan: plan.clone(),
+        };
+        tx.append_audit(&event).await?;
+        Ok(())
+    }
+}

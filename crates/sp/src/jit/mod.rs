@@ -1,0 +1,90 @@
+//! Just-in-time provisioning: turning a verified SAML login into a local account.
+//!
+//! The flow is split so that every decision is a pure function and only the last step writes:
+//! [`LoginFacts`] (what the IdP asserted) -> [`Contract::map`] ([`MappedLogin`], or a
+//! [`Refusal`]) -> [`plan`] against what the store holds ([`ProvisioningPlan`]) ->
+//! [`JitEngine::login`] applies the plan in one transaction and audits it. The plan can be
+//! computed without applying it ([`JitEngine::plan`]), which is what a dry-run CLI prints.
+
+mod contract;
+mod engine;
+mod plan;
+mod refusal;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use contract::{
+    Condition, Contract, FieldRule, FirstLogin, IdentitySource, MappedLogin, Ownership, RoleRule,
+};
+pub use engine::{JitEngine, Outcome, Provisioned};
+pub use plan::{FieldChange, Lookup, PlanAction, ProvisioningPlan, plan};
+pub use refusal::{Refusal, RefusalCode};
+
+/// The SAML 2.0 NameID format whose value is stable and opaque per SP, the only format safe to
+/// key accounts on by default (transient IDs change every login; e-mail NameIDs get reassigned).
+pub const NAMEID_FORMAT_PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+
+/// The account field holding the person's e-mail address: the one kept unique across
+/// accounts and, when the contract allows it, used to link a local account.
+pub const EMAIL_FIELD: &str = "email";
+
+/// What an authenticated SAML login says about the person, as the ACS hands it to JIT.
+///
+/// This is deliberately a plain struct rather than a SAML type: the engine must only ever see
+/// data that the SAML layer has already verified, and building this struct is where the ACS
+/// commits to that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginFacts {
+    /// The `Issuer` of the verified assertion.
+    pub idp_entity_id: String,
+    /// The `NameID` value of the assertion's subject.
+    pub name_id: String,
+    /// The `NameID` `Format` attribute; `None` when absent (which means "unspecified").
+    pub name_id_format: Option<String>,
+    /// The `SessionIndex` of the `AuthnStatement`, kept for the audit log and single logout.
+    pub session_index: Option<String>,
+    /// Attribute values by attribute `Name`, in the order the IdP sent them.
+    pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+/// The key an account is found by on every login: the asserting IdP plus a value that IdP
+/// guarantees stable for this person.
+///
+/// `key` is prefixed with its source (`name_id:` or `attribute:<name>:`), so switching a
+/// contract from one source to another can never match a value of one kind against the other.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IdentityKey {
+    /// The IdP entity ID; the same NameID from two IdPs is two different people.
+    pub idp_entity_id: String,
+    /// The source-prefixed stable value.
+    pub key: String,
+}
+
+impl IdentityKey {
+    /// The key for a persistent NameID, as the default identity source builds it. Public so an
+    /// admin tool can pre-provision accounts that JIT will then recognise.
+    pub fn name_id(idp_entity_id: &str, name_id: &str) -> Self {
+        Self {
+            idp_entity_id: idp_entity_id.to_owned(),
+            key: format!("name_id:{name_id}"),
+        }
+    }
+
+    /// The key for an identity read from attribute `attribute`.
+    pub fn attribute(idp_entity_id: &str, attribute: &str, value: &str) -> Self {
+        Self {
+            idp_entity_id: idp_entity_id.to_owned(),
+            key: format!("attribute:{attribute}:{value}"),
+        }
+    }
+}
+
+/// Normalises an e-mail address for lookups: surrounding space trimmed, lower-cased.
+///
+/// Local parts are case-sensitive in theory, but no mail provider in use treats them so, and
+/// two accounts differing only by case would be an account-takeover trap.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}

@@ -1,0 +1,139 @@
+//! Where accounts, roles and the audit log live.
+//!
+//! The JIT engine talks to storage only through [`AccountStore`] and the transaction it opens
+//! ([`AccountTx`]), so the whole read-decide-write of one login happens inside one transaction
+//! and a store other than SQL can be plugged in. [`SqlAccountStore`] is the implementation
+//! over SQLite or PostgreSQL.
+
+mod audit;
+mod database;
+mod sql;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use audit::{AuditEvent, AuditKind};
+pub use database::{Backend, Database};
+pub(crate) use sql::millis;
+pub use sql::{SqlAccountStore, SqlAccountTx};
+
+use crate::error::StoreError;
+use crate::jit::IdentityKey;
+
+/// A local account as the SP application sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The account's own ID, independent of any IdP.
+    pub id: Uuid,
+    /// The identity JIT knows it by; `None` for a local account nobody has linked yet.
+    pub identity: Option<IdentityKey>,
+    /// The normalised `email` field, kept apart because it is unique across accounts.
+    pub email: Option<String>,
+    /// Field values by field name (IdP-owned, create-only and app-owned alike).
+    pub fields: BTreeMap<String, String>,
+    /// Roles held, with who granted them.
+    pub roles: BTreeMap<String, RoleOrigin>,
+    /// Who created the account.
+    pub provisioned_by: ProvisionedBy,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last change made by JIT or the app.
+    pub updated_at: OffsetDateTime,
+}
+
+/// Who granted a role, which decides whether JIT may withdraw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleOrigin {
+    /// Granted by a JIT role rule; withdrawn when no rule grants it any more.
+    Managed,
+    /// Granted by an app admin; JIT never removes it.
+    Manual,
+}
+
+/// Who created an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionedBy {
+    /// JIT, at a first login.
+    Jit,
+    /// The application (a local account, possibly linked to an identity later).
+    App,
+}
+
+impl ProvisionedBy {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Jit => "jit",
+            Self::App => "app",
+        }
+    }
+}
+
+/// A store of accounts that can open transactions.
+///
+/// Futures are `Send` so an engine over any store can run inside a multi-threaded server.
+pub trait AccountStore: Send + Sync {
+    /// The transaction type; dropping it without [`AccountTx::commit`] must roll back.
+    type Tx: AccountTx;
+
+    /// Opens a transaction that serialises with every other login touching the same rows.
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx, StoreError>> + Send;
+}
+
+/// One transaction on an [`AccountStore`].
+pub trait AccountTx: Send {
+    /// The account keyed by `identity`, with its roles.
+    fn find_by_identity(
+        &mut self,
+        identity: &IdentityKey,
+    ) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
+
+    /// The account whose normalised e-mail is `email`, with its roles.
+    fn find_by_email(
+        &mut self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
+
+    /// Inserts `account` (fields only, not roles) unless another account already has its
+    /// identity or e-mail. Returns `false` in that case: a concurrent login got there first,
+    /// and the caller must look again rather than fail.
+    fn insert_account(
+        &mut self,
+        account: &Account,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Writes `account`'s identity, e-mail, fields and `updated_at` (not its roles).
+    fn update_account(
+        &mut self,
+        account: &Account,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Grants `role`; keeps the existing grant (and its origin) if there is one.
+    fn grant_role(
+        &mut self,
+        account_id: Uuid,
+        role: &str,
+        origin: RoleOrigin,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Withdraws `role` if, and only if, JIT granted it.
+    fn revoke_managed_role(
+        &mut self,
+        account_id: Uuid,
+        role: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Appends an event to the app's audit log.
+    fn append_audit(
+        &mut self,
+        event: &AuditEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes every write of this transaction durable.
+    fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

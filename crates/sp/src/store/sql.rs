@@ -1,0 +1,448 @@
+//! [`AccountStore`] over SQLite or PostgreSQL through the sqlx Any driver.
+//!
+//! The SQL is written once for both backends (`$n` placeholders, `ON CONFLICT DO NOTHING`,
+//! TEXT/BIGINT columns); the only difference is the row lock PostgreSQL takes on lookups.
+
+use std::collections::BTreeMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    Account, AccountStore, AccountTx, AuditEvent, AuditKind, Backend, Database, ProvisionedBy,
+    RoleOrigin,
+};
+use crate::error::StoreError;
+use crate::jit::{EMAIL_FIELD, IdentityKey, normalize_email};
+
+/// Accounts, roles and audit log in SQL.
+#[derive(Debug, Clone)]
+pub struct SqlAccountStore {
+    db: Database,
+}
+
+/// A transaction of [`SqlAccountStore`]; rolled back when dropped uncommitted.
+#[derive(Debug)]
+pub struct SqlAccountTx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+macro_rules! select_account {
+    () => {
+        "SELECT id, idp_entity_id, identity_key, email, fields, provisioned_by, created_at, \
+         updated_at FROM sp_accounts "
+    };
+}
+
+const BY_IDENTITY: &str = concat!(
+    select_account!(),
+    "WHERE idp_entity_id = $1 AND identity_key = $2"
+);
+const BY_IDENTITY_LOCKED: &str = concat!(
+    select_account!(),
+    "WHERE idp_entity_id = $1 AND identity_key = $2 FOR UPDATE"
+);
+const BY_EMAIL: &str = concat!(select_account!(), "WHERE email = $1");
+const BY_EMAIL_LOCKED: &str = concat!(select_account!(), "WHERE email = $1 FOR UPDATE");
+const BY_ID: &str = concat!(select_account!(), "WHERE id = $1");
+const ALL: &str = concat!(select_account!(), "ORDER BY created_at, id");
+
+impl SqlAccountStore {
+    /// A store over an already migrated database.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// The database, to build a [`crate::replay::SqlReplayCache`] on the same pool.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// One account by ID.
+    pub async fn account(&self, id: Uuid) -> Result<Option<Account>, StoreError> {
+        let mut conn = self.db.pool().acquire().await?;
+        let row = sqlx::query(BY_ID)
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(load_roles(&mut conn, account_from_row(&row)?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every account, oldest first (for admin listings and tests).
+    pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let mut conn = self.db.pool().acquire().await?;
+        let rows = sqlx::query(ALL).fetch_all(&mut *conn).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(load_roles(&mut conn, account_from_row(row)?).await?);
+        }
+        Ok(out)
+    }
+
+    /// Creates an account on the application's behalf: a local account when `identity` is
+    /// `None`, or a pre-provisioned one that JIT will recognise at its first login.
+    ///
+    /// Returns `None` when an account with that identity or e-mail already exists.
+    pub async fn create_account(
+        &self,
+        identity: Option<IdentityKey>,
+        fields: BTreeMap<String, String>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Account>, StoreError> {
+        let account = Account {
+            id: Uuid::new_v4(),
+            identity,
+            email: fields.get(EMAIL_FIELD).map(|e| normalize_email(e)),
+            fields,
+            roles: BTreeMap::new(),
+            provisioned_by: ProvisionedBy::App,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.begin().await?;
+        if !tx.insert_account(&account).await? {
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(account))
+    }
+
+    /// Grants `role` by hand, as an app admin does. A role JIT had granted becomes manual, so
+    /// it survives the IdP dropping the group: the admin's explicit decision wins.
+    pub async fn grant_manual_role(&self, account_id: Uuid, role: &str) -> Result<(), StoreError> {
+        let mut conn = self.db.pool().acquire().await?;
+        sqlx::query(
+            "INSERT INTO sp_account_roles (account_id, role, managed) VALUES ($1, $2, 0) \
+             ON CONFLICT (account_id, role) DO UPDATE SET managed = 0",
+        )
+        .bind(account_id.to_string())
+        .bind(role.to_owned())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets one field as the application does (for app-owned fields, or a user's own edits).
+    /// Returns `false` when the account does not exist.
+    pub async fn set_field(
+        &self,
+        account_id: Uuid,
+        field: &str,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(BY_ID)
+            .bind(account_id.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let mut account = account_from_row(&row)?;
+        account.fields.insert(field.to_owned(), value.to_owned());
+        account.email = account.fields.get(EMAIL_FIELD).map(|e| normalize_email(e));
+        account.updated_at = now;
+        tx.update_account(&account).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The audit log, oldest first, at most `limit` events from the newest.
+    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, operation_id, at, kind, account_id, idp_entity_id, identity_key, \
+             session_index, plan FROM sp_audit ORDER BY at DESC, id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut events = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.reverse();
+        Ok(events)
+    }
+}
+
+impl AccountStore for SqlAccountStore {
+    type Tx = SqlAccountTx;
+
+    async fn begin(&self) -> Result<SqlAccountTx, StoreError> {
+        Ok(SqlAccountTx {
+            tx: self.db.begin().await?,
+            backend: self.db.backend(),
+        })
+    }
+}
+
+impl AccountTx for SqlAccountTx {
+    async fn find_by_identity(
+        &mut self,
+        identity: &IdentityKey,
+    ) -> Result<Option<Account>, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => BY_IDENTITY,
+            Backend::Postgres => BY_IDENTITY_LOCKED,
+        };
+        let row = sqlx::query(sql)
+            .bind(identity.idp_entity_id.clone())
+            .bind(identity.key.clone())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(
+                load_roles(&mut self.tx, account_from_row(&row)?).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn find_by_email(&mut self, email: &str) -> Result<Option<Account>, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => BY_EMAIL,
+            Backend::Postgres => BY_EMAIL_LOCKED,
+        };
+        let row = sqlx::query(sql)
+            .bind(email.to_owned())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(
+                load_roles(&mut self.tx, account_from_row(&row)?).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn insert_account(&mut self, account: &Account) -> Result<bool, StoreError> {
+        let (idp, key) = identity_columns(account);
+        let done = sqlx::query(
+            "INSERT INTO sp_accounts (id, idp_entity_id, identity_key, email, fields, \
+             provisioned_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(account.id.to_string())
+        .bind(idp)
+        .bind(key)
+        .bind(account.email.clone())
+        .bind(fields_json(&account.fields)?)
+        .bind(account.provisioned_by.as_str())
+        .bind(millis(account.created_at))
+        .bind(millis(account.updated_at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn update_account(&mut self, account: &Account) -> Result<(), StoreError> {
+        let (idp, key) = identity_columns(account);
+        sqlx::query(
+            "UPDATE sp_accounts SET idp_entity_id = $2, identity_key = $3, email = $4, \
+             fields = $5, updated_at = $6 WHERE id = $1",
+        )
+        .bind(account.id.to_string())
+        .bind(idp)
+        .bind(key)
+        .bind(account.email.clone())
+        .bind(fields_json(&account.fields)?)
+        .bind(millis(account.updated_at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn grant_role(
+        &mut self,
+        account_id: Uuid,
+        role: &str,
+        origin: RoleOrigin,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sp_account_roles (account_id, role, managed) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(account_id.to_string())
+        .bind(role.to_owned())
+        .bind(i64::from(origin == RoleOrigin::Managed))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_managed_role(
+        &mut self,
+        account_id: Uuid,
+        role: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM sp_account_roles WHERE account_id = $1 AND role = $2 AND managed = 1",
+        )
+        .bind(account_id.to_string())
+        .bind(role.to_owned())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        let plan = serde_json::to_string(&event.plan).map_err(|e| StoreError::Corrupt {
+            table: "sp_audit",
+            detail: e.to_string(),
+        })?;
+        sqlx::query(
+            "INSERT INTO sp_audit (id, operation_id, at, kind, account_id, idp_entity_id, \
+             identity_key, session_index, plan) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(event.id.to_string())
+        .bind(event.operation_id.to_string())
+        .bind(millis(event.at))
+        .bind(event.kind.as_str())
+        .bind(event.account_id.map(|id| id.to_string()))
+        .bind(event.idp_entity_id.clone())
+        .bind(event.identity_key.clone())
+        .bind(event.session_index.clone())
+        .bind(plan)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn identity_columns(account: &Account) -> (Option<String>, Option<String>) {
+    match &account.identity {
+        Some(identity) => (
+            Some(identity.idp_entity_id.clone()),
+            Some(identity.key.clone()),
+        ),
+        None => (None, None),
+    }
+}
+
+fn fields_json(fields: &BTreeMap<String, String>) -> Result<String, StoreError> {
+    serde_json::to_string(fields).map_err(|e| StoreError::Corrupt {
+        table: "sp_accounts",
+        detail: e.to_string(),
+    })
+}
+
+/// Unix milliseconds; saturates far outside any realistic clock rather than wrapping.
+pub(crate) fn millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_millis(table: &'static str, ms: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|e| {
+        StoreError::Corrupt {
+            table,
+            detail: e.to_string(),
+        }
+    })
+}
+
+fn uuid(table: &'static str, text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
+}
+
+fn account_from_row(row: &AnyRow) -> Result<Account, StoreError> {
+    const T: &str = "sp_accounts";
+    let id: String = row.try_get("id")?;
+    let idp: Option<String> = row.try_get("idp_entity_id")?;
+    let key: Option<String> = row.try_get("identity_key")?;
+    let fields: String = row.try_get("fields")?;
+    let provisioned_by: String = row.try_get("provisioned_by")?;
+    let identity = match (idp, key) {
+        (Some(idp_entity_id), Some(key)) => Some(IdentityKey { idp_entity_id, key }),
+        (None, None) => None,
+        _ => {
+            return Err(StoreError::Corrupt {
+                table: T,
+                detail: format!("account {id} has half an identity"),
+            });
+        }
+    };
+    Ok(Account {
+        id: uuid(T, &id)?,
+        identity,
+        email: row.try_get("email")?,
+        fields: serde_json::from_str(&fields).map_err(|e| StoreError::Corrupt {
+            table: T,
+            detail: e.to_string(),
+        })?,
+        roles: BTreeMap::new(),
+        provisioned_by: match provisioned_by.as_str() {
+            "jit" => ProvisionedBy::Jit,
+            "app" => ProvisionedBy::App,
+            other => {
+                return Err(StoreError::Corrupt {
+                    table: T,
+                    detail: format!("provisioned_by `{other}`"),
+                });
+            }
+        },
+        created_at: from_millis(T, row.try_get("created_at")?)?,
+        updated_at: from_millis(T, row.try_get("updated_at")?)?,
+    })
+}
+
+async fn load_roles(
+    conn: &mut sqlx::AnyConnection,
+    mut account: Account,
+) -> Result<Account, StoreError> {
+    let rows = sqlx::query("SELECT role, managed FROM sp_account_roles WHERE account_id = $1")
+        .bind(account.id.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in rows {
+        let role: String = row.try_get("role")?;
+        let managed: i64 = row.try_get("managed")?;
+        let origin = if managed != 0 {
+            RoleOrigin::Managed
+        } else {
+            RoleOrigin::Manual
+        };
+        account.roles.insert(role, origin);
+    }
+    Ok(account)
+}
+
+fn audit_from_row(row: &AnyRow) -> Result<AuditEvent, StoreError> {
+    const T: &str = "sp_audit";
+    let id: String = row.try_get("id")?;
+    let operation_id: String = row.try_get("operation_id")?;
+    let kind: String = row.try_get("kind")?;
+    let account_id: Option<String> = row.try_get("account_id")?;
+    let plan: String = row.try_get("plan")?;
+    Ok(AuditEvent {
+        id: uuid(T, &id)?,
+        operation_id: uuid(T, &operation_id)?,
+        at: from_millis(T, row.try_get("at")?)?,
+        kind: AuditKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+            table: T,
+            detail: format!("kind `{kind}`"),
+        })?,
+        account_id: account_id.as_deref().map(|a| uuid(T, a)).transpose()?,
+        idp_entity_id: row.try_get("idp_entity_id")?,
+        identity_key: row.try_get("identity_key")?,
+        session_index: row.try_get("session_index")?,
+        plan: serde_json::from_str(&plan).map_err(|e| StoreError::Corrupt {
+            table: T,
+            detail: e.to_string(),
+        })?,
+    })
+}
