@@ -153,10 +153,6 @@ pub enum Error {
     /// Neither the Response nor the Assertion carries a signature.
     #[error("neither the Response nor the Assertion is signed")]
     NotSigned,
-    /// A signature is present but does not cover the assertion that would be used (it
-    /// signs some other element).
-    #[error("the signature does not cover the assertion")]
-    AssertionNotCovered,
     /// The message's `Version` is not `2.0`.
     #[error("unsupported SAML version {0:?}")]
     UnsupportedVersion(String),

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod logout;
 pub mod ns;
+pub mod profile;
 pub mod response;
 pub mod status;
 pub mod time;

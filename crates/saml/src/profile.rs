@@ -1,0 +1,436 @@
+//! The Web Browser SSO profile (SAML profiles §4.1) as seen by a service provider: one
+//! pure function from a Response to an authenticated subject, or to the rule it broke.
+//!
+//! # Security
+//! * Keys come from [`SpSettings::idp_keys`] only; KeyInfo in the message is never read.
+//! * The assertion that is read is always reached through a verified element: the
+//!   signed Assertion itself, or a direct child of the signed Response. It is never
+//!   looked up again by name or ID in the document.
+//! * Exactly one assertion is accepted, so there is never a choice of which to trust.
+//! * Every check names its rule in [`Error`], and the order of the checks is fixed:
+//!   signatures first, so no rule reads unsigned content before the signature rules ran.
+
+use latchkey_xmlsec::crypto::{DigestAlgorithm, SignatureAlgorithm, VerifyingKey};
+use latchkey_xmlsec::dsig::{self, Verified, VerifyOptions};
+use latchkey_xmlsec::reader::{self, Limits};
+use latchkey_xmlsec::roxmltree::Node;
+use time::{Duration, OffsetDateTime};
+
+use crate::assertion::{
+    Assertion, AuthnStatement, BEARER, NameId, SubjectConfirmationData, name_id_format,
+    parse_assertion,
+};
+use crate::error::{Error, Result};
+use crate::ns::{ASSERTION, DSIG};
+use crate::read;
+use crate::response::parse_response;
+
+/// The largest clock skew honoured; larger settings are clamped to it, so a
+/// misconfiguration cannot stretch an assertion's lifetime by hours.
+pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// What the SP knows and trusts.
+#[derive(Debug, Clone)]
+pub struct SpSettings {
+    /// Our entity ID: the audience the assertion must name.
+    pub entity_id: String,
+    /// Our ACS URLs: Destination and Recipient must be one of them.
+    pub acs_urls: Vec<String>,
+    /// The IdP's entity ID: both Issuers must equal it.
+    pub idp_entity_id: String,
+    /// The IdP's signing keys (from its metadata or configuration).
+    pub idp_keys: Vec<VerifyingKey>,
+    /// Signature algorithms accepted. RSA-SHA1 here also opts in to SHA-1 verification.
+    pub signature_algorithms: Vec<SignatureAlgorithm>,
+    /// Digest algorithms accepted.
+    pub digest_algorithms: Vec<DigestAlgorithm>,
+    /// Allowed clock difference with the IdP (default 60 s, at most [`MAX_CLOCK_SKEW`]).
+    pub clock_skew: Duration,
+    /// Accept IdP-initiated responses that answer no request of ours.
+    pub allow_unsolicited: bool,
+}
+
+impl SpSettings {
+    /// Settings with the modern algorithm allow-list (no SHA-1), 60 s skew and no
+    /// unsolicited responses.
+    pub fn new(
+        entity_id: impl Into<String>,
+        acs_url: impl Into<String>,
+        idp_entity_id: impl Into<String>,
+        idp_keys: Vec<VerifyingKey>,
+    ) -> Self {
+        Self {
+            entity_id: entity_id.into(),
+            acs_urls: vec![acs_url.into()],
+            idp_entity_id: idp_entity_id.into(),
+            idp_keys,
+            signature_algorithms: vec![
+                SignatureAlgorithm::RsaSha256,
+                SignatureAlgorithm::RsaSha384,
+                SignatureAlgorithm::RsaSha512,
+                SignatureAlgorithm::EcdsaSha256,
+                SignatureAlgorithm::EcdsaSha384,
+                SignatureAlgorithm::EcdsaSha512,
+            ],
+            digest_algorithms: vec![
+                DigestAlgorithm::Sha256,
+                DigestAlgorithm::Sha384,
+                DigestAlgorithm::Sha512,
+            ],
+            clock_skew: Duration::seconds(60),
+            allow_unsolicited: false,
+        }
+    }
+
+    fn skew(&self) -> Duration {
+        self.clock_skew.clamp(Duration::ZERO, MAX_CLOCK_SKEW)
+    }
+
+    fn verify_options(&self) -> VerifyOptions {
+        let mut o = VerifyOptions::default();
+        o.allow_sha1 = self
+            .signature_algorithms
+            .contains(&SignatureAlgorithm::RsaSha1)
+            || self.digest_algorithms.contains(&DigestAlgorithm::Sha1);
+        o
+    }
+
+    fn is_acs(&self, url: &str) -> bool {
+        self.acs_urls.iter().any(|a| a == url)
+    }
+}
+
+/// Who logged in, as the IdP asserted it in a verified assertion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedSubject {
+    /// The IdP's entity ID.
+    pub issuer: String,
+    /// The subject's NameID, with format and qualifiers.
+    pub name_id: NameId,
+    /// The IdP session, for single logout.
+    pub session_index: Option<String>,
+    /// When the subject authenticated.
+    pub authn_instant: OffsetDateTime,
+    /// How the subject authenticated.
+    pub authn_context_class_ref: Option<String>,
+    /// When the IdP wants our session to end.
+    pub session_not_on_or_after: Option<OffsetDateTime>,
+    /// The attributes, in document order.
+    pub attributes: Vec<crate::assertion::Attribute>,
+    /// The assertion's ID: the key for the SP's replay cache.
+    pub assertion_id: String,
+    /// The Response's ID.
+    pub response_id: String,
+    /// The request this answers (None for IdP-initiated login).
+    pub in_response_to: Option<String>,
+    /// After this instant (skew included) the assertion can no longer be accepted, so a
+    /// replay-cache entry for it may be dropped.
+    pub replay_expiry: OffsetDateTime,
+    /// The assertion asked not to be cached or reused (OneTimeUse).
+    pub one_time_use: bool,
+}
+
+/// Validates a Response (XML text, already decoded from its binding) under the Web
+/// Browser SSO profile. `request_id` is the ID of our outstanding AuthnRequest, or `None`
+/// for an IdP-initiated response; `now` is the current time.
+pub fn validate_response(
+    settings: &SpSettings,
+    xml: &str,
+    request_id: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<AuthenticatedSubject> {
+    let doc = reader::parse(xml, &Limits::default())?;
+    let root = doc.root_element();
+    let options = settings.verify_options();
+
+    // Rule: signatures. The Response's, if present, must verify.
+    let response_verified = if has_signature(root) {
+        let v = dsig::verify_element(&doc, root, &settings.idp_keys, &options)?;
+        check_algorithms(settings, &v)?;
+        Some(v)
+    } else {
+        None
+    };
+    // Structure and Version of the envelope (read from the verified node when signed).
+    let envelope_node = response_verified.as_ref().map_or(root, Verified::element);
+    let parts = parse_response(envelope_node)?;
+    let response = parts.response;
+
+    // Rule: the Response's Issuer, when present, is the IdP; a signed Response must
+    // carry one.
+    match &response.issuer {
+        Some(i) => check_issuer(settings, i, envelope_node)?,
+        None if response_verified.is_some() => {
+            return Err(Error::IssuerMismatch {
+                expected: settings.idp_entity_id.clone(),
+                found: String::new(),
+            });
+        }
+        None => {}
+    }
+    // Rule: Destination names one of our ACS URLs; a signed Response must carry it.
+    match &response.destination {
+        Some(d) if !settings.is_acs(d) => {
+            return Err(Error::DestinationMismatch { found: d.clone() });
+        }
+        None if response_verified.is_some() => {
+            return Err(Error::DestinationMismatch {
+                found: String::new(),
+            });
+        }
+        _ => {}
+    }
+    // Rule: Status is Success.
+    if !response.status.is_success() {
+        return Err(Error::StatusNotSuccess {
+            code: response.status.code,
+            sub_code: response.status.sub_code,
+            message: response.status.message,
+        });
+    }
+    // Rule: the Response answers our request (or is allowed to answer none).
+    check_in_response_to(settings, request_id, response.in_response_to.as_deref())?;
+
+    // Rule: exactly one assertion, in the clear.
+    if parts.encrypted_assertions > 0 {
+        return Err(Error::EncryptedAssertion);
+    }
+    let [assertion_node] = parts.assertions.as_slice() else {
+        return Err(Error::AssertionCount(parts.assertions.len()));
+    };
+    let assertion_node = *assertion_node;
+    // Rule: the assertion is covered by a verified signature, its own or the
+    // Response's. An assertion signature that is present must verify even when the
+    // Response is signed too.
+    let assertion_verified = if has_signature(assertion_node) {
+        let v = dsig::verify_element(&doc, assertion_node, &settings.idp_keys, &options)?;
+        check_algorithms(settings, &v)?;
+        Some(v)
+    } else {
+        None
+    };
+    let assertion_node = match (&assertion_verified, &response_verified) {
+        (Some(v), _) => v.element(),
+        // `assertion_node` was found among the verified Response element's children.
+        (None, Some(_)) => assertion_node,
+        (None, None) => return Err(Error::NotSigned),
+    };
+    let assertion = parse_assertion(assertion_node)?;
+    let expiry = check_assertion(settings, &assertion, assertion_node, request_id, now)?;
+    accepted(assertion, response.id, response.in_response_to, expiry)
+}
+
+impl Assertion {
+    /// Reads an assertion from the element a signature verified. This, and
+    /// [`validate_response`], are the only ways to read an assertion's content.
+    pub fn from_verified(verified: &Verified<'_, '_>) -> Result<Assertion> {
+        parse_assertion(verified.element())
+    }
+}
+
+fn has_signature(node: Node<'_, '_>) -> bool {
+    read::children(node, DSIG, "Signature").next().is_some()
+}
+
+/// Rule: the signature and digest algorithms are on the allow-list.
+fn check_algorithms(settings: &SpSettings, v: &Verified<'_, '_>) -> Result<()> {
+    let sig = v.signature_algorithm();
+    if !settings.signature_algorithms.contains(&sig) {
+        return Err(Error::AlgorithmNotAllowed(sig.uri().to_owned()));
+    }
+    let digest = v.digest_algorithm();
+    if !settings.digest_algorithms.contains(&digest) {
+        return Err(Error::AlgorithmNotAllowed(digest.uri().to_owned()));
+    }
+    Ok(())
+}
+
+/// Rule: an Issuer equals the IdP's entity ID and has the entity format (or none).
+fn check_issuer(settings: &SpSettings, issuer: &str, parent: Node<'_, '_>) -> Result<()> {
+    let format = read::children(parent, ASSERTION, "Issuer")
+        .next()
+        .and_then(|n| n.attribute("Format"));
+    if let Some(f) = format.map(str::trim)
+        && f != name_id_format::ENTITY
+    {
+        return Err(Error::IssuerFormat(f.to_owned()));
+    }
+    if issuer != settings.idp_entity_id {
+        return Err(Error::IssuerMismatch {
+            expected: settings.idp_entity_id.clone(),
+            found: issuer.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Rule: InResponseTo matches the outstanding request, or is absent for an allowed
+/// unsolicited response.
+fn check_in_response_to(
+    settings: &SpSettings,
+    request_id: Option<&str>,
+    found: Option<&str>,
+) -> Result<()> {
+    match (request_id, found) {
+        (Some(want), Some(got)) if want == got => Ok(()),
+        (None, None) if settings.allow_unsolicited => Ok(()),
+        (None, None) => Err(Error::UnsolicitedNotAllowed),
+        (want, got) => Err(Error::InResponseToMismatch {
+            expected: want.map(str::to_owned),
+            found: got.map(str::to_owned),
+        }),
+    }
+}
+
+/// The assertion-level rules. Returns the replay expiry.
+fn check_assertion(
+    settings: &SpSettings,
+    a: &Assertion,
+    node: Node<'_, '_>,
+    request_id: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime> {
+    let skew = settings.skew();
+    check_issuer(settings, &a.issuer, node)?;
+    let subject = a.subject.as_ref().ok_or(Error::SubjectMissing)?;
+    if subject.name_id.is_none() {
+        return Err(Error::SubjectMissing);
+    }
+    // Rule: bearer confirmation only, at least one, and one of them satisfied.
+    if let Some(other) = subject.confirmations.iter().find(|c| c.method != BEARER) {
+        return Err(Error::ConfirmationMethod(other.method.clone()));
+    }
+    let mut confirmation_expiry = None;
+    let mut first_error = None;
+    for c in &subject.confirmations {
+        match check_bearer(settings, c.data.as_ref(), request_id, now, skew) {
+            Ok(expiry) => {
+                confirmation_expiry = Some(expiry);
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let confirmation_expiry = match (confirmation_expiry, first_error) {
+        (Some(e), _) => e,
+        (None, Some(err)) => return Err(err),
+        (None, None) => return Err(Error::BearerConfirmationMissing),
+    };
+    // Rule: the validity window, with bounded skew.
+    let conditions = a.conditions.as_ref().ok_or(Error::ConditionsMissing)?;
+    if let Some(nb) = conditions.not_before
+        && now + skew < nb
+    {
+        return Err(Error::NotYetValid);
+    }
+    let mut expiry = confirmation_expiry;
+    if let Some(na) = conditions.not_on_or_after {
+        if now - skew >= na {
+            return Err(Error::Expired);
+        }
+        expiry = expiry.min(na + skew);
+    }
+    // Rule: every AudienceRestriction names us, and there is at least one.
+    if conditions.audience_restrictions.is_empty() {
+        return Err(Error::AudienceMissing);
+    }
+    if !conditions
+        .audience_restrictions
+        .iter()
+        .all(|r| r.iter().any(|aud| aud == &settings.entity_id))
+    {
+        return Err(Error::AudienceMismatch);
+    }
+    // Rule: an AuthnStatement, whose IdP session has not ended.
+    let statement = a
+        .authn_statements
+        .first()
+        .ok_or(Error::AuthnStatementMissing)?;
+    if let Some(end) = statement.session_not_on_or_after
+        && now - skew >= end
+    {
+        return Err(Error::SessionExpired);
+    }
+    Ok(expiry)
+}
+
+/// Rule: one bearer confirmation's data: Recipient, NotOnOrAfter, NotBefore and
+/// InResponseTo. Returns its expiry (skew included).
+fn check_bearer(
+    settings: &SpSettings,
+    data: Option<&SubjectConfirmationData>,
+    request_id: Option<&str>,
+    now: OffsetDateTime,
+    skew: Duration,
+) -> Result<OffsetDateTime> {
+    let Some(d) = data else {
+        return Err(Error::RecipientMismatch {
+            found: String::new(),
+        });
+    };
+    match &d.recipient {
+        Some(r) if settings.is_acs(r) => {}
+        other => {
+            return Err(Error::RecipientMismatch {
+                found: other.clone().unwrap_or_default(),
+            });
+        }
+    }
+    let not_on_or_after = d.not_on_or_after.ok_or(Error::ConfirmationExpired)?;
+    if now - skew >= not_on_or_after {
+        return Err(Error::ConfirmationExpired);
+    }
+    if let Some(nb) = d.not_before
+        && now + skew < nb
+    {
+        return Err(Error::ConfirmationNotYetValid);
+    }
+    match (request_id, d.in_response_to.as_deref()) {
+        (Some(want), Some(got)) if want == got => {}
+        (None, None) => {}
+        (want, got) => {
+            return Err(Error::InResponseToMismatch {
+                expected: want.map(str::to_owned),
+                found: got.map(str::to_owned),
+            });
+        }
+    }
+    Ok(not_on_or_after + skew)
+}
+
+fn accepted(
+    a: Assertion,
+    response_id: String,
+    in_response_to: Option<String>,
+    replay_expiry: OffsetDateTime,
+) -> Result<AuthenticatedSubject> {
+    let name_id = a
+        .subject
+        .and_then(|s| s.name_id)
+        .ok_or(Error::SubjectMissing)?;
+    let Some(AuthnStatement {
+        authn_instant,
+        session_index,
+        session_not_on_or_after,
+        authn_context_class_ref,
+    }) = a.authn_statements.into_iter().next()
+    else {
+        return Err(Error::AuthnStatementMissing);
+    };
+    Ok(AuthenticatedSubject {
+        issuer: a.issuer,
+        name_id,
+        session_index,
+        authn_instant,
+        authn_context_class_ref,
+        session_not_on_or_after,
+        attributes: a.attributes,
+        assertion_id: a.id,
+        response_id,
+        in_response_to,
+        replay_expiry,
+        one_time_use: a.conditions.is_some_and(|c| c.one_time_use),
+    })
+}
