@@ -21,7 +21,6 @@ const SAML_ASSERTION_NS: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 
 /// How to sign. `SignOptions::default()` fits SAML messages and assertions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct SignOptions {
     /// Name of the ID attribute on the element to sign. Default `ID`.
     pub id_attribute: String,

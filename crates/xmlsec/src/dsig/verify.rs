@@ -15,7 +15,6 @@ use crate::reader::Document;
 
 /// What the verifier accepts beyond the strict defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct VerifyOptions {
     /// Attribute names that carry IDs. Default: `ID` (SAML 2.0), `Id` (XML-DSig, WS-*),
     /// `AssertionID` (SAML 1.x). Uniqueness of a referenced ID is checked across all of
