@@ -10,10 +10,7 @@
 
 mod template;
 
-pub use template::{
-    AttributeMapping, AttributeNameFormat, AttributeSource, NameIdFormat, NameIdSource, SpSetting,
-    Template, UrlPattern, UserField,
-};
+pub use template::{SpSetting, Template, UrlPattern};
 
 /// What can go wrong reading the catalogue or filling in a template.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +31,15 @@ pub enum CatalogError {
     /// A URL pattern was filled without a value for one of its placeholders.
     #[error("no value given for placeholder {{{0}}}")]
     MissingPlaceholder(String),
+    /// An application was asked for from a template that has no pattern for one of
+    /// its URLs (the generic template); the URL must be given explicitly.
+    #[error("template {template:?} has no {what} pattern; give the URL explicitly")]
+    NoUrlPattern {
+        /// The template.
+        template: String,
+        /// `acs_url` or `entity_id`.
+        what: &'static str,
+    },
 }
 
 /// The shipped template files: (file stem, contents).

@@ -2,200 +2,20 @@
 //!
 //! Templates are read from TOML into a loose `Raw*` shape and then converted into
 //! typed values ("parse, don't validate"): once a [`Template`] exists, its NameID
-//! format is a known URN, every attribute source is one of the sources the IdP can
-//! actually fill, attribute names are unique and every URL placeholder is well formed.
+//! policy and attribute mappings are the application registry's own types
+//! ([`crate::apps`]), checked by the registry's own rules, attribute names are unique
+//! and every URL placeholder is well formed. A template therefore turns into a
+//! [`NewApplication`] without any further translation.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use super::CatalogError;
-
-/// The SAML NameID formats an application may ask for.
-///
-/// Only the four formats that SPs in the field actually request are modelled; an
-/// unknown format in a template is a template bug, not something to pass through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NameIdFormat {
-    /// `urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified`
-    Unspecified,
-    /// `urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress`
-    EmailAddress,
-    /// `urn:oasis:names:tc:SAML:2.0:nameid-format:persistent`
-    Persistent,
-    /// `urn:oasis:names:tc:SAML:2.0:nameid-format:transient`
-    Transient,
-}
-
-impl NameIdFormat {
-    /// The URN written into `<NameID Format=...>` and into metadata.
-    pub fn urn(self) -> &'static str {
-        match self {
-            Self::Unspecified => "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
-            Self::EmailAddress => "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
-            Self::Persistent => "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
-            Self::Transient => "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
-        }
-    }
-
-    /// Accepts the short name used in templates (`persistent`) or the full URN.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Unspecified,
-            Self::EmailAddress,
-            Self::Persistent,
-            Self::Transient,
-        ]
-        .into_iter()
-        .find(|f| f.short() == s || f.urn() == s)
-    }
-
-    fn short(self) -> &'static str {
-        match self {
-            Self::Unspecified => "unspecified",
-            Self::EmailAddress => "email_address",
-            Self::Persistent => "persistent",
-            Self::Transient => "transient",
-        }
-    }
-}
-
-/// A field of a directory user that the IdP can release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UserField {
-    /// The user's immutable internal id (a UUID); never reassigned, so safe as a key.
-    Id,
-    /// The login name; unique but may be renamed by an admin.
-    Username,
-    /// The primary e-mail address.
-    Email,
-    /// First name.
-    GivenName,
-    /// Last name.
-    FamilyName,
-    /// Full name for display.
-    DisplayName,
-}
-
-impl UserField {
-    /// The name used in templates and in the admin API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Id => "id",
-            Self::Username => "username",
-            Self::Email => "email",
-            Self::GivenName => "given_name",
-            Self::FamilyName => "family_name",
-            Self::DisplayName => "display_name",
-        }
-    }
-
-    /// Inverse of [`UserField::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Id,
-            Self::Username,
-            Self::Email,
-            Self::GivenName,
-            Self::FamilyName,
-            Self::DisplayName,
-        ]
-        .into_iter()
-        .find(|f| f.as_str() == s)
-    }
-}
-
-/// Where the NameID value comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "field")]
-pub enum NameIdSource {
-    /// An opaque identifier the IdP derives per (user, application): stable for the
-    /// pair, different for every application, so two SPs cannot correlate a user.
-    Pairwise,
-    /// A user field released as is.
-    User(UserField),
-}
-
-/// Where the value of one SAML attribute comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum AttributeSource {
-    /// A user field (one value).
-    User {
-        /// Which field.
-        field: UserField,
-    },
-    /// The names of the user's groups, one attribute value per group.
-    Groups {
-        /// Release only groups whose name starts with this prefix, so an
-        /// application sees only the groups meant for it.
-        prefix: Option<String>,
-    },
-    /// A custom (free-form) attribute stored on the user, e.g. `department`.
-    Custom {
-        /// The custom attribute's key in the directory.
-        key: String,
-    },
-    /// The same value for every user (e.g. a Salesforce profile name).
-    Constant {
-        /// The value sent.
-        value: String,
-    },
-}
-
-/// The `NameFormat` of a SAML `<Attribute>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttributeNameFormat {
-    /// `urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified`
-    Unspecified,
-    /// `urn:oasis:names:tc:SAML:2.0:attrname-format:basic`
-    Basic,
-    /// `urn:oasis:names:tc:SAML:2.0:attrname-format:uri`
-    Uri,
-}
-
-impl AttributeNameFormat {
-    /// The URN written into `<Attribute NameFormat=...>`.
-    pub fn urn(self) -> &'static str {
-        match self {
-            Self::Unspecified => "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified",
-            Self::Basic => "urn:oasis:names:tc:SAML:2.0:attrname-format:basic",
-            Self::Uri => "urn:oasis:names:tc:SAML:2.0:attrname-format:uri",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        [Self::Unspecified, Self::Basic, Self::Uri]
-            .into_iter()
-            .find(|f| f.short() == s || f.urn() == s)
-    }
-
-    fn short(self) -> &'static str {
-        match self {
-            Self::Unspecified => "unspecified",
-            Self::Basic => "basic",
-            Self::Uri => "uri",
-        }
-    }
-}
-
-/// One attribute the application reads, and where its value comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttributeMapping {
-    /// The SAML attribute `Name`, exactly as the application matches it.
-    pub name: String,
-    /// The attribute's `NameFormat`.
-    pub name_format: AttributeNameFormat,
-    /// Optional `FriendlyName` (informational; SPs match on `Name`).
-    pub friendly_name: Option<String>,
-    /// Where the value comes from.
-    pub source: AttributeSource,
-    /// Whether the application refuses a login without this attribute.
-    pub required: bool,
-}
+use crate::apps::{
+    AttributeMapping, AttributeNameFormat, AttributeSource, NameIdFormat, NameIdPolicy,
+    NameIdSource, NewApplication, UserField, ValueFilter,
+};
 
 /// An SP-side URL (ACS or entity ID) with `{placeholder}`s the admin fills in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,10 +106,8 @@ pub struct Template {
     /// The vendor document the values were taken from (`https://`), or a file of
     /// this repository (`repo:path`) for the demo applications.
     pub docs: String,
-    /// NameID format the application expects.
-    pub name_id_format: NameIdFormat,
-    /// Where the NameID value comes from.
-    pub name_id_source: NameIdSource,
+    /// NameID format the application expects, and where its value comes from.
+    pub name_id: NameIdPolicy,
     /// The application's ACS URL, with placeholders.
     pub acs_url: Option<UrlPattern>,
     /// The application's SP entity ID, with placeholders.
@@ -300,6 +118,8 @@ pub struct Template {
     pub sign_assertion: bool,
     /// Attributes released, in the order they are written.
     pub attributes: Vec<AttributeMapping>,
+    /// Names of the attributes without which the application refuses a login.
+    pub required_attributes: Vec<String>,
     /// Settings to make on the application's side.
     pub sp_settings: Vec<SpSetting>,
     /// Caveats for the admin (and where a fact was not checked against the vendor).
@@ -319,6 +139,41 @@ impl Template {
             .chain(self.entity_id.iter())
             .flat_map(UrlPattern::placeholders)
             .collect()
+    }
+
+    /// Sets what the template decides on an application being registered: NameID
+    /// policy, released attributes and signing. Endpoints, certificates and the tile
+    /// stay as the caller made them.
+    pub fn apply_to(&self, app: &mut NewApplication) {
+        app.name_id = self.name_id.clone();
+        app.attributes = self.attributes.clone();
+        app.sign_response = self.sign_response;
+        app.sign_assertion = self.sign_assertion;
+    }
+
+    /// A complete application from the template's URL patterns and the admin's
+    /// placeholder values (e.g. `gitlab_host`). Templates without URL patterns
+    /// (generic SAML) need the URLs given explicitly: use [`Template::apply_to`].
+    pub fn application(
+        &self,
+        placeholders: &[(&str, &str)],
+    ) -> Result<NewApplication, CatalogError> {
+        let missing = |what: &'static str| CatalogError::NoUrlPattern {
+            template: self.name.clone(),
+            what,
+        };
+        let acs = self.acs_url.as_ref().ok_or_else(|| missing("acs_url"))?;
+        let entity_id = self
+            .entity_id
+            .as_ref()
+            .ok_or_else(|| missing("entity_id"))?;
+        let mut app = NewApplication::new(
+            entity_id.fill(placeholders)?,
+            self.display_name.clone(),
+            acs.fill(placeholders)?,
+        );
+        self.apply_to(&mut app);
+        Ok(app)
     }
 }
 
@@ -367,23 +222,19 @@ struct RawSp {
 #[serde(deny_unknown_fields)]
 struct RawAttribute {
     name: String,
-    /// `email`, `username`, ... | `groups` | `custom` | `constant`
+    /// The registry's source text: `email`, `username`, `given_name`, `family_name`,
+    /// `display_name`, `id`, `attr:KEY`, `const:VALUE` or `groups`.
     source: String,
+    /// `prefix:P` or `strip-prefix:P`.
+    #[serde(default)]
+    filter: Option<String>,
+    /// `basic` (default), `uri` or `unspecified`.
     #[serde(default)]
     name_format: Option<String>,
     #[serde(default)]
     friendly_name: Option<String>,
     #[serde(default)]
     required: bool,
-    /// For `source = "groups"`.
-    #[serde(default)]
-    group_prefix: Option<String>,
-    /// For `source = "custom"`.
-    #[serde(default)]
-    key: Option<String>,
-    /// For `source = "constant"`.
-    #[serde(default)]
-    value: Option<String>,
 }
 
 /// Parses and checks one template file. `file_stem` is the file's name without
@@ -431,34 +282,30 @@ pub(super) fn parse(file_stem: &str, text: &str) -> Result<Template, CatalogErro
         ));
     }
 
-    let name_id_format = NameIdFormat::parse(&raw.name_id.format)
-        .ok_or_else(|| invalid(format!("unknown NameID format {:?}", raw.name_id.format)))?;
-    let name_id_source = match raw.name_id.source.as_str() {
-        "pairwise" => NameIdSource::Pairwise,
-        other => NameIdSource::User(
-            UserField::parse(other)
-                .ok_or_else(|| invalid(format!("unknown NameID source {other:?}")))?,
-        ),
-    };
-    // A transient NameID must not carry a stable identifier, and an emailAddress one
-    // must carry an e-mail address: anything else tells the SP something false.
-    match (name_id_format, name_id_source) {
-        (NameIdFormat::EmailAddress, NameIdSource::User(UserField::Email)) => {}
+    let format = NameIdFormat::parse(&raw.name_id.format)
+        .map_err(|e| invalid(format!("NameID format: {e}")))?;
+    let source: NameIdSource = raw
+        .name_id
+        .source
+        .parse()
+        .map_err(|e| invalid(format!("NameID source: {e}")))?;
+    // An emailAddress NameID must carry an e-mail address, and a persistent one must
+    // not be a value the user can change freely: anything else misleads the SP.
+    match (format, &source) {
+        (NameIdFormat::EmailAddress, NameIdSource::Email) => {}
         (NameIdFormat::EmailAddress, _) => {
             return Err(invalid(
                 "emailAddress NameID must come from the email field".into(),
             ));
         }
-        (NameIdFormat::Persistent, NameIdSource::User(f))
-            if f != UserField::Id && f != UserField::Username =>
-        {
-            return Err(invalid(format!(
-                "persistent NameID from {:?}, a field that is not an identifier",
-                f.as_str()
-            )));
+        (NameIdFormat::Persistent, NameIdSource::Email) => {
+            return Err(invalid(
+                "persistent NameID from the e-mail address, which can change".into(),
+            ));
         }
         _ => {}
     }
+    let name_id = NameIdPolicy { format, source };
 
     let acs_url = raw
         .sp
@@ -477,12 +324,13 @@ pub(super) fn parse(file_stem: &str, text: &str) -> Result<Template, CatalogErro
 
     let mut seen = BTreeSet::new();
     let mut attributes = Vec::with_capacity(raw.attributes.len());
+    let mut required_attributes = Vec::new();
     for a in raw.attributes {
-        if a.name.trim().is_empty() {
-            return Err(invalid("an attribute has an empty name".into()));
-        }
         if !seen.insert(a.name.clone()) {
             return Err(invalid(format!("attribute {:?} appears twice", a.name)));
+        }
+        if a.required {
+            required_attributes.push(a.name.clone());
         }
         attributes.push(attribute(a).map_err(invalid)?);
     }
@@ -499,13 +347,13 @@ pub(super) fn parse(file_stem: &str, text: &str) -> Result<Template, CatalogErro
         name: raw.name,
         display_name: raw.display_name,
         docs: raw.docs,
-        name_id_format,
-        name_id_source,
+        name_id,
         acs_url,
         entity_id,
         sign_response: raw.sign_response,
         sign_assertion: raw.sign_assertion,
         attributes,
+        required_attributes,
         sp_settings: raw.sp_settings,
         notes: raw.notes.trim().to_owned(),
     })
@@ -513,9 +361,15 @@ pub(super) fn parse(file_stem: &str, text: &str) -> Result<Template, CatalogErro
 
 fn attribute(a: RawAttribute) -> Result<AttributeMapping, String> {
     let name_format = match a.name_format.as_deref() {
-        None => AttributeNameFormat::Basic,
-        Some(s) => AttributeNameFormat::parse(s)
-            .ok_or_else(|| format!("attribute {:?}: unknown name_format {s:?}", a.name))?,
+        None | Some("basic") => AttributeNameFormat::Basic,
+        Some("uri") => AttributeNameFormat::Uri,
+        Some("unspecified") => AttributeNameFormat::Unspecified,
+        Some(other) => {
+            return Err(format!(
+                "attribute {:?}: unknown name_format {other:?}",
+                a.name
+            ));
+        }
     };
     // The uri NameFormat promises a URI; SPs that match on it will not find a bare word.
     if name_format == AttributeNameFormat::Uri && !a.name.contains(':') {
@@ -524,57 +378,39 @@ fn attribute(a: RawAttribute) -> Result<AttributeMapping, String> {
             a.name
         ));
     }
-    let unused = |what: &str, present: bool| {
-        if present {
-            Err(format!(
-                "attribute {:?}: {what} does not apply to source {:?}",
-                a.name, a.source
-            ))
+    let source = if a.source == "groups" {
+        AttributeSource::Groups
+    } else if let Some(value) = a.source.strip_prefix("const:") {
+        AttributeSource::Constant(value.to_owned())
+    } else {
+        AttributeSource::Field(
+            a.source
+                .parse::<UserField>()
+                .map_err(|e| format!("attribute {:?}: {e}", a.name))?,
+        )
+    };
+    let filter = match a.filter.as_deref() {
+        None => None,
+        Some(f) => Some(if let Some(p) = f.strip_prefix("strip-prefix:") {
+            ValueFilter::StripPrefix(p.to_owned())
+        } else if let Some(p) = f.strip_prefix("prefix:") {
+            ValueFilter::Prefix(p.to_owned())
         } else {
-            Ok(())
-        }
+            return Err(format!(
+                "attribute {:?}: filter {f:?} is not prefix:P or strip-prefix:P",
+                a.name
+            ));
+        }),
     };
-    let source = match a.source.as_str() {
-        "groups" => {
-            unused("key", a.key.is_some())?;
-            unused("value", a.value.is_some())?;
-            AttributeSource::Groups {
-                prefix: a.group_prefix.clone(),
-            }
-        }
-        "custom" => {
-            unused("group_prefix", a.group_prefix.is_some())?;
-            unused("value", a.value.is_some())?;
-            let key = a
-                .key
-                .clone()
-                .filter(|k| !k.trim().is_empty())
-                .ok_or_else(|| format!("attribute {:?}: source custom needs a key", a.name))?;
-            AttributeSource::Custom { key }
-        }
-        "constant" => {
-            unused("group_prefix", a.group_prefix.is_some())?;
-            unused("key", a.key.is_some())?;
-            let value = a
-                .value
-                .clone()
-                .ok_or_else(|| format!("attribute {:?}: source constant needs a value", a.name))?;
-            AttributeSource::Constant { value }
-        }
-        other => {
-            unused("group_prefix", a.group_prefix.is_some())?;
-            unused("key", a.key.is_some())?;
-            unused("value", a.value.is_some())?;
-            let field = UserField::parse(other)
-                .ok_or_else(|| format!("attribute {:?}: unknown source {other:?}", a.name))?;
-            AttributeSource::User { field }
-        }
-    };
-    Ok(AttributeMapping {
+    let mapping = AttributeMapping {
         name: a.name,
         name_format,
         friendly_name: a.friendly_name,
         source,
-        required: a.required,
-    })
+        filter,
+    };
+    // The registry's own rules, so a template can never produce a mapping that
+    // `app create` would refuse.
+    mapping.validate().map_err(|e| e.to_string())?;
+    Ok(mapping)
 }

@@ -1,6 +1,9 @@
 use std::collections::BTreeSet;
 
 use super::*;
+use crate::apps::{
+    AttributeNameFormat, AttributeSource, NameIdFormat, NameIdSource, UserField, ValueFilter,
+};
 
 #[test]
 fn every_file_in_the_catalog_folder_is_shipped_and_nothing_else() {
@@ -88,40 +91,21 @@ fn gitlab_sends_the_names_gitlab_reads_by_default() {
             "Groups"
         ]
     );
-    assert_eq!(t.name_id_format, NameIdFormat::Persistent);
-    assert_eq!(t.name_id_source, NameIdSource::Pairwise);
+    assert_eq!(t.name_id.format, NameIdFormat::Persistent);
+    assert_eq!(t.name_id.source, NameIdSource::Pairwise);
     let src = |n: &str| t.attribute(n).unwrap().source.clone();
-    assert_eq!(
-        src("email"),
-        AttributeSource::User {
-            field: UserField::Email
-        }
-    );
+    assert_eq!(src("email"), AttributeSource::Field(UserField::Email));
     assert_eq!(
         src("first_name"),
-        AttributeSource::User {
-            field: UserField::GivenName
-        }
+        AttributeSource::Field(UserField::GivenName)
     );
     assert_eq!(
         src("last_name"),
-        AttributeSource::User {
-            field: UserField::FamilyName
-        }
+        AttributeSource::Field(UserField::FamilyName)
     );
-    assert_eq!(
-        src("name"),
-        AttributeSource::User {
-            field: UserField::DisplayName
-        }
-    );
-    assert_eq!(
-        src("username"),
-        AttributeSource::User {
-            field: UserField::Username
-        }
-    );
-    assert_eq!(src("Groups"), AttributeSource::Groups { prefix: None });
+    assert_eq!(src("name"), AttributeSource::Field(UserField::DisplayName));
+    assert_eq!(src("username"), AttributeSource::Field(UserField::Username));
+    assert_eq!(src("Groups"), AttributeSource::Groups);
     assert!(
         t.attributes
             .iter()
@@ -161,20 +145,19 @@ fn grafana_sends_the_names_of_its_default_settings() {
 #[test]
 fn demo_apps_match_the_issue() {
     let wiki = get("latchkey-wiki").unwrap();
-    assert_eq!(wiki.name_id_format, NameIdFormat::EmailAddress);
-    assert_eq!(wiki.name_id_source, NameIdSource::User(UserField::Email));
+    assert_eq!(wiki.name_id.format, NameIdFormat::EmailAddress);
+    assert_eq!(wiki.name_id.source, NameIdSource::Email);
     assert_eq!(
         names_of(&wiki),
         ["email", "givenName", "sn", "displayName", "groups"]
     );
     let desk = get("latchkey-helpdesk").unwrap();
-    assert_eq!(desk.name_id_format, NameIdFormat::Persistent);
+    assert_eq!(desk.name_id.format, NameIdFormat::Persistent);
+    assert_eq!(desk.name_id.source, NameIdSource::Pairwise);
     assert_eq!(names_of(&desk), ["givenName", "sn", "department", "email"]);
     assert_eq!(
         desk.attribute("department").unwrap().source,
-        AttributeSource::Custom {
-            key: "department".into()
-        }
+        AttributeSource::Field(UserField::Attribute("department".into()))
     );
 }
 
@@ -183,12 +166,10 @@ fn salesforce_profile_is_a_constant_and_slack_uses_unspecified_name_format() {
     let sf = get("salesforce").unwrap();
     assert_eq!(
         sf.attribute("User.ProfileId").unwrap().source,
-        AttributeSource::Constant {
-            value: "Standard User".into()
-        }
+        AttributeSource::Constant("Standard User".into())
     );
     let slack = get("slack").unwrap();
-    assert!(slack.attribute("User.Email").unwrap().required);
+    assert_eq!(slack.required_attributes, ["User.Email"]);
     assert!(
         slack
             .attributes
@@ -228,7 +209,7 @@ fn minimal_template_parses_with_defaults() {
     assert!(t.sign_response && t.sign_assertion);
     assert!(t.attributes.is_empty());
     assert_eq!(
-        t.name_id_format.urn(),
+        t.name_id.format.uri(),
         "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
     );
 }
@@ -259,10 +240,13 @@ fn rules_are_enforced() {
 
     let dup = "[[attributes]]\nname = \"a\"\nsource = \"email\"\n[[attributes]]\nname = \"a\"\nsource = \"username\"";
     assert!(reason(with(dup)).contains("twice"));
-    assert!(
-        reason(with("[[attributes]]\nname = \"a\"\nsource = \"shoe_size\""))
-            .contains("unknown source")
-    );
+    let attr = |body: &str| reason(with(&format!("[[attributes]]\nname = \"a\"\n{body}")));
+    assert!(attr("source = \"shoe_size\"").contains("is not one of"));
+    assert!(attr("source = \"attr:\"").contains("attribute"));
+    assert!(attr("source = \"const:\"").contains("non-empty"));
+    assert!(attr("source = \"groups\"\nfilter = \"suffix:x\"").contains("filter"));
+    assert!(attr("source = \"groups\"\nfilter = \"prefix:\"").contains("must not be empty"));
+    assert!(attr("source = \"email\"\nname_format = \"fancy\"").contains("name_format"));
     assert!(
         reason(with(
             "[[attributes]]\nname = \"mail\"\nname_format = \"uri\"\nsource = \"email\""
@@ -270,17 +254,7 @@ fn rules_are_enforced() {
         .contains("not a URI")
     );
     assert!(
-        reason(with("[[attributes]]\nname = \"a\"\nsource = \"custom\"")).contains("needs a key")
-    );
-    assert!(
-        reason(with("[[attributes]]\nname = \"a\"\nsource = \"constant\""))
-            .contains("needs a value")
-    );
-    assert!(
-        reason(with(
-            "[[attributes]]\nname = \"a\"\nsource = \"email\"\ngroup_prefix = \"x\""
-        ))
-        .contains("does not apply")
+        reason(with("[[attributes]]\nname = \"a b\"\nsource = \"email\"")).contains("whitespace")
     );
     assert!(reason(with("[sp]\nacs_url = \"https://host/{acs\"")).contains("unclosed"));
     assert!(reason(with("[sp]\nacs_url = \"https://{}/acs\"")).contains("empty placeholder"));
@@ -290,30 +264,32 @@ fn rules_are_enforced() {
 #[test]
 fn name_id_format_and_source_must_agree() {
     let email_from_username = MINIMAL
-        .replace("\"persistent\"", "\"email_address\"")
+        .replace("\"persistent\"", "\"email\"")
         .replace("\"pairwise\"", "\"username\"");
     assert!(reason(parse("t", &email_from_username)).contains("email field"));
-    let persistent_from_name = MINIMAL.replace("\"pairwise\"", "\"display_name\"");
-    assert!(reason(parse("t", &persistent_from_name)).contains("not an identifier"));
+    let persistent_from_email = MINIMAL.replace("\"pairwise\"", "\"email\"");
+    assert!(reason(parse("t", &persistent_from_email)).contains("can change"));
+    let unknown_source = MINIMAL.replace("\"pairwise\"", "\"display_name\"");
+    assert!(reason(parse("t", &unknown_source)).contains("NameID source"));
     let full_urn = MINIMAL.replace(
         "\"persistent\"",
         "\"urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified\"",
     );
     assert_eq!(
-        parse("t", &full_urn).unwrap().name_id_format,
+        parse("t", &full_urn).unwrap().name_id.format,
         NameIdFormat::Unspecified
     );
 }
 
 #[test]
 fn groups_prefix_is_kept() {
-    let t = with("[[attributes]]\nname = \"g\"\nsource = \"groups\"\ngroup_prefix = \"wiki-\"")
-        .unwrap();
+    let t =
+        with("[[attributes]]\nname = \"g\"\nsource = \"groups\"\nfilter = \"strip-prefix:wiki-\"")
+            .unwrap();
+    assert_eq!(t.attributes[0].source, AttributeSource::Groups);
     assert_eq!(
-        t.attributes[0].source,
-        AttributeSource::Groups {
-            prefix: Some("wiki-".into())
-        }
+        t.attributes[0].filter,
+        Some(ValueFilter::StripPrefix("wiki-".into()))
     );
 }
 
@@ -335,4 +311,50 @@ fn url_pattern_fill_needs_every_placeholder() {
         t.placeholders().into_iter().collect::<Vec<_>>(),
         ["instance_id", "region"]
     );
+}
+
+#[test]
+fn a_template_becomes_an_application_the_registry_accepts() {
+    let t = get("gitlab").unwrap();
+    let app = t
+        .application(&[("gitlab_host", "git.example.org")])
+        .unwrap();
+    assert_eq!(app.entity_id, "https://git.example.org");
+    assert_eq!(
+        app.acs[0].url,
+        "https://git.example.org/users/auth/saml/callback"
+    );
+    assert_eq!(app.name, "GitLab (self-managed)");
+    assert_eq!(app.attributes, t.attributes);
+    assert_eq!(app.name_id, t.name_id);
+    // The registry's full rule set accepts every vendor template's application.
+    for t in templates().unwrap() {
+        let values: Vec<(String, &str)> = t
+            .placeholders()
+            .into_iter()
+            .map(|p| {
+                let v = if p.ends_with("base_url") {
+                    "https://app.example.org"
+                } else {
+                    "example"
+                };
+                (p, v)
+            })
+            .collect();
+        let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        match t.application(&values) {
+            Ok(app) => {
+                crate::apps::rules::check(app).unwrap_or_else(|e| panic!("{}: {e}", t.name));
+            }
+            Err(CatalogError::NoUrlPattern { .. }) => assert_eq!(t.name, "generic-saml"),
+            Err(e) => panic!("{}: {e}", t.name),
+        }
+    }
+    assert!(matches!(
+        get("generic-saml").unwrap().application(&[]),
+        Err(CatalogError::NoUrlPattern {
+            what: "acs_url",
+            ..
+        })
+    ));
 }
