@@ -154,7 +154,8 @@ impl SqlAccountStore {
         Ok(true)
     }
 
-    /// The audit log, oldest first, at most `limit` events from the newest.
+    /// The audit log, oldest first, at most `limit` events from the newest. Events with the
+    /// same millisecond come in no particular order.
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, operation_id, at, kind, account_id, idp_entity_id, identity_key, \

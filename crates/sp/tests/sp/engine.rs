@@ -1,0 +1,634 @@
+//! The JIT engine against a real (SQLite) store: one test per behaviour of the contract.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use latchkey_sp::Error;
+use latchkey_sp::jit::{
+    FieldChange, IdentityKey, JitEngine, LoginFacts, Outcome, PlanAction, Provisioned, RefusalCode,
+};
+use latchkey_sp::store::{Account, AuditKind, ProvisionedBy, RoleOrigin, SqlAccountStore};
+use time::Duration;
+use uuid::Uuid;
+
+use crate::support::{IDP, WIKI, alice, contract, engine, facts, sqlite, t0, wiki_with};
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn roles(pairs: &[(&str, RoleOrigin)]) -> BTreeMap<String, RoleOrigin> {
+    pairs.iter().map(|(r, o)| ((*r).to_owned(), *o)).collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn refusal(result: Result<Provisioned, Error>) -> (RefusalCode, Uuid) {
+    match result {
+        Err(Error::Refused {
+            refusal,
+            operation_id,
+        }) => (refusal.code, operation_id),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn with_attr(mut facts: LoginFacts, name: &str, values: &[&str]) -> LoginFacts {
+    facts.attributes.insert(
+        name.to_owned(),
+        values.iter().map(|v| (*v).to_owned()).collect(),
+    );
+    facts
+}
+
+fn without_attr(mut facts: LoginFacts, name: &str) -> LoginFacts {
+    facts.attributes.remove(name);
+    facts
+}
+
+/// Asserts the audit log holds exactly one event, a refusal with `code` under `operation_id`.
+async fn assert_refusal_audited(store: &SqlAccountStore, code: RefusalCode, operation_id: Uuid) {
+    let log = store.audit_log(100).await.unwrap();
+    let refusals: Vec<_> = log
+        .iter()
+        .filter(|e| e.kind == AuditKind::Refused)
+        .collect();
+    assert_eq!(refusals.len(), 1, "{log:#?}");
+    assert_eq!(refusals[0].operation_id, operation_id);
+    match &refusals[0].plan.action {
+        PlanAction::Refuse(r) => assert_eq!(r.code, code),
+        other => panic!("refusal event carries {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn first_login_creates_account_with_fields_and_managed_roles() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    let p = engine.login(&alice(), t0()).await.unwrap();
+
+    assert_eq!(p.outcome, Outcome::Created);
+    assert_eq!(
+        p.account.identity,
+        Some(IdentityKey::name_id(IDP, "alice-7f3a"))
+    );
+    assert_eq!(
+        p.account.fields,
+        map(&[
+            ("email", "Alice@Example.org"),
+            ("display_name", "Alice Liddell"),
+            ("username", "alice"),
+        ])
+    );
+    assert_eq!(p.account.email.as_deref(), Some("alice@example.org"));
+    assert_eq!(
+        p.account.roles,
+        roles(&[
+            ("admin", RoleOrigin::Managed),
+            ("editor", RoleOrigin::Managed)
+        ])
+    );
+    assert_eq!(p.account.provisioned_by, ProvisionedBy::Jit);
+
+    let stored = fx.store.account(p.account.id).await.unwrap().unwrap();
+    assert_eq!(stored, p.account);
+    assert_eq!(fx.store.accounts().await.unwrap().len(), 1);
+
+    let log = fx.store.audit_log(10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].kind, AuditKind::Created);
+    assert_eq!(log[0].operation_id, p.operation_id);
+    assert_eq!(log[0].account_id, Some(p.account.id));
+    assert_eq!(log[0].session_index.as_deref(), Some("_session-1"));
+    assert_eq!(log[0].plan, p.plan);
+
+    // The same login again finds the account by identity and changes nothing.
+    let again = engine
+        .login(&alice(), t0() + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::Unchanged);
+    assert_eq!(again.account.id, p.account.id);
+    assert_eq!(
+        fx.store.audit_log(10).await.unwrap()[1].kind,
+        AuditKind::Unchanged
+    );
+}
+
+#[tokio::test]
+async fn on_first_login_refuse_admits_only_pre_provisioned_accounts() {
+    let (fx, engine) = engine(wiki_with(|c| {
+        c.replace(
+            r#"on_first_login = "create""#,
+            r#"on_first_login = "refuse""#,
+        )
+    }))
+    .await;
+
+    let (code, op) = refusal(engine.login(&alice(), t0()).await);
+    assert_eq!(code, RefusalCode::NotProvisioned);
+    assert!(fx.store.accounts().await.unwrap().is_empty());
+    assert_refusal_audited(&fx.store, code, op).await;
+
+    // Pre-provisioned by the app with the identity JIT will compute: admitted and filled in.
+    let bob = facts(
+        "bob-11",
+        &[("mail", &["bob@example.org"]), ("groups", &["wiki-users"])],
+    );
+    let pre = fx
+        .store
+        .create_account(
+            Some(IdentityKey::name_id(IDP, "bob-11")),
+            map(&[("email", "bob@example.org")]),
+            t0(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let p = engine.login(&bob, t0()).await.unwrap();
+    assert_eq!(p.outcome, Outcome::Updated);
+    assert_eq!(p.account.id, pre.id);
+    assert_eq!(p.account.roles, roles(&[("editor", RoleOrigin::Managed)]));
+    assert_eq!(fx.store.accounts().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn idp_owned_field_is_overwritten_and_cleared() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    let first = engine.login(&alice(), t0()).await.unwrap();
+
+    let renamed = with_attr(alice(), "displayName", &["Alice Kingsleigh"]);
+    let p = engine
+        .login(&renamed, t0() + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(p.outcome, Outcome::Updated);
+    match &p.plan.action {
+        PlanAction::Update {
+            field_changes,
+            roles_added,
+            roles_removed,
+            ..
+        } => {
+            assert_eq!(
+                field_changes,
+                &vec![FieldChange {
+                    field: "display_name".to_owned(),
+                    old: Some("Alice Liddell".to_owned()),
+                    new: Some("Alice Kingsleigh".to_owned()),
+                }]
+            );
+            assert!(roles_added.is_empty() && roles_removed.is_empty());
+        }
+        other => panic!("expected update, got {other:?}"),
+    }
+    let stored = fx.store.account(first.account.id).await.unwrap().unwrap();
+    assert_eq!(stored.fields["display_name"], "Alice Kingsleigh");
+    assert_eq!(stored.updated_at, t0() + Duration::days(1));
+    assert_eq!(stored.created_at, t0());
+
+    // The IdP stops sending the (optional) attribute: the IdP-owned field follows.
+    let p = engine
+        .login(&without_attr(alice(), "displayName"), t0())
+        .await
+        .unwrap();
+    assert_eq!(p.outcome, Outcome::Updated);
+    let stored = fx.store.account(first.account.id).await.unwrap().unwrap();
+    assert!(!stored.fields.contains_key("display_name"));
+}
+
+#[tokio::test]
+async fn create_only_field_is_kept_after_creation() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    let first = engine.login(&alice(), t0()).await.unwrap();
+
+    let p = engine
+        .login(&with_attr(alice(), "uid", &["alice.l"]), t0())
+        .await
+        .unwrap();
+    assert_eq!(p.outcome, Outcome::Unchanged);
+    let stored = fx.store.account(first.account.id).await.unwrap().unwrap();
+    assert_eq!(stored.fields["username"], "alice");
+
+    // Even when the user or app changed it since.
+    fx.store
+        .set_field(first.account.id, "username", "queen-alice", t0())
+        .await
+        .unwrap();
+    engine.login(&alice(), t0()).await.unwrap();
+    let stored = fx.store.account(first.account.id).await.unwrap().unwrap();
+    assert_eq!(stored.fields["username"], "queen-alice");
+}
+
+#[tokio::test]
+async fn app_owned_and_undeclared_fields_are_never_touched() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    let first = engine.login(&alice(), t0()).await.unwrap();
+    fx.store
+        .set_field(first.account.id, "nickname", "Al", t0())
+        .await
+        .unwrap();
+    fx.store
+        .set_field(first.account.id, "theme", "dark", t0())
+        .await
+        .unwrap();
+
+    // The IdP even sends attributes named like those fields: they are not read.
+    let noisy = with_attr(
+        with_attr(alice(), "nickname", &["Ally"]),
+        "theme",
+        &["light"],
+    );
+    let p = engine.login(&noisy, t0()).await.unwrap();
+    assert_eq!(p.outcome, Outcome::Unchanged);
+    let stored = fx.store.account(first.account.id).await.unwrap().unwrap();
+    assert_eq!(stored.fields["nickname"], "Al");
+    assert_eq!(stored.fields["theme"], "dark");
+}
+
+#[tokio::test]
+async fn role_rules_contains_prefix_equals_and_default_role() {
+    let (_fx, engine) = engine(contract(WIKI)).await;
+    let carol = facts(
+        "carol",
+        &[
+            ("mail", &["carol@example.org"]),
+            ("groups", &["wiki-readers"]),
+            ("employeeType", &["staff"]),
+        ],
+    );
+    let p = engine.login(&carol, t0()).await.unwrap();
+    assert_eq!(
+        p.account.roles,
+        roles(&[
+            ("editor", RoleOrigin::Managed),
+            ("staff", RoleOrigin::Managed)
+        ])
+    );
+
+    // `equals` needs exactly one distinct value; `contains` is exact, not a substring.
+    let dave = facts(
+        "dave",
+        &[
+            ("mail", &["dave@example.org"]),
+            ("groups", &["xwiki-admins", "WIKI-ADMINS", "admins-wiki-"]),
+            ("employeeType", &["staff", "contractor"]),
+        ],
+    );
+    let (code, _) = refusal(engine.login(&dave, t0()).await);
+    assert_eq!(code, RefusalCode::NoMatchingRole);
+
+    // Without the deny rule, a default role stands in when nothing matches.
+    let (_fx, engine) = engine_with_default().await;
+    let p = engine.login(&dave, t0()).await.unwrap();
+    assert_eq!(p.account.roles, roles(&[("viewer", RoleOrigin::Managed)]));
+    let p = engine.login(&carol, t0()).await.unwrap();
+    assert!(!p.account.roles.contains_key("viewer"));
+}
+
+async fn engine_with_default() -> (crate::support::Fixture, JitEngine<SqlAccountStore>) {
+    engine(wiki_with(|c| {
+        c.replace("deny_when_no_role = true", r#"default_role = "viewer""#)
+    }))
+    .await
+}
+
+#[tokio::test]
+async fn managed_role_follows_groups_while_hand_granted_role_stays() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    let first = engine.login(&alice(), t0()).await.unwrap();
+    let id = first.account.id;
+    fx.store.grant_manual_role(id, "moderator").await.unwrap();
+    // An admin also confirms "editor" by hand: it must survive the group going away.
+    fx.store.grant_manual_role(id, "editor").await.unwrap();
+
+    let demoted = with_attr(alice(), "groups", &["wiki-users"]);
+    let p = engine.login(&demoted, t0()).await.unwrap();
+    match &p.plan.action {
+        PlanAction::Update {
+            roles_added,
+            roles_removed,
+            field_changes,
+            ..
+        } => {
+            assert!(roles_added.is_empty());
+            assert_eq!(roles_removed, &set(&["admin"]));
+            assert!(field_changes.is_empty());
+        }
+        other => panic!("expected update, got {other:?}"),
+    }
+    let stored = fx.store.account(id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.roles,
+        roles(&[
+            ("editor", RoleOrigin::Manual),
+            ("moderator", RoleOrigin::Manual)
+        ])
+    );
+
+    // Back in the admin group: the managed role returns.
+    let p = engine.login(&alice(), t0()).await.unwrap();
+    assert_eq!(p.outcome, Outcome::Updated);
+    let stored = fx.store.account(id).await.unwrap().unwrap();
+    assert_eq!(stored.roles.get("admin"), Some(&RoleOrigin::Managed));
+}
+
+#[tokio::test]
+async fn deny_rule_refuses_with_code_and_writes_nothing() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    let outsider = with_attr(alice(), "groups", &["finance"]);
+    let (code, op) = refusal(engine.login(&outsider, t0()).await);
+    assert_eq!(code, RefusalCode::NoMatchingRole);
+    assert!(fx.store.accounts().await.unwrap().is_empty());
+    assert_refusal_audited(&fx.store, code, op).await;
+
+    // An existing account losing every group is refused and left exactly as it was.
+    let before = engine.login(&alice(), t0()).await.unwrap().account;
+    let renamed = with_attr(outsider, "displayName", &["Someone Else"]);
+    let (code, _) = refusal(engine.login(&renamed, t0() + Duration::days(1)).await);
+    assert_eq!(code, RefusalCode::NoMatchingRole);
+    assert_eq!(fx.store.account(before.id).await.unwrap().unwrap(), before);
+}
+
+#[tokio::test]
+async fn missing_required_attribute_refuses_and_writes_nothing() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    let (code, op) = refusal(engine.login(&without_attr(alice(), "mail"), t0()).await);
+    assert_eq!(code, RefusalCode::RequiredAttributeMissing);
+    assert!(fx.store.accounts().await.unwrap().is_empty());
+    assert_refusal_audited(&fx.store, code, op).await;
+
+    // An empty value is no value.
+    let (code, _) = refusal(engine.login(&with_attr(alice(), "mail", &[""]), t0()).await);
+    assert_eq!(code, RefusalCode::RequiredAttributeMissing);
+
+    // Existing account: refused, untouched.
+    let before = engine.login(&alice(), t0()).await.unwrap().account;
+    let changed = with_attr(without_attr(alice(), "mail"), "displayName", &["X"]);
+    let (code, _) = refusal(engine.login(&changed, t0()).await);
+    assert_eq!(code, RefusalCode::RequiredAttributeMissing);
+    assert_eq!(fx.store.account(before.id).await.unwrap().unwrap(), before);
+}
+
+#[tokio::test]
+async fn multi_valued_field_attribute_is_refused() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    let two_mails = with_attr(alice(), "mail", &["a@example.org", "b@example.org"]);
+    let (code, _) = refusal(engine.login(&two_mails, t0()).await);
+    assert_eq!(code, RefusalCode::AttributeMultiValued);
+    assert!(fx.store.accounts().await.unwrap().is_empty());
+
+    // The same value twice is one value.
+    let dup = with_attr(alice(), "mail", &["a@example.org", "a@example.org"]);
+    assert_eq!(
+        engine.login(&dup, t0()).await.unwrap().outcome,
+        Outcome::Created
+    );
+}
+
+#[tokio::test]
+async fn non_persistent_name_id_is_refused_by_default_identity() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    let mut transient = alice();
+    transient.name_id_format =
+        Some("urn:oasis:names:tc:SAML:2.0:nameid-format:transient".to_owned());
+    let (code, op) = refusal(engine.login(&transient, t0()).await);
+    assert_eq!(code, RefusalCode::NameIdNotPersistent);
+    let mut unspecified = alice();
+    unspecified.name_id_format = None;
+    let (code, _) = refusal(
+        engine
+            .login(&unspecified, t0() + Duration::seconds(1))
+            .await,
+    );
+    assert_eq!(code, RefusalCode::NameIdNotPersistent);
+    assert!(fx.store.accounts().await.unwrap().is_empty());
+    let log = fx.store.audit_log(10).await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].operation_id, op);
+    assert_eq!(log[0].plan.identity, None);
+}
+
+#[tokio::test]
+async fn identity_from_attribute_ignores_name_id() {
+    let (fx, engine) = engine(wiki_with(|c| {
+        format!("identity = {{ source = \"attribute\", attribute = \"employeeNumber\" }}\n{c}")
+    }))
+    .await;
+    let mut first = with_attr(alice(), "employeeNumber", &["E-1001"]);
+    first.name_id_format = Some("urn:oasis:names:tc:SAML:2.0:nameid-format:transient".to_owned());
+    let created = engine.login(&first, t0()).await.unwrap();
+    assert_eq!(
+        created.account.identity,
+        Some(IdentityKey::attribute(IDP, "employeeNumber", "E-1001"))
+    );
+    // A new transient NameID next time: still the same account.
+    let mut second = first.clone();
+    second.name_id = "another-transient".to_owned();
+    let p = engine.login(&second, t0()).await.unwrap();
+    assert_eq!(p.account.id, created.account.id);
+
+    let (code, _) = refusal(
+        engine
+            .login(&without_attr(first.clone(), "employeeNumber"), t0())
+            .await,
+    );
+    assert_eq!(code, RefusalCode::IdentityAttributeMissing);
+    let (code, _) = refusal(
+        engine
+            .login(&with_attr(first, "employeeNumber", &["E-1", "E-2"]), t0())
+            .await,
+    );
+    assert_eq!(code, RefusalCode::IdentityAttributeMultiValued);
+    assert_eq!(fx.store.accounts().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn same_name_id_from_another_idp_is_another_person() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    engine.login(&alice(), t0()).await.unwrap();
+    let mut elsewhere = with_attr(alice(), "mail", &["alice@other.example"]);
+    elsewhere.idp_entity_id = "https://other-idp.example/".to_owned();
+    let p = engine.login(&elsewhere, t0()).await.unwrap();
+    assert_eq!(p.outcome, Outcome::Created);
+    assert_eq!(fx.store.accounts().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn without_link_by_email_a_local_account_is_not_taken_over() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    let local = fx
+        .store
+        .create_account(None, map(&[("email", "alice@example.org")]), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    fx.store.grant_manual_role(local.id, "owner").await.unwrap();
+    let local = fx.store.account(local.id).await.unwrap().unwrap();
+
+    let (code, op) = refusal(engine.login(&alice(), t0()).await);
+    assert_eq!(code, RefusalCode::EmailBelongsToUnlinkedAccount);
+    assert_refusal_audited(&fx.store, code, op).await;
+    let all = fx.store.accounts().await.unwrap();
+    assert_eq!(all, vec![local]);
+}
+
+#[tokio::test]
+async fn with_link_by_email_the_local_account_is_linked_and_audited() {
+    let (fx, engine) = engine(wiki_with(|c| format!("link_by_email = true\n{c}"))).await;
+    let local = fx
+        .store
+        .create_account(
+            None,
+            map(&[("email", "ALICE@example.org"), ("nickname", "Al")]),
+            t0(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    fx.store.grant_manual_role(local.id, "owner").await.unwrap();
+
+    let p = engine.login(&alice(), t0()).await.unwrap();
+    assert_eq!(p.outcome, Outcome::Linked);
+    assert_eq!(p.account.id, local.id);
+    match &p.plan.action {
+        PlanAction::Link {
+            account_id, email, ..
+        } => {
+            assert_eq!(*account_id, local.id);
+            assert_eq!(email, "alice@example.org");
+        }
+        other => panic!("expected link, got {other:?}"),
+    }
+    let stored = fx.store.account(local.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.identity,
+        Some(IdentityKey::name_id(IDP, "alice-7f3a"))
+    );
+    assert_eq!(stored.provisioned_by, ProvisionedBy::App);
+    // IdP-owned fields now follow the IdP; create-only fields were not JIT's to write.
+    assert_eq!(stored.fields["email"], "Alice@Example.org");
+    assert_eq!(stored.fields["display_name"], "Alice Liddell");
+    assert_eq!(stored.fields["nickname"], "Al");
+    assert!(!stored.fields.contains_key("username"));
+    assert_eq!(
+        stored.roles,
+        roles(&[
+            ("admin", RoleOrigin::Managed),
+            ("editor", RoleOrigin::Managed),
+            ("owner", RoleOrigin::Manual),
+        ])
+    );
+    let log = fx.store.audit_log(10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].kind, AuditKind::LinkedByEmail);
+    assert_eq!(log[0].account_id, Some(local.id));
+
+    // From now on the account is found by identity.
+    let again = engine.login(&alice(), t0()).await.unwrap();
+    assert_eq!(again.outcome, Outcome::Unchanged);
+    assert_eq!(fx.store.accounts().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn email_of_another_identity_is_never_linked() {
+    let (fx, engine) = engine(wiki_with(|c| format!("link_by_email = true\n{c}"))).await;
+    let alice_account = engine.login(&alice(), t0()).await.unwrap().account;
+
+    // Another IdP subject asserting Alice's address: refused, even with linking on.
+    let impostor = facts(
+        "mallory",
+        &[
+            ("mail", &["alice@example.org"]),
+            ("groups", &["wiki-admins"]),
+        ],
+    );
+    let (code, _) = refusal(engine.login(&impostor, t0()).await);
+    assert_eq!(code, RefusalCode::EmailBelongsToOtherAccount);
+
+    // An existing subject whose IdP-owned e-mail moves onto Alice's: refused, untouched.
+    let bob = facts(
+        "bob",
+        &[("mail", &["bob@example.org"]), ("groups", &["wiki-users"])],
+    );
+    let bob_account = engine.login(&bob, t0()).await.unwrap().account;
+    let moved = with_attr(bob, "mail", &["alice@example.org"]);
+    let (code, _) = refusal(engine.login(&moved, t0()).await);
+    assert_eq!(code, RefusalCode::EmailBelongsToOtherAccount);
+    assert_eq!(
+        fx.store.account(bob_account.id).await.unwrap().unwrap(),
+        bob_account
+    );
+    assert_eq!(
+        fx.store.account(alice_account.id).await.unwrap().unwrap(),
+        alice_account
+    );
+}
+
+#[tokio::test]
+async fn dry_run_plan_writes_nothing() {
+    let (fx, engine) = engine(contract(WIKI)).await;
+    let plan = engine.plan(&alice()).await.unwrap();
+    assert!(matches!(plan.action, PlanAction::Create { .. }), "{plan:?}");
+    assert!(fx.store.accounts().await.unwrap().is_empty());
+    assert!(fx.store.audit_log(10).await.unwrap().is_empty());
+
+    // The dry-run plan is the plan the real login applies.
+    let p = engine.login(&alice(), t0()).await.unwrap();
+    assert_eq!(p.plan, plan);
+    let demoted = with_attr(alice(), "groups", &["wiki-users"]);
+    let plan = engine.plan(&demoted).await.unwrap();
+    assert_eq!(plan.account_id(), Some(p.account.id));
+    assert!(matches!(plan.action, PlanAction::Update { .. }), "{plan:?}");
+    assert_eq!(
+        fx.store.account(p.account.id).await.unwrap().unwrap(),
+        p.account
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_logins_create_exactly_one_account() {
+    let fx = sqlite().await;
+    // Two engines on two pools over one file: like two app nodes.
+    let node_b = latchkey_sp::store::Database::connect(&fx.url)
+        .await
+        .unwrap();
+    let engines = [
+        Arc::new(JitEngine::new(contract(WIKI), fx.store.clone())),
+        Arc::new(JitEngine::new(contract(WIKI), SqlAccountStore::new(node_b))),
+    ];
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let engine = Arc::clone(&engines[i % 2]);
+        tasks.push(tokio::spawn(
+            async move { engine.login(&alice(), t0()).await },
+        ));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap().unwrap());
+    }
+    let created = outcomes
+        .iter()
+        .filter(|p| p.outcome == Outcome::Created)
+        .count();
+    assert_eq!(created, 1);
+    assert!(
+        outcomes
+            .iter()
+            .all(|p| matches!(p.outcome, Outcome::Created | Outcome::Unchanged))
+    );
+    let accounts: Vec<Account> = fx.store.accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert!(outcomes.iter().all(|p| p.account.id == accounts[0].id));
+    let log = fx.store.audit_log(100).await.unwrap();
+    assert_eq!(log.len(), 32);
+    assert_eq!(
+        log.iter().filter(|e| e.kind == AuditKind::Created).count(),
+        1
+    );
+}

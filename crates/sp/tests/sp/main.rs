@@ -1,0 +1,8 @@
+//! Integration tests for latchkey-sp, compiled into one binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
+
+mod contract;
+mod engine;
+mod plan_json;
+mod replay;
+mod support;
