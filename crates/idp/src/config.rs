@@ -158,10 +158,10 @@ impl Config {
             path: path.to_path_buf(),
             reason,
         })?;
-        if config.data_dir.is_relative() {
-            if let Some(base) = path.parent() {
-                config.data_dir = base.join(&config.data_dir);
-            }
+        if config.data_dir.is_relative()
+            && let Some(base) = path.parent()
+        {
+            config.data_dir = base.join(&config.data_dir);
         }
         Ok(config)
     }

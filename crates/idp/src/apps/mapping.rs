@@ -225,21 +225,21 @@ impl AttributeMapping {
                 format!("attribute name {:?} contains whitespace", self.name),
             ));
         }
-        if let AttributeSource::Constant(v) = &self.source {
-            if v.is_empty() || v.chars().any(char::is_control) {
-                return Err(Error::invalid(
-                    field,
-                    format!("constant for {:?} must be non-empty text", self.name),
-                ));
-            }
+        if let AttributeSource::Constant(v) = &self.source
+            && (v.is_empty() || v.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(
+                field,
+                format!("constant for {:?} must be non-empty text", self.name),
+            ));
         }
-        if let Some(ValueFilter::Prefix(p) | ValueFilter::StripPrefix(p)) = &self.filter {
-            if p.is_empty() {
-                return Err(Error::invalid(
-                    field,
-                    format!("filter prefix for {:?} must not be empty", self.name),
-                ));
-            }
+        if let Some(ValueFilter::Prefix(p) | ValueFilter::StripPrefix(p)) = &self.filter
+            && p.is_empty()
+        {
+            return Err(Error::invalid(
+                field,
+                format!("filter prefix for {:?} must not be empty", self.name),
+            ));
         }
         Ok(())
     }

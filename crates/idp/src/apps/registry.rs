@@ -269,10 +269,10 @@ impl<'s> Apps<'s> {
         if let Some(app) = self.find_by_entity_id(reference).await? {
             return Ok(app);
         }
-        if let Ok(id) = reference.parse::<AppId>() {
-            if let Some(app) = fetch(self.store.pool(), id).await? {
-                return Ok(app);
-            }
+        if let Ok(id) = reference.parse::<AppId>()
+            && let Some(app) = fetch(self.store.pool(), id).await?
+        {
+            return Ok(app);
         }
         let named: Vec<Application> = self
             .list()

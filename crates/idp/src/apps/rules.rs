@@ -172,13 +172,13 @@ pub(crate) fn check(mut app: NewApplication) -> Result<NewApplication> {
         .filter(|u| !u.is_empty())
         .map(|u| http_url("icon_url", u))
         .transpose()?;
-    if let Some(rs) = &app.tile.default_relay_state {
-        if rs.len() > MAX_RELAY_STATE || rs.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "relay_state",
-                format!("must be at most {MAX_RELAY_STATE} bytes of text"),
-            ));
-        }
+    if let Some(rs) = &app.tile.default_relay_state
+        && (rs.len() > MAX_RELAY_STATE || rs.chars().any(char::is_control))
+    {
+        return Err(Error::invalid(
+            "relay_state",
+            format!("must be at most {MAX_RELAY_STATE} bytes of text"),
+        ));
     }
     Ok(app)
 }

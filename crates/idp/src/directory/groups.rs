@@ -265,10 +265,10 @@ impl<'s> Groups<'s> {
         if let Some(group) = self.find_by_name(reference).await? {
             return Ok(group);
         }
-        if let Ok(id) = reference.parse::<GroupId>() {
-            if let Some(group) = fetch(self.store.pool(), id).await? {
-                return Ok(group);
-            }
+        if let Ok(id) = reference.parse::<GroupId>()
+            && let Some(group) = fetch(self.store.pool(), id).await?
+        {
+            return Ok(group);
         }
         Err(Error::UnknownGroup {
             name: reference.to_string(),

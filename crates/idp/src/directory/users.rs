@@ -574,10 +574,10 @@ impl<'s> Users<'s> {
 
     /// Resolves what an admin typed: an internal ID, a username or an e-mail address.
     pub async fn lookup(&self, reference: &str) -> Result<User> {
-        if let Ok(id) = reference.parse::<UserId>() {
-            if let Some(user) = fetch(self.store.pool(), id).await? {
-                return Ok(user);
-            }
+        if let Ok(id) = reference.parse::<UserId>()
+            && let Some(user) = fetch(self.store.pool(), id).await?
+        {
+            return Ok(user);
         }
         if let Some(user) = self.find_by_username(reference).await? {
             return Ok(user);

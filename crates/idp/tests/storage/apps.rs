@@ -1,0 +1,330 @@
+use std::collections::HashSet;
+
+use latchkey_idp::Error;
+use latchkey_idp::apps::{AcsEndpoint, Binding, NameIdFormat, NameIdSource, NewApplication};
+use latchkey_idp::directory::{NewGroup, NewUser, UserPatch};
+
+use super::{admin, snapshot};
+use crate::on_both_backends;
+use crate::support::TestStore;
+
+on_both_backends!(
+    register_find_update_delete,
+    duplicate_entity_id_is_refused,
+    access_policy_is_groups_only,
+    pairwise_name_ids_are_stable_opaque_and_per_app,
+    pairwise_get_or_create_is_race_free,
+);
+
+fn wiki() -> NewApplication {
+    let mut app = NewApplication::new(
+        "https://wiki.example.org/saml",
+        "Wiki",
+        "https://wiki.example.org/acs",
+    );
+    app.attributes = vec![
+        "mail=email".parse().unwrap(),
+        "groups@basic=groups|strip-prefix:wiki-".parse().unwrap(),
+    ];
+    app
+}
+
+async fn register_find_update_delete(t: TestStore) {
+    let apps = t.store.apps();
+    let mut new = wiki();
+    new.acs.push(AcsEndpoint {
+        url: "https://wiki.example.org/acs2".into(),
+        binding: Binding::HttpArtifact,
+        index: 1,
+        is_default: false,
+    });
+    new.tile.default_relay_state = Some("/home".into());
+    let app = apps.create(&admin(), new.clone()).await.unwrap();
+    assert_eq!(app.settings, new);
+    assert_eq!(
+        apps.get_by_entity_id("https://wiki.example.org/saml")
+            .await
+            .unwrap(),
+        app
+    );
+    assert_eq!(apps.lookup(&app.id.to_string()).await.unwrap(), app);
+    assert_eq!(apps.lookup("wiki").await.unwrap(), app);
+    assert!(
+        apps.find_by_entity_id("https://other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(app.settings.default_acs().unwrap().index, 0);
+
+    let updated = apps
+        .update(&admin(), app.id, |a| {
+            a.name_id.format = NameIdFormat::EmailAddress;
+            a.name_id.source = NameIdSource::Email;
+            a.tile.visible = false;
+            a.sign_response = false;
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated.settings.name_id.format, NameIdFormat::EmailAddress);
+    assert!(!updated.settings.tile.visible);
+    assert_eq!(apps.get(app.id).await.unwrap(), updated);
+    assert_eq!(apps.list().await.unwrap(), vec![updated.clone()]);
+
+    // An invalid change is refused and nothing is written.
+    let before = snapshot(&t.store).await;
+    let err = apps
+        .update(&admin(), app.id, |a| {
+            a.acs[0].url = "ftp://wiki.example.org/acs".into()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidField {
+                field: "acs_url",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(snapshot(&t.store).await, before);
+
+    apps.delete(&admin(), app.id).await.unwrap();
+    let err = apps
+        .get_by_entity_id("https://wiki.example.org/saml")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownApplication { .. }), "{err:?}");
+    let actions: Vec<String> = t
+        .store
+        .audit()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["app.delete", "app.update", "app.create"]);
+}
+
+async fn duplicate_entity_id_is_refused(t: TestStore) {
+    let apps = t.store.apps();
+    apps.create(&admin(), wiki()).await.unwrap();
+    let other = apps
+        .create(
+            &admin(),
+            NewApplication::new(
+                "https://crm.example.org",
+                "CRM",
+                "https://crm.example.org/acs",
+            ),
+        )
+        .await
+        .unwrap();
+    let before = snapshot(&t.store).await;
+    let mut again = wiki();
+    again.name = "Wiki again".into();
+    let err = apps.create(&admin(), again).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::DuplicateEntityId { entity_id } if entity_id == "https://wiki.example.org/saml"),
+        "{err:?}"
+    );
+    let err = apps
+        .update(&admin(), other.id, |a| {
+            a.entity_id = "https://wiki.example.org/saml".into()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DuplicateEntityId { .. }), "{err:?}");
+    assert_eq!(snapshot(&t.store).await, before);
+}
+
+async fn access_policy_is_groups_only(t: TestStore) {
+    let s = &t.store;
+    let app = s.apps().create(&admin(), wiki()).await.unwrap();
+    let editors = s
+        .groups()
+        .create(&admin(), NewGroup::new("wiki-editors"))
+        .await
+        .unwrap();
+    let alice = s
+        .users()
+        .create(&admin(), NewUser::new("alice", "alice@example.org"))
+        .await
+        .unwrap();
+    let bob = s
+        .users()
+        .create(&admin(), NewUser::new("bob", "bob@example.org"))
+        .await
+        .unwrap();
+    s.groups()
+        .add_member(&admin(), editors.id, alice.id)
+        .await
+        .unwrap();
+
+    // Nobody until a group is assigned.
+    assert!(!s.apps().may_access(app.id, &alice).await.unwrap());
+    s.apps().assign(&admin(), app.id, editors.id).await.unwrap();
+    assert!(s.apps().may_access(app.id, &alice).await.unwrap());
+    assert!(!s.apps().may_access(app.id, &bob).await.unwrap());
+    assert_eq!(s.apps().for_user(&alice).await.unwrap(), vec![app.clone()]);
+    assert!(s.apps().for_user(&bob).await.unwrap().is_empty());
+    let groups: Vec<String> = s
+        .apps()
+        .access_groups(app.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    assert_eq!(groups, ["wiki-editors"]);
+
+    let err = s
+        .apps()
+        .assign(&admin(), app.id, editors.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyAssigned { .. }), "{err:?}");
+    let before = snapshot(s).await;
+    let err = s
+        .apps()
+        .assign(&admin(), app.id, latchkey_idp::ids::GroupId::new_random())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownGroup { .. }), "{err:?}");
+    assert_eq!(snapshot(s).await, before);
+
+    // Suspended users lose access without losing membership.
+    let suspended = s.users().suspend(&admin(), alice.id).await.unwrap();
+    assert!(!s.apps().may_access(app.id, &suspended).await.unwrap());
+    assert!(s.apps().for_user(&suspended).await.unwrap().is_empty());
+    let alice = s.users().resume(&admin(), alice.id).await.unwrap();
+
+    s.apps()
+        .unassign(&admin(), app.id, editors.id)
+        .await
+        .unwrap();
+    assert!(!s.apps().may_access(app.id, &alice).await.unwrap());
+    let err = s
+        .apps()
+        .unassign(&admin(), app.id, editors.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotAssigned { .. }), "{err:?}");
+}
+
+async fn pairwise_name_ids_are_stable_opaque_and_per_app(t: TestStore) {
+    let s = &t.store;
+    let wiki = s.apps().create(&admin(), wiki()).await.unwrap();
+    let crm = s
+        .apps()
+        .create(
+            &admin(),
+            NewApplication::new(
+                "https://crm.example.org",
+                "CRM",
+                "https://crm.example.org/acs",
+            ),
+        )
+        .await
+        .unwrap();
+    let alice = s
+        .users()
+        .create(&admin(), NewUser::new("alice", "alice@example.org"))
+        .await
+        .unwrap();
+    let bob = s
+        .users()
+        .create(&admin(), NewUser::new("bob", "bob@example.org"))
+        .await
+        .unwrap();
+
+    let a_wiki = s
+        .apps()
+        .persistent_name_id(alice.id, wiki.id)
+        .await
+        .unwrap();
+    let a_crm = s.apps().persistent_name_id(alice.id, crm.id).await.unwrap();
+    let b_wiki = s.apps().persistent_name_id(bob.id, wiki.id).await.unwrap();
+    assert_ne!(a_wiki, a_crm);
+    assert_ne!(a_wiki, b_wiki);
+    assert!(a_wiki.len() >= 22, "{a_wiki}");
+    assert!(!a_wiki.contains("alice") && !a_wiki.contains(&alice.id.to_string()));
+    assert!(
+        a_wiki
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    );
+
+    // Renaming the user changes nothing the SP sees.
+    s.users()
+        .update(
+            &admin(),
+            alice.id,
+            UserPatch {
+                username: Some("alice.liddell".into()),
+                email: Some("al@example.org".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.apps()
+            .persistent_name_id(alice.id, wiki.id)
+            .await
+            .unwrap(),
+        a_wiki
+    );
+    assert_eq!(
+        s.apps().user_for_name_id(wiki.id, &a_wiki).await.unwrap(),
+        Some(alice.id)
+    );
+    assert_eq!(
+        s.apps().user_for_name_id(crm.id, &a_wiki).await.unwrap(),
+        None
+    );
+
+    let err = s
+        .apps()
+        .persistent_name_id(latchkey_idp::ids::UserId::new_random(), wiki.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownUser { .. }), "{err:?}");
+}
+
+async fn pairwise_get_or_create_is_race_free(t: TestStore) {
+    let s = &t.store;
+    let app = s.apps().create(&admin(), wiki()).await.unwrap();
+    let alice = s
+        .users()
+        .create(&admin(), NewUser::new("alice", "alice@example.org"))
+        .await
+        .unwrap();
+    // Two handles (two pools) stand in for two IdP nodes.
+    let other = latchkey_idp::Store::open_url(&t.url, 4, crate::support::cheap_passwords())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = if i % 2 == 0 { s.clone() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            store
+                .apps()
+                .persistent_name_id(alice.id, app.id)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut seen = HashSet::new();
+    for task in tasks {
+        seen.insert(task.await.unwrap());
+    }
+    assert_eq!(
+        seen.len(),
+        1,
+        "racing callers got different identifiers: {seen:?}"
+    );
+}

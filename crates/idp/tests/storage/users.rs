@@ -1,0 +1,346 @@
+use std::collections::BTreeMap;
+
+use latchkey_idp::Error;
+use latchkey_idp::audit::AuditFilter;
+use latchkey_idp::directory::{AttributeValue, NewUser, UserPatch, UserStatus};
+use latchkey_idp::password::Password;
+
+use super::{admin, snapshot};
+use crate::on_both_backends;
+use crate::support::TestStore;
+
+on_both_backends!(
+    create_and_find_case_insensitively,
+    duplicate_username_is_refused_and_nothing_changes,
+    duplicate_email_is_refused_and_nothing_changes,
+    update_renames_and_keeps_id,
+    update_into_taken_email_is_refused,
+    suspend_resume_delete,
+    passwords_are_hashed_and_never_audited,
+    invalid_email_names_the_field,
+    reopening_keeps_data_and_schema,
+);
+
+fn alice() -> NewUser {
+    let mut u = NewUser::new("Alice", "Alice@Example.org");
+    u.given_name = Some("Alice".into());
+    u.family_name = Some("Liddell".into());
+    u.attributes = BTreeMap::from([
+        ("department".to_string(), AttributeValue::One("R&D".into())),
+        (
+            "roles".to_string(),
+            AttributeValue::Many(vec!["wiki-admin".into(), "hr".into()]),
+        ),
+    ]);
+    u
+}
+
+async fn create_and_find_case_insensitively(t: TestStore) {
+    let users = t.store.users();
+    let created = users.create(&admin(), alice()).await.unwrap();
+    assert_eq!(created.username, "Alice");
+    assert_eq!(created.status, UserStatus::Active);
+    assert!(!created.has_password);
+
+    let by_name = users.find_by_username("aLICE").await.unwrap().unwrap();
+    assert_eq!(by_name, created);
+    let by_mail = users
+        .find_by_email("alice@EXAMPLE.ORG")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_mail.id, created.id);
+    assert_eq!(
+        users.lookup(&created.id.to_string()).await.unwrap(),
+        created
+    );
+    assert_eq!(
+        users.get(created.id).await.unwrap().attributes,
+        alice().attributes
+    );
+    assert!(users.find_by_username("bob").await.unwrap().is_none());
+
+    let events = t.store.audit().list(&AuditFilter::default()).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "user.create");
+    assert_eq!(events[0].actor, "cli:tester");
+    assert_eq!(
+        events[0].target_id.as_deref(),
+        Some(created.id.to_string().as_str())
+    );
+    assert!(events[0].before.is_none());
+    assert_eq!(
+        events[0].after.as_ref().unwrap()["email"],
+        "Alice@Example.org"
+    );
+}
+
+async fn duplicate_username_is_refused_and_nothing_changes(t: TestStore) {
+    let users = t.store.users();
+    users.create(&admin(), alice()).await.unwrap();
+    let before = snapshot(&t.store).await;
+    let err = users
+        .create(&admin(), NewUser::new("ALICE", "other@example.org"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::DuplicateUsername { username } if username == "ALICE"),
+        "{err:?}"
+    );
+    assert_eq!(snapshot(&t.store).await, before);
+}
+
+async fn duplicate_email_is_refused_and_nothing_changes(t: TestStore) {
+    let users = t.store.users();
+    users.create(&admin(), alice()).await.unwrap();
+    let before = snapshot(&t.store).await;
+    let err = users
+        .create(&admin(), NewUser::new("alice2", "ALICE@example.ORG"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DuplicateEmail { .. }), "{err:?}");
+    assert!(err.to_string().contains("e-mail"), "{err}");
+    assert_eq!(snapshot(&t.store).await, before);
+}
+
+async fn update_renames_and_keeps_id(t: TestStore) {
+    let users = t.store.users();
+    let a = users.create(&admin(), alice()).await.unwrap();
+    let patch = UserPatch {
+        username: Some("alice.l".into()),
+        display_name: Some(Some("Alice L.".into())),
+        given_name: Some(None),
+        remove_attributes: vec!["roles".into()],
+        set_attributes: BTreeMap::from([("floor".to_string(), AttributeValue::One("3".into()))]),
+        ..UserPatch::default()
+    };
+    let b = users.update(&admin(), a.id, patch).await.unwrap();
+    assert_eq!(b.id, a.id);
+    assert_eq!(b.username, "alice.l");
+    assert_eq!(b.given_name, None);
+    assert_eq!(b.shown_name(), "Alice L.");
+    assert!(b.updated_at >= a.updated_at);
+    assert_eq!(b.created_at, a.created_at);
+    assert_eq!(
+        b.attributes.keys().cloned().collect::<Vec<_>>(),
+        vec!["department", "floor"]
+    );
+    assert_eq!(users.get(a.id).await.unwrap(), b);
+    assert!(users.find_by_username("alice").await.unwrap().is_none());
+    // Changing only the case of the own username is not a conflict with oneself.
+    let c = users
+        .update(
+            &admin(),
+            a.id,
+            UserPatch {
+                username: Some("Alice.L".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.username, "Alice.L");
+    // A no-op patch records nothing.
+    let count = t.store.audit().count().await.unwrap();
+    users
+        .update(&admin(), a.id, UserPatch::default())
+        .await
+        .unwrap();
+    assert_eq!(t.store.audit().count().await.unwrap(), count);
+    let update = t
+        .store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("user.update".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(update.len(), 2);
+    assert_eq!(update[1].before.as_ref().unwrap()["username"], "Alice");
+    assert_eq!(update[1].after.as_ref().unwrap()["username"], "alice.l");
+}
+
+async fn update_into_taken_email_is_refused(t: TestStore) {
+    let users = t.store.users();
+    users.create(&admin(), alice()).await.unwrap();
+    let bob = users
+        .create(&admin(), NewUser::new("bob", "bob@example.org"))
+        .await
+        .unwrap();
+    let before = snapshot(&t.store).await;
+    let err = users
+        .update(
+            &admin(),
+            bob.id,
+            UserPatch {
+                email: Some("alice@example.org".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DuplicateEmail { .. }), "{err:?}");
+    let err = users
+        .update(
+            &admin(),
+            bob.id,
+            UserPatch {
+                username: Some("alice".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DuplicateUsername { .. }), "{err:?}");
+    assert_eq!(snapshot(&t.store).await, before);
+}
+
+async fn suspend_resume_delete(t: TestStore) {
+    let users = t.store.users();
+    let a = users.create(&admin(), alice()).await.unwrap();
+    assert_eq!(
+        users.suspend(&admin(), a.id).await.unwrap().status,
+        UserStatus::Suspended
+    );
+    assert_eq!(users.get(a.id).await.unwrap().status, UserStatus::Suspended);
+    assert_eq!(
+        users.resume(&admin(), a.id).await.unwrap().status,
+        UserStatus::Active
+    );
+    users.delete(&admin(), a.id).await.unwrap();
+    let err = users.get(a.id).await.unwrap_err();
+    assert!(matches!(err, Error::UnknownUser { .. }), "{err:?}");
+    let err = users.delete(&admin(), a.id).await.unwrap_err();
+    assert!(matches!(err, Error::UnknownUser { .. }), "{err:?}");
+    let actions: Vec<String> = t
+        .store
+        .audit()
+        .list(&AuditFilter {
+            target_id: Some(a.id.to_string()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        ["user.delete", "user.resume", "user.suspend", "user.create"]
+    );
+    // The username is free again.
+    users.create(&admin(), alice()).await.unwrap();
+}
+
+async fn passwords_are_hashed_and_never_audited(t: TestStore) {
+    let users = t.store.users();
+    let mut new = alice();
+    new.password = Some(Password::new("first password"));
+    let a = users.create(&admin(), new).await.unwrap();
+    assert!(a.has_password);
+    assert!(
+        users
+            .verify_password(a.id, Password::new("first password"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !users
+            .verify_password(a.id, Password::new("First password"))
+            .await
+            .unwrap()
+    );
+
+    users
+        .set_password(&admin(), a.id, Some(Password::new("second password")))
+        .await
+        .unwrap();
+    assert!(
+        !users
+            .verify_password(a.id, Password::new("first password"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        users
+            .verify_password(a.id, Password::new("second password"))
+            .await
+            .unwrap()
+    );
+
+    users.set_password(&admin(), a.id, None).await.unwrap();
+    assert!(!users.get(a.id).await.unwrap().has_password);
+    assert!(
+        !users
+            .verify_password(a.id, Password::new("second password"))
+            .await
+            .unwrap()
+    );
+
+    let err = users
+        .set_password(&admin(), a.id, Some(Password::new("short")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidField {
+                field: "password",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    let log = serde_json::to_string(&t.store.audit().list(&AuditFilter::default()).await.unwrap())
+        .unwrap();
+    assert!(!log.contains("argon2"), "audit log leaks a hash: {log}");
+    assert!(
+        !log.contains("password_hash"),
+        "audit log leaks a hash column: {log}"
+    );
+    assert!(
+        !log.contains("second password"),
+        "audit log leaks a password: {log}"
+    );
+    let export = serde_json::to_string(&t.store.export().await.unwrap()).unwrap();
+    assert!(!export.contains("argon2"), "export leaks a hash");
+}
+
+async fn invalid_email_names_the_field(t: TestStore) {
+    let before = snapshot(&t.store).await;
+    let err = t
+        .store
+        .users()
+        .create(&admin(), NewUser::new("carol", "carol.example.org"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidField { field: "email", .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("carol.example.org"), "{err}");
+    assert_eq!(snapshot(&t.store).await, before);
+}
+
+async fn reopening_keeps_data_and_schema(t: TestStore) {
+    let a = t.store.users().create(&admin(), alice()).await.unwrap();
+    let version = t.store.schema_version().await.unwrap();
+    assert!(version >= 1);
+    let again = latchkey_idp::Store::open_url(&t.url, 2, crate::support::cheap_passwords())
+        .await
+        .unwrap();
+    assert_eq!(again.schema_version().await.unwrap(), version);
+    assert_eq!(again.users().get(a.id).await.unwrap(), a);
+    if again.backend() == latchkey_idp::store::Backend::Sqlite {
+        assert!(t.url.starts_with("sqlite://"));
+        use sqlx::Connection;
+        let mut raw = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}
