@@ -11,6 +11,7 @@ pub mod binding;
 pub mod error;
 pub mod ids;
 pub mod logout;
+pub mod metadata;
 pub mod ns;
 pub mod profile;
 pub mod response;

@@ -86,6 +86,8 @@ impl SpSettings {
         self.clock_skew.clamp(Duration::ZERO, MAX_CLOCK_SKEW)
     }
 
+    // VerifyOptions is non_exhaustive: struct-update syntax is not available here.
+    #[allow(clippy::field_reassign_with_default)]
     fn verify_options(&self) -> VerifyOptions {
         let mut o = VerifyOptions::default();
         o.allow_sha1 = self
