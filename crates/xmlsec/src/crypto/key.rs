@@ -221,17 +221,51 @@ impl SigningKey {
     }
 }
 
-/// Explains why no parser took the key, naming a too-small RSA key precisely.
+/// Explains why no parser took the key, naming a too-small RSA key precisely (aws-lc-rs
+/// only says "TooSmall", so the modulus is read from the DER to report its size).
 fn rsa_rejection(der: &[u8]) -> KeyError {
-    match RsaKeyPair::from_pkcs8(der).or_else(|_| RsaKeyPair::from_der(der)) {
-        Err(e) if e.description_() == "TooSmall" => KeyError::RsaKeyTooSmall {
-            bits: 0,
+    let too_small = [
+        RsaKeyPair::from_pkcs8(der).err(),
+        RsaKeyPair::from_der(der).err(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|e| e.description_() == "TooSmall");
+    match rsa_private_modulus_bits(der) {
+        Some(bits) if too_small || bits < MIN_RSA_BITS => KeyError::RsaKeyTooSmall {
+            bits,
             min: MIN_RSA_BITS,
         },
         _ => KeyError::InvalidPrivateKey(
             "not a PKCS#8, PKCS#1 RSA (>= 2048 bits) or SEC1 P-256/P-384 key",
         ),
     }
+}
+
+/// Modulus size of a PKCS#8 or PKCS#1 RSA private key, from its DER structure only.
+fn rsa_private_modulus_bits(der: &[u8]) -> Option<u32> {
+    use x509_parser::der_parser::parse_der;
+    let (_, outer) = parse_der(der).ok()?;
+    let items = outer.as_sequence().ok()?;
+    // PKCS#8: [version, AlgorithmIdentifier, OCTET STRING RSAPrivateKey].
+    // PKCS#1 RSAPrivateKey: [version, n, e, d, ...].
+    let is_pkcs8 = items.get(1).is_some_and(|a| a.as_sequence().is_ok());
+    let inner;
+    let key_items = if is_pkcs8 {
+        let algorithm = items.get(1)?.as_sequence().ok()?.first()?.as_oid().ok()?;
+        if *algorithm != OID_PKCS1_RSAENCRYPTION {
+            return None;
+        }
+        inner = parse_der(items.get(2)?.as_slice().ok()?).ok()?.1;
+        inner.as_sequence().ok()?
+    } else {
+        items
+    };
+    // RSAPrivateKey has nine fields; anything shorter (a SEC1 EC key) is not RSA.
+    if key_items.len() < 9 {
+        return None;
+    }
+    Some(bit_length(key_items.get(1)?.as_slice().ok()?))
 }
 
 /// A public key trusted to verify signatures.
