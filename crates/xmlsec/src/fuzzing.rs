@@ -4,7 +4,11 @@
 //! Each function must return normally for every input; a panic here is a finding.
 #![doc(hidden)]
 
+use std::sync::OnceLock;
+
 use crate::c14n::{self, Algorithm, Options};
+use crate::crypto::{Certificate, VerifyingKey};
+use crate::dsig::{self, VerifyOptions};
 use crate::reader::{self, Limits};
 
 /// Elements canonicalized per input, so a large input cannot make one run quadratic.
@@ -59,8 +63,14 @@ pub fn c14n(data: &[u8]) {
     }
     let whole = doc.tree().root();
     let mut first = Vec::new();
-    if c14n::canonicalize(whole, Algorithm::EXCLUSIVE, &Options::default(), None, &mut first)
-        .is_ok()
+    if c14n::canonicalize(
+        whole,
+        Algorithm::EXCLUSIVE,
+        &Options::default(),
+        None,
+        &mut first,
+    )
+    .is_ok()
     {
         let Ok(again) = reader::parse_bytes(&first, &small_limits()) else {
             panic_finding("canonical output does not parse again");
@@ -78,6 +88,55 @@ pub fn c14n(data: &[u8]) {
             panic_finding("canonical output is not a fixed point");
         }
     }
+}
+
+/// Runs every verification entry point against a fixed set of trusted keys: the
+/// certificates of the signed test vectors, so that seeds reach the digest and signature
+/// checks and mutations explore every refusal on the way there.
+pub fn verify(data: &[u8]) {
+    let Ok(doc) = reader::parse_bytes(data, &small_limits()) else {
+        return;
+    };
+    let keys = trusted_keys();
+    for options in [VerifyOptions::default(), VerifyOptions::legacy()] {
+        if let Ok(all) = dsig::verify_document(&doc, keys, &options) {
+            for verified in all {
+                // The handle must point into this document, at the signature's parent.
+                let parent = verified.signature_element().parent_element();
+                if parent != Some(verified.element()) {
+                    panic_finding("Verified element is not the signature's parent");
+                }
+            }
+        }
+        let _ = dsig::verify_document_element(&doc, keys, &options);
+        let _ = dsig::verify_enveloping(&doc, keys, &options);
+    }
+}
+
+fn trusted_keys() -> &'static [VerifyingKey] {
+    static KEYS: OnceLock<Vec<VerifyingKey>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        [
+            include_str!("../tests/data/keys/rsa2048-cert.pem"),
+            include_str!("../tests/data/xmldsig/signxml/test.pem"),
+            include_str!("../tests/data/xmldsig/xml-crypto/feide_public.pem"),
+            include_str!("../tests/data/xmldsig/xml-crypto/signature_with_inclusivenamespaces.pem"),
+            include_str!("../tests/data/metadata/wsfederation_metadata.pem"),
+        ]
+        .into_iter()
+        .filter_map(|pem| Certificate::from_pem(pem).ok())
+        .map(|c| c.verifying_key().clone())
+        .chain(
+            [
+                &include_bytes!("../tests/data/xmldsig/samael/public.der")[..],
+                &include_bytes!("../tests/data/xmldsig/samael/ec_cert.der")[..],
+            ]
+            .into_iter()
+            .filter_map(|der| Certificate::from_der(der).ok())
+            .map(|c| c.verifying_key().clone()),
+        )
+        .collect()
+    })
 }
 
 /// Reports a broken invariant as a crash, which is what the fuzzer looks for.

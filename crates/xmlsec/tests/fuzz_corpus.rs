@@ -31,3 +31,8 @@ fn reader_corpus() {
 fn c14n_corpus() {
     replay("c14n", fuzzing::c14n);
 }
+
+#[test]
+fn verify_corpus() {
+    replay("verify", fuzzing::verify);
+}
