@@ -48,6 +48,8 @@ pub struct SpSettings {
     pub clock_skew: Duration,
     /// Accept IdP-initiated responses that answer no request of ours.
     pub allow_unsolicited: bool,
+    /// Accept 1024-bit RSA keys (legacy IdPs only). Off by default.
+    pub allow_rsa_1024: bool,
 }
 
 impl SpSettings {
@@ -79,6 +81,7 @@ impl SpSettings {
             ],
             clock_skew: Duration::seconds(60),
             allow_unsolicited: false,
+            allow_rsa_1024: false,
         }
     }
 
@@ -94,6 +97,7 @@ impl SpSettings {
             .signature_algorithms
             .contains(&SignatureAlgorithm::RsaSha1)
             || self.digest_algorithms.contains(&DigestAlgorithm::Sha1);
+        o.allow_rsa_1024 = self.allow_rsa_1024;
         o
     }
 
