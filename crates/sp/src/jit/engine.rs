@@ -227,13 +227,23 @@ impl<S: AccountStore> JitEngine<S> {
                 });
             }
         };
-        let by_identity = tx.find_by_identity(&mapped.identity).await?;
-        let by_email = match &mapped.email {
+        let mut by_identity = tx.find_by_identity(&mapped.identity).await?;
+        let mut by_email = match &mapped.email {
             Some(email) if by_identity.as_ref().and_then(|a| a.email.as_ref()) != Some(email) => {
                 tx.find_by_email(email).await?
             }
             _ => None,
         };
+        // Under READ COMMITTED each statement sees what was committed when it started, so a
+        // concurrent first login of this same person can commit between the two lookups. The
+        // account found by e-mail is then this person's own, not someone else's address.
+        if by_identity.is_none()
+            && by_email
+                .as_ref()
+                .is_some_and(|a| a.identity.as_ref() == Some(&mapped.identity))
+        {
+            by_identity = by_email.take();
+        }
         let lookup = Lookup {
             by_identity,
             by_email,

@@ -11,7 +11,7 @@ use latchkey_sp::store::{Account, AuditKind, ProvisionedBy, RoleOrigin, SqlAccou
 use time::Duration;
 use uuid::Uuid;
 
-use crate::support::{IDP, WIKI, alice, contract, engine, facts, sqlite, t0, wiki_with};
+use crate::support::{Db, IDP, WIKI, alice, contract, engine, facts, fixture, t0, wiki_with};
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -66,9 +66,8 @@ async fn assert_refusal_audited(store: &SqlAccountStore, code: RefusalCode, oper
     }
 }
 
-#[tokio::test]
-async fn first_login_creates_account_with_fields_and_managed_roles() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn first_login_creates_account_with_fields_and_managed_roles(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     let p = engine.login(&alice(), t0()).await.unwrap();
 
     assert_eq!(p.outcome, Outcome::Created);
@@ -119,14 +118,16 @@ async fn first_login_creates_account_with_fields_and_managed_roles() {
     );
 }
 
-#[tokio::test]
-async fn on_first_login_refuse_admits_only_pre_provisioned_accounts() {
-    let (fx, engine) = engine(wiki_with(|c| {
-        c.replace(
-            r#"on_first_login = "create""#,
-            r#"on_first_login = "refuse""#,
-        )
-    }))
+async fn on_first_login_refuse_admits_only_pre_provisioned_accounts(db: Db) {
+    let (fx, engine) = engine(
+        db,
+        wiki_with(|c| {
+            c.replace(
+                r#"on_first_login = "create""#,
+                r#"on_first_login = "refuse""#,
+            )
+        }),
+    )
     .await;
 
     let (code, op) = refusal(engine.login(&alice(), t0()).await);
@@ -156,9 +157,8 @@ async fn on_first_login_refuse_admits_only_pre_provisioned_accounts() {
     assert_eq!(fx.store.accounts().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn idp_owned_field_is_overwritten_and_cleared() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn idp_owned_field_is_overwritten_and_cleared(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     let first = engine.login(&alice(), t0()).await.unwrap();
 
     let renamed = with_attr(alice(), "displayName", &["Alice Kingsleigh"]);
@@ -201,9 +201,8 @@ async fn idp_owned_field_is_overwritten_and_cleared() {
     assert!(!stored.fields.contains_key("display_name"));
 }
 
-#[tokio::test]
-async fn create_only_field_is_kept_after_creation() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn create_only_field_is_kept_after_creation(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     let first = engine.login(&alice(), t0()).await.unwrap();
 
     let p = engine
@@ -224,9 +223,8 @@ async fn create_only_field_is_kept_after_creation() {
     assert_eq!(stored.fields["username"], "queen-alice");
 }
 
-#[tokio::test]
-async fn app_owned_and_undeclared_fields_are_never_touched() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn app_owned_and_undeclared_fields_are_never_touched(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     let first = engine.login(&alice(), t0()).await.unwrap();
     fx.store
         .set_field(first.account.id, "nickname", "Al", t0())
@@ -250,9 +248,8 @@ async fn app_owned_and_undeclared_fields_are_never_touched() {
     assert_eq!(stored.fields["theme"], "dark");
 }
 
-#[tokio::test]
-async fn role_rules_contains_prefix_equals_and_default_role() {
-    let (_fx, engine) = engine(contract(WIKI)).await;
+async fn role_rules_contains_prefix_equals_and_default_role(db: Db) {
+    let (_fx, engine) = engine(db, contract(WIKI)).await;
     let carol = facts(
         "carol",
         &[
@@ -283,23 +280,23 @@ async fn role_rules_contains_prefix_equals_and_default_role() {
     assert_eq!(code, RefusalCode::NoMatchingRole);
 
     // Without the deny rule, a default role stands in when nothing matches.
-    let (_fx, engine) = engine_with_default().await;
+    let (_fx, engine) = engine_with_default(db).await;
     let p = engine.login(&dave, t0()).await.unwrap();
     assert_eq!(p.account.roles, roles(&[("viewer", RoleOrigin::Managed)]));
     let p = engine.login(&carol, t0()).await.unwrap();
     assert!(!p.account.roles.contains_key("viewer"));
 }
 
-async fn engine_with_default() -> (crate::support::Fixture, JitEngine<SqlAccountStore>) {
-    engine(wiki_with(|c| {
-        c.replace("deny_when_no_role = true", r#"default_role = "viewer""#)
-    }))
+async fn engine_with_default(db: Db) -> (crate::support::Fixture, JitEngine<SqlAccountStore>) {
+    engine(
+        db,
+        wiki_with(|c| c.replace("deny_when_no_role = true", r#"default_role = "viewer""#)),
+    )
     .await
 }
 
-#[tokio::test]
-async fn managed_role_follows_groups_while_hand_granted_role_stays() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn managed_role_follows_groups_while_hand_granted_role_stays(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     let first = engine.login(&alice(), t0()).await.unwrap();
     let id = first.account.id;
     fx.store.grant_manual_role(id, "moderator").await.unwrap();
@@ -337,9 +334,8 @@ async fn managed_role_follows_groups_while_hand_granted_role_stays() {
     assert_eq!(stored.roles.get("admin"), Some(&RoleOrigin::Managed));
 }
 
-#[tokio::test]
-async fn deny_rule_refuses_with_code_and_writes_nothing() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn deny_rule_refuses_with_code_and_writes_nothing(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     let outsider = with_attr(alice(), "groups", &["finance"]);
     let (code, op) = refusal(engine.login(&outsider, t0()).await);
     assert_eq!(code, RefusalCode::NoMatchingRole);
@@ -354,9 +350,8 @@ async fn deny_rule_refuses_with_code_and_writes_nothing() {
     assert_eq!(fx.store.account(before.id).await.unwrap().unwrap(), before);
 }
 
-#[tokio::test]
-async fn missing_required_attribute_refuses_and_writes_nothing() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn missing_required_attribute_refuses_and_writes_nothing(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     let (code, op) = refusal(engine.login(&without_attr(alice(), "mail"), t0()).await);
     assert_eq!(code, RefusalCode::RequiredAttributeMissing);
     assert!(fx.store.accounts().await.unwrap().is_empty());
@@ -374,9 +369,8 @@ async fn missing_required_attribute_refuses_and_writes_nothing() {
     assert_eq!(fx.store.account(before.id).await.unwrap().unwrap(), before);
 }
 
-#[tokio::test]
-async fn multi_valued_field_attribute_is_refused() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn multi_valued_field_attribute_is_refused(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     let two_mails = with_attr(alice(), "mail", &["a@example.org", "b@example.org"]);
     let (code, _) = refusal(engine.login(&two_mails, t0()).await);
     assert_eq!(code, RefusalCode::AttributeMultiValued);
@@ -390,9 +384,8 @@ async fn multi_valued_field_attribute_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn non_persistent_name_id_is_refused_by_default_identity() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn non_persistent_name_id_is_refused_by_default_identity(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     let mut transient = alice();
     transient.name_id_format =
         Some("urn:oasis:names:tc:SAML:2.0:nameid-format:transient".to_owned());
@@ -413,11 +406,13 @@ async fn non_persistent_name_id_is_refused_by_default_identity() {
     assert_eq!(log[0].plan.identity, None);
 }
 
-#[tokio::test]
-async fn identity_from_attribute_ignores_name_id() {
-    let (fx, engine) = engine(wiki_with(|c| {
-        format!("identity = {{ source = \"attribute\", attribute = \"employeeNumber\" }}\n{c}")
-    }))
+async fn identity_from_attribute_ignores_name_id(db: Db) {
+    let (fx, engine) = engine(
+        db,
+        wiki_with(|c| {
+            format!("identity = {{ source = \"attribute\", attribute = \"employeeNumber\" }}\n{c}")
+        }),
+    )
     .await;
     let mut first = with_attr(alice(), "employeeNumber", &["E-1001"]);
     first.name_id_format = Some("urn:oasis:names:tc:SAML:2.0:nameid-format:transient".to_owned());
@@ -447,9 +442,8 @@ async fn identity_from_attribute_ignores_name_id() {
     assert_eq!(fx.store.accounts().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn same_name_id_from_another_idp_is_another_person() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn same_name_id_from_another_idp_is_another_person(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     engine.login(&alice(), t0()).await.unwrap();
     let mut elsewhere = with_attr(alice(), "mail", &["alice@other.example"]);
     elsewhere.idp_entity_id = "https://other-idp.example/".to_owned();
@@ -458,9 +452,8 @@ async fn same_name_id_from_another_idp_is_another_person() {
     assert_eq!(fx.store.accounts().await.unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn without_link_by_email_a_local_account_is_not_taken_over() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn without_link_by_email_a_local_account_is_not_taken_over(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     let local = fx
         .store
         .create_account(None, map(&[("email", "alice@example.org")]), t0())
@@ -477,9 +470,8 @@ async fn without_link_by_email_a_local_account_is_not_taken_over() {
     assert_eq!(all, vec![local]);
 }
 
-#[tokio::test]
-async fn with_link_by_email_the_local_account_is_linked_and_audited() {
-    let (fx, engine) = engine(wiki_with(|c| format!("link_by_email = true\n{c}"))).await;
+async fn with_link_by_email_the_local_account_is_linked_and_audited(db: Db) {
+    let (fx, engine) = engine(db, wiki_with(|c| format!("link_by_email = true\n{c}"))).await;
     let local = fx
         .store
         .create_account(
@@ -534,9 +526,8 @@ async fn with_link_by_email_the_local_account_is_linked_and_audited() {
     assert_eq!(fx.store.accounts().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn email_of_another_identity_is_never_linked() {
-    let (fx, engine) = engine(wiki_with(|c| format!("link_by_email = true\n{c}"))).await;
+async fn email_of_another_identity_is_never_linked(db: Db) {
+    let (fx, engine) = engine(db, wiki_with(|c| format!("link_by_email = true\n{c}"))).await;
     let alice_account = engine.login(&alice(), t0()).await.unwrap().account;
 
     // Another IdP subject asserting Alice's address: refused, even with linking on.
@@ -569,9 +560,8 @@ async fn email_of_another_identity_is_never_linked() {
     );
 }
 
-#[tokio::test]
-async fn dry_run_plan_writes_nothing() {
-    let (fx, engine) = engine(contract(WIKI)).await;
+async fn dry_run_plan_writes_nothing(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
     let plan = engine.plan(&alice()).await.unwrap();
     assert!(matches!(plan.action, PlanAction::Create { .. }), "{plan:?}");
     assert!(fx.store.accounts().await.unwrap().is_empty());
@@ -590,9 +580,8 @@ async fn dry_run_plan_writes_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_first_logins_create_exactly_one_account() {
-    let fx = sqlite().await;
+async fn concurrent_first_logins_create_exactly_one_account(db: Db) {
+    let fx = fixture(db).await;
     // Two engines on two pools over one file: like two app nodes.
     let node_b = latchkey_sp::store::Database::connect(&fx.url)
         .await
@@ -632,3 +621,24 @@ async fn concurrent_first_logins_create_exactly_one_account() {
         1
     );
 }
+
+crate::on_both_backends!(
+    first_login_creates_account_with_fields_and_managed_roles,
+    on_first_login_refuse_admits_only_pre_provisioned_accounts,
+    idp_owned_field_is_overwritten_and_cleared,
+    create_only_field_is_kept_after_creation,
+    app_owned_and_undeclared_fields_are_never_touched,
+    role_rules_contains_prefix_equals_and_default_role,
+    managed_role_follows_groups_while_hand_granted_role_stays,
+    deny_rule_refuses_with_code_and_writes_nothing,
+    missing_required_attribute_refuses_and_writes_nothing,
+    multi_valued_field_attribute_is_refused,
+    non_persistent_name_id_is_refused_by_default_identity,
+    identity_from_attribute_ignores_name_id,
+    same_name_id_from_another_idp_is_another_person,
+    without_link_by_email_a_local_account_is_not_taken_over,
+    with_link_by_email_the_local_account_is_linked_and_audited,
+    email_of_another_identity_is_never_linked,
+    dry_run_plan_writes_nothing,
+    concurrent_first_logins_create_exactly_one_account,
+);

@@ -4,5 +4,6 @@
 mod contract;
 mod engine;
 mod plan_json;
+mod race;
 mod replay;
 mod support;

@@ -8,7 +8,7 @@ use latchkey_sp::store::Database;
 use latchkey_sp::{Error, ReplayError};
 use time::Duration;
 
-use crate::support::{sqlite, t0};
+use crate::support::{Db, fixture, t0};
 
 fn replay_err(result: Result<(), Error>) -> ReplayError {
     match result {
@@ -74,9 +74,8 @@ async fn memory_cache_is_bounded_and_fails_closed() {
     );
 }
 
-#[tokio::test]
-async fn sql_cache_refuses_replays_and_prunes() {
-    let fx = sqlite().await;
+async fn sql_cache_refuses_replays_and_prunes(db: Db) {
+    let fx = fixture(db).await;
     let cache = SqlReplayCache::new(fx.store.database().clone());
     common(&cache).await;
     // The expired "_a2" and old "_a1" were pruned by the last call; only the new "_a1" is left.
@@ -85,9 +84,8 @@ async fn sql_cache_refuses_replays_and_prunes() {
     assert_eq!(cache.count_entries().await.unwrap(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sql_cache_is_shared_between_nodes_and_atomic() {
-    let fx = sqlite().await;
+async fn sql_cache_is_shared_between_nodes_and_atomic(db: Db) {
+    let fx = fixture(db).await;
     let node_a = SqlReplayCache::new(fx.store.database().clone());
     let node_b = SqlReplayCache::new(Database::connect(&fx.url).await.unwrap());
     let expiry = t0() + Duration::minutes(5);
@@ -118,3 +116,8 @@ async fn sql_cache_is_shared_between_nodes_and_atomic() {
     }
     assert_eq!(accepted, 1);
 }
+
+crate::on_both_backends!(
+    sql_cache_refuses_replays_and_prunes,
+    sql_cache_is_shared_between_nodes_and_atomic,
+);

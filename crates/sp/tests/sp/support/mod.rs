@@ -1,4 +1,9 @@
-//! Shared fixtures: a file-backed SQLite database per test, login facts, a contract.
+//! Shared fixtures: a fresh database per test (file-backed SQLite, or a database in a
+//! throwaway PostgreSQL cluster), login facts, a contract.
+
+#![allow(dead_code)] // pg.rs is kept identical to the IdP tests' copy
+
+pub mod pg;
 
 use std::collections::BTreeMap;
 
@@ -99,20 +104,52 @@ pub struct Fixture {
     pub store: SqlAccountStore,
 }
 
-/// A migrated SQLite database in a fresh file (WAL, so concurrency behaves as in production).
-pub async fn sqlite() -> Fixture {
+/// The backends every store test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated, empty database: SQLite in a fresh file (WAL, so concurrency behaves as in
+/// production) or a fresh database in the shared PostgreSQL cluster.
+pub async fn fixture(db: Db) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display());
-    let db = Database::connect(&url).await.expect("connect sqlite");
+    let url = match db {
+        Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display()),
+        Db::Postgres => pg::fresh_database_url().await,
+    };
+    let database = Database::connect(&url).await.expect("connect");
     Fixture {
         _dir: dir,
         url,
-        store: SqlAccountStore::new(db),
+        store: SqlAccountStore::new(database),
     }
 }
 
-pub async fn engine(contract: Contract) -> (Fixture, JitEngine<SqlAccountStore>) {
-    let fx = sqlite().await;
+pub async fn engine(db: Db, contract: Contract) -> (Fixture, JitEngine<SqlAccountStore>) {
+    let fx = fixture(db).await;
     let engine = JitEngine::new(contract, fx.store.clone());
     (fx, engine)
+}
+
+/// Runs each listed `async fn(Db)` once per backend, as `<name>::sqlite` and
+/// `<name>::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    super::$name($crate::support::Db::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    super::$name($crate::support::Db::Postgres).await;
+                }
+            }
+        )*
+    };
 }
