@@ -228,14 +228,16 @@ impl<'o, 'p, 'x, 'xi> Canonicalizer<'o, 'p, 'x, 'xi> {
         let mut walk = Walk::new(root.document().input_text());
         let mut after_element = false;
         for child in root.children() {
-            if self.is_excluded(child) {
-                continue;
-            }
             match child.node_type() {
+                // Before and after are positions in the document, so they hold even
+                // when the document element itself is excluded.
                 NodeType::Element => {
-                    walk.subtree(self, child)?;
+                    if !self.is_excluded(child) {
+                        walk.subtree(self, child)?;
+                    }
                     after_element = true;
                 }
+                _ if self.is_excluded(child) => {}
                 NodeType::Comment | NodeType::PI => {
                     if child.is_comment() && !self.with_comments {
                         continue;
@@ -280,10 +282,13 @@ impl<'o, 'p, 'x, 'xi> Canonicalizer<'o, 'p, 'x, 'xi> {
     }
 }
 
-/// `Node` equality without requiring both nodes to share lifetimes: same document,
-/// same node ID.
+/// `Node` equality without requiring both nodes to share lifetimes: same document
+/// object, same node ID. (Two documents parsed from one string are still different
+/// documents.)
 fn same_node(a: Node<'_, '_>, b: Node<'_, '_>) -> bool {
-    a.id() == b.id() && std::ptr::eq(a.document().input_text(), b.document().input_text())
+    let doc_a: *const u8 = (a.document() as *const roxmltree::Document<'_>).cast();
+    let doc_b: *const u8 = (b.document() as *const roxmltree::Document<'_>).cast();
+    a.id() == b.id() && std::ptr::eq(doc_a, doc_b)
 }
 
 /// The element walk and the per-element work, over one document's nodes.
