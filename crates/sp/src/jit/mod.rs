@@ -5,6 +5,27 @@
 //! [`Refusal`]) -> [`plan`] against what the store holds ([`ProvisioningPlan`]) ->
 //! [`JitEngine::login`] applies the plan in one transaction and audits it. The plan can be
 //! computed without applying it ([`JitEngine::plan`]), which is what a dry-run CLI prints.
+//!
+//! # Decisions worth knowing
+//! - **E-mail is never an identity.** Without `link_by_email`, a first login whose asserted
+//!   e-mail already belongs to a local account is refused with
+//!   `EMAIL_BELONGS_TO_UNLINKED_ACCOUNT`, rather than linked (that would hand the account to
+//!   whoever the IdP says owns the address) or duplicated (two accounts, one address, and the
+//!   app's password reset reaching both). The admin links the account, or enables
+//!   `link_by_email` for an IdP whose addresses are verified. Even then only a local account
+//!   (one with no identity yet) is linked, by the address the IdP asserted, and the link is a
+//!   distinct `jit.linked_by_email` audit event. An address held by an account of another
+//!   identity is always refused (`EMAIL_BELONGS_TO_OTHER_ACCOUNT`).
+//! - **Refusals change nothing.** A refused returning login (no role any more, attribute
+//!   missing) leaves the account exactly as it was, managed roles included; the refusal is the
+//!   audit event. Roles are withdrawn at the next successful login.
+//! - **`default_role` is a fallback**, granted only when no rule matches; `deny_when_no_role`
+//!   refuses in that case instead, so the contract may set one or the other, not both.
+//! - **Create-only fields** are written in the `Create` plan only: not on later logins, and not
+//!   when linking an account JIT did not create.
+//! - **Attribute values**: an empty string counts as absent, and repeated values count once;
+//!   a field fed several distinct values is refused (`ATTRIBUTE_MULTI_VALUED`) rather than
+//!   picking one.
 
 mod contract;
 mod engine;

@@ -51,7 +51,11 @@ impl Database {
         let mut options = AnyPoolOptions::new();
         if backend == Backend::Sqlite {
             if url.contains(":memory:") || url.contains("mode=memory") {
-                options = options.max_connections(1);
+                // The database lives exactly as long as its one connection: never recycle it.
+                options = options
+                    .max_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
             }
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
