@@ -201,6 +201,31 @@ async fn idp_owned_field_is_overwritten_and_cleared(db: Db) {
     assert!(!stored.fields.contains_key("display_name"));
 }
 
+async fn idp_owned_email_change_moves_the_unique_address(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
+    let first = engine.login(&alice(), t0()).await.unwrap();
+    let moved = with_attr(alice(), "mail", &["Alice@New.example"]);
+    assert_eq!(
+        engine.login(&moved, t0()).await.unwrap().outcome,
+        Outcome::Updated
+    );
+    let stored = fx.store.account(first.account.id).await.unwrap().unwrap();
+    assert_eq!(stored.email.as_deref(), Some("alice@new.example"));
+    // The old address is free again, the new one is taken.
+    let old = fx
+        .store
+        .create_account(None, map(&[("email", "alice@example.org")]), t0())
+        .await
+        .unwrap();
+    assert!(old.is_some());
+    let new = fx
+        .store
+        .create_account(None, map(&[("email", "ALICE@new.example")]), t0())
+        .await
+        .unwrap();
+    assert!(new.is_none());
+}
+
 async fn create_only_field_is_kept_after_creation(db: Db) {
     let (fx, engine) = engine(db, contract(WIKI)).await;
     let first = engine.login(&alice(), t0()).await.unwrap();
@@ -626,6 +651,7 @@ crate::on_both_backends!(
     first_login_creates_account_with_fields_and_managed_roles,
     on_first_login_refuse_admits_only_pre_provisioned_accounts,
     idp_owned_field_is_overwritten_and_cleared,
+    idp_owned_email_change_moves_the_unique_address,
     create_only_field_is_kept_after_creation,
     app_owned_and_undeclared_fields_are_never_touched,
     role_rules_contains_prefix_equals_and_default_role,
