@@ -1,0 +1,544 @@
+//! Interop with pysaml2 (tests/interop/saml_pysaml2.py), software nobody on this project
+//! wrote: it loads our metadata, sends us a signed redirect AuthnRequest that we parse
+//! and verify, and answers our SP with signed Responses that our profile accepts.
+//!
+//! The oracle is found through LATCHKEY_PYTHON (scripts/test points it at the venv),
+//! falling back to `python3`; if pysaml2 cannot run, these tests FAIL with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use latchkey_saml::assertion::name_id_format;
+use latchkey_saml::authn_request::{AuthnRequest, binding_uri};
+use latchkey_saml::binding::{BindingLimits, MessageKind, redirect};
+use latchkey_saml::metadata::{
+    Endpoint, EntityDescriptor, IdpSsoDescriptor, IndexedEndpoint, KeyDescriptor, KeyUse,
+    SpSsoDescriptor,
+};
+use latchkey_saml::profile::{SpSettings, validate_response};
+use latchkey_xmlsec::crypto::{Certificate, SignatureAlgorithm};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+const IDP: &str = "https://idp.latchkey.test/saml";
+const SSO_REDIRECT: &str = "https://idp.latchkey.test/saml/sso";
+const SSO_POST: &str = "https://idp.latchkey.test/saml/sso/post";
+const SLO: &str = "https://idp.latchkey.test/saml/slo";
+const SP: &str = "https://sp.latchkey.test/saml";
+const ACS: &str = "https://sp.latchkey.test/saml/acs";
+
+struct Party {
+    key_file: PathBuf,
+    cert_file: PathBuf,
+    cert: Certificate,
+}
+
+/// An RSA-2048 key and self-signed certificate, written where pysaml2 can read them.
+fn party(dir: &Path, name: &str) -> Party {
+    let pair = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .unwrap();
+    let cert = rcgen::CertificateParams::new(vec![format!("{name}.latchkey.test")])
+        .unwrap()
+        .self_signed(&pair)
+        .unwrap();
+    let key_file = dir.join(format!("{name}.key"));
+    let cert_file = dir.join(format!("{name}.crt"));
+    std::fs::write(&key_file, pair.serialize_pem()).unwrap();
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    Party {
+        key_file,
+        cert_file,
+        cert: Certificate::from_der(cert.der()).unwrap(),
+    }
+}
+
+fn signing(cert: &Certificate) -> Vec<KeyDescriptor> {
+    vec![KeyDescriptor {
+        key_use: Some(KeyUse::Signing),
+        certificates: vec![cert.clone()],
+    }]
+}
+
+fn idp_metadata(cert: &Certificate) -> EntityDescriptor {
+    let mut e = EntityDescriptor::new(IDP);
+    e.idp = Some(IdpSsoDescriptor {
+        want_authn_requests_signed: true,
+        keys: signing(cert),
+        name_id_formats: vec![name_id_format::PERSISTENT.into()],
+        sso_services: vec![
+            Endpoint {
+                binding: binding_uri::HTTP_REDIRECT.into(),
+                location: SSO_REDIRECT.into(),
+                response_location: None,
+            },
+            Endpoint {
+                binding: binding_uri::HTTP_POST.into(),
+                location: SSO_POST.into(),
+                response_location: None,
+            },
+        ],
+        slo_services: vec![Endpoint {
+            binding: binding_uri::HTTP_REDIRECT.into(),
+            location: SLO.into(),
+            response_location: None,
+        }],
+    });
+    e
+}
+
+fn sp_metadata(cert: &Certificate) -> EntityDescriptor {
+    let mut e = EntityDescriptor::new(SP);
+    e.sp = Some(SpSsoDescriptor {
+        authn_requests_signed: true,
+        want_assertions_signed: true,
+        keys: signing(cert),
+        name_id_formats: vec![name_id_format::PERSISTENT.into()],
+        assertion_consumer_services: vec![IndexedEndpoint {
+            binding: binding_uri::HTTP_POST.into(),
+            location: ACS.into(),
+            index: 0,
+            is_default: Some(true),
+        }],
+        slo_services: vec![],
+    });
+    e
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Runs the oracle script and parses its JSON output.
+fn pysaml2<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Value {
+    let (ok, stdout, stderr) = pysaml2_run(args);
+    assert!(
+        ok,
+        "pysaml2 oracle failed (set LATCHKEY_PYTHON to the oracle venv, see scripts/test):\n{stderr}"
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// Runs the oracle script: (exit status ok, stdout, stderr). Panics if it cannot start
+/// or if pysaml2 is not importable, so a missing oracle never passes silently.
+fn pysaml2_run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String, String) {
+    let python = std::env::var("LATCHKEY_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/saml_pysaml2.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the pysaml2 oracle with {python}: {e} (set LATCHKEY_PYTHON to the oracle venv, see scripts/test)"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "pysaml2 is not installed for {python} (set LATCHKEY_PYTHON to the oracle venv, see scripts/test):\n{stderr}"
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn pysaml2_loads_our_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = party(dir.path(), "idp");
+    let sp = party(dir.path(), "sp");
+    let idp_md = write(
+        dir.path(),
+        "idp.xml",
+        &idp_metadata(&idp.cert).to_xml().unwrap(),
+    );
+    let sp_md = write(
+        dir.path(),
+        "sp.xml",
+        &sp_metadata(&sp.cert).to_xml().unwrap(),
+    );
+
+    let seen = pysaml2(&["metadata", s(&idp_md)]);
+    let e = &seen[IDP];
+    assert_eq!(
+        e["sso"],
+        serde_json::json!([
+            [binding_uri::HTTP_REDIRECT, SSO_REDIRECT],
+            [binding_uri::HTTP_POST, SSO_POST]
+        ])
+    );
+    assert_eq!(e["slo"], serde_json::json!([SLO]));
+    assert_eq!(e["signing_certs"], 1);
+    assert_eq!(
+        e["name_id_formats"],
+        serde_json::json!([name_id_format::PERSISTENT])
+    );
+    assert_eq!(e["want_authn_requests_signed"], "true");
+
+    let seen = pysaml2(&["metadata", s(&sp_md)]);
+    let e = &seen[SP];
+    assert_eq!(e["acs"], serde_json::json!([[ACS, 0, "true"]]));
+    assert_eq!(e["signing_certs"], 1);
+    assert_eq!(e["authn_requests_signed"], "true");
+    assert_eq!(e["want_assertions_signed"], "true");
+}
+
+#[test]
+fn pysaml2_redirect_authn_request_verifies_and_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = party(dir.path(), "idp");
+    let sp = party(dir.path(), "sp");
+    let idp_md = write(
+        dir.path(),
+        "idp.xml",
+        &idp_metadata(&idp.cert).to_xml().unwrap(),
+    );
+    let out = pysaml2(&[
+        "authn-request",
+        "--idp-metadata",
+        s(&idp_md),
+        "--idp-entity-id",
+        IDP,
+        "--sp-entity-id",
+        SP,
+        "--acs",
+        ACS,
+        "--key",
+        s(&sp.key_file),
+        "--cert",
+        s(&sp.cert_file),
+        "--relay-state",
+        "/after login?x=1&y=é",
+    ]);
+    let location = out["location"].as_str().unwrap();
+    let (endpoint, query) = location.split_once('?').unwrap();
+    assert_eq!(endpoint, SSO_REDIRECT);
+    let msg = redirect::decode(query, &BindingLimits::default()).unwrap();
+    assert_eq!(msg.kind, MessageKind::Request);
+    assert_eq!(msg.relay_state.as_deref(), Some("/after login?x=1&y=é"));
+    // The detached signature verifies with the SP's key only.
+    let sp_key = [sp.cert.verifying_key().clone()];
+    assert_eq!(
+        msg.verify(&sp_key, &[SignatureAlgorithm::RsaSha256]),
+        Ok(SignatureAlgorithm::RsaSha256)
+    );
+    let idp_key = [idp.cert.verifying_key().clone()];
+    assert!(
+        msg.verify(&idp_key, &[SignatureAlgorithm::RsaSha256])
+            .is_err()
+    );
+    let req = AuthnRequest::parse(&msg.xml).unwrap();
+    assert_eq!(req.id, out["request_id"].as_str().unwrap());
+    assert_eq!(req.issuer.as_deref(), Some(SP));
+    assert_eq!(req.destination.as_deref(), Some(SSO_REDIRECT));
+    assert_eq!(req.assertion_consumer_service_url.as_deref(), Some(ACS));
+    assert_eq!(
+        req.protocol_binding.as_deref(),
+        Some(binding_uri::HTTP_POST)
+    );
+    // A tampered query no longer verifies.
+    let tampered = query.replace("RelayState=", "RelayState=x");
+    let msg = redirect::decode(&tampered, &BindingLimits::default()).unwrap();
+    assert!(
+        msg.verify(&sp_key, &[SignatureAlgorithm::RsaSha256])
+            .is_err()
+    );
+}
+
+fn idp_response(sign_response: bool, sign_assertion: bool) -> (String, SpSettings) {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = party(dir.path(), "idp");
+    let sp = party(dir.path(), "sp");
+    let sp_md = write(
+        dir.path(),
+        "sp.xml",
+        &sp_metadata(&sp.cert).to_xml().unwrap(),
+    );
+    let mut args = vec![
+        "idp-response",
+        "--sp-metadata",
+        s(&sp_md),
+        "--sp-entity-id",
+        SP,
+        "--idp-entity-id",
+        IDP,
+        "--sso",
+        SSO_REDIRECT,
+        "--acs",
+        ACS,
+        "--request-id",
+        "_req-interop-1",
+        "--key",
+        s(&idp.key_file),
+        "--cert",
+        s(&idp.cert_file),
+    ];
+    if sign_response {
+        args.push("--sign-response");
+    }
+    if sign_assertion {
+        args.push("--sign-assertion");
+    }
+    let out = pysaml2(&args);
+    let settings = SpSettings::new(SP, ACS, IDP, vec![idp.cert.verifying_key().clone()]);
+    (out["xml"].as_str().unwrap().to_owned(), settings)
+}
+
+fn accept(xml: &str, settings: &SpSettings) {
+    // pysaml2 stamps the real time, so the check uses it too.
+    let subject = validate_response(
+        settings,
+        xml,
+        Some("_req-interop-1"),
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    assert_eq!(subject.issuer, IDP);
+    assert_eq!(subject.name_id.value, "alice-pairwise-1");
+    assert_eq!(
+        subject.name_id.format.as_deref(),
+        Some(name_id_format::PERSISTENT)
+    );
+    assert!(
+        subject
+            .attributes
+            .iter()
+            .any(|a| a.values.iter().any(|v| v == "alice@example.org")),
+        "{:?}",
+        subject.attributes
+    );
+    assert!(
+        subject
+            .attributes
+            .iter()
+            .any(|a| a.values == ["staff", "member"]),
+        "{:?}",
+        subject.attributes
+    );
+}
+
+#[test]
+fn pysaml2_signed_assertion_passes_profile() {
+    let (xml, settings) = idp_response(false, true);
+    accept(&xml, &settings);
+}
+
+#[test]
+fn pysaml2_signed_response_passes_profile() {
+    let (xml, settings) = idp_response(true, false);
+    accept(&xml, &settings);
+}
+
+#[test]
+fn pysaml2_both_signed_passes_profile_and_wrong_key_fails() {
+    let (xml, settings) = idp_response(true, true);
+    accept(&xml, &settings);
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = party(dir.path(), "stranger");
+    let wrong = SpSettings::new(SP, ACS, IDP, vec![stranger.cert.verifying_key().clone()]);
+    assert!(
+        validate_response(
+            &wrong,
+            &xml,
+            Some("_req-interop-1"),
+            OffsetDateTime::now_utc()
+        )
+        .is_err()
+    );
+}
+
+/// A response built and signed by us, as the IdP crate will: a fresh, valid assertion.
+fn our_response(idp: &Party, sign_response: bool, sign_assertion: bool) -> String {
+    use latchkey_saml::assertion::{
+        Assertion, Attribute, AuthnStatement, BEARER, Conditions, NameId, Subject,
+        SubjectConfirmation, SubjectConfirmationData, attrname_format, authn_context,
+    };
+    use latchkey_saml::response::Response;
+    use latchkey_saml::status::Status;
+    use latchkey_xmlsec::crypto::SigningKey;
+    use latchkey_xmlsec::dsig::{self, SignOptions};
+
+    let key = SigningKey::from_pem(&std::fs::read_to_string(&idp.key_file).unwrap()).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let later = now + time::Duration::minutes(5);
+    let assertion = Assertion {
+        id: latchkey_saml::ids::new_id().unwrap(),
+        issue_instant: now,
+        issuer: IDP.into(),
+        subject: Some(Subject {
+            name_id: Some(NameId {
+                value: "alice-pairwise-2".into(),
+                format: Some(name_id_format::PERSISTENT.into()),
+                name_qualifier: Some(IDP.into()),
+                sp_name_qualifier: Some(SP.into()),
+            }),
+            confirmations: vec![SubjectConfirmation {
+                method: BEARER.into(),
+                data: Some(SubjectConfirmationData {
+                    not_on_or_after: Some(later),
+                    recipient: Some(ACS.into()),
+                    in_response_to: Some("_req-interop-2".into()),
+                    ..SubjectConfirmationData::default()
+                }),
+            }],
+        }),
+        conditions: Some(Conditions {
+            not_before: Some(now - time::Duration::seconds(30)),
+            not_on_or_after: Some(later),
+            audience_restrictions: vec![vec![SP.into()]],
+            one_time_use: false,
+        }),
+        authn_statements: vec![AuthnStatement {
+            authn_instant: now,
+            session_index: Some("_session-interop".into()),
+            session_not_on_or_after: None,
+            authn_context_class_ref: Some(authn_context::PASSWORD_PROTECTED_TRANSPORT.into()),
+        }],
+        attributes: vec![
+            Attribute {
+                name: "urn:oid:0.9.2342.19200300.100.1.3".into(),
+                name_format: Some(attrname_format::URI.into()),
+                friendly_name: Some("mail".into()),
+                values: vec!["alice@example.org".into()],
+            },
+            Attribute {
+                name: "urn:oid:1.3.6.1.4.1.5923.1.1.1.1".into(),
+                name_format: Some(attrname_format::URI.into()),
+                friendly_name: Some("eduPersonAffiliation".into()),
+                values: vec!["staff".into(), "member & <more>".into()],
+            },
+        ],
+    };
+    let mut axml = assertion.to_xml().unwrap();
+    if sign_assertion {
+        axml = dsig::sign(
+            &axml,
+            &assertion.id,
+            &key,
+            Some(&idp.cert),
+            &SignOptions::default(),
+        )
+        .unwrap();
+    }
+    let response = Response {
+        id: latchkey_saml::ids::new_id().unwrap(),
+        in_response_to: Some("_req-interop-2".into()),
+        issue_instant: now,
+        destination: Some(ACS.into()),
+        issuer: Some(IDP.into()),
+        status: Status::success(),
+    };
+    let mut xml = response.to_xml(Some(&axml)).unwrap();
+    if sign_response {
+        xml = dsig::sign(
+            &xml,
+            &response.id,
+            &key,
+            Some(&idp.cert),
+            &SignOptions::default(),
+        )
+        .unwrap();
+    }
+    xml
+}
+
+fn pysaml2_accepts(sign_response: bool, sign_assertion: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = party(dir.path(), "idp");
+    let idp_md = write(
+        dir.path(),
+        "idp.xml",
+        &idp_metadata(&idp.cert).to_xml().unwrap(),
+    );
+    let out = pysaml2(&sp_accept_args(
+        &idp_md,
+        &dir,
+        &idp,
+        sign_response,
+        sign_assertion,
+    ));
+    assert_eq!(out["issuer"], IDP);
+    assert_eq!(out["name_id"], "alice-pairwise-2");
+    assert_eq!(out["name_id_format"], name_id_format::PERSISTENT);
+    assert_eq!(out["session_index"], "_session-interop");
+    assert_eq!(out["ava"]["mail"], serde_json::json!(["alice@example.org"]));
+    assert_eq!(
+        out["ava"]["eduPersonAffiliation"],
+        serde_json::json!(["staff", "member & <more>"])
+    );
+}
+
+#[test]
+fn pysaml2_refuses_our_response_signed_by_a_key_not_in_metadata() {
+    // Shows the oracle really checks: metadata names one key, the response uses another.
+    let dir = tempfile::tempdir().unwrap();
+    let idp = party(dir.path(), "idp");
+    let stranger = party(dir.path(), "stranger");
+    let idp_md = write(
+        dir.path(),
+        "idp.xml",
+        &idp_metadata(&idp.cert).to_xml().unwrap(),
+    );
+    let (ok, stdout, _) = pysaml2_run(&sp_accept_args(&idp_md, &dir, &stranger, true, true));
+    assert!(
+        !ok,
+        "pysaml2 accepted a response signed by an unknown key: {stdout}"
+    );
+}
+
+fn sp_accept_args(
+    idp_md: &Path,
+    dir: &tempfile::TempDir,
+    signer: &Party,
+    sign_response: bool,
+    sign_assertion: bool,
+) -> Vec<String> {
+    let response = write(
+        dir.path(),
+        "response.xml",
+        &our_response(signer, sign_response, sign_assertion),
+    );
+    let mut args: Vec<String> = [
+        "sp-accept",
+        "--idp-metadata",
+        s(idp_md),
+        "--sp-entity-id",
+        SP,
+        "--acs",
+        ACS,
+        "--request-id",
+        "_req-interop-2",
+        "--response",
+        s(&response),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    if sign_response {
+        args.push("--want-response-signed".into());
+    }
+    if sign_assertion {
+        args.push("--want-assertions-signed".into());
+    }
+    args
+}
+
+#[test]
+fn pysaml2_accepts_our_signed_assertion() {
+    pysaml2_accepts(false, true);
+}
+
+#[test]
+fn pysaml2_accepts_our_signed_response() {
+    pysaml2_accepts(true, false);
+}
+
+#[test]
+fn pysaml2_accepts_our_doubly_signed_response() {
+    pysaml2_accepts(true, true);
+}
