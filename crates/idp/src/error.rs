@@ -51,6 +51,12 @@ pub enum Error {
         /// What the caller looked the application up by.
         app: String,
     },
+    /// No admin API token has this ID or name (or it is already revoked).
+    #[error("unknown API token {token:?}")]
+    UnknownToken {
+        /// What the caller looked the token up by.
+        token: String,
+    },
     /// The user is already a member of the group.
     #[error("user {user:?} is already a member of group {group:?}")]
     AlreadyMember {

@@ -4,6 +4,7 @@
 //! Start with [`Store::open`]; everything else hangs off the [`Store`] handle:
 //! [`Store::users`], [`Store::groups`], [`Store::apps`], [`Store::audit`].
 
+pub mod api;
 pub mod apps;
 pub mod audit;
 pub mod catalog;

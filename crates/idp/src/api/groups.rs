@@ -1,0 +1,201 @@
+//! `/api/v1/groups`: groups and their members. A `{group}` segment is an ID or a name.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::ApiState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use super::page::{self, PageInfo};
+use super::users::UserDto;
+use crate::directory::{Group, NewGroup};
+
+/// A group as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GroupDto {
+    /// Internal ID.
+    pub id: Uuid,
+    /// Name (unique, case-insensitive).
+    pub name: String,
+    /// What the group is for.
+    pub description: Option<String>,
+    /// Creation time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<Group> for GroupDto {
+    fn from(g: Group) -> Self {
+        GroupDto {
+            id: g.id.0,
+            name: g.name,
+            description: g.description,
+            created_at: g.created_at,
+            updated_at: g.updated_at,
+        }
+    }
+}
+
+/// One page of groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GroupPage {
+    /// The groups on this page, ordered by name.
+    pub items: Vec<GroupDto>,
+    /// Position of the page.
+    pub page: PageInfo,
+}
+
+/// Filters for listing groups.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct GroupListQuery {
+    /// Substring of name or description (case-insensitive).
+    pub q: Option<String>,
+    /// Page size (1-500, default 50).
+    pub limit: Option<u32>,
+    /// Index of the first item (default 0).
+    pub offset: Option<u64>,
+}
+
+/// A new group.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroup {
+    /// Name.
+    pub name: String,
+    /// What the group is for.
+    pub description: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/groups", tag = "groups", params(GroupListQuery),
+    responses((status = 200, body = GroupPage), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Lists groups, filtered and paged.
+pub async fn list(
+    State(state): State<ApiState>,
+    ApiQuery(q): ApiQuery<GroupListQuery>,
+) -> Result<axum::Json<GroupPage>, ApiError> {
+    page::limit(q.limit)?;
+    let mut groups = state.store.groups().list().await?;
+    groups.retain(|g| page::matches(&q.q, &[Some(&g.name), g.description.as_deref()]));
+    let (items, page) = page::paginate(groups, q.limit, q.offset)?;
+    Ok(axum::Json(GroupPage {
+        items: items.into_iter().map(GroupDto::from).collect(),
+        page,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/groups", tag = "groups", request_body = CreateGroup,
+    responses((status = 201, body = GroupDto), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Creates a group.
+pub async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateGroup>,
+) -> Result<(StatusCode, axum::Json<GroupDto>), ApiError> {
+    let new = NewGroup {
+        name: body.name,
+        description: body.description,
+    };
+    let group = state.store.groups().create(&caller.actor(), new).await?;
+    Ok((StatusCode::CREATED, axum::Json(group.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/groups/{group}", tag = "groups",
+    params(("group" = String, Path, description = "ID or name")),
+    responses((status = 200, body = GroupDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Shows one group.
+pub async fn get(
+    State(state): State<ApiState>,
+    ApiPath(group): ApiPath<String>,
+) -> Result<axum::Json<GroupDto>, ApiError> {
+    Ok(axum::Json(
+        state.store.groups().lookup(&group).await?.into(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/groups/{group}", tag = "groups",
+    params(("group" = String, Path, description = "ID or name")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Deletes a group with its memberships and application assignments.
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(group): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let groups = state.store.groups();
+    let id = groups.lookup(&group).await?.id;
+    groups.delete(&caller.actor(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/groups/{group}/members", tag = "groups",
+    params(("group" = String, Path, description = "ID or name")),
+    responses((status = 200, body = Vec<UserDto>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// The group's members.
+pub async fn members(
+    State(state): State<ApiState>,
+    ApiPath(group): ApiPath<String>,
+) -> Result<axum::Json<Vec<UserDto>>, ApiError> {
+    let groups = state.store.groups();
+    let id = groups.lookup(&group).await?.id;
+    let members = groups.members(id).await?;
+    Ok(axum::Json(members.into_iter().map(UserDto::from).collect()))
+}
+
+#[utoipa::path(put, path = "/api/v1/groups/{group}/members/{user}", tag = "groups",
+    params(("group" = String, Path, description = "ID or name"),
+        ("user" = String, Path, description = "ID, username or e-mail address")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Adds a user to the group.
+pub async fn add_member(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((group, user)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let group = state.store.groups().lookup(&group).await?.id;
+    let user = state.store.users().lookup(&user).await?.id;
+    state
+        .store
+        .groups()
+        .add_member(&caller.actor(), group, user)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/groups/{group}/members/{user}", tag = "groups",
+    params(("group" = String, Path, description = "ID or name"),
+        ("user" = String, Path, description = "ID, username or e-mail address")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Removes a user from the group.
+pub async fn remove_member(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((group, user)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let group = state.store.groups().lookup(&group).await?.id;
+    let user = state.store.users().lookup(&user).await?.id;
+    state
+        .store
+        .groups()
+        .remove_member(&caller.actor(), group, user)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,143 @@
+//! The admin REST API under `/api/v1`: the CLI's directory and application commands
+//! over HTTP, as JSON, for automation (Terraform, scripts, HR feeds).
+//!
+//! - Every endpoint but `/api/v1/openapi.json` needs `Authorization: Bearer <token>`,
+//!   a token made with `latchkey token create` ([`ApiTokens`]).
+//! - Every failure answers in one JSON shape, mapped in [`error`].
+//! - Each write is one store transaction: a refused request changes nothing, and every
+//!   change is in the audit log under `api:<token id>`.
+//! - The OpenAPI document is generated from the handlers and types below, so it cannot
+//!   drift from the code.
+//!
+//! ```no_run
+//! # async fn demo(store: latchkey_idp::Store) -> std::io::Result<()> {
+//! let app = latchkey_idp::api::router(latchkey_idp::api::ApiState::new(store));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+
+pub mod apps;
+pub mod audit;
+pub mod error;
+pub mod extract;
+pub mod groups;
+pub mod page;
+pub mod tokens;
+pub mod users;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+pub use error::{ApiError, ErrorBody};
+pub use tokens::{ApiTokens, IssuedToken, TokenInfo};
+
+use crate::store::Store;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    store: Store,
+}
+
+impl ApiState {
+    /// State over an open store.
+    pub fn new(store: Store) -> Self {
+        ApiState { store }
+    }
+}
+
+/// The generated OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Latchkey admin API", description = "Directory and application administration."),
+    paths(
+        users::list, users::create, users::get, users::update, users::delete,
+        users::suspend, users::resume, users::set_password, users::groups,
+        groups::list, groups::create, groups::get, groups::delete,
+        groups::members, groups::add_member, groups::remove_member,
+        apps::list, apps::create, apps::create_from_template, apps::get, apps::replace,
+        apps::delete, apps::groups, apps::assign, apps::unassign,
+        apps::templates, apps::template,
+        audit::list,
+    ),
+    components(schemas(ErrorBody, page::PageInfo)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "users", description = "Directory users"),
+        (name = "groups", description = "Groups and membership"),
+        (name = "apps", description = "Service providers, access groups and connector templates"),
+        (name = "audit", description = "The audit log"),
+    )
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A token from `latchkey token create`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API's router, paths included (`/api/v1/...`); merge it into the server's.
+pub fn router(state: ApiState) -> Router {
+    let protected = Router::new()
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users/{user}",
+            get(users::get).patch(users::update).delete(users::delete),
+        )
+        .route("/users/{user}/suspend", post(users::suspend))
+        .route("/users/{user}/resume", post(users::resume))
+        .route("/users/{user}/password", put(users::set_password))
+        .route("/users/{user}/groups", get(users::groups))
+        .route("/groups", get(groups::list).post(groups::create))
+        .route("/groups/{group}", get(groups::get).delete(groups::delete))
+        .route("/groups/{group}/members", get(groups::members))
+        .route(
+            "/groups/{group}/members/{user}",
+            put(groups::add_member).delete(groups::remove_member),
+        )
+        .route("/apps", get(apps::list).post(apps::create))
+        .route("/apps/from-template", post(apps::create_from_template))
+        .route(
+            "/apps/{app}",
+            get(apps::get).put(apps::replace).delete(apps::delete),
+        )
+        .route("/apps/{app}/groups", get(apps::groups))
+        .route(
+            "/apps/{app}/groups/{group}",
+            put(apps::assign).delete(apps::unassign),
+        )
+        .route("/templates", get(apps::templates))
+        .route("/templates/{name}", get(apps::template))
+        .route("/audit", get(audit::list))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            extract::require_token,
+        ));
+    let v1 = Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .merge(protected)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state);
+    Router::new().nest("/api/v1", v1)
+}
+
+async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}

@@ -1,0 +1,105 @@
+//! Offset pagination shared by the list endpoints.
+//!
+//! Lists of users, groups and applications are small next to a database's limits and
+//! come back sorted, so they are paged after filtering; the audit log, which grows
+//! without bound, pages in SQL on its sequence number instead (see `audit.rs`).
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+
+/// Default page size.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page a client may ask for.
+pub const MAX_LIMIT: u32 = 500;
+
+/// Where a page sits in the whole list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PageInfo {
+    /// Items matching the filter, across all pages.
+    pub total: u64,
+    /// Index of the first item of this page.
+    pub offset: u64,
+    /// Page size used.
+    pub limit: u32,
+    /// `offset` for the next page, absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<u64>,
+}
+
+/// Checks `limit`, applying the default.
+pub fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
+    match requested {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::invalid(
+            "limit",
+            format!("limit must be between 1 and {MAX_LIMIT}, not {n}"),
+        )),
+    }
+}
+
+/// Cuts one page out of an already filtered and sorted list.
+pub fn paginate<T>(
+    all: Vec<T>,
+    limit: Option<u32>,
+    offset: Option<u64>,
+) -> Result<(Vec<T>, PageInfo), ApiError> {
+    let limit = self::limit(limit)?;
+    let offset = offset.unwrap_or(0);
+    let total = all.len() as u64;
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    let items: Vec<T> = all.into_iter().skip(start).take(limit as usize).collect();
+    let end = offset.saturating_add(items.len() as u64);
+    Ok((
+        items,
+        PageInfo {
+            total,
+            offset,
+            limit,
+            next_offset: (end < total).then_some(end),
+        },
+    ))
+}
+
+/// Case-insensitive substring match used by the `q` filters.
+pub fn matches(q: &Option<String>, fields: &[Option<&str>]) -> bool {
+    let Some(q) = q
+        .as_deref()
+        .map(str::to_lowercase)
+        .filter(|q| !q.is_empty())
+    else {
+        return true;
+    };
+    fields
+        .iter()
+        .flatten()
+        .any(|f| f.to_lowercase().contains(&q))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cover_the_list_once() {
+        let all: Vec<u32> = (0..7).collect();
+        let (p1, i1) = paginate(all.clone(), Some(3), None).unwrap();
+        assert_eq!((p1, i1.next_offset, i1.total), (vec![0, 1, 2], Some(3), 7));
+        let (p3, i3) = paginate(all.clone(), Some(3), Some(6)).unwrap();
+        assert_eq!((p3, i3.next_offset), (vec![6], None));
+        let (past, ip) = paginate(all.clone(), Some(3), Some(99)).unwrap();
+        assert!(past.is_empty() && ip.next_offset.is_none());
+        assert!(paginate(all.clone(), Some(0), None).is_err());
+        assert!(paginate(all, Some(MAX_LIMIT + 1), None).is_err());
+    }
+
+    #[test]
+    fn q_matches_any_field_case_insensitively() {
+        let q = Some("ALI".to_string());
+        assert!(matches(&q, &[Some("bob"), Some("alice@x")]));
+        assert!(!matches(&q, &[Some("bob"), None]));
+        assert!(matches(&None, &[]));
+        assert!(matches(&Some(String::new()), &[]));
+    }
+}

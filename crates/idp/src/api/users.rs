@@ -1,0 +1,377 @@
+//! `/api/v1/users`: the directory's users.
+//!
+//! A `{user}` path segment is resolved the way the CLI resolves what an admin types:
+//! internal ID, then username, then e-mail address.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::ApiState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use super::groups::GroupDto;
+use super::page::{self, PageInfo};
+use crate::directory::{AttributeValue, NewUser, User, UserPatch, UserStatus};
+use crate::password::{self, Password};
+
+/// A user as the API shows it. The password hash never leaves the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserDto {
+    /// Immutable internal ID.
+    pub id: Uuid,
+    /// Login name (unique, case-insensitive).
+    pub username: String,
+    /// E-mail address (unique, case-insensitive).
+    pub email: String,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Display name as stored (may be absent).
+    pub display_name: Option<String>,
+    /// Custom attributes: each a string or a list of strings.
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, AttributeValue>,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// Whether a password is set.
+    pub has_password: bool,
+    /// Creation time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<User> for UserDto {
+    fn from(u: User) -> Self {
+        UserDto {
+            id: u.id.0,
+            username: u.username,
+            email: u.email,
+            given_name: u.given_name,
+            family_name: u.family_name,
+            display_name: u.display_name,
+            attributes: u.attributes,
+            status: status_name(u.status).to_owned(),
+            has_password: u.has_password,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+fn status_name(s: UserStatus) -> &'static str {
+    match s {
+        UserStatus::Active => "active",
+        UserStatus::Suspended => "suspended",
+    }
+}
+
+/// One page of users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserPage {
+    /// The users on this page, ordered by username.
+    pub items: Vec<UserDto>,
+    /// Position of the page.
+    pub page: PageInfo,
+}
+
+/// Filters for listing users.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UserListQuery {
+    /// Substring of username, e-mail or names (case-insensitive).
+    pub q: Option<String>,
+    /// `active` or `suspended`.
+    pub status: Option<String>,
+    /// Only members of this group (name or ID).
+    pub group: Option<String>,
+    /// Page size (1-500, default 50).
+    pub limit: Option<u32>,
+    /// Index of the first item (default 0).
+    pub offset: Option<u64>,
+}
+
+/// A new user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Login name.
+    pub username: String,
+    /// E-mail address.
+    pub email: String,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Custom attributes.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub attributes: BTreeMap<String, AttributeValue>,
+    /// `active` (default) or `suspended`.
+    pub status: Option<String>,
+    /// Initial password (checked against the password policy).
+    pub password: Option<String>,
+}
+
+/// Changes to a user. An absent field is left alone; `null` clears an optional one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    /// New login name.
+    pub username: Option<String>,
+    /// New e-mail address.
+    pub email: Option<String>,
+    /// New given name, or `null` to clear.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub given_name: Option<Option<String>>,
+    /// New family name, or `null` to clear.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub family_name: Option<Option<String>>,
+    /// New display name, or `null` to clear.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<Option<String>>,
+    /// Custom attributes to add or replace.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub set_attributes: BTreeMap<String, AttributeValue>,
+    /// Custom attributes to remove.
+    #[serde(default)]
+    pub remove_attributes: Vec<String>,
+    /// `active` or `suspended`.
+    pub status: Option<String>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent at all (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A password to set, or `null` to remove the user's password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    /// The new password; `null` removes it (the user can then only sign in upstream).
+    pub password: Option<String>,
+}
+
+fn parse_status(raw: Option<&str>) -> Result<Option<UserStatus>, ApiError> {
+    raw.map(|s| match s {
+        "active" => Ok(UserStatus::Active),
+        "suspended" => Ok(UserStatus::Suspended),
+        other => Err(ApiError::invalid(
+            "status",
+            format!("{other:?} is not one of: active, suspended"),
+        )),
+    })
+    .transpose()
+}
+
+fn checked_password(raw: Option<String>) -> Result<Option<Password>, ApiError> {
+    raw.map(|p| {
+        let p = Password::new(p);
+        password::check_policy(&p)?;
+        Ok(p)
+    })
+    .transpose()
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListQuery),
+    responses((status = 200, body = UserPage), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Lists users, filtered and paged.
+pub async fn list(
+    State(state): State<ApiState>,
+    ApiQuery(q): ApiQuery<UserListQuery>,
+) -> Result<axum::Json<UserPage>, ApiError> {
+    let status = parse_status(q.status.as_deref())?;
+    page::limit(q.limit)?;
+    let store = &state.store;
+    let mut users = match &q.group {
+        Some(group) => {
+            let group = store.groups().lookup(group).await?;
+            let mut members = store.groups().members(group.id).await?;
+            members.sort_by_key(|u| u.username.to_lowercase());
+            members
+        }
+        None => store.users().list().await?,
+    };
+    users.retain(|u| {
+        status.is_none_or(|s| u.status == s)
+            && page::matches(
+                &q.q,
+                &[
+                    Some(&u.username),
+                    Some(&u.email),
+                    u.given_name.as_deref(),
+                    u.family_name.as_deref(),
+                    u.display_name.as_deref(),
+                ],
+            )
+    });
+    let (items, page) = page::paginate(users, q.limit, q.offset)?;
+    Ok(axum::Json(UserPage {
+        items: items.into_iter().map(UserDto::from).collect(),
+        page,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, body = UserDto), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Creates a user.
+pub async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> Result<(StatusCode, axum::Json<UserDto>), ApiError> {
+    let new = NewUser {
+        username: body.username,
+        email: body.email,
+        given_name: body.given_name,
+        family_name: body.family_name,
+        display_name: body.display_name,
+        attributes: body.attributes,
+        status: parse_status(body.status.as_deref())?.unwrap_or(UserStatus::Active),
+        password: checked_password(body.password)?,
+    };
+    let user = state.store.users().create(&caller.actor(), new).await?;
+    Ok((StatusCode::CREATED, axum::Json(user.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users",
+    params(("user" = String, Path, description = "ID, username or e-mail address")),
+    responses((status = 200, body = UserDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Shows one user.
+pub async fn get(
+    State(state): State<ApiState>,
+    ApiPath(user): ApiPath<String>,
+) -> Result<axum::Json<UserDto>, ApiError> {
+    Ok(axum::Json(state.store.users().lookup(&user).await?.into()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{user}", tag = "users", request_body = PatchUser,
+    params(("user" = String, Path, description = "ID, username or e-mail address")),
+    responses((status = 200, body = UserDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Changes a user's fields and attributes.
+pub async fn update(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(user): ApiPath<String>,
+    ApiJson(body): ApiJson<PatchUser>,
+) -> Result<axum::Json<UserDto>, ApiError> {
+    let patch = UserPatch {
+        username: body.username,
+        email: body.email,
+        given_name: body.given_name,
+        family_name: body.family_name,
+        display_name: body.display_name,
+        set_attributes: body.set_attributes,
+        remove_attributes: body.remove_attributes,
+        status: parse_status(body.status.as_deref())?,
+    };
+    let users = state.store.users();
+    let id = users.lookup(&user).await?.id;
+    Ok(axum::Json(
+        users.update(&caller.actor(), id, patch).await?.into(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{user}", tag = "users",
+    params(("user" = String, Path, description = "ID, username or e-mail address")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Deletes a user with their memberships and pairwise NameIDs.
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(user): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let users = state.store.users();
+    let id = users.lookup(&user).await?.id;
+    users.delete(&caller.actor(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{user}/suspend", tag = "users",
+    params(("user" = String, Path, description = "ID, username or e-mail address")),
+    responses((status = 200, body = UserDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Refuses further sign-ins by the user.
+pub async fn suspend(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(user): ApiPath<String>,
+) -> Result<axum::Json<UserDto>, ApiError> {
+    let users = state.store.users();
+    let id = users.lookup(&user).await?.id;
+    Ok(axum::Json(users.suspend(&caller.actor(), id).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{user}/resume", tag = "users",
+    params(("user" = String, Path, description = "ID, username or e-mail address")),
+    responses((status = 200, body = UserDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Allows sign-ins again.
+pub async fn resume(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(user): ApiPath<String>,
+) -> Result<axum::Json<UserDto>, ApiError> {
+    let users = state.store.users();
+    let id = users.lookup(&user).await?.id;
+    Ok(axum::Json(users.resume(&caller.actor(), id).await?.into()))
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{user}/password", tag = "users", request_body = SetPassword,
+    params(("user" = String, Path, description = "ID, username or e-mail address")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Sets or removes the user's password.
+pub async fn set_password(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(user): ApiPath<String>,
+    ApiJson(body): ApiJson<SetPassword>,
+) -> Result<StatusCode, ApiError> {
+    let password = checked_password(body.password)?;
+    let users = state.store.users();
+    let id = users.lookup(&user).await?.id;
+    users.set_password(&caller.actor(), id, password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{user}/groups", tag = "users",
+    params(("user" = String, Path, description = "ID, username or e-mail address")),
+    responses((status = 200, body = Vec<GroupDto>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// The groups a user belongs to.
+pub async fn groups(
+    State(state): State<ApiState>,
+    ApiPath(user): ApiPath<String>,
+) -> Result<axum::Json<Vec<GroupDto>>, ApiError> {
+    let id = state.store.users().lookup(&user).await?.id;
+    let groups = state.store.groups().of_user(id).await?;
+    Ok(axum::Json(groups.into_iter().map(GroupDto::from).collect()))
+}

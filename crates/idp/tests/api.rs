@@ -1,0 +1,849 @@
+//! The admin REST API, driven in-process through `tower::ServiceExt::oneshot` (no
+//! socket), on SQLite and on a throwaway PostgreSQL, with the store test suite's harness.
+
+// Test code: a failed expectation should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/mod.rs"]
+mod support;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use latchkey_idp::Actor;
+use latchkey_idp::api::{self, ApiState, ApiTokens};
+use serde_json::{Value, json};
+use support::TestStore;
+use tower::ServiceExt;
+
+struct Api {
+    router: Router,
+    token: String,
+    token_id: String,
+    t: TestStore,
+}
+
+async fn api(t: TestStore) -> Api {
+    let (info, issued) = ApiTokens::new(&t.store)
+        .create(&Actor::cli("tester"), "tests")
+        .await
+        .unwrap();
+    Api {
+        router: api::router(ApiState::new(t.store.clone())),
+        token: issued.expose().to_owned(),
+        token_id: info.id,
+        t,
+    }
+}
+
+impl Api {
+    async fn raw(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!("non-JSON body ({e}): {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        (status, headers, body)
+    }
+
+    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let (status, _, value) = self.raw(req.body(body).unwrap()).await;
+        (status, value)
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, uri, None).await
+    }
+
+    async fn audit_count(&self) -> i64 {
+        self.t.store.audit().count().await.unwrap()
+    }
+}
+
+fn assert_error(resp: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(resp.0, status, "{}", resp.1);
+    assert_eq!(resp.1["error"], code, "{}", resp.1);
+    assert!(
+        resp.1["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        resp.1
+    );
+}
+
+async fn authentication(t: TestStore) {
+    let a = api(t).await;
+    let bare = Request::get("/api/v1/users").body(Body::empty()).unwrap();
+    let (status, headers, body) = a.raw(bare).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "unauthorized");
+    assert!(
+        headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+
+    // A well-formed token with a wrong secret, a mangled one, and another scheme.
+    let wrong_secret = format!(
+        "{}{}",
+        &a.token[..a.token.len() - 1],
+        if a.token.ends_with('0') { '1' } else { '0' }
+    );
+    for value in [
+        format!("Bearer {wrong_secret}"),
+        format!("Bearer {}x", a.token),
+        "Bearer lk_nonsense".to_owned(),
+        format!("Basic {}", a.token),
+    ] {
+        let req = Request::get("/api/v1/users")
+            .header(header::AUTHORIZATION, value.clone())
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(a.raw(req).await.0, StatusCode::UNAUTHORIZED, "{value}");
+    }
+    // The scheme is case-insensitive (RFC 9110).
+    let req = Request::get("/api/v1/users")
+        .header(header::AUTHORIZATION, format!("bearer {}", a.token))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(a.raw(req).await.0, StatusCode::OK);
+
+    // The OpenAPI document is public.
+    let req = Request::get("/api/v1/openapi.json")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(a.raw(req).await.0, StatusCode::OK);
+
+    // Use is recorded; revocation takes effect on the next request.
+    let tokens = ApiTokens::new(&a.t.store);
+    let listed = tokens.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some());
+    tokens.revoke(&Actor::cli("tester"), "tests").await.unwrap();
+    assert_error(
+        &a.get("/api/v1/users").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert!(matches!(
+        tokens.revoke(&Actor::cli("tester"), &a.token_id).await,
+        Err(latchkey_idp::Error::UnknownToken { .. })
+    ));
+    let events = a.t.store.audit().list(&Default::default()).await.unwrap();
+    let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["token.revoke", "token.create"]);
+    // The audit log never holds the secret.
+    assert!(
+        !serde_json::to_string(&events)
+            .unwrap()
+            .contains(&a.token[3 + 16..])
+    );
+}
+
+async fn users_crud(t: TestStore) {
+    let a = api(t).await;
+    let (status, alice) = a
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(
+                json!({"username": "alice", "email": "alice@example.org", "given_name": "Alice",
+                         "attributes": {"department": "R&D", "roles": ["a", "b"]},
+                         "password": "correct horse battery staple"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{alice}");
+    assert_eq!(alice["username"], "alice");
+    assert_eq!(alice["status"], "active");
+    assert_eq!(alice["has_password"], true);
+    assert_eq!(alice["attributes"]["roles"], json!(["a", "b"]));
+    assert!(alice.get("password").is_none() && alice.get("password_hash").is_none());
+    let id = alice["id"].as_str().unwrap().to_owned();
+
+    // Lookup by id, username or e-mail.
+    for r in [id.as_str(), "alice", "ALICE@example.org"] {
+        let (s, u) = a.get(&format!("/api/v1/users/{r}")).await;
+        assert_eq!(
+            (s, u["id"].as_str()),
+            (StatusCode::OK, Some(id.as_str())),
+            "{r}"
+        );
+    }
+
+    // Uniqueness and validation, reported with the field.
+    let dup = a
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "Alice", "email": "x@example.org"})),
+        )
+        .await;
+    assert_error(&dup, StatusCode::CONFLICT, "duplicate_username");
+    assert_eq!(dup.1["field"], "username");
+    let bad = a
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "bob", "email": "not-an-address"})),
+        )
+        .await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(bad.1["field"], "email");
+
+    // A refused request writes nothing: no user, no audit event.
+    let events = a.audit_count().await;
+    let weak = a
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "bob", "email": "bob@example.org", "password": "x"})),
+        )
+        .await;
+    assert_error(&weak, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(weak.1["field"], "password");
+    assert_eq!(a.get("/api/v1/users/bob").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(a.audit_count().await, events);
+
+    // PATCH: absent fields stay, null clears.
+    let (s, u) = a
+        .call(
+            Method::PATCH,
+            "/api/v1/users/alice",
+            Some(json!({"display_name": "Dr Alice", "given_name": null, "remove_attributes": ["roles"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{u}");
+    assert_eq!(u["display_name"], "Dr Alice");
+    assert_eq!(u["given_name"], Value::Null);
+    assert_eq!(u["email"], "alice@example.org");
+    assert_eq!(u["attributes"], json!({"department": "R&D"}));
+    let unknown_field = a
+        .call(
+            Method::PATCH,
+            "/api/v1/users/alice",
+            Some(json!({"nickname": "al"})),
+        )
+        .await;
+    assert_error(
+        &unknown_field,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+    );
+
+    // Suspend / resume.
+    let (_, u) = a
+        .call(Method::POST, "/api/v1/users/alice/suspend", None)
+        .await;
+    assert_eq!(u["status"], "suspended");
+    let (_, u) = a
+        .call(Method::POST, "/api/v1/users/alice/resume", None)
+        .await;
+    assert_eq!(u["status"], "active");
+
+    // Password: set, checked by the store, then removed.
+    let (s, _) = a
+        .call(
+            Method::PUT,
+            "/api/v1/users/alice/password",
+            Some(json!({"password": "another long passphrase"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let uid = a.t.store.users().lookup("alice").await.unwrap().id;
+    let pw = |p: &str| latchkey_idp::password::Password::new(p);
+    assert!(
+        a.t.store
+            .users()
+            .verify_password(uid, pw("another long passphrase"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.t.store
+            .users()
+            .verify_password(uid, pw("correct horse battery staple"))
+            .await
+            .unwrap()
+    );
+    let (s, _) = a
+        .call(
+            Method::PUT,
+            "/api/v1/users/alice/password",
+            Some(json!({"password": null})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(a.get("/api/v1/users/alice").await.1["has_password"], false);
+
+    // Changes are audited under the token.
+    let events = a.t.store.audit().list(&Default::default()).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.action.starts_with("user."))
+            .all(|e| e.actor == format!("api:{}", a.token_id))
+    );
+
+    // Delete.
+    assert_eq!(
+        a.call(Method::DELETE, "/api/v1/users/alice", None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &a.get("/api/v1/users/alice").await,
+        StatusCode::NOT_FOUND,
+        "unknown_user",
+    );
+    assert_error(
+        &a.call(Method::DELETE, "/api/v1/users/alice", None).await,
+        StatusCode::NOT_FOUND,
+        "unknown_user",
+    );
+}
+
+async fn user_lists_filter_and_page(t: TestStore) {
+    let a = api(t).await;
+    for (name, status) in [
+        ("ann", "active"),
+        ("bea", "suspended"),
+        ("cat", "active"),
+        ("dan", "active"),
+        ("eve", "active"),
+    ] {
+        let (s, b) = a
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(json!({"username": name, "email": format!("{name}@corp.example"), "status": status})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, p1) = a.get("/api/v1/users?limit=2").await;
+    assert_eq!(names(&p1), ["ann", "bea"]);
+    assert_eq!(
+        p1["page"],
+        json!({"total": 5, "offset": 0, "limit": 2, "next_offset": 2})
+    );
+    let (_, p3) = a.get("/api/v1/users?limit=2&offset=4").await;
+    assert_eq!(names(&p3), ["eve"]);
+    assert!(p3["page"].get("next_offset").is_none());
+    assert_eq!(
+        names(&a.get("/api/v1/users?status=suspended").await.1),
+        ["bea"]
+    );
+    assert_eq!(names(&a.get("/api/v1/users?q=CA").await.1), ["cat"]);
+
+    a.call(
+        Method::POST,
+        "/api/v1/groups",
+        Some(json!({"name": "staff"})),
+    )
+    .await;
+    a.call(Method::PUT, "/api/v1/groups/staff/members/dan", None)
+        .await;
+    assert_eq!(names(&a.get("/api/v1/users?group=staff").await.1), ["dan"]);
+
+    assert_error(
+        &a.get("/api/v1/users?limit=0").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    );
+    assert_error(
+        &a.get("/api/v1/users?limit=abc").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+    assert_error(
+        &a.get("/api/v1/users?status=gone").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    );
+    assert_error(
+        &a.get("/api/v1/users?color=red").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+    assert_error(
+        &a.get("/api/v1/users?group=nope").await,
+        StatusCode::NOT_FOUND,
+        "unknown_group",
+    );
+}
+
+async fn groups_and_members(t: TestStore) {
+    let a = api(t).await;
+    a.call(
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({"username": "alice", "email": "alice@example.org"})),
+    )
+    .await;
+    let (s, g) = a
+        .call(
+            Method::POST,
+            "/api/v1/groups",
+            Some(json!({"name": "wiki-editors", "description": "Edit the wiki"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    assert_error(
+        &a.call(
+            Method::POST,
+            "/api/v1/groups",
+            Some(json!({"name": "WIKI-editors"})),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "duplicate_group",
+    );
+    assert_eq!(
+        a.get(&format!("/api/v1/groups/{gid}")).await.1["name"],
+        "wiki-editors"
+    );
+
+    assert_eq!(
+        a.call(
+            Method::PUT,
+            "/api/v1/groups/wiki-editors/members/alice",
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &a.call(
+            Method::PUT,
+            "/api/v1/groups/wiki-editors/members/alice",
+            None,
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "already_member",
+    );
+    assert_error(
+        &a.call(
+            Method::PUT,
+            "/api/v1/groups/wiki-editors/members/nobody",
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "unknown_user",
+    );
+    let (_, members) = a.get("/api/v1/groups/wiki-editors/members").await;
+    assert_eq!(members.as_array().unwrap().len(), 1);
+    assert_eq!(members[0]["username"], "alice");
+    let (_, of_user) = a.get("/api/v1/users/alice/groups").await;
+    assert_eq!(of_user[0]["name"], "wiki-editors");
+    let (_, listed) = a.get("/api/v1/groups?q=WIKI").await;
+    assert_eq!(listed["page"]["total"], 1);
+
+    assert_eq!(
+        a.call(
+            Method::DELETE,
+            "/api/v1/groups/wiki-editors/members/alice",
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &a.call(
+            Method::DELETE,
+            "/api/v1/groups/wiki-editors/members/alice",
+            None,
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "not_member",
+    );
+    assert_eq!(
+        a.call(Method::DELETE, "/api/v1/groups/wiki-editors", None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &a.get("/api/v1/groups/wiki-editors").await,
+        StatusCode::NOT_FOUND,
+        "unknown_group",
+    );
+}
+
+async fn applications(t: TestStore) {
+    let a = api(t).await;
+    let wiki = json!({
+        "entity_id": "https://wiki.example.org/saml/metadata",
+        "name": "Wiki",
+        "acs": [{"url": "https://wiki.example.org/saml/acs"}],
+        "name_id_format": "email",
+        "name_id_source": "email",
+        "attributes": ["mail@basic=email", "groups@basic=groups|strip-prefix:wiki-"],
+    });
+    let (s, app) = a
+        .call(Method::POST, "/api/v1/apps", Some(wiki.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{app}");
+    assert_eq!(
+        app["acs"][0]["binding"],
+        "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+    );
+    assert_eq!(app["acs"][0]["is_default"], true);
+    assert_eq!(
+        app["name_id_format"],
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+    );
+    assert_eq!(
+        app["attributes"],
+        json!(["mail@basic=email", "groups@basic=groups|strip-prefix:wiki-"])
+    );
+    assert_eq!(app["sign_assertion"], true);
+
+    assert_error(
+        &a.call(Method::POST, "/api/v1/apps", Some(wiki.clone()))
+            .await,
+        StatusCode::CONFLICT,
+        "duplicate_entity_id",
+    );
+
+    // Every kind of bad field is refused and nothing is stored.
+    let events = a.audit_count().await;
+    for (patch, field) in [
+        (json!({"attributes": ["mail"]}), "attribute mapping"),
+        (json!({"acs": [{"url": "ftp://x/acs"}]}), "acs_url"),
+        (json!({"name_id_format": "fancy"}), "name_id_format"),
+        (
+            json!({"acs": [{"url": "https://x/acs", "binding": "pigeon"}]}),
+            "binding",
+        ),
+    ] {
+        let mut body = wiki.clone();
+        body["entity_id"] = json!("https://other.example.org");
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let resp = a.call(Method::POST, "/api/v1/apps", Some(body)).await;
+        assert_error(&resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+        assert_eq!(resp.1["field"], field, "{}", resp.1);
+    }
+    assert_eq!(a.audit_count().await, events);
+    assert_eq!(a.get("/api/v1/apps").await.1["page"]["total"], 1);
+
+    // Lookup by percent-encoded entity ID.
+    let enc = "https%3A%2F%2Fwiki.example.org%2Fsaml%2Fmetadata";
+    assert_eq!(
+        a.get(&format!("/api/v1/apps/{enc}")).await.1["name"],
+        "Wiki"
+    );
+
+    // From a catalogue template.
+    let (s, gl) = a
+        .call(
+            Method::POST,
+            "/api/v1/apps/from-template",
+            Some(json!({"template": "gitlab", "placeholders": {"gitlab_host": "git.example.org"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{gl}");
+    assert_eq!(gl["entity_id"], "https://git.example.org");
+    assert_eq!(
+        gl["acs"][0]["url"],
+        "https://git.example.org/users/auth/saml/callback"
+    );
+    assert!(
+        gl["attributes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("first_name@basic=given_name"))
+    );
+    let missing = a
+        .call(
+            Method::POST,
+            "/api/v1/apps/from-template",
+            Some(json!({"template": "grafana"})),
+        )
+        .await;
+    assert_error(&missing, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(missing.1["field"], "placeholders.grafana_host");
+    assert_error(
+        &a.call(
+            Method::POST,
+            "/api/v1/apps/from-template",
+            Some(json!({"template": "nope"})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "unknown_template",
+    );
+    let (_, templates) = a.get("/api/v1/templates").await;
+    assert!(templates.as_array().unwrap().len() >= 13);
+    let (_, tpl) = a.get("/api/v1/templates/gitlab").await;
+    assert_eq!(tpl["placeholders"], json!(["gitlab_host"]));
+
+    // Access groups.
+    a.call(
+        Method::POST,
+        "/api/v1/groups",
+        Some(json!({"name": "devs"})),
+    )
+    .await;
+    assert_eq!(
+        a.call(
+            Method::PUT,
+            "/api/v1/apps/https%3A%2F%2Fgit.example.org/groups/devs",
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &a.call(
+            Method::PUT,
+            "/api/v1/apps/https%3A%2F%2Fgit.example.org/groups/devs",
+            None,
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "already_assigned",
+    );
+    let gid = gl["id"].as_str().unwrap();
+    assert_eq!(
+        a.get(&format!("/api/v1/apps/{gid}/groups")).await.1[0]["name"],
+        "devs"
+    );
+    assert_eq!(
+        a.call(
+            Method::DELETE,
+            &format!("/api/v1/apps/{gid}/groups/devs"),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &a.call(
+            Method::DELETE,
+            &format!("/api/v1/apps/{gid}/groups/devs"),
+            None,
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "not_assigned",
+    );
+
+    // Replace keeps the ID.
+    let mut changed = wiki.clone();
+    changed["name"] = json!("Team wiki");
+    changed["sign_response"] = json!(false);
+    let (s, replaced) = a
+        .call(Method::PUT, &format!("/api/v1/apps/{enc}"), Some(changed))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{replaced}");
+    assert_eq!(
+        (replaced["id"].clone(), replaced["name"].clone()),
+        (app["id"].clone(), json!("Team wiki"))
+    );
+    assert_eq!(replaced["sign_response"], false);
+
+    let (_, page) = a.get("/api/v1/apps?q=team").await;
+    assert_eq!(page["page"]["total"], 1);
+    assert_eq!(
+        a.call(Method::DELETE, &format!("/api/v1/apps/{enc}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &a.get(&format!("/api/v1/apps/{enc}")).await,
+        StatusCode::NOT_FOUND,
+        "unknown_app",
+    );
+}
+
+async fn audit_pages_by_cursor(t: TestStore) {
+    let a = api(t).await;
+    for i in 0..5 {
+        a.call(
+            Method::POST,
+            "/api/v1/groups",
+            Some(json!({"name": format!("g{i}")})),
+        )
+        .await;
+    }
+    let actor = format!("api:{}", a.token_id);
+    let (s, p1) = a.get(&format!("/api/v1/audit?limit=2&actor={actor}")).await;
+    assert_eq!(s, StatusCode::OK, "{p1}");
+    let names = |p: &Value| -> Vec<String> {
+        p["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["target_name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&p1), ["g4", "g3"]);
+    let mut seen = names(&p1);
+    let mut cursor = p1["next_cursor"].as_i64();
+    while let Some(c) = cursor {
+        let (_, p) = a
+            .get(&format!("/api/v1/audit?limit=2&actor={actor}&cursor={c}"))
+            .await;
+        seen.extend(names(&p));
+        cursor = p["next_cursor"].as_i64();
+    }
+    assert_eq!(seen, ["g4", "g3", "g2", "g1", "g0"]);
+    let (_, creates) = a.get("/api/v1/audit?action=token.create").await;
+    assert_eq!(creates["items"].as_array().unwrap().len(), 1);
+    assert!(creates["next_cursor"].is_null());
+    assert_error(
+        &a.get("/api/v1/audit?since=yesterday").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    );
+    let (_, future) = a.get("/api/v1/audit?since=2999-01-01T00:00:00Z").await;
+    assert!(future["items"].as_array().unwrap().is_empty());
+}
+
+async fn malformed_requests_get_json_errors(t: TestStore) {
+    let a = api(t).await;
+    let post = |body: &'static str, content_type: &'static str| {
+        Request::post("/api/v1/groups")
+            .header(header::AUTHORIZATION, format!("Bearer {}", a.token))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (s, _, b) = a.raw(post("{not json", "application/json")).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
+    let (s, _, b) = a
+        .raw(post("{\"description\": \"x\"}", "application/json"))
+        .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body"))
+    );
+    let (s, _, b) = a
+        .raw(post("name=x", "application/x-www-form-urlencoded"))
+        .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    assert_error(
+        &a.get("/api/v1/nothing-here").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &a.call(Method::DELETE, "/api/v1/users", None).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+}
+
+async fn openapi_document_lists_every_route(t: TestStore) {
+    let a = api(t).await;
+    let (s, doc) = a.get("/api/v1/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/api/v1/users", &["get", "post"][..]),
+        ("/api/v1/users/{user}", &["get", "patch", "delete"]),
+        ("/api/v1/users/{user}/suspend", &["post"]),
+        ("/api/v1/users/{user}/resume", &["post"]),
+        ("/api/v1/users/{user}/password", &["put"]),
+        ("/api/v1/users/{user}/groups", &["get"]),
+        ("/api/v1/groups", &["get", "post"]),
+        ("/api/v1/groups/{group}", &["get", "delete"]),
+        ("/api/v1/groups/{group}/members", &["get"]),
+        ("/api/v1/groups/{group}/members/{user}", &["put", "delete"]),
+        ("/api/v1/apps", &["get", "post"]),
+        ("/api/v1/apps/from-template", &["post"]),
+        ("/api/v1/apps/{app}", &["get", "put", "delete"]),
+        ("/api/v1/apps/{app}/groups", &["get"]),
+        ("/api/v1/apps/{app}/groups/{group}", &["put", "delete"]),
+        ("/api/v1/templates", &["get"]),
+        ("/api/v1/templates/{name}", &["get"]),
+        ("/api/v1/audit", &["get"]),
+    ] {
+        let entry = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing from OpenAPI"));
+        for m in methods {
+            assert!(entry.get(*m).is_some(), "{m} {path} missing from OpenAPI");
+        }
+    }
+    assert_eq!(
+        paths.len(),
+        18,
+        "a route was added without a test here: {:?}",
+        paths.keys()
+    );
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    // Each documented path really is routed (no 404 from the fallback).
+    for path in paths.keys() {
+        let concrete = path
+            .replace("{user}", "x")
+            .replace("{group}", "x")
+            .replace("{app}", "x")
+            .replace("{name}", "x");
+        let (_, body) = a.get(&concrete).await;
+        assert_ne!(body["error"], "not_found", "{path}");
+    }
+}
+
+on_both_backends!(
+    authentication,
+    users_crud,
+    user_lists_filter_and_page,
+    groups_and_members,
+    applications,
+    audit_pages_by_cursor,
+    malformed_requests_get_json_errors,
+    openapi_document_lists_every_route,
+);
