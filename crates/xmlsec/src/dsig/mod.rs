@@ -7,6 +7,26 @@
 //! rule, because every known signature-wrapping attack lives in the parts of the
 //! specification a SAML verifier does not need.
 //!
+//! ```
+//! use latchkey_xmlsec::crypto::{Certificate, SigningKey};
+//! use latchkey_xmlsec::{dsig, reader};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+//! # let cert_pem = rcgen::CertificateParams::new(vec!["idp".into()])?.self_signed(&kp)?.pem();
+//! # let key_pem = kp.serialize_pem();
+//! let key = SigningKey::from_pem(&key_pem)?;
+//! let cert = Certificate::from_pem(&cert_pem)?;
+//! let xml = r#"<r:Response xmlns:r="urn:example" ID="_r1"><r:Item>42</r:Item></r:Response>"#;
+//! let signed = dsig::sign(xml, "_r1", &key, Some(&cert), &dsig::SignOptions::default())?;
+//!
+//! let doc = reader::parse(&signed, &reader::Limits::default())?;
+//! let trusted = [cert.verifying_key().clone()];
+//! let verified = dsig::verify_document(&doc, &trusted, &dsig::VerifyOptions::default())?;
+//! assert_eq!(verified[0].element().tag_name().name(), "Response");
+//! assert_eq!(verified[0].id(), Some("_r1"));
+//! # Ok(()) }
+//! ```
+//!
 //! # Security
 //! * Keys come only from the caller's trusted list. `KeyInfo` is never read.
 //! * The only way to reach the signed content is [`Verified::element`]. Nothing in this

@@ -67,6 +67,21 @@ impl VerifyOptions {
 /// concatenating every text node (a comment can split a value without breaking the
 /// signature), or re-parse [`Verified::signed_bytes`], which are exactly what was
 /// digested.
+///
+/// Outside this module a `Verified` cannot be built, only received:
+/// ```compile_fail
+/// # fn forge<'a, 'i>(node: latchkey_xmlsec::roxmltree::Node<'a, 'i>) {
+/// let forged = latchkey_xmlsec::dsig::Verified {
+///     element: node,
+///     signature: node,
+///     id: None,
+///     signature_algorithm: latchkey_xmlsec::crypto::SignatureAlgorithm::RsaSha256,
+///     digest_algorithm: latchkey_xmlsec::crypto::DigestAlgorithm::Sha256,
+///     key_index: 0,
+///     signed_bytes: Vec::new(),
+/// };
+/// # }
+/// ```
 pub struct Verified<'a, 'input> {
     element: Node<'a, 'input>,
     signature: Node<'a, 'input>,
