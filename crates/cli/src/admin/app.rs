@@ -1,0 +1,463 @@
+//! `latchkey app ...`
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use latchkey_idp::apps::{
+    AcsEndpoint, Application, AttributeMapping, Binding, Endpoint, NameIdFormat, NewApplication,
+};
+use serde::Serialize;
+
+use super::Context;
+use super::output::outln;
+use super::output::{self, opt};
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Register an application from explicit fields, or from a connector template.
+    Add {
+        #[command(flatten)]
+        fields: AppFields,
+        /// Start from this connector template (see the catalogue); explicit options win.
+        #[arg(long, value_name = "NAME")]
+        template: Option<String>,
+        /// A value for one of the template's URL placeholders, e.g. host=wiki.example.org.
+        #[arg(long = "param", value_name = "KEY=VALUE", requires = "template")]
+        params: Vec<String>,
+    },
+    /// List applications.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one application (by entity ID, ID or name).
+    Show {
+        /// Entity ID, ID or name.
+        app: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an application.
+    Set {
+        /// Entity ID, ID or name.
+        app: String,
+        #[command(flatten)]
+        fields: AppFields,
+        /// Add one released attribute (see --attr).
+        #[arg(long = "add-attr", value_name = "MAPPING")]
+        add_attributes: Vec<String>,
+        /// Stop releasing the attribute with this SAML name.
+        #[arg(long = "remove-attr", value_name = "NAME")]
+        remove_attributes: Vec<String>,
+        /// Forget the encryption certificate (and stop encrypting).
+        #[arg(long)]
+        clear_encryption_cert: bool,
+    },
+    /// Remove an application, its access policy and its pairwise identifiers.
+    Remove {
+        /// Entity ID, ID or name.
+        app: String,
+    },
+    /// Let a group's members use the application.
+    Assign {
+        /// Entity ID, ID or name.
+        app: String,
+        /// Group name or ID.
+        group: String,
+    },
+    /// Stop a group's members using the application.
+    Unassign {
+        /// Entity ID, ID or name.
+        app: String,
+        /// Group name or ID.
+        group: String,
+    },
+}
+
+/// The fields shared by `app add` and `app set`; an absent option leaves the value alone.
+#[derive(Debug, Args)]
+pub struct AppFields {
+    /// The SP's SAML entity ID.
+    #[arg(long)]
+    entity_id: Option<String>,
+    /// Name shown to admins and on the portal tile.
+    #[arg(long)]
+    name: Option<String>,
+    /// ACS URL; repeat for several (indexes 0, 1, ... in order; the first is the default).
+    /// Replaces the existing list.
+    #[arg(long = "acs-url", value_name = "URL")]
+    acs_urls: Vec<String>,
+    /// Binding of the given ACS URLs: post (default) or artifact.
+    #[arg(long, value_name = "BINDING")]
+    acs_binding: Option<String>,
+    /// Single-logout URL ("" removes it).
+    #[arg(long, value_name = "URL")]
+    slo_url: Option<String>,
+    /// Binding of the single-logout URL: redirect (default), post or soap.
+    #[arg(long, value_name = "BINDING")]
+    slo_binding: Option<String>,
+    /// PEM file with the SP's request-signing certificate; repeat for several. Replaces
+    /// the existing list.
+    #[arg(long = "signing-cert", value_name = "FILE")]
+    signing_certs: Vec<PathBuf>,
+    /// PEM file with the certificate to encrypt assertions to.
+    #[arg(long, value_name = "FILE")]
+    encryption_cert: Option<PathBuf>,
+    /// NameID format: persistent, transient, email or unspecified.
+    #[arg(long, value_name = "FORMAT")]
+    name_id_format: Option<String>,
+    /// NameID source: pairwise, email, username or attr:NAME.
+    #[arg(long, value_name = "SOURCE")]
+    name_id_source: Option<String>,
+    /// Released attribute NAME[@basic|uri|unspecified]=SOURCE[|prefix:P|strip-prefix:P],
+    /// SOURCE being id, username, email, given_name, family_name, display_name, attr:KEY,
+    /// const:VALUE or groups. Repeat for several; replaces the existing list.
+    #[arg(long = "attr", value_name = "MAPPING")]
+    attributes: Vec<String>,
+    /// Sign the Response.
+    #[arg(long, value_name = "BOOL")]
+    sign_response: Option<bool>,
+    /// Sign the Assertion.
+    #[arg(long, value_name = "BOOL")]
+    sign_assertion: Option<bool>,
+    /// Encrypt the assertion (needs --encryption-cert).
+    #[arg(long, value_name = "BOOL")]
+    encrypt: Option<bool>,
+    /// Portal tile description ("" removes it).
+    #[arg(long)]
+    description: Option<String>,
+    /// Portal tile icon URL ("" removes it).
+    #[arg(long, value_name = "URL")]
+    icon_url: Option<String>,
+    /// RelayState for sign-in from the portal ("" removes it).
+    #[arg(long, value_name = "STATE")]
+    relay_state: Option<String>,
+    /// Show the tile on the portal.
+    #[arg(long, value_name = "BOOL")]
+    visible: Option<bool>,
+}
+
+fn read_pem(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn clearable(value: String) -> Option<String> {
+    if value.trim().is_empty() {
+        None
+    } else {
+        Some(value)
+    }
+}
+
+impl AppFields {
+    /// Writes the given options over an application definition.
+    fn apply(self, app: &mut NewApplication) -> anyhow::Result<()> {
+        if let Some(v) = self.entity_id {
+            app.entity_id = v;
+        }
+        if let Some(v) = self.name {
+            app.name = v;
+        }
+        let acs_binding = self
+            .acs_binding
+            .as_deref()
+            .map(Binding::parse)
+            .transpose()?;
+        if !self.acs_urls.is_empty() {
+            let binding = acs_binding.unwrap_or(Binding::HttpPost);
+            app.acs = self
+                .acs_urls
+                .into_iter()
+                .enumerate()
+                .map(|(i, url)| {
+                    Ok(AcsEndpoint {
+                        url,
+                        binding,
+                        index: u16::try_from(i).context("too many ACS URLs")?,
+                        is_default: i == 0,
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+        } else if let Some(binding) = acs_binding {
+            app.acs.iter_mut().for_each(|a| a.binding = binding);
+        }
+        let slo_binding = self
+            .slo_binding
+            .as_deref()
+            .map(Binding::parse)
+            .transpose()?;
+        match (self.slo_url.map(clearable), slo_binding) {
+            (Some(None), _) => app.slo = None,
+            (Some(Some(url)), binding) => {
+                app.slo = Some(Endpoint {
+                    url,
+                    binding: binding.unwrap_or(Binding::HttpRedirect),
+                })
+            }
+            (None, Some(binding)) => match &mut app.slo {
+                Some(slo) => slo.binding = binding,
+                None => bail!("--slo-binding needs --slo-url"),
+            },
+            (None, None) => {}
+        }
+        if !self.signing_certs.is_empty() {
+            app.signing_certs = self
+                .signing_certs
+                .iter()
+                .map(|p| read_pem(p))
+                .collect::<anyhow::Result<_>>()?;
+        }
+        if let Some(path) = self.encryption_cert {
+            app.encryption_cert = Some(read_pem(&path)?);
+        }
+        if let Some(v) = self.name_id_format {
+            app.name_id.format = NameIdFormat::parse(&v)?;
+        }
+        if let Some(v) = self.name_id_source {
+            app.name_id.source = v.parse()?;
+        }
+        if !self.attributes.is_empty() {
+            app.attributes = self
+                .attributes
+                .iter()
+                .map(|a| a.parse::<AttributeMapping>())
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = self.sign_response {
+            app.sign_response = v;
+        }
+        if let Some(v) = self.sign_assertion {
+            app.sign_assertion = v;
+        }
+        if let Some(v) = self.encrypt {
+            app.encrypt_assertion = v;
+        }
+        if let Some(v) = self.description {
+            app.tile.description = clearable(v);
+        }
+        if let Some(v) = self.icon_url {
+            app.tile.icon_url = clearable(v);
+        }
+        if let Some(v) = self.relay_state {
+            app.tile.default_relay_state = clearable(v);
+        }
+        if let Some(v) = self.visible {
+            app.tile.visible = v;
+        }
+        Ok(())
+    }
+}
+
+/// The starting definition for `app add`: the template's, or the explicit required fields.
+fn base(
+    fields: &AppFields,
+    template: Option<&str>,
+    params: &[String],
+) -> anyhow::Result<NewApplication> {
+    let explicit = match (&fields.entity_id, fields.acs_urls.first()) {
+        (Some(entity_id), Some(acs)) => Some(NewApplication::new(
+            entity_id.clone(),
+            fields.name.clone().unwrap_or_else(|| entity_id.clone()),
+            acs.clone(),
+        )),
+        _ => None,
+    };
+    let Some(name) = template else {
+        return match explicit {
+            Some(app) => Ok(app),
+            None if fields.entity_id.is_none() => bail!("missing --entity-id (or --template)"),
+            None => bail!("missing --acs-url (or --template)"),
+        };
+    };
+    let template = latchkey_idp::catalog::get(name)?;
+    match explicit {
+        Some(mut app) => {
+            template.apply_to(&mut app);
+            if fields.name.is_none() {
+                app.name = template.display_name.clone();
+            }
+            Ok(app)
+        }
+        None => {
+            let pairs: Vec<(&str, &str)> = params
+                .iter()
+                .map(|p| {
+                    p.split_once('=')
+                        .with_context(|| format!("invalid --param {p:?}: expected KEY=VALUE"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Ok(template.application(&pairs)?)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AppWithAccess<'a> {
+    #[serde(flatten)]
+    app: &'a Application,
+    access_groups: Vec<String>,
+}
+
+async fn access(ctx: &Context, app: &Application) -> anyhow::Result<Vec<String>> {
+    Ok(ctx
+        .store
+        .apps()
+        .access_groups(app.id)
+        .await?
+        .into_iter()
+        .map(|g| g.name)
+        .collect())
+}
+
+fn yes_no(v: bool) -> String {
+    if v { "yes" } else { "no" }.to_string()
+}
+
+pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
+    let apps = ctx.store.apps();
+    match cmd {
+        AppCommand::Add {
+            fields,
+            template,
+            params,
+        } => {
+            let mut new = base(&fields, template.as_deref(), &params)?;
+            fields.apply(&mut new)?;
+            let app = apps.create(&ctx.actor, new).await?;
+            outln!(
+                "registered application {} ({})",
+                app.settings.entity_id,
+                app.id
+            )?;
+        }
+        AppCommand::List { json } => {
+            let all = apps.list().await?;
+            let mut listed = Vec::with_capacity(all.len());
+            for app in &all {
+                listed.push(AppWithAccess {
+                    app,
+                    access_groups: access(ctx, app).await?,
+                });
+            }
+            if json {
+                return output::json(&listed);
+            }
+            let rows: Vec<Vec<String>> = listed
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.app.settings.name.clone(),
+                        a.app.settings.entity_id.clone(),
+                        a.access_groups.join(","),
+                        yes_no(a.app.settings.tile.visible),
+                        a.app.id.to_string(),
+                    ]
+                })
+                .collect();
+            output::table(&["NAME", "ENTITY ID", "GROUPS", "TILE", "ID"], &rows)?;
+        }
+        AppCommand::Show { app, json } => {
+            let app = apps.lookup(&app).await?;
+            let access_groups = access(ctx, &app).await?;
+            if json {
+                return output::json(&AppWithAccess {
+                    app: &app,
+                    access_groups,
+                });
+            }
+            let s = &app.settings;
+            let acs: Vec<String> = s
+                .acs
+                .iter()
+                .map(|a| {
+                    let default = if a.is_default { " (default)" } else { "" };
+                    format!("[{}] {} {}{default}", a.index, a.url, a.binding.uri())
+                })
+                .collect();
+            let attrs: Vec<String> = s.attributes.iter().map(ToString::to_string).collect();
+            output::fields(&[
+                ("id", app.id.to_string()),
+                ("entity id", s.entity_id.clone()),
+                ("name", s.name.clone()),
+                ("acs", acs.join("; ")),
+                (
+                    "slo",
+                    s.slo
+                        .as_ref()
+                        .map(|e| format!("{} {}", e.url, e.binding.uri()))
+                        .unwrap_or_default(),
+                ),
+                (
+                    "name id",
+                    format!("{} from {}", s.name_id.format.uri(), s.name_id.source),
+                ),
+                ("attributes", attrs.join("; ")),
+                ("sign response", yes_no(s.sign_response)),
+                ("sign assertion", yes_no(s.sign_assertion)),
+                ("encrypt", yes_no(s.encrypt_assertion)),
+                ("signing certs", s.signing_certs.len().to_string()),
+                ("encryption cert", yes_no(s.encryption_cert.is_some())),
+                ("access groups", access_groups.join(", ")),
+                ("tile shown", yes_no(s.tile.visible)),
+                ("description", opt(&s.tile.description)),
+                ("icon", opt(&s.tile.icon_url)),
+                ("relay state", opt(&s.tile.default_relay_state)),
+                ("created", output::when(app.created_at)),
+                ("updated", output::when(app.updated_at)),
+            ])?;
+        }
+        AppCommand::Set {
+            app,
+            fields,
+            add_attributes,
+            remove_attributes,
+            clear_encryption_cert,
+        } => {
+            let target = apps.lookup(&app).await?;
+            let mut settings = target.settings.clone();
+            fields.apply(&mut settings)?;
+            for text in add_attributes {
+                settings.attributes.push(text.parse()?);
+            }
+            for name in remove_attributes {
+                let before = settings.attributes.len();
+                settings.attributes.retain(|a| a.name != name);
+                if settings.attributes.len() == before {
+                    bail!("application releases no attribute named {name:?}");
+                }
+            }
+            if clear_encryption_cert {
+                settings.encryption_cert = None;
+                settings.encrypt_assertion = false;
+            }
+            if settings == target.settings {
+                bail!("nothing to change: give at least one option that differs (see --help)");
+            }
+            let updated = apps
+                .update(&ctx.actor, target.id, move |s| *s = settings)
+                .await?;
+            outln!("updated application {}", updated.settings.entity_id)?;
+        }
+        AppCommand::Remove { app } => {
+            let app = apps.lookup(&app).await?;
+            apps.delete(&ctx.actor, app.id).await?;
+            outln!("removed application {}", app.settings.entity_id)?;
+        }
+        AppCommand::Assign { app, group } => {
+            let app = apps.lookup(&app).await?;
+            let group = ctx.store.groups().lookup(&group).await?;
+            apps.assign(&ctx.actor, app.id, group.id).await?;
+            outln!("assigned {} to {}", group.name, app.settings.entity_id)?;
+        }
+        AppCommand::Unassign { app, group } => {
+            let app = apps.lookup(&app).await?;
+            let group = ctx.store.groups().lookup(&group).await?;
+            apps.unassign(&ctx.actor, app.id, group.id).await?;
+            outln!("unassigned {} from {}", group.name, app.settings.entity_id)?;
+        }
+    }
+    Ok(())
+}

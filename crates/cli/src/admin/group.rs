@@ -1,0 +1,125 @@
+//! `latchkey group ...`
+
+use clap::Subcommand;
+use latchkey_idp::directory::NewGroup;
+
+use super::Context;
+use super::output;
+use super::output::outln;
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group.
+    Add {
+        /// Group name (unique, any case).
+        name: String,
+        /// What the group is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List groups.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a group (its members stay; applications assigned to it lose it).
+    Delete {
+        /// Group name or ID.
+        group: String,
+    },
+    /// Manage a group's members.
+    #[command(subcommand)]
+    Members(MembersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Add users to a group.
+    Add {
+        /// Group name or ID.
+        group: String,
+        /// Usernames, e-mail addresses or IDs.
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Remove users from a group.
+    Remove {
+        /// Group name or ID.
+        group: String,
+        /// Usernames, e-mail addresses or IDs.
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// List a group's members.
+    List {
+        /// Group name or ID.
+        group: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(ctx: &Context, cmd: GroupCommand) -> anyhow::Result<()> {
+    let groups = ctx.store.groups();
+    match cmd {
+        GroupCommand::Add { name, description } => {
+            let group = groups
+                .create(&ctx.actor, NewGroup { name, description })
+                .await?;
+            outln!("created group {} ({})", group.name, group.id)?;
+        }
+        GroupCommand::List { json } => {
+            let all = groups.list().await?;
+            if json {
+                return output::json(&all);
+            }
+            let mut rows = Vec::with_capacity(all.len());
+            for g in &all {
+                let members = groups.members(g.id).await?.len();
+                rows.push(vec![
+                    g.name.clone(),
+                    members.to_string(),
+                    output::opt(&g.description),
+                    g.id.to_string(),
+                ]);
+            }
+            output::table(&["NAME", "MEMBERS", "DESCRIPTION", "ID"], &rows)?;
+        }
+        GroupCommand::Delete { group } => {
+            let group = groups.lookup(&group).await?;
+            groups.delete(&ctx.actor, group.id).await?;
+            outln!("deleted group {}", group.name)?;
+        }
+        GroupCommand::Members(MembersCommand::Add { group, users }) => {
+            let group = groups.lookup(&group).await?;
+            for user in users {
+                let user = ctx.store.users().lookup(&user).await?;
+                groups.add_member(&ctx.actor, group.id, user.id).await?;
+                outln!("added {} to {}", user.username, group.name)?;
+            }
+        }
+        GroupCommand::Members(MembersCommand::Remove { group, users }) => {
+            let group = groups.lookup(&group).await?;
+            for user in users {
+                let user = ctx.store.users().lookup(&user).await?;
+                groups.remove_member(&ctx.actor, group.id, user.id).await?;
+                outln!("removed {} from {}", user.username, group.name)?;
+            }
+        }
+        GroupCommand::Members(MembersCommand::List { group, json }) => {
+            let group = groups.lookup(&group).await?;
+            let members = groups.members(group.id).await?;
+            if json {
+                return output::json(&members);
+            }
+            let rows: Vec<Vec<String>> = members
+                .iter()
+                .map(|u| vec![u.username.clone(), u.email.clone(), u.shown_name()])
+                .collect();
+            output::table(&["USERNAME", "EMAIL", "NAME"], &rows)?;
+        }
+    }
+    Ok(())
+}

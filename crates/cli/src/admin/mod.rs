@@ -1,0 +1,109 @@
+//! Admin commands that work directly on the store the config names (no server needed).
+//!
+//! The store is found from `--config FILE`, else `$LATCHKEY_CONFIG`, else `./latchkey.toml`,
+//! else built-in defaults (SQLite under `./latchkey-data/`); `LATCHKEY_DATABASE_URL` or
+//! `DATABASE_URL` override the database. Every change is recorded in the audit log as
+//! `cli:<os user>`.
+
+mod app;
+mod group;
+mod output;
+mod transfer;
+mod user;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use latchkey_idp::{Actor, Config, Store};
+
+use self::output::outln;
+
+/// The commands `main` flattens into the top-level command list.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Manage directory users.
+    User(Box<Scoped<user::UserCommand>>),
+    /// Manage groups and their members.
+    Group(Scoped<group::GroupCommand>),
+    /// Manage applications (SAML service providers) and who may use them.
+    App(Box<Scoped<app::AppCommand>>),
+    /// Import users from a file.
+    Import(Scoped<transfer::ImportCommand>),
+    /// Write users, groups and applications as JSON (password hashes are never exported).
+    Export(transfer::ExportArgs),
+    /// Show which store the configuration names and its schema version.
+    StoreInfo(StoreArgs),
+}
+
+/// Where the store is; accepted before or after the subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Configuration file (default: $LATCHKEY_CONFIG, else ./latchkey.toml, else built-in).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// A command group plus the store options.
+#[derive(Debug, Args)]
+pub struct Scoped<C: Subcommand> {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: C,
+}
+
+/// What every admin command works with.
+pub(crate) struct Context {
+    pub store: Store,
+    pub actor: Actor,
+}
+
+impl Context {
+    async fn open(args: &StoreArgs) -> anyhow::Result<Context> {
+        let config = Config::load(args.config.as_deref())?;
+        let store = Store::open(&config).await?;
+        let os_user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        Ok(Context {
+            store,
+            actor: Actor::cli(&os_user),
+        })
+    }
+}
+
+pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let store_args = match &cmd {
+            AdminCommand::User(s) => s.store.clone(),
+            AdminCommand::Group(s) => s.store.clone(),
+            AdminCommand::App(s) => s.store.clone(),
+            AdminCommand::Import(s) => s.store.clone(),
+            AdminCommand::Export(e) => e.store.clone(),
+            AdminCommand::StoreInfo(s) => s.clone(),
+        };
+        let ctx = Context::open(&store_args).await?;
+        let result = match cmd {
+            AdminCommand::User(s) => user::run(&ctx, s.command).await,
+            AdminCommand::Group(s) => group::run(&ctx, s.command).await,
+            AdminCommand::App(s) => app::run(&ctx, s.command).await,
+            AdminCommand::Import(s) => transfer::import(&ctx, s.command).await,
+            AdminCommand::Export(e) => transfer::export(&ctx, e).await,
+            AdminCommand::StoreInfo(_) => store_info(&ctx).await,
+        };
+        ctx.store.close().await;
+        result.map(|()| ExitCode::SUCCESS)
+    })
+}
+
+async fn store_info(ctx: &Context) -> anyhow::Result<()> {
+    outln!("backend: {}", ctx.store.backend().name())?;
+    outln!("schema version: {}", ctx.store.schema_version().await?)?;
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Printing: aligned text tables for people, `--json` for scripts.
+
+use std::fmt;
+use std::io::Write;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Writes one line to stdout. A closed pipe (`latchkey user list | head`) is not an error:
+/// the reader has what it wanted.
+pub fn emit(args: fmt::Arguments<'_>) -> anyhow::Result<()> {
+    match writeln!(std::io::stdout().lock(), "{args}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// `println!` that reports write errors instead of panicking (see [`emit`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::admin::output::emit(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// Prints a value as pretty JSON on stdout.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    outln!("{}", serde_json::to_string_pretty(value)?)
+}
+
+/// A timestamp as RFC 3339.
+pub fn when(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
+}
+
+/// Prints rows under a header, columns padded to the widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        outln!("{}", padded.join("  ").trim_end())
+    };
+    line(header.to_vec())?;
+    for row in rows {
+        line(row.iter().map(String::as_str).collect())?;
+    }
+    Ok(())
+}
+
+/// `key: value` lines for one object, skipping empty values.
+pub fn fields(pairs: &[(&str, String)]) -> anyhow::Result<()> {
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    for (key, value) in pairs {
+        if !value.is_empty() {
+            outln!("{:<width$} {value}", format!("{key}:"))?;
+        }
+    }
+    Ok(())
+}
+
+/// An optional value as text (`""` when absent).
+pub fn opt(value: &Option<String>) -> String {
+    value.clone().unwrap_or_default()
+}

@@ -1,0 +1,322 @@
+//! `latchkey user ...`
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use latchkey_idp::directory::{AttributeValue, NewUser, User, UserPatch, UserStatus};
+use latchkey_idp::password::Password;
+use serde::Serialize;
+
+use super::Context;
+use super::output::outln;
+use super::output::{self, opt};
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        /// Login name (letters, digits, . _ - @ +).
+        username: String,
+        /// E-mail address.
+        #[arg(long)]
+        email: String,
+        /// Given (first) name.
+        #[arg(long)]
+        given_name: Option<String>,
+        /// Family (last) name.
+        #[arg(long)]
+        family_name: Option<String>,
+        /// Display name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Custom attribute KEY=VALUE; repeat a key for a list.
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attributes: Vec<String>,
+        /// Create the user suspended.
+        #[arg(long)]
+        suspended: bool,
+        /// Read an initial password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user (by username, e-mail or ID) with their groups.
+    Show {
+        /// Username, e-mail address or ID.
+        user: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a user's fields (an empty value clears an optional name).
+    Set {
+        /// Username, e-mail address or ID.
+        user: String,
+        /// New login name.
+        #[arg(long)]
+        username: Option<String>,
+        /// New e-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// New given name ("" clears it).
+        #[arg(long)]
+        given_name: Option<String>,
+        /// New family name ("" clears it).
+        #[arg(long)]
+        family_name: Option<String>,
+        /// New display name ("" clears it).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Set custom attribute KEY=VALUE; repeat a key for a list.
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attributes: Vec<String>,
+        /// Remove a custom attribute.
+        #[arg(long = "unset-attr", value_name = "KEY")]
+        unset: Vec<String>,
+    },
+    /// Refuse further sign-ins (memberships and identifiers are kept).
+    Suspend {
+        /// Username, e-mail address or ID.
+        user: String,
+    },
+    /// Allow sign-ins again.
+    Resume {
+        /// Username, e-mail address or ID.
+        user: String,
+    },
+    /// Delete a user with their memberships and pairwise identifiers.
+    Delete {
+        /// Username, e-mail address or ID.
+        user: String,
+    },
+    /// Set a user's password, read from stdin (prompted when stdin is a terminal).
+    Passwd {
+        /// Username, e-mail address or ID.
+        user: String,
+        /// Read the password from the first line of stdin (the default; accepted for
+        /// scripts that spell it out).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Remove the password instead (the user can then only sign in upstream).
+        #[arg(long, conflicts_with = "password_stdin")]
+        clear: bool,
+    },
+}
+
+/// Parses repeated KEY=VALUE flags; a key given twice becomes a list.
+fn attributes(pairs: &[String]) -> anyhow::Result<BTreeMap<String, AttributeValue>> {
+    let mut out: BTreeMap<String, AttributeValue> = BTreeMap::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("invalid --attr {pair:?}: expected KEY=VALUE");
+        };
+        let value = value.to_string();
+        let merged = match out.remove(key) {
+            None => AttributeValue::One(value),
+            Some(AttributeValue::One(first)) => AttributeValue::Many(vec![first, value]),
+            Some(AttributeValue::Many(mut all)) => {
+                all.push(value);
+                AttributeValue::Many(all)
+            }
+        };
+        out.insert(key.to_string(), merged);
+    }
+    Ok(out)
+}
+
+/// Reads one password line from stdin, prompting on stderr when a person is typing.
+fn read_password() -> anyhow::Result<Password> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("New password (input is visible; pipe it in to hide it): ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        bail!("no password on stdin");
+    }
+    Ok(Password::new(password))
+}
+
+fn clearable(value: Option<String>) -> Option<Option<String>> {
+    value.map(|v| if v.trim().is_empty() { None } else { Some(v) })
+}
+
+fn attribute_text(value: &AttributeValue) -> String {
+    match value {
+        AttributeValue::One(v) => v.clone(),
+        AttributeValue::Many(vs) => vs.join(", "),
+    }
+}
+
+fn status(user: &User) -> &'static str {
+    match user.status {
+        UserStatus::Active => "active",
+        UserStatus::Suspended => "suspended",
+    }
+}
+
+#[derive(Serialize)]
+struct UserWithGroups<'a> {
+    #[serde(flatten)]
+    user: &'a User,
+    groups: Vec<String>,
+}
+
+pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
+    let users = ctx.store.users();
+    match cmd {
+        UserCommand::Add {
+            username,
+            email,
+            given_name,
+            family_name,
+            display_name,
+            attributes: attrs,
+            suspended,
+            password_stdin,
+        } => {
+            let mut new = NewUser::new(username, email);
+            new.given_name = given_name;
+            new.family_name = family_name;
+            new.display_name = display_name;
+            new.attributes = attributes(&attrs)?;
+            if suspended {
+                new.status = UserStatus::Suspended;
+            }
+            if password_stdin {
+                new.password = Some(read_password()?);
+            }
+            let user = users.create(&ctx.actor, new).await?;
+            outln!("created user {} ({})", user.username, user.id)?;
+        }
+        UserCommand::List { json } => {
+            let all = users.list().await?;
+            if json {
+                return output::json(&all);
+            }
+            let rows: Vec<Vec<String>> = all
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.username.clone(),
+                        u.email.clone(),
+                        u.shown_name(),
+                        status(u).to_string(),
+                        u.id.to_string(),
+                    ]
+                })
+                .collect();
+            output::table(&["USERNAME", "EMAIL", "NAME", "STATUS", "ID"], &rows)?;
+        }
+        UserCommand::Show { user, json } => {
+            let user = users.lookup(&user).await?;
+            let groups: Vec<String> = ctx
+                .store
+                .groups()
+                .of_user(user.id)
+                .await?
+                .into_iter()
+                .map(|g| g.name)
+                .collect();
+            if json {
+                return output::json(&UserWithGroups {
+                    user: &user,
+                    groups,
+                });
+            }
+            let mut pairs = vec![
+                ("id", user.id.to_string()),
+                ("username", user.username.clone()),
+                ("email", user.email.clone()),
+                ("given name", opt(&user.given_name)),
+                ("family name", opt(&user.family_name)),
+                ("display name", opt(&user.display_name)),
+                ("status", status(&user).to_string()),
+                (
+                    "password",
+                    if user.has_password { "set" } else { "not set" }.to_string(),
+                ),
+                ("groups", groups.join(", ")),
+                ("created", output::when(user.created_at)),
+                ("updated", output::when(user.updated_at)),
+            ];
+            let attrs: Vec<String> = user
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={}", attribute_text(v)))
+                .collect();
+            pairs.push(("attributes", attrs.join("; ")));
+            output::fields(&pairs)?;
+        }
+        UserCommand::Set {
+            user,
+            username,
+            email,
+            given_name,
+            family_name,
+            display_name,
+            attributes: attrs,
+            unset,
+        } => {
+            let target = users.lookup(&user).await?;
+            let patch = UserPatch {
+                username,
+                email,
+                given_name: clearable(given_name),
+                family_name: clearable(family_name),
+                display_name: clearable(display_name),
+                set_attributes: attributes(&attrs)?,
+                remove_attributes: unset,
+                status: None,
+            };
+            if patch.is_empty() {
+                bail!("nothing to change: give at least one option (see --help)");
+            }
+            let after = users.update(&ctx.actor, target.id, patch).await?;
+            outln!("updated user {}", after.username)?;
+        }
+        UserCommand::Suspend { user } => {
+            let target = users.lookup(&user).await?;
+            users.suspend(&ctx.actor, target.id).await?;
+            outln!("suspended user {}", target.username)?;
+        }
+        UserCommand::Resume { user } => {
+            let target = users.lookup(&user).await?;
+            users.resume(&ctx.actor, target.id).await?;
+            outln!("resumed user {}", target.username)?;
+        }
+        UserCommand::Delete { user } => {
+            let target = users.lookup(&user).await?;
+            users.delete(&ctx.actor, target.id).await?;
+            outln!("deleted user {}", target.username)?;
+        }
+        UserCommand::Passwd {
+            user,
+            password_stdin: _,
+            clear,
+        } => {
+            let target = users.lookup(&user).await?;
+            let password = if clear { None } else { Some(read_password()?) };
+            users.set_password(&ctx.actor, target.id, password).await?;
+            if clear {
+                outln!("removed the password of {}", target.username)?;
+            } else {
+                outln!("set the password of {}", target.username)?;
+            }
+        }
+    }
+    Ok(())
+}

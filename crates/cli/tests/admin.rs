@@ -1,0 +1,297 @@
+//! The admin commands, run as the built binary against a temp SQLite store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// A temp working directory with a `latchkey.toml` (cheap password hashing) in it.
+fn workdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("latchkey.toml"),
+        "[password]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn latchkey_with_stdin(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("LATCHKEY_DATABASE_URL")
+        .env_remove("LATCHKEY_CONFIG")
+        .env_remove("LATCHKEY_DATA_DIR")
+        .env("USER", "tester")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn latchkey(dir: &Path, args: &[&str]) -> Output {
+    latchkey_with_stdin(dir, args, "")
+}
+
+/// Runs a command that must succeed and returns its stdout.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = latchkey(dir, args);
+    assert!(
+        out.status.success(),
+        "latchkey {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail and returns its single stderr line.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = latchkey(dir, args);
+    assert!(
+        !out.status.success(),
+        "latchkey {args:?} should have failed"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr:?}");
+    assert!(stderr.starts_with("error: "), "{stderr:?}");
+    stderr.trim_end().to_string()
+}
+
+fn users_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(dir, &["user", "list", "--json"])).unwrap()
+}
+
+#[test]
+fn add_user_then_duplicate_is_one_clear_line() {
+    let dir = workdir();
+    let d = dir.path();
+    let out = ok(
+        d,
+        &[
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.org",
+            "--given-name",
+            "Alice",
+        ],
+    );
+    assert!(out.starts_with("created user alice ("), "{out}");
+    assert!(
+        d.join("latchkey-data/latchkey.db").is_file(),
+        "default store location"
+    );
+
+    let err = fails(d, &["user", "add", "ALICE", "--email", "other@example.org"]);
+    assert_eq!(err, "error: username \"ALICE\" is already taken");
+    let err = fails(d, &["user", "add", "bob", "--email", "Alice@Example.org"]);
+    assert!(
+        err.contains("e-mail address \"Alice@Example.org\""),
+        "{err}"
+    );
+    let err = fails(d, &["user", "add", "carol", "--email", "carol.example.org"]);
+    assert!(err.starts_with("error: invalid email:"), "{err}");
+    let err = fails(d, &["group", "members", "add", "nope", "alice"]);
+    assert_eq!(err, "error: unknown group \"nope\"");
+
+    let users = users_json(d);
+    assert_eq!(users.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn list_json_shows_users_groups_and_apps() {
+    let dir = workdir();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "user",
+            "add",
+            "bob",
+            "--email",
+            "bob@example.org",
+            "--attr",
+            "roles=a",
+            "--attr",
+            "roles=b",
+        ],
+    );
+    ok(d, &["user", "add", "alice", "--email", "alice@example.org"]);
+    ok(d, &["group", "add", "staff"]);
+    ok(d, &["group", "members", "add", "staff", "alice", "bob"]);
+    ok(
+        d,
+        &[
+            "app",
+            "add",
+            "--entity-id",
+            "https://wiki.example.org",
+            "--name",
+            "Wiki",
+            "--acs-url",
+            "https://wiki.example.org/acs",
+            "--attr",
+            "mail=email",
+        ],
+    );
+    ok(d, &["app", "assign", "Wiki", "staff"]);
+    let err = fails(
+        d,
+        &[
+            "app",
+            "add",
+            "--entity-id",
+            "https://wiki.example.org",
+            "--acs-url",
+            "https://x.example.org/acs",
+        ],
+    );
+    assert!(
+        err.contains("entity ID \"https://wiki.example.org\" is already registered"),
+        "{err}"
+    );
+
+    let users = users_json(d);
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert_eq!(
+        users[1]["attributes"]["roles"],
+        serde_json::json!(["a", "b"])
+    );
+    assert!(users[0].get("password_hash").is_none());
+
+    let groups: serde_json::Value =
+        serde_json::from_str(&ok(d, &["group", "list", "--json"])).unwrap();
+    assert_eq!(groups[0]["name"], "staff");
+    let members: serde_json::Value =
+        serde_json::from_str(&ok(d, &["group", "members", "list", "staff", "--json"])).unwrap();
+    assert_eq!(members.as_array().unwrap().len(), 2);
+    let apps: serde_json::Value = serde_json::from_str(&ok(d, &["app", "list", "--json"])).unwrap();
+    assert_eq!(apps[0]["entity_id"], "https://wiki.example.org");
+    assert_eq!(apps[0]["access_groups"], serde_json::json!(["staff"]));
+    assert_eq!(apps[0]["attributes"][0]["name"], "mail");
+}
+
+#[test]
+fn import_is_idempotent_and_all_or_nothing() {
+    let dir = workdir();
+    let d = dir.path();
+    ok(d, &["group", "add", "staff"]);
+    std::fs::write(
+        d.join("users.csv"),
+        "username,email,given_name,groups\nalice,alice@example.org,Alice,staff\nbob,bob@example.org,Bob,\n",
+    )
+    .unwrap();
+    let first = ok(d, &["import", "users", "users.csv"]);
+    assert_eq!(
+        first.trim(),
+        "created 2, updated 0, unchanged 0, memberships added 1"
+    );
+    let export = |d: &Path| {
+        let mut v: serde_json::Value = serde_json::from_str(&ok(d, &["export"])).unwrap();
+        v.as_object_mut().unwrap().remove("exported_at");
+        v
+    };
+    let before = export(d);
+    let second = ok(d, &["import", "users", "users.csv"]);
+    assert_eq!(
+        second.trim(),
+        "created 0, updated 0, unchanged 2, memberships added 0"
+    );
+    assert_eq!(export(d), before);
+
+    std::fs::write(
+        d.join("bad.csv"),
+        "username,email\ncarol,carol@example.org\ndave,not-an-address\n",
+    )
+    .unwrap();
+    let err = fails(d, &["import", "users", "bad.csv"]);
+    assert!(
+        err.starts_with("error: bad.csv: line 3: invalid email:"),
+        "{err}"
+    );
+    assert_eq!(export(d), before);
+}
+
+#[test]
+fn passwd_reads_stdin_and_config_names_the_store() {
+    let dir = workdir();
+    let d = dir.path();
+    std::fs::write(
+        d.join("other.toml"),
+        "data_dir = \"elsewhere\"\n[password]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n",
+    )
+    .unwrap();
+    ok(
+        d,
+        &[
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.org",
+            "--config",
+            "other.toml",
+        ],
+    );
+    assert!(d.join("elsewhere/latchkey.db").is_file());
+    // The default store does not have her.
+    let err = fails(d, &["user", "show", "alice"]);
+    assert_eq!(err, "error: unknown user \"alice\"");
+
+    let out = latchkey_with_stdin(
+        d,
+        &[
+            "user",
+            "passwd",
+            "alice",
+            "--password-stdin",
+            "--config",
+            "other.toml",
+        ],
+        "a long enough password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["user", "show", "alice", "--json", "--config", "other.toml"],
+    ))
+    .unwrap();
+    assert_eq!(shown["has_password"], true);
+    let out = latchkey_with_stdin(
+        d,
+        &["user", "passwd", "alice", "--config", "other.toml"],
+        "short\n",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid password"));
+
+    std::fs::write(d.join("broken.toml"), "[databse]\nurl = \"x\"\n").unwrap();
+    let err = fails(d, &["user", "list", "--config", "broken.toml"]);
+    assert!(
+        err.contains("broken.toml") && err.contains("databse"),
+        "{err}"
+    );
+}
