@@ -3,6 +3,7 @@
 //! Requests are often unsigned, so reading one from a node is public: nothing in it is
 //! trusted until the IdP checks the issuer and the ACS URL against the SP's metadata.
 
+use latchkey_xmlsec::dsig::Verified;
 use latchkey_xmlsec::reader::{Limits, parse};
 use latchkey_xmlsec::roxmltree::Node;
 use time::OffsetDateTime;
@@ -176,7 +177,13 @@ impl AuthnRequest {
         Self::from_node(doc.root_element())
     }
 
-    /// Reads a request from an element, e.g. one whose enveloped signature was verified.
+    /// Reads a request whose enveloped signature (HTTP-POST binding) was verified.
+    pub fn from_verified(verified: &Verified<'_, '_>) -> Result<Self> {
+        Self::from_node(verified.element())
+    }
+
+    /// Reads a request from an element. Nothing in it is authenticated unless the node
+    /// came from a verified signature; see [`AuthnRequest::from_verified`].
     pub fn from_node(node: Node<'_, '_>) -> Result<Self> {
         const R: &str = "samlp:AuthnRequest";
         read::expect(node, PROTOCOL, "AuthnRequest", R)?;
@@ -339,6 +346,30 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn post_binding_signed_request_round_trip() {
+        use latchkey_xmlsec::crypto::SigningKey;
+        use latchkey_xmlsec::dsig::{self, SignOptions, VerifyOptions};
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let key = SigningKey::from_pem(&pair.serialize_pem()).unwrap();
+        let r = full();
+        let signed = dsig::sign(
+            &r.to_xml().unwrap(),
+            &r.id,
+            &key,
+            None,
+            &SignOptions::default(),
+        )
+        .unwrap();
+        let doc = parse(&signed, &Limits::default()).unwrap();
+        let trusted = [key.verifying_key().clone()];
+        let v = dsig::verify_document_element(&doc, &trusted, &VerifyOptions::default()).unwrap();
+        assert_eq!(AuthnRequest::from_verified(&v).unwrap(), r);
+        // The schema puts the Signature right after Issuer, and the reader skips it.
+        let issuer_end = signed.find("</saml:Issuer>").unwrap();
+        assert!(signed[issuer_end..].starts_with("</saml:Issuer><ds:Signature"));
     }
 
     #[test]

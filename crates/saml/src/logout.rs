@@ -3,6 +3,7 @@
 //! Logout messages are read from any node: a LogoutRequest names a session to end, and
 //! the caller decides whether the sender may end it (signature, issuer, matching session).
 
+use latchkey_xmlsec::dsig::Verified;
 use latchkey_xmlsec::reader::{Limits, parse};
 use latchkey_xmlsec::roxmltree::Node;
 use time::OffsetDateTime;
@@ -78,7 +79,12 @@ impl LogoutRequest {
         Self::from_node(doc.root_element())
     }
 
-    /// Reads a request from an element.
+    /// Reads a request whose enveloped signature was verified.
+    pub fn from_verified(verified: &Verified<'_, '_>) -> Result<Self> {
+        Self::from_node(verified.element())
+    }
+
+    /// Reads a request from an element (authenticated only if the node is verified).
     pub fn from_node(node: Node<'_, '_>) -> Result<Self> {
         const R: &str = "samlp:LogoutRequest";
         read::expect(node, PROTOCOL, "LogoutRequest", R)?;
@@ -147,7 +153,12 @@ impl LogoutResponse {
         Self::from_node(doc.root_element())
     }
 
-    /// Reads a response from an element.
+    /// Reads a response whose enveloped signature was verified.
+    pub fn from_verified(verified: &Verified<'_, '_>) -> Result<Self> {
+        Self::from_node(verified.element())
+    }
+
+    /// Reads a response from an element (authenticated only if the node is verified).
     pub fn from_node(node: Node<'_, '_>) -> Result<Self> {
         const R: &str = "samlp:LogoutResponse";
         read::expect(node, PROTOCOL, "LogoutResponse", R)?;

@@ -262,4 +262,28 @@ mod tests {
         let d = Duration::seconds(21_600);
         assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn format_parse_round_trip(secs in -62_000_000_000i64..250_000_000_000i64) {
+            let t = OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            proptest::prop_assert_eq!(parse_datetime(&format_datetime(t)).unwrap(), t);
+        }
+
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,40}") {
+            let _ = parse_datetime(&s);
+            let _ = parse_duration(&s);
+        }
+
+        #[test]
+        fn near_miss_datetimes_never_panic(s in "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,12})?(Z|[+-][0-9]{2}:[0-9]{2})?") {
+            let _ = parse_datetime(&s);
+        }
+
+        #[test]
+        fn near_miss_durations_never_panic(s in "-?P([0-9]{1,20}[YMD]){0,3}(T([0-9.]{1,25}[HMS]){0,3})?") {
+            let _ = parse_duration(&s);
+        }
+    }
 }

@@ -134,6 +134,7 @@ impl XmlWriter {
 mod tests {
     use super::*;
     use latchkey_xmlsec::reader::{Limits, parse};
+    use proptest::strategy::Strategy as _;
 
     #[test]
     fn escapes_text_and_attributes() {
@@ -186,5 +187,34 @@ mod tests {
         let mut w = XmlWriter::new();
         w.text_element("a", "tab\tand\nnewline, émoji 🎉");
         assert_eq!(w.finish().unwrap(), "<a>tab\tand\nnewline, émoji 🎉</a>");
+    }
+
+    /// Characters XML 1.0 can carry (minus surrogates, which `char` excludes).
+    fn xml_char() -> impl proptest::strategy::Strategy<Value = char> {
+        proptest::prop_oneof![
+            proptest::char::range('\u{20}', '\u{7e}'),
+            proptest::sample::select(vec!['\t', '\n', '\r', '&', '<', '>', '"', '\'']),
+            proptest::char::range('\u{a0}', '\u{fffd}'),
+            proptest::char::range('\u{10000}', '\u{10ffff}'),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_value_reads_back_exactly(
+            value in proptest::collection::vec(xml_char(), 0..64)
+                .prop_map(|v| v.into_iter().collect::<String>()),
+        ) {
+            use proptest::prelude::*;
+            let mut w = XmlWriter::new();
+            w.start("a").attr("v", &value).start("t").text(&value).end().end();
+            let xml = w.finish().unwrap();
+            let doc = parse(&xml, &Limits::default()).unwrap();
+            let root = doc.root_element();
+            prop_assert_eq!(root.attribute("v"), Some(value.as_str()));
+            let t = root.first_element_child().unwrap();
+            let text: String = t.children().filter_map(|c| c.text()).collect();
+            prop_assert_eq!(text, value);
+        }
     }
 }

@@ -508,4 +508,26 @@ mod tests {
         assert!(url_decode("%C3", "x").is_err());
         assert!(url_decode("%4", "x").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn url_coding_round_trips(s in "\\PC{0,64}") {
+            proptest::prop_assert_eq!(url_decode(&url_encode(&s), "x").unwrap(), s);
+        }
+
+        #[test]
+        fn message_round_trips(xml in "\\PC{0,256}", relay in proptest::option::of("\\PC{0,20}")) {
+            let limits = BindingLimits::default();
+            let q = encode(MessageKind::Response, &xml, relay.as_deref(), &limits).unwrap();
+            let m = decode(&q, &limits).unwrap();
+            proptest::prop_assert_eq!(m.xml, xml);
+            proptest::prop_assert_eq!(m.relay_state, relay);
+        }
+
+        #[test]
+        fn decode_never_panics(q in "[A-Za-z=&%+/0-9]{0,200}") {
+            let _ = decode(&q, &BindingLimits::default());
+            let _ = decode(&format!("SAMLRequest={q}"), &BindingLimits::default());
+        }
+    }
 }
