@@ -657,6 +657,32 @@ fn rule_no_object_in_enveloped_signature() {
 }
 
 #[test]
+fn rule_keyinfo_holds_only_dsig_elements() {
+    let (key, cert) = rsa();
+    let signed = sign_assertion(&key, Some(&cert));
+    // Unsigned SAML content smuggled into KeyInfo, inside the verified element.
+    let bad = replace_once(
+        &signed,
+        "<ds:X509Data>",
+        "<ds:X509Data><saml:NameID>admin@example.org</saml:NameID>",
+    );
+    assert_eq!(
+        rule(verify_assertion(&bad, &key)),
+        SignatureError::UnexpectedElement {
+            parent: "KeyInfo",
+            found: "{urn:oasis:names:tc:SAML:2.0:assertion}NameID".into()
+        }
+    );
+    // XML-DSig elements of any kind are fine (KeyInfo is ignored anyway).
+    let ok = replace_once(
+        &signed,
+        "<ds:X509Data>",
+        "<ds:KeyName>idp</ds:KeyName><ds:X509Data>",
+    );
+    verify_assertion(&ok, &key).unwrap();
+}
+
+#[test]
 fn foreign_nodes_and_unsigned_documents() {
     let (key, _) = rsa();
     let signed = sign_assertion(&key, None);

@@ -49,6 +49,8 @@ use crate::crypto::{KeyError, SignatureAlgorithm};
 
 /// The XML-DSig namespace.
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
+/// The XML-DSig 1.1 namespace (`dsig11:ECKeyValue` and friends inside KeyInfo).
+pub const DSIG11_NS: &str = "http://www.w3.org/2009/xmldsig11#";
 /// The enveloped-signature transform.
 pub const ENVELOPED_SIGNATURE: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 /// The namespace of `InclusiveNamespaces` (the exclusive C14N URI).

@@ -2,14 +2,17 @@
 //!
 //! The allowed shape is XML-DSig's schema with the optional parts we do not need
 //! removed: `Signature = SignedInfo, SignatureValue, KeyInfo?, Object*` and
-//! `SignedInfo = CanonicalizationMethod, SignatureMethod, Reference+`. Algorithms are
+//! `SignedInfo = CanonicalizationMethod, SignatureMethod, Reference+`, and `KeyInfo`
+//! holds only XML-DSig (1.0 or 1.1) elements. Algorithms are
 //! mapped to our allow-listed enums here, so nothing downstream sees a URI.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use roxmltree::Node;
 
-use super::{ENVELOPED_SIGNATURE, EXC_C14N_NS, SignatureError, expanded_name, is_dsig};
+use super::{
+    DSIG_NS, DSIG11_NS, ENVELOPED_SIGNATURE, EXC_C14N_NS, SignatureError, expanded_name, is_dsig,
+};
 use crate::c14n;
 use crate::crypto::{DigestAlgorithm, SignatureAlgorithm};
 
@@ -65,8 +68,16 @@ pub(super) fn parse<'a, 'i>(
     let mut children = signature.children().filter(Node::is_element).peekable();
     let signed_info = expect(children.next(), "Signature", "SignedInfo")?;
     let value = expect(children.next(), "Signature", "SignatureValue")?;
-    if children.peek().is_some_and(|n| is_dsig(*n, "KeyInfo")) {
-        children.next();
+    if let Some(key_info) = children.next_if(|n| is_dsig(*n, "KeyInfo")) {
+        // KeyInfo is never read, and it is not signed. Content from other vocabularies
+        // (a SAML Assertion, say) could be mistaken for signed content by a careless
+        // reader of the verified element, so only XML-DSig elements may appear there.
+        let foreign = key_info.descendants().find(|n| {
+            n.is_element() && !matches!(n.tag_name().namespace(), Some(DSIG_NS | DSIG11_NS))
+        });
+        if let Some(foreign) = foreign {
+            return Err(unexpected("KeyInfo", foreign));
+        }
     }
     let mut objects = Vec::new();
     for child in children {
