@@ -91,6 +91,14 @@ pub enum KeyError {
     /// `rotate` was called while a `next` key already waits.
     #[error("next key {0} already exists; activate it before rotating again")]
     NextKeyExists(String),
+    /// The XML-security layer refused a stored key or certificate.
+    #[error("signing key {id} is unusable: {source}")]
+    Unusable {
+        /// The key's id.
+        id: String,
+        /// Why latchkey-xmlsec refused it.
+        source: latchkey_xmlsec::crypto::KeyError,
+    },
 }
 
 /// The key algorithms the IdP generates.
@@ -172,6 +180,28 @@ pub struct KeyMaterial {
     pub key_pem: Zeroizing<String>,
     /// The X.509 certificate in PEM.
     pub cert_pem: String,
+}
+
+impl KeyMaterial {
+    /// The private key in the form the XML-DSig signer takes.
+    pub fn signing_key(&self) -> Result<latchkey_xmlsec::crypto::SigningKey, KeyError> {
+        latchkey_xmlsec::crypto::SigningKey::from_pem(&self.key_pem).map_err(|source| {
+            KeyError::Unusable {
+                id: self.info.id.clone(),
+                source,
+            }
+        })
+    }
+
+    /// The certificate in the form metadata and `<ds:KeyInfo>` carry it.
+    pub fn certificate(&self) -> Result<latchkey_xmlsec::crypto::Certificate, KeyError> {
+        latchkey_xmlsec::crypto::Certificate::from_pem(&self.cert_pem).map_err(|source| {
+            KeyError::Unusable {
+                id: self.info.id.clone(),
+                source,
+            }
+        })
+    }
 }
 
 impl std::fmt::Debug for KeyMaterial {

@@ -260,3 +260,34 @@ fn algorithm_names_round_trip() {
     assert_eq!(KeyAlgorithm::parse("ecdsa"), Some(KeyAlgorithm::EcdsaP256));
     assert_eq!(KeyAlgorithm::parse("dsa"), None);
 }
+
+#[test]
+fn generated_keys_sign_and_their_certificates_verify_in_xmlsec() {
+    use latchkey_xmlsec::crypto::LegacyPolicy;
+    for alg in [KeyAlgorithm::Rsa2048, KeyAlgorithm::EcdsaP256] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = KeyStore::open(dir.path()).unwrap();
+        store.load_or_generate(alg, T0).unwrap();
+        let active = store.active().unwrap();
+        let key = active.signing_key().unwrap();
+        let cert = active.certificate().unwrap();
+        assert_eq!(cert.subject(), format!("CN={CERT_COMMON_NAME}"));
+        assert_eq!(cert.not_after(), (T0 + CERT_VALIDITY).unix_timestamp());
+        assert_eq!(
+            cert.sha256_fingerprint().to_vec(),
+            hex::decode(&active.info.fingerprint_sha256).unwrap()
+        );
+        let message = b"<SignedInfo>...</SignedInfo>";
+        let algorithm = key.default_algorithm();
+        let signature = key.sign(algorithm, message).unwrap();
+        let policy = LegacyPolicy::default();
+        cert.verifying_key()
+            .verify(algorithm, message, &signature, policy)
+            .unwrap();
+        assert!(
+            cert.verifying_key()
+                .verify(algorithm, b"tampered", &signature, policy)
+                .is_err()
+        );
+    }
+}
