@@ -236,6 +236,48 @@ fn untouched_signature_verifies_and_comments_do_not_matter() {
 }
 
 #[test]
+fn handle_exposes_only_signed_content() {
+    let (key, cert) = rsa();
+    let signed = sign_assertion(&key, Some(&cert));
+    let commented = replace_once(
+        &signed,
+        "<saml:NameID>alice@example.org",
+        "<saml:NameID>alice@<!-- x -->example.org",
+    );
+    let doc = reader::parse(&commented, &Limits::default()).unwrap();
+    let keys = [key.verifying_key().clone()];
+    let v = dsig::verify_by_id(&doc, "_assert1", &keys, &VerifyOptions::default()).unwrap();
+    let name_id = v
+        .element()
+        .descendants()
+        .find(|n| n.has_tag_name(("urn:oasis:names:tc:SAML:2.0:assertion", "NameID")))
+        .unwrap();
+    assert_eq!(
+        name_id.text(),
+        Some("alice@"),
+        "roxmltree's first text node"
+    );
+    assert_eq!(v.text(name_id).as_deref(), Some("alice@example.org"));
+    // The Signature and everything outside the Assertion are not covered.
+    assert!(!v.covers(v.signature_element()));
+    let cert_node = v
+        .signature_element()
+        .descendants()
+        .find(|n| n.has_tag_name(("http://www.w3.org/2000/09/xmldsig#", "X509Certificate")))
+        .unwrap();
+    assert!(!v.covers(cert_node));
+    assert_eq!(v.text(cert_node), None);
+    assert!(!v.covers(doc.root_element()));
+    assert!(v.covers(v.element()));
+    let names: Vec<_> = v
+        .signed_children()
+        .filter(|n| n.is_element())
+        .map(|n| n.tag_name().name())
+        .collect();
+    assert_eq!(names, ["Issuer", "Subject", "AttributeStatement"]);
+}
+
+#[test]
 fn rule_tampered_text() {
     let (key, _) = rsa();
     let signed = sign_assertion(&key, None);

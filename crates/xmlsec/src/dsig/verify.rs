@@ -140,6 +140,38 @@ impl<'a, 'input> Verified<'a, 'input> {
     pub fn signed_bytes(&self) -> &[u8] {
         &self.signed_bytes
     }
+
+    /// Whether `node` is covered by the signature: the element itself or a descendant,
+    /// and not inside the (unsigned) `ds:Signature`. For callers that receive nodes
+    /// from elsewhere and must check them before trusting them.
+    pub fn covers(&self, node: Node<'_, '_>) -> bool {
+        let same_doc = std::ptr::eq(node.document(), self.element.document());
+        same_doc
+            && node.ancestors().any(|a| a == self.element)
+            && !node.ancestors().any(|a| a == self.signature)
+    }
+
+    /// The element's children, minus its `ds:Signature`: the signed content to walk.
+    pub fn signed_children(&self) -> impl Iterator<Item = Node<'a, 'input>> + '_ {
+        let signature = self.signature;
+        self.element.children().filter(move |n| *n != signature)
+    }
+
+    /// The text of a covered element as the signature saw it: every descendant text
+    /// node, concatenated. Comments are skipped, so `al<!---->ice` reads `alice`, as it
+    /// was digested; reading only the first text node would read `al`. `None` if the
+    /// node is not covered.
+    pub fn text(&self, node: Node<'_, '_>) -> Option<String> {
+        if !self.covers(node) {
+            return None;
+        }
+        Some(
+            node.descendants()
+                .filter(Node::is_text)
+                .filter_map(|t| t.text())
+                .collect(),
+        )
+    }
 }
 
 /// Verifies the enveloped signature of `element`, which must be an element of `doc`.
