@@ -837,6 +837,42 @@ async fn openapi_document_lists_every_route(t: TestStore) {
     }
 }
 
+/// The one test over a real socket: the router served by `axum::serve` answers a raw
+/// HTTP/1.1 client on the loopback interface.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_over_a_real_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let a = api(support::sqlite().await).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, a.router.clone()).into_future());
+
+    let request = |auth: Option<&str>| {
+        let auth = auth
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        format!("GET /api/v1/groups HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
+    };
+    for (auth, expect) in [
+        (None, "HTTP/1.1 401"),
+        (Some(a.token.as_str()), "HTTP/1.1 200"),
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(request(auth).as_bytes()).await.unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with(expect), "{response}");
+        assert!(
+            response
+                .to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{response}"
+        );
+    }
+    server.abort();
+}
+
 on_both_backends!(
     authentication,
     users_crud,
