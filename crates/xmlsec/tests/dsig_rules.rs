@@ -200,6 +200,17 @@ fn signing_refusals() {
             Error::Key(KeyError::VerifyOnly(alg))
         );
     }
+    let (_, other_cert) = rsa();
+    assert_eq!(
+        err(dsig::sign(
+            RESPONSE,
+            "_assert1",
+            &key,
+            Some(&other_cert),
+            &opts
+        )),
+        Error::Key(KeyError::CertificateMismatch)
+    );
     let ec = SignOptions {
         algorithm: Some(SignatureAlgorithm::EcdsaSha256),
         ..SignOptions::default()

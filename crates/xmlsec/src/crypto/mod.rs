@@ -63,6 +63,9 @@ pub enum KeyError {
     /// SHA-1 was needed but [`LegacyPolicy::allow_sha1`] is not set.
     #[error("SHA-1 is refused unless explicitly allowed")]
     Sha1NotAllowed,
+    /// The certificate to publish with a signature is not the signing key's.
+    #[error("the certificate does not belong to the signing key")]
+    CertificateMismatch,
     /// aws-lc-rs failed to produce a signature.
     #[error("signing failed")]
     SigningFailed,

@@ -11,7 +11,7 @@ use roxmltree::Node;
 use super::reference::{self, is_bare_name};
 use super::{DSIG_NS, ENVELOPED_SIGNATURE, SignatureError, is_dsig};
 use crate::c14n;
-use crate::crypto::{Certificate, DigestAlgorithm, SignatureAlgorithm, SigningKey};
+use crate::crypto::{Certificate, DigestAlgorithm, KeyError, SignatureAlgorithm, SigningKey};
 use crate::error::Error;
 use crate::reader::{self, Limits};
 
@@ -62,10 +62,10 @@ pub fn sign(
 ) -> Result<String, Error> {
     let algorithm = options.algorithm.unwrap_or_else(|| key.default_algorithm());
     if !algorithm.can_sign() {
-        return Err(crate::crypto::KeyError::VerifyOnly(algorithm).into());
+        return Err(KeyError::VerifyOnly(algorithm).into());
     }
     if !key.kind().fits(algorithm) {
-        return Err(crate::crypto::KeyError::AlgorithmKeyMismatch {
+        return Err(KeyError::AlgorithmKeyMismatch {
             algorithm,
             key: key.kind(),
         }
@@ -78,6 +78,13 @@ pub fn sign(
     });
     if digest == DigestAlgorithm::Sha1 {
         return Err(SignatureError::UnsupportedForSigning("SHA-1 digests").into());
+    }
+    if let Some(cert) = certificate
+        && cert.verifying_key() != key.verifying_key()
+    {
+        // A KeyInfo naming another key would send relying parties to the wrong
+        // certificate when they configure trust.
+        return Err(KeyError::CertificateMismatch.into());
     }
     if !is_bare_name(element_id) {
         return Err(SignatureError::InvalidId {
