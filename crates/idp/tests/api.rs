@@ -820,7 +820,38 @@ async fn openapi_document_lists_every_route(t: TestStore) {
         "a route was added without a test here: {:?}",
         paths.keys()
     );
-    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "ErrorBody",
+        "PageInfo",
+        "UserDto",
+        "UserPage",
+        "CreateUser",
+        "PatchUser",
+        "SetPassword",
+        "GroupDto",
+        "GroupPage",
+        "CreateGroup",
+        "AppDto",
+        "AppInput",
+        "AppPage",
+        "AcsDto",
+        "CreateFromTemplate",
+        "TemplateDto",
+        "AuditPage",
+        "AuditEventDto",
+    ] {
+        assert!(
+            schemas.contains_key(name),
+            "schema {name} missing: {:?}",
+            schemas.keys()
+        );
+    }
+    assert_eq!(
+        schemas["UserDto"]["properties"]["created_at"]["format"],
+        "date-time"
+    );
+    assert_eq!(schemas["UserDto"]["properties"]["id"]["format"], "uuid");
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
