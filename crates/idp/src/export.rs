@@ -3,6 +3,8 @@
 //! Password hashes are left out on purpose: an export is something admins mail around and
 //! diff, and a hash is still a credential to crack offline.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -61,32 +63,87 @@ pub struct ExportedApp {
 }
 
 impl Store {
-    /// Takes a snapshot of users, groups and applications.
+    /// Takes a snapshot of users, groups and applications (a handful of queries, however
+    /// large the directory).
     pub async fn export(&self) -> Result<Export> {
-        let mut users = Vec::new();
-        for user in self.users().list().await? {
-            let groups = self.groups().of_user(user.id).await?;
-            users.push(ExportedUser {
-                groups: groups.into_iter().map(|g| g.name).collect(),
-                user,
-            });
+        let users = self.users().list().await?;
+        let groups = self.groups().list().await?;
+        let apps = self.apps().list().await?;
+        let memberships: Vec<(String, String)> =
+            sqlx::query_as("SELECT group_id, user_id FROM group_members")
+                .fetch_all(self.pool())
+                .await?;
+        let access: Vec<(String, String)> =
+            sqlx::query_as("SELECT app_id, group_id FROM app_access")
+                .fetch_all(self.pool())
+                .await?;
+
+        let username: HashMap<String, &str> = users
+            .iter()
+            .map(|u| (u.id.to_string(), u.username.as_str()))
+            .collect();
+        let group_name: HashMap<String, &str> = groups
+            .iter()
+            .map(|g| (g.id.to_string(), g.name.as_str()))
+            .collect();
+        let mut groups_of: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut members_of: HashMap<&str, Vec<String>> = HashMap::new();
+        for (group_id, user_id) in &memberships {
+            if let (Some(group), Some(user)) = (group_name.get(group_id), username.get(user_id)) {
+                groups_of
+                    .entry(user_id)
+                    .or_default()
+                    .push(group.to_string());
+                members_of
+                    .entry(group_id)
+                    .or_default()
+                    .push(user.to_string());
+            }
         }
-        let mut groups = Vec::new();
-        for group in self.groups().list().await? {
-            let members = self.groups().members(group.id).await?;
-            groups.push(ExportedGroup {
-                members: members.into_iter().map(|u| u.username).collect(),
-                group,
-            });
+        let mut access_of: HashMap<&str, Vec<String>> = HashMap::new();
+        for (app_id, group_id) in &access {
+            if let Some(group) = group_name.get(group_id) {
+                access_of.entry(app_id).or_default().push(group.to_string());
+            }
         }
-        let mut applications = Vec::new();
-        for app in self.apps().list().await? {
-            let access = self.apps().access_groups(app.id).await?;
-            applications.push(ExportedApp {
-                access_groups: access.into_iter().map(|g| g.name).collect(),
+        let sorted = |mut names: Vec<String>| {
+            names.sort_by_key(|n| n.to_lowercase());
+            names
+        };
+
+        let users = users
+            .iter()
+            .map(|user| ExportedUser {
+                groups: sorted(
+                    groups_of
+                        .remove(user.id.to_string().as_str())
+                        .unwrap_or_default(),
+                ),
+                user: user.clone(),
+            })
+            .collect();
+        let groups = groups
+            .iter()
+            .map(|group| ExportedGroup {
+                members: sorted(
+                    members_of
+                        .remove(group.id.to_string().as_str())
+                        .unwrap_or_default(),
+                ),
+                group: group.clone(),
+            })
+            .collect();
+        let applications = apps
+            .into_iter()
+            .map(|app| ExportedApp {
+                access_groups: sorted(
+                    access_of
+                        .remove(app.id.to_string().as_str())
+                        .unwrap_or_default(),
+                ),
                 app,
-            });
-        }
+            })
+            .collect();
         Ok(Export {
             version: EXPORT_VERSION,
             exported_at: timestamp::now(),

@@ -425,18 +425,7 @@ impl<'s> Apps<'s> {
 
     /// The groups whose members may use the application.
     pub async fn access_groups(&self, app: AppId) -> Result<Vec<Group>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT g.id FROM directory_groups g JOIN app_access x ON x.group_id = g.id \
-             WHERE x.app_id = $1 ORDER BY g.name_key",
-        )
-        .bind(app.to_db())
-        .fetch_all(self.store.pool())
-        .await?;
-        let mut groups = Vec::with_capacity(ids.len());
-        for id in ids {
-            groups.push(self.store.groups().get(GroupId::from_db(&id)?).await?);
-        }
-        Ok(groups)
+        crate::directory::groups_with_access(self.store.pool(), app).await
     }
 
     /// Whether the user may use the application: active, and in at least one assigned group.

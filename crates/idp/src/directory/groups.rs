@@ -98,6 +98,22 @@ where
     row.map(GroupRow::into_group).transpose()
 }
 
+/// The groups in an application's access policy, by name.
+pub(crate) async fn with_access<'e, E>(exec: E, app: crate::ids::AppId) -> Result<Vec<Group>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows: Vec<GroupRow> = sqlx::query_as(
+        "SELECT g.id, g.name, g.description, g.created_at, g.updated_at \
+         FROM directory_groups g JOIN app_access x ON x.group_id = g.id \
+         WHERE x.app_id = $1 ORDER BY g.name_key",
+    )
+    .bind(app.to_db())
+    .fetch_all(exec)
+    .await?;
+    rows.into_iter().map(GroupRow::into_group).collect()
+}
+
 /// The groups a user belongs to, by name.
 pub(crate) async fn of_user<'e, E>(exec: E, user: UserId) -> Result<Vec<Group>>
 where
@@ -362,21 +378,7 @@ impl<'s> Groups<'s> {
 
     /// The group's members, ordered by username.
     pub async fn members(&self, group: GroupId) -> Result<Vec<User>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT u.id FROM users u JOIN group_members m ON m.user_id = u.id \
-             WHERE m.group_id = $1 ORDER BY u.username_key",
-        )
-        .bind(group.to_db())
-        .fetch_all(self.store.pool())
-        .await?;
-        let mut members = Vec::with_capacity(ids.len());
-        for id in ids {
-            let id = UserId::from_db(&id)?;
-            if let Some(user) = users::fetch(self.store.pool(), id).await? {
-                members.push(user);
-            }
-        }
-        Ok(members)
+        users::in_group(self.store.pool(), group).await
     }
 
     /// The groups a user belongs to, ordered by name.

@@ -13,4 +13,4 @@ pub use groups::{Group, Groups, NewGroup};
 pub use import::ImportReport;
 pub use users::{AttributeValue, NewUser, User, UserPatch, UserStatus, Users};
 
-pub(crate) use groups::fetch as fetch_group;
+pub(crate) use groups::{fetch as fetch_group, with_access as groups_with_access};

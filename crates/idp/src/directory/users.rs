@@ -283,8 +283,17 @@ struct UserRow {
     updated_at: String,
 }
 
-const USER_COLUMNS: &str = "id, username, email, given_name, family_name, display_name, \
-     attributes, status, password_hash, created_at, updated_at";
+/// `SELECT` of every user column from `users u`, followed by the rest of the statement.
+/// A macro rather than `format!` so every statement stays a `&'static str`.
+macro_rules! select_users {
+    ($tail:literal) => {
+        concat!(
+            "SELECT u.id, u.username, u.email, u.given_name, u.family_name, u.display_name, \
+             u.attributes, u.status, u.password_hash, u.created_at, u.updated_at FROM users u ",
+            $tail
+        )
+    };
+}
 
 impl UserRow {
     fn into_user(self) -> Result<User> {
@@ -315,12 +324,25 @@ pub(crate) async fn fetch<'e, E>(exec: E, id: UserId) -> Result<Option<User>>
 where
     E: Executor<'e, Database = Any>,
 {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"));
-    let row: Option<UserRow> = sqlx::query_as(sql)
+    let row: Option<UserRow> = sqlx::query_as(select_users!("WHERE u.id = $1"))
         .bind(id.to_db())
         .fetch_optional(exec)
         .await?;
     row.map(UserRow::into_user).transpose()
+}
+
+/// The members of a group, ordered by username.
+pub(crate) async fn in_group<'e, E>(exec: E, group: crate::ids::GroupId) -> Result<Vec<User>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows: Vec<UserRow> = sqlx::query_as(select_users!(
+        "JOIN group_members m ON m.user_id = u.id WHERE m.group_id = $1 ORDER BY u.username_key"
+    ))
+    .bind(group.to_db())
+    .fetch_all(exec)
+    .await?;
+    rows.into_iter().map(UserRow::into_user).collect()
 }
 
 /// Loads one user by case-folded username.
@@ -328,10 +350,7 @@ pub(crate) async fn fetch_by_username<'e, E>(exec: E, username: &str) -> Result<
 where
     E: Executor<'e, Database = Any>,
 {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"
-    ));
-    let row: Option<UserRow> = sqlx::query_as(sql)
+    let row: Option<UserRow> = sqlx::query_as(select_users!("WHERE u.username_key = $1"))
         .bind(store::fold(username))
         .fetch_optional(exec)
         .await?;
@@ -562,10 +581,7 @@ impl<'s> Users<'s> {
 
     /// The user with this e-mail address (any case), if any.
     pub async fn find_by_email(&self, email: &str) -> Result<Option<User>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE email_key = $1"
-        ));
-        let row: Option<UserRow> = sqlx::query_as(sql)
+        let row: Option<UserRow> = sqlx::query_as(select_users!("WHERE u.email_key = $1"))
             .bind(store::fold(email))
             .fetch_optional(self.store.pool())
             .await?;
@@ -592,10 +608,9 @@ impl<'s> Users<'s> {
 
     /// All users, ordered by username.
     pub async fn list(&self) -> Result<Vec<User>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users ORDER BY username_key"
-        ));
-        let rows: Vec<UserRow> = sqlx::query_as(sql).fetch_all(self.store.pool()).await?;
+        let rows: Vec<UserRow> = sqlx::query_as(select_users!("ORDER BY u.username_key"))
+            .fetch_all(self.store.pool())
+            .await?;
         rows.into_iter().map(UserRow::into_user).collect()
     }
 

@@ -19,6 +19,7 @@ on_both_backends!(
     passwords_are_hashed_and_never_audited,
     invalid_email_names_the_field,
     reopening_keeps_data_and_schema,
+    racing_creates_yield_one_user_and_typed_errors,
 );
 
 fn alice() -> NewUser {
@@ -343,4 +344,47 @@ async fn reopening_keeps_data_and_schema(t: TestStore) {
             .unwrap();
         assert_eq!(mode, "wal");
     }
+}
+
+async fn racing_creates_yield_one_user_and_typed_errors(t: TestStore) {
+    // Two pools stand in for two IdP nodes; all callers pass the pre-check at about the same
+    // time, so the database's unique index has the last word and must map to the typed error.
+    let other = latchkey_idp::Store::open_url(&t.url, 4, crate::support::cheap_passwords())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = if i % 2 == 0 {
+            t.store.clone()
+        } else {
+            other.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let new = if i % 3 == 0 {
+                NewUser::new("racer", format!("racer{i}@example.org"))
+            } else {
+                NewUser::new(format!("racer{i}"), "racer@example.org")
+            };
+            store.users().create(&admin(), new).await
+        }));
+    }
+    let (mut created, mut dup_name, mut dup_mail) = (0, 0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(Error::DuplicateUsername { .. }) => dup_name += 1,
+            Err(Error::DuplicateEmail { .. }) => dup_mail += 1,
+            Err(other) => panic!("untyped failure under concurrency: {other:?}"),
+        }
+    }
+    assert_eq!(created + dup_name + dup_mail, 12);
+    let users = t.store.users().list().await.unwrap();
+    assert_eq!(users.len(), created);
+    // One winner for the contested username, one for the contested e-mail address.
+    assert_eq!(created, 2, "{dup_name} name / {dup_mail} mail conflicts");
+    assert_eq!(
+        t.store.audit().count().await.unwrap(),
+        i64::try_from(created).unwrap(),
+        "an audit event without its change, or the reverse"
+    );
 }
