@@ -58,6 +58,10 @@ fn every_public_encoding_gives_the_same_key() {
         cert_pem.subject()
     );
     assert!(cert_pem.not_after() > cert_pem.not_before());
+    // `openssl x509 -noout -fingerprint -sha256 -in rsa2048-cert.pem`: FB:B4:E1:D9:...:1A
+    let fp = cert_pem.sha256_fingerprint();
+    assert_eq!(fp[..4], [0xFB, 0xB4, 0xE1, 0xD9]);
+    assert_eq!(fp[31], 0x1A);
     // PEM out parses back to the same DER, and base64 (as in ds:X509Certificate, with
     // line breaks) too.
     assert_eq!(

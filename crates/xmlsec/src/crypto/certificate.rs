@@ -121,7 +121,9 @@ impl Certificate {
     pub fn sha256_fingerprint(&self) -> [u8; 32] {
         let d = digest::digest(&digest::SHA256, &self.der);
         let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
+        for (o, b) in out.iter_mut().zip(d.as_ref()) {
+            *o = *b;
+        }
         out
     }
 }
