@@ -177,6 +177,11 @@ fn signing_refusals() {
         err(dsig::sign(dup, "x", &key, None, &opts)),
         Error::Signature(SignatureError::DuplicateId { count: 2, .. })
     ));
+    let mixed = "<r><a ID=\"x\"/><b Id=\"x\"/></r>";
+    assert!(matches!(
+        err(dsig::sign(mixed, "x", &key, None, &opts)),
+        Error::Signature(SignatureError::DuplicateId { count: 2, .. })
+    ));
     let signed = sign_assertion(&key, None);
     assert_eq!(
         err(dsig::sign(&signed, "_assert1", &key, None, &opts)),

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use roxmltree::Node;
 
 use super::reference::{self, is_bare_name};
-use super::{DSIG_NS, ENVELOPED_SIGNATURE, SignatureError, is_dsig};
+use super::{DSIG_NS, ENVELOPED_SIGNATURE, SignatureError, VerifyOptions, is_dsig};
 use crate::c14n;
 use crate::crypto::{Certificate, DigestAlgorithm, KeyError, SignatureAlgorithm, SigningKey};
 use crate::error::Error;
@@ -100,6 +100,18 @@ pub fn sign(
     let text = doc.input_text();
     let names = [options.id_attribute.clone()];
     let element = reference::unique_element_by_id(doc.tree(), element_id, &names)?;
+    // The verifier checks uniqueness across every usual ID attribute name; a document
+    // it would refuse is not worth signing.
+    let mut all_names = VerifyOptions::default().id_attributes;
+    all_names.push(options.id_attribute.clone());
+    let count = reference::id_occurrences(doc.tree(), element_id, &all_names).len();
+    if count != 1 {
+        return Err(SignatureError::DuplicateId {
+            id: element_id.to_owned(),
+            count,
+        }
+        .into());
+    }
     if element.children().any(|n| is_dsig(n, "Signature")) {
         return Err(SignatureError::AlreadySigned.into());
     }
