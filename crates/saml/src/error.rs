@@ -101,10 +101,10 @@ pub enum Error {
         /// The limit in force.
         limit: usize,
     },
-    /// Inflating the message would exceed the configured cap (a deflate bomb); inflation
-    /// stopped at the cap.
-    #[error("inflated message exceeds the limit of {limit} bytes")]
-    InflatedTooLarge {
+    /// The decoded message exceeds the configured cap. For HTTP-Redirect, inflation
+    /// stopped as soon as the cap was passed, so a deflate bomb costs at most the cap.
+    #[error("decoded message exceeds the limit of {limit} bytes")]
+    DecodedTooLarge {
         /// The limit in force.
         limit: usize,
     },

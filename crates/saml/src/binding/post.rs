@@ -31,8 +31,10 @@ pub struct PostMessage {
     pub relay_state: Option<String>,
 }
 
-/// Decodes the form fields of a POST (the web framework has already URL-decoded them).
+/// Decodes the form fields of a POST (the web framework has already URL-decoded them):
+/// `value` is the `SAMLRequest` or `SAMLResponse` field, as `kind` says.
 pub fn decode(
+    kind: MessageKind,
     value: &str,
     relay_state: Option<&str>,
     limits: &BindingLimits,
@@ -44,9 +46,9 @@ pub fn decode(
         });
     }
     check_relay_state(relay_state, limits)?;
-    let bytes = base64_decode(value, "SAMLResponse")?;
+    let bytes = base64_decode(value, kind.param())?;
     if bytes.len() > limits.max_decoded {
-        return Err(Error::InflatedTooLarge {
+        return Err(Error::DecodedTooLarge {
             limit: limits.max_decoded,
         });
     }
@@ -171,31 +173,36 @@ mod tests {
             .chunks(4)
             .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
             .collect();
-        let m = decode(&wrapped, Some("rs"), &limits).unwrap();
+        let m = decode(MessageKind::Response, &wrapped, Some("rs"), &limits).unwrap();
         assert_eq!(m.xml, xml);
         assert_eq!(m.relay_state.as_deref(), Some("rs"));
         assert_eq!(
-            decode(&encode(xml), Some(&"r".repeat(81)), &limits),
+            decode(
+                MessageKind::Response,
+                &encode(xml),
+                Some(&"r".repeat(81)),
+                &limits
+            ),
             Err(Error::RelayStateTooLong { len: 81, limit: 80 })
         );
         assert_eq!(
-            decode("%%%", None, &limits),
-            Err(Error::Base64("SAMLResponse"))
+            decode(MessageKind::Request, "%%%", None, &limits),
+            Err(Error::Base64("SAMLRequest"))
         );
         let small = BindingLimits {
             max_decoded: 4,
             ..limits
         };
         assert_eq!(
-            decode(&encode(xml), None, &small),
-            Err(Error::InflatedTooLarge { limit: 4 })
+            decode(MessageKind::Response, &encode(xml), None, &small),
+            Err(Error::DecodedTooLarge { limit: 4 })
         );
         let tiny = BindingLimits {
             max_encoded: 4,
             ..limits
         };
         assert!(matches!(
-            decode(&encode(xml), None, &tiny),
+            decode(MessageKind::Response, &encode(xml), None, &tiny),
             Err(Error::EncodedTooLarge { .. })
         ));
     }

@@ -205,7 +205,7 @@ fn inflate(compressed: &[u8], limit: usize) -> Result<String> {
         .read_to_end(&mut out)
         .map_err(|_| Error::Inflate)?;
     if out.len() > limit {
-        return Err(Error::InflatedTooLarge { limit });
+        return Err(Error::DecodedTooLarge { limit });
     }
     String::from_utf8(out).map_err(|_| Error::NotUtf8)
 }
@@ -301,7 +301,7 @@ mod tests {
         let q = format!("SAMLResponse={}", url_encode(&base64_encode(&bomb)));
         assert_eq!(
             decode(&q, &limits),
-            Err(Error::InflatedTooLarge { limit: 1024 * 1024 })
+            Err(Error::DecodedTooLarge { limit: 1024 * 1024 })
         );
         // Exactly at the limit is accepted.
         let exact = "a".repeat(1024);
@@ -314,7 +314,7 @@ mod tests {
         let q = encode(MessageKind::Response, &format!("{exact}a"), None, &limits).unwrap();
         assert_eq!(
             decode(&q, &limits),
-            Err(Error::InflatedTooLarge { limit: 1024 })
+            Err(Error::DecodedTooLarge { limit: 1024 })
         );
     }
 
