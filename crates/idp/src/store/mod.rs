@@ -35,10 +35,10 @@ impl Store {
     /// Opens (creating if needed) the store the configuration names and applies migrations.
     pub async fn open(config: &Config) -> Result<Store> {
         if config.database.url.is_none() {
-            std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
-                path: config.data_dir.clone(),
-                source,
-            })?;
+            private_file(
+                &config.data_dir,
+                &config.data_dir.join(crate::config::SQLITE_FILE),
+            )?;
         }
         Self::open_url(
             &config.database_url(),
@@ -121,6 +121,31 @@ impl Store {
     /// queue on the busy timeout instead of one failing when it upgrades a read lock.
     pub(crate) async fn begin(&self) -> Result<WriteTx> {
         Ok(self.pool.begin_with(self.backend.begin_write()).await?)
+    }
+}
+
+/// Creates the data directory (0700) and an empty SQLite file (0600) when missing, so the
+/// password hashes inside are never readable by other local users. SQLite gives its `-wal`
+/// and `-shm` files the main file's permissions. Existing files are left as the admin made
+/// them.
+fn private_file(dir: &std::path::Path, file: &std::path::Path) -> Result<()> {
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io(dir))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io(file)(e)),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod apps;
 mod audit;
+mod files;
 mod groups;
 mod import;
 mod users;
