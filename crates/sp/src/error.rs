@@ -31,6 +31,125 @@ pub enum Error {
     /// back.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The SAML layer refused the response (or could not build a request): a binding, a
+    /// signature or a profile rule, named by the inner error.
+    #[error("SAML: {0}")]
+    Saml(#[from] latchkey_saml::Error),
+    /// The SP settings are not usable; nothing was started.
+    #[error("settings: {0}")]
+    Settings(#[from] SettingsError),
+    /// The IdP metadata could not be read, fetched or used.
+    #[error("IdP metadata: {0}")]
+    Metadata(#[from] MetadataError),
+    /// The RelayState names an outstanding request that has expired: the person took longer
+    /// at the IdP than the request lifetime allows.
+    #[error("the login request has expired; start again")]
+    RequestExpired,
+    /// Too many logins are outstanding to remember another one. Forgetting an unexpired one
+    /// would break that person's login, so the new one is refused instead.
+    #[error("too many outstanding login requests ({0})")]
+    TooManyPendingRequests(usize),
+}
+
+impl Error {
+    /// A short, stable, greppable code for error pages, logs and tests.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Contract(_) => "CONTRACT_INVALID",
+            Self::Refused { refusal, .. } => refusal.code.as_str(),
+            Self::Replay(ReplayError::Replayed(_)) => "ASSERTION_REPLAYED",
+            Self::Replay(ReplayError::Expired(_)) => "ASSERTION_EXPIRED",
+            Self::Replay(ReplayError::Full(_)) => "REPLAY_CACHE_FULL",
+            Self::Store(_) => "STORE_FAILED",
+            Self::Saml(e) => crate::acs::saml_code(e),
+            Self::Settings(_) => "SETTINGS_INVALID",
+            Self::Metadata(_) => "IDP_METADATA_UNUSABLE",
+            Self::RequestExpired => "REQUEST_EXPIRED",
+            Self::TooManyPendingRequests(_) => "TOO_MANY_PENDING_REQUESTS",
+        }
+    }
+
+    /// Whether the failure is the server's (an outage or misconfiguration) rather than a
+    /// refusal of what the browser brought: decides between 500 and 4xx pages.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Self::Contract(_)
+                | Self::Store(_)
+                | Self::Settings(_)
+                | Self::Metadata(_)
+                | Self::TooManyPendingRequests(_)
+                | Self::Replay(ReplayError::Full(_))
+        )
+    }
+}
+
+/// SP settings that cannot be used. Each variant names the setting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// The TOML text does not parse into settings (unknown key, wrong type, ...).
+    #[error("cannot parse settings: {0}")]
+    Parse(String),
+    /// A file named by the settings cannot be read.
+    #[error("cannot read {path}: {detail}")]
+    Read {
+        /// The path, as resolved.
+        path: String,
+        /// The I/O error.
+        detail: String,
+    },
+    /// The SP's private key or certificate cannot be loaded.
+    #[error("SP key: {0}")]
+    Key(#[from] latchkey_xmlsec::crypto::KeyError),
+    /// The SP's key does not belong to its certificate: requests would be signed with a key
+    /// the IdP cannot verify.
+    #[error("the SP private key does not match its certificate")]
+    KeyCertificateMismatch,
+    /// `[idp]` must name exactly one of `metadata_file` and `metadata_url`.
+    #[error("[idp] must set exactly one of metadata_file and metadata_url")]
+    MetadataSource,
+    /// An algorithm in the allow-list is unknown (or SHA-1 without saying so).
+    #[error("unknown algorithm `{0}`")]
+    UnknownAlgorithm(String),
+    /// A setting has a value that cannot work (an empty entity ID, a zero lifetime...).
+    #[error("invalid `{setting}`: {detail}")]
+    Invalid {
+        /// The setting's name.
+        setting: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// Metadata is configured by URL but the crate was built without the `fetch` feature.
+    #[error("metadata_url needs latchkey-sp's `fetch` feature")]
+    FetchDisabled,
+}
+
+/// IdP metadata that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetadataError {
+    /// The document was refused by the SAML metadata reader.
+    #[error("cannot read metadata: {0}")]
+    Parse(latchkey_saml::Error),
+    /// No IdP with the configured entity ID (or, with none configured, not exactly one IdP)
+    /// is in the document.
+    #[error("no usable IdP entity {0} in the metadata")]
+    NoIdp(String),
+    /// The IdP lists no signing certificate, so no response of it could ever be verified.
+    #[error("IdP `{0}` has no signing certificate")]
+    NoSigningKey(String),
+    /// The IdP has no SingleSignOnService endpoint with the HTTP-Redirect binding.
+    #[error("IdP `{0}` has no HTTP-Redirect SingleSignOnService")]
+    NoRedirectEndpoint(String),
+    /// Fetching the metadata URL failed.
+    #[error("fetching {url}: {detail}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 /// A provisioning contract that cannot be applied safely. Each variant names the rule broken.

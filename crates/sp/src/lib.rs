@@ -1,11 +1,30 @@
-//! Latchkey SP toolkit: what a service provider needs after the SAML layer has verified a
-//! login — the replay cache, and just-in-time provisioning of local accounts under a
-//! per-application contract.
+//! Latchkey SP toolkit: everything a Rust web application needs to accept SAML logins.
+//!
+//! - [`settings`]: the SP's TOML settings; [`idp`]: what we trust about the IdP (from its
+//!   metadata, refreshed by [`fetch`] when it comes from a URL).
+//! - [`provider::ServiceProvider`]: our metadata, login start (AuthnRequest over
+//!   HTTP-Redirect, the outstanding request kept server-side under the RelayState), and the
+//!   first ACS step.
+//! - [`acs`]: the ACS as states, `VerifiedResponse` -> `AcceptedAssertion` -> provisioning,
+//!   and [`acs::run`], which chains them and audits every refusal.
+//! - [`replay`]: the assertion replay cache; [`jit`] and [`store`]: just-in-time provisioning
+//!   of local accounts under a per-application contract.
+//! - `axum` (feature): small helpers for axum handlers.
 #![forbid(unsafe_code)]
 
+pub mod acs;
 pub mod error;
+#[cfg(feature = "fetch")]
+pub mod fetch;
+pub mod idp;
 pub mod jit;
+pub mod login;
+pub mod provider;
 pub mod replay;
+pub mod settings;
 pub mod store;
+#[cfg(feature = "axum")]
+pub mod web;
 
-pub use error::{ContractError, Error, ReplayError, StoreError};
+pub use error::{ContractError, Error, MetadataError, ReplayError, SettingsError, StoreError};
+pub use provider::{AcsForm, ServiceProvider};

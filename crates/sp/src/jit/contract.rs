@@ -7,6 +7,7 @@
 //!
 //! ```toml
 //! identity = { source = "persistent_name_id" }   # or { source = "attribute", attribute = "uid" }
+//!                                                # or { source = "name_id", format = "urn:...:emailAddress" }
 //! on_first_login = "create"                      # or "refuse": pre-provisioned accounts only
 //! link_by_email = false
 //! deny_when_no_role = true
@@ -50,6 +51,13 @@ pub enum IdentitySource {
     /// The NameID, which must then have the persistent format.
     #[default]
     PersistentNameId,
+    /// The NameID, which must then have exactly this format. For an IdP that identifies people
+    /// by e-mail address (`...:1.1:nameid-format:emailAddress`): simpler, but an address that
+    /// is reassigned to someone else hands them the old account, so prefer persistent IDs.
+    NameId {
+        /// The required NameID format URI.
+        format: String,
+    },
     /// A single-valued attribute the IdP promises is stable (an employee number, say).
     Attribute {
         /// The attribute `Name`.
@@ -265,6 +273,28 @@ impl Contract {
                 }
                 Ok(IdentityKey::name_id(&facts.idp_entity_id, &facts.name_id))
             }
+            IdentitySource::NameId { format } => {
+                if facts.name_id_format.as_deref() != Some(format.as_str()) {
+                    return Err(Refusal::new(
+                        RefusalCode::NameIdFormatMismatch,
+                        format!(
+                            "NameID format is {}, the contract wants {format}",
+                            facts.name_id_format.as_deref().unwrap_or("unspecified")
+                        ),
+                    ));
+                }
+                if facts.name_id.is_empty() {
+                    return Err(Refusal::new(
+                        RefusalCode::NameIdFormatMismatch,
+                        "NameID is empty",
+                    ));
+                }
+                Ok(IdentityKey::name_id_of_format(
+                    &facts.idp_entity_id,
+                    format,
+                    &facts.name_id,
+                ))
+            }
             IdentitySource::Attribute { attribute } => {
                 match distinct_values(facts, attribute).as_slice() {
                     [] => Err(Refusal::new(
@@ -347,10 +377,14 @@ impl TryFrom<RawContract> for Contract {
     type Error = ContractError;
 
     fn try_from(raw: RawContract) -> Result<Self, ContractError> {
-        if let IdentitySource::Attribute { attribute } = &raw.identity
-            && attribute.is_empty()
-        {
-            return Err(ContractError::EmptyName("identity attribute"));
+        match &raw.identity {
+            IdentitySource::Attribute { attribute } if attribute.is_empty() => {
+                return Err(ContractError::EmptyName("identity attribute"));
+            }
+            IdentitySource::NameId { format } if format.is_empty() => {
+                return Err(ContractError::EmptyName("identity format"));
+            }
+            _ => {}
         }
         let mut seen = BTreeSet::new();
         let mut fields = Vec::with_capacity(raw.fields.len());

@@ -93,6 +93,15 @@ impl IdentityKey {
         }
     }
 
+    /// The key for a NameID of a non-persistent `format` (an e-mail address, say). The format
+    /// is part of the key, so the same text as a persistent ID is a different identity.
+    pub fn name_id_of_format(idp_entity_id: &str, format: &str, name_id: &str) -> Self {
+        Self {
+            idp_entity_id: idp_entity_id.to_owned(),
+            key: format!("name_id[{format}]:{name_id}"),
+        }
+    }
+
     /// The key for an identity read from attribute `attribute`.
     pub fn attribute(idp_entity_id: &str, attribute: &str, value: &str) -> Self {
         Self {

@@ -38,6 +38,9 @@ pub enum RefusalCode {
     /// The contract keys accounts on the NameID, but the NameID is not persistent, so it cannot
     /// identify the same person at the next login.
     NameIdNotPersistent,
+    /// The contract keys accounts on a NameID of one format, and the NameID has another (or
+    /// is empty).
+    NameIdFormatMismatch,
     /// The contract keys accounts on an attribute the IdP did not send.
     IdentityAttributeMissing,
     /// The identity attribute has several values, so it does not name one person.
@@ -55,6 +58,9 @@ pub enum RefusalCode {
     EmailBelongsToUnlinkedAccount,
     /// The asserted e-mail belongs to an account linked to a different identity.
     EmailBelongsToOtherAccount,
+    /// The ACS refused the response before JIT ran; the detail starts with the ACS code
+    /// (`SIGNATURE_INVALID`, `AUDIENCE_MISMATCH`, ...). Used only in audit events.
+    ResponseRejected,
 }
 
 impl RefusalCode {
@@ -62,6 +68,7 @@ impl RefusalCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NameIdNotPersistent => "NAME_ID_NOT_PERSISTENT",
+            Self::NameIdFormatMismatch => "NAME_ID_FORMAT_MISMATCH",
             Self::IdentityAttributeMissing => "IDENTITY_ATTRIBUTE_MISSING",
             Self::IdentityAttributeMultiValued => "IDENTITY_ATTRIBUTE_MULTI_VALUED",
             Self::RequiredAttributeMissing => "REQUIRED_ATTRIBUTE_MISSING",
@@ -70,6 +77,7 @@ impl RefusalCode {
             Self::NotProvisioned => "NOT_PROVISIONED",
             Self::EmailBelongsToUnlinkedAccount => "EMAIL_BELONGS_TO_UNLINKED_ACCOUNT",
             Self::EmailBelongsToOtherAccount => "EMAIL_BELONGS_TO_OTHER_ACCOUNT",
+            Self::ResponseRejected => "RESPONSE_REJECTED",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Audit events: one per login, carrying the plan that was applied or refused.
+//! Audit events: one per login, carrying the plan that was applied or refused, and one per
+//! response the ACS refused before JIT ran.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -49,6 +50,10 @@ pub enum AuditKind {
     /// A login was refused.
     #[serde(rename = "jit.refused")]
     Refused,
+    /// The ACS refused a response before JIT ran (bad signature, wrong audience, replay...);
+    /// the plan holds a `RESPONSE_REJECTED` refusal whose detail starts with the ACS code.
+    #[serde(rename = "acs.rejected")]
+    Rejected,
 }
 
 impl AuditKind {
@@ -60,6 +65,7 @@ impl AuditKind {
             Self::Unchanged => "jit.unchanged",
             Self::LinkedByEmail => "jit.linked_by_email",
             Self::Refused => "jit.refused",
+            Self::Rejected => "acs.rejected",
         }
     }
 
@@ -70,6 +76,7 @@ impl AuditKind {
             Self::Unchanged,
             Self::LinkedByEmail,
             Self::Refused,
+            Self::Rejected,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)

@@ -1,0 +1,300 @@
+//! The AssertionConsumerService as a chain of states, each consumed by the step that makes the
+//! next, so no step can be skipped: [`VerifiedResponse`] (every profile rule passed) ->
+//! [`AcceptedAssertion`] (the replay cache took its ID) -> [`ProvisioningPlan`] (dry run) or
+//! [`SignedIn`] (the JIT engine applied the plan).
+//!
+//! [`run`] chains them for an application and turns every failure into an [`AcsFailure`] with
+//! a stable code and an operation ID that is also in the log and the audit trail.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use latchkey_saml::profile::AuthenticatedSubject;
+
+use crate::error::Error;
+use crate::jit::{JitEngine, LoginFacts, Provisioned, ProvisioningPlan, Refusal, RefusalCode};
+use crate::provider::{AcsForm, ServiceProvider};
+use crate::replay::ReplayCache;
+use crate::store::{AccountStore, AccountTx, AuditEvent, AuditKind};
+
+/// A Response that passed every profile rule. Not yet checked against the replay cache.
+#[derive(Debug, Clone)]
+pub struct VerifiedResponse {
+    subject: AuthenticatedSubject,
+    return_to: Option<String>,
+}
+
+/// An assertion the replay cache accepted: it has not been used before and cannot be again.
+#[derive(Debug, Clone)]
+pub struct AcceptedAssertion {
+    login: SamlLogin,
+    facts: LoginFacts,
+    return_to: Option<String>,
+}
+
+/// The SAML facts of a login, as an application shows them and keeps them in its session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SamlLogin {
+    /// The IdP's entity ID.
+    pub issuer: String,
+    /// The NameID value.
+    pub name_id: String,
+    /// The NameID format (absent: unspecified).
+    pub name_id_format: Option<String>,
+    /// The IdP session index.
+    pub session_index: Option<String>,
+    /// The assertion's ID.
+    pub assertion_id: String,
+    /// When the person authenticated at the IdP.
+    #[serde(with = "time::serde::rfc3339")]
+    pub authn_instant: OffsetDateTime,
+    /// When the IdP wants the SP session to end.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub session_not_on_or_after: Option<OffsetDateTime>,
+    /// Attributes as received: Name -> values in order.
+    pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+/// A completed login: who, what JIT did, and where to go next.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The SAML facts.
+    pub login: SamlLogin,
+    /// The account and the plan applied.
+    pub provisioned: Provisioned,
+    /// The local path the login started from, if any.
+    pub return_to: Option<String>,
+}
+
+/// A login the ACS refused.
+#[derive(Debug)]
+pub struct AcsFailure {
+    /// Why.
+    pub error: Error,
+    /// The ID on the error page, in the log line and in the audit event.
+    pub operation_id: Uuid,
+}
+
+impl AcsFailure {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.error.code()
+    }
+}
+
+impl VerifiedResponse {
+    pub(crate) fn new(subject: AuthenticatedSubject, return_to: Option<String>) -> Self {
+        Self { subject, return_to }
+    }
+
+    /// The authenticated subject, as the profile read it from the verified assertion.
+    pub fn subject(&self) -> &AuthenticatedSubject {
+        &self.subject
+    }
+
+    /// Records the assertion ID in `cache` until the assertion can no longer be accepted;
+    /// refuses a replay.
+    pub async fn accept<R: ReplayCache>(
+        self,
+        cache: &R,
+        now: OffsetDateTime,
+    ) -> Result<AcceptedAssertion, Error> {
+        cache
+            .check_and_store(&self.subject.assertion_id, self.subject.replay_expiry, now)
+            .await?;
+        let login = saml_login(&self.subject);
+        let facts = LoginFacts {
+            idp_entity_id: login.issuer.clone(),
+            name_id: login.name_id.clone(),
+            name_id_format: login.name_id_format.clone(),
+            session_index: login.session_index.clone(),
+            attributes: login.attributes.clone(),
+        };
+        Ok(AcceptedAssertion {
+            login,
+            facts,
+            return_to: self.return_to,
+        })
+    }
+}
+
+impl AcceptedAssertion {
+    /// The SAML facts.
+    pub fn login(&self) -> &SamlLogin {
+        &self.login
+    }
+
+    /// What JIT sees.
+    pub fn facts(&self) -> &LoginFacts {
+        &self.facts
+    }
+
+    /// The plan JIT would apply, without applying or auditing it.
+    pub async fn plan<S: AccountStore>(
+        &self,
+        engine: &JitEngine<S>,
+    ) -> Result<ProvisioningPlan, Error> {
+        engine.plan(&self.facts).await
+    }
+
+    /// Applies the JIT plan in one transaction with its audit event.
+    pub async fn provision<S: AccountStore>(
+        self,
+        engine: &JitEngine<S>,
+        now: OffsetDateTime,
+    ) -> Result<SignedIn, Error> {
+        let provisioned = engine.login(&self.facts, now).await?;
+        Ok(SignedIn {
+            login: self.login,
+            provisioned,
+            return_to: self.return_to,
+        })
+    }
+}
+
+fn saml_login(s: &AuthenticatedSubject) -> SamlLogin {
+    let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in &s.attributes {
+        attributes
+            .entry(a.name.clone())
+            .or_default()
+            .extend(a.values.iter().cloned());
+    }
+    SamlLogin {
+        issuer: s.issuer.clone(),
+        name_id: s.name_id.value.clone(),
+        name_id_format: s.name_id.format.clone(),
+        session_index: s.session_index.clone(),
+        assertion_id: s.assertion_id.clone(),
+        authn_instant: s.authn_instant,
+        session_not_on_or_after: s.session_not_on_or_after,
+        attributes,
+    }
+}
+
+/// The whole ACS: profile rules, then the replay cache, then JIT.
+///
+/// On failure nothing is created or changed. A JIT refusal is audited by the engine; every
+/// other refusal is audited here (`acs.rejected`, with the code and detail) under a fresh
+/// operation ID, and logged with it.
+pub async fn run<S: AccountStore, R: ReplayCache>(
+    sp: &ServiceProvider,
+    form: &AcsForm,
+    replay: &R,
+    engine: &JitEngine<S>,
+    now: OffsetDateTime,
+) -> Result<SignedIn, AcsFailure> {
+    let result = async {
+        sp.verify_response(form, now)?
+            .accept(replay, now)
+            .await?
+            .provision(engine, now)
+            .await
+    }
+    .await;
+    match result {
+        Ok(done) => Ok(done),
+        Err(Error::Refused {
+            refusal,
+            operation_id,
+        }) => Err(AcsFailure {
+            error: Error::Refused {
+                refusal,
+                operation_id,
+            },
+            operation_id,
+        }),
+        Err(error) => {
+            let operation_id = Uuid::new_v4();
+            tracing::warn!(
+                %operation_id,
+                code = error.code(),
+                detail = %error,
+                "ACS refused a response"
+            );
+            let idp = sp.idp().entity_id.clone();
+            if let Err(audit_error) =
+                audit_rejection(engine.store(), operation_id, &idp, &error, now).await
+            {
+                tracing::error!(%operation_id, error = %audit_error, "could not audit the refusal");
+            }
+            Err(AcsFailure {
+                error,
+                operation_id,
+            })
+        }
+    }
+}
+
+/// Writes an `acs.rejected` audit event for a response refused before JIT ran.
+pub async fn audit_rejection<S: AccountStore>(
+    store: &S,
+    operation_id: Uuid,
+    idp_entity_id: &str,
+    error: &Error,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    let event = AuditEvent {
+        id: Uuid::new_v4(),
+        operation_id,
+        at: now,
+        kind: AuditKind::Rejected,
+        account_id: None,
+        idp_entity_id: idp_entity_id.to_owned(),
+        identity_key: None,
+        session_index: None,
+        plan: ProvisioningPlan::refused(
+            None,
+            Refusal::new(
+                RefusalCode::ResponseRejected,
+                format!("{}: {error}", error.code()),
+            ),
+        ),
+    };
+    let mut tx = store.begin().await?;
+    tx.append_audit(&event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The stable code of a SAML-layer failure.
+pub(crate) fn saml_code(e: &latchkey_saml::Error) -> &'static str {
+    use latchkey_saml::Error as E;
+    match e {
+        E::Xml(latchkey_xmlsec::Error::Signature(_)) | E::SignatureInvalid => "SIGNATURE_INVALID",
+        E::Xml(latchkey_xmlsec::Error::Key(_)) => "SIGNATURE_KEY_REFUSED",
+        E::Xml(_) => "MALFORMED_XML",
+        E::AlgorithmNotAllowed(_) => "ALGORITHM_NOT_ALLOWED",
+        E::NotSigned => "NOT_SIGNED",
+        E::IssuerMismatch { .. } | E::IssuerFormat(_) => "ISSUER_MISMATCH",
+        E::DestinationMismatch { .. } => "DESTINATION_MISMATCH",
+        E::StatusNotSuccess { .. } => "IDP_STATUS_NOT_SUCCESS",
+        E::AssertionCount(_) => "ASSERTION_COUNT",
+        E::EncryptedAssertion => "ENCRYPTED_ASSERTION_UNSUPPORTED",
+        E::SubjectMissing => "SUBJECT_MISSING",
+        E::BearerConfirmationMissing | E::ConfirmationMethod(_) => "CONFIRMATION_INVALID",
+        E::RecipientMismatch { .. } => "RECIPIENT_MISMATCH",
+        E::ConfirmationExpired | E::Expired | E::SessionExpired => "EXPIRED",
+        E::ConfirmationNotYetValid | E::NotYetValid => "NOT_YET_VALID",
+        E::InResponseToMismatch { .. } => "IN_RESPONSE_TO_MISMATCH",
+        E::UnsolicitedNotAllowed => "UNSOLICITED_NOT_ALLOWED",
+        E::ConditionsMissing => "CONDITIONS_MISSING",
+        E::AudienceMissing | E::AudienceMismatch => "AUDIENCE_MISMATCH",
+        E::AuthnStatementMissing => "AUTHN_STATEMENT_MISSING",
+        E::UnsupportedVersion(_) => "UNSUPPORTED_VERSION",
+        E::MissingParameter(_)
+        | E::DuplicateParameter(_)
+        | E::AmbiguousMessage
+        | E::Base64(_)
+        | E::UrlEncoding(_)
+        | E::EncodedTooLarge { .. }
+        | E::DecodedTooLarge { .. }
+        | E::Inflate
+        | E::NotUtf8
+        | E::RelayStateTooLong { .. } => "BINDING_INVALID",
+        _ => "RESPONSE_INVALID",
+    }
+}

@@ -1,0 +1,121 @@
+//! Starting an SP-initiated login, and remembering it until the IdP answers.
+//!
+//! The outstanding request is kept on the server, keyed by a random opaque RelayState. The
+//! IdP echoes RelayState in its cross-site POST to the ACS, which is how the ACS finds the
+//! request again: no cookie has to survive that POST (a `SameSite=Lax` cookie would not be
+//! sent on it), and the request ID never depends on anything the browser could alter except
+//! the unguessable key.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::Error;
+
+/// A login we started and the IdP has not answered yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingRequest {
+    /// The AuthnRequest's ID, which the Response must echo as InResponseTo.
+    pub request_id: String,
+    /// The local path to return to after login (already checked to be local).
+    pub return_to: Option<String>,
+    /// After this the request is no longer honoured.
+    pub expires_at: OffsetDateTime,
+}
+
+/// The browser redirect that starts a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRedirect {
+    /// The IdP URL with the encoded (and maybe signed) AuthnRequest and RelayState.
+    pub url: String,
+    /// The opaque key the request is stored under.
+    pub relay_state: String,
+    /// The request that was stored.
+    pub request: PendingRequest,
+}
+
+/// Outstanding requests, in memory.
+///
+/// # Security
+/// Bounded: when full of unexpired requests a new login is refused rather than forgetting one,
+/// so a flood of login starts can cost memory only up to the bound. A request is taken (removed)
+/// when its RelayState comes back, so each can be answered once.
+#[derive(Debug)]
+pub struct PendingRequests {
+    entries: Mutex<HashMap<String, PendingRequest>>,
+    capacity: usize,
+}
+
+impl PendingRequests {
+    /// A store holding at most `capacity` outstanding requests.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// Stores `request` under a fresh random key and returns the key.
+    pub fn insert(&self, request: PendingRequest, now: OffsetDateTime) -> Result<String, Error> {
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity {
+            entries.retain(|_, r| r.expires_at > now);
+            if entries.len() >= self.capacity {
+                return Err(Error::TooManyPendingRequests(entries.len()));
+            }
+        }
+        // 122 random bits from the OS generator, as 32 hex digits: well under the 80 bytes
+        // the bindings allow for RelayState.
+        let key = Uuid::new_v4().simple().to_string();
+        entries.insert(key.clone(), request);
+        Ok(key)
+    }
+
+    /// Takes the request stored under `relay_state`. `Ok(None)` when there is none (an
+    /// IdP-initiated login, or a key we never issued); [`Error::RequestExpired`] when it was
+    /// there but too old.
+    pub fn take(
+        &self,
+        relay_state: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingRequest>, Error> {
+        match self.lock().remove(relay_state) {
+            Some(r) if r.expires_at <= now => Err(Error::RequestExpired),
+            other => Ok(other),
+        }
+    }
+
+    /// How many requests are held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingRequest>> {
+        // Each operation is one insert, remove or retain: a panic elsewhere cannot leave the
+        // map half-updated, so a poisoned lock is still safe to use.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// `return_to` if it is a path on this site, else `None`.
+///
+/// # Security
+/// Only `/`-rooted paths are kept (not `//host`, not `/\host`, no scheme): anything else would
+/// make the login an open redirect.
+pub fn local_path(return_to: &str) -> Option<String> {
+    let ok = return_to.starts_with('/')
+        && !return_to.starts_with("//")
+        && !return_to.starts_with("/\\")
+        && !return_to.chars().any(|c| c.is_control());
+    ok.then(|| return_to.to_owned())
+}

@@ -1,0 +1,271 @@
+//! The service provider: settings, the trusted IdP, outstanding requests, and the three
+//! operations an application exposes (metadata, login start, ACS).
+
+use std::sync::{Arc, RwLock};
+
+use latchkey_saml::assertion::name_id_format;
+use latchkey_saml::authn_request::{AuthnRequest, NameIdPolicy, binding_uri};
+use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
+use latchkey_saml::metadata::{EntityDescriptor, IndexedEndpoint, KeyDescriptor, SpSsoDescriptor};
+use latchkey_saml::profile::{SpSettings, validate_response};
+use latchkey_xmlsec::crypto::{DigestAlgorithm, SignatureAlgorithm};
+use time::{Duration, OffsetDateTime};
+
+use crate::acs::VerifiedResponse;
+use crate::error::Error;
+use crate::idp::IdpTrust;
+use crate::login::{LoginRedirect, PendingRequest, PendingRequests, local_path};
+use crate::settings::{SpConfig, SpKey};
+
+/// How many logins may be outstanding at once.
+const PENDING_CAPACITY: usize = 10_000;
+
+/// One SP. Cheap to clone (shared state); safe to use from many requests at once.
+#[derive(Debug, Clone)]
+pub struct ServiceProvider {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    entity_id: String,
+    acs_url: String,
+    clock_skew: Duration,
+    signature_algorithms: Vec<SignatureAlgorithm>,
+    digest_algorithms: Vec<DigestAlgorithm>,
+    allow_idp_initiated: bool,
+    request_lifetime: Duration,
+    name_id_format: Option<String>,
+    key: Option<SpKey>,
+    idp: RwLock<Arc<IdpTrust>>,
+    pending: PendingRequests,
+    limits: BindingLimits,
+}
+
+/// The form fields the IdP posts to the ACS (HTTP-POST binding).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AcsForm {
+    /// The base64 Response.
+    #[serde(rename = "SAMLResponse")]
+    pub saml_response: String,
+    /// The RelayState we sent (or the IdP's own, for IdP-initiated login).
+    #[serde(rename = "RelayState", default)]
+    pub relay_state: Option<String>,
+}
+
+impl ServiceProvider {
+    /// An SP from checked settings, its key (see [`SpConfig::load_key`]) and its IdP.
+    pub fn new(config: &SpConfig, key: Option<SpKey>, idp: IdpTrust) -> Result<Self, Error> {
+        config.check()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                entity_id: config.entity_id.clone(),
+                acs_url: config.acs_url.clone(),
+                clock_skew: config.clock_skew(),
+                signature_algorithms: config.signature_algorithms()?,
+                digest_algorithms: config.digest_algorithms()?,
+                allow_idp_initiated: config.allow_idp_initiated,
+                request_lifetime: config.request_lifetime(),
+                name_id_format: config.name_id_format.clone(),
+                key,
+                idp: RwLock::new(Arc::new(idp)),
+                pending: PendingRequests::new(PENDING_CAPACITY),
+                limits: BindingLimits::default(),
+            }),
+        })
+    }
+
+    /// Our entity ID.
+    pub fn entity_id(&self) -> &str {
+        &self.inner.entity_id
+    }
+
+    /// Our ACS URL.
+    pub fn acs_url(&self) -> &str {
+        &self.inner.acs_url
+    }
+
+    /// The IdP as currently trusted.
+    pub fn idp(&self) -> Arc<IdpTrust> {
+        Arc::clone(&self.read_idp())
+    }
+
+    /// Replaces the trusted IdP (after a metadata refresh). Logins in flight keep the keys
+    /// they started verifying with; the next one uses the new set.
+    pub fn set_idp(&self, idp: IdpTrust) {
+        let mut guard = self
+            .inner
+            .idp
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard = Arc::new(idp);
+    }
+
+    fn read_idp(&self) -> Arc<IdpTrust> {
+        // Replacing an Arc cannot be left half-done, so a poisoned lock is still consistent.
+        Arc::clone(
+            &self
+                .inner
+                .idp
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// The outstanding requests (for tests and monitoring).
+    pub fn pending(&self) -> &PendingRequests {
+        &self.inner.pending
+    }
+
+    /// The profile settings the ACS validates with: our IDs, the IdP's current keys and the
+    /// configured algorithm allow-list, skew and unsolicited policy.
+    pub fn profile_settings(&self) -> SpSettings {
+        let idp = self.read_idp();
+        let mut s = SpSettings::new(
+            &self.inner.entity_id,
+            &self.inner.acs_url,
+            &idp.entity_id,
+            idp.keys.clone(),
+        );
+        s.signature_algorithms = self.inner.signature_algorithms.clone();
+        s.digest_algorithms = self.inner.digest_algorithms.clone();
+        s.clock_skew = self.inner.clock_skew;
+        s.allow_unsolicited = self.inner.allow_idp_initiated;
+        s
+    }
+
+    /// Our metadata: entity ID, the POST ACS, our signing certificate when we have a key.
+    pub fn metadata(&self) -> EntityDescriptor {
+        let mut entity = EntityDescriptor::new(&self.inner.entity_id);
+        let signs = self.inner.key.as_ref().is_some_and(|k| k.sign_requests);
+        entity.sp = Some(SpSsoDescriptor {
+            authn_requests_signed: signs,
+            want_assertions_signed: true,
+            keys: self
+                .inner
+                .key
+                .iter()
+                .map(|k| KeyDescriptor {
+                    key_use: Some(latchkey_saml::metadata::KeyUse::Signing),
+                    certificates: vec![k.certificate.clone()],
+                })
+                .collect(),
+            name_id_formats: self.inner.name_id_format.iter().cloned().collect(),
+            assertion_consumer_services: vec![IndexedEndpoint {
+                binding: binding_uri::HTTP_POST.to_owned(),
+                location: self.inner.acs_url.clone(),
+                index: 0,
+                is_default: Some(true),
+            }],
+            slo_services: Vec::new(),
+        });
+        entity
+    }
+
+    /// Our metadata as XML.
+    pub fn metadata_xml(&self) -> Result<String, Error> {
+        Ok(self.metadata().to_xml()?)
+    }
+
+    /// Starts an SP-initiated login: builds the AuthnRequest, remembers it under a fresh
+    /// RelayState, and returns the IdP URL to redirect the browser to. `return_to` is kept
+    /// only if it is a local path.
+    pub fn start_login(
+        &self,
+        return_to: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<LoginRedirect, Error> {
+        let idp = self.read_idp();
+        let mut request = AuthnRequest::new(&self.inner.entity_id, &idp.sso_url, now)?;
+        request.assertion_consumer_service_url = Some(self.inner.acs_url.clone());
+        request.protocol_binding = Some(binding_uri::HTTP_POST.to_owned());
+        request.name_id_policy = Some(NameIdPolicy {
+            format: self.inner.name_id_format.clone(),
+            sp_name_qualifier: None,
+            allow_create: Some(true),
+        });
+        let xml = request.to_xml()?;
+        let pending = PendingRequest {
+            request_id: request.id.clone(),
+            return_to: return_to.and_then(local_path),
+            expires_at: now + self.inner.request_lifetime,
+        };
+        let relay_state = self.inner.pending.insert(pending.clone(), now)?;
+        let signer = self.inner.key.as_ref().filter(|k| k.sign_requests);
+        let query = match signer {
+            Some(k) => redirect::encode_signed(
+                MessageKind::Request,
+                &xml,
+                Some(&relay_state),
+                &k.key,
+                k.key.default_algorithm(),
+                &self.inner.limits,
+            )?,
+            None => {
+                if idp.want_authn_requests_signed {
+                    tracing::warn!(
+                        idp = %idp.entity_id,
+                        "the IdP wants signed AuthnRequests but no SP key is configured"
+                    );
+                }
+                redirect::encode(
+                    MessageKind::Request,
+                    &xml,
+                    Some(&relay_state),
+                    &self.inner.limits,
+                )?
+            }
+        };
+        Ok(LoginRedirect {
+            url: redirect::url(&idp.sso_url, &query),
+            relay_state,
+            request: pending,
+        })
+    }
+
+    /// The ACS's first step: decodes the POSTed Response, finds the request it answers by
+    /// RelayState, and applies every profile rule (signature, issuer, destination, audience,
+    /// time window, InResponseTo, unsolicited policy).
+    ///
+    /// A RelayState we never issued is treated as no request (IdP-initiated logins carry
+    /// their own RelayState); the profile then refuses the Response if it claims to answer a
+    /// request, or if unsolicited logins are not allowed.
+    pub fn verify_response(
+        &self,
+        form: &AcsForm,
+        now: OffsetDateTime,
+    ) -> Result<VerifiedResponse, Error> {
+        let message = post::decode(
+            MessageKind::Response,
+            &form.saml_response,
+            None,
+            &self.inner.limits,
+        )?;
+        let pending = match form.relay_state.as_deref() {
+            Some(r) => self.inner.pending.take(r, now)?,
+            None => None,
+        };
+        let (request_id, return_to) = match pending {
+            Some(p) => (Some(p.request_id), p.return_to),
+            None => (None, None),
+        };
+        self.verify_xml(&message.xml, request_id.as_deref(), return_to, now)
+    }
+
+    /// The profile rules on a decoded Response, for the request `request_id` (`None`:
+    /// unsolicited). The same check as [`ServiceProvider::verify_response`], for tools that
+    /// hold the XML already (such as a dry-run planner).
+    pub fn verify_xml(
+        &self,
+        xml: &str,
+        request_id: Option<&str>,
+        return_to: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<VerifiedResponse, Error> {
+        let subject = validate_response(&self.profile_settings(), xml, request_id, now)?;
+        Ok(VerifiedResponse::new(subject, return_to))
+    }
+}
+
+/// The NameID format of e-mail addresses, re-exported for contracts keyed on it.
+pub const NAMEID_FORMAT_EMAIL: &str = name_id_format::EMAIL;

@@ -1,0 +1,296 @@
+//! SP settings as an operator writes them (TOML), resolved into checked values.
+//!
+//! ```toml
+//! entity_id = "https://wiki.example.com/saml/metadata"
+//! acs_url = "https://wiki.example.com/saml/acs"
+//! clock_skew_seconds = 60            # at most 300
+//! allow_idp_initiated = false
+//! request_lifetime_seconds = 600     # how long a started login may take at the IdP
+//! # signature_algorithms = ["rsa-sha256", "ecdsa-sha256"]   # default: SHA-2 RSA and ECDSA
+//! # digest_algorithms = ["sha256"]                          # default: SHA-256/384/512
+//! # name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+//!
+//! [idp]
+//! metadata_file = "idp-metadata.xml"          # or metadata_url = "https://idp.example.org/saml/metadata"
+//! # entity_id = "https://idp.example.org"     # needed when the metadata holds several IdPs
+//! # refresh_seconds = 3600                    # when the metadata sets no cacheDuration
+//!
+//! [key]                                       # optional: sign AuthnRequests
+//! private_key_file = "sp-key.pem"
+//! certificate_file = "sp-cert.pem"
+//! sign_requests = true
+//!
+//! [provisioning]                              # the JIT contract (see `jit::Contract`)
+//! ```
+//! Relative paths are resolved against the directory of the settings file.
+
+use std::path::{Path, PathBuf};
+
+use latchkey_xmlsec::crypto::{Certificate, DigestAlgorithm, SignatureAlgorithm, SigningKey};
+use serde::Deserialize;
+use time::Duration;
+
+use crate::error::SettingsError;
+use crate::jit::Contract;
+
+/// The settings of one SP, as read from TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpConfig {
+    /// Our entity ID (the audience assertions must name).
+    pub entity_id: String,
+    /// Our AssertionConsumerService URL (HTTP-POST binding).
+    pub acs_url: String,
+    /// Where the IdP's metadata comes from, and which IdP in it we trust.
+    pub idp: IdpConfig,
+    /// Allowed clock difference with the IdP, in seconds (clamped to 300 by the profile).
+    #[serde(default = "default_skew")]
+    pub clock_skew_seconds: u32,
+    /// Signature algorithms accepted, by short name (`rsa-sha256`) or URI. `rsa-sha1` opts in
+    /// to SHA-1. Default: RSA and ECDSA with SHA-256/384/512.
+    #[serde(default)]
+    pub signature_algorithms: Option<Vec<String>>,
+    /// Digest algorithms accepted, by short name (`sha256`) or URI. Default: SHA-256/384/512.
+    #[serde(default)]
+    pub digest_algorithms: Option<Vec<String>>,
+    /// Accept IdP-initiated logins (responses answering no request of ours).
+    #[serde(default)]
+    pub allow_idp_initiated: bool,
+    /// How long a started login stays valid, in seconds.
+    #[serde(default = "default_request_lifetime")]
+    pub request_lifetime_seconds: u32,
+    /// The NameID format asked for in AuthnRequests (none: the IdP decides).
+    #[serde(default)]
+    pub name_id_format: Option<String>,
+    /// The SP's own key, to sign AuthnRequests.
+    #[serde(default)]
+    pub key: Option<KeyConfig>,
+    /// The JIT provisioning contract; an application may bring its own instead.
+    #[serde(default)]
+    pub provisioning: Option<Contract>,
+}
+
+/// Where the IdP's metadata comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdpConfig {
+    /// A metadata file the administrator placed.
+    #[serde(default)]
+    pub metadata_file: Option<PathBuf>,
+    /// A metadata URL, fetched at start and refreshed (needs the `fetch` feature).
+    #[serde(default)]
+    pub metadata_url: Option<String>,
+    /// The IdP's entity ID, when the metadata holds more than one IdP.
+    #[serde(default)]
+    pub entity_id: Option<String>,
+    /// Refresh interval in seconds when the metadata gives no cacheDuration.
+    #[serde(default = "default_refresh")]
+    pub refresh_seconds: u32,
+}
+
+/// The SP's own key pair.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key_file: PathBuf,
+    /// PEM certificate of that key, published in our metadata.
+    pub certificate_file: PathBuf,
+    /// Sign AuthnRequests (HTTP-Redirect detached signature).
+    #[serde(default = "yes")]
+    pub sign_requests: bool,
+}
+
+/// Where to read IdP metadata from, after path resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataSource {
+    /// A local file.
+    File(PathBuf),
+    /// An HTTP(S) URL.
+    Url(String),
+}
+
+/// The SP's key, loaded.
+#[derive(Debug)]
+pub struct SpKey {
+    /// The private key.
+    pub key: SigningKey,
+    /// Its certificate.
+    pub certificate: Certificate,
+    /// Whether AuthnRequests are signed with it.
+    pub sign_requests: bool,
+}
+
+fn default_skew() -> u32 {
+    60
+}
+fn default_request_lifetime() -> u32 {
+    600
+}
+fn default_refresh() -> u32 {
+    3600
+}
+fn yes() -> bool {
+    true
+}
+
+impl SpConfig {
+    /// Parses settings; relative paths are resolved against `base_dir`.
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Self, SettingsError> {
+        let mut config: Self =
+            toml::from_str(text).map_err(|e| SettingsError::Parse(e.to_string()))?;
+        config.resolve_paths(base_dir);
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Reads settings from a file.
+    pub fn load(path: &Path) -> Result<Self, SettingsError> {
+        let text = read_text(path)?;
+        Self::from_toml(&text, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Makes relative paths absolute against `base_dir`. Called by [`SpConfig::from_toml`];
+    /// public for applications that embed these settings in a larger file.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base_dir.join(&*p);
+            }
+        };
+        if let Some(f) = self.idp.metadata_file.as_mut() {
+            fix(f);
+        }
+        if let Some(k) = self.key.as_mut() {
+            fix(&mut k.private_key_file);
+            fix(&mut k.certificate_file);
+        }
+    }
+
+    /// Checks what can be checked without reading files.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        let invalid = |setting, detail: &str| SettingsError::Invalid {
+            setting,
+            detail: detail.to_owned(),
+        };
+        if self.entity_id.trim().is_empty() {
+            return Err(invalid("entity_id", "empty"));
+        }
+        if !(self.acs_url.starts_with("https://") || self.acs_url.starts_with("http://")) {
+            return Err(invalid("acs_url", "must be an http(s) URL"));
+        }
+        if self.request_lifetime_seconds == 0 {
+            return Err(invalid("request_lifetime_seconds", "must be positive"));
+        }
+        self.metadata_source()?;
+        self.signature_algorithms()?;
+        self.digest_algorithms()?;
+        Ok(())
+    }
+
+    /// Where the IdP metadata comes from.
+    pub fn metadata_source(&self) -> Result<MetadataSource, SettingsError> {
+        match (&self.idp.metadata_file, &self.idp.metadata_url) {
+            (Some(f), None) => Ok(MetadataSource::File(f.clone())),
+            (None, Some(u)) if u.starts_with("https://") || u.starts_with("http://") => {
+                Ok(MetadataSource::Url(u.clone()))
+            }
+            (None, Some(_)) => Err(SettingsError::Invalid {
+                setting: "idp.metadata_url",
+                detail: "must be an http(s) URL".to_owned(),
+            }),
+            _ => Err(SettingsError::MetadataSource),
+        }
+    }
+
+    /// The allowed signature algorithms.
+    pub fn signature_algorithms(&self) -> Result<Vec<SignatureAlgorithm>, SettingsError> {
+        use SignatureAlgorithm as A;
+        let Some(names) = &self.signature_algorithms else {
+            return Ok(vec![
+                A::RsaSha256,
+                A::RsaSha384,
+                A::RsaSha512,
+                A::EcdsaSha256,
+                A::EcdsaSha384,
+                A::EcdsaSha512,
+            ]);
+        };
+        names
+            .iter()
+            .map(|n| {
+                let short = match n.as_str() {
+                    "rsa-sha1" => Some(A::RsaSha1),
+                    "rsa-sha256" => Some(A::RsaSha256),
+                    "rsa-sha384" => Some(A::RsaSha384),
+                    "rsa-sha512" => Some(A::RsaSha512),
+                    "ecdsa-sha256" => Some(A::EcdsaSha256),
+                    "ecdsa-sha384" => Some(A::EcdsaSha384),
+                    "ecdsa-sha512" => Some(A::EcdsaSha512),
+                    _ => None,
+                };
+                short
+                    .or_else(|| A::from_uri(n))
+                    .ok_or_else(|| SettingsError::UnknownAlgorithm(n.clone()))
+            })
+            .collect()
+    }
+
+    /// The allowed digest algorithms.
+    pub fn digest_algorithms(&self) -> Result<Vec<DigestAlgorithm>, SettingsError> {
+        use DigestAlgorithm as D;
+        let Some(names) = &self.digest_algorithms else {
+            return Ok(vec![D::Sha256, D::Sha384, D::Sha512]);
+        };
+        names
+            .iter()
+            .map(|n| {
+                let short = match n.as_str() {
+                    "sha1" => Some(D::Sha1),
+                    "sha256" => Some(D::Sha256),
+                    "sha384" => Some(D::Sha384),
+                    "sha512" => Some(D::Sha512),
+                    _ => None,
+                };
+                short
+                    .or_else(|| D::from_uri(n))
+                    .ok_or_else(|| SettingsError::UnknownAlgorithm(n.clone()))
+            })
+            .collect()
+    }
+
+    /// The clock skew.
+    pub fn clock_skew(&self) -> Duration {
+        Duration::seconds(i64::from(self.clock_skew_seconds))
+    }
+
+    /// The lifetime of a started login.
+    pub fn request_lifetime(&self) -> Duration {
+        Duration::seconds(i64::from(self.request_lifetime_seconds))
+    }
+
+    /// Loads the SP key pair, checking the key belongs to the certificate.
+    pub fn load_key(&self) -> Result<Option<SpKey>, SettingsError> {
+        let Some(k) = &self.key else {
+            return Ok(None);
+        };
+        let key = SigningKey::from_pem(&read_text(&k.private_key_file)?)?;
+        let certificate = Certificate::from_pem(&read_text(&k.certificate_file)?)?;
+        if certificate.verifying_key().spki_der() != key.verifying_key().spki_der() {
+            return Err(SettingsError::KeyCertificateMismatch);
+        }
+        Ok(Some(SpKey {
+            key,
+            certificate,
+            sign_requests: k.sign_requests,
+        }))
+    }
+}
+
+/// Reads a UTF-8 file, naming it in the error.
+pub(crate) fn read_text(path: &Path) -> Result<String, SettingsError> {
+    std::fs::read_to_string(path).map_err(|e| SettingsError::Read {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
+}
