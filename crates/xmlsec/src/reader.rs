@@ -319,13 +319,13 @@ fn check_tree(doc: &roxmltree::Document<'_>, limits: &Limits) -> Result<(), Read
                     at: pos(node),
                 });
             }
-        } else if let Some(t) = node.text() {
-            if t.len() > limits.max_text_len {
-                return Err(ReadError::TextTooLong {
-                    limit: limits.max_text_len,
-                    at: pos(node),
-                });
-            }
+        } else if let Some(t) = node.text()
+            && t.len() > limits.max_text_len
+        {
+            return Err(ReadError::TextTooLong {
+                limit: limits.max_text_len,
+                at: pos(node),
+            });
         }
     }
     Ok(())
