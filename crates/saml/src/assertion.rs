@@ -373,7 +373,19 @@ fn parse_subject(node: Node<'_, '_>) -> Result<Subject> {
     })
 }
 
+/// Conditions we understand. SAML core §2.5.1 makes an assertion with a condition the
+/// relying party does not understand Indeterminate, which must not be accepted, so any
+/// other child (a custom `saml:Condition`, another namespace) is refused here.
+/// ProxyRestriction only limits what we may issue onward, and we issue nothing.
+const KNOWN_CONDITIONS: [&str; 3] = ["AudienceRestriction", "OneTimeUse", "ProxyRestriction"];
+
 fn parse_conditions(node: Node<'_, '_>) -> Result<Conditions> {
+    if let Some(unknown) = node.children().filter(|c| c.is_element()).find(|c| {
+        c.tag_name().namespace() != Some(ASSERTION)
+            || !KNOWN_CONDITIONS.contains(&c.tag_name().name())
+    }) {
+        return Err(Error::UnknownCondition(read::describe(unknown)));
+    }
     let audience_restrictions = read::children(node, ASSERTION, "AudienceRestriction")
         .map(|r| {
             read::children(r, ASSERTION, "Audience")

@@ -229,6 +229,10 @@ pub enum Error {
     /// The assertion has no Conditions element (so no audience and no validity window).
     #[error("assertion has no Conditions")]
     ConditionsMissing,
+    /// Conditions holds a condition we do not understand. SAML core §2.5.1 makes such an
+    /// assertion Indeterminate, and an Indeterminate assertion is not accepted.
+    #[error("unknown condition {0}")]
+    UnknownCondition(String),
     /// Conditions NotBefore is in the future, beyond the allowed clock skew.
     #[error("assertion is not yet valid")]
     NotYetValid,

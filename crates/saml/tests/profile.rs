@@ -657,6 +657,27 @@ fn rule_skew_is_bounded() {
 }
 
 #[test]
+fn rule_unknown_condition_is_refused() {
+    let f = Fixture::valid();
+    let xml = f.xml_with(
+        |a| {
+            a.replacen(
+                "<saml:AudienceRestriction>",
+                "<saml:Condition xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"x:Custom\" xmlns:x=\"urn:x\"/><saml:AudienceRestriction>",
+                1,
+            )
+        },
+        |r| r,
+    );
+    assert_eq!(
+        validate_response(&settings(), &xml, Some(REQ), NOW),
+        Err(Error::UnknownCondition(
+            "{urn:oasis:names:tc:SAML:2.0:assertion}Condition".into()
+        ))
+    );
+}
+
+#[test]
 fn rule_audience_required() {
     let mut f = Fixture::valid();
     conditions(&mut f).audience_restrictions.clear();
