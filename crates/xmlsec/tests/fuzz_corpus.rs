@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::panic)]
 //! Replays every fuzz target's checked-in corpus (`fuzz/corpus/<target>/`) through the same
 //! function the fuzzer runs, so a crash once found stays fixed.
 
