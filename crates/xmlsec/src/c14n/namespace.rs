@@ -31,7 +31,10 @@ impl<'a> Rendered<'a> {
 
     /// Whether declaring `prefix` as `uri` on the next element would change anything.
     pub(super) fn is_new(&self, prefix: &str, uri: &str) -> bool {
-        self.lookup(prefix) != Some(uri)
+        // Both strings usually come from the same parsed namespace: compare addresses
+        // before bytes.
+        self.lookup(prefix)
+            .is_none_or(|r| !(std::ptr::eq(r, uri) || r == uri))
     }
 
     /// Opens an element level and records what it renders.

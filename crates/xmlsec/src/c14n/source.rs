@@ -19,38 +19,40 @@ pub(super) struct QName<'i> {
 impl<'i> QName<'i> {
     fn split(qname: &'i str, local: &str) -> Result<Self, C14nError> {
         let (prefix, found_local) = qname.split_once(':').unwrap_or(("", qname));
-        if found_local != local || found_local.is_empty() {
+        // roxmltree's local name borrows from this very spot of the input, so the
+        // address check is exact (and cheap); the byte comparison covers the rest.
+        let same = found_local.len() == local.len()
+            && (std::ptr::eq(found_local.as_ptr(), local.as_ptr()) || found_local == local);
+        if !same || found_local.is_empty() {
             return Err(C14nError::SourceMismatch);
         }
         Ok(QName { qname, prefix })
     }
 }
 
-/// The element's qualified name: it follows the `<` at the start of the node's range.
+/// The element's qualified name: it follows the `<` at the start of the node's range
+/// and runs to whitespace, `/` or `>`.
 pub(super) fn element<'i>(text: &'i str, node: Node<'_, '_>) -> Result<QName<'i>, C14nError> {
     let rest = text
         .get(node.range().start..)
         .and_then(|s| s.strip_prefix('<'))
         .ok_or(C14nError::SourceMismatch)?;
     let end = rest
-        .find([' ', '\t', '\r', '\n', '/', '>'])
+        .bytes()
+        .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))
         .unwrap_or(rest.len());
     let qname = rest.get(..end).ok_or(C14nError::SourceMismatch)?;
     QName::split(qname, node.tag_name().name())
 }
 
-/// The attribute's qualified name: its range starts at the name, which runs up to `=`
-/// or whitespace.
+/// The attribute's qualified name, from the range roxmltree recorded for it. (That
+/// range is wrong for names over 64 KiB; the local-name check then refuses.)
 pub(super) fn attribute<'i>(
     text: &'i str,
     attr: &Attribute<'_, '_>,
 ) -> Result<QName<'i>, C14nError> {
-    let rest = text
-        .get(attr.range().start..)
+    let qname = text
+        .get(attr.range_qname())
         .ok_or(C14nError::SourceMismatch)?;
-    let end = rest
-        .find([' ', '\t', '\r', '\n', '='])
-        .unwrap_or(rest.len());
-    let qname = rest.get(..end).ok_or(C14nError::SourceMismatch)?;
     QName::split(qname, attr.name())
 }
