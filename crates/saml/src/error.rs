@@ -252,6 +252,50 @@ pub enum Error {
     /// The AuthnStatement's SessionNotOnOrAfter has passed.
     #[error("the IdP session has ended (SessionNotOnOrAfter)")]
     SessionExpired,
+
+    // ----- IdP side: accepting an AuthnRequest -----
+    /// The request names no Issuer, or one other than the SP whose metadata was given.
+    #[error("request issuer mismatch: expected {expected:?}, found {found:?}")]
+    RequestIssuerMismatch {
+        /// The SP's entity ID from its metadata.
+        expected: String,
+        /// The request's Issuer (empty when absent).
+        found: String,
+    },
+    /// The SP's metadata has no SAML 2.0 SPSSODescriptor.
+    #[error("the SP's metadata has no SAML 2.0 SP role")]
+    SpRoleMissing,
+    /// The request's Destination is not one of our SSO URLs (or is missing on a signed
+    /// request).
+    #[error("request destination mismatch: found {found:?}")]
+    RequestDestinationMismatch {
+        /// The Destination (empty when absent).
+        found: String,
+    },
+    /// The request was issued too long ago (beyond the maximum age plus skew).
+    #[error("the request is too old")]
+    RequestExpired,
+    /// The request was issued in the future (beyond the skew).
+    #[error("the request is not yet valid")]
+    RequestNotYetValid,
+    /// AssertionConsumerServiceURL is not an ACS location in the SP's metadata. Sending
+    /// an assertion anywhere else would hand it to whoever wrote the URL.
+    #[error("ACS URL {0:?} is not registered in the SP's metadata")]
+    AcsNotRegistered(String),
+    /// AssertionConsumerServiceIndex names no ACS in the SP's metadata.
+    #[error("ACS index {0} is not in the SP's metadata")]
+    AcsIndexUnknown(u16),
+    /// The SP's metadata has no usable ACS at all.
+    #[error("the SP's metadata has no usable AssertionConsumerService")]
+    AcsMissing,
+    /// The response binding asked for (or the chosen ACS's binding) is not HTTP-POST, the
+    /// only one we answer with.
+    #[error("unsupported response binding {0:?}")]
+    UnsupportedBinding(String),
+    /// NameIDPolicy asks for a format we do not issue (answer with status
+    /// InvalidNameIDPolicy).
+    #[error("NameID format {0:?} is not supported")]
+    NameIdFormatUnsupported(String),
 }
 
 /// The crate's result type.

@@ -1,5 +1,6 @@
-//! The Web Browser SSO profile (SAML profiles §4.1) as seen by a service provider: one
-//! pure function from a Response to an authenticated subject, or to the rule it broke.
+//! The Web Browser SSO profile (SAML profiles §4.1). Here, the service provider's side:
+//! one pure function from a Response to an authenticated subject, or to the rule it
+//! broke. The identity provider's side (accepting an AuthnRequest) is in [`idp`].
 //!
 //! # Security
 //! * Keys come from [`SpSettings::idp_keys`] only; KeyInfo in the message is never read.
@@ -24,6 +25,8 @@ use crate::error::{Error, Result};
 use crate::ns::{ASSERTION, DSIG};
 use crate::read;
 use crate::response::parse_response;
+
+pub mod idp;
 
 /// The largest clock skew honoured; larger settings are clamped to it, so a
 /// misconfiguration cannot stretch an assertion's lifetime by hours.
