@@ -1,0 +1,82 @@
+//! Two demo applications built only on the `latchkey-sp` toolkit: a wiki and a helpdesk.
+//!
+//! Each is a small axum app with its own SQLite database (empty at start) whose accounts are
+//! created just in time from Latchkey logins. Run one with
+//! `latchkey demo-app wiki --config wiki.toml` (see [`config`] for the file).
+//!
+//! Routes: `/` (the signed-in account, its role and how it was provisioned), `/login`
+//! (SP-initiated login), `/saml/metadata`, `/saml/acs`, `/whoami` (JSON), `/admin` (accounts
+//! created by JIT, and the audit log), `/logout` (POST), `/style.css`.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+mod html;
+mod pages;
+mod routes;
+mod session;
+
+use std::sync::Arc;
+
+pub use app::{AppKind, Clock, DemoApp};
+pub use config::DemoConfig;
+pub use routes::router;
+
+/// Why a demo app could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// The configuration file is unusable.
+    #[error("config: {0}")]
+    Config(String),
+    /// The SP toolkit failed (settings, IdP metadata, database).
+    #[error(transparent)]
+    Sp(#[from] latchkey_sp::Error),
+    /// The listening socket failed.
+    #[error("listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the wiki until the process is stopped.
+pub async fn run_wiki(config: DemoConfig) -> Result<(), DemoError> {
+    run(AppKind::Wiki, config).await
+}
+
+/// Runs the helpdesk until the process is stopped.
+pub async fn run_helpdesk(config: DemoConfig) -> Result<(), DemoError> {
+    run(AppKind::Helpdesk, config).await
+}
+
+/// Runs one demo app: loads the IdP metadata (waiting up to a minute for an IdP that is still
+/// starting), opens the database, keeps the metadata refreshed, and serves.
+pub async fn run(kind: AppKind, config: DemoConfig) -> Result<(), DemoError> {
+    let idp = load_idp_patiently(&config).await?;
+    let app = Arc::new(DemoApp::open(kind, &config, idp, Clock::System).await?);
+    latchkey_sp::fetch::spawn_refresh(app.sp().clone(), config.sp.clone());
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    tracing::info!(
+        app = kind.name(),
+        listen = %config.listen,
+        entity_id = %config.sp.entity_id,
+        "demo app listening"
+    );
+    axum::serve(listener, router(app)).await?;
+    Ok(())
+}
+
+async fn load_idp_patiently(
+    config: &DemoConfig,
+) -> Result<latchkey_sp::idp::IdpTrust, DemoError> {
+    let mut attempt = 0u32;
+    loop {
+        match latchkey_sp::fetch::load_idp(&config.sp, time::OffsetDateTime::now_utc()).await {
+            Ok(idp) => return Ok(idp),
+            Err(e) if attempt < 30 && matches!(e, latchkey_sp::Error::Metadata(_)) => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "IdP metadata not available yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The HTML pages, one function each.
+
+use std::fmt::Write;
+
+use latchkey_sp::store::{Account, AuditEvent, ProvisionedBy};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::app::AppKind;
+use crate::html::{esc, page};
+use crate::session::Session;
+
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// `/` for an anonymous visitor.
+pub(crate) fn signed_out(kind: AppKind) -> String {
+    let intro = match kind {
+        AppKind::Wiki => {
+            "Members of <code>engineering</code> or any <code>wiki-*</code> group can read; \
+             <code>wiki-editors</code> edit and <code>wiki-admins</code> administer."
+        }
+        AppKind::Helpdesk => {
+            "Everyone can open requests; members of the <code>support</code> department \
+             are agents."
+        }
+    };
+    let body = format!(
+        "<section class=\"card\"><h1>Welcome</h1><p>You are not signed in. Accounts here \
+         are created just in time from your Latchkey login.</p><p>{intro}</p>\
+         <p><a class=\"button\" href=\"/login\">Sign in with Latchkey</a></p></section>"
+    );
+    page("Welcome", kind.title(), &body)
+}
+
+/// `/` for a signed-in visitor.
+pub(crate) fn home(kind: AppKind, session: &Session, account: &Account) -> String {
+    let role = kind
+        .primary_role(account.roles.keys())
+        .unwrap_or_else(|| "none".to_owned());
+    let name = account
+        .fields
+        .get("display_name")
+        .cloned()
+        .or_else(|| {
+            match (
+                account.fields.get("given_name"),
+                account.fields.get("surname"),
+            ) {
+                (Some(g), Some(s)) => Some(format!("{g} {s}")),
+                _ => None,
+            }
+        })
+        .unwrap_or_else(|| session.login.name_id.clone());
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<section class=\"card ok\"><h1>Signed in as {}</h1>\
+         <p>Role: <span class=\"role\">{}</span></p>\
+         <p>This account was <strong>{}</strong>.</p>\
+         <p class=\"muted\">Operation <code>{}</code></p>\
+         <form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form>\
+         </section>",
+        esc(&name),
+        esc(&role),
+        esc(&session.provisioning),
+        session.operation_id,
+    );
+    body.push_str("<section class=\"card\"><h2>Your account</h2>");
+    body.push_str(&account_table(account));
+    body.push_str("</section><section class=\"card\"><h2>Your Latchkey login</h2><table>");
+    let login = &session.login;
+    for (k, v) in [
+        ("Issuer", login.issuer.as_str()),
+        ("NameID", login.name_id.as_str()),
+        (
+            "NameID format",
+            login.name_id_format.as_deref().unwrap_or("unspecified"),
+        ),
+        (
+            "Session index",
+            login.session_index.as_deref().unwrap_or(""),
+        ),
+        ("Assertion ID", login.assertion_id.as_str()),
+    ] {
+        let _ = write!(body, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
+    }
+    for (name, values) in &login.attributes {
+        let _ = write!(
+            body,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            esc(name),
+            esc(&values.join(", "))
+        );
+    }
+    body.push_str("</table></section>");
+    page("Home", kind.title(), &body)
+}
+
+fn account_table(a: &Account) -> String {
+    let mut t = String::from("<table>");
+    let _ = write!(t, "<tr><th>ID</th><td><code>{}</code></td></tr>", a.id);
+    for (k, v) in &a.fields {
+        let _ = write!(t, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
+    }
+    let roles: Vec<&str> = a.roles.keys().map(String::as_str).collect();
+    let _ = write!(
+        t,
+        "<tr><th>roles</th><td>{}</td></tr><tr><th>created</th><td>{}</td></tr>\
+         <tr><th>updated</th><td>{}</td></tr></table>",
+        esc(&roles.join(", ")),
+        rfc3339(a.created_at),
+        rfc3339(a.updated_at)
+    );
+    t
+}
+
+/// `/admin`: accounts JIT created, and the latest audit events.
+pub(crate) fn admin(kind: AppKind, accounts: &[Account], audit: &[AuditEvent]) -> String {
+    let mut body = String::from(
+        "<section class=\"card\"><h1>Accounts created by JIT</h1><table>\
+         <tr><th>ID</th><th>Identity</th><th>Fields</th><th>Roles</th><th>Created</th><th>Updated</th></tr>",
+    );
+    for a in accounts
+        .iter()
+        .filter(|a| a.provisioned_by == ProvisionedBy::Jit)
+    {
+        let fields: Vec<String> = a.fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let roles: Vec<&str> = a.roles.keys().map(String::as_str).collect();
+        let _ = write!(
+            body,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            a.id,
+            esc(a.identity.as_ref().map_or("", |i| i.key.as_str())),
+            esc(&fields.join("; ")),
+            esc(&roles.join(", ")),
+            rfc3339(a.created_at),
+            rfc3339(a.updated_at),
+        );
+    }
+    body.push_str("</table></section><section class=\"card\"><h2>Audit log</h2><table>\
+                   <tr><th>When</th><th>Event</th><th>Operation</th><th>Detail</th></tr>");
+    for e in audit.iter().rev() {
+        let detail = match &e.plan.action {
+            latchkey_sp::jit::PlanAction::Refuse(r) => r.to_string(),
+            _ => e.account_id.map(|id| id.to_string()).unwrap_or_default(),
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            rfc3339(e.at),
+            esc(e.kind.as_str()),
+            e.operation_id,
+            esc(&detail)
+        );
+    }
+    body.push_str("</table></section>");
+    page("Admin", kind.title(), &body)
+}
+
+/// An error page: what happened in words, the code, and the operation ID to quote.
+pub(crate) fn error(
+    kind: AppKind,
+    title: &str,
+    code: &str,
+    explanation: &str,
+    detail: Option<&str>,
+    operation_id: Uuid,
+) -> String {
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<section class=\"card error\"><h1>{}</h1><p>{}</p>\
+         <p>Error code: <code class=\"code\">{}</code></p>\
+         <p>Operation ID: <code class=\"operation\">{}</code></p>",
+        esc(title),
+        esc(explanation),
+        esc(code),
+        operation_id
+    );
+    if let Some(d) = detail {
+        let _ = write!(body, "<p class=\"muted\">Detail: {}</p>", esc(d));
+    }
+    body.push_str(
+        "<p class=\"muted\">Quote the operation ID to your administrator: it is in this \
+         app's log and audit trail.</p><p><a class=\"button\" href=\"/login\">Try again</a> \
+         <a href=\"/\">Home</a></p></section>",
+    );
+    page(title, kind.title(), &body)
+}
+
+/// The sentence shown for a refusal code.
+pub(crate) fn explain(kind: AppKind, code: &str) -> &'static str {
+    match (kind, code) {
+        (AppKind::Wiki, "NO_MATCHING_ROLE") => {
+            "Your Latchkey account is not in a group that gives access to the wiki \
+             (engineering, or any wiki-* group). Ask an administrator to add you."
+        }
+        (_, "NO_MATCHING_ROLE") => "None of your groups gives access to this application.",
+        (_, "REQUIRED_ATTRIBUTE_MISSING") => {
+            "Latchkey did not send a piece of information this application needs \
+             (see the detail). Ask an administrator to complete your profile."
+        }
+        (_, "SIGNATURE_INVALID") | (_, "NOT_SIGNED") | (_, "SIGNATURE_KEY_REFUSED") => {
+            "The sign-in response was not signed by the identity provider this application trusts."
+        }
+        (_, "AUDIENCE_MISMATCH") => "The sign-in response was issued for another application.",
+        (_, "EXPIRED") | (_, "ASSERTION_EXPIRED") => {
+            "The sign-in response has expired. Sign in again."
+        }
+        (_, "NOT_YET_VALID") => {
+            "The sign-in response is not valid yet: the clocks of this application and the \
+             identity provider disagree."
+        }
+        (_, "ASSERTION_REPLAYED") => "This sign-in response was already used once.",
+        (_, "UNSOLICITED_NOT_ALLOWED") => {
+            "This application only accepts sign-ins that it started. Use its Sign in button."
+        }
+        (_, "IN_RESPONSE_TO_MISMATCH") => {
+            "The sign-in response answers a request this application does not know (or \
+             already used). Sign in again from this application."
+        }
+        (_, "REQUEST_EXPIRED") => "The sign-in took too long. Sign in again.",
+        (_, "ISSUER_MISMATCH") => "The sign-in response came from an unknown identity provider.",
+        (_, "DESTINATION_MISMATCH") | (_, "RECIPIENT_MISMATCH") => {
+            "The sign-in response was addressed to another URL."
+        }
+        (_, "IDP_STATUS_NOT_SUCCESS") => "The identity provider did not sign you in.",
+        (_, "BINDING_INVALID") | (_, "MALFORMED_XML") => "The sign-in response is malformed.",
+        _ => "The sign-in was refused.",
+    }
+}

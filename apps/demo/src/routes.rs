@@ -1,0 +1,337 @@
+//! The routes, and the one place errors become responses.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use latchkey_sp::AcsForm;
+use latchkey_sp::acs;
+use latchkey_sp::store::Account;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::app::DemoApp;
+use crate::html::CSS;
+use crate::pages::{self, rfc3339};
+use crate::session::{Session, cookie_value};
+
+type AppState = Arc<DemoApp>;
+
+/// The app's router: every route, and security headers on every response.
+pub fn router(app: Arc<DemoApp>) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login))
+        .route("/saml/metadata", get(metadata))
+        .route("/saml/acs", post(acs_post))
+        .route("/whoami", get(whoami))
+        .route("/admin", get(admin))
+        .route("/logout", post(logout))
+        .route("/style.css", get(style))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(app)
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// An error shown to the person: a page with the code and operation ID (also logged).
+struct PageError {
+    status: StatusCode,
+    title: &'static str,
+    code: &'static str,
+    detail: Option<String>,
+    operation_id: Uuid,
+}
+
+impl PageError {
+    fn from_sp(app: &DemoApp, error: &latchkey_sp::Error, operation_id: Uuid) -> Response {
+        let status = if error.is_internal() {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        let detail = (!error.is_internal()).then(|| match error {
+            latchkey_sp::Error::Refused { refusal, .. } => refusal.detail.clone(),
+            other => other.to_string(),
+        });
+        PageError {
+            status,
+            title: "Sign-in refused",
+            code: error.code(),
+            detail,
+            operation_id,
+        }
+        .render(app)
+    }
+
+    fn render(self, app: &DemoApp) -> Response {
+        let html = pages::error(
+            app.kind(),
+            self.title,
+            self.code,
+            pages::explain(app.kind(), self.code),
+            self.detail.as_deref(),
+            self.operation_id,
+        );
+        (self.status, no_store(), Html(html)).into_response()
+    }
+}
+
+fn internal(app: &DemoApp, error: &dyn std::fmt::Display) -> Response {
+    let operation_id = Uuid::new_v4();
+    tracing::error!(%operation_id, %error, "demo app error");
+    PageError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        title: "Something went wrong",
+        code: "INTERNAL",
+        detail: None,
+        operation_id,
+    }
+    .render(app)
+}
+
+fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}
+
+/// The session and its current account, if the browser has a live one.
+async fn current(app: &DemoApp, headers: &HeaderMap) -> Result<Option<(Session, Account)>, Response> {
+    let Some(id) = session_id(app, headers) else {
+        return Ok(None);
+    };
+    let Some(session) = app.sessions.get(id, app.now()) else {
+        return Ok(None);
+    };
+    match app.store().account(session.account_id).await {
+        Ok(Some(account)) => Ok(Some((session, account))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(internal(app, &e)),
+    }
+}
+
+fn session_id<'h>(app: &DemoApp, headers: &'h HeaderMap) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| cookie_value(v, app.kind().cookie_name()))
+}
+
+async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    match current(&app, &headers).await {
+        Ok(Some((session, account))) => {
+            (no_store(), Html(pages::home(app.kind(), &session, &account))).into_response()
+        }
+        Ok(None) => Html(pages::signed_out(app.kind())).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    return_to: Option<String>,
+}
+
+async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+    match latchkey_sp::web::login_response(app.sp(), q.return_to.as_deref(), app.now()) {
+        Ok(r) => r,
+        Err(e) => {
+            let operation_id = Uuid::new_v4();
+            tracing::error!(%operation_id, code = e.code(), error = %e, "cannot start login");
+            PageError::from_sp(&app, &e, operation_id)
+        }
+    }
+}
+
+async fn metadata(State(app): State<AppState>) -> Response {
+    match latchkey_sp::web::metadata_response(app.sp()) {
+        Ok(r) => r,
+        Err(e) => internal(&app, &e),
+    }
+}
+
+async fn acs_post(
+    State(app): State<AppState>,
+    form: Result<Form<AcsForm>, FormRejection>,
+) -> Response {
+    let now = app.now();
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(rejection) => {
+            let operation_id = Uuid::new_v4();
+            tracing::warn!(%operation_id, code = "BINDING_INVALID", %rejection, "ACS form refused");
+            return PageError {
+                status: StatusCode::BAD_REQUEST,
+                title: "Sign-in refused",
+                code: "BINDING_INVALID",
+                detail: Some(rejection.body_text()),
+                operation_id,
+            }
+            .render(&app);
+        }
+    };
+    let done = match acs::run(app.sp(), &form, app.replay(), app.engine(), now).await {
+        Ok(done) => done,
+        Err(failure) => return PageError::from_sp(&app, &failure.error, failure.operation_id),
+    };
+    let provisioning = app.kind().describe(&done.provisioned);
+    let operation_id = done.provisioned.operation_id;
+    tracing::info!(
+        %operation_id,
+        app = app.kind().name(),
+        account = %done.provisioned.account.id,
+        provisioning = %provisioning,
+        "signed in"
+    );
+    let id = app.sessions.create(
+        Session {
+            login: done.login,
+            account_id: done.provisioned.account.id,
+            provisioning,
+            operation_id,
+            expires_at: now,
+        },
+        now,
+    );
+    let cookie = format!(
+        "{}={id}; Path=/; HttpOnly; SameSite=Lax{}",
+        app.kind().cookie_name(),
+        if app.secure_cookies() { "; Secure" } else { "" }
+    );
+    let location = done.return_to.unwrap_or_else(|| "/".to_owned());
+    let (Ok(cookie), Ok(location)) = (
+        HeaderValue::from_str(&cookie),
+        HeaderValue::from_str(&location),
+    ) else {
+        return internal(&app, &"session cookie or location is not a header value");
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+    )
+        .into_response()
+}
+
+async fn whoami(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let body = match current(&app, &headers).await {
+        Ok(Some((session, account))) => whoami_json(&app, &session, &account),
+        Ok(None) => json!({ "authenticated": false }),
+        Err(r) => return r,
+    };
+    (no_store(), Json(body)).into_response()
+}
+
+fn whoami_json(app: &DemoApp, session: &Session, account: &Account) -> Value {
+    let login = &session.login;
+    let roles: Vec<&String> = account.roles.keys().collect();
+    json!({
+        "authenticated": true,
+        "app": app.kind().name(),
+        "issuer": login.issuer,
+        "name_id": login.name_id,
+        "name_id_format": login.name_id_format,
+        "session_index": login.session_index,
+        "assertion_id": login.assertion_id,
+        "attributes": login.attributes,
+        "provisioning": session.provisioning,
+        "operation_id": session.operation_id,
+        "account": {
+            "id": account.id,
+            "identity": account.identity.as_ref().map(|i| &i.key),
+            "fields": account.fields,
+            "roles": roles,
+            "role": app.kind().primary_role(account.roles.keys()),
+            "provisioned_by": account.provisioned_by,
+            "created_at": rfc3339(account.created_at),
+            "updated_at": rfc3339(account.updated_at),
+        },
+    })
+}
+
+async fn admin(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let (_, account) = match current(&app, &headers).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return latchkey_sp::web::login_response(app.sp(), Some("/admin"), app.now())
+                .unwrap_or_else(|e| internal(&app, &e));
+        }
+        Err(r) => return r,
+    };
+    if !account.roles.contains_key(app.kind().admin_role()) {
+        let operation_id = Uuid::new_v4();
+        tracing::warn!(%operation_id, account = %account.id, "admin page refused");
+        return PageError {
+            status: StatusCode::FORBIDDEN,
+            title: "Not allowed",
+            code: "ADMIN_ROLE_REQUIRED",
+            detail: Some(format!("the admin page needs the {} role", app.kind().admin_role())),
+            operation_id,
+        }
+        .render(&app);
+    }
+    let accounts = match app.store().accounts().await {
+        Ok(a) => a,
+        Err(e) => return internal(&app, &e),
+    };
+    let audit = match app.store().audit_log(50).await {
+        Ok(a) => a,
+        Err(e) => return internal(&app, &e),
+    };
+    (no_store(), Html(pages::admin(app.kind(), &accounts, &audit))).into_response()
+}
+
+async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(id) = session_id(&app, &headers) {
+        app.sessions.remove(id);
+    }
+    let clear = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
+        app.kind().cookie_name()
+    );
+    match HeaderValue::from_str(&clear) {
+        Ok(cookie) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, cookie),
+                (header::LOCATION, HeaderValue::from_static("/")),
+            ],
+        )
+            .into_response(),
+        Err(e) => internal(&app, &e),
+    }
+}
+
+async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/css"))],
+        CSS,
+    )
+        .into_response()
+}
