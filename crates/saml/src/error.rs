@@ -296,6 +296,28 @@ pub enum Error {
     /// InvalidNameIDPolicy).
     #[error("NameID format {0:?} is not supported")]
     NameIdFormatUnsupported(String),
+
+    // ----- single logout -----
+    /// A logout message's Issuer is not the peer we expected.
+    #[error("logout issuer mismatch: expected {expected:?}, found {found:?}")]
+    LogoutIssuerMismatch {
+        /// The peer's entity ID.
+        expected: String,
+        /// The message's Issuer (empty when absent).
+        found: String,
+    },
+    /// A logout message's Destination is not one of our SingleLogoutService URLs.
+    #[error("logout destination mismatch: found {found:?}")]
+    LogoutDestinationMismatch {
+        /// The Destination (empty when absent).
+        found: String,
+    },
+    /// A LogoutRequest's NotOnOrAfter has passed, or it was issued too long ago.
+    #[error("the logout request has expired")]
+    LogoutExpired,
+    /// A logout message was issued in the future (beyond the skew).
+    #[error("the logout message is not yet valid")]
+    LogoutNotYetValid,
 }
 
 /// The crate's result type.

@@ -27,6 +27,7 @@ use crate::read;
 use crate::response::parse_response;
 
 pub mod idp;
+pub mod logout;
 
 /// The largest clock skew honoured; larger settings are clamped to it, so a
 /// misconfiguration cannot stretch an assertion's lifetime by hours.
