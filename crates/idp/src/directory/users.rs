@@ -357,6 +357,19 @@ where
     row.map(UserRow::into_user).transpose()
 }
 
+/// A user's stored password hash, if any.
+pub(crate) async fn password_hash<'e, E>(exec: E, id: UserId) -> Result<Option<String>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let stored: Option<Option<String>> =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(id.to_db())
+            .fetch_optional(exec)
+            .await?;
+    Ok(stored.flatten())
+}
+
 /// Refuses a username or e-mail address another user (not `except`) already has.
 pub(crate) async fn check_unique(
     conn: &mut AnyConnection,
@@ -741,14 +754,7 @@ impl<'s> Users<'s> {
     /// Checks a password. A user without a password (or a malformed hash) fails after the
     /// same amount of work as a real check. Suspension is the caller's decision, not this one.
     pub async fn verify_password(&self, id: UserId, password: Password) -> Result<bool> {
-        let stored: Option<Option<String>> =
-            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-                .bind(id.to_db())
-                .fetch_optional(self.store.pool())
-                .await?;
-        Ok(
-            password::verify_blocking(self.store.password_config(), stored.flatten(), password)
-                .await,
-        )
+        let stored = password_hash(self.store.pool(), id).await?;
+        Ok(password::verify_blocking(self.store.password_config(), stored, password).await)
     }
 }

@@ -20,6 +20,8 @@ on_both_backends!(
     invalid_email_names_the_field,
     reopening_keeps_data_and_schema,
     racing_creates_yield_one_user_and_typed_errors,
+    authenticate_by_username_or_email,
+    old_hashes_are_upgraded_at_login,
 );
 
 fn alice() -> NewUser {
@@ -386,5 +388,107 @@ async fn racing_creates_yield_one_user_and_typed_errors(t: TestStore) {
         t.store.audit().count().await.unwrap(),
         i64::try_from(created).unwrap(),
         "an audit event without its change, or the reverse"
+    );
+}
+
+async fn authenticate_by_username_or_email(t: TestStore) {
+    use latchkey_idp::directory::Login;
+    let users = t.store.users();
+    let mut new = alice();
+    new.password = Some(Password::new("correct horse"));
+    let a = users.create(&admin(), new).await.unwrap();
+    users
+        .create(&admin(), NewUser::new("nopass", "nopass@example.org"))
+        .await
+        .unwrap();
+
+    let ok = users
+        .authenticate("alice", Password::new("correct horse"))
+        .await
+        .unwrap();
+    assert_eq!(ok, Login::Success(users.get(a.id).await.unwrap()));
+    let ok = users
+        .authenticate("ALICE@example.org", Password::new("correct horse"))
+        .await
+        .unwrap();
+    assert!(matches!(ok, Login::Success(u) if u.id == a.id));
+    for (login, pw) in [
+        ("alice", "correct horsE"),
+        ("nobody", "correct horse"),
+        ("nopass", "correct horse"),
+    ] {
+        let got = users.authenticate(login, Password::new(pw)).await.unwrap();
+        assert_eq!(got, Login::BadCredentials, "{login}");
+    }
+    users.suspend(&admin(), a.id).await.unwrap();
+    assert_eq!(
+        users
+            .authenticate("alice", Password::new("wrong password"))
+            .await
+            .unwrap(),
+        Login::BadCredentials,
+        "suspension must not be disclosed without the password"
+    );
+    assert!(matches!(
+        users
+            .authenticate("alice", Password::new("correct horse"))
+            .await
+            .unwrap(),
+        Login::Suspended(_)
+    ));
+}
+
+async fn old_hashes_are_upgraded_at_login(t: TestStore) {
+    use latchkey_idp::directory::Login;
+    let mut new = alice();
+    new.password = Some(Password::new("correct horse"));
+    let a = t.store.users().create(&admin(), new).await.unwrap();
+    // The same database, opened with higher cost parameters (as after a config change).
+    let mut stronger = crate::support::cheap_passwords();
+    stronger.iterations += 1;
+    let upgraded = latchkey_idp::Store::open_url(&t.url, 2, stronger)
+        .await
+        .unwrap();
+    let got = upgraded
+        .users()
+        .authenticate("alice", Password::new("correct horse"))
+        .await
+        .unwrap();
+    assert!(matches!(got, Login::Success(_)));
+    let rehash = t
+        .store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("user.password_rehash".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rehash.len(), 1);
+    assert_eq!(rehash[0].actor, "system");
+    // Still the same password, now under the new parameters: a second login does not rehash.
+    upgraded
+        .users()
+        .authenticate("alice", Password::new("correct horse"))
+        .await
+        .unwrap();
+    assert!(
+        t.store
+            .users()
+            .verify_password(a.id, Password::new("correct horse"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        t.store
+            .audit()
+            .list(&AuditFilter {
+                action: Some("user.password_rehash".into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        1
     );
 }
