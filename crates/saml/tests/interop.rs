@@ -542,3 +542,67 @@ fn pysaml2_accepts_our_signed_response() {
 fn pysaml2_accepts_our_doubly_signed_response() {
     pysaml2_accepts(true, true);
 }
+
+#[test]
+fn pysaml2_accepts_the_idp_profile_builder_output() {
+    use latchkey_saml::assertion::{Attribute, NameId, attrname_format, authn_context};
+    use latchkey_saml::profile::idp::{
+        IdpSettings, Issuance, ResponseTarget, SignedParts, build_response,
+    };
+    use latchkey_xmlsec::crypto::SigningKey;
+
+    let dir = tempfile::tempdir().unwrap();
+    let idp = party(dir.path(), "idp");
+    let idp_md = write(
+        dir.path(),
+        "idp.xml",
+        &idp_metadata(&idp.cert).to_xml().unwrap(),
+    );
+    let key = SigningKey::from_pem(&std::fs::read_to_string(&idp.key_file).unwrap()).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let xml = build_response(
+        &IdpSettings::new(IDP, SSO_REDIRECT),
+        &ResponseTarget {
+            sp_entity_id: SP.into(),
+            acs_url: ACS.into(),
+            in_response_to: Some("_req-interop-3".into()),
+        },
+        &Issuance {
+            name_id: NameId::new("bob", name_id_format::PERSISTENT),
+            session_index: "_session-3".into(),
+            authn_instant: now,
+            authn_context_class_ref: authn_context::PASSWORD_PROTECTED_TRANSPORT.into(),
+            session_not_on_or_after: None,
+            attributes: vec![Attribute {
+                name: "urn:oid:0.9.2342.19200300.100.1.3".into(),
+                name_format: Some(attrname_format::URI.into()),
+                friendly_name: Some("mail".into()),
+                values: vec!["bob@example.org".into()],
+            }],
+        },
+        &key,
+        Some(&idp.cert),
+        SignedParts::Both,
+        now,
+    )
+    .unwrap();
+    let response = write(dir.path(), "response.xml", &xml);
+    let out = pysaml2(&[
+        "sp-accept",
+        "--idp-metadata",
+        s(&idp_md),
+        "--sp-entity-id",
+        SP,
+        "--acs",
+        ACS,
+        "--request-id",
+        "_req-interop-3",
+        "--response",
+        s(&response),
+        "--want-response-signed",
+        "--want-assertions-signed",
+    ]);
+    assert_eq!(out["name_id"], "bob");
+    assert_eq!(out["session_index"], "_session-3");
+    assert_eq!(out["ava"]["mail"], serde_json::json!(["bob@example.org"]));
+}

@@ -8,12 +8,20 @@
 //! an attacker. Whether the request's signature verified is established by the caller
 //! (the binding decides how) and passed in as `signed`.
 
+use latchkey_xmlsec::crypto::{Certificate, SigningKey};
+use latchkey_xmlsec::dsig::{self, SignOptions};
 use time::{Duration, OffsetDateTime};
 
-use crate::assertion::name_id_format;
+use crate::assertion::{
+    Assertion, Attribute, AuthnStatement, BEARER, Conditions, NameId, Subject, SubjectConfirmation,
+    SubjectConfirmationData, name_id_format,
+};
 use crate::authn_request::{AuthnRequest, RequestedAuthnContext, binding_uri};
 use crate::error::{Error, Result};
+use crate::ids::new_id;
 use crate::metadata::EntityDescriptor;
+use crate::response::Response;
+use crate::status::Status;
 
 /// What the IdP knows about itself.
 #[derive(Debug, Clone)]
@@ -30,6 +38,8 @@ pub struct IdpSettings {
     pub clock_skew: Duration,
     /// How old a request may be (its IssueInstant) when it arrives.
     pub max_request_age: Duration,
+    /// How long an assertion we issue may be delivered (its NotOnOrAfter).
+    pub assertion_lifetime: Duration,
 }
 
 impl IdpSettings {
@@ -47,6 +57,7 @@ impl IdpSettings {
             want_authn_requests_signed: false,
             clock_skew: Duration::seconds(60),
             max_request_age: Duration::minutes(5),
+            assertion_lifetime: Duration::minutes(5),
         }
     }
 }
@@ -72,6 +83,159 @@ pub struct AcceptedAuthnRequest {
     pub is_passive: bool,
     /// The authentication strength asked for.
     pub requested_authn_context: Option<RequestedAuthnContext>,
+}
+
+impl AcceptedAuthnRequest {
+    /// Where and to what the answer goes.
+    pub fn target(&self) -> ResponseTarget {
+        ResponseTarget {
+            sp_entity_id: self.sp_entity_id.clone(),
+            acs_url: self.acs_url.clone(),
+            in_response_to: Some(self.request_id.clone()),
+        }
+    }
+}
+
+/// Where a Response goes. Made from an accepted request, or by the IdP for an
+/// IdP-initiated login (with `in_response_to: None` and the ACS from the SP's metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseTarget {
+    /// The SP's entity ID: the audience.
+    pub sp_entity_id: String,
+    /// The ACS URL: Destination and Recipient.
+    pub acs_url: String,
+    /// The request answered, if any.
+    pub in_response_to: Option<String>,
+}
+
+/// What the IdP asserts about the user who authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuance {
+    /// The subject's identifier for this SP.
+    pub name_id: NameId,
+    /// The IdP session, for single logout.
+    pub session_index: String,
+    /// When the user authenticated.
+    pub authn_instant: OffsetDateTime,
+    /// How (see [`crate::assertion::authn_context`]).
+    pub authn_context_class_ref: String,
+    /// When the SP session should end, if the IdP wants to say.
+    pub session_not_on_or_after: Option<OffsetDateTime>,
+    /// The attributes released to this SP.
+    pub attributes: Vec<Attribute>,
+}
+
+/// Which elements of a Response get an enveloped signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedParts {
+    /// The assertion only (the usual choice).
+    Assertion,
+    /// The Response only.
+    Response,
+    /// Both: the assertion, then the Response around it.
+    Both,
+}
+
+/// Builds and signs the Response that logs the user in at `target`.
+pub fn build_response(
+    settings: &IdpSettings,
+    target: &ResponseTarget,
+    issuance: &Issuance,
+    key: &SigningKey,
+    certificate: Option<&Certificate>,
+    parts: SignedParts,
+    now: OffsetDateTime,
+) -> Result<String> {
+    let until = now + settings.assertion_lifetime;
+    let assertion = Assertion {
+        id: new_id()?,
+        issue_instant: now,
+        issuer: settings.entity_id.clone(),
+        subject: Some(Subject {
+            name_id: Some(issuance.name_id.clone()),
+            confirmations: vec![SubjectConfirmation {
+                method: BEARER.to_owned(),
+                data: Some(SubjectConfirmationData {
+                    not_before: None,
+                    not_on_or_after: Some(until),
+                    recipient: Some(target.acs_url.clone()),
+                    in_response_to: target.in_response_to.clone(),
+                    address: None,
+                }),
+            }],
+        }),
+        conditions: Some(Conditions {
+            not_before: Some(now),
+            not_on_or_after: Some(until),
+            audience_restrictions: vec![vec![target.sp_entity_id.clone()]],
+            one_time_use: false,
+        }),
+        authn_statements: vec![AuthnStatement {
+            authn_instant: issuance.authn_instant,
+            session_index: Some(issuance.session_index.clone()),
+            session_not_on_or_after: issuance.session_not_on_or_after,
+            authn_context_class_ref: Some(issuance.authn_context_class_ref.clone()),
+        }],
+        attributes: issuance.attributes.clone(),
+    };
+    let mut assertion_xml = assertion.to_xml()?;
+    if matches!(parts, SignedParts::Assertion | SignedParts::Both) {
+        assertion_xml = dsig::sign(
+            &assertion_xml,
+            &assertion.id,
+            key,
+            certificate,
+            &SignOptions::default(),
+        )?;
+    }
+    let response = envelope(settings, target, Status::success(), now)?;
+    let xml = response.to_xml(Some(&assertion_xml))?;
+    if matches!(parts, SignedParts::Response | SignedParts::Both) {
+        return Ok(dsig::sign(
+            &xml,
+            &response.id,
+            key,
+            certificate,
+            &SignOptions::default(),
+        )?);
+    }
+    Ok(xml)
+}
+
+/// Builds and signs a Response that carries only an error status (for example
+/// Responder/NoPassive, or Requester/InvalidNameIDPolicy).
+pub fn build_error_response(
+    settings: &IdpSettings,
+    target: &ResponseTarget,
+    status: Status,
+    key: &SigningKey,
+    certificate: Option<&Certificate>,
+    now: OffsetDateTime,
+) -> Result<String> {
+    let response = envelope(settings, target, status, now)?;
+    Ok(dsig::sign(
+        &response.to_xml(None)?,
+        &response.id,
+        key,
+        certificate,
+        &SignOptions::default(),
+    )?)
+}
+
+fn envelope(
+    settings: &IdpSettings,
+    target: &ResponseTarget,
+    status: Status,
+    now: OffsetDateTime,
+) -> Result<Response> {
+    Ok(Response {
+        id: new_id()?,
+        in_response_to: target.in_response_to.clone(),
+        issue_instant: now,
+        destination: Some(target.acs_url.clone()),
+        issuer: Some(settings.entity_id.clone()),
+        status,
+    })
 }
 
 /// Checks an AuthnRequest from the SP described by `sp` (looked up by the request's
@@ -366,6 +530,75 @@ mod tests {
             ..NameIdPolicy::default()
         });
         assert_eq!(accept(&r, false).unwrap().name_id_format, None);
+    }
+
+    #[test]
+    fn built_responses_pass_the_sp_profile() {
+        use crate::assertion::authn_context;
+        use crate::profile::{SpSettings, validate_response};
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let key = SigningKey::from_pem(&pair.serialize_pem()).unwrap();
+        let accepted = accept(&request(), false).unwrap();
+        let issuance = Issuance {
+            name_id: NameId::new("alice", name_id_format::PERSISTENT),
+            session_index: "_s1".into(),
+            authn_instant: NOW,
+            authn_context_class_ref: authn_context::PASSWORD_PROTECTED_TRANSPORT.into(),
+            session_not_on_or_after: None,
+            attributes: vec![Attribute {
+                name: "mail".into(),
+                name_format: None,
+                friendly_name: None,
+                values: vec!["alice@example.org".into()],
+            }],
+        };
+        let sp_settings = SpSettings::new(
+            SP,
+            "https://sp.example.com/acs",
+            "https://idp.example.org",
+            vec![key.verifying_key().clone()],
+        );
+        for parts in [
+            SignedParts::Assertion,
+            SignedParts::Response,
+            SignedParts::Both,
+        ] {
+            let xml = build_response(
+                &settings(),
+                &accepted.target(),
+                &issuance,
+                &key,
+                None,
+                parts,
+                NOW,
+            )
+            .unwrap();
+            let s = validate_response(&sp_settings, &xml, Some(&accepted.request_id), NOW).unwrap();
+            assert_eq!(s.name_id.value, "alice");
+            assert_eq!(s.attributes, issuance.attributes);
+            assert_eq!(s.session_index.as_deref(), Some("_s1"));
+        }
+        let xml = build_error_response(
+            &settings(),
+            &accepted.target(),
+            Status::failure(
+                crate::status::code::RESPONDER,
+                Some(crate::status::code::NO_PASSIVE),
+                None,
+            ),
+            &key,
+            None,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(
+            validate_response(&sp_settings, &xml, Some(&accepted.request_id), NOW),
+            Err(Error::StatusNotSuccess {
+                code: crate::status::code::RESPONDER.into(),
+                sub_code: Some(crate::status::code::NO_PASSIVE.into()),
+                message: None
+            })
+        );
     }
 
     #[test]
