@@ -47,11 +47,30 @@ pub(crate) fn certificates(field: &'static str, pem_text: &str) -> Result<String
     if blocks.is_empty() {
         return Err(Error::invalid(field, "no PEM certificate found"));
     }
-    if let Some(other) = blocks.iter().find(|b| b.tag() != "CERTIFICATE") {
-        return Err(Error::invalid(
-            field,
-            format!("expected CERTIFICATE blocks, found {:?}", other.tag()),
-        ));
+    for (i, block) in blocks.iter().enumerate() {
+        if block.tag() != "CERTIFICATE" {
+            return Err(Error::invalid(
+                field,
+                format!("expected CERTIFICATE blocks, found {:?}", block.tag()),
+            ));
+        }
+        // Only a well-formed X.509 certificate is stored, so a paste error surfaces now
+        // rather than as a signature failure at the first sign-in.
+        match x509_parser::parse_x509_certificate(block.contents()) {
+            Ok((rest, _)) if rest.is_empty() => {}
+            Ok(_) => {
+                return Err(Error::invalid(
+                    field,
+                    format!("certificate {} has trailing bytes", i + 1),
+                ));
+            }
+            Err(e) => {
+                return Err(Error::invalid(
+                    field,
+                    format!("certificate {} is not valid X.509: {e}", i + 1),
+                ));
+            }
+        }
     }
     Ok(pem_text.trim().to_string() + "\n")
 }
@@ -198,6 +217,29 @@ mod tests {
     #[test]
     fn defaults_pass() {
         assert!(check(app()).is_ok());
+    }
+
+    #[test]
+    fn certificates_must_be_x509() {
+        let cert = rcgen::generate_simple_self_signed(vec!["sp.example.org".to_string()])
+            .unwrap()
+            .cert
+            .pem();
+        let mut a = app();
+        a.signing_certs = vec![cert.clone(), format!("{cert}\n{cert}")];
+        a.encryption_cert = Some(cert);
+        a.encrypt_assertion = true;
+        let checked = check(a).unwrap();
+        assert_eq!(checked.signing_certs.len(), 2);
+
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let mut a = app();
+        a.signing_certs = vec![garbage.to_string()];
+        let err = check(a).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidField { field: "signing_cert", reason } if reason.contains("X.509")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -39,6 +39,17 @@ async fn register_find_update_delete(t: TestStore) {
         is_default: false,
     });
     new.tile.default_relay_state = Some("/home".into());
+    let cert = rcgen::generate_simple_self_signed(vec!["wiki.example.org".to_string()])
+        .unwrap()
+        .cert
+        .pem();
+    new.signing_certs = vec![cert.clone()];
+    new.encryption_cert = Some(cert);
+    new.encrypt_assertion = true;
+    new.slo = Some(latchkey_idp::apps::Endpoint {
+        url: "https://wiki.example.org/slo".into(),
+        binding: Binding::HttpRedirect,
+    });
     let app = apps.create(&admin(), new.clone()).await.unwrap();
     assert_eq!(app.settings, new);
     assert_eq!(
