@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod serve;
 mod xml;
 
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ enum Command {
     Xml(xml::XmlCommand),
     #[command(flatten)]
     Admin(admin::AdminCommand),
+    /// Run the SSO server: sign-in, SAML endpoints, user portal and admin API.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Xml(cmd) => xml::run(cmd),
         Command::Admin(cmd) => admin::run(cmd),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

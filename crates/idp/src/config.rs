@@ -45,6 +45,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Argon2id cost parameters for new password hashes.
     pub password: PasswordConfig,
+    /// The SSO server (`latchkey serve`): see [`crate::web::settings`].
+    pub server: crate::web::settings::ServerConfig,
 }
 
 /// The `[database]` section.
@@ -75,6 +77,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database: DatabaseConfig::default(),
             password: PasswordConfig::default(),
+            server: crate::web::settings::ServerConfig::default(),
         }
     }
 }

@@ -15,7 +15,10 @@ pub mod export;
 pub mod ids;
 pub mod keys;
 pub mod password;
+pub mod session;
+pub mod sso;
 pub mod store;
+pub mod web;
 
 pub use audit::Actor;
 pub use config::Config;

@@ -1,0 +1,302 @@
+//! Browser sessions at the IdP, kept in the store so every node sees the same ones.
+//!
+//! The browser holds a random 32-byte token; the store holds only its SHA-256, so a copy of
+//! the database (a backup, a read replica) does not let anyone resume a session. A session
+//! ends when it has been idle too long, at its absolute expiry, at logout, and as soon as its
+//! user is found suspended or deleted: [`Sessions::resume`] checks the user every time, so a
+//! suspension takes effect at the user's next request without any coordination.
+//!
+//! Time is a parameter of every method, so the expiry rules are tested without waiting.
+
+mod parked;
+mod throttle;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
+
+pub use parked::ParkedRequests;
+pub use throttle::{Throttle, ThrottlePolicy, account_key, address_key};
+
+use crate::directory::{User, UserStatus};
+use crate::error::{Error, Result};
+use crate::ids::{AppId, UserId};
+use crate::store::{Store, timestamp};
+
+/// Random bytes in a session token or parked-request key.
+const TOKEN_BYTES: usize = 32;
+
+/// A fresh random token, base64url without padding (43 characters).
+pub(crate) fn fresh_token() -> Zeroizing<String> {
+    let mut bytes = Zeroizing::new([0u8; TOKEN_BYTES]);
+    rand::rng().fill_bytes(bytes.as_mut());
+    Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()))
+}
+
+/// What is stored in place of a token.
+pub(crate) fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A session token as the browser holds it. Never logged; wiped on drop.
+#[derive(Clone)]
+pub struct SessionToken(Zeroizing<String>);
+
+impl SessionToken {
+    /// The cookie value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(<redacted>)")
+    }
+}
+
+/// A live session and its (active) user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The signed-in user, as loaded at this request.
+    pub user: User,
+    /// The opaque SessionIndex put in assertions (not the token: SPs see it).
+    pub session_index: String,
+    /// When the user last entered their password.
+    pub authn_at: OffsetDateTime,
+    /// When the session began.
+    pub created_at: OffsetDateTime,
+    /// The absolute expiry.
+    pub expires_at: OffsetDateTime,
+    token_hash: String,
+}
+
+/// An application this session has received an assertion for (single logout needs them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionApp {
+    /// The application.
+    pub app: AppId,
+    /// The NameID it was told.
+    pub name_id: String,
+    /// That NameID's format URI.
+    pub name_id_format: String,
+}
+
+/// Access to the sessions table.
+#[derive(Debug, Clone, Copy)]
+pub struct Sessions<'s> {
+    store: &'s Store,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    user_id: String,
+    session_index: String,
+    authn_at: String,
+    created_at: String,
+    last_seen_at: String,
+    expires_at: String,
+}
+
+/// Writes to `last_seen_at` are skipped when the last one is this recent, so a busy page
+/// does not turn every request into a database write.
+const TOUCH_INTERVAL: Duration = Duration::seconds(30);
+
+impl<'s> Sessions<'s> {
+    /// Sessions in `store`.
+    pub fn new(store: &'s Store) -> Self {
+        Sessions { store }
+    }
+
+    /// Starts a session for a user who just authenticated at `now`.
+    pub async fn create(
+        &self,
+        user: &User,
+        now: OffsetDateTime,
+        absolute: Duration,
+    ) -> Result<(SessionToken, Session)> {
+        let token = SessionToken(fresh_token());
+        let hash = token_hash(token.expose());
+        let session_index = format!("_s{}", token_hash(&fresh_token()));
+        let expires_at = now + absolute;
+        sqlx::query(
+            "INSERT INTO web_sessions \
+             (token_hash, user_id, session_index, authn_at, created_at, last_seen_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $4, $4, $5)",
+        )
+        .bind(&hash)
+        .bind(user.id.to_db())
+        .bind(&session_index)
+        .bind(timestamp::format(now))
+        .bind(timestamp::format(expires_at))
+        .execute(self.store.pool())
+        .await?;
+        Ok((
+            token,
+            Session {
+                user: user.clone(),
+                session_index,
+                authn_at: now,
+                created_at: now,
+                expires_at,
+                token_hash: hash,
+            },
+        ))
+    }
+
+    /// The session a cookie names, if it is still valid at `now`. An expired or idle session,
+    /// or one whose user is no longer active, is deleted and `None` is returned; a suspended
+    /// user loses all their sessions here.
+    pub async fn resume(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+        idle: Duration,
+    ) -> Result<Option<Session>> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let hash = token_hash(token);
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT user_id, session_index, authn_at, created_at, last_seen_at, expires_at \
+             FROM web_sessions WHERE token_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(self.store.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let last_seen = timestamp::parse("web_sessions.last_seen_at", &row.last_seen_at)?;
+        let expires_at = timestamp::parse("web_sessions.expires_at", &row.expires_at)?;
+        if now >= expires_at || now - last_seen >= idle {
+            self.delete(&hash).await?;
+            return Ok(None);
+        }
+        let user_id = UserId::from_db(&row.user_id)?;
+        let user = match self.store.users().get(user_id).await {
+            Ok(u) if u.status == UserStatus::Active => u,
+            Ok(_) => {
+                self.end_all_for_user(user_id).await?;
+                return Ok(None);
+            }
+            Err(Error::UnknownUser { .. }) => {
+                self.delete(&hash).await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if now - last_seen >= TOUCH_INTERVAL {
+            sqlx::query("UPDATE web_sessions SET last_seen_at = $2 WHERE token_hash = $1")
+                .bind(&hash)
+                .bind(timestamp::format(now))
+                .execute(self.store.pool())
+                .await?;
+        }
+        Ok(Some(Session {
+            user,
+            session_index: row.session_index,
+            authn_at: timestamp::parse("web_sessions.authn_at", &row.authn_at)?,
+            created_at: timestamp::parse("web_sessions.created_at", &row.created_at)?,
+            expires_at,
+            token_hash: hash,
+        }))
+    }
+
+    /// Ends one session (logout). Unknown tokens are ignored.
+    pub async fn end(&self, token: &str) -> Result<()> {
+        self.delete(&token_hash(token)).await
+    }
+
+    /// Ends every session of a user (suspension, password change); returns how many.
+    pub async fn end_all_for_user(&self, user: UserId) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
+            .bind(user.to_db())
+            .execute(self.store.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Sessions whose SessionIndex is one of `indexes` (or all of the user's when empty)
+    /// are ended; used by single logout. Returns how many.
+    pub async fn end_by_index(&self, user: UserId, indexes: &[String]) -> Result<u64> {
+        if indexes.is_empty() {
+            return self.end_all_for_user(user).await;
+        }
+        let mut ended = 0;
+        for index in indexes {
+            let done = sqlx::query(
+                "DELETE FROM web_sessions WHERE user_id = $1 AND session_index = $2",
+            )
+            .bind(user.to_db())
+            .bind(index)
+            .execute(self.store.pool())
+            .await?;
+            ended += done.rows_affected();
+        }
+        Ok(ended)
+    }
+
+    /// Remembers that `app` received an assertion about this session's user.
+    pub async fn record_app(
+        &self,
+        session: &Session,
+        entry: &SessionApp,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO web_session_apps (token_hash, app_id, name_id, name_id_format, issued_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token_hash, app_id) DO UPDATE SET \
+             name_id = excluded.name_id, name_id_format = excluded.name_id_format, \
+             issued_at = excluded.issued_at",
+        )
+        .bind(&session.token_hash)
+        .bind(entry.app.to_db())
+        .bind(&entry.name_id)
+        .bind(&entry.name_id_format)
+        .bind(timestamp::format(now))
+        .execute(self.store.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The applications this session has signed in to.
+    pub async fn apps(&self, session: &Session) -> Result<Vec<SessionApp>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT app_id, name_id, name_id_format FROM web_session_apps \
+             WHERE token_hash = $1 ORDER BY issued_at",
+        )
+        .bind(&session.token_hash)
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(app, name_id, name_id_format)| {
+                Ok(SessionApp {
+                    app: AppId::from_db(&app)?,
+                    name_id,
+                    name_id_format,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes sessions past their absolute expiry (a periodic job; `resume` handles the rest).
+    pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+            .bind(timestamp::format(now))
+            .execute(self.store.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete(&self, hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
+            .bind(hash)
+            .execute(self.store.pool())
+            .await?;
+        Ok(())
+    }
+}

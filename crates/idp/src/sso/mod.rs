@@ -1,0 +1,130 @@
+//! The IdP side of Web Browser SSO: checking an AuthnRequest against the application
+//! registry, building and signing the Response, and the IdP's own metadata.
+//!
+//! Nothing here speaks HTTP; `crate::web` turns these results into pages. The order of
+//! the checks in [`request`] is the security argument: nothing is answered to an ACS URL
+//! before the issuer is known and the URL is registered for it.
+
+pub mod keys;
+pub mod metadata;
+pub mod request;
+pub mod response;
+
+use serde::{Deserialize, Serialize};
+
+pub use keys::{IdpKeys, SigningMaterial};
+pub use request::{InboundRequest, ValidatedRequest};
+
+use crate::ids::AppId;
+
+/// A sign-in the IdP has agreed to answer, once the user is authenticated: parked in the
+/// store between the request and the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequest {
+    /// The application that asked (or is being launched).
+    pub app_id: AppId,
+    /// The AuthnRequest's ID, echoed as InResponseTo; `None` for IdP-initiated sign-in.
+    pub request_id: Option<String>,
+    /// The registered ACS URL the Response goes to.
+    pub acs_url: String,
+    /// RelayState to return untouched.
+    pub relay_state: Option<String>,
+    /// The user must enter their password again, even with a session.
+    pub force_authn: bool,
+    /// The user must not be shown any page.
+    pub is_passive: bool,
+}
+
+/// Why an SSO step was refused. Each variant has a short code (see [`SsoError::code`]) that
+/// the error page shows and the log carries.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SsoError {
+    /// The binding layer refused the message (size caps, base64, deflate, URL coding).
+    #[error("the request could not be decoded: {0}")]
+    Binding(latchkey_saml::Error),
+    /// RelayState is over the binding's 80-byte cap.
+    #[error("RelayState is too long: {0}")]
+    RelayStateTooLong(latchkey_saml::Error),
+    /// The message is not a well-formed AuthnRequest.
+    #[error("the request is not a valid AuthnRequest: {0}")]
+    Malformed(latchkey_saml::Error),
+    /// The AuthnRequest has no Issuer, so it cannot be tied to an application.
+    #[error("the request names no issuer")]
+    MissingIssuer,
+    /// No application is registered with this entity ID.
+    #[error("no application is registered as {0:?}")]
+    UnknownIssuer(String),
+    /// The requested ACS URL is not registered for the application.
+    #[error("the ACS URL {0:?} is not registered for this application")]
+    UnregisteredAcs(String),
+    /// The requested ACS index is not registered for the application.
+    #[error("the ACS index {0} is not registered for this application")]
+    UnknownAcsIndex(u16),
+    /// The application has no usable ACS endpoint (none at all, or only non-POST ones).
+    #[error("the application has no HTTP-POST ACS endpoint")]
+    NoUsableAcs,
+    /// The request asks for a response binding other than HTTP-POST.
+    #[error("response binding {0:?} is not supported; only HTTP-POST is")]
+    UnsupportedBinding(String),
+    /// The request is unsigned but the application or the IdP requires signatures.
+    #[error("this application must sign its requests")]
+    SignatureRequired,
+    /// The request's signature does not verify with the application's certificates.
+    #[error("the request signature is invalid: {0}")]
+    SignatureInvalid(String),
+    /// The request is addressed to another endpoint.
+    #[error("the request is addressed to {0:?}, not to this IdP")]
+    WrongDestination(String),
+    /// The request's IssueInstant is too far from now.
+    #[error("the request was issued too long ago or in the future")]
+    Stale,
+    /// The application wants encrypted assertions, which this build cannot produce.
+    #[error("assertion encryption is configured but not supported by this server yet")]
+    EncryptionUnsupported,
+    /// The NameID the application is configured with cannot be made for this user.
+    #[error("no NameID can be made for this user: {0}")]
+    NameIdUnavailable(String),
+    /// Building or signing the response failed (a server fault).
+    #[error("building the response failed: {0}")]
+    Build(String),
+    /// The signing key is unavailable (a server fault).
+    #[error("signing key unavailable: {0}")]
+    Keys(#[from] crate::keys::KeyError),
+    /// The store failed (a server fault).
+    #[error(transparent)]
+    Store(#[from] crate::error::Error),
+}
+
+impl SsoError {
+    /// A short, stable, greppable code for pages, logs and the failures metric.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SsoError::Binding(_) => "SSO-DECODE",
+            SsoError::RelayStateTooLong(_) => "SSO-RELAYSTATE",
+            SsoError::Malformed(_) => "SSO-MALFORMED",
+            SsoError::MissingIssuer => "SSO-NO-ISSUER",
+            SsoError::UnknownIssuer(_) => "SSO-UNKNOWN-SP",
+            SsoError::UnregisteredAcs(_) | SsoError::UnknownAcsIndex(_) => "SSO-ACS",
+            SsoError::NoUsableAcs => "SSO-NO-ACS",
+            SsoError::UnsupportedBinding(_) => "SSO-BINDING",
+            SsoError::SignatureRequired => "SSO-UNSIGNED",
+            SsoError::SignatureInvalid(_) => "SSO-BAD-SIGNATURE",
+            SsoError::WrongDestination(_) => "SSO-DESTINATION",
+            SsoError::Stale => "SSO-STALE",
+            SsoError::EncryptionUnsupported => "SSO-ENCRYPTION",
+            SsoError::NameIdUnavailable(_) => "SSO-NAMEID",
+            SsoError::Build(_) => "SSO-BUILD",
+            SsoError::Keys(_) => "SSO-KEYS",
+            SsoError::Store(_) => "SSO-STORE",
+        }
+    }
+
+    /// Whether the fault is the server's (answered 500, details only in the log).
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            SsoError::Build(_) | SsoError::Keys(_) | SsoError::Store(_)
+        )
+    }
+}

@@ -1,0 +1,305 @@
+//! Checking an AuthnRequest before anything is answered.
+//!
+//! The order is fixed and is the point of this module:
+//! 1. decode within the binding's caps (a deflate bomb stops at the cap);
+//! 2. the Issuer must be a registered application;
+//! 3. the signature, when present and verifiable or when required, must verify against the
+//!    application's registered certificates only (never a key in the message);
+//! 4. Destination and IssueInstant must fit;
+//! 5. the ACS URL (or index) must be registered for the application: a Response is never sent
+//!    to a URL the admin did not register;
+//! 6. only then are requests the IdP cannot satisfy (NameIDPolicy, authentication context)
+//!    answered to that ACS with a SAML error Status.
+//!
+//! # Security
+//! A request signature is checked whenever the application has a signing certificate
+//! registered (such an application must sign), or the server requires signed requests. An
+//! application without certificates, on a server that does not require signatures, is
+//! treated as sending unsigned requests, since a signature nobody can check proves nothing.
+
+use latchkey_saml::assertion::{authn_context, name_id_format};
+use latchkey_saml::authn_request::{AuthnRequest, binding_uri};
+use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
+use latchkey_saml::status::{Status, code};
+use latchkey_xmlsec::crypto::{Certificate, SignatureAlgorithm, VerifyingKey};
+use latchkey_xmlsec::dsig::{self, VerifyOptions};
+use latchkey_xmlsec::reader::{self, Limits};
+use time::{Duration, OffsetDateTime};
+
+use super::{PendingRequest, SsoError};
+use crate::apps::{Application, Binding};
+use crate::store::Store;
+use crate::web::settings::ServerSettings;
+
+/// Caps for an inbound AuthnRequest: they are small documents, so the caps are tight.
+pub const REQUEST_LIMITS: BindingLimits = BindingLimits {
+    max_encoded: 128 * 1024,
+    max_decoded: 64 * 1024,
+    max_relay_state: 80,
+};
+
+/// Oldest IssueInstant accepted.
+const MAX_AGE: Duration = Duration::minutes(10);
+/// How far in the future an IssueInstant may be (clock skew).
+const MAX_FUTURE: Duration = Duration::minutes(3);
+
+/// Signature algorithms accepted on requests (no SHA-1).
+const ALLOWED: [SignatureAlgorithm; 6] = [
+    SignatureAlgorithm::RsaSha256,
+    SignatureAlgorithm::RsaSha384,
+    SignatureAlgorithm::RsaSha512,
+    SignatureAlgorithm::EcdsaSha256,
+    SignatureAlgorithm::EcdsaSha384,
+    SignatureAlgorithm::EcdsaSha512,
+];
+
+/// An AuthnRequest as it arrived.
+#[derive(Debug, Clone, Copy)]
+pub enum InboundRequest<'a> {
+    /// HTTP-Redirect: the raw query string (without `?`), exactly as received.
+    Redirect {
+        /// The query string.
+        query: &'a str,
+    },
+    /// HTTP-POST: the form fields.
+    Post {
+        /// The `SAMLRequest` field.
+        saml_request: &'a str,
+        /// The `RelayState` field.
+        relay_state: Option<&'a str>,
+    },
+}
+
+/// A request that passed every check up to the ACS: it may be answered at `pending.acs_url`.
+#[derive(Debug, Clone)]
+pub struct ValidatedRequest {
+    /// The requesting application.
+    pub app: Application,
+    /// What to answer, and where.
+    pub pending: PendingRequest,
+    /// When set, the request can only be refused, with this Status, at the ACS.
+    pub refusal: Option<Status>,
+}
+
+/// Runs every check of the module docs.
+pub async fn validate(
+    store: &Store,
+    settings: &ServerSettings,
+    inbound: InboundRequest<'_>,
+    now: OffsetDateTime,
+) -> Result<ValidatedRequest, SsoError> {
+    let binding_error = |e: latchkey_saml::Error| match e {
+        latchkey_saml::Error::RelayStateTooLong { .. } => SsoError::RelayStateTooLong(e),
+        other => SsoError::Binding(other),
+    };
+    let (request, relay_state, app) = match inbound {
+        InboundRequest::Redirect { query } => {
+            let message = redirect::decode(query, &REQUEST_LIMITS).map_err(binding_error)?;
+            if message.kind != MessageKind::Request {
+                return Err(SsoError::Binding(latchkey_saml::Error::MissingParameter(
+                    "SAMLRequest",
+                )));
+            }
+            let request = AuthnRequest::parse(&message.xml).map_err(SsoError::Malformed)?;
+            let app = registered_app(store, &request).await?;
+            let keys = app_keys(&app)?;
+            if message.is_signed() && !keys.is_empty() {
+                message
+                    .verify(&keys, &ALLOWED)
+                    .map_err(|e| SsoError::SignatureInvalid(e.to_string()))?;
+            } else if signature_required(settings, &app) {
+                return Err(if message.is_signed() {
+                    SsoError::SignatureInvalid("no certificate is registered to check it".into())
+                } else {
+                    SsoError::SignatureRequired
+                });
+            }
+            (request, message.relay_state, app)
+        }
+        InboundRequest::Post {
+            saml_request,
+            relay_state,
+        } => {
+            let message = post::decode(
+                MessageKind::Request,
+                saml_request,
+                relay_state,
+                &REQUEST_LIMITS,
+            )
+            .map_err(binding_error)?;
+            let doc = reader::parse(&message.xml, &Limits::default())
+                .map_err(|e| SsoError::Malformed(e.into()))?;
+            let root = doc.root_element();
+            let unverified = AuthnRequest::from_node(root).map_err(SsoError::Malformed)?;
+            let app = registered_app(store, &unverified).await?;
+            let keys = app_keys(&app)?;
+            let signed = root.children().any(|c| {
+                c.is_element()
+                    && c.tag_name().name() == "Signature"
+                    && c.tag_name().namespace() == Some(latchkey_saml::ns::DSIG)
+            });
+            let request = if signed && !keys.is_empty() {
+                let verified = dsig::verify_document_element(&doc, &keys, &VerifyOptions::default())
+                    .map_err(|e| SsoError::SignatureInvalid(e.to_string()))?;
+                let request =
+                    AuthnRequest::from_verified(&verified).map_err(SsoError::Malformed)?;
+                if request.issuer != unverified.issuer {
+                    return Err(SsoError::SignatureInvalid(
+                        "the signed issuer differs".into(),
+                    ));
+                }
+                request
+            } else if signature_required(settings, &app) {
+                return Err(if signed {
+                    SsoError::SignatureInvalid("no certificate is registered to check it".into())
+                } else {
+                    SsoError::SignatureRequired
+                });
+            } else {
+                unverified
+            };
+            (request, message.relay_state, app)
+        }
+    };
+
+    if let Some(destination) = &request.destination
+        && destination != &settings.url("/saml/sso")
+    {
+        return Err(SsoError::WrongDestination(destination.clone()));
+    }
+    if request.issue_instant < now - MAX_AGE || request.issue_instant > now + MAX_FUTURE {
+        return Err(SsoError::Stale);
+    }
+    let acs_url = resolve_acs(&app, &request)?;
+    if let Some(binding) = &request.protocol_binding
+        && binding != binding_uri::HTTP_POST
+    {
+        return Err(SsoError::UnsupportedBinding(binding.clone()));
+    }
+
+    let refusal = name_id_refusal(&app, &request).or_else(|| authn_context_refusal(&request));
+    Ok(ValidatedRequest {
+        pending: PendingRequest {
+            app_id: app.id,
+            request_id: Some(request.id.clone()),
+            acs_url,
+            relay_state,
+            force_authn: request.force_authn,
+            is_passive: request.is_passive,
+        },
+        app,
+        refusal,
+    })
+}
+
+async fn registered_app(store: &Store, request: &AuthnRequest) -> Result<Application, SsoError> {
+    let issuer = request
+        .issuer
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .ok_or(SsoError::MissingIssuer)?;
+    store
+        .apps()
+        .find_by_entity_id(issuer)
+        .await?
+        .ok_or_else(|| SsoError::UnknownIssuer(issuer.chars().take(200).collect()))
+}
+
+fn signature_required(settings: &ServerSettings, app: &Application) -> bool {
+    settings.require_signed_requests || !app.settings.signing_certs.is_empty()
+}
+
+/// The verifying keys of every certificate registered for the application.
+pub(crate) fn app_keys(app: &Application) -> Result<Vec<VerifyingKey>, SsoError> {
+    let mut keys = Vec::new();
+    for text in &app.settings.signing_certs {
+        let blocks = pem::parse_many(text).map_err(|e| {
+            SsoError::Store(crate::error::Error::corrupt("applications.signing_certs", e))
+        })?;
+        for block in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
+            let cert = Certificate::from_der(block.contents()).map_err(|e| {
+                SsoError::Store(crate::error::Error::corrupt("applications.signing_certs", e))
+            })?;
+            keys.push(cert.verifying_key().clone());
+        }
+    }
+    Ok(keys)
+}
+
+/// The registered HTTP-POST ACS URL the request names, or the default one.
+fn resolve_acs(app: &Application, request: &AuthnRequest) -> Result<String, SsoError> {
+    let endpoints = &app.settings.acs;
+    let chosen = if let Some(url) = &request.assertion_consumer_service_url {
+        endpoints
+            .iter()
+            .find(|e| &e.url == url)
+            .ok_or_else(|| SsoError::UnregisteredAcs(url.chars().take(300).collect()))?
+    } else if let Some(index) = request.assertion_consumer_service_index {
+        endpoints
+            .iter()
+            .find(|e| e.index == index)
+            .ok_or(SsoError::UnknownAcsIndex(index))?
+    } else {
+        return default_acs(app);
+    };
+    if chosen.binding != Binding::HttpPost {
+        return Err(SsoError::NoUsableAcs);
+    }
+    Ok(chosen.url.clone())
+}
+
+/// The default ACS of an application, for IdP-initiated sign-in.
+pub fn default_acs(app: &Application) -> Result<String, SsoError> {
+    app.settings
+        .acs
+        .iter()
+        .filter(|e| e.binding == Binding::HttpPost)
+        .find(|e| e.is_default)
+        .or_else(|| {
+            app.settings
+                .acs
+                .iter()
+                .filter(|e| e.binding == Binding::HttpPost)
+                .min_by_key(|e| e.index)
+        })
+        .map(|e| e.url.clone())
+        .ok_or(SsoError::NoUsableAcs)
+}
+
+/// A NameIDPolicy asking for a format other than the application's is refused: the IdP
+/// asserts one identifier per application, chosen by the admin.
+fn name_id_refusal(app: &Application, request: &AuthnRequest) -> Option<Status> {
+    let wanted = request.name_id_policy.as_ref()?.format.as_deref()?;
+    if wanted == name_id_format::UNSPECIFIED || wanted == app.settings.name_id.format.uri() {
+        return None;
+    }
+    Some(Status::failure(
+        code::REQUESTER,
+        Some(code::INVALID_NAMEID_POLICY),
+        Some("this identity provider sends this application one NameID format only"),
+    ))
+}
+
+/// Password sign-in satisfies the password classes and "unspecified", nothing stronger.
+fn authn_context_refusal(request: &AuthnRequest) -> Option<Status> {
+    let requested = request.requested_authn_context.as_ref()?;
+    let ours = [
+        authn_context::PASSWORD_PROTECTED_TRANSPORT,
+        authn_context::PASSWORD,
+        authn_context::UNSPECIFIED,
+    ];
+    if requested.class_refs.is_empty()
+        || requested
+            .class_refs
+            .iter()
+            .any(|c| ours.contains(&c.as_str()))
+    {
+        return None;
+    }
+    Some(Status::failure(
+        code::REQUESTER,
+        Some(code::NO_AUTHN_CONTEXT),
+        Some("only password authentication is available"),
+    ))
+}

@@ -1,0 +1,207 @@
+//! Building the Response: NameID and attributes per the application's settings, the
+//! assertion's conditions, and the signatures the application asked for.
+//!
+//! The assertion is signed first and embedded as signed text; the Response is then signed
+//! around it. Exclusive canonicalization makes the assertion's signature independent of the
+//! envelope it ends up in.
+
+use latchkey_saml::assertion::{
+    Assertion, Attribute, AuthnStatement, BEARER, Conditions, NameId, Subject,
+    SubjectConfirmation, SubjectConfirmationData, authn_context,
+};
+use latchkey_saml::response::Response;
+use latchkey_saml::status::Status;
+use latchkey_xmlsec::dsig::{self, SignOptions};
+use time::OffsetDateTime;
+
+use super::keys::SigningMaterial;
+use super::{PendingRequest, SsoError};
+use crate::apps::{Application, NameIdFormat, NameIdSource};
+use crate::directory::User;
+use crate::session::Session;
+use crate::store::Store;
+use crate::web::settings::ServerSettings;
+
+/// A built success Response and what the audit log records about it.
+#[derive(Debug, Clone)]
+pub struct IssuedResponse {
+    /// The signed Response XML.
+    pub xml: String,
+    /// The NameID sent.
+    pub name_id: NameId,
+    /// The names of the attributes sent (never their values).
+    pub attribute_names: Vec<String>,
+    /// The assertion's ID.
+    pub assertion_id: String,
+}
+
+/// The NameID the application is configured to receive for this user.
+async fn name_id_for(
+    store: &Store,
+    settings: &ServerSettings,
+    app: &Application,
+    user: &User,
+) -> Result<NameId, SsoError> {
+    let policy = &app.settings.name_id;
+    let value = match (&policy.format, &policy.source) {
+        // A transient identifier is fresh every time, whatever the source says.
+        (NameIdFormat::Transient, _) => latchkey_saml::ids::new_id()
+            .map_err(|e| SsoError::Build(e.to_string()))?,
+        (_, NameIdSource::Pairwise) => store.apps().persistent_name_id(user.id, app.id).await?,
+        (_, NameIdSource::Email) => user.email.clone(),
+        (_, NameIdSource::Username) => user.username.clone(),
+        (_, NameIdSource::Attribute(key)) => user
+            .attributes
+            .get(key)
+            .and_then(|v| v.values().into_iter().find(|s| !s.is_empty()))
+            .ok_or_else(|| SsoError::NameIdUnavailable(format!("attribute {key:?} is empty")))?,
+    };
+    let mut name_id = NameId::new(value, policy.format.uri());
+    if matches!(
+        policy.format,
+        NameIdFormat::Persistent | NameIdFormat::Transient
+    ) {
+        name_id.name_qualifier = Some(settings.entity_id.clone());
+        name_id.sp_name_qualifier = Some(app.settings.entity_id.clone());
+    }
+    Ok(name_id)
+}
+
+/// Builds and signs a success Response for `user` in `session`.
+#[allow(clippy::too_many_arguments)]
+pub async fn success(
+    store: &Store,
+    settings: &ServerSettings,
+    keys: &SigningMaterial,
+    app: &Application,
+    user: &User,
+    session: &Session,
+    pending: &PendingRequest,
+    now: OffsetDateTime,
+) -> Result<IssuedResponse, SsoError> {
+    if app.settings.encrypt_assertion {
+        return Err(SsoError::EncryptionUnsupported);
+    }
+    let name_id = name_id_for(store, settings, app, user).await?;
+    let groups: Vec<String> = store
+        .groups()
+        .of_user(user.id)
+        .await?
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    let attributes: Vec<Attribute> = app
+        .settings
+        .attributes
+        .iter()
+        .filter_map(|m| {
+            let values = m.values(user, &groups);
+            (!values.is_empty()).then(|| Attribute {
+                name: m.name.clone(),
+                name_format: Some(m.name_format.uri().to_string()),
+                friendly_name: m.friendly_name.clone(),
+                values,
+            })
+        })
+        .collect();
+    let attribute_names = attributes.iter().map(|a| a.name.clone()).collect();
+    let expires = now + settings.assertion_validity;
+    let build = |e: latchkey_saml::Error| SsoError::Build(e.to_string());
+    let assertion = Assertion {
+        id: latchkey_saml::ids::new_id().map_err(build)?,
+        issue_instant: now,
+        issuer: settings.entity_id.clone(),
+        subject: Some(Subject {
+            name_id: Some(name_id.clone()),
+            confirmations: vec![SubjectConfirmation {
+                method: BEARER.into(),
+                data: Some(SubjectConfirmationData {
+                    not_before: None,
+                    not_on_or_after: Some(expires),
+                    recipient: Some(pending.acs_url.clone()),
+                    in_response_to: pending.request_id.clone(),
+                    address: None,
+                }),
+            }],
+        }),
+        conditions: Some(Conditions {
+            not_before: Some(now),
+            not_on_or_after: Some(expires),
+            audience_restrictions: vec![vec![app.settings.entity_id.clone()]],
+            one_time_use: false,
+        }),
+        authn_statements: vec![AuthnStatement {
+            authn_instant: session.authn_at,
+            session_index: Some(session.session_index.clone()),
+            session_not_on_or_after: Some(session.expires_at),
+            authn_context_class_ref: Some(
+                if settings.https {
+                    authn_context::PASSWORD_PROTECTED_TRANSPORT
+                } else {
+                    authn_context::PASSWORD
+                }
+                .into(),
+            ),
+        }],
+        attributes,
+    };
+    let assertion_id = assertion.id.clone();
+    let mut assertion_xml = assertion.to_xml().map_err(build)?;
+    if app.settings.sign_assertion {
+        assertion_xml = sign(&assertion_xml, &assertion_id, keys)?;
+    }
+    let envelope = envelope(settings, pending, Status::success(), now)?;
+    let mut xml = envelope.to_xml(Some(&assertion_xml)).map_err(build)?;
+    if app.settings.sign_response {
+        xml = sign(&xml, &envelope.id, keys)?;
+    }
+    Ok(IssuedResponse {
+        xml,
+        name_id,
+        attribute_names,
+        assertion_id,
+    })
+}
+
+/// Builds and signs a Response that refuses the request with `status` (NoPassive,
+/// InvalidNameIDPolicy...). It is always signed: it carries no assertion to sign instead.
+pub fn failure(
+    settings: &ServerSettings,
+    keys: &SigningMaterial,
+    pending: &PendingRequest,
+    status: Status,
+    now: OffsetDateTime,
+) -> Result<String, SsoError> {
+    let envelope = envelope(settings, pending, status, now)?;
+    let xml = envelope
+        .to_xml(None)
+        .map_err(|e| SsoError::Build(e.to_string()))?;
+    sign(&xml, &envelope.id, keys)
+}
+
+fn envelope(
+    settings: &ServerSettings,
+    pending: &PendingRequest,
+    status: Status,
+    now: OffsetDateTime,
+) -> Result<Response, SsoError> {
+    Ok(Response {
+        id: latchkey_saml::ids::new_id().map_err(|e| SsoError::Build(e.to_string()))?,
+        in_response_to: pending.request_id.clone(),
+        issue_instant: now,
+        destination: Some(pending.acs_url.clone()),
+        issuer: Some(settings.entity_id.clone()),
+        status,
+    })
+}
+
+fn sign(xml: &str, id: &str, keys: &SigningMaterial) -> Result<String, SsoError> {
+    dsig::sign(
+        xml,
+        id,
+        &keys.key,
+        Some(&keys.certificate),
+        &SignOptions::default(),
+    )
+    .map_err(|e| SsoError::Build(e.to_string()))
+}

@@ -1,0 +1,163 @@
+//! The one place where a failed browser request becomes a page.
+//!
+//! Every error page shows a short code (`SSO-ACS`, `WEB-CSRF`...) and a fresh operation ID;
+//! the log line for the same failure carries both plus the details, so an admin can find the
+//! line for the page a user screenshotted. Server faults show nothing internal. Bad input is
+//! never a 500.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use super::html::{escape, page};
+use crate::sso::SsoError;
+
+/// A refused or failed browser request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebError {
+    /// No such page.
+    #[error("no such page")]
+    NotFound,
+    /// The path exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A form or query could not be read.
+    #[error("malformed form: {0}")]
+    BadForm(String),
+    /// The anti-forgery token was missing or did not match its cookie.
+    #[error("the anti-forgery token is missing or wrong")]
+    Csrf,
+    /// An SSO request was refused (see [`SsoError`]).
+    #[error(transparent)]
+    Sso(#[from] SsoError),
+    /// A parked sign-in request expired or was already answered.
+    #[error("the sign-in request expired or was already used")]
+    RequestExpired,
+    /// The user is not in any group the application is assigned to.
+    #[error("user may not use application {app}")]
+    Denied {
+        /// The application's display name.
+        app: String,
+    },
+    /// A fault of the server (store, keys); details only in the log.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<crate::error::Error> for WebError {
+    fn from(err: crate::error::Error) -> Self {
+        WebError::Internal(err.to_string())
+    }
+}
+
+/// The error code of a response, left in its extensions for the metrics middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
+impl WebError {
+    /// The short code shown on the page, logged and counted.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebError::NotFound => "WEB-NOT-FOUND",
+            WebError::MethodNotAllowed => "WEB-METHOD",
+            WebError::BadForm(_) => "WEB-FORM",
+            WebError::Csrf => "WEB-CSRF",
+            WebError::Sso(e) => e.code(),
+            WebError::RequestExpired => "SSO-EXPIRED",
+            WebError::Denied { .. } => "SSO-DENIED",
+            WebError::Internal(_) => "WEB-INTERNAL",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            WebError::Csrf | WebError::Denied { .. } => StatusCode::FORBIDDEN,
+            WebError::Sso(SsoError::Binding(
+                latchkey_saml::Error::EncodedTooLarge { .. }
+                | latchkey_saml::Error::DecodedTooLarge { .. },
+            )) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::Sso(e) if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::RequestExpired => StatusCode::GONE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// What the user reads: specific enough to act on, never internal detail.
+    fn explain(&self) -> (&'static str, String) {
+        match self {
+            WebError::NotFound => ("Not found", "There is no page at this address.".into()),
+            WebError::MethodNotAllowed => (
+                "Not allowed",
+                "This page cannot be used that way.".into(),
+            ),
+            WebError::BadForm(_) => (
+                "Bad request",
+                "The form could not be read. Go back and try again.".into(),
+            ),
+            WebError::Csrf => (
+                "Please try again",
+                "The form expired or was sent from another site. Reload the page and try again."
+                    .into(),
+            ),
+            WebError::RequestExpired => (
+                "Sign-in expired",
+                "This sign-in request has expired or was already used. Go back to the \
+                 application and sign in again."
+                    .into(),
+            ),
+            WebError::Denied { app } => (
+                "Access denied",
+                format!(
+                    "You are signed in, but your account is not allowed to use {}. \
+                     Ask your administrator to give you access.",
+                    app
+                ),
+            ),
+            WebError::Sso(e) if e.is_internal() => (
+                "Something went wrong",
+                "The sign-in service failed. Quote the operation ID below to your administrator."
+                    .into(),
+            ),
+            WebError::Sso(e) => (
+                "Sign-in request refused",
+                format!(
+                    "The application sent a sign-in request this service cannot accept: {e}. \
+                     Tell the application's administrator."
+                ),
+            ),
+            WebError::Internal(_) => (
+                "Something went wrong",
+                "The sign-in service failed. Quote the operation ID below to your administrator."
+                    .into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let operation_id = uuid::Uuid::new_v4().simple().to_string();
+        let operation_id = operation_id.get(..12).unwrap_or(&operation_id).to_owned();
+        let status = self.status();
+        let code = self.code();
+        if status.is_server_error() {
+            tracing::error!(code, operation_id = %operation_id, error = %self, "request failed");
+        } else {
+            tracing::warn!(code, operation_id = %operation_id, error = %self, "request refused");
+        }
+        let (title, message) = self.explain();
+        let body = format!(
+            "<p class=\"error\">{}</p>\n<p class=\"meta\">Error code: <code>{}</code> · \
+             Operation ID: <code>{}</code></p>",
+            escape(&message),
+            code,
+            escape(&operation_id),
+        );
+        let mut response = (status, Html(page(title, &body))).into_response();
+        response.extensions_mut().insert(ErrorCode(code));
+        response
+    }
+}

@@ -1,0 +1,323 @@
+//! Sign-in and sign-out.
+//!
+//! # Security
+//! * One message for every failure (unknown name, wrong password, suspended account, no
+//!   password set), and the same Argon2 work for unknown names, so neither the page nor its
+//!   timing tells which names exist.
+//! * Failures are throttled per account name and per client address in the store, shared by
+//!   all nodes (see [`crate::session::Throttle`]).
+//! * A successful sign-in always starts a new session (no fixation) and ends the one the
+//!   browser had.
+//! * The only redirect after sign-in is to `/saml/continue/<key>` with a key of the exact
+//!   shape we issue, or to `/portal`: there is no open redirect.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Extension, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::html::{escape, page};
+use super::{WebError, WebState, client_addr, cookies};
+use crate::audit::Actor;
+use crate::directory::{User, UserStatus};
+use crate::password::{self, Password};
+use crate::session::{Sessions, Throttle, ThrottlePolicy, account_key, address_key};
+use crate::store::timestamp;
+
+/// The one failure message.
+const FAILED: &str =
+    "Sign-in failed. Check your username and password; if they are right, your account may \
+     not be able to sign in. Ask your administrator.";
+/// Shown while throttled.
+const THROTTLED: &str = "Too many failed attempts. Wait a few minutes and try again.";
+
+/// The longest username or e-mail address looked up.
+const MAX_NAME: usize = 320;
+
+/// `?continue=KEY` on the login page.
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    #[serde(rename = "continue")]
+    cont: Option<String>,
+}
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    csrf: Option<String>,
+    #[serde(rename = "continue")]
+    cont: Option<String>,
+}
+
+/// A CSRF-protected form with no other field.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// Keeps only continue keys of the shape we issue (43 base64url characters).
+pub(crate) fn continue_key(raw: Option<&str>) -> Option<String> {
+    raw.filter(|k| {
+        k.len() == 43
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+    .map(str::to_owned)
+}
+
+/// GET /login
+pub async fn form(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> Response {
+    let cont = query
+        .ok()
+        .and_then(|Query(q)| continue_key(q.cont.as_deref()));
+    render(&state, &headers, cont.as_deref(), "", None, StatusCode::OK)
+}
+
+fn render(
+    state: &WebState,
+    headers: &HeaderMap,
+    cont: Option<&str>,
+    username: &str,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let (csrf, set_cookie) = cookies::csrf_token(state.settings(), headers);
+    let mut body = String::new();
+    if let Some(m) = message {
+        body.push_str(&format!(
+            "<p class=\"error\" role=\"alert\">{}</p>\n",
+            escape(m)
+        ));
+    }
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"/login\">\n\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\n",
+        escape(&csrf)
+    ));
+    if let Some(k) = cont {
+        body.push_str(&format!(
+            "<input type=\"hidden\" name=\"continue\" value=\"{}\">\n",
+            escape(k)
+        ));
+    }
+    body.push_str(&format!(
+        "<label for=\"username\">Username or e-mail</label>\
+         <input type=\"text\" id=\"username\" name=\"username\" value=\"{}\" \
+         autocomplete=\"username\" required autofocus>\n\
+         <label for=\"password\">Password</label>\
+         <input type=\"password\" id=\"password\" name=\"password\" \
+         autocomplete=\"current-password\" required>\n\
+         <button type=\"submit\">Sign in</button>\n</form>",
+        escape(username)
+    ));
+    let mut response = (status, Html(page("Sign in", &body))).into_response();
+    if let Some(cookie) = set_cookie
+        && let Ok(v) = HeaderValue::from_str(&cookie)
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// POST /login
+pub async fn submit(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
+    if !cookies::csrf_ok(state.settings(), &headers, form.csrf.as_deref()) {
+        return Err(WebError::Csrf);
+    }
+    let cont = continue_key(form.cont.as_deref());
+    let now = timestamp::now();
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let name = form.username.trim();
+    let typed: String = name.chars().take(MAX_NAME).collect();
+    let throttle = Throttle::new(state.store());
+    let keys = [account_key(&typed), address_key(&addr)];
+    if throttle.locked_until(&keys, now).await?.is_some() {
+        state.metrics().login("failure");
+        state.metrics().failure("LOGIN-THROTTLED");
+        tracing::warn!(code = "LOGIN-THROTTLED", address = %addr, "sign-in refused while throttled");
+        return Ok(render(
+            &state,
+            &headers,
+            cont.as_deref(),
+            &typed,
+            Some(THROTTLED),
+            StatusCode::TOO_MANY_REQUESTS,
+        ));
+    }
+
+    let user = lookup(&state, &typed).await?;
+    let password = Password::new(form.password);
+    let verified = match &user {
+        Some(u) if name.len() <= MAX_NAME => state
+            .store()
+            .users()
+            .verify_password(u.id, password)
+            .await
+            .unwrap_or(false),
+        _ => {
+            password::verify_blocking(state.store().password_config(), None, password).await
+        }
+    };
+    let refusal = match &user {
+        None => Some("unknown_user"),
+        Some(_) if !verified => Some("bad_password"),
+        Some(u) if u.status != UserStatus::Active => Some("suspended"),
+        Some(_) => None,
+    };
+    if let Some(reason) = refusal {
+        throttle
+            .failure(&keys[0], ThrottlePolicy::ACCOUNT, now)
+            .await?;
+        throttle
+            .failure(&keys[1], ThrottlePolicy::ADDRESS, now)
+            .await?;
+        state.metrics().login("failure");
+        state.metrics().failure(match reason {
+            "suspended" => "LOGIN-SUSPENDED",
+            _ => "LOGIN-FAILED",
+        });
+        state
+            .audit(
+                &Actor::new(format!("anonymous:{addr}")),
+                "login.failure",
+                "user",
+                user.as_ref().map(|u| u.id.to_string()).unwrap_or_default(),
+                typed.clone(),
+                json!({ "reason": reason, "address": addr }),
+            )
+            .await?;
+        tracing::info!(reason, address = %addr, "sign-in failed");
+        return Ok(render(
+            &state,
+            &headers,
+            cont.as_deref(),
+            &typed,
+            Some(FAILED),
+            StatusCode::UNAUTHORIZED,
+        ));
+    }
+    let Some(user) = user else {
+        return Err(WebError::Internal("sign-in without a user".into()));
+    };
+    throttle.clear(&keys[0]).await?;
+    let sessions = Sessions::new(state.store());
+    if let Some(old) = cookies::session_token(state.settings(), &headers) {
+        sessions.end(&old).await?;
+    }
+    let (token, session) = sessions
+        .create(&user, now, state.settings().session_absolute)
+        .await?;
+    state.metrics().login("success");
+    state
+        .audit(
+            &Actor::user(user.id),
+            "login.success",
+            "user",
+            user.id.to_string(),
+            user.username.clone(),
+            json!({ "address": addr, "session_index": session.session_index }),
+        )
+        .await?;
+    tracing::info!(user = %user.username, address = %addr, "signed in");
+    let target = match cont {
+        Some(k) => format!("/saml/continue/{k}"),
+        None => "/portal".to_owned(),
+    };
+    let mut response = Redirect::to(&target).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookies::set_session(state.settings(), token.expose()))
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// The user a login name means: a username, else an e-mail address.
+async fn lookup(state: &WebState, name: &str) -> Result<Option<User>, WebError> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let users = state.store().users();
+    if let Some(u) = users.find_by_username(name).await? {
+        return Ok(Some(u));
+    }
+    if name.contains('@') {
+        return Ok(users.find_by_email(name).await?);
+    }
+    Ok(None)
+}
+
+/// GET /logout: a confirmation form (a GET must not end the session: links and prefetches
+/// would sign people out).
+pub async fn logout_form(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    let (csrf, set_cookie) = cookies::csrf_token(state.settings(), &headers);
+    let body = format!(
+        "<form method=\"post\" action=\"/logout\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button type=\"submit\">Sign out</button></form>",
+        escape(&csrf)
+    );
+    let mut response = Html(page("Sign out", &body)).into_response();
+    if let Some(cookie) = set_cookie
+        && let Ok(v) = HeaderValue::from_str(&cookie)
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// POST /logout
+pub async fn logout(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
+    if !cookies::csrf_ok(state.settings(), &headers, form.csrf.as_deref()) {
+        return Err(WebError::Csrf);
+    }
+    if let Some(session) = state.session(&headers).await? {
+        state
+            .audit(
+                &Actor::user(session.user.id),
+                "logout",
+                "user",
+                session.user.id.to_string(),
+                session.user.username.clone(),
+                json!({ "session_index": session.session_index }),
+            )
+            .await?;
+    }
+    if let Some(token) = cookies::session_token(state.settings(), &headers) {
+        Sessions::new(state.store()).end(&token).await?;
+    }
+    let mut response = Html(page(
+        "Signed out",
+        "<p>You are signed out of Latchkey. Applications you opened may keep their own \
+         session until you sign out of them too.</p><p><a href=\"/login\">Sign in again</a></p>",
+    ))
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookies::clear_session(state.settings())) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}

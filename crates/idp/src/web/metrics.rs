@@ -1,0 +1,168 @@
+//! A small Prometheus registry: a handful of counters and one latency histogram.
+//!
+//! Hand-rolled rather than a metrics crate because the server exports five series; the text
+//! format is simple and stable. Label values are bounded by construction: results and
+//! reasons are fixed codes, application labels are registered entity IDs, routes are route
+//! templates (never raw paths).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    logins: BTreeMap<&'static str, u64>,
+    assertions: BTreeMap<String, u64>,
+    failures: BTreeMap<&'static str, u64>,
+    latency: BTreeMap<String, Histogram>,
+}
+
+/// The server's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    fn with(&self, f: impl FnOnce(&mut Inner)) {
+        // A poisoned lock only means another thread panicked mid-update; counters stay usable.
+        let mut guard = match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard);
+    }
+
+    /// A sign-in attempt ended with `result` (`success` or `failure`).
+    pub fn login(&self, result: &'static str) {
+        self.with(|m| *m.logins.entry(result).or_default() += 1);
+    }
+
+    /// An assertion was issued to the application `entity_id`.
+    pub fn assertion(&self, entity_id: &str) {
+        self.with(|m| *m.assertions.entry(entity_id.to_owned()).or_default() += 1);
+    }
+
+    /// Something was refused; `reason` is the error code.
+    pub fn failure(&self, reason: &'static str) {
+        self.with(|m| *m.failures.entry(reason).or_default() += 1);
+    }
+
+    /// A request to `route` (a route template) took `elapsed`.
+    pub fn observe(&self, route: &str, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        self.with(|m| {
+            let h = m.latency.entry(route.to_owned()).or_default();
+            for (slot, bound) in h.counts.iter_mut().zip(BUCKETS) {
+                if secs <= bound {
+                    *slot += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += secs;
+        });
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.with(|m| {
+            out.push_str("# HELP latchkey_logins_total Password sign-in attempts by result.\n");
+            out.push_str("# TYPE latchkey_logins_total counter\n");
+            for (k, v) in &m.logins {
+                let _ = writeln!(out, "latchkey_logins_total{{result=\"{k}\"}} {v}");
+            }
+            out.push_str(
+                "# HELP latchkey_assertions_issued_total Assertions issued, by application.\n",
+            );
+            out.push_str("# TYPE latchkey_assertions_issued_total counter\n");
+            for (k, v) in &m.assertions {
+                let _ = writeln!(
+                    out,
+                    "latchkey_assertions_issued_total{{app=\"{}\"}} {v}",
+                    label(k)
+                );
+            }
+            out.push_str("# HELP latchkey_failures_total Refused requests and sign-ins, by reason code.\n");
+            out.push_str("# TYPE latchkey_failures_total counter\n");
+            for (k, v) in &m.failures {
+                let _ = writeln!(out, "latchkey_failures_total{{reason=\"{k}\"}} {v}");
+            }
+            out.push_str(
+                "# HELP latchkey_http_request_duration_seconds Request latency by route.\n",
+            );
+            out.push_str("# TYPE latchkey_http_request_duration_seconds histogram\n");
+            for (route, h) in &m.latency {
+                let route = label(route);
+                for (count, bound) in h.counts.iter().zip(BUCKETS) {
+                    let _ = writeln!(
+                        out,
+                        "latchkey_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "latchkey_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(
+                    out,
+                    "latchkey_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "latchkey_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                    h.count
+                );
+            }
+        });
+        out
+    }
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.login("success");
+        m.login("failure");
+        m.login("failure");
+        m.assertion("https://sp.example/\"x\"");
+        m.failure("SSO-ACS");
+        m.observe("/login", Duration::from_millis(30));
+        m.observe("/login", Duration::from_secs(20));
+        let text = m.render();
+        assert!(text.contains("latchkey_logins_total{result=\"failure\"} 2\n"));
+        assert!(text.contains("latchkey_assertions_issued_total{app=\"https://sp.example/\\\"x\\\"\"} 1"));
+        assert!(text.contains("latchkey_failures_total{reason=\"SSO-ACS\"} 1"));
+        assert!(text.contains("route=\"/login\",le=\"0.025\"} 0"));
+        assert!(text.contains("route=\"/login\",le=\"0.05\"} 1"));
+        assert!(text.contains("route=\"/login\",le=\"+Inf\"} 2"));
+        assert!(text.contains("latchkey_http_request_duration_seconds_count{route=\"/login\"} 2"));
+    }
+}

@@ -1,0 +1,220 @@
+//! The SSO web server: sign-in pages, the SAML endpoints and the user portal (axum).
+//!
+//! ```text
+//! GET  /healthz /readyz /metrics          liveness, store reachability, Prometheus
+//! GET  /saml/metadata                     signed IdP metadata (active + next key)
+//! GET|POST /saml/sso                      AuthnRequest, HTTP-Redirect or HTTP-POST binding
+//! GET  /saml/continue/{key}               a parked request, now same-site with the cookie
+//! GET  /saml/init/{app}                   IdP-initiated sign-in (portal tiles)
+//! GET  /saml/slo                          LogoutRequest (HTTP-Redirect)
+//! GET|POST /login   GET|POST /logout   GET /portal
+//! ```
+//!
+//! Every request goes through [`headers::layer`] (security headers, metrics); every failure
+//! through [`error::WebError`] (one page shape, a code and an operation ID).
+
+pub mod cookies;
+pub mod error;
+pub mod headers;
+pub mod html;
+pub mod login;
+pub mod metrics;
+pub mod portal;
+pub mod saml;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde_json::Value;
+
+pub use error::WebError;
+pub use metrics::Metrics;
+pub use settings::{ServerConfig, ServerSettings};
+
+use crate::audit::{self, Actor, Change};
+use crate::session::{Session, Sessions};
+use crate::sso::IdpKeys;
+use crate::store::{Store, timestamp};
+
+/// What every handler shares; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct WebState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    settings: ServerSettings,
+    keys: IdpKeys,
+    metrics: Metrics,
+}
+
+impl WebState {
+    /// State over an open store, checked settings and the signing keys.
+    pub fn new(store: Store, settings: ServerSettings, keys: IdpKeys) -> Self {
+        WebState(Arc::new(Inner {
+            store,
+            settings,
+            keys,
+            metrics: Metrics::default(),
+        }))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// The checked `[server]` settings.
+    pub fn settings(&self) -> &ServerSettings {
+        &self.0.settings
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &IdpKeys {
+        &self.0.keys
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The session the request's cookie names, if still valid (see [`Sessions::resume`]).
+    pub(crate) async fn session(&self, headers: &HeaderMap) -> Result<Option<Session>, WebError> {
+        let Some(token) = cookies::session_token(self.settings(), headers) else {
+            return Ok(None);
+        };
+        Ok(Sessions::new(self.store())
+            .resume(&token, timestamp::now(), self.settings().session_idle)
+            .await?)
+    }
+
+    /// Writes one audit event (sign-ins, assertions, denials).
+    pub(crate) async fn audit(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        target_kind: &'static str,
+        target_id: String,
+        target_name: String,
+        details: Value,
+    ) -> Result<(), WebError> {
+        let mut conn = self
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| WebError::Internal(e.to_string()))?;
+        audit::record(
+            &mut conn,
+            actor,
+            Change {
+                action,
+                target_kind,
+                target_id,
+                target_name,
+                before: None,
+                after: Some(details),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The client's address: the socket peer, or the last `X-Forwarded-For` hop when the
+/// configuration says a proxy sets it.
+pub(crate) fn client_addr(
+    settings: &ServerSettings,
+    headers: &HeaderMap,
+    connect: Option<&ConnectInfo<SocketAddr>>,
+) -> String {
+    if settings.trust_forwarded_for
+        && let Some(last) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|v| v.parse::<std::net::IpAddr>().is_ok())
+    {
+        return last.to_owned();
+    }
+    connect
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The server's router.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/portal") }))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/static/latchkey.css", get(stylesheet))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", get(login::logout_form).post(login::logout))
+        .route("/portal", get(portal::portal))
+        .route("/saml/metadata", get(saml::metadata))
+        .route("/saml/sso", get(saml::sso_redirect).post(saml::sso_post))
+        .route("/saml/continue/{key}", get(saml::resume))
+        .route("/saml/init/{app}", get(portal::launch))
+        .route("/saml/slo", get(saml::slo))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(256 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::layer,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> WebError {
+    WebError::NotFound
+}
+
+async fn method_not_allowed() -> WebError {
+    WebError::MethodNotAllowed
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<WebState>) -> Response {
+    match state.store().schema_version().await {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: store unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n").into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<WebState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        html::STYLESHEET,
+    )
+        .into_response()
+}
