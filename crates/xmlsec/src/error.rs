@@ -19,6 +19,10 @@ pub enum Error {
     /// An XML signature was refused, naming the rule it broke.
     #[error(transparent)]
     Signature(#[from] crate::dsig::SignatureError),
+    /// An element could not be encrypted, or an EncryptedData was refused or could not
+    /// be decrypted.
+    #[error(transparent)]
+    Encryption(#[from] crate::xmlenc::EncryptionError),
     /// Placeholder while a part of the crate is being written.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

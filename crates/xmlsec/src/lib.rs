@@ -11,6 +11,7 @@ pub mod dsig;
 pub mod error;
 pub mod fuzzing;
 pub mod reader;
+pub mod xmlenc;
 
 pub use error::Error;
 pub use roxmltree;
