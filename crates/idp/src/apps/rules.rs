@@ -57,7 +57,7 @@ pub(crate) fn certificates(field: &'static str, pem_text: &str) -> Result<String
         // Only a well-formed X.509 certificate is stored, so a paste error surfaces now
         // rather than as a signature failure at the first sign-in.
         match x509_parser::parse_x509_certificate(block.contents()) {
-            Ok((rest, _)) if rest.is_empty() => {}
+            Ok(([], _)) => {}
             Ok(_) => {
                 return Err(Error::invalid(
                     field,
