@@ -4,7 +4,8 @@
 Each subcommand prints one JSON object on stdout:
 
   authn-request  pysaml2 as an SP loads OUR IdP metadata and makes a signed
-                 HTTP-Redirect AuthnRequest (RSA-SHA256): {"request_id", "location"}.
+                 HTTP-Redirect AuthnRequest (RSA-SHA256): {"request_id", "location"};
+                 with --post, an enveloped-signed one for HTTP-POST: {"request_id", "xml"}.
   metadata       pysaml2 loads OUR metadata file and reports what it understood.
   idp-response   pysaml2 as an IdP loads OUR SP metadata and answers a request with a
                  signed Response: {"xml"}.
@@ -60,6 +61,16 @@ def sp_client(a, metadata_file):
 
 def cmd_authn_request(a):
     client = sp_client(a, a.idp_metadata)
+    if a.post:
+        destination = client.metadata.single_sign_on_service(a.idp_entity_id, BINDING_HTTP_POST)[0]["location"]
+        req_id, req = client.create_authn_request(
+            destination,
+            sign=True,
+            sign_alg=SIG_RSA_SHA256,
+            digest_alg=DIGEST_SHA256,
+            binding=BINDING_HTTP_POST,
+        )
+        return {"request_id": req_id, "xml": str(req)}
     req_id, info = client.prepare_for_authenticate(
         entityid=a.idp_entity_id,
         relay_state=a.relay_state,
@@ -188,6 +199,7 @@ def main():
     r.add_argument("--key", required=True)
     r.add_argument("--cert", required=True)
     r.add_argument("--relay-state", default="")
+    r.add_argument("--post", action="store_true")
 
     m = sub.add_parser("metadata")
     m.add_argument("file")

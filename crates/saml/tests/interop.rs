@@ -606,3 +606,64 @@ fn pysaml2_accepts_the_idp_profile_builder_output() {
     assert_eq!(out["session_index"], "_session-3");
     assert_eq!(out["ava"]["mail"], serde_json::json!(["bob@example.org"]));
 }
+
+/// Our view of pysaml2's SP, as the IdP would hold it in its metadata store.
+fn pysaml2_sp_entity(cert: &Certificate) -> EntityDescriptor {
+    sp_metadata(cert)
+}
+
+#[test]
+fn pysaml2_post_authn_request_verifies_and_is_accepted_by_the_idp_profile() {
+    use latchkey_saml::profile::idp::{IdpSettings, accept_authn_request};
+    use latchkey_xmlsec::dsig::{self, VerifyOptions};
+    use latchkey_xmlsec::reader::{self, Limits};
+
+    let dir = tempfile::tempdir().unwrap();
+    let idp = party(dir.path(), "idp");
+    let sp = party(dir.path(), "sp");
+    let idp_md = write(
+        dir.path(),
+        "idp.xml",
+        &idp_metadata(&idp.cert).to_xml().unwrap(),
+    );
+    let out = pysaml2(&[
+        "authn-request",
+        "--post",
+        "--idp-metadata",
+        s(&idp_md),
+        "--idp-entity-id",
+        IDP,
+        "--sp-entity-id",
+        SP,
+        "--acs",
+        ACS,
+        "--key",
+        s(&sp.key_file),
+        "--cert",
+        s(&sp.cert_file),
+    ]);
+    let xml = out["xml"].as_str().unwrap();
+    let doc = reader::parse(xml, &Limits::default()).unwrap();
+    let sp_entity = pysaml2_sp_entity(&sp.cert);
+    let keys = sp_entity.sp_signing_keys();
+    let verified = dsig::verify_document_element(&doc, &keys, &VerifyOptions::default()).unwrap();
+    let request = AuthnRequest::from_verified(&verified).unwrap();
+    assert_eq!(request.id, out["request_id"].as_str().unwrap());
+    assert_eq!(request.destination.as_deref(), Some(SSO_POST));
+    let mut settings = IdpSettings::new(IDP, SSO_REDIRECT);
+    settings.sso_urls.push(SSO_POST.into());
+    let accepted = accept_authn_request(
+        &settings,
+        &sp_entity,
+        &request,
+        true,
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    assert_eq!(accepted.acs_url, ACS);
+    assert_eq!(accepted.request_id, request.id);
+    // Signed by another key, the same request does not verify.
+    let stranger = party(dir.path(), "stranger");
+    let wrong = [stranger.cert.verifying_key().clone()];
+    assert!(dsig::verify_document_element(&doc, &wrong, &VerifyOptions::default()).is_err());
+}
