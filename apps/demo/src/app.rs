@@ -7,9 +7,9 @@ use latchkey_sp::replay::SqlReplayCache;
 use latchkey_sp::store::{Database, SqlAccountStore};
 use time::OffsetDateTime;
 
+use crate::DemoError;
 use crate::config::DemoConfig;
 use crate::session::Sessions;
-use crate::DemoError;
 
 /// Which demo app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

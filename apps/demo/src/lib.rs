@@ -64,9 +64,7 @@ pub async fn run(kind: AppKind, config: DemoConfig) -> Result<(), DemoError> {
     Ok(())
 }
 
-async fn load_idp_patiently(
-    config: &DemoConfig,
-) -> Result<latchkey_sp::idp::IdpTrust, DemoError> {
+async fn load_idp_patiently(config: &DemoConfig) -> Result<latchkey_sp::idp::IdpTrust, DemoError> {
     let mut attempt = 0u32;
     loop {
         match latchkey_sp::fetch::load_idp(&config.sp, time::OffsetDateTime::now_utc()).await {

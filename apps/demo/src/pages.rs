@@ -140,8 +140,10 @@ pub(crate) fn admin(kind: AppKind, accounts: &[Account], audit: &[AuditEvent]) -
             rfc3339(a.updated_at),
         );
     }
-    body.push_str("</table></section><section class=\"card\"><h2>Audit log</h2><table>\
-                   <tr><th>When</th><th>Event</th><th>Operation</th><th>Detail</th></tr>");
+    body.push_str(
+        "</table></section><section class=\"card\"><h2>Audit log</h2><table>\
+                   <tr><th>When</th><th>Event</th><th>Operation</th><th>Detail</th></tr>",
+    );
     for e in audit.iter().rev() {
         let detail = match &e.plan.action {
             latchkey_sp::jit::PlanAction::Refuse(r) => r.to_string(),

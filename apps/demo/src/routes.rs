@@ -118,7 +118,10 @@ fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
 }
 
 /// The session and its current account, if the browser has a live one.
-async fn current(app: &DemoApp, headers: &HeaderMap) -> Result<Option<(Session, Account)>, Response> {
+async fn current(
+    app: &DemoApp,
+    headers: &HeaderMap,
+) -> Result<Option<(Session, Account)>, Response> {
     let Some(id) = session_id(app, headers) else {
         return Ok(None);
     };
@@ -142,9 +145,11 @@ fn session_id<'h>(app: &DemoApp, headers: &'h HeaderMap) -> Option<&'h str> {
 
 async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
     match current(&app, &headers).await {
-        Ok(Some((session, account))) => {
-            (no_store(), Html(pages::home(app.kind(), &session, &account))).into_response()
-        }
+        Ok(Some((session, account))) => (
+            no_store(),
+            Html(pages::home(app.kind(), &session, &account)),
+        )
+            .into_response(),
         Ok(None) => Html(pages::signed_out(app.kind())).into_response(),
         Err(r) => r,
     }
@@ -291,7 +296,10 @@ async fn admin(State(app): State<AppState>, headers: HeaderMap) -> Response {
             status: StatusCode::FORBIDDEN,
             title: "Not allowed",
             code: "ADMIN_ROLE_REQUIRED",
-            detail: Some(format!("the admin page needs the {} role", app.kind().admin_role())),
+            detail: Some(format!(
+                "the admin page needs the {} role",
+                app.kind().admin_role()
+            )),
             operation_id,
         }
         .render(&app);
@@ -304,7 +312,11 @@ async fn admin(State(app): State<AppState>, headers: HeaderMap) -> Response {
         Ok(a) => a,
         Err(e) => return internal(&app, &e),
     };
-    (no_store(), Html(pages::admin(app.kind(), &accounts, &audit))).into_response()
+    (
+        no_store(),
+        Html(pages::admin(app.kind(), &accounts, &audit)),
+    )
+        .into_response()
 }
 
 async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {

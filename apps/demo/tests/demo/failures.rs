@@ -1,0 +1,184 @@
+//! Every ACS rule failure: a clear page with a code and an operation ID, an audit event with
+//! that ID, and no account created or changed.
+
+use axum::http::StatusCode;
+use latchkey_demo_apps::AppKind;
+use time::Duration;
+
+use crate::helpdesk::person;
+use crate::support::*;
+
+fn reader() -> Login {
+    Login::new(
+        "ada@example.org",
+        EMAIL_FORMAT,
+        &[
+            ("email", &["ada@example.org"]),
+            ("groups", &["engineering"]),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn bad_signature() {
+    let t = app(AppKind::Wiki, "").await;
+    let mut login = reader();
+    login.signer = &rogue_key().key;
+    let reply = sp_initiated(&t, login).await;
+    assert_refused(&t, &reply, "SIGNATURE_INVALID").await;
+}
+
+#[tokio::test]
+async fn tampered_after_signing() {
+    let t = app(AppKind::Wiki, "").await;
+    let (relay, request_id) = start_login(&t).await;
+    let mut login = reader();
+    login.in_response_to = Some(request_id);
+    let xml = login.response_xml(&t).replace("engineering", "wiki-admins");
+    let reply = post_acs(&t, &xml, Some(&relay)).await;
+    assert_refused(&t, &reply, "SIGNATURE_INVALID").await;
+}
+
+#[tokio::test]
+async fn wrong_audience() {
+    let t = app(AppKind::Wiki, "").await;
+    let mut login = reader();
+    login.audience = Some("https://helpdesk.latchkey.test/saml/metadata".into());
+    let reply = sp_initiated(&t, login).await;
+    assert_refused(&t, &reply, "AUDIENCE_MISMATCH").await;
+}
+
+#[tokio::test]
+async fn expired() {
+    let t = app(AppKind::Wiki, "").await;
+    let mut login = reader();
+    login.not_on_or_after = NOW - Duration::minutes(10);
+    let reply = sp_initiated(&t, login).await;
+    assert_refused(&t, &reply, "EXPIRED").await;
+}
+
+#[tokio::test]
+async fn replayed() {
+    let t = app(AppKind::Helpdesk, "allow_idp_initiated = true").await;
+    let xml = person("p-0009", "support").response_xml(&t);
+    let first = post_acs(&t, &xml, None).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    let account = t.app.store().accounts().await.unwrap();
+    assert_eq!(account.len(), 1);
+
+    let again = post_acs(&t, &xml, None).await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
+    assert_eq!(again.error_code(), "ASSERTION_REPLAYED");
+    assert!(again.set_cookie.is_none());
+    // Nothing changed: the one account is exactly as before.
+    assert_eq!(t.app.store().accounts().await.unwrap(), account);
+    let op = again.operation_id().to_owned();
+    let audit = t.app.store().audit_log(100).await.unwrap();
+    assert!(audit.iter().any(|e| e.operation_id.to_string() == op));
+}
+
+#[tokio::test]
+async fn unsolicited_when_not_allowed() {
+    let t = app(AppKind::Wiki, "").await;
+    let reply = post_acs(&t, &reader().response_xml(&t), None).await;
+    assert_refused(&t, &reply, "UNSOLICITED_NOT_ALLOWED").await;
+}
+
+#[tokio::test]
+async fn unsolicited_when_allowed_signs_in() {
+    let t = app(AppKind::Wiki, "allow_idp_initiated = true").await;
+    let reply = post_acs(
+        &t,
+        &reader().response_xml(&t),
+        Some("https://idp-relay.example/"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    // An IdP's own RelayState is never used as a redirect target.
+    assert_eq!(reply.location.as_deref(), Some("/"));
+}
+
+#[tokio::test]
+async fn unknown_in_response_to() {
+    let t = app(AppKind::Wiki, "").await;
+    let mut login = reader();
+    login.in_response_to = Some("_never-sent".into());
+    let reply = post_acs(&t, &login.response_xml(&t), None).await;
+    assert_refused(&t, &reply, "IN_RESPONSE_TO_MISMATCH").await;
+}
+
+#[tokio::test]
+async fn answer_to_another_request() {
+    let t = app(AppKind::Wiki, "").await;
+    let (relay, _mine) = start_login(&t).await;
+    let (_, other) = start_login(&t).await;
+    let mut login = reader();
+    login.in_response_to = Some(other);
+    let reply = post_acs(&t, &login.response_xml(&t), Some(&relay)).await;
+    assert_refused(&t, &reply, "IN_RESPONSE_TO_MISMATCH").await;
+}
+
+#[tokio::test]
+async fn relay_state_is_single_use() {
+    let t = app(AppKind::Wiki, "").await;
+    let (relay, request_id) = start_login(&t).await;
+    let mut login = reader();
+    login.in_response_to = Some(request_id);
+    let ok = post_acs(&t, &login.response_xml(&t), Some(&relay)).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    // A second, freshly signed answer to the same request: the request is gone.
+    let again = post_acs(&t, &login.response_xml(&t), Some(&relay)).await;
+    assert_eq!(again.error_code(), "IN_RESPONSE_TO_MISMATCH");
+}
+
+#[tokio::test]
+async fn missing_required_attribute() {
+    let t = app(AppKind::Helpdesk, "").await;
+    let mut login = person("p-0003", "support");
+    login.attributes.retain(|(n, _)| n != "sn");
+    let reply = sp_initiated(&t, login).await;
+    assert_refused(&t, &reply, "REQUIRED_ATTRIBUTE_MISSING").await;
+}
+
+#[tokio::test]
+async fn no_matching_role() {
+    let t = app(AppKind::Wiki, "").await;
+    let login = Login::new(
+        "mallory@example.org",
+        EMAIL_FORMAT,
+        &[("groups", &["marketing"])],
+    );
+    let reply = sp_initiated(&t, login).await;
+    assert_refused(&t, &reply, "NO_MATCHING_ROLE").await;
+    assert!(reply.body.contains("engineering, or any wiki-* group"));
+}
+
+#[tokio::test]
+async fn returning_user_refused_keeps_account_unchanged() {
+    let t = app(AppKind::Wiki, "").await;
+    let ok = sp_initiated(&t, reader()).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let before = t.app.store().accounts().await.unwrap();
+    let mut lost = reader();
+    lost.attributes = vec![("groups".into(), vec!["marketing".into()])];
+    let reply = sp_initiated(&t, lost).await;
+    assert_eq!(reply.error_code(), "NO_MATCHING_ROLE");
+    assert_eq!(t.app.store().accounts().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn malformed_posts() {
+    let t = app(AppKind::Wiki, "").await;
+    let not_base64 = send(
+        &t,
+        axum::http::Request::post("/saml/acs")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from("SAMLResponse=%%%not-base64"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(not_base64.error_code(), "BINDING_INVALID");
+    let garbage = post_acs(&t, "<not-saml/>", None).await;
+    assert_eq!(garbage.status, StatusCode::FORBIDDEN);
+    assert!(t.app.store().accounts().await.unwrap().is_empty());
+}

@@ -1,0 +1,173 @@
+//! The wiki: e-mail NameID, roles from groups, JIT creation and updates shown to the person.
+
+use axum::http::StatusCode;
+use latchkey_demo_apps::AppKind;
+
+use crate::support::*;
+
+fn ada(groups: &[&str]) -> Login {
+    Login::new(
+        "ada@example.org",
+        EMAIL_FORMAT,
+        &[
+            ("email", &["ada@example.org"]),
+            ("displayName", &["Ada Lovelace"]),
+            ("groups", groups),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn first_login_creates_the_account_and_whoami_shows_it() {
+    let t = app(AppKind::Wiki, "").await;
+    assert!(t.app.store().accounts().await.unwrap().is_empty());
+    assert_eq!(whoami(&t, None).await["authenticated"], false);
+
+    let reply = sp_initiated(&t, ada(&["wiki-editors"])).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(reply.location.as_deref(), Some("/"));
+    let set_cookie = reply.set_cookie.clone().unwrap();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
+    let cookie = reply.cookie();
+
+    let me = whoami(&t, Some(&cookie)).await;
+    assert_eq!(me["authenticated"], true);
+    assert_eq!(me["issuer"], IDP);
+    assert_eq!(me["name_id"], "ada@example.org");
+    assert_eq!(me["name_id_format"], EMAIL_FORMAT);
+    assert_eq!(me["session_index"], "_session-1");
+    assert!(me["assertion_id"].as_str().unwrap().starts_with("_a"));
+    assert_eq!(me["attributes"]["groups"][0], "wiki-editors");
+    assert_eq!(me["account"]["role"], "editor");
+    assert_eq!(me["account"]["fields"]["display_name"], "Ada Lovelace");
+    assert_eq!(me["account"]["provisioned_by"], "jit");
+    assert_eq!(
+        me["provisioning"],
+        "created just now from your Latchkey login"
+    );
+
+    let accounts = t.app.store().accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(me["account"]["id"], accounts[0].id.to_string());
+
+    let home = get(&t, "/", Some(&cookie)).await;
+    assert!(
+        home.body
+            .contains("created just now from your Latchkey login")
+    );
+    assert!(home.body.contains("<span class=\"role\">editor</span>"));
+}
+
+#[tokio::test]
+async fn role_change_is_applied_and_described() {
+    let t = app(AppKind::Wiki, "").await;
+    sp_initiated(&t, ada(&["wiki-editors"])).await;
+    let reply = sp_initiated(&t, ada(&["wiki-admins"])).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    let me = whoami(&t, Some(&reply.cookie())).await;
+    assert_eq!(me["account"]["role"], "admin");
+    assert_eq!(me["provisioning"], "updated: role editor -> admin");
+    assert_eq!(t.app.store().accounts().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn engineering_members_are_readers() {
+    let t = app(AppKind::Wiki, "").await;
+    let reply = sp_initiated(&t, ada(&["engineering"])).await;
+    let me = whoami(&t, Some(&reply.cookie())).await;
+    assert_eq!(me["account"]["role"], "reader");
+}
+
+#[tokio::test]
+async fn admin_page_lists_jit_accounts_for_admins_only() {
+    let t = app(AppKind::Wiki, "").await;
+    let reader = sp_initiated(&t, ada(&["engineering"])).await.cookie();
+    let refused = get(&t, "/admin", Some(&reader)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.error_code(), "ADMIN_ROLE_REQUIRED");
+
+    let mut grace = Login::new(
+        "grace@example.org",
+        EMAIL_FORMAT,
+        &[("groups", &["wiki-admins"])],
+    );
+    grace
+        .attributes
+        .push(("email".into(), vec!["grace@example.org".into()]));
+    let admin = sp_initiated(&t, grace).await.cookie();
+    let page = get(&t, "/admin", Some(&admin)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("ada@example.org"));
+    assert!(page.body.contains("grace@example.org"));
+    assert!(page.body.contains("jit.created"));
+
+    let anonymous = get(&t, "/admin", None).await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert!(anonymous.location.unwrap().starts_with(SSO));
+}
+
+#[tokio::test]
+async fn login_returns_to_local_paths_only() {
+    let t = app(AppKind::Wiki, "").await;
+    let reply = get(&t, "/login?return_to=https://evil.example/", None).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    let pending = t.app.sp().pending().len();
+    assert_eq!(pending, 1);
+    // Answer that login: the ACS must send the browser home, not to the foreign URL.
+    let location = reply.location.unwrap();
+    let query = location.split_once('?').unwrap().1;
+    let message = latchkey_saml::binding::redirect::decode(query, &Default::default()).unwrap();
+    let request = latchkey_saml::authn_request::AuthnRequest::parse(&message.xml).unwrap();
+    let mut login = ada(&["engineering"]);
+    login.in_response_to = Some(request.id);
+    let done = post_acs(&t, &login.response_xml(&t), message.relay_state.as_deref()).await;
+    assert_eq!(done.location.as_deref(), Some("/"));
+}
+
+#[tokio::test]
+async fn metadata_names_the_acs_and_entity() {
+    let t = app(AppKind::Wiki, "").await;
+    let reply = get(&t, "/saml/metadata", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let md = latchkey_saml::metadata::parse_metadata(&reply.body, &Default::default()).unwrap();
+    let entity = md.find(&t.entity_id).unwrap();
+    let sp = entity.sp.as_ref().unwrap();
+    assert_eq!(sp.acs(None).unwrap().location, t.acs);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let t = app(AppKind::Wiki, "").await;
+    let cookie = sp_initiated(&t, ada(&["engineering"])).await.cookie();
+    let reply = send(
+        &t,
+        axum::http::Request::post("/logout")
+            .header("cookie", &cookie)
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(whoami(&t, Some(&cookie)).await["authenticated"], false);
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_csp_and_no_script() {
+    let t = app(AppKind::Wiki, "").await;
+    let response = tower::ServiceExt::oneshot(
+        t.router.clone(),
+        axum::http::Request::get("/")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"));
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&body).contains("<script"));
+}
