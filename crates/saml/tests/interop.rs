@@ -241,6 +241,15 @@ fn pysaml2_redirect_authn_request_verifies_and_parses() {
         req.protocol_binding.as_deref(),
         Some(binding_uri::HTTP_POST)
     );
+    let accepted = latchkey_saml::profile::idp::accept_authn_request(
+        &latchkey_saml::profile::idp::IdpSettings::new(IDP, SSO_REDIRECT),
+        &pysaml2_sp_entity(&sp.cert),
+        &req,
+        true,
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    assert_eq!(accepted.acs_url, ACS);
     // A tampered query no longer verifies.
     let tampered = query.replace("RelayState=", "RelayState=x");
     let msg = redirect::decode(&tampered, &BindingLimits::default()).unwrap();
