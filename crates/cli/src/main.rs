@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod demo_app;
 mod serve;
+mod sp_cmd;
 mod xml;
 
 use std::process::ExitCode;
@@ -26,6 +28,11 @@ enum Command {
     Admin(admin::AdminCommand),
     /// Run the SSO server: sign-in, SAML endpoints, user portal and admin API.
     Serve(serve::ServeArgs),
+    /// Run a demo application (wiki or helpdesk) built on the SP toolkit.
+    DemoApp(demo_app::DemoAppArgs),
+    /// SP toolkit tools (dry-run provisioning plans).
+    #[command(subcommand)]
+    Sp(sp_cmd::SpCommand),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +41,8 @@ fn main() -> ExitCode {
         Command::Xml(cmd) => xml::run(cmd),
         Command::Admin(cmd) => admin::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::DemoApp(args) => demo_app::run(args),
+        Command::Sp(cmd) => sp_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

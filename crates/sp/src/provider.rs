@@ -235,12 +235,7 @@ impl ServiceProvider {
         form: &AcsForm,
         now: OffsetDateTime,
     ) -> Result<VerifiedResponse, Error> {
-        let message = post::decode(
-            MessageKind::Response,
-            &form.saml_response,
-            None,
-            &self.inner.limits,
-        )?;
+        let xml = decode_post(&form.saml_response)?;
         let pending = match form.relay_state.as_deref() {
             Some(r) => self.inner.pending.take(r, now)?,
             None => None,
@@ -249,7 +244,7 @@ impl ServiceProvider {
             Some(p) => (Some(p.request_id), p.return_to),
             None => (None, None),
         };
-        self.verify_xml(&message.xml, request_id.as_deref(), return_to, now)
+        self.verify_xml(&xml, request_id.as_deref(), return_to, now)
     }
 
     /// The profile rules on a decoded Response, for the request `request_id` (`None`:
@@ -269,3 +264,14 @@ impl ServiceProvider {
 
 /// The NameID format of e-mail addresses, re-exported for contracts keyed on it.
 pub const NAMEID_FORMAT_EMAIL: &str = name_id_format::EMAIL;
+
+/// Decodes a `SAMLResponse` POST value (base64, size-capped) into the Response XML.
+pub fn decode_post(saml_response: &str) -> Result<String, Error> {
+    let message = post::decode(
+        MessageKind::Response,
+        saml_response,
+        None,
+        &BindingLimits::default(),
+    )?;
+    Ok(message.xml)
+}
