@@ -3,6 +3,18 @@
 //! The crate is pure: no network, no storage, no clock (every check that needs the time
 //! takes `now`). XML comes in only through [`latchkey_xmlsec::reader`], and an
 //! assertion's content is only ever read from an element whose signature was verified.
+//!
+//! Where things are:
+//! * messages: [`authn_request`], [`response`] (envelope and building), [`assertion`]
+//!   (model and building; reading is private), [`logout`], [`status`];
+//! * [`binding`]: HTTP-Redirect (DEFLATE, detached query signature) and HTTP-POST
+//!   (base64, the auto-submitting page and its CSP hash);
+//! * [`metadata`]: our EntityDescriptor out, a peer's (or a federation's) in;
+//! * [`profile`]: the rules. [`profile::validate_response`] for an SP,
+//!   [`profile::idp`] for an IdP (accepting requests, building responses),
+//!   [`profile::logout`] for single logout;
+//! * small pieces: [`ids`] (unguessable NCName IDs), [`time`] (`xs:dateTime`,
+//!   `xs:duration`), [`ns`] (namespace URIs), [`error`].
 #![forbid(unsafe_code)]
 
 pub mod assertion;
