@@ -148,6 +148,13 @@ pub enum ReadError {
         /// Where the text's node starts.
         at: Position,
     },
+    /// A carriage return not followed by a line feed, in text content. XML turns it into a
+    /// line feed, but
+    /// roxmltree keeps it as CR next to a character or entity reference, so canonical bytes
+    /// (and the text read from them) would differ from every other implementation's.
+    /// Refusing it keeps us from disagreeing with a signer about what was signed.
+    #[error("lone carriage return (not part of CR LF) at {0}")]
+    LoneCarriageReturn(Position),
     /// The text is not well-formed XML (or uses namespaces wrongly).
     #[error("malformed XML: {message}")]
     Malformed {
@@ -257,6 +264,12 @@ fn find_doctype(text: &str) -> Option<usize> {
         .position(|w| w.eq_ignore_ascii_case(NEEDLE))
 }
 
+/// Whether `raw` (a text node's source) holds a CR that is not the start of CR LF.
+fn has_lone_cr(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    (0..bytes.len()).any(|i| bytes.get(i) == Some(&b'\r') && bytes.get(i + 1) != Some(&b'\n'))
+}
+
 fn position_of(text: &str, byte: usize) -> Position {
     let before = text.get(..byte).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
@@ -300,7 +313,9 @@ fn check_tree(doc: &roxmltree::Document<'_>, limits: &Limits) -> Result<(), Read
                 });
             }
             let long_name = node.tag_name().name().len() > limits.max_name_len
-                || node.attributes().any(|a| a.name().len() > limits.max_name_len)
+                || node
+                    .attributes()
+                    .any(|a| a.name().len() > limits.max_name_len)
                 || node
                     .namespaces()
                     .any(|ns| ns.name().map_or(0, str::len) > limits.max_name_len);
@@ -319,13 +334,16 @@ fn check_tree(doc: &roxmltree::Document<'_>, limits: &Limits) -> Result<(), Read
                     at: pos(node),
                 });
             }
-        } else if let Some(t) = node.text()
-            && t.len() > limits.max_text_len
-        {
-            return Err(ReadError::TextTooLong {
-                limit: limits.max_text_len,
-                at: pos(node),
-            });
+        } else if let Some(t) = node.text() {
+            if t.len() > limits.max_text_len {
+                return Err(ReadError::TextTooLong {
+                    limit: limits.max_text_len,
+                    at: pos(node),
+                });
+            }
+            if node.is_text() && doc.input_text().get(node.range()).is_some_and(has_lone_cr) {
+                return Err(ReadError::LoneCarriageReturn(pos(node)));
+            }
         }
     }
     Ok(())
@@ -369,9 +387,15 @@ mod tests {
     #[test]
     fn refuses_xxe_and_billion_laughs() {
         let xxe = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
-        assert!(matches!(read_err(xxe, &Limits::default()), ReadError::DtdForbidden(_)));
+        assert!(matches!(
+            read_err(xxe, &Limits::default()),
+            ReadError::DtdForbidden(_)
+        ));
         let lol = r#"<!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><l>&b;</l>"#;
-        assert!(matches!(read_err(lol, &Limits::default()), ReadError::DtdForbidden(_)));
+        assert!(matches!(
+            read_err(lol, &Limits::default()),
+            ReadError::DtdForbidden(_)
+        ));
     }
 
     #[test]
@@ -405,11 +429,17 @@ mod tests {
             max_nodes: 1_000_000,
             ..Limits::default()
         };
-        assert!(matches!(read_err(&text, &limits), ReadError::TooDeep { limit: 64, .. }));
+        assert!(matches!(
+            read_err(&text, &limits),
+            ReadError::TooDeep { limit: 64, .. }
+        ));
         let ok = format!("{}{}", "<a>".repeat(64), "</a>".repeat(64));
         assert!(parse(&ok, &Limits::default()).is_ok());
         let deep = format!("{}{}", "<a>".repeat(65), "</a>".repeat(65));
-        assert!(matches!(read_err(&deep, &Limits::default()), ReadError::TooDeep { .. }));
+        assert!(matches!(
+            read_err(&deep, &Limits::default()),
+            ReadError::TooDeep { .. }
+        ));
     }
 
     #[test]
@@ -419,7 +449,10 @@ mod tests {
             ..Limits::default()
         };
         let text = format!("<r>{}</r>", "<a/>".repeat(20));
-        assert_eq!(read_err(&text, &limits), ReadError::TooManyNodes { limit: 10 });
+        assert_eq!(
+            read_err(&text, &limits),
+            ReadError::TooManyNodes { limit: 10 }
+        );
     }
 
     #[test]
@@ -464,6 +497,29 @@ mod tests {
             parse_bytes(b"<a>\xFF</a>", &Limits::default()),
             Err(Error::Read(ReadError::NotUtf8 { at: 3 }))
         ));
+    }
+
+    #[test]
+    fn lone_carriage_return_is_refused_crlf_is_not() {
+        for text in [
+            "<a>x\r&amp;y</a>",
+            "<a>x&amp;\r</a>",
+            "<a>x\ry</a>",
+            "<a><b/>\r</a>",
+        ] {
+            assert!(
+                matches!(
+                    read_err(text, &Limits::default()),
+                    ReadError::LoneCarriageReturn(_)
+                ),
+                "{text:?}"
+            );
+        }
+        let doc = parse("<a>x\r\n&amp;y&#13;</a>", &Limits::default()).unwrap();
+        assert_eq!(doc.root_element().text(), Some("x\n&y\r"));
+        // Attribute values are normalized correctly (CR becomes a space), so they pass.
+        let doc = parse("<a b='x\ry'/>", &Limits::default()).unwrap();
+        assert_eq!(doc.root_element().attribute("b"), Some("x y"));
     }
 
     #[test]

@@ -304,7 +304,7 @@ fn declarations_by_prefix_then_attributes_by_namespace_uri_and_local_name() {
 
 #[test]
 fn character_references_for_cr_tab_and_lf_survive_parsing() {
-    let text = "<a b='x&#xD;y&#9;z&#xA;w\tv\r\nu' c='&lt;&amp;&gt;&quot;&apos;'>1&#xD;2\r\n3&#13;\r4<![CDATA[<&>]]></a>";
+    let text = "<a b='x&#xD;y&#9;z&#xA;w\tv\r\nu' c='&lt;&amp;&gt;&quot;&apos;'>1&#xD;2\r\n3&#13;\r\n4<![CDATA[<&>]]></a>";
     assert_eq!(
         whole(text, EXC),
         "<a b=\"x&#xD;y&#x9;z&#xA;w v u\" c=\"&lt;&amp;>&quot;'\">1&#xD;2\n3&#xD;\n4&lt;&amp;&gt;</a>"

@@ -350,15 +350,16 @@ const ATTR_PIECES: &[&str] = &[
     "&#x3C;",
 ];
 /// No lone CR in text: roxmltree 0.21 mishandles a lone CR next to a reference (it keeps
-/// `\r` where XML line-end handling gives `\n`), a reader issue reported separately.
-/// Lone CRs still appear in attribute values, comments and PIs.
+/// `\r` where XML line-end handling gives `\n`), so the reader refuses lone CRs in text
+/// (`ReadError::LoneCarriageReturn`). Lone CRs still appear in attribute values, comments
+/// and PIs.
 const TEXT_PIECES: &[&str] = &[
     "x",
     " ",
     "\n",
     "\t",
     "\r\n",
-    "\r\r\n",
+    "\r\n\r\n",
     "&amp;",
     "&lt;",
     ">",
