@@ -71,6 +71,20 @@ pub fn auto_submit_page(
     limits: &BindingLimits,
 ) -> Result<String> {
     check_relay_state(relay_state, limits)?;
+    // The action is a URL the browser will post an assertion to; anything but http(s)
+    // (javascript:, data:) is refused even though it comes from metadata.
+    let scheme_ok = ["https://", "http://"].iter().any(|p| {
+        destination
+            .get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p))
+    });
+    if !scheme_ok {
+        return Err(Error::InvalidValue {
+            element: "form",
+            attribute: "action",
+            value: destination.to_owned(),
+        });
+    }
     let mut html = String::with_capacity(xml.len() * 2 + 1024);
     html.push_str(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\"><title>Continue</title></head>\n<body>\n<form method=\"post\" action=\"",
@@ -162,6 +176,40 @@ mod tests {
         )));
         assert!(with_nonce.contains("name=\"SAMLRequest\""));
         assert!(!with_nonce.contains("RelayState"));
+    }
+
+    #[test]
+    fn page_refuses_non_http_destinations() {
+        let limits = BindingLimits::default();
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "//evil.example/acs",
+            "",
+            "ftp://x",
+        ] {
+            assert!(
+                matches!(
+                    auto_submit_page(bad, MessageKind::Response, "<x/>", None, None, &limits),
+                    Err(Error::InvalidValue {
+                        attribute: "action",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(
+            auto_submit_page(
+                "HTTPS://sp/acs",
+                MessageKind::Response,
+                "<x/>",
+                None,
+                None,
+                &limits
+            )
+            .is_ok()
+        );
     }
 
     #[test]
