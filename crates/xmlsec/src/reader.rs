@@ -155,6 +155,11 @@ pub enum ReadError {
     /// Refusing it keeps us from disagreeing with a signer about what was signed.
     #[error("lone carriage return (not part of CR LF) at {0}")]
     LoneCarriageReturn(Position),
+    /// A processing instruction named `xml` (in any case). The name is reserved; roxmltree
+    /// takes a malformed XML declaration such as `<?xml&amp; ...?>` for such a PI, which
+    /// would then be canonicalized into bytes that no parser accepts.
+    #[error("processing instruction with the reserved target \"xml\" at {0}")]
+    ReservedPiTarget(Position),
     /// The text is not well-formed XML (or uses namespaces wrongly).
     #[error("malformed XML: {message}")]
     Malformed {
@@ -333,6 +338,10 @@ fn check_tree(doc: &roxmltree::Document<'_>, limits: &Limits) -> Result<(), Read
                     limit: limits.max_text_len,
                     at: pos(node),
                 });
+            }
+        } else if let Some(pi) = node.pi() {
+            if pi.target.eq_ignore_ascii_case("xml") {
+                return Err(ReadError::ReservedPiTarget(pos(node)));
             }
         } else if let Some(t) = node.text() {
             if t.len() > limits.max_text_len {
@@ -520,6 +529,26 @@ mod tests {
         // Attribute values are normalized correctly (CR becomes a space), so they pass.
         let doc = parse("<a b='x\ry'/>", &Limits::default()).unwrap();
         assert_eq!(doc.root_element().attribute("b"), Some("x y"));
+    }
+
+    #[test]
+    fn reserved_pi_target_is_refused() {
+        for text in ["<?xml&amp; version='1.0'?><a/>", "<a><?XmL x?></a>"] {
+            assert!(
+                matches!(
+                    read_err(text, &Limits::default()),
+                    ReadError::ReservedPiTarget(_)
+                ),
+                "{text:?}"
+            );
+        }
+        assert!(
+            parse(
+                "<?xml version='1.0'?><a><?xml-stylesheet x?></a>",
+                &Limits::default()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
