@@ -1,0 +1,483 @@
+//! The SP toolkit without HTTP: settings, IdP trust from metadata (and key rollover), login
+//! start (signed requests, RelayState, open-redirect defence), the ACS states and audited
+//! rejections.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use latchkey_saml::assertion::{
+    Assertion, AuthnStatement, BEARER, Conditions, NameId, Subject, SubjectConfirmation,
+    SubjectConfirmationData, name_id_format,
+};
+use latchkey_saml::authn_request::{AuthnRequest, binding_uri};
+use latchkey_saml::binding::{BindingLimits, redirect};
+use latchkey_saml::metadata::{
+    Endpoint, EntityDescriptor, IdpSsoDescriptor, KeyDescriptor, KeyUse, MetadataOptions,
+    parse_metadata,
+};
+use latchkey_saml::response::Response;
+use latchkey_saml::status::Status;
+use latchkey_sp::acs;
+use latchkey_sp::idp::IdpTrust;
+use latchkey_sp::jit::{Contract, JitEngine, PlanAction};
+use latchkey_sp::login::local_path;
+use latchkey_sp::replay::MemoryReplayCache;
+use latchkey_sp::settings::SpConfig;
+use latchkey_sp::store::{AuditKind, Database, SqlAccountStore};
+use latchkey_sp::{AcsForm, Error, MetadataError, ServiceProvider, SettingsError};
+use latchkey_xmlsec::crypto::{Certificate, SignatureAlgorithm, SigningKey};
+use latchkey_xmlsec::dsig::{self, SignOptions};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const IDP: &str = "https://idp.example.org";
+const SSO: &str = "https://idp.example.org/sso";
+const SP: &str = "https://app.example.com/saml/metadata";
+const ACS: &str = "https://app.example.com/saml/acs";
+const NOW: OffsetDateTime = datetime!(2026-11-28 15:00:00 UTC);
+
+struct Pair {
+    key: SigningKey,
+    cert: Certificate,
+    key_pem: String,
+    cert_pem: String,
+}
+
+fn pair() -> Pair {
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["k.example".into()])
+        .unwrap()
+        .self_signed(&kp)
+        .unwrap();
+    Pair {
+        key: SigningKey::from_pem(&kp.serialize_pem()).unwrap(),
+        cert: Certificate::from_der(cert.der()).unwrap(),
+        key_pem: kp.serialize_pem(),
+        cert_pem: cert.pem(),
+    }
+}
+
+fn old_key() -> &'static Pair {
+    static K: OnceLock<Pair> = OnceLock::new();
+    K.get_or_init(pair)
+}
+
+fn new_key() -> &'static Pair {
+    static K: OnceLock<Pair> = OnceLock::new();
+    K.get_or_init(pair)
+}
+
+fn idp_entity(entity_id: &str, certs: &[&Certificate]) -> EntityDescriptor {
+    let mut e = EntityDescriptor::new(entity_id);
+    e.cache_duration = Some(Duration::hours(2));
+    e.idp = Some(IdpSsoDescriptor {
+        want_authn_requests_signed: true,
+        keys: vec![KeyDescriptor {
+            key_use: Some(KeyUse::Signing),
+            certificates: certs.iter().map(|c| (*c).clone()).collect(),
+        }],
+        name_id_formats: vec![],
+        sso_services: vec![Endpoint {
+            binding: binding_uri::HTTP_REDIRECT.into(),
+            location: SSO.into(),
+            response_location: None,
+        }],
+        slo_services: vec![],
+    });
+    e
+}
+
+fn trust(certs: &[&Certificate]) -> IdpTrust {
+    IdpTrust::from_metadata(&idp_entity(IDP, certs).to_xml().unwrap(), None, NOW).unwrap()
+}
+
+fn config(extra: &str) -> SpConfig {
+    SpConfig::from_toml(
+        &format!(
+            "entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\n{extra}\n[idp]\nmetadata_file = \"idp.xml\"\n"
+        ),
+        Path::new("/etc/app"),
+    )
+    .unwrap()
+}
+
+fn sp(certs: &[&Certificate]) -> ServiceProvider {
+    ServiceProvider::new(&config(""), None, trust(certs)).unwrap()
+}
+
+/// A signed Response answering `request_id` (or none), by `signer`.
+fn response(request_id: Option<&str>, assertion_id: &str, signer: &SigningKey) -> String {
+    let assertion = Assertion {
+        id: assertion_id.into(),
+        issue_instant: NOW,
+        issuer: IDP.into(),
+        subject: Some(Subject {
+            name_id: Some(NameId::new("p-1", name_id_format::PERSISTENT)),
+            confirmations: vec![SubjectConfirmation {
+                method: BEARER.into(),
+                data: Some(SubjectConfirmationData {
+                    not_before: None,
+                    not_on_or_after: Some(NOW + Duration::minutes(5)),
+                    recipient: Some(ACS.into()),
+                    in_response_to: request_id.map(str::to_owned),
+                    address: None,
+                }),
+            }],
+        }),
+        conditions: Some(Conditions {
+            not_before: None,
+            not_on_or_after: Some(NOW + Duration::minutes(5)),
+            audience_restrictions: vec![vec![SP.into()]],
+            one_time_use: false,
+        }),
+        authn_statements: vec![AuthnStatement {
+            authn_instant: NOW,
+            session_index: Some("_s".into()),
+            session_not_on_or_after: None,
+            authn_context_class_ref: None,
+        }],
+        attributes: vec![],
+    };
+    let signed = dsig::sign(
+        &assertion.to_xml().unwrap(),
+        assertion_id,
+        signer,
+        None,
+        &SignOptions::default(),
+    )
+    .unwrap();
+    Response {
+        id: format!("_r{assertion_id}"),
+        in_response_to: request_id.map(str::to_owned),
+        issue_instant: NOW,
+        destination: Some(ACS.into()),
+        issuer: Some(IDP.into()),
+        status: Status::success(),
+    }
+    .to_xml(Some(&signed))
+    .unwrap()
+}
+
+fn form(xml: &str, relay_state: Option<&str>) -> AcsForm {
+    use base64::Engine as _;
+    AcsForm {
+        saml_response: base64::engine::general_purpose::STANDARD.encode(xml),
+        relay_state: relay_state.map(str::to_owned),
+    }
+}
+
+// ----- settings -----
+
+#[test]
+fn settings_resolve_paths_and_defaults() {
+    let c = config("[key]\nprivate_key_file = \"k.pem\"\ncertificate_file = \"/abs/c.pem\"");
+    assert_eq!(c.clock_skew(), Duration::seconds(60));
+    assert_eq!(c.request_lifetime(), Duration::minutes(10));
+    assert!(!c.allow_idp_initiated);
+    let key = c.key.as_ref().unwrap();
+    assert_eq!(key.private_key_file, Path::new("/etc/app/k.pem"));
+    assert_eq!(key.certificate_file, Path::new("/abs/c.pem"));
+    assert!(key.sign_requests);
+    assert_eq!(
+        c.idp.metadata_file.as_deref(),
+        Some(Path::new("/etc/app/idp.xml"))
+    );
+    assert!(
+        !c.signature_algorithms()
+            .unwrap()
+            .contains(&SignatureAlgorithm::RsaSha1)
+    );
+}
+
+#[test]
+fn settings_refusals_name_the_setting() {
+    let parse = |text: &str| SpConfig::from_toml(text, Path::new("/")).unwrap_err();
+    let base = format!("entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\n");
+    assert!(matches!(
+        parse(&format!("{base}[idp]\n")),
+        SettingsError::MetadataSource
+    ));
+    assert!(matches!(
+        parse(&format!(
+            "{base}[idp]\nmetadata_file = \"a\"\nmetadata_url = \"https://x\"\n"
+        )),
+        SettingsError::MetadataSource
+    ));
+    assert!(matches!(
+        parse(&format!(
+            "{base}signature_algorithms = [\"rsa-md5\"]\n[idp]\nmetadata_file = \"a\"\n"
+        )),
+        SettingsError::UnknownAlgorithm(a) if a == "rsa-md5"
+    ));
+    assert!(matches!(
+        parse(&format!(
+            "{base}colour = \"blue\"\n[idp]\nmetadata_file = \"a\"\n"
+        )),
+        SettingsError::Parse(_)
+    ));
+    assert!(matches!(
+        parse("entity_id = \"x\"\nacs_url = \"ftp://x\"\n[idp]\nmetadata_file = \"a\"\n"),
+        SettingsError::Invalid {
+            setting: "acs_url",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn key_must_match_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("k.pem"), &old_key().key_pem).unwrap();
+    std::fs::write(dir.path().join("c.pem"), &new_key().cert_pem).unwrap();
+    std::fs::write(dir.path().join("good.pem"), &old_key().cert_pem).unwrap();
+    let text = |cert: &str| {
+        format!(
+            "entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\n[idp]\nmetadata_file = \"i\"\n\
+             [key]\nprivate_key_file = \"k.pem\"\ncertificate_file = \"{cert}\"\n"
+        )
+    };
+    let bad = SpConfig::from_toml(&text("c.pem"), dir.path()).unwrap();
+    assert!(matches!(
+        bad.load_key(),
+        Err(SettingsError::KeyCertificateMismatch)
+    ));
+    let good = SpConfig::from_toml(&text("good.pem"), dir.path()).unwrap();
+    assert!(good.load_key().unwrap().is_some());
+}
+
+// ----- IdP trust -----
+
+#[test]
+fn idp_trust_reads_keys_endpoint_and_refresh() {
+    let t = trust(&[&old_key().cert, &new_key().cert]);
+    assert_eq!(t.entity_id, IDP);
+    assert_eq!(t.sso_url, SSO);
+    assert_eq!(t.keys.len(), 2);
+    assert!(t.want_authn_requests_signed);
+    assert_eq!(t.refresh_interval(Duration::hours(1)), Duration::hours(2));
+    let mut short = t.clone();
+    short.cache_duration = Some(Duration::seconds(1));
+    assert_eq!(
+        short.refresh_interval(Duration::hours(1)),
+        Duration::minutes(1)
+    );
+}
+
+#[test]
+fn idp_trust_refusals() {
+    let none = idp_entity(IDP, &[]).to_xml().unwrap();
+    assert!(matches!(
+        IdpTrust::from_metadata(&none, None, NOW),
+        Err(MetadataError::NoSigningKey(_))
+    ));
+    let mut no_redirect = idp_entity(IDP, &[&old_key().cert]);
+    if let Some(idp) = no_redirect.idp.as_mut() {
+        idp.sso_services[0].binding = binding_uri::HTTP_POST.into();
+    }
+    assert!(matches!(
+        IdpTrust::from_metadata(&no_redirect.to_xml().unwrap(), None, NOW),
+        Err(MetadataError::NoRedirectEndpoint(_))
+    ));
+    let other = idp_entity(IDP, &[&old_key().cert]).to_xml().unwrap();
+    assert!(matches!(
+        IdpTrust::from_metadata(&other, Some("https://someone.else"), NOW),
+        Err(MetadataError::NoIdp(_))
+    ));
+    let mut expired = idp_entity(IDP, &[&old_key().cert]);
+    expired.valid_until = Some(NOW - Duration::days(1));
+    assert!(matches!(
+        IdpTrust::from_metadata(&expired.to_xml().unwrap(), None, NOW),
+        Err(MetadataError::Parse(_))
+    ));
+}
+
+#[test]
+fn key_rollover_breaks_nothing() {
+    let cfg = config("allow_idp_initiated = true");
+    let sp = ServiceProvider::new(&cfg, None, trust(&[&old_key().cert])).unwrap();
+    let check = |id: &str, key: &SigningKey| {
+        sp.verify_xml(&response(None, id, key), None, None, NOW)
+            .map(|_| ())
+            .map_err(|e| e.code())
+    };
+    // Before: only the old key is published. A response signed by the new key is refused.
+    assert_eq!(check("_x1", &new_key().key), Err("SIGNATURE_INVALID"));
+    // The IdP publishes both keys and the refreshed metadata is swapped in: both pass.
+    sp.set_idp(trust(&[&old_key().cert, &new_key().cert]));
+    assert_eq!(check("_x2", &old_key().key), Ok(()));
+    assert_eq!(check("_x3", &new_key().key), Ok(()));
+    // The old key is withdrawn: only the new one passes.
+    sp.set_idp(trust(&[&new_key().cert]));
+    assert_eq!(check("_x4", &old_key().key), Err("SIGNATURE_INVALID"));
+    assert_eq!(check("_x5", &new_key().key), Ok(()));
+}
+
+// ----- login start -----
+
+#[test]
+fn login_start_stores_the_request_under_relay_state() {
+    let sp = sp(&[&old_key().cert]);
+    let login = sp.start_login(Some("/pages/42"), NOW).unwrap();
+    let (endpoint, query) = login.url.split_once('?').unwrap();
+    assert_eq!(endpoint, SSO);
+    let message = redirect::decode(query, &BindingLimits::default()).unwrap();
+    assert!(!message.is_signed());
+    assert_eq!(
+        message.relay_state.as_deref(),
+        Some(login.relay_state.as_str())
+    );
+    assert!(login.relay_state.len() <= 80);
+    let request = AuthnRequest::parse(&message.xml).unwrap();
+    assert_eq!(request.id, login.request.request_id);
+    assert_eq!(request.issuer.as_deref(), Some(SP));
+    assert_eq!(request.assertion_consumer_service_url.as_deref(), Some(ACS));
+    assert_eq!(
+        request.protocol_binding.as_deref(),
+        Some(binding_uri::HTTP_POST)
+    );
+    assert_eq!(login.request.return_to.as_deref(), Some("/pages/42"));
+    assert_eq!(login.request.expires_at, NOW + Duration::minutes(10));
+    assert_eq!(sp.pending().len(), 1);
+    // Two logins never share a RelayState.
+    let second = sp.start_login(None, NOW).unwrap();
+    assert_ne!(second.relay_state, login.relay_state);
+}
+
+#[test]
+fn login_start_signs_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("k.pem"), &new_key().key_pem).unwrap();
+    std::fs::write(dir.path().join("c.pem"), &new_key().cert_pem).unwrap();
+    let cfg = SpConfig::from_toml(
+        &format!(
+            "entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\n[idp]\nmetadata_file = \"i\"\n\
+             [key]\nprivate_key_file = \"k.pem\"\ncertificate_file = \"c.pem\"\n"
+        ),
+        dir.path(),
+    )
+    .unwrap();
+    let sp =
+        ServiceProvider::new(&cfg, cfg.load_key().unwrap(), trust(&[&old_key().cert])).unwrap();
+    let login = sp.start_login(None, NOW).unwrap();
+    let message = redirect::decode(
+        login.url.split_once('?').unwrap().1,
+        &BindingLimits::default(),
+    )
+    .unwrap();
+    assert!(message.is_signed());
+    let alg = message
+        .verify(
+            std::slice::from_ref(new_key().key.verifying_key()),
+            &[SignatureAlgorithm::EcdsaSha256],
+        )
+        .unwrap();
+    assert_eq!(alg, SignatureAlgorithm::EcdsaSha256);
+    // Our metadata publishes that certificate and says requests are signed.
+    let md = parse_metadata(&sp.metadata_xml().unwrap(), &MetadataOptions::default()).unwrap();
+    let entity = md.find(SP).unwrap();
+    let role = entity.sp.as_ref().unwrap();
+    assert!(role.authn_requests_signed);
+    assert_eq!(entity.sp_signing_keys().len(), 1);
+    assert_eq!(role.acs(None).unwrap().location, ACS);
+}
+
+#[test]
+fn return_to_must_be_local() {
+    assert_eq!(local_path("/a/b?c=d").as_deref(), Some("/a/b?c=d"));
+    for bad in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil",
+        "javascript:x",
+        "",
+        "/a\nb",
+    ] {
+        assert_eq!(local_path(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn an_expired_request_is_refused() {
+    let sp = sp(&[&old_key().cert]);
+    let login = sp.start_login(None, NOW).unwrap();
+    let later = NOW + Duration::minutes(11);
+    let xml = response(Some(&login.request.request_id), "_late", &old_key().key);
+    let err = sp
+        .verify_response(&form(&xml, Some(&login.relay_state)), later)
+        .unwrap_err();
+    assert!(matches!(err, Error::RequestExpired), "{err:?}");
+    assert_eq!(err.code(), "REQUEST_EXPIRED");
+}
+
+// ----- the ACS chain -----
+
+const CONTRACT: &str = r#"
+identity = { source = "persistent_name_id" }
+default_role = "member"
+"#;
+
+#[tokio::test]
+async fn acs_chain_creates_then_refuses_a_replay_and_audits_it() {
+    let sp = sp(&[&old_key().cert]);
+    let db = Database::connect("sqlite::memory:").await.unwrap();
+    let engine = JitEngine::new(
+        Contract::from_toml(CONTRACT).unwrap(),
+        SqlAccountStore::new(db),
+    );
+    let replay = MemoryReplayCache::new(100);
+    let login = sp.start_login(None, NOW).unwrap();
+    let xml = response(Some(&login.request.request_id), "_once", &old_key().key);
+
+    // Dry run first: the typestate chain down to a plan, nothing written.
+    let accepted = sp
+        .verify_xml(&xml, Some(&login.request.request_id), None, NOW)
+        .unwrap()
+        .accept(&MemoryReplayCache::new(1), NOW)
+        .await
+        .unwrap();
+    assert!(matches!(
+        accepted.plan(&engine).await.unwrap().action,
+        PlanAction::Create { .. }
+    ));
+    assert!(engine.store().accounts().await.unwrap().is_empty());
+
+    let done = acs::run(
+        &sp,
+        &form(&xml, Some(&login.relay_state)),
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.login.name_id, "p-1");
+    assert_eq!(done.login.assertion_id, "_once");
+    assert_eq!(engine.store().accounts().await.unwrap().len(), 1);
+
+    // The same assertion again (IdP-initiated allowed so only the replay rule can refuse).
+    let open = ServiceProvider::new(
+        &config("allow_idp_initiated = true"),
+        None,
+        trust(&[&old_key().cert]),
+    )
+    .unwrap();
+    let unsolicited = response(None, "_twice", &old_key().key);
+    acs::run(&open, &form(&unsolicited, None), &replay, &engine, NOW)
+        .await
+        .unwrap();
+    let failure = acs::run(&open, &form(&unsolicited, None), &replay, &engine, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.code(), "ASSERTION_REPLAYED");
+    let audit = engine.store().audit_log(10).await.unwrap();
+    let event = audit
+        .iter()
+        .find(|e| e.operation_id == failure.operation_id)
+        .unwrap();
+    assert_eq!(event.kind, AuditKind::Rejected);
+    assert_eq!(event.account_id, None);
+    match &event.plan.action {
+        PlanAction::Refuse(r) => assert!(r.detail.starts_with("ASSERTION_REPLAYED: "), "{r}"),
+        other => panic!("{other:?}"),
+    }
+}
