@@ -49,8 +49,9 @@ pub struct Config {
     pub server: crate::web::settings::ServerConfig,
 }
 
-/// The `[database]` section.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The `[database]` section. `Debug` hides a password in the URL, so logging the
+/// configuration at start-up cannot leak it.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// A `sqlite://` or `postgres://` URL; `None` means the SQLite file in the data directory.
@@ -79,6 +80,18 @@ impl Default for Config {
             password: PasswordConfig::default(),
             server: crate::web::settings::ServerConfig::default(),
         }
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field(
+                "url",
+                &self.url.as_deref().map(crate::store::backend::redact),
+            )
+            .field("max_connections", &self.max_connections)
+            .finish()
     }
 }
 
@@ -258,6 +271,18 @@ mod tests {
         let err = Config::from_toml("[databse]\nurl = \"x\"\n").unwrap_err();
         assert!(err.contains("databse"), "{err}");
         assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn debug_hides_the_database_password() {
+        let mut config = Config::default();
+        config.database.url = Some("postgres://latchkey:s3cret@db.internal/idp".into());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://latchkey:***@db.internal/idp"),
+            "{shown}"
+        );
     }
 
     #[test]

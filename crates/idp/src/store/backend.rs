@@ -77,8 +77,8 @@ impl Backend {
     }
 }
 
-/// Removes a password from a URL before it is shown in an error.
-fn redact(url: &str) -> String {
+/// Removes a password from a URL before it is shown in an error or a log.
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

@@ -5,7 +5,7 @@
 //! flags); what genuinely differs per backend lives in [`backend`]. Nothing that several IdP
 //! nodes must agree on is kept in process memory: a [`Store`] is only a connection pool.
 
-mod backend;
+pub(crate) mod backend;
 pub(crate) mod timestamp;
 
 use sqlx::AnyConnection;
