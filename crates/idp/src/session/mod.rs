@@ -228,13 +228,12 @@ impl<'s> Sessions<'s> {
         }
         let mut ended = 0;
         for index in indexes {
-            let done = sqlx::query(
-                "DELETE FROM web_sessions WHERE user_id = $1 AND session_index = $2",
-            )
-            .bind(user.to_db())
-            .bind(index)
-            .execute(self.store.pool())
-            .await?;
+            let done =
+                sqlx::query("DELETE FROM web_sessions WHERE user_id = $1 AND session_index = $2")
+                    .bind(user.to_db())
+                    .bind(index)
+                    .execute(self.store.pool())
+                    .await?;
             ended += done.rows_affected();
         }
         Ok(ended)

@@ -83,11 +83,12 @@ impl<'s> Throttle<'s> {
     ) -> Result<Option<OffsetDateTime>> {
         let mut latest: Option<OffsetDateTime> = None;
         for key in keys {
-            let until: Option<Option<String>> =
-                sqlx::query_scalar("SELECT locked_until FROM login_throttle WHERE throttle_key = $1")
-                    .bind(key)
-                    .fetch_optional(self.store.pool())
-                    .await?;
+            let until: Option<Option<String>> = sqlx::query_scalar(
+                "SELECT locked_until FROM login_throttle WHERE throttle_key = $1",
+            )
+            .bind(key)
+            .fetch_optional(self.store.pool())
+            .await?;
             if let Some(Some(text)) = until {
                 let t = timestamp::parse("login_throttle.locked_until", &text)?;
                 if t > now && latest.is_none_or(|l| t > l) {
@@ -107,12 +108,11 @@ impl<'s> Throttle<'s> {
     ) -> Result<()> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT failures, first_at FROM login_throttle WHERE throttle_key = $1",
-        )
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT failures, first_at FROM login_throttle WHERE throttle_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?;
         let (failures, first_at) = match row {
             Some((n, first)) => {
                 let first = timestamp::parse("login_throttle.first_at", &first)?;
@@ -124,7 +124,9 @@ impl<'s> Throttle<'s> {
             }
             None => (1, now),
         };
-        let locked = policy.lock_for(failures).map(|d| timestamp::format(now + d));
+        let locked = policy
+            .lock_for(failures)
+            .map(|d| timestamp::format(now + d));
         sqlx::query(
             "INSERT INTO login_throttle (throttle_key, failures, first_at, locked_until) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (throttle_key) DO UPDATE SET \

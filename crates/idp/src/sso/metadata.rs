@@ -5,7 +5,9 @@
 
 use latchkey_saml::assertion::name_id_format;
 use latchkey_saml::authn_request::binding_uri;
-use latchkey_saml::metadata::{Endpoint, EntityDescriptor, IdpSsoDescriptor, KeyDescriptor, KeyUse};
+use latchkey_saml::metadata::{
+    Endpoint, EntityDescriptor, IdpSsoDescriptor, KeyDescriptor, KeyUse,
+};
 use time::{Duration, OffsetDateTime};
 
 use super::SsoError;

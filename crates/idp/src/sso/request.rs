@@ -139,8 +139,9 @@ pub async fn validate(
                     && c.tag_name().namespace() == Some(latchkey_saml::ns::DSIG)
             });
             let request = if signed && !keys.is_empty() {
-                let verified = dsig::verify_document_element(&doc, &keys, &VerifyOptions::default())
-                    .map_err(|e| SsoError::SignatureInvalid(e.to_string()))?;
+                let verified =
+                    dsig::verify_document_element(&doc, &keys, &VerifyOptions::default())
+                        .map_err(|e| SsoError::SignatureInvalid(e.to_string()))?;
                 let request =
                     AuthnRequest::from_verified(&verified).map_err(SsoError::Malformed)?;
                 if request.issuer != unverified.issuer {
@@ -215,11 +216,17 @@ pub(crate) fn app_keys(app: &Application) -> Result<Vec<VerifyingKey>, SsoError>
     let mut keys = Vec::new();
     for text in &app.settings.signing_certs {
         let blocks = pem::parse_many(text).map_err(|e| {
-            SsoError::Store(crate::error::Error::corrupt("applications.signing_certs", e))
+            SsoError::Store(crate::error::Error::corrupt(
+                "applications.signing_certs",
+                e,
+            ))
         })?;
         for block in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
             let cert = Certificate::from_der(block.contents()).map_err(|e| {
-                SsoError::Store(crate::error::Error::corrupt("applications.signing_certs", e))
+                SsoError::Store(crate::error::Error::corrupt(
+                    "applications.signing_certs",
+                    e,
+                ))
             })?;
             keys.push(cert.verifying_key().clone());
         }

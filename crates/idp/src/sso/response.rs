@@ -6,8 +6,8 @@
 //! envelope it ends up in.
 
 use latchkey_saml::assertion::{
-    Assertion, Attribute, AuthnStatement, BEARER, Conditions, NameId, Subject,
-    SubjectConfirmation, SubjectConfirmationData, authn_context,
+    Assertion, Attribute, AuthnStatement, BEARER, Conditions, NameId, Subject, SubjectConfirmation,
+    SubjectConfirmationData, authn_context,
 };
 use latchkey_saml::response::Response;
 use latchkey_saml::status::Status;
@@ -45,8 +45,9 @@ async fn name_id_for(
     let policy = &app.settings.name_id;
     let value = match (&policy.format, &policy.source) {
         // A transient identifier is fresh every time, whatever the source says.
-        (NameIdFormat::Transient, _) => latchkey_saml::ids::new_id()
-            .map_err(|e| SsoError::Build(e.to_string()))?,
+        (NameIdFormat::Transient, _) => {
+            latchkey_saml::ids::new_id().map_err(|e| SsoError::Build(e.to_string()))?
+        }
         (_, NameIdSource::Pairwise) => store.apps().persistent_name_id(user.id, app.id).await?,
         (_, NameIdSource::Email) => user.email.clone(),
         (_, NameIdSource::Username) => user.username.clone(),

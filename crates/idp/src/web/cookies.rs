@@ -54,7 +54,12 @@ pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// A `Set-Cookie` value.
-pub fn set(settings: &ServerSettings, base_name: &str, value: &str, max_age: Option<Duration>) -> String {
+pub fn set(
+    settings: &ServerSettings,
+    base_name: &str,
+    value: &str,
+    max_age: Option<Duration>,
+) -> String {
     let mut out = format!(
         "{}={value}; Path=/; HttpOnly; SameSite=Lax",
         name(settings, base_name)
@@ -89,7 +94,11 @@ pub fn session_token(settings: &ServerSettings, headers: &HeaderMap) -> Option<S
 /// (returned with the `Set-Cookie` that installs it).
 pub fn csrf_token(settings: &ServerSettings, headers: &HeaderMap) -> (String, Option<String>) {
     match get(headers, &name(settings, CSRF)) {
-        Some(v) if v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+        Some(v)
+            if v.len() == 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
             (v, None)
         }
         _ => {

@@ -89,10 +89,9 @@ impl WebError {
     fn explain(&self) -> (&'static str, String) {
         match self {
             WebError::NotFound => ("Not found", "There is no page at this address.".into()),
-            WebError::MethodNotAllowed => (
-                "Not allowed",
-                "This page cannot be used that way.".into(),
-            ),
+            WebError::MethodNotAllowed => {
+                ("Not allowed", "This page cannot be used that way.".into())
+            }
             WebError::BadForm(_) => (
                 "Bad request",
                 "The form could not be read. Go back and try again.".into(),

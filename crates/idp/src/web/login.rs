@@ -31,8 +31,7 @@ use crate::session::{Sessions, Throttle, ThrottlePolicy, account_key, address_ke
 use crate::store::timestamp;
 
 /// The one failure message.
-const FAILED: &str =
-    "Sign-in failed. Check your username and password; if they are right, your account may \
+const FAILED: &str = "Sign-in failed. Check your username and password; if they are right, your account may \
      not be able to sign in. Ask your administrator.";
 /// Shown while throttled.
 const THROTTLED: &str = "Too many failed attempts. Wait a few minutes and try again.";
@@ -174,9 +173,7 @@ pub async fn submit(
             .verify_password(u.id, password)
             .await
             .unwrap_or(false),
-        _ => {
-            password::verify_blocking(state.store().password_config(), None, password).await
-        }
+        _ => password::verify_blocking(state.store().password_config(), None, password).await,
     };
     let refusal = match &user {
         None => Some("unknown_user"),
@@ -244,8 +241,7 @@ pub async fn submit(
         None => "/portal".to_owned(),
     };
     let mut response = Redirect::to(&target).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookies::set_session(state.settings(), token.expose()))
-    {
+    if let Ok(v) = HeaderValue::from_str(&cookies::set_session(state.settings(), token.expose())) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(response)

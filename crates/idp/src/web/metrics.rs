@@ -158,7 +158,11 @@ mod tests {
         m.observe("/login", Duration::from_secs(20));
         let text = m.render();
         assert!(text.contains("latchkey_logins_total{result=\"failure\"} 2\n"));
-        assert!(text.contains("latchkey_assertions_issued_total{app=\"https://sp.example/\\\"x\\\"\"} 1"));
+        assert!(
+            text.contains(
+                "latchkey_assertions_issued_total{app=\"https://sp.example/\\\"x\\\"\"} 1"
+            )
+        );
         assert!(text.contains("latchkey_failures_total{reason=\"SSO-ACS\"} 1"));
         assert!(text.contains("route=\"/login\",le=\"0.025\"} 0"));
         assert!(text.contains("route=\"/login\",le=\"0.05\"} 1"));

@@ -45,10 +45,7 @@ pub async fn portal(
             if let Some(icon) = &app.settings.tile.icon_url {
                 body.push_str(&format!("<img src=\"{}\" alt=\"\"> ", escape(icon)));
             }
-            body.push_str(&format!(
-                "<strong>{}</strong>",
-                escape(&app.settings.name)
-            ));
+            body.push_str(&format!("<strong>{}</strong>", escape(&app.settings.name)));
             if let Some(d) = &app.settings.tile.description {
                 body.push_str(&format!("<br><span class=\"meta\">{}</span>", escape(d)));
             }

@@ -76,9 +76,11 @@ pub async fn sso_post(
     form: Result<Form<SamlForm>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
-    let saml_request = form.saml_request.ok_or(SsoError::Binding(
-        latchkey_saml::Error::MissingParameter("SAMLRequest"),
-    ))?;
+    let saml_request =
+        form.saml_request
+            .ok_or(SsoError::Binding(latchkey_saml::Error::MissingParameter(
+                "SAMLRequest",
+            )))?;
     let validated = request::validate(
         state.store(),
         state.settings(),
@@ -101,7 +103,15 @@ async fn accept(state: &WebState, validated: ValidatedRequest) -> Result<Respons
             Some(code::NO_AUTHN_CONTEXT) => "SSO-AUTHN-CONTEXT",
             _ => "SSO-REFUSED",
         };
-        return refuse(state, &validated.app, &validated.pending, status, reason, None).await;
+        return refuse(
+            state,
+            &validated.app,
+            &validated.pending,
+            status,
+            reason,
+            None,
+        )
+        .await;
     }
     let key = ParkedRequests::new(state.store())
         .park(&validated.pending, now)
@@ -258,7 +268,11 @@ async fn issue(
         .await?;
     state.metrics().assertion(&app.settings.entity_id);
     tracing::info!(user = %user.username, app = %app.settings.entity_id, "assertion issued");
-    auto_post(&pending.acs_url, &issued.xml, pending.relay_state.as_deref())
+    auto_post(
+        &pending.acs_url,
+        &issued.xml,
+        pending.relay_state.as_deref(),
+    )
 }
 
 /// The auto-submitting page, with a CSP that allows its one script (by hash) and a form
@@ -322,14 +336,17 @@ pub async fn slo(
     let keys = app_keys(&app)?;
     let signed = if !keys.is_empty() {
         message
-            .verify(&keys, &[
-                latchkey_xmlsec::crypto::SignatureAlgorithm::RsaSha256,
-                latchkey_xmlsec::crypto::SignatureAlgorithm::RsaSha384,
-                latchkey_xmlsec::crypto::SignatureAlgorithm::RsaSha512,
-                latchkey_xmlsec::crypto::SignatureAlgorithm::EcdsaSha256,
-                latchkey_xmlsec::crypto::SignatureAlgorithm::EcdsaSha384,
-                latchkey_xmlsec::crypto::SignatureAlgorithm::EcdsaSha512,
-            ])
+            .verify(
+                &keys,
+                &[
+                    latchkey_xmlsec::crypto::SignatureAlgorithm::RsaSha256,
+                    latchkey_xmlsec::crypto::SignatureAlgorithm::RsaSha384,
+                    latchkey_xmlsec::crypto::SignatureAlgorithm::RsaSha512,
+                    latchkey_xmlsec::crypto::SignatureAlgorithm::EcdsaSha256,
+                    latchkey_xmlsec::crypto::SignatureAlgorithm::EcdsaSha384,
+                    latchkey_xmlsec::crypto::SignatureAlgorithm::EcdsaSha512,
+                ],
+            )
             .map_err(|e| match e {
                 latchkey_saml::Error::Unsigned => SsoError::SignatureRequired,
                 other => SsoError::SignatureInvalid(other.to_string()),
@@ -349,9 +366,7 @@ pub async fn slo(
             .await?
             .iter()
             .any(|a| a.app == app.id && a.name_id == request.name_id.value);
-        if matches
-            && let Some(token) = cookies::session_token(state.settings(), &headers)
-        {
+        if matches && let Some(token) = cookies::session_token(state.settings(), &headers) {
             sessions.end(&token).await?;
             ended += 1;
         }
@@ -363,7 +378,9 @@ pub async fn slo(
             .user_for_name_id(app.id, &request.name_id.value)
             .await?
     {
-        ended += sessions.end_by_index(user, &request.session_indexes).await?;
+        ended += sessions
+            .end_by_index(user, &request.session_indexes)
+            .await?;
     }
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
     state

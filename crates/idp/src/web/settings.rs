@@ -119,7 +119,11 @@ impl ServerSettings {
             raw.cookie_secure = match v.trim().to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" => true,
                 "0" | "false" | "no" => false,
-                _ => return Err(bad(format!("LATCHKEY_COOKIE_SECURE={v:?} is not a boolean"))),
+                _ => {
+                    return Err(bad(format!(
+                        "LATCHKEY_COOKIE_SECURE={v:?} is not a boolean"
+                    )));
+                }
             };
         }
         Self::check(raw)

@@ -1,0 +1,401 @@
+//! A seeded IdP behind its router, a browser with a cookie jar, and an SP that checks the
+//! Responses it receives with latchkey-saml's profile validation.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use base64::Engine;
+use latchkey_idp::Actor;
+use latchkey_idp::Store;
+use latchkey_idp::apps::{Application, NewApplication};
+use latchkey_idp::config::PasswordConfig;
+use latchkey_idp::directory::{NewGroup, NewUser, User};
+use latchkey_idp::keys::{KeyAlgorithm, KeyStore};
+use latchkey_idp::password::Password;
+use latchkey_idp::sso::IdpKeys;
+use latchkey_idp::web::{self, ServerConfig, ServerSettings, WebState};
+use latchkey_saml::authn_request::AuthnRequest;
+use latchkey_saml::binding::{BindingLimits, MessageKind, redirect};
+use latchkey_saml::metadata::{MetadataOptions, parse_metadata};
+use latchkey_saml::profile::{AuthenticatedSubject, SpSettings, validate_response};
+use latchkey_xmlsec::crypto::{SigningKey, VerifyingKey};
+use time::OffsetDateTime;
+use tower::ServiceExt;
+
+pub const BASE: &str = "http://127.0.0.1:8080";
+pub const SSO: &str = "http://127.0.0.1:8080/saml/sso";
+pub const SP: &str = "https://sp.example.com";
+pub const SP_ACS: &str = "https://sp.example.com/acs";
+pub const SIGNED_SP: &str = "https://signed.example.net";
+pub const SIGNED_ACS: &str = "https://signed.example.net/saml/acs";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The IdP under test and what was seeded into it.
+pub struct Idp {
+    pub router: Router,
+    pub store: Store,
+    pub settings: ServerSettings,
+    pub alice: User,
+    pub bob: User,
+    pub app: Application,
+    pub signed_app: Application,
+    /// The key the signed app signs its requests with.
+    pub sp_key: SigningKey,
+    pub idp_keys: Vec<VerifyingKey>,
+    pub key_dir: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn idp() -> Idp {
+    idp_with(|_| {}).await
+}
+
+/// An IdP with alice (in `staff`, which may use both apps) and bob (in no group).
+pub async fn idp_with(edit: impl FnOnce(&mut ServerConfig)) -> Idp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = latchkey_idp::config::sqlite_url(&dir.path().join("latchkey.db"));
+    let cheap = PasswordConfig {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let store = Store::open_url(&url, 5, cheap).await.unwrap();
+    let admin = Actor::system();
+    let mut new = NewUser::new("alice", "alice@example.org");
+    new.given_name = Some("Alice".into());
+    new.family_name = Some("Liddell".into());
+    new.password = Some(Password::new(PASSWORD));
+    let alice = store.users().create(&admin, new).await.unwrap();
+    let mut new = NewUser::new("bob", "bob@example.org");
+    new.password = Some(Password::new(PASSWORD));
+    let bob = store.users().create(&admin, new).await.unwrap();
+    let staff = store
+        .groups()
+        .create(&admin, NewGroup::new("staff"))
+        .await
+        .unwrap();
+    store
+        .groups()
+        .add_member(&admin, staff.id, alice.id)
+        .await
+        .unwrap();
+
+    let mut new = NewApplication::new(SP, "Wiki", SP_ACS);
+    new.attributes = vec![
+        "mail=email".parse().unwrap(),
+        "memberOf@basic=groups".parse().unwrap(),
+    ];
+    new.tile.description = Some("The team wiki".into());
+    new.tile.default_relay_state = Some("/welcome".into());
+    let app = store.apps().create(&admin, new).await.unwrap();
+    store.apps().assign(&admin, app.id, staff.id).await.unwrap();
+
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["signed.example.net".into()])
+        .unwrap()
+        .self_signed(&pair)
+        .unwrap();
+    let sp_key = SigningKey::from_pem(&pair.serialize_pem()).unwrap();
+    let mut new = NewApplication::new(SIGNED_SP, "Tracker", SIGNED_ACS);
+    new.signing_certs = vec![cert.pem()];
+    new.name_id = latchkey_idp::apps::NameIdPolicy {
+        format: latchkey_idp::apps::NameIdFormat::EmailAddress,
+        source: latchkey_idp::apps::NameIdSource::Email,
+    };
+    new.sign_response = true;
+    new.sign_assertion = false;
+    let signed_app = store.apps().create(&admin, new).await.unwrap();
+    store
+        .apps()
+        .assign(&admin, signed_app.id, staff.id)
+        .await
+        .unwrap();
+
+    let mut raw = ServerConfig {
+        base_url: BASE.into(),
+        cookie_secure: false,
+        ..ServerConfig::default()
+    };
+    edit(&mut raw);
+    let settings = ServerSettings::check(raw).unwrap();
+    let key_dir = dir.path().join("keys");
+    let keys = IdpKeys::open(&key_dir, KeyAlgorithm::EcdsaP256, OffsetDateTime::now_utc()).unwrap();
+    let state = WebState::new(store.clone(), settings.clone(), keys);
+    let router = web::router(state);
+
+    // The SP trusts the IdP key it read from the IdP's metadata, which it checked against
+    // the certificate the admin handed over out of band (the key store's active cert).
+    let active = KeyStore::open(&key_dir)
+        .unwrap()
+        .active()
+        .unwrap()
+        .certificate()
+        .unwrap();
+    let response = router
+        .clone()
+        .oneshot(Request::get("/saml/metadata").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let xml = body_text(response).await;
+    let trusted = [active.verifying_key().clone()];
+    let metadata = parse_metadata(
+        &xml,
+        &MetadataOptions {
+            trusted_keys: &trusted,
+            now: Some(OffsetDateTime::now_utc()),
+            ..MetadataOptions::default()
+        },
+    )
+    .unwrap();
+    let idp_keys = metadata.entities()[0].idp_signing_keys();
+    assert!(!idp_keys.is_empty());
+
+    Idp {
+        router,
+        store,
+        settings,
+        alice,
+        bob,
+        app,
+        signed_app,
+        sp_key,
+        idp_keys,
+        key_dir,
+        _dir: dir,
+    }
+}
+
+pub async fn body_text(response: Response<Body>) -> String {
+    let bytes = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// A browser: a cookie jar in front of the router.
+pub struct Browser<'a> {
+    pub idp: &'a Idp,
+    pub cookies: BTreeMap<String, String>,
+}
+
+/// A response with its body read.
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or_else(|| panic!("no Location; status {} body {}", self.status, self.body))
+    }
+
+    /// The value of a hidden form field.
+    pub fn field(&self, name: &str) -> Option<String> {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker)? + marker.len();
+        let end = self.body[start..].find('"')? + start;
+        Some(unescape(&self.body[start..end]))
+    }
+
+    /// The error code an error page shows.
+    pub fn error_code(&self) -> Option<&str> {
+        let marker = "Error code: <code>";
+        let start = self.body.find(marker)? + marker.len();
+        let end = self.body[start..].find('<')? + start;
+        Some(&self.body[start..end])
+    }
+
+    /// The decoded SAMLResponse of an auto-POST page.
+    pub fn saml_response(&self) -> String {
+        let b64 = self
+            .field("SAMLResponse")
+            .unwrap_or_else(|| panic!("no SAMLResponse: {} {}", self.status, self.body));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(idp: &'a Idp) -> Self {
+        Browser {
+            idp,
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    pub async fn send(&mut self, mut request: Request<Body>) -> Page {
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            request
+                .headers_mut()
+                .insert(header::COOKIE, jar.join("; ").parse().unwrap());
+        }
+        let response = self.idp.router.clone().oneshot(request).await.unwrap();
+        for set in response.headers().get_all(header::SET_COOKIE) {
+            let text = set.to_str().unwrap();
+            let (pair, attrs) = text.split_once(';').unwrap_or((text, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = body_text(response).await;
+        assert!(!status.is_server_error(), "server error {status}: {body}");
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, uri: &str) -> Page {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    pub async fn post(&mut self, uri: &str, fields: &[(&str, &str)]) -> Page {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Fills in and submits the login form (optionally continuing a parked request).
+    pub async fn login(&mut self, username: &str, password: &str, cont: Option<&str>) -> Page {
+        let uri = match cont {
+            Some(k) => format!("/login?continue={k}"),
+            None => "/login".into(),
+        };
+        let form = self.get(&uri).await;
+        assert_eq!(form.status, StatusCode::OK);
+        let csrf = form.field("csrf").expect("csrf field");
+        let mut fields = vec![
+            ("username", username),
+            ("password", password),
+            ("csrf", csrf.as_str()),
+        ];
+        let cont_owned = form.field("continue");
+        if let Some(k) = &cont_owned {
+            fields.push(("continue", k.as_str()));
+        }
+        self.post("/login", &fields).await
+    }
+
+    /// GET, then follow redirects.
+    pub async fn go(&mut self, uri: &str) -> Page {
+        let first = self.get(uri).await;
+        self.follow(first).await
+    }
+
+    /// Follows 303 redirects within the IdP until a page that is not one.
+    pub async fn follow(&mut self, mut page: Page) -> Page {
+        for _ in 0..10 {
+            if page.status != StatusCode::SEE_OTHER {
+                return page;
+            }
+            let next = page.location().to_owned();
+            if next.starts_with("/login") {
+                return page;
+            }
+            page = self.get(&next).await;
+        }
+        panic!("redirect loop");
+    }
+}
+
+/// A fresh AuthnRequest from `issuer`.
+pub fn authn_request(issuer: &str) -> AuthnRequest {
+    AuthnRequest::new(issuer, SSO, OffsetDateTime::now_utc()).unwrap()
+}
+
+/// `/saml/sso?...` for an unsigned HTTP-Redirect request.
+pub fn redirect_uri(request: &AuthnRequest, relay_state: Option<&str>) -> String {
+    let query = redirect::encode(
+        MessageKind::Request,
+        &request.to_xml().unwrap(),
+        relay_state,
+        &BindingLimits::default(),
+    )
+    .unwrap();
+    format!("/saml/sso?{query}")
+}
+
+/// `/saml/sso?...` for a signed HTTP-Redirect request.
+pub fn signed_redirect_uri(request: &AuthnRequest, key: &SigningKey) -> String {
+    let query = redirect::encode_signed(
+        MessageKind::Request,
+        &request.to_xml().unwrap(),
+        Some("rs-1"),
+        key,
+        key.default_algorithm(),
+        &BindingLimits::default(),
+    )
+    .unwrap();
+    format!("/saml/sso?{query}")
+}
+
+/// What the SP does with a Response: the full Web SSO profile check.
+pub fn sp_validate(
+    idp: &Idp,
+    entity_id: &str,
+    acs: &str,
+    xml: &str,
+    request_id: Option<&str>,
+) -> Result<AuthenticatedSubject, latchkey_saml::Error> {
+    let mut settings = SpSettings::new(
+        entity_id,
+        acs,
+        idp.settings.entity_id.clone(),
+        idp.idp_keys.clone(),
+    );
+    settings.allow_unsolicited = request_id.is_none();
+    validate_response(&settings, xml, request_id, OffsetDateTime::now_utc())
+}
+
+/// The key of a `/saml/continue/{key}` or `/login?continue={key}` location.
+pub fn continue_key(location: &str) -> String {
+    location.rsplit(['/', '=']).next().unwrap().to_string()
+}
+
+/// Audit events with this action.
+pub async fn audit_actions(idp: &Idp, action: &str) -> Vec<latchkey_idp::audit::AuditEvent> {
+    idp.store
+        .audit()
+        .list(&latchkey_idp::audit::AuditFilter {
+            action: Some(action.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
