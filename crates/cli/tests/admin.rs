@@ -295,3 +295,138 @@ fn passwd_reads_stdin_and_config_names_the_store() {
         "{err}"
     );
 }
+
+#[test]
+fn every_command_is_wired() {
+    let dir = workdir();
+    let d = dir.path();
+    ok(d, &["user", "add", "alice", "--email", "alice@example.org"]);
+    ok(
+        d,
+        &[
+            "user",
+            "set",
+            "alice",
+            "--username",
+            "alice.l",
+            "--display-name",
+            "Alice L.",
+            "--attr",
+            "dept=rd",
+        ],
+    );
+    let err = fails(d, &["user", "set", "alice.l"]);
+    assert!(err.contains("nothing to change"), "{err}");
+    ok(d, &["user", "suspend", "alice.l"]);
+    let shown = ok(d, &["user", "show", "ALICE@example.org"]);
+    assert!(
+        shown.contains("status:") && shown.contains("suspended"),
+        "{shown}"
+    );
+    assert!(shown.contains("dept=rd"), "{shown}");
+    ok(d, &["user", "resume", "alice.l"]);
+
+    ok(
+        d,
+        &[
+            "group",
+            "add",
+            "wiki-editors",
+            "--description",
+            "Edit the wiki",
+        ],
+    );
+    ok(d, &["group", "members", "add", "wiki-editors", "alice.l"]);
+    let err = fails(d, &["group", "members", "add", "wiki-editors", "alice.l"]);
+    assert!(err.contains("already a member"), "{err}");
+    ok(
+        d,
+        &[
+            "app",
+            "add",
+            "--entity-id",
+            "https://wiki.example.org",
+            "--name",
+            "Wiki",
+            "--acs-url",
+            "https://wiki.example.org/acs",
+            "--acs-url",
+            "https://wiki.example.org/acs2",
+        ],
+    );
+    ok(
+        d,
+        &["app", "assign", "https://wiki.example.org", "wiki-editors"],
+    );
+    ok(
+        d,
+        &[
+            "app",
+            "set",
+            "Wiki",
+            "--name-id-format",
+            "email",
+            "--name-id-source",
+            "email",
+            "--add-attr",
+            "groups@basic=groups|strip-prefix:wiki-",
+            "--visible",
+            "false",
+            "--relay-state",
+            "/start",
+        ],
+    );
+    let err = fails(
+        d,
+        &[
+            "app",
+            "set",
+            "Wiki",
+            "--acs-url",
+            "ftp://wiki.example.org/acs",
+        ],
+    );
+    assert!(err.starts_with("error: invalid acs_url:"), "{err}");
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["app", "show", "Wiki", "--json"])).unwrap();
+    assert_eq!(shown["name_id"]["format"], "email-address");
+    assert_eq!(shown["acs"][1]["index"], 1);
+    assert_eq!(shown["attributes"][0]["source"], "groups");
+    assert_eq!(shown["tile"]["visible"], false);
+    assert_eq!(shown["tile"]["default_relay_state"], "/start");
+    assert_eq!(shown["access_groups"], serde_json::json!(["wiki-editors"]));
+    let text = ok(d, &["app", "show", "Wiki"]);
+    assert!(
+        text.contains("groups@basic=groups|strip-prefix:wiki-"),
+        "{text}"
+    );
+
+    let log: serde_json::Value =
+        serde_json::from_str(&ok(d, &["audit", "--target", "alice.l", "--json"])).unwrap();
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["user.resume", "user.suspend", "user.update", "user.create"]
+    );
+    assert_eq!(log[0]["actor"], "cli:tester");
+
+    ok(d, &["app", "unassign", "Wiki", "wiki-editors"]);
+    ok(d, &["app", "remove", "Wiki"]);
+    ok(
+        d,
+        &["group", "members", "remove", "wiki-editors", "alice.l"],
+    );
+    ok(d, &["group", "delete", "wiki-editors"]);
+    ok(d, &["user", "delete", "alice.l"]);
+    let export: serde_json::Value = serde_json::from_str(&ok(d, &["export"])).unwrap();
+    assert_eq!(export["users"], serde_json::json!([]));
+    assert_eq!(export["groups"], serde_json::json!([]));
+    assert_eq!(export["applications"], serde_json::json!([]));
+    let info = ok(d, &["store-info"]);
+    assert!(info.starts_with("backend: sqlite"), "{info}");
+}

@@ -6,6 +6,7 @@
 //! `cli:<os user>`.
 
 mod app;
+mod audit;
 mod group;
 mod output;
 mod transfer;
@@ -33,6 +34,8 @@ pub enum AdminCommand {
     Import(Scoped<transfer::ImportCommand>),
     /// Write users, groups and applications as JSON (password hashes are never exported).
     Export(transfer::ExportArgs),
+    /// Show the audit log (newest first).
+    Audit(audit::AuditArgs),
     /// Show which store the configuration names and its schema version.
     StoreInfo(StoreArgs),
 }
@@ -86,6 +89,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             AdminCommand::App(s) => s.store.clone(),
             AdminCommand::Import(s) => s.store.clone(),
             AdminCommand::Export(e) => e.store.clone(),
+            AdminCommand::Audit(a) => a.store.clone(),
             AdminCommand::StoreInfo(s) => s.clone(),
         };
         let ctx = Context::open(&store_args).await?;
@@ -95,6 +99,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             AdminCommand::App(s) => app::run(&ctx, s.command).await,
             AdminCommand::Import(s) => transfer::import(&ctx, s.command).await,
             AdminCommand::Export(e) => transfer::export(&ctx, e).await,
+            AdminCommand::Audit(a) => audit::run(&ctx, a).await,
             AdminCommand::StoreInfo(_) => store_info(&ctx).await,
         };
         ctx.store.close().await;
