@@ -72,8 +72,7 @@ pub enum KeyTransport {
     /// `xmlenc#rsa-oaep-mgf1p` with SHA-1 (the default): what every SAML stack reads.
     RsaOaepMgf1Sha1,
     /// `xmlenc11#rsa-oaep` with its defaults spelt out: SHA-1 digest, MGF1 with SHA-1.
-    /// The same mathematics as [`KeyTransport::RsaOaepMgf1Sha1`] under the 1.1 name;
-    /// accepted when decrypting, never written.
+    /// The same mathematics as [`KeyTransport::RsaOaepMgf1Sha1`] under the 1.1 name.
     RsaOaep11Sha1,
     /// `xmlenc11#rsa-oaep` with SHA-256 and MGF1 with SHA-256, for peers that ask.
     RsaOaepSha256,
@@ -107,8 +106,13 @@ impl KeyTransport {
     /// The `EncryptionMethod` element for an EncryptedKey, with its parameters.
     pub(super) fn method_xml(self) -> String {
         match self {
-            KeyTransport::RsaOaepMgf1Sha1 | KeyTransport::RsaOaep11Sha1 => format!(
+            KeyTransport::RsaOaepMgf1Sha1 => format!(
                 "<xenc:EncryptionMethod Algorithm=\"{RSA_OAEP_MGF1P}\">\
+                 <ds:DigestMethod xmlns:ds=\"{DSIG_NS}\" Algorithm=\"{SHA1}\"/>\
+                 </xenc:EncryptionMethod>"
+            ),
+            KeyTransport::RsaOaep11Sha1 => format!(
+                "<xenc:EncryptionMethod Algorithm=\"{RSA_OAEP_11}\">\
                  <ds:DigestMethod xmlns:ds=\"{DSIG_NS}\" Algorithm=\"{SHA1}\"/>\
                  </xenc:EncryptionMethod>"
             ),

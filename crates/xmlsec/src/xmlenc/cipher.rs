@@ -84,7 +84,7 @@ pub(super) fn decrypt(
         }
         DataAlgorithm::Aes128Cbc | DataAlgorithm::Aes256Cbc => {
             // At least the IV and one block, and whole blocks only.
-            if data.len() < 2 * BLOCK || data.len() % BLOCK != 0 {
+            if data.len() < 2 * BLOCK || !data.len().is_multiple_of(BLOCK) {
                 return None;
             }
             let (iv, body) = data.split_at(BLOCK);
