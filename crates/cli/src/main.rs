@@ -2,9 +2,12 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod catalog_cmd;
 mod demo_app;
+mod keys_cmd;
 mod serve;
 mod sp_cmd;
+mod token_cmd;
 mod xml;
 
 use std::process::ExitCode;
@@ -33,6 +36,13 @@ enum Command {
     /// SP toolkit tools (dry-run provisioning plans).
     #[command(subcommand)]
     Sp(sp_cmd::SpCommand),
+    /// Connector templates shipped in the binary.
+    #[command(subcommand)]
+    Template(catalog_cmd::TemplateCommand),
+    /// The IdP's signing keys (list, init, rotate, activate, cert).
+    Key(keys_cmd::KeyArgs),
+    /// Admin API tokens (create, list, revoke).
+    Token(token_cmd::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +53,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::DemoApp(args) => demo_app::run(args),
         Command::Sp(cmd) => sp_cmd::run(cmd),
+        Command::Template(cmd) => catalog_cmd::run(cmd),
+        Command::Key(args) => keys_cmd::run(args),
+        Command::Token(args) => token_cmd::run(args),
     };
     match result {
         Ok(code) => code,
