@@ -1,6 +1,8 @@
-//! Interop with pysaml2 (tests/interop/saml_pysaml2.py), software nobody on this project
-//! wrote: it loads our metadata, sends us a signed redirect AuthnRequest that we parse
-//! and verify, and answers our SP with signed Responses that our profile accepts.
+//! Interop with pysaml2 (tests/interop/saml_pysaml2.py) and python3-saml
+//! (tests/interop/saml_onelogin.py), software nobody on this project wrote: pysaml2 loads
+//! our metadata, sends us signed AuthnRequests (redirect and POST) that we verify, parse
+//! and accept, answers our SP with signed Responses that our profile accepts, and
+//! accepts ours; python3-saml, in strict mode, accepts the IdP builder's Responses.
 //!
 //! The oracle is found through LATCHKEY_PYTHON (scripts/test points it at the venv),
 //! falling back to `python3`; if pysaml2 cannot run, these tests FAIL with the reason.
@@ -124,17 +126,30 @@ fn pysaml2<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Value {
 /// Runs the oracle script: (exit status ok, stdout, stderr). Panics if it cannot start
 /// or if pysaml2 is not importable, so a missing oracle never passes silently.
 fn pysaml2_run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String, String) {
+    oracle_run("saml_pysaml2.py", args)
+}
+
+/// Runs python3-saml (OneLogin), the second oracle, and parses its JSON output.
+fn onelogin<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Value {
+    let (ok, stdout, stderr) = oracle_run("saml_onelogin.py", args);
+    assert!(ok, "python3-saml oracle failed:\n{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn oracle_run<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> (bool, String, String) {
     let python = std::env::var("LATCHKEY_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/saml_pysaml2.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop")
+        .join(script);
     let out = Command::new(&python)
         .arg(&script)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run the pysaml2 oracle with {python}: {e} (set LATCHKEY_PYTHON to the oracle venv, see scripts/test)"));
+        .unwrap_or_else(|e| panic!("cannot run the oracle {} with {python}: {e} (set LATCHKEY_PYTHON to the oracle venv, see scripts/test)", script.display()));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !stderr.contains("ModuleNotFoundError"),
-        "pysaml2 is not installed for {python} (set LATCHKEY_PYTHON to the oracle venv, see scripts/test):\n{stderr}"
+        "the oracle's Python packages are not installed for {python} (set LATCHKEY_PYTHON to the oracle venv, see scripts/test):\n{stderr}"
     );
     (
         out.status.success(),
@@ -675,4 +690,116 @@ fn pysaml2_post_authn_request_verifies_and_is_accepted_by_the_idp_profile() {
     let stranger = party(dir.path(), "stranger");
     let wrong = [stranger.cert.verifying_key().clone()];
     assert!(dsig::verify_document_element(&doc, &wrong, &VerifyOptions::default()).is_err());
+}
+
+/// A Response from the IdP profile builder, signed as `parts` says, by `signer`.
+fn built_response(
+    signer: &Party,
+    parts: latchkey_saml::profile::idp::SignedParts,
+    request_id: &str,
+) -> String {
+    use latchkey_saml::assertion::{Attribute, NameId, attrname_format, authn_context};
+    use latchkey_saml::profile::idp::{IdpSettings, Issuance, ResponseTarget, build_response};
+    use latchkey_xmlsec::crypto::SigningKey;
+
+    let key = SigningKey::from_pem(&std::fs::read_to_string(&signer.key_file).unwrap()).unwrap();
+    let now = OffsetDateTime::now_utc();
+    build_response(
+        &IdpSettings::new(IDP, SSO_REDIRECT),
+        &ResponseTarget {
+            sp_entity_id: SP.into(),
+            acs_url: ACS.into(),
+            in_response_to: Some(request_id.into()),
+        },
+        &Issuance {
+            name_id: NameId::new("carol", name_id_format::PERSISTENT),
+            session_index: "_session-4".into(),
+            authn_instant: now,
+            authn_context_class_ref: authn_context::PASSWORD_PROTECTED_TRANSPORT.into(),
+            session_not_on_or_after: None,
+            attributes: vec![Attribute {
+                name: "mail".into(),
+                name_format: Some(attrname_format::BASIC.into()),
+                friendly_name: None,
+                values: vec!["carol@example.org".into(), "c@example.org".into()],
+            }],
+        },
+        &key,
+        Some(&signer.cert),
+        parts,
+        now,
+    )
+    .unwrap()
+}
+
+fn onelogin_check(
+    idp: &Party,
+    signer: &Party,
+    parts: latchkey_saml::profile::idp::SignedParts,
+) -> Value {
+    use latchkey_saml::profile::idp::SignedParts;
+    let dir = tempfile::tempdir().unwrap();
+    let response = write(
+        dir.path(),
+        "response.xml",
+        &built_response(signer, parts, "_req-onelogin"),
+    );
+    let mut args = vec![
+        "response",
+        "--idp-cert",
+        s(&idp.cert_file),
+        "--idp-entity-id",
+        IDP,
+        "--sp-entity-id",
+        SP,
+        "--acs",
+        ACS,
+        "--request-id",
+        "_req-onelogin",
+        "--response",
+        s(&response),
+    ];
+    if matches!(parts, SignedParts::Assertion | SignedParts::Both) {
+        args.push("--want-assertions-signed");
+    }
+    if matches!(parts, SignedParts::Response | SignedParts::Both) {
+        args.push("--want-messages-signed");
+    }
+    onelogin(&args)
+}
+
+#[test]
+fn python3_saml_accepts_our_responses_strictly() {
+    use latchkey_saml::profile::idp::SignedParts;
+    let dir = tempfile::tempdir().unwrap();
+    let idp = party(dir.path(), "idp");
+    for parts in [
+        SignedParts::Assertion,
+        SignedParts::Response,
+        SignedParts::Both,
+    ] {
+        let out = onelogin_check(&idp, &idp, parts);
+        assert_eq!(out["valid"], true, "{parts:?}: {out}");
+        assert_eq!(out["name_id"], "carol");
+        assert_eq!(out["name_id_format"], name_id_format::PERSISTENT);
+        assert_eq!(out["session_index"], "_session-4");
+        assert_eq!(
+            out["attributes"]["mail"],
+            serde_json::json!(["carol@example.org", "c@example.org"])
+        );
+    }
+}
+
+#[test]
+fn python3_saml_refuses_our_response_signed_by_another_key() {
+    use latchkey_saml::profile::idp::SignedParts;
+    let dir = tempfile::tempdir().unwrap();
+    let idp = party(dir.path(), "idp");
+    let stranger = party(dir.path(), "stranger");
+    let out = onelogin_check(&idp, &stranger, SignedParts::Both);
+    assert_eq!(out["valid"], false, "{out}");
+    assert!(
+        out["error"].as_str().unwrap().contains("Signature"),
+        "{out}"
+    );
 }
