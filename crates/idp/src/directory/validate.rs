@@ -15,8 +15,12 @@ pub const MAX_ATTRIBUTE_VALUE: usize = 4096;
 /// Most values in one list-valued custom attribute.
 pub const MAX_ATTRIBUTE_VALUES: usize = 256;
 
-/// A username: 1-64 characters, letters, digits and `. _ - @ +`, not starting with `-`
+/// A username: 1-64 characters, ASCII letters, digits and `. _ - @ +`, not starting with `-`
 /// (so it can never be mistaken for a command-line flag).
+///
+/// # Security
+/// ASCII only: with Unicode letters, `аlice` (Cyrillic а) and `alice` would be two accounts
+/// that look identical in every log, portal and SP.
 pub fn username(raw: &str) -> Result<String> {
     let value = raw.trim();
     let field = "username";
@@ -37,19 +41,21 @@ pub fn username(raw: &str) -> Result<String> {
     }
     if let Some(bad) = value
         .chars()
-        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+')))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+')))
     {
         return Err(Error::invalid(
             field,
-            format!("{value:?} contains {bad:?}; allowed are letters, digits and . _ - @ +"),
+            format!("{value:?} contains {bad:?}; allowed are ASCII letters, digits and . _ - @ +"),
         ));
     }
     Ok(value.to_string())
 }
 
 /// An e-mail address: `local@domain` with a dotted domain of letters, digits and hyphens.
-/// Deliberately stricter than RFC 5322 (no quoted local parts, no comments): these addresses
-/// end up in SAML assertions and in other systems' account keys.
+/// Deliberately stricter than RFC 5322 (no quoted local parts, no comments) and ASCII only
+/// (internationalised domains in their `xn--` form): these addresses end up in SAML
+/// assertions and in other systems' account keys, and look-alike letters must not make two
+/// addresses that read the same.
 pub fn email(raw: &str) -> Result<String> {
     let value = raw.trim();
     let field = "email";
@@ -73,7 +79,7 @@ pub fn email(raw: &str) -> Result<String> {
     }
     if !local
         .chars()
-        .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
     {
         return Err(bad("unexpected character in the local part"));
     }
@@ -86,7 +92,7 @@ pub fn email(raw: &str) -> Result<String> {
             || label.len() > 63
             || label.starts_with('-')
             || label.ends_with('-')
-            || !label.chars().all(|c| c.is_alphanumeric() || c == '-')
+            || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
             return Err(bad("malformed domain"));
         }
@@ -169,14 +175,18 @@ mod tests {
         assert!(username("-rf").is_err());
         assert!(username("").is_err());
         assert!(username(&"a".repeat(65)).is_err());
-        assert!(username("jörg.o'brien").is_err());
-        assert!(username("jörg.obrien").is_ok());
+        assert!(username("jorg.o'brien").is_err());
+        assert!(username("jorg.obrien").is_ok());
+        // Look-alikes: Cyrillic а and a German umlaut.
+        assert!(username("\u{430}lice").is_err());
+        assert!(username("jörg").is_err());
     }
 
     #[test]
     fn emails() {
         assert!(email("alice@example.org").is_ok());
         assert!(email("a.b+tag@sub.example.org").is_ok());
+        assert!(email("alice@xn--bcher-kva.example").is_ok());
         for bad in [
             "alice",
             "alice@",
@@ -187,6 +197,8 @@ mod tests {
             "alice@-example.org",
             "a..b@example.org",
             "alice@example..org",
+            "\u{430}lice@example.org",
+            "alice@b\u{fc}cher.example",
         ] {
             let err = email(bad).unwrap_err();
             assert!(
