@@ -6,5 +6,6 @@
 mod failures;
 mod helpdesk;
 mod interop;
+mod socket;
 mod support;
 mod wiki;

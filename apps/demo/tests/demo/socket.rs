@@ -1,0 +1,80 @@
+//! The one real-socket test: `run` fetches the IdP metadata over HTTP, opens its SQLite file
+//! and serves on a TCP port.
+
+use std::time::Duration as StdDuration;
+
+use axum::Router;
+use axum::routing::get;
+use latchkey_demo_apps::{AppKind, DemoConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::*;
+
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.ok()?;
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test]
+async fn run_serves_on_a_socket_with_metadata_fetched_by_url() {
+    let metadata = idp_metadata_xml(&[&idp_key().cert]);
+    let idp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp_port = idp.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let app = Router::new().route("/metadata", get(move || async move { metadata }));
+        axum::serve(idp, app).await.unwrap();
+    });
+
+    // A port that was free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = DemoConfig::from_toml(
+        &format!(
+            r#"
+listen = "127.0.0.1:{port}"
+database = "wiki.sqlite"
+
+[sp]
+entity_id = "http://127.0.0.1:{port}/saml/metadata"
+acs_url = "http://127.0.0.1:{port}/saml/acs"
+
+[sp.idp]
+metadata_url = "http://127.0.0.1:{idp_port}/metadata"
+"#
+        ),
+        dir.path(),
+    )
+    .unwrap();
+    let server = tokio::spawn(latchkey_demo_apps::run(AppKind::Wiki, config));
+
+    let mut reply = None;
+    for _ in 0..100 {
+        if let Some(r) = http_get(port, "/saml/metadata").await {
+            reply = Some(r);
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    let reply = reply.expect("the demo app never answered");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains(&format!("http://127.0.0.1:{port}/saml/acs")));
+
+    let login = http_get(port, "/login").await.unwrap();
+    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+    assert!(
+        login
+            .to_ascii_lowercase()
+            .contains(&format!("location: {SSO}?samlrequest=").to_ascii_lowercase())
+    );
+    assert!(dir.path().join("wiki.sqlite").exists());
+    server.abort();
+}
