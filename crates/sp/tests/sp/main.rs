@@ -7,5 +7,5 @@ mod engine;
 mod plan_json;
 mod race;
 mod replay;
-mod toolkit;
 mod support;
+mod toolkit;
