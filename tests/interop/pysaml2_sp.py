@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""pysaml2 as a real SP against a running `latchkey serve` (crates/cli/tests/serve_interop.rs).
+
+pysaml2 fetches the IdP's metadata over HTTP, then plays a browser (requests.Session, with
+its cookie jar) through the whole sign-in: its signed HTTP-Redirect AuthnRequest, the IdP's
+303 to the same-site continue URL, the login form (with its CSRF token), and the auto-POST
+page, whose SAMLResponse pysaml2 then validates as an SP does. Prints one JSON object.
+
+  sp-initiated   {"request_id", "in_response_to", "name_id", "name_id_format", "issuer",
+                  "session_index", "ava", "relay_state"}
+  idp-initiated  the same for /saml/init/<app id> (an unsolicited Response)
+
+Run with the oracle venv (LATCHKEY_PYTHON); xmlsec1 must be on PATH.
+"""
+
+import argparse
+import base64
+import html
+import json
+import re
+import shutil
+import sys
+import tempfile
+import warnings
+
+warnings.filterwarnings("ignore")
+
+import requests  # noqa: E402
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT  # noqa: E402
+from saml2.client import Saml2Client  # noqa: E402
+from saml2.config import SPConfig  # noqa: E402
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256  # noqa: E402
+
+
+def field(page, name):
+    m = re.search(r'name="%s" value="([^"]*)"' % re.escape(name), page)
+    return html.unescape(m.group(1)) if m else None
+
+
+def client(a):
+    xmlsec = shutil.which("xmlsec1")
+    if not xmlsec:
+        sys.exit("xmlsec1 not found on PATH (pysaml2 needs it)")
+    metadata = requests.get(a.base + "/saml/metadata", timeout=10)
+    metadata.raise_for_status()
+    md_file = tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False)
+    md_file.write(metadata.text)
+    md_file.close()
+    conf = {
+        "entityid": a.sp_entity_id,
+        "key_file": a.key,
+        "cert_file": a.cert,
+        "xmlsec_binary": xmlsec,
+        "service": {
+            "sp": {
+                "endpoints": {"assertion_consumer_service": [(a.acs, BINDING_HTTP_POST)]},
+                "authn_requests_signed": True,
+                "want_response_signed": False,
+                "want_assertions_signed": True,
+                "allow_unsolicited": a.cmd == "idp-initiated",
+            }
+        },
+        "metadata": {"local": [md_file.name]},
+    }
+    return Saml2Client(config=SPConfig().load(conf))
+
+
+def browse_to_acs(a, browser, url):
+    """Follows the IdP's redirects, signs in when asked, and returns the auto-POST page."""
+    for _ in range(10):
+        r = browser.get(url, allow_redirects=False, timeout=10)
+        if r.status_code == 303:
+            url = requests.compat.urljoin(url, r.headers["Location"])
+            if "/login" in url:
+                form = browser.get(url, timeout=10)
+                form.raise_for_status()
+                data = {"username": a.username, "password": a.password, "csrf": field(form.text, "csrf")}
+                cont = field(form.text, "continue")
+                if cont:
+                    data["continue"] = cont
+                r = browser.post(a.base + "/login", data=data, allow_redirects=False, timeout=10)
+                if r.status_code != 303:
+                    sys.exit("login failed: %s %s" % (r.status_code, r.text[:300]))
+                url = requests.compat.urljoin(url, r.headers["Location"])
+            continue
+        if r.status_code != 200:
+            sys.exit("IdP answered %s: %s" % (r.status_code, r.text[:500]))
+        return r
+    sys.exit("redirect loop")
+
+
+def finish(a, sp, page, request_id):
+    action = re.search(r'<form method="post" action="([^"]*)"', page.text)
+    if not action or html.unescape(action.group(1)) != a.acs:
+        sys.exit("auto-POST page does not post to the ACS: %s" % page.text[:500])
+    csp = page.headers.get("Content-Security-Policy", "")
+    if "script-src 'sha256-" not in csp:
+        sys.exit("auto-POST page lacks the hashed script CSP: %s" % csp)
+    saml_response = field(page.text, "SAMLResponse")
+    outstanding = {request_id: "/"} if request_id else {}
+    resp = sp.parse_authn_request_response(saml_response, BINDING_HTTP_POST, outstanding=outstanding)
+    if resp is None:
+        sys.exit("pysaml2 returned no response")
+    info = resp.session_info()
+    xml = base64.b64decode(saml_response).decode()
+    m = re.search(r'InResponseTo="([^"]*)"', xml)
+    return {
+        "request_id": request_id,
+        "in_response_to": m.group(1) if m else None,
+        "issuer": resp.issuer(),
+        "name_id": resp.name_id.text,
+        "name_id_format": resp.name_id.format,
+        "session_index": info.get("session_index"),
+        "ava": resp.ava,
+        "relay_state": field(page.text, "RelayState"),
+    }
+
+
+def cmd_sp_initiated(a):
+    sp = client(a)
+    idp_entity_id = list(sp.metadata.keys())[0]
+    request_id, info = sp.prepare_for_authenticate(
+        entityid=idp_entity_id,
+        relay_state="interop-relay",
+        binding=BINDING_HTTP_REDIRECT,
+        sign=True,
+        sigalg=SIG_RSA_SHA256,
+        digest_alg=DIGEST_SHA256,
+    )
+    location = dict(info["headers"])["Location"]
+    browser = requests.Session()
+    page = browse_to_acs(a, browser, location)
+    return finish(a, sp, page, request_id)
+
+
+def cmd_idp_initiated(a):
+    sp = client(a)
+    browser = requests.Session()
+    page = browse_to_acs(a, browser, a.base + "/saml/init/" + a.app_id)
+    return finish(a, sp, page, None)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("cmd", choices=["sp-initiated", "idp-initiated"])
+    p.add_argument("--base", required=True)
+    p.add_argument("--sp-entity-id", required=True)
+    p.add_argument("--acs", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--cert", required=True)
+    p.add_argument("--username", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--app-id")
+    a = p.parse_args()
+    out = cmd_sp_initiated(a) if a.cmd == "sp-initiated" else cmd_idp_initiated(a)
+    json.dump(out, sys.stdout, sort_keys=True)
+    print()
+
+
+if __name__ == "__main__":
+    main()
