@@ -1,0 +1,8 @@
+//! latchkey-saml integration tests, in one binary (one link step instead of five).
+//! Each module opens with what it covers.
+
+mod flow;
+mod interop;
+mod metadata;
+mod profile;
+mod real_world;
