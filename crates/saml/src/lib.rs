@@ -20,6 +20,7 @@
 pub mod assertion;
 pub mod authn_request;
 pub mod binding;
+pub mod encryption;
 pub mod error;
 pub mod ids;
 pub mod logout;

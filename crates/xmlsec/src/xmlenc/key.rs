@@ -23,9 +23,11 @@ use super::algorithm::KeyTransport;
 use crate::crypto::key::MIN_RSA_BITS;
 use crate::crypto::{Certificate, KeyError, KeyKind};
 
-/// Our RSA private key, for unwrapping content keys (2048 to 8192 bits).
+/// Our RSA private key, for unwrapping content keys (2048 to 8192 bits). Cloning shares
+/// the key material (aws-lc-rs counts references), it does not copy it.
+#[derive(Clone)]
 pub struct DecryptionKey {
-    key: OaepPrivateDecryptingKey,
+    key: PrivateDecryptingKey,
     bits: usize,
 }
 
@@ -82,8 +84,6 @@ impl DecryptionKey {
                 min: MIN_RSA_BITS,
             });
         }
-        let key = OaepPrivateDecryptingKey::new(key)
-            .map_err(|_| KeyError::InvalidPrivateKey("RSA key refused for OAEP"))?;
         Ok(Self { key, bits })
     }
 
@@ -100,10 +100,10 @@ impl DecryptionKey {
         wrapped: &[u8],
         label: &[u8],
     ) -> Option<Zeroizing<Vec<u8>>> {
-        let mut out = Zeroizing::new(vec![0u8; self.key.min_output_size()]);
+        let key = OaepPrivateDecryptingKey::new(self.key.clone()).ok()?;
+        let mut out = Zeroizing::new(vec![0u8; key.min_output_size()]);
         let label = (!label.is_empty()).then_some(label);
-        let len = self
-            .key
+        let len = key
             .decrypt(transport.oaep(), wrapped, &mut out, label)
             .ok()?
             .len();
