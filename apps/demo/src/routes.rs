@@ -188,6 +188,14 @@ async fn acs_post(
         Err(rejection) => {
             let operation_id = Uuid::new_v4();
             tracing::warn!(%operation_id, code = "BINDING_INVALID", %rejection, "ACS form refused");
+            let error = latchkey_sp::Error::Saml(
+                latchkey_sp::latchkey_saml::Error::MissingParameter("SAMLResponse"),
+            );
+            let idp = app.sp().idp().entity_id.clone();
+            if let Err(e) = acs::audit_rejection(app.store(), operation_id, &idp, &error, now).await
+            {
+                tracing::error!(%operation_id, error = %e, "could not audit the refusal");
+            }
             return PageError {
                 status: StatusCode::BAD_REQUEST,
                 title: "Sign-in refused",

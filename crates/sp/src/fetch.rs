@@ -59,6 +59,17 @@ pub async fn load_idp(config: &SpConfig, now: OffsetDateTime) -> Result<IdpTrust
     )?)
 }
 
+/// Re-reads the IdP metadata once and swaps it into `sp`; returns when to do it next. On
+/// failure `sp` keeps the IdP it had.
+pub async fn refresh_once(sp: &ServiceProvider, config: &SpConfig) -> Result<Duration, Error> {
+    let fallback = Duration::seconds(i64::from(config.idp.refresh_seconds));
+    let idp = load_idp(config, OffsetDateTime::now_utc()).await?;
+    tracing::info!(idp = %idp.entity_id, keys = idp.keys.len(), "IdP metadata refreshed");
+    let next = idp.refresh_interval(fallback);
+    sp.set_idp(idp);
+    Ok(next)
+}
+
 /// Re-reads the IdP metadata forever, on its cacheDuration (else `idp.refresh_seconds`), and
 /// swaps the trusted IdP in `sp`. Every certificate of the new metadata is trusted, so an IdP
 /// key rollover announced in its metadata breaks no login.
@@ -68,16 +79,8 @@ pub fn spawn_refresh(sp: ServiceProvider, config: SpConfig) -> tokio::task::Join
         let mut wait = sp.idp().refresh_interval(fallback);
         loop {
             tokio::time::sleep(StdDuration::from_secs(wait.whole_seconds().unsigned_abs())).await;
-            match load_idp(&config, OffsetDateTime::now_utc()).await {
-                Ok(idp) => {
-                    tracing::info!(
-                        idp = %idp.entity_id,
-                        keys = idp.keys.len(),
-                        "IdP metadata refreshed"
-                    );
-                    wait = idp.refresh_interval(fallback);
-                    sp.set_idp(idp);
-                }
+            match refresh_once(&sp, &config).await {
+                Ok(next) => wait = next,
                 Err(error) => {
                     tracing::warn!(%error, "IdP metadata refresh failed; keeping the current keys");
                     wait = RETRY_AFTER_FAILURE;

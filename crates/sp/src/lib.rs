@@ -26,5 +26,9 @@ pub mod store;
 #[cfg(feature = "axum")]
 pub mod web;
 
+/// The SAML and XML-security crates this API exposes types of, for applications that need
+/// them without depending on the exact versions themselves.
+pub use {latchkey_saml, latchkey_xmlsec};
+
 pub use error::{ContractError, Error, MetadataError, ReplayError, SettingsError, StoreError};
 pub use provider::{AcsForm, ServiceProvider};

@@ -178,6 +178,22 @@ async fn malformed_posts() {
     )
     .await;
     assert_eq!(not_base64.error_code(), "BINDING_INVALID");
+    let audit = t.app.store().audit_log(10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.operation_id.to_string() == not_base64.operation_id())
+    );
+    let missing = send(
+        &t,
+        axum::http::Request::post("/saml/acs")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from("RelayState=x"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert_eq!(missing.error_code(), "BINDING_INVALID");
     let garbage = post_acs(&t, "<not-saml/>", None).await;
     assert_eq!(garbage.status, StatusCode::FORBIDDEN);
     assert!(t.app.store().accounts().await.unwrap().is_empty());

@@ -78,3 +78,58 @@ metadata_url = "http://127.0.0.1:{idp_port}/metadata"
     assert!(dir.path().join("wiki.sqlite").exists());
     server.abort();
 }
+
+#[tokio::test]
+async fn metadata_refresh_swaps_in_the_next_key() {
+    let metadata = std::sync::Arc::new(std::sync::Mutex::new(idp_metadata_xml(&[&idp_key().cert])));
+    let served = metadata.clone();
+    let idp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp_port = idp.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let app = Router::new().route(
+            "/metadata",
+            get(move || {
+                let served = served.clone();
+                async move { served.lock().unwrap().clone() }
+            }),
+        );
+        axum::serve(idp, app).await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = DemoConfig::from_toml(
+        &format!(
+            r#"
+listen = "127.0.0.1:0"
+database = "x.sqlite"
+[sp]
+entity_id = "https://app.example/saml/metadata"
+acs_url = "https://app.example/saml/acs"
+[sp.idp]
+metadata_url = "http://127.0.0.1:{idp_port}/metadata"
+refresh_seconds = 600
+"#
+        ),
+        dir.path(),
+    )
+    .unwrap();
+    let trust = latchkey_sp::fetch::load_idp(&config.sp, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let sp = latchkey_sp::ServiceProvider::new(&config.sp, None, trust).unwrap();
+    assert_eq!(sp.idp().keys.len(), 1);
+    // The IdP announces its next key.
+    *metadata.lock().unwrap() = idp_metadata_xml(&[&idp_key().cert, &rogue_key().cert]);
+    let next = latchkey_sp::fetch::refresh_once(&sp, &config.sp)
+        .await
+        .unwrap();
+    assert_eq!(next, time::Duration::minutes(10));
+    assert_eq!(sp.idp().keys.len(), 2);
+    // A broken source keeps the keys already trusted.
+    *metadata.lock().unwrap() = "<not-metadata/>".to_owned();
+    assert!(
+        latchkey_sp::fetch::refresh_once(&sp, &config.sp)
+            .await
+            .is_err()
+    );
+    assert_eq!(sp.idp().keys.len(), 2);
+}
