@@ -6,3 +6,4 @@ mod interop;
 mod metadata;
 mod profile;
 mod real_world;
+mod robustness;
