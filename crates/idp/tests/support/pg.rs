@@ -77,9 +77,17 @@ fn start() -> Result<PgCluster, String> {
         None
     };
 
+    // Under /tmp when it exists: a private $TMPDIR (e.g. /root/tmp) would be untraversable
+    // for the `postgres` user, and a long one would overflow the 107-byte socket path limit.
+    let base = Path::new("/tmp");
+    let base = if base.is_dir() {
+        base.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
     let root = tempfile::Builder::new()
         .prefix("latchkey-pg-")
-        .tempdir()
+        .tempdir_in(base)
         .map_err(|e| format!("creating a temp dir: {e}"))?
         .keep();
     let data = root.join("data");
