@@ -5,11 +5,16 @@
 // Test code: a failed expectation should stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/mod.rs"]
+#[allow(unused_imports)]
+mod store_support;
+
 mod web {
     pub mod support;
 
     mod login;
     mod portal;
     mod server;
+    mod slo;
     mod sso;
 }

@@ -220,6 +220,15 @@ async fn issue(
                 json!({ "reason": "not_assigned", "user": user.username }),
             )
             .await?;
+        if pending.is_passive {
+            // IsPassive forbids showing a page, even this one: answer the SP instead.
+            let status = Status::failure(
+                code::RESPONDER,
+                Some(code::REQUEST_DENIED),
+                Some("the user may not use this application"),
+            );
+            return refuse(state, &app, pending, status, "SSO-DENIED", Some(session)).await;
+        }
         return Err(WebError::Denied {
             app: app.settings.name.clone(),
         });

@@ -56,12 +56,23 @@ pub async fn idp() -> Idp {
 pub async fn idp_with(edit: impl FnOnce(&mut ServerConfig)) -> Idp {
     let dir = tempfile::tempdir().unwrap();
     let url = latchkey_idp::config::sqlite_url(&dir.path().join("latchkey.db"));
+    build(dir, &url, edit).await
+}
+
+/// The same IdP on a fresh database of the throwaway PostgreSQL cluster.
+pub async fn idp_postgres() -> Idp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::store_support::pg::fresh_database_url().await;
+    build(dir, &url, |_| {}).await
+}
+
+async fn build(dir: tempfile::TempDir, url: &str, edit: impl FnOnce(&mut ServerConfig)) -> Idp {
     let cheap = PasswordConfig {
         memory_kib: 64,
         iterations: 1,
         parallelism: 1,
     };
-    let store = Store::open_url(&url, 5, cheap).await.unwrap();
+    let store = Store::open_url(url, 5, cheap).await.unwrap();
     let admin = Actor::system();
     let mut new = NewUser::new("alice", "alice@example.org");
     new.given_name = Some("Alice".into());

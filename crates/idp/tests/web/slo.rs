@@ -1,0 +1,225 @@
+//! Single logout (HTTP-Redirect LogoutRequest from an SP) and the PostgreSQL backend.
+
+use axum::http::StatusCode;
+use latchkey_idp::Actor;
+use latchkey_idp::session::Sessions;
+use latchkey_saml::assertion::NameId;
+use latchkey_saml::binding::{BindingLimits, MessageKind, redirect};
+use latchkey_saml::logout::{LogoutRequest, LogoutResponse};
+use latchkey_saml::status::code;
+use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
+use time::OffsetDateTime;
+
+use super::support::*;
+
+fn logout_request(issuer: &str, name_id: &str, format: &str) -> LogoutRequest {
+    LogoutRequest {
+        id: latchkey_saml::ids::new_id().unwrap(),
+        issue_instant: OffsetDateTime::now_utc(),
+        destination: Some(format!("{BASE}/saml/slo")),
+        issuer: Some(issuer.into()),
+        name_id: NameId::new(name_id, format),
+        session_indexes: Vec::new(),
+        not_on_or_after: None,
+        reason: None,
+    }
+}
+
+fn signed_query(request: &LogoutRequest, key: &SigningKey) -> String {
+    redirect::encode_signed(
+        MessageKind::Request,
+        &request.to_xml().unwrap(),
+        Some("slo-state"),
+        key,
+        key.default_algorithm(),
+        &BindingLimits::default(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn signed_logout_request_ends_the_session_and_answers_signed() {
+    let idp = idp().await;
+    // The signed app gets an SLO endpoint.
+    idp.store
+        .apps()
+        .update(&Actor::system(), idp.signed_app.id, |a| {
+            a.slo = Some(latchkey_idp::apps::Endpoint {
+                url: format!("{SIGNED_SP}/slo"),
+                binding: latchkey_idp::apps::Binding::HttpRedirect,
+            });
+        })
+        .await
+        .unwrap();
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let request = authn_request(SIGNED_SP);
+    let page = b.go(&signed_redirect_uri(&request, &idp.sp_key)).await;
+    let subject = sp_validate(
+        &idp,
+        SIGNED_SP,
+        SIGNED_ACS,
+        &page.saml_response(),
+        Some(&request.id),
+    )
+    .unwrap();
+    let token = b.cookies["latchkey_session"].clone();
+
+    let logout = logout_request(
+        SIGNED_SP,
+        &subject.name_id.value,
+        subject.name_id.format.as_deref().unwrap(),
+    );
+    let page = b
+        .get(&format!("/saml/slo?{}", signed_query(&logout, &idp.sp_key)))
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let location = page.location().to_owned();
+    assert!(
+        location.starts_with(&format!("{SIGNED_SP}/slo?SAMLResponse=")),
+        "{location}"
+    );
+    assert!(!b.cookies.contains_key("latchkey_session"));
+    let sessions = Sessions::new(&idp.store);
+    assert!(
+        sessions
+            .resume(&token, OffsetDateTime::now_utc(), idp.settings.session_idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The LogoutResponse verifies with the IdP's key and answers the request.
+    let query = location.split_once('?').unwrap().1;
+    let message = redirect::decode(query, &BindingLimits::default()).unwrap();
+    message
+        .verify(&idp.idp_keys, &[SignatureAlgorithm::EcdsaSha256])
+        .unwrap();
+    assert_eq!(message.relay_state.as_deref(), Some("slo-state"));
+    assert!(
+        message
+            .xml
+            .contains(&format!("InResponseTo=\"{}\"", logout.id))
+    );
+    assert!(message.xml.contains(code::SUCCESS));
+    let _ = LogoutResponse::parse(&message.xml);
+    assert_eq!(audit_actions(&idp, "logout.slo").await.len(), 1);
+}
+
+#[tokio::test]
+async fn unsigned_or_forged_logout_requests_end_nothing() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let request = authn_request(SIGNED_SP);
+    let page = b.go(&signed_redirect_uri(&request, &idp.sp_key)).await;
+    let subject = sp_validate(
+        &idp,
+        SIGNED_SP,
+        SIGNED_ACS,
+        &page.saml_response(),
+        Some(&request.id),
+    )
+    .unwrap();
+    let logout = logout_request(SIGNED_SP, &subject.name_id.value, "x");
+
+    let unsigned = redirect::encode(
+        MessageKind::Request,
+        &logout.to_xml().unwrap(),
+        None,
+        &BindingLimits::default(),
+    )
+    .unwrap();
+    let page = b.get(&format!("/saml/slo?{unsigned}")).await;
+    assert_eq!(page.error_code(), Some("SSO-UNSIGNED"));
+
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let forger = SigningKey::from_pem(&pair.serialize_pem()).unwrap();
+    let page = b
+        .get(&format!("/saml/slo?{}", signed_query(&logout, &forger)))
+        .await;
+    assert_eq!(page.error_code(), Some("SSO-BAD-SIGNATURE"));
+    assert_eq!(
+        b.get("/portal").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+
+    // From an app without certificates, an unsigned request may end only this browser's
+    // session, and only when it names the NameID this session was given.
+    let request = authn_request(SP);
+    let page = b.go(&redirect_uri(&request, None)).await;
+    let subject = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&request.id)).unwrap();
+    let wrong = logout_request(SP, "someone-else", "x");
+    let q = redirect::encode(
+        MessageKind::Request,
+        &wrong.to_xml().unwrap(),
+        None,
+        &BindingLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        b.get(&format!("/saml/slo?{q}")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        b.get("/portal").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+    let right = logout_request(SP, &subject.name_id.value, "x");
+    let q = redirect::encode(
+        MessageKind::Request,
+        &right.to_xml().unwrap(),
+        None,
+        &BindingLimits::default(),
+    )
+    .unwrap();
+    b.get(&format!("/saml/slo?{q}")).await;
+    assert_eq!(b.get("/portal").await.location(), "/login");
+}
+
+#[tokio::test]
+async fn passive_request_from_an_unassigned_user_is_refused_without_a_page() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("bob", PASSWORD, None).await;
+    let mut request = authn_request(SP);
+    request.is_passive = true;
+    let page = b.go(&redirect_uri(&request, None)).await;
+    let err = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&request.id)).unwrap_err();
+    assert!(
+        matches!(&err, latchkey_saml::Error::StatusNotSuccess { sub_code: Some(s), .. } if s == code::REQUEST_DENIED),
+        "{err}"
+    );
+    assert_eq!(audit_actions(&idp, "sso.denied").await.len(), 1);
+    assert!(audit_actions(&idp, "sso.assertion").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_flow_runs_on_postgresql() {
+    let idp = idp_postgres().await;
+    let mut b = Browser::new(&idp);
+    // Throttle rows, sessions, parked requests and session apps all live in PostgreSQL.
+    assert_eq!(
+        b.login("alice", "wrong password", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let request = authn_request(SP);
+    let first = b.get(&redirect_uri(&request, Some("pg"))).await;
+    let cont = first.location().to_owned();
+    let login = b.get(&cont).await.location().to_owned();
+    b.login("alice", PASSWORD, Some(&continue_key(&login)))
+        .await;
+    let page = b.get(&cont).await;
+    let subject = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&request.id)).unwrap();
+    assert!(subject.session_index.is_some());
+    let page = b.go(&format!("/saml/init/{}", idp.app.id)).await;
+    let again = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), None).unwrap();
+    assert_eq!(again.name_id, subject.name_id);
+    idp.store
+        .users()
+        .suspend(&Actor::system(), idp.alice.id)
+        .await
+        .unwrap();
+    assert_eq!(b.get("/portal").await.location(), "/login");
+}
