@@ -803,3 +803,56 @@ fn python3_saml_refuses_our_response_signed_by_another_key() {
         "{out}"
     );
 }
+
+/// Runs `xmlsec1 --verify` trusting only `cert_file`; returns whether it printed OK.
+fn xmlsec1_verifies(cert_file: &Path, id_attr: &str, document: &Path) -> bool {
+    let out = Command::new("xmlsec1")
+        .args([
+            "--verify",
+            "--enabled-key-data",
+            "key-name",
+            "--pubkey-cert-pem",
+        ])
+        .arg(cert_file)
+        .args(["--id-attr:ID", id_attr])
+        .arg(document)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run xmlsec1 ({e}); scripts/test installs it (Debian package xmlsec1)")
+        });
+    out.status.success()
+}
+
+#[test]
+fn xmlsec1_verifies_our_signed_metadata_and_assertion() {
+    use latchkey_saml::profile::idp::SignedParts;
+    let dir = tempfile::tempdir().unwrap();
+    let idp = party(dir.path(), "idp");
+    let stranger = party(dir.path(), "stranger");
+    let key = latchkey_xmlsec::crypto::SigningKey::from_pem(
+        &std::fs::read_to_string(&idp.key_file).unwrap(),
+    )
+    .unwrap();
+    let md = idp_metadata(&idp.cert)
+        .to_signed_xml(&key, Some(&idp.cert))
+        .unwrap();
+    let md_file = write(dir.path(), "md.xml", &md);
+    const ENTITY: &str = "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor";
+    assert!(xmlsec1_verifies(&idp.cert_file, ENTITY, &md_file));
+    assert!(!xmlsec1_verifies(&stranger.cert_file, ENTITY, &md_file));
+    let tampered = write(
+        dir.path(),
+        "md-tampered.xml",
+        &md.replace(SSO_POST, "https://evil.example/sso"),
+    );
+    assert!(!xmlsec1_verifies(&idp.cert_file, ENTITY, &tampered));
+
+    // A Response whose assertion we signed: xmlsec1 checks the assertion's signature.
+    let response = built_response(&idp, SignedParts::Assertion, "_req-xmlsec1");
+    let file = write(dir.path(), "response.xml", &response);
+    assert!(xmlsec1_verifies(
+        &idp.cert_file,
+        "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+        &file
+    ));
+}
