@@ -255,7 +255,7 @@ async fn acs_post(
 async fn whoami(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let body = match current(&app, &headers).await {
         Ok(Some((session, account))) => whoami_json(&app, &session, &account),
-        Ok(None) => json!({ "authenticated": false }),
+        Ok(None) => json!({ "authenticated": false, "account": null }),
         Err(r) => return r,
     };
     (no_store(), Json(body)).into_response()

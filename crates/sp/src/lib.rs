@@ -10,6 +10,22 @@
 //! - [`replay`]: the assertion replay cache; [`jit`] and [`store`]: just-in-time provisioning
 //!   of local accounts under a per-application contract.
 //! - `axum` (feature): small helpers for axum handlers.
+//!
+//! # Using it
+//! ```text
+//! let config = SpConfig::load(path)?;                        // settings::SpConfig
+//! let idp = fetch::load_idp(&config, now).await?;            // or idp::load_from_file
+//! let sp = ServiceProvider::new(&config, config.load_key()?, idp)?;
+//! fetch::spawn_refresh(sp.clone(), config.clone());          // follow IdP key rollovers
+//! let engine = JitEngine::new(contract, SqlAccountStore::new(db.clone()));
+//! let replay = SqlReplayCache::new(db);
+//!
+//! GET  /saml/metadata -> sp.metadata_xml()
+//! GET  /login         -> redirect to sp.start_login(return_to, now)?.url
+//! POST /saml/acs      -> acs::run(&sp, &form, &replay, &engine, now).await
+//!                        Ok(SignedIn { login, provisioned, return_to }): start a session
+//!                        Err(AcsFailure { error, operation_id }): page with error.code()
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod acs;

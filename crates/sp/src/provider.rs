@@ -3,7 +3,6 @@
 
 use std::sync::{Arc, RwLock};
 
-use latchkey_saml::assertion::name_id_format;
 use latchkey_saml::authn_request::{AuthnRequest, NameIdPolicy, binding_uri};
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
 use latchkey_saml::metadata::{EntityDescriptor, IndexedEndpoint, KeyDescriptor, SpSsoDescriptor};
@@ -261,9 +260,6 @@ impl ServiceProvider {
         Ok(VerifiedResponse::new(subject, return_to))
     }
 }
-
-/// The NameID format of e-mail addresses, re-exported for contracts keyed on it.
-pub const NAMEID_FORMAT_EMAIL: &str = name_id_format::EMAIL;
 
 /// Decodes a `SAMLResponse` POST value (base64, size-capped) into the Response XML.
 pub fn decode_post(saml_response: &str) -> Result<String, Error> {
