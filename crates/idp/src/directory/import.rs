@@ -71,7 +71,12 @@ fn parse(reader: impl Read) -> Result<(Vec<String>, Vec<Row>)> {
     let mut csv = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(reader);
-    let headers: Vec<String> = csv.headers()?.iter().map(str::to_ascii_lowercase).collect();
+    // Spreadsheet exports often start with a UTF-8 byte-order mark; it is not part of the name.
+    let headers: Vec<String> = csv
+        .headers()?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase())
+        .collect();
     for required in ["username", "email"] {
         if !headers.iter().any(|h| h == required) {
             return Err(at(1)(Error::invalid(

@@ -11,6 +11,7 @@ on_both_backends!(
     bad_email_row_leaves_store_unchanged,
     unknown_group_row_leaves_store_unchanged,
     duplicate_within_file_is_refused,
+    spreadsheet_exports_are_accepted,
 );
 
 const USERS: &str = "\
@@ -209,4 +210,26 @@ async fn duplicate_within_file_is_refused(t: TestStore) {
     );
     assert_eq!(snapshot(&t.store).await, before_dup);
     assert_ne!(before, before_dup);
+}
+
+async fn spreadsheet_exports_are_accepted(t: TestStore) {
+    // A UTF-8 byte-order mark, CRLF line ends, header case and padding, quoted cells.
+    let csv =
+        "\u{feff}Username , EMAIL,Display_Name\r\nerin,erin@example.org,\"Erin, the Red\"\r\n";
+    let report = t
+        .store
+        .users()
+        .import_csv(&admin(), csv.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(report.created, ["erin"]);
+    let erin = t
+        .store
+        .users()
+        .find_by_username("erin")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(erin.display_name.as_deref(), Some("Erin, the Red"));
+    assert!(erin.attributes.is_empty(), "{:?}", erin.attributes);
 }
