@@ -4,6 +4,27 @@
 //! once. The SQL is kept portable (`$N` placeholders, `ON CONFLICT`, text timestamps, integer
 //! flags); what genuinely differs per backend lives in [`backend`]. Nothing that several IdP
 //! nodes must agree on is kept in process memory: a [`Store`] is only a connection pool.
+//!
+//! ```no_run
+//! # async fn demo() -> latchkey_idp::Result<()> {
+//! use latchkey_idp::apps::NewApplication;
+//! use latchkey_idp::directory::{NewGroup, NewUser};
+//! use latchkey_idp::{Actor, Config, Store};
+//!
+//! let store = Store::open(&Config::load(None)?).await?;
+//! let admin = Actor::cli("root");
+//! let alice = store.users().create(&admin, NewUser::new("alice", "alice@example.org")).await?;
+//! let staff = store.groups().create(&admin, NewGroup::new("staff")).await?;
+//! store.groups().add_member(&admin, staff.id, alice.id).await?;
+//! let wiki = NewApplication::new("https://wiki.example.org", "Wiki", "https://wiki.example.org/acs");
+//! let wiki = store.apps().create(&admin, wiki).await?;
+//! store.apps().assign(&admin, wiki.id, staff.id).await?;
+//! assert!(store.apps().may_access(wiki.id, &alice).await?);
+//! let name_id = store.apps().persistent_name_id(alice.id, wiki.id).await?;
+//! # let _ = name_id;
+//! # Ok(())
+//! # }
+//! ```
 
 pub(crate) mod backend;
 pub(crate) mod timestamp;
