@@ -75,6 +75,8 @@ pub enum KeyTransport {
     /// The same mathematics as [`KeyTransport::RsaOaepMgf1Sha1`] under the 1.1 name.
     RsaOaep11Sha1,
     /// `xmlenc11#rsa-oaep` with SHA-256 and MGF1 with SHA-256, for peers that ask.
+    /// Not the default: xmlsec1 1.2 cannot decrypt it, and strict python3-saml refuses
+    /// the `xenc11:MGF` element it needs (its bundled XML-Enc 1.0 schema lacks it).
     RsaOaepSha256,
 }
 
