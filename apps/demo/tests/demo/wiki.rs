@@ -171,3 +171,35 @@ async fn pages_carry_a_strict_csp_and_no_script() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&body).contains("<script"));
 }
+
+#[tokio::test]
+async fn unchanged_login_says_so() {
+    let t = app(AppKind::Wiki, "").await;
+    sp_initiated(&t, ada(&["engineering"])).await;
+    let reply = sp_initiated(&t, ada(&["engineering"])).await;
+    let me = whoami(&t, Some(&reply.cookie())).await;
+    assert_eq!(
+        me["provisioning"],
+        "up to date: nothing changed at this login"
+    );
+}
+
+#[tokio::test]
+async fn asserted_values_are_escaped_in_pages() {
+    let t = app(AppKind::Wiki, "").await;
+    let login = Login::new(
+        "eve@example.org",
+        EMAIL_FORMAT,
+        &[
+            ("displayName", &["<script>alert(1)</script>"]),
+            ("groups", &["engineering", "\"><img src=x>"]),
+        ],
+    );
+    let cookie = sp_initiated(&t, login).await.cookie();
+    let home = get(&t, "/", Some(&cookie)).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(!home.body.contains("<script>"));
+    assert!(!home.body.contains("<img src=x>"));
+    assert!(home.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(home.body.contains("&quot;&gt;&lt;img src=x&gt;"));
+}
