@@ -79,8 +79,8 @@ pub enum SsoError {
     /// The request's IssueInstant is too far from now.
     #[error("the request was issued too long ago or in the future")]
     Stale,
-    /// The application wants encrypted assertions, which this build cannot produce.
-    #[error("assertion encryption is configured but not supported by this server yet")]
+    /// The application wants encrypted assertions but has no encryption certificate.
+    #[error("assertion encryption is configured without an encryption certificate")]
     EncryptionUnsupported,
     /// The NameID the application is configured with cannot be made for this user.
     #[error("no NameID can be made for this user: {0}")]

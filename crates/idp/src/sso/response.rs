@@ -11,6 +11,7 @@ use latchkey_saml::assertion::{
 };
 use latchkey_saml::response::Response;
 use latchkey_saml::status::Status;
+use latchkey_xmlsec::crypto::Certificate;
 use latchkey_xmlsec::dsig::{self, SignOptions};
 use time::OffsetDateTime;
 
@@ -80,9 +81,8 @@ pub async fn success(
     pending: &PendingRequest,
     now: OffsetDateTime,
 ) -> Result<IssuedResponse, SsoError> {
-    if app.settings.encrypt_assertion {
-        return Err(SsoError::EncryptionUnsupported);
-    }
+    // Fail before any work (and any pairwise ID) if the certificate is unusable.
+    let encrypt_to = encryption_certificate(app)?;
     let name_id = name_id_for(store, settings, app, user).await?;
     let groups: Vec<String> = store
         .groups()
@@ -152,7 +152,24 @@ pub async fn success(
         assertion_xml = sign(&assertion_xml, &assertion_id, keys)?;
     }
     let envelope = envelope(settings, pending, Status::success(), now)?;
-    let mut xml = envelope.to_xml(Some(&assertion_xml)).map_err(build)?;
+    let mut xml = match &encrypt_to {
+        None => envelope.to_xml(Some(&assertion_xml)).map_err(build)?,
+        Some(cert) => {
+            let encrypted = latchkey_saml::encryption::encrypt_assertion(
+                &assertion_xml,
+                cert,
+                &latchkey_saml::encryption::EncryptOptions::default(),
+            )
+            .map_err(build)?;
+            // The Response type embeds only clear assertions; the EncryptedAssertion goes
+            // where the Assertion would, as the last child of our own serialization.
+            let empty = envelope.to_xml(None).map_err(build)?;
+            let head = empty
+                .strip_suffix("</samlp:Response>")
+                .ok_or_else(|| SsoError::Build("unexpected Response serialization".into()))?;
+            format!("{head}{encrypted}</samlp:Response>")
+        }
+    };
     if app.settings.sign_response {
         xml = sign(&xml, &envelope.id, keys)?;
     }
@@ -162,6 +179,21 @@ pub async fn success(
         attribute_names,
         assertion_id,
     })
+}
+
+/// The certificate to encrypt assertions to, when the application asks for encryption.
+fn encryption_certificate(app: &Application) -> Result<Option<Certificate>, SsoError> {
+    if !app.settings.encrypt_assertion {
+        return Ok(None);
+    }
+    let pem = app
+        .settings
+        .encryption_cert
+        .as_deref()
+        .ok_or(SsoError::EncryptionUnsupported)?;
+    Certificate::from_pem(pem)
+        .map(Some)
+        .map_err(|e| SsoError::Build(format!("the application's encryption certificate: {e}")))
 }
 
 /// Builds and signs a Response that refuses the request with `status` (NoPassive,

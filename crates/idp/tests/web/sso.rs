@@ -534,3 +534,68 @@ async fn name_id_policy_we_cannot_honour_is_refused_at_the_acs() {
         assert_eq!(first.status, StatusCode::SEE_OTHER, "{format}");
     }
 }
+
+#[tokio::test]
+async fn encrypted_assertion_decrypts_and_verifies_at_the_sp() {
+    use latchkey_saml::encryption::{self, DecryptOptions, DecryptionKey};
+    use latchkey_xmlsec::dsig::VerifyOptions;
+    use latchkey_xmlsec::reader::{self, Limits};
+
+    let idp = idp().await;
+    let sp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let sp_cert = rcgen::CertificateParams::new(vec!["sp.example.com".into()])
+        .unwrap()
+        .self_signed(&sp)
+        .unwrap()
+        .pem();
+    idp.store
+        .apps()
+        .update(&latchkey_idp::Actor::system(), idp.app.id, |a| {
+            a.encryption_cert = Some(sp_cert.clone());
+            a.encrypt_assertion = true;
+        })
+        .await
+        .unwrap();
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let request = authn_request(SP);
+    let page = b.go(&redirect_uri(&request, None)).await;
+    let xml = page.saml_response();
+    assert!(
+        !xml.contains("alice@example.org"),
+        "attributes travel encrypted"
+    );
+    // The plain profile refuses what it cannot read...
+    assert!(matches!(
+        sp_validate(&idp, SP, SP_ACS, &xml, Some(&request.id)),
+        Err(latchkey_saml::Error::EncryptedAssertion)
+    ));
+    // ...the SP with the key decrypts it and checks the IdP's signature on the assertion.
+    let doc = reader::parse(&xml, &Limits::default()).unwrap();
+    let response =
+        dsig::verify_document_element(&doc, &idp.idp_keys, &VerifyOptions::default()).unwrap();
+    let encrypted = response
+        .element()
+        .children()
+        .find(|n| n.tag_name().name() == "EncryptedAssertion")
+        .unwrap();
+    let key = DecryptionKey::from_pem(&sp.serialize_pem()).unwrap();
+    let decrypted =
+        encryption::decrypt_assertion(encrypted, &[key], &DecryptOptions::default()).unwrap();
+    let assertion_doc = reader::parse(&decrypted.xml, &Limits::default()).unwrap();
+    let verified = encryption::verify_decrypted_assertion(
+        &assertion_doc,
+        &decrypted,
+        &idp.idp_keys,
+        &VerifyOptions::default(),
+        true,
+    )
+    .unwrap();
+    assert!(decrypted.xml.contains("alice@example.org"));
+    assert!(
+        decrypted
+            .xml
+            .contains(&format!("InResponseTo=\"{}\"", request.id))
+    );
+    assert_eq!(verified.element().tag_name().name(), "Assertion");
+}
