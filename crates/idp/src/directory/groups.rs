@@ -318,13 +318,22 @@ impl<'s> Groups<'s> {
         .bind(id.to_db())
         .fetch_all(&mut *conn)
         .await?;
+        let applications: Vec<String> = sqlx::query_scalar(
+            "SELECT a.entity_id FROM applications a JOIN app_access x ON x.app_id = a.id \
+             WHERE x.group_id = $1 ORDER BY a.entity_id",
+        )
+        .bind(id.to_db())
+        .fetch_all(&mut *conn)
+        .await?;
         sqlx::query("DELETE FROM directory_groups WHERE id = $1")
             .bind(id.to_db())
             .execute(&mut *conn)
             .await?;
         let mut before = audit::snapshot(&group);
         if let Some(serde_json::Value::Object(map)) = before.as_mut() {
+            // What the deletion took with it: memberships and application access.
             map.insert("members".into(), serde_json::json!(members));
+            map.insert("applications".into(), serde_json::json!(applications));
         }
         audit::record(
             conn,

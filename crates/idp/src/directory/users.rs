@@ -684,10 +684,20 @@ impl<'s> Users<'s> {
             .ok_or_else(|| Error::UnknownUser {
                 user: id.to_string(),
             })?;
+        let groups: Vec<String> = super::groups::of_user(&mut *conn, id)
+            .await?
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
         sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id.to_db())
             .execute(&mut *conn)
             .await?;
+        // What the deletion took with it: the user and their memberships.
+        let mut snapshot = audit::snapshot(&before);
+        if let Some(serde_json::Value::Object(map)) = snapshot.as_mut() {
+            map.insert("groups".into(), serde_json::json!(groups));
+        }
         audit::record(
             conn,
             actor,
@@ -696,7 +706,7 @@ impl<'s> Users<'s> {
                 target_kind: "user",
                 target_id: id.to_string(),
                 target_name: before.username.clone(),
-                before: audit::snapshot(&before),
+                before: snapshot,
                 after: None,
             },
         )

@@ -224,6 +224,26 @@ async fn access_policy_is_groups_only(t: TestStore) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotAssigned { .. }), "{err:?}");
+
+    // Deleting an assigned group removes the access and says so in the log.
+    s.apps().assign(&admin(), app.id, editors.id).await.unwrap();
+    s.groups().delete(&admin(), editors.id).await.unwrap();
+    assert!(!s.apps().may_access(app.id, &alice).await.unwrap());
+    assert!(s.apps().access_groups(app.id).await.unwrap().is_empty());
+    let deleted = s
+        .audit()
+        .list(&latchkey_idp::audit::AuditFilter {
+            action: Some("group.delete".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let before = deleted[0].before.as_ref().unwrap();
+    assert_eq!(
+        before["applications"],
+        serde_json::json!(["https://wiki.example.org/saml"])
+    );
+    assert_eq!(before["members"], serde_json::json!(["alice"]));
 }
 
 async fn pairwise_name_ids_are_stable_opaque_and_per_app(t: TestStore) {

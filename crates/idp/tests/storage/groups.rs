@@ -177,5 +177,17 @@ async fn deleting_a_group_or_user_drops_memberships(t: TestStore) {
         serde_json::json!(["alice"])
     );
     s.users().delete(&admin(), alice.id).await.unwrap();
+    let deleted = s
+        .audit()
+        .list(&latchkey_idp::audit::AuditFilter {
+            action: Some("user.delete".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted[0].before.as_ref().unwrap()["groups"],
+        serde_json::json!(["ops"])
+    );
     assert!(s.groups().members(ops.id).await.unwrap().is_empty());
 }
