@@ -6,9 +6,10 @@ its cookie jar) through the whole sign-in: its signed HTTP-Redirect AuthnRequest
 303 to the same-site continue URL, the login form (with its CSRF token), and the auto-POST
 page, whose SAMLResponse pysaml2 then validates as an SP does. Prints one JSON object.
 
-  sp-initiated   {"request_id", "in_response_to", "name_id", "name_id_format", "issuer",
-                  "session_index", "ava", "relay_state"}
-  idp-initiated  the same for /saml/init/<app id> (an unsolicited Response)
+  sp-initiated       {"request_id", "in_response_to", "name_id", "name_id_format", "issuer",
+                      "session_index", "ava", "relay_state"} (signed HTTP-Redirect request)
+  sp-initiated-post  the same with an enveloped-signed HTTP-POST request
+  idp-initiated      the same for /saml/init/<app id> (an unsolicited Response)
 
 Run with the oracle venv (LATCHKEY_PYTHON); xmlsec1 must be on PATH.
 """
@@ -133,6 +134,28 @@ def cmd_sp_initiated(a):
     return finish(a, sp, page, request_id)
 
 
+def cmd_sp_initiated_post(a):
+    sp = client(a)
+    idp_entity_id = list(sp.metadata.keys())[0]
+    destination = sp.metadata.single_sign_on_service(idp_entity_id, BINDING_HTTP_POST)[0]["location"]
+    request_id, request = sp.create_authn_request(
+        destination, sign=True, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, binding=BINDING_HTTP_POST
+    )
+    encoded = base64.b64encode(str(request).encode()).decode()
+    browser = requests.Session()
+    # The cross-site form post: the IdP must park it and continue on a same-site GET.
+    r = browser.post(
+        destination,
+        data={"SAMLRequest": encoded, "RelayState": "interop-post"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    if r.status_code != 303:
+        sys.exit("POST binding answered %s: %s" % (r.status_code, r.text[:500]))
+    page = browse_to_acs(a, browser, requests.compat.urljoin(destination, r.headers["Location"]))
+    return finish(a, sp, page, request_id)
+
+
 def cmd_idp_initiated(a):
     sp = client(a)
     browser = requests.Session()
@@ -142,7 +165,7 @@ def cmd_idp_initiated(a):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cmd", choices=["sp-initiated", "idp-initiated"])
+    p.add_argument("cmd", choices=["sp-initiated", "sp-initiated-post", "idp-initiated"])
     p.add_argument("--base", required=True)
     p.add_argument("--sp-entity-id", required=True)
     p.add_argument("--acs", required=True)
@@ -152,7 +175,12 @@ def main():
     p.add_argument("--password", required=True)
     p.add_argument("--app-id")
     a = p.parse_args()
-    out = cmd_sp_initiated(a) if a.cmd == "sp-initiated" else cmd_idp_initiated(a)
+    commands = {
+        "sp-initiated": cmd_sp_initiated,
+        "sp-initiated-post": cmd_sp_initiated_post,
+        "idp-initiated": cmd_idp_initiated,
+    }
+    out = commands[a.cmd](a)
     json.dump(out, sys.stdout, sort_keys=True)
     print()
 

@@ -196,6 +196,11 @@ fn pysaml2_sp_signs_in_through_a_running_server() {
             .is_some_and(|s| s.starts_with("_s"))
     );
 
+    let post = pysaml2(&base, &seeded, "sp-initiated-post");
+    assert_eq!(post["in_response_to"], post["request_id"], "{post}");
+    assert_eq!(post["relay_state"], "interop-post");
+    assert_eq!(post["name_id"], sp["name_id"]);
+
     let idp = pysaml2(&base, &seeded, "idp-initiated");
     assert!(idp["in_response_to"].is_null(), "{idp}");
     assert_eq!(idp["relay_state"], "/home");
@@ -205,7 +210,7 @@ fn pysaml2_sp_signs_in_through_a_running_server() {
     let metrics = http_get(port, "/metrics").unwrap();
     assert!(
         metrics.contains(&format!(
-            "latchkey_assertions_issued_total{{app=\"{SP_ENTITY}\"}} 2"
+            "latchkey_assertions_issued_total{{app=\"{SP_ENTITY}\"}} 3"
         )),
         "{metrics}"
     );
