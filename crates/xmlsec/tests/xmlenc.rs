@@ -626,3 +626,51 @@ fn encrypting_needs_one_element_with_the_id_and_an_rsa_recipient() {
         Error::Encryption(EncryptionError::RecipientNotRsa)
     );
 }
+
+#[test]
+fn any_changed_byte_of_the_wrapped_key_or_gcm_data_is_the_same_failure() {
+    let gcm = encrypt(DataAlgorithm::Aes128Gcm, KeyTransport::RsaOaepSha256);
+    let (_, _, wrapped) = cipher_value(&gcm, 0);
+    for i in 0..wrapped.len() {
+        let bad = with_cipher_value(&gcm, 0, |b| b[i] ^= 0x01);
+        assert_decryption_failed(decrypt(&bad), &format!("wrapped key byte {i}"));
+    }
+    let (_, _, data) = cipher_value(&gcm, 1);
+    for i in (0..data.len()).step_by(3) {
+        let bad = with_cipher_value(&gcm, 1, |b| b[i] ^= 0x80);
+        assert_decryption_failed(decrypt(&bad), &format!("GCM byte {i}"));
+    }
+}
+
+#[test]
+fn cbc_is_malleable_so_a_changed_byte_either_fails_alike_or_needs_the_signature() {
+    // CBC has no integrity: flipping a byte may still give well-formed XML (that is
+    // what the signature on the decrypted element is for). What must never happen is
+    // any outcome other than that or the one DecryptionFailed.
+    let cbc = encrypt(DataAlgorithm::Aes256Cbc, KeyTransport::RsaOaepMgf1Sha1);
+    let (_, _, data) = cipher_value(&cbc, 1);
+    for i in 0..data.len() {
+        let bad = with_cipher_value(&cbc, 1, |b| b[i] ^= 0x02);
+        match decrypt(&bad) {
+            Ok(out) => assert_ne!(out.xml, assertion_element(), "byte {i} changed nothing"),
+            Err(e) => assert_eq!(e, Error::Encryption(EncryptionError::DecryptionFailed)),
+        }
+    }
+
+    // Where block one is text, flipping an IV byte flips the same plaintext bit and
+    // the result is still well-formed: the test can see malleability when it exists.
+    let text = "<a ID='_t'>0123456789abcdef</a>";
+    let enc = xmlenc::encrypt_element(
+        text,
+        "_t",
+        &sp_cert(),
+        &EncryptOptions::new(DataAlgorithm::Aes128Cbc, KeyTransport::RsaOaepMgf1Sha1),
+    )
+    .unwrap();
+    // Byte 12 of block one is the '1'; 0x31 ^ 0x02 is '3'.
+    let bad = with_cipher_value(&enc, 1, |b| b[12] ^= 0x02);
+    assert_eq!(
+        decrypt(&bad).unwrap().xml,
+        "<a ID='_t'>0323456789abcdef</a>"
+    );
+}
