@@ -74,8 +74,11 @@ pub async fn portal(
 /// GET /saml/init/{app}
 pub async fn launch(
     State(state): State<WebState>,
-    Path(app): Path<String>,
+    app: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, WebError> {
+    let Ok(Path(app)) = app else {
+        return Err(WebError::NotFound);
+    };
     let id: AppId = app.parse().map_err(|_| WebError::NotFound)?;
     let app = match state.store().apps().get(id).await {
         Ok(app) => app,

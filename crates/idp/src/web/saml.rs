@@ -154,8 +154,11 @@ async fn refuse(
 pub async fn resume(
     State(state): State<WebState>,
     headers: HeaderMap,
-    Path(key): Path<String>,
+    key: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, WebError> {
+    let Ok(Path(key)) = key else {
+        return Err(WebError::NotFound);
+    };
     let key = continue_key(Some(&key)).ok_or(WebError::RequestExpired)?;
     let now = timestamp::now();
     let parked = ParkedRequests::new(state.store());

@@ -97,7 +97,12 @@ async fn launch_without_a_session_signs_in_first_and_unassigned_users_are_denied
     for bad in [
         "/saml/init/not-a-uuid",
         "/saml/init/00000000-0000-0000-0000-000000000000",
+        "/saml/init/%FF%FE",
     ] {
-        assert_eq!(b.get(bad).await.status, StatusCode::NOT_FOUND, "{bad}");
+        let page = b.get(bad).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{bad}");
+        assert_eq!(page.error_code(), Some("WEB-NOT-FOUND"), "{bad}");
     }
+    let page = b.get("/saml/continue/%FF%FE").await;
+    assert_eq!(page.error_code(), Some("WEB-NOT-FOUND"));
 }
