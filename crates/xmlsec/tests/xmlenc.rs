@@ -674,3 +674,39 @@ fn cbc_is_malleable_so_a_changed_byte_either_fails_alike_or_needs_the_signature(
         "<a ID='_t'>0323456789abcdef</a>"
     );
 }
+
+mod mutation {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn sample() -> &'static str {
+        static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        S.get_or_init(|| encrypt(DataAlgorithm::Aes128Cbc, KeyTransport::RsaOaepMgf1Sha1))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Damaged EncryptedData text (a cut and an insertion anywhere) never panics:
+        /// every outcome is a typed result.
+        #[test]
+        fn damaged_encrypted_data_never_panics(
+            at in 0usize..4096,
+            cut in 0usize..64,
+            insert in "[<>/=\"a-zA-Z0-9:#+ ]{0,12}",
+        ) {
+            let text = sample();
+            let at = at % text.len();
+            let end = (at + cut).min(text.len());
+            if text.is_char_boundary(at) && text.is_char_boundary(end) {
+                let damaged = format!("{}{insert}{}", &text[..at], &text[end..]);
+                if let Ok(doc) = reader::parse(&damaged, &Limits::default())
+                    && let Some(data) = doc.tree().descendants().find(|n| n.tag_name().name() == "EncryptedData")
+                {
+                    let _ = xmlenc::decrypt_element(data, &[], &[sp_key()], &DecryptOptions::default());
+                }
+            }
+        }
+    }
+}
