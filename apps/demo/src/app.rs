@@ -264,7 +264,9 @@ impl DemoApp {
             None => Contract::from_toml(kind.contract_toml()).map_err(latchkey_sp::Error::from)?,
         };
         let key = config.sp.load_key().map_err(latchkey_sp::Error::from)?;
-        let sp = ServiceProvider::new(&config.sp, key, idp)?;
+        // Outstanding logins live in the app's database, so a restart between the redirect to
+        // the IdP and its answer does not break the login.
+        let sp = ServiceProvider::with_database(&config.sp, key, idp, db.clone())?;
         Ok(Self {
             kind,
             sp,

@@ -161,7 +161,7 @@ struct LoginQuery {
 }
 
 async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
-    match latchkey_sp::web::login_response(app.sp(), q.return_to.as_deref(), app.now()) {
+    match latchkey_sp::web::login_response(app.sp(), q.return_to.as_deref(), app.now()).await {
         Ok(r) => r,
         Err(e) => {
             let operation_id = Uuid::new_v4();
@@ -293,6 +293,7 @@ async fn admin(State(app): State<AppState>, headers: HeaderMap) -> Response {
         Ok(Some(found)) => found,
         Ok(None) => {
             return latchkey_sp::web::login_response(app.sp(), Some("/admin"), app.now())
+                .await
                 .unwrap_or_else(|e| internal(&app, &e));
         }
         Err(r) => return r,

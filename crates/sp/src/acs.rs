@@ -188,7 +188,8 @@ pub async fn run<S: AccountStore, R: ReplayCache>(
     now: OffsetDateTime,
 ) -> Result<SignedIn, AcsFailure> {
     let result = async {
-        sp.verify_response(form, now)?
+        sp.verify_response(form, now)
+            .await?
             .accept(replay, now)
             .await?
             .provision(engine, now)

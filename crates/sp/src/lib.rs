@@ -21,7 +21,7 @@
 //! let replay = SqlReplayCache::new(db);
 //!
 //! GET  /saml/metadata -> sp.metadata_xml()
-//! GET  /login         -> redirect to sp.start_login(return_to, now)?.url
+//! GET  /login         -> redirect to sp.start_login(return_to, now).await?.url
 //! POST /saml/acs      -> acs::run(&sp, &form, &replay, &engine, now).await
 //!                        Ok(SignedIn { login, provisioned, return_to }): start a session
 //!                        Err(AcsFailure { error, operation_id }): page with error.code()

@@ -13,7 +13,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::Error;
+use crate::error::{Error, StoreError};
+use crate::store::{Database, from_millis, millis};
 
 /// A login we started and the IdP has not answered yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -104,6 +105,133 @@ impl PendingRequests {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Where outstanding requests are kept.
+#[derive(Debug)]
+pub enum PendingStore {
+    /// In this process: enough for one node; lost on restart.
+    Memory(PendingRequests),
+    /// In the SP database (table `sp_pending_requests`): shared by every node using it and
+    /// kept across restarts.
+    Sql(SqlPendingRequests),
+}
+
+impl PendingStore {
+    /// Stores `request` under a fresh random key and returns the key.
+    pub async fn insert(
+        &self,
+        request: PendingRequest,
+        now: OffsetDateTime,
+    ) -> Result<String, Error> {
+        match self {
+            Self::Memory(m) => m.insert(request, now),
+            Self::Sql(s) => s.insert(request, now).await,
+        }
+    }
+
+    /// Takes the request stored under `relay_state` (see [`PendingRequests::take`]).
+    pub async fn take(
+        &self,
+        relay_state: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingRequest>, Error> {
+        match self {
+            Self::Memory(m) => m.take(relay_state, now),
+            Self::Sql(s) => s.take(relay_state, now).await,
+        }
+    }
+
+    /// How many requests are held, expired ones included until pruned.
+    pub async fn count(&self) -> Result<usize, Error> {
+        match self {
+            Self::Memory(m) => Ok(m.len()),
+            Self::Sql(s) => s.count().await,
+        }
+    }
+}
+
+/// Outstanding requests in SQL.
+///
+/// # Security
+/// Bounded like [`PendingRequests`]: expired rows are pruned on insert, and a new login is
+/// refused while `capacity` unexpired requests are outstanding. `take` deletes the row it
+/// returns in the same statement, so a RelayState is honoured once even across nodes.
+#[derive(Debug, Clone)]
+pub struct SqlPendingRequests {
+    db: Database,
+    capacity: usize,
+}
+
+impl SqlPendingRequests {
+    /// A store in `db` holding at most `capacity` outstanding requests.
+    pub fn new(db: Database, capacity: usize) -> Self {
+        Self { db, capacity }
+    }
+
+    async fn insert(&self, request: PendingRequest, now: OffsetDateTime) -> Result<String, Error> {
+        sqlx::query("DELETE FROM sp_pending_requests WHERE expires_at <= $1")
+            .bind(millis(now))
+            .execute(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
+        let held = self.count().await?;
+        if held >= self.capacity {
+            return Err(Error::TooManyPendingRequests(held));
+        }
+        let key = Uuid::new_v4().simple().to_string();
+        sqlx::query(
+            "INSERT INTO sp_pending_requests (relay_state, request_id, return_to, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(key.clone())
+        .bind(request.request_id)
+        .bind(request.return_to)
+        .bind(millis(request.expires_at))
+        .execute(self.db.pool())
+        .await
+        .map_err(StoreError::from)?;
+        Ok(key)
+    }
+
+    async fn take(
+        &self,
+        relay_state: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingRequest>, Error> {
+        use sqlx::Row as _;
+        let row = sqlx::query(
+            "DELETE FROM sp_pending_requests WHERE relay_state = $1 \
+             RETURNING request_id, return_to, expires_at",
+        )
+        .bind(relay_state.to_owned())
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(StoreError::from)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let request = PendingRequest {
+            request_id: row.try_get("request_id").map_err(StoreError::from)?,
+            return_to: row.try_get("return_to").map_err(StoreError::from)?,
+            expires_at: from_millis(
+                "sp_pending_requests",
+                row.try_get("expires_at").map_err(StoreError::from)?,
+            )?,
+        };
+        if request.expires_at <= now {
+            return Err(Error::RequestExpired);
+        }
+        Ok(Some(request))
+    }
+
+    async fn count(&self) -> Result<usize, Error> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sp_pending_requests")
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 }
 

@@ -13,7 +13,7 @@ use time::{Duration, OffsetDateTime};
 use crate::acs::VerifiedResponse;
 use crate::error::Error;
 use crate::idp::IdpTrust;
-use crate::login::{LoginRedirect, PendingRequest, PendingRequests, local_path};
+use crate::login::{LoginRedirect, PendingRequest, PendingRequests, PendingStore, local_path};
 use crate::settings::{SpConfig, SpKey};
 
 /// How many logins may be outstanding at once.
@@ -37,7 +37,7 @@ struct Inner {
     name_id_format: Option<String>,
     key: Option<SpKey>,
     idp: RwLock<Arc<IdpTrust>>,
-    pending: PendingRequests,
+    pending: PendingStore,
     limits: BindingLimits,
 }
 
@@ -53,8 +53,32 @@ pub struct AcsForm {
 }
 
 impl ServiceProvider {
-    /// An SP from checked settings, its key (see [`SpConfig::load_key`]) and its IdP.
+    /// An SP from checked settings, its key (see [`SpConfig::load_key`]) and its IdP, keeping
+    /// outstanding requests in memory.
     pub fn new(config: &SpConfig, key: Option<SpKey>, idp: IdpTrust) -> Result<Self, Error> {
+        let pending = PendingStore::Memory(PendingRequests::new(PENDING_CAPACITY));
+        Self::with_pending_store(config, key, idp, pending)
+    }
+
+    /// The same, keeping outstanding requests in the SP database: for several app nodes behind
+    /// one name, or logins that must survive a restart.
+    pub fn with_database(
+        config: &SpConfig,
+        key: Option<SpKey>,
+        idp: IdpTrust,
+        db: crate::store::Database,
+    ) -> Result<Self, Error> {
+        let pending =
+            PendingStore::Sql(crate::login::SqlPendingRequests::new(db, PENDING_CAPACITY));
+        Self::with_pending_store(config, key, idp, pending)
+    }
+
+    fn with_pending_store(
+        config: &SpConfig,
+        key: Option<SpKey>,
+        idp: IdpTrust,
+        pending: PendingStore,
+    ) -> Result<Self, Error> {
         config.check()?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -68,7 +92,7 @@ impl ServiceProvider {
                 name_id_format: config.name_id_format.clone(),
                 key,
                 idp: RwLock::new(Arc::new(idp)),
-                pending: PendingRequests::new(PENDING_CAPACITY),
+                pending,
                 limits: BindingLimits::default(),
             }),
         })
@@ -112,7 +136,7 @@ impl ServiceProvider {
     }
 
     /// The outstanding requests (for tests and monitoring).
-    pub fn pending(&self) -> &PendingRequests {
+    pub fn pending(&self) -> &PendingStore {
         &self.inner.pending
     }
 
@@ -169,7 +193,7 @@ impl ServiceProvider {
     /// Starts an SP-initiated login: builds the AuthnRequest, remembers it under a fresh
     /// RelayState, and returns the IdP URL to redirect the browser to. `return_to` is kept
     /// only if it is a local path.
-    pub fn start_login(
+    pub async fn start_login(
         &self,
         return_to: Option<&str>,
         now: OffsetDateTime,
@@ -189,7 +213,7 @@ impl ServiceProvider {
             return_to: return_to.and_then(local_path),
             expires_at: now + self.inner.request_lifetime,
         };
-        let relay_state = self.inner.pending.insert(pending.clone(), now)?;
+        let relay_state = self.inner.pending.insert(pending.clone(), now).await?;
         let signer = self.inner.key.as_ref().filter(|k| k.sign_requests);
         let query = match signer {
             Some(k) => redirect::encode_signed(
@@ -229,14 +253,14 @@ impl ServiceProvider {
     /// A RelayState we never issued is treated as no request (IdP-initiated logins carry
     /// their own RelayState); the profile then refuses the Response if it claims to answer a
     /// request, or if unsolicited logins are not allowed.
-    pub fn verify_response(
+    pub async fn verify_response(
         &self,
         form: &AcsForm,
         now: OffsetDateTime,
     ) -> Result<VerifiedResponse, Error> {
         let xml = decode_post(&form.saml_response)?;
         let pending = match form.relay_state.as_deref() {
-            Some(r) => self.inner.pending.take(r, now)?,
+            Some(r) => self.inner.pending.take(r, now).await?,
             None => None,
         };
         let (request_id, return_to) = match pending {

@@ -22,12 +22,12 @@ pub fn metadata_response(sp: &ServiceProvider) -> Result<Response, Error> {
 }
 
 /// `GET /login`: starts a login and redirects the browser to the IdP (303, not cached).
-pub fn login_response(
+pub async fn login_response(
     sp: &ServiceProvider,
     return_to: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<Response, Error> {
-    let redirect = sp.start_login(return_to, now)?;
+    let redirect = sp.start_login(return_to, now).await?;
     let location = HeaderValue::from_str(&redirect.url).map_err(|_| {
         Error::Metadata(crate::MetadataError::NoRedirectEndpoint(
             "SSO URL is not a valid header value".to_owned(),

@@ -111,7 +111,7 @@ async fn login_returns_to_local_paths_only() {
     let t = app(AppKind::Wiki, "").await;
     let reply = get(&t, "/login?return_to=https://evil.example/", None).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    let pending = t.app.sp().pending().len();
+    let pending = t.app.sp().pending().count().await.unwrap();
     assert_eq!(pending, 1);
     // Answer that login: the ACS must send the browser home, not to the foreign URL.
     let location = reply.location.unwrap();

@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 pub use audit::{AuditEvent, AuditKind};
 pub use database::{Backend, Database};
-pub(crate) use sql::millis;
 pub use sql::{SqlAccountStore, SqlAccountTx};
+pub(crate) use sql::{from_millis, millis};
 
 use crate::error::StoreError;
 use crate::jit::IdentityKey;

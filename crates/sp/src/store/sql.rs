@@ -344,7 +344,7 @@ pub(crate) fn millis(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-fn from_millis(table: &'static str, ms: i64) -> Result<OffsetDateTime, StoreError> {
+pub(crate) fn from_millis(table: &'static str, ms: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|e| {
         StoreError::Corrupt {
             table,

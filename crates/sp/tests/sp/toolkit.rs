@@ -314,10 +314,10 @@ fn key_rollover_breaks_nothing() {
 
 // ----- login start -----
 
-#[test]
-fn login_start_stores_the_request_under_relay_state() {
+#[tokio::test]
+async fn login_start_stores_the_request_under_relay_state() {
     let sp = sp(&[&old_key().cert]);
-    let login = sp.start_login(Some("/pages/42"), NOW).unwrap();
+    let login = sp.start_login(Some("/pages/42"), NOW).await.unwrap();
     let (endpoint, query) = login.url.split_once('?').unwrap();
     assert_eq!(endpoint, SSO);
     let message = redirect::decode(query, &BindingLimits::default()).unwrap();
@@ -337,14 +337,14 @@ fn login_start_stores_the_request_under_relay_state() {
     );
     assert_eq!(login.request.return_to.as_deref(), Some("/pages/42"));
     assert_eq!(login.request.expires_at, NOW + Duration::minutes(10));
-    assert_eq!(sp.pending().len(), 1);
+    assert_eq!(sp.pending().count().await.unwrap(), 1);
     // Two logins never share a RelayState.
-    let second = sp.start_login(None, NOW).unwrap();
+    let second = sp.start_login(None, NOW).await.unwrap();
     assert_ne!(second.relay_state, login.relay_state);
 }
 
-#[test]
-fn login_start_signs_when_configured() {
+#[tokio::test]
+async fn login_start_signs_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("k.pem"), &new_key().key_pem).unwrap();
     std::fs::write(dir.path().join("c.pem"), &new_key().cert_pem).unwrap();
@@ -358,7 +358,7 @@ fn login_start_signs_when_configured() {
     .unwrap();
     let sp =
         ServiceProvider::new(&cfg, cfg.load_key().unwrap(), trust(&[&old_key().cert])).unwrap();
-    let login = sp.start_login(None, NOW).unwrap();
+    let login = sp.start_login(None, NOW).await.unwrap();
     let message = redirect::decode(
         login.url.split_once('?').unwrap().1,
         &BindingLimits::default(),
@@ -396,14 +396,15 @@ fn return_to_must_be_local() {
     }
 }
 
-#[test]
-fn an_expired_request_is_refused() {
+#[tokio::test]
+async fn an_expired_request_is_refused() {
     let sp = sp(&[&old_key().cert]);
-    let login = sp.start_login(None, NOW).unwrap();
+    let login = sp.start_login(None, NOW).await.unwrap();
     let later = NOW + Duration::minutes(11);
     let xml = response(Some(&login.request.request_id), "_late", &old_key().key);
     let err = sp
         .verify_response(&form(&xml, Some(&login.relay_state)), later)
+        .await
         .unwrap_err();
     assert!(matches!(err, Error::RequestExpired), "{err:?}");
     assert_eq!(err.code(), "REQUEST_EXPIRED");
@@ -425,7 +426,7 @@ async fn acs_chain_creates_then_refuses_a_replay_and_audits_it() {
         SqlAccountStore::new(db),
     );
     let replay = MemoryReplayCache::new(100);
-    let login = sp.start_login(None, NOW).unwrap();
+    let login = sp.start_login(None, NOW).await.unwrap();
     let xml = response(Some(&login.request.request_id), "_once", &old_key().key);
 
     // Dry run first: the typestate chain down to a plan, nothing written.
@@ -480,4 +481,71 @@ async fn acs_chain_creates_then_refuses_a_replay_and_audits_it() {
         PlanAction::Refuse(r) => assert!(r.detail.starts_with("ASSERTION_REPLAYED: "), "{r}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn pending_requests_in_sql_are_shared_between_nodes() {
+    let db = Database::connect("sqlite::memory:").await.unwrap();
+    let cfg = config("");
+    let node_a =
+        ServiceProvider::with_database(&cfg, None, trust(&[&old_key().cert]), db.clone()).unwrap();
+    let node_b = ServiceProvider::with_database(&cfg, None, trust(&[&old_key().cert]), db).unwrap();
+    let login = node_a.start_login(Some("/x"), NOW).await.unwrap();
+    assert_eq!(node_b.pending().count().await.unwrap(), 1);
+    let xml = response(Some(&login.request.request_id), "_shared", &old_key().key);
+    let verified = node_b
+        .verify_response(&form(&xml, Some(&login.relay_state)), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        verified.subject().in_response_to.as_deref(),
+        Some(login.request.request_id.as_str())
+    );
+    // Taken: the same RelayState is not honoured again, on either node.
+    assert_eq!(node_a.pending().count().await.unwrap(), 0);
+    let again = node_a
+        .verify_response(&form(&xml, Some(&login.relay_state)), NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), "IN_RESPONSE_TO_MISMATCH");
+    // Expired requests are refused as such.
+    let late = node_a.start_login(None, NOW).await.unwrap();
+    let err = node_b
+        .verify_response(
+            &form(
+                &response(Some(&late.request.request_id), "_late2", &old_key().key),
+                Some(&late.relay_state),
+            ),
+            NOW + Duration::hours(1),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "REQUEST_EXPIRED");
+}
+
+#[test]
+fn memory_pending_store_is_bounded_and_prunes_expired() {
+    use latchkey_sp::login::{PendingRequest, PendingRequests};
+    let store = PendingRequests::new(2);
+    let request = |expires_at| PendingRequest {
+        request_id: "_r".into(),
+        return_to: None,
+        expires_at,
+    };
+    store
+        .insert(request(NOW + Duration::minutes(1)), NOW)
+        .unwrap();
+    store
+        .insert(request(NOW + Duration::minutes(10)), NOW)
+        .unwrap();
+    assert!(matches!(
+        store.insert(request(NOW + Duration::minutes(10)), NOW),
+        Err(Error::TooManyPendingRequests(2))
+    ));
+    // Once the first has expired there is room again.
+    let later = NOW + Duration::minutes(2);
+    store
+        .insert(request(later + Duration::minutes(10)), later)
+        .unwrap();
+    assert_eq!(store.len(), 2);
 }
