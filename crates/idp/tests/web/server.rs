@@ -117,3 +117,64 @@ async fn a_staged_next_key_is_published_without_a_restart() {
     );
     assert!(body.contains(&next.to_base64()));
 }
+
+/// Whatever arrives at the public endpoints, the answer is a page, never a server error.
+#[test]
+fn arbitrary_input_never_gets_a_server_error() {
+    use proptest::prelude::*;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let idp = runtime.block_on(idp());
+    let encoded = |bytes: &[u8]| {
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+        url::form_urlencoded::byte_serialize(b64.as_bytes()).collect::<String>()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    });
+    let strategy = (
+        prop::collection::vec(any::<u8>(), 0..512),
+        "[ -~]{0,120}",
+        prop::sample::select(vec![
+            "/saml/sso?SAMLRequest=",
+            "/saml/slo?SAMLRequest=",
+            "/saml/sso?SAMLResponse=",
+            "/saml/continue/",
+            "/saml/init/",
+            "/login?continue=",
+        ]),
+    );
+    runner
+        .run(&strategy, |(bytes, text, path)| {
+            runtime.block_on(async {
+                let mut b = Browser::new(&idp);
+                // Raw bytes as a binding payload, and printable junk as a path or query.
+                let uri = format!("{path}{}", encoded(&bytes));
+                let page = b.get(&uri).await;
+                prop_assert!(!page.status.is_server_error(), "{uri}: {}", page.status);
+                let junk: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
+                let page = b.get(&format!("{path}{junk}")).await;
+                prop_assert!(!page.status.is_server_error());
+                let page = b
+                    .post(
+                        "/saml/sso",
+                        &[("SAMLRequest", &text), ("RelayState", &text)],
+                    )
+                    .await;
+                prop_assert!(!page.status.is_server_error());
+                let page = b
+                    .post(
+                        "/login",
+                        &[("username", &text), ("password", &text), ("csrf", &text)],
+                    )
+                    .await;
+                prop_assert!(!page.status.is_server_error());
+                Ok(())
+            })
+        })
+        .unwrap();
+}
