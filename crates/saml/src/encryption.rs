@@ -44,7 +44,7 @@
 //!   [`verify_decrypted_assertion`] therefore reports every failure as the same
 //!   decryption error. Prefer GCM (the default when encrypting).
 
-use latchkey_xmlsec::crypto::{Certificate, VerifyingKey};
+use latchkey_xmlsec::crypto::{Certificate, KeyKind, VerifyingKey};
 use latchkey_xmlsec::dsig::{self, Verified, VerifyOptions};
 use latchkey_xmlsec::reader::{self, Document};
 use latchkey_xmlsec::roxmltree::Node;
@@ -54,6 +54,7 @@ pub use latchkey_xmlsec::xmlenc::{
 };
 
 use crate::error::{Error, Result};
+use crate::metadata::KeyDescriptor;
 use crate::ns::ASSERTION;
 use crate::read;
 
@@ -88,6 +89,47 @@ pub fn encrypt_assertion(
     out.push_str(&data);
     out.push_str("</saml:EncryptedAssertion>");
     Ok(out)
+}
+
+/// The certificate to encrypt for, from an SP's metadata KeyDescriptors: the first RSA
+/// certificate marked `use="encryption"`, else the first RSA one with no `use` (which
+/// serves both). A signing-only key is never used to encrypt.
+pub fn encryption_certificate(keys: &[KeyDescriptor]) -> Option<&Certificate> {
+    use crate::metadata::KeyUse;
+    let rsa = |c: &&Certificate| matches!(c.verifying_key().kind(), KeyKind::Rsa { .. });
+    let with_use = |wanted: Option<KeyUse>| {
+        keys.iter()
+            .filter(move |k| k.key_use == wanted)
+            .flat_map(|k| k.certificates.iter())
+            .find(rsa)
+    };
+    with_use(Some(KeyUse::Encryption)).or_else(|| with_use(None))
+}
+
+/// Encryption options for an SP that advertised these `md:EncryptionMethod` algorithm
+/// URIs in its metadata (empty: it said nothing).
+///
+/// Content cipher: the first of AES-256-GCM, AES-128-GCM, AES-256-CBC, AES-128-CBC that
+/// the SP lists; AES-256-GCM when it lists none of them. Key transport: XML-Enc 1.1
+/// `rsa-oaep` with SHA-256 when the SP lists it, otherwise `rsa-oaep-mgf1p`, which every
+/// SAML stack reads. Anything else the SP lists (3DES, `rsa-1_5`) is never chosen.
+pub fn options_for_sp(advertised: &[&str]) -> EncryptOptions {
+    let offered = |uri: &str| advertised.iter().any(|a| a.trim() == uri);
+    let data = [
+        DataAlgorithm::Aes256Gcm,
+        DataAlgorithm::Aes128Gcm,
+        DataAlgorithm::Aes256Cbc,
+        DataAlgorithm::Aes128Cbc,
+    ]
+    .into_iter()
+    .find(|d| offered(d.uri()))
+    .unwrap_or(DataAlgorithm::Aes256Gcm);
+    let key_transport = if offered(KeyTransport::RsaOaepSha256.uri()) {
+        KeyTransport::RsaOaepSha256
+    } else {
+        KeyTransport::RsaOaepMgf1Sha1
+    };
+    EncryptOptions::new(data, key_transport)
 }
 
 /// Decrypts a `saml:EncryptedAssertion` with one of the SP's `keys`, and returns the

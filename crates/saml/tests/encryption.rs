@@ -486,3 +486,82 @@ mod onelogin {
         assert_eq!(out["valid"], false, "{out}");
     }
 }
+
+#[test]
+fn options_follow_what_the_sp_advertises_and_never_pick_weak_ones() {
+    let o = encryption::options_for_sp(&[]);
+    assert_eq!(
+        (o.data, o.key_transport),
+        (DataAlgorithm::Aes256Gcm, KeyTransport::RsaOaepMgf1Sha1)
+    );
+    let old_sp = [
+        "http://www.w3.org/2001/04/xmlenc#tripledes-cbc",
+        "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+        "http://www.w3.org/2001/04/xmlenc#rsa-1_5",
+        "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+    ];
+    let o = encryption::options_for_sp(&old_sp);
+    assert_eq!(
+        (o.data, o.key_transport),
+        (DataAlgorithm::Aes128Cbc, KeyTransport::RsaOaepMgf1Sha1)
+    );
+    let modern = [
+        "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
+        "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+        "http://www.w3.org/2009/xmlenc11#rsa-oaep",
+    ];
+    let o = encryption::options_for_sp(&modern);
+    assert_eq!(
+        (o.data, o.key_transport),
+        (DataAlgorithm::Aes128Gcm, KeyTransport::RsaOaepSha256)
+    );
+    let only_weak = ["http://www.w3.org/2001/04/xmlenc#tripledes-cbc"];
+    assert_eq!(
+        encryption::options_for_sp(&only_weak).data,
+        DataAlgorithm::Aes256Gcm
+    );
+}
+
+#[test]
+fn the_encryption_certificate_is_an_rsa_key_not_marked_for_signing_only() {
+    use latchkey_saml::metadata::{KeyDescriptor, KeyUse};
+    let k = keys();
+    let signing = KeyDescriptor {
+        key_use: Some(KeyUse::Signing),
+        certificates: vec![k.sp_cert.clone()],
+    };
+    let ec_enc = KeyDescriptor {
+        key_use: Some(KeyUse::Encryption),
+        certificates: vec![k.idp_cert.clone()],
+    };
+    let both = KeyDescriptor {
+        key_use: None,
+        certificates: vec![k.sp_cert.clone()],
+    };
+    // A second RSA certificate, so that which descriptor won is visible.
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let other = rcgen::CertificateParams::new(vec!["sp2".into()])
+        .unwrap()
+        .self_signed(&pair)
+        .unwrap();
+    let enc = KeyDescriptor {
+        key_use: Some(KeyUse::Encryption),
+        certificates: vec![Certificate::from_pem(&other.pem()).unwrap()],
+    };
+    assert_eq!(
+        encryption::encryption_certificate(std::slice::from_ref(&signing)),
+        None
+    );
+    assert_eq!(
+        encryption::encryption_certificate(&[signing.clone(), ec_enc.clone()]),
+        None
+    );
+    assert_eq!(
+        encryption::encryption_certificate(&[signing.clone(), ec_enc, both.clone()]),
+        Some(&k.sp_cert)
+    );
+    assert_eq!(
+        encryption::encryption_certificate(&[both, enc.clone()]),
+        Some(&enc.certificates[0])
+    );
+}
