@@ -26,6 +26,12 @@ pub enum AppCommand {
         #[arg(long = "param", value_name = "KEY=VALUE", requires = "template")]
         params: Vec<String>,
     },
+    /// List the connector templates `app add --template` accepts (same as `latchkey template list`).
+    Templates {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List applications.
     List {
         /// Print JSON.
@@ -332,6 +338,9 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 app.settings.entity_id,
                 app.id
             )?;
+        }
+        AppCommand::Templates { json } => {
+            crate::catalog_cmd::run(crate::catalog_cmd::TemplateCommand::List { json })?;
         }
         AppCommand::List { json } => {
             let all = apps.list().await?;

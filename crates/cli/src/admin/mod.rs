@@ -78,6 +78,12 @@ impl Context {
 }
 
 pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    // The catalogue is compiled in: listing it must not open (or create) a store.
+    if let AdminCommand::App(s) = &cmd
+        && let app::AppCommand::Templates { json } = s.command
+    {
+        return crate::catalog_cmd::run(crate::catalog_cmd::TemplateCommand::List { json });
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
