@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
-pub use parked::ParkedRequests;
+pub use parked::{Parkable, ParkedRequests};
 pub use throttle::{Throttle, ThrottlePolicy, account_key, address_key};
 
 use crate::directory::{User, UserStatus};

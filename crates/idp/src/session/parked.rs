@@ -14,6 +14,17 @@ use super::{fresh_token, token_hash};
 use crate::error::{Error, Result};
 use crate::store::{Store, timestamp};
 
+/// Something that can be parked. Each kind hashes its keys under its own name, so a key
+/// issued for one kind (a sign-in) finds nothing when presented as another (a logout chain).
+pub trait Parkable: Serialize + DeserializeOwned {
+    /// The kind's name, mixed into the stored key hash.
+    const KIND: &'static str;
+}
+
+fn kind_hash<T: Parkable>(key: &str) -> String {
+    token_hash(&format!("{}:{key}", T::KIND))
+}
+
 /// Parked requests in the store.
 #[derive(Debug, Clone, Copy)]
 pub struct ParkedRequests<'s> {
@@ -30,7 +41,7 @@ impl<'s> ParkedRequests<'s> {
     }
 
     /// Parks `payload`; returns the key for the continue URL.
-    pub async fn park<T: Serialize>(&self, payload: &T, now: OffsetDateTime) -> Result<String> {
+    pub async fn park<T: Parkable>(&self, payload: &T, now: OffsetDateTime) -> Result<String> {
         let key = fresh_token();
         let json = serde_json::to_string(payload).map_err(|e| Error::corrupt("parked", e))?;
         // Opportunistic clean-up keeps the table small without a scheduler.
@@ -42,7 +53,7 @@ impl<'s> ParkedRequests<'s> {
             "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at) \
              VALUES ($1, $2, $3, $4)",
         )
-        .bind(token_hash(&key))
+        .bind(kind_hash::<T>(&key))
         .bind(json)
         .bind(timestamp::format(now))
         .bind(timestamp::format(now + PARK_TTL))
@@ -53,7 +64,7 @@ impl<'s> ParkedRequests<'s> {
 
     /// The request parked under `key`, with when it was parked, if not expired. It stays
     /// parked (the user may still have to sign in).
-    pub async fn peek<T: DeserializeOwned>(
+    pub async fn peek<T: Parkable>(
         &self,
         key: &str,
         now: OffsetDateTime,
@@ -65,7 +76,7 @@ impl<'s> ParkedRequests<'s> {
             "SELECT payload, created_at FROM sso_parked_requests \
              WHERE key_hash = $1 AND expires_at > $2",
         )
-        .bind(token_hash(key))
+        .bind(kind_hash::<T>(key))
         .bind(timestamp::format(now))
         .fetch_optional(self.store.pool())
         .await?;
@@ -81,9 +92,9 @@ impl<'s> ParkedRequests<'s> {
 
     /// Removes the request under `key`; returns whether this call removed it, so of two
     /// racing callers exactly one goes on to answer it.
-    pub async fn take(&self, key: &str) -> Result<bool> {
+    pub async fn take<T: Parkable>(&self, key: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM sso_parked_requests WHERE key_hash = $1")
-            .bind(token_hash(key))
+            .bind(kind_hash::<T>(key))
             .execute(self.store.pool())
             .await?;
         Ok(done.rows_affected() == 1)

@@ -35,6 +35,10 @@ pub struct PendingRequest {
     pub is_passive: bool,
 }
 
+impl crate::session::Parkable for PendingRequest {
+    const KIND: &'static str = "sso";
+}
+
 /// Why an SSO step was refused. Each variant has a short code (see [`SsoError::code`]) that
 /// the error page shows and the log carries.
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::html::{escape, page};
+use super::logout::{self, LogoutChain};
 use super::{WebError, WebState, client_addr, cookies};
 use crate::audit::Actor;
 use crate::directory::{User, UserStatus};
@@ -291,7 +292,10 @@ pub async fn logout(
     if !cookies::csrf_ok(state.settings(), &headers, form.csrf.as_deref()) {
         return Err(WebError::Csrf);
     }
+    let sessions = Sessions::new(state.store());
+    let mut chain = None;
     if let Some(session) = state.session(&headers).await? {
+        let apps = sessions.apps(&session).await?;
         state
             .audit(
                 &Actor::user(session.user.id),
@@ -299,19 +303,19 @@ pub async fn logout(
                 "user",
                 session.user.id.to_string(),
                 session.user.username.clone(),
-                json!({ "session_index": session.session_index }),
+                json!({ "session_index": session.session_index, "applications": apps.len() }),
             )
             .await?;
+        chain = Some(LogoutChain::new(session.session_index.clone(), apps));
     }
+    // The session ends before any application is told about it.
     if let Some(token) = cookies::session_token(state.settings(), &headers) {
-        Sessions::new(state.store()).end(&token).await?;
+        sessions.end(&token).await?;
     }
-    let mut response = Html(page(
-        "Signed out",
-        "<p>You are signed out of Latchkey. Applications you opened may keep their own \
-         session until you sign out of them too.</p><p><a href=\"/login\">Sign in again</a></p>",
-    ))
-    .into_response();
+    let mut response = match chain {
+        Some(chain) => logout::next(&state, chain).await?,
+        None => logout::signed_out_page(),
+    };
     if let Ok(v) = HeaderValue::from_str(&cookies::clear_session(state.settings())) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod headers;
 pub mod html;
 pub mod login;
+pub mod logout;
 pub mod metrics;
 pub mod portal;
 pub mod saml;

@@ -21,7 +21,6 @@ use latchkey_saml::status::{Status, code};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::html::page;
 use super::login::continue_key;
 use super::{WebError, WebState, client_addr, cookies};
 use crate::audit::Actor;
@@ -171,13 +170,13 @@ pub async fn resume(
         .filter(|s| !pending.force_authn || s.authn_at >= parked_at);
     match session {
         Some(session) => {
-            if !parked.take(&key).await? {
+            if !parked.take::<PendingRequest>(&key).await? {
                 return Err(WebError::RequestExpired);
             }
             issue(&state, &session, &pending).await
         }
         None if pending.is_passive => {
-            if !parked.take(&key).await? {
+            if !parked.take::<PendingRequest>(&key).await? {
                 return Err(WebError::RequestExpired);
             }
             let app = load_app(&state, &pending).await?;
@@ -335,7 +334,8 @@ pub async fn slo(
         other => SsoError::Binding(other),
     })?;
     if message.kind == MessageKind::Response {
-        return Ok(signed_out_page());
+        // An SP answering our LogoutRequest: on to the next one in the chain.
+        return super::logout::resume(&state, message.relay_state.as_deref()).await;
     }
     let request = LogoutRequest::parse(&message.xml).map_err(SsoError::Malformed)?;
     let issuer = request.issuer.clone().ok_or(SsoError::MissingIssuer)?;
@@ -407,7 +407,7 @@ pub async fn slo(
         .await?;
 
     let Some(endpoint) = &app.settings.slo else {
-        return Ok(signed_out_page());
+        return Ok(super::logout::signed_out_page());
     };
     let now = timestamp::now();
     let id = latchkey_saml::ids::new_id().map_err(|e| SsoError::Build(e.to_string()))?;
@@ -439,12 +439,4 @@ pub async fn slo(
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(response)
-}
-
-fn signed_out_page() -> Response {
-    Html(page(
-        "Signed out",
-        "<p>You are signed out.</p><p><a href=\"/login\">Sign in again</a></p>",
-    ))
-    .into_response()
 }

@@ -223,3 +223,90 @@ async fn the_whole_flow_runs_on_postgresql() {
         .unwrap();
     assert_eq!(b.get("/portal").await.location(), "/login");
 }
+
+#[tokio::test]
+async fn signing_out_at_the_idp_tells_each_application_in_turn() {
+    let idp = idp().await;
+    for (app, url) in [
+        (idp.app.id, format!("{SP}/slo")),
+        (idp.signed_app.id, format!("{SIGNED_SP}/slo")),
+    ] {
+        idp.store
+            .apps()
+            .update(&Actor::system(), app, |a| {
+                a.slo = Some(latchkey_idp::apps::Endpoint {
+                    url: url.clone(),
+                    binding: latchkey_idp::apps::Binding::HttpRedirect,
+                });
+            })
+            .await
+            .unwrap();
+    }
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let mut subjects = Vec::new();
+    for (entity, acs) in [(SP, SP_ACS), (SIGNED_SP, SIGNED_ACS)] {
+        let request = authn_request(entity);
+        let uri = if entity == SP {
+            redirect_uri(&request, None)
+        } else {
+            signed_redirect_uri(&request, &idp.sp_key)
+        };
+        let page = b.go(&uri).await;
+        subjects.push(
+            sp_validate(&idp, entity, acs, &page.saml_response(), Some(&request.id)).unwrap(),
+        );
+    }
+    let token = b.cookies["latchkey_session"].clone();
+    let csrf = b.get("/logout").await.field("csrf").unwrap();
+    let mut page = b.post("/logout", &[("csrf", &csrf)]).await;
+    assert!(!b.cookies.contains_key("latchkey_session"));
+    // The IdP session is over before the first SP hears of it.
+    assert!(
+        Sessions::new(&idp.store)
+            .resume(&token, OffsetDateTime::now_utc(), idp.settings.session_idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for (subject, entity) in subjects.iter().zip([SP, SIGNED_SP]) {
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        let location = page.location().to_owned();
+        let (endpoint, query) = location.split_once('?').unwrap();
+        assert_eq!(endpoint, format!("{entity}/slo"));
+        // What the SP receives: a LogoutRequest signed by the IdP, naming its user.
+        let message = redirect::decode(query, &BindingLimits::default()).unwrap();
+        message
+            .verify(&idp.idp_keys, &[SignatureAlgorithm::EcdsaSha256])
+            .unwrap();
+        let request = LogoutRequest::parse(&message.xml).unwrap();
+        assert_eq!(request.name_id.value, subject.name_id.value);
+        assert_eq!(
+            request.session_indexes,
+            vec![subject.session_index.clone().unwrap()]
+        );
+        assert_eq!(
+            request.issuer.as_deref(),
+            Some(idp.settings.entity_id.as_str())
+        );
+        // The SP answers; its RelayState carries the chain on.
+        let answer = LogoutResponse {
+            id: latchkey_saml::ids::new_id().unwrap(),
+            in_response_to: Some(request.id.clone()),
+            issue_instant: OffsetDateTime::now_utc(),
+            destination: Some(format!("{BASE}/saml/slo")),
+            issuer: Some(entity.into()),
+            status: latchkey_saml::status::Status::success(),
+        };
+        let q = redirect::encode(
+            MessageKind::Response,
+            &answer.to_xml().unwrap(),
+            message.relay_state.as_deref(),
+            &BindingLimits::default(),
+        )
+        .unwrap();
+        page = b.get(&format!("/saml/slo?{q}")).await;
+    }
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("You are signed out"));
+}
