@@ -84,6 +84,10 @@ pub async fn form(
     let cont = query
         .ok()
         .and_then(|Query(q)| continue_key(q.cont.as_deref()));
+    // Already signed in and nothing to continue: the form would only start a second session.
+    if cont.is_none() && matches!(state.session(&headers).await, Ok(Some(_))) {
+        return Redirect::to("/portal").into_response();
+    }
     render(&state, &headers, cont.as_deref(), "", None, StatusCode::OK)
 }
 

@@ -22,6 +22,8 @@ async fn login_by_username_or_email_starts_a_session() {
         let portal = b.get("/portal").await;
         assert_eq!(portal.status, StatusCode::OK);
         assert!(portal.body.contains("Alice Liddell"));
+        // Signed in, the login page sends the user on to the portal.
+        assert_eq!(b.get("/login").await.location(), "/portal");
     }
 }
 

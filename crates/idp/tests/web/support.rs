@@ -308,7 +308,12 @@ impl<'a> Browser<'a> {
             Some(k) => format!("/login?continue={k}"),
             None => "/login".into(),
         };
-        let form = self.get(&uri).await;
+        let mut form = self.get(&uri).await;
+        if form.status == StatusCode::SEE_OTHER {
+            // Already signed in: the login page redirects, so take the token from a form
+            // that is always there (signing in again must still work, for a new session).
+            form = self.get("/logout").await;
+        }
         assert_eq!(form.status, StatusCode::OK);
         let csrf = form.field("csrf").expect("csrf field");
         let mut fields = vec![
