@@ -322,3 +322,159 @@ pub enum Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A stable SCREAMING_SNAKE code for the failure, for logs, JSON output and tests:
+    /// the message text may be reworded, the code is not. Different variants share a code
+    /// only where they mean the same failure (a signature value that does not verify,
+    /// whether enveloped or over a redirect query).
+    pub fn code(&self) -> &'static str {
+        use latchkey_xmlsec::Error as X;
+        use latchkey_xmlsec::dsig::SignatureError as S;
+        use latchkey_xmlsec::xmlenc::EncryptionError as En;
+        match self {
+            Error::Xml(X::Read(_)) => "XML_REFUSED",
+            Error::Xml(X::C14n(_)) => "C14N_FAILED",
+            Error::Xml(X::Key(_)) => "KEY_REFUSED",
+            Error::Xml(X::Signature(S::BadSignature)) => "SIGNATURE_INVALID",
+            Error::Xml(X::Signature(S::DigestMismatch)) => "DIGEST_MISMATCH",
+            Error::Xml(X::Signature(S::NoKeyForAlgorithm { .. })) => "NO_KEY_FOR_ALGORITHM",
+            Error::Xml(X::Signature(_)) => "SIGNATURE_REFUSED",
+            Error::Xml(X::Encryption(En::DecryptionFailed)) => "DECRYPTION_FAILED",
+            Error::Xml(X::Encryption(_)) => "ENCRYPTION_REFUSED",
+            Error::Xml(_) => "XML_SECURITY_FAILED",
+            Error::UnrepresentableChar(_) => "UNREPRESENTABLE_CHAR",
+            Error::Random => "RANDOM_FAILED",
+            Error::UnexpectedElement { .. } => "UNEXPECTED_ELEMENT",
+            Error::MissingElement { .. } => "MISSING_ELEMENT",
+            Error::DuplicateElement { .. } => "DUPLICATE_ELEMENT",
+            Error::MissingAttribute { .. } => "MISSING_ATTRIBUTE",
+            Error::InvalidValue { .. } => "INVALID_VALUE",
+            Error::NotTextOnly(_) => "NOT_TEXT_ONLY",
+            Error::InvalidDateTime(_) => "INVALID_DATETIME",
+            Error::InvalidDuration(_) => "INVALID_DURATION",
+            Error::MissingParameter(_) => "MISSING_PARAMETER",
+            Error::DuplicateParameter(_) => "DUPLICATE_PARAMETER",
+            Error::AmbiguousMessage => "AMBIGUOUS_MESSAGE",
+            Error::Base64(_) => "BASE64_INVALID",
+            Error::UrlEncoding(_) => "URL_ENCODING_INVALID",
+            Error::EncodedTooLarge { .. } => "ENCODED_TOO_LARGE",
+            Error::DecodedTooLarge { .. } => "DECODED_TOO_LARGE",
+            Error::Inflate => "INFLATE_FAILED",
+            Error::NotUtf8 => "NOT_UTF8",
+            Error::RelayStateTooLong { .. } => "RELAY_STATE_TOO_LONG",
+            Error::IncompleteRedirectSignature => "INCOMPLETE_REDIRECT_SIGNATURE",
+            Error::Unsigned => "UNSIGNED",
+            Error::AlgorithmNotAllowed(_) => "ALGORITHM_NOT_ALLOWED",
+            Error::SignatureInvalid => "SIGNATURE_INVALID",
+            Error::MetadataExpired { .. } => "METADATA_EXPIRED",
+            Error::DuplicateEndpointIndex(_) => "DUPLICATE_ENDPOINT_INDEX",
+            Error::NotSigned => "NOT_SIGNED",
+            Error::UnsupportedVersion(_) => "UNSUPPORTED_VERSION",
+            Error::IssuerMismatch { .. } => "ISSUER_MISMATCH",
+            Error::IssuerFormat(_) => "ISSUER_FORMAT",
+            Error::DestinationMismatch { .. } => "DESTINATION_MISMATCH",
+            Error::StatusNotSuccess { .. } => "STATUS_NOT_SUCCESS",
+            Error::AssertionCount(_) => "ASSERTION_COUNT",
+            Error::EncryptedAssertion => "ENCRYPTED_ASSERTION",
+            Error::SubjectMissing => "SUBJECT_MISSING",
+            Error::BearerConfirmationMissing => "BEARER_CONFIRMATION_MISSING",
+            Error::ConfirmationMethod(_) => "CONFIRMATION_METHOD",
+            Error::RecipientMismatch { .. } => "RECIPIENT_MISMATCH",
+            Error::ConfirmationExpired => "CONFIRMATION_EXPIRED",
+            Error::ConfirmationNotYetValid => "CONFIRMATION_NOT_YET_VALID",
+            Error::InResponseToMismatch { .. } => "IN_RESPONSE_TO_MISMATCH",
+            Error::UnsolicitedNotAllowed => "UNSOLICITED_NOT_ALLOWED",
+            Error::ConditionsMissing => "CONDITIONS_MISSING",
+            Error::UnknownCondition(_) => "UNKNOWN_CONDITION",
+            Error::NotYetValid => "NOT_YET_VALID",
+            Error::Expired => "EXPIRED",
+            Error::AudienceMissing => "AUDIENCE_MISSING",
+            Error::AudienceMismatch => "AUDIENCE_MISMATCH",
+            Error::AuthnStatementMissing => "AUTHN_STATEMENT_MISSING",
+            Error::SessionExpired => "SESSION_EXPIRED",
+            Error::RequestIssuerMismatch { .. } => "REQUEST_ISSUER_MISMATCH",
+            Error::SpRoleMissing => "SP_ROLE_MISSING",
+            Error::RequestDestinationMismatch { .. } => "REQUEST_DESTINATION_MISMATCH",
+            Error::RequestExpired => "REQUEST_EXPIRED",
+            Error::RequestNotYetValid => "REQUEST_NOT_YET_VALID",
+            Error::AcsNotRegistered(_) => "ACS_NOT_REGISTERED",
+            Error::AcsIndexUnknown(_) => "ACS_INDEX_UNKNOWN",
+            Error::AcsMissing => "ACS_MISSING",
+            Error::UnsupportedBinding(_) => "UNSUPPORTED_BINDING",
+            Error::NameIdFormatUnsupported(_) => "NAME_ID_FORMAT_UNSUPPORTED",
+            Error::LogoutIssuerMismatch { .. } => "LOGOUT_ISSUER_MISMATCH",
+            Error::LogoutDestinationMismatch { .. } => "LOGOUT_DESTINATION_MISMATCH",
+            Error::LogoutExpired => "LOGOUT_EXPIRED",
+            Error::LogoutNotYetValid => "LOGOUT_NOT_YET_VALID",
+        }
+    }
+
+    /// The rule (or, outside the profile rules, the layer) that refused, in snake_case:
+    /// `signature`, `issuer`, `destination`, `status`, `in_response_to`, `assertion`,
+    /// `subject`, `subject_confirmation`, `conditions`, `audience`, `authn_statement`,
+    /// the IdP's `request_*` and `acs` rules, `logout_*`, or `xml`, `schema`, `binding`,
+    /// `metadata`, `encryption`, `build`. Groups codes for an operator who wants to know
+    /// which check to look at before reading the detail.
+    pub fn rule(&self) -> &'static str {
+        use latchkey_xmlsec::Error as X;
+        match self {
+            Error::Xml(X::Read(_) | X::C14n(_)) => "xml",
+            Error::Xml(X::Encryption(_)) | Error::EncryptedAssertion => "encryption",
+            Error::Xml(_)
+            | Error::AlgorithmNotAllowed(_)
+            | Error::SignatureInvalid
+            | Error::Unsigned
+            | Error::IncompleteRedirectSignature
+            | Error::NotSigned => "signature",
+            Error::UnrepresentableChar(_) | Error::Random => "build",
+            Error::UnexpectedElement { .. }
+            | Error::MissingElement { .. }
+            | Error::DuplicateElement { .. }
+            | Error::MissingAttribute { .. }
+            | Error::InvalidValue { .. }
+            | Error::NotTextOnly(_)
+            | Error::InvalidDateTime(_)
+            | Error::InvalidDuration(_) => "schema",
+            Error::MissingParameter(_)
+            | Error::DuplicateParameter(_)
+            | Error::AmbiguousMessage
+            | Error::Base64(_)
+            | Error::UrlEncoding(_)
+            | Error::EncodedTooLarge { .. }
+            | Error::DecodedTooLarge { .. }
+            | Error::Inflate
+            | Error::NotUtf8
+            | Error::RelayStateTooLong { .. }
+            | Error::UnsupportedBinding(_) => "binding",
+            Error::MetadataExpired { .. } | Error::DuplicateEndpointIndex(_) => "metadata",
+            Error::UnsupportedVersion(_) => "version",
+            Error::IssuerMismatch { .. } | Error::IssuerFormat(_) => "issuer",
+            Error::DestinationMismatch { .. } => "destination",
+            Error::StatusNotSuccess { .. } => "status",
+            Error::AssertionCount(_) => "assertion",
+            Error::SubjectMissing => "subject",
+            Error::BearerConfirmationMissing
+            | Error::ConfirmationMethod(_)
+            | Error::RecipientMismatch { .. }
+            | Error::ConfirmationExpired
+            | Error::ConfirmationNotYetValid => "subject_confirmation",
+            Error::InResponseToMismatch { .. } | Error::UnsolicitedNotAllowed => "in_response_to",
+            Error::ConditionsMissing
+            | Error::UnknownCondition(_)
+            | Error::NotYetValid
+            | Error::Expired => "conditions",
+            Error::AudienceMissing | Error::AudienceMismatch => "audience",
+            Error::AuthnStatementMissing | Error::SessionExpired => "authn_statement",
+            Error::RequestIssuerMismatch { .. } => "request_issuer",
+            Error::SpRoleMissing => "sp_metadata",
+            Error::RequestDestinationMismatch { .. } => "request_destination",
+            Error::RequestExpired | Error::RequestNotYetValid => "request_freshness",
+            Error::AcsNotRegistered(_) | Error::AcsIndexUnknown(_) | Error::AcsMissing => "acs",
+            Error::NameIdFormatUnsupported(_) => "name_id_policy",
+            Error::LogoutIssuerMismatch { .. } => "logout_issuer",
+            Error::LogoutDestinationMismatch { .. } => "logout_destination",
+            Error::LogoutExpired | Error::LogoutNotYetValid => "logout_freshness",
+        }
+    }
+}

@@ -22,6 +22,7 @@ pub mod authn_request;
 pub mod binding;
 pub mod encryption;
 pub mod error;
+pub mod fuzzing;
 pub mod ids;
 pub mod logout;
 pub mod metadata;
