@@ -5,6 +5,7 @@ mod admin;
 mod catalog_cmd;
 mod demo_app;
 mod keys_cmd;
+mod saml_cmd;
 mod serve;
 mod sp_cmd;
 mod token_cmd;
@@ -27,6 +28,9 @@ enum Command {
     /// XML security tools: canonicalize, sign and verify documents.
     #[command(subcommand)]
     Xml(xml::XmlCommand),
+    /// SAML debugging tools: decode and verify messages.
+    #[command(subcommand)]
+    Saml(saml_cmd::SamlCommand),
     #[command(flatten)]
     Admin(admin::AdminCommand),
     /// Run the SSO server: sign-in, SAML endpoints, user portal and admin API.
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Xml(cmd) => xml::run(cmd),
+        Command::Saml(cmd) => saml_cmd::run(cmd),
         Command::Admin(cmd) => admin::run(cmd),
         Command::Serve(args) => serve::run(args),
         Command::DemoApp(args) => demo_app::run(args),
