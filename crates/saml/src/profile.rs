@@ -8,6 +8,10 @@
 //!   signed Assertion itself, or a direct child of the signed Response. It is never
 //!   looked up again by name or ID in the document.
 //! * Exactly one assertion is accepted, so there is never a choice of which to trust.
+//! * An EncryptedAssertion is decrypted with [`SpSettings::decryption_keys`] only, and
+//!   the decrypted assertion is then held to the same signature rule as a clear one: its
+//!   own signature must verify, or the Response's signature (which covers the
+//!   ciphertext) must have. Identity is read only from the decrypted, verified element.
 //! * Every check names its rule in [`Error`], and the order of the checks is fixed:
 //!   signatures first, so no rule reads unsigned content before the signature rules ran.
 
@@ -20,6 +24,9 @@ use time::{Duration, OffsetDateTime};
 use crate::assertion::{
     Assertion, AuthnStatement, BEARER, NameId, SubjectConfirmationData, name_id_format,
     parse_assertion,
+};
+use crate::encryption::{
+    DecryptOptions, DecryptionKey, decrypt_assertion, verify_decrypted_assertion,
 };
 use crate::error::{Error, Result};
 use crate::ns::{ASSERTION, DSIG};
@@ -54,6 +61,14 @@ pub struct SpSettings {
     pub allow_unsolicited: bool,
     /// Accept 1024-bit RSA keys (legacy IdPs only). Off by default.
     pub allow_rsa_1024: bool,
+    /// Our private keys for EncryptedAssertions (the current one first, then any being
+    /// rolled over). Empty by default: an EncryptedAssertion is then refused with
+    /// [`Error::EncryptedAssertion`].
+    pub decryption_keys: Vec<DecryptionKey>,
+    /// Which content ciphers and key transports are accepted when decrypting (default:
+    /// AES-GCM and AES-CBC, RSA-OAEP; RSA PKCS#1 v1.5 is refused whatever this says).
+    /// [`DecryptOptions::gcm_only`] refuses unauthenticated CBC altogether.
+    pub decrypt_options: DecryptOptions,
 }
 
 impl SpSettings {
@@ -86,6 +101,8 @@ impl SpSettings {
             clock_skew: Duration::seconds(60),
             allow_unsolicited: false,
             allow_rsa_1024: false,
+            decryption_keys: Vec::new(),
+            decrypt_options: DecryptOptions::default(),
         }
     }
 
@@ -201,33 +218,114 @@ pub fn validate_response(
     // Rule: the Response answers our request (or is allowed to answer none).
     check_in_response_to(settings, request_id, response.in_response_to.as_deref())?;
 
-    // Rule: exactly one assertion, in the clear.
-    if parts.encrypted_assertions > 0 {
+    // Rule: exactly one assertion, in the clear or encrypted; an encrypted one only when
+    // we hold a key for it.
+    if !parts.encrypted_assertions.is_empty() && settings.decryption_keys.is_empty() {
         return Err(Error::EncryptedAssertion);
     }
-    let [assertion_node] = parts.assertions.as_slice() else {
-        return Err(Error::AssertionCount(parts.assertions.len()));
+    let response_signed = response_verified.is_some();
+    let (assertion, expiry) = match (
+        parts.assertions.as_slice(),
+        parts.encrypted_assertions.as_slice(),
+    ) {
+        ([clear], []) => clear_assertion(settings, &doc, *clear, response_signed, request_id, now)?,
+        ([], [encrypted]) => {
+            encrypted_assertion(settings, *encrypted, response_signed, request_id, now)?
+        }
+        (clear, encrypted) => return Err(Error::AssertionCount(clear.len() + encrypted.len())),
     };
-    let assertion_node = *assertion_node;
-    // Rule: the assertion is covered by a verified signature, its own or the
-    // Response's. An assertion signature that is present must verify even when the
-    // Response is signed too.
-    let assertion_verified = if has_signature(assertion_node) {
-        let v = dsig::verify_element(&doc, assertion_node, &settings.idp_keys, &options)?;
+    accepted(assertion, response.id, response.in_response_to, expiry)
+}
+
+/// Rule: a clear assertion is covered by a verified signature, its own or the
+/// Response's (`response_signed`: `node` was found among the verified Response's
+/// children). An assertion signature that is present must verify even when the Response
+/// is signed too. Then the assertion-level rules, on the verified element.
+fn clear_assertion(
+    settings: &SpSettings,
+    doc: &reader::Document<'_>,
+    node: Node<'_, '_>,
+    response_signed: bool,
+    request_id: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(Assertion, OffsetDateTime)> {
+    let verified = if has_signature(node) {
+        let v = dsig::verify_element(doc, node, &settings.idp_keys, &settings.verify_options())?;
         check_algorithms(settings, &v)?;
         Some(v)
     } else {
         None
     };
-    let assertion_node = match (&assertion_verified, &response_verified) {
+    let node = match (&verified, response_signed) {
         (Some(v), _) => v.element(),
-        // `assertion_node` was found among the verified Response element's children.
-        (None, Some(_)) => assertion_node,
-        (None, None) => return Err(Error::NotSigned),
+        (None, true) => node,
+        (None, false) => return Err(Error::NotSigned),
     };
-    let assertion = parse_assertion(assertion_node)?;
-    let expiry = check_assertion(settings, &assertion, assertion_node, request_id, now)?;
-    accepted(assertion, response.id, response.in_response_to, expiry)
+    read_assertion(settings, node, request_id, now)
+}
+
+/// Rule: an EncryptedAssertion decrypts with one of our keys, and the assertion inside
+/// is covered by a verified signature, its own or the Response's (`response_signed`:
+/// `encrypted` was found among the verified Response's children, so that signature
+/// covers the ciphertext). Then the assertion-level rules, on the decrypted element.
+///
+/// # Security
+/// When the Response is not signed, the assertion's signature is always checked through
+/// [`verify_decrypted_assertion`], which reports every failure after a CBC decryption
+/// as a decryption failure. Nothing here branches on whether the decrypted text carries
+/// a signature first: a distinct "not signed" answer would be the very oracle that rule
+/// closes.
+fn encrypted_assertion(
+    settings: &SpSettings,
+    encrypted: Node<'_, '_>,
+    response_signed: bool,
+    request_id: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(Assertion, OffsetDateTime)> {
+    let decrypted = decrypt_assertion(
+        encrypted,
+        &settings.decryption_keys,
+        &settings.decrypt_options,
+    )?;
+    // `decrypt_assertion` parsed this same text under these same limits, so this cannot
+    // fail; were it to, it must look like every other decryption failure.
+    let doc = reader::parse(&decrypted.xml, &settings.decrypt_options.limits).map_err(|_| {
+        Error::Xml(latchkey_xmlsec::xmlenc::EncryptionError::DecryptionFailed.into())
+    })?;
+    let options = settings.verify_options();
+    let verified = if !response_signed || has_signature(doc.root_element()) {
+        let v = verify_decrypted_assertion(
+            &doc,
+            &decrypted,
+            &settings.idp_keys,
+            &options,
+            response_signed,
+        )?;
+        check_algorithms(settings, &v)?;
+        Some(v)
+    } else {
+        None
+    };
+    let node = match &verified {
+        Some(v) => v.element(),
+        // The Response's verified signature covers the ciphertext, so the plaintext is
+        // the IdP's; `decrypt_assertion` checked it is one saml:Assertion.
+        None => doc.root_element(),
+    };
+    read_assertion(settings, node, request_id, now)
+}
+
+/// The assertion-level rules on an element already known to be covered by a verified
+/// signature. Returns the assertion and its replay expiry.
+fn read_assertion(
+    settings: &SpSettings,
+    node: Node<'_, '_>,
+    request_id: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(Assertion, OffsetDateTime)> {
+    let assertion = parse_assertion(node)?;
+    let expiry = check_assertion(settings, &assertion, node, request_id, now)?;
+    Ok((assertion, expiry))
 }
 
 impl Assertion {

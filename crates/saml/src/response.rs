@@ -43,7 +43,28 @@ impl Response {
     /// and any XML declaration is dropped, so a signed assertion can be embedded as is:
     /// it declares its own namespaces, and its signature stays valid.
     pub fn to_xml(&self, assertion: Option<&str>) -> Result<String> {
-        let embedded = assertion.map(assertion_element_text).transpose()?;
+        let embedded = assertion
+            .map(|a| element_text(a, "Assertion", "saml:Assertion"))
+            .transpose()?;
+        self.write(embedded)
+    }
+
+    /// Serializes the response around `encrypted_assertion`, the text of one
+    /// `saml:EncryptedAssertion` element (as [`crate::encryption::encrypt_assertion`]
+    /// returns it), placed where the Assertion would be.
+    ///
+    /// Like [`Response::to_xml`], the text is checked to be exactly one such element, so
+    /// nothing else can be smuggled into the envelope through it.
+    pub fn to_xml_encrypted(&self, encrypted_assertion: &str) -> Result<String> {
+        let embedded = element_text(
+            encrypted_assertion,
+            "EncryptedAssertion",
+            "saml:EncryptedAssertion",
+        )?;
+        self.write(Some(embedded))
+    }
+
+    fn write(&self, embedded: Option<&str>) -> Result<String> {
         let mut w = XmlWriter::new();
         w.start("samlp:Response")
             .attr("xmlns:samlp", PROTOCOL)
@@ -65,11 +86,12 @@ impl Response {
     }
 }
 
-/// The Assertion element's own text within `xml`, after checking that `xml` is one.
-fn assertion_element_text(xml: &str) -> Result<&str> {
+/// The root element's own text within `xml`, after checking that it is the SAML
+/// assertion-namespace element `local` (shown as `display` in errors).
+fn element_text<'x>(xml: &'x str, local: &str, display: &'static str) -> Result<&'x str> {
     let doc = parse(xml, &Limits::default())?;
     let root = doc.root_element();
-    read::expect(root, ASSERTION, "Assertion", "saml:Assertion")?;
+    read::expect(root, ASSERTION, local, display)?;
     let text = doc.input_text();
     text.get(root.range()).ok_or(Error::NotUtf8)
 }
@@ -80,8 +102,8 @@ pub(crate) struct ResponseParts<'a, 'i> {
     pub(crate) response: Response,
     /// `saml:Assertion` children, in order.
     pub(crate) assertions: Vec<Node<'a, 'i>>,
-    /// How many `saml:EncryptedAssertion` children there are.
-    pub(crate) encrypted_assertions: usize,
+    /// `saml:EncryptedAssertion` children, in order.
+    pub(crate) encrypted_assertions: Vec<Node<'a, 'i>>,
 }
 
 /// Reads a Response element. Only direct children are considered, so an assertion
@@ -101,7 +123,7 @@ pub(crate) fn parse_response<'a, 'i>(node: Node<'a, 'i>) -> Result<ResponseParts
             status,
         },
         assertions: read::children(node, ASSERTION, "Assertion").collect(),
-        encrypted_assertions: read::children(node, ASSERTION, "EncryptedAssertion").count(),
+        encrypted_assertions: read::children(node, ASSERTION, "EncryptedAssertion").collect(),
     })
 }
 
@@ -160,6 +182,39 @@ mod tests {
             Err(Error::UnexpectedElement { .. })
         ));
         assert!(r.to_xml(Some("<saml:Assertion")).is_err());
+    }
+
+    #[test]
+    fn encrypted_assertion_is_embedded_and_kept_apart() {
+        let r = envelope(Status::success());
+        let encrypted = format!(
+            r#"<?xml version="1.0"?><saml:EncryptedAssertion xmlns:saml="{ASSERTION}"><x:EncryptedData xmlns:x="http://www.w3.org/2001/04/xmlenc#"/></saml:EncryptedAssertion>"#
+        );
+        let xml = r.to_xml_encrypted(&encrypted).unwrap();
+        assert!(!xml.contains("<?xml"));
+        let doc = parse(&xml, &Limits::default()).unwrap();
+        let parts = parse_response(doc.root_element()).unwrap();
+        assert_eq!(parts.response, r);
+        assert!(parts.assertions.is_empty());
+        assert_eq!(parts.encrypted_assertions.len(), 1);
+        assert_eq!(
+            parts.encrypted_assertions[0]
+                .first_element_child()
+                .unwrap()
+                .tag_name()
+                .name(),
+            "EncryptedData"
+        );
+        // Each method embeds only its own kind of element.
+        let clear = sample().to_xml().unwrap();
+        assert!(matches!(
+            r.to_xml_encrypted(&clear),
+            Err(Error::UnexpectedElement { .. })
+        ));
+        assert!(matches!(
+            r.to_xml(Some(&encrypted)),
+            Err(Error::UnexpectedElement { .. })
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! latchkey-saml integration tests, in one binary (one link step instead of five).
 //! Each module opens with what it covers.
 
+mod encrypted;
 mod flow;
 mod interop;
 mod metadata;
