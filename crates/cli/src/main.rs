@@ -3,6 +3,7 @@
 
 mod admin;
 mod catalog_cmd;
+mod demo;
 mod demo_app;
 mod keys_cmd;
 mod saml_cmd;
@@ -33,6 +34,8 @@ enum Command {
     Saml(saml_cmd::SamlCommand),
     #[command(flatten)]
     Admin(admin::AdminCommand),
+    /// Run the whole demo: the IdP and two JIT-provisioning apps, seeded and registered.
+    Demo(demo::DemoArgs),
     /// Run the SSO server: sign-in, SAML endpoints, user portal and admin API.
     Serve(serve::ServeArgs),
     /// Run a demo application (wiki or helpdesk) built on the SP toolkit.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Xml(cmd) => xml::run(cmd),
         Command::Saml(cmd) => saml_cmd::run(cmd),
         Command::Admin(cmd) => admin::run(cmd),
+        Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::DemoApp(args) => demo_app::run(args),
         Command::Sp(cmd) => sp_cmd::run(cmd),
