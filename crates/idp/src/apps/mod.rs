@@ -4,12 +4,14 @@
 //! assigned, nobody may use it.
 
 mod mapping;
+mod metadata_import;
 mod model;
 mod pairwise;
 mod registry;
 pub(crate) mod rules;
 
 pub use mapping::{AttributeMapping, AttributeNameFormat, AttributeSource, UserField, ValueFilter};
+pub use metadata_import::{ImportWarning, MetadataImportError, SpMetadata, SpMetadataOptions};
 pub use model::{
     AcsEndpoint, Application, Binding, Endpoint, NameIdFormat, NameIdPolicy, NameIdSource,
     NewApplication, Tile,

@@ -6,6 +6,7 @@ mod audit;
 mod files;
 mod groups;
 mod import;
+mod metadata_import;
 mod users;
 
 use latchkey_idp::{Actor, Store};
