@@ -12,6 +12,7 @@ mod store_support;
 mod web {
     pub mod support;
 
+    mod encryption;
     mod login;
     mod portal;
     mod server;

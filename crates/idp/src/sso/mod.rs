@@ -83,8 +83,9 @@ pub enum SsoError {
     /// The request's IssueInstant is too far from now.
     #[error("the request was issued too long ago or in the future")]
     Stale,
-    /// The application wants encrypted assertions but has no encryption certificate.
-    #[error("assertion encryption is configured without an encryption certificate")]
+    /// The application wants encrypted assertions but has no usable encryption
+    /// certificate (none, or not RSA). Refused rather than sent in the clear.
+    #[error("assertion encryption is configured without a usable (RSA) encryption certificate")]
     EncryptionUnsupported,
     /// The NameID the application is configured with cannot be made for this user.
     #[error("no NameID can be made for this user: {0}")]

@@ -11,7 +11,7 @@ use latchkey_saml::assertion::{
 };
 use latchkey_saml::response::Response;
 use latchkey_saml::status::Status;
-use latchkey_xmlsec::crypto::Certificate;
+use latchkey_xmlsec::crypto::{Certificate, KeyKind};
 use latchkey_xmlsec::dsig::{self, SignOptions};
 use time::OffsetDateTime;
 
@@ -148,26 +148,23 @@ pub async fn success(
     };
     let assertion_id = assertion.id.clone();
     let mut assertion_xml = assertion.to_xml().map_err(build)?;
-    if app.settings.sign_assertion {
+    // An encrypted assertion is always signed: the SP can then check it on its own after
+    // decrypting, whatever the Response's signature (and an unsigned Response around
+    // unsigned CBC ciphertext would be refused anyway).
+    if app.settings.sign_assertion || encrypt_to.is_some() {
         assertion_xml = sign(&assertion_xml, &assertion_id, keys)?;
     }
     let envelope = envelope(settings, pending, Status::success(), now)?;
     let mut xml = match &encrypt_to {
         None => envelope.to_xml(Some(&assertion_xml)).map_err(build)?,
         Some(cert) => {
-            let encrypted = latchkey_saml::encryption::encrypt_assertion(
-                &assertion_xml,
-                cert,
-                &latchkey_saml::encryption::EncryptOptions::default(),
-            )
-            .map_err(build)?;
-            // The Response type embeds only clear assertions; the EncryptedAssertion goes
-            // where the Assertion would, as the last child of our own serialization.
-            let empty = envelope.to_xml(None).map_err(build)?;
-            let head = empty
-                .strip_suffix("</samlp:Response>")
-                .ok_or_else(|| SsoError::Build("unexpected Response serialization".into()))?;
-            format!("{head}{encrypted}</samlp:Response>")
+            // Our metadata model records no EncryptionMethod for an application, so it gets
+            // what every SAML stack reads: AES-256-GCM under RSA-OAEP (MGF1, SHA-1).
+            let options = latchkey_saml::encryption::options_for_sp(&[]);
+            let encrypted =
+                latchkey_saml::encryption::encrypt_assertion(&assertion_xml, cert, &options)
+                    .map_err(build)?;
+            envelope.to_xml_encrypted(&encrypted).map_err(build)?
         }
     };
     if app.settings.sign_response {
@@ -182,6 +179,10 @@ pub async fn success(
 }
 
 /// The certificate to encrypt assertions to, when the application asks for encryption.
+///
+/// An application that asks for encryption without a usable certificate (none, or not an
+/// RSA key, which is all XML Encryption's key transport can use) gets an error page,
+/// never a clear assertion.
 fn encryption_certificate(app: &Application) -> Result<Option<Certificate>, SsoError> {
     if !app.settings.encrypt_assertion {
         return Ok(None);
@@ -191,9 +192,12 @@ fn encryption_certificate(app: &Application) -> Result<Option<Certificate>, SsoE
         .encryption_cert
         .as_deref()
         .ok_or(SsoError::EncryptionUnsupported)?;
-    Certificate::from_pem(pem)
-        .map(Some)
-        .map_err(|e| SsoError::Build(format!("the application's encryption certificate: {e}")))
+    let cert = Certificate::from_pem(pem)
+        .map_err(|e| SsoError::Build(format!("the application's encryption certificate: {e}")))?;
+    if !matches!(cert.verifying_key().kind(), KeyKind::Rsa { .. }) {
+        return Err(SsoError::EncryptionUnsupported);
+    }
+    Ok(Some(cert))
 }
 
 /// Builds and signs a Response that refuses the request with `status` (NoPassive,
