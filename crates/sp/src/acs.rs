@@ -267,6 +267,10 @@ pub(crate) fn saml_code(e: &latchkey_saml::Error) -> &'static str {
     match e {
         E::Xml(latchkey_xmlsec::Error::Signature(_)) | E::SignatureInvalid => "SIGNATURE_INVALID",
         E::Xml(latchkey_xmlsec::Error::Key(_)) => "SIGNATURE_KEY_REFUSED",
+        E::Xml(latchkey_xmlsec::Error::Encryption(
+            latchkey_xmlsec::xmlenc::EncryptionError::DecryptionFailed,
+        )) => "DECRYPTION_FAILED",
+        E::Xml(latchkey_xmlsec::Error::Encryption(_)) => "ENCRYPTION_REFUSED",
         E::Xml(_) => "MALFORMED_XML",
         E::AlgorithmNotAllowed(_) => "ALGORITHM_NOT_ALLOWED",
         E::NotSigned => "NOT_SIGNED",

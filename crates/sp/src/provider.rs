@@ -14,7 +14,7 @@ use crate::acs::VerifiedResponse;
 use crate::error::Error;
 use crate::idp::IdpTrust;
 use crate::login::{LoginRedirect, PendingRequest, PendingRequests, PendingStore, local_path};
-use crate::settings::{SpConfig, SpKey};
+use crate::settings::{SpConfig, SpDecryption, SpKey};
 
 /// How many logins may be outstanding at once.
 const PENDING_CAPACITY: usize = 10_000;
@@ -36,6 +36,7 @@ struct Inner {
     request_lifetime: Duration,
     name_id_format: Option<String>,
     key: Option<SpKey>,
+    decryption: Option<SpDecryption>,
     idp: RwLock<Arc<IdpTrust>>,
     pending: PendingStore,
     limits: BindingLimits,
@@ -54,7 +55,8 @@ pub struct AcsForm {
 
 impl ServiceProvider {
     /// An SP from checked settings, its key (see [`SpConfig::load_key`]) and its IdP, keeping
-    /// outstanding requests in memory.
+    /// outstanding requests in memory. The decryption keys named in `[encryption]`, if any,
+    /// are read here (see [`SpConfig::load_decryption`]).
     pub fn new(config: &SpConfig, key: Option<SpKey>, idp: IdpTrust) -> Result<Self, Error> {
         let pending = PendingStore::Memory(PendingRequests::new(PENDING_CAPACITY));
         Self::with_pending_store(config, key, idp, pending)
@@ -91,6 +93,7 @@ impl ServiceProvider {
                 request_lifetime: config.request_lifetime(),
                 name_id_format: config.name_id_format.clone(),
                 key,
+                decryption: config.load_decryption()?,
                 idp: RwLock::new(Arc::new(idp)),
                 pending,
                 limits: BindingLimits::default(),
@@ -154,25 +157,32 @@ impl ServiceProvider {
         s.digest_algorithms = self.inner.digest_algorithms.clone();
         s.clock_skew = self.inner.clock_skew;
         s.allow_unsolicited = self.inner.allow_idp_initiated;
+        if let Some(d) = &self.inner.decryption {
+            s.decryption_keys = d.keys.clone();
+            s.decrypt_options = d.options.clone();
+        }
         s
     }
 
-    /// Our metadata: entity ID, the POST ACS, our signing certificate when we have a key.
+    /// Our metadata: entity ID, the POST ACS, our signing certificate when we have a key,
+    /// and our encryption certificate when we accept encrypted assertions (an IdP that
+    /// reads it encrypts to that key).
     pub fn metadata(&self) -> EntityDescriptor {
+        use latchkey_saml::metadata::KeyUse;
         let mut entity = EntityDescriptor::new(&self.inner.entity_id);
         let signs = self.inner.key.as_ref().is_some_and(|k| k.sign_requests);
+        let signing = self.inner.key.iter().map(|k| KeyDescriptor {
+            key_use: Some(KeyUse::Signing),
+            certificates: vec![k.certificate.clone()],
+        });
+        let encryption = self.inner.decryption.iter().map(|d| KeyDescriptor {
+            key_use: Some(KeyUse::Encryption),
+            certificates: vec![d.certificate.clone()],
+        });
         entity.sp = Some(SpSsoDescriptor {
             authn_requests_signed: signs,
             want_assertions_signed: true,
-            keys: self
-                .inner
-                .key
-                .iter()
-                .map(|k| KeyDescriptor {
-                    key_use: Some(latchkey_saml::metadata::KeyUse::Signing),
-                    certificates: vec![k.certificate.clone()],
-                })
-                .collect(),
+            keys: signing.chain(encryption).collect(),
             name_id_formats: self.inner.name_id_format.iter().cloned().collect(),
             assertion_consumer_services: vec![IndexedEndpoint {
                 binding: binding_uri::HTTP_POST.to_owned(),

@@ -20,13 +20,22 @@
 //! certificate_file = "sp-cert.pem"
 //! sign_requests = true
 //!
+//! [encryption]                                # optional: accept encrypted assertions
+//! private_key_file = "sp-enc-key.pem"         # RSA, 2048 bits or more
+//! certificate_file = "sp-enc-cert.pem"        # published in our metadata, use="encryption"
+//! # previous_private_key_files = ["sp-enc-key-2025.pem"]   # still decrypt during a rollover
+//! # gcm_only = false                          # true: refuse AES-CBC content encryption
+//!
 //! [provisioning]                              # the JIT contract (see `jit::Contract`)
 //! ```
 //! Relative paths are resolved against the directory of the settings file.
 
 use std::path::{Path, PathBuf};
 
-use latchkey_xmlsec::crypto::{Certificate, DigestAlgorithm, SignatureAlgorithm, SigningKey};
+use latchkey_saml::encryption::{DecryptOptions, DecryptionKey};
+use latchkey_xmlsec::crypto::{
+    Certificate, DigestAlgorithm, KeyKind, SignatureAlgorithm, SigningKey,
+};
 use serde::Deserialize;
 use time::Duration;
 
@@ -65,6 +74,10 @@ pub struct SpConfig {
     /// The SP's own key, to sign AuthnRequests.
     #[serde(default)]
     pub key: Option<KeyConfig>,
+    /// The SP's decryption key, to accept encrypted assertions (none: an
+    /// EncryptedAssertion is refused).
+    #[serde(default)]
+    pub encryption: Option<EncryptionConfig>,
     /// The JIT provisioning contract; an application may bring its own instead.
     #[serde(default)]
     pub provisioning: Option<Contract>,
@@ -99,6 +112,40 @@ pub struct KeyConfig {
     /// Sign AuthnRequests (HTTP-Redirect detached signature).
     #[serde(default = "yes")]
     pub sign_requests: bool,
+}
+
+/// The SP's decryption key pair, for assertions the IdP encrypts to us.
+///
+/// Kept apart from [`KeyConfig`] so that the signing key can stay ECDSA (XML Encryption's
+/// key transport needs RSA) and each key can be rolled over on its own schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// PEM RSA private key (PKCS#8 or PKCS#1), 2048 bits or more.
+    pub private_key_file: PathBuf,
+    /// PEM certificate of that key, published in our metadata with `use="encryption"`:
+    /// the IdP encrypts to it.
+    pub certificate_file: PathBuf,
+    /// Older private keys still tried after the current one, while an IdP may still
+    /// encrypt to a certificate we have replaced.
+    #[serde(default)]
+    pub previous_private_key_files: Vec<PathBuf>,
+    /// Refuse AES-CBC content encryption. CBC carries no integrity of its own: it is safe
+    /// here only because a decrypted assertion must verify and every failure looks alike,
+    /// so an IdP that can do GCM is best held to it.
+    #[serde(default)]
+    pub gcm_only: bool,
+}
+
+/// The SP's decryption keys, loaded.
+#[derive(Debug, Clone)]
+pub struct SpDecryption {
+    /// The keys to try, the current one first.
+    pub keys: Vec<DecryptionKey>,
+    /// The current key's certificate, for our metadata.
+    pub certificate: Certificate,
+    /// The ciphers accepted.
+    pub options: DecryptOptions,
 }
 
 /// Where to read IdP metadata from, after path resolution.
@@ -164,6 +211,11 @@ impl SpConfig {
         if let Some(k) = self.key.as_mut() {
             fix(&mut k.private_key_file);
             fix(&mut k.certificate_file);
+        }
+        if let Some(e) = self.encryption.as_mut() {
+            fix(&mut e.private_key_file);
+            fix(&mut e.certificate_file);
+            e.previous_private_key_files.iter_mut().for_each(fix);
         }
     }
 
@@ -283,6 +335,45 @@ impl SpConfig {
             key,
             certificate,
             sign_requests: k.sign_requests,
+        }))
+    }
+}
+
+impl SpConfig {
+    /// Loads the decryption keys of `[encryption]`, checking the current key belongs to
+    /// the certificate we publish (else every IdP would encrypt to a key we lack) and that
+    /// it is RSA.
+    pub fn load_decryption(&self) -> Result<Option<SpDecryption>, SettingsError> {
+        let Some(e) = &self.encryption else {
+            return Ok(None);
+        };
+        let key_pem = read_text(&e.private_key_file)?;
+        let certificate = Certificate::from_pem(&read_text(&e.certificate_file)?)?;
+        if !matches!(certificate.verifying_key().kind(), KeyKind::Rsa { .. }) {
+            return Err(SettingsError::Invalid {
+                setting: "encryption.certificate_file",
+                detail: "XML Encryption needs an RSA key".to_owned(),
+            });
+        }
+        // The same PEM read as a signing key exposes its public half for the comparison.
+        let public = SigningKey::from_pem(&key_pem)?;
+        if certificate.verifying_key().spki_der() != public.verifying_key().spki_der() {
+            return Err(SettingsError::KeyCertificateMismatch);
+        }
+        let mut keys = vec![DecryptionKey::from_pem(&key_pem)?];
+        for path in &e.previous_private_key_files {
+            let pem = read_text(path)?;
+            keys.push(DecryptionKey::from_pem(&pem)?);
+        }
+        let options = if e.gcm_only {
+            DecryptOptions::gcm_only()
+        } else {
+            DecryptOptions::default()
+        };
+        Ok(Some(SpDecryption {
+            keys,
+            certificate,
+            options,
         }))
     }
 }

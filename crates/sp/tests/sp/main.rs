@@ -3,6 +3,7 @@
 
 mod contract;
 mod database;
+mod decryption;
 mod engine;
 mod plan_json;
 mod race;
