@@ -430,3 +430,125 @@ fn every_command_is_wired() {
     let info = ok(d, &["store-info"]);
     assert!(info.starts_with("backend: sqlite"), "{info}");
 }
+
+/// The demo wiki's SP metadata at `acs`: one HTTP-POST ACS, one Artifact ACS (not used) and
+/// an HTTP-Redirect SLO.
+fn wiki_metadata(acs: &str) -> String {
+    format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://wiki.example.net/saml/metadata">
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAssertionsSigned="true">
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://wiki.example.net/saml/slo"/>
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact" Location="https://wiki.example.net/saml/artifact" index="0" isDefault="true"/>
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="1"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>"#
+    )
+}
+
+#[test]
+fn app_add_from_metadata_with_a_template() {
+    let dir = workdir();
+    let d = dir.path();
+    let file = d.join("wiki-sp.xml");
+    std::fs::write(&file, wiki_metadata("https://wiki.example.net/saml/acs")).unwrap();
+    let file = file.to_str().unwrap();
+    let out = latchkey(
+        d,
+        &[
+            "app",
+            "add",
+            "--metadata",
+            file,
+            "--template",
+            "latchkey-wiki",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "warning: ignored AssertionConsumerService https://wiki.example.net/saml/artifact"
+        ),
+        "{stderr}"
+    );
+    let entity = "https://wiki.example.net/saml/metadata";
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["app", "show", entity, "--json"])).unwrap();
+    assert_eq!(shown["name"], "Latchkey demo wiki");
+    assert_eq!(
+        shown["acs"],
+        serde_json::json!([{
+            "url": "https://wiki.example.net/saml/acs",
+            "binding": "http-post",
+            "index": 1,
+            "is_default": true
+        }])
+    );
+    assert_eq!(shown["slo"]["url"], "https://wiki.example.net/saml/slo");
+    // The template's release policy and NameID.
+    assert_eq!(shown["name_id"]["format"], "email-address");
+    assert_eq!(shown["name_id"]["source"], "email");
+    let attrs = shown["attributes"].as_array().unwrap();
+    assert_eq!(attrs.len(), 5, "{attrs:?}");
+
+    // Registering it again names the clash.
+    let err = fails(d, &["app", "add", "--metadata", file]);
+    assert!(err.contains("already registered"), "{err}");
+
+    // `app set --metadata` refreshes the endpoints and keeps the policy; explicit options win.
+    let moved = d.join("moved.xml");
+    std::fs::write(&moved, wiki_metadata("https://wiki.example.net/new/acs")).unwrap();
+    ok(
+        d,
+        &[
+            "app",
+            "set",
+            entity,
+            "--metadata",
+            moved.to_str().unwrap(),
+            "--description",
+            "Team wiki",
+        ],
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["app", "show", entity, "--json"])).unwrap();
+    assert_eq!(shown["acs"][0]["url"], "https://wiki.example.net/new/acs");
+    assert_eq!(shown["attributes"].as_array().unwrap().len(), 5);
+    assert_eq!(shown["tile"]["description"], "Team wiki");
+
+    // Bad input is one clear line and changes nothing.
+    let bad = d.join("bad.xml");
+    std::fs::write(&bad, "<md:EntityDescriptor").unwrap();
+    let err = fails(d, &["app", "add", "--metadata", bad.to_str().unwrap()]);
+    assert!(err.contains("malformed SP metadata"), "{err}");
+    let expired = d.join("expired.xml");
+    std::fs::write(
+        &expired,
+        wiki_metadata("https://x.example.net/acs")
+            .replace(
+                "https://wiki.example.net/saml/metadata",
+                "https://x.example.net",
+            )
+            .replace("entityID=", "validUntil=\"2020-01-01T00:00:00Z\" entityID="),
+    )
+    .unwrap();
+    let expired = expired.to_str().unwrap();
+    let err = fails(d, &["app", "add", "--metadata", expired]);
+    assert!(err.contains("expired"), "{err}");
+    let list: serde_json::Value = serde_json::from_str(&ok(d, &["app", "list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    ok(
+        d,
+        &[
+            "app",
+            "add",
+            "--metadata",
+            expired,
+            "--allow-expired-metadata",
+        ],
+    );
+}

@@ -6,6 +6,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use latchkey_idp::apps::{
     AcsEndpoint, Application, AttributeMapping, Binding, Endpoint, NameIdFormat, NewApplication,
+    SpMetadata, SpMetadataOptions,
 };
 use serde::Serialize;
 
@@ -25,6 +26,8 @@ pub enum AppCommand {
         /// A value for one of the template's URL placeholders, e.g. host=wiki.example.org.
         #[arg(long = "param", value_name = "KEY=VALUE", requires = "template")]
         params: Vec<String>,
+        #[command(flatten)]
+        metadata: MetadataArgs,
     },
     /// List the connector templates `app add --template` accepts (same as `latchkey template list`).
     Templates {
@@ -61,6 +64,8 @@ pub enum AppCommand {
         /// Forget the encryption certificate (and stop encrypting).
         #[arg(long)]
         clear_encryption_cert: bool,
+        #[command(flatten)]
+        metadata: MetadataArgs,
     },
     /// Remove an application, its access policy and its pairwise identifiers.
     Remove {
@@ -81,6 +86,64 @@ pub enum AppCommand {
         /// Group name or ID.
         group: String,
     },
+}
+
+/// Registering from, or refreshing from, the SP's SAML metadata.
+#[derive(Debug, Args)]
+pub struct MetadataArgs {
+    /// The SP's metadata: a file, or an http(s) URL fetched now. It supplies entity ID, ACS
+    /// and SLO endpoints and certificates (on `set`: replaces endpoints and certificates);
+    /// --template supplies attribute release; explicit options win over both. In an
+    /// aggregate, --entity-id chooses the SP.
+    #[arg(long, value_name = "FILE|URL")]
+    metadata: Option<String>,
+    /// Use metadata whose validUntil has passed.
+    #[arg(long, requires = "metadata")]
+    allow_expired_metadata: bool,
+}
+
+/// Largest metadata file read (one SP's metadata is a few kilobytes; URL fetches have their
+/// own cap).
+const MAX_METADATA_FILE: u64 = 5 * 1024 * 1024;
+
+impl MetadataArgs {
+    /// Reads and maps the metadata, if asked for; the chosen entity is `entity_id` when given.
+    async fn load(&self, entity_id: Option<&str>) -> anyhow::Result<Option<SpMetadata>> {
+        let Some(source) = &self.metadata else {
+            return Ok(None);
+        };
+        let text = if source.starts_with("https://") || source.starts_with("http://") {
+            latchkey_sp::fetch::fetch_metadata(source).await?
+        } else {
+            let path = Path::new(source);
+            let size = std::fs::metadata(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .len();
+            if size > MAX_METADATA_FILE {
+                bail!(
+                    "{} is larger than {MAX_METADATA_FILE} bytes: not one SP's metadata",
+                    path.display()
+                );
+            }
+            read_pem(path)?
+        };
+        let options = SpMetadataOptions {
+            entity_id: entity_id.map(str::to_owned),
+            allow_expired: self.allow_expired_metadata,
+            ..SpMetadataOptions::new(time::OffsetDateTime::now_utc())
+        };
+        let metadata = SpMetadata::parse(&text, &options)
+            .with_context(|| format!("cannot use the metadata from {source}"))?;
+        Ok(Some(metadata))
+    }
+}
+
+/// Says what the metadata held that was left out, once the change is stored (a refused
+/// change prints only its error).
+fn print_warnings(metadata: Option<&SpMetadata>) {
+    for warning in metadata.iter().flat_map(|m| &m.warnings) {
+        eprintln!("warning: {warning}");
+    }
 }
 
 /// The fields shared by `app add` and `app set`; an absent option leaves the value alone.
@@ -257,12 +320,18 @@ impl AppFields {
     }
 }
 
-/// The starting definition for `app add`: the template's, or the explicit required fields.
+/// The starting definition for `app add`: the metadata's (with the template's policy), the
+/// template's, or the explicit required fields.
 fn base(
     fields: &AppFields,
     template: Option<&str>,
     params: &[String],
+    metadata: Option<&SpMetadata>,
 ) -> anyhow::Result<NewApplication> {
+    if let Some(metadata) = metadata {
+        let template = template.map(latchkey_idp::catalog::get).transpose()?;
+        return Ok(metadata.application(template.as_ref()));
+    }
     let explicit = match (&fields.entity_id, fields.acs_urls.first()) {
         (Some(entity_id), Some(acs)) => Some(NewApplication::new(
             entity_id.clone(),
@@ -329,10 +398,13 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             fields,
             template,
             params,
+            metadata,
         } => {
-            let mut new = base(&fields, template.as_deref(), &params)?;
+            let metadata = metadata.load(fields.entity_id.as_deref()).await?;
+            let mut new = base(&fields, template.as_deref(), &params, metadata.as_ref())?;
             fields.apply(&mut new)?;
             let app = apps.create(&ctx.actor, new).await?;
+            print_warnings(metadata.as_ref());
             outln!(
                 "registered application {} ({})",
                 app.settings.entity_id,
@@ -424,9 +496,18 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             add_attributes,
             remove_attributes,
             clear_encryption_cert,
+            metadata,
         } => {
             let target = apps.lookup(&app).await?;
             let mut settings = target.settings.clone();
+            let chosen = fields
+                .entity_id
+                .as_deref()
+                .unwrap_or(&target.settings.entity_id);
+            let metadata = metadata.load(Some(chosen)).await?;
+            if let Some(metadata) = &metadata {
+                metadata.apply_to(&mut settings);
+            }
             fields.apply(&mut settings)?;
             for text in add_attributes {
                 settings.attributes.push(text.parse()?);
@@ -448,6 +529,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             let updated = apps
                 .update(&ctx.actor, target.id, move |s| *s = settings)
                 .await?;
+            print_warnings(metadata.as_ref());
             outln!("updated application {}", updated.settings.entity_id)?;
         }
         AppCommand::Remove { app } => {
