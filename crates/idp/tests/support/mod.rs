@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-pub mod pg;
+pub use latchkey_testkit::pg;
 
 use latchkey_idp::Store;
 use latchkey_idp::config::PasswordConfig;

@@ -1,9 +1,9 @@
 //! Shared fixtures: a fresh database per test (file-backed SQLite, or a database in a
 //! throwaway PostgreSQL cluster), login facts, a contract.
 
-#![allow(dead_code)] // pg.rs is kept identical to the IdP tests' copy
+#![allow(dead_code)]
 
-pub mod pg;
+pub use latchkey_testkit::pg;
 
 use std::collections::BTreeMap;
 

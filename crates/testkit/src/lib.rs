@@ -1,0 +1,7 @@
+//! Test-only support shared by several crates' test suites, so each harness is written once.
+//! Never a dependency of product code (only `[dev-dependencies]` name it).
+#![forbid(unsafe_code)]
+// Test support: a broken environment should stop the test run loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod pg;
