@@ -96,12 +96,9 @@ fn response_with(encrypted: &str) -> String {
         issuer: Some(IDP.into()),
         status: Status::success(),
     }
-    .to_xml(None)
+    .to_xml_encrypted(encrypted)
     .unwrap();
-    envelope.replace(
-        "</samlp:Response>",
-        &format!("{encrypted}</samlp:Response>"),
-    )
+    envelope
 }
 
 fn decrypt_in(xml: &str, options: &DecryptOptions) -> Result<Decrypted, Error> {
@@ -391,10 +388,7 @@ mod onelogin {
             issuer: Some(IDP.into()),
             status: Status::success(),
         };
-        let xml = envelope
-            .to_xml(None)
-            .unwrap()
-            .replace("</samlp:Response>", &format!("{ea}</samlp:Response>"));
+        let xml = envelope.to_xml_encrypted(&ea).unwrap();
         if sign_response {
             dsig::sign(
                 &xml,
