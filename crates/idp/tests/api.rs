@@ -800,6 +800,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
         ("/api/v1/groups/{group}/members/{user}", &["put", "delete"]),
         ("/api/v1/apps", &["get", "post"]),
         ("/api/v1/apps/from-template", &["post"]),
+        ("/api/v1/apps/from-metadata", &["post"]),
         ("/api/v1/apps/{app}", &["get", "put", "delete"]),
         ("/api/v1/apps/{app}/groups", &["get"]),
         ("/api/v1/apps/{app}/groups/{group}", &["put", "delete"]),
@@ -816,7 +817,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
     }
     assert_eq!(
         paths.len(),
-        18,
+        19,
         "a route was added without a test here: {:?}",
         paths.keys()
     );
@@ -913,4 +914,74 @@ on_both_backends!(
     audit_pages_by_cursor,
     malformed_requests_get_json_errors,
     openapi_document_lists_every_route,
+    applications_from_metadata,
 );
+
+/// `POST /api/v1/apps/from-metadata`: samael's SP sample (expired, so only when allowed),
+/// with a template, and the typed refusals.
+async fn applications_from_metadata(t: TestStore) {
+    const SP: &str = include_str!("../../saml/tests/data/metadata/sp_metadata.xml");
+    let a = api(t).await;
+    let events = a.audit_count().await;
+    let expired = a
+        .call(
+            Method::POST,
+            "/api/v1/apps/from-metadata",
+            Some(json!({ "metadata": SP })),
+        )
+        .await;
+    assert_error(
+        &expired,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "metadata_expired",
+    );
+    assert_eq!(expired.1["field"], "valid_until");
+    let malformed = a
+        .call(
+            Method::POST,
+            "/api/v1/apps/from-metadata",
+            Some(json!({ "metadata": "<md:EntityDescriptor" })),
+        )
+        .await;
+    assert_error(
+        &malformed,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_metadata",
+    );
+    assert_eq!(a.audit_count().await, events);
+
+    let body = json!({ "metadata": SP, "allow_expired": true, "template": "latchkey-wiki" });
+    let (s, created) = a
+        .call(
+            Method::POST,
+            "/api/v1/apps/from-metadata",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let app = &created["app"];
+    assert_eq!(app["entity_id"], "https://sp.example.com");
+    assert_eq!(app["acs"][0]["url"], "https://sp.example.com/acs");
+    assert_eq!(app["acs"][0]["index"], 1);
+    assert_eq!(app["name"], "Latchkey demo wiki");
+    assert_eq!(app["signing_certs"].as_array().unwrap().len(), 1);
+    let attrs: Vec<&str> = app["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        attrs
+            .iter()
+            .any(|a| a.starts_with("email") && a.ends_with("=email")),
+        "{attrs:?}"
+    );
+    assert_eq!(attrs.len(), 5, "{attrs:?}");
+    assert!(created["warnings"][0].as_str().unwrap().contains("expired"));
+
+    let again = a
+        .call(Method::POST, "/api/v1/apps/from-metadata", Some(body))
+        .await;
+    assert_error(&again, StatusCode::CONFLICT, "duplicate_entity_id");
+}

@@ -20,8 +20,8 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::groups::GroupDto;
 use super::page::{self, PageInfo};
 use crate::apps::{
-    AcsEndpoint, Application, AttributeMapping, Binding, Endpoint, NameIdFormat, NameIdPolicy,
-    NameIdSource, NewApplication, Tile,
+    AcsEndpoint, Application, AttributeMapping, Binding, Endpoint, MetadataImportError,
+    NameIdFormat, NameIdPolicy, NameIdSource, NewApplication, SpMetadata, SpMetadataOptions, Tile,
 };
 use crate::catalog::{self, Template};
 
@@ -349,6 +349,84 @@ pub async fn create_from_template(
     }
     let app = state.store.apps().create(&caller.actor(), new).await?;
     Ok((StatusCode::CREATED, axum::Json(app.into())))
+}
+
+/// Registers an application from the SP's SAML metadata (the XML text; the caller fetches
+/// it). The metadata supplies entity ID, endpoints and certificates; a template, when
+/// named, supplies attribute release and NameID policy.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFromMetadata {
+    /// The metadata document: an EntityDescriptor, or an EntitiesDescriptor aggregate.
+    pub metadata: String,
+    /// Which SP to register from an aggregate.
+    #[serde(default)]
+    pub entity_id: Option<String>,
+    /// Catalogue template for attribute release and NameID policy, e.g. `gitlab`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Name to show instead of the metadata's or the template's.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Accept metadata whose `validUntil` has passed.
+    #[serde(default)]
+    pub allow_expired: bool,
+}
+
+/// The registered application and what the metadata held that was left out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedFromMetadata {
+    /// The application.
+    pub app: AppDto,
+    /// Endpoints, keys or formats that were not used, and why.
+    pub warnings: Vec<String>,
+}
+
+impl From<MetadataImportError> for ApiError {
+    fn from(err: MetadataImportError) -> Self {
+        let code = match &err {
+            MetadataImportError::Malformed(_) => "invalid_metadata",
+            MetadataImportError::Expired { .. } => "metadata_expired",
+            MetadataImportError::AmbiguousEntity { .. } => "ambiguous_entity",
+            MetadataImportError::UnknownEntity { .. } => "unknown_entity",
+            MetadataImportError::NoSpRole { .. } => "no_sp_role",
+            MetadataImportError::NoSupportedAcs { .. } => "no_supported_acs",
+        };
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, err.to_string())
+            .with_field(err.field())
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/apps/from-metadata", tag = "apps", request_body = CreateFromMetadata,
+    responses((status = 201, body = CreatedFromMetadata), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Registers an application from SP metadata, optionally with a connector template.
+pub async fn create_from_metadata(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateFromMetadata>,
+) -> Result<(StatusCode, axum::Json<CreatedFromMetadata>), ApiError> {
+    let template = body.template.as_deref().map(catalog::get).transpose()?;
+    let options = SpMetadataOptions {
+        entity_id: body.entity_id,
+        allow_expired: body.allow_expired,
+        ..SpMetadataOptions::new(crate::store::timestamp::now())
+    };
+    let metadata = SpMetadata::parse(&body.metadata, &options)?;
+    let mut new = metadata.application(template.as_ref());
+    if let Some(name) = body.name {
+        new.name = name;
+    }
+    let app = state.store.apps().create(&caller.actor(), new).await?;
+    let warnings = metadata.warnings.iter().map(ToString::to_string).collect();
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedFromMetadata {
+            app: app.into(),
+            warnings,
+        }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/apps/{app}", tag = "apps",

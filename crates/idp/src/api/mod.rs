@@ -58,7 +58,8 @@ impl ApiState {
         users::suspend, users::resume, users::set_password, users::groups,
         groups::list, groups::create, groups::get, groups::delete,
         groups::members, groups::add_member, groups::remove_member,
-        apps::list, apps::create, apps::create_from_template, apps::get, apps::replace,
+        apps::list, apps::create, apps::create_from_template, apps::create_from_metadata,
+        apps::get, apps::replace,
         apps::delete, apps::groups, apps::assign, apps::unassign,
         apps::templates, apps::template,
         audit::list,
@@ -113,6 +114,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/from-template", post(apps::create_from_template))
+        .route("/apps/from-metadata", post(apps::create_from_metadata))
         .route(
             "/apps/{app}",
             get(apps::get).put(apps::replace).delete(apps::delete),
