@@ -189,7 +189,7 @@ pub fn build_response(
         )?;
     }
     let response = envelope(settings, target, Status::success(), now)?;
-    let xml = response.to_xml(Some(&assertion_xml))?;
+    let xml = response.to_xml_with_own_assertion(&assertion_xml)?;
     if matches!(parts, SignedParts::Response | SignedParts::Both) {
         return Ok(dsig::sign(
             &xml,
