@@ -507,7 +507,7 @@ fn verify_reports_unusable_inputs_apart_from_refusals() {
 }
 
 #[test]
-fn verify_with_an_encrypted_assertion_says_why_it_cannot() {
+fn verify_decrypts_an_encrypted_assertion_with_the_sp_key() {
     let idp = idp();
     let sp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
     let sp_cert = rcgen::CertificateParams::new(vec!["wiki.example.com".into()])
@@ -516,22 +516,26 @@ fn verify_with_an_encrypted_assertion_says_why_it_cannot() {
         .unwrap();
     let sp_cert = Certificate::from_der(sp_cert.der()).unwrap();
     let xml = response(&idp, Some(REQUEST));
-    // The signed assertion, as its own document, encrypted for the SP in place.
-    let start = xml.find("<saml:Assertion").unwrap();
-    let end = xml.find("</saml:Assertion>").unwrap() + "</saml:Assertion>".len();
-    let assertion = xml[start..end].to_owned();
-    let assertion = if assertion.contains("xmlns:saml=") {
-        assertion
-    } else {
-        assertion.replacen(
-            "<saml:Assertion",
-            "<saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\"",
-            1,
-        )
-    };
-    let encrypted =
-        encryption::encrypt_assertion(&assertion, &sp_cert, &EncryptOptions::default()).unwrap();
-    let xml = format!("{}{}{}", &xml[..start], encrypted, &xml[end..]);
+    // The signed assertion, as a document of its own, encrypted for the SP, in place.
+    let doc = latchkey_xmlsec::reader::parse(&xml, &Default::default()).unwrap();
+    let assertion = doc
+        .root_element()
+        .children()
+        .find(|n| n.tag_name().name() == "Assertion")
+        .unwrap();
+    let encrypted = encryption::encrypt_assertion(
+        &xml[assertion.range()],
+        &sp_cert,
+        &EncryptOptions::default(),
+    )
+    .unwrap();
+    let xml = format!(
+        "{}{}{}",
+        &xml[..assertion.range().start],
+        encrypted,
+        &xml[assertion.range().end..]
+    );
+    assert!(!xml.contains("ada@example.org"));
     let v = Verify::new(&idp.cert, IDP, &xml);
     std::fs::write(v.dir.path().join("sp.pem"), sp.serialize_pem()).unwrap();
     let (error, rule) = v.refused(&["--request-id", REQUEST]);
@@ -540,10 +544,15 @@ fn verify_with_an_encrypted_assertion_says_why_it_cannot() {
         ("ENCRYPTED_ASSERTION", "encryption")
     );
     let (code, json) = v.run(&["--request-id", REQUEST, "--sp-key", "sp.pem"]);
-    assert_eq!(code, Some(1), "{json:#}");
-    assert_eq!(json["error"], "ENCRYPTED_ASSERTION");
-    assert!(
-        json["message"].as_str().unwrap().contains("--sp-key"),
-        "{json:#}"
+    assert_eq!(code, Some(0), "{json:#}");
+    assert_eq!(json["name_id"], "ada@example.org");
+    assert_eq!(json["attributes"]["groups"][1], "wiki-editors");
+    // Another SP's key cannot decrypt it.
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    std::fs::write(v.dir.path().join("other.pem"), other.serialize_pem()).unwrap();
+    let (error, rule) = v.refused(&["--request-id", REQUEST, "--sp-key", "other.pem"]);
+    assert_eq!(
+        (error.as_str(), rule.as_str()),
+        ("DECRYPTION_FAILED", "encryption")
     );
 }
