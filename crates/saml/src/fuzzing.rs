@@ -15,6 +15,7 @@ use time::macros::datetime;
 
 use crate::authn_request::AuthnRequest;
 use crate::binding::{BindingLimits, redirect};
+use crate::encryption::DecryptionKey;
 use crate::metadata::{MetadataOptions, parse_metadata};
 use crate::profile::{SpSettings, validate_response};
 
@@ -36,10 +37,13 @@ pub const NOW: OffsetDateTime = datetime!(2026-11-28 12:00:00 UTC);
 const IDP_P256_PUBLIC: &str = include_str!("../tests/data/fuzz/idp-p256.pub.pem");
 /// The SP key that signs redirect seeds (RSA-2048), public half.
 const SP_RSA_PUBLIC: &str = include_str!("../tests/data/fuzz/sp-rsa2048.pub.pem");
+/// The same SP key, private half: it decrypts the seeds' EncryptedAssertions.
+const SP_RSA_PRIVATE: &str = include_str!("../tests/data/fuzz/sp-rsa2048.key.pem");
 
 /// The Web Browser SSO profile on one Response, as an SP configured for the seeds' IdP
 /// would run it: solicited and unsolicited, with the modern and the legacy algorithm
-/// allow-lists. Invariant: an accepted subject always comes from the configured IdP.
+/// allow-lists, the first one holding the SP's decryption key. Invariant: an accepted
+/// subject always comes from the configured IdP and answers the request given.
 pub fn saml_response(data: &[u8]) {
     let Ok(xml) = std::str::from_utf8(data) else {
         return;
@@ -122,6 +126,9 @@ fn response_settings() -> &'static [SpSettings] {
         let mut modern = SpSettings::new(SP_ENTITY_ID, ACS_URL, IDP_ENTITY_ID, idp_keys());
         let mut legacy = modern.clone();
         modern.allow_unsolicited = true;
+        modern.decryption_keys = DecryptionKey::from_pem(SP_RSA_PRIVATE)
+            .into_iter()
+            .collect();
         legacy
             .signature_algorithms
             .push(SignatureAlgorithm::RsaSha1);

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use latchkey_saml::assertion::{Attribute, NameId, authn_context, name_id_format};
 use latchkey_saml::authn_request::{AuthnRequest, NameIdPolicy, binding_uri};
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
+use latchkey_saml::encryption::{self, DecryptionKey, EncryptOptions};
 use latchkey_saml::fuzzing::{
     self, ACS_URL, IDP_ENTITY_ID, NOW, REQUEST_ID, SP_ENTITY_ID, SSO_URL,
 };
@@ -22,6 +23,7 @@ use latchkey_saml::profile::idp::{
     IdpSettings, Issuance, ResponseTarget, SignedParts, build_error_response, build_response,
 };
 use latchkey_saml::profile::{SpSettings, validate_response};
+use latchkey_saml::response::Response;
 use latchkey_saml::status::{Status, code as status_code};
 use latchkey_xmlsec::crypto::{Certificate, SignatureAlgorithm, SigningKey, VerifyingKey};
 
@@ -85,6 +87,8 @@ fn generated_response_seeds_are_accepted() {
     let key = VerifyingKey::from_pem(&read(&data("fuzz/idp-p256.pub.pem"))).unwrap();
     let mut settings = SpSettings::new(SP_ENTITY_ID, ACS_URL, IDP_ENTITY_ID, vec![key]);
     settings.allow_unsolicited = true;
+    settings.decryption_keys =
+        vec![DecryptionKey::from_pem(&read(&data("fuzz/sp-rsa2048.key.pem"))).unwrap()];
     let mut accepted = 0;
     for (path, bytes) in corpus("saml_response") {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -98,7 +102,7 @@ fn generated_response_seeds_are_accepted() {
         assert_eq!(subject.attributes.len(), 6, "{name}");
         accepted += 1;
     }
-    assert!(accepted >= 4, "only {accepted} generated seeds");
+    assert!(accepted >= 5, "only {accepted} generated seeds");
 }
 
 /// The generated redirect seeds decode to an AuthnRequest, and the signed one verifies.
@@ -193,6 +197,40 @@ fn generate_seeds() {
             xml.as_bytes(),
         );
     }
+    // An encrypted assertion (signed inside), for the SP's key.
+    let assertion_doc = build_response(
+        &idp,
+        &solicited,
+        &issuance,
+        &idp_key,
+        None,
+        SignedParts::Assertion,
+        NOW,
+    )
+    .unwrap();
+    let doc = latchkey_xmlsec::reader::parse(&assertion_doc, &Default::default()).unwrap();
+    let node = doc
+        .root_element()
+        .children()
+        .find(|n| n.tag_name().name() == "Assertion")
+        .unwrap();
+    let sp_cert = Certificate::from_pem(&read(&data("fuzz/sp-rsa2048.cert.pem"))).unwrap();
+    let encrypted = encryption::encrypt_assertion(
+        &assertion_doc[node.range()],
+        &sp_cert,
+        &EncryptOptions::default(),
+    )
+    .unwrap();
+    let envelope = Response {
+        id: "_fuzz-encrypted".into(),
+        in_response_to: Some(REQUEST_ID.into()),
+        issue_instant: NOW,
+        destination: Some(ACS_URL.into()),
+        issuer: Some(IDP_ENTITY_ID.into()),
+        status: Status::success(),
+    };
+    let xml = envelope.to_xml_encrypted(&encrypted).unwrap();
+    write("saml_response", "gen-ok-encrypted.xml", xml.as_bytes());
     let denied = Status::failure(status_code::RESPONDER, Some(status_code::NO_PASSIVE), None);
     let xml = build_error_response(&idp, &solicited, denied, &idp_key, None, NOW).unwrap();
     write("saml_response", "gen-error-no-passive.xml", xml.as_bytes());
