@@ -88,7 +88,7 @@ fn signed_assertion() -> String {
 
 /// A Response carrying `encrypted` where the Assertion would be.
 fn response_with(encrypted: &str) -> String {
-    let envelope = Response {
+    Response {
         id: "_response-1".into(),
         in_response_to: None,
         issue_instant: datetime!(2026-11-28 14:00:00 UTC),
@@ -97,8 +97,7 @@ fn response_with(encrypted: &str) -> String {
         status: Status::success(),
     }
     .to_xml_encrypted(encrypted)
-    .unwrap();
-    envelope
+    .unwrap()
 }
 
 fn decrypt_in(xml: &str, options: &DecryptOptions) -> Result<Decrypted, Error> {
