@@ -243,7 +243,14 @@ impl SpMetadata {
         }
         let entity = choose(&metadata, options.entity_id.as_deref())?;
         let mut out = Self::from_entity(entity)?;
-        if let Some(v) = entity.valid_until
+        let aggregate_until = match &metadata {
+            Metadata::Entities(all) => all.valid_until,
+            Metadata::Entity(_) => None,
+        };
+        if let Some(v) = [entity.valid_until, aggregate_until]
+            .into_iter()
+            .flatten()
+            .min()
             && v <= options.now
         {
             out.warnings.push(ImportWarning::Expired {
@@ -253,6 +260,7 @@ impl SpMetadata {
         if let Some(name) = mdui_display_name(xml, &entity.entity_id) {
             out.display_name = Some(name);
         }
+        out.display_name = out.display_name.as_deref().and_then(tidy_name);
         Ok(out)
     }
 
@@ -513,7 +521,40 @@ fn mdui_display_name(xml: &str, entity_id: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
+/// A name from metadata as the registry accepts names: whitespace runs (newlines from
+/// pretty-printed XML included) made one space, control characters dropped, cut to the
+/// longest name allowed. A name that is empty then is no name.
+fn tidy_name(raw: &str) -> Option<String> {
+    let words: Vec<&str> = raw.split_whitespace().collect();
+    let name: String = words
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(crate::directory::validate::MAX_NAME)
+        .collect();
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 fn format_rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tidy_name;
+
+    #[test]
+    fn names_from_metadata_fit_the_registry() {
+        assert_eq!(
+            tidy_name("  Team\n   Wiki\u{7}  ").as_deref(),
+            Some("Team Wiki")
+        );
+        assert_eq!(tidy_name(" \n\t "), None);
+        let long = "x".repeat(1000);
+        let cut = tidy_name(&long).unwrap();
+        assert_eq!(cut.chars().count(), crate::directory::validate::MAX_NAME);
+        assert!(crate::directory::validate::name("name", &cut).is_ok());
+    }
 }
