@@ -108,6 +108,9 @@ pub struct SpMetadataOptions<'k> {
     pub allow_expired: bool,
     /// Keys one of which must have signed the document. Empty: nothing is verified.
     pub trusted_keys: &'k [VerifyingKey],
+    /// How the signature is checked when keys are given (SHA-1 and 1024-bit RSA are
+    /// opt-ins for old federations).
+    pub verify: VerifyOptions,
 }
 
 impl SpMetadataOptions<'_> {
@@ -118,6 +121,7 @@ impl SpMetadataOptions<'_> {
             now,
             allow_expired: false,
             trusted_keys: &[],
+            verify: VerifyOptions::default(),
         }
     }
 }
@@ -215,7 +219,7 @@ impl SpMetadata {
     pub fn parse(xml: &str, options: &SpMetadataOptions<'_>) -> Result<Self, MetadataImportError> {
         let read = MetadataOptions {
             trusted_keys: options.trusted_keys,
-            verify: VerifyOptions::default(),
+            verify: options.verify.clone(),
             now: (!options.allow_expired).then_some(options.now),
             limits: Limits::metadata(),
         };

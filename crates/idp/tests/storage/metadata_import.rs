@@ -332,6 +332,63 @@ fn aggregates_need_a_choice_and_bindings_are_filtered() {
     ));
 }
 
+/// eduGAIN SP metadata signed with RSA-SHA1 by a 1024-bit key (from pyXMLSecurity via signxml;
+/// provenance in crates/saml/tests/data/README.md).
+const EDUGAIN_SP: &str = include_str!("../../../saml/tests/data/metadata/edugain_sp_signed.xml");
+const EDUGAIN_KEY: &str = include_str!("../../../saml/tests/data/metadata/edugain_sp_signed.pem");
+
+#[test]
+fn signed_metadata_is_read_only_when_it_verifies() {
+    let trusted = [latchkey_xmlsec::crypto::Certificate::from_pem(EDUGAIN_KEY)
+        .unwrap()
+        .verifying_key()
+        .clone()];
+    let mut legacy = options();
+    legacy.trusted_keys = &trusted;
+    // SHA-1 and 1024-bit RSA are refused unless opted in.
+    assert!(matches!(
+        import_err(EDUGAIN_SP, &legacy),
+        MetadataImportError::Malformed(_)
+    ));
+    legacy.verify.allow_sha1 = true;
+    legacy.verify.allow_rsa_1024 = true;
+    let m = SpMetadata::parse(EDUGAIN_SP, &legacy).unwrap();
+    assert_eq!(m.entity_id, "https://login.offcampuspartners.com");
+    assert_eq!(m.acs.len(), 1);
+    assert_eq!(m.acs[0].binding, Binding::HttpPost);
+    assert!(m.acs[0].is_default);
+    // SAML 1.x and Artifact endpoints are named in warnings, not registered.
+    let ignored = m
+        .warnings
+        .iter()
+        .filter(|w| matches!(w, ImportWarning::AcsBindingIgnored { .. }))
+        .count();
+    assert!(ignored >= 1, "{:?}", m.warnings);
+
+    // The same bytes with one character of an endpoint changed no longer verify.
+    let post = EDUGAIN_SP.find(POST).unwrap();
+    let loc = post + EDUGAIN_SP[post..].find("Location=\"https://").unwrap() + 18;
+    let mut tampered = EDUGAIN_SP.to_string();
+    tampered.replace_range(loc..loc + 1, "X");
+    assert!(matches!(
+        import_err(&tampered, &legacy),
+        MetadataImportError::Malformed(_)
+    ));
+    // And a key that did not sign it is refused.
+    let other = rcgen::generate_simple_self_signed(vec!["other.example".to_string()]).unwrap();
+    let wrong = [
+        latchkey_xmlsec::crypto::Certificate::from_pem(&other.cert.pem())
+            .unwrap()
+            .verifying_key()
+            .clone(),
+    ];
+    legacy.trusted_keys = &wrong;
+    assert!(matches!(
+        import_err(EDUGAIN_SP, &legacy),
+        MetadataImportError::Malformed(_)
+    ));
+}
+
 async fn refusals_leave_the_store_unchanged(t: TestStore) {
     let before = snapshot(&t.store).await;
     let cases: Vec<(&str, String, &str)> = vec![
