@@ -50,4 +50,4 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .
 code{background:#eef1f5;padding:.1rem .3rem;border-radius:4px}\
 .role{display:inline-block;background:#2d6cdf;color:#fff;border-radius:4px;padding:.1rem .5rem}\
 .button,button{display:inline-block;background:#2d6cdf;color:#fff;border:0;border-radius:6px;padding:.5rem 1rem;text-decoration:none;font-size:1rem;cursor:pointer}\
-.muted{color:#667085}\n";
+.muted{color:#667085}.wrap{overflow-wrap:anywhere}\n";

@@ -131,7 +131,7 @@ pub(crate) fn admin(kind: AppKind, accounts: &[Account], audit: &[AuditEvent]) -
         let roles: Vec<&str> = a.roles.keys().map(String::as_str).collect();
         let _ = write!(
             body,
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><code>{}</code></td><td class=\"wrap\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             a.id,
             esc(a.identity.as_ref().map_or("", |i| i.key.as_str())),
             esc(&fields.join("; ")),
