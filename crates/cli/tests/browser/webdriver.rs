@@ -22,7 +22,7 @@ const POLL: Duration = Duration::from_millis(50);
 /// Finds a program: the environment variable if set, else the first name found on PATH.
 fn locate(env_var: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env_var) {
-        return Some(PathBuf::from(p));
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
