@@ -552,3 +552,43 @@ fn app_add_from_metadata_with_a_template() {
         ],
     );
 }
+
+#[test]
+fn app_add_from_metadata_url() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = wiki_metadata("https://wiki.example.net/saml/acs");
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = [0u8; 4096];
+        let n = conn.read(&mut request).unwrap();
+        let request = String::from_utf8_lossy(&request[..n]).to_string();
+        write!(
+            conn,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/samlmetadata+xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        request
+    });
+    let dir = workdir();
+    let d = dir.path();
+    let url = format!("http://{addr}/saml/metadata");
+    ok(d, &["app", "add", "--metadata", &url, "--name", "Wiki"]);
+    let request = server.join().unwrap();
+    assert!(request.starts_with("GET /saml/metadata "), "{request}");
+    let shown: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "app",
+            "show",
+            "https://wiki.example.net/saml/metadata",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    // Explicit --name wins over the metadata; endpoints come from the fetched document.
+    assert_eq!(shown["name"], "Wiki");
+    assert_eq!(shown["acs"][0]["url"], "https://wiki.example.net/saml/acs");
+}
