@@ -76,9 +76,10 @@ async fn people_sign_in_through_a_real_browser() {
         dir: dir.clone(),
         next: 0,
     };
+    // Declared first so it is removed last, after the browsers using it are closed.
+    let profiles = tempfile::tempdir().unwrap();
     let driver = Driver::start(free_port(), &logs.join("chromedriver.log")).await;
     let stack = Stack::start(&logs);
-    let profiles = tempfile::tempdir().unwrap();
 
     // 1. alice opens the wiki, is sent to the IdP, signs in, and comes back with a new
     //    account holding the editor role (from wiki-editors).

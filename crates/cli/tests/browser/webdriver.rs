@@ -5,8 +5,11 @@
 //! `webdriver` and hyper TLS dependencies would add a second HTTP stack to build for a
 //! dozen endpoints. Every wait is a bounded poll that fails with what it last saw.
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -30,12 +33,16 @@ fn locate(env_var: &str, names: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A running chromedriver, stopped on drop.
+/// A running chromedriver, stopped on drop together with any browser still open.
 pub struct Driver {
     child: Child,
+    port: u16,
     base: String,
     chromium: PathBuf,
     http: reqwest::Client,
+    /// Sessions not yet quit: a failing test leaves some, and killing chromedriver alone
+    /// would orphan their browsers.
+    open: Arc<Mutex<Vec<String>>>,
 }
 
 impl Driver {
@@ -65,6 +72,8 @@ impl Driver {
             .unwrap();
         let driver = Driver {
             child,
+            port,
+            open: Arc::default(),
             base: format!("http://127.0.0.1:{port}"),
             chromium,
             http,
@@ -122,15 +131,32 @@ impl Driver {
             .as_str()
             .unwrap_or_else(|| panic!("no session id in {reply}"))
             .to_owned();
+        self.open.lock().unwrap().push(id.clone());
         Browser {
             http: self.http.clone(),
             session: format!("{}/session/{id}", self.base),
+            id,
+            open: self.open.clone(),
         }
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Blocking, as drop must be: chromedriver closes the browser before it answers.
+        let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in open {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(WAIT));
+                let _ = write!(
+                    s,
+                    "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n",
+                    self.port
+                );
+                let _ = s.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -168,11 +194,13 @@ async fn command(
     }
 }
 
-/// One browser (one WebDriver session). Closed with [`Browser::quit`]; chromedriver's
-/// exit takes any browser left open with it.
+/// One browser (one WebDriver session). Closed with [`Browser::quit`]; one left open (a
+/// failed step) is closed when the [`Driver`] drops.
 pub struct Browser {
     http: reqwest::Client,
     session: String,
+    id: String,
+    open: Arc<Mutex<Vec<String>>>,
 }
 
 impl Browser {
@@ -323,5 +351,6 @@ impl Browser {
 
     pub async fn quit(self) {
         let _ = command(&self.http, "DELETE", &self.session, json!({})).await;
+        self.open.lock().unwrap().retain(|id| *id != self.id);
     }
 }
