@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use latchkey_idp::apps::NewApplication;
+use latchkey_idp::apps::{NewApplication, SpMetadata, SpMetadataOptions};
 use latchkey_idp::audit::Actor;
 use latchkey_idp::catalog;
 use latchkey_idp::directory::{AttributeValue, NewGroup, NewUser};
@@ -112,7 +112,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &dir.join("logs/idp.log"),
     )?;
     wait_for(IDP_ADDR, "the IdP", &dir.join("logs/idp.log"))?;
-    runtime.block_on(register_apps(&config))?;
     children.spawn(
         &exe,
         &["demo-app", "wiki", "--config"],
@@ -131,6 +130,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "the helpdesk",
         &dir.join("logs/helpdesk.log"),
     )?;
+    runtime.block_on(register_apps(&config))?;
     print_walkthrough(&dir)?;
 
     // Run until Ctrl-C, SIGTERM or a child's death; the children go down with us either way.
@@ -254,13 +254,14 @@ async fn seed_directory(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Registers the two demo applications from their catalogue templates and assigns the
-/// groups that may use them; already registered applications are left alone.
+/// Registers the two demo applications as an admin would: from the SP metadata each one
+/// serves, with its catalogue template for the attribute release; then assigns the groups
+/// that may use it. Already registered applications are left alone.
 async fn register_apps(config: &Config) -> anyhow::Result<()> {
     let store = Store::open(config).await?;
     let actor = Actor::system();
     for (template, groups) in ASSIGNMENTS {
-        let new = demo_application(template)?;
+        let new = demo_application(template).await?;
         if store
             .apps()
             .find_by_entity_id(&new.entity_id)
@@ -283,13 +284,21 @@ async fn register_apps(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_application(template: &str) -> anyhow::Result<NewApplication> {
-    let t = catalog::get(template)?;
-    let params: &[(&str, &str)] = match template {
-        "latchkey-wiki" => &[("wiki_base_url", WIKI_URL)],
-        _ => &[("helpdesk_base_url", HELPDESK_URL)],
+async fn demo_application(template: &str) -> anyhow::Result<NewApplication> {
+    let base = match template {
+        "latchkey-wiki" => WIKI_URL,
+        _ => HELPDESK_URL,
     };
-    Ok(t.application(params)?)
+    let url = format!("{base}/saml/metadata");
+    let xml = latchkey_sp::fetch::fetch_metadata(&url)
+        .await
+        .with_context(|| format!("cannot fetch {url}"))?;
+    let metadata = SpMetadata::parse(
+        &xml,
+        &SpMetadataOptions::new(time::OffsetDateTime::now_utc()),
+    )
+    .with_context(|| format!("cannot use the metadata at {url}"))?;
+    Ok(metadata.application(Some(&catalog::get(template)?)))
 }
 
 #[derive(Default)]
