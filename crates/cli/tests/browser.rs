@@ -173,6 +173,10 @@ async fn people_sign_in_through_a_real_browser() {
     );
     assert!(text.contains("SSO-DENIED"), "{text}");
     shots.take(&carol, "idp-carol-denied").await;
+    // Signed in now, she gets the same refusal straight away, with no form in between.
+    carol.goto(&format!("{}/login", stack.wiki)).await;
+    let text = carol.wait_for(&stack.idp, "Access denied").await;
+    assert!(!text.contains("Password"), "{text}");
     let me = whoami(&carol, &stack.wiki).await;
     assert_eq!(me["authenticated"], false, "{me}");
     carol.goto(&format!("{}/portal", stack.idp)).await;
