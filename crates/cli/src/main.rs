@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod bench_cmd;
 mod catalog_cmd;
 mod demo;
 mod demo_app;
@@ -50,6 +51,9 @@ enum Command {
     Key(keys_cmd::KeyArgs),
     /// Admin API tokens (create, list, revoke).
     Token(token_cmd::TokenArgs),
+    /// Load and memory benchmarks against a running or spawned latchkey serve.
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Template(cmd) => catalog_cmd::run(cmd),
         Command::Key(args) => keys_cmd::run(args),
         Command::Token(args) => token_cmd::run(args),
+        Command::Bench(cmd) => bench_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

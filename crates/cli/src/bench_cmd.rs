@@ -1,0 +1,348 @@
+//! `latchkey bench sso|login|memory`: load and memory benchmarks against `latchkey serve`.
+//!
+//! Each subcommand starts its own server (this binary's `serve`, as a child process, on a
+//! free loopback port, with a throwaway data directory), seeds it through the IdP library
+//! (users, a group, one application), and drives it over HTTP from this process. Nothing
+//! leaves 127.0.0.1.
+//!
+//! The machine running a benchmark is usually shared, and the load generator itself shares
+//! the cores with the server, so rates are given per core: per second of the *server's* CPU
+//! time (`/proc/<pid>/stat` utime + stime over the run), beside the in-process rate of the
+//! operation that bounds them (RSA signing and `build_response`, or Argon2id), measured in
+//! the same run on this thread's CPU time. Ratios of the two are what compare across runs.
+//! Linux only (`/proc`).
+
+mod client;
+mod raw;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use latchkey_idp::config::PasswordConfig;
+use latchkey_idp::session::Sessions;
+
+use client::{Flow, Stats};
+use server::BenchServer;
+
+/// Load and memory benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// SSO with an existing session: IdP-initiated and SP-initiated, at several concurrencies.
+    Sso(SsoArgs),
+    /// Password sign-ins (POST /login) at the configured Argon2id parameters.
+    Login(LoginArgs),
+    /// Resident memory of the server: idle, then with many live sessions.
+    Memory(MemoryArgs),
+}
+
+/// Options every benchmark shares.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Where the throwaway data directory goes (default: the system's temporary directory).
+    /// A tmpfs such as /dev/shm takes the disk's fsync out of the measurement.
+    #[arg(long, value_name = "DIR")]
+    tmp: Option<PathBuf>,
+    /// The `latchkey` binary to run as the server (default: this one).
+    #[arg(long, value_name = "FILE")]
+    server_bin: Option<PathBuf>,
+}
+
+/// Options of `latchkey bench sso`.
+#[derive(Debug, Args)]
+pub struct SsoArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Concurrent clients, each with its own session; one run per value and flow.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    clients: Vec<usize>,
+    /// Seconds per run (a run also ends after --requests flows).
+    #[arg(long, default_value_t = 8)]
+    seconds: u64,
+    /// Most flows per run.
+    #[arg(long, default_value_t = 1_000_000)]
+    requests: u64,
+}
+
+/// Options of `latchkey bench login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Concurrent clients; one run per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    clients: Vec<usize>,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Distinct accounts the clients sign in as (in turn).
+    #[arg(long, default_value_t = 16)]
+    users: usize,
+}
+
+/// Options of `latchkey bench memory`.
+#[derive(Debug, Args)]
+pub struct MemoryArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Live sessions to create.
+    #[arg(long, default_value_t = 100_000)]
+    sessions: usize,
+    /// How many of them are then used over HTTP (an SSO flow each).
+    #[arg(long, default_value_t = 2_000)]
+    used: usize,
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cmd {
+        BenchCommand::Sso(args) => runtime.block_on(sso(args))?,
+        BenchCommand::Login(args) => runtime.block_on(login(args))?,
+        BenchCommand::Memory(args) => runtime.block_on(memory(args))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_load() {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "machine: {cores} cores, load average {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+async fn sso(args: SsoArgs) -> anyhow::Result<()> {
+    let max_clients = args.clients.iter().copied().max().unwrap_or(1);
+    let server = BenchServer::start(&args.common, max_clients).await?;
+    print_load();
+    println!(
+        "server: pid {} at {}, data in {}",
+        server.pid(),
+        server.base(),
+        server.dir().display()
+    );
+
+    let material = server.signing_material()?;
+    let sign = raw::rsa_sign_rate(&material.key, Duration::from_secs(2))?;
+    let issue = raw::issuance_rate(&material.key, Duration::from_secs(2))?;
+    println!(
+        "in-process, one thread: RSA-2048 sign {:.0}/s per core; build_response (assertion \
+         signed, 6 attributes) {:.0}/s per core",
+        sign.per_core, issue.per_core
+    );
+
+    let clients = client::sign_in_all(&server, max_clients).await?;
+    println!(
+        "\n{:<10} {:>7} {:>8} {:>9} {:>8} {:>13} {:>9} {:>9} {:>9} {:>7}",
+        "flow",
+        "clients",
+        "flows",
+        "flows/s",
+        "srv CPU",
+        "flows/s/core",
+        "% issue",
+        "p50 ms",
+        "p99 ms",
+        "errors"
+    );
+    for flow in [Flow::IdpInitiated, Flow::SpInitiated] {
+        for &n in &args.clients {
+            let cpu_before = server.cpu_time()?;
+            let stats = client::drive(
+                &clients[..n.min(clients.len())],
+                flow,
+                Duration::from_secs(args.seconds),
+                args.requests,
+            )
+            .await;
+            let cpu = server.cpu_time()? - cpu_before;
+            print_row(flow.name(), n, &stats, cpu, issue.per_core);
+        }
+    }
+    println!(
+        "\nA flow is two requests (the start, a 303 to /saml/continue/<key>, then the 200 \
+         auto-POST page carrying the SAMLResponse); flows/s/core divides by the server's CPU \
+         seconds over the run; % issue compares that with build_response's in-process rate \
+         (aim: at least 70 %)."
+    );
+    println!(
+        "afterwards: in-process RSA-2048 sign {:.0}/s per core (drift check)",
+        raw::rsa_sign_rate(&material.key, Duration::from_secs(1))?.per_core
+    );
+    print_load();
+    server.stop();
+    Ok(())
+}
+
+fn print_row(name: &str, clients: usize, stats: &Stats, cpu: Duration, reference: f64) {
+    let ok = stats.latencies.len() as f64;
+    let per_core = ok / cpu.as_secs_f64().max(1e-9);
+    println!(
+        "{:<10} {:>7} {:>8} {:>9.0} {:>7.1}s {:>13.0} {:>8.1}% {:>9.2} {:>9.2} {:>7}",
+        name,
+        clients,
+        stats.latencies.len(),
+        ok / stats.wall.as_secs_f64().max(1e-9),
+        cpu.as_secs_f64(),
+        per_core,
+        per_core / reference * 100.0,
+        stats.percentile(0.50).as_secs_f64() * 1e3,
+        stats.percentile(0.99).as_secs_f64() * 1e3,
+        stats.errors
+    );
+    if let Some(e) = &stats.first_error {
+        println!("           first error: {e}");
+    }
+}
+
+async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let server = BenchServer::start(&args.common, args.users.max(1)).await?;
+    print_load();
+    let config = PasswordConfig::default();
+    println!(
+        "server: pid {} at {}; Argon2id m={} KiB, t={}, p={} (the defaults, OWASP's)",
+        server.pid(),
+        server.base(),
+        config.memory_kib,
+        config.iterations,
+        config.parallelism
+    );
+    let verify = raw::argon2_verify_rate(&config, Duration::from_secs(3))?;
+    println!(
+        "in-process, one thread: Argon2id verify {:.1}/s per core ({:.1} ms each)",
+        verify.per_core,
+        1e3 / verify.per_core
+    );
+    let max_clients = args.clients.iter().copied().max().unwrap_or(1);
+    let clients = client::login_clients(&server, max_clients, args.users).await?;
+    println!(
+        "\n{:<10} {:>7} {:>8} {:>9} {:>8} {:>13} {:>9} {:>9} {:>9} {:>7}",
+        "flow",
+        "clients",
+        "sign-ins",
+        "/s",
+        "srv CPU",
+        "/s/core",
+        "% argon2",
+        "p50 ms",
+        "p99 ms",
+        "errors"
+    );
+    for &n in &args.clients {
+        let cpu_before = server.cpu_time()?;
+        let stats = client::drive(
+            &clients[..n.min(clients.len())],
+            Flow::Login,
+            Duration::from_secs(args.seconds),
+            u64::MAX,
+        )
+        .await;
+        let cpu = server.cpu_time()? - cpu_before;
+        print_row("login", n, &stats, cpu, verify.per_core);
+    }
+    println!(
+        "\nA sign-in is POST /login with the right password (CSRF cookie and token fetched \
+         once per client): lookup, Argon2id verify, throttle reset, new session, audit \
+         event, 303. /s/core divides by the server's CPU seconds over the run."
+    );
+    print_load();
+    server.stop();
+    Ok(())
+}
+
+async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
+    let server = BenchServer::start(&args.common, 1).await?;
+    print_load();
+    println!(
+        "server: pid {} at {}, data in {}",
+        server.pid(),
+        server.base(),
+        server.dir().display()
+    );
+    let started = server.rss_kib()?;
+    // Idle means: started, and every path a sign-in uses has run once.
+    let clients = client::sign_in_all(&server, 1).await?;
+    for flow in [Flow::IdpInitiated, Flow::SpInitiated] {
+        let stats = client::drive(&clients, flow, Duration::from_secs(30), 50).await;
+        if stats.errors > 0 {
+            bail!("warm-up failed: {:?}", stats.first_error);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = server.rss_kib()?;
+    println!(
+        "RSS just started {:.1} MiB; idle after a sign-in and 100 SSO flows {:.1} MiB \
+         (aim: under 30 MiB)",
+        mib(started),
+        mib(idle)
+    );
+
+    // Sessions live in the store, not in the server's memory: they are created straight into
+    // its database (as many sign-ins would), then a sample is used over HTTP so the server
+    // reads them through its own pool and caches.
+    let store = server.open_store().await?;
+    let user = store
+        .users()
+        .find_by_username(&server::username(0))
+        .await?
+        .context("the seeded user is missing")?;
+    let sessions = Sessions::new(&store);
+    let start = Instant::now();
+    let mut tokens = Vec::with_capacity(args.used);
+    for i in 0..args.sessions {
+        let (token, _) = sessions
+            .create(
+                &user,
+                time::OffsetDateTime::now_utc(),
+                time::Duration::hours(8),
+            )
+            .await?;
+        if i % (args.sessions / args.used.max(1)).max(1) == 0 && tokens.len() < args.used {
+            tokens.push(token.expose().to_owned());
+        }
+    }
+    store.close().await;
+    println!(
+        "created {} sessions in the store in {:.1} s",
+        args.sessions,
+        start.elapsed().as_secs_f64()
+    );
+    let used = client::with_sessions(&server, &tokens)?;
+    let stats = client::once_each(&used, Flow::IdpInitiated, 16).await;
+    println!(
+        "used {} of them over HTTP (one IdP-initiated SSO each): {} ok, {} errors{}",
+        tokens.len(),
+        stats.latencies.len(),
+        stats.errors,
+        stats
+            .first_error
+            .as_deref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let loaded = server.rss_kib()?;
+    println!(
+        "RSS with {} live sessions {:.1} MiB: {:.1} MiB above idle (aim: at most 100 MiB)",
+        args.sessions,
+        mib(loaded),
+        mib(loaded.saturating_sub(idle))
+    );
+    print_load();
+    server.stop();
+    Ok(())
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}

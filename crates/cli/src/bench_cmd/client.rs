@@ -1,0 +1,350 @@
+//! The load generator: simulated browsers (a session or CSRF cookie each) that repeat one
+//! flow against the server, and the latency statistics of a run.
+//!
+//! Each flow checks what a browser would get, so an error page never counts as a success:
+//! SSO ends in a 200 auto-POST page carrying a `SAMLResponse`, a sign-in in a 303 setting the
+//! session cookie.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use latchkey_saml::authn_request::AuthnRequest;
+use latchkey_saml::binding::{BindingLimits, MessageKind, redirect};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Client, StatusCode};
+
+use super::server::{self, APP_ENTITY_ID, BenchServer};
+
+/// What a client repeats.
+#[derive(Debug, Clone, Copy)]
+pub enum Flow {
+    /// GET /saml/init/{app}, then the continuation.
+    IdpInitiated,
+    /// GET /saml/sso?SAMLRequest=<fresh AuthnRequest>, then the continuation.
+    SpInitiated,
+    /// POST /login with the right password.
+    Login,
+}
+
+impl Flow {
+    /// Its name in a report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flow::IdpInitiated => "idp-init",
+            Flow::SpInitiated => "sp-init",
+            Flow::Login => "login",
+        }
+    }
+}
+
+/// One simulated browser.
+#[derive(Clone)]
+pub struct BenchClient {
+    http: Client,
+    base: String,
+    app_id: String,
+    /// The `Cookie` header it sends.
+    cookie: String,
+    /// The CSRF token for its login form, and the account it signs in as.
+    login: Option<(String, String, String)>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Latency of every successful flow, sorted.
+    pub latencies: Vec<Duration>,
+    /// Failed flows.
+    pub errors: u64,
+    /// The first failure, to say what went wrong.
+    pub first_error: Option<String>,
+    /// Wall time of the run.
+    pub wall: Duration,
+}
+
+impl Stats {
+    /// The `q` quantile (0..1) of the latencies; zero when there are none.
+    pub fn percentile(&self, q: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let last = self.latencies.len() - 1;
+        let i = ((q * self.latencies.len() as f64) as usize).min(last);
+        self.latencies.get(i).copied().unwrap_or_default()
+    }
+}
+
+fn http() -> anyhow::Result<Client> {
+    Ok(Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()?)
+}
+
+/// `n` clients, each signed in (through the login form, as a browser) with its own session,
+/// all as the seeded account 0.
+pub async fn sign_in_all(server: &BenchServer, n: usize) -> anyhow::Result<Vec<BenchClient>> {
+    let http = http()?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let (csrf_cookie, token) = csrf(&http, server.base()).await?;
+        let session = post_login(
+            &http,
+            server.base(),
+            &csrf_cookie,
+            &token,
+            &server::username(0),
+            &server::password(0),
+        )
+        .await
+        .with_context(|| format!("signing in client {i}"))?;
+        out.push(BenchClient {
+            http: http.clone(),
+            base: server.base().to_owned(),
+            app_id: server.app_id().to_owned(),
+            cookie: format!("latchkey_session={session}"),
+            login: None,
+        });
+    }
+    Ok(out)
+}
+
+/// `n` clients holding a login form (CSRF cookie and token), signing in as the seeded
+/// accounts in turn.
+pub async fn login_clients(
+    server: &BenchServer,
+    n: usize,
+    users: usize,
+) -> anyhow::Result<Vec<BenchClient>> {
+    let http = http()?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let (csrf_cookie, token) = csrf(&http, server.base()).await?;
+        let who = i % users.max(1);
+        out.push(BenchClient {
+            http: http.clone(),
+            base: server.base().to_owned(),
+            app_id: server.app_id().to_owned(),
+            cookie: format!("latchkey_csrf={csrf_cookie}"),
+            login: Some((token, server::username(who), server::password(who))),
+        });
+    }
+    Ok(out)
+}
+
+/// A client per session token (sessions made outside HTTP).
+pub fn with_sessions(server: &BenchServer, tokens: &[String]) -> anyhow::Result<Vec<BenchClient>> {
+    let http = http()?;
+    Ok(tokens
+        .iter()
+        .map(|t| BenchClient {
+            http: http.clone(),
+            base: server.base().to_owned(),
+            app_id: server.app_id().to_owned(),
+            cookie: format!("latchkey_session={t}"),
+            login: None,
+        })
+        .collect())
+}
+
+/// Every client repeats `flow` until `duration` has passed or `max` flows were started.
+pub async fn drive(clients: &[BenchClient], flow: Flow, duration: Duration, max: u64) -> Stats {
+    let started = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::with_capacity(clients.len());
+    for c in clients {
+        let c = c.clone();
+        let started = started.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stats = Stats::default();
+            while Instant::now() < deadline && started.fetch_add(1, Ordering::Relaxed) < max {
+                let t = Instant::now();
+                match c.once(flow).await {
+                    Ok(()) => stats.latencies.push(t.elapsed()),
+                    Err(e) => {
+                        stats.errors += 1;
+                        stats.first_error.get_or_insert_with(|| format!("{e:#}"));
+                    }
+                }
+            }
+            stats
+        }));
+    }
+    let mut all = Stats::default();
+    for t in tasks {
+        match t.await {
+            Ok(s) => merge(&mut all, s),
+            Err(e) => {
+                all.errors += 1;
+                all.first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    all.wall = start.elapsed();
+    all.latencies.sort_unstable();
+    all
+}
+
+/// Each client runs `flow` once, `concurrency` at a time.
+pub async fn once_each(clients: &[BenchClient], flow: Flow, concurrency: usize) -> Stats {
+    let mut all = Stats::default();
+    let start = Instant::now();
+    for chunk in clients.chunks(concurrency.max(1)) {
+        let mut tasks = Vec::with_capacity(chunk.len());
+        for c in chunk {
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                c.once(flow).await.map(|()| t.elapsed())
+            }));
+        }
+        for t in tasks {
+            match t.await {
+                Ok(Ok(d)) => all.latencies.push(d),
+                Ok(Err(e)) => {
+                    all.errors += 1;
+                    all.first_error.get_or_insert_with(|| format!("{e:#}"));
+                }
+                Err(e) => {
+                    all.errors += 1;
+                    all.first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+    all.wall = start.elapsed();
+    all.latencies.sort_unstable();
+    all
+}
+
+fn merge(all: &mut Stats, s: Stats) {
+    all.latencies.extend(s.latencies);
+    all.errors += s.errors;
+    if all.first_error.is_none() {
+        all.first_error = s.first_error;
+    }
+}
+
+impl BenchClient {
+    async fn once(&self, flow: Flow) -> anyhow::Result<()> {
+        match flow {
+            Flow::IdpInitiated => {
+                let url = format!("{}/saml/init/{}", self.base, self.app_id);
+                self.sso(&url).await
+            }
+            Flow::SpInitiated => {
+                let sso = format!("{}/saml/sso", self.base);
+                let request =
+                    AuthnRequest::new(APP_ENTITY_ID, &sso, time::OffsetDateTime::now_utc())?;
+                let query = redirect::encode(
+                    MessageKind::Request,
+                    &request.to_xml()?,
+                    None,
+                    &BindingLimits::default(),
+                )?;
+                self.sso(&format!("{sso}?{query}")).await
+            }
+            Flow::Login => {
+                let Some((token, user, password)) = &self.login else {
+                    bail!("this client has no login form");
+                };
+                post_login(
+                    &self.http,
+                    &self.base,
+                    self.cookie_value(),
+                    token,
+                    user,
+                    password,
+                )
+                .await
+                .map(|_| ())
+            }
+        }
+    }
+
+    fn cookie_value(&self) -> &str {
+        self.cookie.split_once('=').map_or("", |(_, v)| v)
+    }
+
+    /// The start URL answers 303 to the continuation, which answers the auto-POST page.
+    async fn sso(&self, start: &str) -> anyhow::Result<()> {
+        let r = self
+            .http
+            .get(start)
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await?;
+        if r.status() != StatusCode::SEE_OTHER {
+            bail!("{start} answered {}", r.status());
+        }
+        let next = r
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .context("303 without Location")?;
+        if !next.starts_with("/saml/continue/") {
+            bail!("{start} sent the browser to {next}");
+        }
+        let r = self
+            .http
+            .get(format!("{}{next}", self.base))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await?;
+        let status = r.status();
+        let body = r.text().await?;
+        if status != StatusCode::OK || !body.contains("name=\"SAMLResponse\"") {
+            bail!(
+                "the continuation answered {status} without a SAMLResponse form: {}",
+                body.chars().take(200).collect::<String>()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// GET /login: the anti-forgery cookie and the token repeated in the form.
+async fn csrf(http: &Client, base: &str) -> anyhow::Result<(String, String)> {
+    let r = http.get(format!("{base}/login")).send().await?;
+    let cookie = set_cookie(&r, "latchkey_csrf").context("GET /login set no CSRF cookie")?;
+    let body = r.text().await?;
+    let token = body
+        .split_once("name=\"csrf\" value=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(t, _)| t.to_owned())
+        .context("no CSRF token in the login form")?;
+    Ok((cookie, token))
+}
+
+/// POST /login; returns the new session token.
+async fn post_login(
+    http: &Client,
+    base: &str,
+    csrf_cookie: &str,
+    token: &str,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let r = http
+        .post(format!("{base}/login"))
+        .header(COOKIE, format!("latchkey_csrf={csrf_cookie}"))
+        .form(&[("csrf", token), ("username", user), ("password", password)])
+        .send()
+        .await?;
+    if r.status() != StatusCode::SEE_OTHER {
+        bail!("POST /login answered {}", r.status());
+    }
+    set_cookie(&r, "latchkey_session").context("POST /login set no session cookie")
+}
+
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers().get_all(SET_COOKIE).iter().find_map(|v| {
+        let text = v.to_str().ok()?;
+        let (pair, _) = text.split_once(';').unwrap_or((text, ""));
+        let (k, v) = pair.split_once('=')?;
+        (k.trim() == name).then(|| v.trim().to_owned())
+    })
+}
