@@ -592,3 +592,47 @@ fn app_add_from_metadata_url() {
     assert_eq!(shown["name"], "Wiki");
     assert_eq!(shown["acs"][0]["url"], "https://wiki.example.net/saml/acs");
 }
+
+#[test]
+fn audit_filters_by_user_app_and_age() {
+    let dir = workdir();
+    let d = dir.path();
+    ok(d, &["user", "add", "alice", "--email", "alice@example.org"]);
+    ok(d, &["user", "add", "bob", "--email", "bob@example.org"]);
+    ok(
+        d,
+        &[
+            "app",
+            "add",
+            "--entity-id",
+            "https://wiki.example.org/saml",
+            "--name",
+            "Wiki",
+            "--acs-url",
+            "https://wiki.example.org/acs",
+        ],
+    );
+    let events = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["audit", "--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&ok(d, &all)).unwrap()
+    };
+    let actions = |list: &[serde_json::Value]| -> Vec<String> {
+        list.iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let alice = events(&["--user", "alice"]);
+    assert_eq!(actions(&alice), ["user.create"]);
+    assert_eq!(alice[0]["target_name"], "alice");
+    let wiki = events(&["--app", "https://wiki.example.org/saml"]);
+    assert_eq!(actions(&wiki), ["app.create"]);
+    assert_eq!(events(&["--since", "1h"]).len(), 3);
+    assert!(events(&["--since", "2999-01-01T00:00:00Z"]).is_empty());
+    // A malformed --since is a usage error, reported by clap (exit status 2).
+    let out = latchkey(d, &["audit", "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+    let err = fails(d, &["audit", "--user", "nobody"]);
+    assert!(err.contains("nobody"), "{err}");
+}

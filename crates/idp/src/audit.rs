@@ -80,6 +80,8 @@ pub struct AuditFilter {
     pub action: Option<String>,
     /// Only events about this object ID.
     pub target_id: Option<String>,
+    /// Only events by or about this user (its ID): what they did, and what was done to them.
+    pub user_id: Option<String>,
     /// Only events at or after this time.
     pub since: Option<OffsetDateTime>,
     /// Only events with `seq` below this (paging backwards).
@@ -159,6 +161,7 @@ impl<'s> Audit<'s> {
              WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
                AND ($3 IS NULL OR target_id = $3) AND ($4 IS NULL OR at >= $4) \
                AND ($5 IS NULL OR seq < $5) \
+               AND ($7 IS NULL OR actor = $7 OR target_id = $8) \
              ORDER BY seq DESC LIMIT $6",
         )
         .bind(filter.actor.clone())
@@ -167,6 +170,8 @@ impl<'s> Audit<'s> {
         .bind(filter.since.map(timestamp::format))
         .bind(filter.before_seq)
         .bind(i64::from(filter.limit.unwrap_or(100)))
+        .bind(filter.user_id.as_ref().map(|id| format!("user:{id}")))
+        .bind(filter.user_id.clone())
         .fetch_all(self.store.pool())
         .await?;
         rows.into_iter().map(EventRow::into_event).collect()

@@ -17,8 +17,20 @@ pub struct AuditArgs {
     #[arg(long)]
     action: Option<String>,
     /// Only events about this user, group or application (name, e-mail, entity ID or ID).
-    #[arg(long, value_name = "OBJECT")]
+    #[arg(long, value_name = "OBJECT", conflicts_with = "app")]
     target: Option<String>,
+    /// Only events by or about this user (username, e-mail or ID): sign-ins, assertions
+    /// issued to them, denials, and changes made to their account.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// Only events about this application (entity ID, name or ID): assertions issued,
+    /// denials, configuration changes.
+    #[arg(long, value_name = "APP")]
+    app: Option<String>,
+    /// Only events at or after this time: RFC 3339 (2026-11-28T09:00:00Z) or an age such
+    /// as 30m, 12h, 7d.
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    since: Option<time::OffsetDateTime>,
     /// At most this many events, newest first.
     #[arg(long, default_value_t = 50)]
     limit: u32,
@@ -42,9 +54,34 @@ async fn target_id(ctx: &Context, reference: &str) -> anyhow::Result<String> {
     Ok(reference.to_string())
 }
 
+/// `--since`: an RFC 3339 instant, or an age (`90s`, `30m`, `12h`, `7d`) back from now.
+fn parse_since(text: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(t);
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| {
+        format!("{text:?} is neither an RFC 3339 time nor an age like 30m, 12h, 7d")
+    })?;
+    let age = match unit {
+        "s" => time::Duration::seconds(n),
+        "m" => time::Duration::minutes(n),
+        "h" => time::Duration::hours(n),
+        "d" => time::Duration::days(n),
+        _ => return Err(format!("{text:?}: the age's unit must be s, m, h or d")),
+    };
+    Ok(time::OffsetDateTime::now_utc() - age)
+}
+
 pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
-    let target_id = match &args.target {
-        Some(t) => Some(target_id(ctx, t).await?),
+    let target_id = match (&args.target, &args.app) {
+        (Some(t), _) => Some(target_id(ctx, t).await?),
+        (None, Some(a)) => Some(ctx.store.apps().lookup(a).await?.id.to_string()),
+        (None, None) => None,
+    };
+    let user_id = match &args.user {
+        Some(u) => Some(ctx.store.users().lookup(u).await?.id.to_string()),
         None => None,
     };
     let events = ctx
@@ -54,7 +91,8 @@ pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
             actor: args.actor,
             action: args.action,
             target_id,
-            since: None,
+            user_id,
+            since: args.since,
             before_seq: None,
             limit: Some(args.limit),
         })

@@ -112,6 +112,7 @@ pub async fn list(
         actor: q.actor,
         action: q.action,
         target_id: q.target_id,
+        user_id: None,
         since,
         before_seq: q.cursor,
         limit: Some(limit.saturating_add(1)),

@@ -6,7 +6,11 @@ use super::admin;
 use crate::on_both_backends;
 use crate::support::TestStore;
 
-on_both_backends!(filters_and_paging, every_change_is_logged_by_its_actor);
+on_both_backends!(
+    filters_and_paging,
+    every_change_is_logged_by_its_actor,
+    user_filter_finds_what_they_did_and_what_was_done_to_them
+);
 
 async fn filters_and_paging(t: TestStore) {
     let s = &t.store;
@@ -111,4 +115,68 @@ async fn every_change_is_logged_by_its_actor(t: TestStore) {
         ]
     );
     assert_eq!(events[0].after.as_ref().unwrap()["user"], "alice");
+}
+
+async fn user_filter_finds_what_they_did_and_what_was_done_to_them(t: TestStore) {
+    let s = &t.store;
+    let alice = s
+        .users()
+        .create(&admin(), NewUser::new("alice", "alice@example.org"))
+        .await
+        .unwrap();
+    let bob = s
+        .users()
+        .create(&admin(), NewUser::new("bob", "bob@example.org"))
+        .await
+        .unwrap();
+    // Something alice does herself (as the SSO server records a sign-in's changes).
+    let staff = s
+        .groups()
+        .create(&Actor::user(alice.id), NewGroup::new("staff"))
+        .await
+        .unwrap();
+    // Something done to bob, and something unrelated to either.
+    s.groups()
+        .add_member(&admin(), staff.id, bob.id)
+        .await
+        .unwrap();
+    s.groups()
+        .create(&admin(), NewGroup::new("unrelated"))
+        .await
+        .unwrap();
+
+    let for_user = |id: String| AuditFilter {
+        user_id: Some(id),
+        ..Default::default()
+    };
+    let alice_events = s
+        .audit()
+        .list(&for_user(alice.id.to_string()))
+        .await
+        .unwrap();
+    let actions: Vec<_> = alice_events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["group.create", "user.create"], "{alice_events:?}");
+    assert!(
+        alice_events
+            .iter()
+            .any(|e| e.actor == format!("user:{}", alice.id))
+    );
+    assert!(
+        alice_events
+            .iter()
+            .any(|e| e.target_id == Some(alice.id.to_string()))
+    );
+
+    let bob_events = s.audit().list(&for_user(bob.id.to_string())).await.unwrap();
+    assert!(
+        bob_events
+            .iter()
+            .all(|e| e.actor != format!("user:{}", alice.id))
+    );
+    assert!(
+        bob_events
+            .iter()
+            .any(|e| e.target_id == Some(bob.id.to_string())),
+        "{bob_events:?}"
+    );
 }
