@@ -478,3 +478,59 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+    use latchkey_xmlsec::dsig::SignatureError;
+    use latchkey_xmlsec::xmlenc::EncryptionError;
+
+    #[test]
+    fn codes_are_screaming_snake_and_rules_snake_case() {
+        let samples = [
+            Error::Xml(SignatureError::BadSignature.into()),
+            Error::Xml(SignatureError::DigestMismatch.into()),
+            Error::Xml(SignatureError::Sha1NotAllowed.into()),
+            Error::Xml(EncryptionError::DecryptionFailed.into()),
+            Error::Base64("SAMLResponse"),
+            Error::IssuerMismatch {
+                expected: "a".into(),
+                found: "b".into(),
+            },
+            Error::AudienceMismatch,
+            Error::Expired,
+            Error::ConfirmationExpired,
+            Error::AcsNotRegistered("x".into()),
+            Error::LogoutExpired,
+        ];
+        let mut codes = Vec::new();
+        for e in &samples {
+            let code = e.code();
+            assert!(
+                code.starts_with(|c: char| c.is_ascii_uppercase())
+                    && code
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+                "{code}"
+            );
+            let rule = e.rule();
+            assert!(
+                !rule.is_empty() && rule.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{rule}"
+            );
+            codes.push(code);
+        }
+        // Each sample is a different failure, and so has its own code.
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), codes.len(), "{codes:?}");
+        // The same failure over either binding shares one code.
+        assert_eq!(
+            Error::SignatureInvalid.code(),
+            Error::Xml(SignatureError::BadSignature.into()).code()
+        );
+        assert_eq!(Error::Expired.rule(), "conditions");
+        assert_eq!(Error::ConfirmationExpired.rule(), "subject_confirmation");
+    }
+}
