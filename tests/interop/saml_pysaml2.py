@@ -8,7 +8,10 @@ Each subcommand prints one JSON object on stdout:
                  with --post, an enveloped-signed one for HTTP-POST: {"request_id", "xml"}.
   metadata       pysaml2 loads OUR metadata file and reports what it understood.
   idp-response   pysaml2 as an IdP loads OUR SP metadata and answers a request with a
-                 signed Response: {"xml"}.
+                 signed Response: {"xml"}. With --encrypt-assertion the (signed) assertion
+                 is encrypted for the SP's encryption certificate, taken from the SP
+                 metadata as pysaml2 does, or from --encrypt-cert; --data-cipher picks
+                 the content cipher (default: pysaml2's own template, tripledes-cbc).
   sp-accept      pysaml2 as an SP loads OUR IdP metadata and checks OUR Response (file,
                  XML): {"name_id", "name_id_format", "issuer", "session_index", "ava"}.
 
@@ -16,6 +19,7 @@ Run with the oracle venv (LATCHKEY_PYTHON); xmlsec1 must be on PATH (pysaml2 sig
 """
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -29,6 +33,8 @@ from saml2.config import IdPConfig, SPConfig  # noqa: E402
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID  # noqa: E402
 from saml2.saml import NAME_FORMAT_URI  # noqa: E402
 from saml2.server import Server  # noqa: E402
+from saml2 import entity as saml2_entity  # noqa: E402
+from saml2 import sigver  # noqa: E402
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256  # noqa: E402
 
 PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
@@ -123,6 +129,37 @@ def cmd_metadata(a):
     return out
 
 
+# Content ciphers for --data-cipher: the EncryptedData template's algorithm and the
+# matching xmlsec1 --session-key. pysaml2's create_authn_response offers no choice: its
+# template (sigver.pre_encryption_part) and its xmlsec1 call default to 3DES, so any
+# other cipher is had by overriding exactly those two defaults; the encryption itself
+# is still pysaml2's, done by xmlsec1.
+DATA_CIPHERS = {
+    "aes128-cbc": ("http://www.w3.org/2001/04/xmlenc#aes128-cbc", "aes-128"),
+    "aes256-cbc": ("http://www.w3.org/2001/04/xmlenc#aes256-cbc", "aes-256"),
+    "aes128-gcm": ("http://www.w3.org/2009/xmlenc11#aes128-gcm", "aes-128"),
+    "aes256-gcm": ("http://www.w3.org/2009/xmlenc11#aes256-gcm", "aes-256"),
+}
+
+
+def use_data_cipher(idp, name):
+    algorithm, session_key = DATA_CIPHERS[name]
+    saml2_entity.pre_encryption_part = functools.partial(sigver.pre_encryption_part, msg_enc=algorithm)
+    encrypt = idp.sec.encrypt_assertion
+
+    def encrypt_with(statement, enc_key, template, key_type=None, node_xpath=None):
+        return encrypt(statement, enc_key, template, key_type=session_key, node_xpath=node_xpath)
+
+    idp.sec.encrypt_assertion = encrypt_with
+
+
+def cert_body(path):
+    """The base64 body of a PEM certificate, as pysaml2 takes encrypt_cert_assertion."""
+    with open(path) as f:
+        lines = [line.strip() for line in f if line.strip() and not line.startswith("-----")]
+    return "".join(lines)
+
+
 def cmd_idp_response(a):
     conf = {
         "entityid": a.idp_entity_id,
@@ -139,6 +176,8 @@ def cmd_idp_response(a):
         "metadata": {"local": [a.sp_metadata]},
     }
     idp = Server(config=IdPConfig().load(conf))
+    if a.encrypt_assertion and a.data_cipher != "pysaml2-default":
+        use_data_cipher(idp, a.data_cipher)
     resp = idp.create_authn_response(
         identity={"mail": ["alice@example.org"], "eduPersonAffiliation": ["staff", "member"]},
         in_response_to=a.request_id,
@@ -148,10 +187,16 @@ def cmd_idp_response(a):
         authn={"class_ref": PASSWORD_PROTECTED_TRANSPORT},
         sign_response=a.sign_response,
         sign_assertion=a.sign_assertion,
+        encrypt_assertion=a.encrypt_assertion,
+        encrypt_cert_assertion=cert_body(a.encrypt_cert) if a.encrypt_cert else None,
         sign_alg=SIG_RSA_SHA256,
         digest_alg=DIGEST_SHA256,
     )
-    return {"xml": str(resp)}
+    xml = str(resp)
+    if a.encrypt_assertion and "EncryptedAssertion" not in xml:
+        # pysaml2 silently skips encryption when it finds no certificate.
+        sys.exit("pysaml2 did not encrypt the assertion (no encryption certificate?)")
+    return {"xml": xml}
 
 
 def cmd_sp_accept(a):
@@ -215,6 +260,9 @@ def main():
     i.add_argument("--cert", required=True)
     i.add_argument("--sign-response", action="store_true")
     i.add_argument("--sign-assertion", action="store_true")
+    i.add_argument("--encrypt-assertion", action="store_true")
+    i.add_argument("--encrypt-cert", help="PEM certificate to encrypt for (default: from the SP metadata)")
+    i.add_argument("--data-cipher", choices=["pysaml2-default", *DATA_CIPHERS], default="pysaml2-default")
 
     v = sub.add_parser("sp-accept")
     v.add_argument("--idp-metadata", required=True)
