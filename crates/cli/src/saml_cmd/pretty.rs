@@ -232,9 +232,21 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_walked_without_recursion() {
-        let depth = 200;
+        // Far deeper than the reader allows by default; a recursive printer would need a
+        // stack frame per level.
+        let depth = 3_000;
         let xml = format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
-        let out = round(&xml);
+        let limits = Limits {
+            max_depth: depth + 1,
+            ..Limits::default()
+        };
+        let out = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || pretty(&reader::parse(&xml, &limits).unwrap()))
+            .unwrap()
+            .join()
+            .unwrap();
         assert_eq!(out.lines().count(), 2 * depth - 1);
+        assert!(out.ends_with("\n</a>\n"));
     }
 }
