@@ -311,12 +311,15 @@ async fn csrf(http: &Client, base: &str) -> anyhow::Result<(String, String)> {
     let r = http.get(format!("{base}/login")).send().await?;
     let cookie = set_cookie(&r, "latchkey_csrf").context("GET /login set no CSRF cookie")?;
     let body = r.text().await?;
-    let token = body
-        .split_once("name=\"csrf\" value=\"")
+    let token = form_token(&body).context("no CSRF token in the login form")?;
+    Ok((cookie, token))
+}
+
+/// The value of the form's hidden `csrf` input.
+fn form_token(body: &str) -> Option<String> {
+    body.split_once("name=\"csrf\" value=\"")
         .and_then(|(_, rest)| rest.split_once('"'))
         .map(|(t, _)| t.to_owned())
-        .context("no CSRF token in the login form")?;
-    Ok((cookie, token))
 }
 
 /// POST /login; returns the new session token.
@@ -347,4 +350,29 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
         let (k, v) = pair.split_once('=')?;
         (k.trim() == name).then(|| v.trim().to_owned())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_index_the_sorted_latencies() {
+        let stats = Stats {
+            latencies: (1..=100).map(Duration::from_millis).collect(),
+            ..Stats::default()
+        };
+        assert_eq!(stats.percentile(0.50), Duration::from_millis(51));
+        assert_eq!(stats.percentile(0.99), Duration::from_millis(100));
+        assert_eq!(stats.percentile(1.0), Duration::from_millis(100));
+        assert_eq!(Stats::default().percentile(0.99), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_csrf_token_is_read_from_the_hidden_input() {
+        let page = "<form method=\"post\" action=\"/login\">\n\
+                    <input type=\"hidden\" name=\"csrf\" value=\"abc-_123\">\n";
+        assert_eq!(form_token(page).as_deref(), Some("abc-_123"));
+        assert_eq!(form_token("<form></form>"), None);
+    }
 }

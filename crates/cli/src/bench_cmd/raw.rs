@@ -14,7 +14,7 @@ use latchkey_saml::profile::idp::{
 };
 use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
 
-/// Operations per second of CPU time on one thread, and per second of wall time.
+/// How fast an operation runs on one core.
 #[derive(Debug, Clone, Copy)]
 pub struct Rate {
     /// Per second of this thread's CPU time.
