@@ -263,14 +263,21 @@ pub fn parse<'a>(text: &'a str, limits: &Limits) -> Result<Document<'a>, Error> 
 /// Finds `<!DOCTYPE` anywhere in the text. Matching it inside a comment or CDATA too is
 /// deliberate: a false refusal is harmless, a missed DTD is not.
 fn find_doctype(text: &str) -> Option<usize> {
-    const NEEDLE: &[u8] = b"<!doctype";
-    text.as_bytes()
-        .windows(NEEDLE.len())
-        .position(|w| w.eq_ignore_ascii_case(NEEDLE))
+    const REST: &[u8] = b"doctype";
+    let bytes = text.as_bytes();
+    // `<!` is rare (comments, CDATA), so checking only after it keeps this a fast scan.
+    text.match_indices("<!").map(|(at, _)| at).find(|&at| {
+        bytes
+            .get(at + 2..at + 2 + REST.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(REST))
+    })
 }
 
 /// Whether `raw` (a text node's source) holds a CR that is not the start of CR LF.
 fn has_lone_cr(raw: &str) -> bool {
+    if !raw.contains('\r') {
+        return false;
+    }
     let bytes = raw.as_bytes();
     (0..bytes.len()).any(|i| bytes.get(i) == Some(&b'\r') && bytes.get(i + 1) != Some(&b'\n'))
 }
