@@ -30,6 +30,9 @@ pub enum WebError {
     /// An SSO request was refused (see [`SsoError`]).
     #[error(transparent)]
     Sso(#[from] SsoError),
+    /// A single-logout request was refused (see [`SsoError`]); nothing was signed out.
+    #[error("logout request refused: {0}")]
+    Logout(SsoError),
     /// A parked sign-in request expired or was already answered.
     #[error("the sign-in request expired or was already used")]
     RequestExpired,
@@ -62,7 +65,7 @@ impl WebError {
             WebError::MethodNotAllowed => "WEB-METHOD",
             WebError::BadForm(_) => "WEB-FORM",
             WebError::Csrf => "WEB-CSRF",
-            WebError::Sso(e) => e.code(),
+            WebError::Sso(e) | WebError::Logout(e) => e.code(),
             WebError::RequestExpired => "SSO-EXPIRED",
             WebError::Denied { .. } => "SSO-DENIED",
             WebError::Internal(_) => "WEB-INTERNAL",
@@ -77,8 +80,14 @@ impl WebError {
             WebError::Sso(SsoError::Binding(
                 latchkey_saml::Error::EncodedTooLarge { .. }
                 | latchkey_saml::Error::DecodedTooLarge { .. },
+            ))
+            | WebError::Logout(SsoError::Binding(
+                latchkey_saml::Error::EncodedTooLarge { .. }
+                | latchkey_saml::Error::DecodedTooLarge { .. },
             )) => StatusCode::PAYLOAD_TOO_LARGE,
-            WebError::Sso(e) if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Sso(e) | WebError::Logout(e) if e.is_internal() => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::RequestExpired => StatusCode::GONE,
             _ => StatusCode::BAD_REQUEST,
@@ -115,7 +124,7 @@ impl WebError {
                     app
                 ),
             ),
-            WebError::Sso(e) if e.is_internal() => (
+            WebError::Sso(e) | WebError::Logout(e) if e.is_internal() => (
                 "Something went wrong",
                 "The sign-in service failed. Quote the operation ID below to your administrator."
                     .into(),
@@ -125,6 +134,13 @@ impl WebError {
                 format!(
                     "The application sent a sign-in request this service cannot accept: {e}. \
                      Tell the application's administrator."
+                ),
+            ),
+            WebError::Logout(e) => (
+                "Sign-out request refused",
+                format!(
+                    "The application sent a sign-out request this service cannot accept: {e}. \
+                     Nothing was signed out here. Tell the application's administrator."
                 ),
             ),
             WebError::Internal(_) => (

@@ -318,7 +318,7 @@ pub async fn logout(
     }
     let mut response = match chain {
         Some(chain) => logout::next(&state, chain).await?,
-        None => logout::signed_out_page(),
+        None => logout::signed_out_page(&LogoutChain::default()),
     };
     if let Ok(v) = HeaderValue::from_str(&cookies::clear_session(state.settings())) {
         response.headers_mut().append(header::SET_COOKIE, v);

@@ -1,34 +1,98 @@
-//! IdP-initiated single logout: when the user signs out at the IdP, each application the
-//! session signed in to (and that registered a single-logout URL) gets a signed
-//! LogoutRequest, one after the other, over front-channel HTTP-Redirect.
+//! Single logout over the front channel (HTTP-Redirect and HTTP-POST).
 //!
-//! The IdP session is ended first, so the chain only ever tells SPs about a logout that has
-//! happened. The rest of the chain is parked under a fresh key that travels as RelayState;
-//! each SP's LogoutResponse (to `/saml/slo`) brings the key back and the next SP is asked. An
-//! SP that never answers leaves the user on its page, already signed out of the IdP.
+//! * SP-initiated: an application's LogoutRequest (to `/saml/slo`) is checked (signature
+//!   against the app's registered certificates, Destination, age), the browser's IdP session
+//!   is ended, every *other* application of that session is told in turn, and finally the
+//!   asking application gets its LogoutResponse. A request that arrives by cross-site POST
+//!   is parked and re-entered through `/saml/slo/continue/{key}`, a same-site GET, because
+//!   the `SameSite=Lax` session cookie does not come with the POST.
+//! * IdP-initiated: `POST /logout` ends the session and starts the same chain.
+//!
+//! The chain is parked between applications under a fresh key that travels as RelayState;
+//! each application's LogoutResponse brings it back and the next one is asked, over the
+//! binding it registered.
+//!
+//! # Security
+//! * The IdP session ends first, so the chain only tells applications about a logout that
+//!   has happened, and an application answering with a LogoutRequest of its own finds no
+//!   session to start a chain from: the chain never restarts.
+//! * Each application is in the chain at most once, the chain only shrinks, and a parked key
+//!   is taken (deleted) when used, so a replayed answer continues nothing: no loop.
+//! * A LogoutResponse is believed only if it verifies against the application's registered
+//!   certificates (when it has any) and answers the LogoutRequest we sent it. One that does
+//!   not is audited and the application is listed as unconfirmed; the chain goes on, since
+//!   the user is already signed out of the IdP (best effort).
 
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::rejection::{FormRejection, PathRejection};
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use latchkey_saml::assertion::{NameId, name_id_format};
-use latchkey_saml::binding::{MessageKind, redirect};
-use latchkey_saml::logout::{LogoutRequest, reason};
+use latchkey_saml::binding::{MessageKind, post, redirect};
+use latchkey_saml::logout::{LogoutRequest, LogoutResponse, reason};
+use latchkey_saml::profile::logout::LogoutPeer;
+use latchkey_saml::status::{Status, code};
+use latchkey_xmlsec::crypto::{SignatureAlgorithm, VerifyingKey};
+use latchkey_xmlsec::dsig::{self, SignOptions, VerifyOptions};
+use latchkey_xmlsec::reader::{self, Limits};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use super::html::page;
-use super::{WebError, WebState};
+use super::html::{escape, page};
+use super::login::continue_key;
+use super::{WebError, WebState, client_addr, cookies};
+use crate::apps::{Application, Binding, Endpoint};
+use crate::audit::Actor;
 use crate::error::Error;
 use crate::ids::AppId;
-use crate::session::{Parkable, ParkedRequests, SessionApp};
+use crate::session::{Parkable, ParkedRequests, SessionApp, Sessions};
 use crate::sso::SsoError;
-use crate::sso::request::REQUEST_LIMITS;
+use crate::sso::request::{REQUEST_LIMITS, app_keys};
 use crate::store::timestamp;
 
+/// Signature algorithms accepted on logout messages (no SHA-1).
+const ALLOWED: [SignatureAlgorithm; 6] = [
+    SignatureAlgorithm::RsaSha256,
+    SignatureAlgorithm::RsaSha384,
+    SignatureAlgorithm::RsaSha512,
+    SignatureAlgorithm::EcdsaSha256,
+    SignatureAlgorithm::EcdsaSha384,
+    SignatureAlgorithm::EcdsaSha512,
+];
+
+/// The most applications one chain visits: a bound on the browser's trip even if the
+/// session table were to hold something absurd.
+const MAX_CHAIN: usize = 64;
+
 /// The applications still to be told, parked between SPs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LogoutChain {
     /// The SessionIndex of the ended session.
     pub session_index: String,
-    /// The applications left, in order.
+    /// The applications left, in order (each at most once).
     pub remaining: Vec<ChainEntry>,
+    /// The LogoutRequest whose answer the chain waits for.
+    #[serde(default)]
+    pub awaiting: Option<Awaiting>,
+    /// Whether the browser's IdP session was ended by this logout.
+    #[serde(default)]
+    pub session_ended: bool,
+    /// Applications that confirmed (display names), for the final page.
+    #[serde(default)]
+    pub signed_out: Vec<String>,
+    /// Applications asked whose answer was missing, untrusted or not a success.
+    #[serde(default)]
+    pub unconfirmed: Vec<String>,
+    /// Applications without a front-channel single-logout endpoint.
+    #[serde(default)]
+    pub without_slo: Vec<String>,
+    /// The application that asked for the logout (SP-initiated), answered last.
+    #[serde(default)]
+    pub initiator: Option<Initiator>,
 }
 
 /// One application of a logout chain.
@@ -42,42 +106,407 @@ pub struct ChainEntry {
     pub name_id_format: String,
 }
 
+/// The LogoutRequest outstanding at one application.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Awaiting {
+    /// The application asked.
+    pub app: AppId,
+    /// Its display name.
+    pub name: String,
+    /// Our request's ID: the answer's InResponseTo must be this.
+    pub request_id: String,
+}
+
+/// The application whose LogoutRequest started the chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Initiator {
+    /// The application.
+    pub app: AppId,
+    /// Its request's ID, echoed as InResponseTo.
+    pub request_id: String,
+    /// Its RelayState, returned untouched.
+    pub relay_state: Option<String>,
+}
+
 impl Parkable for LogoutChain {
     const KIND: &'static str = "slo";
 }
 
 impl LogoutChain {
-    /// A chain over the applications a session signed in to.
+    /// A chain over the applications a session signed in to, once that session has ended.
     pub fn new(session_index: String, apps: Vec<SessionApp>) -> Self {
-        LogoutChain {
-            session_index,
-            remaining: apps
-                .into_iter()
-                .map(|a| ChainEntry {
+        let mut remaining: Vec<ChainEntry> = Vec::new();
+        for a in apps {
+            if remaining.len() < MAX_CHAIN && !remaining.iter().any(|e| e.app == a.app) {
+                remaining.push(ChainEntry {
                     app: a.app,
                     name_id: a.name_id,
                     name_id_format: a.name_id_format,
-                })
-                .collect(),
+                });
+            }
+        }
+        LogoutChain {
+            session_index,
+            remaining,
+            session_ended: true,
+            ..LogoutChain::default()
         }
     }
 }
 
-/// Sends the browser to the next application with a single-logout URL, or shows the
-/// signed-out page when none is left.
+/// A LogoutRequest that passed every check, parked across the same-site hop when it came
+/// by POST.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcceptedLogout {
+    /// The asking application.
+    pub app: AppId,
+    /// The request's ID.
+    pub request_id: String,
+    /// The NameID it names.
+    pub name_id: String,
+    /// The sessions it names (empty: all of the principal's).
+    pub session_indexes: Vec<String>,
+    /// Whether its signature was verified (unsigned requests end this browser's session
+    /// only).
+    pub signed: bool,
+    /// RelayState to return.
+    pub relay_state: Option<String>,
+    /// `redirect` or `post`, for the audit trail.
+    pub binding: String,
+}
+
+impl Parkable for AcceptedLogout {
+    const KIND: &'static str = "slo-request";
+}
+
+/// A logout message as it arrived, decoded but not trusted.
+enum Inbound {
+    Redirect(redirect::RedirectMessage),
+    Post(post::PostMessage),
+}
+
+/// The HTTP-POST binding's form for `/saml/slo`.
+#[derive(Debug, Deserialize)]
+pub struct SloForm {
+    #[serde(rename = "SAMLRequest")]
+    saml_request: Option<String>,
+    #[serde(rename = "SAMLResponse")]
+    saml_response: Option<String>,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+fn binding_error(e: latchkey_saml::Error) -> WebError {
+    WebError::Logout(match e {
+        latchkey_saml::Error::RelayStateTooLong { .. } => SsoError::RelayStateTooLong(e),
+        other => SsoError::Binding(other),
+    })
+}
+
+/// GET /saml/slo: a LogoutRequest from an SP, or an SP's LogoutResponse (HTTP-Redirect).
+pub async fn slo_redirect(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, WebError> {
+    let query = query.unwrap_or_default();
+    let message = redirect::decode(&query, &REQUEST_LIMITS).map_err(binding_error)?;
+    let relay_state = message.relay_state.clone();
+    if message.kind == MessageKind::Response {
+        return on_response(&state, Inbound::Redirect(message), relay_state.as_deref()).await;
+    }
+    let (accepted, app) = accept_request(&state, Inbound::Redirect(message), relay_state)
+        .await
+        .map_err(WebError::Logout)?;
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    perform(&state, &headers, &addr, accepted, app).await
+}
+
+/// POST /saml/slo: the same over HTTP-POST. A LogoutRequest is checked here, then parked
+/// and continued same-site (the session cookie does not come with a cross-site POST); a
+/// LogoutResponse needs no cookie and is handled at once.
+pub async fn slo_post(
+    State(state): State<WebState>,
+    form: Result<Form<SloForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
+    let relay_state = form.relay_state.as_deref();
+    match (form.saml_request.as_deref(), form.saml_response.as_deref()) {
+        (Some(value), None) => {
+            let message = post::decode(MessageKind::Request, value, relay_state, &REQUEST_LIMITS)
+                .map_err(binding_error)?;
+            let relay = message.relay_state.clone();
+            let (accepted, _) = accept_request(&state, Inbound::Post(message), relay)
+                .await
+                .map_err(WebError::Logout)?;
+            let key = ParkedRequests::new(state.store())
+                .park(&accepted, timestamp::now())
+                .await?;
+            Ok(Redirect::to(&format!("/saml/slo/continue/{key}")).into_response())
+        }
+        (None, Some(value)) => {
+            let message = post::decode(MessageKind::Response, value, relay_state, &REQUEST_LIMITS)
+                .map_err(binding_error)?;
+            on_response(&state, Inbound::Post(message), relay_state).await
+        }
+        _ => Err(binding_error(latchkey_saml::Error::MissingParameter(
+            "SAMLRequest",
+        ))),
+    }
+}
+
+/// GET /saml/slo/continue/{key}: a LogoutRequest that came by POST, now with the cookie.
+pub async fn slo_continue(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<Response, WebError> {
+    let Ok(Path(key)) = key else {
+        return Err(WebError::NotFound);
+    };
+    let key = continue_key(Some(&key)).ok_or(WebError::RequestExpired)?;
+    let parked = ParkedRequests::new(state.store());
+    let Some((accepted, _)) = parked
+        .peek::<AcceptedLogout>(&key, timestamp::now())
+        .await?
+    else {
+        return Err(WebError::RequestExpired);
+    };
+    if !parked.take::<AcceptedLogout>(&key).await? {
+        return Err(WebError::RequestExpired);
+    }
+    let app = match state.store().apps().get(accepted.app).await {
+        Ok(app) => app,
+        Err(Error::UnknownApplication { app }) => {
+            return Err(WebError::Logout(SsoError::UnknownIssuer(app)));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    perform(&state, &headers, &addr, accepted, app).await
+}
+
+/// Checks a LogoutRequest: registered issuer, signature by the app's certificates (the
+/// binding decides how), then the profile's Destination and time rules.
+///
+/// # Security
+/// An application with a signing certificate must sign. One without (on a server that does
+/// not require signatures) may send unsigned requests, which [`perform`] lets end only this
+/// browser's session, and only when it signed in to that application as the named NameID.
+async fn accept_request(
+    state: &WebState,
+    inbound: Inbound,
+    relay_state: Option<String>,
+) -> Result<(AcceptedLogout, Application), SsoError> {
+    let (request, app, signed, binding) = match &inbound {
+        Inbound::Redirect(message) => {
+            let request = LogoutRequest::parse(&message.xml).map_err(SsoError::Malformed)?;
+            let app = registered_app(state, request.issuer.as_deref()).await?;
+            let keys = app_keys(&app)?;
+            let signed = if !keys.is_empty() {
+                message.verify(&keys, &ALLOWED).map_err(|e| match e {
+                    latchkey_saml::Error::Unsigned => SsoError::SignatureRequired,
+                    other => SsoError::SignatureInvalid(other.to_string()),
+                })?;
+                true
+            } else {
+                unsigned_allowed(state)?;
+                false
+            };
+            (request, app, signed, "redirect")
+        }
+        Inbound::Post(message) => {
+            let doc = reader::parse(&message.xml, &Limits::default())
+                .map_err(|e| SsoError::Malformed(e.into()))?;
+            let root = doc.root_element();
+            let unverified = LogoutRequest::from_node(root).map_err(SsoError::Malformed)?;
+            let app = registered_app(state, unverified.issuer.as_deref()).await?;
+            let keys = app_keys(&app)?;
+            if !keys.is_empty() {
+                if !has_signature(root) {
+                    return Err(SsoError::SignatureRequired);
+                }
+                let verified = verify_root(&doc, &keys)?;
+                let request =
+                    LogoutRequest::from_verified(&verified).map_err(SsoError::Malformed)?;
+                (request, app, true, "post")
+            } else {
+                unsigned_allowed(state)?;
+                (unverified, app, false, "post")
+            }
+        }
+    };
+    // The signature policy was applied above; the profile's remaining rules (Destination,
+    // IssueInstant, NotOnOrAfter) hold for unsigned requests from keyless apps too.
+    LogoutPeer::new(
+        app.settings.entity_id.clone(),
+        state.settings().url("/saml/slo"),
+    )
+    .check_request(&request, true, timestamp::now())
+    .map_err(profile_error)?;
+    Ok((
+        AcceptedLogout {
+            app: app.id,
+            request_id: request.id,
+            name_id: request.name_id.value,
+            session_indexes: request.session_indexes,
+            signed,
+            relay_state,
+            binding: binding.into(),
+        },
+        app,
+    ))
+}
+
+async fn registered_app(state: &WebState, issuer: Option<&str>) -> Result<Application, SsoError> {
+    let issuer = issuer
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .ok_or(SsoError::MissingIssuer)?;
+    state
+        .store()
+        .apps()
+        .find_by_entity_id(issuer)
+        .await?
+        .ok_or_else(|| SsoError::UnknownIssuer(issuer.chars().take(200).collect()))
+}
+
+fn unsigned_allowed(state: &WebState) -> Result<(), SsoError> {
+    if state.settings().require_signed_requests {
+        Err(SsoError::SignatureRequired)
+    } else {
+        Ok(())
+    }
+}
+
+fn has_signature(root: latchkey_xmlsec::roxmltree::Node<'_, '_>) -> bool {
+    root.children().any(|c| {
+        c.is_element()
+            && c.tag_name().name() == "Signature"
+            && c.tag_name().namespace() == Some(latchkey_saml::ns::DSIG)
+    })
+}
+
+/// The enveloped signature of the message's root element, against the app's keys only.
+fn verify_root<'a, 'input>(
+    doc: &'a latchkey_xmlsec::reader::Document<'input>,
+    keys: &[VerifyingKey],
+) -> Result<dsig::Verified<'a, 'input>, SsoError> {
+    dsig::verify_element(doc, doc.root_element(), keys, &VerifyOptions::default())
+        .map_err(|e| SsoError::SignatureInvalid(e.to_string()))
+}
+
+fn profile_error(e: latchkey_saml::Error) -> SsoError {
+    match e {
+        latchkey_saml::Error::LogoutDestinationMismatch { found } => {
+            SsoError::WrongDestination(found.chars().take(300).collect())
+        }
+        latchkey_saml::Error::LogoutExpired | latchkey_saml::Error::LogoutNotYetValid => {
+            SsoError::Stale
+        }
+        other => SsoError::Malformed(other),
+    }
+}
+
+/// Acts on an accepted LogoutRequest: ends the sessions it may end, then tells the
+/// session's other applications and finally answers the asking one.
+async fn perform(
+    state: &WebState,
+    headers: &HeaderMap,
+    addr: &str,
+    accepted: AcceptedLogout,
+    app: Application,
+) -> Result<Response, WebError> {
+    let sessions = Sessions::new(state.store());
+    let mut ended = 0u64;
+    let mut chain = LogoutChain::default();
+    if let Some(session) = state.session(headers).await? {
+        let apps = sessions.apps(&session).await?;
+        let matches = apps
+            .iter()
+            .any(|a| a.app == app.id && a.name_id == accepted.name_id);
+        if matches && let Some(token) = cookies::session_token(state.settings(), headers) {
+            sessions.end(&token).await?;
+            ended += 1;
+            let others = apps.into_iter().filter(|a| a.app != app.id).collect();
+            chain = LogoutChain::new(session.session_index.clone(), others);
+        }
+    }
+    if accepted.signed
+        && let Some(user) = state
+            .store()
+            .apps()
+            .user_for_name_id(app.id, &accepted.name_id)
+            .await?
+    {
+        let by_index = sessions
+            .end_by_index(user, &accepted.session_indexes)
+            .await?;
+        ended += by_index;
+        chain.session_ended |= by_index > 0;
+    }
+    state
+        .audit(
+            &Actor::new(format!("app:{}", app.id)),
+            "logout.slo",
+            "app",
+            app.id.to_string(),
+            app.settings.entity_id.clone(),
+            json!({
+                "signed": accepted.signed,
+                "binding": accepted.binding,
+                "sessions_ended": ended,
+                "propagate_to": chain.remaining.len(),
+                "address": addr,
+            }),
+        )
+        .await?;
+    if chain.session_ended {
+        chain.signed_out.push(app.settings.name.clone());
+    }
+    chain.initiator = Some(Initiator {
+        app: app.id,
+        request_id: accepted.request_id,
+        relay_state: accepted.relay_state,
+    });
+    let mut response = next(state, chain).await?;
+    if ended > 0
+        && let Ok(v) = HeaderValue::from_str(&cookies::clear_session(state.settings()))
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// The registered single-logout endpoint, if it is one we can use from the browser.
+fn front_channel(app: &Application) -> Option<&Endpoint> {
+    app.settings
+        .slo
+        .as_ref()
+        .filter(|e| matches!(e.binding, Binding::HttpRedirect | Binding::HttpPost))
+}
+
+/// Sends the browser to the next application with a single-logout endpoint, or ends the
+/// chain (the initiator's LogoutResponse, or the signed-out page).
 pub(crate) async fn next(state: &WebState, mut chain: LogoutChain) -> Result<Response, WebError> {
+    let initiator = chain.initiator.as_ref().map(|i| i.app);
     while !chain.remaining.is_empty() {
         let entry = chain.remaining.remove(0);
+        if Some(entry.app) == initiator {
+            continue;
+        }
         let app = match state.store().apps().get(entry.app).await {
             Ok(app) => app,
             Err(Error::UnknownApplication { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        let Some(endpoint) = app.settings.slo.clone() else {
+        let Some(endpoint) = front_channel(&app).cloned() else {
+            chain.without_slo.push(app.settings.name.clone());
             continue;
         };
         let now = timestamp::now();
-        let build = |e: latchkey_saml::Error| WebError::Sso(SsoError::Build(e.to_string()));
         let mut name_id = NameId::new(entry.name_id.clone(), &entry.name_id_format);
         if entry.name_id_format == name_id_format::PERSISTENT
             || entry.name_id_format == name_id_format::TRANSIENT
@@ -95,45 +524,235 @@ pub(crate) async fn next(state: &WebState, mut chain: LogoutChain) -> Result<Res
             not_on_or_after: Some(now + time::Duration::minutes(5)),
             reason: Some(reason::USER.into()),
         };
+        chain.awaiting = Some(Awaiting {
+            app: app.id,
+            name: app.settings.name.clone(),
+            request_id: request.id.clone(),
+        });
         let key = ParkedRequests::new(state.store()).park(&chain, now).await?;
-        let keys = state.keys().current().map_err(SsoError::from)?;
-        let query = redirect::encode_signed(
-            MessageKind::Request,
-            &request.to_xml().map_err(build)?,
-            Some(&key),
-            &keys.key,
-            keys.key.default_algorithm(),
-            &REQUEST_LIMITS,
-        )
-        .map_err(build)?;
         tracing::info!(app = %app.settings.entity_id, "single logout: asking the application");
-        return Ok(Redirect::to(&redirect::url(&endpoint.url, &query)).into_response());
+        let xml = request.to_xml().map_err(build)?;
+        return send(
+            state,
+            &endpoint,
+            MessageKind::Request,
+            &xml,
+            &request.id,
+            Some(&key),
+        );
     }
-    Ok(signed_out_page())
+    finish(state, chain).await
 }
 
-/// Picks the chain up again when an SP's LogoutResponse brings its key back.
-pub(crate) async fn resume(state: &WebState, key: Option<&str>) -> Result<Response, WebError> {
-    let Some(key) = super::login::continue_key(key) else {
-        return Ok(signed_out_page());
+fn build(e: latchkey_saml::Error) -> WebError {
+    WebError::Sso(SsoError::Build(e.to_string()))
+}
+
+/// Sends a logout message over the endpoint's binding, signed with the IdP's key (over the
+/// query for Redirect, enveloped for POST).
+fn send(
+    state: &WebState,
+    endpoint: &Endpoint,
+    kind: MessageKind,
+    xml: &str,
+    id: &str,
+    relay_state: Option<&str>,
+) -> Result<Response, WebError> {
+    let keys = state.keys().current().map_err(SsoError::from)?;
+    if endpoint.binding == Binding::HttpPost {
+        let signed = dsig::sign(
+            xml,
+            id,
+            &keys.key,
+            Some(&keys.certificate),
+            &SignOptions::default(),
+        )
+        .map_err(|e| WebError::Sso(SsoError::Build(e.to_string())))?;
+        return super::saml::auto_post(&endpoint.url, kind, &signed, relay_state);
+    }
+    let query = redirect::encode_signed(
+        kind,
+        xml,
+        relay_state,
+        &keys.key,
+        keys.key.default_algorithm(),
+        &REQUEST_LIMITS,
+    )
+    .map_err(build)?;
+    Ok(Redirect::to(&redirect::url(&endpoint.url, &query)).into_response())
+}
+
+/// The end of a chain: the initiator's LogoutResponse (PartialLogout when some application
+/// did not confirm), or the signed-out page.
+async fn finish(state: &WebState, chain: LogoutChain) -> Result<Response, WebError> {
+    let Some(initiator) = &chain.initiator else {
+        return Ok(signed_out_page(&chain));
+    };
+    let app = match state.store().apps().get(initiator.app).await {
+        Ok(app) => app,
+        Err(Error::UnknownApplication { .. }) => return Ok(signed_out_page(&chain)),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(endpoint) = front_channel(&app).cloned() else {
+        return Ok(signed_out_page(&chain));
+    };
+    let status = if chain.unconfirmed.is_empty() && chain.without_slo.is_empty() {
+        Status::success()
+    } else {
+        Status {
+            code: code::SUCCESS.into(),
+            sub_code: Some(code::PARTIAL_LOGOUT.into()),
+            message: None,
+        }
+    };
+    let answer = LogoutResponse {
+        id: latchkey_saml::ids::new_id().map_err(build)?,
+        in_response_to: Some(initiator.request_id.clone()),
+        issue_instant: timestamp::now(),
+        destination: Some(endpoint.url.clone()),
+        issuer: Some(state.settings().entity_id.clone()),
+        status,
+    };
+    let xml = answer.to_xml().map_err(build)?;
+    send(
+        state,
+        &endpoint,
+        MessageKind::Response,
+        &xml,
+        &answer.id,
+        initiator.relay_state.as_deref(),
+    )
+}
+
+/// An application's LogoutResponse: the parked chain (named by RelayState) goes on,
+/// whatever the answer's verdict.
+async fn on_response(
+    state: &WebState,
+    inbound: Inbound,
+    relay_state: Option<&str>,
+) -> Result<Response, WebError> {
+    let Some(key) = continue_key(relay_state) else {
+        return Ok(signed_out_page(&LogoutChain::default()));
     };
     let parked = ParkedRequests::new(state.store());
-    let Some((chain, _)) = parked.peek::<LogoutChain>(&key, timestamp::now()).await? else {
-        return Ok(signed_out_page());
+    let Some((mut chain, _)) = parked.peek::<LogoutChain>(&key, timestamp::now()).await? else {
+        return Ok(signed_out_page(&LogoutChain::default()));
     };
     if !parked.take::<LogoutChain>(&key).await? {
-        return Ok(signed_out_page());
+        return Ok(signed_out_page(&LogoutChain::default()));
+    }
+    if let Some(awaiting) = chain.awaiting.take() {
+        match check_response(state, &inbound, &awaiting).await {
+            Ok(true) => chain.signed_out.push(awaiting.name),
+            Ok(false) => chain.unconfirmed.push(awaiting.name),
+            Err(refusal) => {
+                tracing::warn!(
+                    code = "SLO-RESPONSE-REFUSED",
+                    app = %awaiting.app,
+                    reason = %refusal,
+                    "single logout: an application's LogoutResponse was not trusted"
+                );
+                state.metrics().failure("SLO-RESPONSE-REFUSED");
+                state
+                    .audit(
+                        &Actor::new(format!("app:{}", awaiting.app)),
+                        "logout.response_refused",
+                        "app",
+                        awaiting.app.to_string(),
+                        awaiting.name.clone(),
+                        json!({ "reason": refusal, "in_response_to": awaiting.request_id }),
+                    )
+                    .await?;
+                chain.unconfirmed.push(awaiting.name);
+            }
+        }
     }
     next(state, chain).await
 }
 
-/// The page at the end of a logout.
-pub(crate) fn signed_out_page() -> Response {
-    Html(page(
-        "Signed out",
-        "<p>You are signed out of Latchkey and of the applications that support single \
-         logout. Close the browser to be sure other applications forget you too.</p>\
+/// Whether the application's answer to our request is a trusted success; `Err` says why it
+/// is not trusted at all.
+async fn check_response(
+    state: &WebState,
+    inbound: &Inbound,
+    awaiting: &Awaiting,
+) -> Result<bool, String> {
+    let app = state
+        .store()
+        .apps()
+        .get(awaiting.app)
+        .await
+        .map_err(|e| e.to_string())?;
+    let keys = app_keys(&app).map_err(|e| e.to_string())?;
+    let response = match inbound {
+        Inbound::Redirect(message) => {
+            if message.kind != MessageKind::Response {
+                return Err("not a LogoutResponse".into());
+            }
+            if !keys.is_empty() {
+                message.verify(&keys, &ALLOWED).map_err(|e| e.to_string())?;
+            }
+            LogoutResponse::parse(&message.xml).map_err(|e| e.to_string())?
+        }
+        Inbound::Post(message) => {
+            let doc = reader::parse(&message.xml, &Limits::default()).map_err(|e| e.to_string())?;
+            if keys.is_empty() {
+                LogoutResponse::from_node(doc.root_element()).map_err(|e| e.to_string())?
+            } else {
+                if !has_signature(doc.root_element()) {
+                    return Err(latchkey_saml::Error::Unsigned.to_string());
+                }
+                let verified = verify_root(&doc, &keys).map_err(|e| e.to_string())?;
+                LogoutResponse::from_verified(&verified).map_err(|e| e.to_string())?
+            }
+        }
+    };
+    if keys.is_empty() && state.settings().require_signed_requests {
+        return Err(latchkey_saml::Error::Unsigned.to_string());
+    }
+    // Signatures were applied above (required whenever the application has a certificate);
+    // an answer from a keyless application decides only what the final page lists.
+    LogoutPeer::new(
+        app.settings.entity_id.clone(),
+        state.settings().url("/saml/slo"),
+    )
+    .check_response(&response, &awaiting.request_id, true, timestamp::now())
+    .map_err(|e| e.to_string())?;
+    Ok(response.status.is_success())
+}
+
+/// The page at the end of a logout: what was signed out, and what may not have been.
+pub(crate) fn signed_out_page(chain: &LogoutChain) -> Response {
+    let mut body = String::new();
+    if chain.session_ended || chain.initiator.is_none() {
+        body.push_str("<p>You are signed out of Latchkey.</p>");
+    } else {
+        body.push_str("<p>No Latchkey session of yours was ended here.</p>");
+    }
+    let list = |title: &str, names: &[String], out: &mut String| {
+        if names.is_empty() {
+            return;
+        }
+        out.push_str(&format!("<p>{}</p><ul>", escape(title)));
+        for n in names {
+            out.push_str(&format!("<li>{}</li>", escape(n)));
+        }
+        out.push_str("</ul>");
+    };
+    list("Signed out of:", &chain.signed_out, &mut body);
+    list(
+        "These applications did not confirm the sign-out:",
+        &chain.unconfirmed,
+        &mut body,
+    );
+    list(
+        "These applications do not support single logout:",
+        &chain.without_slo,
+        &mut body,
+    );
+    body.push_str(
+        "<p>Close the browser to be sure every application forgets you.</p>\
          <p><a href=\"/login\">Sign in again</a></p>",
-    ))
-    .into_response()
+    );
+    Html(page("Signed out", &body)).into_response()
 }

@@ -6,7 +6,8 @@
 //! GET|POST /saml/sso                      AuthnRequest, HTTP-Redirect or HTTP-POST binding
 //! GET  /saml/continue/{key}               a parked request, now same-site with the cookie
 //! GET  /saml/init/{app}                   IdP-initiated sign-in (portal tiles)
-//! GET  /saml/slo                          LogoutRequest (HTTP-Redirect)
+//! GET|POST /saml/slo                      LogoutRequest / LogoutResponse (Redirect or POST)
+//! GET  /saml/slo/continue/{key}           a parked POST LogoutRequest, now with the cookie
 //! GET|POST /login   GET|POST /logout   GET /portal
 //! ```
 //!
@@ -168,7 +169,11 @@ pub fn router(state: WebState) -> Router {
         .route("/saml/sso", get(saml::sso_redirect).post(saml::sso_post))
         .route("/saml/continue/{key}", get(saml::resume))
         .route("/saml/init/{app}", get(portal::launch))
-        .route("/saml/slo", get(saml::slo))
+        .route(
+            "/saml/slo",
+            get(logout::slo_redirect).post(logout::slo_post),
+        )
+        .route("/saml/slo/continue/{key}", get(logout::slo_continue))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(256 * 1024))

@@ -1,5 +1,5 @@
-//! The SAML endpoints: metadata, SSO (both bindings), the same-site continuation, and
-//! single logout.
+//! The SAML endpoints: metadata, SSO (both bindings) and the same-site continuation
+//! (single logout is in [`super::logout`]).
 //!
 //! Both bindings end the same way: the request is validated ([`crate::sso::request`]),
 //! parked, and the browser is sent with a 303 to `/saml/continue/{key}`. That GET is
@@ -7,26 +7,22 @@
 //! arrived as a cross-site POST, and every sign-in (SP- or IdP-initiated) is answered by the
 //! one function [`issue`], which applies the access policy.
 
-use std::net::SocketAddr;
-
 use axum::Form;
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
-use latchkey_saml::logout::{LogoutRequest, LogoutResponse};
+use latchkey_saml::binding::{BindingLimits, MessageKind, post};
 use latchkey_saml::status::{Status, code};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::login::continue_key;
-use super::{WebError, WebState, client_addr, cookies};
+use super::{WebError, WebState};
 use crate::audit::Actor;
 use crate::error::Error;
 use crate::session::{ParkedRequests, Session, SessionApp, Sessions};
-use crate::sso::request::{self, InboundRequest, REQUEST_LIMITS, ValidatedRequest, app_keys};
+use crate::sso::request::{self, InboundRequest, ValidatedRequest};
 use crate::sso::{PendingRequest, SsoError, metadata, response};
 use crate::store::timestamp;
 
@@ -146,7 +142,12 @@ async fn refuse(
         )
         .await?;
     tracing::info!(code = reason, app = %app.settings.entity_id, "answered the request with an error status");
-    auto_post(&pending.acs_url, &xml, pending.relay_state.as_deref())
+    auto_post(
+        &pending.acs_url,
+        MessageKind::Response,
+        &xml,
+        pending.relay_state.as_deref(),
+    )
 }
 
 /// GET /saml/continue/{key}
@@ -281,24 +282,24 @@ async fn issue(
     tracing::info!(user = %user.username, app = %app.settings.entity_id, "assertion issued");
     auto_post(
         &pending.acs_url,
+        MessageKind::Response,
         &issued.xml,
         pending.relay_state.as_deref(),
     )
 }
 
-/// The auto-submitting page, with a CSP that allows its one script (by hash) and a form
-/// post to the ACS's origin only.
-fn auto_post(acs: &str, xml: &str, relay_state: Option<&str>) -> Result<Response, WebError> {
+/// The auto-submitting page (a Response to an ACS, or a logout message to an SLO endpoint),
+/// with a CSP that allows its one script (by hash) and a form post to the destination's
+/// origin only.
+pub(crate) fn auto_post(
+    acs: &str,
+    kind: MessageKind,
+    xml: &str,
+    relay_state: Option<&str>,
+) -> Result<Response, WebError> {
     let build = |e: String| WebError::Sso(SsoError::Build(e));
-    let html = post::auto_submit_page(
-        acs,
-        MessageKind::Response,
-        xml,
-        relay_state,
-        None,
-        &BindingLimits::default(),
-    )
-    .map_err(|e| build(e.to_string()))?;
+    let html = post::auto_submit_page(acs, kind, xml, relay_state, None, &BindingLimits::default())
+        .map_err(|e| build(e.to_string()))?;
     let origin = url::Url::parse(acs)
         .map(|u| u.origin().ascii_serialization())
         .map_err(|e| build(e.to_string()))?;
@@ -312,131 +313,5 @@ fn auto_post(acs: &str, xml: &str, relay_state: Option<&str>) -> Result<Response
     response
         .headers_mut()
         .insert(header::CONTENT_SECURITY_POLICY, value);
-    Ok(response)
-}
-
-/// GET /saml/slo: a LogoutRequest from an SP (HTTP-Redirect), or an SP's LogoutResponse.
-///
-/// # Security
-/// A signed request (checked against the app's certificates) may end the sessions its NameID
-/// and SessionIndexes name. An unsigned one (accepted only from apps without certificates,
-/// when the server does not require signatures) ends at most this browser's own session, and
-/// only if that session signed in to the app as that NameID.
-pub async fn slo(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, WebError> {
-    let query = query.unwrap_or_default();
-    let message = redirect::decode(&query, &REQUEST_LIMITS).map_err(|e| match e {
-        latchkey_saml::Error::RelayStateTooLong { .. } => SsoError::RelayStateTooLong(e),
-        other => SsoError::Binding(other),
-    })?;
-    if message.kind == MessageKind::Response {
-        // An SP answering our LogoutRequest: on to the next one in the chain.
-        return super::logout::resume(&state, message.relay_state.as_deref()).await;
-    }
-    let request = LogoutRequest::parse(&message.xml).map_err(SsoError::Malformed)?;
-    let issuer = request.issuer.clone().ok_or(SsoError::MissingIssuer)?;
-    let app = state
-        .store()
-        .apps()
-        .find_by_entity_id(&issuer)
-        .await?
-        .ok_or_else(|| SsoError::UnknownIssuer(issuer.chars().take(200).collect()))?;
-    let keys = app_keys(&app)?;
-    let signed = if !keys.is_empty() {
-        message
-            .verify(
-                &keys,
-                &[
-                    latchkey_xmlsec::crypto::SignatureAlgorithm::RsaSha256,
-                    latchkey_xmlsec::crypto::SignatureAlgorithm::RsaSha384,
-                    latchkey_xmlsec::crypto::SignatureAlgorithm::RsaSha512,
-                    latchkey_xmlsec::crypto::SignatureAlgorithm::EcdsaSha256,
-                    latchkey_xmlsec::crypto::SignatureAlgorithm::EcdsaSha384,
-                    latchkey_xmlsec::crypto::SignatureAlgorithm::EcdsaSha512,
-                ],
-            )
-            .map_err(|e| match e {
-                latchkey_saml::Error::Unsigned => SsoError::SignatureRequired,
-                other => SsoError::SignatureInvalid(other.to_string()),
-            })?;
-        true
-    } else if state.settings().require_signed_requests {
-        return Err(SsoError::SignatureRequired.into());
-    } else {
-        false
-    };
-
-    let sessions = Sessions::new(state.store());
-    let mut ended = 0u64;
-    if let Some(session) = state.session(&headers).await? {
-        let matches = sessions
-            .apps(&session)
-            .await?
-            .iter()
-            .any(|a| a.app == app.id && a.name_id == request.name_id.value);
-        if matches && let Some(token) = cookies::session_token(state.settings(), &headers) {
-            sessions.end(&token).await?;
-            ended += 1;
-        }
-    }
-    if signed
-        && let Some(user) = state
-            .store()
-            .apps()
-            .user_for_name_id(app.id, &request.name_id.value)
-            .await?
-    {
-        ended += sessions
-            .end_by_index(user, &request.session_indexes)
-            .await?;
-    }
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
-    state
-        .audit(
-            &Actor::new(format!("app:{}", app.id)),
-            "logout.slo",
-            "app",
-            app.id.to_string(),
-            app.settings.entity_id.clone(),
-            json!({ "signed": signed, "sessions_ended": ended, "address": addr }),
-        )
-        .await?;
-
-    let Some(endpoint) = &app.settings.slo else {
-        return Ok(super::logout::signed_out_page());
-    };
-    let now = timestamp::now();
-    let id = latchkey_saml::ids::new_id().map_err(|e| SsoError::Build(e.to_string()))?;
-    let answer = LogoutResponse {
-        id,
-        in_response_to: Some(request.id.clone()),
-        issue_instant: now,
-        destination: Some(endpoint.url.clone()),
-        issuer: Some(state.settings().entity_id.clone()),
-        status: Status::success(),
-    };
-    let xml = answer
-        .to_xml()
-        .map_err(|e| SsoError::Build(e.to_string()))?;
-    let material = state.keys().current().map_err(SsoError::from)?;
-    let query = redirect::encode_signed(
-        MessageKind::Response,
-        &xml,
-        message.relay_state.as_deref(),
-        &material.key,
-        material.key.default_algorithm(),
-        &REQUEST_LIMITS,
-    )
-    .map_err(|e| SsoError::Build(e.to_string()))?;
-    let mut response = Redirect::to(&redirect::url(&endpoint.url, &query)).into_response();
-    if ended > 0
-        && let Ok(v) = HeaderValue::from_str(&cookies::clear_session(state.settings()))
-    {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
     Ok(response)
 }
