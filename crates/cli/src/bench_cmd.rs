@@ -65,6 +65,24 @@ pub struct SsoArgs {
     /// Most flows per run.
     #[arg(long, default_value_t = 1_000_000)]
     requests: u64,
+    /// Drive an already running server at this loopback URL instead of spawning one. It
+    /// needs an account (--user, --password) assigned to an application (--app, its ID)
+    /// whose entity ID is the bench's, for the SP-initiated flow.
+    #[arg(long, value_name = "URL", requires_all = ["user", "password", "app"])]
+    url: Option<String>,
+    /// With --url: the account to sign in as.
+    #[arg(long, requires = "url")]
+    user: Option<String>,
+    /// With --url: its password.
+    #[arg(long, requires = "url")]
+    password: Option<String>,
+    /// With --url: the application's ID.
+    #[arg(long, requires = "url")]
+    app: Option<String>,
+    /// With --url: the server's process ID, for per-core rates (without it they are left
+    /// out).
+    #[arg(long, requires = "url")]
+    pid: Option<u32>,
 }
 
 /// Options of `latchkey bench login`.
@@ -123,25 +141,55 @@ fn print_load() {
 
 async fn sso(args: SsoArgs) -> anyhow::Result<()> {
     let max_clients = args.clients.iter().copied().max().unwrap_or(1);
-    let server = BenchServer::start(&args.common, max_clients).await?;
+    let (spawned, site, pid) = match &args.url {
+        Some(url) => {
+            let site = client::Site {
+                base: loopback(url)?,
+                app_id: args.app.clone().unwrap_or_default(),
+                user: args.user.clone().unwrap_or_default(),
+                password: args.password.clone().unwrap_or_default(),
+            };
+            println!("server: {} (not spawned)", site.base);
+            (None, site, args.pid)
+        }
+        None => {
+            let server = BenchServer::start(&args.common, max_clients).await?;
+            println!(
+                "server: pid {} at {}, data in {}, application {}",
+                server.pid(),
+                server.base(),
+                server.dir().display(),
+                server.app_id()
+            );
+            let site = server.site();
+            let pid = Some(server.pid());
+            (Some(server), site, pid)
+        }
+    };
     print_load();
-    println!(
-        "server: pid {} at {}, data in {}",
-        server.pid(),
-        server.base(),
-        server.dir().display()
-    );
+    let ticks = server::clock_ticks();
+    let cpu_time = || pid.map(|p| server::process_cpu(p, ticks)).transpose();
 
-    let material = server.signing_material()?;
-    let sign = raw::rsa_sign_rate(&material.key, Duration::from_secs(2))?;
-    let issue = raw::issuance_rate(&material.key, Duration::from_secs(2))?;
+    // The server's own key when it was spawned here; else a fresh one of the same kind.
+    let material = spawned.as_ref().map(|s| s.signing_material()).transpose()?;
+    let generated = match &material {
+        Some(_) => None,
+        None => Some(raw::rsa2048_key()?),
+    };
+    let key = match (&material, &generated) {
+        (Some(m), _) => &m.key,
+        (None, Some(k)) => k,
+        (None, None) => bail!("no signing key"),
+    };
+    let sign = raw::rsa_sign_rate(key, Duration::from_secs(2))?;
+    let issue = raw::issuance_rate(key, Duration::from_secs(2))?;
     println!(
         "in-process, one thread: RSA-2048 sign {:.0}/s per core; build_response (assertion \
          signed, 6 attributes) {:.0}/s per core",
         sign.per_core, issue.per_core
     );
 
-    let clients = client::sign_in_all(&server, max_clients).await?;
+    let clients = client::sign_in_all(&site, max_clients).await?;
     println!(
         "\n{:<10} {:>7} {:>8} {:>9} {:>8} {:>13} {:>9} {:>9} {:>9} {:>7}",
         "flow",
@@ -157,7 +205,7 @@ async fn sso(args: SsoArgs) -> anyhow::Result<()> {
     );
     for flow in [Flow::IdpInitiated, Flow::SpInitiated] {
         for &n in &args.clients {
-            let cpu_before = server.cpu_time()?;
+            let cpu_before = cpu_time()?;
             let stats = client::drive(
                 &clients[..n.min(clients.len())],
                 flow,
@@ -165,7 +213,9 @@ async fn sso(args: SsoArgs) -> anyhow::Result<()> {
                 args.requests,
             )
             .await;
-            let cpu = server.cpu_time()? - cpu_before;
+            let cpu = cpu_time()?
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before));
             print_row(flow.name(), n, &stats, cpu, issue.per_core);
         }
     }
@@ -177,25 +227,42 @@ async fn sso(args: SsoArgs) -> anyhow::Result<()> {
     );
     println!(
         "afterwards: in-process RSA-2048 sign {:.0}/s per core (drift check)",
-        raw::rsa_sign_rate(&material.key, Duration::from_secs(1))?.per_core
+        raw::rsa_sign_rate(key, Duration::from_secs(1))?.per_core
     );
     print_load();
-    server.stop();
+    if let Some(server) = spawned {
+        server.stop();
+    }
     Ok(())
 }
 
-fn print_row(name: &str, clients: usize, stats: &Stats, cpu: Duration, reference: f64) {
+/// The URL without a trailing slash, if it points at this machine's loopback interface: the
+/// tool is a load generator and must not be aimed at anyone else's server.
+fn loopback(url: &str) -> anyhow::Result<String> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("bad URL {url}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1") || parsed.scheme() != "http" {
+        bail!("--url must be http:// on 127.0.0.1, localhost or [::1], not {url}");
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn print_row(name: &str, clients: usize, stats: &Stats, cpu: Option<Duration>, reference: f64) {
     let ok = stats.latencies.len() as f64;
-    let per_core = ok / cpu.as_secs_f64().max(1e-9);
+    let per_core = cpu.map(|c| ok / c.as_secs_f64().max(1e-9));
+    let shown = |v: Option<f64>, precision: usize, unit: &str| match v {
+        Some(v) => format!("{v:.precision$}{unit}"),
+        None => "n/a".to_owned(),
+    };
     println!(
-        "{:<10} {:>7} {:>8} {:>9.0} {:>7.1}s {:>13.0} {:>8.1}% {:>9.2} {:>9.2} {:>7}",
+        "{:<10} {:>7} {:>8} {:>9.0} {:>8} {:>13} {:>9} {:>9.2} {:>9.2} {:>7}",
         name,
         clients,
         stats.latencies.len(),
         ok / stats.wall.as_secs_f64().max(1e-9),
-        cpu.as_secs_f64(),
-        per_core,
-        per_core / reference * 100.0,
+        shown(cpu.map(|c| c.as_secs_f64()), 1, "s"),
+        shown(per_core, 0, ""),
+        shown(per_core.map(|p| p / reference * 100.0), 1, "%"),
         stats.percentile(0.50).as_secs_f64() * 1e3,
         stats.percentile(0.99).as_secs_f64() * 1e3,
         stats.errors
@@ -248,7 +315,7 @@ async fn login(args: LoginArgs) -> anyhow::Result<()> {
         )
         .await;
         let cpu = server.cpu_time()? - cpu_before;
-        print_row("login", n, &stats, cpu, verify.per_core);
+        print_row("login", n, &stats, Some(cpu), verify.per_core);
     }
     println!(
         "\nA sign-in is POST /login with the right password (CSRF cookie and token fetched \
@@ -271,7 +338,7 @@ async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
     );
     let started = server.rss_kib()?;
     // Idle means: started, and every path a sign-in uses has run once.
-    let clients = client::sign_in_all(&server, 1).await?;
+    let clients = client::sign_in_all(&server.site(), 1).await?;
     for flow in [Flow::IdpInitiated, Flow::SpInitiated] {
         let stats = client::drive(&clients, flow, Duration::from_secs(30), 50).await;
         if stats.errors > 0 {
@@ -345,4 +412,23 @@ async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback;
+
+    #[test]
+    fn only_loopback_urls_are_driven() {
+        assert_eq!(
+            loopback("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(loopback("http://localhost:8080").is_ok());
+        assert!(loopback("http://[::1]:8080").is_ok());
+        assert!(loopback("http://192.0.2.7:8080").is_err());
+        assert!(loopback("http://idp.example.org").is_err());
+        assert!(loopback("https://127.0.0.1:8443").is_err());
+        assert!(loopback("not a url").is_err());
+    }
 }

@@ -83,27 +83,41 @@ fn http() -> anyhow::Result<Client> {
         .build()?)
 }
 
+/// The server to drive, the application to sign in to and the account to sign in as.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The application's ID (`/saml/init/{app}`); its entity ID must be [`APP_ENTITY_ID`]
+    /// for the SP-initiated flow.
+    pub app_id: String,
+    /// Login name.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
 /// `n` clients, each signed in (through the login form, as a browser) with its own session,
-/// all as the seeded account 0.
-pub async fn sign_in_all(server: &BenchServer, n: usize) -> anyhow::Result<Vec<BenchClient>> {
+/// all as the site's account.
+pub async fn sign_in_all(site: &Site, n: usize) -> anyhow::Result<Vec<BenchClient>> {
     let http = http()?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let (csrf_cookie, token) = csrf(&http, server.base()).await?;
+        let (csrf_cookie, token) = csrf(&http, &site.base).await?;
         let session = post_login(
             &http,
-            server.base(),
+            &site.base,
             &csrf_cookie,
             &token,
-            &server::username(0),
-            &server::password(0),
+            &site.user,
+            &site.password,
         )
         .await
         .with_context(|| format!("signing in client {i}"))?;
         out.push(BenchClient {
             http: http.clone(),
-            base: server.base().to_owned(),
-            app_id: server.app_id().to_owned(),
+            base: site.base.clone(),
+            app_id: site.app_id.clone(),
             cookie: format!("latchkey_session={session}"),
             login: None,
         });

@@ -58,6 +58,12 @@ fn measure(cpu: Duration, mut op: impl FnMut() -> anyhow::Result<()>) -> anyhow:
     }
 }
 
+/// A fresh RSA-2048 key, when the server's own is out of reach.
+pub fn rsa2048_key() -> anyhow::Result<SigningKey> {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)?;
+    Ok(SigningKey::from_pem(&pair.serialize_pem())?)
+}
+
 /// Raw RSA-SHA256 signatures over a message the size of a canonical SignedInfo.
 pub fn rsa_sign_rate(key: &SigningKey, cpu: Duration) -> anyhow::Result<Rate> {
     let message = vec![b'x'; 600];

@@ -128,6 +128,16 @@ impl BenchServer {
         &self.app_id
     }
 
+    /// The site for the seeded account 0.
+    pub fn site(&self) -> super::client::Site {
+        super::client::Site {
+            base: self.base.clone(),
+            app_id: self.app_id.clone(),
+            user: username(0),
+            password: password(0),
+        }
+    }
+
     /// The server's process ID.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -155,22 +165,7 @@ impl BenchServer {
 
     /// User + system CPU time the server has used so far (all its threads).
     pub fn cpu_time(&self) -> anyhow::Result<Duration> {
-        let path = PathBuf::from(format!("/proc/{}/stat", self.pid()));
-        let stat = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        // Fields after the parenthesised command name: state is the 1st, utime the 12th.
-        let after = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r)
-            .context("unexpected /proc stat format")?;
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| -> anyhow::Result<u64> {
-            Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()?)
-        };
-        let total = ticks(11)? + ticks(12)?;
-        Ok(Duration::from_secs_f64(
-            total as f64 / self.clock_ticks as f64,
-        ))
+        process_cpu(self.pid(), self.clock_ticks)
     }
 
     /// The server's resident set size in KiB (`VmRSS`).
@@ -202,6 +197,27 @@ impl Drop for BenchServer {
     }
 }
 
+/// User + system CPU time process `pid` has used so far (all its threads), from
+/// `/proc/<pid>/stat` in units of `clock_ticks` per second.
+pub fn process_cpu(pid: u32, clock_ticks: u64) -> anyhow::Result<Duration> {
+    let path = PathBuf::from(format!("/proc/{pid}/stat"));
+    let stat = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    // Fields after the parenthesised command name: state is the 1st, utime the 12th.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("unexpected /proc stat format")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()?)
+    };
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_secs_f64(
+        total as f64 / clock_ticks.max(1) as f64,
+    ))
+}
+
 /// A port nothing listens on right now (the OS picks it; a race with another process
 /// taking it before the server does is possible, and then the start fails clearly).
 fn free_port() -> anyhow::Result<u16> {
@@ -210,7 +226,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// `sysconf(_SC_CLK_TCK)` without libc: `getconf`, else Linux's usual 100.
-fn clock_ticks() -> u64 {
+pub fn clock_ticks() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
