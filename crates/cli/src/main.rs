@@ -51,7 +51,7 @@ enum Command {
     Key(keys_cmd::KeyArgs),
     /// Admin API tokens (create, list, revoke).
     Token(token_cmd::TokenArgs),
-    /// Load and memory benchmarks against a latchkey serve it spawns on loopback.
+    /// Load and memory benchmarks against a running or spawned latchkey serve.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
 }
