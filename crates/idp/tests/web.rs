@@ -17,5 +17,6 @@ mod web {
     mod portal;
     mod server;
     mod slo;
+    mod slo_chain;
     mod sso;
 }
