@@ -78,10 +78,19 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let url = backend.connect_url(url);
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .connect(&url)
-            .await?;
+        let mut options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+        if backend == Backend::Sqlite {
+            // Under WAL, NORMAL syncs at checkpoints instead of at every commit: a power cut
+            // may lose the last commits (sessions, audit lines) but never corrupts the file,
+            // and every sign-in stops paying an fsync per write.
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await?;
         backend.prepare(&pool).await?;
         backend.migrate(&pool).await?;
         Ok(Store {

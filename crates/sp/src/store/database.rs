@@ -60,6 +60,9 @@ impl Database {
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
+                    // Under WAL, NORMAL syncs at checkpoints rather than at every commit: a
+                    // power cut may lose the last logins' writes, never the file's integrity.
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
                     conn.execute("PRAGMA busy_timeout = 30000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     Ok(())
