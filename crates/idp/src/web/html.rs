@@ -40,12 +40,27 @@ pub fn escape(text: &str) -> String {
 
 /// A whole page around `body` (which the caller has escaped).
 pub fn page(title: &str, body: &str) -> String {
+    page_with_head(title, "", body)
+}
+
+/// A page that sends the browser on to `url` at once (a meta refresh, which needs no
+/// script), with a link in the body for browsers that do not follow it.
+pub fn refresh_page(title: &str, url: &str, body: &str) -> String {
+    let head = format!(
+        "<meta http-equiv=\"refresh\" content=\"0;url={}\">",
+        escape(url)
+    );
+    let body = format!("{body}\n<p><a href=\"{}\">Continue</a></p>", escape(url));
+    page_with_head(title, &head, &body)
+}
+
+fn page_with_head(title: &str, head: &str, body: &str) -> String {
     let mut out = String::with_capacity(body.len() + 512);
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\">\
+         <meta name=\"referrer\" content=\"no-referrer\">{head}\
          <title>{} · Latchkey</title>\
          <link rel=\"stylesheet\" href=\"/static/latchkey.css\"></head>\n\
          <body><main>\n<h1>{}</h1>\n{body}\n</main></body></html>\n",

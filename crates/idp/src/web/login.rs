@@ -317,7 +317,7 @@ pub async fn logout(
         sessions.end(&token).await?;
     }
     let mut response = match chain {
-        Some(chain) => logout::next(&state, chain).await?,
+        Some(chain) => logout::after_form(logout::next(&state, chain).await?),
         None => logout::signed_out_page(&LogoutChain::default()),
     };
     if let Ok(v) = HeaderValue::from_str(&cookies::clear_session(state.settings())) {

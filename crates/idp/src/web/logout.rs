@@ -42,7 +42,7 @@ use latchkey_xmlsec::reader::{self, Limits};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::html::{escape, page};
+use super::html::{escape, page, refresh_page};
 use super::login::continue_key;
 use super::{WebError, WebState, client_addr, cookies};
 use crate::apps::{Application, Binding, Endpoint};
@@ -230,6 +230,13 @@ pub async fn slo_post(
     State(state): State<WebState>,
     form: Result<Form<SloForm>, FormRejection>,
 ) -> Result<Response, WebError> {
+    slo_post_inner(&state, form).await.map(after_form)
+}
+
+async fn slo_post_inner(
+    state: &WebState,
+    form: Result<Form<SloForm>, FormRejection>,
+) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
     let relay_state = form.relay_state.as_deref();
     match (form.saml_request.as_deref(), form.saml_response.as_deref()) {
@@ -237,7 +244,7 @@ pub async fn slo_post(
             let message = post::decode(MessageKind::Request, value, relay_state, &REQUEST_LIMITS)
                 .map_err(binding_error)?;
             let relay = message.relay_state.clone();
-            let (accepted, _) = accept_request(&state, Inbound::Post(message), relay)
+            let (accepted, _) = accept_request(state, Inbound::Post(message), relay)
                 .await
                 .map_err(WebError::Logout)?;
             let key = ParkedRequests::new(state.store())
@@ -248,7 +255,7 @@ pub async fn slo_post(
         (None, Some(value)) => {
             let message = post::decode(MessageKind::Response, value, relay_state, &REQUEST_LIMITS)
                 .map_err(binding_error)?;
-            on_response(&state, Inbound::Post(message), relay_state).await
+            on_response(state, Inbound::Post(message), relay_state).await
         }
         _ => Err(binding_error(latchkey_saml::Error::MissingParameter(
             "SAMLRequest",
@@ -285,7 +292,10 @@ pub async fn slo_continue(
         Err(e) => return Err(e.into()),
     };
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
-    perform(&state, &headers, &addr, accepted, app).await
+    // Still the navigation that the application's form POST started.
+    perform(&state, &headers, &addr, accepted, app)
+        .await
+        .map(after_form)
 }
 
 /// Checks a LogoutRequest: registered issuer, signature by the app's certificates (the
@@ -719,6 +729,40 @@ async fn check_response(
     .check_response(&response, &awaiting.request_id, true, timestamp::now())
     .map_err(|e| e.to_string())?;
     Ok(response.status.is_success())
+}
+
+/// Turns an off-site redirect that answers a form submission into a page that refreshes to
+/// it.
+///
+/// Browsers apply the submitting page's CSP `form-action` to every redirect that follows a
+/// form POST (Chrome does). Ours allows `'self'` only, and an application's page may allow
+/// only itself and the IdP, so a 303 from `POST /logout` (or from a POSTed logout message)
+/// to the next application's SLO URL could be blocked. A meta refresh is a new navigation,
+/// outside the form's policy. Same-site redirects and every other response pass unchanged.
+pub(crate) fn after_form(response: Response) -> Response {
+    if !response.status().is_redirection() {
+        return response;
+    }
+    let Some(location) = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|l| !l.starts_with('/'))
+        .map(str::to_owned)
+    else {
+        return response;
+    };
+    let mut page = Html(refresh_page(
+        "Signing out",
+        &location,
+        "<p>Signing you out of your applications…</p>",
+    ))
+    .into_response();
+    for cookie in response.headers().get_all(header::SET_COOKIE) {
+        page.headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
+    }
+    page
 }
 
 /// The page at the end of a logout: what was signed out, and what may not have been.

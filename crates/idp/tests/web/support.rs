@@ -207,6 +207,22 @@ impl Page {
             .unwrap_or_else(|| panic!("no Location; status {} body {}", self.status, self.body))
     }
 
+    /// Where the browser goes next: a redirect's Location, or the target of a page that
+    /// refreshes to it (what the IdP answers a form POST with when the next stop is
+    /// off-site; see `web::logout::after_form`).
+    pub fn hop(&self) -> String {
+        if self.status == StatusCode::SEE_OTHER {
+            return self.location().to_owned();
+        }
+        let marker = "http-equiv=\"refresh\" content=\"0;url=";
+        let start =
+            self.body.find(marker).unwrap_or_else(|| {
+                panic!("no redirect; status {} body {}", self.status, self.body)
+            }) + marker.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        unescape(&self.body[start..end])
+    }
+
     /// The value of a hidden form field.
     pub fn field(&self, name: &str) -> Option<String> {
         let marker = format!("name=\"{name}\" value=\"");
