@@ -33,6 +33,9 @@ pub enum WebError {
     /// A single-logout request was refused (see [`SsoError`]); nothing was signed out.
     #[error("logout request refused: {0}")]
     Logout(SsoError),
+    /// A parked sign-out request (one that came by POST) expired or was already acted on.
+    #[error("the sign-out request expired or was already used")]
+    LogoutExpired,
     /// A parked sign-in request expired or was already answered.
     #[error("the sign-in request expired or was already used")]
     RequestExpired,
@@ -67,6 +70,7 @@ impl WebError {
             WebError::Csrf => "WEB-CSRF",
             WebError::Sso(e) | WebError::Logout(e) => e.code(),
             WebError::RequestExpired => "SSO-EXPIRED",
+            WebError::LogoutExpired => "SLO-EXPIRED",
             WebError::Denied { .. } => "SSO-DENIED",
             WebError::Internal(_) => "WEB-INTERNAL",
         }
@@ -89,7 +93,7 @@ impl WebError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            WebError::RequestExpired => StatusCode::GONE,
+            WebError::RequestExpired | WebError::LogoutExpired => StatusCode::GONE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -114,6 +118,12 @@ impl WebError {
                 "Sign-in expired",
                 "This sign-in request has expired or was already used. Go back to the \
                  application and sign in again."
+                    .into(),
+            ),
+            WebError::LogoutExpired => (
+                "Sign-out expired",
+                "This sign-out request has expired or was already used. To be sure you are \
+                 signed out, sign out from the portal or close the browser."
                     .into(),
             ),
             WebError::Denied { app } => (

@@ -84,4 +84,14 @@ mod tests {
         assert!(p.contains("<h1>&lt;script&gt;</h1>"));
         assert!(!p.contains("<script>"));
     }
+
+    #[test]
+    fn refresh_page_escapes_its_target() {
+        let p = refresh_page("Go", "https://sp/slo?a=1&b=\"><x", "<p>b</p>");
+        assert!(p.contains(
+            "<meta http-equiv=\"refresh\" content=\"0;url=https://sp/slo?a=1&amp;b=&quot;&gt;&lt;x\">"
+        ));
+        assert!(p.contains("<a href=\"https://sp/slo?a=1&amp;b=&quot;&gt;&lt;x\">Continue</a>"));
+        assert!(!p.contains("\"><x"));
+    }
 }

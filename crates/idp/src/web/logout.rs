@@ -273,16 +273,16 @@ pub async fn slo_continue(
     let Ok(Path(key)) = key else {
         return Err(WebError::NotFound);
     };
-    let key = continue_key(Some(&key)).ok_or(WebError::RequestExpired)?;
+    let key = continue_key(Some(&key)).ok_or(WebError::LogoutExpired)?;
     let parked = ParkedRequests::new(state.store());
     let Some((accepted, _)) = parked
         .peek::<AcceptedLogout>(&key, timestamp::now())
         .await?
     else {
-        return Err(WebError::RequestExpired);
+        return Err(WebError::LogoutExpired);
     };
     if !parked.take::<AcceptedLogout>(&key).await? {
-        return Err(WebError::RequestExpired);
+        return Err(WebError::LogoutExpired);
     }
     let app = match state.store().apps().get(accepted.app).await {
         Ok(app) => app,

@@ -197,7 +197,9 @@ async fn sp_initiated_logout_over_post_ends_the_session_and_lists_the_apps_signe
     assert!(!page.body.contains("did not confirm"), "{}", page.body);
     assert_eq!(b.get("/portal").await.location(), "/login");
     // The parked request answers once.
-    assert_eq!(b.get(&cont).await.status, StatusCode::GONE);
+    let replay = b.get(&cont).await;
+    assert_eq!(replay.status, StatusCode::GONE);
+    assert_eq!(replay.error_code(), Some("SLO-EXPIRED"));
     let audit = audit_actions(&idp, "logout.slo").await;
     assert_eq!(audit.len(), 1);
 }
