@@ -12,7 +12,10 @@ main{max-width:44rem;margin:3rem auto;padding:2rem;background:#fff;border-radius
 box-shadow:0 1px 3px rgba(0,0,0,.15)}\
 h1{font-size:1.4rem;margin-top:0}label{display:block;margin:.8rem 0 .2rem}\
 input[type=text],input[type=password]{width:100%;padding:.5rem;box-sizing:border-box}\
-button{margin-top:1rem;padding:.5rem 1.2rem}\
+button{margin-top:1rem;padding:.55rem 1.3rem;border:0;border-radius:6px;background:#2563eb;\
+color:#fff;font-size:1rem;cursor:pointer}button:hover{background:#1d4ed8}\
+.brand{max-width:44rem;margin:2rem auto -2rem;padding:0 2rem;font-weight:700;color:#374151;\
+letter-spacing:.02em}\
 .error{color:#a40e26;background:#fdecef;padding:.6rem;border-radius:4px}\
 .meta{color:#6b7280;font-size:.85rem}\
 .tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(12rem,1fr));gap:1rem;\
@@ -63,7 +66,7 @@ fn page_with_head(title: &str, head: &str, body: &str) -> String {
          <meta name=\"referrer\" content=\"no-referrer\">{head}\
          <title>{} · Latchkey</title>\
          <link rel=\"stylesheet\" href=\"/static/latchkey.css\"></head>\n\
-         <body><main>\n<h1>{}</h1>\n{body}\n</main></body></html>\n",
+         <body><div class=\"brand\">Latchkey</div><main>\n<h1>{}</h1>\n{body}\n</main></body></html>\n",
         escape(title),
         escape(title),
     );
