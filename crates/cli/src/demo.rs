@@ -242,11 +242,7 @@ async fn seed_directory(config: &Config) -> anyhow::Result<()> {
         new.password = Some(Password::new(password_of(p.username)));
         let user = store.users().create(&actor, new).await?;
         for g in p.groups {
-            let group = store
-                .groups()
-                .find_by_name(g)
-                .await?
-                .with_context(|| format!("group {g} is missing"))?;
+            let group = store.groups().lookup(g).await?;
             store.groups().add_member(&actor, group.id, user.id).await?;
         }
     }
@@ -272,11 +268,7 @@ async fn register_apps(config: &Config) -> anyhow::Result<()> {
         }
         let app = store.apps().create(&actor, new).await?;
         for g in groups {
-            let group = store
-                .groups()
-                .find_by_name(g)
-                .await?
-                .with_context(|| format!("group {g} is missing"))?;
+            let group = store.groups().lookup(g).await?;
             store.apps().assign(&actor, app.id, group.id).await?;
         }
     }
