@@ -283,7 +283,8 @@ impl BenchClient {
         self.cookie.split_once('=').map_or("", |(_, v)| v)
     }
 
-    /// The start URL answers 303 to the continuation, which answers the auto-POST page.
+    /// The start URL answers the auto-POST page at once (a live session, no ForceAuthn),
+    /// or 303 to the continuation, which answers it; both count as one flow.
     async fn sso(&self, start: &str) -> anyhow::Result<()> {
         let r = self
             .http
@@ -291,28 +292,30 @@ impl BenchClient {
             .header(COOKIE, &self.cookie)
             .send()
             .await?;
-        if r.status() != StatusCode::SEE_OTHER {
-            bail!("{start} answered {}", r.status());
-        }
-        let next = r
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .context("303 without Location")?;
-        if !next.starts_with("/saml/continue/") {
-            bail!("{start} sent the browser to {next}");
-        }
-        let r = self
-            .http
-            .get(format!("{}{next}", self.base))
-            .header(COOKIE, &self.cookie)
-            .send()
-            .await?;
+        let r = match r.status() {
+            StatusCode::OK => r,
+            StatusCode::SEE_OTHER => {
+                let next = r
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .context("303 without Location")?;
+                if !next.starts_with("/saml/continue/") {
+                    bail!("{start} sent the browser to {next}");
+                }
+                self.http
+                    .get(format!("{}{next}", self.base))
+                    .header(COOKIE, &self.cookie)
+                    .send()
+                    .await?
+            }
+            other => bail!("{start} answered {other}"),
+        };
         let status = r.status();
         let body = r.text().await?;
         if status != StatusCode::OK || !body.contains("name=\"SAMLResponse\"") {
             bail!(
-                "the continuation answered {status} without a SAMLResponse form: {}",
+                "the sign-in answered {status} without a SAMLResponse form: {}",
                 body.chars().take(200).collect::<String>()
             );
         }

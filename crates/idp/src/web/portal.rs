@@ -1,9 +1,10 @@
 //! The user portal: one tile per application the user may use, and IdP-initiated launch.
 //!
 //! The portal lists exactly what [`crate::apps::Apps::for_user`] returns (visible tiles
-//! only); a tile launches `/saml/init/{app}`, which parks an unsolicited sign-in for the
-//! app's default ACS and continues as an SP-initiated one would, so the access policy and
-//! the session rules are applied in one place.
+//! only); a tile launches `/saml/init/{app}`, which answers an unsolicited sign-in for the
+//! app's default ACS exactly as an SP-initiated one is answered
+//! ([`super::saml::answer_or_park`]), so the access policy and the session rules are
+//! applied in one place.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -13,10 +14,8 @@ use super::html::{escape, page};
 use super::{WebError, WebState, cookies};
 use crate::error::Error;
 use crate::ids::AppId;
-use crate::session::ParkedRequests;
 use crate::sso::PendingRequest;
 use crate::sso::request::default_acs;
-use crate::store::timestamp;
 
 /// GET /portal
 pub async fn portal(
@@ -74,6 +73,7 @@ pub async fn portal(
 /// GET /saml/init/{app}
 pub async fn launch(
     State(state): State<WebState>,
+    headers: HeaderMap,
     app: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, WebError> {
     let Ok(Path(app)) = app else {
@@ -93,8 +93,5 @@ pub async fn launch(
         force_authn: false,
         is_passive: false,
     };
-    let key = ParkedRequests::new(state.store())
-        .park(&pending, timestamp::now())
-        .await?;
-    Ok(Redirect::to(&format!("/saml/continue/{key}")).into_response())
+    super::saml::answer_or_park(&state, &headers, &app, pending).await
 }

@@ -1,11 +1,15 @@
 //! The SAML endpoints: metadata, SSO (both bindings) and the same-site continuation
 //! (single logout is in [`super::logout`]).
 //!
-//! Both bindings end the same way: the request is validated ([`crate::sso::request`]),
-//! parked, and the browser is sent with a 303 to `/saml/continue/{key}`. That GET is
-//! same-site, so the `SameSite=Lax` session cookie comes along even when the AuthnRequest
-//! arrived as a cross-site POST, and every sign-in (SP- or IdP-initiated) is answered by the
-//! one function [`issue`], which applies the access policy.
+//! Both bindings start the same way: the request is validated ([`crate::sso::request`]).
+//! When it arrived with a live session cookie and does not ask for a fresh sign-in, it is
+//! answered at once: that is the common case (the user is already signed in), and it costs
+//! one round trip instead of three. Otherwise it is parked, and the browser is sent with a
+//! 303 to `/saml/continue/{key}`. That GET is same-site, so the `SameSite=Lax` session cookie
+//! comes along even when the AuthnRequest arrived as a cross-site POST (which carries no
+//! cookie, so it is never mistaken for "no session" and answered NoPassive too early).
+//! Every sign-in (SP- or IdP-initiated, at once or after the park) is answered by the one
+//! function [`issue`], which applies the access policy.
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -52,6 +56,7 @@ pub struct SamlForm {
 /// GET /saml/sso (HTTP-Redirect binding)
 pub async fn sso_redirect(
     State(state): State<WebState>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
     let query = query.unwrap_or_default();
@@ -62,12 +67,13 @@ pub async fn sso_redirect(
         timestamp::now(),
     )
     .await?;
-    accept(&state, validated).await
+    accept(&state, &headers, validated).await
 }
 
 /// POST /saml/sso (HTTP-POST binding)
 pub async fn sso_post(
     State(state): State<WebState>,
+    headers: HeaderMap,
     form: Result<Form<SamlForm>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
@@ -86,12 +92,16 @@ pub async fn sso_post(
         timestamp::now(),
     )
     .await?;
-    accept(&state, validated).await
+    accept(&state, &headers, validated).await
 }
 
-/// Answers a refusal at once, or parks the request and continues same-site.
-async fn accept(state: &WebState, validated: ValidatedRequest) -> Result<Response, WebError> {
-    let now = timestamp::now();
+/// Answers a refusal or a signed-in user at once; otherwise parks the request and
+/// continues same-site.
+async fn accept(
+    state: &WebState,
+    headers: &HeaderMap,
+    validated: ValidatedRequest,
+) -> Result<Response, WebError> {
     if let Some(status) = validated.refusal {
         let reason = match status.sub_code.as_deref() {
             Some(code::INVALID_NAMEID_POLICY) => "SSO-NAMEID-POLICY",
@@ -108,8 +118,25 @@ async fn accept(state: &WebState, validated: ValidatedRequest) -> Result<Respons
         )
         .await;
     }
+    answer_or_park(state, headers, &validated.app, validated.pending).await
+}
+
+/// Issues at once for a live session when no fresh sign-in is asked for; otherwise parks
+/// the request and sends the browser to the same-site continuation. Shared with the
+/// portal's launch.
+pub(crate) async fn answer_or_park(
+    state: &WebState,
+    headers: &HeaderMap,
+    app: &crate::apps::Application,
+    pending: PendingRequest,
+) -> Result<Response, WebError> {
+    if !pending.force_authn
+        && let Some(session) = state.session(headers).await?
+    {
+        return issue(state, &session, app, &pending).await;
+    }
     let key = ParkedRequests::new(state.store())
-        .park(&validated.pending, now)
+        .park(&pending, timestamp::now())
         .await?;
     Ok(Redirect::to(&format!("/saml/continue/{key}")).into_response())
 }
@@ -174,7 +201,8 @@ pub async fn resume(
             if !parked.take::<PendingRequest>(&key).await? {
                 return Err(WebError::RequestExpired);
             }
-            issue(&state, &session, &pending).await
+            let app = load_app(&state, &pending).await?;
+            issue(&state, &session, &app, &pending).await
         }
         None if pending.is_passive => {
             if !parked.take::<PendingRequest>(&key).await? {
@@ -207,10 +235,10 @@ async fn load_app(
 async fn issue(
     state: &WebState,
     session: &Session,
+    app: &crate::apps::Application,
     pending: &PendingRequest,
 ) -> Result<Response, WebError> {
     let now = timestamp::now();
-    let app = load_app(state, pending).await?;
     let user = &session.user;
     if !state.store().apps().may_access(app.id, user).await? {
         state
@@ -230,7 +258,7 @@ async fn issue(
                 Some(code::REQUEST_DENIED),
                 Some("the user may not use this application"),
             );
-            return refuse(state, &app, pending, status, "SSO-DENIED", Some(session)).await;
+            return refuse(state, app, pending, status, "SSO-DENIED", Some(session)).await;
         }
         return Err(WebError::Denied {
             app: app.settings.name.clone(),
@@ -241,7 +269,7 @@ async fn issue(
         state.store(),
         state.settings(),
         &keys,
-        &app,
+        app,
         user,
         session,
         pending,

@@ -151,7 +151,9 @@ async fn post_binding_with_signed_request_parks_and_continues_same_site() {
     // answers nothing; the same-site GET that follows carries the cookie and is answered.
     let again = authn_request(SIGNED_SP);
     let encoded = post_signed(&idp, &again);
-    let first = b.post("/saml/sso", &[("SAMLRequest", &encoded)]).await;
+    let first = b
+        .cross_site_post("/saml/sso", &[("SAMLRequest", &encoded)])
+        .await;
     assert_eq!(first.status, StatusCode::SEE_OTHER);
     assert!(first.field("SAMLResponse").is_none());
     let cont = first.location().to_owned();
@@ -162,6 +164,20 @@ async fn post_binding_with_signed_request_parks_and_continues_same_site() {
         SIGNED_ACS,
         &page.saml_response(),
         Some(&again.id),
+    )
+    .unwrap();
+
+    // A POST that does carry the cookie (same-site) is answered at once.
+    let third = authn_request(SIGNED_SP);
+    let encoded = post_signed(&idp, &third);
+    let page = b.post("/saml/sso", &[("SAMLRequest", &encoded)]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    sp_validate(
+        &idp,
+        SIGNED_SP,
+        SIGNED_ACS,
+        &page.saml_response(),
+        Some(&third.id),
     )
     .unwrap();
 
@@ -465,6 +481,36 @@ async fn is_passive_without_a_session_answers_no_passive() {
     request.is_passive = true;
     let page = b.go(&redirect_uri(&request, None)).await;
     sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&request.id)).unwrap();
+}
+
+#[tokio::test]
+async fn a_signed_in_user_is_answered_in_one_round_trip_and_force_authn_still_parks() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let request = authn_request(SP);
+    let page = b.get(&redirect_uri(&request, Some("one-trip"))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(!page.headers.contains_key(header::LOCATION));
+    assert_eq!(page.field("RelayState").as_deref(), Some("one-trip"));
+    sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&request.id)).unwrap();
+    assert_eq!(audit_actions(&idp, "sso.assertion").await.len(), 1);
+
+    // The access policy is the same on this path: bob is signed in, but not assigned.
+    let mut bob = Browser::new(&idp);
+    bob.login("bob", PASSWORD, None).await;
+    let page = bob.get(&redirect_uri(&authn_request(SP), None)).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(page.error_code(), Some("SSO-DENIED"));
+    assert!(page.field("SAMLResponse").is_none());
+
+    // ForceAuthn is never answered from the session: it parks and asks for the password.
+    let mut request = authn_request(SP);
+    request.force_authn = true;
+    let first = b.get(&redirect_uri(&request, None)).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    assert!(first.location().starts_with("/saml/continue/"));
+    assert!(first.field("SAMLResponse").is_none());
 }
 
 #[tokio::test]

@@ -267,8 +267,24 @@ impl<'a> Browser<'a> {
         }
     }
 
-    pub async fn send(&mut self, mut request: Request<Body>) -> Page {
-        if !self.cookies.is_empty() {
+    pub async fn send(&mut self, request: Request<Body>) -> Page {
+        self.send_with(request, true).await
+    }
+
+    /// A form POST from another site: `SameSite=Lax` cookies (all of ours) stay home.
+    pub async fn cross_site_post(&mut self, uri: &str, fields: &[(&str, &str)]) -> Page {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let request = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        self.send_with(request, false).await
+    }
+
+    async fn send_with(&mut self, mut request: Request<Body>, cookies: bool) -> Page {
+        if cookies && !self.cookies.is_empty() {
             let jar: Vec<String> = self
                 .cookies
                 .iter()
