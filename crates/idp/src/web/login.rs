@@ -10,6 +10,8 @@
 //!   browser had.
 //! * The only redirect after sign-in is to `/saml/continue/<key>` with a key of the exact
 //!   shape we issue, or to `/portal`: there is no open redirect.
+//! * The form names the application a parked sign-in is for (escaped), read without taking
+//!   the request; an unknown or expired key shows the plain form and says nothing about it.
 
 use std::net::SocketAddr;
 
@@ -28,7 +30,10 @@ use super::{WebError, WebState, client_addr, cookies};
 use crate::audit::Actor;
 use crate::directory::{User, UserStatus};
 use crate::password::{self, Password};
-use crate::session::{Sessions, Throttle, ThrottlePolicy, account_key, address_key};
+use crate::session::{
+    ParkedRequests, Sessions, Throttle, ThrottlePolicy, account_key, address_key,
+};
+use crate::sso::PendingRequest;
 use crate::store::timestamp;
 
 /// The one failure message.
@@ -88,10 +93,34 @@ pub async fn form(
     if cont.is_none() && matches!(state.session(&headers).await, Ok(Some(_))) {
         return Redirect::to("/portal").into_response();
     }
-    render(&state, &headers, cont.as_deref(), "", None, StatusCode::OK)
+    render(&state, &headers, cont.as_deref(), "", None, StatusCode::OK).await
 }
 
-fn render(
+/// The name of the application a parked sign-in is for, if `cont` names one still parked.
+///
+/// Only a peek: the request stays parked for `/saml/continue`. Any failure (unknown or
+/// expired key, the application removed meanwhile, a store error) leaves the form plain, so
+/// the page tells a visitor nothing about keys they did not get from us.
+async fn continuing_to(state: &WebState, cont: Option<&str>) -> Option<String> {
+    let key = cont?;
+    let parked = ParkedRequests::new(state.store());
+    let pending = match parked.peek::<PendingRequest>(key, timestamp::now()).await {
+        Ok(found) => found?.0,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the parked request for the login page");
+            return None;
+        }
+    };
+    match state.store().apps().get(pending.app_id).await {
+        Ok(app) => Some(app.settings.name),
+        Err(e) => {
+            tracing::debug!(error = %e, "the parked request's application is gone");
+            None
+        }
+    }
+}
+
+async fn render(
     state: &WebState,
     headers: &HeaderMap,
     cont: Option<&str>,
@@ -101,6 +130,12 @@ fn render(
 ) -> Response {
     let (csrf, set_cookie) = cookies::csrf_token(state.settings(), headers);
     let mut body = String::new();
+    if let Some(app) = continuing_to(state, cont).await {
+        body.push_str(&format!(
+            "<p class=\"continuing\">Sign in to continue to <strong>{}</strong>.</p>\n",
+            escape(&app)
+        ));
+    }
     if let Some(m) = message {
         body.push_str(&format!(
             "<p class=\"error\" role=\"alert\">{}</p>\n",
@@ -166,7 +201,8 @@ pub async fn submit(
             &typed,
             Some(THROTTLED),
             StatusCode::TOO_MANY_REQUESTS,
-        ));
+        )
+        .await);
     }
 
     let user = lookup(&state, &typed).await?;
@@ -216,7 +252,8 @@ pub async fn submit(
             &typed,
             Some(FAILED),
             StatusCode::UNAUTHORIZED,
-        ));
+        )
+        .await);
     }
     let Some(user) = user else {
         return Err(WebError::Internal("sign-in without a user".into()));

@@ -262,3 +262,121 @@ async fn sessions_end_when_idle_or_past_their_absolute_lifetime() {
             .is_none()
     );
 }
+
+/// The login page a parked sign-in leads to, and its continue key.
+async fn parked_login_page(b: &mut Browser<'_>) -> (Page, String) {
+    let request = authn_request(SP);
+    let first = b.get(&redirect_uri(&request, None)).await;
+    let to_login = b.get(first.location()).await;
+    let location = to_login.location().to_owned();
+    assert!(location.starts_with("/login?continue="), "{location}");
+    (b.get(&location).await, continue_key(&location))
+}
+
+#[tokio::test]
+async fn the_login_page_names_the_application_that_asked_escaped() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    let (page, key) = parked_login_page(&mut b).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("Sign in to continue to <strong>Wiki</strong>."),
+        "{}",
+        page.body
+    );
+
+    // The name is the admin's text, shown as text.
+    idp.store
+        .apps()
+        .update(&Actor::system(), idp.app.id, |a| {
+            a.name = "Docs <script>alert(1)</script> & \"Co\"".into();
+        })
+        .await
+        .unwrap();
+    let page = b.get(&format!("/login?continue={key}")).await;
+    assert!(
+        page.body.contains(
+            "continue to <strong>Docs &lt;script&gt;alert(1)&lt;/script&gt; &amp; \
+             &quot;Co&quot;</strong>"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<script>"));
+
+    // A failed attempt shows the form again, still naming the application...
+    let csrf = page.field("csrf").unwrap();
+    let failed = b
+        .post(
+            "/login",
+            &[
+                ("username", "alice"),
+                ("password", "wrong"),
+                ("csrf", &csrf),
+                ("continue", &key),
+            ],
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    assert!(failed.body.contains("Sign in to continue to <strong>Docs"));
+    assert_eq!(failed.field("continue").as_deref(), Some(key.as_str()));
+    // ...and reading the page did not use up the parked request.
+    let done = b.login("alice", PASSWORD, Some(&key)).await;
+    assert_eq!(done.location(), format!("/saml/continue/{key}"));
+    let answer = b.follow(done).await;
+    let xml = answer.saml_response();
+    assert!(xml.contains("InResponseTo="), "{xml}");
+}
+
+#[tokio::test]
+async fn an_unknown_or_expired_continue_key_shows_the_plain_form() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    let plain = b.get("/login").await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert!(!plain.body.contains("continue to"));
+
+    // Well-formed but never issued.
+    let unknown = "A".repeat(43);
+    let page = b.get(&format!("/login?continue={unknown}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("continue to"), "{}", page.body);
+    assert!(!page.body.contains("class=\"error\""), "{}", page.body);
+
+    // Parked for the Wiki, but longer ago than a parked request lives.
+    let pending = latchkey_idp::sso::PendingRequest {
+        app_id: idp.app.id,
+        request_id: Some("_old".into()),
+        acs_url: SP_ACS.into(),
+        relay_state: None,
+        force_authn: false,
+        is_passive: false,
+    };
+    let parked = latchkey_idp::session::ParkedRequests::new(&idp.store);
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let expired = parked.park(&pending, long_ago).await.unwrap();
+    let page = b.get(&format!("/login?continue={expired}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("continue to"), "{}", page.body);
+    assert!(!page.body.contains("Wiki"), "{}", page.body);
+    assert!(!page.body.contains("class=\"error\""), "{}", page.body);
+
+    // The same request parked now is named: the difference is the expiry alone.
+    let fresh = parked
+        .park(&pending, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let page = b.get(&format!("/login?continue={fresh}")).await;
+    assert!(page.body.contains("continue to <strong>Wiki</strong>"));
+
+    // A parked request whose application was removed since: the plain form.
+    idp.store
+        .apps()
+        .delete(&Actor::system(), idp.app.id)
+        .await
+        .unwrap();
+    let page = b.get(&format!("/login?continue={fresh}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("continue to"), "{}", page.body);
+}
