@@ -205,6 +205,7 @@ async fn app(dir: &Path, idp: &Idp) -> App {
     let trust = IdpTrust {
         entity_id: IDP.into(),
         sso_url: SSO.into(),
+        slo_url: None,
         keys: vec![idp.key.verifying_key().clone()],
         want_authn_requests_signed: false,
         cache_duration: None,

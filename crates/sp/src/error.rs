@@ -49,6 +49,10 @@ pub enum Error {
     /// would break that person's login, so the new one is refused instead.
     #[error("too many outstanding login requests ({0})")]
     TooManyPendingRequests(usize),
+    /// Single logout could not start, or a logout message was refused (see
+    /// [`LogoutError`]). A refused message ended no session.
+    #[error("single logout: {0}")]
+    Logout(#[from] LogoutError),
 }
 
 impl Error {
@@ -66,6 +70,7 @@ impl Error {
             Self::Metadata(_) => "IDP_METADATA_UNUSABLE",
             Self::RequestExpired => "REQUEST_EXPIRED",
             Self::TooManyPendingRequests(_) => "TOO_MANY_PENDING_REQUESTS",
+            Self::Logout(e) => e.code(),
         }
     }
 
@@ -80,7 +85,62 @@ impl Error {
                 | Self::Metadata(_)
                 | Self::TooManyPendingRequests(_)
                 | Self::Replay(ReplayError::Full(_))
+                | Self::Logout(
+                    LogoutError::NoSloUrl | LogoutError::NoSigningKey | LogoutError::NoIdpEndpoint
+                )
         )
+    }
+}
+
+/// Why single logout could not start, or why a logout message from the IdP was refused.
+/// Each variant names the rule.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogoutError {
+    /// `slo_url` is not set: the IdP would have nowhere to send its answer.
+    #[error("no slo_url is configured")]
+    NoSloUrl,
+    /// The SP has no key: the profile requires logout messages to be signed.
+    #[error("no SP key is configured to sign logout messages")]
+    NoSigningKey,
+    /// The IdP's metadata lists no HTTP-Redirect SingleLogoutService.
+    #[error("the IdP has no HTTP-Redirect SingleLogoutService")]
+    NoIdpEndpoint,
+    /// A LogoutResponse came back with a RelayState naming no logout we started (never
+    /// issued, already answered, or from another node's memory).
+    #[error("the LogoutResponse answers no logout request of ours")]
+    UnknownRequest,
+    /// The IdP's LogoutRequest was already acted on: a replay.
+    #[error("LogoutRequest `{0}` was already used")]
+    Replayed(String),
+    /// The message is not the kind this step expects (a LogoutResponse where a
+    /// LogoutRequest was due, or an AuthnRequest, or neither field in a form).
+    #[error("unexpected message: {0}")]
+    UnexpectedMessage(&'static str),
+    /// A rule of the binding, signature or Single Logout profile was broken; the inner
+    /// error names it.
+    #[error("{0}")]
+    Refused(latchkey_saml::Error),
+}
+
+impl LogoutError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        use latchkey_saml::Error as E;
+        match self {
+            Self::NoSloUrl | Self::NoSigningKey | Self::NoIdpEndpoint => "LOGOUT_NOT_CONFIGURED",
+            Self::UnknownRequest => "LOGOUT_UNKNOWN_REQUEST",
+            Self::Replayed(_) => "LOGOUT_REPLAYED",
+            Self::UnexpectedMessage(_) => "LOGOUT_UNEXPECTED_MESSAGE",
+            Self::Refused(e) => match e {
+                E::Unsigned => "NOT_SIGNED",
+                E::LogoutIssuerMismatch { .. } => "ISSUER_MISMATCH",
+                E::LogoutDestinationMismatch { .. } => "DESTINATION_MISMATCH",
+                E::LogoutExpired => "EXPIRED",
+                E::LogoutNotYetValid => "NOT_YET_VALID",
+                other => crate::acs::saml_code(other),
+            },
+        }
     }
 }
 

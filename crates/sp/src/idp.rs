@@ -20,6 +20,9 @@ pub struct IdpTrust {
     pub entity_id: String,
     /// Its SingleSignOnService URL for the HTTP-Redirect binding.
     pub sso_url: String,
+    /// Its SingleLogoutService URL for the HTTP-Redirect binding, if it has one: where our
+    /// LogoutRequests and LogoutResponses go.
+    pub slo_url: Option<String>,
     /// Every signing key it publishes.
     pub keys: Vec<VerifyingKey>,
     /// The IdP asks for signed AuthnRequests.
@@ -73,9 +76,15 @@ impl IdpTrust {
             .find(|e| e.binding == binding_uri::HTTP_REDIRECT)
             .map(|e| e.location.clone())
             .ok_or_else(|| MetadataError::NoRedirectEndpoint(entity.entity_id.clone()))?;
+        let slo_url = idp
+            .slo_services
+            .iter()
+            .find(|e| e.binding == binding_uri::HTTP_REDIRECT)
+            .map(|e| e.location.clone());
         Ok(Self {
             entity_id: entity.entity_id.clone(),
             sso_url,
+            slo_url,
             keys,
             want_authn_requests_signed: idp.want_authn_requests_signed,
             cache_duration: entity.cache_duration,

@@ -7,6 +7,7 @@
 //!   first ACS step.
 //! - [`acs`]: the ACS as states, `VerifiedResponse` -> `AcceptedAssertion` -> provisioning,
 //!   and [`acs::run`], which chains them and audits every refusal.
+//! - [`logout`]: single logout over the front channel, SP- and IdP-initiated.
 //! - [`replay`]: the assertion replay cache; [`jit`] and [`store`]: just-in-time provisioning
 //!   of local accounts under a per-application contract.
 //! - `axum` (feature): small helpers for axum handlers.
@@ -35,6 +36,7 @@ pub mod fetch;
 pub mod idp;
 pub mod jit;
 pub mod login;
+pub mod logout;
 pub mod provider;
 pub mod replay;
 pub mod settings;
@@ -46,5 +48,7 @@ pub mod web;
 /// them without depending on the exact versions themselves.
 pub use {latchkey_saml, latchkey_xmlsec};
 
-pub use error::{ContractError, Error, MetadataError, ReplayError, SettingsError, StoreError};
+pub use error::{
+    ContractError, Error, LogoutError, MetadataError, ReplayError, SettingsError, StoreError,
+};
 pub use provider::{AcsForm, ServiceProvider};

@@ -1,11 +1,14 @@
 //! The service provider: settings, the trusted IdP, outstanding requests, and the three
-//! operations an application exposes (metadata, login start, ACS).
+//! operations an application exposes (metadata, login start, ACS). Single logout is in
+//! [`crate::logout`].
 
 use std::sync::{Arc, RwLock};
 
 use latchkey_saml::authn_request::{AuthnRequest, NameIdPolicy, binding_uri};
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
-use latchkey_saml::metadata::{EntityDescriptor, IndexedEndpoint, KeyDescriptor, SpSsoDescriptor};
+use latchkey_saml::metadata::{
+    Endpoint, EntityDescriptor, IndexedEndpoint, KeyDescriptor, SpSsoDescriptor,
+};
 use latchkey_saml::profile::{SpSettings, validate_response};
 use latchkey_xmlsec::crypto::{DigestAlgorithm, SignatureAlgorithm};
 use time::{Duration, OffsetDateTime};
@@ -29,6 +32,7 @@ pub struct ServiceProvider {
 struct Inner {
     entity_id: String,
     acs_url: String,
+    slo_url: Option<String>,
     clock_skew: Duration,
     signature_algorithms: Vec<SignatureAlgorithm>,
     digest_algorithms: Vec<DigestAlgorithm>,
@@ -86,6 +90,7 @@ impl ServiceProvider {
             inner: Arc::new(Inner {
                 entity_id: config.entity_id.clone(),
                 acs_url: config.acs_url.clone(),
+                slo_url: config.slo_url.clone(),
                 clock_skew: config.clock_skew(),
                 signature_algorithms: config.signature_algorithms()?,
                 digest_algorithms: config.digest_algorithms()?,
@@ -109,6 +114,33 @@ impl ServiceProvider {
     /// Our ACS URL.
     pub fn acs_url(&self) -> &str {
         &self.inner.acs_url
+    }
+
+    /// Our SingleLogoutService URL, when single logout is configured.
+    pub fn slo_url(&self) -> Option<&str> {
+        self.inner.slo_url.as_deref()
+    }
+
+    /// Our key, which signs logout messages (whatever `sign_requests` says: the profile
+    /// requires them signed).
+    pub(crate) fn key(&self) -> Option<&SpKey> {
+        self.inner.key.as_ref()
+    }
+
+    pub(crate) fn clock_skew(&self) -> Duration {
+        self.inner.clock_skew
+    }
+
+    pub(crate) fn signature_algorithms(&self) -> &[SignatureAlgorithm] {
+        &self.inner.signature_algorithms
+    }
+
+    pub(crate) fn request_lifetime(&self) -> Duration {
+        self.inner.request_lifetime
+    }
+
+    pub(crate) fn limits(&self) -> &BindingLimits {
+        &self.inner.limits
     }
 
     /// The IdP as currently trusted.
@@ -164,7 +196,8 @@ impl ServiceProvider {
         s
     }
 
-    /// Our metadata: entity ID, the POST ACS, our signing certificate when we have a key,
+    /// Our metadata: entity ID, the POST ACS, the SingleLogoutService (Redirect and POST)
+    /// when configured, our signing certificate when we have a key,
     /// and our encryption certificate when we accept encrypted assertions (an IdP that
     /// reads it encrypts to that key).
     pub fn metadata(&self) -> EntityDescriptor {
@@ -174,10 +207,12 @@ impl ServiceProvider {
         let signing = self.inner.key.iter().map(|k| KeyDescriptor {
             key_use: Some(KeyUse::Signing),
             certificates: vec![k.certificate.clone()],
+            encryption_methods: Vec::new(),
         });
         let encryption = self.inner.decryption.iter().map(|d| KeyDescriptor {
             key_use: Some(KeyUse::Encryption),
             certificates: vec![d.certificate.clone()],
+            encryption_methods: Vec::new(),
         });
         entity.sp = Some(SpSsoDescriptor {
             authn_requests_signed: signs,
@@ -190,7 +225,18 @@ impl ServiceProvider {
                 index: 0,
                 is_default: Some(true),
             }],
-            slo_services: Vec::new(),
+            slo_services: self
+                .inner
+                .slo_url
+                .iter()
+                .flat_map(|url| {
+                    [binding_uri::HTTP_REDIRECT, binding_uri::HTTP_POST].map(|b| Endpoint {
+                        binding: b.to_owned(),
+                        location: url.clone(),
+                        response_location: None,
+                    })
+                })
+                .collect(),
         });
         entity
     }

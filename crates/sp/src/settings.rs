@@ -3,6 +3,7 @@
 //! ```toml
 //! entity_id = "https://wiki.example.com/saml/metadata"
 //! acs_url = "https://wiki.example.com/saml/acs"
+//! # slo_url = "https://wiki.example.com/saml/slo"   # single logout (needs [key] to sign)
 //! clock_skew_seconds = 60            # at most 300
 //! allow_idp_initiated = false
 //! request_lifetime_seconds = 600     # how long a started login may take at the IdP
@@ -50,6 +51,10 @@ pub struct SpConfig {
     pub entity_id: String,
     /// Our AssertionConsumerService URL (HTTP-POST binding).
     pub acs_url: String,
+    /// Our SingleLogoutService URL (HTTP-Redirect and HTTP-POST), published in our metadata.
+    /// None: no single logout.
+    #[serde(default)]
+    pub slo_url: Option<String>,
     /// Where the IdP's metadata comes from, and which IdP in it we trust.
     pub idp: IdpConfig,
     /// Allowed clock difference with the IdP, in seconds (clamped to 300 by the profile).
@@ -230,6 +235,11 @@ impl SpConfig {
         }
         if !(self.acs_url.starts_with("https://") || self.acs_url.starts_with("http://")) {
             return Err(invalid("acs_url", "must be an http(s) URL"));
+        }
+        if let Some(slo) = &self.slo_url
+            && !(slo.starts_with("https://") || slo.starts_with("http://"))
+        {
+            return Err(invalid("slo_url", "must be an http(s) URL"));
         }
         if self.request_lifetime_seconds == 0 {
             return Err(invalid("request_lifetime_seconds", "must be positive"));

@@ -1,5 +1,9 @@
-//! axum helpers: the three SAML endpoints' responses, so an application's handlers stay a few
-//! lines. The ACS itself is [`crate::acs::run`] on an `axum::Form<AcsForm>`.
+//! axum helpers: the SAML endpoints' responses, so an application's handlers stay a few
+//! lines. The ACS itself is [`crate::acs::run`] on an `axum::Form<AcsForm>`; the
+//! SingleLogoutService is [`ServiceProvider::receive_logout`] on the raw query (GET) or an
+//! `axum::Form<SloForm>` (POST), answered with [`see_other`].
+//!
+//! [`SloForm`]: crate::logout::SloForm
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -28,9 +32,23 @@ pub async fn login_response(
     now: OffsetDateTime,
 ) -> Result<Response, Error> {
     let redirect = sp.start_login(return_to, now).await?;
-    let location = HeaderValue::from_str(&redirect.url).map_err(|_| {
+    see_other(&redirect.url).map_err(|_| {
         Error::Metadata(crate::MetadataError::NoRedirectEndpoint(
             "SSO URL is not a valid header value".to_owned(),
+        ))
+    })
+}
+
+/// A 303 to `url`, not cached: the hop to the IdP with a logout message, or back to it
+/// with our LogoutResponse.
+///
+/// Answering a form POST (a "Sign out" button) this way can be blocked: browsers apply the
+/// form page's CSP `form-action` to the redirects that follow the POST, so a page that
+/// allows only `'self'` must send the browser on with a meta-refresh page instead.
+pub fn see_other(url: &str) -> Result<Response, Error> {
+    let location = HeaderValue::from_str(url).map_err(|_| {
+        Error::Logout(crate::LogoutError::UnexpectedMessage(
+            "a URL that is not a valid Location header",
         ))
     })?;
     Ok((

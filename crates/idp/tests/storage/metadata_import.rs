@@ -168,6 +168,7 @@ fn toolkit_sp(sign_requests: bool) -> latchkey_sp::ServiceProvider {
     let idp = latchkey_sp::idp::IdpTrust {
         entity_id: "https://idp.example.net".into(),
         sso_url: "https://idp.example.net/saml/sso".into(),
+        slo_url: None,
         keys: Vec::new(),
         want_authn_requests_signed: false,
         cache_duration: None,

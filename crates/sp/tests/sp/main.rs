@@ -5,6 +5,7 @@ mod contract;
 mod database;
 mod decryption;
 mod engine;
+mod logout;
 mod plan_json;
 mod race;
 mod replay;
