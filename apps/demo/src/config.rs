@@ -13,11 +13,15 @@
 //! metadata_url = "http://127.0.0.1:7000/saml/metadata"   # or metadata_file = "idp.xml"
 //! ```
 //! `[sp.provisioning]` replaces the app's built-in JIT contract when present.
+//!
+//! Single logout works without more settings: `sp.slo_url` defaults to `/saml/slo` beside the
+//! ACS, and without `[sp.key]` the app makes itself a signing key on first start
+//! ([`DemoConfig::ensure_signing_key`]), because logout messages must be signed.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use latchkey_sp::settings::SpConfig;
+use latchkey_sp::settings::{KeyConfig, SpConfig};
 use serde::Deserialize;
 
 use crate::DemoError;
@@ -46,6 +50,13 @@ impl DemoConfig {
             config.database = base_dir.join(&config.database);
         }
         config.sp.resolve_paths(base_dir);
+        if config.sp.slo_url.is_none() {
+            config.sp.slo_url = config
+                .sp
+                .acs_url
+                .strip_suffix("/saml/acs")
+                .map(|base| format!("{base}/saml/slo"));
+        }
         config
             .sp
             .check()
@@ -65,9 +76,54 @@ impl DemoConfig {
         format!("sqlite://{}?mode=rwc", self.database.display())
     }
 
+    /// Without `[sp.key]`, uses (making it on first start) a P-256 key and self-signed
+    /// certificate beside the database, `<database>-sp-key.pem` (mode 0600) and
+    /// `<database>-sp-cert.pem`. It signs AuthnRequests and logout messages and is published
+    /// in the metadata, so an IdP that registers the app from its metadata checks both.
+    pub fn ensure_signing_key(&mut self) -> Result<(), DemoError> {
+        if self.sp.key.is_some() {
+            return Ok(());
+        }
+        let stem = self.database.with_extension("");
+        let key_file = PathBuf::from(format!("{}-sp-key.pem", stem.display()));
+        let cert_file = PathBuf::from(format!("{}-sp-cert.pem", stem.display()));
+        if !key_file.exists() || !cert_file.exists() {
+            write_key_pair(&key_file, &cert_file, &self.sp.entity_id)?;
+        }
+        self.sp.key = Some(KeyConfig {
+            private_key_file: key_file,
+            certificate_file: cert_file,
+            sign_requests: true,
+        });
+        Ok(())
+    }
+
     /// Whether the session cookie is `Secure`.
     pub fn secure_cookies(&self) -> bool {
         self.secure_cookies
             .unwrap_or_else(|| self.sp.acs_url.starts_with("https://"))
     }
+}
+
+/// Generates the demo's signing key pair and writes it, the key readable by its owner only.
+fn write_key_pair(key_file: &Path, cert_file: &Path, entity_id: &str) -> Result<(), DemoError> {
+    let fail = |e: &dyn std::fmt::Display| DemoError::Config(format!("signing key: {e}"));
+    let pair =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| fail(&e))?;
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, entity_id);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(3650);
+    let cert = params.self_signed(&pair).map_err(|e| fail(&e))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(key_file).map_err(|e| fail(&e))?;
+    std::io::Write::write_all(&mut file, pair.serialize_pem().as_bytes()).map_err(|e| fail(&e))?;
+    std::fs::write(cert_file, cert.pem()).map_err(|e| fail(&e))?;
+    Ok(())
 }

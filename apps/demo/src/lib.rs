@@ -5,8 +5,10 @@
 //! `latchkey demo-app wiki --config wiki.toml` (see [`config`] for the file).
 //!
 //! Routes: `/` (the signed-in account, its role and how it was provisioned), `/login`
-//! (SP-initiated login), `/saml/metadata`, `/saml/acs`, `/whoami` (JSON), `/admin` (accounts
-//! created by JIT, and the audit log), `/logout` (POST), `/style.css`.
+//! (SP-initiated login), `/saml/metadata`, `/saml/acs`, `/saml/slo` (single logout: the
+//! IdP's LogoutRequest or its answer to ours), `/whoami` (JSON), `/admin` (accounts created
+//! by JIT, and the audit log), `/logout` (POST: ends the local session, then single logout
+//! through the IdP), `/style.css`.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -47,9 +49,10 @@ pub async fn run_helpdesk(config: DemoConfig) -> Result<(), DemoError> {
     run(AppKind::Helpdesk, config).await
 }
 
-/// Runs one demo app: loads the IdP metadata (waiting up to a minute for an IdP that is still
+/// Runs one demo app: makes its signing key if it has none, loads the IdP metadata (waiting up to a minute for an IdP that is still
 /// starting), opens the database, keeps the metadata refreshed, and serves.
-pub async fn run(kind: AppKind, config: DemoConfig) -> Result<(), DemoError> {
+pub async fn run(kind: AppKind, mut config: DemoConfig) -> Result<(), DemoError> {
+    config.ensure_signing_key()?;
     let idp = load_idp_patiently(&config).await?;
     let app = Arc::new(DemoApp::open(kind, &config, idp, Clock::System).await?);
     latchkey_sp::fetch::spawn_refresh(app.sp().clone(), config.sp.clone());

@@ -83,8 +83,18 @@ impl Sessions {
         }
     }
 
-    pub(crate) fn remove(&self, id: &str) {
-        self.lock().remove(id);
+    /// Removes the session and returns it.
+    pub(crate) fn remove(&self, id: &str) -> Option<Session> {
+        self.lock().remove(id)
+    }
+
+    /// Ends every session whose login `ends` says so (an IdP's LogoutRequest names the
+    /// person and IdP session, not our cookie); returns how many.
+    pub(crate) fn end_matching(&self, ends: impl Fn(&SamlLogin) -> bool) -> usize {
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, s| !ends(&s.login));
+        before - map.len()
     }
 }
 

@@ -53,6 +53,7 @@ fn metadata(entity_id: &str, cert: &Certificate) -> String {
         keys: vec![KeyDescriptor {
             key_use: Some(KeyUse::Signing),
             certificates: vec![cert.clone()],
+            encryption_methods: Vec::new(),
         }],
         sso_services: vec![Endpoint {
             binding: binding_uri::HTTP_REDIRECT.into(),

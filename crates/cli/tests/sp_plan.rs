@@ -36,6 +36,7 @@ fn setup(dir: &Path) -> String {
         keys: vec![KeyDescriptor {
             key_use: Some(KeyUse::Signing),
             certificates: vec![Certificate::from_der(cert.der()).unwrap()],
+            encryption_methods: Vec::new(),
         }],
         sso_services: vec![Endpoint {
             binding: binding_uri::HTTP_REDIRECT.into(),

@@ -522,14 +522,17 @@ fn the_encryption_certificate_is_an_rsa_key_not_marked_for_signing_only() {
     let signing = KeyDescriptor {
         key_use: Some(KeyUse::Signing),
         certificates: vec![k.sp_cert.clone()],
+        encryption_methods: Vec::new(),
     };
     let ec_enc = KeyDescriptor {
         key_use: Some(KeyUse::Encryption),
         certificates: vec![k.idp_cert.clone()],
+        encryption_methods: Vec::new(),
     };
     let both = KeyDescriptor {
         key_use: None,
         certificates: vec![k.sp_cert.clone()],
+        encryption_methods: Vec::new(),
     };
     // A second RSA certificate, so that which descriptor won is visible.
     let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
@@ -540,6 +543,7 @@ fn the_encryption_certificate_is_an_rsa_key_not_marked_for_signing_only() {
     let enc = KeyDescriptor {
         key_use: Some(KeyUse::Encryption),
         certificates: vec![Certificate::from_pem(&other.pem()).unwrap()],
+        encryption_methods: Vec::new(),
     };
     assert_eq!(
         encryption::encryption_certificate(std::slice::from_ref(&signing)),

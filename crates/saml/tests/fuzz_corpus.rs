@@ -308,6 +308,7 @@ fn generate_seeds() {
             certificates: vec![
                 Certificate::from_pem(&read(&data("fuzz/idp-p256.cert.pem"))).unwrap(),
             ],
+            encryption_methods: Vec::new(),
         }],
         name_id_formats: vec![name_id_format::EMAIL.into()],
         sso_services: vec![Endpoint {

@@ -74,6 +74,7 @@ pub fn idp_metadata_xml(certs: &[&Certificate]) -> String {
         keys: vec![KeyDescriptor {
             key_use: Some(KeyUse::Signing),
             certificates: certs.iter().map(|c| (*c).clone()).collect(),
+            encryption_methods: Vec::new(),
         }],
         name_id_formats: vec![],
         sso_services: vec![Endpoint {

@@ -40,6 +40,7 @@ pub fn signed_metadata(
             .map(|c| KeyDescriptor {
                 key_use: Some(KeyUse::Signing),
                 certificates: vec![c.clone()],
+                encryption_methods: Vec::new(),
             })
             .collect(),
         name_id_formats: vec![

@@ -86,7 +86,12 @@ fn write_keys(w: &mut XmlWriter, keys: &[KeyDescriptor]) {
         for c in &k.certificates {
             w.text_element("ds:X509Certificate", &c.to_base64());
         }
-        w.end().end().end();
+        w.end().end();
+        // Schema order: KeyInfo, then the EncryptionMethods.
+        for m in &k.encryption_methods {
+            w.start("md:EncryptionMethod").attr("Algorithm", m).end();
+        }
+        w.end();
     }
 }
 

@@ -56,6 +56,12 @@ pub struct KeyDescriptor {
     pub key_use: Option<KeyUse>,
     /// Its certificates (usually one).
     pub certificates: Vec<Certificate>,
+    /// The `md:EncryptionMethod` algorithm URIs the owner will decrypt with this key, in
+    /// its order (empty: it said nothing). A peer picks from them what it supports and
+    /// ignores the rest ([`crate::encryption::options_for_sp`]), so unknown or weak URIs
+    /// are kept as written. Parameters inside the element (KeySize, OAEPparams,
+    /// DigestMethod) are not recorded: we state our own in the EncryptedKey.
+    pub encryption_methods: Vec<String>,
 }
 
 impl KeyDescriptor {

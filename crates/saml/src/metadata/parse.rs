@@ -238,9 +238,16 @@ fn parse_keys(role: Node<'_, '_>) -> Result<Vec<KeyDescriptor>> {
                     }
                 }
             }
+            let encryption_methods = read::children(k, METADATA, "EncryptionMethod")
+                .map(|m| {
+                    read::required_attr(m, "md:EncryptionMethod", "Algorithm")
+                        .map(|a| a.trim().to_owned())
+                })
+                .collect::<Result<Vec<_>>>()?;
             Ok(KeyDescriptor {
                 key_use,
                 certificates,
+                encryption_methods,
             })
         })
         .collect()

@@ -64,6 +64,7 @@ fn sp_initiated_login_end_to_end() {
         keys: vec![KeyDescriptor {
             key_use: Some(KeyUse::Signing),
             certificates: vec![idp_cert.clone()],
+            encryption_methods: Vec::new(),
         }],
         name_id_formats: vec![name_id_format::PERSISTENT.into()],
         sso_services: vec![Endpoint {
@@ -80,6 +81,7 @@ fn sp_initiated_login_end_to_end() {
         keys: vec![KeyDescriptor {
             key_use: Some(KeyUse::Signing),
             certificates: vec![sp_cert],
+            encryption_methods: Vec::new(),
         }],
         name_id_formats: vec![name_id_format::PERSISTENT.into()],
         assertion_consumer_services: vec![IndexedEndpoint {

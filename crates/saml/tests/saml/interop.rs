@@ -60,6 +60,7 @@ fn signing(cert: &Certificate) -> Vec<KeyDescriptor> {
     vec![KeyDescriptor {
         key_use: Some(KeyUse::Signing),
         certificates: vec![cert.clone()],
+        encryption_methods: Vec::new(),
     }]
 }
 
@@ -873,6 +874,7 @@ fn encrypted_idp_response(cipher: &str, sign_response: bool) -> (String, SpSetti
     md.sp.as_mut().unwrap().keys.push(KeyDescriptor {
         key_use: Some(KeyUse::Encryption),
         certificates: vec![sp_enc.cert.clone()],
+        encryption_methods: Vec::new(),
     });
     let sp_md = write(dir.path(), "sp.xml", &md.to_xml().unwrap());
     let mut args = vec![

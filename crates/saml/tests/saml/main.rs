@@ -5,6 +5,7 @@ mod encrypted;
 mod flow;
 mod interop;
 mod metadata;
+mod metadata_encryption;
 mod profile;
 mod real_world;
 mod robustness;

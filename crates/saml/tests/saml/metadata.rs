@@ -195,10 +195,12 @@ fn full_entity(cert: &Certificate) -> EntityDescriptor {
         KeyDescriptor {
             key_use: Some(KeyUse::Signing),
             certificates: vec![cert.clone()],
+            encryption_methods: Vec::new(),
         },
         KeyDescriptor {
             key_use: Some(KeyUse::Encryption),
             certificates: vec![cert.clone()],
+            encryption_methods: Vec::new(),
         },
     ];
     EntityDescriptor {

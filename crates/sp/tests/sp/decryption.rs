@@ -88,6 +88,7 @@ fn trust(cert: &Certificate) -> IdpTrust {
         keys: vec![KeyDescriptor {
             key_use: Some(KeyUse::Signing),
             certificates: vec![cert.clone()],
+            encryption_methods: Vec::new(),
         }],
         name_id_formats: vec![],
         sso_services: vec![Endpoint {

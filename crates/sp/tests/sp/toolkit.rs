@@ -75,6 +75,7 @@ fn idp_entity(entity_id: &str, certs: &[&Certificate]) -> EntityDescriptor {
         keys: vec![KeyDescriptor {
             key_use: Some(KeyUse::Signing),
             certificates: certs.iter().map(|c| (*c).clone()).collect(),
+            encryption_methods: Vec::new(),
         }],
         name_id_formats: vec![],
         sso_services: vec![Endpoint {
