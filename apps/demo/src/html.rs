@@ -21,11 +21,34 @@ pub(crate) fn esc(text: &str) -> String {
 
 /// A complete page: `body` must already be escaped HTML.
 pub(crate) fn page(title: &str, app_title: &str, body: &str) -> String {
+    page_with_head(title, app_title, "", body)
+}
+
+/// A page that sends the browser on to `url` at once (meta refresh), with a link for
+/// browsers that do not follow it.
+///
+/// Answers a form POST whose next hop is another site: browsers apply the posting page's
+/// CSP `form-action 'self'` to redirects after the POST, so a 303 to the IdP could be
+/// blocked, while a refresh is a new navigation.
+pub(crate) fn refresh_page(title: &str, app_title: &str, url: &str, body: &str) -> String {
+    let head = format!(
+        "<meta http-equiv=\"refresh\" content=\"0;url={}\">",
+        esc(url)
+    );
+    let body = format!(
+        "{body}<p><a class=\"button\" href=\"{}\">Continue</a></p>",
+        esc(url)
+    );
+    page_with_head(title, app_title, &head, &body)
+}
+
+fn page_with_head(title: &str, app_title: &str, head: &str, body: &str) -> String {
     let mut out = String::with_capacity(body.len() + 512);
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         {head}\
          <title>{} · {}</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\n\
          <body><header><a class=\"brand\" href=\"/\">{}</a>\
          <nav><a href=\"/whoami\">whoami</a> <a href=\"/admin\">admin</a></nav></header>\n\

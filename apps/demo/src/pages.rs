@@ -2,13 +2,14 @@
 
 use std::fmt::Write;
 
+use latchkey_sp::logout::LogoutOutcome;
 use latchkey_sp::store::{Account, AuditEvent, ProvisionedBy};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::app::AppKind;
-use crate::html::{esc, page};
+use crate::html::{esc, page, refresh_page};
 use crate::session::Session;
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
@@ -232,5 +233,57 @@ pub(crate) fn explain(kind: AppKind, code: &str) -> &'static str {
         (_, "IDP_STATUS_NOT_SUCCESS") => "The identity provider did not sign you in.",
         (_, "BINDING_INVALID") | (_, "MALFORMED_XML") => "The sign-in response is malformed.",
         _ => "The sign-in was refused.",
+    }
+}
+
+/// The hop to the IdP after `POST /logout`: this app's session has already ended.
+pub(crate) fn leaving(kind: AppKind, idp_url: &str) -> String {
+    let body = format!(
+        "<section class=\"card\"><h1>Signing out</h1><p>You are signed out of the {}. \
+         Signing you out of Latchkey and your other applications…</p></section>",
+        esc(kind.name())
+    );
+    refresh_page("Signing out", kind.title(), idp_url, &body)
+}
+
+/// The end of a single logout this app started: the IdP's verified answer.
+pub(crate) fn signed_out_everywhere(kind: AppKind, outcome: &LogoutOutcome) -> String {
+    let body = match outcome {
+        LogoutOutcome::Complete => format!(
+            "<section class=\"card ok\"><h1>You are signed out</h1><p>You are signed out of \
+             the {} and of Latchkey, and Latchkey signed you out of your other \
+             applications.</p>",
+            esc(kind.name())
+        ),
+        LogoutOutcome::Partial { status } => format!(
+            "<section class=\"card error\"><h1>You are signed out here</h1><p>You are signed \
+             out of the {} and of Latchkey, but not every application confirmed it signed you \
+             out (<code>{}</code>). Close the browser to be sure.</p>",
+            esc(kind.name()),
+            esc(status)
+        ),
+    };
+    let body =
+        format!("{body}<p><a class=\"button\" href=\"/login\">Sign in again</a></p></section>");
+    page("Signed out", kind.title(), &body)
+}
+
+/// The sentence shown for a refused logout message.
+pub(crate) fn explain_logout(code: &str) -> &'static str {
+    match code {
+        "LOGOUT_REPLAYED" => "This sign-out request was already used once.",
+        "LOGOUT_UNKNOWN_REQUEST" | "IN_RESPONSE_TO_MISMATCH" => {
+            "This sign-out answer is for a request this application does not know (or already \
+             used). You are signed out of this application."
+        }
+        "LOGOUT_NOT_CONFIGURED" => "Single logout is not set up for this application.",
+        "SIGNATURE_INVALID" | "NOT_SIGNED" | "SIGNATURE_KEY_REFUSED" => {
+            "The sign-out message was not signed by the identity provider this application \
+             trusts. Nothing was signed out."
+        }
+        "EXPIRED" | "NOT_YET_VALID" => {
+            "The sign-out message is too old, or the clocks disagree. Nothing was signed out."
+        }
+        _ => "The sign-out message was refused. Nothing was signed out.",
     }
 }

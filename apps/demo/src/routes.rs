@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use latchkey_sp::AcsForm;
 use latchkey_sp::acs;
+use latchkey_sp::logout::{SloForm, SloMessage, SloReceived};
 use latchkey_sp::store::Account;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -29,6 +30,7 @@ pub fn router(app: Arc<DemoApp>) -> Router {
         .route("/login", get(login))
         .route("/saml/metadata", get(metadata))
         .route("/saml/acs", post(acs_post))
+        .route("/saml/slo", get(slo_get).post(slo_post))
         .route("/whoami", get(whoami))
         .route("/admin", get(admin))
         .route("/logout", post(logout))
@@ -328,25 +330,125 @@ async fn admin(State(app): State<AppState>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
+/// Ends this browser's session here at once (the person asked to leave, whatever the IdP
+/// answers), then starts single logout through the IdP when the session came from a login
+/// with it. The hop to the IdP is a refresh page, not a 303: this answers a form POST.
 async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(id) = session_id(&app, &headers) {
-        app.sessions.remove(id);
-    }
+    let ended = session_id(&app, &headers).and_then(|id| app.sessions.remove(id));
     let clear = format!(
         "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
         app.kind().cookie_name()
     );
-    match HeaderValue::from_str(&clear) {
-        Ok(cookie) => (
-            StatusCode::SEE_OTHER,
-            [
-                (header::SET_COOKIE, cookie),
-                (header::LOCATION, HeaderValue::from_static("/")),
-            ],
-        )
-            .into_response(),
-        Err(e) => internal(&app, &e),
+    let cookie = match HeaderValue::from_str(&clear) {
+        Ok(cookie) => cookie,
+        Err(e) => return internal(&app, &e),
+    };
+    if let Some(session) = ended {
+        match app
+            .sp()
+            .start_logout(&session.login, Some("/"), app.now())
+            .await
+        {
+            Ok(redirect) => {
+                tracing::info!(
+                    app = app.kind().name(),
+                    request = %redirect.request.request_id,
+                    "signed out here; single logout through the IdP"
+                );
+                return (
+                    [
+                        (header::SET_COOKIE, cookie),
+                        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                    ],
+                    Html(pages::leaving(app.kind(), &redirect.url)),
+                )
+                    .into_response();
+            }
+            Err(e) => tracing::warn!(
+                code = e.code(),
+                error = %e,
+                "single logout not started; signed out of this app only"
+            ),
+        }
     }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, HeaderValue::from_static("/")),
+        ],
+    )
+        .into_response()
+}
+
+/// `GET /saml/slo`: a logout message over HTTP-Redirect (the raw query is what was signed).
+async fn slo_get(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    single_logout(&app, SloMessage::Redirect(&query), false).await
+}
+
+/// `POST /saml/slo`: a logout message over HTTP-POST.
+async fn slo_post(
+    State(app): State<AppState>,
+    form: Result<Form<SloForm>, FormRejection>,
+) -> Response {
+    // An unreadable form is handled as an empty one: the toolkit names what is missing.
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    single_logout(&app, SloMessage::Post(&form), true).await
+}
+
+/// The IdP's LogoutRequest ends every session of ours it names and is answered through the
+/// browser; the IdP's answer to our own request ends with the signed-out page.
+async fn single_logout(app: &DemoApp, message: SloMessage<'_>, after_form: bool) -> Response {
+    let now = app.now();
+    match app.sp().receive_logout(message, app.replay(), now).await {
+        Ok(SloReceived::Response(done)) => {
+            tracing::info!(app = app.kind().name(), outcome = ?done.outcome, "single logout done");
+            (
+                no_store(),
+                Html(pages::signed_out_everywhere(app.kind(), &done.outcome)),
+            )
+                .into_response()
+        }
+        Ok(SloReceived::Request(request)) => {
+            let ended = app.sessions.end_matching(|login| request.matches(login));
+            tracing::info!(
+                app = app.kind().name(),
+                ended,
+                request = %request.request().id,
+                "the IdP signed the person out"
+            );
+            let url = match app.sp().answer_logout(&request, now) {
+                Ok(url) => url,
+                Err(e) => return logout_refused(app, &e),
+            };
+            if after_form {
+                (no_store(), Html(pages::leaving(app.kind(), &url))).into_response()
+            } else {
+                latchkey_sp::web::see_other(&url).unwrap_or_else(|e| logout_refused(app, &e))
+            }
+        }
+        Err(e) => logout_refused(app, &e),
+    }
+}
+
+fn logout_refused(app: &DemoApp, error: &latchkey_sp::Error) -> Response {
+    let operation_id = Uuid::new_v4();
+    tracing::warn!(%operation_id, code = error.code(), %error, "logout message refused");
+    let status = if error.is_internal() {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let html = pages::error(
+        app.kind(),
+        "Sign-out refused",
+        error.code(),
+        pages::explain_logout(error.code()),
+        (!error.is_internal()).then(|| error.to_string()).as_deref(),
+        operation_id,
+    );
+    (status, no_store(), Html(html)).into_response()
 }
 
 async fn style() -> Response {

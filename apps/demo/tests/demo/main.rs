@@ -6,6 +6,7 @@
 mod failures;
 mod helpdesk;
 mod interop;
+mod slo;
 mod socket;
 mod support;
 mod wiki;
