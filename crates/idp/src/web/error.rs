@@ -36,6 +36,10 @@ pub enum WebError {
     /// A parked sign-out request (one that came by POST) expired or was already acted on.
     #[error("the sign-out request expired or was already used")]
     LogoutExpired,
+    /// A LogoutRequest arrived a second time (its issuer and ID are recorded for the
+    /// profile's time window); the replay ended nothing.
+    #[error("the sign-out request was already used")]
+    LogoutReplayed,
     /// A parked sign-in request expired or was already answered.
     #[error("the sign-in request expired or was already used")]
     RequestExpired,
@@ -71,6 +75,7 @@ impl WebError {
             WebError::Sso(e) | WebError::Logout(e) => e.code(),
             WebError::RequestExpired => "SSO-EXPIRED",
             WebError::LogoutExpired => "SLO-EXPIRED",
+            WebError::LogoutReplayed => "SLO-REPLAYED",
             WebError::Denied { .. } => "SSO-DENIED",
             WebError::Internal(_) => "WEB-INTERNAL",
         }
@@ -124,6 +129,12 @@ impl WebError {
                 "Sign-out expired",
                 "This sign-out request has expired or was already used. To be sure you are \
                  signed out, sign out from the portal or close the browser."
+                    .into(),
+            ),
+            WebError::LogoutReplayed => (
+                "Sign-out already done",
+                "This sign-out request was already used once, so it was not acted on again. \
+                 If you meant to sign out, sign out from the portal or close the browser."
                     .into(),
             ),
             WebError::Denied { app } => (

@@ -18,10 +18,15 @@
 //!   session to start a chain from: the chain never restarts.
 //! * Each application is in the chain at most once, the chain only shrinks, and a parked key
 //!   is taken (deleted) when used, so a replayed answer continues nothing: no loop.
+//! * A LogoutRequest acts once: its issuer and ID are recorded in the store ([`replay`])
+//!   for the profile's time window, and a second arrival is refused (`SLO-REPLAYED`) on
+//!   every node, before it can end a session or start a chain.
 //! * A LogoutResponse is believed only if it verifies against the application's registered
 //!   certificates (when it has any) and answers the LogoutRequest we sent it. One that does
 //!   not is audited and the application is listed as unconfirmed; the chain goes on, since
 //!   the user is already signed out of the IdP (best effort).
+
+mod replay;
 
 use std::net::SocketAddr;
 
@@ -53,6 +58,7 @@ use crate::session::{Parkable, ParkedRequests, SessionApp, Sessions};
 use crate::sso::SsoError;
 use crate::sso::request::{REQUEST_LIMITS, app_keys};
 use crate::store::timestamp;
+use replay::SeenLogoutRequests;
 
 /// Signature algorithms accepted on logout messages (no SHA-1).
 const ALLOWED: [SignatureAlgorithm; 6] = [
@@ -216,9 +222,7 @@ pub async fn slo_redirect(
     if message.kind == MessageKind::Response {
         return on_response(&state, Inbound::Redirect(message), relay_state.as_deref()).await;
     }
-    let (accepted, app) = accept_request(&state, Inbound::Redirect(message), relay_state)
-        .await
-        .map_err(WebError::Logout)?;
+    let (accepted, app) = accept_request(&state, Inbound::Redirect(message), relay_state).await?;
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
     perform(&state, &headers, &addr, accepted, app).await
 }
@@ -244,9 +248,7 @@ async fn slo_post_inner(
             let message = post::decode(MessageKind::Request, value, relay_state, &REQUEST_LIMITS)
                 .map_err(binding_error)?;
             let relay = message.relay_state.clone();
-            let (accepted, _) = accept_request(state, Inbound::Post(message), relay)
-                .await
-                .map_err(WebError::Logout)?;
+            let (accepted, _) = accept_request(state, Inbound::Post(message), relay).await?;
             let key = ParkedRequests::new(state.store())
                 .park(&accepted, timestamp::now())
                 .await?;
@@ -298,18 +300,48 @@ pub async fn slo_continue(
         .map(after_form)
 }
 
+/// Checks a LogoutRequest ([`check_request`]) and records it as used, refusing a replay.
+async fn accept_request(
+    state: &WebState,
+    inbound: Inbound,
+    relay_state: Option<String>,
+) -> Result<(AcceptedLogout, Application), WebError> {
+    let (accepted, app, window_end) = check_request(state, inbound, relay_state)
+        .await
+        .map_err(WebError::Logout)?;
+    let first = SeenLogoutRequests::new(state.store())
+        .first_use(
+            &app.settings.entity_id,
+            &accepted.request_id,
+            window_end,
+            timestamp::now(),
+        )
+        .await?;
+    if !first {
+        tracing::warn!(
+            code = "SLO-REPLAYED",
+            app = %app.settings.entity_id,
+            request = %accepted.request_id,
+            "single logout: a LogoutRequest arrived again"
+        );
+        return Err(WebError::LogoutReplayed);
+    }
+    Ok((accepted, app))
+}
+
 /// Checks a LogoutRequest: registered issuer, signature by the app's certificates (the
-/// binding decides how), then the profile's Destination and time rules.
+/// binding decides how), then the profile's Destination and time rules. Also returns when
+/// the profile's window for it closes (how long a replay record must last).
 ///
 /// # Security
 /// An application with a signing certificate must sign. One without (on a server that does
 /// not require signatures) may send unsigned requests, which [`perform`] lets end only this
 /// browser's session, and only when it signed in to that application as the named NameID.
-async fn accept_request(
+async fn check_request(
     state: &WebState,
     inbound: Inbound,
     relay_state: Option<String>,
-) -> Result<(AcceptedLogout, Application), SsoError> {
+) -> Result<(AcceptedLogout, Application, time::OffsetDateTime), SsoError> {
     let (request, app, signed, binding) = match &inbound {
         Inbound::Redirect(message) => {
             let request = LogoutRequest::parse(&message.xml).map_err(SsoError::Malformed)?;
@@ -350,12 +382,14 @@ async fn accept_request(
     };
     // The signature policy was applied above; the profile's remaining rules (Destination,
     // IssueInstant, NotOnOrAfter) hold for unsigned requests from keyless apps too.
-    LogoutPeer::new(
+    let peer = LogoutPeer::new(
         app.settings.entity_id.clone(),
         state.settings().url("/saml/slo"),
-    )
-    .check_request(&request, true, timestamp::now())
-    .map_err(profile_error)?;
+    );
+    peer.check_request(&request, true, timestamp::now())
+        .map_err(profile_error)?;
+    // After this the profile refuses the request as too old: the replay record may go.
+    let window_end = request.issue_instant + peer.max_age + peer.clock_skew;
     Ok((
         AcceptedLogout {
             app: app.id,
@@ -367,6 +401,7 @@ async fn accept_request(
             binding: binding.into(),
         },
         app,
+        window_end,
     ))
 }
 

@@ -317,3 +317,99 @@ async fn signing_out_at_the_idp_tells_each_application_in_turn() {
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("You are signed out"));
 }
+
+/// Alice signed in to the signed app (which has an SLO endpoint): her subject there.
+async fn signed_in_to_signed_app(
+    idp: &Idp,
+    b: &mut Browser<'_>,
+) -> latchkey_saml::profile::AuthenticatedSubject {
+    b.login("alice", PASSWORD, None).await;
+    let request = authn_request(SIGNED_SP);
+    let page = b.go(&signed_redirect_uri(&request, &idp.sp_key)).await;
+    sp_validate(
+        idp,
+        SIGNED_SP,
+        SIGNED_ACS,
+        &page.saml_response(),
+        Some(&request.id),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_replayed_logout_request_is_refused_and_ends_nothing() {
+    replayed_logout_request(idp().await).await;
+}
+
+/// The replay record lives in the store: the same on PostgreSQL, which many nodes share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_logout_request_is_refused_on_postgresql() {
+    replayed_logout_request(idp_postgres().await).await;
+}
+
+async fn replayed_logout_request(idp: Idp) {
+    idp.store
+        .apps()
+        .update(&Actor::system(), idp.signed_app.id, |a| {
+            a.slo = Some(latchkey_idp::apps::Endpoint {
+                url: format!("{SIGNED_SP}/slo"),
+                binding: latchkey_idp::apps::Binding::HttpRedirect,
+            });
+        })
+        .await
+        .unwrap();
+    let mut b = Browser::new(&idp);
+    let subject = signed_in_to_signed_app(&idp, &mut b).await;
+    let format = subject.name_id.format.clone().unwrap();
+    let logout = logout_request(SIGNED_SP, &subject.name_id.value, &format);
+    let captured = format!("/saml/slo?{}", signed_query(&logout, &idp.sp_key));
+
+    // The original works: the session ends and the app gets its answer.
+    let page = b.get(&captured).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(
+        page.location()
+            .starts_with(&format!("{SIGNED_SP}/slo?SAMLResponse="))
+    );
+    assert_eq!(b.get("/portal").await.location(), "/login");
+
+    // Alice signs in again; the captured request, replayed, ends nothing.
+    signed_in_to_signed_app(&idp, &mut b).await;
+    let page = b.get(&captured).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert_eq!(page.error_code(), Some("SLO-REPLAYED"));
+    assert!(page.body.contains("already used once"), "{}", page.body);
+    assert!(page.headers.get(axum::http::header::SET_COOKIE).is_none());
+    assert_eq!(
+        b.get("/portal").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+    // Over POST (parked and continued otherwise) it is refused the same way.
+    let xml = latchkey_xmlsec::dsig::sign(
+        &logout.to_xml().unwrap(),
+        &logout.id,
+        &idp.sp_key,
+        None,
+        &latchkey_xmlsec::dsig::SignOptions::default(),
+    )
+    .unwrap();
+    let page = b
+        .cross_site_post(
+            "/saml/slo",
+            &[("SAMLRequest", &latchkey_saml::binding::post::encode(&xml))],
+        )
+        .await;
+    assert_eq!(page.error_code(), Some("SLO-REPLAYED"), "{}", page.body);
+    assert_eq!(b.get("/portal").await.status, StatusCode::OK);
+    assert_eq!(audit_actions(&idp, "logout.slo").await.len(), 1);
+
+    // A new request from the app still works.
+    let fresh = logout_request(SIGNED_SP, &subject.name_id.value, &format);
+    let page = b
+        .get(&format!("/saml/slo?{}", signed_query(&fresh, &idp.sp_key)))
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(b.get("/portal").await.location(), "/login");
+    assert_eq!(audit_actions(&idp, "logout.slo").await.len(), 2);
+}
