@@ -268,8 +268,10 @@ impl UserFields {
     }
 }
 
+/// A `users` row as selected by [`select_users!`]; other modules that join `users u` into
+/// their own statement (a session lookup) read it with `#[sqlx(flatten)]`.
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: String,
     username: String,
     email: String,
@@ -296,7 +298,7 @@ macro_rules! select_users {
 }
 
 impl UserRow {
-    fn into_user(self) -> Result<User> {
+    pub(crate) fn into_user(self) -> Result<User> {
         let status = match self.status.as_str() {
             "active" => UserStatus::Active,
             "suspended" => UserStatus::Suspended,

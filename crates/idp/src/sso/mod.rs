@@ -5,6 +5,7 @@
 //! the checks in [`request`] is the security argument: nothing is answered to an ACS URL
 //! before the issuer is known and the URL is registered for it.
 
+pub mod grant;
 pub mod keys;
 pub mod metadata;
 pub mod request;

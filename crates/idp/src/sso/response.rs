@@ -15,6 +15,7 @@ use latchkey_xmlsec::crypto::{Certificate, KeyKind};
 use latchkey_xmlsec::dsig::{self, SignOptions};
 use time::OffsetDateTime;
 
+use super::grant::Grant;
 use super::keys::SigningMaterial;
 use super::{PendingRequest, SsoError};
 use crate::apps::{Application, NameIdFormat, NameIdSource};
@@ -42,6 +43,7 @@ async fn name_id_for(
     settings: &ServerSettings,
     app: &Application,
     user: &User,
+    grant: &Grant,
 ) -> Result<NameId, SsoError> {
     let policy = &app.settings.name_id;
     let value = match (&policy.format, &policy.source) {
@@ -49,7 +51,10 @@ async fn name_id_for(
         (NameIdFormat::Transient, _) => {
             latchkey_saml::ids::new_id().map_err(|e| SsoError::Build(e.to_string()))?
         }
-        (_, NameIdSource::Pairwise) => store.apps().persistent_name_id(user.id, app.id).await?,
+        (_, NameIdSource::Pairwise) => match &grant.pairwise {
+            Some(known) => known.clone(),
+            None => store.apps().persistent_name_id(user.id, app.id).await?,
+        },
         (_, NameIdSource::Email) => user.email.clone(),
         (_, NameIdSource::Username) => user.username.clone(),
         (_, NameIdSource::Attribute(key)) => user
@@ -69,34 +74,30 @@ async fn name_id_for(
     Ok(name_id)
 }
 
-/// Builds and signs a success Response for `user` in `session`.
+/// Builds and signs a success Response for `session`'s user, who holds `grant` (the
+/// caller has applied its access policy).
 #[allow(clippy::too_many_arguments)]
 pub async fn success(
     store: &Store,
     settings: &ServerSettings,
     keys: &SigningMaterial,
     app: &Application,
-    user: &User,
     session: &Session,
+    grant: &Grant,
     pending: &PendingRequest,
     now: OffsetDateTime,
 ) -> Result<IssuedResponse, SsoError> {
+    let user = &session.user;
     // Fail before any work (and any pairwise ID) if the certificate is unusable.
     let encrypt_to = encryption_certificate(app)?;
-    let name_id = name_id_for(store, settings, app, user).await?;
-    let groups: Vec<String> = store
-        .groups()
-        .of_user(user.id)
-        .await?
-        .into_iter()
-        .map(|g| g.name)
-        .collect();
+    let name_id = name_id_for(store, settings, app, user, grant).await?;
+    let groups = &grant.groups;
     let attributes: Vec<Attribute> = app
         .settings
         .attributes
         .iter()
         .filter_map(|m| {
-            let values = m.values(user, &groups);
+            let values = m.values(user, groups);
             (!values.is_empty()).then(|| Attribute {
                 name: m.name.clone(),
                 name_format: Some(m.name_format.uri().to_string()),

@@ -27,7 +27,7 @@ use crate::audit::Actor;
 use crate::error::Error;
 use crate::session::{ParkedRequests, Session, SessionApp, Sessions};
 use crate::sso::request::{self, InboundRequest, ValidatedRequest};
-use crate::sso::{PendingRequest, SsoError, metadata, response};
+use crate::sso::{PendingRequest, SsoError, grant, metadata, response};
 use crate::store::timestamp;
 
 /// GET /saml/metadata
@@ -240,7 +240,8 @@ async fn issue(
 ) -> Result<Response, WebError> {
     let now = timestamp::now();
     let user = &session.user;
-    if !state.store().apps().may_access(app.id, user).await? {
+    let grant = grant::load(state.store(), session, app).await?;
+    if !grant.may_access {
         state
             .audit(
                 &Actor::user(user.id),
@@ -270,24 +271,25 @@ async fn issue(
         state.settings(),
         &keys,
         app,
-        user,
         session,
+        &grant,
         pending,
         now,
     )
     .await?;
     let format = issued.name_id.format.clone().unwrap_or_default();
-    Sessions::new(state.store())
-        .record_app(
-            session,
-            &SessionApp {
-                app: app.id,
-                name_id: issued.name_id.value.clone(),
-                name_id_format: format.clone(),
-            },
-            now,
-        )
-        .await?;
+    let entry = SessionApp {
+        app: app.id,
+        name_id: issued.name_id.value.clone(),
+        name_id_format: format.clone(),
+    };
+    // Single logout needs what each application was told; an unchanged answer (the usual
+    // case with persistent NameIDs) is already on record.
+    if grant.recorded.as_ref() != Some(&entry) {
+        Sessions::new(state.store())
+            .record_app(session, &entry, now)
+            .await?;
+    }
     state
         .audit(
             &Actor::user(user.id),

@@ -1,0 +1,83 @@
+//! Everything an assertion needs beyond the session, read in one statement.
+//!
+//! On the SSO path every statement is a round trip to the database: a hop to the
+//! connection's worker thread and back with SQLite, a network round trip with PostgreSQL.
+//! The facts below are independent rows of four tables, so they are read as one `UNION ALL`
+//! of text columns (portable to both backends) instead of four statements: whether the
+//! user may use the application, the user's groups (for attribute mapping), the pairwise
+//! NameID already allocated, and what this session was last told by the application (so an
+//! unchanged sign-in does not rewrite the row single logout reads).
+
+use crate::apps::Application;
+use crate::directory::UserStatus;
+use crate::error::Result;
+use crate::session::{Session, SessionApp};
+use crate::store::Store;
+
+/// What one sign-in at one application needs to know.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// The access policy's answer: the user is active and in a group granted the app.
+    pub may_access: bool,
+    /// The user's groups, by name, in case-folded name order.
+    pub groups: Vec<String>,
+    /// The user's persistent pairwise NameID at this application, if one was allocated.
+    pub pairwise: Option<String>,
+    /// What this session last told the application, if anything.
+    pub recorded: Option<SessionApp>,
+}
+
+#[derive(sqlx::FromRow)]
+struct GrantRow {
+    kind: String,
+    a: Option<String>,
+    b: Option<String>,
+}
+
+/// Reads the grant for `session`'s user at `app`.
+pub async fn load(store: &Store, session: &Session, app: &Application) -> Result<Grant> {
+    let rows: Vec<GrantRow> = sqlx::query_as(
+        "SELECT kind, a, b FROM ( \
+           SELECT 'group' AS kind, g.name AS a, \
+             CASE WHEN EXISTS (SELECT 1 FROM app_access x \
+                               WHERE x.app_id = $1 AND x.group_id = g.id) \
+               THEN 'granted' ELSE 'no' END AS b, \
+             g.name_key AS sort_key \
+           FROM directory_groups g JOIN group_members m ON m.group_id = g.id \
+           WHERE m.user_id = $2 \
+           UNION ALL \
+           SELECT 'pairwise', p.name_id, NULL, NULL FROM pairwise_ids p \
+           WHERE p.app_id = $1 AND p.user_id = $2 \
+           UNION ALL \
+           SELECT 'recorded', r.name_id, r.name_id_format, NULL FROM web_session_apps r \
+           WHERE r.token_hash = $3 AND r.app_id = $1 \
+         ) grant_rows ORDER BY kind, sort_key",
+    )
+    .bind(app.id.to_db())
+    .bind(session.user.id.to_db())
+    .bind(session.token_hash())
+    .fetch_all(store.pool())
+    .await?;
+    let mut grant = Grant::default();
+    for row in rows {
+        match (row.kind.as_str(), row.a) {
+            ("group", Some(name)) => {
+                grant.may_access |= row.b.as_deref() == Some("granted");
+                grant.groups.push(name);
+            }
+            ("pairwise", Some(name_id)) => grant.pairwise = Some(name_id),
+            ("recorded", Some(name_id)) => {
+                grant.recorded = Some(SessionApp {
+                    app: app.id,
+                    name_id,
+                    name_id_format: row.b.unwrap_or_default(),
+                });
+            }
+            _ => {}
+        }
+    }
+    // A suspended user is refused even if their groups still grant the application (the
+    // session layer ends their sessions; this keeps the rule true on its own).
+    grant.may_access &= session.user.status == UserStatus::Active;
+    Ok(grant)
+}
