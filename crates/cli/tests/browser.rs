@@ -2,7 +2,11 @@
 //! signs people in to the demo wiki and helpdesk through `latchkey serve`, all three
 //! running as child processes of the built binary. The IdP is on 127.0.0.1 and the apps on
 //! localhost, so every SAML hop is a cross-site navigation with the browser's real
-//! SameSite cookie rules, which no in-process test can show.
+//! SameSite cookie rules, which no in-process test can show. The apps are registered from
+//! their live metadata (as `latchkey demo` does), so their signing certificates and
+//! single-logout endpoints are what the IdP checks and calls; single logout is followed
+//! through every hop, SP-initiated (the app's refresh page past its CSP form-action) and
+//! IdP-initiated (the IdP's meta-refresh answer to the portal's sign-out form).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (scripts/test installs them); without
 //! them the test FAILS and says so. Each step leaves a screenshot in
@@ -16,8 +20,10 @@ mod webdriver;
 
 use std::path::{Path, PathBuf};
 
+use latchkey_saml::authn_request::AuthnRequest;
 use latchkey_saml::binding::post::{SCRIPT_CSP_HASH, auto_submit_page};
 use latchkey_saml::binding::{BindingLimits, MessageKind, redirect};
+use latchkey_xmlsec::dsig::{self, SignOptions};
 use serde_json::Value;
 
 use stack::{Relay, Stack, free_port, password_of};
@@ -200,9 +206,14 @@ async fn people_sign_in_through_a_real_browser() {
     assert!(text.contains("Role: agent"), "{text}");
     shots.take(&bob, "helpdesk-bob-agent").await;
     stack.cli(&["user", "suspend", "bob"]);
+    // Signing out goes through the IdP (single logout), which has no session of his left,
+    // and back to the helpdesk's signed-out page.
     bob.click("form[action='/logout'] button").await;
-    bob.wait_for(&format!("{}/", stack.helpdesk), "You are not signed in")
-        .await;
+    bob.wait_for(
+        &format!("{}/saml/slo", stack.helpdesk),
+        "You are signed out",
+    )
+    .await;
     bob.click("a[href='/login']").await;
     // No silent sign-in: the suspended user's session was dropped, so the form is back.
     sign_in_at_idp(&bob, &stack, "bob").await;
@@ -234,10 +245,10 @@ async fn people_sign_in_through_a_real_browser() {
     assert!(text.contains("Role: admin"), "{text}");
     shots.take(&post, "wiki-alice-via-post-binding").await;
     // Then with the session: the cross-site POST alone could not show it, yet no form
-    // appears, so the cookie came with the continue GET.
-    post.click("form[action='/logout'] button").await;
-    post.wait_for(&format!("{}/", stack.wiki), "You are not signed in")
-        .await;
+    // appears, so the cookie came with the continue GET. (Signing out of the wiki first
+    // would end the IdP session too, by single logout: the new login is told apart by its
+    // assertion instead.)
+    let before = whoami(&post, &stack.wiki).await;
     relay.serve(wiki_request_as_post(&stack).await, &relay_csp(&stack));
     post.goto(&relay.url).await;
     let text = post
@@ -247,8 +258,90 @@ async fn people_sign_in_through_a_real_browser() {
     shots.take(&post, "wiki-alice-post-binding-no-prompt").await;
     let me = whoami(&post, &stack.wiki).await;
     assert_eq!(me["authenticated"], true, "{me}");
+    assert_ne!(me["assertion_id"], before["assertion_id"], "a new login");
     post.quit().await;
     alice.quit().await;
+
+    // 7. Single logout, SP- and IdP-initiated.
+    single_logout(&driver, &stack, profiles.path(), &mut shots).await;
+}
+
+/// alice, in a fresh browser, signs in to both apps; signing out of the wiki signs her
+/// out of the IdP and the helpdesk too. Then, signed in again, the portal's
+/// "Sign out" tells both apps in turn and ends on the IdP's signed-out page.
+async fn single_logout(driver: &Driver, stack: &Stack, profiles: &Path, shots: &mut Shots) {
+    let b = driver.browser(&profiles.join("alice-slo")).await;
+    sign_in_to_both(&b, stack).await;
+    shots.take(&b, "slo-helpdesk-signed-in-too").await;
+
+    // SP-initiated, from the wiki: the wiki's refresh page takes the browser to the IdP
+    // (a 303 would fall under the form's CSP form-action), the IdP asks the helpdesk,
+    // the helpdesk answers, and the IdP answers the wiki, which shows the outcome.
+    b.goto(&format!("{}/", stack.wiki)).await;
+    b.click("form[action='/logout'] button").await;
+    let text = b
+        .wait_for(
+            &format!("{}/saml/slo?SAMLResponse=", stack.wiki),
+            "You are signed out",
+        )
+        .await;
+    assert!(
+        text.contains("Latchkey signed you out of your other applications"),
+        "every application confirmed: {text}"
+    );
+    shots.take(&b, "slo-wiki-signed-out-everywhere").await;
+    let me = whoami(&b, &stack.wiki).await;
+    assert_eq!(me["authenticated"], false, "{me}");
+    let me = whoami(&b, &stack.helpdesk).await;
+    assert_eq!(me["authenticated"], false, "{me}");
+    b.goto(&format!("{}/portal", stack.idp)).await;
+    let text = b
+        .wait_for(&format!("{}/login", stack.idp), "Password")
+        .await;
+    assert!(text.contains("Sign in"), "{text}");
+    shots.take(&b, "slo-portal-asks-to-sign-in").await;
+
+    // IdP-initiated, from the portal's form: the IdP answers the POST with a page that
+    // refreshes to the first app, each app answers, and the chain ends at the IdP.
+    sign_in_to_both(&b, stack).await;
+    b.goto(&format!("{}/portal", stack.idp)).await;
+    b.wait_for(&stack.idp, "Your applications").await;
+    b.click("form[action='/logout'] button").await;
+    let text = b
+        .wait_for(
+            &format!("{}/saml/slo", stack.idp),
+            "You are signed out of Latchkey",
+        )
+        .await;
+    assert!(text.contains("Signed out of:"), "{text}");
+    assert!(text.contains("Latchkey demo wiki"), "{text}");
+    assert!(text.contains("Latchkey demo helpdesk"), "{text}");
+    assert!(!text.contains("did not confirm"), "{text}");
+    shots.take(&b, "slo-idp-signed-out-page").await;
+    let me = whoami(&b, &stack.wiki).await;
+    assert_eq!(me["authenticated"], false, "{me}");
+    let me = whoami(&b, &stack.helpdesk).await;
+    assert_eq!(me["authenticated"], false, "{me}");
+    b.goto(&format!("{}/portal", stack.idp)).await;
+    b.wait_for(&format!("{}/login", stack.idp), "Password")
+        .await;
+    b.quit().await;
+}
+
+/// Signs alice in to the wiki with her password (she has no IdP session) and then to the
+/// helpdesk, which needs none.
+async fn sign_in_to_both(b: &Browser, stack: &Stack) {
+    b.goto(&format!("{}/login", stack.wiki)).await;
+    sign_in_at_idp(b, stack, "alice").await;
+    b.wait_for(&format!("{}/", stack.wiki), "Signed in as Alice Anders")
+        .await;
+    b.goto(&format!("{}/login", stack.helpdesk)).await;
+    b.wait_for(&format!("{}/", stack.helpdesk), "Signed in as Alice Anders")
+        .await;
+    for app in [&stack.wiki, &stack.helpdesk] {
+        let me = whoami(b, app).await;
+        assert_eq!(me["authenticated"], true, "{me}");
+    }
 }
 
 /// Starts a wiki login from outside the browser and re-encodes the wiki's own
@@ -269,11 +362,21 @@ async fn wiki_request_as_post(stack: &Stack) -> String {
     assert_eq!(endpoint, format!("{}/saml/sso", stack.idp));
     let limits = BindingLimits::default();
     let message = redirect::decode(query, &limits).unwrap();
-    assert!(message.xml.contains("AuthnRequest"), "{}", message.xml);
+    // The wiki's certificate is registered, so the IdP wants the request signed: over
+    // HTTP-POST that is an enveloped signature, made here with the wiki's own key.
+    let request = AuthnRequest::parse(&message.xml).unwrap();
+    let signed = dsig::sign(
+        &message.xml,
+        &request.id,
+        &stack.app_key("wiki"),
+        None,
+        &SignOptions::default(),
+    )
+    .unwrap();
     auto_submit_page(
         endpoint,
         MessageKind::Request,
-        &message.xml,
+        &signed,
         message.relay_state.as_deref(),
         None,
         &limits,

@@ -102,12 +102,20 @@ impl Stack {
         );
         stack.wait_listening("wiki", wiki_port);
         stack.wait_listening("helpdesk", helpdesk_port);
+        stack.register_apps();
         stack
     }
 
+    /// The applications' signing key, which each made itself on first start (it signs
+    /// AuthnRequests and logout messages; its certificate is in the app's metadata).
+    pub fn app_key(&self, name: &str) -> latchkey_xmlsec::crypto::SigningKey {
+        let pem = std::fs::read_to_string(self.config.with_file_name(format!("{name}-sp-key.pem")))
+            .unwrap();
+        latchkey_xmlsec::crypto::SigningKey::from_pem(&pem).unwrap()
+    }
+
     /// The demo's directory: alice (engineering, wiki-editors), bob (support), carol (no
-    /// group); the wiki for engineering and the wiki-* groups, the helpdesk for
-    /// engineering and support.
+    /// group).
     fn seed(&self) {
         for group in ["engineering", "wiki-editors", "wiki-admins", "support"] {
             self.cli(&["group", "add", group]);
@@ -143,24 +151,26 @@ impl Stack {
         self.cli(&["group", "members", "add", "engineering", "alice"]);
         self.cli(&["group", "members", "add", "wiki-editors", "alice"]);
         self.cli(&["group", "members", "add", "support", "bob"]);
-        let wiki_param = format!("wiki_base_url={}", self.wiki);
-        let helpdesk_param = format!("helpdesk_base_url={}", self.helpdesk);
-        self.cli(&[
-            "app",
-            "add",
-            "--template",
-            "latchkey-wiki",
-            "--param",
-            &wiki_param,
-        ]);
-        self.cli(&[
-            "app",
-            "add",
-            "--template",
-            "latchkey-helpdesk",
-            "--param",
-            &helpdesk_param,
-        ]);
+    }
+
+    /// Registers the two applications as `latchkey demo` does: from the metadata each one
+    /// serves (entity ID, ACS, single-logout endpoint, signing certificate), with its
+    /// catalogue template for the attribute release; then assigns the groups.
+    fn register_apps(&self) {
+        for (template, base) in [
+            ("latchkey-wiki", &self.wiki),
+            ("latchkey-helpdesk", &self.helpdesk),
+        ] {
+            let metadata = format!("{base}/saml/metadata");
+            self.cli(&[
+                "app",
+                "add",
+                "--template",
+                template,
+                "--metadata",
+                &metadata,
+            ]);
+        }
         let wiki_entity = format!("{}/saml/metadata", self.wiki);
         let helpdesk_entity = format!("{}/saml/metadata", self.helpdesk);
         for group in ["engineering", "wiki-editors", "wiki-admins"] {
