@@ -97,6 +97,17 @@ pub enum Error {
         /// Why the value was refused, including the value where that is safe to show.
         reason: String,
     },
+    /// Assertions are to be encrypted to a certificate whose key cannot carry them: XML
+    /// Encryption wraps the content key with RSA-OAEP, so only an RSA key will do. Refused
+    /// when the application is stored rather than at its first sign-in (SSO refuses it
+    /// again, for rows written before this rule).
+    #[error(
+        "invalid encryption_cert: its key ({key}) cannot encrypt assertions; XML Encryption key transport needs an RSA key"
+    )]
+    EncryptionKeyUnsupported {
+        /// The certificate's key, e.g. `ECDSA P-256`, or why it could not be read.
+        key: String,
+    },
     /// A row of an import file was refused; nothing from the file was applied.
     #[error("line {line}: {source}")]
     ImportRow {

@@ -915,6 +915,7 @@ on_both_backends!(
     malformed_requests_get_json_errors,
     openapi_document_lists_every_route,
     applications_from_metadata,
+    application_encryption_settings,
 );
 
 /// `POST /api/v1/apps/from-metadata`: samael's SP sample (expired, so only when allowed),
@@ -984,4 +985,82 @@ async fn applications_from_metadata(t: TestStore) {
         .call(Method::POST, "/api/v1/apps/from-metadata", Some(body))
         .await;
     assert_error(&again, StatusCode::CONFLICT, "duplicate_entity_id");
+}
+
+/// Assertion encryption over the API: a certificate whose key cannot encrypt is a typed
+/// 422 naming `encryption_cert`; advertised algorithms are stored as URIs (short names of
+/// ours accepted) and replaced like every other field.
+async fn application_encryption_settings(t: TestStore) {
+    let a = api(t).await;
+    let cert = |alg: &'static rcgen::SignatureAlgorithm| {
+        let pair = rcgen::KeyPair::generate_for(alg).unwrap();
+        rcgen::CertificateParams::new(vec!["crm.example.org".to_string()])
+            .unwrap()
+            .self_signed(&pair)
+            .unwrap()
+            .pem()
+    };
+    let mut crm = json!({
+        "entity_id": "https://crm.example.org/saml",
+        "name": "CRM",
+        "acs": [{"url": "https://crm.example.org/saml/acs"}],
+        "encryption_cert": cert(&rcgen::PKCS_ECDSA_P256_SHA256),
+        "encrypt_assertion": true,
+    });
+    let events = a.audit_count().await;
+    let refused = a
+        .call(Method::POST, "/api/v1/apps", Some(crm.clone()))
+        .await;
+    assert_error(
+        &refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "encryption_key_unsupported",
+    );
+    assert_eq!(refused.1["field"], "encryption_cert");
+    assert!(
+        refused.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("ECDSA P-256"),
+        "{}",
+        refused.1
+    );
+    assert_eq!(a.audit_count().await, events);
+
+    crm["encryption_cert"] = json!(cert(&rcgen::PKCS_RSA_SHA256));
+    crm["encryption_methods"] = json!(["aes128-cbc", "http://www.w3.org/2001/04/xmlenc#rsa-1_5"]);
+    let (s, app) = a
+        .call(Method::POST, "/api/v1/apps", Some(crm.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{app}");
+    let listed = json!([
+        "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+        "http://www.w3.org/2001/04/xmlenc#rsa-1_5"
+    ]);
+    assert_eq!(app["encryption_methods"], listed);
+    let id = app["id"].as_str().unwrap();
+    assert_eq!(
+        a.get(&format!("/api/v1/apps/{id}")).await.1["encryption_methods"],
+        listed
+    );
+
+    let mut bad = crm.clone();
+    bad["encryption_methods"] = json!(["not an algorithm"]);
+    let resp = a
+        .call(Method::PUT, &format!("/api/v1/apps/{id}"), Some(bad))
+        .await;
+    assert_error(&resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(resp.1["field"], "encryption_methods");
+
+    // A replacement that leaves the field out says nothing was advertised.
+    let mut without = crm.clone();
+    without
+        .as_object_mut()
+        .unwrap()
+        .remove("encryption_methods");
+    let (s, replaced) = a
+        .call(Method::PUT, &format!("/api/v1/apps/{id}"), Some(without))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["encryption_methods"], json!([]));
 }

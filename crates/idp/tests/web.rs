@@ -13,6 +13,7 @@ mod web {
     pub mod support;
 
     mod encryption;
+    mod encryption_methods;
     mod login;
     mod portal;
     mod server;

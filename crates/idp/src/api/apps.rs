@@ -90,6 +90,11 @@ pub struct AppInput {
     /// PEM certificate to encrypt assertions to.
     #[serde(default)]
     pub encryption_cert: Option<String>,
+    /// Algorithm URIs the SP advertises for that certificate (`md:EncryptionMethod`), in
+    /// its order; assertions use the best of them we allow (AES-GCM/CBC, RSA-OAEP), and
+    /// AES-256-GCM under RSA-OAEP when none is usable or none is given.
+    #[serde(default)]
+    pub encryption_methods: Vec<String>,
     /// `persistent` (default), `transient`, `email`, `unspecified` or a format URN.
     #[serde(default)]
     pub name_id_format: Option<String>,
@@ -150,6 +155,7 @@ impl From<&NewApplication> for AppInput {
             }),
             signing_certs: s.signing_certs.clone(),
             encryption_cert: s.encryption_cert.clone(),
+            encryption_methods: s.encryption_methods.clone(),
             name_id_format: Some(s.name_id.format.uri().to_owned()),
             name_id_source: Some(s.name_id.source.to_string()),
             attributes: s.attributes.iter().map(ToString::to_string).collect(),
@@ -245,6 +251,7 @@ impl AppInput {
             slo,
             signing_certs: self.signing_certs,
             encryption_cert: self.encryption_cert,
+            encryption_methods: self.encryption_methods,
             name_id,
             attributes,
             sign_response: self.sign_response,

@@ -1,7 +1,7 @@
 //! Registering a service provider from its SAML metadata (`<SPSSODescriptor>`).
 //!
-//! Metadata supplies what the SP itself knows: its entity ID, endpoints, certificates and
-//! the NameID format it asks for. IdP policy (attribute release, NameID source, tile) stays
+//! Metadata supplies what the SP itself knows: its entity ID, endpoints, certificates (with
+//! the encryption algorithms it advertises) and the NameID format it asks for. IdP policy (attribute release, NameID source, tile) stays
 //! at its defaults or comes from a catalogue template, and explicit admin choices are applied
 //! by the caller last. This module does no I/O: the caller reads the file or fetches the URL
 //! and hands over the text.
@@ -203,6 +203,8 @@ pub struct SpMetadata {
     pub signing_certs: Vec<String>,
     /// PEM certificate to encrypt to (an RSA key for `encryption` or unspecified use).
     pub encryption_cert: Option<String>,
+    /// The `md:EncryptionMethod` algorithms listed with that certificate's KeyDescriptor.
+    pub encryption_methods: Vec<String>,
     /// The first NameID format listed that this IdP issues.
     pub name_id_format: Option<NameIdFormat>,
     /// `WantAssertionsSigned`.
@@ -299,8 +301,17 @@ impl SpMetadata {
                 Vec::new()
             }
         };
-        let encryption_cert =
-            latchkey_saml::encryption::encryption_certificate(&sp.keys).map(|c| c.to_pem());
+        let chosen = latchkey_saml::encryption::encryption_certificate(&sp.keys);
+        let encryption_cert = chosen.map(|c| c.to_pem());
+        // The algorithms belong to the KeyDescriptor that holds the chosen certificate.
+        let encryption_methods = chosen
+            .and_then(|c| {
+                sp.keys
+                    .iter()
+                    .find(|k| k.certificates.iter().any(|x| std::ptr::eq(x, c)))
+            })
+            .map(|k| k.encryption_methods.clone())
+            .unwrap_or_default();
 
         let name_id_format = sp
             .name_id_formats
@@ -325,6 +336,7 @@ impl SpMetadata {
             slo,
             signing_certs,
             encryption_cert,
+            encryption_methods,
             name_id_format,
             want_assertions_signed: sp.want_assertions_signed,
             authn_requests_signed: sp.authn_requests_signed,
@@ -369,15 +381,17 @@ impl SpMetadata {
     /// certificates are replaced (a key rollover published in metadata takes effect), and
     /// the assertion is signed when the SP wants it. Entity ID, name and policy are kept.
     ///
-    /// An encryption certificate that disappeared from the metadata is kept if the
-    /// application encrypts, so a refresh never silently turns encryption off; the
-    /// registry would refuse encryption without a certificate anyway.
+    /// An encryption certificate that disappeared from the metadata is kept (with the
+    /// algorithms advertised for it) if the application encrypts, so a refresh never
+    /// silently turns encryption off; the registry would refuse encryption without a
+    /// certificate anyway.
     pub fn apply_to(&self, app: &mut NewApplication) {
         app.acs = self.acs.clone();
         app.slo = self.slo.clone();
         app.signing_certs = self.signing_certs.clone();
         if self.encryption_cert.is_some() || !app.encrypt_assertion {
             app.encryption_cert = self.encryption_cert.clone();
+            app.encryption_methods = self.encryption_methods.clone();
         }
         if self.want_assertions_signed {
             app.sign_assertion = true;

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use latchkey_saml::encryption::EncryptOptions;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -271,6 +272,13 @@ pub struct NewApplication {
     pub signing_certs: Vec<String>,
     /// PEM certificate to encrypt assertions to.
     pub encryption_cert: Option<String>,
+    /// The `md:EncryptionMethod` algorithm URIs the SP advertised for that certificate, in
+    /// its order: the content cipher and key transport are chosen from them (see
+    /// [`NewApplication::encrypt_options`]). Kept as advertised, weak ones included: the
+    /// choice never picks what we do not allow. Empty (and absent in data written before
+    /// the field existed): the defaults every SAML stack reads.
+    #[serde(default)]
+    pub encryption_methods: Vec<String>,
     /// NameID format and source.
     pub name_id: NameIdPolicy,
     /// Attributes released to the SP; nothing else is.
@@ -305,6 +313,7 @@ impl NewApplication {
             slo: None,
             signing_certs: Vec::new(),
             encryption_cert: None,
+            encryption_methods: Vec::new(),
             name_id: NameIdPolicy::default(),
             attributes: Vec::new(),
             sign_response: true,
@@ -312,6 +321,14 @@ impl NewApplication {
             encrypt_assertion: false,
             tile: Tile::default(),
         }
+    }
+
+    /// How assertions to this application are encrypted: the best content cipher and key
+    /// transport among the algorithms it advertised that we implement and allow (never
+    /// RSA PKCS#1 v1.5 or 3DES), else AES-256-GCM under RSA-OAEP.
+    pub fn encrypt_options(&self) -> EncryptOptions {
+        let advertised: Vec<&str> = self.encryption_methods.iter().map(String::as_str).collect();
+        latchkey_saml::encryption::options_for_sp(&advertised)
     }
 
     /// The ACS endpoint to use when a request names none: the one marked default, else the

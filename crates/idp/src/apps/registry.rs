@@ -20,6 +20,7 @@ struct AppRow {
     slo_endpoint: Option<String>,
     signing_certs: String,
     encryption_cert: Option<String>,
+    encryption_methods: String,
     name_id_format: String,
     name_id_source: String,
     attribute_mappings: String,
@@ -38,7 +39,7 @@ macro_rules! select_apps {
     ($tail:literal) => {
         concat!(
             "SELECT a.id, a.entity_id, a.name, a.acs_endpoints, a.slo_endpoint, a.signing_certs, \
-             a.encryption_cert, a.name_id_format, a.name_id_source, a.attribute_mappings, \
+             a.encryption_cert, a.encryption_methods, a.name_id_format, a.name_id_source, a.attribute_mappings, \
              a.sign_response, a.sign_assertion, a.encrypt_assertion, a.tile_description, \
              a.tile_icon_url, a.default_relay_state, a.tile_visible, a.created_at, a.updated_at \
              FROM applications a ",
@@ -75,6 +76,10 @@ impl AppRow {
                     .transpose()?,
                 signing_certs: json("applications.signing_certs", &self.signing_certs)?,
                 encryption_cert: self.encryption_cert,
+                encryption_methods: json(
+                    "applications.encryption_methods",
+                    &self.encryption_methods,
+                )?,
                 name_id: super::NameIdPolicy { format, source },
                 attributes: json("applications.attribute_mappings", &self.attribute_mappings)?,
                 sign_response: flag(self.sign_response),
@@ -137,15 +142,16 @@ async fn write(
         "INSERT INTO applications (id, entity_id, name, acs_endpoints, slo_endpoint, \
          signing_certs, encryption_cert, name_id_format, name_id_source, attribute_mappings, \
          sign_response, sign_assertion, encrypt_assertion, tile_description, tile_icon_url, \
-         default_relay_state, tile_visible, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)"
+         default_relay_state, tile_visible, created_at, updated_at, encryption_methods) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, \
+         $19)"
     } else {
         "UPDATE applications SET entity_id = $2, name = $3, acs_endpoints = $4, \
          slo_endpoint = $5, signing_certs = $6, encryption_cert = $7, name_id_format = $8, \
          name_id_source = $9, attribute_mappings = $10, sign_response = $11, \
          sign_assertion = $12, encrypt_assertion = $13, tile_description = $14, \
-         tile_icon_url = $15, default_relay_state = $16, tile_visible = $17, updated_at = $18 \
-         WHERE id = $1"
+         tile_icon_url = $15, default_relay_state = $16, tile_visible = $17, updated_at = $18, \
+         encryption_methods = $19 WHERE id = $1"
     };
     sqlx::query(sql)
         .bind(id.to_db())
@@ -171,6 +177,10 @@ async fn write(
         .bind(app.tile.default_relay_state.clone())
         .bind(to_flag(app.tile.visible))
         .bind(now)
+        .bind(to_json(
+            "applications.encryption_methods",
+            &app.encryption_methods,
+        )?)
         .execute(conn)
         .await
         .map_err(|e| duplicate(e.into(), &app.entity_id))?;

@@ -2,6 +2,9 @@
 
 use std::collections::HashSet;
 
+use latchkey_saml::encryption::{DataAlgorithm, KeyTransport};
+use latchkey_xmlsec::crypto::{Certificate, Curve, KeyKind};
+
 use super::model::{Binding, NameIdFormat, NameIdSource, NewApplication};
 use crate::directory::validate;
 use crate::error::{Error, Result};
@@ -75,6 +78,72 @@ pub(crate) fn certificates(field: &'static str, pem_text: &str) -> Result<String
     Ok(pem_text.trim().to_string() + "\n")
 }
 
+/// Most `md:EncryptionMethod` algorithms kept for an application (Shibboleth SP lists
+/// about a dozen).
+pub const MAX_ENCRYPTION_METHODS: usize = 32;
+/// Longest algorithm URI kept.
+pub const MAX_ALGORITHM_URI: usize = 256;
+
+/// The encryption certificate's key must be one XML Encryption can wrap a content key for.
+/// It is read the way SSO reads it, so what passes here encrypts there.
+fn encryption_key(pem: &str) -> Result<()> {
+    let cert = Certificate::from_pem(pem).map_err(|e| Error::EncryptionKeyUnsupported {
+        key: format!("unreadable: {e}"),
+    })?;
+    match cert.verifying_key().kind() {
+        KeyKind::Rsa { .. } => Ok(()),
+        KeyKind::Ec(curve) => Err(Error::EncryptionKeyUnsupported {
+            key: match curve {
+                Curve::P256 => "ECDSA P-256",
+                Curve::P384 => "ECDSA P-384",
+                Curve::P521 => "ECDSA P-521",
+            }
+            .to_owned(),
+        }),
+    }
+}
+
+/// The URI an admin means by the short name of an algorithm we implement (the URI's
+/// fragment: `aes128-cbc`, `rsa-oaep-mgf1p`...); anything else is taken as typed.
+fn algorithm_uri(raw: &str) -> &str {
+    let data = DataAlgorithm::ALL.map(DataAlgorithm::uri);
+    let transport = KeyTransport::ALL.map(KeyTransport::uri);
+    data.into_iter()
+        .chain(transport)
+        .find(|uri| uri.rsplit_once('#').is_some_and(|(_, name)| name == raw))
+        .unwrap_or(raw)
+}
+
+/// Advertised algorithm URIs (or short names of ours), trimmed and without repeats. They
+/// are not checked against what we implement (an SP may list anything; the choice skips
+/// what we do not allow), only held to the shape of a URI so that nothing else is stored.
+fn encryption_methods(raw: &[String]) -> Result<Vec<String>> {
+    const FIELD: &str = "encryption_methods";
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for uri in raw.iter().map(|u| algorithm_uri(u.trim())) {
+        if uri.is_empty()
+            || uri.len() > MAX_ALGORITHM_URI
+            || uri.chars().any(|c| c.is_whitespace() || c.is_control())
+            || !uri.contains(':')
+        {
+            return Err(Error::invalid(
+                FIELD,
+                format!("{uri:?} is not an algorithm URI"),
+            ));
+        }
+        if !out.iter().any(|u| u == uri) {
+            out.push(uri.to_owned());
+        }
+    }
+    if out.len() > MAX_ENCRYPTION_METHODS {
+        return Err(Error::invalid(
+            FIELD,
+            format!("more than {MAX_ENCRYPTION_METHODS} algorithms"),
+        ));
+    }
+    Ok(out)
+}
+
 /// Checks and normalises a definition.
 pub(crate) fn check(mut app: NewApplication) -> Result<NewApplication> {
     let entity_id = app.entity_id.trim().to_string();
@@ -141,12 +210,16 @@ pub(crate) fn check(mut app: NewApplication) -> Result<NewApplication> {
         .as_deref()
         .map(|c| certificates("encryption_cert", c))
         .transpose()?;
-    if app.encrypt_assertion && app.encryption_cert.is_none() {
-        return Err(Error::invalid(
-            "encrypt_assertion",
-            "encryption needs an encryption certificate",
-        ));
+    if app.encrypt_assertion {
+        let Some(pem) = app.encryption_cert.as_deref() else {
+            return Err(Error::invalid(
+                "encrypt_assertion",
+                "encryption needs an encryption certificate",
+            ));
+        };
+        encryption_key(pem)?;
     }
+    app.encryption_methods = encryption_methods(&app.encryption_methods)?;
     if !app.sign_response && !app.sign_assertion {
         return Err(Error::invalid(
             "sign_assertion",
@@ -227,7 +300,7 @@ mod tests {
             .pem();
         let mut a = app();
         a.signing_certs = vec![cert.clone(), format!("{cert}\n{cert}")];
-        a.encryption_cert = Some(cert);
+        a.encryption_cert = Some(self::cert(&rcgen::PKCS_RSA_SHA256));
         a.encrypt_assertion = true;
         let checked = check(a).unwrap();
         assert_eq!(checked.signing_certs.len(), 2);
@@ -240,6 +313,91 @@ mod tests {
             matches!(&err, Error::InvalidField { field: "signing_cert", reason } if reason.contains("X.509")),
             "{err}"
         );
+    }
+
+    fn cert(alg: &'static rcgen::SignatureAlgorithm) -> String {
+        let pair = rcgen::KeyPair::generate_for(alg).unwrap();
+        rcgen::CertificateParams::new(vec!["sp.example.org".to_string()])
+            .unwrap()
+            .self_signed(&pair)
+            .unwrap()
+            .pem()
+    }
+
+    #[test]
+    fn encryption_needs_a_certificate_with_an_rsa_key() {
+        let mut a = app();
+        a.encrypt_assertion = true;
+        a.encryption_cert = Some(cert(&rcgen::PKCS_RSA_SHA256));
+        assert!(check(a).is_ok());
+        for (alg, key) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, "ECDSA P-256"),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, "ECDSA P-384"),
+        ] {
+            let mut a = app();
+            a.encrypt_assertion = true;
+            a.encryption_cert = Some(cert(alg));
+            match check(a.clone()).unwrap_err() {
+                Error::EncryptionKeyUnsupported { key: got } => assert_eq!(got, key),
+                other => panic!("{other}"),
+            }
+            // Kept without encryption (it encrypts nothing), refused again when it would.
+            a.encrypt_assertion = false;
+            assert!(check(a).is_ok());
+        }
+    }
+
+    #[test]
+    fn encryption_methods_are_uris_kept_in_order_once() {
+        let gcm = "http://www.w3.org/2009/xmlenc11#aes128-gcm";
+        let v15 = "http://www.w3.org/2001/04/xmlenc#rsa-1_5";
+        let mut a = app();
+        a.encryption_methods = vec![
+            format!(" {gcm} "),
+            v15.into(),
+            "aes256-cbc".into(),
+            "rsa-oaep".into(),
+            "rsa-oaep-mgf1p".into(),
+            gcm.into(),
+            "urn:example:vendor-cipher".into(),
+        ];
+        assert_eq!(
+            check(a).unwrap().encryption_methods,
+            [
+                gcm,
+                v15,
+                "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
+                "http://www.w3.org/2009/xmlenc11#rsa-oaep",
+                "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+                "urn:example:vendor-cipher",
+            ]
+        );
+        for bad in [
+            "",
+            "   ",
+            "aes-fast",
+            "http://x/a b",
+            "http://x/\u{7}",
+            &"x:".repeat(200),
+        ] {
+            let mut a = app();
+            a.encryption_methods = vec![bad.to_string()];
+            assert!(
+                matches!(
+                    check(a),
+                    Err(Error::InvalidField {
+                        field: "encryption_methods",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+        let mut a = app();
+        a.encryption_methods = (0..=MAX_ENCRYPTION_METHODS)
+            .map(|i| format!("urn:example:{i}"))
+            .collect();
+        assert!(check(a).is_err());
     }
 
     #[test]

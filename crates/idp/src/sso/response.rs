@@ -159,9 +159,9 @@ pub async fn success(
     let mut xml = match &encrypt_to {
         None => envelope.to_xml(Some(&assertion_xml)).map_err(build)?,
         Some(cert) => {
-            // Our metadata model records no EncryptionMethod for an application, so it gets
-            // what every SAML stack reads: AES-256-GCM under RSA-OAEP (MGF1, SHA-1).
-            let options = latchkey_saml::encryption::options_for_sp(&[]);
+            // The best of what the application advertised that we allow, else AES-256-GCM
+            // under RSA-OAEP (MGF1, SHA-1), which every SAML stack reads.
+            let options = app.settings.encrypt_options();
             let encrypted =
                 latchkey_saml::encryption::encrypt_assertion(&assertion_xml, cert, &options)
                     .map_err(build)?;

@@ -43,8 +43,14 @@ async fn register_find_update_delete(t: TestStore) {
         .unwrap()
         .cert
         .pem();
-    new.signing_certs = vec![cert.clone()];
-    new.encryption_cert = Some(cert);
+    new.signing_certs = vec![cert];
+    // Encryption needs an RSA key (XML Encryption's key transport).
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let rsa = rcgen::CertificateParams::new(vec!["wiki.example.org".to_string()])
+        .unwrap()
+        .self_signed(&pair)
+        .unwrap();
+    new.encryption_cert = Some(rsa.pem());
     new.encrypt_assertion = true;
     new.slo = Some(latchkey_idp::apps::Endpoint {
         url: "https://wiki.example.org/slo".into(),

@@ -1,6 +1,7 @@
 //! Cases, one module per area. Each case is an `async fn(TestStore)` registered with
 //! `on_both_backends!`.
 
+mod app_encryption;
 mod apps;
 mod audit;
 mod files;

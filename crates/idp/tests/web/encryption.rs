@@ -152,19 +152,44 @@ async fn encryption_without_a_usable_certificate_is_an_error_page_not_a_clear_as
         .update(&Actor::system(), idp.app.id, |a| a.encrypt_assertion = true)
         .await;
     assert!(refused.is_err());
-    // ...and an X.509 certificate whose key cannot encrypt (ECDSA) is refused at SSO time.
+    // ...and so is an X.509 certificate whose key cannot encrypt (ECDSA)...
     let ec = rcgen::generate_simple_self_signed(vec!["sp.example.com".to_string()])
         .unwrap()
         .cert
         .pem();
-    idp.store
+    let refused = idp
+        .store
         .apps()
         .update(&Actor::system(), idp.app.id, |a| {
             a.encryption_cert = Some(ec.clone());
             a.encrypt_assertion = true;
         })
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(latchkey_idp::Error::EncryptionKeyUnsupported { .. })
+        ),
+        "{refused:?}"
+    );
+    // ...but a row stored before that rule (written here behind the registry's back) is
+    // refused again at SSO time.
+    {
+        use sqlx::Connection;
+        let db = idp.key_dir.parent().unwrap().join("latchkey.db");
+        let url = latchkey_idp::config::sqlite_url(&db);
+        let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "UPDATE applications SET encryption_cert = ?1, encrypt_assertion = 1 WHERE id = ?2",
+        )
+        .bind(&ec)
+        .bind(idp.app.id.to_string())
+        .execute(&mut raw)
         .await
         .unwrap();
+    }
+    let legacy = idp.store.apps().get(idp.app.id).await.unwrap();
+    assert!(legacy.settings.encrypt_assertion);
     let mut b = Browser::new(&idp);
     b.login("alice", PASSWORD, None).await;
     let page = b.go(&redirect_uri(&authn_request(SP), None)).await;
