@@ -17,6 +17,10 @@
 //!   session.
 //! * A LogoutResponse is believed only for a request we have outstanding: the RelayState must
 //!   name one (taken once), and InResponseTo must be its ID.
+//! * Logout requests share the login's store of outstanding requests (memory or the SP
+//!   database, so any node can match the answer). A RelayState is taken once whichever
+//!   endpoint presents it, and the answer must still carry the stored ID: a login's key
+//!   brought to the SingleLogoutService (or the reverse) is refused by InResponseTo.
 //! * An IdP's LogoutRequest is used once: its ID goes into the replay cache (prefixed so it
 //!   can never collide with an assertion ID) until the profile's time window would refuse it
 //!   anyway.
