@@ -614,3 +614,33 @@ async fn idp_logout_request_over_post() {
         "ISSUER_MISMATCH"
     );
 }
+
+/// With the SP database, the node that answers the IdP's LogoutResponse need not be the
+/// one that started the logout, and the pending request is honoured once across both.
+#[tokio::test]
+async fn the_pending_logout_is_shared_through_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display());
+    let node = || async {
+        let db = latchkey_sp::store::Database::connect(&url).await.unwrap();
+        let idp = IdpTrust::from_metadata(&idp_metadata(true), None, NOW).unwrap();
+        ServiceProvider::with_database(&config(true), Some(key()), idp, db).unwrap()
+    };
+    let (first, second) = (node().await, node().await);
+    let started = first.start_logout(&login(), None, NOW).await.unwrap();
+    let answer = idp_signed_query(
+        MessageKind::Response,
+        &idp_response(&started.request.request_id).to_xml().unwrap(),
+        Some(&started.relay_state),
+        &idp_key().key,
+    );
+    let cache = MemoryReplayCache::new(10);
+    assert!(matches!(
+        receive(&second, &answer, &cache).await,
+        Ok(SloReceived::Response(_))
+    ));
+    assert_eq!(
+        code_of(receive(&first, &answer, &cache).await),
+        "LOGOUT_UNKNOWN_REQUEST"
+    );
+}
