@@ -636,3 +636,95 @@ fn audit_filters_by_user_app_and_age() {
     let err = fails(d, &["audit", "--user", "nobody"]);
     assert!(err.contains("nobody"), "{err}");
 }
+
+/// A self-signed certificate PEM written to `dir/name`.
+fn cert_file(dir: &Path, name: &str, alg: &'static rcgen::SignatureAlgorithm) -> String {
+    let pair = rcgen::KeyPair::generate_for(alg).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["crm.example.net".to_string()])
+        .unwrap()
+        .self_signed(&pair)
+        .unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, cert.pem()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn app_encryption_needs_an_rsa_certificate_and_takes_advertised_algorithms() {
+    let dir = workdir();
+    let d = dir.path();
+    let ec = cert_file(d, "ec.pem", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let rsa = cert_file(d, "rsa.pem", &rcgen::PKCS_RSA_SHA256);
+    let entity = "https://crm.example.net/saml";
+    let add = |cert: &str, extra: &[&str]| {
+        let mut args = vec![
+            "app",
+            "add",
+            "--entity-id",
+            entity,
+            "--acs-url",
+            "https://crm.example.net/saml/acs",
+            "--encryption-cert",
+            cert,
+            "--encrypt",
+            "true",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let args = add(&ec, &[]);
+    let err = fails(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("ECDSA P-256") && err.contains("RSA"), "{err}");
+    let list: serde_json::Value = serde_json::from_str(&ok(d, &["app", "list", "--json"])).unwrap();
+    assert_eq!(list, serde_json::json!([]));
+
+    let args = add(
+        &rsa,
+        &[
+            "--encryption-method",
+            "aes128-cbc",
+            "--encryption-method",
+            "http://www.w3.org/2001/04/xmlenc#rsa-1_5",
+        ],
+    );
+    ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["app", "show", entity, "--json"])).unwrap();
+    assert_eq!(
+        shown["encryption_methods"],
+        serde_json::json!([
+            "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+            "http://www.w3.org/2001/04/xmlenc#rsa-1_5"
+        ])
+    );
+    let text = ok(d, &["app", "show", entity]);
+    assert!(text.contains("xmlenc#aes128-cbc"), "{text}");
+
+    // Switching to the ECDSA certificate while encrypting is refused and changes nothing.
+    let err = fails(d, &["app", "set", entity, "--encryption-cert", &ec]);
+    assert!(err.contains("RSA"), "{err}");
+    let again: serde_json::Value =
+        serde_json::from_str(&ok(d, &["app", "show", entity, "--json"])).unwrap();
+    assert_eq!(again, shown);
+
+    // Replaced, then cleared.
+    ok(
+        d,
+        &["app", "set", entity, "--encryption-method", "aes256-gcm"],
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["app", "show", entity, "--json"])).unwrap();
+    assert_eq!(
+        shown["encryption_methods"],
+        serde_json::json!(["http://www.w3.org/2009/xmlenc11#aes256-gcm"])
+    );
+    ok(d, &["app", "set", entity, "--clear-encryption-methods"]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["app", "show", entity, "--json"])).unwrap();
+    assert_eq!(shown["encryption_methods"], serde_json::json!([]));
+    let err = fails(
+        d,
+        &["app", "set", entity, "--encryption-method", "fast please"],
+    );
+    assert!(err.contains("encryption_methods"), "{err}");
+}

@@ -61,9 +61,12 @@ pub enum AppCommand {
         /// Stop releasing the attribute with this SAML name.
         #[arg(long = "remove-attr", value_name = "NAME")]
         remove_attributes: Vec<String>,
-        /// Forget the encryption certificate (and stop encrypting).
+        /// Forget the encryption certificate and its algorithms (and stop encrypting).
         #[arg(long)]
         clear_encryption_cert: bool,
+        /// Forget the advertised encryption algorithms (assertions then use the defaults).
+        #[arg(long, conflicts_with = "encryption_methods")]
+        clear_encryption_methods: bool,
         #[command(flatten)]
         metadata: MetadataArgs,
     },
@@ -175,6 +178,11 @@ pub struct AppFields {
     /// PEM file with the certificate to encrypt assertions to.
     #[arg(long, value_name = "FILE")]
     encryption_cert: Option<PathBuf>,
+    /// An encryption algorithm the SP accepts, as its URI or our short name (aes256-gcm,
+    /// aes128-gcm, aes256-cbc, aes128-cbc, rsa-oaep, rsa-oaep-mgf1p). Repeat for several;
+    /// replaces the list. Assertions use the best of them this IdP allows.
+    #[arg(long = "encryption-method", value_name = "ALGORITHM")]
+    encryption_methods: Vec<String>,
     /// NameID format: persistent, transient, email or unspecified.
     #[arg(long, value_name = "FORMAT")]
     name_id_format: Option<String>,
@@ -281,6 +289,9 @@ impl AppFields {
         }
         if let Some(path) = self.encryption_cert {
             app.encryption_cert = Some(read_pem(&path)?);
+        }
+        if !self.encryption_methods.is_empty() {
+            app.encryption_methods = self.encryption_methods;
         }
         if let Some(v) = self.name_id_format {
             app.name_id.format = NameIdFormat::parse(&v)?;
@@ -481,6 +492,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 ("encrypt", yes_no(s.encrypt_assertion)),
                 ("signing certs", s.signing_certs.len().to_string()),
                 ("encryption cert", yes_no(s.encryption_cert.is_some())),
+                ("encryption methods", s.encryption_methods.join(" ")),
                 ("access groups", access_groups.join(", ")),
                 ("tile shown", yes_no(s.tile.visible)),
                 ("description", opt(&s.tile.description)),
@@ -496,6 +508,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             add_attributes,
             remove_attributes,
             clear_encryption_cert,
+            clear_encryption_methods,
             metadata,
         } => {
             let target = apps.lookup(&app).await?;
@@ -521,7 +534,11 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             }
             if clear_encryption_cert {
                 settings.encryption_cert = None;
+                settings.encryption_methods.clear();
                 settings.encrypt_assertion = false;
+            }
+            if clear_encryption_methods {
+                settings.encryption_methods.clear();
             }
             if settings == target.settings {
                 bail!("nothing to change: give at least one option that differs (see --help)");
