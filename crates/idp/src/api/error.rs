@@ -118,10 +118,12 @@ impl From<Error> for ApiError {
             Error::InvalidField { field, .. } => {
                 Self::new(S::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(*field)
             }
-            Error::EncryptionKeyUnsupported { .. } => {
-                Self::new(S::UNPROCESSABLE_ENTITY, "encryption_key_unsupported", message)
-                    .with_field("encryption_cert")
-            }
+            Error::EncryptionKeyUnsupported { .. } => Self::new(
+                S::UNPROCESSABLE_ENTITY,
+                "encryption_key_unsupported",
+                message,
+            )
+            .with_field("encryption_cert"),
             Error::ImportRow { .. } => {
                 Self::new(S::UNPROCESSABLE_ENTITY, "invalid_import_row", message)
             }
