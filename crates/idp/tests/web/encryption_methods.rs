@@ -12,7 +12,8 @@ use latchkey_saml::metadata::{
 };
 use latchkey_saml::profile::{SpSettings, validate_response};
 use latchkey_xmlsec::crypto::Certificate;
-use latchkey_xmlsec::roxmltree::{Document, Node};
+use latchkey_xmlsec::reader::{self, Limits};
+use latchkey_xmlsec::roxmltree::Node;
 use time::OffsetDateTime;
 
 use super::support::*;
@@ -40,8 +41,9 @@ fn sp_encryption_pair() -> (String, String) {
 
 /// The `Algorithm` of the EncryptionMethod directly under the first `xenc:{parent}`.
 fn method_of(xml: &str, parent: &str) -> String {
-    let doc = Document::parse(xml).unwrap();
+    let doc = reader::parse(xml, &Limits::default()).unwrap();
     let element = doc
+        .tree()
         .descendants()
         .find(|n| n.tag_name().namespace() == Some(XENC) && n.tag_name().name() == parent)
         .unwrap_or_else(|| panic!("no xenc:{parent} in {xml}"));
