@@ -368,12 +368,24 @@ fn a_signed_response_covers_the_ciphertext() {
     let mut b = Build::new(CBC);
     b.sign_response = true;
     let xml = b.xml();
-    // The last CipherValue holds the content; change a character well inside it.
+    assert_alice(validate_response(&settings(), &xml, Some(REQ), NOW));
+    // The last CipherValue holds the content; change the character in the middle of its
+    // base64 text (never padding, never whitespace) to another base64 character, so the
+    // message stays well-formed and only the ciphertext differs.
     let close = xml.rfind(":CipherValue>").unwrap();
-    let value_at = xml[..close].rfind('<').unwrap() - 10;
-    assert!(xml.as_bytes()[value_at].is_ascii_alphanumeric());
+    let value_end = xml[..close].rfind('<').unwrap();
+    let value_start = xml[..value_end].rfind('>').unwrap() + 1;
+    let value = xml[value_start..value_end].trim();
+    assert!(value.len() > 16, "a CipherValue too short to hold content");
+    let value_at = value_start + xml[value_start..value_end].find(value).unwrap() + value.len() / 2;
+    let original = xml.as_bytes()[value_at];
+    assert!(
+        original.is_ascii_alphanumeric() || original == b'+' || original == b'/',
+        "not a base64 character: {:?}",
+        original as char
+    );
     let mut bytes = xml.into_bytes();
-    bytes[value_at] = if bytes[value_at] == b'A' { b'B' } else { b'A' };
+    bytes[value_at] = if original == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(bytes).unwrap();
     assert!(matches!(
         validate_response(&settings(), &tampered, Some(REQ), NOW),
