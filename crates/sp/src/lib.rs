@@ -7,7 +7,8 @@
 //!   first ACS step.
 //! - [`acs`]: the ACS as states, `VerifiedResponse` -> `AcceptedAssertion` -> provisioning,
 //!   and [`acs::run`], which chains them and audits every refusal.
-//! - [`logout`]: single logout over the front channel, SP- and IdP-initiated.
+//! - [`logout`]: single logout over the front channel, SP- and IdP-initiated;
+//!   [`logout::start`], [`logout::receive`] and [`logout::answer`] also audit each step.
 //! - [`replay`]: the assertion replay cache; [`jit`] and [`store`]: just-in-time provisioning
 //!   of local accounts under a per-application contract.
 //! - `axum` (feature): small helpers for axum handlers.

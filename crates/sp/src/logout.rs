@@ -10,6 +10,8 @@
 //!   [`ServiceProvider::receive_logout`] checks it and hands back an [`IdpLogoutRequest`]. The
 //!   application ends the sessions it [matches](IdpLogoutRequest::matches), then sends the
 //!   browser to [`ServiceProvider::answer_logout`]'s URL with the signed LogoutResponse.
+//! * [`start`], [`receive`] and [`answer`] do the same and write each step to the app's
+//!   audit log (`slo.*` events); an application with an audit log should use them.
 //!
 //! # Security
 //! * Every logout message is signed (our key) or must be (the IdP's keys from its metadata,
@@ -43,6 +45,12 @@ use crate::login::{PendingRequest, local_path};
 use crate::provider::ServiceProvider;
 use crate::replay::ReplayCache;
 use crate::settings::SpKey;
+
+mod audit;
+
+pub use audit::{
+    LogoutFailure, LogoutReceived, LogoutStarted, answer, audit_refusal, receive, start,
+};
 
 /// How long a LogoutRequest we send stays valid at the IdP (its NotOnOrAfter).
 const REQUEST_VALIDITY: Duration = Duration::minutes(5);
@@ -107,6 +115,8 @@ pub enum LogoutOutcome {
 /// The IdP's trusted answer to one of our LogoutRequests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutCompleted {
+    /// Our LogoutRequest's ID, which the answer's InResponseTo named.
+    pub request_id: String,
     /// What the IdP reported.
     pub outcome: LogoutOutcome,
     /// The local path the logout started from, if any.
@@ -293,6 +303,7 @@ impl ServiceProvider {
                     }
                 };
                 Ok(SloReceived::Response(LogoutCompleted {
+                    request_id: pending.request_id,
                     outcome,
                     return_to: pending.return_to,
                 }))

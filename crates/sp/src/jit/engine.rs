@@ -150,6 +150,8 @@ impl<S: AccountStore> JitEngine<S> {
                         .finish(tx, attempt, account, Outcome::Created, plan)
                         .await;
                 }
+                // `plan` never produces it; a store that did would be inconsistent.
+                PlanAction::Logout(_) => break,
                 PlanAction::Unchanged { .. } => {
                     let Some(account) = decision.lookup.by_identity else {
                         break;

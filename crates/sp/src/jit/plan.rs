@@ -11,12 +11,12 @@ use uuid::Uuid;
 use super::{
     Contract, EMAIL_FIELD, FirstLogin, IdentityKey, MappedLogin, Ownership, Refusal, RefusalCode,
 };
-use crate::store::{Account, RoleOrigin};
+use crate::store::{Account, LogoutRecord, RoleOrigin};
 
 /// What JIT will do (or did) for one login.
 ///
 /// JSON shape: `{"identity": {...} | null, "action": "create" | "link" | "update" |
-/// "unchanged" | "refuse", ...action fields}`.
+/// "unchanged" | "refuse" | "logout", ...action fields}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProvisioningPlan {
     /// The identity the login resolved to; `None` when it was refused before one was known.
@@ -69,6 +69,9 @@ pub enum PlanAction {
     },
     /// Refused: nothing is written but the audit event.
     Refuse(Refusal),
+    /// Not a login: the record of a single-logout audit event. JIT never plans it; it lives
+    /// here so that every audit row carries one plan of one shape.
+    Logout(LogoutRecord),
 }
 
 /// One field's old and new value. `None` means absent.
@@ -106,7 +109,7 @@ impl ProvisioningPlan {
             PlanAction::Link { account_id, .. }
             | PlanAction::Update { account_id, .. }
             | PlanAction::Unchanged { account_id } => Some(*account_id),
-            PlanAction::Create { .. } | PlanAction::Refuse(_) => None,
+            PlanAction::Create { .. } | PlanAction::Refuse(_) | PlanAction::Logout(_) => None,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Audit events: one per login, carrying the plan that was applied or refused, and one per
-//! response the ACS refused before JIT ran.
+//! Audit events: one per login, carrying the plan that was applied or refused, one per
+//! response the ACS refused before JIT ran, and one per single-logout step (started, answered,
+//! asked by the IdP, refused).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -26,11 +27,76 @@ pub struct AuditEvent {
     pub identity_key: Option<String>,
     /// The assertion's SessionIndex.
     pub session_index: Option<String>,
-    /// The full decision.
+    /// The full decision. For a logout event (`slo.*`) JIT decided nothing: the plan's action
+    /// is [`PlanAction::Logout`](crate::jit::PlanAction::Logout) with the [`LogoutRecord`], so
+    /// every row of the log has the same shape.
     pub plan: ProvisioningPlan,
 }
 
-/// The kinds of audit event JIT writes.
+/// What a single-logout audit event records. The variant matches the event's [`AuditKind`]
+/// ([`LogoutRecord::kind`]).
+///
+/// JSON shape (inside the plan): `{"identity": null, "action": "logout", "event": "started" |
+/// "completed" | "partial" | "received" | "refused", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LogoutRecord {
+    /// We sent the person to the IdP with a LogoutRequest.
+    Started {
+        /// Our LogoutRequest's ID, which the IdP's answer must name.
+        request_id: String,
+        /// The principal's NameID.
+        name_id: String,
+        /// The IdP session asked to end.
+        session_index: Option<String>,
+    },
+    /// The IdP answered our LogoutRequest: every session ended.
+    Completed {
+        /// Our LogoutRequest's ID.
+        request_id: String,
+    },
+    /// The IdP answered our LogoutRequest, but not every session could be ended.
+    Partial {
+        /// Our LogoutRequest's ID.
+        request_id: String,
+        /// The IdP's status (second-level code when there is one).
+        status: String,
+    },
+    /// The IdP asked us to end sessions, and the application ended them.
+    Received {
+        /// The IdP's LogoutRequest ID.
+        request_id: String,
+        /// The principal's NameID.
+        name_id: String,
+        /// The IdP sessions named; empty means all of the principal's.
+        session_indexes: Vec<String>,
+        /// How many local sessions the application ended.
+        sessions_ended: u64,
+    },
+    /// A logout message was refused; it ended no session.
+    Refused {
+        /// The stable error code (`SIGNATURE_INVALID`, `LOGOUT_REPLAYED`, ...).
+        code: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl LogoutRecord {
+    /// The audit kind an event holding this record has.
+    pub fn kind(&self) -> AuditKind {
+        match self {
+            Self::Started { .. } => AuditKind::LogoutStarted,
+            Self::Completed { .. } => AuditKind::LogoutCompleted,
+            Self::Partial { .. } => AuditKind::LogoutPartial,
+            Self::Received { .. } => AuditKind::LogoutReceived,
+            Self::Refused { .. } => AuditKind::LogoutRefused,
+        }
+    }
+}
+
+/// The kinds of audit event the SP writes: JIT and the ACS for logins, single logout for
+/// logouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum AuditKind {
@@ -54,6 +120,24 @@ pub enum AuditKind {
     /// the plan holds a `RESPONSE_REJECTED` refusal whose detail starts with the ACS code.
     #[serde(rename = "acs.rejected")]
     Rejected,
+    /// An SP-initiated logout was started: the person was sent to the IdP.
+    #[serde(rename = "slo.started")]
+    LogoutStarted,
+    /// The IdP confirmed our logout ended every session.
+    #[serde(rename = "slo.completed")]
+    LogoutCompleted,
+    /// The IdP answered our logout, but some sessions may live on (PartialLogout or another
+    /// non-success status): worth an admin's look.
+    #[serde(rename = "slo.partial")]
+    LogoutPartial,
+    /// The IdP asked us to end sessions (IdP-initiated logout, or another app's), and the
+    /// application ended them.
+    #[serde(rename = "slo.received")]
+    LogoutReceived,
+    /// A logout message (request or answer) was refused: forged, replayed, stale, or naming
+    /// no logout of ours.
+    #[serde(rename = "slo.refused")]
+    LogoutRefused,
 }
 
 impl AuditKind {
@@ -66,6 +150,11 @@ impl AuditKind {
             Self::LinkedByEmail => "jit.linked_by_email",
             Self::Refused => "jit.refused",
             Self::Rejected => "acs.rejected",
+            Self::LogoutStarted => "slo.started",
+            Self::LogoutCompleted => "slo.completed",
+            Self::LogoutPartial => "slo.partial",
+            Self::LogoutReceived => "slo.received",
+            Self::LogoutRefused => "slo.refused",
         }
     }
 
@@ -77,6 +166,11 @@ impl AuditKind {
             Self::LinkedByEmail,
             Self::Refused,
             Self::Rejected,
+            Self::LogoutStarted,
+            Self::LogoutCompleted,
+            Self::LogoutPartial,
+            Self::LogoutReceived,
+            Self::LogoutRefused,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use audit::{AuditEvent, AuditKind};
+pub use audit::{AuditEvent, AuditKind, LogoutRecord};
 pub use database::{Backend, Database};
 pub use sql::{SqlAccountStore, SqlAccountTx};
 pub(crate) use sql::{from_millis, millis};

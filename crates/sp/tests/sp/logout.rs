@@ -644,3 +644,245 @@ async fn the_pending_logout_is_shared_through_the_database() {
         "LOGOUT_UNKNOWN_REQUEST"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The audit trail (`logout::start` / `receive` / `answer`)
+
+mod audited {
+    use super::*;
+    use latchkey_sp::jit::PlanAction;
+    use latchkey_sp::logout::{self, LogoutFailure};
+    use latchkey_sp::store::{AuditEvent, AuditKind, LogoutRecord};
+    use uuid::Uuid;
+
+    use crate::support::{Db, Fixture, fixture};
+
+    fn record(event: &AuditEvent) -> &LogoutRecord {
+        match &event.plan.action {
+            PlanAction::Logout(record) => {
+                assert_eq!(record.kind(), event.kind);
+                assert_eq!(event.plan.identity, None);
+                record
+            }
+            other => panic!("not a logout event: {other:?}"),
+        }
+    }
+
+    async fn log(fx: &Fixture) -> Vec<AuditEvent> {
+        fx.store.audit_log(100).await.unwrap()
+    }
+
+    /// The event written under `operation_id`, checking it is the only one written since the
+    /// log had `before` events. (Events of one millisecond come back in no set order.)
+    async fn new_event(fx: &Fixture, before: usize, operation_id: Uuid) -> AuditEvent {
+        let events = log(fx).await;
+        assert_eq!(events.len(), before + 1, "{events:#?}");
+        let mut mine = events
+            .into_iter()
+            .filter(|e| e.operation_id == operation_id);
+        let event = mine.next().expect("an event under the operation ID");
+        assert!(mine.next().is_none());
+        event
+    }
+
+    fn refused_code(event: &AuditEvent) -> &str {
+        match record(event) {
+            LogoutRecord::Refused { code, detail } => {
+                assert!(!detail.is_empty());
+                code
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn failure<T: std::fmt::Debug>(r: Result<T, LogoutFailure>) -> LogoutFailure {
+        match r {
+            Ok(got) => panic!("accepted: {got:?}"),
+            Err(f) => f,
+        }
+    }
+
+    #[tokio::test]
+    async fn sp_initiated_logout_is_audited_started_then_completed() {
+        let fx = fixture(Db::Sqlite).await;
+        let sp = sp();
+        let account = Uuid::new_v4();
+        let started = logout::start(&sp, &fx.store, &login(), Some(account), Some("/p"), NOW)
+            .await
+            .unwrap();
+        let event = new_event(&fx, 0, started.operation_id).await;
+        assert_eq!(event.kind, AuditKind::LogoutStarted);
+        assert_eq!(event.account_id, Some(account));
+        assert_eq!(event.idp_entity_id, IDP);
+        assert_eq!(event.session_index.as_deref(), Some("_idp-session-1"));
+        assert_eq!(event.at, NOW);
+        assert_eq!(
+            record(&event),
+            &LogoutRecord::Started {
+                request_id: started.redirect.request.request_id.clone(),
+                name_id: "alice-7f3a".into(),
+                session_index: Some("_idp-session-1".into()),
+            }
+        );
+
+        let answer = idp_signed_query(
+            MessageKind::Response,
+            &idp_response(&started.redirect.request.request_id)
+                .to_xml()
+                .unwrap(),
+            Some(&started.redirect.relay_state),
+            &idp_key().key,
+        );
+        let cache = MemoryReplayCache::new(10);
+        let got = logout::receive(&sp, &cache, &fx.store, SloMessage::Redirect(&answer), NOW)
+            .await
+            .unwrap();
+        match &got.received {
+            SloReceived::Response(done) => {
+                assert_eq!(done.outcome, LogoutOutcome::Complete);
+                assert_eq!(done.request_id, started.redirect.request.request_id);
+            }
+            other => panic!("{other:?}"),
+        }
+        let event = new_event(&fx, 1, got.operation_id).await;
+        assert_eq!(event.kind, AuditKind::LogoutCompleted);
+        assert_ne!(got.operation_id, started.operation_id);
+        assert_eq!(
+            record(&event),
+            &LogoutRecord::Completed {
+                request_id: started.redirect.request.request_id.clone()
+            }
+        );
+
+        // The same answer again is refused, and the refusal is audited with its code under
+        // the operation ID the error page shows.
+        let refused = failure(
+            logout::receive(&sp, &cache, &fx.store, SloMessage::Redirect(&answer), NOW).await,
+        );
+        assert_eq!(refused.code(), "LOGOUT_UNKNOWN_REQUEST");
+        let event = new_event(&fx, 2, refused.operation_id).await;
+        assert_eq!(event.kind, AuditKind::LogoutRefused);
+        assert_eq!(event.account_id, None);
+        assert_eq!(refused_code(&event), "LOGOUT_UNKNOWN_REQUEST");
+    }
+
+    #[tokio::test]
+    async fn a_partial_logout_is_audited_with_the_idps_status() {
+        let fx = fixture(Db::Sqlite).await;
+        let sp = sp();
+        let started = logout::start(&sp, &fx.store, &login(), None, None, NOW)
+            .await
+            .unwrap();
+        let mut response = idp_response(&started.redirect.request.request_id);
+        response.status = Status::failure(code::SUCCESS, Some(code::PARTIAL_LOGOUT), None);
+        let answer = idp_signed_query(
+            MessageKind::Response,
+            &response.to_xml().unwrap(),
+            Some(&started.redirect.relay_state),
+            &idp_key().key,
+        );
+        let cache = MemoryReplayCache::new(10);
+        let got = logout::receive(&sp, &cache, &fx.store, SloMessage::Redirect(&answer), NOW)
+            .await
+            .unwrap();
+        let event = new_event(&fx, 1, got.operation_id).await;
+        assert_eq!(event.kind, AuditKind::LogoutPartial);
+        assert_eq!(
+            record(&event),
+            &LogoutRecord::Partial {
+                request_id: started.redirect.request.request_id.clone(),
+                status: code::PARTIAL_LOGOUT.into(),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn idp_initiated_logout_is_audited_with_the_sessions_ended() {
+        let fx = fixture(Db::Sqlite).await;
+        let sp = sp();
+        let cache = MemoryReplayCache::new(10);
+        let request = idp_request();
+        let query = idp_signed_query(
+            MessageKind::Request,
+            &request.to_xml().unwrap(),
+            Some("chain"),
+            &idp_key().key,
+        );
+        let got = logout::receive(&sp, &cache, &fx.store, SloMessage::Redirect(&query), NOW)
+            .await
+            .unwrap();
+        let SloReceived::Request(accepted) = &got.received else {
+            panic!("{:?}", got.received);
+        };
+        // Nothing is audited until the application says what it ended.
+        assert!(log(&fx).await.is_empty());
+        let url = logout::answer(&sp, &fx.store, accepted, 2, got.operation_id, NOW)
+            .await
+            .unwrap();
+        assert!(url.starts_with(&format!("{IDP_SLO}?")), "{url}");
+        let event = new_event(&fx, 0, got.operation_id).await;
+        assert_eq!(event.kind, AuditKind::LogoutReceived);
+        assert_eq!(event.session_index.as_deref(), Some("_idp-session-1"));
+        assert_eq!(
+            record(&event),
+            &LogoutRecord::Received {
+                request_id: request.id.clone(),
+                name_id: "alice-7f3a".into(),
+                session_indexes: vec!["_idp-session-1".into()],
+                sessions_ended: 2,
+            }
+        );
+
+        // A replay and a forgery are refused and audited, each with its code.
+        let replayed = failure(
+            logout::receive(&sp, &cache, &fx.store, SloMessage::Redirect(&query), NOW).await,
+        );
+        assert_eq!(replayed.code(), "LOGOUT_REPLAYED");
+        let event = new_event(&fx, 1, replayed.operation_id).await;
+        assert_eq!(refused_code(&event), "LOGOUT_REPLAYED");
+
+        let forged = idp_signed_query(
+            MessageKind::Request,
+            &idp_request().to_xml().unwrap(),
+            None,
+            &rogue_key().key,
+        );
+        let forged_refusal = failure(
+            logout::receive(&sp, &cache, &fx.store, SloMessage::Redirect(&forged), NOW).await,
+        );
+        assert_eq!(forged_refusal.code(), "SIGNATURE_INVALID");
+        let event = new_event(&fx, 2, forged_refusal.operation_id).await;
+        assert_eq!(event.kind, AuditKind::LogoutRefused);
+        assert_eq!(refused_code(&event), "SIGNATURE_INVALID");
+        let posted = failure(
+            logout::receive(
+                &sp,
+                &cache,
+                &fx.store,
+                SloMessage::Post(&SloForm::default()),
+                NOW,
+            )
+            .await,
+        );
+        let event = new_event(&fx, 3, posted.operation_id).await;
+        assert_eq!(refused_code(&event), posted.code());
+    }
+
+    #[tokio::test]
+    async fn a_logout_that_cannot_start_or_cannot_be_audited_is_not_started() {
+        let fx = fixture(Db::Sqlite).await;
+        let no_key = sp_with(true, None, true);
+        let f = failure(logout::start(&no_key, &fx.store, &login(), None, None, NOW).await);
+        assert_eq!(f.code(), "LOGOUT_NOT_CONFIGURED");
+        assert!(
+            log(&fx).await.is_empty(),
+            "nothing started, nothing audited"
+        );
+
+        // With the audit log unreachable the person is not sent to the IdP.
+        let sp = sp();
+        fx.store.database().pool().close().await;
+        let f = failure(logout::start(&sp, &fx.store, &login(), None, None, NOW).await);
+        assert_eq!(f.code(), "STORE_FAILED");
+    }
+}

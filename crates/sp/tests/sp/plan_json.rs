@@ -88,3 +88,46 @@ fn refuse_plan_json() {
         })
     );
 }
+
+#[test]
+fn logout_event_plan_json_round_trips() {
+    use latchkey_sp::jit::PlanAction;
+    use latchkey_sp::store::LogoutRecord;
+
+    let p = ProvisioningPlan {
+        identity: None,
+        action: PlanAction::Logout(LogoutRecord::Received {
+            request_id: "_r1".into(),
+            name_id: "alice-7f3a".into(),
+            session_indexes: vec!["_s1".into()],
+            sessions_ended: 2,
+        }),
+    };
+    let value = serde_json::to_value(&p).unwrap();
+    assert_eq!(
+        value,
+        json!({
+            "identity": null,
+            "action": "logout",
+            "event": "received",
+            "request_id": "_r1",
+            "name_id": "alice-7f3a",
+            "session_indexes": ["_s1"],
+            "sessions_ended": 2,
+        })
+    );
+    let back: ProvisioningPlan = serde_json::from_value(value).unwrap();
+    assert_eq!(back, p);
+    let refused = ProvisioningPlan {
+        identity: None,
+        action: PlanAction::Logout(LogoutRecord::Refused {
+            code: "LOGOUT_REPLAYED".into(),
+            detail: "LogoutRequest `_r1` was already used".into(),
+        }),
+    };
+    let text = serde_json::to_string(&refused).unwrap();
+    assert_eq!(
+        serde_json::from_str::<ProvisioningPlan>(&text).unwrap(),
+        refused
+    );
+}
