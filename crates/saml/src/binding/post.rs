@@ -115,23 +115,50 @@ pub fn auto_submit_page(
 }
 
 /// Escapes for HTML text and double- or single-quoted attribute values.
+///
+/// Copies the runs between special characters whole: the largest value on the page is the
+/// base64 message, which has none, and a character-by-character push showed up in
+/// profiles of the IdP's sign-in path.
 fn html_escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+    let mut rest = s;
+    while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
+        let (run, tail) = rest.split_at(at);
+        out.push_str(run);
+        let mut chars = tail.chars();
+        out.push_str(match chars.next() {
+            Some('&') => "&amp;",
+            Some('<') => "&lt;",
+            Some('>') => "&gt;",
+            Some('"') => "&quot;",
+            _ => "&#39;",
+        });
+        rest = chars.as_str();
     }
+    out.push_str(rest);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use base64::Engine;
+
+    #[test]
+    fn html_escape_replaces_each_special_and_keeps_everything_else() {
+        let cases = [
+            ("", ""),
+            ("PHNhbWxwOlJlc3BvbnNlIC8+", "PHNhbWxwOlJlc3BvbnNlIC8+"),
+            ("a&b<c>d\"e'f", "a&amp;b&lt;c&gt;d&quot;e&#39;f"),
+            ("&&", "&amp;&amp;"),
+            ("ünï<cödé>", "ünï&lt;cödé&gt;"),
+            ("'", "&#39;"),
+            ("x\"", "x&quot;"),
+        ];
+        for (input, want) in cases {
+            let mut out = String::from("prefix:");
+            html_escape(input, &mut out);
+            assert_eq!(out, format!("prefix:{want}"), "{input:?}");
+        }
+    }
 
     #[test]
     fn csp_hash_matches_script() {
