@@ -4,6 +4,10 @@
 //! change itself, so the log can never show a change that did not happen or miss one that did.
 //! Secrets (password hashes) are never part of `before`/`after`.
 
+mod batch;
+
+pub(crate) use batch::AuditBatcher;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::AnyConnection;

@@ -150,6 +150,9 @@ pub enum Error {
     /// The database refused or failed a query.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A sign-in's audit line could not be stored, so the sign-in is not answered.
+    #[error("audit log unavailable: {0}")]
+    AuditUnavailable(String),
     /// Reading a file failed.
     #[error("cannot read {path}: {source}", path = path.display())]
     Io {

@@ -12,6 +12,7 @@ mod store_support;
 mod web {
     pub mod support;
 
+    mod audit_lines;
     mod encryption;
     mod encryption_methods;
     mod login;

@@ -40,7 +40,7 @@ pub use error::WebError;
 pub use metrics::Metrics;
 pub use settings::{ServerConfig, ServerSettings};
 
-use crate::audit::{self, Actor, Change};
+use crate::audit::{self, Actor, AuditBatcher, Change};
 use crate::session::{Session, Sessions};
 use crate::sso::IdpKeys;
 use crate::store::{Store, timestamp};
@@ -55,16 +55,24 @@ struct Inner {
     settings: ServerSettings,
     keys: IdpKeys,
     metrics: Metrics,
+    /// Batches sign-in audit lines; `None` when built outside a Tokio runtime, where each
+    /// line is written on its own.
+    audit: Option<AuditBatcher>,
 }
 
 impl WebState {
-    /// State over an open store, checked settings and the signing keys.
+    /// State over an open store, checked settings and the signing keys. Inside a Tokio
+    /// runtime this starts the audit writer (see [`crate::audit`]'s group commit).
     pub fn new(store: Store, settings: ServerSettings, keys: IdpKeys) -> Self {
+        let audit = tokio::runtime::Handle::try_current()
+            .is_ok()
+            .then(|| AuditBatcher::start(store.clone()));
         WebState(Arc::new(Inner {
             store,
             settings,
             keys,
             metrics: Metrics::default(),
+            audit,
         }))
     }
 
@@ -108,25 +116,25 @@ impl WebState {
         target_name: String,
         details: Value,
     ) -> Result<(), WebError> {
+        let change = Change {
+            action,
+            target_kind,
+            target_id,
+            target_name,
+            before: None,
+            after: Some(details),
+        };
+        if let Some(batcher) = &self.0.audit {
+            batcher.record(actor, change).await?;
+            return Ok(());
+        }
         let mut conn = self
             .store()
             .pool()
             .acquire()
             .await
             .map_err(|e| WebError::Internal(e.to_string()))?;
-        audit::record(
-            &mut conn,
-            actor,
-            Change {
-                action,
-                target_kind,
-                target_id,
-                target_name,
-                before: None,
-                after: Some(details),
-            },
-        )
-        .await?;
+        audit::record(&mut conn, actor, change).await?;
         Ok(())
     }
 }
