@@ -1,7 +1,11 @@
-//! `latchkey key ...`: the IdP's signing keys, kept under `<data_dir>/keys`.
+//! `latchkey key ...`: the IdP's signing keys, under `<data_dir>/keys` or in the database
+//! (`[keys] store`); the commands are the same for both.
 //!
 //! Rollover is `key rotate` (a next key appears in the IdP metadata), wait until every
-//! SP has refreshed the metadata, then `key activate` (the next key starts signing).
+//! SP has refreshed the metadata, then `key activate` (the next key starts signing). With
+//! the database store, every node picks the change up within `[keys] refresh_seconds`.
+//! Moving from files to the database: `key new-kek FILE`, `[keys] kek_file = FILE`,
+//! `key import-files`, then `[keys] store = "database"` on every node.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,8 +13,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use latchkey_idp::Config;
-use latchkey_idp::keys::{KeyAlgorithm, KeyInfo, KeyStore};
+use latchkey_idp::config::ProcessEnv;
+use latchkey_idp::keys::{DatabaseKeyStore, Kek, KeyAlgorithm, KeyInfo, KeyStore, Keyring};
+use latchkey_idp::{Config, Store};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -46,11 +51,22 @@ pub enum KeyCommand {
     },
     /// Make the next key the active one; the old active key is retired.
     Activate,
+    /// Retire the next key without activating it (abandon a rollover).
+    RetireNext,
     /// Print a key's certificate (PEM); the active key's by default.
     Cert {
         /// Print the next key's certificate instead.
         #[arg(long)]
         next: bool,
+    },
+    /// Copy the keys under <data_dir>/keys into the (empty) database key store, roles and
+    /// dates kept; then set `[keys] store = "database"`.
+    ImportFiles,
+    /// Write a new key-encryption key for the database store to FILE (mode 0600; refused
+    /// if FILE exists).
+    NewKek {
+        /// Where to write it; name it in `[keys] kek_file`.
+        file: PathBuf,
     },
 }
 
@@ -76,22 +92,50 @@ impl From<Alg> for KeyAlgorithm {
 
 pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
-    let dir = config.data_dir.join("keys");
-    let mut store =
-        KeyStore::open(&dir).with_context(|| format!("opening the key store {}", dir.display()))?;
-    let now = OffsetDateTime::now_utc();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(command(&config, args.command));
+    match result {
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        other => other.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+async fn command(config: &Config, command: KeyCommand) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    let result = match args.command {
-        KeyCommand::List { json } => list(&mut out, &store.list(), json),
+    match command {
+        KeyCommand::ImportFiles => return import_files(config, &mut out).await,
+        KeyCommand::NewKek { file } => {
+            let kek = Kek::create_file(&file)?;
+            return line(
+                &mut out,
+                &format!(
+                    "key-encryption key {} written to {}; keep a copy outside the database \
+                     and give it to every node",
+                    kek.id(),
+                    file.display()
+                ),
+            );
+        }
+        _ => {}
+    }
+    let mut keys = Keyring::open(config, &ProcessEnv)
+        .await
+        .context("opening the key store")?;
+    let now = OffsetDateTime::now_utc();
+    let result = match command {
+        KeyCommand::List { json } => list(&mut out, &keys.list().await?, json),
         KeyCommand::Init { alg } => {
-            let info = store.load_or_generate(alg.into(), now)?;
+            let info = keys.load_or_generate(alg.into(), now).await?;
             line(
                 &mut out,
                 &format!("active key {} ({})", info.id, info.algorithm.as_str()),
             )
         }
         KeyCommand::Rotate { alg } => {
-            let info = store.rotate(alg.into(), now)?;
+            let info = keys.rotate(alg.into(), now).await?;
             line(
                 &mut out,
                 &format!(
@@ -103,22 +147,55 @@ pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
             )
         }
         KeyCommand::Activate => {
-            let info = store.activate(now)?;
+            let info = keys.activate(now).await?;
             line(&mut out, &format!("key {} is now active", info.id))
+        }
+        KeyCommand::RetireNext => {
+            let info = keys.retire_next(now).await?;
+            line(
+                &mut out,
+                &format!("next key {} retired; the active key is unchanged", info.id),
+            )
         }
         KeyCommand::Cert { next } => {
             let material = if next {
-                store.next()?.context("there is no next key")?
+                keys.next().await?.context("there is no next key")?
             } else {
-                store.active()?
+                keys.active().await?
             };
             write!(out, "{}", material.cert_pem).map_err(anyhow::Error::from)
         }
+        KeyCommand::ImportFiles | KeyCommand::NewKek { .. } => Ok(()),
     };
-    match result {
-        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
-        other => other.map(|()| ExitCode::SUCCESS),
+    keys.close().await;
+    result
+}
+
+/// `key import-files`: works whatever `[keys] store` says, so the keys can be copied
+/// before the nodes are switched over; needs the KEK the nodes will use.
+async fn import_files(config: &Config, out: &mut impl Write) -> anyhow::Result<()> {
+    let dir = config.data_dir.join("keys");
+    if !dir.join("state.json").is_file() {
+        anyhow::bail!("no file key store in {}: nothing to import", dir.display());
     }
+    let files =
+        KeyStore::open(&dir).with_context(|| format!("opening the key store {}", dir.display()))?;
+    let kek = Kek::resolve(&config.keys, &ProcessEnv)?;
+    let store = Store::open(config).await?;
+    let database = DatabaseKeyStore::new(store.clone(), kek);
+    let result = database.import(&files).await;
+    store.close().await;
+    let imported = result?;
+    line(
+        out,
+        &format!(
+            "imported {} key(s) from {} into the {} database; set [keys] store = \"database\" \
+             on every node",
+            imported.len(),
+            dir.display(),
+            store.backend().name()
+        ),
+    )
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -155,11 +232,7 @@ fn list(out: &mut impl Write, keys: &[KeyInfo], as_json: bool) -> anyhow::Result
         "ID", "STATUS", "ALGORITHM", "CREATED"
     )?;
     for k in keys {
-        let status = match k.status {
-            latchkey_idp::keys::KeyStatus::Active => "active",
-            latchkey_idp::keys::KeyStatus::Next => "next",
-            latchkey_idp::keys::KeyStatus::Retired => "retired",
-        };
+        let status = k.status.as_str();
         writeln!(
             out,
             "{:<16}  {:<7}  {:<10}  {:<20}  {}",

@@ -1,8 +1,9 @@
 //! `latchkey serve`: the SSO server (sign-in, SAML endpoints, portal) and the admin API.
 //!
 //! Reads the same configuration as the admin commands (`--config`, `$LATCHKEY_CONFIG`,
-//! `./latchkey.toml`), plus its `[server]` section; generates the first signing key under
-//! `<data_dir>/keys` on first start. Logs go to stderr (`RUST_LOG` filters;
+//! `./latchkey.toml`), plus its `[server]` section; generates the first signing key on first
+//! start, under `<data_dir>/keys` or in the database (`[keys] store`); with the database
+//! store, a task picks up rollovers done on other nodes. Logs go to stderr (`RUST_LOG` filters;
 //! `LATCHKEY_LOG_FORMAT=json` for JSON lines). SIGINT/SIGTERM stop accepting connections and
 //! let requests in flight finish.
 
@@ -64,17 +65,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         settings.listen = listen;
     }
     let store = Store::open(&config).await?;
-    let keys = IdpKeys::open(
-        config.data_dir.join("keys"),
+    let keys = IdpKeys::from_config(
+        &config,
+        &ProcessEnv,
+        &store,
         settings.key_algorithm,
         time::OffsetDateTime::now_utc(),
     )
+    .await
     .context("cannot load the signing key")?;
+    let key_refresh = keys.spawn_refresh();
     let listen = settings.listen;
     tracing::info!(
         base_url = %settings.base_url,
         entity_id = %settings.entity_id,
         database = store.backend().name(),
+        keys = ?config.keys.store,
         "starting latchkey"
     );
     let state = WebState::new(store.clone(), settings, keys);
@@ -95,6 +101,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("server failed")?;
     janitor.abort();
+    if let Some(task) = key_refresh {
+        task.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

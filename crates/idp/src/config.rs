@@ -3,7 +3,9 @@
 //! Resolution order: an explicit file (`--config FILE`), else `$LATCHKEY_CONFIG`, else
 //! `./latchkey.toml` when it exists, else built-in defaults with data under `./latchkey-data/`.
 //! Environment variables then override the file: `LATCHKEY_DATABASE_URL` (or, failing that,
-//! `DATABASE_URL`) and `LATCHKEY_DATA_DIR`. Relative paths in a file are resolved against the
+//! `DATABASE_URL`), `LATCHKEY_DATA_DIR`, `LATCHKEY_KEY_STORE` and `LATCHKEY_KEK_FILE` (the
+//! key-encryption key itself may come from `LATCHKEY_KEK`, read only where it is used, see
+//! [`crate::keys::Kek`]). Relative paths in a file are resolved against the
 //! file's directory, so a config works the same from any working directory.
 //!
 //! Unknown keys are refused: a misspelt `[databse]` section must not silently point the admin
@@ -20,6 +22,11 @@
 //! memory_kib = 19456
 //! iterations = 2
 //! parallelism = 1
+//!
+//! [keys]                                   # where the IdP's signing keys live
+//! store = "database"                       # files (default: <data_dir>/keys) | database
+//! kek_file = "/etc/latchkey/kek"           # database only; or $LATCHKEY_KEK
+//! refresh_seconds = 30                     # database only: how soon other nodes' rollovers show
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -47,6 +54,54 @@ pub struct Config {
     pub password: PasswordConfig,
     /// The SSO server (`latchkey serve`): see [`crate::web::settings`].
     pub server: crate::web::settings::ServerConfig,
+    /// Where the signing keys live: see [`crate::keys`].
+    pub keys: KeysConfig,
+}
+
+/// The `[keys]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Files under `<data_dir>/keys` (one node) or the database (nodes sharing PostgreSQL).
+    pub store: KeyStoreKind,
+    /// The key-encryption key for `store = "database"` (32 random bytes, base64, mode
+    /// 0600); `$LATCHKEY_KEK` takes precedence. Not in the database by design.
+    pub kek_file: Option<PathBuf>,
+    /// How often a node looks for a rollover done by another node (database store only).
+    /// The look is one small query; keys are re-read only when something changed.
+    pub refresh_seconds: u64,
+}
+
+/// Where the signing keys are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStoreKind {
+    /// PEM files under `<data_dir>/keys`, per node.
+    #[default]
+    Files,
+    /// The `signing_keys` table, sealed under the key-encryption key, shared by all nodes.
+    Database,
+}
+
+impl KeyStoreKind {
+    /// Inverse of the TOML spelling, for `LATCHKEY_KEY_STORE`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "files" => Some(Self::Files),
+            "database" => Some(Self::Database),
+            _ => None,
+        }
+    }
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            store: KeyStoreKind::Files,
+            kek_file: None,
+            refresh_seconds: 30,
+        }
+    }
 }
 
 /// The `[database]` section. `Debug` hides a password in the URL, so logging the
@@ -79,6 +134,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             password: PasswordConfig::default(),
             server: crate::web::settings::ServerConfig::default(),
+            keys: KeysConfig::default(),
         }
     }
 }
@@ -161,6 +217,15 @@ impl Config {
         {
             config.database.url = Some(url);
         }
+        if let Some(kind) = env.var("LATCHKEY_KEY_STORE") {
+            config.keys.store = KeyStoreKind::parse(&kind).ok_or_else(|| Error::Config {
+                path: PathBuf::from("$LATCHKEY_KEY_STORE"),
+                reason: format!("unknown key store {kind:?}, expected `files` or `database`"),
+            })?;
+        }
+        if let Some(file) = env.var("LATCHKEY_KEK_FILE") {
+            config.keys.kek_file = Some(PathBuf::from(file));
+        }
         Ok(config)
     }
 
@@ -179,12 +244,22 @@ impl Config {
         {
             config.data_dir = base.join(&config.data_dir);
         }
+        if let Some(kek) = &config.keys.kek_file
+            && kek.is_relative()
+            && let Some(base) = path.parent()
+        {
+            config.keys.kek_file = Some(base.join(kek));
+        }
         Ok(config)
     }
 
     /// Parses TOML text; the error is a single line naming the bad key.
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.message().replace('\n', " "))
+        let config: Config = toml::from_str(text).map_err(|e| e.message().replace('\n', " "))?;
+        if config.keys.refresh_seconds == 0 {
+            return Err("[keys] refresh_seconds must be at least 1".into());
+        }
+        Ok(config)
     }
 
     /// The database URL to connect to: the configured one, or the SQLite file in the data dir.
@@ -283,6 +358,50 @@ mod tests {
             shown.contains("postgres://latchkey:***@db.internal/idp"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn keys_section_defaults_to_files_and_takes_env_overrides() {
+        let config = Config::default();
+        assert_eq!(config.keys.store, KeyStoreKind::Files);
+        assert_eq!(config.keys.refresh_seconds, 30);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("latchkey.toml");
+        std::fs::write(
+            &file,
+            "[keys]\nstore = \"database\"\nkek_file = \"secrets/kek\"\nrefresh_seconds = 5\n",
+        )
+        .unwrap();
+        let config = Config::load_with(Some(&file), &FakeEnv(HashMap::new())).unwrap();
+        assert_eq!(config.keys.store, KeyStoreKind::Database);
+        assert_eq!(config.keys.kek_file, Some(dir.path().join("secrets/kek")));
+        assert_eq!(config.keys.refresh_seconds, 5);
+
+        let env = FakeEnv(HashMap::from([
+            ("LATCHKEY_KEY_STORE", "files"),
+            ("LATCHKEY_KEK_FILE", "/run/secrets/kek"),
+        ]));
+        let config = Config::load_with(Some(&file), &env).unwrap();
+        assert_eq!(config.keys.store, KeyStoreKind::Files);
+        assert_eq!(
+            config.keys.kek_file,
+            Some(PathBuf::from("/run/secrets/kek"))
+        );
+
+        let env = FakeEnv(HashMap::from([("LATCHKEY_KEY_STORE", "vault")]));
+        let err = Config::load_with(Some(&file), &env).unwrap_err();
+        assert!(err.to_string().contains("LATCHKEY_KEY_STORE"), "{err}");
+    }
+
+    #[test]
+    fn bad_keys_settings_are_refused() {
+        let err = Config::from_toml("[keys]\nstore = \"vault\"\n").unwrap_err();
+        assert!(err.contains("vault"), "{err}");
+        let err = Config::from_toml("[keys]\nkek = \"x\"\n").unwrap_err();
+        assert!(err.contains("kek"), "{err}");
+        let err = Config::from_toml("[keys]\nrefresh_seconds = 0\n").unwrap_err();
+        assert!(err.contains("refresh_seconds"), "{err}");
     }
 
     #[test]

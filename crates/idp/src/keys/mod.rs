@@ -1,33 +1,49 @@
 //! The IdP's signing keys: one `active` key that signs, an optional `next` key that is
 //! already published in metadata so SPs can trust it before it signs anything, and
-//! `retired` keys kept on disk for audit.
+//! `retired` keys kept for audit.
 //!
 //! Rollover is two steps on purpose: `rotate` creates `next`, the admin waits until
 //! every SP has refreshed the IdP metadata (which lists both certificates), then
 //! `activate` swaps. Swapping in one step would break every SP that pinned the old
-//! certificate.
+//! certificate. `retire_next` abandons a rollover before activation.
 //!
-//! Layout under the key directory (mode 0700):
+//! # Two stores, one interface
+//! [`Keyring`] is what the CLI talks to and [`crate::sso::IdpKeys`] what the server signs
+//! with; neither cares where the keys live (`[keys] store` in the configuration):
+//!
+//! * `files` ([`KeyStore`], the default): PEM files under `<data_dir>/keys`. Enough for one
+//!   node, and the keys can be read and backed up with ordinary tools.
+//! * `database` ([`DatabaseKeyStore`]): rows of the `signing_keys` table, so N nodes on one
+//!   PostgreSQL need nothing else in common: no shared directory to mount and keep in
+//!   step. A rollover done on any node reaches the others at their next refresh.
+//!
+//! File layout under the key directory (mode 0700):
 //! ```text
 //! state.json          which key is active / next / retired, written atomically
 //! <id>.key.pem        PKCS#8 private key, mode 0600, created with O_EXCL
 //! <id>.crt.pem        self-signed certificate, mode 0644
 //! ```
-//! `<id>` is the first 16 hex digits of the certificate's SHA-256 fingerprint.
+//! `<id>` is the first 16 hex digits of the certificate's SHA-256 fingerprint, in both
+//! stores, so `latchkey key import-files` keeps the ids an admin already knows.
 //!
 //! # Security
-//! Private keys are refused on load when their file is readable by group or others,
-//! as OpenSSH does: a key another account could read is no longer a secret. Key PEM
-//! text is held in [`zeroize::Zeroizing`] and never appears in `Debug` output.
+//! Private key files are refused on load when readable by group or others, as OpenSSH
+//! does: a key another account could read is no longer a secret. Key PEM text is held in
+//! [`zeroize::Zeroizing`] and never appears in `Debug` output.
 //!
-//! Files are per node. Several IdP nodes sharing a PostgreSQL store must share this
-//! directory (or a future database-backed key store); see the module's follow-ups.
+//! In the database a private key is sealed with AES-256-GCM under a key-encryption key
+//! that is kept out of the database ([`Kek`]): whoever can read the database (a dump, a
+//! backup, a read-only injection) cannot sign. Whoever can *write* it still cannot make the
+//! IdP publish or sign with a key of their choosing: every key the server loads, the next
+//! one included, must open under the KEK and match its certificate, and a sealed key does
+//! not open in another row.
 
+mod database;
+mod files;
+mod kek;
+mod keyring;
 mod state;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -39,7 +55,11 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
-use state::{KeyRecord, State};
+pub use database::DatabaseKeyStore;
+pub use files::KeyStore;
+pub use kek::{KEK_ENV, Kek, KekSource};
+pub use keyring::Keyring;
+use state::KeyRecord;
 
 /// How long a generated certificate is valid. SAML SPs mostly ignore certificate
 /// validity (the key is what is pinned), but some refuse expired ones, so it is long.
@@ -48,7 +68,7 @@ const CERT_VALIDITY: Duration = Duration::days(10 * 365);
 /// The subject of generated certificates.
 const CERT_COMMON_NAME: &str = "Latchkey IdP signing key";
 
-/// What can go wrong with the key directory.
+/// What can go wrong with a key store or the key-encryption key.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
@@ -99,6 +119,77 @@ pub enum KeyError {
         /// Why latchkey-xmlsec refused it.
         source: latchkey_xmlsec::crypto::KeyError,
     },
+    /// `[keys] store = "database"` without a key-encryption key to seal the keys with.
+    #[error(
+        "the database key store needs a key-encryption key: set [keys] kek_file or ${KEK_ENV} \
+         (32 random bytes, base64; `latchkey key new-kek FILE` makes one)"
+    )]
+    KekMissing,
+    /// The key-encryption key does not decode to 32 bytes.
+    #[error("key-encryption key from {kek}: {reason}")]
+    KekInvalid {
+        /// Where it came from.
+        kek: KekSource,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A stored key was sealed under another key-encryption key than the one configured:
+    /// this node was given the wrong KEK (or a writer used one the other nodes lack).
+    #[error(
+        "signing key {key_id} was sealed with key-encryption key {sealed_with}, but the KEK \
+         from {kek} is {kek_id}; give this node the KEK the other nodes use"
+    )]
+    WrongKek {
+        /// The key that could not be opened.
+        key_id: String,
+        /// Where the configured KEK came from.
+        kek: KekSource,
+        /// The configured KEK's id.
+        kek_id: String,
+        /// The id of the KEK the row was sealed with.
+        sealed_with: String,
+    },
+    /// A sealed key did not open under the right KEK: its row was altered, or its sealed
+    /// key was copied from another row.
+    #[error(
+        "signing key {id}: the sealed private key fails authentication (tampered or swapped row)"
+    )]
+    Tampered {
+        /// The row's key id.
+        id: String,
+    },
+    /// A `signing_keys` row does not decode, or its key and certificate disagree.
+    #[error("signing key {id} in the database: {reason}")]
+    StoredCorrupt {
+        /// The row's key id.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `import-files` into a database key store that already holds keys: merging two key
+    /// histories could leave two active keys, so only an empty store is filled.
+    #[error(
+        "the database key store already holds {count} key(s); import-files only fills an empty one"
+    )]
+    ImportTargetNotEmpty {
+        /// How many keys it holds.
+        count: usize,
+    },
+    /// The database refused or failed a query.
+    #[error("key store database: {0}")]
+    Store(#[source] Box<crate::Error>),
+}
+
+impl From<crate::Error> for KeyError {
+    fn from(e: crate::Error) -> Self {
+        KeyError::Store(Box::new(e))
+    }
+}
+
+impl From<sqlx::Error> for KeyError {
+    fn from(e: sqlx::Error) -> Self {
+        KeyError::Store(Box::new(crate::Error::Database(e)))
+    }
 }
 
 /// The key algorithms the IdP generates.
@@ -148,6 +239,27 @@ pub enum KeyStatus {
     Next,
     /// Neither signs nor is published; kept for audit.
     Retired,
+}
+
+impl KeyStatus {
+    /// The name stored in the database's `role` column and shown by the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Next => "next",
+            Self::Retired => "retired",
+        }
+    }
+
+    /// Inverse of [`KeyStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "next" => Some(Self::Next),
+            "retired" => Some(Self::Retired),
+            _ => None,
+        }
+    }
 }
 
 /// Public facts about one key, safe to print.
@@ -213,169 +325,37 @@ impl std::fmt::Debug for KeyMaterial {
     }
 }
 
-/// The key directory and its state.
-#[derive(Debug)]
-pub struct KeyStore {
-    dir: PathBuf,
-    state: State,
+/// A key generated in memory, not yet stored.
+struct NewKey {
+    record: KeyRecord,
+    key_pem: Zeroizing<String>,
+    cert_pem: String,
 }
 
-impl KeyStore {
-    /// Opens (creating if needed) the key directory and reads its state. An empty
-    /// directory is a valid store with no keys; call [`KeyStore::load_or_generate`].
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, KeyError> {
-        let dir = dir.into();
-        create_private_dir(&dir)?;
-        let state = State::load(&dir)?;
-        let store = Self { dir, state };
-        // Check every key the state names now, so a damaged store fails at start-up
-        // and not at the first login.
-        for record in store.state.keys.iter() {
-            store.read(record)?;
-        }
-        Ok(store)
-    }
+/// Generates a key pair and its self-signed certificate; the record's status is
+/// `Retired` until the caller says otherwise.
+fn generate(algorithm: KeyAlgorithm, now: OffsetDateTime) -> Result<NewKey, KeyError> {
+    let gen_err = |e: rcgen::Error| KeyError::Generate(e.to_string());
+    let key_pair = KeyPair::generate_for(algorithm.rcgen()).map_err(gen_err)?;
 
-    /// Makes sure an active key exists, generating one of `algorithm` if the store is
-    /// empty (first start). An existing key is kept whatever its algorithm.
-    pub fn load_or_generate(
-        &mut self,
-        algorithm: KeyAlgorithm,
-        now: OffsetDateTime,
-    ) -> Result<KeyInfo, KeyError> {
-        if let Some(active) = self.state.active() {
-            return Ok(active.info());
-        }
-        let mut record = self.generate(algorithm, now)?;
-        record.status = KeyStatus::Active;
-        record.activated_at = Some(now);
-        let info = record.info();
-        let mut state = self.state.clone();
-        state.keys.push(record);
-        state.save(&self.dir)?;
-        self.state = state;
-        Ok(info)
-    }
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, CERT_COMMON_NAME);
+    params.distinguished_name = dn;
+    // Backdated an hour so an SP with a slightly slow clock accepts it at once.
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + CERT_VALIDITY;
+    let mut serial = [0u8; 16];
+    rand::fill(&mut serial);
+    // A positive INTEGER: clear the top bit.
+    serial[0] &= 0x7f;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    let cert = params.self_signed(&key_pair).map_err(gen_err)?;
 
-    /// The key that signs now.
-    pub fn active(&self) -> Result<KeyMaterial, KeyError> {
-        let record = self.state.active().ok_or(KeyError::NoActiveKey)?;
-        self.read(record)
-    }
-
-    /// The key published ahead of activation, if a rollover is under way.
-    pub fn next(&self) -> Result<Option<KeyMaterial>, KeyError> {
-        self.state.next().map(|r| self.read(r)).transpose()
-    }
-
-    /// Certificates to publish in the IdP metadata: the active one, then the next one.
-    pub fn published_certificates(&self) -> Result<Vec<String>, KeyError> {
-        let mut out = vec![self.active()?.cert_pem];
-        if let Some(next) = self.next()? {
-            out.push(next.cert_pem);
-        }
-        Ok(out)
-    }
-
-    /// Every key, active first, then next, then retired from newest to oldest.
-    pub fn list(&self) -> Vec<KeyInfo> {
-        let mut out: Vec<KeyInfo> = self.state.keys.iter().map(KeyRecord::info).collect();
-        out.sort_by_key(|k| {
-            let rank = match k.status {
-                KeyStatus::Active => 0,
-                KeyStatus::Next => 1,
-                KeyStatus::Retired => 2,
-            };
-            (rank, std::cmp::Reverse(k.created_at))
-        });
-        out
-    }
-
-    /// Generates the `next` key. Refused while one already waits, so a second
-    /// `rotate` cannot silently discard a key that SPs may already trust.
-    pub fn rotate(
-        &mut self,
-        algorithm: KeyAlgorithm,
-        now: OffsetDateTime,
-    ) -> Result<KeyInfo, KeyError> {
-        if self.state.active().is_none() {
-            return Err(KeyError::NoActiveKey);
-        }
-        if let Some(next) = self.state.next() {
-            return Err(KeyError::NextKeyExists(next.id.clone()));
-        }
-        let mut record = self.generate(algorithm, now)?;
-        record.status = KeyStatus::Next;
-        let info = record.info();
-        let mut state = self.state.clone();
-        state.keys.push(record);
-        state.save(&self.dir)?;
-        self.state = state;
-        Ok(info)
-    }
-
-    /// Promotes `next` to `active` and retires the old active key.
-    pub fn activate(&mut self, now: OffsetDateTime) -> Result<KeyInfo, KeyError> {
-        let mut state = self.state.clone();
-        let mut promoted = None;
-        for record in &mut state.keys {
-            match record.status {
-                KeyStatus::Active => {
-                    record.status = KeyStatus::Retired;
-                    record.retired_at = Some(now);
-                }
-                KeyStatus::Next => {
-                    record.status = KeyStatus::Active;
-                    record.activated_at = Some(now);
-                    promoted = Some(record.info());
-                }
-                KeyStatus::Retired => {}
-            }
-        }
-        let promoted = promoted.ok_or(KeyError::NoNextKey)?;
-        state.save(&self.dir)?;
-        self.state = state;
-        Ok(promoted)
-    }
-
-    /// The directory this store lives in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Creates a key and its certificate on disk; the caller records it in the state.
-    fn generate(
-        &self,
-        algorithm: KeyAlgorithm,
-        now: OffsetDateTime,
-    ) -> Result<KeyRecord, KeyError> {
-        let gen_err = |e: rcgen::Error| KeyError::Generate(e.to_string());
-        let key_pair = KeyPair::generate_for(algorithm.rcgen()).map_err(gen_err)?;
-
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, CERT_COMMON_NAME);
-        params.distinguished_name = dn;
-        // Backdated an hour so an SP with a slightly slow clock accepts it at once.
-        params.not_before = now - Duration::hours(1);
-        params.not_after = now + CERT_VALIDITY;
-        let mut serial = [0u8; 16];
-        rand::fill(&mut serial);
-        // A positive INTEGER: clear the top bit.
-        serial[0] &= 0x7f;
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        let cert = params.self_signed(&key_pair).map_err(gen_err)?;
-
-        let fingerprint = hex::encode(Sha256::digest(cert.der()));
-        let id = fingerprint.get(..16).unwrap_or(&fingerprint).to_owned();
-        let key_pem = Zeroizing::new(key_pair.serialize_pem());
-
-        let key_path = self.dir.join(format!("{id}.key.pem"));
-        let cert_path = self.dir.join(format!("{id}.crt.pem"));
-        write_new_file(&key_path, key_pem.as_bytes(), 0o600)?;
-        write_new_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
-
-        Ok(KeyRecord {
+    let fingerprint = hex::encode(Sha256::digest(cert.der()));
+    let id = fingerprint.get(..16).unwrap_or(&fingerprint).to_owned();
+    Ok(NewKey {
+        record: KeyRecord {
             id,
             algorithm,
             status: KeyStatus::Retired,
@@ -383,78 +363,75 @@ impl KeyStore {
             activated_at: None,
             retired_at: None,
             fingerprint_sha256: fingerprint,
-        })
+        },
+        key_pem: Zeroizing::new(key_pair.serialize_pem()),
+        cert_pem: cert.pem(),
+    })
+}
+
+/// Which half of a stored pair is at fault.
+enum Mismatch {
+    Key(String),
+    Cert(String),
+}
+
+/// Checks that a private key and certificate belong together and to the record: the
+/// key is of the record's algorithm, the certificate has the record's fingerprint, and
+/// the certificate carries the key's public half.
+fn check_pair(record: &KeyRecord, key_pem: &str, cert_pem: &str) -> Result<(), Mismatch> {
+    // Loading with the algorithm the record names also checks the key is of that kind.
+    let key_pair = KeyPair::from_pkcs8_pem_and_sign_algo(key_pem, record.algorithm.rcgen())
+        .map_err(|e| {
+            Mismatch::Key(format!(
+                "not a {} private key: {e}",
+                record.algorithm.as_str()
+            ))
+        })?;
+    let cert = pem::parse(cert_pem).map_err(|e| Mismatch::Cert(format!("not PEM: {e}")))?;
+    if cert.tag() != "CERTIFICATE" {
+        return Err(Mismatch::Cert(format!("PEM block is {:?}", cert.tag())));
     }
+    let fingerprint = hex::encode(Sha256::digest(cert.contents()));
+    if fingerprint != record.fingerprint_sha256 {
+        return Err(Mismatch::Cert(
+            "fingerprint differs from the recorded one".into(),
+        ));
+    }
+    // The certificate's SubjectPublicKeyInfo is embedded verbatim in its DER, so
+    // finding the key's SPKI there proves the pair belongs together without an
+    // X.509 parser.
+    let spki = key_pair.subject_public_key_info();
+    if spki.is_empty()
+        || !cert
+            .contents()
+            .windows(spki.len())
+            .any(|w| w == spki.as_slice())
+    {
+        return Err(Mismatch::Key("key does not match its certificate".into()));
+    }
+    Ok(())
+}
 
-    /// Reads a key's files and checks they belong together and to the record.
-    fn read(&self, record: &KeyRecord) -> Result<KeyMaterial, KeyError> {
-        let key_path = self.dir.join(format!("{}.key.pem", record.id));
-        let cert_path = self.dir.join(format!("{}.crt.pem", record.id));
+/// Whether an id is a fingerprint prefix as generated: ids become file names, so nothing
+/// else is acceptable.
+fn valid_id(id: &str, fingerprint: &str) -> bool {
+    id.len() == 16
+        && id
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        && fingerprint.starts_with(id)
+}
 
-        let mode = fs::metadata(&key_path)
-            .map_err(|source| io_err(&key_path, source))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(KeyError::InsecurePermissions {
-                path: key_path,
-                mode: mode & 0o777,
-            });
-        }
-        let key_pem = Zeroizing::new(
-            fs::read_to_string(&key_path).map_err(|source| io_err(&key_path, source))?,
-        );
-        let cert_pem =
-            fs::read_to_string(&cert_path).map_err(|source| io_err(&cert_path, source))?;
-
-        let corrupt = |path: &Path, reason: String| KeyError::Corrupt {
-            path: path.to_owned(),
-            reason,
+/// Active first, then next, then retired from newest to oldest.
+fn sort_for_listing(keys: &mut [KeyInfo]) {
+    keys.sort_by_key(|k| {
+        let rank = match k.status {
+            KeyStatus::Active => 0,
+            KeyStatus::Next => 1,
+            KeyStatus::Retired => 2,
         };
-        // Loading with the algorithm the state names also checks the key is of that kind.
-        let key_pair = KeyPair::from_pkcs8_pem_and_sign_algo(&key_pem, record.algorithm.rcgen())
-            .map_err(|e| {
-                corrupt(
-                    &key_path,
-                    format!("not a {} private key: {e}", record.algorithm.as_str()),
-                )
-            })?;
-        let cert =
-            pem::parse(&cert_pem).map_err(|e| corrupt(&cert_path, format!("not PEM: {e}")))?;
-        if cert.tag() != "CERTIFICATE" {
-            return Err(corrupt(
-                &cert_path,
-                format!("PEM block is {:?}", cert.tag()),
-            ));
-        }
-        let fingerprint = hex::encode(Sha256::digest(cert.contents()));
-        if fingerprint != record.fingerprint_sha256 {
-            return Err(corrupt(
-                &cert_path,
-                "fingerprint differs from state.json".into(),
-            ));
-        }
-        // The certificate's SubjectPublicKeyInfo is embedded verbatim in its DER, so
-        // finding the key's SPKI there proves the pair belongs together without an
-        // X.509 parser.
-        let spki = key_pair.subject_public_key_info();
-        if spki.is_empty()
-            || !cert
-                .contents()
-                .windows(spki.len())
-                .any(|w| w == spki.as_slice())
-        {
-            return Err(corrupt(
-                &key_path,
-                "key does not match its certificate".into(),
-            ));
-        }
-        Ok(KeyMaterial {
-            info: record.info(),
-            key_pem,
-            cert_pem,
-        })
-    }
+        (rank, std::cmp::Reverse(k.created_at))
+    });
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> KeyError {
@@ -462,32 +439,6 @@ fn io_err(path: &Path, source: std::io::Error) -> KeyError {
         path: path.to_owned(),
         source,
     }
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
-    if !dir.exists() {
-        fs::create_dir_all(dir).map_err(|source| io_err(dir, source))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|source| io_err(dir, source))?;
-    }
-    Ok(())
-}
-
-/// Writes a file that must not exist yet, with `mode` from the first byte on (no
-/// window where a key is world-readable), and syncs it before returning.
-fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
-    let mut file: File = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|source| io_err(path, source))?;
-    // The process umask may have cleared bits; set the exact mode explicitly.
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|source| io_err(path, source))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|source| io_err(path, source))
 }
 
 #[cfg(test)]

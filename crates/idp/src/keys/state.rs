@@ -91,13 +91,7 @@ impl State {
             return Err(corrupt("a next key without an active key".into()));
         }
         for k in &state.keys {
-            // Ids become file names: only the hex fingerprint prefix is acceptable.
-            let ok = k.id.len() == 16
-                && k.id
-                    .chars()
-                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-                && k.fingerprint_sha256.starts_with(&k.id);
-            if !ok {
+            if !super::valid_id(&k.id, &k.fingerprint_sha256) {
                 return Err(corrupt(format!("bad key id {:?}", k.id)));
             }
         }

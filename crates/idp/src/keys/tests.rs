@@ -1,3 +1,4 @@
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use time::macros::datetime;
@@ -290,4 +291,27 @@ fn generated_keys_sign_and_their_certificates_verify_in_xmlsec() {
                 .is_err()
         );
     }
+}
+
+#[test]
+fn retire_next_abandons_a_rollover() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    assert!(matches!(store.retire_next(T0), Err(KeyError::NoNextKey)));
+    let first = store.load_or_generate(KeyAlgorithm::EcdsaP256, T0).unwrap();
+    let next = store.rotate(KeyAlgorithm::EcdsaP256, T1).unwrap();
+    let retired = store.retire_next(T2).unwrap();
+    assert_eq!(retired.id, next.id);
+    assert_eq!(retired.status, KeyStatus::Retired);
+    assert_eq!(retired.retired_at, Some(T2));
+    assert_eq!(retired.activated_at, None);
+    assert!(matches!(store.activate(T2), Err(KeyError::NoNextKey)));
+    let reopened = KeyStore::open(dir.path()).unwrap();
+    assert_eq!(reopened.active().unwrap().info.id, first.id);
+    assert!(reopened.next().unwrap().is_none());
+    assert_eq!(reopened.published_certificates().unwrap().len(), 1);
+    // Its files stay, and it can still be read by id (import-files copies it).
+    let material = reopened.material(&next.id).unwrap().unwrap();
+    assert_eq!(material.info.status, KeyStatus::Retired);
+    assert!(reopened.material("0000000000000000").unwrap().is_none());
 }
