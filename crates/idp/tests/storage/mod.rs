@@ -8,6 +8,7 @@ mod files;
 mod groups;
 mod import;
 mod metadata_import;
+mod signing_keys;
 mod users;
 
 use latchkey_idp::{Actor, Store};

@@ -1,0 +1,514 @@
+//! The database key store (`[keys] store = "database"`): rollover, sealing under the KEK,
+//! refusal of a wrong KEK and of altered rows, import from files, and two nodes on one
+//! database following each other's rollovers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey_idp::Store;
+use latchkey_idp::keys::{
+    DatabaseKeyStore, Kek, KekSource, KeyAlgorithm, KeyError, KeyStatus, KeyStore,
+};
+use latchkey_idp::sso::{IdpKeys, SigningMaterial};
+use latchkey_xmlsec::crypto::LegacyPolicy;
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use crate::on_both_backends;
+use crate::support::{TestStore, cheap_passwords};
+
+const T0: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
+const T1: OffsetDateTime = datetime!(2026-12-05 12:00 UTC);
+const T2: OffsetDateTime = datetime!(2026-12-12 12:00 UTC);
+/// ECDSA keys are fast to make; the algorithm is not what these tests are about.
+const ALG: KeyAlgorithm = KeyAlgorithm::EcdsaP256;
+
+on_both_backends!(
+    rollover_round_trips_through_the_database,
+    private_keys_are_sealed_at_rest,
+    a_wrong_kek_is_named_and_refused,
+    altered_or_swapped_rows_are_refused,
+    a_row_injected_without_the_kek_is_never_published,
+    a_second_node_follows_rotation_and_activation_after_refresh,
+    concurrent_activations_promote_once,
+    concurrent_first_starts_agree_on_one_key,
+    file_keys_import_into_an_empty_database_store,
+);
+
+fn new_kek() -> Kek {
+    Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap()
+}
+
+/// The same KEK again, as another node would load it.
+fn same_kek(text: &str) -> Kek {
+    Kek::from_base64(text, KekSource::Env).unwrap()
+}
+
+/// A second handle on the same database, as another node has.
+async fn other_node(t: &TestStore) -> Store {
+    Store::open_url(&t.url, 5, cheap_passwords()).await.unwrap()
+}
+
+/// A raw pool on the test database, to do what an attacker with write access could.
+async fn raw(t: &TestStore) -> AnyPool {
+    AnyPool::connect(&t.url).await.unwrap()
+}
+
+async fn sealed_key(pool: &AnyPool, id: &str) -> String {
+    sqlx::query_scalar("SELECT sealed_key FROM signing_keys WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn set_sealed_key(pool: &AnyPool, id: &str, sealed: &str) {
+    sqlx::query("UPDATE signing_keys SET sealed_key = $1 WHERE id = $2")
+        .bind(sealed)
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// Signs with the node's current key and verifies against `cert_pem`.
+fn signs_as(material: &SigningMaterial, cert_pem: &str) -> bool {
+    let cert = latchkey_xmlsec::crypto::Certificate::from_pem(cert_pem).unwrap();
+    let message = b"<SignedInfo>rollover</SignedInfo>";
+    let algorithm = material.key.default_algorithm();
+    let signature = material.key.sign(algorithm, message).unwrap();
+    cert.verifying_key()
+        .verify(algorithm, message, &signature, LegacyPolicy::default())
+        .is_ok()
+}
+
+async fn rollover_round_trips_through_the_database(t: TestStore) {
+    let kek_text = Kek::generate_base64();
+    let keys = DatabaseKeyStore::new(t.store.clone(), same_kek(&kek_text));
+    assert!(keys.list().await.unwrap().is_empty());
+    assert!(matches!(keys.active().await, Err(KeyError::NoActiveKey)));
+    assert!(matches!(
+        keys.rotate(ALG, T0).await,
+        Err(KeyError::NoActiveKey)
+    ));
+
+    let first = keys.load_or_generate(ALG, T0).await.unwrap();
+    assert_eq!(first.status, KeyStatus::Active);
+    assert_eq!(first.activated_at, Some(T0));
+    assert_eq!(
+        keys.load_or_generate(KeyAlgorithm::Rsa2048, T1)
+            .await
+            .unwrap(),
+        first
+    );
+    let active = keys.active().await.unwrap();
+    assert_eq!(active.info, first);
+    assert!(active.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(keys.next().await.unwrap().is_none());
+    assert!(matches!(keys.activate(T1).await, Err(KeyError::NoNextKey)));
+
+    let next = keys.rotate(ALG, T1).await.unwrap();
+    assert_eq!(next.status, KeyStatus::Next);
+    assert!(matches!(
+        keys.rotate(ALG, T1).await,
+        Err(KeyError::NextKeyExists(id)) if id == next.id
+    ));
+    assert_eq!(keys.next().await.unwrap().unwrap().info, next);
+
+    let promoted = keys.activate(T2).await.unwrap();
+    assert_eq!(promoted.id, next.id);
+    assert_eq!(promoted.activated_at, Some(T2));
+
+    // A retired-without-signing key, then a listing as another node reads it.
+    let abandoned = keys.rotate(ALG, T2).await.unwrap();
+    let retired = keys.retire_next(T2).await.unwrap();
+    assert_eq!(retired.id, abandoned.id);
+    assert!(matches!(
+        keys.retire_next(T2).await,
+        Err(KeyError::NoNextKey)
+    ));
+
+    let elsewhere = DatabaseKeyStore::new(other_node(&t).await, same_kek(&kek_text));
+    let list = elsewhere.list().await.unwrap();
+    let roles: Vec<_> = list.iter().map(|k| (k.id.as_str(), k.status)).collect();
+    assert_eq!(
+        roles,
+        [
+            (next.id.as_str(), KeyStatus::Active),
+            (abandoned.id.as_str(), KeyStatus::Retired),
+            (first.id.as_str(), KeyStatus::Retired),
+        ]
+    );
+    assert_eq!(list[0], promoted);
+    assert_eq!(list[2].retired_at, Some(T2));
+    assert_eq!(list[1].activated_at, None);
+    let active = elsewhere.active().await.unwrap();
+    assert_eq!(active.info.id, next.id);
+    let cert = active.certificate().unwrap();
+    assert_eq!(
+        hex::encode(cert.sha256_fingerprint()),
+        active.info.fingerprint_sha256
+    );
+}
+
+async fn private_keys_are_sealed_at_rest(t: TestStore) {
+    let keys = DatabaseKeyStore::new(t.store.clone(), new_kek());
+    let info = keys.load_or_generate(ALG, T0).await.unwrap();
+    let pool = raw(&t).await;
+    let row: (String, String, String, String) = sqlx::query_as(
+        "SELECT role, kek_id, certificate_pem, sealed_key FROM signing_keys WHERE id = $1",
+    )
+    .bind(&info.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(row.0, "active");
+    assert_eq!(row.1, keys.kek().id());
+    assert!(row.2.starts_with("-----BEGIN CERTIFICATE-----"));
+    let pem = keys.active().await.unwrap().key_pem;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!row.3.contains("PRIVATE KEY"));
+    assert!(!row.3.contains(&body[..40]), "the key is stored in clear");
+    // Nothing else in the table carries the key either.
+    let dump: Vec<(String, String, String, String)> =
+        sqlx::query_as("SELECT id, algorithm, fingerprint_sha256, created_at FROM signing_keys")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(dump.iter().all(|r| !format!("{r:?}").contains(&body[..40])));
+}
+
+async fn a_wrong_kek_is_named_and_refused(t: TestStore) {
+    let right = DatabaseKeyStore::new(t.store.clone(), new_kek());
+    let info = right.load_or_generate(ALG, T0).await.unwrap();
+    right.rotate(ALG, T1).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let kek_path = dir.path().join("wrong.kek");
+    let wrong_kek = Kek::create_file(&kek_path).unwrap();
+    let wrong = DatabaseKeyStore::new(other_node(&t).await, wrong_kek);
+    // Listing needs no key; anything that opens or adds a key names the KEK.
+    assert_eq!(wrong.list().await.unwrap().len(), 2);
+    let err = wrong.active().await.unwrap_err();
+    match &err {
+        KeyError::WrongKek {
+            key_id,
+            kek,
+            kek_id,
+            sealed_with,
+        } => {
+            assert_eq!(key_id, &info.id);
+            assert_eq!(kek, &KekSource::File(kek_path.clone()));
+            assert_eq!(kek_id, wrong.kek().id());
+            assert_eq!(sealed_with, right.kek().id());
+        }
+        other => panic!("expected WrongKek, got {other:?}"),
+    }
+    assert!(err.to_string().contains("wrong.kek"), "{err}");
+    assert!(matches!(wrong.next().await, Err(KeyError::WrongKek { .. })));
+    assert!(matches!(
+        wrong.load_or_generate(ALG, T1).await,
+        Err(KeyError::WrongKek { .. })
+    ));
+    assert!(matches!(
+        wrong.activate(T2).await,
+        Err(KeyError::WrongKek { .. })
+    ));
+    let err = IdpKeys::open_database(wrong, Duration::from_secs(30), ALG, T2)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::WrongKek { .. }), "{err:?}");
+    // Nothing changed: the right node still sees the rollover waiting.
+    assert_eq!(right.active().await.unwrap().info.id, info.id);
+    assert!(right.next().await.unwrap().is_some());
+
+    // A writer with the wrong KEK cannot add a next key the others could not open.
+    right.retire_next(T2).await.unwrap();
+    let wrong = DatabaseKeyStore::new(other_node(&t).await, Kek::from_file(&kek_path).unwrap());
+    assert!(matches!(
+        wrong.rotate(ALG, T2).await,
+        Err(KeyError::WrongKek { .. })
+    ));
+    assert!(right.next().await.unwrap().is_none());
+}
+
+async fn altered_or_swapped_rows_are_refused(t: TestStore) {
+    let keys = DatabaseKeyStore::new(t.store.clone(), new_kek());
+    let active = keys.load_or_generate(ALG, T0).await.unwrap();
+    let next = keys.rotate(ALG, T1).await.unwrap();
+    let pool = raw(&t).await;
+    let active_sealed = sealed_key(&pool, &active.id).await;
+    let next_sealed = sealed_key(&pool, &next.id).await;
+
+    // One byte of the ciphertext changed.
+    let mut bytes = base64_decode(&active_sealed);
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    set_sealed_key(&pool, &active.id, &base64_encode(&bytes)).await;
+    let err = keys.active().await.unwrap_err();
+    assert!(
+        matches!(&err, KeyError::Tampered { id } if *id == active.id),
+        "{err:?}"
+    );
+
+    // The two rows' sealed keys swapped: each decrypts only in its own row.
+    set_sealed_key(&pool, &active.id, &next_sealed).await;
+    set_sealed_key(&pool, &next.id, &active_sealed).await;
+    assert!(matches!(
+        keys.active().await,
+        Err(KeyError::Tampered { id }) if id == active.id
+    ));
+    assert!(matches!(
+        keys.next().await,
+        Err(KeyError::Tampered { id }) if id == next.id
+    ));
+    // ... and an activation that would sign with it is refused, leaving the roles alone.
+    assert!(matches!(
+        keys.activate(T2).await,
+        Err(KeyError::Tampered { .. })
+    ));
+    set_sealed_key(&pool, &active.id, &active_sealed).await;
+    set_sealed_key(&pool, &next.id, &next_sealed).await;
+    assert_eq!(keys.active().await.unwrap().info.id, active.id);
+
+    // Another key's certificate in the clear column: the fingerprint check catches it.
+    let next_cert: String =
+        sqlx::query_scalar("SELECT certificate_pem FROM signing_keys WHERE id = $1")
+            .bind(&next.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    sqlx::query("UPDATE signing_keys SET certificate_pem = $1 WHERE id = $2")
+        .bind(&next_cert)
+        .bind(&active.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        keys.active().await,
+        Err(KeyError::StoredCorrupt { id, reason }) if id == active.id && reason.contains("fingerprint")
+    ));
+
+    // A row relabelled with another algorithm no longer opens (the AAD names it).
+    sqlx::query("UPDATE signing_keys SET algorithm = 'rsa2048' WHERE id = $1")
+        .bind(&next.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(keys.next().await, Err(KeyError::Tampered { .. })));
+}
+
+async fn a_row_injected_without_the_kek_is_never_published(t: TestStore) {
+    let node = IdpKeys::open_database(
+        DatabaseKeyStore::new(t.store.clone(), new_kek()),
+        Duration::from_secs(30),
+        ALG,
+        T0,
+    )
+    .await
+    .unwrap();
+    // An attacker with write access and a key store of their own (another KEK) slips
+    // their key in as `next`, hoping SPs will trust it from the metadata.
+    let attacker = tempfile::tempdir().unwrap();
+    let attacker_url = latchkey_idp::config::sqlite_url(&attacker.path().join("a.db"));
+    let attacker_store = Store::open_url(&attacker_url, 1, cheap_passwords())
+        .await
+        .unwrap();
+    let theirs = DatabaseKeyStore::new(attacker_store, new_kek());
+    let their_key = theirs.load_or_generate(ALG, T1).await.unwrap();
+    let their_pool = AnyPool::connect(&attacker_url).await.unwrap();
+    let row: (String, String, String, String, String, String) = sqlx::query_as(
+        "SELECT id, algorithm, certificate_pem, fingerprint_sha256, kek_id, sealed_key \
+         FROM signing_keys",
+    )
+    .fetch_one(&their_pool)
+    .await
+    .unwrap();
+    let pool = raw(&t).await;
+    for kek_id in [row.4.clone(), node_kek_id(&pool).await] {
+        sqlx::query("DELETE FROM signing_keys WHERE role = 'next'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO signing_keys (id, algorithm, role, certificate_pem, fingerprint_sha256, \
+             kek_id, sealed_key, created_at) VALUES ($1, $2, 'next', $3, $4, $5, $6, \
+             '2026-12-01T00:00:00.000000Z')",
+        )
+        .bind(&row.0)
+        .bind(&row.1)
+        .bind(&row.2)
+        .bind(&row.3)
+        .bind(&kek_id)
+        .bind(&row.5)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE signing_keys_generation SET generation = generation + 1")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Under the attacker's KEK id it is a wrong KEK; under ours it fails to open.
+        let err = node.refresh().await.unwrap_err();
+        assert!(
+            matches!(err, KeyError::WrongKek { .. } | KeyError::Tampered { .. }),
+            "{err:?}"
+        );
+        // The node keeps publishing only its own certificate.
+        let current = node.current().unwrap();
+        assert_eq!(current.published.len(), 1);
+        assert_ne!(
+            hex::encode(current.published[0].sha256_fingerprint()),
+            their_key.fingerprint_sha256
+        );
+    }
+}
+
+async fn node_kek_id(pool: &AnyPool) -> String {
+    sqlx::query_scalar("SELECT kek_id FROM signing_keys WHERE role = 'active'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn a_second_node_follows_rotation_and_activation_after_refresh(t: TestStore) {
+    let kek_text = Kek::generate_base64();
+    let node_a = IdpKeys::open_database(
+        DatabaseKeyStore::new(t.store.clone(), same_kek(&kek_text)),
+        Duration::from_secs(30),
+        ALG,
+        T0,
+    )
+    .await
+    .unwrap();
+    let node_b = IdpKeys::open_database(
+        DatabaseKeyStore::new(other_node(&t).await, same_kek(&kek_text)),
+        Duration::from_secs(30),
+        ALG,
+        T0,
+    )
+    .await
+    .unwrap();
+    let admin = DatabaseKeyStore::new(t.store.clone(), same_kek(&kek_text));
+    let first = admin.active().await.unwrap();
+    // B found A's key rather than making its own.
+    assert_eq!(admin.list().await.unwrap().len(), 1);
+    assert!(signs_as(&node_b.current().unwrap(), &first.cert_pem));
+    // Nothing changed: the refresh is the counter read only.
+    assert!(!node_b.refresh().await.unwrap());
+
+    // Rotate (on "node A", by the CLI): after its refresh B publishes both certificates
+    // and still signs with the first key.
+    let next = admin.rotate(ALG, T1).await.unwrap();
+    let before = node_b.current().unwrap();
+    assert_eq!(before.published.len(), 1);
+    assert!(node_b.refresh().await.unwrap());
+    let during = node_b.current().unwrap();
+    assert_eq!(during.published.len(), 2);
+    assert_eq!(
+        hex::encode(during.published[1].sha256_fingerprint()),
+        next.fingerprint_sha256
+    );
+    assert!(signs_as(&during, &first.cert_pem));
+    assert!(!node_b.refresh().await.unwrap());
+    // What the handlers held before the refresh stays valid for their request.
+    assert_eq!(before.published.len(), 1);
+
+    // Activate: after its refresh B signs with the new key, and not with the old one.
+    admin.activate(T2).await.unwrap();
+    let next_cert = admin.active().await.unwrap().cert_pem;
+    assert!(signs_as(&node_b.current().unwrap(), &first.cert_pem));
+    assert!(node_b.refresh().await.unwrap());
+    let after = node_b.current().unwrap();
+    assert!(signs_as(&after, &next_cert));
+    assert!(!signs_as(&after, &first.cert_pem));
+    assert_eq!(after.published.len(), 1);
+    // Node A (whose store did the change) follows the same way.
+    assert!(node_a.refresh().await.unwrap());
+    assert!(signs_as(&node_a.current().unwrap(), &next_cert));
+    // Clones share the cache the refresh task updates.
+    let clone = node_b.clone();
+    assert!(Arc::ptr_eq(
+        &clone.current().unwrap(),
+        &node_b.current().unwrap()
+    ));
+}
+
+async fn concurrent_activations_promote_once(t: TestStore) {
+    let kek_text = Kek::generate_base64();
+    let a = DatabaseKeyStore::new(t.store.clone(), same_kek(&kek_text));
+    let b = DatabaseKeyStore::new(other_node(&t).await, same_kek(&kek_text));
+    let first = a.load_or_generate(ALG, T0).await.unwrap();
+    let next = a.rotate(ALG, T1).await.unwrap();
+    let (ra, rb) = tokio::join!(a.activate(T2), b.activate(T2));
+    let (won, lost) = match (ra, rb) {
+        (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+        other => panic!("expected exactly one activation, got {other:?}"),
+    };
+    assert_eq!(won.id, next.id);
+    assert!(matches!(lost, KeyError::NoNextKey), "{lost:?}");
+    let list = a.list().await.unwrap();
+    assert_eq!(
+        list.iter()
+            .filter(|k| k.status == KeyStatus::Active)
+            .count(),
+        1
+    );
+    assert_eq!(list[0].id, next.id);
+    assert_eq!(list[1].id, first.id);
+    assert_eq!(list[1].status, KeyStatus::Retired);
+}
+
+async fn concurrent_first_starts_agree_on_one_key(t: TestStore) {
+    let kek_text = Kek::generate_base64();
+    let a = DatabaseKeyStore::new(t.store.clone(), same_kek(&kek_text));
+    let b = DatabaseKeyStore::new(other_node(&t).await, same_kek(&kek_text));
+    let (ra, rb) = tokio::join!(a.load_or_generate(ALG, T0), b.load_or_generate(ALG, T0));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.id, rb.id);
+    assert_eq!(a.list().await.unwrap().len(), 1);
+}
+
+async fn file_keys_import_into_an_empty_database_store(t: TestStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = KeyStore::open(dir.path()).unwrap();
+    files.load_or_generate(ALG, T0).unwrap();
+    files.rotate(ALG, T1).unwrap();
+    files.activate(T2).unwrap();
+    files.rotate(KeyAlgorithm::Rsa2048, T2).unwrap();
+    let expected = files.list();
+
+    let keys = DatabaseKeyStore::new(t.store.clone(), new_kek());
+    let imported = keys.import(&files).await.unwrap();
+    assert_eq!(imported, expected);
+    assert_eq!(keys.list().await.unwrap(), expected);
+    let (file_active, db_active) = (files.active().unwrap(), keys.active().await.unwrap());
+    assert_eq!(db_active.info, file_active.info);
+    assert_eq!(*db_active.key_pem, *file_active.key_pem);
+    assert_eq!(db_active.cert_pem, file_active.cert_pem);
+    let db_next = keys.next().await.unwrap().unwrap();
+    assert_eq!(db_next.info.algorithm, KeyAlgorithm::Rsa2048);
+    assert_eq!(db_next.cert_pem, files.next().unwrap().unwrap().cert_pem);
+
+    // A second import would merge two histories: refused, nothing added.
+    assert!(matches!(
+        keys.import(&files).await,
+        Err(KeyError::ImportTargetNotEmpty { count: 3 })
+    ));
+    assert_eq!(keys.list().await.unwrap(), expected);
+    // The imported rollover goes on in the database.
+    assert_eq!(keys.activate(T2).await.unwrap().id, db_next.info.id);
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
