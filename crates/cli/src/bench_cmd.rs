@@ -49,6 +49,13 @@ pub struct Common {
     /// The `latchkey` binary to run as the server (default: this one).
     #[arg(long, value_name = "FILE")]
     server_bin: Option<PathBuf>,
+    /// The spawned server's database instead of SQLite in the throwaway directory, e.g. a
+    /// `postgres://` URL. It must be an empty database: the benchmark seeds its own users.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// The server's pool size (`[database] max_connections`; default: the backend's).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<u32>,
 }
 
 /// Options of `latchkey bench sso`.
@@ -220,10 +227,11 @@ async fn sso(args: SsoArgs) -> anyhow::Result<()> {
         }
     }
     println!(
-        "\nA flow is two requests (the start, a 303 to /saml/continue/<key>, then the 200 \
-         auto-POST page carrying the SAMLResponse); flows/s/core divides by the server's CPU \
-         seconds over the run; % issue compares that with build_response's in-process rate \
-         (aim: at least 70 %)."
+        "\nA flow is one GET with a live session (the launch, or the AuthnRequest) answered 200 \
+         with the auto-POST page carrying the SAMLResponse (a 303 to /saml/continue/<key> is \
+         followed, as a browser would); flows/s/core divides by the latchkey process's CPU \
+         seconds over the run (a PostgreSQL server's are not included); % issue compares \
+         that with build_response's in-process rate (aim: at least 70 %)."
     );
     println!(
         "afterwards: in-process RSA-2048 sign {:.0}/s per core (drift check)",

@@ -16,7 +16,7 @@
 //!
 //! [database]
 //! url = "postgres://latchkey@db/latchkey"  # default: sqlite file <data_dir>/latchkey.db
-//! max_connections = 10
+//! max_connections = 10                    # default: 10 for PostgreSQL, 4 for SQLite
 //!
 //! [password]                               # Argon2id, OWASP defaults
 //! memory_kib = 19456
@@ -111,8 +111,9 @@ impl Default for KeysConfig {
 pub struct DatabaseConfig {
     /// A `sqlite://` or `postgres://` URL; `None` means the SQLite file in the data directory.
     pub url: Option<String>,
-    /// Upper bound on pooled connections per process.
-    pub max_connections: u32,
+    /// Upper bound on pooled connections per process; `None` picks the backend's default
+    /// ([`crate::store::Backend::default_max_connections`]).
+    pub max_connections: Option<u32>,
 }
 
 /// The `[password]` section: Argon2id parameters (OWASP's recommended minimum by default).
@@ -155,7 +156,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: None,
-            max_connections: 10,
+            max_connections: None,
         }
     }
 }

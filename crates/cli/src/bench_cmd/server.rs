@@ -57,14 +57,19 @@ impl BenchServer {
         let port = free_port()?;
         let base = format!("http://127.0.0.1:{port}");
         let config_path = dir.path().join("latchkey.toml");
-        std::fs::write(
-            &config_path,
-            format!(
-                "data_dir = \"{}\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-                 base_url = \"{base}\"\ncookie_secure = false\n",
-                dir.path().join("data").display()
-            ),
-        )?;
+        let mut toml = format!(
+            "data_dir = \"{}\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+             base_url = \"{base}\"\ncookie_secure = false\n\n[database]\n",
+            dir.path().join("data").display()
+        );
+        if let Some(url) = &common.database_url {
+            // A JSON string is a valid TOML basic string (the same escapes).
+            toml.push_str(&format!("url = {}\n", serde_json::to_string(url)?));
+        }
+        if let Some(n) = common.max_connections {
+            toml.push_str(&format!("max_connections = {n}\n"));
+        }
+        std::fs::write(&config_path, toml)?;
         let config = Config::load(Some(&config_path))?;
         let app_id = seed(&config, users).await?;
         // The key is made now, so the server and this process sign with the same one.

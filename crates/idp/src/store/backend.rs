@@ -47,6 +47,19 @@ impl Backend {
         }
     }
 
+    /// The pool size when the configuration names none.
+    ///
+    /// SQLite takes one writer at a time, and each write makes every other pooled
+    /// connection re-read the pages it had cached, so a few connections do the sign-in path
+    /// with less CPU than many (measured with `latchkey bench sso`, see BENCHMARKS.md).
+    /// PostgreSQL serves each connection with its own backend process and gains from more.
+    pub fn default_max_connections(self) -> u32 {
+        match self {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 10,
+        }
+    }
+
     /// Per-database settings applied once at open.
     pub(crate) async fn prepare(self, pool: &AnyPool) -> Result<()> {
         if self == Backend::Sqlite {

@@ -72,12 +72,15 @@ impl Store {
     /// Opens the store at a database URL directly; used by [`Store::open`] and by tests.
     pub async fn open_url(
         url: &str,
-        max_connections: u32,
+        max_connections: impl Into<Option<u32>>,
         password: PasswordConfig,
     ) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let url = backend.connect_url(url);
+        let max_connections = max_connections
+            .into()
+            .unwrap_or_else(|| backend.default_max_connections());
         let mut options = AnyPoolOptions::new().max_connections(max_connections.max(1));
         if backend == Backend::Sqlite {
             // A file cannot drop the connection the way a server can, so the pool's ping
