@@ -126,7 +126,7 @@ async fn command(config: &Config, command: KeyCommand) -> anyhow::Result<()> {
         .context("opening the key store")?;
     let now = OffsetDateTime::now_utc();
     let result = match command {
-        KeyCommand::List { json } => list(&mut out, &keys.list().await?, json),
+        KeyCommand::List { json } => list(&mut out, &keys.list().await?, json, &keys.describe()),
         KeyCommand::Init { alg } => {
             let info = keys.load_or_generate(alg.into(), now).await?;
             line(
@@ -215,7 +215,7 @@ fn when(t: Option<OffsetDateTime>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn list(out: &mut impl Write, keys: &[KeyInfo], as_json: bool) -> anyhow::Result<()> {
+fn list(out: &mut impl Write, keys: &[KeyInfo], as_json: bool, place: &str) -> anyhow::Result<()> {
     if as_json {
         writeln!(out, "{}", serde_json::to_string_pretty(keys)?)?;
         return Ok(());
@@ -226,6 +226,7 @@ fn list(out: &mut impl Write, keys: &[KeyInfo], as_json: bool) -> anyhow::Result
             "no signing keys yet (run `latchkey key init` or start the server)",
         );
     }
+    writeln!(out, "key store: {place}")?;
     writeln!(
         out,
         "{:<16}  {:<7}  {:<10}  {:<20}  SHA-256 FINGERPRINT",

@@ -137,6 +137,12 @@ fn database_store_rollover_through_the_cli() {
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0]["status"], "active");
     assert_eq!(keys[1]["status"], "next");
+    let table = ok(d, &["key", "list"]);
+    assert!(
+        table.starts_with("key store: the sqlite database (key-encryption key "),
+        "{table}"
+    );
+    assert!(table.contains(keys[1]["id"].as_str().unwrap()), "{table}");
     let next_cert = ok(d, &["key", "cert", "--next"]);
     assert!(next_cert.starts_with("-----BEGIN CERTIFICATE-----"));
 
