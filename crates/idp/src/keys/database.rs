@@ -256,6 +256,34 @@ impl DatabaseKeyStore {
         Ok(imported)
     }
 
+    /// Re-seals every key under `new` in one transaction, for replacing the KEK (a KEK
+    /// that may have leaked, or a routine change). Every row must open under the current
+    /// KEK first, so a damaged row stops the change before anything is written. Nodes
+    /// still holding the old KEK keep signing with the keys they loaded and log the
+    /// `WrongKek` of each refresh until they are restarted with the new one. Returns how
+    /// many keys were re-sealed.
+    pub async fn rewrap(&self, new: &Kek) -> Result<usize, KeyError> {
+        let mut tx = self.begin_change().await?;
+        let keys = read_all_in(&mut tx).await?;
+        for key in &keys {
+            let material = self.open(key)?;
+            let binding = KeyBinding {
+                id: &key.record.id,
+                algorithm: key.record.algorithm,
+                fingerprint_sha256: &key.record.fingerprint_sha256,
+            };
+            let sealed = new.seal(&binding, material.key_pem.as_bytes())?;
+            sqlx::query("UPDATE signing_keys SET kek_id = $1, sealed_key = $2 WHERE id = $3")
+                .bind(new.id())
+                .bind(sealed)
+                .bind(&key.record.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(keys.len())
+    }
+
     /// Opens a write transaction and bumps the generation (see the module docs).
     async fn begin_change(&self) -> Result<WriteTx, KeyError> {
         let mut tx = self.store.begin().await?;

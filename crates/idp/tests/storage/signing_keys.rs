@@ -34,6 +34,7 @@ on_both_backends!(
     concurrent_activations_promote_once,
     concurrent_first_starts_agree_on_one_key,
     file_keys_import_into_an_empty_database_store,
+    rewrap_moves_every_key_to_the_new_kek,
 );
 
 fn new_kek() -> Kek {
@@ -499,6 +500,66 @@ async fn file_keys_import_into_an_empty_database_store(t: TestStore) {
     assert_eq!(keys.list().await.unwrap(), expected);
     // The imported rollover goes on in the database.
     assert_eq!(keys.activate(T2).await.unwrap().id, db_next.info.id);
+}
+
+async fn rewrap_moves_every_key_to_the_new_kek(t: TestStore) {
+    let (old_text, new_text) = (Kek::generate_base64(), Kek::generate_base64());
+    let old = DatabaseKeyStore::new(t.store.clone(), same_kek(&old_text));
+    let node = IdpKeys::open_database(
+        DatabaseKeyStore::new(other_node(&t).await, same_kek(&old_text)),
+        Duration::from_secs(30),
+        ALG,
+        T0,
+    )
+    .await
+    .unwrap();
+    old.rotate(ALG, T1).await.unwrap();
+    old.activate(T1).await.unwrap();
+    old.rotate(ALG, T2).await.unwrap();
+    let before = old.active().await.unwrap();
+    assert!(node.refresh().await.unwrap());
+
+    assert_eq!(old.rewrap(&same_kek(&new_text)).await.unwrap(), 3);
+    let new = DatabaseKeyStore::new(other_node(&t).await, same_kek(&new_text));
+    let after = new.active().await.unwrap();
+    assert_eq!(*after.key_pem, *before.key_pem);
+    assert!(new.next().await.unwrap().is_some());
+    let pool = raw(&t).await;
+    let kek_ids: Vec<String> = sqlx::query_scalar("SELECT kek_id FROM signing_keys")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kek_ids.len(), 3);
+    assert!(kek_ids.iter().all(|id| id == new.kek().id()));
+    // The old KEK no longer opens anything, and a rollover through it is refused.
+    assert!(matches!(old.active().await, Err(KeyError::WrongKek { .. })));
+    assert!(matches!(
+        old.activate(T2).await,
+        Err(KeyError::WrongKek { .. })
+    ));
+    // A node still on the old KEK reports it and keeps signing with what it loaded.
+    assert!(matches!(
+        node.refresh().await,
+        Err(KeyError::WrongKek { .. })
+    ));
+    assert!(signs_as(&node.current().unwrap(), &before.cert_pem));
+    assert_eq!(node.current().unwrap().published.len(), 2);
+
+    // A damaged row stops a rewrap before anything is written.
+    let active_sealed = sealed_key(&pool, &after.info.id).await;
+    let mut bytes = base64_decode(&active_sealed);
+    bytes[20] ^= 0x80;
+    set_sealed_key(&pool, &after.info.id, &base64_encode(&bytes)).await;
+    let third = Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap();
+    assert!(matches!(
+        new.rewrap(&third).await,
+        Err(KeyError::Tampered { .. })
+    ));
+    let kek_ids: Vec<String> = sqlx::query_scalar("SELECT kek_id FROM signing_keys")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(kek_ids.iter().all(|id| id == new.kek().id()));
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
