@@ -5,15 +5,16 @@
 //! SP has refreshed the metadata, then `key activate` (the next key starts signing). With
 //! the database store, every node picks the change up within `[keys] refresh_seconds`.
 //! Moving from files to the database: `key new-kek FILE`, `[keys] kek_file = FILE`,
-//! `key import-files`, then `[keys] store = "database"` on every node.
+//! `key import-files`, then `[keys] store = "database"` on every node. Replacing the KEK:
+//! `key new-kek NEW`, `key rewrap --new-kek NEW`, then `kek_file = NEW` and a restart per node.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use latchkey_idp::config::ProcessEnv;
+use latchkey_idp::config::{KeyStoreKind, ProcessEnv};
 use latchkey_idp::keys::{DatabaseKeyStore, Kek, KeyAlgorithm, KeyInfo, KeyStore, Keyring};
 use latchkey_idp::{Config, Store};
 use time::OffsetDateTime;
@@ -68,6 +69,13 @@ pub enum KeyCommand {
         /// Where to write it; name it in `[keys] kek_file`.
         file: PathBuf,
     },
+    /// Re-seal every database key under the KEK in FILE (from `key new-kek`); then give
+    /// every node that KEK and restart it. Until then nodes keep signing with loaded keys.
+    Rewrap {
+        /// The new key-encryption key; the current one comes from the configuration.
+        #[arg(long, value_name = "FILE")]
+        new_kek: PathBuf,
+    },
 }
 
 /// Key algorithms offered on the command line.
@@ -107,6 +115,7 @@ async fn command(config: &Config, command: KeyCommand) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
         KeyCommand::ImportFiles => return import_files(config, &mut out).await,
+        KeyCommand::Rewrap { new_kek } => return rewrap(config, &new_kek, &mut out).await,
         KeyCommand::NewKek { file } => {
             let kek = Kek::create_file(&file)?;
             return line(
@@ -165,10 +174,37 @@ async fn command(config: &Config, command: KeyCommand) -> anyhow::Result<()> {
             };
             write!(out, "{}", material.cert_pem).map_err(anyhow::Error::from)
         }
-        KeyCommand::ImportFiles | KeyCommand::NewKek { .. } => Ok(()),
+        KeyCommand::ImportFiles | KeyCommand::NewKek { .. } | KeyCommand::Rewrap { .. } => Ok(()),
     };
     keys.close().await;
     result
+}
+
+/// `key rewrap`: database store only (files have no KEK).
+async fn rewrap(config: &Config, new_kek: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    if config.keys.store != KeyStoreKind::Database {
+        anyhow::bail!("key rewrap needs [keys] store = \"database\"; file keys are not sealed");
+    }
+    let new = Kek::from_file(new_kek)?;
+    let Keyring::Database(keys) = Keyring::open(config, &ProcessEnv)
+        .await
+        .context("opening the key store")?
+    else {
+        anyhow::bail!("key rewrap needs [keys] store = \"database\"; file keys are not sealed");
+    };
+    let result = keys.rewrap(&new).await;
+    keys.store().close().await;
+    let count = result?;
+    line(
+        out,
+        &format!(
+            "{count} key(s) re-sealed from key-encryption key {} to {}; set [keys] kek_file = \
+             {:?} (or $LATCHKEY_KEK) on every node and restart it",
+            keys.kek().id(),
+            new.id(),
+            new_kek.display().to_string()
+        ),
+    )
 }
 
 /// `key import-files`: works whatever `[keys] store` says, so the keys can be copied

@@ -164,6 +164,18 @@ fn database_store_rollover_through_the_cli() {
     // The keys are in the database, not in files.
     assert!(!d.join("latchkey-data/keys").exists());
 
+    // Replacing the KEK: re-seal under a new one, then point the nodes at it.
+    ok(d, &["key", "new-kek", "kek2"]);
+    let rewrapped = ok(d, &["key", "rewrap", "--new-kek", "kek2"]);
+    assert!(rewrapped.starts_with("3 key(s) re-sealed"), "{rewrapped}");
+    let err = fails(d, &["key", "cert"]);
+    assert!(err.contains("sealed with"), "{err}");
+    write_config(d, "[keys]\nstore = \"database\"\nkek_file = \"kek2\"\n");
+    assert_eq!(ok(d, &["key", "cert"]), next_cert);
+    ok(d, &["key", "rewrap", "--new-kek", "kek"]);
+    write_config(d, DATABASE);
+    assert_eq!(ok(d, &["key", "cert"]), next_cert);
+
     // Another KEK (from the environment, which wins over the file) is named, not garbage.
     let other = base64_of([7u8; 32]);
     let err = fails_env(d, &["key", "cert"], &[("LATCHKEY_KEK", &other)]);
@@ -216,6 +228,19 @@ fn key_store_settings_are_checked() {
     assert!(err.contains("vault"), "{err}");
 
     let dir = workdir("");
+    let err = fails(dir.path(), &["key", "rewrap", "--new-kek", "kek"]);
+    assert!(err.contains("store = \"database\""), "{err}");
+    let kek = base64_of([9u8; 32]);
+    let database = [
+        ("LATCHKEY_KEY_STORE", "database"),
+        ("LATCHKEY_KEK", kek.as_str()),
+    ];
+    let err = fails_env(
+        dir.path(),
+        &["key", "rewrap", "--new-kek", "missing"],
+        &database,
+    );
+    assert!(err.contains("missing"), "{err}");
     let err = fails_env(
         dir.path(),
         &["key", "list"],
@@ -229,11 +254,10 @@ fn key_store_settings_are_checked() {
         &[("LATCHKEY_KEY_STORE", "database")],
     );
     assert!(err.contains("kek"), "{err}");
-    let kek = base64_of([9u8; 32]);
     let out = latchkey_env(
         dir.path(),
         &["key", "init", "--alg", "ecdsa-p256"],
-        &[("LATCHKEY_KEY_STORE", "database"), ("LATCHKEY_KEK", &kek)],
+        &database,
     );
     assert!(
         out.status.success(),
