@@ -47,7 +47,8 @@ enum Command {
     /// Connector templates shipped in the binary.
     #[command(subcommand)]
     Template(catalog_cmd::TemplateCommand),
-    /// The IdP's signing keys (list, init, rotate, activate, cert).
+    /// The IdP's signing keys (list, init, rotate, activate, retire-next, cert, import-files,
+    /// new-kek, rewrap).
     Key(keys_cmd::KeyArgs),
     /// Admin API tokens (create, list, revoke).
     Token(token_cmd::TokenArgs),

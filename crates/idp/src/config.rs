@@ -106,7 +106,7 @@ impl Default for KeysConfig {
 
 /// The `[database]` section. `Debug` hides a password in the URL, so logging the
 /// configuration at start-up cannot leak it.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// A `sqlite://` or `postgres://` URL; `None` means the SQLite file in the data directory.
@@ -149,15 +149,6 @@ impl std::fmt::Debug for DatabaseConfig {
             )
             .field("max_connections", &self.max_connections)
             .finish()
-    }
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        DatabaseConfig {
-            url: None,
-            max_connections: None,
-        }
     }
 }
 

@@ -52,6 +52,9 @@ pub struct Store {
 /// A write transaction. Dropping it without [`Store::commit`] rolls everything back.
 pub(crate) type WriteTx = Transaction<'static, sqlx::Any>;
 
+/// How long a server connection may sit in the pool before it is pinged on checkout.
+const PING_WHEN_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Store {
     /// Opens (creating if needed) the store the configuration names and applies migrations.
     pub async fn open(config: &Config) -> Result<Store> {
@@ -81,12 +84,25 @@ impl Store {
         let max_connections = max_connections
             .into()
             .unwrap_or_else(|| backend.default_max_connections());
-        let mut options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+        // sqlx pings every connection before each checkout by default: a round trip per
+        // statement (to the worker thread with SQLite, to the server with PostgreSQL). A
+        // file cannot drop a connection, so SQLite's are never pinged; a server's are pinged
+        // only after they sat idle (a restart or a firewall may have cut them meanwhile),
+        // as HikariCP does. Under load connections are never idle that long.
+        let mut options = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .test_before_acquire(false);
+        if backend == Backend::Postgres {
+            options = options.before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            });
+        }
         if backend == Backend::Sqlite {
-            // A file cannot drop the connection the way a server can, so the pool's ping
-            // before every checkout only costs a round trip to the connection's worker
-            // thread (two context switches per statement).
-            options = options.test_before_acquire(false);
             // Under WAL, NORMAL syncs at checkpoints instead of at every commit: a power cut
             // may lose the last commits (sessions, audit lines) but never corrupts the file,
             // and every sign-in stops paying an fsync per write.
