@@ -241,6 +241,13 @@ pub struct Tile {
     pub default_relay_state: Option<String>,
     /// Whether the tile is shown (hidden apps are still usable SP-initiated).
     pub visible: bool,
+    /// The application's own sign-in start page: when set, the tile links there and the
+    /// application sends an AuthnRequest (SP-initiated), which SPs prefer to an unsolicited
+    /// Response (they can bind it to a request they made). `/saml/init/{id}` keeps working
+    /// either way. `https://`, or `http://` on a loopback host only. Absent in data written
+    /// before the field existed.
+    #[serde(default)]
+    pub login_url: Option<String>,
 }
 
 impl Default for Tile {
@@ -250,6 +257,7 @@ impl Default for Tile {
             icon_url: None,
             default_relay_state: None,
             visible: true,
+            login_url: None,
         }
     }
 }

@@ -43,6 +43,53 @@ pub(crate) fn http_url(field: &'static str, raw: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
+/// Longest tile login URL kept (browsers and proxies cope with far more; a sign-in start
+/// page needs far less).
+pub const MAX_LOGIN_URL: usize = 2048;
+
+/// A tile's login URL: the portal puts it in an `href` for every assigned user to click, so
+/// it must be a web page on the SP and nothing a browser would run or read locally
+/// (`javascript:`, `data:`, a relative path the IdP would serve itself). On top of
+/// [`http_url`] (absolute, a host, no credentials, no fragment): `https://`, with plain
+/// `http://` only on a loopback host, where development SPs run and nothing crosses a
+/// network; no whitespace or control characters, which URL parsers drop silently, so what
+/// is stored is exactly what was checked.
+pub(crate) fn login_url(raw: &str) -> Result<String> {
+    const FIELD: &str = "login_url";
+    let value = raw.trim();
+    if value.len() > MAX_LOGIN_URL {
+        return Err(Error::invalid(
+            FIELD,
+            format!("must be at most {MAX_LOGIN_URL} bytes"),
+        ));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid(
+            FIELD,
+            format!("{value:?} contains whitespace or control characters"),
+        ));
+    }
+    let value = http_url(FIELD, value)?;
+    let url = url::Url::parse(&value)
+        .map_err(|e| Error::invalid(FIELD, format!("{value:?} is not an absolute URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => {
+            let name = name.to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() != "https" && !loopback {
+        return Err(Error::invalid(
+            FIELD,
+            format!("{value:?} must be https:// (plain http:// only on localhost)"),
+        ));
+    }
+    Ok(value)
+}
+
 /// PEM text holding one or more certificates and nothing else.
 pub(crate) fn certificates(field: &'static str, pem_text: &str) -> Result<String> {
     let blocks =
@@ -272,6 +319,14 @@ pub(crate) fn check(mut app: NewApplication) -> Result<NewApplication> {
             format!("must be at most {MAX_RELAY_STATE} bytes of text"),
         ));
     }
+    app.tile.login_url = app
+        .tile
+        .login_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(login_url)
+        .transpose()?;
     Ok(app)
 }
 
@@ -431,5 +486,92 @@ mod tests {
         let mut a = app();
         a.acs[0].binding = Binding::HttpRedirect;
         assert_eq!(field_of(a), "acs_binding");
+    }
+
+    fn login_url_of(url: &str) -> Result<Option<String>> {
+        let mut a = app();
+        a.tile.login_url = Some(url.to_owned());
+        check(a).map(|a| a.tile.login_url)
+    }
+
+    fn refused(url: &str) -> String {
+        match login_url_of(url) {
+            Err(Error::InvalidField {
+                field: "login_url",
+                reason,
+            }) => reason,
+            other => panic!("{url:?} was not refused as login_url: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn login_url_is_https_or_loopback_http() {
+        for ok in [
+            "https://sp.example.org/users/sign_in",
+            "https://sp.example.org:8443/login?next=%2Fhome",
+            "http://localhost:8081/login",
+            "http://wiki.localhost/login",
+            "http://127.0.0.1:8082/login",
+            "http://[::1]/login",
+        ] {
+            assert_eq!(login_url_of(ok).unwrap().as_deref(), Some(ok), "{ok}");
+        }
+        // Trimmed; blank means none.
+        assert_eq!(
+            login_url_of("  https://sp.example.org/login \n")
+                .unwrap()
+                .as_deref(),
+            Some("https://sp.example.org/login")
+        );
+        assert_eq!(login_url_of("   ").unwrap(), None);
+        assert_eq!(check(app()).unwrap().tile.login_url, None);
+    }
+
+    #[test]
+    fn login_url_refuses_script_and_data_urls() {
+        assert!(refused("javascript:alert(1)").contains("http(s)"));
+        assert!(refused("JavaScript:alert(document.cookie)").contains("http(s)"));
+        assert!(refused("data:text/html,<script>alert(1)</script>").contains("http(s)"));
+        assert!(refused("vbscript:msgbox(1)").contains("http(s)"));
+        assert!(refused("file:///etc/passwd").contains("http(s)"));
+    }
+
+    #[test]
+    fn login_url_refuses_relative_urls() {
+        assert!(refused("/saml/login").contains("absolute"));
+        assert!(refused("login").contains("absolute"));
+        assert!(refused("//evil.example/login").contains("absolute"));
+        assert!(refused("https://").contains("absolute"));
+    }
+
+    #[test]
+    fn login_url_refuses_credentials() {
+        assert!(refused("https://user@sp.example.org/login").contains("credentials"));
+        assert!(refused("https://user:pw@sp.example.org/login").contains("credentials"));
+        assert!(refused("https://sp.example.org@evil.example/login").contains("credentials"));
+    }
+
+    #[test]
+    fn login_url_refuses_plain_http_off_loopback() {
+        assert!(refused("http://sp.example.org/login").contains("https://"));
+        assert!(refused("http://localhost.evil.example/login").contains("https://"));
+        assert!(refused("http://127.0.0.1.nip.io/login").contains("https://"));
+        assert!(refused("http://10.0.0.1/login").contains("https://"));
+        assert!(refused("ftp://localhost/login").contains("http(s)"));
+    }
+
+    #[test]
+    fn login_url_refuses_hidden_characters_fragments_and_length() {
+        assert!(refused("https://sp.example.org/log\tin").contains("control"));
+        assert!(refused("java\nscript:alert(1)").contains("control"));
+        assert!(refused("https://sp.example.org/log in").contains("whitespace"));
+        assert!(refused("https://sp.example.org/login#x").contains("fragment"));
+        let long = format!("https://sp.example.org/{}", "a".repeat(MAX_LOGIN_URL));
+        assert!(refused(&long).contains("at most"));
+        let longest = format!(
+            "https://sp.example.org/{}",
+            "a".repeat(MAX_LOGIN_URL - "https://sp.example.org/".len())
+        );
+        assert_eq!(login_url_of(&longest).unwrap(), Some(longest));
     }
 }
