@@ -112,6 +112,11 @@ pub struct Template {
     pub acs_url: Option<UrlPattern>,
     /// The application's SP entity ID, with placeholders.
     pub entity_id: Option<UrlPattern>,
+    /// The page of the application that starts an SP-initiated sign-in, with
+    /// placeholders (only those of the ACS URL and entity ID, so filling those fills
+    /// this); it becomes the portal tile's login URL. Given only where the vendor
+    /// documents one.
+    pub login_url: Option<UrlPattern>,
     /// Sign the whole `<Response>`.
     pub sign_response: bool,
     /// Sign the `<Assertion>`.
@@ -132,18 +137,20 @@ impl Template {
         self.attributes.iter().find(|a| a.name == name)
     }
 
-    /// All placeholders of the ACS URL and entity ID, without duplicates.
+    /// All placeholders of the ACS URL, entity ID and login URL, without duplicates.
     pub fn placeholders(&self) -> BTreeSet<String> {
         self.acs_url
             .iter()
             .chain(self.entity_id.iter())
+            .chain(self.login_url.iter())
             .flat_map(UrlPattern::placeholders)
             .collect()
     }
 
     /// Sets what the template decides on an application being registered: NameID
     /// policy, released attributes and signing. Endpoints, certificates and the tile
-    /// stay as the caller made them.
+    /// stay as the caller made them (the login URL is a pattern too: see
+    /// [`Template::application`]).
     pub fn apply_to(&self, app: &mut NewApplication) {
         app.name_id = self.name_id.clone();
         app.attributes = self.attributes.clone();
@@ -172,6 +179,11 @@ impl Template {
             self.display_name.clone(),
             acs.fill(placeholders)?,
         );
+        app.tile.login_url = self
+            .login_url
+            .as_ref()
+            .map(|p| p.fill(placeholders))
+            .transpose()?;
         self.apply_to(&mut app);
         Ok(app)
     }
@@ -216,6 +228,7 @@ struct RawNameId {
 struct RawSp {
     acs_url: Option<String>,
     entity_id: Option<String>,
+    login_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,6 +334,36 @@ pub(super) fn parse(file_stem: &str, text: &str) -> Result<Template, CatalogErro
         .map(UrlPattern::parse)
         .transpose()
         .map_err(invalid)?;
+    let login_url = raw
+        .sp
+        .login_url
+        .as_deref()
+        .map(UrlPattern::parse)
+        .transpose()
+        .map_err(invalid)?;
+    if let Some(login) = &login_url {
+        // Filled only when the application is made from the ACS URL and entity ID, and
+        // with their values: a placeholder of its own would never be asked for.
+        let known: BTreeSet<String> = acs_url
+            .iter()
+            .chain(entity_id.iter())
+            .flat_map(UrlPattern::placeholders)
+            .collect();
+        if acs_url.is_none() || entity_id.is_none() {
+            return Err(invalid(
+                "sp.login_url needs sp.acs_url and sp.entity_id".into(),
+            ));
+        }
+        if let Some(own) = login
+            .placeholders()
+            .into_iter()
+            .find(|p| !known.contains(p))
+        {
+            return Err(invalid(format!(
+                "sp.login_url placeholder {{{own}}} is not in acs_url or entity_id"
+            )));
+        }
+    }
 
     let mut seen = BTreeSet::new();
     let mut attributes = Vec::with_capacity(raw.attributes.len());
@@ -350,6 +393,7 @@ pub(super) fn parse(file_stem: &str, text: &str) -> Result<Template, CatalogErro
         name_id,
         acs_url,
         entity_id,
+        login_url,
         sign_response: raw.sign_response,
         sign_assertion: raw.sign_assertion,
         attributes,

@@ -358,3 +358,61 @@ fn a_template_becomes_an_application_the_registry_accepts() {
         })
     ));
 }
+
+#[test]
+fn login_url_patterns_fill_the_tile_with_the_acs_placeholders() {
+    let gitlab = get("gitlab").unwrap();
+    assert_eq!(
+        gitlab.login_url.as_ref().map(UrlPattern::as_str),
+        Some("https://{gitlab_host}/users/sign_in")
+    );
+    let app = gitlab
+        .application(&[("gitlab_host", "git.example.org")])
+        .unwrap();
+    assert_eq!(
+        app.tile.login_url.as_deref(),
+        Some("https://git.example.org/users/sign_in")
+    );
+    let wiki = get("latchkey-wiki")
+        .unwrap()
+        .application(&[("wiki_base_url", "http://localhost:8081")])
+        .unwrap();
+    assert_eq!(
+        crate::apps::rules::check(wiki)
+            .unwrap()
+            .tile
+            .login_url
+            .as_deref(),
+        Some("http://localhost:8081/login")
+    );
+    // A template without one leaves the tile launching IdP-initiated.
+    let grafana = get("grafana").unwrap();
+    assert!(grafana.login_url.is_none());
+    let app = grafana
+        .application(&[("grafana_host", "grafana.example.org")])
+        .unwrap();
+    assert_eq!(app.tile.login_url, None);
+}
+
+#[test]
+fn login_url_pattern_rules() {
+    let sp = |body: &str| with(&format!("[sp]\n{body}"));
+    let ok = sp(
+        "acs_url = \"https://{host}/acs\"\nentity_id = \"https://{host}\"\nlogin_url = \"https://{host}/login\"",
+    )
+    .unwrap();
+    assert_eq!(ok.placeholders().into_iter().collect::<Vec<_>>(), ["host"]);
+    assert!(
+        reason(sp(
+            "acs_url = \"https://{host}/acs\"\nentity_id = \"https://{host}\"\nlogin_url = \"https://{tenant}/login\""
+        ))
+        .contains("{tenant} is not in acs_url or entity_id")
+    );
+    assert!(reason(sp("login_url = \"https://example.org/login\"")).contains("needs sp.acs_url"));
+    assert!(
+        reason(sp(
+            "acs_url = \"https://{host}/acs\"\nentity_id = \"https://{host}\"\nlogin_url = \"https://{host}}/login\""
+        ))
+        .contains("unbalanced")
+    );
+}
