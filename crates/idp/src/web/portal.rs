@@ -1,10 +1,13 @@
 //! The user portal: one tile per application the user may use, and IdP-initiated launch.
 //!
 //! The portal lists exactly what [`crate::apps::Apps::for_user`] returns (visible tiles
-//! only); a tile launches `/saml/init/{app}`, which answers an unsolicited sign-in for the
-//! app's default ACS exactly as an SP-initiated one is answered
+//! only). A tile whose application has a login URL of its own links there: the application
+//! then starts an SP-initiated sign-in, which SPs prefer (the Response answers a request
+//! they made). Any other tile launches `/saml/init/{app}`, which answers an unsolicited
+//! sign-in for the app's default ACS exactly as an SP-initiated one is answered
 //! ([`super::saml::answer_or_park`]), so the access policy and the session rules are
-//! applied in one place.
+//! applied in one place. `/saml/init/{app}` works for every application, login URL or not
+//! (admins and bookmarks use it).
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -12,6 +15,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::html::{escape, page};
 use super::{WebError, WebState, cookies};
+use crate::apps::Application;
 use crate::error::Error;
 use crate::ids::AppId;
 use crate::sso::PendingRequest;
@@ -37,10 +41,7 @@ pub async fn portal(
     } else {
         body.push_str("<ul class=\"tiles\">\n");
         for app in visible {
-            body.push_str(&format!(
-                "<li><a href=\"/saml/init/{}\">",
-                escape(&app.id.to_string())
-            ));
+            body.push_str(&format!("<li><a href=\"{}\">", escape(&tile_target(app))));
             if let Some(icon) = &app.settings.tile.icon_url {
                 body.push_str(&format!("<img src=\"{}\" alt=\"\"> ", escape(icon)));
             }
@@ -70,6 +71,22 @@ pub async fn portal(
     Ok(response)
 }
 
+/// Where a tile sends the browser: the application's login URL, or IdP-initiated launch.
+///
+/// # Security
+/// The login URL was checked when it was stored; it is checked again here so that a row
+/// changed behind the registry's back (a hand-edited database, an old restore) still never
+/// puts a `javascript:` or `data:` URL in front of every assigned user: such a tile falls
+/// back to `/saml/init/{app}`.
+fn tile_target(app: &Application) -> String {
+    app.settings
+        .tile
+        .login_url
+        .as_deref()
+        .and_then(|url| crate::apps::rules::login_url(url).ok())
+        .unwrap_or_else(|| format!("/saml/init/{}", app.id))
+}
+
 /// GET /saml/init/{app}
 pub async fn launch(
     State(state): State<WebState>,
@@ -94,4 +111,54 @@ pub async fn launch(
         is_passive: false,
     };
     super::saml::answer_or_park(&state, &headers, &app, pending).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::NewApplication;
+
+    fn app_with(login_url: Option<&str>) -> Application {
+        let mut settings = NewApplication::new(
+            "https://sp.example.org",
+            "Wiki",
+            "https://sp.example.org/acs",
+        );
+        settings.tile.login_url = login_url.map(str::to_owned);
+        let now = crate::store::timestamp::now();
+        Application {
+            id: AppId::new_random(),
+            settings,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_tile_goes_to_its_login_url_or_to_idp_initiated_launch() {
+        let app = app_with(Some("https://sp.example.org/login"));
+        assert_eq!(tile_target(&app), "https://sp.example.org/login");
+        let app = app_with(None);
+        assert_eq!(tile_target(&app), format!("/saml/init/{}", app.id));
+    }
+
+    /// A row written behind the registry's back never becomes a script or off-rule link.
+    #[test]
+    fn a_stored_login_url_the_rules_refuse_falls_back_to_idp_initiated_launch() {
+        for bad in [
+            "javascript:alert(document.cookie)",
+            "data:text/html,<script>alert(1)</script>",
+            "//evil.example/login",
+            "http://evil.example/login",
+            "https://user:pw@sp.example.org/login",
+            "",
+        ] {
+            let app = app_with(Some(bad));
+            assert_eq!(
+                tile_target(&app),
+                format!("/saml/init/{}", app.id),
+                "{bad:?}"
+            );
+        }
+    }
 }

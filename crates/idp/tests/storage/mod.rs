@@ -9,6 +9,7 @@ mod groups;
 mod import;
 mod metadata_import;
 mod signing_keys;
+mod tile_login_url;
 mod users;
 
 use latchkey_idp::{Actor, Store};

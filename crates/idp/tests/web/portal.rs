@@ -107,3 +107,136 @@ async fn launch_without_a_session_signs_in_first_and_unassigned_users_are_denied
     let page = b.get("/saml/continue/%FF%FE").await;
     assert_eq!(page.error_code(), Some("WEB-NOT-FOUND"));
 }
+
+/// A login URL with every character HTML gives meaning to (the URL parser accepts them in
+/// a query); the registry stores it as typed, so the portal must escape it.
+const LOGIN_URL: &str = "https://sp.example.com/login?next=/a&x=<b>\"q\"'";
+
+async fn with_login_url(idp: &Idp, url: &str) {
+    idp.store
+        .apps()
+        .update(&Actor::system(), idp.app.id, |a| {
+            a.tile.login_url = Some(url.into())
+        })
+        .await
+        .unwrap();
+}
+
+/// The `href` of the portal tile whose text holds `name`.
+fn tile_href<'p>(page: &'p str, name: &str) -> &'p str {
+    let tile = page
+        .split("<li>")
+        .find(|li| li.contains(&format!("<strong>{name}</strong>")))
+        .unwrap_or_else(|| panic!("no tile for {name}: {page}"));
+    let start = tile.find("<a href=\"").unwrap() + "<a href=\"".len();
+    let end = tile[start..].find('"').unwrap() + start;
+    &tile[start..end]
+}
+
+#[tokio::test]
+async fn a_tile_with_a_login_url_links_there_escaped_and_the_others_launch_idp_initiated() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let page = b.get("/portal").await;
+    assert_eq!(
+        tile_href(&page.body, "Wiki"),
+        format!("/saml/init/{}", idp.app.id)
+    );
+
+    with_login_url(&idp, LOGIN_URL).await;
+    let page = b.get("/portal").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        tile_href(&page.body, "Wiki"),
+        "https://sp.example.com/login?next=/a&amp;x=&lt;b&gt;&quot;q&quot;&#39;"
+    );
+    assert!(!page.body.contains("<b>"), "{}", page.body);
+    assert!(
+        !page.body.contains(&format!("/saml/init/{}", idp.app.id)),
+        "{}",
+        page.body
+    );
+    // The app without one still launches IdP-initiated.
+    assert_eq!(
+        tile_href(&page.body, "Tracker"),
+        format!("/saml/init/{}", idp.signed_app.id)
+    );
+    // Following a link is not something the portal's CSP restricts (form-action covers
+    // forms; there is no navigate-to): the policy is the strict default, unchanged.
+    let csp = page.headers[axum::http::header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("form-action 'self'"), "{csp}");
+    assert!(!csp.contains("navigate-to"), "{csp}");
+
+    // Cleared, the tile launches IdP-initiated again.
+    idp.store
+        .apps()
+        .update(&Actor::system(), idp.app.id, |a| a.tile.login_url = None)
+        .await
+        .unwrap();
+    let page = b.get("/portal").await;
+    assert_eq!(
+        tile_href(&page.body, "Wiki"),
+        format!("/saml/init/{}", idp.app.id)
+    );
+}
+
+#[tokio::test]
+async fn saml_init_still_signs_in_to_an_app_with_a_login_url() {
+    let idp = idp().await;
+    with_login_url(&idp, "https://sp.example.com/login").await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let page = b.get(&format!("/saml/init/{}", idp.app.id)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.field("RelayState").as_deref(), Some("/welcome"));
+    let subject = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), None).unwrap();
+    assert!(subject.in_response_to.is_none());
+
+    // And it still applies the access policy: bob is not assigned.
+    let mut b = Browser::new(&idp);
+    b.login("bob", PASSWORD, None).await;
+    let page = b.go(&format!("/saml/init/{}", idp.app.id)).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(page.error_code(), Some("SSO-DENIED"));
+}
+
+#[tokio::test]
+async fn a_login_url_the_rules_refuse_is_not_stored_and_the_tile_is_unchanged() {
+    let idp = idp().await;
+    for bad in [
+        "javascript:alert(document.cookie)",
+        "data:text/html,<script>alert(1)</script>",
+        "/saml/init/x",
+        "http://sp.example.com/login",
+        "https://admin:pw@sp.example.com/login",
+    ] {
+        let err = idp
+            .store
+            .apps()
+            .update(&Actor::system(), idp.app.id, |a| {
+                a.tile.login_url = Some(bad.into())
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                latchkey_idp::Error::InvalidField {
+                    field: "login_url",
+                    ..
+                }
+            ),
+            "{bad}: {err:?}"
+        );
+    }
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let page = b.get("/portal").await;
+    assert_eq!(
+        tile_href(&page.body, "Wiki"),
+        format!("/saml/init/{}", idp.app.id)
+    );
+}
