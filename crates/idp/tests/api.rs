@@ -1064,3 +1064,92 @@ async fn application_encryption_settings(t: TestStore) {
     assert_eq!(s, StatusCode::OK, "{replaced}");
     assert_eq!(replaced["encryption_methods"], json!([]));
 }
+
+on_both_backends!(application_tile_login_url);
+
+/// The tile's login URL over the API: set on create, shown, replaced, left out (cleared)
+/// like every other field; refused as a typed 422 naming `login_url`, with nothing
+/// recorded; filled from a template's pattern; listed with the template.
+async fn application_tile_login_url(t: TestStore) {
+    let a = api(t).await;
+    let mut crm = json!({
+        "entity_id": "https://crm.example.org/saml",
+        "name": "CRM",
+        "acs": [{"url": "https://crm.example.org/saml/acs"}],
+        "tile": {"description": "Customers", "login_url": "https://crm.example.org/sso/start"},
+    });
+    let (s, app) = a
+        .call(Method::POST, "/api/v1/apps", Some(crm.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{app}");
+    assert_eq!(
+        app["tile"]["login_url"],
+        "https://crm.example.org/sso/start"
+    );
+    assert_eq!(app["tile"]["description"], "Customers");
+    let id = app["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        a.get(&format!("/api/v1/apps/{id}")).await.1["tile"]["login_url"],
+        "https://crm.example.org/sso/start"
+    );
+
+    let events = a.audit_count().await;
+    for bad in [
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "/sso/start",
+        "http://crm.example.org/sso/start",
+        "https://me:pw@crm.example.org/sso/start",
+    ] {
+        let mut body = crm.clone();
+        body["tile"]["login_url"] = json!(bad);
+        let resp = a
+            .call(Method::PUT, &format!("/api/v1/apps/{id}"), Some(body))
+            .await;
+        assert_error(&resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+        assert_eq!(resp.1["field"], "login_url", "{bad}");
+    }
+    let mut body = crm.clone();
+    body["tile"]["login_url"] = json!("javascript:alert(1)");
+    body["entity_id"] = json!("https://other.example.org/saml");
+    let resp = a.call(Method::POST, "/api/v1/apps", Some(body)).await;
+    assert_error(&resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(resp.1["field"], "login_url");
+    assert_eq!(a.audit_count().await, events);
+
+    crm["tile"]["login_url"] = json!("http://127.0.0.1:9000/login");
+    let (s, replaced) = a
+        .call(
+            Method::PUT,
+            &format!("/api/v1/apps/{id}"),
+            Some(crm.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["tile"]["login_url"], "http://127.0.0.1:9000/login");
+
+    // A replacement whose tile leaves it out has none.
+    crm["tile"].as_object_mut().unwrap().remove("login_url");
+    let (s, replaced) = a
+        .call(Method::PUT, &format!("/api/v1/apps/{id}"), Some(crm))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["tile"]["login_url"], Value::Null);
+    assert_eq!(a.audit_count().await, events + 2);
+
+    // From a template: its pattern, filled with the same placeholder as the ACS URL.
+    let (_, tpl) = a.get("/api/v1/templates/gitlab").await;
+    assert_eq!(tpl["login_url"], "https://{gitlab_host}/users/sign_in");
+    let (s, gitlab) = a
+        .call(
+            Method::POST,
+            "/api/v1/apps/from-template",
+            Some(json!({"template": "gitlab", "placeholders": {"gitlab_host": "git.example.org"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{gitlab}");
+    assert_eq!(
+        gitlab["tile"]["login_url"],
+        "https://git.example.org/users/sign_in"
+    );
+}

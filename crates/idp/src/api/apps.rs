@@ -65,6 +65,10 @@ pub struct TileDto {
     /// Whether the tile is shown (default true).
     #[serde(default = "yes")]
     pub visible: bool,
+    /// The application's own sign-in start page: the tile links there (SP-initiated)
+    /// instead of to `/saml/init/{id}`. `https://`, or `http://` on a loopback host.
+    #[serde(default)]
+    pub login_url: Option<String>,
 }
 
 fn yes() -> bool {
@@ -167,6 +171,7 @@ impl From<&NewApplication> for AppInput {
                 icon_url: s.tile.icon_url.clone(),
                 default_relay_state: s.tile.default_relay_state.clone(),
                 visible: s.tile.visible,
+                login_url: s.tile.login_url.clone(),
             }),
         }
     }
@@ -242,6 +247,7 @@ impl AppInput {
                 icon_url: t.icon_url,
                 default_relay_state: t.default_relay_state,
                 visible: t.visible,
+                login_url: t.login_url,
             },
         };
         Ok(NewApplication {
@@ -557,6 +563,9 @@ pub struct TemplateDto {
     pub acs_url: Option<String>,
     /// Entity ID pattern with `{placeholders}`.
     pub entity_id: Option<String>,
+    /// Pattern of the application's sign-in page (the tile's login URL), where the vendor
+    /// documents one.
+    pub login_url: Option<String>,
     /// Placeholders to give when creating from the template.
     pub placeholders: Vec<String>,
     /// Released attributes in text form.
@@ -577,6 +586,7 @@ impl From<Template> for TemplateDto {
             name_id_source: t.name_id.source.to_string(),
             acs_url: t.acs_url.as_ref().map(|p| p.as_str().to_owned()),
             entity_id: t.entity_id.as_ref().map(|p| p.as_str().to_owned()),
+            login_url: t.login_url.as_ref().map(|p| p.as_str().to_owned()),
             attributes: t.attributes.iter().map(ToString::to_string).collect(),
             sp_settings: t
                 .sp_settings
