@@ -276,10 +276,13 @@ async fn register_apps(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo application's definition from the metadata it serves, with its template's
+/// attribute release and its own login page on the portal tile (so a tile click starts an
+/// SP-initiated sign-in at the app, as real SPs prefer).
 async fn demo_application(template: &str) -> anyhow::Result<NewApplication> {
-    let base = match template {
-        "latchkey-wiki" => WIKI_URL,
-        _ => HELPDESK_URL,
+    let (base, placeholder) = match template {
+        "latchkey-wiki" => (WIKI_URL, "wiki_base_url"),
+        _ => (HELPDESK_URL, "helpdesk_base_url"),
     };
     let url = format!("{base}/saml/metadata");
     let xml = latchkey_sp::fetch::fetch_metadata(&url)
@@ -290,7 +293,14 @@ async fn demo_application(template: &str) -> anyhow::Result<NewApplication> {
         &SpMetadataOptions::new(time::OffsetDateTime::now_utc()),
     )
     .with_context(|| format!("cannot use the metadata at {url}"))?;
-    Ok(metadata.application(Some(&catalog::get(template)?)))
+    let template = catalog::get(template)?;
+    let mut app = metadata.application(Some(&template));
+    app.tile.login_url = template
+        .login_url
+        .as_ref()
+        .map(|p| p.fill(&[(placeholder, base)]))
+        .transpose()?;
+    Ok(app)
 }
 
 #[derive(Default)]
@@ -394,8 +404,9 @@ fn print_walkthrough(dir: &Path) -> anyhow::Result<()> {
         "\nTry it:\n\
          \x20 1. Open {WIKI_URL}/ and click \"Sign in\" as alice: the wiki has no users, and\n\
          \x20    creates hers from the assertion, with the editor role from wiki-editors.\n\
-         \x20 2. Open {IDP_URL}/portal and click the helpdesk tile: no second sign-in, and the\n\
-         \x20    helpdesk creates alice's account there too.\n\
+         \x20 2. Open {IDP_URL}/portal and click the helpdesk tile: it starts the helpdesk's own\n\
+         \x20    sign-in (SP-initiated), which needs no second password, and the helpdesk\n\
+         \x20    creates alice's account there too.\n\
          \x20 3. Make alice a wiki admin and sign in to the wiki again: her role follows.\n\
          \x20      latchkey group members add wiki-admins alice --config {cfg}\n\
          \x20    carol is in no group: the IdP refuses her with a clear page, and no app sees her.\n\

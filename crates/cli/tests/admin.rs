@@ -728,3 +728,136 @@ fn app_encryption_needs_an_rsa_certificate_and_takes_advertised_algorithms() {
     );
     assert!(err.contains("encryption_methods"), "{err}");
 }
+
+fn app_json(dir: &Path, app: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(dir, &["app", "show", app, "--json"])).unwrap()
+}
+
+#[test]
+fn app_tile_login_url_is_set_shown_refused_and_cleared() {
+    let dir = workdir();
+    let d = dir.path();
+    let entity = "https://crm.example.net/saml";
+    ok(
+        d,
+        &[
+            "app",
+            "add",
+            "--entity-id",
+            entity,
+            "--acs-url",
+            "https://crm.example.net/saml/acs",
+            "--tile-login-url",
+            "https://crm.example.net/sso/start",
+        ],
+    );
+    assert_eq!(
+        app_json(d, entity)["tile"]["login_url"],
+        "https://crm.example.net/sso/start"
+    );
+    let text = ok(d, &["app", "show", entity]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("tile login url")
+                && l.ends_with("https://crm.example.net/sso/start")),
+        "{text}"
+    );
+
+    // Refused in one line naming the field; nothing changes.
+    let before = app_json(d, entity);
+    for bad in [
+        "javascript:alert(1)",
+        "/sso/start",
+        "http://crm.example.net/sso/start",
+        "https://me:pw@crm.example.net/sso/start",
+    ] {
+        let err = fails(d, &["app", "set", entity, "--tile-login-url", bad]);
+        assert!(err.contains("invalid login_url"), "{bad}: {err}");
+    }
+    assert_eq!(app_json(d, entity), before);
+    let err = fails(
+        d,
+        &[
+            "app",
+            "add",
+            "--entity-id",
+            "https://other.example.net",
+            "--acs-url",
+            "https://other.example.net/acs",
+            "--tile-login-url",
+            "data:text/html,x",
+        ],
+    );
+    assert!(err.contains("invalid login_url"), "{err}");
+    let list: serde_json::Value = serde_json::from_str(&ok(d, &["app", "list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // Changed (a development SP on localhost), then cleared; clearing twice is no change.
+    ok(
+        d,
+        &[
+            "app",
+            "set",
+            entity,
+            "--tile-login-url",
+            "http://localhost:8081/login",
+        ],
+    );
+    assert_eq!(
+        app_json(d, entity)["tile"]["login_url"],
+        "http://localhost:8081/login"
+    );
+    ok(d, &["app", "set", entity, "--clear-tile-login-url"]);
+    assert_eq!(
+        app_json(d, entity)["tile"]["login_url"],
+        serde_json::Value::Null
+    );
+    let err = fails(d, &["app", "set", entity, "--clear-tile-login-url"]);
+    assert!(err.contains("nothing to change"), "{err}");
+    // Both at once is a usage error.
+    let out = latchkey(
+        d,
+        &[
+            "app",
+            "set",
+            entity,
+            "--clear-tile-login-url",
+            "--tile-login-url",
+            "https://crm.example.net/x",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+
+    // A template with a login URL pattern fills it; an explicit option wins.
+    ok(
+        d,
+        &[
+            "app",
+            "add",
+            "--template",
+            "gitlab",
+            "--param",
+            "gitlab_host=git.example.net",
+        ],
+    );
+    assert_eq!(
+        app_json(d, "https://git.example.net")["tile"]["login_url"],
+        "https://git.example.net/users/sign_in"
+    );
+    ok(
+        d,
+        &[
+            "app",
+            "add",
+            "--template",
+            "gitlab",
+            "--param",
+            "gitlab_host=git2.example.net",
+            "--clear-tile-login-url",
+        ],
+    );
+    assert_eq!(
+        app_json(d, "https://git2.example.net")["tile"]["login_url"],
+        serde_json::Value::Null
+    );
+}

@@ -215,6 +215,13 @@ pub struct AppFields {
     /// Show the tile on the portal.
     #[arg(long, value_name = "BOOL")]
     visible: Option<bool>,
+    /// The application's own sign-in page: the portal tile links there (SP-initiated)
+    /// instead of to the IdP's /saml/init/ID. https://, or http:// on localhost only.
+    #[arg(long, value_name = "URL")]
+    tile_login_url: Option<String>,
+    /// Forget the tile's login URL (the tile then signs in IdP-initiated).
+    #[arg(long, conflicts_with = "tile_login_url")]
+    clear_tile_login_url: bool,
 }
 
 fn read_pem(path: &Path) -> anyhow::Result<String> {
@@ -326,6 +333,12 @@ impl AppFields {
         }
         if let Some(v) = self.visible {
             app.tile.visible = v;
+        }
+        if let Some(v) = self.tile_login_url {
+            app.tile.login_url = Some(v);
+        }
+        if self.clear_tile_login_url {
+            app.tile.login_url = None;
         }
         Ok(())
     }
@@ -498,6 +511,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 ("description", opt(&s.tile.description)),
                 ("icon", opt(&s.tile.icon_url)),
                 ("relay state", opt(&s.tile.default_relay_state)),
+                ("tile login url", opt(&s.tile.login_url)),
                 ("created", output::when(app.created_at)),
                 ("updated", output::when(app.updated_at)),
             ])?;
