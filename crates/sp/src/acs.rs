@@ -1,7 +1,9 @@
 //! The AssertionConsumerService as a chain of states, each consumed by the step that makes the
 //! next, so no step can be skipped: [`VerifiedResponse`] (every profile rule passed) ->
 //! [`AcceptedAssertion`] (the replay cache took its ID) -> [`ProvisioningPlan`] (dry run) or
-//! [`SignedIn`] (the JIT engine applied the plan).
+//! [`SignedIn`] (the JIT engine applied the plan). [`VerifiedResponse::sign_in`] takes the
+//! last two steps at once, in one transaction when the replay cache and the accounts share
+//! the SP database.
 //!
 //! [`run`] chains them for an application and turns every failure into an [`AcsFailure`] with
 //! a stable code and an operation ID that is also in the log and the audit trail.
@@ -14,8 +16,10 @@ use uuid::Uuid;
 
 use latchkey_saml::profile::AuthenticatedSubject;
 
-use crate::error::Error;
-use crate::jit::{JitEngine, LoginFacts, Provisioned, ProvisioningPlan, Refusal, RefusalCode};
+use crate::error::{Error, ReplayError};
+use crate::jit::{
+    AssertionUse, JitEngine, LoginFacts, Provisioned, ProvisioningPlan, Refusal, RefusalCode,
+};
 use crate::provider::{AcsForm, ServiceProvider};
 use crate::replay::ReplayCache;
 use crate::store::{AccountStore, AccountTx, AuditEvent, AuditKind};
@@ -105,6 +109,57 @@ impl VerifiedResponse {
         cache
             .check_and_store(&self.subject.assertion_id, self.subject.replay_expiry, now)
             .await?;
+        Ok(self.accepted())
+    }
+}
+
+impl VerifiedResponse {
+    /// Records the assertion ID in `cache` and applies the JIT plan: [`Self::accept`] then
+    /// [`AcceptedAssertion::provision`], with the same outcomes.
+    ///
+    /// When `cache` and the engine's store are on one SP database (a [`SqlReplayCache`]
+    /// and a [`SqlAccountStore`](crate::store::SqlAccountStore) over clones of one
+    /// [`Database`](crate::store::Database)), both happen in the login's single
+    /// transaction: one commit instead of two, and a login that fails on a store error
+    /// leaves its assertion unused (nothing else of it was kept either).
+    ///
+    /// [`SqlReplayCache`]: crate::replay::SqlReplayCache
+    pub async fn sign_in<S: AccountStore, R: ReplayCache>(
+        self,
+        cache: &R,
+        engine: &JitEngine<S>,
+        now: OffsetDateTime,
+    ) -> Result<SignedIn, Error> {
+        let joined = match (cache.database(), engine.store().database()) {
+            (Some(cache_db), Some(store_db)) => cache_db.same_as(store_db),
+            _ => false,
+        };
+        if !joined {
+            return self.accept(cache, now).await?.provision(engine, now).await;
+        }
+        let subject = &self.subject;
+        if subject.replay_expiry <= now {
+            return Err(ReplayError::Expired(subject.assertion_id.clone()).into());
+        }
+        if let Some(db) = cache.database() {
+            db.prune_replay_cache_if_due(now).await?;
+        }
+        let accepted = self.accepted();
+        let assertion = AssertionUse {
+            id: &accepted.login.assertion_id,
+            not_on_or_after: subject.replay_expiry,
+        };
+        let provisioned = engine.login_once(&accepted.facts, assertion, now).await?;
+        Ok(SignedIn {
+            login: accepted.login,
+            provisioned,
+            return_to: accepted.return_to,
+        })
+    }
+
+    /// The next state, once the replay cache has taken the ID (or is about to, in the same
+    /// transaction as the login).
+    fn accepted(&self) -> AcceptedAssertion {
         let login = saml_login(&self.subject);
         let facts = LoginFacts {
             idp_entity_id: login.issuer.clone(),
@@ -113,11 +168,11 @@ impl VerifiedResponse {
             session_index: login.session_index.clone(),
             attributes: login.attributes.clone(),
         };
-        Ok(AcceptedAssertion {
+        AcceptedAssertion {
             login,
             facts,
-            return_to: self.return_to,
-        })
+            return_to: self.return_to.clone(),
+        }
     }
 }
 
@@ -175,7 +230,8 @@ fn saml_login(s: &AuthenticatedSubject) -> SamlLogin {
     }
 }
 
-/// The whole ACS: profile rules, then the replay cache, then JIT.
+/// The whole ACS: profile rules, then the replay cache and JIT ([`VerifiedResponse::sign_in`]:
+/// one transaction when both are in the SP database).
 ///
 /// On failure nothing is created or changed. A JIT refusal is audited by the engine; every
 /// other refusal is audited here (`acs.rejected`, with the code and detail) under a fresh
@@ -190,9 +246,7 @@ pub async fn run<S: AccountStore, R: ReplayCache>(
     let result = async {
         sp.verify_response(form, now)
             .await?
-            .accept(replay, now)
-            .await?
-            .provision(engine, now)
+            .sign_in(replay, engine, now)
             .await
     }
     .await;

@@ -26,6 +26,15 @@ pub trait ReplayCache: Send + Sync {
         not_on_or_after: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The SP database holding the entries, for a cache kept there ([`SqlReplayCache`]). When
+    /// the JIT engine's store is on the same database, [`crate::acs::run`] records the
+    /// assertion inside the login's own transaction instead of calling
+    /// [`ReplayCache::check_and_store`]: one commit per login, and the assertion is used up
+    /// exactly when the login's effects are committed.
+    fn database(&self) -> Option<&Database> {
+        None
+    }
 }
 
 /// An in-process replay cache with a bound on its size.
@@ -116,14 +125,10 @@ impl SqlReplayCache {
         Self { db }
     }
 
-    /// Deletes expired entries; returns how many. [`ReplayCache::check_and_store`] already
-    /// prunes, this is for a periodic job on quiet nodes.
+    /// Deletes expired entries; returns how many. Recording IDs already prunes about once a
+    /// minute; this is for a periodic job on quiet nodes.
     pub async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sp_replay_cache WHERE not_on_or_after <= $1")
-            .bind(crate::store::millis(now))
-            .execute(self.db.pool())
-            .await?;
-        Ok(done.rows_affected())
+        self.db.prune_replay_cache(now).await
     }
 
     /// How many entries are stored, expired or not.
@@ -136,9 +141,9 @@ impl SqlReplayCache {
 }
 
 impl ReplayCache for SqlReplayCache {
-    /// Prunes, then inserts; the primary key makes the insert the atomic test: a conflict is a
-    /// replay. Pruning first means an ID whose entry expired is accepted again, exactly as the
-    /// in-memory cache does.
+    /// One statement: the primary key makes the insert the atomic test, and an entry that
+    /// has expired is overwritten, so an ID whose entry expired is accepted again exactly as
+    /// the in-memory cache does. Expired entries are deleted about once a minute.
     async fn check_and_store(
         &self,
         assertion_id: &str,
@@ -148,20 +153,40 @@ impl ReplayCache for SqlReplayCache {
         if not_on_or_after <= now {
             return Err(ReplayError::Expired(assertion_id.to_owned()).into());
         }
-        self.prune(now).await?;
-        let done = sqlx::query(
-            "INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ($1, $2) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(assertion_id.to_owned())
-        .bind(crate::store::millis(not_on_or_after))
-        .execute(self.db.pool())
-        .await
-        .map_err(StoreError::from)?;
-        if done.rows_affected() == 1 {
+        self.db.prune_replay_cache_if_due(now).await?;
+        let mut conn = self.db.pool().acquire().await.map_err(StoreError::from)?;
+        if record(&mut conn, assertion_id, not_on_or_after, now).await? {
             Ok(())
         } else {
             Err(ReplayError::Replayed(assertion_id.to_owned()).into())
         }
     }
+
+    fn database(&self) -> Option<&Database> {
+        Some(&self.db)
+    }
+}
+
+/// Records `assertion_id` in `sp_replay_cache` on `conn` (inside whatever transaction it is
+/// in); `false` when an unexpired entry already holds it (a replay).
+///
+/// Of two concurrent calls with one ID, the unique key lets exactly one insert; the other
+/// waits for it (PostgreSQL) or for the write lock (SQLite) and then sees it.
+pub(crate) async fn record(
+    conn: &mut sqlx::AnyConnection,
+    assertion_id: &str,
+    not_on_or_after: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ($1, $2) \
+         ON CONFLICT (assertion_id) DO UPDATE SET not_on_or_after = excluded.not_on_or_after \
+         WHERE sp_replay_cache.not_on_or_after <= $3",
+    )
+    .bind(assertion_id.to_owned())
+    .bind(crate::store::millis(not_on_or_after))
+    .bind(crate::store::millis(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

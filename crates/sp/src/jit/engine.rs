@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{
     Contract, EMAIL_FIELD, LoginFacts, Lookup, PlanAction, ProvisioningPlan, normalize_email, plan,
 };
-use crate::error::{Error, StoreError};
+use crate::error::{Error, ReplayError, StoreError};
 use crate::store::{
     Account, AccountStore, AccountTx, AuditEvent, AuditKind, ProvisionedBy, RoleOrigin,
 };
@@ -44,6 +44,15 @@ pub struct Provisioned {
     pub plan: ProvisioningPlan,
     /// The ID of the audit event, to carry into the session's logs.
     pub operation_id: Uuid,
+}
+
+/// An assertion to record in the replay cache within the login's transaction.
+#[derive(Clone, Copy)]
+pub(crate) struct AssertionUse<'a> {
+    /// The assertion's ID.
+    pub id: &'a str,
+    /// Until when it must not be accepted again.
+    pub not_on_or_after: OffsetDateTime,
 }
 
 /// The per-login values every audit event carries.
@@ -99,6 +108,28 @@ impl<S: AccountStore> JitEngine<S> {
         facts: &LoginFacts,
         now: OffsetDateTime,
     ) -> Result<Provisioned, Error> {
+        self.login_in_tx(facts, None, now).await
+    }
+
+    /// [`JitEngine::login`], recording `assertion` in the store's replay cache first, in the
+    /// same transaction ([`AccountTx::record_assertion`]): a replay is refused before
+    /// anything is read, and the assertion is used up exactly when the login's effects (or
+    /// its refusal's audit event) are committed.
+    pub(crate) async fn login_once(
+        &self,
+        facts: &LoginFacts,
+        assertion: AssertionUse<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Provisioned, Error> {
+        self.login_in_tx(facts, Some(assertion), now).await
+    }
+
+    async fn login_in_tx(
+        &self,
+        facts: &LoginFacts,
+        assertion: Option<AssertionUse<'_>>,
+        now: OffsetDateTime,
+    ) -> Result<Provisioned, Error> {
         let operation_id = Uuid::new_v4();
         let attempt = Attempt {
             facts,
@@ -106,6 +137,12 @@ impl<S: AccountStore> JitEngine<S> {
             now,
         };
         let mut tx = self.store.begin().await?;
+        if let Some(a) = assertion
+            && !tx.record_assertion(a.id, a.not_on_or_after, now).await?
+        {
+            // Dropping the transaction rolls it back: nothing of this login is kept.
+            return Err(ReplayError::Replayed(a.id.to_owned()).into());
+        }
         // Two rounds are enough: the only reason to retry is losing the insert race, after
         // which the winner's row is visible and the plan is no longer `Create`.
         for _ in 0..2 {

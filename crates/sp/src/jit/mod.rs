@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 pub use contract::{
     Condition, Contract, FieldRule, FirstLogin, IdentitySource, MappedLogin, Ownership, RoleRule,
 };
+pub(crate) use engine::AssertionUse;
 pub use engine::{JitEngine, Outcome, Provisioned};
 pub use plan::{FieldChange, Lookup, PlanAction, ProvisioningPlan, plan};
 pub use refusal::{Refusal, RefusalCode};

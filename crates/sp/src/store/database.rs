@@ -1,9 +1,12 @@
 //! The connection pool shared by the account store and the SQL replay cache.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
+use time::OffsetDateTime;
 
 use crate::error::StoreError;
 
@@ -16,11 +19,20 @@ pub enum Backend {
     Postgres,
 }
 
-/// A migrated database.
+/// A migrated database. Clones share the pool.
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// Shared by clones and by nothing else: two handles are "the same database" (so the
+    /// replay cache can join the login's transaction) exactly when they share this.
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// When (Unix ms) the replay cache's expired entries are next deleted.
+    next_replay_prune: AtomicI64,
 }
 
 /// The migrations table, named apart from sqlx's default so the SP schema can share a database
@@ -32,12 +44,28 @@ const MIGRATIONS_TABLE: &str = "_latchkey_sp_migrations";
 /// only matters under a burst of concurrent first logins.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// SQLite connections in a file database's pool. SQLite runs one writer at a time whatever
+/// the pool size (logins queue on `BEGIN IMMEDIATE`), and every commit makes the other
+/// connections' page caches stale (they re-read what changed), so more connections only cost
+/// CPU. Two rather than one: a read can proceed beside a login, and an application that holds
+/// a connection of [`Database::pool`] while calling the toolkit does not wait on itself.
+const SQLITE_MAX_CONNECTIONS: u32 = 2;
+
+/// How often expired replay-cache entries are deleted. An expired entry left in the table
+/// is harmless (recording an ID overwrites an expired entry), so this only bounds the
+/// table's size, without a DELETE in every login.
+const REPLAY_PRUNE_INTERVAL_MS: i64 = 60_000;
+
 impl Database {
     /// Connects to `url` (`sqlite://...` or `postgres://...`) and applies the schema.
     ///
     /// SQLite connections get WAL journalling (readers do not block the writer), a busy
     /// timeout, and foreign keys; an in-memory SQLite database gets a single connection,
-    /// because each connection would otherwise see its own empty database.
+    /// because each connection would otherwise see its own empty database, and a file one
+    /// two (see `SQLITE_MAX_CONNECTIONS`). The pool does not ping a SQLite connection before
+    /// handing it out (sqlx's default): the connection is a file handle on this machine, and
+    /// the ping would be one more trip to the connection's worker thread for every statement
+    /// a login runs.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -50,6 +78,9 @@ impl Database {
         };
         let mut options = AnyPoolOptions::new();
         if backend == Backend::Sqlite {
+            options = options
+                .test_before_acquire(false)
+                .max_connections(SQLITE_MAX_CONNECTIONS);
             if url.contains(":memory:") || url.contains("mode=memory") {
                 // The database lives exactly as long as its one connection: never recycle it.
                 options = options
@@ -77,7 +108,13 @@ impl Database {
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
         migrator.run(&pool).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            shared: Arc::new(Shared {
+                next_replay_prune: AtomicI64::new(i64::MIN),
+            }),
+        })
     }
 
     /// The pool, for an application that keeps its own tables in the same database.
@@ -102,5 +139,47 @@ impl Database {
             Backend::Postgres => self.pool.begin().await?,
         };
         Ok(tx)
+    }
+
+    /// Whether `other` is a handle on this same pool (a clone of it).
+    pub fn same_as(&self, other: &Database) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Deletes expired replay-cache entries if the last prune through this pool was more
+    /// than [`REPLAY_PRUNE_INTERVAL_MS`] ago (by `now`). Runs in its own statement, never
+    /// inside a login's transaction, so it holds no lock a login waits for.
+    pub(crate) async fn prune_replay_cache_if_due(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let now_ms = super::millis(now);
+        let due = self.shared.next_replay_prune.load(Ordering::Relaxed);
+        // Only the caller that moves the deadline prunes; the others go on.
+        if now_ms < due
+            || self
+                .shared
+                .next_replay_prune
+                .compare_exchange(
+                    due,
+                    now_ms.saturating_add(REPLAY_PRUNE_INTERVAL_MS),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return Ok(());
+        }
+        self.prune_replay_cache(now).await?;
+        Ok(())
+    }
+
+    /// Deletes the replay-cache entries expired at `now`; returns how many.
+    pub(crate) async fn prune_replay_cache(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sp_replay_cache WHERE not_on_or_after <= $1")
+            .bind(super::millis(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 }

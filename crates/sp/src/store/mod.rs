@@ -83,6 +83,13 @@ pub trait AccountStore: Send + Sync {
 
     /// Opens a transaction that serialises with every other login touching the same rows.
     fn begin(&self) -> impl Future<Output = Result<Self::Tx, StoreError>> + Send;
+
+    /// The SP database the store keeps its rows in, when it is one ([`SqlAccountStore`]).
+    /// A replay cache on the same database ([`crate::replay::SqlReplayCache`]) then records
+    /// the assertion inside the login's transaction ([`AccountTx::record_assertion`]).
+    fn database(&self) -> Option<&Database> {
+        None
+    }
 }
 
 /// One transaction on an [`AccountStore`].
@@ -133,6 +140,24 @@ pub trait AccountTx: Send {
         &mut self,
         event: &AuditEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records `assertion_id` in the SP database's replay cache inside this transaction;
+    /// `false` when an unexpired entry already holds it (a replay). Called only when
+    /// [`AccountStore::database`] is the replay cache's database; a store without one keeps
+    /// the default, which refuses.
+    fn record_assertion(
+        &mut self,
+        assertion_id: &str,
+        not_on_or_after: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (assertion_id, not_on_or_after, now);
+        async {
+            Err(StoreError::Inconsistent(
+                "this account store keeps no replay cache".to_owned(),
+            ))
+        }
+    }
 
     /// Makes every write of this transaction durable.
     fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;

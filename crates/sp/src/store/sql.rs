@@ -37,16 +37,32 @@ macro_rules! select_account {
     };
 }
 
+/// An account with its roles in one statement (one row per role, or one row with NULL role
+/// columns): a login's lookup is one trip to the database, not two.
+macro_rules! select_account_with_roles {
+    () => {
+        "SELECT a.id AS id, a.idp_entity_id AS idp_entity_id, a.identity_key AS identity_key, \
+         a.email AS email, a.fields AS fields, a.provisioned_by AS provisioned_by, \
+         a.created_at AS created_at, a.updated_at AS updated_at, r.role AS role, \
+         r.managed AS managed FROM sp_accounts a \
+         LEFT JOIN sp_account_roles r ON r.account_id = a.id "
+    };
+}
+
 const BY_IDENTITY: &str = concat!(
-    select_account!(),
-    "WHERE idp_entity_id = $1 AND identity_key = $2"
+    select_account_with_roles!(),
+    "WHERE a.idp_entity_id = $1 AND a.identity_key = $2"
 );
+// PostgreSQL cannot lock the nullable side of an outer join; the account row is the lock.
 const BY_IDENTITY_LOCKED: &str = concat!(
-    select_account!(),
-    "WHERE idp_entity_id = $1 AND identity_key = $2 FOR UPDATE"
+    select_account_with_roles!(),
+    "WHERE a.idp_entity_id = $1 AND a.identity_key = $2 FOR UPDATE OF a"
 );
-const BY_EMAIL: &str = concat!(select_account!(), "WHERE email = $1");
-const BY_EMAIL_LOCKED: &str = concat!(select_account!(), "WHERE email = $1 FOR UPDATE");
+const BY_EMAIL: &str = concat!(select_account_with_roles!(), "WHERE a.email = $1");
+const BY_EMAIL_LOCKED: &str = concat!(
+    select_account_with_roles!(),
+    "WHERE a.email = $1 FOR UPDATE OF a"
+);
 const BY_ID: &str = concat!(select_account!(), "WHERE id = $1");
 const ALL: &str = concat!(select_account!(), "ORDER BY created_at, id");
 
@@ -182,6 +198,10 @@ impl AccountStore for SqlAccountStore {
             backend: self.db.backend(),
         })
     }
+
+    fn database(&self) -> Option<&Database> {
+        Some(&self.db)
+    }
 }
 
 impl AccountTx for SqlAccountTx {
@@ -193,17 +213,12 @@ impl AccountTx for SqlAccountTx {
             Backend::Sqlite => BY_IDENTITY,
             Backend::Postgres => BY_IDENTITY_LOCKED,
         };
-        let row = sqlx::query(sql)
+        let rows = sqlx::query(sql)
             .bind(identity.idp_entity_id.clone())
             .bind(identity.key.clone())
-            .fetch_optional(&mut *self.tx)
+            .fetch_all(&mut *self.tx)
             .await?;
-        match row {
-            Some(row) => Ok(Some(
-                load_roles(&mut self.tx, account_from_row(&row)?).await?,
-            )),
-            None => Ok(None),
-        }
+        account_with_roles(&rows)
     }
 
     async fn find_by_email(&mut self, email: &str) -> Result<Option<Account>, StoreError> {
@@ -211,16 +226,11 @@ impl AccountTx for SqlAccountTx {
             Backend::Sqlite => BY_EMAIL,
             Backend::Postgres => BY_EMAIL_LOCKED,
         };
-        let row = sqlx::query(sql)
+        let rows = sqlx::query(sql)
             .bind(email.to_owned())
-            .fetch_optional(&mut *self.tx)
+            .fetch_all(&mut *self.tx)
             .await?;
-        match row {
-            Some(row) => Ok(Some(
-                load_roles(&mut self.tx, account_from_row(&row)?).await?,
-            )),
-            None => Ok(None),
-        }
+        account_with_roles(&rows)
     }
 
     async fn insert_account(&mut self, account: &Account) -> Result<bool, StoreError> {
@@ -316,6 +326,15 @@ impl AccountTx for SqlAccountTx {
         Ok(())
     }
 
+    async fn record_assertion(
+        &mut self,
+        assertion_id: &str,
+        not_on_or_after: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::replay::record(&mut self.tx, assertion_id, not_on_or_after, now).await
+    }
+
     async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())
@@ -401,6 +420,31 @@ fn account_from_row(row: &AnyRow) -> Result<Account, StoreError> {
     })
 }
 
+/// The account of a [`select_account_with_roles`] result, with every role its rows carry.
+/// The unique indexes it is looked up by make every row the same account.
+fn account_with_roles(rows: &[AnyRow]) -> Result<Option<Account>, StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut account = account_from_row(first)?;
+    for row in rows {
+        let role: Option<String> = row.try_get("role")?;
+        let managed: Option<i64> = row.try_get("managed")?;
+        if let (Some(role), Some(managed)) = (role, managed) {
+            account.roles.insert(role, role_origin(managed));
+        }
+    }
+    Ok(Some(account))
+}
+
+fn role_origin(managed: i64) -> RoleOrigin {
+    if managed != 0 {
+        RoleOrigin::Managed
+    } else {
+        RoleOrigin::Manual
+    }
+}
+
 async fn load_roles(
     conn: &mut sqlx::AnyConnection,
     mut account: Account,
@@ -412,12 +456,7 @@ async fn load_roles(
     for row in rows {
         let role: String = row.try_get("role")?;
         let managed: i64 = row.try_get("managed")?;
-        let origin = if managed != 0 {
-            RoleOrigin::Managed
-        } else {
-            RoleOrigin::Manual
-        };
-        account.roles.insert(role, origin);
+        account.roles.insert(role, role_origin(managed));
     }
     Ok(account)
 }

@@ -19,9 +19,9 @@ use latchkey_saml::response::Response;
 use latchkey_saml::status::Status;
 use latchkey_sp::acs;
 use latchkey_sp::idp::IdpTrust;
-use latchkey_sp::jit::{Contract, JitEngine, PlanAction};
+use latchkey_sp::jit::{Contract, JitEngine, Outcome, PlanAction};
 use latchkey_sp::login::local_path;
-use latchkey_sp::replay::MemoryReplayCache;
+use latchkey_sp::replay::{MemoryReplayCache, ReplayCache, SqlReplayCache};
 use latchkey_sp::settings::SpConfig;
 use latchkey_sp::store::{AuditKind, Database, SqlAccountStore};
 use latchkey_sp::{AcsForm, Error, MetadataError, ServiceProvider, SettingsError};
@@ -29,6 +29,8 @@ use latchkey_xmlsec::crypto::{Certificate, SignatureAlgorithm, SigningKey};
 use latchkey_xmlsec::dsig::{self, SignOptions};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
+
+use crate::support::{Db, fixture};
 
 const IDP: &str = "https://idp.example.org";
 const SSO: &str = "https://idp.example.org/sso";
@@ -482,6 +484,128 @@ async fn acs_chain_creates_then_refuses_a_replay_and_audits_it() {
         PlanAction::Refuse(r) => assert!(r.detail.starts_with("ASSERTION_REPLAYED: "), "{r}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// The SQL replay cache on the accounts' own database: the ACS records the assertion in the
+/// login's transaction. A replay is still refused and audited, and a login JIT refuses still
+/// uses its assertion up (its audit event and the replay entry commit together).
+async fn sql_replay_cache_joins_the_login_transaction(backend: Db) {
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let open = ServiceProvider::new(
+        &config("allow_idp_initiated = true"),
+        None,
+        trust(&[&old_key().cert]),
+    )
+    .unwrap();
+    let replay = SqlReplayCache::new(db.clone());
+    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
+    assert!(
+        replay
+            .database()
+            .unwrap()
+            .same_as(engine.store().database())
+    );
+
+    let first = form(&response(None, "_joined", &old_key().key), None);
+    let done = acs::run(&open, &first, &replay, &engine, NOW)
+        .await
+        .unwrap();
+    assert_eq!(done.provisioned.outcome, Outcome::Created);
+    assert_eq!(replay.count_entries().await.unwrap(), 1);
+    let failure = acs::run(&open, &first, &replay, &engine, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.code(), "ASSERTION_REPLAYED");
+    assert_eq!(engine.store().accounts().await.unwrap().len(), 1);
+    // (Events of one millisecond come back in no set order.)
+    let mut kinds: Vec<&str> = engine
+        .store()
+        .audit_log(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["acs.rejected", "jit.created"]);
+
+    // A returning login with a fresh assertion is fine; eight concurrent presentations of
+    // one assertion sign in once.
+    let again = form(&response(None, "_joined-2", &old_key().key), None);
+    let mut tasks = Vec::new();
+    let shared = std::sync::Arc::new((open, replay, engine));
+    for _ in 0..8 {
+        let (shared, again) = (shared.clone(), again.clone());
+        tasks.push(tokio::spawn(async move {
+            let (sp, replay, engine) = &*shared;
+            acs::run(sp, &again, replay, engine, NOW).await
+        }));
+    }
+    let mut signed_in = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(done) => {
+                assert_eq!(done.provisioned.outcome, Outcome::Unchanged);
+                signed_in += 1;
+            }
+            Err(failure) => assert_eq!(failure.code(), "ASSERTION_REPLAYED"),
+        }
+    }
+    assert_eq!(signed_in, 1);
+    let (open, replay, _) = &*shared;
+
+    // A contract that refuses everyone: the refused login's assertion is used up too.
+    let strict = JitEngine::new(
+        Contract::from_toml(
+            "identity = { source = \"persistent_name_id\" }\ndeny_when_no_role = true\n",
+        )
+        .unwrap(),
+        fx.store.clone(),
+    );
+    let refused = form(&response(None, "_refused", &old_key().key), None);
+    let failure = acs::run(open, &refused, replay, &strict, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.code(), "NO_MATCHING_ROLE", "{:?}", failure.error);
+    let failure = acs::run(open, &refused, replay, &strict, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.code(), "ASSERTION_REPLAYED");
+    assert_eq!(replay.count_entries().await.unwrap(), 3);
+}
+
+crate::on_both_backends!(sql_replay_cache_joins_the_login_transaction);
+
+#[tokio::test]
+async fn only_clones_of_one_database_are_the_same_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display());
+    let db = Database::connect(&url).await.unwrap();
+    assert!(db.same_as(&db.clone()));
+    let other = Database::connect(&url).await.unwrap();
+    assert!(!db.same_as(&other));
+    // Not joined, the replay cache and the login still work together, each on its own.
+    let open = ServiceProvider::new(
+        &config("allow_idp_initiated = true"),
+        None,
+        trust(&[&old_key().cert]),
+    )
+    .unwrap();
+    let replay = SqlReplayCache::new(other);
+    let engine = JitEngine::new(
+        Contract::from_toml(CONTRACT).unwrap(),
+        SqlAccountStore::new(db),
+    );
+    let first = form(&response(None, "_apart", &old_key().key), None);
+    acs::run(&open, &first, &replay, &engine, NOW)
+        .await
+        .unwrap();
+    let failure = acs::run(&open, &first, &replay, &engine, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.code(), "ASSERTION_REPLAYED");
+    assert_eq!(replay.count_entries().await.unwrap(), 1);
 }
 
 #[tokio::test]
