@@ -69,6 +69,7 @@ fn summary(t: &Template) -> serde_json::Value {
         "name_id_source": t.name_id.source.to_string(),
         "acs_url": t.acs_url.as_ref().map(|p| p.as_str()),
         "entity_id": t.entity_id.as_ref().map(|p| p.as_str()),
+        "login_url": t.login_url.as_ref().map(|p| p.as_str()),
         "placeholders": t.placeholders(),
         "attributes": t.attributes.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "required_attributes": t.required_attributes,
@@ -98,6 +99,9 @@ fn show(out: &mut impl Write, name: &str, as_json: bool) -> anyhow::Result<()> {
     }
     if let Some(entity) = &t.entity_id {
         writeln!(out, "SP entity ID:    {}", entity.as_str())?;
+    }
+    if let Some(login) = &t.login_url {
+        writeln!(out, "tile login URL:  {}", login.as_str())?;
     }
     let placeholders: Vec<String> = t.placeholders().into_iter().collect();
     if !placeholders.is_empty() {

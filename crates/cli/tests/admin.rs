@@ -861,3 +861,28 @@ fn app_tile_login_url_is_set_shown_refused_and_cleared() {
         serde_json::Value::Null
     );
 }
+
+#[test]
+fn template_show_names_the_tile_login_url_pattern() {
+    let dir = workdir();
+    let text = ok(dir.path(), &["template", "show", "gitlab"]);
+    assert!(
+        text.contains("tile login URL:  https://{gitlab_host}/users/sign_in"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["template", "show", "gitlab", "--json"])).unwrap();
+    assert_eq!(json["login_url"], "https://{gitlab_host}/users/sign_in");
+    // A template without one says nothing of it.
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["template", "list", "--json"])).unwrap();
+    let without = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["login_url"].is_null())
+        .expect("some template has no login URL");
+    let name = without["name"].as_str().unwrap();
+    let text = ok(dir.path(), &["template", "show", name]);
+    assert!(!text.contains("tile login URL"), "{text}");
+}
