@@ -111,9 +111,7 @@ impl VerifiedResponse {
             .await?;
         Ok(self.accepted())
     }
-}
 
-impl VerifiedResponse {
     /// Records the assertion ID in `cache` and applies the JIT plan: [`Self::accept`] then
     /// [`AcceptedAssertion::provision`], with the same outcomes.
     ///
