@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use latchkey_sp::AcsForm;
 use latchkey_sp::acs;
-use latchkey_sp::logout::{SloForm, SloMessage, SloReceived};
+use latchkey_sp::logout::{self, LogoutFailure, SloForm, SloMessage, SloReceived};
 use latchkey_sp::store::Account;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -344,15 +344,21 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
         Err(e) => return internal(&app, &e),
     };
     if let Some(session) = ended {
-        match app
-            .sp()
-            .start_logout(&session.login, Some("/"), app.now())
-            .await
+        match logout::start(
+            app.sp(),
+            app.store(),
+            &session.login,
+            Some(session.account_id),
+            Some("/"),
+            app.now(),
+        )
+        .await
         {
-            Ok(redirect) => {
+            Ok(started) => {
                 tracing::info!(
                     app = app.kind().name(),
-                    request = %redirect.request.request_id,
+                    operation_id = %started.operation_id,
+                    request = %started.redirect.request.request_id,
                     "signed out here; single logout through the IdP"
                 );
                 return (
@@ -360,13 +366,14 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
                         (header::SET_COOKIE, cookie),
                         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
                     ],
-                    Html(pages::leaving(app.kind(), &redirect.url)),
+                    Html(pages::leaving(app.kind(), &started.redirect.url)),
                 )
                     .into_response();
             }
-            Err(e) => tracing::warn!(
-                code = e.code(),
-                error = %e,
+            // Logged by `logout::start`; the person is signed out here all the same.
+            Err(failure) => tracing::warn!(
+                code = failure.code(),
+                operation_id = %failure.operation_id,
                 "single logout not started; signed out of this app only"
             ),
         }
@@ -401,8 +408,12 @@ async fn slo_post(
 /// browser; the IdP's answer to our own request ends with the signed-out page.
 async fn single_logout(app: &DemoApp, message: SloMessage<'_>, after_form: bool) -> Response {
     let now = app.now();
-    match app.sp().receive_logout(message, app.replay(), now).await {
-        Ok(SloReceived::Response(done)) => {
+    let received = match logout::receive(app.sp(), app.replay(), app.store(), message, now).await {
+        Ok(received) => received,
+        Err(failure) => return logout_refused(app, &failure),
+    };
+    match received.received {
+        SloReceived::Response(done) => {
             tracing::info!(app = app.kind().name(), outcome = ?done.outcome, "single logout done");
             (
                 no_store(),
@@ -410,31 +421,42 @@ async fn single_logout(app: &DemoApp, message: SloMessage<'_>, after_form: bool)
             )
                 .into_response()
         }
-        Ok(SloReceived::Request(request)) => {
+        SloReceived::Request(request) => {
             let ended = app.sessions.end_matching(|login| request.matches(login));
-            tracing::info!(
-                app = app.kind().name(),
+            let answered = logout::answer(
+                app.sp(),
+                app.store(),
+                &request,
                 ended,
-                request = %request.request().id,
-                "the IdP signed the person out"
-            );
-            let url = match app.sp().answer_logout(&request, now) {
+                received.operation_id,
+                now,
+            )
+            .await;
+            let url = match answered {
                 Ok(url) => url,
-                Err(e) => return logout_refused(app, &e),
+                Err(failure) => return logout_refused(app, &failure),
             };
             if after_form {
                 (no_store(), Html(pages::leaving(app.kind(), &url))).into_response()
             } else {
-                latchkey_sp::web::see_other(&url).unwrap_or_else(|e| logout_refused(app, &e))
+                latchkey_sp::web::see_other(&url).unwrap_or_else(|error| {
+                    logout_refused(
+                        app,
+                        &LogoutFailure {
+                            error,
+                            operation_id: received.operation_id,
+                        },
+                    )
+                })
             }
         }
-        Err(e) => logout_refused(app, &e),
     }
 }
 
-fn logout_refused(app: &DemoApp, error: &latchkey_sp::Error) -> Response {
-    let operation_id = Uuid::new_v4();
-    tracing::warn!(%operation_id, code = error.code(), %error, "logout message refused");
+/// The page for a refused logout message; the toolkit has logged it (and audited it as
+/// `slo.refused`) under the operation ID the page shows.
+fn logout_refused(app: &DemoApp, failure: &LogoutFailure) -> Response {
+    let error = &failure.error;
     let status = if error.is_internal() {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
@@ -446,7 +468,7 @@ fn logout_refused(app: &DemoApp, error: &latchkey_sp::Error) -> Response {
         error.code(),
         pages::explain_logout(error.code()),
         (!error.is_internal()).then(|| error.to_string()).as_deref(),
-        operation_id,
+        failure.operation_id,
     );
     (status, no_store(), Html(html)).into_response()
 }

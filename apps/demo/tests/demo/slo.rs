@@ -196,6 +196,33 @@ async fn sign_out_goes_through_the_idp_and_ends_on_the_signed_out_page() {
     let again = get(&s.t, &format!("/saml/slo?{q}"), None).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert_eq!(again.error_code(), "LOGOUT_UNKNOWN_REQUEST");
+
+    // The app's audit log has each step, the refusal with its code.
+    let log = slo_log(&s).await;
+    assert_eq!(
+        log.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["slo.completed", "slo.refused", "slo.started"]
+    );
+    assert!(log["slo.started"][0].contains(&request.id));
+    assert!(log["slo.completed"][0].contains(&request.id));
+    assert!(log["slo.refused"][0].contains("LOGOUT_UNKNOWN_REQUEST"));
+}
+
+/// The app's `slo.*` audit events (the test clock stands still, so by kind, not time): each
+/// kind with its records as JSON.
+async fn slo_log(s: &SloApp) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut log = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for e in s.t.app.store().audit_log(50).await.unwrap() {
+        if e.kind.as_str().starts_with("slo.") {
+            log.entry(e.kind.as_str().to_owned())
+                .or_default()
+                .push(serde_json::to_string(&e.plan.action).unwrap());
+        }
+    }
+    for records in log.values_mut() {
+        records.sort();
+    }
+    log
 }
 
 #[tokio::test]
@@ -275,6 +302,24 @@ async fn idp_initiated_logout_ends_the_session_and_is_answered_once() {
     let again = get(&s.t, &format!("/saml/slo?{q}"), None).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert_eq!(again.error_code(), "LOGOUT_REPLAYED");
+
+    let log = slo_log(&s).await;
+    assert_eq!(
+        log.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["slo.received", "slo.refused"]
+    );
+    let received = &log["slo.received"];
+    assert_eq!(received.len(), 1);
+    assert!(received[0].contains("_idp-logout-1"), "{}", received[0]);
+    assert!(
+        received[0].contains("\"sessions_ended\":1"),
+        "{}",
+        received[0]
+    );
+    let refused = log["slo.refused"].join("\n");
+    assert_eq!(log["slo.refused"].len(), 2);
+    assert!(refused.contains("SIGNATURE_INVALID"), "{refused}");
+    assert!(refused.contains("LOGOUT_REPLAYED"), "{refused}");
 }
 
 #[tokio::test]
