@@ -19,35 +19,18 @@ use latchkey_sp::logout::{LogoutOutcome, SloForm, SloMessage, SloReceived};
 use latchkey_sp::replay::MemoryReplayCache;
 use latchkey_sp::settings::{SpConfig, SpKey};
 use latchkey_sp::{Error, ServiceProvider};
-use latchkey_xmlsec::crypto::{Certificate, SignatureAlgorithm, SigningKey};
+use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
 use latchkey_xmlsec::dsig::{self, SignOptions};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
+
+use crate::support::keys::{Pair, pair};
 
 const IDP: &str = "https://idp.example.org";
 const IDP_SLO: &str = "https://idp.example.org/saml/slo";
 const SP: &str = "https://app.example.com/saml/metadata";
 const SP_SLO: &str = "https://app.example.com/saml/slo";
 const NOW: OffsetDateTime = datetime!(2026-11-28 15:00:00 UTC);
-
-struct Pair {
-    key: SigningKey,
-    cert: Certificate,
-    pem: String,
-}
-
-fn pair() -> Pair {
-    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["k.example".into()])
-        .unwrap()
-        .self_signed(&kp)
-        .unwrap();
-    Pair {
-        key: SigningKey::from_pem(&kp.serialize_pem()).unwrap(),
-        cert: Certificate::from_der(cert.der()).unwrap(),
-        pem: kp.serialize_pem(),
-    }
-}
 
 fn idp_key() -> &'static Pair {
     static K: OnceLock<Pair> = OnceLock::new();
@@ -105,7 +88,7 @@ fn config(slo: bool) -> SpConfig {
 
 fn key() -> SpKey {
     SpKey {
-        key: SigningKey::from_pem(&sp_key().pem).unwrap(),
+        key: SigningKey::from_pem(&sp_key().key_pem).unwrap(),
         certificate: sp_key().cert.clone(),
         sign_requests: false,
     }

@@ -32,32 +32,13 @@ use time::{Duration, OffsetDateTime};
 
 use crate::support::{Db, fixture};
 
+use crate::support::keys::{Pair, pair};
+
 const IDP: &str = "https://idp.example.org";
 const SSO: &str = "https://idp.example.org/sso";
 const SP: &str = "https://app.example.com/saml/metadata";
 const ACS: &str = "https://app.example.com/saml/acs";
 const NOW: OffsetDateTime = datetime!(2026-11-28 15:00:00 UTC);
-
-struct Pair {
-    key: SigningKey,
-    cert: Certificate,
-    key_pem: String,
-    cert_pem: String,
-}
-
-fn pair() -> Pair {
-    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["k.example".into()])
-        .unwrap()
-        .self_signed(&kp)
-        .unwrap();
-    Pair {
-        key: SigningKey::from_pem(&kp.serialize_pem()).unwrap(),
-        cert: Certificate::from_der(cert.der()).unwrap(),
-        key_pem: kp.serialize_pem(),
-        cert_pem: cert.pem(),
-    }
-}
 
 fn old_key() -> &'static Pair {
     static K: OnceLock<Pair> = OnceLock::new();

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod keys;
+
 pub use latchkey_testkit::pg;
 
 use std::collections::BTreeMap;
