@@ -410,6 +410,8 @@ fn print_walkthrough(dir: &Path) -> anyhow::Result<()> {
          \x20 3. Make alice a wiki admin and sign in to the wiki again: her role follows.\n\
          \x20      latchkey group members add wiki-admins alice --config {cfg}\n\
          \x20    carol is in no group: the IdP refuses her with a clear page, and no app sees her.\n\
+         \x20 4. Click \"Sign out\" in either app: single logout ends the IdP session and the\n\
+         \x20    other app's too, and the portal asks for the password again.\n\
          \nLogs: {logs}",
         cfg = dir.join("latchkey.toml").display(),
         logs = dir.join("logs").display(),
