@@ -9,14 +9,17 @@
 use std::sync::OnceLock;
 
 use latchkey_xmlsec::crypto::{Certificate, DigestAlgorithm, SignatureAlgorithm, VerifyingKey};
-use latchkey_xmlsec::reader::Limits;
+use latchkey_xmlsec::dsig::{VerifyOptions, verify_document_element};
+use latchkey_xmlsec::reader::{self, Limits};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::authn_request::AuthnRequest;
-use crate::binding::{BindingLimits, redirect};
+use crate::binding::{BindingLimits, MessageKind, post, redirect};
 use crate::encryption::DecryptionKey;
+use crate::logout::{LogoutRequest, LogoutResponse};
 use crate::metadata::{MetadataOptions, parse_metadata};
+use crate::profile::logout::LogoutPeer;
 use crate::profile::{SpSettings, validate_response};
 
 /// The SP the fuzzed Responses are addressed to.
@@ -27,7 +30,11 @@ pub const ACS_URL: &str = "https://sp.fuzz.example/acs";
 pub const IDP_ENTITY_ID: &str = "https://idp.fuzz.example";
 /// The SP's SSO endpoint at the IdP (the Destination of fuzzed AuthnRequests).
 pub const SSO_URL: &str = "https://idp.fuzz.example/sso";
-/// The outstanding request the seeds answer.
+/// The SP's SingleLogoutService: the Destination of the IdP's logout messages.
+pub const SLO_URL: &str = "https://sp.fuzz.example/slo";
+/// The IdP's SingleLogoutService: the Destination of the SP's logout messages.
+pub const IDP_SLO_URL: &str = "https://idp.fuzz.example/slo";
+/// The outstanding request the seeds answer (AuthnRequest and LogoutRequest alike).
 pub const REQUEST_ID: &str = "_fuzz-request";
 /// The fixed clock: the seeds are issued at this instant.
 pub const NOW: OffsetDateTime = datetime!(2026-11-28 12:00:00 UTC);
@@ -68,18 +75,159 @@ pub fn authn_request(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let limits = BindingLimits {
-        max_encoded: 64 * 1024,
-        max_decoded: 64 * 1024,
-        ..BindingLimits::default()
-    };
-    if let Ok(message) = redirect::decode(text, &limits) {
+    if let Ok(message) = redirect::decode(text, &capped_binding_limits()) {
         if message.is_signed() {
             let _ = message.verify(sp_keys(), &[SignatureAlgorithm::RsaSha256]);
         }
         round_trip(&message.xml);
     }
     round_trip(text);
+}
+
+/// A logout message arriving at a SingleLogoutService, at the SP (from the IdP, signed
+/// with the IdP's key) and at the IdP (from the SP, signed with the SP's key): the input
+/// as an HTTP-Redirect query (detached signature), as an HTTP-POST field value and as raw
+/// XML (enveloped signature), each read as a LogoutRequest and a LogoutResponse and put
+/// through [`LogoutPeer`]'s rules. Invariants: a parsed message survives writing and
+/// reading back unchanged; an accepted message comes from the configured peer.
+pub fn logout(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let limits = capped_binding_limits();
+    if let Ok(message) = redirect::decode(text, &limits) {
+        for side in logout_sides() {
+            let signed = message.is_signed()
+                && message
+                    .verify(
+                        &side.keys,
+                        &[
+                            SignatureAlgorithm::RsaSha256,
+                            SignatureAlgorithm::EcdsaSha256,
+                        ],
+                    )
+                    .is_ok();
+            side.check(&message.xml, signed);
+        }
+        logout_round_trip(&message.xml);
+    }
+    for kind in [MessageKind::Request, MessageKind::Response] {
+        if let Ok(message) = post::decode(kind, text, None, &limits) {
+            logout_enveloped(&message.xml);
+        }
+    }
+    // As if a binding had verified it too, so that XML mutations reach the rules behind
+    // the signature check.
+    for side in logout_sides() {
+        side.check(text, false);
+        side.check(text, true);
+    }
+    logout_enveloped(text);
+    logout_round_trip(text);
+}
+
+/// One end of single logout: who it hears from, with which keys, at which URL.
+struct LogoutSide {
+    peer: LogoutPeer,
+    keys: Vec<VerifyingKey>,
+}
+
+impl LogoutSide {
+    /// Runs the profile on `xml` as both message kinds; `signed` says whether the binding
+    /// verified it with this side's keys.
+    fn check(&self, xml: &str, signed: bool) {
+        if let Ok(request) = LogoutRequest::parse(xml) {
+            self.check_request(&request, signed);
+        }
+        if let Ok(response) = LogoutResponse::parse(xml) {
+            self.check_response(&response, signed);
+        }
+    }
+
+    fn check_request(&self, request: &LogoutRequest, signed: bool) {
+        if self.peer.check_request(request, signed, NOW).is_ok()
+            && (!signed || request.issuer.as_deref() != Some(self.peer.entity_id.as_str()))
+        {
+            panic_finding("accepted a LogoutRequest unsigned or from another issuer");
+        }
+    }
+
+    fn check_response(&self, response: &LogoutResponse, signed: bool) {
+        if self
+            .peer
+            .check_response(response, REQUEST_ID, signed, NOW)
+            .is_ok()
+            && (!signed
+                || response.issuer.as_deref() != Some(self.peer.entity_id.as_str())
+                || response.in_response_to.as_deref() != Some(REQUEST_ID))
+        {
+            panic_finding("accepted a LogoutResponse unsigned, from another issuer or request");
+        }
+    }
+}
+
+/// The HTTP-POST path: the enveloped signature on the document element, checked with
+/// each side's keys, and the message read only from the verified element.
+fn logout_enveloped(xml: &str) {
+    let Ok(doc) = reader::parse(xml, &small_limits()) else {
+        return;
+    };
+    for side in logout_sides() {
+        let Ok(verified) = verify_document_element(&doc, &side.keys, &VerifyOptions::default())
+        else {
+            continue;
+        };
+        if let Ok(request) = LogoutRequest::from_verified(&verified) {
+            side.check_request(&request, true);
+        }
+        if let Ok(response) = LogoutResponse::from_verified(&verified) {
+            side.check_response(&response, true);
+        }
+    }
+}
+
+fn logout_round_trip(xml: &str) {
+    if let Ok(request) = LogoutRequest::parse(xml)
+        && let Ok(again) = request.to_xml()
+        && LogoutRequest::parse(&again).ok().as_ref() != Some(&request)
+    {
+        panic_finding("LogoutRequest does not survive to_xml and parse");
+    }
+    if let Ok(response) = LogoutResponse::parse(xml)
+        && let Ok(again) = response.to_xml()
+        && LogoutResponse::parse(&again).ok().as_ref() != Some(&response)
+    {
+        panic_finding("LogoutResponse does not survive to_xml and parse");
+    }
+}
+
+/// The SP hearing from the IdP, and the IdP hearing from the SP.
+fn logout_sides() -> &'static [LogoutSide] {
+    static SIDES: OnceLock<Vec<LogoutSide>> = OnceLock::new();
+    SIDES.get_or_init(|| {
+        vec![
+            LogoutSide {
+                peer: LogoutPeer::new(IDP_ENTITY_ID, SLO_URL),
+                keys: VerifyingKey::from_pem(IDP_P256_PUBLIC)
+                    .into_iter()
+                    .collect(),
+            },
+            LogoutSide {
+                peer: LogoutPeer::new(SP_ENTITY_ID, IDP_SLO_URL),
+                keys: sp_keys().to_vec(),
+            },
+        ]
+    })
+}
+
+/// Binding caps of 64 KiB: the fuzzer's inputs are no larger, and a deflate bomb stops
+/// early.
+fn capped_binding_limits() -> BindingLimits {
+    BindingLimits {
+        max_encoded: 64 * 1024,
+        max_decoded: 64 * 1024,
+        ..BindingLimits::default()
+    }
 }
 
 /// Metadata, unsigned (as from a file the administrator placed) and against a trusted
