@@ -13,8 +13,9 @@ use latchkey_saml::authn_request::{AuthnRequest, NameIdPolicy, binding_uri};
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
 use latchkey_saml::encryption::{self, DecryptionKey, EncryptOptions};
 use latchkey_saml::fuzzing::{
-    self, ACS_URL, IDP_ENTITY_ID, NOW, REQUEST_ID, SP_ENTITY_ID, SSO_URL,
+    self, ACS_URL, IDP_ENTITY_ID, IDP_SLO_URL, NOW, REQUEST_ID, SLO_URL, SP_ENTITY_ID, SSO_URL,
 };
+use latchkey_saml::logout::{LogoutRequest, LogoutResponse, reason};
 use latchkey_saml::metadata::{
     Endpoint, EntityDescriptor, IdpSsoDescriptor, IndexedEndpoint, KeyDescriptor, KeyUse,
     SpSsoDescriptor,
@@ -22,10 +23,12 @@ use latchkey_saml::metadata::{
 use latchkey_saml::profile::idp::{
     IdpSettings, Issuance, ResponseTarget, SignedParts, build_error_response, build_response,
 };
+use latchkey_saml::profile::logout::LogoutPeer;
 use latchkey_saml::profile::{SpSettings, validate_response};
 use latchkey_saml::response::Response;
 use latchkey_saml::status::{Status, code as status_code};
 use latchkey_xmlsec::crypto::{Certificate, SignatureAlgorithm, SigningKey, VerifyingKey};
+use latchkey_xmlsec::dsig::{SignOptions, VerifyOptions, sign, verify_document_element};
 
 fn corpus_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -77,6 +80,80 @@ fn authn_request_corpus() {
 #[test]
 fn metadata_corpus() {
     replay("metadata", fuzzing::metadata);
+}
+
+#[test]
+fn logout_corpus() {
+    replay("logout", fuzzing::logout);
+}
+
+/// The generated logout seeds pass the profile at the end they are addressed to: signed
+/// queries verify with the sender's key, signed POST documents verify enveloped, and the
+/// messages pass `LogoutPeer`. Unsigned ones are refused as unsigned and nothing else.
+#[test]
+fn generated_logout_seeds_are_accepted() {
+    let idp_key = VerifyingKey::from_pem(&read(&data("fuzz/idp-p256.pub.pem"))).unwrap();
+    let sp_key = VerifyingKey::from_pem(&read(&data("fuzz/sp-rsa2048.pub.pem"))).unwrap();
+    let algorithms = [
+        SignatureAlgorithm::RsaSha256,
+        SignatureAlgorithm::EcdsaSha256,
+    ];
+    let mut accepted = 0;
+    for (path, bytes) in corpus("logout") {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("gen-") {
+            continue;
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        // `from-idp` seeds are addressed to the SP's SLO, `from-sp` ones to the IdP's.
+        let (peer, key) = if name.contains("from-idp") {
+            (LogoutPeer::new(IDP_ENTITY_ID, SLO_URL), &idp_key)
+        } else {
+            assert!(name.contains("from-sp"), "{name}");
+            (LogoutPeer::new(SP_ENTITY_ID, IDP_SLO_URL), &sp_key)
+        };
+        let keys = std::slice::from_ref(key);
+        let (xml, signed) = if name.contains("-query-") {
+            let m = redirect::decode(&text, &BindingLimits::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            if m.is_signed() {
+                m.verify(keys, &algorithms)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            (m.xml.clone(), m.is_signed())
+        } else if name.contains("-post-") {
+            let kind = if name.contains("request") {
+                MessageKind::Request
+            } else {
+                MessageKind::Response
+            };
+            let m = post::decode(kind, &text, None, &BindingLimits::default()).unwrap();
+            (m.xml, true)
+        } else {
+            (text, name.contains("signed"))
+        };
+        if name.contains("-post-") || (name.contains("-xml-") && signed) {
+            let doc = latchkey_xmlsec::reader::parse(&xml, &Default::default()).unwrap();
+            verify_document_element(&doc, keys, &VerifyOptions::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let outcome = if name.contains("request") {
+            let request = LogoutRequest::parse(&xml).unwrap();
+            assert_eq!(request.issuer.as_deref(), Some(peer.entity_id.as_str()));
+            peer.check_request(&request, signed, NOW)
+        } else {
+            let response = LogoutResponse::parse(&xml).unwrap();
+            assert_eq!(response.issuer.as_deref(), Some(peer.entity_id.as_str()));
+            peer.check_response(&response, REQUEST_ID, signed, NOW)
+        };
+        if signed {
+            outcome.unwrap_or_else(|e| panic!("{name}: {e}"));
+            accepted += 1;
+        } else {
+            assert_eq!(outcome, Err(latchkey_saml::Error::Unsigned), "{name}");
+        }
+    }
+    assert!(accepted >= 8, "only {accepted} accepted logout seeds");
 }
 
 /// The generated Response seeds pass every rule under the fuzz target's settings; if they
@@ -300,6 +377,8 @@ fn generate_seeds() {
             );
         }
     }
+    logout_seeds(&idp_key, &sp_key);
+
     let mut idp_md = EntityDescriptor::new(IDP_ENTITY_ID);
     idp_md.valid_until = Some(NOW + time::Duration::days(7));
     idp_md.idp = Some(IdpSsoDescriptor {
@@ -333,4 +412,100 @@ fn generate_seeds() {
         ..SpSsoDescriptor::default()
     });
     write("metadata", "gen-sp.xml", sp_md.to_xml().unwrap().as_bytes());
+}
+
+/// Logout seeds for both ends: the IdP's messages to the SP's SLO signed with the IdP key,
+/// the SP's to the IdP's SLO signed with the SP key; each as XML (plain and enveloped-
+/// signed), as redirect queries (unsigned and signed) and as a POST value (signed).
+fn logout_seeds(idp_key: &SigningKey, sp_key: &SigningKey) {
+    let limits = BindingLimits::default();
+    for (from, issuer, destination, key, alg) in [
+        (
+            "idp",
+            IDP_ENTITY_ID,
+            SLO_URL,
+            idp_key,
+            SignatureAlgorithm::EcdsaSha256,
+        ),
+        (
+            "sp",
+            SP_ENTITY_ID,
+            IDP_SLO_URL,
+            sp_key,
+            SignatureAlgorithm::RsaSha256,
+        ),
+    ] {
+        let request = LogoutRequest {
+            id: format!("_fuzz-logout-{from}"),
+            issue_instant: NOW,
+            destination: Some(destination.into()),
+            issuer: Some(issuer.into()),
+            name_id: NameId {
+                value: "alice@example.org".into(),
+                format: Some(name_id_format::EMAIL.into()),
+                name_qualifier: Some(IDP_ENTITY_ID.into()),
+                sp_name_qualifier: Some(SP_ENTITY_ID.into()),
+            },
+            session_indexes: vec!["_fuzz-session".into()],
+            not_on_or_after: Some(NOW + time::Duration::minutes(2)),
+            reason: Some(reason::USER.into()),
+        };
+        let response = LogoutResponse {
+            id: format!("_fuzz-logout-response-{from}"),
+            in_response_to: Some(REQUEST_ID.into()),
+            issue_instant: NOW,
+            destination: Some(destination.into()),
+            issuer: Some(issuer.into()),
+            status: Status::failure(
+                status_code::RESPONDER,
+                Some(status_code::PARTIAL_LOGOUT),
+                Some("one session remains"),
+            ),
+        };
+        for (what, kind, id, xml) in [
+            (
+                "request",
+                MessageKind::Request,
+                &request.id,
+                request.to_xml().unwrap(),
+            ),
+            (
+                "response",
+                MessageKind::Response,
+                &response.id,
+                response.to_xml().unwrap(),
+            ),
+        ] {
+            let prefix = format!("gen-from-{from}");
+            write(
+                "logout",
+                &format!("{prefix}-xml-{what}.xml"),
+                xml.as_bytes(),
+            );
+            let signed_xml = sign(&xml, id, key, None, &SignOptions::default()).unwrap();
+            write(
+                "logout",
+                &format!("{prefix}-xml-{what}-signed.xml"),
+                signed_xml.as_bytes(),
+            );
+            write(
+                "logout",
+                &format!("{prefix}-post-{what}"),
+                post::encode(&signed_xml).as_bytes(),
+            );
+            let query = redirect::encode(kind, &xml, Some("relay-7"), &limits).unwrap();
+            write(
+                "logout",
+                &format!("{prefix}-query-{what}"),
+                query.as_bytes(),
+            );
+            let query =
+                redirect::encode_signed(kind, &xml, Some("relay-7"), key, alg, &limits).unwrap();
+            write(
+                "logout",
+                &format!("{prefix}-query-{what}-signed"),
+                query.as_bytes(),
+            );
+        }
+    }
 }
