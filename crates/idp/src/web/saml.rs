@@ -4,7 +4,7 @@
 //! Both bindings start the same way: the request is validated ([`crate::sso::request`]).
 //! When it arrived with a live session cookie and does not ask for a fresh sign-in, it is
 //! answered at once: that is the common case (the user is already signed in), and it costs
-//! one round trip instead of three. Otherwise it is parked, and the browser is sent with a
+//! one request instead of two (and no parked row). Otherwise it is parked, and the browser is sent with a
 //! 303 to `/saml/continue/{key}`. That GET is same-site, so the `SameSite=Lax` session cookie
 //! comes along even when the AuthnRequest arrived as a cross-site POST (which carries no
 //! cookie, so it is never mistaken for "no session" and answered NoPassive too early).
