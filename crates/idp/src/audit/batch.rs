@@ -50,12 +50,6 @@ pub(crate) struct AuditBatcher {
     jobs: mpsc::Sender<Job>,
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.line.action)
-    }
-}
-
 impl AuditBatcher {
     /// Starts the writer on the current Tokio runtime. It ends when the last handle is
     /// dropped, after storing what was queued.
