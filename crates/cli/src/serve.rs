@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use latchkey_idp::config::ProcessEnv;
-use latchkey_idp::session::Sessions;
+use latchkey_idp::session::{Sessions, Throttle};
 use latchkey_idp::sso::IdpKeys;
 use latchkey_idp::web::{self, ServerSettings, WebState};
 use latchkey_idp::{Config, Store};
@@ -109,7 +109,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes sessions past their absolute expiry every ten minutes.
+/// Every ten minutes: deletes sessions past their absolute expiry, and throttle runs that
+/// ended (so names typed once do not pile up).
 async fn purge_sessions(store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
@@ -119,6 +120,11 @@ async fn purge_sessions(store: Store) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "expired sessions removed"),
             Err(e) => tracing::warn!(error = %e, "session purge failed"),
+        }
+        match Throttle::new(&store).purge(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "ended throttle runs removed"),
+            Err(e) => tracing::warn!(error = %e, "throttle purge failed"),
         }
     }
 }

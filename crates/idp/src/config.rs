@@ -126,6 +126,12 @@ pub struct PasswordConfig {
     pub iterations: u32,
     /// Degree of parallelism.
     pub parallelism: u32,
+    /// Most hashes computed at once on this node; each holds `memory_kib` for its duration,
+    /// so this bounds the memory sign-in can take. 0 means one per CPU core.
+    pub max_concurrent: u32,
+    /// Most requests waiting for a hashing slot; past it a request is answered 503 with
+    /// `Retry-After` at once. 0 means four per concurrent slot.
+    pub max_queued: u32,
 }
 
 impl Default for Config {
@@ -158,6 +164,8 @@ impl Default for PasswordConfig {
             memory_kib: 19_456,
             iterations: 2,
             parallelism: 1,
+            max_concurrent: 0,
+            max_queued: 0,
         }
     }
 }

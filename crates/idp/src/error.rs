@@ -138,6 +138,15 @@ pub enum Error {
     /// Hashing a password failed (bad Argon2 parameters in the configuration).
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
+    /// A bounded resource of this node (password hashing) is full; the work was not done
+    /// and may be asked for again after `retry_after_seconds`.
+    #[error("the server is busy ({what}); try again in {retry_after_seconds} s")]
+    Busy {
+        /// What is full.
+        what: &'static str,
+        /// When to try again.
+        retry_after_seconds: u64,
+    },
     /// The database URL names a backend this build does not support.
     #[error("unsupported database URL {url:?}: expected sqlite:// or postgres://")]
     UnsupportedDatabase {

@@ -15,6 +15,7 @@ mod web {
     mod audit_lines;
     mod encryption;
     mod encryption_methods;
+    mod front_door;
     mod login;
     mod portal;
     mod server;

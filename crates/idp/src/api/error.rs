@@ -35,6 +35,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// `Retry-After` seconds, for 503 busy.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -48,6 +50,7 @@ impl ApiError {
                 field: None,
                 operation_id: None,
             },
+            retry_after: None,
         }
     }
 
@@ -128,6 +131,13 @@ impl From<Error> for ApiError {
                 Self::new(S::UNPROCESSABLE_ENTITY, "invalid_import_row", message)
             }
             Error::Csv(_) => Self::new(S::BAD_REQUEST, "invalid_csv", message),
+            Error::Busy {
+                retry_after_seconds,
+                ..
+            } => ApiError {
+                retry_after: Some(*retry_after_seconds),
+                ..Self::new(S::SERVICE_UNAVAILABLE, "busy", message)
+            },
             // Everything else is the server's own fault (database, files, configuration,
             // corrupt rows). New variants land here until mapped: safe, if unhelpful.
             _ => Self::internal(&err),
@@ -181,6 +191,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"latchkey-admin\""),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

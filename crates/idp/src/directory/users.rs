@@ -11,7 +11,7 @@ use super::validate;
 use crate::audit::{self, Actor, Change};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
-use crate::password::{self, Password};
+use crate::password::Password;
 use crate::store::{self, Store, timestamp};
 
 /// Whether a user may sign in.
@@ -571,7 +571,7 @@ impl<'s> Users<'s> {
         }
         .validate()?;
         let hash = match new.password {
-            Some(pw) => Some(password::hash_blocking(self.store.password_config(), pw).await?),
+            Some(pw) => Some(self.store.hashing().hash(pw).await?),
             None => None,
         };
         let mut tx = self.store.begin().await?;
@@ -725,7 +725,7 @@ impl<'s> Users<'s> {
         password: Option<Password>,
     ) -> Result<()> {
         let hash = match password {
-            Some(pw) => Some(password::hash_blocking(self.store.password_config(), pw).await?),
+            Some(pw) => Some(self.store.hashing().hash(pw).await?),
             None => None,
         };
         let mut tx = self.store.begin().await?;
@@ -767,6 +767,6 @@ impl<'s> Users<'s> {
     /// same amount of work as a real check. Suspension is the caller's decision, not this one.
     pub async fn verify_password(&self, id: UserId, password: Password) -> Result<bool> {
         let stored = password_hash(self.store.pool(), id).await?;
-        Ok(password::verify_blocking(self.store.password_config(), stored, password).await)
+        self.store.hashing().verify(stored, password).await
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! Time is a parameter of every method, so the expiry rules are tested without waiting.
 
+mod device;
 mod parked;
 mod throttle;
 
@@ -18,8 +19,9 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
+pub use device::DeviceKeys;
 pub use parked::{Parkable, ParkedRequests};
-pub use throttle::{Throttle, ThrottlePolicy, account_key, address_key};
+pub use throttle::{Admission, Attempt, OnSuccess, Slot, Throttle, ThrottlePolicy};
 
 use crate::directory::{User, UserRow, UserStatus};
 use crate::error::Result;

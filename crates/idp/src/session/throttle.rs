@@ -1,56 +1,178 @@
-//! Failed sign-in throttling, per account and per client address, kept in the store so
-//! every node counts the same failures.
+//! Sign-in throttling, kept in the store so every node counts the same attempts.
 //!
-//! A few failures are free; after that each further failure doubles a lock-out (capped), and
-//! a quiet window resets the count. Accounts are keyed by the name as typed (case-folded), so
-//! names that do not exist are throttled exactly like names that do and the throttle cannot
-//! be used to find out which exist. A success clears the account's counter only: the
-//! address's counter keeps counting a spray over many accounts.
+//! # Why slots are taken before the password is checked
+//! A check ("is this account locked?"), then the slow Argon2 work, then a record of the
+//! failure is a race: a burst of simultaneous guesses all pass the check before the first
+//! failure is recorded. So an attempt *takes a slot* first, in one atomic statement per key
+//! that both refuses when the key is blocked and counts the attempt ([`Throttle::admit`]).
+//! Only an admitted attempt is checked. A success then resets the key's run, or gives its
+//! slot back ([`OnSuccess`]); a failure leaves the slot counted.
+//!
+//! # The policy
+//! Each key allows a few attempts freely. The attempt that reaches the limit blocks the key
+//! for [`ThrottlePolicy::base`], and each further admitted attempt doubles that, up to
+//! [`ThrottlePolicy::max_block`]: back-off rather than one fixed lock, and when a block ends
+//! exactly one attempt gets through before the next, longer one. A run ends after a quiet
+//! window with no admitted attempt. The numbers are in the README ("Sign-in throttling").
+//!
+//! Accounts are keyed by the name as typed (case-folded), so names that do not exist are
+//! throttled exactly like names that do and the throttle tells nobody which exist.
 
 use time::{Duration, OffsetDateTime};
 
 use crate::error::Result;
-use crate::store::{self, Store, timestamp};
+use crate::store::{self, Store};
 
-/// When to start refusing.
+/// What a success does to a key's run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSuccess {
+    /// Forget the run: the right password for this account ends its guessing run.
+    Reset,
+    /// Give back only this attempt's slot: an address's run keeps counting a spray over
+    /// many accounts even when some of them sign in.
+    GiveBack,
+}
+
+/// When a key starts refusing, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottlePolicy {
-    /// Failures allowed before any lock-out.
-    pub free_failures: i64,
-    /// Failures older than this are forgotten.
-    pub window: Duration,
-    /// The longest lock-out.
-    pub max_lock: Duration,
+    /// Attempts admitted before any block; the one that reaches this number blocks.
+    pub free: i64,
+    /// The first block.
+    pub base: Duration,
+    /// The longest block.
+    pub max_block: Duration,
+    /// A run ends after this long without an admitted attempt.
+    pub quiet: Duration,
+    /// What a success does.
+    pub on_success: OnSuccess,
 }
 
 impl ThrottlePolicy {
-    /// For one account: 5 free failures.
+    /// One account name from an untrusted browser, whatever the address: a guesser spread
+    /// over many addresses. An owner with a device cookie is not subject to it.
     pub const ACCOUNT: ThrottlePolicy = ThrottlePolicy {
-        free_failures: 5,
-        window: Duration::minutes(15),
-        max_lock: Duration::minutes(15),
+        free: 10,
+        base: Duration::seconds(30),
+        max_block: Duration::minutes(15),
+        quiet: Duration::minutes(15),
+        on_success: OnSuccess::Reset,
     };
-    /// For one client address: 20 free failures (several people may share a NAT).
+    /// One account name from one address (untrusted browsers).
+    pub const PAIR: ThrottlePolicy = ThrottlePolicy {
+        free: 5,
+        base: Duration::seconds(30),
+        max_block: Duration::minutes(15),
+        quiet: Duration::minutes(15),
+        on_success: OnSuccess::Reset,
+    };
+    /// One client address, over all names (several people may share a NAT, and their
+    /// successes give their slots back).
     pub const ADDRESS: ThrottlePolicy = ThrottlePolicy {
-        free_failures: 20,
-        window: Duration::minutes(15),
-        max_lock: Duration::minutes(15),
+        free: 20,
+        base: Duration::seconds(30),
+        max_block: Duration::minutes(15),
+        quiet: Duration::minutes(15),
+        on_success: OnSuccess::GiveBack,
+    };
+    /// One trusted browser of one account (its device cookie): its own failures count
+    /// against it alone.
+    pub const DEVICE: ThrottlePolicy = ThrottlePolicy {
+        free: 5,
+        base: Duration::seconds(30),
+        max_block: Duration::minutes(15),
+        quiet: Duration::minutes(15),
+        on_success: OnSuccess::Reset,
     };
 
-    /// The lock-out after `failures` failures in the window.
-    fn lock_for(&self, failures: i64) -> Option<Duration> {
-        let over = failures - self.free_failures;
+    /// The block set by the `n`th attempt of a run (the statement in [`Throttle::admit`]
+    /// computes the same; this is its specification, tested below).
+    pub fn block_after(&self, n: i64) -> Option<Duration> {
+        let over = n - self.free;
         if over < 0 {
             return None;
         }
-        let seconds = 1i64.checked_shl(u32::try_from(over.min(20)).unwrap_or(20));
-        Some(
-            seconds
-                .map(Duration::seconds)
-                .unwrap_or(self.max_lock)
-                .min(self.max_lock),
-        )
+        let factor = 1i64 << over.min(MAX_SHIFT);
+        let ms = millis(self.base).saturating_mul(factor);
+        Some(Duration::milliseconds(ms.min(millis(self.max_block))))
     }
+}
+
+/// The doubling stops here (2^20 times the base is past any sensible maximum).
+const MAX_SHIFT: i64 = 20;
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// One key an attempt must get a slot under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    key: String,
+    policy: ThrottlePolicy,
+}
+
+impl Slot {
+    /// An account name as typed, from anywhere.
+    pub fn account(name: &str) -> Slot {
+        Slot {
+            key: format!("account:{}", store::fold(name.trim())),
+            policy: ThrottlePolicy::ACCOUNT,
+        }
+    }
+
+    /// An account name as typed, from one client address.
+    pub fn pair(name: &str, address: &str) -> Slot {
+        Slot {
+            key: format!("pair:{}|{address}", store::fold(name.trim())),
+            policy: ThrottlePolicy::PAIR,
+        }
+    }
+
+    /// A client address.
+    pub fn address(address: &str) -> Slot {
+        Slot {
+            key: format!("addr:{address}"),
+            policy: ThrottlePolicy::ADDRESS,
+        }
+    }
+
+    /// A trusted browser (the nonce of a verified device cookie).
+    pub fn device(nonce: &str) -> Slot {
+        Slot {
+            key: format!("device:{nonce}"),
+            policy: ThrottlePolicy::DEVICE,
+        }
+    }
+
+    /// The key in the table.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// Whether an attempt may go on to the password check.
+#[derive(Debug)]
+#[must_use]
+pub enum Admission {
+    /// Go on; report the outcome with [`Throttle::succeeded`], or [`Throttle::not_checked`]
+    /// if the check never ran. A failure needs nothing: its slots stay counted.
+    Admitted(Attempt),
+    /// A key is blocked; try again after this long.
+    Refused {
+        /// Until the blocking key admits an attempt again (at least one second).
+        retry_after: Duration,
+    },
+}
+
+/// The slots an admitted attempt holds.
+#[derive(Debug)]
+pub struct Attempt {
+    slots: Vec<Slot>,
 }
 
 /// The throttle table.
@@ -59,14 +181,28 @@ pub struct Throttle<'s> {
     store: &'s Store,
 }
 
-/// The key for an account name as typed.
-pub fn account_key(name: &str) -> String {
-    format!("account:{}", store::fold(name.trim()))
-}
-
-/// The key for a client address.
-pub fn address_key(addr: &str) -> String {
-    format!("addr:{addr}")
+/// Takes one slot. `$2` now, `$3` the block a first attempt sets, `$4` the end of the
+/// quiet window (a run whose last attempt is older starts again), `$5` the free attempts,
+/// `$6` the base block, `$7` the longest (all milliseconds). The `WHERE` makes a blocked key
+/// refuse without counting; `RETURNING` then yields no row. Every `SET` expression reads
+/// the row as it was, so `n` is spelled out where it is needed. Portable: SQLite and
+/// PostgreSQL both have `<<` on integers and `RETURNING`.
+fn take_sql() -> String {
+    let n = "(CASE WHEN login_attempts.last_at <= $4 THEN 1 ELSE login_attempts.attempts + 1 END)";
+    let shift = format!(
+        "CAST(CASE WHEN {n} - $5 > {MAX_SHIFT} THEN {MAX_SHIFT} ELSE {n} - $5 END AS INTEGER)"
+    );
+    let grown = format!("($6 * (1 << {shift}))");
+    format!(
+        "INSERT INTO login_attempts (throttle_key, attempts, last_at, blocked_until) \
+         VALUES ($1, 1, $2, $3) \
+         ON CONFLICT (throttle_key) DO UPDATE SET \
+         attempts = {n}, last_at = $2, \
+         blocked_until = CASE WHEN {n} < $5 THEN 0 \
+         ELSE $2 + CASE WHEN {grown} > $7 THEN $7 ELSE {grown} END END \
+         WHERE login_attempts.blocked_until <= $2 \
+         RETURNING attempts"
+    )
 }
 
 impl<'s> Throttle<'s> {
@@ -75,80 +211,101 @@ impl<'s> Throttle<'s> {
         Throttle { store }
     }
 
-    /// The latest lock-out among `keys` still in force at `now`, if any.
-    pub async fn locked_until(
-        &self,
-        keys: &[String],
-        now: OffsetDateTime,
-    ) -> Result<Option<OffsetDateTime>> {
-        let mut latest: Option<OffsetDateTime> = None;
-        for key in keys {
-            let until: Option<Option<String>> = sqlx::query_scalar(
-                "SELECT locked_until FROM login_throttle WHERE throttle_key = $1",
-            )
-            .bind(key)
-            .fetch_optional(self.store.pool())
-            .await?;
-            if let Some(Some(text)) = until {
-                let t = timestamp::parse("login_throttle.locked_until", &text)?;
-                if t > now && latest.is_none_or(|l| t > l) {
-                    latest = Some(t);
-                }
-            }
-        }
-        Ok(latest)
-    }
-
-    /// Counts a failure against `key`.
-    pub async fn failure(
-        &self,
-        key: &str,
-        policy: ThrottlePolicy,
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        let mut tx = self.store.begin().await?;
-        let conn = store::conn(&mut tx);
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT failures, first_at FROM login_throttle WHERE throttle_key = $1")
-                .bind(key)
-                .fetch_optional(&mut *conn)
+    /// Takes a slot under every key, in order, each atomically. If one refuses, the slots
+    /// already taken are given back and the attempt is refused.
+    pub async fn admit(&self, slots: Vec<Slot>, now: OffsetDateTime) -> Result<Admission> {
+        let sql = take_sql();
+        let now_ms = unix_ms(now);
+        let mut taken: Vec<Slot> = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let p = slot.policy;
+            let first_block = p.block_after(1).map_or(0, |d| now_ms + millis(d));
+            let admitted: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(slot.key.as_str())
+                .bind(now_ms)
+                .bind(first_block)
+                .bind(now_ms.saturating_sub(millis(p.quiet)))
+                .bind(p.free)
+                .bind(millis(p.base))
+                .bind(millis(p.max_block))
+                .fetch_optional(self.store.pool())
                 .await?;
-        let (failures, first_at) = match row {
-            Some((n, first)) => {
-                let first = timestamp::parse("login_throttle.first_at", &first)?;
-                if now - first > policy.window {
-                    (1, now)
-                } else {
-                    (n.saturating_add(1), first)
-                }
+            if admitted.is_none() {
+                let retry_after = self.blocked_for(&slot, now_ms).await?;
+                self.give_back(&taken).await?;
+                return Ok(Admission::Refused { retry_after });
             }
-            None => (1, now),
-        };
-        let locked = policy
-            .lock_for(failures)
-            .map(|d| timestamp::format(now + d));
-        sqlx::query(
-            "INSERT INTO login_throttle (throttle_key, failures, first_at, locked_until) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (throttle_key) DO UPDATE SET \
-             failures = excluded.failures, first_at = excluded.first_at, \
-             locked_until = excluded.locked_until",
-        )
-        .bind(key)
-        .bind(failures)
-        .bind(timestamp::format(first_at))
-        .bind(locked)
-        .execute(&mut *conn)
-        .await?;
-        store::commit(tx).await
+            taken.push(slot);
+        }
+        Ok(Admission::Admitted(Attempt { slots: taken }))
     }
 
-    /// Forgets the failures counted against `key`.
-    pub async fn clear(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
-            .bind(key)
+    async fn blocked_for(&self, slot: &Slot, now_ms: i64) -> Result<Duration> {
+        let until: Option<i64> =
+            sqlx::query_scalar("SELECT blocked_until FROM login_attempts WHERE throttle_key = $1")
+                .bind(slot.key.as_str())
+                .fetch_optional(self.store.pool())
+                .await?;
+        let ms = until.unwrap_or(0).saturating_sub(now_ms);
+        Ok(Duration::milliseconds(ms).max(Duration::seconds(1)))
+    }
+
+    async fn give_back(&self, slots: &[Slot]) -> Result<()> {
+        for slot in slots {
+            sqlx::query(
+                "UPDATE login_attempts SET attempts = attempts - 1, \
+                 blocked_until = CASE WHEN attempts - 1 < $2 THEN 0 ELSE blocked_until END \
+                 WHERE throttle_key = $1 AND attempts > 0",
+            )
+            .bind(slot.key.as_str())
+            .bind(slot.policy.free)
             .execute(self.store.pool())
             .await?;
+        }
         Ok(())
+    }
+
+    /// The attempt's password was right: each key resets or gives its slot back.
+    pub async fn succeeded(&self, attempt: Attempt) -> Result<()> {
+        let (reset, give): (Vec<Slot>, Vec<Slot>) = attempt
+            .slots
+            .into_iter()
+            .partition(|s| s.policy.on_success == OnSuccess::Reset);
+        for slot in reset {
+            sqlx::query("DELETE FROM login_attempts WHERE throttle_key = $1")
+                .bind(slot.key.as_str())
+                .execute(self.store.pool())
+                .await?;
+        }
+        self.give_back(&give).await
+    }
+
+    /// The attempt was admitted but its password never checked (the hash pool was full):
+    /// it gives every slot back, as if it had not come.
+    pub async fn not_checked(&self, attempt: Attempt) -> Result<()> {
+        self.give_back(&attempt.slots).await
+    }
+
+    /// Forgets runs that ended (quiet and not blocked) by `now`; returns how many.
+    pub async fn purge(&self, now: OffsetDateTime) -> Result<u64> {
+        let now_ms = unix_ms(now);
+        let longest_quiet = [
+            ThrottlePolicy::ACCOUNT,
+            ThrottlePolicy::PAIR,
+            ThrottlePolicy::ADDRESS,
+            ThrottlePolicy::DEVICE,
+        ]
+        .iter()
+        .map(|p| millis(p.quiet))
+        .max()
+        .unwrap_or(0);
+        let done =
+            sqlx::query("DELETE FROM login_attempts WHERE last_at <= $1 AND blocked_until <= $2")
+                .bind(now_ms.saturating_sub(longest_quiet))
+                .bind(now_ms)
+                .execute(self.store.pool())
+                .await?;
+        Ok(done.rows_affected())
     }
 }
 
@@ -157,19 +314,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lock_doubles_after_the_free_failures_and_is_capped() {
-        let p = ThrottlePolicy::ACCOUNT;
-        assert_eq!(p.lock_for(4), None);
-        assert_eq!(p.lock_for(5), Some(Duration::seconds(1)));
-        assert_eq!(p.lock_for(6), Some(Duration::seconds(2)));
-        assert_eq!(p.lock_for(9), Some(Duration::seconds(16)));
-        assert_eq!(p.lock_for(100), Some(Duration::minutes(15)));
-        assert_eq!(p.lock_for(i64::MAX), Some(Duration::minutes(15)));
+    fn the_attempt_reaching_the_limit_blocks_and_each_further_one_doubles_up_to_the_cap() {
+        let p = ThrottlePolicy::PAIR;
+        assert_eq!(p.block_after(4), None);
+        assert_eq!(p.block_after(5), Some(Duration::seconds(30)));
+        assert_eq!(p.block_after(6), Some(Duration::seconds(60)));
+        assert_eq!(p.block_after(9), Some(Duration::seconds(480)));
+        assert_eq!(p.block_after(10), Some(Duration::minutes(15)));
+        assert_eq!(p.block_after(100), Some(Duration::minutes(15)));
+        assert_eq!(p.block_after(i64::MAX), Some(Duration::minutes(15)));
     }
 
     #[test]
-    fn keys_fold_case() {
-        assert_eq!(account_key(" Alice "), "account:alice");
-        assert_eq!(address_key("10.0.0.1"), "addr:10.0.0.1");
+    fn keys_fold_case_and_name_their_kind() {
+        assert_eq!(Slot::account(" Alice ").key(), "account:alice");
+        assert_eq!(Slot::address("10.0.0.1").key(), "addr:10.0.0.1");
+        assert_eq!(Slot::pair("ALICE", "10.0.0.1").key(), "pair:alice|10.0.0.1");
+        assert_eq!(Slot::device("abc").key(), "device:abc");
     }
 }

@@ -40,13 +40,15 @@ use crate::audit::Audit;
 use crate::config::{Config, PasswordConfig};
 use crate::directory::{Groups, Users};
 use crate::error::{Error, Result};
+use crate::password::HashPool;
 
 /// A handle on the store; cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    password: PasswordConfig,
+    /// The node's one bounded Argon2 pool: every hash of this store's users goes through it.
+    hashing: HashPool,
 }
 
 /// A write transaction. Dropping it without [`Store::commit`] rolls everything back.
@@ -119,7 +121,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
-            password,
+            hashing: HashPool::new(password),
         })
     }
 
@@ -130,7 +132,12 @@ impl Store {
 
     /// The Argon2id parameters new password hashes are made with.
     pub fn password_config(&self) -> PasswordConfig {
-        self.password
+        self.hashing.config()
+    }
+
+    /// The bounded pool every password hash and check goes through.
+    pub fn hashing(&self) -> &HashPool {
+        &self.hashing
     }
 
     /// The latest applied schema migration version.

@@ -1,4 +1,4 @@
-//! The two cookies the IdP sets (session and anti-forgery) and the CSRF check.
+//! The cookies the IdP sets (session, anti-forgery, trusted browser) and the CSRF check.
 //!
 //! Both are `HttpOnly`, `Path=/`, `SameSite=Lax`, and `Secure` unless the configuration
 //! relaxed it for plain-HTTP loopback development; when secure they use the `__Host-` prefix,
@@ -19,6 +19,10 @@ use super::settings::ServerSettings;
 const SESSION: &str = "latchkey_session";
 /// The anti-forgery cookie's base name.
 const CSRF: &str = "latchkey_csrf";
+/// The trusted-browser cookie's base name (see [`crate::session::DeviceKeys`]).
+const DEVICE: &str = "latchkey_device";
+/// How long a browser stays trusted after its last sign-in.
+const DEVICE_LIFETIME: Duration = Duration::days(180);
 
 /// The cookie names for these settings.
 pub fn session_name(settings: &ServerSettings) -> String {
@@ -88,6 +92,16 @@ pub fn clear_session(settings: &ServerSettings) -> String {
 /// The request's session token, if any.
 pub fn session_token(settings: &ServerSettings, headers: &HeaderMap) -> Option<String> {
     get(headers, &session_name(settings)).filter(|v| !v.is_empty())
+}
+
+/// The request's trusted-browser cookie, if any (verified by the caller).
+pub fn device_token(settings: &ServerSettings, headers: &HeaderMap) -> Option<String> {
+    get(headers, &name(settings, DEVICE)).filter(|v| !v.is_empty() && v.len() <= 256)
+}
+
+/// The `Set-Cookie` value that marks this browser as trusted for one account.
+pub fn set_device(settings: &ServerSettings, value: &str) -> String {
+    set(settings, DEVICE, value, Some(DEVICE_LIFETIME))
 }
 
 /// The CSRF token to put in forms: the request's cookie if it has a sane one, else a new one

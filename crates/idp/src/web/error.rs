@@ -49,6 +49,9 @@ pub enum WebError {
         /// The application's display name.
         app: String,
     },
+    /// A bounded resource (password hashing) is full; nothing was done.
+    #[error("busy: {0}")]
+    Busy(String, u64),
     /// A fault of the server (store, keys); details only in the log.
     #[error("internal error: {0}")]
     Internal(String),
@@ -56,7 +59,13 @@ pub enum WebError {
 
 impl From<crate::error::Error> for WebError {
     fn from(err: crate::error::Error) -> Self {
-        WebError::Internal(err.to_string())
+        match err {
+            crate::error::Error::Busy {
+                retry_after_seconds,
+                ..
+            } => WebError::Busy(err.to_string(), retry_after_seconds),
+            _ => WebError::Internal(err.to_string()),
+        }
     }
 }
 
@@ -77,6 +86,7 @@ impl WebError {
             WebError::LogoutExpired => "SLO-EXPIRED",
             WebError::LogoutReplayed => "SLO-REPLAYED",
             WebError::Denied { .. } => "SSO-DENIED",
+            WebError::Busy(..) => "WEB-BUSY",
             WebError::Internal(_) => "WEB-INTERNAL",
         }
     }
@@ -98,6 +108,7 @@ impl WebError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::RequestExpired | WebError::LogoutExpired => StatusCode::GONE,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -164,6 +175,10 @@ impl WebError {
                      Nothing was signed out here. Tell the application's administrator."
                 ),
             ),
+            WebError::Busy(..) => (
+                "Busy",
+                "The sign-in service is busy. Wait a moment and try again.".into(),
+            ),
             WebError::Internal(_) => (
                 "Something went wrong",
                 "The sign-in service failed. Quote the operation ID below to your administrator."
@@ -193,6 +208,11 @@ impl IntoResponse for WebError {
             escape(&operation_id),
         );
         let mut response = (status, Html(page(title, &body))).into_response();
+        if let WebError::Busy(_, seconds) = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
         response.extensions_mut().insert(ErrorCode(code));
         response
     }

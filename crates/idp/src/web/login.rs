@@ -4,8 +4,13 @@
 //! * One message for every failure (unknown name, wrong password, suspended account, no
 //!   password set), and the same Argon2 work for unknown names, so neither the page nor its
 //!   timing tells which names exist.
-//! * Failures are throttled per account name and per client address in the store, shared by
-//!   all nodes (see [`crate::session::Throttle`]).
+//! * Attempts are throttled per account name, per client address and per both, in the
+//!   store, shared by all nodes; a slot is taken before the password is checked (see
+//!   [`crate::session::Throttle`]). A browser that signed in to the account before is
+//!   throttled on its own instead (see [`crate::session::DeviceKeys`]), so an attacker's
+//!   failures cannot keep the owner out.
+//! * Password checks go through the store's bounded hash pool: past its bound the answer
+//!   is 503 with `Retry-After`, never more memory.
 //! * A successful sign-in always starts a new session (no fixation) and ends the one the
 //!   browser had.
 //! * The only redirect after sign-in is to `/saml/continue/<key>` with a key of the exact
@@ -27,12 +32,11 @@ use serde_json::json;
 use super::html::{escape, page};
 use super::logout::{self, LogoutChain};
 use super::{WebError, WebState, client_addr, cookies};
+use crate::Error;
 use crate::audit::Actor;
-use crate::directory::{User, UserStatus};
-use crate::password::{self, Password};
-use crate::session::{
-    ParkedRequests, Sessions, Throttle, ThrottlePolicy, account_key, address_key,
-};
+use crate::directory::Login;
+use crate::password::Password;
+use crate::session::{Admission, ParkedRequests, Sessions, Slot, Throttle};
 use crate::sso::PendingRequest;
 use crate::store::timestamp;
 
@@ -41,6 +45,8 @@ const FAILED: &str = "Sign-in failed. Check your username and password; if they 
      not be able to sign in. Ask your administrator.";
 /// Shown while throttled.
 const THROTTLED: &str = "Too many failed attempts. Wait a few minutes and try again.";
+/// Shown when the password check could not even start.
+const BUSY: &str = "The sign-in service is busy. Wait a moment and try again.";
 
 /// The longest username or e-mail address looked up.
 const MAX_NAME: usize = 320;
@@ -173,6 +179,11 @@ async fn render(
 }
 
 /// POST /login
+///
+/// In this order, so that a burst cannot outrun the throttle or the memory bound: a cheap
+/// lookup of the name; a slot under every throttle key, taken atomically; only then the
+/// Argon2 check, through the store's bounded hash pool; then the outcome goes back to the
+/// throttle (a success resets or gives back, a failure stays counted).
 pub async fn submit(
     State(state): State<WebState>,
     headers: HeaderMap,
@@ -188,77 +199,106 @@ pub async fn submit(
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let name = form.username.trim();
     let typed: String = name.chars().take(MAX_NAME).collect();
-    let throttle = Throttle::new(state.store());
-    let keys = [account_key(&typed), address_key(&addr)];
-    if throttle.locked_until(&keys, now).await?.is_some() {
-        state.metrics().login("failure");
-        state.metrics().failure("LOGIN-THROTTLED");
-        tracing::warn!(code = "LOGIN-THROTTLED", address = %addr, "sign-in refused while throttled");
-        return Ok(render(
-            &state,
-            &headers,
-            cont.as_deref(),
-            &typed,
-            Some(THROTTLED),
-            StatusCode::TOO_MANY_REQUESTS,
-        )
-        .await);
-    }
+    let users = state.store().users();
+    let user = if name.len() <= MAX_NAME {
+        users.find_login(&typed).await?
+    } else {
+        None
+    };
+    let user_id = user.as_ref().map(|u| u.id);
 
-    let user = lookup(&state, &typed).await?;
-    let password = Password::new(form.password);
-    let verified = match &user {
-        Some(u) if name.len() <= MAX_NAME => state
-            .store()
-            .users()
-            .verify_password(u.id, password)
-            .await
-            .unwrap_or(false),
-        _ => password::verify_blocking(state.store().password_config(), None, password).await,
+    // A browser that signed in to this very account before counts its own failures only.
+    let trusted = match (user_id, cookies::device_token(state.settings(), &headers)) {
+        (Some(id), Some(token)) => state.device_keys().await?.verify(&token, id),
+        _ => None,
     };
-    let refusal = match &user {
-        None => Some("unknown_user"),
-        Some(_) if !verified => Some("bad_password"),
-        Some(u) if u.status != UserStatus::Active => Some("suspended"),
-        Some(_) => None,
+    let slots = match &trusted {
+        Some(nonce) => vec![Slot::device(nonce)],
+        None => vec![
+            Slot::pair(&typed, &addr),
+            Slot::account(&typed),
+            Slot::address(&addr),
+        ],
     };
-    if let Some(reason) = refusal {
-        throttle
-            .failure(&keys[0], ThrottlePolicy::ACCOUNT, now)
-            .await?;
-        throttle
-            .failure(&keys[1], ThrottlePolicy::ADDRESS, now)
-            .await?;
-        state.metrics().login("failure");
-        state.metrics().failure(match reason {
-            "suspended" => "LOGIN-SUSPENDED",
-            _ => "LOGIN-FAILED",
-        });
-        state
-            .audit(
-                &Actor::new(format!("anonymous:{addr}")),
-                "login.failure",
-                "user",
-                user.as_ref().map(|u| u.id.to_string()).unwrap_or_default(),
-                typed.clone(),
-                json!({ "reason": reason, "address": addr }),
+    let throttle = Throttle::new(state.store());
+    let attempt = match throttle.admit(slots, now).await? {
+        Admission::Admitted(attempt) => attempt,
+        Admission::Refused { retry_after } => {
+            state.metrics().login("failure");
+            state.metrics().failure("LOGIN-THROTTLED");
+            tracing::warn!(
+                code = "LOGIN-THROTTLED",
+                address = %addr,
+                trusted = trusted.is_some(),
+                "sign-in refused while throttled"
+            );
+            let seconds = u64::try_from(retry_after.whole_seconds()).unwrap_or(1);
+            let page = Refusal::new(THROTTLED, StatusCode::TOO_MANY_REQUESTS, seconds);
+            return Ok(refuse(&state, &headers, cont.as_deref(), &typed, page).await);
+        }
+    };
+
+    let outcome = match users
+        .check_password(user, Password::new(form.password))
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // Not checked, so not a guess: the slots go back.
+            throttle.not_checked(attempt).await?;
+            let Error::Busy {
+                retry_after_seconds,
+                ..
+            } = e
+            else {
+                return Err(e.into());
+            };
+            state.metrics().failure("LOGIN-BUSY");
+            tracing::warn!(code = "LOGIN-BUSY", address = %addr, "sign-in refused: hash pool full");
+            let page = Refusal::new(BUSY, StatusCode::SERVICE_UNAVAILABLE, retry_after_seconds);
+            return Ok(refuse(&state, &headers, cont.as_deref(), &typed, page).await);
+        }
+    };
+    let user = match outcome {
+        Login::Success(user) => user,
+        refused => {
+            let reason = match (&refused, user_id) {
+                (Login::Suspended(_), _) => "suspended",
+                (_, None) => "unknown_user",
+                _ => "bad_password",
+            };
+            state.metrics().login("failure");
+            state.metrics().failure(match reason {
+                "suspended" => "LOGIN-SUSPENDED",
+                _ => "LOGIN-FAILED",
+            });
+            state
+                .audit(
+                    &Actor::new(format!("anonymous:{addr}")),
+                    "login.failure",
+                    "user",
+                    user_id.map(|id| id.to_string()).unwrap_or_default(),
+                    typed.clone(),
+                    json!({
+                        "reason": reason,
+                        "address": addr,
+                        "trusted_browser": trusted.is_some(),
+                    }),
+                )
+                .await?;
+            tracing::info!(reason, address = %addr, "sign-in failed");
+            return Ok(render(
+                &state,
+                &headers,
+                cont.as_deref(),
+                &typed,
+                Some(FAILED),
+                StatusCode::UNAUTHORIZED,
             )
-            .await?;
-        tracing::info!(reason, address = %addr, "sign-in failed");
-        return Ok(render(
-            &state,
-            &headers,
-            cont.as_deref(),
-            &typed,
-            Some(FAILED),
-            StatusCode::UNAUTHORIZED,
-        )
-        .await);
-    }
-    let Some(user) = user else {
-        return Err(WebError::Internal("sign-in without a user".into()));
+            .await);
+        }
     };
-    throttle.clear(&keys[0]).await?;
+    throttle.succeeded(attempt).await?;
     let sessions = Sessions::new(state.store());
     if let Some(old) = cookies::session_token(state.settings(), &headers) {
         sessions.end(&old).await?;
@@ -283,25 +323,57 @@ pub async fn submit(
         None => "/portal".to_owned(),
     };
     let mut response = Redirect::to(&target).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookies::set_session(state.settings(), token.expose())) {
-        response.headers_mut().append(header::SET_COOKIE, v);
+    let device = state.device_keys().await?.issue(user.id);
+    for cookie in [
+        cookies::set_session(state.settings(), token.expose()),
+        cookies::set_device(state.settings(), &device),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
     Ok(response)
 }
 
-/// The user a login name means: a username, else an e-mail address.
-async fn lookup(state: &WebState, name: &str) -> Result<Option<User>, WebError> {
-    if name.is_empty() {
-        return Ok(None);
+/// A sign-in that was not checked (throttled, or the hash pool full): the form again,
+/// with a message, a status and `Retry-After`.
+struct Refusal {
+    message: &'static str,
+    status: StatusCode,
+    retry_after_seconds: u64,
+}
+
+impl Refusal {
+    fn new(message: &'static str, status: StatusCode, retry_after_seconds: u64) -> Self {
+        Refusal {
+            message,
+            status,
+            retry_after_seconds: retry_after_seconds.max(1),
+        }
     }
-    let users = state.store().users();
-    if let Some(u) = users.find_by_username(name).await? {
-        return Ok(Some(u));
-    }
-    if name.contains('@') {
-        return Ok(users.find_by_email(name).await?);
-    }
-    Ok(None)
+}
+
+async fn refuse(
+    state: &WebState,
+    headers: &HeaderMap,
+    cont: Option<&str>,
+    typed: &str,
+    refusal: Refusal,
+) -> Response {
+    let mut response = render(
+        state,
+        headers,
+        cont,
+        typed,
+        Some(refusal.message),
+        refusal.status,
+    )
+    .await;
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(refusal.retry_after_seconds),
+    );
+    response
 }
 
 /// GET /logout: a confirmation form (a GET must not end the session: links and prefetches

@@ -134,6 +134,47 @@ impl Metrics {
     }
 }
 
+/// The password-hash pool's series, read from the pool itself at scrape time.
+pub fn render_hashing(stats: &crate::password::HashStats) -> String {
+    let mut out = String::new();
+    let mut series = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    };
+    series(
+        "latchkey_password_hashes_total",
+        "counter",
+        "Argon2 computations finished (checks, dummy checks for unknown names, new hashes).",
+        stats.completed.to_string(),
+    );
+    series(
+        "latchkey_password_hash_refused_total",
+        "counter",
+        "Requests answered 503 because the hash pool and its queue were full.",
+        stats.refused.to_string(),
+    );
+    series(
+        "latchkey_password_hashes_running",
+        "gauge",
+        "Argon2 computations running now.",
+        stats.running.to_string(),
+    );
+    series(
+        "latchkey_password_hashes_running_peak",
+        "gauge",
+        "The most Argon2 computations that ran at once since start.",
+        stats.peak.to_string(),
+    );
+    series(
+        "latchkey_password_hash_concurrency_limit",
+        "gauge",
+        "The bound on Argon2 computations at once ([password] max_concurrent).",
+        stats.max_concurrent.to_string(),
+    );
+    out
+}
+
 /// Escapes a label value (backslash, quote, newline).
 fn label(value: &str) -> String {
     value

@@ -21,6 +21,7 @@ pub mod html;
 pub mod login;
 pub mod logout;
 pub mod metrics;
+pub mod metrics_access;
 pub mod portal;
 pub mod saml;
 pub mod settings;
@@ -41,7 +42,7 @@ pub use metrics::Metrics;
 pub use settings::{ServerConfig, ServerSettings};
 
 use crate::audit::{self, Actor, AuditBatcher, Change};
-use crate::session::{Session, Sessions};
+use crate::session::{DeviceKeys, Session, Sessions};
 use crate::sso::IdpKeys;
 use crate::store::{Store, timestamp};
 
@@ -58,6 +59,8 @@ struct Inner {
     /// Batches sign-in audit lines; `None` when built outside a Tokio runtime, where each
     /// line is written on its own.
     audit: Option<AuditBatcher>,
+    /// The trusted-browser cookie key, read from the store at first use.
+    device_keys: tokio::sync::OnceCell<DeviceKeys>,
 }
 
 impl WebState {
@@ -73,6 +76,7 @@ impl WebState {
             keys,
             metrics: Metrics::default(),
             audit,
+            device_keys: tokio::sync::OnceCell::new(),
         }))
     }
 
@@ -94,6 +98,15 @@ impl WebState {
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// The key of trusted-browser cookies (shared by every node through the store).
+    pub(crate) async fn device_keys(&self) -> Result<&DeviceKeys, WebError> {
+        Ok(self
+            .0
+            .device_keys
+            .get_or_try_init(|| DeviceKeys::load(self.store()))
+            .await?)
     }
 
     /// The session the request's cookie names, if still valid (see [`Sessions::resume`]).
@@ -214,12 +227,23 @@ async fn readyz(State(state): State<WebState>) -> Response {
     }
 }
 
-async fn metrics_text(State(state): State<WebState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(),
-    )
-        .into_response()
+async fn metrics_text(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<axum::extract::Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    if !state.settings().metrics_access.allows(&addr, &headers) {
+        tracing::info!(address = %addr, "metrics scrape refused");
+        return (
+            StatusCode::FORBIDDEN,
+            "metrics are not open to this client\n",
+        )
+            .into_response();
+    }
+    let mut text = state.metrics().render();
+    text.push_str(&metrics::render_hashing(&state.store().hashing().stats()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn stylesheet() -> Response {

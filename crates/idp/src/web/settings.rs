@@ -12,9 +12,12 @@
 //! require_signed_requests = false      # apps with a signing certificate always must sign
 //! trust_forwarded_for = false          # take the client address from X-Forwarded-For
 //! key_algorithm = "rsa2048"            # for the first signing key: rsa2048 | ecdsa_p256
+//! metrics_allow = ["127.0.0.0/8", "::1"]   # who may read /metrics without the token
+//! # metrics_token = "..."              # or with `Authorization: Bearer <token>`
 //! ```
 //!
-//! Environment overrides: `LATCHKEY_LISTEN`, `LATCHKEY_BASE_URL`, `LATCHKEY_COOKIE_SECURE`.
+//! Environment overrides: `LATCHKEY_LISTEN`, `LATCHKEY_BASE_URL`, `LATCHKEY_COOKIE_SECURE`,
+//! `LATCHKEY_METRICS_TOKEN`.
 //!
 //! The checks live here rather than at first use so a bad setting stops the server at start
 //! with one clear line, instead of surfacing as a confusing browser error later.
@@ -27,6 +30,7 @@ use time::Duration;
 use crate::config::{Config, Environment};
 use crate::error::{Error, Result};
 use crate::keys::KeyAlgorithm;
+use crate::web::metrics_access::{MetricsAccess, Network};
 
 /// The `[server]` section as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +56,10 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     /// Algorithm of the signing key generated at first start.
     pub key_algorithm: KeyAlgorithm,
+    /// Networks that may read `/metrics` without a token (addresses or CIDR).
+    pub metrics_allow: Vec<String>,
+    /// A bearer token that opens `/metrics` from anywhere.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +75,8 @@ impl Default for ServerConfig {
             require_signed_requests: false,
             trust_forwarded_for: false,
             key_algorithm: KeyAlgorithm::Rsa2048,
+            metrics_allow: vec!["127.0.0.0/8".into(), "::1".into()],
+            metrics_token: None,
         }
     }
 }
@@ -96,6 +106,8 @@ pub struct ServerSettings {
     pub trust_forwarded_for: bool,
     /// Algorithm for a first signing key.
     pub key_algorithm: KeyAlgorithm,
+    /// Who may read `/metrics`.
+    pub metrics_access: MetricsAccess,
 }
 
 fn bad(reason: impl Into<String>) -> Error {
@@ -114,6 +126,9 @@ impl ServerSettings {
         }
         if let Some(v) = env.var("LATCHKEY_BASE_URL") {
             raw.base_url = v;
+        }
+        if let Some(v) = env.var("LATCHKEY_METRICS_TOKEN") {
+            raw.metrics_token = Some(v);
         }
         if let Some(v) = env.var("LATCHKEY_COOKIE_SECURE") {
             raw.cookie_secure = match v.trim().to_ascii_lowercase().as_str() {
@@ -181,6 +196,12 @@ impl ServerSettings {
             Some(e) if !e.trim().is_empty() => e.trim().to_string(),
             _ => format!("{base_url}/saml/metadata"),
         };
+        let allow = raw
+            .metrics_allow
+            .iter()
+            .map(|n| Network::parse(n).map_err(|e| bad(format!("metrics_allow: {e}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let metrics_access = MetricsAccess::new(allow, raw.metrics_token);
         Ok(ServerSettings {
             listen,
             base_url,
@@ -193,6 +214,7 @@ impl ServerSettings {
             require_signed_requests: raw.require_signed_requests,
             trust_forwarded_for: raw.trust_forwarded_for,
             key_algorithm: raw.key_algorithm,
+            metrics_access,
         })
     }
 
@@ -249,6 +271,8 @@ mod tests {
         assert!(with(|r| r.session_idle_minutes = 0).is_err());
         assert!(with(|r| r.session_idle_minutes = 600).is_err());
         assert!(with(|r| r.assertion_validity_seconds = 86_400).is_err());
+        let err = with(|r| r.metrics_allow = vec!["10.0.0.0/40".into()]).unwrap_err();
+        assert!(err.to_string().contains("metrics_allow"), "{err}");
     }
 
     #[test]

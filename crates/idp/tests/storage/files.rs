@@ -12,6 +12,7 @@ async fn default_store_is_a_private_sqlite_file_in_the_data_dir() {
             memory_kib: 64,
             iterations: 1,
             parallelism: 1,
+            ..PasswordConfig::default()
         },
         ..Config::default()
     };

@@ -23,6 +23,7 @@ pub fn cheap_passwords() -> PasswordConfig {
         memory_kib: 64,
         iterations: 1,
         parallelism: 1,
+        ..PasswordConfig::default()
     }
 }
 

@@ -54,7 +54,7 @@ async fn failures_share_one_generic_message_and_are_audited() {
         .collect();
     assert!(reasons.contains(&"bad_password".to_string()));
     assert!(reasons.contains(&"unknown_user".to_string()));
-    let metrics = b.get("/metrics").await.body;
+    let metrics = b.metrics().await.body;
     assert!(metrics.contains("latchkey_logins_total{result=\"failure\"} 2"));
 }
 

@@ -12,7 +12,7 @@ async fn health_ready_and_metrics() {
     let ready = b.get("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK);
     b.get("/nowhere").await;
-    let metrics = b.get("/metrics").await;
+    let metrics = b.metrics().await;
     assert!(
         metrics
             .body

@@ -100,7 +100,7 @@ async fn redirect_binding_happy_path() {
     let page = b.follow(first).await;
     let xml = page.saml_response();
     sp_validate(&idp, SP, SP_ACS, &xml, Some(&again.id)).unwrap();
-    let metrics = b.get("/metrics").await.body;
+    let metrics = b.metrics().await.body;
     assert!(
         metrics.contains("latchkey_assertions_issued_total{app=\"https://sp.example.com\"} 2"),
         "{metrics}"
@@ -318,7 +318,7 @@ async fn unknown_sp_and_unregistered_acs_get_an_error_page_and_nothing_is_sent()
         Some("SSO-BINDING")
     );
 
-    let metrics = b.get("/metrics").await.body;
+    let metrics = b.metrics().await.body;
     assert!(
         metrics.contains("latchkey_failures_total{reason=\"SSO-ACS\"} 3"),
         "{metrics}"

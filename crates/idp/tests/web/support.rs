@@ -31,6 +31,9 @@ pub const SP_ACS: &str = "https://sp.example.com/acs";
 pub const SIGNED_SP: &str = "https://signed.example.net";
 pub const SIGNED_ACS: &str = "https://signed.example.net/saml/acs";
 pub const PASSWORD: &str = "correct horse battery";
+/// The `[server] metrics_token` of the IdP under test (in-process requests have no peer
+/// address, so the loopback allowance does not apply to them).
+pub const METRICS_TOKEN: &str = "test-metrics-token";
 
 /// The IdP under test and what was seeded into it.
 pub struct Idp {
@@ -45,6 +48,8 @@ pub struct Idp {
     pub sp_key: SigningKey,
     pub idp_keys: Vec<VerifyingKey>,
     pub key_dir: std::path::PathBuf,
+    /// The database URL, for a second node on the same store.
+    pub url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -61,18 +66,63 @@ pub async fn idp_with(edit: impl FnOnce(&mut ServerConfig)) -> Idp {
 
 /// The same IdP on a fresh database of the throwaway PostgreSQL cluster.
 pub async fn idp_postgres() -> Idp {
-    let dir = tempfile::tempdir().unwrap();
-    let url = crate::store_support::pg::fresh_database_url().await;
-    build(dir, &url, |_| {}).await
+    idp_postgres_with(|_| {}).await
 }
 
-async fn build(dir: tempfile::TempDir, url: &str, edit: impl FnOnce(&mut ServerConfig)) -> Idp {
-    let cheap = PasswordConfig {
+/// [`idp_postgres`] with edited settings.
+pub async fn idp_postgres_with(edit: impl FnOnce(&mut ServerConfig)) -> Idp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::store_support::pg::fresh_database_url().await;
+    build(dir, &url, edit).await
+}
+
+/// Argon2 parameters that make tests fast.
+pub fn cheap_passwords() -> PasswordConfig {
+    PasswordConfig {
         memory_kib: 64,
         iterations: 1,
         parallelism: 1,
-    };
-    let store = Store::open_url(url, 5, cheap).await.unwrap();
+        ..PasswordConfig::default()
+    }
+}
+
+async fn build(dir: tempfile::TempDir, url: &str, edit: impl FnOnce(&mut ServerConfig)) -> Idp {
+    build_with(dir, url, cheap_passwords(), edit).await
+}
+
+/// An IdP (as [`idp_with`]) whose password hashing is configured by the test.
+pub async fn idp_with_passwords(
+    passwords: PasswordConfig,
+    edit: impl FnOnce(&mut ServerConfig),
+) -> Idp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = latchkey_idp::config::sqlite_url(&dir.path().join("latchkey.db"));
+    build_with(dir, &url, passwords, edit).await
+}
+
+/// A second node of `idp`: its own store pool, hash pool and server state over the same
+/// database and keys.
+pub async fn second_node(idp: &Idp) -> (Router, Store) {
+    let store = Store::open_url(&idp.url, 5, cheap_passwords())
+        .await
+        .unwrap();
+    let keys = IdpKeys::open(
+        &idp.key_dir,
+        KeyAlgorithm::EcdsaP256,
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let state = WebState::new(store.clone(), idp.settings.clone(), keys);
+    (web::router(state), store)
+}
+
+async fn build_with(
+    dir: tempfile::TempDir,
+    url: &str,
+    passwords: PasswordConfig,
+    edit: impl FnOnce(&mut ServerConfig),
+) -> Idp {
+    let store = Store::open_url(url, 5, passwords).await.unwrap();
     let admin = Actor::system();
     let mut new = NewUser::new("alice", "alice@example.org");
     new.given_name = Some("Alice".into());
@@ -127,6 +177,7 @@ async fn build(dir: tempfile::TempDir, url: &str, edit: impl FnOnce(&mut ServerC
     let mut raw = ServerConfig {
         base_url: BASE.into(),
         cookie_secure: false,
+        metrics_token: Some(METRICS_TOKEN.into()),
         ..ServerConfig::default()
     };
     edit(&mut raw);
@@ -175,6 +226,7 @@ async fn build(dir: tempfile::TempDir, url: &str, edit: impl FnOnce(&mut ServerC
         sp_key,
         idp_keys,
         key_dir,
+        url: url.to_owned(),
         _dir: dir,
     }
 }
@@ -190,6 +242,8 @@ pub async fn body_text(response: Response<Body>) -> String {
 pub struct Browser<'a> {
     pub idp: &'a Idp,
     pub cookies: BTreeMap<String, String>,
+    /// Sent as `X-Forwarded-For` (for an IdP with `trust_forwarded_for`): the client address.
+    pub address: Option<String>,
 }
 
 /// A response with its body read.
@@ -264,6 +318,7 @@ impl<'a> Browser<'a> {
         Browser {
             idp,
             cookies: BTreeMap::new(),
+            address: None,
         }
     }
 
@@ -284,6 +339,11 @@ impl<'a> Browser<'a> {
     }
 
     async fn send_with(&mut self, mut request: Request<Body>, cookies: bool) -> Page {
+        if let Some(addr) = &self.address {
+            request
+                .headers_mut()
+                .insert("x-forwarded-for", addr.parse().unwrap());
+        }
         if cookies && !self.cookies.is_empty() {
             let jar: Vec<String> = self
                 .cookies
@@ -314,6 +374,17 @@ impl<'a> Browser<'a> {
             headers,
             body,
         }
+    }
+
+    /// `/metrics`, with the test IdP's bearer token.
+    pub async fn metrics(&mut self) -> Page {
+        self.send(
+            Request::get("/metrics")
+                .header(header::AUTHORIZATION, format!("Bearer {METRICS_TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn get(&mut self, uri: &str) -> Page {

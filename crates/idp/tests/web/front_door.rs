@@ -1,0 +1,348 @@
+//! The sign-in front door under bursts: throttling that holds under concurrency (on both
+//! backends and across two nodes), the trusted-browser cookie, the bounded hash pool, and
+//! who may read `/metrics`.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use latchkey_idp::Store;
+use latchkey_idp::config::PasswordConfig;
+use latchkey_idp::session::{Throttle, ThrottlePolicy};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use super::support::*;
+
+/// A CSRF value of the shape the server issues; the double-submit check only needs the
+/// cookie and the field to match.
+const CSRF: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// One sign-in POST as a fresh browser would send it, from `address` (the IdP under test
+/// trusts `X-Forwarded-For` where the test needs addresses).
+async fn post_login(
+    router: Router,
+    username: String,
+    password: String,
+    address: Option<String>,
+    extra_cookie: Option<String>,
+) -> (StatusCode, HeaderMap) {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("username", username.as_str()),
+            ("password", password.as_str()),
+            ("csrf", CSRF),
+        ])
+        .finish();
+    let mut cookie = format!("latchkey_csrf={CSRF}");
+    if let Some(extra) = extra_cookie {
+        cookie.push_str("; ");
+        cookie.push_str(&extra);
+    }
+    let mut request = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie);
+    if let Some(addr) = address {
+        request = request.header("x-forwarded-for", addr);
+    }
+    let response = router
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    (response.status(), response.headers().clone())
+}
+
+/// Sends `n` sign-ins at once (each from `address(i)` as user `name(i)`) and returns the
+/// statuses, once all are answered.
+async fn burst(
+    routers: &[Router],
+    n: usize,
+    name: impl Fn(usize) -> String,
+    address: impl Fn(usize) -> Option<String>,
+    password: &str,
+) -> Vec<(StatusCode, HeaderMap)> {
+    // Every request is built before any is sent, and all wait on one barrier, so they
+    // reach the server as one burst.
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let mut set = JoinSet::new();
+    for i in 0..n {
+        let router = routers[i % routers.len()].clone();
+        let (user, addr, pw, gate) = (name(i), address(i), password.to_owned(), gate.clone());
+        set.spawn(async move {
+            gate.wait().await;
+            post_login(router, user, pw, addr, None).await
+        });
+    }
+    let mut out = Vec::with_capacity(n);
+    while let Some(r) = set.join_next().await {
+        out.push(r.unwrap());
+    }
+    out
+}
+
+fn count(results: &[(StatusCode, HeaderMap)], status: StatusCode) -> usize {
+    results.iter().filter(|(s, _)| *s == status).count()
+}
+
+fn hashes(store: &Store) -> u64 {
+    store.hashing().stats().completed
+}
+
+async fn one_account_burst(idp: &Idp, routers: &[Router], stores: &[&Store]) {
+    let before: u64 = stores.iter().map(|s| hashes(s)).sum();
+    let results = burst(
+        routers,
+        40,
+        |_| "alice".into(),
+        |_| Some("198.51.100.7".into()),
+        "wrong password",
+    )
+    .await;
+    let evaluated: u64 = stores.iter().map(|s| hashes(s)).sum::<u64>() - before;
+    let limit = usize::try_from(ThrottlePolicy::PAIR.free).unwrap();
+    assert_eq!(
+        count(&results, StatusCode::UNAUTHORIZED),
+        limit,
+        "evaluated"
+    );
+    assert_eq!(count(&results, StatusCode::TOO_MANY_REQUESTS), 40 - limit);
+    assert_eq!(evaluated, u64::try_from(limit).unwrap(), "Argon2 runs");
+    for (status, headers) in &results {
+        if *status == StatusCode::TOO_MANY_REQUESTS {
+            let after: u64 = headers[header::RETRY_AFTER]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=30).contains(&after), "Retry-After {after}");
+        }
+    }
+    // The owner, from that address and without a trusted browser, is refused too: the
+    // slot is checked before the password.
+    let (status, _) = post_login(
+        idp.router.clone(),
+        "alice".into(),
+        PASSWORD.into(),
+        Some("198.51.100.7".into()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_guesses_for_one_account_evaluate_only_the_limit_sqlite() {
+    let idp = idp_with(|c| c.trust_forwarded_for = true).await;
+    one_account_burst(&idp, std::slice::from_ref(&idp.router), &[&idp.store]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_guesses_for_one_account_evaluate_only_the_limit_postgres() {
+    let idp = idp_postgres_with(|c| c.trust_forwarded_for = true).await;
+    one_account_burst(&idp, std::slice::from_ref(&idp.router), &[&idp.store]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_on_one_postgres_share_the_limit() {
+    let idp = idp_postgres_with(|c| c.trust_forwarded_for = true).await;
+    let (router2, store2) = second_node(&idp).await;
+    one_account_burst(&idp, &[idp.router.clone(), router2], &[&idp.store, &store2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_spray_from_one_address_evaluates_only_the_address_limit() {
+    // A queue long enough for the whole burst: this test is about the throttle alone.
+    let passwords = PasswordConfig {
+        max_queued: 1000,
+        ..cheap_passwords()
+    };
+    let idp = idp_with_passwords(passwords, |c| c.trust_forwarded_for = true).await;
+    let before = hashes(&idp.store);
+    let results = burst(
+        std::slice::from_ref(&idp.router),
+        100,
+        |i| format!("user{i}"),
+        |_| Some("203.0.113.50".into()),
+        "wrong password",
+    )
+    .await;
+    let limit = usize::try_from(ThrottlePolicy::ADDRESS.free).unwrap();
+    assert_eq!(count(&results, StatusCode::UNAUTHORIZED), limit);
+    assert_eq!(count(&results, StatusCode::TOO_MANY_REQUESTS), 100 - limit);
+    assert_eq!(hashes(&idp.store) - before, u64::try_from(limit).unwrap());
+    // A refused attempt is not counted: the slots taken before the refusing key went back,
+    // so bob (another name, another address) is untouched.
+    let (status, _) = post_login(
+        idp.router.clone(),
+        "bob".into(),
+        PASSWORD.into(),
+        Some("192.0.2.1".into()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+fn device_cookie(headers: &HeaderMap) -> String {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("latchkey_device="))
+        .expect("a device cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_trusted_browser_keeps_its_owner_in_while_an_attacker_locks_the_account() {
+    let idp = idp_with(|c| c.trust_forwarded_for = true).await;
+    let sign_in = |user: &str, pw: &str, addr: &str, cookie: Option<String>| {
+        post_login(
+            idp.router.clone(),
+            user.into(),
+            pw.into(),
+            Some(addr.into()),
+            cookie,
+        )
+    };
+    // Alice signs in at her desk: her browser becomes trusted for alice.
+    let (status, headers) = sign_in("alice", PASSWORD, "10.0.0.1", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let alice_device = device_cookie(&headers);
+    assert!(
+        headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|c| c.to_str().unwrap().contains("Max-Age=15552000"))
+    );
+    let (_, headers) = sign_in("bob", PASSWORD, "10.0.0.2", None).await;
+    let bob_device = device_cookie(&headers);
+
+    // An attacker guesses from a new address each time: the pair and address keys never
+    // fill, the account key does.
+    let free = ThrottlePolicy::ACCOUNT.free;
+    for i in 0..free + 5 {
+        let (status, _) = sign_in("alice", "guess", &format!("198.51.100.{i}"), None).await;
+        let want = if i < free {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(status, want, "guess {i}");
+    }
+    // Alice in a new browser (no device cookie) is throttled like everyone else...
+    let (status, _) = sign_in("alice", PASSWORD, "192.0.2.10", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // ...a forged cookie, or bob's, gives nothing...
+    let mut forged = alice_device.clone();
+    forged.pop();
+    forged.push(if alice_device.ends_with('A') {
+        'B'
+    } else {
+        'A'
+    });
+    let (status, _) = sign_in("alice", PASSWORD, "192.0.2.10", Some(forged)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (status, _) = sign_in("alice", PASSWORD, "192.0.2.10", Some(bob_device)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // ...but her trusted browser gets in, from anywhere.
+    let (status, _) = sign_in("alice", PASSWORD, "192.0.2.10", Some(alice_device.clone())).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // The trusted browser's own failures count against it alone.
+    let (_, headers) = sign_in("alice", PASSWORD, "10.0.0.1", Some(alice_device)).await;
+    let device = device_cookie(&headers);
+    let own = ThrottlePolicy::DEVICE.free;
+    for _ in 0..own {
+        let (status, _) = sign_in("alice", "typo", "10.0.0.1", Some(device.clone())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = sign_in("alice", PASSWORD, "10.0.0.1", Some(device)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    // The janitor's purge forgets runs that ended, never a block still in force.
+    let throttle = Throttle::new(&idp.store);
+    throttle
+        .purge(time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let (status, _) = sign_in("alice", PASSWORD, "192.0.2.10", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    assert!(throttle.purge(later).await.unwrap() > 0);
+    let (status, _) = sign_in("alice", PASSWORD, "192.0.2.10", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_never_runs_more_hashes_than_the_bound_and_the_excess_get_503() {
+    // A hash slow enough (in a debug build) that the burst piles up behind the bound.
+    let passwords = PasswordConfig {
+        memory_kib: 2048,
+        iterations: 2,
+        parallelism: 1,
+        max_concurrent: 2,
+        max_queued: 4,
+    };
+    let idp = idp_with_passwords(passwords, |c| c.trust_forwarded_for = true).await;
+    let before = idp.store.hashing().stats();
+    let results = burst(
+        std::slice::from_ref(&idp.router),
+        200,
+        |i| format!("user{i}"),
+        |i| Some(format!("10.1.{}.{}", i / 200, i % 200)),
+        "wrong password",
+    )
+    .await;
+    let stats = idp.store.hashing().stats();
+    let busy = count(&results, StatusCode::SERVICE_UNAVAILABLE);
+    let checked = count(&results, StatusCode::UNAUTHORIZED);
+    assert_eq!(busy + checked, 200, "only 401 and 503");
+    assert!(busy > 0, "the excess is refused");
+    assert!(checked >= 2, "the bound's worth is checked");
+    assert!(stats.peak <= 2, "peak {} hashes at once", stats.peak);
+    assert_eq!(
+        stats.completed - before.completed,
+        u64::try_from(checked).unwrap()
+    );
+    assert_eq!(stats.refused - before.refused, u64::try_from(busy).unwrap());
+    for (status, headers) in &results {
+        if *status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(headers[header::RETRY_AFTER], "2");
+        }
+    }
+    // A refused attempt was never a guess: its throttle slots went back.
+    let (status, _) = post_login(
+        idp.router.clone(),
+        "alice".into(),
+        PASSWORD.into(),
+        Some("10.1.0.0".into()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let mut b = Browser::new(&idp);
+    let metrics = b.metrics().await.body;
+    assert!(metrics.contains("latchkey_password_hash_concurrency_limit 2"));
+    assert!(metrics.contains(&format!("latchkey_password_hash_refused_total {busy}")));
+}
+
+#[tokio::test]
+async fn metrics_need_an_allowed_address_or_the_token() {
+    let proxied = idp_with(|c| c.trust_forwarded_for = true).await;
+    let mut b = Browser::new(&proxied);
+    b.address = Some("203.0.113.9".into());
+    assert_eq!(b.get("/metrics").await.status, StatusCode::FORBIDDEN);
+    b.address = Some("127.0.0.1".into());
+    assert_eq!(b.get("/metrics").await.status, StatusCode::OK);
+    b.address = Some("203.0.113.9".into());
+    assert_eq!(b.metrics().await.status, StatusCode::OK);
+    // Without the proxy setting, a forged header is not believed (and in-process requests
+    // have no peer address at all).
+    let plain = idp().await;
+    let mut b = Browser::new(&plain);
+    b.address = Some("127.0.0.1".into());
+    assert_eq!(b.get("/metrics").await.status, StatusCode::FORBIDDEN);
+}
