@@ -12,6 +12,7 @@
 //! the same run on this thread's CPU time. Ratios of the two are what compare across runs.
 //! Linux only (`/proc`).
 
+mod burst;
 mod client;
 mod raw;
 mod server;
@@ -106,6 +107,9 @@ pub struct LoginArgs {
     /// Distinct accounts the clients sign in as (in turn).
     #[arg(long, default_value_t = 16)]
     users: usize,
+    /// First, N sign-ins sent at once: the answers and the server's peak memory.
+    #[arg(long, value_name = "N")]
+    burst: Option<usize>,
 }
 
 /// Options of `latchkey bench memory`.
@@ -298,6 +302,12 @@ async fn login(args: LoginArgs) -> anyhow::Result<()> {
         verify.per_core,
         1e3 / verify.per_core
     );
+    if let Some(n) = args.burst {
+        // Before the timed runs, so "idle" is idle.
+        let report = burst::run(&server, n.max(1)).await?;
+        report.print(n, config.memory_kib);
+        println!();
+    }
     let max_clients = args.clients.iter().copied().max().unwrap_or(1);
     let clients = client::login_clients(&server, max_clients, args.users).await?;
     println!(

@@ -14,9 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::PasswordHash;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
@@ -50,15 +53,67 @@ pub const MIN_LENGTH: usize = 8;
 /// Longest password accepted, so a request cannot make the hasher chew megabytes.
 pub const MAX_LENGTH: usize = 1024;
 
-fn hasher(config: &PasswordConfig) -> Result<Argon2<'static>> {
-    let params = Params::new(
+fn params(config: &PasswordConfig) -> Result<Params> {
+    Params::new(
         config.memory_kib,
         config.iterations,
         config.parallelism,
         None,
     )
-    .map_err(|e| Error::PasswordHash(format!("bad Argon2 parameters: {e}")))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    .map_err(|e| Error::PasswordHash(format!("bad Argon2 parameters: {e}")))
+}
+
+/// The working memory of one Argon2 computation (`memory_kib` KiB), kept and reused.
+///
+/// The argon2 crate allocates this per hash when asked to. At 19 MiB that is above
+/// glibc's mmap threshold only the first time: the threshold then rises, later hashes come
+/// from per-thread arenas, and each arena keeps what it got (measured: ~17 MiB more
+/// resident per hash under a burst, never returned). A [`HashPool`] keeps one `Memory`
+/// per slot instead, so a node's hashing memory is exactly its bound, allocated once.
+#[derive(Default)]
+pub struct Memory(Vec<Block>);
+
+impl fmt::Debug for Memory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Memory({} KiB)", self.0.len())
+    }
+}
+
+impl Memory {
+    /// The first `blocks` blocks, growing the buffer if it is smaller.
+    fn blocks(&mut self, blocks: usize) -> &mut [Block] {
+        if self.0.len() < blocks {
+            self.0.resize(blocks, Block::new());
+        }
+        &mut self.0[..blocks]
+    }
+
+    /// Gives back what a hash with other (older, larger) parameters made it grow to.
+    fn fit(&mut self, blocks: usize) {
+        if self.0.len() > blocks {
+            self.0.truncate(blocks);
+            self.0.shrink_to_fit();
+        }
+    }
+}
+
+/// Argon2 of `password` and `salt` into `out`, in `memory`.
+fn compute(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &Password,
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Memory,
+) -> Result<()> {
+    argon2
+        .hash_password_into_with_memory(
+            password.expose().as_bytes(),
+            salt,
+            out,
+            memory.blocks(params.block_count()),
+        )
+        .map_err(|e| Error::PasswordHash(e.to_string()))
 }
 
 /// Checks the length rules that apply before any hashing.
@@ -81,38 +136,84 @@ pub fn check_policy(password: &Password) -> Result<()> {
 
 /// Hashes a password into a PHC string with a fresh random salt.
 pub fn hash(config: &PasswordConfig, password: &Password) -> Result<String> {
+    hash_in(config, password, &mut Memory::default())
+}
+
+/// [`hash`] in the given working memory.
+pub fn hash_in(
+    config: &PasswordConfig,
+    password: &Password,
+    memory: &mut Memory,
+) -> Result<String> {
     check_policy(password)?;
+    let params = params(config)?;
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::PasswordHash(e.to_string()))?;
-    let phc = hasher(config)?
-        .hash_password(password.expose().as_bytes(), &salt)
-        .map_err(|e| Error::PasswordHash(e.to_string()))?;
-    Ok(phc.to_string())
+    let mut out = [0u8; 32];
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    compute(&argon2, &params, password, &salt, &mut out, memory)?;
+    // The PHC string format: B64 is the standard alphabet without padding.
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        config.memory_kib,
+        config.iterations,
+        config.parallelism,
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(out)
+    ))
 }
 
 /// Verifies a password against a stored PHC string; a malformed hash verifies nothing.
 pub fn verify(stored: &str, password: &Password) -> bool {
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        return false;
-    };
+    verify_in(stored, password, &mut Memory::default())
+}
+
+/// [`verify`] in the given working memory. The parameters come from the PHC string, not
+/// from the current configuration.
+pub fn verify_in(stored: &str, password: &Password, memory: &mut Memory) -> bool {
     if password.expose().len() > MAX_LENGTH {
         return false;
     }
-    // The parameters come from the PHC string, not from the current configuration.
-    Argon2::default()
-        .verify_password(password.expose().as_bytes(), &parsed)
-        .is_ok()
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    if compute(&argon2, &params, password, salt, &mut out, memory).is_err() {
+        return false;
+    }
+    bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 /// Burns the same work as a real verification, for users that do not exist or have no
 /// password, so response time does not reveal which usernames are valid.
 pub fn dummy_verify(config: &PasswordConfig, password: &Password) {
-    if let Ok(hasher) = hasher(config) {
-        let salt = SaltString::encode_b64(&[0u8; 16]);
-        if let Ok(salt) = salt {
-            let _ = hasher.hash_password(password.expose().as_bytes(), &salt);
-        }
+    dummy_verify_in(config, password, &mut Memory::default());
+}
+
+/// [`dummy_verify`] in the given working memory.
+pub fn dummy_verify_in(config: &PasswordConfig, password: &Password, memory: &mut Memory) {
+    if let Ok(params) = params(config) {
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let mut out = [0u8; 32];
+        let _ = compute(&argon2, &params, password, &[0u8; 16], &mut out, memory);
     }
 }
 
@@ -156,12 +257,22 @@ struct PoolInner {
     peak: AtomicUsize,
     completed: AtomicU64,
     refused: AtomicU64,
+    /// One working memory per slot at most, reused by every hash (see [`Memory`]).
+    memories: std::sync::Mutex<Vec<Memory>>,
 }
 
 /// The longest a request waits for a hashing slot before it is refused.
 pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
 /// What `Retry-After` says when the pool refuses work.
 pub const RETRY_AFTER_SECONDS: u64 = 2;
+
+/// The list of working memories; a poisoned lock only means a hash panicked, and the
+/// buffers themselves are still good.
+fn lock(memories: &std::sync::Mutex<Vec<Memory>>) -> std::sync::MutexGuard<'_, Vec<Memory>> {
+    memories
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A snapshot of a [`HashPool`]'s counters, for `/metrics` and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +335,7 @@ impl HashPool {
                 peak: AtomicUsize::new(0),
                 completed: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
+                memories: std::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -250,17 +362,18 @@ impl HashPool {
     pub async fn hash(&self, password: Password) -> Result<String> {
         check_policy(&password)?;
         let config = self.inner.config;
-        self.run(move || hash(&config, &password)).await?
+        self.run(move |memory| hash_in(&config, &password, memory))
+            .await?
     }
 
     /// Checks `password` against a stored PHC string; `stored = None` burns the same work as
     /// a real check and fails, so unknown names cost what known ones do.
     pub async fn verify(&self, stored: Option<String>, password: Password) -> Result<bool> {
         let config = self.inner.config;
-        self.run(move || match stored {
-            Some(stored) => verify(&stored, &password),
+        self.run(move |memory| match stored {
+            Some(stored) => verify_in(&stored, &password, memory),
             None => {
-                dummy_verify(&config, &password);
+                dummy_verify_in(&config, &password, memory);
                 false
             }
         })
@@ -275,7 +388,10 @@ impl HashPool {
         }
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Memory) -> T + Send + 'static,
+    ) -> Result<T> {
         let inner = &self.inner;
         let permit = match Arc::clone(&inner.slots).try_acquire_owned() {
             Ok(permit) => permit,
@@ -298,8 +414,14 @@ impl HashPool {
         inner.peak.fetch_max(now, Ordering::SeqCst);
         let running = Running(Arc::clone(inner));
         let outcome = tokio::task::spawn_blocking(move || {
-            let out = work();
-            running.0.completed.fetch_add(1, Ordering::SeqCst);
+            let pool = &running.0;
+            let mut memory = lock(&pool.memories).pop().unwrap_or_default();
+            let out = work(&mut memory);
+            if let Ok(params) = params(&pool.config) {
+                memory.fit(params.block_count());
+            }
+            lock(&pool.memories).push(memory);
+            pool.completed.fetch_add(1, Ordering::SeqCst);
             drop(running);
             drop(permit);
             out
@@ -333,6 +455,71 @@ mod tests {
         assert!(verify(&stored, &pw));
         assert!(!verify(&stored, &Password::new("correct horsf")));
         assert!(!verify("not a phc string", &pw));
+    }
+
+    #[test]
+    fn our_phc_strings_are_the_argon2_crates_and_both_verify_each_other() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
+        let pw = Password::new("correct horse");
+        let ours = hash(&cheap(), &pw).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horsf", &parsed)
+                .is_err()
+        );
+        let params = Params::new(64, 1, 1, None).unwrap();
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(
+                b"correct horse",
+                &SaltString::encode_b64(&[9u8; 16]).unwrap(),
+            )
+            .unwrap()
+            .to_string();
+        let mut memory = Memory::default();
+        assert!(verify_in(&theirs, &pw, &mut memory));
+        assert!(!verify_in(
+            &theirs,
+            &Password::new("correct horsf"),
+            &mut memory
+        ));
+        // A hash made with larger memory than the buffer holds still verifies (the buffer
+        // grows), and `fit` gives the growth back.
+        let big = hash(
+            &PasswordConfig {
+                memory_kib: 256,
+                ..cheap()
+            },
+            &pw,
+        )
+        .unwrap();
+        assert!(verify_in(&big, &pw, &mut memory));
+        assert_eq!(memory.0.len(), 256);
+        memory.fit(64);
+        assert_eq!(memory.0.len(), 64);
+        // An argon2i or argon2d string verifies too (imported from elsewhere).
+        let argon2d = Argon2::new(
+            Algorithm::Argon2d,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        )
+        .hash_password(
+            b"correct horse",
+            &SaltString::encode_b64(&[3u8; 16]).unwrap(),
+        )
+        .unwrap()
+        .to_string();
+        assert!(verify_in(&argon2d, &pw, &mut memory));
+        assert!(!verify_in(
+            "$argon2id$v=19$m=64,t=1,p=1$AAAA",
+            &pw,
+            &mut memory
+        ));
     }
 
     #[test]
@@ -377,7 +564,7 @@ mod tests {
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let p = pool.clone();
         let task = tokio::spawn(async move {
-            p.run(move || {
+            p.run(move |_| {
                 let _ = wait.recv();
             })
             .await

@@ -59,7 +59,8 @@ impl BenchServer {
         let config_path = dir.path().join("latchkey.toml");
         let mut toml = format!(
             "data_dir = \"{}\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-             base_url = \"{base}\"\ncookie_secure = false\n\n[database]\n",
+             base_url = \"{base}\"\ncookie_secure = false\n\
+             trust_forwarded_for = true\n\n[database]\n",
             dir.path().join("data").display()
         );
         if let Some(url) = &common.database_url {
@@ -183,6 +184,18 @@ impl BenchServer {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .context("no VmRSS in /proc status")
+    }
+
+    /// The server's peak resident set size so far in KiB (`VmHWM`, kept by the kernel).
+    pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let path = format!("/proc/{}/status", self.pid());
+        let status =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM in /proc status")
     }
 
     /// Stops the server (SIGKILL: the data directory is thrown away anyway).
