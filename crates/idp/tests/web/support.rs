@@ -45,6 +45,8 @@ pub struct Idp {
     pub sp_key: SigningKey,
     pub idp_keys: Vec<VerifyingKey>,
     pub key_dir: std::path::PathBuf,
+    /// The database URL, for a second connection that takes its locks.
+    pub url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -175,6 +177,7 @@ async fn build(dir: tempfile::TempDir, url: &str, edit: impl FnOnce(&mut ServerC
         sp_key,
         idp_keys,
         key_dir,
+        url: url.to_owned(),
         _dir: dir,
     }
 }
