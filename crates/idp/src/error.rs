@@ -160,12 +160,13 @@ pub enum Error {
         reason: String,
     },
     /// The data folder (or the SQLite file in it) cannot be created or opened for writing.
-    #[error("cannot create or write {path}: {source}", path = path.display())]
+    #[error("cannot create or write {path}: {error}", path = path.display())]
     DataDirUnwritable {
         /// The folder or file.
         path: PathBuf,
-        /// The OS error (permission denied, read-only file system, not a directory).
-        source: std::io::Error,
+        /// The OS error (permission denied, read-only file system, not a directory); not a
+        /// `source`, as the message already says it and a report would say it twice.
+        error: std::io::Error,
     },
     /// A sign-in's audit line could not be stored, so the sign-in is not answered.
     #[error("audit log unavailable: {0}")]

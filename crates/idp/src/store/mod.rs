@@ -61,32 +61,48 @@ impl Store {
     /// Opens (creating if needed) the store the configuration names and applies migrations.
     ///
     /// With the default SQLite file, a data folder or file that cannot be written is named
-    /// with its OS error ([`Error::DataDirUnwritable`]) instead of what the pool would say
-    /// 30 s later ("pool timed out"). Opening does not write: a server should follow with
-    /// [`Store::probe_write`], which also catches what only a write shows (a read-only
-    /// file system, a file SQLite could open only read-only).
+    /// with its cause ([`Error::DataDirUnwritable`], [`Error::DatabaseUnwritable`]) instead
+    /// of what the pool would say 30 s later ("pool timed out"). Opening does not write: a
+    /// server should follow with [`Store::probe_write`], which also catches what only a
+    /// write shows (a read-only file system, a file SQLite could open only read-only).
     pub async fn open(config: &Config) -> Result<Store> {
-        let file = config.data_dir.join(crate::config::SQLITE_FILE);
-        if config.database.url.is_none() {
-            private_file(&config.data_dir, &file)?;
+        if config.database.url.is_some() {
+            return Self::open_url(
+                &config.database_url(),
+                config.database.max_connections,
+                config.password,
+            )
+            .await;
         }
-        Self::open_url(
-            &config.database_url(),
-            config.database.max_connections,
-            config.password,
-        )
-        .await
-        .map_err(|e| match e {
-            Error::Database(sqlx::Error::PoolTimedOut) if config.database.url.is_none() => {
-                Error::DatabaseUnwritable {
-                    database: file.display().to_string(),
-                    reason: "SQLite could not open it in time; check that the file and its \
-                             folder are writable (SQLite creates -wal and -shm files beside it)"
-                        .into(),
-                }
-            }
-            other => other,
-        })
+        let file = config.data_dir.join(crate::config::SQLITE_FILE);
+        private_file(&config.data_dir, &file)?;
+        let url = config.database_url();
+        // The pool retries a connection SQLite refuses (say, a folder where it cannot create
+        // the -wal and -shm files) until its 30 s run out and then says only "pool timed
+        // out"; one connection of our own fails at once, with SQLite's reason.
+        let unwritable = |e: &dyn std::fmt::Display| Error::DatabaseUnwritable {
+            database: file.display().to_string(),
+            reason: format!(
+                "SQLite cannot open it ({e}); check that the file and its folder are \
+                 writable (SQLite creates -wal and -shm files beside it)"
+            ),
+        };
+        sqlx::any::install_default_drivers();
+        let mut first =
+            <AnyConnection as sqlx::Connection>::connect(&Backend::Sqlite.connect_url(&url))
+                .await
+                .map_err(|e| unwritable(&e))?;
+        sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+            .fetch_one(&mut first)
+            .await
+            .map_err(|e| unwritable(&e))?;
+        let _ = sqlx::Connection::close(first).await;
+        Self::open_url(&url, config.database.max_connections, config.password)
+            .await
+            .map_err(|e| match e {
+                Error::Database(sqlx::Error::PoolTimedOut) => unwritable(&"timed out"),
+                other => other,
+            })
     }
 
     /// Opens the store at a database URL directly; used by [`Store::open`] and by tests.
@@ -270,7 +286,7 @@ fn timed_out(timeout: std::time::Duration) -> String {
 fn private_file(dir: &std::path::Path, file: &std::path::Path) -> Result<()> {
     let io = |path: &std::path::Path| {
         let path = path.to_path_buf();
-        move |source| Error::DataDirUnwritable { path, source }
+        move |error| Error::DataDirUnwritable { path, error }
     };
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
