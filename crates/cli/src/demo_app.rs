@@ -1,6 +1,6 @@
 //! `latchkey demo-app wiki|helpdesk --config FILE`: one of the two demo applications built on
 //! the SP toolkit (see `latchkey_demo_apps::config` for the file). Logs go to stderr
-//! (`RUST_LOG` filters).
+//! (`RUST_LOG` filters) through [`crate::logging`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use latchkey_demo_apps::{AppKind, DemoConfig};
-use tracing_subscriber::EnvFilter;
+
+use crate::logging;
 
 /// Which demo app.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -30,15 +31,8 @@ pub struct DemoAppArgs {
 }
 
 pub fn run(args: DemoAppArgs) -> anyhow::Result<ExitCode> {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    if let Err(e) = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init()
-    {
-        eprintln!("warning: logging not initialised: {e}");
-    }
+    // Held to the end of `run`, so queued lines are flushed on the way out.
+    let _logging = logging::init("info,sqlx=warn");
     let config = DemoConfig::load(&args.config)
         .with_context(|| format!("cannot load {}", args.config.display()))?;
     let kind = match args.app {

@@ -7,6 +7,7 @@ mod catalog_cmd;
 mod demo;
 mod demo_app;
 mod keys_cmd;
+mod logging;
 mod saml_cmd;
 mod serve;
 mod sp_cmd;

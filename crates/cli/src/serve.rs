@@ -4,7 +4,8 @@
 //! `./latchkey.toml`), plus its `[server]` section; generates the first signing key on first
 //! start, under `<data_dir>/keys` or in the database (`[keys] store`); with the database
 //! store, a task picks up rollovers done on other nodes. Logs go to stderr (`RUST_LOG` filters;
-//! `LATCHKEY_LOG_FORMAT=json` for JSON lines). SIGINT/SIGTERM stop accepting connections and
+//! `LATCHKEY_LOG_FORMAT=json` for JSON lines) through [`crate::logging`], so a full disk or a
+//! closed pipe costs log lines, never sign-ins. SIGINT/SIGTERM stop accepting connections and
 //! let requests in flight finish.
 
 use std::net::SocketAddr;
@@ -19,7 +20,8 @@ use latchkey_idp::session::{Sessions, Throttle};
 use latchkey_idp::sso::IdpKeys;
 use latchkey_idp::web::{self, ServerSettings, WebState};
 use latchkey_idp::{Config, Store};
-use tracing_subscriber::EnvFilter;
+
+use crate::logging::{self, LogDrops};
 
 /// Options of `latchkey serve`.
 #[derive(Debug, Args)]
@@ -33,38 +35,28 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_logging();
+    // Lives until the runtime has stopped, so the last lines ("stopped") are flushed.
+    let logging = logging::init("info,sqlx=warn,tower_http=warn");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args))?;
+    runtime.block_on(serve(args, logging.drops()))?;
+    drop(runtime);
+    drop(logging);
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = if std::env::var("LATCHKEY_LOG_FORMAT").is_ok_and(|v| v == "json") {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-    if let Err(e) = result {
-        eprintln!("warning: logging not initialised: {e}");
-    }
-}
-
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     let mut settings = ServerSettings::resolve(&config, &ProcessEnv)?;
     if let Some(listen) = args.listen {
         settings.listen = listen;
     }
     let store = Store::open(&config).await?;
+    // Opening only reads: a read-only file or file system shows first at a write, and
+    // would otherwise show as every sign-in failing.
+    store.probe_write(STARTUP_PROBE_TIMEOUT).await?;
     let keys = IdpKeys::from_config(
         &config,
         &ProcessEnv,
@@ -84,6 +76,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "starting latchkey"
     );
     let state = WebState::new(store.clone(), settings, keys);
+    state.metrics().count_log_drops(move || log_drops.total());
     let app = web::router(state).merge(latchkey_idp::api::router(
         latchkey_idp::api::ApiState::new(store.clone()),
     ));
@@ -108,6 +101,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long the start-up write check waits (another node may hold the lock briefly).
+const STARTUP_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every ten minutes: deletes sessions past their absolute expiry, and throttle runs that
 /// ended (so names typed once do not pile up).

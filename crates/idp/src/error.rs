@@ -159,6 +159,24 @@ pub enum Error {
     /// The database refused or failed a query.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database does not take writes (a read-only file or file system, missing
+    /// permissions, a lock held too long): reads may still work, sign-ins would not.
+    #[error("the database {database} cannot be written: {reason}")]
+    DatabaseUnwritable {
+        /// The SQLite file or the PostgreSQL URL (password removed).
+        database: String,
+        /// Why, as far as it can be told: read-only, locked, or the database's message.
+        reason: String,
+    },
+    /// The data folder (or the SQLite file in it) cannot be created or opened for writing.
+    #[error("cannot create or write {path}: {error}", path = path.display())]
+    DataDirUnwritable {
+        /// The folder or file.
+        path: PathBuf,
+        /// The OS error (permission denied, read-only file system, not a directory); not a
+        /// `source`, as the message already says it and a report would say it twice.
+        error: std::io::Error,
+    },
     /// A sign-in's audit line could not be stored, so the sign-in is not answered.
     #[error("audit log unavailable: {0}")]
     AuditUnavailable(String),

@@ -916,7 +916,60 @@ on_both_backends!(
     openapi_document_lists_every_route,
     applications_from_metadata,
     application_encryption_settings,
+    security_headers_on_every_answer,
 );
+
+/// The API's JSON carries directory data: like the pages, it must not be sniffed into
+/// something else nor kept by a cache, whether it is an answer, a refusal or a 404.
+async fn security_headers_on_every_answer(t: TestStore) {
+    let a = api(t).await;
+    let authed = |uri: &str| {
+        Request::get(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", a.token))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let requests = [
+        ("list", authed("/api/v1/users")),
+        (
+            "openapi",
+            Request::get("/api/v1/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        ),
+        (
+            "no token",
+            Request::get("/api/v1/users").body(Body::empty()).unwrap(),
+        ),
+        ("unknown route", authed("/api/v1/nowhere")),
+        ("unknown user", authed("/api/v1/users/nobody")),
+    ];
+    for (what, request) in requests {
+        let (status, headers, _) = a.raw(request).await;
+        assert_eq!(
+            headers[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff",
+            "{what} ({status})"
+        );
+        assert_eq!(
+            headers[header::CACHE_CONTROL],
+            "no-store",
+            "{what} ({status})"
+        );
+        assert_eq!(
+            headers[header::X_FRAME_OPTIONS],
+            "DENY",
+            "{what} ({status})"
+        );
+        assert!(
+            headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'none'"),
+            "{what}"
+        );
+    }
+}
 
 /// `POST /api/v1/apps/from-metadata`: samael's SP sample (expired, so only when allowed),
 /// with a template, and the typed refusals.

@@ -136,6 +136,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(protected)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::web::headers::api))
         .with_state(state);
     Router::new().nest("/api/v1", v1)
 }

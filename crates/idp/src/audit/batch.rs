@@ -11,8 +11,16 @@
 //!
 //! Directory and application changes do not come here: their lines are written inside the
 //! change's own transaction (see [`super::record`]).
+//!
+//! Every sign-in waits on this one task, so it must not die: each batch is written by a task
+//! of its own, and a panic there (in sqlx, in a log call) fails that batch like a database
+//! error would, while the writer carries on with the next. A failed batch answers its
+//! requests with the error and nothing is retried, so the writer works again as soon as the
+//! database does. Should the writer still end, [`AuditBatcher::is_alive`] says so and the
+//! node stops answering ready (`/readyz`).
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
 use uuid::Uuid;
 
 use super::{Actor, Change};
@@ -48,6 +56,7 @@ struct Job {
 #[derive(Debug, Clone)]
 pub(crate) struct AuditBatcher {
     jobs: mpsc::Sender<Job>,
+    writer: AbortHandle,
 }
 
 impl AuditBatcher {
@@ -55,8 +64,19 @@ impl AuditBatcher {
     /// dropped, after storing what was queued.
     pub(crate) fn start(store: Store) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(store, queue));
-        AuditBatcher { jobs }
+        let writer = tokio::spawn(writer(store, queue)).abort_handle();
+        AuditBatcher { jobs, writer }
+    }
+
+    /// Whether the writer task is still running and taking lines.
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.writer.is_finished() && !self.jobs.is_closed()
+    }
+
+    /// Stops the writer, as a crash would.
+    #[cfg(test)]
+    pub(crate) fn kill(&self) {
+        self.writer.abort();
     }
 
     /// Stores one line; returns once it is committed.
@@ -91,18 +111,30 @@ impl AuditBatcher {
 async fn writer(store: Store, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcome = insert(&store, &batch).await.map_err(|e| {
-            tracing::error!(error = %e, lines = batch.len(), "audit lines could not be stored");
-            e.to_string()
+        let (lines, waiting): (Vec<Line>, Vec<_>) =
+            batch.drain(..).map(|job| (job.line, job.done)).unzip();
+        let count = lines.len();
+        let store = store.clone();
+        // A task of its own, so that a panic while writing fails this batch, not the writer.
+        let written = tokio::spawn(async move {
+            insert(&store, &lines).await.map_err(|e| {
+                tracing::error!(error = %e, lines = count, "audit lines could not be stored");
+                e.to_string()
+            })
+        })
+        .await;
+        let outcome = written.unwrap_or_else(|e| {
+            tracing::error!(error = %e, lines = count, "the audit write crashed");
+            Err(format!("the audit write crashed: {e}"))
         });
-        for job in batch.drain(..) {
+        for done in waiting {
             // A request that gave up waiting (its client went away) needs no answer.
-            let _ = job.done.send(outcome.clone());
+            let _ = done.send(outcome.clone());
         }
     }
 }
 
-async fn insert(store: &Store, batch: &[Job]) -> Result<()> {
+async fn insert(store: &Store, batch: &[Line]) -> Result<()> {
     let rows: Vec<String> = (0..batch.len())
         .map(|i| {
             let p = i * 9;
@@ -127,8 +159,7 @@ async fn insert(store: &Store, batch: &[Job]) -> Result<()> {
         rows.join(", ")
     ));
     let mut query = sqlx::query(sql);
-    for job in batch {
-        let l = &job.line;
+    for l in batch {
         query = query
             .bind(l.id.as_str())
             .bind(l.at.as_str())
@@ -142,4 +173,64 @@ async fn insert(store: &Store, batch: &[Job]) -> Result<()> {
     }
     query.execute(store.pool()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use sqlx::Connection as _;
+
+    use super::*;
+    use crate::config::PasswordConfig;
+
+    fn change(target: &str) -> Change {
+        Change {
+            action: "test.line",
+            target_kind: "test",
+            target_id: target.into(),
+            target_name: target.into(),
+            before: None,
+            after: None,
+        }
+    }
+
+    /// The writer answers a failed write with the error and keeps going: once the database
+    /// takes writes again, so does the audit log, with no restart.
+    #[tokio::test]
+    async fn the_writer_recovers_when_the_database_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let cheap = PasswordConfig {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            ..PasswordConfig::default()
+        };
+        let url = crate::config::sqlite_url(&dir.path().join("latchkey.db"));
+        let store = Store::open_url(&url, 2, cheap).await.unwrap();
+        let batcher = AuditBatcher::start(store.clone());
+        let actor = Actor::system();
+        batcher.record(&actor, change("before")).await.unwrap();
+
+        let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE; UPDATE readiness_probe SET probed_at = 'held'")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        // SQLite's busy timeout (5 s) runs out, and the line is refused, not lost silently.
+        let err = batcher.record(&actor, change("locked")).await.unwrap_err();
+        assert!(matches!(err, Error::AuditUnavailable(_)), "{err}");
+        assert!(err.to_string().contains("locked"), "{err}");
+        assert!(batcher.is_alive());
+
+        holder.close().await.unwrap();
+        batcher.record(&actor, change("after")).await.unwrap();
+        let lines: Vec<String> = sqlx::query_scalar(
+            "SELECT target_id FROM audit_events WHERE action = 'test.line' ORDER BY at",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(lines, ["before", "after"]);
+    }
 }

@@ -49,6 +49,8 @@ pub struct Store {
     backend: Backend,
     /// The node's one bounded Argon2 pool: every hash of this store's users goes through it.
     hashing: HashPool,
+    /// The database as shown in errors: the URL with any password removed.
+    name: String,
 }
 
 /// A write transaction. Dropping it without [`Store::commit`] rolls everything back.
@@ -59,19 +61,50 @@ const PING_WHEN_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1
 
 impl Store {
     /// Opens (creating if needed) the store the configuration names and applies migrations.
+    ///
+    /// With the default SQLite file, a data folder or file that cannot be written is named
+    /// with its cause ([`Error::DataDirUnwritable`], [`Error::DatabaseUnwritable`]) instead
+    /// of what the pool would say 30 s later ("pool timed out"). Opening does not write: a
+    /// server should follow with [`Store::probe_write`], which also catches what only a
+    /// write shows (a read-only file system, a file SQLite could open only read-only).
     pub async fn open(config: &Config) -> Result<Store> {
-        if config.database.url.is_none() {
-            private_file(
-                &config.data_dir,
-                &config.data_dir.join(crate::config::SQLITE_FILE),
-            )?;
+        if config.database.url.is_some() {
+            return Self::open_url(
+                &config.database_url(),
+                config.database.max_connections,
+                config.password,
+            )
+            .await;
         }
-        Self::open_url(
-            &config.database_url(),
-            config.database.max_connections,
-            config.password,
-        )
-        .await
+        let file = config.data_dir.join(crate::config::SQLITE_FILE);
+        private_file(&config.data_dir, &file)?;
+        let url = config.database_url();
+        // The pool retries a connection SQLite refuses (say, a folder where it cannot create
+        // the -wal and -shm files) until its 30 s run out and then says only "pool timed
+        // out"; one connection of our own fails at once, with SQLite's reason.
+        let unwritable = |e: &dyn std::fmt::Display| Error::DatabaseUnwritable {
+            database: file.display().to_string(),
+            reason: format!(
+                "SQLite cannot open it ({e}); check that the file and its folder are \
+                 writable (SQLite creates -wal and -shm files beside it)"
+            ),
+        };
+        sqlx::any::install_default_drivers();
+        let mut first =
+            <AnyConnection as sqlx::Connection>::connect(&Backend::Sqlite.connect_url(&url))
+                .await
+                .map_err(|e| unwritable(&e))?;
+        sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+            .fetch_one(&mut first)
+            .await
+            .map_err(|e| unwritable(&e))?;
+        let _ = sqlx::Connection::close(first).await;
+        Self::open_url(&url, config.database.max_connections, config.password)
+            .await
+            .map_err(|e| match e {
+                Error::Database(sqlx::Error::PoolTimedOut) => unwritable(&"timed out"),
+                other => other,
+            })
     }
 
     /// Opens the store at a database URL directly; used by [`Store::open`] and by tests.
@@ -122,6 +155,42 @@ impl Store {
             pool,
             backend,
             hashing: HashPool::new(password),
+            name: backend::redact(&url),
+        })
+    }
+
+    /// Checks that the database takes a write within `timeout`: one row of
+    /// `readiness_probe` is updated and committed (the table never grows). A read would
+    /// answer from a read-only file or while another connection holds the write lock, where
+    /// every sign-in fails; this fails there too, and in bounded time, because a readiness
+    /// check that waits for the pool's 30 s is no check. PostgreSQL is told the same bound
+    /// (`lock_timeout`), so a probe given up on does not go on holding a connection.
+    pub async fn probe_write(&self, timeout: std::time::Duration) -> Result<()> {
+        let probe = async {
+            let mut tx = self.begin().await?;
+            if self.backend == Backend::Postgres {
+                let ms = timeout.as_millis().max(1);
+                // Only a number is formatted in.
+                let sql = sqlx::AssertSqlSafe(format!("SET LOCAL lock_timeout = {ms}"));
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+            let updated = sqlx::query("UPDATE readiness_probe SET probed_at = $1 WHERE id = 1")
+                .bind(timestamp::format(timestamp::now()))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            commit(tx).await?;
+            Ok::<_, Error>(updated)
+        };
+        let reason = match tokio::time::timeout(timeout, probe).await {
+            Ok(Ok(1)) => return Ok(()),
+            Ok(Ok(_)) => "the readiness_probe row is missing".to_owned(),
+            Ok(Err(e)) => unwritable_reason(&e, timeout),
+            Err(_) => timed_out(timeout),
+        };
+        Err(Error::DatabaseUnwritable {
+            database: self.name.clone(),
+            reason,
         })
     }
 
@@ -184,6 +253,39 @@ impl Store {
     }
 }
 
+/// Says why a write failed in the words an operator acts on.
+fn unwritable_reason(err: &Error, timeout: std::time::Duration) -> String {
+    let Error::Database(sqlx::Error::Database(db)) = err else {
+        return err.to_string();
+    };
+    let code = db.code().unwrap_or_default();
+    // SQLite: SQLITE_READONLY and its extended codes ("attempt to write a readonly database").
+    let read_only = matches!(
+        code.as_ref(),
+        "8" | "264" | "520" | "776" | "1032" | "1288" | "1544"
+    ) || db.message().contains("readonly");
+    // SQLite: SQLITE_BUSY and its extended codes; PostgreSQL: lock_not_available.
+    let locked = matches!(code.as_ref(), "5" | "261" | "517" | "773" | "55P03");
+    if read_only {
+        format!(
+            "it is read-only ({}); check the permissions of the file and its folder, and that \
+             the file system is mounted read-write",
+            db.message()
+        )
+    } else if locked {
+        timed_out(timeout)
+    } else {
+        err.to_string()
+    }
+}
+
+fn timed_out(timeout: std::time::Duration) -> String {
+    format!(
+        "timed out after {} ms: locked by another connection, or overloaded",
+        timeout.as_millis()
+    )
+}
+
 /// Creates the data directory (0700) and an empty SQLite file (0600) when missing, so the
 /// password hashes inside are never readable by other local users. SQLite gives its `-wal`
 /// and `-shm` files the main file's permissions. Existing files are left as the admin made
@@ -191,7 +293,7 @@ impl Store {
 fn private_file(dir: &std::path::Path, file: &std::path::Path) -> Result<()> {
     let io = |path: &std::path::Path| {
         let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
+        move |error| Error::DataDirUnwritable { path, error }
     };
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -204,7 +306,13 @@ fn private_file(dir: &std::path::Path, file: &std::path::Path) -> Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     match options.open(file) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // Opened for writing (not created) to name a file the server cannot write now,
+        // rather than let SQLite quietly open it read-only.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
+            .write(true)
+            .open(file)
+            .map(drop)
+            .map_err(io(file)),
         Err(e) => Err(io(file)(e)),
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
@@ -34,6 +34,17 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// Reads the log writer's dropped-line count, when the binary wired one in.
+    log_drops: OnceLock<LogDrops>,
+}
+
+/// A count kept outside this crate (the binary owns the log writer), read at each scrape.
+struct LogDrops(Box<dyn Fn() -> u64 + Send + Sync>);
+
+impl std::fmt::Debug for LogDrops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogDrops")
+    }
 }
 
 impl Metrics {
@@ -74,6 +85,13 @@ impl Metrics {
             h.count += 1;
             h.sum += secs;
         });
+    }
+
+    /// Exports `latchkey_log_lines_dropped_total` from `count`, which the log writer keeps:
+    /// a writer that drops lines instead of blocking or panicking must say that it did. Only
+    /// the first call counts; without one the series is not exported (nothing measures it).
+    pub fn count_log_drops(&self, count: impl Fn() -> u64 + Send + Sync + 'static) {
+        let _ = self.log_drops.set(LogDrops(Box::new(count)));
     }
 
     /// The Prometheus text exposition.
@@ -130,6 +148,13 @@ impl Metrics {
                 );
             }
         });
+        if let Some(LogDrops(count)) = self.log_drops.get() {
+            out.push_str(
+                "# HELP latchkey_log_lines_dropped_total Log lines not written: the writer was behind or failed.\n",
+            );
+            out.push_str("# TYPE latchkey_log_lines_dropped_total counter\n");
+            let _ = writeln!(out, "latchkey_log_lines_dropped_total {}", count());
+        }
         out
     }
 }
@@ -209,5 +234,23 @@ mod tests {
         assert!(text.contains("route=\"/login\",le=\"0.05\"} 1"));
         assert!(text.contains("route=\"/login\",le=\"+Inf\"} 2"));
         assert!(text.contains("latchkey_http_request_duration_seconds_count{route=\"/login\"} 2"));
+        assert!(!text.contains("latchkey_log_lines_dropped_total"));
+    }
+
+    #[test]
+    fn log_drops_are_read_at_each_scrape() {
+        let m = Metrics::default();
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = dropped.clone();
+        m.count_log_drops(move || seen.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(
+            m.render()
+                .contains("\nlatchkey_log_lines_dropped_total 0\n")
+        );
+        dropped.store(7, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            m.render()
+                .contains("\nlatchkey_log_lines_dropped_total 7\n")
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The SSO web server: sign-in pages, the SAML endpoints and the user portal (axum).
 //!
 //! ```text
-//! GET  /healthz /readyz /metrics          liveness, store reachability, Prometheus
+//! GET  /healthz /readyz /metrics          liveness, able to sign in (JSON), Prometheus
 //! GET  /saml/metadata                     signed IdP metadata (active + next key)
 //! GET|POST /saml/sso                      AuthnRequest, HTTP-Redirect or HTTP-POST binding
 //! GET  /saml/continue/{key}               a parked request, now same-site with the cookie
@@ -28,20 +28,22 @@ pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Json, Redirect, Response};
 use axum::routing::get;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub use error::WebError;
 pub use metrics::Metrics;
 pub use settings::{ServerConfig, ServerSettings};
 
 use crate::audit::{self, Actor, AuditBatcher, Change};
+use crate::error::Error;
 use crate::session::{DeviceKeys, Session, Sessions};
 use crate::sso::IdpKeys;
 use crate::store::{Store, timestamp};
@@ -61,6 +63,8 @@ struct Inner {
     audit: Option<AuditBatcher>,
     /// The trusted-browser cookie key, read from the store at first use.
     device_keys: tokio::sync::OnceCell<DeviceKeys>,
+    /// The last database probe of `/readyz` and when it ran (see [`readyz`]).
+    probe: tokio::sync::Mutex<Option<(Instant, String)>>,
 }
 
 impl WebState {
@@ -77,6 +81,7 @@ impl WebState {
             metrics: Metrics::default(),
             audit,
             device_keys: tokio::sync::OnceCell::new(),
+            probe: tokio::sync::Mutex::new(None),
         }))
     }
 
@@ -217,14 +222,55 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// How long `/readyz` waits for the database to take its probe write: well inside a load
+/// balancer's or Kubernetes' probe timeout, and far below the pool's 30 s.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A probe result younger than this is reused, so that however often `/readyz` is called
+/// (by several balancers, or by anyone: it is public) it costs at most one small write a
+/// second; concurrent calls wait for the one probe in flight.
+const READY_PROBE_REUSE: Duration = Duration::from_secs(1);
+
+/// Whether this node can sign people in: the database takes a write (a probe row updated
+/// in bounded time), the audit writer runs (no sign-in is answered without its audit line)
+/// and a signing key is loaded. 200 or 503, with each check named in a JSON body:
+/// `{"ready":false,"checks":{"database":"timed out ...","audit":"ok","signing_key":"ok"}}`.
 async fn readyz(State(state): State<WebState>) -> Response {
-    match state.store().schema_version().await {
-        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check: store unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n").into_response()
+    let database = {
+        let mut last = state.0.probe.lock().await;
+        match last.as_ref() {
+            Some((at, outcome)) if at.elapsed() < READY_PROBE_REUSE => outcome.clone(),
+            _ => {
+                let outcome = match state.store().probe_write(READY_PROBE_TIMEOUT).await {
+                    Ok(()) => "ok".to_owned(),
+                    Err(Error::DatabaseUnwritable { reason, .. }) => reason,
+                    Err(e) => e.to_string(),
+                };
+                *last = Some((Instant::now(), outcome.clone()));
+                outcome
+            }
         }
-    }
+    };
+    let audit = match &state.0.audit {
+        Some(batcher) if !batcher.is_alive() => "the audit writer has stopped".to_owned(),
+        _ => "ok".to_owned(),
+    };
+    let signing_key = match state.keys().current() {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let ready = [&database, &audit, &signing_key].iter().all(|c| *c == "ok");
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        tracing::warn!(%database, %audit, %signing_key, "not ready");
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "ready": ready,
+        "checks": { "database": database, "audit": audit, "signing_key": signing_key },
+    });
+    (status, Json(body)).into_response()
 }
 
 async fn metrics_text(
@@ -255,4 +301,70 @@ async fn stylesheet() -> Response {
         html::STYLESHEET,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+    use crate::config::PasswordConfig;
+    use crate::keys::KeyAlgorithm;
+
+    async fn state(dir: &std::path::Path) -> WebState {
+        let cheap = PasswordConfig {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            ..PasswordConfig::default()
+        };
+        let url = crate::config::sqlite_url(&dir.join("latchkey.db"));
+        let store = Store::open_url(&url, 2, cheap).await.unwrap();
+        let settings = ServerSettings::check(ServerConfig {
+            base_url: "http://127.0.0.1:8080".into(),
+            cookie_secure: false,
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        let keys = IdpKeys::open(
+            dir.join("keys"),
+            KeyAlgorithm::EcdsaP256,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        WebState::new(store, settings, keys)
+    }
+
+    async fn ready(state: &WebState) -> (StatusCode, Value) {
+        let response = readyz(State(state.clone())).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_dead_audit_writer_makes_the_node_unready() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let (status, body) = ready(&state).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let batcher = state.0.audit.as_ref().unwrap();
+        assert!(batcher.is_alive());
+        batcher.kill();
+        // Aborting takes effect when the task is next polled.
+        for _ in 0..100 {
+            if !batcher.is_alive() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (status, body) = ready(&state).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["ready"], false);
+        assert_eq!(body["checks"]["audit"], "the audit writer has stopped");
+        assert_eq!(body["checks"]["database"], "ok");
+        assert_eq!(body["checks"]["signing_key"], "ok");
+    }
 }

@@ -79,3 +79,75 @@ async fn postgres_connections_cut_while_idle_are_replaced_on_checkout() {
         assert!(store.schema_version().await.unwrap() > 0);
     }
 }
+
+fn cheap() -> PasswordConfig {
+    PasswordConfig {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+        ..PasswordConfig::default()
+    }
+}
+
+/// A data folder that cannot be created is named with the OS's reason at once, not after
+/// the pool's 30 s as "pool timed out". (Permission bits cannot be tested here: the suite
+/// runs as root, which ignores them; a path under a regular file fails for root too.)
+#[tokio::test]
+async fn an_uncreatable_data_dir_is_named_with_its_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blocker = tmp.path().join("not-a-dir");
+    std::fs::write(&blocker, "").unwrap();
+    let config = Config {
+        data_dir: blocker.join("data"),
+        password: cheap(),
+        ..Config::default()
+    };
+    let started = std::time::Instant::now();
+    let err = latchkey_idp::Store::open(&config).await.unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        matches!(err, latchkey_idp::Error::DataDirUnwritable { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&config.data_dir.display().to_string()),
+        "{text}"
+    );
+    assert!(text.contains("Not a directory"), "{text}");
+    assert!(!text.contains("pool timed out"), "{text}");
+}
+
+/// SQLite opens a file it may not write read-only, without a word; the write probe (run
+/// by `latchkey serve` at start) says so. `mode=ro` stands in for a write-protected file,
+/// which root could write anyway.
+#[tokio::test]
+async fn a_read_only_database_fails_the_write_probe_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = latchkey_idp::config::sqlite_url(&tmp.path().join("latchkey.db"));
+    let store = latchkey_idp::Store::open_url(&url, 1, cheap())
+        .await
+        .unwrap();
+    store
+        .probe_write(std::time::Duration::from_secs(2))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let read_only = latchkey_idp::Store::open_url(&format!("{url}?mode=ro"), 1, cheap())
+        .await
+        .unwrap();
+    // Reads still work, which is why a read was no readiness check.
+    assert!(read_only.schema_version().await.unwrap() >= 290);
+    let err = read_only
+        .probe_write(std::time::Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, latchkey_idp::Error::DatabaseUnwritable { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("latchkey.db"), "{text}");
+    assert!(text.contains("read-only"), "{text}");
+}

@@ -48,7 +48,7 @@ pub struct Idp {
     pub sp_key: SigningKey,
     pub idp_keys: Vec<VerifyingKey>,
     pub key_dir: std::path::PathBuf,
-    /// The database URL, for a second node on the same store.
+    /// The database URL, for a second node or a second connection on the same store.
     pub url: String,
     _dir: tempfile::TempDir,
 }
