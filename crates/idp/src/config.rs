@@ -22,6 +22,8 @@
 //! memory_kib = 19456
 //! iterations = 2
 //! parallelism = 1
+//! max_concurrent = 0                       # hashes at once on this node; 0: one per core
+//! max_queued = 0                           # waiting for a slot, else 503; 0: four per slot
 //!
 //! [keys]                                   # where the IdP's signing keys live
 //! store = "database"                       # files (default: <data_dir>/keys) | database
