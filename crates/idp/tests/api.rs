@@ -1206,3 +1206,63 @@ async fn application_tile_login_url(t: TestStore) {
         "https://git.example.org/users/sign_in"
     );
 }
+
+/// Setting passwords goes through the same bounded hash pool as sign-in: past the bound the
+/// API answers 503 `busy` with `Retry-After`, and a refused creation leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_hash_pool_answers_503_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = latchkey_idp::config::sqlite_url(&dir.path().join("latchkey.db"));
+    // Slow enough in a debug build that eight simultaneous creations overlap.
+    let passwords = latchkey_idp::config::PasswordConfig {
+        memory_kib: 4096,
+        iterations: 3,
+        max_concurrent: 1,
+        max_queued: 0,
+        ..support::cheap_passwords()
+    };
+    let store = latchkey_idp::Store::open_url(&url, 5, passwords).await.unwrap();
+    let a = std::sync::Arc::new(
+        api(support::TestStore {
+            store,
+            dir: Some(dir),
+            url,
+        })
+        .await,
+    );
+    let before = a.audit_count().await;
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (a, gate) = (a.clone(), gate.clone());
+        set.spawn(async move {
+            let body = json!({"username": format!("u{i}"), "email": format!("u{i}@example.org"),
+                              "password": "correct horse battery staple"});
+            let req = Request::post("/api/v1/users")
+                .header(header::AUTHORIZATION, format!("Bearer {}", a.token))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            gate.wait().await;
+            a.raw(req).await
+        });
+    }
+    let (mut created, mut busy) = (0, 0);
+    while let Some(r) = set.join_next().await {
+        let (status, headers, body) = r.unwrap();
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                busy += 1;
+                assert_eq!(body["error"], "busy", "{body}");
+                assert_eq!(headers[header::RETRY_AFTER], "2");
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(created >= 1 && busy >= 1, "created {created}, busy {busy}");
+    let (_, list) = a.get("/api/v1/users").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), created);
+    assert_eq!(a.audit_count().await - before, i64::try_from(created).unwrap());
+    assert!(a.t.store.hashing().stats().peak <= 1);
+}
