@@ -1221,7 +1221,9 @@ async fn a_full_hash_pool_answers_503_and_writes_nothing() {
         max_queued: 0,
         ..support::cheap_passwords()
     };
-    let store = latchkey_idp::Store::open_url(&url, 5, passwords).await.unwrap();
+    let store = latchkey_idp::Store::open_url(&url, 5, passwords)
+        .await
+        .unwrap();
     let a = std::sync::Arc::new(
         api(support::TestStore {
             store,
@@ -1263,6 +1265,9 @@ async fn a_full_hash_pool_answers_503_and_writes_nothing() {
     assert!(created >= 1 && busy >= 1, "created {created}, busy {busy}");
     let (_, list) = a.get("/api/v1/users").await;
     assert_eq!(list["items"].as_array().unwrap().len(), created);
-    assert_eq!(a.audit_count().await - before, i64::try_from(created).unwrap());
+    assert_eq!(
+        a.audit_count().await - before,
+        i64::try_from(created).unwrap()
+    );
     assert!(a.t.store.hashing().stats().peak <= 1);
 }
