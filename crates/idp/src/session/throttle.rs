@@ -109,6 +109,23 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// What one client controls: an IPv4 address, or an IPv6 /64 (one subnet is routinely
+/// handed to one customer, who can then use 2^64 addresses: counting each on its own would
+/// let a single attacker rotate through fresh keys for ever).
+fn network(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => address.to_owned(),
+    }
+}
+
 /// One key an attempt must get a slot under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
@@ -128,7 +145,7 @@ impl Slot {
     /// An account name as typed, from one client address.
     pub fn pair(name: &str, address: &str) -> Slot {
         Slot {
-            key: format!("pair:{}|{address}", store::fold(name.trim())),
+            key: format!("pair:{}|{}", store::fold(name.trim()), network(address)),
             policy: ThrottlePolicy::PAIR,
         }
     }
@@ -136,7 +153,7 @@ impl Slot {
     /// A client address.
     pub fn address(address: &str) -> Slot {
         Slot {
-            key: format!("addr:{address}"),
+            key: format!("addr:{}", network(address)),
             policy: ThrottlePolicy::ADDRESS,
         }
     }
@@ -331,5 +348,27 @@ mod tests {
         assert_eq!(Slot::address("10.0.0.1").key(), "addr:10.0.0.1");
         assert_eq!(Slot::pair("ALICE", "10.0.0.1").key(), "pair:alice|10.0.0.1");
         assert_eq!(Slot::device("abc").key(), "device:abc");
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_mapped_v4_as_v4() {
+        assert_eq!(
+            Slot::address("2001:db8:1:2:aaaa::1").key(),
+            Slot::address("2001:db8:1:2:ffff:1:2:3").key()
+        );
+        assert_eq!(
+            Slot::address("2001:db8:1:2::9").key(),
+            "addr:2001:db8:1:2::/64"
+        );
+        assert_ne!(
+            Slot::address("2001:db8:1:2::1").key(),
+            Slot::address("2001:db8:1:3::1").key()
+        );
+        assert_eq!(Slot::address("::ffff:192.0.2.7").key(), "addr:192.0.2.7");
+        assert_eq!(
+            Slot::pair("bob", "2001:db8::1").key(),
+            "pair:bob|2001:db8:0:0::/64"
+        );
+        assert_eq!(Slot::address("unknown").key(), "addr:unknown");
     }
 }
