@@ -130,8 +130,9 @@ fn pysaml2(base: &str, seeded: &Seeded, cmd: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-#[test]
-fn pysaml2_sp_signs_in_through_a_running_server() {
+/// A temporary directory with a `latchkey.toml` for a server on a free loopback port, with
+/// cheap password hashing; returns the directory, the port, the base URL and the file.
+fn cheap_server_config() -> (tempfile::TempDir, u16, String, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -144,6 +145,12 @@ fn pysaml2_sp_signs_in_through_a_running_server() {
         ),
     )
     .unwrap();
+    (dir, port, base, config)
+}
+
+#[test]
+fn pysaml2_sp_signs_in_through_a_running_server() {
+    let (dir, port, base, config) = cheap_server_config();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -248,18 +255,7 @@ enum BrokenStderr {
 /// it could not write are counted in /metrics instead of panicking the request (or the
 /// audit writer) that logged them.
 fn sign_in_survives_a_broken_stderr(broken: BrokenStderr) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let config = dir.path().join("latchkey.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"data\"\n[password]\nmemory_kib = 256\niterations = 1\n\
-             [server]\nlisten = \"127.0.0.1:{port}\"\nbase_url = \"{base}\"\ncookie_secure = false\n"
-        ),
-    )
-    .unwrap();
+    let (dir, port, _, config) = cheap_server_config();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

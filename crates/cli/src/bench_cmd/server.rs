@@ -176,26 +176,24 @@ impl BenchServer {
 
     /// The server's resident set size in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        let path = format!("/proc/{}/status", self.pid());
-        let status =
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmRSS in /proc status")
+        self.status_kib("VmRSS")
     }
 
     /// The server's peak resident set size so far in KiB (`VmHWM`, kept by the kernel).
     pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        self.status_kib("VmHWM")
+    }
+
+    /// A `kB` line of `/proc/<pid>/status`.
+    fn status_kib(&self, field: &str) -> anyhow::Result<u64> {
         let path = format!("/proc/{}/status", self.pid());
         let status =
             std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmHWM in /proc status")
+            .with_context(|| format!("no {field} in {path}"))
     }
 
     /// Stops the server (SIGKILL: the data directory is thrown away anyway).
