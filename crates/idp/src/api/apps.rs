@@ -304,8 +304,8 @@ pub struct CreateFromTemplate {
     pub name: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", params(AppListQuery),
-    responses((status = 200, body = AppPage), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+#[utoipa::path(get, path = "/api/v1/apps", operation_id = "apps_list", tag = "apps", params(AppListQuery),
+    responses((status = 200, description = "OK", body = AppPage), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Lists applications, filtered and paged.
 pub async fn list(
@@ -322,9 +322,9 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = AppInput,
-    responses((status = 201, body = AppDto), (status = 401, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+#[utoipa::path(post, path = "/api/v1/apps", operation_id = "apps_create", tag = "apps", request_body = AppInput,
+    responses((status = 201, description = "Created", body = AppDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Registers an application.
 pub async fn create(
@@ -340,9 +340,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(app.into())))
 }
 
-#[utoipa::path(post, path = "/api/v1/apps/from-template", tag = "apps", request_body = CreateFromTemplate,
-    responses((status = 201, body = AppDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+#[utoipa::path(post, path = "/api/v1/apps/from-template", operation_id = "apps_create_from_template", tag = "apps", request_body = CreateFromTemplate,
+    responses((status = 201, description = "Created", body = AppDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Registers an application from a connector template and its placeholder values.
 pub async fn create_from_template(
@@ -410,9 +410,9 @@ impl From<MetadataImportError> for ApiError {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/apps/from-metadata", tag = "apps", request_body = CreateFromMetadata,
-    responses((status = 201, body = CreatedFromMetadata), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+#[utoipa::path(post, path = "/api/v1/apps/from-metadata", operation_id = "apps_create_from_metadata", tag = "apps", request_body = CreateFromMetadata,
+    responses((status = 201, description = "Created", body = CreatedFromMetadata), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody),
+        (status = 404, description = "No such object", body = ErrorBody), (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Registers an application from SP metadata, optionally with a connector template.
 pub async fn create_from_metadata(
@@ -442,9 +442,9 @@ pub async fn create_from_metadata(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/apps/{app}", tag = "apps",
+#[utoipa::path(get, path = "/api/v1/apps/{app}", operation_id = "apps_get", tag = "apps",
     params(("app" = String, Path, description = "ID or entity ID")),
-    responses((status = 200, body = AppDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = AppDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Shows one application.
 pub async fn get(
@@ -454,10 +454,10 @@ pub async fn get(
     Ok(axum::Json(state.store.apps().lookup(&app).await?.into()))
 }
 
-#[utoipa::path(put, path = "/api/v1/apps/{app}", tag = "apps", request_body = AppInput,
+#[utoipa::path(put, path = "/api/v1/apps/{app}", operation_id = "apps_replace", tag = "apps", request_body = AppInput,
     params(("app" = String, Path, description = "ID or entity ID")),
-    responses((status = 200, body = AppDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = AppDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Replaces an application's definition (its ID, access groups and pairwise NameIDs stay).
 pub async fn replace(
@@ -473,9 +473,9 @@ pub async fn replace(
     Ok(axum::Json(updated.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/apps/{app}", tag = "apps",
+#[utoipa::path(delete, path = "/api/v1/apps/{app}", operation_id = "apps_delete", tag = "apps",
     params(("app" = String, Path, description = "ID or entity ID")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Removes an application with its access policy and pairwise NameIDs.
 pub async fn delete(
@@ -489,9 +489,9 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/apps/{app}/groups", tag = "apps",
+#[utoipa::path(get, path = "/api/v1/apps/{app}/groups", operation_id = "apps_groups", tag = "apps",
     params(("app" = String, Path, description = "ID or entity ID")),
-    responses((status = 200, body = Vec<GroupDto>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = Vec<GroupDto>), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// The groups whose members may use the application.
 pub async fn groups(
@@ -504,10 +504,10 @@ pub async fn groups(
     Ok(axum::Json(groups.into_iter().map(GroupDto::from).collect()))
 }
 
-#[utoipa::path(put, path = "/api/v1/apps/{app}/groups/{group}", tag = "apps",
+#[utoipa::path(put, path = "/api/v1/apps/{app}/groups/{group}", operation_id = "apps_assign", tag = "apps",
     params(("app" = String, Path, description = "ID or entity ID"), ("group" = String, Path, description = "ID or name")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)),
+    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Grants a group access to the application.
 pub async fn assign(
@@ -525,10 +525,10 @@ pub async fn assign(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/v1/apps/{app}/groups/{group}", tag = "apps",
+#[utoipa::path(delete, path = "/api/v1/apps/{app}/groups/{group}", operation_id = "apps_unassign", tag = "apps",
     params(("app" = String, Path, description = "ID or entity ID"), ("group" = String, Path, description = "ID or name")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)),
+    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Withdraws a group's access to the application.
 pub async fn unassign(
@@ -602,8 +602,8 @@ impl From<Template> for TemplateDto {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/templates", tag = "apps",
-    responses((status = 200, body = Vec<TemplateDto>), (status = 401, body = ErrorBody)),
+#[utoipa::path(get, path = "/api/v1/templates", operation_id = "apps_templates", tag = "apps",
+    responses((status = 200, description = "OK", body = Vec<TemplateDto>), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody)),
     security(("bearer" = [])))]
 /// The connector catalogue.
 pub async fn templates() -> Result<axum::Json<Vec<TemplateDto>>, ApiError> {
@@ -611,9 +611,9 @@ pub async fn templates() -> Result<axum::Json<Vec<TemplateDto>>, ApiError> {
     Ok(axum::Json(all.into_iter().map(TemplateDto::from).collect()))
 }
 
-#[utoipa::path(get, path = "/api/v1/templates/{name}", tag = "apps",
+#[utoipa::path(get, path = "/api/v1/templates/{name}", operation_id = "apps_template", tag = "apps",
     params(("name" = String, Path, description = "Template name")),
-    responses((status = 200, body = TemplateDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = TemplateDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// One connector template.
 pub async fn template(ApiPath(name): ApiPath<String>) -> Result<axum::Json<TemplateDto>, ApiError> {

@@ -75,8 +75,8 @@ pub struct CreateGroup {
     pub description: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/groups", tag = "groups", params(GroupListQuery),
-    responses((status = 200, body = GroupPage), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+#[utoipa::path(get, path = "/api/v1/groups", operation_id = "groups_list", tag = "groups", params(GroupListQuery),
+    responses((status = 200, description = "OK", body = GroupPage), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Lists groups, filtered and paged.
 pub async fn list(
@@ -93,9 +93,9 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/groups", tag = "groups", request_body = CreateGroup,
-    responses((status = 201, body = GroupDto), (status = 401, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+#[utoipa::path(post, path = "/api/v1/groups", operation_id = "groups_create", tag = "groups", request_body = CreateGroup,
+    responses((status = 201, description = "Created", body = GroupDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Creates a group.
 pub async fn create(
@@ -111,9 +111,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(group.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/groups/{group}", tag = "groups",
+#[utoipa::path(get, path = "/api/v1/groups/{group}", operation_id = "groups_get", tag = "groups",
     params(("group" = String, Path, description = "ID or name")),
-    responses((status = 200, body = GroupDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = GroupDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Shows one group.
 pub async fn get(
@@ -125,9 +125,9 @@ pub async fn get(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/groups/{group}", tag = "groups",
+#[utoipa::path(delete, path = "/api/v1/groups/{group}", operation_id = "groups_delete", tag = "groups",
     params(("group" = String, Path, description = "ID or name")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Deletes a group with its memberships and application assignments.
 pub async fn delete(
@@ -141,9 +141,9 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/groups/{group}/members", tag = "groups",
+#[utoipa::path(get, path = "/api/v1/groups/{group}/members", operation_id = "groups_members", tag = "groups",
     params(("group" = String, Path, description = "ID or name")),
-    responses((status = 200, body = Vec<UserDto>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = Vec<UserDto>), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// The group's members.
 pub async fn members(
@@ -156,11 +156,11 @@ pub async fn members(
     Ok(axum::Json(members.into_iter().map(UserDto::from).collect()))
 }
 
-#[utoipa::path(put, path = "/api/v1/groups/{group}/members/{user}", tag = "groups",
+#[utoipa::path(put, path = "/api/v1/groups/{group}/members/{user}", operation_id = "groups_add_member", tag = "groups",
     params(("group" = String, Path, description = "ID or name"),
         ("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)),
+    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Adds a user to the group.
 pub async fn add_member(
@@ -178,11 +178,11 @@ pub async fn add_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/v1/groups/{group}/members/{user}", tag = "groups",
+#[utoipa::path(delete, path = "/api/v1/groups/{group}/members/{user}", operation_id = "groups_remove_member", tag = "groups",
     params(("group" = String, Path, description = "ID or name"),
         ("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)),
+    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Removes a user from the group.
 pub async fn remove_member(

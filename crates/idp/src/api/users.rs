@@ -192,8 +192,8 @@ fn checked_password(raw: Option<String>) -> Result<Option<Password>, ApiError> {
     .transpose()
 }
 
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListQuery),
-    responses((status = 200, body = UserPage), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+#[utoipa::path(get, path = "/api/v1/users", operation_id = "users_list", tag = "users", params(UserListQuery),
+    responses((status = 200, description = "OK", body = UserPage), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Lists users, filtered and paged.
 pub async fn list(
@@ -232,9 +232,9 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
-    responses((status = 201, body = UserDto), (status = 401, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+#[utoipa::path(post, path = "/api/v1/users", operation_id = "users_create", tag = "users", request_body = CreateUser,
+    responses((status = 201, description = "Created", body = UserDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody), (status = 503, description = "Busy (password hashing is full); see Retry-After", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Creates a user.
 pub async fn create(
@@ -256,9 +256,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(user.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{user}", operation_id = "users_get", tag = "users",
     params(("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 200, body = UserDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = UserDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Shows one user.
 pub async fn get(
@@ -268,10 +268,10 @@ pub async fn get(
     Ok(axum::Json(state.store.users().lookup(&user).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/users/{user}", tag = "users", request_body = PatchUser,
+#[utoipa::path(patch, path = "/api/v1/users/{user}", operation_id = "users_update", tag = "users", request_body = PatchUser,
     params(("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 200, body = UserDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = UserDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Changes a user's fields and attributes.
 pub async fn update(
@@ -297,9 +297,9 @@ pub async fn update(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/users/{user}", tag = "users",
+#[utoipa::path(delete, path = "/api/v1/users/{user}", operation_id = "users_delete", tag = "users",
     params(("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Deletes a user with their memberships and pairwise NameIDs.
 pub async fn delete(
@@ -313,9 +313,9 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/users/{user}/suspend", tag = "users",
+#[utoipa::path(post, path = "/api/v1/users/{user}/suspend", operation_id = "users_suspend", tag = "users",
     params(("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 200, body = UserDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = UserDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Refuses further sign-ins by the user.
 pub async fn suspend(
@@ -328,9 +328,9 @@ pub async fn suspend(
     Ok(axum::Json(users.suspend(&caller.actor(), id).await?.into()))
 }
 
-#[utoipa::path(post, path = "/api/v1/users/{user}/resume", tag = "users",
+#[utoipa::path(post, path = "/api/v1/users/{user}/resume", operation_id = "users_resume", tag = "users",
     params(("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 200, body = UserDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = UserDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Allows sign-ins again.
 pub async fn resume(
@@ -343,10 +343,10 @@ pub async fn resume(
     Ok(axum::Json(users.resume(&caller.actor(), id).await?.into()))
 }
 
-#[utoipa::path(put, path = "/api/v1/users/{user}/password", tag = "users", request_body = SetPassword,
+#[utoipa::path(put, path = "/api/v1/users/{user}/password", operation_id = "users_set_password", tag = "users", request_body = SetPassword,
     params(("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)),
+    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody), (status = 503, description = "Busy (password hashing is full); see Retry-After", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Sets or removes the user's password.
 pub async fn set_password(
@@ -362,9 +362,9 @@ pub async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{user}/groups", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{user}/groups", operation_id = "users_groups", tag = "users",
     params(("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 200, body = Vec<GroupDto>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "OK", body = Vec<GroupDto>), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// The groups a user belongs to.
 pub async fn groups(
