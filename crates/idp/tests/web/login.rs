@@ -1,7 +1,7 @@
 //! Sign-in, CSRF, throttling, suspension and sessions.
 
 use axum::http::StatusCode;
-use latchkey_idp::Actor;
+use latchkey_idp::{Actor, Clock};
 use latchkey_idp::session::Sessions;
 
 use super::support::*;
@@ -178,7 +178,7 @@ async fn logout_ends_the_session_and_login_replaces_an_old_one() {
     b.login("alice", PASSWORD, None).await;
     let new = b.cookies["latchkey_session"].clone();
     assert_ne!(old, new);
-    let now = time::OffsetDateTime::now_utc();
+    let now = idp.clock.now();
     let sessions = Sessions::new(&idp.store);
     assert!(
         sessions
@@ -214,7 +214,7 @@ async fn logout_ends_the_session_and_login_replaces_an_old_one() {
 async fn sessions_end_when_idle_or_past_their_absolute_lifetime() {
     let idp = idp().await;
     let sessions = Sessions::new(&idp.store);
-    let start = time::OffsetDateTime::now_utc();
+    let start = idp.clock.now();
     let idle = time::Duration::minutes(30);
     let (token, session) = sessions
         .create(&idp.alice, start, time::Duration::hours(8))
@@ -354,8 +354,8 @@ async fn an_unknown_or_expired_continue_key_shows_the_plain_form() {
         is_passive: false,
     };
     let parked = latchkey_idp::session::ParkedRequests::new(&idp.store);
-    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-    let expired = parked.park(&pending, long_ago).await.unwrap();
+    let expired = parked.park(&pending, idp.clock.now()).await.unwrap();
+    idp.clock.advance(time::Duration::hours(1));
     let page = b.get(&format!("/login?continue={expired}")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.body.contains("continue to"), "{}", page.body);
@@ -363,10 +363,7 @@ async fn an_unknown_or_expired_continue_key_shows_the_plain_form() {
     assert!(!page.body.contains("class=\"error\""), "{}", page.body);
 
     // The same request parked now is named: the difference is the expiry alone.
-    let fresh = parked
-        .park(&pending, time::OffsetDateTime::now_utc())
-        .await
-        .unwrap();
+    let fresh = parked.park(&pending, idp.clock.now()).await.unwrap();
     let page = b.get(&format!("/login?continue={fresh}")).await;
     assert!(page.body.contains("continue to <strong>Wiki</strong>"));
 

@@ -1,7 +1,7 @@
 //! The portal and IdP-initiated sign-in.
 
 use axum::http::StatusCode;
-use latchkey_idp::Actor;
+use latchkey_idp::{Actor, Clock};
 use latchkey_idp::apps::NewApplication;
 
 use super::support::*;
@@ -70,7 +70,7 @@ async fn tile_launch_sends_an_unsolicited_response_with_the_default_relay_state(
             &settings,
             &xml,
             None,
-            time::OffsetDateTime::now_utc()
+            idp.clock.now()
         )
         .is_err()
     );
