@@ -276,6 +276,59 @@ async fn a_trusted_browser_keeps_its_owner_in_while_an_attacker_locks_the_accoun
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
 
+/// Back-off on the IdP's clock, with no sleeping: a block holds to its last second, when it
+/// ends exactly one attempt is admitted, and that attempt's failure blocks the key again for
+/// twice as long.
+#[tokio::test]
+async fn when_a_block_ends_one_attempt_is_admitted_and_its_failure_doubles_the_block() {
+    let idp = idp_with(|c| c.trust_forwarded_for = true).await;
+    let sign_in = |password: &str| {
+        post_login(
+            idp.router.clone(),
+            "alice".into(),
+            password.into(),
+            Some("203.0.113.5".into()),
+            None,
+        )
+    };
+    let retry_after = |headers: &HeaderMap| -> i64 {
+        headers[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let policy = ThrottlePolicy::PAIR;
+    let second = time::Duration::seconds(1);
+    for _ in 0..policy.free {
+        assert_eq!(sign_in("typo").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let first = policy.block_after(policy.free).unwrap();
+    let doubled = policy.block_after(policy.free + 1).unwrap();
+    assert_eq!(doubled, first * 2);
+
+    // Blocked, even for the right password, until the last second of the block.
+    let (status, headers) = sign_in(PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&headers), first.whole_seconds());
+    idp.clock.advance(first - second);
+    let (status, headers) = sign_in(PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&headers), 1);
+
+    // The block is over: one attempt is admitted (and fails); the next is refused at once,
+    // for twice as long.
+    idp.clock.advance(second);
+    assert_eq!(sign_in("typo").await.0, StatusCode::UNAUTHORIZED);
+    let (status, headers) = sign_in(PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&headers), doubled.whole_seconds());
+    idp.clock.advance(doubled - second);
+    assert_eq!(sign_in(PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS);
+    idp.clock.advance(second);
+    assert_eq!(sign_in(PASSWORD).await.0, StatusCode::SEE_OTHER);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_never_runs_more_hashes_than_the_bound_and_the_excess_get_503() {
     // A hash slow enough (in a debug build) that the burst piles up behind the bound.

@@ -210,6 +210,41 @@ async fn logout_ends_the_session_and_login_replaces_an_old_one() {
     assert_eq!(audit_actions(&idp, "logout").await.len(), 1);
 }
 
+/// The same limits through the browser, on the IdP's clock: a session used just inside the
+/// idle limit lives on past many of them, one left idle for the limit ends, and none
+/// outlives its absolute lifetime however busy it is.
+#[tokio::test]
+async fn a_browser_session_ends_when_idle_or_at_its_absolute_lifetime() {
+    let idp = idp().await;
+    let idle = idp.settings.session_idle;
+    let absolute = idp.settings.session_absolute;
+    let step = idle - time::Duration::minutes(1);
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let signed_in = idp.clock.now();
+    let mut uses = 0;
+    while idp.clock.now() + step < signed_in + absolute {
+        idp.clock.advance(step);
+        assert_eq!(b.get("/portal").await.status, StatusCode::OK);
+        uses += 1;
+    }
+    assert!(uses > 10, "the session outlived many idle limits ({uses} uses)");
+    idp.clock.set(signed_in + absolute);
+    let page = b.get("/portal").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/login");
+
+    // A fresh session, left alone: a second short of the idle limit it is alive...
+    b.login("alice", PASSWORD, None).await;
+    idp.clock.advance(idle - time::Duration::seconds(1));
+    assert_eq!(b.get("/portal").await.status, StatusCode::OK);
+    // ...and a full idle limit after that use it is over, and stays over.
+    idp.clock.advance(idle);
+    assert_eq!(b.get("/portal").await.location(), "/login");
+    idp.clock.advance(-idle);
+    assert_eq!(b.get("/portal").await.location(), "/login");
+}
+
 #[tokio::test]
 async fn sessions_end_when_idle_or_past_their_absolute_lifetime() {
     let idp = idp().await;
