@@ -4,9 +4,9 @@
 //! never a clear assertion.
 
 use latchkey_idp::Actor;
+use latchkey_idp::Clock;
 use latchkey_saml::encryption::DecryptionKey;
 use latchkey_saml::profile::{AuthenticatedSubject, SpSettings, validate_response};
-use latchkey_idp::Clock;
 
 use super::support::*;
 

@@ -4,6 +4,7 @@
 //! every result.
 
 use latchkey_idp::Actor;
+use latchkey_idp::Clock;
 use latchkey_idp::apps::{SpMetadata, SpMetadataOptions};
 use latchkey_saml::authn_request::binding_uri;
 use latchkey_saml::encryption::DecryptionKey;
@@ -14,7 +15,6 @@ use latchkey_saml::profile::{SpSettings, validate_response};
 use latchkey_xmlsec::crypto::Certificate;
 use latchkey_xmlsec::reader::{self, Limits};
 use latchkey_xmlsec::roxmltree::Node;
-use latchkey_idp::Clock;
 
 use super::support::*;
 

@@ -5,9 +5,9 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use latchkey_idp::{Clock, Store};
 use latchkey_idp::config::PasswordConfig;
 use latchkey_idp::session::{Throttle, ThrottlePolicy};
+use latchkey_idp::{Clock, Store};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
@@ -264,10 +264,7 @@ async fn a_trusted_browser_keeps_its_owner_in_while_an_attacker_locks_the_accoun
 
     // The janitor's purge forgets runs that ended, never a block still in force.
     let throttle = Throttle::new(&idp.store);
-    throttle
-        .purge(idp.clock.now())
-        .await
-        .unwrap();
+    throttle.purge(idp.clock.now()).await.unwrap();
     let (status, _) = sign_in("alice", PASSWORD, "192.0.2.10", None).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     let later = idp.clock.now() + time::Duration::hours(1);

@@ -1,8 +1,8 @@
 //! Sign-in, CSRF, throttling, suspension and sessions.
 
 use axum::http::StatusCode;
-use latchkey_idp::{Actor, Clock};
 use latchkey_idp::session::Sessions;
+use latchkey_idp::{Actor, Clock};
 
 use super::support::*;
 
@@ -228,7 +228,10 @@ async fn a_browser_session_ends_when_idle_or_at_its_absolute_lifetime() {
         assert_eq!(b.get("/portal").await.status, StatusCode::OK);
         uses += 1;
     }
-    assert!(uses > 10, "the session outlived many idle limits ({uses} uses)");
+    assert!(
+        uses > 10,
+        "the session outlived many idle limits ({uses} uses)"
+    );
     idp.clock.set(signed_in + absolute);
     let page = b.get("/portal").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);

@@ -3,12 +3,12 @@
 use axum::http::StatusCode;
 use latchkey_idp::Actor;
 use latchkey_idp::session::Sessions;
+use latchkey_idp::{Clock, SystemClock};
 use latchkey_saml::assertion::NameId;
 use latchkey_saml::binding::{BindingLimits, MessageKind, redirect};
 use latchkey_saml::logout::{LogoutRequest, LogoutResponse};
 use latchkey_saml::status::code;
 use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
-use latchkey_idp::{Clock, SystemClock};
 
 use super::support::*;
 

@@ -7,6 +7,7 @@ use latchkey_idp::Actor;
 use latchkey_idp::apps::{Binding, Endpoint};
 use latchkey_idp::ids::AppId;
 use latchkey_idp::session::Sessions;
+use latchkey_idp::{Clock, SystemClock};
 use latchkey_saml::assertion::NameId;
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
 use latchkey_saml::logout::{LogoutRequest, LogoutResponse};
@@ -15,7 +16,6 @@ use latchkey_saml::status::Status;
 use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
 use latchkey_xmlsec::dsig::{self, SignOptions, VerifyOptions};
 use latchkey_xmlsec::reader::{self, Limits};
-use latchkey_idp::{Clock, SystemClock};
 
 use super::support::*;
 
