@@ -114,7 +114,7 @@ fn write_key_pair(key_file: &Path, cert_file: &Path, entity_id: &str) -> Result<
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, entity_id);
-    let now = time::OffsetDateTime::now_utc();
+    let now = crate::Clock::System.now();
     params.not_before = now - time::Duration::hours(1);
     params.not_after = now + time::Duration::days(3650);
     let cert = params.self_signed(&pair).map_err(|e| fail(&e))?;

@@ -70,7 +70,7 @@ pub async fn run(kind: AppKind, mut config: DemoConfig) -> Result<(), DemoError>
 async fn load_idp_patiently(config: &DemoConfig) -> Result<latchkey_sp::idp::IdpTrust, DemoError> {
     let mut attempt = 0u32;
     loop {
-        match latchkey_sp::fetch::load_idp(&config.sp, time::OffsetDateTime::now_utc()).await {
+        match latchkey_sp::fetch::load_idp(&config.sp, Clock::System.now()).await {
             Ok(idp) => return Ok(idp),
             Err(e) if attempt < 30 && matches!(e, latchkey_sp::Error::Metadata(_)) => {
                 attempt += 1;

@@ -386,11 +386,7 @@ async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
     let mut tokens = Vec::with_capacity(args.used);
     for i in 0..args.sessions {
         let (token, _) = sessions
-            .create(
-                &user,
-                time::OffsetDateTime::now_utc(),
-                time::Duration::hours(8),
-            )
+            .create(&user, store.now(), time::Duration::hours(8))
             .await?;
         if i % (args.sessions / args.used.max(1)).max(1) == 0 && tokens.len() < args.used {
             tokens.push(token.expose().to_owned());

@@ -6,6 +6,7 @@
 //! Seeds a directory (alice, bob, carol), registers both applications and assigns groups,
 //! then prints where to click. Everything lives in one folder; a second run reuses it.
 
+use latchkey_idp::{Clock as _, SystemClock};
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -288,11 +289,8 @@ async fn demo_application(template: &str) -> anyhow::Result<NewApplication> {
     let xml = latchkey_sp::fetch::fetch_metadata(&url)
         .await
         .with_context(|| format!("cannot fetch {url}"))?;
-    let metadata = SpMetadata::parse(
-        &xml,
-        &SpMetadataOptions::new(time::OffsetDateTime::now_utc()),
-    )
-    .with_context(|| format!("cannot use the metadata at {url}"))?;
+    let metadata = SpMetadata::parse(&xml, &SpMetadataOptions::new(SystemClock.now()))
+        .with_context(|| format!("cannot use the metadata at {url}"))?;
     let template = catalog::get(template)?;
     let mut app = metadata.application(Some(&template));
     app.tile.login_url = template

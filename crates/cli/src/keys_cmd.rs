@@ -8,6 +8,7 @@
 //! `key import-files`, then `[keys] store = "database"` on every node. Replacing the KEK:
 //! `key new-kek NEW`, `key rewrap --new-kek NEW`, then `kek_file = NEW` and a restart per node.
 
+use latchkey_idp::{Clock as _, SystemClock};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -133,7 +134,7 @@ async fn command(config: &Config, command: KeyCommand) -> anyhow::Result<()> {
     let mut keys = Keyring::open(config, &ProcessEnv)
         .await
         .context("opening the key store")?;
-    let now = OffsetDateTime::now_utc();
+    let now = SystemClock.now();
     let result = match command {
         KeyCommand::List { json } => list(&mut out, &keys.list().await?, json, &keys.describe()),
         KeyCommand::Init { alg } => {

@@ -62,7 +62,7 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         &ProcessEnv,
         &store,
         settings.key_algorithm,
-        time::OffsetDateTime::now_utc(),
+        store.now(),
     )
     .await
     .context("cannot load the signing key")?;
@@ -111,7 +111,7 @@ async fn purge_sessions(store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
-        let now = time::OffsetDateTime::now_utc();
+        let now = store.now();
         match Sessions::new(&store).purge_expired(now).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "expired sessions removed"),

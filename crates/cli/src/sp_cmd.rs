@@ -4,6 +4,7 @@
 //! ACS (every profile rule, a fresh replay cache) and prints the JIT provisioning plan as JSON,
 //! without applying it.
 
+use latchkey_idp::{Clock as _, SystemClock};
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,7 +59,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let now = match &args.now {
         Some(t) => OffsetDateTime::parse(t, &Rfc3339)
             .with_context(|| format!("--now {t:?} is not an RFC 3339 time"))?,
-        None => OffsetDateTime::now_utc(),
+        None => SystemClock.now(),
     };
     let config = SpConfig::load(&args.config)?;
     let Some(contract) = config.provisioning.clone() else {

@@ -105,8 +105,14 @@ pub(crate) struct Change {
     pub after: Option<Value>,
 }
 
-/// Writes one event on the given connection (the caller's transaction).
-pub(crate) async fn record(conn: &mut AnyConnection, actor: &Actor, change: Change) -> Result<()> {
+/// Writes one event on the given connection (the caller's transaction), stamped `at` (the
+/// caller's [`crate::Store::now`], so the line and the change it records agree).
+pub(crate) async fn record(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    at: OffsetDateTime,
+    change: Change,
+) -> Result<()> {
     let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
     sqlx::query(
         "INSERT INTO audit_events \
@@ -114,7 +120,7 @@ pub(crate) async fn record(conn: &mut AnyConnection, actor: &Actor, change: Chan
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(Uuid::new_v4().hyphenated().to_string())
-    .bind(timestamp::format(timestamp::now()))
+    .bind(timestamp::format(at))
     .bind(actor.as_str())
     .bind(change.action)
     .bind(change.target_kind)

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::apps::Application;
 use crate::directory::{Group, User};
 use crate::error::Result;
-use crate::store::{Store, timestamp};
+use crate::store::Store;
 
 /// Current export format version.
 pub const EXPORT_VERSION: u32 = 1;
@@ -146,7 +146,7 @@ impl Store {
             .collect();
         Ok(Export {
             version: EXPORT_VERSION,
-            exported_at: timestamp::now(),
+            exported_at: self.now(),
             users,
             groups,
             applications,

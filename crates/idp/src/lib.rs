@@ -3,11 +3,16 @@
 //!
 //! Start with [`Store::open`]; everything else hangs off the [`Store`] handle:
 //! [`Store::users`], [`Store::groups`], [`Store::apps`], [`Store::audit`].
+//!
+//! Every time the IdP stores or checks (sessions, throttling, tokens, assertions, audit
+//! lines) comes from the store's [`Clock`]: the wall clock unless [`Store::with_clock`] gave
+//! it another, such as a test's [`ManualClock`] (see [`clock`]).
 
 pub mod api;
 pub mod apps;
 pub mod audit;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod error;
@@ -21,6 +26,7 @@ pub mod store;
 pub mod web;
 
 pub use audit::Actor;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use store::Store;

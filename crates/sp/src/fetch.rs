@@ -61,6 +61,9 @@ pub async fn load_idp(config: &SpConfig, now: OffsetDateTime) -> Result<IdpTrust
 
 /// Re-reads the IdP metadata once and swaps it into `sp`; returns when to do it next. On
 /// failure `sp` keeps the IdP it had.
+// The SP toolkit has no injected clock: everything else takes `now` from its caller, and
+// this background refresh is the one place it reads the wall clock itself.
+#[allow(clippy::disallowed_methods)]
 pub async fn refresh_once(sp: &ServiceProvider, config: &SpConfig) -> Result<Duration, Error> {
     let fallback = Duration::seconds(i64::from(config.idp.refresh_seconds));
     let idp = load_idp(config, OffsetDateTime::now_utc()).await?;

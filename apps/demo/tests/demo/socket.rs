@@ -112,7 +112,7 @@ refresh_seconds = 600
         dir.path(),
     )
     .unwrap();
-    let trust = latchkey_sp::fetch::load_idp(&config.sp, time::OffsetDateTime::now_utc())
+    let trust = latchkey_sp::fetch::load_idp(&config.sp, latchkey_demo_apps::Clock::System.now())
         .await
         .unwrap();
     let sp = latchkey_sp::ServiceProvider::new(&config.sp, None, trust).unwrap();

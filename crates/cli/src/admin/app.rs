@@ -1,5 +1,6 @@
 //! `latchkey app ...`
 
+use latchkey_idp::{Clock as _, SystemClock};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -133,7 +134,7 @@ impl MetadataArgs {
         let options = SpMetadataOptions {
             entity_id: entity_id.map(str::to_owned),
             allow_expired: self.allow_expired_metadata,
-            ..SpMetadataOptions::new(time::OffsetDateTime::now_utc())
+            ..SpMetadataOptions::new(SystemClock.now())
         };
         let metadata = SpMetadata::parse(&text, &options)
             .with_context(|| format!("cannot use the metadata from {source}"))?;

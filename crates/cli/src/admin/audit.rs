@@ -2,6 +2,7 @@
 
 use clap::Args;
 use latchkey_idp::audit::AuditFilter;
+use latchkey_idp::{Clock as _, SystemClock};
 
 use super::output::{self, outln};
 use super::{Context, StoreArgs};
@@ -71,7 +72,7 @@ fn parse_since(text: &str) -> Result<time::OffsetDateTime, String> {
         "d" => time::Duration::days(n),
         _ => return Err(format!("{text:?}: the age's unit must be s, m, h or d")),
     };
-    Ok(time::OffsetDateTime::now_utc() - age)
+    Ok(SystemClock.now() - age)
 }
 
 pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 //! SSO ends in a 200 auto-POST page carrying a `SAMLResponse`, a sign-in in a 303 setting the
 //! session cookie.
 
+use latchkey_idp::{Clock as _, SystemClock};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -251,8 +252,7 @@ impl BenchClient {
             }
             Flow::SpInitiated => {
                 let sso = format!("{}/saml/sso", self.base);
-                let request =
-                    AuthnRequest::new(APP_ENTITY_ID, &sso, time::OffsetDateTime::now_utc())?;
+                let request = AuthnRequest::new(APP_ENTITY_ID, &sso, SystemClock.now())?;
                 let query = redirect::encode(
                     MessageKind::Request,
                     &request.to_xml()?,

@@ -2,6 +2,7 @@
 //! (waiting for a core) does not count: RSA signing, the protocol layer's issuance, and
 //! Argon2id verification.
 
+use latchkey_idp::{Clock as _, SystemClock};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -78,7 +79,7 @@ pub fn rsa_sign_rate(key: &SigningKey, cpu: Duration) -> anyhow::Result<Rate> {
 /// `profile::idp::build_response` as the protocol layer's benchmark runs it: 6 attributes,
 /// the assertion signed.
 pub fn issuance_rate(key: &SigningKey, cpu: Duration) -> anyhow::Result<Rate> {
-    let now = time::OffsetDateTime::now_utc();
+    let now = SystemClock.now();
     let settings = IdpSettings::new(
         "https://idp.example.org/saml",
         "https://idp.example.org/saml/sso",

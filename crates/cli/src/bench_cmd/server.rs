@@ -1,6 +1,7 @@
 //! The server under test: a seeded data directory and `latchkey serve` as a child process,
 //! with the readings a benchmark takes from it (CPU time and resident memory from `/proc`).
 
+use latchkey_idp::{Clock as _, SystemClock};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -77,7 +78,7 @@ impl BenchServer {
         IdpKeys::open(
             config.data_dir.join("keys"),
             KeyAlgorithm::Rsa2048,
-            time::OffsetDateTime::now_utc(),
+            SystemClock.now(),
         )
         .context("cannot create the signing key")?;
 
@@ -159,7 +160,7 @@ impl BenchServer {
         let keys = IdpKeys::open(
             self.config.data_dir.join("keys"),
             KeyAlgorithm::Rsa2048,
-            time::OffsetDateTime::now_utc(),
+            SystemClock.now(),
         )?;
         Ok(keys.current()?)
     }

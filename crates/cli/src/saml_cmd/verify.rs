@@ -5,6 +5,7 @@
 //! JSON on stdout naming the rule, for scripts and bug reports) and inputs of the command
 //! itself that cannot be used (exit 2, one line on stderr).
 
+use latchkey_idp::{Clock as _, SystemClock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -109,7 +110,7 @@ fn setup(args: &VerifyArgs) -> anyhow::Result<(SpSettings, OffsetDateTime)> {
     let now = match &args.now {
         Some(t) => OffsetDateTime::parse(t, &Rfc3339)
             .with_context(|| format!("--now {t:?} is not an RFC 3339 time"))?,
-        None => OffsetDateTime::now_utc(),
+        None => SystemClock.now(),
     };
     let skew = Duration::seconds(i64::from(args.skew));
     if skew > MAX_CLOCK_SKEW {

@@ -1,5 +1,6 @@
 //! `latchkey xml keygen`: a key and certificate to sign with, for trying the tools out.
 
+use latchkey_idp::{Clock as _, SystemClock};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ pub fn keygen_command(
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, common_name);
-    let now = time::OffsetDateTime::now_utc();
+    let now = SystemClock.now();
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + time::Duration::days(i64::from(days));
     let cert = params

@@ -424,7 +424,7 @@ pub async fn create_from_metadata(
     let options = SpMetadataOptions {
         entity_id: body.entity_id,
         allow_expired: body.allow_expired,
-        ..SpMetadataOptions::new(crate::store::timestamp::now())
+        ..SpMetadataOptions::new(state.store.now())
     };
     let metadata = SpMetadata::parse(&body.metadata, &options)?;
     let mut new = metadata.application(template.as_ref());

@@ -121,7 +121,7 @@ impl<'s> ApiTokens<'s> {
         let id = hex::encode(id);
         let text = Zeroizing::new(format!("{PREFIX}{id}{}", hex::encode(&secret[..])));
         let hash = hex::encode(Sha256::digest(&secret[..]));
-        let now = timestamp::now();
+        let now = self.store.now();
 
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
@@ -147,6 +147,7 @@ impl<'s> ApiTokens<'s> {
         audit::record(
             conn,
             actor,
+            now,
             token_change("token.create", &info, None, audit::snapshot(&info)),
         )
         .await?;
@@ -189,7 +190,7 @@ impl<'s> ApiTokens<'s> {
             }
         };
         let before = row.info()?;
-        let now = timestamp::now();
+        let now = self.store.now();
         sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1")
             .bind(&row.id)
             .bind(timestamp::format(now))
@@ -202,6 +203,7 @@ impl<'s> ApiTokens<'s> {
         audit::record(
             conn,
             actor,
+            now,
             token_change(
                 "token.revoke",
                 &after,
@@ -235,7 +237,7 @@ impl<'s> ApiTokens<'s> {
             return Ok(None);
         }
         let mut info = row.info()?;
-        let now = timestamp::now();
+        let now = self.store.now();
         if info
             .last_used_at
             .is_none_or(|t| now - t >= LAST_USED_GRANULARITY)

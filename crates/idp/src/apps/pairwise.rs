@@ -37,7 +37,7 @@ pub(crate) async fn get_or_create(store: &Store, user: UserId, app: AppId) -> Re
         .bind(app.to_db())
         .bind(user.to_db())
         .bind(fresh())
-        .bind(timestamp::format(timestamp::now()))
+        .bind(timestamp::format(store.now()))
         .execute(store.pool())
         .await;
         match inserted {

@@ -238,7 +238,7 @@ impl<'s> Apps<'s> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         ensure_entity_id_free(conn, &settings.entity_id, None).await?;
-        let now = timestamp::now();
+        let now = self.store.now();
         let app = Application {
             id: AppId::new_random(),
             settings,
@@ -249,6 +249,7 @@ impl<'s> Apps<'s> {
         audit::record(
             conn,
             actor,
+            now,
             app_change("app.create", &app, None, audit::snapshot(&app)),
         )
         .await?;
@@ -333,7 +334,7 @@ impl<'s> Apps<'s> {
             return Ok(before);
         }
         ensure_entity_id_free(conn, &settings.entity_id, Some(id)).await?;
-        let now = timestamp::now();
+        let now = self.store.now();
         write(conn, false, id, &settings, &timestamp::format(now)).await?;
         let after = Application {
             settings,
@@ -343,6 +344,7 @@ impl<'s> Apps<'s> {
         audit::record(
             conn,
             actor,
+            now,
             app_change(
                 "app.update",
                 &after,
@@ -371,6 +373,7 @@ impl<'s> Apps<'s> {
         audit::record(
             conn,
             actor,
+            self.store.now(),
             app_change("app.delete", &app, audit::snapshot(&app), None),
         )
         .await?;
@@ -402,6 +405,7 @@ impl<'s> Apps<'s> {
                 app: app.to_string(),
             })?;
         let group = self.store.groups_in(conn, group).await?;
+        let now = self.store.now();
         let present: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM app_access WHERE app_id = $1 AND group_id = $2")
                 .bind(app.id.to_db())
@@ -418,7 +422,7 @@ impl<'s> Apps<'s> {
             sqlx::query("INSERT INTO app_access (app_id, group_id, added_at) VALUES ($1, $2, $3)")
                 .bind(app.id.to_db())
                 .bind(group.id.to_db())
-                .bind(timestamp::format(timestamp::now()))
+                .bind(timestamp::format(now))
                 .execute(&mut *conn)
                 .await?;
             app_change("app.assign", &app, None, Some(entry))
@@ -434,7 +438,7 @@ impl<'s> Apps<'s> {
                 .await?;
             app_change("app.unassign", &app, Some(entry), None)
         };
-        audit::record(conn, actor, change).await?;
+        audit::record(conn, actor, now, change).await?;
         store::commit(tx).await
     }
 

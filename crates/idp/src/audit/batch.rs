@@ -19,6 +19,7 @@
 //! database does. Should the writer still end, [`AuditBatcher::is_alive`] says so and the
 //! node stops answering ready (`/readyz`).
 
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use uuid::Uuid;
@@ -79,12 +80,17 @@ impl AuditBatcher {
         self.writer.abort();
     }
 
-    /// Stores one line; returns once it is committed.
-    pub(crate) async fn record(&self, actor: &Actor, change: Change) -> Result<()> {
+    /// Stores one line stamped `at` (the caller's [`Store::now`]); returns once it is committed.
+    pub(crate) async fn record(
+        &self,
+        actor: &Actor,
+        at: OffsetDateTime,
+        change: Change,
+    ) -> Result<()> {
         let json = |v: &Option<serde_json::Value>| v.as_ref().map(serde_json::Value::to_string);
         let line = Line {
             id: Uuid::new_v4().hyphenated().to_string(),
-            at: timestamp::format(timestamp::now()),
+            at: timestamp::format(at),
             actor: actor.as_str().to_owned(),
             action: change.action,
             target_kind: change.target_kind,
@@ -207,10 +213,17 @@ mod tests {
             ..PasswordConfig::default()
         };
         let url = crate::config::sqlite_url(&dir.path().join("latchkey.db"));
-        let store = Store::open_url(&url, 2, cheap).await.unwrap();
+        let clock = crate::ManualClock::new(time::macros::datetime!(2026-05-01 08:00 UTC));
+        let store = Store::open_url(&url, 2, cheap)
+            .await
+            .unwrap()
+            .with_clock(clock.clone());
         let batcher = AuditBatcher::start(store.clone());
         let actor = Actor::system();
-        batcher.record(&actor, change("before")).await.unwrap();
+        batcher
+            .record(&actor, store.now(), change("before"))
+            .await
+            .unwrap();
 
         let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
         sqlx::raw_sql("BEGIN IMMEDIATE; UPDATE readiness_probe SET probed_at = 'held'")
@@ -218,19 +231,33 @@ mod tests {
             .await
             .unwrap();
         // SQLite's busy timeout (5 s) runs out, and the line is refused, not lost silently.
-        let err = batcher.record(&actor, change("locked")).await.unwrap_err();
+        let err = batcher
+            .record(&actor, store.now(), change("locked"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::AuditUnavailable(_)), "{err}");
         assert!(err.to_string().contains("locked"), "{err}");
         assert!(batcher.is_alive());
 
         holder.close().await.unwrap();
-        batcher.record(&actor, change("after")).await.unwrap();
-        let lines: Vec<String> = sqlx::query_scalar(
-            "SELECT target_id FROM audit_events WHERE action = 'test.line' ORDER BY at",
+        clock.advance(time::Duration::minutes(1));
+        batcher
+            .record(&actor, store.now(), change("after"))
+            .await
+            .unwrap();
+        let lines: Vec<(String, String)> = sqlx::query_as(
+            "SELECT target_id, at FROM audit_events WHERE action = 'test.line' ORDER BY at",
         )
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(lines, ["before", "after"]);
+        let stamped = |target: &str, at: &str| (target.to_owned(), at.to_owned());
+        assert_eq!(
+            lines,
+            [
+                stamped("before", "2026-05-01T08:00:00.000000Z"),
+                stamped("after", "2026-05-01T08:01:00.000000Z"),
+            ]
+        );
     }
 }

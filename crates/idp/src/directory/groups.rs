@@ -145,6 +145,7 @@ async fn is_member(conn: &mut AnyConnection, group: GroupId, user: UserId) -> Re
 pub(crate) async fn insert_member(
     conn: &mut AnyConnection,
     actor: &Actor,
+    now: OffsetDateTime,
     group: &Group,
     user: &User,
 ) -> Result<()> {
@@ -157,23 +158,30 @@ pub(crate) async fn insert_member(
     sqlx::query("INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3)")
         .bind(group.id.to_db())
         .bind(user.id.to_db())
-        .bind(timestamp::format(timestamp::now()))
+        .bind(timestamp::format(now))
         .execute(&mut *conn)
         .await?;
-    audit::record(conn, actor, member_change("group.member_add", group, user)).await
+    audit::record(
+        conn,
+        actor,
+        now,
+        member_change("group.member_add", group, user),
+    )
+    .await
 }
 
 /// Adds a membership only if missing; returns whether it was added.
 pub(crate) async fn ensure_member(
     conn: &mut AnyConnection,
     actor: &Actor,
+    now: OffsetDateTime,
     group: &Group,
     user: &User,
 ) -> Result<bool> {
     if is_member(conn, group.id, user.id).await? {
         return Ok(false);
     }
-    insert_member(conn, actor, group, user).await?;
+    insert_member(conn, actor, now, group, user).await?;
     Ok(true)
 }
 
@@ -216,7 +224,7 @@ impl<'s> Groups<'s> {
         if fetch_by_name(&mut *conn, &name).await?.is_some() {
             return Err(Error::DuplicateGroup { name });
         }
-        let now = timestamp::now();
+        let now = self.store.now();
         let group = Group {
             id: GroupId::new_random(),
             name,
@@ -248,6 +256,7 @@ impl<'s> Groups<'s> {
         audit::record(
             conn,
             actor,
+            now,
             Change {
                 action: "group.create",
                 target_kind: "group",
@@ -338,6 +347,7 @@ impl<'s> Groups<'s> {
         audit::record(
             conn,
             actor,
+            self.store.now(),
             Change {
                 action: "group.delete",
                 target_kind: "group",
@@ -356,7 +366,7 @@ impl<'s> Groups<'s> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         let (group, user) = load_pair(conn, group, user).await?;
-        insert_member(conn, actor, &group, &user).await?;
+        insert_member(conn, actor, self.store.now(), &group, &user).await?;
         store::commit(tx).await
     }
 
@@ -379,6 +389,7 @@ impl<'s> Groups<'s> {
         audit::record(
             conn,
             actor,
+            self.store.now(),
             member_change("group.member_remove", &group, &user),
         )
         .await?;

@@ -190,6 +190,7 @@ impl Users<'_> {
         let mut report = ImportReport::default();
         let mut tx = self.store().begin().await?;
         let conn = store::conn(&mut tx);
+        let now = self.store().now();
         for row in &rows {
             let line = row.line;
             let username = row.cells.get("username").cloned().unwrap_or_default();
@@ -199,7 +200,7 @@ impl Users<'_> {
             let fields = fields_for(row, existing.as_ref()).map_err(at(line))?;
             let user = match existing {
                 Some(before) => {
-                    let after = users::rewrite(conn, actor, "user.update", &before, &fields)
+                    let after = users::rewrite(conn, actor, now, "user.update", &before, &fields)
                         .await
                         .map_err(at(line))?;
                     if after == before {
@@ -210,7 +211,7 @@ impl Users<'_> {
                     after
                 }
                 None => {
-                    let user = users::insert(conn, actor, &fields, None)
+                    let user = users::insert(conn, actor, now, &fields, None)
                         .await
                         .map_err(at(line))?;
                     report.created.push(user.username.clone());
@@ -222,7 +223,7 @@ impl Users<'_> {
                     .await
                     .map_err(at(line))?
                     .ok_or_else(|| at(line)(Error::UnknownGroup { name: name.clone() }))?;
-                if groups::ensure_member(conn, actor, &group, &user)
+                if groups::ensure_member(conn, actor, now, &group, &user)
                     .await
                     .map_err(at(line))?
                 {

@@ -98,6 +98,7 @@ async fn rehash(store: &store::Store, user: &User, stored: &str, fresh: &str) ->
         audit::record(
             conn,
             &Actor::system(),
+            store.now(),
             Change {
                 action: "user.password_rehash",
                 target_kind: "user",

@@ -428,12 +428,12 @@ fn attributes_json(fields: &UserFields) -> Result<String> {
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
     actor: &Actor,
+    now: OffsetDateTime,
     fields: &UserFields,
     password_hash: Option<String>,
 ) -> Result<User> {
     check_unique(conn, fields, None).await?;
     let id = UserId::new_random();
-    let now = timestamp::now();
     sqlx::query(
         "INSERT INTO users (id, username, username_key, email, email_key, given_name, \
          family_name, display_name, attributes, status, password_hash, created_at, updated_at) \
@@ -470,6 +470,7 @@ pub(crate) async fn insert(
     audit::record(
         conn,
         actor,
+        now,
         Change {
             action: "user.create",
             target_kind: "user",
@@ -488,6 +489,7 @@ pub(crate) async fn insert(
 pub(crate) async fn rewrite(
     conn: &mut AnyConnection,
     actor: &Actor,
+    now: OffsetDateTime,
     action: &'static str,
     before: &User,
     fields: &UserFields,
@@ -496,7 +498,6 @@ pub(crate) async fn rewrite(
         return Ok(before.clone());
     }
     check_unique(conn, fields, Some(before.id)).await?;
-    let now = timestamp::now();
     sqlx::query(
         "UPDATE users SET username = $2, username_key = $3, email = $4, email_key = $5, \
          given_name = $6, family_name = $7, display_name = $8, attributes = $9, status = $10, \
@@ -530,6 +531,7 @@ pub(crate) async fn rewrite(
     audit::record(
         conn,
         actor,
+        now,
         Change {
             action,
             target_kind: "user",
@@ -575,7 +577,7 @@ impl<'s> Users<'s> {
             None => None,
         };
         let mut tx = self.store.begin().await?;
-        let user = insert(store::conn(&mut tx), actor, &fields, hash).await?;
+        let user = insert(store::conn(&mut tx), actor, self.store.now(), &fields, hash).await?;
         store::commit(tx).await?;
         Ok(user)
     }
@@ -672,7 +674,7 @@ impl<'s> Users<'s> {
                 user: id.to_string(),
             })?;
         let fields = apply(&before).validate()?;
-        let after = rewrite(conn, actor, action, &before, &fields).await?;
+        let after = rewrite(conn, actor, self.store.now(), action, &before, &fields).await?;
         store::commit(tx).await?;
         Ok(after)
     }
@@ -703,6 +705,7 @@ impl<'s> Users<'s> {
         audit::record(
             conn,
             actor,
+            self.store.now(),
             Change {
                 action: "user.delete",
                 target_kind: "user",
@@ -735,7 +738,7 @@ impl<'s> Users<'s> {
             .ok_or_else(|| Error::UnknownUser {
                 user: id.to_string(),
             })?;
-        let now = timestamp::now();
+        let now = self.store.now();
         sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
             .bind(id.to_db())
             .bind(hash.clone())
@@ -750,6 +753,7 @@ impl<'s> Users<'s> {
         audit::record(
             conn,
             actor,
+            now,
             Change {
                 action: "user.password",
                 target_kind: "user",

@@ -29,6 +29,8 @@
 pub(crate) mod backend;
 pub(crate) mod timestamp;
 
+use std::sync::Arc;
+
 use sqlx::AnyConnection;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Transaction};
@@ -37,6 +39,7 @@ pub use backend::Backend;
 
 use crate::apps::Apps;
 use crate::audit::Audit;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, PasswordConfig};
 use crate::directory::{Groups, Users};
 use crate::error::{Error, Result};
@@ -51,6 +54,8 @@ pub struct Store {
     hashing: HashPool,
     /// The database as shown in errors: the URL with any password removed.
     name: String,
+    /// Where every part of the IdP reads the time (see [`crate::clock`]).
+    clock: Arc<dyn Clock>,
 }
 
 /// A write transaction. Dropping it without [`Store::commit`] rolls everything back.
@@ -156,7 +161,24 @@ impl Store {
             backend,
             hashing: HashPool::new(password),
             name: backend::redact(&url),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// This handle (same pool) reading the time from `clock` instead of the wall clock.
+    /// Everything reached through it (directory, sessions, throttle, web and API state)
+    /// then runs on that clock; tests use a [`crate::ManualClock`] to move time on.
+    pub fn with_clock(self, clock: impl Clock + 'static) -> Store {
+        Store {
+            clock: Arc::new(clock),
+            ..self
+        }
+    }
+
+    /// The current time by the store's clock, truncated to what is stored (microseconds),
+    /// so that a value written and read back compares equal.
+    pub fn now(&self) -> time::OffsetDateTime {
+        timestamp::truncate(self.clock.now())
     }
 
     /// Checks that the database takes a write within `timeout`: one row of
@@ -175,7 +197,7 @@ impl Store {
                 sqlx::query(sql).execute(&mut *tx).await?;
             }
             let updated = sqlx::query("UPDATE readiness_probe SET probed_at = $1 WHERE id = 1")
-                .bind(timestamp::format(timestamp::now()))
+                .bind(timestamp::format(self.now()))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -38,7 +38,6 @@ use crate::directory::Login;
 use crate::password::Password;
 use crate::session::{Admission, ParkedRequests, Sessions, Slot, Throttle};
 use crate::sso::PendingRequest;
-use crate::store::timestamp;
 
 /// The one failure message.
 const FAILED: &str = "Sign-in failed. Check your username and password; if they are right, your account may \
@@ -110,7 +109,10 @@ pub async fn form(
 async fn continuing_to(state: &WebState, cont: Option<&str>) -> Option<String> {
     let key = cont?;
     let parked = ParkedRequests::new(state.store());
-    let pending = match parked.peek::<PendingRequest>(key, timestamp::now()).await {
+    let pending = match parked
+        .peek::<PendingRequest>(key, state.store().now())
+        .await
+    {
         Ok(found) => found?.0,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the parked request for the login page");
@@ -195,7 +197,7 @@ pub async fn submit(
         return Err(WebError::Csrf);
     }
     let cont = continue_key(form.cont.as_deref());
-    let now = timestamp::now();
+    let now = state.store().now();
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let name = form.username.trim();
     let typed: String = name.chars().take(MAX_NAME).collect();

@@ -46,7 +46,7 @@ use crate::audit::{self, Actor, AuditBatcher, Change};
 use crate::error::Error;
 use crate::session::{DeviceKeys, Session, Sessions};
 use crate::sso::IdpKeys;
-use crate::store::{Store, timestamp};
+use crate::store::Store;
 
 /// What every handler shares; cheap to clone.
 #[derive(Debug, Clone)]
@@ -120,7 +120,7 @@ impl WebState {
             return Ok(None);
         };
         Ok(Sessions::new(self.store())
-            .resume(&token, timestamp::now(), self.settings().session_idle)
+            .resume(&token, self.store().now(), self.settings().session_idle)
             .await?)
     }
 
@@ -142,8 +142,9 @@ impl WebState {
             before: None,
             after: Some(details),
         };
+        let at = self.store().now();
         if let Some(batcher) = &self.0.audit {
-            batcher.record(actor, change).await?;
+            batcher.record(actor, at, change).await?;
             return Ok(());
         }
         let mut conn = self
@@ -152,7 +153,7 @@ impl WebState {
             .acquire()
             .await
             .map_err(|e| WebError::Internal(e.to_string()))?;
-        audit::record(&mut conn, actor, change).await?;
+        audit::record(&mut conn, actor, at, change).await?;
         Ok(())
     }
 }
@@ -326,12 +327,7 @@ mod tests {
             ..ServerConfig::default()
         })
         .unwrap();
-        let keys = IdpKeys::open(
-            dir.join("keys"),
-            KeyAlgorithm::EcdsaP256,
-            time::OffsetDateTime::now_utc(),
-        )
-        .unwrap();
+        let keys = IdpKeys::open(dir.join("keys"), KeyAlgorithm::EcdsaP256, store.now()).unwrap();
         WebState::new(store, settings, keys)
     }
 

@@ -125,7 +125,7 @@ mod tests {
             "https://sp.example.org/acs",
         );
         settings.tile.login_url = login_url.map(str::to_owned);
-        let now = crate::store::timestamp::now();
+        let now = time::macros::datetime!(2026-01-01 00:00 UTC);
         Application {
             id: AppId::new_random(),
             settings,

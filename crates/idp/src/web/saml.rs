@@ -28,12 +28,11 @@ use crate::error::Error;
 use crate::session::{ParkedRequests, Session, SessionApp, Sessions};
 use crate::sso::request::{self, InboundRequest, ValidatedRequest};
 use crate::sso::{PendingRequest, SsoError, grant, metadata, response};
-use crate::store::timestamp;
 
 /// GET /saml/metadata
 pub async fn metadata(State(state): State<WebState>) -> Result<Response, WebError> {
     let keys = state.keys().current().map_err(SsoError::from)?;
-    let xml = metadata::signed_metadata(state.settings(), &keys, timestamp::now())?;
+    let xml = metadata::signed_metadata(state.settings(), &keys, state.store().now())?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/samlmetadata+xml"),
@@ -64,7 +63,7 @@ pub async fn sso_redirect(
         state.store(),
         state.settings(),
         InboundRequest::Redirect { query: &query },
-        timestamp::now(),
+        state.store().now(),
     )
     .await?;
     accept(&state, &headers, validated).await
@@ -89,7 +88,7 @@ pub async fn sso_post(
             saml_request: &saml_request,
             relay_state: form.relay_state.as_deref(),
         },
-        timestamp::now(),
+        state.store().now(),
     )
     .await?;
     accept(&state, &headers, validated).await
@@ -136,7 +135,7 @@ pub(crate) async fn answer_or_park(
         return issue(state, &session, app, &pending).await;
     }
     let key = ParkedRequests::new(state.store())
-        .park(&pending, timestamp::now())
+        .park(&pending, state.store().now())
         .await?;
     Ok(Redirect::to(&format!("/saml/continue/{key}")).into_response())
 }
@@ -152,7 +151,13 @@ async fn refuse(
 ) -> Result<Response, WebError> {
     let keys = state.keys().current().map_err(SsoError::from)?;
     let sub_code = status.sub_code.clone();
-    let xml = response::failure(state.settings(), &keys, pending, status, timestamp::now())?;
+    let xml = response::failure(
+        state.settings(),
+        &keys,
+        pending,
+        status,
+        state.store().now(),
+    )?;
     state.metrics().failure(reason);
     let actor = match user {
         Some(s) => Actor::user(s.user.id),
@@ -187,7 +192,7 @@ pub async fn resume(
         return Err(WebError::NotFound);
     };
     let key = continue_key(Some(&key)).ok_or(WebError::RequestExpired)?;
-    let now = timestamp::now();
+    let now = state.store().now();
     let parked = ParkedRequests::new(state.store());
     let Some((pending, parked_at)) = parked.peek::<PendingRequest>(&key, now).await? else {
         return Err(WebError::RequestExpired);
@@ -238,7 +243,7 @@ async fn issue(
     app: &crate::apps::Application,
     pending: &PendingRequest,
 ) -> Result<Response, WebError> {
-    let now = timestamp::now();
+    let now = state.store().now();
     let user = &session.user;
     let grant = grant::load(state.store(), session, app).await?;
     if !grant.may_access {

@@ -4,9 +4,9 @@
 //! never a clear assertion.
 
 use latchkey_idp::Actor;
+use latchkey_idp::Clock;
 use latchkey_saml::encryption::DecryptionKey;
 use latchkey_saml::profile::{AuthenticatedSubject, SpSettings, validate_response};
-use time::OffsetDateTime;
 
 use super::support::*;
 
@@ -37,7 +37,7 @@ fn sp_decrypt_validate(
         idp.idp_keys.clone(),
     );
     settings.decryption_keys = vec![DecryptionKey::from_pem(key_pem).unwrap()];
-    validate_response(&settings, xml, Some(request_id), OffsetDateTime::now_utc())
+    validate_response(&settings, xml, Some(request_id), idp.clock.now())
 }
 
 /// Removes the Response's own enveloped signature (the only one left in clear text once

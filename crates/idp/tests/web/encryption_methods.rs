@@ -4,6 +4,7 @@
 //! every result.
 
 use latchkey_idp::Actor;
+use latchkey_idp::Clock;
 use latchkey_idp::apps::{SpMetadata, SpMetadataOptions};
 use latchkey_saml::authn_request::binding_uri;
 use latchkey_saml::encryption::DecryptionKey;
@@ -14,7 +15,6 @@ use latchkey_saml::profile::{SpSettings, validate_response};
 use latchkey_xmlsec::crypto::Certificate;
 use latchkey_xmlsec::reader::{self, Limits};
 use latchkey_xmlsec::roxmltree::Node;
-use time::OffsetDateTime;
 
 use super::support::*;
 
@@ -100,7 +100,7 @@ fn accept(idp: &Idp, key_pem: &str, xml: &str, request_id: &str) {
         idp.idp_keys.clone(),
     );
     settings.decryption_keys = vec![DecryptionKey::from_pem(key_pem).unwrap()];
-    let subject = validate_response(&settings, xml, Some(request_id), OffsetDateTime::now_utc());
+    let subject = validate_response(&settings, xml, Some(request_id), idp.clock.now());
     assert!(subject.is_ok(), "{subject:?}");
 }
 
@@ -171,7 +171,7 @@ async fn algorithms_from_the_sps_metadata_reach_the_encrypted_assertion() {
     });
     let metadata = SpMetadata::parse(
         &md.to_xml().unwrap(),
-        &SpMetadataOptions::new(OffsetDateTime::now_utc()),
+        &SpMetadataOptions::new(idp.clock.now()),
     )
     .unwrap();
     assert_eq!(metadata.encryption_methods, [TRIPLEDES, AES128_CBC]);

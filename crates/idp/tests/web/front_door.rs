@@ -5,9 +5,9 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use latchkey_idp::Store;
 use latchkey_idp::config::PasswordConfig;
 use latchkey_idp::session::{Throttle, ThrottlePolicy};
+use latchkey_idp::{Clock, Store};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
@@ -264,16 +264,66 @@ async fn a_trusted_browser_keeps_its_owner_in_while_an_attacker_locks_the_accoun
 
     // The janitor's purge forgets runs that ended, never a block still in force.
     let throttle = Throttle::new(&idp.store);
-    throttle
-        .purge(time::OffsetDateTime::now_utc())
-        .await
-        .unwrap();
+    throttle.purge(idp.clock.now()).await.unwrap();
     let (status, _) = sign_in("alice", PASSWORD, "192.0.2.10", None).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let later = idp.clock.now() + time::Duration::hours(1);
     assert!(throttle.purge(later).await.unwrap() > 0);
     let (status, _) = sign_in("alice", PASSWORD, "192.0.2.10", None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+/// Back-off on the IdP's clock, with no sleeping: a block holds to its last second, when it
+/// ends exactly one attempt is admitted, and that attempt's failure blocks the key again for
+/// twice as long.
+#[tokio::test]
+async fn when_a_block_ends_one_attempt_is_admitted_and_its_failure_doubles_the_block() {
+    let idp = idp_with(|c| c.trust_forwarded_for = true).await;
+    let sign_in = |password: &str| {
+        post_login(
+            idp.router.clone(),
+            "alice".into(),
+            password.into(),
+            Some("203.0.113.5".into()),
+            None,
+        )
+    };
+    let retry_after = |headers: &HeaderMap| -> i64 {
+        headers[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let policy = ThrottlePolicy::PAIR;
+    let second = time::Duration::seconds(1);
+    for _ in 0..policy.free {
+        assert_eq!(sign_in("typo").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let first = policy.block_after(policy.free).unwrap();
+    let doubled = policy.block_after(policy.free + 1).unwrap();
+    assert_eq!(doubled, first * 2);
+
+    // Blocked, even for the right password, until the last second of the block.
+    let (status, headers) = sign_in(PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&headers), first.whole_seconds());
+    idp.clock.advance(first - second);
+    let (status, headers) = sign_in(PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&headers), 1);
+
+    // The block is over: one attempt is admitted (and fails); the next is refused at once,
+    // for twice as long.
+    idp.clock.advance(second);
+    assert_eq!(sign_in("typo").await.0, StatusCode::UNAUTHORIZED);
+    let (status, headers) = sign_in(PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&headers), doubled.whole_seconds());
+    idp.clock.advance(doubled - second);
+    assert_eq!(sign_in(PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS);
+    idp.clock.advance(second);
+    assert_eq!(sign_in(PASSWORD).await.0, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,8 +1,8 @@
 //! Sign-in, CSRF, throttling, suspension and sessions.
 
 use axum::http::StatusCode;
-use latchkey_idp::Actor;
 use latchkey_idp::session::Sessions;
+use latchkey_idp::{Actor, Clock};
 
 use super::support::*;
 
@@ -178,7 +178,7 @@ async fn logout_ends_the_session_and_login_replaces_an_old_one() {
     b.login("alice", PASSWORD, None).await;
     let new = b.cookies["latchkey_session"].clone();
     assert_ne!(old, new);
-    let now = time::OffsetDateTime::now_utc();
+    let now = idp.clock.now();
     let sessions = Sessions::new(&idp.store);
     assert!(
         sessions
@@ -210,11 +210,49 @@ async fn logout_ends_the_session_and_login_replaces_an_old_one() {
     assert_eq!(audit_actions(&idp, "logout").await.len(), 1);
 }
 
+/// The same limits through the browser, on the IdP's clock: a session used just inside the
+/// idle limit lives on past many of them, one left idle for the limit ends, and none
+/// outlives its absolute lifetime however busy it is.
+#[tokio::test]
+async fn a_browser_session_ends_when_idle_or_at_its_absolute_lifetime() {
+    let idp = idp().await;
+    let idle = idp.settings.session_idle;
+    let absolute = idp.settings.session_absolute;
+    let step = idle - time::Duration::minutes(1);
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let signed_in = idp.clock.now();
+    let mut uses = 0;
+    while idp.clock.now() + step < signed_in + absolute {
+        idp.clock.advance(step);
+        assert_eq!(b.get("/portal").await.status, StatusCode::OK);
+        uses += 1;
+    }
+    assert!(
+        uses > 10,
+        "the session outlived many idle limits ({uses} uses)"
+    );
+    idp.clock.set(signed_in + absolute);
+    let page = b.get("/portal").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/login");
+
+    // A fresh session, left alone: a second short of the idle limit it is alive...
+    b.login("alice", PASSWORD, None).await;
+    idp.clock.advance(idle - time::Duration::seconds(1));
+    assert_eq!(b.get("/portal").await.status, StatusCode::OK);
+    // ...and a full idle limit after that use it is over, and stays over.
+    idp.clock.advance(idle);
+    assert_eq!(b.get("/portal").await.location(), "/login");
+    idp.clock.advance(-idle);
+    assert_eq!(b.get("/portal").await.location(), "/login");
+}
+
 #[tokio::test]
 async fn sessions_end_when_idle_or_past_their_absolute_lifetime() {
     let idp = idp().await;
     let sessions = Sessions::new(&idp.store);
-    let start = time::OffsetDateTime::now_utc();
+    let start = idp.clock.now();
     let idle = time::Duration::minutes(30);
     let (token, session) = sessions
         .create(&idp.alice, start, time::Duration::hours(8))
@@ -354,8 +392,8 @@ async fn an_unknown_or_expired_continue_key_shows_the_plain_form() {
         is_passive: false,
     };
     let parked = latchkey_idp::session::ParkedRequests::new(&idp.store);
-    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-    let expired = parked.park(&pending, long_ago).await.unwrap();
+    let expired = parked.park(&pending, idp.clock.now()).await.unwrap();
+    idp.clock.advance(time::Duration::hours(1));
     let page = b.get(&format!("/login?continue={expired}")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.body.contains("continue to"), "{}", page.body);
@@ -363,10 +401,7 @@ async fn an_unknown_or_expired_continue_key_shows_the_plain_form() {
     assert!(!page.body.contains("class=\"error\""), "{}", page.body);
 
     // The same request parked now is named: the difference is the expiry alone.
-    let fresh = parked
-        .park(&pending, time::OffsetDateTime::now_utc())
-        .await
-        .unwrap();
+    let fresh = parked.park(&pending, idp.clock.now()).await.unwrap();
     let page = b.get(&format!("/login?continue={fresh}")).await;
     assert!(page.body.contains("continue to <strong>Wiki</strong>"));
 

@@ -1,8 +1,8 @@
 //! The portal and IdP-initiated sign-in.
 
 use axum::http::StatusCode;
-use latchkey_idp::Actor;
 use latchkey_idp::apps::NewApplication;
+use latchkey_idp::{Actor, Clock};
 
 use super::support::*;
 
@@ -66,13 +66,7 @@ async fn tile_launch_sends_an_unsolicited_response_with_the_default_relay_state(
     );
     settings.allow_unsolicited = false;
     assert!(
-        latchkey_saml::profile::validate_response(
-            &settings,
-            &xml,
-            None,
-            time::OffsetDateTime::now_utc()
-        )
-        .is_err()
+        latchkey_saml::profile::validate_response(&settings, &xml, None, idp.clock.now()).is_err()
     );
 }
 

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use axum::http::{StatusCode, header};
+use latchkey_idp::Clock;
 use sqlx::Connection as _;
 
 use super::support::*;
@@ -117,7 +118,7 @@ async fn a_staged_next_key_is_published_without_a_restart() {
         1
     );
     let mut keys = KeyStore::open(&idp.key_dir).unwrap();
-    keys.rotate(KeyAlgorithm::EcdsaP256, time::OffsetDateTime::now_utc())
+    keys.rotate(KeyAlgorithm::EcdsaP256, idp.clock.now())
         .unwrap();
     let next = keys.next().unwrap().unwrap().certificate().unwrap();
     let body = b.get("/saml/metadata").await.body;

@@ -3,19 +3,21 @@
 use axum::http::StatusCode;
 use latchkey_idp::Actor;
 use latchkey_idp::session::Sessions;
+use latchkey_idp::{Clock, SystemClock};
 use latchkey_saml::assertion::NameId;
 use latchkey_saml::binding::{BindingLimits, MessageKind, redirect};
 use latchkey_saml::logout::{LogoutRequest, LogoutResponse};
 use latchkey_saml::status::code;
 use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
-use time::OffsetDateTime;
 
 use super::support::*;
 
 fn logout_request(issuer: &str, name_id: &str, format: &str) -> LogoutRequest {
     LogoutRequest {
         id: latchkey_saml::ids::new_id().unwrap(),
-        issue_instant: OffsetDateTime::now_utc(),
+        // The SP's own clock; web/logout.rs checks it against the wall clock (its clock is
+        // not yet injected), where the IdP's test clock starts.
+        issue_instant: SystemClock.now(),
         destination: Some(format!("{BASE}/saml/slo")),
         issuer: Some(issuer.into()),
         name_id: NameId::new(name_id, format),
@@ -83,7 +85,7 @@ async fn signed_logout_request_ends_the_session_and_answers_signed() {
     let sessions = Sessions::new(&idp.store);
     assert!(
         sessions
-            .resume(&token, OffsetDateTime::now_utc(), idp.settings.session_idle)
+            .resume(&token, idp.clock.now(), idp.settings.session_idle)
             .await
             .unwrap()
             .is_none()
@@ -246,6 +248,8 @@ async fn signing_out_at_the_idp_tells_each_application_in_turn() {
     b.login("alice", PASSWORD, None).await;
     let mut subjects = Vec::new();
     for (entity, acs) in [(SP, SP_ACS), (SIGNED_SP, SIGNED_ACS)] {
+        // One sign-in after the other: the chain walks them in the order they happened.
+        idp.clock.advance(time::Duration::seconds(1));
         let request = authn_request(entity);
         let uri = if entity == SP {
             redirect_uri(&request, None)
@@ -270,7 +274,7 @@ async fn signing_out_at_the_idp_tells_each_application_in_turn() {
     // The IdP session is over before the first SP hears of it.
     assert!(
         Sessions::new(&idp.store)
-            .resume(&token, OffsetDateTime::now_utc(), idp.settings.session_idle)
+            .resume(&token, idp.clock.now(), idp.settings.session_idle)
             .await
             .unwrap()
             .is_none()
@@ -300,7 +304,7 @@ async fn signing_out_at_the_idp_tells_each_application_in_turn() {
         let answer = LogoutResponse {
             id: latchkey_saml::ids::new_id().unwrap(),
             in_response_to: Some(request.id.clone()),
-            issue_instant: OffsetDateTime::now_utc(),
+            issue_instant: SystemClock.now(), // the SP's clock, as above
             destination: Some(format!("{BASE}/saml/slo")),
             issuer: Some(entity.into()),
             status: latchkey_saml::status::Status::success(),

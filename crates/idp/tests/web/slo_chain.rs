@@ -7,6 +7,7 @@ use latchkey_idp::Actor;
 use latchkey_idp::apps::{Binding, Endpoint};
 use latchkey_idp::ids::AppId;
 use latchkey_idp::session::Sessions;
+use latchkey_idp::{Clock, SystemClock};
 use latchkey_saml::assertion::NameId;
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
 use latchkey_saml::logout::{LogoutRequest, LogoutResponse};
@@ -15,7 +16,6 @@ use latchkey_saml::status::Status;
 use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
 use latchkey_xmlsec::dsig::{self, SignOptions, VerifyOptions};
 use latchkey_xmlsec::reader::{self, Limits};
-use time::OffsetDateTime;
 
 use super::support::*;
 
@@ -47,6 +47,8 @@ async fn sign_in_to_both(idp: &Idp, b: &mut Browser<'_>) -> Vec<AuthenticatedSub
         Some(&request.id),
     )
     .unwrap();
+    // A second later: the chain walks the applications in the order they were signed in to.
+    idp.clock.advance(time::Duration::seconds(1));
     let request = authn_request(SP);
     let page = b.go(&redirect_uri(&request, None)).await;
     let wiki = sp_validate(idp, SP, SP_ACS, &page.saml_response(), Some(&request.id)).unwrap();
@@ -56,7 +58,9 @@ async fn sign_in_to_both(idp: &Idp, b: &mut Browser<'_>) -> Vec<AuthenticatedSub
 fn logout_request(issuer: &str, subject: &AuthenticatedSubject) -> LogoutRequest {
     LogoutRequest {
         id: latchkey_saml::ids::new_id().unwrap(),
-        issue_instant: OffsetDateTime::now_utc(),
+        // The SP's own clock; web/logout.rs checks it against the wall clock (its clock is
+        // not yet injected), where the IdP's test clock starts.
+        issue_instant: SystemClock.now(),
         destination: Some(format!("{BASE}/saml/slo")),
         issuer: Some(issuer.into()),
         name_id: NameId::new(
@@ -73,7 +77,9 @@ fn logout_response(issuer: &str, in_response_to: &str) -> LogoutResponse {
     LogoutResponse {
         id: latchkey_saml::ids::new_id().unwrap(),
         in_response_to: Some(in_response_to.into()),
-        issue_instant: OffsetDateTime::now_utc(),
+        // The SP's own clock; web/logout.rs checks it against the wall clock (its clock is
+        // not yet injected), where the IdP's test clock starts.
+        issue_instant: SystemClock.now(),
         destination: Some(format!("{BASE}/saml/slo")),
         issuer: Some(issuer.into()),
         status: Status::success(),
@@ -124,7 +130,7 @@ async fn start_idp_logout<'a>(b: &mut Browser<'a>) -> Page {
 
 async fn session_alive(idp: &Idp, token: &str) -> bool {
     Sessions::new(&idp.store)
-        .resume(token, OffsetDateTime::now_utc(), idp.settings.session_idle)
+        .resume(token, idp.clock.now(), idp.settings.session_idle)
         .await
         .unwrap()
         .is_some()

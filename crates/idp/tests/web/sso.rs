@@ -2,6 +2,7 @@
 //! bindings, with the Response checked by the SP-side profile validation.
 
 use axum::http::{StatusCode, header};
+use latchkey_idp::Clock;
 use latchkey_saml::assertion::name_id_format;
 use latchkey_saml::authn_request::{NameIdPolicy, binding_uri};
 use latchkey_saml::binding::post;
@@ -77,7 +78,7 @@ async fn redirect_binding_happy_path() {
         .unwrap();
     assert_eq!(groups.values, vec!["staff".to_string()]);
     // Validity: five minutes.
-    assert!(subject.replay_expiry - time::OffsetDateTime::now_utc() <= time::Duration::minutes(7));
+    assert!(subject.replay_expiry - idp.clock.now() <= time::Duration::minutes(7));
 
     // The same Response is not valid for another SP or another request.
     assert!(sp_validate(&idp, SIGNED_SP, SP_ACS, &xml, Some(&request.id)).is_err());
@@ -525,6 +526,8 @@ async fn force_authn_asks_for_the_password_again() {
             .unwrap()
             .authn_instant
     };
+    // Some time later the SP wants a fresh sign-in.
+    idp.clock.advance(time::Duration::minutes(5));
     let mut request = authn_request(SP);
     request.force_authn = true;
     let first = b.get(&redirect_uri(&request, None)).await;
@@ -534,7 +537,9 @@ async fn force_authn_asks_for_the_password_again() {
     assert!(subject.authn_instant >= first_authn);
     assert_eq!(audit_actions(&idp, "login.success").await.len(), 2);
 
-    // ForceAuthn together with IsPassive cannot be met.
+    // ForceAuthn together with IsPassive cannot be met (a minute later: a sign-in at the very
+    // instant a request is parked counts as fresh for it).
+    idp.clock.advance(time::Duration::minutes(1));
     let mut request = authn_request(SP);
     request.force_authn = true;
     request.is_passive = true;

@@ -7,7 +7,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use base64::Engine;
-use latchkey_idp::Actor;
 use latchkey_idp::Store;
 use latchkey_idp::apps::{Application, NewApplication};
 use latchkey_idp::config::PasswordConfig;
@@ -16,12 +15,12 @@ use latchkey_idp::keys::{KeyAlgorithm, KeyStore};
 use latchkey_idp::password::Password;
 use latchkey_idp::sso::IdpKeys;
 use latchkey_idp::web::{self, ServerConfig, ServerSettings, WebState};
+use latchkey_idp::{Actor, Clock, ManualClock, SystemClock};
 use latchkey_saml::authn_request::AuthnRequest;
 use latchkey_saml::binding::{BindingLimits, MessageKind, redirect};
 use latchkey_saml::metadata::{MetadataOptions, parse_metadata};
 use latchkey_saml::profile::{AuthenticatedSubject, SpSettings, validate_response};
 use latchkey_xmlsec::crypto::{SigningKey, VerifyingKey};
-use time::OffsetDateTime;
 use tower::ServiceExt;
 
 pub const BASE: &str = "http://127.0.0.1:8080";
@@ -50,6 +49,9 @@ pub struct Idp {
     pub key_dir: std::path::PathBuf,
     /// The database URL, for a second node or a second connection on the same store.
     pub url: String,
+    /// The IdP's clock: it starts at the wall clock's time and stands still until a test
+    /// moves it on (`web/logout.rs` alone still reads the wall clock).
+    pub clock: ManualClock,
     _dir: tempfile::TempDir,
 }
 
@@ -105,13 +107,9 @@ pub async fn idp_with_passwords(
 pub async fn second_node(idp: &Idp) -> (Router, Store) {
     let store = Store::open_url(&idp.url, 5, cheap_passwords())
         .await
-        .unwrap();
-    let keys = IdpKeys::open(
-        &idp.key_dir,
-        KeyAlgorithm::EcdsaP256,
-        OffsetDateTime::now_utc(),
-    )
-    .unwrap();
+        .unwrap()
+        .with_clock(idp.clock.clone());
+    let keys = IdpKeys::open(&idp.key_dir, KeyAlgorithm::EcdsaP256, idp.clock.now()).unwrap();
     let state = WebState::new(store.clone(), idp.settings.clone(), keys);
     (web::router(state), store)
 }
@@ -122,7 +120,11 @@ async fn build_with(
     passwords: PasswordConfig,
     edit: impl FnOnce(&mut ServerConfig),
 ) -> Idp {
-    let store = Store::open_url(url, 5, passwords).await.unwrap();
+    let clock = ManualClock::starting_now();
+    let store = Store::open_url(url, 5, passwords)
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
     let admin = Actor::system();
     let mut new = NewUser::new("alice", "alice@example.org");
     new.given_name = Some("Alice".into());
@@ -183,7 +185,7 @@ async fn build_with(
     edit(&mut raw);
     let settings = ServerSettings::check(raw).unwrap();
     let key_dir = dir.path().join("keys");
-    let keys = IdpKeys::open(&key_dir, KeyAlgorithm::EcdsaP256, OffsetDateTime::now_utc()).unwrap();
+    let keys = IdpKeys::open(&key_dir, KeyAlgorithm::EcdsaP256, clock.now()).unwrap();
     let state = WebState::new(store.clone(), settings.clone(), keys);
     let router = web::router(state);
 
@@ -207,7 +209,7 @@ async fn build_with(
         &xml,
         &MetadataOptions {
             trusted_keys: &trusted,
-            now: Some(OffsetDateTime::now_utc()),
+            now: Some(clock.now()),
             ..MetadataOptions::default()
         },
     )
@@ -227,6 +229,7 @@ async fn build_with(
         idp_keys,
         key_dir,
         url: url.to_owned(),
+        clock,
         _dir: dir,
     }
 }
@@ -453,9 +456,10 @@ impl<'a> Browser<'a> {
     }
 }
 
-/// A fresh AuthnRequest from `issuer`.
+/// A fresh AuthnRequest from `issuer`, issued by the SP's own clock (the wall clock, where
+/// the IdP's test clock starts).
 pub fn authn_request(issuer: &str) -> AuthnRequest {
-    AuthnRequest::new(issuer, SSO, OffsetDateTime::now_utc()).unwrap()
+    AuthnRequest::new(issuer, SSO, SystemClock.now()).unwrap()
 }
 
 /// `/saml/sso?...` for an unsigned HTTP-Redirect request.
@@ -499,7 +503,7 @@ pub fn sp_validate(
         idp.idp_keys.clone(),
     );
     settings.allow_unsolicited = request_id.is_none();
-    validate_response(&settings, xml, request_id, OffsetDateTime::now_utc())
+    validate_response(&settings, xml, request_id, idp.clock.now())
 }
 
 /// The key of a `/saml/continue/{key}` or `/login?continue={key}` location.
