@@ -4,7 +4,7 @@
 //! Every URL it requests is kept in `trail`, so a test can check which hops happened.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
 
@@ -182,11 +182,8 @@ fn year_of(date: &str) -> u64 {
 }
 
 fn this_year() -> u64 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    1970 + secs / 31_556_952
+    use latchkey_idp::Clock as _;
+    u64::try_from(latchkey_idp::SystemClock.now().year()).unwrap()
 }
 
 fn serde_urlencoded(fields: &[(String, String)]) -> String {
