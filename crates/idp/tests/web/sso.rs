@@ -630,7 +630,7 @@ async fn encrypted_assertion_decrypts_and_verifies_at_the_sp() {
         &assertion_doc,
         &decrypted,
         &idp.idp_keys,
-        &VerifyOptions::default(),
+        &latchkey_saml::inbound::SignaturePolicy::default(),
         true,
     )
     .unwrap();
