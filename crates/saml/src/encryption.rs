@@ -27,7 +27,7 @@
 //! let assertion_doc = reader::parse(&decrypted.xml, &reader::Limits::default())?;
 //! let verified = encryption::verify_decrypted_assertion(
 //!     &assertion_doc, &decrypted, &[idp_cert.verifying_key().clone()],
-//!     &dsig::VerifyOptions::default(), false)?;
+//!     &latchkey_saml::inbound::SignaturePolicy::default(), false)?;
 //! assert_eq!(verified.id(), Some("_a1"));
 //! # Ok(()) }
 //! ```
@@ -45,7 +45,7 @@
 //!   decryption error. Prefer GCM (the default when encrypting).
 
 use latchkey_xmlsec::crypto::{Certificate, KeyKind, VerifyingKey};
-use latchkey_xmlsec::dsig::{self, Verified, VerifyOptions};
+use latchkey_xmlsec::dsig::Verified;
 use latchkey_xmlsec::reader::{self, Document};
 use latchkey_xmlsec::roxmltree::Node;
 use latchkey_xmlsec::xmlenc::{self, EncryptionError, XENC_NS};
@@ -54,6 +54,7 @@ pub use latchkey_xmlsec::xmlenc::{
 };
 
 use crate::error::{Error, Result};
+use crate::inbound::{self, SignaturePolicy};
 use crate::metadata::KeyDescriptor;
 use crate::ns::ASSERTION;
 use crate::read;
@@ -196,18 +197,12 @@ pub fn verify_decrypted_assertion<'a, 'input>(
     assertion_doc: &'a Document<'input>,
     decrypted: &Decrypted,
     idp_keys: &[VerifyingKey],
-    options: &VerifyOptions,
+    policy: &SignaturePolicy,
     ciphertext_authenticated: bool,
 ) -> Result<Verified<'a, 'input>> {
     let root = assertion_doc.root_element();
-    let result = read::expect(root, ASSERTION, "Assertion", "saml:Assertion").and_then(|()| {
-        Ok(dsig::verify_element(
-            assertion_doc,
-            root,
-            idp_keys,
-            options,
-        )?)
-    });
+    let result = read::expect(root, ASSERTION, "Assertion", "saml:Assertion")
+        .and_then(|()| inbound::verify_element(assertion_doc, root, idp_keys, policy));
     match result {
         Err(_) if !ciphertext_authenticated && !decrypted.data_algorithm.is_authenticated() => {
             Err(decryption_failed())

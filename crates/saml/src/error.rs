@@ -318,6 +318,13 @@ pub enum Error {
     /// A logout message was issued in the future (beyond the skew).
     #[error("the logout message is not yet valid")]
     LogoutNotYetValid,
+
+    // ----- inbound signatures -----
+    /// Rule: a signature that protects a SAML message or assertion references it by `#ID`
+    /// (SAML core §5.4.2). `URI=""` names the whole document, which is not what a SAML
+    /// peer signs, so it is refused even where the XML-DSig layer would accept it.
+    #[error("the signature does not reference the signed element by #ID")]
+    ReferenceNotById,
 }
 
 /// The crate's result type.
@@ -407,6 +414,7 @@ impl Error {
             Error::LogoutDestinationMismatch { .. } => "LOGOUT_DESTINATION_MISMATCH",
             Error::LogoutExpired => "LOGOUT_EXPIRED",
             Error::LogoutNotYetValid => "LOGOUT_NOT_YET_VALID",
+            Error::ReferenceNotById => "REFERENCE_NOT_BY_ID",
         }
     }
 
@@ -426,7 +434,8 @@ impl Error {
             | Error::SignatureInvalid
             | Error::Unsigned
             | Error::IncompleteRedirectSignature
-            | Error::NotSigned => "signature",
+            | Error::NotSigned
+            | Error::ReferenceNotById => "signature",
             Error::UnrepresentableChar(_) | Error::Random => "build",
             Error::UnexpectedElement { .. }
             | Error::MissingElement { .. }

@@ -9,14 +9,15 @@
 use std::sync::OnceLock;
 
 use latchkey_xmlsec::crypto::{Certificate, DigestAlgorithm, SignatureAlgorithm, VerifyingKey};
-use latchkey_xmlsec::dsig::{VerifyOptions, verify_document_element};
-use latchkey_xmlsec::reader::{self, Limits};
+use latchkey_xmlsec::reader::Limits;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::authn_request::AuthnRequest;
+use crate::binding::post::PostMessage;
 use crate::binding::{BindingLimits, MessageKind, post, redirect};
 use crate::encryption::DecryptionKey;
+use crate::inbound::{self, Inbound, Requirement, SignaturePolicy};
 use crate::logout::{LogoutRequest, LogoutResponse};
 use crate::metadata::{MetadataOptions, parse_metadata};
 use crate::profile::logout::LogoutPeer;
@@ -76,10 +77,15 @@ pub fn authn_request(data: &[u8]) {
         return;
     };
     if let Ok(message) = redirect::decode(text, &capped_binding_limits()) {
-        if message.is_signed() {
-            let _ = message.verify(sp_keys(), &[SignatureAlgorithm::RsaSha256]);
-        }
         round_trip(&message.xml);
+        let message = Inbound::Redirect(message);
+        let _ = inbound::open::<AuthnRequest>(&message).and_then(|m| {
+            m.verify(
+                sp_keys(),
+                &SignaturePolicy::default(),
+                Requirement::IfVerifiable,
+            )
+        });
     }
     round_trip(text);
 }
@@ -96,24 +102,13 @@ pub fn logout(data: &[u8]) {
     };
     let limits = capped_binding_limits();
     if let Ok(message) = redirect::decode(text, &limits) {
-        for side in logout_sides() {
-            let signed = message.is_signed()
-                && message
-                    .verify(
-                        &side.keys,
-                        &[
-                            SignatureAlgorithm::RsaSha256,
-                            SignatureAlgorithm::EcdsaSha256,
-                        ],
-                    )
-                    .is_ok();
-            side.check(&message.xml, signed);
-        }
-        logout_round_trip(&message.xml);
+        let xml = message.xml.clone();
+        logout_inbound(&Inbound::Redirect(message));
+        logout_round_trip(&xml);
     }
     for kind in [MessageKind::Request, MessageKind::Response] {
         if let Ok(message) = post::decode(kind, text, None, &limits) {
-            logout_enveloped(&message.xml);
+            logout_inbound(&Inbound::Post { kind, message });
         }
     }
     // As if a binding had verified it too, so that XML mutations reach the rules behind
@@ -122,7 +117,13 @@ pub fn logout(data: &[u8]) {
         side.check(text, false);
         side.check(text, true);
     }
-    logout_enveloped(text);
+    for kind in [MessageKind::Request, MessageKind::Response] {
+        let message = PostMessage {
+            xml: text.to_owned(),
+            relay_state: None,
+        };
+        logout_inbound(&Inbound::Post { kind, message });
+    }
     logout_round_trip(text);
 }
 
@@ -166,22 +167,21 @@ impl LogoutSide {
     }
 }
 
-/// The HTTP-POST path: the enveloped signature on the document element, checked with
-/// each side's keys, and the message read only from the verified element.
-fn logout_enveloped(xml: &str) {
-    let Ok(doc) = reader::parse(xml, &small_limits()) else {
-        return;
-    };
+/// The one inbound path ([`inbound`]), as each side runs it on a message of either
+/// kind: the signature by that side's peer keys (over the query, or enveloped on the
+/// document element), then the profile's rules on what was verified.
+fn logout_inbound(message: &Inbound) {
+    let policy = SignaturePolicy::default();
     for side in logout_sides() {
-        let Ok(verified) = verify_document_element(&doc, &side.keys, &VerifyOptions::default())
-        else {
-            continue;
-        };
-        if let Ok(request) = LogoutRequest::from_verified(&verified) {
-            side.check_request(&request, true);
+        if let Ok(request) = inbound::open::<LogoutRequest>(message)
+            .and_then(|m| m.verify(&side.keys, &policy, Requirement::Required))
+        {
+            side.check_request(&request.message, request.signed);
         }
-        if let Ok(response) = LogoutResponse::from_verified(&verified) {
-            side.check_response(&response, true);
+        if let Ok(response) = inbound::open::<LogoutResponse>(message)
+            .and_then(|m| m.verify(&side.keys, &policy, Requirement::Required))
+        {
+            side.check_response(&response.message, response.signed);
         }
     }
 }

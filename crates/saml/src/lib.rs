@@ -24,6 +24,7 @@ pub mod encryption;
 pub mod error;
 pub mod fuzzing;
 pub mod ids;
+pub mod inbound;
 pub mod logout;
 pub mod metadata;
 pub mod ns;

@@ -16,7 +16,7 @@
 //!   signatures first, so no rule reads unsigned content before the signature rules ran.
 
 use latchkey_xmlsec::crypto::{DigestAlgorithm, SignatureAlgorithm, VerifyingKey};
-use latchkey_xmlsec::dsig::{self, Verified, VerifyOptions};
+use latchkey_xmlsec::dsig::Verified;
 use latchkey_xmlsec::reader::{self, Limits};
 use latchkey_xmlsec::roxmltree::Node;
 use time::{Duration, OffsetDateTime};
@@ -29,7 +29,10 @@ use crate::encryption::{
     DecryptOptions, DecryptionKey, decrypt_assertion, verify_decrypted_assertion,
 };
 use crate::error::{Error, Result};
-use crate::ns::{ASSERTION, DSIG};
+use crate::inbound::{
+    DIGEST_ALGORITHMS, SIGNATURE_ALGORITHMS, SignaturePolicy, has_signature, verify_element,
+};
+use crate::ns::ASSERTION;
 use crate::read;
 use crate::response::parse_response;
 
@@ -85,19 +88,8 @@ impl SpSettings {
             acs_urls: vec![acs_url.into()],
             idp_entity_id: idp_entity_id.into(),
             idp_keys,
-            signature_algorithms: vec![
-                SignatureAlgorithm::RsaSha256,
-                SignatureAlgorithm::RsaSha384,
-                SignatureAlgorithm::RsaSha512,
-                SignatureAlgorithm::EcdsaSha256,
-                SignatureAlgorithm::EcdsaSha384,
-                SignatureAlgorithm::EcdsaSha512,
-            ],
-            digest_algorithms: vec![
-                DigestAlgorithm::Sha256,
-                DigestAlgorithm::Sha384,
-                DigestAlgorithm::Sha512,
-            ],
+            signature_algorithms: SIGNATURE_ALGORITHMS.to_vec(),
+            digest_algorithms: DIGEST_ALGORITHMS.to_vec(),
             clock_skew: Duration::seconds(60),
             allow_unsolicited: false,
             allow_rsa_1024: false,
@@ -110,16 +102,13 @@ impl SpSettings {
         self.clock_skew.clamp(Duration::ZERO, MAX_CLOCK_SKEW)
     }
 
-    // VerifyOptions is non_exhaustive: struct-update syntax is not available here.
-    #[allow(clippy::field_reassign_with_default)]
-    fn verify_options(&self) -> VerifyOptions {
-        let mut o = VerifyOptions::default();
-        o.allow_sha1 = self
-            .signature_algorithms
-            .contains(&SignatureAlgorithm::RsaSha1)
-            || self.digest_algorithms.contains(&DigestAlgorithm::Sha1);
-        o.allow_rsa_1024 = self.allow_rsa_1024;
-        o
+    /// The allow-list and key policy every signature from the IdP is held to.
+    pub fn signature_policy(&self) -> SignaturePolicy {
+        SignaturePolicy {
+            signature_algorithms: self.signature_algorithms.clone(),
+            digest_algorithms: self.digest_algorithms.clone(),
+            allow_rsa_1024: self.allow_rsa_1024,
+        }
     }
 
     fn is_acs(&self, url: &str) -> bool {
@@ -168,13 +157,11 @@ pub fn validate_response(
 ) -> Result<AuthenticatedSubject> {
     let doc = reader::parse(xml, &Limits::default())?;
     let root = doc.root_element();
-    let options = settings.verify_options();
+    let policy = settings.signature_policy();
 
     // Rule: signatures. The Response's, if present, must verify.
     let response_verified = if has_signature(root) {
-        let v = dsig::verify_element(&doc, root, &settings.idp_keys, &options)?;
-        check_algorithms(settings, &v)?;
-        Some(v)
+        Some(verify_element(&doc, root, &settings.idp_keys, &policy)?)
     } else {
         None
     };
@@ -250,9 +237,12 @@ fn clear_assertion(
     now: OffsetDateTime,
 ) -> Result<(Assertion, OffsetDateTime)> {
     let verified = if has_signature(node) {
-        let v = dsig::verify_element(doc, node, &settings.idp_keys, &settings.verify_options())?;
-        check_algorithms(settings, &v)?;
-        Some(v)
+        Some(verify_element(
+            doc,
+            node,
+            &settings.idp_keys,
+            &settings.signature_policy(),
+        )?)
     } else {
         None
     };
@@ -292,17 +282,14 @@ fn encrypted_assertion(
     let doc = reader::parse(&decrypted.xml, &settings.decrypt_options.limits).map_err(|_| {
         Error::Xml(latchkey_xmlsec::xmlenc::EncryptionError::DecryptionFailed.into())
     })?;
-    let options = settings.verify_options();
     let verified = if !response_signed || has_signature(doc.root_element()) {
-        let v = verify_decrypted_assertion(
+        Some(verify_decrypted_assertion(
             &doc,
             &decrypted,
             &settings.idp_keys,
-            &options,
+            &settings.signature_policy(),
             response_signed,
-        )?;
-        check_algorithms(settings, &v)?;
-        Some(v)
+        )?)
     } else {
         None
     };
@@ -334,23 +321,6 @@ impl Assertion {
     pub fn from_verified(verified: &Verified<'_, '_>) -> Result<Assertion> {
         parse_assertion(verified.element())
     }
-}
-
-fn has_signature(node: Node<'_, '_>) -> bool {
-    read::children(node, DSIG, "Signature").next().is_some()
-}
-
-/// Rule: the signature and digest algorithms are on the allow-list.
-fn check_algorithms(settings: &SpSettings, v: &Verified<'_, '_>) -> Result<()> {
-    let sig = v.signature_algorithm();
-    if !settings.signature_algorithms.contains(&sig) {
-        return Err(Error::AlgorithmNotAllowed(sig.uri().to_owned()));
-    }
-    let digest = v.digest_algorithm();
-    if !settings.digest_algorithms.contains(&digest) {
-        return Err(Error::AlgorithmNotAllowed(digest.uri().to_owned()));
-    }
-    Ok(())
 }
 
 /// Rule: an Issuer equals the IdP's entity ID and has the entity format (or none).

@@ -14,7 +14,7 @@ use latchkey_saml::encryption::{
 use latchkey_saml::response::Response;
 use latchkey_saml::status::Status;
 use latchkey_xmlsec::crypto::{Certificate, SigningKey};
-use latchkey_xmlsec::dsig::{self, SignOptions, VerifyOptions};
+use latchkey_xmlsec::dsig::{self, SignOptions};
 use latchkey_xmlsec::reader::{self, Limits};
 use latchkey_xmlsec::xmlenc::{self, EncryptionError};
 use time::macros::datetime;
@@ -148,7 +148,7 @@ fn sign_encrypt_embed_decrypt_verify_read() {
                 &doc,
                 &decrypted,
                 &[keys().idp_cert.verifying_key().clone()],
-                &VerifyOptions::default(),
+                &latchkey_saml::inbound::SignaturePolicy::default(),
                 false,
             )
             .unwrap();
@@ -283,7 +283,7 @@ fn decrypted_is_not_trusted_and_unauthenticated_cbc_failures_look_alike() {
                 &doc,
                 &decrypted,
                 &trusted,
-                &VerifyOptions::default(),
+                &latchkey_saml::inbound::SignaturePolicy::default(),
                 authenticated,
             )
             .map(|v| v.id().map(str::to_owned))

@@ -29,12 +29,11 @@
 
 use latchkey_saml::assertion::NameId;
 use latchkey_saml::binding::{MessageKind, post, redirect};
+use latchkey_saml::inbound::{self, Inbound, Requirement};
 use latchkey_saml::logout::{LogoutRequest, LogoutResponse, reason};
 use latchkey_saml::profile::MAX_CLOCK_SKEW;
 use latchkey_saml::profile::logout::LogoutPeer;
 use latchkey_saml::status::Status;
-use latchkey_xmlsec::dsig::{self, VerifyOptions};
-use latchkey_xmlsec::reader::{self, Limits};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
@@ -168,31 +167,6 @@ impl IdpLogoutRequest {
     }
 }
 
-/// A decoded message, not yet trusted.
-enum Inbound {
-    Redirect(redirect::RedirectMessage),
-    Post {
-        kind: MessageKind,
-        message: post::PostMessage,
-    },
-}
-
-impl Inbound {
-    fn kind(&self) -> MessageKind {
-        match self {
-            Inbound::Redirect(m) => m.kind,
-            Inbound::Post { kind, .. } => *kind,
-        }
-    }
-
-    fn relay_state(&self) -> Option<&str> {
-        match self {
-            Inbound::Redirect(m) => m.relay_state.as_deref(),
-            Inbound::Post { message, .. } => message.relay_state.as_deref(),
-        }
-    }
-}
-
 fn refused(e: latchkey_saml::Error) -> Error {
     LogoutError::Refused(e).into()
 }
@@ -260,7 +234,7 @@ impl ServiceProvider {
         peer.clock_skew = self.clock_skew();
         match inbound.kind() {
             MessageKind::Request => {
-                let request = self.verified_request(&inbound, &idp)?;
+                let request: LogoutRequest = self.verified(&inbound, &idp, "a LogoutRequest")?;
                 peer.check_request(&request, true, now).map_err(refused)?;
                 let issuer = request.issuer.as_deref().unwrap_or_default();
                 // After this instant the profile refuses the request as too old, so the
@@ -285,7 +259,7 @@ impl ServiceProvider {
                 })))
             }
             MessageKind::Response => {
-                let response = self.verified_response(&inbound, &idp)?;
+                let response: LogoutResponse = self.verified(&inbound, &idp, "a LogoutResponse")?;
                 let relay_state = inbound.relay_state().ok_or(LogoutError::UnknownRequest)?;
                 let pending = self
                     .pending()
@@ -366,45 +340,19 @@ impl ServiceProvider {
         }
     }
 
-    /// The LogoutRequest, read only from what the IdP's keys verified.
-    fn verified_request(&self, inbound: &Inbound, idp: &IdpTrust) -> Result<LogoutRequest, Error> {
-        match inbound {
-            Inbound::Redirect(m) => {
-                m.verify(&idp.keys, self.signature_algorithms())
-                    .map_err(refused)?;
-                // The query's signature covers these exact bytes.
-                LogoutRequest::parse(&m.xml).map_err(|e| unexpected(e, "a LogoutRequest"))
-            }
-            Inbound::Post { message, .. } => {
-                let doc = reader::parse(&message.xml, &Limits::default())
-                    .map_err(|e| refused(e.into()))?;
-                let verified = verify_root(&doc, idp)?;
-                LogoutRequest::from_verified(&verified)
-                    .map_err(|e| unexpected(e, "a LogoutRequest"))
-            }
-        }
-    }
-
-    /// The LogoutResponse, read only from what the IdP's keys verified.
-    fn verified_response(
+    /// The message, read only from what the IdP's keys verified (over the query for
+    /// HTTP-Redirect, enveloped for HTTP-POST).
+    fn verified<T: inbound::Message>(
         &self,
-        inbound: &Inbound,
+        message: &Inbound,
         idp: &IdpTrust,
-    ) -> Result<LogoutResponse, Error> {
-        match inbound {
-            Inbound::Redirect(m) => {
-                m.verify(&idp.keys, self.signature_algorithms())
-                    .map_err(refused)?;
-                LogoutResponse::parse(&m.xml).map_err(|e| unexpected(e, "a LogoutResponse"))
-            }
-            Inbound::Post { message, .. } => {
-                let doc = reader::parse(&message.xml, &Limits::default())
-                    .map_err(|e| refused(e.into()))?;
-                let verified = verify_root(&doc, idp)?;
-                LogoutResponse::from_verified(&verified)
-                    .map_err(|e| unexpected(e, "a LogoutResponse"))
-            }
-        }
+        wanted: &'static str,
+    ) -> Result<T, Error> {
+        let received = inbound::open::<T>(message)
+            .map_err(|e| unexpected(e, wanted))?
+            .verify(&idp.keys, &self.signature_policy(), Requirement::Required)
+            .map_err(refused)?;
+        Ok(received.message)
     }
 }
 
@@ -417,24 +365,6 @@ fn unexpected(e: latchkey_saml::Error, wanted: &'static str) -> Error {
         }
         other => refused(other),
     }
-}
-
-/// The enveloped signature on the message's root element, by the IdP's keys only.
-fn verify_root<'a, 'input>(
-    doc: &'a reader::Document<'input>,
-    idp: &IdpTrust,
-) -> Result<dsig::Verified<'a, 'input>, Error> {
-    let root = doc.root_element();
-    let signed = root.children().any(|c| {
-        c.is_element()
-            && c.tag_name().name() == "Signature"
-            && c.tag_name().namespace() == Some(latchkey_saml::ns::DSIG)
-    });
-    if !signed {
-        return Err(refused(latchkey_saml::Error::Unsigned));
-    }
-    dsig::verify_element(doc, root, &idp.keys, &VerifyOptions::default())
-        .map_err(|e| refused(e.into()))
 }
 
 fn idp_slo_url(idp: &IdpTrust) -> Result<&str, Error> {

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use latchkey_saml::authn_request::{AuthnRequest, NameIdPolicy, binding_uri};
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
+use latchkey_saml::inbound::SignaturePolicy;
 use latchkey_saml::metadata::{
     Endpoint, EntityDescriptor, IndexedEndpoint, KeyDescriptor, SpSsoDescriptor,
 };
@@ -131,8 +132,14 @@ impl ServiceProvider {
         self.inner.clock_skew
     }
 
-    pub(crate) fn signature_algorithms(&self) -> &[SignatureAlgorithm] {
-        &self.inner.signature_algorithms
+    /// The configured allow-list, which every signature from the IdP is held to: on the
+    /// ACS and on logout messages alike.
+    pub(crate) fn signature_policy(&self) -> SignaturePolicy {
+        SignaturePolicy {
+            signature_algorithms: self.inner.signature_algorithms.clone(),
+            digest_algorithms: self.inner.digest_algorithms.clone(),
+            allow_rsa_1024: false,
+        }
     }
 
     pub(crate) fn request_lifetime(&self) -> Duration {

@@ -269,14 +269,7 @@ impl SpConfig {
     pub fn signature_algorithms(&self) -> Result<Vec<SignatureAlgorithm>, SettingsError> {
         use SignatureAlgorithm as A;
         let Some(names) = &self.signature_algorithms else {
-            return Ok(vec![
-                A::RsaSha256,
-                A::RsaSha384,
-                A::RsaSha512,
-                A::EcdsaSha256,
-                A::EcdsaSha384,
-                A::EcdsaSha512,
-            ]);
+            return Ok(latchkey_saml::inbound::SIGNATURE_ALGORITHMS.to_vec());
         };
         names
             .iter()
@@ -302,7 +295,7 @@ impl SpConfig {
     pub fn digest_algorithms(&self) -> Result<Vec<DigestAlgorithm>, SettingsError> {
         use DigestAlgorithm as D;
         let Some(names) = &self.digest_algorithms else {
-            return Ok(vec![D::Sha256, D::Sha384, D::Sha512]);
+            return Ok(latchkey_saml::inbound::DIGEST_ALGORITHMS.to_vec());
         };
         names
             .iter()

@@ -172,10 +172,19 @@ pub struct AppFields {
     /// Binding of the single-logout URL: redirect (default), post or soap.
     #[arg(long, value_name = "BINDING")]
     slo_binding: Option<String>,
-    /// PEM file with the SP's request-signing certificate; repeat for several. Replaces
-    /// the existing list.
+    /// PEM file with the SP's signing certificate (AuthnRequests and logout messages are
+    /// checked with it); repeat for several. Replaces the existing list.
     #[arg(long = "signing-cert", value_name = "FILE")]
     signing_certs: Vec<PathBuf>,
+    /// The SP signs its AuthnRequests (default true): with a signing certificate, unsigned
+    /// AuthnRequests are then refused.
+    #[arg(long, value_name = "BOOL")]
+    authn_requests_signed: Option<bool>,
+    /// Legacy opt-in (default false): believe the SP's unsigned LogoutRequests and
+    /// LogoutResponses. An unsigned LogoutRequest then ends at most the browser's own
+    /// session, and only when it signed in to this SP under the NameID it names.
+    #[arg(long, value_name = "BOOL")]
+    allow_unsigned_logout: Option<bool>,
     /// PEM file with the certificate to encrypt assertions to.
     #[arg(long, value_name = "FILE")]
     encryption_cert: Option<PathBuf>,
@@ -313,6 +322,12 @@ impl AppFields {
                 .iter()
                 .map(|a| a.parse::<AttributeMapping>())
                 .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = self.authn_requests_signed {
+            app.authn_requests_signed = v;
+        }
+        if let Some(v) = self.allow_unsigned_logout {
+            app.allow_unsigned_logout = v;
         }
         if let Some(v) = self.sign_response {
             app.sign_response = v;
@@ -505,6 +520,8 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 ("sign assertion", yes_no(s.sign_assertion)),
                 ("encrypt", yes_no(s.encrypt_assertion)),
                 ("signing certs", s.signing_certs.len().to_string()),
+                ("authn requests signed", yes_no(s.authn_requests_signed)),
+                ("unsigned logout allowed", yes_no(s.allow_unsigned_logout)),
                 ("encryption cert", yes_no(s.encryption_cert.is_some())),
                 ("encryption methods", s.encryption_methods.join(" ")),
                 ("access groups", access_groups.join(", ")),

@@ -88,9 +88,18 @@ pub struct AppInput {
     /// Single-logout endpoint.
     #[serde(default)]
     pub slo: Option<EndpointDto>,
-    /// PEM certificates the SP signs requests with.
+    /// PEM certificates the SP signs its messages with (AuthnRequests, logout messages).
     #[serde(default)]
     pub signing_certs: Vec<String>,
+    /// The SP signs its AuthnRequests (default true): with a signing certificate, an
+    /// unsigned AuthnRequest is then refused.
+    #[serde(default = "yes")]
+    pub authn_requests_signed: bool,
+    /// Legacy opt-in (default false): believe the SP's unsigned LogoutRequests and
+    /// LogoutResponses. An unsigned LogoutRequest then ends at most the browser's own
+    /// session, and only when it signed in to this SP under the NameID it names.
+    #[serde(default)]
+    pub allow_unsigned_logout: bool,
     /// PEM certificate to encrypt assertions to.
     #[serde(default)]
     pub encryption_cert: Option<String>,
@@ -158,6 +167,8 @@ impl From<&NewApplication> for AppInput {
                 binding: e.binding.uri().to_owned(),
             }),
             signing_certs: s.signing_certs.clone(),
+            authn_requests_signed: s.authn_requests_signed,
+            allow_unsigned_logout: s.allow_unsigned_logout,
             encryption_cert: s.encryption_cert.clone(),
             encryption_methods: s.encryption_methods.clone(),
             name_id_format: Some(s.name_id.format.uri().to_owned()),
@@ -256,6 +267,8 @@ impl AppInput {
             acs,
             slo,
             signing_certs: self.signing_certs,
+            authn_requests_signed: self.authn_requests_signed,
+            allow_unsigned_logout: self.allow_unsigned_logout,
             encryption_cert: self.encryption_cert,
             encryption_methods: self.encryption_methods,
             name_id,

@@ -13,9 +13,10 @@
 //! typed). Every endpoint still passes the registry's rules (absolute http(s) URLs only)
 //! when the application is stored.
 //!
-//! A signing certificate is registered only when the SP declares `AuthnRequestsSigned`: a
-//! registered certificate makes this IdP refuse the SP's unsigned requests, and many SPs
-//! publish a signing key yet send unsigned AuthnRequests.
+//! Every signing certificate is registered, whatever `AuthnRequestsSigned` says: the SP's
+//! logout messages must be signed and are checked with it. `AuthnRequestsSigned` is kept as
+//! the application's `authn_requests_signed`, because many SPs publish a signing key yet
+//! send unsigned AuthnRequests, and those must still be answered.
 
 use std::fmt;
 
@@ -141,9 +142,6 @@ pub enum ImportWarning {
         /// The bindings that were offered.
         bindings: Vec<String>,
     },
-    /// The SP publishes signing keys but says it does not sign requests; they are not
-    /// registered (a registered key would make its unsigned requests fail).
-    SigningCertsIgnored,
     /// The SP says it signs requests but publishes no signing key, so its signatures
     /// cannot be checked and its requests are accepted as unsigned requests are.
     NoSigningCert,
@@ -169,9 +167,6 @@ impl fmt::Display for ImportWarning {
                 f,
                 "ignored SingleLogoutService (bindings {}; only HTTP-Redirect and HTTP-POST are used)",
                 bindings.join(", ")
-            ),
-            ImportWarning::SigningCertsIgnored => f.write_str(
-                "signing certificates not registered: AuthnRequestsSigned is false, and a registered certificate would make unsigned requests fail",
             ),
             ImportWarning::NoSigningCert => f.write_str(
                 "AuthnRequestsSigned is true but no signing certificate is published; requests are not checked",
@@ -289,18 +284,12 @@ impl SpMetadata {
             .filter(|k| k.is_for_signing())
             .flat_map(|k| k.certificates.iter().map(|c| c.to_pem()))
             .collect();
-        let signing_certs = match (sp.authn_requests_signed, signing.is_empty()) {
-            (true, true) => {
-                warnings.push(ImportWarning::NoSigningCert);
-                Vec::new()
-            }
-            (true, false) => signing,
-            (false, true) => Vec::new(),
-            (false, false) => {
-                warnings.push(ImportWarning::SigningCertsIgnored);
-                Vec::new()
-            }
-        };
+        // Registered whatever AuthnRequestsSigned says: logout messages are checked with
+        // them. `authn_requests_signed` decides whether AuthnRequests must be signed.
+        if sp.authn_requests_signed && signing.is_empty() {
+            warnings.push(ImportWarning::NoSigningCert);
+        }
+        let signing_certs = signing;
         let chosen = latchkey_saml::encryption::encryption_certificate(&sp.keys);
         let encryption_cert = chosen.map(|c| c.to_pem());
         // The algorithms belong to the KeyDescriptor that holds the chosen certificate.
@@ -389,6 +378,7 @@ impl SpMetadata {
         app.acs = self.acs.clone();
         app.slo = self.slo.clone();
         app.signing_certs = self.signing_certs.clone();
+        app.authn_requests_signed = self.authn_requests_signed;
         if self.encryption_cert.is_some() || !app.encrypt_assertion {
             app.encryption_cert = self.encryption_cert.clone();
             app.encryption_methods = self.encryption_methods.clone();

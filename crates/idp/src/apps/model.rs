@@ -276,8 +276,22 @@ pub struct NewApplication {
     pub acs: Vec<AcsEndpoint>,
     /// Single-logout endpoint.
     pub slo: Option<Endpoint>,
-    /// PEM certificates the SP signs requests with (several during key rollover).
+    /// PEM certificates the SP signs its messages with (several during key rollover).
+    /// AuthnRequests, LogoutRequests and LogoutResponses are checked against them only.
     pub signing_certs: Vec<String>,
+    /// The SP signs its AuthnRequests (metadata's `AuthnRequestsSigned`): with a signing
+    /// certificate registered, an unsigned AuthnRequest is then refused. Many SPs publish a
+    /// signing key for logout yet send unsigned AuthnRequests; for them this is false.
+    /// Absent in data written before the field existed: true, what a registered
+    /// certificate meant then.
+    #[serde(default = "yes")]
+    pub authn_requests_signed: bool,
+    /// Legacy opt-in: believe this SP's unsigned LogoutRequests and LogoutResponses. Off by
+    /// default, because an unsigned LogoutRequest can be forged by anyone who guesses a
+    /// NameID; with it on, an unsigned request ends at most the browser's own session, and
+    /// only when that session signed in to this SP under the NameID it names.
+    #[serde(default)]
+    pub allow_unsigned_logout: bool,
     /// PEM certificate to encrypt assertions to.
     pub encryption_cert: Option<String>,
     /// The `md:EncryptionMethod` algorithm URIs the SP advertised for that certificate, in
@@ -301,6 +315,10 @@ pub struct NewApplication {
     pub tile: Tile,
 }
 
+fn yes() -> bool {
+    true
+}
+
 impl NewApplication {
     /// An application with one HTTP-POST ACS endpoint and safe defaults: pairwise persistent
     /// NameID, no attributes released, response and assertion signed, no encryption.
@@ -320,6 +338,8 @@ impl NewApplication {
             }],
             slo: None,
             signing_certs: Vec::new(),
+            authn_requests_signed: true,
+            allow_unsigned_logout: false,
             encryption_cert: None,
             encryption_methods: Vec::new(),
             name_id: NameIdPolicy::default(),

@@ -7,7 +7,9 @@
 
 pub mod grant;
 pub mod keys;
+pub mod logout;
 pub mod metadata;
+mod replay;
 pub mod request;
 pub mod response;
 
@@ -84,6 +86,10 @@ pub enum SsoError {
     /// The request's IssueInstant is too far from now.
     #[error("the request was issued too long ago or in the future")]
     Stale,
+    /// An AuthnRequest with this ID from this application was answered before (on any
+    /// node) within its validity window: a replay.
+    #[error("the request {0:?} was already used")]
+    Replayed(String),
     /// The application wants encrypted assertions but has no usable encryption
     /// certificate (none, or not RSA). Refused rather than sent in the clear.
     #[error("assertion encryption is configured without a usable (RSA) encryption certificate")]
@@ -118,6 +124,7 @@ impl SsoError {
             SsoError::SignatureInvalid(_) => "SSO-BAD-SIGNATURE",
             SsoError::WrongDestination(_) => "SSO-DESTINATION",
             SsoError::Stale => "SSO-STALE",
+            SsoError::Replayed(_) => "SSO-REPLAYED",
             SsoError::EncryptionUnsupported => "SSO-ENCRYPTION",
             SsoError::NameIdUnavailable(_) => "SSO-NAMEID",
             SsoError::Build(_) => "SSO-BUILD",

@@ -12,20 +12,24 @@
 //!    answered to that ACS with a SAML error Status.
 //!
 //! # Security
-//! A request signature is checked whenever the application has a signing certificate
-//! registered (such an application must sign), or the server requires signed requests. An
-//! application without certificates, on a server that does not require signatures, is
-//! treated as sending unsigned requests, since a signature nobody can check proves nothing.
+//! The signature goes through the one inbound path ([`latchkey_saml::inbound`]). It is
+//! checked whenever the application has a signing certificate registered; it is required
+//! when the application signs its AuthnRequests (`authn_requests_signed`, with a
+//! certificate) or the server requires signed requests. An application without
+//! certificates, on a server that does not require signatures, is treated as sending
+//! unsigned requests, since a signature nobody can check proves nothing. A signed request
+//! must carry a Destination naming `/saml/sso`, and every request's ID is used once
+//! ([`super::replay`]).
 
 use latchkey_saml::assertion::{authn_context, name_id_format};
 use latchkey_saml::authn_request::{AuthnRequest, binding_uri};
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
+use latchkey_saml::inbound::{self, Inbound, Received, Requirement, SignaturePolicy};
 use latchkey_saml::status::{Status, code};
-use latchkey_xmlsec::crypto::{Certificate, SignatureAlgorithm, VerifyingKey};
-use latchkey_xmlsec::dsig::{self, VerifyOptions};
-use latchkey_xmlsec::reader::{self, Limits};
+use latchkey_xmlsec::crypto::{Certificate, VerifyingKey};
 use time::{Duration, OffsetDateTime};
 
+use super::replay::{Seen, SeenRequests};
 use super::{PendingRequest, SsoError};
 use crate::apps::{Application, Binding};
 use crate::store::Store;
@@ -42,16 +46,6 @@ pub const REQUEST_LIMITS: BindingLimits = BindingLimits {
 const MAX_AGE: Duration = Duration::minutes(10);
 /// How far in the future an IssueInstant may be (clock skew).
 const MAX_FUTURE: Duration = Duration::minutes(3);
-
-/// Signature algorithms accepted on requests (no SHA-1).
-const ALLOWED: [SignatureAlgorithm; 6] = [
-    SignatureAlgorithm::RsaSha256,
-    SignatureAlgorithm::RsaSha384,
-    SignatureAlgorithm::RsaSha512,
-    SignatureAlgorithm::EcdsaSha256,
-    SignatureAlgorithm::EcdsaSha384,
-    SignatureAlgorithm::EcdsaSha512,
-];
 
 /// An AuthnRequest as it arrived.
 #[derive(Debug, Clone, Copy)]
@@ -92,81 +86,48 @@ pub async fn validate(
         latchkey_saml::Error::RelayStateTooLong { .. } => SsoError::RelayStateTooLong(e),
         other => SsoError::Binding(other),
     };
-    let (request, relay_state, app) = match inbound {
+    let message = match inbound {
         InboundRequest::Redirect { query } => {
-            let message = redirect::decode(query, &REQUEST_LIMITS).map_err(binding_error)?;
-            if message.kind != MessageKind::Request {
-                return Err(SsoError::Binding(latchkey_saml::Error::MissingParameter(
-                    "SAMLRequest",
-                )));
-            }
-            let request = AuthnRequest::parse(&message.xml).map_err(SsoError::Malformed)?;
-            let app = registered_app(store, &request).await?;
-            let keys = app_keys(&app)?;
-            if message.is_signed() && !keys.is_empty() {
-                message
-                    .verify(&keys, &ALLOWED)
-                    .map_err(|e| SsoError::SignatureInvalid(e.to_string()))?;
-            } else if signature_required(settings, &app) {
-                return Err(if message.is_signed() {
-                    SsoError::SignatureInvalid("no certificate is registered to check it".into())
-                } else {
-                    SsoError::SignatureRequired
-                });
-            }
-            (request, message.relay_state, app)
+            Inbound::Redirect(redirect::decode(query, &REQUEST_LIMITS).map_err(binding_error)?)
         }
         InboundRequest::Post {
             saml_request,
             relay_state,
-        } => {
-            let message = post::decode(
+        } => Inbound::Post {
+            kind: MessageKind::Request,
+            message: post::decode(
                 MessageKind::Request,
                 saml_request,
                 relay_state,
                 &REQUEST_LIMITS,
             )
-            .map_err(binding_error)?;
-            let doc = reader::parse(&message.xml, &Limits::default())
-                .map_err(|e| SsoError::Malformed(e.into()))?;
-            let root = doc.root_element();
-            let unverified = AuthnRequest::from_node(root).map_err(SsoError::Malformed)?;
-            let app = registered_app(store, &unverified).await?;
-            let keys = app_keys(&app)?;
-            let signed = root.children().any(|c| {
-                c.is_element()
-                    && c.tag_name().name() == "Signature"
-                    && c.tag_name().namespace() == Some(latchkey_saml::ns::DSIG)
-            });
-            let request = if signed && !keys.is_empty() {
-                let verified =
-                    dsig::verify_document_element(&doc, &keys, &VerifyOptions::default())
-                        .map_err(|e| SsoError::SignatureInvalid(e.to_string()))?;
-                let request =
-                    AuthnRequest::from_verified(&verified).map_err(SsoError::Malformed)?;
-                if request.issuer != unverified.issuer {
-                    return Err(SsoError::SignatureInvalid(
-                        "the signed issuer differs".into(),
-                    ));
-                }
-                request
-            } else if signature_required(settings, &app) {
-                return Err(if signed {
-                    SsoError::SignatureInvalid("no certificate is registered to check it".into())
-                } else {
-                    SsoError::SignatureRequired
-                });
-            } else {
-                unverified
-            };
-            (request, message.relay_state, app)
-        }
+            .map_err(binding_error)?,
+        },
     };
+    let unverified = inbound::open::<AuthnRequest>(&message).map_err(malformed)?;
+    let app = registered_app(store, unverified.issuer()).await?;
+    let keys = app_keys(&app)?;
+    let requirement = if signature_required(settings, &app) {
+        Requirement::Required
+    } else {
+        Requirement::IfVerifiable
+    };
+    let Received {
+        message: request,
+        signed,
+    } = unverified
+        .verify(&keys, &SignaturePolicy::default(), requirement)
+        .map_err(signature_error)?;
+    let relay_state = message.relay_state().map(str::to_owned);
 
-    if let Some(destination) = &request.destination
-        && destination != &settings.url("/saml/sso")
-    {
-        return Err(SsoError::WrongDestination(destination.clone()));
+    // A signed request must name the endpoint that received it (bindings §3.4.5.2,
+    // §3.5.5.2): otherwise a request signed for another IdP could be replayed here.
+    match (&request.destination, signed) {
+        (Some(d), _) if d != &settings.url("/saml/sso") => {
+            return Err(SsoError::WrongDestination(d.chars().take(300).collect()));
+        }
+        (None, true) => return Err(SsoError::WrongDestination(String::new())),
+        _ => {}
     }
     if request.issue_instant < now - MAX_AGE || request.issue_instant > now + MAX_FUTURE {
         return Err(SsoError::Stale);
@@ -179,6 +140,20 @@ pub async fn validate(
     }
 
     let refusal = name_id_refusal(&app, &request).or_else(|| authn_context_refusal(&request));
+    // Last, so that only a request that will be answered uses up its ID. After the window
+    // the request is refused as stale anyway, and the record may go.
+    let first = SeenRequests::new(store)
+        .first_use(
+            Seen::AuthnRequest,
+            &app.settings.entity_id,
+            &request.id,
+            request.issue_instant + MAX_AGE,
+            now,
+        )
+        .await?;
+    if !first {
+        return Err(SsoError::Replayed(request.id.chars().take(200).collect()));
+    }
     Ok(ValidatedRequest {
         pending: PendingRequest {
             app_id: app.id,
@@ -193,10 +168,13 @@ pub async fn validate(
     })
 }
 
-async fn registered_app(store: &Store, request: &AuthnRequest) -> Result<Application, SsoError> {
-    let issuer = request
-        .issuer
-        .as_deref()
+/// The application registered under the message's Issuer (claimed, not yet verified: it
+/// only says whose keys check the signature).
+pub(crate) async fn registered_app(
+    store: &Store,
+    issuer: Option<&str>,
+) -> Result<Application, SsoError> {
+    let issuer = issuer
         .map(str::trim)
         .filter(|i| !i.is_empty())
         .ok_or(SsoError::MissingIssuer)?;
@@ -208,7 +186,26 @@ async fn registered_app(store: &Store, request: &AuthnRequest) -> Result<Applica
 }
 
 fn signature_required(settings: &ServerSettings, app: &Application) -> bool {
-    settings.require_signed_requests || !app.settings.signing_certs.is_empty()
+    settings.require_signed_requests
+        || (app.settings.authn_requests_signed && !app.settings.signing_certs.is_empty())
+}
+
+/// How a message that is not the one expected is reported: a binding fault when the
+/// wrong parameter carried it, else a malformed message.
+pub(crate) fn malformed(e: latchkey_saml::Error) -> SsoError {
+    match e {
+        latchkey_saml::Error::MissingParameter(_) => SsoError::Binding(e),
+        other => SsoError::Malformed(other),
+    }
+}
+
+/// How a refused signature is reported: missing, or present and not verifying.
+pub(crate) fn signature_error(e: latchkey_saml::Error) -> SsoError {
+    match e {
+        latchkey_saml::Error::Unsigned => SsoError::SignatureRequired,
+        latchkey_saml::Error::Xml(latchkey_xmlsec::Error::Read(_)) => SsoError::Malformed(e),
+        other => SsoError::SignatureInvalid(other.to_string()),
+    }
 }
 
 /// The verifying keys of every certificate registered for the application.

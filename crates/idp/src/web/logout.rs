@@ -26,8 +26,6 @@
 //!   not is audited and the application is listed as unconfirmed; the chain goes on, since
 //!   the user is already signed out of the IdP (best effort).
 
-mod replay;
-
 use std::net::SocketAddr;
 
 use axum::Form;
@@ -38,12 +36,10 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use latchkey_saml::assertion::{NameId, name_id_format};
 use latchkey_saml::binding::{MessageKind, post, redirect};
+use latchkey_saml::inbound::Inbound;
 use latchkey_saml::logout::{LogoutRequest, LogoutResponse, reason};
-use latchkey_saml::profile::logout::LogoutPeer;
 use latchkey_saml::status::{Status, code};
-use latchkey_xmlsec::crypto::{SignatureAlgorithm, VerifyingKey};
-use latchkey_xmlsec::dsig::{self, SignOptions, VerifyOptions};
-use latchkey_xmlsec::reader::{self, Limits};
+use latchkey_xmlsec::dsig::{self, SignOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -56,19 +52,9 @@ use crate::error::Error;
 use crate::ids::AppId;
 use crate::session::{Parkable, ParkedRequests, SessionApp, Sessions};
 use crate::sso::SsoError;
-use crate::sso::request::{REQUEST_LIMITS, app_keys};
+use crate::sso::logout::{self as checks, AcceptedLogout, LogoutRefusal};
+use crate::sso::request::REQUEST_LIMITS;
 use crate::store::timestamp;
-use replay::SeenLogoutRequests;
-
-/// Signature algorithms accepted on logout messages (no SHA-1).
-const ALLOWED: [SignatureAlgorithm; 6] = [
-    SignatureAlgorithm::RsaSha256,
-    SignatureAlgorithm::RsaSha384,
-    SignatureAlgorithm::RsaSha512,
-    SignatureAlgorithm::EcdsaSha256,
-    SignatureAlgorithm::EcdsaSha384,
-    SignatureAlgorithm::EcdsaSha512,
-];
 
 /// The most applications one chain visits: a bound on the browser's trip even if the
 /// session table were to hold something absurd.
@@ -160,37 +146,6 @@ impl LogoutChain {
     }
 }
 
-/// A LogoutRequest that passed every check, parked across the same-site hop when it came
-/// by POST.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AcceptedLogout {
-    /// The asking application.
-    pub app: AppId,
-    /// The request's ID.
-    pub request_id: String,
-    /// The NameID it names.
-    pub name_id: String,
-    /// The sessions it names (empty: all of the principal's).
-    pub session_indexes: Vec<String>,
-    /// Whether its signature was verified (unsigned requests end this browser's session
-    /// only).
-    pub signed: bool,
-    /// RelayState to return.
-    pub relay_state: Option<String>,
-    /// `redirect` or `post`, for the audit trail.
-    pub binding: String,
-}
-
-impl Parkable for AcceptedLogout {
-    const KIND: &'static str = "slo-request";
-}
-
-/// A logout message as it arrived, decoded but not trusted.
-enum Inbound {
-    Redirect(redirect::RedirectMessage),
-    Post(post::PostMessage),
-}
-
 /// The HTTP-POST binding's form for `/saml/slo`.
 #[derive(Debug, Deserialize)]
 pub struct SloForm {
@@ -218,11 +173,11 @@ pub async fn slo_redirect(
 ) -> Result<Response, WebError> {
     let query = query.unwrap_or_default();
     let message = redirect::decode(&query, &REQUEST_LIMITS).map_err(binding_error)?;
-    let relay_state = message.relay_state.clone();
-    if message.kind == MessageKind::Response {
-        return on_response(&state, Inbound::Redirect(message), relay_state.as_deref()).await;
+    let message = Inbound::Redirect(message);
+    if message.kind() == MessageKind::Response {
+        return on_response(&state, &message).await;
     }
-    let (accepted, app) = accept_request(&state, Inbound::Redirect(message), relay_state).await?;
+    let (accepted, app) = accept_request(&state, message).await?;
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
     perform(&state, &headers, &addr, accepted, app).await
 }
@@ -247,8 +202,8 @@ async fn slo_post_inner(
         (Some(value), None) => {
             let message = post::decode(MessageKind::Request, value, relay_state, &REQUEST_LIMITS)
                 .map_err(binding_error)?;
-            let relay = message.relay_state.clone();
-            let (accepted, _) = accept_request(state, Inbound::Post(message), relay).await?;
+            let kind = MessageKind::Request;
+            let (accepted, _) = accept_request(state, Inbound::Post { kind, message }).await?;
             let key = ParkedRequests::new(state.store())
                 .park(&accepted, timestamp::now())
                 .await?;
@@ -257,7 +212,8 @@ async fn slo_post_inner(
         (None, Some(value)) => {
             let message = post::decode(MessageKind::Response, value, relay_state, &REQUEST_LIMITS)
                 .map_err(binding_error)?;
-            on_response(state, Inbound::Post(message), relay_state).await
+            let kind = MessageKind::Response;
+            on_response(state, &Inbound::Post { kind, message }).await
         }
         _ => Err(binding_error(latchkey_saml::Error::MissingParameter(
             "SAMLRequest",
@@ -300,159 +256,17 @@ pub async fn slo_continue(
         .map(after_form)
 }
 
-/// Checks a LogoutRequest ([`check_request`]) and records it as used, refusing a replay.
+/// Checks a LogoutRequest ([`checks::accept_request`]) and records it as used.
 async fn accept_request(
     state: &WebState,
-    inbound: Inbound,
-    relay_state: Option<String>,
+    message: Inbound,
 ) -> Result<(AcceptedLogout, Application), WebError> {
-    let (accepted, app, window_end) = check_request(state, inbound, relay_state)
+    checks::accept_request(state.store(), state.settings(), &message, timestamp::now())
         .await
-        .map_err(WebError::Logout)?;
-    let first = SeenLogoutRequests::new(state.store())
-        .first_use(
-            &app.settings.entity_id,
-            &accepted.request_id,
-            window_end,
-            timestamp::now(),
-        )
-        .await?;
-    if !first {
-        tracing::warn!(
-            code = "SLO-REPLAYED",
-            app = %app.settings.entity_id,
-            request = %accepted.request_id,
-            "single logout: a LogoutRequest arrived again"
-        );
-        return Err(WebError::LogoutReplayed);
-    }
-    Ok((accepted, app))
-}
-
-/// Checks a LogoutRequest: registered issuer, signature by the app's certificates (the
-/// binding decides how), then the profile's Destination and time rules. Also returns when
-/// the profile's window for it closes (how long a replay record must last).
-///
-/// # Security
-/// An application with a signing certificate must sign. One without (on a server that does
-/// not require signatures) may send unsigned requests, which [`perform`] lets end only this
-/// browser's session, and only when it signed in to that application as the named NameID.
-async fn check_request(
-    state: &WebState,
-    inbound: Inbound,
-    relay_state: Option<String>,
-) -> Result<(AcceptedLogout, Application, time::OffsetDateTime), SsoError> {
-    let (request, app, signed, binding) = match &inbound {
-        Inbound::Redirect(message) => {
-            let request = LogoutRequest::parse(&message.xml).map_err(SsoError::Malformed)?;
-            let app = registered_app(state, request.issuer.as_deref()).await?;
-            let keys = app_keys(&app)?;
-            let signed = if !keys.is_empty() {
-                message.verify(&keys, &ALLOWED).map_err(|e| match e {
-                    latchkey_saml::Error::Unsigned => SsoError::SignatureRequired,
-                    other => SsoError::SignatureInvalid(other.to_string()),
-                })?;
-                true
-            } else {
-                unsigned_allowed(state)?;
-                false
-            };
-            (request, app, signed, "redirect")
-        }
-        Inbound::Post(message) => {
-            let doc = reader::parse(&message.xml, &Limits::default())
-                .map_err(|e| SsoError::Malformed(e.into()))?;
-            let root = doc.root_element();
-            let unverified = LogoutRequest::from_node(root).map_err(SsoError::Malformed)?;
-            let app = registered_app(state, unverified.issuer.as_deref()).await?;
-            let keys = app_keys(&app)?;
-            if !keys.is_empty() {
-                if !has_signature(root) {
-                    return Err(SsoError::SignatureRequired);
-                }
-                let verified = verify_root(&doc, &keys)?;
-                let request =
-                    LogoutRequest::from_verified(&verified).map_err(SsoError::Malformed)?;
-                (request, app, true, "post")
-            } else {
-                unsigned_allowed(state)?;
-                (unverified, app, false, "post")
-            }
-        }
-    };
-    // The signature policy was applied above; the profile's remaining rules (Destination,
-    // IssueInstant, NotOnOrAfter) hold for unsigned requests from keyless apps too.
-    let peer = LogoutPeer::new(
-        app.settings.entity_id.clone(),
-        state.settings().url("/saml/slo"),
-    );
-    peer.check_request(&request, true, timestamp::now())
-        .map_err(profile_error)?;
-    // After this the profile refuses the request as too old: the replay record may go.
-    let window_end = request.issue_instant + peer.max_age + peer.clock_skew;
-    Ok((
-        AcceptedLogout {
-            app: app.id,
-            request_id: request.id,
-            name_id: request.name_id.value,
-            session_indexes: request.session_indexes,
-            signed,
-            relay_state,
-            binding: binding.into(),
-        },
-        app,
-        window_end,
-    ))
-}
-
-async fn registered_app(state: &WebState, issuer: Option<&str>) -> Result<Application, SsoError> {
-    let issuer = issuer
-        .map(str::trim)
-        .filter(|i| !i.is_empty())
-        .ok_or(SsoError::MissingIssuer)?;
-    state
-        .store()
-        .apps()
-        .find_by_entity_id(issuer)
-        .await?
-        .ok_or_else(|| SsoError::UnknownIssuer(issuer.chars().take(200).collect()))
-}
-
-fn unsigned_allowed(state: &WebState) -> Result<(), SsoError> {
-    if state.settings().require_signed_requests {
-        Err(SsoError::SignatureRequired)
-    } else {
-        Ok(())
-    }
-}
-
-fn has_signature(root: latchkey_xmlsec::roxmltree::Node<'_, '_>) -> bool {
-    root.children().any(|c| {
-        c.is_element()
-            && c.tag_name().name() == "Signature"
-            && c.tag_name().namespace() == Some(latchkey_saml::ns::DSIG)
-    })
-}
-
-/// The enveloped signature of the message's root element, against the app's keys only.
-fn verify_root<'a, 'input>(
-    doc: &'a latchkey_xmlsec::reader::Document<'input>,
-    keys: &[VerifyingKey],
-) -> Result<dsig::Verified<'a, 'input>, SsoError> {
-    dsig::verify_element(doc, doc.root_element(), keys, &VerifyOptions::default())
-        .map_err(|e| SsoError::SignatureInvalid(e.to_string()))
-}
-
-fn profile_error(e: latchkey_saml::Error) -> SsoError {
-    match e {
-        latchkey_saml::Error::LogoutDestinationMismatch { found } => {
-            SsoError::WrongDestination(found.chars().take(300).collect())
-        }
-        latchkey_saml::Error::LogoutExpired | latchkey_saml::Error::LogoutNotYetValid => {
-            SsoError::Stale
-        }
-        other => SsoError::Malformed(other),
-    }
+        .map_err(|e| match e {
+            LogoutRefusal::Sso(e) => WebError::Logout(e),
+            LogoutRefusal::Replayed => WebError::LogoutReplayed,
+        })
 }
 
 /// Acts on an accepted LogoutRequest: ends the sessions it may end, then tells the
@@ -469,9 +283,15 @@ async fn perform(
     let mut chain = LogoutChain::default();
     if let Some(session) = state.session(headers).await? {
         let apps = sessions.apps(&session).await?;
-        let matches = apps
-            .iter()
-            .any(|a| a.app == app.id && a.name_id == accepted.name_id);
+        // This browser's session is ended only when it is one the request names: signed in
+        // to the asking application under that NameID, and, when the request lists
+        // SessionIndexes, one of them (core §3.7.3.2).
+        let named = accepted.session_indexes.is_empty()
+            || accepted.session_indexes.contains(&session.session_index);
+        let matches = named
+            && apps
+                .iter()
+                .any(|a| a.app == app.id && a.name_id == accepted.name_id);
         if matches && let Some(token) = cookies::session_token(state.settings(), headers) {
             sessions.end(&token).await?;
             ended += 1;
@@ -641,7 +461,14 @@ async fn finish(state: &WebState, chain: LogoutChain) -> Result<Response, WebErr
     let Some(endpoint) = front_channel(&app).cloned() else {
         return Ok(signed_out_page(&chain));
     };
-    let status = if chain.unconfirmed.is_empty() && chain.without_slo.is_empty() {
+    let status = if !chain.session_ended {
+        // Nothing the request named was found, so nothing was ended: not a Success.
+        Status::failure(
+            code::REQUESTER,
+            Some(code::UNKNOWN_PRINCIPAL),
+            Some("no session named by the request was found"),
+        )
+    } else if chain.unconfirmed.is_empty() && chain.without_slo.is_empty() {
         Status::success()
     } else {
         Status {
@@ -671,12 +498,8 @@ async fn finish(state: &WebState, chain: LogoutChain) -> Result<Response, WebErr
 
 /// An application's LogoutResponse: the parked chain (named by RelayState) goes on,
 /// whatever the answer's verdict.
-async fn on_response(
-    state: &WebState,
-    inbound: Inbound,
-    relay_state: Option<&str>,
-) -> Result<Response, WebError> {
-    let Some(key) = continue_key(relay_state) else {
+async fn on_response(state: &WebState, message: &Inbound) -> Result<Response, WebError> {
+    let Some(key) = continue_key(message.relay_state()) else {
         return Ok(signed_out_page(&LogoutChain::default()));
     };
     let parked = ParkedRequests::new(state.store());
@@ -687,7 +510,17 @@ async fn on_response(
         return Ok(signed_out_page(&LogoutChain::default()));
     }
     if let Some(awaiting) = chain.awaiting.take() {
-        match check_response(state, &inbound, &awaiting).await {
+        let verdict = match state.store().apps().get(awaiting.app).await {
+            Ok(app) => checks::check_response(
+                state.settings(),
+                &app,
+                message,
+                &awaiting.request_id,
+                timestamp::now(),
+            ),
+            Err(e) => Err(e.to_string()),
+        };
+        match verdict {
             Ok(true) => chain.signed_out.push(awaiting.name),
             Ok(false) => chain.unconfirmed.push(awaiting.name),
             Err(refusal) => {
@@ -713,57 +546,6 @@ async fn on_response(
         }
     }
     next(state, chain).await
-}
-
-/// Whether the application's answer to our request is a trusted success; `Err` says why it
-/// is not trusted at all.
-async fn check_response(
-    state: &WebState,
-    inbound: &Inbound,
-    awaiting: &Awaiting,
-) -> Result<bool, String> {
-    let app = state
-        .store()
-        .apps()
-        .get(awaiting.app)
-        .await
-        .map_err(|e| e.to_string())?;
-    let keys = app_keys(&app).map_err(|e| e.to_string())?;
-    let response = match inbound {
-        Inbound::Redirect(message) => {
-            if message.kind != MessageKind::Response {
-                return Err("not a LogoutResponse".into());
-            }
-            if !keys.is_empty() {
-                message.verify(&keys, &ALLOWED).map_err(|e| e.to_string())?;
-            }
-            LogoutResponse::parse(&message.xml).map_err(|e| e.to_string())?
-        }
-        Inbound::Post(message) => {
-            let doc = reader::parse(&message.xml, &Limits::default()).map_err(|e| e.to_string())?;
-            if keys.is_empty() {
-                LogoutResponse::from_node(doc.root_element()).map_err(|e| e.to_string())?
-            } else {
-                if !has_signature(doc.root_element()) {
-                    return Err(latchkey_saml::Error::Unsigned.to_string());
-                }
-                let verified = verify_root(&doc, &keys).map_err(|e| e.to_string())?;
-                LogoutResponse::from_verified(&verified).map_err(|e| e.to_string())?
-            }
-        }
-    };
-    if keys.is_empty() && state.settings().require_signed_requests {
-        return Err(latchkey_saml::Error::Unsigned.to_string());
-    }
-    // Signatures were applied above (required whenever the application has a certificate);
-    // an answer from a keyless application decides only what the final page lists.
-    LogoutPeer::new(
-        app.settings.entity_id.clone(),
-        state.settings().url("/saml/slo"),
-    )
-    .check_response(&response, &awaiting.request_id, true, timestamp::now())
-    .map_err(|e| e.to_string())?;
-    Ok(response.status.is_success())
 }
 
 /// Turns an off-site redirect that answers a form submission into a page that refreshes to

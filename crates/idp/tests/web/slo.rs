@@ -146,11 +146,29 @@ async fn unsigned_or_forged_logout_requests_end_nothing() {
         "still signed in"
     );
 
-    // From an app without certificates, an unsigned request may end only this browser's
-    // session, and only when it names the NameID this session was given.
+    // From an app without certificates, an unsigned request is refused too...
     let request = authn_request(SP);
     let page = b.go(&redirect_uri(&request, None)).await;
     let subject = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&request.id)).unwrap();
+    let forged = logout_request(SP, &subject.name_id.value, "x");
+    let q = redirect::encode(
+        MessageKind::Request,
+        &forged.to_xml().unwrap(),
+        None,
+        &BindingLimits::default(),
+    )
+    .unwrap();
+    let page = b.get(&format!("/saml/slo?{q}")).await;
+    assert_eq!(page.error_code(), Some("SSO-UNSIGNED"));
+    assert_eq!(
+        b.get("/portal").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+
+    // ...unless its admin set the legacy opt-in: then an unsigned request may end only this
+    // browser's session, and only when it names the NameID this session was given.
+    allow_unsigned_logout(&idp, idp.app.id).await;
     let wrong = logout_request(SP, "someone-else", "x");
     let q = redirect::encode(
         MessageKind::Request,
@@ -416,4 +434,122 @@ async fn replayed_logout_request(idp: Idp) {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(b.get("/portal").await.location(), "/login");
     assert_eq!(audit_actions(&idp, "logout.slo").await.len(), 2);
+}
+
+/// Signs alice in to the signed app (Tracker) with an SLO endpoint; returns her subject
+/// there and her session cookie.
+async fn signed_in_with_slo<'a>(
+    idp: &'a Idp,
+) -> (
+    Browser<'a>,
+    latchkey_saml::profile::AuthenticatedSubject,
+    String,
+) {
+    idp.store
+        .apps()
+        .update(&Actor::system(), idp.signed_app.id, |a| {
+            a.slo = Some(latchkey_idp::apps::Endpoint {
+                url: format!("{SIGNED_SP}/slo"),
+                binding: latchkey_idp::apps::Binding::HttpRedirect,
+            });
+        })
+        .await
+        .unwrap();
+    let mut b = Browser::new(idp);
+    b.login("alice", PASSWORD, None).await;
+    let request = authn_request(SIGNED_SP);
+    let page = b.go(&signed_redirect_uri(&request, &idp.sp_key)).await;
+    let subject = sp_validate(
+        idp,
+        SIGNED_SP,
+        SIGNED_ACS,
+        &page.saml_response(),
+        Some(&request.id),
+    )
+    .unwrap();
+    let token = b.cookies["latchkey_session"].clone();
+    (b, subject, token)
+}
+
+/// The status of the LogoutResponse a redirect to the SP carries.
+fn answered_status(page: &Page, idp: &Idp) -> latchkey_saml::status::Status {
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let query = page.location().split_once('?').unwrap().1;
+    let message = redirect::decode(query, &BindingLimits::default()).unwrap();
+    message
+        .verify(&idp.idp_keys, &[SignatureAlgorithm::EcdsaSha256])
+        .unwrap();
+    LogoutResponse::parse(&message.xml).unwrap().status
+}
+
+#[tokio::test]
+async fn a_logout_request_naming_another_session_index_ends_nothing_and_is_not_success() {
+    let idp = idp().await;
+    let (mut b, subject, token) = signed_in_with_slo(&idp).await;
+    // alice's NameID, but a SessionIndex of no session of this browser (core §3.7.3.2).
+    let mut logout = logout_request(
+        SIGNED_SP,
+        &subject.name_id.value,
+        subject.name_id.format.as_deref().unwrap(),
+    );
+    logout.session_indexes = vec!["_another-session".into()];
+    let page = b
+        .get(&format!("/saml/slo?{}", signed_query(&logout, &idp.sp_key)))
+        .await;
+    let status = answered_status(&page, &idp);
+    assert!(!status.is_success(), "{status:?}");
+    assert_eq!(status.sub_code.as_deref(), Some(code::UNKNOWN_PRINCIPAL));
+    let sessions = Sessions::new(&idp.store);
+    assert!(
+        sessions
+            .resume(&token, OffsetDateTime::now_utc(), idp.settings.session_idle)
+            .await
+            .unwrap()
+            .is_some(),
+        "the browser's session was not named, so it stays"
+    );
+
+    // Naming this browser's own SessionIndex ends it, with Success.
+    let mut logout = logout_request(
+        SIGNED_SP,
+        &subject.name_id.value,
+        subject.name_id.format.as_deref().unwrap(),
+    );
+    logout.session_indexes = vec![subject.session_index.clone().unwrap()];
+    let page = b
+        .get(&format!("/saml/slo?{}", signed_query(&logout, &idp.sp_key)))
+        .await;
+    assert!(answered_status(&page, &idp).is_success());
+    assert!(
+        sessions
+            .resume(&token, OffsetDateTime::now_utc(), idp.settings.session_idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_logout_request_matching_no_session_is_not_answered_success() {
+    let idp = idp().await;
+    let (mut b, _, token) = signed_in_with_slo(&idp).await;
+    // A signed request naming a NameID nobody has: nothing ends, and the answer says so.
+    let logout = logout_request(
+        SIGNED_SP,
+        "nobody",
+        latchkey_saml::assertion::name_id_format::PERSISTENT,
+    );
+    let page = b
+        .get(&format!("/saml/slo?{}", signed_query(&logout, &idp.sp_key)))
+        .await;
+    let status = answered_status(&page, &idp);
+    assert!(!status.is_success(), "{status:?}");
+    assert!(b.cookies.contains_key("latchkey_session"));
+    assert!(
+        Sessions::new(&idp.store)
+            .resume(&token, OffsetDateTime::now_utc(), idp.settings.session_idle)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

@@ -154,6 +154,8 @@ async fn sp_initiated_logout_over_post_ends_the_session_and_lists_the_apps_signe
     let mut b = Browser::new(&idp);
     let subjects = sign_in_to_both(&idp, &mut b).await;
     let token = b.cookies["latchkey_session"].clone();
+    // Wiki has no certificate: its unsigned answer counts only under the legacy opt-in.
+    allow_unsigned_logout(&idp, idp.app.id).await;
 
     // Tracker (no SLO endpoint of its own) posts a signed LogoutRequest.
     let request = logout_request(SIGNED_SP, &subjects[0]);
@@ -404,6 +406,8 @@ async fn untrusted_logout_responses_are_audited_and_the_chain_still_finishes() {
         Binding::HttpRedirect,
     )
     .await;
+    // Even with the legacy opt-in, Wiki's unsigned answer must answer our request.
+    allow_unsigned_logout(&idp, idp.app.id).await;
     let mut b = Browser::new(&idp);
     sign_in_to_both(&idp, &mut b).await;
     let page = start_idp_logout(&mut b).await;
@@ -520,4 +524,37 @@ async fn an_app_answering_with_a_logout_request_does_not_restart_the_chain() {
     assert_eq!(done.status, StatusCode::OK);
     let signed_out = done.body.split("Signed out of:").nth(1).unwrap();
     assert!(signed_out.contains("<li>Tracker</li>") && signed_out.contains("<li>Wiki</li>"));
+}
+
+#[tokio::test]
+async fn an_unsigned_logout_response_is_not_believed_without_the_legacy_opt_in() {
+    let idp = idp().await;
+    set_slo(
+        &idp,
+        idp.app.id,
+        &format!("{SP}/slo"),
+        Binding::HttpRedirect,
+    )
+    .await;
+    let mut b = Browser::new(&idp);
+    sign_in_to_both(&idp, &mut b).await;
+    let page = start_idp_logout(&mut b).await;
+    // Wiki (no certificate, no opt-in) answers our very request, unsigned.
+    let (told, relay) = redirected_request(&idp, &page, &format!("{SP}/slo"));
+    let answer = logout_response(SP, &told.id);
+    let page = b
+        .get(&redirect_slo(
+            MessageKind::Response,
+            &answer.to_xml().unwrap(),
+            relay.as_deref(),
+            None,
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let unconfirmed = page.body.split("did not confirm").nth(1).unwrap();
+    assert!(unconfirmed.contains("<li>Wiki</li>"), "{}", page.body);
+    let refused = audit_actions(&idp, "logout.response_refused").await;
+    assert_eq!(refused.len(), 1);
+    let detail = serde_json::to_string(&refused[0].after).unwrap();
+    assert!(detail.contains("not signed"), "{detail}");
 }

@@ -635,7 +635,7 @@ async fn encrypted_assertion_decrypts_and_verifies_at_the_sp() {
         &assertion_doc,
         &decrypted,
         &idp.idp_keys,
-        &VerifyOptions::default(),
+        &latchkey_saml::inbound::SignaturePolicy::default(),
         true,
     )
     .unwrap();
@@ -646,4 +646,56 @@ async fn encrypted_assertion_decrypts_and_verifies_at_the_sp() {
             .contains(&format!("InResponseTo=\"{}\"", request.id))
     );
     assert_eq!(verified.element().tag_name().name(), "Assertion");
+}
+
+#[tokio::test]
+async fn a_signed_authn_request_must_name_this_endpoint_as_its_destination() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    // Signed, without a Destination: it could have been meant for any IdP.
+    let mut request = authn_request(SIGNED_SP);
+    request.destination = None;
+    let page = b.get(&signed_redirect_uri(&request, &idp.sp_key)).await;
+    assert_eq!(page.error_code(), Some("SSO-DESTINATION"), "{}", page.body);
+    // Over POST too.
+    let mut request = authn_request(SIGNED_SP);
+    request.destination = None;
+    let page = b
+        .post(
+            "/saml/sso",
+            &[("SAMLRequest", &post_signed(&idp, &request))],
+        )
+        .await;
+    assert_eq!(page.error_code(), Some("SSO-DESTINATION"), "{}", page.body);
+    // Signed, naming another endpoint.
+    let mut request = authn_request(SIGNED_SP);
+    request.destination = Some(format!("{BASE}/saml/other"));
+    let page = b.get(&signed_redirect_uri(&request, &idp.sp_key)).await;
+    assert_eq!(page.error_code(), Some("SSO-DESTINATION"));
+    // Unsigned requests may still leave it out.
+    let mut request = authn_request(SP);
+    request.destination = None;
+    let page = b.get(&redirect_uri(&request, None)).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+}
+
+#[tokio::test]
+async fn an_authn_request_id_is_answered_once() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    let request = authn_request(SIGNED_SP);
+    let uri = signed_redirect_uri(&request, &idp.sp_key);
+    let page = b.get(&uri).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    // The same signed request again, still inside its IssueInstant window.
+    let again = b.get(&uri).await;
+    assert_eq!(again.error_code(), Some("SSO-REPLAYED"), "{}", again.body);
+    // From another browser (another node would share the store the same way).
+    let mut other = Browser::new(&idp);
+    assert_eq!(other.get(&uri).await.error_code(), Some("SSO-REPLAYED"));
+    // A fresh request from the same application is answered.
+    let page = b
+        .get(&signed_redirect_uri(&authn_request(SIGNED_SP), &idp.sp_key))
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
 }

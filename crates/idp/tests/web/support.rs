@@ -522,3 +522,14 @@ pub async fn audit_actions(idp: &Idp, action: &str) -> Vec<latchkey_idp::audit::
         .await
         .unwrap()
 }
+
+/// Sets an application's legacy opt-in for unsigned logout messages.
+pub async fn allow_unsigned_logout(idp: &Idp, app: latchkey_idp::ids::AppId) {
+    idp.store
+        .apps()
+        .update(&latchkey_idp::Actor::system(), app, |a| {
+            a.allow_unsigned_logout = true;
+        })
+        .await
+        .unwrap();
+}
