@@ -17,15 +17,6 @@ pub(crate) fn truncate(at: OffsetDateTime) -> OffsetDateTime {
     at.replace_microsecond(at.microsecond()).unwrap_or(at)
 }
 
-/// The wall clock's time, truncated as [`truncate`] does.
-///
-/// Clock not yet injected here: only `web/logout.rs` still calls this (it is being
-/// restructured elsewhere); everything else reads [`crate::Store::now`]. Remove this once
-/// that file takes the store's clock.
-pub(crate) fn now() -> OffsetDateTime {
-    truncate(crate::clock::Clock::now(&crate::clock::SystemClock))
-}
-
 /// Formats a timestamp for storage.
 pub(crate) fn format(at: OffsetDateTime) -> String {
     at.to_offset(UtcOffset::UTC)

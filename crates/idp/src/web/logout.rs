@@ -54,7 +54,6 @@ use crate::session::{Parkable, ParkedRequests, SessionApp, Sessions};
 use crate::sso::SsoError;
 use crate::sso::logout::{self as checks, AcceptedLogout, LogoutRefusal};
 use crate::sso::request::REQUEST_LIMITS;
-use crate::store::timestamp;
 
 /// The most applications one chain visits: a bound on the browser's trip even if the
 /// session table were to hold something absurd.
@@ -205,7 +204,7 @@ async fn slo_post_inner(
             let kind = MessageKind::Request;
             let (accepted, _) = accept_request(state, Inbound::Post { kind, message }).await?;
             let key = ParkedRequests::new(state.store())
-                .park(&accepted, timestamp::now())
+                .park(&accepted, state.store().now())
                 .await?;
             Ok(Redirect::to(&format!("/saml/slo/continue/{key}")).into_response())
         }
@@ -234,7 +233,7 @@ pub async fn slo_continue(
     let key = continue_key(Some(&key)).ok_or(WebError::LogoutExpired)?;
     let parked = ParkedRequests::new(state.store());
     let Some((accepted, _)) = parked
-        .peek::<AcceptedLogout>(&key, timestamp::now())
+        .peek::<AcceptedLogout>(&key, state.store().now())
         .await?
     else {
         return Err(WebError::LogoutExpired);
@@ -261,12 +260,17 @@ async fn accept_request(
     state: &WebState,
     message: Inbound,
 ) -> Result<(AcceptedLogout, Application), WebError> {
-    checks::accept_request(state.store(), state.settings(), &message, timestamp::now())
-        .await
-        .map_err(|e| match e {
-            LogoutRefusal::Sso(e) => WebError::Logout(e),
-            LogoutRefusal::Replayed => WebError::LogoutReplayed,
-        })
+    checks::accept_request(
+        state.store(),
+        state.settings(),
+        &message,
+        state.store().now(),
+    )
+    .await
+    .map_err(|e| match e {
+        LogoutRefusal::Sso(e) => WebError::Logout(e),
+        LogoutRefusal::Replayed => WebError::LogoutReplayed,
+    })
 }
 
 /// Acts on an accepted LogoutRequest: ends the sessions it may end, then tells the
@@ -371,7 +375,7 @@ pub(crate) async fn next(state: &WebState, mut chain: LogoutChain) -> Result<Res
             chain.without_slo.push(app.settings.name.clone());
             continue;
         };
-        let now = timestamp::now();
+        let now = state.store().now();
         let mut name_id = NameId::new(entry.name_id.clone(), &entry.name_id_format);
         if entry.name_id_format == name_id_format::PERSISTENT
             || entry.name_id_format == name_id_format::TRANSIENT
@@ -480,7 +484,7 @@ async fn finish(state: &WebState, chain: LogoutChain) -> Result<Response, WebErr
     let answer = LogoutResponse {
         id: latchkey_saml::ids::new_id().map_err(build)?,
         in_response_to: Some(initiator.request_id.clone()),
-        issue_instant: timestamp::now(),
+        issue_instant: state.store().now(),
         destination: Some(endpoint.url.clone()),
         issuer: Some(state.settings().entity_id.clone()),
         status,
@@ -503,7 +507,10 @@ async fn on_response(state: &WebState, message: &Inbound) -> Result<Response, We
         return Ok(signed_out_page(&LogoutChain::default()));
     };
     let parked = ParkedRequests::new(state.store());
-    let Some((mut chain, _)) = parked.peek::<LogoutChain>(&key, timestamp::now()).await? else {
+    let Some((mut chain, _)) = parked
+        .peek::<LogoutChain>(&key, state.store().now())
+        .await?
+    else {
         return Ok(signed_out_page(&LogoutChain::default()));
     };
     if !parked.take::<LogoutChain>(&key).await? {
@@ -516,7 +523,7 @@ async fn on_response(state: &WebState, message: &Inbound) -> Result<Response, We
                 &app,
                 message,
                 &awaiting.request_id,
-                timestamp::now(),
+                state.store().now(),
             ),
             Err(e) => Err(e.to_string()),
         };

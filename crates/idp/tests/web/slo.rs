@@ -502,7 +502,7 @@ async fn a_logout_request_naming_another_session_index_ends_nothing_and_is_not_s
     let sessions = Sessions::new(&idp.store);
     assert!(
         sessions
-            .resume(&token, OffsetDateTime::now_utc(), idp.settings.session_idle)
+            .resume(&token, idp.clock.now(), idp.settings.session_idle)
             .await
             .unwrap()
             .is_some(),
@@ -522,7 +522,7 @@ async fn a_logout_request_naming_another_session_index_ends_nothing_and_is_not_s
     assert!(answered_status(&page, &idp).is_success());
     assert!(
         sessions
-            .resume(&token, OffsetDateTime::now_utc(), idp.settings.session_idle)
+            .resume(&token, idp.clock.now(), idp.settings.session_idle)
             .await
             .unwrap()
             .is_none()
@@ -547,7 +547,7 @@ async fn a_logout_request_matching_no_session_is_not_answered_success() {
     assert!(b.cookies.contains_key("latchkey_session"));
     assert!(
         Sessions::new(&idp.store)
-            .resume(&token, OffsetDateTime::now_utc(), idp.settings.session_idle)
+            .resume(&token, idp.clock.now(), idp.settings.session_idle)
             .await
             .unwrap()
             .is_some()
