@@ -1,4 +1,5 @@
-//! Configuration shared by the server and the admin CLI.
+//! Configuration shared by the server and the admin CLI. Operators read every key in
+//! `docs/configuration.md`, which a test in the CLI holds to these types.
 //!
 //! Resolution order: an explicit file (`--config FILE`), else `$LATCHKEY_CONFIG`, else
 //! `./latchkey.toml` when it exists, else built-in defaults with data under `./latchkey-data/`.
@@ -196,17 +197,7 @@ impl Config {
 
     /// [`Config::load`] with an injected environment.
     pub fn load_with(explicit: Option<&Path>, env: &dyn Environment) -> Result<Config> {
-        let file = match explicit {
-            Some(path) => Some(path.to_path_buf()),
-            None => match env.var("LATCHKEY_CONFIG") {
-                Some(path) => Some(PathBuf::from(path)),
-                None => {
-                    let local = PathBuf::from(DEFAULT_CONFIG_FILE);
-                    local.is_file().then_some(local)
-                }
-            },
-        };
-        let mut config = match file {
+        let mut config = match Self::locate(explicit, env) {
             Some(path) => Self::from_file(&path)?,
             None => Config::default(),
         };
@@ -229,6 +220,20 @@ impl Config {
             config.keys.kek_file = Some(PathBuf::from(file));
         }
         Ok(config)
+    }
+
+    /// The file [`Config::load_with`] reads, or `None` for the built-in defaults.
+    pub fn locate(explicit: Option<&Path>, env: &dyn Environment) -> Option<PathBuf> {
+        match explicit {
+            Some(path) => Some(path.to_path_buf()),
+            None => match env.var("LATCHKEY_CONFIG") {
+                Some(path) => Some(PathBuf::from(path)),
+                None => {
+                    let local = PathBuf::from(DEFAULT_CONFIG_FILE);
+                    local.is_file().then_some(local)
+                }
+            },
+        }
     }
 
     /// Parses one TOML file, resolving its relative paths against the file's directory.

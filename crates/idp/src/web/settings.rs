@@ -1,4 +1,5 @@
 //! The `[server]` section of `latchkey.toml`, and the checked settings the server runs with.
+//! The operator's reference is `docs/configuration.md`.
 //!
 //! ```toml
 //! [server]
