@@ -42,7 +42,7 @@ reference`. `latchkey config check` validates a file and shows the effective con
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Lives until the runtime has stopped, so the last lines ("stopped") are flushed.
-    let logging = logging::init("info,sqlx=warn,tower_http=warn");
+    let logging = logging::init("info,sqlx=warn");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
