@@ -8,6 +8,7 @@ mod files;
 mod groups;
 mod import;
 mod metadata_import;
+mod migration_pairs;
 mod signing_keys;
 mod tile_login_url;
 mod users;
