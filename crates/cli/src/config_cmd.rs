@@ -84,24 +84,13 @@ mod tests {
 
     use super::*;
 
-    struct FakeEnv(HashMap<&'static str, &'static str>);
-
-    impl Environment for FakeEnv {
-        fn var(&self, name: &str) -> Option<String> {
-            self.0.get(name).map(|v| v.to_string())
-        }
-    }
-
     fn run_check(text: &str, env: &[(&'static str, &'static str)]) -> anyhow::Result<String> {
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("latchkey.toml");
         std::fs::write(&file, text)?;
         let mut out = Vec::new();
-        check(
-            Some(&file),
-            &FakeEnv(env.iter().copied().collect()),
-            &mut out,
-        )?;
+        let env: HashMap<&str, &str> = env.iter().copied().collect();
+        check(Some(&file), &env, &mut out)?;
         Ok(String::from_utf8(out)?)
     }
 

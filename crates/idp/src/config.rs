@@ -179,6 +179,13 @@ pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
 }
 
+/// A fixed set of variables: how tests (and a caller holding an env file) resolve a config.
+impl<S: std::hash::BuildHasher> Environment for std::collections::HashMap<&str, &str, S> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).map(|v| v.to_string())
+    }
+}
+
 /// The real process environment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcessEnv;
@@ -371,14 +378,6 @@ mod tests {
 
     use super::*;
 
-    struct FakeEnv(HashMap<&'static str, &'static str>);
-
-    impl Environment for FakeEnv {
-        fn var(&self, name: &str) -> Option<String> {
-            self.0.get(name).map(|v| v.to_string())
-        }
-    }
-
     #[test]
     fn defaults_use_sqlite_in_data_dir() {
         let config = Config::default();
@@ -397,15 +396,15 @@ mod tests {
             "data_dir = \"state\"\n[database]\nurl = \"sqlite://x.db\"\n",
         )
         .unwrap();
-        let env = FakeEnv(HashMap::new());
+        let env = HashMap::new();
         let config = Config::load_with(Some(&file), &env).unwrap();
         assert_eq!(config.data_dir, dir.path().join("state"));
         assert_eq!(config.database_url(), "sqlite://x.db");
 
-        let env = FakeEnv(HashMap::from([
+        let env = HashMap::from([
             ("DATABASE_URL", "postgres://a@b/c"),
             ("LATCHKEY_DATABASE_URL", "postgres://d@e/f"),
-        ]));
+        ]);
         let config = Config::load_with(Some(&file), &env).unwrap();
         assert_eq!(config.database_url(), "postgres://d@e/f");
     }
@@ -416,7 +415,7 @@ mod tests {
         let file = dir.path().join("other.toml");
         std::fs::write(&file, "[password]\niterations = 3\n").unwrap();
         let path: &'static str = Box::leak(file.to_string_lossy().into_owned().into_boxed_str());
-        let env = FakeEnv(HashMap::from([("LATCHKEY_CONFIG", path)]));
+        let env = HashMap::from([("LATCHKEY_CONFIG", path)]);
         let config = Config::load_with(None, &env).unwrap();
         assert_eq!(config.password.iterations, 3);
         assert_eq!(config.password.memory_kib, 19_456);
@@ -518,15 +517,15 @@ mod tests {
             "[keys]\nstore = \"database\"\nkek_file = \"secrets/kek\"\nrefresh_seconds = 5\n",
         )
         .unwrap();
-        let config = Config::load_with(Some(&file), &FakeEnv(HashMap::new())).unwrap();
+        let config = Config::load_with(Some(&file), &HashMap::new()).unwrap();
         assert_eq!(config.keys.store, KeyStoreKind::Database);
         assert_eq!(config.keys.kek_file, Some(dir.path().join("secrets/kek")));
         assert_eq!(config.keys.refresh_seconds, 5);
 
-        let env = FakeEnv(HashMap::from([
+        let env = HashMap::from([
             ("LATCHKEY_KEY_STORE", "files"),
             ("LATCHKEY_KEK_FILE", "/run/secrets/kek"),
-        ]));
+        ]);
         let config = Config::load_with(Some(&file), &env).unwrap();
         assert_eq!(config.keys.store, KeyStoreKind::Files);
         assert_eq!(
@@ -534,7 +533,7 @@ mod tests {
             Some(PathBuf::from("/run/secrets/kek"))
         );
 
-        let env = FakeEnv(HashMap::from([("LATCHKEY_KEY_STORE", "vault")]));
+        let env = HashMap::from([("LATCHKEY_KEY_STORE", "vault")]);
         let err = Config::load_with(Some(&file), &env).unwrap_err();
         assert!(err.to_string().contains("LATCHKEY_KEY_STORE"), "{err}");
     }
