@@ -4,6 +4,7 @@
 mod admin;
 mod bench_cmd;
 mod catalog_cmd;
+mod config_cmd;
 mod demo;
 mod demo_app;
 mod keys_cmd;
@@ -40,6 +41,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the SSO server: sign-in, SAML endpoints, user portal and admin API.
     Serve(serve::ServeArgs),
+    /// Check a configuration file, or print the reference of every key.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Run a demo application (wiki or helpdesk) built on the SP toolkit.
     DemoApp(demo_app::DemoAppArgs),
     /// SP toolkit tools (dry-run provisioning plans).
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Admin(cmd) => admin::run(cmd),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Config(cmd) => config_cmd::run(cmd),
         Command::DemoApp(args) => demo_app::run(args),
         Command::Sp(cmd) => sp_cmd::run(cmd),
         Command::Template(cmd) => catalog_cmd::run(cmd),

@@ -25,6 +25,7 @@ use crate::logging::{self, LogDrops};
 
 /// Options of `latchkey serve`.
 #[derive(Debug, Args)]
+#[command(after_help = SERVE_AFTER_HELP)]
 pub struct ServeArgs {
     /// Configuration file (default: $LATCHKEY_CONFIG, else ./latchkey.toml, else built-in).
     #[arg(long, value_name = "FILE")]
@@ -34,9 +35,14 @@ pub struct ServeArgs {
     listen: Option<SocketAddr>,
 }
 
+/// The options are few because the file holds the rest; this says where they are listed.
+pub const SERVE_AFTER_HELP: &str = "Every key of latchkey.toml ([server], [database], [password], \
+[keys]), its default and its environment override: docs/configuration.md, or `latchkey config \
+reference`. `latchkey config check` validates a file and shows the effective configuration.";
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Lives until the runtime has stopped, so the last lines ("stopped") are flushed.
-    let logging = logging::init("info,sqlx=warn,tower_http=warn");
+    let logging = logging::init("info,sqlx=warn");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

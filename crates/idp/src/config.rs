@@ -1,4 +1,5 @@
-//! Configuration shared by the server and the admin CLI.
+//! Configuration shared by the server and the admin CLI. Operators read every key in
+//! `docs/configuration.md`, which a test in the CLI holds to these types.
 //!
 //! Resolution order: an explicit file (`--config FILE`), else `$LATCHKEY_CONFIG`, else
 //! `./latchkey.toml` when it exists, else built-in defaults with data under `./latchkey-data/`.
@@ -178,6 +179,13 @@ pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
 }
 
+/// A fixed set of variables: how tests (and a caller holding an env file) resolve a config.
+impl<S: std::hash::BuildHasher> Environment for std::collections::HashMap<&str, &str, S> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).map(|v| v.to_string())
+    }
+}
+
 /// The real process environment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcessEnv;
@@ -196,17 +204,7 @@ impl Config {
 
     /// [`Config::load`] with an injected environment.
     pub fn load_with(explicit: Option<&Path>, env: &dyn Environment) -> Result<Config> {
-        let file = match explicit {
-            Some(path) => Some(path.to_path_buf()),
-            None => match env.var("LATCHKEY_CONFIG") {
-                Some(path) => Some(PathBuf::from(path)),
-                None => {
-                    let local = PathBuf::from(DEFAULT_CONFIG_FILE);
-                    local.is_file().then_some(local)
-                }
-            },
-        };
-        let mut config = match file {
+        let mut config = match Self::locate(explicit, env) {
             Some(path) => Self::from_file(&path)?,
             None => Config::default(),
         };
@@ -229,6 +227,20 @@ impl Config {
             config.keys.kek_file = Some(PathBuf::from(file));
         }
         Ok(config)
+    }
+
+    /// The file [`Config::load_with`] reads, or `None` for the built-in defaults.
+    pub fn locate(explicit: Option<&Path>, env: &dyn Environment) -> Option<PathBuf> {
+        match explicit {
+            Some(path) => Some(path.to_path_buf()),
+            None => match env.var("LATCHKEY_CONFIG") {
+                Some(path) => Some(PathBuf::from(path)),
+                None => {
+                    let local = PathBuf::from(DEFAULT_CONFIG_FILE);
+                    local.is_file().then_some(local)
+                }
+            },
+        }
     }
 
     /// Parses one TOML file, resolving its relative paths against the file's directory.
@@ -255,13 +267,34 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses TOML text; the error is a single line naming the bad key.
+    /// Parses TOML text; the error is a single line naming the bad key, and for an unknown
+    /// key the line it is on and the nearest valid one (a typo should cost one look).
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.message().replace('\n', " "))?;
+        let config: Config = toml::from_str(text).map_err(|e| explain(&e, text))?;
         if config.keys.refresh_seconds == 0 {
             return Err("[keys] refresh_seconds must be at least 1".into());
         }
         Ok(config)
+    }
+
+    /// A copy safe to print: the database password and the metrics token become `***`.
+    /// (`LATCHKEY_KEK` is never part of the configuration, only its file's path is.)
+    pub fn redacted(&self) -> Config {
+        let mut shown = self.clone();
+        shown.database.url = shown
+            .database
+            .url
+            .as_deref()
+            .map(crate::store::backend::redact);
+        if shown.server.metrics_token.is_some() {
+            shown.server.metrics_token = Some("***".into());
+        }
+        shown
+    }
+
+    /// The configuration as a `latchkey.toml` would spell it (unset optional keys omitted).
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| e.to_string())
     }
 
     /// The database URL to connect to: the configured one, or the SQLite file in the data dir.
@@ -271,6 +304,59 @@ impl Config {
             None => sqlite_url(&self.data_dir.join(SQLITE_FILE)),
         }
     }
+}
+
+/// One line for a TOML or schema error; an unknown key gets its line number and a suggestion.
+fn explain(error: &toml::de::Error, text: &str) -> String {
+    let message = error.message().replace('\n', " ");
+    let Some((unknown, expected)) = unknown_key(&message) else {
+        return message;
+    };
+    let line = error
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let at = line.map(|n| format!("line {n}: ")).unwrap_or_default();
+    match nearest(unknown, &expected) {
+        Some(near) => format!("{at}unknown key `{unknown}`, did you mean `{near}`? ({message})"),
+        None => format!("{at}{message}"),
+    }
+}
+
+/// Reads serde's unknown-field message (``unknown field `x`, expected one of `a`, `b` ``):
+/// the unknown key and the keys valid at that place. Serde names no other way to get them.
+pub fn unknown_key(message: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2).collect();
+    Some((unknown, expected))
+}
+
+/// The candidate closest to `key` by edit distance, if close enough to be a typo rather
+/// than another word (at most a third of the key's length, and at least 1).
+fn nearest<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (key.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(key, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over characters, one row at a time.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// Builds a `sqlite://` URL for a file path, percent-encoding what a URL cannot carry raw.
@@ -292,14 +378,6 @@ mod tests {
 
     use super::*;
 
-    struct FakeEnv(HashMap<&'static str, &'static str>);
-
-    impl Environment for FakeEnv {
-        fn var(&self, name: &str) -> Option<String> {
-            self.0.get(name).map(|v| v.to_string())
-        }
-    }
-
     #[test]
     fn defaults_use_sqlite_in_data_dir() {
         let config = Config::default();
@@ -318,15 +396,15 @@ mod tests {
             "data_dir = \"state\"\n[database]\nurl = \"sqlite://x.db\"\n",
         )
         .unwrap();
-        let env = FakeEnv(HashMap::new());
+        let env = HashMap::new();
         let config = Config::load_with(Some(&file), &env).unwrap();
         assert_eq!(config.data_dir, dir.path().join("state"));
         assert_eq!(config.database_url(), "sqlite://x.db");
 
-        let env = FakeEnv(HashMap::from([
+        let env = HashMap::from([
             ("DATABASE_URL", "postgres://a@b/c"),
             ("LATCHKEY_DATABASE_URL", "postgres://d@e/f"),
-        ]));
+        ]);
         let config = Config::load_with(Some(&file), &env).unwrap();
         assert_eq!(config.database_url(), "postgres://d@e/f");
     }
@@ -337,7 +415,7 @@ mod tests {
         let file = dir.path().join("other.toml");
         std::fs::write(&file, "[password]\niterations = 3\n").unwrap();
         let path: &'static str = Box::leak(file.to_string_lossy().into_owned().into_boxed_str());
-        let env = FakeEnv(HashMap::from([("LATCHKEY_CONFIG", path)]));
+        let env = HashMap::from([("LATCHKEY_CONFIG", path)]);
         let config = Config::load_with(None, &env).unwrap();
         assert_eq!(config.password.iterations, 3);
         assert_eq!(config.password.memory_kib, 19_456);
@@ -348,6 +426,70 @@ mod tests {
         let err = Config::from_toml("[databse]\nurl = \"x\"\n").unwrap_err();
         assert!(err.contains("databse"), "{err}");
         assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn a_misspelt_key_is_named_with_its_line_and_the_nearest_valid_key() {
+        let err = Config::from_toml("[server]\nlisten = \"127.0.0.1:1\"\nmetrics_alow = []\n")
+            .unwrap_err();
+        assert!(
+            err.starts_with("line 3: unknown key `metrics_alow`"),
+            "{err}"
+        );
+        assert!(err.contains("did you mean `metrics_allow`?"), "{err}");
+        let err = Config::from_toml("[databse]\n").unwrap_err();
+        assert!(err.contains("did you mean `database`?"), "{err}");
+        // Nothing close: no guess, but the valid keys are still listed.
+        let err = Config::from_toml("[password]\ncolour = 1\n").unwrap_err();
+        assert!(!err.contains("did you mean"), "{err}");
+        assert!(err.contains("memory_kib"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_reads_every_spelling_of_serdes_message() {
+        assert_eq!(
+            unknown_key("unknown field `x`, expected one of `a`, `b`, `c`"),
+            Some(("x", vec!["a", "b", "c"]))
+        );
+        assert_eq!(
+            unknown_key("unknown field `x`, expected `a` or `b`"),
+            Some(("x", vec!["a", "b"]))
+        );
+        assert_eq!(
+            unknown_key("unknown field `x`, there are no fields"),
+            Some(("x", vec![]))
+        );
+        assert_eq!(unknown_key("invalid type: integer"), None);
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("listen", "listen"), 0);
+        assert_eq!(edit_distance("lsiten", "listen"), 2);
+        assert_eq!(edit_distance("metrics_alow", "metrics_allow"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn redacted_masks_the_database_password_and_the_metrics_token() {
+        let mut config = Config::default();
+        config.database.url = Some("postgres://latchkey:s3cret@db.internal/idp".into());
+        config.server.metrics_token = Some("t0ken".into());
+        let shown = config.redacted().to_toml().unwrap();
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("t0ken"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("postgres://latchkey:***@db.internal/idp"),
+            "{shown}"
+        );
+        assert!(shown.contains("metrics_token = \"***\""), "{shown}");
+        // What is printed is a configuration file that loads again.
+        let again = Config::from_toml(&Config::default().to_toml().unwrap()).unwrap();
+        assert_eq!(again.server, Config::default().server);
+        assert_eq!(again.password, Config::default().password);
     }
 
     #[test]
@@ -375,15 +517,15 @@ mod tests {
             "[keys]\nstore = \"database\"\nkek_file = \"secrets/kek\"\nrefresh_seconds = 5\n",
         )
         .unwrap();
-        let config = Config::load_with(Some(&file), &FakeEnv(HashMap::new())).unwrap();
+        let config = Config::load_with(Some(&file), &HashMap::new()).unwrap();
         assert_eq!(config.keys.store, KeyStoreKind::Database);
         assert_eq!(config.keys.kek_file, Some(dir.path().join("secrets/kek")));
         assert_eq!(config.keys.refresh_seconds, 5);
 
-        let env = FakeEnv(HashMap::from([
+        let env = HashMap::from([
             ("LATCHKEY_KEY_STORE", "files"),
             ("LATCHKEY_KEK_FILE", "/run/secrets/kek"),
-        ]));
+        ]);
         let config = Config::load_with(Some(&file), &env).unwrap();
         assert_eq!(config.keys.store, KeyStoreKind::Files);
         assert_eq!(
@@ -391,7 +533,7 @@ mod tests {
             Some(PathBuf::from("/run/secrets/kek"))
         );
 
-        let env = FakeEnv(HashMap::from([("LATCHKEY_KEY_STORE", "vault")]));
+        let env = HashMap::from([("LATCHKEY_KEY_STORE", "vault")]);
         let err = Config::load_with(Some(&file), &env).unwrap_err();
         assert!(err.to_string().contains("LATCHKEY_KEY_STORE"), "{err}");
     }

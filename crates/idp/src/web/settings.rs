@@ -1,4 +1,5 @@
 //! The `[server]` section of `latchkey.toml`, and the checked settings the server runs with.
+//! The operator's reference is `docs/configuration.md`.
 //!
 //! ```toml
 //! [server]
@@ -120,7 +121,15 @@ fn bad(reason: impl Into<String>) -> Error {
 impl ServerSettings {
     /// Applies environment overrides to the config's `[server]` section and checks it.
     pub fn resolve(config: &Config, env: &dyn Environment) -> Result<ServerSettings> {
-        let mut raw = config.server.clone();
+        Self::check(config.server.clone().with_env(env)?)
+    }
+}
+
+impl ServerConfig {
+    /// The section with its environment overrides applied, unchecked: what `latchkey config
+    /// check` shows as effective, and what [`ServerSettings::resolve`] then checks.
+    pub fn with_env(mut self, env: &dyn Environment) -> Result<ServerConfig> {
+        let raw = &mut self;
         if let Some(v) = env.var("LATCHKEY_LISTEN") {
             raw.listen = v;
         }
@@ -141,9 +150,11 @@ impl ServerSettings {
                 }
             };
         }
-        Self::check(raw)
+        Ok(self)
     }
+}
 
+impl ServerSettings {
     /// Checks a raw section.
     pub fn check(raw: ServerConfig) -> Result<ServerSettings> {
         let listen: SocketAddr = raw

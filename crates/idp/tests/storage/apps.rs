@@ -2,9 +2,9 @@ use std::collections::HashSet;
 
 use latchkey_idp::Error;
 use latchkey_idp::apps::{AcsEndpoint, Binding, NameIdFormat, NameIdSource, NewApplication};
-use latchkey_idp::directory::{NewGroup, NewUser, UserPatch};
+use latchkey_idp::directory::UserPatch;
 
-use super::{admin, snapshot};
+use super::{admin, group, join, snapshot, user};
 use crate::on_both_backends;
 use crate::support::TestStore;
 
@@ -161,25 +161,10 @@ async fn duplicate_entity_id_is_refused(t: TestStore) {
 async fn access_policy_is_groups_only(t: TestStore) {
     let s = &t.store;
     let app = s.apps().create(&admin(), wiki()).await.unwrap();
-    let editors = s
-        .groups()
-        .create(&admin(), NewGroup::new("wiki-editors"))
-        .await
-        .unwrap();
-    let alice = s
-        .users()
-        .create(&admin(), NewUser::new("alice", "alice@example.org"))
-        .await
-        .unwrap();
-    let bob = s
-        .users()
-        .create(&admin(), NewUser::new("bob", "bob@example.org"))
-        .await
-        .unwrap();
-    s.groups()
-        .add_member(&admin(), editors.id, alice.id)
-        .await
-        .unwrap();
+    let editors = group(s, "wiki-editors").await;
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
+    join(s, editors.id, alice.id).await;
 
     // Nobody until a group is assigned.
     assert!(!s.apps().may_access(app.id, &alice).await.unwrap());
@@ -267,16 +252,8 @@ async fn pairwise_name_ids_are_stable_opaque_and_per_app(t: TestStore) {
         )
         .await
         .unwrap();
-    let alice = s
-        .users()
-        .create(&admin(), NewUser::new("alice", "alice@example.org"))
-        .await
-        .unwrap();
-    let bob = s
-        .users()
-        .create(&admin(), NewUser::new("bob", "bob@example.org"))
-        .await
-        .unwrap();
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
 
     let a_wiki = s
         .apps()
@@ -335,11 +312,7 @@ async fn pairwise_name_ids_are_stable_opaque_and_per_app(t: TestStore) {
 async fn pairwise_get_or_create_is_race_free(t: TestStore) {
     let s = &t.store;
     let app = s.apps().create(&admin(), wiki()).await.unwrap();
-    let alice = s
-        .users()
-        .create(&admin(), NewUser::new("alice", "alice@example.org"))
-        .await
-        .unwrap();
+    let alice = user(s, "alice").await;
     // Two handles (two pools) stand in for two IdP nodes.
     let other = latchkey_idp::Store::open_url(&t.url, 4, crate::support::cheap_passwords())
         .await

@@ -2,7 +2,7 @@ use latchkey_idp::Actor;
 use latchkey_idp::audit::AuditFilter;
 use latchkey_idp::directory::{NewGroup, NewUser};
 
-use super::admin;
+use super::{admin, group, join, user};
 use crate::on_both_backends;
 use crate::support::TestStore;
 
@@ -24,11 +24,7 @@ async fn filters_and_paging(t: TestStore) {
             .await
             .unwrap();
     }
-    let group = s
-        .groups()
-        .create(&admin(), NewGroup::new("staff"))
-        .await
-        .unwrap();
+    let group = group(s, "staff").await;
 
     let all = s.audit().list(&AuditFilter::default()).await.unwrap();
     assert_eq!(all.len(), 6);
@@ -87,16 +83,8 @@ async fn filters_and_paging(t: TestStore) {
 
 async fn every_change_is_logged_by_its_actor(t: TestStore) {
     let s = &t.store;
-    let alice = s
-        .users()
-        .create(&admin(), NewUser::new("alice", "alice@example.org"))
-        .await
-        .unwrap();
-    let g = s
-        .groups()
-        .create(&admin(), NewGroup::new("staff"))
-        .await
-        .unwrap();
+    let alice = user(s, "alice").await;
+    let g = group(s, "staff").await;
     s.groups()
         .add_member(&Actor::user(alice.id), g.id, alice.id)
         .await
@@ -119,16 +107,8 @@ async fn every_change_is_logged_by_its_actor(t: TestStore) {
 
 async fn user_filter_finds_what_they_did_and_what_was_done_to_them(t: TestStore) {
     let s = &t.store;
-    let alice = s
-        .users()
-        .create(&admin(), NewUser::new("alice", "alice@example.org"))
-        .await
-        .unwrap();
-    let bob = s
-        .users()
-        .create(&admin(), NewUser::new("bob", "bob@example.org"))
-        .await
-        .unwrap();
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
     // Something alice does herself (as the SSO server records a sign-in's changes).
     let staff = s
         .groups()
@@ -136,10 +116,7 @@ async fn user_filter_finds_what_they_did_and_what_was_done_to_them(t: TestStore)
         .await
         .unwrap();
     // Something done to bob, and something unrelated to either.
-    s.groups()
-        .add_member(&admin(), staff.id, bob.id)
-        .await
-        .unwrap();
+    join(s, staff.id, bob.id).await;
     s.groups()
         .create(&admin(), NewGroup::new("unrelated"))
         .await

@@ -1,7 +1,7 @@
 use latchkey_idp::Error;
-use latchkey_idp::directory::{NewGroup, NewUser};
+use latchkey_idp::directory::NewGroup;
 
-use super::{admin, snapshot};
+use super::{admin, group, join, snapshot, user};
 use crate::on_both_backends;
 use crate::support::TestStore;
 
@@ -14,38 +14,13 @@ on_both_backends!(
 
 async fn membership_round_trip(t: TestStore) {
     let s = &t.store;
-    let staff = s
-        .groups()
-        .create(&admin(), NewGroup::new("Staff"))
-        .await
-        .unwrap();
-    let wiki = s
-        .groups()
-        .create(&admin(), NewGroup::new("wiki-editors"))
-        .await
-        .unwrap();
-    let alice = s
-        .users()
-        .create(&admin(), NewUser::new("alice", "alice@example.org"))
-        .await
-        .unwrap();
-    let bob = s
-        .users()
-        .create(&admin(), NewUser::new("bob", "bob@example.org"))
-        .await
-        .unwrap();
-    s.groups()
-        .add_member(&admin(), staff.id, bob.id)
-        .await
-        .unwrap();
-    s.groups()
-        .add_member(&admin(), staff.id, alice.id)
-        .await
-        .unwrap();
-    s.groups()
-        .add_member(&admin(), wiki.id, alice.id)
-        .await
-        .unwrap();
+    let staff = group(s, "Staff").await;
+    let wiki = group(s, "wiki-editors").await;
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
+    join(s, staff.id, bob.id).await;
+    join(s, staff.id, alice.id).await;
+    join(s, wiki.id, alice.id).await;
 
     let names = |us: Vec<latchkey_idp::directory::User>| {
         us.into_iter().map(|u| u.username).collect::<Vec<_>>()
@@ -113,11 +88,7 @@ async fn unknown_group_is_a_typed_error(t: TestStore) {
         matches!(&err, Error::UnknownGroup { name } if name == "nobody-here"),
         "{err:?}"
     );
-    let alice = s
-        .users()
-        .create(&admin(), NewUser::new("alice", "alice@example.org"))
-        .await
-        .unwrap();
+    let alice = user(s, "alice").await;
     let before = snapshot(s).await;
     let missing = latchkey_idp::ids::GroupId::new_random();
     let err = s
@@ -131,29 +102,11 @@ async fn unknown_group_is_a_typed_error(t: TestStore) {
 
 async fn deleting_a_group_or_user_drops_memberships(t: TestStore) {
     let s = &t.store;
-    let staff = s
-        .groups()
-        .create(&admin(), NewGroup::new("staff"))
-        .await
-        .unwrap();
-    let ops = s
-        .groups()
-        .create(&admin(), NewGroup::new("ops"))
-        .await
-        .unwrap();
-    let alice = s
-        .users()
-        .create(&admin(), NewUser::new("alice", "alice@example.org"))
-        .await
-        .unwrap();
-    s.groups()
-        .add_member(&admin(), staff.id, alice.id)
-        .await
-        .unwrap();
-    s.groups()
-        .add_member(&admin(), ops.id, alice.id)
-        .await
-        .unwrap();
+    let staff = group(s, "staff").await;
+    let ops = group(s, "ops").await;
+    let alice = user(s, "alice").await;
+    join(s, staff.id, alice.id).await;
+    join(s, ops.id, alice.id).await;
     s.groups().delete(&admin(), staff.id).await.unwrap();
     let left: Vec<String> = s
         .groups()

@@ -8,15 +8,47 @@ mod files;
 mod groups;
 mod import;
 mod metadata_import;
+mod migration_pairs;
 mod signing_keys;
 mod tile_login_url;
 mod users;
 
+use latchkey_idp::directory::{Group, NewGroup, NewUser, User};
+use latchkey_idp::ids::{GroupId, UserId};
 use latchkey_idp::{Actor, Store};
 
 /// The actor the tests act as.
 pub fn admin() -> Actor {
     Actor::cli("tester")
+}
+
+/// A user `name` with the address `name@example.org`, made by [`admin`]: the seeding most
+/// cases start from, written once.
+pub async fn user(store: &Store, name: &str) -> User {
+    let email = format!("{name}@example.org");
+    store
+        .users()
+        .create(&admin(), NewUser::new(name, &email))
+        .await
+        .unwrap()
+}
+
+/// A group made by [`admin`].
+pub async fn group(store: &Store, name: &str) -> Group {
+    store
+        .groups()
+        .create(&admin(), NewGroup::new(name))
+        .await
+        .unwrap()
+}
+
+/// Makes a user a member of a group, as [`admin`].
+pub async fn join(store: &Store, group: GroupId, user: UserId) {
+    store
+        .groups()
+        .add_member(&admin(), group, user)
+        .await
+        .unwrap();
 }
 
 /// Everything observable in a store (export without its timestamp, plus the audit count), to

@@ -103,7 +103,17 @@ async fn signed_logout_request_ends_the_session_and_answers_signed() {
             .contains(&format!("InResponseTo=\"{}\"", logout.id))
     );
     assert!(message.xml.contains(code::SUCCESS));
-    let _ = LogoutResponse::parse(&message.xml);
+    let response = LogoutResponse::parse(&message.xml).unwrap();
+    assert_eq!(response.in_response_to.as_deref(), Some(logout.id.as_str()));
+    assert_eq!(
+        response.issuer.as_deref(),
+        Some(idp.settings.entity_id.as_str())
+    );
+    assert_eq!(
+        response.destination.as_deref(),
+        Some(format!("{SIGNED_SP}/slo").as_str())
+    );
+    assert!(response.status.is_success(), "{:?}", response.status);
     assert_eq!(audit_actions(&idp, "logout.slo").await.len(), 1);
 }
 

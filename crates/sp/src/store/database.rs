@@ -76,6 +76,17 @@ impl Database {
             let scheme = url.split(':').next().unwrap_or_default();
             return Err(StoreError::UnsupportedBackend(scheme.to_owned()));
         };
+        let compiled_in = match backend {
+            Backend::Sqlite => cfg!(feature = "sqlite"),
+            Backend::Postgres => cfg!(feature = "postgres"),
+        };
+        if !compiled_in {
+            // Said here, because sqlx would only say that no driver matches the URL.
+            let scheme = url.split(':').next().unwrap_or_default();
+            return Err(StoreError::UnsupportedBackend(format!(
+                "{scheme} (latchkey-sp was built without that driver's feature)"
+            )));
+        }
         let mut options = AnyPoolOptions::new();
         if backend == Backend::Sqlite {
             options = options

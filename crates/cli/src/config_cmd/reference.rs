@@ -1,0 +1,703 @@
+//! The configuration reference: one table per file, rendered to `docs/configuration.md`.
+//!
+//! The descriptions live here, in one place, because they are written for operators and the
+//! doc comments on the types are written for programmers. The tests keep the table honest:
+//! every key the types accept is on it and nothing else (the types are asked through serde,
+//! which names the valid keys when it meets an unknown one), every literal default is the
+//! one the types apply, the environment variables are exactly those the loader reads, and the
+//! checked-in page is what [`render`] prints. `LATCHKEY_BLESS=1 cargo test -p latchkey
+//! reference` rewrites the page after a change.
+
+use std::fmt::Write as _;
+
+/// What a key defaults to.
+#[derive(Debug, Clone, Copy)]
+pub enum Fallback {
+    /// A TOML literal; the tests check that writing it changes nothing.
+    Literal(&'static str),
+    /// Unset, and what that means.
+    Unset(&'static str),
+    /// The file is refused without it.
+    Required,
+}
+
+/// One key of a configuration file.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// Dotted path from the file's root: `server.listen`.
+    pub path: &'static str,
+    /// The TOML type; `table` for a section.
+    pub ty: &'static str,
+    /// Its default.
+    pub default: Fallback,
+    /// Environment variables that override it, first match wins.
+    pub env: &'static [&'static str],
+    /// What it does, for an operator.
+    pub doc: &'static str,
+}
+
+/// The default of a section that may be left out.
+const EACH: &str = "each key at its default";
+
+/// A table whose keys are documented elsewhere (the JIT contract has its own reference).
+pub const OPAQUE: &str = "table (see below)";
+
+const fn key(path: &'static str, ty: &'static str, default: Fallback, doc: &'static str) -> Key {
+    Key {
+        path,
+        ty,
+        default,
+        env: &[],
+        doc,
+    }
+}
+
+const fn env(mut key: Key, env: &'static [&'static str]) -> Key {
+    key.env = env;
+    key
+}
+
+use Fallback::{Literal, Required, Unset};
+
+/// `latchkey.toml`: the IdP (`latchkey serve`, the admin commands).
+pub const LATCHKEY_TOML: &[Key] = &[
+    env(
+        key(
+            "data_dir",
+            "path",
+            Literal("\"latchkey-data\""),
+            "Local state: the SQLite file and, with `[keys] store = \"files\"`, the signing keys.",
+        ),
+        &["LATCHKEY_DATA_DIR"],
+    ),
+    key(
+        "database",
+        "table",
+        Unset(EACH),
+        "Which database holds the directory, sessions and audit log.",
+    ),
+    env(
+        key(
+            "database.url",
+            "string",
+            Unset("SQLite file `<data_dir>/latchkey.db`"),
+            "`sqlite://` or `postgres://` URL. A PostgreSQL lets many nodes share one state. \
+             Secret: `config check` masks its password.",
+        ),
+        &["LATCHKEY_DATABASE_URL", "DATABASE_URL"],
+    ),
+    key(
+        "database.max_connections",
+        "integer",
+        Unset("10 for PostgreSQL, 4 for SQLite"),
+        "Most pooled connections per process.",
+    ),
+    key(
+        "password",
+        "table",
+        Unset(EACH),
+        "Argon2id for new password hashes (OWASP's minimum by default), and the hashing pool.",
+    ),
+    key(
+        "password.memory_kib",
+        "integer",
+        Literal("19456"),
+        "Memory cost in KiB; each hash in progress holds this much.",
+    ),
+    key(
+        "password.iterations",
+        "integer",
+        Literal("2"),
+        "Number of passes.",
+    ),
+    key(
+        "password.parallelism",
+        "integer",
+        Literal("1"),
+        "Degree of parallelism.",
+    ),
+    key(
+        "password.max_concurrent",
+        "integer",
+        Literal("0"),
+        "Most hashes computed at once on this node (0: one per CPU core); this bounds the \
+         memory sign-ins can take to `max_concurrent` x `memory_kib`.",
+    ),
+    key(
+        "password.max_queued",
+        "integer",
+        Literal("0"),
+        "Most requests waiting for a hashing slot, each at most 5 s (0: four per slot); past \
+         it the answer is 503 with `Retry-After` at once.",
+    ),
+    key(
+        "server",
+        "table",
+        Unset(EACH),
+        "The SSO server, `latchkey serve`.",
+    ),
+    env(
+        key(
+            "server.listen",
+            "string",
+            Literal("\"127.0.0.1:8080\""),
+            "Socket address to bind; `serve --listen` overrides both.",
+        ),
+        &["LATCHKEY_LISTEN"],
+    ),
+    env(
+        key(
+            "server.base_url",
+            "string",
+            Literal("\"http://127.0.0.1:8080\""),
+            "How browsers and SPs reach the IdP: `scheme://host[:port]`, no path. https turns \
+             on HSTS and `__Host-` cookies.",
+        ),
+        &["LATCHKEY_BASE_URL"],
+    ),
+    key(
+        "server.entity_id",
+        "string",
+        Unset("`<base_url>/saml/metadata`"),
+        "The IdP's SAML entity ID.",
+    ),
+    env(
+        key(
+            "server.cookie_secure",
+            "boolean",
+            Literal("true"),
+            "Cookies carry `Secure`; `false` is allowed only for a plain-http loopback \
+             `base_url` (local development).",
+        ),
+        &["LATCHKEY_COOKIE_SECURE"],
+    ),
+    key(
+        "server.session_idle_minutes",
+        "integer",
+        Literal("30"),
+        "A session unused this long ends; at most `session_absolute_minutes`.",
+    ),
+    key(
+        "server.session_absolute_minutes",
+        "integer",
+        Literal("480"),
+        "A session ends this long after sign-in, however busy.",
+    ),
+    key(
+        "server.assertion_validity_seconds",
+        "integer",
+        Literal("300"),
+        "How long an assertion may be delivered and accepted (30-3600).",
+    ),
+    key(
+        "server.require_signed_requests",
+        "boolean",
+        Literal("false"),
+        "Refuse unsigned AuthnRequests from every application (an application with a \
+         signing certificate must always sign).",
+    ),
+    key(
+        "server.trust_forwarded_for",
+        "boolean",
+        Literal("false"),
+        "Take the client address (throttling, `/metrics` access, audit) from the last \
+         `X-Forwarded-For` hop; only behind a proxy that sets it.",
+    ),
+    key(
+        "server.key_algorithm",
+        "string",
+        Literal("\"rsa2048\""),
+        "Algorithm of the signing key made at first start: `rsa2048` or `ecdsa_p256`.",
+    ),
+    key(
+        "server.metrics_allow",
+        "array of strings",
+        Literal("[\"127.0.0.0/8\", \"::1\"]"),
+        "Addresses or CIDR networks that may read `/metrics` without the token.",
+    ),
+    env(
+        key(
+            "server.metrics_token",
+            "string",
+            Unset("no token"),
+            "`Authorization: Bearer <token>` opens `/metrics` from anywhere. Secret: `config \
+             check` masks it.",
+        ),
+        &["LATCHKEY_METRICS_TOKEN"],
+    ),
+    key(
+        "keys",
+        "table",
+        Unset(EACH),
+        "Where the IdP's signing keys live.",
+    ),
+    env(
+        key(
+            "keys.store",
+            "string",
+            Literal("\"files\""),
+            "`files`: PEM files under `<data_dir>/keys`, per node. `database`: rows sealed \
+             under the key-encryption key, shared by every node on the same database.",
+        ),
+        &["LATCHKEY_KEY_STORE"],
+    ),
+    env(
+        key(
+            "keys.kek_file",
+            "path",
+            Unset("none; `$LATCHKEY_KEK` may carry the key itself"),
+            "The key-encryption key for `store = \"database\"` (32 random bytes, base64, mode \
+             0600, made by `latchkey key new-kek FILE`). Never in the database by design.",
+        ),
+        &["LATCHKEY_KEK_FILE"],
+    ),
+    key(
+        "keys.refresh_seconds",
+        "integer",
+        Literal("30"),
+        "How soon a rollover done on another node shows here (database store; at least 1).",
+    ),
+];
+
+/// Variables read with no key of their own.
+pub const ENVIRONMENT_ONLY: &[(&str, &str)] = &[
+    (
+        "LATCHKEY_CONFIG",
+        "The configuration file, when `--config` is not given.",
+    ),
+    (
+        "LATCHKEY_KEK",
+        "The key-encryption key itself (base64); takes precedence over `[keys] kek_file`. \
+         Secret: `config check` says only whether it is set.",
+    ),
+];
+
+/// A demo application's file (`latchkey demo-app wiki|helpdesk --config FILE`).
+pub const DEMO_APP_TOML: &[Key] = &[
+    key(
+        "listen",
+        "string",
+        Required,
+        "Socket address to bind, e.g. `\"127.0.0.1:7101\"`.",
+    ),
+    key(
+        "database",
+        "path",
+        Required,
+        "The app's SQLite file, created if missing. Its signing key is made beside it when \
+         there is no `[sp.key]`.",
+    ),
+    key(
+        "secure_cookies",
+        "boolean",
+        Unset("true when `sp.acs_url` is https"),
+        "The session cookie carries `Secure`.",
+    ),
+    key("sp", "table", Required, "The SP toolkit's settings."),
+    key(
+        "sp.entity_id",
+        "string",
+        Required,
+        "The app's entity ID: the audience assertions must name.",
+    ),
+    key(
+        "sp.acs_url",
+        "string",
+        Required,
+        "The AssertionConsumerService URL (HTTP-POST), an http(s) URL.",
+    ),
+    key(
+        "sp.slo_url",
+        "string",
+        Unset("`/saml/slo` beside a `.../saml/acs` ACS URL"),
+        "The SingleLogoutService URL, published in the app's metadata.",
+    ),
+    key(
+        "sp.clock_skew_seconds",
+        "integer",
+        Literal("60"),
+        "Clock difference with the IdP allowed (clamped to 300).",
+    ),
+    key(
+        "sp.signature_algorithms",
+        "array of strings",
+        Unset("RSA and ECDSA with SHA-256/384/512"),
+        "Accepted signature algorithms, by short name (`rsa-sha256`) or URI; `rsa-sha1` opts \
+         in to SHA-1.",
+    ),
+    key(
+        "sp.digest_algorithms",
+        "array of strings",
+        Unset("SHA-256/384/512"),
+        "Accepted digest algorithms, by short name (`sha256`) or URI.",
+    ),
+    key(
+        "sp.allow_idp_initiated",
+        "boolean",
+        Literal("false"),
+        "Accept logins the app did not start (responses answering no request).",
+    ),
+    key(
+        "sp.request_lifetime_seconds",
+        "integer",
+        Literal("600"),
+        "How long a started login may take at the IdP.",
+    ),
+    key(
+        "sp.name_id_format",
+        "string",
+        Unset("none asked for: the IdP decides"),
+        "The NameID format asked for in AuthnRequests.",
+    ),
+    key(
+        "sp.idp",
+        "table",
+        Required,
+        "Where the IdP's metadata comes from: `metadata_file` or `metadata_url`.",
+    ),
+    key(
+        "sp.idp.metadata_file",
+        "path",
+        Unset("none"),
+        "A metadata file the administrator placed.",
+    ),
+    key(
+        "sp.idp.metadata_url",
+        "string",
+        Unset("none"),
+        "A metadata URL, fetched at start and refreshed.",
+    ),
+    key(
+        "sp.idp.entity_id",
+        "string",
+        Unset("the only IdP in the metadata"),
+        "Which IdP to trust when the metadata holds several.",
+    ),
+    key(
+        "sp.idp.refresh_seconds",
+        "integer",
+        Literal("3600"),
+        "Metadata refresh interval when the metadata sets no `cacheDuration`.",
+    ),
+    key(
+        "sp.key",
+        "table",
+        Unset("a P-256 key made beside `database` on first start"),
+        "The app's signing key (AuthnRequests, logout messages), published in its metadata.",
+    ),
+    key(
+        "sp.key.private_key_file",
+        "path",
+        Required,
+        "PEM private key (PKCS#8, PKCS#1 or SEC1).",
+    ),
+    key(
+        "sp.key.certificate_file",
+        "path",
+        Required,
+        "PEM certificate of that key.",
+    ),
+    key(
+        "sp.key.sign_requests",
+        "boolean",
+        Literal("true"),
+        "Sign AuthnRequests.",
+    ),
+    key(
+        "sp.encryption",
+        "table",
+        Unset("encrypted assertions are refused"),
+        "The app's decryption key, to accept encrypted assertions.",
+    ),
+    key(
+        "sp.encryption.private_key_file",
+        "path",
+        Required,
+        "PEM RSA private key, 2048 bits or more.",
+    ),
+    key(
+        "sp.encryption.certificate_file",
+        "path",
+        Required,
+        "PEM certificate of that key, published with `use=\"encryption\"`.",
+    ),
+    key(
+        "sp.encryption.previous_private_key_files",
+        "array of paths",
+        Literal("[]"),
+        "Older keys still tried during a rollover.",
+    ),
+    key(
+        "sp.encryption.gcm_only",
+        "boolean",
+        Literal("false"),
+        "Refuse AES-CBC content encryption.",
+    ),
+    key(
+        "sp.provisioning",
+        OPAQUE,
+        Unset("the app's built-in contract"),
+        "The JIT provisioning contract: `latchkey_sp::jit::Contract` (crates/sp/src/jit/contract.rs).",
+    ),
+];
+
+/// The page, as `docs/configuration.md` holds it.
+pub fn render() -> String {
+    let mut page = String::from(
+        "<!-- Generated by `latchkey config reference` from crates/cli/src/config_cmd/reference.rs; \
+         `LATCHKEY_BLESS=1 cargo test -p latchkey reference` rewrites it. Do not edit. -->\n\
+         # Configuration reference\n\n\
+         Every key of the two configuration files, its type, its default, the environment \
+         variables that override it and what it does. `latchkey config check [FILE]` validates \
+         a file (an unknown or misspelt key is named with the nearest valid one) and prints the \
+         effective configuration with its secrets masked.\n\n\
+         ## `latchkey.toml`\n\n\
+         Read by `latchkey serve` and the admin commands: `--config FILE`, else \
+         `$LATCHKEY_CONFIG`, else `./latchkey.toml` when it exists, else the built-in defaults. \
+         Environment variables override the file. Relative paths are resolved against the \
+         file's directory. Unknown keys are refused.\n",
+    );
+    section_tables(&mut page, LATCHKEY_TOML);
+    page.push_str("\n### Environment only\n\n| variable | what it does |\n|---|---|\n");
+    for (name, doc) in ENVIRONMENT_ONLY {
+        let _ = writeln!(page, "| `{name}` | {doc} |");
+    }
+    page.push_str(
+        "\nLogging is set by the environment alone: `RUST_LOG` filters, \
+         `LATCHKEY_LOG_FORMAT=json` writes JSON lines.\n\n\
+         ## A demo application's file\n\n\
+         Read by `latchkey demo-app wiki|helpdesk --config FILE` (and written by `latchkey demo`). \
+         No environment overrides. Relative paths are resolved against the file's directory. \
+         Unknown keys are refused. A file of the SP toolkit alone (`latchkey sp plan --config`) \
+         holds the keys of `[sp]` at its top level.\n",
+    );
+    section_tables(&mut page, DEMO_APP_TOML);
+    page
+}
+
+/// One Markdown table per section, the top level first.
+fn section_tables(page: &mut String, keys: &[Key]) {
+    let mut sections = vec![""];
+    sections.extend(keys.iter().filter(|k| k.ty == "table").map(|k| k.path));
+    for section in sections {
+        let title = if section.is_empty() {
+            "top level".to_string()
+        } else {
+            format!("`[{section}]`")
+        };
+        let _ = write!(
+            page,
+            "\n### {title}\n\n| key | type | default | environment | what it does |\n\
+             |---|---|---|---|---|\n"
+        );
+        for key in keys.iter().filter(|k| parent(k.path) == section) {
+            let name = key.path.rsplit('.').next().unwrap_or(key.path);
+            let default = match key.default {
+                Literal(value) => format!("`{value}`"),
+                Unset(meaning) => format!("unset: {meaning}"),
+                Required => "required".into(),
+            };
+            let env = key
+                .env
+                .iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                page,
+                "| `{name}` | {} | {default} | {env} | {} |",
+                key.ty, key.doc
+            );
+        }
+    }
+}
+
+/// `server` for `server.listen`, the empty string for a top-level key.
+fn parent(path: &str) -> &str {
+    path.rsplit_once('.').map(|(p, _)| p).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use latchkey_demo_apps::DemoConfig;
+    use latchkey_idp::Config;
+    use latchkey_idp::config::{Environment, unknown_key};
+    use latchkey_idp::keys::Kek;
+    use latchkey_idp::web::ServerSettings;
+
+    use super::*;
+
+    /// Parses a file of one kind into its `Debug` text (what the program would run with).
+    type Parse = fn(&str) -> Result<String, String>;
+
+    fn parse_latchkey(text: &str) -> Result<String, String> {
+        Config::from_toml(text).map(|c| format!("{c:?}"))
+    }
+
+    fn parse_demo(text: &str) -> Result<String, String> {
+        DemoConfig::from_toml(text, Path::new("/base"))
+            .map(|c| format!("{c:?}"))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The smallest valid demo file that has every optional section with keys of its own.
+    const DEMO_MINIMAL: &[(&str, &str)] = &[
+        ("", "listen = \"127.0.0.1:7101\""),
+        ("", "database = \"wiki.sqlite\""),
+        ("sp", "entity_id = \"http://127.0.0.1:7101/saml/metadata\""),
+        ("sp", "acs_url = \"http://127.0.0.1:7101/saml/acs\""),
+        ("sp.idp", "metadata_file = \"idp.xml\""),
+        ("sp.key", "private_key_file = \"k.pem\""),
+        ("sp.key", "certificate_file = \"c.pem\""),
+        ("sp.encryption", "private_key_file = \"ek.pem\""),
+        ("sp.encryption", "certificate_file = \"ec.pem\""),
+    ];
+
+    /// A TOML document from `(table, line)` pairs, top-level lines first.
+    fn document(lines: &[(&str, &str)]) -> String {
+        let mut tables: Vec<&str> = Vec::new();
+        for (table, _) in lines {
+            if !tables.contains(table) {
+                tables.push(table);
+            }
+        }
+        tables.sort_by_key(|t| !t.is_empty());
+        let mut text = String::new();
+        for table in tables {
+            if !table.is_empty() {
+                text.push_str(&format!("[{table}]\n"));
+            }
+            for (_, line) in lines.iter().filter(|(t, _)| *t == table) {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    /// The keys the types accept in `table`, as serde names them when it meets an unknown one.
+    fn accepted(parse: Parse, base: &[(&str, &str)], table: &str) -> BTreeSet<String> {
+        let mut lines = base.to_vec();
+        lines.push((table, "zz_not_a_key = 0"));
+        let err = parse(&document(&lines)).expect_err("an unknown key must be refused");
+        let at = err
+            .find("unknown field `")
+            .unwrap_or_else(|| panic!("[{table}]: not an unknown-field error: {err}"));
+        let message = err[at..].lines().next().unwrap_or_default();
+        let (unknown, expected) = unknown_key(message).unwrap();
+        assert_eq!(unknown, "zz_not_a_key");
+        expected.into_iter().map(String::from).collect()
+    }
+
+    fn check_keys_match_the_types(keys: &[Key], parse: Parse, base: &[(&str, &str)]) {
+        let mut tables = vec![""];
+        tables.extend(keys.iter().filter(|k| k.ty == "table").map(|k| k.path));
+        for table in tables {
+            let documented: BTreeSet<String> = keys
+                .iter()
+                .filter(|k| parent(k.path) == table)
+                .map(|k| k.path.rsplit('.').next().unwrap_or(k.path).to_string())
+                .collect();
+            assert_eq!(
+                accepted(parse, base, table),
+                documented,
+                "[{table}]: the reference and the types disagree"
+            );
+        }
+    }
+
+    fn check_literal_defaults(keys: &[Key], parse: Parse, base: &[(&str, &str)]) {
+        let implicit = parse(&document(base)).unwrap();
+        for key in keys {
+            let Literal(value) = key.default else {
+                continue;
+            };
+            let (table, name) = key.path.rsplit_once('.').unwrap_or(("", key.path));
+            let line = format!("{name} = {value}");
+            let mut lines = base.to_vec();
+            lines.push((table, &line));
+            let text = document(&lines);
+            let explicit = parse(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", key.path));
+            assert_eq!(
+                explicit, implicit,
+                "{}: the documented default {value} is not the default",
+                key.path
+            );
+        }
+    }
+
+    #[test]
+    fn every_latchkey_toml_key_is_documented_and_nothing_else() {
+        check_keys_match_the_types(LATCHKEY_TOML, parse_latchkey, &[]);
+    }
+
+    #[test]
+    fn every_demo_app_key_is_documented_and_nothing_else() {
+        check_keys_match_the_types(DEMO_APP_TOML, parse_demo, DEMO_MINIMAL);
+    }
+
+    #[test]
+    fn documented_defaults_are_the_defaults() {
+        check_literal_defaults(LATCHKEY_TOML, parse_latchkey, &[]);
+        check_literal_defaults(DEMO_APP_TOML, parse_demo, DEMO_MINIMAL);
+    }
+
+    #[test]
+    fn a_wrong_default_would_be_caught() {
+        let wrong = [key(
+            "server.session_idle_minutes",
+            "integer",
+            Literal("31"),
+            "",
+        )];
+        let caught = std::panic::catch_unwind(|| {
+            check_literal_defaults(&wrong, parse_latchkey, &[]);
+        });
+        assert!(caught.is_err());
+    }
+
+    /// Records every variable the loader asks for.
+    #[derive(Default)]
+    struct Recorder(RefCell<BTreeSet<String>>);
+
+    impl Environment for Recorder {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.borrow_mut().insert(name.to_string());
+            None
+        }
+    }
+
+    #[test]
+    fn documented_environment_variables_are_the_ones_read() {
+        let env = Recorder::default();
+        let config = Config::load_with(None, &env).unwrap();
+        ServerSettings::resolve(&config, &env).unwrap();
+        // No key anywhere, so it fails; what matters is the variable it looked at first.
+        assert!(Kek::resolve(&config.keys, &env).is_err());
+        let documented: BTreeSet<String> = LATCHKEY_TOML
+            .iter()
+            .flat_map(|k| k.env.iter())
+            .chain(ENVIRONMENT_ONLY.iter().map(|(name, _)| name))
+            .map(|name| name.to_string())
+            .collect();
+        assert_eq!(env.0.into_inner(), documented);
+    }
+
+    #[test]
+    fn the_page_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let page = render();
+        if std::env::var_os("LATCHKEY_BLESS").is_some_and(|v| v == "1") {
+            std::fs::write(&path, &page).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == page,
+            "docs/configuration.md is stale: run LATCHKEY_BLESS=1 cargo test -p latchkey reference"
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! The SQLite and PostgreSQL migrations are kept as pairs written by hand; this holds each pair
+//! to saying the same thing. Comments may differ (they name their backend) and so may the few
+//! types the backends spell differently; everything else (tables, columns, constraints and
+//! their names, indexes, order) must match token for token.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// SQLite spelling -> PostgreSQL spelling, applied longest first.
+const SUBSTITUTIONS: &[(&str, &str)] = &[
+    (
+        "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    ),
+    ("INTEGER", "BIGINT"),
+    ("BLOB", "BYTEA"),
+];
+
+/// Differences found in migrations already shipped, which cannot be edited (sqlx refuses a
+/// database whose applied migrations changed checksum): (file, PostgreSQL text, read as).
+const SHIPPED_DIFFERENCES: &[(&str, &str, &str)] = &[(
+    // A one-row table (`CHECK (id = 1)`): int4 holds it as well as int8 would.
+    "0260_signing_keys.sql",
+    "id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1)",
+    "id BIGINT PRIMARY KEY NOT NULL CHECK (id = 1)",
+)];
+
+fn dir(backend: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend)
+}
+
+fn names(backend: &str) -> BTreeSet<String> {
+    std::fs::read_dir(dir(backend))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The statements without comments, one space between tokens, PostgreSQL's type names.
+fn normalize(sql: &str, substitute: bool) -> String {
+    let code: Vec<&str> = sql
+        .lines()
+        .map(|line| line.split_once("--").map_or(line, |(code, _)| code))
+        .collect();
+    let mut text = code
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if substitute {
+        for (sqlite, postgres) in SUBSTITUTIONS {
+            text = text.replace(sqlite, postgres);
+        }
+    }
+    text
+}
+
+#[test]
+fn every_migration_exists_for_both_backends() {
+    let sqlite = names("sqlite");
+    assert!(!sqlite.is_empty());
+    assert_eq!(sqlite, names("postgres"));
+}
+
+#[test]
+fn each_pair_says_the_same_after_the_known_type_substitutions() {
+    for name in names("sqlite") {
+        let read = |backend| std::fs::read_to_string(dir(backend).join(&name)).unwrap();
+        let sqlite = normalize(&read("sqlite"), true);
+        let mut postgres = normalize(&read("postgres"), false);
+        for (file, shipped, read_as) in SHIPPED_DIFFERENCES {
+            if *file == name {
+                assert!(
+                    postgres.contains(shipped),
+                    "{name}: stale exception {shipped:?}"
+                );
+                postgres = postgres.replace(shipped, read_as);
+            }
+        }
+        if sqlite != postgres {
+            let at = sqlite
+                .chars()
+                .zip(postgres.chars())
+                .take_while(|(a, b)| a == b)
+                .count();
+            let context = |s: &str| {
+                s.chars()
+                    .skip(at.saturating_sub(60))
+                    .take(160)
+                    .collect::<String>()
+            };
+            panic!(
+                "{name}: the pair differs\n  sqlite:   ...{}\n  postgres: ...{}",
+                context(&sqlite),
+                context(&postgres)
+            );
+        }
+    }
+}
+
+#[test]
+fn normalizing_keeps_what_matters() {
+    // A renamed column is a difference; a comment or a spelling of a type is not.
+    let a = normalize("CREATE TABLE t ( -- sqlite\n  n INTEGER NOT NULL\n);", true);
+    assert_eq!(
+        a,
+        normalize("CREATE TABLE t (\n  n BIGINT NOT NULL -- pg\n);", false)
+    );
+    assert_ne!(a, normalize("CREATE TABLE t (m BIGINT NOT NULL);", false));
+}
