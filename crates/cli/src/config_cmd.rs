@@ -15,10 +15,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 use latchkey_idp::Config;
+use latchkey_idp::config::ServerSettings;
 use latchkey_idp::config::{Environment, ProcessEnv};
 use latchkey_idp::keys::KEK_ENV;
 use latchkey_idp::store::Backend;
-use latchkey_idp::web::ServerSettings;
 
 /// `latchkey config ...`
 #[derive(Debug, Subcommand)]

@@ -16,10 +16,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use latchkey_idp::config::ProcessEnv;
+use latchkey_idp::config::ServerSettings;
 use latchkey_idp::session::{Sessions, Throttle};
 use latchkey_idp::sso::IdpKeys;
-use latchkey_idp::web::{self, ServerSettings, WebState};
 use latchkey_idp::{Config, Store};
+use latchkey_idp_web::{self as web, WebState};
 
 use crate::logging::{self, LogDrops};
 
@@ -83,8 +84,8 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
     );
     let state = WebState::new(store.clone(), settings, keys);
     state.metrics().count_log_drops(move || log_drops.total());
-    let app = web::router(state).merge(latchkey_idp::api::router(
-        latchkey_idp::api::ApiState::new(store.clone()),
+    let app = web::router(state).merge(latchkey_idp_web::api::router(
+        latchkey_idp_web::api::ApiState::new(store.clone()),
     ));
 
     let janitor = tokio::spawn(purge_sessions(store.clone()));

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use latchkey_idp::api::{ApiTokens, TokenInfo};
+use latchkey_idp::tokens::{ApiTokens, TokenInfo};
 use latchkey_idp::{Actor, Config, Store};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

@@ -6,7 +6,7 @@
 
 mod batch;
 
-pub(crate) use batch::AuditBatcher;
+pub use batch::AuditBatcher;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -96,12 +96,18 @@ pub struct AuditFilter {
 
 /// A change about to be recorded.
 #[derive(Debug)]
-pub(crate) struct Change {
+pub struct Change {
+    /// What was done, e.g. `login.success`.
     pub action: &'static str,
+    /// The kind of thing it was done to, e.g. `user`.
     pub target_kind: &'static str,
+    /// Its ID.
     pub target_id: String,
+    /// Its name as shown to admins.
     pub target_name: String,
+    /// The state before (a JSON snapshot), where one makes sense.
     pub before: Option<Value>,
+    /// The state after, or the details of the event.
     pub after: Option<Value>,
 }
 
@@ -161,6 +167,13 @@ struct EventRow {
 impl<'s> Audit<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
         Audit { store }
+    }
+
+    /// Writes one event on its own (no surrounding change), stamped `at`. Sign-in paths
+    /// with a running [`AuditBatcher`] go through it instead.
+    pub async fn record(&self, actor: &Actor, at: OffsetDateTime, change: Change) -> Result<()> {
+        let mut conn = self.store.pool().acquire().await?;
+        record(&mut conn, actor, at, change).await
     }
 
     /// Events matching the filter, newest first.

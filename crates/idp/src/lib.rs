@@ -1,5 +1,7 @@
 #![forbid(unsafe_code)]
-//! The Latchkey identity provider: store, directory, applications and audit log.
+//! The Latchkey identity provider's domain: store, directory, applications, keys, sessions,
+//! audit log and the SSO decisions. Nothing here speaks HTTP: `latchkey-idp-web` turns it
+//! into pages, SAML endpoints and the admin API.
 //!
 //! Start with [`Store::open`]; everything else hangs off the [`Store`] handle:
 //! [`Store::users`], [`Store::groups`], [`Store::apps`], [`Store::audit`].
@@ -8,7 +10,6 @@
 //! lines) comes from the store's [`Clock`]: the wall clock unless [`Store::with_clock`] gave
 //! it another, such as a test's [`ManualClock`] (see [`clock`]).
 
-pub mod api;
 pub mod apps;
 pub mod audit;
 pub mod catalog;
@@ -23,7 +24,7 @@ pub mod password;
 pub mod session;
 pub mod sso;
 pub mod store;
-pub mod web;
+pub mod tokens;
 
 pub use audit::Actor;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -525,9 +525,9 @@ mod tests {
 
     use latchkey_demo_apps::DemoConfig;
     use latchkey_idp::Config;
+    use latchkey_idp::config::ServerSettings;
     use latchkey_idp::config::{Environment, unknown_key};
     use latchkey_idp::keys::Kek;
-    use latchkey_idp::web::ServerSettings;
 
     use super::*;
 

@@ -84,6 +84,18 @@ pub enum MetadataImportError {
 }
 
 impl MetadataImportError {
+    /// The stable code the admin API answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MetadataImportError::Malformed(_) => "invalid_metadata",
+            MetadataImportError::Expired { .. } => "metadata_expired",
+            MetadataImportError::AmbiguousEntity { .. } => "ambiguous_entity",
+            MetadataImportError::UnknownEntity { .. } => "unknown_entity",
+            MetadataImportError::NoSpRole { .. } => "no_sp_role",
+            MetadataImportError::NoSupportedAcs { .. } => "no_supported_acs",
+        }
+    }
+
     /// The application field (or request field) the error is about, for API answers.
     pub fn field(&self) -> &'static str {
         match self {

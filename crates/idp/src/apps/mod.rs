@@ -17,3 +17,4 @@ pub use model::{
     NewApplication, Tile,
 };
 pub use registry::Apps;
+pub use rules::login_url;

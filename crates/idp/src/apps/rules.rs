@@ -54,7 +54,7 @@ pub const MAX_LOGIN_URL: usize = 2048;
 /// `http://` only on a loopback host, where development SPs run and nothing crosses a
 /// network; no whitespace or control characters, which URL parsers drop silently, so what
 /// is stored is exactly what was checked.
-pub(crate) fn login_url(raw: &str) -> Result<String> {
+pub fn login_url(raw: &str) -> Result<String> {
     const FIELD: &str = "login_url";
     let value = raw.trim();
     if value.len() > MAX_LOGIN_URL {

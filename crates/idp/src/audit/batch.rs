@@ -55,7 +55,7 @@ struct Job {
 
 /// The handle requests write through; cheap to clone.
 #[derive(Debug, Clone)]
-pub(crate) struct AuditBatcher {
+pub struct AuditBatcher {
     jobs: mpsc::Sender<Job>,
     writer: AbortHandle,
 }
@@ -63,30 +63,25 @@ pub(crate) struct AuditBatcher {
 impl AuditBatcher {
     /// Starts the writer on the current Tokio runtime. It ends when the last handle is
     /// dropped, after storing what was queued.
-    pub(crate) fn start(store: Store) -> Self {
+    pub fn start(store: Store) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let writer = tokio::spawn(writer(store, queue)).abort_handle();
         AuditBatcher { jobs, writer }
     }
 
     /// Whether the writer task is still running and taking lines.
-    pub(crate) fn is_alive(&self) -> bool {
+    pub fn is_alive(&self) -> bool {
         !self.writer.is_finished() && !self.jobs.is_closed()
     }
 
-    /// Stops the writer, as a crash would.
-    #[cfg(test)]
-    pub(crate) fn kill(&self) {
+    /// Stops the writer at once, lines in flight failing as in a crash; readiness then says
+    /// so. For tests of what a dead writer does to the node.
+    pub fn abort(&self) {
         self.writer.abort();
     }
 
     /// Stores one line stamped `at` (the caller's [`Store::now`]); returns once it is committed.
-    pub(crate) async fn record(
-        &self,
-        actor: &Actor,
-        at: OffsetDateTime,
-        change: Change,
-    ) -> Result<()> {
+    pub async fn record(&self, actor: &Actor, at: OffsetDateTime, change: Change) -> Result<()> {
         let json = |v: &Option<serde_json::Value>| v.as_ref().map(serde_json::Value::to_string);
         let line = Line {
             id: Uuid::new_v4().hyphenated().to_string(),

@@ -32,7 +32,7 @@ use crate::store::{Store, timestamp};
 const TOKEN_BYTES: usize = 32;
 
 /// A fresh random token, base64url without padding (43 characters).
-pub(crate) fn fresh_token() -> Zeroizing<String> {
+pub fn fresh_token() -> Zeroizing<String> {
     let mut bytes = Zeroizing::new([0u8; TOKEN_BYTES]);
     rand::rng().fill_bytes(bytes.as_mut());
     Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()))

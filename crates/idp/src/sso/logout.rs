@@ -1,5 +1,5 @@
 //! Checking an application's single-logout messages before anything is ended, beside
-//! [`super::request`], which does the same for AuthnRequests. `crate::web::logout` runs
+//! [`super::request`], which does the same for AuthnRequests. `latchkey_idp_web::logout` runs
 //! the chain; everything that decides whether a message is believed is here.
 //!
 //! # Security
@@ -24,9 +24,9 @@ use super::SsoError;
 use super::replay::{Seen, SeenRequests};
 use super::request::{app_keys, malformed, registered_app, signature_error};
 use crate::apps::Application;
+use crate::config::ServerSettings;
 use crate::ids::AppId;
 use crate::store::Store;
-use crate::web::settings::ServerSettings;
 
 /// A LogoutRequest that passed every check, parked across the same-site hop when it came
 /// by POST.

@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::SsoError;
 use super::keys::SigningMaterial;
-use crate::web::settings::ServerSettings;
+use crate::config::ServerSettings;
 
 /// How long a fetched copy stays valid: long enough to ride out an outage of the IdP's
 /// metadata URL, short enough that a retired key drops out within a week.

@@ -1,7 +1,7 @@
 //! The IdP side of Web Browser SSO: checking an AuthnRequest against the application
 //! registry, building and signing the Response, and the IdP's own metadata.
 //!
-//! Nothing here speaks HTTP; `crate::web` turns these results into pages. The order of
+//! Nothing here speaks HTTP; `latchkey-idp-web` turns these results into pages. The order of
 //! the checks in [`request`] is the security argument: nothing is answered to an ACS URL
 //! before the issuer is known and the URL is registered for it.
 

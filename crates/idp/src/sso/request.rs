@@ -32,8 +32,8 @@ use time::{Duration, OffsetDateTime};
 use super::replay::{Seen, SeenRequests};
 use super::{PendingRequest, SsoError};
 use crate::apps::{Application, Binding};
+use crate::config::ServerSettings;
 use crate::store::Store;
-use crate::web::settings::ServerSettings;
 
 /// Caps for an inbound AuthnRequest: they are small documents, so the caps are tight.
 pub const REQUEST_LIMITS: BindingLimits = BindingLimits {

@@ -19,10 +19,10 @@ use super::grant::Grant;
 use super::keys::SigningMaterial;
 use super::{PendingRequest, SsoError};
 use crate::apps::{Application, NameIdFormat, NameIdSource};
+use crate::config::ServerSettings;
 use crate::directory::User;
 use crate::session::Session;
 use crate::store::Store;
-use crate::web::settings::ServerSettings;
 
 /// A built success Response and what the audit log records about it.
 #[derive(Debug, Clone)]

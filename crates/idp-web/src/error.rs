@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::html::{escape, page};
-use crate::sso::SsoError;
+use latchkey_idp::sso::SsoError;
 
 /// A refused or failed browser request.
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +57,10 @@ pub enum WebError {
     Internal(String),
 }
 
-impl From<crate::error::Error> for WebError {
-    fn from(err: crate::error::Error) -> Self {
+impl From<latchkey_idp::error::Error> for WebError {
+    fn from(err: latchkey_idp::error::Error) -> Self {
         match err {
-            crate::error::Error::Busy {
+            latchkey_idp::error::Error::Busy {
                 retry_after_seconds,
                 ..
             } => WebError::Busy(err.to_string(), retry_after_seconds),

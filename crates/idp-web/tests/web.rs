@@ -5,7 +5,7 @@
 // Test code: a failed expectation should stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/mod.rs"]
+#[path = "../../idp/tests/support/mod.rs"]
 #[allow(unused_imports)]
 mod store_support;
 

@@ -14,6 +14,7 @@
 //! Every request goes through [`headers::layer`] (security headers, metrics); every failure
 //! through [`error::WebError`] (one page shape, a code and an operation ID).
 
+pub mod api;
 pub mod cookies;
 pub mod error;
 pub mod headers;
@@ -21,10 +22,8 @@ pub mod html;
 pub mod login;
 pub mod logout;
 pub mod metrics;
-pub mod metrics_access;
 pub mod portal;
 pub mod saml;
-pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,14 +38,14 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 pub use error::WebError;
+pub use latchkey_idp::config::{ServerConfig, ServerSettings};
 pub use metrics::Metrics;
-pub use settings::{ServerConfig, ServerSettings};
 
-use crate::audit::{self, Actor, AuditBatcher, Change};
-use crate::error::Error;
-use crate::session::{DeviceKeys, Session, Sessions};
-use crate::sso::IdpKeys;
-use crate::store::Store;
+use latchkey_idp::audit::{Actor, AuditBatcher, Change};
+use latchkey_idp::error::Error;
+use latchkey_idp::session::{DeviceKeys, Session, Sessions};
+use latchkey_idp::sso::IdpKeys;
+use latchkey_idp::store::Store;
 
 /// What every handler shares; cheap to clone.
 #[derive(Debug, Clone)]
@@ -69,7 +68,7 @@ struct Inner {
 
 impl WebState {
     /// State over an open store, checked settings and the signing keys. Inside a Tokio
-    /// runtime this starts the audit writer (see [`crate::audit`]'s group commit).
+    /// runtime this starts the audit writer (see [`latchkey_idp::audit`]'s group commit).
     pub fn new(store: Store, settings: ServerSettings, keys: IdpKeys) -> Self {
         let audit = tokio::runtime::Handle::try_current()
             .is_ok()
@@ -147,13 +146,7 @@ impl WebState {
             batcher.record(actor, at, change).await?;
             return Ok(());
         }
-        let mut conn = self
-            .store()
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| WebError::Internal(e.to_string()))?;
-        audit::record(&mut conn, actor, at, change).await?;
+        self.store().audit().record(actor, at, change).await?;
         Ok(())
     }
 }
@@ -280,7 +273,11 @@ async fn metrics_text(
     connect: Option<axum::extract::Extension<ConnectInfo<SocketAddr>>>,
 ) -> Response {
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
-    if !state.settings().metrics_access.allows(&addr, &headers) {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !state.settings().metrics_access.allows(&addr, bearer) {
         tracing::info!(address = %addr, "metrics scrape refused");
         return (
             StatusCode::FORBIDDEN,
@@ -309,8 +306,8 @@ mod tests {
     #![allow(clippy::unwrap_used)] // test code
 
     use super::*;
-    use crate::config::PasswordConfig;
-    use crate::keys::KeyAlgorithm;
+    use latchkey_idp::config::PasswordConfig;
+    use latchkey_idp::keys::KeyAlgorithm;
 
     async fn state(dir: &std::path::Path) -> WebState {
         let cheap = PasswordConfig {
@@ -319,7 +316,7 @@ mod tests {
             parallelism: 1,
             ..PasswordConfig::default()
         };
-        let url = crate::config::sqlite_url(&dir.join("latchkey.db"));
+        let url = latchkey_idp::config::sqlite_url(&dir.join("latchkey.db"));
         let store = Store::open_url(&url, 2, cheap).await.unwrap();
         let settings = ServerSettings::check(ServerConfig {
             base_url: "http://127.0.0.1:8080".into(),
@@ -348,7 +345,7 @@ mod tests {
         assert_eq!(status, StatusCode::OK, "{body}");
         let batcher = state.0.audit.as_ref().unwrap();
         assert!(batcher.is_alive());
-        batcher.kill();
+        batcher.abort();
         // Aborting takes effect when the task is next polled.
         for _ in 0..100 {
             if !batcher.is_alive() {

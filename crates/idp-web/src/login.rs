@@ -6,8 +6,8 @@
 //!   timing tells which names exist.
 //! * Attempts are throttled per account name, per client address and per both, in the
 //!   store, shared by all nodes; a slot is taken before the password is checked (see
-//!   [`crate::session::Throttle`]). A browser that signed in to the account before is
-//!   throttled on its own instead (see [`crate::session::DeviceKeys`]), so an attacker's
+//!   [`latchkey_idp::session::Throttle`]). A browser that signed in to the account before is
+//!   throttled on its own instead (see [`latchkey_idp::session::DeviceKeys`]), so an attacker's
 //!   failures cannot keep the owner out.
 //! * Password checks go through the store's bounded hash pool: past its bound the answer
 //!   is 503 with `Retry-After`, never more memory.
@@ -32,12 +32,12 @@ use serde_json::json;
 use super::html::{escape, page};
 use super::logout::{self, LogoutChain};
 use super::{WebError, WebState, client_addr, cookies};
-use crate::Error;
-use crate::audit::Actor;
-use crate::directory::Login;
-use crate::password::Password;
-use crate::session::{Admission, ParkedRequests, Sessions, Slot, Throttle};
-use crate::sso::PendingRequest;
+use latchkey_idp::Error;
+use latchkey_idp::audit::Actor;
+use latchkey_idp::directory::Login;
+use latchkey_idp::password::Password;
+use latchkey_idp::session::{Admission, ParkedRequests, Sessions, Slot, Throttle};
+use latchkey_idp::sso::PendingRequest;
 
 /// The one failure message.
 const FAILED: &str = "Sign-in failed. Check your username and password; if they are right, your account may \

@@ -46,14 +46,14 @@ use serde_json::json;
 use super::html::{escape, page, refresh_page};
 use super::login::continue_key;
 use super::{WebError, WebState, client_addr, cookies};
-use crate::apps::{Application, Binding, Endpoint};
-use crate::audit::Actor;
-use crate::error::Error;
-use crate::ids::AppId;
-use crate::session::{Parkable, ParkedRequests, SessionApp, Sessions};
-use crate::sso::SsoError;
-use crate::sso::logout::{self as checks, AcceptedLogout, LogoutRefusal};
-use crate::sso::request::REQUEST_LIMITS;
+use latchkey_idp::apps::{Application, Binding, Endpoint};
+use latchkey_idp::audit::Actor;
+use latchkey_idp::error::Error;
+use latchkey_idp::ids::AppId;
+use latchkey_idp::session::{Parkable, ParkedRequests, SessionApp, Sessions};
+use latchkey_idp::sso::SsoError;
+use latchkey_idp::sso::logout::{self as checks, AcceptedLogout, LogoutRefusal};
+use latchkey_idp::sso::request::REQUEST_LIMITS;
 
 /// The most applications one chain visits: a bound on the browser's trip even if the
 /// session table were to hold something absurd.

@@ -19,11 +19,11 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::groups::GroupDto;
 use super::page::{self, PageInfo};
-use crate::apps::{
+use latchkey_idp::apps::{
     AcsEndpoint, Application, AttributeMapping, Binding, Endpoint, MetadataImportError,
     NameIdFormat, NameIdPolicy, NameIdSource, NewApplication, SpMetadata, SpMetadataOptions, Tile,
 };
-use crate::catalog::{self, Template};
+use latchkey_idp::catalog::{self, Template};
 
 /// An AssertionConsumerService endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -410,16 +410,12 @@ pub struct CreatedFromMetadata {
 
 impl From<MetadataImportError> for ApiError {
     fn from(err: MetadataImportError) -> Self {
-        let code = match &err {
-            MetadataImportError::Malformed(_) => "invalid_metadata",
-            MetadataImportError::Expired { .. } => "metadata_expired",
-            MetadataImportError::AmbiguousEntity { .. } => "ambiguous_entity",
-            MetadataImportError::UnknownEntity { .. } => "unknown_entity",
-            MetadataImportError::NoSpRole { .. } => "no_sp_role",
-            MetadataImportError::NoSupportedAcs { .. } => "no_supported_acs",
-        };
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, err.to_string())
-            .with_field(err.field())
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            err.code(),
+            err.to_string(),
+        )
+        .with_field(err.field())
     }
 }
 

@@ -1,6 +1,6 @@
 //! The user portal: one tile per application the user may use, and IdP-initiated launch.
 //!
-//! The portal lists exactly what [`crate::apps::Apps::for_user`] returns (visible tiles
+//! The portal lists exactly what [`latchkey_idp::apps::Apps::for_user`] returns (visible tiles
 //! only). A tile whose application has a login URL of its own links there: the application
 //! then starts an SP-initiated sign-in, which SPs prefer (the Response answers a request
 //! they made). Any other tile launches `/saml/init/{app}`, which answers an unsolicited
@@ -15,11 +15,11 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::html::{escape, page};
 use super::{WebError, WebState, cookies};
-use crate::apps::Application;
-use crate::error::Error;
-use crate::ids::AppId;
-use crate::sso::PendingRequest;
-use crate::sso::request::default_acs;
+use latchkey_idp::apps::Application;
+use latchkey_idp::error::Error;
+use latchkey_idp::ids::AppId;
+use latchkey_idp::sso::PendingRequest;
+use latchkey_idp::sso::request::default_acs;
 
 /// GET /portal
 pub async fn portal(
@@ -83,7 +83,7 @@ fn tile_target(app: &Application) -> String {
         .tile
         .login_url
         .as_deref()
-        .and_then(|url| crate::apps::rules::login_url(url).ok())
+        .and_then(|url| latchkey_idp::apps::login_url(url).ok())
         .unwrap_or_else(|| format!("/saml/init/{}", app.id))
 }
 
@@ -116,7 +116,7 @@ pub async fn launch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apps::NewApplication;
+    use latchkey_idp::apps::NewApplication;
 
     fn app_with(login_url: Option<&str>) -> Application {
         let mut settings = NewApplication::new(

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::Error;
+use latchkey_idp::error::Error;
 
 /// The JSON body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -145,9 +145,9 @@ impl From<Error> for ApiError {
     }
 }
 
-impl From<crate::catalog::CatalogError> for ApiError {
-    fn from(err: crate::catalog::CatalogError) -> Self {
-        use crate::catalog::CatalogError as C;
+impl From<latchkey_idp::catalog::CatalogError> for ApiError {
+    fn from(err: latchkey_idp::catalog::CatalogError) -> Self {
+        use latchkey_idp::catalog::CatalogError as C;
         match &err {
             C::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "unknown_template", err.to_string()),
             C::MissingPlaceholder(name) => Self::invalid("placeholders", err.to_string())

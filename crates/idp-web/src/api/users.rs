@@ -17,8 +17,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::groups::GroupDto;
 use super::page::{self, PageInfo};
-use crate::directory::{AttributeValue, NewUser, User, UserPatch, UserStatus};
-use crate::password::{self, Password};
+use latchkey_idp::directory::{AttributeValue, NewUser, User, UserPatch, UserStatus};
+use latchkey_idp::password::{self, Password};
 
 /// A user as the API shows it. The password hash never leaves the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -160,7 +160,7 @@ impl Metrics {
 }
 
 /// The password-hash pool's series, read from the pool itself at scrape time.
-pub fn render_hashing(stats: &crate::password::HashStats) -> String {
+pub fn render_hashing(stats: &latchkey_idp::password::HashStats) -> String {
     let mut out = String::new();
     let mut series = |name: &str, kind: &str, help: &str, value: String| {
         let _ = writeln!(out, "# HELP {name} {help}");

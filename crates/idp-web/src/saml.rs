@@ -1,7 +1,7 @@
 //! The SAML endpoints: metadata, SSO (both bindings) and the same-site continuation
 //! (single logout is in [`super::logout`]).
 //!
-//! Both bindings start the same way: the request is validated ([`crate::sso::request`]).
+//! Both bindings start the same way: the request is validated ([`latchkey_idp::sso::request`]).
 //! When it arrived with a live session cookie and does not ask for a fresh sign-in, it is
 //! answered at once: that is the common case (the user is already signed in), and it costs
 //! one request instead of two (and no parked row). Otherwise it is parked, and the browser is sent with a
@@ -23,11 +23,11 @@ use serde_json::json;
 
 use super::login::continue_key;
 use super::{WebError, WebState};
-use crate::audit::Actor;
-use crate::error::Error;
-use crate::session::{ParkedRequests, Session, SessionApp, Sessions};
-use crate::sso::request::{self, InboundRequest, ValidatedRequest};
-use crate::sso::{PendingRequest, SsoError, grant, metadata, response};
+use latchkey_idp::audit::Actor;
+use latchkey_idp::error::Error;
+use latchkey_idp::session::{ParkedRequests, Session, SessionApp, Sessions};
+use latchkey_idp::sso::request::{self, InboundRequest, ValidatedRequest};
+use latchkey_idp::sso::{PendingRequest, SsoError, grant, metadata, response};
 
 /// GET /saml/metadata
 pub async fn metadata(State(state): State<WebState>) -> Result<Response, WebError> {
@@ -126,7 +126,7 @@ async fn accept(
 pub(crate) async fn answer_or_park(
     state: &WebState,
     headers: &HeaderMap,
-    app: &crate::apps::Application,
+    app: &latchkey_idp::apps::Application,
     pending: PendingRequest,
 ) -> Result<Response, WebError> {
     if !pending.force_authn
@@ -143,7 +143,7 @@ pub(crate) async fn answer_or_park(
 /// Sends a SAML error Status to the (validated) ACS, and records why.
 async fn refuse(
     state: &WebState,
-    app: &crate::apps::Application,
+    app: &latchkey_idp::apps::Application,
     pending: &PendingRequest,
     status: Status,
     reason: &'static str,
@@ -228,7 +228,7 @@ pub async fn resume(
 async fn load_app(
     state: &WebState,
     pending: &PendingRequest,
-) -> Result<crate::apps::Application, WebError> {
+) -> Result<latchkey_idp::apps::Application, WebError> {
     match state.store().apps().get(pending.app_id).await {
         Ok(app) => Ok(app),
         Err(Error::UnknownApplication { app }) => Err(SsoError::UnknownIssuer(app).into()),
@@ -240,7 +240,7 @@ async fn load_app(
 async fn issue(
     state: &WebState,
     session: &Session,
-    app: &crate::apps::Application,
+    app: &latchkey_idp::apps::Application,
     pending: &PendingRequest,
 ) -> Result<Response, WebError> {
     let now = state.store().now();

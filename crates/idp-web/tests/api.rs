@@ -4,14 +4,15 @@
 // Test code: a failed expectation should stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/mod.rs"]
+#[path = "../../idp/tests/support/mod.rs"]
 mod support;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use latchkey_idp::Actor;
-use latchkey_idp::api::{self, ApiState, ApiTokens};
+use latchkey_idp::tokens::ApiTokens;
+use latchkey_idp_web::api::{self, ApiState};
 use serde_json::{Value, json};
 use support::TestStore;
 use tower::ServiceExt;

@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! # async fn demo(store: latchkey_idp::Store) -> std::io::Result<()> {
-//! let app = latchkey_idp::api::router(latchkey_idp::api::ApiState::new(store));
+//! let app = latchkey_idp_web::api::router(latchkey_idp_web::api::ApiState::new(store));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
 //! axum::serve(listener, app).await
 //! # }
@@ -23,7 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod page;
-pub mod tokens;
+
 pub mod users;
 
 use axum::Router;
@@ -32,9 +32,9 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 pub use error::{ApiError, ErrorBody};
-pub use tokens::{ApiTokens, IssuedToken, TokenInfo};
+pub use latchkey_idp::tokens::{ApiTokens, IssuedToken, TokenInfo};
 
-use crate::store::Store;
+use latchkey_idp::store::Store;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -136,7 +136,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(protected)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn(crate::web::headers::api))
+        .layer(axum::middleware::from_fn(crate::headers::api))
         .with_state(state);
     Router::new().nest("/api/v1", v1)
 }

@@ -32,6 +32,12 @@
 //! refresh_seconds = 30                     # database only: how soon other nodes' rollovers show
 //! ```
 
+pub mod metrics_access;
+pub mod server;
+
+pub use metrics_access::{MetricsAccess, Network};
+pub use server::{ServerConfig, ServerSettings};
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -55,8 +61,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Argon2id cost parameters for new password hashes.
     pub password: PasswordConfig,
-    /// The SSO server (`latchkey serve`): see [`crate::web::settings`].
-    pub server: crate::web::settings::ServerConfig,
+    /// The SSO server (`latchkey serve`): see [`server`].
+    pub server: server::ServerConfig,
     /// Where the signing keys live: see [`crate::keys`].
     pub keys: KeysConfig,
 }
@@ -143,7 +149,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database: DatabaseConfig::default(),
             password: PasswordConfig::default(),
-            server: crate::web::settings::ServerConfig::default(),
+            server: server::ServerConfig::default(),
             keys: KeysConfig::default(),
         }
     }

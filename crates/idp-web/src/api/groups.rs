@@ -12,7 +12,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::page::{self, PageInfo};
 use super::users::UserDto;
-use crate::directory::{Group, NewGroup};
+use latchkey_idp::directory::{Group, NewGroup};
 
 /// A group as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

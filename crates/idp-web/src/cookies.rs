@@ -13,13 +13,13 @@ use axum::http::header::COOKIE;
 use subtle::ConstantTimeEq;
 use time::Duration;
 
-use super::settings::ServerSettings;
+use latchkey_idp::config::ServerSettings;
 
 /// The session cookie's base name.
 const SESSION: &str = "latchkey_session";
 /// The anti-forgery cookie's base name.
 const CSRF: &str = "latchkey_csrf";
-/// The trusted-browser cookie's base name (see [`crate::session::DeviceKeys`]).
+/// The trusted-browser cookie's base name (see [`latchkey_idp::session::DeviceKeys`]).
 const DEVICE: &str = "latchkey_device";
 /// How long a browser stays trusted after its last sign-in.
 const DEVICE_LIFETIME: Duration = Duration::days(180);
@@ -116,7 +116,7 @@ pub fn csrf_token(settings: &ServerSettings, headers: &HeaderMap) -> (String, Op
             (v, None)
         }
         _ => {
-            let fresh = crate::session::fresh_token().to_string();
+            let fresh = latchkey_idp::session::fresh_token().to_string();
             let cookie = set(settings, CSRF, &fresh, None);
             (fresh, Some(cookie))
         }
@@ -136,8 +136,8 @@ pub fn csrf_ok(settings: &ServerSettings, headers: &HeaderMap, submitted: Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::settings::{ServerConfig, ServerSettings};
     use axum::http::HeaderValue;
+    use latchkey_idp::config::{ServerConfig, ServerSettings};
 
     fn settings(secure: bool) -> ServerSettings {
         ServerSettings::check(ServerConfig {

@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 
 use super::ApiState;
 use super::error::ApiError;
-use super::tokens::{ApiTokens, TokenInfo};
-use crate::audit::Actor;
+use latchkey_idp::audit::Actor;
+use latchkey_idp::tokens::{ApiTokens, TokenInfo};
 
 /// A JSON request body.
 #[derive(Debug)]

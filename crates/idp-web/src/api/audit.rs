@@ -14,7 +14,7 @@ use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
 use super::page;
-use crate::audit::{AuditEvent, AuditFilter};
+use latchkey_idp::audit::{AuditEvent, AuditFilter};
 
 /// One recorded change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -28,10 +28,10 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
+use super::metrics_access::{MetricsAccess, Network};
 use crate::config::{Config, Environment};
 use crate::error::{Error, Result};
 use crate::keys::KeyAlgorithm;
-use crate::web::metrics_access::{MetricsAccess, Network};
 
 /// The `[server]` section as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
