@@ -82,7 +82,7 @@ pub fn verify_command(args: &VerifyArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let out = json!({ "error": e.code(), "rule": e.rule(), "message": e.to_string() });
+            let out = json!({ "error": e.code().as_str(), "rule": e.rule(), "message": e.to_string() });
             println!("{out:#}");
             ExitCode::FAILURE
         }
