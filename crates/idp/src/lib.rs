@@ -22,5 +22,5 @@ pub mod web;
 
 pub use audit::Actor;
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{Class, Error, ErrorCode, PageCode, Result};
 pub use store::Store;

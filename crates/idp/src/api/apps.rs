@@ -397,16 +397,16 @@ pub struct CreatedFromMetadata {
 
 impl From<MetadataImportError> for ApiError {
     fn from(err: MetadataImportError) -> Self {
+        use crate::error::ErrorCode as C;
         let code = match &err {
-            MetadataImportError::Malformed(_) => "invalid_metadata",
-            MetadataImportError::Expired { .. } => "metadata_expired",
-            MetadataImportError::AmbiguousEntity { .. } => "ambiguous_entity",
-            MetadataImportError::UnknownEntity { .. } => "unknown_entity",
-            MetadataImportError::NoSpRole { .. } => "no_sp_role",
-            MetadataImportError::NoSupportedAcs { .. } => "no_supported_acs",
+            MetadataImportError::Malformed(_) => C::InvalidMetadata,
+            MetadataImportError::Expired { .. } => C::MetadataExpired,
+            MetadataImportError::AmbiguousEntity { .. } => C::AmbiguousEntity,
+            MetadataImportError::UnknownEntity { .. } => C::UnknownEntity,
+            MetadataImportError::NoSpRole { .. } => C::NoSpRole,
+            MetadataImportError::NoSupportedAcs { .. } => C::NoSupportedAcs,
         };
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, err.to_string())
-            .with_field(err.field())
+        ApiError::new(code, err.to_string()).with_field(err.field())
     }
 }
 

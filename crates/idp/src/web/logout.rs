@@ -697,7 +697,9 @@ async fn on_response(
                     reason = %refusal,
                     "single logout: an application's LogoutResponse was not trusted"
                 );
-                state.metrics().failure("SLO-RESPONSE-REFUSED");
+                state
+                    .metrics()
+                    .failure(crate::error::PageCode::SloResponseRefused);
                 state
                     .audit(
                         &Actor::new(format!("app:{}", awaiting.app)),
