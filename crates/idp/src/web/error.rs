@@ -195,8 +195,8 @@ impl IntoResponse for WebError {
         let operation_id = uuid::Uuid::new_v4().simple().to_string();
         let operation_id = operation_id.get(..12).unwrap_or(&operation_id).to_owned();
         let status = self.status();
-        let self_code = self.code();
-        let code = self_code.as_str();
+        let page_code = self.code();
+        let code = page_code.as_str();
         if status.is_server_error() {
             tracing::error!(code, operation_id = %operation_id, error = %self, "request failed");
         } else {
@@ -216,7 +216,7 @@ impl IntoResponse for WebError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
-        response.extensions_mut().insert(FailureCode(self_code));
+        response.extensions_mut().insert(FailureCode(page_code));
         response
     }
 }
