@@ -24,6 +24,20 @@ pub use app::{AppKind, Clock, DemoApp};
 pub use config::DemoConfig;
 pub use routes::router;
 
+latchkey_sp::latchkey_saml::stable_codes! {
+    /// The demo apps' own page codes, beside the SP toolkit's ([`latchkey_sp::Code`]).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub enum DemoCode {
+        /// The signed-in account lacks the app's admin role (wiki `admin`, helpdesk `agent`),
+        /// which the admin page needs.
+        AdminRoleRequired = "ADMIN_ROLE_REQUIRED",
+        /// A fault of the demo app itself (its database, its templates); the detail is only
+        /// in its log, under the operation ID the page shows.
+        Internal = "INTERNAL",
+    }
+}
+
 /// Why a demo app could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

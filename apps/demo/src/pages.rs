@@ -2,12 +2,16 @@
 
 use std::fmt::Write;
 
+use latchkey_sp::jit::RefusalCode;
+use latchkey_sp::latchkey_saml::Code as SamlCode;
 use latchkey_sp::logout::LogoutOutcome;
 use latchkey_sp::store::{Account, AuditEvent, ProvisionedBy};
+use latchkey_sp::{Code as SpCode, ToolkitCode};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use crate::DemoCode;
 use crate::app::AppKind;
 use crate::html::{esc, page, refresh_page};
 use crate::session::Session;
@@ -163,13 +167,30 @@ pub(crate) fn admin(kind: AppKind, accounts: &[Account], audit: &[AuditEvent]) -
     page("Admin", kind.title(), &body)
 }
 
-/// An error page: what happened in words, the code, and the operation ID to quote.
+/// What a demo page shows as its code: the SP toolkit's, or the demo's own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PageCode {
+    Sp(SpCode),
+    Demo(DemoCode),
+}
+
+impl PageCode {
+    fn as_str(self) -> &'static str {
+        match self {
+            PageCode::Sp(c) => c.as_str(),
+            PageCode::Demo(c) => c.as_str(),
+        }
+    }
+}
+
+/// An error page: what happened in words, the code, and the operation ID to quote. Never
+/// the rule's detail (which element, which ID, what digest): that is for the log and the
+/// audit trail under the same operation ID, not for whoever sent the message.
 pub(crate) fn error(
     kind: AppKind,
     title: &str,
-    code: &str,
+    code: PageCode,
     explanation: &str,
-    detail: Option<&str>,
     operation_id: Uuid,
 ) -> String {
     let mut body = String::new();
@@ -180,12 +201,9 @@ pub(crate) fn error(
          <p>Operation ID: <code class=\"operation\">{}</code></p>",
         esc(title),
         esc(explanation),
-        esc(code),
+        esc(code.as_str()),
         operation_id
     );
-    if let Some(d) = detail {
-        let _ = write!(body, "<p class=\"muted\">Detail: {}</p>", esc(d));
-    }
     body.push_str(
         "<p class=\"muted\">Quote the operation ID to your administrator: it is in this \
          app's log and audit trail.</p><p><a class=\"button\" href=\"/login\">Try again</a> \
@@ -194,44 +212,111 @@ pub(crate) fn error(
     page(title, kind.title(), &body)
 }
 
+/// The SAML codes that mean "not signed by the IdP we trust".
+fn is_signature(code: SamlCode) -> bool {
+    use SamlCode as S;
+    matches!(
+        code,
+        S::SignatureInvalid
+            | S::DigestMismatch
+            | S::NotSigned
+            | S::SignatureRefused
+            | S::NoKeyForAlgorithm
+            | S::KeyRefused
+            | S::AlgorithmNotAllowed
+            | S::IncompleteRedirectSignature
+    )
+}
+
+/// The SAML codes that mean "not a well-formed message".
+fn is_malformed(code: SamlCode) -> bool {
+    use SamlCode as S;
+    matches!(
+        code,
+        S::XmlRefused
+            | S::UnexpectedElement
+            | S::MissingElement
+            | S::DuplicateElement
+            | S::MissingAttribute
+            | S::InvalidValue
+            | S::NotTextOnly
+            | S::InvalidDatetime
+            | S::InvalidDuration
+            | S::MissingParameter
+            | S::DuplicateParameter
+            | S::AmbiguousMessage
+            | S::Base64Invalid
+            | S::UrlEncodingInvalid
+            | S::EncodedTooLarge
+            | S::DecodedTooLarge
+            | S::InflateFailed
+            | S::NotUtf8
+            | S::RelayStateTooLong
+            | S::UnsupportedVersion
+    )
+}
+
 /// The sentence shown for a refusal code.
-pub(crate) fn explain(kind: AppKind, code: &str) -> &'static str {
+pub(crate) fn explain(kind: AppKind, code: PageCode) -> &'static str {
+    use PageCode::{Demo, Sp};
+    use SamlCode as S;
+    use SpCode::{Jit, Saml, Toolkit};
     match (kind, code) {
-        (AppKind::Wiki, "NO_MATCHING_ROLE") => {
+        (AppKind::Wiki, Sp(Jit(RefusalCode::NoMatchingRole))) => {
             "Your Latchkey account is not in a group that gives access to the wiki \
              (engineering, or any wiki-* group). Ask an administrator to add you."
         }
-        (_, "NO_MATCHING_ROLE") => "None of your groups gives access to this application.",
-        (_, "REQUIRED_ATTRIBUTE_MISSING") => {
-            "Latchkey did not send a piece of information this application needs \
-             (see the detail). Ask an administrator to complete your profile."
+        (_, Sp(Jit(RefusalCode::NoMatchingRole))) => {
+            "None of your groups gives access to this application."
         }
-        (_, "SIGNATURE_INVALID") | (_, "NOT_SIGNED") | (_, "SIGNATURE_KEY_REFUSED") => {
+        (_, Sp(Jit(RefusalCode::RequiredAttributeMissing))) => {
+            "Latchkey did not send a piece of information this application needs. Ask an \
+             administrator to complete your profile, quoting the operation ID."
+        }
+        (_, Sp(Saml(s))) if is_signature(s) => {
             "The sign-in response was not signed by the identity provider this application trusts."
         }
-        (_, "AUDIENCE_MISMATCH") => "The sign-in response was issued for another application.",
-        (_, "EXPIRED") | (_, "ASSERTION_EXPIRED") => {
+        (_, Sp(Saml(S::AudienceMismatch | S::AudienceMissing))) => {
+            "The sign-in response was issued for another application."
+        }
+        (_, Sp(Saml(S::Expired | S::ConfirmationExpired | S::SessionExpired)))
+        | (_, Sp(Toolkit(ToolkitCode::AssertionExpired))) => {
             "The sign-in response has expired. Sign in again."
         }
-        (_, "NOT_YET_VALID") => {
+        (_, Sp(Saml(S::NotYetValid | S::ConfirmationNotYetValid))) => {
             "The sign-in response is not valid yet: the clocks of this application and the \
              identity provider disagree."
         }
-        (_, "ASSERTION_REPLAYED") => "This sign-in response was already used once.",
-        (_, "UNSOLICITED_NOT_ALLOWED") => {
+        (_, Sp(Toolkit(ToolkitCode::AssertionReplayed))) => {
+            "This sign-in response was already used once."
+        }
+        (_, Sp(Saml(S::UnsolicitedNotAllowed))) => {
             "This application only accepts sign-ins that it started. Use its Sign in button."
         }
-        (_, "IN_RESPONSE_TO_MISMATCH") => {
+        (_, Sp(Saml(S::InResponseToMismatch))) => {
             "The sign-in response answers a request this application does not know (or \
              already used). Sign in again from this application."
         }
-        (_, "REQUEST_EXPIRED") => "The sign-in took too long. Sign in again.",
-        (_, "ISSUER_MISMATCH") => "The sign-in response came from an unknown identity provider.",
-        (_, "DESTINATION_MISMATCH") | (_, "RECIPIENT_MISMATCH") => {
+        (_, Sp(Toolkit(ToolkitCode::RequestExpired))) => {
+            "The sign-in took too long. Sign in again."
+        }
+        (_, Sp(Saml(S::IssuerMismatch | S::IssuerFormat))) => {
+            "The sign-in response came from an unknown identity provider."
+        }
+        (_, Sp(Saml(S::DestinationMismatch | S::RecipientMismatch))) => {
             "The sign-in response was addressed to another URL."
         }
-        (_, "IDP_STATUS_NOT_SUCCESS") => "The identity provider did not sign you in.",
-        (_, "BINDING_INVALID") | (_, "MALFORMED_XML") => "The sign-in response is malformed.",
+        (_, Sp(Saml(S::StatusNotSuccess))) => "The identity provider did not sign you in.",
+        (_, Sp(Saml(s))) if is_malformed(s) => "The sign-in response is malformed.",
+        (AppKind::Wiki, Demo(DemoCode::AdminRoleRequired)) => {
+            "The admin page is for accounts with the wiki's admin role."
+        }
+        (AppKind::Helpdesk, Demo(DemoCode::AdminRoleRequired)) => {
+            "The admin page is for accounts with the helpdesk's agent role."
+        }
+        (_, Demo(DemoCode::Internal)) => {
+            "This application failed. Quote the operation ID below to your administrator."
+        }
         _ => "The sign-in was refused.",
     }
 }
@@ -269,19 +354,23 @@ pub(crate) fn signed_out_everywhere(kind: AppKind, outcome: &LogoutOutcome) -> S
 }
 
 /// The sentence shown for a refused logout message.
-pub(crate) fn explain_logout(code: &str) -> &'static str {
+pub(crate) fn explain_logout(code: SpCode) -> &'static str {
+    use SamlCode as S;
+    use SpCode::{Saml, Toolkit};
     match code {
-        "LOGOUT_REPLAYED" => "This sign-out request was already used once.",
-        "LOGOUT_UNKNOWN_REQUEST" | "IN_RESPONSE_TO_MISMATCH" => {
+        Toolkit(ToolkitCode::LogoutReplayed) => "This sign-out request was already used once.",
+        Toolkit(ToolkitCode::LogoutUnknownRequest) | Saml(S::InResponseToMismatch) => {
             "This sign-out answer is for a request this application does not know (or already \
              used). You are signed out of this application."
         }
-        "LOGOUT_NOT_CONFIGURED" => "Single logout is not set up for this application.",
-        "SIGNATURE_INVALID" | "NOT_SIGNED" | "SIGNATURE_KEY_REFUSED" => {
+        Toolkit(ToolkitCode::LogoutNotConfigured) => {
+            "Single logout is not set up for this application."
+        }
+        Saml(s) if is_signature(s) => {
             "The sign-out message was not signed by the identity provider this application \
              trusts. Nothing was signed out."
         }
-        "EXPIRED" | "NOT_YET_VALID" => {
+        Saml(S::LogoutExpired | S::LogoutNotYetValid) => {
             "The sign-out message is too old, or the clocks disagree. Nothing was signed out."
         }
         _ => "The sign-out message was refused. Nothing was signed out.",

@@ -16,9 +16,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::DemoCode;
 use crate::app::DemoApp;
 use crate::html::CSS;
-use crate::pages::{self, rfc3339};
+use crate::pages::{self, PageCode, rfc3339};
 use crate::session::{Session, cookie_value};
 
 type AppState = Arc<DemoApp>;
@@ -63,8 +64,7 @@ async fn security_headers(mut response: Response) -> Response {
 struct PageError {
     status: StatusCode,
     title: &'static str,
-    code: &'static str,
-    detail: Option<String>,
+    code: PageCode,
     operation_id: Uuid,
 }
 
@@ -75,15 +75,10 @@ impl PageError {
         } else {
             StatusCode::FORBIDDEN
         };
-        let detail = (!error.is_internal()).then(|| match error {
-            latchkey_sp::Error::Refused { refusal, .. } => refusal.detail.clone(),
-            other => other.to_string(),
-        });
         PageError {
             status,
             title: "Sign-in refused",
-            code: error.code(),
-            detail,
+            code: PageCode::Sp(error.code()),
             operation_id,
         }
         .render(app)
@@ -95,7 +90,6 @@ impl PageError {
             self.title,
             self.code,
             pages::explain(app.kind(), self.code),
-            self.detail.as_deref(),
             self.operation_id,
         );
         (self.status, no_store(), Html(html)).into_response()
@@ -108,8 +102,7 @@ fn internal(app: &DemoApp, error: &dyn std::fmt::Display) -> Response {
     PageError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         title: "Something went wrong",
-        code: "INTERNAL",
-        detail: None,
+        code: PageCode::Demo(DemoCode::Internal),
         operation_id,
     }
     .render(app)
@@ -167,7 +160,7 @@ async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Resp
         Ok(r) => r,
         Err(e) => {
             let operation_id = Uuid::new_v4();
-            tracing::error!(%operation_id, code = e.code(), error = %e, "cannot start login");
+            tracing::error!(%operation_id, code = e.code().as_str(), error = %e, "cannot start login");
             PageError::from_sp(&app, &e, operation_id)
         }
     }
@@ -189,10 +182,10 @@ async fn acs_post(
         Ok(Form(f)) => f,
         Err(rejection) => {
             let operation_id = Uuid::new_v4();
-            tracing::warn!(%operation_id, code = "BINDING_INVALID", %rejection, "ACS form refused");
             let error = latchkey_sp::Error::Saml(
                 latchkey_sp::latchkey_saml::Error::MissingParameter("SAMLResponse"),
             );
+            tracing::warn!(%operation_id, code = error.code().as_str(), %rejection, "ACS form refused");
             let idp = app.sp().idp().entity_id.clone();
             if let Err(e) = acs::audit_rejection(app.store(), operation_id, &idp, &error, now).await
             {
@@ -201,8 +194,7 @@ async fn acs_post(
             return PageError {
                 status: StatusCode::BAD_REQUEST,
                 title: "Sign-in refused",
-                code: "BINDING_INVALID",
-                detail: Some(rejection.body_text()),
+                code: PageCode::Sp(error.code()),
                 operation_id,
             }
             .render(&app);
@@ -302,15 +294,16 @@ async fn admin(State(app): State<AppState>, headers: HeaderMap) -> Response {
     };
     if !account.roles.contains_key(app.kind().admin_role()) {
         let operation_id = Uuid::new_v4();
-        tracing::warn!(%operation_id, account = %account.id, "admin page refused");
+        tracing::warn!(
+            %operation_id,
+            account = %account.id,
+            needs = app.kind().admin_role(),
+            "admin page refused"
+        );
         return PageError {
             status: StatusCode::FORBIDDEN,
             title: "Not allowed",
-            code: "ADMIN_ROLE_REQUIRED",
-            detail: Some(format!(
-                "the admin page needs the {} role",
-                app.kind().admin_role()
-            )),
+            code: PageCode::Demo(DemoCode::AdminRoleRequired),
             operation_id,
         }
         .render(&app);
@@ -372,7 +365,7 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
             }
             // Logged by `logout::start`; the person is signed out here all the same.
             Err(failure) => tracing::warn!(
-                code = failure.code(),
+                code = failure.code().as_str(),
                 operation_id = %failure.operation_id,
                 "single logout not started; signed out of this app only"
             ),
@@ -465,9 +458,8 @@ fn logout_refused(app: &DemoApp, failure: &LogoutFailure) -> Response {
     let html = pages::error(
         app.kind(),
         "Sign-out refused",
-        error.code(),
+        PageCode::Sp(error.code()),
         pages::explain_logout(error.code()),
-        (!error.is_internal()).then(|| error.to_string()).as_deref(),
         failure.operation_id,
     );
     (status, no_store(), Html(html)).into_response()

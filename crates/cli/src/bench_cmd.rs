@@ -26,6 +26,7 @@ use clap::{Args, Subcommand};
 use latchkey_idp::config::PasswordConfig;
 use latchkey_idp::session::Sessions;
 
+use crate::stdout::outln;
 use client::{Flow, Stats};
 use server::BenchServer;
 
@@ -138,16 +139,16 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_load() {
+fn print_load() -> anyhow::Result<()> {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!(
+    outln!(
         "machine: {cores} cores, load average {}",
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
             .join(" ")
-    );
+    )
 }
 
 async fn sso(args: SsoArgs) -> anyhow::Result<()> {
@@ -160,24 +161,24 @@ async fn sso(args: SsoArgs) -> anyhow::Result<()> {
                 user: args.user.clone().unwrap_or_default(),
                 password: args.password.clone().unwrap_or_default(),
             };
-            println!("server: {} (not spawned)", site.base);
+            outln!("server: {} (not spawned)", site.base)?;
             (None, site, args.pid)
         }
         None => {
             let server = BenchServer::start(&args.common, max_clients).await?;
-            println!(
+            outln!(
                 "server: pid {} at {}, data in {}, application {}",
                 server.pid(),
                 server.base(),
                 server.dir().display(),
                 server.app_id()
-            );
+            )?;
             let site = server.site();
             let pid = Some(server.pid());
             (Some(server), site, pid)
         }
     };
-    print_load();
+    print_load()?;
     let ticks = server::clock_ticks();
     let cpu_time = || pid.map(|p| server::process_cpu(p, ticks)).transpose();
 
@@ -194,14 +195,15 @@ async fn sso(args: SsoArgs) -> anyhow::Result<()> {
     };
     let sign = raw::rsa_sign_rate(key, Duration::from_secs(2))?;
     let issue = raw::issuance_rate(key, Duration::from_secs(2))?;
-    println!(
+    outln!(
         "in-process, one thread: RSA-2048 sign {:.0}/s per core; build_response (assertion \
          signed, 6 attributes) {:.0}/s per core",
-        sign.per_core, issue.per_core
-    );
+        sign.per_core,
+        issue.per_core
+    )?;
 
     let clients = client::sign_in_all(&site, max_clients).await?;
-    println!(
+    outln!(
         "\n{:<10} {:>7} {:>8} {:>9} {:>8} {:>13} {:>9} {:>9} {:>9} {:>7}",
         "flow",
         "clients",
@@ -213,7 +215,7 @@ async fn sso(args: SsoArgs) -> anyhow::Result<()> {
         "p50 ms",
         "p99 ms",
         "errors"
-    );
+    )?;
     for flow in [Flow::IdpInitiated, Flow::SpInitiated] {
         for &n in &args.clients {
             let cpu_before = cpu_time()?;
@@ -227,21 +229,21 @@ async fn sso(args: SsoArgs) -> anyhow::Result<()> {
             let cpu = cpu_time()?
                 .zip(cpu_before)
                 .map(|(after, before)| after.saturating_sub(before));
-            print_row(flow.name(), n, &stats, cpu, issue.per_core);
+            print_row(flow.name(), n, &stats, cpu, issue.per_core)?;
         }
     }
-    println!(
+    outln!(
         "\nA flow is one GET with a live session (the launch, or the AuthnRequest) answered 200 \
          with the auto-POST page carrying the SAMLResponse (a 303 to /saml/continue/<key> is \
          followed, as a browser would); flows/s/core divides by the latchkey process's CPU \
          seconds over the run (a PostgreSQL server's are not included); % issue compares \
          that with build_response's in-process rate (aim: at least 70 %)."
-    );
-    println!(
+    )?;
+    outln!(
         "afterwards: in-process RSA-2048 sign {:.0}/s per core (drift check)",
         raw::rsa_sign_rate(key, Duration::from_secs(1))?.per_core
-    );
-    print_load();
+    )?;
+    print_load()?;
     if let Some(server) = spawned {
         server.stop();
     }
@@ -259,14 +261,20 @@ fn loopback(url: &str) -> anyhow::Result<String> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-fn print_row(name: &str, clients: usize, stats: &Stats, cpu: Option<Duration>, reference: f64) {
+fn print_row(
+    name: &str,
+    clients: usize,
+    stats: &Stats,
+    cpu: Option<Duration>,
+    reference: f64,
+) -> anyhow::Result<()> {
     let ok = stats.latencies.len() as f64;
     let per_core = cpu.map(|c| ok / c.as_secs_f64().max(1e-9));
     let shown = |v: Option<f64>, precision: usize, unit: &str| match v {
         Some(v) => format!("{v:.precision$}{unit}"),
         None => "n/a".to_owned(),
     };
-    println!(
+    outln!(
         "{:<10} {:>7} {:>8} {:>9.0} {:>8} {:>13} {:>9} {:>9.2} {:>9.2} {:>7}",
         name,
         clients,
@@ -278,39 +286,40 @@ fn print_row(name: &str, clients: usize, stats: &Stats, cpu: Option<Duration>, r
         stats.percentile(0.50).as_secs_f64() * 1e3,
         stats.percentile(0.99).as_secs_f64() * 1e3,
         stats.errors
-    );
+    )?;
     if let Some(e) = &stats.first_error {
-        println!("           first error: {e}");
+        outln!("           first error: {e}")?;
     }
+    Ok(())
 }
 
 async fn login(args: LoginArgs) -> anyhow::Result<()> {
     let server = BenchServer::start(&args.common, args.users.max(1)).await?;
-    print_load();
+    print_load()?;
     let config = PasswordConfig::default();
-    println!(
+    outln!(
         "server: pid {} at {}; Argon2id m={} KiB, t={}, p={} (the defaults, OWASP's)",
         server.pid(),
         server.base(),
         config.memory_kib,
         config.iterations,
         config.parallelism
-    );
+    )?;
     let verify = raw::argon2_verify_rate(&config, Duration::from_secs(3))?;
-    println!(
+    outln!(
         "in-process, one thread: Argon2id verify {:.1}/s per core ({:.1} ms each)",
         verify.per_core,
         1e3 / verify.per_core
-    );
+    )?;
     if let Some(n) = args.burst {
         // Before the timed runs, so "idle" is idle.
         let report = burst::run(&server, n.max(1)).await?;
-        report.print(n, config.memory_kib);
-        println!();
+        report.print(n, config.memory_kib)?;
+        outln!()?;
     }
     let max_clients = args.clients.iter().copied().max().unwrap_or(1);
     let clients = client::login_clients(&server, max_clients, args.users).await?;
-    println!(
+    outln!(
         "\n{:<10} {:>7} {:>8} {:>9} {:>8} {:>13} {:>9} {:>9} {:>9} {:>7}",
         "flow",
         "clients",
@@ -322,7 +331,7 @@ async fn login(args: LoginArgs) -> anyhow::Result<()> {
         "p50 ms",
         "p99 ms",
         "errors"
-    );
+    )?;
     for &n in &args.clients {
         let cpu_before = server.cpu_time()?;
         let stats = client::drive(
@@ -333,27 +342,27 @@ async fn login(args: LoginArgs) -> anyhow::Result<()> {
         )
         .await;
         let cpu = server.cpu_time()? - cpu_before;
-        print_row("login", n, &stats, Some(cpu), verify.per_core);
+        print_row("login", n, &stats, Some(cpu), verify.per_core)?;
     }
-    println!(
+    outln!(
         "\nA sign-in is POST /login with the right password (CSRF cookie and token fetched \
          once per client): lookup, Argon2id verify, throttle reset, new session, audit \
          event, 303. /s/core divides by the server's CPU seconds over the run."
-    );
-    print_load();
+    )?;
+    print_load()?;
     server.stop();
     Ok(())
 }
 
 async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
     let server = BenchServer::start(&args.common, 1).await?;
-    print_load();
-    println!(
+    print_load()?;
+    outln!(
         "server: pid {} at {}, data in {}",
         server.pid(),
         server.base(),
         server.dir().display()
-    );
+    )?;
     let started = server.rss_kib()?;
     // Idle means: started, and every path a sign-in uses has run once.
     let clients = client::sign_in_all(&server.site(), 1).await?;
@@ -365,12 +374,12 @@ async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = server.rss_kib()?;
-    println!(
+    outln!(
         "RSS just started {:.1} MiB; idle after a sign-in and 100 SSO flows {:.1} MiB \
          (aim: under 30 MiB)",
         mib(started),
         mib(idle)
-    );
+    )?;
 
     // Sessions live in the store, not in the server's memory: they are created straight into
     // its database (as many sign-ins would), then a sample is used over HTTP so the server
@@ -393,14 +402,14 @@ async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
         }
     }
     store.close().await;
-    println!(
+    outln!(
         "created {} sessions in the store in {:.1} s",
         args.sessions,
         start.elapsed().as_secs_f64()
-    );
+    )?;
     let used = client::with_sessions(&server, &tokens)?;
     let stats = client::once_each(&used, Flow::IdpInitiated, 16).await;
-    println!(
+    outln!(
         "used {} of them over HTTP (one IdP-initiated SSO each): {} ok, {} errors{}",
         tokens.len(),
         stats.latencies.len(),
@@ -410,16 +419,16 @@ async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
             .as_deref()
             .map(|e| format!(" (first: {e})"))
             .unwrap_or_default()
-    );
+    )?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let loaded = server.rss_kib()?;
-    println!(
+    outln!(
         "RSS with {} live sessions {:.1} MiB: {:.1} MiB above idle (aim: at most 100 MiB)",
         args.sessions,
         mib(loaded),
         mib(loaded.saturating_sub(idle))
-    );
-    print_load();
+    )?;
+    print_load()?;
     server.stop();
     Ok(())
 }

@@ -34,16 +34,7 @@ pub fn run(cmd: TemplateCommand) -> anyhow::Result<ExitCode> {
         TemplateCommand::List { json } => list(&mut out, json),
         TemplateCommand::Show { name, json } => show(&mut out, &name, json),
     };
-    match result {
-        // A closed pipe (`... | head`) means the reader has what it wanted.
-        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
-        other => other.map(|()| ExitCode::SUCCESS),
-    }
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<std::io::Error>()
-        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 fn list(out: &mut impl Write, as_json: bool) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::stdout::outln;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use latchkey_idp::apps::{NewApplication, SpMetadata, SpMetadataOptions};
@@ -154,7 +155,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     children.stop_all();
     match stopped_by? {
         None => {
-            println!("\nstopped; the demo's data stays in {}", dir.display());
+            outln!("\nstopped; the demo's data stays in {}", dir.display())?;
             Ok(ExitCode::SUCCESS)
         }
         Some(name) => bail!(

@@ -106,10 +106,7 @@ pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(command(&config, args.command));
-    match result {
-        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
-        other => other.map(|()| ExitCode::SUCCESS),
-    }
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 async fn command(config: &Config, command: KeyCommand) -> anyhow::Result<()> {
@@ -233,11 +230,6 @@ async fn import_files(config: &Config, out: &mut impl Write) -> anyhow::Result<(
             store.backend().name()
         ),
     )
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<std::io::Error>()
-        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn line(out: &mut impl Write, text: &str) -> anyhow::Result<()> {

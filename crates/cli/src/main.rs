@@ -4,6 +4,8 @@
 mod admin;
 mod bench_cmd;
 mod catalog_cmd;
+#[cfg(test)]
+mod codes_doc;
 mod config_cmd;
 mod demo;
 mod demo_app;
@@ -12,6 +14,7 @@ mod logging;
 mod saml_cmd;
 mod serve;
 mod sp_cmd;
+mod stdout;
 mod token_cmd;
 mod xml;
 
@@ -80,10 +83,120 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The one place a closed stdout is handled: the reader (`| head`) has what it wanted.
+        Err(err) if stdout::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // One clear line, never a backtrace: the chain of causes joined with ": ".
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(Exit::of(&err) as u8)
+        }
+    }
+}
+
+/// The exit status by class, so a script can tell "no" from "wrong" from "try later"
+/// without reading the message (documented in `docs/error-codes.md`). Usage errors exit 2
+/// through clap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Exit {
+    /// Refused: the input was understood and a rule or the current state said no (a
+    /// signature that does not verify, a duplicate, an unknown name).
+    Refused = 1,
+    /// Bad input or usage: an option, a file or a value cannot be used as given.
+    BadInput = 2,
+    /// Unavailable: the database, the audit log, the disk, the network or a busy server
+    /// failed; the same command may work later.
+    Unavailable = 3,
+}
+
+impl Exit {
+    /// Every failure status, for the generated table.
+    #[cfg(test)]
+    const ALL: [Exit; 3] = [Exit::Refused, Exit::BadInput, Exit::Unavailable];
+
+    /// What the status tells a script, for the generated table.
+    #[cfg(test)]
+    fn meaning(self) -> &'static str {
+        match self {
+            Exit::Refused => {
+                "Refused: the input was understood and a rule or the current state said no \
+                 (a signature that does not verify, a duplicate, an unknown name)."
+            }
+            Exit::BadInput => {
+                "Bad input or usage: an option, a file or a value cannot be used as given."
+            }
+            Exit::Unavailable => {
+                "Unavailable: the database, the audit log, the disk, the network or a busy \
+                 server failed; the same command may work later."
+            }
+        }
+    }
+
+    /// The class of the first typed error in the chain; an error of the CLI's own (a
+    /// `bail!` about options or files) is bad input.
+    fn of(err: &anyhow::Error) -> Exit {
+        use latchkey_idp::Class;
+        for cause in err.chain() {
+            if let Some(e) = cause.downcast_ref::<latchkey_idp::Error>() {
+                return match e.code().class() {
+                    Class::Refused => Exit::Refused,
+                    Class::BadInput => Exit::BadInput,
+                    Class::Unavailable => Exit::Unavailable,
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<latchkey_idp::keys::KeyError>() {
+                use latchkey_idp::keys::KeyError as K;
+                return match e {
+                    K::NoActiveKey
+                    | K::NoNextKey
+                    | K::NextKeyExists(_)
+                    | K::ImportTargetNotEmpty { .. } => Exit::Refused,
+                    K::KekMissing
+                    | K::KekInvalid { .. }
+                    | K::WrongKek { .. }
+                    | K::InsecurePermissions { .. } => Exit::BadInput,
+                    K::Io { source, .. } => Exit::of_io(source),
+                    _ => Exit::Unavailable,
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<latchkey_sp::Error>() {
+                return match e {
+                    latchkey_sp::Error::Settings(_) | latchkey_sp::Error::Contract(_) => {
+                        Exit::BadInput
+                    }
+                    e if e.is_internal() => Exit::Unavailable,
+                    _ => Exit::Refused,
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<latchkey_saml::Error>() {
+                return match e.rule() {
+                    "xml" | "schema" | "binding" | "build" => Exit::BadInput,
+                    _ => Exit::Refused,
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<latchkey_xmlsec::Error>() {
+                return match e {
+                    latchkey_xmlsec::Error::Read(_) | latchkey_xmlsec::Error::C14n(_) => {
+                        Exit::BadInput
+                    }
+                    _ => Exit::Refused,
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+                return Exit::of_io(e);
+            }
+        }
+        Exit::BadInput
+    }
+
+    /// A file the command was pointed at that is missing or unreadable is bad input; one
+    /// that exists where it must not is a refusal; anything else is the machine's.
+    fn of_io(e: &std::io::Error) -> Exit {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::NotFound | K::InvalidInput | K::InvalidData | K::PermissionDenied => Exit::BadInput,
+            K::AlreadyExists => Exit::Refused,
+            _ => Exit::Unavailable,
         }
     }
 }

@@ -38,6 +38,6 @@ pub enum SamlCommand {
 pub fn run(cmd: SamlCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         SamlCommand::Decode { file } => decode::decode_command(&file),
-        SamlCommand::Verify(args) => Ok(verify::verify_command(&args)),
+        SamlCommand::Verify(args) => verify::verify_command(&args),
     }
 }

@@ -9,6 +9,7 @@ use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::stdout::outln;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use latchkey_sp::ServiceProvider;
@@ -81,7 +82,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         .await?;
     let plan = accepted.plan(&engine).await?;
     let out = serde_json::json!({ "login": accepted.login(), "plan": plan });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -57,10 +57,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
         let store = Store::open(&config).await?;
         let result = execute(&store, args.command).await;
         store.close().await;
-        match result {
-            Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
-            other => other.map(|()| ExitCode::SUCCESS),
-        }
+        result.map(|()| ExitCode::SUCCESS)
     })
 }
 
@@ -150,9 +147,4 @@ fn table(out: &mut impl Write, all: &[TokenInfo]) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<std::io::Error>()
-        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }

@@ -55,14 +55,25 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Runs a command that must fail and returns its single stderr line.
+/// Runs a command that must be refused (exit status 1) and returns its single stderr line.
 fn fails(dir: &Path, args: &[&str]) -> String {
+    fails_with(dir, args, 1)
+}
+
+/// Runs a command that must fail with exit status `code` (1 refused, 2 bad input, 3
+/// unavailable) and returns its single stderr line.
+fn fails_with(dir: &Path, args: &[&str], code: i32) -> String {
     let out = latchkey(dir, args);
     assert!(
         !out.status.success(),
         "latchkey {args:?} should have failed"
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "latchkey {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "not one line: {stderr:?}");
     assert!(stderr.starts_with("error: "), "{stderr:?}");
@@ -102,13 +113,53 @@ fn add_user_then_duplicate_is_one_clear_line() {
         err.contains("e-mail address \"Alice@Example.org\""),
         "{err}"
     );
-    let err = fails(d, &["user", "add", "carol", "--email", "carol.example.org"]);
+    // Bad input, not a refusal: exit status 2 (it was 1 before exit codes had classes).
+    let err = fails_with(
+        d,
+        &["user", "add", "carol", "--email", "carol.example.org"],
+        2,
+    );
     assert!(err.starts_with("error: invalid email:"), "{err}");
     let err = fails(d, &["group", "members", "add", "nope", "alice"]);
     assert_eq!(err, "error: unknown group \"nope\"");
 
     let users = users_json(d);
     assert_eq!(users.as_array().unwrap().len(), 1);
+}
+
+/// Exit status by class: 0 ok, 1 refused, 2 bad input or usage, 3 unavailable.
+#[test]
+fn exit_status_tells_refused_from_bad_input_from_unavailable() {
+    let dir = workdir();
+    let d = dir.path();
+    ok(d, &["user", "add", "alice", "--email", "alice@example.org"]);
+    fails_with(d, &["user", "add", "alice", "--email", "a2@example.org"], 1);
+    fails_with(d, &["user", "add", "bob", "--email", "not-an-address"], 2);
+    fails_with(
+        d,
+        &[
+            "user",
+            "add",
+            "bob",
+            "--email",
+            "b@example.org",
+            "--attr",
+            "x",
+        ],
+        2,
+    );
+    let usage = latchkey(d, &["user", "add"]);
+    assert_eq!(usage.status.code(), Some(2));
+    // A data folder that cannot be created (its parent is a file): the server side is at
+    // fault, not the command.
+    std::fs::write(d.join("not-a-dir"), "").unwrap();
+    std::fs::write(
+        d.join("latchkey.toml"),
+        "data_dir = \"not-a-dir/data\"\n[password]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n",
+    )
+    .unwrap();
+    let err = fails_with(d, &["user", "list"], 3);
+    assert!(err.contains("not-a-dir"), "{err}");
 }
 
 #[test]
@@ -223,7 +274,7 @@ fn import_is_idempotent_and_all_or_nothing() {
         "username,email\ncarol,carol@example.org\ndave,not-an-address\n",
     )
     .unwrap();
-    let err = fails(d, &["import", "users", "bad.csv"]);
+    let err = fails_with(d, &["import", "users", "bad.csv"], 2);
     assert!(
         err.starts_with("error: bad.csv: line 3: invalid email:"),
         "{err}"
@@ -289,7 +340,7 @@ fn passwd_reads_stdin_and_config_names_the_store() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid password"));
 
     std::fs::write(d.join("broken.toml"), "[databse]\nurl = \"x\"\n").unwrap();
-    let err = fails(d, &["user", "list", "--config", "broken.toml"]);
+    let err = fails_with(d, &["user", "list", "--config", "broken.toml"], 2);
     assert!(
         err.contains("broken.toml") && err.contains("databse"),
         "{err}"
@@ -315,7 +366,7 @@ fn every_command_is_wired() {
             "dept=rd",
         ],
     );
-    let err = fails(d, &["user", "set", "alice.l"]);
+    let err = fails_with(d, &["user", "set", "alice.l"], 2);
     assert!(err.contains("nothing to change"), "{err}");
     ok(d, &["user", "suspend", "alice.l"]);
     let shown = ok(d, &["user", "show", "ALICE@example.org"]);
@@ -376,7 +427,7 @@ fn every_command_is_wired() {
             "/start",
         ],
     );
-    let err = fails(
+    let err = fails_with(
         d,
         &[
             "app",
@@ -385,6 +436,7 @@ fn every_command_is_wired() {
             "--acs-url",
             "ftp://wiki.example.org/acs",
         ],
+        2,
     );
     assert!(err.starts_with("error: invalid acs_url:"), "{err}");
     let shown: serde_json::Value =
@@ -523,7 +575,7 @@ fn app_add_from_metadata_with_a_template() {
     // Bad input is one clear line and changes nothing.
     let bad = d.join("bad.xml");
     std::fs::write(&bad, "<md:EntityDescriptor").unwrap();
-    let err = fails(d, &["app", "add", "--metadata", bad.to_str().unwrap()]);
+    let err = fails_with(d, &["app", "add", "--metadata", bad.to_str().unwrap()], 2);
     assert!(err.contains("malformed SP metadata"), "{err}");
     let expired = d.join("expired.xml");
     std::fs::write(
@@ -537,7 +589,7 @@ fn app_add_from_metadata_with_a_template() {
     )
     .unwrap();
     let expired = expired.to_str().unwrap();
-    let err = fails(d, &["app", "add", "--metadata", expired]);
+    let err = fails_with(d, &["app", "add", "--metadata", expired], 2);
     assert!(err.contains("expired"), "{err}");
     let list: serde_json::Value = serde_json::from_str(&ok(d, &["app", "list", "--json"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
@@ -673,7 +725,7 @@ fn app_encryption_needs_an_rsa_certificate_and_takes_advertised_algorithms() {
         args.into_iter().map(str::to_owned).collect::<Vec<_>>()
     };
     let args = add(&ec, &[]);
-    let err = fails(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = fails_with(d, &args.iter().map(String::as_str).collect::<Vec<_>>(), 2);
     assert!(err.contains("ECDSA P-256") && err.contains("RSA"), "{err}");
     let list: serde_json::Value = serde_json::from_str(&ok(d, &["app", "list", "--json"])).unwrap();
     assert_eq!(list, serde_json::json!([]));
@@ -701,7 +753,7 @@ fn app_encryption_needs_an_rsa_certificate_and_takes_advertised_algorithms() {
     assert!(text.contains("xmlenc#aes128-cbc"), "{text}");
 
     // Switching to the ECDSA certificate while encrypting is refused and changes nothing.
-    let err = fails(d, &["app", "set", entity, "--encryption-cert", &ec]);
+    let err = fails_with(d, &["app", "set", entity, "--encryption-cert", &ec], 2);
     assert!(err.contains("RSA"), "{err}");
     let again: serde_json::Value =
         serde_json::from_str(&ok(d, &["app", "show", entity, "--json"])).unwrap();
@@ -722,9 +774,10 @@ fn app_encryption_needs_an_rsa_certificate_and_takes_advertised_algorithms() {
     let shown: serde_json::Value =
         serde_json::from_str(&ok(d, &["app", "show", entity, "--json"])).unwrap();
     assert_eq!(shown["encryption_methods"], serde_json::json!([]));
-    let err = fails(
+    let err = fails_with(
         d,
         &["app", "set", entity, "--encryption-method", "fast please"],
+        2,
     );
     assert!(err.contains("encryption_methods"), "{err}");
 }
@@ -771,11 +824,11 @@ fn app_tile_login_url_is_set_shown_refused_and_cleared() {
         "http://crm.example.net/sso/start",
         "https://me:pw@crm.example.net/sso/start",
     ] {
-        let err = fails(d, &["app", "set", entity, "--tile-login-url", bad]);
+        let err = fails_with(d, &["app", "set", entity, "--tile-login-url", bad], 2);
         assert!(err.contains("invalid login_url"), "{bad}: {err}");
     }
     assert_eq!(app_json(d, entity), before);
-    let err = fails(
+    let err = fails_with(
         d,
         &[
             "app",
@@ -787,6 +840,7 @@ fn app_tile_login_url_is_set_shown_refused_and_cleared() {
             "--tile-login-url",
             "data:text/html,x",
         ],
+        2,
     );
     assert!(err.contains("invalid login_url"), "{err}");
     let list: serde_json::Value = serde_json::from_str(&ok(d, &["app", "list", "--json"])).unwrap();
@@ -812,7 +866,7 @@ fn app_tile_login_url_is_set_shown_refused_and_cleared() {
         app_json(d, entity)["tile"]["login_url"],
         serde_json::Value::Null
     );
-    let err = fails(d, &["app", "set", entity, "--clear-tile-login-url"]);
+    let err = fails_with(d, &["app", "set", entity, "--clear-tile-login-url"], 2);
     assert!(err.contains("nothing to change"), "{err}");
     // Both at once is a usage error.
     let out = latchkey(

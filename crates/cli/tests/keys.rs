@@ -54,13 +54,15 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Runs a command that must fail and returns its single stderr line.
-fn fails_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+/// Runs a command that must fail with exit status `code` (1 refused, 2 bad input or
+/// usage, 3 unavailable) and returns its single stderr line.
+fn fails_env(dir: &Path, args: &[&str], env: &[(&str, &str)], code: i32) -> String {
     let out = latchkey_env(dir, args, env);
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "latchkey {args:?} should have failed"
+        Some(code),
+        "latchkey {args:?} should have failed with {code}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "not one line: {stderr:?}");
@@ -68,8 +70,8 @@ fn fails_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     stderr.trim_end().to_string()
 }
 
-fn fails(dir: &Path, args: &[&str]) -> String {
-    fails_env(dir, args, &[])
+fn fails(dir: &Path, args: &[&str], code: i32) -> String {
+    fails_env(dir, args, &[], code)
 }
 
 fn list(dir: &Path) -> Vec<serde_json::Value> {
@@ -113,7 +115,7 @@ fn database_store_rollover_through_the_cli() {
     let dir = workdir(DATABASE);
     let d = dir.path();
     // No KEK yet: one line that says what to set.
-    let err = fails(d, &["key", "list"]);
+    let err = fails(d, &["key", "list"], 2);
     assert!(err.contains("kek"), "{err}");
 
     let made = ok(d, &["key", "new-kek", "kek"]);
@@ -125,7 +127,7 @@ fn database_store_rollover_through_the_cli() {
     assert_eq!(mode & 0o777, 0o600);
     // Never overwritten: every key sealed under it would be lost.
     let before = std::fs::read(d.join("kek")).unwrap();
-    fails(d, &["key", "new-kek", "kek"]);
+    fails(d, &["key", "new-kek", "kek"], 1);
     assert_eq!(std::fs::read(d.join("kek")).unwrap(), before);
 
     assert!(ok(d, &["key", "list"]).contains("no signing keys yet"));
@@ -152,7 +154,7 @@ fn database_store_rollover_through_the_cli() {
         "{activated}"
     );
     assert_eq!(ok(d, &["key", "cert"]), next_cert);
-    let err = fails(d, &["key", "activate"]);
+    let err = fails(d, &["key", "activate"], 1);
     assert!(err.contains("no next key"), "{err}");
 
     ok(d, &["key", "rotate", "--alg", "ecdsa-p256"]);
@@ -168,7 +170,7 @@ fn database_store_rollover_through_the_cli() {
     ok(d, &["key", "new-kek", "kek2"]);
     let rewrapped = ok(d, &["key", "rewrap", "--new-kek", "kek2"]);
     assert!(rewrapped.starts_with("3 key(s) re-sealed"), "{rewrapped}");
-    let err = fails(d, &["key", "cert"]);
+    let err = fails(d, &["key", "cert"], 2);
     assert!(err.contains("sealed with"), "{err}");
     write_config(d, "[keys]\nstore = \"database\"\nkek_file = \"kek2\"\n");
     assert_eq!(ok(d, &["key", "cert"]), next_cert);
@@ -178,17 +180,17 @@ fn database_store_rollover_through_the_cli() {
 
     // Another KEK (from the environment, which wins over the file) is named, not garbage.
     let other = base64_of([7u8; 32]);
-    let err = fails_env(d, &["key", "cert"], &[("LATCHKEY_KEK", &other)]);
+    let err = fails_env(d, &["key", "cert"], &[("LATCHKEY_KEK", &other)], 2);
     assert!(
         err.contains("LATCHKEY_KEK") && err.contains("sealed with"),
         "{err}"
     );
-    let err = fails_env(d, &["key", "list"], &[("LATCHKEY_KEK", "c2hvcnQ=")]);
+    let err = fails_env(d, &["key", "list"], &[("LATCHKEY_KEK", "c2hvcnQ=")], 2);
     assert!(err.contains("LATCHKEY_KEK") && err.contains("32"), "{err}");
 
     // A KEK file others can read is refused like a private key file.
     std::fs::set_permissions(d.join("kek"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let err = fails(d, &["key", "list"]);
+    let err = fails(d, &["key", "list"], 2);
     assert!(err.contains("chmod 600"), "{err}");
 }
 
@@ -207,7 +209,7 @@ fn file_keys_move_to_the_database_with_import_files() {
     write_config(d, "[keys]\nkek_file = \"kek\"\n");
     let imported = ok(d, &["key", "import-files"]);
     assert!(imported.starts_with("imported 2 key(s)"), "{imported}");
-    let err = fails(d, &["key", "import-files"]);
+    let err = fails(d, &["key", "import-files"], 1);
     assert!(err.contains("already holds 2"), "{err}");
 
     write_config(d, DATABASE);
@@ -224,11 +226,11 @@ fn file_keys_move_to_the_database_with_import_files() {
 #[test]
 fn key_store_settings_are_checked() {
     let dir = workdir("[keys]\nstore = \"vault\"\n");
-    let err = fails(dir.path(), &["key", "list"]);
+    let err = fails(dir.path(), &["key", "list"], 2);
     assert!(err.contains("vault"), "{err}");
 
     let dir = workdir("");
-    let err = fails(dir.path(), &["key", "rewrap", "--new-kek", "kek"]);
+    let err = fails(dir.path(), &["key", "rewrap", "--new-kek", "kek"], 2);
     assert!(err.contains("store = \"database\""), "{err}");
     let kek = base64_of([9u8; 32]);
     let database = [
@@ -239,12 +241,14 @@ fn key_store_settings_are_checked() {
         dir.path(),
         &["key", "rewrap", "--new-kek", "missing"],
         &database,
+        2,
     );
     assert!(err.contains("missing"), "{err}");
     let err = fails_env(
         dir.path(),
         &["key", "list"],
         &[("LATCHKEY_KEY_STORE", "vault")],
+        2,
     );
     assert!(err.contains("LATCHKEY_KEY_STORE"), "{err}");
     // The environment switches a files config to the database (which needs a KEK).
@@ -252,6 +256,7 @@ fn key_store_settings_are_checked() {
         dir.path(),
         &["key", "list"],
         &[("LATCHKEY_KEY_STORE", "database")],
+        2,
     );
     assert!(err.contains("kek"), "{err}");
     let out = latchkey_env(

@@ -148,6 +148,29 @@ fn field<'a>(out: &'a str, name: &str) -> &'a str {
         .trim()
 }
 
+/// `latchkey saml decode FILE | head -1`: the reader is gone before the output is written.
+/// Before, `println!` panicked (exit 101) on the closed pipe in most runs.
+#[test]
+fn decode_into_a_closed_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.xml"), response(&idp(), Some(REQUEST))).unwrap();
+    for _ in 0..5 {
+        // The read end is closed before the command starts, so every write meets EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(["saml", "decode", "r.xml"])
+            .current_dir(dir.path())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(stderr.is_empty(), "{stderr}");
+    }
+}
+
 #[test]
 fn decode_xml_shows_what_it_is_and_indents() {
     let dir = tempfile::tempdir().unwrap();
@@ -289,11 +312,13 @@ fn decode_refuses_what_is_not_a_message() {
         &["saml", "decode", "-"],
         Some("not base64 at all!"),
     );
-    assert_eq!(out.status.code(), Some(1));
+    // Bad input (2): what was given cannot be read as a message (1 before exit statuses
+    // had classes).
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("base64"));
     let dtd = "<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>";
     let out = latchkey(dir.path(), &["saml", "decode", "-"], Some(dtd));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
 }
 
 struct Verify {

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::html::{escape, page};
+use latchkey_idp::error::PageCode;
 use latchkey_idp::sso::SsoError;
 
 /// A refused or failed browser request.
@@ -64,30 +65,31 @@ impl From<latchkey_idp::error::Error> for WebError {
                 retry_after_seconds,
                 ..
             } => WebError::Busy(err.to_string(), retry_after_seconds),
-            _ => WebError::Internal(err.to_string()),
+            // The admin code (`database_unwritable`, `corrupt_row`...) goes into the log line.
+            _ => WebError::Internal(format!("{err} ({})", err.code())),
         }
     }
 }
 
-/// The error code of a response, left in its extensions for the metrics middleware.
+/// The page code of a failed response, left in its extensions for the metrics middleware.
 #[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
+pub struct FailureCode(pub PageCode);
 
 impl WebError {
     /// The short code shown on the page, logged and counted.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> PageCode {
         match self {
-            WebError::NotFound => "WEB-NOT-FOUND",
-            WebError::MethodNotAllowed => "WEB-METHOD",
-            WebError::BadForm(_) => "WEB-FORM",
-            WebError::Csrf => "WEB-CSRF",
+            WebError::NotFound => PageCode::WebNotFound,
+            WebError::MethodNotAllowed => PageCode::WebMethod,
+            WebError::BadForm(_) => PageCode::WebForm,
+            WebError::Csrf => PageCode::WebCsrf,
             WebError::Sso(e) | WebError::Logout(e) => e.code(),
-            WebError::RequestExpired => "SSO-EXPIRED",
-            WebError::LogoutExpired => "SLO-EXPIRED",
-            WebError::LogoutReplayed => "SLO-REPLAYED",
-            WebError::Denied { .. } => "SSO-DENIED",
-            WebError::Busy(..) => "WEB-BUSY",
-            WebError::Internal(_) => "WEB-INTERNAL",
+            WebError::RequestExpired => PageCode::SsoExpired,
+            WebError::LogoutExpired => PageCode::SloExpired,
+            WebError::LogoutReplayed => PageCode::SloReplayed,
+            WebError::Denied { .. } => PageCode::SsoDenied,
+            WebError::Busy(..) => PageCode::WebBusy,
+            WebError::Internal(_) => PageCode::WebInternal,
         }
     }
 
@@ -193,7 +195,8 @@ impl IntoResponse for WebError {
         let operation_id = uuid::Uuid::new_v4().simple().to_string();
         let operation_id = operation_id.get(..12).unwrap_or(&operation_id).to_owned();
         let status = self.status();
-        let code = self.code();
+        let page_code = self.code();
+        let code = page_code.as_str();
         if status.is_server_error() {
             tracing::error!(code, operation_id = %operation_id, error = %self, "request failed");
         } else {
@@ -213,7 +216,7 @@ impl IntoResponse for WebError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
-        response.extensions_mut().insert(ErrorCode(code));
+        response.extensions_mut().insert(FailureCode(page_code));
         response
     }
 }

@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::WebState;
-use super::error::ErrorCode;
+use super::error::FailureCode;
 
 /// The default policy for pages on an https origin.
 const CSP_HTTPS: &str = "default-src 'none'; style-src 'self'; img-src 'self' https:; \
@@ -41,8 +41,8 @@ pub async fn layer(State(state): State<WebState>, request: Request, next: Next) 
             HeaderValue::from_static("max-age=31536000"),
         );
     }
-    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
-        state.metrics().failure(code);
+    if let Some(FailureCode(code)) = response.extensions().get::<FailureCode>() {
+        state.metrics().failure(*code);
     }
     state.metrics().observe(&route, started.elapsed());
     response

@@ -35,6 +35,7 @@ use super::{WebError, WebState, client_addr, cookies};
 use latchkey_idp::Error;
 use latchkey_idp::audit::Actor;
 use latchkey_idp::directory::Login;
+use latchkey_idp::error::PageCode;
 use latchkey_idp::password::Password;
 use latchkey_idp::session::{Admission, ParkedRequests, Sessions, Slot, Throttle};
 use latchkey_idp::sso::PendingRequest;
@@ -227,9 +228,9 @@ pub async fn submit(
         Admission::Admitted(attempt) => attempt,
         Admission::Refused { retry_after } => {
             state.metrics().login("failure");
-            state.metrics().failure("LOGIN-THROTTLED");
+            state.metrics().failure(PageCode::LoginThrottled);
             tracing::warn!(
-                code = "LOGIN-THROTTLED",
+                code = PageCode::LoginThrottled.as_str(),
                 address = %addr,
                 trusted = trusted.is_some(),
                 "sign-in refused while throttled"
@@ -255,8 +256,8 @@ pub async fn submit(
             else {
                 return Err(e.into());
             };
-            state.metrics().failure("LOGIN-BUSY");
-            tracing::warn!(code = "LOGIN-BUSY", address = %addr, "sign-in refused: hash pool full");
+            state.metrics().failure(PageCode::LoginBusy);
+            tracing::warn!(code = PageCode::LoginBusy.as_str(), address = %addr, "sign-in refused: hash pool full");
             let page = Refusal::new(BUSY, StatusCode::SERVICE_UNAVAILABLE, retry_after_seconds);
             return Ok(refuse(&state, &headers, cont.as_deref(), &typed, page).await);
         }
@@ -271,8 +272,8 @@ pub async fn submit(
             };
             state.metrics().login("failure");
             state.metrics().failure(match reason {
-                "suspended" => "LOGIN-SUSPENDED",
-                _ => "LOGIN-FAILED",
+                "suspended" => PageCode::LoginSuspended,
+                _ => PageCode::LoginFailed,
             });
             state
                 .audit(

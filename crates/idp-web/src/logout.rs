@@ -537,7 +537,9 @@ async fn on_response(state: &WebState, message: &Inbound) -> Result<Response, We
                     reason = %refusal,
                     "single logout: an application's LogoutResponse was not trusted"
                 );
-                state.metrics().failure("SLO-RESPONSE-REFUSED");
+                state
+                    .metrics()
+                    .failure(latchkey_idp::error::PageCode::SloResponseRefused);
                 state
                     .audit(
                         &Actor::new(format!("app:{}", awaiting.app)),

@@ -6,6 +6,8 @@
 //! templates (never raw paths).
 
 use std::collections::BTreeMap;
+
+use latchkey_idp::error::PageCode;
 use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -26,7 +28,7 @@ struct Histogram {
 struct Inner {
     logins: BTreeMap<&'static str, u64>,
     assertions: BTreeMap<String, u64>,
-    failures: BTreeMap<&'static str, u64>,
+    failures: BTreeMap<PageCode, u64>,
     latency: BTreeMap<String, Histogram>,
 }
 
@@ -68,7 +70,7 @@ impl Metrics {
     }
 
     /// Something was refused; `reason` is the error code.
-    pub fn failure(&self, reason: &'static str) {
+    pub fn failure(&self, reason: PageCode) {
         self.with(|m| *m.failures.entry(reason).or_default() += 1);
     }
 
@@ -117,7 +119,7 @@ impl Metrics {
             out.push_str("# HELP latchkey_failures_total Refused requests and sign-ins, by reason code.\n");
             out.push_str("# TYPE latchkey_failures_total counter\n");
             for (k, v) in &m.failures {
-                let _ = writeln!(out, "latchkey_failures_total{{reason=\"{k}\"}} {v}");
+                let _ = writeln!(out, "latchkey_failures_total{{reason=\"{}\"}} {v}", k.as_str());
             }
             out.push_str(
                 "# HELP latchkey_http_request_duration_seconds Request latency by route.\n",
@@ -219,7 +221,7 @@ mod tests {
         m.login("failure");
         m.login("failure");
         m.assertion("https://sp.example/\"x\"");
-        m.failure("SSO-ACS");
+        m.failure(PageCode::SsoAcs);
         m.observe("/login", Duration::from_millis(30));
         m.observe("/login", Duration::from_secs(20));
         let text = m.render();

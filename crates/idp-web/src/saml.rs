@@ -25,6 +25,7 @@ use super::login::continue_key;
 use super::{WebError, WebState};
 use latchkey_idp::audit::Actor;
 use latchkey_idp::error::Error;
+use latchkey_idp::error::PageCode;
 use latchkey_idp::session::{ParkedRequests, Session, SessionApp, Sessions};
 use latchkey_idp::sso::request::{self, InboundRequest, ValidatedRequest};
 use latchkey_idp::sso::{PendingRequest, SsoError, grant, metadata, response};
@@ -103,9 +104,9 @@ async fn accept(
 ) -> Result<Response, WebError> {
     if let Some(status) = validated.refusal {
         let reason = match status.sub_code.as_deref() {
-            Some(code::INVALID_NAMEID_POLICY) => "SSO-NAMEID-POLICY",
-            Some(code::NO_AUTHN_CONTEXT) => "SSO-AUTHN-CONTEXT",
-            _ => "SSO-REFUSED",
+            Some(code::INVALID_NAMEID_POLICY) => PageCode::SsoNameidPolicy,
+            Some(code::NO_AUTHN_CONTEXT) => PageCode::SsoAuthnContext,
+            _ => PageCode::SsoRefused,
         };
         return refuse(
             state,
@@ -146,7 +147,7 @@ async fn refuse(
     app: &latchkey_idp::apps::Application,
     pending: &PendingRequest,
     status: Status,
-    reason: &'static str,
+    reason: PageCode,
     user: Option<&Session>,
 ) -> Result<Response, WebError> {
     let keys = state.keys().current().map_err(SsoError::from)?;
@@ -170,10 +171,10 @@ async fn refuse(
             "app",
             app.id.to_string(),
             app.settings.entity_id.clone(),
-            json!({ "reason": reason, "status": sub_code, "in_response_to": pending.request_id }),
+            json!({ "reason": reason.as_str(), "status": sub_code, "in_response_to": pending.request_id }),
         )
         .await?;
-    tracing::info!(code = reason, app = %app.settings.entity_id, "answered the request with an error status");
+    tracing::info!(code = reason.as_str(), app = %app.settings.entity_id, "answered the request with an error status");
     auto_post(
         &pending.acs_url,
         MessageKind::Response,
@@ -219,7 +220,7 @@ pub async fn resume(
                 Some(code::NO_PASSIVE),
                 Some("the user is not signed in"),
             );
-            refuse(&state, &app, &pending, status, "SSO-NO-PASSIVE", None).await
+            refuse(&state, &app, &pending, status, PageCode::SsoNoPassive, None).await
         }
         None => Ok(Redirect::to(&format!("/login?continue={key}")).into_response()),
     }
@@ -264,7 +265,15 @@ async fn issue(
                 Some(code::REQUEST_DENIED),
                 Some("the user may not use this application"),
             );
-            return refuse(state, app, pending, status, "SSO-DENIED", Some(session)).await;
+            return refuse(
+                state,
+                app,
+                pending,
+                status,
+                PageCode::SsoDenied,
+                Some(session),
+            )
+            .await;
         }
         return Err(WebError::Denied {
             app: app.settings.name.clone(),

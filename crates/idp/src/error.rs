@@ -1,7 +1,16 @@
-//! The one error type of the IdP crate.
+//! The IdP's admin error type, and the admin code vocabulary ([`ErrorCode`]).
 //!
-//! Each variant names the rule that was broken, so that the CLI, the admin API and the logs can
-//! all say *which* field was wrong without parsing message text.
+//! [`Error`] is what the store, directory, registry and configuration return; the browser
+//! side wraps it ([`crate::sso::SsoError`], [`crate::web::WebError`]), as do the key store
+//! ([`crate::keys::KeyError`]), the catalog and metadata import. Each variant names the rule
+//! that was broken, and [`Error::code`] gives it one snake_case code that the admin API sends
+//! (its `error` field), the CLI prints and classes into an exit code, and the browser pages
+//! log: nobody parses message text.
+//!
+//! The API's `error` field is always an [`ErrorCode`]: the code of the [`Error`], except that
+//! server faults ([`Class::Unavailable`] other than `busy`) answer `internal` with an
+//! operation ID and their own code goes only to the log line under that ID. Codes of the
+//! request's shape (`invalid_json`, `unauthorized`, ...) come from the API alone.
 
 use std::path::PathBuf;
 
@@ -190,10 +199,297 @@ pub enum Error {
     },
 }
 
+/// Who is to act on a failure; the CLI's exit code (1, 2, 3) follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// The request was understood and refused by a rule or by the current state (a
+    /// duplicate, an unknown name): asking again the same way will not help.
+    Refused,
+    /// The request or a file it names cannot be used as given (a field, a CSV row, the
+    /// configuration).
+    BadInput,
+    /// The server cannot do it now (busy, the database, the audit log, the disk); the
+    /// request may be fine.
+    Unavailable,
+}
+
+latchkey_saml::stable_codes! {
+    /// The admin vocabulary: the codes of [`Error`], and the admin API's own codes for the
+    /// shape of a request. Sent as the API's `error` field and printed by the CLI;
+    /// snake_case, and part of the API's contract.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    // Exhaustive on purpose: the web crate's matches must name every code.
+    pub enum ErrorCode {
+        /// Another user already has this username (compared case-insensitively).
+        DuplicateUsername = "duplicate_username",
+        /// Another user already has this e-mail address.
+        DuplicateEmail = "duplicate_email",
+        /// A group with this name already exists.
+        DuplicateGroup = "duplicate_group",
+        /// An application with this entity ID is already registered.
+        DuplicateEntityId = "duplicate_entity_id",
+        /// No user has this ID, username or e-mail address.
+        UnknownUser = "unknown_user",
+        /// No group has this name or ID.
+        UnknownGroup = "unknown_group",
+        /// No application has this entity ID or ID.
+        UnknownApp = "unknown_app",
+        /// No live admin API token has this ID or name.
+        UnknownToken = "unknown_token",
+        /// The user is already a member of the group.
+        AlreadyMember = "already_member",
+        /// The user is not a member of the group.
+        NotMember = "not_member",
+        /// The group is already assigned to the application.
+        AlreadyAssigned = "already_assigned",
+        /// The group is not assigned to the application.
+        NotAssigned = "not_assigned",
+        /// A field's value breaks a validation rule; `field` names it.
+        InvalidField = "invalid_field",
+        /// The encryption certificate's key cannot carry assertions (XML Encryption needs RSA).
+        EncryptionKeyUnsupported = "encryption_key_unsupported",
+        /// A row of an import file was refused; nothing from the file was applied.
+        InvalidImportRow = "invalid_import_row",
+        /// The import file is not readable as CSV.
+        InvalidCsv = "invalid_csv",
+        /// A stored value does not decode: the database was edited by hand or is damaged.
+        CorruptRow = "corrupt_row",
+        /// The configuration cannot be read or parsed, or a setting is out of range.
+        ConfigInvalid = "config_invalid",
+        /// Hashing a password failed (Argon2 parameters the library refuses).
+        PasswordHashFailed = "password_hash_failed",
+        /// A bounded resource (password hashing) is full; try again after Retry-After.
+        Busy = "busy",
+        /// The database URL names a backend this build does not support.
+        UnsupportedDatabase = "unsupported_database",
+        /// Applying the schema migrations failed.
+        MigrationFailed = "migration_failed",
+        /// The database refused or failed a query.
+        DatabaseFailed = "database_failed",
+        /// The database does not take writes (read-only, locked, no permission).
+        DatabaseUnwritable = "database_unwritable",
+        /// The data folder or the SQLite file cannot be created or written.
+        DataDirUnwritable = "data_dir_unwritable",
+        /// A sign-in's audit line could not be stored, so the sign-in was not answered.
+        AuditUnavailable = "audit_unavailable",
+        /// A file could not be read.
+        IoFailed = "io_failed",
+        /// API: no valid admin API token (missing, malformed, unknown or revoked: one answer).
+        Unauthorized = "unauthorized",
+        /// API: the body is not JSON.
+        InvalidJson = "invalid_json",
+        /// API: the body is JSON of the wrong shape.
+        InvalidBody = "invalid_body",
+        /// API: the body is not sent as application/json.
+        UnsupportedMediaType = "unsupported_media_type",
+        /// API: the query string does not parse.
+        InvalidQuery = "invalid_query",
+        /// API: a path parameter does not parse.
+        InvalidPath = "invalid_path",
+        /// API: no endpoint has this path.
+        NotFound = "not_found",
+        /// API: the endpoint does not accept this method.
+        MethodNotAllowed = "method_not_allowed",
+        /// API: no connector template has this name.
+        UnknownTemplate = "unknown_template",
+        /// API: the SAML metadata sent cannot be read.
+        InvalidMetadata = "invalid_metadata",
+        /// API: the SAML metadata sent is past its validUntil.
+        MetadataExpired = "metadata_expired",
+        /// API: the metadata holds several SPs and none was chosen.
+        AmbiguousEntity = "ambiguous_entity",
+        /// API: the metadata holds no SP with the chosen entity ID.
+        UnknownEntity = "unknown_entity",
+        /// API: the chosen entity has no SAML 2.0 SP role.
+        NoSpRole = "no_sp_role",
+        /// API: the SP offers no ACS endpoint with a binding we answer with.
+        NoSupportedAcs = "no_supported_acs",
+        /// API: a fault of the server; the details are logged under the operation ID the
+        /// answer carries.
+        Internal = "internal",
+    }
+}
+
+impl ErrorCode {
+    /// Who is to act on it; decides the CLI's exit code.
+    pub fn class(self) -> Class {
+        use ErrorCode as C;
+        match self {
+            C::DuplicateUsername
+            | C::DuplicateEmail
+            | C::DuplicateGroup
+            | C::DuplicateEntityId
+            | C::UnknownUser
+            | C::UnknownGroup
+            | C::UnknownApp
+            | C::UnknownToken
+            | C::AlreadyMember
+            | C::NotMember
+            | C::AlreadyAssigned
+            | C::NotAssigned
+            | C::Unauthorized
+            | C::NotFound
+            | C::MethodNotAllowed
+            | C::UnknownTemplate
+            | C::MetadataExpired
+            | C::AmbiguousEntity
+            | C::UnknownEntity
+            | C::NoSpRole
+            | C::NoSupportedAcs => Class::Refused,
+            C::InvalidField
+            | C::EncryptionKeyUnsupported
+            | C::InvalidImportRow
+            | C::InvalidCsv
+            | C::ConfigInvalid
+            | C::UnsupportedDatabase
+            | C::InvalidJson
+            | C::InvalidBody
+            | C::UnsupportedMediaType
+            | C::InvalidQuery
+            | C::InvalidPath
+            | C::InvalidMetadata => Class::BadInput,
+            C::CorruptRow
+            | C::PasswordHashFailed
+            | C::Busy
+            | C::MigrationFailed
+            | C::DatabaseFailed
+            | C::DatabaseUnwritable
+            | C::DataDirUnwritable
+            | C::AuditUnavailable
+            | C::IoFailed
+            | C::Internal => Class::Unavailable,
+        }
+    }
+}
+
+latchkey_saml::stable_codes! {
+    /// The IdP's browser-facing vocabulary: the code every error page shows beside its
+    /// operation ID, that its log line carries, and that `latchkey_failures_total` counts by
+    /// (together with the refusals answered to an application with a SAML status).
+    /// `AREA-WORD`, so a code says where it came from: `WEB` (any page), `LOGIN`, `SSO`,
+    /// `SLO`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    // Exhaustive on purpose: the web crate's matches must name every code.
+    pub enum PageCode {
+        /// No page at this address.
+        WebNotFound = "WEB-NOT-FOUND",
+        /// The page exists but not for this method.
+        WebMethod = "WEB-METHOD",
+        /// A form or query could not be read.
+        WebForm = "WEB-FORM",
+        /// The anti-forgery token was missing or did not match its cookie.
+        WebCsrf = "WEB-CSRF",
+        /// A bounded resource (password hashing) is full; try again after Retry-After.
+        WebBusy = "WEB-BUSY",
+        /// A fault of the server (store, keys); the detail is only in the log.
+        WebInternal = "WEB-INTERNAL",
+        /// Too many sign-in attempts for this account, address or browser; counted before
+        /// the password is checked.
+        LoginThrottled = "LOGIN-THROTTLED",
+        /// The password hash pool is full; the sign-in was not tried.
+        LoginBusy = "LOGIN-BUSY",
+        /// The password was right but the account is suspended (the page says only that the
+        /// sign-in failed).
+        LoginSuspended = "LOGIN-SUSPENDED",
+        /// An unknown user or a wrong password (one answer for both).
+        LoginFailed = "LOGIN-FAILED",
+        /// The SAMLRequest could not be decoded (size caps, base64, DEFLATE, URL coding).
+        SsoDecode = "SSO-DECODE",
+        /// RelayState is over the binding's 80-byte cap.
+        SsoRelaystate = "SSO-RELAYSTATE",
+        /// The message is not a well-formed AuthnRequest.
+        SsoMalformed = "SSO-MALFORMED",
+        /// The AuthnRequest names no issuer.
+        SsoNoIssuer = "SSO-NO-ISSUER",
+        /// No application is registered with the request's issuer.
+        SsoUnknownSp = "SSO-UNKNOWN-SP",
+        /// The requested ACS URL or index is not registered for the application.
+        SsoAcs = "SSO-ACS",
+        /// The application has no HTTP-POST ACS endpoint.
+        SsoNoAcs = "SSO-NO-ACS",
+        /// The request asks for a response binding other than HTTP-POST.
+        SsoBinding = "SSO-BINDING",
+        /// The request is unsigned and the application or the IdP requires signatures.
+        SsoUnsigned = "SSO-UNSIGNED",
+        /// The request's signature does not verify with the application's certificates.
+        SsoBadSignature = "SSO-BAD-SIGNATURE",
+        /// The request is addressed to another endpoint.
+        SsoDestination = "SSO-DESTINATION",
+        /// The request was issued too long ago or in the future.
+        SsoStale = "SSO-STALE",
+        /// An AuthnRequest ID was presented a second time within its validity window.
+        SsoReplayed = "SSO-REPLAYED",
+        /// Assertions are to be encrypted but there is no usable (RSA) encryption
+        /// certificate.
+        SsoEncryption = "SSO-ENCRYPTION",
+        /// The application's NameID cannot be made for this user.
+        SsoNameid = "SSO-NAMEID",
+        /// Building or signing the response failed (a server fault).
+        SsoBuild = "SSO-BUILD",
+        /// The signing key is unavailable (a server fault).
+        SsoKeys = "SSO-KEYS",
+        /// The store failed during SSO (a server fault).
+        SsoStore = "SSO-STORE",
+        /// A parked sign-in request expired or was already answered.
+        SsoExpired = "SSO-EXPIRED",
+        /// The user is not in any group the application is assigned to (a page, or a
+        /// RequestDenied status for a passive request).
+        SsoDenied = "SSO-DENIED",
+        /// Answered with InvalidNameIDPolicy: the NameID format asked for is not issued.
+        SsoNameidPolicy = "SSO-NAMEID-POLICY",
+        /// Answered with NoAuthnContext: the authentication context asked for is not offered.
+        SsoAuthnContext = "SSO-AUTHN-CONTEXT",
+        /// Answered with another SAML error status.
+        SsoRefused = "SSO-REFUSED",
+        /// Answered with NoPassive: IsPassive was asked and the user is not signed in.
+        SsoNoPassive = "SSO-NO-PASSIVE",
+        /// A parked sign-out request expired or was already acted on.
+        SloExpired = "SLO-EXPIRED",
+        /// A LogoutRequest arrived a second time; the replay ended nothing.
+        SloReplayed = "SLO-REPLAYED",
+        /// An application's LogoutResponse was not trusted during single logout.
+        SloResponseRefused = "SLO-RESPONSE-REFUSED",
+    }
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The stable code of this failure (see the module docs for how the API uses it).
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
+        match self {
+            Error::DuplicateUsername { .. } => C::DuplicateUsername,
+            Error::DuplicateEmail { .. } => C::DuplicateEmail,
+            Error::DuplicateGroup { .. } => C::DuplicateGroup,
+            Error::DuplicateEntityId { .. } => C::DuplicateEntityId,
+            Error::UnknownUser { .. } => C::UnknownUser,
+            Error::UnknownGroup { .. } => C::UnknownGroup,
+            Error::UnknownApplication { .. } => C::UnknownApp,
+            Error::UnknownToken { .. } => C::UnknownToken,
+            Error::AlreadyMember { .. } => C::AlreadyMember,
+            Error::NotMember { .. } => C::NotMember,
+            Error::AlreadyAssigned { .. } => C::AlreadyAssigned,
+            Error::NotAssigned { .. } => C::NotAssigned,
+            Error::InvalidField { .. } => C::InvalidField,
+            Error::EncryptionKeyUnsupported { .. } => C::EncryptionKeyUnsupported,
+            Error::ImportRow { .. } => C::InvalidImportRow,
+            Error::Csv(_) => C::InvalidCsv,
+            Error::CorruptRow { .. } => C::CorruptRow,
+            Error::Config { .. } => C::ConfigInvalid,
+            Error::PasswordHash(_) => C::PasswordHashFailed,
+            Error::Busy { .. } => C::Busy,
+            Error::UnsupportedDatabase { .. } => C::UnsupportedDatabase,
+            Error::Migration(_) => C::MigrationFailed,
+            Error::Database(_) => C::DatabaseFailed,
+            Error::DatabaseUnwritable { .. } => C::DatabaseUnwritable,
+            Error::DataDirUnwritable { .. } => C::DataDirUnwritable,
+            Error::AuditUnavailable(_) => C::AuditUnavailable,
+            Error::Io { .. } => C::IoFailed,
+        }
+    }
+
     /// Shorthand for [`Error::InvalidField`].
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidField {

@@ -29,5 +29,5 @@ pub mod tokens;
 pub use audit::Actor;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{Class, Error, ErrorCode, PageCode, Result};
 pub use store::Store;

@@ -327,94 +327,258 @@ pub enum Error {
     ReferenceNotById,
 }
 
+crate::stable_codes! {
+    /// The stable codes of SAML failures: what an SP (the toolkit and the pages built on it)
+    /// shows, logs and audits, and what `latchkey saml verify` prints. One code per failure;
+    /// the detail (which element, which value) goes to the log, never into the code.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[non_exhaustive]
+    pub enum Code {
+        /// The hardened XML reader refused the document (DOCTYPE, a size or depth cap, not
+        /// well-formed).
+        XmlRefused = "XML_REFUSED",
+        /// The document could not be canonicalized for signing or verification.
+        C14nFailed = "C14N_FAILED",
+        /// A configured key or certificate could not be used.
+        KeyRefused = "KEY_REFUSED",
+        /// A signature value did not verify with any trusted key (enveloped, or over a
+        /// redirect query).
+        SignatureInvalid = "SIGNATURE_INVALID",
+        /// The signed element was changed after signing: its digest does not match the one
+        /// in the signature.
+        DigestMismatch = "DIGEST_MISMATCH",
+        /// A signature references what it protects by something other than `#ID` (an
+        /// empty `URI=""` naming the whole document): refused for SAML messages and
+        /// assertions (core 5.4.2).
+        ReferenceNotById = "REFERENCE_NOT_BY_ID",
+        /// No trusted key can verify a signature of the algorithm used.
+        NoKeyForAlgorithm = "NO_KEY_FOR_ALGORITHM",
+        /// The signature's shape was refused before any key was tried (reference, transforms,
+        /// an ID that occurs more than once, a disallowed algorithm).
+        SignatureRefused = "SIGNATURE_REFUSED",
+        /// An encrypted assertion could not be decrypted (one answer for every cause, so no
+        /// padding oracle).
+        DecryptionFailed = "DECRYPTION_FAILED",
+        /// The encryption's shape or algorithms were refused before decrypting.
+        EncryptionRefused = "ENCRYPTION_REFUSED",
+        /// Another failure of the XML security layer.
+        XmlSecurityFailed = "XML_SECURITY_FAILED",
+        /// A value holds a character XML 1.0 cannot carry, so the message was not built.
+        UnrepresentableChar = "UNREPRESENTABLE_CHAR",
+        /// The random number generator failed while making an ID.
+        RandomFailed = "RANDOM_FAILED",
+        /// The message is not the SAML element expected here.
+        UnexpectedElement = "UNEXPECTED_ELEMENT",
+        /// A required element is absent.
+        MissingElement = "MISSING_ELEMENT",
+        /// An element that may appear once appears twice (how wrapping attacks make two
+        /// readers disagree).
+        DuplicateElement = "DUPLICATE_ELEMENT",
+        /// A required attribute is absent.
+        MissingAttribute = "MISSING_ATTRIBUTE",
+        /// A value does not have the type the schema gives it.
+        InvalidValue = "INVALID_VALUE",
+        /// An element that must hold text only holds elements.
+        NotTextOnly = "NOT_TEXT_ONLY",
+        /// A timestamp is not a valid xs:dateTime.
+        InvalidDatetime = "INVALID_DATETIME",
+        /// A duration is not a valid xs:duration.
+        InvalidDuration = "INVALID_DURATION",
+        /// A binding parameter (SAMLResponse, SAMLRequest...) is missing.
+        MissingParameter = "MISSING_PARAMETER",
+        /// A binding parameter appears twice, so which copy was signed is ambiguous.
+        DuplicateParameter = "DUPLICATE_PARAMETER",
+        /// Both SAMLRequest and SAMLResponse are present.
+        AmbiguousMessage = "AMBIGUOUS_MESSAGE",
+        /// A binding parameter is not valid base64.
+        Base64Invalid = "BASE64_INVALID",
+        /// A binding parameter is not valid URL encoding or UTF-8.
+        UrlEncodingInvalid = "URL_ENCODING_INVALID",
+        /// The encoded message is over the size cap; it was not decoded.
+        EncodedTooLarge = "ENCODED_TOO_LARGE",
+        /// The decoded message is over the size cap (inflation stopped at the cap).
+        DecodedTooLarge = "DECODED_TOO_LARGE",
+        /// The DEFLATE stream is corrupt.
+        InflateFailed = "INFLATE_FAILED",
+        /// The decoded message is not UTF-8.
+        NotUtf8 = "NOT_UTF8",
+        /// RelayState is over its cap (80 bytes by default).
+        RelayStateTooLong = "RELAY_STATE_TOO_LONG",
+        /// A redirect carries Signature without SigAlg, or the reverse.
+        IncompleteRedirectSignature = "INCOMPLETE_REDIRECT_SIGNATURE",
+        /// The message carries no signature where one is required (enveloped or over a
+        /// redirect query).
+        NotSigned = "NOT_SIGNED",
+        /// A signature or digest algorithm is not on the allow-list.
+        AlgorithmNotAllowed = "ALGORITHM_NOT_ALLOWED",
+        /// The peer's metadata is past its validUntil.
+        MetadataExpired = "METADATA_EXPIRED",
+        /// The metadata uses one endpoint index twice.
+        DuplicateEndpointIndex = "DUPLICATE_ENDPOINT_INDEX",
+        /// The message's SAML version is not 2.0.
+        UnsupportedVersion = "UNSUPPORTED_VERSION",
+        /// The Response or Assertion names an issuer other than the trusted IdP.
+        IssuerMismatch = "ISSUER_MISMATCH",
+        /// The Issuer's Format is not the entity format.
+        IssuerFormat = "ISSUER_FORMAT",
+        /// The Response is addressed (Destination) to another URL.
+        DestinationMismatch = "DESTINATION_MISMATCH",
+        /// The IdP answered with a status other than Success: it did not sign the person in.
+        StatusNotSuccess = "STATUS_NOT_SUCCESS",
+        /// The Response holds no assertion, or more than one.
+        AssertionCount = "ASSERTION_COUNT",
+        /// The assertion is encrypted and no decryption key is configured.
+        EncryptedAssertion = "ENCRYPTED_ASSERTION",
+        /// The assertion has no Subject NameID.
+        SubjectMissing = "SUBJECT_MISSING",
+        /// No SubjectConfirmation uses the bearer method.
+        BearerConfirmationMissing = "BEARER_CONFIRMATION_MISSING",
+        /// A SubjectConfirmation uses a method other than bearer.
+        ConfirmationMethod = "CONFIRMATION_METHOD",
+        /// The bearer confirmation's Recipient is not our ACS URL.
+        RecipientMismatch = "RECIPIENT_MISMATCH",
+        /// The bearer confirmation has passed its NotOnOrAfter, or has none.
+        ConfirmationExpired = "CONFIRMATION_EXPIRED",
+        /// The bearer confirmation has a NotBefore (or one in the future).
+        ConfirmationNotYetValid = "CONFIRMATION_NOT_YET_VALID",
+        /// InResponseTo does not answer the request we sent.
+        InResponseToMismatch = "IN_RESPONSE_TO_MISMATCH",
+        /// An IdP-initiated response arrived and this SP accepts only its own requests'.
+        UnsolicitedNotAllowed = "UNSOLICITED_NOT_ALLOWED",
+        /// The assertion has no Conditions.
+        ConditionsMissing = "CONDITIONS_MISSING",
+        /// Conditions holds a condition we do not understand, so the assertion is
+        /// Indeterminate.
+        UnknownCondition = "UNKNOWN_CONDITION",
+        /// The assertion is not valid yet (NotBefore beyond the allowed clock skew).
+        NotYetValid = "NOT_YET_VALID",
+        /// The assertion has expired (NotOnOrAfter beyond the allowed clock skew).
+        Expired = "EXPIRED",
+        /// The assertion has no AudienceRestriction, so it could have been issued to any SP.
+        AudienceMissing = "AUDIENCE_MISSING",
+        /// The AudienceRestriction does not name this SP: the assertion was for another one.
+        AudienceMismatch = "AUDIENCE_MISMATCH",
+        /// The assertion carries no AuthnStatement.
+        AuthnStatementMissing = "AUTHN_STATEMENT_MISSING",
+        /// The IdP session has ended (SessionNotOnOrAfter has passed).
+        SessionExpired = "SESSION_EXPIRED",
+        /// An AuthnRequest names no issuer, or not the SP whose metadata was given.
+        RequestIssuerMismatch = "REQUEST_ISSUER_MISMATCH",
+        /// The SP's metadata has no SAML 2.0 SP role.
+        SpRoleMissing = "SP_ROLE_MISSING",
+        /// An AuthnRequest is addressed to another SSO URL.
+        RequestDestinationMismatch = "REQUEST_DESTINATION_MISMATCH",
+        /// An AuthnRequest was issued too long ago (beyond its maximum age plus skew).
+        AuthnRequestExpired = "AUTHN_REQUEST_EXPIRED",
+        /// An AuthnRequest was issued in the future (beyond the skew).
+        AuthnRequestNotYetValid = "AUTHN_REQUEST_NOT_YET_VALID",
+        /// The requested ACS URL is not in the SP's metadata.
+        AcsNotRegistered = "ACS_NOT_REGISTERED",
+        /// The requested ACS index is not in the SP's metadata.
+        AcsIndexUnknown = "ACS_INDEX_UNKNOWN",
+        /// The SP's metadata has no usable ACS.
+        AcsMissing = "ACS_MISSING",
+        /// The response binding asked for is not HTTP-POST.
+        UnsupportedBinding = "UNSUPPORTED_BINDING",
+        /// NameIDPolicy asks for a NameID format that is not issued.
+        NameIdFormatUnsupported = "NAME_ID_FORMAT_UNSUPPORTED",
+        /// A logout message comes from an issuer other than the expected peer.
+        LogoutIssuerMismatch = "LOGOUT_ISSUER_MISMATCH",
+        /// A logout message is addressed to another SingleLogoutService URL.
+        LogoutDestinationMismatch = "LOGOUT_DESTINATION_MISMATCH",
+        /// A LogoutRequest has passed its NotOnOrAfter, or was issued too long ago.
+        LogoutExpired = "LOGOUT_EXPIRED",
+        /// A logout message was issued in the future (beyond the skew).
+        LogoutNotYetValid = "LOGOUT_NOT_YET_VALID",
+    }
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A stable SCREAMING_SNAKE code for the failure, for logs, JSON output and tests:
-    /// the message text may be reworded, the code is not. Different variants share a code
-    /// only where they mean the same failure (a signature value that does not verify,
-    /// whether enveloped or over a redirect query).
-    pub fn code(&self) -> &'static str {
+    /// The failure's stable code (see [`Code`]). Different variants share a code only
+    /// where they mean the same failure over two bindings: a signature value that does not
+    /// verify (enveloped or over a redirect query), a message that carries no signature.
+    pub fn code(&self) -> Code {
         use latchkey_xmlsec::Error as X;
         use latchkey_xmlsec::dsig::SignatureError as S;
         use latchkey_xmlsec::xmlenc::EncryptionError as En;
         match self {
-            Error::Xml(X::Read(_)) => "XML_REFUSED",
-            Error::Xml(X::C14n(_)) => "C14N_FAILED",
-            Error::Xml(X::Key(_)) => "KEY_REFUSED",
-            Error::Xml(X::Signature(S::BadSignature)) => "SIGNATURE_INVALID",
-            Error::Xml(X::Signature(S::DigestMismatch)) => "DIGEST_MISMATCH",
-            Error::Xml(X::Signature(S::NoKeyForAlgorithm { .. })) => "NO_KEY_FOR_ALGORITHM",
-            Error::Xml(X::Signature(_)) => "SIGNATURE_REFUSED",
-            Error::Xml(X::Encryption(En::DecryptionFailed)) => "DECRYPTION_FAILED",
-            Error::Xml(X::Encryption(_)) => "ENCRYPTION_REFUSED",
-            Error::Xml(_) => "XML_SECURITY_FAILED",
-            Error::UnrepresentableChar(_) => "UNREPRESENTABLE_CHAR",
-            Error::Random => "RANDOM_FAILED",
-            Error::UnexpectedElement { .. } => "UNEXPECTED_ELEMENT",
-            Error::MissingElement { .. } => "MISSING_ELEMENT",
-            Error::DuplicateElement { .. } => "DUPLICATE_ELEMENT",
-            Error::MissingAttribute { .. } => "MISSING_ATTRIBUTE",
-            Error::InvalidValue { .. } => "INVALID_VALUE",
-            Error::NotTextOnly(_) => "NOT_TEXT_ONLY",
-            Error::InvalidDateTime(_) => "INVALID_DATETIME",
-            Error::InvalidDuration(_) => "INVALID_DURATION",
-            Error::MissingParameter(_) => "MISSING_PARAMETER",
-            Error::DuplicateParameter(_) => "DUPLICATE_PARAMETER",
-            Error::AmbiguousMessage => "AMBIGUOUS_MESSAGE",
-            Error::Base64(_) => "BASE64_INVALID",
-            Error::UrlEncoding(_) => "URL_ENCODING_INVALID",
-            Error::EncodedTooLarge { .. } => "ENCODED_TOO_LARGE",
-            Error::DecodedTooLarge { .. } => "DECODED_TOO_LARGE",
-            Error::Inflate => "INFLATE_FAILED",
-            Error::NotUtf8 => "NOT_UTF8",
-            Error::RelayStateTooLong { .. } => "RELAY_STATE_TOO_LONG",
-            Error::IncompleteRedirectSignature => "INCOMPLETE_REDIRECT_SIGNATURE",
-            Error::Unsigned => "UNSIGNED",
-            Error::AlgorithmNotAllowed(_) => "ALGORITHM_NOT_ALLOWED",
-            Error::SignatureInvalid => "SIGNATURE_INVALID",
-            Error::MetadataExpired { .. } => "METADATA_EXPIRED",
-            Error::DuplicateEndpointIndex(_) => "DUPLICATE_ENDPOINT_INDEX",
-            Error::NotSigned => "NOT_SIGNED",
-            Error::UnsupportedVersion(_) => "UNSUPPORTED_VERSION",
-            Error::IssuerMismatch { .. } => "ISSUER_MISMATCH",
-            Error::IssuerFormat(_) => "ISSUER_FORMAT",
-            Error::DestinationMismatch { .. } => "DESTINATION_MISMATCH",
-            Error::StatusNotSuccess { .. } => "STATUS_NOT_SUCCESS",
-            Error::AssertionCount(_) => "ASSERTION_COUNT",
-            Error::EncryptedAssertion => "ENCRYPTED_ASSERTION",
-            Error::SubjectMissing => "SUBJECT_MISSING",
-            Error::BearerConfirmationMissing => "BEARER_CONFIRMATION_MISSING",
-            Error::ConfirmationMethod(_) => "CONFIRMATION_METHOD",
-            Error::RecipientMismatch { .. } => "RECIPIENT_MISMATCH",
-            Error::ConfirmationExpired => "CONFIRMATION_EXPIRED",
-            Error::ConfirmationNotYetValid => "CONFIRMATION_NOT_YET_VALID",
-            Error::InResponseToMismatch { .. } => "IN_RESPONSE_TO_MISMATCH",
-            Error::UnsolicitedNotAllowed => "UNSOLICITED_NOT_ALLOWED",
-            Error::ConditionsMissing => "CONDITIONS_MISSING",
-            Error::UnknownCondition(_) => "UNKNOWN_CONDITION",
-            Error::NotYetValid => "NOT_YET_VALID",
-            Error::Expired => "EXPIRED",
-            Error::AudienceMissing => "AUDIENCE_MISSING",
-            Error::AudienceMismatch => "AUDIENCE_MISMATCH",
-            Error::AuthnStatementMissing => "AUTHN_STATEMENT_MISSING",
-            Error::SessionExpired => "SESSION_EXPIRED",
-            Error::RequestIssuerMismatch { .. } => "REQUEST_ISSUER_MISMATCH",
-            Error::SpRoleMissing => "SP_ROLE_MISSING",
-            Error::RequestDestinationMismatch { .. } => "REQUEST_DESTINATION_MISMATCH",
-            Error::RequestExpired => "REQUEST_EXPIRED",
-            Error::RequestNotYetValid => "REQUEST_NOT_YET_VALID",
-            Error::AcsNotRegistered(_) => "ACS_NOT_REGISTERED",
-            Error::AcsIndexUnknown(_) => "ACS_INDEX_UNKNOWN",
-            Error::AcsMissing => "ACS_MISSING",
-            Error::UnsupportedBinding(_) => "UNSUPPORTED_BINDING",
-            Error::NameIdFormatUnsupported(_) => "NAME_ID_FORMAT_UNSUPPORTED",
-            Error::LogoutIssuerMismatch { .. } => "LOGOUT_ISSUER_MISMATCH",
-            Error::LogoutDestinationMismatch { .. } => "LOGOUT_DESTINATION_MISMATCH",
-            Error::LogoutExpired => "LOGOUT_EXPIRED",
-            Error::LogoutNotYetValid => "LOGOUT_NOT_YET_VALID",
-            Error::ReferenceNotById => "REFERENCE_NOT_BY_ID",
+            Error::Xml(X::Read(_)) => Code::XmlRefused,
+            Error::Xml(X::C14n(_)) => Code::C14nFailed,
+            Error::Xml(X::Key(_)) => Code::KeyRefused,
+            Error::Xml(X::Signature(S::BadSignature)) => Code::SignatureInvalid,
+            Error::Xml(X::Signature(S::DigestMismatch)) => Code::DigestMismatch,
+            Error::Xml(X::Signature(S::NoKeyForAlgorithm { .. })) => Code::NoKeyForAlgorithm,
+            Error::Xml(X::Signature(_)) => Code::SignatureRefused,
+            Error::Xml(X::Encryption(En::DecryptionFailed)) => Code::DecryptionFailed,
+            Error::Xml(X::Encryption(_)) => Code::EncryptionRefused,
+            Error::Xml(_) => Code::XmlSecurityFailed,
+            Error::UnrepresentableChar(_) => Code::UnrepresentableChar,
+            Error::Random => Code::RandomFailed,
+            Error::UnexpectedElement { .. } => Code::UnexpectedElement,
+            Error::MissingElement { .. } => Code::MissingElement,
+            Error::DuplicateElement { .. } => Code::DuplicateElement,
+            Error::MissingAttribute { .. } => Code::MissingAttribute,
+            Error::InvalidValue { .. } => Code::InvalidValue,
+            Error::NotTextOnly(_) => Code::NotTextOnly,
+            Error::InvalidDateTime(_) => Code::InvalidDatetime,
+            Error::InvalidDuration(_) => Code::InvalidDuration,
+            Error::MissingParameter(_) => Code::MissingParameter,
+            Error::DuplicateParameter(_) => Code::DuplicateParameter,
+            Error::AmbiguousMessage => Code::AmbiguousMessage,
+            Error::Base64(_) => Code::Base64Invalid,
+            Error::UrlEncoding(_) => Code::UrlEncodingInvalid,
+            Error::EncodedTooLarge { .. } => Code::EncodedTooLarge,
+            Error::DecodedTooLarge { .. } => Code::DecodedTooLarge,
+            Error::Inflate => Code::InflateFailed,
+            Error::NotUtf8 => Code::NotUtf8,
+            Error::RelayStateTooLong { .. } => Code::RelayStateTooLong,
+            Error::IncompleteRedirectSignature => Code::IncompleteRedirectSignature,
+            Error::Unsigned | Error::NotSigned => Code::NotSigned,
+            Error::AlgorithmNotAllowed(_) => Code::AlgorithmNotAllowed,
+            Error::SignatureInvalid => Code::SignatureInvalid,
+            Error::MetadataExpired { .. } => Code::MetadataExpired,
+            Error::DuplicateEndpointIndex(_) => Code::DuplicateEndpointIndex,
+            Error::UnsupportedVersion(_) => Code::UnsupportedVersion,
+            Error::IssuerMismatch { .. } => Code::IssuerMismatch,
+            Error::IssuerFormat(_) => Code::IssuerFormat,
+            Error::DestinationMismatch { .. } => Code::DestinationMismatch,
+            Error::StatusNotSuccess { .. } => Code::StatusNotSuccess,
+            Error::AssertionCount(_) => Code::AssertionCount,
+            Error::EncryptedAssertion => Code::EncryptedAssertion,
+            Error::SubjectMissing => Code::SubjectMissing,
+            Error::BearerConfirmationMissing => Code::BearerConfirmationMissing,
+            Error::ConfirmationMethod(_) => Code::ConfirmationMethod,
+            Error::RecipientMismatch { .. } => Code::RecipientMismatch,
+            Error::ConfirmationExpired => Code::ConfirmationExpired,
+            Error::ConfirmationNotYetValid => Code::ConfirmationNotYetValid,
+            Error::InResponseToMismatch { .. } => Code::InResponseToMismatch,
+            Error::UnsolicitedNotAllowed => Code::UnsolicitedNotAllowed,
+            Error::ConditionsMissing => Code::ConditionsMissing,
+            Error::UnknownCondition(_) => Code::UnknownCondition,
+            Error::NotYetValid => Code::NotYetValid,
+            Error::Expired => Code::Expired,
+            Error::AudienceMissing => Code::AudienceMissing,
+            Error::AudienceMismatch => Code::AudienceMismatch,
+            Error::AuthnStatementMissing => Code::AuthnStatementMissing,
+            Error::SessionExpired => Code::SessionExpired,
+            Error::RequestIssuerMismatch { .. } => Code::RequestIssuerMismatch,
+            Error::SpRoleMissing => Code::SpRoleMissing,
+            Error::RequestDestinationMismatch { .. } => Code::RequestDestinationMismatch,
+            Error::RequestExpired => Code::AuthnRequestExpired,
+            Error::RequestNotYetValid => Code::AuthnRequestNotYetValid,
+            Error::AcsNotRegistered(_) => Code::AcsNotRegistered,
+            Error::AcsIndexUnknown(_) => Code::AcsIndexUnknown,
+            Error::AcsMissing => Code::AcsMissing,
+            Error::UnsupportedBinding(_) => Code::UnsupportedBinding,
+            Error::NameIdFormatUnsupported(_) => Code::NameIdFormatUnsupported,
+            Error::LogoutIssuerMismatch { .. } => Code::LogoutIssuerMismatch,
+            Error::LogoutDestinationMismatch { .. } => Code::LogoutDestinationMismatch,
+            Error::LogoutExpired => Code::LogoutExpired,
+            Error::LogoutNotYetValid => Code::LogoutNotYetValid,
+            Error::ReferenceNotById => Code::ReferenceNotById,
         }
     }
 
@@ -490,7 +654,7 @@ impl Error {
 
 #[cfg(test)]
 mod tests {
-    use super::Error;
+    use super::{Code, Error};
     use latchkey_xmlsec::dsig::SignatureError;
     use latchkey_xmlsec::xmlenc::EncryptionError;
 
@@ -514,7 +678,7 @@ mod tests {
         ];
         let mut codes = Vec::new();
         for e in &samples {
-            let code = e.code();
+            let code = e.code().as_str();
             assert!(
                 code.starts_with(|c: char| c.is_ascii_uppercase())
                     && code
@@ -539,7 +703,33 @@ mod tests {
             Error::SignatureInvalid.code(),
             Error::Xml(SignatureError::BadSignature.into()).code()
         );
+        // So does a missing signature.
+        assert_eq!(Error::Unsigned.code(), Error::NotSigned.code());
         assert_eq!(Error::Expired.rule(), "conditions");
         assert_eq!(Error::ConfirmationExpired.rule(), "subject_confirmation");
+    }
+
+    #[test]
+    fn every_code_is_distinct_and_documented() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in Code::ALL {
+            assert!(seen.insert(code.as_str()), "{code} is declared twice");
+            assert!(!code.meaning().is_empty(), "{code} has no meaning");
+            assert!(
+                code.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+                "{code}"
+            );
+        }
+        // The IdP's "request too old" is not the SP's pending login that expired.
+        assert_eq!(
+            Error::RequestExpired.code().as_str(),
+            "AUTHN_REQUEST_EXPIRED"
+        );
+        assert_eq!(
+            Code::AudienceMismatch.meaning(),
+            "The AudienceRestriction does not name this SP: the assertion was for another one."
+        );
     }
 }

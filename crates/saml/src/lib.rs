@@ -14,7 +14,8 @@
 //!   [`profile::idp`] for an IdP (accepting requests, building responses),
 //!   [`profile::logout`] for single logout;
 //! * small pieces: [`ids`] (unguessable NCName IDs), [`time`] (`xs:dateTime`,
-//!   `xs:duration`), [`ns`] (namespace URIs), [`error`].
+//!   `xs:duration`), [`ns`] (namespace URIs), [`error`] (with [`Code`], the stable codes, and
+//!   [`stable_codes!`], the macro every code enum of Latchkey is declared with).
 #![forbid(unsafe_code)]
 
 pub mod assertion;
@@ -33,8 +34,9 @@ pub mod response;
 pub mod status;
 pub mod time;
 
+mod code;
 mod header;
 mod read;
 mod xml_writer;
 
-pub use error::{Error, Result};
+pub use error::{Code, Error, Result};

@@ -84,7 +84,7 @@ pub struct AcsFailure {
 
 impl AcsFailure {
     /// The stable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::Code {
         self.error.code()
     }
 }
@@ -264,7 +264,7 @@ pub async fn run<S: AccountStore, R: ReplayCache>(
             let operation_id = Uuid::new_v4();
             tracing::warn!(
                 %operation_id,
-                code = error.code(),
+                code = error.code().as_str(),
                 detail = %error,
                 "ACS refused a response"
             );
@@ -311,47 +311,4 @@ pub async fn audit_rejection<S: AccountStore>(
     tx.append_audit(&event).await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// The stable code of a SAML-layer failure.
-pub(crate) fn saml_code(e: &latchkey_saml::Error) -> &'static str {
-    use latchkey_saml::Error as E;
-    match e {
-        E::Xml(latchkey_xmlsec::Error::Signature(_)) | E::SignatureInvalid => "SIGNATURE_INVALID",
-        E::Xml(latchkey_xmlsec::Error::Key(_)) => "SIGNATURE_KEY_REFUSED",
-        E::Xml(latchkey_xmlsec::Error::Encryption(
-            latchkey_xmlsec::xmlenc::EncryptionError::DecryptionFailed,
-        )) => "DECRYPTION_FAILED",
-        E::Xml(latchkey_xmlsec::Error::Encryption(_)) => "ENCRYPTION_REFUSED",
-        E::Xml(_) => "MALFORMED_XML",
-        E::AlgorithmNotAllowed(_) => "ALGORITHM_NOT_ALLOWED",
-        E::NotSigned => "NOT_SIGNED",
-        E::IssuerMismatch { .. } | E::IssuerFormat(_) => "ISSUER_MISMATCH",
-        E::DestinationMismatch { .. } => "DESTINATION_MISMATCH",
-        E::StatusNotSuccess { .. } => "IDP_STATUS_NOT_SUCCESS",
-        E::AssertionCount(_) => "ASSERTION_COUNT",
-        E::EncryptedAssertion => "ENCRYPTED_ASSERTION_UNSUPPORTED",
-        E::SubjectMissing => "SUBJECT_MISSING",
-        E::BearerConfirmationMissing | E::ConfirmationMethod(_) => "CONFIRMATION_INVALID",
-        E::RecipientMismatch { .. } => "RECIPIENT_MISMATCH",
-        E::ConfirmationExpired | E::Expired | E::SessionExpired => "EXPIRED",
-        E::ConfirmationNotYetValid | E::NotYetValid => "NOT_YET_VALID",
-        E::InResponseToMismatch { .. } => "IN_RESPONSE_TO_MISMATCH",
-        E::UnsolicitedNotAllowed => "UNSOLICITED_NOT_ALLOWED",
-        E::ConditionsMissing => "CONDITIONS_MISSING",
-        E::AudienceMissing | E::AudienceMismatch => "AUDIENCE_MISMATCH",
-        E::AuthnStatementMissing => "AUTHN_STATEMENT_MISSING",
-        E::UnsupportedVersion(_) => "UNSUPPORTED_VERSION",
-        E::MissingParameter(_)
-        | E::DuplicateParameter(_)
-        | E::AmbiguousMessage
-        | E::Base64(_)
-        | E::UrlEncoding(_)
-        | E::EncodedTooLarge { .. }
-        | E::DecodedTooLarge { .. }
-        | E::Inflate
-        | E::NotUtf8
-        | E::RelayStateTooLong { .. } => "BINDING_INVALID",
-        _ => "RESPONSE_INVALID",
-    }
 }

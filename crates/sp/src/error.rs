@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use crate::jit::Refusal;
+use crate::jit::{Refusal, RefusalCode};
 
 /// Everything that can go wrong in the SP toolkit.
 #[derive(Debug, thiserror::Error)]
@@ -56,20 +56,21 @@ pub enum Error {
 }
 
 impl Error {
-    /// A short, stable, greppable code for error pages, logs and tests.
-    pub fn code(&self) -> &'static str {
+    /// The failure's stable code, shown on error pages (with the operation ID, never the
+    /// detail), logged and audited.
+    pub fn code(&self) -> Code {
         match self {
-            Self::Contract(_) => "CONTRACT_INVALID",
-            Self::Refused { refusal, .. } => refusal.code.as_str(),
-            Self::Replay(ReplayError::Replayed(_)) => "ASSERTION_REPLAYED",
-            Self::Replay(ReplayError::Expired(_)) => "ASSERTION_EXPIRED",
-            Self::Replay(ReplayError::Full(_)) => "REPLAY_CACHE_FULL",
-            Self::Store(_) => "STORE_FAILED",
-            Self::Saml(e) => crate::acs::saml_code(e),
-            Self::Settings(_) => "SETTINGS_INVALID",
-            Self::Metadata(_) => "IDP_METADATA_UNUSABLE",
-            Self::RequestExpired => "REQUEST_EXPIRED",
-            Self::TooManyPendingRequests(_) => "TOO_MANY_PENDING_REQUESTS",
+            Self::Contract(_) => Code::Toolkit(ToolkitCode::ContractInvalid),
+            Self::Refused { refusal, .. } => Code::Jit(refusal.code),
+            Self::Replay(ReplayError::Replayed(_)) => Code::Toolkit(ToolkitCode::AssertionReplayed),
+            Self::Replay(ReplayError::Expired(_)) => Code::Toolkit(ToolkitCode::AssertionExpired),
+            Self::Replay(ReplayError::Full(_)) => Code::Toolkit(ToolkitCode::ReplayCacheFull),
+            Self::Store(_) => Code::Toolkit(ToolkitCode::StoreFailed),
+            Self::Saml(e) => Code::Saml(e.code()),
+            Self::Settings(_) => Code::Toolkit(ToolkitCode::SettingsInvalid),
+            Self::Metadata(_) => Code::Toolkit(ToolkitCode::IdpMetadataUnusable),
+            Self::RequestExpired => Code::Toolkit(ToolkitCode::RequestExpired),
+            Self::TooManyPendingRequests(_) => Code::Toolkit(ToolkitCode::TooManyPendingRequests),
             Self::Logout(e) => e.code(),
         }
     }
@@ -124,23 +125,102 @@ pub enum LogoutError {
 }
 
 impl LogoutError {
-    /// The stable code.
-    pub fn code(&self) -> &'static str {
-        use latchkey_saml::Error as E;
+    /// The stable code; a refused message has the SAML layer's code for the rule it broke.
+    pub fn code(&self) -> Code {
         match self {
-            Self::NoSloUrl | Self::NoSigningKey | Self::NoIdpEndpoint => "LOGOUT_NOT_CONFIGURED",
-            Self::UnknownRequest => "LOGOUT_UNKNOWN_REQUEST",
-            Self::Replayed(_) => "LOGOUT_REPLAYED",
-            Self::UnexpectedMessage(_) => "LOGOUT_UNEXPECTED_MESSAGE",
-            Self::Refused(e) => match e {
-                E::Unsigned => "NOT_SIGNED",
-                E::LogoutIssuerMismatch { .. } => "ISSUER_MISMATCH",
-                E::LogoutDestinationMismatch { .. } => "DESTINATION_MISMATCH",
-                E::LogoutExpired => "EXPIRED",
-                E::LogoutNotYetValid => "NOT_YET_VALID",
-                other => crate::acs::saml_code(other),
-            },
+            Self::NoSloUrl | Self::NoSigningKey | Self::NoIdpEndpoint => {
+                Code::Toolkit(ToolkitCode::LogoutNotConfigured)
+            }
+            Self::UnknownRequest => Code::Toolkit(ToolkitCode::LogoutUnknownRequest),
+            Self::Replayed(_) => Code::Toolkit(ToolkitCode::LogoutReplayed),
+            Self::UnexpectedMessage(_) => Code::Toolkit(ToolkitCode::LogoutUnexpectedMessage),
+            Self::Refused(e) => Code::Saml(e.code()),
         }
+    }
+}
+
+/// The SP's one code vocabulary: every code the toolkit (and an application's pages built
+/// on it) can show, log or audit. The SAML layer's codes and the JIT refusals keep their
+/// own homes ([`latchkey_saml::Code`], [`RefusalCode`]); this enum joins them with the
+/// toolkit's own, and no two of the three share a wire form (a test checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// The SAML layer refused the message (binding, signature or profile rule).
+    Saml(latchkey_saml::Code),
+    /// The JIT engine refused the login.
+    Jit(RefusalCode),
+    /// The toolkit itself refused or failed.
+    Toolkit(ToolkitCode),
+}
+
+impl Code {
+    /// Every code of the SP surface: the SAML layer's, the JIT refusals, then the toolkit's.
+    pub fn all() -> impl Iterator<Item = Code> {
+        let saml = latchkey_saml::Code::ALL.iter().copied().map(Code::Saml);
+        let jit = RefusalCode::ALL.iter().copied().map(Code::Jit);
+        let toolkit = ToolkitCode::ALL.iter().copied().map(Code::Toolkit);
+        saml.chain(jit).chain(toolkit)
+    }
+
+    /// The code as shown on pages, written to logs and asserted by tests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Saml(c) => c.as_str(),
+            Code::Jit(c) => c.as_str(),
+            Code::Toolkit(c) => c.as_str(),
+        }
+    }
+
+    /// What the code means, for the generated table.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Code::Saml(c) => c.meaning(),
+            Code::Jit(c) => c.meaning(),
+            Code::Toolkit(c) => c.meaning(),
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+latchkey_saml::stable_codes! {
+    /// The codes of failures that belong to the toolkit rather than to a SAML rule or a JIT
+    /// refusal.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum ToolkitCode {
+        /// The provisioning contract (SP.toml `[provisioning]`) is not usable.
+        ContractInvalid = "CONTRACT_INVALID",
+        /// This assertion was already used once: a replay.
+        AssertionReplayed = "ASSERTION_REPLAYED",
+        /// The assertion had already expired when the replay cache saw it.
+        AssertionExpired = "ASSERTION_EXPIRED",
+        /// The replay cache is full of unexpired entries and fails closed.
+        ReplayCacheFull = "REPLAY_CACHE_FULL",
+        /// The SP's database failed; nothing was applied.
+        StoreFailed = "STORE_FAILED",
+        /// The SP settings are not usable.
+        SettingsInvalid = "SETTINGS_INVALID",
+        /// The IdP metadata could not be read, fetched or used.
+        IdpMetadataUnusable = "IDP_METADATA_UNUSABLE",
+        /// The login this SP started has expired: the person took longer at the IdP than
+        /// the request lifetime allows.
+        RequestExpired = "REQUEST_EXPIRED",
+        /// Too many logins are outstanding to remember another one.
+        TooManyPendingRequests = "TOO_MANY_PENDING_REQUESTS",
+        /// Single logout is not set up (no slo_url, no SP key, or no IdP endpoint).
+        LogoutNotConfigured = "LOGOUT_NOT_CONFIGURED",
+        /// A LogoutResponse answers no logout this SP started (or one already answered).
+        LogoutUnknownRequest = "LOGOUT_UNKNOWN_REQUEST",
+        /// The IdP's LogoutRequest was already acted on: a replay.
+        LogoutReplayed = "LOGOUT_REPLAYED",
+        /// A message of the wrong kind arrived at the SingleLogoutService.
+        LogoutUnexpectedMessage = "LOGOUT_UNEXPECTED_MESSAGE",
     }
 }
 
@@ -287,4 +367,38 @@ pub enum StoreError {
         /// What was wrong with it.
         detail: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Code, Error, LogoutError, ToolkitCode};
+
+    #[test]
+    fn the_sp_vocabulary_has_one_meaning_per_code() {
+        let mut seen = std::collections::BTreeMap::new();
+        for code in Code::all() {
+            if let Some(other) = seen.insert(code.as_str(), code) {
+                panic!("{code} means both {other:?} and {code:?}");
+            }
+            assert!(!code.meaning().is_empty(), "{code}");
+        }
+        // Every SAML failure keeps the SAML layer's own code: nothing folds into a catch-all.
+        let digest =
+            latchkey_saml::Error::Xml(latchkey_xmlsec::dsig::SignatureError::DigestMismatch.into());
+        assert_eq!(Error::Saml(digest).code().as_str(), "DIGEST_MISMATCH");
+        assert_eq!(
+            Error::Saml(latchkey_saml::Error::AudienceMissing)
+                .code()
+                .as_str(),
+            "AUDIENCE_MISSING"
+        );
+        assert_eq!(
+            Error::Logout(LogoutError::Refused(latchkey_saml::Error::LogoutExpired)).code(),
+            Code::Saml(latchkey_saml::Code::LogoutExpired)
+        );
+        assert_eq!(
+            Error::RequestExpired.code(),
+            Code::Toolkit(ToolkitCode::RequestExpired)
+        );
+    }
 }

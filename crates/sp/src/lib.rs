@@ -50,6 +50,7 @@ pub mod web;
 pub use {latchkey_saml, latchkey_xmlsec};
 
 pub use error::{
-    ContractError, Error, LogoutError, MetadataError, ReplayError, SettingsError, StoreError,
+    Code, ContractError, Error, LogoutError, MetadataError, ReplayError, SettingsError, StoreError,
+    ToolkitCode,
 };
 pub use provider::{AcsForm, ServiceProvider};

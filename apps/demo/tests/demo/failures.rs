@@ -36,7 +36,15 @@ async fn tampered_after_signing() {
     login.in_response_to = Some(request_id);
     let xml = login.response_xml(&t).replace("engineering", "wiki-admins");
     let reply = post_acs(&t, &xml, Some(&relay)).await;
-    assert_refused(&t, &reply, "SIGNATURE_INVALID").await;
+    // Was SIGNATURE_INVALID: the SP now shows the SAML layer's own code for the rule.
+    assert_refused(&t, &reply, "DIGEST_MISMATCH").await;
+    assert!(!reply.body.contains("digest"), "{}", reply.body);
+    let audit = t.app.store().audit_log(10).await.unwrap();
+    let event = audit
+        .iter()
+        .find(|e| e.operation_id.to_string() == reply.operation_id())
+        .unwrap();
+    assert!(refusal_detail(event).contains("digest"), "{event:?}");
 }
 
 #[tokio::test]
@@ -54,7 +62,9 @@ async fn expired() {
     let mut login = reader();
     login.not_on_or_after = NOW - Duration::minutes(10);
     let reply = sp_initiated(&t, login).await;
-    assert_refused(&t, &reply, "EXPIRED").await;
+    // Was EXPIRED, which also stood for the assertion's own window: it is the bearer
+    // confirmation's NotOnOrAfter that passed.
+    assert_refused(&t, &reply, "CONFIRMATION_EXPIRED").await;
 }
 
 #[tokio::test]
@@ -177,7 +187,7 @@ async fn malformed_posts() {
             .unwrap(),
     )
     .await;
-    assert_eq!(not_base64.error_code(), "BINDING_INVALID");
+    assert_eq!(not_base64.error_code(), "BASE64_INVALID");
     let audit = t.app.store().audit_log(10).await.unwrap();
     assert!(
         audit
@@ -193,7 +203,7 @@ async fn malformed_posts() {
     )
     .await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
-    assert_eq!(missing.error_code(), "BINDING_INVALID");
+    assert_eq!(missing.error_code(), "MISSING_PARAMETER");
     let garbage = post_acs(&t, "<not-saml/>", None).await;
     assert_eq!(garbage.status, StatusCode::FORBIDDEN);
     assert!(t.app.store().accounts().await.unwrap().is_empty());

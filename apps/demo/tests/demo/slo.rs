@@ -363,5 +363,5 @@ async fn idp_initiated_logout_over_post_answers_with_a_refresh_page() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.error_code(), "BINDING_INVALID");
+    assert_eq!(reply.error_code(), "MISSING_PARAMETER");
 }

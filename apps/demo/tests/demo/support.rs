@@ -374,8 +374,32 @@ pub async fn assert_refused(t: &TestApp, reply: &Reply, code: &str) {
     assert_eq!(op.len(), 36, "operation ID {op}");
     assert!(t.app.store().accounts().await.unwrap().is_empty());
     let audit = t.app.store().audit_log(100).await.unwrap();
+    let event = audit
+        .iter()
+        .find(|e| e.operation_id.to_string() == op)
+        .unwrap_or_else(|| panic!("no audit event for operation {op}: {audit:?}"));
+    // The rule's detail is in the audit event, and not on the page the sender sees.
+    let detail = refusal_detail(event);
+    assert!(!detail.is_empty(), "{event:?}");
     assert!(
-        audit.iter().any(|e| e.operation_id.to_string() == op),
-        "no audit event for operation {op}: {audit:?}"
+        !reply.body.contains(&escape_html(detail)),
+        "the page shows the detail {detail:?}: {}",
+        reply.body
     );
+    assert!(!reply.body.contains("Detail"), "{}", reply.body);
+}
+
+/// The detail of a refusal's audit event (what the rule found).
+pub fn refusal_detail(event: &latchkey_sp::store::AuditEvent) -> &str {
+    match &event.plan.action {
+        latchkey_sp::jit::PlanAction::Refuse(r) => &r.detail,
+        other => panic!("not a refusal: {other:?}"),
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -1,28 +1,10 @@
 //! Printing: aligned text tables for people, `--json` for scripts.
 
-use std::fmt;
-use std::io::Write;
-
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Writes one line to stdout. A closed pipe (`latchkey user list | head`) is not an error:
-/// the reader has what it wanted.
-pub fn emit(args: fmt::Arguments<'_>) -> anyhow::Result<()> {
-    match writeln!(std::io::stdout().lock(), "{args}") {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
-}
-
-/// `println!` that reports write errors instead of panicking (see [`emit`]).
-macro_rules! outln {
-    ($($arg:tt)*) => {
-        $crate::admin::output::emit(format_args!($($arg)*))
-    };
-}
-pub(crate) use outln;
+pub(crate) use crate::stdout::outln;
 
 /// Prints a value as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ use reqwest::StatusCode;
 use reqwest::header::COOKIE;
 
 use super::server::BenchServer;
+use crate::stdout::outln;
 
 /// A CSRF value of the shape the server issues: the check only compares cookie and field.
 const CSRF: &str = "benchburstbenchburstbenchburstbenchburst123";
@@ -102,10 +103,10 @@ pub async fn run(server: &BenchServer, n: usize) -> anyhow::Result<BurstReport> 
 
 impl BurstReport {
     /// The report's lines, with the aim: peak under idle + bound x the hash's memory + 50 MiB.
-    pub fn print(&self, n: usize, memory_kib: u32) {
+    pub fn print(&self, n: usize, memory_kib: u32) -> anyhow::Result<()> {
         let mib = |kib: u64| kib as f64 / 1024.0;
         let aim = self.idle_kib + self.bound * u64::from(memory_kib) + 50 * 1024;
-        println!(
+        outln!(
             "burst of {n} simultaneous sign-ins: {} checked (401), {} refused busy (503), \
              {} throttled (429), {} other, all answered in {:.2} s",
             self.checked,
@@ -113,12 +114,13 @@ impl BurstReport {
             self.throttled,
             self.other,
             self.elapsed.as_secs_f64()
-        );
-        println!(
+        )?;
+        outln!(
             "hash pool: bound {} at once, peak {} at once",
-            self.bound, self.peak_hashes
-        );
-        println!(
+            self.bound,
+            self.peak_hashes
+        )?;
+        outln!(
             "server memory: idle {:.1} MiB, peak {:.1} MiB (VmHWM); aim: under idle + {} x {:.0} MiB + 50 MiB = {:.1} MiB: {}",
             mib(self.idle_kib),
             mib(self.peak_kib),
@@ -130,6 +132,6 @@ impl BurstReport {
             } else {
                 "NOT met"
             }
-        );
+        )
     }
 }

@@ -13,6 +13,7 @@ use latchkey_xmlsec::reader::{self, Limits};
 use latchkey_xmlsec::roxmltree::Node;
 
 use super::pretty::pretty;
+use crate::stdout::{out, outln};
 use crate::xml::read_input;
 
 /// A message with its binding undone.
@@ -35,9 +36,9 @@ pub fn decode_command(file: &Path) -> anyhow::Result<ExitCode> {
     let decoded = decode_text(&text).context("cannot decode the message")?;
     let doc = reader::parse(&decoded.xml, &Limits::metadata())
         .context("the decoded message is not acceptable XML")?;
-    print!("{}", summary(&decoded, doc.root_element()));
-    println!();
-    print!("{}", pretty(&doc));
+    out!("{}", summary(&decoded, doc.root_element()))?;
+    outln!()?;
+    out!("{}", pretty(&doc))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,6 +20,7 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
+use crate::stdout::outln;
 use crate::xml::read_input;
 
 /// Options of `latchkey saml verify`.
@@ -58,12 +59,12 @@ pub struct VerifyArgs {
     response: PathBuf,
 }
 
-pub fn verify_command(args: &VerifyArgs) -> ExitCode {
+pub fn verify_command(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let (settings, now) = match setup(args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");
-            return ExitCode::from(2);
+            return Ok(ExitCode::from(2));
         }
     };
     let text = match read_input(&args.response)
@@ -72,20 +73,21 @@ pub fn verify_command(args: &VerifyArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e:#}");
-            return ExitCode::from(2);
+            return Ok(ExitCode::from(2));
         }
     };
     let outcome = response_xml(&text)
         .and_then(|xml| validate_response(&settings, &xml, args.request_id.as_deref(), now));
     match outcome {
         Ok(subject) => {
-            println!("{}", success_json(&subject, &settings));
-            ExitCode::SUCCESS
+            outln!("{}", success_json(&subject, &settings))?;
+            Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            let out = json!({ "error": e.code(), "rule": e.rule(), "message": e.to_string() });
-            println!("{out:#}");
-            ExitCode::FAILURE
+            let out =
+                json!({ "error": e.code().as_str(), "rule": e.rule(), "message": e.to_string() });
+            outln!("{out:#}")?;
+            Ok(ExitCode::FAILURE)
         }
     }
 }

@@ -10,6 +10,7 @@ use latchkey_xmlsec::dsig::{self, VerifyOptions};
 use latchkey_xmlsec::reader::{self, Limits};
 
 use super::read_input;
+use crate::stdout::outln;
 
 pub fn verify_command(
     cert_paths: &[std::path::PathBuf],
@@ -34,7 +35,7 @@ pub fn verify_command(
                 let element = v.element();
                 let pos = doc.position(element);
                 let name = element.tag_name();
-                println!(
+                outln!(
                     "OK: {}{} ID={} at {pos} ({}, digest {})",
                     name.namespace()
                         .map(|ns| format!("{{{ns}}}"))
@@ -43,7 +44,7 @@ pub fn verify_command(
                     v.id().unwrap_or("(whole document)"),
                     v.signature_algorithm().uri(),
                     v.digest_algorithm().uri(),
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }

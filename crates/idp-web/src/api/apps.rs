@@ -410,12 +410,7 @@ pub struct CreatedFromMetadata {
 
 impl From<MetadataImportError> for ApiError {
     fn from(err: MetadataImportError) -> Self {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            err.code(),
-            err.to_string(),
-        )
-        .with_field(err.field())
+        ApiError::new(err.code(), err.to_string()).with_field(err.field())
     }
 }
 

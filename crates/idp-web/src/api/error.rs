@@ -1,8 +1,9 @@
 //! The one place where failures become HTTP responses.
 //!
 //! Every response body on error is `{"error": CODE, "message": TEXT, "field"?: NAME,
-//! "operation_id"?: ID}`. `CODE` is a stable snake_case word clients can branch on;
-//! `message` is for people. Faults of the server itself (database down, corrupt row)
+//! "operation_id"?: ID}`. `CODE` is an [`ErrorCode`], a stable snake_case word clients can
+//! branch on, and [`status`] is the one place a code gets its HTTP status; `message` is for
+//! people. Faults of the server itself (database down, corrupt row)
 //! answer 500 with only an operation ID: the details go to the log under that ID, so
 //! an admin can find them, and nothing internal reaches the client.
 
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use latchkey_idp::error::Error;
+use latchkey_idp::error::{Error, ErrorCode};
 
 /// The JSON body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -39,13 +40,68 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
+/// The HTTP status of a code: the one place the API maps codes to statuses.
+pub fn status(code: ErrorCode) -> StatusCode {
+    use ErrorCode as C;
+    match code {
+        C::DuplicateUsername
+        | C::DuplicateEmail
+        | C::DuplicateGroup
+        | C::DuplicateEntityId
+        | C::AlreadyMember
+        | C::NotMember
+        | C::AlreadyAssigned
+        | C::NotAssigned => StatusCode::CONFLICT,
+        C::UnknownUser
+        | C::UnknownGroup
+        | C::UnknownApp
+        | C::UnknownToken
+        | C::UnknownTemplate
+        | C::NotFound => StatusCode::NOT_FOUND,
+        C::InvalidField
+        | C::EncryptionKeyUnsupported
+        | C::InvalidImportRow
+        | C::InvalidBody
+        | C::InvalidMetadata
+        | C::MetadataExpired
+        | C::AmbiguousEntity
+        | C::UnknownEntity
+        | C::NoSpRole
+        | C::NoSupportedAcs => StatusCode::UNPROCESSABLE_ENTITY,
+        C::InvalidCsv | C::InvalidJson | C::InvalidQuery | C::InvalidPath => {
+            StatusCode::BAD_REQUEST
+        }
+        C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        C::Unauthorized => StatusCode::UNAUTHORIZED,
+        C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        C::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        C::CorruptRow
+        | C::ConfigInvalid
+        | C::PasswordHashFailed
+        | C::UnsupportedDatabase
+        | C::MigrationFailed
+        | C::DatabaseFailed
+        | C::DatabaseUnwritable
+        | C::DataDirUnwritable
+        | C::AuditUnavailable
+        | C::IoFailed
+        | C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Whether the API answers this code as `internal` (a server fault: the code and the detail
+/// go to the log under an operation ID, not to the client).
+pub fn answered_as_internal(code: ErrorCode) -> bool {
+    status(code) == StatusCode::INTERNAL_SERVER_ERROR
+}
+
 impl ApiError {
-    /// An error with a code and message and no field.
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    /// An error with a code (and its status) and message, and no field.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
+            status: status(code),
             body: ErrorBody {
-                error: code.to_owned(),
+                error: code.as_str().to_owned(),
                 message: message.into(),
                 field: None,
                 operation_id: None,
@@ -63,15 +119,14 @@ impl ApiError {
     /// Missing, malformed, unknown or revoked bearer token; deliberately one answer.
     pub fn unauthorized() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "a valid admin API token is required (Authorization: Bearer lk_...)",
         )
     }
 
     /// A request field that does not parse.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(field)
+        Self::new(ErrorCode::InvalidField, message).with_field(field)
     }
 
     /// The HTTP status.
@@ -79,13 +134,18 @@ impl ApiError {
         self.status
     }
 
-    /// A server fault: logged in full under a fresh operation ID, answered with the ID only.
-    fn internal(err: &dyn std::fmt::Display) -> Self {
+    /// A server fault: logged in full, with its own code, under a fresh operation ID;
+    /// answered `internal` with the ID only.
+    fn internal(code: ErrorCode, err: &dyn std::fmt::Display) -> Self {
         let operation_id = uuid::Uuid::new_v4().to_string();
-        tracing::error!(operation_id = %operation_id, error = %err, "admin API request failed");
+        tracing::error!(
+            operation_id = %operation_id,
+            code = code.as_str(),
+            error = %err,
+            "admin API request failed"
+        );
         let mut e = Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             format!("the server failed; quote operation ID {operation_id} to its administrator"),
         );
         e.body.operation_id = Some(operation_id);
@@ -95,53 +155,30 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
-        use StatusCode as S;
-        let message = err.to_string();
-        match &err {
-            Error::DuplicateUsername { .. } => {
-                Self::new(S::CONFLICT, "duplicate_username", message).with_field("username")
-            }
-            Error::DuplicateEmail { .. } => {
-                Self::new(S::CONFLICT, "duplicate_email", message).with_field("email")
-            }
-            Error::DuplicateGroup { .. } => {
-                Self::new(S::CONFLICT, "duplicate_group", message).with_field("name")
-            }
-            Error::DuplicateEntityId { .. } => {
-                Self::new(S::CONFLICT, "duplicate_entity_id", message).with_field("entity_id")
-            }
-            Error::UnknownUser { .. } => Self::new(S::NOT_FOUND, "unknown_user", message),
-            Error::UnknownGroup { .. } => Self::new(S::NOT_FOUND, "unknown_group", message),
-            Error::UnknownApplication { .. } => Self::new(S::NOT_FOUND, "unknown_app", message),
-            Error::UnknownToken { .. } => Self::new(S::NOT_FOUND, "unknown_token", message),
-            Error::AlreadyMember { .. } => Self::new(S::CONFLICT, "already_member", message),
-            Error::NotMember { .. } => Self::new(S::CONFLICT, "not_member", message),
-            Error::AlreadyAssigned { .. } => Self::new(S::CONFLICT, "already_assigned", message),
-            Error::NotAssigned { .. } => Self::new(S::CONFLICT, "not_assigned", message),
-            Error::InvalidField { field, .. } => {
-                Self::new(S::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(*field)
-            }
-            Error::EncryptionKeyUnsupported { .. } => Self::new(
-                S::UNPROCESSABLE_ENTITY,
-                "encryption_key_unsupported",
-                message,
-            )
-            .with_field("encryption_cert"),
-            Error::ImportRow { .. } => {
-                Self::new(S::UNPROCESSABLE_ENTITY, "invalid_import_row", message)
-            }
-            Error::Csv(_) => Self::new(S::BAD_REQUEST, "invalid_csv", message),
+        let code = err.code();
+        if answered_as_internal(code) {
+            return Self::internal(code, &err);
+        }
+        let field = match &err {
+            Error::DuplicateUsername { .. } => Some("username"),
+            Error::DuplicateEmail { .. } => Some("email"),
+            Error::DuplicateGroup { .. } => Some("name"),
+            Error::DuplicateEntityId { .. } => Some("entity_id"),
+            Error::InvalidField { field, .. } => Some(*field),
+            Error::EncryptionKeyUnsupported { .. } => Some("encryption_cert"),
+            _ => None,
+        };
+        let retry_after = match &err {
             Error::Busy {
                 retry_after_seconds,
                 ..
-            } => ApiError {
-                retry_after: Some(*retry_after_seconds),
-                ..Self::new(S::SERVICE_UNAVAILABLE, "busy", message)
-            },
-            // Everything else is the server's own fault (database, files, configuration,
-            // corrupt rows). New variants land here until mapped: safe, if unhelpful.
-            _ => Self::internal(&err),
-        }
+            } => Some(*retry_after_seconds),
+            _ => None,
+        };
+        let mut e = Self::new(code, err.to_string());
+        e.body.field = field.map(str::to_owned);
+        e.retry_after = retry_after;
+        e
     }
 }
 
@@ -149,11 +186,11 @@ impl From<latchkey_idp::catalog::CatalogError> for ApiError {
     fn from(err: latchkey_idp::catalog::CatalogError) -> Self {
         use latchkey_idp::catalog::CatalogError as C;
         match &err {
-            C::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "unknown_template", err.to_string()),
+            C::NotFound(_) => Self::new(ErrorCode::UnknownTemplate, err.to_string()),
             C::MissingPlaceholder(name) => Self::invalid("placeholders", err.to_string())
                 .with_field(format!("placeholders.{name}")),
             C::NoUrlPattern { what, .. } => Self::invalid(what, err.to_string()),
-            _ => Self::internal(&err),
+            _ => Self::internal(ErrorCode::Internal, &err),
         }
     }
 }
@@ -161,24 +198,27 @@ impl From<latchkey_idp::catalog::CatalogError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rej: JsonRejection) -> Self {
         let code = match &rej {
-            JsonRejection::JsonDataError(_) => "invalid_body",
-            JsonRejection::JsonSyntaxError(_) => "invalid_json",
-            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
-            _ => "invalid_body",
+            JsonRejection::JsonDataError(_) => ErrorCode::InvalidBody,
+            JsonRejection::JsonSyntaxError(_) => ErrorCode::InvalidJson,
+            JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
+            _ => ErrorCode::InvalidBody,
         };
-        Self::new(rej.status(), code, rej.body_text())
+        // The body could not even be buffered (too large, cut off): axum's status says which.
+        let mut e = Self::new(code, rej.body_text());
+        e.status = rej.status();
+        e
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rej: QueryRejection) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_query", rej.body_text())
+        Self::new(ErrorCode::InvalidQuery, rej.body_text())
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(rej: PathRejection) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_path", rej.body_text())
+        Self::new(ErrorCode::InvalidPath, rej.body_text())
     }
 }
 
@@ -203,14 +243,13 @@ impl IntoResponse for ApiError {
 
 /// Answer for paths no route matches.
 pub(crate) async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint")
+    ApiError::new(ErrorCode::NotFound, "no such API endpoint")
 }
 
 /// Answer for a known path with the wrong method.
 pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this endpoint does not accept that method",
     )
 }

@@ -38,6 +38,33 @@ async fn health_ready_and_metrics() {
 }
 
 #[tokio::test]
+async fn a_favicon_request_is_not_a_failure() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    for _ in 0..2 {
+        let icon = b.get("/favicon.ico").await;
+        assert_eq!(icon.status, StatusCode::NO_CONTENT);
+        assert!(icon.body.is_empty());
+        assert!(
+            icon.headers[header::CACHE_CONTROL]
+                .to_str()
+                .unwrap()
+                .contains("max-age=")
+        );
+    }
+    let metrics = b.metrics().await.body;
+    assert!(!metrics.contains("latchkey_failures_total{"), "{metrics}");
+    assert!(
+        metrics.contains("latchkey_http_request_duration_seconds_count{route=\"/favicon.ico\"} 2"),
+        "{metrics}"
+    );
+    // A page that is really missing still counts.
+    b.get("/favicon.png").await;
+    let metrics = b.metrics().await.body;
+    assert!(metrics.contains("latchkey_failures_total{reason=\"WEB-NOT-FOUND\"} 1"));
+}
+
+#[tokio::test]
 async fn security_headers_on_pages_and_error_pages() {
     let idp = idp().await;
     let mut b = Browser::new(&idp);

@@ -85,14 +85,15 @@ pub enum MetadataImportError {
 
 impl MetadataImportError {
     /// The stable code the admin API answers with.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode as C;
         match self {
-            MetadataImportError::Malformed(_) => "invalid_metadata",
-            MetadataImportError::Expired { .. } => "metadata_expired",
-            MetadataImportError::AmbiguousEntity { .. } => "ambiguous_entity",
-            MetadataImportError::UnknownEntity { .. } => "unknown_entity",
-            MetadataImportError::NoSpRole { .. } => "no_sp_role",
-            MetadataImportError::NoSupportedAcs { .. } => "no_supported_acs",
+            MetadataImportError::Malformed(_) => C::InvalidMetadata,
+            MetadataImportError::Expired { .. } => C::MetadataExpired,
+            MetadataImportError::AmbiguousEntity { .. } => C::AmbiguousEntity,
+            MetadataImportError::UnknownEntity { .. } => C::UnknownEntity,
+            MetadataImportError::NoSpRole { .. } => C::NoSpRole,
+            MetadataImportError::NoSupportedAcs { .. } => C::NoSupportedAcs,
         }
     }
 

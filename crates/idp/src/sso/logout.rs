@@ -103,7 +103,7 @@ pub async fn accept_request(
         .map_err(SsoError::Store)?;
     if !first {
         tracing::warn!(
-            code = "SLO-REPLAYED",
+            code = crate::PageCode::SloReplayed.as_str(),
             app = %app.settings.entity_id,
             request = %request.id,
             "single logout: a LogoutRequest arrived again"

@@ -108,28 +108,30 @@ pub enum SsoError {
     Store(#[from] crate::error::Error),
 }
 
+use crate::error::PageCode;
+
 impl SsoError {
     /// A short, stable, greppable code for pages, logs and the failures metric.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> PageCode {
         match self {
-            SsoError::Binding(_) => "SSO-DECODE",
-            SsoError::RelayStateTooLong(_) => "SSO-RELAYSTATE",
-            SsoError::Malformed(_) => "SSO-MALFORMED",
-            SsoError::MissingIssuer => "SSO-NO-ISSUER",
-            SsoError::UnknownIssuer(_) => "SSO-UNKNOWN-SP",
-            SsoError::UnregisteredAcs(_) | SsoError::UnknownAcsIndex(_) => "SSO-ACS",
-            SsoError::NoUsableAcs => "SSO-NO-ACS",
-            SsoError::UnsupportedBinding(_) => "SSO-BINDING",
-            SsoError::SignatureRequired => "SSO-UNSIGNED",
-            SsoError::SignatureInvalid(_) => "SSO-BAD-SIGNATURE",
-            SsoError::WrongDestination(_) => "SSO-DESTINATION",
-            SsoError::Stale => "SSO-STALE",
-            SsoError::Replayed(_) => "SSO-REPLAYED",
-            SsoError::EncryptionUnsupported => "SSO-ENCRYPTION",
-            SsoError::NameIdUnavailable(_) => "SSO-NAMEID",
-            SsoError::Build(_) => "SSO-BUILD",
-            SsoError::Keys(_) => "SSO-KEYS",
-            SsoError::Store(_) => "SSO-STORE",
+            SsoError::Binding(_) => PageCode::SsoDecode,
+            SsoError::RelayStateTooLong(_) => PageCode::SsoRelaystate,
+            SsoError::Malformed(_) => PageCode::SsoMalformed,
+            SsoError::MissingIssuer => PageCode::SsoNoIssuer,
+            SsoError::UnknownIssuer(_) => PageCode::SsoUnknownSp,
+            SsoError::UnregisteredAcs(_) | SsoError::UnknownAcsIndex(_) => PageCode::SsoAcs,
+            SsoError::NoUsableAcs => PageCode::SsoNoAcs,
+            SsoError::UnsupportedBinding(_) => PageCode::SsoBinding,
+            SsoError::SignatureRequired => PageCode::SsoUnsigned,
+            SsoError::SignatureInvalid(_) => PageCode::SsoBadSignature,
+            SsoError::WrongDestination(_) => PageCode::SsoDestination,
+            SsoError::Stale => PageCode::SsoStale,
+            SsoError::Replayed(_) => PageCode::SsoReplayed,
+            SsoError::EncryptionUnsupported => PageCode::SsoEncryption,
+            SsoError::NameIdUnavailable(_) => PageCode::SsoNameid,
+            SsoError::Build(_) => PageCode::SsoBuild,
+            SsoError::Keys(_) => PageCode::SsoKeys,
+            SsoError::Store(_) => PageCode::SsoStore,
         }
     }
 

@@ -29,61 +29,38 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// The stable reasons JIT refuses a login. Serialised as the same SCREAMING_SNAKE codes
-/// [`RefusalCode::as_str`] returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[non_exhaustive]
-pub enum RefusalCode {
-    /// The contract keys accounts on the NameID, but the NameID is not persistent, so it cannot
-    /// identify the same person at the next login.
-    NameIdNotPersistent,
-    /// The contract keys accounts on a NameID of one format, and the NameID has another (or
-    /// is empty).
-    NameIdFormatMismatch,
-    /// The contract keys accounts on an attribute the IdP did not send.
-    IdentityAttributeMissing,
-    /// The identity attribute has several values, so it does not name one person.
-    IdentityAttributeMultiValued,
-    /// A field marked `required` has no value in the assertion.
-    RequiredAttributeMissing,
-    /// A single-valued account field was sent several values; picking one would be arbitrary.
-    AttributeMultiValued,
-    /// No role rule matched and the contract denies such logins.
-    NoMatchingRole,
-    /// No account exists for this identity and the contract only admits pre-provisioned ones.
-    NotProvisioned,
-    /// The asserted e-mail belongs to a local account not linked to this identity, and the
-    /// contract does not allow linking by e-mail.
-    EmailBelongsToUnlinkedAccount,
-    /// The asserted e-mail belongs to an account linked to a different identity.
-    EmailBelongsToOtherAccount,
-    /// The ACS refused the response before JIT ran; the detail starts with the ACS code
-    /// (`SIGNATURE_INVALID`, `AUDIENCE_MISMATCH`, ...). Used only in audit events.
-    ResponseRejected,
-}
-
-impl RefusalCode {
-    /// The code as shown on error pages and written to logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NameIdNotPersistent => "NAME_ID_NOT_PERSISTENT",
-            Self::NameIdFormatMismatch => "NAME_ID_FORMAT_MISMATCH",
-            Self::IdentityAttributeMissing => "IDENTITY_ATTRIBUTE_MISSING",
-            Self::IdentityAttributeMultiValued => "IDENTITY_ATTRIBUTE_MULTI_VALUED",
-            Self::RequiredAttributeMissing => "REQUIRED_ATTRIBUTE_MISSING",
-            Self::AttributeMultiValued => "ATTRIBUTE_MULTI_VALUED",
-            Self::NoMatchingRole => "NO_MATCHING_ROLE",
-            Self::NotProvisioned => "NOT_PROVISIONED",
-            Self::EmailBelongsToUnlinkedAccount => "EMAIL_BELONGS_TO_UNLINKED_ACCOUNT",
-            Self::EmailBelongsToOtherAccount => "EMAIL_BELONGS_TO_OTHER_ACCOUNT",
-            Self::ResponseRejected => "RESPONSE_REJECTED",
-        }
-    }
-}
-
-impl fmt::Display for RefusalCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+latchkey_saml::stable_codes! {
+    /// The stable reasons JIT refuses a login. Serialised as the same SCREAMING_SNAKE codes
+    /// [`RefusalCode::as_str`] returns.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    #[non_exhaustive]
+    pub enum RefusalCode {
+        /// The contract keys accounts on the NameID, but the NameID is not persistent, so it cannot
+        /// identify the same person at the next login.
+        NameIdNotPersistent = "NAME_ID_NOT_PERSISTENT",
+        /// The contract keys accounts on a NameID of one format, and the NameID has another (or
+        /// is empty).
+        NameIdFormatMismatch = "NAME_ID_FORMAT_MISMATCH",
+        /// The contract keys accounts on an attribute the IdP did not send.
+        IdentityAttributeMissing = "IDENTITY_ATTRIBUTE_MISSING",
+        /// The identity attribute has several values, so it does not name one person.
+        IdentityAttributeMultiValued = "IDENTITY_ATTRIBUTE_MULTI_VALUED",
+        /// A field marked `required` has no value in the assertion.
+        RequiredAttributeMissing = "REQUIRED_ATTRIBUTE_MISSING",
+        /// A single-valued account field was sent several values; picking one would be arbitrary.
+        AttributeMultiValued = "ATTRIBUTE_MULTI_VALUED",
+        /// No role rule matched and the contract denies such logins.
+        NoMatchingRole = "NO_MATCHING_ROLE",
+        /// No account exists for this identity and the contract only admits pre-provisioned ones.
+        NotProvisioned = "NOT_PROVISIONED",
+        /// The asserted e-mail belongs to a local account not linked to this identity, and the
+        /// contract does not allow linking by e-mail.
+        EmailBelongsToUnlinkedAccount = "EMAIL_BELONGS_TO_UNLINKED_ACCOUNT",
+        /// The asserted e-mail belongs to an account linked to a different identity.
+        EmailBelongsToOtherAccount = "EMAIL_BELONGS_TO_OTHER_ACCOUNT",
+        /// The ACS refused the response before JIT ran; the detail starts with the ACS code
+        /// (`DIGEST_MISMATCH`, `AUDIENCE_MISMATCH`, ...). Used only in audit events.
+        ResponseRejected = "RESPONSE_REJECTED",
     }
 }

@@ -36,7 +36,7 @@ pub struct LogoutFailure {
 
 impl LogoutFailure {
     /// The stable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::Code {
         self.error.code()
     }
 }
@@ -76,7 +76,7 @@ pub async fn start<S: AccountStore>(
 ) -> Result<LogoutStarted, LogoutFailure> {
     let operation_id = Uuid::new_v4();
     let fail = |error: Error| {
-        tracing::warn!(%operation_id, code = error.code(), %error, "single logout not started");
+        tracing::warn!(%operation_id, code = error.code().as_str(), %error, "single logout not started");
         LogoutFailure {
             error,
             operation_id,
@@ -134,7 +134,7 @@ pub async fn receive<S: AccountStore, R: ReplayCache>(
             session_index: None,
         };
         if let Err(error) = write(store, sp, event, record, now).await {
-            tracing::error!(%operation_id, code = error.code(), %error, "could not audit the IdP's logout answer");
+            tracing::error!(%operation_id, code = error.code().as_str(), %error, "could not audit the IdP's logout answer");
             return Err(LogoutFailure {
                 error,
                 operation_id,
@@ -180,7 +180,7 @@ pub async fn answer<S: AccountStore>(
     write(store, sp, event, record, now).await.map_err(fail)?;
     tracing::info!(%operation_id, request = %r.id, sessions_ended, "the IdP ended sessions here");
     sp.answer_logout(request, now).map_err(|error| {
-        tracing::error!(%operation_id, code = error.code(), %error, "cannot answer the IdP's logout");
+        tracing::error!(%operation_id, code = error.code().as_str(), %error, "cannot answer the IdP's logout");
         fail(error)
     })
 }
@@ -195,7 +195,7 @@ pub async fn audit_refusal<S: AccountStore>(
     now: OffsetDateTime,
 ) -> Result<(), Error> {
     let record = LogoutRecord::Refused {
-        code: error.code().to_owned(),
+        code: error.code().as_str().to_owned(),
         detail: error.to_string(),
     };
     let event = Event {
@@ -214,7 +214,7 @@ async fn refuse<S: AccountStore>(
     error: Error,
     now: OffsetDateTime,
 ) -> LogoutFailure {
-    tracing::warn!(%operation_id, code = error.code(), %error, "logout message refused");
+    tracing::warn!(%operation_id, code = error.code().as_str(), %error, "logout message refused");
     if let Err(audit_error) = audit_refusal(sp, store, operation_id, &error, now).await {
         tracing::error!(%operation_id, error = %audit_error, "could not audit the refusal");
     }

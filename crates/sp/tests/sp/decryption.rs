@@ -266,7 +266,7 @@ fn the_acs_accepts_an_encrypted_assertion_only_with_our_key() {
         err,
         latchkey_saml::Error::Xml(EncryptionError::DecryptionFailed.into())
     );
-    assert_eq!(Error::Saml(err).code(), "DECRYPTION_FAILED");
+    assert_eq!(Error::Saml(err).code().as_str(), "DECRYPTION_FAILED");
     // gcm_only refuses CBC before decrypting anything.
     let strict = sp(&f, &format!("{ENCRYPTION}\ngcm_only = true"));
     assert!(strict.verify_xml(&gcm, None, None, NOW).is_ok());

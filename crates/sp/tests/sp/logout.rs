@@ -164,7 +164,7 @@ async fn receive(
 fn code_of(r: Result<SloReceived, Error>) -> &'static str {
     match r {
         Ok(got) => panic!("accepted: {got:?}"),
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     }
 }
 
@@ -288,7 +288,7 @@ async fn logout_response_rules() {
             None
         )
         .await,
-        "ISSUER_MISMATCH"
+        "LOGOUT_ISSUER_MISMATCH"
     );
     assert_eq!(
         refused_answer(
@@ -297,7 +297,7 @@ async fn logout_response_rules() {
             None
         )
         .await,
-        "DESTINATION_MISMATCH"
+        "LOGOUT_DESTINATION_MISMATCH"
     );
     assert_eq!(
         refused_answer(|r| r.in_response_to = Some("_not-ours".into()), idp, None).await,
@@ -309,11 +309,11 @@ async fn logout_response_rules() {
     );
     assert_eq!(
         refused_answer(|r| r.issue_instant = NOW - Duration::minutes(10), idp, None).await,
-        "EXPIRED"
+        "LOGOUT_EXPIRED"
     );
     assert_eq!(
         refused_answer(|r| r.issue_instant = NOW + Duration::minutes(3), idp, None).await,
-        "NOT_YET_VALID"
+        "LOGOUT_NOT_YET_VALID"
     );
 }
 
@@ -338,7 +338,7 @@ async fn unsigned_logout_response_is_refused() {
 async fn logout_needs_our_endpoint_our_key_and_the_idps_endpoint() {
     let no_key = sp_with(true, None, true);
     let e = no_key.start_logout(&login(), None, NOW).await.unwrap_err();
-    assert_eq!(e.code(), "LOGOUT_NOT_CONFIGURED");
+    assert_eq!(e.code().as_str(), "LOGOUT_NOT_CONFIGURED");
     assert!(e.is_internal());
     let no_idp_slo = sp_with(true, Some(key()), false);
     assert_eq!(
@@ -346,7 +346,8 @@ async fn logout_needs_our_endpoint_our_key_and_the_idps_endpoint() {
             .start_logout(&login(), None, NOW)
             .await
             .unwrap_err()
-            .code(),
+            .code()
+            .as_str(),
         "LOGOUT_NOT_CONFIGURED"
     );
     let no_slo = sp_with(false, Some(key()), true);
@@ -355,7 +356,8 @@ async fn logout_needs_our_endpoint_our_key_and_the_idps_endpoint() {
             .start_logout(&login(), None, NOW)
             .await
             .unwrap_err()
-            .code(),
+            .code()
+            .as_str(),
         "LOGOUT_NOT_CONFIGURED"
     );
     // Nothing was remembered for logouts that could not start.
@@ -468,7 +470,7 @@ async fn idp_logout_request_rules() {
     );
     assert_eq!(
         refused_request(|r| r.issuer = Some("https://evil.example".into()), idp).await,
-        "ISSUER_MISMATCH"
+        "LOGOUT_ISSUER_MISMATCH"
     );
     assert_eq!(
         refused_request(
@@ -476,11 +478,11 @@ async fn idp_logout_request_rules() {
             idp
         )
         .await,
-        "DESTINATION_MISMATCH"
+        "LOGOUT_DESTINATION_MISMATCH"
     );
     assert_eq!(
         refused_request(|r| r.destination = None, idp).await,
-        "DESTINATION_MISMATCH"
+        "LOGOUT_DESTINATION_MISMATCH"
     );
     assert_eq!(
         refused_request(
@@ -488,7 +490,7 @@ async fn idp_logout_request_rules() {
             idp
         )
         .await,
-        "EXPIRED"
+        "LOGOUT_EXPIRED"
     );
     assert_eq!(
         refused_request(
@@ -499,11 +501,11 @@ async fn idp_logout_request_rules() {
             idp
         )
         .await,
-        "EXPIRED"
+        "LOGOUT_EXPIRED"
     );
     assert_eq!(
         refused_request(|r| r.issue_instant = NOW + Duration::minutes(3), idp).await,
-        "NOT_YET_VALID"
+        "LOGOUT_NOT_YET_VALID"
     );
 }
 
@@ -565,7 +567,8 @@ async fn idp_logout_request_over_post() {
         sp.receive_logout(SloMessage::Post(&form), &cache, NOW)
             .await
             .unwrap_err()
-            .code(),
+            .code()
+            .as_str(),
         "LOGOUT_REPLAYED"
     );
     for (form, code) in [
@@ -574,13 +577,14 @@ async fn idp_logout_request_over_post() {
             enveloped(&idp_request(), Some(&rogue_key().key)),
             "SIGNATURE_INVALID",
         ),
-        (SloForm::default(), "BINDING_INVALID"),
+        (SloForm::default(), "MISSING_PARAMETER"),
     ] {
         assert_eq!(
             sp.receive_logout(SloMessage::Post(&form), &cache, NOW)
                 .await
                 .unwrap_err()
-                .code(),
+                .code()
+                .as_str(),
             code
         );
     }
@@ -593,8 +597,9 @@ async fn idp_logout_request_over_post() {
         sp.receive_logout(SloMessage::Post(&form), &cache, NOW)
             .await
             .unwrap_err()
-            .code(),
-        "ISSUER_MISMATCH"
+            .code()
+            .as_str(),
+        "LOGOUT_ISSUER_MISMATCH"
     );
 }
 
@@ -742,7 +747,7 @@ mod audited {
         let refused = failure(
             logout::receive(&sp, &cache, &fx.store, SloMessage::Redirect(&answer), NOW).await,
         );
-        assert_eq!(refused.code(), "LOGOUT_UNKNOWN_REQUEST");
+        assert_eq!(refused.code().as_str(), "LOGOUT_UNKNOWN_REQUEST");
         let event = new_event(&fx, 2, refused.operation_id).await;
         assert_eq!(event.kind, AuditKind::LogoutRefused);
         assert_eq!(event.account_id, None);
@@ -820,7 +825,7 @@ mod audited {
         let replayed = failure(
             logout::receive(&sp, &cache, &fx.store, SloMessage::Redirect(&query), NOW).await,
         );
-        assert_eq!(replayed.code(), "LOGOUT_REPLAYED");
+        assert_eq!(replayed.code().as_str(), "LOGOUT_REPLAYED");
         let event = new_event(&fx, 1, replayed.operation_id).await;
         assert_eq!(refused_code(&event), "LOGOUT_REPLAYED");
 
@@ -833,7 +838,7 @@ mod audited {
         let forged_refusal = failure(
             logout::receive(&sp, &cache, &fx.store, SloMessage::Redirect(&forged), NOW).await,
         );
-        assert_eq!(forged_refusal.code(), "SIGNATURE_INVALID");
+        assert_eq!(forged_refusal.code().as_str(), "SIGNATURE_INVALID");
         let event = new_event(&fx, 2, forged_refusal.operation_id).await;
         assert_eq!(event.kind, AuditKind::LogoutRefused);
         assert_eq!(refused_code(&event), "SIGNATURE_INVALID");
@@ -848,7 +853,7 @@ mod audited {
             .await,
         );
         let event = new_event(&fx, 3, posted.operation_id).await;
-        assert_eq!(refused_code(&event), posted.code());
+        assert_eq!(refused_code(&event), posted.code().as_str());
     }
 
     #[tokio::test]
@@ -856,7 +861,7 @@ mod audited {
         let fx = fixture(Db::Sqlite).await;
         let no_key = sp_with(true, None, true);
         let f = failure(logout::start(&no_key, &fx.store, &login(), None, None, NOW).await);
-        assert_eq!(f.code(), "LOGOUT_NOT_CONFIGURED");
+        assert_eq!(f.code().as_str(), "LOGOUT_NOT_CONFIGURED");
         assert!(
             log(&fx).await.is_empty(),
             "nothing started, nothing audited"
@@ -866,6 +871,6 @@ mod audited {
         let sp = sp();
         fx.store.database().pool().close().await;
         let f = failure(logout::start(&sp, &fx.store, &login(), None, None, NOW).await);
-        assert_eq!(f.code(), "STORE_FAILED");
+        assert_eq!(f.code().as_str(), "STORE_FAILED");
     }
 }
