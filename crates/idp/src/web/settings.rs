@@ -108,6 +108,9 @@ pub struct ServerSettings {
     pub key_algorithm: KeyAlgorithm,
     /// Who may read `/metrics`.
     pub metrics_access: MetricsAccess,
+    /// The `cacheDuration` published in the IdP metadata (`[keys] metadata_cache_seconds`):
+    /// it lives in `[keys]` because `key activate` waits on it too.
+    pub metadata_cache: Duration,
 }
 
 fn bad(reason: impl Into<String>) -> Error {
@@ -141,10 +144,12 @@ impl ServerSettings {
                 }
             };
         }
-        Self::check(raw)
+        let mut settings = Self::check(raw)?;
+        settings.metadata_cache = config.keys.metadata_cache();
+        Ok(settings)
     }
 
-    /// Checks a raw section.
+    /// Checks a raw section; the metadata's cacheDuration is `[keys]`'s default.
     pub fn check(raw: ServerConfig) -> Result<ServerSettings> {
         let listen: SocketAddr = raw
             .listen
@@ -215,6 +220,7 @@ impl ServerSettings {
             trust_forwarded_for: raw.trust_forwarded_for,
             key_algorithm: raw.key_algorithm,
             metrics_access,
+            metadata_cache: crate::config::KeysConfig::default().metadata_cache(),
         })
     }
 
