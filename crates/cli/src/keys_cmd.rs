@@ -4,6 +4,9 @@
 //! Rollover is `key rotate` (a next key appears in the IdP metadata), wait until every
 //! SP has refreshed the metadata, then `key activate` (the next key starts signing). With
 //! the database store, every node picks the change up within `[keys] refresh_seconds`.
+//! `key activate` refuses until the next key has been published for the metadata's
+//! cacheDuration (`[keys] metadata_cache_seconds`); `--force` skips the wait. Every change
+//! is an audit event under the OS user's name.
 //! Moving from files to the database: `key new-kek FILE`, `[keys] kek_file = FILE`,
 //! `key import-files`, then `[keys] store = "database"` on every node. Replacing the KEK:
 //! `key new-kek NEW`, `key rewrap --new-kek NEW`, then `kek_file = NEW` and a restart per node.
@@ -16,7 +19,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use latchkey_idp::config::{KeyStoreKind, ProcessEnv};
-use latchkey_idp::keys::{DatabaseKeyStore, Kek, KeyAlgorithm, KeyInfo, KeyStore, Keyring};
+use latchkey_idp::keys::{
+    Activation, DatabaseKeyStore, Kek, KeyAlgorithm, KeyInfo, KeyStore, Keyring,
+};
 use latchkey_idp::{Config, Store};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -51,8 +56,14 @@ pub enum KeyCommand {
         #[arg(long, value_enum, default_value_t = Alg::Rsa2048)]
         alg: Alg,
     },
-    /// Make the next key the active one; the old active key is retired.
-    Activate,
+    /// Make the next key the active one; the old active key is retired. Refused until the
+    /// next key has been in the metadata for its cacheDuration ([keys] metadata_cache_seconds).
+    Activate {
+        /// Activate now: SPs holding an older copy of the metadata will refuse the new
+        /// key's signatures until they fetch it again (for a leaked key).
+        #[arg(long)]
+        force: bool,
+    },
     /// Retire the next key without activating it (abandon a rollover).
     RetireNext,
     /// Print a key's certificate (PEM); the active key's by default.
@@ -132,6 +143,7 @@ async fn command(config: &Config, command: KeyCommand) -> anyhow::Result<()> {
         .await
         .context("opening the key store")?;
     let now = SystemClock.now();
+    let actor = crate::admin::cli_actor();
     let result = match command {
         KeyCommand::List { json } => list(&mut out, &keys.list().await?, json, &keys.describe()),
         KeyCommand::Init { alg } => {
@@ -142,23 +154,39 @@ async fn command(config: &Config, command: KeyCommand) -> anyhow::Result<()> {
             )
         }
         KeyCommand::Rotate { alg } => {
-            let info = keys.rotate(alg.into(), now).await?;
+            let info = keys.rotate(&actor, alg.into(), now).await?;
             line(
                 &mut out,
                 &format!(
-                    "next key {} ({}) generated and published in metadata; run `latchkey key \
-                     activate` once every application has refreshed the IdP metadata",
+                    "next key {} ({}) generated and published in metadata; `latchkey key \
+                     activate` is possible from {} on, once every application has had time to \
+                     refresh the IdP metadata",
                     info.id,
-                    info.algorithm.as_str()
+                    info.algorithm.as_str(),
+                    when(Some(
+                        Activation::for_config(&config.keys).earliest(info.created_at)
+                    ))
                 ),
             )
         }
-        KeyCommand::Activate => {
-            let info = keys.activate(now).await?;
+        KeyCommand::Activate { force } => {
+            let rule = if force {
+                Activation::Forced
+            } else {
+                Activation::for_config(&config.keys)
+            };
+            let info = keys.activate(&actor, now, rule).await?;
+            if force {
+                eprintln!(
+                    "warning: activated without waiting for the metadata's cacheDuration; \
+                     applications holding an older copy of the IdP metadata refuse logins \
+                     until they fetch it again"
+                );
+            }
             line(&mut out, &format!("key {} is now active", info.id))
         }
         KeyCommand::RetireNext => {
-            let info = keys.retire_next(now).await?;
+            let info = keys.retire_next(&actor, now).await?;
             line(
                 &mut out,
                 &format!("next key {} retired; the active key is unchanged", info.id),
@@ -190,7 +218,7 @@ async fn rewrap(config: &Config, new_kek: &Path, out: &mut impl Write) -> anyhow
     else {
         anyhow::bail!("key rewrap needs [keys] store = \"database\"; file keys are not sealed");
     };
-    let result = keys.rewrap(&new).await;
+    let result = keys.rewrap(&crate::admin::cli_actor(), &new).await;
     keys.store().close().await;
     let count = result?;
     line(
@@ -217,7 +245,7 @@ async fn import_files(config: &Config, out: &mut impl Write) -> anyhow::Result<(
     let kek = Kek::resolve(&config.keys, &ProcessEnv)?;
     let store = Store::open(config).await?;
     let database = DatabaseKeyStore::new(store.clone(), kek);
-    let result = database.import(&files).await;
+    let result = database.import(&crate::admin::cli_actor(), &files).await;
     store.close().await;
     let imported = result?;
     line(

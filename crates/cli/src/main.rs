@@ -150,7 +150,13 @@ impl Exit {
                     K::NoActiveKey
                     | K::NoNextKey
                     | K::NextKeyExists(_)
+                    | K::TooSoon { .. }
                     | K::ImportTargetNotEmpty { .. } => Exit::Refused,
+                    K::Store(inner) => match inner.code().class() {
+                        Class::Refused => Exit::Refused,
+                        Class::BadInput => Exit::BadInput,
+                        Class::Unavailable => Exit::Unavailable,
+                    },
                     K::KekMissing
                     | K::KekInvalid { .. }
                     | K::WrongKek { .. }

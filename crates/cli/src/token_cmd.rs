@@ -62,10 +62,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn actor() -> Actor {
-    let os_user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    Actor::cli(&os_user)
+    crate::admin::cli_actor()
 }
 
 async fn execute(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {

@@ -646,6 +646,43 @@ fn app_add_from_metadata_url() {
 }
 
 #[test]
+fn app_refresh_metadata_is_audited_when_it_changes_something() {
+    let dir = workdir();
+    let d = dir.path();
+    let file = d.join("wiki-sp.xml");
+    let path = file.to_str().unwrap();
+    let entity = "https://wiki.example.net/saml/metadata";
+    std::fs::write(&file, wiki_metadata("https://wiki.example.net/saml/acs")).unwrap();
+    ok(d, &["app", "add", "--metadata", path]);
+
+    let same = ok(d, &["app", "refresh-metadata", entity, path]);
+    assert!(same.contains("nothing changed"), "{same}");
+    std::fs::write(&file, wiki_metadata("https://wiki.example.net/saml/acs2")).unwrap();
+    let changed = ok(d, &["app", "refresh-metadata", entity, path]);
+    assert!(changed.starts_with("refreshed application"), "{changed}");
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["app", "show", entity, "--json"])).unwrap();
+    assert_eq!(shown["acs"][0]["url"], "https://wiki.example.net/saml/acs2");
+
+    let events: Vec<serde_json::Value> = serde_json::from_str(&ok(
+        d,
+        &["audit", "--action", "app.metadata_refresh", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0]["actor"].as_str().unwrap().starts_with("cli:"));
+    assert_eq!(events[0]["after"]["source"], path);
+    assert_eq!(
+        events[0]["after"]["acs"][0]["url"],
+        "https://wiki.example.net/saml/acs2"
+    );
+    assert_eq!(
+        events[0]["before"]["acs"][0]["url"],
+        "https://wiki.example.net/saml/acs"
+    );
+}
+
+#[test]
 fn audit_filters_by_user_app_and_age() {
     let dir = workdir();
     let d = dir.path();

@@ -148,7 +148,7 @@ fn database_store_rollover_through_the_cli() {
     let next_cert = ok(d, &["key", "cert", "--next"]);
     assert!(next_cert.starts_with("-----BEGIN CERTIFICATE-----"));
 
-    let activated = ok(d, &["key", "activate"]);
+    let activated = ok(d, &["key", "activate", "--force"]);
     assert!(
         activated.contains(keys[1]["id"].as_str().unwrap()),
         "{activated}"
@@ -216,11 +216,74 @@ fn file_keys_move_to_the_database_with_import_files() {
     assert_eq!(to_micros(&list(d)), to_micros(&file_keys));
     assert_eq!(roles(&list(d)), roles(&file_keys));
     assert_eq!(ok(d, &["key", "cert"]), file_cert);
-    ok(d, &["key", "activate"]);
+    ok(d, &["key", "activate", "--force"]);
     assert_eq!(roles(&list(d))[0].0, roles(&file_keys)[1].0);
     // The file store is left as it was.
     write_config(d, "");
     assert_eq!(list(d), file_keys);
+}
+
+#[test]
+fn activation_waits_for_the_metadata_cache_duration() {
+    let dir = workdir("");
+    let d = dir.path();
+    let as_kim = [("USER", "kim")];
+    ok(d, &["key", "init", "--alg", "ecdsa-p256"]);
+    let rotated = latchkey_env(d, &["key", "rotate", "--alg", "ecdsa-p256"], &as_kim);
+    assert!(rotated.status.success());
+    let rotated = String::from_utf8(rotated.stdout).unwrap();
+    assert!(
+        rotated.contains("`latchkey key activate` is possible from "),
+        "{rotated}"
+    );
+    let next = list(d)[1]["id"].as_str().unwrap().to_owned();
+
+    // Seconds after `rotate`: refused in one line that says how long is left and how to force.
+    let err = fails(d, &["key", "activate"], 1);
+    assert!(err.contains(&format!("next key {next}")), "{err}");
+    assert!(
+        err.contains("Wait 24h more") || err.contains("Wait 23h 59m"),
+        "{err}"
+    );
+    assert!(err.contains("`latchkey key activate --force`"), "{err}");
+    assert_eq!(list(d)[1]["status"], "next");
+
+    // --force does it, with a warning.
+    let forced = latchkey_env(d, &["key", "activate", "--force"], &as_kim);
+    assert!(forced.status.success());
+    assert!(
+        String::from_utf8(forced.stdout)
+            .unwrap()
+            .contains(&format!("key {next} is now active"))
+    );
+    let warning = String::from_utf8(forced.stderr).unwrap();
+    assert!(warning.starts_with("warning: "), "{warning}");
+    assert_eq!(list(d)[0]["id"], next.as_str());
+
+    // Both changes are in the audit log under the admin's name.
+    let events: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(d, &["audit", "--json"])).unwrap();
+    let keys: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("key."))
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("key.activate", "cli:kim"), ("key.rotate", "cli:kim")]
+    );
+    let activated = events
+        .iter()
+        .find(|e| e["action"] == "key.activate")
+        .unwrap();
+    assert_eq!(activated["after"]["forced"], true);
+
+    // With a one-second cacheDuration the wait is over a second later.
+    write_config(d, "[keys]\nmetadata_cache_seconds = 1\n");
+    ok(d, &["key", "rotate", "--alg", "ecdsa-p256"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let activated = ok(d, &["key", "activate"]);
+    assert!(activated.contains("is now active"), "{activated}");
 }
 
 #[test]

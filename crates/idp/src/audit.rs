@@ -63,7 +63,8 @@ pub struct AuditEvent {
     pub actor: String,
     /// What was done, e.g. `user.create`, `group.member_add`, `app.assign`.
     pub action: String,
-    /// The kind of object changed: `user`, `group` or `app`.
+    /// The kind of object changed: `user`, `group`, `app`, `key` (a signing key) or
+    /// `key_store` (the database key store as a whole: import, rewrap).
     pub target_kind: String,
     /// The changed object's internal ID.
     pub target_id: Option<String>,

@@ -290,6 +290,15 @@ pub enum MetadataError {
         /// What went wrong.
         detail: String,
     },
+    /// The trusted copy of the IdP metadata passed its `validUntil` and no newer one could
+    /// be had: its keys may no longer be the IdP's.
+    #[error("the metadata of IdP `{entity_id}` expired at {valid_until} (validUntil)")]
+    Expired {
+        /// The IdP.
+        entity_id: String,
+        /// The `validUntil` that passed.
+        valid_until: time::OffsetDateTime,
+    },
 }
 
 /// A provisioning contract that cannot be applied safely. Each variant names the rule broken.

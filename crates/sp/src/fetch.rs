@@ -1,9 +1,18 @@
-//! IdP metadata from a URL, fetched at start and refreshed on its cacheDuration.
+//! IdP metadata from a URL, fetched at start and refreshed on its cacheDuration (sooner
+//! when its `validUntil` comes first).
 //!
 //! A failed refresh keeps the keys already trusted (the IdP may just be restarting) and tries
-//! again sooner; metadata past its `validUntil` is refused by the reader, so a dead source
-//! cannot keep stale keys trusted forever once the IdP set an expiry.
+//! again sooner; metadata past its `validUntil` is refused by the reader, and a copy that
+//! expires while trusted verifies nothing more, so a dead source cannot keep stale keys
+//! trusted forever once the IdP set an expiry.
+//!
+//! Between refreshes, [`Refetch`] lets the SP follow a rollover on its own: when a Response
+//! fails signature verification, the metadata is fetched once more and the Response verified
+//! again before it is refused (the IdP may have activated a key this copy does not list yet).
+//! Such fetches are at most one per `[idp] refetch_seconds`, whatever the number of failing
+//! responses: the slot is taken atomically, so a burst of forgeries causes one fetch.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration as StdDuration;
 
 use time::{Duration, OffsetDateTime};
@@ -48,38 +57,113 @@ pub async fn fetch_metadata(url: &str) -> Result<String, MetadataError> {
 
 /// Reads the IdP from the configured metadata file or URL.
 pub async fn load_idp(config: &SpConfig, now: OffsetDateTime) -> Result<IdpTrust, Error> {
-    let xml = match config.metadata_source()? {
-        MetadataSource::File(path) => read_text(&path)?,
-        MetadataSource::Url(url) => fetch_metadata(&url).await?,
-    };
-    Ok(IdpTrust::from_metadata(
-        &xml,
-        config.idp.entity_id.as_deref(),
-        now,
-    )?)
+    match config.metadata_source()? {
+        MetadataSource::File(path) => Ok(IdpTrust::from_metadata(
+            &read_text(&path)?,
+            config.idp.entity_id.as_deref(),
+            now,
+        )?),
+        MetadataSource::Url(url) => {
+            Ok(fetch_idp(&url, config.idp.entity_id.as_deref(), now).await?)
+        }
+    }
+}
+
+async fn fetch_idp(
+    url: &str,
+    entity_id: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<IdpTrust, MetadataError> {
+    IdpTrust::from_metadata(&fetch_metadata(url).await?, entity_id, now)
+}
+
+/// The forced re-fetch of one SP's IdP metadata (see the module docs). Lives in the
+/// [`ServiceProvider`], so every request of that SP shares its rate limit.
+#[derive(Debug)]
+pub(crate) struct Refetch {
+    url: String,
+    entity_id: Option<String>,
+    every: Duration,
+    /// Unix time (seconds) before which no forced fetch may start.
+    next_allowed: AtomicI64,
+}
+
+impl Refetch {
+    /// The re-fetch for `config`, when its metadata comes from a URL.
+    pub(crate) fn for_config(config: &SpConfig) -> Option<Self> {
+        let MetadataSource::Url(url) = config.metadata_source().ok()? else {
+            return None;
+        };
+        Some(Self {
+            url,
+            entity_id: config.idp.entity_id.clone(),
+            every: Duration::seconds(i64::from(config.idp.refetch_seconds)),
+            next_allowed: AtomicI64::new(i64::MIN),
+        })
+    }
+
+    /// Fetches the metadata if no forced fetch happened in the last `refetch_seconds`
+    /// (`None`: too soon, nothing fetched).
+    pub(crate) async fn fetch_if_due(
+        &self,
+        now: OffsetDateTime,
+    ) -> Option<Result<IdpTrust, MetadataError>> {
+        if !self.take_slot(now) {
+            return None;
+        }
+        Some(fetch_idp(&self.url, self.entity_id.as_deref(), now).await)
+    }
+
+    /// Takes the one slot of the current period, if it is free. A compare-and-swap, so of
+    /// many requests failing at once exactly one wins.
+    fn take_slot(&self, now: OffsetDateTime) -> bool {
+        let at = now.unix_timestamp();
+        let mut allowed = self.next_allowed.load(Ordering::Acquire);
+        loop {
+            if at < allowed {
+                return false;
+            }
+            let next = at.saturating_add(self.every.whole_seconds());
+            match self.next_allowed.compare_exchange(
+                allowed,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(current) => allowed = current,
+            }
+        }
+    }
+}
+
+/// The wall clock, for the background refresh.
+// The SP toolkit has no injected clock: everything else takes `now` from its caller, and
+// this background refresh is the one place it reads the wall clock itself.
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
 }
 
 /// Re-reads the IdP metadata once and swaps it into `sp`; returns when to do it next. On
 /// failure `sp` keeps the IdP it had.
-// The SP toolkit has no injected clock: everything else takes `now` from its caller, and
-// this background refresh is the one place it reads the wall clock itself.
-#[allow(clippy::disallowed_methods)]
 pub async fn refresh_once(sp: &ServiceProvider, config: &SpConfig) -> Result<Duration, Error> {
     let fallback = Duration::seconds(i64::from(config.idp.refresh_seconds));
-    let idp = load_idp(config, OffsetDateTime::now_utc()).await?;
+    let now = wall_clock();
+    let idp = load_idp(config, now).await?;
     tracing::info!(idp = %idp.entity_id, keys = idp.keys.len(), "IdP metadata refreshed");
-    let next = idp.refresh_interval(fallback);
+    let next = idp.next_refresh(fallback, now);
     sp.set_idp(idp);
     Ok(next)
 }
 
-/// Re-reads the IdP metadata forever, on its cacheDuration (else `idp.refresh_seconds`), and
-/// swaps the trusted IdP in `sp`. Every certificate of the new metadata is trusted, so an IdP
+/// Re-reads the IdP metadata forever, on its cacheDuration (else `idp.refresh_seconds`, and
+/// no later than its validUntil), and swaps the trusted IdP in `sp`. Every certificate of the new metadata is trusted, so an IdP
 /// key rollover announced in its metadata breaks no login.
 pub fn spawn_refresh(sp: ServiceProvider, config: SpConfig) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let fallback = Duration::seconds(i64::from(config.idp.refresh_seconds));
-        let mut wait = sp.idp().refresh_interval(fallback);
+        let mut wait = sp.idp().next_refresh(fallback, wall_clock());
         loop {
             tokio::time::sleep(StdDuration::from_secs(wait.whole_seconds().unsigned_abs())).await;
             match refresh_once(&sp, &config).await {

@@ -99,6 +99,22 @@ impl IdpTrust {
             .unwrap_or(fallback)
             .clamp(Duration::minutes(1), Duration::days(1))
     }
+
+    /// When to fetch the metadata again, seen at `now`: [`Self::refresh_interval`], or
+    /// sooner if the copy expires (`validUntil`) before then, since an expired copy is no
+    /// longer used (still at least a minute apart).
+    pub fn next_refresh(&self, fallback: Duration, now: OffsetDateTime) -> Duration {
+        let interval = self.refresh_interval(fallback);
+        match self.valid_until {
+            Some(until) => interval.min((until - now).max(Duration::minutes(1))),
+            None => interval,
+        }
+    }
+
+    /// Whether this copy of the metadata may still be used at `now`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.valid_until.is_some_and(|until| until <= now)
+    }
 }
 
 /// Reads the IdP from the metadata source the settings name, when it is a file. A URL needs

@@ -10,12 +10,12 @@ use latchkey_saml::inbound::SignaturePolicy;
 use latchkey_saml::metadata::{
     Endpoint, EntityDescriptor, IndexedEndpoint, KeyDescriptor, SpSsoDescriptor,
 };
-use latchkey_saml::profile::{SpSettings, validate_response};
+use latchkey_saml::profile::{AuthenticatedSubject, SpSettings, validate_response};
 use latchkey_xmlsec::crypto::{DigestAlgorithm, SignatureAlgorithm};
 use time::{Duration, OffsetDateTime};
 
 use crate::acs::VerifiedResponse;
-use crate::error::Error;
+use crate::error::{Error, MetadataError};
 use crate::idp::IdpTrust;
 use crate::login::{LoginRedirect, PendingRequest, PendingRequests, PendingStore, local_path};
 use crate::settings::{SpConfig, SpDecryption, SpKey};
@@ -43,6 +43,9 @@ struct Inner {
     key: Option<SpKey>,
     decryption: Option<SpDecryption>,
     idp: RwLock<Arc<IdpTrust>>,
+    /// Fetches the IdP metadata again when a signature fails (metadata from a URL only).
+    #[cfg(feature = "fetch")]
+    refetch: Option<crate::fetch::Refetch>,
     pending: PendingStore,
     limits: BindingLimits,
 }
@@ -101,6 +104,8 @@ impl ServiceProvider {
                 key,
                 decryption: config.load_decryption()?,
                 idp: RwLock::new(Arc::new(idp)),
+                #[cfg(feature = "fetch")]
+                refetch: crate::fetch::Refetch::for_config(config),
                 pending,
                 limits: BindingLimits::default(),
             }),
@@ -158,12 +163,16 @@ impl ServiceProvider {
     /// Replaces the trusted IdP (after a metadata refresh). Logins in flight keep the keys
     /// they started verifying with; the next one uses the new set.
     pub fn set_idp(&self, idp: IdpTrust) {
+        self.replace_idp(Arc::new(idp));
+    }
+
+    fn replace_idp(&self, idp: Arc<IdpTrust>) {
         let mut guard = self
             .inner
             .idp
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *guard = Arc::new(idp);
+        *guard = idp;
     }
 
     fn read_idp(&self) -> Arc<IdpTrust> {
@@ -185,7 +194,10 @@ impl ServiceProvider {
     /// The profile settings the ACS validates with: our IDs, the IdP's current keys and the
     /// configured algorithm allow-list, skew and unsolicited policy.
     pub fn profile_settings(&self) -> SpSettings {
-        let idp = self.read_idp();
+        self.settings_for(&self.read_idp())
+    }
+
+    fn settings_for(&self, idp: &IdpTrust) -> SpSettings {
         let mut s = SpSettings::new(
             &self.inner.entity_id,
             &self.inner.acs_url,
@@ -330,7 +342,80 @@ impl ServiceProvider {
             Some(p) => (Some(p.request_id), p.return_to),
             None => (None, None),
         };
-        self.verify_xml(&xml, request_id.as_deref(), return_to, now)
+        let request_id = request_id.as_deref();
+        let seen = self.read_idp();
+        let subject = match self.verify_with(&seen, &xml, request_id, now) {
+            Err(error) if newer_metadata_may_help(&error) => {
+                self.verify_with_newer_metadata(seen, error, &xml, request_id, now)
+                    .await?
+            }
+            other => other?,
+        };
+        Ok(VerifiedResponse::new(subject, return_to))
+    }
+
+    /// The second chance of a Response that failed on the IdP's keys (or on an expired copy
+    /// of its metadata): verified again with newer metadata, if another request has fetched
+    /// some since, or if this one may fetch it now (see [`crate::fetch`]). Otherwise, or if
+    /// the fetch fails, the first error stands.
+    async fn verify_with_newer_metadata(
+        &self,
+        seen: Arc<IdpTrust>,
+        error: Error,
+        xml: &str,
+        request_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<AuthenticatedSubject, Error> {
+        let current = self.read_idp();
+        if !Arc::ptr_eq(&seen, &current) {
+            return self.verify_with(&current, xml, request_id, now);
+        }
+        #[cfg(feature = "fetch")]
+        if let Some(refetch) = &self.inner.refetch {
+            match refetch.fetch_if_due(now).await {
+                Some(Ok(idp)) => {
+                    tracing::info!(
+                        idp = %idp.entity_id,
+                        keys = idp.keys.len(),
+                        %error,
+                        "IdP metadata fetched again after a failed verification"
+                    );
+                    let idp = Arc::new(idp);
+                    self.replace_idp(Arc::clone(&idp));
+                    return self.verify_with(&idp, xml, request_id, now);
+                }
+                Some(Err(fetch_error)) => tracing::warn!(
+                    error = %fetch_error,
+                    "cannot fetch the IdP metadata again; keeping the current keys"
+                ),
+                None => {}
+            }
+        }
+        Err(error)
+    }
+
+    /// The profile rules against one copy of the IdP's metadata, which must not have
+    /// expired.
+    fn verify_with(
+        &self,
+        idp: &IdpTrust,
+        xml: &str,
+        request_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<AuthenticatedSubject, Error> {
+        if let Some(valid_until) = idp.valid_until.filter(|_| idp.is_expired(now)) {
+            return Err(MetadataError::Expired {
+                entity_id: idp.entity_id.clone(),
+                valid_until,
+            }
+            .into());
+        }
+        Ok(validate_response(
+            &self.settings_for(idp),
+            xml,
+            request_id,
+            now,
+        )?)
     }
 
     /// The profile rules on a decoded Response, for the request `request_id` (`None`:
@@ -343,8 +428,24 @@ impl ServiceProvider {
         return_to: Option<String>,
         now: OffsetDateTime,
     ) -> Result<VerifiedResponse, Error> {
-        let subject = validate_response(&self.profile_settings(), xml, request_id, now)?;
+        let subject = self.verify_with(&self.read_idp(), xml, request_id, now)?;
         Ok(VerifiedResponse::new(subject, return_to))
+    }
+}
+
+/// Whether a refusal may be the IdP's key having changed since the metadata was read: the
+/// signature matched no trusted key (or no key of its algorithm), or the copy expired. A
+/// digest mismatch or a malformed signature is the message's fault and is not retried.
+fn newer_metadata_may_help(error: &Error) -> bool {
+    use latchkey_xmlsec::dsig::SignatureError as S;
+    match error {
+        Error::Metadata(MetadataError::Expired { .. }) => true,
+        Error::Saml(latchkey_saml::Error::SignatureInvalid) => true,
+        Error::Saml(latchkey_saml::Error::Xml(latchkey_xmlsec::Error::Signature(e))) => matches!(
+            e,
+            S::BadSignature | S::KeyRefused(_) | S::NoKeyForAlgorithm { .. }
+        ),
+        _ => false,
     }
 }
 

@@ -15,6 +15,8 @@
 //! metadata_file = "idp-metadata.xml"          # or metadata_url = "https://idp.example.org/saml/metadata"
 //! # entity_id = "https://idp.example.org"     # needed when the metadata holds several IdPs
 //! # refresh_seconds = 3600                    # when the metadata sets no cacheDuration
+//! # refetch_seconds = 60                      # fewest seconds between re-fetches forced by a
+//! #                                           # failed signature (metadata_url only)
 //!
 //! [key]                                       # optional: sign AuthnRequests
 //! private_key_file = "sp-key.pem"
@@ -104,6 +106,12 @@ pub struct IdpConfig {
     /// Refresh interval in seconds when the metadata gives no cacheDuration.
     #[serde(default = "default_refresh")]
     pub refresh_seconds: u32,
+    /// With `metadata_url`: a Response whose signature fails makes the SP fetch the
+    /// metadata once more (the IdP may have just activated a key) and verify again; this is
+    /// the fewest seconds between two such fetches, so a flood of forged responses cannot
+    /// turn into a flood of fetches.
+    #[serde(default = "default_refetch")]
+    pub refetch_seconds: u32,
 }
 
 /// The SP's own key pair.
@@ -182,6 +190,9 @@ fn default_request_lifetime() -> u32 {
 fn default_refresh() -> u32 {
     3600
 }
+fn default_refetch() -> u32 {
+    60
+}
 fn yes() -> bool {
     true
 }
@@ -243,6 +254,9 @@ impl SpConfig {
         }
         if self.request_lifetime_seconds == 0 {
             return Err(invalid("request_lifetime_seconds", "must be positive"));
+        }
+        if self.idp.refetch_seconds == 0 {
+            return Err(invalid("idp.refetch_seconds", "must be positive"));
         }
         self.metadata_source()?;
         self.signature_algorithms()?;

@@ -71,6 +71,18 @@ pub enum AppCommand {
         #[command(flatten)]
         metadata: MetadataArgs,
     },
+    /// Read the application's SP metadata again (e.g. after the SP rolled its keys) and take
+    /// its endpoints and certificates; audited as app.metadata_refresh when something changed.
+    RefreshMetadata {
+        /// Entity ID, ID or name.
+        app: String,
+        /// The SP's metadata: a file or an http(s) URL.
+        #[arg(value_name = "FILE|URL")]
+        source: String,
+        /// Use metadata whose validUntil has passed.
+        #[arg(long)]
+        allow_expired_metadata: bool,
+    },
     /// Remove an application, its access policy and its pairwise identifiers.
     Remove {
         /// Entity ID, ID or name.
@@ -580,6 +592,36 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 .await?;
             print_warnings(metadata.as_ref());
             outln!("updated application {}", updated.settings.entity_id)?;
+        }
+        AppCommand::RefreshMetadata {
+            app,
+            source,
+            allow_expired_metadata,
+        } => {
+            let target = apps.lookup(&app).await?;
+            let args = MetadataArgs {
+                metadata: Some(source.clone()),
+                allow_expired_metadata,
+            };
+            let Some(metadata) = args.load(Some(&target.settings.entity_id)).await? else {
+                bail!("no metadata to read");
+            };
+            match apps
+                .refresh_metadata(&ctx.actor, target.id, &metadata, &source)
+                .await?
+            {
+                Some(updated) => {
+                    print_warnings(Some(&metadata));
+                    outln!(
+                        "refreshed application {} from {source}",
+                        updated.settings.entity_id
+                    )?;
+                }
+                None => outln!(
+                    "application {} already matches {source}; nothing changed",
+                    target.settings.entity_id
+                )?,
+            }
         }
         AppCommand::Remove { app } => {
             let app = apps.lookup(&app).await?;

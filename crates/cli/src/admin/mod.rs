@@ -67,14 +67,20 @@ impl Context {
     async fn open(args: &StoreArgs) -> anyhow::Result<Context> {
         let config = Config::load(args.config.as_deref())?;
         let store = Store::open(&config).await?;
-        let os_user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
         Ok(Context {
             store,
-            actor: Actor::cli(&os_user),
+            actor: cli_actor(),
         })
     }
+}
+
+/// The administrator at this terminal, named by their OS account, as every command that
+/// changes something records them.
+pub(crate) fn cli_actor() -> Actor {
+    let os_user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    Actor::cli(&os_user)
 }
 
 pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {

@@ -257,6 +257,13 @@ pub const LATCHKEY_TOML: &[Key] = &[
         Literal("30"),
         "How soon a rollover done on another node shows here (database store; at least 1).",
     ),
+    key(
+        "keys.metadata_cache_seconds",
+        "integer",
+        Literal("86400"),
+        "The `cacheDuration` of the published IdP metadata; `key activate` refuses until the next \
+         key has been published this long (1 to 604800: the metadata's 7-day validity).",
+    ),
 ];
 
 /// Variables read with no key of their own.
@@ -378,6 +385,13 @@ pub const DEMO_APP_TOML: &[Key] = &[
         "integer",
         Literal("3600"),
         "Metadata refresh interval when the metadata sets no `cacheDuration`.",
+    ),
+    key(
+        "sp.idp.refetch_seconds",
+        "integer",
+        Literal("60"),
+        "With `metadata_url`: the fewest seconds between two re-fetches forced by a Response \
+         whose signature matches no trusted key (the IdP may have just rolled its key).",
     ),
     key(
         "sp.key",

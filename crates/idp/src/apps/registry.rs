@@ -3,6 +3,7 @@
 use sqlx::AnyConnection;
 use sqlx::{Any, Executor};
 
+use super::SpMetadata;
 use super::model::{Application, NameIdFormat, NewApplication};
 use super::{pairwise, rules};
 use crate::audit::{self, Actor, Change};
@@ -213,6 +214,30 @@ async fn ensure_entity_id_free(
     }
 }
 
+/// The top-level fields of two definitions that differ, as (before, after) objects.
+fn changed_fields(
+    before: &NewApplication,
+    after: &NewApplication,
+) -> (
+    serde_json::Map<String, serde_json::Value>,
+    serde_json::Map<String, serde_json::Value>,
+) {
+    let object = |app: &NewApplication| match audit::snapshot(app) {
+        Some(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (before, after) = (object(before), object(after));
+    let mut old = serde_json::Map::new();
+    let mut new = serde_json::Map::new();
+    for (key, value) in &after {
+        if before.get(key) != Some(value) {
+            old.insert(key.clone(), before.get(key).cloned().unwrap_or_default());
+            new.insert(key.clone(), value.clone());
+        }
+    }
+    (old, new)
+}
+
 fn app_change(
     action: &'static str,
     app: &Application,
@@ -328,6 +353,62 @@ impl<'s> Apps<'s> {
         id: AppId,
         edit: impl FnOnce(&mut NewApplication),
     ) -> Result<Application> {
+        let (app, _) = self
+            .change(actor, id, edit, |before, after| {
+                app_change(
+                    "app.update",
+                    after,
+                    audit::snapshot(before),
+                    audit::snapshot(after),
+                )
+            })
+            .await?;
+        Ok(app)
+    }
+
+    /// Refreshes an application from its SP's metadata, read again from `source` (an SP
+    /// rolling its keys or moving its ACS publishes that in its metadata): what
+    /// [`SpMetadata::apply_to`] replaces, nothing else. A refresh that changes something is
+    /// recorded as `app.metadata_refresh` with only the fields that changed (and the source);
+    /// one that changes nothing records nothing and returns `None`.
+    pub async fn refresh_metadata(
+        &self,
+        actor: &Actor,
+        id: AppId,
+        metadata: &SpMetadata,
+        source: &str,
+    ) -> Result<Option<Application>> {
+        let (app, changed) = self
+            .change(
+                actor,
+                id,
+                |settings| metadata.apply_to(settings),
+                |before, after| {
+                    let (mut old, mut new) = changed_fields(&before.settings, &after.settings);
+                    old.insert("source".into(), source.into());
+                    new.insert("source".into(), source.into());
+                    app_change(
+                        "app.metadata_refresh",
+                        after,
+                        Some(old.into()),
+                        Some(new.into()),
+                    )
+                },
+            )
+            .await?;
+        Ok(changed.then_some(app))
+    }
+
+    /// One audited change of an application: `edit` adjusts a copy of its definition, which
+    /// is checked like a new one and, if it differs, stored with the event `record` makes
+    /// of the states before and after. Returns the application and whether it changed.
+    async fn change(
+        &self,
+        actor: &Actor,
+        id: AppId,
+        edit: impl FnOnce(&mut NewApplication),
+        record: impl FnOnce(&Application, &Application) -> Change,
+    ) -> Result<(Application, bool)> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         let before = fetch(&mut *conn, id)
@@ -339,7 +420,7 @@ impl<'s> Apps<'s> {
         edit(&mut settings);
         let settings = rules::check(settings)?;
         if settings == before.settings {
-            return Ok(before);
+            return Ok((before, false));
         }
         ensure_entity_id_free(conn, &settings.entity_id, Some(id)).await?;
         let now = self.store.now();
@@ -349,20 +430,9 @@ impl<'s> Apps<'s> {
             updated_at: now,
             ..before.clone()
         };
-        audit::record(
-            conn,
-            actor,
-            now,
-            app_change(
-                "app.update",
-                &after,
-                audit::snapshot(&before),
-                audit::snapshot(&after),
-            ),
-        )
-        .await?;
+        audit::record(conn, actor, now, record(&before, &after)).await?;
         store::commit(tx).await?;
-        Ok(after)
+        Ok((after, true))
     }
 
     /// Removes an application with its access policy and pairwise NameIDs.

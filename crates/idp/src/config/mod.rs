@@ -30,6 +30,7 @@
 //! store = "database"                       # files (default: <data_dir>/keys) | database
 //! kek_file = "/etc/latchkey/kek"           # database only; or $LATCHKEY_KEK
 //! refresh_seconds = 30                     # database only: how soon other nodes' rollovers show
+//! metadata_cache_seconds = 86400           # the metadata's cacheDuration; `key activate` waits this long
 //! ```
 
 pub mod metrics_access;
@@ -79,6 +80,22 @@ pub struct KeysConfig {
     /// How often a node looks for a rollover done by another node (database store only).
     /// The look is one small query; keys are re-read only when something changed.
     pub refresh_seconds: u64,
+    /// The `cacheDuration` the IdP metadata carries: how long an SP may keep a copy before
+    /// fetching it again. `key activate` refuses until the next key has been published this
+    /// long, since an SP holding an older copy would not yet trust it. At most 7 days (the
+    /// metadata's `validUntil`).
+    pub metadata_cache_seconds: u64,
+}
+
+/// The longest `metadata_cache_seconds`: the published metadata is valid for 7 days, and a
+/// copy cannot be cached past its `validUntil`.
+pub const MAX_METADATA_CACHE_SECONDS: u64 = 7 * 24 * 3600;
+
+impl KeysConfig {
+    /// The metadata's `cacheDuration`.
+    pub fn metadata_cache(&self) -> time::Duration {
+        time::Duration::seconds(i64::try_from(self.metadata_cache_seconds).unwrap_or(i64::MAX))
+    }
 }
 
 /// Where the signing keys are kept.
@@ -109,6 +126,7 @@ impl Default for KeysConfig {
             store: KeyStoreKind::Files,
             kek_file: None,
             refresh_seconds: 30,
+            metadata_cache_seconds: 24 * 3600,
         }
     }
 }
@@ -279,6 +297,12 @@ impl Config {
         let config: Config = toml::from_str(text).map_err(|e| explain(&e, text))?;
         if config.keys.refresh_seconds == 0 {
             return Err("[keys] refresh_seconds must be at least 1".into());
+        }
+        if !(1..=MAX_METADATA_CACHE_SECONDS).contains(&config.keys.metadata_cache_seconds) {
+            return Err(format!(
+                "[keys] metadata_cache_seconds must be 1-{MAX_METADATA_CACHE_SECONDS} (7 days, \
+                 the metadata's validity)"
+            ));
         }
         Ok(config)
     }
@@ -552,6 +576,17 @@ mod tests {
         assert!(err.contains("kek"), "{err}");
         let err = Config::from_toml("[keys]\nrefresh_seconds = 0\n").unwrap_err();
         assert!(err.contains("refresh_seconds"), "{err}");
+        for bad in ["0", "604801"] {
+            let err = Config::from_toml(&format!("[keys]\nmetadata_cache_seconds = {bad}\n"))
+                .unwrap_err();
+            assert!(err.contains("metadata_cache_seconds"), "{err}");
+        }
+        let config = Config::from_toml("[keys]\nmetadata_cache_seconds = 600\n").unwrap();
+        assert_eq!(config.keys.metadata_cache(), time::Duration::minutes(10));
+        assert_eq!(
+            Config::default().keys.metadata_cache(),
+            time::Duration::hours(24)
+        );
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub struct ServerSettings {
     pub key_algorithm: KeyAlgorithm,
     /// Who may read `/metrics`.
     pub metrics_access: MetricsAccess,
+    /// The `cacheDuration` published in the IdP metadata (`[keys] metadata_cache_seconds`):
+    /// it lives in `[keys]` because `key activate` waits on it too.
+    pub metadata_cache: Duration,
 }
 
 fn bad(reason: impl Into<String>) -> Error {
@@ -121,7 +124,9 @@ fn bad(reason: impl Into<String>) -> Error {
 impl ServerSettings {
     /// Applies environment overrides to the config's `[server]` section and checks it.
     pub fn resolve(config: &Config, env: &dyn Environment) -> Result<ServerSettings> {
-        Self::check(config.server.clone().with_env(env)?)
+        let mut settings = Self::check(config.server.clone().with_env(env)?)?;
+        settings.metadata_cache = config.keys.metadata_cache();
+        Ok(settings)
     }
 }
 
@@ -155,7 +160,7 @@ impl ServerConfig {
 }
 
 impl ServerSettings {
-    /// Checks a raw section.
+    /// Checks a raw section; the metadata's cacheDuration is `[keys]`'s default.
     pub fn check(raw: ServerConfig) -> Result<ServerSettings> {
         let listen: SocketAddr = raw
             .listen
@@ -226,6 +231,7 @@ impl ServerSettings {
             trust_forwarded_for: raw.trust_forwarded_for,
             key_algorithm: raw.key_algorithm,
             metrics_access,
+            metadata_cache: crate::config::KeysConfig::default().metadata_cache(),
         })
     }
 

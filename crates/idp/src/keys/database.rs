@@ -18,7 +18,10 @@ use zeroize::Zeroizing;
 
 use super::kek::KeyBinding;
 use super::state::KeyRecord;
-use super::{Kek, KeyAlgorithm, KeyError, KeyInfo, KeyMaterial, KeyStatus, KeyStore, Mismatch};
+use super::{
+    Activation, Kek, KeyAlgorithm, KeyError, KeyInfo, KeyMaterial, KeyStatus, KeyStore, Mismatch,
+};
+use crate::audit::{self, Actor};
 use crate::store::{Store, WriteTx, timestamp};
 
 const COLUMNS: &str = "id, algorithm, role, certificate_pem, fingerprint_sha256, kek_id, \
@@ -152,6 +155,7 @@ impl DatabaseKeyStore {
     /// [`KeyStore::rotate`]).
     pub async fn rotate(
         &self,
+        actor: &Actor,
         algorithm: KeyAlgorithm,
         now: OffsetDateTime,
     ) -> Result<KeyInfo, KeyError> {
@@ -169,17 +173,27 @@ impl DatabaseKeyStore {
         new.record.status = KeyStatus::Next;
         self.insert(&mut tx, &new.record, &new.key_pem, &new.cert_pem)
             .await?;
+        let info = new.record.info();
+        audit::record(&mut tx, actor, now, super::rotated(&info)).await?;
         tx.commit().await?;
-        Ok(new.record.info())
+        Ok(info)
     }
 
     /// Promotes `next` to `active` and retires the old active key, in one transaction: no
-    /// node ever reads two active keys or none.
-    pub async fn activate(&self, now: OffsetDateTime) -> Result<KeyInfo, KeyError> {
+    /// node ever reads two active keys or none. `rule` is checked in that transaction, on
+    /// the key it promotes.
+    pub async fn activate(
+        &self,
+        actor: &Actor,
+        now: OffsetDateTime,
+        rule: Activation,
+    ) -> Result<KeyInfo, KeyError> {
         let now = micros(now);
         let mut tx = self.begin_change().await?;
         let keys = read_all_in(&mut tx).await?;
         let next = find(&keys, KeyStatus::Next).ok_or(KeyError::NoNextKey)?;
+        rule.check(&next.record.info(), now)?;
+        let old = find(&keys, KeyStatus::Active).map(|k| k.record.id.clone());
         // Only a key this KEK opens, and that matches its certificate, may start signing.
         self.open(next)?;
         let at = timestamp::format(now);
@@ -194,15 +208,21 @@ impl DatabaseKeyStore {
             .bind(&next.record.id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
         let mut info = next.record.info();
         info.status = KeyStatus::Active;
         info.activated_at = Some(now);
+        let change = super::activated(&info, old.as_deref(), rule);
+        audit::record(&mut tx, actor, now, change).await?;
+        tx.commit().await?;
         Ok(info)
     }
 
     /// Abandons a rollover: the `next` key is retired without ever signing.
-    pub async fn retire_next(&self, now: OffsetDateTime) -> Result<KeyInfo, KeyError> {
+    pub async fn retire_next(
+        &self,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<KeyInfo, KeyError> {
         let now = micros(now);
         let mut tx = self.begin_change().await?;
         let keys = read_all_in(&mut tx).await?;
@@ -212,16 +232,17 @@ impl DatabaseKeyStore {
             .bind(&next.record.id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
         let mut info = next.record.info();
         info.status = KeyStatus::Retired;
         info.retired_at = Some(now);
+        audit::record(&mut tx, actor, now, super::retired_next(&info)).await?;
+        tx.commit().await?;
         Ok(info)
     }
 
     /// Copies every key of a file store, with its role and dates, into this (empty)
     /// store in one transaction: the way from one node with files to many on the database.
-    pub async fn import(&self, files: &KeyStore) -> Result<Vec<KeyInfo>, KeyError> {
+    pub async fn import(&self, actor: &Actor, files: &KeyStore) -> Result<Vec<KeyInfo>, KeyError> {
         // Read (and check) every file first, so a damaged file stops the import before
         // the transaction starts.
         let mut materials = Vec::new();
@@ -252,6 +273,8 @@ impl DatabaseKeyStore {
                 .await?;
             imported.push(record.info());
         }
+        let change = super::imported(files.dir(), &imported);
+        audit::record(&mut tx, actor, self.store.now(), change).await?;
         tx.commit().await?;
         Ok(imported)
     }
@@ -262,7 +285,7 @@ impl DatabaseKeyStore {
     /// still holding the old KEK keep signing with the keys they loaded and log the
     /// `WrongKek` of each refresh until they are restarted with the new one. Returns how
     /// many keys were re-sealed.
-    pub async fn rewrap(&self, new: &Kek) -> Result<usize, KeyError> {
+    pub async fn rewrap(&self, actor: &Actor, new: &Kek) -> Result<usize, KeyError> {
         let mut tx = self.begin_change().await?;
         let keys = read_all_in(&mut tx).await?;
         for key in &keys {
@@ -280,6 +303,8 @@ impl DatabaseKeyStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        let change = super::rewrapped(self.kek.id(), new.id(), keys.len());
+        audit::record(&mut tx, actor, self.store.now(), change).await?;
         tx.commit().await?;
         Ok(keys.len())
     }

@@ -12,7 +12,9 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::state::{KeyRecord, State};
-use super::{KeyAlgorithm, KeyError, KeyInfo, KeyMaterial, KeyStatus, Mismatch, io_err};
+use super::{
+    Activation, KeyAlgorithm, KeyError, KeyInfo, KeyMaterial, KeyStatus, Mismatch, io_err,
+};
 
 /// The key directory and its state.
 #[derive(Debug)]
@@ -119,8 +121,10 @@ impl KeyStore {
         Ok(info)
     }
 
-    /// Promotes `next` to `active` and retires the old active key.
-    pub fn activate(&mut self, now: OffsetDateTime) -> Result<KeyInfo, KeyError> {
+    /// Promotes `next` to `active` and retires the old active key, if `rule` allows.
+    pub fn activate(&mut self, now: OffsetDateTime, rule: Activation) -> Result<KeyInfo, KeyError> {
+        let next = self.state.next().ok_or(KeyError::NoNextKey)?;
+        rule.check(&next.info(), now)?;
         let mut state = self.state.clone();
         let mut promoted = None;
         for record in &mut state.keys {

@@ -7,6 +7,19 @@
 //! `activate` swaps. Swapping in one step would break every SP that pinned the old
 //! certificate. `retire_next` abandons a rollover before activation.
 //!
+//! "Wait until every SP has refreshed" is enforced, not left to the admin's patience: the
+//! metadata tells SPs how long they may keep a copy (`cacheDuration`, `[keys]
+//! metadata_cache_seconds`), so [`Activation::for_config`] refuses to promote a next key
+//! that has been published for less than that. A next key is published from the moment it
+//! is created (its `created_at`), or, with the database store, at the latest one `[keys]
+//! refresh_seconds` later, when every node has looked. [`Activation::Forced`] skips the wait
+//! for an emergency (a leaked active key), knowing that SPs with an older copy will refuse
+//! the new signatures until they fetch again.
+//!
+//! Every change (rotate, activate, retire-next, import, rewrap) is an audit event with its
+//! actor: written in the change's own transaction by the database store, and by
+//! [`Keyring`] around the file write for the file store.
+//!
 //! # Two stores, one interface
 //! [`Keyring`] is what the CLI talks to and [`crate::sso::IdpKeys`] what the server signs
 //! with; neither cares where the keys live (`[keys] store` in the configuration):
@@ -51,6 +64,7 @@ use rcgen::{
     PublicKeyData, SerialNumber,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
@@ -60,6 +74,8 @@ pub use files::KeyStore;
 pub use kek::{KEK_ENV, Kek, KekSource};
 pub use keyring::Keyring;
 use state::KeyRecord;
+
+use crate::audit::{self, Change};
 
 /// How long a generated certificate is valid. SAML SPs mostly ignore certificate
 /// validity (the key is what is pinned), but some refuse expired ones, so it is long.
@@ -175,6 +191,27 @@ pub enum KeyError {
         /// How many keys it holds.
         count: usize,
     },
+    /// `activate` before the next key has been published for the metadata's cacheDuration:
+    /// an SP holding an older copy of the metadata would refuse every response it signs.
+    #[error(
+        "next key {id} has been in the published metadata for {published} only, but SPs may \
+         keep a copy of the metadata for {wait} ([keys] metadata_cache_seconds): activating \
+         now can break their logins. Wait {remaining} more, or run `latchkey key activate \
+         --force` to activate anyway",
+        published = human(*published),
+        wait = human(*wait),
+        remaining = human(*remaining),
+    )]
+    TooSoon {
+        /// The next key's id.
+        id: String,
+        /// How long it has been published, in whole seconds.
+        published: Duration,
+        /// How long it must be.
+        wait: Duration,
+        /// What is left of the wait.
+        remaining: Duration,
+    },
     /// The database refused or failed a query.
     #[error("key store database: {0}")]
     Store(#[source] Box<crate::Error>),
@@ -190,6 +227,76 @@ impl From<sqlx::Error> for KeyError {
     fn from(e: sqlx::Error) -> Self {
         KeyError::Store(Box::new(crate::Error::Database(e)))
     }
+}
+
+/// When `activate` may promote the next key (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Activation {
+    /// Only once the next key has been published at least this long.
+    AfterPublished(Duration),
+    /// At once. SPs holding a copy of the metadata from before the next key was published
+    /// refuse its signatures until they fetch the metadata again.
+    Forced,
+}
+
+impl Activation {
+    /// The wait `config` implies: the metadata's cacheDuration, plus, with the database
+    /// store, `refresh_seconds` (another node publishes a new key only when it next looks).
+    pub fn for_config(config: &crate::config::KeysConfig) -> Self {
+        let mut wait = config.metadata_cache();
+        if config.store == crate::config::KeyStoreKind::Database {
+            wait += Duration::seconds(i64::try_from(config.refresh_seconds).unwrap_or(0));
+        }
+        Activation::AfterPublished(wait)
+    }
+
+    /// When a key published at `published_at` may be promoted under this rule.
+    pub fn earliest(self, published_at: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            Activation::AfterPublished(wait) => published_at + wait,
+            Activation::Forced => published_at,
+        }
+    }
+
+    /// Whether `next` (published since its creation) may be promoted at `now`.
+    fn check(self, next: &KeyInfo, now: OffsetDateTime) -> Result<(), KeyError> {
+        let Activation::AfterPublished(wait) = self else {
+            return Ok(());
+        };
+        let published = (now - next.created_at).max(Duration::ZERO);
+        if published >= wait {
+            return Ok(());
+        }
+        Err(KeyError::TooSoon {
+            id: next.id.clone(),
+            // Whole seconds: the message rounds the remaining wait up, so the two never
+            // add up to more than the wait.
+            published: Duration::seconds(published.whole_seconds()),
+            wait,
+            remaining: wait - published,
+        })
+    }
+}
+
+/// A duration as an admin reads it, rounded up to the second: `23h 59m 56s`, `4s`.
+pub(crate) fn human(d: Duration) -> String {
+    let mut secs = d.whole_seconds().max(0);
+    if d.subsec_nanoseconds() > 0 {
+        secs += 1;
+    }
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h}h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m}m"));
+    }
+    if s > 0 || parts.is_empty() {
+        parts.push(format!("{s}s"));
+    }
+    parts.join(" ")
 }
 
 /// The key algorithms the IdP generates.
@@ -432,6 +539,79 @@ fn sort_for_listing(keys: &mut [KeyInfo]) {
         };
         (rank, std::cmp::Reverse(k.created_at))
     });
+}
+
+/// The audit event of `rotate`.
+fn rotated(next: &KeyInfo) -> Change {
+    key_change("key.rotate", next, None, audit::snapshot(next))
+}
+
+/// The audit event of `activate`: which key replaced which, and whether the wait was
+/// skipped.
+fn activated(promoted: &KeyInfo, old: Option<&str>, rule: Activation) -> Change {
+    key_change(
+        "key.activate",
+        promoted,
+        Some(json!({ "active": old, "next": promoted.id })),
+        Some(json!({
+            "active": promoted.id,
+            "retired": old,
+            "forced": rule == Activation::Forced,
+        })),
+    )
+}
+
+/// The audit event of `retire_next`.
+fn retired_next(retired: &KeyInfo) -> Change {
+    let mut before = retired.clone();
+    before.status = KeyStatus::Next;
+    before.retired_at = None;
+    key_change(
+        "key.retire_next",
+        retired,
+        audit::snapshot(&before),
+        audit::snapshot(retired),
+    )
+}
+
+/// The audit event of `import-files`: one for the whole copy, as it is one transaction.
+fn imported(from: &Path, keys: &[KeyInfo]) -> Change {
+    Change {
+        action: "key.import_files",
+        target_kind: "key_store",
+        target_id: "database".into(),
+        target_name: from.display().to_string(),
+        before: None,
+        after: audit::snapshot(&keys),
+    }
+}
+
+/// The audit event of `rewrap`: the KEK ids only, never key material.
+fn rewrapped(old_kek: &str, new_kek: &str, count: usize) -> Change {
+    Change {
+        action: "key.rewrap",
+        target_kind: "key_store",
+        target_id: "database".into(),
+        target_name: "database".into(),
+        before: Some(json!({ "kek_id": old_kek })),
+        after: Some(json!({ "kek_id": new_kek, "keys": count })),
+    }
+}
+
+fn key_change(
+    action: &'static str,
+    key: &KeyInfo,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Change {
+    Change {
+        action,
+        target_kind: "key",
+        target_id: key.id.clone(),
+        target_name: key.fingerprint_sha256.clone(),
+        before,
+        after,
+    }
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> KeyError {

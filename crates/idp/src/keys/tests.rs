@@ -86,7 +86,10 @@ fn rotate_then_activate_and_reload_from_disk() {
         Err(KeyError::NoActiveKey)
     ));
     let first = store.load_or_generate(KeyAlgorithm::EcdsaP256, T0).unwrap();
-    assert!(matches!(store.activate(T0), Err(KeyError::NoNextKey)));
+    assert!(matches!(
+        store.activate(T0, Activation::Forced),
+        Err(KeyError::NoNextKey)
+    ));
     assert!(store.next().unwrap().is_none());
     assert_eq!(store.published_certificates().unwrap().len(), 1);
 
@@ -119,7 +122,7 @@ fn rotate_then_activate_and_reload_from_disk() {
         ]
     );
 
-    let promoted = store.activate(T2).unwrap();
+    let promoted = store.activate(T2, Activation::Forced).unwrap();
     assert_eq!(promoted.id, next.id);
     assert_eq!(promoted.activated_at, Some(T2));
     assert_eq!(store.active().unwrap().info.id, next.id);
@@ -143,7 +146,7 @@ fn rotate_then_activate_and_reload_from_disk() {
 
     // A second rollover works the same way.
     let third = store.rotate(KeyAlgorithm::Rsa2048, T2).unwrap();
-    store.activate(T2).unwrap();
+    store.activate(T2, Activation::Forced).unwrap();
     let list = KeyStore::open(dir.path()).unwrap().list();
     assert_eq!(list[0].id, third.id);
     assert_eq!(
@@ -305,7 +308,10 @@ fn retire_next_abandons_a_rollover() {
     assert_eq!(retired.status, KeyStatus::Retired);
     assert_eq!(retired.retired_at, Some(T2));
     assert_eq!(retired.activated_at, None);
-    assert!(matches!(store.activate(T2), Err(KeyError::NoNextKey)));
+    assert!(matches!(
+        store.activate(T2, Activation::Forced),
+        Err(KeyError::NoNextKey)
+    ));
     let reopened = KeyStore::open(dir.path()).unwrap();
     assert_eq!(reopened.active().unwrap().info.id, first.id);
     assert!(reopened.next().unwrap().is_none());
@@ -314,4 +320,61 @@ fn retire_next_abandons_a_rollover() {
     let material = reopened.material(&next.id).unwrap().unwrap();
     assert_eq!(material.info.status, KeyStatus::Retired);
     assert!(reopened.material("0000000000000000").unwrap().is_none());
+}
+
+#[test]
+fn file_store_activation_waits_until_the_next_key_was_published_long_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path().join("keys")).unwrap();
+    store.load_or_generate(KeyAlgorithm::EcdsaP256, T0).unwrap();
+    let next = store.rotate(KeyAlgorithm::EcdsaP256, T1).unwrap();
+    let rule = Activation::AfterPublished(Duration::hours(24));
+    let err = store.activate(T1 + Duration::hours(23), rule).unwrap_err();
+    assert!(
+        matches!(&err, KeyError::TooSoon { remaining, .. } if *remaining == Duration::hours(1)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("Wait 1h more"), "{err}");
+    // The refusal left the rollover where it was, on disk too.
+    assert_eq!(store.next().unwrap().unwrap().info.id, next.id);
+    let reopened = KeyStore::open(dir.path().join("keys")).unwrap();
+    assert_eq!(reopened.next().unwrap().unwrap().info.id, next.id);
+    assert_eq!(
+        store.activate(T1 + Duration::hours(24), rule).unwrap().id,
+        next.id
+    );
+}
+
+#[test]
+fn the_wait_is_the_cache_duration_plus_the_database_refresh() {
+    let files = crate::config::KeysConfig {
+        metadata_cache_seconds: 600,
+        ..crate::config::KeysConfig::default()
+    };
+    assert_eq!(
+        Activation::for_config(&files),
+        Activation::AfterPublished(Duration::minutes(10))
+    );
+    let database = crate::config::KeysConfig {
+        store: crate::config::KeyStoreKind::Database,
+        refresh_seconds: 30,
+        ..files.clone()
+    };
+    assert_eq!(
+        Activation::for_config(&database),
+        Activation::AfterPublished(Duration::seconds(630))
+    );
+    assert_eq!(Activation::Forced.earliest(T1), T1);
+    assert_eq!(
+        Activation::for_config(&files).earliest(T1),
+        T1 + Duration::minutes(10)
+    );
+}
+
+#[test]
+fn waits_read_as_hours_minutes_and_seconds() {
+    assert_eq!(human(Duration::seconds(86_396)), "23h 59m 56s");
+    assert_eq!(human(Duration::hours(1)), "1h");
+    assert_eq!(human(Duration::milliseconds(4_200)), "5s");
+    assert_eq!(human(Duration::ZERO), "0s");
 }

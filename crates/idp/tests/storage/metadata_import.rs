@@ -6,6 +6,7 @@ use latchkey_idp::apps::{
     Binding, ImportWarning, MetadataImportError, NameIdFormat, NameIdSource, NewApplication,
     SpMetadata, SpMetadataOptions,
 };
+use latchkey_idp::audit::AuditFilter;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -19,6 +20,7 @@ on_both_backends!(
     refusals_leave_the_store_unchanged,
     duplicate_entity_id_is_refused,
     refresh_replaces_endpoints_and_keeps_policy,
+    a_metadata_refresh_that_changes_something_is_audited_with_the_change,
 );
 
 /// samael's `test_vectors/sp_metadata.xml` (MIT; provenance in crates/saml/tests/data/README.md).
@@ -519,4 +521,73 @@ async fn refresh_replaces_endpoints_and_keeps_policy(t: TestStore) {
     assert_eq!(s.name, "Refreshed");
     assert_eq!(s.attributes, app.settings.attributes);
     assert_eq!(apps.get(app.id).await.unwrap(), updated);
+}
+
+async fn a_metadata_refresh_that_changes_something_is_audited_with_the_change(t: TestStore) {
+    let apps = t.store.apps();
+    let first = entity(
+        "https://m.example.net/sp",
+        "",
+        &acs(POST, "https://m.example.net/old-acs", 0, None),
+    );
+    let (new, _) = NewApplication::from_sp_metadata(&first, &options()).unwrap();
+    let app = apps.create(&admin(), new).await.unwrap();
+    let refreshes = || async {
+        t.store
+            .audit()
+            .list(&AuditFilter {
+                action: Some("app.metadata_refresh".into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
+    };
+    let source = "https://m.example.net/metadata";
+
+    // The same metadata again: nothing changes, nothing is recorded.
+    let same = SpMetadata::parse(&first, &options()).unwrap();
+    let before = snapshot(&t.store).await;
+    assert!(
+        apps.refresh_metadata(&admin(), app.id, &same, source)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(snapshot(&t.store).await, before);
+
+    // The SP moved its ACS: one event, by the actor, with the ACS before and after only.
+    let moved = entity(
+        "https://m.example.net/sp",
+        "",
+        &acs(POST, "https://m.example.net/acs", 0, None),
+    );
+    let moved = SpMetadata::parse(&moved, &options()).unwrap();
+    let updated = apps
+        .refresh_metadata(&admin(), app.id, &moved, source)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.settings.acs[0].url, "https://m.example.net/acs");
+    assert_eq!(apps.get(app.id).await.unwrap(), updated);
+    let events = refreshes().await;
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert_eq!(event.actor, admin().as_str());
+    assert_eq!(
+        event.target_id.as_deref(),
+        Some(app.id.to_string().as_str())
+    );
+    let (old, new) = (
+        event.before.as_ref().unwrap(),
+        event.after.as_ref().unwrap(),
+    );
+    let mut keys: Vec<&String> = new.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["acs", "source"]);
+    assert_eq!(new["source"], source);
+    assert!(old["acs"].to_string().contains("old-acs"), "{old}");
+    assert!(
+        new["acs"].to_string().contains("m.example.net/acs"),
+        "{new}"
+    );
 }

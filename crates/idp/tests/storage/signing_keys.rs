@@ -5,17 +5,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_idp::Store;
+use latchkey_idp::audit::{AuditEvent, AuditFilter};
+use latchkey_idp::config::{Config, DatabaseConfig, KeyStoreKind, KeysConfig, ProcessEnv};
+use latchkey_idp::keys::Keyring;
 use latchkey_idp::keys::{
-    DatabaseKeyStore, Kek, KekSource, KeyAlgorithm, KeyError, KeyStatus, KeyStore,
+    Activation, DatabaseKeyStore, Kek, KekSource, KeyAlgorithm, KeyError, KeyStatus, KeyStore,
 };
 use latchkey_idp::sso::{IdpKeys, SigningMaterial};
+use latchkey_idp::{Actor, Store};
 use latchkey_xmlsec::crypto::LegacyPolicy;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::on_both_backends;
+use crate::storage::admin as actor;
 use crate::support::{TestStore, cheap_passwords};
 
 const T0: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
@@ -35,6 +39,9 @@ on_both_backends!(
     concurrent_first_starts_agree_on_one_key,
     file_keys_import_into_an_empty_database_store,
     rewrap_moves_every_key_to_the_new_kek,
+    activation_waits_for_the_metadata_cache_duration,
+    every_database_key_change_is_audited_with_its_actor,
+    file_key_changes_are_audited_through_the_keyring,
 );
 
 fn new_kek() -> Kek {
@@ -90,7 +97,7 @@ async fn rollover_round_trips_through_the_database(t: TestStore) {
     assert!(keys.list().await.unwrap().is_empty());
     assert!(matches!(keys.active().await, Err(KeyError::NoActiveKey)));
     assert!(matches!(
-        keys.rotate(ALG, T0).await,
+        keys.rotate(&actor(), ALG, T0).await,
         Err(KeyError::NoActiveKey)
     ));
 
@@ -107,26 +114,32 @@ async fn rollover_round_trips_through_the_database(t: TestStore) {
     assert_eq!(active.info, first);
     assert!(active.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
     assert!(keys.next().await.unwrap().is_none());
-    assert!(matches!(keys.activate(T1).await, Err(KeyError::NoNextKey)));
+    assert!(matches!(
+        keys.activate(&actor(), T1, Activation::Forced).await,
+        Err(KeyError::NoNextKey)
+    ));
 
-    let next = keys.rotate(ALG, T1).await.unwrap();
+    let next = keys.rotate(&actor(), ALG, T1).await.unwrap();
     assert_eq!(next.status, KeyStatus::Next);
     assert!(matches!(
-        keys.rotate(ALG, T1).await,
+        keys.rotate(&actor(), ALG, T1).await,
         Err(KeyError::NextKeyExists(id)) if id == next.id
     ));
     assert_eq!(keys.next().await.unwrap().unwrap().info, next);
 
-    let promoted = keys.activate(T2).await.unwrap();
+    let promoted = keys
+        .activate(&actor(), T2, Activation::Forced)
+        .await
+        .unwrap();
     assert_eq!(promoted.id, next.id);
     assert_eq!(promoted.activated_at, Some(T2));
 
     // A retired-without-signing key, then a listing as another node reads it.
-    let abandoned = keys.rotate(ALG, T2).await.unwrap();
-    let retired = keys.retire_next(T2).await.unwrap();
+    let abandoned = keys.rotate(&actor(), ALG, T2).await.unwrap();
+    let retired = keys.retire_next(&actor(), T2).await.unwrap();
     assert_eq!(retired.id, abandoned.id);
     assert!(matches!(
-        keys.retire_next(T2).await,
+        keys.retire_next(&actor(), T2).await,
         Err(KeyError::NoNextKey)
     ));
 
@@ -183,7 +196,7 @@ async fn private_keys_are_sealed_at_rest(t: TestStore) {
 async fn a_wrong_kek_is_named_and_refused(t: TestStore) {
     let right = DatabaseKeyStore::new(t.store.clone(), new_kek());
     let info = right.load_or_generate(ALG, T0).await.unwrap();
-    right.rotate(ALG, T1).await.unwrap();
+    right.rotate(&actor(), ALG, T1).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let kek_path = dir.path().join("wrong.kek");
@@ -213,7 +226,7 @@ async fn a_wrong_kek_is_named_and_refused(t: TestStore) {
         Err(KeyError::WrongKek { .. })
     ));
     assert!(matches!(
-        wrong.activate(T2).await,
+        wrong.activate(&actor(), T2, Activation::Forced).await,
         Err(KeyError::WrongKek { .. })
     ));
     let err = IdpKeys::open_database(wrong, Duration::from_secs(30), ALG, T2)
@@ -225,10 +238,10 @@ async fn a_wrong_kek_is_named_and_refused(t: TestStore) {
     assert!(right.next().await.unwrap().is_some());
 
     // A writer with the wrong KEK cannot add a next key the others could not open.
-    right.retire_next(T2).await.unwrap();
+    right.retire_next(&actor(), T2).await.unwrap();
     let wrong = DatabaseKeyStore::new(other_node(&t).await, Kek::from_file(&kek_path).unwrap());
     assert!(matches!(
-        wrong.rotate(ALG, T2).await,
+        wrong.rotate(&actor(), ALG, T2).await,
         Err(KeyError::WrongKek { .. })
     ));
     assert!(right.next().await.unwrap().is_none());
@@ -237,7 +250,7 @@ async fn a_wrong_kek_is_named_and_refused(t: TestStore) {
 async fn altered_or_swapped_rows_are_refused(t: TestStore) {
     let keys = DatabaseKeyStore::new(t.store.clone(), new_kek());
     let active = keys.load_or_generate(ALG, T0).await.unwrap();
-    let next = keys.rotate(ALG, T1).await.unwrap();
+    let next = keys.rotate(&actor(), ALG, T1).await.unwrap();
     let pool = raw(&t).await;
     let active_sealed = sealed_key(&pool, &active.id).await;
     let next_sealed = sealed_key(&pool, &next.id).await;
@@ -266,7 +279,7 @@ async fn altered_or_swapped_rows_are_refused(t: TestStore) {
     ));
     // ... and an activation that would sign with it is refused, leaving the roles alone.
     assert!(matches!(
-        keys.activate(T2).await,
+        keys.activate(&actor(), T2, Activation::Forced).await,
         Err(KeyError::Tampered { .. })
     ));
     set_sealed_key(&pool, &active.id, &active_sealed).await;
@@ -401,7 +414,7 @@ async fn a_second_node_follows_rotation_and_activation_after_refresh(t: TestStor
 
     // Rotate (on "node A", by the CLI): after its refresh B publishes both certificates
     // and still signs with the first key.
-    let next = admin.rotate(ALG, T1).await.unwrap();
+    let next = admin.rotate(&actor(), ALG, T1).await.unwrap();
     let before = node_b.current().unwrap();
     assert_eq!(before.published.len(), 1);
     assert!(node_b.refresh().await.unwrap());
@@ -417,7 +430,10 @@ async fn a_second_node_follows_rotation_and_activation_after_refresh(t: TestStor
     assert_eq!(before.published.len(), 1);
 
     // Activate: after its refresh B signs with the new key, and not with the old one.
-    admin.activate(T2).await.unwrap();
+    admin
+        .activate(&actor(), T2, Activation::Forced)
+        .await
+        .unwrap();
     let next_cert = admin.active().await.unwrap().cert_pem;
     assert!(signs_as(&node_b.current().unwrap(), &first.cert_pem));
     assert!(node_b.refresh().await.unwrap());
@@ -441,8 +457,12 @@ async fn concurrent_activations_promote_once(t: TestStore) {
     let a = DatabaseKeyStore::new(t.store.clone(), same_kek(&kek_text));
     let b = DatabaseKeyStore::new(other_node(&t).await, same_kek(&kek_text));
     let first = a.load_or_generate(ALG, T0).await.unwrap();
-    let next = a.rotate(ALG, T1).await.unwrap();
-    let (ra, rb) = tokio::join!(a.activate(T2), b.activate(T2));
+    let next = a.rotate(&actor(), ALG, T1).await.unwrap();
+    let actor = actor();
+    let (ra, rb) = tokio::join!(
+        a.activate(&actor, T2, Activation::Forced),
+        b.activate(&actor, T2, Activation::Forced)
+    );
     let (won, lost) = match (ra, rb) {
         (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
         other => panic!("expected exactly one activation, got {other:?}"),
@@ -476,12 +496,12 @@ async fn file_keys_import_into_an_empty_database_store(t: TestStore) {
     let mut files = KeyStore::open(dir.path()).unwrap();
     files.load_or_generate(ALG, T0).unwrap();
     files.rotate(ALG, T1).unwrap();
-    files.activate(T2).unwrap();
+    files.activate(T2, Activation::Forced).unwrap();
     files.rotate(KeyAlgorithm::Rsa2048, T2).unwrap();
     let expected = files.list();
 
     let keys = DatabaseKeyStore::new(t.store.clone(), new_kek());
-    let imported = keys.import(&files).await.unwrap();
+    let imported = keys.import(&actor(), &files).await.unwrap();
     assert_eq!(imported, expected);
     assert_eq!(keys.list().await.unwrap(), expected);
     let (file_active, db_active) = (files.active().unwrap(), keys.active().await.unwrap());
@@ -494,12 +514,18 @@ async fn file_keys_import_into_an_empty_database_store(t: TestStore) {
 
     // A second import would merge two histories: refused, nothing added.
     assert!(matches!(
-        keys.import(&files).await,
+        keys.import(&actor(), &files).await,
         Err(KeyError::ImportTargetNotEmpty { count: 3 })
     ));
     assert_eq!(keys.list().await.unwrap(), expected);
     // The imported rollover goes on in the database.
-    assert_eq!(keys.activate(T2).await.unwrap().id, db_next.info.id);
+    assert_eq!(
+        keys.activate(&actor(), T2, Activation::Forced)
+            .await
+            .unwrap()
+            .id,
+        db_next.info.id
+    );
 }
 
 async fn rewrap_moves_every_key_to_the_new_kek(t: TestStore) {
@@ -513,13 +539,15 @@ async fn rewrap_moves_every_key_to_the_new_kek(t: TestStore) {
     )
     .await
     .unwrap();
-    old.rotate(ALG, T1).await.unwrap();
-    old.activate(T1).await.unwrap();
-    old.rotate(ALG, T2).await.unwrap();
+    old.rotate(&actor(), ALG, T1).await.unwrap();
+    old.activate(&actor(), T1, Activation::Forced)
+        .await
+        .unwrap();
+    old.rotate(&actor(), ALG, T2).await.unwrap();
     let before = old.active().await.unwrap();
     assert!(node.refresh().await.unwrap());
 
-    assert_eq!(old.rewrap(&same_kek(&new_text)).await.unwrap(), 3);
+    assert_eq!(old.rewrap(&actor(), &same_kek(&new_text)).await.unwrap(), 3);
     let new = DatabaseKeyStore::new(other_node(&t).await, same_kek(&new_text));
     let after = new.active().await.unwrap();
     assert_eq!(*after.key_pem, *before.key_pem);
@@ -534,7 +562,7 @@ async fn rewrap_moves_every_key_to_the_new_kek(t: TestStore) {
     // The old KEK no longer opens anything, and a rollover through it is refused.
     assert!(matches!(old.active().await, Err(KeyError::WrongKek { .. })));
     assert!(matches!(
-        old.activate(T2).await,
+        old.activate(&actor(), T2, Activation::Forced).await,
         Err(KeyError::WrongKek { .. })
     ));
     // A node still on the old KEK reports it and keeps signing with what it loaded.
@@ -552,7 +580,7 @@ async fn rewrap_moves_every_key_to_the_new_kek(t: TestStore) {
     set_sealed_key(&pool, &after.info.id, &base64_encode(&bytes)).await;
     let third = Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap();
     assert!(matches!(
-        new.rewrap(&third).await,
+        new.rewrap(&actor(), &third).await,
         Err(KeyError::Tampered { .. })
     ));
     let kek_ids: Vec<String> = sqlx::query_scalar("SELECT kek_id FROM signing_keys")
@@ -572,4 +600,184 @@ fn base64_decode(text: &str) -> Vec<u8> {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+const DAY: time::Duration = time::Duration::days(1);
+
+async fn key_events(store: &Store) -> Vec<AuditEvent> {
+    let mut events = store
+        .audit()
+        .list(&AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action.starts_with("key."))
+        .collect::<Vec<_>>();
+    events.reverse();
+    events
+}
+
+fn actions(events: &[AuditEvent]) -> Vec<(&str, &str)> {
+    events
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str()))
+        .collect()
+}
+
+async fn activation_waits_for_the_metadata_cache_duration(t: TestStore) {
+    let keys = DatabaseKeyStore::new(t.store.clone(), new_kek());
+    keys.load_or_generate(ALG, T0).await.unwrap();
+    let next = keys.rotate(&actor(), ALG, T1).await.unwrap();
+    let wait = Activation::AfterPublished(DAY);
+
+    // Four seconds after `rotate`: refused, saying how long is left and how to force.
+    let err = keys
+        .activate(&actor(), T1 + time::Duration::seconds(4), wait)
+        .await
+        .unwrap_err();
+    match &err {
+        KeyError::TooSoon { id, remaining, .. } => {
+            assert_eq!(id, &next.id);
+            assert_eq!(*remaining, DAY - time::Duration::seconds(4));
+        }
+        other => panic!("{other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("23h 59m 56s"), "{message}");
+    assert!(message.contains("--force"), "{message}");
+    // Nothing changed, and nothing was recorded as done.
+    assert_eq!(keys.next().await.unwrap().unwrap().info.id, next.id);
+    assert!(!actions(&key_events(&t.store).await).contains(&("key.activate", "cli:tester")));
+
+    // A second short of the wait is still too soon; the wait itself is enough.
+    assert!(matches!(
+        keys.activate(&actor(), T1 + DAY - time::Duration::seconds(1), wait)
+            .await,
+        Err(KeyError::TooSoon { .. })
+    ));
+    assert_eq!(
+        keys.activate(&actor(), T1 + DAY, wait).await.unwrap().id,
+        next.id
+    );
+
+    // Forced: at once.
+    let third = keys.rotate(&actor(), ALG, T2).await.unwrap();
+    assert_eq!(
+        keys.activate(&actor(), T2, Activation::Forced)
+            .await
+            .unwrap()
+            .id,
+        third.id
+    );
+}
+
+async fn every_database_key_change_is_audited_with_its_actor(t: TestStore) {
+    let kek_text = Kek::generate_base64();
+    let keys = DatabaseKeyStore::new(t.store.clone(), same_kek(&kek_text));
+    let alice = Actor::cli("alice");
+    let first = keys.load_or_generate(ALG, T0).await.unwrap();
+    let next = keys.rotate(&alice, ALG, T1).await.unwrap();
+    keys.activate(&alice, T2, Activation::AfterPublished(DAY))
+        .await
+        .unwrap();
+    let abandoned = keys.rotate(&alice, ALG, T2).await.unwrap();
+    keys.retire_next(&alice, T2).await.unwrap();
+    // A refused change records nothing.
+    assert!(keys.retire_next(&alice, T2).await.is_err());
+    let third = new_kek();
+    assert_eq!(keys.rewrap(&alice, &third).await.unwrap(), 3);
+
+    let events = key_events(&t.store).await;
+    assert_eq!(
+        actions(&events),
+        [
+            ("key.rotate", "cli:alice"),
+            ("key.activate", "cli:alice"),
+            ("key.rotate", "cli:alice"),
+            ("key.retire_next", "cli:alice"),
+            ("key.rewrap", "cli:alice"),
+        ]
+    );
+    assert_eq!(events[0].target_id.as_deref(), Some(next.id.as_str()));
+    let activated = events[1].after.as_ref().unwrap();
+    assert_eq!(activated["active"], next.id.as_str());
+    assert_eq!(activated["retired"], first.id.as_str());
+    assert_eq!(activated["forced"], false);
+    assert_eq!(events[3].target_id.as_deref(), Some(abandoned.id.as_str()));
+    assert_eq!(events[3].after.as_ref().unwrap()["status"], "retired");
+    let rewrap = events[4].after.as_ref().unwrap();
+    assert_eq!(rewrap["kek_id"], third.id());
+    assert_eq!(rewrap["keys"], 3);
+    // No key material in the log.
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(
+        !text.contains("PRIVATE KEY") && !text.contains(kek_text.as_str()),
+        "{text}"
+    );
+
+    // import-files into an empty store (a second database would do; an emptied one is
+    // simpler): one event listing what was copied.
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = KeyStore::open(dir.path().join("keys")).unwrap();
+    files.load_or_generate(ALG, T0).unwrap();
+    let pool = raw(&t).await;
+    sqlx::query("DELETE FROM signing_keys")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let imported = keys.import(&Actor::cli("bob"), &files).await.unwrap();
+    let events = key_events(&t.store).await;
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.actor.as_str()),
+        ("key.import_files", "cli:bob")
+    );
+    assert_eq!(
+        last.after.as_ref().unwrap()[0]["id"],
+        imported[0].id.as_str()
+    );
+}
+
+async fn file_key_changes_are_audited_through_the_keyring(t: TestStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_owned(),
+        database: DatabaseConfig {
+            url: Some(t.url.clone()),
+            max_connections: Some(2),
+        },
+        keys: KeysConfig {
+            store: KeyStoreKind::Files,
+            ..KeysConfig::default()
+        },
+        ..Config::default()
+    };
+    let mut ring = Keyring::open(&config, &ProcessEnv).await.unwrap();
+    let carol = Actor::cli("carol");
+    ring.load_or_generate(ALG, T0).await.unwrap();
+    let next = ring.rotate(&carol, ALG, T1).await.unwrap();
+    let rule = Activation::for_config(&config.keys);
+    // Refused, and not recorded.
+    assert!(matches!(
+        ring.activate(&carol, T1 + time::Duration::hours(1), rule)
+            .await,
+        Err(KeyError::TooSoon { .. })
+    ));
+    let promoted = ring.activate(&carol, T1 + DAY, rule).await.unwrap();
+    assert_eq!(promoted.id, next.id);
+    ring.rotate(&carol, ALG, T2).await.unwrap();
+    ring.retire_next(&carol, T2).await.unwrap();
+    ring.close().await;
+
+    let events = key_events(&t.store).await;
+    assert_eq!(
+        actions(&events),
+        [
+            ("key.rotate", "cli:carol"),
+            ("key.activate", "cli:carol"),
+            ("key.rotate", "cli:carol"),
+            ("key.retire_next", "cli:carol"),
+        ]
+    );
+    assert_eq!(events[1].target_id.as_deref(), Some(next.id.as_str()));
 }

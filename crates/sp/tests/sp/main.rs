@@ -9,5 +9,6 @@ mod logout;
 mod plan_json;
 mod race;
 mod replay;
+mod rollover;
 mod support;
 mod toolkit;

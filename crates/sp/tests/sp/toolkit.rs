@@ -34,23 +34,23 @@ use crate::support::{Db, fixture};
 
 use crate::support::keys::{Pair, pair};
 
-const IDP: &str = "https://idp.example.org";
+pub(crate) const IDP: &str = "https://idp.example.org";
 const SSO: &str = "https://idp.example.org/sso";
-const SP: &str = "https://app.example.com/saml/metadata";
-const ACS: &str = "https://app.example.com/saml/acs";
-const NOW: OffsetDateTime = datetime!(2026-11-28 15:00:00 UTC);
+pub(crate) const SP: &str = "https://app.example.com/saml/metadata";
+pub(crate) const ACS: &str = "https://app.example.com/saml/acs";
+pub(crate) const NOW: OffsetDateTime = datetime!(2026-11-28 15:00:00 UTC);
 
-fn old_key() -> &'static Pair {
+pub(crate) fn old_key() -> &'static Pair {
     static K: OnceLock<Pair> = OnceLock::new();
     K.get_or_init(pair)
 }
 
-fn new_key() -> &'static Pair {
+pub(crate) fn new_key() -> &'static Pair {
     static K: OnceLock<Pair> = OnceLock::new();
     K.get_or_init(pair)
 }
 
-fn idp_entity(entity_id: &str, certs: &[&Certificate]) -> EntityDescriptor {
+pub(crate) fn idp_entity(entity_id: &str, certs: &[&Certificate]) -> EntityDescriptor {
     let mut e = EntityDescriptor::new(entity_id);
     e.cache_duration = Some(Duration::hours(2));
     e.idp = Some(IdpSsoDescriptor {
@@ -75,7 +75,7 @@ fn trust(certs: &[&Certificate]) -> IdpTrust {
     IdpTrust::from_metadata(&idp_entity(IDP, certs).to_xml().unwrap(), None, NOW).unwrap()
 }
 
-fn config(extra: &str) -> SpConfig {
+pub(crate) fn config(extra: &str) -> SpConfig {
     SpConfig::from_toml(
         &format!(
             "entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\n{extra}\n[idp]\nmetadata_file = \"idp.xml\"\n"
@@ -90,7 +90,11 @@ fn sp(certs: &[&Certificate]) -> ServiceProvider {
 }
 
 /// A signed Response answering `request_id` (or none), by `signer`.
-fn response(request_id: Option<&str>, assertion_id: &str, signer: &SigningKey) -> String {
+pub(crate) fn response(
+    request_id: Option<&str>,
+    assertion_id: &str,
+    signer: &SigningKey,
+) -> String {
     let assertion = Assertion {
         id: assertion_id.into(),
         issue_instant: NOW,
@@ -142,7 +146,7 @@ fn response(request_id: Option<&str>, assertion_id: &str, signer: &SigningKey) -
     .unwrap()
 }
 
-fn form(xml: &str, relay_state: Option<&str>) -> AcsForm {
+pub(crate) fn form(xml: &str, relay_state: Option<&str>) -> AcsForm {
     use base64::Engine as _;
     AcsForm {
         saml_response: base64::engine::general_purpose::STANDARD.encode(xml),
