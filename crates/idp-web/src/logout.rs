@@ -18,7 +18,7 @@
 //!   session to start a chain from: the chain never restarts.
 //! * Each application is in the chain at most once, the chain only shrinks, and a parked key
 //!   is taken (deleted) when used, so a replayed answer continues nothing: no loop.
-//! * A LogoutRequest acts once: its issuer and ID are recorded in the store ([`replay`])
+//! * A LogoutRequest acts once: its issuer and ID are recorded in the store (`latchkey_idp::sso`'s replay records)
 //!   for the profile's time window, and a second arrival is refused (`SLO-REPLAYED`) on
 //!   every node, before it can end a session or start a chain.
 //! * A LogoutResponse is believed only if it verifies against the application's registered

@@ -1,7 +1,7 @@
 //! The IdP's admin error type, and the admin code vocabulary ([`ErrorCode`]).
 //!
 //! [`Error`] is what the store, directory, registry and configuration return; the browser
-//! side wraps it ([`crate::sso::SsoError`], [`crate::web::WebError`]), as do the key store
+//! side wraps it ([`crate::sso::SsoError`], `latchkey_idp_web::WebError`), as do the key store
 //! ([`crate::keys::KeyError`]), the catalog and metadata import. Each variant names the rule
 //! that was broken, and [`Error::code`] gives it one snake_case code that the admin API sends
 //! (its `error` field), the CLI prints and classes into an exit code, and the browser pages
