@@ -159,6 +159,9 @@ def cmd_sp_initiated_post(a):
 def cmd_idp_initiated(a):
     sp = client(a)
     browser = requests.Session()
+    # As a browser says it when the user clicks the tile on the IdP's own portal: the IdP
+    # launches at once only then (from another site's link it asks first).
+    browser.headers["Sec-Fetch-Site"] = "same-origin"
     page = browse_to_acs(a, browser, a.base + "/saml/init/" + a.app_id)
     return finish(a, sp, page, None)
 

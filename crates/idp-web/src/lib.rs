@@ -5,7 +5,7 @@
 //! GET  /saml/metadata                     signed IdP metadata (active + next key)
 //! GET|POST /saml/sso                      AuthnRequest, HTTP-Redirect or HTTP-POST binding
 //! GET  /saml/continue/{key}               a parked request, now same-site with the cookie
-//! GET  /saml/init/{app}                   IdP-initiated sign-in (portal tiles)
+//! GET|POST /saml/init/{app}               IdP-initiated sign-in (portal tiles; POST confirms)
 //! GET|POST /saml/slo                      LogoutRequest / LogoutResponse (Redirect or POST)
 //! GET  /saml/slo/continue/{key}           a parked POST LogoutRequest, now with the cookie
 //! GET|POST /login   GET|POST /logout   GET /portal
@@ -188,7 +188,10 @@ pub fn router(state: WebState) -> Router {
         .route("/saml/metadata", get(saml::metadata))
         .route("/saml/sso", get(saml::sso_redirect).post(saml::sso_post))
         .route("/saml/continue/{key}", get(saml::resume))
-        .route("/saml/init/{app}", get(portal::launch))
+        .route(
+            "/saml/init/{app}",
+            get(portal::launch).post(portal::launch_confirmed),
+        )
         .route(
             "/saml/slo",
             get(logout::slo_redirect).post(logout::slo_post),

@@ -73,7 +73,7 @@ pub struct LoginForm {
 /// A CSRF-protected form with no other field.
 #[derive(Debug, Deserialize)]
 pub struct CsrfForm {
-    csrf: Option<String>,
+    pub(crate) csrf: Option<String>,
 }
 
 /// Keeps only continue keys of the shape we issue (43 base64url characters).

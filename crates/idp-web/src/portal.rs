@@ -7,7 +7,7 @@
 //! sign-in for the app's default ACS exactly as an SP-initiated one is answered
 //! ([`super::saml::answer_or_park`]), so the access policy and the session rules are
 //! applied in one place. `/saml/init/{app}` works for every application, login URL or not
-//! (admins and bookmarks use it).
+//! (admins and bookmarks use it); from another site's link it asks first ([`launch`]).
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -87,30 +87,106 @@ fn tile_target(app: &Application) -> String {
         .unwrap_or_else(|| format!("/saml/init/{}", app.id))
 }
 
+/// Whether the browser says this request came from our own pages or from the user
+/// (typed, bookmarked): `Sec-Fetch-Site`, which browsers set and pages cannot forge.
+fn from_our_pages(headers: &HeaderMap) -> bool {
+    matches!(
+        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
+        Some("same-origin" | "none")
+    )
+}
+
+/// The application a launch path names.
+async fn launched_app(
+    state: &WebState,
+    app: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Application, WebError> {
+    let Ok(Path(app)) = app else {
+        return Err(WebError::NotFound);
+    };
+    let id: AppId = app.parse().map_err(|_| WebError::NotFound)?;
+    match state.store().apps().get(id).await {
+        Ok(app) => Ok(app),
+        Err(Error::UnknownApplication { .. }) => Err(WebError::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// GET /saml/init/{app}
+///
+/// # Security
+/// Issued at once only when the click came from our own pages (the portal) or from the
+/// user, or when the application opted out (`launch_without_confirmation`). A link on
+/// another site gets a confirmation page instead: otherwise any site could sign a visitor
+/// with a live session into an application of its choosing (login CSRF). Browsers that
+/// send no `Sec-Fetch-Site` get the confirmation too; it costs them one click.
 pub async fn launch(
     State(state): State<WebState>,
     headers: HeaderMap,
     app: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, WebError> {
-    let Ok(Path(app)) = app else {
-        return Err(WebError::NotFound);
-    };
-    let id: AppId = app.parse().map_err(|_| WebError::NotFound)?;
-    let app = match state.store().apps().get(id).await {
-        Ok(app) => app,
-        Err(Error::UnknownApplication { .. }) => return Err(WebError::NotFound),
-        Err(e) => return Err(e.into()),
-    };
+    let app = launched_app(&state, app).await?;
+    if !app.settings.launch_without_confirmation && !from_our_pages(&headers) {
+        return Ok(confirmation(&state, &headers, &app));
+    }
+    issue(&state, &headers, &app).await
+}
+
+/// POST /saml/init/{app}: the confirmation page's form (our own CSRF token).
+pub async fn launch_confirmed(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    app: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    form: Result<axum::Form<super::login::CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, WebError> {
+    let axum::Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
+    if !cookies::csrf_ok(state.settings(), &headers, form.csrf.as_deref()) {
+        return Err(WebError::Csrf);
+    }
+    let app = launched_app(&state, app).await?;
+    issue(&state, &headers, &app).await
+}
+
+/// "Continue to <app>?", with a form that posts back here and a way out.
+fn confirmation(state: &WebState, headers: &HeaderMap, app: &Application) -> Response {
+    let (csrf, set_cookie) = cookies::csrf_token(state.settings(), headers);
+    let body = format!(
+        "<p>A link asked to sign you in to <strong>{name}</strong>. Continue only if you \
+         meant to open it.</p>\n\
+         <form method=\"post\" action=\"/saml/init/{id}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\">Continue to {name}</button></form>\n\
+         <p><a href=\"/portal\">Back to your applications</a></p>",
+        name = escape(&app.settings.name),
+        id = app.id,
+        csrf = escape(&csrf),
+    );
+    let mut response = Html(page("Continue?", &body)).into_response();
+    if let Some(cookie) = set_cookie
+        && let Ok(v) = axum::http::HeaderValue::from_str(&cookie)
+    {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// Answers an unsolicited sign-in for the app's default ACS.
+async fn issue(
+    state: &WebState,
+    headers: &HeaderMap,
+    app: &Application,
+) -> Result<Response, WebError> {
     let pending = PendingRequest {
         app_id: app.id,
         request_id: None,
-        acs_url: default_acs(&app)?,
+        acs_url: default_acs(app)?,
         relay_state: app.settings.tile.default_relay_state.clone(),
         force_authn: false,
         is_passive: false,
     };
-    super::saml::answer_or_park(&state, &headers, &app, pending).await
+    super::saml::answer_or_park(state, headers, app, pending).await
 }
 
 #[cfg(test)]

@@ -197,6 +197,10 @@ pub struct AppFields {
     /// session, and only when it signed in to this SP under the NameID it names.
     #[arg(long, value_name = "BOOL")]
     allow_unsigned_logout: Option<bool>,
+    /// Opt-out (default false): IdP-initiated launch from another site's link signs in at
+    /// once instead of asking the user to confirm (login-CSRF protection).
+    #[arg(long, value_name = "BOOL")]
+    launch_without_confirmation: Option<bool>,
     /// PEM file with the certificate to encrypt assertions to.
     #[arg(long, value_name = "FILE")]
     encryption_cert: Option<PathBuf>,
@@ -340,6 +344,9 @@ impl AppFields {
         }
         if let Some(v) = self.allow_unsigned_logout {
             app.allow_unsigned_logout = v;
+        }
+        if let Some(v) = self.launch_without_confirmation {
+            app.launch_without_confirmation = v;
         }
         if let Some(v) = self.sign_response {
             app.sign_response = v;
@@ -534,6 +541,10 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 ("signing certs", s.signing_certs.len().to_string()),
                 ("authn requests signed", yes_no(s.authn_requests_signed)),
                 ("unsigned logout allowed", yes_no(s.allow_unsigned_logout)),
+                (
+                    "launch without confirmation",
+                    yes_no(s.launch_without_confirmation),
+                ),
                 ("encryption cert", yes_no(s.encryption_cert.is_some())),
                 ("encryption methods", s.encryption_methods.join(" ")),
                 ("access groups", access_groups.join(", ")),

@@ -248,7 +248,7 @@ impl BenchClient {
         match flow {
             Flow::IdpInitiated => {
                 let url = format!("{}/saml/init/{}", self.base, self.app_id);
-                self.sso(&url).await
+                self.sso(&url, Some("same-origin")).await
             }
             Flow::SpInitiated => {
                 let sso = format!("{}/saml/sso", self.base);
@@ -259,7 +259,7 @@ impl BenchClient {
                     None,
                     &BindingLimits::default(),
                 )?;
-                self.sso(&format!("{sso}?{query}")).await
+                self.sso(&format!("{sso}?{query}"), None).await
             }
             Flow::Login => {
                 let Some((token, user, password)) = &self.login else {
@@ -285,13 +285,14 @@ impl BenchClient {
 
     /// The start URL answers the auto-POST page at once (a live session, no ForceAuthn),
     /// or 303 to the continuation, which answers it; both count as one flow.
-    async fn sso(&self, start: &str) -> anyhow::Result<()> {
-        let r = self
-            .http
-            .get(start)
-            .header(COOKIE, &self.cookie)
-            .send()
-            .await?;
+    /// `fetch_site`: the `Sec-Fetch-Site` a browser would send (a portal tile click is
+    /// `same-origin`; the IdP asks before launching from anywhere else).
+    async fn sso(&self, start: &str, fetch_site: Option<&str>) -> anyhow::Result<()> {
+        let mut request = self.http.get(start).header(COOKIE, &self.cookie);
+        if let Some(site) = fetch_site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let r = request.send().await?;
         let r = match r.status() {
             StatusCode::OK => r,
             StatusCode::SEE_OTHER => {

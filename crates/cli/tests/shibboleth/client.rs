@@ -47,6 +47,9 @@ pub struct Client {
     pub trail: Vec<String>,
     /// Every form posted, in order: where to, and its fields.
     pub posts: Vec<(Url, Vec<(String, String)>)>,
+    /// The page the next request starts from (its origin), for `Sec-Fetch-Site` (which
+    /// the IdP reads to tell a click on its own portal from another site's link).
+    page_origin: Option<reqwest::Url>,
 }
 
 impl Client {
@@ -61,6 +64,7 @@ impl Client {
             jar: BTreeMap::new(),
             trail: Vec::new(),
             posts: Vec::new(),
+            page_origin: None,
         }
     }
 
@@ -111,6 +115,14 @@ impl Client {
             self.trail.push(format!("{method} {url}"));
             let host = url.host_str().unwrap().to_owned();
             let mut req = self.http.request(method.clone(), url.clone());
+            // As a browser says it: the origins of this site are all ports of one host
+            // here, so "same-origin" is exact and anything else is another site.
+            let fetch_site = match &self.page_origin {
+                None => "none",
+                Some(o) if o.origin() == url.origin() => "same-origin",
+                Some(_) => "cross-site",
+            };
+            req = req.header("sec-fetch-site", fetch_site);
             if let Some(cookies) = self.jar.get(&host).filter(|c| !c.is_empty()) {
                 let header: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 req = req.header("cookie", header.join("; "));
@@ -140,6 +152,7 @@ impl Client {
                 continue;
             }
             let body = resp.text().await.unwrap();
+            self.page_origin = Some(url.clone());
             return Page { url, status, body };
         }
         panic!("more than 20 redirects; last at {url}");

@@ -100,6 +100,11 @@ pub struct AppInput {
     /// session, and only when it signed in to this SP under the NameID it names.
     #[serde(default)]
     pub allow_unsigned_logout: bool,
+    /// Opt-out (default false): IdP-initiated launch (`/saml/init/{app}`) from another
+    /// site's link issues at once instead of asking the user to confirm (login-CSRF
+    /// protection).
+    #[serde(default)]
+    pub launch_without_confirmation: bool,
     /// PEM certificate to encrypt assertions to.
     #[serde(default)]
     pub encryption_cert: Option<String>,
@@ -169,6 +174,7 @@ impl From<&NewApplication> for AppInput {
             signing_certs: s.signing_certs.clone(),
             authn_requests_signed: s.authn_requests_signed,
             allow_unsigned_logout: s.allow_unsigned_logout,
+            launch_without_confirmation: s.launch_without_confirmation,
             encryption_cert: s.encryption_cert.clone(),
             encryption_methods: s.encryption_methods.clone(),
             name_id_format: Some(s.name_id.format.uri().to_owned()),
@@ -269,6 +275,7 @@ impl AppInput {
             signing_certs: self.signing_certs,
             authn_requests_signed: self.authn_requests_signed,
             allow_unsigned_logout: self.allow_unsigned_logout,
+            launch_without_confirmation: self.launch_without_confirmation,
             encryption_cert: self.encryption_cert,
             encryption_methods: self.encryption_methods,
             name_id,

@@ -69,6 +69,7 @@ async fn no_stored_audit_line_means_no_assertion() {
     let jar: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let request = Request::get(format!("/saml/init/{}", idp.app.id))
         .header(header::COOKIE, jar.join("; "))
+        .header("sec-fetch-site", "same-origin")
         .body(Body::empty())
         .unwrap();
     let response = idp.router.clone().oneshot(request).await.unwrap();

@@ -234,3 +234,89 @@ async fn a_login_url_the_rules_refuse_is_not_stored_and_the_tile_is_unchanged() 
         format!("/saml/init/{}", idp.app.id)
     );
 }
+
+/// A GET of `/saml/init/{app}` as a browser sends it, with its `Sec-Fetch-Site`. `None`
+/// stands for a browser that sends no usable value (the test helper would otherwise mark
+/// the request same-origin, so an empty value is sent).
+async fn launch_from(
+    b: &mut Browser<'_>,
+    app: latchkey_idp::ids::AppId,
+    site: Option<&str>,
+) -> Page {
+    let request = axum::http::Request::get(format!("/saml/init/{app}"))
+        .header("sec-fetch-site", site.unwrap_or(""))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    b.send(request).await
+}
+
+#[tokio::test]
+async fn another_sites_link_gets_a_confirmation_not_an_assertion() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    for site in [Some("cross-site"), Some("same-site"), None] {
+        let page = launch_from(&mut b, idp.app.id, site).await;
+        assert_eq!(page.status, StatusCode::OK, "{site:?}");
+        assert!(
+            page.field("SAMLResponse").is_none(),
+            "{site:?}: {}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains(&format!("action=\"/saml/init/{}\"", idp.app.id)),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("Continue to Wiki"));
+        assert!(page.body.contains("href=\"/portal\""));
+    }
+    // The confirmation posts back with our anti-forgery token and gets the assertion.
+    let csrf = b.cookies["latchkey_csrf"].clone();
+    let page = b
+        .post(
+            &format!("/saml/init/{}", idp.app.id),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    let xml = page.saml_response();
+    assert!(sp_validate(&idp, SP, SP_ACS, &xml, None).is_ok());
+    // Without the token (another site posting the form) nothing is issued.
+    let page = b
+        .post(&format!("/saml/init/{}", idp.app.id), &[("csrf", "forged")])
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(page.error_code(), Some("WEB-CSRF"));
+    let page = b
+        .cross_site_post(
+            &format!("/saml/init/{}", idp.app.id),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert!(page.field("SAMLResponse").is_none(), "{}", page.body);
+}
+
+#[tokio::test]
+async fn our_own_pages_and_typed_addresses_launch_at_once_and_an_app_may_opt_out() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    for site in ["same-origin", "none"] {
+        let page = launch_from(&mut b, idp.app.id, Some(site)).await;
+        assert!(
+            page.field("SAMLResponse").is_some(),
+            "{site}: {}",
+            page.body
+        );
+    }
+    idp.store
+        .apps()
+        .update(&Actor::system(), idp.app.id, |a| {
+            a.launch_without_confirmation = true;
+        })
+        .await
+        .unwrap();
+    let page = launch_from(&mut b, idp.app.id, Some("cross-site")).await;
+    assert!(page.field("SAMLResponse").is_some(), "{}", page.body);
+}

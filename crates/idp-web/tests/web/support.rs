@@ -343,6 +343,14 @@ impl<'a> Browser<'a> {
     }
 
     async fn send_with(&mut self, mut request: Request<Body>, cookies: bool) -> Page {
+        // What a browser says of where a navigation starts: this helper's requests are
+        // clicks on the IdP's own pages, unless they come from another site.
+        if !request.headers().contains_key("sec-fetch-site") {
+            let site = if cookies { "same-origin" } else { "cross-site" };
+            request
+                .headers_mut()
+                .insert("sec-fetch-site", site.parse().unwrap());
+        }
         if let Some(addr) = &self.address {
             request
                 .headers_mut()

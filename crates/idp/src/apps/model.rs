@@ -292,6 +292,12 @@ pub struct NewApplication {
     /// only when that session signed in to this SP under the NameID it names.
     #[serde(default)]
     pub allow_unsigned_logout: bool,
+    /// Opt-out: IdP-initiated launch from another site's link issues at once. Off by
+    /// default, because then any site can sign a visitor into this application under their
+    /// own account without their say (login CSRF); with it off, such a launch asks the user
+    /// to confirm first.
+    #[serde(default)]
+    pub launch_without_confirmation: bool,
     /// PEM certificate to encrypt assertions to.
     pub encryption_cert: Option<String>,
     /// The `md:EncryptionMethod` algorithm URIs the SP advertised for that certificate, in
@@ -340,6 +346,7 @@ impl NewApplication {
             signing_certs: Vec::new(),
             authn_requests_signed: true,
             allow_unsigned_logout: false,
+            launch_without_confirmation: false,
             encryption_cert: None,
             encryption_methods: Vec::new(),
             name_id: NameIdPolicy::default(),

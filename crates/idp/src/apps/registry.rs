@@ -35,6 +35,7 @@ struct AppRow {
     tile_login_url: Option<String>,
     authn_requests_signed: i64,
     allow_unsigned_logout: i64,
+    launch_without_confirmation: i64,
     created_at: String,
     updated_at: String,
 }
@@ -46,7 +47,7 @@ macro_rules! select_apps {
              a.encryption_cert, a.encryption_methods, a.name_id_format, a.name_id_source, a.attribute_mappings, \
              a.sign_response, a.sign_assertion, a.encrypt_assertion, a.tile_description, \
              a.tile_icon_url, a.default_relay_state, a.tile_visible, a.tile_login_url, a.authn_requests_signed, \
-             a.allow_unsigned_logout, a.created_at, \
+             a.allow_unsigned_logout, a.launch_without_confirmation, a.created_at, \
              a.updated_at \
              FROM applications a ",
             $tail
@@ -83,6 +84,7 @@ impl AppRow {
                 signing_certs: json("applications.signing_certs", &self.signing_certs)?,
                 authn_requests_signed: flag(self.authn_requests_signed),
                 allow_unsigned_logout: flag(self.allow_unsigned_logout),
+                launch_without_confirmation: flag(self.launch_without_confirmation),
                 encryption_cert: self.encryption_cert,
                 encryption_methods: json(
                     "applications.encryption_methods",
@@ -152,9 +154,9 @@ async fn write(
          signing_certs, encryption_cert, name_id_format, name_id_source, attribute_mappings, \
          sign_response, sign_assertion, encrypt_assertion, tile_description, tile_icon_url, \
          default_relay_state, tile_visible, created_at, updated_at, encryption_methods, \
-         tile_login_url, authn_requests_signed, allow_unsigned_logout) \
+         tile_login_url, authn_requests_signed, allow_unsigned_logout, launch_without_confirmation) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, \
-         $19, $20, $21, $22)"
+         $19, $20, $21, $22, $23)"
     } else {
         "UPDATE applications SET entity_id = $2, name = $3, acs_endpoints = $4, \
          slo_endpoint = $5, signing_certs = $6, encryption_cert = $7, name_id_format = $8, \
@@ -162,7 +164,7 @@ async fn write(
          sign_assertion = $12, encrypt_assertion = $13, tile_description = $14, \
          tile_icon_url = $15, default_relay_state = $16, tile_visible = $17, updated_at = $18, \
          encryption_methods = $19, tile_login_url = $20, authn_requests_signed = $21, \
-         allow_unsigned_logout = $22 WHERE id = $1"
+         allow_unsigned_logout = $22, launch_without_confirmation = $23 WHERE id = $1"
     };
     sqlx::query(sql)
         .bind(id.to_db())
@@ -195,6 +197,7 @@ async fn write(
         .bind(app.tile.login_url.clone())
         .bind(to_flag(app.authn_requests_signed))
         .bind(to_flag(app.allow_unsigned_logout))
+        .bind(to_flag(app.launch_without_confirmation))
         .execute(conn)
         .await
         .map_err(|e| duplicate(e.into(), &app.entity_id))?;
