@@ -69,8 +69,11 @@ pub struct SpSettings {
     /// [`Error::EncryptedAssertion`].
     pub decryption_keys: Vec<DecryptionKey>,
     /// Which content ciphers and key transports are accepted when decrypting (default:
-    /// AES-GCM and AES-CBC, RSA-OAEP; RSA PKCS#1 v1.5 is refused whatever this says).
-    /// [`DecryptOptions::gcm_only`] refuses unauthenticated CBC altogether.
+    /// [`DecryptOptions::gcm_only`], AES-GCM under RSA-OAEP; RSA PKCS#1 v1.5 is refused
+    /// whatever this says). AES-CBC is an opt-in (`DecryptOptions::default()`) for IdPs
+    /// that cannot do GCM, and a risk: CBC carries no integrity, and a ciphertext that
+    /// decrypts to a well-formed assertion takes measurably longer to refuse (its signature
+    /// is checked) than one with bad padding, a timing oracle on the plaintext.
     pub decrypt_options: DecryptOptions,
 }
 
@@ -94,7 +97,7 @@ impl SpSettings {
             allow_unsolicited: false,
             allow_rsa_1024: false,
             decryption_keys: Vec::new(),
-            decrypt_options: DecryptOptions::default(),
+            decrypt_options: DecryptOptions::gcm_only(),
         }
     }
 

@@ -27,7 +27,7 @@
 //! private_key_file = "sp-enc-key.pem"         # RSA, 2048 bits or more
 //! certificate_file = "sp-enc-cert.pem"        # published in our metadata, use="encryption"
 //! # previous_private_key_files = ["sp-enc-key-2025.pem"]   # still decrypt during a rollover
-//! # gcm_only = false                          # true: refuse AES-CBC content encryption
+//! # allow_cbc = false                         # true: also accept AES-CBC (a timing-oracle risk)
 //!
 //! [provisioning]                              # the JIT contract (see `jit::Contract`)
 //! ```
@@ -143,11 +143,13 @@ pub struct EncryptionConfig {
     /// encrypt to a certificate we have replaced.
     #[serde(default)]
     pub previous_private_key_files: Vec<PathBuf>,
-    /// Refuse AES-CBC content encryption. CBC carries no integrity of its own: it is safe
-    /// here only because a decrypted assertion must verify and every failure looks alike,
-    /// so an IdP that can do GCM is best held to it.
+    /// Also accept AES-CBC content encryption, for an IdP that cannot do GCM. Off by
+    /// default, and a risk when on: CBC carries no integrity, and a ciphertext that decrypts
+    /// to a well-formed assertion takes measurably longer to refuse (its signature is
+    /// checked) than one with bad padding, which an attacker who can time the ACS may use
+    /// as an oracle on the plaintext.
     #[serde(default)]
-    pub gcm_only: bool,
+    pub allow_cbc: bool,
 }
 
 /// The SP's decryption keys, loaded.
@@ -382,10 +384,10 @@ impl SpConfig {
             let pem = read_text(path)?;
             keys.push(DecryptionKey::from_pem(&pem)?);
         }
-        let options = if e.gcm_only {
-            DecryptOptions::gcm_only()
-        } else {
+        let options = if e.allow_cbc {
             DecryptOptions::default()
+        } else {
+            DecryptOptions::gcm_only()
         };
         Ok(Some(SpDecryption {
             keys,

@@ -442,10 +442,11 @@ pub const DEMO_APP_TOML: &[Key] = &[
         "Older keys still tried during a rollover.",
     ),
     key(
-        "sp.encryption.gcm_only",
+        "sp.encryption.allow_cbc",
         "boolean",
         Literal("false"),
-        "Refuse AES-CBC content encryption.",
+        "Also accept AES-CBC content encryption, for an IdP without GCM: a risk (no \
+         integrity; refusal timing differs between bad padding and a bad signature).",
     ),
     key(
         "sp.provisioning",

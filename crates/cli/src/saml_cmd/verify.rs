@@ -55,6 +55,10 @@ pub struct VerifyArgs {
     /// that carries one is refused (ENCRYPTED_ASSERTION).
     #[arg(long, value_name = "KEY.pem")]
     sp_key: Option<PathBuf>,
+    /// Also accept AES-CBC content encryption (the SP toolkit's `allow_cbc`): off by default,
+    /// as in the toolkit, because unauthenticated CBC is a timing-oracle risk.
+    #[arg(long)]
+    allow_cbc: bool,
     /// The Response: a file (`-` for stdin) holding its XML or its base64 POST value.
     response: PathBuf,
 }
@@ -134,6 +138,9 @@ fn setup(args: &VerifyArgs) -> anyhow::Result<(SpSettings, OffsetDateTime)> {
             DecryptionKey::from_pem(&pem)
                 .with_context(|| format!("--sp-key {}", path.display()))?,
         ];
+    }
+    if args.allow_cbc {
+        settings.decrypt_options = latchkey_saml::encryption::DecryptOptions::default();
     }
     Ok((settings, now))
 }

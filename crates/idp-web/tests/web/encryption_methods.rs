@@ -100,6 +100,8 @@ fn accept(idp: &Idp, key_pem: &str, xml: &str, request_id: &str) {
         idp.idp_keys.clone(),
     );
     settings.decryption_keys = vec![DecryptionKey::from_pem(key_pem).unwrap()];
+    // An SP that advertises CBC has opted in to reading it.
+    settings.decrypt_options = latchkey_saml::encryption::DecryptOptions::default();
     let subject = validate_response(&settings, xml, Some(request_id), idp.clock.now());
     assert!(subject.is_ok(), "{subject:?}");
 }

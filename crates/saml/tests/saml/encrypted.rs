@@ -61,9 +61,12 @@ fn keys() -> &'static Keys {
     })
 }
 
+/// Settings that also accept CBC (the opt-in), since these tests run each rule under both
+/// content ciphers; the default is GCM only (see `cbc_is_refused_by_default`).
 fn settings_with(key_pem: &str) -> SpSettings {
     let mut s = SpSettings::new(SP, ACS, IDP, vec![keys().idp.verifying_key().clone()]);
     s.decryption_keys = vec![DecryptionKey::from_pem(key_pem).unwrap()];
+    s.decrypt_options = DecryptOptions::default();
     s
 }
 
@@ -300,9 +303,10 @@ fn rsa_1_5_key_transport_is_refused() {
 }
 
 #[test]
-fn cbc_is_refused_when_only_gcm_is_allowed() {
-    let mut s = settings();
-    s.decrypt_options = DecryptOptions::gcm_only();
+fn cbc_is_refused_by_default() {
+    let mut s = SpSettings::new(SP, ACS, IDP, vec![keys().idp.verifying_key().clone()]);
+    s.decryption_keys = vec![DecryptionKey::from_pem(&keys().sp_pem).unwrap()];
+    assert_eq!(s.decrypt_options, DecryptOptions::gcm_only());
     assert_eq!(
         Build::new(CBC).check_with(&s),
         Err(Error::Xml(

@@ -910,6 +910,8 @@ fn encrypted_idp_response(cipher: &str, sign_response: bool) -> (String, SpSetti
     let mut settings = SpSettings::new(SP, ACS, IDP, vec![idp.cert.verifying_key().clone()]);
     let key_pem = std::fs::read_to_string(&sp_enc.key_file).unwrap();
     settings.decryption_keys = vec![DecryptionKey::from_pem(&key_pem).unwrap()];
+    // pysaml2 encrypts with AES-128-CBC: the opt-in a deployment facing it would make.
+    settings.decrypt_options = latchkey_saml::encryption::DecryptOptions::default();
     (out["xml"].as_str().unwrap().to_owned(), settings)
 }
 
