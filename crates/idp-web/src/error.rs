@@ -49,6 +49,9 @@ pub enum WebError {
     Denied {
         /// The application's display name.
         app: String,
+        /// The operation ID already written into the denial's audit event, so the page a
+        /// user screenshots leads an admin to that event.
+        operation_id: String,
     },
     /// A bounded resource (password hashing) is full; nothing was done.
     #[error("busy: {0}")]
@@ -150,7 +153,7 @@ impl WebError {
                  If you meant to sign out, sign out from the portal or close the browser."
                     .into(),
             ),
-            WebError::Denied { app } => (
+            WebError::Denied { app, .. } => (
                 "Access denied",
                 format!(
                     "You are signed in, but your account is not allowed to use {}. \
@@ -190,10 +193,18 @@ impl WebError {
     }
 }
 
+/// A fresh operation ID: 12 hex digits, enough to find one log line or audit event.
+pub(crate) fn new_operation_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    id.get(..12).unwrap_or(&id).to_owned()
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
-        let operation_id = uuid::Uuid::new_v4().simple().to_string();
-        let operation_id = operation_id.get(..12).unwrap_or(&operation_id).to_owned();
+        let operation_id = match &self {
+            WebError::Denied { operation_id, .. } => operation_id.clone(),
+            _ => new_operation_id(),
+        };
         let status = self.status();
         let page_code = self.code();
         let code = page_code.as_str();
@@ -203,13 +214,20 @@ impl IntoResponse for WebError {
             tracing::warn!(code, operation_id = %operation_id, error = %self, "request refused");
         }
         let (title, message) = self.explain();
-        let body = format!(
+        let mut body = format!(
             "<p class=\"error\">{}</p>\n<p class=\"meta\">Error code: <code>{}</code> · \
              Operation ID: <code>{}</code></p>",
             escape(&message),
             code,
             escape(&operation_id),
         );
+        if matches!(self, WebError::Denied { .. }) {
+            // Signed in as the wrong person is the usual reason: offer the way out.
+            body.push_str(
+                "\n<p><a href=\"/portal\">Back to your applications</a> · \
+                 <a href=\"/logout\">Sign in as someone else</a></p>",
+            );
+        }
         let mut response = (status, Html(page(title, &body))).into_response();
         if let WebError::Busy(_, seconds) = self {
             response

@@ -248,6 +248,7 @@ async fn issue(
     let user = &session.user;
     let grant = grant::load(state.store(), session, app).await?;
     if !grant.may_access {
+        let operation_id = crate::error::new_operation_id();
         state
             .audit(
                 &Actor::user(user.id),
@@ -255,7 +256,11 @@ async fn issue(
                 "app",
                 app.id.to_string(),
                 app.settings.entity_id.clone(),
-                json!({ "reason": "not_assigned", "user": user.username }),
+                json!({
+                    "reason": "not_assigned",
+                    "user": user.username,
+                    "operation_id": operation_id,
+                }),
             )
             .await?;
         if pending.is_passive {
@@ -277,6 +282,7 @@ async fn issue(
         }
         return Err(WebError::Denied {
             app: app.settings.name.clone(),
+            operation_id,
         });
     }
     let keys = state.keys().current().map_err(SsoError::from)?;

@@ -431,8 +431,20 @@ async fn unassigned_user_is_denied_with_an_audit_event_and_no_assertion() {
     assert!(page.body.contains("not allowed to use Wiki"));
     assert!(page.field("SAMLResponse").is_none());
     assert!(!page.body.contains("<form"));
+    // The way out: back to the portal, or sign out to sign in as someone else.
+    assert!(page.body.contains("<a href=\"/portal\">"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("<a href=\"/logout\">Sign in as someone else</a>")
+    );
     let denied = audit_actions(&idp, "sso.denied").await;
     assert_eq!(denied.len(), 1);
+    // The operation ID on the page is the one in the audit event.
+    let marker = "Operation ID: <code>";
+    let start = page.body.find(marker).unwrap() + marker.len();
+    let shown = &page.body[start..start + page.body[start..].find('<').unwrap()];
+    assert_eq!(shown.len(), 12);
+    assert_eq!(denied[0].after.as_ref().unwrap()["operation_id"], shown);
     assert_eq!(denied[0].actor, format!("user:{}", idp.bob.id));
     assert_eq!(
         denied[0].target_id.as_deref(),
