@@ -6,6 +6,8 @@
 
 #[path = "../../idp/tests/support/mod.rs"]
 mod support;
+// Not yet split: this binary still runs its store cases on both backends.
+store_backend!(sqlite, postgres);
 
 use axum::Router;
 use axum::body::Body;

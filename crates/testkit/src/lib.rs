@@ -1,7 +1,11 @@
 //! Test-only support shared by several crates' test suites, so each harness is written once.
+//! [`oracle`] finds the external programs the `oracles` test targets need; [`pg`] (feature
+//! `pg`) runs a throwaway PostgreSQL cluster.
 //! Never a dependency of product code (only `[dev-dependencies]` name it).
 #![forbid(unsafe_code)]
 // Test support: a broken environment should stop the test run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod oracle;
+#[cfg(feature = "pg")]
 pub mod pg;

@@ -35,7 +35,10 @@ pub const EMAIL_FORMAT: &str = name_id_format::EMAIL;
 pub struct KeyPair {
     pub key: SigningKey,
     pub cert: Certificate,
+    /// Read by the pysaml2 test (`tests/oracles`), which builds this module too.
+    #[allow(dead_code)]
     pub key_pem: String,
+    #[allow(dead_code)]
     pub cert_pem: String,
 }
 

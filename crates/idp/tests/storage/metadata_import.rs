@@ -24,33 +24,35 @@ on_both_backends!(
 );
 
 /// samael's `test_vectors/sp_metadata.xml` (MIT; provenance in crates/saml/tests/data/README.md).
-const SAMAEL_SP: &str = include_str!("../../../saml/tests/data/metadata/sp_metadata.xml");
+pub(crate) const SAMAEL_SP: &str =
+    include_str!("../../../saml/tests/data/metadata/sp_metadata.xml");
 /// samael's `test_vectors/idp_metadata.xml`: an IdP, no SP role.
-const SAMAEL_IDP: &str = include_str!("../../../saml/tests/data/metadata/idp_metadata.xml");
+pub(crate) const SAMAEL_IDP: &str =
+    include_str!("../../../saml/tests/data/metadata/idp_metadata.xml");
 
-const POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
-const ARTIFACT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact";
-const REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
-const PAOS: &str = "urn:oasis:names:tc:SAML:2.0:bindings:PAOS";
-const SOAP: &str = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP";
+pub(crate) const POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+pub(crate) const ARTIFACT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact";
+pub(crate) const REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+pub(crate) const PAOS: &str = "urn:oasis:names:tc:SAML:2.0:bindings:PAOS";
+pub(crate) const SOAP: &str = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP";
 
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     datetime!(2026-06-01 12:00 UTC)
 }
 
-fn options() -> SpMetadataOptions<'static> {
+pub(crate) fn options() -> SpMetadataOptions<'static> {
     SpMetadataOptions::new(now())
 }
 
 /// The RSA certificate of samael's SP sample, base64 DER (encryption needs an RSA key).
-fn rsa_cert_b64() -> String {
+pub(crate) fn rsa_cert_b64() -> String {
     let start = SAMAEL_SP.find("<ds:X509Certificate>").unwrap() + "<ds:X509Certificate>".len();
     let len = SAMAEL_SP[start..].find('<').unwrap();
     SAMAEL_SP[start..start + len].trim().to_string()
 }
 
 /// A fresh self-signed ECDSA certificate as base64 DER, for `ds:X509Certificate`.
-fn cert_b64() -> String {
+pub(crate) fn cert_b64() -> String {
     let pem = rcgen::generate_simple_self_signed(vec!["sp.example.net".to_string()])
         .unwrap()
         .cert
@@ -60,7 +62,7 @@ fn cert_b64() -> String {
         .to_base64()
 }
 
-fn key(use_attr: Option<&str>, cert: &str) -> String {
+pub(crate) fn key(use_attr: Option<&str>, cert: &str) -> String {
     let use_attr = use_attr
         .map(|u| format!(" use=\"{u}\""))
         .unwrap_or_default();
@@ -72,7 +74,7 @@ fn key(use_attr: Option<&str>, cert: &str) -> String {
 }
 
 /// One EntityDescriptor with an SP role made of `role_body`.
-fn entity(entity_id: &str, role_attrs: &str, role_body: &str) -> String {
+pub(crate) fn entity(entity_id: &str, role_attrs: &str, role_body: &str) -> String {
     format!(
         "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" \
          xmlns:mdui=\"urn:oasis:names:tc:SAML:metadata:ui\" entityID=\"{entity_id}\">\
@@ -81,7 +83,7 @@ fn entity(entity_id: &str, role_attrs: &str, role_body: &str) -> String {
     )
 }
 
-fn acs(binding: &str, url: &str, index: u16, default: Option<bool>) -> String {
+pub(crate) fn acs(binding: &str, url: &str, index: u16, default: Option<bool>) -> String {
     let default = default
         .map(|d| format!(" isDefault=\"{d}\""))
         .unwrap_or_default();
@@ -90,7 +92,7 @@ fn acs(binding: &str, url: &str, index: u16, default: Option<bool>) -> String {
     )
 }
 
-fn import_err(xml: &str, options: &SpMetadataOptions<'_>) -> MetadataImportError {
+pub(crate) fn import_err(xml: &str, options: &SpMetadataOptions<'_>) -> MetadataImportError {
     match SpMetadata::parse(xml, options) {
         Ok(m) => panic!("imported {m:?}"),
         Err(e) => e,
@@ -148,7 +150,7 @@ async fn samael_sample_registers_with_its_acs_and_keys(t: TestStore) {
     assert!(stored.settings.signing_certs[0].starts_with("-----BEGIN CERTIFICATE-----"));
 }
 
-fn toolkit_sp(sign_requests: bool) -> latchkey_sp::ServiceProvider {
+pub(crate) fn toolkit_sp(sign_requests: bool) -> latchkey_sp::ServiceProvider {
     let config: latchkey_sp::settings::SpConfig = toml::from_str(
         r#"
         entity_id = "https://wiki.example.net/saml/metadata"
@@ -222,7 +224,7 @@ async fn sp_toolkit_metadata_registers(t: TestStore) {
 }
 
 /// An aggregate of two SPs; the first has mixed bindings, a UI name and a no-`use` key.
-fn aggregate(cert: &str) -> String {
+pub(crate) fn aggregate(cert: &str) -> String {
     let first = entity(
         "https://one.example.net/sp",
         "AuthnRequestsSigned=\"true\" WantAssertionsSigned=\"true\"",
@@ -252,146 +254,6 @@ fn aggregate(cert: &str) -> String {
         strip(first),
         strip(second)
     )
-}
-
-#[test]
-fn aggregates_need_a_choice_and_bindings_are_filtered() {
-    let cert = rsa_cert_b64();
-    let xml = aggregate(&cert);
-    let err = import_err(&xml, &options());
-    match &err {
-        MetadataImportError::AmbiguousEntity { choices } => assert_eq!(
-            choices,
-            &["https://one.example.net/sp", "https://two.example.net/sp"]
-        ),
-        other => panic!("{other}"),
-    }
-    assert!(err.to_string().contains("https://two.example.net/sp"));
-
-    let mut pick = options();
-    pick.entity_id = Some("https://nope.example.net".into());
-    assert!(matches!(
-        import_err(&xml, &pick),
-        MetadataImportError::UnknownEntity { choices, .. } if choices.len() == 2
-    ));
-
-    pick.entity_id = Some("https://one.example.net/sp".into());
-    let m = SpMetadata::parse(&xml, &pick).unwrap();
-    assert_eq!(m.display_name.as_deref(), Some("One"));
-    // Artifact is dropped with a warning; the default falls to the first POST endpoint
-    // not marked false.
-    let urls: Vec<(&str, u16, bool)> = m
-        .acs
-        .iter()
-        .map(|a| (a.url.as_str(), a.index, a.is_default))
-        .collect();
-    assert_eq!(
-        urls,
-        [
-            ("https://one.example.net/acs", 1, false),
-            ("https://one.example.net/acs2", 2, true)
-        ]
-    );
-    assert!(m.warnings.contains(&ImportWarning::AcsBindingIgnored {
-        url: "https://one.example.net/artifact".into(),
-        binding: ARTIFACT.into(),
-    }));
-    // Redirect preferred for logout.
-    let slo = m.slo.as_ref().unwrap();
-    assert_eq!(
-        (slo.url.as_str(), slo.binding),
-        ("https://one.example.net/slo", Binding::HttpRedirect)
-    );
-    // A key with no `use` serves both.
-    assert_eq!(m.signing_certs.len(), 1);
-    assert!(m.encryption_cert.is_some());
-    assert_eq!(m.name_id_format, Some(NameIdFormat::Transient));
-    let app = m.application(None);
-    assert_eq!(app.name, "One");
-    assert!(app.sign_assertion);
-    assert_eq!(app.name_id.format, NameIdFormat::Transient);
-
-    // An ECDSA key serves signing only: XML-Enc key transport here is RSA.
-    let ec = entity(
-        "https://ec.example.net/sp",
-        "AuthnRequestsSigned=\"true\"",
-        &format!(
-            "{}{}",
-            key(None, &cert_b64()),
-            acs(POST, "https://ec.example.net/acs", 0, None)
-        ),
-    );
-    let m = SpMetadata::parse(&ec, &options()).unwrap();
-    assert_eq!(m.signing_certs.len(), 1);
-    assert_eq!(m.encryption_cert, None);
-
-    // A single EntityDescriptor must match the entity ID when one is given.
-    let single = entity(
-        "https://three.example.net/sp",
-        "",
-        &acs(POST, "https://three.example.net/acs", 0, None),
-    );
-    assert!(matches!(
-        import_err(&single, &pick),
-        MetadataImportError::UnknownEntity { .. }
-    ));
-}
-
-/// eduGAIN SP metadata signed with RSA-SHA1 by a 1024-bit key (from pyXMLSecurity via signxml;
-/// provenance in crates/saml/tests/data/README.md).
-const EDUGAIN_SP: &str = include_str!("../../../saml/tests/data/metadata/edugain_sp_signed.xml");
-const EDUGAIN_KEY: &str = include_str!("../../../saml/tests/data/metadata/edugain_sp_signed.pem");
-
-#[test]
-fn signed_metadata_is_read_only_when_it_verifies() {
-    let trusted = [latchkey_xmlsec::crypto::Certificate::from_pem(EDUGAIN_KEY)
-        .unwrap()
-        .verifying_key()
-        .clone()];
-    let mut legacy = options();
-    legacy.trusted_keys = &trusted;
-    // SHA-1 and 1024-bit RSA are refused unless opted in.
-    assert!(matches!(
-        import_err(EDUGAIN_SP, &legacy),
-        MetadataImportError::Malformed(_)
-    ));
-    legacy.verify.allow_sha1 = true;
-    legacy.verify.allow_rsa_1024 = true;
-    let m = SpMetadata::parse(EDUGAIN_SP, &legacy).unwrap();
-    assert_eq!(m.entity_id, "https://login.offcampuspartners.com");
-    assert_eq!(m.acs.len(), 1);
-    assert_eq!(m.acs[0].binding, Binding::HttpPost);
-    assert!(m.acs[0].is_default);
-    // SAML 1.x and Artifact endpoints are named in warnings, not registered.
-    let ignored = m
-        .warnings
-        .iter()
-        .filter(|w| matches!(w, ImportWarning::AcsBindingIgnored { .. }))
-        .count();
-    assert!(ignored >= 1, "{:?}", m.warnings);
-
-    // The same bytes with one character of an endpoint changed no longer verify.
-    let post = EDUGAIN_SP.find(POST).unwrap();
-    let loc = post + EDUGAIN_SP[post..].find("Location=\"https://").unwrap() + 18;
-    let mut tampered = EDUGAIN_SP.to_string();
-    tampered.replace_range(loc..loc + 1, "X");
-    assert!(matches!(
-        import_err(&tampered, &legacy),
-        MetadataImportError::Malformed(_)
-    ));
-    // And a key that did not sign it is refused.
-    let other = rcgen::generate_simple_self_signed(vec!["other.example".to_string()]).unwrap();
-    let wrong = [
-        latchkey_xmlsec::crypto::Certificate::from_pem(&other.cert.pem())
-            .unwrap()
-            .verifying_key()
-            .clone(),
-    ];
-    legacy.trusted_keys = &wrong;
-    assert!(matches!(
-        import_err(EDUGAIN_SP, &legacy),
-        MetadataImportError::Malformed(_)
-    ));
 }
 
 async fn refusals_leave_the_store_unchanged(t: TestStore) {

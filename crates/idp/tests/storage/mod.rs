@@ -1,14 +1,13 @@
 //! Cases, one module per area. Each case is an `async fn(TestStore)` registered with
-//! `on_both_backends!`.
+//! `on_both_backends!`. Built into both test binaries: `tests/store.rs` makes the SQLite
+//! variants, `tests/oracles` the PostgreSQL ones (see the binaries' `backend_variant!`).
 
 mod app_encryption;
 mod apps;
 mod audit;
-mod files;
 mod groups;
 mod import;
-mod metadata_import;
-mod migration_pairs;
+pub(crate) mod metadata_import;
 mod signing_keys;
 mod tile_login_url;
 mod users;

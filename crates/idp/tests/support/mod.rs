@@ -50,23 +50,36 @@ pub async fn postgres() -> TestStore {
     }
 }
 
-/// Runs each listed `async fn(TestStore)` once per backend, as `<name>::sqlite` and
-/// `<name>::postgres`.
+/// Registers each listed `async fn(TestStore)` as the module `<name>` holding one test per
+/// backend this binary runs, made by the binary's `backend_variant!`: `<name>::sqlite` in the
+/// crate's main test binary, `<name>::postgres` in its `oracles` target (PostgreSQL is an
+/// external server).
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name($crate::support::sqlite().await).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name($crate::support::postgres().await).await;
-                }
+                backend_variant!($name);
             }
         )*
+    };
+}
+
+/// Defines `backend_variant!` for `on_both_backends!`, given the backends this binary runs:
+/// `sqlite` and/or `postgres` (the names of the generated tests and of the store functions
+/// above). Called once at a binary's root, before the modules holding cases.
+#[macro_export]
+macro_rules! store_backend {
+    ($($backend:ident),+ $(,)?) => {
+        macro_rules! backend_variant {
+            ($name:ident) => {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $backend() {
+                        super::$name($crate::support::$backend().await).await;
+                    }
+                )+
+            };
+        }
     };
 }

@@ -1,49 +1,12 @@
 //! Both replay caches against the same behaviour: first use accepted, replay refused until
 //! expiry, expired entries pruned.
 
-use std::sync::Arc;
-
-use latchkey_sp::replay::{MemoryReplayCache, ReplayCache, SqlReplayCache};
-use latchkey_sp::store::Database;
-use latchkey_sp::{Error, ReplayError};
+use latchkey_sp::ReplayError;
+use latchkey_sp::replay::{MemoryReplayCache, ReplayCache};
 use time::Duration;
 
-use crate::support::{Db, fixture, t0};
-
-fn replay_err(result: Result<(), Error>) -> ReplayError {
-    match result {
-        Err(Error::Replay(e)) => e,
-        other => panic!("expected a replay error, got {other:?}"),
-    }
-}
-
-/// The behaviour both implementations share.
-async fn common(cache: &impl ReplayCache) {
-    let expiry = t0() + Duration::minutes(5);
-    cache.check_and_store("_a1", expiry, t0()).await.unwrap();
-    assert_eq!(
-        replay_err(
-            cache
-                .check_and_store("_a1", expiry, t0() + Duration::minutes(4))
-                .await
-        ),
-        ReplayError::Replayed("_a1".to_owned())
-    );
-    // Another ID is independent.
-    cache.check_and_store("_a2", expiry, t0()).await.unwrap();
-    // An assertion already past NotOnOrAfter is refused outright.
-    assert_eq!(
-        replay_err(cache.check_and_store("_old", t0(), t0()).await),
-        ReplayError::Expired("_old".to_owned())
-    );
-    // After expiry the entry is gone, so the ID is accepted again (the SAML layer's
-    // NotOnOrAfter check is what refuses such an old assertion).
-    let later = expiry + Duration::seconds(1);
-    cache
-        .check_and_store("_a1", later + Duration::minutes(5), later)
-        .await
-        .unwrap();
-}
+use crate::backends::replay::{common, replay_err};
+use crate::support::t0;
 
 #[tokio::test]
 async fn memory_cache_refuses_replays_and_prunes() {
@@ -73,51 +36,3 @@ async fn memory_cache_is_bounded_and_fails_closed() {
         ReplayError::Replayed("_2".to_owned())
     );
 }
-
-async fn sql_cache_refuses_replays_and_prunes(db: Db) {
-    let fx = fixture(db).await;
-    let cache = SqlReplayCache::new(fx.store.database().clone());
-    common(&cache).await;
-    // The expired "_a2" and old "_a1" were pruned by the last call; only the new "_a1" is left.
-    assert_eq!(cache.count_entries().await.unwrap(), 1);
-    assert_eq!(cache.prune(t0() + Duration::days(1)).await.unwrap(), 1);
-    assert_eq!(cache.count_entries().await.unwrap(), 0);
-}
-
-async fn sql_cache_is_shared_between_nodes_and_atomic(db: Db) {
-    let fx = fixture(db).await;
-    let node_a = SqlReplayCache::new(fx.store.database().clone());
-    let node_b = SqlReplayCache::new(Database::connect(&fx.url).await.unwrap());
-    let expiry = t0() + Duration::minutes(5);
-    node_a.check_and_store("_x", expiry, t0()).await.unwrap();
-    assert_eq!(
-        replay_err(node_b.check_and_store("_x", expiry, t0()).await),
-        ReplayError::Replayed("_x".to_owned())
-    );
-
-    // Sixteen concurrent presentations of one assertion across both nodes: one wins.
-    let nodes = [Arc::new(node_a), Arc::new(node_b)];
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let node = Arc::clone(&nodes[i % 2]);
-        tasks.push(tokio::spawn(async move {
-            node.check_and_store("_race", expiry, t0()).await
-        }));
-    }
-    let mut accepted = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(()) => accepted += 1,
-            Err(e) => assert_eq!(
-                replay_err(Err(e)),
-                ReplayError::Replayed("_race".to_owned())
-            ),
-        }
-    }
-    assert_eq!(accepted, 1);
-}
-
-crate::on_both_backends!(
-    sql_cache_refuses_replays_and_prunes,
-    sql_cache_is_shared_between_nodes_and_atomic,
-);

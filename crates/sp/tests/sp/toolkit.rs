@@ -3,156 +3,22 @@
 //! rejections.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
-use latchkey_saml::assertion::{
-    Assertion, AuthnStatement, BEARER, Conditions, NameId, Subject, SubjectConfirmation,
-    SubjectConfirmationData, name_id_format,
-};
 use latchkey_saml::authn_request::{AuthnRequest, binding_uri};
 use latchkey_saml::binding::{BindingLimits, redirect};
-use latchkey_saml::metadata::{
-    Endpoint, EntityDescriptor, IdpSsoDescriptor, KeyDescriptor, KeyUse, MetadataOptions,
-    parse_metadata,
-};
-use latchkey_saml::response::Response;
-use latchkey_saml::status::Status;
+use latchkey_saml::metadata::{MetadataOptions, parse_metadata};
 use latchkey_sp::acs;
 use latchkey_sp::idp::IdpTrust;
-use latchkey_sp::jit::{Contract, JitEngine, Outcome, PlanAction};
+use latchkey_sp::jit::{Contract, JitEngine, PlanAction};
 use latchkey_sp::login::local_path;
-use latchkey_sp::replay::{MemoryReplayCache, ReplayCache, SqlReplayCache};
+use latchkey_sp::replay::{MemoryReplayCache, SqlReplayCache};
 use latchkey_sp::settings::SpConfig;
 use latchkey_sp::store::{AuditKind, Database, SqlAccountStore};
-use latchkey_sp::{AcsForm, Error, MetadataError, ServiceProvider, SettingsError};
-use latchkey_xmlsec::crypto::{Certificate, SignatureAlgorithm, SigningKey};
-use latchkey_xmlsec::dsig::{self, SignOptions};
-use time::macros::datetime;
-use time::{Duration, OffsetDateTime};
+use latchkey_sp::{Error, MetadataError, ServiceProvider, SettingsError};
+use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
+use time::Duration;
 
-use crate::support::{Db, fixture};
-
-use crate::support::keys::{Pair, pair};
-
-pub(crate) const IDP: &str = "https://idp.example.org";
-const SSO: &str = "https://idp.example.org/sso";
-pub(crate) const SP: &str = "https://app.example.com/saml/metadata";
-pub(crate) const ACS: &str = "https://app.example.com/saml/acs";
-pub(crate) const NOW: OffsetDateTime = datetime!(2026-11-28 15:00:00 UTC);
-
-pub(crate) fn old_key() -> &'static Pair {
-    static K: OnceLock<Pair> = OnceLock::new();
-    K.get_or_init(pair)
-}
-
-pub(crate) fn new_key() -> &'static Pair {
-    static K: OnceLock<Pair> = OnceLock::new();
-    K.get_or_init(pair)
-}
-
-pub(crate) fn idp_entity(entity_id: &str, certs: &[&Certificate]) -> EntityDescriptor {
-    let mut e = EntityDescriptor::new(entity_id);
-    e.cache_duration = Some(Duration::hours(2));
-    e.idp = Some(IdpSsoDescriptor {
-        want_authn_requests_signed: true,
-        keys: vec![KeyDescriptor {
-            key_use: Some(KeyUse::Signing),
-            certificates: certs.iter().map(|c| (*c).clone()).collect(),
-            encryption_methods: Vec::new(),
-        }],
-        name_id_formats: vec![],
-        sso_services: vec![Endpoint {
-            binding: binding_uri::HTTP_REDIRECT.into(),
-            location: SSO.into(),
-            response_location: None,
-        }],
-        slo_services: vec![],
-    });
-    e
-}
-
-fn trust(certs: &[&Certificate]) -> IdpTrust {
-    IdpTrust::from_metadata(&idp_entity(IDP, certs).to_xml().unwrap(), None, NOW).unwrap()
-}
-
-pub(crate) fn config(extra: &str) -> SpConfig {
-    SpConfig::from_toml(
-        &format!(
-            "entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\n{extra}\n[idp]\nmetadata_file = \"idp.xml\"\n"
-        ),
-        Path::new("/etc/app"),
-    )
-    .unwrap()
-}
-
-fn sp(certs: &[&Certificate]) -> ServiceProvider {
-    ServiceProvider::new(&config(""), None, trust(certs)).unwrap()
-}
-
-/// A signed Response answering `request_id` (or none), by `signer`.
-pub(crate) fn response(
-    request_id: Option<&str>,
-    assertion_id: &str,
-    signer: &SigningKey,
-) -> String {
-    let assertion = Assertion {
-        id: assertion_id.into(),
-        issue_instant: NOW,
-        issuer: IDP.into(),
-        subject: Some(Subject {
-            name_id: Some(NameId::new("p-1", name_id_format::PERSISTENT)),
-            confirmations: vec![SubjectConfirmation {
-                method: BEARER.into(),
-                data: Some(SubjectConfirmationData {
-                    not_before: None,
-                    not_on_or_after: Some(NOW + Duration::minutes(5)),
-                    recipient: Some(ACS.into()),
-                    in_response_to: request_id.map(str::to_owned),
-                    address: None,
-                }),
-            }],
-        }),
-        conditions: Some(Conditions {
-            not_before: None,
-            not_on_or_after: Some(NOW + Duration::minutes(5)),
-            audience_restrictions: vec![vec![SP.into()]],
-            one_time_use: false,
-        }),
-        authn_statements: vec![AuthnStatement {
-            authn_instant: NOW,
-            session_index: Some("_s".into()),
-            session_not_on_or_after: None,
-            authn_context_class_ref: None,
-        }],
-        attributes: vec![],
-    };
-    let signed = dsig::sign(
-        &assertion.to_xml().unwrap(),
-        assertion_id,
-        signer,
-        None,
-        &SignOptions::default(),
-    )
-    .unwrap();
-    Response {
-        id: format!("_r{assertion_id}"),
-        in_response_to: request_id.map(str::to_owned),
-        issue_instant: NOW,
-        destination: Some(ACS.into()),
-        issuer: Some(IDP.into()),
-        status: Status::success(),
-    }
-    .to_xml(Some(&signed))
-    .unwrap()
-}
-
-pub(crate) fn form(xml: &str, relay_state: Option<&str>) -> AcsForm {
-    use base64::Engine as _;
-    AcsForm {
-        saml_response: base64::engine::general_purpose::STANDARD.encode(xml),
-        relay_state: relay_state.map(str::to_owned),
-    }
-}
+pub(crate) use crate::support::toolkit::*;
 
 // ----- settings -----
 
@@ -400,11 +266,6 @@ async fn an_expired_request_is_refused() {
 
 // ----- the ACS chain -----
 
-const CONTRACT: &str = r#"
-identity = { source = "persistent_name_id" }
-default_role = "member"
-"#;
-
 #[tokio::test]
 async fn acs_chain_creates_then_refuses_a_replay_and_audits_it() {
     let sp = sp(&[&old_key().cert]);
@@ -470,102 +331,6 @@ async fn acs_chain_creates_then_refuses_a_replay_and_audits_it() {
         other => panic!("{other:?}"),
     }
 }
-
-/// The SQL replay cache on the accounts' own database: the ACS records the assertion in the
-/// login's transaction. A replay is still refused and audited, and a login JIT refuses still
-/// uses its assertion up (its audit event and the replay entry commit together).
-async fn sql_replay_cache_joins_the_login_transaction(backend: Db) {
-    let fx = fixture(backend).await;
-    let db = fx.store.database().clone();
-    let open = ServiceProvider::new(
-        &config("allow_idp_initiated = true"),
-        None,
-        trust(&[&old_key().cert]),
-    )
-    .unwrap();
-    let replay = SqlReplayCache::new(db.clone());
-    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
-    assert!(
-        replay
-            .database()
-            .unwrap()
-            .same_as(engine.store().database())
-    );
-
-    let first = form(&response(None, "_joined", &old_key().key), None);
-    let done = acs::run(&open, &first, &replay, &engine, NOW)
-        .await
-        .unwrap();
-    assert_eq!(done.provisioned.outcome, Outcome::Created);
-    assert_eq!(replay.count_entries().await.unwrap(), 1);
-    let failure = acs::run(&open, &first, &replay, &engine, NOW)
-        .await
-        .unwrap_err();
-    assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
-    assert_eq!(engine.store().accounts().await.unwrap().len(), 1);
-    // (Events of one millisecond come back in no set order.)
-    let mut kinds: Vec<&str> = engine
-        .store()
-        .audit_log(10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.as_str())
-        .collect();
-    kinds.sort_unstable();
-    assert_eq!(kinds, ["acs.rejected", "jit.created"]);
-
-    // A returning login with a fresh assertion is fine; eight concurrent presentations of
-    // one assertion sign in once.
-    let again = form(&response(None, "_joined-2", &old_key().key), None);
-    let mut tasks = Vec::new();
-    let shared = std::sync::Arc::new((open, replay, engine));
-    for _ in 0..8 {
-        let (shared, again) = (shared.clone(), again.clone());
-        tasks.push(tokio::spawn(async move {
-            let (sp, replay, engine) = &*shared;
-            acs::run(sp, &again, replay, engine, NOW).await
-        }));
-    }
-    let mut signed_in = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(done) => {
-                assert_eq!(done.provisioned.outcome, Outcome::Unchanged);
-                signed_in += 1;
-            }
-            Err(failure) => assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED"),
-        }
-    }
-    assert_eq!(signed_in, 1);
-    let (open, replay, _) = &*shared;
-
-    // A contract that refuses everyone: the refused login's assertion is used up too.
-    let strict = JitEngine::new(
-        Contract::from_toml(
-            "identity = { source = \"persistent_name_id\" }\ndeny_when_no_role = true\n",
-        )
-        .unwrap(),
-        fx.store.clone(),
-    );
-    let refused = form(&response(None, "_refused", &old_key().key), None);
-    let failure = acs::run(open, &refused, replay, &strict, NOW)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        failure.code().as_str(),
-        "NO_MATCHING_ROLE",
-        "{:?}",
-        failure.error
-    );
-    let failure = acs::run(open, &refused, replay, &strict, NOW)
-        .await
-        .unwrap_err();
-    assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
-    assert_eq!(replay.count_entries().await.unwrap(), 3);
-}
-
-crate::on_both_backends!(sql_replay_cache_joins_the_login_transaction);
 
 #[tokio::test]
 async fn only_clones_of_one_database_are_the_same_database() {

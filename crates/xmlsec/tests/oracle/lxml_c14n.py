@@ -1,4 +1,4 @@
-"""C14N oracle for tests/c14n_lxml.rs: libxml2's canonicalizer through lxml.
+"""C14N oracle for tests/oracles/c14n_lxml.rs: libxml2's canonicalizer through lxml.
 
 Usage: lxml_c14n.py CASES.json RESULTS.txt
 

@@ -1,4 +1,4 @@
-"""XML Encryption oracle for tests/xmlenc_interop.rs, independent of our code and of xmlsec1:
+"""XML Encryption oracle for tests/oracles/xmlenc_interop.rs, independent of our code and of xmlsec1:
 lxml for the XML, pyca/cryptography (OpenSSL) for RSA-OAEP and AES.
 
 It exists for what xmlsec1 1.2 cannot do: XML-Enc 1.1 rsa-oaep with SHA-256 and MGF1-SHA-256.

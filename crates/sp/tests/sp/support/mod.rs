@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod keys;
+pub mod toolkit;
 
 pub use latchkey_testkit::pg;
 
@@ -135,22 +136,15 @@ pub async fn engine(db: Db, contract: Contract) -> (Fixture, JitEngine<SqlAccoun
     (fx, engine)
 }
 
-/// Runs each listed `async fn(Db)` once per backend, as `<name>::sqlite` and
-/// `<name>::postgres`.
+/// Registers each listed `async fn(Db)` as the module `<name>` holding one test per backend
+/// this binary runs, made by the binary's `backend_variant!`: `<name>::sqlite` in
+/// `tests/sp`, `<name>::postgres` in `tests/oracles` (PostgreSQL is an external server).
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn sqlite() {
-                    super::$name($crate::support::Db::Sqlite).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn postgres() {
-                    super::$name($crate::support::Db::Postgres).await;
-                }
+                $crate::backend_variant!($name);
             }
         )*
     };

@@ -20,7 +20,7 @@ fn pysaml2_response(dir: &Path, t: &TestApp, metadata: &str, request_id: &str) -
     std::fs::write(&key, &idp_key().key_pem).unwrap();
     std::fs::write(&cert, &idp_key().cert_pem).unwrap();
     std::fs::write(&sp_md, metadata).unwrap();
-    let python = std::env::var("LATCHKEY_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = latchkey_testkit::oracle::python(&["saml2"]);
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/pysaml2_idp_response.py");
     let out = Command::new(&python)

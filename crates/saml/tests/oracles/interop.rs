@@ -142,7 +142,7 @@ fn onelogin<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Value {
 }
 
 fn oracle_run<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> (bool, String, String) {
-    let python = std::env::var("LATCHKEY_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = latchkey_testkit::oracle::python(&["saml2", "onelogin.saml2"]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/interop")
         .join(script);
@@ -811,7 +811,7 @@ fn python3_saml_refuses_our_response_signed_by_another_key() {
 
 /// Runs `xmlsec1 --verify` trusting only `cert_file`; returns whether it printed OK.
 fn xmlsec1_verifies(cert_file: &Path, id_attr: &str, document: &Path) -> bool {
-    let out = Command::new("xmlsec1")
+    let out = Command::new(latchkey_testkit::oracle::xmlsec1())
         .args([
             "--verify",
             "--enabled-key-data",

@@ -29,16 +29,7 @@ const RESPONSE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 "#;
 
 fn xmlsec1() -> PathBuf {
-    let bin = std::env::var_os("LATCHKEY_XMLSEC1")
-        .map_or_else(|| PathBuf::from("xmlsec1"), PathBuf::from);
-    match Command::new(&bin).arg("--version").output() {
-        Ok(out) if out.status.success() => bin,
-        _ => panic!(
-            "xmlsec1 not found (tried {}): install it with `apt-get install xmlsec1` \
-             (scripts/test does) or set LATCHKEY_XMLSEC1",
-            bin.display()
-        ),
-    }
+    latchkey_testkit::oracle::xmlsec1()
 }
 
 struct Keys {

@@ -91,7 +91,7 @@ fn show(result: &Result<Vec<u8>, String>) -> String {
 // The oracle: one Python process for the whole batch.
 
 fn run_oracle(cases: &[Case]) -> Vec<Result<Vec<u8>, String>> {
-    let python = std::env::var("LATCHKEY_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let python = latchkey_testkit::oracle::python(&["lxml"]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/lxml_c14n.py");
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("cases.json");

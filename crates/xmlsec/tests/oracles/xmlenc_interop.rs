@@ -35,20 +35,11 @@ fn assertion_element() -> String {
 }
 
 fn xmlsec1() -> PathBuf {
-    let bin = std::env::var_os("LATCHKEY_XMLSEC1")
-        .map_or_else(|| PathBuf::from("xmlsec1"), PathBuf::from);
-    match Command::new(&bin).arg("--version").output() {
-        Ok(out) if out.status.success() => bin,
-        _ => panic!(
-            "xmlsec1 not found (tried {}): install it with `apt-get install xmlsec1` \
-             (scripts/test does) or set LATCHKEY_XMLSEC1",
-            bin.display()
-        ),
-    }
+    latchkey_testkit::oracle::xmlsec1()
 }
 
 fn python() -> String {
-    std::env::var("LATCHKEY_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+    latchkey_testkit::oracle::python(&["lxml", "cryptography"])
 }
 
 fn oracle(args: &[&str]) -> Vec<u8> {

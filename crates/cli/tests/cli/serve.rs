@@ -1,0 +1,144 @@
+//! `latchkey serve` for real: the binary on a loopback socket signing people in while its
+//! stderr is broken. The sign-in by pysaml2 through a running server is in
+//! `tests/oracles/serve.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::shared::serve::*;
+
+/// One raw HTTP/1.1 request on the socket: the whole answer (status line, headers, body).
+fn http(port: u16, request: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The text between the first `start` in `text` and the next `end`.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start:?} in {text}"))
+        + start.len();
+    let len = text[from..].find(end).unwrap();
+    &text[from..from + len]
+}
+
+/// Where stderr goes in [`sign_in_survives_a_broken_stderr`].
+enum BrokenStderr {
+    /// `2>/dev/full`: every write fails with ENOSPC, as with the log on a full disk.
+    Full,
+    /// A pipe whose reading end is closed: every write fails with EPIPE.
+    ClosedPipe,
+}
+
+/// With stderr unwritable, `latchkey serve` starts, stays up and signs people in; the lines
+/// it could not write are counted in /metrics instead of panicking the request (or the
+/// audit writer) that logged them.
+fn sign_in_survives_a_broken_stderr(broken: BrokenStderr) {
+    let (dir, port, _, config) = cheap_server_config();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(seed(&config, dir.path()));
+
+    let stderr = match broken {
+        BrokenStderr::Full => Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        ),
+        BrokenStderr::ClosedPipe => Stdio::piped(),
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        // Debug lines too, so that each request has lines to lose.
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut server = Server(child);
+
+    let started = Instant::now();
+    while !http_get(port, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "latchkey serve exited before it answered"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    for round in 0..3 {
+        let form = http(
+            port,
+            &format!("GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(form.starts_with("HTTP/1.1 200"), "{form}");
+        let cookie = between(&form, "set-cookie: latchkey_csrf=", ";");
+        let field = between(&form, "name=\"csrf\" value=\"", "\"");
+        assert_eq!(cookie, field);
+        let body = format!(
+            "username=alice&password={}&csrf={field}",
+            PASSWORD.replace(' ', "+")
+        );
+        let answer = http(
+            port,
+            &format!(
+                "POST /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+                 Cookie: latchkey_csrf={cookie}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert!(
+            answer.starts_with("HTTP/1.1 303"),
+            "round {round}: {answer}"
+        );
+        assert!(
+            answer.contains("location: /portal\r\n"),
+            "round {round}: {answer}"
+        );
+        assert!(answer.contains("set-cookie: latchkey_session="), "{answer}");
+    }
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "latchkey serve died"
+    );
+
+    let ready = http_get(port, "/readyz").unwrap();
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let metrics = http_get(port, "/metrics").unwrap();
+    assert!(
+        metrics.contains("latchkey_logins_total{result=\"success\"} 3"),
+        "{metrics}"
+    );
+    let dropped: u64 = between(&metrics, "\nlatchkey_log_lines_dropped_total ", "\n")
+        .parse()
+        .unwrap();
+    assert!(dropped > 0, "{metrics}");
+}
+
+#[test]
+fn sign_in_survives_stderr_on_a_full_disk() {
+    sign_in_survives_a_broken_stderr(BrokenStderr::Full);
+}
+
+#[test]
+fn sign_in_survives_a_closed_stderr_pipe() {
+    sign_in_survives_a_broken_stderr(BrokenStderr::ClosedPipe);
+}

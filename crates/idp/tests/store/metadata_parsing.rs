@@ -1,0 +1,146 @@
+//! SP metadata read without a store: aggregates and signed metadata (the store cases of
+//! metadata import are in `storage/metadata_import.rs`, whose fixtures these use).
+
+use latchkey_idp::apps::{Binding, ImportWarning, MetadataImportError, NameIdFormat, SpMetadata};
+
+use crate::storage::metadata_import::*;
+
+#[test]
+fn aggregates_need_a_choice_and_bindings_are_filtered() {
+    let cert = rsa_cert_b64();
+    let xml = aggregate(&cert);
+    let err = import_err(&xml, &options());
+    match &err {
+        MetadataImportError::AmbiguousEntity { choices } => assert_eq!(
+            choices,
+            &["https://one.example.net/sp", "https://two.example.net/sp"]
+        ),
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("https://two.example.net/sp"));
+
+    let mut pick = options();
+    pick.entity_id = Some("https://nope.example.net".into());
+    assert!(matches!(
+        import_err(&xml, &pick),
+        MetadataImportError::UnknownEntity { choices, .. } if choices.len() == 2
+    ));
+
+    pick.entity_id = Some("https://one.example.net/sp".into());
+    let m = SpMetadata::parse(&xml, &pick).unwrap();
+    assert_eq!(m.display_name.as_deref(), Some("One"));
+    // Artifact is dropped with a warning; the default falls to the first POST endpoint
+    // not marked false.
+    let urls: Vec<(&str, u16, bool)> = m
+        .acs
+        .iter()
+        .map(|a| (a.url.as_str(), a.index, a.is_default))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            ("https://one.example.net/acs", 1, false),
+            ("https://one.example.net/acs2", 2, true)
+        ]
+    );
+    assert!(m.warnings.contains(&ImportWarning::AcsBindingIgnored {
+        url: "https://one.example.net/artifact".into(),
+        binding: ARTIFACT.into(),
+    }));
+    // Redirect preferred for logout.
+    let slo = m.slo.as_ref().unwrap();
+    assert_eq!(
+        (slo.url.as_str(), slo.binding),
+        ("https://one.example.net/slo", Binding::HttpRedirect)
+    );
+    // A key with no `use` serves both.
+    assert_eq!(m.signing_certs.len(), 1);
+    assert!(m.encryption_cert.is_some());
+    assert_eq!(m.name_id_format, Some(NameIdFormat::Transient));
+    let app = m.application(None);
+    assert_eq!(app.name, "One");
+    assert!(app.sign_assertion);
+    assert_eq!(app.name_id.format, NameIdFormat::Transient);
+
+    // An ECDSA key serves signing only: XML-Enc key transport here is RSA.
+    let ec = entity(
+        "https://ec.example.net/sp",
+        "AuthnRequestsSigned=\"true\"",
+        &format!(
+            "{}{}",
+            key(None, &cert_b64()),
+            acs(POST, "https://ec.example.net/acs", 0, None)
+        ),
+    );
+    let m = SpMetadata::parse(&ec, &options()).unwrap();
+    assert_eq!(m.signing_certs.len(), 1);
+    assert_eq!(m.encryption_cert, None);
+
+    // A single EntityDescriptor must match the entity ID when one is given.
+    let single = entity(
+        "https://three.example.net/sp",
+        "",
+        &acs(POST, "https://three.example.net/acs", 0, None),
+    );
+    assert!(matches!(
+        import_err(&single, &pick),
+        MetadataImportError::UnknownEntity { .. }
+    ));
+}
+
+/// eduGAIN SP metadata signed with RSA-SHA1 by a 1024-bit key (from pyXMLSecurity via signxml;
+/// provenance in crates/saml/tests/data/README.md).
+const EDUGAIN_SP: &str = include_str!("../../../saml/tests/data/metadata/edugain_sp_signed.xml");
+const EDUGAIN_KEY: &str = include_str!("../../../saml/tests/data/metadata/edugain_sp_signed.pem");
+
+#[test]
+fn signed_metadata_is_read_only_when_it_verifies() {
+    let trusted = [latchkey_xmlsec::crypto::Certificate::from_pem(EDUGAIN_KEY)
+        .unwrap()
+        .verifying_key()
+        .clone()];
+    let mut legacy = options();
+    legacy.trusted_keys = &trusted;
+    // SHA-1 and 1024-bit RSA are refused unless opted in.
+    assert!(matches!(
+        import_err(EDUGAIN_SP, &legacy),
+        MetadataImportError::Malformed(_)
+    ));
+    legacy.verify.allow_sha1 = true;
+    legacy.verify.allow_rsa_1024 = true;
+    let m = SpMetadata::parse(EDUGAIN_SP, &legacy).unwrap();
+    assert_eq!(m.entity_id, "https://login.offcampuspartners.com");
+    assert_eq!(m.acs.len(), 1);
+    assert_eq!(m.acs[0].binding, Binding::HttpPost);
+    assert!(m.acs[0].is_default);
+    // SAML 1.x and Artifact endpoints are named in warnings, not registered.
+    let ignored = m
+        .warnings
+        .iter()
+        .filter(|w| matches!(w, ImportWarning::AcsBindingIgnored { .. }))
+        .count();
+    assert!(ignored >= 1, "{:?}", m.warnings);
+
+    // The same bytes with one character of an endpoint changed no longer verify.
+    let post = EDUGAIN_SP.find(POST).unwrap();
+    let loc = post + EDUGAIN_SP[post..].find("Location=\"https://").unwrap() + 18;
+    let mut tampered = EDUGAIN_SP.to_string();
+    tampered.replace_range(loc..loc + 1, "X");
+    assert!(matches!(
+        import_err(&tampered, &legacy),
+        MetadataImportError::Malformed(_)
+    ));
+    // And a key that did not sign it is refused.
+    let other = rcgen::generate_simple_self_signed(vec!["other.example".to_string()]).unwrap();
+    let wrong = [
+        latchkey_xmlsec::crypto::Certificate::from_pem(&other.cert.pem())
+            .unwrap()
+            .verifying_key()
+            .clone(),
+    ];
+    legacy.trusted_keys = &wrong;
+    assert!(matches!(
+        import_err(EDUGAIN_SP, &legacy),
+        MetadataImportError::Malformed(_)
+    ));
+}

@@ -1,0 +1,106 @@
+//! The ACS with the SQL replay cache on the accounts' own database, on each backend.
+
+use latchkey_sp::ServiceProvider;
+use latchkey_sp::acs;
+use latchkey_sp::jit::{Contract, JitEngine, Outcome};
+use latchkey_sp::replay::{ReplayCache, SqlReplayCache};
+
+use crate::support::{Db, fixture};
+
+use crate::support::toolkit::*;
+
+/// The SQL replay cache on the accounts' own database: the ACS records the assertion in the
+/// login's transaction. A replay is still refused and audited, and a login JIT refuses still
+/// uses its assertion up (its audit event and the replay entry commit together).
+async fn sql_replay_cache_joins_the_login_transaction(backend: Db) {
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let open = ServiceProvider::new(
+        &config("allow_idp_initiated = true"),
+        None,
+        trust(&[&old_key().cert]),
+    )
+    .unwrap();
+    let replay = SqlReplayCache::new(db.clone());
+    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
+    assert!(
+        replay
+            .database()
+            .unwrap()
+            .same_as(engine.store().database())
+    );
+
+    let first = form(&response(None, "_joined", &old_key().key), None);
+    let done = acs::run(&open, &first, &replay, &engine, NOW)
+        .await
+        .unwrap();
+    assert_eq!(done.provisioned.outcome, Outcome::Created);
+    assert_eq!(replay.count_entries().await.unwrap(), 1);
+    let failure = acs::run(&open, &first, &replay, &engine, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
+    assert_eq!(engine.store().accounts().await.unwrap().len(), 1);
+    // (Events of one millisecond come back in no set order.)
+    let mut kinds: Vec<&str> = engine
+        .store()
+        .audit_log(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["acs.rejected", "jit.created"]);
+
+    // A returning login with a fresh assertion is fine; eight concurrent presentations of
+    // one assertion sign in once.
+    let again = form(&response(None, "_joined-2", &old_key().key), None);
+    let mut tasks = Vec::new();
+    let shared = std::sync::Arc::new((open, replay, engine));
+    for _ in 0..8 {
+        let (shared, again) = (shared.clone(), again.clone());
+        tasks.push(tokio::spawn(async move {
+            let (sp, replay, engine) = &*shared;
+            acs::run(sp, &again, replay, engine, NOW).await
+        }));
+    }
+    let mut signed_in = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(done) => {
+                assert_eq!(done.provisioned.outcome, Outcome::Unchanged);
+                signed_in += 1;
+            }
+            Err(failure) => assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED"),
+        }
+    }
+    assert_eq!(signed_in, 1);
+    let (open, replay, _) = &*shared;
+
+    // A contract that refuses everyone: the refused login's assertion is used up too.
+    let strict = JitEngine::new(
+        Contract::from_toml(
+            "identity = { source = \"persistent_name_id\" }\ndeny_when_no_role = true\n",
+        )
+        .unwrap(),
+        fx.store.clone(),
+    );
+    let refused = form(&response(None, "_refused", &old_key().key), None);
+    let failure = acs::run(open, &refused, replay, &strict, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        failure.code().as_str(),
+        "NO_MATCHING_ROLE",
+        "{:?}",
+        failure.error
+    );
+    let failure = acs::run(open, &refused, replay, &strict, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
+    assert_eq!(replay.count_entries().await.unwrap(), 3);
+}
+
+crate::on_both_backends!(sql_replay_cache_joins_the_login_transaction);
