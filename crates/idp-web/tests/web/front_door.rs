@@ -2,150 +2,18 @@
 //! backends and across two nodes), the trusted-browser cookie, the bounded hash pool, and
 //! who may read `/metrics`.
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
+use latchkey_idp::Clock;
 use latchkey_idp::config::PasswordConfig;
 use latchkey_idp::session::{Throttle, ThrottlePolicy};
-use latchkey_idp::{Clock, Store};
-use tokio::task::JoinSet;
-use tower::ServiceExt;
 
+use super::bursts::*;
 use super::support::*;
-
-/// A CSRF value of the shape the server issues; the double-submit check only needs the
-/// cookie and the field to match.
-const CSRF: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-
-/// One sign-in POST as a fresh browser would send it, from `address` (the IdP under test
-/// trusts `X-Forwarded-For` where the test needs addresses).
-async fn post_login(
-    router: Router,
-    username: String,
-    password: String,
-    address: Option<String>,
-    extra_cookie: Option<String>,
-) -> (StatusCode, HeaderMap) {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("username", username.as_str()),
-            ("password", password.as_str()),
-            ("csrf", CSRF),
-        ])
-        .finish();
-    let mut cookie = format!("latchkey_csrf={CSRF}");
-    if let Some(extra) = extra_cookie {
-        cookie.push_str("; ");
-        cookie.push_str(&extra);
-    }
-    let mut request = Request::post("/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::COOKIE, cookie);
-    if let Some(addr) = address {
-        request = request.header("x-forwarded-for", addr);
-    }
-    let response = router
-        .oneshot(request.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    (response.status(), response.headers().clone())
-}
-
-/// Sends `n` sign-ins at once (each from `address(i)` as user `name(i)`) and returns the
-/// statuses, once all are answered.
-async fn burst(
-    routers: &[Router],
-    n: usize,
-    name: impl Fn(usize) -> String,
-    address: impl Fn(usize) -> Option<String>,
-    password: &str,
-) -> Vec<(StatusCode, HeaderMap)> {
-    // Every request is built before any is sent, and all wait on one barrier, so they
-    // reach the server as one burst.
-    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(n));
-    let mut set = JoinSet::new();
-    for i in 0..n {
-        let router = routers[i % routers.len()].clone();
-        let (user, addr, pw, gate) = (name(i), address(i), password.to_owned(), gate.clone());
-        set.spawn(async move {
-            gate.wait().await;
-            post_login(router, user, pw, addr, None).await
-        });
-    }
-    let mut out = Vec::with_capacity(n);
-    while let Some(r) = set.join_next().await {
-        out.push(r.unwrap());
-    }
-    out
-}
-
-fn count(results: &[(StatusCode, HeaderMap)], status: StatusCode) -> usize {
-    results.iter().filter(|(s, _)| *s == status).count()
-}
-
-fn hashes(store: &Store) -> u64 {
-    store.hashing().stats().completed
-}
-
-async fn one_account_burst(idp: &Idp, routers: &[Router], stores: &[&Store]) {
-    let before: u64 = stores.iter().map(|s| hashes(s)).sum();
-    let results = burst(
-        routers,
-        40,
-        |_| "alice".into(),
-        |_| Some("198.51.100.7".into()),
-        "wrong password",
-    )
-    .await;
-    let evaluated: u64 = stores.iter().map(|s| hashes(s)).sum::<u64>() - before;
-    let limit = usize::try_from(ThrottlePolicy::PAIR.free).unwrap();
-    assert_eq!(
-        count(&results, StatusCode::UNAUTHORIZED),
-        limit,
-        "evaluated"
-    );
-    assert_eq!(count(&results, StatusCode::TOO_MANY_REQUESTS), 40 - limit);
-    assert_eq!(evaluated, u64::try_from(limit).unwrap(), "Argon2 runs");
-    for (status, headers) in &results {
-        if *status == StatusCode::TOO_MANY_REQUESTS {
-            let after: u64 = headers[header::RETRY_AFTER]
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
-            assert!((1..=30).contains(&after), "Retry-After {after}");
-        }
-    }
-    // The owner, from that address and without a trusted browser, is refused too: the
-    // slot is checked before the password.
-    let (status, _) = post_login(
-        idp.router.clone(),
-        "alice".into(),
-        PASSWORD.into(),
-        Some("198.51.100.7".into()),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn simultaneous_guesses_for_one_account_evaluate_only_the_limit_sqlite() {
     let idp = idp_with(|c| c.trust_forwarded_for = true).await;
     one_account_burst(&idp, std::slice::from_ref(&idp.router), &[&idp.store]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn simultaneous_guesses_for_one_account_evaluate_only_the_limit_postgres() {
-    let idp = idp_postgres_with(|c| c.trust_forwarded_for = true).await;
-    one_account_burst(&idp, std::slice::from_ref(&idp.router), &[&idp.store]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_nodes_on_one_postgres_share_the_limit() {
-    let idp = idp_postgres_with(|c| c.trust_forwarded_for = true).await;
-    let (router2, store2) = second_node(&idp).await;
-    one_account_burst(&idp, &[idp.router.clone(), router2], &[&idp.store, &store2]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,40 +4,13 @@ use axum::http::StatusCode;
 use latchkey_idp::Actor;
 use latchkey_idp::session::Sessions;
 use latchkey_idp::{Clock, SystemClock};
-use latchkey_saml::assertion::NameId;
 use latchkey_saml::binding::{BindingLimits, MessageKind, redirect};
 use latchkey_saml::logout::{LogoutRequest, LogoutResponse};
 use latchkey_saml::status::code;
 use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
 
+use super::slo_cases::{logout_request, replayed_logout_request, signed_query};
 use super::support::*;
-
-fn logout_request(issuer: &str, name_id: &str, format: &str) -> LogoutRequest {
-    LogoutRequest {
-        id: latchkey_saml::ids::new_id().unwrap(),
-        // The SP's own clock; web/logout.rs checks it against the wall clock (its clock is
-        // not yet injected), where the IdP's test clock starts.
-        issue_instant: SystemClock.now(),
-        destination: Some(format!("{BASE}/saml/slo")),
-        issuer: Some(issuer.into()),
-        name_id: NameId::new(name_id, format),
-        session_indexes: Vec::new(),
-        not_on_or_after: None,
-        reason: None,
-    }
-}
-
-fn signed_query(request: &LogoutRequest, key: &SigningKey) -> String {
-    redirect::encode_signed(
-        MessageKind::Request,
-        &request.to_xml().unwrap(),
-        Some("slo-state"),
-        key,
-        key.default_algorithm(),
-        &BindingLimits::default(),
-    )
-    .unwrap()
-}
 
 #[tokio::test]
 async fn signed_logout_request_ends_the_session_and_answers_signed() {
@@ -225,35 +198,6 @@ async fn passive_request_from_an_unassigned_user_is_refused_without_a_page() {
     assert!(audit_actions(&idp, "sso.assertion").await.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_whole_flow_runs_on_postgresql() {
-    let idp = idp_postgres().await;
-    let mut b = Browser::new(&idp);
-    // Throttle rows, sessions, parked requests and session apps all live in PostgreSQL.
-    assert_eq!(
-        b.login("alice", "wrong password", None).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    let request = authn_request(SP);
-    let first = b.get(&redirect_uri(&request, Some("pg"))).await;
-    let cont = first.location().to_owned();
-    let login = b.get(&cont).await.location().to_owned();
-    b.login("alice", PASSWORD, Some(&continue_key(&login)))
-        .await;
-    let page = b.get(&cont).await;
-    let subject = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&request.id)).unwrap();
-    assert!(subject.session_index.is_some());
-    let page = b.go(&format!("/saml/init/{}", idp.app.id)).await;
-    let again = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), None).unwrap();
-    assert_eq!(again.name_id, subject.name_id);
-    idp.store
-        .users()
-        .suspend(&Actor::system(), idp.alice.id)
-        .await
-        .unwrap();
-    assert_eq!(b.get("/portal").await.location(), "/login");
-}
-
 #[tokio::test]
 async fn signing_out_at_the_idp_tells_each_application_in_turn() {
     let idp = idp().await;
@@ -350,100 +294,9 @@ async fn signing_out_at_the_idp_tells_each_application_in_turn() {
     assert!(page.body.contains("You are signed out"));
 }
 
-/// Alice signed in to the signed app (which has an SLO endpoint): her subject there.
-async fn signed_in_to_signed_app(
-    idp: &Idp,
-    b: &mut Browser<'_>,
-) -> latchkey_saml::profile::AuthenticatedSubject {
-    b.login("alice", PASSWORD, None).await;
-    let request = authn_request(SIGNED_SP);
-    let page = b.go(&signed_redirect_uri(&request, &idp.sp_key)).await;
-    sp_validate(
-        idp,
-        SIGNED_SP,
-        SIGNED_ACS,
-        &page.saml_response(),
-        Some(&request.id),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_replayed_logout_request_is_refused_and_ends_nothing() {
     replayed_logout_request(idp().await).await;
-}
-
-/// The replay record lives in the store: the same on PostgreSQL, which many nodes share.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replayed_logout_request_is_refused_on_postgresql() {
-    replayed_logout_request(idp_postgres().await).await;
-}
-
-async fn replayed_logout_request(idp: Idp) {
-    idp.store
-        .apps()
-        .update(&Actor::system(), idp.signed_app.id, |a| {
-            a.slo = Some(latchkey_idp::apps::Endpoint {
-                url: format!("{SIGNED_SP}/slo"),
-                binding: latchkey_idp::apps::Binding::HttpRedirect,
-            });
-        })
-        .await
-        .unwrap();
-    let mut b = Browser::new(&idp);
-    let subject = signed_in_to_signed_app(&idp, &mut b).await;
-    let format = subject.name_id.format.clone().unwrap();
-    let logout = logout_request(SIGNED_SP, &subject.name_id.value, &format);
-    let captured = format!("/saml/slo?{}", signed_query(&logout, &idp.sp_key));
-
-    // The original works: the session ends and the app gets its answer.
-    let page = b.get(&captured).await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    assert!(
-        page.location()
-            .starts_with(&format!("{SIGNED_SP}/slo?SAMLResponse="))
-    );
-    assert_eq!(b.get("/portal").await.location(), "/login");
-
-    // Alice signs in again; the captured request, replayed, ends nothing.
-    signed_in_to_signed_app(&idp, &mut b).await;
-    let page = b.get(&captured).await;
-    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
-    assert_eq!(page.error_code(), Some("SLO-REPLAYED"));
-    assert!(page.body.contains("already used once"), "{}", page.body);
-    assert!(page.headers.get(axum::http::header::SET_COOKIE).is_none());
-    assert_eq!(
-        b.get("/portal").await.status,
-        StatusCode::OK,
-        "still signed in"
-    );
-    // Over POST (parked and continued otherwise) it is refused the same way.
-    let xml = latchkey_xmlsec::dsig::sign(
-        &logout.to_xml().unwrap(),
-        &logout.id,
-        &idp.sp_key,
-        None,
-        &latchkey_xmlsec::dsig::SignOptions::default(),
-    )
-    .unwrap();
-    let page = b
-        .cross_site_post(
-            "/saml/slo",
-            &[("SAMLRequest", &latchkey_saml::binding::post::encode(&xml))],
-        )
-        .await;
-    assert_eq!(page.error_code(), Some("SLO-REPLAYED"), "{}", page.body);
-    assert_eq!(b.get("/portal").await.status, StatusCode::OK);
-    assert_eq!(audit_actions(&idp, "logout.slo").await.len(), 1);
-
-    // A new request from the app still works.
-    let fresh = logout_request(SIGNED_SP, &subject.name_id.value, &format);
-    let page = b
-        .get(&format!("/saml/slo?{}", signed_query(&fresh, &idp.sp_key)))
-        .await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    assert_eq!(b.get("/portal").await.location(), "/login");
-    assert_eq!(audit_actions(&idp, "logout.slo").await.len(), 2);
 }
 
 /// Signs alice in to the signed app (Tracker) with an SLO endpoint; returns her subject

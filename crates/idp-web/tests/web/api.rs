@@ -1,14 +1,8 @@
 //! The admin REST API, driven in-process through `tower::ServiceExt::oneshot` (no
-//! socket), on SQLite and on a throwaway PostgreSQL, with the store test suite's harness.
+//! socket), with the store test suite's harness: its store cases run on SQLite in the main
+//! binary and on a throwaway PostgreSQL in the oracles binary.
 
-// Test code: a failed expectation should stop the test loudly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "../../idp/tests/support/mod.rs"]
-mod support;
-// Not yet split: this binary still runs its store cases on both backends.
-store_backend!(sqlite, postgres);
-
+use crate::support::TestStore;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -16,17 +10,16 @@ use latchkey_idp::Actor;
 use latchkey_idp::tokens::ApiTokens;
 use latchkey_idp_web::api::{self, ApiState};
 use serde_json::{Value, json};
-use support::TestStore;
 use tower::ServiceExt;
 
-struct Api {
-    router: Router,
-    token: String,
-    token_id: String,
-    t: TestStore,
+pub(crate) struct Api {
+    pub(crate) router: Router,
+    pub(crate) token: String,
+    pub(crate) token_id: String,
+    pub(crate) t: TestStore,
 }
 
-async fn api(t: TestStore) -> Api {
+pub(crate) async fn api(t: TestStore) -> Api {
     let (info, issued) = ApiTokens::new(&t.store)
         .create(&Actor::cli("tester"), "tests")
         .await
@@ -40,7 +33,10 @@ async fn api(t: TestStore) -> Api {
 }
 
 impl Api {
-    async fn raw(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    pub(crate) async fn raw(
+        &self,
+        req: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -57,7 +53,12 @@ impl Api {
         (status, headers, body)
     }
 
-    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
@@ -73,11 +74,11 @@ impl Api {
         (status, value)
     }
 
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, uri: &str) -> (StatusCode, Value) {
         self.call(Method::GET, uri, None).await
     }
 
-    async fn audit_count(&self) -> i64 {
+    pub(crate) async fn audit_count(&self) -> i64 {
         self.t.store.audit().count().await.unwrap()
     }
 }
@@ -889,43 +890,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
     }
 }
 
-/// The one test over a real socket: the router served by `axum::serve` answers a raw
-/// HTTP/1.1 client on the loopback interface.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serves_over_a_real_socket() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let a = api(support::sqlite().await).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(axum::serve(listener, a.router.clone()).into_future());
-
-    let request = |auth: Option<&str>| {
-        let auth = auth
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        format!("GET /api/v1/groups HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
-    };
-    for (auth, expect) in [
-        (None, "HTTP/1.1 401"),
-        (Some(a.token.as_str()), "HTTP/1.1 200"),
-    ] {
-        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-        conn.write_all(request(auth).as_bytes()).await.unwrap();
-        let mut response = String::new();
-        conn.read_to_string(&mut response).await.unwrap();
-        assert!(response.starts_with(expect), "{response}");
-        assert!(
-            response
-                .to_ascii_lowercase()
-                .contains("content-type: application/json"),
-            "{response}"
-        );
-    }
-    server.abort();
-}
-
-on_both_backends!(
+crate::on_both_backends!(
     authentication,
     users_crud,
     user_lists_filter_and_page,
@@ -994,7 +959,7 @@ async fn security_headers_on_every_answer(t: TestStore) {
 /// `POST /api/v1/apps/from-metadata`: samael's SP sample (expired, so only when allowed),
 /// with a template, and the typed refusals.
 async fn applications_from_metadata(t: TestStore) {
-    const SP: &str = include_str!("../../saml/tests/data/metadata/sp_metadata.xml");
+    const SP: &str = include_str!("../../../saml/tests/data/metadata/sp_metadata.xml");
     let a = api(t).await;
     let events = a.audit_count().await;
     let expired = a
@@ -1138,7 +1103,7 @@ async fn application_encryption_settings(t: TestStore) {
     assert_eq!(replaced["encryption_methods"], json!([]));
 }
 
-on_both_backends!(application_tile_login_url);
+crate::on_both_backends!(application_tile_login_url);
 
 /// The tile's login URL over the API: set on create, shown, replaced, left out (cleared)
 /// like every other field; refused as a typed 422 naming `login_url`, with nothing
@@ -1225,99 +1190,4 @@ async fn application_tile_login_url(t: TestStore) {
         gitlab["tile"]["login_url"],
         "https://git.example.org/users/sign_in"
     );
-}
-
-/// Setting passwords goes through the same bounded hash pool as sign-in: past the bound the
-/// API answers 503 `busy` with `Retry-After`, and a refused creation leaves nothing behind.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_full_hash_pool_answers_503_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = latchkey_idp::config::sqlite_url(&dir.path().join("latchkey.db"));
-    // Slow enough in a debug build that eight simultaneous creations overlap.
-    let passwords = latchkey_idp::config::PasswordConfig {
-        memory_kib: 4096,
-        iterations: 3,
-        max_concurrent: 1,
-        max_queued: 0,
-        ..support::cheap_passwords()
-    };
-    let store = latchkey_idp::Store::open_url(&url, 5, passwords)
-        .await
-        .unwrap();
-    let a = std::sync::Arc::new(
-        api(support::TestStore {
-            store,
-            dir: Some(dir),
-            url,
-        })
-        .await,
-    );
-    let before = a.audit_count().await;
-    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(8));
-    let mut set = tokio::task::JoinSet::new();
-    for i in 0..8 {
-        let (a, gate) = (a.clone(), gate.clone());
-        set.spawn(async move {
-            let body = json!({"username": format!("u{i}"), "email": format!("u{i}@example.org"),
-                              "password": "correct horse battery staple"});
-            let req = Request::post("/api/v1/users")
-                .header(header::AUTHORIZATION, format!("Bearer {}", a.token))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap();
-            gate.wait().await;
-            a.raw(req).await
-        });
-    }
-    let (mut created, mut busy) = (0, 0);
-    while let Some(r) = set.join_next().await {
-        let (status, headers, body) = r.unwrap();
-        match status {
-            StatusCode::CREATED => created += 1,
-            StatusCode::SERVICE_UNAVAILABLE => {
-                busy += 1;
-                assert_eq!(body["error"], "busy", "{body}");
-                assert_eq!(headers[header::RETRY_AFTER], "2");
-            }
-            other => panic!("unexpected {other}: {body}"),
-        }
-    }
-    assert!(created >= 1 && busy >= 1, "created {created}, busy {busy}");
-    let (_, list) = a.get("/api/v1/users").await;
-    assert_eq!(list["items"].as_array().unwrap().len(), created);
-    assert_eq!(
-        a.audit_count().await - before,
-        i64::try_from(created).unwrap()
-    );
-    assert!(a.t.store.hashing().stats().peak <= 1);
-}
-
-/// The OpenAPI document validates with openapi-spec-validator, software nobody here wrote
-/// (the oracle venv, `LATCHKEY_PYTHON`; see scripts/test).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openapi_document_passes_openapi_spec_validator() {
-    let a = api(support::sqlite().await).await;
-    let (status, doc) = a.get("/api/v1/openapi.json").await;
-    assert_eq!(status, StatusCode::OK);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("openapi.json");
-    std::fs::write(&file, doc.to_string()).unwrap();
-    let python = std::env::var("LATCHKEY_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(&python)
-        .args(["-m", "openapi_spec_validator"])
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {python} (set LATCHKEY_PYTHON to the oracle venv): {e}")
-        });
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "openapi-spec-validator refused the document:\n{said}"
-    );
-    assert!(said.contains("OK"), "{said}");
 }
