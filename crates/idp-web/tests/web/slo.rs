@@ -9,23 +9,16 @@ use latchkey_saml::logout::{LogoutRequest, LogoutResponse};
 use latchkey_saml::status::code;
 use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
 
-use super::slo_cases::{logout_request, replayed_logout_request, signed_query};
+use super::slo_cases::{
+    give_signed_app_slo, logout_request, replayed_logout_request, signed_query,
+};
 use super::support::*;
 
 #[tokio::test]
 async fn signed_logout_request_ends_the_session_and_answers_signed() {
     let idp = idp().await;
     // The signed app gets an SLO endpoint.
-    idp.store
-        .apps()
-        .update(&Actor::system(), idp.signed_app.id, |a| {
-            a.slo = Some(latchkey_idp::apps::Endpoint {
-                url: format!("{SIGNED_SP}/slo"),
-                binding: latchkey_idp::apps::Binding::HttpRedirect,
-            });
-        })
-        .await
-        .unwrap();
+    give_signed_app_slo(&idp).await;
     let mut b = Browser::new(&idp);
     b.login("alice", PASSWORD, None).await;
     let request = authn_request(SIGNED_SP);
@@ -308,16 +301,7 @@ async fn signed_in_with_slo<'a>(
     latchkey_saml::profile::AuthenticatedSubject,
     String,
 ) {
-    idp.store
-        .apps()
-        .update(&Actor::system(), idp.signed_app.id, |a| {
-            a.slo = Some(latchkey_idp::apps::Endpoint {
-                url: format!("{SIGNED_SP}/slo"),
-                binding: latchkey_idp::apps::Binding::HttpRedirect,
-            });
-        })
-        .await
-        .unwrap();
+    give_signed_app_slo(idp).await;
     let mut b = Browser::new(idp);
     b.login("alice", PASSWORD, None).await;
     let request = authn_request(SIGNED_SP);

@@ -17,16 +17,7 @@ use super::support::*;
 
 /// A replayed LogoutRequest is refused and ends nothing.
 pub async fn replayed_logout_request(idp: Idp) {
-    idp.store
-        .apps()
-        .update(&Actor::system(), idp.signed_app.id, |a| {
-            a.slo = Some(latchkey_idp::apps::Endpoint {
-                url: format!("{SIGNED_SP}/slo"),
-                binding: latchkey_idp::apps::Binding::HttpRedirect,
-            });
-        })
-        .await
-        .unwrap();
+    give_signed_app_slo(&idp).await;
     let mut b = Browser::new(&idp);
     let subject = signed_in_to_signed_app(&idp, &mut b).await;
     let format = subject.name_id.format.clone().unwrap();
@@ -126,4 +117,18 @@ pub async fn signed_in_to_signed_app(
         Some(&request.id),
     )
     .unwrap()
+}
+
+/// Gives the signed app (Tracker) a Redirect SLO endpoint.
+pub async fn give_signed_app_slo(idp: &Idp) {
+    idp.store
+        .apps()
+        .update(&Actor::system(), idp.signed_app.id, |a| {
+            a.slo = Some(latchkey_idp::apps::Endpoint {
+                url: format!("{SIGNED_SP}/slo"),
+                binding: latchkey_idp::apps::Binding::HttpRedirect,
+            });
+        })
+        .await
+        .unwrap();
 }
