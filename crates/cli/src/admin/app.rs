@@ -1,6 +1,7 @@
 //! `latchkey app ...`
 
 use latchkey_idp::{Clock as _, SystemClock};
+use latchkey_idp_web::api::apps::AppDto;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -429,9 +430,11 @@ fn base(
 }
 
 #[derive(Serialize)]
-struct AppWithAccess<'a> {
+struct AppWithAccess {
+    /// The API's shape of an application (`GET /api/v1/apps/{app}`), so `--json` output and
+    /// API answers parse alike.
     #[serde(flatten)]
-    app: &'a Application,
+    app: AppDto,
     access_groups: Vec<String>,
 }
 
@@ -477,23 +480,27 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             let all = apps.list().await?;
             let mut listed = Vec::with_capacity(all.len());
             for app in &all {
-                listed.push(AppWithAccess {
-                    app,
-                    access_groups: access(ctx, app).await?,
-                });
+                listed.push((app, access(ctx, app).await?));
             }
             if json {
-                return output::json(&listed);
+                let shaped: Vec<AppWithAccess> = listed
+                    .into_iter()
+                    .map(|(app, access_groups)| AppWithAccess {
+                        app: AppDto::from(app.clone()),
+                        access_groups,
+                    })
+                    .collect();
+                return output::json(&shaped);
             }
             let rows: Vec<Vec<String>> = listed
                 .iter()
-                .map(|a| {
+                .map(|(app, access_groups)| {
                     vec![
-                        a.app.settings.name.clone(),
-                        a.app.settings.entity_id.clone(),
-                        a.access_groups.join(","),
-                        yes_no(a.app.settings.tile.visible),
-                        a.app.id.to_string(),
+                        app.settings.name.clone(),
+                        app.settings.entity_id.clone(),
+                        access_groups.join(","),
+                        yes_no(app.settings.tile.visible),
+                        app.id.to_string(),
                     ]
                 })
                 .collect();
@@ -504,7 +511,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             let access_groups = access(ctx, &app).await?;
             if json {
                 return output::json(&AppWithAccess {
-                    app: &app,
+                    app: AppDto::from(app),
                     access_groups,
                 });
             }

@@ -3,6 +3,7 @@
 use clap::Args;
 use latchkey_idp::audit::AuditFilter;
 use latchkey_idp::{Clock as _, SystemClock};
+use latchkey_idp_web::api::audit::AuditEventDto;
 
 use super::output::{self, outln};
 use super::{Context, StoreArgs};
@@ -99,7 +100,8 @@ pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
         })
         .await?;
     if args.json {
-        return output::json(&events);
+        let shaped: Vec<AuditEventDto> = events.iter().cloned().map(AuditEventDto::from).collect();
+        return output::json(&shaped);
     }
     let rows: Vec<Vec<String>> = events
         .iter()

@@ -2,6 +2,8 @@
 
 use clap::Subcommand;
 use latchkey_idp::directory::NewGroup;
+use latchkey_idp_web::api::groups::GroupDto;
+use latchkey_idp_web::api::users::UserDto;
 
 use super::Context;
 use super::output;
@@ -73,7 +75,8 @@ pub async fn run(ctx: &Context, cmd: GroupCommand) -> anyhow::Result<()> {
         GroupCommand::List { json } => {
             let all = groups.list().await?;
             if json {
-                return output::json(&all);
+                let shaped: Vec<GroupDto> = all.iter().cloned().map(GroupDto::from).collect();
+                return output::json(&shaped);
             }
             let mut rows = Vec::with_capacity(all.len());
             for g in &all {
@@ -112,7 +115,8 @@ pub async fn run(ctx: &Context, cmd: GroupCommand) -> anyhow::Result<()> {
             let group = groups.lookup(&group).await?;
             let members = groups.members(group.id).await?;
             if json {
-                return output::json(&members);
+                let shaped: Vec<UserDto> = members.iter().cloned().map(UserDto::from).collect();
+                return output::json(&shaped);
             }
             let rows: Vec<Vec<String>> = members
                 .iter()

@@ -1,5 +1,6 @@
 //! `latchkey user ...`
 
+use latchkey_idp_web::api::users::UserDto;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -169,9 +170,10 @@ fn status(user: &User) -> &'static str {
 }
 
 #[derive(Serialize)]
-struct UserWithGroups<'a> {
+struct UserWithGroups {
+    /// The API's shape of a user (`GET /api/v1/users/{user}`).
     #[serde(flatten)]
-    user: &'a User,
+    user: UserDto,
     groups: Vec<String>,
 }
 
@@ -205,7 +207,8 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::List { json } => {
             let all = users.list().await?;
             if json {
-                return output::json(&all);
+                let shaped: Vec<UserDto> = all.iter().cloned().map(UserDto::from).collect();
+                return output::json(&shaped);
             }
             let rows: Vec<Vec<String>> = all
                 .iter()
@@ -233,7 +236,7 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
                 .collect();
             if json {
                 return output::json(&UserWithGroups {
-                    user: &user,
+                    user: UserDto::from(user),
                     groups,
                 });
             }

@@ -238,7 +238,14 @@ fn list_json_shows_users_groups_and_apps() {
     let apps: serde_json::Value = serde_json::from_str(&ok(d, &["app", "list", "--json"])).unwrap();
     assert_eq!(apps[0]["entity_id"], "https://wiki.example.org");
     assert_eq!(apps[0]["access_groups"], serde_json::json!(["staff"]));
-    assert_eq!(apps[0]["attributes"][0]["name"], "mail");
+    // The API's shape (`GET /api/v1/apps`): mappings in their text form.
+    assert!(
+        apps[0]["attributes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("mail@"),
+        "{apps}"
+    );
 }
 
 #[test]
@@ -441,9 +448,18 @@ fn every_command_is_wired() {
     assert!(err.starts_with("error: invalid acs_url:"), "{err}");
     let shown: serde_json::Value =
         serde_json::from_str(&ok(d, &["app", "show", "Wiki", "--json"])).unwrap();
-    assert_eq!(shown["name_id"]["format"], "email-address");
+    assert_eq!(
+        shown["name_id_format"],
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+    );
     assert_eq!(shown["acs"][1]["index"], 1);
-    assert_eq!(shown["attributes"][0]["source"], "groups");
+    assert!(
+        shown["attributes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("groups@basic=groups|"),
+        "{shown}"
+    );
     assert_eq!(shown["tile"]["visible"], false);
     assert_eq!(shown["tile"]["default_relay_state"], "/start");
     assert_eq!(shown["access_groups"], serde_json::json!(["wiki-editors"]));
@@ -535,15 +551,18 @@ fn app_add_from_metadata_with_a_template() {
         shown["acs"],
         serde_json::json!([{
             "url": "https://wiki.example.net/saml/acs",
-            "binding": "http-post",
+            "binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST",
             "index": 1,
             "is_default": true
         }])
     );
     assert_eq!(shown["slo"]["url"], "https://wiki.example.net/saml/slo");
     // The template's release policy and NameID.
-    assert_eq!(shown["name_id"]["format"], "email-address");
-    assert_eq!(shown["name_id"]["source"], "email");
+    assert_eq!(
+        shown["name_id_format"],
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+    );
+    assert_eq!(shown["name_id_source"], "email");
     let attrs = shown["attributes"].as_array().unwrap();
     assert_eq!(attrs.len(), 5, "{attrs:?}");
 

@@ -142,3 +142,70 @@ fn sign_in_survives_stderr_on_a_full_disk() {
 fn sign_in_survives_a_closed_stderr_pipe() {
     sign_in_survives_a_broken_stderr(BrokenStderr::ClosedPipe);
 }
+
+/// `--json` listings print the same object the admin API answers: an application from
+/// `latchkey app show --json` equals `GET /api/v1/apps/{id}` of a running server, but for
+/// the CLI's added `access_groups`.
+#[test]
+fn cli_json_and_the_api_answer_the_same_shape() {
+    let (dir, port, _, config) = cheap_server_config();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seeded = runtime.block_on(seed(&config, dir.path()));
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "latchkey {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let created = cli(&["token", "create", "shape-test"]);
+    let token = created
+        .split_whitespace()
+        .find(|w| w.starts_with("lk_"))
+        .unwrap_or_else(|| panic!("no token in {created}"))
+        .to_owned();
+    let mut shown: serde_json::Value =
+        serde_json::from_str(&cli(&["app", "show", &seeded.app_id, "--json"])).unwrap();
+    assert!(shown["access_groups"].is_array(), "{shown}");
+    shown.as_object_mut().unwrap().remove("access_groups");
+
+    let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let started = Instant::now();
+    while !http_get(port, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+        assert!(server.0.try_wait().unwrap().is_none(), "serve exited");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "serve never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let answer = http(
+        port,
+        &format!(
+            "GET /api/v1/apps/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+             Connection: close\r\n\r\n",
+            seeded.app_id
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let api: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(shown, api);
+}
