@@ -185,6 +185,8 @@ async fn issue(
         relay_state: app.settings.tile.default_relay_state.clone(),
         force_authn: false,
         is_passive: false,
+        name_id_format: None,
+        allow_create: None,
     };
     super::saml::answer_or_park(state, headers, app, pending).await
 }

@@ -286,7 +286,7 @@ async fn issue(
         });
     }
     let keys = state.keys().current().map_err(SsoError::from)?;
-    let issued = response::success(
+    let issued = match response::success(
         state.store(),
         state.settings(),
         &keys,
@@ -296,7 +296,30 @@ async fn issue(
         pending,
         now,
     )
-    .await?;
+    .await
+    {
+        Ok(issued) => issued,
+        Err(SsoError::NameIdPolicy(why)) => {
+            // The SP asked for an identifier this user cannot have: it is told so, in
+            // SAML, and decides (core §3.4.1.1).
+            tracing::info!(app = %app.settings.entity_id, reason = %why, "NameID policy refused");
+            let status = Status::failure(
+                code::REQUESTER,
+                Some(code::INVALID_NAMEID_POLICY),
+                Some("the requested NameID cannot be made for this user"),
+            );
+            return refuse(
+                state,
+                app,
+                pending,
+                status,
+                PageCode::SsoNameid,
+                Some(session),
+            )
+            .await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     let format = issued.name_id.format.clone().unwrap_or_default();
     let entry = SessionApp {
         app: app.id,

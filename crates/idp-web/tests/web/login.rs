@@ -390,6 +390,8 @@ async fn an_unknown_or_expired_continue_key_shows_the_plain_form() {
         relay_state: None,
         force_authn: false,
         is_passive: false,
+        name_id_format: None,
+        allow_create: None,
     };
     let parked = latchkey_idp::session::ParkedRequests::new(&idp.store);
     let expired = parked.park(&pending, idp.clock.now()).await.unwrap();

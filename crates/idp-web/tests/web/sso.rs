@@ -569,7 +569,7 @@ async fn name_id_policy_we_cannot_honour_is_refused_at_the_acs() {
     let mut b = Browser::new(&idp);
     let mut request = authn_request(SP);
     request.name_id_policy = Some(NameIdPolicy {
-        format: Some(name_id_format::EMAIL.into()),
+        format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:kerberos".into()),
         sp_name_qualifier: None,
         allow_create: Some(true),
     });
@@ -585,8 +585,13 @@ async fn name_id_policy_we_cannot_honour_is_refused_at_the_acs() {
     }
     assert_eq!(audit_actions(&idp, "sso.refused").await.len(), 1);
 
-    // The app's own format, or unspecified, is honoured.
-    for format in [name_id_format::PERSISTENT, name_id_format::UNSPECIFIED] {
+    // Formats we can make are accepted, whatever the app's own is.
+    for format in [
+        name_id_format::PERSISTENT,
+        name_id_format::UNSPECIFIED,
+        name_id_format::TRANSIENT,
+        name_id_format::EMAIL,
+    ] {
         let mut request = authn_request(SP);
         request.name_id_policy = Some(NameIdPolicy {
             format: Some(format.into()),
@@ -596,6 +601,137 @@ async fn name_id_policy_we_cannot_honour_is_refused_at_the_acs() {
         let first = b.get(&redirect_uri(&request, None)).await;
         assert_eq!(first.status, StatusCode::SEE_OTHER, "{format}");
     }
+}
+
+/// What mod_auth_mellon and SimpleSAMLphp (transient) and node-saml (emailAddress) ask
+/// for by default, from an app registered with pairwise persistent NameIDs.
+#[tokio::test]
+async fn the_requested_name_id_format_is_issued() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let ask = |format: &str, allow_create: Option<bool>| {
+        let mut request = authn_request(SP);
+        request.name_id_policy = Some(NameIdPolicy {
+            format: Some(format.into()),
+            sp_name_qualifier: None,
+            allow_create,
+        });
+        (request.id.clone(), redirect_uri(&request, None))
+    };
+    // Transient: a fresh opaque value each time, scoped to this IdP and SP.
+    let mut transients = Vec::new();
+    for _ in 0..2 {
+        let (id, uri) = ask(name_id_format::TRANSIENT, None);
+        let page = b.get(&uri).await;
+        let subject = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&id)).unwrap();
+        assert_eq!(
+            subject.name_id.format.as_deref(),
+            Some(name_id_format::TRANSIENT)
+        );
+        assert_eq!(subject.name_id.sp_name_qualifier.as_deref(), Some(SP));
+        assert_ne!(subject.name_id.value, "alice@example.org");
+        transients.push(subject.name_id.value);
+    }
+    assert_ne!(transients[0], transients[1]);
+    // Each was recorded, as single logout will name it for this app.
+    let recorded = audit_actions(&idp, "sso.assertion").await;
+    for t in &transients {
+        assert!(
+            recorded
+                .iter()
+                .any(|e| e.after.as_ref().unwrap()["name_id"] == t.as_str())
+        );
+    }
+    // emailAddress: the user's address.
+    let (id, uri) = ask(name_id_format::EMAIL, None);
+    let subject = sp_validate(
+        &idp,
+        SP,
+        SP_ACS,
+        &b.get(&uri).await.saml_response(),
+        Some(&id),
+    )
+    .unwrap();
+    assert_eq!(subject.name_id.value, "alice@example.org");
+    assert_eq!(
+        subject.name_id.format.as_deref(),
+        Some(name_id_format::EMAIL)
+    );
+    // unspecified: the app's own (pairwise persistent).
+    let (id, uri) = ask(name_id_format::UNSPECIFIED, None);
+    let subject = sp_validate(
+        &idp,
+        SP,
+        SP_ACS,
+        &b.get(&uri).await.saml_response(),
+        Some(&id),
+    )
+    .unwrap();
+    assert_eq!(
+        subject.name_id.format.as_deref(),
+        Some(name_id_format::PERSISTENT)
+    );
+}
+
+/// AllowCreate="false" for a persistent identifier the user does not have yet: the SP is
+/// told InvalidNameIDPolicy; once one exists, it is sent.
+#[tokio::test]
+async fn allow_create_false_sends_only_an_existing_persistent_identifier() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    // The Tracker sends e-mail NameIDs; alice has no pairwise identifier for it yet.
+    let ask = |allow_create: bool| {
+        let mut request = authn_request(SIGNED_SP);
+        request.name_id_policy = Some(NameIdPolicy {
+            format: Some(name_id_format::PERSISTENT.into()),
+            sp_name_qualifier: None,
+            allow_create: Some(allow_create),
+        });
+        (
+            request.id.clone(),
+            signed_redirect_uri(&request, &idp.sp_key),
+        )
+    };
+    let (id, uri) = ask(false);
+    let page = b.get(&uri).await;
+    let err = sp_validate(
+        &idp,
+        SIGNED_SP,
+        SIGNED_ACS,
+        &page.saml_response(),
+        Some(&id),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, latchkey_saml::Error::StatusNotSuccess { sub_code: Some(ref s), .. } if s == code::INVALID_NAMEID_POLICY),
+        "{err}"
+    );
+    let (id, uri) = ask(true);
+    let page = b.get(&uri).await;
+    let made = sp_validate(
+        &idp,
+        SIGNED_SP,
+        SIGNED_ACS,
+        &page.saml_response(),
+        Some(&id),
+    )
+    .unwrap()
+    .name_id;
+    assert_eq!(made.format.as_deref(), Some(name_id_format::PERSISTENT));
+    let (id, uri) = ask(false);
+    let page = b.get(&uri).await;
+    let again = sp_validate(
+        &idp,
+        SIGNED_SP,
+        SIGNED_ACS,
+        &page.saml_response(),
+        Some(&id),
+    )
+    .unwrap()
+    .name_id;
+    assert_eq!(again.value, made.value);
 }
 
 #[tokio::test]

@@ -36,6 +36,14 @@ pub struct PendingRequest {
     pub force_authn: bool,
     /// The user must not be shown any page.
     pub is_passive: bool,
+    /// The NameID format the request's NameIDPolicy asked for (`None`: none, or
+    /// `unspecified`: the application's own).
+    #[serde(default)]
+    pub name_id_format: Option<String>,
+    /// The NameIDPolicy's AllowCreate: whether a new persistent identifier may be made for
+    /// this request (absent means yes).
+    #[serde(default)]
+    pub allow_create: Option<bool>,
 }
 
 impl crate::session::Parkable for PendingRequest {
@@ -97,6 +105,11 @@ pub enum SsoError {
     /// The NameID the application is configured with cannot be made for this user.
     #[error("no NameID can be made for this user: {0}")]
     NameIdUnavailable(String),
+    /// The NameID format the request asked for cannot be made for this user (no e-mail
+    /// address, or a new persistent identifier with AllowCreate false): answered to the SP
+    /// as `InvalidNameIDPolicy`, not as a page.
+    #[error("the requested NameID cannot be made for this user: {0}")]
+    NameIdPolicy(String),
     /// Building or signing the response failed (a server fault).
     #[error("building the response failed: {0}")]
     Build(String),
@@ -128,7 +141,7 @@ impl SsoError {
             SsoError::Stale => PageCode::SsoStale,
             SsoError::Replayed(_) => PageCode::SsoReplayed,
             SsoError::EncryptionUnsupported => PageCode::SsoEncryption,
-            SsoError::NameIdUnavailable(_) => PageCode::SsoNameid,
+            SsoError::NameIdUnavailable(_) | SsoError::NameIdPolicy(_) => PageCode::SsoNameid,
             SsoError::Build(_) => PageCode::SsoBuild,
             SsoError::Keys(_) => PageCode::SsoKeys,
             SsoError::Store(_) => PageCode::SsoStore,

@@ -162,6 +162,8 @@ pub async fn validate(
             relay_state,
             force_authn: request.force_authn,
             is_passive: request.is_passive,
+            name_id_format: requested_format(&request),
+            allow_create: request.name_id_policy.as_ref().and_then(|p| p.allow_create),
         },
         app,
         refusal,
@@ -271,17 +273,38 @@ pub fn default_acs(app: &Application) -> Result<String, SsoError> {
         .ok_or(SsoError::NoUsableAcs)
 }
 
-/// A NameIDPolicy asking for a format other than the application's is refused: the IdP
-/// asserts one identifier per application, chosen by the admin.
+/// The format a NameIDPolicy asks for, unless it leaves the choice to us (none, or
+/// `unspecified`).
+fn requested_format(request: &AuthnRequest) -> Option<String> {
+    request
+        .name_id_policy
+        .as_ref()?
+        .format
+        .clone()
+        .filter(|f| f != name_id_format::UNSPECIFIED)
+}
+
+/// The formats the IdP can make for any application, as the reference IdPs do: many SPs
+/// ask for one by default (mod_auth_mellon and SimpleSAMLphp `transient`, node-saml
+/// `emailAddress`) and fail on anything else.
+const PRODUCIBLE: [&str; 3] = [
+    name_id_format::TRANSIENT,
+    name_id_format::PERSISTENT,
+    name_id_format::EMAIL,
+];
+
+/// A NameIDPolicy asking for a format we cannot make at all is refused with
+/// `InvalidNameIDPolicy`; whether a producible one can be made for this user (an e-mail
+/// address, AllowCreate) is decided when the assertion is built.
 fn name_id_refusal(app: &Application, request: &AuthnRequest) -> Option<Status> {
-    let wanted = request.name_id_policy.as_ref()?.format.as_deref()?;
-    if wanted == name_id_format::UNSPECIFIED || wanted == app.settings.name_id.format.uri() {
+    let wanted = requested_format(request)?;
+    if wanted == app.settings.name_id.format.uri() || PRODUCIBLE.contains(&wanted.as_str()) {
         return None;
     }
     Some(Status::failure(
         code::REQUESTER,
         Some(code::INVALID_NAMEID_POLICY),
-        Some("this identity provider sends this application one NameID format only"),
+        Some("this identity provider cannot make a NameID of the requested format"),
     ))
 }
 

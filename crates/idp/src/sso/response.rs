@@ -44,8 +44,45 @@ async fn name_id_for(
     app: &Application,
     user: &User,
     grant: &Grant,
+    pending: &PendingRequest,
 ) -> Result<NameId, SsoError> {
     let policy = &app.settings.name_id;
+    // A format the request asked for, other than the app's own, is made from what it
+    // means rather than from the app's source.
+    let requested = pending
+        .name_id_format
+        .as_deref()
+        .filter(|f| *f != policy.format.uri())
+        .and_then(|f| NameIdFormat::parse(f).ok());
+    if let Some(format) = requested {
+        let value = match format {
+            NameIdFormat::Transient => {
+                latchkey_saml::ids::new_id().map_err(|e| SsoError::Build(e.to_string()))?
+            }
+            NameIdFormat::EmailAddress if !user.email.is_empty() => user.email.clone(),
+            NameIdFormat::EmailAddress => {
+                return Err(SsoError::NameIdPolicy(
+                    "the user has no e-mail address".into(),
+                ));
+            }
+            NameIdFormat::Persistent => match &grant.pairwise {
+                Some(known) => known.clone(),
+                None if pending.allow_create == Some(false) => {
+                    return Err(SsoError::NameIdPolicy(
+                        "no persistent identifier exists yet and AllowCreate is false".into(),
+                    ));
+                }
+                None => store.apps().persistent_name_id(user.id, app.id).await?,
+            },
+            NameIdFormat::Unspecified => user.username.clone(),
+        };
+        return Ok(qualified(
+            NameId::new(value, format.uri()),
+            format,
+            settings,
+            app,
+        ));
+    }
     let value = match (&policy.format, &policy.source) {
         // A transient identifier is fresh every time, whatever the source says.
         (NameIdFormat::Transient, _) => {
@@ -63,15 +100,26 @@ async fn name_id_for(
             .and_then(|v| v.values().into_iter().find(|s| !s.is_empty()))
             .ok_or_else(|| SsoError::NameIdUnavailable(format!("attribute {key:?} is empty")))?,
     };
-    let mut name_id = NameId::new(value, policy.format.uri());
-    if matches!(
+    Ok(qualified(
+        NameId::new(value, policy.format.uri()),
         policy.format,
-        NameIdFormat::Persistent | NameIdFormat::Transient
-    ) {
+        settings,
+        app,
+    ))
+}
+
+/// Persistent and transient identifiers are scoped to this IdP and that SP.
+fn qualified(
+    mut name_id: NameId,
+    format: NameIdFormat,
+    settings: &ServerSettings,
+    app: &Application,
+) -> NameId {
+    if matches!(format, NameIdFormat::Persistent | NameIdFormat::Transient) {
         name_id.name_qualifier = Some(settings.entity_id.clone());
         name_id.sp_name_qualifier = Some(app.settings.entity_id.clone());
     }
-    Ok(name_id)
+    name_id
 }
 
 /// Builds and signs a success Response for `session`'s user, who holds `grant` (the
@@ -90,7 +138,7 @@ pub async fn success(
     let user = &session.user;
     // Fail before any work (and any pairwise ID) if the certificate is unusable.
     let encrypt_to = encryption_certificate(app)?;
-    let name_id = name_id_for(store, settings, app, user, grant).await?;
+    let name_id = name_id_for(store, settings, app, user, grant, pending).await?;
     let groups = &grant.groups;
     let attributes: Vec<Attribute> = app
         .settings
