@@ -157,8 +157,11 @@ impl MetadataArgs {
 
 /// Says what the metadata held that was left out, once the change is stored (a refused
 /// change prints only its error).
-fn print_warnings(metadata: Option<&SpMetadata>) {
-    for warning in metadata.iter().flat_map(|m| &m.warnings) {
+fn print_warnings(metadata: Option<&SpMetadata>, app: &NewApplication) {
+    let Some(metadata) = metadata else {
+        return;
+    };
+    for warning in metadata.warnings.iter().chain(&metadata.mismatches(app)) {
         eprintln!("warning: {warning}");
     }
 }
@@ -466,7 +469,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             let mut new = base(&fields, template.as_deref(), &params, metadata.as_ref())?;
             fields.apply(&mut new)?;
             let app = apps.create(&ctx.actor, new).await?;
-            print_warnings(metadata.as_ref());
+            print_warnings(metadata.as_ref(), &app.settings);
             outln!(
                 "registered application {} ({})",
                 app.settings.entity_id,
@@ -608,7 +611,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             let updated = apps
                 .update(&ctx.actor, target.id, move |s| *s = settings)
                 .await?;
-            print_warnings(metadata.as_ref());
+            print_warnings(metadata.as_ref(), &updated.settings);
             outln!("updated application {}", updated.settings.entity_id)?;
         }
         AppCommand::RefreshMetadata {
@@ -629,7 +632,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 .await?
             {
                 Some(updated) => {
-                    print_warnings(Some(&metadata));
+                    print_warnings(Some(&metadata), &updated.settings);
                     outln!(
                         "refreshed application {} from {source}",
                         updated.settings.entity_id

@@ -442,8 +442,14 @@ pub async fn create_from_metadata(
     if let Some(name) = body.name {
         new.name = name;
     }
+    let mismatches = metadata.mismatches(&new);
     let app = state.store.apps().create(&caller.actor(), new).await?;
-    let warnings = metadata.warnings.iter().map(ToString::to_string).collect();
+    let warnings = metadata
+        .warnings
+        .iter()
+        .chain(&mismatches)
+        .map(ToString::to_string)
+        .collect();
     Ok((
         StatusCode::CREATED,
         axum::Json(CreatedFromMetadata {

@@ -163,6 +163,17 @@ pub enum ImportWarning {
         /// The formats listed.
         formats: Vec<String>,
     },
+    /// The SP lists the NameID formats it accepts, and the application is set to send
+    /// another: its first login will likely fail at the SP.
+    NameIdFormatMismatch {
+        /// The format the application sends.
+        configured: String,
+        /// The formats the SP lists.
+        listed: Vec<String>,
+    },
+    /// The SP wants signed assertions (`WantAssertionsSigned`) and the application signs
+    /// only the Response: the SP will refuse every login.
+    AssertionsNotSigned,
     /// The metadata's `validUntil` has passed and it was used anyway.
     Expired {
         /// The `validUntil`, RFC 3339.
@@ -188,6 +199,16 @@ impl fmt::Display for ImportWarning {
                 f,
                 "no supported NameIDFormat among {}; using persistent",
                 formats.join(", ")
+            ),
+            ImportWarning::NameIdFormatMismatch { configured, listed } => write!(
+                f,
+                "the SP lists NameID formats {} but the application sends {configured}: its \
+                 logins may fail (set --name-id-format)",
+                listed.join(", ")
+            ),
+            ImportWarning::AssertionsNotSigned => f.write_str(
+                "the SP wants signed assertions (WantAssertionsSigned) but the application signs \
+                 only the Response: its logins will fail (set --sign-assertion true)",
             ),
             ImportWarning::Expired { valid_until } => {
                 write!(f, "the metadata expired at {valid_until}; used anyway as asked")
@@ -215,6 +236,8 @@ pub struct SpMetadata {
     pub encryption_methods: Vec<String>,
     /// The first NameID format listed that this IdP issues.
     pub name_id_format: Option<NameIdFormat>,
+    /// Every NameID format the SP lists, as listed.
+    pub name_id_formats: Vec<String>,
     /// `WantAssertionsSigned`.
     pub want_assertions_signed: bool,
     /// `AuthnRequestsSigned`.
@@ -224,6 +247,28 @@ pub struct SpMetadata {
 }
 
 impl SpMetadata {
+    /// What in `app` (the definition about to be stored: the metadata's, a template's and
+    /// the admin's choices together) contradicts this metadata in a way that breaks logins.
+    pub fn mismatches(&self, app: &super::NewApplication) -> Vec<ImportWarning> {
+        let mut out = Vec::new();
+        let configured = app.name_id.format.uri();
+        let listed = &self.name_id_formats;
+        if !listed.is_empty()
+            && !listed.iter().any(|f| {
+                f == configured || f == latchkey_saml::assertion::name_id_format::UNSPECIFIED
+            })
+        {
+            out.push(ImportWarning::NameIdFormatMismatch {
+                configured: configured.to_owned(),
+                listed: listed.clone(),
+            });
+        }
+        if self.want_assertions_signed && !app.sign_assertion {
+            out.push(ImportWarning::AssertionsNotSigned);
+        }
+        out
+    }
+
     /// Reads an SP's metadata document (an EntityDescriptor, or an aggregate with
     /// `options.entity_id` choosing the SP).
     pub fn parse(xml: &str, options: &SpMetadataOptions<'_>) -> Result<Self, MetadataImportError> {
@@ -340,6 +385,7 @@ impl SpMetadata {
             encryption_cert,
             encryption_methods,
             name_id_format,
+            name_id_formats: sp.name_id_formats.clone(),
             want_assertions_signed: sp.want_assertions_signed,
             authn_requests_signed: sp.authn_requests_signed,
             warnings,

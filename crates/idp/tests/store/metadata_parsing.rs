@@ -144,3 +144,46 @@ fn signed_metadata_is_read_only_when_it_verifies() {
         MetadataImportError::Malformed(_)
     ));
 }
+
+/// `app add --metadata` (and the API) warn when the definition about to be stored — the
+/// metadata's, a template's and the admin's choices together — contradicts what the SP
+/// says it needs.
+#[test]
+fn a_definition_that_contradicts_the_metadata_is_warned_about() {
+    let cert = rsa_cert_b64();
+    let mut pick = options();
+    pick.entity_id = Some("https://one.example.net/sp".into());
+    let m = SpMetadata::parse(&aggregate(&cert), &pick).unwrap();
+    // As read: the SP's own first supported format (transient), assertions signed.
+    let app = m.application(None);
+    assert_eq!(m.mismatches(&app), []);
+    // A template or an admin that sends persistent, unsigned assertions.
+    let mut changed = app.clone();
+    changed.name_id.format = NameIdFormat::Persistent;
+    changed.sign_assertion = false;
+    let warnings = m.mismatches(&changed);
+    assert!(
+        warnings.iter().any(|w| matches!(
+            w,
+            ImportWarning::NameIdFormatMismatch { configured, listed }
+                if configured.ends_with(":persistent") && listed.len() == 2
+        )),
+        "{warnings:?}"
+    );
+    assert!(warnings.contains(&ImportWarning::AssertionsNotSigned));
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.to_string().contains("--name-id-format"))
+    );
+    // An SP that lists no formats, or `unspecified`, takes any.
+    let second = SpMetadata::parse(&aggregate(&cert), &{
+        let mut o = options();
+        o.entity_id = Some("https://two.example.net/sp".into());
+        o
+    })
+    .unwrap();
+    let mut any = second.application(None);
+    any.name_id.format = NameIdFormat::EmailAddress;
+    assert_eq!(second.mismatches(&any), []);
+}
