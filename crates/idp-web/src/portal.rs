@@ -187,6 +187,7 @@ async fn issue(
         is_passive: false,
         name_id_format: None,
         allow_create: None,
+        subject: None,
     };
     super::saml::answer_or_park(state, headers, app, pending).await
 }

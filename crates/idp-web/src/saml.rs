@@ -318,6 +318,26 @@ async fn issue(
             )
             .await;
         }
+        Err(SsoError::SubjectMismatch) => {
+            // Another principal than the one signed in: never an assertion about someone
+            // else (core §3.4.1). The page that follows at the SP can offer to sign in
+            // again; here the SP is told in SAML.
+            tracing::info!(app = %app.settings.entity_id, "AuthnRequest names another subject");
+            let status = Status::failure(
+                code::RESPONDER,
+                Some(code::UNKNOWN_PRINCIPAL),
+                Some("the signed-in user is not the subject the request names"),
+            );
+            return refuse(
+                state,
+                app,
+                pending,
+                status,
+                PageCode::SsoNameid,
+                Some(session),
+            )
+            .await;
+        }
         Err(e) => return Err(e.into()),
     };
     let format = issued.name_id.format.clone().unwrap_or_default();

@@ -8,7 +8,7 @@ use latchkey_xmlsec::reader::{Limits, parse};
 use latchkey_xmlsec::roxmltree::Node;
 use time::OffsetDateTime;
 
-use crate::assertion::write_issuer;
+use crate::assertion::{NameId, write_issuer};
 use crate::error::{Error, Result};
 use crate::header::parse_header;
 use crate::ns::{ASSERTION, PROTOCOL};
@@ -96,10 +96,24 @@ pub struct AuthnRequest {
     pub is_passive: bool,
     /// The wanted NameID.
     pub name_id_policy: Option<NameIdPolicy>,
+    /// `saml:Subject`: the principal the SP asks to be authenticated (core §3.4.1). The
+    /// IdP must assert exactly that subject or answer an error, never another.
+    pub subject: Option<RequestedSubject>,
     /// The wanted authentication strength.
     pub requested_authn_context: Option<RequestedAuthnContext>,
     /// A human-readable SP name.
     pub provider_name: Option<String>,
+}
+
+/// The subject an AuthnRequest names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestedSubject {
+    /// By NameID (value, format, qualifiers).
+    NameId(NameId),
+    /// By an identifier this implementation does not read (BaseID, EncryptedID) or by
+    /// confirmation only: the IdP cannot tell whom it names, so it must not answer with
+    /// an assertion.
+    Other,
 }
 
 impl AuthnRequest {
@@ -116,6 +130,7 @@ impl AuthnRequest {
             force_authn: false,
             is_passive: false,
             name_id_policy: None,
+            subject: None,
             requested_authn_context: None,
             provider_name: None,
         })
@@ -151,6 +166,11 @@ impl AuthnRequest {
             );
         if let Some(i) = &self.issuer {
             write_issuer(&mut w, i);
+        }
+        if let Some(RequestedSubject::NameId(n)) = &self.subject {
+            w.start("saml:Subject");
+            crate::assertion::write_name_id(&mut w, n);
+            w.end();
         }
         if let Some(p) = &self.name_id_policy {
             w.start("samlp:NameIDPolicy")
@@ -210,6 +230,16 @@ impl AuthnRequest {
                     })
                 })
                 .transpose()?;
+        let subject = read::optional_child(node, ASSERTION, "Subject", R, "saml:Subject")?
+            .map(|s| -> Result<RequestedSubject> {
+                match read::optional_child(s, ASSERTION, "NameID", "saml:Subject", "saml:NameID")? {
+                    Some(n) => Ok(RequestedSubject::NameId(crate::assertion::parse_name_id(
+                        n,
+                    )?)),
+                    None => Ok(RequestedSubject::Other),
+                }
+            })
+            .transpose()?;
         let requested_authn_context = read::optional_child(
             node,
             PROTOCOL,
@@ -256,6 +286,7 @@ impl AuthnRequest {
             force_authn: read::bool_attr(node, R, "ForceAuthn")?.unwrap_or(false),
             is_passive: read::bool_attr(node, R, "IsPassive")?.unwrap_or(false),
             name_id_policy,
+            subject,
             requested_authn_context,
             provider_name: read::optional_attr(node, "ProviderName"),
         })
@@ -288,6 +319,10 @@ mod tests {
                 sp_name_qualifier: Some("https://sp.example.com".into()),
                 allow_create: Some(true),
             }),
+            subject: Some(RequestedSubject::NameId(NameId::new(
+                "alice@example.org",
+                name_id_format::EMAIL,
+            ))),
             requested_authn_context: Some(RequestedAuthnContext {
                 comparison: Comparison::Minimum,
                 class_refs: vec![
@@ -370,6 +405,19 @@ mod tests {
         // The schema puts the Signature right after Issuer, and the reader skips it.
         let issuer_end = signed.find("</saml:Issuer>").unwrap();
         assert!(signed[issuer_end..].starts_with("</saml:Issuer><ds:Signature"));
+    }
+
+    #[test]
+    fn a_subject_without_a_name_id_is_read_as_one_we_cannot_match() {
+        let xml = format!(
+            "<samlp:AuthnRequest xmlns:samlp=\"{PROTOCOL}\" xmlns:saml=\"{ASSERTION}\" \
+             ID=\"_r\" Version=\"2.0\" IssueInstant=\"2026-11-28T14:00:00Z\">\
+             <saml:Issuer>https://sp.example.com</saml:Issuer>\
+             <saml:Subject><saml:SubjectConfirmation Method=\"urn:x\"/></saml:Subject>\
+             </samlp:AuthnRequest>"
+        );
+        let r = AuthnRequest::parse(&xml).unwrap();
+        assert_eq!(r.subject, Some(RequestedSubject::Other));
     }
 
     #[test]

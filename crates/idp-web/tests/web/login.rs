@@ -392,6 +392,7 @@ async fn an_unknown_or_expired_continue_key_shows_the_plain_form() {
         is_passive: false,
         name_id_format: None,
         allow_create: None,
+        subject: None,
     };
     let parked = latchkey_idp::session::ParkedRequests::new(&idp.store);
     let expired = parked.park(&pending, idp.clock.now()).await.unwrap();

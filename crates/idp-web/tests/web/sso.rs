@@ -847,3 +847,69 @@ async fn an_authn_request_id_is_answered_once() {
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
 }
+
+/// An AuthnRequest that names its subject gets an assertion about that subject or an
+/// error status, never one about whoever happens to be signed in (core §3.4.1).
+#[tokio::test]
+async fn a_request_naming_another_subject_never_gets_an_assertion_about_the_signed_in_user() {
+    use latchkey_saml::assertion::NameId;
+    use latchkey_saml::authn_request::RequestedSubject;
+
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let ask = |value: &str| {
+        let mut request = authn_request(SP);
+        request.subject = Some(RequestedSubject::NameId(NameId::new(
+            value,
+            name_id_format::EMAIL,
+        )));
+        (request.id.clone(), redirect_uri(&request, None))
+    };
+    // Bob is named; alice is signed in: the SP is told, and no assertion is made.
+    let (id, uri) = ask("bob@example.org");
+    let page = b.get(&uri).await;
+    let err = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&id)).unwrap_err();
+    assert!(
+        matches!(err, latchkey_saml::Error::StatusNotSuccess { sub_code: Some(ref s), .. } if s == code::UNKNOWN_PRINCIPAL),
+        "{err}"
+    );
+    assert!(!page.saml_response().contains("bob@example.org"));
+    // Alice is named, by the format she is named in: she gets her assertion.
+    let (id, uri) = ask("alice@example.org");
+    let subject = sp_validate(
+        &idp,
+        SP,
+        SP_ACS,
+        &b.get(&uri).await.saml_response(),
+        Some(&id),
+    )
+    .unwrap();
+    assert_eq!(subject.name_id.value, "alice@example.org");
+    // A subject we cannot read is refused at once, before anyone signs in.
+    let request = authn_request(SP);
+    let issuer_end = "</saml:Issuer>";
+    let xml = request.to_xml().unwrap().replacen(
+        issuer_end,
+        &format!(
+            "{issuer_end}<saml:Subject><saml:SubjectConfirmation \
+             Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\"/></saml:Subject>"
+        ),
+        1,
+    );
+    let query = latchkey_saml::binding::redirect::encode(
+        latchkey_saml::binding::MessageKind::Request,
+        &xml,
+        None,
+        &latchkey_saml::binding::BindingLimits::default(),
+    )
+    .unwrap();
+    let mut fresh = Browser::new(&idp);
+    let page = fresh.get(&format!("/saml/sso?{query}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let err = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&request.id)).unwrap_err();
+    assert!(
+        matches!(err, latchkey_saml::Error::StatusNotSuccess { sub_code: Some(ref s), .. } if s == code::UNKNOWN_PRINCIPAL),
+        "{err}"
+    );
+}

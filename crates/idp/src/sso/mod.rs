@@ -44,6 +44,10 @@ pub struct PendingRequest {
     /// this request (absent means yes).
     #[serde(default)]
     pub allow_create: Option<bool>,
+    /// The NameID value the request's `saml:Subject` names: the assertion must be about
+    /// exactly that subject (core §3.4.1), or the SP is told `UnknownPrincipal`.
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 impl crate::session::Parkable for PendingRequest {
@@ -110,6 +114,10 @@ pub enum SsoError {
     /// as `InvalidNameIDPolicy`, not as a page.
     #[error("the requested NameID cannot be made for this user: {0}")]
     NameIdPolicy(String),
+    /// The request names a subject (`saml:Subject`) other than the signed-in user: no
+    /// assertion about anyone else is sent; the SP is told `UnknownPrincipal`.
+    #[error("the request names another subject than the signed-in user")]
+    SubjectMismatch,
     /// Building or signing the response failed (a server fault).
     #[error("building the response failed: {0}")]
     Build(String),
@@ -141,7 +149,9 @@ impl SsoError {
             SsoError::Stale => PageCode::SsoStale,
             SsoError::Replayed(_) => PageCode::SsoReplayed,
             SsoError::EncryptionUnsupported => PageCode::SsoEncryption,
-            SsoError::NameIdUnavailable(_) | SsoError::NameIdPolicy(_) => PageCode::SsoNameid,
+            SsoError::NameIdUnavailable(_)
+            | SsoError::NameIdPolicy(_)
+            | SsoError::SubjectMismatch => PageCode::SsoNameid,
             SsoError::Build(_) => PageCode::SsoBuild,
             SsoError::Keys(_) => PageCode::SsoKeys,
             SsoError::Store(_) => PageCode::SsoStore,

@@ -22,7 +22,7 @@
 //! ([`super::replay`]).
 
 use latchkey_saml::assertion::{authn_context, name_id_format};
-use latchkey_saml::authn_request::{AuthnRequest, binding_uri};
+use latchkey_saml::authn_request::{AuthnRequest, RequestedSubject, binding_uri};
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
 use latchkey_saml::inbound::{self, Inbound, Received, Requirement, SignaturePolicy};
 use latchkey_saml::status::{Status, code};
@@ -139,7 +139,9 @@ pub async fn validate(
         return Err(SsoError::UnsupportedBinding(binding.clone()));
     }
 
-    let refusal = name_id_refusal(&app, &request).or_else(|| authn_context_refusal(&request));
+    let refusal = subject_refusal(&request)
+        .or_else(|| name_id_refusal(&app, &request))
+        .or_else(|| authn_context_refusal(&request));
     // Last, so that only a request that will be answered uses up its ID. After the window
     // the request is refused as stale anyway, and the record may go.
     let first = SeenRequests::new(store)
@@ -162,8 +164,19 @@ pub async fn validate(
             relay_state,
             force_authn: request.force_authn,
             is_passive: request.is_passive,
-            name_id_format: requested_format(&request),
+            // A subject named with a format asks for that format too.
+            name_id_format: requested_format(&request).or_else(|| match &request.subject {
+                Some(RequestedSubject::NameId(n)) => n
+                    .format
+                    .clone()
+                    .filter(|f| f != name_id_format::UNSPECIFIED),
+                _ => None,
+            }),
             allow_create: request.name_id_policy.as_ref().and_then(|p| p.allow_create),
+            subject: match &request.subject {
+                Some(RequestedSubject::NameId(n)) => Some(n.value.clone()),
+                _ => None,
+            },
         },
         app,
         refusal,
@@ -271,6 +284,18 @@ pub fn default_acs(app: &Application) -> Result<String, SsoError> {
         })
         .map(|e| e.url.clone())
         .ok_or(SsoError::NoUsableAcs)
+}
+
+/// A `saml:Subject` we cannot read (no NameID) names someone we cannot check: no
+/// assertion may answer it.
+fn subject_refusal(request: &AuthnRequest) -> Option<Status> {
+    matches!(request.subject, Some(RequestedSubject::Other)).then(|| {
+        Status::failure(
+            code::RESPONDER,
+            Some(code::UNKNOWN_PRINCIPAL),
+            Some("the request names its subject by an identifier this IdP does not read"),
+        )
+    })
 }
 
 /// The format a NameIDPolicy asks for, unless it leaves the choice to us (none, or

@@ -139,6 +139,13 @@ pub async fn success(
     // Fail before any work (and any pairwise ID) if the certificate is unusable.
     let encrypt_to = encryption_certificate(app)?;
     let name_id = name_id_for(store, settings, app, user, grant, pending).await?;
+    if pending
+        .subject
+        .as_ref()
+        .is_some_and(|wanted| *wanted != name_id.value)
+    {
+        return Err(SsoError::SubjectMismatch);
+    }
     let groups = &grant.groups;
     let attributes: Vec<Attribute> = app
         .settings
