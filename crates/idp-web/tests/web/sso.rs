@@ -658,6 +658,27 @@ async fn the_requested_name_id_format_is_issued() {
         subject.name_id.format.as_deref(),
         Some(name_id_format::EMAIL)
     );
+    // An app the admin does not release the address to cannot get it as a NameID either.
+    idp.store
+        .apps()
+        .update(&latchkey_idp::Actor::system(), idp.app.id, |a| {
+            a.attributes.retain(|m| {
+                m.source
+                    != latchkey_idp::apps::AttributeSource::Field(
+                        latchkey_idp::apps::UserField::Email,
+                    )
+            });
+        })
+        .await
+        .unwrap();
+    let (id, uri) = ask(name_id_format::EMAIL, None);
+    let page = b.get(&uri).await;
+    let err = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&id)).unwrap_err();
+    assert!(
+        matches!(err, latchkey_saml::Error::StatusNotSuccess { sub_code: Some(ref s), .. } if s == code::INVALID_NAMEID_POLICY),
+        "{err}"
+    );
+    assert!(!page.saml_response().contains("alice@example.org"));
     // unspecified: the app's own (pairwise persistent).
     let (id, uri) = ask(name_id_format::UNSPECIFIED, None);
     let subject = sp_validate(

@@ -59,6 +59,14 @@ async fn name_id_for(
             NameIdFormat::Transient => {
                 latchkey_saml::ids::new_id().map_err(|e| SsoError::Build(e.to_string()))?
             }
+            // The address is personal data: sent as a NameID only to an application the
+            // admin already releases it to, so asking for the format reveals nothing the
+            // release policy withholds.
+            NameIdFormat::EmailAddress if !releases_email(app) => {
+                return Err(SsoError::NameIdPolicy(
+                    "the application is not released the e-mail address".into(),
+                ));
+            }
             NameIdFormat::EmailAddress if !user.email.is_empty() => user.email.clone(),
             NameIdFormat::EmailAddress => {
                 return Err(SsoError::NameIdPolicy(
@@ -106,6 +114,18 @@ async fn name_id_for(
         settings,
         app,
     ))
+}
+
+/// Whether the admin releases the user's e-mail address to `app` (as its NameID source or
+/// in an attribute).
+fn releases_email(app: &Application) -> bool {
+    use crate::apps::{AttributeSource, UserField};
+    app.settings.name_id.source == NameIdSource::Email
+        || app
+            .settings
+            .attributes
+            .iter()
+            .any(|a| a.source == AttributeSource::Field(UserField::Email))
 }
 
 /// Persistent and transient identifiers are scoped to this IdP and that SP.
