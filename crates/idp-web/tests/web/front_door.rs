@@ -231,6 +231,10 @@ async fn a_burst_never_runs_more_hashes_than_the_bound_and_the_excess_get_503() 
             assert_eq!(headers[header::RETRY_AFTER], "2");
         }
     }
+    // Refused attempts leave no rows behind: only the checked ones' runs remain (a pair,
+    // an account and an address key each), however large the refused part of the burst.
+    let runs = Throttle::new(&idp.store).runs().await.unwrap();
+    assert_eq!(runs, i64::try_from(3 * checked).unwrap(), "{busy} refused");
     // A refused attempt was never a guess: its throttle slots went back.
     let (status, _) = post_login(
         idp.router.clone(),

@@ -278,8 +278,26 @@ impl<'s> Throttle<'s> {
             .bind(slot.policy.free)
             .execute(self.store.pool())
             .await?;
+            // A run back at nothing is no run: without this, a flood of attempts the hash
+            // pool refuses (each a fresh name from a fresh address) would leave a row per
+            // key until the next purge. One statement, so an attempt that took the slot in
+            // between (attempts > 0 again) keeps its row.
+            sqlx::query(
+                "DELETE FROM login_attempts \
+                 WHERE throttle_key = $1 AND attempts <= 0 AND blocked_until = 0",
+            )
+            .bind(slot.key.as_str())
+            .execute(self.store.pool())
+            .await?;
         }
         Ok(())
+    }
+
+    /// How many keys have a run (for tests and operators: what an attacker can make grow).
+    pub async fn runs(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM login_attempts")
+            .fetch_one(self.store.pool())
+            .await?)
     }
 
     /// The attempt's password was right: each key resets or gives its slot back.
