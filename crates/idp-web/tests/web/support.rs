@@ -542,3 +542,20 @@ pub async fn allow_unsigned_logout(idp: &Idp, app: latchkey_idp::ids::AppId) {
         .await
         .unwrap();
 }
+
+/// Asserts that `page` auto-posts a Response answering `request_id` with the second-level
+/// status `sub_code` (and no assertion).
+pub fn assert_refused_with(
+    idp: &Idp,
+    sp: &str,
+    acs: &str,
+    page: &Page,
+    request_id: &str,
+    sub_code: &str,
+) {
+    let err = sp_validate(idp, sp, acs, &page.saml_response(), Some(request_id)).unwrap_err();
+    assert!(
+        matches!(err, latchkey_saml::Error::StatusNotSuccess { sub_code: Some(ref s), .. } if s == sub_code),
+        "{err}"
+    );
+}
