@@ -112,8 +112,8 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
 /// How long the start-up write check waits (another node may hold the lock briefly).
 const STARTUP_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Every ten minutes: deletes sessions past their absolute expiry, and throttle runs that
-/// ended (so names typed once do not pile up).
+/// Every ten minutes: deletes sessions past their absolute expiry, throttle runs that
+/// ended (so names typed once do not pile up), and SAML request IDs past their window.
 async fn purge_sessions(store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
@@ -128,6 +128,11 @@ async fn purge_sessions(store: Store) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "ended throttle runs removed"),
             Err(e) => tracing::warn!(error = %e, "throttle purge failed"),
+        }
+        match latchkey_idp::sso::purge_seen_requests(&store, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired request IDs removed"),
+            Err(e) => tracing::warn!(error = %e, "request ID purge failed"),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod response;
 use serde::{Deserialize, Serialize};
 
 pub use keys::{IdpKeys, SigningMaterial};
+pub use replay::purge_seen_requests;
 pub use request::{InboundRequest, ValidatedRequest};
 
 use crate::ids::AppId;
