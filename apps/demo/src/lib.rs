@@ -8,7 +8,7 @@
 //! (SP-initiated login), `/saml/metadata`, `/saml/acs`, `/saml/slo` (single logout: the
 //! IdP's LogoutRequest or its answer to ours), `/whoami` (JSON), `/admin` (accounts created
 //! by JIT, and the audit log), `/logout` (POST: ends the local session, then single logout
-//! through the IdP), `/style.css`.
+//! through the IdP), `/static/demo.<hash>.css` (the stylesheet).
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -1,7 +1,6 @@
-//! The HTML pages, one function each.
+//! The HTML pages: one template (`templates/*.html`) and one function each.
 
-use std::fmt::Write;
-
+use askama::Template;
 use latchkey_sp::jit::RefusalCode;
 use latchkey_sp::latchkey_saml::Code as SamlCode;
 use latchkey_sp::logout::LogoutOutcome;
@@ -13,31 +12,45 @@ use uuid::Uuid;
 
 use crate::DemoCode;
 use crate::app::AppKind;
-use crate::html::{esc, page, refresh_page};
+use crate::html::render;
 use crate::session::Session;
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+struct SignedOutPage {
+    title: &'static str,
+    app_title: &'static str,
+    wiki: bool,
+}
+
 /// `/` for an anonymous visitor.
 pub(crate) fn signed_out(kind: AppKind) -> String {
-    let intro = match kind {
-        AppKind::Wiki => {
-            "Members of <code>engineering</code> or any <code>wiki-*</code> group can read; \
-             <code>wiki-editors</code> edit and <code>wiki-admins</code> administer."
-        }
-        AppKind::Helpdesk => {
-            "Everyone can open requests; members of the <code>support</code> department \
-             are agents."
-        }
-    };
-    let body = format!(
-        "<section class=\"card\"><h1>Welcome</h1><p>You are not signed in. Accounts here \
-         are created just in time from your Latchkey login.</p><p>{intro}</p>\
-         <p><a class=\"button\" href=\"/login\">Sign in with Latchkey</a></p></section>"
-    );
-    page("Welcome", kind.title(), &body)
+    render(&SignedOutPage {
+        title: "Welcome",
+        app_title: kind.title(),
+        wiki: matches!(kind, AppKind::Wiki),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    title: &'static str,
+    app_title: &'static str,
+    name: String,
+    role: String,
+    provisioning: &'a str,
+    operation_id: String,
+    account_id: String,
+    fields: Vec<(&'a str, &'a str)>,
+    roles: String,
+    created: String,
+    updated: String,
+    login: Vec<(&'a str, String)>,
 }
 
 /// `/` for a signed-in visitor.
@@ -59,112 +72,110 @@ pub(crate) fn home(kind: AppKind, session: &Session, account: &Account) -> Strin
             }
         })
         .unwrap_or_else(|| session.login.name_id.clone());
-    let mut body = String::new();
-    let _ = write!(
-        body,
-        "<section class=\"card ok\"><h1>Signed in as {}</h1>\
-         <p>Role: <span class=\"role\">{}</span></p>\
-         <p>This account was <strong>{}</strong>.</p>\
-         <p class=\"muted\">Operation <code>{}</code></p>\
-         <form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form>\
-         </section>",
-        esc(&name),
-        esc(&role),
-        esc(&session.provisioning),
-        session.operation_id,
-    );
-    body.push_str("<section class=\"card\"><h2>Your account</h2>");
-    body.push_str(&account_table(account));
-    body.push_str("</section><section class=\"card\"><h2>Your Latchkey login</h2><table>");
-    let login = &session.login;
-    for (k, v) in [
-        ("Issuer", login.issuer.as_str()),
-        ("NameID", login.name_id.as_str()),
+    let l = &session.login;
+    let mut login: Vec<(&str, String)> = vec![
+        ("Issuer", l.issuer.clone()),
+        ("NameID", l.name_id.clone()),
         (
             "NameID format",
-            login.name_id_format.as_deref().unwrap_or("unspecified"),
+            l.name_id_format
+                .clone()
+                .unwrap_or_else(|| "unspecified".to_owned()),
         ),
-        (
-            "Session index",
-            login.session_index.as_deref().unwrap_or(""),
-        ),
-        ("Assertion ID", login.assertion_id.as_str()),
-    ] {
-        let _ = write!(body, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
+        ("Session index", l.session_index.clone().unwrap_or_default()),
+        ("Assertion ID", l.assertion_id.clone()),
+    ];
+    for (attribute, values) in &l.attributes {
+        login.push((attribute.as_str(), values.join(", ")));
     }
-    for (name, values) in &login.attributes {
-        let _ = write!(
-            body,
-            "<tr><th>{}</th><td>{}</td></tr>",
-            esc(name),
-            esc(&values.join(", "))
-        );
-    }
-    body.push_str("</table></section>");
-    page("Home", kind.title(), &body)
+    let roles: Vec<&str> = account.roles.keys().map(String::as_str).collect();
+    render(&HomePage {
+        title: "Home",
+        app_title: kind.title(),
+        name,
+        role,
+        provisioning: &session.provisioning,
+        operation_id: session.operation_id.to_string(),
+        account_id: account.id.to_string(),
+        fields: account
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        roles: roles.join(", "),
+        created: rfc3339(account.created_at),
+        updated: rfc3339(account.updated_at),
+        login,
+    })
 }
 
-fn account_table(a: &Account) -> String {
-    let mut t = String::from("<table>");
-    let _ = write!(t, "<tr><th>ID</th><td><code>{}</code></td></tr>", a.id);
-    for (k, v) in &a.fields {
-        let _ = write!(t, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
-    }
-    let roles: Vec<&str> = a.roles.keys().map(String::as_str).collect();
-    let _ = write!(
-        t,
-        "<tr><th>roles</th><td>{}</td></tr><tr><th>created</th><td>{}</td></tr>\
-         <tr><th>updated</th><td>{}</td></tr></table>",
-        esc(&roles.join(", ")),
-        rfc3339(a.created_at),
-        rfc3339(a.updated_at)
-    );
-    t
+/// One row of the admin page's account table.
+struct AccountRow {
+    id: String,
+    identity: String,
+    fields: String,
+    roles: String,
+    created: String,
+    updated: String,
+}
+
+/// One row of the admin page's audit table.
+struct EventRow {
+    at: String,
+    kind: &'static str,
+    operation_id: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    title: &'static str,
+    app_title: &'static str,
+    accounts: Vec<AccountRow>,
+    events: Vec<EventRow>,
 }
 
 /// `/admin`: accounts JIT created, and the latest audit events.
 pub(crate) fn admin(kind: AppKind, accounts: &[Account], audit: &[AuditEvent]) -> String {
-    let mut body = String::from(
-        "<section class=\"card\"><h1>Accounts created by JIT</h1><table>\
-         <tr><th>ID</th><th>Identity</th><th>Fields</th><th>Roles</th><th>Created</th><th>Updated</th></tr>",
-    );
-    for a in accounts
+    let accounts = accounts
         .iter()
         .filter(|a| a.provisioned_by == ProvisionedBy::Jit)
-    {
-        let fields: Vec<String> = a.fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        let roles: Vec<&str> = a.roles.keys().map(String::as_str).collect();
-        let _ = write!(
-            body,
-            "<tr><td><code>{}</code></td><td class=\"wrap\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            a.id,
-            esc(a.identity.as_ref().map_or("", |i| i.key.as_str())),
-            esc(&fields.join("; ")),
-            esc(&roles.join(", ")),
-            rfc3339(a.created_at),
-            rfc3339(a.updated_at),
-        );
-    }
-    body.push_str(
-        "</table></section><section class=\"card\"><h2>Audit log</h2><table>\
-                   <tr><th>When</th><th>Event</th><th>Operation</th><th>Detail</th></tr>",
-    );
-    for e in audit.iter().rev() {
-        let detail = match &e.plan.action {
-            latchkey_sp::jit::PlanAction::Refuse(r) => r.to_string(),
-            _ => e.account_id.map(|id| id.to_string()).unwrap_or_default(),
-        };
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
-            rfc3339(e.at),
-            esc(e.kind.as_str()),
-            e.operation_id,
-            esc(&detail)
-        );
-    }
-    body.push_str("</table></section>");
-    page("Admin", kind.title(), &body)
+        .map(|a| {
+            let fields: Vec<String> = a.fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let roles: Vec<&str> = a.roles.keys().map(String::as_str).collect();
+            AccountRow {
+                id: a.id.to_string(),
+                identity: a
+                    .identity
+                    .as_ref()
+                    .map_or_else(String::new, |i| i.key.clone()),
+                fields: fields.join("; "),
+                roles: roles.join(", "),
+                created: rfc3339(a.created_at),
+                updated: rfc3339(a.updated_at),
+            }
+        })
+        .collect();
+    let events = audit
+        .iter()
+        .rev()
+        .map(|e| EventRow {
+            at: rfc3339(e.at),
+            kind: e.kind.as_str(),
+            operation_id: e.operation_id.to_string(),
+            detail: match &e.plan.action {
+                latchkey_sp::jit::PlanAction::Refuse(r) => r.to_string(),
+                _ => e.account_id.map(|id| id.to_string()).unwrap_or_default(),
+            },
+        })
+        .collect();
+    render(&AdminPage {
+        title: "Admin",
+        app_title: kind.title(),
+        accounts,
+        events,
+    })
 }
 
 /// What a demo page shows as its code: the SP toolkit's, or the demo's own.
@@ -183,6 +194,16 @@ impl PageCode {
     }
 }
 
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    app_title: &'static str,
+    explanation: &'a str,
+    code: &'static str,
+    operation_id: String,
+}
+
 /// An error page: what happened in words, the code, and the operation ID to quote. Never
 /// the rule's detail (which element, which ID, what digest): that is for the log and the
 /// audit trail under the same operation ID, not for whoever sent the message.
@@ -193,23 +214,13 @@ pub(crate) fn error(
     explanation: &str,
     operation_id: Uuid,
 ) -> String {
-    let mut body = String::new();
-    let _ = write!(
-        body,
-        "<section class=\"card error\"><h1>{}</h1><p>{}</p>\
-         <p>Error code: <code class=\"code\">{}</code></p>\
-         <p>Operation ID: <code class=\"operation\">{}</code></p>",
-        esc(title),
-        esc(explanation),
-        esc(code.as_str()),
-        operation_id
-    );
-    body.push_str(
-        "<p class=\"muted\">Quote the operation ID to your administrator: it is in this \
-         app's log and audit trail.</p><p><a class=\"button\" href=\"/login\">Try again</a> \
-         <a href=\"/\">Home</a></p></section>",
-    );
-    page(title, kind.title(), &body)
+    render(&ErrorPage {
+        title,
+        app_title: kind.title(),
+        explanation,
+        code: code.as_str(),
+        operation_id: operation_id.to_string(),
+    })
 }
 
 /// The SAML codes that mean "not signed by the IdP we trust".
@@ -321,36 +332,50 @@ pub(crate) fn explain(kind: AppKind, code: PageCode) -> &'static str {
     }
 }
 
+#[derive(Template)]
+#[template(path = "leaving.html")]
+struct LeavingPage<'a> {
+    title: &'static str,
+    app_title: &'static str,
+    app_name: &'static str,
+    url: &'a str,
+}
+
 /// The hop to the IdP after `POST /logout`: this app's session has already ended.
+///
+/// A meta refresh, not a redirect: it answers a form POST whose next hop is another site,
+/// and browsers apply the posting page's CSP `form-action 'self'` to redirects after the
+/// POST, so a 303 to the IdP could be blocked, while a refresh is a new navigation.
 pub(crate) fn leaving(kind: AppKind, idp_url: &str) -> String {
-    let body = format!(
-        "<section class=\"card\"><h1>Signing out</h1><p>You are signed out of the {}. \
-         Signing you out of Latchkey and your other applications…</p></section>",
-        esc(kind.name())
-    );
-    refresh_page("Signing out", kind.title(), idp_url, &body)
+    render(&LeavingPage {
+        title: "Signing out",
+        app_title: kind.title(),
+        app_name: kind.name(),
+        url: idp_url,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "signed_out_everywhere.html")]
+struct SignedOutEverywherePage<'a> {
+    title: &'static str,
+    app_title: &'static str,
+    app_name: &'static str,
+    /// The IdP's status when not every application confirmed.
+    partial: Option<&'a str>,
 }
 
 /// The end of a single logout this app started: the IdP's verified answer.
 pub(crate) fn signed_out_everywhere(kind: AppKind, outcome: &LogoutOutcome) -> String {
-    let body = match outcome {
-        LogoutOutcome::Complete => format!(
-            "<section class=\"card ok\"><h1>You are signed out</h1><p>You are signed out of \
-             the {} and of Latchkey, and Latchkey signed you out of your other \
-             applications.</p>",
-            esc(kind.name())
-        ),
-        LogoutOutcome::Partial { status } => format!(
-            "<section class=\"card error\"><h1>You are signed out here</h1><p>You are signed \
-             out of the {} and of Latchkey, but not every application confirmed it signed you \
-             out (<code>{}</code>). Close the browser to be sure.</p>",
-            esc(kind.name()),
-            esc(status)
-        ),
-    };
-    let body =
-        format!("{body}<p><a class=\"button\" href=\"/login\">Sign in again</a></p></section>");
-    page("Signed out", kind.title(), &body)
+    render(&SignedOutEverywherePage {
+        title: "Signed out",
+        app_title: kind.title(),
+        app_name: kind.name(),
+        partial: match outcome {
+            LogoutOutcome::Complete => None,
+            LogoutOutcome::Partial { status } => Some(status.as_str()),
+        },
+    })
 }
 
 /// The sentence shown for a refused logout message.

@@ -18,7 +18,6 @@ use uuid::Uuid;
 
 use crate::DemoCode;
 use crate::app::DemoApp;
-use crate::html::CSS;
 use crate::pages::{self, PageCode, rfc3339};
 use crate::session::{Session, cookie_value};
 
@@ -35,7 +34,7 @@ pub fn router(app: Arc<DemoApp>) -> Router {
         .route("/whoami", get(whoami))
         .route("/admin", get(admin))
         .route("/logout", post(logout))
-        .route("/style.css", get(style))
+        .route("/static/{file}", get(crate::html::static_file))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
 }
@@ -463,12 +462,4 @@ fn logout_refused(app: &DemoApp, failure: &LogoutFailure) -> Response {
         failure.operation_id,
     );
     (status, no_store(), Html(html)).into_response()
-}
-
-async fn style() -> Response {
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/css"))],
-        CSS,
-    )
-        .into_response()
 }

@@ -123,14 +123,24 @@ pub fn csrf_token(settings: &ServerSettings, headers: &HeaderMap) -> (String, Op
     }
 }
 
-/// Whether a submitted form token matches the request's CSRF cookie.
-pub fn csrf_ok(settings: &ServerSettings, headers: &HeaderMap, submitted: Option<&str>) -> bool {
-    match (get(headers, &name(settings, CSRF)), submitted) {
+/// The request's anti-forgery cookie, if it carries exactly one.
+pub fn csrf_cookie(settings: &ServerSettings, headers: &HeaderMap) -> Option<String> {
+    get(headers, &name(settings, CSRF))
+}
+
+/// Whether a submitted form token matches the anti-forgery cookie (constant time).
+pub fn csrf_matches(cookie: Option<&str>, submitted: Option<&str>) -> bool {
+    match (cookie, submitted) {
         (Some(cookie), Some(form)) if !cookie.is_empty() => {
             bool::from(cookie.as_bytes().ct_eq(form.as_bytes()))
         }
         _ => false,
     }
+}
+
+/// Whether a submitted form token matches the request's CSRF cookie.
+pub fn csrf_ok(settings: &ServerSettings, headers: &HeaderMap, submitted: Option<&str>) -> bool {
+    csrf_matches(csrf_cookie(settings, headers).as_deref(), submitted)
 }
 
 #[cfg(test)]

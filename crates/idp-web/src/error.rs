@@ -6,9 +6,10 @@
 //! never a 500.
 
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
-use super::html::{escape, page};
+use super::html::render;
+use super::pages::ErrorPage;
 use latchkey_idp::error::PageCode;
 use latchkey_idp::sso::SsoError;
 
@@ -214,21 +215,23 @@ impl IntoResponse for WebError {
             tracing::warn!(code, operation_id = %operation_id, error = %self, "request refused");
         }
         let (title, message) = self.explain();
-        let mut body = format!(
-            "<p class=\"error\">{}</p>\n<p class=\"meta\">Error code: <code>{}</code> · \
-             Operation ID: <code>{}</code></p>",
-            escape(&message),
+        let page = ErrorPage {
+            title,
+            message: &message,
             code,
-            escape(&operation_id),
-        );
-        if matches!(self, WebError::Denied { .. }) {
+            operation_id: &operation_id,
             // Signed in as the wrong person is the usual reason: offer the way out.
-            body.push_str(
-                "\n<p><a href=\"/portal\">Back to your applications</a> · \
-                 <a href=\"/logout\">Sign in as someone else</a></p>",
-            );
-        }
-        let mut response = (status, Html(page(title, &body))).into_response();
+            denied: matches!(self, WebError::Denied { .. }),
+        };
+        let mut response = match render(&page) {
+            Ok(html) => (status, html).into_response(),
+            // Not even the error page renders: the code and ID alone, as text.
+            Err(_) => (
+                status,
+                format!("Error {code}, operation ID {operation_id}\n"),
+            )
+                .into_response(),
+        };
         if let WebError::Busy(_, seconds) = self {
             response
                 .headers_mut()

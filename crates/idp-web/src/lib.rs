@@ -15,13 +15,16 @@
 //! through [`error::WebError`] (one page shape, a code and an operation ID).
 
 pub mod api;
+pub mod assets;
 pub mod cookies;
 pub mod error;
+pub mod extract;
 pub mod headers;
 pub mod html;
 pub mod login;
 pub mod logout;
 pub mod metrics;
+mod pages;
 pub mod portal;
 pub mod saml;
 
@@ -114,6 +117,8 @@ impl WebState {
     }
 
     /// The session the request's cookie names, if still valid (see [`Sessions::resume`]).
+    // TODO(templates): logout pages. Only `logout.rs` reads the cookie itself; every other
+    // handler takes [`extract::SessionCookie`] or [`extract::CurrentSession`].
     pub(crate) async fn session(&self, headers: &HeaderMap) -> Result<Option<Session>, WebError> {
         let Some(token) = cookies::session_token(self.settings(), headers) else {
             return Ok(None);
@@ -181,7 +186,7 @@ pub fn router(state: WebState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .route("/static/latchkey.css", get(stylesheet))
+        .route("/static/{file}", get(assets::file))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(login::logout_form).post(login::logout))
         .route("/portal", get(portal::portal))
@@ -306,17 +311,6 @@ async fn metrics_text(
     let mut text = state.metrics().render();
     text.push_str(&metrics::render_hashing(&state.store().hashing().stats()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        html::STYLESHEET,
-    )
-        .into_response()
 }
 
 #[cfg(test)]

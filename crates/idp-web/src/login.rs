@@ -20,17 +20,18 @@
 
 use std::net::SocketAddr;
 
-use axum::Form;
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::html::{escape, page};
+use super::extract::{CsrfField, CsrfForm, CsrfOnly, CsrfToken, DeviceCookie, SessionCookie};
+use super::html::render as render_page;
 use super::logout::{self, LogoutChain};
+use super::pages::{LoginPage, SignOutPage};
 use super::{WebError, WebState, client_addr, cookies};
 use latchkey_idp::Error;
 use latchkey_idp::audit::Actor;
@@ -70,10 +71,10 @@ pub struct LoginForm {
     cont: Option<String>,
 }
 
-/// A CSRF-protected form with no other field.
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    pub(crate) csrf: Option<String>,
+impl CsrfField for LoginForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }
 
 /// Keeps only continue keys of the shape we issue (43 base64url characters).
@@ -89,17 +90,18 @@ pub(crate) fn continue_key(raw: Option<&str>) -> Option<String> {
 /// GET /login
 pub async fn form(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    cookie: SessionCookie,
+    csrf: CsrfToken,
     query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Response {
     let cont = query
         .ok()
         .and_then(|Query(q)| continue_key(q.cont.as_deref()));
     // Already signed in and nothing to continue: the form would only start a second session.
-    if cont.is_none() && matches!(state.session(&headers).await, Ok(Some(_))) {
+    if cont.is_none() && matches!(cookie.resume(&state).await, Ok(Some(_))) {
         return Redirect::to("/portal").into_response();
     }
-    render(&state, &headers, cont.as_deref(), "", None, StatusCode::OK).await
+    render(&state, csrf, cont.as_deref(), "", None, StatusCode::OK).await
 }
 
 /// The name of the application a parked sign-in is for, if `cont` names one still parked.
@@ -131,54 +133,24 @@ async fn continuing_to(state: &WebState, cont: Option<&str>) -> Option<String> {
 
 async fn render(
     state: &WebState,
-    headers: &HeaderMap,
+    csrf: CsrfToken,
     cont: Option<&str>,
     username: &str,
     message: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let (csrf, set_cookie) = cookies::csrf_token(state.settings(), headers);
-    let mut body = String::new();
-    if let Some(app) = continuing_to(state, cont).await {
-        body.push_str(&format!(
-            "<p class=\"continuing\">Sign in to continue to <strong>{}</strong>.</p>\n",
-            escape(&app)
-        ));
+    let page = LoginPage {
+        title: "Sign in",
+        continuing_to: continuing_to(state, cont).await,
+        message,
+        csrf: csrf.value(),
+        cont,
+        username,
+    };
+    match render_page(&page) {
+        Ok(html) => (status, csrf, html).into_response(),
+        Err(e) => e.into_response(),
     }
-    if let Some(m) = message {
-        body.push_str(&format!(
-            "<p class=\"error\" role=\"alert\">{}</p>\n",
-            escape(m)
-        ));
-    }
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"/login\">\n\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\n",
-        escape(&csrf)
-    ));
-    if let Some(k) = cont {
-        body.push_str(&format!(
-            "<input type=\"hidden\" name=\"continue\" value=\"{}\">\n",
-            escape(k)
-        ));
-    }
-    body.push_str(&format!(
-        "<label for=\"username\">Username or e-mail</label>\
-         <input type=\"text\" id=\"username\" name=\"username\" value=\"{}\" \
-         autocomplete=\"username\" required autofocus>\n\
-         <label for=\"password\">Password</label>\
-         <input type=\"password\" id=\"password\" name=\"password\" \
-         autocomplete=\"current-password\" required>\n\
-         <button type=\"submit\">Sign in</button>\n</form>",
-        escape(username)
-    ));
-    let mut response = (status, Html(page("Sign in", &body))).into_response();
-    if let Some(cookie) = set_cookie
-        && let Ok(v) = HeaderValue::from_str(&cookie)
-    {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
-    response
 }
 
 /// POST /login
@@ -191,12 +163,11 @@ pub async fn submit(
     State(state): State<WebState>,
     headers: HeaderMap,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    form: Result<Form<LoginForm>, FormRejection>,
+    cookie: SessionCookie,
+    DeviceCookie(device): DeviceCookie,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
-    if !cookies::csrf_ok(state.settings(), &headers, form.csrf.as_deref()) {
-        return Err(WebError::Csrf);
-    }
     let cont = continue_key(form.cont.as_deref());
     let now = state.store().now();
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
@@ -211,7 +182,7 @@ pub async fn submit(
     let user_id = user.as_ref().map(|u| u.id);
 
     // A browser that signed in to this very account before counts its own failures only.
-    let trusted = match (user_id, cookies::device_token(state.settings(), &headers)) {
+    let trusted = match (user_id, device) {
         (Some(id), Some(token)) => state.device_keys().await?.verify(&token, id),
         _ => None,
     };
@@ -237,7 +208,7 @@ pub async fn submit(
             );
             let seconds = u64::try_from(retry_after.whole_seconds()).unwrap_or(1);
             let page = Refusal::new(THROTTLED, StatusCode::TOO_MANY_REQUESTS, seconds);
-            return Ok(refuse(&state, &headers, cont.as_deref(), &typed, page).await);
+            return Ok(refuse(&state, csrf, cont.as_deref(), &typed, page).await);
         }
     };
 
@@ -259,7 +230,7 @@ pub async fn submit(
             state.metrics().failure(PageCode::LoginBusy);
             tracing::warn!(code = PageCode::LoginBusy.as_str(), address = %addr, "sign-in refused: hash pool full");
             let page = Refusal::new(BUSY, StatusCode::SERVICE_UNAVAILABLE, retry_after_seconds);
-            return Ok(refuse(&state, &headers, cont.as_deref(), &typed, page).await);
+            return Ok(refuse(&state, csrf, cont.as_deref(), &typed, page).await);
         }
     };
     let user = match outcome {
@@ -292,7 +263,7 @@ pub async fn submit(
             tracing::info!(reason, address = %addr, "sign-in failed");
             return Ok(render(
                 &state,
-                &headers,
+                csrf,
                 cont.as_deref(),
                 &typed,
                 Some(FAILED),
@@ -303,8 +274,8 @@ pub async fn submit(
     };
     throttle.succeeded(attempt).await?;
     let sessions = Sessions::new(state.store());
-    if let Some(old) = cookies::session_token(state.settings(), &headers) {
-        sessions.end(&old).await?;
+    if let Some(old) = cookie.token() {
+        sessions.end(old).await?;
     }
     let (token, session) = sessions
         .create(&user, now, state.settings().session_absolute)
@@ -358,14 +329,14 @@ impl Refusal {
 
 async fn refuse(
     state: &WebState,
-    headers: &HeaderMap,
+    csrf: CsrfToken,
     cont: Option<&str>,
     typed: &str,
     refusal: Refusal,
 ) -> Response {
     let mut response = render(
         state,
-        headers,
+        csrf,
         cont,
         typed,
         Some(refusal.message),
@@ -381,36 +352,23 @@ async fn refuse(
 
 /// GET /logout: a confirmation form (a GET must not end the session: links and prefetches
 /// would sign people out).
-pub async fn logout_form(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let (csrf, set_cookie) = cookies::csrf_token(state.settings(), &headers);
-    let body = format!(
-        "<form method=\"post\" action=\"/logout\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <button type=\"submit\">Sign out</button></form>",
-        escape(&csrf)
-    );
-    let mut response = Html(page("Sign out", &body)).into_response();
-    if let Some(cookie) = set_cookie
-        && let Ok(v) = HeaderValue::from_str(&cookie)
-    {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
-    response
+pub async fn logout_form(csrf: CsrfToken) -> Result<Response, WebError> {
+    let html = render_page(&SignOutPage {
+        title: "Sign out",
+        csrf: csrf.value(),
+    })?;
+    Ok((csrf, html).into_response())
 }
 
 /// POST /logout
 pub async fn logout(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    cookie: SessionCookie,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
-    if !cookies::csrf_ok(state.settings(), &headers, form.csrf.as_deref()) {
-        return Err(WebError::Csrf);
-    }
     let sessions = Sessions::new(state.store());
     let mut chain = None;
-    if let Some(session) = state.session(&headers).await? {
+    if let Some(session) = cookie.resume(&state).await? {
         let apps = sessions.apps(&session).await?;
         state
             .audit(
@@ -425,8 +383,8 @@ pub async fn logout(
         chain = Some(LogoutChain::new(session.session_index.clone(), apps));
     }
     // The session ends before any application is told about it.
-    if let Some(token) = cookies::session_token(state.settings(), &headers) {
-        sessions.end(&token).await?;
+    if let Some(token) = cookie.token() {
+        sessions.end(token).await?;
     }
     let mut response = match chain {
         Some(chain) => logout::after_form(logout::next(&state, chain).await?),

@@ -9,66 +9,123 @@
 //! applied in one place. `/saml/init/{app}` works for every application, login URL or not
 //! (admins and bookmarks use it); from another site's link it asks first ([`launch`]).
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 
-use super::html::{escape, page};
-use super::{WebError, WebState, cookies};
+use super::extract::{CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
+use super::html::render;
+use super::pages::{ConfirmLaunchPage, PortalPage, Tile};
+use super::{WebError, WebState};
 use latchkey_idp::apps::Application;
 use latchkey_idp::error::Error;
 use latchkey_idp::ids::AppId;
+use latchkey_idp::session::Sessions;
 use latchkey_idp::sso::PendingRequest;
 use latchkey_idp::sso::request::default_acs;
+
+/// More applications than this and the portal offers a search box.
+pub const SEARCH_FROM: usize = 12;
+/// The longest search text read (longer is cut).
+const MAX_QUERY: usize = 100;
+
+/// `?q=` on the portal.
+#[derive(Debug, Deserialize)]
+pub struct PortalQuery {
+    q: Option<String>,
+}
 
 /// GET /portal
 pub async fn portal(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    cookie: SessionCookie,
+    csrf: CsrfToken,
+    query: Result<Query<PortalQuery>, QueryRejection>,
 ) -> Result<Response, WebError> {
-    let Some(session) = state.session(&headers).await? else {
+    let Some(session) = cookie.resume(&state).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
     let apps = state.store().apps().for_user(&session.user).await?;
-    let mut body = format!(
-        "<p>Signed in as <strong>{}</strong> ({}).</p>\n",
-        escape(&session.user.shown_name()),
-        escape(&session.user.username)
-    );
-    let visible: Vec<_> = apps.iter().filter(|a| a.settings.tile.visible).collect();
-    if visible.is_empty() {
-        body.push_str("<p>No applications are assigned to you yet.</p>\n");
-    } else {
-        body.push_str("<ul class=\"tiles\">\n");
-        for app in visible {
-            body.push_str(&format!("<li><a href=\"{}\">", escape(&tile_target(app))));
-            if let Some(icon) = &app.settings.tile.icon_url {
-                body.push_str(&format!("<img src=\"{}\" alt=\"\"> ", escape(icon)));
-            }
-            body.push_str(&format!("<strong>{}</strong>", escape(&app.settings.name)));
-            if let Some(d) = &app.settings.tile.description {
-                body.push_str(&format!("<br><span class=\"meta\">{}</span>", escape(d)));
-            }
-            body.push_str("</a></li>\n");
-        }
-        body.push_str("</ul>\n");
+    let used = Sessions::new(state.store()).apps(&session).await?;
+    let visible: Vec<&Application> = apps.iter().filter(|a| a.settings.tile.visible).collect();
+    let searchable = visible.len() > SEARCH_FROM;
+    let query: String = query
+        .ok()
+        .and_then(|Query(q)| q.q)
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(MAX_QUERY)
+        .collect();
+    let query = if searchable { query } else { String::new() };
+    let recent: Vec<AppId> = used.iter().rev().map(|u| u.app).collect();
+    let tiles = arrange(visible, &recent, &query)
+        .into_iter()
+        .map(tile)
+        .collect();
+    let html = render(&PortalPage {
+        title: "Your applications",
+        shown_name: &session.user.shown_name(),
+        username: &session.user.username,
+        searchable,
+        query: &query,
+        tiles,
+        csrf: csrf.value(),
+    })?;
+    Ok((csrf, html).into_response())
+}
+
+/// The tiles to show, in order: those matching `query` (in the name or the description,
+/// ignoring case; all when empty), the recently used first (most recent first, `recent` is
+/// newest first), then the rest by name.
+fn arrange<'a>(apps: Vec<&'a Application>, recent: &[AppId], query: &str) -> Vec<&'a Application> {
+    let needle = query.to_lowercase();
+    let mut shown: Vec<&Application> = apps
+        .into_iter()
+        .filter(|a| {
+            needle.is_empty()
+                || a.settings.name.to_lowercase().contains(&needle)
+                || a.settings
+                    .tile
+                    .description
+                    .as_deref()
+                    .is_some_and(|d| d.to_lowercase().contains(&needle))
+        })
+        .collect();
+    shown.sort_by_cached_key(|a| {
+        let rank = recent
+            .iter()
+            .position(|id| *id == a.id)
+            .unwrap_or(usize::MAX);
+        (rank, a.settings.name.to_lowercase())
+    });
+    shown
+}
+
+/// The number of monogram colours in the stylesheet (`.hue-0` to `.hue-11`).
+const HUES: u32 = 12;
+
+fn tile(app: &Application) -> Tile {
+    let name = &app.settings.name;
+    let monogram = name
+        .chars()
+        .find(|c| c.is_alphanumeric())
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_else(|| "?".to_owned());
+    // A stable colour per name (FNV-1a), so an app keeps its colour across pages and nodes.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    Tile {
+        href: tile_target(app),
+        name: name.clone(),
+        description: app.settings.tile.description.clone(),
+        icon: app.settings.tile.icon_url.clone(),
+        monogram,
+        hue: u8::try_from(hash % HUES).unwrap_or(0),
     }
-    let (csrf, set_cookie) = cookies::csrf_token(state.settings(), &headers);
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"/logout\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <button type=\"submit\">Sign out</button></form>",
-        escape(&csrf)
-    ));
-    let mut response = Html(page("Your applications", &body)).into_response();
-    if let Some(cookie) = set_cookie
-        && let Ok(v) = axum::http::HeaderValue::from_str(&cookie)
-    {
-        response
-            .headers_mut()
-            .append(axum::http::header::SET_COOKIE, v);
-    }
-    Ok(response)
 }
 
 /// Where a tile sends the browser: the application's login URL, or IdP-initiated launch.
@@ -123,59 +180,43 @@ async fn launched_app(
 pub async fn launch(
     State(state): State<WebState>,
     headers: HeaderMap,
+    cookie: SessionCookie,
+    csrf: CsrfToken,
     app: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, WebError> {
     let app = launched_app(&state, app).await?;
     if !app.settings.launch_without_confirmation && !from_our_pages(&headers) {
-        return Ok(confirmation(&state, &headers, &app));
+        return confirmation(csrf, &app);
     }
-    issue(&state, &headers, &app).await
+    issue(&state, &cookie, &app).await
 }
 
 /// POST /saml/init/{app}: the confirmation page's form (our own CSRF token).
 pub async fn launch_confirmed(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    cookie: SessionCookie,
     app: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    form: Result<axum::Form<super::login::CsrfForm>, axum::extract::rejection::FormRejection>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    let axum::Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
-    if !cookies::csrf_ok(state.settings(), &headers, form.csrf.as_deref()) {
-        return Err(WebError::Csrf);
-    }
     let app = launched_app(&state, app).await?;
-    issue(&state, &headers, &app).await
+    issue(&state, &cookie, &app).await
 }
 
 /// "Continue to <app>?", with a form that posts back here and a way out.
-fn confirmation(state: &WebState, headers: &HeaderMap, app: &Application) -> Response {
-    let (csrf, set_cookie) = cookies::csrf_token(state.settings(), headers);
-    let body = format!(
-        "<p>A link asked to sign you in to <strong>{name}</strong>. Continue only if you \
-         meant to open it.</p>\n\
-         <form method=\"post\" action=\"/saml/init/{id}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <button type=\"submit\">Continue to {name}</button></form>\n\
-         <p><a href=\"/portal\">Back to your applications</a></p>",
-        name = escape(&app.settings.name),
-        id = app.id,
-        csrf = escape(&csrf),
-    );
-    let mut response = Html(page("Continue?", &body)).into_response();
-    if let Some(cookie) = set_cookie
-        && let Ok(v) = axum::http::HeaderValue::from_str(&cookie)
-    {
-        response
-            .headers_mut()
-            .append(axum::http::header::SET_COOKIE, v);
-    }
-    response
+fn confirmation(csrf: CsrfToken, app: &Application) -> Result<Response, WebError> {
+    let html = render(&ConfirmLaunchPage {
+        title: "Continue?",
+        app_name: &app.settings.name,
+        app_id: app.id.to_string(),
+        csrf: csrf.value(),
+    })?;
+    Ok((csrf, html).into_response())
 }
 
 /// Answers an unsolicited sign-in for the app's default ACS.
 async fn issue(
     state: &WebState,
-    headers: &HeaderMap,
+    cookie: &SessionCookie,
     app: &Application,
 ) -> Result<Response, WebError> {
     let pending = PendingRequest {
@@ -189,7 +230,7 @@ async fn issue(
         allow_create: None,
         subject: None,
     };
-    super::saml::answer_or_park(state, headers, app, pending).await
+    super::saml::answer_or_park(state, cookie, app, pending).await
 }
 
 #[cfg(test)]

@@ -14,13 +14,14 @@
 use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use latchkey_saml::binding::{BindingLimits, MessageKind, post};
 use latchkey_saml::status::{Status, code};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::extract::SessionCookie;
 use super::login::continue_key;
 use super::{WebError, WebState};
 use latchkey_idp::audit::Actor;
@@ -56,7 +57,7 @@ pub struct SamlForm {
 /// GET /saml/sso (HTTP-Redirect binding)
 pub async fn sso_redirect(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    cookie: SessionCookie,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
     let query = query.unwrap_or_default();
@@ -67,13 +68,13 @@ pub async fn sso_redirect(
         state.store().now(),
     )
     .await?;
-    accept(&state, &headers, validated).await
+    accept(&state, &cookie, validated).await
 }
 
 /// POST /saml/sso (HTTP-POST binding)
 pub async fn sso_post(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    cookie: SessionCookie,
     form: Result<Form<SamlForm>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
@@ -92,14 +93,14 @@ pub async fn sso_post(
         state.store().now(),
     )
     .await?;
-    accept(&state, &headers, validated).await
+    accept(&state, &cookie, validated).await
 }
 
 /// Answers a refusal or a signed-in user at once; otherwise parks the request and
 /// continues same-site.
 async fn accept(
     state: &WebState,
-    headers: &HeaderMap,
+    cookie: &SessionCookie,
     validated: ValidatedRequest,
 ) -> Result<Response, WebError> {
     if let Some(status) = validated.refusal {
@@ -118,7 +119,7 @@ async fn accept(
         )
         .await;
     }
-    answer_or_park(state, headers, &validated.app, validated.pending).await
+    answer_or_park(state, cookie, &validated.app, validated.pending).await
 }
 
 /// Issues at once for a live session when no fresh sign-in is asked for; otherwise parks
@@ -126,12 +127,12 @@ async fn accept(
 /// portal's launch.
 pub(crate) async fn answer_or_park(
     state: &WebState,
-    headers: &HeaderMap,
+    cookie: &SessionCookie,
     app: &latchkey_idp::apps::Application,
     pending: PendingRequest,
 ) -> Result<Response, WebError> {
     if !pending.force_authn
-        && let Some(session) = state.session(headers).await?
+        && let Some(session) = cookie.resume(state).await?
     {
         return issue(state, &session, app, &pending).await;
     }
@@ -186,7 +187,7 @@ async fn refuse(
 /// GET /saml/continue/{key}
 pub async fn resume(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    cookie: SessionCookie,
     key: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, WebError> {
     let Ok(Path(key)) = key else {
@@ -198,8 +199,8 @@ pub async fn resume(
     let Some((pending, parked_at)) = parked.peek::<PendingRequest>(&key, now).await? else {
         return Err(WebError::RequestExpired);
     };
-    let session = state
-        .session(&headers)
+    let session = cookie
+        .resume(&state)
         .await?
         .filter(|s| !pending.force_authn || s.authn_at >= parked_at);
     match session {

@@ -118,7 +118,9 @@ async fn post_logout(s: &SloApp, cookie: &str) -> Reply {
 fn refresh_target(body: &str) -> String {
     let start = body.find("content=\"0;url=").unwrap() + "content=\"0;url=".len();
     let end = body[start..].find('"').unwrap();
-    body[start..start + end].replace("&amp;", "&")
+    body[start..start + end]
+        .replace("&amp;", "&")
+        .replace("&#38;", "&")
 }
 
 fn idp_query(kind: MessageKind, xml: &str, relay: Option<&str>, key: &SigningKey) -> String {

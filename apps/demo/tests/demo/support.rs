@@ -245,6 +245,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub location: Option<String>,
     pub set_cookie: Option<String>,
+    /// `Cache-Control`, if set.
+    pub cache_control: Option<String>,
     pub body: String,
 }
 
@@ -290,6 +292,7 @@ pub async fn send(t: &TestApp, request: Request<Body>) -> Reply {
     };
     let location = header(header::LOCATION);
     let set_cookie = header(header::SET_COOKIE);
+    let cache_control = header(header::CACHE_CONTROL);
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
@@ -298,6 +301,7 @@ pub async fn send(t: &TestApp, request: Request<Body>) -> Reply {
         status,
         location,
         set_cookie,
+        cache_control,
         body: String::from_utf8(bytes.to_vec()).unwrap(),
     }
 }
@@ -401,8 +405,8 @@ pub fn refusal_detail(event: &latchkey_sp::store::AuditEvent) -> &str {
 }
 
 fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    text.replace('&', "&#38;")
+        .replace('<', "&#60;")
+        .replace('>', "&#62;")
+        .replace('"', "&#34;")
 }

@@ -200,6 +200,66 @@ async fn asserted_values_are_escaped_in_pages() {
     assert_eq!(home.status, StatusCode::OK);
     assert!(!home.body.contains("<script>"));
     assert!(!home.body.contains("<img src=x>"));
-    assert!(home.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(home.body.contains("&quot;&gt;&lt;img src=x&gt;"));
+    assert!(
+        home.body
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+    );
+    assert!(home.body.contains("&#34;&#62;&#60;img src=x&#62;"));
+}
+
+/// The `href` of a page's stylesheet link.
+fn stylesheet_href(body: &str) -> String {
+    let marker = "<link rel=\"stylesheet\" href=\"";
+    let at = body.find(marker).unwrap_or_else(|| panic!("{body}")) + marker.len();
+    let end = body[at..].find('"').unwrap() + at;
+    body[at..end].to_owned()
+}
+
+#[tokio::test]
+async fn pages_share_one_hashed_stylesheet_and_carry_no_inline_code() {
+    let t = app(AppKind::Wiki, "").await;
+    let anonymous = get(&t, "/", None).await;
+    let admin = sp_initiated(&t, ada(&["wiki-admins"])).await.cookie();
+    let reader = sp_initiated(
+        &t,
+        Login::new(
+            "bo@example.org",
+            EMAIL_FORMAT,
+            &[("groups", &["engineering"])],
+        ),
+    )
+    .await
+    .cookie();
+    let pages = [
+        ("welcome", anonymous),
+        ("home", get(&t, "/", Some(&admin)).await),
+        ("admin", get(&t, "/admin", Some(&admin)).await),
+        ("refused", get(&t, "/admin", Some(&reader)).await),
+    ];
+    let href = stylesheet_href(&pages[0].1.body);
+    let hash = href
+        .strip_prefix("/static/demo.")
+        .and_then(|h| h.strip_suffix(".css"))
+        .unwrap_or_else(|| panic!("{href}"));
+    assert_eq!(hash.len(), 16, "{href}");
+    for (what, page) in &pages {
+        assert_eq!(stylesheet_href(&page.body), href, "{what}");
+        assert!(!page.body.contains("style="), "{what}: {}", page.body);
+        assert!(!page.body.contains("<style"), "{what}: {}", page.body);
+        assert!(!page.body.contains("<script"), "{what}: {}", page.body);
+    }
+    let css = get(&t, &href, None).await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert_eq!(
+        css.cache_control.as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert!(css.body.contains(".card{"));
+    for stale in ["/style.css", "/static/demo.0000000000000000.css"] {
+        assert_eq!(
+            get(&t, stale, None).await.status,
+            StatusCode::NOT_FOUND,
+            "{stale}"
+        );
+    }
 }

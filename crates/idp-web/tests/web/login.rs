@@ -335,8 +335,8 @@ async fn the_login_page_names_the_application_that_asked_escaped() {
     let page = b.get(&format!("/login?continue={key}")).await;
     assert!(
         page.body.contains(
-            "continue to <strong>Docs &lt;script&gt;alert(1)&lt;/script&gt; &amp; \
-             &quot;Co&quot;</strong>"
+            "continue to <strong>Docs &#60;script&#62;alert(1)&#60;/script&#62; &#38; \
+             &#34;Co&#34;</strong>"
         ),
         "{}",
         page.body

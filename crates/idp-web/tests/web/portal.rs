@@ -120,7 +120,7 @@ async fn with_login_url(idp: &Idp, url: &str) {
 fn tile_href<'p>(page: &'p str, name: &str) -> &'p str {
     let tile = page
         .split("<li>")
-        .find(|li| li.contains(&format!("<strong>{name}</strong>")))
+        .find(|li| li.contains(&format!("<strong class=\"tile-name\">{name}</strong>")))
         .unwrap_or_else(|| panic!("no tile for {name}: {page}"));
     let start = tile.find("<a href=\"").unwrap() + "<a href=\"".len();
     let end = tile[start..].find('"').unwrap() + start;
@@ -143,7 +143,7 @@ async fn a_tile_with_a_login_url_links_there_escaped_and_the_others_launch_idp_i
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(
         tile_href(&page.body, "Wiki"),
-        "https://sp.example.com/login?next=/a&amp;x=&lt;b&gt;&quot;q&quot;&#39;"
+        "https://sp.example.com/login?next=/a&#38;x=&#60;b&#62;&#34;q&#34;&#39;"
     );
     assert!(!page.body.contains("<b>"), "{}", page.body);
     assert!(
@@ -319,4 +319,103 @@ async fn our_own_pages_and_typed_addresses_launch_at_once_and_an_app_may_opt_out
         .unwrap();
     let page = launch_from(&mut b, idp.app.id, Some("cross-site")).await;
     assert!(page.field("SAMLResponse").is_some(), "{}", page.body);
+}
+
+/// The names on the portal's tiles, in order.
+fn tile_names(page: &str) -> Vec<String> {
+    page.split("<strong class=\"tile-name\">")
+        .skip(1)
+        .map(|rest| rest.split("</strong>").next().unwrap().to_owned())
+        .collect()
+}
+
+/// Twelve more applications for alice's group ("App 00" to "App 11").
+async fn a_dozen_more_apps(idp: &Idp) -> Vec<latchkey_idp::ids::AppId> {
+    let staff = idp
+        .store
+        .groups()
+        .find_by_name("staff")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let mut new = NewApplication::new(
+            format!("https://app{i}.example.org"),
+            format!("App {i:02}"),
+            format!("https://app{i}.example.org/acs"),
+        );
+        if i == 7 {
+            new.tile.description = Some("Expense reports".into());
+        }
+        let app = idp
+            .store
+            .apps()
+            .create(&Actor::system(), new)
+            .await
+            .unwrap();
+        idp.store
+            .apps()
+            .assign(&Actor::system(), app.id, staff.id)
+            .await
+            .unwrap();
+        ids.push(app.id);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn past_a_dozen_apps_the_portal_searches_and_puts_the_recently_used_first() {
+    let idp = idp().await;
+    let ids = a_dozen_more_apps(&idp).await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let page = b.get("/portal").await;
+    assert!(page.body.contains("name=\"q\""), "{}", page.body);
+    let mut all: Vec<String> = (0..12).map(|i| format!("App {i:02}")).collect();
+    all.extend(["Tracker".to_owned(), "Wiki".to_owned()]);
+    assert_eq!(tile_names(&page.body), all, "by name before any use");
+
+    // A plain GET form: name or description, any case.
+    let page = b.get("/portal?q=expense").await;
+    assert_eq!(tile_names(&page.body), ["App 07"]);
+    assert!(page.body.contains("value=\"expense\""), "{}", page.body);
+    let page = b.get("/portal?q=WIKI").await;
+    assert_eq!(tile_names(&page.body), ["Wiki"]);
+    let page = b.get("/portal?q=nothing+like+it").await;
+    assert!(tile_names(&page.body).is_empty());
+    assert!(
+        page.body.contains("No application matches"),
+        "{}",
+        page.body
+    );
+
+    // Used in this session: the latest first, then the rest by name.
+    for app in [idp.app.id, ids[5]] {
+        let posted = launch_from(&mut b, app, Some("same-origin")).await;
+        assert!(posted.field("SAMLResponse").is_some(), "{}", posted.body);
+        idp.clock.advance(time::Duration::seconds(5));
+    }
+    let names = tile_names(&b.get("/portal").await.body);
+    assert_eq!(names[..3], ["App 05", "Wiki", "App 00"], "{names:?}");
+    assert_eq!(names.len(), 14);
+    // The search keeps that order among its matches.
+    let names = tile_names(&b.get("/portal?q=app+0").await.body);
+    assert_eq!(names[..2], ["App 05", "App 00"], "{names:?}");
+}
+
+#[tokio::test]
+async fn a_dozen_apps_or_fewer_have_no_search_and_every_tile_has_an_icon() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let page = b.get("/portal?q=zzz").await;
+    assert!(!page.body.contains("name=\"q\""), "{}", page.body);
+    assert_eq!(tile_names(&page.body), ["Tracker", "Wiki"]);
+    // No icon URL: a monogram of the first letter, in a colour class.
+    assert!(
+        page.body.contains("monogram hue-") && page.body.contains(">W</span>"),
+        "{}",
+        page.body
+    );
 }

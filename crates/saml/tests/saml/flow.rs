@@ -47,7 +47,7 @@ fn form_field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).unwrap() + marker.len();
     let end = start + html[start..].find('"').unwrap();
-    html[start..end].replace("&amp;", "&")
+    html[start..end].replace("&amp;", "&").replace("&#38;", "&")
 }
 
 #[test]

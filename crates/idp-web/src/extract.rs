@@ -1,0 +1,157 @@
+//! Extractors for what every page handler needs from the browser: its session, the
+//! anti-forgery token for the forms it shows, and the check of a form it posted.
+//!
+//! These are the only readers of the IdP's cookies in the handlers (the single-logout chain
+//! in [`super::logout`] still reads its own, until its pages move here too), so the rules of
+//! [`super::cookies`] (exactly one cookie of a name, `__Host-` names) apply to every page.
+
+use std::convert::Infallible;
+
+use axum::extract::{Form, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponseParts, ResponseParts};
+use serde::de::DeserializeOwned;
+
+use super::{WebError, WebState, cookies};
+use latchkey_idp::session::{Session, Sessions};
+
+/// The session cookie's token, not yet checked (checking costs a store read; handlers that
+/// may refuse the request first call [`SessionCookie::resume`] only when they need it).
+#[derive(Debug, Clone, Default)]
+pub struct SessionCookie(Option<String>);
+
+impl SessionCookie {
+    /// The token, to end the session it names.
+    pub fn token(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    /// The session the cookie names, if still valid (see [`Sessions::resume`]).
+    pub async fn resume(&self, state: &WebState) -> Result<Option<Session>, WebError> {
+        let Some(token) = &self.0 else {
+            return Ok(None);
+        };
+        Ok(Sessions::new(state.store())
+            .resume(token, state.store().now(), state.settings().session_idle)
+            .await?)
+    }
+}
+
+impl FromRequestParts<WebState> for SessionCookie {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Infallible> {
+        Ok(SessionCookie(cookies::session_token(
+            state.settings(),
+            &parts.headers,
+        )))
+    }
+}
+
+/// The signed-in user's live session, if any.
+#[derive(Debug, Clone)]
+pub struct CurrentSession(pub Option<Session>);
+
+impl FromRequestParts<WebState> for CurrentSession {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        let cookie = SessionCookie(cookies::session_token(state.settings(), &parts.headers));
+        Ok(CurrentSession(cookie.resume(state).await?))
+    }
+}
+
+/// The trusted-browser cookie, if any (verified by the caller against the account).
+#[derive(Debug, Clone)]
+pub struct DeviceCookie(pub Option<String>);
+
+impl FromRequestParts<WebState> for DeviceCookie {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Infallible> {
+        Ok(DeviceCookie(cookies::device_token(
+            state.settings(),
+            &parts.headers,
+        )))
+    }
+}
+
+/// The anti-forgery token to put in the forms of this response: the browser's own if sane,
+/// else a new one. Returned as part of the response, it installs the new cookie.
+#[derive(Debug, Clone)]
+pub struct CsrfToken {
+    value: String,
+    set_cookie: Option<String>,
+}
+
+impl CsrfToken {
+    /// The value for the form's hidden `csrf` field.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl FromRequestParts<WebState> for CsrfToken {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Infallible> {
+        let (value, set_cookie) = cookies::csrf_token(state.settings(), &parts.headers);
+        Ok(CsrfToken { value, set_cookie })
+    }
+}
+
+impl IntoResponseParts for CsrfToken {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Infallible> {
+        if let Some(cookie) = self.set_cookie
+            && let Ok(v) = HeaderValue::from_str(&cookie)
+        {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+        Ok(res)
+    }
+}
+
+/// A form that carries the anti-forgery field.
+pub trait CsrfField {
+    /// The submitted `csrf` field.
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// A posted form whose `csrf` field matched the browser's anti-forgery cookie: a form
+/// that cannot be read is [`WebError::BadForm`], a missing or foreign token
+/// [`WebError::Csrf`], before the handler runs.
+#[derive(Debug)]
+pub struct CsrfForm<T>(pub T);
+
+impl<T> FromRequest<WebState> for CsrfForm<T>
+where
+    T: DeserializeOwned + CsrfField + Send,
+{
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &WebState) -> Result<Self, WebError> {
+        let cookie = cookies::csrf_cookie(state.settings(), req.headers());
+        let Form(form) = Form::<T>::from_request(req, state)
+            .await
+            .map_err(|e| WebError::BadForm(e.body_text()))?;
+        if !cookies::csrf_matches(cookie.as_deref(), form.csrf()) {
+            return Err(WebError::Csrf);
+        }
+        Ok(CsrfForm(form))
+    }
+}
+
+/// A form with no field but the anti-forgery token.
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+impl CsrfField for CsrfOnly {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
