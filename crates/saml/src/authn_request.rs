@@ -431,4 +431,36 @@ mod tests {
         assert!(r.force_authn);
         assert_eq!(r.name_id_policy.unwrap().allow_create, Some(false));
     }
+
+    #[test]
+    fn every_comparison_is_read_exact_is_the_default_and_others_are_refused() {
+        let with = |attr: &str| {
+            format!(
+                r#"<samlp:AuthnRequest xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="_x" Version="2.0" IssueInstant="2026-11-28T14:00:00Z"><saml:Issuer>sp</saml:Issuer><samlp:RequestedAuthnContext{attr}><saml:AuthnContextClassRef>https://refeds.org/profile/mfa</saml:AuthnContextClassRef></samlp:RequestedAuthnContext></samlp:AuthnRequest>"#
+            )
+        };
+        for (attr, want) in [
+            ("", Comparison::Exact),
+            (r#" Comparison="exact""#, Comparison::Exact),
+            (r#" Comparison="minimum""#, Comparison::Minimum),
+            (r#" Comparison="better""#, Comparison::Better),
+            (r#" Comparison="maximum""#, Comparison::Maximum),
+        ] {
+            let r = AuthnRequest::parse(&with(attr)).unwrap();
+            let requested = r.requested_authn_context.unwrap();
+            assert_eq!(requested.comparison, want, "{attr}");
+            assert_eq!(requested.class_refs, ["https://refeds.org/profile/mfa"]);
+        }
+        let err = AuthnRequest::parse(&with(r#" Comparison="stronger""#)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidValue {
+                    attribute: "Comparison",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
 }
