@@ -188,6 +188,7 @@ async fn issue(
         name_id_format: None,
         allow_create: None,
         subject: None,
+        requested_authn_context: None,
     };
     super::saml::answer_or_park(state, headers, app, pending).await
 }

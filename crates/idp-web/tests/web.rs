@@ -26,6 +26,7 @@ mod web {
     mod encryption_methods;
     mod front_door;
     mod login;
+    mod mfa_sso;
     mod portal;
     pub mod readiness;
     mod server;

@@ -54,12 +54,28 @@ pub enum Comparison {
 }
 
 impl Comparison {
-    fn as_str(self) -> &'static str {
+    /// The attribute value (`exact`, `minimum`, `maximum`, `better`).
+    pub fn as_str(self) -> &'static str {
         match self {
             Comparison::Exact => "exact",
             Comparison::Minimum => "minimum",
             Comparison::Maximum => "maximum",
             Comparison::Better => "better",
+        }
+    }
+}
+
+impl std::str::FromStr for Comparison {
+    type Err = ();
+
+    /// The attribute value, as [`Comparison::as_str`] writes it.
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        match s {
+            "exact" => Ok(Comparison::Exact),
+            "minimum" => Ok(Comparison::Minimum),
+            "maximum" => Ok(Comparison::Maximum),
+            "better" => Ok(Comparison::Better),
+            _ => Err(()),
         }
     }
 }
