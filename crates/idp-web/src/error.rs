@@ -54,6 +54,12 @@ pub enum WebError {
         /// user screenshots leads an admin to that event.
         operation_id: String,
     },
+    /// The sign-in needs a second factor (or an enrolment first); the request is parked.
+    #[error("a second factor is needed (enrol: {enrol})")]
+    SecondFactorNeeded {
+        /// The user has no factor yet.
+        enrol: bool,
+    },
     /// A bounded resource (password hashing) is full; nothing was done.
     #[error("busy: {0}")]
     Busy(String, u64),
@@ -92,6 +98,8 @@ impl WebError {
             WebError::LogoutExpired => PageCode::SloExpired,
             WebError::LogoutReplayed => PageCode::SloReplayed,
             WebError::Denied { .. } => PageCode::SsoDenied,
+            WebError::SecondFactorNeeded { enrol: false } => PageCode::MfaStepUp,
+            WebError::SecondFactorNeeded { enrol: true } => PageCode::MfaEnrol,
             WebError::Busy(..) => PageCode::WebBusy,
             WebError::Internal(_) => PageCode::WebInternal,
         }
@@ -101,7 +109,9 @@ impl WebError {
         match self {
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            WebError::Csrf | WebError::Denied { .. } => StatusCode::FORBIDDEN,
+            WebError::Csrf | WebError::Denied { .. } | WebError::SecondFactorNeeded { .. } => {
+                StatusCode::FORBIDDEN
+            }
             WebError::Sso(SsoError::Binding(
                 latchkey_saml::Error::EncodedTooLarge { .. }
                 | latchkey_saml::Error::DecodedTooLarge { .. },
@@ -180,6 +190,19 @@ impl WebError {
                     "The application sent a sign-out request this service cannot accept: {e}. \
                      Nothing was signed out here. Tell the application's administrator."
                 ),
+            ),
+            WebError::SecondFactorNeeded { enrol: false } => (
+                "Second factor needed",
+                "This application needs a second factor (an authenticator code) in this \
+                 session. Signing in with one is not available on this server yet; ask your \
+                 administrator."
+                    .into(),
+            ),
+            WebError::SecondFactorNeeded { enrol: true } => (
+                "Second factor needed",
+                "This application needs a second factor and your account has none yet. \
+                 Enrolling one is not available on this server yet; ask your administrator."
+                    .into(),
             ),
             WebError::Busy(..) => (
                 "Busy",

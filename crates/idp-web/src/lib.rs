@@ -188,6 +188,7 @@ pub fn router(state: WebState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/static/{file}", get(assets::file))
         .route("/login", get(login::form).post(login::submit))
+        .route("/login/mfa", get(saml::second_factor))
         .route("/logout", get(login::logout_form).post(login::logout))
         .route("/portal", get(portal::portal))
         .route("/saml/metadata", get(saml::metadata))

@@ -229,6 +229,7 @@ async fn issue(
         name_id_format: None,
         allow_create: None,
         subject: None,
+        requested_authn_context: None,
     };
     super::saml::answer_or_park(state, cookie, app, pending).await
 }

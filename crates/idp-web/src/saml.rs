@@ -29,7 +29,7 @@ use latchkey_idp::error::Error;
 use latchkey_idp::error::PageCode;
 use latchkey_idp::session::{ParkedRequests, Session, SessionApp, Sessions};
 use latchkey_idp::sso::request::{self, InboundRequest, ValidatedRequest};
-use latchkey_idp::sso::{PendingRequest, SsoError, grant, metadata, response};
+use latchkey_idp::sso::{PendingRequest, SsoError, authn, grant, metadata, response};
 
 /// GET /saml/metadata
 pub async fn metadata(State(state): State<WebState>) -> Result<Response, WebError> {
@@ -286,6 +286,60 @@ async fn issue(
             operation_id,
         });
     }
+    // The MFA policy and the request's RequestedAuthnContext, on the session as it is now.
+    match authn::gate(state.store(), state.settings(), session, app, pending).await? {
+        authn::Gate::Issue { .. } => {}
+        authn::Gate::NoAuthnContext => {
+            let status = Status::failure(
+                code::RESPONDER,
+                Some(code::NO_AUTHN_CONTEXT),
+                Some("no authentication this identity provider offers meets the requested context"),
+            );
+            return refuse(
+                state,
+                app,
+                pending,
+                status,
+                PageCode::SsoAuthnContext,
+                Some(session),
+            )
+            .await;
+        }
+        gate @ (authn::Gate::StepUp | authn::Gate::Enrol) => {
+            if pending.is_passive {
+                // A second factor needs a page, which IsPassive forbids.
+                let status = Status::failure(
+                    code::RESPONDER,
+                    Some(code::NO_PASSIVE),
+                    Some("a second factor is needed and the request is passive"),
+                );
+                return refuse(
+                    state,
+                    app,
+                    pending,
+                    status,
+                    PageCode::SsoNoPassive,
+                    Some(session),
+                )
+                .await;
+            }
+            let key = ParkedRequests::new(state.store())
+                .park(pending, now)
+                .await?;
+            let enrol = if gate == authn::Gate::Enrol {
+                "&enrol=1"
+            } else {
+                ""
+            };
+            tracing::info!(
+                app = %app.settings.entity_id,
+                user = %user.username,
+                enrol = !enrol.is_empty(),
+                "sign-in parked for a second factor"
+            );
+            return Ok(Redirect::to(&format!("/login/mfa?continue={key}{enrol}")).into_response());
+        }
+    }
     let keys = state.keys().current().map_err(SsoError::from)?;
     let issued = match response::success(
         state.store(),
@@ -408,4 +462,28 @@ pub(crate) fn auto_post(
         .headers_mut()
         .insert(header::CONTENT_SECURITY_POLICY, value);
     Ok(response)
+}
+
+/// Query of `/login/mfa`.
+#[derive(Debug, serde::Deserialize)]
+pub struct SecondFactorQuery {
+    /// The parked sign-in to answer after the second factor.
+    #[serde(rename = "continue")]
+    pub continue_key: Option<String>,
+    /// Set when the user has no factor and must enrol one.
+    pub enrol: Option<String>,
+}
+
+/// GET /login/mfa: where a sign-in that needs a second factor is sent, its request parked
+/// under `continue`. The step-up and enrolment pages are the next phase (they call
+/// `latchkey_idp::mfa`, then `Sessions::step_up`, then `/saml/continue/{key}`); until then
+/// this answers the code that says which one the sign-in needs.
+pub async fn second_factor(
+    query: Result<
+        axum::extract::Query<SecondFactorQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, WebError> {
+    let enrol = query.ok().is_some_and(|q| q.0.enrol.is_some());
+    Err(WebError::SecondFactorNeeded { enrol })
 }

@@ -27,6 +27,7 @@ mod web {
     mod front_door;
     mod login;
     mod pages;
+    mod mfa_sso;
     mod portal;
     pub mod readiness;
     mod server;

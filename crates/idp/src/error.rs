@@ -439,6 +439,12 @@ latchkey_saml::stable_codes! {
         SsoNameidPolicy = "SSO-NAMEID-POLICY",
         /// Answered with NoAuthnContext: the authentication context asked for is not offered.
         SsoAuthnContext = "SSO-AUTHN-CONTEXT",
+        /// The application (or its request) needs a second factor this session has not
+        /// shown: the sign-in is parked for a step-up in the same session.
+        MfaStepUp = "MFA-STEP-UP",
+        /// A second factor is required and the user has none yet: the sign-in is parked
+        /// while they enrol one.
+        MfaEnrol = "MFA-ENROL",
         /// Answered with another SAML error status.
         SsoRefused = "SSO-REFUSED",
         /// Answered with NoPassive: IsPassive was asked and the user is not signed in.

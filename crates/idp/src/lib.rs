@@ -20,6 +20,7 @@ pub mod error;
 pub mod export;
 pub mod ids;
 pub mod keys;
+pub mod mfa;
 pub mod password;
 pub mod session;
 pub mod sso;

@@ -46,6 +46,12 @@ pub mod authn_context {
     pub const PASSWORD: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password";
     /// Unspecified.
     pub const UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified";
+    /// Two factors, one of them a device the user holds (SAML authn-context §3.4.17); what
+    /// some SPs ask for where REFEDS is not known.
+    pub const MOBILE_TWO_FACTOR_CONTRACT: &str =
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract";
+    /// The REFEDS multi-factor profile: two distinct factors were used.
+    pub const REFEDS_MFA: &str = "https://refeds.org/profile/mfa";
 }
 
 /// The bearer subject confirmation method, the only one the Web SSO profile uses.

@@ -54,12 +54,28 @@ pub enum Comparison {
 }
 
 impl Comparison {
-    fn as_str(self) -> &'static str {
+    /// The attribute value (`exact`, `minimum`, `maximum`, `better`).
+    pub fn as_str(self) -> &'static str {
         match self {
             Comparison::Exact => "exact",
             Comparison::Minimum => "minimum",
             Comparison::Maximum => "maximum",
             Comparison::Better => "better",
+        }
+    }
+}
+
+impl std::str::FromStr for Comparison {
+    type Err = ();
+
+    /// The attribute value, as [`Comparison::as_str`] writes it.
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        match s {
+            "exact" => Ok(Comparison::Exact),
+            "minimum" => Ok(Comparison::Minimum),
+            "maximum" => Ok(Comparison::Maximum),
+            "better" => Ok(Comparison::Better),
+            _ => Err(()),
         }
     }
 }
@@ -430,5 +446,37 @@ mod tests {
         assert_eq!(r.issuer.as_deref(), Some("sp"));
         assert!(r.force_authn);
         assert_eq!(r.name_id_policy.unwrap().allow_create, Some(false));
+    }
+
+    #[test]
+    fn every_comparison_is_read_exact_is_the_default_and_others_are_refused() {
+        let with = |attr: &str| {
+            format!(
+                r#"<samlp:AuthnRequest xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="_x" Version="2.0" IssueInstant="2026-11-28T14:00:00Z"><saml:Issuer>sp</saml:Issuer><samlp:RequestedAuthnContext{attr}><saml:AuthnContextClassRef>https://refeds.org/profile/mfa</saml:AuthnContextClassRef></samlp:RequestedAuthnContext></samlp:AuthnRequest>"#
+            )
+        };
+        for (attr, want) in [
+            ("", Comparison::Exact),
+            (r#" Comparison="exact""#, Comparison::Exact),
+            (r#" Comparison="minimum""#, Comparison::Minimum),
+            (r#" Comparison="better""#, Comparison::Better),
+            (r#" Comparison="maximum""#, Comparison::Maximum),
+        ] {
+            let r = AuthnRequest::parse(&with(attr)).unwrap();
+            let requested = r.requested_authn_context.unwrap();
+            assert_eq!(requested.comparison, want, "{attr}");
+            assert_eq!(requested.class_refs, ["https://refeds.org/profile/mfa"]);
+        }
+        let err = AuthnRequest::parse(&with(r#" Comparison="stronger""#)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidValue {
+                    attribute: "Comparison",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assertion;
+pub mod authn_context;
 pub mod authn_request;
 pub mod binding;
 pub mod encryption;

@@ -4,8 +4,8 @@
 //! oracles` needs them, and a test that cannot find one fails with a message naming what is
 //! missing and how to get it, never a silent skip. `./scripts/test` installs everything:
 //! Debian packages (xmlsec1, PostgreSQL, Chromium, Shibboleth) and the Python venv
-//! `target/oracle-venv` with lxml, cryptography, pysaml2, python3-saml and
-//! openapi-spec-validator (`tests/interop/requirements.txt`).
+//! `target/oracle-venv` with lxml, cryptography, pysaml2, python3-saml,
+//! openapi-spec-validator and pyotp (`tests/interop/requirements.txt`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

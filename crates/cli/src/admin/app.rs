@@ -69,6 +69,14 @@ pub enum AppCommand {
         /// Forget the advertised encryption algorithms (assertions then use the defaults).
         #[arg(long, conflicts_with = "encryption_methods")]
         clear_encryption_methods: bool,
+        /// Whether every sign-in to the application needs a second factor.
+        #[arg(long, value_name = "BOOL")]
+        require_mfa: Option<bool>,
+        /// The multi-factor AuthnContextClassRef its assertions state: refeds
+        /// (https://refeds.org/profile/mfa, the default) or mobile_two_factor
+        /// (MobileTwoFactorContract).
+        #[arg(long, value_name = "CLASS")]
+        mfa_class: Option<String>,
         #[command(flatten)]
         metadata: MetadataArgs,
     },
@@ -574,9 +582,13 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             remove_attributes,
             clear_encryption_cert,
             clear_encryption_methods,
+            require_mfa,
+            mfa_class,
             metadata,
         } => {
             let target = apps.lookup(&app).await?;
+            let mfa_changed =
+                super::mfa::set_app(ctx, &target, require_mfa, mfa_class.as_deref()).await?;
             let mut settings = target.settings.clone();
             let chosen = fields
                 .entity_id
@@ -606,6 +618,9 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 settings.encryption_methods.clear();
             }
             if settings == target.settings {
+                if mfa_changed {
+                    return Ok(());
+                }
                 bail!("nothing to change: give at least one option that differs (see --help)");
             }
             let updated = apps

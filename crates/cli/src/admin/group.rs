@@ -30,6 +30,14 @@ pub enum GroupCommand {
         /// Group name or ID.
         group: String,
     },
+    /// Change a group's settings.
+    Set {
+        /// Group name or ID.
+        group: String,
+        /// Whether every member needs a second factor to sign in.
+        #[arg(long, value_name = "BOOL", required = true)]
+        require_mfa: Option<bool>,
+    },
     /// Manage a group's members.
     #[command(subcommand)]
     Members(MembersCommand),
@@ -89,6 +97,23 @@ pub async fn run(ctx: &Context, cmd: GroupCommand) -> anyhow::Result<()> {
                 ]);
             }
             output::table(&["NAME", "MEMBERS", "DESCRIPTION", "ID"], &rows)?;
+        }
+        GroupCommand::Set { group, require_mfa } => {
+            let group = groups.lookup(&group).await?;
+            if let Some(require) = require_mfa {
+                latchkey_idp::mfa::policy::MfaPolicy::new(&ctx.store)
+                    .set_group(&ctx.actor, &group, require)
+                    .await?;
+                outln!(
+                    "members of {} {} a second factor",
+                    group.name,
+                    if require {
+                        "now need"
+                    } else {
+                        "no longer need"
+                    }
+                )?;
+            }
         }
         GroupCommand::Delete { group } => {
             let group = groups.lookup(&group).await?;

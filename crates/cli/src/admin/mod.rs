@@ -8,6 +8,7 @@
 mod app;
 mod audit;
 mod group;
+mod mfa;
 mod output;
 mod transfer;
 mod user;

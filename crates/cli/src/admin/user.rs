@@ -109,6 +109,9 @@ pub enum UserCommand {
         #[arg(long, conflicts_with = "password_stdin")]
         clear: bool,
     },
+    /// Second factors of a user: list, reset, require.
+    #[command(subcommand)]
+    Mfa(super::mfa::UserMfaCommand),
 }
 
 /// Parses repeated KEY=VALUE flags; a key given twice becomes a list.
@@ -180,6 +183,7 @@ struct UserWithGroups {
 pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
     let users = ctx.store.users();
     match cmd {
+        UserCommand::Mfa(cmd) => return super::mfa::run_user(ctx, cmd).await,
         UserCommand::Add {
             username,
             email,

@@ -264,6 +264,21 @@ pub const LATCHKEY_TOML: &[Key] = &[
         "The `cacheDuration` of the published IdP metadata; `key activate` refuses until the next \
          key has been published this long (1 to 604800: the metadata's 7-day validity).",
     ),
+    key(
+        "mfa",
+        "table",
+        Unset(EACH),
+        "Second factors (TOTP, recovery codes).",
+    ),
+    key(
+        "mfa.required",
+        "boolean",
+        Literal("false"),
+        "Every sign-in, to the portal and to every application, needs a second factor; a user \
+         without one enrols during sign-in. Applications (`app set APP --require-mfa true`), \
+         groups (`group set GROUP --require-mfa true`) and users (`user mfa require USER`) \
+         can require one when this is false.",
+    ),
 ];
 
 /// Variables read with no key of their own.

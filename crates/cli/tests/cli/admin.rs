@@ -996,3 +996,80 @@ fn template_show_names_the_tile_login_url_pattern() {
     let text = ok(dir.path(), &["template", "show", name]);
     assert!(!text.contains("tile login URL"), "{text}");
 }
+
+#[test]
+fn mfa_admin_commands_are_audited_with_the_admins_name() {
+    let dir = workdir();
+    let d = dir.path();
+    ok(d, &["user", "add", "alice", "--email", "alice@example.org"]);
+    ok(d, &["group", "add", "payroll-users"]);
+    ok(
+        d,
+        &[
+            "app",
+            "add",
+            "--entity-id",
+            "https://payroll.example.org",
+            "--name",
+            "Payroll",
+            "--acs-url",
+            "https://payroll.example.org/acs",
+        ],
+    );
+    // No factors yet: the JSON is the API's (an empty list).
+    let listed = ok(d, &["user", "mfa", "list", "alice", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&listed).unwrap(),
+        serde_json::json!([])
+    );
+    ok(d, &["user", "mfa", "require", "alice"]);
+    ok(
+        d,
+        &["group", "set", "payroll-users", "--require-mfa", "true"],
+    );
+    let out = ok(
+        d,
+        &[
+            "app",
+            "set",
+            "https://payroll.example.org",
+            "--require-mfa",
+            "true",
+            "--mfa-class",
+            "mobile_two_factor",
+        ],
+    );
+    assert!(
+        out.contains("required") && out.contains("mobile_two_factor"),
+        "{out}"
+    );
+    let err = fails_with(
+        d,
+        &[
+            "app",
+            "set",
+            "https://payroll.example.org",
+            "--mfa-class",
+            "sms",
+        ],
+        2,
+    );
+    assert!(err.contains("mobile_two_factor"), "{err}");
+    ok(d, &["user", "mfa", "reset", "alice"]);
+    let audit = ok(d, &["audit", "--json"]);
+    let events: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    for action in [
+        "user.mfa_required",
+        "group.mfa_policy",
+        "app.mfa_policy",
+        "mfa.reset",
+    ] {
+        let event = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("{action} not audited: {audit}"));
+        assert_eq!(event["actor"], "cli:tester", "{action}");
+    }
+}

@@ -22,6 +22,7 @@ pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod groups;
+pub mod mfa;
 pub mod page;
 
 pub mod users;
@@ -63,6 +64,8 @@ impl ApiState {
         apps::delete, apps::groups, apps::assign, apps::unassign,
         apps::templates, apps::template,
         audit::list,
+        mfa::list_factors, mfa::reset_factors, mfa::require_for_user, mfa::set_group,
+        mfa::set_app,
     ),
     components(schemas(ErrorBody, page::PageInfo)),
     modifiers(&BearerAuth),
@@ -105,6 +108,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/users/{user}/resume", post(users::resume))
         .route("/users/{user}/password", put(users::set_password))
         .route("/users/{user}/groups", get(users::groups))
+        .route(
+            "/users/{user}/factors",
+            get(mfa::list_factors).delete(mfa::reset_factors),
+        )
+        .route("/users/{user}/mfa", put(mfa::require_for_user))
+        .route("/groups/{group}/mfa", put(mfa::set_group))
+        .route("/apps/{app}/mfa", put(mfa::set_app))
         .route("/groups", get(groups::list).post(groups::create))
         .route("/groups/{group}", get(groups::get).delete(groups::delete))
         .route("/groups/{group}/members", get(groups::members))

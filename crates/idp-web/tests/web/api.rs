@@ -811,6 +811,10 @@ async fn openapi_document_lists_every_route(t: TestStore) {
         ("/api/v1/templates", &["get"]),
         ("/api/v1/templates/{name}", &["get"]),
         ("/api/v1/audit", &["get"]),
+        ("/api/v1/users/{user}/factors", &["get", "delete"]),
+        ("/api/v1/users/{user}/mfa", &["put"]),
+        ("/api/v1/groups/{group}/mfa", &["put"]),
+        ("/api/v1/apps/{app}/mfa", &["put"]),
     ] {
         let entry = paths
             .get(path)
@@ -821,7 +825,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
     }
     assert_eq!(
         paths.len(),
-        19,
+        23,
         "a route was added without a test here: {:?}",
         paths.keys()
     );
@@ -1190,4 +1194,104 @@ async fn application_tile_login_url(t: TestStore) {
         gitlab["tile"]["login_url"],
         "https://git.example.org/users/sign_in"
     );
+}
+
+crate::on_both_backends!(mfa_admin_actions);
+
+/// The admin's MFA actions: list a user's factors (never a secret), require a factor of a
+/// user, of a group, of an application (with its class), reset; each audited under the token.
+async fn mfa_admin_actions(t: TestStore) {
+    let api = api(t).await;
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "mia", "email": "mia@example.org"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mia = api.t.store.users().lookup("mia").await.unwrap();
+    latchkey_idp::mfa::recovery::RecoveryCodes::new(&api.t.store)
+        .regenerate(&Actor::cli("tester"), &mia)
+        .await
+        .unwrap();
+    let (status, factors) = api.get("/api/v1/users/mia/factors").await;
+    assert_eq!(status, StatusCode::OK, "{factors}");
+    assert_eq!(factors[0]["kind"], "recovery_codes");
+    assert_eq!(factors[0]["remaining"], 10);
+    assert!(factors[0].get("code_hash").is_none());
+
+    let before = api.audit_count().await;
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            "/api/v1/users/mia/mfa",
+            Some(json!({"require_mfa": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/groups",
+            Some(json!({"name": "payroll-users"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            "/api/v1/groups/payroll-users/mfa",
+            Some(json!({"require_mfa": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/apps",
+            Some(
+                json!({"entity_id": "https://payroll.example.org", "name": "Payroll",
+                        "acs": [{"url": "https://payroll.example.org/acs"}]}),
+            ),
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            "/api/v1/apps/https%3A%2F%2Fpayroll.example.org/mfa",
+            Some(json!({"require_mfa": true, "mfa_class": "mobile_two_factor"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mfa_class"], "mobile_two_factor");
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            "/api/v1/apps/https%3A%2F%2Fpayroll.example.org/mfa",
+            Some(json!({"require_mfa": true, "mfa_class": "sms"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["field"], "mfa_class");
+    let (status, _) = api
+        .call(Method::DELETE, "/api/v1/users/mia/factors", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, factors) = api.get("/api/v1/users/mia/factors").await;
+    assert_eq!(factors, json!([]));
+    assert_eq!(api.audit_count().await, before + 6, "each change audited");
+    let actor = format!("api:{}", api.token_id);
+    let events = api
+        .t
+        .store
+        .audit()
+        .list(&latchkey_idp::audit::AuditFilter {
+            action: Some("mfa.reset".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events[0].actor, actor);
 }

@@ -393,6 +393,7 @@ async fn an_unknown_or_expired_continue_key_shows_the_plain_form() {
         name_id_format: None,
         allow_create: None,
         subject: None,
+        requested_authn_context: None,
     };
     let parked = latchkey_idp::session::ParkedRequests::new(&idp.store);
     let expired = parked.park(&pending, idp.clock.now()).await.unwrap();

@@ -66,6 +66,17 @@ pub struct Config {
     pub server: server::ServerConfig,
     /// Where the signing keys live: see [`crate::keys`].
     pub keys: KeysConfig,
+    /// Second factors: see [`crate::mfa`].
+    pub mfa: MfaConfig,
+}
+
+/// The `[mfa]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaConfig {
+    /// Every sign-in, to every application and the portal, needs a second factor (on top of
+    /// what applications, groups and users require: see [`crate::mfa::policy`]).
+    pub required: bool,
 }
 
 /// The `[keys]` section.
@@ -169,6 +180,7 @@ impl Default for Config {
             password: PasswordConfig::default(),
             server: server::ServerConfig::default(),
             keys: KeysConfig::default(),
+            mfa: MfaConfig::default(),
         }
     }
 }

@@ -112,6 +112,8 @@ pub struct ServerSettings {
     /// The `cacheDuration` published in the IdP metadata (`[keys] metadata_cache_seconds`):
     /// it lives in `[keys]` because `key activate` waits on it too.
     pub metadata_cache: Duration,
+    /// `[mfa] required`: every sign-in needs a second factor.
+    pub mfa_required: bool,
 }
 
 fn bad(reason: impl Into<String>) -> Error {
@@ -126,6 +128,7 @@ impl ServerSettings {
     pub fn resolve(config: &Config, env: &dyn Environment) -> Result<ServerSettings> {
         let mut settings = Self::check(config.server.clone().with_env(env)?)?;
         settings.metadata_cache = config.keys.metadata_cache();
+        settings.mfa_required = config.mfa.required;
         Ok(settings)
     }
 }
@@ -232,6 +235,7 @@ impl ServerSettings {
             key_algorithm: raw.key_algorithm,
             metrics_access,
             metadata_cache: crate::config::KeysConfig::default().metadata_cache(),
+            mfa_required: false,
         })
     }
 

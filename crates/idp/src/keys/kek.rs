@@ -163,23 +163,7 @@ impl Kek {
 
     /// Seals a private key PEM: base64 of `nonce || ciphertext || tag`.
     pub(super) fn seal(&self, key: &KeyBinding<'_>, plaintext: &[u8]) -> Result<String, KeyError> {
-        let fail = || KeyError::Generate("AES-256-GCM sealing failed".into());
-        let sealer =
-            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.key[..]).map_err(|_| fail())?);
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::fill(&mut nonce);
-        let mut body = Zeroizing::new(plaintext.to_vec());
-        sealer
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(key.aad().as_bytes()),
-                &mut *body,
-            )
-            .map_err(|_| fail())?;
-        let mut out = Vec::with_capacity(NONCE_LEN + body.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&body);
-        Ok(STANDARD.encode(out))
+        self.seal_bound(&key.aad(), plaintext)
     }
 
     /// Opens what [`Kek::seal`] produced for the same key. A KEK other than the one the
@@ -191,17 +175,56 @@ impl Kek {
         sealed_with: &str,
         sealed: &str,
     ) -> Result<Zeroizing<String>, KeyError> {
+        let plain = self.open_bound(key.id, &key.aad(), sealed_with, sealed)?;
+        let text = std::str::from_utf8(&plain).map_err(|_| KeyError::Tampered {
+            id: key.id.to_owned(),
+        })?;
+        Ok(Zeroizing::new(text.to_owned()))
+    }
+
+    /// The one AES-256-GCM sealer of the crate (signing keys here, TOTP secrets in
+    /// [`crate::mfa`]): base64 of `nonce || ciphertext || tag`, with `aad` (which the
+    /// caller builds from the clear columns of the row, under its own versioned label)
+    /// authenticated, so a sealed value copied to another row does not open there.
+    pub(crate) fn seal_bound(&self, aad: &str, plaintext: &[u8]) -> Result<String, KeyError> {
+        let fail = || KeyError::Generate("AES-256-GCM sealing failed".into());
+        let sealer =
+            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.key[..]).map_err(|_| fail())?);
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::fill(&mut nonce);
+        let mut body = Zeroizing::new(plaintext.to_vec());
+        sealer
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad.as_bytes()),
+                &mut *body,
+            )
+            .map_err(|_| fail())?;
+        let mut out = Vec::with_capacity(NONCE_LEN + body.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&body);
+        Ok(STANDARD.encode(out))
+    }
+
+    /// Opens what [`Kek::seal_bound`] sealed under the same `aad`; `id` names the row in
+    /// errors. A row sealed under another KEK is [`KeyError::WrongKek`]; anything else that
+    /// fails is [`KeyError::Tampered`].
+    pub(crate) fn open_bound(
+        &self,
+        id: &str,
+        aad: &str,
+        sealed_with: &str,
+        sealed: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         if sealed_with != self.id {
             return Err(KeyError::WrongKek {
-                key_id: key.id.to_owned(),
+                key_id: id.to_owned(),
                 kek: self.source.clone(),
                 kek_id: self.id.clone(),
                 sealed_with: sealed_with.to_owned(),
             });
         }
-        let tampered = || KeyError::Tampered {
-            id: key.id.to_owned(),
-        };
+        let tampered = || KeyError::Tampered { id: id.to_owned() };
         let data = STANDARD.decode(sealed).map_err(|_| tampered())?;
         if data.len() < NONCE_LEN + TAG_LEN {
             return Err(tampered());
@@ -211,11 +234,12 @@ impl Kek {
         let opener =
             LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.key[..]).map_err(|_| tampered())?);
         let mut buf = Zeroizing::new(body.to_vec());
-        let plain = opener
-            .open_in_place(nonce, Aad::from(key.aad().as_bytes()), &mut buf)
-            .map_err(|_| tampered())?;
-        let text = std::str::from_utf8(plain).map_err(|_| tampered())?;
-        Ok(Zeroizing::new(text.to_owned()))
+        let len = opener
+            .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf)
+            .map_err(|_| tampered())?
+            .len();
+        buf.truncate(len);
+        Ok(buf)
     }
 }
 

@@ -26,6 +26,7 @@ pub use throttle::{Admission, Attempt, OnSuccess, Slot, Throttle, ThrottlePolicy
 use crate::directory::{User, UserRow, UserStatus};
 use crate::error::Result;
 use crate::ids::{AppId, UserId};
+use crate::mfa::{AuthMethod, Methods};
 use crate::store::{Store, timestamp};
 
 /// Random bytes in a session token or parked-request key.
@@ -67,8 +68,11 @@ pub struct Session {
     pub user: User,
     /// The opaque SessionIndex put in assertions (not the token: SPs see it).
     pub session_index: String,
-    /// When the user last entered their password.
+    /// When the user last authenticated: the password, or the latest step-up (the
+    /// assertion's AuthnInstant).
     pub authn_at: OffsetDateTime,
+    /// What the authentication used (password, and any second factor added by step-up).
+    pub methods: Methods,
     /// When the session began.
     pub created_at: OffsetDateTime,
     /// The absolute expiry.
@@ -105,6 +109,7 @@ pub struct Sessions<'s> {
 struct SessionRow {
     session_index: String,
     authn_at: String,
+    authn_methods: String,
     session_created_at: String,
     last_seen_at: String,
     expires_at: String,
@@ -122,10 +127,24 @@ impl<'s> Sessions<'s> {
         Sessions { store }
     }
 
-    /// Starts a session for a user who just authenticated at `now`.
+    /// Starts a session for a user who just entered their password at `now`.
     pub async fn create(
         &self,
         user: &User,
+        now: OffsetDateTime,
+        absolute: Duration,
+    ) -> Result<(SessionToken, Session)> {
+        self.create_with(user, Methods::password(), now, absolute)
+            .await
+    }
+
+    /// Starts a session for a user who authenticated at `now` with `methods` (a passkey
+    /// sign-in has no password; a sign-in whose second step was done before the session
+    /// began has both).
+    pub async fn create_with(
+        &self,
+        user: &User,
+        methods: Methods,
         now: OffsetDateTime,
         absolute: Duration,
     ) -> Result<(SessionToken, Session)> {
@@ -135,14 +154,15 @@ impl<'s> Sessions<'s> {
         let expires_at = now + absolute;
         sqlx::query(
             "INSERT INTO web_sessions \
-             (token_hash, user_id, session_index, authn_at, created_at, last_seen_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $4, $4, $5)",
+             (token_hash, user_id, session_index, authn_at, created_at, last_seen_at, expires_at, \
+             authn_methods) VALUES ($1, $2, $3, $4, $4, $4, $5, $6)",
         )
         .bind(&hash)
         .bind(user.id.to_db())
         .bind(&session_index)
         .bind(timestamp::format(now))
         .bind(timestamp::format(expires_at))
+        .bind(methods.to_db())
         .execute(self.store.pool())
         .await?;
         Ok((
@@ -151,6 +171,7 @@ impl<'s> Sessions<'s> {
                 user: user.clone(),
                 session_index,
                 authn_at: now,
+                methods,
                 created_at: now,
                 expires_at,
                 token_hash: hash,
@@ -174,7 +195,7 @@ impl<'s> Sessions<'s> {
         // A deleted user's sessions go with them (ON DELETE CASCADE), so the inner join
         // loses nothing.
         let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT s.session_index, s.authn_at, s.created_at AS session_created_at, \
+            "SELECT s.session_index, s.authn_at, s.authn_methods, s.created_at AS session_created_at, \
              s.last_seen_at, s.expires_at, u.id, u.username, u.email, u.given_name, \
              u.family_name, u.display_name, u.attributes, u.status, u.password_hash, \
              u.created_at, u.updated_at \
@@ -208,10 +229,40 @@ impl<'s> Sessions<'s> {
             user,
             session_index: row.session_index,
             authn_at: timestamp::parse("web_sessions.authn_at", &row.authn_at)?,
+            methods: Methods::from_db(&row.authn_methods)?,
             created_at: timestamp::parse("web_sessions.created_at", &row.session_created_at)?,
             expires_at,
             token_hash: hash,
         }))
+    }
+
+    /// Upgrades a live session in place after a second factor (or a re-prompt for one,
+    /// ForceAuthn): `method` is added to its methods and its AuthnInstant becomes `now`.
+    /// Same token, same SessionIndex, so the applications it signed in to keep their
+    /// single-logout link. Two step-ups of one session finishing at the same instant keep
+    /// the methods of the last write (each is multi-factor on its own).
+    pub async fn step_up(
+        &self,
+        session: &Session,
+        method: AuthMethod,
+        now: OffsetDateTime,
+    ) -> Result<Session> {
+        let mut methods = session.methods.clone();
+        methods.add(method);
+        sqlx::query(
+            "UPDATE web_sessions SET authn_methods = $2, authn_at = $3, last_seen_at = $3 \
+             WHERE token_hash = $1",
+        )
+        .bind(&session.token_hash)
+        .bind(methods.to_db())
+        .bind(timestamp::format(now))
+        .execute(self.store.pool())
+        .await?;
+        Ok(Session {
+            methods,
+            authn_at: now,
+            ..session.clone()
+        })
     }
 
     /// Ends one session (logout). Unknown tokens are ignored.

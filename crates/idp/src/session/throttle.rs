@@ -85,6 +85,17 @@ impl ThrottlePolicy {
         on_success: OnSuccess::Reset,
     };
 
+    /// One user's second-factor codes (TOTP, recovery codes), from anywhere: a code has a
+    /// million values, so five guesses before backing off keeps a guesser's odds at a few
+    /// in a million per block. The right code ends the run.
+    pub const FACTOR: ThrottlePolicy = ThrottlePolicy {
+        free: 5,
+        base: Duration::seconds(30),
+        max_block: Duration::minutes(15),
+        quiet: Duration::minutes(15),
+        on_success: OnSuccess::Reset,
+    };
+
     /// The block set by the `n`th attempt of a run (the statement in [`Throttle::admit`]
     /// computes the same; this is its specification, tested below).
     pub fn block_after(&self, n: i64) -> Option<Duration> {
@@ -163,6 +174,15 @@ impl Slot {
         Slot {
             key: format!("device:{nonce}"),
             policy: ThrottlePolicy::DEVICE,
+        }
+    }
+
+    /// A user's second-factor checks ([`crate::mfa`]), keyed by the user's id: only a
+    /// user who passed the password step has one.
+    pub fn factor(user: crate::ids::UserId) -> Slot {
+        Slot {
+            key: format!("factor:{user}"),
+            policy: ThrottlePolicy::FACTOR,
         }
     }
 
@@ -329,6 +349,7 @@ impl<'s> Throttle<'s> {
             ThrottlePolicy::PAIR,
             ThrottlePolicy::ADDRESS,
             ThrottlePolicy::DEVICE,
+            ThrottlePolicy::FACTOR,
         ]
         .iter()
         .map(|p| millis(p.quiet))

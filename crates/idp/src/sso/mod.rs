@@ -5,6 +5,7 @@
 //! the checks in [`request`] is the security argument: nothing is answered to an ACS URL
 //! before the issuer is known and the URL is registered for it.
 
+pub mod authn;
 pub mod grant;
 pub mod keys;
 pub mod logout;
@@ -49,6 +50,38 @@ pub struct PendingRequest {
     /// exactly that subject (core §3.4.1), or the SP is told `UnknownPrincipal`.
     #[serde(default)]
     pub subject: Option<String>,
+    /// The request's `RequestedAuthnContext`, decided when the assertion is issued (the
+    /// session may step up in between): see [`authn::gate`].
+    #[serde(default)]
+    pub requested_authn_context: Option<RequestedContext>,
+}
+
+/// A `RequestedAuthnContext` as parked with its request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestedContext {
+    /// `exact`, `minimum`, `maximum` or `better`.
+    pub comparison: String,
+    /// The classes, in the SP's order of preference.
+    pub class_refs: Vec<String>,
+}
+
+impl RequestedContext {
+    /// From the parsed request.
+    pub fn from_saml(r: &latchkey_saml::authn_request::RequestedAuthnContext) -> Self {
+        RequestedContext {
+            comparison: r.comparison.as_str().to_owned(),
+            class_refs: r.class_refs.clone(),
+        }
+    }
+
+    /// Back to the SAML form the decision reads (an unknown comparison, which only a
+    /// tampered row could hold, reads as `exact`).
+    pub fn to_saml(&self) -> latchkey_saml::authn_request::RequestedAuthnContext {
+        latchkey_saml::authn_request::RequestedAuthnContext {
+            comparison: self.comparison.parse().unwrap_or_default(),
+            class_refs: self.class_refs.clone(),
+        }
+    }
 }
 
 impl crate::session::Parkable for PendingRequest {
@@ -128,6 +161,10 @@ pub enum SsoError {
     /// The store failed (a server fault).
     #[error(transparent)]
     Store(#[from] crate::error::Error),
+    /// The session does not meet the authentication context this sign-in needs (a
+    /// caller issued without passing [`authn::gate`] first).
+    #[error("the session does not meet the authentication context required")]
+    AuthnContext,
 }
 
 use crate::error::PageCode;
@@ -156,6 +193,7 @@ impl SsoError {
             SsoError::Build(_) => PageCode::SsoBuild,
             SsoError::Keys(_) => PageCode::SsoKeys,
             SsoError::Store(_) => PageCode::SsoStore,
+            SsoError::AuthnContext => PageCode::SsoAuthnContext,
         }
     }
 

@@ -21,7 +21,8 @@
 //! must carry a Destination naming `/saml/sso`, and every request's ID is used once
 //! ([`super::replay`]).
 
-use latchkey_saml::assertion::{authn_context, name_id_format};
+use latchkey_saml::assertion::name_id_format;
+use latchkey_saml::authn_context::{ContextDecision, MfaClass, Strength, decide};
 use latchkey_saml::authn_request::{AuthnRequest, RequestedSubject, binding_uri};
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
 use latchkey_saml::inbound::{self, Inbound, Received, Requirement, SignaturePolicy};
@@ -141,7 +142,7 @@ pub async fn validate(
 
     let refusal = subject_refusal(&request)
         .or_else(|| name_id_refusal(&app, &request))
-        .or_else(|| authn_context_refusal(&request));
+        .or_else(|| authn_context_refusal(&request, settings.https));
     // Last, so that only a request that will be answered uses up its ID. After the window
     // the request is refused as stale anyway, and the record may go.
     let first = SeenRequests::new(store)
@@ -177,6 +178,10 @@ pub async fn validate(
                 Some(RequestedSubject::NameId(n)) => Some(n.value.clone()),
                 _ => None,
             },
+            requested_authn_context: request
+                .requested_authn_context
+                .as_ref()
+                .map(super::RequestedContext::from_saml),
         },
         app,
         refusal,
@@ -333,25 +338,24 @@ fn name_id_refusal(app: &Application, request: &AuthnRequest) -> Option<Status> 
     ))
 }
 
-/// Password sign-in satisfies the password classes and "unspecified", nothing stronger.
-fn authn_context_refusal(request: &AuthnRequest) -> Option<Status> {
+/// A request no session of this IdP could meet, even after a second factor (an unknown
+/// class, `PasswordProtectedTransport` on plain http, `better` than MFA), is answered
+/// `Responder` / `NoAuthnContext` at once (core §3.3.2.2.1): there is no point in signing
+/// anyone in for it. What the session must still do is decided when the answer is built
+/// ([`super::authn::gate`]).
+fn authn_context_refusal(request: &AuthnRequest, https: bool) -> Option<Status> {
     let requested = request.requested_authn_context.as_ref()?;
-    let ours = [
-        authn_context::PASSWORD_PROTECTED_TRANSPORT,
-        authn_context::PASSWORD,
-        authn_context::UNSPECIFIED,
-    ];
-    if requested.class_refs.is_empty()
-        || requested
-            .class_refs
-            .iter()
-            .any(|c| ours.contains(&c.as_str()))
-    {
+    let best = Strength {
+        protected_transport: https,
+        multi_factor: true,
+        mfa_class: MfaClass::default(),
+    };
+    if decide(Some(requested), best) != ContextDecision::Unsatisfiable {
         return None;
     }
     Some(Status::failure(
-        code::REQUESTER,
+        code::RESPONDER,
         Some(code::NO_AUTHN_CONTEXT),
-        Some("only password authentication is available"),
+        Some("no authentication this identity provider offers meets the requested context"),
     ))
 }

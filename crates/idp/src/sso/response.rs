@@ -7,7 +7,7 @@
 
 use latchkey_saml::assertion::{
     Assertion, Attribute, AuthnStatement, BEARER, Conditions, NameId, Subject, SubjectConfirmation,
-    SubjectConfirmationData, authn_context,
+    SubjectConfirmationData,
 };
 use latchkey_saml::response::Response;
 use latchkey_saml::status::Status;
@@ -183,6 +183,13 @@ pub async fn success(
         .collect();
     let attribute_names = attributes.iter().map(|a| a.name.clone()).collect();
     let expires = now + settings.assertion_validity;
+    // What happened in this session, as the request asked to hear it; a session that does
+    // not meet it gets no assertion (the caller steps up or answers NoAuthnContext first:
+    // super::authn::gate).
+    let class = match super::authn::gate(store, settings, session, app, pending).await? {
+        super::authn::Gate::Issue { class } => class,
+        _ => return Err(SsoError::AuthnContext),
+    };
     let build = |e: latchkey_saml::Error| SsoError::Build(e.to_string());
     let assertion = Assertion {
         id: latchkey_saml::ids::new_id().map_err(build)?,
@@ -211,14 +218,7 @@ pub async fn success(
             authn_instant: session.authn_at,
             session_index: Some(session.session_index.clone()),
             session_not_on_or_after: Some(session.expires_at),
-            authn_context_class_ref: Some(
-                if settings.https {
-                    authn_context::PASSWORD_PROTECTED_TRANSPORT
-                } else {
-                    authn_context::PASSWORD
-                }
-                .into(),
-            ),
+            authn_context_class_ref: Some(class.into()),
         }],
         attributes,
     };

@@ -1,7 +1,7 @@
 //! The store cases (`tests/storage`) on PostgreSQL, and what only PostgreSQL does: a
 //! throwaway cluster started from the Debian `postgresql` binaries (latchkey-testkit's `pg`;
 //! `./scripts/test` installs them, or set LATCHKEY_PG_BIN). Without them these tests fail
-//! saying so.
+//! saying so. Also pyotp (`pyotp.rs`), from the oracle Python.
 
 // Test code: a failed expectation should stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,3 +16,4 @@ store_backend!(postgres);
 mod storage;
 
 mod connections;
+mod pyotp;

@@ -1,0 +1,492 @@
+//! Who needs a second factor, and whether a session has what a sign-in needs.
+//!
+//! A second factor is required for a sign-in when any of these says so: the whole IdP
+//! (`[mfa] required`), the application (`app set APP --require-mfa true`; the portal is no
+//! application and needs only what the global and user rules ask), a group the user is in
+//! (`group set GROUP --require-mfa true`), or the user (`user mfa require USER`). So
+//! "payroll needs MFA, the wiki doesn't": one session signs in to the wiki with a password,
+//! and steps up when it opens payroll.
+//!
+//! [`decide`] is the one pure decision: from what is required, what the user has enrolled,
+//! what the session used and what the request asks for ([`latchkey_saml::authn_context`]),
+//! it says satisfied (with the class to state), step up, enrol first, or not satisfiable.
+//! [`MfaPolicy::decide`] loads its inputs from the store.
+
+use latchkey_saml::authn_context::{self, ContextDecision, MfaClass, Strength};
+use latchkey_saml::authn_request::RequestedAuthnContext;
+use serde::{Deserialize, Serialize};
+
+use super::{Factors, Methods};
+use crate::apps::Application;
+use crate::audit::{self, Actor, Change};
+use crate::directory::{Group, User};
+use crate::error::{Error, Result};
+use crate::ids::AppId;
+use crate::store::{self, Store};
+
+/// What a sign-in is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The IdP's own portal (and, in the next phase, the account page).
+    Portal,
+    /// An application.
+    App(AppId),
+}
+
+/// Why a second factor is required (for the log and the enrolment page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "by", content = "name")]
+pub enum Reason {
+    /// `[mfa] required`.
+    Global,
+    /// An admin required it of this user.
+    User,
+    /// A group the user is in.
+    Group(String),
+    /// The application.
+    App,
+}
+
+/// Whether a second factor is required, and by what.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Requirement {
+    /// Every rule that requires one (empty: none does).
+    pub reasons: Vec<Reason>,
+}
+
+impl Requirement {
+    /// Whether any rule requires a second factor.
+    pub fn required(&self) -> bool {
+        !self.reasons.is_empty()
+    }
+}
+
+/// An application's MFA settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AppMfa {
+    /// Every sign-in to it needs a second factor.
+    pub require_mfa: bool,
+    /// The multi-factor class its assertions state when it does not ask for one.
+    #[serde(with = "class_name")]
+    pub mfa_class: MfaClass,
+}
+
+/// `refeds` or `mobile_two_factor`, as stored, in the API and on the command line.
+pub mod class_name {
+    use latchkey_saml::authn_context::MfaClass;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// The name of a class.
+    pub fn as_str(class: MfaClass) -> &'static str {
+        match class {
+            MfaClass::RefedsMfa => "refeds",
+            MfaClass::MobileTwoFactorContract => "mobile_two_factor",
+        }
+    }
+
+    /// A class by name.
+    pub fn parse(name: &str) -> Option<MfaClass> {
+        match name {
+            "refeds" => Some(MfaClass::RefedsMfa),
+            "mobile_two_factor" => Some(MfaClass::MobileTwoFactorContract),
+            _ => None,
+        }
+    }
+
+    pub(super) fn serialize<S: Serializer>(c: &MfaClass, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(as_str(*c))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MfaClass, D::Error> {
+        let name = String::deserialize(d)?;
+        parse(&name)
+            .ok_or_else(|| serde::de::Error::custom("expected \"refeds\" or \"mobile_two_factor\""))
+    }
+}
+
+/// Everything [`decide`] looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Situation<'a> {
+    /// Whether a second factor is required for this sign-in.
+    pub required: bool,
+    /// Whether the user has a confirmed factor to step up with.
+    pub has_factor: bool,
+    /// What the session's authentication used.
+    pub methods: &'a Methods,
+    /// What the SP's AuthnRequest asked for, if anything.
+    pub requested: Option<&'a RequestedAuthnContext>,
+    /// The IdP's public URL is `https://`.
+    pub protected_transport: bool,
+    /// The application's multi-factor class.
+    pub mfa_class: MfaClass,
+}
+
+/// What a sign-in needs before an assertion may be issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaDecision {
+    /// Issue now, stating this `AuthnContextClassRef`.
+    Satisfied {
+        /// The class to state.
+        class: &'static str,
+    },
+    /// A second factor in this session (the user has one).
+    StepUp,
+    /// A second factor is needed and the user has none: enrol one first (then it counts as
+    /// the step-up).
+    Enrol,
+    /// Nothing this IdP offers meets the request: answer `NoAuthnContext`.
+    Unsatisfiable,
+}
+
+/// The decision (module docs). Pure.
+pub fn decide(s: Situation<'_>) -> MfaDecision {
+    let strength = Strength {
+        protected_transport: s.protected_transport,
+        multi_factor: s.methods.multi_factor(),
+        mfa_class: s.mfa_class,
+    };
+    let second = || {
+        if s.has_factor {
+            MfaDecision::StepUp
+        } else {
+            MfaDecision::Enrol
+        }
+    };
+    match authn_context::decide(s.requested, strength) {
+        ContextDecision::Unsatisfiable => MfaDecision::Unsatisfiable,
+        ContextDecision::StepUp => second(),
+        ContextDecision::Satisfied(_) if s.required && !strength.multi_factor => {
+            // Required, so the session steps up; the request must still be met after it.
+            match authn_context::decide(s.requested, strength.stepped_up()) {
+                ContextDecision::Satisfied(_) => second(),
+                _ => MfaDecision::Unsatisfiable,
+            }
+        }
+        ContextDecision::Satisfied(class) => MfaDecision::Satisfied { class },
+    }
+}
+
+/// The MFA policy in a store.
+#[derive(Debug, Clone, Copy)]
+pub struct MfaPolicy<'s> {
+    store: &'s Store,
+}
+
+impl<'s> MfaPolicy<'s> {
+    /// The policy in `store`.
+    pub fn new(store: &'s Store) -> Self {
+        MfaPolicy { store }
+    }
+
+    /// An application's settings (the defaults when none were set).
+    pub async fn app(&self, app: AppId) -> Result<AppMfa> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT require_mfa, mfa_class FROM mfa_app_policy WHERE app_id = $1")
+                .bind(app.to_db())
+                .fetch_optional(self.store.pool())
+                .await?;
+        let Some((require, class)) = row else {
+            return Ok(AppMfa::default());
+        };
+        Ok(AppMfa {
+            require_mfa: store::flag(require),
+            mfa_class: class_name::parse(&class)
+                .ok_or_else(|| Error::corrupt("mfa_app_policy.mfa_class", &class))?,
+        })
+    }
+
+    /// Sets an application's settings; audited as `app.mfa_policy` with before and after.
+    pub async fn set_app(&self, actor: &Actor, app: &Application, to: AppMfa) -> Result<()> {
+        let before = self.app(app.id).await?;
+        let now = self.store.now();
+        let mut tx = self.store.begin().await?;
+        sqlx::query(
+            "INSERT INTO mfa_app_policy (app_id, require_mfa, mfa_class) VALUES ($1, $2, $3) \
+             ON CONFLICT (app_id) DO UPDATE SET require_mfa = excluded.require_mfa, \
+             mfa_class = excluded.mfa_class",
+        )
+        .bind(app.id.to_db())
+        .bind(store::to_flag(to.require_mfa))
+        .bind(class_name::as_str(to.mfa_class))
+        .execute(&mut *tx)
+        .await?;
+        audit::record(
+            store::conn(&mut tx),
+            actor,
+            now,
+            Change {
+                action: "app.mfa_policy",
+                target_kind: "app",
+                target_id: app.id.to_string(),
+                target_name: app.settings.entity_id.clone(),
+                before: audit::snapshot(&before),
+                after: audit::snapshot(&to),
+            },
+        )
+        .await?;
+        store::commit(tx).await
+    }
+
+    /// Whether a group's members need a second factor.
+    pub async fn group_requires(&self, group: &Group) -> Result<bool> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT require_mfa FROM mfa_group_policy WHERE group_id = $1")
+                .bind(group.id.to_db())
+                .fetch_optional(self.store.pool())
+                .await?;
+        Ok(v.is_some_and(store::flag))
+    }
+
+    /// Requires (or stops requiring) a second factor of a group's members; audited as
+    /// `group.mfa_policy`.
+    pub async fn set_group(&self, actor: &Actor, group: &Group, require: bool) -> Result<()> {
+        let before = self.group_requires(group).await?;
+        let now = self.store.now();
+        let mut tx = self.store.begin().await?;
+        sqlx::query(
+            "INSERT INTO mfa_group_policy (group_id, require_mfa) VALUES ($1, $2) \
+             ON CONFLICT (group_id) DO UPDATE SET require_mfa = excluded.require_mfa",
+        )
+        .bind(group.id.to_db())
+        .bind(store::to_flag(require))
+        .execute(&mut *tx)
+        .await?;
+        audit::record(
+            store::conn(&mut tx),
+            actor,
+            now,
+            Change {
+                action: "group.mfa_policy",
+                target_kind: "group",
+                target_id: group.id.to_string(),
+                target_name: group.name.clone(),
+                before: Some(serde_json::json!({ "require_mfa": before })),
+                after: Some(serde_json::json!({ "require_mfa": require })),
+            },
+        )
+        .await?;
+        store::commit(tx).await
+    }
+
+    /// Whether an admin required a second factor of this user.
+    pub async fn user_required(&self, user: &User) -> Result<bool> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT require_mfa FROM mfa_user_policy WHERE user_id = $1")
+                .bind(user.id.to_db())
+                .fetch_optional(self.store.pool())
+                .await?;
+        Ok(v.is_some_and(store::flag))
+    }
+
+    /// Requires (or stops requiring) a second factor of one user; audited as
+    /// `user.mfa_required`. At the user's next sign-in they step up, or enrol if they have
+    /// no factor.
+    pub async fn require_for_user(&self, actor: &Actor, user: &User, require: bool) -> Result<()> {
+        let before = self.user_required(user).await?;
+        let now = self.store.now();
+        let mut tx = self.store.begin().await?;
+        sqlx::query(
+            "INSERT INTO mfa_user_policy (user_id, require_mfa) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO UPDATE SET require_mfa = excluded.require_mfa",
+        )
+        .bind(user.id.to_db())
+        .bind(store::to_flag(require))
+        .execute(&mut *tx)
+        .await?;
+        audit::record(
+            store::conn(&mut tx),
+            actor,
+            now,
+            Change {
+                action: "user.mfa_required",
+                target_kind: "user",
+                target_id: user.id.to_string(),
+                target_name: user.username.clone(),
+                before: Some(serde_json::json!({ "require_mfa": before })),
+                after: Some(serde_json::json!({ "require_mfa": require })),
+            },
+        )
+        .await?;
+        store::commit(tx).await
+    }
+
+    /// Every rule that requires a second factor of `user` signing in to `target`;
+    /// `global` is `[mfa] required`.
+    pub async fn requirement(
+        &self,
+        user: &User,
+        target: Target,
+        global: bool,
+    ) -> Result<Requirement> {
+        let mut reasons = Vec::new();
+        if global {
+            reasons.push(Reason::Global);
+        }
+        if self.user_required(user).await? {
+            reasons.push(Reason::User);
+        }
+        let groups: Vec<String> = sqlx::query_scalar(
+            "SELECT g.name FROM mfa_group_policy p \
+             JOIN directory_groups g ON g.id = p.group_id \
+             JOIN group_members m ON m.group_id = p.group_id \
+             WHERE m.user_id = $1 AND p.require_mfa = 1 ORDER BY g.name",
+        )
+        .bind(user.id.to_db())
+        .fetch_all(self.store.pool())
+        .await?;
+        reasons.extend(groups.into_iter().map(Reason::Group));
+        if let Target::App(app) = target
+            && self.app(app).await?.require_mfa
+        {
+            reasons.push(Reason::App);
+        }
+        Ok(Requirement { reasons })
+    }
+
+    /// [`decide`] with its inputs loaded: what `user`, whose session used `methods`, needs
+    /// to sign in to `target` for a request asking `requested`.
+    pub async fn decide(
+        &self,
+        user: &User,
+        target: Target,
+        methods: &Methods,
+        requested: Option<&RequestedAuthnContext>,
+        global: bool,
+        protected_transport: bool,
+    ) -> Result<MfaDecision> {
+        let requirement = self.requirement(user, target, global).await?;
+        let mfa_class = match target {
+            Target::App(app) => self.app(app).await?.mfa_class,
+            Target::Portal => MfaClass::default(),
+        };
+        let has_factor = Factors::new(self.store).has_factor(user).await?;
+        Ok(decide(Situation {
+            required: requirement.required(),
+            has_factor,
+            methods,
+            requested,
+            protected_transport,
+            mfa_class,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_saml::assertion::authn_context::{
+        MOBILE_TWO_FACTOR_CONTRACT, PASSWORD_PROTECTED_TRANSPORT, REFEDS_MFA,
+    };
+    use latchkey_saml::authn_request::Comparison;
+
+    use super::*;
+    use crate::mfa::AuthMethod;
+
+    fn situation<'a>(methods: &'a Methods, required: bool, has_factor: bool) -> Situation<'a> {
+        Situation {
+            required,
+            has_factor,
+            methods,
+            requested: None,
+            protected_transport: true,
+            mfa_class: MfaClass::RefedsMfa,
+        }
+    }
+
+    #[test]
+    fn not_required_and_not_asked_a_password_is_enough() {
+        let pw = Methods::password();
+        assert_eq!(
+            decide(situation(&pw, false, false)),
+            MfaDecision::Satisfied {
+                class: PASSWORD_PROTECTED_TRANSPORT
+            }
+        );
+    }
+
+    #[test]
+    fn required_steps_up_with_a_factor_and_enrols_without_one() {
+        let pw = Methods::password();
+        assert_eq!(decide(situation(&pw, true, true)), MfaDecision::StepUp);
+        assert_eq!(decide(situation(&pw, true, false)), MfaDecision::Enrol);
+        let both = Methods::of(&[AuthMethod::Password, AuthMethod::Totp]);
+        assert_eq!(
+            decide(situation(&both, true, true)),
+            MfaDecision::Satisfied { class: REFEDS_MFA }
+        );
+        let mobile = Situation {
+            mfa_class: MfaClass::MobileTwoFactorContract,
+            ..situation(&both, true, true)
+        };
+        assert_eq!(
+            decide(mobile),
+            MfaDecision::Satisfied {
+                class: MOBILE_TWO_FACTOR_CONTRACT
+            }
+        );
+        // A recovery code is a second factor too; a passkey is two on its own.
+        let recovery = Methods::of(&[AuthMethod::Password, AuthMethod::RecoveryCode]);
+        assert!(matches!(
+            decide(situation(&recovery, true, false)),
+            MfaDecision::Satisfied { .. }
+        ));
+        let passkey = Methods::of(&[AuthMethod::Passkey]);
+        assert!(matches!(
+            decide(situation(&passkey, true, false)),
+            MfaDecision::Satisfied { .. }
+        ));
+        // A second factor without the password is not two factors.
+        let totp_only = Methods::of(&[AuthMethod::Totp]);
+        assert_eq!(
+            decide(situation(&totp_only, true, true)),
+            MfaDecision::StepUp
+        );
+    }
+
+    #[test]
+    fn a_request_for_mfa_steps_up_even_where_the_policy_does_not_ask() {
+        let pw = Methods::password();
+        let wants = RequestedAuthnContext {
+            comparison: Comparison::Exact,
+            class_refs: vec![REFEDS_MFA.into()],
+        };
+        let s = Situation {
+            requested: Some(&wants),
+            ..situation(&pw, false, true)
+        };
+        assert_eq!(decide(s), MfaDecision::StepUp);
+        assert_eq!(
+            decide(Situation {
+                has_factor: false,
+                ..s
+            }),
+            MfaDecision::Enrol
+        );
+    }
+
+    #[test]
+    fn a_request_nothing_meets_is_unsatisfiable_whatever_the_policy() {
+        let pw = Methods::password();
+        let unknown = RequestedAuthnContext {
+            comparison: Comparison::Exact,
+            class_refs: vec!["urn:example:smartcard".into()],
+        };
+        for required in [false, true] {
+            let s = Situation {
+                requested: Some(&unknown),
+                ..situation(&pw, required, true)
+            };
+            assert_eq!(decide(s), MfaDecision::Unsatisfiable);
+        }
+        // Required MFA, but the SP caps the class at PasswordProtectedTransport: after the
+        // step-up the session still states PPT, which meets "maximum".
+        let cap = RequestedAuthnContext {
+            comparison: Comparison::Maximum,
+            class_refs: vec![PASSWORD_PROTECTED_TRANSPORT.into()],
+        };
+        let s = Situation {
+            requested: Some(&cap),
+            ..situation(&pw, true, true)
+        };
+        assert_eq!(decide(s), MfaDecision::StepUp);
+    }
+}

@@ -1,0 +1,626 @@
+//! Second factors in the store: TOTP enrolment, window, skew, replay (also under a burst)
+//! and throttling on an injected clock; recovery codes once each; the MFA policy; session
+//! methods and step-up.
+
+use latchkey_idp::ManualClock;
+use latchkey_idp::apps::NewApplication;
+use latchkey_idp::audit::AuditFilter;
+use latchkey_idp::directory::User;
+use latchkey_idp::keys::{Kek, KekSource};
+use latchkey_idp::mfa::policy::{AppMfa, MfaDecision, MfaPolicy, Reason, Target};
+use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
+use latchkey_idp::mfa::totp::{Enrolment, Totp, TotpCheck};
+use latchkey_idp::mfa::{AuthMethod, FactorKind, Factors, Methods, MfaError};
+use latchkey_idp::session::Sessions;
+use latchkey_idp::{Actor, Store};
+use latchkey_saml::authn_context::MfaClass;
+use time::{Duration, macros::datetime};
+use totp_rs::{Algorithm, Secret, TOTP};
+
+use super::{admin, group, join, user};
+use crate::on_both_backends;
+use crate::support::TestStore;
+
+on_both_backends!(
+    totp_enrolment_window_skew_and_replay,
+    totp_same_code_burst_is_accepted_once,
+    totp_guesses_are_throttled_and_a_success_resets,
+    totp_secret_is_sealed_and_bound_to_its_row,
+    recovery_codes_work_once_and_regenerate_replaces_all,
+    policy_global_group_app_and_user,
+    session_records_methods_and_steps_up_in_place,
+    admin_list_and_reset_never_show_secrets
+);
+
+const T0: time::OffsetDateTime = datetime!(2026-12-05 12:00:00 UTC);
+const ADDR: &str = "192.0.2.10";
+
+fn kek() -> Kek {
+    Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap()
+}
+
+fn clocked(t: &TestStore) -> (Store, ManualClock) {
+    let clock = ManualClock::new(T0);
+    (t.store.clone().with_clock(clock.clone()), clock)
+}
+
+/// The code an authenticator app shows at `at`, computed from the base32 secret the user
+/// was shown (not from anything stored).
+fn code_at(enrolment: &Enrolment, at: time::OffsetDateTime) -> String {
+    let secret = Secret::Encoded(enrolment.secret_base32.to_string())
+        .to_bytes()
+        .unwrap();
+    TOTP::new_unchecked(Algorithm::SHA1, 6, 0, 30, secret, None, String::new())
+        .generate(at.unix_timestamp() as u64)
+}
+
+async fn enrolled(s: &Store, kek: &Kek, who: &User, clock: &ManualClock) -> Enrolment {
+    let totp = Totp::new(s, kek);
+    let e = totp.begin(who, "phone", "Latchkey test").await.unwrap();
+    let code = code_at(&e, clock_now(clock));
+    let done = totp
+        .confirm(&Actor::user(who.id), who, &e.factor_id, &code, ADDR)
+        .await
+        .unwrap();
+    assert!(matches!(done, TotpCheck::Accepted { .. }), "{done:?}");
+    e
+}
+
+fn clock_now(clock: &ManualClock) -> time::OffsetDateTime {
+    use latchkey_idp::Clock;
+    clock.now()
+}
+
+async fn totp_enrolment_window_skew_and_replay(t: TestStore) {
+    let (s, clock) = clocked(&t);
+    let kek = kek();
+    let alice = user(&s, "alice").await;
+    let totp = Totp::new(&s, &kek);
+    let factors = Factors::new(&s);
+
+    let e = totp.begin(&alice, "phone", "Latchkey test").await.unwrap();
+    assert!(e.uri.starts_with("otpauth://totp/"), "{}", e.uri.as_str());
+    assert!(e.uri.contains("secret=") && e.uri.contains("alice"));
+    assert!(e.qr_svg.contains("<svg"), "not an SVG");
+    // Pending: not a factor, and codes are not accepted for sign-in.
+    assert!(!factors.has_factor(&alice).await.unwrap());
+    let now_code = code_at(&e, T0);
+    assert_eq!(
+        totp.verify(&alice, &now_code, ADDR).await.unwrap(),
+        TotpCheck::Wrong
+    );
+    // A wrong code leaves it pending; the right one confirms it.
+    let wrong = if now_code == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert_eq!(
+        totp.confirm(&Actor::user(alice.id), &alice, &e.factor_id, wrong, ADDR)
+            .await
+            .unwrap(),
+        TotpCheck::Wrong
+    );
+    assert!(matches!(
+        totp.confirm(
+            &Actor::user(alice.id),
+            &alice,
+            &e.factor_id,
+            &now_code,
+            ADDR
+        )
+        .await
+        .unwrap(),
+        TotpCheck::Accepted { .. }
+    ));
+    assert!(factors.has_factor(&alice).await.unwrap());
+    // Confirming used up this step: the same code again is a replay.
+    assert_eq!(
+        totp.verify(&alice, &now_code, ADDR).await.unwrap(),
+        TotpCheck::Replayed
+    );
+    // Confirming twice is refused.
+    assert!(matches!(
+        totp.confirm(
+            &Actor::user(alice.id),
+            &alice,
+            &e.factor_id,
+            &now_code,
+            ADDR
+        )
+        .await,
+        Err(MfaError::NoPendingEnrolment(_))
+    ));
+
+    // Skew: one step late or early is accepted, two is not.
+    clock.advance(Duration::seconds(60));
+    let late = code_at(&e, T0 + Duration::seconds(30)); // the app one step behind
+    assert!(matches!(
+        totp.verify(&alice, &late, ADDR).await.unwrap(),
+        TotpCheck::Accepted { .. }
+    ));
+    clock.advance(Duration::seconds(60));
+    let early = code_at(&e, T0 + Duration::seconds(150)); // one step ahead
+    assert!(matches!(
+        totp.verify(&alice, &early, ADDR).await.unwrap(),
+        TotpCheck::Accepted { .. }
+    ));
+    // After the step T0+150 was used, the current step (T0+120) is older: refused as a replay.
+    let current = code_at(&e, T0 + Duration::seconds(120));
+    assert_eq!(
+        totp.verify(&alice, &current, ADDR).await.unwrap(),
+        TotpCheck::Replayed
+    );
+    clock.advance(Duration::seconds(120));
+    let stale = code_at(&e, T0 + Duration::seconds(180)); // two steps behind now (T0+240)
+    let now = code_at(&e, T0 + Duration::seconds(240));
+    if stale != now {
+        assert_eq!(
+            totp.verify(&alice, &stale, ADDR).await.unwrap(),
+            TotpCheck::Wrong
+        );
+    }
+    // Malformed input is a typed error, never a panic, never a slot.
+    for bad in ["12345", "12a456", "", "1234567", "１２３４５６"] {
+        assert!(
+            matches!(
+                totp.verify(&alice, bad, ADDR).await,
+                Err(MfaError::MalformedCode(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    // Enrolment was audited; the factor's last use is recorded.
+    let events = s
+        .audit()
+        .list(&AuditFilter {
+            action: Some("mfa.totp_enrol".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(
+        !events[0]
+            .after
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains(e.secret_base32.as_str())
+    );
+    let listed = factors.list(&alice).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].last_used_at, Some(T0 + Duration::seconds(120)));
+}
+
+async fn totp_same_code_burst_is_accepted_once(t: TestStore) {
+    let (s, clock) = clocked(&t);
+    let kek = std::sync::Arc::new(kek());
+    let bob = user(&s, "bob").await;
+    let e = enrolled(&s, &kek, &bob, &clock).await;
+    clock.advance(Duration::seconds(30));
+    let code = code_at(&e, T0 + Duration::seconds(30));
+    let mut tasks = Vec::new();
+    // Four: under the user's five free slots, so each submission is checked (a larger
+    // burst is also cut short by the throttle).
+    for i in 0..4 {
+        let (s, kek, bob, code) = (s.clone(), kek.clone(), bob.clone(), code.clone());
+        tasks.push(tokio::spawn(async move {
+            Totp::new(&s, &kek)
+                .verify(&bob, &code, &format!("198.51.100.{i}"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            TotpCheck::Accepted { .. } => accepted += 1,
+            TotpCheck::Replayed => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(accepted, 1, "one code, one step, one success");
+}
+
+async fn totp_guesses_are_throttled_and_a_success_resets(t: TestStore) {
+    let (s, clock) = clocked(&t);
+    let kek = kek();
+    let carol = user(&s, "carol").await;
+    let e = enrolled(&s, &kek, &carol, &clock).await;
+    let totp = Totp::new(&s, &kek);
+    clock.advance(Duration::seconds(30));
+    let right = code_at(&e, clock_now(&clock));
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    // The fifth wrong guess uses the last free slot and starts the block.
+    for _ in 0..5 {
+        assert_eq!(
+            totp.verify(&carol, wrong, ADDR).await.unwrap(),
+            TotpCheck::Wrong
+        );
+    }
+    // Now even the right code is not checked.
+    assert!(matches!(
+        totp.verify(&carol, &right, ADDR).await.unwrap(),
+        TotpCheck::Throttled { .. }
+    ));
+    // Another address does not help: the run is the user's.
+    assert!(matches!(
+        totp.verify(&carol, &right, "203.0.113.9").await.unwrap(),
+        TotpCheck::Throttled { .. }
+    ));
+    clock.advance(Duration::seconds(31));
+    let right = code_at(&e, clock_now(&clock));
+    assert!(matches!(
+        totp.verify(&carol, &right, ADDR).await.unwrap(),
+        TotpCheck::Accepted { .. }
+    ));
+    // The success ended the run: wrong guesses are free again.
+    assert_eq!(
+        totp.verify(&carol, wrong, ADDR).await.unwrap(),
+        TotpCheck::Wrong
+    );
+}
+
+async fn totp_secret_is_sealed_and_bound_to_its_row(t: TestStore) {
+    let (s, clock) = clocked(&t);
+    let kek = kek();
+    let dave = user(&s, "dave").await;
+    let erin = user(&s, "erin").await;
+    let e = enrolled(&s, &kek, &dave, &clock).await;
+    let _ = enrolled(&s, &kek, &erin, &clock).await;
+    // Nothing stored holds the secret.
+    let sealed: Vec<(String, String)> =
+        sqlx_rows(&t, "SELECT id, sealed_secret FROM mfa_totp").await;
+    assert_eq!(sealed.len(), 2);
+    for (_, value) in &sealed {
+        assert!(!value.contains(e.secret_base32.as_str()));
+    }
+    // Another KEK cannot open it: a typed error, not a wrong code.
+    clock.advance(Duration::seconds(30));
+    let code = code_at(&e, clock_now(&clock));
+    let other = Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap();
+    assert!(matches!(
+        Totp::new(&s, &other).verify(&dave, &code, ADDR).await,
+        Err(MfaError::Sealing(_))
+    ));
+    // Dave's sealed secret copied into Erin's row does not open there.
+    let dave_row = sealed
+        .iter()
+        .find(|(id, _)| *id == e.factor_id)
+        .unwrap()
+        .1
+        .clone();
+    exec(
+        &t,
+        &format!(
+            "UPDATE mfa_totp SET sealed_secret = '{dave_row}' WHERE id <> '{}'",
+            e.factor_id
+        ),
+    )
+    .await;
+    assert!(matches!(
+        Totp::new(&s, &kek).verify(&erin, &code, ADDR).await,
+        Err(MfaError::Sealing(_))
+    ));
+}
+
+async fn sqlx_rows(t: &TestStore, sql: &str) -> Vec<(String, String)> {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&t.url).await.unwrap();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+        .collect()
+}
+
+async fn exec(t: &TestStore, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&t.url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+async fn recovery_codes_work_once_and_regenerate_replaces_all(t: TestStore) {
+    let (s, _clock) = clocked(&t);
+    let frank = user(&s, "frank").await;
+    let codes = RecoveryCodes::new(&s);
+    let set = codes.regenerate(&admin(), &frank).await.unwrap();
+    assert_eq!(set.len(), 10);
+    let unique: std::collections::BTreeSet<&str> = set.iter().map(|c| c.as_str()).collect();
+    assert_eq!(unique.len(), 10);
+    // Stored hashed.
+    let stored: Vec<(String, String)> =
+        sqlx_rows(&t, "SELECT user_id, code_hash FROM mfa_recovery_codes").await;
+    assert_eq!(stored.len(), 10);
+    assert!(
+        stored
+            .iter()
+            .all(|(_, h)| !set.iter().any(|c| h.contains(c.as_str())))
+    );
+
+    // Typed in upper case without dashes it works, once; a burst of the same code wins once.
+    let first = set[0].to_uppercase().replace('-', "");
+    assert_eq!(
+        codes.consume(&frank, &first, ADDR).await.unwrap(),
+        RecoveryCheck::Accepted { remaining: 9 }
+    );
+    assert_eq!(
+        codes.consume(&frank, &set[0], ADDR).await.unwrap(),
+        RecoveryCheck::Wrong
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (s, frank, code) = (s.clone(), frank.clone(), set[1].to_string());
+        tasks.push(tokio::spawn(async move {
+            RecoveryCodes::new(&s)
+                .consume(&frank, &code, ADDR)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), RecoveryCheck::Accepted { .. }) {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(codes.remaining(&frank).await.unwrap(), 8);
+    // Malformed: typed error before any slot.
+    assert!(matches!(
+        codes.consume(&frank, "not-a-code", ADDR).await,
+        Err(MfaError::MalformedCode(_))
+    ));
+    // Each use is audited.
+    let uses = s
+        .audit()
+        .list(&AuditFilter {
+            action: Some("mfa.recovery_code_use".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(uses.len(), 2);
+    // Regenerate replaces every old code.
+    let fresh = codes.regenerate(&admin(), &frank).await.unwrap();
+    assert_eq!(codes.remaining(&frank).await.unwrap(), 10);
+    assert_eq!(
+        codes.consume(&frank, &set[2], ADDR).await.unwrap(),
+        RecoveryCheck::Wrong
+    );
+    assert!(matches!(
+        codes.consume(&frank, &fresh[0], ADDR).await.unwrap(),
+        RecoveryCheck::Accepted { remaining: 9 }
+    ));
+}
+
+async fn policy_global_group_app_and_user(t: TestStore) {
+    let (s, clock) = clocked(&t);
+    let kek = kek();
+    let gina = user(&s, "gina").await;
+    let hank = user(&s, "hank").await;
+    let finance = group(&s, "finance").await;
+    join(&s, finance.id, hank.id).await;
+    let payroll = s
+        .apps()
+        .create(
+            &admin(),
+            NewApplication::new(
+                "https://payroll.example.org",
+                "Payroll",
+                "https://payroll.example.org/acs",
+            ),
+        )
+        .await
+        .unwrap();
+    let wiki = s
+        .apps()
+        .create(
+            &admin(),
+            NewApplication::new(
+                "https://wiki.example.org",
+                "Wiki",
+                "https://wiki.example.org/acs",
+            ),
+        )
+        .await
+        .unwrap();
+    let policy = MfaPolicy::new(&s);
+    policy
+        .set_app(
+            &admin(),
+            &payroll,
+            AppMfa {
+                require_mfa: true,
+                mfa_class: MfaClass::MobileTwoFactorContract,
+            },
+        )
+        .await
+        .unwrap();
+    let pw = Methods::password();
+    // Payroll needs MFA, the wiki doesn't.
+    let wiki_says = policy
+        .decide(&gina, Target::App(wiki.id), &pw, None, false, true)
+        .await
+        .unwrap();
+    assert!(
+        matches!(wiki_says, MfaDecision::Satisfied { .. }),
+        "{wiki_says:?}"
+    );
+    assert_eq!(
+        policy
+            .decide(&gina, Target::App(payroll.id), &pw, None, false, true)
+            .await
+            .unwrap(),
+        MfaDecision::Enrol
+    );
+    let _ = enrolled(&s, &kek, &gina, &clock).await;
+    assert_eq!(
+        policy
+            .decide(&gina, Target::App(payroll.id), &pw, None, false, true)
+            .await
+            .unwrap(),
+        MfaDecision::StepUp
+    );
+    let both = Methods::of(&[AuthMethod::Password, AuthMethod::Totp]);
+    assert_eq!(
+        policy
+            .decide(&gina, Target::App(payroll.id), &both, None, false, true)
+            .await
+            .unwrap(),
+        MfaDecision::Satisfied {
+            class: latchkey_saml::assertion::authn_context::MOBILE_TWO_FACTOR_CONTRACT
+        }
+    );
+    // The portal: only global and user rules.
+    assert!(
+        !policy
+            .requirement(&gina, Target::Portal, false)
+            .await
+            .unwrap()
+            .required()
+    );
+    assert_eq!(
+        policy
+            .requirement(&gina, Target::Portal, true)
+            .await
+            .unwrap()
+            .reasons,
+        vec![Reason::Global]
+    );
+    // A group's members, and a user an admin named.
+    policy.set_group(&admin(), &finance, true).await.unwrap();
+    assert_eq!(
+        policy
+            .requirement(&hank, Target::App(wiki.id), false)
+            .await
+            .unwrap()
+            .reasons,
+        vec![Reason::Group("finance".into())]
+    );
+    assert!(
+        !policy
+            .requirement(&gina, Target::App(wiki.id), false)
+            .await
+            .unwrap()
+            .required()
+    );
+    policy
+        .require_for_user(&admin(), &gina, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        policy
+            .requirement(&gina, Target::App(wiki.id), false)
+            .await
+            .unwrap()
+            .reasons,
+        vec![Reason::User]
+    );
+    // Each change audited with the admin's name.
+    for action in ["app.mfa_policy", "group.mfa_policy", "user.mfa_required"] {
+        let events = s
+            .audit()
+            .list(&AuditFilter {
+                action: Some(action.into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "{action}");
+        assert_eq!(events[0].actor, "cli:tester");
+    }
+    assert_eq!(
+        policy.app(payroll.id).await.unwrap(),
+        AppMfa {
+            require_mfa: true,
+            mfa_class: MfaClass::MobileTwoFactorContract
+        }
+    );
+}
+
+async fn session_records_methods_and_steps_up_in_place(t: TestStore) {
+    let (s, clock) = clocked(&t);
+    let ivy = user(&s, "ivy").await;
+    let sessions = Sessions::new(&s);
+    let (token, session) = sessions.create(&ivy, T0, Duration::hours(8)).await.unwrap();
+    assert_eq!(session.methods, Methods::password());
+    assert!(!session.methods.multi_factor());
+    clock.advance(Duration::minutes(5));
+    let later = T0 + Duration::minutes(5);
+    let up = sessions
+        .step_up(&session, AuthMethod::Totp, later)
+        .await
+        .unwrap();
+    assert!(up.methods.multi_factor());
+    let resumed = sessions
+        .resume(token.expose(), later, Duration::hours(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resumed.session_index, session.session_index, "same session");
+    assert_eq!(resumed.authn_at, later, "AuthnInstant moved");
+    assert_eq!(
+        resumed.methods,
+        Methods::of(&[AuthMethod::Password, AuthMethod::Totp])
+    );
+    assert_eq!(resumed.created_at, T0);
+    // A passkey session records no password.
+    let (_, passkey) = sessions
+        .create_with(
+            &ivy,
+            Methods::of(&[AuthMethod::Passkey]),
+            later,
+            Duration::hours(8),
+        )
+        .await
+        .unwrap();
+    assert!(!passkey.methods.contains(AuthMethod::Password));
+    assert!(passkey.methods.multi_factor());
+}
+
+async fn admin_list_and_reset_never_show_secrets(t: TestStore) {
+    let (s, clock) = clocked(&t);
+    let kek = kek();
+    let jack = user(&s, "jack").await;
+    let e = enrolled(&s, &kek, &jack, &clock).await;
+    let _codes = RecoveryCodes::new(&s)
+        .regenerate(&admin(), &jack)
+        .await
+        .unwrap();
+    let factors = Factors::new(&s);
+    let listed = factors.list(&jack).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|f| f.kind).collect::<Vec<_>>(),
+        [FactorKind::Totp, FactorKind::RecoveryCodes]
+    );
+    assert_eq!(listed[0].name, "phone");
+    assert_eq!(listed[1].remaining, Some(10));
+    let json = serde_json::to_string(&listed).unwrap();
+    assert!(!json.contains(e.secret_base32.as_str()) && !json.contains("sealed"));
+    assert_eq!(factors.reset(&admin(), &jack).await.unwrap(), 2);
+    assert!(factors.list(&jack).await.unwrap().is_empty());
+    assert!(!factors.has_factor(&jack).await.unwrap());
+    let resets = s
+        .audit()
+        .list(&AuditFilter {
+            action: Some("mfa.reset".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(resets.len(), 1);
+    assert_eq!(resets[0].actor, "cli:tester");
+    assert_eq!(resets[0].target_name.as_deref(), Some("jack"));
+}
