@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod enrollment;
 pub mod error;
 pub mod export;
 pub mod ids;
