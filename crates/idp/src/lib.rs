@@ -21,6 +21,7 @@ pub mod error;
 pub mod export;
 pub mod ids;
 pub mod keys;
+pub mod mail;
 pub mod password;
 pub mod session;
 pub mod sso;

@@ -40,9 +40,11 @@
 
 pub mod metrics_access;
 pub mod server;
+pub mod smtp;
 
 pub use metrics_access::{MetricsAccess, Network};
 pub use server::{ServerConfig, ServerSettings};
+pub use smtp::{SmtpConfig, SmtpSecurity};
 
 use std::path::{Path, PathBuf};
 
@@ -73,6 +75,8 @@ pub struct Config {
     pub keys: KeysConfig,
     /// How long invitation and password-reset links live: see [`crate::enrollment`].
     pub enrollment: EnrollmentConfig,
+    /// Where invitation and reset mail goes: see [`smtp`].
+    pub smtp: SmtpConfig,
 }
 
 /// The `[enrollment]` section.
@@ -219,6 +223,7 @@ impl Default for Config {
             server: server::ServerConfig::default(),
             keys: KeysConfig::default(),
             enrollment: EnrollmentConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -301,6 +306,9 @@ impl Config {
         if let Some(file) = env.var("LATCHKEY_KEK_FILE") {
             config.keys.kek_file = Some(PathBuf::from(file));
         }
+        if let Some(password) = env.var("LATCHKEY_SMTP_PASSWORD") {
+            config.smtp.password = Some(password);
+        }
         Ok(config)
     }
 
@@ -357,6 +365,7 @@ impl Config {
         if !(5..=1440).contains(&config.enrollment.reset_minutes) {
             return Err("[enrollment] reset_minutes must be 5-1440 (a day)".into());
         }
+        config.smtp.check()?;
         if config.keys.refresh_seconds == 0 {
             return Err("[keys] refresh_seconds must be at least 1".into());
         }
@@ -380,6 +389,9 @@ impl Config {
             .map(crate::store::backend::redact);
         if shown.server.metrics_token.is_some() {
             shown.server.metrics_token = Some("***".into());
+        }
+        if shown.smtp.password.is_some() {
+            shown.smtp.password = Some("***".into());
         }
         shown
     }
@@ -568,9 +580,10 @@ mod tests {
         let mut config = Config::default();
         config.database.url = Some("postgres://latchkey:s3cret@db.internal/idp".into());
         config.server.metrics_token = Some("t0ken".into());
+        config.smtp.password = Some("m4il-secret".into());
         let shown = config.redacted().to_toml().unwrap();
         assert!(
-            !shown.contains("s3cret") && !shown.contains("t0ken"),
+            !shown.contains("s3cret") && !shown.contains("t0ken") && !shown.contains("m4il"),
             "{shown}"
         );
         assert!(
