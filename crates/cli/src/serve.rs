@@ -82,10 +82,19 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         keys = ?config.keys.store,
         "starting latchkey"
     );
+    let mailer = latchkey_idp::mail::Mailer::new(&config.smtp).context("[smtp]")?;
+    if !mailer.configured() {
+        tracing::info!("no [smtp] host: invitation links are answered, not mailed");
+    }
+    let base_url = settings.base_url.clone();
     let state = WebState::new(store.clone(), settings, keys);
     state.metrics().count_log_drops(move || log_drops.total());
     let app = web::router(state).merge(latchkey_idp_web::api::router(
-        latchkey_idp_web::api::ApiState::new(store.clone()),
+        latchkey_idp_web::api::ApiState::new(store.clone()).with_enrollment(
+            &base_url,
+            config.enrollment,
+            mailer,
+        ),
     ));
 
     let janitor = tokio::spawn(purge_sessions(store.clone()));

@@ -180,6 +180,16 @@ impl Mailer {
         })
     }
 
+    /// A mailer that sends nothing (no `[smtp]`).
+    pub fn disabled() -> Mailer {
+        Mailer {
+            transport: None,
+            from: None,
+            stats: Arc::new(MailStats::default()),
+            queue: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
     /// Whether `[smtp]` names a server.
     pub fn configured(&self) -> bool {
         self.transport.is_some()

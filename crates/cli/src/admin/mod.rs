@@ -61,6 +61,8 @@ pub struct Scoped<C: Subcommand> {
 pub(crate) struct Context {
     pub store: Store,
     pub actor: Actor,
+    /// The configuration the store came from (base URL, link lifetimes, `[smtp]`).
+    pub config: Config,
 }
 
 impl Context {
@@ -70,6 +72,7 @@ impl Context {
         Ok(Context {
             store,
             actor: cli_actor(),
+            config,
         })
     }
 }

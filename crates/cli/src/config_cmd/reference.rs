@@ -131,6 +131,14 @@ pub const LATCHKEY_TOML: &[Key] = &[
          it the answer is 503 with `Retry-After` at once.",
     ),
     key(
+        "password.min_length",
+        "integer",
+        Literal("12"),
+        "The fewest characters a new password may have (8 to 1024). Checked wherever a \
+         password is set (`user add`, `user passwd`, the API, invitations, resets), never at \
+         sign-in; the 10,000 most common passwords are refused at any length.",
+    ),
+    key(
         "server",
         "table",
         Unset(EACH),
@@ -263,6 +271,25 @@ pub const LATCHKEY_TOML: &[Key] = &[
         Literal("86400"),
         "The `cacheDuration` of the published IdP metadata; `key activate` refuses until the next \
          key has been published this long (1 to 604800: the metadata's 7-day validity).",
+    ),
+    key(
+        "enrollment",
+        "table",
+        Unset(EACH),
+        "Invitation and password-reset links.",
+    ),
+    key(
+        "enrollment.invitation_hours",
+        "integer",
+        Literal("72"),
+        "How long a `latchkey user invite` link works unless `--expires` says otherwise (1 \
+         to 720). A newer invitation for the same user replaces the older one.",
+    ),
+    key(
+        "enrollment.reset_minutes",
+        "integer",
+        Literal("30"),
+        "How long a password-reset link works (5 to 1440).",
     ),
 ];
 
