@@ -291,6 +291,52 @@ pub const LATCHKEY_TOML: &[Key] = &[
         Literal("30"),
         "How long a password-reset link works (5 to 1440).",
     ),
+    key(
+        "smtp",
+        "table",
+        Unset("no mail: `user invite` prints the link"),
+        "Where invitation and password-reset mail goes.",
+    ),
+    key(
+        "smtp.host",
+        "string",
+        Unset("none (no mail)"),
+        "The mail server. Mail is sent off the request path, from a queue, with 3 attempts.",
+    ),
+    key(
+        "smtp.port",
+        "integer",
+        Unset("587 for `starttls`, 465 for `tls`, 25 for `none`"),
+        "The mail server's port.",
+    ),
+    key(
+        "smtp.security",
+        "string",
+        Literal("\"starttls\""),
+        "`starttls` (must succeed), `tls` (from the first byte) or `none`, which is refused \
+         unless `host` is a loopback address (a local relay or a test sink).",
+    ),
+    key(
+        "smtp.username",
+        "string",
+        Unset("none (no authentication)"),
+        "The user to authenticate as.",
+    ),
+    env(
+        key(
+            "smtp.password",
+            "string",
+            Unset("none"),
+            "Its password; `latchkey config check` shows it as `***`.",
+        ),
+        &["LATCHKEY_SMTP_PASSWORD"],
+    ),
+    key(
+        "smtp.from",
+        "string",
+        Unset("none; required with `host`"),
+        "The sender: an address or `Name <address>`.",
+    ),
 ];
 
 /// Variables read with no key of their own.
