@@ -189,7 +189,7 @@ fn checked_password(
 ) -> Result<Option<Password>, ApiError> {
     raw.map(|p| {
         let p = Password::new(p);
-        password::check_policy(&config, &p)?;
+        password::check_policy(config, &p)?;
         Ok(p)
     })
     .transpose()

@@ -147,8 +147,9 @@ pub struct ValidLink {
 /// What [`Enrollment::lookup`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkLookup {
-    /// Usable: show the form.
-    Valid(ValidLink),
+    /// Usable: show the form. (Boxed: a user is large, and most lookups of a guessed
+    /// token are the small variant.)
+    Valid(Box<ValidLink>),
     /// Not usable, and why.
     Unusable(LinkState),
 }
@@ -307,12 +308,12 @@ impl<'s> Enrollment<'s> {
         else {
             return Ok(LinkLookup::Unusable(LinkState::Unknown));
         };
-        Ok(LinkLookup::Valid(ValidLink {
+        Ok(LinkLookup::Valid(Box::new(ValidLink {
             kind,
             user,
             expires_at,
             created_by: row.created_by,
-        }))
+        })))
     }
 
     /// Uses a link of `kind` to set `password`: the password policy applies, the hash is made
