@@ -239,6 +239,24 @@ async fn invite(
     }
 }
 
+/// zxcvbn's advice on stderr when a password being set looks guessable (score below 3 of
+/// 4); the policy, not this, decides what is refused.
+fn hint(password: &Password, inputs: &[&str]) {
+    let hint = latchkey_idp::password::strength(password, inputs);
+    if hint.score < 3 {
+        let advice = hint
+            .warning
+            .into_iter()
+            .chain(hint.suggestions)
+            .collect::<Vec<_>>()
+            .join(" ");
+        eprintln!(
+            "note: this password looks guessable (strength {}/4). {advice}",
+            hint.score
+        );
+    }
+}
+
 fn clearable(value: Option<String>) -> Option<Option<String>> {
     value.map(|v| if v.trim().is_empty() { None } else { Some(v) })
 }
@@ -287,7 +305,9 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
                 new.status = UserStatus::Suspended;
             }
             if password_stdin {
-                new.password = Some(read_password()?);
+                let password = read_password()?;
+                hint(&password, &[&new.username, &new.email]);
+                new.password = Some(password);
             }
             let user = users.create(&ctx.actor, new).await?;
             outln!("created user {} ({})", user.username, user.id)?;
@@ -406,6 +426,9 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
         } => {
             let target = users.lookup(&user).await?;
             let password = if clear { None } else { Some(read_password()?) };
+            if let Some(p) = &password {
+                hint(p, &[&target.username, &target.email]);
+            }
             users.set_password(&ctx.actor, target.id, password).await?;
             if clear {
                 outln!("removed the password of {}", target.username)?;

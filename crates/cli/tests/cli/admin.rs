@@ -1132,4 +1132,26 @@ fn new_passwords_follow_the_policy() {
     }
     let err = fails(d, &["user", "show", "bob"]);
     assert_eq!(err, "error: unknown user \"bob\"");
+    // Allowed but guessable: set, with zxcvbn's advice on stderr; a strong one gets none.
+    let out = latchkey_with_stdin(
+        d,
+        &[
+            "user",
+            "add",
+            "bob",
+            "--email",
+            "bob@example.org",
+            "--password-stdin",
+        ],
+        "qwertyuiop12\n",
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("looks guessable"));
+    let out = latchkey_with_stdin(d, &["user", "passwd", "bob"], "violet staple hinge orbit\n");
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
