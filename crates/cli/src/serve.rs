@@ -89,6 +89,7 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
     let base_url = settings.base_url.clone();
     let state = WebState::new(store.clone(), settings, keys);
     state.metrics().count_log_drops(move || log_drops.total());
+    state.metrics().count_mail(mailer.stats_handle());
     let app = web::router(state).merge(latchkey_idp_web::api::router(
         latchkey_idp_web::api::ApiState::new(store.clone()).with_enrollment(
             &base_url,
@@ -137,6 +138,17 @@ async fn purge_sessions(store: Store) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "ended throttle runs removed"),
             Err(e) => tracing::warn!(error = %e, "throttle purge failed"),
+        }
+        // Used and expired links are kept a day, so a page can still say "already used"
+        // or "expired" rather than "unknown" to someone who clicks late.
+        match store
+            .enrollment()
+            .purge(now - time::Duration::days(1))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "old invitation and reset links removed"),
+            Err(e) => tracing::warn!(error = %e, "link purge failed"),
         }
     }
 }

@@ -200,6 +200,11 @@ impl Mailer {
         &self.stats
     }
 
+    /// The counters, shared, for `/metrics` to read at each scrape.
+    pub fn stats_handle(&self) -> Arc<MailStats> {
+        Arc::clone(&self.stats)
+    }
+
     /// Sends now, with up to [`ATTEMPTS`] attempts (1 s, then 2 s apart); counts the outcome.
     pub async fn send(&self, mail: &Mail) -> Result<(), MailError> {
         let (Some(transport), Some(from)) = (&self.transport, &self.from) else {

@@ -165,6 +165,13 @@ async fn an_invitation_expires(t: TestStore) {
         .unwrap_err();
     assert_eq!(state(err), LinkState::Expired);
     assert!(!store.users().get(bob.id).await.unwrap().has_password);
+    // An expired link is purged; a live one is not.
+    store
+        .enrollment()
+        .invite(&admin(), user(&store, "bob2").await.id, Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(store.enrollment().purge(store.now()).await.unwrap(), 1);
     // Refused out of range.
     for ttl in [Duration::ZERO, Duration::days(31)] {
         let err = store
