@@ -188,6 +188,12 @@ impl Exit {
                     _ => Exit::Refused,
                 };
             }
+            if cause
+                .downcast_ref::<latchkey_idp::mail::MailError>()
+                .is_some()
+            {
+                return Exit::Unavailable;
+            }
             if let Some(e) = cause.downcast_ref::<std::io::Error>() {
                 return Exit::of_io(e);
             }

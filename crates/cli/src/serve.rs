@@ -82,10 +82,20 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         keys = ?config.keys.store,
         "starting latchkey"
     );
+    let mailer = latchkey_idp::mail::Mailer::new(&config.smtp).context("[smtp]")?;
+    if !mailer.configured() {
+        tracing::info!("no [smtp] host: invitation links are answered, not mailed");
+    }
+    let base_url = settings.base_url.clone();
     let state = WebState::new(store.clone(), settings, keys);
     state.metrics().count_log_drops(move || log_drops.total());
+    state.metrics().count_mail(mailer.stats_handle());
     let app = web::router(state).merge(latchkey_idp_web::api::router(
-        latchkey_idp_web::api::ApiState::new(store.clone()),
+        latchkey_idp_web::api::ApiState::new(store.clone()).with_enrollment(
+            &base_url,
+            config.enrollment,
+            mailer,
+        ),
     ));
 
     let janitor = tokio::spawn(purge_sessions(store.clone()));
@@ -133,6 +143,17 @@ async fn purge_sessions(store: Store) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "expired request IDs removed"),
             Err(e) => tracing::warn!(error = %e, "request ID purge failed"),
+        }
+        // Used and expired links are kept a day, so a page can still say "already used"
+        // or "expired" rather than "unknown" to someone who clicks late.
+        match store
+            .enrollment()
+            .purge(now - time::Duration::days(1))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "old invitation and reset links removed"),
+            Err(e) => tracing::warn!(error = %e, "link purge failed"),
         }
     }
 }

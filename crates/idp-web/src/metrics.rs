@@ -38,6 +38,7 @@ pub struct Metrics {
     inner: Mutex<Inner>,
     /// Reads the log writer's dropped-line count, when the binary wired one in.
     log_drops: OnceLock<LogDrops>,
+    mail: OnceLock<std::sync::Arc<latchkey_idp::mail::MailStats>>,
 }
 
 /// A count kept outside this crate (the binary owns the log writer), read at each scrape.
@@ -94,6 +95,12 @@ impl Metrics {
     /// the first call counts; without one the series is not exported (nothing measures it).
     pub fn count_log_drops(&self, count: impl Fn() -> u64 + Send + Sync + 'static) {
         let _ = self.log_drops.set(LogDrops(Box::new(count)));
+    }
+
+    /// Exports `latchkey_mail_total{outcome}` (sent, failed after every attempt, dropped
+    /// because the queue was full) from the mailer's counters. Only the first call counts.
+    pub fn count_mail(&self, stats: std::sync::Arc<latchkey_idp::mail::MailStats>) {
+        let _ = self.mail.set(stats);
     }
 
     /// The Prometheus text exposition.
@@ -156,6 +163,17 @@ impl Metrics {
             );
             out.push_str("# TYPE latchkey_log_lines_dropped_total counter\n");
             let _ = writeln!(out, "latchkey_log_lines_dropped_total {}", count());
+        }
+        if let Some(mail) = self.mail.get() {
+            out.push_str("# HELP latchkey_mail_total Invitation and reset mail, by outcome.\n");
+            out.push_str("# TYPE latchkey_mail_total counter\n");
+            for (outcome, n) in [
+                ("sent", mail.sent()),
+                ("failed", mail.failed()),
+                ("dropped", mail.dropped()),
+            ] {
+                let _ = writeln!(out, "latchkey_mail_total{{outcome=\"{outcome}\"}} {n}");
+            }
         }
         out
     }
@@ -237,6 +255,21 @@ mod tests {
         assert!(text.contains("route=\"/login\",le=\"+Inf\"} 2"));
         assert!(text.contains("latchkey_http_request_duration_seconds_count{route=\"/login\"} 2"));
         assert!(!text.contains("latchkey_log_lines_dropped_total"));
+    }
+
+    #[test]
+    fn mail_outcomes_are_exported_once_a_mailer_is_counted() {
+        let m = Metrics::default();
+        assert!(!m.render().contains("latchkey_mail_total"));
+        let mailer = latchkey_idp::mail::Mailer::disabled();
+        m.count_mail(mailer.stats_handle());
+        let text = m.render();
+        for outcome in ["sent", "failed", "dropped"] {
+            assert!(
+                text.contains(&format!("latchkey_mail_total{{outcome=\"{outcome}\"}} 0\n")),
+                "{text}"
+            );
+        }
     }
 
     #[test]

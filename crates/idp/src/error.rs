@@ -144,6 +144,27 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A new password breaks the password policy ([`crate::password::check_policy`]).
+    #[error("invalid password: {rule}")]
+    PasswordRefused {
+        /// Which rule; each has its own [`ErrorCode`].
+        rule: crate::password::PasswordRule,
+    },
+    /// An invitation or password-reset link cannot be used (see
+    /// [`crate::enrollment::LinkState`]); nothing was changed.
+    #[error("this {kind} link {state}")]
+    LinkUnusable {
+        /// Invitation or reset.
+        kind: crate::enrollment::LinkKind,
+        /// Unknown, expired or already used (or superseded).
+        state: crate::enrollment::LinkState,
+    },
+    /// Too many requests of this kind for this account or address; nothing was done.
+    #[error("too many requests; try again in {retry_after_seconds} s")]
+    Throttled {
+        /// When to try again.
+        retry_after_seconds: u64,
+    },
     /// Hashing a password failed (bad Argon2 parameters in the configuration).
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
@@ -256,6 +277,20 @@ latchkey_saml::stable_codes! {
         CorruptRow = "corrupt_row",
         /// The configuration cannot be read or parsed, or a setting is out of range.
         ConfigInvalid = "config_invalid",
+        /// A new password is shorter than `[password] min_length` (12 by default).
+        PasswordTooShort = "password_too_short",
+        /// A new password is longer than 1024 bytes.
+        PasswordTooLong = "password_too_long",
+        /// A new password is one of the 10,000 most common passwords.
+        PasswordTooCommon = "password_too_common",
+        /// An invitation or reset link is unknown (mistyped, or never issued).
+        LinkUnknown = "link_unknown",
+        /// An invitation or reset link is past its expiry time.
+        LinkExpired = "link_expired",
+        /// An invitation or reset link was used already, or a newer one replaced it.
+        LinkUsed = "link_used",
+        /// Too many requests of this kind (password resets) for the account or address.
+        Throttled = "throttled",
         /// Hashing a password failed (Argon2 parameters the library refuses).
         PasswordHashFailed = "password_hash_failed",
         /// A bounded resource (password hashing) is full; try again after Retry-After.
@@ -335,8 +370,15 @@ impl ErrorCode {
             | C::AmbiguousEntity
             | C::UnknownEntity
             | C::NoSpRole
-            | C::NoSupportedAcs => Class::Refused,
+            | C::NoSupportedAcs
+            | C::LinkUnknown
+            | C::LinkExpired
+            | C::LinkUsed
+            | C::Throttled => Class::Refused,
             C::InvalidField
+            | C::PasswordTooShort
+            | C::PasswordTooLong
+            | C::PasswordTooCommon
             | C::EncryptionKeyUnsupported
             | C::InvalidImportRow
             | C::InvalidCsv
@@ -484,6 +526,17 @@ impl Error {
             Error::Csv(_) => C::InvalidCsv,
             Error::CorruptRow { .. } => C::CorruptRow,
             Error::Config { .. } => C::ConfigInvalid,
+            Error::PasswordRefused { rule } => match rule {
+                crate::password::PasswordRule::TooShort { .. } => C::PasswordTooShort,
+                crate::password::PasswordRule::TooLong { .. } => C::PasswordTooLong,
+                crate::password::PasswordRule::Common => C::PasswordTooCommon,
+            },
+            Error::LinkUnusable { state, .. } => match state {
+                crate::enrollment::LinkState::Unknown => C::LinkUnknown,
+                crate::enrollment::LinkState::Expired => C::LinkExpired,
+                crate::enrollment::LinkState::Used => C::LinkUsed,
+            },
+            Error::Throttled { .. } => C::Throttled,
             Error::PasswordHash(_) => C::PasswordHashFailed,
             Error::Busy { .. } => C::Busy,
             Error::UnsupportedDatabase { .. } => C::UnsupportedDatabase,

@@ -26,6 +26,10 @@ use zeroize::Zeroizing;
 use crate::config::PasswordConfig;
 use crate::error::{Error, Result};
 
+mod policy;
+
+pub use policy::{PasswordRule, StrengthHint, is_common, strength};
+
 /// A clear-text password on its way to being hashed; zeroized on drop and never printed.
 #[derive(Clone)]
 pub struct Password(Zeroizing<String>);
@@ -48,8 +52,10 @@ impl fmt::Debug for Password {
     }
 }
 
-/// Shortest password accepted; longer rules belong to an admin-configured policy.
-pub const MIN_LENGTH: usize = 8;
+/// The shortest `[password] min_length` a configuration may set (NIST SP 800-63B's floor).
+pub const MIN_LENGTH_FLOOR: u32 = 8;
+/// `[password] min_length` when the configuration says nothing.
+pub const DEFAULT_MIN_LENGTH: u32 = 12;
 /// Longest password accepted, so a request cannot make the hasher chew megabytes.
 pub const MAX_LENGTH: usize = 1024;
 
@@ -116,22 +122,10 @@ fn compute(
         .map_err(|e| Error::PasswordHash(e.to_string()))
 }
 
-/// Checks the length rules that apply before any hashing.
-pub fn check_policy(password: &Password) -> Result<()> {
-    let len = password.expose().chars().count();
-    if len < MIN_LENGTH {
-        return Err(Error::invalid(
-            "password",
-            format!("must be at least {MIN_LENGTH} characters"),
-        ));
-    }
-    if password.expose().len() > MAX_LENGTH {
-        return Err(Error::invalid(
-            "password",
-            format!("must be at most {MAX_LENGTH} bytes"),
-        ));
-    }
-    Ok(())
+/// Checks the rules a new password must meet (length, the common-password list; see
+/// [`policy`]) before any hashing.
+pub fn check_policy(config: &PasswordConfig, password: &Password) -> Result<()> {
+    policy::check(config, password)
 }
 
 /// Hashes a password into a PHC string with a fresh random salt.
@@ -145,7 +139,7 @@ pub fn hash_in(
     password: &Password,
     memory: &mut Memory,
 ) -> Result<String> {
-    check_policy(password)?;
+    check_policy(config, password)?;
     let params = params(config)?;
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
@@ -358,10 +352,11 @@ impl HashPool {
         }
     }
 
-    /// Hashes a new password (after the length rules) into a PHC string.
+    /// Hashes a new password into a PHC string, after the password policy (checked first,
+    /// so a refused password takes no hashing slot).
     pub async fn hash(&self, password: Password) -> Result<String> {
-        check_policy(&password)?;
         let config = self.inner.config;
+        check_policy(&config, &password)?;
         self.run(move |memory| hash_in(&config, &password, memory))
             .await?
     }
@@ -446,37 +441,37 @@ mod tests {
 
     #[test]
     fn hash_and_verify_round_trip() {
-        let pw = Password::new("correct horse");
+        let pw = Password::new("correct horse staple");
         let stored = hash(&cheap(), &pw).unwrap();
         assert!(
             stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
             "{stored}"
         );
         assert!(verify(&stored, &pw));
-        assert!(!verify(&stored, &Password::new("correct horsf")));
+        assert!(!verify(&stored, &Password::new("correct horse staplf")));
         assert!(!verify("not a phc string", &pw));
     }
 
     #[test]
     fn our_phc_strings_are_the_argon2_crates_and_both_verify_each_other() {
         use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
-        let pw = Password::new("correct horse");
+        let pw = Password::new("correct horse staple");
         let ours = hash(&cheap(), &pw).unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
         assert!(
             Argon2::default()
-                .verify_password(b"correct horse", &parsed)
+                .verify_password(b"correct horse staple", &parsed)
                 .is_ok()
         );
         assert!(
             Argon2::default()
-                .verify_password(b"correct horsf", &parsed)
+                .verify_password(b"correct horse staplf", &parsed)
                 .is_err()
         );
         let params = Params::new(64, 1, 1, None).unwrap();
         let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password(
-                b"correct horse",
+                b"correct horse staple",
                 &SaltString::encode_b64(&[9u8; 16]).unwrap(),
             )
             .unwrap()
@@ -485,7 +480,7 @@ mod tests {
         assert!(verify_in(&theirs, &pw, &mut memory));
         assert!(!verify_in(
             &theirs,
-            &Password::new("correct horsf"),
+            &Password::new("correct horse staplf"),
             &mut memory
         ));
         // A hash made with larger memory than the buffer holds still verifies (the buffer
@@ -509,7 +504,7 @@ mod tests {
             Params::new(64, 1, 1, None).unwrap(),
         )
         .hash_password(
-            b"correct horse",
+            b"correct horse staple",
             &SaltString::encode_b64(&[3u8; 16]).unwrap(),
         )
         .unwrap()
@@ -524,13 +519,17 @@ mod tests {
 
     #[test]
     fn salts_differ() {
-        let pw = Password::new("correct horse");
+        let pw = Password::new("correct horse staple");
         assert_ne!(hash(&cheap(), &pw).unwrap(), hash(&cheap(), &pw).unwrap());
     }
 
     #[test]
     fn owasp_defaults_are_used() {
-        let stored = hash(&PasswordConfig::default(), &Password::new("password1")).unwrap();
+        let stored = hash(
+            &PasswordConfig::default(),
+            &Password::new("password1 but longer"),
+        )
+        .unwrap();
         assert!(
             stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{stored}"
@@ -544,11 +543,11 @@ mod tests {
         let err = hash(&cheap(), &Password::new("short")).unwrap_err();
         assert!(matches!(
             err,
-            Error::InvalidField {
-                field: "password",
-                ..
+            Error::PasswordRefused {
+                rule: PasswordRule::TooShort { min: 12 }
             }
         ));
+        assert_eq!(err.code().as_str(), "password_too_short");
     }
 
     fn bounded(max_concurrent: u32, max_queued: u32) -> HashPool {
@@ -591,7 +590,7 @@ mod tests {
                 ..
             }
         ));
-        assert!(pool.hash(Password::new("whatever1")).await.is_err());
+        assert!(pool.hash(Password::new("whatever1 is long")).await.is_err());
         release.send(()).unwrap();
         task.await.unwrap();
         let stats = pool.stats();

@@ -12,6 +12,8 @@ mod storage;
 
 #[path = "store/files.rs"]
 mod files;
+#[path = "store/mail.rs"]
+mod mail;
 #[path = "store/metadata_parsing.rs"]
 mod metadata_parsing;
 #[path = "store/migration_pairs.rs"]

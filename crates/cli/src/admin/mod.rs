@@ -62,6 +62,8 @@ pub struct Scoped<C: Subcommand> {
 pub(crate) struct Context {
     pub store: Store,
     pub actor: Actor,
+    /// The configuration the store came from (base URL, link lifetimes, `[smtp]`).
+    pub config: Config,
 }
 
 impl Context {
@@ -71,6 +73,7 @@ impl Context {
         Ok(Context {
             store,
             actor: cli_actor(),
+            config,
         })
     }
 }

@@ -97,6 +97,19 @@ pub enum UserCommand {
         /// Username, e-mail address or ID.
         user: String,
     },
+    /// Invite a user: a single-use link to set their password, mailed with [smtp], else
+    /// printed. A newer invitation replaces the older. If the mail cannot be sent, the link
+    /// is printed anyway and the command exits 3.
+    Invite {
+        /// Username, e-mail address or ID.
+        user: String,
+        /// How long the link works: 30m, 72h, 7d (default [enrollment] invitation_hours).
+        #[arg(long, value_name = "AGE", value_parser = parse_expires)]
+        expires: Option<time::Duration>,
+        /// Print JSON (the API's answer to POST /api/v1/users/{user}/invitations).
+        #[arg(long)]
+        json: bool,
+    },
     /// Set a user's password, read from stdin (prompted when stdin is a terminal).
     Passwd {
         /// Username, e-mail address or ID.
@@ -154,6 +167,99 @@ fn read_password() -> anyhow::Result<Password> {
     Ok(Password::new(password))
 }
 
+/// `--expires`: a positive age with a unit (`90m`, `72h`, `7d`).
+fn parse_expires(text: &str) -> Result<time::Duration, String> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not an age like 30m, 72h or 7d"))?;
+    match unit {
+        "m" => Ok(time::Duration::minutes(n)),
+        "h" => Ok(time::Duration::hours(n)),
+        "d" => Ok(time::Duration::days(n)),
+        _ => Err(format!("{text:?}: the unit must be m, h or d")),
+    }
+}
+
+/// Makes an invitation, mails it when `[smtp]` is configured, and prints the link (always
+/// when it was not mailed, so the admin can pass it on). A mail that fails is reported and
+/// makes the command fail (exit 3) after the link is printed: the invitation exists.
+async fn invite(
+    ctx: &Context,
+    user: &str,
+    expires: Option<time::Duration>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use latchkey_idp::mail::{Mail, Mailer};
+    use latchkey_idp_web::api::invitations::{InvitationDto, MailOutcome};
+    let mailer = Mailer::new(&ctx.config.smtp).context("[smtp]")?;
+    let target = ctx.store.users().lookup(user).await?;
+    let ttl = expires.unwrap_or_else(|| ctx.config.enrollment.invitation_ttl());
+    let link = ctx
+        .store
+        .enrollment()
+        .invite(&ctx.actor, target.id, ttl)
+        .await?;
+    let base_url = &ctx.config.server.base_url;
+    let url = link.url(base_url);
+    let (outcome, failure) = if mailer.configured() {
+        match mailer.send(&Mail::for_link(&link, &url)).await {
+            Ok(()) => (MailOutcome::Sent, None),
+            Err(e) => (MailOutcome::Failed, Some(e)),
+        }
+    } else {
+        (MailOutcome::NotConfigured, None)
+    };
+    let dto = InvitationDto::new(&link, base_url, outcome);
+    if json {
+        output::json(&dto)?;
+    } else {
+        match outcome {
+            MailOutcome::Sent | MailOutcome::Queued => outln!(
+                "invited {} ({}): mailed a link that works once, until {}",
+                dto.username,
+                dto.email,
+                output::when(dto.expires_at)
+            )?,
+            MailOutcome::NotConfigured | MailOutcome::Failed => {
+                outln!(
+                    "invited {}: give them this link (it works once, until {}):",
+                    dto.username,
+                    output::when(dto.expires_at)
+                )?;
+                outln!("{}", dto.url)?;
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(anyhow::Error::new(e).context(format!(
+            "the invitation for {} was made but not mailed; pass the link on yourself",
+            dto.username
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// zxcvbn's advice on stderr when a password being set looks guessable (score below 3 of
+/// 4); the policy, not this, decides what is refused.
+fn hint(password: &Password, inputs: &[&str]) {
+    let hint = latchkey_idp::password::strength(password, inputs);
+    if hint.score < 3 {
+        let advice = hint
+            .warning
+            .into_iter()
+            .chain(hint.suggestions)
+            .collect::<Vec<_>>()
+            .join(" ");
+        eprintln!(
+            "note: this password looks guessable (strength {}/4). {advice}",
+            hint.score
+        );
+    }
+}
+
 fn clearable(value: Option<String>) -> Option<Option<String>> {
     value.map(|v| if v.trim().is_empty() { None } else { Some(v) })
 }
@@ -203,7 +309,9 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
                 new.status = UserStatus::Suspended;
             }
             if password_stdin {
-                new.password = Some(read_password()?);
+                let password = read_password()?;
+                hint(&password, &[&new.username, &new.email]);
+                new.password = Some(password);
             }
             let user = users.create(&ctx.actor, new).await?;
             outln!("created user {} ({})", user.username, user.id)?;
@@ -310,6 +418,11 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
             users.delete(&ctx.actor, target.id).await?;
             outln!("deleted user {}", target.username)?;
         }
+        UserCommand::Invite {
+            user,
+            expires,
+            json,
+        } => invite(ctx, &user, expires, json).await?,
         UserCommand::Passwd {
             user,
             password_stdin: _,
@@ -317,6 +430,9 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
         } => {
             let target = users.lookup(&user).await?;
             let password = if clear { None } else { Some(read_password()?) };
+            if let Some(p) = &password {
+                hint(p, &[&target.username, &target.email]);
+            }
             users.set_password(&ctx.actor, target.id, password).await?;
             if clear {
                 outln!("removed the password of {}", target.username)?;

@@ -131,6 +131,14 @@ pub const LATCHKEY_TOML: &[Key] = &[
          it the answer is 503 with `Retry-After` at once.",
     ),
     key(
+        "password.min_length",
+        "integer",
+        Literal("12"),
+        "The fewest characters a new password may have (8 to 1024). Checked wherever a \
+         password is set (`user add`, `user passwd`, the API, invitations, resets), never at \
+         sign-in; the 10,000 most common passwords are refused at any length.",
+    ),
+    key(
         "server",
         "table",
         Unset(EACH),
@@ -278,6 +286,71 @@ pub const LATCHKEY_TOML: &[Key] = &[
          without one enrols during sign-in. Applications (`app set APP --require-mfa true`), \
          groups (`group set GROUP --require-mfa true`) and users (`user mfa require USER`) \
          can require one when this is false.",
+    ),
+    key(
+        "enrollment",
+        "table",
+        Unset(EACH),
+        "Invitation and password-reset links.",
+    ),
+    key(
+        "enrollment.invitation_hours",
+        "integer",
+        Literal("72"),
+        "How long a `latchkey user invite` link works unless `--expires` says otherwise (1 \
+         to 720). A newer invitation for the same user replaces the older one.",
+    ),
+    key(
+        "enrollment.reset_minutes",
+        "integer",
+        Literal("30"),
+        "How long a password-reset link works (5 to 1440).",
+    ),
+    key(
+        "smtp",
+        "table",
+        Unset("no mail: `user invite` prints the link"),
+        "Where invitation and password-reset mail goes.",
+    ),
+    key(
+        "smtp.host",
+        "string",
+        Unset("none (no mail)"),
+        "The mail server. Mail is sent off the request path, from a queue, with 3 attempts.",
+    ),
+    key(
+        "smtp.port",
+        "integer",
+        Unset("587 for `starttls`, 465 for `tls`, 25 for `none`"),
+        "The mail server's port.",
+    ),
+    key(
+        "smtp.security",
+        "string",
+        Literal("\"starttls\""),
+        "`starttls` (must succeed), `tls` (from the first byte) or `none`, which is refused \
+         unless `host` is a loopback address (a local relay or a test sink).",
+    ),
+    key(
+        "smtp.username",
+        "string",
+        Unset("none (no authentication)"),
+        "The user to authenticate as.",
+    ),
+    env(
+        key(
+            "smtp.password",
+            "string",
+            Unset("none"),
+            "Its password; `latchkey config check` shows it as `***`.",
+        ),
+        &["LATCHKEY_SMTP_PASSWORD"],
+    ),
+    key(
+        "smtp.from",
+        "string",
+        Unset("none; required with `host`"),
+        "The sender: an address or `Name <address>`.",
     ),
 ];
 

@@ -1073,3 +1073,162 @@ fn mfa_admin_commands_are_audited_with_the_admins_name() {
         assert_eq!(event["actor"], "cli:tester", "{action}");
     }
 }
+
+/// `user invite` without `[smtp]` prints the link; with `[smtp]` pointing at a loopback sink
+/// it mails it, and the mailed link sets the password; a refusing server exits 3 and still
+/// prints the link.
+#[test]
+fn invite_prints_or_mails_a_link_that_redeems() {
+    use latchkey_testkit::smtp::SmtpSink;
+    let dir = workdir();
+    let d = dir.path();
+    ok(d, &["user", "add", "alice", "--email", "alice@example.org"]);
+
+    let shown: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["user", "invite", "alice", "--expires", "2h", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(shown["mail"], "not_configured");
+    assert_eq!(shown["username"], "alice");
+    let printed = shown["url"].as_str().unwrap();
+    assert!(
+        printed.starts_with("http://127.0.0.1:8080/invite/"),
+        "{printed}"
+    );
+    let text = ok(d, &["user", "invite", "alice"]);
+    assert!(text.contains("give them this link"), "{text}");
+    assert!(text.contains("/invite/"), "{text}");
+
+    let sink = SmtpSink::start();
+    let config = format!(
+        "[password]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n\
+         [server]\nbase_url = \"https://idp.example.org\"\n\
+         [smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n\
+         from = \"Latchkey <idp@example.org>\"\n",
+        sink.port()
+    );
+    std::fs::write(d.join("latchkey.toml"), config).unwrap();
+    let text = ok(d, &["user", "invite", "alice@example.org"]);
+    assert!(text.contains("mailed a link"), "{text}");
+    assert!(
+        !text.contains("/invite/"),
+        "a mailed link is not printed: {text}"
+    );
+    let got = sink.wait_for(1, std::time::Duration::from_secs(5));
+    assert_eq!(got[0].to, vec!["alice@example.org".to_owned()]);
+    let body = got[0].text();
+    let start = body
+        .find("https://idp.example.org/invite/")
+        .expect("link in mail");
+    let url = body[start..].split_whitespace().next().unwrap().to_owned();
+    let token = url.rsplit('/').next().unwrap().to_owned();
+
+    // The mailed link (and only the newest) sets the password.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use latchkey_idp::enrollment::{LinkKind, LinkLookup, LinkState};
+        use latchkey_idp::password::Password;
+        let config = latchkey_idp::Config::load(Some(&d.join("latchkey.toml"))).unwrap();
+        let store = latchkey_idp::Store::open(&config).await.unwrap();
+        let old = printed.rsplit('/').next().unwrap();
+        assert_eq!(
+            store
+                .enrollment()
+                .lookup(LinkKind::Invitation, old)
+                .await
+                .unwrap(),
+            LinkLookup::Unusable(LinkState::Used)
+        );
+        store
+            .enrollment()
+            .redeem(
+                LinkKind::Invitation,
+                &token,
+                Password::new("violet staple hinge"),
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["user", "show", "alice", "--json"])).unwrap();
+    assert_eq!(shown["has_password"], true);
+    let audit = ok(d, &["audit", "--json"]);
+    assert!(audit.contains("user.invitation_redeemed"), "{audit}");
+    assert!(audit.contains("cli:tester"), "{audit}");
+
+    // A server that refuses: the link is printed, the failure said, exit 3.
+    sink.refuse(true);
+    let out = latchkey(d, &["user", "invite", "alice"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("https://idp.example.org/invite/"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("made but not mailed"), "{stderr}");
+
+    // Clear text to a non-loopback host is refused at config check.
+    std::fs::write(
+        d.join("bad.toml"),
+        "[smtp]\nhost = \"smtp.example.org\"\nsecurity = \"none\"\nfrom = \"idp@example.org\"\n",
+    )
+    .unwrap();
+    let err = fails_with(d, &["config", "check", "bad.toml"], 2);
+    assert!(err.contains("loopback"), "{err}");
+}
+
+#[test]
+fn new_passwords_follow_the_policy() {
+    let dir = workdir();
+    let d = dir.path();
+    for (pw, code) in [
+        ("too short\n", "at least 12"),
+        ("qwerty123456\n", "most common"),
+    ] {
+        let out = latchkey_with_stdin(
+            d,
+            &[
+                "user",
+                "add",
+                "bob",
+                "--email",
+                "bob@example.org",
+                "--password-stdin",
+            ],
+            pw,
+        );
+        assert_eq!(out.status.code(), Some(2), "{pw}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(code), "{err}");
+    }
+    let err = fails(d, &["user", "show", "bob"]);
+    assert_eq!(err, "error: unknown user \"bob\"");
+    // Allowed but guessable: set, with zxcvbn's advice on stderr; a strong one gets none.
+    let out = latchkey_with_stdin(
+        d,
+        &[
+            "user",
+            "add",
+            "bob",
+            "--email",
+            "bob@example.org",
+            "--password-stdin",
+        ],
+        "qwertyuiop12\n",
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("looks guessable"));
+    let out = latchkey_with_stdin(d, &["user", "passwd", "bob"], "violet staple hinge orbit\n");
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -57,8 +57,14 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | C::UnknownApp
         | C::UnknownToken
         | C::UnknownTemplate
-        | C::NotFound => StatusCode::NOT_FOUND,
+        | C::NotFound
+        | C::LinkUnknown => StatusCode::NOT_FOUND,
+        C::LinkExpired | C::LinkUsed => StatusCode::GONE,
+        C::Throttled => StatusCode::TOO_MANY_REQUESTS,
         C::InvalidField
+        | C::PasswordTooShort
+        | C::PasswordTooLong
+        | C::PasswordTooCommon
         | C::EncryptionKeyUnsupported
         | C::InvalidImportRow
         | C::InvalidBody
@@ -166,12 +172,16 @@ impl From<Error> for ApiError {
             Error::DuplicateEntityId { .. } => Some("entity_id"),
             Error::InvalidField { field, .. } => Some(*field),
             Error::EncryptionKeyUnsupported { .. } => Some("encryption_cert"),
+            Error::PasswordRefused { .. } => Some("password"),
             _ => None,
         };
         let retry_after = match &err {
             Error::Busy {
                 retry_after_seconds,
                 ..
+            }
+            | Error::Throttled {
+                retry_after_seconds,
             } => Some(*retry_after_seconds),
             _ => None,
         };

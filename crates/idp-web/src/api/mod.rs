@@ -23,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod mfa;
+pub mod invitations;
 pub mod page;
 
 pub mod users;
@@ -41,12 +42,37 @@ use latchkey_idp::store::Store;
 #[derive(Debug, Clone)]
 pub struct ApiState {
     store: Store,
+    /// `[server] base_url`, which invitation links are made under.
+    base_url: String,
+    /// How long invitations live by default.
+    enrollment: latchkey_idp::config::EnrollmentConfig,
+    /// Where invitation mail goes (sends nothing without `[smtp]`).
+    mailer: latchkey_idp::mail::Mailer,
 }
 
 impl ApiState {
-    /// State over an open store.
+    /// State over an open store, with no mail and links relative to `/` until
+    /// [`ApiState::with_enrollment`] says otherwise.
     pub fn new(store: Store) -> Self {
-        ApiState { store }
+        ApiState {
+            store,
+            base_url: String::new(),
+            enrollment: latchkey_idp::config::EnrollmentConfig::default(),
+            mailer: latchkey_idp::mail::Mailer::disabled(),
+        }
+    }
+
+    /// Invitation links under `base_url`, living `enrollment`'s times, mailed by `mailer`.
+    pub fn with_enrollment(
+        mut self,
+        base_url: &str,
+        enrollment: latchkey_idp::config::EnrollmentConfig,
+        mailer: latchkey_idp::mail::Mailer,
+    ) -> Self {
+        self.base_url = base_url.to_owned();
+        self.enrollment = enrollment;
+        self.mailer = mailer;
+        self
     }
 }
 
@@ -56,7 +82,7 @@ impl ApiState {
     info(title = "Latchkey admin API", description = "Directory and application administration."),
     paths(
         users::list, users::create, users::get, users::update, users::delete,
-        users::suspend, users::resume, users::set_password, users::groups,
+        users::suspend, users::resume, users::set_password, users::groups, invitations::create,
         groups::list, groups::create, groups::get, groups::delete,
         groups::members, groups::add_member, groups::remove_member,
         apps::list, apps::create, apps::create_from_template, apps::create_from_metadata,
@@ -115,6 +141,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/users/{user}/mfa", put(mfa::require_for_user))
         .route("/groups/{group}/mfa", put(mfa::set_group))
         .route("/apps/{app}/mfa", put(mfa::set_app))
+        .route("/users/{user}/invitations", post(invitations::create))
         .route("/groups", get(groups::list).post(groups::create))
         .route("/groups/{group}", get(groups::get).delete(groups::delete))
         .route("/groups/{group}/members", get(groups::members))

@@ -183,10 +183,13 @@ fn parse_status(raw: Option<&str>) -> Result<Option<UserStatus>, ApiError> {
     .transpose()
 }
 
-fn checked_password(raw: Option<String>) -> Result<Option<Password>, ApiError> {
+fn checked_password(
+    config: &latchkey_idp::config::PasswordConfig,
+    raw: Option<String>,
+) -> Result<Option<Password>, ApiError> {
     raw.map(|p| {
         let p = Password::new(p);
-        password::check_policy(&p)?;
+        password::check_policy(config, &p)?;
         Ok(p)
     })
     .transpose()
@@ -250,7 +253,7 @@ pub async fn create(
         display_name: body.display_name,
         attributes: body.attributes,
         status: parse_status(body.status.as_deref())?.unwrap_or(UserStatus::Active),
-        password: checked_password(body.password)?,
+        password: checked_password(&state.store.password_config(), body.password)?,
     };
     let user = state.store.users().create(&caller.actor(), new).await?;
     Ok((StatusCode::CREATED, axum::Json(user.into())))
@@ -355,7 +358,7 @@ pub async fn set_password(
     ApiPath(user): ApiPath<String>,
     ApiJson(body): ApiJson<SetPassword>,
 ) -> Result<StatusCode, ApiError> {
-    let password = checked_password(body.password)?;
+    let password = checked_password(&state.store.password_config(), body.password)?;
     let users = state.store.users();
     let id = users.lookup(&user).await?.id;
     users.set_password(&caller.actor(), id, password).await?;

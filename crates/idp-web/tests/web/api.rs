@@ -223,8 +223,26 @@ async fn users_crud(t: TestStore) {
             Some(json!({"username": "bob", "email": "bob@example.org", "password": "x"})),
         )
         .await;
-    assert_error(&weak, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_error(
+        &weak,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "password_too_short",
+    );
     assert_eq!(weak.1["field"], "password");
+    let common = a
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(
+                json!({"username": "bob", "email": "bob@example.org", "password": "qwerty123456"}),
+            ),
+        )
+        .await;
+    assert_error(
+        &common,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "password_too_common",
+    );
     assert_eq!(a.get("/api/v1/users/bob").await.0, StatusCode::NOT_FOUND);
     assert_eq!(a.audit_count().await, events);
 
@@ -798,6 +816,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
         ("/api/v1/users/{user}/resume", &["post"]),
         ("/api/v1/users/{user}/password", &["put"]),
         ("/api/v1/users/{user}/groups", &["get"]),
+        ("/api/v1/users/{user}/invitations", &["post"]),
         ("/api/v1/groups", &["get", "post"]),
         ("/api/v1/groups/{group}", &["get", "delete"]),
         ("/api/v1/groups/{group}/members", &["get"]),
@@ -825,7 +844,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
     }
     assert_eq!(
         paths.len(),
-        23,
+        24,
         "a route was added without a test here: {:?}",
         paths.keys()
     );
@@ -866,6 +885,8 @@ async fn openapi_document_lists_every_route(t: TestStore) {
         "TemplateDto",
         "AuditPage",
         "AuditEventDto",
+        "InvitationDto",
+        "MailOutcome",
     ] {
         assert!(
             schemas.contains_key(name),
@@ -906,7 +927,73 @@ crate::on_both_backends!(
     applications_from_metadata,
     application_encryption_settings,
     security_headers_on_every_answer,
+    user_invitations,
 );
+
+/// `POST /users/{user}/invitations`: a link that works once (only its hash is stored),
+/// answered (no `[smtp]` here) and audited with the token's name; bad input refused.
+async fn user_invitations(t: TestStore) {
+    let a = api(t).await;
+    let (s, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "alice", "email": "alice@example.org"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, inv) = a
+        .call(
+            Method::POST,
+            "/api/v1/users/alice/invitations?expires_hours=2",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{inv}");
+    assert_eq!(inv["mail"], "not_configured");
+    assert_eq!(inv["username"], "alice");
+    let url = inv["url"].as_str().unwrap();
+    let token = url
+        .strip_prefix("/invite/")
+        .expect("a link under the base URL");
+    let expires = time::OffsetDateTime::parse(
+        inv["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let life = expires - a.t.store.now();
+    assert!(life > time::Duration::minutes(119) && life <= time::Duration::hours(2));
+    let user =
+        a.t.store
+            .enrollment()
+            .redeem(
+                latchkey_idp::enrollment::LinkKind::Invitation,
+                token,
+                latchkey_idp::password::Password::new("violet staple hinge"),
+            )
+            .await
+            .unwrap();
+    assert!(user.has_password);
+    let (_, log) = a.get("/api/v1/audit?action=user.invited").await;
+    let event = &log["items"][0];
+    assert_eq!(event["actor"], format!("api:{}", a.token_id), "{log}");
+    assert!(!log.to_string().contains(token));
+
+    for bad in ["0", "721"] {
+        let r = a
+            .call(
+                Method::POST,
+                &format!("/api/v1/users/alice/invitations?expires_hours={bad}"),
+                None,
+            )
+            .await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    }
+    let r = a
+        .call(Method::POST, "/api/v1/users/nobody/invitations", None)
+        .await;
+    assert_error(&r, StatusCode::NOT_FOUND, "unknown_user");
+}
 
 /// The API's JSON carries directory data: like the pages, it must not be sniffed into
 /// something else nor kept by a cache, whether it is an answer, a refusal or a 404.

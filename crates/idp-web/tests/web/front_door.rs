@@ -203,6 +203,7 @@ async fn a_burst_never_runs_more_hashes_than_the_bound_and_the_excess_get_503() 
         parallelism: 1,
         max_concurrent: 2,
         max_queued: 4,
+        ..PasswordConfig::default()
     };
     let idp = idp_with_passwords(passwords, |c| c.trust_forwarded_for = true).await;
     let before = idp.store.hashing().stats();

@@ -25,6 +25,11 @@
 //! parallelism = 1
 //! max_concurrent = 0                       # hashes at once on this node; 0: one per core
 //! max_queued = 0                           # waiting for a slot, else 503; 0: four per slot
+//! min_length = 12                          # new passwords; also refused: the 10k most common
+//!
+//! [enrollment]
+//! invitation_hours = 72                    # life of a `user invite` link
+//! reset_minutes = 30                       # life of a password-reset link
 //!
 //! [keys]                                   # where the IdP's signing keys live
 //! store = "database"                       # files (default: <data_dir>/keys) | database
@@ -35,9 +40,11 @@
 
 pub mod metrics_access;
 pub mod server;
+pub mod smtp;
 
 pub use metrics_access::{MetricsAccess, Network};
 pub use server::{ServerConfig, ServerSettings};
+pub use smtp::{SmtpConfig, SmtpSecurity};
 
 use std::path::{Path, PathBuf};
 
@@ -68,6 +75,10 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Second factors: see [`crate::mfa`].
     pub mfa: MfaConfig,
+    /// How long invitation and password-reset links live: see [`crate::enrollment`].
+    pub enrollment: EnrollmentConfig,
+    /// Where invitation and reset mail goes: see [`smtp`].
+    pub smtp: SmtpConfig,
 }
 
 /// The `[mfa]` section.
@@ -77,6 +88,38 @@ pub struct MfaConfig {
     /// Every sign-in, to every application and the portal, needs a second factor (on top of
     /// what applications, groups and users require: see [`crate::mfa::policy`]).
     pub required: bool,
+}
+
+/// The `[enrollment]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrollmentConfig {
+    /// How long an invitation link (`latchkey user invite`) can be used, in hours, unless
+    /// the command names another time (`--expires`). 1 to 720 (30 days).
+    pub invitation_hours: u32,
+    /// How long a password-reset link can be used, in minutes. 5 to 1440.
+    pub reset_minutes: u32,
+}
+
+impl Default for EnrollmentConfig {
+    fn default() -> Self {
+        EnrollmentConfig {
+            invitation_hours: 72,
+            reset_minutes: 30,
+        }
+    }
+}
+
+impl EnrollmentConfig {
+    /// The default life of an invitation.
+    pub fn invitation_ttl(&self) -> time::Duration {
+        time::Duration::hours(i64::from(self.invitation_hours))
+    }
+
+    /// The life of a reset link.
+    pub fn reset_ttl(&self) -> time::Duration {
+        time::Duration::minutes(i64::from(self.reset_minutes))
+    }
 }
 
 /// The `[keys]` section.
@@ -170,6 +213,16 @@ pub struct PasswordConfig {
     /// Most requests waiting for a hashing slot; past it a request is answered 503 with
     /// `Retry-After` at once. 0 means four per concurrent slot.
     pub max_queued: u32,
+    /// The fewest characters a new password may have (at least 8). Checked when a password
+    /// is set (CLI, API, invitation, reset), never at sign-in.
+    pub min_length: u32,
+}
+
+impl PasswordConfig {
+    /// `min_length` as a count to compare with.
+    pub fn min_length(&self) -> usize {
+        usize::try_from(self.min_length).unwrap_or(usize::MAX)
+    }
 }
 
 impl Default for Config {
@@ -181,6 +234,8 @@ impl Default for Config {
             server: server::ServerConfig::default(),
             keys: KeysConfig::default(),
             mfa: MfaConfig::default(),
+            enrollment: EnrollmentConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -205,6 +260,7 @@ impl Default for PasswordConfig {
             parallelism: 1,
             max_concurrent: 0,
             max_queued: 0,
+            min_length: crate::password::DEFAULT_MIN_LENGTH,
         }
     }
 }
@@ -262,6 +318,9 @@ impl Config {
         if let Some(file) = env.var("LATCHKEY_KEK_FILE") {
             config.keys.kek_file = Some(PathBuf::from(file));
         }
+        if let Some(password) = env.var("LATCHKEY_SMTP_PASSWORD") {
+            config.smtp.password = Some(password);
+        }
         Ok(config)
     }
 
@@ -307,6 +366,18 @@ impl Config {
     /// key the line it is on and the nearest valid one (a typo should cost one look).
     pub fn from_toml(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| explain(&e, text))?;
+        let floor = crate::password::MIN_LENGTH_FLOOR;
+        let ceiling = u32::try_from(crate::password::MAX_LENGTH).unwrap_or(u32::MAX);
+        if !(floor..=ceiling).contains(&config.password.min_length) {
+            return Err(format!("[password] min_length must be {floor}-{ceiling}"));
+        }
+        if !(1..=720).contains(&config.enrollment.invitation_hours) {
+            return Err("[enrollment] invitation_hours must be 1-720 (30 days)".into());
+        }
+        if !(5..=1440).contains(&config.enrollment.reset_minutes) {
+            return Err("[enrollment] reset_minutes must be 5-1440 (a day)".into());
+        }
+        config.smtp.check()?;
         if config.keys.refresh_seconds == 0 {
             return Err("[keys] refresh_seconds must be at least 1".into());
         }
@@ -330,6 +401,9 @@ impl Config {
             .map(crate::store::backend::redact);
         if shown.server.metrics_token.is_some() {
             shown.server.metrics_token = Some("***".into());
+        }
+        if shown.smtp.password.is_some() {
+            shown.smtp.password = Some("***".into());
         }
         shown
     }
@@ -518,9 +592,10 @@ mod tests {
         let mut config = Config::default();
         config.database.url = Some("postgres://latchkey:s3cret@db.internal/idp".into());
         config.server.metrics_token = Some("t0ken".into());
+        config.smtp.password = Some("m4il-secret".into());
         let shown = config.redacted().to_toml().unwrap();
         assert!(
-            !shown.contains("s3cret") && !shown.contains("t0ken"),
+            !shown.contains("s3cret") && !shown.contains("t0ken") && !shown.contains("m4il"),
             "{shown}"
         );
         assert!(

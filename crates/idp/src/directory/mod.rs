@@ -7,7 +7,7 @@
 mod groups;
 mod import;
 mod login;
-mod users;
+pub(crate) mod users;
 pub(crate) mod validate;
 
 pub use groups::{Group, Groups, NewGroup};

@@ -95,6 +95,25 @@ impl ThrottlePolicy {
         quiet: Duration::minutes(15),
         on_success: OnSuccess::Reset,
     };
+    /// Password-reset requests naming one account (as typed, or the account they
+    /// resolved to): a few links an hour, so nobody can flood its owner's mailbox.
+    /// Every request counts; none gives its slot back.
+    pub const RESET_ACCOUNT: ThrottlePolicy = ThrottlePolicy {
+        free: 3,
+        base: Duration::minutes(15),
+        max_block: Duration::hours(1),
+        quiet: Duration::hours(1),
+        on_success: OnSuccess::GiveBack,
+    };
+    /// Password-reset requests from one client address, over all names: bounds what one
+    /// client can put on the reset queue.
+    pub const RESET_ADDRESS: ThrottlePolicy = ThrottlePolicy {
+        free: 10,
+        base: Duration::minutes(1),
+        max_block: Duration::hours(1),
+        quiet: Duration::hours(1),
+        on_success: OnSuccess::GiveBack,
+    };
 
     /// The block set by the `n`th attempt of a run (the statement in [`Throttle::admit`]
     /// computes the same; this is its specification, tested below).
@@ -183,6 +202,31 @@ impl Slot {
         Slot {
             key: format!("factor:{user}"),
             policy: ThrottlePolicy::FACTOR,
+        }
+    }
+
+    /// A password-reset request for a name or e-mail address as typed.
+    pub fn reset_name(name: &str) -> Slot {
+        Slot {
+            key: format!("reset:{}", store::fold(name.trim())),
+            policy: ThrottlePolicy::RESET_ACCOUNT,
+        }
+    }
+
+    /// A password-reset link for one existing account, however it was named: the bound on
+    /// mail to its owner.
+    pub fn reset_user(user: crate::ids::UserId) -> Slot {
+        Slot {
+            key: format!("reset-user:{user}"),
+            policy: ThrottlePolicy::RESET_ACCOUNT,
+        }
+    }
+
+    /// Password-reset requests from a client address.
+    pub fn reset_address(address: &str) -> Slot {
+        Slot {
+            key: format!("reset-addr:{}", network(address)),
+            policy: ThrottlePolicy::RESET_ADDRESS,
         }
     }
 
@@ -350,6 +394,8 @@ impl<'s> Throttle<'s> {
             ThrottlePolicy::ADDRESS,
             ThrottlePolicy::DEVICE,
             ThrottlePolicy::FACTOR,
+            ThrottlePolicy::RESET_ACCOUNT,
+            ThrottlePolicy::RESET_ADDRESS,
         ]
         .iter()
         .map(|p| millis(p.quiet))
@@ -387,6 +433,11 @@ mod tests {
         assert_eq!(Slot::address("10.0.0.1").key(), "addr:10.0.0.1");
         assert_eq!(Slot::pair("ALICE", "10.0.0.1").key(), "pair:alice|10.0.0.1");
         assert_eq!(Slot::device("abc").key(), "device:abc");
+        assert_eq!(
+            Slot::reset_name(" Bob@Example.org").key(),
+            "reset:bob@example.org"
+        );
+        assert_eq!(Slot::reset_address("10.0.0.1").key(), "reset-addr:10.0.0.1");
     }
 
     #[test]

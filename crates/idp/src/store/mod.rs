@@ -254,6 +254,11 @@ impl Store {
         Apps::new(self)
     }
 
+    /// Invitation and password-reset links.
+    pub fn enrollment(&self) -> crate::enrollment::Enrollment<'_> {
+        crate::enrollment::Enrollment::new(self)
+    }
+
     /// The audit log.
     pub fn audit(&self) -> Audit<'_> {
         Audit::new(self)

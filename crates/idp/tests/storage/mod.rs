@@ -5,6 +5,7 @@
 mod app_encryption;
 mod apps;
 mod audit;
+mod enrollment;
 mod groups;
 mod import;
 pub(crate) mod metadata_import;

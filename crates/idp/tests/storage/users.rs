@@ -288,13 +288,17 @@ async fn passwords_are_hashed_and_never_audited(t: TestStore) {
     assert!(
         matches!(
             err,
-            Error::InvalidField {
-                field: "password",
-                ..
+            Error::PasswordRefused {
+                rule: latchkey_idp::password::PasswordRule::TooShort { min: 12 }
             }
         ),
         "{err:?}"
     );
+    let err = users
+        .set_password(&admin(), a.id, Some(Password::new("LeaveMeAlone")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().as_str(), "password_too_common", "{err:?}");
 
     let log = serde_json::to_string(&t.store.audit().list(&AuditFilter::default()).await.unwrap())
         .unwrap();

@@ -1,0 +1,526 @@
+//! Invitation and password-reset links: single use, expiry, supersession, simultaneous
+//! redemption, and a reset request that answers the same for names that do not exist.
+
+use std::sync::{Arc, Mutex};
+
+use latchkey_idp::audit::AuditFilter;
+use latchkey_idp::enrollment::reset::{LinkSink, ResetDesk, ResetRequested};
+use latchkey_idp::enrollment::{IssuedLink, LinkKind, LinkLookup, LinkState};
+use latchkey_idp::password::Password;
+use latchkey_idp::session::Sessions;
+use latchkey_idp::{Error, ManualClock};
+use time::Duration;
+
+use super::{admin, user};
+use crate::on_both_backends;
+use crate::support::TestStore;
+
+on_both_backends!(
+    an_invitation_sets_the_password_once,
+    an_invitation_expires,
+    a_new_invitation_supersedes_the_old,
+    of_two_simultaneous_redemptions_exactly_one_wins,
+    a_refused_password_leaves_the_link_usable,
+    a_reset_request_answers_the_same_for_unknown_names_and_mails_only_real_ones,
+    a_reset_ends_every_session_and_is_audited,
+    reset_requests_are_throttled_per_name_and_per_account,
+);
+
+fn state(err: Error) -> LinkState {
+    match err {
+        Error::LinkUnusable { state, .. } => state,
+        other => panic!("expected an unusable link, got {other:?}"),
+    }
+}
+
+async fn an_invitation_sets_the_password_once(t: TestStore) {
+    let alice = user(&t.store, "alice").await;
+    let links = t.store.enrollment();
+    let link = links
+        .invite(&admin(), alice.id, Duration::hours(72))
+        .await
+        .unwrap();
+    assert!(link.path().starts_with("/invite/"));
+    assert_eq!(
+        link.url("https://idp.example.org/"),
+        format!("https://idp.example.org/invite/{}", link.token())
+    );
+    match links
+        .lookup(LinkKind::Invitation, link.token())
+        .await
+        .unwrap()
+    {
+        LinkLookup::Valid(v) => {
+            assert_eq!(v.user.id, alice.id);
+            assert_eq!(v.created_by, admin().as_str());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Looking does not use it; the token does not work as a reset link.
+    assert!(matches!(
+        links.lookup(LinkKind::Reset, link.token()).await.unwrap(),
+        LinkLookup::Unusable(LinkState::Unknown)
+    ));
+    let pw = || Password::new("violet staple hinge");
+    let redeemed = links
+        .redeem(LinkKind::Invitation, link.token(), pw())
+        .await
+        .unwrap();
+    assert!(redeemed.has_password);
+    assert!(
+        t.store
+            .users()
+            .verify_password(alice.id, pw())
+            .await
+            .unwrap()
+    );
+    let again = links
+        .redeem(
+            LinkKind::Invitation,
+            link.token(),
+            Password::new("another long one"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(again.code().as_str(), "link_used");
+    assert_eq!(state(again), LinkState::Used);
+    assert!(
+        t.store
+            .users()
+            .verify_password(alice.id, pw())
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        links
+            .lookup(LinkKind::Invitation, "not-a-token")
+            .await
+            .unwrap(),
+        LinkLookup::Unusable(LinkState::Unknown)
+    ));
+    // Audited with the admin's name: the invitation, and its redemption naming who issued it.
+    let events = t
+        .store
+        .audit()
+        .list(&AuditFilter {
+            target_id: Some(alice.id.to_string()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let invited = events.iter().find(|e| e.action == "user.invited").unwrap();
+    assert_eq!(invited.actor, admin().as_str());
+    let redeemed = events
+        .iter()
+        .find(|e| e.action == "user.invitation_redeemed")
+        .unwrap();
+    assert_eq!(redeemed.actor, format!("user:{}", alice.id));
+    assert_eq!(
+        redeemed.after.as_ref().unwrap()["link_issued_by"],
+        admin().as_str()
+    );
+    // The token is nowhere in the log.
+    assert!(
+        !serde_json::to_string(&events)
+            .unwrap()
+            .contains(link.token())
+    );
+}
+
+async fn an_invitation_expires(t: TestStore) {
+    let clock = ManualClock::starting_now();
+    let store = t.store.clone().with_clock(clock.clone());
+    let bob = user(&store, "bob").await;
+    let link = store
+        .enrollment()
+        .invite(&admin(), bob.id, Duration::hours(72))
+        .await
+        .unwrap();
+    clock.advance(Duration::hours(72) - Duration::seconds(1));
+    assert!(matches!(
+        store
+            .enrollment()
+            .lookup(LinkKind::Invitation, link.token())
+            .await
+            .unwrap(),
+        LinkLookup::Valid(_)
+    ));
+    clock.advance(Duration::seconds(1));
+    assert!(matches!(
+        store
+            .enrollment()
+            .lookup(LinkKind::Invitation, link.token())
+            .await
+            .unwrap(),
+        LinkLookup::Unusable(LinkState::Expired)
+    ));
+    let err = store
+        .enrollment()
+        .redeem(
+            LinkKind::Invitation,
+            link.token(),
+            Password::new("violet staple hinge"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(state(err), LinkState::Expired);
+    assert!(!store.users().get(bob.id).await.unwrap().has_password);
+    // An expired link is purged; a live one is not.
+    store
+        .enrollment()
+        .invite(&admin(), user(&store, "bob2").await.id, Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(store.enrollment().purge(store.now()).await.unwrap(), 1);
+    // Refused out of range.
+    for ttl in [Duration::ZERO, Duration::days(31)] {
+        let err = store
+            .enrollment()
+            .invite(&admin(), bob.id, ttl)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code().as_str(), "invalid_field");
+    }
+}
+
+async fn a_new_invitation_supersedes_the_old(t: TestStore) {
+    let carol = user(&t.store, "carol").await;
+    let links = t.store.enrollment();
+    let first = links
+        .invite(&admin(), carol.id, Duration::hours(1))
+        .await
+        .unwrap();
+    let second = links
+        .invite(&admin(), carol.id, Duration::hours(1))
+        .await
+        .unwrap();
+    assert_ne!(first.token(), second.token());
+    assert!(matches!(
+        links
+            .lookup(LinkKind::Invitation, first.token())
+            .await
+            .unwrap(),
+        LinkLookup::Unusable(LinkState::Used)
+    ));
+    let err = links
+        .redeem(
+            LinkKind::Invitation,
+            first.token(),
+            Password::new("violet staple hinge"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(state(err), LinkState::Used);
+    links
+        .redeem(
+            LinkKind::Invitation,
+            second.token(),
+            Password::new("violet staple hinge"),
+        )
+        .await
+        .unwrap();
+    // A reset link does not supersede an invitation (different kinds), and vice versa.
+    let invite = links
+        .invite(&admin(), carol.id, Duration::hours(1))
+        .await
+        .unwrap();
+    links
+        .issue_reset(&admin(), carol.id, Duration::minutes(30))
+        .await
+        .unwrap();
+    assert!(matches!(
+        links
+            .lookup(LinkKind::Invitation, invite.token())
+            .await
+            .unwrap(),
+        LinkLookup::Valid(_)
+    ));
+}
+
+async fn of_two_simultaneous_redemptions_exactly_one_wins(t: TestStore) {
+    let dave = user(&t.store, "dave").await;
+    for round in 0..4 {
+        let link = t
+            .store
+            .enrollment()
+            .invite(&admin(), dave.id, Duration::hours(1))
+            .await
+            .unwrap();
+        let token = link.token().to_owned();
+        let racer = |pw: &'static str| {
+            let store = t.store.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                store
+                    .enrollment()
+                    .redeem(LinkKind::Invitation, &token, Password::new(pw))
+                    .await
+            })
+        };
+        let (a, b) = (
+            racer("first racer password"),
+            racer("second racer password"),
+        );
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(a.is_ok() != b.is_ok(), "round {round}: {a:?} / {b:?}");
+        let loser = if a.is_ok() { b } else { a };
+        assert_eq!(state(loser.unwrap_err()), LinkState::Used);
+        let winner = if t
+            .store
+            .users()
+            .verify_password(dave.id, Password::new("first racer password"))
+            .await
+            .unwrap()
+        {
+            1
+        } else {
+            2
+        };
+        let redeemed = t
+            .store
+            .audit()
+            .list(&AuditFilter {
+                action: Some("user.invitation_redeemed".into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            redeemed.len(),
+            round + 1,
+            "winner {winner}: one event per link"
+        );
+    }
+}
+
+async fn a_refused_password_leaves_the_link_usable(t: TestStore) {
+    let erin = user(&t.store, "erin").await;
+    let links = t.store.enrollment();
+    let link = links
+        .invite(&admin(), erin.id, Duration::hours(1))
+        .await
+        .unwrap();
+    for (pw, code) in [
+        ("short", "password_too_short"),
+        ("qwerty123456", "password_too_common"),
+    ] {
+        let err = links
+            .redeem(LinkKind::Invitation, link.token(), Password::new(pw))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code().as_str(), code);
+    }
+    assert!(matches!(
+        links
+            .lookup(LinkKind::Invitation, link.token())
+            .await
+            .unwrap(),
+        LinkLookup::Valid(_)
+    ));
+}
+
+/// A sink that keeps what it was handed, as the mail queue would send it.
+#[derive(Default)]
+struct Inbox(Mutex<Vec<(String, String)>>);
+
+impl LinkSink for Inbox {
+    fn deliver(&self, link: &IssuedLink, url: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((link.user.email.clone(), url.to_owned()));
+    }
+}
+
+impl Inbox {
+    async fn wait_for(&self, n: usize) -> Vec<(String, String)> {
+        for _ in 0..200 {
+            if self.0.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn desk(t: &TestStore, inbox: &Arc<Inbox>) -> ResetDesk {
+    ResetDesk::start(
+        t.store.clone(),
+        "https://idp.example.org".into(),
+        Duration::minutes(30),
+        Arc::clone(inbox) as Arc<dyn LinkSink>,
+    )
+}
+
+async fn a_reset_request_answers_the_same_for_unknown_names_and_mails_only_real_ones(t: TestStore) {
+    let frank = user(&t.store, "frank").await;
+    let inbox = Arc::new(Inbox::default());
+    let desk = desk(&t, &inbox);
+    let known = desk.request(&t.store, "frank", "192.0.2.1").await;
+    let unknown = desk.request(&t.store, "nobody", "192.0.2.1").await;
+    // The whole answer is the same value, and a unit: nothing in it can differ.
+    assert_eq!(format!("{known:?}"), format!("{unknown:?}"));
+    assert_eq!(known.unwrap(), ResetRequested);
+    // By e-mail address too, any case.
+    desk.request(&t.store, "FRANK@example.org", "192.0.2.1")
+        .await
+        .unwrap();
+    let mail = inbox.wait_for(2).await;
+    assert_eq!(mail.len(), 2, "{mail:?}");
+    assert!(mail.iter().all(|(to, _)| to == &frank.email));
+    let (_, url) = &mail[1];
+    let token = url
+        .strip_prefix("https://idp.example.org/reset/")
+        .expect("a reset link under the base URL");
+    // The second link superseded the first.
+    let (_, first) = &mail[0];
+    let first = first.rsplit('/').next().unwrap();
+    assert!(matches!(
+        t.store
+            .enrollment()
+            .lookup(LinkKind::Reset, first)
+            .await
+            .unwrap(),
+        LinkLookup::Unusable(LinkState::Used)
+    ));
+    assert!(matches!(
+        t.store
+            .enrollment()
+            .lookup(LinkKind::Reset, token)
+            .await
+            .unwrap(),
+        LinkLookup::Valid(_)
+    ));
+    // Nothing was made for the unknown name: no link row, no audit line about it.
+    let requested = t
+        .store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("user.password_reset_requested".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(requested.len(), 2);
+    assert!(
+        requested
+            .iter()
+            .all(|e| e.target_id.as_deref() == Some(&*frank.id.to_string()))
+    );
+}
+
+async fn a_reset_ends_every_session_and_is_audited(t: TestStore) {
+    let clock = ManualClock::starting_now();
+    let store = t.store.clone().with_clock(clock.clone());
+    let gina = user(&store, "gina").await;
+    let sessions = Sessions::new(&store);
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let (token, _) = sessions
+            .create(&gina, store.now(), Duration::hours(8))
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    let link = store
+        .enrollment()
+        .issue_reset(
+            &latchkey_idp::Actor::system(),
+            gina.id,
+            Duration::minutes(30),
+        )
+        .await
+        .unwrap();
+    clock.advance(Duration::minutes(29));
+    store
+        .enrollment()
+        .redeem(
+            LinkKind::Reset,
+            link.token(),
+            Password::new("violet staple hinge"),
+        )
+        .await
+        .unwrap();
+    for token in &tokens {
+        assert!(
+            sessions
+                .resume(token.expose(), store.now(), Duration::hours(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    let reset = store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("user.password_reset".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(reset.len(), 1);
+    assert_eq!(reset[0].after.as_ref().unwrap()["sessions_ended"], 2);
+    // And a reset link expires after its 30 minutes.
+    let late = store
+        .enrollment()
+        .issue_reset(
+            &latchkey_idp::Actor::system(),
+            gina.id,
+            Duration::minutes(30),
+        )
+        .await
+        .unwrap();
+    clock.advance(Duration::minutes(30));
+    let err = store
+        .enrollment()
+        .redeem(
+            LinkKind::Reset,
+            late.token(),
+            Password::new("violet staple hinge"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(state(err), LinkState::Expired);
+}
+
+async fn reset_requests_are_throttled_per_name_and_per_account(t: TestStore) {
+    let hank = user(&t.store, "hank").await;
+    let inbox = Arc::new(Inbox::default());
+    let desk = desk(&t, &inbox);
+    // Three requests for a name as typed, then it blocks; an unknown name the same way.
+    for name in ["hank", "ghost"] {
+        for i in 0..3 {
+            let addr = format!("198.51.100.{i}");
+            desk.request(&t.store, name, &addr).await.unwrap();
+        }
+        let err = desk
+            .request(&t.store, name, "198.51.100.9")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code().as_str(), "throttled", "{name}");
+    }
+    // The account's own bound holds across the names it is known by: 3 mails, not 6.
+    for i in 0..3 {
+        desk.request(&t.store, "HANK@example.org", &format!("203.0.113.{i}"))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mail = inbox.wait_for(3).await;
+    assert_eq!(mail.len(), 3, "{mail:?}");
+    assert!(mail.iter().all(|(to, _)| to == &hank.email));
+    // One address cannot go on for ever over fresh names.
+    let mut refused = false;
+    for i in 0..20 {
+        if desk
+            .request(&t.store, &format!("name{i}"), "192.0.2.200")
+            .await
+            .is_err()
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the address bound refuses at last");
+}
