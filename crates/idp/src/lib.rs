@@ -25,6 +25,7 @@ pub mod session;
 pub mod sso;
 pub mod store;
 pub mod tokens;
+pub mod webauthn;
 
 pub use audit::Actor;
 pub use clock::{Clock, ManualClock, SystemClock};

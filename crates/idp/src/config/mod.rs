@@ -66,6 +66,8 @@ pub struct Config {
     pub server: server::ServerConfig,
     /// Where the signing keys live: see [`crate::keys`].
     pub keys: KeysConfig,
+    /// Passkeys and security keys: see [`crate::webauthn`].
+    pub webauthn: crate::webauthn::WebauthnConfig,
 }
 
 /// The `[keys]` section.
@@ -169,6 +171,7 @@ impl Default for Config {
             password: PasswordConfig::default(),
             server: server::ServerConfig::default(),
             keys: KeysConfig::default(),
+            webauthn: crate::webauthn::WebauthnConfig::default(),
         }
     }
 }

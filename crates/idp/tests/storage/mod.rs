@@ -11,6 +11,7 @@ pub(crate) mod metadata_import;
 mod signing_keys;
 mod tile_login_url;
 mod users;
+mod webauthn;
 
 use latchkey_idp::directory::{Group, NewGroup, NewUser, User};
 use latchkey_idp::ids::{GroupId, UserId};
