@@ -82,7 +82,7 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         keys = ?config.keys.store,
         "starting latchkey"
     );
-    let state = WebState::new(store.clone(), settings, keys);
+    let state = WebState::new(store.clone(), settings, keys).with_webauthn(&config.webauthn);
     state.metrics().count_log_drops(move || log_drops.total());
     let app = web::router(state).merge(latchkey_idp_web::api::router(
         latchkey_idp_web::api::ApiState::new(store.clone()),

@@ -34,4 +34,5 @@ mod web {
     mod slo_chain;
     pub mod sp_keys;
     mod sso;
+    mod webauthn;
 }
