@@ -232,6 +232,8 @@ pub fn router(state: WebState) -> Router {
         .route("/webauthn/register/finish", post(webauthn::register_finish))
         .route("/webauthn/login/start", post(webauthn::login_start))
         .route("/webauthn/login/finish", post(webauthn::login_finish))
+        .route("/webauthn/credentials", get(webauthn::credentials))
+        .route("/webauthn/credentials/{id}", post(webauthn::manage))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(256 * 1024))

@@ -6,6 +6,8 @@
 //! * `POST /webauthn/login/start`, `.../login/finish`: passwordless sign-in with a
 //!   discoverable credential; a success starts the session exactly as the password form does
 //!   ([`crate::login::start_session`]).
+//! * `GET /webauthn/credentials`, `POST /webauthn/credentials/{id}`: list, rename
+//!   (`{"name": ...}`) or remove (`{}`) the signed-in user's credentials.
 //!
 //! Every body is JSON under [`MAX_BODY`] (an attestation is a few kilobytes; anything
 //! larger is refused before it is parsed). A refusal answers `{"code", "operation_id"}`
@@ -19,7 +21,7 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -28,8 +30,8 @@ use serde_json::{Value, json};
 
 use latchkey_idp::audit::Actor;
 use latchkey_idp::webauthn::{
-    Ceremonies, Code, PublicKeyCredential, Purpose, RegisterPublicKeyCredential, RelyingParty,
-    WebauthnError,
+    Ceremonies, Code, CredentialId, Credentials, PublicKeyCredential, Purpose,
+    RegisterPublicKeyCredential, RelyingParty, WebauthnError,
 };
 
 use super::error::new_operation_id;
@@ -307,6 +309,69 @@ pub async fn login_finish(
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)
+}
+
+/// `GET /webauthn/credentials`: the signed-in user's credentials (names, dates, never keys).
+pub async fn credentials(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Result<Response, WebError> {
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let Some(session) = state.session(&headers).await? else {
+        return Ok(signed_out(&addr));
+    };
+    let list = Credentials::new(state.store())
+        .list(session.user.id)
+        .await?;
+    Ok(Json(json!({ "credentials": list })).into_response())
+}
+
+/// The body of a rename; an empty body (or `{}`) removes.
+#[derive(Deserialize)]
+struct Manage {
+    /// The new name; absent to remove the credential.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /webauthn/credentials/{id}`: `{"name": ...}` renames one of the signed-in user's
+/// credentials, `{}` removes it. Both are audited (`webauthn.renamed`, `webauthn.removed`).
+pub async fn manage(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let Some(session) = state.session(&headers).await? else {
+        return Ok(signed_out(&addr));
+    };
+    let actor = Actor::user(session.user.id);
+    let done = async {
+        let rp = relying_party(&state)?;
+        let wanted: Manage = read_json(rp, &headers, &body)?;
+        let id = uuid::Uuid::parse_str(&id)
+            .map(CredentialId)
+            .map_err(|_| WebauthnError::UnknownCredential)?;
+        let credentials = Credentials::new(state.store());
+        match wanted.name {
+            Some(name) => credentials
+                .rename(&actor, session.user.id, id, &name)
+                .await
+                .map(|c| json!({ "id": c.id, "name": c.name })),
+            None => credentials
+                .remove(&actor, session.user.id, id)
+                .await
+                .map(|()| json!({ "removed": id })),
+        }
+    }
+    .await;
+    Ok(match done {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => refuse(&state, &actor, "webauthn.refused", &addr, &e).await,
+    })
 }
 
 fn anonymous(addr: &str) -> Actor {

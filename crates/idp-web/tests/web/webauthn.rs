@@ -194,3 +194,38 @@ async fn the_page_and_script_keep_the_strict_policy() {
     assert_eq!(script.status, StatusCode::OK);
     assert!(script.body.contains("navigator.credentials.get"));
 }
+
+#[tokio::test]
+async fn the_owner_lists_renames_and_removes_credentials() {
+    let idp = passkey_idp().await;
+    enrolled(&idp).await;
+    let mut browser = Browser::new(&idp);
+    browser.login("alice", PASSWORD, None).await;
+    let listed = browser.get("/webauthn/credentials").await;
+    let listed: Value = serde_json::from_str(&listed.body).unwrap();
+    let id = listed["credentials"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed["credentials"][0]["name"], "my key");
+    let uri = format!("/webauthn/credentials/{id}");
+    let (status, renamed) = json_post(&mut browser, &uri, r#"{"name": "laptop"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    assert_eq!(renamed["name"], "laptop");
+
+    // Bob cannot touch it.
+    let mut bob = Browser::new(&idp);
+    bob.login("bob", PASSWORD, None).await;
+    let (status, refused) = json_post(&mut bob, &uri, "{}").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused["code"], "WEBAUTHN-UNKNOWN-CREDENTIAL");
+
+    let (status, _) = json_post(&mut browser, &uri, "{}").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        Credentials::new(&idp.store)
+            .count(idp.alice.id)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(audit_actions(&idp, "webauthn.renamed").await.len(), 1);
+    assert_eq!(audit_actions(&idp, "webauthn.removed").await.len(), 1);
+}
