@@ -79,6 +79,16 @@ fn page() -> String {
     }
 
     md.push_str(
+        "\n## Passkeys and security keys (`latchkey_idp::webauthn::Code`)\n\n\
+         `WEBAUTHN-WORD`. Answered as `{\"code\": ...}` by the IdP's WebAuthn JSON endpoints \
+         (with an operation ID) and carried by their log and audit lines.\n\n\
+         | code | meaning |\n|---|---|\n",
+    );
+    for code in latchkey_idp::webauthn::Code::ALL {
+        let _ = writeln!(md, "| `{}` | {} |", code.as_str(), cell(code.meaning()));
+    }
+
+    md.push_str(
         "\n## Admin API and CLI (`latchkey_idp::ErrorCode`)\n\n\
          snake_case, part of the admin API's contract. `latchkey_idp::Error::code()` is one \
          of these; the API sends it as `error` and the CLI exits with its class. A server \
@@ -143,6 +153,9 @@ fn every_code_appears_once_per_surface() {
         assert_eq!(page.matches(&cell).count(), 1, "{code}");
     }
     for code in PageCode::ALL {
+        assert!(page.contains(&format!("| `{}` |", code.as_str())), "{code}");
+    }
+    for code in latchkey_idp::webauthn::Code::ALL {
         assert!(page.contains(&format!("| `{}` |", code.as_str())), "{code}");
     }
     for code in ErrorCode::ALL {

@@ -87,7 +87,7 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         tracing::info!("no [smtp] host: invitation links are answered, not mailed");
     }
     let base_url = settings.base_url.clone();
-    let state = WebState::new(store.clone(), settings, keys);
+    let state = WebState::new(store.clone(), settings, keys).with_webauthn(&config.webauthn);
     state.metrics().count_log_drops(move || log_drops.total());
     state.metrics().count_mail(mailer.stats_handle());
     let app = web::router(state).merge(latchkey_idp_web::api::router(

@@ -27,6 +27,7 @@ pub mod metrics;
 mod pages;
 pub mod portal;
 pub mod saml;
+pub mod webauthn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 pub use error::WebError;
@@ -67,6 +68,8 @@ struct Inner {
     device_keys: tokio::sync::OnceCell<DeviceKeys>,
     /// The last database probe of `/readyz` and when it ran (see [`readyz`]).
     probe: tokio::sync::Mutex<Option<(Instant, String)>>,
+    /// Who we are to passkeys; `None` when the base URL cannot be an RP (an IP address).
+    webauthn: Option<latchkey_idp::webauthn::RelyingParty>,
 }
 
 impl WebState {
@@ -84,7 +87,32 @@ impl WebState {
             audit,
             device_keys: tokio::sync::OnceCell::new(),
             probe: tokio::sync::Mutex::new(None),
+            webauthn: None,
         }))
+        .with_webauthn(&latchkey_idp::webauthn::WebauthnConfig::default())
+    }
+
+    /// The same state with the `[webauthn]` section applied (the default is the base URL's
+    /// host and origin). A base URL that cannot be a relying party (WebAuthn refuses IP
+    /// addresses) leaves passkeys off, with a warning, rather than stopping the server.
+    pub fn with_webauthn(mut self, config: &latchkey_idp::webauthn::WebauthnConfig) -> Self {
+        let rp = match latchkey_idp::webauthn::RelyingParty::new(&self.0.settings.base_url, config)
+        {
+            Ok(rp) => Some(rp),
+            Err(e) => {
+                tracing::warn!(error = %e, "passkeys are off");
+                None
+            }
+        };
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.webauthn = rp;
+        }
+        self
+    }
+
+    /// The WebAuthn relying party, when passkeys are on.
+    pub fn webauthn(&self) -> Option<&latchkey_idp::webauthn::RelyingParty> {
+        self.0.webauthn.as_ref()
     }
 
     /// The store.
@@ -204,6 +232,14 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/saml/slo/continue/{key}", get(logout::slo_continue))
         .route("/favicon.ico", get(favicon))
+        .route("/static/webauthn.js", get(webauthn::script))
+        .route("/webauthn", get(webauthn::page))
+        .route("/webauthn/register/start", post(webauthn::register_start))
+        .route("/webauthn/register/finish", post(webauthn::register_finish))
+        .route("/webauthn/login/start", post(webauthn::login_start))
+        .route("/webauthn/login/finish", post(webauthn::login_finish))
+        .route("/webauthn/credentials", get(webauthn::credentials))
+        .route("/webauthn/credentials/{id}", post(webauthn::manage))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(256 * 1024))

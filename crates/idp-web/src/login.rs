@@ -35,8 +35,9 @@ use super::pages::{LoginPage, SignOutPage};
 use super::{WebError, WebState, client_addr, cookies};
 use latchkey_idp::Error;
 use latchkey_idp::audit::Actor;
-use latchkey_idp::directory::Login;
+use latchkey_idp::directory::{Login, User};
 use latchkey_idp::error::PageCode;
+use latchkey_idp::mfa::Methods;
 use latchkey_idp::password::Password;
 use latchkey_idp::session::{Admission, ParkedRequests, Sessions, Slot, Throttle};
 use latchkey_idp::sso::PendingRequest;
@@ -273,12 +274,50 @@ pub async fn submit(
         }
     };
     throttle.succeeded(attempt).await?;
+    let signed_in = start_session(
+        &state,
+        &cookie,
+        &user,
+        &addr,
+        cont.as_deref(),
+        Methods::password(),
+    )
+    .await?;
+    let mut response = Redirect::to(&signed_in.target).into_response();
+    for cookie in signed_in.cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// A user who just proved who they are, on their way in: where to go and the cookies to set.
+pub(crate) struct SignedIn {
+    /// The parked SAML request to continue, or the portal.
+    pub(crate) target: String,
+    /// The session cookie and the trusted-browser cookie.
+    pub(crate) cookies: Vec<HeaderValue>,
+}
+
+/// Starts the session of a user who has just authenticated by `methods` (a password, a
+/// passkey): ends the browser's old session (`old`), creates the new one, counts and audits
+/// the sign-in, and makes the cookies. Every way of signing in ends here, so a session is
+/// always made, recorded and trusted the same way.
+pub(crate) async fn start_session(
+    state: &WebState,
+    old: &SessionCookie,
+    user: &User,
+    addr: &str,
+    cont: Option<&str>,
+    methods: Methods,
+) -> Result<SignedIn, WebError> {
+    let now = state.store().now();
     let sessions = Sessions::new(state.store());
-    if let Some(old) = cookie.token() {
+    if let Some(old) = old.token() {
         sessions.end(old).await?;
     }
+    let method: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
     let (token, session) = sessions
-        .create(&user, now, state.settings().session_absolute)
+        .create_with(user, methods, now, state.settings().session_absolute)
         .await?;
     state.metrics().login("success");
     state
@@ -288,25 +327,23 @@ pub async fn submit(
             "user",
             user.id.to_string(),
             user.username.clone(),
-            json!({ "address": addr, "session_index": session.session_index }),
+            json!({ "address": addr, "session_index": session.session_index, "method": method }),
         )
         .await?;
-    tracing::info!(user = %user.username, address = %addr, "signed in");
+    tracing::info!(user = %user.username, address = %addr, method = ?method, "signed in");
     let target = match cont {
         Some(k) => format!("/saml/continue/{k}"),
         None => "/portal".to_owned(),
     };
-    let mut response = Redirect::to(&target).into_response();
     let device = state.device_keys().await?.issue(user.id);
-    for cookie in [
+    let cookies = [
         cookies::set_session(state.settings(), token.expose()),
         cookies::set_device(state.settings(), &device),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    Ok(response)
+    ]
+    .iter()
+    .filter_map(|c| HeaderValue::from_str(c).ok())
+    .collect();
+    Ok(SignedIn { target, cookies })
 }
 
 /// A sign-in that was not checked (throttled, or the hash pool full): the form again,

@@ -26,8 +26,8 @@ mod web {
     mod encryption_methods;
     mod front_door;
     mod login;
-    mod pages;
     mod mfa_sso;
+    mod pages;
     mod portal;
     pub mod readiness;
     mod server;
@@ -36,4 +36,5 @@ mod web {
     mod slo_chain;
     pub mod sp_keys;
     mod sso;
+    mod webauthn;
 }

@@ -21,13 +21,14 @@ pub mod error;
 pub mod export;
 pub mod ids;
 pub mod keys;
-pub mod mfa;
 pub mod mail;
+pub mod mfa;
 pub mod password;
 pub mod session;
 pub mod sso;
 pub mod store;
 pub mod tokens;
+pub mod webauthn;
 
 pub use audit::Actor;
 pub use clock::{Clock, ManualClock, SystemClock};

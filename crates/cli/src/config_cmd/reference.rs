@@ -352,6 +352,31 @@ pub const LATCHKEY_TOML: &[Key] = &[
         Unset("none; required with `host`"),
         "The sender: an address or `Name <address>`.",
     ),
+    key(
+        "webauthn",
+        "table",
+        Unset(EACH),
+        "Passkeys and security keys (WebAuthn): who the IdP is to authenticators.",
+    ),
+    key(
+        "webauthn.rp_id",
+        "string",
+        Unset("the host of `server.base_url`"),
+        "The RP ID credentials are bound to: the origin's host or a registrable parent of it \
+         (`example.org` for `idp.example.org`). Changing it orphans every enrolled credential.",
+    ),
+    key(
+        "webauthn.origin",
+        "string",
+        Unset("`server.base_url`"),
+        "The one origin (`https://host[:port]`) passkey sign-ins are accepted from.",
+    ),
+    key(
+        "webauthn.rp_name",
+        "string",
+        Literal("\"Latchkey\""),
+        "The name authenticators show when a credential is created.",
+    ),
 ];
 
 /// Variables read with no key of their own.

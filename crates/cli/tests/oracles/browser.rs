@@ -13,6 +13,8 @@
 //! `target/test-artifacts/browser/NN-name.png`, and the servers' logs beside them in `logs/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+#[path = "browser/passkeys.rs"]
+mod passkeys;
 #[path = "browser/stack.rs"]
 mod stack;
 #[path = "browser/webdriver.rs"]
@@ -44,9 +46,14 @@ impl Shots {
 }
 
 fn artefact_dir() -> PathBuf {
+    artefact_dir_named("browser")
+}
+
+/// `target/test-artifacts/<name>`, emptied, with its `logs/`.
+fn artefact_dir_named(name: &str) -> PathBuf {
     // CARGO_TARGET_TMPDIR is <target>/tmp: the artefacts go next to it.
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
-    let dir = target.join("test-artifacts/browser");
+    let dir = target.join("test-artifacts").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     dir

@@ -22,8 +22,8 @@ pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod groups;
-pub mod mfa;
 pub mod invitations;
+pub mod mfa;
 pub mod page;
 
 pub mod users;

@@ -79,6 +79,8 @@ pub struct Config {
     pub enrollment: EnrollmentConfig,
     /// Where invitation and reset mail goes: see [`smtp`].
     pub smtp: SmtpConfig,
+    /// Passkeys and security keys: see [`crate::webauthn`].
+    pub webauthn: crate::webauthn::WebauthnConfig,
 }
 
 /// The `[mfa]` section.
@@ -236,6 +238,7 @@ impl Default for Config {
             mfa: MfaConfig::default(),
             enrollment: EnrollmentConfig::default(),
             smtp: SmtpConfig::default(),
+            webauthn: crate::webauthn::WebauthnConfig::default(),
         }
     }
 }

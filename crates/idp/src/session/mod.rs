@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 pub use device::DeviceKeys;
 pub use parked::{Parkable, ParkedRequests};
-pub use throttle::{Admission, Attempt, OnSuccess, Slot, Throttle, ThrottlePolicy};
+pub use throttle::{Admission, Attempt, OnSuccess, Slot, Throttle, ThrottlePolicy, network_of};
 
 use crate::directory::{User, UserRow, UserStatus};
 use crate::error::Result;

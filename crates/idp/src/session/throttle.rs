@@ -142,7 +142,7 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
 /// What one client controls: an IPv4 address, or an IPv6 /64 (one subnet is routinely
 /// handed to one customer, who can then use 2^64 addresses: counting each on its own would
 /// let a single attacker rotate through fresh keys for ever).
-fn network(address: &str) -> String {
+pub fn network_of(address: &str) -> String {
     match address.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
@@ -175,7 +175,7 @@ impl Slot {
     /// An account name as typed, from one client address.
     pub fn pair(name: &str, address: &str) -> Slot {
         Slot {
-            key: format!("pair:{}|{}", store::fold(name.trim()), network(address)),
+            key: format!("pair:{}|{}", store::fold(name.trim()), network_of(address)),
             policy: ThrottlePolicy::PAIR,
         }
     }
@@ -183,7 +183,7 @@ impl Slot {
     /// A client address.
     pub fn address(address: &str) -> Slot {
         Slot {
-            key: format!("addr:{}", network(address)),
+            key: format!("addr:{}", network_of(address)),
             policy: ThrottlePolicy::ADDRESS,
         }
     }
@@ -225,7 +225,7 @@ impl Slot {
     /// Password-reset requests from a client address.
     pub fn reset_address(address: &str) -> Slot {
         Slot {
-            key: format!("reset-addr:{}", network(address)),
+            key: format!("reset-addr:{}", network_of(address)),
             policy: ThrottlePolicy::RESET_ADDRESS,
         }
     }

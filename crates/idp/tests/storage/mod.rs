@@ -13,6 +13,7 @@ mod mfa;
 mod signing_keys;
 mod tile_login_url;
 mod users;
+mod webauthn;
 
 use latchkey_idp::directory::{Group, NewGroup, NewUser, User};
 use latchkey_idp::ids::{GroupId, UserId};

@@ -42,12 +42,18 @@ impl Stack {
     /// Writes the configurations, seeds the directory and starts the three servers.
     /// Logs go to `logs` so a failure can be read after the temp dir is gone.
     pub fn start(logs: &Path) -> Stack {
+        Stack::start_with_idp_host(logs, "127.0.0.1")
+    }
+
+    /// The same with the IdP reached under `host` (`localhost` for passkeys: WebAuthn
+    /// refuses an IP address as the relying party's ID).
+    pub fn start_with_idp_host(logs: &Path, host: &str) -> Stack {
         let dir = tempfile::Builder::new()
             .prefix("latchkey-browser-")
             .tempdir()
             .unwrap();
         let (idp_port, wiki_port, helpdesk_port) = (free_port(), free_port(), free_port());
-        let idp = format!("http://127.0.0.1:{idp_port}");
+        let idp = format!("http://{host}:{idp_port}");
         let wiki = format!("http://localhost:{wiki_port}");
         let helpdesk = format!("http://localhost:{helpdesk_port}");
         let config = dir.path().join("latchkey.toml");

@@ -210,6 +210,12 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Any command of this session, such as the WebAuthn virtual authenticator's
+    /// (`/webauthn/authenticator`...); `path` is relative to the session.
+    pub async fn command(&self, method: &str, path: &str, body: Value) -> Value {
+        self.cmd(method, path, body).await
+    }
+
     /// Opens `url` and waits for it to load.
     pub async fn goto(&self, url: &str) {
         self.cmd("POST", "/url", json!({ "url": url })).await;

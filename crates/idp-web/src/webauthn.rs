@@ -1,0 +1,447 @@
+//! Passkeys and security keys over HTTP: JSON endpoints for the ceremonies, the browser
+//! script that calls `navigator.credentials`, and a minimal page to enrol a key and to sign
+//! in with a passkey (to be folded into the sign-in and account templates).
+//!
+//! * `POST /webauthn/register/start`, `.../register/finish`: a signed-in user enrols a key.
+//! * `POST /webauthn/login/start`, `.../login/finish`: passwordless sign-in with a
+//!   discoverable credential; a success starts the session exactly as the password form does
+//!   ([`crate::login::start_session`]).
+//! * `GET /webauthn/credentials`, `POST /webauthn/credentials/{id}`: list, rename
+//!   (`{"name": ...}`) or remove (`{}`) the signed-in user's credentials.
+//!
+//! Every body is JSON under [`MAX_BODY`] (an attestation is a few kilobytes; anything
+//! larger is refused before it is parsed). A refusal answers `{"code", "operation_id"}`
+//! with a [`Code`], logs the detail under the operation ID, and writes an audit line
+//! (`webauthn.refused`, or `login.failure` for a sign-in). The POSTs need
+//! `Content-Type: application/json` (a cross-site page cannot send that without a CORS
+//! preflight we never answer) and, when the browser sends one, our own `Origin`.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use latchkey_idp::audit::Actor;
+use latchkey_idp::mfa::{AuthMethod, Methods};
+use latchkey_idp::webauthn::{
+    Ceremonies, Code, CredentialId, Credentials, PublicKeyCredential, Purpose,
+    RegisterPublicKeyCredential, RelyingParty, WebauthnError,
+};
+
+use super::error::new_operation_id;
+use super::extract::SessionCookie;
+use super::{WebError, WebState, client_addr, login};
+
+/// The largest body a WebAuthn endpoint reads: an attestation with a certificate chain is a
+/// few kilobytes; 64 KiB leaves room and bounds what an anonymous request makes us parse.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The script's policy: our own script and fetches to ourselves, nothing else.
+const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+     style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
+
+/// The browser side: `navigator.credentials.create/get` and base64url conversion.
+pub const SCRIPT: &str = include_str!("webauthn/webauthn.js");
+
+/// A refusal as JSON.
+struct Refused {
+    code: Code,
+    status: StatusCode,
+    operation_id: String,
+    retry_after: Option<u64>,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({ "code": self.code.as_str(), "operation_id": self.operation_id })),
+        )
+            .into_response();
+        if let Some(s) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+fn status_of(code: Code) -> StatusCode {
+    match code {
+        Code::Malformed | Code::BadName => StatusCode::BAD_REQUEST,
+        Code::Challenge | Code::WrongRelyingParty | Code::Refused | Code::UnknownCredential => {
+            StatusCode::UNAUTHORIZED
+        }
+        Code::Duplicate => StatusCode::CONFLICT,
+        Code::TooMany | Code::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        Code::SignInRequired => StatusCode::FORBIDDEN,
+        Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Logs and audits a refusal, then answers it. `who` is the actor the audit line names.
+async fn refuse(
+    state: &WebState,
+    who: &Actor,
+    action: &'static str,
+    addr: &str,
+    error: &WebauthnError,
+) -> Response {
+    let code = error.code();
+    let operation_id = new_operation_id();
+    if code == Code::Internal {
+        tracing::error!(code = code.as_str(), operation_id, address = addr, error = %error, "webauthn request failed");
+    } else {
+        tracing::warn!(code = code.as_str(), operation_id, address = addr, error = %error, "webauthn request refused");
+    }
+    if action == "login.failure" {
+        state.metrics().login("failure");
+    }
+    let audited = state
+        .audit(
+            who,
+            action,
+            "user",
+            String::new(),
+            String::new(),
+            json!({ "code": code.as_str(), "operation_id": operation_id, "address": addr, "method": "passkey" }),
+        )
+        .await;
+    if let Err(e) = audited {
+        tracing::error!(operation_id, error = %e, "webauthn refusal not audited");
+    }
+    let retry_after = match error {
+        WebauthnError::Throttled {
+            retry_after_seconds,
+        } => Some(*retry_after_seconds),
+        _ => None,
+    };
+    Refused {
+        code,
+        status: status_of(code),
+        operation_id,
+        retry_after,
+    }
+    .into_response()
+}
+
+/// Reads a JSON body we asked for, refusing a wrong type, a foreign origin, an oversized or
+/// unreadable body as [`Code::Malformed`] before anything else is done with it.
+fn read_json<T: DeserializeOwned>(
+    rp: &RelyingParty,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, WebauthnError> {
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim() == "application/json")
+        });
+    if !json_type {
+        return Err(WebauthnError::Malformed(
+            "Content-Type is not application/json".into(),
+        ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && origin != rp.origin().origin().ascii_serialization()
+    {
+        return Err(WebauthnError::Malformed(format!(
+            "request from origin {origin:?}"
+        )));
+    }
+    if body.len() > MAX_BODY {
+        return Err(WebauthnError::Malformed(format!(
+            "body of {} bytes",
+            body.len()
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| WebauthnError::Malformed(e.to_string()))
+}
+
+fn relying_party(state: &WebState) -> Result<&RelyingParty, WebauthnError> {
+    state
+        .webauthn()
+        .ok_or_else(|| WebauthnError::Config("no relying party for this base_url".into()))
+}
+
+/// `POST /webauthn/register/start`: the options for `navigator.credentials.create`.
+pub async fn register_start(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let Some(session) = state.session(&headers).await? else {
+        return Ok(signed_out(&addr));
+    };
+    let actor = Actor::user(session.user.id);
+    let started = match relying_party(&state).and_then(|rp| {
+        read_json::<Value>(rp, &headers, &body)?;
+        Ok(rp)
+    }) {
+        Ok(rp) => {
+            Ceremonies::new(state.store(), rp)
+                .start_registration(&session.user)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    Ok(match started {
+        Ok(s) => Json(json!({ "handle": s.handle, "options": s.options })).into_response(),
+        Err(e) => refuse(&state, &actor, "webauthn.refused", &addr, &e).await,
+    })
+}
+
+/// The body of `register/finish`.
+#[derive(Deserialize)]
+struct RegisterFinish {
+    handle: String,
+    name: String,
+    credential: RegisterPublicKeyCredential,
+}
+
+/// `POST /webauthn/register/finish`: verifies and stores the new credential.
+pub async fn register_finish(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let Some(session) = state.session(&headers).await? else {
+        return Ok(signed_out(&addr));
+    };
+    let actor = Actor::user(session.user.id);
+    let done = async {
+        let rp = relying_party(&state)?;
+        let finish: RegisterFinish = read_json(rp, &headers, &body)?;
+        Ceremonies::new(state.store(), rp)
+            .finish_registration(
+                &actor,
+                &session.user,
+                &finish.handle,
+                &finish.credential,
+                &finish.name,
+            )
+            .await
+    }
+    .await;
+    Ok(match done {
+        Ok(c) => {
+            tracing::info!(user = %session.user.username, credential = %c.id, "webauthn credential enrolled");
+            Json(json!({ "id": c.id, "name": c.name })).into_response()
+        }
+        Err(e) => refuse(&state, &actor, "webauthn.refused", &addr, &e).await,
+    })
+}
+
+/// `POST /webauthn/login/start`: the options for `navigator.credentials.get`, asking for any
+/// passkey of ours.
+pub async fn login_start(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let started = async {
+        let rp = relying_party(&state)?;
+        read_json::<Value>(rp, &headers, &body)?;
+        Ceremonies::new(state.store(), rp)
+            .start_sign_in(Purpose::Passwordless, None, &addr)
+            .await
+    }
+    .await;
+    Ok(match started {
+        Ok(s) => Json(json!({ "handle": s.handle, "options": s.options })).into_response(),
+        Err(e) => refuse(&state, &anonymous(&addr), "login.failure", &addr, &e).await,
+    })
+}
+
+/// The body of `login/finish`.
+#[derive(Deserialize)]
+struct LoginFinish {
+    handle: String,
+    credential: PublicKeyCredential,
+    /// The parked SAML request to continue (as on the password form).
+    #[serde(default, rename = "continue")]
+    cont: Option<String>,
+}
+
+/// `POST /webauthn/login/finish`: verifies the assertion and starts the session; answers
+/// `{"redirect": ...}` with the session cookies.
+pub async fn login_finish(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    cookie: SessionCookie,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let mut cont = None;
+    let done = async {
+        let rp = relying_party(&state)?;
+        let finish: LoginFinish = read_json(rp, &headers, &body)?;
+        cont = login::continue_key(finish.cont.as_deref());
+        Ceremonies::new(state.store(), rp)
+            .finish_passwordless(&finish.handle, &finish.credential, &addr)
+            .await
+    }
+    .await;
+    let (user, _credential) = match done {
+        Ok(found) => found,
+        Err(e) => return Ok(refuse(&state, &anonymous(&addr), "login.failure", &addr, &e).await),
+    };
+    let signed_in = login::start_session(
+        &state,
+        &cookie,
+        &user,
+        &addr,
+        cont.as_deref(),
+        Methods::of(&[AuthMethod::Passkey]),
+    )
+    .await?;
+    let mut response = Json(json!({ "redirect": signed_in.target })).into_response();
+    for cookie in signed_in.cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// `GET /webauthn/credentials`: the signed-in user's credentials (names, dates, never keys).
+pub async fn credentials(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Result<Response, WebError> {
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let Some(session) = state.session(&headers).await? else {
+        return Ok(signed_out(&addr));
+    };
+    let list = Credentials::new(state.store())
+        .list(session.user.id)
+        .await?;
+    Ok(Json(json!({ "credentials": list })).into_response())
+}
+
+/// The body of a rename; an empty body (or `{}`) removes.
+#[derive(Deserialize)]
+struct Manage {
+    /// The new name; absent to remove the credential.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /webauthn/credentials/{id}`: `{"name": ...}` renames one of the signed-in user's
+/// credentials, `{}` removes it. Both are audited (`webauthn.renamed`, `webauthn.removed`).
+pub async fn manage(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let Some(session) = state.session(&headers).await? else {
+        return Ok(signed_out(&addr));
+    };
+    let actor = Actor::user(session.user.id);
+    let done = async {
+        let rp = relying_party(&state)?;
+        let wanted: Manage = read_json(rp, &headers, &body)?;
+        let id = uuid::Uuid::parse_str(&id)
+            .map(CredentialId)
+            .map_err(|_| WebauthnError::UnknownCredential)?;
+        let credentials = Credentials::new(state.store());
+        match wanted.name {
+            Some(name) => credentials
+                .rename(&actor, session.user.id, id, &name)
+                .await
+                .map(|c| json!({ "id": c.id, "name": c.name })),
+            None => credentials
+                .remove(&actor, session.user.id, id)
+                .await
+                .map(|()| json!({ "removed": id })),
+        }
+    }
+    .await;
+    Ok(match done {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => refuse(&state, &actor, "webauthn.refused", &addr, &e).await,
+    })
+}
+
+fn anonymous(addr: &str) -> Actor {
+    Actor::new(format!("anonymous:{addr}"))
+}
+
+fn signed_out(addr: &str) -> Response {
+    let operation_id = new_operation_id();
+    tracing::info!(
+        code = Code::SignInRequired.as_str(),
+        operation_id,
+        address = addr,
+        "webauthn enrolment without a session"
+    );
+    Refused {
+        code: Code::SignInRequired,
+        status: StatusCode::FORBIDDEN,
+        operation_id,
+        retry_after: None,
+    }
+    .into_response()
+}
+
+/// `GET /static/webauthn.js`.
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+/// `GET /webauthn`: enrol a key when signed in; sign in with a passkey either way. Minimal
+/// markup on purpose: it moves into the sign-in and account templates.
+pub async fn page(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let session = state.session(&headers).await?;
+    let enrol = match &session {
+        Some(s) => format!(
+            "<p>Signed in as <span id=\"who\">{}</span>.</p>\
+             <label>Name <input id=\"key-name\" value=\"Security key\" maxlength=\"64\"></label> \
+             <button id=\"enrol\" type=\"button\">Add a passkey or security key</button>",
+            super::html::escape(&s.user.username)
+        ),
+        None => String::new(),
+    };
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Passkeys</title><link rel=\"stylesheet\" href=\"/static/latchkey.css\">\
+         <script src=\"/static/webauthn.js\" defer></script></head><body><main>\
+         <h1>Passkeys</h1>{enrol}\
+         <p><button id=\"passkey-sign-in\" type=\"button\">Sign in with a passkey</button></p>\
+         <p id=\"webauthn-status\" role=\"status\"></p></main></body></html>"
+    );
+    let mut response = Html(body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    Ok(response)
+}

@@ -1,0 +1,231 @@
+//! The WebAuthn endpoints with a software authenticator: enrol over JSON in a signed-in
+//! session, sign in with the passkey and no password, and the refusals (malformed,
+//! oversized, foreign origin, replayed, wrong credential) with their codes, no row written
+//! and an audit line.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use latchkey_idp::webauthn::Credentials;
+use serde_json::{Value, json};
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_proto::{AllowCredentials, CreationChallengeResponse, RequestChallengeResponse};
+
+use super::support::*;
+
+const ORIGIN: &str = "http://localhost:8080";
+
+async fn passkey_idp() -> Idp {
+    idp_with(|c| c.base_url = ORIGIN.into()).await
+}
+
+async fn json_post(browser: &mut Browser<'_>, uri: &str, body: &str) -> (StatusCode, Value) {
+    let page = browser
+        .send(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ORIGIN, ORIGIN)
+                .body(Body::from(body.to_owned()))
+                .unwrap(),
+        )
+        .await;
+    let value = serde_json::from_str(&page.body).unwrap_or(Value::Null);
+    (page.status, value)
+}
+
+/// Signs alice in with her password and enrols a soft key; returns the key and its ID.
+async fn enrolled(idp: &Idp) -> (SoftPasskey, Vec<u8>) {
+    let mut browser = Browser::new(idp);
+    browser.login("alice", PASSWORD, None).await;
+    let (status, started) = json_post(&mut browser, "/webauthn/register/start", "{}").await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let options: CreationChallengeResponse =
+        serde_json::from_value(started["options"].clone()).unwrap();
+    let mut key = SoftPasskey::new(true);
+    let credential = key
+        .do_registration(Url::parse(ORIGIN).unwrap(), options)
+        .unwrap();
+    let raw_id = credential.raw_id.to_vec();
+    let body = json!({ "handle": started["handle"], "name": "my key", "credential": credential });
+    let (status, done) =
+        json_post(&mut browser, "/webauthn/register/finish", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["name"], "my key");
+    (key, raw_id)
+}
+
+/// Starts a passwordless sign-in and answers it with `key` claiming `user`'s handle.
+async fn passkey_answer(
+    browser: &mut Browser<'_>,
+    key: &mut SoftPasskey,
+    raw_id: &[u8],
+    user: uuid::Uuid,
+) -> Value {
+    let (status, started) = json_post(browser, "/webauthn/login/start", "{}").await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let mut options: RequestChallengeResponse =
+        serde_json::from_value(started["options"].clone()).unwrap();
+    assert!(options.public_key.allow_credentials.is_empty());
+    // The soft key keeps no resident credentials: it is told which key to use, and the user
+    // handle a resident key would return is added (it is not signed).
+    options.public_key.allow_credentials = vec![AllowCredentials {
+        type_: "public-key".into(),
+        id: raw_id.to_vec(),
+        transports: None,
+    }];
+    let mut answer = key
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options)
+        .unwrap();
+    answer.response.user_handle = Some(user.as_bytes().to_vec());
+    json!({ "handle": started["handle"], "credential": answer })
+}
+
+#[tokio::test]
+async fn enrol_then_sign_in_with_the_passkey_and_no_password() {
+    let idp = passkey_idp().await;
+    let (mut key, raw_id) = enrolled(&idp).await;
+    assert_eq!(audit_actions(&idp, "webauthn.registered").await.len(), 1);
+
+    let mut browser = Browser::new(&idp);
+    assert_eq!(browser.get("/portal").await.status, StatusCode::SEE_OTHER);
+    let body = passkey_answer(&mut browser, &mut key, &raw_id, idp.alice.id.0).await;
+    let (status, done) = json_post(&mut browser, "/webauthn/login/finish", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["redirect"], "/portal");
+    let portal = browser.get("/portal").await;
+    assert_eq!(portal.status, StatusCode::OK);
+    assert!(portal.body.contains("alice"));
+    let signed_in = audit_actions(&idp, "login.success").await;
+    let last = signed_in.first().unwrap();
+    assert_eq!(last.after.as_ref().unwrap()["method"], "passkey");
+
+    // The same answer again: the ceremony is gone.
+    let (status, refused) =
+        json_post(&mut browser, "/webauthn/login/finish", &body.to_string()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused["code"], "WEBAUTHN-CHALLENGE");
+    assert!(refused["operation_id"].is_string());
+}
+
+#[tokio::test]
+async fn a_wrong_credential_is_refused_and_audited() {
+    let idp = passkey_idp().await;
+    let (mut key, raw_id) = enrolled(&idp).await;
+    let mut browser = Browser::new(&idp);
+    // Alice's key claiming to be bob's.
+    let body = passkey_answer(&mut browser, &mut key, &raw_id, idp.bob.id.0).await;
+    let (status, refused) =
+        json_post(&mut browser, "/webauthn/login/finish", &body.to_string()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused["code"], "WEBAUTHN-UNKNOWN-CREDENTIAL");
+    assert!(!browser.cookies.keys().any(|k| k.contains("session")));
+    let failures = audit_actions(&idp, "login.failure").await;
+    assert_eq!(
+        failures.first().unwrap().after.as_ref().unwrap()["code"],
+        "WEBAUTHN-UNKNOWN-CREDENTIAL"
+    );
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_foreign_requests_enrol_nothing() {
+    let idp = passkey_idp().await;
+    let mut browser = Browser::new(&idp);
+    // No session: no enrolment.
+    let (status, refused) = json_post(&mut browser, "/webauthn/register/start", "{}").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(refused["code"], "WEBAUTHN-SIGN-IN-REQUIRED");
+
+    browser.login("alice", PASSWORD, None).await;
+    let (_, started) = json_post(&mut browser, "/webauthn/register/start", "{}").await;
+    let handle = started["handle"].as_str().unwrap().to_owned();
+    for body in [
+        "not json".to_owned(),
+        json!({ "handle": handle, "name": "x", "credential": { "id": "AAAA" } }).to_string(),
+        json!({ "handle": handle, "name": "x", "credential": {
+            "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+            "response": { "attestationObject": "!!!not base64!!!", "clientDataJSON": "AAAA" },
+        } })
+        .to_string(),
+        format!("{{\"pad\": \"{}\"}}", "a".repeat(70 * 1024)),
+    ] {
+        let (status, refused) = json_post(&mut browser, "/webauthn/register/finish", &body).await;
+        assert!(status.is_client_error(), "{status} {refused}");
+        assert_eq!(refused["code"], "WEBAUTHN-MALFORMED", "{body:.80}");
+    }
+    // Another origin (a page elsewhere that got hold of the cookie-less JSON path).
+    let page = browser
+        .send(
+            Request::post("/webauthn/register/start")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ORIGIN, "https://evil.example")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        Credentials::new(&idp.store)
+            .count(idp.alice.id)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(audit_actions(&idp, "webauthn.refused").await.len() >= 5);
+    assert!(audit_actions(&idp, "webauthn.registered").await.is_empty());
+}
+
+#[tokio::test]
+async fn the_page_and_script_keep_the_strict_policy() {
+    let idp = passkey_idp().await;
+    let mut browser = Browser::new(&idp);
+    let page = browser.get("/webauthn").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(page.body.contains("src=\"/static/webauthn.js\""));
+    assert!(!page.body.contains("<script>"));
+    let script = browser.get("/static/webauthn.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.body.contains("navigator.credentials.get"));
+}
+
+#[tokio::test]
+async fn the_owner_lists_renames_and_removes_credentials() {
+    let idp = passkey_idp().await;
+    enrolled(&idp).await;
+    let mut browser = Browser::new(&idp);
+    browser.login("alice", PASSWORD, None).await;
+    let listed = browser.get("/webauthn/credentials").await;
+    let listed: Value = serde_json::from_str(&listed.body).unwrap();
+    let id = listed["credentials"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed["credentials"][0]["name"], "my key");
+    let uri = format!("/webauthn/credentials/{id}");
+    let (status, renamed) = json_post(&mut browser, &uri, r#"{"name": "laptop"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    assert_eq!(renamed["name"], "laptop");
+
+    // Bob cannot touch it.
+    let mut bob = Browser::new(&idp);
+    bob.login("bob", PASSWORD, None).await;
+    let (status, refused) = json_post(&mut bob, &uri, "{}").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused["code"], "WEBAUTHN-UNKNOWN-CREDENTIAL");
+
+    let (status, _) = json_post(&mut browser, &uri, "{}").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        Credentials::new(&idp.store)
+            .count(idp.alice.id)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(audit_actions(&idp, "webauthn.renamed").await.len(), 1);
+    assert_eq!(audit_actions(&idp, "webauthn.removed").await.len(), 1);
+}

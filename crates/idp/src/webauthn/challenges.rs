@@ -1,0 +1,149 @@
+//! Ceremonies under way: the challenge state kept server-side until the browser answers.
+
+use time::{Duration, OffsetDateTime};
+
+use super::WebauthnError;
+use crate::ids::UserId;
+use crate::session::{fresh_token, token_hash};
+use crate::store::Store;
+
+/// How long a browser has to answer a challenge: long enough to find a key and touch it,
+/// short enough that an abandoned ceremony's row goes soon.
+pub const CHALLENGE_LIFETIME: Duration = Duration::minutes(5);
+/// Live ceremonies one owner (a user, or an anonymous client's network) may hold; a new one
+/// past this is refused until the old ones expire or are answered.
+pub const MAX_PENDING_PER_OWNER: i64 = 10;
+/// Live ceremonies in all, so a flood from many networks cannot grow the table either.
+pub const MAX_PENDING: i64 = 10_000;
+
+/// What a ceremony is for; a handle answers only the kind of finish it was started for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Register,
+    Passwordless,
+    SecondFactor,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Register => "register",
+            Kind::Passwordless => "passwordless",
+            Kind::SecondFactor => "second_factor",
+        }
+    }
+}
+
+/// A ceremony taken out of the table by its finish.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub(crate) user: Option<UserId>,
+    pub(crate) state: String,
+}
+
+pub(crate) fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The `webauthn_challenges` table.
+pub(crate) struct Pending<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Pending<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Pending { store }
+    }
+
+    /// Stores a ceremony's state and returns the handle the browser must send back. Expired
+    /// rows go first, so the caps count live ceremonies only. The count and the insert are
+    /// two statements: simultaneous starts may overshoot a cap by their number, which stays
+    /// bounded by the connection pool.
+    pub(crate) async fn put(
+        &self,
+        kind: Kind,
+        owner: &str,
+        user: Option<UserId>,
+        state: &str,
+        now: OffsetDateTime,
+    ) -> Result<String, WebauthnError> {
+        let now_ms = unix_ms(now);
+        sqlx::query("DELETE FROM webauthn_challenges WHERE expires_at <= $1")
+            .bind(now_ms)
+            .execute(self.store.pool())
+            .await
+            .map_err(crate::Error::from)?;
+        let (mine, all): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN owner = $1 THEN 1 ELSE 0 END), 0), COUNT(*) \
+             FROM webauthn_challenges",
+        )
+        .bind(owner)
+        .fetch_one(self.store.pool())
+        .await
+        .map_err(crate::Error::from)?;
+        if mine >= MAX_PENDING_PER_OWNER {
+            return Err(WebauthnError::TooMany(
+                "ceremonies under way for this client",
+            ));
+        }
+        if all >= MAX_PENDING {
+            return Err(WebauthnError::TooMany("ceremonies under way"));
+        }
+        let handle = fresh_token();
+        sqlx::query(
+            "INSERT INTO webauthn_challenges \
+             (handle_hash, kind, owner, user_id, state, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token_hash(&handle))
+        .bind(kind.as_str())
+        .bind(owner)
+        .bind(user.map(UserId::to_db))
+        .bind(state)
+        .bind(unix_ms(now + CHALLENGE_LIFETIME))
+        .execute(self.store.pool())
+        .await
+        .map_err(crate::Error::from)?;
+        Ok(handle.to_string())
+    }
+
+    /// Takes the ceremony out of the table: one statement deletes and returns it, so of two
+    /// simultaneous finishes with the same handle (on any node) exactly one gets the state.
+    /// A handle of another kind, or an expired one, is consumed and refused all the same.
+    pub(crate) async fn take(
+        &self,
+        kind: Kind,
+        handle: &str,
+        now: OffsetDateTime,
+    ) -> Result<Taken, WebauthnError> {
+        if handle.is_empty() || handle.len() > 128 {
+            return Err(WebauthnError::Challenge);
+        }
+        let row: Option<(String, Option<String>, String, i64)> = sqlx::query_as(
+            "DELETE FROM webauthn_challenges WHERE handle_hash = $1 \
+             RETURNING kind, user_id, state, expires_at",
+        )
+        .bind(token_hash(handle))
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(crate::Error::from)?;
+        let Some((stored_kind, user, state, expires_at)) = row else {
+            return Err(WebauthnError::Challenge);
+        };
+        if stored_kind != kind.as_str() || expires_at <= unix_ms(now) {
+            return Err(WebauthnError::Challenge);
+        }
+        let user = user.as_deref().map(UserId::from_db).transpose()?;
+        Ok(Taken { user, state })
+    }
+
+    /// Live ceremonies (for tests and operators: what anonymous clients can make grow).
+    pub(crate) async fn count(&self) -> Result<i64, WebauthnError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM webauthn_challenges")
+                .fetch_one(self.store.pool())
+                .await
+                .map_err(crate::Error::from)?,
+        )
+    }
+}

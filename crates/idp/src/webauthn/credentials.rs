@@ -1,0 +1,382 @@
+//! A user's enrolled credentials: several each, named by the user, with their last use.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use webauthn_rs::prelude::{AuthenticationResult, Passkey};
+
+use super::WebauthnError;
+use crate::audit::{self, Actor, Change};
+use crate::ids::UserId;
+use crate::store::{self, Store, timestamp};
+
+/// Credentials one user may enrol: more than anyone carries, few enough that the allow-list
+/// of a second-factor sign-in stays small.
+pub const MAX_CREDENTIALS: i64 = 20;
+/// The longest credential name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Our ID of an enrolled credential (not the authenticator's credential ID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CredentialId(pub Uuid);
+
+impl std::fmt::Display for CredentialId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An enrolled credential as shown to its owner and to admins: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    /// Our ID, for rename and remove.
+    pub id: CredentialId,
+    /// Whose it is.
+    pub user: UserId,
+    /// The name the user gave it ("YubiKey 5C", "laptop").
+    pub name: String,
+    /// When it was enrolled.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it last signed someone in.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// The authenticator's signature counter at its last use (0 for authenticators, such as
+    /// synced passkeys, that do not count).
+    pub sign_count: u32,
+    /// Whether the authenticator may back it up (a synced passkey) ...
+    pub backup_eligible: bool,
+    /// ... and whether it says it is backed up.
+    pub backed_up: bool,
+}
+
+/// A credential name after trimming: 1 to [`MAX_NAME_CHARS`] characters, no control characters.
+pub(crate) fn checked_name(name: &str) -> Result<String, WebauthnError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(WebauthnError::BadName("empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(WebauthnError::BadName("too long"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(WebauthnError::BadName("control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// The stored text of an authenticator's credential ID.
+pub(crate) fn credential_key(raw: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    String,
+);
+
+const COLUMNS: &str = "id, user_id, name, created_at, last_used_at, sign_count, \
+                       backup_eligible, backed_up, passkey";
+
+fn from_row(row: Row) -> crate::Result<(Credential, String)> {
+    let (id, user, name, created, used, count, eligible, backed, passkey) = row;
+    let corrupt = |reason: String| crate::Error::CorruptRow {
+        what: "webauthn credential",
+        reason,
+    };
+    Ok((
+        Credential {
+            id: CredentialId(Uuid::parse_str(&id).map_err(|e| corrupt(e.to_string()))?),
+            user: UserId::from_db(&user)?,
+            name,
+            created_at: timestamp::parse("credential created_at", &created)?,
+            last_used_at: used
+                .as_deref()
+                .map(|t| timestamp::parse("credential last_used_at", t))
+                .transpose()?,
+            sign_count: u32::try_from(count).unwrap_or(0),
+            backup_eligible: store::flag(eligible),
+            backed_up: store::flag(backed),
+        },
+        passkey,
+    ))
+}
+
+fn passkey_of(text: &str) -> crate::Result<Passkey> {
+    serde_json::from_str(text).map_err(|e| crate::Error::CorruptRow {
+        what: "webauthn credential",
+        reason: e.to_string(),
+    })
+}
+
+/// The `webauthn_credentials` table.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Credentials<'s> {
+    /// The credentials in `store`.
+    pub fn new(store: &'s Store) -> Self {
+        Credentials { store }
+    }
+
+    /// A user's credentials, oldest first.
+    pub async fn list(&self, user: UserId) -> crate::Result<Vec<Credential>> {
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM webauthn_credentials WHERE user_id = $1 \
+             ORDER BY created_at, id"
+        )))
+        .bind(user.to_db())
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| from_row(r).map(|(c, _)| c))
+            .collect()
+    }
+
+    /// How many credentials a user has (the MFA policy asks "has the user a key?").
+    pub async fn count(&self, user: UserId) -> crate::Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1")
+                .bind(user.to_db())
+                .fetch_one(self.store.pool())
+                .await?,
+        )
+    }
+
+    /// Renames one of `user`'s credentials; audited as `webauthn.renamed`.
+    pub async fn rename(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        id: CredentialId,
+        name: &str,
+    ) -> Result<Credential, WebauthnError> {
+        let name = checked_name(name)?;
+        let now = self.store.now();
+        let mut tx = self.store.begin().await?;
+        let before = self.get_in(&mut tx, user, id).await?;
+        sqlx::query("UPDATE webauthn_credentials SET name = $1 WHERE id = $2 AND user_id = $3")
+            .bind(&name)
+            .bind(id.0.to_string())
+            .bind(user.to_db())
+            .execute(store::conn(&mut tx))
+            .await
+            .map_err(crate::Error::from)?;
+        let after = Credential {
+            name: name.clone(),
+            ..before.clone()
+        };
+        audit::record(
+            store::conn(&mut tx),
+            actor,
+            now,
+            Change {
+                action: "webauthn.renamed",
+                target_kind: "user",
+                target_id: user.to_string(),
+                target_name: before.name.clone(),
+                before: audit::snapshot(&before),
+                after: audit::snapshot(&after),
+            },
+        )
+        .await?;
+        store::commit(tx).await?;
+        Ok(after)
+    }
+
+    /// Removes one of `user`'s credentials; audited as `webauthn.removed`.
+    pub async fn remove(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        id: CredentialId,
+    ) -> Result<(), WebauthnError> {
+        let now = self.store.now();
+        let mut tx = self.store.begin().await?;
+        let before = self.get_in(&mut tx, user, id).await?;
+        sqlx::query("DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2")
+            .bind(id.0.to_string())
+            .bind(user.to_db())
+            .execute(store::conn(&mut tx))
+            .await
+            .map_err(crate::Error::from)?;
+        audit::record(
+            store::conn(&mut tx),
+            actor,
+            now,
+            Change {
+                action: "webauthn.removed",
+                target_kind: "user",
+                target_id: user.to_string(),
+                target_name: before.name.clone(),
+                before: audit::snapshot(&before),
+                after: None,
+            },
+        )
+        .await?;
+        store::commit(tx).await?;
+        Ok(())
+    }
+
+    async fn get_in(
+        &self,
+        tx: &mut store::WriteTx,
+        user: UserId,
+        id: CredentialId,
+    ) -> Result<Credential, WebauthnError> {
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM webauthn_credentials WHERE id = $1 AND user_id = $2"
+        )))
+        .bind(id.0.to_string())
+        .bind(user.to_db())
+        .fetch_optional(store::conn(tx))
+        .await
+        .map_err(crate::Error::from)?;
+        match row {
+            Some(r) => Ok(from_row(r)?.0),
+            None => Err(WebauthnError::UnknownCredential),
+        }
+    }
+
+    /// The credential with this authenticator credential ID, with its key.
+    pub(crate) async fn by_credential_id(
+        &self,
+        raw: &[u8],
+    ) -> crate::Result<Option<(Credential, Passkey)>> {
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM webauthn_credentials WHERE credential_id = $1"
+        )))
+        .bind(credential_key(raw))
+        .fetch_optional(self.store.pool())
+        .await?;
+        row.map(|r| {
+            let (c, p) = from_row(r)?;
+            Ok((c, passkey_of(&p)?))
+        })
+        .transpose()
+    }
+
+    /// A user's keys, for an allow-list or an exclude-list.
+    pub(crate) async fn passkeys(&self, user: UserId) -> crate::Result<Vec<(Credential, Passkey)>> {
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM webauthn_credentials WHERE user_id = $1"
+        )))
+        .bind(user.to_db())
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let (c, p) = from_row(r)?;
+                Ok((c, passkey_of(&p)?))
+            })
+            .collect()
+    }
+
+    /// Stores a verified new credential with its audit event, in one transaction. The
+    /// unique credential ID makes a second enrolment of the same key fail whole.
+    pub(crate) async fn insert(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        name: String,
+        passkey: &Passkey,
+        now: OffsetDateTime,
+    ) -> Result<Credential, WebauthnError> {
+        let credential = Credential {
+            id: CredentialId(Uuid::new_v4()),
+            user,
+            name,
+            created_at: timestamp::truncate(now),
+            last_used_at: None,
+            sign_count: 0,
+            backup_eligible: false,
+            backed_up: false,
+        };
+        let serialised = serde_json::to_string(passkey)
+            .map_err(|e| WebauthnError::Malformed(format!("passkey not serialisable: {e}")))?;
+        let mut tx = self.store.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO webauthn_credentials (id, user_id, credential_id, passkey, name, \
+             created_at, last_used_at, sign_count, backup_eligible, backed_up) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, 0, 0)",
+        )
+        .bind(credential.id.0.to_string())
+        .bind(user.to_db())
+        .bind(credential_key(passkey.cred_id().as_ref()))
+        .bind(&serialised)
+        .bind(&credential.name)
+        .bind(timestamp::format(now))
+        .execute(store::conn(&mut tx))
+        .await
+        .map_err(crate::Error::from);
+        if let Err(e) = inserted {
+            return Err(if store::is_unique_violation(&e, "credential_id") {
+                WebauthnError::Duplicate
+            } else {
+                e.into()
+            });
+        }
+        audit::record(
+            store::conn(&mut tx),
+            actor,
+            now,
+            Change {
+                action: "webauthn.registered",
+                target_kind: "user",
+                target_id: user.to_string(),
+                target_name: credential.name.clone(),
+                before: None,
+                after: Some(json!({
+                    "credential": credential.id,
+                    "name": credential.name,
+                    "credential_id": credential_key(passkey.cred_id().as_ref()),
+                })),
+            },
+        )
+        .await?;
+        store::commit(tx).await?;
+        Ok(credential)
+    }
+
+    /// Records a verified use: last use, counter and backup flags, and the key as the crate
+    /// updated it.
+    pub(crate) async fn record_use(
+        &self,
+        id: CredentialId,
+        mut passkey: Passkey,
+        result: &AuthenticationResult,
+        now: OffsetDateTime,
+    ) -> crate::Result<()> {
+        passkey.update_credential(result);
+        let serialised = serde_json::to_string(&passkey).map_err(|e| crate::Error::CorruptRow {
+            what: "webauthn credential",
+            reason: e.to_string(),
+        })?;
+        sqlx::query(
+            "UPDATE webauthn_credentials SET last_used_at = $1, sign_count = $2, \
+             backup_eligible = $3, backed_up = $4, passkey = $5 WHERE id = $6",
+        )
+        .bind(timestamp::format(now))
+        .bind(i64::from(result.counter()))
+        .bind(store::to_flag(result.backup_eligible()))
+        .bind(store::to_flag(result.backup_state()))
+        .bind(serialised)
+        .bind(id.0.to_string())
+        .execute(self.store.pool())
+        .await?;
+        Ok(())
+    }
+}

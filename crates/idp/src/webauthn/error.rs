@@ -1,0 +1,112 @@
+//! Why a WebAuthn ceremony was refused, with a stable code for pages, JSON and tests.
+
+use webauthn_rs::prelude::WebauthnError as CrateError;
+
+latchkey_saml::stable_codes! {
+    /// What a refused WebAuthn request answers (`{"code": ...}`) and logs.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Code {
+        /// The body is not the JSON, base64url or CBOR a WebAuthn response is made of, or is too large.
+        Malformed = "WEBAUTHN-MALFORMED",
+        /// The ceremony is unknown, expired or already answered (a replayed response).
+        Challenge = "WEBAUTHN-CHALLENGE",
+        /// The response was made for another origin or RP ID.
+        WrongRelyingParty = "WEBAUTHN-WRONG-RP",
+        /// The response does not verify (signature, challenge, user verification, counter).
+        Refused = "WEBAUTHN-REFUSED",
+        /// The credential is not enrolled (for this user), or its user cannot sign in.
+        UnknownCredential = "WEBAUTHN-UNKNOWN-CREDENTIAL",
+        /// The credential is already enrolled.
+        Duplicate = "WEBAUTHN-DUPLICATE",
+        /// Too many ceremonies under way, or credentials enrolled; try again later.
+        TooMany = "WEBAUTHN-TOO-MANY",
+        /// Too many failed sign-ins; try again later.
+        Throttled = "WEBAUTHN-THROTTLED",
+        /// A credential name that is empty or too long.
+        BadName = "WEBAUTHN-BAD-NAME",
+        /// The request needs a signed-in session (enrolment, managing credentials) or a password checked first.
+        SignInRequired = "WEBAUTHN-SIGN-IN-REQUIRED",
+        /// The server failed; the log has the detail under the operation ID.
+        Internal = "WEBAUTHN-INTERNAL",
+    }
+}
+
+/// A refused or failed WebAuthn operation.
+#[derive(Debug, thiserror::Error)]
+pub enum WebauthnError {
+    /// The input is not a WebAuthn response we can read.
+    #[error("malformed WebAuthn input: {0}")]
+    Malformed(String),
+    /// No live ceremony under this handle (never started, expired, or already finished).
+    #[error("unknown, expired or already answered WebAuthn challenge")]
+    Challenge,
+    /// `webauthn-rs` refused the response.
+    #[error("WebAuthn verification failed: {0}")]
+    Verify(#[from] CrateError),
+    /// The credential is not enrolled, not this user's, or its user may not sign in.
+    #[error("credential not enrolled for a user who may sign in")]
+    UnknownCredential,
+    /// The credential ID is already enrolled (by this or another user).
+    #[error("credential already enrolled")]
+    Duplicate,
+    /// A cap was reached.
+    #[error("too many {0}")]
+    TooMany(&'static str),
+    /// The throttle refused the attempt before anything was verified.
+    #[error("throttled; retry in {retry_after_seconds} s")]
+    Throttled {
+        /// When to try again.
+        retry_after_seconds: u64,
+    },
+    /// The credential name is not acceptable.
+    #[error("credential name: {0}")]
+    BadName(&'static str),
+    /// The `[webauthn]` configuration cannot make a relying party.
+    #[error("[webauthn] configuration: {0}")]
+    Config(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+}
+
+impl WebauthnError {
+    /// The stable code of this refusal.
+    pub fn code(&self) -> Code {
+        match self {
+            WebauthnError::Malformed(_) => Code::Malformed,
+            WebauthnError::Challenge => Code::Challenge,
+            WebauthnError::Verify(e) => match e {
+                CrateError::InvalidRPOrigin | CrateError::InvalidRPIDHash => {
+                    Code::WrongRelyingParty
+                }
+                CrateError::ParseBase64Failure(_)
+                | CrateError::ParseCBORFailure(_)
+                | CrateError::ParseJSONFailure(_)
+                | CrateError::ParseNOMFailure
+                | CrateError::ParseInsufficientBytesAvailable
+                | CrateError::InvalidClientDataType
+                | CrateError::COSEKeyInvalidCBORValue
+                | CrateError::COSEKeyInvalidType
+                | CrateError::MissingAttestationCredentialData
+                | CrateError::AttestationStatementMapInvalid => Code::Malformed,
+                CrateError::CredentialNotFound => Code::UnknownCredential,
+                _ => Code::Refused,
+            },
+            WebauthnError::UnknownCredential => Code::UnknownCredential,
+            WebauthnError::Duplicate => Code::Duplicate,
+            WebauthnError::TooMany(_) => Code::TooMany,
+            WebauthnError::Throttled { .. } => Code::Throttled,
+            WebauthnError::BadName(_) => Code::BadName,
+            WebauthnError::Config(_) | WebauthnError::Store(_) => Code::Internal,
+        }
+    }
+
+    /// Whether this refusal counts as a failed sign-in guess (it was verified and failed),
+    /// as opposed to a request we never got to check.
+    pub fn is_guess(&self) -> bool {
+        matches!(
+            self,
+            WebauthnError::Verify(_) | WebauthnError::UnknownCredential
+        )
+    }
+}

@@ -1,0 +1,436 @@
+//! Passkeys and security keys against a software authenticator (webauthn-authenticator-rs):
+//! real attestation and assertion bytes that our code did not make.
+
+use latchkey_idp::audit::AuditFilter;
+use latchkey_idp::webauthn::{
+    Ceremonies, Code, Credentials, MAX_PENDING_PER_OWNER, Purpose, RelyingParty, WebauthnConfig,
+    WebauthnError,
+};
+use latchkey_idp::{Actor, ManualClock, Store};
+use time::Duration;
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_proto::{AllowCredentials, PublicKeyCredential, RequestChallengeResponse};
+
+use super::user;
+use crate::on_both_backends;
+use crate::support::TestStore;
+
+const ORIGIN: &str = "https://idp.example.org";
+const ADDR: &str = "192.0.2.7";
+
+on_both_backends!(
+    enrol_then_sign_in_without_password_and_as_second_factor,
+    replayed_or_expired_challenges_are_refused,
+    wrong_origin_and_malformed_attestation_leave_nothing,
+    wrong_credentials_are_refused_and_throttled,
+    rename_and_remove_are_audited,
+    ceremonies_under_way_are_capped,
+);
+
+fn rp() -> RelyingParty {
+    RelyingParty::new(ORIGIN, &WebauthnConfig::default()).unwrap()
+}
+
+fn origin() -> Url {
+    Url::parse(ORIGIN).unwrap()
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, WebauthnError>) -> Code {
+    r.unwrap_err().code()
+}
+
+/// Enrols a new soft key for `u` and returns it.
+async fn enrol(
+    store: &Store,
+    rp: &RelyingParty,
+    u: &latchkey_idp::directory::User,
+    name: &str,
+) -> SoftPasskey {
+    let mut key = SoftPasskey::new(true);
+    let started = Ceremonies::new(store, rp)
+        .start_registration(u)
+        .await
+        .unwrap();
+    let answer = key.do_registration(origin(), started.options).unwrap();
+    Ceremonies::new(store, rp)
+        .finish_registration(&Actor::user(u.id), u, &started.handle, &answer, name)
+        .await
+        .unwrap();
+    key
+}
+
+/// What a resident-key authenticator answers to a discoverable request: the soft key holds
+/// no resident credentials, so it is told which of its keys to use (client side only: the
+/// challenge is unchanged) and the user handle it would have stored is added (the user
+/// handle is not signed).
+fn discoverable_answer(
+    key: &mut SoftPasskey,
+    mut options: RequestChallengeResponse,
+    credential_id: Vec<u8>,
+    user: &latchkey_idp::directory::User,
+) -> PublicKeyCredential {
+    options.public_key.allow_credentials = vec![AllowCredentials {
+        type_: "public-key".into(),
+        id: credential_id,
+        transports: None,
+    }];
+    let mut answer = key.do_authentication(origin(), options).unwrap();
+    answer.response.user_handle = Some(user.id.0.as_bytes().to_vec());
+    answer
+}
+
+async fn enrolled_id(
+    store: &Store,
+    key_owner: &latchkey_idp::directory::User,
+    rp: &RelyingParty,
+) -> Vec<u8> {
+    // The credential ID an authenticator uses is what a second-factor request allows.
+    let started = Ceremonies::new(store, rp)
+        .start_sign_in(Purpose::SecondFactor, Some(key_owner), ADDR)
+        .await
+        .unwrap();
+    started.options.public_key.allow_credentials[0].id.to_vec()
+}
+
+async fn enrol_then_sign_in_without_password_and_as_second_factor(t: TestStore) {
+    let store = t.store;
+    let rp = rp();
+    let alice = user(&store, "alice").await;
+    let mut key = enrol(&store, &rp, &alice, "YubiKey").await;
+    let listed = Credentials::new(&store).list(alice.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "YubiKey");
+    assert_eq!(listed[0].last_used_at, None);
+    let registered = store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("webauthn.registered".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(registered.len(), 1);
+    assert_eq!(
+        registered[0].target_id.as_deref(),
+        Some(alice.id.to_string().as_str())
+    );
+
+    // Passwordless: no user named in the request; the answer names her.
+    let cred_id = enrolled_id(&store, &alice, &rp).await;
+    let ceremonies = Ceremonies::new(&store, &rp);
+    let started = ceremonies
+        .start_sign_in(Purpose::Passwordless, None, ADDR)
+        .await
+        .unwrap();
+    assert!(started.options.public_key.allow_credentials.is_empty());
+    let answer = discoverable_answer(&mut key, started.options, cred_id, &alice);
+    let (who, used) = ceremonies
+        .finish_passwordless(&started.handle, &answer, ADDR)
+        .await
+        .unwrap();
+    assert_eq!(who.id, alice.id);
+    assert_eq!(used.name, "YubiKey");
+    let listed = Credentials::new(&store).list(alice.id).await.unwrap();
+    assert!(listed[0].last_used_at.is_some());
+
+    // Second factor: her credential on the allow-list.
+    let started = ceremonies
+        .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
+        .await
+        .unwrap();
+    assert_eq!(started.options.public_key.allow_credentials.len(), 1);
+    let answer = key.do_authentication(origin(), started.options).unwrap();
+    let used = ceremonies
+        .finish_second_factor(&alice, &started.handle, &answer, ADDR)
+        .await
+        .unwrap();
+    assert_eq!(used.id, listed[0].id);
+}
+
+async fn replayed_or_expired_challenges_are_refused(t: TestStore) {
+    let clock = ManualClock::starting_now();
+    let store = t.store.with_clock(clock.clone());
+    let rp = rp();
+    let alice = user(&store, "alice").await;
+    let ceremonies = Ceremonies::new(&store, &rp);
+    let actor = Actor::user(alice.id);
+
+    // Enrolment answered twice: the second finds no ceremony, and one row exists.
+    let mut key = SoftPasskey::new(true);
+    let started = ceremonies.start_registration(&alice).await.unwrap();
+    let answer = key.do_registration(origin(), started.options).unwrap();
+    ceremonies
+        .finish_registration(&actor, &alice, &started.handle, &answer, "one")
+        .await
+        .unwrap();
+    let again = ceremonies
+        .finish_registration(&actor, &alice, &started.handle, &answer, "two")
+        .await;
+    assert_eq!(code(again), Code::Challenge);
+    assert_eq!(Credentials::new(&store).count(alice.id).await.unwrap(), 1);
+
+    // A sign-in answer replayed under its own (used) handle.
+    let started = ceremonies
+        .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
+        .await
+        .unwrap();
+    let answer = key.do_authentication(origin(), started.options).unwrap();
+    ceremonies
+        .finish_second_factor(&alice, &started.handle, &answer, ADDR)
+        .await
+        .unwrap();
+    let replay = ceremonies
+        .finish_second_factor(&alice, &started.handle, &answer, ADDR)
+        .await;
+    assert_eq!(code(replay), Code::Challenge);
+
+    // The old answer under a fresh handle: the challenge inside it is not the new one.
+    let fresh = ceremonies
+        .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
+        .await
+        .unwrap();
+    let replay = ceremonies
+        .finish_second_factor(&alice, &fresh.handle, &answer, ADDR)
+        .await;
+    assert_eq!(code(replay), Code::Refused);
+
+    // A handle of another kind is not accepted (and is used up).
+    let reg = ceremonies.start_registration(&alice).await.unwrap();
+    let wrong_kind = ceremonies
+        .finish_second_factor(&alice, &reg.handle, &answer, ADDR)
+        .await;
+    assert_eq!(code(wrong_kind), Code::Challenge);
+
+    // Expired: answered after the lifetime.
+    let started = ceremonies
+        .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
+        .await
+        .unwrap();
+    let answer = key.do_authentication(origin(), started.options).unwrap();
+    clock.advance(latchkey_idp::webauthn::CHALLENGE_LIFETIME + Duration::seconds(1));
+    let late = ceremonies
+        .finish_second_factor(&alice, &started.handle, &answer, ADDR)
+        .await;
+    assert_eq!(code(late), Code::Challenge);
+}
+
+async fn wrong_origin_and_malformed_attestation_leave_nothing(t: TestStore) {
+    let store = t.store;
+    let rp = rp();
+    let alice = user(&store, "alice").await;
+    let ceremonies = Ceremonies::new(&store, &rp);
+    let actor = Actor::user(alice.id);
+    let audit_before = store.audit().count().await.unwrap();
+
+    // Made on a look-alike origin: the client data the browser wrote names it, we refuse.
+    let mut key = SoftPasskey::new(true);
+    let started = ceremonies.start_registration(&alice).await.unwrap();
+    let mut answer = key.do_registration(origin(), started.options).unwrap();
+    let client_data = String::from_utf8(answer.response.client_data_json.to_vec()).unwrap();
+    assert!(client_data.contains(ORIGIN));
+    answer.response.client_data_json = client_data
+        .replace(ORIGIN, "https://idp.example.org.evil.test")
+        .into_bytes();
+    let refused = ceremonies
+        .finish_registration(&actor, &alice, &started.handle, &answer, "evil")
+        .await;
+    assert_eq!(code(refused), Code::WrongRelyingParty);
+
+    // Another RP ID (the authenticator data's hash): a relying party at another host.
+    let other = RelyingParty::new("https://other.example.net", &WebauthnConfig::default()).unwrap();
+    let started = Ceremonies::new(&store, &other)
+        .start_registration(&alice)
+        .await
+        .unwrap();
+    let answer = key
+        .do_registration(
+            Url::parse("https://other.example.net").unwrap(),
+            started.options,
+        )
+        .unwrap();
+    let started_here = ceremonies.start_registration(&alice).await.unwrap();
+    let refused = ceremonies
+        .finish_registration(&actor, &alice, &started_here.handle, &answer, "other")
+        .await;
+    assert!(matches!(
+        code(refused),
+        Code::Refused | Code::WrongRelyingParty
+    ));
+
+    // A truncated attestation object (bad CBOR).
+    let started = ceremonies.start_registration(&alice).await.unwrap();
+    let mut answer = key.do_registration(origin(), started.options).unwrap();
+    let cut = answer.response.attestation_object.len() / 2;
+    let mut bytes = answer.response.attestation_object.to_vec();
+    bytes.truncate(cut);
+    answer.response.attestation_object = bytes;
+    let refused = ceremonies
+        .finish_registration(&actor, &alice, &started.handle, &answer, "cut")
+        .await;
+    assert_eq!(code(refused), Code::Malformed);
+
+    // A bad name is refused before the ceremony is used.
+    let started = ceremonies.start_registration(&alice).await.unwrap();
+    let answer = key.do_registration(origin(), started.options).unwrap();
+    let refused = ceremonies
+        .finish_registration(&actor, &alice, &started.handle, &answer, "  ")
+        .await;
+    assert_eq!(code(refused), Code::BadName);
+
+    assert_eq!(Credentials::new(&store).count(alice.id).await.unwrap(), 0);
+    assert_eq!(store.audit().count().await.unwrap(), audit_before);
+}
+
+async fn wrong_credentials_are_refused_and_throttled(t: TestStore) {
+    let store = t.store;
+    let rp = rp();
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let _alice_key = enrol(&store, &rp, &alice, "alice's").await;
+    let mut bob_key = enrol(&store, &rp, &bob, "bob's").await;
+    let ceremonies = Ceremonies::new(&store, &rp);
+
+    // Bob's key for Alice's second factor.
+    let started = ceremonies
+        .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
+        .await
+        .unwrap();
+    let bob_id = enrolled_id(&store, &bob, &rp).await;
+    let mut options = started.options;
+    options.public_key.allow_credentials[0].id = bob_id.clone();
+    let answer = bob_key.do_authentication(origin(), options).unwrap();
+    let refused = ceremonies
+        .finish_second_factor(&alice, &started.handle, &answer, ADDR)
+        .await;
+    assert_eq!(code(refused), Code::UnknownCredential);
+
+    // Bob's key claiming to be Alice's passkey (her user handle): refused.
+    let started = ceremonies
+        .start_sign_in(Purpose::Passwordless, None, ADDR)
+        .await
+        .unwrap();
+    let answer = discoverable_answer(&mut bob_key, started.options, bob_id.clone(), &alice);
+    let refused = ceremonies
+        .finish_passwordless(&started.handle, &answer, ADDR)
+        .await;
+    assert_eq!(code(refused), Code::UnknownCredential);
+
+    // A key never enrolled here.
+    let mut stranger = SoftPasskey::new(true);
+    let elsewhere = crate::support::sqlite().await;
+    let carol = user(&elsewhere.store, "carol").await;
+    let reg = Ceremonies::new(&elsewhere.store, &rp)
+        .start_registration(&carol)
+        .await
+        .unwrap();
+    let made = stranger.do_registration(origin(), reg.options).unwrap();
+    let started = ceremonies
+        .start_sign_in(Purpose::Passwordless, None, ADDR)
+        .await
+        .unwrap();
+    let answer = discoverable_answer(&mut stranger, started.options, made.raw_id.to_vec(), &carol);
+    let refused = ceremonies
+        .finish_passwordless(&started.handle, &answer, ADDR)
+        .await;
+    assert_eq!(code(refused), Code::UnknownCredential);
+
+    // Forged signatures for Bob count like password guesses until his account is blocked.
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        let started = ceremonies
+            .start_sign_in(Purpose::Passwordless, None, "198.51.100.9")
+            .await
+            .unwrap();
+        let mut answer = discoverable_answer(&mut bob_key, started.options, bob_id.clone(), &bob);
+        let mut sig = answer.response.signature.to_vec();
+        let last = sig.len() - 1;
+        sig[last] ^= 1;
+        answer.response.signature = sig;
+        codes.push(code(
+            ceremonies
+                .finish_passwordless(&started.handle, &answer, "198.51.100.9")
+                .await,
+        ));
+    }
+    assert_eq!(codes[0], Code::Refused);
+    assert!(codes.contains(&Code::Throttled), "{codes:?}");
+}
+
+async fn rename_and_remove_are_audited(t: TestStore) {
+    let store = t.store;
+    let rp = rp();
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    enrol(&store, &rp, &alice, "first").await;
+    enrol(&store, &rp, &alice, "second").await;
+    let creds = Credentials::new(&store);
+    let listed = creds.list(alice.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let actor = Actor::user(alice.id);
+    let renamed = creds
+        .rename(&actor, alice.id, listed[0].id, "laptop")
+        .await
+        .unwrap();
+    assert_eq!(renamed.name, "laptop");
+    // Not Bob's to touch.
+    let refused = creds
+        .remove(&Actor::user(bob.id), bob.id, listed[1].id)
+        .await;
+    assert_eq!(code(refused), Code::UnknownCredential);
+    creds.remove(&actor, alice.id, listed[1].id).await.unwrap();
+    let names: Vec<String> = creds
+        .list(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["laptop"]);
+    for action in ["webauthn.renamed", "webauthn.removed"] {
+        let events = store
+            .audit()
+            .list(&AuditFilter {
+                action: Some(action.into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "{action}");
+        assert_eq!(events[0].actor, actor.as_str());
+    }
+}
+
+async fn ceremonies_under_way_are_capped(t: TestStore) {
+    let clock = ManualClock::starting_now();
+    let store = t.store.with_clock(clock.clone());
+    let rp = rp();
+    let ceremonies = Ceremonies::new(&store, &rp);
+    for _ in 0..MAX_PENDING_PER_OWNER {
+        ceremonies
+            .start_sign_in(Purpose::Passwordless, None, "203.0.113.5")
+            .await
+            .unwrap();
+    }
+    let over = ceremonies
+        .start_sign_in(Purpose::Passwordless, None, "203.0.113.5")
+        .await;
+    assert_eq!(code(over), Code::TooMany);
+    // Another network is not held up by it.
+    ceremonies
+        .start_sign_in(Purpose::Passwordless, None, "203.0.114.5")
+        .await
+        .unwrap();
+    assert_eq!(
+        ceremonies.pending().await.unwrap(),
+        MAX_PENDING_PER_OWNER + 1
+    );
+    // Expired ceremonies go, and make room.
+    clock.advance(latchkey_idp::webauthn::CHALLENGE_LIFETIME + Duration::seconds(1));
+    ceremonies
+        .start_sign_in(Purpose::Passwordless, None, "203.0.113.5")
+        .await
+        .unwrap();
+    assert_eq!(ceremonies.pending().await.unwrap(), 1);
+}
