@@ -483,6 +483,15 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 app.id
             )?;
             outln!("launch link: /saml/init/{}", app.settings.slug)?;
+            // What the template knows the application needs: the groups to assign, the
+            // attributes every user must have. Said now, not on the app's refusal page.
+            if let Some(template) = template.as_deref() {
+                let t = latchkey_idp::catalog::get(template)?;
+                outln!("the application expects:")?;
+                for line in t.expects.lines() {
+                    outln!("  {line}")?;
+                }
+            }
         }
         AppCommand::Templates { json } => {
             crate::catalog_cmd::run(crate::catalog_cmd::TemplateCommand::List { json })?;

@@ -543,12 +543,19 @@ fn app_add_from_metadata_with_a_template() {
         ),
         "{stderr}"
     );
-    // The launch link, by slug.
+    // The launch link by slug, and what the template says the wiki expects of a user.
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         stdout.contains("launch link: /saml/init/latchkey-demo-wiki\n"),
         "{stdout}"
     );
+    assert!(stdout.contains("the application expects:"), "{stdout}");
+    assert!(stdout.contains("engineering"), "{stdout}");
+    let shown = ok(d, &["template", "show", "latchkey-wiki"]);
+    assert!(shown.contains("expects:\n  Group engineering"), "{shown}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(d, &["template", "show", "latchkey-wiki", "--json"])).unwrap();
+    assert!(json["expects"].as_str().unwrap().contains("wiki-admins"));
     let entity = "https://wiki.example.net/saml/metadata";
     let shown: serde_json::Value =
         serde_json::from_str(&ok(d, &["app", "show", entity, "--json"])).unwrap();

@@ -597,6 +597,8 @@ pub struct TemplateDto {
     pub required_attributes: Vec<String>,
     /// Settings to make on the application's side, as `name = value`.
     pub sp_settings: Vec<String>,
+    /// What the application needs of a user to let them in (groups, attributes).
+    pub expects: String,
     /// Caveats.
     pub notes: String,
 }
@@ -620,6 +622,7 @@ impl From<Template> for TemplateDto {
             display_name: t.display_name,
             docs: t.docs,
             required_attributes: t.required_attributes,
+            expects: t.expects,
             notes: t.notes,
         }
     }
