@@ -67,6 +67,7 @@ fn summary(t: &Template) -> serde_json::Value {
         "sp_settings": t.sp_settings.iter().map(|s| json!({"name": s.name, "value": s.value})).collect::<Vec<_>>(),
         "sign_response": t.sign_response,
         "sign_assertion": t.sign_assertion,
+        "expects": t.expects,
         "notes": t.notes,
     })
 }
@@ -123,6 +124,12 @@ fn show(out: &mut impl Write, name: &str, as_json: bool) -> anyhow::Result<()> {
         writeln!(out, "settings on the application's side:")?;
         for s in &t.sp_settings {
             writeln!(out, "  {} = {}", s.name, s.value)?;
+        }
+    }
+    if !t.expects.is_empty() {
+        writeln!(out, "expects:")?;
+        for line in t.expects.lines() {
+            writeln!(out, "  {line}")?;
         }
     }
     if !t.notes.is_empty() {

@@ -8,6 +8,8 @@
 //! GET|POST /saml/init/{app}               IdP-initiated sign-in (portal tiles; POST confirms)
 //! GET|POST /saml/slo                      LogoutRequest / LogoutResponse (Redirect or POST)
 //! GET  /saml/slo/continue/{key}           a parked POST LogoutRequest, now with the cookie
+//! GET  /saml/slo/frame/{key}              one application's LogoutRequest, in its frame
+//! GET  /saml/slo/done/{run}               the end of a logout: each application's outcome
 //! GET|POST /login   GET|POST /logout   GET /portal
 //! ```
 //!
@@ -231,6 +233,9 @@ pub fn router(state: WebState) -> Router {
             get(logout::slo_redirect).post(logout::slo_post),
         )
         .route("/saml/slo/continue/{key}", get(logout::slo_continue))
+        .route("/saml/slo/frame/{key}", get(logout::slo_frame))
+        .route("/saml/slo/done/{key}", get(logout::slo_done))
+        .route("/static/logout.js", get(logout::slo_script))
         .route("/favicon.ico", get(favicon))
         .route("/static/webauthn.js", get(webauthn::script))
         .route("/webauthn", get(webauthn::page))

@@ -141,7 +141,10 @@ fn tile_target(app: &Application) -> String {
         .login_url
         .as_deref()
         .and_then(|url| latchkey_idp::apps::login_url(url).ok())
-        .unwrap_or_else(|| format!("/saml/init/{}", app.id))
+        .unwrap_or_else(|| match app.settings.slug.as_str() {
+            "" => format!("/saml/init/{}", app.id),
+            slug => format!("/saml/init/{slug}"),
+        })
 }
 
 /// Whether the browser says this request came from our own pages or from the user
@@ -161,7 +164,16 @@ async fn launched_app(
     let Ok(Path(app)) = app else {
         return Err(WebError::NotFound);
     };
-    let id: AppId = app.parse().map_err(|_| WebError::NotFound)?;
+    // The internal ID, or the app's slug (which never reads as an ID).
+    let Ok(id) = app.parse::<AppId>() else {
+        if app.len() > latchkey_idp::apps::MAX_SLUG {
+            return Err(WebError::NotFound);
+        }
+        return match state.store().apps().find_by_slug(&app).await? {
+            Some(app) => Ok(app),
+            None => Err(WebError::NotFound),
+        };
+    };
     match state.store().apps().get(id).await {
         Ok(app) => Ok(app),
         Err(Error::UnknownApplication { .. }) => Err(WebError::NotFound),

@@ -183,6 +183,10 @@ pub struct AppFields {
     /// Name shown to admins and on the portal tile.
     #[arg(long)]
     name: Option<String>,
+    /// Short unique name for launch links (`/saml/init/SLUG`): lower-case letters, digits
+    /// and hyphens. Derived from the name when an application is added without one.
+    #[arg(long)]
+    slug: Option<String>,
     /// ACS URL; repeat for several (indexes 0, 1, ... in order; the first is the default).
     /// Replaces the existing list.
     #[arg(long = "acs-url", value_name = "URL")]
@@ -360,6 +364,9 @@ impl AppFields {
         if let Some(v) = self.launch_without_confirmation {
             app.launch_without_confirmation = v;
         }
+        if let Some(v) = &self.slug {
+            app.slug = v.clone();
+        }
         if let Some(v) = self.sign_response {
             app.sign_response = v;
         }
@@ -483,6 +490,16 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 app.settings.entity_id,
                 app.id
             )?;
+            outln!("launch link: /saml/init/{}", app.settings.slug)?;
+            // What the template knows the application needs: the groups to assign, the
+            // attributes every user must have. Said now, not on the app's refusal page.
+            if let Some(template) = template.as_deref() {
+                let t = latchkey_idp::catalog::get(template)?;
+                outln!("the application expects:")?;
+                for line in t.expects.lines() {
+                    outln!("  {line}")?;
+                }
+            }
         }
         AppCommand::Templates { json } => {
             crate::catalog_cmd::run(crate::catalog_cmd::TemplateCommand::List { json })?;
@@ -508,6 +525,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 .map(|(app, access_groups)| {
                     vec![
                         app.settings.name.clone(),
+                        app.settings.slug.clone(),
                         app.settings.entity_id.clone(),
                         access_groups.join(","),
                         yes_no(app.settings.tile.visible),
@@ -515,7 +533,10 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            output::table(&["NAME", "ENTITY ID", "GROUPS", "TILE", "ID"], &rows)?;
+            output::table(
+                &["NAME", "SLUG", "ENTITY ID", "GROUPS", "TILE", "ID"],
+                &rows,
+            )?;
         }
         AppCommand::Show { app, json } => {
             let app = apps.lookup(&app).await?;
@@ -540,6 +561,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 ("id", app.id.to_string()),
                 ("entity id", s.entity_id.clone()),
                 ("name", s.name.clone()),
+                ("slug", s.slug.clone()),
                 ("acs", acs.join("; ")),
                 (
                     "slo",

@@ -543,10 +543,35 @@ fn app_add_from_metadata_with_a_template() {
         ),
         "{stderr}"
     );
+    // The launch link by slug, and what the template says the wiki expects of a user.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("launch link: /saml/init/latchkey-demo-wiki\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the application expects:"), "{stdout}");
+    assert!(stdout.contains("engineering"), "{stdout}");
+    let shown = ok(d, &["template", "show", "latchkey-wiki"]);
+    assert!(shown.contains("expects:\n  Group engineering"), "{shown}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(d, &["template", "show", "latchkey-wiki", "--json"])).unwrap();
+    assert!(json["expects"].as_str().unwrap().contains("wiki-admins"));
     let entity = "https://wiki.example.net/saml/metadata";
     let shown: serde_json::Value =
         serde_json::from_str(&ok(d, &["app", "show", entity, "--json"])).unwrap();
     assert_eq!(shown["name"], "Latchkey demo wiki");
+    assert_eq!(shown["slug"], "latchkey-demo-wiki");
+    // Settable; the table and the list show it; the app is found by it.
+    ok(d, &["app", "set", entity, "--slug", "wiki"]);
+    let text = ok(d, &["app", "show", "wiki"]);
+    assert!(text.contains("wiki"), "{text}");
+    let list = ok(d, &["app", "list"]);
+    assert!(list.contains("SLUG"), "{list}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(d, &["app", "list", "--json"])).unwrap();
+    assert_eq!(listed[0]["slug"], "wiki", "{listed}");
+    let err = fails_with(d, &["app", "set", entity, "--slug", "Not A Slug"], 2);
+    assert!(err.contains("invalid slug"), "{err}");
     assert_eq!(
         shown["acs"],
         serde_json::json!([{

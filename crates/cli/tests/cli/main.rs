@@ -4,6 +4,7 @@
 
 mod admin;
 mod keys;
+mod readme;
 mod saml_cmd;
 mod serve;
 #[path = "../shared/mod.rs"]

@@ -372,8 +372,9 @@ async fn shibboleth_sp_signs_in_and_out_through_latchkey() {
     // The same pairwise identifier as the first time.
     assert_eq!(env["persistent-id"], persistent_id);
 
-    // 5. Single logout from the portal: the IdP sends Shibboleth a LogoutRequest, Shibboleth
-    //    answers, and the chain ends on the IdP's page naming the app as signed out.
+    // 5. Single logout from the portal: the IdP's page frames each application; the frame
+    //    sends Shibboleth a LogoutRequest, Shibboleth answers into it, and the logout ends
+    //    on the IdP's page naming the app as signed out.
     let portal = d.get(&format!("{idp}/portal")).await;
     let form = forms(&portal)
         .into_iter()
@@ -381,6 +382,12 @@ async fn shibboleth_sp_signs_in_and_out_through_latchkey() {
         .unwrap_or_else(|| panic!("no sign-out form: {}", portal.body));
     let page = d.submit(&form).await;
     let page = d.settle(page).await;
+    let frame = between(&page.body, "<iframe data-slo src=\"", "\"").to_owned();
+    let done = between(&page.body, "id=\"slo-done\" href=\"", "\"").to_owned();
+    let framed = d.get(&format!("{idp}{frame}")).await;
+    let framed = d.settle(framed).await;
+    assert!(framed.body.contains("signed you out"), "{}", framed.body);
+    let page = d.get(&format!("{idp}{done}")).await;
     let hop_in = hop(
         &d,
         &format!("GET {}/Shibboleth.sso/SLO/Redirect?SAMLRequest=", sp.base),

@@ -83,6 +83,10 @@ pub struct AppInput {
     pub entity_id: String,
     /// Name shown to admins and on the portal.
     pub name: String,
+    /// Short unique name for launch links (`/saml/init/{slug}`): lower-case letters,
+    /// digits and hyphens. Omitted: derived from the name on create, kept on replace.
+    #[serde(default)]
+    pub slug: Option<String>,
     /// Where assertions may be sent (at least one).
     pub acs: Vec<AcsDto>,
     /// Single-logout endpoint.
@@ -157,6 +161,7 @@ impl From<&NewApplication> for AppInput {
         AppInput {
             entity_id: s.entity_id.clone(),
             name: s.name.clone(),
+            slug: Some(s.slug.clone()),
             acs: s
                 .acs
                 .iter()
@@ -270,6 +275,7 @@ impl AppInput {
         Ok(NewApplication {
             entity_id: self.entity_id,
             name: self.name,
+            slug: self.slug.unwrap_or_default(),
             acs,
             slo,
             signing_certs: self.signing_certs,
@@ -591,6 +597,8 @@ pub struct TemplateDto {
     pub required_attributes: Vec<String>,
     /// Settings to make on the application's side, as `name = value`.
     pub sp_settings: Vec<String>,
+    /// What the application needs of a user to let them in (groups, attributes).
+    pub expects: String,
     /// Caveats.
     pub notes: String,
 }
@@ -614,6 +622,7 @@ impl From<Template> for TemplateDto {
             display_name: t.display_name,
             docs: t.docs,
             required_attributes: t.required_attributes,
+            expects: t.expects,
             notes: t.notes,
         }
     }

@@ -26,10 +26,17 @@ async fn portal_shows_exactly_the_assigned_apps() {
     assert_eq!(b.get("/portal").await.location(), "/login");
     b.login("alice", PASSWORD, None).await;
     let page = b.get("/portal").await;
-    assert!(page.body.contains(&format!("/saml/init/{}", idp.app.id)));
+    // Tiles link by slug (derived from the app's name).
+    assert_eq!(idp.app.settings.slug, "wiki");
     assert!(
+        page.body.contains("href=\"/saml/init/wiki\""),
+        "{}",
         page.body
-            .contains(&format!("/saml/init/{}", idp.signed_app.id))
+    );
+    assert!(
+        page.body.contains("href=\"/saml/init/tracker\""),
+        "{}",
+        page.body
     );
     assert!(page.body.contains("The team wiki"));
     assert!(!page.body.contains("Payroll"));
@@ -68,6 +75,27 @@ async fn tile_launch_sends_an_unsolicited_response_with_the_default_relay_state(
     assert!(
         latchkey_saml::profile::validate_response(&settings, &xml, None, idp.clock.now()).is_err()
     );
+}
+
+#[tokio::test]
+async fn launch_takes_the_apps_slug_as_well_as_its_id() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let by_slug = b.get("/saml/init/wiki").await;
+    assert_eq!(by_slug.status, StatusCode::OK, "{}", by_slug.body);
+    let subject = sp_validate(&idp, SP, SP_ACS, &by_slug.saml_response(), None).unwrap();
+    assert!(subject.in_response_to.is_none());
+    let by_id = b.get(&format!("/saml/init/{}", idp.app.id)).await;
+    assert_eq!(by_id.status, StatusCode::OK, "{}", by_id.body);
+    // An unknown slug, or something no slug can be, is simply not found.
+    for missing in [
+        "/saml/init/no-such-app",
+        &format!("/saml/init/{}", "x".repeat(300)),
+    ] {
+        let page = b.get(missing).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{missing}");
+    }
 }
 
 #[tokio::test]
@@ -135,7 +163,7 @@ async fn a_tile_with_a_login_url_links_there_escaped_and_the_others_launch_idp_i
     let page = b.get("/portal").await;
     assert_eq!(
         tile_href(&page.body, "Wiki"),
-        format!("/saml/init/{}", idp.app.id)
+        format!("/saml/init/{}", idp.app.settings.slug)
     );
 
     with_login_url(&idp, LOGIN_URL).await;
@@ -147,14 +175,16 @@ async fn a_tile_with_a_login_url_links_there_escaped_and_the_others_launch_idp_i
     );
     assert!(!page.body.contains("<b>"), "{}", page.body);
     assert!(
-        !page.body.contains(&format!("/saml/init/{}", idp.app.id)),
+        !page
+            .body
+            .contains(&format!("/saml/init/{}", idp.app.settings.slug)),
         "{}",
         page.body
     );
     // The app without one still launches IdP-initiated.
     assert_eq!(
         tile_href(&page.body, "Tracker"),
-        format!("/saml/init/{}", idp.signed_app.id)
+        format!("/saml/init/{}", idp.signed_app.settings.slug)
     );
     // Following a link is not something the portal's CSP restricts (form-action covers
     // forms; there is no navigate-to): the policy is the strict default, unchanged.
@@ -173,7 +203,7 @@ async fn a_tile_with_a_login_url_links_there_escaped_and_the_others_launch_idp_i
     let page = b.get("/portal").await;
     assert_eq!(
         tile_href(&page.body, "Wiki"),
-        format!("/saml/init/{}", idp.app.id)
+        format!("/saml/init/{}", idp.app.settings.slug)
     );
 }
 
@@ -231,7 +261,7 @@ async fn a_login_url_the_rules_refuse_is_not_stored_and_the_tile_is_unchanged() 
     let page = b.get("/portal").await;
     assert_eq!(
         tile_href(&page.body, "Wiki"),
-        format!("/saml/init/{}", idp.app.id)
+        format!("/saml/init/{}", idp.app.settings.slug)
     );
 }
 

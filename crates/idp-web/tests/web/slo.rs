@@ -192,7 +192,7 @@ async fn passive_request_from_an_unassigned_user_is_refused_without_a_page() {
 }
 
 #[tokio::test]
-async fn signing_out_at_the_idp_tells_each_application_in_turn() {
+async fn signing_out_at_the_idp_tells_each_application_in_its_own_frame() {
     let idp = idp().await;
     for (app, url) in [
         (idp.app.id, format!("{SP}/slo")),
@@ -244,10 +244,13 @@ async fn signing_out_at_the_idp_tells_each_application_in_turn() {
             .unwrap()
             .is_none()
     );
-    for (subject, entity) in subjects.iter().zip([SP, SIGNED_SP]) {
-        // The first hop answers the sign-out form: a page that refreshes off-site (a 303
-        // would fall under the form's CSP form-action); the later ones are redirects.
-        let location = page.hop();
+    // One frame per application, in the order they were signed in to.
+    let frames = page.slo_frames();
+    assert_eq!(frames.len(), 2, "{}", page.body);
+    let (_, done) = page.slo_done();
+    for ((subject, entity), frame) in subjects.iter().zip([SP, SIGNED_SP]).zip(&frames) {
+        // Each frame sends its application the LogoutRequest.
+        let location = b.get(frame).await.hop();
         let (endpoint, query) = location.split_once('?').unwrap();
         assert_eq!(endpoint, format!("{entity}/slo"));
         // What the SP receives: a LogoutRequest signed by the IdP, naming its user.
@@ -281,8 +284,10 @@ async fn signing_out_at_the_idp_tells_each_application_in_turn() {
             &BindingLimits::default(),
         )
         .unwrap();
-        page = b.get(&format!("/saml/slo?{q}")).await;
+        let answered = b.get(&format!("/saml/slo?{q}")).await;
+        assert_eq!(answered.status, StatusCode::OK, "{}", answered.body);
     }
+    page = b.get(&done).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("You are signed out"));
 }

@@ -176,12 +176,16 @@ async fn sp_initiated_logout_over_post_ends_the_session_and_lists_the_apps_signe
     );
 
     let page = b.get(&cont).await;
-    // Still the navigation the SP's form started: the off-site hop is a refreshing page.
+    // The frames page: one frame per other application.
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(!session_alive(&idp, &token).await);
     assert!(!b.cookies.contains_key("latchkey_session"));
+    let frames = page.slo_frames();
+    assert_eq!(frames.len(), 1, "{}", page.body);
+    let (_, done) = page.slo_done();
     // The other application of the session is told, about its own NameID.
-    let (told, relay) = redirected_request(&idp, &page, &format!("{SP}/slo"));
+    let frame = b.get(&frames[0]).await;
+    let (told, relay) = redirected_request(&idp, &frame, &format!("{SP}/slo"));
     assert_eq!(told.name_id.value, subjects[1].name_id.value);
     assert_eq!(
         told.session_indexes,
@@ -196,6 +200,9 @@ async fn sp_initiated_logout_over_post_ends_the_session_and_lists_the_apps_signe
             None,
         ))
         .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("signed you out"), "{}", page.body);
+    let page = b.get(&done).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("You are signed out of Latchkey"));
     let signed_out = page.body.split("Signed out of:").nth(1).unwrap();
@@ -327,7 +334,10 @@ async fn propagation_to_a_post_slo_app_auto_posts_a_signed_logout_request() {
     .await;
     let mut b = Browser::new(&idp);
     let subjects = sign_in_to_both(&idp, &mut b).await;
-    let page = start_idp_logout(&mut b).await;
+    let logout = start_idp_logout(&mut b).await;
+    let frames = logout.slo_frames();
+    assert_eq!(frames.len(), 1, "{}", logout.body);
+    let page = b.get(&frames[0]).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
         page.body
@@ -346,6 +356,9 @@ async fn propagation_to_a_post_slo_app_auto_posts_a_signed_logout_request() {
         csp.contains("form-action https://signed.example.net;"),
         "{csp}"
     );
+    // Framed by our own frames page only.
+    assert!(csp.contains("frame-ancestors 'self'"), "{csp}");
+    assert_eq!(page.headers[header::X_FRAME_OPTIONS], "SAMEORIGIN");
 
     // What the SP receives verifies with the IdP's key, and names the SP's own NameID.
     let xml = decode_field(&page, "SAMLRequest");
@@ -379,6 +392,8 @@ async fn propagation_to_a_post_slo_app_auto_posts_a_signed_logout_request() {
         )
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("signed you out"), "{}", page.body);
+    let page = b.get(&logout.slo_done().1).await;
     let signed_out = page.body.split("Signed out of:").nth(1).unwrap();
     assert!(signed_out.contains("<li>Tracker</li>"), "{}", page.body);
     assert!(page.body.contains("do not support single logout"));
@@ -410,7 +425,10 @@ async fn untrusted_logout_responses_are_audited_and_the_chain_still_finishes() {
     allow_unsigned_logout(&idp, idp.app.id).await;
     let mut b = Browser::new(&idp);
     sign_in_to_both(&idp, &mut b).await;
-    let page = start_idp_logout(&mut b).await;
+    let logout = start_idp_logout(&mut b).await;
+    let frames = logout.slo_frames();
+    assert_eq!(frames.len(), 2, "{}", logout.body);
+    let page = b.get(&frames[0]).await;
     let (told, relay) = redirected_request(&idp, &page, &format!("{SIGNED_SP}/slo"));
 
     // Tracker has a certificate: an answer signed by another key is not believed...
@@ -423,7 +441,9 @@ async fn untrusted_logout_responses_are_audited_and_the_chain_still_finishes() {
             Some(&forger()),
         ))
         .await;
-    // ...but the chain goes on to Wiki.
+    assert!(page.body.contains("did not confirm"), "{}", page.body);
+    // ...and Wiki is asked all the same.
+    let page = b.get(&frames[1]).await;
     let (told, relay) = redirected_request(&idp, &page, &format!("{SP}/slo"));
     // Wiki (no certificate) answers a request we never sent: not believed either.
     let stray = logout_response(SP, "_not-our-request");
@@ -436,6 +456,7 @@ async fn untrusted_logout_responses_are_audited_and_the_chain_still_finishes() {
         ))
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let page = b.get(&logout.slo_done().1).await;
     let unconfirmed = page.body.split("did not confirm").nth(1).unwrap();
     assert!(unconfirmed.contains("<li>Tracker</li>"), "{}", page.body);
     assert!(unconfirmed.contains("<li>Wiki</li>"), "{}", page.body);
@@ -474,8 +495,14 @@ async fn an_app_answering_with_a_logout_request_does_not_restart_the_chain() {
     .await;
     let mut b = Browser::new(&idp);
     let subjects = sign_in_to_both(&idp, &mut b).await;
-    let page = start_idp_logout(&mut b).await;
+    let logout = start_idp_logout(&mut b).await;
+    let frames = logout.slo_frames();
+    let page = b.get(&frames[0]).await;
     let (told, relay) = redirected_request(&idp, &page, &format!("{SIGNED_SP}/slo"));
+    // A reloaded frame asks nobody again.
+    let again = b.get(&frames[0]).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert!(again.body.contains("already asked"), "{}", again.body);
 
     // Tracker answers with a LogoutRequest of its own, echoing the chain's RelayState. The
     // IdP session is over, so it is simply answered: nobody else is asked again.
@@ -496,7 +523,7 @@ async fn an_app_answering_with_a_logout_request_does_not_restart_the_chain() {
     let answer = LogoutResponse::parse(&message.xml).unwrap();
     assert_eq!(answer.in_response_to.as_deref(), Some(own.id.as_str()));
 
-    // Its real answer continues the chain once, to Wiki.
+    // Its real answer counts, once.
     let real = logout_response(SIGNED_SP, &told.id);
     let uri = redirect_slo(
         MessageKind::Response,
@@ -505,25 +532,36 @@ async fn an_app_answering_with_a_logout_request_does_not_restart_the_chain() {
         Some(&idp.sp_key),
     );
     let page = b.get(&uri).await;
-    let (_, wiki_relay) = redirected_request(&idp, &page, &format!("{SP}/slo"));
-    // Replayed, it continues nothing: the chain's key was used up.
+    assert!(page.body.contains("signed you out"), "{}", page.body);
+    // Replayed, it counts nothing: the hop's key was used up.
     let replay = b.get(&uri).await;
     assert_eq!(replay.status, StatusCode::OK, "{}", replay.body);
     assert!(replay.headers.get(header::LOCATION).is_none());
-    assert!(!replay.body.contains("<li>"), "{}", replay.body);
-    // And the chain ends at the page once Wiki answers.
-    let wiki_told = redirected_request(&idp, &page, &format!("{SP}/slo")).0;
-    let done = b
-        .get(&redirect_slo(
-            MessageKind::Response,
-            &logout_response(SP, &wiki_told.id).to_xml().unwrap(),
-            wiki_relay.as_deref(),
-            None,
-        ))
-        .await;
-    assert_eq!(done.status, StatusCode::OK);
+    assert!(!replay.body.contains("signed you out"), "{}", replay.body);
+    // Wiki's frame asks Wiki; the logout ends at the page once it answered.
+    let page = b.get(&frames[1]).await;
+    let (wiki_told, wiki_relay) = redirected_request(&idp, &page, &format!("{SP}/slo"));
+    b.get(&redirect_slo(
+        MessageKind::Response,
+        &logout_response(SP, &wiki_told.id).to_xml().unwrap(),
+        wiki_relay.as_deref(),
+        None,
+    ))
+    .await;
+    let done = b.get(&logout.slo_done().1).await;
+    assert!(
+        done.body.contains("did not confirm"),
+        "Wiki is unsigned without the opt-in: {}",
+        done.body
+    );
+    // The done page shows once.
+    let again = b.get(&logout.slo_done().1).await;
+    assert!(!again.body.contains("<li>"), "{}", again.body);
     let signed_out = done.body.split("Signed out of:").nth(1).unwrap();
-    assert!(signed_out.contains("<li>Tracker</li>") && signed_out.contains("<li>Wiki</li>"));
+    let signed_out = signed_out.split("</ul>").next().unwrap();
+    assert!(signed_out.contains("<li>Tracker</li>"), "{}", done.body);
+    let unconfirmed = done.body.split("did not confirm").nth(1).unwrap();
+    assert!(unconfirmed.contains("<li>Wiki</li>"), "{}", done.body);
 }
 
 #[tokio::test]
@@ -538,7 +576,8 @@ async fn an_unsigned_logout_response_is_not_believed_without_the_legacy_opt_in()
     .await;
     let mut b = Browser::new(&idp);
     sign_in_to_both(&idp, &mut b).await;
-    let page = start_idp_logout(&mut b).await;
+    let logout = start_idp_logout(&mut b).await;
+    let page = b.get(&logout.slo_frames()[0]).await;
     // Wiki (no certificate, no opt-in) answers our very request, unsigned.
     let (told, relay) = redirected_request(&idp, &page, &format!("{SP}/slo"));
     let answer = logout_response(SP, &told.id);
@@ -551,10 +590,204 @@ async fn an_unsigned_logout_response_is_not_believed_without_the_legacy_opt_in()
         ))
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let page = b.get(&logout.slo_done().1).await;
     let unconfirmed = page.body.split("did not confirm").nth(1).unwrap();
     assert!(unconfirmed.contains("<li>Wiki</li>"), "{}", page.body);
     let refused = audit_actions(&idp, "logout.response_refused").await;
     assert_eq!(refused.len(), 1);
     let detail = serde_json::to_string(&refused[0].after).unwrap();
     assert!(detail.contains("not signed"), "{detail}");
+}
+
+/// Both applications with an endpoint; alice signed in to both; the IdP's sign-out page.
+async fn both_with_slo<'a>(idp: &'a Idp) -> (Browser<'a>, Page) {
+    set_slo(idp, idp.app.id, &format!("{SP}/slo"), Binding::HttpRedirect).await;
+    set_slo(
+        idp,
+        idp.signed_app.id,
+        &format!("{SIGNED_SP}/slo"),
+        Binding::HttpRedirect,
+    )
+    .await;
+    allow_unsigned_logout(idp, idp.app.id).await;
+    let mut b = Browser::new(idp);
+    sign_in_to_both(idp, &mut b).await;
+    let page = start_idp_logout(&mut b).await;
+    (b, page)
+}
+
+/// The names listed under the final page's heading that starts with `heading`.
+fn listed(page: &Page, heading: &str) -> Vec<String> {
+    let Some(rest) = page.body.split(heading).nth(1) else {
+        return Vec::new();
+    };
+    let list = rest.split("</ul>").next().unwrap();
+    list.split("<li>")
+        .skip(1)
+        .map(|li| li.split("</li>").next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_application_that_never_answers_holds_up_no_other_and_is_listed() {
+    let idp = idp().await;
+    let (mut b, logout) = both_with_slo(&idp).await;
+    // One frame per application, each free to load at once; the page moves on by itself.
+    let frames = logout.slo_frames();
+    assert_eq!(frames.len(), 2, "{}", logout.body);
+    let (secs, done) = logout.slo_done();
+    assert!((1..=10).contains(&secs), "{secs}");
+    assert!(done.starts_with("/saml/slo/done/"), "{done}");
+    assert!(
+        logout
+            .body
+            .contains("<script src=\"/static/logout.js\"></script>")
+    );
+    // Frames may load only from us and these applications' logout endpoints.
+    let csp = logout.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("frame-src 'self' https://signed.example.net https://sp.example.com;"),
+        "{csp}"
+    );
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+
+    // Tracker is down (connection refused) or answers with an error page: its frame is
+    // sent off, and nothing ever comes back.
+    let tracker = b.get(&frames[0]).await;
+    redirected_request(&idp, &tracker, &format!("{SIGNED_SP}/slo"));
+    // Wiki is asked all the same, and confirms.
+    let page = b.get(&frames[1]).await;
+    let (told, relay) = redirected_request(&idp, &page, &format!("{SP}/slo"));
+    let answered = b
+        .get(&redirect_slo(
+            MessageKind::Response,
+            &logout_response(SP, &told.id).to_xml().unwrap(),
+            relay.as_deref(),
+            None,
+        ))
+        .await;
+    assert!(
+        answered.body.contains("signed you out"),
+        "{}",
+        answered.body
+    );
+    assert!(answered.body.contains("name=\"latchkey-slo\""));
+
+    let page = b.get(&done).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(listed(&page, "Signed out of:"), ["Wiki"]);
+    assert_eq!(
+        listed(&page, "These applications did not answer:"),
+        ["Tracker"]
+    );
+    assert!(listed(&page, "did not confirm").is_empty(), "{}", page.body);
+    let audit = audit_actions(&idp, "logout.propagated").await;
+    assert_eq!(audit.len(), 1);
+    let detail = serde_json::to_string(&audit[0].after).unwrap();
+    assert!(detail.contains("\"no_answer\":[\"Tracker\"]"), "{detail}");
+    assert!(detail.contains("\"confirmed\":[\"Wiki\"]"), "{detail}");
+}
+
+#[tokio::test]
+async fn garbage_answers_and_frames_never_loaded_are_told_apart() {
+    let idp = idp().await;
+    let (mut b, logout) = both_with_slo(&idp).await;
+    let frames = logout.slo_frames();
+    // Tracker answers garbage where its LogoutResponse should be: refused, counted as no
+    // answer; Wiki's frame never loads (the user left at once).
+    let tracker = b.get(&frames[0]).await;
+    let (_, relay) = redirected_request(&idp, &tracker, &format!("{SIGNED_SP}/slo"));
+    let garbage = b
+        .get(&format!(
+            "/saml/slo?SAMLResponse=bm90IHNhbWw%3D&RelayState={}",
+            relay.unwrap()
+        ))
+        .await;
+    assert!(garbage.status.is_client_error(), "{}", garbage.body);
+    let page = b.get(&logout.slo_done().1).await;
+    assert_eq!(
+        listed(&page, "These applications did not answer:"),
+        ["Tracker"]
+    );
+    assert_eq!(
+        listed(&page, "These applications were not reached:"),
+        ["Wiki"]
+    );
+    assert!(page.body.contains("You are signed out of Latchkey"));
+    // A frame loaded after the end asks nobody.
+    let late = b.get(&frames[1]).await;
+    assert_eq!(late.status, StatusCode::OK);
+    assert!(late.headers.get(header::LOCATION).is_none());
+}
+
+#[tokio::test]
+async fn sp_initiated_logout_with_an_application_down_answers_partial_logout() {
+    let idp = idp().await;
+    set_slo(
+        &idp,
+        idp.app.id,
+        &format!("{SP}/slo"),
+        Binding::HttpRedirect,
+    )
+    .await;
+    set_slo(
+        &idp,
+        idp.signed_app.id,
+        &format!("{SIGNED_SP}/slo"),
+        Binding::HttpRedirect,
+    )
+    .await;
+    let mut b = Browser::new(&idp);
+    let subjects = sign_in_to_both(&idp, &mut b).await;
+    let token = b.cookies["latchkey_session"].clone();
+    // Tracker asks; Wiki is the one to tell, and never answers.
+    let request = logout_request(SIGNED_SP, &subjects[0]);
+    let page = b
+        .get(&redirect_slo(
+            MessageKind::Request,
+            &request.to_xml().unwrap(),
+            Some("rs-tracker"),
+            Some(&idp.sp_key),
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(!session_alive(&idp, &token).await, "ended first");
+    let frames = page.slo_frames();
+    assert_eq!(frames.len(), 1, "only the others are framed: {}", page.body);
+    let wiki = b.get(&frames[0]).await;
+    redirected_request(&idp, &wiki, &format!("{SP}/slo"));
+    // The time is up: Tracker gets its answer, a partial logout.
+    let done = b.get(&page.slo_done().1).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let (to, query) = done.location().split_once('?').unwrap();
+    assert_eq!(to, format!("{SIGNED_SP}/slo"));
+    let message = redirect::decode(query, &BindingLimits::default()).unwrap();
+    message
+        .verify(&idp.idp_keys, &[SignatureAlgorithm::EcdsaSha256])
+        .unwrap();
+    assert_eq!(message.relay_state.as_deref(), Some("rs-tracker"));
+    let answer = LogoutResponse::parse(&message.xml).unwrap();
+    assert_eq!(answer.in_response_to.as_deref(), Some(request.id.as_str()));
+    assert_eq!(
+        answer.status.sub_code.as_deref(),
+        Some(latchkey_saml::status::code::PARTIAL_LOGOUT)
+    );
+}
+
+#[tokio::test]
+async fn the_frames_script_is_served_as_a_static_script() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    let page = b.get("/static/logout.js").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(page.body.contains("slo-done"));
 }

@@ -282,6 +282,27 @@ impl Page {
     }
 
     /// The value of a hidden form field.
+    /// The single-logout frames a logout page holds (`/saml/slo/frame/...`), in order.
+    pub fn slo_frames(&self) -> Vec<String> {
+        self.body
+            .split("<iframe data-slo src=\"")
+            .skip(1)
+            .map(|rest| unescape(&rest[..rest.find('"').unwrap()]))
+            .collect()
+    }
+
+    /// Where a logout page moves on to by itself (its `Refresh` header), and after how long.
+    pub fn slo_done(&self) -> (u32, String) {
+        let refresh = self
+            .headers
+            .get(header::REFRESH)
+            .unwrap_or_else(|| panic!("no Refresh; status {} body {}", self.status, self.body))
+            .to_str()
+            .unwrap();
+        let (secs, url) = refresh.split_once(";url=").unwrap();
+        (secs.parse().unwrap(), url.to_owned())
+    }
+
     pub fn field(&self, name: &str) -> Option<String> {
         let marker = format!("name=\"{name}\" value=\"");
         let start = self.body.find(&marker)? + marker.len();

@@ -17,4 +17,4 @@ pub use model::{
     NewApplication, Tile,
 };
 pub use registry::Apps;
-pub use rules::login_url;
+pub use rules::{MAX_SLUG, derive_slug, login_url, slug};

@@ -272,6 +272,12 @@ pub struct NewApplication {
     pub entity_id: String,
     /// Name shown to admins and on the portal tile.
     pub name: String,
+    /// Short unique name for launch links (`/saml/init/{slug}`, beside the internal ID):
+    /// lower-case letters, digits and hyphens. Left empty at registration it is derived
+    /// from the name and made unique ([`super::derive_slug`]); left empty in a
+    /// change it stays what it was.
+    #[serde(default)]
+    pub slug: String,
     /// Where assertions may be sent; responses go nowhere else.
     pub acs: Vec<AcsEndpoint>,
     /// Single-logout endpoint.
@@ -336,6 +342,7 @@ impl NewApplication {
         NewApplication {
             entity_id: entity_id.into(),
             name: name.into(),
+            slug: String::new(),
             acs: vec![AcsEndpoint {
                 url: acs_url.into(),
                 binding: Binding::HttpPost,

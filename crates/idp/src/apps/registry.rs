@@ -17,6 +17,7 @@ struct AppRow {
     id: String,
     entity_id: String,
     name: String,
+    slug: String,
     acs_endpoints: String,
     slo_endpoint: Option<String>,
     signing_certs: String,
@@ -43,7 +44,7 @@ struct AppRow {
 macro_rules! select_apps {
     ($tail:literal) => {
         concat!(
-            "SELECT a.id, a.entity_id, a.name, a.acs_endpoints, a.slo_endpoint, a.signing_certs, \
+            "SELECT a.id, a.entity_id, a.name, a.slug, a.acs_endpoints, a.slo_endpoint, a.signing_certs, \
              a.encryption_cert, a.encryption_methods, a.name_id_format, a.name_id_source, a.attribute_mappings, \
              a.sign_response, a.sign_assertion, a.encrypt_assertion, a.tile_description, \
              a.tile_icon_url, a.default_relay_state, a.tile_visible, a.tile_login_url, a.authn_requests_signed, \
@@ -76,6 +77,7 @@ impl AppRow {
             settings: NewApplication {
                 entity_id: self.entity_id,
                 name: self.name,
+                slug: self.slug,
                 acs: json("applications.acs_endpoints", &self.acs_endpoints)?,
                 slo: self
                     .slo_endpoint
@@ -154,9 +156,10 @@ async fn write(
          signing_certs, encryption_cert, name_id_format, name_id_source, attribute_mappings, \
          sign_response, sign_assertion, encrypt_assertion, tile_description, tile_icon_url, \
          default_relay_state, tile_visible, created_at, updated_at, encryption_methods, \
-         tile_login_url, authn_requests_signed, allow_unsigned_logout, launch_without_confirmation) \
+         tile_login_url, authn_requests_signed, allow_unsigned_logout, launch_without_confirmation, \
+         slug) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, \
-         $19, $20, $21, $22, $23)"
+         $19, $20, $21, $22, $23, $24)"
     } else {
         "UPDATE applications SET entity_id = $2, name = $3, acs_endpoints = $4, \
          slo_endpoint = $5, signing_certs = $6, encryption_cert = $7, name_id_format = $8, \
@@ -164,7 +167,7 @@ async fn write(
          sign_assertion = $12, encrypt_assertion = $13, tile_description = $14, \
          tile_icon_url = $15, default_relay_state = $16, tile_visible = $17, updated_at = $18, \
          encryption_methods = $19, tile_login_url = $20, authn_requests_signed = $21, \
-         allow_unsigned_logout = $22, launch_without_confirmation = $23 WHERE id = $1"
+         allow_unsigned_logout = $22, launch_without_confirmation = $23, slug = $24 WHERE id = $1"
     };
     sqlx::query(sql)
         .bind(id.to_db())
@@ -198,10 +201,54 @@ async fn write(
         .bind(to_flag(app.authn_requests_signed))
         .bind(to_flag(app.allow_unsigned_logout))
         .bind(to_flag(app.launch_without_confirmation))
+        .bind(&app.slug)
         .execute(conn)
         .await
         .map_err(|e| duplicate(e.into(), &app.entity_id))?;
     Ok(())
+}
+
+async fn fetch_by_slug<'e, E>(exec: E, slug: &str) -> Result<Option<Application>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let row: Option<AppRow> = sqlx::query_as(select_apps!("WHERE a.slug = $1"))
+        .bind(slug)
+        .fetch_optional(exec)
+        .await?;
+    row.map(AppRow::into_app).transpose()
+}
+
+/// Gives `app` a slug: the one it has when it is free (refused when another application has
+/// it), else (empty) its name's, with `-2`, `-3`... until one is free.
+async fn settle_slug(
+    conn: &mut AnyConnection,
+    app: &mut NewApplication,
+    except: Option<AppId>,
+) -> Result<()> {
+    let taken = |found: Option<Application>| found.is_some_and(|a| Some(a.id) != except);
+    if !app.slug.is_empty() {
+        if taken(fetch_by_slug(&mut *conn, &app.slug).await?) {
+            return Err(Error::invalid(
+                "slug",
+                format!("{:?} is another application's", app.slug),
+            ));
+        }
+        return Ok(());
+    }
+    let base = rules::derive_slug(&app.name);
+    for n in 1..=1000u32 {
+        let candidate = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        if !taken(fetch_by_slug(&mut *conn, &candidate).await?) {
+            app.slug = candidate;
+            return Ok(());
+        }
+    }
+    Err(Error::invalid("slug", format!("no free slug for {base:?}")))
 }
 
 async fn ensure_entity_id_free(
@@ -270,10 +317,11 @@ impl<'s> Apps<'s> {
 
     /// Registers an application; refuses an entity ID that is already registered.
     pub async fn create(&self, actor: &Actor, new: NewApplication) -> Result<Application> {
-        let settings = rules::check(new)?;
+        let mut settings = rules::check(new)?;
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         ensure_entity_id_free(conn, &settings.entity_id, None).await?;
+        settle_slug(conn, &mut settings, None).await?;
         let now = self.store.now();
         let app = Application {
             id: AppId::new_random(),
@@ -316,9 +364,17 @@ impl<'s> Apps<'s> {
             })
     }
 
-    /// Resolves what an admin typed: an entity ID, an internal ID, or a unique name.
+    /// The application with this slug, if any.
+    pub async fn find_by_slug(&self, slug: &str) -> Result<Option<Application>> {
+        fetch_by_slug(self.store.pool(), slug).await
+    }
+
+    /// Resolves what an admin typed: an entity ID, an internal ID, a slug, or a unique name.
     pub async fn lookup(&self, reference: &str) -> Result<Application> {
         if let Some(app) = self.find_by_entity_id(reference).await? {
+            return Ok(app);
+        }
+        if let Some(app) = self.find_by_slug(reference).await? {
             return Ok(app);
         }
         if let Ok(id) = reference.parse::<AppId>()
@@ -421,11 +477,15 @@ impl<'s> Apps<'s> {
             })?;
         let mut settings = before.settings.clone();
         edit(&mut settings);
-        let settings = rules::check(settings)?;
+        let mut settings = rules::check(settings)?;
+        if settings.slug.is_empty() {
+            settings.slug = before.settings.slug.clone();
+        }
         if settings == before.settings {
             return Ok((before, false));
         }
         ensure_entity_id_free(conn, &settings.entity_id, Some(id)).await?;
+        settle_slug(conn, &mut settings, Some(id)).await?;
         let now = self.store.now();
         write(conn, false, id, &settings, &timestamp::format(now)).await?;
         let after = Application {

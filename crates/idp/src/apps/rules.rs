@@ -192,6 +192,58 @@ fn encryption_methods(raw: &[String]) -> Result<Vec<String>> {
 }
 
 /// Checks and normalises a definition.
+/// Longest slug.
+pub const MAX_SLUG: usize = 40;
+
+/// A slug an admin chose: 1-[`MAX_SLUG`] lower-case ASCII letters, digits and single
+/// hyphens, not at either end, and never something that reads as an internal ID (the launch
+/// route takes either, and must not have to guess).
+pub fn slug(raw: &str) -> Result<String> {
+    let value = raw.trim();
+    let ok = !value.is_empty()
+        && value.len() <= MAX_SLUG
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+        && !value.contains("--");
+    if !ok {
+        return Err(Error::invalid(
+            "slug",
+            format!("{value:?} must be 1-{MAX_SLUG} lower-case letters, digits and single hyphens"),
+        ));
+    }
+    if value.parse::<uuid::Uuid>().is_ok() {
+        return Err(Error::invalid(
+            "slug",
+            format!("{value:?} reads as an application ID"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// The slug an application's name suggests: its letters and digits, lower-cased, other runs
+/// of characters as one hyphen, at most 32 characters; `app` when nothing is left.
+pub fn derive_slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if out.len() >= 32 {
+            break;
+        }
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-').to_owned();
+    match slug(&out) {
+        Ok(s) => s,
+        Err(_) => "app".to_owned(),
+    }
+}
+
 pub(crate) fn check(mut app: NewApplication) -> Result<NewApplication> {
     let entity_id = app.entity_id.trim().to_string();
     if entity_id.is_empty() || entity_id.chars().count() > MAX_ENTITY_ID {
@@ -211,6 +263,9 @@ pub(crate) fn check(mut app: NewApplication) -> Result<NewApplication> {
     }
     app.entity_id = entity_id;
     app.name = validate::name("name", &app.name)?;
+    if !app.slug.trim().is_empty() {
+        app.slug = slug(&app.slug)?;
+    }
 
     if app.acs.is_empty() {
         return Err(Error::invalid(

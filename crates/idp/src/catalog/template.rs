@@ -127,6 +127,11 @@ pub struct Template {
     pub required_attributes: Vec<String>,
     /// Settings to make on the application's side.
     pub sp_settings: Vec<SpSetting>,
+    /// What the application needs of a user to let them in, and what it grants from what:
+    /// the groups or attributes it reads. Shown by `template show` and `app add`, because
+    /// an admin who assigns the wrong group otherwise finds out from the application's
+    /// refusal page.
+    pub expects: String,
     /// Caveats for the admin (and where a fact was not checked against the vendor).
     pub notes: String,
 }
@@ -197,6 +202,8 @@ struct RawTemplate {
     name: String,
     display_name: String,
     docs: String,
+    #[serde(default)]
+    expects: String,
     #[serde(default)]
     notes: String,
     #[serde(default = "yes")]
@@ -399,6 +406,7 @@ pub(super) fn parse(file_stem: &str, text: &str) -> Result<Template, CatalogErro
         attributes,
         required_attributes,
         sp_settings: raw.sp_settings,
+        expects: raw.expects.trim().to_owned(),
         notes: raw.notes.trim().to_owned(),
     })
 }

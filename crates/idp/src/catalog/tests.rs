@@ -33,6 +33,12 @@ fn every_shipped_template_parses_with_its_required_fields() {
         );
         assert!(t.sign_response || t.sign_assertion, "{}", t.name);
         assert!(!t.notes.is_empty(), "{} has no notes", t.name);
+        // Every template says what the application needs of a user to let them in.
+        assert!(
+            t.expects.len() > 40,
+            "{} does not say what the application expects",
+            t.name
+        );
         if let Some(path) = t.docs.strip_prefix("repo:") {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
             assert!(

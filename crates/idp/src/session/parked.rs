@@ -62,6 +62,31 @@ impl<'s> ParkedRequests<'s> {
         Ok(key.to_string())
     }
 
+    /// Parks `payload` under a key the caller already holds (one made by [`super::fresh_token`]
+    /// for another kind), so that records of several kinds can hang off one capability: a
+    /// single-logout hop's request, what was sent for it, and its outcome. Each kind hashes
+    /// the key under its own name, so the records stay apart; parking the same kind twice
+    /// under one key fails.
+    pub async fn park_under<T: Parkable>(
+        &self,
+        key: &str,
+        payload: &T,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let json = serde_json::to_string(payload).map_err(|e| Error::corrupt("parked", e))?;
+        sqlx::query(
+            "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(kind_hash::<T>(key))
+        .bind(json)
+        .bind(timestamp::format(now))
+        .bind(timestamp::format(now + PARK_TTL))
+        .execute(self.store.pool())
+        .await?;
+        Ok(())
+    }
+
     /// The request parked under `key`, with when it was parked, if not expired. It stays
     /// parked (the user may still have to sign in).
     pub async fn peek<T: Parkable>(

@@ -14,6 +14,7 @@ on_both_backends!(
     access_policy_is_groups_only,
     pairwise_name_ids_are_stable_opaque_and_per_app,
     pairwise_get_or_create_is_race_free,
+    slugs_are_derived_unique_settable_and_found,
 );
 
 fn wiki() -> NewApplication {
@@ -57,6 +58,8 @@ async fn register_find_update_delete(t: TestStore) {
         binding: Binding::HttpRedirect,
     });
     let app = apps.create(&admin(), new.clone()).await.unwrap();
+    // The slug, left empty, is the name's.
+    new.slug = "wiki".into();
     assert_eq!(app.settings, new);
     assert_eq!(
         apps.get_by_entity_id("https://wiki.example.org/saml")
@@ -337,4 +340,87 @@ async fn pairwise_get_or_create_is_race_free(t: TestStore) {
         1,
         "racing callers got different identifiers: {seen:?}"
     );
+}
+
+async fn slugs_are_derived_unique_settable_and_found(t: TestStore) {
+    let apps = t.store.apps();
+    let mut first = wiki();
+    first.name = "Team Wiki (EU)".into();
+    let first = apps.create(&admin(), first).await.unwrap();
+    assert_eq!(first.settings.slug, "team-wiki-eu");
+    // Another application of the same name gets the next free one.
+    let mut second = NewApplication::new(
+        "https://wiki2.example.org/saml",
+        "Team Wiki (EU)",
+        "https://wiki2.example.org/acs",
+    );
+    second.slug = String::new();
+    let second = apps.create(&admin(), second).await.unwrap();
+    assert_eq!(second.settings.slug, "team-wiki-eu-2");
+    // Found by slug, and by what an admin types.
+    assert_eq!(
+        apps.find_by_slug("team-wiki-eu-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        second.id
+    );
+    assert_eq!(apps.lookup("team-wiki-eu").await.unwrap().id, first.id);
+    assert!(apps.find_by_slug("nothing").await.unwrap().is_none());
+
+    // Settable; a change that leaves it empty keeps it; another's is refused.
+    let renamed = apps
+        .update(&admin(), second.id, |a| a.slug = "eu-wiki".into())
+        .await
+        .unwrap();
+    assert_eq!(renamed.settings.slug, "eu-wiki");
+    let kept = apps
+        .update(&admin(), second.id, |a| {
+            a.slug = String::new();
+            a.name = "Wiki two".into();
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept.settings.slug, "eu-wiki");
+    let taken = apps
+        .update(&admin(), second.id, |a| a.slug = "team-wiki-eu".into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&taken, Error::InvalidField { field, .. } if *field == "slug"),
+        "{taken:?}"
+    );
+    // Only lower-case letters, digits and single hyphens, and never an ID.
+    for bad in [
+        "Wiki",
+        "wiki wiki",
+        "-wiki",
+        "wiki-",
+        "a--b",
+        "wiki/x",
+        &"x".repeat(41),
+        &first.id.to_string(),
+        "0123456789abcdef0123456789abcdef",
+    ] {
+        let err = apps
+            .update(&admin(), second.id, |a| a.slug = bad.to_owned())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidField { field, .. } if *field == "slug"),
+            "{bad:?}: {err:?}"
+        );
+    }
+    // Every change is audited like any other: the two that changed something.
+    let updates = t
+        .store
+        .audit()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "app.update")
+        .count();
+    assert_eq!(updates, 2);
 }
