@@ -327,7 +327,7 @@ pub(crate) async fn start_session(
             "user",
             user.id.to_string(),
             user.username.clone(),
-            json!({ "address": addr, "session_index": session.session_index, "method": method }),
+            json!({ "address": addr, "session_index": session.session_index, "methods": method }),
         )
         .await?;
     tracing::info!(user = %user.username, address = %addr, method = ?method, "signed in");

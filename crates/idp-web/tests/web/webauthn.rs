@@ -98,7 +98,10 @@ async fn enrol_then_sign_in_with_the_passkey_and_no_password() {
     assert!(portal.body.contains("alice"));
     let signed_in = audit_actions(&idp, "login.success").await;
     let last = signed_in.first().unwrap();
-    assert_eq!(last.after.as_ref().unwrap()["method"], "passkey");
+    assert_eq!(
+        last.after.as_ref().unwrap()["methods"],
+        serde_json::json!(["passkey"])
+    );
 
     // The same answer again: the ceremony is gone.
     let (status, refused) =
