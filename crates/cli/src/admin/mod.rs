@@ -9,6 +9,7 @@ mod app;
 mod audit;
 mod group;
 mod output;
+mod role;
 mod transfer;
 mod user;
 
@@ -34,6 +35,8 @@ pub enum AdminCommand {
     Import(Scoped<transfer::ImportCommand>),
     /// Write users, groups and applications as JSON (password hashes are never exported).
     Export(transfer::ExportArgs),
+    /// Grant, revoke and list console roles (admin, helpdesk, auditor).
+    Role(Scoped<role::RoleCommand>),
     /// Show the audit log (newest first).
     Audit(audit::AuditArgs),
     /// Show which store the configuration names and its schema version.
@@ -98,6 +101,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         let store_args = match &cmd {
             AdminCommand::User(s) => s.store.clone(),
             AdminCommand::Group(s) => s.store.clone(),
+            AdminCommand::Role(s) => s.store.clone(),
             AdminCommand::App(s) => s.store.clone(),
             AdminCommand::Import(s) => s.store.clone(),
             AdminCommand::Export(e) => e.store.clone(),
@@ -108,6 +112,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         let result = match cmd {
             AdminCommand::User(s) => user::run(&ctx, s.command).await,
             AdminCommand::Group(s) => group::run(&ctx, s.command).await,
+            AdminCommand::Role(s) => role::run(&ctx, s.command).await,
             AdminCommand::App(s) => app::run(&ctx, s.command).await,
             AdminCommand::Import(s) => transfer::import(&ctx, s.command).await,
             AdminCommand::Export(e) => transfer::export(&ctx, e).await,

@@ -996,3 +996,73 @@ fn template_show_names_the_tile_login_url_pattern() {
     let text = ok(dir.path(), &["template", "show", name]);
     assert!(!text.contains("tile login URL"), "{text}");
 }
+
+#[test]
+fn roles_are_granted_at_user_add_and_by_role_commands() {
+    let dir = workdir();
+    let d = dir.path();
+    // A misspelt role is bad input and creates nobody.
+    let err = fails_with(
+        d,
+        &[
+            "user",
+            "add",
+            "root",
+            "--email",
+            "root@example.org",
+            "--role",
+            "god",
+        ],
+        2,
+    );
+    assert!(err.contains("role"), "{err}");
+    assert_eq!(users_json(d).as_array().unwrap().len(), 0);
+
+    ok(
+        d,
+        &[
+            "user",
+            "add",
+            "root",
+            "--email",
+            "root@example.org",
+            "--role",
+            "admin",
+        ],
+    );
+    ok(d, &["user", "add", "hd", "--email", "hd@example.org"]);
+    ok(d, &["group", "add", "support"]);
+    ok(d, &["role", "grant", "helpdesk", "--group", "support"]);
+    ok(d, &["role", "grant", "auditor", "--user", "hd"]);
+    let err = fails(d, &["role", "grant", "auditor", "--user", "hd"]);
+    assert!(err.contains("already granted"), "{err}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(d, &["role", "list", "--json"])).unwrap();
+    let rows: Vec<(String, String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let s = |k: &str| g[k].as_str().unwrap().to_string();
+            (s("role"), s("holder_kind"), s("holder_name"))
+        })
+        .collect();
+    let expected = [
+        ("admin", "user", "root"),
+        ("helpdesk", "group", "support"),
+        ("auditor", "user", "hd"),
+    ]
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
+    assert_eq!(rows, expected);
+    ok(d, &["role", "revoke", "auditor", "--user", "hd"]);
+    let table = ok(d, &["role", "list"]);
+    assert!(!table.contains("auditor"), "{table}");
+    let audit = ok(d, &["audit", "--json"]);
+    assert!(
+        audit.contains("role.grant") && audit.contains("role.revoke"),
+        "{audit}"
+    );
+    // Exactly one holder is named.
+    let out = latchkey(d, &["role", "grant", "admin"]);
+    assert!(!out.status.success());
+}

@@ -23,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod page;
+pub mod roles;
 
 pub mod users;
 
@@ -63,6 +64,7 @@ impl ApiState {
         apps::delete, apps::groups, apps::assign, apps::unassign,
         apps::templates, apps::template,
         audit::list,
+        roles::list, roles::grant_user, roles::revoke_user, roles::grant_group, roles::revoke_group,
     ),
     components(schemas(ErrorBody, page::PageInfo)),
     modifiers(&BearerAuth),
@@ -71,6 +73,7 @@ impl ApiState {
         (name = "groups", description = "Groups and membership"),
         (name = "apps", description = "Service providers, access groups and connector templates"),
         (name = "audit", description = "The audit log"),
+        (name = "roles", description = "Console roles granted to users and groups"),
     )
 )]
 #[derive(Debug)]
@@ -127,6 +130,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/templates", get(apps::templates))
         .route("/templates/{name}", get(apps::template))
         .route("/audit", get(audit::list))
+        .route("/roles", get(roles::list))
+        .route(
+            "/roles/{role}/users/{user}",
+            put(roles::grant_user).delete(roles::revoke_user),
+        )
+        .route(
+            "/roles/{role}/groups/{group}",
+            put(roles::grant_group).delete(roles::revoke_group),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             extract::require_token,

@@ -8,6 +8,7 @@ mod audit;
 mod groups;
 mod import;
 pub(crate) mod metadata_import;
+mod roles;
 mod signing_keys;
 mod tile_login_url;
 mod users;
