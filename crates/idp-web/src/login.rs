@@ -283,7 +283,7 @@ pub async fn submit(
     state.metrics().login("success");
     state
         .audit(
-            &Actor::user(user.id),
+            &Actor::person(&user),
             "login.success",
             "user",
             user.id.to_string(),
@@ -372,7 +372,7 @@ pub async fn logout(
         let apps = sessions.apps(&session).await?;
         state
             .audit(
-                &Actor::user(session.user.id),
+                &Actor::person(&session.user),
                 "logout",
                 "user",
                 session.user.id.to_string(),

@@ -10,6 +10,7 @@ on_both_backends!(
     roles_come_directly_and_through_groups,
     grants_are_audited_and_refused_twice,
     a_suspended_user_holds_no_role,
+    a_person_is_recorded_by_name_in_both_writers,
 );
 
 async fn roles_come_directly_and_through_groups(t: TestStore) {
@@ -115,6 +116,53 @@ async fn grants_are_audited_and_refused_twice(t: TestStore) {
     assert_eq!(actions, ["role.revoke", "role.grant", "user.create"]);
     assert_eq!(events[1].after.as_ref().unwrap()["role"], "helpdesk");
     assert_eq!(events[0].actor, admin().as_str());
+    assert_eq!(events[0].actor_name.as_deref(), Some("tester"));
+}
+
+async fn a_person_is_recorded_by_name_in_both_writers(t: TestStore) {
+    let s = &t.store;
+    let alice = user(s, "alice").await;
+    let staff = group(s, "staff").await;
+    s.groups()
+        .add_member(&latchkey_idp::Actor::person(&alice), staff.id, alice.id)
+        .await
+        .unwrap();
+    let batcher = latchkey_idp::audit::AuditBatcher::start(s.clone());
+    batcher
+        .record(
+            &latchkey_idp::Actor::person(&alice),
+            s.now(),
+            latchkey_idp::audit::Change {
+                action: "login.success",
+                target_kind: "user",
+                target_id: alice.id.to_string(),
+                target_name: alice.username.clone(),
+                before: None,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let events = s
+        .audit()
+        .list(&AuditFilter {
+            user_id: Some(alice.id.to_string()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let by: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor_name.as_deref()))
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("login.success", Some("alice")),
+            ("group.member_add", Some("alice")),
+            ("user.create", Some("tester")),
+        ]
+    );
 }
 
 async fn a_suspended_user_holds_no_role(t: TestStore) {
