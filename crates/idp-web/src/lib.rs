@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod console;
 pub mod cookies;
 pub mod error;
 pub mod extract;
@@ -203,6 +204,7 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/saml/slo/continue/{key}", get(logout::slo_continue))
         .route("/favicon.ico", get(favicon))
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(256 * 1024))

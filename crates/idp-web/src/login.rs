@@ -52,11 +52,13 @@ const BUSY: &str = "The sign-in service is busy. Wait a moment and try again.";
 /// The longest username or e-mail address looked up.
 const MAX_NAME: usize = 320;
 
-/// `?continue=KEY` on the login page.
+/// `?continue=KEY` (a parked SAML request) or `?to=/admin/...` (the console page the
+/// browser was sent from) on the login page.
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
     #[serde(rename = "continue")]
     cont: Option<String>,
+    to: Option<String>,
 }
 
 /// The login form.
@@ -69,6 +71,7 @@ pub struct LoginForm {
     csrf: Option<String>,
     #[serde(rename = "continue")]
     cont: Option<String>,
+    to: Option<String>,
 }
 
 impl CsrfField for LoginForm {
@@ -87,6 +90,20 @@ pub(crate) fn continue_key(raw: Option<&str>) -> Option<String> {
     .map(str::to_owned)
 }
 
+/// Keeps only a console path to return to after sign-in: `/admin` or below it, in plain
+/// path characters (no query, no `//`, no `..`), so `to` can never send a browser away.
+pub(crate) fn return_path(raw: Option<&str>) -> Option<String> {
+    raw.filter(|p| {
+        (*p == "/admin" || p.starts_with("/admin/"))
+            && p.len() <= 200
+            && !p.contains("//")
+            && !p.contains("..")
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_'))
+    })
+    .map(str::to_owned)
+}
+
 /// GET /login
 pub async fn form(
     State(state): State<WebState>,
@@ -94,14 +111,23 @@ pub async fn form(
     csrf: CsrfToken,
     query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Response {
-    let cont = query
-        .ok()
-        .and_then(|Query(q)| continue_key(q.cont.as_deref()));
+    let query = query.ok().map(|Query(q)| q);
+    let cont = query.as_ref().and_then(|q| continue_key(q.cont.as_deref()));
+    let to = query.as_ref().and_then(|q| return_path(q.to.as_deref()));
     // Already signed in and nothing to continue: the form would only start a second session.
     if cont.is_none() && matches!(cookie.resume(&state).await, Ok(Some(_))) {
-        return Redirect::to("/portal").into_response();
+        return Redirect::to(to.as_deref().unwrap_or("/portal")).into_response();
     }
-    render(&state, csrf, cont.as_deref(), "", None, StatusCode::OK).await
+    render(
+        &state,
+        csrf,
+        cont.as_deref(),
+        to.as_deref(),
+        "",
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// The name of the application a parked sign-in is for, if `cont` names one still parked.
@@ -135,6 +161,7 @@ async fn render(
     state: &WebState,
     csrf: CsrfToken,
     cont: Option<&str>,
+    to: Option<&str>,
     username: &str,
     message: Option<&str>,
     status: StatusCode,
@@ -145,6 +172,7 @@ async fn render(
         message,
         csrf: csrf.value(),
         cont,
+        to,
         username,
     };
     match render_page(&page) {
@@ -169,6 +197,7 @@ pub async fn submit(
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, WebError> {
     let cont = continue_key(form.cont.as_deref());
+    let to = return_path(form.to.as_deref());
     let now = state.store().now();
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let name = form.username.trim();
@@ -265,6 +294,7 @@ pub async fn submit(
                 &state,
                 csrf,
                 cont.as_deref(),
+                to.as_deref(),
                 &typed,
                 Some(FAILED),
                 StatusCode::UNAUTHORIZED,
@@ -292,9 +322,10 @@ pub async fn submit(
         )
         .await?;
     tracing::info!(user = %user.username, address = %addr, "signed in");
-    let target = match cont {
-        Some(k) => format!("/saml/continue/{k}"),
-        None => "/portal".to_owned(),
+    let target = match (cont, to) {
+        (Some(k), _) => format!("/saml/continue/{k}"),
+        (None, Some(path)) => path,
+        (None, None) => "/portal".to_owned(),
     };
     let mut response = Redirect::to(&target).into_response();
     let device = state.device_keys().await?.issue(user.id);
@@ -334,10 +365,12 @@ async fn refuse(
     typed: &str,
     refusal: Refusal,
 ) -> Response {
+    // A throttled sign-in starts over from the portal (`to` is not carried).
     let mut response = render(
         state,
         csrf,
         cont,
+        None,
         typed,
         Some(refusal.message),
         refusal.status,

@@ -401,6 +401,8 @@ latchkey_saml::stable_codes! {
         WebForm = "WEB-FORM",
         /// The anti-forgery token was missing or did not match its cookie.
         WebCsrf = "WEB-CSRF",
+        /// Signed in, but no console role of this user allows the page or change.
+        WebForbidden = "WEB-FORBIDDEN",
         /// A bounded resource (password hashing) is full; try again after Retry-After.
         WebBusy = "WEB-BUSY",
         /// A fault of the server (store, keys); the detail is only in the log.
