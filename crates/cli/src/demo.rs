@@ -429,6 +429,7 @@ fn print_walkthrough(dir: &Path) -> anyhow::Result<()> {
          \x20    carol is in no group: the IdP refuses her with a clear page, and no app sees her.\n\
          \x20 4. Click \"Sign out\" in either app: single logout ends the IdP session and the\n\
          \x20    other app's too, and the portal asks for the password again.\n\
+         \x20 5. Open {IDP_URL}/admin as alice (admin) or bob (helpdesk): the admin console.\n\
          \nLogs: {logs}",
         cfg = dir.join("latchkey.toml").display(),
         logs = dir.join("logs").display(),
