@@ -30,16 +30,21 @@ pub(crate) async fn show(
     let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
     let store = state.store();
     let figures = overview::overview(store).await?;
-    let warnings = overview::unreachable_apps(store)
-        .await?
-        .into_iter()
-        .map(|a| {
-            format!(
-                "Nobody can use {} ({}): no active user is in a group assigned to it.",
-                a.settings.name, a.settings.entity_id
-            )
-        })
-        .collect();
+    let mut warnings = match state.keys().current() {
+        Ok(material) => overview::key_warnings(&material, store.now()),
+        Err(_) => vec!["No signing key is loaded: sign-ins cannot be answered.".to_owned()],
+    };
+    warnings.extend(
+        overview::unreachable_apps(store)
+            .await?
+            .into_iter()
+            .map(|a| {
+                format!(
+                    "Nobody can use {} ({}): no active user is in a group assigned to it.",
+                    a.settings.name, a.settings.entity_id
+                )
+            }),
+    );
     let html = render(&DashboardPage {
         title: "Admin console",
         nav: op.nav(),

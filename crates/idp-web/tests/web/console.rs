@@ -508,3 +508,67 @@ async fn what_a_user_can_use_names_the_granting_group() {
     let page = b.get(&format!("/admin/users/{}", idp.bob.id)).await;
     assert!(page.body.contains("No application."));
 }
+
+#[tokio::test]
+async fn dashboard_counts_and_warns() {
+    use latchkey_idp::Clock as _;
+    use latchkey_idp::keys::{KeyAlgorithm, KeyStore};
+    let idp = idp().await;
+    seed(&idp).await;
+    // alice signs in once, someone fails once.
+    let mut alice = Browser::new(&idp);
+    alice.login("alice", PASSWORD, None).await;
+    let mut wrong = Browser::new(&idp);
+    wrong.login("alice", "wrong", None).await;
+    let mut b = signed_in(&idp, "aud").await;
+    let page = b.get("/admin").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let users = idp.store.users().list().await.unwrap().len();
+    assert!(
+        page.body
+            .contains(&format!("<strong>{users}</strong> users")),
+        "{}",
+        page.body
+    );
+    // alice, aud: two successes; one failure.
+    assert!(
+        page.body.contains("<strong>2</strong> sign-ins in 24 h"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<strong>1</strong> failed sign-ins in 24 h"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("next signing key"), "{}", page.body);
+    // An app nobody is assigned to, and a next key not yet active, are flagged.
+    let lonely = latchkey_idp::apps::NewApplication::new(
+        "https://lonely.example.org",
+        "Lonely",
+        "https://lonely.example.org/acs",
+    );
+    idp.store
+        .apps()
+        .create(&Actor::system(), lonely)
+        .await
+        .unwrap();
+    KeyStore::open(&idp.key_dir)
+        .unwrap()
+        .rotate(KeyAlgorithm::EcdsaP256, idp.clock.now())
+        .unwrap();
+    let page = b.get("/admin").await;
+    assert!(page.body.contains("Nobody can use Lonely"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("next signing key is published but not active"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page
+            .body
+            .contains(&format!("Nobody can use {}", idp.app.settings.name))
+    );
+}

@@ -8,6 +8,9 @@ use crate::apps::Application;
 use crate::error::Result;
 use crate::store::{Store, timestamp};
 
+/// How long before its certificate expires the dashboard warns about the signing key.
+pub const KEY_EXPIRY_WARNING: Duration = Duration::days(30);
+
 /// How far back the dashboard counts sign-ins.
 pub const SIGN_IN_WINDOW: Duration = Duration::hours(24);
 
@@ -71,4 +74,30 @@ pub async fn unreachable_apps(store: &Store) -> Result<Vec<Application>> {
         }
     }
     Ok(out)
+}
+
+/// What needs doing about the signing keys: an active certificate that expires within
+/// [`KEY_EXPIRY_WARNING`] (or has expired), and a next key that is published but not yet
+/// signing (a rollover left half done; `latchkey key activate` finishes it, with its wait).
+pub fn key_warnings(
+    material: &crate::sso::keys::SigningMaterial,
+    now: time::OffsetDateTime,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let left = material.certificate.not_after() - now.unix_timestamp();
+    if left <= 0 {
+        out.push("The signing certificate has expired: rotate and activate a new key.".to_owned());
+    } else if left < KEY_EXPIRY_WARNING.whole_seconds() {
+        out.push(format!(
+            "The signing certificate expires in {} days: rotate the key (latchkey key rotate), then activate it.",
+            left / 86_400
+        ));
+    }
+    if material.published.len() > 1 {
+        out.push(
+            "A next signing key is published but not active: activate it (latchkey key activate) once SPs have had time to fetch the metadata."
+                .to_owned(),
+        );
+    }
+    out
 }
