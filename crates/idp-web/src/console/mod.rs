@@ -7,6 +7,7 @@
 //! field gives the form back naming it, with nothing written. Every change is made as
 //! [`Actor::person`], so the audit log names who made it. One file per area.
 
+mod apps;
 mod audit;
 mod dashboard;
 mod forms;
@@ -46,6 +47,8 @@ pub fn router() -> Router<WebState> {
             "/admin/groups/{id}/members/remove",
             post(groups::remove_member),
         )
+        .route("/admin/apps", get(apps::list))
+        .route("/admin/apps/{id}", get(apps::show))
         .route("/admin/audit", get(audit::list))
         .route("/admin/audit/export", get(audit::export))
         .route("/admin/audit/{seq}", get(audit::show))
@@ -67,6 +70,7 @@ impl Operator {
     pub fn nav(&self) -> Nav {
         Nav {
             directory: self.roles.allows(Permission::ReadDirectory),
+            apps: self.roles.allows(Permission::ReadApps),
             audit: self.roles.allows(Permission::ReadAudit),
             username: self.user.username.clone(),
         }
@@ -88,6 +92,7 @@ impl Operator {
 /// The console's navigation, by what this person may see.
 pub(crate) struct Nav {
     pub directory: bool,
+    pub apps: bool,
     pub audit: bool,
     pub username: String,
 }
