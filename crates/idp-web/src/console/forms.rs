@@ -35,6 +35,7 @@ pub(crate) fn field_error(err: Error) -> Result<FieldError, WebError> {
         Error::UnknownUser { .. } => "user",
         Error::UnknownGroup { .. } => "group",
         Error::AlreadyMember { .. } | Error::NotMember { .. } => "group",
+        Error::UnknownToken { .. } => "token",
         _ => return Err(err.into()),
     };
     Ok(FieldError {

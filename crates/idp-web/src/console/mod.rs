@@ -13,6 +13,7 @@ mod dashboard;
 mod forms;
 mod groups;
 mod listing;
+mod tokens;
 mod users;
 
 use axum::Router;
@@ -49,6 +50,8 @@ pub fn router() -> Router<WebState> {
         )
         .route("/admin/apps", get(apps::list))
         .route("/admin/apps/{id}", get(apps::show))
+        .route("/admin/tokens", get(tokens::list).post(tokens::create))
+        .route("/admin/tokens/revoke", post(tokens::revoke))
         .route("/admin/audit", get(audit::list))
         .route("/admin/audit/export", get(audit::export))
         .route("/admin/audit/{seq}", get(audit::show))

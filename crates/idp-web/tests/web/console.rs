@@ -572,3 +572,67 @@ async fn dashboard_counts_and_warns() {
             .contains(&format!("Nobody can use {}", idp.app.settings.name))
     );
 }
+
+#[tokio::test]
+async fn api_tokens_are_created_shown_once_and_revoked_by_admins_only() {
+    let idp = idp().await;
+    seed(&idp).await;
+    for who in ["hd", "aud", "plain"] {
+        let mut b = signed_in(&idp, who).await;
+        let token = csrf(&mut b).await;
+        let before = written(&idp).await;
+        let page = b
+            .post("/admin/tokens", &[("name", "ci"), ("csrf", &token)])
+            .await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{who}");
+        assert_eq!(written(&idp).await, before);
+    }
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let before = written(&idp).await;
+    let page = b
+        .post("/admin/tokens", &[("name", ""), ("csrf", &token)])
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("data-field=\"name\""), "{}", page.body);
+    assert_eq!(written(&idp).await, before);
+    let page = b
+        .post("/admin/tokens", &[("name", "terraform"), ("csrf", &token)])
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let marker = "<code class=\"secret\">";
+    let start = page.body.find(marker).unwrap() + marker.len();
+    let end = page.body[start..].find('<').unwrap() + start;
+    let secret = &page.body[start..end];
+    assert!(secret.starts_with("lk_"), "{secret}");
+    let tokens = latchkey_idp::tokens::ApiTokens::new(&idp.store);
+    let info = tokens.verify(secret).await.unwrap().unwrap();
+    assert_eq!(info.name, "terraform");
+    // The list shows it without the secret.
+    let listed = b.get("/admin/tokens").await;
+    assert!(listed.body.contains("terraform") && !listed.body.contains(secret));
+    let page = b
+        .post(
+            "/admin/tokens/revoke",
+            &[("token", info.id.as_str()), ("csrf", &token)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(tokens.verify(secret).await.unwrap().is_none());
+    let events = idp
+        .store
+        .audit()
+        .list(&AuditFilter {
+            target_id: Some(info.id.clone()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(events.len() >= 2, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.actor_name.as_deref() == Some("root")),
+        "{events:?}"
+    );
+}

@@ -275,6 +275,7 @@ async fn no_page_has_inline_style_or_a_script_its_csp_does_not_name() {
         alice_page.as_str(),
         "/admin/groups",
         "/admin/apps",
+        "/admin/tokens",
         "/admin/audit",
         "/admin/audit/1",
     ] {
