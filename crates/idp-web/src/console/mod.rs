@@ -13,6 +13,7 @@ mod dashboard;
 mod forms;
 mod groups;
 mod listing;
+mod roles;
 mod tokens;
 mod users;
 
@@ -50,6 +51,8 @@ pub fn router() -> Router<WebState> {
         )
         .route("/admin/apps", get(apps::list))
         .route("/admin/apps/{id}", get(apps::show))
+        .route("/admin/roles", get(roles::list).post(roles::grant))
+        .route("/admin/roles/revoke", post(roles::revoke))
         .route("/admin/tokens", get(tokens::list).post(tokens::create))
         .route("/admin/tokens/revoke", post(tokens::revoke))
         .route("/admin/audit", get(audit::list))

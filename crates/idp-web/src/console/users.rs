@@ -187,7 +187,6 @@ struct UserPage<'a> {
     may_audit: bool,
     audit_href: String,
     error: Option<FieldError>,
-    notice: Option<&'a str>,
 }
 
 async fn load(state: &WebState, id: &str) -> Result<User, WebError> {
@@ -206,7 +205,6 @@ async fn page(
     csrf: CsrfToken,
     user: User,
     error: Option<FieldError>,
-    notice: Option<&str>,
     status: StatusCode,
 ) -> Result<Response, Refusal> {
     let store = state.store();
@@ -243,7 +241,6 @@ async fn page(
         groups,
         access,
         error,
-        notice,
     })?;
     Ok((status, csrf, html).into_response())
 }
@@ -258,7 +255,7 @@ pub(crate) async fn show(
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
     let user = load(&state, &id).await?;
-    page(&state, &op, csrf, user, None, None, StatusCode::OK).await
+    page(&state, &op, csrf, user, None, StatusCode::OK).await
 }
 
 /// The operator and the user a change is about, once the operator may change that user:
@@ -302,7 +299,6 @@ async fn refused(
         csrf,
         user,
         Some(error),
-        None,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await

@@ -636,3 +636,108 @@ async fn api_tokens_are_created_shown_once_and_revoked_by_admins_only() {
         "{events:?}"
     );
 }
+
+#[tokio::test]
+async fn only_admins_grant_and_revoke_roles_in_the_console() {
+    let idp = idp().await;
+    seed(&idp).await;
+    for who in ["hd", "aud"] {
+        let mut b = signed_in(&idp, who).await;
+        let token = csrf(&mut b).await;
+        let before = written(&idp).await;
+        let page = b
+            .post(
+                "/admin/roles",
+                &[
+                    ("role", "admin"),
+                    ("kind", "user"),
+                    ("holder", who),
+                    ("csrf", &token),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{who}");
+        assert_eq!(written(&idp).await, before);
+    }
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let before = written(&idp).await;
+    for (fields, field) in [
+        (
+            [("role", "root"), ("kind", "user"), ("holder", "carol")],
+            "role",
+        ),
+        (
+            [("role", "admin"), ("kind", "user"), ("holder", "nobody")],
+            "holder",
+        ),
+        (
+            [("role", "auditor"), ("kind", "user"), ("holder", "aud")],
+            "role",
+        ),
+    ] {
+        let mut form = fields.to_vec();
+        form.push(("csrf", &token));
+        let page = b.post("/admin/roles", &form).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        assert!(
+            page.body.contains(&format!("data-field=\"{field}\"")),
+            "{}",
+            page.body
+        );
+    }
+    assert_eq!(written(&idp).await, before);
+    let page = b
+        .post(
+            "/admin/roles",
+            &[
+                ("role", "helpdesk"),
+                ("kind", "group"),
+                ("holder", "staff"),
+                ("csrf", &token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let alice = idp.store.users().get(idp.alice.id).await.unwrap();
+    assert!(
+        idp.store
+            .roles()
+            .of_user(&alice)
+            .await
+            .unwrap()
+            .has(Role::Helpdesk)
+    );
+    let staff = idp.store.groups().lookup("staff").await.unwrap();
+    let page = b
+        .post(
+            "/admin/roles/revoke",
+            &[
+                ("role", "helpdesk"),
+                ("kind", "group"),
+                ("holder", staff.id.to_string().as_str()),
+                ("csrf", &token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(idp.store.roles().of_user(&alice).await.unwrap().is_empty());
+    let events = idp
+        .store
+        .audit()
+        .list(&AuditFilter {
+            target_id: Some(staff.id.to_string()),
+            limit: Some(2),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let by: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor_name.as_deref()))
+        .collect();
+    assert_eq!(
+        by,
+        [("role.revoke", Some("root")), ("role.grant", Some("root"))]
+    );
+}
