@@ -12,6 +12,7 @@ mod audit;
 mod dashboard;
 mod forms;
 mod groups;
+mod keys;
 mod listing;
 mod roles;
 mod tokens;
@@ -51,6 +52,7 @@ pub fn router() -> Router<WebState> {
         )
         .route("/admin/apps", get(apps::list))
         .route("/admin/apps/{id}", get(apps::show))
+        .route("/admin/keys", get(keys::show))
         .route("/admin/roles", get(roles::list).post(roles::grant))
         .route("/admin/roles/revoke", post(roles::revoke))
         .route("/admin/tokens", get(tokens::list).post(tokens::create))

@@ -560,6 +560,19 @@ async fn dashboard_counts_and_warns() {
         .unwrap();
     let page = b.get("/admin").await;
     assert!(page.body.contains("Nobody can use Lonely"), "{}", page.body);
+    let keys = b.get("/admin/keys").await;
+    assert_eq!(
+        keys.body.matches("<tr><td>active</td>").count(),
+        1,
+        "{}",
+        keys.body
+    );
+    assert_eq!(
+        keys.body.matches("<tr><td>next (published").count(),
+        1,
+        "{}",
+        keys.body
+    );
     assert!(
         page.body
             .contains("next signing key is published but not active"),

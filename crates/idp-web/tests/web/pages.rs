@@ -276,6 +276,7 @@ async fn no_page_has_inline_style_or_a_script_its_csp_does_not_name() {
         "/admin/groups",
         "/admin/apps",
         "/admin/tokens",
+        "/admin/keys",
         "/admin/roles",
         "/admin/audit",
         "/admin/audit/1",
