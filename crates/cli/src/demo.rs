@@ -19,6 +19,7 @@ use clap::Args;
 use latchkey_idp::apps::{NewApplication, SpMetadata, SpMetadataOptions};
 use latchkey_idp::audit::Actor;
 use latchkey_idp::catalog;
+use latchkey_idp::console::{Holder, Role};
 use latchkey_idp::directory::{AttributeValue, NewGroup, NewUser};
 use latchkey_idp::password::Password;
 use latchkey_idp::{Config, Store};
@@ -45,6 +46,8 @@ struct Person {
     family: &'static str,
     department: &'static str,
     groups: &'static [&'static str],
+    /// Console roles: the demo has one admin and one helpdesk colleague.
+    roles: &'static [Role],
 }
 
 const PEOPLE: [Person; 3] = [
@@ -54,6 +57,7 @@ const PEOPLE: [Person; 3] = [
         family: "Anders",
         department: "engineering",
         groups: &["engineering", "wiki-editors"],
+        roles: &[Role::Admin],
     },
     Person {
         username: "bob",
@@ -61,6 +65,7 @@ const PEOPLE: [Person; 3] = [
         family: "Berg",
         department: "support",
         groups: &["support"],
+        roles: &[Role::Helpdesk],
     },
     Person {
         username: "carol",
@@ -68,6 +73,7 @@ const PEOPLE: [Person; 3] = [
         family: "Chen",
         department: "sales",
         groups: &[],
+        roles: &[],
     },
 ];
 
@@ -247,6 +253,12 @@ async fn seed_directory(config: &Config) -> anyhow::Result<()> {
             let group = store.groups().lookup(g).await?;
             store.groups().add_member(&actor, group.id, user.id).await?;
         }
+        for role in p.roles {
+            store
+                .roles()
+                .grant(&actor, *role, Holder::User(user.id))
+                .await?;
+        }
     }
     store.close().await;
     Ok(())
@@ -391,9 +403,15 @@ fn print_walkthrough(dir: &Path) -> anyhow::Result<()> {
         } else {
             p.groups.join(", ")
         };
+        let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
+        let roles = if roles.is_empty() {
+            String::new()
+        } else {
+            format!("; console: {}", roles.join(", "))
+        };
         writeln!(
             out,
-            "  {:<6} password {:<24} {groups}",
+            "  {:<6} password {:<24} {groups}{roles}",
             p.username,
             password_of(p.username)
         )?;
@@ -411,6 +429,7 @@ fn print_walkthrough(dir: &Path) -> anyhow::Result<()> {
          \x20    carol is in no group: the IdP refuses her with a clear page, and no app sees her.\n\
          \x20 4. Click \"Sign out\" in either app: single logout ends the IdP session and the\n\
          \x20    other app's too, and the portal asks for the password again.\n\
+         \x20 5. Open {IDP_URL}/admin as alice (admin) or bob (helpdesk): the admin console.\n\
          \nLogs: {logs}",
         cfg = dir.join("latchkey.toml").display(),
         logs = dir.join("logs").display(),

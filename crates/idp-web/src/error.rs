@@ -29,6 +29,14 @@ pub enum WebError {
     /// The anti-forgery token was missing or did not match its cookie.
     #[error("the anti-forgery token is missing or wrong")]
     Csrf,
+    /// A console page or change that none of the user's roles allows.
+    #[error("{user} may not {permission:?}")]
+    Forbidden {
+        /// The signed-in user's username (for the log line).
+        user: String,
+        /// What was asked for.
+        permission: latchkey_idp::console::Permission,
+    },
     /// An SSO request was refused (see [`SsoError`]).
     #[error(transparent)]
     Sso(#[from] SsoError),
@@ -93,6 +101,7 @@ impl WebError {
             WebError::MethodNotAllowed => PageCode::WebMethod,
             WebError::BadForm(_) => PageCode::WebForm,
             WebError::Csrf => PageCode::WebCsrf,
+            WebError::Forbidden { .. } => PageCode::WebForbidden,
             WebError::Sso(e) | WebError::Logout(e) => e.code(),
             WebError::RequestExpired => PageCode::SsoExpired,
             WebError::LogoutExpired => PageCode::SloExpired,
@@ -109,9 +118,10 @@ impl WebError {
         match self {
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            WebError::Csrf | WebError::Denied { .. } | WebError::SecondFactorNeeded { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            WebError::Csrf
+            | WebError::Denied { .. }
+            | WebError::SecondFactorNeeded { .. }
+            | WebError::Forbidden { .. } => StatusCode::FORBIDDEN,
             WebError::Sso(SsoError::Binding(
                 latchkey_saml::Error::EncodedTooLarge { .. }
                 | latchkey_saml::Error::DecodedTooLarge { .. },
@@ -144,6 +154,12 @@ impl WebError {
             WebError::Csrf => (
                 "Please try again",
                 "The form expired or was sent from another site. Reload the page and try again."
+                    .into(),
+            ),
+            WebError::Forbidden { .. } => (
+                "Not allowed",
+                "Your console role does not allow this page or change. Ask an administrator \
+                 if you need it."
                     .into(),
             ),
             WebError::RequestExpired => (

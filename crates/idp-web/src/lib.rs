@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod console;
 pub mod cookies;
 pub mod error;
 pub mod extract;
@@ -245,6 +246,7 @@ pub fn router(state: WebState) -> Router {
         .route("/webauthn/login/finish", post(webauthn::login_finish))
         .route("/webauthn/credentials", get(webauthn::credentials))
         .route("/webauthn/credentials/{id}", post(webauthn::manage))
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(256 * 1024))

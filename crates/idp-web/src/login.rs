@@ -53,11 +53,13 @@ const BUSY: &str = "The sign-in service is busy. Wait a moment and try again.";
 /// The longest username or e-mail address looked up.
 const MAX_NAME: usize = 320;
 
-/// `?continue=KEY` on the login page.
+/// `?continue=KEY` (a parked SAML request) or `?to=/admin/...` (the console page the
+/// browser was sent from) on the login page.
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
     #[serde(rename = "continue")]
     cont: Option<String>,
+    to: Option<String>,
 }
 
 /// The login form.
@@ -70,6 +72,7 @@ pub struct LoginForm {
     csrf: Option<String>,
     #[serde(rename = "continue")]
     cont: Option<String>,
+    to: Option<String>,
 }
 
 impl CsrfField for LoginForm {
@@ -88,6 +91,20 @@ pub(crate) fn continue_key(raw: Option<&str>) -> Option<String> {
     .map(str::to_owned)
 }
 
+/// Keeps only a console path to return to after sign-in: `/admin` or below it, in plain
+/// path characters (no query, no `//`, no `..`), so `to` can never send a browser away.
+pub(crate) fn return_path(raw: Option<&str>) -> Option<String> {
+    raw.filter(|p| {
+        (*p == "/admin" || p.starts_with("/admin/"))
+            && p.len() <= 200
+            && !p.contains("//")
+            && !p.contains("..")
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_'))
+    })
+    .map(str::to_owned)
+}
+
 /// GET /login
 pub async fn form(
     State(state): State<WebState>,
@@ -95,14 +112,23 @@ pub async fn form(
     csrf: CsrfToken,
     query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Response {
-    let cont = query
-        .ok()
-        .and_then(|Query(q)| continue_key(q.cont.as_deref()));
+    let query = query.ok().map(|Query(q)| q);
+    let cont = query.as_ref().and_then(|q| continue_key(q.cont.as_deref()));
+    let to = query.as_ref().and_then(|q| return_path(q.to.as_deref()));
     // Already signed in and nothing to continue: the form would only start a second session.
     if cont.is_none() && matches!(cookie.resume(&state).await, Ok(Some(_))) {
-        return Redirect::to("/portal").into_response();
+        return Redirect::to(to.as_deref().unwrap_or("/portal")).into_response();
     }
-    render(&state, csrf, cont.as_deref(), "", None, StatusCode::OK).await
+    render(
+        &state,
+        csrf,
+        cont.as_deref(),
+        to.as_deref(),
+        "",
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// The name of the application a parked sign-in is for, if `cont` names one still parked.
@@ -136,6 +162,7 @@ async fn render(
     state: &WebState,
     csrf: CsrfToken,
     cont: Option<&str>,
+    to: Option<&str>,
     username: &str,
     message: Option<&str>,
     status: StatusCode,
@@ -146,6 +173,7 @@ async fn render(
         message,
         csrf: csrf.value(),
         cont,
+        to,
         username,
     };
     match render_page(&page) {
@@ -170,6 +198,7 @@ pub async fn submit(
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, WebError> {
     let cont = continue_key(form.cont.as_deref());
+    let to = return_path(form.to.as_deref());
     let now = state.store().now();
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let name = form.username.trim();
@@ -266,6 +295,7 @@ pub async fn submit(
                 &state,
                 csrf,
                 cont.as_deref(),
+                to.as_deref(),
                 &typed,
                 Some(FAILED),
                 StatusCode::UNAUTHORIZED,
@@ -280,6 +310,7 @@ pub async fn submit(
         &user,
         &addr,
         cont.as_deref(),
+        to,
         Methods::password(),
     )
     .await?;
@@ -300,7 +331,8 @@ pub(crate) struct SignedIn {
 
 /// Starts the session of a user who has just authenticated by `methods` (a password, a
 /// passkey): ends the browser's old session (`old`), creates the new one, counts and audits
-/// the sign-in, and makes the cookies. Every way of signing in ends here, so a session is
+/// the sign-in, and makes the cookies. It goes on to the parked request `cont`, else to the
+/// console page `to` (already checked by [`return_path`]), else to the portal. Every way of signing in ends here, so a session is
 /// always made, recorded and trusted the same way.
 pub(crate) async fn start_session(
     state: &WebState,
@@ -308,6 +340,7 @@ pub(crate) async fn start_session(
     user: &User,
     addr: &str,
     cont: Option<&str>,
+    to: Option<String>,
     methods: Methods,
 ) -> Result<SignedIn, WebError> {
     let now = state.store().now();
@@ -322,7 +355,7 @@ pub(crate) async fn start_session(
     state.metrics().login("success");
     state
         .audit(
-            &Actor::user(user.id),
+            &Actor::person(&user),
             "login.success",
             "user",
             user.id.to_string(),
@@ -331,9 +364,10 @@ pub(crate) async fn start_session(
         )
         .await?;
     tracing::info!(user = %user.username, address = %addr, method = ?method, "signed in");
-    let target = match cont {
-        Some(k) => format!("/saml/continue/{k}"),
-        None => "/portal".to_owned(),
+    let target = match (cont, to) {
+        (Some(k), _) => format!("/saml/continue/{k}"),
+        (None, Some(path)) => path,
+        (None, None) => "/portal".to_owned(),
     };
     let device = state.device_keys().await?.issue(user.id);
     let cookies = [
@@ -371,10 +405,12 @@ async fn refuse(
     typed: &str,
     refusal: Refusal,
 ) -> Response {
+    // A throttled sign-in starts over from the portal (`to` is not carried).
     let mut response = render(
         state,
         csrf,
         cont,
+        None,
         typed,
         Some(refusal.message),
         refusal.status,
@@ -409,7 +445,7 @@ pub async fn logout(
         let apps = sessions.apps(&session).await?;
         state
             .audit(
-                &Actor::user(session.user.id),
+                &Actor::person(&session.user),
                 "logout",
                 "user",
                 session.user.id.to_string(),

@@ -13,6 +13,8 @@ pub(crate) struct LoginPage<'a> {
     pub message: Option<&'a str>,
     pub csrf: &'a str,
     pub cont: Option<&'a str>,
+    /// The console page to return to after sign-in.
+    pub to: Option<&'a str>,
     pub username: &'a str,
 }
 

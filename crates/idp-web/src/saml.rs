@@ -162,7 +162,7 @@ async fn refuse(
     )?;
     state.metrics().failure(reason);
     let actor = match user {
-        Some(s) => Actor::user(s.user.id),
+        Some(s) => Actor::person(&s.user),
         None => Actor::new("anonymous"),
     };
     state
@@ -252,7 +252,7 @@ async fn issue(
         let operation_id = crate::error::new_operation_id();
         state
             .audit(
-                &Actor::user(user.id),
+                &Actor::person(user),
                 "sso.denied",
                 "app",
                 app.id.to_string(),
@@ -410,7 +410,7 @@ async fn issue(
     }
     state
         .audit(
-            &Actor::user(user.id),
+            &Actor::person(user),
             "sso.assertion",
             "app",
             app.id.to_string(),

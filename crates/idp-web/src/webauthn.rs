@@ -311,6 +311,7 @@ pub async fn login_finish(
         &user,
         &addr,
         cont.as_deref(),
+        None,
         Methods::of(&[AuthMethod::Passkey]),
     )
     .await?;

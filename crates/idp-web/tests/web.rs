@@ -22,6 +22,7 @@ mod web {
     mod api_http;
     mod audit_lines;
     pub mod bursts;
+    mod console;
     mod encryption;
     mod encryption_methods;
     mod front_door;

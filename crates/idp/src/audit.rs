@@ -17,35 +17,62 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::store::{Store, timestamp};
 
-/// Who made a change: `cli:<os user>`, `user:<id>`, `system`, or whatever a caller names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Actor(String);
+/// Who made a change: a stable label (`cli:<os user>@<host>`, `user:<id>`, `api:<token id>`,
+/// `system`, ...) that filters match on, and the name a person reads in the log (the
+/// username, the token's name), kept as it was at the time of the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    label: String,
+    name: Option<String>,
+}
 
 impl Actor {
-    /// An actor with a caller-chosen label (e.g. `api:<token id>`).
+    /// An actor with a caller-chosen label (e.g. `app:<id>`) and no separate name.
     pub fn new(label: impl Into<String>) -> Self {
-        Actor(label.into())
+        Actor {
+            label: label.into(),
+            name: None,
+        }
+    }
+
+    /// An actor with a label and the name shown for it.
+    pub fn named(label: impl Into<String>, name: impl Into<String>) -> Self {
+        Actor {
+            label: label.into(),
+            name: Some(name.into()),
+        }
     }
 
     /// The IdP itself (migrations, JIT, scheduled jobs).
     pub fn system() -> Self {
-        Actor("system".into())
+        Actor::new("system")
     }
 
-    /// An administrator at the command line, named by their OS account.
-    pub fn cli(os_user: &str) -> Self {
-        Actor(format!("cli:{os_user}"))
+    /// An administrator at the command line, named by their OS account (the binary passes
+    /// `<user>@<host>`): labelled `cli:<who>`, and `<who>` is the name shown.
+    pub fn cli(who: &str) -> Self {
+        Actor::named(format!("cli:{who}"), who)
     }
 
-    /// A directory user acting through the admin API or portal.
+    /// A directory user by ID alone (labelled `user:<id>`, no name recorded).
     pub fn user(id: crate::ids::UserId) -> Self {
-        Actor(format!("user:{id}"))
+        Actor::new(format!("user:{id}"))
+    }
+
+    /// A directory user acting in the console or the portal: labelled by ID (which filters
+    /// match), named by their username.
+    pub fn person(user: &crate::directory::User) -> Self {
+        Actor::named(format!("user:{}", user.id), user.username.clone())
     }
 
     /// The label as stored.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.label
+    }
+
+    /// The name recorded beside the label, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 }
 
@@ -59,8 +86,10 @@ pub struct AuditEvent {
     /// When the change was committed (UTC).
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// Who made it.
+    /// Who made it: the stable label (`user:<id>`, `api:<token id>`, `cli:<user>@<host>`).
     pub actor: String,
+    /// Their name when they made it (username, token name), where one was recorded.
+    pub actor_name: Option<String>,
     /// What was done, e.g. `user.create`, `group.member_add`, `app.assign`.
     pub action: String,
     /// The kind of object changed: `user`, `group`, `app`, `key` (a signing key) or
@@ -123,12 +152,13 @@ pub(crate) async fn record(
     let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
     sqlx::query(
         "INSERT INTO audit_events \
-         (id, at, actor, action, target_kind, target_id, target_name, before, after) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         (id, at, actor, actor_name, action, target_kind, target_id, target_name, before, after) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(Uuid::new_v4().hyphenated().to_string())
     .bind(timestamp::format(at))
     .bind(actor.as_str())
+    .bind(actor.name())
     .bind(change.action)
     .bind(change.target_kind)
     .bind(change.target_id)
@@ -157,6 +187,7 @@ struct EventRow {
     id: String,
     at: String,
     actor: String,
+    actor_name: Option<String>,
     action: String,
     target_kind: String,
     target_id: Option<String>,
@@ -180,7 +211,7 @@ impl<'s> Audit<'s> {
     /// Events matching the filter, newest first.
     pub async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
         let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT seq, id, at, actor, action, target_kind, target_id, target_name, before, after \
+            "SELECT seq, id, at, actor, actor_name, action, target_kind, target_id, target_name, before, after \
              FROM audit_events \
              WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
                AND ($3 IS NULL OR target_id = $3) AND ($4 IS NULL OR at >= $4) \
@@ -220,6 +251,7 @@ impl EventRow {
             id: Uuid::parse_str(&self.id).map_err(|e| Error::corrupt("audit_events.id", e))?,
             at: timestamp::parse("audit_events.at", &self.at)?,
             actor: self.actor,
+            actor_name: self.actor_name,
             action: self.action,
             target_kind: self.target_kind,
             target_id: self.target_id,

@@ -82,6 +82,22 @@ pub enum Error {
         /// The group's name.
         group: String,
     },
+    /// The console role is already granted to this user or group.
+    #[error("role {role} is already granted to {holder:?}")]
+    AlreadyGranted {
+        /// The role.
+        role: &'static str,
+        /// The user's username or the group's name.
+        holder: String,
+    },
+    /// The console role is not granted to this user or group (directly).
+    #[error("role {role} is not granted to {holder:?}")]
+    NotGranted {
+        /// The role.
+        role: &'static str,
+        /// The user's username or the group's name.
+        holder: String,
+    },
     /// The group is already in the application's access policy.
     #[error("group {group:?} is already assigned to application {app:?}")]
     AlreadyAssigned {
@@ -261,6 +277,10 @@ latchkey_saml::stable_codes! {
         AlreadyMember = "already_member",
         /// The user is not a member of the group.
         NotMember = "not_member",
+        /// The console role is already granted to this user or group.
+        AlreadyGranted = "already_granted",
+        /// The console role is not granted to this user or group.
+        NotGranted = "not_granted",
         /// The group is already assigned to the application.
         AlreadyAssigned = "already_assigned",
         /// The group is not assigned to the application.
@@ -360,6 +380,8 @@ impl ErrorCode {
             | C::UnknownToken
             | C::AlreadyMember
             | C::NotMember
+            | C::AlreadyGranted
+            | C::NotGranted
             | C::AlreadyAssigned
             | C::NotAssigned
             | C::Unauthorized
@@ -421,6 +443,8 @@ latchkey_saml::stable_codes! {
         WebForm = "WEB-FORM",
         /// The anti-forgery token was missing or did not match its cookie.
         WebCsrf = "WEB-CSRF",
+        /// Signed in, but no console role of this user allows the page or change.
+        WebForbidden = "WEB-FORBIDDEN",
         /// A bounded resource (password hashing) is full; try again after Retry-After.
         WebBusy = "WEB-BUSY",
         /// A fault of the server (store, keys); the detail is only in the log.
@@ -518,6 +542,8 @@ impl Error {
             Error::UnknownToken { .. } => C::UnknownToken,
             Error::AlreadyMember { .. } => C::AlreadyMember,
             Error::NotMember { .. } => C::NotMember,
+            Error::AlreadyGranted { .. } => C::AlreadyGranted,
+            Error::NotGranted { .. } => C::NotGranted,
             Error::AlreadyAssigned { .. } => C::AlreadyAssigned,
             Error::NotAssigned { .. } => C::NotAssigned,
             Error::InvalidField { .. } => C::InvalidField,

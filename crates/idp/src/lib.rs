@@ -15,6 +15,7 @@ pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod directory;
 pub mod enrollment;
 pub mod error;

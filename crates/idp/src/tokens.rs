@@ -43,9 +43,10 @@ pub struct TokenInfo {
 }
 
 impl TokenInfo {
-    /// The audit actor for requests made with this token.
+    /// The audit actor for requests made with this token: labelled by its id, named by
+    /// its name (what the log shows).
     pub fn actor(&self) -> Actor {
-        Actor::new(format!("api:{}", self.id))
+        Actor::named(format!("api:{}", self.id), format!("token {}", self.name))
     }
 }
 

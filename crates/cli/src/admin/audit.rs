@@ -109,7 +109,8 @@ pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
             vec![
                 e.seq.to_string(),
                 output::when(e.at),
-                e.actor.clone(),
+                // The name people read; the label only where no name was recorded.
+                e.actor_name.clone().unwrap_or_else(|| e.actor.clone()),
                 e.action.clone(),
                 output::opt(&e.target_name),
             ]

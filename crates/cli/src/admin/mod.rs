@@ -3,13 +3,14 @@
 //! The store is found from `--config FILE`, else `$LATCHKEY_CONFIG`, else `./latchkey.toml`,
 //! else built-in defaults (SQLite under `./latchkey-data/`); `LATCHKEY_DATABASE_URL` or
 //! `DATABASE_URL` override the database. Every change is recorded in the audit log as
-//! `cli:<os user>`.
+//! `cli:<os user>@<host>`.
 
 mod app;
 mod audit;
 mod group;
 mod mfa;
 mod output;
+mod role;
 mod transfer;
 mod user;
 
@@ -35,6 +36,8 @@ pub enum AdminCommand {
     Import(Scoped<transfer::ImportCommand>),
     /// Write users, groups and applications as JSON (password hashes are never exported).
     Export(transfer::ExportArgs),
+    /// Grant, revoke and list console roles (admin, helpdesk, auditor).
+    Role(Scoped<role::RoleCommand>),
     /// Show the audit log (newest first).
     Audit(audit::AuditArgs),
     /// Show which store the configuration names and its schema version.
@@ -78,13 +81,40 @@ impl Context {
     }
 }
 
-/// The administrator at this terminal, named by their OS account, as every command that
-/// changes something records them.
+/// The administrator at this terminal, as every command that changes something records
+/// them: `<os user>@<host>`, so a shared admin account on several machines still tells
+/// the log where a change came from.
 pub(crate) fn cli_actor() -> Actor {
-    let os_user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    Actor::cli(&os_user)
+    Actor::cli(&format!("{}@{}", os_user(), host_name()))
+}
+
+/// The OS account: `$USER`, else `$LOGNAME`, else the numeric uid of this process (never
+/// a made-up name such as `unknown`).
+fn os_user() -> String {
+    let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    if let Some(user) = from_env("USER").or_else(|| from_env("LOGNAME")) {
+        return user;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let Ok(meta) = std::fs::metadata("/proc/self") {
+            return format!("uid{}", meta.uid());
+        }
+    }
+    "unknown-user".into()
+}
+
+/// The machine's name: the kernel's (`/proc/sys/kernel/hostname`), `/etc/hostname`, or
+/// `$HOSTNAME`.
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_owned())
+        .find(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "unknown-host".into())
 }
 
 pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
@@ -102,6 +132,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         let store_args = match &cmd {
             AdminCommand::User(s) => s.store.clone(),
             AdminCommand::Group(s) => s.store.clone(),
+            AdminCommand::Role(s) => s.store.clone(),
             AdminCommand::App(s) => s.store.clone(),
             AdminCommand::Import(s) => s.store.clone(),
             AdminCommand::Export(e) => e.store.clone(),
@@ -112,6 +143,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         let result = match cmd {
             AdminCommand::User(s) => user::run(&ctx, s.command).await,
             AdminCommand::Group(s) => group::run(&ctx, s.command).await,
+            AdminCommand::Role(s) => role::run(&ctx, s.command).await,
             AdminCommand::App(s) => app::run(&ctx, s.command).await,
             AdminCommand::Import(s) => transfer::import(&ctx, s.command).await,
             AdminCommand::Export(e) => transfer::export(&ctx, e).await,

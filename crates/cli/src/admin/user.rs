@@ -6,6 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
+use latchkey_idp::console::{Holder, Role};
 use latchkey_idp::directory::{AttributeValue, NewUser, User, UserPatch, UserStatus};
 use latchkey_idp::password::Password;
 use serde::Serialize;
@@ -41,6 +42,10 @@ pub enum UserCommand {
         /// Read an initial password from the first line of stdin.
         #[arg(long)]
         password_stdin: bool,
+        /// Grant a console role (admin, helpdesk, auditor); repeatable. A fresh install's
+        /// first admin is made this way.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
     },
     /// List users.
     List {
@@ -299,7 +304,13 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
             attributes: attrs,
             suspended,
             password_stdin,
+            roles,
         } => {
+            // Parsed before anything is written, so a misspelt role creates no user.
+            let roles = roles
+                .iter()
+                .map(|r| Role::parse(r))
+                .collect::<Result<Vec<_>, _>>()?;
             let mut new = NewUser::new(username, email);
             new.given_name = given_name;
             new.family_name = family_name;
@@ -315,6 +326,13 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
             }
             let user = users.create(&ctx.actor, new).await?;
             outln!("created user {} ({})", user.username, user.id)?;
+            for role in roles {
+                ctx.store
+                    .roles()
+                    .grant(&ctx.actor, role, Holder::User(user.id))
+                    .await?;
+                outln!("granted {role} to user {}", user.username)?;
+            }
         }
         UserCommand::List { json } => {
             let all = users.list().await?;

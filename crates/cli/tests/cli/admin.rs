@@ -481,7 +481,13 @@ fn every_command_is_wired() {
         actions,
         ["user.resume", "user.suspend", "user.update", "user.create"]
     );
-    assert_eq!(log[0]["actor"], "cli:tester");
+    // The OS user and the host, as the label filters match and as the name people read.
+    let actor = log[0]["actor"].as_str().unwrap();
+    let host = actor
+        .strip_prefix("cli:tester@")
+        .unwrap_or_else(|| panic!("{actor}"));
+    assert!(!host.is_empty() && !host.contains("unknown"), "{actor}");
+    assert_eq!(log[0]["actor_name"], format!("tester@{host}"));
 
     ok(d, &["app", "unassign", "Wiki", "wiki-editors"]);
     ok(d, &["app", "remove", "Wiki"]);
@@ -1095,7 +1101,8 @@ fn mfa_admin_commands_are_audited_with_the_admins_name() {
             .iter()
             .find(|e| e["action"] == action)
             .unwrap_or_else(|| panic!("{action} not audited: {audit}"));
-        assert_eq!(event["actor"], "cli:tester", "{action}");
+        let actor = event["actor"].as_str().unwrap();
+        assert!(actor.starts_with("cli:tester@"), "{action}: {actor}");
     }
 }
 
@@ -1184,7 +1191,7 @@ fn invite_prints_or_mails_a_link_that_redeems() {
     assert_eq!(shown["has_password"], true);
     let audit = ok(d, &["audit", "--json"]);
     assert!(audit.contains("user.invitation_redeemed"), "{audit}");
-    assert!(audit.contains("cli:tester"), "{audit}");
+    assert!(audit.contains("cli:tester@"), "{audit}");
 
     // A server that refuses: the link is printed, the failure said, exit 3.
     sink.refuse(true);
@@ -1256,4 +1263,74 @@ fn new_passwords_follow_the_policy() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn roles_are_granted_at_user_add_and_by_role_commands() {
+    let dir = workdir();
+    let d = dir.path();
+    // A misspelt role is bad input and creates nobody.
+    let err = fails_with(
+        d,
+        &[
+            "user",
+            "add",
+            "root",
+            "--email",
+            "root@example.org",
+            "--role",
+            "god",
+        ],
+        2,
+    );
+    assert!(err.contains("role"), "{err}");
+    assert_eq!(users_json(d).as_array().unwrap().len(), 0);
+
+    ok(
+        d,
+        &[
+            "user",
+            "add",
+            "root",
+            "--email",
+            "root@example.org",
+            "--role",
+            "admin",
+        ],
+    );
+    ok(d, &["user", "add", "hd", "--email", "hd@example.org"]);
+    ok(d, &["group", "add", "support"]);
+    ok(d, &["role", "grant", "helpdesk", "--group", "support"]);
+    ok(d, &["role", "grant", "auditor", "--user", "hd"]);
+    let err = fails(d, &["role", "grant", "auditor", "--user", "hd"]);
+    assert!(err.contains("already granted"), "{err}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(d, &["role", "list", "--json"])).unwrap();
+    let rows: Vec<(String, String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let s = |k: &str| g[k].as_str().unwrap().to_string();
+            (s("role"), s("holder_kind"), s("holder_name"))
+        })
+        .collect();
+    let expected = [
+        ("admin", "user", "root"),
+        ("helpdesk", "group", "support"),
+        ("auditor", "user", "hd"),
+    ]
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
+    assert_eq!(rows, expected);
+    ok(d, &["role", "revoke", "auditor", "--user", "hd"]);
+    let table = ok(d, &["role", "list"]);
+    assert!(!table.contains("auditor"), "{table}");
+    let audit = ok(d, &["audit", "--json"]);
+    assert!(
+        audit.contains("role.grant") && audit.contains("role.revoke"),
+        "{audit}"
+    );
+    // Exactly one holder is named.
+    let out = latchkey(d, &["role", "grant", "admin"]);
+    assert!(!out.status.success());
 }

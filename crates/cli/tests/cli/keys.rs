@@ -266,7 +266,13 @@ fn activation_waits_for_the_metadata_cache_duration() {
     let keys: Vec<(&str, &str)> = events
         .iter()
         .filter(|e| e["action"].as_str().unwrap().starts_with("key."))
-        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .map(|e| {
+            let actor = e["actor"].as_str().unwrap();
+            (
+                e["action"].as_str().unwrap(),
+                actor.split('@').next().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         keys,

@@ -26,8 +26,11 @@ pub struct AuditEventDto {
     /// Commit time (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// Who made the change (`cli:<user>`, `api:<token id>`, `user:<id>`, `system`).
+    /// Who made the change: the stable label (`cli:<user>@<host>`, `api:<token id>`,
+    /// `user:<id>`, `system`).
     pub actor: String,
+    /// Their name at the time (username, `token <name>`, `<user>@<host>`), where recorded.
+    pub actor_name: Option<String>,
     /// What was done, e.g. `user.create`.
     pub action: String,
     /// `user`, `group`, `app` or `token`.
@@ -51,6 +54,7 @@ impl From<AuditEvent> for AuditEventDto {
             id: e.id,
             at: e.at,
             actor: e.actor,
+            actor_name: e.actor_name,
             action: e.action,
             target_kind: e.target_kind,
             target_id: e.target_id,

@@ -50,6 +50,8 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | C::DuplicateEntityId
         | C::AlreadyMember
         | C::NotMember
+        | C::AlreadyGranted
+        | C::NotGranted
         | C::AlreadyAssigned
         | C::NotAssigned => StatusCode::CONFLICT,
         C::UnknownUser

@@ -25,6 +25,7 @@ pub mod groups;
 pub mod invitations;
 pub mod mfa;
 pub mod page;
+pub mod roles;
 
 pub mod users;
 
@@ -92,6 +93,7 @@ impl ApiState {
         audit::list,
         mfa::list_factors, mfa::reset_factors, mfa::require_for_user, mfa::set_group,
         mfa::set_app,
+        roles::list, roles::grant_user, roles::revoke_user, roles::grant_group, roles::revoke_group,
     ),
     components(schemas(ErrorBody, page::PageInfo)),
     modifiers(&BearerAuth),
@@ -100,6 +102,7 @@ impl ApiState {
         (name = "groups", description = "Groups and membership"),
         (name = "apps", description = "Service providers, access groups and connector templates"),
         (name = "audit", description = "The audit log"),
+        (name = "roles", description = "Console roles granted to users and groups"),
     )
 )]
 #[derive(Debug)]
@@ -164,6 +167,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/templates", get(apps::templates))
         .route("/templates/{name}", get(apps::template))
         .route("/audit", get(audit::list))
+        .route("/roles", get(roles::list))
+        .route(
+            "/roles/{role}/users/{user}",
+            put(roles::grant_user).delete(roles::revoke_user),
+        )
+        .route(
+            "/roles/{role}/groups/{group}",
+            put(roles::grant_group).delete(roles::revoke_group),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             extract::require_token,

@@ -834,6 +834,9 @@ async fn openapi_document_lists_every_route(t: TestStore) {
         ("/api/v1/users/{user}/mfa", &["put"]),
         ("/api/v1/groups/{group}/mfa", &["put"]),
         ("/api/v1/apps/{app}/mfa", &["put"]),
+        ("/api/v1/roles", &["get"]),
+        ("/api/v1/roles/{role}/users/{user}", &["put", "delete"]),
+        ("/api/v1/roles/{role}/groups/{group}", &["put", "delete"]),
     ] {
         let entry = paths
             .get(path)
@@ -844,7 +847,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
     }
     assert_eq!(
         paths.len(),
-        24,
+        27,
         "a route was added without a test here: {:?}",
         paths.keys()
     );
@@ -928,6 +931,7 @@ crate::on_both_backends!(
     application_encryption_settings,
     security_headers_on_every_answer,
     user_invitations,
+    console_roles,
 );
 
 /// `POST /users/{user}/invitations`: a link that works once (only its hash is stored),
@@ -993,6 +997,94 @@ async fn user_invitations(t: TestStore) {
         .call(Method::POST, "/api/v1/users/nobody/invitations", None)
         .await;
     assert_error(&r, StatusCode::NOT_FOUND, "unknown_user");
+}
+
+/// Roles over the API: granted to a user and to a group, listed, refused twice (409) or
+/// misspelt (422 naming `role`) with nothing recorded, revoked; each change audited under
+/// the token.
+async fn console_roles(t: TestStore) {
+    let a = api(t).await;
+    a.call(
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({"username": "alice", "email": "alice@example.org"})),
+    )
+    .await;
+    a.call(
+        Method::POST,
+        "/api/v1/groups",
+        Some(json!({"name": "support"})),
+    )
+    .await;
+    let put = |uri: &'static str| a.call(Method::PUT, uri, None);
+    assert_eq!(
+        put("/api/v1/roles/admin/users/alice").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        put("/api/v1/roles/helpdesk/groups/support").await.0,
+        StatusCode::NO_CONTENT
+    );
+    let count = a.audit_count().await;
+    assert_error(
+        &put("/api/v1/roles/admin/users/alice").await,
+        StatusCode::CONFLICT,
+        "already_granted",
+    );
+    let bad = put("/api/v1/roles/root/users/alice").await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(bad.1["field"], "role");
+    assert_error(
+        &put("/api/v1/roles/admin/users/nobody").await,
+        StatusCode::NOT_FOUND,
+        "unknown_user",
+    );
+    assert_eq!(a.audit_count().await, count);
+    let (s, list) = a.get("/api/v1/roles").await;
+    assert_eq!(s, StatusCode::OK);
+    let rows: Vec<(&str, &str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["role"].as_str().unwrap(),
+                g["holder_kind"].as_str().unwrap(),
+                g["holder_name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [("admin", "user", "alice"), ("helpdesk", "group", "support")]
+    );
+    assert_eq!(
+        a.call(Method::DELETE, "/api/v1/roles/admin/users/alice", None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &a.call(Method::DELETE, "/api/v1/roles/admin/users/alice", None)
+            .await,
+        StatusCode::CONFLICT,
+        "not_granted",
+    );
+    let events =
+        a.t.store
+            .audit()
+            .list(&latchkey_idp::audit::AuditFilter {
+                action: Some("role.grant".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.actor == format!("api:{}", a.token_id))
+    );
 }
 
 /// The API's JSON carries directory data: like the pages, it must not be sniffed into

@@ -253,6 +253,42 @@ async fn no_page_has_inline_style_or_a_script_its_csp_does_not_name() {
         alice.post("/logout", &[("csrf", csrf.as_str())]).await,
     ));
 
+    // The console, as an admin whose display name is hostile.
+    idp.store
+        .roles()
+        .grant(
+            &Actor::system(),
+            latchkey_idp::console::Role::Admin,
+            latchkey_idp::console::Holder::User(idp.alice.id),
+        )
+        .await
+        .unwrap();
+    let mut admin = Browser::new(&idp);
+    admin.login("alice", PASSWORD, None).await;
+    let alice_page = format!("/admin/users/{}", idp.alice.id);
+    let app_page = format!("/admin/apps/{}", idp.app.id);
+    for route in [
+        app_page.as_str(),
+        "/admin",
+        "/admin/users",
+        "/admin/users/new",
+        alice_page.as_str(),
+        "/admin/groups",
+        "/admin/apps",
+        "/admin/tokens",
+        "/admin/keys",
+        "/admin/roles",
+        "/admin/audit",
+        "/admin/audit/1",
+    ] {
+        let page = admin.get(route).await;
+        assert_eq!(page.status, StatusCode::OK, "{route}");
+        if route == alice_page || route == app_page {
+            assert_escaped(route, &page, HOSTILE);
+        }
+        pages.push(("console page", page));
+    }
+
     let mut bob = Browser::new(&idp);
     bob.login("bob", PASSWORD, None).await;
     pages.push((

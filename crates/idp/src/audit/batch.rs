@@ -28,7 +28,7 @@ use super::{Actor, Change};
 use crate::error::{Error, Result};
 use crate::store::{Store, timestamp};
 
-/// Most lines in one statement: 9 parameters each stays far below every backend's limit
+/// Most lines in one statement: 10 parameters each stays far below every backend's limit
 /// (SQLite 32,766, PostgreSQL 65,535), and a batch this size is already one cheap commit.
 const MAX_BATCH: usize = 64;
 
@@ -40,6 +40,7 @@ struct Line {
     id: String,
     at: String,
     actor: String,
+    actor_name: Option<String>,
     action: &'static str,
     target_kind: &'static str,
     target_id: String,
@@ -87,6 +88,7 @@ impl AuditBatcher {
             id: Uuid::new_v4().hyphenated().to_string(),
             at: timestamp::format(at),
             actor: actor.as_str().to_owned(),
+            actor_name: actor.name().map(str::to_owned),
             action: change.action,
             target_kind: change.target_kind,
             before: json(&change.before),
@@ -138,9 +140,9 @@ async fn writer(store: Store, mut queue: mpsc::Receiver<Job>) {
 async fn insert(store: &Store, batch: &[Line]) -> Result<()> {
     let rows: Vec<String> = (0..batch.len())
         .map(|i| {
-            let p = i * 9;
+            let p = i * 10;
             format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
                 p + 1,
                 p + 2,
                 p + 3,
@@ -149,14 +151,16 @@ async fn insert(store: &Store, batch: &[Line]) -> Result<()> {
                 p + 6,
                 p + 7,
                 p + 8,
-                p + 9
+                p + 9,
+                p + 10
             )
         })
         .collect();
     // Only placeholders are formatted in; every value is bound.
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO audit_events \
-         (id, at, actor, action, target_kind, target_id, target_name, before, after) VALUES {}",
+         (id, at, actor, actor_name, action, target_kind, target_id, target_name, before, after) \
+         VALUES {}",
         rows.join(", ")
     ));
     let mut query = sqlx::query(sql);
@@ -165,6 +169,7 @@ async fn insert(store: &Store, batch: &[Line]) -> Result<()> {
             .bind(l.id.as_str())
             .bind(l.at.as_str())
             .bind(l.actor.as_str())
+            .bind(l.actor_name.as_deref())
             .bind(l.action)
             .bind(l.target_kind)
             .bind(l.target_id.as_str())

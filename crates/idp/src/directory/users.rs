@@ -25,7 +25,8 @@ pub enum UserStatus {
 }
 
 impl UserStatus {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// `active` or `suspended`, as stored and shown.
+    pub fn as_str(self) -> &'static str {
         match self {
             UserStatus::Active => "active",
             UserStatus::Suspended => "suspended",

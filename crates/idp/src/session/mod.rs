@@ -279,6 +279,38 @@ impl<'s> Sessions<'s> {
         Ok(done.rows_affected())
     }
 
+    /// Ends every session of a user on an admin's request, with its audit event in the same
+    /// transaction (`user.sessions_end`, how many were ended); returns how many.
+    pub async fn end_all_audited(
+        &self,
+        actor: &crate::Actor,
+        user: &crate::directory::User,
+    ) -> Result<u64> {
+        let mut tx = self.store.begin().await?;
+        let conn = crate::store::conn(&mut tx);
+        let done = sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
+            .bind(user.id.to_db())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        crate::audit::record(
+            conn,
+            actor,
+            self.store.now(),
+            crate::audit::Change {
+                action: "user.sessions_end",
+                target_kind: "user",
+                target_id: user.id.to_string(),
+                target_name: user.username.clone(),
+                before: None,
+                after: Some(serde_json::json!({ "sessions_ended": done })),
+            },
+        )
+        .await?;
+        crate::store::commit(tx).await?;
+        Ok(done)
+    }
+
     /// Sessions whose SessionIndex is one of `indexes` (or all of the user's when empty)
     /// are ended; used by single logout. Returns how many.
     pub async fn end_by_index(&self, user: UserId, indexes: &[String]) -> Result<u64> {

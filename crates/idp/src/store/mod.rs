@@ -259,6 +259,11 @@ impl Store {
         crate::enrollment::Enrollment::new(self)
     }
 
+    /// Console roles and the permission check.
+    pub fn roles(&self) -> crate::console::Roles<'_> {
+        crate::console::Roles::new(self)
+    }
+
     /// The audit log.
     pub fn audit(&self) -> Audit<'_> {
         Audit::new(self)

@@ -10,6 +10,7 @@ mod groups;
 mod import;
 pub(crate) mod metadata_import;
 mod mfa;
+mod roles;
 mod signing_keys;
 mod tile_login_url;
 mod users;

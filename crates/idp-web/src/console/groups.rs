@@ -1,0 +1,194 @@
+//! `/admin/groups`: the groups, their members, and the applications each one opens.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::forms::{FieldError, csrf_form, field_error};
+use super::{Nav, Operator, Refusal, admit};
+use crate::extract::{CsrfForm, CsrfToken, SessionCookie};
+use crate::html::render;
+use crate::{WebError, WebState};
+use latchkey_idp::console::Permission;
+use latchkey_idp::directory::{Group, User};
+use latchkey_idp::ids::GroupId;
+
+#[derive(Template)]
+#[template(path = "console/groups.html")]
+struct GroupsPage {
+    title: &'static str,
+    nav: Nav,
+    groups: Vec<Group>,
+}
+
+/// GET /admin/groups
+pub(crate) async fn list(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+) -> Result<Response, Refusal> {
+    let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
+    let groups = state.store().groups().list().await?;
+    let html = render(&GroupsPage {
+        title: "Groups",
+        nav: op.nav(),
+        groups,
+    })?;
+    Ok(html.into_response())
+}
+
+#[derive(Template)]
+#[template(path = "console/group.html")]
+struct GroupPage<'a> {
+    title: String,
+    nav: Nav,
+    csrf: &'a str,
+    group: Group,
+    roles: String,
+    apps: Vec<String>,
+    members: Vec<User>,
+    may_write: bool,
+    error: Option<FieldError>,
+}
+
+async fn load(state: &WebState, id: &str) -> Result<Group, WebError> {
+    let id: GroupId = id.parse().map_err(|_| WebError::NotFound)?;
+    match state.store().groups().get(id).await {
+        Ok(g) => Ok(g),
+        Err(latchkey_idp::Error::UnknownGroup { .. }) => Err(WebError::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn page(
+    state: &WebState,
+    op: &Operator,
+    csrf: CsrfToken,
+    group: Group,
+    error: Option<FieldError>,
+    status: StatusCode,
+) -> Result<Response, Refusal> {
+    let store = state.store();
+    let carries = store.roles().of_group(group.id).await?;
+    let members = store.groups().members(group.id).await?;
+    let mut apps = Vec::new();
+    for app in store.apps().list().await? {
+        if store
+            .apps()
+            .access_groups(app.id)
+            .await?
+            .iter()
+            .any(|g| g.id == group.id)
+        {
+            apps.push(app.settings.name);
+        }
+    }
+    let html = render(&GroupPage {
+        title: format!("Group {}", group.name),
+        nav: op.nav(),
+        csrf: csrf.value(),
+        roles: carries
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        may_write: op.roles.may_change_members(&carries),
+        group,
+        apps,
+        members,
+        error,
+    })?;
+    Ok((status, csrf, html).into_response())
+}
+
+/// GET /admin/groups/{id}
+pub(crate) async fn show(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+) -> Result<Response, Refusal> {
+    let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
+    let group = load(&state, &id).await?;
+    page(&state, &op, csrf, group, None, StatusCode::OK).await
+}
+
+/// A user named in a membership form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct MemberForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    user: String,
+}
+
+csrf_form!(MemberForm);
+
+/// Whether the operator may change this group's members (a group carrying a console role
+/// only by an admin), then the change; a refused one gives the page back naming the field.
+async fn change(
+    state: &WebState,
+    cookie: &SessionCookie,
+    uri: &Uri,
+    csrf: CsrfToken,
+    id: &str,
+    user: &str,
+    add: bool,
+) -> Result<Response, Refusal> {
+    let op = admit(state, cookie, uri, Permission::WriteGroupMembers).await?;
+    let group = load(state, id).await?;
+    let carries = state.store().roles().of_group(group.id).await?;
+    if !op.roles.may_change_members(&carries) {
+        return Err(Refusal::Page(WebError::Forbidden {
+            user: op.user.username.clone(),
+            permission: Permission::WriteGroupMembers,
+        }));
+    }
+    let groups = state.store().groups();
+    let result = match state.store().users().lookup(user.trim()).await {
+        Ok(member) if add => groups.add_member(&op.actor(), group.id, member.id).await,
+        Ok(member) => groups.remove_member(&op.actor(), group.id, member.id).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/admin/groups/{}", group.id)).into_response()),
+        Err(e) => {
+            let error = field_error(e)?;
+            page(
+                state,
+                &op,
+                csrf,
+                group,
+                Some(error),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+/// POST /admin/groups/{id}/members
+pub(crate) async fn add_member(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<MemberForm>,
+) -> Result<Response, Refusal> {
+    change(&state, &cookie, &uri, csrf, &id, &form.user, true).await
+}
+
+/// POST /admin/groups/{id}/members/remove
+pub(crate) async fn remove_member(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<MemberForm>,
+) -> Result<Response, Refusal> {
+    change(&state, &cookie, &uri, csrf, &id, &form.user, false).await
+}

@@ -1,0 +1,482 @@
+//! `/admin/users`: find, create, edit, suspend and resume users, set a password, end
+//! sessions, manage groups; and what each user can use, with the reason.
+
+use askama::Template;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::forms::{FieldError, csrf_form, field_error, given};
+use super::{Nav, Operator, Refusal, admit, listing};
+use crate::extract::{CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
+use crate::html::render;
+use crate::{WebError, WebState};
+use latchkey_idp::console::{Permission, access};
+use latchkey_idp::directory::{Group, NewUser, User, UserPatch};
+use latchkey_idp::ids::UserId;
+use latchkey_idp::password::Password;
+use latchkey_idp::session::Sessions;
+
+/// The longest search text read.
+const MAX_QUERY: usize = 100;
+
+/// `?q=&page=` on the list.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    q: Option<String>,
+    page: Option<usize>,
+}
+
+#[derive(Template)]
+#[template(path = "console/users.html")]
+struct UsersPage {
+    title: &'static str,
+    nav: Nav,
+    q: String,
+    users: Vec<User>,
+    may_write: bool,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+fn page_href(q: &str, page: usize) -> String {
+    let q: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+    format!("/admin/users?q={q}&page={page}")
+}
+
+/// GET /admin/users
+pub(crate) async fn list(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, Refusal> {
+    let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
+    let (q, page) = query
+        .ok()
+        .map(|Query(l)| (l.q.unwrap_or_default(), l.page.unwrap_or(0)))
+        .unwrap_or_default();
+    let q: String = q.trim().chars().take(MAX_QUERY).collect();
+    let (users, more) = listing::users(state.store(), &q, page).await?;
+    let html = render(&UsersPage {
+        title: "Users",
+        nav: op.nav(),
+        may_write: op.roles.allows(Permission::WriteUsers),
+        prev: page.checked_sub(1).map(|p| page_href(&q, p)),
+        next: more.then(|| page_href(&q, page + 1)),
+        q,
+        users,
+    })?;
+    Ok(html.into_response())
+}
+
+/// The new-user form's fields.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct UserForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    given_name: String,
+    #[serde(default)]
+    family_name: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+/// A group named in a form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GroupForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    group: String,
+}
+
+/// A new password.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PasswordForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    password: String,
+}
+
+csrf_form!(UserForm, GroupForm, PasswordForm);
+
+fn optional(v: &str) -> Option<String> {
+    given(&Some(v.to_owned()))
+}
+
+#[derive(Template)]
+#[template(path = "console/user_new.html")]
+struct NewUserPage<'a> {
+    title: &'static str,
+    nav: Nav,
+    csrf: &'a str,
+    form: UserForm,
+    error: Option<FieldError>,
+}
+
+/// GET /admin/users/new
+pub(crate) async fn new_form(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+) -> Result<Response, Refusal> {
+    let op = admit(&state, &cookie, &uri, Permission::WriteUsers).await?;
+    let html = render(&NewUserPage {
+        title: "New user",
+        nav: op.nav(),
+        csrf: csrf.value(),
+        form: UserForm::default(),
+        error: None,
+    })?;
+    Ok((csrf, html).into_response())
+}
+
+/// POST /admin/users
+pub(crate) async fn create(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<UserForm>,
+) -> Result<Response, Refusal> {
+    let op = admit(&state, &cookie, &uri, Permission::WriteUsers).await?;
+    let mut new = NewUser::new(form.username.trim(), form.email.trim());
+    new.given_name = optional(&form.given_name);
+    new.family_name = optional(&form.family_name);
+    new.display_name = optional(&form.display_name);
+    match state.store().users().create(&op.actor(), new).await {
+        Ok(user) => Ok(Redirect::to(&format!("/admin/users/{}", user.id)).into_response()),
+        Err(e) => {
+            let error = field_error(e)?;
+            let html = render(&NewUserPage {
+                title: "New user",
+                nav: op.nav(),
+                csrf: csrf.value(),
+                form,
+                error: Some(error),
+            })?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, csrf, html).into_response())
+        }
+    }
+}
+
+/// One application the user can use, as the page lists it.
+struct AccessRow {
+    app: String,
+    through: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/user.html")]
+struct UserPage<'a> {
+    title: String,
+    nav: Nav,
+    csrf: &'a str,
+    user: User,
+    roles: String,
+    groups: Vec<Group>,
+    access: Vec<AccessRow>,
+    may_write: bool,
+    may_audit: bool,
+    audit_href: String,
+    error: Option<FieldError>,
+}
+
+async fn load(state: &WebState, id: &str) -> Result<User, WebError> {
+    let id: UserId = id.parse().map_err(|_| WebError::NotFound)?;
+    match state.store().users().get(id).await {
+        Ok(u) => Ok(u),
+        Err(latchkey_idp::Error::UnknownUser { .. }) => Err(WebError::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The user's page, with an optional refusal or notice, at the given status.
+async fn page(
+    state: &WebState,
+    op: &Operator,
+    csrf: CsrfToken,
+    user: User,
+    error: Option<FieldError>,
+    status: StatusCode,
+) -> Result<Response, Refusal> {
+    let store = state.store();
+    let roles = store.roles().of_user(&user).await?;
+    let groups = store.groups().of_user(user.id).await?;
+    let access = access::of_user(store, &user)
+        .await?
+        .into_iter()
+        .map(|a| AccessRow {
+            app: a.app.settings.name,
+            through: a
+                .through
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+        .collect();
+    let audit_href = format!("/admin/audit?user={}", user.id);
+    let html = render(&UserPage {
+        title: format!("{} ({})", user.shown_name(), user.username),
+        nav: op.nav(),
+        csrf: csrf.value(),
+        roles: roles
+            .roles()
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        may_write: op.roles.may_change_user(&roles),
+        may_audit: op.roles.allows(Permission::ReadAudit),
+        audit_href,
+        user,
+        groups,
+        access,
+        error,
+    })?;
+    Ok((status, csrf, html).into_response())
+}
+
+/// GET /admin/users/{id}
+pub(crate) async fn show(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+) -> Result<Response, Refusal> {
+    let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
+    let user = load(&state, &id).await?;
+    page(&state, &op, csrf, user, None, StatusCode::OK).await
+}
+
+/// The operator and the user a change is about, once the operator may change that user:
+/// a user who holds a console role only by an admin.
+async fn target(
+    state: &WebState,
+    cookie: &SessionCookie,
+    uri: &Uri,
+    id: &str,
+) -> Result<(Operator, User), Refusal> {
+    let op = admit(state, cookie, uri, Permission::WriteUsers).await?;
+    let user = load(state, id).await?;
+    let their_roles = state.store().roles().of_user(&user).await?;
+    if !op.roles.may_change_user(&their_roles) {
+        return Err(Refusal::Page(WebError::Forbidden {
+            user: op.user.username.clone(),
+            permission: Permission::WriteUsers,
+        }));
+    }
+    Ok((op, user))
+}
+
+/// After a change: back to the user's page (a GET, so a reload does not post again).
+fn done(user: UserId) -> Response {
+    Redirect::to(&format!("/admin/users/{user}")).into_response()
+}
+
+/// A refused change: the page again with the field named, and nothing written.
+async fn refused(
+    state: &WebState,
+    op: &Operator,
+    csrf: CsrfToken,
+    user: UserId,
+    err: latchkey_idp::Error,
+) -> Result<Response, Refusal> {
+    let error = field_error(err)?;
+    let user = state.store().users().get(user).await?;
+    page(
+        state,
+        op,
+        csrf,
+        user,
+        Some(error),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
+/// POST /admin/users/{id}: the attributes.
+pub(crate) async fn edit(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<UserForm>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    let patch = UserPatch {
+        username: Some(form.username.trim().to_owned()),
+        email: Some(form.email.trim().to_owned()),
+        given_name: Some(optional(&form.given_name)),
+        family_name: Some(optional(&form.family_name)),
+        display_name: Some(optional(&form.display_name)),
+        ..UserPatch::default()
+    };
+    match state
+        .store()
+        .users()
+        .update(&op.actor(), user.id, patch)
+        .await
+    {
+        Ok(_) => Ok(done(user.id)),
+        Err(e) => refused(&state, &op, csrf, user.id, e).await,
+    }
+}
+
+/// POST /admin/users/{id}/suspend: also ends the user's sessions.
+pub(crate) async fn suspend(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    state.store().users().suspend(&op.actor(), user.id).await?;
+    Sessions::new(state.store())
+        .end_all_audited(&op.actor(), &user)
+        .await?;
+    Ok(done(user.id))
+}
+
+/// POST /admin/users/{id}/resume
+pub(crate) async fn resume(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    state.store().users().resume(&op.actor(), user.id).await?;
+    Ok(done(user.id))
+}
+
+/// POST /admin/users/{id}/password
+pub(crate) async fn password(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<PasswordForm>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    if form.password.is_empty() {
+        let err = latchkey_idp::Error::InvalidField {
+            field: "password",
+            reason: "a password is needed".into(),
+        };
+        return refused(&state, &op, csrf, user.id, err).await;
+    }
+    let set = state
+        .store()
+        .users()
+        .set_password(&op.actor(), user.id, Some(Password::new(form.password)))
+        .await;
+    match set {
+        Ok(()) => Ok(done(user.id)),
+        Err(e) => refused(&state, &op, csrf, user.id, e).await,
+    }
+}
+
+/// POST /admin/users/{id}/sessions: signs the user out everywhere.
+pub(crate) async fn end_sessions(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    Sessions::new(state.store())
+        .end_all_audited(&op.actor(), &user)
+        .await?;
+    Ok(done(user.id))
+}
+
+/// The group a membership form names, once the operator may change its members: a group
+/// that carries a console role only by an admin.
+async fn member_change(
+    state: &WebState,
+    op: &Operator,
+    name: &str,
+) -> Result<Result<Group, latchkey_idp::Error>, Refusal> {
+    let group = match state.store().groups().lookup(name.trim()).await {
+        Ok(g) => g,
+        Err(e @ latchkey_idp::Error::UnknownGroup { .. }) => return Ok(Err(e)),
+        Err(e) => return Err(e.into()),
+    };
+    let carries = state.store().roles().of_group(group.id).await?;
+    if !op.roles.may_change_members(&carries) {
+        return Err(Refusal::Page(WebError::Forbidden {
+            user: op.user.username.clone(),
+            permission: Permission::WriteGroupMembers,
+        }));
+    }
+    Ok(Ok(group))
+}
+
+/// POST /admin/users/{id}/groups
+pub(crate) async fn join(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<GroupForm>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    op.require(Permission::WriteGroupMembers)?;
+    let added = match member_change(&state, &op, &form.group).await? {
+        Ok(group) => {
+            state
+                .store()
+                .groups()
+                .add_member(&op.actor(), group.id, user.id)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match added {
+        Ok(()) => Ok(done(user.id)),
+        Err(e) => refused(&state, &op, csrf, user.id, e).await,
+    }
+}
+
+/// POST /admin/users/{id}/groups/remove
+pub(crate) async fn leave(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<GroupForm>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    op.require(Permission::WriteGroupMembers)?;
+    let removed = match member_change(&state, &op, &form.group).await? {
+        Ok(group) => {
+            state
+                .store()
+                .groups()
+                .remove_member(&op.actor(), group.id, user.id)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match removed {
+        Ok(()) => Ok(done(user.id)),
+        Err(e) => refused(&state, &op, csrf, user.id, e).await,
+    }
+}

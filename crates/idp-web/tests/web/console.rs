@@ -1,0 +1,756 @@
+//! The admin console, in process: every page and form under each role (table-driven), the
+//! sign-in round trip, anti-forgery, bad input given back with the field named and nothing
+//! written, helpdesk kept away from console users, and audit lines carrying names.
+
+use axum::http::StatusCode;
+use latchkey_idp::Actor;
+use latchkey_idp::audit::AuditFilter;
+use latchkey_idp::console::{Holder, Role};
+use latchkey_idp::directory::{NewGroup, NewUser, User};
+use latchkey_idp::password::Password;
+
+use super::support::{Browser, Idp, PASSWORD, idp};
+
+/// A user with the test password and, if given, a console role.
+async fn person(idp: &Idp, name: &str, role: Option<Role>) -> User {
+    let mut new = NewUser::new(name, format!("{name}@example.org"));
+    new.password = Some(Password::new(PASSWORD.to_owned()));
+    let user = idp
+        .store
+        .users()
+        .create(&Actor::system(), new)
+        .await
+        .unwrap();
+    if let Some(role) = role {
+        idp.store
+            .roles()
+            .grant(&Actor::system(), role, Holder::User(user.id))
+            .await
+            .unwrap();
+    }
+    user
+}
+
+async fn signed_in<'a>(idp: &'a Idp, name: &str) -> Browser<'a> {
+    let mut b = Browser::new(idp);
+    let page = b.login(name, PASSWORD, None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    b
+}
+
+/// The anti-forgery token of this browser (from any page with a form).
+async fn csrf(b: &mut Browser<'_>) -> String {
+    b.get("/logout").await.field("csrf").unwrap()
+}
+
+/// Everything a refused change could have touched.
+async fn written(idp: &Idp) -> (usize, i64) {
+    (
+        idp.store.users().list().await.unwrap().len(),
+        idp.store.audit().count().await.unwrap(),
+    )
+}
+
+struct Seeded {
+    carol: User,
+    staff: String,
+}
+
+async fn seed(idp: &Idp) -> Seeded {
+    person(idp, "root", Some(Role::Admin)).await;
+    person(idp, "hd", Some(Role::Helpdesk)).await;
+    person(idp, "aud", Some(Role::Auditor)).await;
+    person(idp, "plain", None).await;
+    let carol = person(idp, "carol", None).await;
+    let staff = idp.store.groups().lookup("staff").await.unwrap();
+    Seeded {
+        carol,
+        staff: staff.id.to_string(),
+    }
+}
+
+const ROLES: [&str; 4] = ["root", "hd", "aud", "plain"];
+
+/// A form to post: route, fields, and for each of [`ROLES`] whether it is allowed.
+type Case = (String, Vec<(&'static str, String)>, [bool; 4]);
+
+#[tokio::test]
+async fn each_role_sees_exactly_its_pages() {
+    let idp = idp().await;
+    let s = seed(&idp).await;
+    let carol = format!("/admin/users/{}", s.carol.id);
+    let staff = format!("/admin/groups/{}", s.staff);
+    // (route, [root, hd, aud, plain]): true = 200, false = 403.
+    let table: Vec<(String, [bool; 4])> = vec![
+        ("/admin".into(), [true, true, true, false]),
+        ("/admin/users".into(), [true, true, true, false]),
+        (
+            "/admin/users?q=car&page=0".into(),
+            [true, true, true, false],
+        ),
+        ("/admin/users/new".into(), [true, true, false, false]),
+        (carol.clone(), [true, true, true, false]),
+        ("/admin/groups".into(), [true, true, true, false]),
+        (staff.clone(), [true, true, true, false]),
+        ("/admin/audit".into(), [true, false, true, false]),
+        (
+            "/admin/audit/export?format=csv".into(),
+            [true, false, true, false],
+        ),
+        (
+            "/admin/audit/export?format=json".into(),
+            [true, false, true, false],
+        ),
+    ];
+    for (i, who) in ROLES.iter().enumerate() {
+        let mut b = signed_in(&idp, who).await;
+        for (route, allowed) in &table {
+            let page = b.get(route).await;
+            if allowed[i] {
+                assert_eq!(
+                    page.status,
+                    StatusCode::OK,
+                    "{who} GET {route}: {}",
+                    page.body
+                );
+            } else {
+                assert_eq!(page.status, StatusCode::FORBIDDEN, "{who} GET {route}");
+                assert_eq!(page.error_code(), Some("WEB-FORBIDDEN"), "{who} {route}");
+                assert!(page.body.contains("Operation ID"), "{who} {route}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_role_may_do_exactly_its_part() {
+    let idp = idp().await;
+    let s = seed(&idp).await;
+    let carol = format!("/admin/users/{}", s.carol.id);
+    let staff = format!("/admin/groups/{}", s.staff);
+    for (i, who) in ROLES.iter().enumerate() {
+        let mut b = signed_in(&idp, who).await;
+        let token = csrf(&mut b).await;
+        // A change of the same value writes nothing, so each role's edit is its own.
+        // (route, fields, [root, hd, aud, plain]).
+        let table: Vec<Case> = vec![
+            (
+                format!("{carol}/suspend"),
+                vec![],
+                [true, true, false, false],
+            ),
+            (
+                format!("{carol}/resume"),
+                vec![],
+                [true, true, false, false],
+            ),
+            (
+                format!("{carol}/sessions"),
+                vec![],
+                [true, true, false, false],
+            ),
+            (
+                format!("{carol}/password"),
+                vec![("password", "a new password 123".into())],
+                [true, true, false, false],
+            ),
+            (
+                carol.clone(),
+                vec![
+                    ("username", "carol".into()),
+                    ("email", "carol@example.org".into()),
+                    ("display_name", format!("Carol by {who}")),
+                ],
+                [true, true, false, false],
+            ),
+            (
+                format!("{carol}/groups"),
+                vec![("group", "staff".into())],
+                [true, true, false, false],
+            ),
+            (
+                format!("{carol}/groups/remove"),
+                vec![("group", "staff".into())],
+                [true, true, false, false],
+            ),
+            (
+                format!("{staff}/members"),
+                vec![("user", "carol".into())],
+                [true, true, false, false],
+            ),
+            (
+                format!("{staff}/members/remove"),
+                vec![("user", "carol".into())],
+                [true, true, false, false],
+            ),
+        ];
+        for (route, fields, allowed) in &table {
+            let before = written(&idp).await;
+            let mut form: Vec<(&str, &str)> =
+                fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            form.push(("csrf", &token));
+            let page = b.post(route, &form).await;
+            if allowed[i] {
+                assert_eq!(
+                    page.status,
+                    StatusCode::SEE_OTHER,
+                    "{who} POST {route}: {}",
+                    page.body
+                );
+                assert!(
+                    written(&idp).await.1 > before.1,
+                    "{who} POST {route} wrote no audit line"
+                );
+            } else {
+                assert_eq!(page.status, StatusCode::FORBIDDEN, "{who} POST {route}");
+                assert_eq!(page.error_code(), Some("WEB-FORBIDDEN"));
+                assert_eq!(written(&idp).await, before, "{who} POST {route} wrote");
+            }
+        }
+        // Creating a user.
+        let before = written(&idp).await;
+        let name = format!("new-{who}");
+        let email = format!("{name}@example.org");
+        let page = b
+            .post(
+                "/admin/users",
+                &[
+                    ("username", name.as_str()),
+                    ("email", email.as_str()),
+                    ("csrf", &token),
+                ],
+            )
+            .await;
+        if i < 2 {
+            assert_eq!(page.status, StatusCode::SEE_OTHER, "{who}: {}", page.body);
+            assert_eq!(written(&idp).await.0, before.0 + 1);
+        } else {
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{who}");
+            assert_eq!(written(&idp).await, before);
+        }
+    }
+}
+
+#[tokio::test]
+async fn signed_out_goes_to_sign_in_and_back() {
+    let idp = idp().await;
+    seed(&idp).await;
+    let mut b = Browser::new(&idp);
+    let page = b.get("/admin/users").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/login?to=/admin/users");
+    let form = b.get(page.location()).await;
+    assert_eq!(form.field("to").as_deref(), Some("/admin/users"));
+    let token = form.field("csrf").unwrap();
+    let done = b
+        .post(
+            "/login",
+            &[
+                ("username", "root"),
+                ("password", PASSWORD),
+                ("csrf", &token),
+                ("to", "/admin/users"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(done.location(), "/admin/users");
+    // `to` never leaves the console: anything else goes to the portal.
+    for evil in [
+        "https://evil.example/admin",
+        "//evil.example",
+        "/admin/../portal",
+        "/admin?x=1",
+    ] {
+        let mut b = Browser::new(&idp);
+        let token2 = b.get("/login").await.field("csrf").unwrap();
+        let done = b
+            .post(
+                "/login",
+                &[
+                    ("username", "root"),
+                    ("password", PASSWORD),
+                    ("csrf", &token2),
+                    ("to", evil),
+                ],
+            )
+            .await;
+        assert_eq!(done.location(), "/portal", "{evil}");
+    }
+}
+
+#[tokio::test]
+async fn missing_or_foreign_anti_forgery_token_is_refused() {
+    let idp = idp().await;
+    let s = seed(&idp).await;
+    let mut b = signed_in(&idp, "root").await;
+    let mut other = signed_in(&idp, "hd").await;
+    let foreign = csrf(&mut other).await;
+    let before = written(&idp).await;
+    let suspend = format!("/admin/users/{}/suspend", s.carol.id);
+    for fields in [vec![], vec![("csrf", foreign.as_str())], vec![("csrf", "")]] {
+        let page = b.post(&suspend, &fields).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+        assert_eq!(page.error_code(), Some("WEB-CSRF"));
+        let mut create = fields.clone();
+        create.extend([("username", "x"), ("email", "x@example.org")]);
+        let page = b.post("/admin/users", &create).await;
+        assert_eq!(page.error_code(), Some("WEB-CSRF"));
+    }
+    assert_eq!(written(&idp).await, before);
+    let carol = idp.store.users().get(s.carol.id).await.unwrap();
+    assert_eq!(carol.status.as_str(), "active");
+}
+
+#[tokio::test]
+async fn bad_input_gives_the_form_back_naming_the_field() {
+    let idp = idp().await;
+    let s = seed(&idp).await;
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let before = written(&idp).await;
+    for (fields, field) in [
+        (
+            vec![("username", "ok-name"), ("email", "not an address")],
+            "email",
+        ),
+        (
+            vec![("username", "bad name!"), ("email", "bn@example.org")],
+            "username",
+        ),
+        (
+            vec![("username", "carol"), ("email", "c2@example.org")],
+            "username",
+        ),
+        (
+            vec![("username", ""), ("email", "e@example.org")],
+            "username",
+        ),
+    ] {
+        let mut form = fields.clone();
+        form.push(("csrf", &token));
+        let page = b.post("/admin/users", &form).await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{fields:?}: {}",
+            page.body
+        );
+        assert!(
+            page.body.contains(&format!("data-field=\"{field}\"")),
+            "{fields:?}: {}",
+            page.body
+        );
+        // The form comes back filled in.
+        assert!(
+            page.body.contains(&format!("value=\"{}\"", fields[1].1)),
+            "{}",
+            page.body
+        );
+    }
+    let carol = format!("/admin/users/{}", s.carol.id);
+    for (route, fields, field) in [
+        (
+            format!("{carol}/groups"),
+            vec![("group", "no-such-group")],
+            "group",
+        ),
+        (
+            format!("{carol}/password"),
+            vec![("password", "")],
+            "password",
+        ),
+        (
+            carol.clone(),
+            vec![("username", "carol"), ("email", "alice@example.org")],
+            "email",
+        ),
+    ] {
+        let mut form = fields.clone();
+        form.push(("csrf", &token));
+        let page = b.post(&route, &form).await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{route}: {}",
+            page.body
+        );
+        assert!(
+            page.body.contains(&format!("data-field=\"{field}\"")),
+            "{route}: {}",
+            page.body
+        );
+    }
+    let page = b.get("/admin/audit?since=yesterday").await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("data-field=\"since\""));
+    assert_eq!(written(&idp).await, before);
+}
+
+#[tokio::test]
+async fn helpdesk_cannot_reach_console_users_or_role_groups() {
+    let idp = idp().await;
+    seed(&idp).await;
+    let root = idp.store.users().lookup("root").await.unwrap();
+    let admins = idp
+        .store
+        .groups()
+        .create(&Actor::system(), NewGroup::new("console-admins"))
+        .await
+        .unwrap();
+    idp.store
+        .roles()
+        .grant(&Actor::system(), Role::Admin, Holder::Group(admins.id))
+        .await
+        .unwrap();
+    let hd = idp.store.users().lookup("hd").await.unwrap();
+    let mut b = signed_in(&idp, "hd").await;
+    let token = csrf(&mut b).await;
+    let before = written(&idp).await;
+    for (route, fields) in [
+        (format!("/admin/users/{}/suspend", root.id), vec![]),
+        (
+            format!("/admin/users/{}/password", root.id),
+            vec![("password", "taken over 123")],
+        ),
+        (
+            format!("/admin/groups/{}/members", admins.id),
+            vec![("user", "hd")],
+        ),
+        (
+            format!("/admin/users/{}/groups", hd.id),
+            vec![("group", "console-admins")],
+        ),
+    ] {
+        let mut form = fields.clone();
+        form.push(("csrf", &token));
+        let page = b.post(&route, &form).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{route}");
+    }
+    assert_eq!(written(&idp).await, before);
+    // The admin's page shows no change forms to helpdesk.
+    let page = b.get(&format!("/admin/users/{}", root.id)).await;
+    assert!(!page.body.contains("/suspend"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn console_changes_are_audited_with_the_persons_name() {
+    let idp = idp().await;
+    let s = seed(&idp).await;
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let page = b
+        .post(
+            &format!("/admin/users/{}/suspend", s.carol.id),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let events = idp
+        .store
+        .audit()
+        .list(&AuditFilter {
+            target_id: Some(s.carol.id.to_string()),
+            limit: Some(3),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let by: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor_name.as_deref()))
+        .take(2)
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("user.sessions_end", Some("root")),
+            ("user.suspend", Some("root"))
+        ]
+    );
+    // The audit view shows the name, not the UUID label.
+    let page = b.get("/admin/audit?event=user.suspend").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<td>root</td>"), "{}", page.body);
+    let root = idp.store.users().lookup("root").await.unwrap();
+    assert!(!page.body.contains(&root.id.to_string()), "{}", page.body);
+    // One event opens; the export carries the name too.
+    let seq = events[1].seq;
+    let one = b.get(&format!("/admin/audit/{seq}")).await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert!(one.body.contains("user.suspend"));
+    let csv = b
+        .get("/admin/audit/export?format=csv&event=user.suspend")
+        .await;
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", csv.body);
+    assert!(lines[1].contains(",root,"), "{}", csv.body);
+}
+
+#[tokio::test]
+async fn what_a_user_can_use_names_the_granting_group() {
+    let idp = idp().await;
+    seed(&idp).await;
+    let mut b = signed_in(&idp, "aud").await;
+    let page = b.get(&format!("/admin/users/{}", idp.alice.id)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(&format!(
+            "<strong>{}</strong>: through staff",
+            idp.app.settings.name
+        )),
+        "{}",
+        page.body
+    );
+    // Auditors read; they get no change forms.
+    assert!(!page.body.contains("name=\"csrf\""), "{}", page.body);
+    let page = b.get(&format!("/admin/users/{}", idp.bob.id)).await;
+    assert!(page.body.contains("No application."));
+}
+
+#[tokio::test]
+async fn dashboard_counts_and_warns() {
+    use latchkey_idp::Clock as _;
+    use latchkey_idp::keys::{KeyAlgorithm, KeyStore};
+    let idp = idp().await;
+    seed(&idp).await;
+    // alice signs in once, someone fails once.
+    let mut alice = Browser::new(&idp);
+    alice.login("alice", PASSWORD, None).await;
+    let mut wrong = Browser::new(&idp);
+    wrong.login("alice", "wrong", None).await;
+    let mut b = signed_in(&idp, "aud").await;
+    let page = b.get("/admin").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let users = idp.store.users().list().await.unwrap().len();
+    assert!(
+        page.body
+            .contains(&format!("<strong>{users}</strong> users")),
+        "{}",
+        page.body
+    );
+    // alice, aud: two successes; one failure.
+    assert!(
+        page.body.contains("<strong>2</strong> sign-ins in 24 h"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<strong>1</strong> failed sign-ins in 24 h"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("next signing key"), "{}", page.body);
+    // An app nobody is assigned to, and a next key not yet active, are flagged.
+    let lonely = latchkey_idp::apps::NewApplication::new(
+        "https://lonely.example.org",
+        "Lonely",
+        "https://lonely.example.org/acs",
+    );
+    idp.store
+        .apps()
+        .create(&Actor::system(), lonely)
+        .await
+        .unwrap();
+    KeyStore::open(&idp.key_dir)
+        .unwrap()
+        .rotate(KeyAlgorithm::EcdsaP256, idp.clock.now())
+        .unwrap();
+    let page = b.get("/admin").await;
+    assert!(page.body.contains("Nobody can use Lonely"), "{}", page.body);
+    let keys = b.get("/admin/keys").await;
+    assert_eq!(
+        keys.body.matches("<tr><td>active</td>").count(),
+        1,
+        "{}",
+        keys.body
+    );
+    assert_eq!(
+        keys.body.matches("<tr><td>next (published").count(),
+        1,
+        "{}",
+        keys.body
+    );
+    assert!(
+        page.body
+            .contains("next signing key is published but not active"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page
+            .body
+            .contains(&format!("Nobody can use {}", idp.app.settings.name))
+    );
+}
+
+#[tokio::test]
+async fn api_tokens_are_created_shown_once_and_revoked_by_admins_only() {
+    let idp = idp().await;
+    seed(&idp).await;
+    for who in ["hd", "aud", "plain"] {
+        let mut b = signed_in(&idp, who).await;
+        let token = csrf(&mut b).await;
+        let before = written(&idp).await;
+        let page = b
+            .post("/admin/tokens", &[("name", "ci"), ("csrf", &token)])
+            .await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{who}");
+        assert_eq!(written(&idp).await, before);
+    }
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let before = written(&idp).await;
+    let page = b
+        .post("/admin/tokens", &[("name", ""), ("csrf", &token)])
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("data-field=\"name\""), "{}", page.body);
+    assert_eq!(written(&idp).await, before);
+    let page = b
+        .post("/admin/tokens", &[("name", "terraform"), ("csrf", &token)])
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let marker = "<code class=\"secret\">";
+    let start = page.body.find(marker).unwrap() + marker.len();
+    let end = page.body[start..].find('<').unwrap() + start;
+    let secret = &page.body[start..end];
+    assert!(secret.starts_with("lk_"), "{secret}");
+    let tokens = latchkey_idp::tokens::ApiTokens::new(&idp.store);
+    let info = tokens.verify(secret).await.unwrap().unwrap();
+    assert_eq!(info.name, "terraform");
+    // The list shows it without the secret.
+    let listed = b.get("/admin/tokens").await;
+    assert!(listed.body.contains("terraform") && !listed.body.contains(secret));
+    let page = b
+        .post(
+            "/admin/tokens/revoke",
+            &[("token", info.id.as_str()), ("csrf", &token)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(tokens.verify(secret).await.unwrap().is_none());
+    let events = idp
+        .store
+        .audit()
+        .list(&AuditFilter {
+            target_id: Some(info.id.clone()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(events.len() >= 2, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.actor_name.as_deref() == Some("root")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn only_admins_grant_and_revoke_roles_in_the_console() {
+    let idp = idp().await;
+    seed(&idp).await;
+    for who in ["hd", "aud"] {
+        let mut b = signed_in(&idp, who).await;
+        let token = csrf(&mut b).await;
+        let before = written(&idp).await;
+        let page = b
+            .post(
+                "/admin/roles",
+                &[
+                    ("role", "admin"),
+                    ("kind", "user"),
+                    ("holder", who),
+                    ("csrf", &token),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{who}");
+        assert_eq!(written(&idp).await, before);
+    }
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let before = written(&idp).await;
+    for (fields, field) in [
+        (
+            [("role", "root"), ("kind", "user"), ("holder", "carol")],
+            "role",
+        ),
+        (
+            [("role", "admin"), ("kind", "user"), ("holder", "nobody")],
+            "holder",
+        ),
+        (
+            [("role", "auditor"), ("kind", "user"), ("holder", "aud")],
+            "role",
+        ),
+    ] {
+        let mut form = fields.to_vec();
+        form.push(("csrf", &token));
+        let page = b.post("/admin/roles", &form).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        assert!(
+            page.body.contains(&format!("data-field=\"{field}\"")),
+            "{}",
+            page.body
+        );
+    }
+    assert_eq!(written(&idp).await, before);
+    let page = b
+        .post(
+            "/admin/roles",
+            &[
+                ("role", "helpdesk"),
+                ("kind", "group"),
+                ("holder", "staff"),
+                ("csrf", &token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let alice = idp.store.users().get(idp.alice.id).await.unwrap();
+    assert!(
+        idp.store
+            .roles()
+            .of_user(&alice)
+            .await
+            .unwrap()
+            .has(Role::Helpdesk)
+    );
+    let staff = idp.store.groups().lookup("staff").await.unwrap();
+    let page = b
+        .post(
+            "/admin/roles/revoke",
+            &[
+                ("role", "helpdesk"),
+                ("kind", "group"),
+                ("holder", staff.id.to_string().as_str()),
+                ("csrf", &token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(idp.store.roles().of_user(&alice).await.unwrap().is_empty());
+    let events = idp
+        .store
+        .audit()
+        .list(&AuditFilter {
+            target_id: Some(staff.id.to_string()),
+            limit: Some(2),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let by: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor_name.as_deref()))
+        .collect();
+    assert_eq!(
+        by,
+        [("role.revoke", Some("root")), ("role.grant", Some("root"))]
+    );
+}

@@ -1,0 +1,409 @@
+//! Console roles and their permissions.
+//!
+//! - **admin**: everything;
+//! - **helpdesk**: users (create, edit, suspend, reset password or factors, end sessions) and
+//!   group membership, but not applications, keys or tokens;
+//! - **auditor**: read-only, including the audit log.
+//!
+//! A role is granted to a user directly or to a group; a user's effective roles are the union
+//! of both ([`Roles::of_user`]). A suspended user holds none. Every grant and revocation is
+//! an audit event written in its transaction.
+//!
+//! Helpdesk must not be a way to become admin: a helpdesk user may change only users who hold
+//! no console role, and the membership only of groups that carry no role
+//! ([`RoleSet::may_change_user`], [`RoleSet::may_change_members`]).
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, Executor};
+
+use crate::audit::{self, Actor, Change};
+use crate::directory::{Group, User, UserStatus};
+use crate::error::{Error, Result};
+use crate::ids::{GroupId, UserId};
+use crate::store::{self, Store, timestamp};
+
+/// A console role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Users and group membership; not applications, keys or tokens.
+    Helpdesk,
+    /// Read-only, including the audit log.
+    Auditor,
+}
+
+impl Role {
+    /// Every role, in the order pages list them.
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Helpdesk, Role::Auditor];
+
+    /// The stored and typed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Helpdesk => "helpdesk",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// Parses a role's name (any case); anything else is an `invalid_field` on `role`.
+    pub fn parse(raw: &str) -> Result<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(raw.trim()))
+            .ok_or_else(|| Error::InvalidField {
+                field: "role",
+                reason: format!("{raw:?} is not a role (admin, helpdesk, auditor)"),
+            })
+    }
+
+    /// What this role may do; the one place the issue's role table is written down.
+    pub fn permits(self, permission: Permission) -> bool {
+        use Permission as P;
+        match self {
+            Role::Admin => true,
+            Role::Helpdesk => matches!(
+                permission,
+                P::ReadDirectory | P::WriteUsers | P::WriteGroupMembers
+            ),
+            Role::Auditor => matches!(permission, P::ReadDirectory | P::ReadApps | P::ReadAudit),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something a console page or form does; each handler names exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// See users, groups, memberships, and which applications a user may use.
+    ReadDirectory,
+    /// See applications, keys and API tokens (their state, never secrets).
+    ReadApps,
+    /// See the audit log.
+    ReadAudit,
+    /// Create, edit, suspend, resume users; set passwords or factors; end sessions.
+    WriteUsers,
+    /// Add users to groups and remove them.
+    WriteGroupMembers,
+    /// Create and delete groups.
+    WriteGroups,
+    /// Add, change and assign applications.
+    WriteApps,
+    /// Rotate and activate signing keys.
+    WriteKeys,
+    /// Create and revoke admin API tokens.
+    WriteTokens,
+    /// Grant and revoke console roles.
+    WriteRoles,
+}
+
+impl Permission {
+    /// Every permission (for tables of who may do what).
+    pub const ALL: [Permission; 10] = [
+        Permission::ReadDirectory,
+        Permission::ReadApps,
+        Permission::ReadAudit,
+        Permission::WriteUsers,
+        Permission::WriteGroupMembers,
+        Permission::WriteGroups,
+        Permission::WriteApps,
+        Permission::WriteKeys,
+        Permission::WriteTokens,
+        Permission::WriteRoles,
+    ];
+}
+
+/// A user's effective roles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleSet(Vec<Role>);
+
+impl RoleSet {
+    /// A set of the given roles (sorted, without repeats).
+    pub fn new(roles: impl IntoIterator<Item = Role>) -> Self {
+        let mut roles: Vec<Role> = roles.into_iter().collect();
+        roles.sort();
+        roles.dedup();
+        RoleSet(roles)
+    }
+
+    /// The roles, admin first.
+    pub fn roles(&self) -> &[Role] {
+        &self.0
+    }
+
+    /// No console role at all: the console is closed to this user.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether this role is held.
+    pub fn has(&self, role: Role) -> bool {
+        self.0.contains(&role)
+    }
+
+    /// Whether any held role grants the permission.
+    pub fn allows(&self, permission: Permission) -> bool {
+        self.0.iter().any(|r| r.permits(permission))
+    }
+
+    /// Whether these roles may change a user who holds `target`'s roles: a console user
+    /// may be changed only by an admin, so helpdesk cannot take over an admin's account.
+    pub fn may_change_user(&self, target: &RoleSet) -> bool {
+        self.allows(Permission::WriteUsers) && (target.is_empty() || self.has(Role::Admin))
+    }
+
+    /// Whether these roles may change the members of a group that carries `group_roles`:
+    /// joining such a group grants its roles, so only an admin may.
+    pub fn may_change_members(&self, group_roles: &[Role]) -> bool {
+        self.allows(Permission::WriteGroupMembers)
+            && (group_roles.is_empty() || self.has(Role::Admin))
+    }
+}
+
+/// Who a grant is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// One user.
+    User(UserId),
+    /// Every member of a group.
+    Group(GroupId),
+}
+
+/// One grant as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The role granted.
+    pub role: Role,
+    /// `user` or `group`.
+    pub holder_kind: String,
+    /// The holder's ID.
+    pub holder_id: String,
+    /// The holder's username or group name.
+    pub holder_name: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct GrantRow {
+    role: String,
+    holder_kind: String,
+    holder_id: String,
+    holder_name: String,
+}
+
+/// Console role grants.
+#[derive(Debug, Clone, Copy)]
+pub struct Roles<'s> {
+    store: &'s Store,
+}
+
+fn stored_role(raw: &str) -> Result<Role> {
+    Role::parse(raw).map_err(|_| Error::corrupt("console_roles.role", raw))
+}
+
+/// The effective roles of a user: direct grants and those of their groups; none while the
+/// user is suspended.
+pub(crate) async fn of_user<'e, E>(exec: E, user: &User) -> Result<RoleSet>
+where
+    E: Executor<'e, Database = Any>,
+{
+    if user.status == UserStatus::Suspended {
+        return Ok(RoleSet::default());
+    }
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT role FROM console_roles WHERE user_id = $1 \
+         UNION SELECT r.role FROM console_roles r \
+         JOIN group_members m ON m.group_id = r.group_id WHERE m.user_id = $1",
+    )
+    .bind(user.id.to_db())
+    .fetch_all(exec)
+    .await?;
+    rows.iter()
+        .map(|r| stored_role(r))
+        .collect::<Result<Vec<_>>>()
+        .map(RoleSet::new)
+}
+
+impl<'s> Roles<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Roles { store }
+    }
+
+    /// The user's effective roles (direct and through groups; none while suspended).
+    pub async fn of_user(&self, user: &User) -> Result<RoleSet> {
+        of_user(self.store.pool(), user).await
+    }
+
+    /// The roles granted to a group itself.
+    pub async fn of_group(&self, group: GroupId) -> Result<Vec<Role>> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT role FROM console_roles WHERE group_id = $1 ORDER BY role")
+                .bind(group.to_db())
+                .fetch_all(self.store.pool())
+                .await?;
+        rows.iter().map(|r| stored_role(r)).collect()
+    }
+
+    /// Whether the user may do this in the console: the one permission check.
+    pub async fn check(&self, user: &User, permission: Permission) -> Result<bool> {
+        Ok(self.of_user(user).await?.allows(permission))
+    }
+
+    /// Every grant: by role (admin first), users before groups, then by name.
+    pub async fn list(&self) -> Result<Vec<Grant>> {
+        let rows: Vec<GrantRow> = sqlx::query_as(
+            "SELECT r.role AS role, 'user' AS holder_kind, u.id AS holder_id, \
+                    u.username AS holder_name \
+             FROM console_roles r JOIN users u ON u.id = r.user_id \
+             UNION ALL \
+             SELECT r.role, 'group', g.id, g.name \
+             FROM console_roles r JOIN directory_groups g ON g.id = r.group_id \
+             ORDER BY 2 DESC, 4",
+        )
+        .fetch_all(self.store.pool())
+        .await?;
+        let mut grants = rows
+            .into_iter()
+            .map(|r| {
+                Ok(Grant {
+                    role: stored_role(&r.role)?,
+                    holder_kind: r.holder_kind,
+                    holder_id: r.holder_id,
+                    holder_name: r.holder_name,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        grants.sort_by_key(|g| g.role);
+        Ok(grants)
+    }
+
+    /// Grants a role; refuses one already granted to this holder.
+    pub async fn grant(&self, actor: &Actor, role: Role, holder: Holder) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let (kind, id, name) = load_holder(conn, holder).await?;
+        if is_granted(conn, role, holder).await? {
+            return Err(Error::AlreadyGranted {
+                role: role.as_str(),
+                holder: name,
+            });
+        }
+        let now = self.store.now();
+        let (user_id, group_id) = columns(holder);
+        sqlx::query(
+            "INSERT INTO console_roles (role, user_id, group_id, granted_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(role.as_str())
+        .bind(user_id)
+        .bind(group_id)
+        .bind(timestamp::format(now))
+        .execute(&mut *conn)
+        .await?;
+        audit::record(conn, actor, now, change("role.grant", role, kind, id, name)).await?;
+        store::commit(tx).await
+    }
+
+    /// Revokes a role; refuses one this holder was not granted.
+    pub async fn revoke(&self, actor: &Actor, role: Role, holder: Holder) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let (kind, id, name) = load_holder(conn, holder).await?;
+        if !is_granted(conn, role, holder).await? {
+            return Err(Error::NotGranted {
+                role: role.as_str(),
+                holder: name,
+            });
+        }
+        let (user_id, group_id) = columns(holder);
+        sqlx::query(
+            "DELETE FROM console_roles WHERE role = $1 \
+             AND (user_id = $2 OR group_id = $3)",
+        )
+        .bind(role.as_str())
+        .bind(user_id)
+        .bind(group_id)
+        .execute(&mut *conn)
+        .await?;
+        audit::record(
+            conn,
+            actor,
+            self.store.now(),
+            change("role.revoke", role, kind, id, name),
+        )
+        .await?;
+        store::commit(tx).await
+    }
+}
+
+fn columns(holder: Holder) -> (Option<String>, Option<String>) {
+    match holder {
+        Holder::User(u) => (Some(u.to_db()), None),
+        Holder::Group(g) => (None, Some(g.to_db())),
+    }
+}
+
+async fn is_granted(conn: &mut sqlx::AnyConnection, role: Role, holder: Holder) -> Result<bool> {
+    let (user_id, group_id) = columns(holder);
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM console_roles WHERE role = $1 AND (user_id = $2 OR group_id = $3)",
+    )
+    .bind(role.as_str())
+    .bind(user_id)
+    .bind(group_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
+async fn load_holder(
+    conn: &mut sqlx::AnyConnection,
+    holder: Holder,
+) -> Result<(&'static str, String, String)> {
+    match holder {
+        Holder::User(id) => {
+            let user: User = crate::directory::fetch_user(&mut *conn, id)
+                .await?
+                .ok_or_else(|| Error::UnknownUser {
+                    user: id.to_string(),
+                })?;
+            Ok(("user", id.to_string(), user.username))
+        }
+        Holder::Group(id) => {
+            let group: Group = crate::directory::fetch_group(&mut *conn, id)
+                .await?
+                .ok_or_else(|| Error::UnknownGroup {
+                    name: id.to_string(),
+                })?;
+            Ok(("group", id.to_string(), group.name))
+        }
+    }
+}
+
+fn change(
+    action: &'static str,
+    role: Role,
+    kind: &'static str,
+    id: String,
+    name: String,
+) -> Change {
+    let grant = serde_json::json!({ "role": role, "holder_kind": kind, "holder": name });
+    let (before, after) = if action == "role.grant" {
+        (None, Some(grant))
+    } else {
+        (Some(grant), None)
+    };
+    Change {
+        action,
+        target_kind: kind,
+        target_id: id,
+        target_name: name,
+        before,
+        after,
+    }
+}

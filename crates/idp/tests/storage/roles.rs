@@ -1,0 +1,179 @@
+use latchkey_idp::Error;
+use latchkey_idp::audit::AuditFilter;
+use latchkey_idp::console::{Holder, Permission, Role, RoleSet};
+
+use super::{admin, group, join, snapshot, user};
+use crate::on_both_backends;
+use crate::support::TestStore;
+
+on_both_backends!(
+    roles_come_directly_and_through_groups,
+    grants_are_audited_and_refused_twice,
+    a_suspended_user_holds_no_role,
+    a_person_is_recorded_by_name_in_both_writers,
+);
+
+async fn roles_come_directly_and_through_groups(t: TestStore) {
+    let s = &t.store;
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
+    let carol = user(s, "carol").await;
+    let support = group(s, "support").await;
+    join(s, support.id, bob.id).await;
+    let roles = s.roles();
+    roles
+        .grant(&admin(), Role::Admin, Holder::User(alice.id))
+        .await
+        .unwrap();
+    roles
+        .grant(&admin(), Role::Helpdesk, Holder::Group(support.id))
+        .await
+        .unwrap();
+    roles
+        .grant(&admin(), Role::Auditor, Holder::User(bob.id))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        roles.of_user(&alice).await.unwrap(),
+        RoleSet::new([Role::Admin])
+    );
+    assert_eq!(
+        roles.of_user(&bob).await.unwrap().roles(),
+        [Role::Helpdesk, Role::Auditor]
+    );
+    assert!(roles.of_user(&carol).await.unwrap().is_empty());
+    assert_eq!(roles.of_group(support.id).await.unwrap(), [Role::Helpdesk]);
+    assert!(roles.check(&bob, Permission::WriteUsers).await.unwrap());
+    assert!(roles.check(&bob, Permission::ReadAudit).await.unwrap());
+    assert!(!roles.check(&bob, Permission::WriteApps).await.unwrap());
+    assert!(
+        !roles
+            .check(&carol, Permission::ReadDirectory)
+            .await
+            .unwrap()
+    );
+
+    let listed: Vec<(Role, String, String)> = roles
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.role, g.holder_kind, g.holder_name))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (Role::Admin, "user".into(), "alice".into()),
+            (Role::Helpdesk, "group".into(), "support".into()),
+            (Role::Auditor, "user".into(), "bob".into()),
+        ]
+    );
+
+    // Leaving the group takes its role away.
+    s.groups()
+        .remove_member(&admin(), support.id, bob.id)
+        .await
+        .unwrap();
+    assert_eq!(roles.of_user(&bob).await.unwrap().roles(), [Role::Auditor]);
+}
+
+async fn grants_are_audited_and_refused_twice(t: TestStore) {
+    let s = &t.store;
+    let alice = user(s, "alice").await;
+    let roles = s.roles();
+    roles
+        .grant(&admin(), Role::Helpdesk, Holder::User(alice.id))
+        .await
+        .unwrap();
+    let before = snapshot(s).await;
+    let err = roles
+        .grant(&admin(), Role::Helpdesk, Holder::User(alice.id))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyGranted { .. }), "{err:?}");
+    let err = roles
+        .revoke(&admin(), Role::Admin, Holder::User(alice.id))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotGranted { .. }), "{err:?}");
+    assert_eq!(snapshot(s).await, before);
+
+    roles
+        .revoke(&admin(), Role::Helpdesk, Holder::User(alice.id))
+        .await
+        .unwrap();
+    assert!(roles.of_user(&alice).await.unwrap().is_empty());
+    let events = s
+        .audit()
+        .list(&AuditFilter {
+            target_id: Some(alice.id.to_string()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["role.revoke", "role.grant", "user.create"]);
+    assert_eq!(events[1].after.as_ref().unwrap()["role"], "helpdesk");
+    assert_eq!(events[0].actor, admin().as_str());
+    assert_eq!(events[0].actor_name.as_deref(), Some("tester"));
+}
+
+async fn a_person_is_recorded_by_name_in_both_writers(t: TestStore) {
+    let s = &t.store;
+    let alice = user(s, "alice").await;
+    let staff = group(s, "staff").await;
+    s.groups()
+        .add_member(&latchkey_idp::Actor::person(&alice), staff.id, alice.id)
+        .await
+        .unwrap();
+    let batcher = latchkey_idp::audit::AuditBatcher::start(s.clone());
+    batcher
+        .record(
+            &latchkey_idp::Actor::person(&alice),
+            s.now(),
+            latchkey_idp::audit::Change {
+                action: "login.success",
+                target_kind: "user",
+                target_id: alice.id.to_string(),
+                target_name: alice.username.clone(),
+                before: None,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let events = s
+        .audit()
+        .list(&AuditFilter {
+            user_id: Some(alice.id.to_string()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let by: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor_name.as_deref()))
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("login.success", Some("alice")),
+            ("group.member_add", Some("alice")),
+            ("user.create", Some("tester")),
+        ]
+    );
+}
+
+async fn a_suspended_user_holds_no_role(t: TestStore) {
+    let s = &t.store;
+    let alice = user(s, "alice").await;
+    s.roles()
+        .grant(&admin(), Role::Admin, Holder::User(alice.id))
+        .await
+        .unwrap();
+    let alice = s.users().suspend(&admin(), alice.id).await.unwrap();
+    assert!(s.roles().of_user(&alice).await.unwrap().is_empty());
+    let alice = s.users().resume(&admin(), alice.id).await.unwrap();
+    assert!(s.roles().of_user(&alice).await.unwrap().has(Role::Admin));
+}
