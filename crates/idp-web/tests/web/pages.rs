@@ -441,3 +441,54 @@ async fn every_logout_page_is_a_template_with_names_escaped_and_no_inline_code()
         assert_no_inline_code(what, page);
     }
 }
+
+/// A refused SAML request's page says what kind of refusal, the code and the operation ID,
+/// never the rule it broke (that goes to the log under the operation ID).
+#[tokio::test]
+async fn refusal_pages_show_a_code_and_an_operation_id_but_no_rule() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    let mut unknown = authn_request(SP);
+    unknown.issuer = Some("https://unknown.example.org".into());
+    let cases = [
+        (
+            "undecodable sign-in",
+            "/saml/sso?SAMLRequest=%%%".to_owned(),
+        ),
+        ("unknown issuer", redirect_uri(&unknown, None)),
+        (
+            "undecodable sign-out",
+            "/saml/slo?SAMLRequest=%%%".to_owned(),
+        ),
+        ("sign-out without a message", "/saml/slo".to_owned()),
+    ];
+    for (what, uri) in cases {
+        let page = b.get(&uri).await;
+        assert!(page.status.is_client_error(), "{what}: {}", page.status);
+        let code = page
+            .error_code()
+            .unwrap_or_else(|| panic!("{what}: {}", page.body));
+        assert!(!code.is_empty(), "{what}");
+        assert!(
+            page.body.contains("Operation ID: <code>"),
+            "{what}: {}",
+            page.body
+        );
+        let message = page.body.split("<p class=\"error\">").nth(1).unwrap();
+        let message = message.split("</p>").next().unwrap();
+        assert!(!message.contains("cannot accept:"), "{what}: {message}");
+        for rule in [
+            "unknown.example.org",
+            "base64",
+            "deflate",
+            "SAMLRequest",
+            "issuer",
+        ] {
+            assert!(
+                !page.body.contains(rule),
+                "{what}: shows {rule:?}: {}",
+                page.body
+            );
+        }
+    }
+}
