@@ -193,19 +193,20 @@ impl WebError {
                 "The sign-in service failed. Quote the operation ID below to your administrator."
                     .into(),
             ),
-            WebError::Sso(e) => (
+            WebError::Sso(_) => (
                 "Sign-in request refused",
-                format!(
-                    "The application sent a sign-in request this service cannot accept: {e}. \
-                     Tell the application's administrator."
-                ),
+                // The rule it broke goes to the log under the operation ID, never to the
+                // browser (whoever sent the request learns nothing of our checks).
+                "The application sent a sign-in request this service cannot accept. Tell the \
+                 application's administrator, quoting the code and operation ID below."
+                    .into(),
             ),
-            WebError::Logout(e) => (
+            WebError::Logout(_) => (
                 "Sign-out request refused",
-                format!(
-                    "The application sent a sign-out request this service cannot accept: {e}. \
-                     Nothing was signed out here. Tell the application's administrator."
-                ),
+                "The application sent a sign-out request this service cannot accept. Nothing \
+                 was signed out here. Tell the application's administrator, quoting the code \
+                 and operation ID below."
+                    .into(),
             ),
             WebError::SecondFactorNeeded { enrol: false } => (
                 "Second factor needed",

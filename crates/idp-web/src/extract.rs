@@ -1,8 +1,8 @@
 //! Extractors for what every page handler needs from the browser: its session, the
 //! anti-forgery token for the forms it shows, and the check of a form it posted.
 //!
-//! These are the only readers of the IdP's cookies in the handlers (the single-logout chain
-//! in [`super::logout`] still reads its own, until its pages move here too), so the rules of
+//! These are the only readers of the IdP's cookies in the handlers (the passkey endpoints in
+//! `webauthn.rs` still read their own, until their page moves to a template), so the rules of
 //! [`super::cookies`] (exactly one cookie of a name, `__Host-` names) apply to every page.
 
 use std::convert::Infallible;

@@ -148,7 +148,7 @@ impl WebState {
     }
 
     /// The session the request's cookie names, if still valid (see [`Sessions::resume`]).
-    // TODO(templates): logout pages. Only `logout.rs` reads the cookie itself; every other
+    // TODO(templates): webauthn page. Only `webauthn.rs` reads the cookie itself; every other
     // handler takes [`extract::SessionCookie`] or [`extract::CurrentSession`].
     pub(crate) async fn session(&self, headers: &HeaderMap) -> Result<Option<Session>, WebError> {
         let Some(token) = cookies::session_token(self.settings(), headers) else {

@@ -1,5 +1,5 @@
 //! The IdP's page templates (`templates/*.html`), one struct each. Every field is escaped
-//! by askama unless the template says otherwise (only `raw.html`, see [`super::html`]).
+//! by askama.
 
 use askama::Template;
 
@@ -74,4 +74,52 @@ pub(crate) struct Tile {
     pub monogram: String,
     /// The monogram's colour class (`hue-N`), derived from the name.
     pub hue: u8,
+}
+
+/// The single-logout page with one frame per application.
+#[derive(Template)]
+#[template(path = "logout_frames.html")]
+pub(crate) struct LogoutFramesPage<'a> {
+    pub title: &'a str,
+    /// Each application's name and its hop's key.
+    pub hops: Vec<(&'a str, &'a str)>,
+    /// Where the page moves on to.
+    pub done: &'a str,
+    pub wait_seconds: u32,
+}
+
+/// The small page a single-logout frame ends on (its `latchkey-slo` marker tells the frames
+/// page's script that the frame is back).
+#[derive(Template)]
+#[template(path = "logout_status.html")]
+pub(crate) struct LogoutStatusPage<'a> {
+    pub title: &'a str,
+    /// The application the text is about, if known.
+    pub name: Option<&'a str>,
+    pub text: &'a str,
+}
+
+/// The end of a logout: each application under what became of it.
+#[derive(Template)]
+#[template(path = "logout_done.html")]
+pub(crate) struct LogoutDonePage<'a> {
+    pub title: &'a str,
+    /// Whether a Latchkey session was ended (or none was asked of us).
+    pub ended: bool,
+    pub groups: Vec<OutcomeGroup<'a>>,
+}
+
+/// Applications that share an outcome, under the sentence that says which.
+pub(crate) struct OutcomeGroup<'a> {
+    pub title: &'a str,
+    pub names: Vec<&'a str>,
+}
+
+/// A page that sends the browser on to another site's logout endpoint by a meta refresh (a
+/// new navigation, outside the posted form's `form-action`; see `logout::after_form`).
+#[derive(Template)]
+#[template(path = "logout_onward.html")]
+pub(crate) struct LogoutOnwardPage<'a> {
+    pub title: &'a str,
+    pub url: &'a str,
 }

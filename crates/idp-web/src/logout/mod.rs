@@ -36,14 +36,16 @@ use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_saml::binding::{MessageKind, post, redirect};
 use latchkey_saml::inbound::Inbound;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::html::refresh_page;
+use super::extract::SessionCookie;
+use super::html::render;
 use super::login::continue_key;
+use super::pages::LogoutOnwardPage;
 use super::{WebError, WebState, client_addr, cookies};
 use latchkey_idp::apps::Application;
 use latchkey_idp::audit::Actor;
@@ -80,6 +82,7 @@ fn binding_error(e: latchkey_saml::Error) -> WebError {
 /// GET /saml/slo: a LogoutRequest from an SP, or an SP's LogoutResponse (HTTP-Redirect).
 pub async fn slo_redirect(
     State(state): State<WebState>,
+    cookie: SessionCookie,
     headers: HeaderMap,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     RawQuery(query): RawQuery,
@@ -92,7 +95,7 @@ pub async fn slo_redirect(
     }
     let (accepted, app) = accept_request(&state, message).await?;
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
-    perform(&state, &headers, &addr, accepted, app).await
+    perform(&state, &cookie, &addr, accepted, app).await
 }
 
 /// POST /saml/slo: the same over HTTP-POST. A LogoutRequest is checked here, then parked
@@ -137,6 +140,7 @@ async fn slo_post_inner(
 /// GET /saml/slo/continue/{key}: a LogoutRequest that came by POST, now with the cookie.
 pub async fn slo_continue(
     State(state): State<WebState>,
+    cookie: SessionCookie,
     headers: HeaderMap,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     key: Result<Path<String>, PathRejection>,
@@ -164,7 +168,7 @@ pub async fn slo_continue(
     };
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
     // Still the navigation that the application's form POST started.
-    perform(&state, &headers, &addr, accepted, app)
+    perform(&state, &cookie, &addr, accepted, app)
         .await
         .map(after_form)
 }
@@ -191,7 +195,7 @@ async fn accept_request(
 /// session's other applications and finally answers the asking one.
 async fn perform(
     state: &WebState,
-    headers: &HeaderMap,
+    cookie: &SessionCookie,
     addr: &str,
     accepted: AcceptedLogout,
     app: Application,
@@ -199,7 +203,7 @@ async fn perform(
     let sessions = Sessions::new(state.store());
     let mut ended = 0u64;
     let mut chain = LogoutChain::default();
-    if let Some(session) = state.session(headers).await? {
+    if let Some(session) = cookie.resume(state).await? {
         let apps = sessions.apps(&session).await?;
         // This browser's session is ended only when it is one the request names: signed in
         // to the asking application under that NameID, and, when the request lists
@@ -210,8 +214,8 @@ async fn perform(
             && apps
                 .iter()
                 .any(|a| a.app == app.id && a.name_id == accepted.name_id);
-        if matches && let Some(token) = cookies::session_token(state.settings(), headers) {
-            sessions.end(&token).await?;
+        if matches && let Some(token) = cookie.token() {
+            sessions.end(token).await?;
             ended += 1;
             let others = apps.into_iter().filter(|a| a.app != app.id).collect();
             chain = LogoutChain::new(session.session_index.clone(), others);
@@ -284,11 +288,10 @@ pub(crate) fn after_form(response: Response) -> Response {
     else {
         return response;
     };
-    let mut page = Html(refresh_page(
-        "Signing out",
-        &location,
-        "<p>Signing you out of your applications…</p>",
-    ))
+    let mut page = render(&LogoutOnwardPage {
+        title: "Signing out",
+        url: &location,
+    })
     .into_response();
     for cookie in response.headers().get_all(header::SET_COOKIE) {
         page.headers_mut()

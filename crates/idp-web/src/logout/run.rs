@@ -29,7 +29,7 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_idp::apps::{Application, Binding, Endpoint};
 use latchkey_idp::audit::Actor;
 use latchkey_idp::error::Error;
@@ -47,8 +47,9 @@ use latchkey_xmlsec::dsig::{self, SignOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::super::html::{escape, page};
+use super::super::html::render;
 use super::super::login::continue_key;
+use super::super::pages::{LogoutDonePage, LogoutFramesPage, LogoutStatusPage, OutcomeGroup};
 use super::super::{WebError, WebState};
 
 /// The most applications one logout tells: a bound on the page even if the session table
@@ -270,23 +271,15 @@ pub(crate) async fn next(state: &WebState, chain: LogoutChain) -> Result<Respons
 /// The page with one frame per application.
 fn frames_page(run_key: &str, hops: &[HopRef], origins: &[String]) -> Result<Response, WebError> {
     let done = format!("/saml/slo/done/{run_key}");
-    let mut body = String::from(
-        "<p>You are signed out of Latchkey. Signing you out of your applications…</p><ul>",
-    );
-    for hop in hops {
-        body.push_str(&format!(
-            "<li>{name}<br><iframe data-slo src=\"/saml/slo/frame/{key}\" \
-             title=\"Signing out of {name}\" width=\"100%\" height=\"44\"></iframe></li>",
-            name = escape(&hop.name),
-            key = escape(&hop.key),
-        ));
-    }
-    body.push_str(&format!(
-        "</ul><p class=\"meta\">This page moves on by itself in {FRAME_WAIT_SECONDS} seconds.</p>\
-         <p><a id=\"slo-done\" href=\"{}\">Continue</a></p>\
-         <script src=\"/static/logout.js\"></script>",
-        escape(&done)
-    ));
+    let html = render(&LogoutFramesPage {
+        title: "Signing out",
+        hops: hops
+            .iter()
+            .map(|h| (h.name.as_str(), h.key.as_str()))
+            .collect(),
+        done: &done,
+        wait_seconds: FRAME_WAIT_SECONDS,
+    })?;
     let frames = std::iter::once("'self'".to_owned())
         .chain(origins.iter().cloned())
         .collect::<Vec<_>>()
@@ -296,7 +289,7 @@ fn frames_page(run_key: &str, hops: &[HopRef], origins: &[String]) -> Result<Res
          frame-src {frames}; child-src {frames}; form-action 'self'; frame-ancestors 'none'; \
          base-uri 'none'"
     );
-    let mut response = Html(page("Signing out", &body)).into_response();
+    let mut response = html.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -413,17 +406,12 @@ fn frameable(mut response: Response) -> Response {
 /// The small page a frame ends on: what became of one application. Its marker tells the
 /// frames page's script that this frame is back.
 fn status_page(name: Option<&str>, text: &str) -> Response {
-    let what = match name {
-        Some(name) => format!("<strong>{}</strong> {}", escape(name), escape(text)),
-        None => escape(text),
-    };
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"latchkey-slo\" content=\"done\"><title>Sign-out</title>\
-         <link rel=\"stylesheet\" href=\"/static/latchkey.css\"></head>\
-         <body><p class=\"meta\">{what}</p></body></html>\n"
-    );
-    frameable_page(Html(html).into_response())
+    let page = render(&LogoutStatusPage {
+        title: "Sign-out",
+        name,
+        text,
+    });
+    frameable_page(page.into_response())
 }
 
 fn frameable_page(mut response: Response) -> Response {
@@ -672,61 +660,41 @@ pub(crate) fn signed_out_page(chain: &LogoutChain) -> Response {
 
 /// The page at the end of a logout: each application, and what became of it.
 fn final_page(run: &LogoutRun, outcomes: &[(String, Outcome)]) -> Response {
-    let mut body = String::new();
-    if run.session_ended || run.initiator.is_none() {
-        body.push_str("<p>You are signed out of Latchkey.</p>");
-    } else {
-        body.push_str("<p>No Latchkey session of yours was ended here.</p>");
-    }
-    let of = |wanted: Outcome| -> Vec<String> {
+    let of = |wanted: Outcome| -> Vec<&str> {
         outcomes
             .iter()
             .filter(|(_, o)| *o == wanted)
-            .map(|(n, _)| n.clone())
+            .map(|(n, _)| n.as_str())
             .collect()
     };
-    let signed_out: Vec<String> = run
+    let signed_out = run
         .signed_out
         .iter()
-        .cloned()
+        .map(String::as_str)
         .chain(of(Outcome::Confirmed))
         .collect();
-    let list = |title: &str, names: &[String], out: &mut String| {
-        if names.is_empty() {
-            return;
-        }
-        out.push_str(&format!("<p>{}</p><ul>", escape(title)));
-        for n in names {
-            out.push_str(&format!("<li>{}</li>", escape(n)));
-        }
-        out.push_str("</ul>");
-    };
-    list("Signed out of:", &signed_out, &mut body);
-    list(
-        "These applications answered but did not confirm the sign-out:",
-        &of(Outcome::Failed),
-        &mut body,
-    );
-    list(
-        "These applications did not answer:",
-        &of(Outcome::NoAnswer),
-        &mut body,
-    );
-    list(
-        "These applications were not reached:",
-        &of(Outcome::NotReached),
-        &mut body,
-    );
-    list(
-        "These applications do not support single logout:",
-        &run.without_slo,
-        &mut body,
-    );
-    body.push_str(
-        "<p>Close the browser to be sure every application forgets you.</p>\
-         <p><a href=\"/login\">Sign in again</a></p>",
-    );
-    Html(page("Signed out", &body)).into_response()
+    let group = |title, names| OutcomeGroup { title, names };
+    render(&LogoutDonePage {
+        title: "Signed out",
+        ended: run.session_ended || run.initiator.is_none(),
+        groups: vec![
+            group("Signed out of:", signed_out),
+            group(
+                "These applications answered but did not confirm the sign-out:",
+                of(Outcome::Failed),
+            ),
+            group("These applications did not answer:", of(Outcome::NoAnswer)),
+            group(
+                "These applications were not reached:",
+                of(Outcome::NotReached),
+            ),
+            group(
+                "These applications do not support single logout:",
+                run.without_slo.iter().map(String::as_str).collect(),
+            ),
+        ],
+    })
+    .into_response()
 }
 
 #[cfg(test)]

@@ -5,8 +5,14 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use latchkey_idp::Actor;
+use latchkey_idp::apps::{Binding, Endpoint};
 use latchkey_idp::directory::UserPatch;
+use latchkey_idp::ids::AppId;
+use latchkey_idp::{Clock, SystemClock};
+use latchkey_saml::assertion::NameId;
 use latchkey_saml::binding::post;
+use latchkey_saml::logout::LogoutRequest;
+use latchkey_xmlsec::dsig::{self, SignOptions};
 use sha2::{Digest, Sha256};
 
 use super::support::*;
@@ -184,6 +190,14 @@ fn assert_no_inline_code(what: &str, page: &Page) {
         return;
     }
     assert_eq!(scripts, 1, "{what}: {}", page.body);
+    if page
+        .body
+        .contains("<script src=\"/static/logout.js\"></script>")
+    {
+        // The logout frames page's one script, a file of our own.
+        assert!(csp.contains("script-src 'self';"), "{what}: {csp}");
+        return;
+    }
     assert!(
         page.body
             .contains(&format!("<script>{}</script>", post::AUTO_SUBMIT_SCRIPT)),
@@ -306,5 +320,211 @@ async fn no_page_has_inline_style_or_a_script_its_csp_does_not_name() {
             "{what}"
         );
         assert_no_inline_code(what, page);
+    }
+}
+
+async fn set_redirect_slo(idp: &Idp, app: AppId, url: &str) {
+    let url = url.to_owned();
+    idp.store
+        .apps()
+        .update(&Actor::system(), app, |a| {
+            a.slo = Some(Endpoint {
+                url: url.clone(),
+                binding: Binding::HttpRedirect,
+            });
+        })
+        .await
+        .unwrap();
+}
+
+/// Every single-logout page (the frames, a frame's status, the end, the onward refresh):
+/// from templates on the base layout, hostile application names escaped, no inline code,
+/// and the frames page's script a file of ours that its CSP names.
+#[tokio::test]
+async fn every_logout_page_is_a_template_with_names_escaped_and_no_inline_code() {
+    let idp = idp().await;
+    make_hostile(&idp).await;
+    set_redirect_slo(&idp, idp.app.id, &format!("{SP}/slo")).await;
+    let wiki = format!("Wiki {HOSTILE}");
+    let mut pages = Vec::new();
+
+    // IdP-initiated: the frames page names the hostile app, its frame ends on a status page,
+    // a reloaded frame too, and the done page lists the app as not answering.
+    let mut alice = Browser::new(&idp);
+    alice.login("alice", PASSWORD, None).await;
+    let launched = alice.go(&redirect_uri(&authn_request(SP), None)).await;
+    assert!(
+        launched.field("SAMLResponse").is_some(),
+        "{}",
+        launched.body
+    );
+    let csrf = alice.get("/logout").await.field("csrf").unwrap();
+    let frames = alice.post("/logout", &[("csrf", csrf.as_str())]).await;
+    assert_eq!(frames.status, StatusCode::OK, "{}", frames.body);
+    assert_escaped("frames", &frames, &wiki);
+    assert!(
+        frames.body.contains("<h1>Signing out</h1>"),
+        "{}",
+        frames.body
+    );
+    let frame = frames.slo_frames().remove(0);
+    let asked = alice.get(&frame).await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.body);
+    let again = alice.get(&frame).await;
+    assert!(
+        again.body.contains("This application was already asked."),
+        "{}",
+        again.body
+    );
+    assert!(
+        again
+            .body
+            .contains("<meta name=\"latchkey-slo\" content=\"done\">"),
+        "{}",
+        again.body
+    );
+    pages.push(("frame status", again));
+    pages.push((
+        "unknown frame",
+        alice
+            .get(&format!("/saml/slo/frame/{}", "A".repeat(43)))
+            .await,
+    ));
+    let done = alice.get(&frames.slo_done().1).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let silent = done.body.split("did not answer:").nth(1).unwrap();
+    assert!(
+        silent.contains(&format!("<li>{}</li>", escaped(&wiki))),
+        "{}",
+        done.body
+    );
+    assert_escaped("done", &done, &wiki);
+    pages.push(("frames", frames));
+    pages.push(("done", done));
+
+    // SP-initiated by POST, with nobody else to tell: the answer to the asking application
+    // leaves the form's navigation through the onward page (a meta refresh).
+    set_redirect_slo(&idp, idp.signed_app.id, &format!("{SIGNED_SP}/slo")).await;
+    let mut carol = Browser::new(&idp);
+    carol.login("alice", PASSWORD, None).await;
+    let request = authn_request(SIGNED_SP);
+    let page = carol.go(&signed_redirect_uri(&request, &idp.sp_key)).await;
+    let subject = sp_validate(
+        &idp,
+        SIGNED_SP,
+        SIGNED_ACS,
+        &page.saml_response(),
+        Some(&request.id),
+    )
+    .unwrap();
+    let request = LogoutRequest {
+        id: latchkey_saml::ids::new_id().unwrap(),
+        issue_instant: SystemClock.now(),
+        destination: Some(format!("{BASE}/saml/slo")),
+        issuer: Some(SIGNED_SP.into()),
+        name_id: NameId::new(
+            subject.name_id.value.clone(),
+            subject.name_id.format.as_deref().unwrap(),
+        ),
+        session_indexes: Vec::new(),
+        not_on_or_after: None,
+        reason: None,
+    };
+    let signed = dsig::sign(
+        &request.to_xml().unwrap(),
+        &request.id,
+        &idp.sp_key,
+        None,
+        &SignOptions::default(),
+    )
+    .unwrap();
+    let parked = carol
+        .post("/saml/slo", &[("SAMLRequest", &post::encode(&signed))])
+        .await;
+    assert_eq!(parked.status, StatusCode::SEE_OTHER, "{}", parked.body);
+    let onward = carol.get(parked.location()).await;
+    assert_eq!(onward.status, StatusCode::OK, "{}", onward.body);
+    let to = format!("{SIGNED_SP}/slo?SAMLResponse=");
+    assert!(
+        onward.body.contains(&format!(
+            "<meta http-equiv=\"refresh\" content=\"0;url={to}"
+        )),
+        "{}",
+        onward.body
+    );
+    assert!(
+        onward.body.contains(&format!("<a href=\"{to}")),
+        "{}",
+        onward.body
+    );
+    pages.push(("onward", onward));
+
+    let sheet = format!(
+        "<link rel=\"stylesheet\" href=\"{}\">",
+        stylesheet_href(&pages[0].1)
+    );
+    for (what, page) in &pages {
+        assert!(
+            page.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{what}"
+        );
+        // The base layout, with the one hashed stylesheet.
+        assert!(page.body.starts_with("<!DOCTYPE html>"), "{what}");
+        assert!(page.body.contains(&sheet), "{what}: {}", page.body);
+        assert_no_inline_code(what, page);
+    }
+}
+
+/// A refused SAML request's page says what kind of refusal, the code and the operation ID,
+/// never the rule it broke (that goes to the log under the operation ID).
+#[tokio::test]
+async fn refusal_pages_show_a_code_and_an_operation_id_but_no_rule() {
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    let mut unknown = authn_request(SP);
+    unknown.issuer = Some("https://unknown.example.org".into());
+    let cases = [
+        (
+            "undecodable sign-in",
+            "/saml/sso?SAMLRequest=%%%".to_owned(),
+        ),
+        ("unknown issuer", redirect_uri(&unknown, None)),
+        (
+            "undecodable sign-out",
+            "/saml/slo?SAMLRequest=%%%".to_owned(),
+        ),
+        ("sign-out without a message", "/saml/slo".to_owned()),
+    ];
+    for (what, uri) in cases {
+        let page = b.get(&uri).await;
+        assert!(page.status.is_client_error(), "{what}: {}", page.status);
+        let code = page
+            .error_code()
+            .unwrap_or_else(|| panic!("{what}: {}", page.body));
+        assert!(!code.is_empty(), "{what}");
+        assert!(
+            page.body.contains("Operation ID: <code>"),
+            "{what}: {}",
+            page.body
+        );
+        let message = page.body.split("<p class=\"error\">").nth(1).unwrap();
+        let message = message.split("</p>").next().unwrap();
+        assert!(!message.contains("cannot accept:"), "{what}: {message}");
+        for rule in [
+            "unknown.example.org",
+            "base64",
+            "deflate",
+            "SAMLRequest",
+            "issuer",
+        ] {
+            assert!(
+                !page.body.contains(rule),
+                "{what}: shows {rule:?}: {}",
+                page.body
+            );
+        }
     }
 }
