@@ -147,6 +147,7 @@ async fn render(
         csrf: csrf.value(),
         cont,
         username,
+        reset: state.reset_desk().is_some(),
     };
     match render_page(&page) {
         Ok(html) => (status, csrf, html).into_response(),

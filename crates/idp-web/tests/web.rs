@@ -30,6 +30,7 @@ mod web {
     mod pages;
     mod portal;
     pub mod readiness;
+    mod reset;
     mod server;
     mod slo;
     pub mod slo_cases;
