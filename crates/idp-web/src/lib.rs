@@ -11,6 +11,7 @@
 //! GET  /saml/slo/frame/{key}              one application's LogoutRequest, in its frame
 //! GET  /saml/slo/done/{run}               the end of a logout: each application's outcome
 //! GET|POST /login   GET|POST /logout   GET /portal
+//! GET|POST /invite/{token}               an invitation: set the first password, signed in
 //! GET|POST /reset   GET|POST /reset/{token}   password reset: ask for a link, use it
 //! ```
 //!
@@ -24,6 +25,7 @@ pub mod error;
 pub mod extract;
 pub mod headers;
 pub mod html;
+pub mod invite;
 pub mod login;
 pub mod logout;
 pub mod metrics;
@@ -260,6 +262,7 @@ pub fn router(state: WebState) -> Router {
         .route("/login/mfa", get(saml::second_factor))
         .route("/logout", get(login::logout_form).post(login::logout))
         .route("/portal", get(portal::portal))
+        .route("/invite/{token}", get(invite::link).post(invite::redeem))
         .route("/reset", get(reset::form).post(reset::request))
         .route("/reset/{token}", get(reset::link).post(reset::redeem))
         .route("/saml/metadata", get(saml::metadata))

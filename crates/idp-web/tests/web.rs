@@ -25,6 +25,7 @@ mod web {
     mod encryption;
     mod encryption_methods;
     mod front_door;
+    mod invite;
     mod login;
     mod mfa_sso;
     mod pages;
