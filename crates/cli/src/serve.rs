@@ -87,7 +87,21 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         tracing::info!("no [smtp] host: invitation links are answered, not mailed");
     }
     let base_url = settings.base_url.clone();
-    let state = WebState::new(store.clone(), settings, keys).with_webauthn(&config.webauthn);
+    let reset_desk = latchkey_idp::enrollment::reset::ResetDesk::start(
+        store.clone(),
+        base_url.clone(),
+        config.enrollment.reset_ttl(),
+        std::sync::Arc::new(mailer.clone()),
+    );
+    let mut state = WebState::new(store.clone(), settings, keys)
+        .with_webauthn(&config.webauthn)
+        .with_reset_desk(reset_desk);
+    // TOTP codes (a reset of an account with a second factor) are checked under the same
+    // KEK the CLI seals them with; without one, only recovery codes can be checked.
+    match latchkey_idp::mfa::totp::sealing_kek(&config, &latchkey_idp::config::ProcessEnv) {
+        Ok(kek) => state = state.with_mfa_kek(kek),
+        Err(e) => tracing::warn!(error = %e, "no TOTP sealing key: TOTP codes cannot be checked"),
+    }
     state.metrics().count_log_drops(move || log_drops.total());
     state.metrics().count_mail(mailer.stats_handle());
     let app = web::router(state).merge(latchkey_idp_web::api::router(

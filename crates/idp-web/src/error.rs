@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::html::render;
 use super::pages::ErrorPage;
+use latchkey_idp::enrollment::LinkState;
 use latchkey_idp::error::PageCode;
 use latchkey_idp::sso::SsoError;
 
@@ -71,6 +72,9 @@ pub enum WebError {
     /// A bounded resource (password hashing) is full; nothing was done.
     #[error("busy: {0}")]
     Busy(String, u64),
+    /// An invitation or reset link that cannot be used; nothing was changed.
+    #[error("the link {0}")]
+    Link(latchkey_idp::enrollment::LinkState),
     /// A fault of the server (store, keys); details only in the log.
     #[error("internal error: {0}")]
     Internal(String),
@@ -83,6 +87,7 @@ impl From<latchkey_idp::error::Error> for WebError {
                 retry_after_seconds,
                 ..
             } => WebError::Busy(err.to_string(), retry_after_seconds),
+            latchkey_idp::error::Error::LinkUnusable { state, .. } => WebError::Link(state),
             // The admin code (`database_unwritable`, `corrupt_row`...) goes into the log line.
             _ => WebError::Internal(format!("{err} ({})", err.code())),
         }
@@ -110,6 +115,9 @@ impl WebError {
             WebError::SecondFactorNeeded { enrol: false } => PageCode::MfaStepUp,
             WebError::SecondFactorNeeded { enrol: true } => PageCode::MfaEnrol,
             WebError::Busy(..) => PageCode::WebBusy,
+            WebError::Link(LinkState::Unknown) => PageCode::LinkUnknown,
+            WebError::Link(LinkState::Expired) => PageCode::LinkExpired,
+            WebError::Link(LinkState::Used) => PageCode::LinkUsed,
             WebError::Internal(_) => PageCode::WebInternal,
         }
     }
@@ -136,6 +144,8 @@ impl WebError {
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::RequestExpired | WebError::LogoutExpired => StatusCode::GONE,
+            WebError::Link(LinkState::Unknown) => StatusCode::NOT_FOUND,
+            WebError::Link(_) => StatusCode::GONE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -220,6 +230,13 @@ impl WebError {
                 "This application needs a second factor and your account has none yet. \
                  Enrolling one is not available on this server yet; ask your administrator."
                     .into(),
+            ),
+            WebError::Link(state) => (
+                "Link not usable",
+                format!(
+                    "This link {state}. Ask for a new one: a password reset from the sign-in \
+                     page, an invitation from your administrator."
+                ),
             ),
             WebError::Busy(..) => (
                 "Busy",

@@ -11,6 +11,8 @@
 //! GET  /saml/slo/frame/{key}              one application's LogoutRequest, in its frame
 //! GET  /saml/slo/done/{run}               the end of a logout: each application's outcome
 //! GET|POST /login   GET|POST /logout   GET /portal
+//! GET|POST /invite/{token}               an invitation: set the first password, signed in
+//! GET|POST /reset   GET|POST /reset/{token}   password reset: ask for a link, use it
 //! ```
 //!
 //! Every request goes through [`headers::layer`] (security headers, metrics); every failure
@@ -24,12 +26,15 @@ pub mod error;
 pub mod extract;
 pub mod headers;
 pub mod html;
+pub mod invite;
 pub mod login;
 pub mod logout;
 pub mod metrics;
 mod pages;
 pub mod portal;
+pub mod reset;
 pub mod saml;
+mod set_password;
 pub mod webauthn;
 
 use std::net::SocketAddr;
@@ -73,6 +78,12 @@ struct Inner {
     probe: tokio::sync::Mutex<Option<(Instant, String)>>,
     /// Who we are to passkeys; `None` when the base URL cannot be an RP (an IP address).
     webauthn: Option<latchkey_idp::webauthn::RelyingParty>,
+    /// Takes password-reset requests; `None` leaves self-service reset off (the sign-in
+    /// page then offers no link to it).
+    reset_desk: Option<latchkey_idp::enrollment::reset::ResetDesk>,
+    /// The KEK that opens TOTP secrets, for the pages that check a code; `None` when the
+    /// server was built without one (then no TOTP code can be checked here).
+    mfa_kek: Option<latchkey_idp::keys::Kek>,
 }
 
 impl WebState {
@@ -91,6 +102,8 @@ impl WebState {
             device_keys: tokio::sync::OnceCell::new(),
             probe: tokio::sync::Mutex::new(None),
             webauthn: None,
+            reset_desk: None,
+            mfa_kek: None,
         }))
         .with_webauthn(&latchkey_idp::webauthn::WebauthnConfig::default())
     }
@@ -111,6 +124,34 @@ impl WebState {
             inner.webauthn = rp;
         }
         self
+    }
+
+    /// The same state with self-service password reset on: `/reset` hands requests to
+    /// `desk` (see [`latchkey_idp::enrollment::reset::ResetDesk`]).
+    pub fn with_reset_desk(mut self, desk: latchkey_idp::enrollment::reset::ResetDesk) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.reset_desk = Some(desk);
+        }
+        self
+    }
+
+    /// The same state with the KEK that seals TOTP secrets (see
+    /// [`latchkey_idp::mfa::totp::sealing_kek`]), so pages can check codes.
+    pub fn with_mfa_kek(mut self, kek: latchkey_idp::keys::Kek) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.mfa_kek = Some(kek);
+        }
+        self
+    }
+
+    /// The reset desk, when self-service reset is on.
+    pub fn reset_desk(&self) -> Option<&latchkey_idp::enrollment::reset::ResetDesk> {
+        self.0.reset_desk.as_ref()
+    }
+
+    /// The TOTP sealing key, when configured.
+    pub fn mfa_kek(&self) -> Option<&latchkey_idp::keys::Kek> {
+        self.0.mfa_kek.as_ref()
     }
 
     /// The WebAuthn relying party, when passkeys are on.
@@ -222,6 +263,9 @@ pub fn router(state: WebState) -> Router {
         .route("/login/mfa", get(saml::second_factor))
         .route("/logout", get(login::logout_form).post(login::logout))
         .route("/portal", get(portal::portal))
+        .route("/invite/{token}", get(invite::link).post(invite::redeem))
+        .route("/reset", get(reset::form).post(reset::request))
+        .route("/reset/{token}", get(reset::link).post(reset::redeem))
         .route("/saml/metadata", get(saml::metadata))
         .route("/saml/sso", get(saml::sso_redirect).post(saml::sso_post))
         .route("/saml/continue/{key}", get(saml::resume))

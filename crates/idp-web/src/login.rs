@@ -175,6 +175,7 @@ async fn render(
         cont,
         to,
         username,
+        reset: state.reset_desk().is_some(),
     };
     match render_page(&page) {
         Ok(html) => (status, csrf, html).into_response(),

@@ -16,6 +16,8 @@ pub(crate) struct LoginPage<'a> {
     /// The console page to return to after sign-in.
     pub to: Option<&'a str>,
     pub username: &'a str,
+    /// Self-service reset is on: offer the link.
+    pub reset: bool,
 }
 
 /// GET /logout: a confirmation form.
@@ -122,4 +124,49 @@ pub(crate) struct OutcomeGroup<'a> {
 pub(crate) struct LogoutOnwardPage<'a> {
     pub title: &'a str,
     pub url: &'a str,
+}
+
+/// GET /reset: ask for a reset link; after a request, the same form with the one answer.
+#[derive(Template)]
+#[template(path = "reset_request.html")]
+pub(crate) struct ResetRequestPage<'a> {
+    pub title: &'a str,
+    /// A request was taken (whatever the name).
+    pub sent: bool,
+    pub message: Option<&'a str>,
+    pub name: &'a str,
+    pub csrf: &'a str,
+}
+
+/// The set-password form of a reset or an invitation link.
+#[derive(Template)]
+#[template(path = "set_password.html")]
+pub(crate) struct SetPasswordPage<'a> {
+    pub title: &'a str,
+    /// Whose link, and what it does.
+    pub intro: &'a str,
+    pub message: Option<&'a str>,
+    /// zxcvbn's advice on the password just refused.
+    pub hint: Option<&'a latchkey_idp::password::StrengthHint>,
+    /// Where the form posts (the link's own path).
+    pub action: &'a str,
+    /// For password managers (a hidden field).
+    pub username: &'a str,
+    pub min_length: usize,
+    /// The account has a second factor: a reset asks for a code.
+    pub ask_factor: bool,
+    pub button: &'a str,
+    pub csrf: &'a str,
+}
+
+/// A short outcome: one message and where to go next.
+#[derive(Template)]
+#[template(path = "notice.html")]
+pub(crate) struct NoticePage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    /// A remark under it (a strength hint).
+    pub hint: Option<&'a str>,
+    pub link_href: &'a str,
+    pub link_text: &'a str,
 }

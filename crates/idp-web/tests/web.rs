@@ -26,11 +26,13 @@ mod web {
     mod encryption;
     mod encryption_methods;
     mod front_door;
+    mod invite;
     mod login;
     mod mfa_sso;
     mod pages;
     mod portal;
     pub mod readiness;
+    mod reset;
     mod server;
     mod slo;
     pub mod slo_cases;

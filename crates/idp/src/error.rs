@@ -519,6 +519,19 @@ latchkey_saml::stable_codes! {
         SloExpired = "SLO-EXPIRED",
         /// A LogoutRequest arrived a second time; the replay ended nothing.
         SloReplayed = "SLO-REPLAYED",
+        /// An invitation or reset link that was never issued (or whose user is gone).
+        LinkUnknown = "LINK-UNKNOWN",
+        /// An invitation or reset link past its expiry: ask for a new one.
+        LinkExpired = "LINK-EXPIRED",
+        /// An invitation or reset link already used, or replaced by a newer one.
+        LinkUsed = "LINK-USED",
+        /// Too many reset requests for this name or from this address (counted for names
+        /// that exist and names that do not alike, so the refusal reveals nothing).
+        ResetThrottled = "RESET-THROTTLED",
+        /// A reset of an account with a second factor came without a right code.
+        ResetFactor = "RESET-FACTOR",
+        /// A new password broke the policy, or its two copies differed.
+        PasswordRefused = "PASSWORD-REFUSED",
         /// An application's LogoutResponse was not trusted during single logout.
         SloResponseRefused = "SLO-RESPONSE-REFUSED",
     }

@@ -584,3 +584,11 @@ pub fn assert_refused_with(
         "{err}"
     );
 }
+
+/// Rebuilds `idp`'s router over the same store, settings and keys, with its server state
+/// changed by `edit` (a reset desk, a TOTP key).
+pub fn rebuild(idp: &mut Idp, edit: impl FnOnce(WebState) -> WebState) {
+    let keys = IdpKeys::open(&idp.key_dir, KeyAlgorithm::EcdsaP256, idp.clock.now()).unwrap();
+    let state = edit(WebState::new(idp.store.clone(), idp.settings.clone(), keys));
+    idp.router = web::router(state);
+}

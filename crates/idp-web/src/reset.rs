@@ -1,0 +1,327 @@
+//! Self-service password reset: `/reset` asks for a link, `/reset/{token}` uses it.
+//!
+//! # Security
+//! * `POST /reset` answers with the same page and status whatever was typed: the request
+//!   goes to the [`ResetDesk`], which does everything that depends on the account off the
+//!   request path. Its throttle counts names as typed, existing or not, so "try again
+//!   later" says nothing about the account either.
+//! * A reset never bypasses a second factor: for an account with a TOTP factor or recovery
+//!   codes, the form asks for a code, checked (and, for a recovery code, used) before
+//!   [`Enrollment::redeem`]. An account whose only second factor is a passkey is sent to
+//!   sign in with it (the password is then changed on `/account`).
+//! * The new password is checked against the policy before any code is spent. Redeeming
+//!   ends every session of the user; the page then sends them to sign in as usual.
+
+use std::net::SocketAddr;
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::extract::{CsrfField, CsrfForm, CsrfToken};
+use super::html::render;
+use super::pages::{NoticePage, ResetRequestPage};
+use super::set_password::{self, FormText, Refusal, SetPasswordForm};
+use super::{WebError, WebState, client_addr};
+use latchkey_idp::Error;
+use latchkey_idp::directory::User;
+use latchkey_idp::enrollment::reset::ResetDesk;
+use latchkey_idp::enrollment::{LinkKind, LinkLookup, ValidLink};
+use latchkey_idp::error::PageCode;
+use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
+use latchkey_idp::mfa::totp::{Totp, TotpCheck};
+use latchkey_idp::mfa::{Factors, MfaError};
+use latchkey_idp::password::Password;
+use latchkey_idp::webauthn::Credentials;
+
+const TITLE: &str = "Reset your password";
+const THROTTLED: &str = "Too many reset requests for this name or from this network. Wait a few \
+     minutes and try again.";
+
+/// The request form.
+#[derive(Debug, Deserialize)]
+pub struct ResetRequestForm {
+    #[serde(default)]
+    name: String,
+    csrf: Option<String>,
+}
+
+impl CsrfField for ResetRequestForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+fn desk(state: &WebState) -> Result<&ResetDesk, WebError> {
+    state.reset_desk().ok_or(WebError::NotFound)
+}
+
+fn request_page(
+    csrf: CsrfToken,
+    sent: bool,
+    message: Option<&str>,
+    name: &str,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let html = render(&ResetRequestPage {
+        title: TITLE,
+        sent,
+        message,
+        name,
+        csrf: csrf.value(),
+    })?;
+    Ok((status, csrf, html).into_response())
+}
+
+/// GET /reset
+pub async fn form(State(state): State<WebState>, csrf: CsrfToken) -> Result<Response, WebError> {
+    desk(&state)?;
+    request_page(csrf, false, None, "", StatusCode::OK)
+}
+
+/// POST /reset: the same answer for every name (see the module docs).
+pub async fn request(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<ResetRequestForm>,
+) -> Result<Response, WebError> {
+    let desk = desk(&state)?;
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    match desk.request(state.store(), &form.name, &addr).await {
+        // The name is not echoed: the answer is the same page for everyone.
+        Ok(_) => request_page(csrf, true, None, "", StatusCode::OK),
+        Err(Error::Throttled {
+            retry_after_seconds,
+        }) => {
+            state.metrics().failure(PageCode::ResetThrottled);
+            tracing::warn!(code = PageCode::ResetThrottled.as_str(), address = %addr, "reset request throttled");
+            let mut response = request_page(
+                csrf,
+                false,
+                Some(THROTTLED),
+                "",
+                StatusCode::TOO_MANY_REQUESTS,
+            )?;
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_seconds.max(1)),
+            );
+            Ok(response)
+        }
+        Err(Error::InvalidField { .. }) => request_page(
+            csrf,
+            false,
+            Some("Type your username or e-mail address."),
+            "",
+            StatusCode::BAD_REQUEST,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What the account must show besides the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SecondFactor {
+    /// Nothing: the account has no second factor.
+    None,
+    /// A TOTP code or a recovery code.
+    Code,
+    /// Only passkeys, which this form cannot take: sign in with one instead.
+    PasskeyOnly,
+}
+
+async fn second_factor(state: &WebState, user: &User) -> Result<SecondFactor, WebError> {
+    let totp = Factors::new(state.store()).has_factor(user).await?;
+    let codes = RecoveryCodes::new(state.store())
+        .remaining(user)
+        .await
+        .map_err(mfa_error)?;
+    if totp || codes > 0 {
+        return Ok(SecondFactor::Code);
+    }
+    if Credentials::new(state.store()).count(user.id).await? > 0 {
+        return Ok(SecondFactor::PasskeyOnly);
+    }
+    Ok(SecondFactor::None)
+}
+
+fn mfa_error(e: MfaError) -> WebError {
+    match e {
+        MfaError::Store(e) => e.into(),
+        other => WebError::Internal(other.to_string()),
+    }
+}
+
+async fn valid(state: &WebState, token: &str) -> Result<Box<ValidLink>, WebError> {
+    match state
+        .store()
+        .enrollment()
+        .lookup(LinkKind::Reset, token)
+        .await?
+    {
+        LinkLookup::Valid(link) => Ok(link),
+        LinkLookup::Unusable(s) => Err(WebError::Link(s)),
+    }
+}
+
+fn form_text<'a>(intro: &'a str, action: &'a str, ask_factor: bool) -> FormText<'a> {
+    FormText {
+        title: TITLE,
+        intro,
+        action,
+        button: "Set the new password",
+        ask_factor,
+    }
+}
+
+fn passkey_only() -> Result<Response, WebError> {
+    let html = render(&NoticePage {
+        title: TITLE,
+        message: "Your account signs in with a passkey as its second factor, which this page \
+                  cannot check. Sign in with your passkey, then change your password on your \
+                  account page.",
+        hint: None,
+        link_href: "/login",
+        link_text: "Sign in",
+    })?;
+    Ok((StatusCode::FORBIDDEN, html).into_response())
+}
+
+/// GET /reset/{token}: the form, or the error page of an unusable link.
+pub async fn link(
+    State(state): State<WebState>,
+    Path(token): Path<String>,
+    csrf: CsrfToken,
+) -> Result<Response, WebError> {
+    let link = valid(&state, &token).await?;
+    let factor = second_factor(&state, &link.user).await?;
+    if factor == SecondFactor::PasskeyOnly {
+        return passkey_only();
+    }
+    let intro = format!("Choose a new password for {}.", link.user.username);
+    let action = LinkKind::Reset.path(&token);
+    set_password::page(
+        &state,
+        csrf,
+        &link.user,
+        &form_text(&intro, &action, factor == SecondFactor::Code),
+        None,
+        StatusCode::OK,
+    )
+}
+
+/// Checks the code of an account with a second factor: six digits are a TOTP code, else
+/// a recovery code (used up when right). `Err` carries what the page says.
+async fn check_code(state: &WebState, user: &User, typed: &str, addr: &str) -> Result<(), String> {
+    const WRONG: &str = "The code is not right. Type the current code of your authenticator app, \
+                         or one of your recovery codes.";
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return Err("This account has a second factor: type a code from it.".into());
+    }
+    let digits = typed.chars().filter(|c| !c.is_whitespace()).count() == 6
+        && typed
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_whitespace());
+    let outcome = if digits {
+        let Some(kek) = state.mfa_kek() else {
+            tracing::warn!("a TOTP code on the reset page but no KEK is configured here");
+            return Err(WRONG.into());
+        };
+        match Totp::new(state.store(), kek)
+            .verify(user, typed, addr)
+            .await
+        {
+            Ok(TotpCheck::Accepted { .. }) => Ok(()),
+            Ok(TotpCheck::Throttled { .. }) => Err(THROTTLED_CODE),
+            Ok(TotpCheck::Wrong | TotpCheck::Replayed) | Err(MfaError::MalformedCode(_)) => {
+                Err(WRONG)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TOTP check failed on the reset page");
+                Err(WRONG)
+            }
+        }
+    } else {
+        match RecoveryCodes::new(state.store())
+            .consume(user, typed, addr)
+            .await
+        {
+            Ok(RecoveryCheck::Accepted { .. }) => Ok(()),
+            Ok(RecoveryCheck::Throttled { .. }) => Err(THROTTLED_CODE),
+            Ok(RecoveryCheck::Wrong) | Err(MfaError::MalformedCode(_)) => Err(WRONG),
+            Err(e) => {
+                tracing::error!(error = %e, "recovery code check failed on the reset page");
+                Err(WRONG)
+            }
+        }
+    };
+    outcome.map_err(str::to_owned)
+}
+
+const THROTTLED_CODE: &str = "Too many wrong codes. Wait a few minutes and try again.";
+
+/// POST /reset/{token}: the new password (and a code, if the account has a second factor).
+pub async fn redeem(
+    State(state): State<WebState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<SetPasswordForm>,
+) -> Result<Response, WebError> {
+    let link = valid(&state, &token).await?;
+    let user = &link.user;
+    let factor = second_factor(&state, user).await?;
+    if factor == SecondFactor::PasskeyOnly {
+        return passkey_only();
+    }
+    let intro = format!("Choose a new password for {}.", user.username);
+    let action = LinkKind::Reset.path(&token);
+    let text = form_text(&intro, &action, factor == SecondFactor::Code);
+    let refuse = |state: &WebState, csrf, code: PageCode, refusal: Refusal| {
+        state.metrics().failure(code);
+        tracing::info!(code = code.as_str(), user = %user.username, "password reset refused");
+        set_password::page(
+            state,
+            csrf,
+            user,
+            &text,
+            Some(&refusal),
+            StatusCode::BAD_REQUEST,
+        )
+    };
+    if let Err(refusal) = set_password::check(&state, user, &form) {
+        return refuse(&state, csrf, PageCode::PasswordRefused, refusal);
+    }
+    if factor == SecondFactor::Code {
+        let addr = client_addr(state.settings(), &headers, connect.as_deref());
+        if let Err(message) = check_code(&state, user, &form.code, &addr).await {
+            let refusal = Refusal {
+                message,
+                hint: None,
+            };
+            return refuse(&state, csrf, PageCode::ResetFactor, refusal);
+        }
+    }
+    let advice = set_password::advice(user, &form.password);
+    let user = state
+        .store()
+        .enrollment()
+        .redeem(LinkKind::Reset, &token, Password::new(form.password))
+        .await?;
+    tracing::info!(user = %user.username, "password reset");
+    let html = render(&NoticePage {
+        title: "Password changed",
+        message: "Your password is changed, and every session of your account has ended. \
+                  Sign in with the new password.",
+        hint: advice.as_deref(),
+        link_href: "/login",
+        link_text: "Sign in",
+    })?;
+    Ok(html.into_response())
+}

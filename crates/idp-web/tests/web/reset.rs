@@ -1,0 +1,411 @@
+//! Self-service password reset through the pages, with the reset desk mailing through the
+//! testkit's loopback SMTP sink: the mailed link resets, expired and reused links are
+//! refused, an account with a second factor must give a code, and the request page answers
+//! the same, in the same time, for names that exist and names that do not.
+
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use axum::http::StatusCode;
+use latchkey_idp::config::{SmtpConfig, SmtpSecurity};
+use latchkey_idp::directory::NewUser;
+use latchkey_idp::enrollment::reset::ResetDesk;
+use latchkey_idp::keys::{Kek, KekSource};
+use latchkey_idp::mail::Mailer;
+use latchkey_idp::mfa::recovery::RecoveryCodes;
+use latchkey_idp::mfa::totp::{Totp, TotpCheck};
+use latchkey_idp::{Actor, Clock};
+use latchkey_testkit::smtp::SmtpSink;
+use totp_rs::{Algorithm, Secret, TOTP};
+
+use super::support::*;
+
+const NEW_PASSWORD: &str = "a new and quite long passphrase";
+
+/// The test IdP with a reset desk that mails through a fresh sink, and a TOTP key.
+async fn idp_with_reset(kek: Option<Kek>) -> (Idp, SmtpSink) {
+    let sink = SmtpSink::start();
+    let mailer = Mailer::new(&SmtpConfig {
+        host: Some("127.0.0.1".into()),
+        port: Some(sink.port()),
+        security: SmtpSecurity::None,
+        from: Some("Latchkey <idp@example.org>".into()),
+        ..SmtpConfig::default()
+    })
+    .unwrap();
+    let mut idp = idp_with(|c| c.trust_forwarded_for = true).await;
+    let desk = ResetDesk::start(
+        idp.store.clone(),
+        BASE.into(),
+        time::Duration::minutes(30),
+        Arc::new(mailer),
+    );
+    rebuild(&mut idp, |state| {
+        let state = state.with_reset_desk(desk);
+        match kek {
+            Some(kek) => state.with_mfa_kek(kek),
+            None => state,
+        }
+    });
+    (idp, sink)
+}
+
+/// Asks for a reset of `name` through the page; returns the page.
+async fn ask(b: &mut Browser<'_>, name: &str) -> Page {
+    let form = b.get("/reset").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let csrf = form.field("csrf").unwrap();
+    b.post("/reset", &[("name", name), ("csrf", &csrf)]).await
+}
+
+/// The path of the `n`th reset link mailed (1-based), waiting for it.
+fn mailed_link(sink: &SmtpSink, n: usize) -> String {
+    let mails = sink.wait_for(n, StdDuration::from_secs(20));
+    assert!(mails.len() >= n, "{} mails", mails.len());
+    let text = mails[n - 1].text();
+    let start = text
+        .find(&format!("{BASE}/reset/"))
+        .expect("a reset link in the mail");
+    let url = text[start..].split_whitespace().next().unwrap();
+    url.strip_prefix(BASE).unwrap().to_owned()
+}
+
+/// Posts the set-password form at `path`.
+async fn set_password(b: &mut Browser<'_>, path: &str, password: &str, code: Option<&str>) -> Page {
+    let form = b.get(path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let csrf = form.field("csrf").unwrap();
+    let mut fields = vec![
+        ("password", password),
+        ("confirm", password),
+        ("csrf", csrf.as_str()),
+    ];
+    if let Some(code) = code {
+        fields.push(("code", code));
+    }
+    b.post(path, &fields).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailed_link_resets_and_works_once() {
+    let (idp, sink) = idp_with_reset(None).await;
+    let mut b = Browser::new(&idp);
+    let login = b.get("/login").await;
+    assert!(login.body.contains("href=\"/reset\""), "{}", login.body);
+
+    // A session from before the reset, in another browser.
+    let mut other = Browser::new(&idp);
+    assert_eq!(
+        other.login("alice", PASSWORD, None).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(other.get("/portal").await.status, StatusCode::OK);
+
+    let sent = ask(&mut b, "alice@example.org").await;
+    assert_eq!(sent.status, StatusCode::OK);
+    assert!(sent.body.contains("If an account matches"), "{}", sent.body);
+    let path = mailed_link(&sink, 1);
+    assert_eq!(sink.messages()[0].to, vec!["alice@example.org".to_owned()]);
+
+    // Two copies that differ, then a short password: refused, the link still works.
+    let form = b.get(&path).await;
+    let csrf = form.field("csrf").unwrap();
+    let differ = b
+        .post(
+            &path,
+            &[
+                ("password", NEW_PASSWORD),
+                ("confirm", "something else entirely"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(differ.status, StatusCode::BAD_REQUEST);
+    assert!(
+        differ.body.contains("The two passwords differ"),
+        "{}",
+        differ.body
+    );
+    let short = set_password(&mut b, &path, "short1", None).await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(
+        short.body.contains("at least 12 characters"),
+        "{}",
+        short.body
+    );
+
+    let done = set_password(&mut b, &path, NEW_PASSWORD, None).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("Password changed"), "{}", done.body);
+    // Every session ended, the old password is gone, the new one signs in.
+    let portal = other.get("/portal").await;
+    assert_eq!(portal.status, StatusCode::SEE_OTHER);
+    assert!(portal.location().starts_with("/login"));
+    assert_eq!(
+        b.login("alice", PASSWORD, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        b.login("alice", NEW_PASSWORD, None).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(audit_actions(&idp, "user.password_reset").await.len(), 1);
+
+    // Used: the page says so, and a post changes nothing.
+    let again = b.get(&path).await;
+    assert_eq!(again.status, StatusCode::GONE);
+    assert_eq!(again.error_code(), Some("LINK-USED"));
+    let csrf = b.get("/reset").await.field("csrf").unwrap();
+    let reuse = b
+        .post(
+            &path,
+            &[
+                ("password", "yet another long passphrase"),
+                ("confirm", "yet another long passphrase"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(reuse.error_code(), Some("LINK-USED"));
+    assert_eq!(
+        b.login("alice", NEW_PASSWORD, None).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // A made-up link.
+    let unknown = b
+        .get("/reset/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.error_code(), Some("LINK-UNKNOWN"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_link_is_refused_and_a_forged_form_too() {
+    let (idp, sink) = idp_with_reset(None).await;
+    let mut b = Browser::new(&idp);
+    ask(&mut b, "bob").await;
+    let path = mailed_link(&sink, 1);
+    let form = b.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let csrf = form.field("csrf").unwrap();
+
+    // Without the anti-forgery token: refused, nothing changed.
+    let forged = b
+        .cross_site_post(
+            &path,
+            &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)],
+        )
+        .await;
+    assert_eq!(forged.error_code(), Some("WEB-CSRF"));
+
+    idp.clock.advance(time::Duration::minutes(31));
+    let late = b.get(&path).await;
+    assert_eq!(late.status, StatusCode::GONE);
+    assert_eq!(late.error_code(), Some("LINK-EXPIRED"));
+    let post = b
+        .post(
+            &path,
+            &[
+                ("password", NEW_PASSWORD),
+                ("confirm", NEW_PASSWORD),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(post.error_code(), Some("LINK-EXPIRED"));
+    assert_eq!(
+        b.login("bob", PASSWORD, None).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert!(audit_actions(&idp, "user.password_reset").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_totp_must_give_a_code_or_a_recovery_code() {
+    let text = Kek::generate_base64();
+    let kek = Kek::from_base64(&text, KekSource::Env).unwrap();
+    let server_kek = Kek::from_base64(&text, KekSource::Env).unwrap();
+    let (idp, sink) = idp_with_reset(Some(server_kek)).await;
+    // alice enrols an authenticator app and gets recovery codes.
+    let totp = Totp::new(&idp.store, &kek);
+    let e = totp.begin(&idp.alice, "phone", "test").await.unwrap();
+    let app = TOTP::new_unchecked(
+        Algorithm::SHA1,
+        6,
+        0,
+        30,
+        Secret::Encoded(e.secret_base32.to_string())
+            .to_bytes()
+            .unwrap(),
+        None,
+        String::new(),
+    );
+    let code = app.generate(idp.clock.now().unix_timestamp() as u64);
+    let done = totp
+        .confirm(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            &e.factor_id,
+            &code,
+            "127.0.0.1",
+        )
+        .await
+        .unwrap();
+    assert!(matches!(done, TotpCheck::Accepted { .. }));
+    let codes = RecoveryCodes::new(&idp.store)
+        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .await
+        .unwrap();
+
+    let mut b = Browser::new(&idp);
+    ask(&mut b, "alice").await;
+    let path = mailed_link(&sink, 1);
+    let form = b.get(&path).await;
+    assert!(form.body.contains("name=\"code\""), "{}", form.body);
+
+    // No code, a wrong code: refused, the link still usable, the password unchanged.
+    let none = set_password(&mut b, &path, NEW_PASSWORD, Some("")).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST);
+    assert!(none.body.contains("second factor"), "{}", none.body);
+    let wrong = set_password(&mut b, &path, NEW_PASSWORD, Some("000000")).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(
+        wrong.body.contains("The code is not right"),
+        "{}",
+        wrong.body
+    );
+    assert!(audit_actions(&idp, "user.password_reset").await.is_empty());
+
+    // The app's current code (a fresh step) lets it through.
+    idp.clock.advance(time::Duration::seconds(30));
+    let code = app.generate(idp.clock.now().unix_timestamp() as u64);
+    let ok = set_password(&mut b, &path, NEW_PASSWORD, Some(&code)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(
+        b.login("alice", NEW_PASSWORD, None).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // A second reset with a recovery code instead (the desk allows three per account).
+    idp.clock.advance(time::Duration::minutes(1));
+    ask(&mut b, "alice@example.org").await;
+    let path = mailed_link(&sink, 2);
+    let ok = set_password(&mut b, &path, "the third long passphrase", Some(&codes[0])).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(
+        RecoveryCodes::new(&idp.store)
+            .remaining(&idp.alice)
+            .await
+            .unwrap(),
+        codes.len() as i64 - 1
+    );
+}
+
+/// Rank-sum (Mann-Whitney U) z statistic of two samples, with the normal approximation.
+fn rank_sum_z(a: &[f64], b: &[f64]) -> f64 {
+    let mut all: Vec<(f64, usize)> = a
+        .iter()
+        .map(|&x| (x, 0))
+        .chain(b.iter().map(|&x| (x, 1)))
+        .collect();
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut ranks = vec![0.0; all.len()];
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for r in &mut ranks[i..=j] {
+            *r = rank;
+        }
+        i = j + 1;
+    }
+    let r1: f64 = all
+        .iter()
+        .zip(&ranks)
+        .filter(|(x, _)| x.1 == 0)
+        .map(|(_, r)| r)
+        .sum();
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    let u = r1 - n1 * (n1 + 1.0) / 2.0;
+    let mean = n1 * n2 / 2.0;
+    let sd = (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt();
+    (u - mean) / sd
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+}
+
+/// One reset request from `addr`, timed from the request to the whole answer.
+async fn timed(b: &mut Browser<'_>, csrf: &str, name: &str, addr: &str) -> (f64, String) {
+    b.address = Some(addr.to_owned());
+    let start = Instant::now();
+    let page = b.post("/reset", &[("name", name), ("csrf", csrf)]).await;
+    let took = start.elapsed().as_secs_f64();
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    (took, page.body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_request_takes_the_same_time_for_unknown_names() {
+    const N: usize = 50;
+    let (idp, sink) = idp_with_reset(None).await;
+    for i in 0..N {
+        idp.store
+            .users()
+            .create(
+                &Actor::system(),
+                NewUser::new(format!("member{i}"), format!("member{i}@example.org")),
+            )
+            .await
+            .unwrap();
+    }
+    let mut b = Browser::new(&idp);
+    let csrf = b.get("/reset").await.field("csrf").unwrap();
+    // Each request from its own address and for its own name, so no throttle answers any
+    // of them; the pair's order alternates, so a drift in the machine's load hits both.
+    // Warm-up (first statements prepared, pages compiled), not measured.
+    for i in 0..5 {
+        timed(&mut b, &csrf, &format!("warmup{i}"), &format!("10.2.0.{i}")).await;
+    }
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    let mut bodies = Vec::new();
+    for i in 0..N {
+        let pair = [(format!("member{i}"), true), (format!("nobody{i}"), false)];
+        let order: Vec<_> = if i % 2 == 0 {
+            pair.to_vec()
+        } else {
+            pair.iter().rev().cloned().collect()
+        };
+        for (j, (name, exists)) in order.into_iter().enumerate() {
+            let (took, body) = timed(&mut b, &csrf, &name, &format!("10.1.{i}.{j}")).await;
+            if exists {
+                known.push(took)
+            } else {
+                unknown.push(took)
+            }
+            bodies.push(body);
+        }
+    }
+    // The same page for everyone (the anti-forgery token is the browser's, the same too).
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    let (mk, mu) = (median(known.clone()), median(unknown.clone()));
+    let ratio = mk / mu;
+    let z = rank_sum_z(&known, &unknown);
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "medians {mk:.6}s known, {mu:.6}s unknown"
+    );
+    // Two-sided, 1 %.
+    assert!(
+        z.abs() < 2.576,
+        "rank-sum z = {z:.2} (medians {mk:.6}s, {mu:.6}s)"
+    );
+    // And the known ones were mailed (off the request path).
+    assert_eq!(sink.wait_for(N, StdDuration::from_secs(60)).len(), N);
+}
