@@ -14,6 +14,8 @@ pub use groups::{Group, Groups, NewGroup};
 pub use import::ImportReport;
 pub use login::Login;
 pub(crate) use users::UserRow;
-pub use users::{AttributeValue, NewUser, User, UserPatch, UserStatus, Users};
+pub use users::{
+    AttributeValue, NewUser, User, UserCursor, UserFilter, UserPage, UserPatch, UserStatus, Users,
+};
 
 pub(crate) use groups::{fetch as fetch_group, with_access as groups_with_access};
