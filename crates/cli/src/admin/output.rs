@@ -18,25 +18,37 @@ pub fn when(at: OffsetDateTime) -> String {
 
 /// Prints rows under a header, columns padded to the widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    let widths = widths(header, rows);
+    row(&widths, header)?;
+    for cells in rows {
+        row(
+            &widths,
+            &cells.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?;
+    }
+    Ok(())
+}
+
+/// The width of each column: its widest cell, header included.
+pub fn widths(header: &[&str], rows: &[Vec<String>]) -> Vec<usize> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        outln!("{}", padded.join("  ").trim_end())
-    };
-    line(header.to_vec())?;
-    for row in rows {
-        line(row.iter().map(String::as_str).collect())?;
-    }
-    Ok(())
+    widths
+}
+
+/// Prints one table line, each cell padded to its column's width (a wider cell pushes the
+/// rest of its line, as a streamed table cannot know later rows).
+pub fn row(widths: &[usize], cells: &[&str]) -> anyhow::Result<()> {
+    let padded: Vec<String> = cells
+        .iter()
+        .zip(widths)
+        .map(|(cell, width)| format!("{cell:<width$}"))
+        .collect();
+    outln!("{}", padded.join("  ").trim_end())
 }
 
 /// `key: value` lines for one object, skipping empty values.

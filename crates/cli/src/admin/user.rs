@@ -334,26 +334,7 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
                 outln!("granted {role} to user {}", user.username)?;
             }
         }
-        UserCommand::List { json } => {
-            let all = users.list().await?;
-            if json {
-                let shaped: Vec<UserDto> = all.iter().cloned().map(UserDto::from).collect();
-                return output::json(&shaped);
-            }
-            let rows: Vec<Vec<String>> = all
-                .iter()
-                .map(|u| {
-                    vec![
-                        u.username.clone(),
-                        u.email.clone(),
-                        u.shown_name(),
-                        status(u).to_string(),
-                        u.id.to_string(),
-                    ]
-                })
-                .collect();
-            output::table(&["USERNAME", "EMAIL", "NAME", "STATUS", "ID"], &rows)?;
-        }
+        UserCommand::List { json } => list(users, json).await?,
         UserCommand::Show { user, json } => {
             let user = users.lookup(&user).await?;
             let groups: Vec<String> = ctx
@@ -458,6 +439,68 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
                 outln!("set the password of {}", target.username)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Users fetched per page while `user list` streams: large enough that a walk of 100,000
+/// users is 200 statements, small enough that memory stays flat.
+const LIST_PAGE: u32 = 500;
+
+/// Prints every user a page at a time, so a directory of any size is listed in constant
+/// memory: `--json` as one JSON array of the API's user objects, written element by
+/// element; the table with columns padded to the widest cell of the first page.
+async fn list(users: latchkey_idp::directory::Users<'_>, json: bool) -> anyhow::Result<()> {
+    use latchkey_idp::directory::{UserCursor, UserFilter};
+    let filter = UserFilter::default();
+    let mut after: Option<UserCursor> = None;
+    let mut widths: Option<Vec<usize>> = None;
+    let mut first = true;
+    if json {
+        crate::stdout::out!("[")?;
+    }
+    loop {
+        let page = users.page(&filter, after.as_ref(), LIST_PAGE).await?;
+        if json {
+            for user in &page.users {
+                let item = serde_json::to_string(&UserDto::from(user.clone()))?;
+                crate::stdout::out!("{}\n  {item}", if first { "" } else { "," })?;
+                first = false;
+            }
+        } else {
+            let rows: Vec<Vec<String>> = page
+                .users
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.username.clone(),
+                        u.email.clone(),
+                        u.shown_name(),
+                        status(u).to_string(),
+                        u.id.to_string(),
+                    ]
+                })
+                .collect();
+            let header = ["USERNAME", "EMAIL", "NAME", "STATUS", "ID"];
+            if widths.is_none() {
+                let w = output::widths(&header, &rows);
+                output::row(&w, &header)?;
+                widths = Some(w);
+            }
+            if let Some(widths) = &widths {
+                for row in &rows {
+                    let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+                    output::row(widths, &cells)?;
+                }
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    if json {
+        outln!("{}]", if first { "" } else { "\n" })?;
     }
     Ok(())
 }

@@ -1,12 +1,16 @@
-//! Offset pagination shared by the list endpoints.
+//! Pagination shared by the list endpoints.
 //!
-//! Lists of users, groups and applications are small next to a database's limits and
-//! come back sorted, so they are paged after filtering; the audit log, which grows
-//! without bound, pages in SQL on its sequence number instead (see `audit.rs`).
+//! Lists of groups and applications are small next to a database's limits and come back
+//! sorted, so they are paged after filtering. Users (100,000 of them in a large directory)
+//! are filtered and paged in SQL with keyset cursors ([`encode_cursor`]); the audit log,
+//! which grows without bound, pages in SQL on its sequence number (see `audit.rs`).
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use latchkey_idp::error::ErrorCode;
 
 /// Default page size.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -37,6 +41,31 @@ pub fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
             format!("limit must be between 1 and {MAX_LIMIT}, not {n}"),
         )),
     }
+}
+
+/// A keyset position as the client sees it: opaque, so the key it wraps (and its order)
+/// may change without breaking clients. `kind` names the listing, so a cursor from one
+/// listing is refused by another instead of silently seeking to a meaningless key.
+pub fn encode_cursor(kind: &str, key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{kind}:{key}"))
+}
+
+/// The key inside a cursor made by [`encode_cursor`] for the same `kind`; anything else is
+/// a 400 `invalid_query` naming the `cursor` field.
+pub fn decode_cursor(kind: &str, raw: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            "cursor is not one this listing handed out; start again without it",
+        )
+        .with_field("cursor")
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix(kind)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .map(str::to_owned)
+        .ok_or_else(bad)
 }
 
 /// Cuts one page out of an already filtered and sorted list.
@@ -92,6 +121,16 @@ mod tests {
         assert!(past.is_empty() && ip.next_offset.is_none());
         assert!(paginate(all.clone(), Some(0), None).is_err());
         assert!(paginate(all, Some(MAX_LIMIT + 1), None).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        let c = encode_cursor("users", "émile");
+        assert_eq!(decode_cursor("users", &c).unwrap(), "émile");
+        assert!(decode_cursor("members", &c).is_err());
+        assert!(decode_cursor("users", "not base64!").is_err());
+        assert!(decode_cursor("users", &URL_SAFE_NO_PAD.encode([0xff, 0xfe])).is_err());
+        assert!(decode_cursor("users", &URL_SAFE_NO_PAD.encode("usersX")).is_err());
     }
 
     #[test]

@@ -17,7 +17,9 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::groups::GroupDto;
 use super::page::{self, PageInfo};
-use latchkey_idp::directory::{AttributeValue, NewUser, User, UserPatch, UserStatus};
+use latchkey_idp::directory::{
+    AttributeValue, NewUser, User, UserCursor, UserFilter, UserPatch, UserStatus,
+};
 use latchkey_idp::password::{self, Password};
 
 /// A user as the API shows it. The password hash never leaves the store.
@@ -76,12 +78,20 @@ fn status_name(s: UserStatus) -> &'static str {
 }
 
 /// One page of users.
+///
+/// Page through with `next_cursor` (keyset paging: every page costs the same). `page`, the
+/// offset form older clients read, comes with every answer to a request without `cursor`;
+/// its `total` is counted then, once per listing, not on every page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UserPage {
-    /// The users on this page, ordered by username.
+    /// The users on this page, ordered by case-folded username (byte-wise).
     pub items: Vec<UserDto>,
-    /// Position of the page.
-    pub page: PageInfo,
+    /// Position of the page; absent when the request gave a `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<PageInfo>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Filters for listing users.
@@ -89,7 +99,9 @@ pub struct UserPage {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserListQuery {
-    /// Substring of username, e-mail or names (case-insensitive).
+    /// Search, case-insensitive: a prefix of the username, or, when it contains `@`, a
+    /// prefix of the e-mail address (a whole address finds its user). Prefixes because an
+    /// index serves them; display names are not searched.
     pub q: Option<String>,
     /// `active` or `suspended`.
     pub status: Option<String>,
@@ -97,9 +109,14 @@ pub struct UserListQuery {
     pub group: Option<String>,
     /// Page size (1-500, default 50).
     pub limit: Option<u32>,
-    /// Index of the first item (default 0).
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Index of the first item (default 0). Deep offsets cost more; prefer `cursor`.
     pub offset: Option<u64>,
 }
+
+/// The kind tag inside user-listing cursors.
+const USER_CURSOR: &str = "users";
 
 /// A new user.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -196,42 +213,59 @@ fn checked_password(
 }
 
 #[utoipa::path(get, path = "/api/v1/users", operation_id = "users_list", tag = "users", params(UserListQuery),
-    responses((status = 200, description = "OK", body = UserPage), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
+    responses((status = 200, description = "OK", body = UserPage), (status = 400, description = "Malformed query, e.g. a `cursor` this listing did not hand out", body = ErrorBody), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such group", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
-/// Lists users, filtered and paged.
+/// Lists users, filtered and paged in the database.
 pub async fn list(
     State(state): State<ApiState>,
     ApiQuery(q): ApiQuery<UserListQuery>,
 ) -> Result<axum::Json<UserPage>, ApiError> {
-    let status = parse_status(q.status.as_deref())?;
-    page::limit(q.limit)?;
+    let limit = page::limit(q.limit)?;
     let store = &state.store;
-    let mut users = match &q.group {
-        Some(group) => {
-            let group = store.groups().lookup(group).await?;
-            let mut members = store.groups().members(group.id).await?;
-            members.sort_by_key(|u| u.username.to_lowercase());
-            members
-        }
-        None => store.users().list().await?,
+    let filter = UserFilter {
+        search: q.q.clone(),
+        status: parse_status(q.status.as_deref())?,
+        group: match &q.group {
+            Some(group) => Some(store.groups().lookup(group).await?.id),
+            None => None,
+        },
     };
-    users.retain(|u| {
-        status.is_none_or(|s| u.status == s)
-            && page::matches(
-                &q.q,
-                &[
-                    Some(&u.username),
-                    Some(&u.email),
-                    u.given_name.as_deref(),
-                    u.family_name.as_deref(),
-                    u.display_name.as_deref(),
-                ],
-            )
-    });
-    let (items, page) = page::paginate(users, q.limit, q.offset)?;
+    let users = store.users();
+    if let Some(cursor) = &q.cursor {
+        if q.offset.is_some() {
+            return Err(ApiError::invalid("cursor", "give either cursor or offset"));
+        }
+        let after = UserCursor::from_key(page::decode_cursor(USER_CURSOR, cursor)?);
+        let found = users.page(&filter, Some(&after), limit).await?;
+        return Ok(axum::Json(UserPage {
+            items: found.users.into_iter().map(UserDto::from).collect(),
+            page: None,
+            next_cursor: found
+                .next
+                .map(|c| page::encode_cursor(USER_CURSOR, c.key())),
+        }));
+    }
+    let offset = q.offset.unwrap_or(0);
+    let items = if offset == 0 {
+        users.page(&filter, None, limit).await?.users
+    } else {
+        users.page_at_offset(&filter, offset, limit).await?
+    };
+    let total = users.count(&filter).await?;
+    let end = offset.saturating_add(items.len() as u64);
+    let more = end < total;
     Ok(axum::Json(UserPage {
+        next_cursor: items
+            .last()
+            .filter(|_| more)
+            .map(|last| page::encode_cursor(USER_CURSOR, UserCursor::after(last).key())),
         items: items.into_iter().map(UserDto::from).collect(),
-        page,
+        page: Some(PageInfo {
+            total,
+            offset,
+            limit,
+            next_offset: more.then_some(end),
+        }),
     }))
 }
 

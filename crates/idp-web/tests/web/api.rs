@@ -378,6 +378,44 @@ async fn user_lists_filter_and_page(t: TestStore) {
     let (_, p3) = a.get("/api/v1/users?limit=2&offset=4").await;
     assert_eq!(names(&p3), ["eve"]);
     assert!(p3["page"].get("next_offset").is_none());
+    assert!(p3.get("next_cursor").is_none());
+
+    // Keyset paging: follow next_cursor to the end; cursor pages carry no count.
+    let mut walked = names(&p1);
+    let mut cursor = p1["next_cursor"].as_str().unwrap().to_owned();
+    loop {
+        let (s, p) = a
+            .get(&format!("/api/v1/users?limit=2&cursor={cursor}"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        assert!(p.get("page").is_none(), "{p}");
+        walked.extend(names(&p));
+        match p["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(walked, ["ann", "bea", "cat", "dan", "eve"]);
+    let (_, after_cat) = a.get("/api/v1/users?limit=1&offset=2").await;
+    let next = after_cat["next_cursor"].as_str().unwrap();
+    assert_eq!(
+        names(&a.get(&format!("/api/v1/users?cursor={next}")).await.1),
+        ["dan", "eve"]
+    );
+    for bad in ["nonsense!", "dXNlcnM", "Z3JvdXBzOmFubg"] {
+        let answer = a.get(&format!("/api/v1/users?cursor={bad}")).await;
+        assert_eq!(answer.1["field"], "cursor", "{bad}: {}", answer.1);
+        assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_query");
+    }
+    assert_error(
+        &a.get(&format!("/api/v1/users?cursor={next}&offset=1"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    );
+    // Search is a prefix of the username, or of the e-mail address when it has an `@`.
+    assert_eq!(names(&a.get("/api/v1/users?q=DAN%40corp").await.1), ["dan"]);
+    assert!(names(&a.get("/api/v1/users?q=nn").await.1).is_empty());
     assert_eq!(
         names(&a.get("/api/v1/users?status=suspended").await.1),
         ["bea"]

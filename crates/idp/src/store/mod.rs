@@ -27,6 +27,7 @@
 //! ```
 
 pub(crate) mod backend;
+pub(crate) mod sql;
 pub(crate) mod timestamp;
 
 use std::sync::Arc;

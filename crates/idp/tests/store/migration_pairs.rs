@@ -38,7 +38,8 @@ fn names(backend: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The statements without comments, one space between tokens, PostgreSQL's type names.
+/// The statements without comments, one space between tokens, PostgreSQL's type names,
+/// and without PostgreSQL's byte-wise `COLLATE "C"`.
 fn normalize(sql: &str, substitute: bool) -> String {
     let code: Vec<&str> = sql
         .lines()
@@ -53,6 +54,10 @@ fn normalize(sql: &str, substitute: bool) -> String {
         for (sqlite, postgres) in SUBSTITUTIONS {
             text = text.replace(sqlite, postgres);
         }
+    } else {
+        // PostgreSQL indexes for byte-wise key order say `COLLATE "C"`; SQLite's default
+        // collation (BINARY) already is byte-wise and has no collation of that name.
+        text = text.replace(" COLLATE \"C\"", "");
     }
     text
 }
