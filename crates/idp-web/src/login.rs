@@ -356,7 +356,7 @@ pub(crate) async fn start_session(
     state.metrics().login("success");
     state
         .audit(
-            &Actor::person(&user),
+            &Actor::person(user),
             "login.success",
             "user",
             user.id.to_string(),
