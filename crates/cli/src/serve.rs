@@ -87,7 +87,13 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         tracing::info!("no [smtp] host: invitation links are answered, not mailed");
     }
     let base_url = settings.base_url.clone();
-    let state = WebState::new(store.clone(), settings, keys).with_webauthn(&config.webauthn);
+    // TOTP secrets are sealed under the key store's KEK, or a node-local one beside the
+    // file keys: loaded now, so a missing or unreadable key stops the start, not a sign-in.
+    let mfa_kek = latchkey_idp::mfa::totp::sealing_kek(&config, &ProcessEnv)
+        .context("cannot load the key that seals TOTP secrets")?;
+    let state = WebState::new(store.clone(), settings, keys)
+        .with_webauthn(&config.webauthn)
+        .with_mfa_kek(mfa_kek);
     state.metrics().count_log_drops(move || log_drops.total());
     state.metrics().count_mail(mailer.stats_handle());
     let app = web::router(state).merge(latchkey_idp_web::api::router(

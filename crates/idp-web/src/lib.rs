@@ -11,6 +11,10 @@
 //! GET  /saml/slo/frame/{key}              one application's LogoutRequest, in its frame
 //! GET  /saml/slo/done/{run}               the end of a logout: each application's outcome
 //! GET|POST /login   GET|POST /logout   GET /portal
+//! GET|POST /login/mfa                     the second step, or a step-up (TOTP, key, recovery code)
+//! GET|POST /mfa/totp                      add a TOTP app: QR code and secret, then a code confirms
+//! GET|POST /mfa/recovery-codes            how many are left; new ones, shown once
+//! GET /webauthn, POST /webauthn/...       passkeys and security keys (JSON ceremonies)
 //! ```
 //!
 //! Every request goes through [`headers::layer`] (security headers, metrics); every failure
@@ -26,6 +30,7 @@ pub mod html;
 pub mod login;
 pub mod logout;
 pub mod metrics;
+pub mod mfa;
 mod pages;
 pub mod portal;
 pub mod saml;
@@ -72,6 +77,9 @@ struct Inner {
     probe: tokio::sync::Mutex<Option<(Instant, String)>>,
     /// Who we are to passkeys; `None` when the base URL cannot be an RP (an IP address).
     webauthn: Option<latchkey_idp::webauthn::RelyingParty>,
+    /// The key that seals TOTP secrets ([`latchkey_idp::mfa::totp::sealing_kek`]); `None`
+    /// until [`WebState::with_mfa_kek`], and then TOTP pages answer a server fault.
+    mfa_kek: Option<latchkey_idp::keys::Kek>,
 }
 
 impl WebState {
@@ -90,6 +98,7 @@ impl WebState {
             device_keys: tokio::sync::OnceCell::new(),
             probe: tokio::sync::Mutex::new(None),
             webauthn: None,
+            mfa_kek: None,
         }))
         .with_webauthn(&latchkey_idp::webauthn::WebauthnConfig::default())
     }
@@ -110,6 +119,24 @@ impl WebState {
             inner.webauthn = rp;
         }
         self
+    }
+
+    /// The same state with the key that seals TOTP secrets (`latchkey serve` loads it with
+    /// [`latchkey_idp::mfa::totp::sealing_kek`]; every node sharing a database must have
+    /// the same one).
+    pub fn with_mfa_kek(mut self, kek: latchkey_idp::keys::Kek) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.mfa_kek = Some(kek);
+        }
+        self
+    }
+
+    /// The key that seals TOTP secrets; a server fault when none was given.
+    pub(crate) fn mfa_kek(&self) -> Result<&latchkey_idp::keys::Kek, WebError> {
+        self.0
+            .mfa_kek
+            .as_ref()
+            .ok_or_else(|| WebError::Internal("no MFA key-encryption key loaded".into()))
     }
 
     /// The WebAuthn relying party, when passkeys are on.
@@ -218,7 +245,15 @@ pub fn router(state: WebState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/static/{file}", get(assets::file))
         .route("/login", get(login::form).post(login::submit))
-        .route("/login/mfa", get(saml::second_factor))
+        .route(
+            "/login/mfa",
+            get(mfa::second_factor).post(mfa::second_factor_submit),
+        )
+        .route("/mfa/totp", get(mfa::totp_form).post(mfa::totp_confirm))
+        .route(
+            "/mfa/recovery-codes",
+            get(mfa::recovery_codes).post(mfa::regenerate_recovery_codes),
+        )
         .route("/logout", get(login::logout_form).post(login::logout))
         .route("/portal", get(portal::portal))
         .route("/saml/metadata", get(saml::metadata))
@@ -243,6 +278,14 @@ pub fn router(state: WebState) -> Router {
         .route("/webauthn/register/finish", post(webauthn::register_finish))
         .route("/webauthn/login/start", post(webauthn::login_start))
         .route("/webauthn/login/finish", post(webauthn::login_finish))
+        .route(
+            "/webauthn/second-factor/start",
+            post(webauthn::second_factor_start),
+        )
+        .route(
+            "/webauthn/second-factor/finish",
+            post(webauthn::second_factor_finish),
+        )
         .route("/webauthn/credentials", get(webauthn::credentials))
         .route("/webauthn/credentials/{id}", post(webauthn::manage))
         .fallback(not_found)

@@ -26,6 +26,7 @@ mod web {
     mod encryption_methods;
     mod front_door;
     mod login;
+    mod mfa_pages;
     mod mfa_sso;
     mod pages;
     mod portal;
