@@ -93,15 +93,14 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         config.enrollment.reset_ttl(),
         std::sync::Arc::new(mailer.clone()),
     );
-    let mut state = WebState::new(store.clone(), settings, keys)
+    // TOTP secrets are sealed under the key store's KEK, or a node-local one beside the
+    // file keys: loaded now, so a missing or unreadable key stops the start, not a sign-in.
+    let mfa_kek = latchkey_idp::mfa::totp::sealing_kek(&config, &ProcessEnv)
+        .context("cannot load the key that seals TOTP secrets")?;
+    let state = WebState::new(store.clone(), settings, keys)
         .with_webauthn(&config.webauthn)
+        .with_mfa_kek(mfa_kek)
         .with_reset_desk(reset_desk);
-    // TOTP codes (a reset of an account with a second factor) are checked under the same
-    // KEK the CLI seals them with; without one, only recovery codes can be checked.
-    match latchkey_idp::mfa::totp::sealing_kek(&config, &latchkey_idp::config::ProcessEnv) {
-        Ok(kek) => state = state.with_mfa_kek(kek),
-        Err(e) => tracing::warn!(error = %e, "no TOTP sealing key: TOTP codes cannot be checked"),
-    }
     state.metrics().count_log_drops(move || log_drops.total());
     state.metrics().count_mail(mailer.stats_handle());
     let app = web::router(state).merge(latchkey_idp_web::api::router(

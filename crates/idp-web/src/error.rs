@@ -63,12 +63,9 @@ pub enum WebError {
         /// user screenshots leads an admin to that event.
         operation_id: String,
     },
-    /// The sign-in needs a second factor (or an enrolment first); the request is parked.
-    #[error("a second factor is needed (enrol: {enrol})")]
-    SecondFactorNeeded {
-        /// The user has no factor yet.
-        enrol: bool,
-    },
+    /// The user has as many TOTP apps as allowed; nothing was added.
+    #[error("the user already has {0} TOTP apps, the most allowed")]
+    TooManyFactors(usize),
     /// A bounded resource (password hashing) is full; nothing was done.
     #[error("busy: {0}")]
     Busy(String, u64),
@@ -112,8 +109,7 @@ impl WebError {
             WebError::LogoutExpired => PageCode::SloExpired,
             WebError::LogoutReplayed => PageCode::SloReplayed,
             WebError::Denied { .. } => PageCode::SsoDenied,
-            WebError::SecondFactorNeeded { enrol: false } => PageCode::MfaStepUp,
-            WebError::SecondFactorNeeded { enrol: true } => PageCode::MfaEnrol,
+            WebError::TooManyFactors(_) => PageCode::MfaTooMany,
             WebError::Busy(..) => PageCode::WebBusy,
             WebError::Link(LinkState::Unknown) => PageCode::LinkUnknown,
             WebError::Link(LinkState::Expired) => PageCode::LinkExpired,
@@ -126,10 +122,10 @@ impl WebError {
         match self {
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            WebError::Csrf
-            | WebError::Denied { .. }
-            | WebError::SecondFactorNeeded { .. }
-            | WebError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            WebError::Csrf | WebError::Denied { .. } | WebError::Forbidden { .. } => {
+                StatusCode::FORBIDDEN
+            }
+            WebError::TooManyFactors(_) => StatusCode::CONFLICT,
             WebError::Sso(SsoError::Binding(
                 latchkey_saml::Error::EncodedTooLarge { .. }
                 | latchkey_saml::Error::DecodedTooLarge { .. },
@@ -218,18 +214,12 @@ impl WebError {
                  and operation ID below."
                     .into(),
             ),
-            WebError::SecondFactorNeeded { enrol: false } => (
-                "Second factor needed",
-                "This application needs a second factor (an authenticator code) in this \
-                 session. Signing in with one is not available on this server yet; ask your \
-                 administrator."
-                    .into(),
-            ),
-            WebError::SecondFactorNeeded { enrol: true } => (
-                "Second factor needed",
-                "This application needs a second factor and your account has none yet. \
-                 Enrolling one is not available on this server yet; ask your administrator."
-                    .into(),
+            WebError::TooManyFactors(n) => (
+                "Too many authenticator apps",
+                format!(
+                    "Your account already has {n} authenticator apps, the most allowed. \
+                     Remove one on your account page before adding another."
+                ),
             ),
             WebError::Link(state) => (
                 "Link not usable",

@@ -13,6 +13,10 @@
 //! GET|POST /login   GET|POST /logout   GET /portal
 //! GET|POST /invite/{token}               an invitation: set the first password, signed in
 //! GET|POST /reset   GET|POST /reset/{token}   password reset: ask for a link, use it
+//! GET|POST /login/mfa                     the second step, or a step-up (TOTP, key, recovery code)
+//! GET|POST /mfa/totp                      add a TOTP app: QR code and secret, then a code confirms
+//! GET|POST /mfa/recovery-codes            how many are left; new ones, shown once
+//! GET /webauthn, POST /webauthn/...       passkeys and security keys (JSON ceremonies)
 //! ```
 //!
 //! Every request goes through [`headers::layer`] (security headers, metrics); every failure
@@ -30,6 +34,7 @@ pub mod invite;
 pub mod login;
 pub mod logout;
 pub mod metrics;
+pub mod mfa;
 mod pages;
 pub mod portal;
 pub mod reset;
@@ -81,8 +86,8 @@ struct Inner {
     /// Takes password-reset requests; `None` leaves self-service reset off (the sign-in
     /// page then offers no link to it).
     reset_desk: Option<latchkey_idp::enrollment::reset::ResetDesk>,
-    /// The KEK that opens TOTP secrets, for the pages that check a code; `None` when the
-    /// server was built without one (then no TOTP code can be checked here).
+    /// The key that seals TOTP secrets ([`latchkey_idp::mfa::totp::sealing_kek`]); `None`
+    /// until [`WebState::with_mfa_kek`], and then TOTP pages answer a server fault.
     mfa_kek: Option<latchkey_idp::keys::Kek>,
 }
 
@@ -135,8 +140,9 @@ impl WebState {
         self
     }
 
-    /// The same state with the KEK that seals TOTP secrets (see
-    /// [`latchkey_idp::mfa::totp::sealing_kek`]), so pages can check codes.
+    /// The same state with the key that seals TOTP secrets (`latchkey serve` loads it with
+    /// [`latchkey_idp::mfa::totp::sealing_kek`]; every node sharing a database must have
+    /// the same one).
     pub fn with_mfa_kek(mut self, kek: latchkey_idp::keys::Kek) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
             inner.mfa_kek = Some(kek);
@@ -149,9 +155,12 @@ impl WebState {
         self.0.reset_desk.as_ref()
     }
 
-    /// The TOTP sealing key, when configured.
-    pub fn mfa_kek(&self) -> Option<&latchkey_idp::keys::Kek> {
-        self.0.mfa_kek.as_ref()
+    /// The key that seals TOTP secrets; a server fault when none was given.
+    pub(crate) fn mfa_kek(&self) -> Result<&latchkey_idp::keys::Kek, WebError> {
+        self.0
+            .mfa_kek
+            .as_ref()
+            .ok_or_else(|| WebError::Internal("no MFA key-encryption key loaded".into()))
     }
 
     /// The WebAuthn relying party, when passkeys are on.
@@ -260,7 +269,15 @@ pub fn router(state: WebState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/static/{file}", get(assets::file))
         .route("/login", get(login::form).post(login::submit))
-        .route("/login/mfa", get(saml::second_factor))
+        .route(
+            "/login/mfa",
+            get(mfa::second_factor).post(mfa::second_factor_submit),
+        )
+        .route("/mfa/totp", get(mfa::totp_form).post(mfa::totp_confirm))
+        .route(
+            "/mfa/recovery-codes",
+            get(mfa::recovery_codes).post(mfa::regenerate_recovery_codes),
+        )
         .route("/logout", get(login::logout_form).post(login::logout))
         .route("/portal", get(portal::portal))
         .route("/invite/{token}", get(invite::link).post(invite::redeem))
@@ -288,6 +305,14 @@ pub fn router(state: WebState) -> Router {
         .route("/webauthn/register/finish", post(webauthn::register_finish))
         .route("/webauthn/login/start", post(webauthn::login_start))
         .route("/webauthn/login/finish", post(webauthn::login_finish))
+        .route(
+            "/webauthn/second-factor/start",
+            post(webauthn::second_factor_start),
+        )
+        .route(
+            "/webauthn/second-factor/finish",
+            post(webauthn::second_factor_finish),
+        )
         .route("/webauthn/credentials", get(webauthn::credentials))
         .route("/webauthn/credentials/{id}", post(webauthn::manage))
         .merge(console::router())

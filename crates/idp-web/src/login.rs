@@ -136,7 +136,7 @@ pub async fn form(
 /// Only a peek: the request stays parked for `/saml/continue`. Any failure (unknown or
 /// expired key, the application removed meanwhile, a store error) leaves the form plain, so
 /// the page tells a visitor nothing about keys they did not get from us.
-async fn continuing_to(state: &WebState, cont: Option<&str>) -> Option<String> {
+pub(crate) async fn continuing_to(state: &WebState, cont: Option<&str>) -> Option<String> {
     let key = cont?;
     let parked = ParkedRequests::new(state.store());
     let pending = match parked

@@ -170,3 +170,66 @@ pub(crate) struct NoticePage<'a> {
     pub link_href: &'a str,
     pub link_text: &'a str,
 }
+
+/// A refused second-factor attempt, shown on its form: what to do, the code, the ID.
+pub(crate) struct Refusal {
+    pub message: &'static str,
+    pub code: &'static str,
+    pub operation_id: String,
+}
+
+/// GET /login/mfa: the second step, or a step-up.
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+pub(crate) struct SecondFactorPage<'a> {
+    pub title: &'a str,
+    /// The application a parked sign-in is for.
+    pub continuing_to: Option<String>,
+    pub username: &'a str,
+    pub refusal: Option<Refusal>,
+    pub csrf: &'a str,
+    pub cont: Option<&'a str>,
+    pub then: Option<&'a str>,
+    /// The user has a TOTP app: the code form.
+    pub totp: bool,
+    /// The user has a passkey or security key (and passkeys are on): the button.
+    pub security_key: bool,
+    /// The user has unused recovery codes: the other form.
+    pub recovery: bool,
+    /// The recovery-code form is the one that was just refused: shown open.
+    pub recovery_open: bool,
+}
+
+/// GET /mfa/totp: a new TOTP app, its QR code and secret, and the form confirming it.
+#[derive(Template)]
+#[template(path = "totp_enrol.html")]
+pub(crate) struct TotpEnrolPage<'a> {
+    pub title: &'a str,
+    pub continuing_to: Option<String>,
+    /// A rule requires a second factor of this sign-in (the portal's, or the global one).
+    pub required: bool,
+    pub refusal: Option<Refusal>,
+    /// The QR code, an SVG element made by the `qrcode` crate from the otpauth URI.
+    pub qr_svg: &'a str,
+    /// The secret in base32, in groups of four.
+    pub secret: &'a str,
+    pub factor_id: &'a str,
+    pub csrf: &'a str,
+    pub cont: Option<&'a str>,
+    pub then: Option<&'a str>,
+}
+
+/// GET /mfa/recovery-codes, and new codes shown once.
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub(crate) struct RecoveryCodesPage<'a> {
+    pub title: &'a str,
+    pub refusal: Option<Refusal>,
+    /// New codes, to show this once; empty: the count and the form.
+    pub codes: Vec<String>,
+    pub remaining: i64,
+    pub csrf: &'a str,
+    pub then: Option<&'a str>,
+    /// Where "continue" goes.
+    pub next: &'a str,
+}

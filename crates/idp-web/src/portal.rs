@@ -8,6 +8,8 @@
 //! ([`super::saml::answer_or_park`]), so the access policy and the session rules are
 //! applied in one place. `/saml/init/{app}` works for every application, login URL or not
 //! (admins and bookmarks use it); from another site's link it asks first ([`launch`]).
+//! The portal itself needs what `[mfa] required` and the user's and groups' rules ask: a
+//! session short of them is sent to `/login/mfa` first; a launch is gated like any SSO.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -22,6 +24,7 @@ use super::{WebError, WebState};
 use latchkey_idp::apps::Application;
 use latchkey_idp::error::Error;
 use latchkey_idp::ids::AppId;
+use latchkey_idp::mfa::policy::{MfaDecision, MfaPolicy, Target};
 use latchkey_idp::session::Sessions;
 use latchkey_idp::sso::PendingRequest;
 use latchkey_idp::sso::request::default_acs;
@@ -47,6 +50,22 @@ pub async fn portal(
     let Some(session) = cookie.resume(&state).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
+    // `[mfa] required`, and user and group rules, apply to the portal too (it is no
+    // application, so no app rule does): a session short of them steps up first.
+    let decision = MfaPolicy::new(state.store())
+        .decide(
+            &session.user,
+            Target::Portal,
+            &session.methods,
+            None,
+            state.settings().mfa_required,
+            state.settings().https,
+        )
+        .await?;
+    if !matches!(decision, MfaDecision::Satisfied { .. }) {
+        tracing::info!(user = %session.user.username, ?decision, "portal needs a second factor");
+        return Ok(Redirect::to("/login/mfa?then=portal").into_response());
+    }
     let apps = state.store().apps().for_user(&session.user).await?;
     let used = Sessions::new(state.store()).apps(&session).await?;
     let visible: Vec<&Application> = apps.iter().filter(|a| a.settings.tile.visible).collect();

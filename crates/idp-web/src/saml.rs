@@ -331,10 +331,15 @@ async fn issue(
             } else {
                 ""
             };
+            let code = if enrol.is_empty() {
+                PageCode::MfaStepUp
+            } else {
+                PageCode::MfaEnrol
+            };
             tracing::info!(
+                code = code.as_str(),
                 app = %app.settings.entity_id,
                 user = %user.username,
-                enrol = !enrol.is_empty(),
                 "sign-in parked for a second factor"
             );
             return Ok(Redirect::to(&format!("/login/mfa?continue={key}{enrol}")).into_response());
@@ -462,28 +467,4 @@ pub(crate) fn auto_post(
         .headers_mut()
         .insert(header::CONTENT_SECURITY_POLICY, value);
     Ok(response)
-}
-
-/// Query of `/login/mfa`.
-#[derive(Debug, serde::Deserialize)]
-pub struct SecondFactorQuery {
-    /// The parked sign-in to answer after the second factor.
-    #[serde(rename = "continue")]
-    pub continue_key: Option<String>,
-    /// Set when the user has no factor and must enrol one.
-    pub enrol: Option<String>,
-}
-
-/// GET /login/mfa: where a sign-in that needs a second factor is sent, its request parked
-/// under `continue`. The step-up and enrolment pages are the next phase (they call
-/// `latchkey_idp::mfa`, then `Sessions::step_up`, then `/saml/continue/{key}`); until then
-/// this answers the code that says which one the sign-in needs.
-pub async fn second_factor(
-    query: Result<
-        axum::extract::Query<SecondFactorQuery>,
-        axum::extract::rejection::QueryRejection,
-    >,
-) -> Result<Response, WebError> {
-    let enrol = query.ok().is_some_and(|q| q.0.enrol.is_some());
-    Err(WebError::SecondFactorNeeded { enrol })
 }

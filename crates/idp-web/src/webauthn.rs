@@ -6,8 +6,15 @@
 //! * `POST /webauthn/login/start`, `.../login/finish`: passwordless sign-in with a
 //!   discoverable credential; a success starts the session exactly as the password form does
 //!   ([`crate::login::start_session`]).
+//! * `POST /webauthn/second-factor/start`, `.../second-factor/finish`: one of the signed-in
+//!   user's keys as the second step after the password (or a step-up); a success steps the
+//!   session up in place ([`crate::mfa::stepped_up`]) and answers where to go next.
 //! * `GET /webauthn/credentials`, `POST /webauthn/credentials/{id}`: list, rename
 //!   (`{"name": ...}`) or remove (`{}`) the signed-in user's credentials.
+//!
+//! Enrolling or removing a key of a user who already has a second factor needs a session
+//! that used one (`WEBAUTHN-STEP-UP` otherwise): a password alone must not let anyone add
+//! their own key to the account.
 //!
 //! Every body is JSON under [`MAX_BODY`] (an attestation is a few kilobytes; anything
 //! larger is refused before it is parsed). A refusal answers `{"code", "operation_id"}`
@@ -37,14 +44,18 @@ use latchkey_idp::webauthn::{
 
 use super::error::new_operation_id;
 use super::extract::SessionCookie;
+use super::mfa::{self, Next, Then};
 use super::{WebError, WebState, client_addr, login};
+use latchkey_idp::mfa::Factors;
+use latchkey_idp::session::Session;
 
 /// The largest body a WebAuthn endpoint reads: an attestation with a certificate chain is a
 /// few kilobytes; 64 KiB leaves room and bounds what an anonymous request makes us parse.
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// The script's policy: our own script and fetches to ourselves, nothing else.
-const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+/// The policy of pages that run the script: our own script and fetches to ourselves,
+/// nothing else.
+pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
      style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'";
 
@@ -83,7 +94,7 @@ fn status_of(code: Code) -> StatusCode {
         }
         Code::Duplicate => StatusCode::CONFLICT,
         Code::TooMany | Code::Throttled => StatusCode::TOO_MANY_REQUESTS,
-        Code::SignInRequired => StatusCode::FORBIDDEN,
+        Code::SignInRequired | Code::StepUpRequired => StatusCode::FORBIDDEN,
         Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -94,6 +105,7 @@ async fn refuse(
     who: &Actor,
     action: &'static str,
     addr: &str,
+    method: AuthMethod,
     error: &WebauthnError,
 ) -> Response {
     let code = error.code();
@@ -113,7 +125,7 @@ async fn refuse(
             "user",
             String::new(),
             String::new(),
-            json!({ "code": code.as_str(), "operation_id": operation_id, "address": addr, "method": "passkey" }),
+            json!({ "code": code.as_str(), "operation_id": operation_id, "address": addr, "method": method.as_str() }),
         )
         .await;
     if let Err(e) = audited {
@@ -188,20 +200,28 @@ pub async fn register_start(
         return Ok(signed_out(&addr));
     };
     let actor = Actor::user(session.user.id);
-    let started = match relying_party(&state).and_then(|rp| {
+    let started = async {
+        let rp = relying_party(&state)?;
         read_json::<Value>(rp, &headers, &body)?;
-        Ok(rp)
-    }) {
-        Ok(rp) => {
-            Ceremonies::new(state.store(), rp)
-                .start_registration(&session.user)
-                .await
-        }
-        Err(e) => Err(e),
-    };
+        may_change_keys(&state, &session).await?;
+        Ceremonies::new(state.store(), rp)
+            .start_registration(&session.user)
+            .await
+    }
+    .await;
     Ok(match started {
         Ok(s) => Json(json!({ "handle": s.handle, "options": s.options })).into_response(),
-        Err(e) => refuse(&state, &actor, "webauthn.refused", &addr, &e).await,
+        Err(e) => {
+            refuse(
+                &state,
+                &actor,
+                "webauthn.refused",
+                &addr,
+                AuthMethod::Passkey,
+                &e,
+            )
+            .await
+        }
     })
 }
 
@@ -228,6 +248,7 @@ pub async fn register_finish(
     let done = async {
         let rp = relying_party(&state)?;
         let finish: RegisterFinish = read_json(rp, &headers, &body)?;
+        may_change_keys(&state, &session).await?;
         Ceremonies::new(state.store(), rp)
             .finish_registration(
                 &actor,
@@ -244,7 +265,17 @@ pub async fn register_finish(
             tracing::info!(user = %session.user.username, credential = %c.id, "webauthn credential enrolled");
             Json(json!({ "id": c.id, "name": c.name })).into_response()
         }
-        Err(e) => refuse(&state, &actor, "webauthn.refused", &addr, &e).await,
+        Err(e) => {
+            refuse(
+                &state,
+                &actor,
+                "webauthn.refused",
+                &addr,
+                AuthMethod::Passkey,
+                &e,
+            )
+            .await
+        }
     })
 }
 
@@ -267,7 +298,17 @@ pub async fn login_start(
     .await;
     Ok(match started {
         Ok(s) => Json(json!({ "handle": s.handle, "options": s.options })).into_response(),
-        Err(e) => refuse(&state, &anonymous(&addr), "login.failure", &addr, &e).await,
+        Err(e) => {
+            refuse(
+                &state,
+                &anonymous(&addr),
+                "login.failure",
+                &addr,
+                AuthMethod::Passkey,
+                &e,
+            )
+            .await
+        }
     })
 }
 
@@ -303,7 +344,17 @@ pub async fn login_finish(
     .await;
     let (user, _credential) = match done {
         Ok(found) => found,
-        Err(e) => return Ok(refuse(&state, &anonymous(&addr), "login.failure", &addr, &e).await),
+        Err(e) => {
+            return Ok(refuse(
+                &state,
+                &anonymous(&addr),
+                "login.failure",
+                &addr,
+                AuthMethod::Passkey,
+                &e,
+            )
+            .await);
+        }
     };
     let signed_in = login::start_session(
         &state,
@@ -372,17 +423,142 @@ pub async fn manage(
                 .rename(&actor, session.user.id, id, &name)
                 .await
                 .map(|c| json!({ "id": c.id, "name": c.name })),
-            None => credentials
-                .remove(&actor, session.user.id, id)
-                .await
-                .map(|()| json!({ "removed": id })),
+            None => {
+                may_change_keys(&state, &session).await?;
+                credentials
+                    .remove(&actor, session.user.id, id)
+                    .await
+                    .map(|()| json!({ "removed": id }))
+            }
         }
     }
     .await;
     Ok(match done {
         Ok(v) => Json(v).into_response(),
-        Err(e) => refuse(&state, &actor, "webauthn.refused", &addr, &e).await,
+        Err(e) => {
+            refuse(
+                &state,
+                &actor,
+                "webauthn.refused",
+                &addr,
+                AuthMethod::Passkey,
+                &e,
+            )
+            .await
+        }
     })
+}
+
+/// A user who has a second factor adds or removes keys only from a session that used one:
+/// a password alone must not be enough to enrol the thief's key (or to remove the owner's).
+async fn may_change_keys(state: &WebState, session: &Session) -> Result<(), WebauthnError> {
+    if session.methods.multi_factor()
+        || !Factors::new(state.store())
+            .has_factor(&session.user)
+            .await?
+    {
+        return Ok(());
+    }
+    Err(WebauthnError::StepUpRequired)
+}
+
+/// `POST /webauthn/second-factor/start`: the options for `navigator.credentials.get`,
+/// allowing the signed-in user's own keys: the second step after a password, or a step-up.
+pub async fn second_factor_start(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let Some(session) = state.session(&headers).await? else {
+        return Ok(signed_out(&addr));
+    };
+    let actor = Actor::user(session.user.id);
+    let started = async {
+        let rp = relying_party(&state)?;
+        read_json::<Value>(rp, &headers, &body)?;
+        Ceremonies::new(state.store(), rp)
+            .start_sign_in(Purpose::SecondFactor, Some(&session.user), &addr)
+            .await
+    }
+    .await;
+    Ok(match started {
+        Ok(s) => Json(json!({ "handle": s.handle, "options": s.options })).into_response(),
+        Err(e) => {
+            refuse(
+                &state,
+                &actor,
+                "login.failure",
+                &addr,
+                AuthMethod::SecurityKey,
+                &e,
+            )
+            .await
+        }
+    })
+}
+
+/// The body of `second-factor/finish`.
+#[derive(Deserialize)]
+struct SecondFactorFinish {
+    handle: String,
+    credential: PublicKeyCredential,
+    /// The parked SAML request to continue.
+    #[serde(default, rename = "continue")]
+    cont: Option<String>,
+    /// Or the page to go on to (`portal`, `account`...).
+    #[serde(default)]
+    then: Option<String>,
+}
+
+/// `POST /webauthn/second-factor/finish`: verifies the assertion against the user's own
+/// keys (throttled like a password guess, by the domain), steps the session up in place
+/// ([`mfa::stepped_up`]) and answers `{"redirect": ...}`.
+pub async fn second_factor_finish(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let Some(session) = state.session(&headers).await? else {
+        return Ok(signed_out(&addr));
+    };
+    let actor = Actor::user(session.user.id);
+    let mut next = Next::Page(Then::Portal);
+    let done = async {
+        let rp = relying_party(&state)?;
+        let finish: SecondFactorFinish = read_json(rp, &headers, &body)?;
+        next = Next::from_fields(finish.cont.as_deref(), finish.then.as_deref(), Then::Portal);
+        Ceremonies::new(state.store(), rp)
+            .finish_second_factor(&session.user, &finish.handle, &finish.credential, &addr)
+            .await
+    }
+    .await;
+    let credential = match done {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(refuse(
+                &state,
+                &actor,
+                "login.failure",
+                &addr,
+                AuthMethod::SecurityKey,
+                &e,
+            )
+            .await);
+        }
+    };
+    mfa::stepped_up(
+        &state,
+        &session,
+        AuthMethod::SecurityKey,
+        &addr,
+        json!({ "credential": credential.id, "credential_name": credential.name }),
+    )
+    .await?;
+    Ok(Json(json!({ "redirect": next.target() })).into_response())
 }
 
 fn anonymous(addr: &str) -> Actor {

@@ -28,6 +28,7 @@ mod web {
     mod front_door;
     mod invite;
     mod login;
+    mod mfa_pages;
     mod mfa_sso;
     mod pages;
     mod portal;

@@ -506,11 +506,27 @@ latchkey_saml::stable_codes! {
         /// Answered with NoAuthnContext: the authentication context asked for is not offered.
         SsoAuthnContext = "SSO-AUTHN-CONTEXT",
         /// The application (or its request) needs a second factor this session has not
-        /// shown: the sign-in is parked for a step-up in the same session.
+        /// shown: the sign-in is parked and the browser sent to `/login/mfa` for a step-up
+        /// in the same session (logged, not a refusal).
         MfaStepUp = "MFA-STEP-UP",
         /// A second factor is required and the user has none yet: the sign-in is parked
-        /// while they enrol one.
+        /// while they enrol one at `/mfa/totp` (logged, not a refusal).
         MfaEnrol = "MFA-ENROL",
+        /// A second factor was refused: a wrong or already used code (TOTP or recovery
+        /// code), one answer for both.
+        MfaFailed = "MFA-FAILED",
+        /// Too many wrong second-factor codes for this user or address; counted before the
+        /// code is checked.
+        MfaThrottled = "MFA-THROTTLED",
+        /// What was typed cannot be a code (a TOTP code is 6 digits, a recovery code 16
+        /// letters and digits); not counted as a guess.
+        MfaMalformed = "MFA-MALFORMED",
+        /// The TOTP enrolment being confirmed expired (15 minutes) or was replaced by a
+        /// newer one; a new QR code is shown.
+        MfaEnrolExpired = "MFA-ENROL-EXPIRED",
+        /// The user has as many TOTP apps as allowed (5): one must go before another is
+        /// added.
+        MfaTooMany = "MFA-TOO-MANY",
         /// Answered with another SAML error status.
         SsoRefused = "SSO-REFUSED",
         /// Answered with NoPassive: IsPassive was asked and the user is not signed in.

@@ -21,7 +21,7 @@ use latchkey_idp::error::Error;
 pub struct FactorDto {
     /// The factor's ID (`recovery-codes` for the set of codes).
     pub id: String,
-    /// `totp` or `recovery_codes`.
+    /// `totp`, `webauthn` (a passkey or security key) or `recovery_codes`.
     pub kind: String,
     /// The name the user gave it.
     pub name: String,
@@ -43,6 +43,7 @@ impl From<FactorInfo> for FactorDto {
             kind: match f.kind {
                 FactorKind::Totp => "totp",
                 FactorKind::RecoveryCodes => "recovery_codes",
+                FactorKind::Webauthn => "webauthn",
             }
             .to_owned(),
             name: f.name,

@@ -72,29 +72,62 @@
     } catch (err) { refused(err); }
   }
 
-  async function signIn() {
+  // An assertion from navigator.credentials.get, as webauthn-rs reads it.
+  function assertion(cred) {
+    return {
+      id: cred.id,
+      rawId: toB64url(cred.rawId),
+      type: cred.type,
+      response: {
+        authenticatorData: toB64url(cred.response.authenticatorData),
+        clientDataJSON: toB64url(cred.response.clientDataJSON),
+        signature: toB64url(cred.response.signature),
+        userHandle: cred.response.userHandle ? toB64url(cred.response.userHandle) : null,
+      },
+      extensions: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
+    };
+  }
+  async function get(started) {
+    var pk = started.options.publicKey;
+    pk.challenge = toBytes(pk.challenge);
+    (pk.allowCredentials || []).forEach(function (c) { c.id = toBytes(c.id); });
+    return navigator.credentials.get({ publicKey: pk });
+  }
+  // Where to go afterwards: the button's data-continue / data-then (the page's own
+  // hidden fields), else the address bar's ?continue= (the bare /webauthn page).
+  function flow(button) {
+    var params = new URLSearchParams(window.location.search);
+    return {
+      continue: (button && button.dataset.continue) || params.get("continue"),
+      then: (button && button.dataset.then) || params.get("then"),
+    };
+  }
+
+  // A passkey alone: no name, no password.
+  async function signIn(event) {
     try {
       var started = await post("/webauthn/login/start", {});
-      var pk = started.options.publicKey;
-      pk.challenge = toBytes(pk.challenge);
-      (pk.allowCredentials || []).forEach(function (c) { c.id = toBytes(c.id); });
-      var cred = await navigator.credentials.get({ publicKey: pk });
-      var params = new URLSearchParams(window.location.search);
+      var cred = await get(started);
       var done = await post("/webauthn/login/finish", {
         handle: started.handle,
-        continue: params.get("continue"),
-        credential: {
-          id: cred.id,
-          rawId: toB64url(cred.rawId),
-          type: cred.type,
-          response: {
-            authenticatorData: toB64url(cred.response.authenticatorData),
-            clientDataJSON: toB64url(cred.response.clientDataJSON),
-            signature: toB64url(cred.response.signature),
-            userHandle: cred.response.userHandle ? toB64url(cred.response.userHandle) : null,
-          },
-          extensions: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
-        },
+        continue: flow(event.currentTarget).continue,
+        credential: assertion(cred),
+      });
+      window.location.assign(done.redirect);
+    } catch (err) { refused(err); }
+  }
+
+  // One of the signed-in user's keys, after the password (or to step up).
+  async function secondFactor(event) {
+    var where = flow(event.currentTarget);
+    try {
+      var started = await post("/webauthn/second-factor/start", {});
+      var cred = await get(started);
+      var done = await post("/webauthn/second-factor/finish", {
+        handle: started.handle,
+        continue: where.continue,
+        then: where.then,
+        credential: assertion(cred),
       });
       window.location.assign(done.redirect);
     } catch (err) { refused(err); }
@@ -105,5 +138,7 @@
     if (e) { e.addEventListener("click", enrol); }
     var s = document.getElementById("passkey-sign-in");
     if (s) { s.addEventListener("click", signIn); }
+    var k = document.getElementById("security-key");
+    if (k) { k.addEventListener("click", secondFactor); }
   });
 })();

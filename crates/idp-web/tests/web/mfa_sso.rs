@@ -1,7 +1,8 @@
 //! AuthnContext and MFA at the SSO endpoint: every `Comparison`, NoAuthnContext, the
 //! per-application MFA requirement with step-up in the same session, and ForceAuthn with
-//! MFA. The second-factor pages are the next phase: here the step-up itself is done through
-//! the domain API those pages will call (`mfa::totp::Totp::verify`, `Sessions::step_up`).
+//! MFA. Here the step-up itself is done through the domain API the pages call
+//! (`mfa::totp::Totp::verify`, `Sessions::step_up`); `web/mfa_pages.rs` goes through the
+//! pages.
 
 use axum::http::StatusCode;
 use latchkey_idp::keys::{Kek, KekSource};
@@ -228,10 +229,10 @@ async fn an_app_that_requires_mfa_steps_up_in_the_same_session_and_states_refeds
     let request = authn_request(SP);
     let page = b.go(&redirect_uri(&request, None)).await;
     let key = parked_for_second_factor(&page, false);
-    // The placeholder page says which, by code.
-    let placeholder = b.get(page.location()).await;
-    assert_eq!(placeholder.status, StatusCode::FORBIDDEN);
-    assert_eq!(placeholder.error_code(), Some("MFA-STEP-UP"));
+    // The second-step page asks for the code (`web/mfa_pages.rs` fills it in).
+    let second_step = b.get(page.location()).await;
+    assert_eq!(second_step.status, StatusCode::OK);
+    assert!(second_step.body.contains("name=\"code\""));
     let session_index = |xml: &str| {
         sp_validate(&idp, SP, SP_ACS, xml, Some(&request.id))
             .unwrap()

@@ -12,7 +12,7 @@ use latchkey_idp::apps::{Application, NewApplication};
 use latchkey_idp::config::PasswordConfig;
 use latchkey_idp::config::{ServerConfig, ServerSettings};
 use latchkey_idp::directory::{NewGroup, NewUser, User};
-use latchkey_idp::keys::{KeyAlgorithm, KeyStore};
+use latchkey_idp::keys::{Kek, KekSource, KeyAlgorithm, KeyStore};
 use latchkey_idp::password::Password;
 use latchkey_idp::sso::IdpKeys;
 use latchkey_idp::{Actor, Clock, ManualClock, SystemClock};
@@ -53,6 +53,8 @@ pub struct Idp {
     /// The IdP's clock: it starts at the wall clock's time and stands still until a test
     /// moves it on (`web/logout.rs` alone still reads the wall clock).
     pub clock: ManualClock,
+    /// The key that seals TOTP secrets in this IdP (base64; [`Idp::kek`] opens it).
+    pub kek_base64: String,
     _dir: tempfile::TempDir,
 }
 
@@ -90,7 +92,15 @@ pub fn cheap_passwords() -> PasswordConfig {
 }
 
 async fn build(dir: tempfile::TempDir, url: &str, edit: impl FnOnce(&mut ServerConfig)) -> Idp {
-    build_with(dir, url, cheap_passwords(), edit).await
+    build_with(dir, url, cheap_passwords(), edit, |_| {}).await
+}
+
+/// An IdP (as [`idp`]) whose checked settings the test edits: what `latchkey serve` takes
+/// from other sections than `[server]` (`[mfa] required`).
+pub async fn idp_with_settings(edit: impl FnOnce(&mut ServerSettings)) -> Idp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = latchkey_idp::config::sqlite_url(&dir.path().join("latchkey.db"));
+    build_with(dir, &url, cheap_passwords(), |_| {}, edit).await
 }
 
 /// An IdP (as [`idp_with`]) whose password hashing is configured by the test.
@@ -100,7 +110,7 @@ pub async fn idp_with_passwords(
 ) -> Idp {
     let dir = tempfile::tempdir().unwrap();
     let url = latchkey_idp::config::sqlite_url(&dir.path().join("latchkey.db"));
-    build_with(dir, &url, passwords, edit).await
+    build_with(dir, &url, passwords, edit, |_| {}).await
 }
 
 /// A second node of `idp`: its own store pool, hash pool and server state over the same
@@ -111,7 +121,7 @@ pub async fn second_node(idp: &Idp) -> (Router, Store) {
         .unwrap()
         .with_clock(idp.clock.clone());
     let keys = IdpKeys::open(&idp.key_dir, KeyAlgorithm::EcdsaP256, idp.clock.now()).unwrap();
-    let state = WebState::new(store.clone(), idp.settings.clone(), keys);
+    let state = WebState::new(store.clone(), idp.settings.clone(), keys).with_mfa_kek(idp.kek());
     (web::router(state), store)
 }
 
@@ -120,6 +130,7 @@ async fn build_with(
     url: &str,
     passwords: PasswordConfig,
     edit: impl FnOnce(&mut ServerConfig),
+    edit_settings: impl FnOnce(&mut ServerSettings),
 ) -> Idp {
     let clock = ManualClock::starting_now();
     let store = Store::open_url(url, 5, passwords)
@@ -184,10 +195,12 @@ async fn build_with(
         ..ServerConfig::default()
     };
     edit(&mut raw);
-    let settings = ServerSettings::check(raw).unwrap();
+    let mut settings = ServerSettings::check(raw).unwrap();
+    edit_settings(&mut settings);
     let key_dir = dir.path().join("keys");
     let keys = IdpKeys::open(&key_dir, KeyAlgorithm::EcdsaP256, clock.now()).unwrap();
-    let state = WebState::new(store.clone(), settings.clone(), keys);
+    let kek = Kek::generate_base64();
+    let state = WebState::new(store.clone(), settings.clone(), keys).with_mfa_kek(kek_of(&kek));
     let router = web::router(state);
 
     // The SP trusts the IdP key it read from the IdP's metadata, which it checked against
@@ -231,7 +244,19 @@ async fn build_with(
         key_dir,
         url: url.to_owned(),
         clock,
+        kek_base64: kek.to_string(),
         _dir: dir,
+    }
+}
+
+fn kek_of(base64: &str) -> Kek {
+    Kek::from_base64(base64, KekSource::Env).unwrap()
+}
+
+impl Idp {
+    /// The key the server seals TOTP secrets with, for the domain calls of a test.
+    pub fn kek(&self) -> Kek {
+        kek_of(&self.kek_base64)
     }
 }
 

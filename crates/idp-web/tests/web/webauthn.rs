@@ -201,7 +201,7 @@ async fn the_page_and_script_keep_the_strict_policy() {
 #[tokio::test]
 async fn the_owner_lists_renames_and_removes_credentials() {
     let idp = passkey_idp().await;
-    enrolled(&idp).await;
+    let (mut key, _) = enrolled(&idp).await;
     let mut browser = Browser::new(&idp);
     browser.login("alice", PASSWORD, None).await;
     let listed = browser.get("/webauthn/credentials").await;
@@ -220,6 +220,25 @@ async fn the_owner_lists_renames_and_removes_credentials() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(refused["code"], "WEBAUTHN-UNKNOWN-CREDENTIAL");
 
+    // Removing her key takes a session that used a second factor, not the password alone.
+    let (status, refused) = json_post(&mut browser, &uri, "{}").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(refused["code"], "WEBAUTHN-STEP-UP");
+    let (_, started) = json_post(&mut browser, "/webauthn/second-factor/start", "{}").await;
+    let options: RequestChallengeResponse =
+        serde_json::from_value(started["options"].clone()).unwrap();
+    let answer = key
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options)
+        .unwrap();
+    let body = json!({ "handle": started["handle"], "credential": answer, "then": "account" });
+    let (status, done) = json_post(
+        &mut browser,
+        "/webauthn/second-factor/finish",
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["redirect"], "/account");
     let (status, _) = json_post(&mut browser, &uri, "{}").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(

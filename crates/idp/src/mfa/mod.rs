@@ -194,12 +194,14 @@ pub enum FactorKind {
     Totp,
     /// The set of recovery codes (one entry, with how many are left).
     RecoveryCodes,
+    /// A passkey or security key (WebAuthn), enrolled at `/webauthn`.
+    Webauthn,
 }
 
 /// A factor as admins and the account page see it: never a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FactorInfo {
-    /// The factor's id (TOTP), or `recovery-codes`.
+    /// The factor's id (TOTP, WebAuthn credential), or `recovery-codes`.
     pub id: String,
     /// What kind of factor.
     pub kind: FactorKind,
@@ -216,6 +218,24 @@ pub struct FactorInfo {
     pub remaining: Option<i64>,
 }
 
+/// What a user has to step up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Available {
+    /// A confirmed TOTP app.
+    pub totp: bool,
+    /// A passkey or security key.
+    pub webauthn: bool,
+    /// Unused recovery codes.
+    pub recovery_codes: i64,
+}
+
+impl Available {
+    /// Whether the user has a factor to step up with (recovery codes do not count).
+    pub fn any_factor(&self) -> bool {
+        self.totp || self.webauthn
+    }
+}
+
 /// The admin view of users' factors.
 #[derive(Debug, Clone, Copy)]
 pub struct Factors<'s> {
@@ -228,7 +248,8 @@ impl<'s> Factors<'s> {
         Factors { store }
     }
 
-    /// A user's confirmed factors, oldest first (pending enrolments are not factors).
+    /// A user's confirmed factors: TOTP apps and WebAuthn credentials oldest first, then the
+    /// recovery codes (pending enrolments are not factors).
     pub async fn list(&self, user: &User) -> Result<Vec<FactorInfo>> {
         let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
             "SELECT id, name, created_at, last_used_at FROM mfa_totp \
@@ -237,7 +258,20 @@ impl<'s> Factors<'s> {
         .bind(user.id.to_db())
         .fetch_all(self.store.pool())
         .await?;
-        let mut out = Vec::with_capacity(rows.len() + 1);
+        let keys = crate::webauthn::Credentials::new(self.store)
+            .list(user.id)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len() + keys.len() + 1);
+        for key in keys {
+            out.push(FactorInfo {
+                id: key.id.to_string(),
+                kind: FactorKind::Webauthn,
+                name: key.name,
+                created_at: key.created_at,
+                last_used_at: key.last_used_at,
+                remaining: None,
+            });
+        }
         for (id, name, created, used) in rows {
             out.push(FactorInfo {
                 id,
@@ -250,6 +284,8 @@ impl<'s> Factors<'s> {
                 remaining: None,
             });
         }
+        // Stable: equal times keep TOTP before keys, as a second-resolution clock may give.
+        out.sort_by_key(|f| f.created_at);
         let (left, created): (i64, Option<String>) = sqlx::query_as(
             "SELECT COUNT(*), MIN(created_at) FROM mfa_recovery_codes WHERE user_id = $1",
         )
@@ -278,11 +314,13 @@ impl<'s> Factors<'s> {
         Ok(out)
     }
 
-    /// Whether the user has a confirmed second factor to step up with (recovery codes do
-    /// not count: they are the way back in, not a factor to enrol).
+    /// Whether the user has a second factor to step up with: a confirmed TOTP app or a
+    /// WebAuthn credential (a user with only a passkey is not sent to enrol). Recovery codes
+    /// do not count: they are the way back in, not a factor to enrol.
     pub async fn has_factor(&self, user: &User) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM mfa_totp WHERE user_id = $1 AND confirmed = 1",
+            "SELECT (SELECT COUNT(*) FROM mfa_totp WHERE user_id = $1 AND confirmed = 1) \
+             + (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1)",
         )
         .bind(user.id.to_db())
         .fetch_one(self.store.pool())
@@ -290,9 +328,26 @@ impl<'s> Factors<'s> {
         Ok(n > 0)
     }
 
-    /// Removes every factor of a user (TOTP, pending enrolments, recovery codes), for a
-    /// user who lost their device; one audit event with what was removed. Returns how many
-    /// factors went. The user's sessions stay: ending them is a separate decision.
+    /// What a user can step up with, for the second-step page: the forms it shows.
+    pub async fn available(&self, user: &User) -> Result<Available> {
+        let (totp, keys, codes): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM mfa_totp WHERE user_id = $1 AND confirmed = 1), \
+             (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1), \
+             (SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = $1)",
+        )
+        .bind(user.id.to_db())
+        .fetch_one(self.store.pool())
+        .await?;
+        Ok(Available {
+            totp: totp > 0,
+            webauthn: keys > 0,
+            recovery_codes: codes,
+        })
+    }
+
+    /// Removes every factor of a user (TOTP, pending enrolments, WebAuthn credentials,
+    /// recovery codes), for a user who lost their device; one audit event with what was
+    /// removed. Returns how many factors went. The user's sessions stay: ending them is a separate decision.
     pub async fn reset(&self, actor: &Actor, user: &User) -> Result<usize> {
         let before = self.list(user).await?;
         let now = self.store.now();
@@ -302,6 +357,10 @@ impl<'s> Factors<'s> {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+            .bind(user.id.to_db())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM webauthn_credentials WHERE user_id = $1")
             .bind(user.id.to_db())
             .execute(&mut *tx)
             .await?;

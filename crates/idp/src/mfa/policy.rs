@@ -27,7 +27,7 @@ use crate::store::{self, Store};
 /// What a sign-in is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// The IdP's own portal (and, in the next phase, the account page).
+    /// The IdP's own pages: the portal (and the account page).
     Portal,
     /// An application.
     App(AppId),

@@ -178,6 +178,24 @@ fn generator(secret: Vec<u8>, issuer: &str, account: &str) -> Result<TOTP, MfaEr
     .map_err(|e| MfaError::Sealing(KeyError::Generate(format!("TOTP: {e}"))))
 }
 
+/// What enrolment shows for a secret: its base32, URI and QR code.
+fn shown(factor_id: String, totp: &TOTP) -> Result<Enrolment, MfaError> {
+    let uri = Zeroizing::new(totp.get_url());
+    let qr_svg = Zeroizing::new(
+        qrcode::QrCode::new(uri.as_bytes())
+            .map_err(|e| MfaError::Sealing(KeyError::Generate(format!("QR code: {e}"))))?
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(200, 200)
+            .build(),
+    );
+    Ok(Enrolment {
+        factor_id,
+        secret_base32: Zeroizing::new(totp.get_secret_base32()),
+        uri,
+        qr_svg,
+    })
+}
+
 impl<'s> Totp<'s> {
     /// TOTP factors in `store`, sealed under `kek` (see [`sealing_kek`]).
     pub fn new(store: &'s Store, kek: &'s Kek) -> Self {
@@ -216,14 +234,6 @@ impl<'s> Totp<'s> {
         let factor_id = uuid::Uuid::new_v4().hyphenated().to_string();
         let sealed = self.kek.seal_bound(&aad(&factor_id, user), &secret)?;
         let totp = generator(secret.to_vec(), issuer, &user.username)?;
-        let uri = Zeroizing::new(totp.get_url());
-        let qr_svg = Zeroizing::new(
-            qrcode::QrCode::new(uri.as_bytes())
-                .map_err(|e| MfaError::Sealing(KeyError::Generate(format!("QR code: {e}"))))?
-                .render::<qrcode::render::svg::Color<'_>>()
-                .min_dimensions(200, 200)
-                .build(),
-        );
         let now = self.store.now();
         let mut tx = self.store.begin().await?;
         sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed = 0")
@@ -243,12 +253,39 @@ impl<'s> Totp<'s> {
         .execute(&mut *tx)
         .await?;
         store::commit(tx).await?;
-        Ok(Enrolment {
-            factor_id,
-            secret_base32: Zeroizing::new(totp.get_secret_base32()),
-            uri,
-            qr_svg,
-        })
+        shown(factor_id, &totp)
+    }
+
+    /// Shows a pending enrolment again (the page after a mistyped code): the same secret,
+    /// URI and QR code as [`Totp::begin`] gave, while the enrolment may still be
+    /// confirmed. [`MfaError::NoPendingEnrolment`] when it is unknown, someone else's,
+    /// expired or confirmed.
+    pub async fn reopen(
+        &self,
+        user: &User,
+        factor_id: &str,
+        issuer: &str,
+    ) -> Result<Enrolment, MfaError> {
+        let cutoff = self.store.now() - PENDING_FOR;
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT id, sealed_secret, sealed_with FROM mfa_totp \
+             WHERE id = $1 AND user_id = $2 AND confirmed = 0 AND created_at > $3",
+        )
+        .bind(factor_id)
+        .bind(user.id.to_db())
+        .bind(timestamp::format(cutoff))
+        .fetch_optional(self.store.pool())
+        .await?;
+        let Some((id, sealed, sealed_with)) = row else {
+            return Err(MfaError::NoPendingEnrolment(
+                factor_id.chars().take(64).collect(),
+            ));
+        };
+        let secret = self
+            .kek
+            .open_bound(&id, &aad(&id, user), &sealed_with, &sealed)?;
+        let totp = generator(secret.to_vec(), issuer, &user.username)?;
+        shown(id, &totp)
     }
 
     /// Confirms a pending enrolment with a code from the app: the factor counts from now

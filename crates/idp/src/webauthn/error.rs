@@ -26,6 +26,8 @@ latchkey_saml::stable_codes! {
         BadName = "WEBAUTHN-BAD-NAME",
         /// The request needs a signed-in session (enrolment, managing credentials) or a password checked first.
         SignInRequired = "WEBAUTHN-SIGN-IN-REQUIRED",
+        /// Adding or removing a key of an account that has a second factor needs a session that used one: step up first.
+        StepUpRequired = "WEBAUTHN-STEP-UP",
         /// The server failed; the log has the detail under the operation ID.
         Internal = "WEBAUTHN-INTERNAL",
     }
@@ -61,6 +63,10 @@ pub enum WebauthnError {
     /// The credential name is not acceptable.
     #[error("credential name: {0}")]
     BadName(&'static str),
+    /// The account has a second factor and this session did not use one: adding or
+    /// removing a key needs a step-up first.
+    #[error("this session must step up with a second factor first")]
+    StepUpRequired,
     /// The `[webauthn]` configuration cannot make a relying party.
     #[error("[webauthn] configuration: {0}")]
     Config(String),
@@ -97,6 +103,7 @@ impl WebauthnError {
             WebauthnError::TooMany(_) => Code::TooMany,
             WebauthnError::Throttled { .. } => Code::Throttled,
             WebauthnError::BadName(_) => Code::BadName,
+            WebauthnError::StepUpRequired => Code::StepUpRequired,
             WebauthnError::Config(_) | WebauthnError::Store(_) => Code::Internal,
         }
     }

@@ -27,6 +27,7 @@ on_both_backends!(
     wrong_credentials_are_refused_and_throttled,
     rename_and_remove_are_audited,
     ceremonies_under_way_are_capped,
+    a_key_is_a_factor_to_the_mfa_policy,
 );
 
 fn rp() -> RelyingParty {
@@ -433,4 +434,27 @@ async fn ceremonies_under_way_are_capped(t: TestStore) {
         .await
         .unwrap();
     assert_eq!(ceremonies.pending().await.unwrap(), 1);
+}
+
+/// A user whose only factor is a passkey has a factor: the policy steps them up (with the
+/// key) rather than sending them to enrol a TOTP app; admins see the key and a reset
+/// removes it.
+async fn a_key_is_a_factor_to_the_mfa_policy(t: TestStore) {
+    use latchkey_idp::mfa::{FactorKind, Factors};
+    let store = t.store;
+    let rp = rp();
+    let alice = user(&store, "alice").await;
+    let factors = Factors::new(&store);
+    assert!(!factors.has_factor(&alice).await.unwrap());
+    enrol(&store, &rp, &alice, "yubikey").await;
+    assert!(factors.has_factor(&alice).await.unwrap());
+    let available = factors.available(&alice).await.unwrap();
+    assert!(available.webauthn && !available.totp && available.any_factor());
+    let listed = factors.list(&alice).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].kind, FactorKind::Webauthn);
+    assert_eq!(listed[0].name, "yubikey");
+    assert_eq!(factors.reset(&super::admin(), &alice).await.unwrap(), 1);
+    assert!(!factors.has_factor(&alice).await.unwrap());
+    assert_eq!(Credentials::new(&store).count(alice.id).await.unwrap(), 0);
 }
