@@ -16,25 +16,3 @@ pub(crate) fn render<T: Template>(page: &T) -> Result<Html<String>, WebError> {
         .map(Html)
         .map_err(|e| WebError::Internal(format!("page template: {e}")))
 }
-
-/// Escapes text for HTML (askama's escaper).
-// TODO(templates): webauthn page. Only `webauthn.rs`'s page still builds its body itself; this
-// goes when that page moves to a template.
-pub fn escape(text: &str) -> String {
-    askama::filters::escape(text, askama::filters::Html)
-        .map(|safe| safe.to_string())
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            escape("<a href='x'>\"&\"</a>"),
-            "&#60;a href=&#39;x&#39;&#62;&#34;&#38;&#34;&#60;/a&#62;"
-        );
-    }
-}

@@ -60,7 +60,7 @@ pub use metrics::Metrics;
 
 use latchkey_idp::audit::{Actor, AuditBatcher, Change};
 use latchkey_idp::error::Error;
-use latchkey_idp::session::{DeviceKeys, Session, Sessions};
+use latchkey_idp::session::DeviceKeys;
 use latchkey_idp::sso::IdpKeys;
 use latchkey_idp::store::Store;
 
@@ -194,18 +194,6 @@ impl WebState {
             .0
             .device_keys
             .get_or_try_init(|| DeviceKeys::load(self.store()))
-            .await?)
-    }
-
-    /// The session the request's cookie names, if still valid (see [`Sessions::resume`]).
-    // TODO(templates): webauthn page. Only `webauthn.rs` reads the cookie itself; every other
-    // handler takes [`extract::SessionCookie`] or [`extract::CurrentSession`].
-    pub(crate) async fn session(&self, headers: &HeaderMap) -> Result<Option<Session>, WebError> {
-        let Some(token) = cookies::session_token(self.settings(), headers) else {
-            return Ok(None);
-        };
-        Ok(Sessions::new(self.store())
-            .resume(&token, self.store().now(), self.settings().session_idle)
             .await?)
     }
 

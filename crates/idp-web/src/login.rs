@@ -167,6 +167,7 @@ async fn render(
     message: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    let passkeys = state.webauthn().is_some();
     let page = LoginPage {
         title: "Sign in",
         continuing_to: continuing_to(state, cont).await,
@@ -176,11 +177,20 @@ async fn render(
         to,
         username,
         reset: state.reset_desk().is_some(),
+        passkeys,
     };
-    match render_page(&page) {
+    let mut response = match render_page(&page) {
         Ok(html) => (status, csrf, html).into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => return e.into_response(),
+    };
+    if passkeys {
+        // The passkey button's script (a file of ours) and its fetches to ourselves.
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(super::webauthn::CSP),
+        );
     }
+    response
 }
 
 /// POST /login

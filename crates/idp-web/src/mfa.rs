@@ -75,6 +75,8 @@ pub(crate) enum Then {
     Totp,
     /// Recovery codes (after the step-up making new ones needs).
     RecoveryCodes,
+    /// The passkey page (after the step-up adding a key needs).
+    Webauthn,
 }
 
 impl Then {
@@ -84,6 +86,7 @@ impl Then {
             "account" => Some(Then::Account),
             "totp" => Some(Then::Totp),
             "recovery-codes" => Some(Then::RecoveryCodes),
+            "webauthn" => Some(Then::Webauthn),
             _ => None,
         }
     }
@@ -94,6 +97,7 @@ impl Then {
             Then::Account => "account",
             Then::Totp => "totp",
             Then::RecoveryCodes => "recovery-codes",
+            Then::Webauthn => "webauthn",
         }
     }
 
@@ -103,6 +107,7 @@ impl Then {
             Then::Account => "/account",
             Then::Totp => "/mfa/totp",
             Then::RecoveryCodes => "/mfa/recovery-codes",
+            Then::Webauthn => "/webauthn",
         }
     }
 }

@@ -18,6 +18,8 @@ pub(crate) struct LoginPage<'a> {
     pub username: &'a str,
     /// Self-service reset is on: offer the link.
     pub reset: bool,
+    /// Passkeys are on: the "sign in with a passkey" button and its script.
+    pub passkeys: bool,
 }
 
 /// GET /logout: a confirmation form.
@@ -232,4 +234,15 @@ pub(crate) struct RecoveryCodesPage<'a> {
     pub then: Option<&'a str>,
     /// Where "continue" goes.
     pub next: &'a str,
+}
+
+/// GET /webauthn: add a key when signed in; sign in with a passkey either way.
+#[derive(Template)]
+#[template(path = "webauthn.html")]
+pub(crate) struct WebauthnPage<'a> {
+    pub title: &'a str,
+    /// The signed-in user, if any.
+    pub username: Option<&'a str>,
+    /// Whether this session may add a key (see [`crate::webauthn`]'s step-up rule).
+    pub may_enrol: bool,
 }

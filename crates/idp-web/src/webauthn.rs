@@ -1,6 +1,7 @@
 //! Passkeys and security keys over HTTP: JSON endpoints for the ceremonies, the browser
-//! script that calls `navigator.credentials`, and a minimal page to enrol a key and to sign
-//! in with a passkey (to be folded into the sign-in and account templates).
+//! script that calls `navigator.credentials` (`/static/webauthn.js`, which the sign-in page,
+//! the second-step page and `/webauthn` load), and the page `/webauthn` to add a key and to
+//! sign in with a passkey.
 //!
 //! * `POST /webauthn/register/start`, `.../register/finish`: a signed-in user enrols a key.
 //! * `POST /webauthn/login/start`, `.../login/finish`: passwordless sign-in with a
@@ -30,7 +31,7 @@ use axum::body::Bytes;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -43,8 +44,10 @@ use latchkey_idp::webauthn::{
 };
 
 use super::error::new_operation_id;
-use super::extract::SessionCookie;
+use super::extract::{CurrentSession, SessionCookie};
+use super::html::render;
 use super::mfa::{self, Next, Then};
+use super::pages::WebauthnPage;
 use super::{WebError, WebState, client_addr, login};
 use latchkey_idp::mfa::Factors;
 use latchkey_idp::session::Session;
@@ -193,10 +196,11 @@ pub async fn register_start(
     State(state): State<WebState>,
     headers: HeaderMap,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    CurrentSession(session): CurrentSession,
     body: Bytes,
 ) -> Result<Response, WebError> {
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
-    let Some(session) = state.session(&headers).await? else {
+    let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
     let actor = Actor::user(session.user.id);
@@ -238,10 +242,11 @@ pub async fn register_finish(
     State(state): State<WebState>,
     headers: HeaderMap,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    CurrentSession(session): CurrentSession,
     body: Bytes,
 ) -> Result<Response, WebError> {
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
-    let Some(session) = state.session(&headers).await? else {
+    let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
     let actor = Actor::user(session.user.id);
@@ -378,9 +383,10 @@ pub async fn credentials(
     State(state): State<WebState>,
     headers: HeaderMap,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    CurrentSession(session): CurrentSession,
 ) -> Result<Response, WebError> {
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
-    let Some(session) = state.session(&headers).await? else {
+    let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
     let list = Credentials::new(state.store())
@@ -404,10 +410,11 @@ pub async fn manage(
     Path(id): Path<String>,
     headers: HeaderMap,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    CurrentSession(session): CurrentSession,
     body: Bytes,
 ) -> Result<Response, WebError> {
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
-    let Some(session) = state.session(&headers).await? else {
+    let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
     let actor = Actor::user(session.user.id);
@@ -468,10 +475,11 @@ pub async fn second_factor_start(
     State(state): State<WebState>,
     headers: HeaderMap,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    CurrentSession(session): CurrentSession,
     body: Bytes,
 ) -> Result<Response, WebError> {
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
-    let Some(session) = state.session(&headers).await? else {
+    let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
     let actor = Actor::user(session.user.id);
@@ -519,10 +527,11 @@ pub async fn second_factor_finish(
     State(state): State<WebState>,
     headers: HeaderMap,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    CurrentSession(session): CurrentSession,
     body: Bytes,
 ) -> Result<Response, WebError> {
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
-    let Some(session) = state.session(&headers).await? else {
+    let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
     let actor = Actor::user(session.user.id);
@@ -594,28 +603,22 @@ pub async fn script() -> Response {
         .into_response()
 }
 
-/// `GET /webauthn`: enrol a key when signed in; sign in with a passkey either way. Minimal
-/// markup on purpose: it moves into the sign-in and account templates.
-pub async fn page(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let session = state.session(&headers).await?;
-    let enrol = match &session {
-        Some(s) => format!(
-            "<p>Signed in as <span id=\"who\">{}</span>.</p>\
-             <label>Name <input id=\"key-name\" value=\"Security key\" maxlength=\"64\"></label> \
-             <button id=\"enrol\" type=\"button\">Add a passkey or security key</button>",
-            super::html::escape(&s.user.username)
-        ),
-        None => String::new(),
+/// `GET /webauthn`: add a key when signed in (after a step-up, for an account that has a
+/// second factor); sign in with a passkey either way.
+pub async fn page(
+    State(state): State<WebState>,
+    CurrentSession(session): CurrentSession,
+) -> Result<Response, WebError> {
+    let may_enrol = match &session {
+        Some(s) => may_change_keys(&state, s).await.is_ok(),
+        None => false,
     };
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Passkeys</title><link rel=\"stylesheet\" href=\"/static/latchkey.css\">\
-         <script src=\"/static/webauthn.js\" defer></script></head><body><main>\
-         <h1>Passkeys</h1>{enrol}\
-         <p><button id=\"passkey-sign-in\" type=\"button\">Sign in with a passkey</button></p>\
-         <p id=\"webauthn-status\" role=\"status\"></p></main></body></html>"
-    );
-    let mut response = Html(body).into_response();
+    let html = render(&WebauthnPage {
+        title: "Passkeys and security keys",
+        username: session.as_ref().map(|s| s.user.username.as_str()),
+        may_enrol,
+    })?;
+    let mut response = html.into_response();
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),

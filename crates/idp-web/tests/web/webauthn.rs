@@ -196,6 +196,84 @@ async fn the_page_and_script_keep_the_strict_policy() {
     let script = browser.get("/static/webauthn.js").await;
     assert_eq!(script.status, StatusCode::OK);
     assert!(script.body.contains("navigator.credentials.get"));
+    // A page of the site like the others: the base layout and the hashed stylesheet.
+    assert!(page.body.contains("<header class=\"topbar\">"));
+    let sheet = latchkey_idp_web::assets::stylesheet_href();
+    assert!(page.body.contains(&sheet), "{}", page.body);
+    assert_eq!(browser.get(&sheet).await.status, StatusCode::OK);
+    assert!(
+        !page.body.contains("id=\"enrol\""),
+        "signed out: no enrolment"
+    );
+}
+
+#[tokio::test]
+async fn the_sign_in_page_offers_a_passkey_when_passkeys_are_on() {
+    let idp = passkey_idp().await;
+    let mut browser = Browser::new(&idp);
+    let key = "k".repeat(43);
+    let page = browser.get(&format!("/login?continue={key}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("id=\"passkey-sign-in\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&format!("data-continue=\"{key}\"")));
+    assert!(page.body.contains("src=\"/static/webauthn.js\""));
+    assert!(!page.body.contains("<script>"));
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    // A refused password keeps the button.
+    let csrf = page.field("csrf").unwrap();
+    let refused = browser
+        .post(
+            "/login",
+            &[
+                ("username", "alice"),
+                ("password", "wrong"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body.contains("id=\"passkey-sign-in\""));
+
+    // On an IP-address base URL passkeys are off: no button, no script, no script policy.
+    let plain = idp_with(|_| {}).await;
+    let mut browser = Browser::new(&plain);
+    let page = browser.get("/login").await;
+    assert!(!page.body.contains("passkey"), "{}", page.body);
+    assert!(!page.body.contains("<script"));
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(!csp.contains("script-src"), "{csp}");
+}
+
+#[tokio::test]
+async fn adding_a_key_to_an_account_with_a_factor_asks_for_it_first() {
+    let idp = passkey_idp().await;
+    enrolled(&idp).await;
+    let mut browser = Browser::new(&idp);
+    browser.login("alice", PASSWORD, None).await;
+    let page = browser.get("/webauthn").await;
+    assert!(
+        page.body
+            .contains("Signed in as <span id=\"who\">alice</span>")
+    );
+    assert!(!page.body.contains("id=\"enrol\""));
+    assert!(page.body.contains("href=\"/login/mfa?then=webauthn\""));
+    // Bob has no factor: his first key needs only his password.
+    let mut bob = Browser::new(&idp);
+    bob.login("bob", PASSWORD, None).await;
+    let page = bob.get("/webauthn").await;
+    assert!(page.body.contains("id=\"enrol\""));
 }
 
 #[tokio::test]
