@@ -265,6 +265,8 @@ fn whoami_json(app: &DemoApp, session: &Session, account: &Account) -> Value {
         "name_id_format": login.name_id_format,
         "session_index": login.session_index,
         "assertion_id": login.assertion_id,
+        "authn_instant": rfc3339(login.authn_instant),
+        "authn_context_class_ref": login.authn_context_class_ref,
         "attributes": login.attributes,
         "provisioning": session.provisioning,
         "operation_id": session.operation_id,

@@ -111,6 +111,12 @@ pub struct LoginArgs {
     /// First, N sign-ins sent at once: the answers and the server's peak memory.
     #[arg(long, value_name = "N")]
     burst: Option<usize>,
+    /// Each sign-in also passes the second step: `[mfa] required`, every account has a
+    /// TOTP app, and after POST /login comes POST /login/mfa with a fresh code. A code
+    /// works once per 30-second step, so this needs at least as many accounts (--users) as
+    /// sign-ins in 30 s (at least 1,500 are seeded).
+    #[arg(long, conflicts_with = "burst")]
+    totp: bool,
 }
 
 /// Options of `latchkey bench memory`.
@@ -293,8 +299,33 @@ fn print_row(
     Ok(())
 }
 
+/// Accounts seeded for `bench login --totp` at the least: a code is used once per step.
+const TOTP_MIN_USERS: usize = 1_500;
+
 async fn login(args: LoginArgs) -> anyhow::Result<()> {
-    let server = BenchServer::start(&args.common, args.users.max(1)).await?;
+    let users = if args.totp {
+        args.users.max(TOTP_MIN_USERS)
+    } else {
+        args.users.max(1)
+    };
+    let seeding = Instant::now();
+    let (server, accounts) = if args.totp {
+        BenchServer::start_totp(&args.common, users).await?
+    } else {
+        (BenchServer::start(&args.common, users).await?, Vec::new())
+    };
+    if args.totp {
+        outln!(
+            "seeded {users} accounts, each with a confirmed TOTP app, in {:.1} s; [mfa] required",
+            seeding.elapsed().as_secs_f64()
+        )?;
+    }
+    let totp = args.totp.then(|| client::TotpAccounts::new(accounts));
+    let flow = if args.totp {
+        Flow::LoginTotp
+    } else {
+        Flow::Login
+    };
     print_load()?;
     let config = PasswordConfig::default();
     outln!(
@@ -318,7 +349,7 @@ async fn login(args: LoginArgs) -> anyhow::Result<()> {
         outln!()?;
     }
     let max_clients = args.clients.iter().copied().max().unwrap_or(1);
-    let clients = client::login_clients(&server, max_clients, args.users).await?;
+    let clients = client::login_clients(&server, max_clients, users, totp).await?;
     outln!(
         "\n{:<10} {:>7} {:>8} {:>9} {:>8} {:>13} {:>9} {:>9} {:>9} {:>7}",
         "flow",
@@ -336,19 +367,26 @@ async fn login(args: LoginArgs) -> anyhow::Result<()> {
         let cpu_before = server.cpu_time()?;
         let stats = client::drive(
             &clients[..n.min(clients.len())],
-            Flow::Login,
+            flow,
             Duration::from_secs(args.seconds),
             u64::MAX,
         )
         .await;
         let cpu = server.cpu_time()? - cpu_before;
-        print_row("login", n, &stats, Some(cpu), verify.per_core)?;
+        print_row(flow.name(), n, &stats, Some(cpu), verify.per_core)?;
     }
     outln!(
         "\nA sign-in is POST /login with the right password (CSRF cookie and token fetched \
          once per client): lookup, Argon2id verify, throttle reset, new session, audit \
          event, 303. /s/core divides by the server's CPU seconds over the run."
     )?;
+    if args.totp {
+        outln!(
+            "With --totp it is followed by POST /login/mfa with the account's current code: \
+             throttle slots, the secret unsealed (AES-256-GCM), HMAC-SHA-1 at three steps, \
+             the step recorded, the session stepped up, an audit event, 303 to the portal."
+        )?;
+    }
     print_load()?;
     server.stop();
     Ok(())

@@ -21,6 +21,7 @@ use latchkey_idp::audit::Actor;
 use latchkey_idp::catalog;
 use latchkey_idp::console::{Holder, Role};
 use latchkey_idp::directory::{AttributeValue, NewGroup, NewUser};
+use latchkey_idp::mfa::policy::{AppMfa, MfaPolicy};
 use latchkey_idp::password::Password;
 use latchkey_idp::{Config, Store};
 
@@ -87,6 +88,9 @@ const ASSIGNMENTS: [(&str, &[&str]); 2] = [
     ),
     ("latchkey-helpdesk", &["engineering", "support"]),
 ];
+
+/// The demo application that requires a second factor (the other does not).
+const MFA_APP: &str = "latchkey-helpdesk";
 
 /// The demo's password for a person: printed on start, never for real use.
 fn password_of(username: &str) -> String {
@@ -266,7 +270,8 @@ async fn seed_directory(config: &Config) -> anyhow::Result<()> {
 
 /// Registers the two demo applications as an admin would: from the SP metadata each one
 /// serves, with its catalogue template for the attribute release; then assigns the groups
-/// that may use it. Already registered applications are left alone.
+/// that may use it, and makes the helpdesk require a second factor. Already registered
+/// applications are left alone.
 async fn register_apps(config: &Config) -> anyhow::Result<()> {
     let store = Store::open(config).await?;
     let actor = Actor::system();
@@ -284,6 +289,19 @@ async fn register_apps(config: &Config) -> anyhow::Result<()> {
         for g in groups {
             let group = store.groups().lookup(g).await?;
             store.apps().assign(&actor, app.id, group.id).await?;
+        }
+        if template == MFA_APP {
+            // "The helpdesk needs MFA, the wiki doesn't" (`app set --require-mfa` changes it).
+            MfaPolicy::new(&store)
+                .set_app(
+                    &actor,
+                    &app,
+                    AppMfa {
+                        require_mfa: true,
+                        ..AppMfa::default()
+                    },
+                )
+                .await?;
         }
     }
     store.close().await;
@@ -393,7 +411,8 @@ fn print_walkthrough(dir: &Path) -> anyhow::Result<()> {
         "\nLatchkey demo is running (data in {dir}; Ctrl-C stops it)\n\n\
          \x20 IdP and portal   {IDP_URL}/portal\n\
          \x20 Wiki             {WIKI_URL}/        (NameID e-mail; roles from groups)\n\
-         \x20 Helpdesk         {HELPDESK_URL}/    (persistent NameID; agent if department is support)\n\n\
+         \x20 Helpdesk         {HELPDESK_URL}/    (persistent NameID; agent if department is support;\n\
+         \x20                                             requires a second factor)\n\n\
          People (directory):",
         dir = dir.display()
     )?;
@@ -422,8 +441,13 @@ fn print_walkthrough(dir: &Path) -> anyhow::Result<()> {
          \x20 1. Open {WIKI_URL}/ and click \"Sign in\" as alice: the wiki has no users, and\n\
          \x20    creates hers from the assertion, with the editor role from wiki-editors.\n\
          \x20 2. Open {IDP_URL}/portal and click the helpdesk tile: it starts the helpdesk's own\n\
-         \x20    sign-in (SP-initiated), which needs no second password, and the helpdesk\n\
-         \x20    creates alice's account there too.\n\
+         \x20    sign-in (SP-initiated), which needs no second password; but the helpdesk\n\
+         \x20    requires MFA, so the IdP asks alice to set up an authenticator app (scan the\n\
+         \x20    QR code, or type the key into any TOTP app, e.g. `oathtool --totp -b KEY`),\n\
+         \x20    shows her ten recovery codes once, and the helpdesk gets REFEDS MFA (its\n\
+         \x20    /whoami shows authn_context_class_ref) and creates alice's account. The IdP\n\
+         \x20    session now has two factors, so the wiki does not ask; next time the IdP asks\n\
+         \x20    for a code after the password.\n\
          \x20 3. Make alice a wiki admin and sign in to the wiki again: her role follows.\n\
          \x20      latchkey group members add wiki-admins alice --config {cfg}\n\
          \x20    carol is in no group: the IdP refuses her with a clear page, and no app sees her.\n\

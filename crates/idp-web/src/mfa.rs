@@ -584,6 +584,15 @@ async fn begin(state: &WebState, session: &Session) -> Result<Enrolment, WebErro
         })
 }
 
+/// Where an enrolment goes when done: the parked sign-in, or the page named (never back to
+/// the enrolment itself, which would start another), by default the account page.
+fn enrolment_next(cont: Option<&str>, then: Option<&str>) -> Next {
+    match Next::from_fields(cont, then, Then::Account) {
+        Next::Page(Then::Totp) => Next::Page(Then::Account),
+        next => next,
+    }
+}
+
 /// GET /mfa/totp: a new TOTP app: its QR code and secret, and the form that confirms it.
 /// During a sign-in (`continue`) this is the enrolment the policy asked for; from a
 /// signed-in session it adds an app and returns to `/account`.
@@ -594,7 +603,7 @@ pub async fn totp_form(
     query: Result<Query<FlowQuery>, QueryRejection>,
 ) -> Result<Response, WebError> {
     let q = flow(query);
-    let next = Next::from_fields(q.cont.as_deref(), q.then.as_deref(), Then::Account);
+    let next = enrolment_next(q.cont.as_deref(), q.then.as_deref());
     let Some(session) = session else {
         return Ok(next.to_login());
     };
@@ -636,7 +645,7 @@ pub async fn totp_confirm(
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<TotpForm>,
 ) -> Result<Response, WebError> {
-    let next = Next::from_fields(form.cont.as_deref(), form.then.as_deref(), Then::Account);
+    let next = enrolment_next(form.cont.as_deref(), form.then.as_deref());
     let Some(session) = session else {
         return Ok(next.to_login());
     };

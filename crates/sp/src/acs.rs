@@ -55,6 +55,10 @@ pub struct SamlLogin {
     /// When the person authenticated at the IdP.
     #[serde(with = "time::serde::rfc3339")]
     pub authn_instant: OffsetDateTime,
+    /// How they authenticated, as the IdP states it (`AuthnContextClassRef`: e.g.
+    /// `...:PasswordProtectedTransport`, or `https://refeds.org/profile/mfa` after a second
+    /// factor); an application that needs MFA checks this.
+    pub authn_context_class_ref: Option<String>,
     /// When the IdP wants the SP session to end.
     #[serde(with = "time::serde::rfc3339::option")]
     pub session_not_on_or_after: Option<OffsetDateTime>,
@@ -223,6 +227,7 @@ fn saml_login(s: &AuthenticatedSubject) -> SamlLogin {
         session_index: s.session_index.clone(),
         assertion_id: s.assertion_id.clone(),
         authn_instant: s.authn_instant,
+        authn_context_class_ref: s.authn_context_class_ref.clone(),
         session_not_on_or_after: s.session_not_on_or_after,
         attributes,
     }

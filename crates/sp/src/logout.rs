@@ -402,6 +402,7 @@ mod tests {
             session_index: session_index.map(str::to_owned),
             assertion_id: "_a".into(),
             authn_instant: datetime!(2026-11-28 14:00:00 UTC),
+            authn_context_class_ref: None,
             session_not_on_or_after: None,
             attributes: BTreeMap::new(),
         }

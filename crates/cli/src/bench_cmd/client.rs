@@ -7,7 +7,7 @@
 
 use latchkey_idp::{Clock as _, SystemClock};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -27,6 +27,8 @@ pub enum Flow {
     SpInitiated,
     /// POST /login with the right password.
     Login,
+    /// POST /login, then POST /login/mfa with a fresh TOTP code (`[mfa] required`).
+    LoginTotp,
 }
 
 impl Flow {
@@ -36,6 +38,7 @@ impl Flow {
             Flow::IdpInitiated => "idp-init",
             Flow::SpInitiated => "sp-init",
             Flow::Login => "login",
+            Flow::LoginTotp => "login+totp",
         }
     }
 }
@@ -50,6 +53,72 @@ pub struct BenchClient {
     cookie: String,
     /// The CSRF token for its login form, and the account it signs in as.
     login: Option<(String, String, String)>,
+    /// For [`Flow::LoginTotp`]: the accounts with an authenticator app, shared by all.
+    totp: Option<Arc<TotpAccounts>>,
+}
+
+/// Accounts with a TOTP app, shared by the clients. Each sign-in takes the next account and
+/// a code for a step of it not used before (the IdP accepts a step once): the current one,
+/// else the next (one step of skew). Enough accounts that none comes round twice within a
+/// step keep every code fresh.
+pub struct TotpAccounts {
+    accounts: Vec<TotpAccount>,
+    next: AtomicUsize,
+}
+
+/// One seeded account and its authenticator app (in [`TotpAccounts`], account number `i`
+/// is at position `i`).
+pub struct TotpAccount {
+    /// The account's number (see [`server::username`]).
+    pub index: usize,
+    /// The app.
+    pub app: totp_rs::TOTP,
+    /// The last 30-second step whose code was used (enrolment uses one).
+    pub last_step: AtomicI64,
+}
+
+impl TotpAccounts {
+    /// Shared accounts.
+    pub fn new(accounts: Vec<TotpAccount>) -> Arc<TotpAccounts> {
+        Arc::new(TotpAccounts {
+            accounts,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The next account to sign in as (its position here is its number).
+    fn next_account(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % self.accounts.len().max(1)
+    }
+
+    /// A code of account `who` for a step it has not used.
+    fn code(&self, who: usize) -> anyhow::Result<String> {
+        let Some(account) = self.accounts.get(who) else {
+            bail!("no TOTP account {who}");
+        };
+        let now = SystemClock.now().unix_timestamp() / 30;
+        let mut last = account.last_step.load(Ordering::Relaxed);
+        let step = loop {
+            let step = now.max(last + 1);
+            if step > now + 1 {
+                bail!(
+                    "no fresh code for account {}: too few accounts (--users) for this rate",
+                    account.index
+                );
+            }
+            match account.last_step.compare_exchange(
+                last,
+                step,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break step,
+                Err(seen) => last = seen,
+            }
+        };
+        let at = u64::try_from(step * 30).unwrap_or(0);
+        Ok(account.app.generate(at))
+    }
 }
 
 /// The outcome of a run.
@@ -121,6 +190,7 @@ pub async fn sign_in_all(site: &Site, n: usize) -> anyhow::Result<Vec<BenchClien
             app_id: site.app_id.clone(),
             cookie: format!("latchkey_session={session}"),
             login: None,
+            totp: None,
         });
     }
     Ok(out)
@@ -132,6 +202,7 @@ pub async fn login_clients(
     server: &BenchServer,
     n: usize,
     users: usize,
+    totp: Option<Arc<TotpAccounts>>,
 ) -> anyhow::Result<Vec<BenchClient>> {
     let http = http()?;
     let mut out = Vec::with_capacity(n);
@@ -144,6 +215,7 @@ pub async fn login_clients(
             app_id: server.app_id().to_owned(),
             cookie: format!("latchkey_csrf={csrf_cookie}"),
             login: Some((token, server::username(who), server::password(who))),
+            totp: totp.clone(),
         });
     }
     Ok(out)
@@ -160,6 +232,7 @@ pub fn with_sessions(server: &BenchServer, tokens: &[String]) -> anyhow::Result<
             app_id: server.app_id().to_owned(),
             cookie: format!("latchkey_session={t}"),
             login: None,
+            totp: None,
         })
         .collect())
 }
@@ -276,6 +349,47 @@ impl BenchClient {
                 .await
                 .map(|_| ())
             }
+            Flow::LoginTotp => {
+                let (Some((token, _, _)), Some(accounts)) = (&self.login, &self.totp) else {
+                    bail!("this client has no login form or no TOTP accounts");
+                };
+                let who = accounts.next_account();
+                let csrf_cookie = self.cookie_value();
+                let session = post_login(
+                    &self.http,
+                    &self.base,
+                    csrf_cookie,
+                    token,
+                    &server::username(who),
+                    &server::password(who),
+                )
+                .await?;
+                // Only a password that got through spends a code.
+                let code = accounts.code(who)?;
+                let r = self
+                    .http
+                    .post(format!("{}/login/mfa", self.base))
+                    .header(
+                        COOKIE,
+                        format!("latchkey_csrf={csrf_cookie}; latchkey_session={session}"),
+                    )
+                    .form(&[
+                        ("csrf", token.as_str()),
+                        ("method", "totp"),
+                        ("code", &code),
+                    ])
+                    .send()
+                    .await?;
+                let to = r
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if r.status() != StatusCode::SEE_OTHER || to != "/portal" {
+                    bail!("POST /login/mfa answered {} (to {to:?})", r.status());
+                }
+                Ok(())
+            }
         }
     }
 
@@ -384,6 +498,31 @@ mod tests {
         assert_eq!(stats.percentile(0.99), Duration::from_millis(100));
         assert_eq!(stats.percentile(1.0), Duration::from_millis(100));
         assert_eq!(Stats::default().percentile(0.99), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_totp_account_never_gets_a_step_twice() {
+        let now = SystemClock.now().unix_timestamp() / 30;
+        let app = totp_rs::TOTP::new_unchecked(
+            totp_rs::Algorithm::SHA1,
+            6,
+            0,
+            30,
+            vec![7; 20],
+            None,
+            String::new(),
+        );
+        let expected = app.generate(u64::try_from((now + 1) * 30).unwrap());
+        let accounts = TotpAccounts::new(vec![TotpAccount {
+            index: 0,
+            app,
+            last_step: AtomicI64::new(now),
+        }]);
+        // Enrolment used the current step: the next one (one step of skew) is left, once.
+        assert_eq!(accounts.code(0).unwrap(), expected);
+        assert!(accounts.code(0).is_err());
+        assert!(accounts.code(1).is_err());
+        assert_eq!(accounts.next_account(), 0);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -13,14 +14,17 @@ use latchkey_idp::apps::{
     AttributeMapping, AttributeNameFormat, AttributeSource, NewApplication, UserField,
 };
 use latchkey_idp::audit::Actor;
+use latchkey_idp::config::ProcessEnv;
 use latchkey_idp::directory::{AttributeValue, NewGroup, NewUser};
 use latchkey_idp::keys::KeyAlgorithm;
+use latchkey_idp::mfa::totp::{Totp, TotpCheck, sealing_kek};
 use latchkey_idp::password::Password;
 use latchkey_idp::sso::{IdpKeys, SigningMaterial};
 use latchkey_idp::{Config, Store};
 use tempfile::TempDir;
 
 use super::Common;
+use super::client::TotpAccount;
 
 /// The application every benchmark signs in to.
 pub const APP_ENTITY_ID: &str = "https://bench-app.example.com/saml/metadata";
@@ -50,6 +54,23 @@ impl BenchServer {
     /// Seeds `users` accounts (in one group), one application assigned to that group, the
     /// first signing key, then starts the server and waits until it listens.
     pub async fn start(common: &Common, users: usize) -> anyhow::Result<BenchServer> {
+        Ok(Self::start_with(common, users, false).await?.0)
+    }
+
+    /// [`BenchServer::start`] with `[mfa] required` and a confirmed TOTP app for every
+    /// account (sealed under the key the server will load), returned for the clients.
+    pub async fn start_totp(
+        common: &Common,
+        users: usize,
+    ) -> anyhow::Result<(BenchServer, Vec<TotpAccount>)> {
+        Self::start_with(common, users, true).await
+    }
+
+    async fn start_with(
+        common: &Common,
+        users: usize,
+        totp: bool,
+    ) -> anyhow::Result<(BenchServer, Vec<TotpAccount>)> {
         let parent = common.tmp.clone().unwrap_or_else(std::env::temp_dir);
         let dir = tempfile::Builder::new()
             .prefix("latchkey-bench-")
@@ -71,9 +92,17 @@ impl BenchServer {
         if let Some(n) = common.max_connections {
             toml.push_str(&format!("max_connections = {n}\n"));
         }
+        if totp {
+            toml.push_str("\n[mfa]\nrequired = true\n");
+        }
         std::fs::write(&config_path, toml)?;
         let config = Config::load(Some(&config_path))?;
         let app_id = seed(&config, users).await?;
+        let accounts = if totp {
+            enrol_totp(&config, users).await?
+        } else {
+            Vec::new()
+        };
         // The key is made now, so the server and this process sign with the same one.
         IdpKeys::open(
             config.data_dir.join("keys"),
@@ -104,7 +133,7 @@ impl BenchServer {
             clock_ticks: clock_ticks(),
         };
         server.wait_listening(port)?;
-        Ok(server)
+        Ok((server, accounts))
     }
 
     fn wait_listening(&mut self, port: u16) -> anyhow::Result<()> {
@@ -277,6 +306,56 @@ async fn seed(config: &Config, users: usize) -> anyhow::Result<String> {
     store.apps().assign(&actor, app.id, group.id).await?;
     store.close().await;
     Ok(app.id.to_string())
+}
+
+/// A confirmed TOTP app for each of the `users` accounts, as an authenticator would hold
+/// it; sealed under the key `latchkey serve` loads (`<data_dir>/keys/mfa.kek`, made here).
+async fn enrol_totp(config: &Config, users: usize) -> anyhow::Result<Vec<TotpAccount>> {
+    let store = Store::open(config).await?;
+    let kek = sealing_kek(config, &ProcessEnv).context("the TOTP sealing key")?;
+    let totp = Totp::new(&store, &kek);
+    let mut out = Vec::with_capacity(users);
+    for i in 0..users {
+        let user = store
+            .users()
+            .find_by_username(&username(i))
+            .await?
+            .context("a seeded account is missing")?;
+        let enrolment = totp.begin(&user, "bench", "bench").await?;
+        let secret = totp_rs::Secret::Encoded(enrolment.secret_base32.to_string())
+            .to_bytes()
+            .map_err(|e| anyhow::anyhow!("the enrolment's secret: {e:?}"))?;
+        let app = totp_rs::TOTP::new_unchecked(
+            totp_rs::Algorithm::SHA1,
+            6,
+            0,
+            30,
+            secret,
+            None,
+            String::new(),
+        );
+        let step = SystemClock.now().unix_timestamp() / 30;
+        let code = app.generate(u64::try_from(step * 30).unwrap_or(0));
+        let done = totp
+            .confirm(
+                &Actor::user(user.id),
+                &user,
+                &enrolment.factor_id,
+                &code,
+                "seed",
+            )
+            .await?;
+        if !matches!(done, TotpCheck::Accepted { .. }) {
+            bail!("enrolling account {i}: {done:?}");
+        }
+        out.push(TotpAccount {
+            index: i,
+            app,
+            last_step: AtomicI64::new(step),
+        });
+    }
+    store.close().await;
+    Ok(out)
 }
 
 /// Six attributes and the assertion signed (not the Response), as in the protocol layer's

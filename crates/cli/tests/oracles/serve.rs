@@ -11,11 +11,16 @@ use std::time::{Duration, Instant};
 use crate::shared::serve::*;
 
 fn pysaml2(base: &str, seeded: &Seeded, cmd: &str) -> serde_json::Value {
-    let python = latchkey_testkit::oracle::python(&["saml2"]);
+    pysaml2_with(base, seeded, cmd, &[])
+}
+
+fn pysaml2_with(base: &str, seeded: &Seeded, cmd: &str, extra: &[&str]) -> serde_json::Value {
+    let python = latchkey_testkit::oracle::python(&["saml2", "pyotp"]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/pysaml2_sp.py");
     let out = Command::new(&python)
         .arg(&script)
         .arg(cmd)
+        .args(extra)
         .args(["--base", base, "--sp-entity-id", SP_ENTITY, "--acs", SP_ACS])
         .arg("--key")
         .arg(&seeded.key)
@@ -34,6 +39,134 @@ fn pysaml2(base: &str, seeded: &Seeded, cmd: &str) -> serde_json::Value {
         String::from_utf8_lossy(&out.stdout)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// python3-saml's SP (tests/interop/onelogin_sp.py), asking for REFEDS MFA.
+fn onelogin(base: &str, extra: &[&str]) -> serde_json::Value {
+    let python = latchkey_testkit::oracle::python(&["onelogin.saml2", "pyotp"]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/onelogin_sp.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .args([
+            "--base",
+            base,
+            "--sp-entity-id",
+            ONELOGIN_ENTITY,
+            "--acs",
+            ONELOGIN_ACS,
+        ])
+        .args(["--username", "alice", "--password", PASSWORD])
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "python3-saml SP failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const ONELOGIN_ENTITY: &str = "https://sp.onelogin.test/metadata";
+const ONELOGIN_ACS: &str = "https://sp.onelogin.test/acs";
+const REFEDS_MFA: &str = "https://refeds.org/profile/mfa";
+
+/// Starts `latchkey serve` on the seeded configuration and waits until it answers.
+fn start_server(dir: &Path, port: u16, config: &Path) -> Server {
+    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while !http_get(port, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not come up: {}",
+            std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+/// Both Python SPs ask for REFEDS MFA (`RequestedAuthnContext`, exact) and get it after a
+/// second factor: python3-saml's, in strict mode with `failOnAuthnContextMismatch`, for a
+/// sign-in on which alice enrols TOTP (the secret read off the page, pyotp's code); then
+/// pysaml2's, whose first sign-in is a plain one (a password: `Password` on plain http) and
+/// whose request for MFA steps the same IdP session up with a code (same SessionIndex, no
+/// second password).
+#[test]
+fn python_sps_that_request_refeds_mfa_get_it_after_a_step_up() {
+    let (dir, port, base, config) = cheap_server_config();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seeded = runtime.block_on(seed(&config, dir.path()));
+    runtime.block_on(async {
+        let config = latchkey_idp::Config::load(Some(&config)).unwrap();
+        let store = latchkey_idp::Store::open(&config).await.unwrap();
+        let admin = latchkey_idp::Actor::system();
+        let mut app =
+            latchkey_idp::apps::NewApplication::new(ONELOGIN_ENTITY, "OneLogin SP", ONELOGIN_ACS);
+        // python3-saml wants an AttributeStatement.
+        app.attributes = vec!["mail=email".parse().unwrap()];
+        let app = store.apps().create(&admin, app).await.unwrap();
+        let staff = store.groups().lookup("staff").await.unwrap();
+        store.apps().assign(&admin, app.id, staff.id).await.unwrap();
+        store.close().await;
+    });
+    let _server = start_server(dir.path(), port, &config);
+
+    let strict = onelogin(&base, &[]);
+    assert_eq!(strict["errors"], serde_json::json!([]), "{strict}");
+    assert_eq!(
+        strict["authn_contexts"],
+        serde_json::json!([REFEDS_MFA]),
+        "{strict}"
+    );
+    assert_eq!(strict["in_response_to"], strict["request_id"]);
+    assert_eq!(
+        strict["idp_pages"],
+        serde_json::json!(["/login", "/mfa/totp"]),
+        "{strict}"
+    );
+    assert_eq!(strict["recovery_codes"], 10);
+    let secret = strict["totp_secret"].as_str().unwrap().to_owned();
+    let last_step = strict["totp_last_step"].to_string();
+
+    let sp = pysaml2_with(
+        &base,
+        &seeded,
+        "sp-initiated-mfa",
+        &["--totp-secret", &secret, "--totp-last-step", &last_step],
+    );
+    let (first, stepped) = (&sp["first"], &sp["stepped_up"]);
+    assert_eq!(
+        first["authn_context"], "urn:oasis:names:tc:SAML:2.0:ac:classes:Password",
+        "{sp}"
+    );
+    assert_eq!(stepped["authn_context"], REFEDS_MFA, "{sp}");
+    assert_eq!(stepped["in_response_to"], stepped["request_id"]);
+    assert_eq!(stepped["session_index"], first["session_index"], "{sp}");
+    // The step-up asked for the code alone: the session already had the password.
+    assert_eq!(
+        stepped["idp_pages"],
+        serde_json::json!(["/login/mfa"]),
+        "{sp}"
+    );
+    // The step-up's AuthnInstant (to the second: the same second, on a fast machine).
+    assert!(
+        stepped["authn_instant"].as_str().unwrap() >= first["authn_instant"].as_str().unwrap(),
+        "{sp}"
+    );
 }
 
 #[test]

@@ -174,7 +174,8 @@ async fn the_stylesheet_is_named_by_its_hash_and_cached_for_good() {
     }
 }
 
-/// No inline style; no script but the auto-POST's, and then its CSP allows exactly it.
+/// No inline style; no script but the auto-POST's, and then its CSP allows exactly it, or
+/// the passkey script (a file of ours), and then the CSP allows our own files only.
 fn assert_no_inline_code(what: &str, page: &Page) {
     assert!(!page.body.contains("style="), "{what}: {}", page.body);
     assert!(!page.body.contains("<style"), "{what}: {}", page.body);
@@ -193,9 +194,15 @@ fn assert_no_inline_code(what: &str, page: &Page) {
     if page
         .body
         .contains("<script src=\"/static/logout.js\"></script>")
+        || page
+            .body
+            .contains("<script src=\"/static/webauthn.js\" defer></script>")
     {
-        // The logout frames page's one script, a file of our own.
-        assert!(csp.contains("script-src 'self';"), "{what}: {csp}");
+        // The logout frames page's or the passkey pages' one script, a file of our own.
+        assert!(
+            csp.contains("script-src 'self';") && !csp.contains("unsafe"),
+            "{what}: {csp}"
+        );
         return;
     }
     assert!(
@@ -526,5 +533,70 @@ async fn refusal_pages_show_a_code_and_an_operation_id_but_no_rule() {
                 page.body
             );
         }
+    }
+}
+
+/// The second-factor pages, and the pages that run the passkey script (on a `localhost`
+/// IdP, where passkeys are on).
+#[tokio::test]
+async fn the_second_factor_and_passkey_pages_have_no_inline_code() {
+    let idp = idp_with(|c| c.base_url = "http://localhost:8080".into()).await;
+    latchkey_idp::mfa::policy::MfaPolicy::new(&idp.store)
+        .set_app(
+            &latchkey_idp::Actor::cli("admin"),
+            &idp.app,
+            latchkey_idp::mfa::policy::AppMfa {
+                require_mfa: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut pages = Vec::new();
+    let mut anonymous = Browser::new(&idp);
+    pages.push(("login with passkeys", anonymous.get("/login").await));
+    pages.push(("passkeys, signed out", anonymous.get("/webauthn").await));
+
+    let mut alice = Browser::new(&idp);
+    alice.login("alice", PASSWORD, None).await;
+    pages.push(("passkeys, signed in", alice.get("/webauthn").await));
+    let request = latchkey_saml::authn_request::AuthnRequest::new(
+        SP,
+        "http://localhost:8080/saml/sso",
+        latchkey_idp::Clock::now(&latchkey_idp::SystemClock),
+    )
+    .unwrap();
+    let parked = alice.get(&redirect_uri(&request, None)).await;
+    let to_enrol = alice.get(parked.location()).await;
+    let enrol = alice.get(to_enrol.location()).await;
+    assert!(enrol.body.contains("<svg"), "{}", enrol.body);
+    let csrf = enrol.field("csrf").unwrap();
+    let factor = enrol.field("factor").unwrap();
+    pages.push(("TOTP enrolment", enrol));
+    let refused = alice
+        .post(
+            "/mfa/totp",
+            &[("csrf", &csrf), ("factor", &factor), ("code", "12a456")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    pages.push(("TOTP enrolment refused", refused));
+    pages.push(("recovery codes", alice.get("/mfa/recovery-codes").await));
+
+    // With a factor: the second-step page.
+    super::mfa_pages::totp_enrolled(&idp).await;
+    let mut second = Browser::new(&idp);
+    second.login("alice", PASSWORD, None).await;
+    pages.push(("second step", second.get("/login/mfa?then=portal").await));
+
+    for (what, page) in &pages {
+        assert!(
+            page.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{what}"
+        );
+        assert_no_inline_code(what, page);
     }
 }

@@ -111,6 +111,7 @@ fn login() -> SamlLogin {
         session_index: Some("_idp-session-1".into()),
         assertion_id: "_a1".into(),
         authn_instant: NOW - Duration::minutes(30),
+        authn_context_class_ref: None,
         session_not_on_or_after: None,
         attributes: BTreeMap::new(),
     }
