@@ -14,6 +14,7 @@
 
 mod burst;
 mod client;
+mod protocol;
 mod raw;
 mod server;
 
@@ -39,6 +40,10 @@ pub enum BenchCommand {
     Login(LoginArgs),
     /// Resident memory of the server: idle, then with many live sessions.
     Memory(MemoryArgs),
+    /// The SAML protocol layer on your own files (no server): issuance or validation on
+    /// one core, beside the raw signature rate of the same key.
+    #[command(subcommand)]
+    Protocol(protocol::ProtocolCommand),
 }
 
 /// Options every benchmark shares.
@@ -141,6 +146,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Sso(args) => runtime.block_on(sso(args))?,
         BenchCommand::Login(args) => runtime.block_on(login(args))?,
         BenchCommand::Memory(args) => runtime.block_on(memory(args))?,
+        BenchCommand::Protocol(cmd) => protocol::run(cmd)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@
 
 mod decode;
 mod pretty;
-mod verify;
+pub(crate) mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -25,7 +25,7 @@ use crate::xml::read_input;
 
 /// Options of `latchkey saml verify`.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The IdP's metadata (an EntityDescriptor, or an aggregate): its entity ID is the
     /// expected Issuer and its signing certificates the only trusted keys.
     #[arg(long, value_name = "FILE")]
@@ -61,6 +61,30 @@ pub struct VerifyArgs {
     allow_cbc: bool,
     /// The Response: a file (`-` for stdin) holding its XML or its base64 POST value.
     response: PathBuf,
+}
+
+/// What `verify` checks against, with the Response read: shared with `latchkey bench
+/// protocol validate`, so that what is measured is what is verified here.
+pub(crate) struct VerifySetup {
+    pub settings: SpSettings,
+    pub now: OffsetDateTime,
+    pub xml: String,
+}
+
+impl VerifyArgs {
+    /// The settings, the instant and the Response's XML; an error means the command's own
+    /// inputs cannot be used (not that the Response is refused).
+    pub(crate) fn prepare(&self) -> anyhow::Result<VerifySetup> {
+        let (settings, now) = setup(self)?;
+        let text =
+            String::from_utf8(read_input(&self.response)?).context("RESPONSE is not UTF-8 text")?;
+        let xml = response_xml(&text).map_err(|e| anyhow!("{e} ({})", e.code()))?;
+        Ok(VerifySetup { settings, now, xml })
+    }
+
+    pub(crate) fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
 }
 
 pub fn verify_command(args: &VerifyArgs) -> anyhow::Result<ExitCode> {

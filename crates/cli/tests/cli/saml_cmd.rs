@@ -582,3 +582,160 @@ fn verify_decrypts_an_encrypted_assertion_with_the_sp_key() {
         ("DECRYPTION_FAILED", "encryption")
     );
 }
+
+/// The JSON lines of `latchkey bench protocol ... --json`, by figure name.
+fn figures(out: &Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn figure<'a>(all: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    all.iter()
+        .find(|f| f["figure"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {all:?}"))
+}
+
+/// The ratio printed is the quotient of the two rates printed beside it, and every rate is
+/// a real measurement (positive, finite) of the key in the files.
+fn assert_consistent(all: &[serde_json::Value], protocol: &str, raw: &str, key: &str) {
+    assert_eq!(all.len(), 4, "{all:?}");
+    for f in all {
+        assert_eq!(f["key"], key, "{f}");
+        let v = f["value"].as_f64().unwrap();
+        assert!(v.is_finite() && v > 0.0, "{f}");
+    }
+    let (p, r) = (
+        figure(all, protocol)["value"].as_f64().unwrap(),
+        figure(all, raw)["value"].as_f64().unwrap(),
+    );
+    let ratio = figure(all, "ratio");
+    assert_eq!(ratio["what"], format!("{protocol} / {raw}"));
+    assert!((ratio["value"].as_f64().unwrap() - p / r).abs() < 1e-9 * (p / r));
+    assert_eq!(figure(all, "peak_rss")["unit"], "KiB");
+}
+
+/// `bench protocol validate` takes `saml verify`'s options: it measures a Response that
+/// validates under them, beside its own signature's raw verification with the metadata's
+/// key, and refuses to measure one that does not validate.
+#[test]
+fn bench_protocol_validate_measures_a_given_response_against_its_own_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = idp();
+    std::fs::write(dir.path().join("idp.xml"), metadata(IDP, &idp.cert)).unwrap();
+    let xml = response(&idp, Some(REQUEST));
+    std::fs::write(dir.path().join("response.xml"), &xml).unwrap();
+    std::fs::write(
+        dir.path().join("tampered.xml"),
+        xml.replace("ada@example.org", "eve@example.org"),
+    )
+    .unwrap();
+    let args = |file: &'static str| {
+        [
+            "bench",
+            "protocol",
+            "validate",
+            "--idp-metadata",
+            "idp.xml",
+            "--sp-entity-id",
+            SP,
+            "--acs-url",
+            ACS,
+            "--request-id",
+            REQUEST,
+            "--now",
+            NOW,
+            "--seconds",
+            "0.2",
+            "--json",
+            file,
+        ]
+    };
+    let all = figures(&latchkey(dir.path(), &args("response.xml"), None));
+    assert_consistent(&all, "validate", "raw_verify", "P-256");
+    assert!(
+        figure(&all, "raw_verify")["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"),
+        "{all:?}"
+    );
+
+    let refused = latchkey(dir.path(), &args("tampered.xml"), None);
+    assert!(!refused.status.success());
+    assert!(stdout(&refused).is_empty());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("does not validate"), "{err}");
+}
+
+/// `bench protocol issue` signs the given template's Assertion with the given key (or
+/// builds the built-in Response), beside that key's raw signing; it refuses a certificate
+/// of another key and a template whose Assertion is already signed.
+#[test]
+fn bench_protocol_issue_signs_a_template_or_the_built_in_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["idp.example.org".into()])
+        .unwrap()
+        .self_signed(&pair)
+        .unwrap();
+    std::fs::write(dir.path().join("key.pem"), pair.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+    let other = idp();
+    std::fs::write(dir.path().join("other.pem"), other.cert.to_pem()).unwrap();
+    let signed = response(&other, Some(REQUEST));
+    let start = signed.find("<ds:Signature").unwrap();
+    let end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let template = format!("{}{}", &signed[..start], &signed[end..]);
+    std::fs::write(dir.path().join("template.xml"), &template).unwrap();
+    std::fs::write(dir.path().join("signed.xml"), &signed).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "protocol",
+            "issue",
+            "--key",
+            "key.pem",
+            "--seconds",
+            "0.2",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        latchkey(dir.path(), &args, None)
+    };
+
+    let all = figures(&run(&["--cert", "cert.pem", "--template", "template.xml"]));
+    assert_consistent(&all, "issue", "raw_sign", "RSA-2048");
+    assert_eq!(
+        figure(&all, "issue")["what"],
+        format!("sign the template's Assertion {}", assertion_id(&template))
+    );
+    let all = figures(&run(&["--cert", "cert.pem"]));
+    assert_consistent(&all, "issue", "raw_sign", "RSA-2048");
+    assert!(
+        figure(&all, "issue")["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("build_response"),
+        "{all:?}"
+    );
+
+    for (extra, says) in [
+        (&["--cert", "other.pem"][..], "not the certificate"),
+        (
+            &["--cert", "cert.pem", "--template", "signed.xml"],
+            "already signed",
+        ),
+    ] {
+        let out = run(extra);
+        assert!(!out.status.success(), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+}
