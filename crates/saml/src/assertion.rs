@@ -4,6 +4,8 @@
 //! only ever read from an element whose signature was verified, through the profile or
 //! the `Verified` handle. There is no public way to read an assertion from raw text.
 
+use latchkey_xmlsec::crypto::{Certificate, SigningKey};
+use latchkey_xmlsec::dsig;
 use latchkey_xmlsec::roxmltree::Node;
 use time::OffsetDateTime;
 
@@ -176,15 +178,42 @@ pub struct Assertion {
 
 impl Assertion {
     /// Serializes the assertion as a standalone element that declares its own namespace,
-    /// so that its exclusive canonical form is the same wherever it is placed.
+    /// in its own exclusive canonical form, which is therefore the same wherever it is
+    /// placed and can be digested as written.
     ///
     /// Attribute values are written without `xsi:type`: a type prefix used only inside
     /// an attribute value is not "visibly used" and would be dropped by exclusive
     /// canonicalization, leaving a signed form that no longer declares it.
     pub fn to_xml(&self) -> Result<String> {
-        let mut w = XmlWriter::new();
-        write_assertion(&mut w, self, true);
-        w.finish()
+        Ok(self.to_canonical_xml()?.0)
+    }
+
+    /// [`Assertion::to_xml`], and the offset just after its Issuer, where an enveloped
+    /// Signature goes.
+    fn to_canonical_xml(&self) -> Result<(String, usize)> {
+        let mut w = XmlWriter::canonical();
+        let after_issuer = write_assertion(&mut w, self, true);
+        Ok((w.finish()?, after_issuer))
+    }
+
+    /// The assertion with an enveloped signature right after its Issuer (exclusive C14N,
+    /// the key's algorithm, `certificate` in KeyInfo). It is written in its canonical form
+    /// and signed as written, never parsed again: for an ECDSA key the parse and
+    /// canonicalization were most of the cost of issuing.
+    pub fn to_signed_xml(
+        &self,
+        key: &SigningKey,
+        certificate: Option<&Certificate>,
+    ) -> Result<String> {
+        let (xml, after_issuer) = self.to_canonical_xml()?;
+        Ok(dsig::sign_canonical(
+            &xml,
+            &self.id,
+            after_issuer,
+            key,
+            certificate,
+            None,
+        )?)
     }
 }
 
@@ -205,7 +234,8 @@ fn opt_time(t: Option<OffsetDateTime>) -> Option<String> {
     t.map(format_datetime)
 }
 
-pub(crate) fn write_assertion(w: &mut XmlWriter, a: &Assertion, declare_ns: bool) {
+/// Writes the assertion; returns the offset just after its Issuer.
+pub(crate) fn write_assertion(w: &mut XmlWriter, a: &Assertion, declare_ns: bool) -> usize {
     w.start("saml:Assertion");
     if declare_ns {
         w.attr("xmlns:saml", ASSERTION);
@@ -214,6 +244,7 @@ pub(crate) fn write_assertion(w: &mut XmlWriter, a: &Assertion, declare_ns: bool
         .attr("Version", "2.0")
         .attr("IssueInstant", &format_datetime(a.issue_instant));
     write_issuer(w, &a.issuer);
+    let after_issuer = w.len();
     if let Some(s) = &a.subject {
         w.start("saml:Subject");
         if let Some(n) = &s.name_id {
@@ -280,6 +311,7 @@ pub(crate) fn write_assertion(w: &mut XmlWriter, a: &Assertion, declare_ns: bool
         w.end();
     }
     w.end();
+    after_issuer
 }
 
 /// Reads a NameID element (also used for LogoutRequest).

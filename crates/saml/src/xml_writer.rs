@@ -8,6 +8,11 @@
 //! canonicalizes to the same characters a peer reads: in text `&`, `<`, `>` and CR are
 //! escaped; in attribute values also `"`, tab and LF (which a parser would otherwise
 //! normalize to spaces).
+//!
+//! [`XmlWriter::canonical`] goes the rest of the way: attributes in C14N order (namespace
+//! declarations, then by name), empty elements as start and end tag, `>` left as is in
+//! attribute values. What it writes is then its own exclusive canonical form, so an
+//! assertion can be digested as written, without being parsed and canonicalized again.
 
 use crate::error::{Error, Result};
 
@@ -18,11 +23,30 @@ pub(crate) struct XmlWriter {
     open: Vec<&'static str>,
     in_start_tag: bool,
     error: Option<Error>,
+    canonical: bool,
+    /// In canonical mode, the open start tag's attributes (name, escaped value), written
+    /// in C14N order when the tag closes.
+    pending: Vec<(&'static str, String)>,
 }
 
 impl XmlWriter {
     pub(crate) fn new() -> Self {
         Self::default()
+    }
+
+    /// A writer whose output is its own exclusive canonical form (C14N 1.0 without
+    /// comments), for unprefixed attributes and namespace declarations on the elements
+    /// that use them, which is all this crate writes.
+    pub(crate) fn canonical() -> Self {
+        Self {
+            canonical: true,
+            ..Self::default()
+        }
+    }
+
+    /// Bytes written so far (an offset into the finished document).
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
     }
 
     /// Opens an element: `<name`. Attributes may follow until content or `end`.
@@ -38,10 +62,20 @@ impl XmlWriter {
     /// Adds an attribute to the element just opened.
     pub(crate) fn attr(&mut self, name: &'static str, value: &str) -> &mut Self {
         debug_assert!(self.in_start_tag, "attribute {name} outside a start tag");
+        if self.canonical {
+            debug_assert!(
+                name.starts_with("xmlns") || !name.contains(':'),
+                "canonical mode orders unprefixed attributes only: {name}"
+            );
+            let mut escaped = String::with_capacity(value.len());
+            escape_into(&mut escaped, value, true, true, &mut self.error);
+            self.pending.push((name, escaped));
+            return self;
+        }
         self.out.push(' ');
         self.out.push_str(name);
         self.out.push_str("=\"");
-        self.escape(value, true);
+        escape_into(&mut self.out, value, true, false, &mut self.error);
         self.out.push('"');
         self
     }
@@ -57,16 +91,19 @@ impl XmlWriter {
     /// Adds escaped text content.
     pub(crate) fn text(&mut self, value: &str) -> &mut Self {
         self.close_start_tag();
-        self.escape(value, false);
+        escape_into(&mut self.out, value, false, self.canonical, &mut self.error);
         self
     }
 
-    /// Closes the innermost open element (`/>` when it is empty).
+    /// Closes the innermost open element (`/>` when it is empty, but in canonical mode).
     pub(crate) fn end(&mut self) -> &mut Self {
         let Some(name) = self.open.pop() else {
             debug_assert!(false, "end() with no open element");
             return self;
         };
+        if self.canonical {
+            self.close_start_tag();
+        }
         if self.in_start_tag {
             self.out.push_str("/>");
             self.in_start_tag = false;
@@ -102,30 +139,59 @@ impl XmlWriter {
     }
 
     fn close_start_tag(&mut self) {
-        if self.in_start_tag {
-            self.out.push('>');
-            self.in_start_tag = false;
+        if !self.in_start_tag {
+            return;
         }
-    }
-
-    fn escape(&mut self, value: &str, in_attribute: bool) {
-        for c in value.chars() {
-            match c {
-                '&' => self.out.push_str("&amp;"),
-                '<' => self.out.push_str("&lt;"),
-                '>' => self.out.push_str("&gt;"),
-                '\r' => self.out.push_str("&#xD;"),
-                '"' if in_attribute => self.out.push_str("&quot;"),
-                '\t' if in_attribute => self.out.push_str("&#x9;"),
-                '\n' if in_attribute => self.out.push_str("&#xA;"),
-                '\t' | '\n' => self.out.push(c),
-                c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
-                    if self.error.is_none() {
-                        self.error = Some(Error::UnrepresentableChar(c as u32));
-                    }
-                }
-                c => self.out.push(c),
+        if self.canonical {
+            // C14N order: namespace declarations first (by prefix; `xmlns` before
+            // `xmlns:a`), then attributes by (namespace URI, local name), which for
+            // unprefixed attributes is by name.
+            self.pending.sort_by(|(a, _), (b, _)| {
+                (!is_namespace_declaration(a), a).cmp(&(!is_namespace_declaration(b), b))
+            });
+            for (name, value) in self.pending.drain(..) {
+                self.out.push(' ');
+                self.out.push_str(name);
+                self.out.push_str("=\"");
+                self.out.push_str(&value);
+                self.out.push('"');
             }
+        }
+        self.out.push('>');
+        self.in_start_tag = false;
+    }
+}
+
+fn is_namespace_declaration(name: &str) -> bool {
+    name == "xmlns" || name.starts_with("xmlns:")
+}
+
+/// Escapes `value` into `out` as canonical XML writes it; `>` in an attribute value is
+/// escaped too unless `canonical` (C14N leaves it, and parsers accept it either way).
+fn escape_into(
+    out: &mut String,
+    value: &str,
+    in_attribute: bool,
+    canonical: bool,
+    error: &mut Option<Error>,
+) {
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' if in_attribute && canonical => out.push('>'),
+            '>' => out.push_str("&gt;"),
+            '\r' => out.push_str("&#xD;"),
+            '"' if in_attribute => out.push_str("&quot;"),
+            '\t' if in_attribute => out.push_str("&#x9;"),
+            '\n' if in_attribute => out.push_str("&#xA;"),
+            '\t' | '\n' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
+                if error.is_none() {
+                    *error = Some(Error::UnrepresentableChar(c as u32));
+                }
+            }
+            c => out.push(c),
         }
     }
 }
@@ -215,6 +281,48 @@ mod tests {
             let t = root.first_element_child().unwrap();
             let text: String = t.children().filter_map(|c| c.text()).collect();
             prop_assert_eq!(text, value);
+        }
+
+        /// The canonical writer's output is its own exclusive C14N, whatever the values
+        /// and whatever order the attributes come in, and it reads back the same values.
+        #[test]
+        fn the_canonical_writer_writes_canonical_xml(
+            values in proptest::collection::vec(
+                proptest::collection::vec(xml_char(), 0..24)
+                    .prop_map(|v| v.into_iter().collect::<String>()),
+                4,
+            ),
+            order in proptest::sample::subsequence(vec![0usize, 1, 2, 3], 4).prop_shuffle(),
+            empty in proptest::bool::ANY,
+        ) {
+            use latchkey_xmlsec::c14n::{self, Algorithm};
+            use proptest::prelude::*;
+            const NAMES: [&str; 4] = ["Version", "ID", "IssueInstant", "Name"];
+            let mut w = XmlWriter::canonical();
+            w.start("p:a");
+            for &i in &order {
+                w.attr(NAMES[i], &values[i]);
+            }
+            w.attr("xmlns:p", "urn:example:p");
+            w.start("p:b").attr("Z", &values[0]).attr("A", &values[1]);
+            if !empty {
+                w.text(&values[2]);
+            }
+            w.end().start("p:c").end().end();
+            let xml = w.finish().unwrap();
+            let doc = parse(&xml, &Limits::default()).unwrap();
+            let root = doc.root_element();
+            let canonical = c14n::canonicalize_to_vec(
+                root,
+                Algorithm::EXCLUSIVE,
+                &c14n::Options::default(),
+                None,
+            )
+            .unwrap();
+            prop_assert_eq!(String::from_utf8(canonical).unwrap(), xml.clone());
+            for (i, name) in NAMES.iter().enumerate() {
+                prop_assert_eq!(root.attribute(*name), Some(values[i].as_str()));
+            }
         }
     }
 }

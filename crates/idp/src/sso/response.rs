@@ -223,13 +223,16 @@ pub async fn success(
         attributes,
     };
     let assertion_id = assertion.id.clone();
-    let mut assertion_xml = assertion.to_xml().map_err(build)?;
     // An encrypted assertion is always signed: the SP can then check it on its own after
     // decrypting, whatever the Response's signature (and an unsigned Response around
     // unsigned CBC ciphertext would be refused anyway).
-    if app.settings.sign_assertion || encrypt_to.is_some() {
-        assertion_xml = sign(&assertion_xml, &assertion_id, keys)?;
-    }
+    let assertion_xml = if app.settings.sign_assertion || encrypt_to.is_some() {
+        assertion
+            .to_signed_xml(&keys.key, Some(&keys.certificate))
+            .map_err(build)?
+    } else {
+        assertion.to_xml().map_err(build)?
+    };
     let envelope = envelope(settings, pending, Status::success(), now)?;
     let mut xml = match &encrypt_to {
         None => envelope.to_xml(Some(&assertion_xml)).map_err(build)?,

@@ -178,16 +178,11 @@ pub fn build_response(
         }],
         attributes: issuance.attributes.clone(),
     };
-    let mut assertion_xml = assertion.to_xml()?;
-    if matches!(parts, SignedParts::Assertion | SignedParts::Both) {
-        assertion_xml = dsig::sign(
-            &assertion_xml,
-            &assertion.id,
-            key,
-            certificate,
-            &SignOptions::default(),
-        )?;
-    }
+    let assertion_xml = if matches!(parts, SignedParts::Assertion | SignedParts::Both) {
+        assertion.to_signed_xml(key, certificate)?
+    } else {
+        assertion.to_xml()?
+    };
     let response = envelope(settings, target, Status::success(), now)?;
     let xml = response.to_xml_with_own_assertion(&assertion_xml)?;
     if matches!(parts, SignedParts::Response | SignedParts::Both) {

@@ -39,7 +39,7 @@ mod sign;
 mod structure;
 mod verify;
 
-pub use sign::{SignOptions, sign};
+pub use sign::{SignOptions, sign, sign_canonical};
 pub use verify::{
     Verified, VerifyOptions, verify_by_id, verify_document, verify_document_element,
     verify_element, verify_enveloping,

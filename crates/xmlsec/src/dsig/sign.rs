@@ -60,38 +60,13 @@ pub fn sign(
     certificate: Option<&Certificate>,
     options: &SignOptions,
 ) -> Result<String, Error> {
-    let algorithm = options.algorithm.unwrap_or_else(|| key.default_algorithm());
-    if !algorithm.can_sign() {
-        return Err(KeyError::VerifyOnly(algorithm).into());
-    }
-    if !key.kind().fits(algorithm) {
-        return Err(KeyError::AlgorithmKeyMismatch {
-            algorithm,
-            key: key.kind(),
-        }
-        .into());
-    }
-    let digest = options.digest.unwrap_or(match algorithm {
-        SignatureAlgorithm::RsaSha384 | SignatureAlgorithm::EcdsaSha384 => DigestAlgorithm::Sha384,
-        SignatureAlgorithm::RsaSha512 | SignatureAlgorithm::EcdsaSha512 => DigestAlgorithm::Sha512,
-        _ => DigestAlgorithm::Sha256,
-    });
-    if digest == DigestAlgorithm::Sha1 {
-        return Err(SignatureError::UnsupportedForSigning("SHA-1 digests").into());
-    }
-    if let Some(cert) = certificate
-        && cert.verifying_key() != key.verifying_key()
-    {
-        // A KeyInfo naming another key would send relying parties to the wrong
-        // certificate when they configure trust.
-        return Err(KeyError::CertificateMismatch.into());
-    }
-    if !is_bare_name(element_id) {
-        return Err(SignatureError::InvalidId {
-            id: element_id.to_owned(),
-        }
-        .into());
-    }
+    let (algorithm, digest) = choose(
+        key,
+        certificate,
+        options.algorithm,
+        options.digest,
+        element_id,
+    )?;
 
     // 1. Digest the element as it is now. Exclusive C14N of the element with the
     //    Signature removed (the enveloped transform) gives these same bytes, because the
@@ -127,15 +102,15 @@ pub fn sign(
 
     // 2. Splice in the Signature with an empty SignatureValue.
     let (offset, self_closing) = insertion_point(element, text, options.insert_after.as_ref())?;
-    let (signature_xml, value_at) =
-        signature_template(element_id, algorithm, digest, &digest_value, certificate);
+    let template = signature_template(element_id, algorithm, digest, &digest_value, certificate);
+    let signature_xml = &template.xml;
     let (head, tail) = split(text, offset)?;
     let mut signed = String::with_capacity(text.len() + signature_xml.len() + 64);
     signed.push_str(head);
     let signature_start = match self_closing {
         None => {
             let start = signed.len();
-            signed.push_str(&signature_xml);
+            signed.push_str(signature_xml);
             signed.push_str(tail);
             start
         }
@@ -143,7 +118,7 @@ pub fn sign(
             // `<x .../>` becomes `<x ...>SIGNATURE</x>`; `offset` is at the `/`.
             signed.push('>');
             let start = signed.len();
-            signed.push_str(&signature_xml);
+            signed.push_str(signature_xml);
             signed.push_str("</");
             signed.push_str(qname);
             signed.push('>');
@@ -151,54 +126,101 @@ pub fn sign(
             start
         }
     };
-    finish(
-        signed,
-        &signature_xml,
-        signature_start,
-        value_at,
-        algorithm,
-        key,
-        options,
-    )
+    finish(signed, &template, signature_start, algorithm, key)
 }
 
-/// 3. Canonicalizes the SignedInfo, signs it, and puts the value into the empty
+/// Signs an element that the caller wrote in its own exclusive canonical form, without
+/// parsing it: `canonical` is the element's whole text, exactly what exclusive C14N
+/// (without comments) of it gives, with no Signature yet; the Signature goes at byte
+/// `insert_at` (for SAML, right after the Issuer). The digest is taken over `canonical`
+/// as given.
+///
+/// This is for a writer that produces canonical output by construction (the SAML crate's
+/// assertions), where parsing and canonicalizing its own fresh output again was most of
+/// the cost of issuing with a fast key. Text that is not in canonical form yields a
+/// signature no verifier accepts, never a weaker one; the caller's tests compare its
+/// output with [`crate::c14n`] of the parsed text.
+pub fn sign_canonical(
+    canonical: &str,
+    element_id: &str,
+    insert_at: usize,
+    key: &SigningKey,
+    certificate: Option<&Certificate>,
+    algorithm: Option<SignatureAlgorithm>,
+) -> Result<String, Error> {
+    let (algorithm, digest) = choose(key, certificate, algorithm, None, element_id)?;
+    let digest_value = STANDARD.encode(digest.digest(canonical.as_bytes()));
+    let template = signature_template(element_id, algorithm, digest, &digest_value, certificate);
+    let (head, tail) = split(canonical, insert_at)?;
+    let mut signed = String::with_capacity(canonical.len() + template.xml.len() + 512);
+    signed.push_str(head);
+    let signature_start = signed.len();
+    signed.push_str(&template.xml);
+    signed.push_str(tail);
+    finish(signed, &template, signature_start, algorithm, key)
+}
+
+/// The algorithms to sign with, after the checks every signing makes: an algorithm that
+/// signs and fits the key, no SHA-1 digest, a certificate of this very key, a bare-name ID.
+fn choose(
+    key: &SigningKey,
+    certificate: Option<&Certificate>,
+    algorithm: Option<SignatureAlgorithm>,
+    digest: Option<DigestAlgorithm>,
+    element_id: &str,
+) -> Result<(SignatureAlgorithm, DigestAlgorithm), Error> {
+    let algorithm = algorithm.unwrap_or_else(|| key.default_algorithm());
+    if !algorithm.can_sign() {
+        return Err(KeyError::VerifyOnly(algorithm).into());
+    }
+    if !key.kind().fits(algorithm) {
+        return Err(KeyError::AlgorithmKeyMismatch {
+            algorithm,
+            key: key.kind(),
+        }
+        .into());
+    }
+    let digest = digest.unwrap_or(match algorithm {
+        SignatureAlgorithm::RsaSha384 | SignatureAlgorithm::EcdsaSha384 => DigestAlgorithm::Sha384,
+        SignatureAlgorithm::RsaSha512 | SignatureAlgorithm::EcdsaSha512 => DigestAlgorithm::Sha512,
+        _ => DigestAlgorithm::Sha256,
+    });
+    if digest == DigestAlgorithm::Sha1 {
+        return Err(SignatureError::UnsupportedForSigning("SHA-1 digests").into());
+    }
+    if let Some(cert) = certificate
+        && cert.verifying_key() != key.verifying_key()
+    {
+        // A KeyInfo naming another key would send relying parties to the wrong
+        // certificate when they configure trust.
+        return Err(KeyError::CertificateMismatch.into());
+    }
+    if !is_bare_name(element_id) {
+        return Err(SignatureError::InvalidId {
+            id: element_id.to_owned(),
+        }
+        .into());
+    }
+    Ok((algorithm, digest))
+}
+
+/// 3. Signs the SignedInfo's canonical form and puts the value into the empty
 ///    SignatureValue.
 ///
-/// The SignedInfo is canonicalized from the Signature we wrote, parsed on its own, not
-/// from the whole signed document: under exclusive C14N only namespaces the SignedInfo
-/// visibly uses are rendered, and it uses only the `ds` prefix that the Signature element
-/// itself declares (its attributes are unprefixed), so the ancestors cannot change the
-/// bytes. Re-parsing the whole document here cost a fifth of the time of signing.
+/// The template writes the SignedInfo in canonical form already, so its canonical bytes
+/// are its text with the `ds` declaration it inherits from the Signature: exclusive C14N
+/// renders only namespaces the SignedInfo visibly uses, and it uses only the `ds` prefix
+/// (its attributes are unprefixed), so no ancestor can change the bytes. A test compares
+/// them with the C14N of the parsed template for every algorithm.
 fn finish(
     mut signed: String,
-    signature_xml: &str,
+    template: &Template,
     signature_start: usize,
-    value_at: usize,
     algorithm: SignatureAlgorithm,
     key: &SigningKey,
-    options: &SignOptions,
 ) -> Result<String, Error> {
-    let mut canonical = Vec::new();
-    {
-        let doc = reader::parse(signature_xml, &options.limits)?;
-        let signature = doc.root_element();
-        if !is_dsig(signature, "Signature") {
-            return Err(SignatureError::Splice.into());
-        }
-        let signed_info = signature
-            .first_element_child()
-            .ok_or(SignatureError::SignedInfoCount { found: 0 })?;
-        c14n::canonicalize(
-            signed_info,
-            c14n::Algorithm::EXCLUSIVE,
-            &c14n::Options::default(),
-            None,
-            &mut canonical,
-        )?;
-    }
-    let value = STANDARD.encode(key.sign(algorithm, &canonical)?);
-    let at = signature_start.saturating_add(value_at);
+    let value = STANDARD.encode(key.sign(algorithm, template.canonical_signed_info().as_bytes())?);
+    let at = signature_start.saturating_add(template.value_at);
     if !signed.is_char_boundary(at) {
         return Err(SignatureError::Splice.into());
     }
@@ -257,33 +279,60 @@ fn insertion_point<'t>(
     Err(SignatureError::Splice.into())
 }
 
-/// The Signature element with an empty SignatureValue, and the offset (within it) where
-/// the value goes.
+/// The Signature element with an empty SignatureValue.
+struct Template {
+    xml: String,
+    /// Where, within `xml`, the SignatureValue goes.
+    value_at: usize,
+    /// Where the SignedInfo's content starts and ends (after `<ds:SignedInfo`, up to and
+    /// including `</ds:SignedInfo>`).
+    signed_info: std::ops::Range<usize>,
+}
+
+impl Template {
+    /// The SignedInfo as exclusive C14N renders it: the text as written (in canonical
+    /// form: start and end tags, attributes that need no escaping), with the `ds`
+    /// declaration it inherits from the Signature.
+    fn canonical_signed_info(&self) -> String {
+        let rest = self.xml.get(self.signed_info.clone()).unwrap_or_default();
+        let mut out = String::with_capacity(rest.len() + 64);
+        out.push_str("<ds:SignedInfo xmlns:ds=\"");
+        out.push_str(DSIG_NS);
+        out.push('"');
+        out.push_str(rest);
+        out
+    }
+}
+
 fn signature_template(
     id: &str,
     algorithm: SignatureAlgorithm,
     digest: DigestAlgorithm,
     digest_value: &str,
     certificate: Option<&Certificate>,
-) -> (String, usize) {
+) -> Template {
     let mut s = String::with_capacity(2048);
     s.push_str("<ds:Signature xmlns:ds=\"");
     s.push_str(DSIG_NS);
-    s.push_str("\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"");
+    s.push_str("\"><ds:SignedInfo");
+    let signed_info_start = s.len();
+    s.push_str("><ds:CanonicalizationMethod Algorithm=\"");
     s.push_str(c14n::Algorithm::EXCLUSIVE.uri());
-    s.push_str("\"/><ds:SignatureMethod Algorithm=\"");
+    s.push_str("\"></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"");
     s.push_str(algorithm.uri());
-    s.push_str("\"/><ds:Reference URI=\"#");
+    s.push_str("\"></ds:SignatureMethod><ds:Reference URI=\"#");
     s.push_str(id);
     s.push_str("\"><ds:Transforms><ds:Transform Algorithm=\"");
     s.push_str(ENVELOPED_SIGNATURE);
-    s.push_str("\"/><ds:Transform Algorithm=\"");
+    s.push_str("\"></ds:Transform><ds:Transform Algorithm=\"");
     s.push_str(c14n::Algorithm::EXCLUSIVE.uri());
-    s.push_str("\"/></ds:Transforms><ds:DigestMethod Algorithm=\"");
+    s.push_str("\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"");
     s.push_str(digest.uri());
-    s.push_str("\"/><ds:DigestValue>");
+    s.push_str("\"></ds:DigestMethod><ds:DigestValue>");
     s.push_str(digest_value);
-    s.push_str("</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>");
+    s.push_str("</ds:DigestValue></ds:Reference></ds:SignedInfo>");
+    let signed_info_end = s.len();
+    s.push_str("<ds:SignatureValue>");
     let value_at = s.len();
     s.push_str("</ds:SignatureValue>");
     if let Some(cert) = certificate {
@@ -292,5 +341,50 @@ fn signature_template(
         s.push_str("</ds:X509Certificate></ds:X509Data></ds:KeyInfo>");
     }
     s.push_str("</ds:Signature>");
-    (s, value_at)
+    Template {
+        xml: s,
+        value_at,
+        signed_info: signed_info_start..signed_info_end,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SignatureAlgorithm as A;
+
+    /// The SignedInfo bytes that are signed are exactly the exclusive C14N of the
+    /// SignedInfo in the document, for every algorithm we sign with.
+    #[test]
+    fn the_signed_info_is_written_in_its_canonical_form() {
+        for algorithm in [
+            A::RsaSha256,
+            A::RsaSha384,
+            A::RsaSha512,
+            A::EcdsaSha256,
+            A::EcdsaSha384,
+        ] {
+            for digest in [
+                DigestAlgorithm::Sha256,
+                DigestAlgorithm::Sha384,
+                DigestAlgorithm::Sha512,
+            ] {
+                let t = signature_template("_a1-b.2", algorithm, digest, "q83v+/A=", None);
+                let doc = reader::parse(&t.xml, &Limits::default()).unwrap();
+                let signed_info = doc.root_element().first_element_child().unwrap();
+                let c14n = c14n::canonicalize_to_vec(
+                    signed_info,
+                    c14n::Algorithm::EXCLUSIVE,
+                    &c14n::Options::default(),
+                    None,
+                )
+                .unwrap();
+                assert_eq!(
+                    String::from_utf8(c14n).unwrap(),
+                    t.canonical_signed_info(),
+                    "{algorithm:?} {digest:?}"
+                );
+            }
+        }
+    }
 }

@@ -470,7 +470,7 @@ fn rule_xpointer_uri() {
 fn rule_disallowed_transform() {
     let (key, _) = rsa();
     let signed = sign_assertion(&key, None);
-    let exc = "<ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>";
+    let exc = "<ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"></ds:Transform>";
     for alg in [
         "http://www.w3.org/TR/1999/REC-xpath-19991116",
         "http://www.w3.org/TR/1999/REC-xslt-19991116",
@@ -480,7 +480,7 @@ fn rule_disallowed_transform() {
         let bad = replace_once(
             &signed,
             exc,
-            &format!("<ds:Transform Algorithm=\"{alg}\"/>"),
+            &format!("<ds:Transform Algorithm=\"{alg}\"></ds:Transform>"),
         );
         assert_eq!(
             rule(verify_assertion(&bad, &key)),
@@ -490,7 +490,7 @@ fn rule_disallowed_transform() {
         );
     }
     // c14n before enveloped-signature, or twice: out of sequence.
-    let env = "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>";
+    let env = "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"></ds:Transform>";
     let swapped = replace_once(&signed, &format!("{env}{exc}"), &format!("{exc}{env}"));
     assert_eq!(
         rule(verify_assertion(&swapped, &key)),
@@ -507,12 +507,12 @@ fn rule_disallowed_transform() {
 fn rule_disallowed_canonicalization() {
     let (key, _) = rsa();
     let signed = sign_assertion(&key, None);
-    let cm = "<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>";
+    let cm = "<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"></ds:CanonicalizationMethod>";
     let alg = "http://www.w3.org/2006/12/xml-c14n11";
     let bad = replace_once(
         &signed,
         cm,
-        &format!("<ds:CanonicalizationMethod Algorithm=\"{alg}\"/>"),
+        &format!("<ds:CanonicalizationMethod Algorithm=\"{alg}\"></ds:CanonicalizationMethod>"),
     );
     assert_eq!(
         rule(verify_assertion(&bad, &key)),
@@ -552,7 +552,7 @@ fn rule_signature_and_digest_methods_allow_listed() {
     // Parameters on SignatureMethod (HMACOutputLength truncation) are refused.
     let bad = replace_once(
         &signed,
-        &format!("<ds:SignatureMethod Algorithm=\"{sm}\"/>"),
+        &format!("<ds:SignatureMethod Algorithm=\"{sm}\"></ds:SignatureMethod>"),
         &format!(
             "<ds:SignatureMethod Algorithm=\"{sm}\"><ds:HMACOutputLength>8</ds:HMACOutputLength></ds:SignatureMethod>"
         ),
