@@ -176,6 +176,19 @@ pub struct Assertion {
     pub attributes: Vec<Attribute>,
 }
 
+/// The text of one `saml:Assertion` element that this crate wrote (and signed, when asked
+/// to): it can only be made by [`Assertion::write`] and [`Assertion::to_signed_xml`], so a
+/// Response can embed it as it is, without the parse that checks text from elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenAssertion(String);
+
+impl WrittenAssertion {
+    /// The element's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Assertion {
     /// Serializes the assertion as a standalone element that declares its own namespace,
     /// in its own exclusive canonical form, which is therefore the same wherever it is
@@ -196,6 +209,12 @@ impl Assertion {
         Ok((w.finish()?, after_issuer))
     }
 
+    /// The assertion as [`Assertion::to_xml`] writes it, unsigned, marked as written here
+    /// so that [`crate::response::Response::to_xml_with`] carries it without parsing it.
+    pub fn write(&self) -> Result<WrittenAssertion> {
+        Ok(WrittenAssertion(self.to_xml()?))
+    }
+
     /// The assertion with an enveloped signature right after its Issuer (exclusive C14N,
     /// the key's algorithm, `certificate` in KeyInfo). It is written in its canonical form
     /// and signed as written, never parsed again: for an ECDSA key the parse and
@@ -204,16 +223,16 @@ impl Assertion {
         &self,
         key: &SigningKey,
         certificate: Option<&Certificate>,
-    ) -> Result<String> {
+    ) -> Result<WrittenAssertion> {
         let (xml, after_issuer) = self.to_canonical_xml()?;
-        Ok(dsig::sign_canonical(
+        Ok(WrittenAssertion(dsig::sign_canonical(
             &xml,
             &self.id,
             after_issuer,
             key,
             certificate,
             None,
-        )?)
+        )?))
     }
 }
 

@@ -64,12 +64,11 @@ impl Response {
         self.write(Some(embedded))
     }
 
-    /// [`Response::to_xml`] around an assertion this crate has just written (and that
-    /// `dsig::sign`, which re-reads its own output, has just signed): it is one Assertion
-    /// element by construction, so it is not parsed a third time. With a P-256 key that
-    /// parse was a sixth of the time an IdP spends issuing a Response.
-    pub(crate) fn to_xml_with_own_assertion(&self, assertion: &str) -> Result<String> {
-        self.write(Some(assertion))
+    /// [`Response::to_xml`] around an assertion this crate has just written (and signed):
+    /// it is one Assertion element by construction, so it is not parsed again. With a
+    /// P-256 key that parse was a sixth of the time an IdP spends issuing a Response.
+    pub fn to_xml_with(&self, assertion: &crate::assertion::WrittenAssertion) -> Result<String> {
+        self.write(Some(assertion.as_str()))
     }
 
     fn write(&self, embedded: Option<&str>) -> Result<String> {

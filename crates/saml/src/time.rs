@@ -14,17 +14,39 @@ use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOf
 use crate::error::{Error, Result};
 
 /// Formats `t` as `YYYY-MM-DDThh:mm:ssZ` in UTC, dropping any fraction of a second.
+///
+/// Written digit by digit: an assertion carries half a dozen instants, and `format!` made
+/// them a noticeable part of issuing one.
 pub fn format_datetime(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let mut out = String::with_capacity(20);
+    let year = t.year();
+    if (0..=9999).contains(&year) {
+        push_digits(&mut out, year.unsigned_abs(), 4);
+    } else {
+        // Outside what four digits hold (never for a real instant): as `format!` did.
+        out.push_str(&format!("{year:04}"));
+    }
+    for (separator, value) in [
+        ('-', u8::from(t.month())),
+        ('-', t.day()),
+        ('T', t.hour()),
+        (':', t.minute()),
+        (':', t.second()),
+    ] {
+        out.push(separator);
+        push_digits(&mut out, u32::from(value), 2);
+    }
+    out.push('Z');
+    out
+}
+
+/// Appends the last `width` decimal digits of `value`, zero-padded.
+fn push_digits(out: &mut String, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (value / 10u32.pow(place)) % 10;
+        out.push(char::from_digit(digit, 10).unwrap_or('0'));
+    }
 }
 
 /// Parses an `xs:dateTime`.

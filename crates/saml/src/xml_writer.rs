@@ -24,9 +24,10 @@ pub(crate) struct XmlWriter {
     in_start_tag: bool,
     error: Option<Error>,
     canonical: bool,
-    /// In canonical mode, the open start tag's attributes (name, escaped value), written
-    /// in C14N order when the tag closes.
-    pending: Vec<(&'static str, String)>,
+    /// In canonical mode, the open start tag's attributes (name, escaped value as a
+    /// range of `pending_values`), written in C14N order when the tag closes.
+    pending: Vec<(&'static str, std::ops::Range<usize>)>,
+    pending_values: String,
 }
 
 impl XmlWriter {
@@ -67,9 +68,9 @@ impl XmlWriter {
                 name.starts_with("xmlns") || !name.contains(':'),
                 "canonical mode orders unprefixed attributes only: {name}"
             );
-            let mut escaped = String::with_capacity(value.len());
-            escape_into(&mut escaped, value, true, true, &mut self.error);
-            self.pending.push((name, escaped));
+            let start = self.pending_values.len();
+            escape_into(&mut self.pending_values, value, true, true, &mut self.error);
+            self.pending.push((name, start..self.pending_values.len()));
             return self;
         }
         self.out.push(' ');
@@ -153,9 +154,11 @@ impl XmlWriter {
                 self.out.push(' ');
                 self.out.push_str(name);
                 self.out.push_str("=\"");
-                self.out.push_str(&value);
+                self.out
+                    .push_str(self.pending_values.get(value).unwrap_or_default());
                 self.out.push('"');
             }
+            self.pending_values.clear();
         }
         self.out.push('>');
         self.in_start_tag = false;
@@ -168,6 +171,9 @@ fn is_namespace_declaration(name: &str) -> bool {
 
 /// Escapes `value` into `out` as canonical XML writes it; `>` in an attribute value is
 /// escaped too unless `canonical` (C14N leaves it, and parsers accept it either way).
+///
+/// Runs of characters that need nothing are copied whole: most values (IDs, URLs, names)
+/// have no character to escape, and this is on every assertion's path.
 fn escape_into(
     out: &mut String,
     value: &str,
@@ -175,24 +181,45 @@ fn escape_into(
     canonical: bool,
     error: &mut Option<Error>,
 ) {
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' if in_attribute && canonical => out.push('>'),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#xD;"),
-            '"' if in_attribute => out.push_str("&quot;"),
-            '\t' if in_attribute => out.push_str("&#x9;"),
-            '\n' if in_attribute => out.push_str("&#xA;"),
-            '\t' | '\n' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
-                if error.is_none() {
-                    *error = Some(Error::UnrepresentableChar(c as u32));
-                }
+    let bytes = value.as_bytes();
+    let mut copied = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let replacement = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' if in_attribute && canonical => continue,
+            b'>' => "&gt;",
+            b'\r' => "&#xD;",
+            b'"' if in_attribute => "&quot;",
+            b'\t' if in_attribute => "&#x9;",
+            b'\n' if in_attribute => "&#xA;",
+            b'\t' | b'\n' => continue,
+            // U+FFFE and U+FFFF are EF BF BE and EF BF BF in UTF-8.
+            0xEF if matches!(bytes.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])) => {
+                unrepresentable(error, value, i);
+                ""
             }
-            c => out.push(c),
-        }
+            0..0x20 => {
+                unrepresentable(error, value, i);
+                ""
+            }
+            _ => continue,
+        };
+        out.push_str(value.get(copied..i).unwrap_or_default());
+        out.push_str(replacement);
+        copied = if b == 0xEF { i + 3 } else { i + 1 };
+    }
+    out.push_str(value.get(copied..).unwrap_or_default());
+}
+
+/// Records the first character XML 1.0 cannot carry (at byte `at` of `value`).
+fn unrepresentable(error: &mut Option<Error>, value: &str, at: usize) {
+    if error.is_none() {
+        let c = value
+            .get(at..)
+            .and_then(|r| r.chars().next())
+            .unwrap_or('\0');
+        *error = Some(Error::UnrepresentableChar(c as u32));
     }
 }
 

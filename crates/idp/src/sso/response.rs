@@ -231,18 +231,21 @@ pub async fn success(
             .to_signed_xml(&keys.key, Some(&keys.certificate))
             .map_err(build)?
     } else {
-        assertion.to_xml().map_err(build)?
+        assertion.write().map_err(build)?
     };
     let envelope = envelope(settings, pending, Status::success(), now)?;
     let mut xml = match &encrypt_to {
-        None => envelope.to_xml(Some(&assertion_xml)).map_err(build)?,
+        None => envelope.to_xml_with(&assertion_xml).map_err(build)?,
         Some(cert) => {
             // The best of what the application advertised that we allow, else AES-256-GCM
             // under RSA-OAEP (MGF1, SHA-1), which every SAML stack reads.
             let options = app.settings.encrypt_options();
-            let encrypted =
-                latchkey_saml::encryption::encrypt_assertion(&assertion_xml, cert, &options)
-                    .map_err(build)?;
+            let encrypted = latchkey_saml::encryption::encrypt_assertion(
+                assertion_xml.as_str(),
+                cert,
+                &options,
+            )
+            .map_err(build)?;
             envelope.to_xml_encrypted(&encrypted).map_err(build)?
         }
     };

@@ -181,10 +181,10 @@ pub fn build_response(
     let assertion_xml = if matches!(parts, SignedParts::Assertion | SignedParts::Both) {
         assertion.to_signed_xml(key, certificate)?
     } else {
-        assertion.to_xml()?
+        assertion.write()?
     };
     let response = envelope(settings, target, Status::success(), now)?;
-    let xml = response.to_xml_with_own_assertion(&assertion_xml)?;
+    let xml = response.to_xml_with(&assertion_xml)?;
     if matches!(parts, SignedParts::Response | SignedParts::Both) {
         return Ok(dsig::sign(
             &xml,
