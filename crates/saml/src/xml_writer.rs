@@ -184,6 +184,9 @@ fn escape_into(
     let bytes = value.as_bytes();
     let mut copied = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        if !MAY_NEED_ESCAPING[usize::from(b)] {
+            continue;
+        }
         let replacement = match b {
             b'&' => "&amp;",
             b'<' => "&lt;",
@@ -211,6 +214,23 @@ fn escape_into(
     }
     out.push_str(value.get(copied..).unwrap_or_default());
 }
+
+/// The bytes [`escape_into`] has to look at: controls, `&<>"`, and the lead byte of
+/// U+FFFE/U+FFFF. One table lookup per byte keeps the scan of plain text cheap.
+const MAY_NEED_ESCAPING: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'&' as usize] = true;
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[b'"' as usize] = true;
+    table[0xEF] = true;
+    table
+};
 
 /// Records the first character XML 1.0 cannot carry (at byte `at` of `value`).
 fn unrepresentable(error: &mut Option<Error>, value: &str, at: usize) {

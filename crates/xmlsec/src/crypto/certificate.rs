@@ -18,6 +18,8 @@ use super::key::VerifyingKey;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Certificate {
     der: Vec<u8>,
+    /// The DER in base64, made once: every signature we make carries it in KeyInfo.
+    base64: String,
     subject: String,
     not_before: i64,
     not_after: i64,
@@ -47,6 +49,7 @@ impl Certificate {
         let key = VerifyingKey::from_spki_der(cert.public_key().raw)?;
         Ok(Self {
             der: der.to_vec(),
+            base64: STANDARD.encode(der),
             subject: cert.subject().to_string(),
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
@@ -89,7 +92,12 @@ impl Certificate {
 
     /// The DER as base64 without line breaks, as `ds:X509Certificate` carries it.
     pub fn to_base64(&self) -> String {
-        STANDARD.encode(&self.der)
+        self.base64.clone()
+    }
+
+    /// [`Certificate::to_base64`] without a copy.
+    pub fn base64(&self) -> &str {
+        &self.base64
     }
 
     /// The certificate as a PEM `CERTIFICATE` block.

@@ -337,7 +337,7 @@ fn signature_template(
     s.push_str("</ds:SignatureValue>");
     if let Some(cert) = certificate {
         s.push_str("<ds:KeyInfo><ds:X509Data><ds:X509Certificate>");
-        s.push_str(&cert.to_base64());
+        s.push_str(cert.base64());
         s.push_str("</ds:X509Certificate></ds:X509Data></ds:KeyInfo>");
     }
     s.push_str("</ds:Signature>");
