@@ -14,13 +14,13 @@ use webauthn_rs_proto::{AllowCredentials, CreationChallengeResponse, RequestChal
 
 use super::support::*;
 
-const ORIGIN: &str = "http://localhost:8080";
+pub const ORIGIN: &str = "http://localhost:8080";
 
-async fn passkey_idp() -> Idp {
+pub async fn passkey_idp() -> Idp {
     idp_with(|c| c.base_url = ORIGIN.into()).await
 }
 
-async fn json_post(browser: &mut Browser<'_>, uri: &str, body: &str) -> (StatusCode, Value) {
+pub async fn json_post(browser: &mut Browser<'_>, uri: &str, body: &str) -> (StatusCode, Value) {
     let page = browser
         .send(
             Request::post(uri)
@@ -35,7 +35,13 @@ async fn json_post(browser: &mut Browser<'_>, uri: &str, body: &str) -> (StatusC
 }
 
 /// Signs alice in with her password and enrols a soft key; returns the key and its ID.
-async fn enrolled(idp: &Idp) -> (SoftPasskey, Vec<u8>) {
+pub async fn enrolled(idp: &Idp) -> (SoftPasskey, Vec<u8>) {
+    let (key, raw_id, _) = enrolled_with_answer(idp).await;
+    (key, raw_id)
+}
+
+/// [`enrolled`], with the answer to `register/finish`.
+pub async fn enrolled_with_answer(idp: &Idp) -> (SoftPasskey, Vec<u8>, Value) {
     let mut browser = Browser::new(idp);
     browser.login("alice", PASSWORD, None).await;
     let (status, started) = json_post(&mut browser, "/webauthn/register/start", "{}").await;
@@ -52,11 +58,11 @@ async fn enrolled(idp: &Idp) -> (SoftPasskey, Vec<u8>) {
         json_post(&mut browser, "/webauthn/register/finish", &body.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["name"], "my key");
-    (key, raw_id)
+    (key, raw_id, done)
 }
 
 /// Starts a passwordless sign-in and answers it with `key` claiming `user`'s handle.
-async fn passkey_answer(
+pub async fn passkey_answer(
     browser: &mut Browser<'_>,
     key: &mut SoftPasskey,
     raw_id: &[u8],
