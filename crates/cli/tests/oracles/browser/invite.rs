@@ -2,7 +2,7 @@
 //! at a loopback sink (the testkit's), `latchkey user invite` mails the link, the browser
 //! follows it from the message, sets the password and is signed in; the same link again is
 //! refused (`LINK-USED`), so is one past its expiry (`LINK-EXPIRED`), and the new password
-//! signs in at the ordinary form.
+//! signs in at the ordinary form. On the way, the portal's link opens the account page.
 
 use std::time::Duration;
 
@@ -73,6 +73,20 @@ async fn an_invitation_is_mailed_followed_in_the_browser_and_works_once() {
     let portal = b.wait_for(&format!("{idp}/portal"), "dana").await;
     assert!(portal.contains("Signed in as"), "{portal}");
     shots.take(&b, "invitation-signed-in").await;
+    // Her account page, from the portal's link: her session, with this browser's name, and
+    // the sign-in the invitation made.
+    b.click("a[href='/account']").await;
+    let account = b
+        .wait_for(&format!("{idp}/account"), "Recent sign-ins")
+        .await;
+    assert!(account.contains("This browser"), "{account}");
+    assert!(
+        account.contains("Chrome"),
+        "the User-Agent is shown: {account}"
+    );
+    assert!(account.contains("Signed in"), "{account}");
+    assert!(account.contains("no second factor"), "{account}");
+    shots.take(&b, "account-page").await;
 
     // The same link again, even from the browser that used it: refused.
     b.goto(&link).await;
