@@ -15,9 +15,10 @@
 //! * `GET /webauthn/credentials`, `POST /webauthn/credentials/{id}`: list, rename
 //!   (`{"name": ...}`) or remove (`{}`) the signed-in user's credentials.
 //!
-//! Enrolling or removing a key of a user who already has a second factor needs a session
-//! that used one (`WEBAUTHN-STEP-UP` otherwise): a password alone must not let anyone add
-//! their own key to the account.
+//! Enrolling, renaming or removing a key of a user who already has a second factor needs a
+//! session that used one (`WEBAUTHN-STEP-UP` otherwise; the one rule of every factor page,
+//! `mfa::Available::step_up_needed`): a password alone must not let anyone add their own
+//! key to the account.
 //!
 //! Every body is JSON under [`MAX_BODY`] (an attestation is a few kilobytes; anything
 //! larger is refused before it is parsed). A refusal answers `{"code", "operation_id"}`
@@ -433,19 +434,17 @@ pub async fn manage(
         let id = uuid::Uuid::parse_str(&id)
             .map(CredentialId)
             .map_err(|_| WebauthnError::UnknownCredential)?;
+        may_change_keys(&state, &session).await?;
         let credentials = Credentials::new(state.store());
         match wanted.name {
             Some(name) => credentials
                 .rename(&actor, session.user.id, id, &name)
                 .await
                 .map(|c| json!({ "id": c.id, "name": c.name })),
-            None => {
-                may_change_keys(&state, &session).await?;
-                credentials
-                    .remove(&actor, session.user.id, id)
-                    .await
-                    .map(|()| json!({ "removed": id }))
-            }
+            None => credentials
+                .remove(&actor, session.user.id, id)
+                .await
+                .map(|()| json!({ "removed": id })),
         }
     }
     .await;
@@ -465,8 +464,9 @@ pub async fn manage(
     })
 }
 
-/// A user who has a second factor adds or removes keys only from a session that used one:
-/// a password alone must not be enough to enrol the thief's key (or to remove the owner's).
+/// A user who has a second factor adds, renames or removes keys only from a session that
+/// used one: a password alone must not be enough to enrol the thief's key (or to remove the
+/// owner's).
 async fn may_change_keys(state: &WebState, session: &Session) -> Result<(), WebauthnError> {
     let available = Factors::new(state.store()).available(&session.user).await?;
     if available.step_up_needed(&session.methods) {
