@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::extract::{CsrfForm, CsrfToken, SessionCookie};
 use super::login;
 use super::set_password::{self, FormText, SetPasswordForm};
-use super::{WebError, WebState, client_addr};
+use super::{WebError, WebState, client_of};
 use latchkey_idp::enrollment::{LinkKind, LinkLookup, ValidLink};
 use latchkey_idp::error::PageCode;
 use latchkey_idp::mfa::Methods;
@@ -84,7 +84,7 @@ pub async fn redeem(
     CsrfForm(form): CsrfForm<SetPasswordForm>,
 ) -> Result<Response, WebError> {
     let link = valid(&state, &token).await?;
-    if let Err(refusal) = set_password::check(&state, &link.user, &form) {
+    if let Err(refusal) = set_password::check(&state, &link.user, &form.password, &form.confirm) {
         state.metrics().failure(PageCode::PasswordRefused);
         let intro = intro(&link);
         let action = LinkKind::Invitation.path(&token);
@@ -102,12 +102,12 @@ pub async fn redeem(
         .enrollment()
         .redeem(LinkKind::Invitation, &token, Password::new(form.password))
         .await?;
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
+    let client = client_of(state.settings(), &headers, connect.as_deref());
     let signed_in = login::start_session(
         &state,
         &cookie,
         &user,
-        &addr,
+        &client,
         None,
         None,
         Methods::password(),

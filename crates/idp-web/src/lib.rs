@@ -17,11 +17,13 @@
 //! GET|POST /mfa/totp                      add a TOTP app: QR code and secret, then a code confirms
 //! GET|POST /mfa/recovery-codes            how many are left; new ones, shown once
 //! GET /webauthn, POST /webauthn/...       passkeys and security keys (JSON ceremonies)
+//! GET /account, POST /account/...         your own password, factors, sessions, sign-ins
 //! ```
 //!
 //! Every request goes through [`headers::layer`] (security headers, metrics); every failure
 //! through [`error::WebError`] (one page shape, a code and an operation ID).
 
+pub mod account;
 pub mod api;
 pub mod assets;
 pub mod console;
@@ -225,6 +227,18 @@ impl WebState {
     }
 }
 
+/// The browser as a new session records it: its address ([`client_addr`]) and User-Agent.
+pub(crate) fn client_of(
+    settings: &ServerSettings,
+    headers: &HeaderMap,
+    connect: Option<&ConnectInfo<SocketAddr>>,
+) -> latchkey_idp::session::Client {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    latchkey_idp::session::Client::new(&client_addr(settings, headers, connect), user_agent)
+}
+
 /// The client's address: the socket peer, or the last `X-Forwarded-For` hop when the
 /// configuration says a proxy sets it.
 pub(crate) fn client_addr(
@@ -268,6 +282,11 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/logout", get(login::logout_form).post(login::logout))
         .route("/portal", get(portal::portal))
+        .route("/account", get(account::page))
+        .route("/account/password", post(account::change_password))
+        .route("/account/factors/{id}/rename", post(account::rename_factor))
+        .route("/account/factors/{id}/remove", post(account::remove_factor))
+        .route("/account/sessions/end", post(account::end_session))
         .route("/invite/{token}", get(invite::link).post(invite::redeem))
         .route("/reset", get(reset::form).post(reset::request))
         .route("/reset/{token}", get(reset::link).post(reset::redeem))

@@ -32,14 +32,14 @@ use super::extract::{CsrfField, CsrfForm, CsrfOnly, CsrfToken, DeviceCookie, Ses
 use super::html::render as render_page;
 use super::logout::{self, LogoutChain};
 use super::pages::{LoginPage, SignOutPage};
-use super::{WebError, WebState, client_addr, cookies};
+use super::{WebError, WebState, client_addr, client_of, cookies};
 use latchkey_idp::Error;
 use latchkey_idp::audit::Actor;
 use latchkey_idp::directory::{Login, User};
 use latchkey_idp::error::PageCode;
 use latchkey_idp::mfa::Methods;
 use latchkey_idp::password::Password;
-use latchkey_idp::session::{Admission, ParkedRequests, Sessions, Slot, Throttle};
+use latchkey_idp::session::{Admission, Client, ParkedRequests, Sessions, Slot, Throttle};
 use latchkey_idp::sso::PendingRequest;
 
 /// The one failure message.
@@ -91,11 +91,12 @@ pub(crate) fn continue_key(raw: Option<&str>) -> Option<String> {
     .map(str::to_owned)
 }
 
-/// Keeps only a console path to return to after sign-in: `/admin` or below it, in plain
-/// path characters (no query, no `//`, no `..`), so `to` can never send a browser away.
+/// Keeps only a path of ours to return to after sign-in: `/admin` or below it, or
+/// `/account`, in plain path characters (no query, no `//`, no `..`), so `to` can never
+/// send a browser away.
 pub(crate) fn return_path(raw: Option<&str>) -> Option<String> {
     raw.filter(|p| {
-        (*p == "/admin" || p.starts_with("/admin/"))
+        (*p == "/admin" || p.starts_with("/admin/") || *p == "/account")
             && p.len() <= 200
             && !p.contains("//")
             && !p.contains("..")
@@ -315,11 +316,12 @@ pub async fn submit(
         }
     };
     throttle.succeeded(attempt).await?;
+    let client = client_of(state.settings(), &headers, connect.as_deref());
     let signed_in = start_session(
         &state,
         &cookie,
         &user,
-        &addr,
+        &client,
         cont.as_deref(),
         to,
         Methods::password(),
@@ -349,11 +351,12 @@ pub(crate) async fn start_session(
     state: &WebState,
     old: &SessionCookie,
     user: &User,
-    addr: &str,
+    client: &Client,
     cont: Option<&str>,
     to: Option<String>,
     methods: Methods,
 ) -> Result<SignedIn, WebError> {
+    let addr = client.address();
     let now = state.store().now();
     let sessions = Sessions::new(state.store());
     if let Some(old) = old.token() {
@@ -361,7 +364,13 @@ pub(crate) async fn start_session(
     }
     let method: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
     let (token, session) = sessions
-        .create_with(user, methods, now, state.settings().session_absolute)
+        .create_with(
+            user,
+            methods,
+            client,
+            now,
+            state.settings().session_absolute,
+        )
         .await?;
     state.metrics().login("success");
     state

@@ -211,7 +211,7 @@ fn step_up_first(
     next: &Next,
     back: Then,
 ) -> Option<Response> {
-    if !available.any_factor() || session.methods.multi_factor() {
+    if !available.step_up_needed(&session.methods) {
         return None;
     }
     let query = match next {
@@ -220,6 +220,26 @@ fn step_up_first(
         Next::Page(_) => format!("?then={}", back.as_str()),
     };
     Some(Redirect::to(&format!("/login/mfa{query}")).into_response())
+}
+
+/// A factor was just added (a TOTP app, a passkey or security key): a user who has no
+/// recovery codes (it is their first factor, or they used them all) gets ten, to be shown
+/// in this answer only: the way back in if the factor is lost. The one rule for every kind
+/// of factor.
+pub(crate) async fn codes_for_new_factor(
+    state: &WebState,
+    user: &latchkey_idp::directory::User,
+) -> Result<Option<Vec<Zeroizing<String>>>, WebError> {
+    let codes = RecoveryCodes::new(state.store());
+    if codes.remaining(user).await.map_err(internal)? > 0 {
+        return Ok(None);
+    }
+    let made = codes
+        .regenerate(&Actor::user(user.id), user)
+        .await
+        .map_err(internal)?;
+    tracing::info!(user = %user.username, "first factor: recovery codes made");
+    Ok(Some(made))
 }
 
 /// A second factor was accepted: the session steps up in place, the audit says so.
@@ -670,15 +690,10 @@ pub async fn totp_confirm(
                 json!({ "enrolled": factor_id }),
             )
             .await?;
-            if available.recovery_codes > 0 {
-                return Ok(Redirect::to(&next.target()).into_response());
-            }
-            // The first factor (or none left): the way back in if the phone is lost.
-            let codes = RecoveryCodes::new(state.store())
-                .regenerate(&actor, user)
-                .await
-                .map_err(internal)?;
-            return show_codes(csrf, &next, &codes);
+            return match codes_for_new_factor(&state, user).await? {
+                Some(codes) => show_codes(csrf, &next, &codes),
+                None => Ok(Redirect::to(&next.target()).into_response()),
+            };
         }
         Ok(TotpCheck::Wrong) => (PageCode::MfaFailed, "wrong_code", FAILED, None),
         Ok(TotpCheck::Replayed) => (PageCode::MfaFailed, "replayed_code", FAILED, None),
@@ -816,8 +831,13 @@ pub async fn regenerate_recovery_codes(
     let Some(session) = session else {
         return Ok(next.to_login());
     };
-    if !session.methods.multi_factor() {
-        return Ok(Redirect::to("/login/mfa?then=recovery-codes").into_response());
+    let available = Factors::new(state.store()).available(&session.user).await?;
+    if !available.any_factor() {
+        // Codes stand in for a factor: the first one brings them.
+        return Ok(Redirect::to("/mfa/totp?then=account").into_response());
+    }
+    if let Some(redirect) = step_up_first(&session, &available, &next, Then::RecoveryCodes) {
+        return Ok(redirect);
     }
     let codes = RecoveryCodes::new(state.store())
         .regenerate(&Actor::user(session.user.id), &session.user)

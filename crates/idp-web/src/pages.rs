@@ -246,3 +246,65 @@ pub(crate) struct WebauthnPage<'a> {
     /// Whether this session may add a key (see [`crate::webauthn`]'s step-up rule).
     pub may_enrol: bool,
 }
+
+/// GET /account: the signed-in user's password, factors, sessions and recent sign-ins.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub(crate) struct AccountPage<'a> {
+    pub title: &'a str,
+    pub shown_name: &'a str,
+    pub username: &'a str,
+    pub csrf: &'a str,
+    /// What the last change did (one of the page's own sentences).
+    pub notice: Option<&'static str>,
+    pub refusal: Option<AccountRefusal>,
+    /// zxcvbn's advice on a refused new password.
+    pub hint: Option<latchkey_idp::password::StrengthHint>,
+    pub min_length: usize,
+    /// Factors may be changed from this session (see `mfa::Available::step_up_needed`).
+    pub may_change: bool,
+    /// Passkeys are on: offer `/webauthn`.
+    pub passkeys: bool,
+    pub factors: Vec<FactorRow>,
+    /// Unused recovery codes, for a user who has a factor.
+    pub recovery_remaining: Option<i64>,
+    pub sessions: Vec<SessionRow>,
+    pub sign_ins: Vec<SignInRow>,
+}
+
+/// A refused change on the account page: the field at fault, what to do, the code, the ID.
+pub(crate) struct AccountRefusal {
+    pub field: Option<&'static str>,
+    pub message: String,
+    pub code: &'static str,
+    pub operation_id: String,
+}
+
+/// A TOTP app or WebAuthn credential on the account page.
+pub(crate) struct FactorRow {
+    pub id: String,
+    pub kind: &'static str,
+    pub name: String,
+    pub created: String,
+    pub last_used: String,
+}
+
+/// One of the user's sessions on the account page.
+pub(crate) struct SessionRow {
+    pub index: String,
+    pub created: String,
+    pub last_seen: String,
+    pub address: String,
+    pub browser: String,
+    pub methods: String,
+    /// The session this page was asked from.
+    pub current: bool,
+}
+
+/// A sign-in (or a failed one, or a step-up) from the audit log.
+pub(crate) struct SignInRow {
+    pub at: String,
+    pub what: &'static str,
+    pub methods: String,
+    pub address: String,
+}

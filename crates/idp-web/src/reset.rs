@@ -5,10 +5,12 @@
 //!   goes to the [`ResetDesk`], which does everything that depends on the account off the
 //!   request path. Its throttle counts names as typed, existing or not, so "try again
 //!   later" says nothing about the account either.
-//! * A reset never bypasses a second factor: for an account with a TOTP factor or recovery
-//!   codes, the form asks for a code, checked (and, for a recovery code, used) before
-//!   [`Enrollment::redeem`]. An account whose only second factor is a passkey is sent to
-//!   sign in with it (the password is then changed on `/account`).
+//! * A reset never bypasses a second factor: for an account that has one (a TOTP app or a
+//!   key: [`latchkey_idp::mfa::Available::any_factor`], the definition sign-in and enrolment use), the form
+//!   asks for a TOTP code or a recovery code, checked (and, for a recovery code, used)
+//!   before [`Enrollment::redeem`]. An account whose only factor is a passkey and that has
+//!   no recovery codes left is sent to sign in with the key (the password is then changed
+//!   on `/account`). Recovery codes alone are not a second factor.
 //! * The new password is checked against the policy before any code is spent. Redeeming
 //!   ends every session of the user; the page then sends them to sign in as usual.
 
@@ -34,7 +36,6 @@ use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
 use latchkey_idp::mfa::totp::{Totp, TotpCheck};
 use latchkey_idp::mfa::{Factors, MfaError};
 use latchkey_idp::password::Password;
-use latchkey_idp::webauthn::Credentials;
 
 const TITLE: &str = "Reset your password";
 const THROTTLED: &str = "Too many reset requests for this name or from this network. Wait a few \
@@ -134,26 +135,19 @@ enum SecondFactor {
     PasskeyOnly,
 }
 
+/// What the reset form asks of `user`: a user who has a second factor (the one definition,
+/// [`latchkey_idp::mfa::Available::any_factor`]) shows it, as a TOTP code or a recovery code; a user whose
+/// only factor is a key, with no codes left, cannot type one and is sent to sign in with
+/// it.
 async fn second_factor(state: &WebState, user: &User) -> Result<SecondFactor, WebError> {
-    let totp = Factors::new(state.store()).has_factor(user).await?;
-    let codes = RecoveryCodes::new(state.store())
-        .remaining(user)
-        .await
-        .map_err(mfa_error)?;
-    if totp || codes > 0 {
-        return Ok(SecondFactor::Code);
-    }
-    if Credentials::new(state.store()).count(user.id).await? > 0 {
-        return Ok(SecondFactor::PasskeyOnly);
-    }
-    Ok(SecondFactor::None)
-}
-
-fn mfa_error(e: MfaError) -> WebError {
-    match e {
-        MfaError::Store(e) => e.into(),
-        other => WebError::Internal(other.to_string()),
-    }
+    let available = Factors::new(state.store()).available(user).await?;
+    Ok(if !available.any_factor() {
+        SecondFactor::None
+    } else if available.totp || available.recovery_codes > 0 {
+        SecondFactor::Code
+    } else {
+        SecondFactor::PasskeyOnly
+    })
 }
 
 async fn valid(state: &WebState, token: &str) -> Result<Box<ValidLink>, WebError> {
@@ -295,7 +289,7 @@ pub async fn redeem(
             StatusCode::BAD_REQUEST,
         )
     };
-    if let Err(refusal) = set_password::check(&state, user, &form) {
+    if let Err(refusal) = set_password::check(&state, user, &form.password, &form.confirm) {
         return refuse(&state, csrf, PageCode::PasswordRefused, refusal);
     }
     if factor == SecondFactor::Code {

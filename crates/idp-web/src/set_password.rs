@@ -1,4 +1,5 @@
-//! The set-password form that reset and invitation links share: its fields, the checks of
+//! The set-password form that reset and invitation links share (and whose checks the
+//! account page's change of password runs too): its fields, the checks of
 //! a new password before anything is spent on it (the two copies, the policy), and the
 //! page itself with zxcvbn's advice.
 
@@ -54,14 +55,20 @@ fn user_inputs(user: &User) -> Vec<&str> {
 }
 
 /// Checks the two copies and the policy (cheap: before any code is spent or hash made).
-pub(crate) fn check(state: &WebState, user: &User, form: &SetPasswordForm) -> Result<(), Refusal> {
-    if form.password != form.confirm {
+/// The account page's change of password runs the same checks.
+pub(crate) fn check(
+    state: &WebState,
+    user: &User,
+    password: &str,
+    confirm: &str,
+) -> Result<(), Refusal> {
+    if password != confirm {
         return Err(Refusal {
             message: "The two passwords differ. Type the same password twice.".into(),
             hint: None,
         });
     }
-    let candidate = Password::new(form.password.clone());
+    let candidate = Password::new(password);
     match password::check_policy(&state.store().hashing().config(), &candidate) {
         Ok(()) => Ok(()),
         Err(Error::PasswordRefused { rule }) => Err(Refusal {

@@ -3,7 +3,9 @@
 //! the second-step page and `/webauthn` load), and the page `/webauthn` to add a key and to
 //! sign in with a passkey.
 //!
-//! * `POST /webauthn/register/start`, `.../register/finish`: a signed-in user enrols a key.
+//! * `POST /webauthn/register/start`, `.../register/finish`: a signed-in user enrols a key;
+//!   a user who had no recovery codes (a first factor) gets ten in the answer, shown once
+//!   by the script ([`crate::mfa::codes_for_new_factor`], as after a first TOTP app).
 //! * `POST /webauthn/login/start`, `.../login/finish`: passwordless sign-in with a
 //!   discoverable credential; a success starts the session exactly as the password form does
 //!   ([`crate::login::start_session`]).
@@ -13,9 +15,10 @@
 //! * `GET /webauthn/credentials`, `POST /webauthn/credentials/{id}`: list, rename
 //!   (`{"name": ...}`) or remove (`{}`) the signed-in user's credentials.
 //!
-//! Enrolling or removing a key of a user who already has a second factor needs a session
-//! that used one (`WEBAUTHN-STEP-UP` otherwise): a password alone must not let anyone add
-//! their own key to the account.
+//! Enrolling, renaming or removing a key of a user who already has a second factor needs a
+//! session that used one (`WEBAUTHN-STEP-UP` otherwise; the one rule of every factor page,
+//! `mfa::Available::step_up_needed`): a password alone must not let anyone add their own
+//! key to the account.
 //!
 //! Every body is JSON under [`MAX_BODY`] (an attestation is a few kilobytes; anything
 //! larger is refused before it is parsed). A refusal answers `{"code", "operation_id"}`
@@ -268,7 +271,13 @@ pub async fn register_finish(
     Ok(match done {
         Ok(c) => {
             tracing::info!(user = %session.user.username, credential = %c.id, "webauthn credential enrolled");
-            Json(json!({ "id": c.id, "name": c.name })).into_response()
+            let mut answer = json!({ "id": c.id, "name": c.name });
+            // As after a first TOTP app: codes, in this answer only (the script shows them).
+            if let Some(codes) = mfa::codes_for_new_factor(&state, &session.user).await? {
+                let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+                answer["recovery_codes"] = json!(codes);
+            }
+            Json(answer).into_response()
         }
         Err(e) => {
             refuse(
@@ -361,11 +370,12 @@ pub async fn login_finish(
             .await);
         }
     };
+    let client = super::client_of(state.settings(), &headers, connect.as_deref());
     let signed_in = login::start_session(
         &state,
         &cookie,
         &user,
-        &addr,
+        &client,
         cont.as_deref(),
         None,
         Methods::of(&[AuthMethod::Passkey]),
@@ -424,19 +434,17 @@ pub async fn manage(
         let id = uuid::Uuid::parse_str(&id)
             .map(CredentialId)
             .map_err(|_| WebauthnError::UnknownCredential)?;
+        may_change_keys(&state, &session).await?;
         let credentials = Credentials::new(state.store());
         match wanted.name {
             Some(name) => credentials
                 .rename(&actor, session.user.id, id, &name)
                 .await
                 .map(|c| json!({ "id": c.id, "name": c.name })),
-            None => {
-                may_change_keys(&state, &session).await?;
-                credentials
-                    .remove(&actor, session.user.id, id)
-                    .await
-                    .map(|()| json!({ "removed": id }))
-            }
+            None => credentials
+                .remove(&actor, session.user.id, id)
+                .await
+                .map(|()| json!({ "removed": id })),
         }
     }
     .await;
@@ -456,17 +464,15 @@ pub async fn manage(
     })
 }
 
-/// A user who has a second factor adds or removes keys only from a session that used one:
-/// a password alone must not be enough to enrol the thief's key (or to remove the owner's).
+/// A user who has a second factor adds, renames or removes keys only from a session that
+/// used one: a password alone must not be enough to enrol the thief's key (or to remove the
+/// owner's).
 async fn may_change_keys(state: &WebState, session: &Session) -> Result<(), WebauthnError> {
-    if session.methods.multi_factor()
-        || !Factors::new(state.store())
-            .has_factor(&session.user)
-            .await?
-    {
-        return Ok(());
+    let available = Factors::new(state.store()).available(&session.user).await?;
+    if available.step_up_needed(&session.methods) {
+        return Err(WebauthnError::StepUpRequired);
     }
-    Err(WebauthnError::StepUpRequired)
+    Ok(())
 }
 
 /// `POST /webauthn/second-factor/start`: the options for `navigator.credentials.get`,

@@ -18,6 +18,7 @@ mod web {
     #[allow(dead_code)]
     pub mod support;
 
+    mod account;
     pub mod api;
     mod api_http;
     mod audit_lines;
@@ -40,5 +41,5 @@ mod web {
     mod slo_chain;
     pub mod sp_keys;
     mod sso;
-    mod webauthn;
+    pub mod webauthn;
 }

@@ -182,7 +182,7 @@ pub struct Audit<'s> {
 }
 
 #[derive(sqlx::FromRow)]
-struct EventRow {
+pub(crate) struct EventRow {
     seq: i64,
     id: String,
     at: String,
@@ -241,7 +241,7 @@ impl<'s> Audit<'s> {
 }
 
 impl EventRow {
-    fn into_event(self) -> Result<AuditEvent> {
+    pub(crate) fn into_event(self) -> Result<AuditEvent> {
         let json = |what: &'static str, text: Option<String>| -> Result<Option<Value>> {
             text.map(|t| serde_json::from_str(&t).map_err(|e| Error::corrupt(what, e)))
                 .transpose()

@@ -431,7 +431,7 @@ latchkey_saml::stable_codes! {
     /// operation ID, that its log line carries, and that `latchkey_failures_total` counts by
     /// (together with the refusals answered to an application with a SAML status).
     /// `AREA-WORD`, so a code says where it came from: `WEB` (any page), `LOGIN`, `SSO`,
-    /// `SLO`.
+    /// `SLO`, `ACCOUNT`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
     // Exhaustive on purpose: the web crate's matches must name every code.
     pub enum PageCode {
@@ -550,6 +550,15 @@ latchkey_saml::stable_codes! {
         PasswordRefused = "PASSWORD-REFUSED",
         /// An application's LogoutResponse was not trusted during single logout.
         SloResponseRefused = "SLO-RESPONSE-REFUSED",
+        /// The account page: the current password given to change it was wrong (counted
+        /// like a sign-in guess; nothing changed).
+        AccountPasswordWrong = "ACCOUNT-PASSWORD-WRONG",
+        /// The account page: a field could not be accepted (the page names it); nothing
+        /// changed.
+        AccountInput = "ACCOUNT-INPUT",
+        /// The account page: none of the user's factors or sessions has this ID (it may be
+        /// someone else's, or already gone); nothing changed.
+        AccountUnknown = "ACCOUNT-UNKNOWN",
     }
 }
 

@@ -10,6 +10,7 @@
 //! lines) comes from the store's [`Clock`]: the wall clock unless [`Store::with_clock`] gave
 //! it another, such as a test's [`ManualClock`] (see [`clock`]).
 
+pub mod account;
 pub mod apps;
 pub mod audit;
 pub mod catalog;

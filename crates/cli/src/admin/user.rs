@@ -172,7 +172,8 @@ fn read_password() -> anyhow::Result<Password> {
     Ok(Password::new(password))
 }
 
-/// `--expires`: a positive age with a unit (`90m`, `72h`, `7d`).
+/// `--expires`: a positive age with a unit (`90m`, `72h`, `7d`; `30s` for a link meant to
+/// lapse at once, as the browser test's expired invitation).
 fn parse_expires(text: &str) -> Result<time::Duration, String> {
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
     let n: i64 = number
@@ -181,10 +182,11 @@ fn parse_expires(text: &str) -> Result<time::Duration, String> {
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{text:?} is not an age like 30m, 72h or 7d"))?;
     match unit {
+        "s" => Ok(time::Duration::seconds(n)),
         "m" => Ok(time::Duration::minutes(n)),
         "h" => Ok(time::Duration::hours(n)),
         "d" => Ok(time::Duration::days(n)),
-        _ => Err(format!("{text:?}: the unit must be m, h or d")),
+        _ => Err(format!("{text:?}: the unit must be s, m, h or d")),
     }
 }
 

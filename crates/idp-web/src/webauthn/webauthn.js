@@ -69,7 +69,23 @@
         },
       });
       status("Enrolled: " + done.name);
+      if (done.recovery_codes) { showCodes(done.recovery_codes); }
     } catch (err) { refused(err); }
+  }
+
+  // A first factor's recovery codes: in this answer only, so shown now, as text.
+  function showCodes(codes) {
+    var list = document.getElementById("recovery-codes");
+    var box = document.getElementById("new-recovery-codes");
+    if (!list || !box) { return; }
+    codes.forEach(function (code) {
+      var item = document.createElement("li");
+      var text = document.createElement("code");
+      text.textContent = code;
+      item.appendChild(text);
+      list.appendChild(item);
+    });
+    box.hidden = false;
   }
 
   // An assertion from navigator.credentials.get, as webauthn-rs reads it.

@@ -682,15 +682,17 @@ async fn a_user_with_only_a_security_key_steps_up_with_it() {
         .do_registration(Url::parse(ORIGIN).unwrap(), options)
         .unwrap();
     let body = json!({ "handle": started["handle"], "name": "yubikey", "credential": credential });
-    let (status, _) = json_post(&mut b, "/webauthn/register/finish", &body).await;
+    let (status, done) = json_post(&mut b, "/webauthn/register/finish", &body).await;
     assert_eq!(status, StatusCode::OK);
+    // Her first factor: ten recovery codes in the answer, as after a first TOTP app.
+    assert_eq!(done["recovery_codes"].as_array().map(Vec::len), Some(10));
     // A second key now needs a session that used the first.
     let (status, refused) = json_post(&mut b, "/webauthn/register/start", &json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(refused["code"], "WEBAUTHN-STEP-UP");
 
-    // A new sign-in: the key is a factor, so she steps up (no enrolment) and only the key
-    // is offered.
+    // A new sign-in: the key is a factor, so she steps up (no enrolment): the key is
+    // offered, and her recovery codes, not an authenticator app.
     let mut b = Browser::new(&idp);
     b.login("alice", PASSWORD, None).await;
     let request = latchkey_saml::authn_request::AuthnRequest::new(
@@ -705,7 +707,12 @@ async fn a_user_with_only_a_security_key_steps_up_with_it() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("id=\"security-key\""));
     assert!(page.body.contains("src=\"/static/webauthn.js\""));
-    assert!(!page.body.contains("name=\"code\""));
+    assert!(!page.body.contains("value=\"totp\""), "{}", page.body);
+    assert!(
+        page.body.contains("value=\"recovery_code\""),
+        "{}",
+        page.body
+    );
     let csp = page.headers[header::CONTENT_SECURITY_POLICY]
         .to_str()
         .unwrap();

@@ -600,3 +600,72 @@ async fn the_second_factor_and_passkey_pages_have_no_inline_code() {
         assert_no_inline_code(what, page);
     }
 }
+
+#[tokio::test]
+async fn the_account_page_escapes_what_users_typed_and_has_no_inline_code() {
+    let idp = idp().await;
+    make_hostile(&idp).await;
+    // A factor named by the user, a session from a browser that says what it likes.
+    let kek = idp.kek();
+    let totp = latchkey_idp::mfa::totp::Totp::new(&idp.store, &kek);
+    let e = totp.begin(&idp.alice, HOSTILE, "test").await.unwrap();
+    let app = super::mfa_pages::app_for(&e.secret_base32);
+    let confirmed = totp
+        .confirm(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            &e.factor_id,
+            &super::mfa_pages::code_now(&idp, &app),
+            "127.0.0.1",
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            confirmed,
+            latchkey_idp::mfa::totp::TotpCheck::Accepted { .. }
+        ),
+        "{confirmed:?}"
+    );
+    idp.clock.advance(time::Duration::seconds(30));
+    let mut alice = Browser::new(&idp);
+    let form = alice.get("/login").await;
+    let csrf = form.field("csrf").unwrap();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+        ])
+        .finish();
+    alice
+        .send(
+            Request::post("/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::USER_AGENT, HOSTILE)
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
+
+    let page = alice.get("/account").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_escaped("account: display name", &page, &format!("Alice {HOSTILE}"));
+    assert_escaped("account: factor and browser", &page, HOSTILE);
+    assert!(
+        page.body.matches(&escaped(HOSTILE)).count() >= 2,
+        "{}",
+        page.body
+    );
+    assert_no_inline_code("account", &page);
+    // A refusal on it too.
+    let csrf = page.field("csrf").unwrap();
+    let refused = alice
+        .post(
+            "/account/password",
+            &[("csrf", csrf.as_str()), ("current", "")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_no_inline_code("account refusal", &refused);
+}

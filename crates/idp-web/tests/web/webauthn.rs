@@ -14,13 +14,13 @@ use webauthn_rs_proto::{AllowCredentials, CreationChallengeResponse, RequestChal
 
 use super::support::*;
 
-const ORIGIN: &str = "http://localhost:8080";
+pub const ORIGIN: &str = "http://localhost:8080";
 
-async fn passkey_idp() -> Idp {
+pub async fn passkey_idp() -> Idp {
     idp_with(|c| c.base_url = ORIGIN.into()).await
 }
 
-async fn json_post(browser: &mut Browser<'_>, uri: &str, body: &str) -> (StatusCode, Value) {
+pub async fn json_post(browser: &mut Browser<'_>, uri: &str, body: &str) -> (StatusCode, Value) {
     let page = browser
         .send(
             Request::post(uri)
@@ -35,7 +35,13 @@ async fn json_post(browser: &mut Browser<'_>, uri: &str, body: &str) -> (StatusC
 }
 
 /// Signs alice in with her password and enrols a soft key; returns the key and its ID.
-async fn enrolled(idp: &Idp) -> (SoftPasskey, Vec<u8>) {
+pub async fn enrolled(idp: &Idp) -> (SoftPasskey, Vec<u8>) {
+    let (key, raw_id, _) = enrolled_with_answer(idp).await;
+    (key, raw_id)
+}
+
+/// [`enrolled`], with the answer to `register/finish`.
+pub async fn enrolled_with_answer(idp: &Idp) -> (SoftPasskey, Vec<u8>, Value) {
     let mut browser = Browser::new(idp);
     browser.login("alice", PASSWORD, None).await;
     let (status, started) = json_post(&mut browser, "/webauthn/register/start", "{}").await;
@@ -52,11 +58,11 @@ async fn enrolled(idp: &Idp) -> (SoftPasskey, Vec<u8>) {
         json_post(&mut browser, "/webauthn/register/finish", &body.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["name"], "my key");
-    (key, raw_id)
+    (key, raw_id, done)
 }
 
 /// Starts a passwordless sign-in and answers it with `key` claiming `user`'s handle.
-async fn passkey_answer(
+pub async fn passkey_answer(
     browser: &mut Browser<'_>,
     key: &mut SoftPasskey,
     raw_id: &[u8],
@@ -287,21 +293,22 @@ async fn the_owner_lists_renames_and_removes_credentials() {
     let id = listed["credentials"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(listed["credentials"][0]["name"], "my key");
     let uri = format!("/webauthn/credentials/{id}");
-    let (status, renamed) = json_post(&mut browser, &uri, r#"{"name": "laptop"}"#).await;
-    assert_eq!(status, StatusCode::OK, "{renamed}");
-    assert_eq!(renamed["name"], "laptop");
 
-    // Bob cannot touch it.
+    // Bob cannot touch it (he has no factor, so nothing asks him to step up first).
     let mut bob = Browser::new(&idp);
     bob.login("bob", PASSWORD, None).await;
     let (status, refused) = json_post(&mut bob, &uri, "{}").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(refused["code"], "WEBAUTHN-UNKNOWN-CREDENTIAL");
 
-    // Removing her key takes a session that used a second factor, not the password alone.
-    let (status, refused) = json_post(&mut browser, &uri, "{}").await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(refused["code"], "WEBAUTHN-STEP-UP");
+    // Renaming or removing her key takes a session that used a second factor, not the
+    // password alone.
+    for body in [r#"{"name": "laptop"}"#, "{}"] {
+        let (status, refused) = json_post(&mut browser, &uri, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(refused["code"], "WEBAUTHN-STEP-UP");
+    }
+    assert!(audit_actions(&idp, "webauthn.renamed").await.is_empty());
     let (_, started) = json_post(&mut browser, "/webauthn/second-factor/start", "{}").await;
     let options: RequestChallengeResponse =
         serde_json::from_value(started["options"].clone()).unwrap();
@@ -317,6 +324,9 @@ async fn the_owner_lists_renames_and_removes_credentials() {
     .await;
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["redirect"], "/account");
+    let (status, renamed) = json_post(&mut browser, &uri, r#"{"name": "laptop"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    assert_eq!(renamed["name"], "laptop");
     let (status, _) = json_post(&mut browser, &uri, "{}").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(

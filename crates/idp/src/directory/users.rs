@@ -322,6 +322,49 @@ impl UserRow {
     }
 }
 
+/// Stores a new password hash (or none) in a transaction the caller commits, with its
+/// `user.password` audit event: the one write behind an admin's `set_password` and a user's
+/// own change on `/account` ([`crate::account`]).
+pub(crate) async fn write_password(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    id: UserId,
+    hash: Option<String>,
+    now: OffsetDateTime,
+) -> Result<User> {
+    let before = fetch(&mut *conn, id)
+        .await?
+        .ok_or_else(|| Error::UnknownUser {
+            user: id.to_string(),
+        })?;
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        .bind(id.to_db())
+        .bind(hash.clone())
+        .bind(timestamp::format(now))
+        .execute(&mut *conn)
+        .await?;
+    let after = User {
+        has_password: hash.is_some(),
+        updated_at: now,
+        ..before.clone()
+    };
+    audit::record(
+        conn,
+        actor,
+        now,
+        Change {
+            action: "user.password",
+            target_kind: "user",
+            target_id: id.to_string(),
+            target_name: before.username.clone(),
+            before: audit::snapshot(&before),
+            after: audit::snapshot(&after),
+        },
+    )
+    .await?;
+    Ok(after)
+}
+
 /// Loads one user by ID on any executor (pool or transaction).
 pub(crate) async fn fetch<'e, E>(exec: E, id: UserId) -> Result<Option<User>>
 where
@@ -916,38 +959,7 @@ impl<'s> Users<'s> {
             None => None,
         };
         let mut tx = self.store.begin().await?;
-        let conn = store::conn(&mut tx);
-        let before = fetch(&mut *conn, id)
-            .await?
-            .ok_or_else(|| Error::UnknownUser {
-                user: id.to_string(),
-            })?;
-        let now = self.store.now();
-        sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-            .bind(id.to_db())
-            .bind(hash.clone())
-            .bind(timestamp::format(now))
-            .execute(&mut *conn)
-            .await?;
-        let after = User {
-            has_password: hash.is_some(),
-            updated_at: now,
-            ..before.clone()
-        };
-        audit::record(
-            conn,
-            actor,
-            now,
-            Change {
-                action: "user.password",
-                target_kind: "user",
-                target_id: id.to_string(),
-                target_name: before.username.clone(),
-                before: audit::snapshot(&before),
-                after: audit::snapshot(&after),
-            },
-        )
-        .await?;
+        write_password(store::conn(&mut tx), actor, id, hash, self.store.now()).await?;
         store::commit(tx).await
     }
 

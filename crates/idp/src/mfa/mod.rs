@@ -230,9 +230,22 @@ pub struct Available {
 }
 
 impl Available {
-    /// Whether the user has a factor to step up with (recovery codes do not count).
+    /// Whether the user has a second factor: a confirmed TOTP app or a WebAuthn credential.
+    /// This is the one definition every page and policy asks (through here or
+    /// [`Factors::has_factor`]). Recovery codes do not count: they are the way back in when
+    /// a factor is lost, not a factor to enrol, and a user left with codes alone is asked to
+    /// enrol one.
     pub fn any_factor(&self) -> bool {
         self.totp || self.webauthn
+    }
+
+    /// Whether a session that used `methods` must step up before it changes this user's
+    /// factors (adds, renames or removes one, makes new recovery codes): a user who has a
+    /// second factor changes them only from a session that used one, or a stolen password
+    /// would be enough to enrol the thief's own authenticator. A user with none may add
+    /// their first from a password session.
+    pub fn step_up_needed(&self, methods: &Methods) -> bool {
+        self.any_factor() && !methods.multi_factor()
     }
 }
 
@@ -314,18 +327,9 @@ impl<'s> Factors<'s> {
         Ok(out)
     }
 
-    /// Whether the user has a second factor to step up with: a confirmed TOTP app or a
-    /// WebAuthn credential (a user with only a passkey is not sent to enrol). Recovery codes
-    /// do not count: they are the way back in, not a factor to enrol.
+    /// Whether the user has a second factor ([`Available::any_factor`], the one definition).
     pub async fn has_factor(&self, user: &User) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM mfa_totp WHERE user_id = $1 AND confirmed = 1) \
-             + (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1)",
-        )
-        .bind(user.id.to_db())
-        .fetch_one(self.store.pool())
-        .await?;
-        Ok(n > 0)
+        Ok(self.available(user).await?.any_factor())
     }
 
     /// What a user can step up with, for the second-step page: the forms it shows.

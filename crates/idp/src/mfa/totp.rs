@@ -151,6 +151,20 @@ pub enum TotpCheck {
     },
 }
 
+/// A factor name after trimming: 1 to [`MAX_NAME`] characters, no control characters.
+fn checked_name(name: &str) -> Result<&str, MfaError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(MfaError::InvalidName("a factor needs a name"));
+    }
+    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(MfaError::InvalidName(
+            "at most 64 characters, no control characters",
+        ));
+    }
+    Ok(name)
+}
+
 /// TOTP factors in a store, sealed under a KEK.
 #[derive(Debug, Clone, Copy)]
 pub struct Totp<'s> {
@@ -211,15 +225,7 @@ impl<'s> Totp<'s> {
         name: &str,
         issuer: &str,
     ) -> Result<Enrolment, MfaError> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(MfaError::InvalidName("a factor needs a name"));
-        }
-        if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-            return Err(MfaError::InvalidName(
-                "at most 64 characters, no control characters",
-            ));
-        }
+        let name = checked_name(name)?;
         let confirmed: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM mfa_totp WHERE user_id = $1 AND confirmed = 1",
         )
@@ -371,6 +377,52 @@ impl<'s> Totp<'s> {
         .fetch_all(self.store.pool())
         .await?;
         self.check(user, &code, address, rows).await
+    }
+
+    /// Renames one confirmed factor of the user (the account page); audited as
+    /// `mfa.totp_rename`. `false` (nothing written) if the user has no such factor.
+    pub async fn rename(
+        &self,
+        actor: &Actor,
+        user: &User,
+        factor_id: &str,
+        name: &str,
+    ) -> Result<bool, MfaError> {
+        let name = checked_name(name)?;
+        let now = self.store.now();
+        let mut tx = self.store.begin().await?;
+        let before: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM mfa_totp WHERE id = $1 AND user_id = $2 AND confirmed = 1",
+        )
+        .bind(factor_id)
+        .bind(user.id.to_db())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(before) = before else {
+            return Ok(false);
+        };
+        sqlx::query("UPDATE mfa_totp SET name = $1 WHERE id = $2 AND user_id = $3")
+            .bind(name)
+            .bind(factor_id)
+            .bind(user.id.to_db())
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            store::conn(&mut tx),
+            actor,
+            now,
+            Change {
+                action: "mfa.totp_rename",
+                target_kind: "user",
+                target_id: user.id.to_string(),
+                target_name: user.username.clone(),
+                before: Some(serde_json::json!({ "factor_id": factor_id, "name": before })),
+                after: Some(serde_json::json!({ "factor_id": factor_id, "name": name })),
+            },
+        )
+        .await?;
+        store::commit(tx).await?;
+        Ok(true)
     }
 
     /// Removes one factor of the user (the account page); audited. `false` if there was

@@ -87,6 +87,65 @@ impl Session {
     }
 }
 
+/// The browser a sign-in came from, as the sign-in saw it: recorded with the session so its
+/// owner can tell their sessions apart on `/account`. Not evidence of anything (a client
+/// chooses its User-Agent), so nothing is decided by it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Client {
+    address: Option<String>,
+    user_agent: Option<String>,
+}
+
+/// The longest User-Agent kept; the header itself is bounded only by the server's header
+/// limit.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+/// The longest address kept (an IPv6 address with a zone is under 64).
+const MAX_ADDRESS_CHARS: usize = 64;
+
+impl Client {
+    /// A client at `address` (the sign-in's client address) that sent
+    /// `user_agent`; both are cut to a bounded length, empty ones are dropped.
+    pub fn new(address: &str, user_agent: Option<&str>) -> Client {
+        let cut = |s: &str, n: usize| -> Option<String> {
+            let s: String = s
+                .trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(n)
+                .collect();
+            (!s.is_empty()).then_some(s)
+        };
+        Client {
+            address: cut(address, MAX_ADDRESS_CHARS),
+            user_agent: user_agent.and_then(|ua| cut(ua, MAX_USER_AGENT_CHARS)),
+        }
+    }
+
+    /// The client address, when known.
+    pub fn address(&self) -> &str {
+        self.address.as_deref().unwrap_or("unknown")
+    }
+}
+
+/// A session as its owner sees it on `/account` (never the token or its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The SessionIndex: how the owner names it to end it.
+    pub session_index: String,
+    /// When it began.
+    pub created_at: OffsetDateTime,
+    /// Its last request (to within a minute: see the touch interval).
+    pub last_seen_at: OffsetDateTime,
+    /// Its last authentication (the password, or the latest step-up).
+    pub authn_at: OffsetDateTime,
+    /// What the authentication used.
+    pub methods: Methods,
+    /// The sign-in's client address, if recorded.
+    pub address: Option<String>,
+    /// The sign-in's User-Agent, if recorded.
+    pub user_agent: Option<String>,
+}
+
 /// An application this session has received an assertion for (single logout needs them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionApp {
@@ -134,17 +193,18 @@ impl<'s> Sessions<'s> {
         now: OffsetDateTime,
         absolute: Duration,
     ) -> Result<(SessionToken, Session)> {
-        self.create_with(user, Methods::password(), now, absolute)
+        self.create_with(user, Methods::password(), &Client::default(), now, absolute)
             .await
     }
 
     /// Starts a session for a user who authenticated at `now` with `methods` (a passkey
     /// sign-in has no password; a sign-in whose second step was done before the session
-    /// began has both).
+    /// began has both), from `client`.
     pub async fn create_with(
         &self,
         user: &User,
         methods: Methods,
+        client: &Client,
         now: OffsetDateTime,
         absolute: Duration,
     ) -> Result<(SessionToken, Session)> {
@@ -155,7 +215,8 @@ impl<'s> Sessions<'s> {
         sqlx::query(
             "INSERT INTO web_sessions \
              (token_hash, user_id, session_index, authn_at, created_at, last_seen_at, expires_at, \
-             authn_methods) VALUES ($1, $2, $3, $4, $4, $4, $5, $6)",
+             authn_methods, client_address, user_agent) \
+             VALUES ($1, $2, $3, $4, $4, $4, $5, $6, $7, $8)",
         )
         .bind(&hash)
         .bind(user.id.to_db())
@@ -163,6 +224,8 @@ impl<'s> Sessions<'s> {
         .bind(timestamp::format(now))
         .bind(timestamp::format(expires_at))
         .bind(methods.to_db())
+        .bind(client.address.clone())
+        .bind(client.user_agent.clone())
         .execute(self.store.pool())
         .await?;
         Ok((
@@ -309,6 +372,83 @@ impl<'s> Sessions<'s> {
         .await?;
         crate::store::commit(tx).await?;
         Ok(done)
+    }
+
+    /// A user's live sessions (not past their absolute expiry; an idle one shows until its
+    /// next use ends it), the most recently used first.
+    pub async fn of_user(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<SessionInfo>> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT session_index, created_at, last_seen_at, authn_at, authn_methods, \
+             client_address, user_agent FROM web_sessions \
+             WHERE user_id = $1 AND expires_at > $2 ORDER BY last_seen_at DESC, created_at DESC",
+        )
+        .bind(user.to_db())
+        .bind(timestamp::format(now))
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.into_iter()
+            .map(
+                |(session_index, created, seen, authn, methods, address, user_agent)| {
+                    Ok(SessionInfo {
+                        session_index,
+                        created_at: timestamp::parse("web_sessions.created_at", &created)?,
+                        last_seen_at: timestamp::parse("web_sessions.last_seen_at", &seen)?,
+                        authn_at: timestamp::parse("web_sessions.authn_at", &authn)?,
+                        methods: Methods::from_db(&methods)?,
+                        address,
+                        user_agent,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Ends the session of `user` with this SessionIndex, on its owner's request, with its
+    /// audit event (`session.end`) in the same transaction. `false` (and nothing written)
+    /// when the user has no such session: the index may be someone else's.
+    pub async fn end_one_audited(
+        &self,
+        actor: &crate::Actor,
+        user: &User,
+        session_index: &str,
+    ) -> Result<bool> {
+        let mut tx = self.store.begin().await?;
+        let conn = crate::store::conn(&mut tx);
+        let done =
+            sqlx::query("DELETE FROM web_sessions WHERE user_id = $1 AND session_index = $2")
+                .bind(user.id.to_db())
+                .bind(session_index)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+        if done == 0 {
+            return Ok(false);
+        }
+        crate::audit::record(
+            conn,
+            actor,
+            self.store.now(),
+            crate::audit::Change {
+                action: "session.end",
+                target_kind: "user",
+                target_id: user.id.to_string(),
+                target_name: user.username.clone(),
+                before: Some(serde_json::json!({ "session_index": session_index })),
+                after: None,
+            },
+        )
+        .await?;
+        crate::store::commit(tx).await?;
+        Ok(true)
     }
 
     /// Sessions whose SessionIndex is one of `indexes` (or all of the user's when empty)

@@ -581,6 +581,7 @@ async fn session_records_methods_and_steps_up_in_place(t: TestStore) {
         .create_with(
             &ivy,
             Methods::of(&[AuthMethod::Passkey]),
+            &latchkey_idp::session::Client::default(),
             later,
             Duration::hours(8),
         )

@@ -2,6 +2,7 @@
 //! `on_both_backends!`. Built into both test binaries: `tests/store.rs` makes the SQLite
 //! variants, `tests/oracles` the PostgreSQL ones (see the binaries' `backend_variant!`).
 
+mod account;
 mod app_encryption;
 mod apps;
 mod audit;

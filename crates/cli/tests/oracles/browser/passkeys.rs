@@ -1,5 +1,6 @@
 //! Passkeys in a real Chromium, through WebDriver's virtual authenticator (CTAP2, internal,
-//! resident keys, user verification): alice enrols a passkey after her password, signs out,
+//! resident keys, user verification): alice enrols a passkey after her password (and, as it
+//! is her first factor, is shown her recovery codes once), signs out,
 //! and signs in with the passkey and no password; a browser holding a passkey the IdP never
 //! enrolled is refused. The IdP is on `localhost` (WebAuthn refuses IP-address RP IDs).
 
@@ -49,6 +50,11 @@ async fn passkeys_enrol_and_sign_in_without_a_password() {
     b.click("#enrol").await;
     b.wait_for(&format!("{idp}/webauthn"), "Enrolled: laptop")
         .await;
+    // Her first factor: ten recovery codes, shown once on the page by its script.
+    let page = b
+        .wait_for(&format!("{idp}/webauthn"), "shown only now")
+        .await;
+    assert_eq!(b.count("#recovery-codes li").await, 10, "{page}");
     let held = b
         .command(
             "GET",

@@ -48,6 +48,11 @@ impl Stack {
     /// The same with the IdP reached under `host` (`localhost` for passkeys: WebAuthn
     /// refuses an IP address as the relying party's ID).
     pub fn start_with_idp_host(logs: &Path, host: &str) -> Stack {
+        Stack::start_with_config(logs, host, "")
+    }
+
+    /// The same with `extra` appended to the IdP's configuration (an `[smtp]` section).
+    pub fn start_with_config(logs: &Path, host: &str, extra: &str) -> Stack {
         let dir = tempfile::Builder::new()
             .prefix("latchkey-browser-")
             .tempdir()
@@ -64,7 +69,7 @@ impl Stack {
                 "data_dir = \"data\"\n\
                  [password]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n\
                  [server]\nlisten = \"127.0.0.1:{idp_port}\"\nbase_url = \"{idp}\"\n\
-                 cookie_secure = false\n"
+                 cookie_secure = false\n{extra}"
             ),
         )
         .unwrap();
