@@ -9,7 +9,7 @@ use latchkey_idp::console::{Holder, Role};
 use latchkey_idp::directory::{NewGroup, NewUser, User};
 use latchkey_idp::password::Password;
 
-use super::support::{Browser, Idp, PASSWORD, idp};
+use super::support::{Browser, Idp, PASSWORD, idp, step_up_with_new_totp};
 
 /// A user with the test password and, if given, a console role.
 async fn person(idp: &Idp, name: &str, role: Option<Role>) -> User {
@@ -31,10 +31,13 @@ async fn person(idp: &Idp, name: &str, role: Option<Role>) -> User {
     user
 }
 
-async fn signed_in<'a>(idp: &'a Idp, name: &str) -> Browser<'a> {
+/// A browser signed in as `name` with a password and a second factor, as the console asks.
+pub async fn signed_in<'a>(idp: &'a Idp, name: &str) -> Browser<'a> {
     let mut b = Browser::new(idp);
     let page = b.login(name, PASSWORD, None).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let user = idp.store.users().lookup(name).await.unwrap();
+    step_up_with_new_totp(&mut b, &user).await;
     b
 }
 
