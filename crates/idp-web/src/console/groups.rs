@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::forms::{FieldError, csrf_form, field_error};
-use super::{Nav, Operator, Refusal, admit};
+use super::{Nav, Operator, Refusal, admit, set_membership};
 use crate::extract::{CsrfForm, CsrfToken, SessionCookie};
 use crate::html::render;
 use crate::{WebError, WebState};
@@ -126,8 +126,7 @@ pub(crate) struct MemberForm {
 
 csrf_form!(MemberForm);
 
-/// Whether the operator may change this group's members (a group carrying a console role
-/// only by an admin), then the change; a refused one gives the page back naming the field.
+/// Adds or removes the named user; a refused change gives the page back naming the field.
 async fn change(
     state: &WebState,
     cookie: &SessionCookie,
@@ -135,21 +134,13 @@ async fn change(
     csrf: CsrfToken,
     id: &str,
     user: &str,
-    add: bool,
+    member: bool,
 ) -> Result<Response, Refusal> {
     let op = admit(state, cookie, uri, Permission::WriteGroupMembers).await?;
     let group = load(state, id).await?;
-    let carries = state.store().roles().of_group(group.id).await?;
-    if !op.roles.may_change_members(&carries) {
-        return Err(Refusal::Page(WebError::Forbidden {
-            user: op.user.username.clone(),
-            permission: Permission::WriteGroupMembers,
-        }));
-    }
-    let groups = state.store().groups();
+    op.may_change_members(state, group.id).await?;
     let result = match state.store().users().lookup(user.trim()).await {
-        Ok(member) if add => groups.add_member(&op.actor(), group.id, member.id).await,
-        Ok(member) => groups.remove_member(&op.actor(), group.id, member.id).await,
+        Ok(user) => set_membership(state, &op, group.id, user.id, member).await?,
         Err(e) => Err(e),
     };
     match result {

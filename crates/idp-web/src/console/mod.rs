@@ -29,6 +29,7 @@ use super::{WebError, WebState};
 use latchkey_idp::Actor;
 use latchkey_idp::console::{Permission, RoleSet};
 use latchkey_idp::directory::User;
+use latchkey_idp::ids::{GroupId, UserId};
 use latchkey_idp::mfa::policy::{MfaDecision, MfaPolicy, Target};
 use latchkey_idp::session::Session;
 
@@ -43,6 +44,11 @@ pub fn router() -> Router<WebState> {
         .route("/admin/users/{id}/resume", post(users::resume))
         .route("/admin/users/{id}/password", post(users::password))
         .route("/admin/users/{id}/sessions", post(users::end_sessions))
+        .route("/admin/users/{id}/invitation", post(users::invite))
+        .route(
+            "/admin/users/{id}/factors/reset",
+            post(users::reset_factors),
+        )
         .route("/admin/users/{id}/groups", post(users::join))
         .route("/admin/users/{id}/groups/remove", post(users::leave))
         .route("/admin/groups", get(groups::list))
@@ -91,12 +97,52 @@ impl Operator {
         if self.roles.allows(permission) {
             Ok(())
         } else {
-            Err(WebError::Forbidden {
-                user: self.user.username.clone(),
-                permission,
-            })
+            Err(self.forbidden(permission))
         }
     }
+
+    /// The 403 for this person and what they asked for.
+    pub fn forbidden(&self, permission: Permission) -> WebError {
+        WebError::Forbidden {
+            user: self.user.username.clone(),
+            permission,
+        }
+    }
+
+    /// Refuses unless this person may change `group`'s members: joining a group that
+    /// carries a console role grants the role, so only an admin may change those. Both
+    /// member forms (the user's page and the group's) ask here.
+    pub async fn may_change_members(
+        &self,
+        state: &WebState,
+        group: GroupId,
+    ) -> Result<(), Refusal> {
+        self.require(Permission::WriteGroupMembers)?;
+        let carries = state.store().roles().of_group(group).await?;
+        if self.roles.may_change_members(&carries) {
+            Ok(())
+        } else {
+            Err(Refusal::Page(self.forbidden(Permission::WriteGroupMembers)))
+        }
+    }
+}
+
+/// Adds `user` to `group` (`member`) or removes them, as `op`, once `op` may: the one
+/// membership change behind the user's and the group's forms.
+pub(crate) async fn set_membership(
+    state: &WebState,
+    op: &Operator,
+    group: GroupId,
+    user: UserId,
+    member: bool,
+) -> Result<Result<(), latchkey_idp::Error>, Refusal> {
+    op.may_change_members(state, group).await?;
+    let groups = state.store().groups();
+    Ok(if member {
+        groups.add_member(&op.actor(), group, user).await
+    } else {
+        groups.remove_member(&op.actor(), group, user).await
+    })
 }
 
 /// The console's navigation, by what this person may see.

@@ -1,5 +1,6 @@
-//! `/admin/users`: find, create, edit, suspend and resume users, set a password, end
-//! sessions, manage groups; and what each user can use, with the reason.
+//! `/admin/users`: find, create, edit, suspend and resume users, set a password or send an
+//! invitation, reset second factors, end sessions, manage groups; and what each user can
+//! use, with the reason.
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
@@ -9,24 +10,26 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::forms::{FieldError, csrf_form, field_error, given};
-use super::{Nav, Operator, Refusal, admit, listing};
+use super::{Nav, Operator, Refusal, admit, listing, set_membership};
+use crate::api::invitations::{InvitationDto, MailOutcome, issue};
 use crate::extract::{CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
 use crate::html::render;
 use crate::{WebError, WebState};
 use latchkey_idp::console::{Permission, access};
 use latchkey_idp::directory::{Group, NewUser, User, UserPatch};
 use latchkey_idp::ids::UserId;
+use latchkey_idp::mfa::Factors;
 use latchkey_idp::password::Password;
 use latchkey_idp::session::Sessions;
 
 /// The longest search text read.
 const MAX_QUERY: usize = 100;
 
-/// `?q=&page=` on the list.
-#[derive(Debug, Deserialize)]
+/// `?q=&after=` on the list: the search and the cursor of the page.
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ListQuery {
     q: Option<String>,
-    page: Option<usize>,
+    after: Option<String>,
 }
 
 #[derive(Template)]
@@ -37,16 +40,22 @@ struct UsersPage {
     q: String,
     users: Vec<User>,
     may_write: bool,
-    prev: Option<String>,
+    first: Option<String>,
     next: Option<String>,
 }
 
-fn page_href(q: &str, page: usize) -> String {
-    let q: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
-    format!("/admin/users?q={q}&page={page}")
+fn page_href(q: &str, after: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("q", q);
+    if let Some(after) = after {
+        query.append_pair("after", after);
+    }
+    format!("/admin/users?{}", query.finish())
 }
 
-/// GET /admin/users
+/// GET /admin/users: a page of users in username order, by keyset cursor (a bookmark of
+/// a deep page costs what the first does); search is a prefix of the username, or of the
+/// e-mail address when it has an `@`.
 pub(crate) async fn list(
     State(state): State<WebState>,
     cookie: SessionCookie,
@@ -54,18 +63,22 @@ pub(crate) async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
-    let (q, page) = query
-        .ok()
-        .map(|Query(l)| (l.q.unwrap_or_default(), l.page.unwrap_or(0)))
-        .unwrap_or_default();
-    let q: String = q.trim().chars().take(MAX_QUERY).collect();
-    let (users, more) = listing::users(state.store(), &q, page).await?;
+    let query = query.map(|Query(l)| l).unwrap_or_default();
+    let q: String = query
+        .q
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(MAX_QUERY)
+        .collect();
+    let after = query.after.filter(|a| !a.is_empty());
+    let (users, next) = listing::users(state.store(), &q, after.as_deref()).await?;
     let html = render(&UsersPage {
         title: "Users",
         nav: op.nav(),
         may_write: op.roles.allows(Permission::WriteUsers),
-        prev: page.checked_sub(1).map(|p| page_href(&q, p)),
-        next: more.then(|| page_href(&q, page + 1)),
+        first: after.is_some().then(|| page_href(&q, None)),
+        next: next.map(|n| page_href(&q, Some(&n))),
         q,
         users,
     })?;
@@ -181,12 +194,45 @@ struct UserPage<'a> {
     csrf: &'a str,
     user: User,
     roles: String,
+    factors: String,
+    has_factor: bool,
     groups: Vec<Group>,
     access: Vec<AccessRow>,
     may_write: bool,
     may_audit: bool,
     audit_href: String,
+    shown: Shown,
+}
+
+/// What the user's page shows above the facts: a refused change, or an invitation just made.
+#[derive(Default)]
+struct Shown {
     error: Option<FieldError>,
+    invitation: Option<InvitationNotice>,
+}
+
+/// An invitation just made, as the page tells it: mailed, or the link to hand over (shown
+/// this once; only its hash is stored).
+struct InvitationNotice {
+    mailed_to: Option<String>,
+    url: Option<String>,
+    mail_failed: bool,
+    expires: String,
+}
+
+impl InvitationNotice {
+    fn of(i: InvitationDto) -> Self {
+        let mailed = i.mail == MailOutcome::Queued;
+        InvitationNotice {
+            mailed_to: mailed.then(|| i.email.clone()),
+            url: (!mailed).then_some(i.url),
+            mail_failed: i.mail == MailOutcome::Failed,
+            expires: i
+                .expires_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        }
+    }
 }
 
 async fn load(state: &WebState, id: &str) -> Result<User, WebError> {
@@ -198,18 +244,29 @@ async fn load(state: &WebState, id: &str) -> Result<User, WebError> {
     }
 }
 
-/// The user's page, with an optional refusal or notice, at the given status.
+/// The user's page, with what it shows, at the given status.
 async fn page(
     state: &WebState,
     op: &Operator,
     csrf: CsrfToken,
     user: User,
-    error: Option<FieldError>,
+    shown: Shown,
     status: StatusCode,
 ) -> Result<Response, Refusal> {
     let store = state.store();
     let roles = store.roles().of_user(&user).await?;
     let groups = store.groups().of_user(user.id).await?;
+    let available = Factors::new(store).available(&user).await?;
+    let mut factors = Vec::new();
+    if available.totp {
+        factors.push("authenticator app".to_owned());
+    }
+    if available.webauthn {
+        factors.push("passkey or security key".to_owned());
+    }
+    if available.recovery_codes > 0 {
+        factors.push(format!("{} recovery codes", available.recovery_codes));
+    }
     let access = access::of_user(store, &user)
         .await?
         .into_iter()
@@ -234,13 +291,15 @@ async fn page(
             .map(|r| r.as_str())
             .collect::<Vec<_>>()
             .join(", "),
+        has_factor: !factors.is_empty(),
+        factors: factors.join(", "),
         may_write: op.roles.may_change_user(&roles),
         may_audit: op.roles.allows(Permission::ReadAudit),
         audit_href,
         user,
         groups,
         access,
-        error,
+        shown,
     })?;
     Ok((status, csrf, html).into_response())
 }
@@ -255,7 +314,7 @@ pub(crate) async fn show(
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
     let user = load(&state, &id).await?;
-    page(&state, &op, csrf, user, None, StatusCode::OK).await
+    page(&state, &op, csrf, user, Shown::default(), StatusCode::OK).await
 }
 
 /// The operator and the user a change is about, once the operator may change that user:
@@ -270,10 +329,7 @@ async fn target(
     let user = load(state, id).await?;
     let their_roles = state.store().roles().of_user(&user).await?;
     if !op.roles.may_change_user(&their_roles) {
-        return Err(Refusal::Page(WebError::Forbidden {
-            user: op.user.username.clone(),
-            permission: Permission::WriteUsers,
-        }));
+        return Err(Refusal::Page(op.forbidden(Permission::WriteUsers)));
     }
     Ok((op, user))
 }
@@ -291,14 +347,17 @@ async fn refused(
     user: UserId,
     err: latchkey_idp::Error,
 ) -> Result<Response, Refusal> {
-    let error = field_error(err)?;
+    let shown = Shown {
+        error: Some(field_error(err)?),
+        invitation: None,
+    };
     let user = state.store().users().get(user).await?;
     page(
         state,
         op,
         csrf,
         user,
-        Some(error),
+        shown,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await
@@ -405,26 +464,26 @@ pub(crate) async fn end_sessions(
     Ok(done(user.id))
 }
 
-/// The group a membership form names, once the operator may change its members: a group
-/// that carries a console role only by an admin.
-async fn member_change(
+/// Adds the user to, or removes them from, the group the form names.
+async fn membership(
     state: &WebState,
-    op: &Operator,
-    name: &str,
-) -> Result<Result<Group, latchkey_idp::Error>, Refusal> {
-    let group = match state.store().groups().lookup(name.trim()).await {
-        Ok(g) => g,
-        Err(e @ latchkey_idp::Error::UnknownGroup { .. }) => return Ok(Err(e)),
-        Err(e) => return Err(e.into()),
+    cookie: &SessionCookie,
+    uri: &Uri,
+    csrf: CsrfToken,
+    id: &str,
+    group: &str,
+    member: bool,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(state, cookie, uri, id).await?;
+    op.require(Permission::WriteGroupMembers)?;
+    let changed = match state.store().groups().lookup(group.trim()).await {
+        Ok(group) => set_membership(state, &op, group.id, user.id, member).await?,
+        Err(e) => Err(e),
     };
-    let carries = state.store().roles().of_group(group.id).await?;
-    if !op.roles.may_change_members(&carries) {
-        return Err(Refusal::Page(WebError::Forbidden {
-            user: op.user.username.clone(),
-            permission: Permission::WriteGroupMembers,
-        }));
+    match changed {
+        Ok(()) => Ok(done(user.id)),
+        Err(e) => refused(state, &op, csrf, user.id, e).await,
     }
-    Ok(Ok(group))
 }
 
 /// POST /admin/users/{id}/groups
@@ -436,22 +495,7 @@ pub(crate) async fn join(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<GroupForm>,
 ) -> Result<Response, Refusal> {
-    let (op, user) = target(&state, &cookie, &uri, &id).await?;
-    op.require(Permission::WriteGroupMembers)?;
-    let added = match member_change(&state, &op, &form.group).await? {
-        Ok(group) => {
-            state
-                .store()
-                .groups()
-                .add_member(&op.actor(), group.id, user.id)
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match added {
-        Ok(()) => Ok(done(user.id)),
-        Err(e) => refused(&state, &op, csrf, user.id, e).await,
-    }
+    membership(&state, &cookie, &uri, csrf, &id, &form.group, true).await
 }
 
 /// POST /admin/users/{id}/groups/remove
@@ -463,20 +507,56 @@ pub(crate) async fn leave(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<GroupForm>,
 ) -> Result<Response, Refusal> {
+    membership(&state, &cookie, &uri, csrf, &id, &form.group, false).await
+}
+
+/// POST /admin/users/{id}/invitation: a single-use link to set a password, mailed when
+/// `[smtp]` is configured, else shown on the page this once (as `POST
+/// /api/v1/users/{user}/invitations` answers it). Audited as `user.invited`.
+pub(crate) async fn invite(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
-    op.require(Permission::WriteGroupMembers)?;
-    let removed = match member_change(&state, &op, &form.group).await? {
-        Ok(group) => {
-            state
-                .store()
-                .groups()
-                .remove_member(&op.actor(), group.id, user.id)
-                .await
+    let (ttl, mailer) = state.invitations();
+    let issued = issue(
+        state.store(),
+        &op.actor(),
+        user.id,
+        ttl,
+        &state.settings().base_url,
+        mailer,
+    )
+    .await;
+    match issued {
+        Ok(invitation) => {
+            let shown = Shown {
+                invitation: Some(InvitationNotice::of(invitation)),
+                ..Shown::default()
+            };
+            page(&state, &op, csrf, user, shown, StatusCode::OK).await
         }
-        Err(e) => Err(e),
-    };
-    match removed {
-        Ok(()) => Ok(done(user.id)),
         Err(e) => refused(&state, &op, csrf, user.id, e).await,
     }
+}
+
+/// POST /admin/users/{id}/factors/reset: removes every second factor (a lost phone), as
+/// `latchkey user mfa reset`; the user enrols again at their next sign-in that needs one.
+/// Audited as `mfa.reset`.
+pub(crate) async fn reset_factors(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    Factors::new(state.store())
+        .reset(&op.actor(), &user)
+        .await?;
+    Ok(done(user.id))
 }
