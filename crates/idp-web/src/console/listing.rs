@@ -5,6 +5,7 @@
 
 use latchkey_idp::Store;
 use latchkey_idp::directory::{User, UserCursor, UserFilter};
+use latchkey_idp::ids::GroupId;
 
 use crate::WebError;
 use crate::api::page::{decode_cursor, encode_cursor};
@@ -15,11 +16,11 @@ pub(crate) const PAGE: u32 = 50;
 /// The kind tag in the console's user cursors (a cursor of another listing is refused).
 const USERS: &str = "console-users";
 
-/// One page of the users whose username (or, with an `@`, e-mail address) starts with `q`
-/// (any case), after the cursor `after`; and the cursor of the next page, if any.
+/// One page of the users `filter` selects (a search, a group's members), after the cursor
+/// `after`; and the cursor of the next page, if any.
 pub(crate) async fn users(
     store: &Store,
-    q: &str,
+    filter: &UserFilter,
     after: Option<&str>,
 ) -> Result<(Vec<User>, Option<String>), WebError> {
     let after = match after.filter(|a| !a.is_empty()) {
@@ -28,11 +29,31 @@ pub(crate) async fn users(
         )),
         None => None,
     };
-    let filter = UserFilter {
-        search: Some(q.to_owned()).filter(|q| !q.is_empty()),
-        ..UserFilter::default()
-    };
-    let page = store.users().page(&filter, after.as_ref(), PAGE).await?;
+    let page = store.users().page(filter, after.as_ref(), PAGE).await?;
     let next = page.next.map(|c| encode_cursor(USERS, c.key()));
     Ok((page.users, next))
+}
+
+/// `filter` with a search: the start of a username, or of an e-mail address when it has an
+/// `@` (what an index serves on both backends).
+pub(crate) fn search(q: &str) -> UserFilter {
+    UserFilter {
+        search: Some(q.to_owned()).filter(|q| !q.is_empty()),
+        ..UserFilter::default()
+    }
+}
+
+/// The members of `group`.
+pub(crate) fn members(group: GroupId) -> UserFilter {
+    UserFilter {
+        group: Some(group),
+        ..UserFilter::default()
+    }
+}
+
+/// The cursor query of a console list (`?after=`), read leniently: absent or empty is the
+/// first page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct After {
+    pub after: Option<String>,
 }

@@ -72,7 +72,8 @@ pub(crate) async fn list(
         .take(MAX_QUERY)
         .collect();
     let after = query.after.filter(|a| !a.is_empty());
-    let (users, next) = listing::users(state.store(), &q, after.as_deref()).await?;
+    let (users, next) =
+        listing::users(state.store(), &listing::search(&q), after.as_deref()).await?;
     let html = render(&UsersPage {
         title: "Users",
         nav: op.nav(),

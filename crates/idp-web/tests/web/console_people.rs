@@ -199,3 +199,60 @@ async fn the_users_list_pages_by_cursor_through_everyone_once() {
     let page = b.get("/admin/users?after=not-a-cursor").await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
 }
+
+#[tokio::test]
+async fn a_groups_members_page_by_cursor() {
+    let idp = idp().await;
+    person(&idp, "aud", Some(Role::Auditor)).await;
+    let big = idp
+        .store
+        .groups()
+        .create(
+            &Actor::system(),
+            latchkey_idp::directory::NewGroup::new("big"),
+        )
+        .await
+        .unwrap();
+    let mut expected = Vec::new();
+    for i in 0..60 {
+        let name = format!("m{i:02}");
+        let user = idp
+            .store
+            .users()
+            .create(
+                &Actor::system(),
+                NewUser::new(&name, format!("{name}@example.org")),
+            )
+            .await
+            .unwrap();
+        idp.store
+            .groups()
+            .add_member(&Actor::system(), big.id, user.id)
+            .await
+            .unwrap();
+        expected.push(name);
+    }
+    let mut b = signed_in(&idp, "aud").await;
+    let member_names = |page: &Page| -> Vec<String> {
+        page.body
+            .split("<li><a href=\"/admin/users/")
+            .skip(1)
+            .map(|row| {
+                let from = row.find("\">").unwrap() + 2;
+                let to = row[from..].find('<').unwrap() + from;
+                row[from..to].to_owned()
+            })
+            .collect()
+    };
+    let first = b.get(&format!("/admin/groups/{}", big.id)).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let mut seen = member_names(&first);
+    assert_eq!(seen.len(), 50);
+    let (_, next) = rows(&first);
+    let next = next.expect("a next page");
+    let second = b.get(&next).await;
+    assert!(second.body.contains(">First page</a>"), "{}", second.body);
+    seen.extend(member_names(&second));
+    assert!(rows(&second).1.is_none());
+    assert_eq!(seen, expected);
+}
