@@ -25,6 +25,7 @@ mod web {
     pub mod console;
     mod console_mfa;
     mod console_people;
+    mod console_routes;
     mod encryption;
     mod encryption_methods;
     mod front_door;
