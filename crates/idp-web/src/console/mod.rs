@@ -45,6 +45,11 @@ pub fn router() -> Router<WebState> {
         .route("/admin/users/{id}/password", post(users::password))
         .route("/admin/users/{id}/sessions", post(users::end_sessions))
         .route("/admin/users/{id}/invitation", post(users::invite))
+        .route("/admin/users/{id}/attributes", post(users::set_attribute))
+        .route(
+            "/admin/users/{id}/attributes/remove",
+            post(users::remove_attribute),
+        )
         .route(
             "/admin/users/{id}/factors/reset",
             post(users::reset_factors),

@@ -1,4 +1,5 @@
-//! `/admin/users`: find, create, edit, suspend and resume users, set a password or send an
+//! `/admin/users`: find, create, edit (names, e-mail, custom attributes), suspend and resume
+//! users, set a password or send an
 //! invitation, reset second factors, end sessions, manage groups; and what each user can
 //! use, with the reason.
 
@@ -16,7 +17,7 @@ use crate::extract::{CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
 use crate::html::render;
 use crate::{WebError, WebState};
 use latchkey_idp::console::{Permission, access};
-use latchkey_idp::directory::{Group, NewUser, User, UserPatch};
+use latchkey_idp::directory::{AttributeValue, Group, NewUser, User, UserPatch};
 use latchkey_idp::ids::UserId;
 use latchkey_idp::mfa::Factors;
 use latchkey_idp::password::Password;
@@ -118,7 +119,32 @@ pub(crate) struct PasswordForm {
     password: String,
 }
 
-csrf_form!(UserForm, GroupForm, PasswordForm);
+/// A custom attribute to set: its name, and its values one per line (one line is a single
+/// value, several a list, as the API's `set_attributes` takes them).
+#[derive(Debug, Deserialize)]
+pub(crate) struct AttributeForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    values: String,
+}
+
+/// A custom attribute to remove.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AttributeName {
+    csrf: Option<String>,
+    #[serde(default)]
+    name: String,
+}
+
+csrf_form!(
+    UserForm,
+    GroupForm,
+    PasswordForm,
+    AttributeForm,
+    AttributeName
+);
 
 fn optional(v: &str) -> Option<String> {
     given(&Some(v.to_owned()))
@@ -382,15 +408,7 @@ pub(crate) async fn edit(
         display_name: Some(optional(&form.display_name)),
         ..UserPatch::default()
     };
-    match state
-        .store()
-        .users()
-        .update(&op.actor(), user.id, patch)
-        .await
-    {
-        Ok(_) => Ok(done(user.id)),
-        Err(e) => refused(&state, &op, csrf, user.id, e).await,
-    }
+    patched(&state, &op, csrf, user.id, patch).await
 }
 
 /// POST /admin/users/{id}/suspend: also ends the user's sessions.
@@ -560,4 +578,89 @@ pub(crate) async fn reset_factors(
         .reset(&op.actor(), &user)
         .await?;
     Ok(done(user.id))
+}
+
+/// Applies `patch` to the user as the operator: back to the page, or the page again naming
+/// the refused field.
+async fn patched(
+    state: &WebState,
+    op: &Operator,
+    csrf: CsrfToken,
+    user: UserId,
+    patch: UserPatch,
+) -> Result<Response, Refusal> {
+    match state.store().users().update(&op.actor(), user, patch).await {
+        Ok(_) => Ok(done(user)),
+        Err(e) => refused(state, op, csrf, user, e).await,
+    }
+}
+
+/// POST /admin/users/{id}/attributes: sets one custom attribute (what mappings release).
+pub(crate) async fn set_attribute(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<AttributeForm>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    let mut values: Vec<String> = form
+        .values
+        .lines()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let value = match values.len() {
+        0 => {
+            let err = latchkey_idp::Error::InvalidField {
+                field: "values",
+                reason: "give at least one value".into(),
+            };
+            return refused(&state, &op, csrf, user.id, err).await;
+        }
+        1 => AttributeValue::One(values.remove(0)),
+        _ => AttributeValue::Many(values),
+    };
+    let patch = UserPatch {
+        set_attributes: [(form.name.trim().to_owned(), value)].into_iter().collect(),
+        ..UserPatch::default()
+    };
+    match state
+        .store()
+        .users()
+        .update(&op.actor(), user.id, patch)
+        .await
+    {
+        Ok(_) => Ok(done(user.id)),
+        // The domain names what it checked; the page names the form's own fields.
+        Err(latchkey_idp::Error::InvalidField { field, reason }) => {
+            let field = match field {
+                "attribute name" => "name",
+                "attribute value" => "values",
+                other => other,
+            };
+            let err = latchkey_idp::Error::InvalidField { field, reason };
+            refused(&state, &op, csrf, user.id, err).await
+        }
+        Err(e) => refused(&state, &op, csrf, user.id, e).await,
+    }
+}
+
+/// POST /admin/users/{id}/attributes/remove
+pub(crate) async fn remove_attribute(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<AttributeName>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    let patch = UserPatch {
+        remove_attributes: vec![form.name.trim().to_owned()],
+        ..UserPatch::default()
+    };
+    patched(&state, &op, csrf, user.id, patch).await
 }

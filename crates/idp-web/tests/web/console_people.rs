@@ -256,3 +256,71 @@ async fn a_groups_members_page_by_cursor() {
     assert!(rows(&second).1.is_none());
     assert_eq!(seen, expected);
 }
+
+#[tokio::test]
+async fn custom_attributes_are_set_and_removed_and_bad_ones_named() {
+    use latchkey_idp::directory::AttributeValue;
+    let idp = idp().await;
+    person(&idp, "hd", Some(Role::Helpdesk)).await;
+    let carol = person(&idp, "carol", None).await;
+    let mut b = signed_in(&idp, "hd").await;
+    let token = csrf(&mut b).await;
+    let route = format!("/admin/users/{}/attributes", carol.id);
+    let set = |name: &'static str, values: &'static str| {
+        [
+            ("csrf", token.clone()),
+            ("name", name.into()),
+            ("values", values.into()),
+        ]
+    };
+    let form = set("roles", "sales\n support \n\n");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(b.post(&route, &form).await.status, StatusCode::SEE_OTHER);
+    let form = set("cost_center", "4711");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(b.post(&route, &form).await.status, StatusCode::SEE_OTHER);
+    let stored = idp.store.users().get(carol.id).await.unwrap().attributes;
+    assert_eq!(
+        stored.get("roles"),
+        Some(&AttributeValue::Many(vec![
+            "sales".into(),
+            "support".into()
+        ]))
+    );
+    assert_eq!(
+        stored.get("cost_center"),
+        Some(&AttributeValue::One("4711".into()))
+    );
+    let page = b.get(&format!("/admin/users/{}", carol.id)).await;
+    assert!(
+        page.body.contains("<code>roles</code>: sales, support"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        actor_of(&idp, &carol.id.to_string(), "user.update")
+            .await
+            .as_deref(),
+        Some("hd")
+    );
+
+    // Refused: the form back naming its field, nothing written.
+    let before = written(&idp).await;
+    for (name, values, field) in [("bad name!", "x", "name"), ("ok", "  \n ", "values")] {
+        let form = [("csrf", token.as_str()), ("name", name), ("values", values)];
+        let page = b.post(&route, &form).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        assert!(
+            page.body.contains(&format!("data-field=\"{field}\"")),
+            "{name}: {}",
+            page.body
+        );
+    }
+    assert_eq!(written(&idp).await, before);
+
+    let remove = [("csrf", token.as_str()), ("name", "roles")];
+    let page = b.post(&format!("{route}/remove"), &remove).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let stored = idp.store.users().get(carol.id).await.unwrap().attributes;
+    assert!(!stored.contains_key("roles") && stored.contains_key("cost_center"));
+}

@@ -117,6 +117,18 @@ async fn routes(idp: &Idp) -> Vec<Route> {
             ],
         ),
         post(
+            "/admin/users/{id}/attributes",
+            P::WriteUsers,
+            format!("{user}/attributes"),
+            &[("name", "department"), ("values", "sales\nsupport")],
+        ),
+        post(
+            "/admin/users/{id}/attributes/remove",
+            P::WriteUsers,
+            format!("{user}/attributes/remove"),
+            &[("name", "department")],
+        ),
+        post(
             "/admin/users/{id}/suspend",
             P::WriteUsers,
             format!("{user}/suspend"),
