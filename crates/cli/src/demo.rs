@@ -454,6 +454,8 @@ fn print_walkthrough(dir: &Path) -> anyhow::Result<()> {
          \x20 4. Click \"Sign out\" in either app: single logout ends the IdP session and the\n\
          \x20    other app's too, and the portal asks for the password again.\n\
          \x20 5. Open {IDP_URL}/admin as alice (admin) or bob (helpdesk): the admin console.\n\
+         \x20    It asks for a second factor: a code, or (bob, who has none) an authenticator app\n\
+         \x20    set up on the way in.\n\
          \nLogs: {logs}",
         cfg = dir.join("latchkey.toml").display(),
         logs = dir.join("logs").display(),

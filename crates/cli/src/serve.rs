@@ -100,7 +100,8 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
     let state = WebState::new(store.clone(), settings, keys)
         .with_webauthn(&config.webauthn)
         .with_mfa_kek(mfa_kek)
-        .with_reset_desk(reset_desk);
+        .with_reset_desk(reset_desk)
+        .with_invitations(config.enrollment, mailer.clone());
     state.metrics().count_log_drops(move || log_drops.total());
     state.metrics().count_mail(mailer.stats_handle());
     let app = web::router(state).merge(latchkey_idp_web::api::router(

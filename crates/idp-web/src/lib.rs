@@ -91,6 +91,10 @@ struct Inner {
     /// The key that seals TOTP secrets ([`latchkey_idp::mfa::totp::sealing_kek`]); `None`
     /// until [`WebState::with_mfa_kek`], and then TOTP pages answer a server fault.
     mfa_kek: Option<latchkey_idp::keys::Kek>,
+    /// How long the console's invitations live, and the mail queue they go to (none until
+    /// [`WebState::with_invitations`]: the console then shows the link to hand over).
+    invitation_ttl: time::Duration,
+    mailer: latchkey_idp::mail::Mailer,
 }
 
 impl WebState {
@@ -111,6 +115,8 @@ impl WebState {
             webauthn: None,
             reset_desk: None,
             mfa_kek: None,
+            invitation_ttl: latchkey_idp::config::EnrollmentConfig::default().invitation_ttl(),
+            mailer: latchkey_idp::mail::Mailer::disabled(),
         }))
         .with_webauthn(&latchkey_idp::webauthn::WebauthnConfig::default())
     }
@@ -150,6 +156,25 @@ impl WebState {
             inner.mfa_kek = Some(kek);
         }
         self
+    }
+
+    /// The same state with the console's invitations living `[enrollment]`'s time and
+    /// mailed through `mailer` (the API's queue: `latchkey serve` hands both the same one).
+    pub fn with_invitations(
+        mut self,
+        enrollment: latchkey_idp::config::EnrollmentConfig,
+        mailer: latchkey_idp::mail::Mailer,
+    ) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.invitation_ttl = enrollment.invitation_ttl();
+            inner.mailer = mailer;
+        }
+        self
+    }
+
+    /// How long an invitation lives, and the queue its mail goes to.
+    pub(crate) fn invitations(&self) -> (time::Duration, &latchkey_idp::mail::Mailer) {
+        (self.0.invitation_ttl, &self.0.mailer)
     }
 
     /// The reset desk, when self-service reset is on.

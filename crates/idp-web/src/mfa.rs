@@ -77,6 +77,8 @@ pub(crate) enum Then {
     RecoveryCodes,
     /// The passkey page (after the step-up adding a key needs).
     Webauthn,
+    /// The admin console (`[console] require_mfa`).
+    Console,
 }
 
 impl Then {
@@ -87,6 +89,7 @@ impl Then {
             "totp" => Some(Then::Totp),
             "recovery-codes" => Some(Then::RecoveryCodes),
             "webauthn" => Some(Then::Webauthn),
+            "console" => Some(Then::Console),
             _ => None,
         }
     }
@@ -98,6 +101,7 @@ impl Then {
             Then::Totp => "totp",
             Then::RecoveryCodes => "recovery-codes",
             Then::Webauthn => "webauthn",
+            Then::Console => "console",
         }
     }
 
@@ -108,6 +112,7 @@ impl Then {
             Then::Totp => "/mfa/totp",
             Then::RecoveryCodes => "/mfa/recovery-codes",
             Then::Webauthn => "/webauthn",
+            Then::Console => "/admin",
         }
     }
 }
@@ -578,7 +583,7 @@ async fn show_enrolment(
     let page = TotpEnrolPage {
         title: "Set up an authenticator app",
         continuing_to: login::continuing_to(state, next.cont()).await,
-        required: matches!(next, Next::Page(Then::Portal)),
+        required: matches!(next, Next::Page(Then::Portal | Then::Console)),
         refusal,
         qr_svg: svg_element(&enrolment.qr_svg),
         secret: &secret,

@@ -23,7 +23,10 @@ mod web {
     mod api_http;
     mod audit_lines;
     pub mod bursts;
-    mod console;
+    pub mod console;
+    mod console_mfa;
+    mod console_people;
+    mod console_routes;
     mod encryption;
     mod encryption_methods;
     mod front_door;

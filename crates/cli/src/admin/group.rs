@@ -1,9 +1,8 @@
 //! `latchkey group ...`
 
 use clap::Subcommand;
-use latchkey_idp::directory::NewGroup;
+use latchkey_idp::directory::{NewGroup, UserFilter};
 use latchkey_idp_web::api::groups::GroupDto;
-use latchkey_idp_web::api::users::UserDto;
 
 use super::Context;
 use super::output;
@@ -88,7 +87,7 @@ pub async fn run(ctx: &Context, cmd: GroupCommand) -> anyhow::Result<()> {
             }
             let mut rows = Vec::with_capacity(all.len());
             for g in &all {
-                let members = groups.members(g.id).await?.len();
+                let members = ctx.store.users().count(&members_of(g.id)).await?;
                 rows.push(vec![
                     g.name.clone(),
                     members.to_string(),
@@ -137,18 +136,19 @@ pub async fn run(ctx: &Context, cmd: GroupCommand) -> anyhow::Result<()> {
             }
         }
         GroupCommand::Members(MembersCommand::List { group, json }) => {
+            // Streamed a page at a time, as `user list` (a group of any size in constant
+            // memory), in the same shape.
             let group = groups.lookup(&group).await?;
-            let members = groups.members(group.id).await?;
-            if json {
-                let shaped: Vec<UserDto> = members.iter().cloned().map(UserDto::from).collect();
-                return output::json(&shaped);
-            }
-            let rows: Vec<Vec<String>> = members
-                .iter()
-                .map(|u| vec![u.username.clone(), u.email.clone(), u.shown_name()])
-                .collect();
-            output::table(&["USERNAME", "EMAIL", "NAME"], &rows)?;
+            super::user::stream(ctx.store.users(), &members_of(group.id), json).await?;
         }
     }
     Ok(())
+}
+
+/// The listing filter of a group's members.
+fn members_of(group: latchkey_idp::ids::GroupId) -> UserFilter {
+    UserFilter {
+        group: Some(group),
+        ..UserFilter::default()
+    }
 }

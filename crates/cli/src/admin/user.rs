@@ -336,7 +336,9 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
                 outln!("granted {role} to user {}", user.username)?;
             }
         }
-        UserCommand::List { json } => list(users, json).await?,
+        UserCommand::List { json } => {
+            stream(users, &latchkey_idp::directory::UserFilter::default(), json).await?
+        }
         UserCommand::Show { user, json } => {
             let user = users.lookup(&user).await?;
             let groups: Vec<String> = ctx
@@ -449,12 +451,16 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
 /// users is 200 statements, small enough that memory stays flat.
 const LIST_PAGE: u32 = 500;
 
-/// Prints every user a page at a time, so a directory of any size is listed in constant
+/// Prints every user `filter` selects (everyone for `user list`, a group's members for
+/// `group members list`) a page at a time, so a directory of any size is listed in constant
 /// memory: `--json` as one JSON array of the API's user objects, written element by
 /// element; the table with columns padded to the widest cell of the first page.
-async fn list(users: latchkey_idp::directory::Users<'_>, json: bool) -> anyhow::Result<()> {
-    use latchkey_idp::directory::{UserCursor, UserFilter};
-    let filter = UserFilter::default();
+pub(super) async fn stream(
+    users: latchkey_idp::directory::Users<'_>,
+    filter: &latchkey_idp::directory::UserFilter,
+    json: bool,
+) -> anyhow::Result<()> {
+    use latchkey_idp::directory::UserCursor;
     let mut after: Option<UserCursor> = None;
     let mut widths: Option<Vec<usize>> = None;
     let mut first = true;
@@ -462,7 +468,7 @@ async fn list(users: latchkey_idp::directory::Users<'_>, json: bool) -> anyhow::
         crate::stdout::out!("[")?;
     }
     loop {
-        let page = users.page(&filter, after.as_ref(), LIST_PAGE).await?;
+        let page = users.page(filter, after.as_ref(), LIST_PAGE).await?;
         if json {
             for user in &page.users {
                 let item = serde_json::to_string(&UserDto::from(user.clone()))?;

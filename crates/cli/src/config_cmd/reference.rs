@@ -288,6 +288,21 @@ pub const LATCHKEY_TOML: &[Key] = &[
          can require one when this is false.",
     ),
     key(
+        "console",
+        "table",
+        Unset(EACH),
+        "The admin console under `/admin`.",
+    ),
+    key(
+        "console.require_mfa",
+        "boolean",
+        Literal("true"),
+        "The console needs a second factor in the session, whatever `[mfa]` says: a user \
+         with a console role who signed in with a password alone is asked for a code (or \
+         sets up an authenticator app first) before any `/admin` page. Turn off only where \
+         the console is reached through another strong sign-in.",
+    ),
+    key(
         "enrollment",
         "table",
         Unset(EACH),

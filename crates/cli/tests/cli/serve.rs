@@ -178,6 +178,8 @@ fn cli_json_and_the_api_answer_the_same_shape() {
         serde_json::from_str(&cli(&["app", "show", &seeded.app_id, "--json"])).unwrap();
     assert!(shown["access_groups"].is_array(), "{shown}");
     shown.as_object_mut().unwrap().remove("access_groups");
+    let members: serde_json::Value =
+        serde_json::from_str(&cli(&["group", "members", "list", "staff", "--json"])).unwrap();
 
     let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(["serve", "--config"])
@@ -208,4 +210,17 @@ fn cli_json_and_the_api_answer_the_same_shape() {
     let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
     let api: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(shown, api);
+    // The CLI streams a group's members as the array of the API's page items.
+    let answer = http(
+        port,
+        &format!(
+            "GET /api/v1/groups/staff/members HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let api: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(members.as_array().map(Vec::len), Some(1), "{members}");
+    assert_eq!(members, api["items"]);
 }

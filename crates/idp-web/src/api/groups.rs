@@ -11,8 +11,8 @@ use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::page::{self, PageInfo};
-use super::users::UserDto;
-use latchkey_idp::directory::{Group, NewGroup};
+use super::users::{UserPage, page_of};
+use latchkey_idp::directory::{Group, NewGroup, UserFilter};
 
 /// A group as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -141,19 +141,39 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Paging of `GET /groups/{group}/members`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MembersQuery {
+    /// Page size (1-500, default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Index of the first item (default 0). Deep offsets cost more; prefer `cursor`.
+    pub offset: Option<u64>,
+}
+
 #[utoipa::path(get, path = "/api/v1/groups/{group}/members", operation_id = "groups_members", tag = "groups",
-    params(("group" = String, Path, description = "ID or name")),
-    responses((status = 200, description = "OK", body = Vec<UserDto>), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
+    params(("group" = String, Path, description = "ID or name"), MembersQuery),
+    responses((status = 200, description = "OK", body = UserPage), (status = 400, description = "Malformed query, e.g. a `cursor` this listing did not hand out", body = ErrorBody), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
-/// The group's members.
+/// The group's members, a page at a time in username order, exactly as `GET
+/// /users?group=` pages them (`next_cursor`; a big group is never one response).
 pub async fn members(
     State(state): State<ApiState>,
     ApiPath(group): ApiPath<String>,
-) -> Result<axum::Json<Vec<UserDto>>, ApiError> {
-    let groups = state.store.groups();
-    let id = groups.lookup(&group).await?.id;
-    let members = groups.members(id).await?;
-    Ok(axum::Json(members.into_iter().map(UserDto::from).collect()))
+    ApiQuery(q): ApiQuery<MembersQuery>,
+) -> Result<axum::Json<UserPage>, ApiError> {
+    let limit = page::limit(q.limit)?;
+    let id = state.store.groups().lookup(&group).await?.id;
+    let filter = UserFilter {
+        group: Some(id),
+        ..UserFilter::default()
+    };
+    page_of(&state.store, &filter, limit, q.cursor.as_deref(), q.offset)
+        .await
+        .map(axum::Json)
 }
 
 #[utoipa::path(put, path = "/api/v1/groups/{group}/members/{user}", operation_id = "groups_add_member", tag = "groups",

@@ -11,8 +11,11 @@ use uuid::Uuid;
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, Caller};
+use latchkey_idp::Store;
+use latchkey_idp::audit::Actor;
 use latchkey_idp::enrollment::IssuedLink;
-use latchkey_idp::mail::Mail;
+use latchkey_idp::ids::UserId;
+use latchkey_idp::mail::{Mail, Mailer};
 
 /// What became of the invitation's e-mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -89,22 +92,41 @@ pub async fn create(
         None => state.enrollment.invitation_ttl(),
     };
     let id = state.store.users().lookup(&user).await?.id;
-    let link = state
-        .store
-        .enrollment()
-        .invite(&caller.actor(), id, ttl)
-        .await?;
-    let url = link.url(&state.base_url);
-    let mail = if !state.mailer.configured() {
+    let invitation = issue(
+        &state.store,
+        &caller.actor(),
+        id,
+        ttl,
+        &state.base_url,
+        &state.mailer,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(invitation)))
+}
+
+/// Invites `user` for `ttl`: the link (only its hash is stored), handed to `mailer`'s queue
+/// when `[smtp]` is configured (the request never waits for the mail server). The one way
+/// the API and the console invite.
+pub(crate) async fn issue(
+    store: &Store,
+    actor: &Actor,
+    user: UserId,
+    ttl: time::Duration,
+    base_url: &str,
+    mailer: &Mailer,
+) -> Result<InvitationDto, latchkey_idp::Error> {
+    let link = store.enrollment().invite(actor, user, ttl).await?;
+    let url = link.url(base_url);
+    let mail = if !mailer.configured() {
         MailOutcome::NotConfigured
     } else {
-        match state.mailer.queue(Mail::for_link(&link, &url)) {
+        match mailer.queue(Mail::for_link(&link, &url)) {
             Ok(()) => MailOutcome::Queued,
-            Err(_) => MailOutcome::Failed,
+            Err(e) => {
+                tracing::warn!(user = %link.user.username, error = %e, "invitation mail not queued");
+                MailOutcome::Failed
+            }
         }
     };
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(InvitationDto::new(&link, &state.base_url, mail)),
-    ))
+    Ok(InvitationDto::new(&link, base_url, mail))
 }

@@ -230,31 +230,45 @@ pub async fn list(
             None => None,
         },
     };
+    page_of(store, &filter, limit, q.cursor.as_deref(), q.offset)
+        .await
+        .map(axum::Json)
+}
+
+/// A page of the users `filter` selects: after `cursor`, or at `offset` (counted then,
+/// once per listing). The one listing behind `/users` and `/groups/{group}/members`.
+pub(crate) async fn page_of(
+    store: &latchkey_idp::Store,
+    filter: &UserFilter,
+    limit: u32,
+    cursor: Option<&str>,
+    offset: Option<u64>,
+) -> Result<UserPage, ApiError> {
     let users = store.users();
-    if let Some(cursor) = &q.cursor {
-        if q.offset.is_some() {
+    if let Some(cursor) = cursor {
+        if offset.is_some() {
             return Err(ApiError::invalid("cursor", "give either cursor or offset"));
         }
         let after = UserCursor::from_key(page::decode_cursor(USER_CURSOR, cursor)?);
-        let found = users.page(&filter, Some(&after), limit).await?;
-        return Ok(axum::Json(UserPage {
+        let found = users.page(filter, Some(&after), limit).await?;
+        return Ok(UserPage {
             items: found.users.into_iter().map(UserDto::from).collect(),
             page: None,
             next_cursor: found
                 .next
                 .map(|c| page::encode_cursor(USER_CURSOR, c.key())),
-        }));
+        });
     }
-    let offset = q.offset.unwrap_or(0);
+    let offset = offset.unwrap_or(0);
     let items = if offset == 0 {
-        users.page(&filter, None, limit).await?.users
+        users.page(filter, None, limit).await?.users
     } else {
-        users.page_at_offset(&filter, offset, limit).await?
+        users.page_at_offset(filter, offset, limit).await?
     };
-    let total = users.count(&filter).await?;
+    let total = users.count(filter).await?;
     let end = offset.saturating_add(items.len() as u64);
     let more = end < total;
-    Ok(axum::Json(UserPage {
+    Ok(UserPage {
         next_cursor: items
             .last()
             .filter(|_| more)
@@ -266,7 +280,7 @@ pub async fn list(
             limit,
             next_offset: more.then_some(end),
         }),
-    }))
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/users", operation_id = "users_create", tag = "users", request_body = CreateUser,

@@ -1,13 +1,15 @@
 //! `/admin/groups`: the groups, their members, and the applications each one opens.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::forms::{FieldError, csrf_form, field_error};
-use super::{Nav, Operator, Refusal, admit};
+use super::listing::{self, After};
+use super::{Nav, Operator, Refusal, admit, set_membership};
 use crate::extract::{CsrfForm, CsrfToken, SessionCookie};
 use crate::html::render;
 use crate::{WebError, WebState};
@@ -49,6 +51,8 @@ struct GroupPage<'a> {
     roles: String,
     apps: Vec<String>,
     members: Vec<User>,
+    first: Option<String>,
+    next: Option<String>,
     may_write: bool,
     error: Option<FieldError>,
 }
@@ -62,17 +66,25 @@ async fn load(state: &WebState, id: &str) -> Result<Group, WebError> {
     }
 }
 
+/// The group's page: its members a page at a time (after `after`), with an optional refusal.
 async fn page(
     state: &WebState,
     op: &Operator,
     csrf: CsrfToken,
     group: Group,
+    after: Option<&str>,
     error: Option<FieldError>,
     status: StatusCode,
 ) -> Result<Response, Refusal> {
     let store = state.store();
     let carries = store.roles().of_group(group.id).await?;
-    let members = store.groups().members(group.id).await?;
+    let (members, next) = listing::users(store, &listing::members(group.id), after).await?;
+    let href = |after: Option<&str>| match after {
+        Some(a) => format!("/admin/groups/{}?after={a}", group.id),
+        None => format!("/admin/groups/{}", group.id),
+    };
+    let first = after.map(|_| href(None));
+    let next = next.map(|n| href(Some(&n)));
     let mut apps = Vec::new();
     for app in store.apps().list().await? {
         if store
@@ -98,22 +110,35 @@ async fn page(
         group,
         apps,
         members,
+        first,
+        next,
         error,
     })?;
     Ok((status, csrf, html).into_response())
 }
 
-/// GET /admin/groups/{id}
+/// GET /admin/groups/{id}?after=: the members by keyset cursor, as the users list.
 pub(crate) async fn show(
     State(state): State<WebState>,
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
     Path(id): Path<String>,
+    query: Result<Query<After>, QueryRejection>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
     let group = load(&state, &id).await?;
-    page(&state, &op, csrf, group, None, StatusCode::OK).await
+    let after = query.map(|Query(q)| q.after).unwrap_or_default();
+    page(
+        &state,
+        &op,
+        csrf,
+        group,
+        after.as_deref(),
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// A user named in a membership form.
@@ -126,8 +151,7 @@ pub(crate) struct MemberForm {
 
 csrf_form!(MemberForm);
 
-/// Whether the operator may change this group's members (a group carrying a console role
-/// only by an admin), then the change; a refused one gives the page back naming the field.
+/// Adds or removes the named user; a refused change gives the page back naming the field.
 async fn change(
     state: &WebState,
     cookie: &SessionCookie,
@@ -135,21 +159,13 @@ async fn change(
     csrf: CsrfToken,
     id: &str,
     user: &str,
-    add: bool,
+    member: bool,
 ) -> Result<Response, Refusal> {
     let op = admit(state, cookie, uri, Permission::WriteGroupMembers).await?;
     let group = load(state, id).await?;
-    let carries = state.store().roles().of_group(group.id).await?;
-    if !op.roles.may_change_members(&carries) {
-        return Err(Refusal::Page(WebError::Forbidden {
-            user: op.user.username.clone(),
-            permission: Permission::WriteGroupMembers,
-        }));
-    }
-    let groups = state.store().groups();
+    op.may_change_members(state, group.id).await?;
     let result = match state.store().users().lookup(user.trim()).await {
-        Ok(member) if add => groups.add_member(&op.actor(), group.id, member.id).await,
-        Ok(member) => groups.remove_member(&op.actor(), group.id, member.id).await,
+        Ok(user) => set_membership(state, &op, group.id, user.id, member).await?,
         Err(e) => Err(e),
     };
     match result {
@@ -161,6 +177,7 @@ async fn change(
                 &op,
                 csrf,
                 group,
+                None,
                 Some(error),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )

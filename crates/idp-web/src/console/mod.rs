@@ -2,8 +2,9 @@
 //! people a console role names ([`latchkey_idp::console`]).
 //!
 //! Every handler starts with [`admit`]: no session sends the browser to the IdP's own
-//! sign-in and back; a session without the handler's [`Permission`] gets the 403 page (code
-//! and operation ID). Every form is a [`CsrfForm`](super::extract::CsrfForm); a refused
+//! sign-in and back; a session without a second factor (`[console] require_mfa`, on by
+//! default) goes to the second step, or to enrol one, and on to `/admin`; a session without
+//! the handler's [`Permission`] gets the 403 page (code and operation ID). Every form is a [`CsrfForm`](super::extract::CsrfForm); a refused
 //! field gives the form back naming it, with nothing written. Every change is made as
 //! [`Actor::person`], so the audit log names who made it. One file per area.
 
@@ -28,6 +29,8 @@ use super::{WebError, WebState};
 use latchkey_idp::Actor;
 use latchkey_idp::console::{Permission, RoleSet};
 use latchkey_idp::directory::User;
+use latchkey_idp::ids::{GroupId, UserId};
+use latchkey_idp::mfa::policy::{MfaDecision, MfaPolicy, Target};
 use latchkey_idp::session::Session;
 
 /// The console's routes (merged into the server's router).
@@ -41,6 +44,16 @@ pub fn router() -> Router<WebState> {
         .route("/admin/users/{id}/resume", post(users::resume))
         .route("/admin/users/{id}/password", post(users::password))
         .route("/admin/users/{id}/sessions", post(users::end_sessions))
+        .route("/admin/users/{id}/invitation", post(users::invite))
+        .route("/admin/users/{id}/attributes", post(users::set_attribute))
+        .route(
+            "/admin/users/{id}/attributes/remove",
+            post(users::remove_attribute),
+        )
+        .route(
+            "/admin/users/{id}/factors/reset",
+            post(users::reset_factors),
+        )
         .route("/admin/users/{id}/groups", post(users::join))
         .route("/admin/users/{id}/groups/remove", post(users::leave))
         .route("/admin/groups", get(groups::list))
@@ -89,12 +102,52 @@ impl Operator {
         if self.roles.allows(permission) {
             Ok(())
         } else {
-            Err(WebError::Forbidden {
-                user: self.user.username.clone(),
-                permission,
-            })
+            Err(self.forbidden(permission))
         }
     }
+
+    /// The 403 for this person and what they asked for.
+    pub fn forbidden(&self, permission: Permission) -> WebError {
+        WebError::Forbidden {
+            user: self.user.username.clone(),
+            permission,
+        }
+    }
+
+    /// Refuses unless this person may change `group`'s members: joining a group that
+    /// carries a console role grants the role, so only an admin may change those. Both
+    /// member forms (the user's page and the group's) ask here.
+    pub async fn may_change_members(
+        &self,
+        state: &WebState,
+        group: GroupId,
+    ) -> Result<(), Refusal> {
+        self.require(Permission::WriteGroupMembers)?;
+        let carries = state.store().roles().of_group(group).await?;
+        if self.roles.may_change_members(&carries) {
+            Ok(())
+        } else {
+            Err(Refusal::Page(self.forbidden(Permission::WriteGroupMembers)))
+        }
+    }
+}
+
+/// Adds `user` to `group` (`member`) or removes them, as `op`, once `op` may: the one
+/// membership change behind the user's and the group's forms.
+pub(crate) async fn set_membership(
+    state: &WebState,
+    op: &Operator,
+    group: GroupId,
+    user: UserId,
+    member: bool,
+) -> Result<Result<(), latchkey_idp::Error>, Refusal> {
+    op.may_change_members(state, group).await?;
+    let groups = state.store().groups();
+    Ok(if member {
+        groups.add_member(&op.actor(), group, user).await
+    } else {
+        groups.remove_member(&op.actor(), group, user).await
+    })
 }
 
 /// The console's navigation, by what this person may see.
@@ -105,7 +158,8 @@ pub(crate) struct Nav {
     pub username: String,
 }
 
-/// A console request that could not go on: to the sign-in page (and back), or an error page.
+/// A console request that could not go on: to the sign-in page (and back) or the second
+/// factor's, or an error page.
 pub(crate) enum Refusal {
     SignIn(String),
     Page(WebError),
@@ -126,12 +180,33 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The MFA hook: whether this session's sign-in is strong enough for the console. The
-/// console requires MFA by default once MFA exists (a separate piece of work); until then
-/// every live session passes.
-// TODO(mfa): require a second factor on `session` unless the configuration opts out.
-fn console_mfa_satisfied(_session: &Session) -> bool {
-    true
+/// Whether this session's sign-in is strong enough for the console. `[console]
+/// require_mfa` (on by default) adds the console's own rule to what `[mfa] required`, a
+/// group or the user asks, and the one MFA decision ([`MfaPolicy::decide`], for the IdP's
+/// own pages) says whether the session's methods meet them; the console is no application,
+/// so no application rule applies.
+async fn console_mfa_satisfied(state: &WebState, session: &Session) -> Result<bool, WebError> {
+    if session.methods.multi_factor() {
+        // What `decide` answers for two factors and no requested context, without the
+        // policy's queries on every console page.
+        return Ok(true);
+    }
+    let settings = state.settings();
+    let decision = MfaPolicy::new(state.store())
+        .decide(
+            &session.user,
+            Target::Portal,
+            &session.methods,
+            None,
+            settings.mfa_required || settings.console_require_mfa,
+            settings.https,
+        )
+        .await?;
+    if matches!(decision, MfaDecision::Satisfied { .. }) {
+        return Ok(true);
+    }
+    tracing::info!(user = %session.user.username, ?decision, "console needs a second factor");
+    Ok(false)
 }
 
 /// The gate of every console handler: the session, the user's roles, the permission.
@@ -148,8 +223,10 @@ pub(crate) async fn admit(
     let Some(session) = cookie.resume(state).await? else {
         return Err(sign_in());
     };
-    if !console_mfa_satisfied(&session) {
-        return Err(sign_in());
+    // Before the roles are read: a password alone tells nobody whether its owner holds a
+    // console role. `/login/mfa` sends a user without a factor on to enrol one.
+    if !console_mfa_satisfied(state, &session).await? {
+        return Err(Refusal::SignIn("/login/mfa?then=console".into()));
     }
     let roles = state.store().roles().of_user(&session.user).await?;
     let operator = Operator {

@@ -1,5 +1,7 @@
-//! `/admin/users`: find, create, edit, suspend and resume users, set a password, end
-//! sessions, manage groups; and what each user can use, with the reason.
+//! `/admin/users`: find, create, edit (names, e-mail, custom attributes), suspend and resume
+//! users, set a password or send an
+//! invitation, reset second factors, end sessions, manage groups; and what each user can
+//! use, with the reason.
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
@@ -9,24 +11,26 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::forms::{FieldError, csrf_form, field_error, given};
-use super::{Nav, Operator, Refusal, admit, listing};
+use super::{Nav, Operator, Refusal, admit, listing, set_membership};
+use crate::api::invitations::{InvitationDto, MailOutcome, issue};
 use crate::extract::{CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
 use crate::html::render;
 use crate::{WebError, WebState};
 use latchkey_idp::console::{Permission, access};
-use latchkey_idp::directory::{Group, NewUser, User, UserPatch};
+use latchkey_idp::directory::{AttributeValue, Group, NewUser, User, UserPatch};
 use latchkey_idp::ids::UserId;
+use latchkey_idp::mfa::Factors;
 use latchkey_idp::password::Password;
 use latchkey_idp::session::Sessions;
 
 /// The longest search text read.
 const MAX_QUERY: usize = 100;
 
-/// `?q=&page=` on the list.
-#[derive(Debug, Deserialize)]
+/// `?q=&after=` on the list: the search and the cursor of the page.
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ListQuery {
     q: Option<String>,
-    page: Option<usize>,
+    after: Option<String>,
 }
 
 #[derive(Template)]
@@ -37,16 +41,22 @@ struct UsersPage {
     q: String,
     users: Vec<User>,
     may_write: bool,
-    prev: Option<String>,
+    first: Option<String>,
     next: Option<String>,
 }
 
-fn page_href(q: &str, page: usize) -> String {
-    let q: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
-    format!("/admin/users?q={q}&page={page}")
+fn page_href(q: &str, after: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("q", q);
+    if let Some(after) = after {
+        query.append_pair("after", after);
+    }
+    format!("/admin/users?{}", query.finish())
 }
 
-/// GET /admin/users
+/// GET /admin/users: a page of users in username order, by keyset cursor (a bookmark of
+/// a deep page costs what the first does); search is a prefix of the username, or of the
+/// e-mail address when it has an `@`.
 pub(crate) async fn list(
     State(state): State<WebState>,
     cookie: SessionCookie,
@@ -54,18 +64,23 @@ pub(crate) async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
-    let (q, page) = query
-        .ok()
-        .map(|Query(l)| (l.q.unwrap_or_default(), l.page.unwrap_or(0)))
-        .unwrap_or_default();
-    let q: String = q.trim().chars().take(MAX_QUERY).collect();
-    let (users, more) = listing::users(state.store(), &q, page).await?;
+    let query = query.map(|Query(l)| l).unwrap_or_default();
+    let q: String = query
+        .q
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(MAX_QUERY)
+        .collect();
+    let after = query.after.filter(|a| !a.is_empty());
+    let (users, next) =
+        listing::users(state.store(), &listing::search(&q), after.as_deref()).await?;
     let html = render(&UsersPage {
         title: "Users",
         nav: op.nav(),
         may_write: op.roles.allows(Permission::WriteUsers),
-        prev: page.checked_sub(1).map(|p| page_href(&q, p)),
-        next: more.then(|| page_href(&q, page + 1)),
+        first: after.is_some().then(|| page_href(&q, None)),
+        next: next.map(|n| page_href(&q, Some(&n))),
         q,
         users,
     })?;
@@ -104,7 +119,32 @@ pub(crate) struct PasswordForm {
     password: String,
 }
 
-csrf_form!(UserForm, GroupForm, PasswordForm);
+/// A custom attribute to set: its name, and its values one per line (one line is a single
+/// value, several a list, as the API's `set_attributes` takes them).
+#[derive(Debug, Deserialize)]
+pub(crate) struct AttributeForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    values: String,
+}
+
+/// A custom attribute to remove.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AttributeName {
+    csrf: Option<String>,
+    #[serde(default)]
+    name: String,
+}
+
+csrf_form!(
+    UserForm,
+    GroupForm,
+    PasswordForm,
+    AttributeForm,
+    AttributeName
+);
 
 fn optional(v: &str) -> Option<String> {
     given(&Some(v.to_owned()))
@@ -181,12 +221,45 @@ struct UserPage<'a> {
     csrf: &'a str,
     user: User,
     roles: String,
+    factors: String,
+    has_factor: bool,
     groups: Vec<Group>,
     access: Vec<AccessRow>,
     may_write: bool,
     may_audit: bool,
     audit_href: String,
+    shown: Shown,
+}
+
+/// What the user's page shows above the facts: a refused change, or an invitation just made.
+#[derive(Default)]
+struct Shown {
     error: Option<FieldError>,
+    invitation: Option<InvitationNotice>,
+}
+
+/// An invitation just made, as the page tells it: mailed, or the link to hand over (shown
+/// this once; only its hash is stored).
+struct InvitationNotice {
+    mailed_to: Option<String>,
+    url: Option<String>,
+    mail_failed: bool,
+    expires: String,
+}
+
+impl InvitationNotice {
+    fn of(i: InvitationDto) -> Self {
+        let mailed = i.mail == MailOutcome::Queued;
+        InvitationNotice {
+            mailed_to: mailed.then(|| i.email.clone()),
+            url: (!mailed).then_some(i.url),
+            mail_failed: i.mail == MailOutcome::Failed,
+            expires: i
+                .expires_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        }
+    }
 }
 
 async fn load(state: &WebState, id: &str) -> Result<User, WebError> {
@@ -198,18 +271,29 @@ async fn load(state: &WebState, id: &str) -> Result<User, WebError> {
     }
 }
 
-/// The user's page, with an optional refusal or notice, at the given status.
+/// The user's page, with what it shows, at the given status.
 async fn page(
     state: &WebState,
     op: &Operator,
     csrf: CsrfToken,
     user: User,
-    error: Option<FieldError>,
+    shown: Shown,
     status: StatusCode,
 ) -> Result<Response, Refusal> {
     let store = state.store();
     let roles = store.roles().of_user(&user).await?;
     let groups = store.groups().of_user(user.id).await?;
+    let available = Factors::new(store).available(&user).await?;
+    let mut factors = Vec::new();
+    if available.totp {
+        factors.push("authenticator app".to_owned());
+    }
+    if available.webauthn {
+        factors.push("passkey or security key".to_owned());
+    }
+    if available.recovery_codes > 0 {
+        factors.push(format!("{} recovery codes", available.recovery_codes));
+    }
     let access = access::of_user(store, &user)
         .await?
         .into_iter()
@@ -234,13 +318,15 @@ async fn page(
             .map(|r| r.as_str())
             .collect::<Vec<_>>()
             .join(", "),
+        has_factor: !factors.is_empty(),
+        factors: factors.join(", "),
         may_write: op.roles.may_change_user(&roles),
         may_audit: op.roles.allows(Permission::ReadAudit),
         audit_href,
         user,
         groups,
         access,
-        error,
+        shown,
     })?;
     Ok((status, csrf, html).into_response())
 }
@@ -255,7 +341,7 @@ pub(crate) async fn show(
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
     let user = load(&state, &id).await?;
-    page(&state, &op, csrf, user, None, StatusCode::OK).await
+    page(&state, &op, csrf, user, Shown::default(), StatusCode::OK).await
 }
 
 /// The operator and the user a change is about, once the operator may change that user:
@@ -270,10 +356,7 @@ async fn target(
     let user = load(state, id).await?;
     let their_roles = state.store().roles().of_user(&user).await?;
     if !op.roles.may_change_user(&their_roles) {
-        return Err(Refusal::Page(WebError::Forbidden {
-            user: op.user.username.clone(),
-            permission: Permission::WriteUsers,
-        }));
+        return Err(Refusal::Page(op.forbidden(Permission::WriteUsers)));
     }
     Ok((op, user))
 }
@@ -291,14 +374,17 @@ async fn refused(
     user: UserId,
     err: latchkey_idp::Error,
 ) -> Result<Response, Refusal> {
-    let error = field_error(err)?;
+    let shown = Shown {
+        error: Some(field_error(err)?),
+        invitation: None,
+    };
     let user = state.store().users().get(user).await?;
     page(
         state,
         op,
         csrf,
         user,
-        Some(error),
+        shown,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await
@@ -322,15 +408,7 @@ pub(crate) async fn edit(
         display_name: Some(optional(&form.display_name)),
         ..UserPatch::default()
     };
-    match state
-        .store()
-        .users()
-        .update(&op.actor(), user.id, patch)
-        .await
-    {
-        Ok(_) => Ok(done(user.id)),
-        Err(e) => refused(&state, &op, csrf, user.id, e).await,
-    }
+    patched(&state, &op, csrf, user.id, patch).await
 }
 
 /// POST /admin/users/{id}/suspend: also ends the user's sessions.
@@ -405,26 +483,26 @@ pub(crate) async fn end_sessions(
     Ok(done(user.id))
 }
 
-/// The group a membership form names, once the operator may change its members: a group
-/// that carries a console role only by an admin.
-async fn member_change(
+/// Adds the user to, or removes them from, the group the form names.
+async fn membership(
     state: &WebState,
-    op: &Operator,
-    name: &str,
-) -> Result<Result<Group, latchkey_idp::Error>, Refusal> {
-    let group = match state.store().groups().lookup(name.trim()).await {
-        Ok(g) => g,
-        Err(e @ latchkey_idp::Error::UnknownGroup { .. }) => return Ok(Err(e)),
-        Err(e) => return Err(e.into()),
+    cookie: &SessionCookie,
+    uri: &Uri,
+    csrf: CsrfToken,
+    id: &str,
+    group: &str,
+    member: bool,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(state, cookie, uri, id).await?;
+    op.require(Permission::WriteGroupMembers)?;
+    let changed = match state.store().groups().lookup(group.trim()).await {
+        Ok(group) => set_membership(state, &op, group.id, user.id, member).await?,
+        Err(e) => Err(e),
     };
-    let carries = state.store().roles().of_group(group.id).await?;
-    if !op.roles.may_change_members(&carries) {
-        return Err(Refusal::Page(WebError::Forbidden {
-            user: op.user.username.clone(),
-            permission: Permission::WriteGroupMembers,
-        }));
+    match changed {
+        Ok(()) => Ok(done(user.id)),
+        Err(e) => refused(state, &op, csrf, user.id, e).await,
     }
-    Ok(Ok(group))
 }
 
 /// POST /admin/users/{id}/groups
@@ -436,22 +514,7 @@ pub(crate) async fn join(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<GroupForm>,
 ) -> Result<Response, Refusal> {
-    let (op, user) = target(&state, &cookie, &uri, &id).await?;
-    op.require(Permission::WriteGroupMembers)?;
-    let added = match member_change(&state, &op, &form.group).await? {
-        Ok(group) => {
-            state
-                .store()
-                .groups()
-                .add_member(&op.actor(), group.id, user.id)
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match added {
-        Ok(()) => Ok(done(user.id)),
-        Err(e) => refused(&state, &op, csrf, user.id, e).await,
-    }
+    membership(&state, &cookie, &uri, csrf, &id, &form.group, true).await
 }
 
 /// POST /admin/users/{id}/groups/remove
@@ -463,20 +526,141 @@ pub(crate) async fn leave(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<GroupForm>,
 ) -> Result<Response, Refusal> {
+    membership(&state, &cookie, &uri, csrf, &id, &form.group, false).await
+}
+
+/// POST /admin/users/{id}/invitation: a single-use link to set a password, mailed when
+/// `[smtp]` is configured, else shown on the page this once (as `POST
+/// /api/v1/users/{user}/invitations` answers it). Audited as `user.invited`.
+pub(crate) async fn invite(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
-    op.require(Permission::WriteGroupMembers)?;
-    let removed = match member_change(&state, &op, &form.group).await? {
-        Ok(group) => {
-            state
-                .store()
-                .groups()
-                .remove_member(&op.actor(), group.id, user.id)
-                .await
+    let (ttl, mailer) = state.invitations();
+    let issued = issue(
+        state.store(),
+        &op.actor(),
+        user.id,
+        ttl,
+        &state.settings().base_url,
+        mailer,
+    )
+    .await;
+    match issued {
+        Ok(invitation) => {
+            let shown = Shown {
+                invitation: Some(InvitationNotice::of(invitation)),
+                ..Shown::default()
+            };
+            page(&state, &op, csrf, user, shown, StatusCode::OK).await
         }
-        Err(e) => Err(e),
-    };
-    match removed {
-        Ok(()) => Ok(done(user.id)),
         Err(e) => refused(&state, &op, csrf, user.id, e).await,
     }
+}
+
+/// POST /admin/users/{id}/factors/reset: removes every second factor (a lost phone), as
+/// `latchkey user mfa reset`; the user enrols again at their next sign-in that needs one.
+/// Audited as `mfa.reset`.
+pub(crate) async fn reset_factors(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    Factors::new(state.store())
+        .reset(&op.actor(), &user)
+        .await?;
+    Ok(done(user.id))
+}
+
+/// Applies `patch` to the user as the operator: back to the page, or the page again naming
+/// the refused field.
+async fn patched(
+    state: &WebState,
+    op: &Operator,
+    csrf: CsrfToken,
+    user: UserId,
+    patch: UserPatch,
+) -> Result<Response, Refusal> {
+    match state.store().users().update(&op.actor(), user, patch).await {
+        Ok(_) => Ok(done(user)),
+        Err(e) => refused(state, op, csrf, user, e).await,
+    }
+}
+
+/// POST /admin/users/{id}/attributes: sets one custom attribute (what mappings release).
+pub(crate) async fn set_attribute(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<AttributeForm>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    let mut values: Vec<String> = form
+        .values
+        .lines()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let value = match values.len() {
+        0 => {
+            let err = latchkey_idp::Error::InvalidField {
+                field: "values",
+                reason: "give at least one value".into(),
+            };
+            return refused(&state, &op, csrf, user.id, err).await;
+        }
+        1 => AttributeValue::One(values.remove(0)),
+        _ => AttributeValue::Many(values),
+    };
+    let patch = UserPatch {
+        set_attributes: [(form.name.trim().to_owned(), value)].into_iter().collect(),
+        ..UserPatch::default()
+    };
+    match state
+        .store()
+        .users()
+        .update(&op.actor(), user.id, patch)
+        .await
+    {
+        Ok(_) => Ok(done(user.id)),
+        // The domain names what it checked; the page names the form's own fields.
+        Err(latchkey_idp::Error::InvalidField { field, reason }) => {
+            let field = match field {
+                "attribute name" => "name",
+                "attribute value" => "values",
+                other => other,
+            };
+            let err = latchkey_idp::Error::InvalidField { field, reason };
+            refused(&state, &op, csrf, user.id, err).await
+        }
+        Err(e) => refused(&state, &op, csrf, user.id, e).await,
+    }
+}
+
+/// POST /admin/users/{id}/attributes/remove
+pub(crate) async fn remove_attribute(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<AttributeName>,
+) -> Result<Response, Refusal> {
+    let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    let patch = UserPatch {
+        remove_attributes: vec![form.name.trim().to_owned()],
+        ..UserPatch::default()
+    };
+    patched(&state, &op, csrf, user.id, patch).await
 }

@@ -286,6 +286,7 @@ async fn no_page_has_inline_style_or_a_script_its_csp_does_not_name() {
         .unwrap();
     let mut admin = Browser::new(&idp);
     admin.login("alice", PASSWORD, None).await;
+    step_up_with_new_totp(&mut admin, &idp.alice).await;
     let alice_page = format!("/admin/users/{}", idp.alice.id);
     let app_page = format!("/admin/apps/{}", idp.app.id);
     for route in [

@@ -515,6 +515,40 @@ impl<'a> Browser<'a> {
     }
 }
 
+/// Gives `user` a new TOTP app (through the domain, at the IdP's time) and steps this
+/// browser's session up with it at `/login/mfa`: what the console asks of a session
+/// (`[console] require_mfa`). The sign-in uses the next step's code (within the allowed
+/// skew), so the clock need not move; each call adds a factor (at most five per user).
+pub async fn step_up_with_new_totp(b: &mut Browser<'_>, user: &User) {
+    use latchkey_idp::mfa::totp::{Totp, TotpCheck};
+    let idp = b.idp;
+    let kek = idp.kek();
+    let totp = Totp::new(&idp.store, &kek);
+    let e = totp.begin(user, "console test", "test").await.unwrap();
+    let app = super::mfa_pages::app_for(&e.secret_base32);
+    let now = idp.clock.now().unix_timestamp() as u64;
+    let done = totp
+        .confirm(
+            &Actor::user(user.id),
+            user,
+            &e.factor_id,
+            &app.generate(now),
+            "127.0.0.1",
+        )
+        .await
+        .unwrap();
+    assert!(matches!(done, TotpCheck::Accepted { .. }), "{done:?}");
+    let csrf = b.get("/logout").await.field("csrf").unwrap();
+    let next = app.generate(now + 30);
+    let page = b
+        .post(
+            "/login/mfa",
+            &[("csrf", csrf.as_str()), ("code", next.as_str())],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+}
+
 /// A fresh AuthnRequest from `issuer`, issued by the SP's own clock (the wall clock, where
 /// the IdP's test clock starts).
 pub fn authn_request(issuer: &str) -> AuthnRequest {

@@ -75,6 +75,8 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Second factors: see [`crate::mfa`].
     pub mfa: MfaConfig,
+    /// The admin console under `/admin`: see [`crate::console`].
+    pub console: ConsoleConfig,
     /// How long invitation and password-reset links live: see [`crate::enrollment`].
     pub enrollment: EnrollmentConfig,
     /// Where invitation and reset mail goes: see [`smtp`].
@@ -90,6 +92,22 @@ pub struct MfaConfig {
     /// Every sign-in, to every application and the portal, needs a second factor (on top of
     /// what applications, groups and users require: see [`crate::mfa::policy`]).
     pub required: bool,
+}
+
+/// The `[console]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// The console asks for a second factor in the session, whatever `[mfa]` says: a
+    /// console session can change everyone's access, so a stolen password alone must not
+    /// open it. Off only where the console sits behind another strong sign-in.
+    pub require_mfa: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig { require_mfa: true }
+    }
 }
 
 /// The `[enrollment]` section.
@@ -236,6 +254,7 @@ impl Default for Config {
             server: server::ServerConfig::default(),
             keys: KeysConfig::default(),
             mfa: MfaConfig::default(),
+            console: ConsoleConfig::default(),
             enrollment: EnrollmentConfig::default(),
             smtp: SmtpConfig::default(),
             webauthn: crate::webauthn::WebauthnConfig::default(),

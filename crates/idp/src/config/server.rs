@@ -114,6 +114,8 @@ pub struct ServerSettings {
     pub metadata_cache: Duration,
     /// `[mfa] required`: every sign-in needs a second factor.
     pub mfa_required: bool,
+    /// `[console] require_mfa`: the console needs a second factor in the session.
+    pub console_require_mfa: bool,
 }
 
 fn bad(reason: impl Into<String>) -> Error {
@@ -129,6 +131,7 @@ impl ServerSettings {
         let mut settings = Self::check(config.server.clone().with_env(env)?)?;
         settings.metadata_cache = config.keys.metadata_cache();
         settings.mfa_required = config.mfa.required;
+        settings.console_require_mfa = config.console.require_mfa;
         Ok(settings)
     }
 }
@@ -236,6 +239,7 @@ impl ServerSettings {
             metrics_access,
             metadata_cache: crate::config::KeysConfig::default().metadata_cache(),
             mfa_required: false,
+            console_require_mfa: crate::config::ConsoleConfig::default().require_mfa,
         })
     }
 

@@ -1,0 +1,326 @@
+//! The console's people side: invitations and second-factor resets from the user's page
+//! (helpdesk and admin, audited with the person's name, refused to the others with nothing
+//! written), and the users list paged by keyset cursor.
+
+use axum::http::StatusCode;
+use latchkey_idp::Actor;
+use latchkey_idp::audit::AuditFilter;
+use latchkey_idp::console::Role;
+use latchkey_idp::directory::NewUser;
+use latchkey_idp::mfa::Factors;
+
+use super::console::{csrf, person, signed_in, written};
+use super::support::*;
+
+/// The newest audit line about `target` with this action: its actor's name.
+async fn actor_of(idp: &Idp, target: &str, action: &str) -> Option<String> {
+    idp.store
+        .audit()
+        .list(&AuditFilter {
+            target_id: Some(target.to_owned()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == action)
+        .and_then(|e| e.actor_name)
+}
+
+#[tokio::test]
+async fn helpdesk_invites_and_the_link_is_shown_once_and_works() {
+    let idp = idp().await;
+    person(&idp, "hd", Some(Role::Helpdesk)).await;
+    person(&idp, "aud", Some(Role::Auditor)).await;
+    let carol = idp
+        .store
+        .users()
+        .create(&Actor::system(), NewUser::new("carol", "carol@example.org"))
+        .await
+        .unwrap();
+    let route = format!("/admin/users/{}/invitation", carol.id);
+
+    let mut aud = signed_in(&idp, "aud").await;
+    let token = csrf(&mut aud).await;
+    let before = written(&idp).await;
+    let page = aud.post(&route, &[("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(written(&idp).await, before);
+
+    let mut hd = signed_in(&idp, "hd").await;
+    let token = csrf(&mut hd).await;
+    let page = hd.post(&route, &[("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    // No [smtp]: the link is on the page, to hand over.
+    let start = page.body.find("id=\"invitation-link\">").unwrap() + 21;
+    let end = page.body[start..].find('<').unwrap() + start;
+    let url = &page.body[start..end];
+    let path = url.strip_prefix(BASE).unwrap_or_else(|| panic!("{url}"));
+    assert!(path.starts_with("/invite/"), "{path}");
+    assert_eq!(
+        actor_of(&idp, &carol.id.to_string(), "user.invited")
+            .await
+            .as_deref(),
+        Some("hd")
+    );
+    // The page after it does not show the link again.
+    let again = hd.get(&format!("/admin/users/{}", carol.id)).await;
+    assert!(!again.body.contains(path), "{}", again.body);
+    // carol opens it and gets the set-password form.
+    let mut b = Browser::new(&idp);
+    let form = b.get(path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(form.field("password").is_some() || form.body.contains("name=\"password\""));
+}
+
+#[tokio::test]
+async fn helpdesk_resets_a_lost_phone_but_not_an_admins() {
+    let idp = idp().await;
+    person(&idp, "hd", Some(Role::Helpdesk)).await;
+    let root = person(&idp, "root", Some(Role::Admin)).await;
+    let carol = person(&idp, "carol", None).await;
+    // carol and root each have an authenticator app.
+    for user in [&carol, &root] {
+        let mut b = Browser::new(&idp);
+        b.login(&user.username, PASSWORD, None).await;
+        step_up_with_new_totp(&mut b, user).await;
+    }
+    let factors = Factors::new(&idp.store);
+    assert!(factors.has_factor(&carol).await.unwrap());
+
+    let mut hd = signed_in(&idp, "hd").await;
+    let token = csrf(&mut hd).await;
+    let page = hd.get(&format!("/admin/users/{}", carol.id)).await;
+    assert!(page.body.contains("authenticator app"), "{}", page.body);
+    assert!(page.body.contains("/factors/reset"), "{}", page.body);
+    let done = hd
+        .post(
+            &format!("/admin/users/{}/factors/reset", carol.id),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(!factors.has_factor(&carol).await.unwrap());
+    assert_eq!(
+        actor_of(&idp, &carol.id.to_string(), "mfa.reset")
+            .await
+            .as_deref(),
+        Some("hd")
+    );
+    // An admin's factors are not helpdesk's to remove.
+    let before = written(&idp).await;
+    let page = hd
+        .post(
+            &format!("/admin/users/{}/factors/reset", root.id),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(written(&idp).await, before);
+    assert!(factors.has_factor(&root).await.unwrap());
+}
+
+/// The usernames on a users page, and its "Next" link.
+fn rows(page: &Page) -> (Vec<String>, Option<String>) {
+    let names = page
+        .body
+        .split("<td><a href=\"/admin/users/")
+        .skip(1)
+        .map(|row| {
+            let from = row.find("\">").unwrap() + 2;
+            let to = row[from..].find('<').unwrap() + from;
+            row[from..to].to_owned()
+        })
+        .collect();
+    let next = page.body.find("\">Next</a>").map(|end| {
+        let start = page.body[..end].rfind("href=\"").unwrap() + 6;
+        page.body[start..end]
+            .replace("&#38;", "&")
+            .replace("&amp;", "&")
+    });
+    (names, next)
+}
+
+#[tokio::test]
+async fn the_users_list_pages_by_cursor_through_everyone_once() {
+    let idp = idp().await;
+    person(&idp, "aud", Some(Role::Auditor)).await;
+    for i in 0..120 {
+        let name = format!("u{i:03}");
+        idp.store
+            .users()
+            .create(
+                &Actor::system(),
+                NewUser::new(&name, format!("{name}@example.org")),
+            )
+            .await
+            .unwrap();
+    }
+    let mut expected: Vec<String> = idp
+        .store
+        .users()
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    expected.sort_by_key(|n| n.to_lowercase());
+    let mut b = signed_in(&idp, "aud").await;
+    let mut seen = Vec::new();
+    let mut at = "/admin/users".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = b.get(&at).await;
+        assert_eq!(page.status, StatusCode::OK, "{at}: {}", page.body);
+        let (names, next) = rows(&page);
+        assert!(names.len() <= 50, "{at}");
+        if pages > 0 {
+            assert!(page.body.contains(">First page</a>"), "{}", page.body);
+        }
+        seen.extend(names);
+        pages += 1;
+        match next {
+            Some(n) => at = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    assert_eq!(pages, expected.len().div_ceil(50));
+
+    // Search is a prefix of the username, and pages too.
+    let (names, next) = rows(&b.get("/admin/users?q=U01").await);
+    let want: Vec<String> = (10..20).map(|i| format!("u{i:03}")).collect();
+    assert_eq!(names, want);
+    assert!(next.is_none());
+    let (names, _) = rows(&b.get("/admin/users?q=u119%40example.org").await);
+    assert_eq!(names, ["u119"]);
+    // A cursor this list did not hand out is refused, not guessed at.
+    let page = b.get("/admin/users?after=not-a-cursor").await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+}
+
+#[tokio::test]
+async fn a_groups_members_page_by_cursor() {
+    let idp = idp().await;
+    person(&idp, "aud", Some(Role::Auditor)).await;
+    let big = idp
+        .store
+        .groups()
+        .create(
+            &Actor::system(),
+            latchkey_idp::directory::NewGroup::new("big"),
+        )
+        .await
+        .unwrap();
+    let mut expected = Vec::new();
+    for i in 0..60 {
+        let name = format!("m{i:02}");
+        let user = idp
+            .store
+            .users()
+            .create(
+                &Actor::system(),
+                NewUser::new(&name, format!("{name}@example.org")),
+            )
+            .await
+            .unwrap();
+        idp.store
+            .groups()
+            .add_member(&Actor::system(), big.id, user.id)
+            .await
+            .unwrap();
+        expected.push(name);
+    }
+    let mut b = signed_in(&idp, "aud").await;
+    let member_names = |page: &Page| -> Vec<String> {
+        page.body
+            .split("<li><a href=\"/admin/users/")
+            .skip(1)
+            .map(|row| {
+                let from = row.find("\">").unwrap() + 2;
+                let to = row[from..].find('<').unwrap() + from;
+                row[from..to].to_owned()
+            })
+            .collect()
+    };
+    let first = b.get(&format!("/admin/groups/{}", big.id)).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let mut seen = member_names(&first);
+    assert_eq!(seen.len(), 50);
+    let (_, next) = rows(&first);
+    let next = next.expect("a next page");
+    let second = b.get(&next).await;
+    assert!(second.body.contains(">First page</a>"), "{}", second.body);
+    seen.extend(member_names(&second));
+    assert!(rows(&second).1.is_none());
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn custom_attributes_are_set_and_removed_and_bad_ones_named() {
+    use latchkey_idp::directory::AttributeValue;
+    let idp = idp().await;
+    person(&idp, "hd", Some(Role::Helpdesk)).await;
+    let carol = person(&idp, "carol", None).await;
+    let mut b = signed_in(&idp, "hd").await;
+    let token = csrf(&mut b).await;
+    let route = format!("/admin/users/{}/attributes", carol.id);
+    let set = |name: &'static str, values: &'static str| {
+        [
+            ("csrf", token.clone()),
+            ("name", name.into()),
+            ("values", values.into()),
+        ]
+    };
+    let form = set("roles", "sales\n support \n\n");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(b.post(&route, &form).await.status, StatusCode::SEE_OTHER);
+    let form = set("cost_center", "4711");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(b.post(&route, &form).await.status, StatusCode::SEE_OTHER);
+    let stored = idp.store.users().get(carol.id).await.unwrap().attributes;
+    assert_eq!(
+        stored.get("roles"),
+        Some(&AttributeValue::Many(vec![
+            "sales".into(),
+            "support".into()
+        ]))
+    );
+    assert_eq!(
+        stored.get("cost_center"),
+        Some(&AttributeValue::One("4711".into()))
+    );
+    let page = b.get(&format!("/admin/users/{}", carol.id)).await;
+    assert!(
+        page.body.contains("<code>roles</code>: sales, support"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        actor_of(&idp, &carol.id.to_string(), "user.update")
+            .await
+            .as_deref(),
+        Some("hd")
+    );
+
+    // Refused: the form back naming its field, nothing written.
+    let before = written(&idp).await;
+    for (name, values, field) in [("bad name!", "x", "name"), ("ok", "  \n ", "values")] {
+        let form = [("csrf", token.as_str()), ("name", name), ("values", values)];
+        let page = b.post(&route, &form).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        assert!(
+            page.body.contains(&format!("data-field=\"{field}\"")),
+            "{name}: {}",
+            page.body
+        );
+    }
+    assert_eq!(written(&idp).await, before);
+
+    let remove = [("csrf", token.as_str()), ("name", "roles")];
+    let page = b.post(&format!("{route}/remove"), &remove).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let stored = idp.store.users().get(carol.id).await.unwrap().attributes;
+    assert!(!stored.contains_key("roles") && stored.contains_key("cost_center"));
+}
