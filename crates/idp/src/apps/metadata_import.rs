@@ -171,6 +171,14 @@ pub enum ImportWarning {
         /// The formats the SP lists.
         listed: Vec<String>,
     },
+    /// The SP lists the NameID formats it accepts and the application's allowed list holds
+    /// none of them: every request that names one of them is refused.
+    NameIdFormatsDisallowed {
+        /// The formats the application allows (short names).
+        allowed: Vec<String>,
+        /// The formats the SP lists.
+        listed: Vec<String>,
+    },
     /// The SP wants signed assertions (`WantAssertionsSigned`) and the application signs
     /// only the Response: the SP will refuse every login.
     AssertionsNotSigned,
@@ -205,6 +213,13 @@ impl fmt::Display for ImportWarning {
                 "the SP lists NameID formats {} but the application sends {configured}: its \
                  logins may fail (set --name-id-format)",
                 listed.join(", ")
+            ),
+            ImportWarning::NameIdFormatsDisallowed { allowed, listed } => write!(
+                f,
+                "the SP lists NameID formats {} but the application allows only {}: its \
+                 requests for them will be refused (set --name-id-formats)",
+                listed.join(", "),
+                allowed.join(", ")
             ),
             ImportWarning::AssertionsNotSigned => f.write_str(
                 "the SP wants signed assertions (WantAssertionsSigned) but the application signs \
@@ -260,6 +275,22 @@ impl SpMetadata {
         {
             out.push(ImportWarning::NameIdFormatMismatch {
                 configured: configured.to_owned(),
+                listed: listed.clone(),
+            });
+        }
+        // `unspecified` in the SP's list means it takes whatever it gets; a format we do
+        // not know cannot be on the allowed list.
+        let allowed = |f: &String| {
+            f == latchkey_saml::assertion::name_id_format::UNSPECIFIED
+                || NameIdFormat::parse(f).is_ok_and(|f| app.allows_name_id_format(f))
+        };
+        if !app.name_id_formats.is_empty() && !listed.is_empty() && !listed.iter().any(allowed) {
+            out.push(ImportWarning::NameIdFormatsDisallowed {
+                allowed: app
+                    .name_id_formats
+                    .iter()
+                    .map(|f| f.short().to_owned())
+                    .collect(),
                 listed: listed.clone(),
             });
         }

@@ -176,6 +176,27 @@ fn a_definition_that_contradicts_the_metadata_is_warned_about() {
             .iter()
             .any(|w| w.to_string().contains("--name-id-format"))
     );
+    // An allowed list without any format the SP lists (custom, transient): warned about,
+    // naming both lists; with transient on it, or with no list, not.
+    let mut narrowed = changed.clone();
+    narrowed.name_id_formats = vec![NameIdFormat::Persistent, NameIdFormat::EmailAddress];
+    let warnings = m.mismatches(&narrowed);
+    let disallowed = warnings
+        .iter()
+        .find(|w| matches!(w, ImportWarning::NameIdFormatsDisallowed { .. }))
+        .unwrap_or_else(|| panic!("{warnings:?}"));
+    assert_eq!(
+        disallowed,
+        &ImportWarning::NameIdFormatsDisallowed {
+            allowed: vec!["persistent".into(), "email-address".into()],
+            listed: m.name_id_formats.clone(),
+        }
+    );
+    assert!(disallowed.to_string().contains("--name-id-formats"));
+    narrowed.name_id_formats.push(NameIdFormat::Transient);
+    let quiet = |w: &ImportWarning| !matches!(w, ImportWarning::NameIdFormatsDisallowed { .. });
+    assert!(m.mismatches(&narrowed).iter().all(quiet));
+    assert!(m.mismatches(&changed).iter().all(quiet));
     // An SP that lists no formats, or `unspecified`, takes any.
     let second = SpMetadata::parse(&aggregate(&cert), &{
         let mut o = options();
