@@ -576,6 +576,8 @@ async fn applications(t: TestStore) {
         .call(Method::POST, "/api/v1/apps", Some(wiki.clone()))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{app}");
+    // The launch slug, derived from the name (`/saml/init/wiki`).
+    assert_eq!(app["slug"], "wiki");
     assert_eq!(
         app["acs"][0]["binding"],
         "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"

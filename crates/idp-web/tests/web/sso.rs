@@ -936,9 +936,22 @@ async fn an_authn_request_id_is_answered_once() {
     // The same signed request again, still inside its IssueInstant window.
     let again = b.get(&uri).await;
     assert_eq!(again.error_code(), Some("SSO-REPLAYED"), "{}", again.body);
-    // From another browser (another node would share the store the same way).
+    // From another browser.
     let mut other = Browser::new(&idp);
     assert_eq!(other.get(&uri).await.error_code(), Some("SSO-REPLAYED"));
+    // At another node: its own pool and server state over the same database.
+    let (node_b, _) = second_node(&idp).await;
+    let at_b = tower::ServiceExt::oneshot(
+        node_b,
+        axum::http::Request::get(uri.as_str())
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(!at_b.status().is_success(), "{}", at_b.status());
+    let body = body_text(at_b).await;
+    assert!(body.contains("Error code: <code>SSO-REPLAYED<"), "{body}");
     // A fresh request from the same application is answered.
     let page = b
         .get(&signed_redirect_uri(&authn_request(SIGNED_SP), &idp.sp_key))
