@@ -163,10 +163,11 @@ pub enum ImportWarning {
         /// The formats listed.
         formats: Vec<String>,
     },
-    /// The SP lists the NameID formats it accepts, and the application is set to send
-    /// another: its first login will likely fail at the SP.
+    /// The SP lists the NameID formats it accepts, and the application's own format (what
+    /// a request naming none, or an IdP-initiated login, gets) is another: such logins will
+    /// likely fail at the SP. A request naming one of the SP's formats gets that one.
     NameIdFormatMismatch {
-        /// The format the application sends.
+        /// The application's own format.
         configured: String,
         /// The formats the SP lists.
         listed: Vec<String>,
@@ -210,8 +211,9 @@ impl fmt::Display for ImportWarning {
             ),
             ImportWarning::NameIdFormatMismatch { configured, listed } => write!(
                 f,
-                "the SP lists NameID formats {} but the application sends {configured}: its \
-                 logins may fail (set --name-id-format)",
+                "the SP lists NameID formats {} but the application's own is {configured}: \
+                 requests that name no format, and IdP-initiated logins, get it and may fail \
+                 (set --name-id-format)",
                 listed.join(", ")
             ),
             ImportWarning::NameIdFormatsDisallowed { allowed, listed } => write!(
