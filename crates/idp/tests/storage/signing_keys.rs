@@ -42,6 +42,7 @@ on_both_backends!(
     activation_waits_for_the_metadata_cache_duration,
     every_database_key_change_is_audited_with_its_actor,
     file_key_changes_are_audited_through_the_keyring,
+    a_servers_first_key_is_recorded_as_the_systems,
 );
 
 fn new_kek() -> Kek {
@@ -798,4 +799,44 @@ async fn file_key_changes_are_audited_through_the_keyring(t: TestStore) {
     );
     assert_eq!(events[0].target_id.as_deref(), Some(first.id.as_str()));
     assert_eq!(events[2].target_id.as_deref(), Some(next.id.as_str()));
+}
+
+/// A server's first start generates the first key (`IdpKeys::from_config`, either store):
+/// recorded as the system's, once; later starts find it and record nothing.
+async fn a_servers_first_key_is_recorded_as_the_systems(t: TestStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let kek_file = dir.path().join("kek");
+    Kek::create_file(&kek_file).unwrap();
+    for (store, at) in [(KeyStoreKind::Files, T0), (KeyStoreKind::Database, T1)] {
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            keys: KeysConfig {
+                store,
+                kek_file: Some(kek_file.clone()),
+                ..KeysConfig::default()
+            },
+            ..Config::default()
+        };
+        let first = IdpKeys::from_config(&config, &ProcessEnv, &t.store, ALG, at)
+            .await
+            .unwrap();
+        let generated = first.current().unwrap().certificate.clone();
+        IdpKeys::from_config(&config, &ProcessEnv, &t.store, ALG, at + DAY)
+            .await
+            .unwrap();
+        let events = key_events(&t.store).await;
+        let last = events.last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.actor.as_str()),
+            ("key.generate", "system")
+        );
+        assert_eq!(
+            last.target_name.as_deref(),
+            Some(hex::encode(generated.sha256_fingerprint()).as_str())
+        );
+    }
+    assert_eq!(
+        actions(&key_events(&t.store).await),
+        [("key.generate", "system"), ("key.generate", "system")]
+    );
 }
