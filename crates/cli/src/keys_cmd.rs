@@ -147,7 +147,7 @@ async fn command(config: &Config, command: KeyCommand) -> anyhow::Result<()> {
     let result = match command {
         KeyCommand::List { json } => list(&mut out, &keys.list().await?, json, &keys.describe()),
         KeyCommand::Init { alg } => {
-            let info = keys.load_or_generate(alg.into(), now).await?;
+            let info = keys.load_or_generate(&actor, alg.into(), now).await?;
             line(
                 &mut out,
                 &format!("active key {} ({})", info.id, info.algorithm.as_str()),

@@ -231,6 +231,12 @@ pub struct AppFields {
     /// NameID source: pairwise, email, username or attr:NAME.
     #[arg(long, value_name = "SOURCE")]
     name_id_source: Option<String>,
+    /// The NameID formats an SP's request may ask for, comma-separated (persistent,
+    /// transient, email, unspecified); a request for another is answered
+    /// InvalidNameIDPolicy. Must include --name-id-format. "" (and the default): any
+    /// format this IdP makes.
+    #[arg(long, value_name = "FORMATS", alias = "nameid-formats")]
+    name_id_formats: Option<String>,
     /// Released attribute NAME[@basic|uri|unspecified]=SOURCE[|prefix:P|strip-prefix:P],
     /// SOURCE being id, username, email, given_name, family_name, display_name, attr:KEY,
     /// const:VALUE or groups. Repeat for several; replaces the existing list.
@@ -347,6 +353,14 @@ impl AppFields {
         }
         if let Some(v) = self.name_id_source {
             app.name_id.source = v.parse()?;
+        }
+        if let Some(v) = self.name_id_formats {
+            app.name_id_formats = v
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(NameIdFormat::parse)
+                .collect::<Result<_, _>>()?;
         }
         if !self.attributes.is_empty() {
             app.attributes = self
@@ -574,6 +588,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                     "name id",
                     format!("{} from {}", s.name_id.format.uri(), s.name_id.source),
                 ),
+                ("name id formats allowed", s.name_id_formats_text()),
                 ("attributes", attrs.join("; ")),
                 ("sign response", yes_no(s.sign_response)),
                 ("sign assertion", yes_no(s.sign_assertion)),

@@ -873,6 +873,133 @@ fn app_json(dir: &Path, app: &str) -> serde_json::Value {
     serde_json::from_str(&ok(dir, &["app", "show", app, "--json"])).unwrap()
 }
 
+/// SP metadata listing `formats` as its NameIDFormats.
+fn metadata_with_formats(entity: &str, formats: &[&str]) -> String {
+    let listed: String = formats
+        .iter()
+        .map(|f| format!("<md:NameIDFormat>{f}</md:NameIDFormat>"))
+        .collect();
+    format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    {listed}
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{entity}/acs" index="0"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>"#
+    )
+}
+
+#[test]
+fn app_name_id_formats_are_set_shown_checked_and_warned_about() {
+    let dir = workdir();
+    let d = dir.path();
+    let entity = "https://crm.example.net/saml";
+    let transient = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+    let persistent = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+    ok(
+        d,
+        &[
+            "app",
+            "add",
+            "--entity-id",
+            entity,
+            "--acs-url",
+            "https://crm.example.net/saml/acs",
+            "--name-id-formats",
+            "transient,persistent",
+        ],
+    );
+    let shown = app_json(d, entity);
+    assert_eq!(
+        shown["name_id_formats"],
+        serde_json::json!([transient, persistent])
+    );
+    let text = ok(d, &["app", "show", entity]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("name id formats allowed")
+                && l.ends_with("transient, persistent")),
+        "{text}"
+    );
+    // The spelling the issue used works too; a list without the app's own format, or
+    // with a format we do not make, is refused in one line and changes nothing.
+    ok(d, &["app", "set", entity, "--nameid-formats", "persistent"]);
+    assert_eq!(
+        app_json(d, entity)["name_id_formats"],
+        serde_json::json!([persistent])
+    );
+    let before = app_json(d, entity);
+    let err = fails_with(
+        d,
+        &["app", "set", entity, "--name-id-formats", "transient"],
+        2,
+    );
+    assert!(err.contains("invalid name_id_formats"), "{err}");
+    let err = fails_with(
+        d,
+        &["app", "set", entity, "--name-id-formats", "kerberos"],
+        2,
+    );
+    assert!(err.contains("kerberos"), "{err}");
+    assert_eq!(app_json(d, entity), before);
+    // "" clears it: any format.
+    ok(d, &["app", "set", entity, "--name-id-formats", ""]);
+    assert_eq!(
+        app_json(d, entity)["name_id_formats"],
+        serde_json::json!([])
+    );
+    let text = ok(d, &["app", "show", entity]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("name id formats allowed") && l.ends_with("any")),
+        "{text}"
+    );
+
+    // `app add --metadata`: an SP that asks only for transient (mellon's default) and an
+    // allowed list without it is warned about; with it, not.
+    let file = d.join("mellon-sp.xml");
+    let mellon = "https://mellon.example.net/sp";
+    std::fs::write(&file, metadata_with_formats(mellon, &[transient])).unwrap();
+    let file = file.to_str().unwrap();
+    let out = latchkey(
+        d,
+        &[
+            "app",
+            "add",
+            "--metadata",
+            file,
+            "--name-id-format",
+            "persistent",
+            "--name-id-formats",
+            "persistent,email",
+        ],
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.lines().any(|l| l.starts_with("warning: ")
+            && l.contains(transient)
+            && l.contains("allows only persistent, email-address")
+            && l.contains("--name-id-formats")),
+        "{stderr}"
+    );
+    ok(d, &["app", "remove", mellon]);
+    let out = latchkey(
+        d,
+        &[
+            "app",
+            "add",
+            "--metadata",
+            file,
+            "--name-id-formats",
+            "transient",
+        ],
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("--name-id-formats"), "{stderr}");
+}
+
 #[test]
 fn app_tile_login_url_is_set_shown_refused_and_cleared() {
     let dir = workdir();

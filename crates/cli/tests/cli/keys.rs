@@ -228,7 +228,10 @@ fn activation_waits_for_the_metadata_cache_duration() {
     let dir = workdir("");
     let d = dir.path();
     let as_kim = [("USER", "kim")];
-    ok(d, &["key", "init", "--alg", "ecdsa-p256"]);
+    let init = latchkey_env(d, &["key", "init", "--alg", "ecdsa-p256"], &as_kim);
+    assert!(init.status.success());
+    // A second `init` finds the key: nothing changes, nothing is recorded.
+    assert!(latchkey_env(d, &["key", "init"], &as_kim).status.success());
     let rotated = latchkey_env(d, &["key", "rotate", "--alg", "ecdsa-p256"], &as_kim);
     assert!(rotated.status.success());
     let rotated = String::from_utf8(rotated.stdout).unwrap();
@@ -260,7 +263,8 @@ fn activation_waits_for_the_metadata_cache_duration() {
     assert!(warning.starts_with("warning: "), "{warning}");
     assert_eq!(list(d)[0]["id"], next.as_str());
 
-    // Both changes are in the audit log under the admin's name.
+    // Every change, the first key's generation included, is in the audit log under the
+    // admin's name.
     let events: Vec<serde_json::Value> =
         serde_json::from_str(&ok(d, &["audit", "--json"])).unwrap();
     let keys: Vec<(&str, &str)> = events
@@ -276,7 +280,11 @@ fn activation_waits_for_the_metadata_cache_duration() {
         .collect();
     assert_eq!(
         keys,
-        [("key.activate", "cli:kim"), ("key.rotate", "cli:kim")]
+        [
+            ("key.activate", "cli:kim"),
+            ("key.rotate", "cli:kim"),
+            ("key.generate", "cli:kim")
+        ]
     );
     let activated = events
         .iter()

@@ -143,6 +143,44 @@ fn sign_in_survives_a_closed_stderr_pipe() {
     sign_in_survives_a_broken_stderr(BrokenStderr::ClosedPipe);
 }
 
+/// Logs written to a file (stderr not a terminal, as under systemd or a log collector)
+/// carry no ANSI colour codes: every level and field arrives as plain text.
+#[test]
+fn logs_to_a_file_carry_no_colour_codes() {
+    let (dir, port, _, config) = cheap_server_config();
+    let log = dir.path().join("serve.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "debug")
+        .env_remove("LATCHKEY_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let started = Instant::now();
+    while !http_get(port, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "latchkey serve exited before it answered"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(http_get(port, "/login").is_some());
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO") && text.contains("DEBUG"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in the log: {text:?}"
+    );
+}
+
 /// `--json` listings print the same object the admin API answers: an application from
 /// `latchkey app show --json` equals `GET /api/v1/apps/{id}` of a running server, but for
 /// the CLI's added `access_groups`.

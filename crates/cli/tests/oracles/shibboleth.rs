@@ -1,11 +1,12 @@
 //! Shibboleth SP 3, the reference SAML service provider, against a real `latchkey serve`.
 //!
 //! `shibd` and Apache with `mod_shib` run as private instances from a temporary directory
-//! (see `shibboleth/peer.rs`: Debian's defaults, changed only where an administrator must);
-//! the IdP runs on 127.0.0.1 and Apache on localhost. Shibboleth is registered in Latchkey
+//! (see `shibboleth/peer.rs`: Debian's defaults, changed only where an administrator must;
+//! Apache itself is `apache.rs`'s); the IdP (`sp_idp.rs`) runs on 127.0.0.1 and Apache on
+//! localhost. Shibboleth is registered in Latchkey
 //! from the metadata it serves itself (`latchkey app add --metadata`, the `generic-saml`
-//! template) and reads Latchkey's `/saml/metadata`. A scripted browser (`shibboleth/
-//! client.rs`: a cookie jar, redirects, auto-posted forms and meta refreshes followed by
+//! template) and reads Latchkey's `/saml/metadata`. A scripted browser (`client.rs`: a
+//! cookie jar, redirects, auto-posted forms and meta refreshes followed by
 //! hand) then goes through:
 //!
 //! 1. SP-initiated login: the protected page sends alice to the IdP; she signs in and the
@@ -22,127 +23,18 @@
 //! installs them); without them the test FAILS and names them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-#[path = "shibboleth/client.rs"]
-mod client;
 #[path = "shibboleth/peer.rs"]
 mod peer;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use latchkey_idp::directory::{NewGroup, NewUser};
-use latchkey_idp::password::Password;
-use latchkey_idp::{Actor, Config, Store};
-use latchkey_saml::binding::{BindingLimits, redirect};
-
-use client::{Client, Page, forms};
+use crate::apache::free_port;
+use crate::client::Client;
+use crate::sp_idp::{
+    Idp, between, cli, hop, portal_sign_out, posted_response, redirect_message, sign_in, variables,
+    xml_attr,
+};
 use peer::Shibboleth;
-
-const PASSWORD: &str = "shibboleth interop 1";
-
-/// Kills `latchkey serve` when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// alice (in `staff`, which the SP is assigned to) and carol (in no group).
-async fn seed(config: &Path) {
-    let config = Config::load(Some(config)).unwrap();
-    let store = Store::open(&config).await.unwrap();
-    let admin = Actor::system();
-    let mut alice = NewUser::new("alice", "alice@example.org");
-    alice.given_name = Some("Alice".into());
-    alice.family_name = Some("Anders".into());
-    alice.display_name = Some("Alice Anders".into());
-    alice.password = Some(Password::new(PASSWORD));
-    let alice = store.users().create(&admin, alice).await.unwrap();
-    let mut carol = NewUser::new("carol", "carol@example.org");
-    carol.password = Some(Password::new(PASSWORD));
-    store.users().create(&admin, carol).await.unwrap();
-    let staff = store
-        .groups()
-        .create(&admin, NewGroup::new("staff"))
-        .await
-        .unwrap();
-    store
-        .groups()
-        .add_member(&admin, staff.id, alice.id)
-        .await
-        .unwrap();
-    store.close().await;
-}
-
-/// Runs an admin command against the IdP's store; it must succeed. Returns stderr too
-/// (where `app add` prints what it left out of the metadata).
-fn cli(config: &Path, args: &[&str]) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("LATCHKEY_CONFIG")
-        .env_remove("LATCHKEY_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("LATCHKEY_DATA_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "latchkey {args:?} failed: {stderr}");
-    (String::from_utf8(out.stdout).unwrap(), stderr)
-}
-
-/// The variables a `<!--#printenv -->` page shows, one `NAME=value` a line.
-fn variables(page: &Page) -> BTreeMap<String, String> {
-    assert_eq!(page.status, 200, "{}: {}", page.url, page.body);
-    let pre = page
-        .body
-        .split_once("<pre>")
-        .and_then(|(_, rest)| rest.split_once("</pre>"))
-        .unwrap_or_else(|| panic!("not the variables page: {}", page.body))
-        .0;
-    pre.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), client::unescape(v)))
-        .collect()
-}
-
-/// Fills and sends the IdP's sign-in form, which `page` must be.
-async fn sign_in(b: &mut Client, page: Page, user: &str) -> Page {
-    let mut form = forms(&page)
-        .into_iter()
-        .find(|f| f.get("password").is_some())
-        .unwrap_or_else(|| panic!("no sign-in form at {}: {}", page.url, page.body));
-    form.set("username", user);
-    form.set("password", PASSWORD);
-    let page = b.submit(&form).await;
-    b.settle(page).await
-}
-
-/// The SAML message a trail entry ("GET URL") carried in its query (HTTP-Redirect), as
-/// Latchkey's own binding decoder reads it, and the query's parameters.
-fn redirect_message(entry: &str) -> (String, BTreeMap<String, String>) {
-    let url = reqwest::Url::parse(entry.split_once(' ').unwrap().1).unwrap();
-    let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
-    let message = redirect::decode(url.query().unwrap(), &BindingLimits::default()).unwrap();
-    (message.xml, query)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shibboleth_sp_signs_in_and_out_through_latchkey() {
@@ -151,58 +43,14 @@ async fn shibboleth_sp_signs_in_and_out_through_latchkey() {
         .prefix("latchkey-shibboleth-")
         .tempdir()
         .unwrap();
-    let (idp_port, sp_port) = (free_port(), free_port());
-    let idp = format!("http://127.0.0.1:{idp_port}");
-    let config = dir.path().join("latchkey.toml");
-    // Cheap Argon2: the test measures interoperability, not hashing.
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"data\"\n[password]\nmemory_kib = 256\niterations = 1\n\
-             [server]\nlisten = \"127.0.0.1:{idp_port}\"\nbase_url = \"{idp}\"\n\
-             cookie_secure = false\n"
-        ),
-    )
-    .unwrap();
-    seed(&config).await;
-    let serve_log = dir.path().join("serve.log");
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env_remove("LATCHKEY_CONFIG")
-            .env_remove("LATCHKEY_DATABASE_URL")
-            .env_remove("DATABASE_URL")
-            .env_remove("LATCHKEY_DATA_DIR")
-            .env_remove("LATCHKEY_LISTEN")
-            .env_remove("LATCHKEY_BASE_URL")
-            .env_remove("LATCHKEY_COOKIE_SECURE")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&serve_log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let idp_server = Idp::start(dir.path()).await;
+    let config = idp_server.config.clone();
+    let idp_entity = idp_server.entity_id.clone();
+    let idp = idp_server.base.clone();
     let mut b = Client::new();
-    let started = Instant::now();
-    let probe = reqwest::Client::builder().no_proxy().build().unwrap();
-    let idp_metadata = loop {
-        if let Ok(r) = probe.get(format!("{idp}/saml/metadata")).send().await
-            && r.status() == 200
-        {
-            break r.text().await.unwrap();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "latchkey serve did not come up: {}",
-            std::fs::read_to_string(&serve_log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let idp_entity = format!("{idp}/saml/metadata");
-
     let shib_dir = dir.path().join("shibboleth");
     std::fs::create_dir_all(&shib_dir).unwrap();
-    let mut sp = Shibboleth::start(&shib_dir, sp_port, &idp_entity, &idp_metadata);
+    let mut sp = Shibboleth::start(&shib_dir, free_port(), &idp_entity, &idp_server.metadata);
     let secure = format!("{}/secure/env.shtml", sp.base);
 
     // Register the SP from the metadata it generates itself.
@@ -375,19 +223,7 @@ async fn shibboleth_sp_signs_in_and_out_through_latchkey() {
     // 5. Single logout from the portal: the IdP's page frames each application; the frame
     //    sends Shibboleth a LogoutRequest, Shibboleth answers into it, and the logout ends
     //    on the IdP's page naming the app as signed out.
-    let portal = d.get(&format!("{idp}/portal")).await;
-    let form = forms(&portal)
-        .into_iter()
-        .find(|f| f.action.path() == "/logout")
-        .unwrap_or_else(|| panic!("no sign-out form: {}", portal.body));
-    let page = d.submit(&form).await;
-    let page = d.settle(page).await;
-    let frame = between(&page.body, "<iframe data-slo src=\"", "\"").to_owned();
-    let done = between(&page.body, "id=\"slo-done\" href=\"", "\"").to_owned();
-    let framed = d.get(&format!("{idp}{frame}")).await;
-    let framed = d.settle(framed).await;
-    assert!(framed.body.contains("signed you out"), "{}", framed.body);
-    let page = d.get(&format!("{idp}{done}")).await;
+    let page = portal_sign_out(&mut d, &idp_server).await;
     let hop_in = hop(
         &d,
         &format!("GET {}/Shibboleth.sso/SLO/Redirect?SAMLRequest=", sp.base),
@@ -533,42 +369,4 @@ fn check_alice(env: &BTreeMap<String, String>, idp_entity: &str, sp_entity: &str
         "{env:#?}"
     );
     assert!(env.contains_key("Shib-Session-ID"), "{env:#?}");
-}
-
-/// The one trail entry that starts with `prefix`.
-fn hop(b: &Client, prefix: &str) -> String {
-    let hops: Vec<&String> = b.trail.iter().filter(|h| h.starts_with(prefix)).collect();
-    assert_eq!(hops.len(), 1, "one {prefix}... in {:#?}", b.trail);
-    hops[0].clone()
-}
-
-/// The SAMLResponse of the last form posted to `acs`, decoded.
-fn posted_response(b: &Client, acs: &str) -> String {
-    let (_, fields) = b
-        .posts
-        .iter()
-        .rev()
-        .find(|(to, _)| to.as_str() == acs)
-        .unwrap_or_else(|| panic!("nothing posted to {acs}: {:#?}", b.trail));
-    let value = &fields.iter().find(|(n, _)| n == "SAMLResponse").unwrap().1;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(value)
-        .unwrap();
-    String::from_utf8(raw).unwrap()
-}
-
-/// The value of the first `name="..."` attribute in `xml` (on the root element for the
-/// names used here: ID, InResponseTo).
-fn xml_attr(xml: &str, name: &str) -> String {
-    between(xml, &format!(" {name}=\""), "\"").to_owned()
-}
-
-/// The text between the first `start` in `text` and the next `end`.
-fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
-    let from = text
-        .find(start)
-        .unwrap_or_else(|| panic!("no {start:?} in {text}"))
-        + start.len();
-    let len = text[from..].find(end).unwrap();
-    &text[from..from + len]
 }

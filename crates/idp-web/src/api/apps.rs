@@ -123,6 +123,12 @@ pub struct AppInput {
     /// `pairwise` (default), `email`, `username` or `attr:NAME`.
     #[serde(default)]
     pub name_id_source: Option<String>,
+    /// The NameID formats an AuthnRequest may ask for (each `persistent`, `transient`,
+    /// `email`, `unspecified` or a format URN; output as URNs). A request for another is
+    /// answered `InvalidNameIDPolicy`. Empty (default): any format this IdP makes. When
+    /// set it must include `name_id_format`.
+    #[serde(default)]
+    pub name_id_formats: Vec<String>,
     /// Released attributes, each `NAME[@FORMAT]=SOURCE[|FILTER]`.
     #[serde(default)]
     pub attributes: Vec<String>,
@@ -184,6 +190,11 @@ impl From<&NewApplication> for AppInput {
             encryption_methods: s.encryption_methods.clone(),
             name_id_format: Some(s.name_id.format.uri().to_owned()),
             name_id_source: Some(s.name_id.source.to_string()),
+            name_id_formats: s
+                .name_id_formats
+                .iter()
+                .map(|f| f.uri().to_owned())
+                .collect(),
             attributes: s.attributes.iter().map(ToString::to_string).collect(),
             sign_response: s.sign_response,
             sign_assertion: s.sign_assertion,
@@ -257,6 +268,14 @@ impl AppInput {
                 .transpose()?
                 .unwrap_or(defaults.source),
         };
+        let name_id_formats = self
+            .name_id_formats
+            .iter()
+            .map(|f| {
+                NameIdFormat::parse(f)
+                    .map_err(|e| ApiError::invalid("name_id_formats", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let attributes = self
             .attributes
             .iter()
@@ -285,6 +304,7 @@ impl AppInput {
             encryption_cert: self.encryption_cert,
             encryption_methods: self.encryption_methods,
             name_id,
+            name_id_formats,
             attributes,
             sign_response: self.sign_response,
             sign_assertion: self.sign_assertion,

@@ -70,6 +70,7 @@ struct AppPage {
     entity_id: String,
     acs: Vec<String>,
     name_id: String,
+    name_id_formats: String,
     signing: String,
     encryption: String,
     groups: String,
@@ -100,6 +101,7 @@ pub(crate) async fn show(
         nav: op.nav(),
         acs: s.acs.iter().map(|a| a.url.clone()).collect(),
         name_id: format!("{:?} from {:?}", s.name_id.format, s.name_id.source),
+        name_id_formats: s.name_id_formats_text(),
         signing: format!(
             "response signed: {}; assertion signed: {}; requests must be signed: {}",
             yes(s.sign_response),

@@ -607,6 +607,8 @@ async fn applications(t: TestStore) {
         .call(Method::POST, "/api/v1/apps", Some(wiki.clone()))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{app}");
+    // The launch slug, derived from the name (`/saml/init/wiki`).
+    assert_eq!(app["slug"], "wiki");
     assert_eq!(
         app["acs"][0]["binding"],
         "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
@@ -1441,6 +1443,61 @@ async fn application_tile_login_url(t: TestStore) {
     assert_eq!(
         gitlab["tile"]["login_url"],
         "https://git.example.org/users/sign_in"
+    );
+}
+
+crate::on_both_backends!(application_name_id_formats);
+
+/// The allowed NameID formats travel as URNs, take short names, must include the app's
+/// own format, and an empty list (the default) means any.
+async fn application_name_id_formats(t: TestStore) {
+    let a = api(t).await;
+    let mut app = json!({
+        "entity_id": "https://crm.example.org/saml",
+        "name": "CRM",
+        "acs": [{"url": "https://crm.example.org/saml/acs"}],
+    });
+    let (s, made) = a
+        .call(Method::POST, "/api/v1/apps", Some(app.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    assert_eq!(made["name_id_formats"], json!([]));
+    let id = made["id"].as_str().unwrap().to_owned();
+
+    app["name_id_formats"] = json!(["transient", "persistent", "transient"]);
+    let (s, replaced) = a
+        .call(
+            Method::PUT,
+            &format!("/api/v1/apps/{id}"),
+            Some(app.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{replaced}");
+    let allowed = json!([
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+    ]);
+    assert_eq!(replaced["name_id_formats"], allowed);
+    assert_eq!(
+        a.get(&format!("/api/v1/apps/{id}")).await.1["name_id_formats"],
+        allowed
+    );
+
+    let events = a.audit_count().await;
+    // Without the app's own format (persistent), or with one we do not know: refused.
+    for bad in [json!(["transient"]), json!(["persistent", "kerberos"])] {
+        let mut body = app.clone();
+        body["name_id_formats"] = bad.clone();
+        let resp = a
+            .call(Method::PUT, &format!("/api/v1/apps/{id}"), Some(body))
+            .await;
+        assert_error(&resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+        assert_eq!(resp.1["field"], "name_id_formats", "{bad}");
+    }
+    assert_eq!(a.audit_count().await, events);
+    assert_eq!(
+        a.get(&format!("/api/v1/apps/{id}")).await.1["name_id_formats"],
+        allowed
     );
 }
 

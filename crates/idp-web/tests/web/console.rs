@@ -768,3 +768,38 @@ async fn only_admins_grant_and_revoke_roles_in_the_console() {
         [("role.revoke", Some("root")), ("role.grant", Some("root"))]
     );
 }
+
+/// The read-only application page says which NameID formats a request may ask for: any
+/// until the admin sets a list, then the list.
+#[tokio::test]
+async fn the_app_page_shows_the_allowed_name_id_formats() {
+    let idp = idp().await;
+    person(&idp, "root", Some(Role::Admin)).await;
+    let mut b = signed_in(&idp, "root").await;
+    let route = format!("/admin/apps/{}", idp.app.id);
+    let row = |body: &str| {
+        let from = body
+            .find("<dt>NameID formats a request may ask for</dt><dd>")
+            .unwrap_or_else(|| panic!("no formats row: {body}"));
+        let rest = &body[from..];
+        rest[..rest.find("</dd>").unwrap()]
+            .rsplit("<dd>")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let page = b.get(&route).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(row(&page.body), "any");
+    idp.store
+        .apps()
+        .update(&Actor::system(), idp.app.id, |a| {
+            a.name_id_formats = vec![
+                latchkey_idp::apps::NameIdFormat::Persistent,
+                latchkey_idp::apps::NameIdFormat::Transient,
+            ];
+        })
+        .await
+        .unwrap();
+    assert_eq!(row(&b.get(&route).await.body), "persistent, transient");
+}

@@ -687,6 +687,91 @@ async fn the_requested_name_id_format_is_issued() {
     );
 }
 
+/// An app with an allowed list gets only the formats on it: one outside it is answered
+/// InvalidNameIDPolicy at once (nobody is asked to sign in for it), one on it is issued,
+/// and a request naming none gets the app's own.
+#[tokio::test]
+async fn a_name_id_format_outside_the_apps_allowed_list_is_refused() {
+    let idp = idp().await;
+    idp.store
+        .apps()
+        .update(&latchkey_idp::Actor::system(), idp.app.id, |a| {
+            a.name_id_formats = vec![
+                latchkey_idp::apps::NameIdFormat::Persistent,
+                latchkey_idp::apps::NameIdFormat::EmailAddress,
+            ];
+        })
+        .await
+        .unwrap();
+    let ask = |format: Option<&str>| {
+        let mut request = authn_request(SP);
+        request.name_id_policy = Some(NameIdPolicy {
+            format: format.map(str::to_owned),
+            sp_name_qualifier: None,
+            allow_create: Some(true),
+        });
+        (request.id.clone(), redirect_uri(&request, None))
+    };
+    let mut b = Browser::new(&idp);
+    let (id, uri) = ask(Some(name_id_format::TRANSIENT));
+    let page = b.get(&uri).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_refused_with(&idp, SP, SP_ACS, &page, &id, code::INVALID_NAMEID_POLICY);
+
+    b.login("alice", PASSWORD, None).await;
+    let (id, uri) = ask(Some(name_id_format::TRANSIENT));
+    let page = b.get(&uri).await;
+    assert_refused_with(&idp, SP, SP_ACS, &page, &id, code::INVALID_NAMEID_POLICY);
+    let (id, uri) = ask(Some(name_id_format::EMAIL));
+    let subject = sp_validate(
+        &idp,
+        SP,
+        SP_ACS,
+        &b.get(&uri).await.saml_response(),
+        Some(&id),
+    )
+    .unwrap();
+    assert_eq!(subject.name_id.value, "alice@example.org");
+    for asked in [None, Some(name_id_format::UNSPECIFIED)] {
+        let (id, uri) = ask(asked);
+        let subject = sp_validate(
+            &idp,
+            SP,
+            SP_ACS,
+            &b.get(&uri).await.saml_response(),
+            Some(&id),
+        )
+        .unwrap();
+        assert_eq!(
+            subject.name_id.format.as_deref(),
+            Some(name_id_format::PERSISTENT),
+            "{asked:?}"
+        );
+    }
+
+    // Without the list (the default), transient is issued again.
+    idp.store
+        .apps()
+        .update(&latchkey_idp::Actor::system(), idp.app.id, |a| {
+            a.name_id_formats.clear();
+        })
+        .await
+        .unwrap();
+    let (id, uri) = ask(Some(name_id_format::TRANSIENT));
+    let subject = sp_validate(
+        &idp,
+        SP,
+        SP_ACS,
+        &b.get(&uri).await.saml_response(),
+        Some(&id),
+    )
+    .unwrap();
+    assert_eq!(
+        subject.name_id.format.as_deref(),
+        Some(name_id_format::TRANSIENT)
+    );
+}
+
 /// AllowCreate="false" for a persistent identifier the user does not have yet: the SP is
 /// told InvalidNameIDPolicy; once one exists, it is sent.
 #[tokio::test]
@@ -851,9 +936,22 @@ async fn an_authn_request_id_is_answered_once() {
     // The same signed request again, still inside its IssueInstant window.
     let again = b.get(&uri).await;
     assert_eq!(again.error_code(), Some("SSO-REPLAYED"), "{}", again.body);
-    // From another browser (another node would share the store the same way).
+    // From another browser.
     let mut other = Browser::new(&idp);
     assert_eq!(other.get(&uri).await.error_code(), Some("SSO-REPLAYED"));
+    // At another node: its own pool and server state over the same database.
+    let (node_b, _) = second_node(&idp).await;
+    let at_b = tower::ServiceExt::oneshot(
+        node_b,
+        axum::http::Request::get(uri.as_str())
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(!at_b.status().is_success(), "{}", at_b.status());
+    let body = body_text(at_b).await;
+    assert!(body.contains("Error code: <code>SSO-REPLAYED<"), "{body}");
     // A fresh request from the same application is answered.
     let page = b
         .get(&signed_redirect_uri(&authn_request(SIGNED_SP), &idp.sp_key))

@@ -35,6 +35,8 @@ use crate::catalog::Template;
 const METADATA_NS: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
 const MDUI_NS: &str = "urn:oasis:names:tc:SAML:metadata:ui";
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+/// SAML V2.0 Metadata Profile for Algorithm Support.
+const ALG_NS: &str = "urn:oasis:names:tc:SAML:metadata:algsupport";
 
 /// Why SP metadata could not become an application. Each variant names what was wrong so
 /// the CLI and the API can point at it.
@@ -163,12 +165,28 @@ pub enum ImportWarning {
         /// The formats listed.
         formats: Vec<String>,
     },
-    /// The SP lists the NameID formats it accepts, and the application is set to send
-    /// another: its first login will likely fail at the SP.
+    /// The SP lists the NameID formats it accepts, and the application's own format (what
+    /// a request naming none, or an IdP-initiated login, gets) is another: such logins will
+    /// likely fail at the SP. A request naming one of the SP's formats gets that one.
     NameIdFormatMismatch {
-        /// The format the application sends.
+        /// The application's own format.
         configured: String,
         /// The formats the SP lists.
+        listed: Vec<String>,
+    },
+    /// The SP lists the NameID formats it accepts and the application's allowed list holds
+    /// none of them: every request that names one of them is refused.
+    NameIdFormatsDisallowed {
+        /// The formats the application allows (short names).
+        allowed: Vec<String>,
+        /// The formats the SP lists.
+        listed: Vec<String>,
+    },
+    /// The SP publishes a signing key and lists the signature algorithms it uses
+    /// (`alg:SigningMethod`), none of which this IdP accepts: its signed requests and
+    /// logout messages will be refused.
+    SigningMethodsRefused {
+        /// The algorithms listed.
         listed: Vec<String>,
     },
     /// The SP wants signed assertions (`WantAssertionsSigned`) and the application signs
@@ -202,8 +220,22 @@ impl fmt::Display for ImportWarning {
             ),
             ImportWarning::NameIdFormatMismatch { configured, listed } => write!(
                 f,
-                "the SP lists NameID formats {} but the application sends {configured}: its \
-                 logins may fail (set --name-id-format)",
+                "the SP lists NameID formats {} but the application's own is {configured}: \
+                 requests that name no format, and IdP-initiated logins, get it and may fail \
+                 (set --name-id-format)",
+                listed.join(", ")
+            ),
+            ImportWarning::NameIdFormatsDisallowed { allowed, listed } => write!(
+                f,
+                "the SP lists NameID formats {} but the application allows only {}: its \
+                 requests for them will be refused (set --name-id-formats)",
+                listed.join(", "),
+                allowed.join(", ")
+            ),
+            ImportWarning::SigningMethodsRefused { listed } => write!(
+                f,
+                "the SP signs with {}, which this IdP does not accept (RSA or ECDSA with \
+                 SHA-2 only): its signed requests and logout messages will be refused",
                 listed.join(", ")
             ),
             ImportWarning::AssertionsNotSigned => f.write_str(
@@ -240,6 +272,9 @@ pub struct SpMetadata {
     pub name_id_formats: Vec<String>,
     /// `WantAssertionsSigned`.
     pub want_assertions_signed: bool,
+    /// The signature algorithms the SP says it uses (`alg:SigningMethod`, on the entity or
+    /// its SPSSODescriptor), as listed; empty when it says nothing.
+    pub signing_methods: Vec<String>,
     /// `AuthnRequestsSigned`.
     pub authn_requests_signed: bool,
     /// What was left out.
@@ -261,6 +296,34 @@ impl SpMetadata {
             out.push(ImportWarning::NameIdFormatMismatch {
                 configured: configured.to_owned(),
                 listed: listed.clone(),
+            });
+        }
+        // `unspecified` in the SP's list means it takes whatever it gets; a format we do
+        // not know cannot be on the allowed list.
+        let allowed = |f: &String| {
+            f == latchkey_saml::assertion::name_id_format::UNSPECIFIED
+                || NameIdFormat::parse(f).is_ok_and(|f| app.allows_name_id_format(f))
+        };
+        if !app.name_id_formats.is_empty() && !listed.is_empty() && !listed.iter().any(allowed) {
+            out.push(ImportWarning::NameIdFormatsDisallowed {
+                allowed: app
+                    .name_id_formats
+                    .iter()
+                    .map(|f| f.short().to_owned())
+                    .collect(),
+                listed: listed.clone(),
+            });
+        }
+        let accepted = |uri: &String| {
+            latchkey_xmlsec::crypto::SignatureAlgorithm::from_uri(uri.trim())
+                .is_some_and(|a| latchkey_saml::inbound::SIGNATURE_ALGORITHMS.contains(&a))
+        };
+        if !app.signing_certs.is_empty()
+            && !self.signing_methods.is_empty()
+            && !self.signing_methods.iter().any(accepted)
+        {
+            out.push(ImportWarning::SigningMethodsRefused {
+                listed: self.signing_methods.clone(),
             });
         }
         if self.want_assertions_signed && !app.sign_assertion {
@@ -316,6 +379,7 @@ impl SpMetadata {
                 valid_until: format_rfc3339(v),
             });
         }
+        out.signing_methods = alg_signing_methods(xml, &entity.entity_id);
         if let Some(name) = mdui_display_name(xml, &entity.entity_id) {
             out.display_name = Some(name);
         }
@@ -387,6 +451,7 @@ impl SpMetadata {
             name_id_format,
             name_id_formats: sp.name_id_formats.clone(),
             want_assertions_signed: sp.want_assertions_signed,
+            signing_methods: Vec::new(),
             authn_requests_signed: sp.authn_requests_signed,
             warnings,
         })
@@ -586,6 +651,34 @@ fn mdui_display_name(xml: &str, entity_id: &str) -> Option<String> {
         .collect();
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// The `alg:SigningMethod` algorithms of the entity's and its SPSSODescriptor's
+/// Extensions, which the metadata model does not carry. Used only to warn.
+fn alg_signing_methods(xml: &str, entity_id: &str) -> Vec<String> {
+    let Ok(doc) = reader::parse(xml, &Limits::metadata()) else {
+        return Vec::new();
+    };
+    let is = |n: &Node<'_, '_>, ns: &str, local: &str| {
+        n.is_element() && n.tag_name().namespace() == Some(ns) && n.tag_name().name() == local
+    };
+    let Some(entity) = doc.tree().descendants().find(|n| {
+        is(n, METADATA_NS, "EntityDescriptor")
+            && n.attribute("entityID").map(str::trim) == Some(entity_id)
+    }) else {
+        return Vec::new();
+    };
+    std::iter::once(entity)
+        .chain(
+            entity
+                .children()
+                .filter(|n| is(n, METADATA_NS, "SPSSODescriptor")),
+        )
+        .flat_map(|r| r.children().filter(|n| is(n, METADATA_NS, "Extensions")))
+        .flat_map(|x| x.children().filter(|n| is(n, ALG_NS, "SigningMethod")))
+        .filter_map(|m| m.attribute("Algorithm"))
+        .map(|a| a.trim().to_owned())
+        .collect()
 }
 
 /// A name from metadata as the registry accepts names: whitespace runs (newlines from

@@ -141,7 +141,8 @@ impl NameIdFormat {
             })
     }
 
-    fn short(self) -> &'static str {
+    /// The short name the CLI takes and shows.
+    pub fn short(self) -> &'static str {
         match self {
             NameIdFormat::Persistent => "persistent",
             NameIdFormat::Transient => "transient",
@@ -315,6 +316,14 @@ pub struct NewApplication {
     pub encryption_methods: Vec<String>,
     /// NameID format and source.
     pub name_id: NameIdPolicy,
+    /// The NameID formats a request may ask for (its NameIDPolicy or Subject). Empty: every
+    /// format this IdP can make, which is what SPs with default settings need (mod_auth_mellon
+    /// asks for transient, node-saml for emailAddress). An admin narrows it when an SP must
+    /// never be able to pick, say, a correlatable e-mail NameID over the pairwise one. When
+    /// set it includes `name_id.format`, what a request that names no format gets. Absent in
+    /// data written before the field existed.
+    #[serde(default)]
+    pub name_id_formats: Vec<NameIdFormat>,
     /// Attributes released to the SP; nothing else is.
     pub attributes: Vec<AttributeMapping>,
     /// Sign the `<Response>`.
@@ -357,6 +366,7 @@ impl NewApplication {
             encryption_cert: None,
             encryption_methods: Vec::new(),
             name_id: NameIdPolicy::default(),
+            name_id_formats: Vec::new(),
             attributes: Vec::new(),
             sign_response: true,
             sign_assertion: true,
@@ -371,6 +381,25 @@ impl NewApplication {
     pub fn encrypt_options(&self) -> EncryptOptions {
         let advertised: Vec<&str> = self.encryption_methods.iter().map(String::as_str).collect();
         latchkey_saml::encryption::options_for_sp(&advertised)
+    }
+
+    /// Whether a request may ask for `format`: the allowed list holds it, or there is no
+    /// list. The app's own format is always allowed (a list without it is refused when
+    /// stored).
+    pub fn allows_name_id_format(&self, format: NameIdFormat) -> bool {
+        self.name_id_formats.is_empty()
+            || format == self.name_id.format
+            || self.name_id_formats.contains(&format)
+    }
+
+    /// The allowed list as admins read it (CLI and console): short names, or `any` when
+    /// there is no list.
+    pub fn name_id_formats_text(&self) -> String {
+        if self.name_id_formats.is_empty() {
+            return "any".into();
+        }
+        let names: Vec<&str> = self.name_id_formats.iter().map(|f| f.short()).collect();
+        names.join(", ")
     }
 
     /// The ACS endpoint to use when a request names none: the one marked default, else the

@@ -25,6 +25,7 @@ struct AppRow {
     encryption_methods: String,
     name_id_format: String,
     name_id_source: String,
+    name_id_formats: String,
     attribute_mappings: String,
     sign_response: i64,
     sign_assertion: i64,
@@ -45,7 +46,7 @@ macro_rules! select_apps {
     ($tail:literal) => {
         concat!(
             "SELECT a.id, a.entity_id, a.name, a.slug, a.acs_endpoints, a.slo_endpoint, a.signing_certs, \
-             a.encryption_cert, a.encryption_methods, a.name_id_format, a.name_id_source, a.attribute_mappings, \
+             a.encryption_cert, a.encryption_methods, a.name_id_format, a.name_id_source, a.name_id_formats, a.attribute_mappings, \
              a.sign_response, a.sign_assertion, a.encrypt_assertion, a.tile_description, \
              a.tile_icon_url, a.default_relay_state, a.tile_visible, a.tile_login_url, a.authn_requests_signed, \
              a.allow_unsigned_logout, a.launch_without_confirmation, a.created_at, \
@@ -72,6 +73,12 @@ impl AppRow {
             .name_id_source
             .parse()
             .map_err(|e| Error::corrupt("applications.name_id_source", e))?;
+        let name_id_formats =
+            json::<Vec<String>>("applications.name_id_formats", &self.name_id_formats)?
+                .iter()
+                .map(|f| NameIdFormat::parse(f))
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| Error::corrupt("applications.name_id_formats", e))?;
         Ok(Application {
             id: AppId::from_db(&self.id)?,
             settings: NewApplication {
@@ -93,6 +100,7 @@ impl AppRow {
                     &self.encryption_methods,
                 )?,
                 name_id: super::NameIdPolicy { format, source },
+                name_id_formats,
                 attributes: json("applications.attribute_mappings", &self.attribute_mappings)?,
                 sign_response: flag(self.sign_response),
                 sign_assertion: flag(self.sign_assertion),
@@ -157,9 +165,9 @@ async fn write(
          sign_response, sign_assertion, encrypt_assertion, tile_description, tile_icon_url, \
          default_relay_state, tile_visible, created_at, updated_at, encryption_methods, \
          tile_login_url, authn_requests_signed, allow_unsigned_logout, launch_without_confirmation, \
-         slug) \
+         slug, name_id_formats) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, \
-         $19, $20, $21, $22, $23, $24)"
+         $19, $20, $21, $22, $23, $24, $25)"
     } else {
         "UPDATE applications SET entity_id = $2, name = $3, acs_endpoints = $4, \
          slo_endpoint = $5, signing_certs = $6, encryption_cert = $7, name_id_format = $8, \
@@ -167,7 +175,8 @@ async fn write(
          sign_assertion = $12, encrypt_assertion = $13, tile_description = $14, \
          tile_icon_url = $15, default_relay_state = $16, tile_visible = $17, updated_at = $18, \
          encryption_methods = $19, tile_login_url = $20, authn_requests_signed = $21, \
-         allow_unsigned_logout = $22, launch_without_confirmation = $23, slug = $24 WHERE id = $1"
+         allow_unsigned_logout = $22, launch_without_confirmation = $23, slug = $24, \
+         name_id_formats = $25 WHERE id = $1"
     };
     sqlx::query(sql)
         .bind(id.to_db())
@@ -202,6 +211,13 @@ async fn write(
         .bind(to_flag(app.allow_unsigned_logout))
         .bind(to_flag(app.launch_without_confirmation))
         .bind(&app.slug)
+        .bind(to_json(
+            "applications.name_id_formats",
+            &app.name_id_formats
+                .iter()
+                .map(|f| f.uri())
+                .collect::<Vec<_>>(),
+        )?)
         .execute(conn)
         .await
         .map_err(|e| duplicate(e.into(), &app.entity_id))?;

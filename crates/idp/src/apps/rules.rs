@@ -345,6 +345,17 @@ pub(crate) fn check(mut app: NewApplication) -> Result<NewApplication> {
         }
         _ => {}
     }
+    let mut seen = HashSet::new();
+    app.name_id_formats.retain(|f| seen.insert(f.uri()));
+    if !app.name_id_formats.is_empty() && !app.name_id_formats.contains(&app.name_id.format) {
+        return Err(Error::invalid(
+            "name_id_formats",
+            format!(
+                "the allowed NameID formats must include the application's own ({})",
+                app.name_id.format.short()
+            ),
+        ));
+    }
 
     let mut names = HashSet::new();
     for mapping in &app.attributes {

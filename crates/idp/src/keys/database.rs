@@ -123,10 +123,11 @@ impl DatabaseKeyStore {
     }
 
     /// Makes sure an active key exists, generating one of `algorithm` if the store holds
-    /// none (first start of the first node). When several nodes start at once, one key
-    /// wins and the others' are discarded unused.
+    /// none (first start of the first node), audited as `actor`'s. When several nodes start
+    /// at once, one key wins and the others' are discarded unused (and unrecorded).
     pub async fn load_or_generate(
         &self,
+        actor: &Actor,
         algorithm: KeyAlgorithm,
         now: OffsetDateTime,
     ) -> Result<KeyInfo, KeyError> {
@@ -147,8 +148,10 @@ impl DatabaseKeyStore {
         new.record.activated_at = Some(now);
         self.insert(&mut tx, &new.record, &new.key_pem, &new.cert_pem)
             .await?;
+        let info = new.record.info();
+        audit::record(&mut tx, actor, now, super::generated(&info)).await?;
         tx.commit().await?;
-        Ok(new.record.info())
+        Ok(info)
     }
 
     /// Generates the `next` key; refused while one already waits (see

@@ -68,15 +68,30 @@ impl Keyring {
         }
     }
 
-    /// Makes sure an active key exists, generating one on first use.
+    /// Makes sure an active key exists, generating one on first use, audited as `actor`'s
+    /// (finding one records nothing: nothing changed).
     pub async fn load_or_generate(
         &mut self,
+        actor: &Actor,
         algorithm: KeyAlgorithm,
         now: OffsetDateTime,
     ) -> Result<KeyInfo, KeyError> {
         match self {
-            Keyring::Files { keys: s, .. } => s.load_or_generate(algorithm, now),
-            Keyring::Database(s) => s.load_or_generate(algorithm, now).await,
+            Keyring::Files { keys, audit } => {
+                if let Some(active) = keys
+                    .list()
+                    .into_iter()
+                    .find(|k| k.status == KeyStatus::Active)
+                {
+                    return Ok(active);
+                }
+                audited(audit, actor, now, || {
+                    let info = keys.load_or_generate(algorithm, now)?;
+                    Ok((super::generated(&info), info))
+                })
+                .await
+            }
+            Keyring::Database(s) => s.load_or_generate(actor, algorithm, now).await,
         }
     }
 

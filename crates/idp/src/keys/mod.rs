@@ -541,6 +541,11 @@ fn sort_for_listing(keys: &mut [KeyInfo]) {
     });
 }
 
+/// The audit event of the first key's generation (`key init`, or a server's first start).
+fn generated(first: &KeyInfo) -> Change {
+    key_change("key.generate", first, None, audit::snapshot(first))
+}
+
 /// The audit event of `rotate`.
 fn rotated(next: &KeyInfo) -> Change {
     key_change("key.rotate", next, None, audit::snapshot(next))

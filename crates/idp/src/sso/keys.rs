@@ -21,8 +21,9 @@ use latchkey_xmlsec::crypto::{Certificate, SigningKey};
 use time::OffsetDateTime;
 
 use crate::Store;
+use crate::audit::Actor;
 use crate::config::{Config, Environment, KeyStoreKind};
-use crate::keys::{DatabaseKeyStore, Kek, KeyAlgorithm, KeyError, KeyMaterial, KeyStore};
+use crate::keys::{DatabaseKeyStore, Kek, KeyAlgorithm, KeyError, KeyMaterial, KeyStore, Keyring};
 
 /// The active key and the certificates to publish.
 #[derive(Debug)]
@@ -83,15 +84,17 @@ impl IdpKeys {
         Ok(keys)
     }
 
-    /// Opens the database key store, generating the first key if no node has yet, and
-    /// loads it; `every` is how often [`IdpKeys::spawn_refresh`] looks for changes.
+    /// Opens the database key store, generating the first key if no node has yet (audited
+    /// as the system's), and loads it; `every` is how often [`IdpKeys::spawn_refresh`]
+    /// looks for changes.
     pub async fn open_database(
         keys: DatabaseKeyStore,
         every: Duration,
         algorithm: KeyAlgorithm,
         now: OffsetDateTime,
     ) -> Result<IdpKeys, KeyError> {
-        keys.load_or_generate(algorithm, now).await?;
+        keys.load_or_generate(&Actor::system(), algorithm, now)
+            .await?;
         let idp_keys = Self::with_source(Source::Database { keys, every });
         idp_keys.refresh().await?;
         idp_keys.current()?;
@@ -108,7 +111,18 @@ impl IdpKeys {
         now: OffsetDateTime,
     ) -> Result<IdpKeys, KeyError> {
         match config.keys.store {
-            KeyStoreKind::Files => Self::open(config.data_dir.join("keys"), algorithm, now),
+            KeyStoreKind::Files => {
+                // The first key of a new directory is generated here, so that it is audited
+                // (as the system's) like every other key change.
+                let dir = config.data_dir.join("keys");
+                let mut ring = Keyring::Files {
+                    keys: KeyStore::open(&dir)?,
+                    audit: store.clone(),
+                };
+                ring.load_or_generate(&Actor::system(), algorithm, now)
+                    .await?;
+                Self::open(dir, algorithm, now)
+            }
             KeyStoreKind::Database => {
                 let kek = Kek::resolve(&config.keys, env)?;
                 let every = Duration::from_secs(config.keys.refresh_seconds.max(1));

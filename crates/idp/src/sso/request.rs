@@ -32,7 +32,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::replay::{Seen, SeenRequests};
 use super::{PendingRequest, SsoError};
-use crate::apps::{Application, Binding};
+use crate::apps::{Application, Binding, NameIdFormat};
 use crate::config::ServerSettings;
 use crate::store::Store;
 
@@ -323,19 +323,28 @@ const PRODUCIBLE: [&str; 3] = [
     name_id_format::EMAIL,
 ];
 
-/// A NameIDPolicy asking for a format we cannot make at all is refused with
-/// `InvalidNameIDPolicy`; whether a producible one can be made for this user (an e-mail
-/// address, AllowCreate) is decided when the assertion is built.
+/// A NameIDPolicy asking for a format we cannot make at all, or one the application's
+/// allowed list leaves out, is refused with `InvalidNameIDPolicy`; whether a producible
+/// one can be made for this user (an e-mail address, AllowCreate) is decided when the
+/// assertion is built.
 fn name_id_refusal(app: &Application, request: &AuthnRequest) -> Option<Status> {
     let wanted = requested_format(request)?;
-    if wanted == app.settings.name_id.format.uri() || PRODUCIBLE.contains(&wanted.as_str()) {
-        return None;
+    if wanted != app.settings.name_id.format.uri() && !PRODUCIBLE.contains(&wanted.as_str()) {
+        return Some(Status::failure(
+            code::REQUESTER,
+            Some(code::INVALID_NAMEID_POLICY),
+            Some("this identity provider cannot make a NameID of the requested format"),
+        ));
     }
-    Some(Status::failure(
-        code::REQUESTER,
-        Some(code::INVALID_NAMEID_POLICY),
-        Some("this identity provider cannot make a NameID of the requested format"),
-    ))
+    let allowed =
+        NameIdFormat::parse(&wanted).is_ok_and(|format| app.settings.allows_name_id_format(format));
+    (!allowed).then(|| {
+        Status::failure(
+            code::REQUESTER,
+            Some(code::INVALID_NAMEID_POLICY),
+            Some("the application is not allowed NameIDs of the requested format"),
+        )
+    })
 }
 
 /// A request no session of this IdP could meet, even after a second factor (an unknown

@@ -55,6 +55,13 @@ async fn name_id_for(
         .filter(|f| *f != policy.format.uri())
         .and_then(|f| NameIdFormat::parse(f).ok());
     if let Some(format) = requested {
+        // Checked when the request came (`request::name_id_refusal`); again here for a
+        // format asked for through the request's Subject.
+        if !app.settings.allows_name_id_format(format) {
+            return Err(SsoError::NameIdPolicy(
+                "the application is not allowed NameIDs of the requested format".into(),
+            ));
+        }
         let value = match format {
             NameIdFormat::Transient => {
                 latchkey_saml::ids::new_id().map_err(|e| SsoError::Build(e.to_string()))?

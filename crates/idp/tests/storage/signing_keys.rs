@@ -42,6 +42,7 @@ on_both_backends!(
     activation_waits_for_the_metadata_cache_duration,
     every_database_key_change_is_audited_with_its_actor,
     file_key_changes_are_audited_through_the_keyring,
+    a_servers_first_key_is_recorded_as_the_systems,
 );
 
 fn new_kek() -> Kek {
@@ -101,11 +102,11 @@ async fn rollover_round_trips_through_the_database(t: TestStore) {
         Err(KeyError::NoActiveKey)
     ));
 
-    let first = keys.load_or_generate(ALG, T0).await.unwrap();
+    let first = keys.load_or_generate(&actor(), ALG, T0).await.unwrap();
     assert_eq!(first.status, KeyStatus::Active);
     assert_eq!(first.activated_at, Some(T0));
     assert_eq!(
-        keys.load_or_generate(KeyAlgorithm::Rsa2048, T1)
+        keys.load_or_generate(&actor(), KeyAlgorithm::Rsa2048, T1)
             .await
             .unwrap(),
         first
@@ -168,7 +169,7 @@ async fn rollover_round_trips_through_the_database(t: TestStore) {
 
 async fn private_keys_are_sealed_at_rest(t: TestStore) {
     let keys = DatabaseKeyStore::new(t.store.clone(), new_kek());
-    let info = keys.load_or_generate(ALG, T0).await.unwrap();
+    let info = keys.load_or_generate(&actor(), ALG, T0).await.unwrap();
     let pool = raw(&t).await;
     let row: (String, String, String, String) = sqlx::query_as(
         "SELECT role, kek_id, certificate_pem, sealed_key FROM signing_keys WHERE id = $1",
@@ -195,7 +196,7 @@ async fn private_keys_are_sealed_at_rest(t: TestStore) {
 
 async fn a_wrong_kek_is_named_and_refused(t: TestStore) {
     let right = DatabaseKeyStore::new(t.store.clone(), new_kek());
-    let info = right.load_or_generate(ALG, T0).await.unwrap();
+    let info = right.load_or_generate(&actor(), ALG, T0).await.unwrap();
     right.rotate(&actor(), ALG, T1).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -222,7 +223,7 @@ async fn a_wrong_kek_is_named_and_refused(t: TestStore) {
     assert!(err.to_string().contains("wrong.kek"), "{err}");
     assert!(matches!(wrong.next().await, Err(KeyError::WrongKek { .. })));
     assert!(matches!(
-        wrong.load_or_generate(ALG, T1).await,
+        wrong.load_or_generate(&actor(), ALG, T1).await,
         Err(KeyError::WrongKek { .. })
     ));
     assert!(matches!(
@@ -249,7 +250,7 @@ async fn a_wrong_kek_is_named_and_refused(t: TestStore) {
 
 async fn altered_or_swapped_rows_are_refused(t: TestStore) {
     let keys = DatabaseKeyStore::new(t.store.clone(), new_kek());
-    let active = keys.load_or_generate(ALG, T0).await.unwrap();
+    let active = keys.load_or_generate(&actor(), ALG, T0).await.unwrap();
     let next = keys.rotate(&actor(), ALG, T1).await.unwrap();
     let pool = raw(&t).await;
     let active_sealed = sealed_key(&pool, &active.id).await;
@@ -330,7 +331,7 @@ async fn a_row_injected_without_the_kek_is_never_published(t: TestStore) {
         .await
         .unwrap();
     let theirs = DatabaseKeyStore::new(attacker_store, new_kek());
-    let their_key = theirs.load_or_generate(ALG, T1).await.unwrap();
+    let their_key = theirs.load_or_generate(&actor(), ALG, T1).await.unwrap();
     let their_pool = AnyPool::connect(&attacker_url).await.unwrap();
     let row: (String, String, String, String, String, String) = sqlx::query_as(
         "SELECT id, algorithm, certificate_pem, fingerprint_sha256, kek_id, sealed_key \
@@ -456,7 +457,7 @@ async fn concurrent_activations_promote_once(t: TestStore) {
     let kek_text = Kek::generate_base64();
     let a = DatabaseKeyStore::new(t.store.clone(), same_kek(&kek_text));
     let b = DatabaseKeyStore::new(other_node(&t).await, same_kek(&kek_text));
-    let first = a.load_or_generate(ALG, T0).await.unwrap();
+    let first = a.load_or_generate(&actor(), ALG, T0).await.unwrap();
     let next = a.rotate(&actor(), ALG, T1).await.unwrap();
     let actor = actor();
     let (ra, rb) = tokio::join!(
@@ -485,10 +486,18 @@ async fn concurrent_first_starts_agree_on_one_key(t: TestStore) {
     let kek_text = Kek::generate_base64();
     let a = DatabaseKeyStore::new(t.store.clone(), same_kek(&kek_text));
     let b = DatabaseKeyStore::new(other_node(&t).await, same_kek(&kek_text));
-    let (ra, rb) = tokio::join!(a.load_or_generate(ALG, T0), b.load_or_generate(ALG, T0));
+    let who = actor();
+    let (ra, rb) = tokio::join!(
+        a.load_or_generate(&who, ALG, T0),
+        b.load_or_generate(&who, ALG, T0)
+    );
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert_eq!(ra.id, rb.id);
     assert_eq!(a.list().await.unwrap().len(), 1);
+    // Only the key that was kept is recorded as generated.
+    let events = key_events(&t.store).await;
+    assert_eq!(actions(&events), [("key.generate", "cli:tester")]);
+    assert_eq!(events[0].target_id.as_deref(), Some(ra.id.as_str()));
 }
 
 async fn file_keys_import_into_an_empty_database_store(t: TestStore) {
@@ -626,7 +635,7 @@ fn actions(events: &[AuditEvent]) -> Vec<(&str, &str)> {
 
 async fn activation_waits_for_the_metadata_cache_duration(t: TestStore) {
     let keys = DatabaseKeyStore::new(t.store.clone(), new_kek());
-    keys.load_or_generate(ALG, T0).await.unwrap();
+    keys.load_or_generate(&actor(), ALG, T0).await.unwrap();
     let next = keys.rotate(&actor(), ALG, T1).await.unwrap();
     let wait = Activation::AfterPublished(DAY);
 
@@ -675,7 +684,9 @@ async fn every_database_key_change_is_audited_with_its_actor(t: TestStore) {
     let kek_text = Kek::generate_base64();
     let keys = DatabaseKeyStore::new(t.store.clone(), same_kek(&kek_text));
     let alice = Actor::cli("alice");
-    let first = keys.load_or_generate(ALG, T0).await.unwrap();
+    let first = keys.load_or_generate(&alice, ALG, T0).await.unwrap();
+    // Finding the key again changes nothing and records nothing.
+    keys.load_or_generate(&alice, ALG, T1).await.unwrap();
     let next = keys.rotate(&alice, ALG, T1).await.unwrap();
     keys.activate(&alice, T2, Activation::AfterPublished(DAY))
         .await
@@ -691,6 +702,7 @@ async fn every_database_key_change_is_audited_with_its_actor(t: TestStore) {
     assert_eq!(
         actions(&events),
         [
+            ("key.generate", "cli:alice"),
             ("key.rotate", "cli:alice"),
             ("key.activate", "cli:alice"),
             ("key.rotate", "cli:alice"),
@@ -698,6 +710,9 @@ async fn every_database_key_change_is_audited_with_its_actor(t: TestStore) {
             ("key.rewrap", "cli:alice"),
         ]
     );
+    assert_eq!(events[0].target_id.as_deref(), Some(first.id.as_str()));
+    assert_eq!(events[0].after.as_ref().unwrap()["status"], "active");
+    let events = &events[1..];
     assert_eq!(events[0].target_id.as_deref(), Some(next.id.as_str()));
     let activated = events[1].after.as_ref().unwrap();
     assert_eq!(activated["active"], next.id.as_str());
@@ -754,7 +769,9 @@ async fn file_key_changes_are_audited_through_the_keyring(t: TestStore) {
     };
     let mut ring = Keyring::open(&config, &ProcessEnv).await.unwrap();
     let carol = Actor::cli("carol");
-    ring.load_or_generate(ALG, T0).await.unwrap();
+    let first = ring.load_or_generate(&carol, ALG, T0).await.unwrap();
+    // Finding the key again changes nothing and records nothing.
+    ring.load_or_generate(&carol, ALG, T1).await.unwrap();
     let next = ring.rotate(&carol, ALG, T1).await.unwrap();
     let rule = Activation::for_config(&config.keys);
     // Refused, and not recorded.
@@ -773,11 +790,53 @@ async fn file_key_changes_are_audited_through_the_keyring(t: TestStore) {
     assert_eq!(
         actions(&events),
         [
+            ("key.generate", "cli:carol"),
             ("key.rotate", "cli:carol"),
             ("key.activate", "cli:carol"),
             ("key.rotate", "cli:carol"),
             ("key.retire_next", "cli:carol"),
         ]
     );
-    assert_eq!(events[1].target_id.as_deref(), Some(next.id.as_str()));
+    assert_eq!(events[0].target_id.as_deref(), Some(first.id.as_str()));
+    assert_eq!(events[2].target_id.as_deref(), Some(next.id.as_str()));
+}
+
+/// A server's first start generates the first key (`IdpKeys::from_config`, either store):
+/// recorded as the system's, once; later starts find it and record nothing.
+async fn a_servers_first_key_is_recorded_as_the_systems(t: TestStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let kek_file = dir.path().join("kek");
+    Kek::create_file(&kek_file).unwrap();
+    for (store, at) in [(KeyStoreKind::Files, T0), (KeyStoreKind::Database, T1)] {
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            keys: KeysConfig {
+                store,
+                kek_file: Some(kek_file.clone()),
+                ..KeysConfig::default()
+            },
+            ..Config::default()
+        };
+        let first = IdpKeys::from_config(&config, &ProcessEnv, &t.store, ALG, at)
+            .await
+            .unwrap();
+        let generated = first.current().unwrap().certificate.clone();
+        IdpKeys::from_config(&config, &ProcessEnv, &t.store, ALG, at + DAY)
+            .await
+            .unwrap();
+        let events = key_events(&t.store).await;
+        let last = events.last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.actor.as_str()),
+            ("key.generate", "system")
+        );
+        assert_eq!(
+            last.target_name.as_deref(),
+            Some(hex::encode(generated.sha256_fingerprint()).as_str())
+        );
+    }
+    assert_eq!(
+        actions(&key_events(&t.store).await),
+        [("key.generate", "system"), ("key.generate", "system")]
+    );
 }

@@ -176,6 +176,27 @@ fn a_definition_that_contradicts_the_metadata_is_warned_about() {
             .iter()
             .any(|w| w.to_string().contains("--name-id-format"))
     );
+    // An allowed list without any format the SP lists (custom, transient): warned about,
+    // naming both lists; with transient on it, or with no list, not.
+    let mut narrowed = changed.clone();
+    narrowed.name_id_formats = vec![NameIdFormat::Persistent, NameIdFormat::EmailAddress];
+    let warnings = m.mismatches(&narrowed);
+    let disallowed = warnings
+        .iter()
+        .find(|w| matches!(w, ImportWarning::NameIdFormatsDisallowed { .. }))
+        .unwrap_or_else(|| panic!("{warnings:?}"));
+    assert_eq!(
+        disallowed,
+        &ImportWarning::NameIdFormatsDisallowed {
+            allowed: vec!["persistent".into(), "email-address".into()],
+            listed: m.name_id_formats.clone(),
+        }
+    );
+    assert!(disallowed.to_string().contains("--name-id-formats"));
+    narrowed.name_id_formats.push(NameIdFormat::Transient);
+    let quiet = |w: &ImportWarning| !matches!(w, ImportWarning::NameIdFormatsDisallowed { .. });
+    assert!(m.mismatches(&narrowed).iter().all(quiet));
+    assert!(m.mismatches(&changed).iter().all(quiet));
     // An SP that lists no formats, or `unspecified`, takes any.
     let second = SpMetadata::parse(&aggregate(&cert), &{
         let mut o = options();
@@ -186,4 +207,55 @@ fn a_definition_that_contradicts_the_metadata_is_warned_about() {
     let mut any = second.application(None);
     any.name_id.format = NameIdFormat::EmailAddress;
     assert_eq!(second.mismatches(&any), []);
+}
+
+/// An SP whose metadata says it signs only with algorithms this IdP refuses (SHA-1 here)
+/// is warned about at registration; one that also lists an accepted algorithm, or that
+/// says nothing, is not.
+#[test]
+fn an_sp_that_signs_only_with_refused_algorithms_is_warned_about() {
+    const SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
+    const SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+    let cert = rsa_cert_b64();
+    let sp = |methods: &[&str]| {
+        let listed: String = methods
+            .iter()
+            .map(|m| {
+                format!(
+                    "<alg:SigningMethod xmlns:alg=\"urn:oasis:names:tc:SAML:metadata:algsupport\" \
+                     Algorithm=\"{m}\"/>"
+                )
+            })
+            .collect();
+        let xml = entity(
+            "https://legacy.example.net/sp",
+            "AuthnRequestsSigned=\"true\"",
+            &format!(
+                "<md:Extensions>{listed}</md:Extensions>{}{}",
+                key(Some("signing"), &cert),
+                acs(POST, "https://legacy.example.net/acs", 0, None)
+            ),
+        );
+        let m = SpMetadata::parse(&xml, &options()).unwrap();
+        let warnings = m.mismatches(&m.application(None));
+        (m, warnings)
+    };
+    let (m, warnings) = sp(&[SHA1]);
+    assert_eq!(m.signing_methods, [SHA1]);
+    let refused = warnings
+        .iter()
+        .find(|w| matches!(w, ImportWarning::SigningMethodsRefused { .. }))
+        .unwrap_or_else(|| panic!("{warnings:?}"));
+    assert_eq!(
+        refused,
+        &ImportWarning::SigningMethodsRefused {
+            listed: vec![SHA1.into()]
+        }
+    );
+    assert!(refused.to_string().contains(SHA1), "{refused}");
+    let quiet = |w: &ImportWarning| !matches!(w, ImportWarning::SigningMethodsRefused { .. });
+    for methods in [&[SHA1, SHA256][..], &[]] {
+        let (_, warnings) = sp(methods);
+        assert!(warnings.iter().all(quiet), "{methods:?}: {warnings:?}");
+    }
 }

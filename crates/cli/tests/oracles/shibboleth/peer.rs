@@ -9,53 +9,18 @@
 //! `run/shibboleth/shibd.sock` the socket between Apache and shibd (`SHIBSP_RUNDIR`),
 //! `log/` shibd.log, transaction.log, native.log (mod_shib) and Apache's error.log.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::apache::{self, Apache, Daemon};
 
 /// What Debian ships; the test fails, naming them, when they are missing.
 pub const PACKAGES: &str = "apache2 libapache2-mod-shib shibboleth-sp-utils";
-const APACHE: &str = "/usr/sbin/apache2";
 const SHIBD: &str = "/usr/sbin/shibd";
 const MOD_SHIB: &str = "/usr/lib/apache2/modules/mod_shib.so";
-const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
 const DEFAULTS: &str = "/etc/shibboleth";
-
-/// A running daemon: SIGTERM on drop (its own clean shutdown), SIGKILL if it lingers.
-struct Daemon {
-    name: &'static str,
-    child: Child,
-}
-
-impl Daemon {
-    fn check_running(&mut self, log: &Path) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "{} exited ({status}):\n{}",
-                self.name,
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 pub struct Shibboleth {
     /// Apache's base URL, `http://localhost:PORT`.
@@ -64,13 +29,13 @@ pub struct Shibboleth {
     pub entity_id: String,
     pub dir: PathBuf,
     // Apache first: it is stopped before the shibd it talks to.
-    apache: Option<Daemon>,
+    apache: Option<Apache>,
     shibd: Option<Daemon>,
 }
 
 /// Fails the test, naming the Debian packages, if a piece of the oracle is missing.
 pub fn require_installed() {
-    for path in [APACHE, SHIBD, MOD_SHIB, DEFAULTS] {
+    for path in [apache::APACHE, SHIBD, MOD_SHIB, DEFAULTS] {
         assert!(
             Path::new(path).exists(),
             "{path} is missing: the Shibboleth interop test needs the Debian packages \
@@ -99,11 +64,10 @@ impl Shibboleth {
         let entity_id = format!("{base}/shibboleth");
         let etc = dir.join("etc/shibboleth");
         let (run, log, docroot) = (dir.join("run"), dir.join("log"), dir.join("htdocs"));
+        apache::prepare(dir);
         for d in [&etc, &run.join("shibboleth"), &dir.join("cache/shibboleth")] {
             std::fs::create_dir_all(d).unwrap();
         }
-        std::fs::create_dir_all(docroot.join("secure")).unwrap();
-        std::fs::create_dir_all(&log).unwrap();
         for entry in std::fs::read_dir(DEFAULTS).unwrap() {
             let entry = entry.unwrap();
             if entry.file_type().unwrap().is_file() {
@@ -199,57 +163,32 @@ impl Shibboleth {
         )
         .unwrap();
 
-        // As root, Apache's children run as www-data: they must reach the files and the
-        // socket (shibd makes it mode 0777), and mod_shib must append to native.log.
-        let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
-        let user = if root {
-            for d in [dir, &dir.join("run"), &run.join("shibboleth"), &docroot] {
-                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-            }
-            std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o777)).unwrap();
-            std::fs::write(log.join("native.log"), "").unwrap();
+        // As root, Apache's children run as www-data: they must reach the socket's
+        // directory (shibd makes the socket 0777), and mod_shib must append to native.log.
+        apache::open_up(&run.join("shibboleth"), false);
+        std::fs::write(log.join("native.log"), "").unwrap();
+        if apache::is_root() {
             std::fs::set_permissions(
                 log.join("native.log"),
                 std::fs::Permissions::from_mode(0o666),
             )
             .unwrap();
-            "User www-data\nGroup www-data\n"
-        } else {
-            ""
-        };
-        let httpd_conf = dir.join("httpd.conf");
-        std::fs::write(
-            &httpd_conf,
-            format!(
-                "ServerRoot {dir}\n\
-                 ServerName localhost\n\
-                 Listen 127.0.0.1:{port}\n\
-                 {user}\
-                 PidFile {dir}/run/httpd.pid\n\
-                 DefaultRuntimeDir {dir}/run\n\
-                 ErrorLog {dir}/log/error.log\n\
-                 LogLevel warn\n\
-                 LoadModule mpm_event_module {APACHE_MODULES}/mod_mpm_event.so\n\
-                 LoadModule authn_core_module {APACHE_MODULES}/mod_authn_core.so\n\
-                 LoadModule authz_core_module {APACHE_MODULES}/mod_authz_core.so\n\
-                 LoadModule include_module {APACHE_MODULES}/mod_include.so\n\
-                 LoadModule mod_shib {MOD_SHIB}\n\
-                 ShibConfig {dir}/etc/shibboleth/shibboleth2.xml\n\
-                 DocumentRoot {dir}/htdocs\n\
-                 # Debian's /etc/apache2/conf-available/shib.conf, as is.\n\
-                 ShibCompatValidUser Off\n\
-                 <Location /Shibboleth.sso>\n  AuthType None\n  Require all granted\n</Location>\n\
-                 <Location /secure>\n\
-                   AuthType shibboleth\n\
-                   ShibRequestSetting requireSession true\n\
-                   Require shib-session\n\
-                   Options +Includes\n\
-                   SetHandler server-parsed\n\
-                 </Location>\n",
-                dir = dir.display()
-            ),
-        )
-        .unwrap();
+        }
+        let site = format!(
+            "LoadModule mod_shib {MOD_SHIB}\n\
+             ShibConfig {dir}/etc/shibboleth/shibboleth2.xml\n\
+             # Debian's /etc/apache2/conf-available/shib.conf, as is.\n\
+             ShibCompatValidUser Off\n\
+             <Location /Shibboleth.sso>\n  AuthType None\n  Require all granted\n</Location>\n\
+             <Location /secure>\n\
+               AuthType shibboleth\n\
+               ShibRequestSetting requireSession true\n\
+               Require shib-session\n\
+               Options +Includes\n\
+               SetHandler server-parsed\n\
+             </Location>\n",
+            dir = dir.display()
+        );
 
         // Only what the daemons need: nothing of the test's environment (LD_LIBRARY_PATH
         // into target/, say) reaches them or the page that prints the environment.
@@ -290,29 +229,7 @@ impl Shibboleth {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let mut apache = Daemon {
-            name: "apache2",
-            child: Command::new(APACHE)
-                .arg("-f")
-                .arg(&httpd_conf)
-                .arg("-DFOREGROUND")
-                .env_clear()
-                .envs(env)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(log.join("apache.stderr")).unwrap())
-                .spawn()
-                .unwrap(),
-        };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            apache.check_running(&log.join("apache.stderr"));
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "apache2 is not listening on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let apache = Apache::start(dir, port, &site, &env);
         Shibboleth {
             base,
             entity_id,

@@ -2,6 +2,7 @@
 //! redirects followed by hand, and the two ways a SAML hop continues without a person
 //! (an auto-submitting form carrying `SAMLRequest`/`SAMLResponse`, and a meta refresh).
 //! Every URL it requests is kept in `trail`, so a test can check which hops happened.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::collections::BTreeMap;
 use std::time::Duration;
