@@ -23,6 +23,7 @@ mod web {
     mod audit_lines;
     pub mod bursts;
     mod console;
+    mod console_apps;
     mod encryption;
     mod encryption_methods;
     mod front_door;
