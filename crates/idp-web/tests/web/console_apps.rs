@@ -45,6 +45,9 @@ async fn seed(idp: &Idp) {
 
 const ROLES: [&str; 4] = ["root", "hd", "aud", "plain"];
 
+/// A refused form: route, fields, and the field the answer must name.
+type BadCase<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+
 async fn signed_in<'a>(idp: &'a Idp, name: &str) -> Browser<'a> {
     let mut b = Browser::new(idp);
     let page = b.login(name, PASSWORD, None).await;
@@ -280,7 +283,7 @@ async fn bad_input_gives_the_form_back_naming_the_field_and_writes_nothing() {
             ("sign_assertion", "on"),
         ]
     };
-    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             "/admin/apps".into(),
             vec![
