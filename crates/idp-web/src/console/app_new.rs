@@ -406,6 +406,7 @@ pub(crate) async fn create_from_template(
 /// Reads the metadata and registers its SP (with the template's policy, when one is
 /// chosen); answers with the application's page and what the metadata held that was left
 /// out.
+#[allow(clippy::too_many_arguments)]
 async fn from_metadata(
     state: &WebState,
     op: &Operator,
@@ -413,6 +414,7 @@ async fn from_metadata(
     text: Result<String, AddError>,
     template: &str,
     allow_expired: bool,
+    source: &str,
     url: String,
 ) -> Result<Response, Refusal> {
     let result = async {
@@ -427,7 +429,11 @@ async fn from_metadata(
         let metadata = SpMetadata::parse(&text?, &options)?;
         let new = metadata.application(template.as_ref());
         let mismatches = metadata.mismatches(&new);
-        let app = register(state, op, new).await?;
+        let app = state
+            .store()
+            .apps()
+            .create_from_metadata(&op.actor(), new, &metadata, source)
+            .await?;
         let warnings: Vec<String> = metadata
             .warnings
             .iter()
@@ -474,7 +480,18 @@ pub(crate) async fn create_from_url(
         ))
     };
     let allow_expired = form.allow_expired.is_some();
-    from_metadata(&state, &op, csrf, text, &form.template, allow_expired, url).await
+    let source = url.clone();
+    from_metadata(
+        &state,
+        &op,
+        csrf,
+        text,
+        &form.template,
+        allow_expired,
+        &source,
+        url,
+    )
+    .await
 }
 
 /// POST /admin/apps/new/upload: a metadata file (multipart, under
@@ -504,6 +521,7 @@ pub(crate) async fn create_from_upload(
         text,
         &template,
         allow_expired,
+        "an uploaded file",
         String::new(),
     )
     .await

@@ -6,11 +6,11 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use latchkey_idp::Actor;
 use latchkey_idp::console::{Holder, Role};
 use latchkey_idp::directory::{NewUser, User};
 use latchkey_idp::keys::{KeyStatus, KeyStore};
 use latchkey_idp::password::Password;
+use latchkey_idp::{Actor, Clock as _};
 
 use super::support::{
     Browser, Idp, PASSWORD, SP, audit_actions, authn_request, idp, redirect_uri, sp_validate,
@@ -81,8 +81,18 @@ async fn audited_as(idp: &Idp, action: &str, who: &str) -> latchkey_idp::audit::
 }
 
 fn wiki_metadata(entity: &str) -> String {
+    metadata_until(entity, "")
+}
+
+/// SP metadata, valid until the given `validUntil` attribute text ("" for none).
+fn metadata_until(entity: &str, valid_until: &str) -> String {
+    let until = if valid_until.is_empty() {
+        String::new()
+    } else {
+        format!(" validUntil=\"{valid_until}\"")
+    };
     format!(
-        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}"{until}>
   <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
     <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://wiki.example.net/saml/slo"/>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://wiki.example.net/saml/acs" index="0"/>
@@ -838,4 +848,69 @@ async fn keys_rotate_and_activate_under_the_rollover_rule() {
     assert_eq!(active(), second);
     let event = audited_as(&idp, "key.activate", "root").await;
     assert_eq!(event.after.as_ref().unwrap()["forced"], true);
+}
+
+#[tokio::test]
+async fn the_dashboard_warns_of_expiring_metadata_a_waiting_key_and_an_app_nobody_can_use() {
+    let idp = idp().await;
+    seed(&idp).await;
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let page = b.get("/admin").await;
+    assert!(!page.body.contains("SP metadata of"), "{}", page.body);
+
+    // Metadata valid for three more days, uploaded; metadata valid for a year, too.
+    let soon = (idp.clock.now() + time::Duration::days(3))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let later = (idp.clock.now() + time::Duration::days(365))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for (entity, until) in [
+        ("https://soon.example.net/saml", soon.as_str()),
+        ("https://later.example.net/saml", later.as_str()),
+    ] {
+        let page = b
+            .send(upload(Some(&token), &metadata_until(entity, until), ""))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    }
+    b.post("/admin/keys/rotate", &[("csrf", &token)]).await;
+
+    let page = b.get("/admin").await;
+    assert!(
+        page.body
+            .contains("The SP metadata of https://soon.example.net/saml (https://soon.example.net/saml), read from an uploaded file, expires"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("SP metadata of https://later"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("A next signing key is published but not active"),
+        "{}",
+        page.body
+    );
+    // Nobody is assigned to the uploaded applications.
+    assert!(
+        page.body
+            .contains("Nobody can use https://soon.example.net/saml"),
+        "{}",
+        page.body
+    );
+
+    // Past its validUntil, it says expired.
+    idp.clock.advance(time::Duration::days(4));
+    let mut b = signed_in(&idp, "aud").await;
+    let page = b.get("/admin").await;
+    assert!(
+        page.body
+            .contains("The SP metadata of https://soon.example.net/saml (https://soon.example.net/saml), read from an uploaded file, expired"),
+        "{}",
+        page.body
+    );
 }

@@ -242,6 +242,9 @@ pub struct SpMetadata {
     pub want_assertions_signed: bool,
     /// `AuthnRequestsSigned`.
     pub authn_requests_signed: bool,
+    /// The earliest `validUntil` of the descriptor and its aggregate: after it the SP's
+    /// copy is stale, and the console's dashboard says so ahead of time.
+    pub valid_until: Option<OffsetDateTime>,
     /// What was left out.
     pub warnings: Vec<ImportWarning>,
 }
@@ -306,10 +309,11 @@ impl SpMetadata {
             Metadata::Entities(all) => all.valid_until,
             Metadata::Entity(_) => None,
         };
-        if let Some(v) = [entity.valid_until, aggregate_until]
+        out.valid_until = [entity.valid_until, aggregate_until]
             .into_iter()
             .flatten()
-            .min()
+            .min();
+        if let Some(v) = out.valid_until
             && v <= options.now
         {
             out.warnings.push(ImportWarning::Expired {
@@ -388,6 +392,7 @@ impl SpMetadata {
             name_id_formats: sp.name_id_formats.clone(),
             want_assertions_signed: sp.want_assertions_signed,
             authn_requests_signed: sp.authn_requests_signed,
+            valid_until: None,
             warnings,
         })
     }
