@@ -504,7 +504,7 @@ impl<'s> Apps<'s> {
             .await?;
         // The metadata's validity moves with every read, changed endpoints or not.
         let mut conn = self.store.pool().acquire().await?;
-        record_metadata(&mut *conn, id, metadata, source, self.store.now()).await?;
+        record_metadata(&mut conn, id, metadata, source, self.store.now()).await?;
         Ok(changed.then_some(app))
     }
 
