@@ -400,6 +400,16 @@ async fn bad_input_gives_the_form_back_naming_the_field_and_writes_nothing() {
         page.body
     );
     assert_eq!(written(&idp).await, before);
+    // A file past the upload's body limit is refused before it is read, nothing written.
+    let huge = format!(
+        "{}<!--{}-->",
+        wiki_metadata("https://huge.example.net"),
+        "x".repeat(1100 * 1024)
+    );
+    let page = b.send(upload(Some(&token), &huge, "")).await;
+    assert!(page.status.is_client_error(), "{}", page.status);
+    assert_eq!(page.error_code(), Some("WEB-FORM"), "{}", page.body);
+    assert_eq!(written(&idp).await, before);
 }
 
 #[tokio::test]
