@@ -400,6 +400,16 @@ async fn bad_input_gives_the_form_back_naming_the_field_and_writes_nothing() {
         page.body
     );
     assert_eq!(written(&idp).await, before);
+    // A file bigger than the server's usual form limit (256 KiB) but within the upload's
+    // is read.
+    let big = format!(
+        "{}<!--{}-->",
+        wiki_metadata("https://big.example.net"),
+        "x".repeat(400 * 1024)
+    );
+    let page = b.send(upload(Some(&token), &big, "")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let before = written(&idp).await;
     // A file past the upload's body limit is refused before it is read, nothing written.
     let huge = format!(
         "{}<!--{}-->",
