@@ -155,3 +155,70 @@ impl CsrfField for CsrfOnly {
         self.csrf.as_deref()
     }
 }
+
+/// The most parts a multipart form may have: the console's upload has three.
+const MAX_UPLOAD_PARTS: usize = 8;
+
+/// A posted multipart form (a file upload) whose anti-forgery field matched the browser's
+/// cookie. The `csrf` part must come first, as the forms put it, so nothing of a forged
+/// upload is read past it; the rest is read into memory as text, within the route's body
+/// limit (`DefaultBodyLimit`) and [`MAX_UPLOAD_PARTS`].
+#[derive(Debug)]
+pub struct CsrfUpload {
+    /// (part name, text, whether it was a file).
+    parts: Vec<(String, String, bool)>,
+}
+
+impl CsrfUpload {
+    /// A text field's value.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.part(name, false)
+    }
+
+    /// An uploaded file's contents.
+    pub fn file(&self, name: &str) -> Option<&str> {
+        self.part(name, true)
+    }
+
+    fn part(&self, name: &str, file: bool) -> Option<&str> {
+        self.parts
+            .iter()
+            .find(|(n, _, f)| n == name && *f == file)
+            .map(|(_, text, _)| text.as_str())
+    }
+}
+
+impl FromRequest<WebState> for CsrfUpload {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &WebState) -> Result<Self, WebError> {
+        let cookie = cookies::csrf_cookie(state.settings(), req.headers());
+        let bad = |e: axum::extract::multipart::MultipartError| WebError::BadForm(e.body_text());
+        let mut multipart = axum::extract::Multipart::from_request(req, state)
+            .await
+            .map_err(|e| WebError::BadForm(e.body_text()))?;
+        let Some(first) = multipart.next_field().await.map_err(bad)? else {
+            return Err(WebError::Csrf);
+        };
+        if first.name() != Some("csrf") {
+            return Err(WebError::Csrf);
+        }
+        let token = first.text().await.map_err(bad)?;
+        if !cookies::csrf_matches(cookie.as_deref(), Some(&token)) {
+            return Err(WebError::Csrf);
+        }
+        let mut parts = Vec::new();
+        while let Some(field) = multipart.next_field().await.map_err(bad)? {
+            if parts.len() >= MAX_UPLOAD_PARTS {
+                return Err(WebError::BadForm("too many form parts".into()));
+            }
+            let name = field.name().unwrap_or_default().to_owned();
+            let file = field.file_name().is_some();
+            let bytes = field.bytes().await.map_err(bad)?;
+            let text = String::from_utf8(bytes.to_vec())
+                .map_err(|_| WebError::BadForm(format!("{name}: not UTF-8 text")))?;
+            parts.push((name, text, file));
+        }
+        Ok(CsrfUpload { parts })
+    }
+}

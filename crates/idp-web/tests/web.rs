@@ -24,6 +24,7 @@ mod web {
     mod audit_lines;
     pub mod bursts;
     pub mod console;
+    mod console_apps;
     mod console_mfa;
     mod console_people;
     mod console_routes;

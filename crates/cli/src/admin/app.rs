@@ -494,10 +494,17 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             params,
             metadata,
         } => {
+            let source = metadata.metadata.clone();
             let metadata = metadata.load(fields.entity_id.as_deref()).await?;
             let mut new = base(&fields, template.as_deref(), &params, metadata.as_ref())?;
             fields.apply(&mut new)?;
-            let app = apps.create(&ctx.actor, new).await?;
+            let app = match (&metadata, &source) {
+                (Some(m), Some(source)) => {
+                    apps.create_from_metadata(&ctx.actor, new, m, source)
+                        .await?
+                }
+                _ => apps.create(&ctx.actor, new).await?,
+            };
             print_warnings(metadata.as_ref(), &app.settings);
             outln!(
                 "registered application {} ({})",

@@ -13,6 +13,8 @@
 //! `target/test-artifacts/browser/NN-name.png`, and the servers' logs beside them in `logs/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+#[path = "browser/console.rs"]
+mod console;
 #[path = "browser/invite.rs"]
 mod invite;
 #[path = "browser/mfa.rs"]

@@ -469,7 +469,11 @@ pub async fn create_from_metadata(
         new.name = name;
     }
     let mismatches = metadata.mismatches(&new);
-    let app = state.store.apps().create(&caller.actor(), new).await?;
+    let app = state
+        .store
+        .apps()
+        .create_from_metadata(&caller.actor(), new, &metadata, "the API (from-metadata)")
+        .await?;
     let warnings = metadata
         .warnings
         .iter()

@@ -1,17 +1,48 @@
-//! `/admin/apps`: the applications, read-only (changes are the CLI's and the API's for
-//! now): what each one receives and which groups may use it.
+//! `/admin/apps`: the applications, and one application's page: what it receives, who may
+//! use it, and (for admins) the forms that change that. Adding one is
+//! [`super::app_new`], the changes [`super::app_edit`].
 
 use askama::Template;
-use axum::extract::{Path, State};
-use axum::http::Uri;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
 
-use super::{Nav, Refusal, admit};
-use crate::extract::SessionCookie;
+use super::app_edit::{self, EditForm};
+use super::app_new::{self, Problem};
+use super::{Nav, Operator, Refusal, admit};
+use crate::extract::{CsrfToken, SessionCookie};
 use crate::html::render;
 use crate::{WebError, WebState};
+use latchkey_idp::apps::Application;
 use latchkey_idp::console::Permission;
+use latchkey_idp::directory::Group;
 use latchkey_idp::ids::AppId;
+use latchkey_idp::mfa::policy::{MfaPolicy, class_name};
+
+/// The applications' routes.
+pub(crate) fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/admin/apps", get(list).post(app_new::create))
+        .route("/admin/apps/new", get(app_new::new_form))
+        .route("/admin/apps/new/metadata", post(app_new::create_from_url))
+        .route(
+            "/admin/apps/new/upload",
+            post(app_new::create_from_upload)
+                .layer(DefaultBodyLimit::max(app_new::MAX_METADATA_UPLOAD)),
+        )
+        .route(
+            "/admin/apps/new/{template}",
+            get(app_new::template_form).post(app_new::create_from_template),
+        )
+        .route("/admin/apps/{id}", get(show).post(app_edit::edit))
+        .route("/admin/apps/{id}/access", post(app_edit::assign))
+        .route("/admin/apps/{id}/access/remove", post(app_edit::unassign))
+        .route("/admin/apps/{id}/mfa", post(app_edit::mfa))
+        .route("/admin/preview", get(super::preview::show))
+}
 
 struct AppRow {
     id: String,
@@ -26,9 +57,10 @@ struct AppsPage {
     title: &'static str,
     nav: Nav,
     apps: Vec<AppRow>,
+    may_write: bool,
 }
 
-fn names(groups: &[latchkey_idp::directory::Group]) -> String {
+fn names(groups: &[Group]) -> String {
     groups
         .iter()
         .map(|g| g.name.as_str())
@@ -58,23 +90,128 @@ pub(crate) async fn list(
         title: "Applications",
         nav: op.nav(),
         apps,
+        may_write: op.roles.allows(Permission::WriteApps),
     })?;
     Ok(html.into_response())
 }
 
+/// What to say above an application's page after it was added.
+#[derive(Debug, Default)]
+pub(crate) struct Notice {
+    /// It was just registered from SP metadata.
+    pub added_from_metadata: bool,
+    /// What the metadata held that was left out.
+    pub warnings: Vec<String>,
+    /// What the catalogue template says the application needs of a user.
+    pub expects: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "console/app.html")]
-struct AppPage {
+struct AppPage<'a> {
     title: String,
     nav: Nav,
+    csrf: &'a str,
+    id: String,
     entity_id: String,
+    slug: String,
     acs: Vec<String>,
     name_id: String,
     name_id_formats: String,
     signing: String,
     encryption: String,
-    groups: String,
-    attributes: String,
+    attributes: Vec<String>,
+    groups: Vec<Group>,
+    require_mfa: bool,
+    mfa_class: &'static str,
+    form: EditForm,
+    may_write: bool,
+    notice: Notice,
+    error: Option<Problem>,
+}
+
+/// Loads an application by the ID in its URL; an unknown one is a 404.
+pub(crate) async fn load(state: &WebState, id: &str) -> Result<Application, WebError> {
+    let id: AppId = id.parse().map_err(|_| WebError::NotFound)?;
+    match state.store().apps().get(id).await {
+        Ok(a) => Ok(a),
+        Err(latchkey_idp::Error::UnknownApplication { .. }) => Err(WebError::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The application's page; `form` is what the settings form shows (the stored values, or
+/// what was typed when a change was refused).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn page_with(
+    state: &WebState,
+    op: &Operator,
+    csrf: CsrfToken,
+    app: Application,
+    form: EditForm,
+    notice: Notice,
+    error: Option<Problem>,
+    status: StatusCode,
+) -> Result<Response, Refusal> {
+    let groups = state.store().apps().access_groups(app.id).await?;
+    let mfa = MfaPolicy::new(state.store()).app(app.id).await?;
+    let s = app.settings;
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let html = render(&AppPage {
+        title: s.name.clone(),
+        nav: op.nav(),
+        csrf: csrf.value(),
+        id: app.id.to_string(),
+        acs: s
+            .acs
+            .iter()
+            .map(|a| format!("{} ({})", a.url, a.binding.uri()))
+            .collect(),
+        name_id: format!("{} from {}", s.name_id.format.uri(), s.name_id.source),
+        name_id_formats: s.name_id_formats_text(),
+        signing: format!(
+            "response signed: {}; assertion signed: {}; requests must be signed: {}",
+            yes(s.sign_response),
+            yes(s.sign_assertion),
+            yes(s.authn_requests_signed && !s.signing_certs.is_empty())
+        ),
+        encryption: format!(
+            "assertion encrypted: {}; encryption certificate: {}",
+            yes(s.encrypt_assertion),
+            yes(s.encryption_cert.is_some())
+        ),
+        attributes: s.attributes.iter().map(ToString::to_string).collect(),
+        groups,
+        require_mfa: mfa.require_mfa,
+        mfa_class: class_name::as_str(mfa.mfa_class),
+        form,
+        may_write: op.roles.allows(Permission::WriteApps),
+        notice,
+        error,
+        slug: s.slug,
+        entity_id: s.entity_id,
+    })?;
+    Ok((status, csrf, html).into_response())
+}
+
+/// The application's page with its stored settings in the form.
+pub(crate) async fn page(
+    state: &WebState,
+    op: &Operator,
+    csrf: CsrfToken,
+    app: Application,
+    notice: Notice,
+    error: Option<Problem>,
+    status: StatusCode,
+) -> Result<Response, Refusal> {
+    let form = EditForm::from(&app.settings);
+    page_with(state, op, csrf, app, form, notice, error, status).await
+}
+
+/// `?template=NAME` after an application was added from that catalogue template.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ShowQuery {
+    template: Option<String>,
 }
 
 /// GET /admin/apps/{id}
@@ -82,37 +219,19 @@ pub(crate) async fn show(
     State(state): State<WebState>,
     cookie: SessionCookie,
     uri: Uri,
+    csrf: CsrfToken,
     Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadApps).await?;
-    let id: AppId = id.parse().map_err(|_| WebError::NotFound)?;
-    let app = match state.store().apps().get(id).await {
-        Ok(a) => a,
-        Err(latchkey_idp::Error::UnknownApplication { .. }) => {
-            return Err(WebError::NotFound.into());
-        }
-        Err(e) => return Err(e.into()),
+    let app = load(&state, &id).await?;
+    let notice = Notice {
+        expects: q
+            .template
+            .as_deref()
+            .and_then(|t| latchkey_idp::catalog::get(t).ok())
+            .map(|t| t.expects),
+        ..Notice::default()
     };
-    let groups = state.store().apps().access_groups(app.id).await?;
-    let s = app.settings;
-    let yes = |b: bool| if b { "yes" } else { "no" };
-    let html = render(&AppPage {
-        title: s.name.clone(),
-        nav: op.nav(),
-        acs: s.acs.iter().map(|a| a.url.clone()).collect(),
-        name_id: format!("{:?} from {:?}", s.name_id.format, s.name_id.source),
-        name_id_formats: s.name_id_formats_text(),
-        signing: format!(
-            "response signed: {}; assertion signed: {}; requests must be signed: {}",
-            yes(s.sign_response),
-            yes(s.sign_assertion),
-            yes(s.authn_requests_signed)
-        ),
-        encryption: format!("assertion encrypted: {}", yes(s.encrypt_assertion)),
-        attributes: serde_json::to_string_pretty(&s.attributes)
-            .map_err(|e| WebError::Internal(format!("attribute mappings: {e}")))?,
-        groups: names(&groups),
-        entity_id: s.entity_id,
-    })?;
-    Ok(html.into_response())
+    page(&state, &op, csrf, app, notice, None, StatusCode::OK).await
 }

@@ -45,6 +45,26 @@ pub(crate) async fn show(
                 )
             }),
     );
+    warnings.extend(
+        overview::expiring_metadata(store)
+            .await?
+            .into_iter()
+            .map(|m| {
+                let verb = if m.valid_until <= store.now() {
+                    "expired"
+                } else {
+                    "expires"
+                };
+                let at = m
+                    .valid_until
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                format!(
+                    "The SP metadata of {} ({}), read from {}, {verb} at {at}: refresh it (latchkey app refresh-metadata).",
+                    m.name, m.entity_id, m.source
+                )
+            }),
+    );
     let html = render(&DashboardPage {
         title: "Admin console",
         nav: op.nav(),

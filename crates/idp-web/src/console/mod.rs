@@ -8,6 +8,8 @@
 //! field gives the form back naming it, with nothing written. Every change is made as
 //! [`Actor::person`], so the audit log names who made it. One file per area.
 
+mod app_edit;
+mod app_new;
 mod apps;
 mod audit;
 mod dashboard;
@@ -15,6 +17,7 @@ mod forms;
 mod groups;
 mod keys;
 mod listing;
+mod preview;
 mod roles;
 mod tokens;
 mod users;
@@ -63,9 +66,6 @@ pub fn router() -> Router<WebState> {
             "/admin/groups/{id}/members/remove",
             post(groups::remove_member),
         )
-        .route("/admin/apps", get(apps::list))
-        .route("/admin/apps/{id}", get(apps::show))
-        .route("/admin/keys", get(keys::show))
         .route("/admin/roles", get(roles::list).post(roles::grant))
         .route("/admin/roles/revoke", post(roles::revoke))
         .route("/admin/tokens", get(tokens::list).post(tokens::create))
@@ -73,6 +73,8 @@ pub fn router() -> Router<WebState> {
         .route("/admin/audit", get(audit::list))
         .route("/admin/audit/export", get(audit::export))
         .route("/admin/audit/{seq}", get(audit::show))
+        .merge(apps::routes())
+        .merge(keys::routes())
 }
 
 /// The signed-in console user a handler acts for.

@@ -289,8 +289,13 @@ async fn no_page_has_inline_style_or_a_script_its_csp_does_not_name() {
     step_up_with_new_totp(&mut admin, &idp.alice).await;
     let alice_page = format!("/admin/users/{}", idp.alice.id);
     let app_page = format!("/admin/apps/{}", idp.app.id);
+    let preview = format!("/admin/preview?user=alice&app={}", idp.app.id);
     for route in [
         app_page.as_str(),
+        preview.as_str(),
+        "/admin/apps/new",
+        "/admin/apps/new/latchkey-wiki",
+        "/admin/apps/new/generic-saml",
         "/admin",
         "/admin/users",
         "/admin/users/new",
@@ -305,7 +310,7 @@ async fn no_page_has_inline_style_or_a_script_its_csp_does_not_name() {
     ] {
         let page = admin.get(route).await;
         assert_eq!(page.status, StatusCode::OK, "{route}");
-        if route == alice_page || route == app_page {
+        if route == alice_page || route == app_page || route == preview {
             assert_escaped(route, &page, HOSTILE);
         }
         pages.push(("console page", page));

@@ -277,6 +277,9 @@ pub struct SpMetadata {
     pub signing_methods: Vec<String>,
     /// `AuthnRequestsSigned`.
     pub authn_requests_signed: bool,
+    /// The earliest `validUntil` of the descriptor and its aggregate: after it the SP's
+    /// copy is stale, and the console's dashboard says so ahead of time.
+    pub valid_until: Option<OffsetDateTime>,
     /// What was left out.
     pub warnings: Vec<ImportWarning>,
 }
@@ -369,10 +372,11 @@ impl SpMetadata {
             Metadata::Entities(all) => all.valid_until,
             Metadata::Entity(_) => None,
         };
-        if let Some(v) = [entity.valid_until, aggregate_until]
+        out.valid_until = [entity.valid_until, aggregate_until]
             .into_iter()
             .flatten()
-            .min()
+            .min();
+        if let Some(v) = out.valid_until
             && v <= options.now
         {
             out.warnings.push(ImportWarning::Expired {
@@ -453,6 +457,7 @@ impl SpMetadata {
             want_assertions_signed: sp.want_assertions_signed,
             signing_methods: Vec::new(),
             authn_requests_signed: sp.authn_requests_signed,
+            valid_until: None,
             warnings,
         })
     }

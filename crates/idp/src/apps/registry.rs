@@ -267,6 +267,28 @@ async fn settle_slug(
     Err(Error::invalid("slug", format!("no free slug for {base:?}")))
 }
 
+/// Remembers where an application's metadata was read and until when it is valid.
+async fn record_metadata(
+    conn: &mut AnyConnection,
+    app: AppId,
+    metadata: &SpMetadata,
+    source: &str,
+    now: time::OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO app_metadata (app_id, source, valid_until, read_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (app_id) DO UPDATE SET source = excluded.source, \
+         valid_until = excluded.valid_until, read_at = excluded.read_at",
+    )
+    .bind(app.to_db())
+    .bind(source)
+    .bind(metadata.valid_until.map(timestamp::format))
+    .bind(timestamp::format(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 async fn ensure_entity_id_free(
     conn: &mut AnyConnection,
     entity_id: &str,
@@ -333,6 +355,28 @@ impl<'s> Apps<'s> {
 
     /// Registers an application; refuses an entity ID that is already registered.
     pub async fn create(&self, actor: &Actor, new: NewApplication) -> Result<Application> {
+        self.create_with(actor, new, None).await
+    }
+
+    /// Registers an application made from its SP's metadata (read from `source`), and
+    /// remembers until when that metadata is valid: the console's dashboard warns before
+    /// it goes stale. One transaction, one `app.create` event.
+    pub async fn create_from_metadata(
+        &self,
+        actor: &Actor,
+        new: NewApplication,
+        metadata: &SpMetadata,
+        source: &str,
+    ) -> Result<Application> {
+        self.create_with(actor, new, Some((metadata, source))).await
+    }
+
+    async fn create_with(
+        &self,
+        actor: &Actor,
+        new: NewApplication,
+        metadata: Option<(&SpMetadata, &str)>,
+    ) -> Result<Application> {
         let mut settings = rules::check(new)?;
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
@@ -346,6 +390,9 @@ impl<'s> Apps<'s> {
             updated_at: now,
         };
         write(conn, true, app.id, &app.settings, &timestamp::format(now)).await?;
+        if let Some((metadata, source)) = metadata {
+            record_metadata(conn, app.id, metadata, source, now).await?;
+        }
         audit::record(
             conn,
             actor,
@@ -471,6 +518,9 @@ impl<'s> Apps<'s> {
                 },
             )
             .await?;
+        // The metadata's validity moves with every read, changed endpoints or not.
+        let mut conn = self.store.pool().acquire().await?;
+        record_metadata(&mut conn, id, metadata, source, self.store.now()).await?;
         Ok(changed.then_some(app))
     }
 

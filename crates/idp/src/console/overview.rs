@@ -2,7 +2,7 @@
 //! the sign-ins of the last day (read from the audit log through its index on `at`), and
 //! the applications nobody can use.
 
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::apps::Application;
 use crate::error::Result;
@@ -10,6 +10,9 @@ use crate::store::{Store, timestamp};
 
 /// How long before its certificate expires the dashboard warns about the signing key.
 pub const KEY_EXPIRY_WARNING: Duration = Duration::days(30);
+
+/// How long before an SP's metadata expires (its `validUntil`) the dashboard warns.
+pub const METADATA_EXPIRY_WARNING: Duration = Duration::days(14);
 
 /// How far back the dashboard counts sign-ins.
 pub const SIGN_IN_WINDOW: Duration = Duration::hours(24);
@@ -100,4 +103,43 @@ pub fn key_warnings(
         );
     }
     out
+}
+
+/// An application whose SP metadata expires soon, or has expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringMetadata {
+    /// The application's name.
+    pub name: String,
+    /// Its entity ID.
+    pub entity_id: String,
+    /// Where the metadata was read.
+    pub source: String,
+    /// Its `validUntil`.
+    pub valid_until: OffsetDateTime,
+}
+
+/// Applications registered or refreshed from SP metadata whose `validUntil` is within
+/// [`METADATA_EXPIRY_WARNING`] of `now` or past: refresh them (`latchkey app
+/// refresh-metadata`) before the SP's copy goes stale. Read through the index on
+/// `valid_until`.
+pub async fn expiring_metadata(store: &Store) -> Result<Vec<ExpiringMetadata>> {
+    let horizon = timestamp::format(store.now() + METADATA_EXPIRY_WARNING);
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT a.name, a.entity_id, m.source, m.valid_until FROM app_metadata m \
+         JOIN applications a ON a.id = m.app_id \
+         WHERE m.valid_until IS NOT NULL AND m.valid_until <= $1 ORDER BY m.valid_until",
+    )
+    .bind(horizon)
+    .fetch_all(store.pool())
+    .await?;
+    rows.into_iter()
+        .map(|(name, entity_id, source, until)| {
+            Ok(ExpiringMetadata {
+                name,
+                entity_id,
+                source,
+                valid_until: timestamp::parse("app_metadata.valid_until", &until)?,
+            })
+        })
+        .collect()
 }

@@ -60,6 +60,8 @@ impl std::fmt::Display for KekSource {
 }
 
 /// The key-encryption key. `Debug` shows where it came from and its id, never the key.
+/// A clone is wiped on drop like the original (the console's keyring holds one).
+#[derive(Clone)]
 pub struct Kek {
     key: Zeroizing<[u8; KEK_LEN]>,
     id: String,

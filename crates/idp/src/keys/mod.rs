@@ -244,11 +244,16 @@ impl Activation {
     /// The wait `config` implies: the metadata's cacheDuration, plus, with the database
     /// store, `refresh_seconds` (another node publishes a new key only when it next looks).
     pub fn for_config(config: &crate::config::KeysConfig) -> Self {
-        let mut wait = config.metadata_cache();
-        if config.store == crate::config::KeyStoreKind::Database {
-            wait += Duration::seconds(i64::try_from(config.refresh_seconds).unwrap_or(0));
-        }
-        Activation::AfterPublished(wait)
+        let refresh = (config.store == crate::config::KeyStoreKind::Database)
+            .then(|| Duration::seconds(i64::try_from(config.refresh_seconds).unwrap_or(0)));
+        Activation::after(config.metadata_cache(), refresh)
+    }
+
+    /// The wait for a metadata `cacheDuration` and, for the database store, the nodes'
+    /// refresh interval (what [`Activation::for_config`] reads from the configuration; the
+    /// running server knows both without it).
+    pub fn after(metadata_cache: Duration, refresh: Option<Duration>) -> Self {
+        Activation::AfterPublished(metadata_cache + refresh.unwrap_or(Duration::ZERO))
     }
 
     /// When a key published at `published_at` may be promoted under this rule.

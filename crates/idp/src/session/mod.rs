@@ -81,6 +81,25 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session stored nowhere, begun and authenticated at `now` with a password: what
+    /// the console's assertion preview describes. No row has its (empty) token hash.
+    pub(crate) fn detached(
+        user: User,
+        session_index: &str,
+        now: OffsetDateTime,
+        lifetime: Duration,
+    ) -> Session {
+        Session {
+            user,
+            session_index: session_index.to_owned(),
+            authn_at: now,
+            methods: Methods::password(),
+            created_at: now,
+            expires_at: now + lifetime,
+            token_hash: String::new(),
+        }
+    }
+
     /// The key of this session's rows (never the token itself).
     pub(crate) fn token_hash(&self) -> &str {
         &self.token_hash

@@ -9,7 +9,7 @@
 //! unchanged sign-in does not rewrite the row single logout reads).
 
 use crate::apps::Application;
-use crate::directory::UserStatus;
+use crate::directory::{User, UserStatus};
 use crate::error::Result;
 use crate::session::{Session, SessionApp};
 use crate::store::Store;
@@ -36,6 +36,21 @@ struct GrantRow {
 
 /// Reads the grant for `session`'s user at `app`.
 pub async fn load(store: &Store, session: &Session, app: &Application) -> Result<Grant> {
+    read(store, &session.user, Some(session.token_hash()), app).await
+}
+
+/// Reads the grant for `user` at `app` outside any session (the console's preview): the
+/// same rows, with nothing recorded.
+pub async fn for_user(store: &Store, user: &User, app: &Application) -> Result<Grant> {
+    read(store, user, None, app).await
+}
+
+async fn read(
+    store: &Store,
+    user: &User,
+    token_hash: Option<&str>,
+    app: &Application,
+) -> Result<Grant> {
     let rows: Vec<GrantRow> = sqlx::query_as(
         "SELECT kind, a, b FROM ( \
            SELECT 'group' AS kind, g.name AS a, \
@@ -54,8 +69,8 @@ pub async fn load(store: &Store, session: &Session, app: &Application) -> Result
          ) grant_rows ORDER BY kind, sort_key",
     )
     .bind(app.id.to_db())
-    .bind(session.user.id.to_db())
-    .bind(session.token_hash())
+    .bind(user.id.to_db())
+    .bind(token_hash)
     .fetch_all(store.pool())
     .await?;
     let mut grant = Grant::default();
@@ -78,6 +93,6 @@ pub async fn load(store: &Store, session: &Session, app: &Application) -> Result
     }
     // A suspended user is refused even if their groups still grant the application (the
     // session layer ends their sessions; this keeps the rule true on its own).
-    grant.may_access &= session.user.status == UserStatus::Active;
+    grant.may_access &= user.status == UserStatus::Active;
     Ok(grant)
 }

@@ -23,7 +23,9 @@ use time::OffsetDateTime;
 use crate::Store;
 use crate::audit::Actor;
 use crate::config::{Config, Environment, KeyStoreKind};
-use crate::keys::{DatabaseKeyStore, Kek, KeyAlgorithm, KeyError, KeyMaterial, KeyStore, Keyring};
+use crate::keys::{
+    Activation, DatabaseKeyStore, Kek, KeyAlgorithm, KeyError, KeyMaterial, KeyStore, Keyring,
+};
 
 /// The active key and the certificates to publish.
 #[derive(Debug)]
@@ -130,6 +132,36 @@ impl IdpKeys {
                 Self::open_database(keys, every, algorithm, now).await
             }
         }
+    }
+
+    /// A [`Keyring`] over the store these keys come from, recording its changes in
+    /// `audit`'s log: how the console rotates and activates the keys this server signs
+    /// with. After a change, [`IdpKeys::refresh`] makes the database store's change show
+    /// here at once (files are followed by [`IdpKeys::current`] by themselves).
+    pub fn keyring(&self, audit: &Store) -> Result<Keyring, KeyError> {
+        match &self.0.source {
+            Source::Files(dir) => Ok(Keyring::Files {
+                keys: KeyStore::open(dir)?,
+                audit: audit.clone(),
+            }),
+            Source::Database { keys, .. } => Ok(Keyring::Database(DatabaseKeyStore::new(
+                keys.store().clone(),
+                keys.kek().clone(),
+            ))),
+        }
+    }
+
+    /// The rollover safety rule for this store (the one `latchkey key activate` applies):
+    /// the next key must have been published for the metadata's `cacheDuration`, plus, for
+    /// the database store, one refresh interval of the other nodes.
+    pub fn activation(&self, metadata_cache: time::Duration) -> Activation {
+        let refresh = match &self.0.source {
+            Source::Files(_) => None,
+            Source::Database { every, .. } => Some(time::Duration::seconds(
+                i64::try_from(every.as_secs()).unwrap_or(0),
+            )),
+        };
+        Activation::after(metadata_cache, refresh)
     }
 
     fn with_source(source: Source) -> IdpKeys {

@@ -10,6 +10,7 @@ pub mod grant;
 pub mod keys;
 pub mod logout;
 pub mod metadata;
+pub mod preview;
 mod replay;
 pub mod request;
 pub mod response;

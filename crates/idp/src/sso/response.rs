@@ -45,6 +45,7 @@ async fn name_id_for(
     user: &User,
     grant: &Grant,
     pending: &PendingRequest,
+    purpose: Purpose,
 ) -> Result<NameId, SsoError> {
     let policy = &app.settings.name_id;
     // A format the request asked for, other than the app's own, is made from what it
@@ -87,6 +88,7 @@ async fn name_id_for(
                         "no persistent identifier exists yet and AllowCreate is false".into(),
                     ));
                 }
+                None if purpose == Purpose::Preview => PAIRWISE_NOT_YET.to_owned(),
                 None => store.apps().persistent_name_id(user.id, app.id).await?,
             },
             NameIdFormat::Unspecified => user.username.clone(),
@@ -105,6 +107,7 @@ async fn name_id_for(
         }
         (_, NameIdSource::Pairwise) => match &grant.pairwise {
             Some(known) => known.clone(),
+            None if purpose == Purpose::Preview => PAIRWISE_NOT_YET.to_owned(),
             None => store.apps().persistent_name_id(user.id, app.id).await?,
         },
         (_, NameIdSource::Email) => user.email.clone(),
@@ -149,23 +152,39 @@ fn qualified(
     name_id
 }
 
-/// Builds and signs a success Response for `session`'s user, who holds `grant` (the
-/// caller has applied its access policy).
-#[allow(clippy::too_many_arguments)]
-pub async fn success(
+/// Whether a persistent pairwise identifier not allocated yet is made now (a sign-in) or
+/// only described (a preview, which must write nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A real answer: allocate.
+    Issue,
+    /// The console's preview: leave the store as it is.
+    Preview,
+}
+
+/// What a preview shows as the NameID of a user whose pairwise identifier does not exist
+/// yet: it is made at the first real sign-in, and random, so no value can be shown before.
+pub const PAIRWISE_NOT_YET: &str = "(a new pairwise identifier, made at the first sign-in)";
+
+/// The subject and attributes of an assertion, before it becomes XML.
+#[derive(Debug, Clone)]
+pub(crate) struct Content {
+    pub name_id: NameId,
+    pub attributes: Vec<Attribute>,
+}
+
+/// The NameID and the released attributes for `user` at `app`: what every assertion (and
+/// the console's preview of one) says about the user.
+pub(crate) async fn content(
     store: &Store,
     settings: &ServerSettings,
-    keys: &SigningMaterial,
     app: &Application,
-    session: &Session,
+    user: &User,
     grant: &Grant,
     pending: &PendingRequest,
-    now: OffsetDateTime,
-) -> Result<IssuedResponse, SsoError> {
-    let user = &session.user;
-    // Fail before any work (and any pairwise ID) if the certificate is unusable.
-    let encrypt_to = encryption_certificate(app)?;
-    let name_id = name_id_for(store, settings, app, user, grant, pending).await?;
+    purpose: Purpose,
+) -> Result<Content, SsoError> {
+    let name_id = name_id_for(store, settings, app, user, grant, pending, purpose).await?;
     if pending
         .subject
         .as_ref()
@@ -188,22 +207,30 @@ pub async fn success(
             })
         })
         .collect();
-    let attribute_names = attributes.iter().map(|a| a.name.clone()).collect();
+    Ok(Content {
+        name_id,
+        attributes,
+    })
+}
+
+/// The unsigned assertion: `content` about `session`'s authentication, stating `class`,
+/// for `pending`'s ACS.
+pub(crate) fn assertion(
+    settings: &ServerSettings,
+    app: &Application,
+    session: &Session,
+    pending: &PendingRequest,
+    content: Content,
+    class: &'static str,
+    now: OffsetDateTime,
+) -> Result<Assertion, SsoError> {
     let expires = now + settings.assertion_validity;
-    // What happened in this session, as the request asked to hear it; a session that does
-    // not meet it gets no assertion (the caller steps up or answers NoAuthnContext first:
-    // super::authn::gate).
-    let class = match super::authn::gate(store, settings, session, app, pending).await? {
-        super::authn::Gate::Issue { class } => class,
-        _ => return Err(SsoError::AuthnContext),
-    };
-    let build = |e: latchkey_saml::Error| SsoError::Build(e.to_string());
-    let assertion = Assertion {
-        id: latchkey_saml::ids::new_id().map_err(build)?,
+    Ok(Assertion {
+        id: latchkey_saml::ids::new_id().map_err(|e| SsoError::Build(e.to_string()))?,
         issue_instant: now,
         issuer: settings.entity_id.clone(),
         subject: Some(Subject {
-            name_id: Some(name_id.clone()),
+            name_id: Some(content.name_id),
             confirmations: vec![SubjectConfirmation {
                 method: BEARER.into(),
                 data: Some(SubjectConfirmationData {
@@ -227,8 +254,46 @@ pub async fn success(
             session_not_on_or_after: Some(session.expires_at),
             authn_context_class_ref: Some(class.into()),
         }],
-        attributes,
+        attributes: content.attributes,
+    })
+}
+
+/// Builds and signs a success Response for `session`'s user, who holds `grant` (the
+/// caller has applied its access policy).
+#[allow(clippy::too_many_arguments)]
+pub async fn success(
+    store: &Store,
+    settings: &ServerSettings,
+    keys: &SigningMaterial,
+    app: &Application,
+    session: &Session,
+    grant: &Grant,
+    pending: &PendingRequest,
+    now: OffsetDateTime,
+) -> Result<IssuedResponse, SsoError> {
+    // Fail before any work (and any pairwise ID) if the certificate is unusable.
+    let encrypt_to = encryption_certificate(app)?;
+    // What happened in this session, as the request asked to hear it; a session that does
+    // not meet it gets no assertion (the caller steps up or answers NoAuthnContext first:
+    // super::authn::gate).
+    let class = match super::authn::gate(store, settings, session, app, pending).await? {
+        super::authn::Gate::Issue { class } => class,
+        _ => return Err(SsoError::AuthnContext),
     };
+    let content = content(
+        store,
+        settings,
+        app,
+        &session.user,
+        grant,
+        pending,
+        Purpose::Issue,
+    )
+    .await?;
+    let name_id = content.name_id.clone();
+    let attribute_names = content.attributes.iter().map(|a| a.name.clone()).collect();
+    let assertion = assertion(settings, app, session, pending, content, class, now)?;
+    let build = |e: latchkey_saml::Error| SsoError::Build(e.to_string());
     let assertion_id = assertion.id.clone();
     // An encrypted assertion is always signed: the SP can then check it on its own after
     // decrypting, whatever the Response's signature (and an unsigned Response around
@@ -272,7 +337,7 @@ pub async fn success(
 /// An application that asks for encryption without a usable certificate (none, or not an
 /// RSA key, which is all XML Encryption's key transport can use) gets an error page,
 /// never a clear assertion.
-fn encryption_certificate(app: &Application) -> Result<Option<Certificate>, SsoError> {
+pub(crate) fn encryption_certificate(app: &Application) -> Result<Option<Certificate>, SsoError> {
     if !app.settings.encrypt_assertion {
         return Ok(None);
     }

@@ -21,6 +21,7 @@ on_both_backends!(
     duplicate_entity_id_is_refused,
     refresh_replaces_endpoints_and_keeps_policy,
     a_metadata_refresh_that_changes_something_is_audited_with_the_change,
+    metadata_validity_is_kept_and_the_dashboard_warns_before_it_ends,
 );
 
 /// samael's `test_vectors/sp_metadata.xml` (MIT; provenance in crates/saml/tests/data/README.md).
@@ -452,4 +453,85 @@ async fn a_metadata_refresh_that_changes_something_is_audited_with_the_change(t:
         new["acs"].to_string().contains("m.example.net/acs"),
         "{new}"
     );
+}
+
+/// An SP's metadata valid until `until`, with one HTTP-POST ACS.
+fn valid_until(entity_id: &str, until: OffsetDateTime) -> String {
+    let until = until
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    entity(
+        entity_id,
+        "",
+        &acs(POST, &format!("{entity_id}/acs"), 0, None),
+    )
+    .replacen("entityID=", &format!("validUntil=\"{until}\" entityID="), 1)
+}
+
+async fn metadata_validity_is_kept_and_the_dashboard_warns_before_it_ends(t: TestStore) {
+    use latchkey_idp::console::overview::{METADATA_EXPIRY_WARNING, expiring_metadata};
+    let apps = t.store.apps();
+    let now = t.store.now();
+    let read = |xml: &str| SpMetadata::parse(xml, &SpMetadataOptions::new(now)).unwrap();
+    let soon = read(&valid_until(
+        "https://soon.example.net",
+        now + time::Duration::days(3),
+    ));
+    let later = read(&valid_until(
+        "https://later.example.net",
+        now + METADATA_EXPIRY_WARNING + time::Duration::days(30),
+    ));
+    assert!(soon.valid_until.is_some());
+    let a = apps
+        .create_from_metadata(
+            &admin(),
+            soon.application(None),
+            &soon,
+            "https://soon.example.net/md",
+        )
+        .await
+        .unwrap();
+    let b = apps
+        .create_from_metadata(&admin(), later.application(None), &later, "later.xml")
+        .await
+        .unwrap();
+    // An application added by hand has no metadata to expire.
+    apps.create(
+        &admin(),
+        NewApplication::new(
+            "https://hand.example.net",
+            "Hand",
+            "https://hand.example.net/acs",
+        ),
+    )
+    .await
+    .unwrap();
+    let warned = expiring_metadata(&t.store).await.unwrap();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0].entity_id, "https://soon.example.net");
+    assert_eq!(warned[0].source, "https://soon.example.net/md");
+    assert_eq!(Some(warned[0].valid_until), soon.valid_until);
+
+    // A refresh with metadata valid for longer moves the date, even when nothing else changed.
+    let renewed = read(&valid_until(
+        "https://soon.example.net",
+        now + time::Duration::days(90),
+    ));
+    let changed = apps
+        .refresh_metadata(&admin(), a.id, &renewed, "https://soon.example.net/md2")
+        .await
+        .unwrap();
+    assert!(changed.is_none());
+    assert!(expiring_metadata(&t.store).await.unwrap().is_empty());
+
+    // Removing an application forgets its metadata (the row goes with it, so the
+    // entity can be registered again from its metadata).
+    apps.delete(&admin(), a.id).await.unwrap();
+    apps.create_from_metadata(&admin(), soon.application(None), &soon, "again.xml")
+        .await
+        .unwrap();
+    let warned = expiring_metadata(&t.store).await.unwrap();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0].source, "again.xml");
+    apps.delete(&admin(), b.id).await.unwrap();
 }

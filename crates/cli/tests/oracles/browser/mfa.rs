@@ -43,6 +43,32 @@ fn now() -> u64 {
     u64::try_from(latchkey_idp::SystemClock.now().unix_timestamp()).unwrap()
 }
 
+/// On the IdP's "set up an authenticator app" page (where a sign-in that needs a second
+/// factor sends a user who has none): reads the secret off the page, confirms it with
+/// pyotp's code, and continues past the recovery codes, shown once.
+pub(super) async fn enrol_totp_on_the_way(b: &Browser, idp: &str) {
+    b.wait_for(&format!("{idp}/mfa/totp"), "Set up an authenticator app")
+        .await;
+    let secret = b
+        .script(
+            "return document.getElementById('totp-secret').textContent;",
+            json!([]),
+        )
+        .await;
+    let secret: String = secret
+        .as_str()
+        .unwrap()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    b.type_into("#code", &pyotp_code(&secret, now())).await;
+    b.click("form[action='/mfa/totp'] button[type=submit]")
+        .await;
+    b.wait_for(&format!("{idp}/mfa/totp"), "Your recovery codes")
+        .await;
+    b.click("#continue").await;
+}
+
 /// The entity ID the stack registered the app under.
 fn entity(app_url: &str) -> String {
     format!("{app_url}/saml/metadata")
