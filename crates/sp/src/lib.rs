@@ -40,6 +40,7 @@ pub mod login;
 pub mod logout;
 pub mod provider;
 pub mod replay;
+pub mod scim;
 pub mod settings;
 pub mod store;
 #[cfg(feature = "axum")]
