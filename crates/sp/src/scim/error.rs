@@ -16,7 +16,8 @@ latchkey_saml::stable_codes! {
         InvalidFilter = "invalidFilter",
         /// A filter or query would return more results than the server returns at once.
         TooMany = "tooMany",
-        /// A `userName` or group `displayName` already belongs to another resource.
+        /// (409) A `userName` or group `displayName` already belongs to another resource, or
+        /// the contract refused an e-mail address another account holds.
         Uniqueness = "uniqueness",
         /// The request tried to change a read-only or immutable attribute.
         Mutability = "mutability",

@@ -17,6 +17,9 @@ pub mod filter;
 pub mod list;
 pub mod patch;
 pub mod schema;
+#[cfg(feature = "axum")]
+pub mod server;
+pub mod service;
 
 pub use error::{ScimError, ScimType};
 pub use filter::Filter;
