@@ -21,6 +21,135 @@ pub struct ListQuery {
     pub sort_by: Option<AttrPath>,
     /// Whether the sort is descending.
     pub descending: bool,
+    /// Which attributes each resource carries.
+    pub projection: Projection,
+}
+
+/// `attributes` and `excludedAttributes` (RFC 7644 section 3.9): which attributes a
+/// resource is answered with. `id` and `schemas` are always returned.
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    include: Vec<AttrPath>,
+    exclude: Vec<AttrPath>,
+}
+
+impl Projection {
+    /// Reads `attributes` and `excludedAttributes` (comma-separated paths). A name the
+    /// schema does not have selects nothing, as RFC 7644 asks of unknown attributes here.
+    pub fn parse(params: &[(String, String)], rt: &'static ResourceType) -> Self {
+        let mut out = Self::default();
+        for (name, value) in params {
+            let list = match name.to_ascii_lowercase().as_str() {
+                "attributes" => &mut out.include,
+                "excludedattributes" => &mut out.exclude,
+                _ => continue,
+            };
+            for text in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if let Some(mut path) = AttrPath::parse(text)
+                    && path.resolve_in(rt).is_some()
+                {
+                    list.push(path);
+                }
+            }
+        }
+        out
+    }
+
+    /// Applies the projection to one rendered resource.
+    pub fn apply(&self, resource: &mut Value) {
+        let Some(map) = resource.as_object_mut() else {
+            return;
+        };
+        if !self.include.is_empty() {
+            let mut kept = serde_json::Map::new();
+            for always in ["id", "schemas"] {
+                if let Some(v) = map.get(always) {
+                    kept.insert(always.to_owned(), v.clone());
+                }
+            }
+            for path in &self.include {
+                let source = match &path.uri {
+                    Some(uri) => map.get(uri.as_str()).and_then(Value::as_object),
+                    None => Some(&*map),
+                };
+                let Some(value) = source.and_then(|s| s.get(path.attr.as_str())) else {
+                    continue;
+                };
+                let value = match &path.sub {
+                    None => value.clone(),
+                    Some(sub) => only_sub(value, sub),
+                };
+                let target = match &path.uri {
+                    Some(uri) => kept
+                        .entry(uri.clone())
+                        .or_insert_with(|| Value::Object(serde_json::Map::new())),
+                    None => {
+                        merge(&mut kept, &path.attr, value);
+                        continue;
+                    }
+                };
+                if let Some(t) = target.as_object_mut() {
+                    merge(t, &path.attr, value);
+                }
+            }
+            *map = kept;
+        }
+        for path in &self.exclude {
+            if path.uri.is_none() && matches!(path.attr.as_str(), "id" | "schemas") {
+                continue;
+            }
+            let holder = match &path.uri {
+                Some(uri) => map.get_mut(uri.as_str()).and_then(Value::as_object_mut),
+                None => Some(&mut *map),
+            };
+            let Some(holder) = holder else {
+                continue;
+            };
+            match &path.sub {
+                None => {
+                    holder.remove(&path.attr);
+                }
+                Some(sub) => match holder.get_mut(&path.attr) {
+                    Some(Value::Object(o)) => {
+                        o.remove(sub);
+                    }
+                    Some(Value::Array(items)) => {
+                        for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                            item.remove(sub);
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
+        // An extension with nothing left is not sent as `{}`.
+        map.retain(|k, v| !(k.starts_with("urn:") && v.as_object().is_some_and(|o| o.is_empty())));
+    }
+}
+
+/// `value` with only sub-attribute `sub` (of an object, or of each object of an array).
+fn only_sub(value: &Value, sub: &str) -> Value {
+    let pick = |v: &Value| {
+        let mut o = serde_json::Map::new();
+        if let Some(x) = v.get(sub) {
+            o.insert(sub.to_owned(), x.clone());
+        }
+        Value::Object(o)
+    };
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(pick).collect()),
+        other => pick(other),
+    }
+}
+
+/// Puts `value` at `name`, merging sub-attribute selections of the same attribute.
+fn merge(map: &mut serde_json::Map<String, Value>, name: &str, value: Value) {
+    match (map.get_mut(name), value) {
+        (Some(Value::Object(old)), Value::Object(new)) => old.extend(new),
+        (_, value) => {
+            map.insert(name.to_owned(), value);
+        }
+    }
 }
 
 impl ListQuery {
@@ -35,6 +164,7 @@ impl ListQuery {
             count: MAX_PAGE,
             sort_by: None,
             descending: false,
+            projection: Projection::parse(params, rt),
         };
         for (name, value) in params {
             match name.to_ascii_lowercase().as_str() {
@@ -114,6 +244,10 @@ impl ListQuery {
             .into_iter()
             .skip(self.start_index - 1)
             .take(self.count)
+            .map(|mut r| {
+                self.projection.apply(&mut r);
+                r
+            })
             .collect();
         json!({
             "schemas": [LIST_SCHEMA],

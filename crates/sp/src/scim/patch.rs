@@ -205,6 +205,10 @@ pub fn apply(
     let mut out = resource.clone();
     for op in ops {
         match &op.path {
+            // The whole extension object (`"path": "urn:...:enterprise:2.0:User"`).
+            Some(path) if rt.extension(path).is_some() => {
+                apply_to_extension(&mut out, op, rt, path)?;
+            }
             Some(path) => {
                 let target = parse_path(path, rt)?;
                 apply_at(&mut out, op.op, &target, op.value.as_ref())?;
@@ -213,6 +217,36 @@ pub fn apply(
         }
     }
     Ok(out)
+}
+
+/// An operation whose path is an extension URN: its value is the extension's attributes
+/// (add, replace), or the whole extension goes (remove).
+fn apply_to_extension(
+    resource: &mut Value,
+    op: &PatchOp,
+    rt: &'static ResourceType,
+    path: &str,
+) -> Result<(), ScimError> {
+    let Some(ext) = rt.extension(path) else {
+        return Err(ScimError::invalid_path(format!(
+            "`{path}` is not an extension"
+        )));
+    };
+    if op.op == OpKind::Remove {
+        if let Some(map) = resource.as_object_mut() {
+            map.remove(ext.id);
+        }
+        return Ok(());
+    }
+    let wrapped = PatchOp {
+        op: op.op,
+        path: None,
+        value: Some(Value::Object(Map::from_iter([(
+            ext.id.to_owned(),
+            op.value.clone().unwrap_or(Value::Null),
+        )]))),
+    };
+    apply_without_path(resource, &wrapped, rt)
 }
 
 /// An operation without a path: the value is an object of attributes (and extension objects)
@@ -242,6 +276,9 @@ fn apply_without_path(
                 )));
             };
             for (k, v) in inner {
+                if k.eq_ignore_ascii_case("schemas") {
+                    continue;
+                }
                 let target = parse_path(&format!("{}:{k}", ext.id), rt)?;
                 apply_at(resource, op.op, &target, Some(v))?;
             }

@@ -68,6 +68,8 @@ pub struct Attribute {
     pub sub_attributes: &'static [Attribute],
     /// What it holds, as `/Schemas` says.
     pub description: &'static str,
+    /// For a reference: what it may point at (`User`, `Group`, `external`, `uri`).
+    pub reference_types: &'static [&'static str],
 }
 
 const fn attr(name: &'static str, kind: Kind, description: &'static str) -> Attribute {
@@ -81,6 +83,7 @@ const fn attr(name: &'static str, kind: Kind, description: &'static str) -> Attr
         unique: false,
         sub_attributes: &[],
         description,
+        reference_types: &["external"],
     }
 }
 
@@ -100,7 +103,14 @@ const fn complex(
         unique: false,
         sub_attributes,
         description,
+        reference_types: &[],
     }
+}
+
+/// A reference to resources of `types` only: a member is a User of this server.
+const fn refs(mut a: Attribute, types: &'static [&'static str]) -> Attribute {
+    a.reference_types = types;
+    a
 }
 
 const fn read_only(mut a: Attribute) -> Attribute {
@@ -155,21 +165,30 @@ const ADDRESS_SUBS: &[Attribute] = &[
 
 const GROUP_REF_SUBS: &[Attribute] = &[
     read_only(case_exact(attr("value", Kind::String, "The group's id."))),
-    read_only(attr("$ref", Kind::Reference, "The group's URI.")),
+    read_only(refs(
+        attr("$ref", Kind::Reference, "The group's URI."),
+        &["Group"],
+    )),
     read_only(attr("display", Kind::String, "The group's displayName.")),
     read_only(attr("type", Kind::String, "direct")),
 ];
 
 const MEMBER_SUBS: &[Attribute] = &[
     case_exact(attr("value", Kind::String, "The member's id.")),
-    attr("$ref", Kind::Reference, "The member's URI."),
+    refs(
+        attr("$ref", Kind::Reference, "The member's URI."),
+        &["User"],
+    ),
     attr("display", Kind::String, "The member's name."),
     attr("type", Kind::String, "User or Group."),
 ];
 
 const MANAGER_SUBS: &[Attribute] = &[
     case_exact(attr("value", Kind::String, "The manager's id.")),
-    attr("$ref", Kind::Reference, "The manager's URI."),
+    refs(
+        attr("$ref", Kind::Reference, "The manager's URI."),
+        &["User"],
+    ),
     read_only(attr("displayName", Kind::String, "The manager's name.")),
 ];
 
@@ -189,7 +208,10 @@ const META_SUBS: &[Attribute] = &[
         Kind::DateTime,
         "When it last changed.",
     )),
-    read_only(case_exact(attr("location", Kind::Reference, "Its URI."))),
+    read_only(case_exact(refs(
+        attr("location", Kind::Reference, "Its URI."),
+        &["uri"],
+    ))),
     read_only(case_exact(attr("version", Kind::String, "Its ETag."))),
 ];
 
@@ -440,6 +462,9 @@ impl ResourceType {
                 };
                 let mut checked = Map::new();
                 for (k, v) in inner {
+                    if k.eq_ignore_ascii_case("schemas") {
+                        continue;
+                    }
                     let Some(a) = find(ext.attributes, k) else {
                         return Err(ScimError::invalid_value(format!(
                             "unknown attribute `{}:{k}`",
@@ -621,7 +646,7 @@ fn attribute_json(a: &Attribute) -> Value {
             );
         }
         if a.kind == Kind::Reference {
-            map.insert("referenceTypes".to_owned(), json!(["uri", "external"]));
+            map.insert("referenceTypes".to_owned(), json!(a.reference_types));
         }
     }
     out

@@ -18,7 +18,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::list::ListQuery;
+use super::list::{ListQuery, Projection};
 use super::schema::{self, GROUP_TYPE, USER_TYPE};
 use super::service::{Actor, Resource, ScimService};
 use super::{CONTENT_TYPE, LIST_SCHEMA, MAX_BODY_BYTES, ScimError, etag, if_match_admits};
@@ -180,8 +180,15 @@ fn not_modified(headers: &HeaderMap, r: &Resource) -> bool {
         .is_some_and(|v| if_match_admits(v, r.version))
 }
 
-fn got(headers: &HeaderMap, result: Result<Resource, ScimError>) -> Response {
-    match result {
+fn got(
+    headers: &HeaderMap,
+    result: Result<Resource, ScimError>,
+    projection: &Projection,
+) -> Response {
+    match result.map(|mut r| {
+        projection.apply(&mut r.json);
+        r
+    }) {
         Ok(r) if not_modified(headers, &r) => {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             if let Ok(v) = HeaderValue::from_str(&etag(r.version)) {
@@ -250,9 +257,15 @@ async fn create_user(State(s): State<S>, headers: HeaderMap, body: Body) -> Resp
     )
 }
 
-async fn get_user(State(s): State<S>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn get_user(
+    State(s): State<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
     let _admitted = admit!(s, headers);
-    got(&headers, s.service.get_user(&id).await)
+    let projection = Projection::parse(&params, &USER_TYPE);
+    got(&headers, s.service.get_user(&id).await, &projection)
 }
 
 async fn put_user(
@@ -320,9 +333,15 @@ async fn create_group(State(s): State<S>, headers: HeaderMap, body: Body) -> Res
     )
 }
 
-async fn get_group(State(s): State<S>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn get_group(
+    State(s): State<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
     let _admitted = admit!(s, headers);
-    got(&headers, s.service.get_group(&id).await)
+    let projection = Projection::parse(&params, &GROUP_TYPE);
+    got(&headers, s.service.get_group(&id).await, &projection)
 }
 
 async fn put_group(

@@ -348,11 +348,7 @@ impl ScimService {
         let row = load_user(&mut tx, id).await?;
         drop(tx);
         check_version(if_match, row.version)?;
-        let mut current = row.resource.clone();
-        if let Some(map) = current.as_object_mut() {
-            map.insert("active".to_owned(), Value::Bool(row.active));
-        }
-        let patched = patch::apply(&current, &ops, &USER_TYPE)?;
+        let patched = patch::apply(&row.resource, &ops, &USER_TYPE)?;
         let resource = USER_TYPE.check(&patched, false)?;
         let expected = row.version.to_string();
         self.write_user(
@@ -450,10 +446,9 @@ impl ScimService {
             .get("active")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        let mut stored = resource.clone();
-        if let Some(map) = stored.as_object_mut() {
-            map.remove("active");
-        }
+        // `active` stays in the resource as the client wrote it (absent means enabled); the
+        // column is what logins and the application read.
+        let stored = resource.clone();
         let operation_id = Uuid::new_v4();
         let mut tx = self.store().begin().await.map_err(internal)?;
         let previous = match id {
@@ -736,7 +731,9 @@ impl ScimService {
         let mut json = row.resource.clone();
         if let Some(map) = json.as_object_mut() {
             map.insert("id".to_owned(), Value::from(row.id.to_string()));
-            map.insert("active".to_owned(), Value::Bool(row.active));
+            if !row.active {
+                map.insert("active".to_owned(), Value::Bool(false));
+            }
             if !groups.is_empty() {
                 map.insert(
                     "groups".to_owned(),
@@ -856,15 +853,7 @@ impl ScimService {
         let members = group_members(&mut tx, id).await?;
         drop(tx);
         check_version(if_match, row.version)?;
-        let mut current = row.resource.clone();
-        if let Some(map) = current.as_object_mut()
-            && !members.is_empty()
-        {
-            map.insert(
-                "members".to_owned(),
-                Value::Array(members.iter().map(|(id, _)| json!({"value": id})).collect()),
-            );
-        }
+        let current = self.render_group(&row, &members).json;
         let patched = patch::apply(&current, &ops, &GROUP_TYPE)?;
         let resource = GROUP_TYPE.check(&patched, false)?;
         let expected = format!("W/\"{}\"", row.version);
@@ -936,11 +925,9 @@ impl ScimService {
             })?;
             wanted.insert(member);
         }
-        let mut stored = resource.clone();
-        if let Some(map) = stored.as_object_mut() {
-            map.remove("members");
-        }
-        let text = serde_json::to_string(&stored).map_err(|e| internal(e.to_string()))?;
+        // Members are kept as the client wrote them (display, type, $ref) beside the
+        // relational copy that roles are computed from.
+        let text = serde_json::to_string(&resource).map_err(|e| internal(e.to_string()))?;
         let operation_id = Uuid::new_v4();
         let mut tx = self.store().begin().await.map_err(internal)?;
         let taken: Option<String> =
@@ -1127,23 +1114,36 @@ impl ScimService {
         let mut json = row.resource.clone();
         if let Some(map) = json.as_object_mut() {
             map.insert("id".to_owned(), Value::from(row.id.to_string()));
-            if !members.is_empty() {
-                map.insert(
-                    "members".to_owned(),
-                    Value::Array(
-                        members
-                            .iter()
-                            .map(|(id, name)| {
-                                json!({
-                                    "value": id,
-                                    "display": name,
-                                    "$ref": format!("{}/Users/{id}", self.base_url),
-                                    "type": "User",
-                                })
-                            })
-                            .collect(),
-                    ),
-                );
+            // The members as written, less those no longer members (a user deleted since),
+            // plus any the client did not describe.
+            let mut shown: Vec<Value> = map
+                .get("members")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|m| {
+                    let value = m.get("value").and_then(Value::as_str);
+                    members.iter().any(|(id, _)| Some(id.as_str()) == value)
+                })
+                .cloned()
+                .collect();
+            for (id, name) in members {
+                if !shown
+                    .iter()
+                    .any(|m| m.get("value").and_then(Value::as_str) == Some(id.as_str()))
+                {
+                    shown.push(json!({
+                        "value": id,
+                        "display": name,
+                        "$ref": format!("{}/Users/{id}", self.base_url),
+                        "type": "User",
+                    }));
+                }
+            }
+            if shown.is_empty() {
+                map.remove("members");
+            } else {
+                map.insert("members".to_owned(), Value::Array(shown));
             }
             map.insert(
                 "meta".to_owned(),

@@ -270,3 +270,17 @@ fn a_failing_operation_leaves_the_input_untouched() {
     assert!(patch::apply(&before, &ops, &USER_TYPE).is_err());
     assert_eq!(before, user());
 }
+
+#[test]
+fn an_extension_urn_as_the_path() {
+    let out = ok(json!([{"op": "add", "path": ENT, "value": {
+        "schemas": [ENT], "department": "Support", "employeeNumber": "42"
+    }}]));
+    assert_eq!(
+        out[ENT],
+        json!({"department": "Support", "employeeNumber": "42"})
+    );
+    let ops = request(json!([{"op": "remove", "path": ENT}]));
+    let removed = patch::apply(&out, &ops, &USER_TYPE).unwrap();
+    assert!(removed.get(ENT).is_none());
+}

@@ -143,3 +143,51 @@ fn etags_and_if_match() {
     assert!(scim::if_match_admits("W/\"1\", W/\"3\"", 3));
     assert!(!scim::if_match_admits("W/\"2\"", 3));
 }
+
+#[test]
+fn attributes_and_excluded_attributes_project_a_resource() {
+    use latchkey_sp::scim::list::Projection;
+    let params = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+    let resource = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "id": "1",
+        "userName": "alice",
+        "name": {"givenName": "Alice", "familyName": "Liddell"},
+        "emails": [{"value": "a@example.org", "type": "work"}],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Support"},
+        "meta": {"resourceType": "User"}
+    });
+    let mut only = resource.clone();
+    Projection::parse(
+        &params("attributes", "userName,name.givenName,emails.value"),
+        &USER_TYPE,
+    )
+    .apply(&mut only);
+    assert_eq!(
+        only,
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": "1",
+            "userName": "alice",
+            "name": {"givenName": "Alice"},
+            "emails": [{"value": "a@example.org"}]
+        })
+    );
+    let mut without = resource.clone();
+    Projection::parse(
+        &params(
+            "excludedAttributes",
+            "name, emails.type, id, urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+        ),
+        &USER_TYPE,
+    )
+    .apply(&mut without);
+    assert!(without.get("name").is_none());
+    assert_eq!(without["emails"], json!([{"value": "a@example.org"}]));
+    assert_eq!(without["id"], "1", "id is always returned");
+    assert!(
+        without
+            .get("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+            .is_none()
+    );
+}
