@@ -484,6 +484,16 @@ impl ScimService {
             self.move_identity(&mut tx, previous.id, &facts).await?;
             // Plan as for an enabled account; `active` is written after.
             set_active(&mut tx, previous.id, true).await?;
+        } else if let Ok(mapped) = self.contract.map(&facts)
+            && let Some(existing) = tx
+                .find_by_identity(&mapped.identity)
+                .await
+                .map_err(internal)?
+            && !existing.active
+        {
+            // Creating a user SCIM deleted (and so disabled) before re-enables its account:
+            // the client provisions it again, as when a person is re-assigned.
+            set_active(&mut tx, existing.id, true).await?;
         }
         let step = self
             .engine
@@ -1229,7 +1239,14 @@ fn internal(e: impl fmt::Display) -> ScimError {
     ScimError::status(500, format!("internal error (operation {operation_id})"))
 }
 
+/// A database error; a unique index refusing a write is the uniqueness conflict a
+/// concurrent write of the same name or identity caused, not an outage.
 fn store_internal(e: sqlx::Error) -> ScimError {
+    if e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+    {
+        return ScimError::uniqueness("another resource took this name or identity meanwhile");
+    }
     internal(StoreError::from(e))
 }
 

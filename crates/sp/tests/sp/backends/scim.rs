@@ -656,6 +656,18 @@ pub(crate) async fn delete_follows_the_contract(db: Db) {
     let account = s.fx.store.account(account_id).await.unwrap().unwrap();
     assert!(!account.active, "kept, disabled");
     assert_eq!(s.deactivated.load(Ordering::SeqCst), 1);
+    // Provisioned again (a re-assignment), the same account comes back enabled.
+    let (status, again) = s.call(Method::POST, "/Users", Some(&alice_user())).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["id"], id.as_str());
+    assert!(
+        s.fx.store
+            .account(account_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+    );
     // Under `deprovision = "delete"` the account goes.
     let s = scim(db, &format!("deprovision = \"delete\"\n{WIKI}")).await;
     let (_, created) = s.call(Method::POST, "/Users", Some(&alice_user())).await;
