@@ -275,12 +275,25 @@ impl ScimService {
     }
 
     /// `GET /Users`.
+    ///
+    /// `userName eq "..."`, what a provisioning client asks before it creates a user, is
+    /// answered from the unique index; any other filter is evaluated over the SCIM users in
+    /// memory (an application's user count, not a directory's).
     pub async fn list_users(&self, query: &ListQuery) -> Result<Value, ScimError> {
         let pool = self.store().database().pool();
-        let rows = sqlx::query(ALL_USERS)
-            .fetch_all(pool)
-            .await
-            .map_err(store_internal)?;
+        let by_name = query
+            .filter
+            .as_ref()
+            .and_then(|f| f.as_simple_eq())
+            .and_then(|(path, value)| {
+                (path.uri.is_none() && path.attr == "userName" && path.sub.is_none())
+                    .then(|| value.to_lowercase())
+            });
+        let rows = match by_name {
+            Some(name) => sqlx::query(USER_BY_NAME).bind(name).fetch_all(pool).await,
+            None => sqlx::query(ALL_USERS).fetch_all(pool).await,
+        }
+        .map_err(store_internal)?;
         let memberships = sqlx::query(
             "SELECT m.account_id AS account_id, g.id AS id, g.resource AS resource \
              FROM sp_scim_members m JOIN sp_scim_groups g ON g.id = m.group_id",
@@ -1268,6 +1281,7 @@ const ALL_USERS: &str = concat!(
     user_columns!(),
     "WHERE scim_resource IS NOT NULL ORDER BY created_at, id"
 );
+const USER_BY_NAME: &str = concat!(user_columns!(), "WHERE scim_user_name = $1");
 const USER_BY_ID: &str = concat!(
     user_columns!(),
     "WHERE id = $1 AND scim_resource IS NOT NULL"
