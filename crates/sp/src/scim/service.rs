@@ -318,6 +318,28 @@ impl ScimService {
         Ok(query.respond(resources))
     }
 
+    /// The provisioning plan a `POST /Users` of `body` would apply, computed against the
+    /// store and the contract as the write would, and not applied nor audited: the dry run.
+    pub async fn plan_user(
+        &self,
+        body: &Value,
+        now: OffsetDateTime,
+    ) -> Result<ProvisioningPlan, ScimError> {
+        let resource = USER_TYPE.check(body, true)?;
+        let facts = self.facts(&resource, &[])?;
+        let mut tx = self.store().begin().await.map_err(internal)?;
+        let step = self
+            .engine
+            .provision(&self.contract, &mut tx, &facts, now)
+            .await
+            .map_err(engine_error)?;
+        // Dropping the transaction rolls back whatever the plan wrote.
+        drop(tx);
+        Ok(match step {
+            Step::Refused { plan, .. } | Step::Done { plan, .. } => plan,
+        })
+    }
+
     /// `POST /Users`.
     pub async fn create_user(
         &self,

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use latchkey_sp::Error;
-use latchkey_sp::jit::{JitEngine, Outcome, RefusalCode};
+use latchkey_sp::jit::{JitEngine, Outcome, PlanAction, RefusalCode};
 use latchkey_sp::scim::server;
 use latchkey_sp::scim::service::{ScimService, ScimSettings, TokenSettings, token_sha256};
 use latchkey_sp::store::{AuditKind, RoleOrigin, SqlAccountStore};
@@ -869,3 +869,34 @@ crate::on_both_backends!(
     a_jit_account_is_taken_over_by_scim,
     discovery,
 );
+
+pub(crate) async fn a_dry_run_plans_without_writing(db: Db) {
+    let fx = fixture(db).await;
+    let engine = JitEngine::new(contract(WIKI), fx.store.clone());
+    let settings = ScimSettings {
+        tokens: vec![],
+        base_url: None,
+        idp_entity_id: None,
+        name_id: "externalId".to_owned(),
+        attributes: Default::default(),
+    };
+    let service = ScimService::new(engine, &settings, IDP, "https://app.example/scim/v2").unwrap();
+    let plan = service.plan_user(&alice_user(), t0()).await.unwrap();
+    match &plan.action {
+        PlanAction::Create { fields, roles } => {
+            assert_eq!(fields["email"], "Alice@Example.org");
+            assert!(roles.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(fx.store.accounts().await.unwrap().is_empty());
+    assert!(fx.store.audit_log(10).await.unwrap().is_empty());
+    let mut bad = alice_user();
+    bad.as_object_mut().unwrap().remove("emails");
+    match service.plan_user(&bad, t0()).await.unwrap().action {
+        PlanAction::Refuse(r) => assert_eq!(r.code, RefusalCode::RequiredAttributeMissing),
+        other => panic!("{other:?}"),
+    }
+}
+
+crate::on_both_backends!(a_dry_run_plans_without_writing);
