@@ -4,7 +4,9 @@ use latchkey_sp::ServiceProvider;
 use latchkey_sp::idp::IdpTrust;
 use latchkey_sp::jit::{Contract, JitEngine, Outcome, PlanAction, Provisioned};
 use latchkey_sp::replay::SqlReplayCache;
+use latchkey_sp::scim::service::ScimService;
 use latchkey_sp::store::{Database, SqlAccountStore};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::DemoError;
@@ -137,6 +139,15 @@ impl AppKind {
         }
     }
 
+    /// The SCIM attribute holding what the app's contract keys accounts on: the wiki keys on
+    /// the e-mail NameID, the helpdesk on a persistent one (SCIM's `externalId`).
+    pub fn scim_name_id(self) -> &'static str {
+        match self {
+            Self::Wiki => "emails",
+            Self::Helpdesk => "externalId",
+        }
+    }
+
     /// The session cookie's name. Distinct per app: browsers do not separate cookies by port,
     /// so two apps on one host would otherwise overwrite each other's session.
     pub fn cookie_name(self) -> &'static str {
@@ -233,7 +244,8 @@ pub struct DemoApp {
     sp: ServiceProvider,
     engine: JitEngine<SqlAccountStore>,
     replay: SqlReplayCache,
-    pub(crate) sessions: Sessions,
+    pub(crate) sessions: Arc<Sessions>,
+    scim: Option<ScimService>,
     clock: Clock,
     secure_cookies: bool,
 }
@@ -267,13 +279,39 @@ impl DemoApp {
         let key = config.sp.load_key().map_err(latchkey_sp::Error::from)?;
         // Outstanding logins live in the app's database, so a restart between the redirect to
         // the IdP and its answer does not break the login.
+        let idp_entity_id = idp.entity_id.clone();
         let sp = ServiceProvider::with_database(&config.sp, key, idp, db.clone())?;
+        let engine = JitEngine::new(contract, SqlAccountStore::new(db.clone()));
+        let sessions = Arc::new(Sessions::new());
+        let scim = match &config.sp.scim {
+            Some(settings) => {
+                let base = config
+                    .sp
+                    .acs_url
+                    .strip_suffix("/saml/acs")
+                    .unwrap_or(&config.sp.acs_url);
+                let ended = sessions.clone();
+                let service = ScimService::new(
+                    engine.clone(),
+                    settings,
+                    &idp_entity_id,
+                    &format!("{base}/scim/v2"),
+                )
+                .map_err(latchkey_sp::Error::from)?
+                .on_deactivate(Arc::new(move |account| {
+                    u64::try_from(ended.end_for_account(account)).unwrap_or(u64::MAX)
+                }));
+                Some(service)
+            }
+            None => None,
+        };
         Ok(Self {
             kind,
             sp,
-            engine: JitEngine::new(contract, SqlAccountStore::new(db.clone())),
+            engine,
             replay: SqlReplayCache::new(db),
-            sessions: Sessions::new(),
+            sessions,
+            scim,
             clock,
             secure_cookies: config.secure_cookies(),
         })
@@ -302,6 +340,16 @@ impl DemoApp {
     /// The replay cache.
     pub fn replay(&self) -> &SqlReplayCache {
         &self.replay
+    }
+
+    /// The SCIM server, when the configuration has `[sp.scim]`.
+    pub fn scim(&self) -> Option<&ScimService> {
+        self.scim.as_ref()
+    }
+
+    /// Where the SCIM endpoints get the time.
+    pub(crate) fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// The current time.

@@ -14,6 +14,10 @@
 //! ```
 //! `[sp.provisioning]` replaces the app's built-in JIT contract when present.
 //!
+//! SCIM works without more settings too: without `[sp.scim]`, the app makes itself a bearer
+//! token on first start ([`DemoConfig::ensure_scim`]), kept in `<database>-scim-token`, and
+//! serves SCIM 2.0 at `/scim/v2` under it.
+//!
 //! Single logout works without more settings: `sp.slo_url` defaults to `/saml/slo` beside the
 //! ACS, and without `[sp.key]` the app makes itself a signing key on first start
 //! ([`DemoConfig::ensure_signing_key`]), because logout messages must be signed.
@@ -21,6 +25,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use latchkey_sp::scim::service::{ScimSettings, TokenSettings, token_sha256};
 use latchkey_sp::settings::{KeyConfig, SpConfig};
 use serde::Deserialize;
 
@@ -94,6 +99,56 @@ impl DemoConfig {
             private_key_file: key_file,
             certificate_file: cert_file,
             sign_requests: true,
+        });
+        Ok(())
+    }
+
+    /// The file holding the SCIM bearer token the app made itself (see
+    /// [`DemoConfig::ensure_scim`]).
+    pub fn scim_token_file(&self) -> PathBuf {
+        let stem = self.database.with_extension("");
+        PathBuf::from(format!("{}-scim-token", stem.display()))
+    }
+
+    /// Without `[sp.scim]`, serves SCIM under a token made on first start and kept in
+    /// [`DemoConfig::scim_token_file`] (mode 0600), so a SCIM client (the IdP, a test) can be
+    /// pointed at the app with nothing to configure. The settings hold only its SHA-256.
+    /// `name_id` is the SCIM attribute holding what the app's contract keys accounts on.
+    pub fn ensure_scim(&mut self, name_id: &str) -> Result<(), DemoError> {
+        if self.sp.scim.is_some() {
+            return Ok(());
+        }
+        let file = self.scim_token_file();
+        let fail = |e: &dyn std::fmt::Display| {
+            DemoError::Config(format!("SCIM token {}: {e}", file.display()))
+        };
+        let token = match std::fs::read_to_string(&file) {
+            Ok(text) if !text.trim().is_empty() => text.trim().to_owned(),
+            _ => {
+                let token = format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                );
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut f = options.open(&file).map_err(|e| fail(&e))?;
+                std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes())
+                    .map_err(|e| fail(&e))?;
+                token
+            }
+        };
+        self.sp.scim = Some(ScimSettings {
+            tokens: vec![TokenSettings {
+                name: "demo".to_owned(),
+                sha256: token_sha256(&token),
+            }],
+            base_url: None,
+            idp_entity_id: None,
+            name_id: name_id.to_owned(),
+            attributes: Default::default(),
         });
         Ok(())
     }

@@ -7,8 +7,9 @@
 //! Routes: `/` (the signed-in account, its role and how it was provisioned), `/login`
 //! (SP-initiated login), `/saml/metadata`, `/saml/acs`, `/saml/slo` (single logout: the
 //! IdP's LogoutRequest or its answer to ours), `/whoami` (JSON), `/admin` (accounts created
-//! by JIT, and the audit log), `/logout` (POST: ends the local session, then single logout
-//! through the IdP), `/static/demo.<hash>.css` (the stylesheet).
+//! and SCIM, and the audit log with where each change came from), `/logout` (POST: ends the
+//! local session, then single logout through the IdP), `/scim/v2/...` (SCIM 2.0, when
+//! configured: see [`config`]), `/static/demo.<hash>.css` (the stylesheet).
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -67,6 +68,7 @@ pub async fn run_helpdesk(config: DemoConfig) -> Result<(), DemoError> {
 /// starting), opens the database, keeps the metadata refreshed, and serves.
 pub async fn run(kind: AppKind, mut config: DemoConfig) -> Result<(), DemoError> {
     config.ensure_signing_key()?;
+    config.ensure_scim(kind.scim_name_id())?;
     let idp = load_idp_patiently(&config).await?;
     let app = Arc::new(DemoApp::open(kind, &config, idp, Clock::System).await?);
     latchkey_sp::fetch::spawn_refresh(app.sp().clone(), config.sp.clone());

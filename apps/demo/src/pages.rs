@@ -115,16 +115,33 @@ struct AccountRow {
     identity: String,
     fields: String,
     roles: String,
+    status: &'static str,
     created: String,
     updated: String,
+    /// Where the latest change shown in the audit table came from.
+    last_change: String,
 }
 
 /// One row of the admin page's audit table.
 struct EventRow {
     at: String,
     kind: &'static str,
+    source: String,
     operation_id: String,
     detail: String,
+}
+
+/// Where an audit event's change came from: a person's login, a SCIM client (by its token's
+/// name), or single logout.
+fn source(e: &AuditEvent) -> String {
+    let kind = e.kind.as_str();
+    if kind.starts_with("scim.") {
+        format!("SCIM ({})", e.actor.as_deref().unwrap_or("unknown token"))
+    } else if kind.starts_with("slo.") {
+        "single logout".to_owned()
+    } else {
+        "JIT login".to_owned()
+    }
 }
 
 #[derive(Template)]
@@ -136,7 +153,8 @@ struct AdminPage {
     events: Vec<EventRow>,
 }
 
-/// `/admin`: accounts JIT created, and the latest audit events.
+/// `/admin`: accounts provisioned from Latchkey (by JIT logins or SCIM), and the latest audit
+/// events with where each came from.
 pub(crate) fn admin(kind: AppKind, accounts: &[Account], audit: &[AuditEvent]) -> String {
     let accounts = accounts
         .iter()
@@ -152,8 +170,14 @@ pub(crate) fn admin(kind: AppKind, accounts: &[Account], audit: &[AuditEvent]) -
                     .map_or_else(String::new, |i| i.key.clone()),
                 fields: fields.join("; "),
                 roles: roles.join(", "),
+                status: if a.active { "active" } else { "disabled" },
                 created: rfc3339(a.created_at),
                 updated: rfc3339(a.updated_at),
+                last_change: audit
+                    .iter()
+                    .rev()
+                    .find(|e| e.account_id == Some(a.id))
+                    .map_or_else(|| "-".to_owned(), source),
             }
         })
         .collect();
@@ -163,6 +187,7 @@ pub(crate) fn admin(kind: AppKind, accounts: &[Account], audit: &[AuditEvent]) -
         .map(|e| EventRow {
             at: rfc3339(e.at),
             kind: e.kind.as_str(),
+            source: source(e),
             operation_id: e.operation_id.to_string(),
             detail: match &e.plan.action {
                 latchkey_sp::jit::PlanAction::Refuse(r) => r.to_string(),

@@ -25,7 +25,11 @@ type AppState = Arc<DemoApp>;
 
 /// The app's router: every route, and security headers on every response.
 pub fn router(app: Arc<DemoApp>) -> Router {
-    Router::new()
+    let scim = app.scim().cloned().map(|service| {
+        let clock = app.clock();
+        latchkey_sp::scim::server::router(service, Arc::new(move || clock.now()))
+    });
+    let pages = Router::new()
         .route("/", get(home))
         .route("/login", get(login))
         .route("/saml/metadata", get(metadata))
@@ -34,7 +38,12 @@ pub fn router(app: Arc<DemoApp>) -> Router {
         .route("/whoami", get(whoami))
         .route("/admin", get(admin))
         .route("/logout", post(logout))
-        .route("/static/{file}", get(crate::html::static_file))
+        .route("/static/{file}", get(crate::html::static_file));
+    let routes = match scim {
+        Some(scim) => pages.nest("/scim/v2", scim.with_state(())),
+        None => pages,
+    };
+    routes
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
 }
@@ -123,6 +132,12 @@ async fn current(
         return Ok(None);
     };
     match app.store().account(session.account_id).await {
+        // SCIM ends a disabled account's sessions at once; this also covers a disable made
+        // through another node or while the hook could not run.
+        Ok(Some(account)) if !account.active => {
+            app.sessions.remove(id);
+            Ok(None)
+        }
         Ok(Some(account)) => Ok(Some((session, account))),
         Ok(None) => Ok(None),
         Err(e) => Err(internal(app, &e)),

@@ -88,6 +88,14 @@ impl Sessions {
         self.lock().remove(id)
     }
 
+    /// Ends every session of `account_id` (SCIM disabled or deleted it); returns how many.
+    pub(crate) fn end_for_account(&self, account_id: Uuid) -> usize {
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, s| s.account_id != account_id);
+        before - map.len()
+    }
+
     /// Ends every session whose login `ends` says so (an IdP's LogoutRequest names the
     /// person and IdP session, not our cookie); returns how many.
     pub(crate) fn end_matching(&self, ends: impl Fn(&SamlLogin) -> bool) -> usize {

@@ -67,6 +67,17 @@ fn page() -> String {
     }
 
     md.push_str(
+        "\n## SCIM servers (`latchkey_sp::scim::ScimType`)\n\n\
+         camelCase, from RFC 7644 table 9. The `scimType` of a SCIM error answer (with its \
+         HTTP status, 400 unless said); 401, 404, 412, 413 and 503 answers have none. A \
+         write the provisioning contract refuses names the JIT code above in its `detail`.\n\n\
+         | scimType | meaning |\n|---|---|\n",
+    );
+    for code in latchkey_sp::scim::ScimType::ALL {
+        let _ = writeln!(md, "| `{}` | {} |", code.as_str(), cell(code.meaning()));
+    }
+
+    md.push_str(
         "\n## IdP browser pages (`latchkey_idp::PageCode`)\n\n\
          `AREA-WORD`. Shown on the IdP's error pages beside the operation ID, carried by their \
          log lines, and counted by `latchkey_failures_total{reason}` (with the refusals the \

@@ -456,9 +456,16 @@ fn print_walkthrough(dir: &Path) -> anyhow::Result<()> {
          \x20 5. Open {IDP_URL}/admin as alice (admin) or bob (helpdesk): the admin console.\n\
          \x20    It asks for a second factor: a code, or (bob, who has none) an authenticator app\n\
          \x20    set up on the way in.\n\
+         \x20 6. Both apps also serve SCIM 2.0 ({WIKI_URL}/scim/v2, {HELPDESK_URL}/scim/v2) under\n\
+         \x20    the bearer token each made itself, in {wiki_token} and\n\
+         \x20    {helpdesk_token}; their /admin pages show whether a change came from a\n\
+         \x20    JIT login or SCIM, e.g. after\n\
+         \x20      curl -H \"Authorization: Bearer $(cat {wiki_token})\" {WIKI_URL}/scim/v2/Users\n\
          \nLogs: {logs}",
         cfg = dir.join("latchkey.toml").display(),
         logs = dir.join("logs").display(),
+        wiki_token = dir.join("wiki/wiki-scim-token").display(),
+        helpdesk_token = dir.join("helpdesk/helpdesk-scim-token").display(),
     )?;
     Ok(())
 }

@@ -304,6 +304,7 @@ pub async fn audit_rejection<S: AccountStore>(
         idp_entity_id: idp_entity_id.to_owned(),
         identity_key: None,
         session_index: None,
+        actor: None,
         plan: ProvisioningPlan::refused(
             None,
             Refusal::new(

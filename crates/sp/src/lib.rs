@@ -11,6 +11,9 @@
 //!   [`logout::start`], [`logout::receive`] and [`logout::answer`] also audit each step.
 //! - [`replay`]: the assertion replay cache; [`jit`] and [`store`]: just-in-time provisioning
 //!   of local accounts under a per-application contract.
+//! - [`scim`]: SCIM 2.0. Its protocol parts (schemas, filters, PATCH, listing, errors) hold
+//!   no state; [`scim::service::ScimService`] provisions through the JIT engine, and
+//!   `scim::server` (feature `axum`) serves it.
 //! - `axum` (feature): small helpers for axum handlers.
 //!
 //! # Using it
@@ -25,6 +28,8 @@
 //! GET  /saml/metadata -> sp.metadata_xml()
 //! GET  /login         -> redirect to sp.start_login(return_to, now).await?.url
 //! POST /saml/acs      -> acs::run(&sp, &form, &replay, &engine, now).await
+//! /scim/v2/...        -> scim::server::router(ScimService::new(engine, &settings, ...)?
+//!                            .on_deactivate(hook ending the account's sessions), now)
 //!                        Ok(SignedIn { login, provisioned, return_to }): start a session
 //!                        Err(AcsFailure { error, operation_id }): page with error.code()
 //! ```
@@ -40,6 +45,7 @@ pub mod login;
 pub mod logout;
 pub mod provider;
 pub mod replay;
+pub mod scim;
 pub mod settings;
 pub mod store;
 #[cfg(feature = "axum")]

@@ -30,6 +30,14 @@
 //! # allow_cbc = false                         # true: also accept AES-CBC (a timing-oracle risk)
 //!
 //! [provisioning]                              # the JIT contract (see `jit::Contract`)
+//!
+//! [scim]                                      # optional: the SCIM 2.0 server (see `scim::service`)
+//! tokens = [{ name = "latchkey-idp", sha256 = "<hex SHA-256 of the bearer token>" }]
+//! # base_url = "https://wiki.example.com/scim/v2"   # default: beside the ACS URL
+//! # idp_entity_id = "https://idp.example.org"       # whose identities SCIM writes; default: [idp]'s
+//! # name_id = "userName"                            # the SCIM attribute holding the NameID value
+//! # [scim.attributes]                               # SAML attribute name = SCIM path (adds to the defaults)
+//! # department = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
 //! ```
 //! Relative paths are resolved against the directory of the settings file.
 
@@ -88,6 +96,10 @@ pub struct SpConfig {
     /// The JIT provisioning contract; an application may bring its own instead.
     #[serde(default)]
     pub provisioning: Option<Contract>,
+    /// The SCIM server's settings (`[scim]`); without them the application has no SCIM
+    /// endpoint.
+    #[serde(default)]
+    pub scim: Option<crate::scim::service::ScimSettings>,
 }
 
 /// Where the IdP's metadata comes from.

@@ -5,6 +5,7 @@
 
 mod failures;
 mod helpdesk;
+mod scim;
 mod slo;
 mod socket;
 mod support;

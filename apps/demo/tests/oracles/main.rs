@@ -5,5 +5,6 @@
 #![allow(dead_code)]
 
 mod interop;
+mod scim2_tester;
 #[path = "../demo/support.rs"]
 mod support;

@@ -582,6 +582,47 @@ pub const DEMO_APP_TOML: &[Key] = &[
         Unset("the app's built-in contract"),
         "The JIT provisioning contract: `latchkey_sp::jit::Contract` (crates/sp/src/jit/contract.rs).",
     ),
+    key(
+        "sp.scim",
+        "table",
+        Unset("a bearer token made beside `database` on first start (`<database>-scim-token`)"),
+        "The SCIM 2.0 server at `/scim/v2` (`latchkey_sp::scim`): users and groups written \
+         through the provisioning contract.",
+    ),
+    key(
+        "sp.scim.tokens",
+        "array of tables",
+        Required,
+        "The bearer tokens, each `{ name = \"...\", sha256 = \"<hex SHA-256 of the token>\" }`; \
+         the name is audited as the actor of its writes, the token itself is never stored.",
+    ),
+    key(
+        "sp.scim.base_url",
+        "string",
+        Unset("`/scim/v2` beside `sp.acs_url`"),
+        "The SCIM base URL, for `meta.location` and `Location`.",
+    ),
+    key(
+        "sp.scim.idp_entity_id",
+        "string",
+        Unset("the `[sp.idp]` entity ID"),
+        "The IdP whose identities SCIM writes, so that its logins find the same accounts.",
+    ),
+    key(
+        "sp.scim.name_id",
+        "string",
+        Literal("\"userName\""),
+        "The SCIM path holding the NameID value accounts are keyed by (`emails` is the primary \
+         address, `externalId` suits a persistent NameID). The demo wiki uses `emails`, the \
+         helpdesk `externalId`.",
+    ),
+    key(
+        "sp.scim.attributes",
+        "table of strings",
+        Unset("the defaults of `latchkey_sp::scim::service::DEFAULT_ATTRIBUTES`"),
+        "SAML attribute name = SCIM path: what the contract reads for each attribute, over the \
+         defaults (`email` from `emails`, `groups` from the SCIM groups' names, ...).",
+    ),
 ];
 
 /// The page, as `docs/configuration.md` holds it.
@@ -698,6 +739,7 @@ mod tests {
         ("sp.key", "certificate_file = \"c.pem\""),
         ("sp.encryption", "private_key_file = \"ek.pem\""),
         ("sp.encryption", "certificate_file = \"ec.pem\""),
+        ("sp.scim", "tokens = []"),
     ];
 
     /// A TOML document from `(table, line)` pairs, top-level lines first.

@@ -175,7 +175,10 @@ async fn people_sign_in_through_a_real_browser() {
     assert!(roles(&me).contains(&"admin"), "{me}");
     alice.goto(&format!("{}/admin", stack.wiki)).await;
     let text = alice
-        .wait_for(&format!("{}/admin", stack.wiki), "Accounts created by JIT")
+        .wait_for(
+            &format!("{}/admin", stack.wiki),
+            "Accounts provisioned from Latchkey",
+        )
         .await;
     assert!(text.contains("alice@example.com"), "{text}");
     shots.take(&alice, "wiki-admin-page").await;

@@ -11,6 +11,7 @@
 //! on_first_login = "create"                      # or "refuse": pre-provisioned accounts only
 //! link_by_email = false
 //! deny_when_no_role = true
+//! deprovision = "disable"                       # or "delete": what a SCIM DELETE does
 //!
 //! [[fields]]
 //! attribute = "mail"
@@ -42,6 +43,19 @@ pub struct Contract {
     default_role: Option<String>,
     deny_when_no_role: bool,
     link_by_email: bool,
+    deprovision: Deprovision,
+}
+
+/// What a SCIM `DELETE` of a user does to the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deprovision {
+    /// Disable it (logins refused, sessions ended) and keep it with its data, detached from
+    /// SCIM: what most applications want, since their content refers to the account.
+    #[default]
+    Disable,
+    /// Delete it with its roles.
+    Delete,
 }
 
 /// Where the stable identity of a person comes from.
@@ -181,6 +195,27 @@ impl Contract {
     /// Whether an unlinked local account may be linked by the IdP-asserted e-mail.
     pub fn link_by_email(&self) -> bool {
         self.link_by_email
+    }
+
+    /// What a SCIM DELETE does.
+    pub fn deprovision(&self) -> Deprovision {
+        self.deprovision
+    }
+
+    /// Where identities come from.
+    pub fn identity(&self) -> &IdentitySource {
+        &self.identity
+    }
+
+    /// This contract as SCIM applies it: creating a user is the pre-provisioning that
+    /// `on_first_login = "refuse"` is there to allow, and `deny_when_no_role` refuses a
+    /// login, not an account pushed before its groups.
+    pub(crate) fn for_scim(&self) -> Self {
+        Self {
+            on_first_login: FirstLogin::Create,
+            deny_when_no_role: false,
+            ..self.clone()
+        }
     }
 
     /// The field mappings, in contract order.
@@ -341,6 +376,8 @@ struct RawContract {
     deny_when_no_role: bool,
     #[serde(default)]
     link_by_email: bool,
+    #[serde(default)]
+    deprovision: Deprovision,
 }
 
 #[derive(Debug, Deserialize)]
@@ -449,6 +486,7 @@ impl TryFrom<RawContract> for Contract {
             default_role: raw.default_role,
             deny_when_no_role: raw.deny_when_no_role,
             link_by_email: raw.link_by_email,
+            deprovision: raw.deprovision,
         })
     }
 }

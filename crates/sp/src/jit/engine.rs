@@ -5,7 +5,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Contract, EMAIL_FIELD, LoginFacts, Lookup, PlanAction, ProvisioningPlan, normalize_email, plan,
+    Contract, EMAIL_FIELD, LoginFacts, Lookup, PlanAction, ProvisioningPlan, Refusal,
+    normalize_email, plan,
 };
 use crate::error::{Error, ReplayError, StoreError};
 use crate::store::{
@@ -63,6 +64,28 @@ struct Attempt<'a> {
     now: OffsetDateTime,
 }
 
+/// What [`JitEngine::provision`] did, before the caller audits and commits.
+pub(crate) enum Step {
+    /// The contract refused; nothing was written.
+    Refused {
+        /// The refusing plan.
+        plan: ProvisioningPlan,
+        /// Why.
+        refusal: Refusal,
+        /// The account the identity already has, if any.
+        account_id: Option<Uuid>,
+    },
+    /// The plan was applied in the transaction.
+    Done {
+        /// The account as it now is.
+        account: Account,
+        /// What happened.
+        outcome: Outcome,
+        /// The plan applied.
+        plan: ProvisioningPlan,
+    },
+}
+
 /// The state read for one decision.
 struct Decision {
     lookup: Lookup,
@@ -89,7 +112,7 @@ impl<S: AccountStore> JitEngine<S> {
     /// The plan this login would get, computed against the store but not applied nor audited.
     pub async fn plan(&self, facts: &LoginFacts) -> Result<ProvisioningPlan, Error> {
         let mut tx = self.store.begin().await?;
-        let decision = self.decide(&mut tx, facts).await?;
+        let decision = Self::decide(&self.contract, &mut tx, facts).await?;
         // Dropping the transaction rolls it back; nothing was written anyway.
         drop(tx);
         Ok(decision.plan)
@@ -143,22 +166,55 @@ impl<S: AccountStore> JitEngine<S> {
             // Dropping the transaction rolls it back: nothing of this login is kept.
             return Err(ReplayError::Replayed(a.id.to_owned()).into());
         }
+        match self.provision(&self.contract, &mut tx, facts, now).await? {
+            Step::Refused {
+                plan,
+                refusal,
+                account_id,
+            } => {
+                self.audit(&mut tx, attempt, AuditKind::Refused, account_id, &plan)
+                    .await?;
+                tx.commit().await?;
+                tracing::warn!(%operation_id, code = refusal.code.as_str(), detail = %refusal.detail, "JIT refused login");
+                Err(Error::Refused {
+                    refusal,
+                    operation_id,
+                })
+            }
+            Step::Done {
+                account,
+                outcome,
+                plan,
+            } => self.finish(tx, attempt, account, outcome, plan).await,
+        }
+    }
+
+    /// Plans `facts` under `contract` against what `tx` sees and applies the plan in `tx`,
+    /// without auditing or committing: the one provisioning path of JIT logins and SCIM
+    /// writes, whose callers each add their audit event to the same transaction.
+    ///
+    /// Many concurrent first logins of one person create exactly one account: the losers of
+    /// the insert race see the winner's account and plan again against it.
+    pub(crate) async fn provision(
+        &self,
+        contract: &Contract,
+        tx: &mut S::Tx,
+        facts: &LoginFacts,
+        now: OffsetDateTime,
+    ) -> Result<Step, Error> {
         // Two rounds are enough: the only reason to retry is losing the insert race, after
         // which the winner's row is visible and the plan is no longer `Create`.
         for _ in 0..2 {
-            let decision = self.decide(&mut tx, facts).await?;
+            let decision = Self::decide(contract, tx, facts).await?;
             let plan = decision.plan.clone();
             let identity = plan.identity.clone();
             match plan.action.clone() {
                 PlanAction::Refuse(refusal) => {
                     let account_id = decision.lookup.by_identity.as_ref().map(|a| a.id);
-                    self.audit(&mut tx, attempt, AuditKind::Refused, account_id, &plan)
-                        .await?;
-                    tx.commit().await?;
-                    tracing::warn!(%operation_id, code = refusal.code.as_str(), detail = %refusal.detail, "JIT refused login");
-                    return Err(Error::Refused {
+                    return Ok(Step::Refused {
+                        plan,
                         refusal,
-                        operation_id,
+                        account_id,
                     });
                 }
                 PlanAction::Create { fields, roles } => {
@@ -172,6 +228,7 @@ impl<S: AccountStore> JitEngine<S> {
                         fields,
                         roles: Default::default(),
                         provisioned_by: ProvisionedBy::Jit,
+                        active: true,
                         created_at: now,
                         updated_at: now,
                     };
@@ -183,19 +240,23 @@ impl<S: AccountStore> JitEngine<S> {
                             .await?;
                         account.roles.insert(role, RoleOrigin::Managed);
                     }
-                    return self
-                        .finish(tx, attempt, account, Outcome::Created, plan)
-                        .await;
+                    return Ok(Step::Done {
+                        account,
+                        outcome: Outcome::Created,
+                        plan,
+                    });
                 }
-                // `plan` never produces it; a store that did would be inconsistent.
-                PlanAction::Logout(_) => break,
+                // `plan` never produces them; a store that did would be inconsistent.
+                PlanAction::Logout(_) | PlanAction::Scim(_) => break,
                 PlanAction::Unchanged { .. } => {
                     let Some(account) = decision.lookup.by_identity else {
                         break;
                     };
-                    return self
-                        .finish(tx, attempt, account, Outcome::Unchanged, plan)
-                        .await;
+                    return Ok(Step::Done {
+                        account,
+                        outcome: Outcome::Unchanged,
+                        plan,
+                    });
                 }
                 PlanAction::Update {
                     field_changes,
@@ -244,7 +305,11 @@ impl<S: AccountStore> JitEngine<S> {
                     } else {
                         Outcome::Updated
                     };
-                    return self.finish(tx, attempt, account, outcome, plan).await;
+                    return Ok(Step::Done {
+                        account,
+                        outcome,
+                        plan,
+                    });
                 }
             }
         }
@@ -255,8 +320,12 @@ impl<S: AccountStore> JitEngine<S> {
     }
 
     /// Reads what the plan depends on, inside `tx`, and plans.
-    async fn decide(&self, tx: &mut S::Tx, facts: &LoginFacts) -> Result<Decision, Error> {
-        let mapped = match self.contract.map(facts) {
+    async fn decide(
+        contract: &Contract,
+        tx: &mut S::Tx,
+        facts: &LoginFacts,
+    ) -> Result<Decision, Error> {
+        let mapped = match contract.map(facts) {
             Ok(mapped) => mapped,
             Err(refusal) => {
                 return Ok(Decision {
@@ -287,7 +356,7 @@ impl<S: AccountStore> JitEngine<S> {
             by_identity,
             by_email,
         };
-        let plan = plan(&self.contract, &mapped, &lookup);
+        let plan = plan(contract, &mapped, &lookup);
         Ok(Decision {
             lookup,
             email: mapped.email,
@@ -339,6 +408,7 @@ impl<S: AccountStore> JitEngine<S> {
             idp_entity_id: attempt.facts.idp_entity_id.clone(),
             identity_key: plan.identity.as_ref().map(|i| i.key.clone()),
             session_index: attempt.facts.session_index.clone(),
+            actor: None,
             plan: plan.clone(),
         };
         tx.append_audit(&event).await?;

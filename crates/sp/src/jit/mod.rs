@@ -28,7 +28,7 @@
 //!   picking one.
 
 mod contract;
-mod engine;
+pub(crate) mod engine;
 mod plan;
 mod refusal;
 
@@ -37,11 +37,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use contract::{
-    Condition, Contract, FieldRule, FirstLogin, IdentitySource, MappedLogin, Ownership, RoleRule,
+    Condition, Contract, Deprovision, FieldRule, FirstLogin, IdentitySource, MappedLogin,
+    Ownership, RoleRule,
 };
 pub(crate) use engine::AssertionUse;
 pub use engine::{JitEngine, Outcome, Provisioned};
-pub use plan::{FieldChange, Lookup, PlanAction, ProvisioningPlan, plan};
+pub use plan::{FieldChange, Lookup, PlanAction, ProvisioningPlan, ScimRecord, plan};
 pub use refusal::{Refusal, RefusalCode};
 
 /// The SAML 2.0 NameID format whose value is stable and opaque per SP, the only format safe to

@@ -72,6 +72,41 @@ pub enum PlanAction {
     /// Not a login: the record of a single-logout audit event. JIT never plans it; it lives
     /// here so that every audit row carries one plan of one shape.
     Logout(LogoutRecord),
+    /// A SCIM change that is not a login-shaped plan: a deactivation, a deletion, a group.
+    Scim(ScimRecord),
+}
+
+/// What a SCIM audit event records beyond a login-shaped plan.
+///
+/// JSON shape (inside the plan): `{"identity": ... , "action": "scim", "change":
+/// "deactivated" | "deleted" | "group", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum ScimRecord {
+    /// The account was disabled (`active: false`, or a DELETE under `deprovision =
+    /// "disable"`).
+    Deactivated {
+        /// The account.
+        account_id: Uuid,
+    },
+    /// The account was deleted (a DELETE under `deprovision = "delete"`).
+    Deleted {
+        /// The account.
+        account_id: Uuid,
+    },
+    /// A group was created, changed or deleted.
+    Group {
+        /// The group's id.
+        group_id: Uuid,
+        /// Its displayName.
+        display_name: String,
+        /// `created`, `updated` or `deleted`.
+        operation: String,
+        /// Accounts that became members.
+        members_added: BTreeSet<Uuid>,
+        /// Accounts that stopped being members.
+        members_removed: BTreeSet<Uuid>,
+    },
 }
 
 /// One field's old and new value. `None` means absent.
@@ -109,7 +144,10 @@ impl ProvisioningPlan {
             PlanAction::Link { account_id, .. }
             | PlanAction::Update { account_id, .. }
             | PlanAction::Unchanged { account_id } => Some(*account_id),
-            PlanAction::Create { .. } | PlanAction::Refuse(_) | PlanAction::Logout(_) => None,
+            PlanAction::Create { .. }
+            | PlanAction::Refuse(_)
+            | PlanAction::Logout(_)
+            | PlanAction::Scim(_) => None,
         }
     }
 }
@@ -130,6 +168,10 @@ pub fn plan(contract: &Contract, mapped: &MappedLogin, lookup: &Lookup) -> Provi
             .is_none_or(|mine| mine.id != other.id)
     });
     let action = match (&lookup.by_identity, email_owner) {
+        (Some(account), _) if !account.active => PlanAction::Refuse(Refusal::new(
+            RefusalCode::AccountDisabled,
+            format!("account {} is disabled", account.id),
+        )),
         (Some(account), Some(other)) if email_changes(contract, mapped, account) => {
             PlanAction::Refuse(email_taken(other))
         }

@@ -59,6 +59,9 @@ latchkey_saml::stable_codes! {
         EmailBelongsToUnlinkedAccount = "EMAIL_BELONGS_TO_UNLINKED_ACCOUNT",
         /// The asserted e-mail belongs to an account linked to a different identity.
         EmailBelongsToOtherAccount = "EMAIL_BELONGS_TO_OTHER_ACCOUNT",
+        /// The account was disabled through SCIM (`active: false`, or deleted under
+        /// `deprovision = "disable"`).
+        AccountDisabled = "ACCOUNT_DISABLED",
         /// The ACS refused the response before JIT ran; the detail starts with the ACS code
         /// (`DIGEST_MISMATCH`, `AUDIENCE_MISMATCH`, ...). Used only in audit events.
         ResponseRejected = "RESPONSE_REJECTED",

@@ -248,6 +248,7 @@ async fn write<S: AccountStore>(
         idp_entity_id: sp.idp().entity_id.clone(),
         identity_key: None,
         session_index: event.session_index,
+        actor: None,
         plan: ProvisioningPlan {
             identity: None,
             action: PlanAction::Logout(record),

@@ -27,6 +27,10 @@ pub struct AuditEvent {
     pub identity_key: Option<String>,
     /// The assertion's SessionIndex.
     pub session_index: Option<String>,
+    /// Who made a change that was not a login: the name of the SCIM token used. `None` for
+    /// logins and logouts, whose actor is the person.
+    #[serde(default)]
+    pub actor: Option<String>,
     /// The full decision. For a logout event (`slo.*`) JIT decided nothing: the plan's action
     /// is [`PlanAction::Logout`](crate::jit::PlanAction::Logout) with the [`LogoutRecord`], so
     /// every row of the log has the same shape.
@@ -138,6 +142,25 @@ pub enum AuditKind {
     /// no logout of ours.
     #[serde(rename = "slo.refused")]
     LogoutRefused,
+    /// SCIM created an account (or took over the one JIT had made for that identity).
+    #[serde(rename = "scim.created")]
+    ScimCreated,
+    /// SCIM changed an account: its resource, fields, roles, or `active`.
+    #[serde(rename = "scim.updated")]
+    ScimUpdated,
+    /// SCIM set `active` to false: logins are refused and sessions ended.
+    #[serde(rename = "scim.disabled")]
+    ScimDisabled,
+    /// SCIM deleted a user: the account was disabled or deleted, as the contract's
+    /// `deprovision` says.
+    #[serde(rename = "scim.deleted")]
+    ScimDeleted,
+    /// The contract refused a SCIM write; nothing was changed.
+    #[serde(rename = "scim.refused")]
+    ScimRefused,
+    /// SCIM created, changed or deleted a group (its members' roles are separate events).
+    #[serde(rename = "scim.group")]
+    ScimGroup,
 }
 
 impl AuditKind {
@@ -155,6 +178,12 @@ impl AuditKind {
             Self::LogoutPartial => "slo.partial",
             Self::LogoutReceived => "slo.received",
             Self::LogoutRefused => "slo.refused",
+            Self::ScimCreated => "scim.created",
+            Self::ScimUpdated => "scim.updated",
+            Self::ScimDisabled => "scim.disabled",
+            Self::ScimDeleted => "scim.deleted",
+            Self::ScimRefused => "scim.refused",
+            Self::ScimGroup => "scim.group",
         }
     }
 
@@ -171,6 +200,12 @@ impl AuditKind {
             Self::LogoutPartial,
             Self::LogoutReceived,
             Self::LogoutRefused,
+            Self::ScimCreated,
+            Self::ScimUpdated,
+            Self::ScimDisabled,
+            Self::ScimDeleted,
+            Self::ScimRefused,
+            Self::ScimGroup,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)

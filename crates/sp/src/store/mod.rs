@@ -39,10 +39,18 @@ pub struct Account {
     pub roles: BTreeMap<String, RoleOrigin>,
     /// Who created the account.
     pub provisioned_by: ProvisionedBy,
+    /// `false` once SCIM disabled the account: its logins are refused (`ACCOUNT_DISABLED`)
+    /// and the application must end its sessions.
+    #[serde(default = "enabled")]
+    pub active: bool,
     /// Creation time.
     pub created_at: OffsetDateTime,
     /// Last change made by JIT or the app.
     pub updated_at: OffsetDateTime,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// Who granted a role, which decides whether JIT may withdraw it.

@@ -26,14 +26,14 @@ pub struct SqlAccountStore {
 /// A transaction of [`SqlAccountStore`]; rolled back when dropped uncommitted.
 #[derive(Debug)]
 pub struct SqlAccountTx {
-    tx: Transaction<'static, Any>,
-    backend: Backend,
+    pub(crate) tx: Transaction<'static, Any>,
+    pub(crate) backend: Backend,
 }
 
 macro_rules! select_account {
     () => {
-        "SELECT id, idp_entity_id, identity_key, email, fields, provisioned_by, created_at, \
-         updated_at FROM sp_accounts "
+        "SELECT id, idp_entity_id, identity_key, email, fields, provisioned_by, active, \
+         created_at, updated_at FROM sp_accounts "
     };
 }
 
@@ -43,7 +43,7 @@ macro_rules! select_account_with_roles {
     () => {
         "SELECT a.id AS id, a.idp_entity_id AS idp_entity_id, a.identity_key AS identity_key, \
          a.email AS email, a.fields AS fields, a.provisioned_by AS provisioned_by, \
-         a.created_at AS created_at, a.updated_at AS updated_at, r.role AS role, \
+         a.active AS active, a.created_at AS created_at, a.updated_at AS updated_at, r.role AS role, \
          r.managed AS managed FROM sp_accounts a \
          LEFT JOIN sp_account_roles r ON r.account_id = a.id "
     };
@@ -118,6 +118,7 @@ impl SqlAccountStore {
             fields,
             roles: BTreeMap::new(),
             provisioned_by: ProvisionedBy::App,
+            active: true,
             created_at: now,
             updated_at: now,
         };
@@ -175,7 +176,7 @@ impl SqlAccountStore {
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, operation_id, at, kind, account_id, idp_entity_id, identity_key, \
-             session_index, plan FROM sp_audit ORDER BY at DESC, id DESC LIMIT $1",
+             session_index, plan, actor FROM sp_audit ORDER BY at DESC, id DESC LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(self.db.pool())
@@ -237,8 +238,8 @@ impl AccountTx for SqlAccountTx {
         let (idp, key) = identity_columns(account);
         let done = sqlx::query(
             "INSERT INTO sp_accounts (id, idp_entity_id, identity_key, email, fields, \
-             provisioned_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT DO NOTHING",
+             provisioned_by, created_at, updated_at, active) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
         )
         .bind(account.id.to_string())
         .bind(idp)
@@ -248,6 +249,7 @@ impl AccountTx for SqlAccountTx {
         .bind(account.provisioned_by.as_str())
         .bind(millis(account.created_at))
         .bind(millis(account.updated_at))
+        .bind(i64::from(account.active))
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -257,7 +259,7 @@ impl AccountTx for SqlAccountTx {
         let (idp, key) = identity_columns(account);
         sqlx::query(
             "UPDATE sp_accounts SET idp_entity_id = $2, identity_key = $3, email = $4, \
-             fields = $5, updated_at = $6 WHERE id = $1",
+             fields = $5, updated_at = $6, active = $7 WHERE id = $1",
         )
         .bind(account.id.to_string())
         .bind(idp)
@@ -265,6 +267,7 @@ impl AccountTx for SqlAccountTx {
         .bind(account.email.clone())
         .bind(fields_json(&account.fields)?)
         .bind(millis(account.updated_at))
+        .bind(i64::from(account.active))
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -310,7 +313,8 @@ impl AccountTx for SqlAccountTx {
         })?;
         sqlx::query(
             "INSERT INTO sp_audit (id, operation_id, at, kind, account_id, idp_entity_id, \
-             identity_key, session_index, plan) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             identity_key, session_index, plan, actor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(event.id.to_string())
         .bind(event.operation_id.to_string())
@@ -321,6 +325,7 @@ impl AccountTx for SqlAccountTx {
         .bind(event.identity_key.clone())
         .bind(event.session_index.clone())
         .bind(plan)
+        .bind(event.actor.clone())
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -415,6 +420,7 @@ fn account_from_row(row: &AnyRow) -> Result<Account, StoreError> {
                 });
             }
         },
+        active: row.try_get::<i64, _>("active")? != 0,
         created_at: from_millis(T, row.try_get("created_at")?)?,
         updated_at: from_millis(T, row.try_get("updated_at")?)?,
     })
@@ -480,6 +486,7 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditEvent, StoreError> {
         idp_entity_id: row.try_get("idp_entity_id")?,
         identity_key: row.try_get("identity_key")?,
         session_index: row.try_get("session_index")?,
+        actor: row.try_get("actor")?,
         plan: serde_json::from_str(&plan).map_err(|e| StoreError::Corrupt {
             table: T,
             detail: e.to_string(),

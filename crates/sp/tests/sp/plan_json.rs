@@ -47,6 +47,7 @@ fn update_plan_json_round_trips() {
         .into_iter()
         .collect(),
         provisioned_by: ProvisionedBy::Jit,
+        active: true,
         created_at: t0(),
         updated_at: t0(),
     };

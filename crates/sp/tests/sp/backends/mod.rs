@@ -5,4 +5,5 @@
 pub(crate) mod engine;
 pub(crate) mod race;
 pub(crate) mod replay;
+pub(crate) mod scim;
 pub(crate) mod toolkit;
