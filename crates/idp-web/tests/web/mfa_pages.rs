@@ -14,7 +14,7 @@ use latchkey_idp::{Actor, Clock};
 use latchkey_saml::assertion::authn_context::{PASSWORD as PASSWORD_CLASS, REFEDS_MFA};
 use latchkey_saml::authn_context::MfaClass;
 use serde_json::{Value, json};
-use totp_rs::{Algorithm, Secret, TOTP};
+use totp_rs::TOTP;
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -37,19 +37,7 @@ pub async fn require_mfa(idp: &Idp) {
         .unwrap();
 }
 
-/// An authenticator app holding `secret` (base32, as the page shows it).
-pub fn app_for(secret: &str) -> TOTP {
-    let clean: String = secret.chars().filter(|c| !c.is_whitespace()).collect();
-    TOTP::new_unchecked(
-        Algorithm::SHA1,
-        6,
-        0,
-        30,
-        Secret::Encoded(clean).to_bytes().unwrap(),
-        None,
-        String::new(),
-    )
-}
+pub use super::support::app_for;
 
 /// The code the app shows at the IdP's time.
 pub fn code_now(idp: &Idp, app: &TOTP) -> String {

@@ -525,7 +525,7 @@ pub async fn step_up_with_new_totp(b: &mut Browser<'_>, user: &User) {
     let kek = idp.kek();
     let totp = Totp::new(&idp.store, &kek);
     let e = totp.begin(user, "console test", "test").await.unwrap();
-    let app = super::mfa_pages::app_for(&e.secret_base32);
+    let app = app_for(&e.secret_base32);
     let now = idp.clock.now().unix_timestamp() as u64;
     let done = totp
         .confirm(
@@ -650,4 +650,18 @@ pub fn rebuild(idp: &mut Idp, edit: impl FnOnce(WebState) -> WebState) {
     let keys = IdpKeys::open(&idp.key_dir, KeyAlgorithm::EcdsaP256, idp.clock.now()).unwrap();
     let state = edit(WebState::new(idp.store.clone(), idp.settings.clone(), keys));
     idp.router = web::router(state);
+}
+
+/// An authenticator app holding `secret` (base32, as the page shows it).
+pub fn app_for(secret: &str) -> totp_rs::TOTP {
+    let clean: String = secret.chars().filter(|c| !c.is_whitespace()).collect();
+    totp_rs::TOTP::new_unchecked(
+        totp_rs::Algorithm::SHA1,
+        6,
+        0,
+        30,
+        totp_rs::Secret::Encoded(clean).to_bytes().unwrap(),
+        None,
+        String::new(),
+    )
 }
