@@ -26,12 +26,24 @@ impl Drop for Server {
     }
 }
 
+/// A loopback port nothing listens on now, and that no other test of this process was
+/// given. Tests run in parallel and start their servers a moment after asking: without the
+/// record, the OS hands a port freed by one test's probe to the next probe, and two servers
+/// (an IdP and a demo app, say) race for it.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A raw HTTP/1.1 GET on the socket: (status line, headers and body).

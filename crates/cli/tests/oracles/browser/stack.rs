@@ -14,13 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::webdriver::WAIT;
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub(crate) use crate::shared::serve::free_port;
 
 /// The password every seeded person has in this test.
 pub fn password_of(user: &str) -> String {
