@@ -85,18 +85,13 @@ async fn page(
     };
     let first = after.map(|_| href(None));
     let next = next.map(|n| href(Some(&n)));
-    let mut apps = Vec::new();
-    for app in store.apps().list().await? {
-        if store
-            .apps()
-            .access_groups(app.id)
-            .await?
-            .iter()
-            .any(|g| g.id == group.id)
-        {
-            apps.push(app.settings.name);
-        }
-    }
+    let apps: Vec<String> = store
+        .apps()
+        .opened_by_group(group.id)
+        .await?
+        .into_iter()
+        .map(|a| a.settings.name)
+        .collect();
     let html = render(&GroupPage {
         title: format!("Group {}", group.name),
         nav: op.nav(),

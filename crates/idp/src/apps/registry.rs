@@ -687,6 +687,19 @@ impl<'s> Apps<'s> {
         rows.into_iter().map(AppRow::into_app).collect()
     }
 
+    /// The applications a group opens (its members may use them), ordered by name: one
+    /// statement, for the console's group page.
+    pub async fn opened_by_group(&self, group: GroupId) -> Result<Vec<Application>> {
+        let rows: Vec<AppRow> = sqlx::query_as(select_apps!(
+            "WHERE a.id IN (SELECT x.app_id FROM app_access x WHERE x.group_id = $1) \
+             ORDER BY a.name, a.entity_id"
+        ))
+        .bind(group.to_db())
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.into_iter().map(AppRow::into_app).collect()
+    }
+
     /// The user's persistent pairwise NameID at this application, created on first use.
     pub async fn persistent_name_id(&self, user: UserId, app: AppId) -> Result<String> {
         pairwise::get_or_create(self.store, user, app).await

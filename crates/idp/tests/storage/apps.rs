@@ -176,6 +176,19 @@ async fn access_policy_is_groups_only(t: TestStore) {
     assert!(!s.apps().may_access(app.id, &bob).await.unwrap());
     assert_eq!(s.apps().for_user(&alice).await.unwrap(), vec![app.clone()]);
     assert!(s.apps().for_user(&bob).await.unwrap().is_empty());
+    // What the console's group page lists: the apps a group opens, and no other group's.
+    let readers = group(s, "readers").await;
+    assert_eq!(
+        s.apps().opened_by_group(editors.id).await.unwrap(),
+        vec![app.clone()]
+    );
+    assert!(
+        s.apps()
+            .opened_by_group(readers.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let groups: Vec<String> = s
         .apps()
         .access_groups(app.id)
