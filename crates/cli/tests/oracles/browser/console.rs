@@ -1,12 +1,13 @@
-//! The admin console in a real browser: an admin signs in to `/admin`, adds the demo wiki
-//! (from its live metadata, with the catalogue's wiki template for attribute release) and
-//! assigns a group; a helpdesk user adds carol to that group; the admin previews what the
-//! wiki will receive; carol signs in to the wiki and gets an account (JIT); the admin
-//! suspends her and she can no longer sign in. (The issue's walk has the helpdesk send an
-//! invitation; the console's invitation form is the users pages' work, so carol here has
-//! her password already.) axe-core (installed by `scripts/test`
-//! under `target/axe`, injected through WebDriver) checks every console page on the way:
-//! no serious or critical violation. Screenshots in `target/test-artifacts/console/`.
+//! The admin console in a real browser, the walk of issue #12: an admin signs in to
+//! `/admin` (setting up an authenticator app on the way, as the console asks), adds the demo
+//! wiki (from its live metadata, with the catalogue's wiki template for attribute release)
+//! and assigns a group; a helpdesk user makes a new person, erin, puts her in that group and
+//! sends her an invitation (no SMTP here, so the link is shown once); the admin previews what
+//! the wiki will receive; erin follows the link, sets her password and signs in to the wiki,
+//! which makes her account (JIT); the admin suspends her and she can no longer sign in.
+//! axe-core (installed by `scripts/test` under `target/axe`, injected through WebDriver)
+//! checks every console page on the way, and the invitation page: no serious or critical
+//! violation. Screenshots in `target/test-artifacts/console/`.
 
 use std::path::Path;
 
@@ -15,6 +16,9 @@ use serde_json::{Value, json};
 use super::stack::{Stack, free_port};
 use super::webdriver::{Browser, Driver};
 use super::{Shots, artefact_dir_named, sign_in_at_idp};
+
+/// The password erin chooses when she follows her invitation.
+const ERIN_PASSWORD: &str = "erin-chose-this-passphrase";
 
 /// axe-core's script, as `scripts/test` installs it.
 fn axe_source() -> String {
@@ -141,7 +145,25 @@ async fn an_admin_adds_the_wiki_in_the_console_and_every_page_passes_axe() {
     helpdesk.goto(&format!("{}/admin/groups", stack.idp)).await;
     sign_in_at_idp(&helpdesk, &stack, "bob").await;
     super::mfa::enrol_totp_on_the_way(&helpdesk, &stack.idp).await;
-    // The second step ends on the dashboard, not the page first asked for.
+    // A new person, erin, made in the console (the second step ends on the dashboard).
+    helpdesk
+        .goto(&format!("{}/admin/users/new", stack.idp))
+        .await;
+    helpdesk
+        .wait_for(&format!("{}/admin/users/new", stack.idp), "New user")
+        .await;
+    accessible(&helpdesk, &axe, "the new user form").await;
+    helpdesk.type_into("#username", "erin").await;
+    helpdesk.type_into("#email", "erin@example.com").await;
+    helpdesk.type_into("#given_name", "Erin").await;
+    helpdesk.type_into("#family_name", "Evans").await;
+    helpdesk.type_into("#display_name", "Erin Evans").await;
+    helpdesk.click("form[action='/admin/users'] button").await;
+    helpdesk
+        .wait_for(&format!("{}/admin/users/", stack.idp), "Send an invitation")
+        .await;
+    let erin_page = helpdesk.url().await;
+    shots.take(&helpdesk, "helpdesk-adds-erin").await;
     helpdesk.goto(&format!("{}/admin/groups", stack.idp)).await;
     helpdesk
         .wait_for(&format!("{}/admin/groups", stack.idp), "wiki-readers")
@@ -157,27 +179,45 @@ async fn an_admin_adds_the_wiki_in_the_console_and_every_page_passes_axe() {
     helpdesk.goto(group.as_str().unwrap()).await;
     helpdesk.wait_for(&stack.idp, "No members").await;
     accessible(&helpdesk, &axe, "the group's page").await;
-    helpdesk.type_into("#user", "carol").await;
+    helpdesk.type_into("#user", "erin").await;
     helpdesk.click("form[action$='/members'] button").await;
-    let text = helpdesk.wait_for(&stack.idp, "carol").await;
+    let text = helpdesk.wait_for(&stack.idp, "erin").await;
     assert!(
         text.contains("Latchkey demo wiki"),
         "the group opens the wiki: {text}"
     );
-    shots.take(&helpdesk, "helpdesk-adds-carol").await;
+    shots.take(&helpdesk, "erin-in-the-group").await;
+    // ... and sends her an invitation: with no SMTP configured, the link is shown once.
+    helpdesk.goto(&erin_page).await;
+    helpdesk.wait_for(&erin_page, "Send an invitation").await;
+    helpdesk.click("form[action$='/invitation'] button").await;
+    helpdesk.wait_for(&stack.idp, "shown this once").await;
+    accessible(&helpdesk, &axe, "the invitation shown once").await;
+    let link = helpdesk
+        .script(
+            "return document.getElementById('invitation-link').textContent;",
+            json!([]),
+        )
+        .await;
+    let link = link.as_str().unwrap().trim().to_owned();
+    assert!(
+        link.starts_with(&format!("{}/invite/", stack.idp)),
+        "{link}"
+    );
+    shots.take(&helpdesk, "invitation-sent").await;
     helpdesk.quit().await;
 
-    // 5. What carol's sign-in will carry: her e-mail address as NameID, her groups.
+    // 5. What erin's sign-in will carry: her e-mail address as NameID, her groups.
     admin
         .goto(&format!(
-            "{}/admin/preview?user=carol&app={app_id}",
+            "{}/admin/preview?user=erin&app={app_id}",
             stack.idp
         ))
         .await;
     let text = admin
         .wait_for(&stack.idp, "What the application would receive")
         .await;
-    assert!(text.contains("carol@example.com"), "{text}");
+    assert!(text.contains("erin@example.com"), "{text}");
     assert!(text.contains("wiki-readers"), "{text}");
     shots.take(&admin, "assertion-preview").await;
     accessible(&admin, &axe, "assertion preview").await;
@@ -185,46 +225,59 @@ async fn an_admin_adds_the_wiki_in_the_console_and_every_page_passes_axe() {
     admin.wait_for(&stack.idp, "Rotate").await;
     accessible(&admin, &axe, "keys").await;
 
-    // 6. carol signs in to the wiki and gets an account.
-    let carol = driver.browser(&profiles.path().join("carol")).await;
-    carol.goto(&format!("{}/", stack.wiki)).await;
-    carol.click("a[href='/login']").await;
-    sign_in_at_idp(&carol, &stack, "carol").await;
-    let text = carol
-        .wait_for(&format!("{}/", stack.wiki), "Signed in as Carol Chen")
+    // 6. erin follows the invitation, sets her password, and signs in to the wiki, which
+    //    makes her account (JIT).
+    let erin = driver.browser(&profiles.path().join("erin")).await;
+    erin.goto(&link).await;
+    erin.wait_for(&link, "erin").await;
+    accessible(&erin, &axe, "the invitation page").await;
+    erin.type_into("#password", ERIN_PASSWORD).await;
+    erin.type_into("#confirm", ERIN_PASSWORD).await;
+    erin.click("button[type=submit]").await;
+    erin.wait_for(&format!("{}/portal", stack.idp), "erin")
+        .await;
+    erin.goto(&format!("{}/", stack.wiki)).await;
+    erin.click("a[href='/login']").await;
+    let text = erin
+        .wait_for(&format!("{}/", stack.wiki), "Signed in as Erin Evans")
         .await;
     assert!(text.contains("created just now"), "{text}");
-    shots.take(&carol, "carol-in-the-wiki").await;
-    carol.quit().await;
+    shots.take(&erin, "erin-in-the-wiki").await;
+    erin.quit().await;
 
     // 7. The admin suspends her.
     admin
-        .goto(&format!("{}/admin/users?q=carol", stack.idp))
+        .goto(&format!("{}/admin/users?q=erin", stack.idp))
         .await;
-    admin.wait_for(&stack.idp, "carol").await;
+    admin.wait_for(&stack.idp, "erin").await;
     accessible(&admin, &axe, "users").await;
     let user = admin
         .script(
             "return [...document.querySelectorAll('a')]\
-               .find(a => a.textContent.trim() === 'carol').href;",
+               .find(a => a.textContent.trim() === 'erin').href;",
             json!([]),
         )
         .await;
     admin.goto(user.as_str().unwrap()).await;
     admin.wait_for(&stack.idp, "active").await;
-    accessible(&admin, &axe, "carol's page").await;
+    accessible(&admin, &axe, "erin's page").await;
     admin.click("form[action$='/suspend'] button").await;
     admin.wait_for(&stack.idp, "suspended").await;
-    shots.take(&admin, "carol-suspended").await;
+    shots.take(&admin, "erin-suspended").await;
     admin.quit().await;
 
     // 8. She can no longer sign in.
-    let again = driver.browser(&profiles.path().join("carol-again")).await;
+    let again = driver.browser(&profiles.path().join("erin-again")).await;
     again.goto(&format!("{}/", stack.wiki)).await;
     again.click("a[href='/login']").await;
-    sign_in_at_idp(&again, &stack, "carol").await;
+    again
+        .wait_for(&format!("{}/login", stack.idp), "Password")
+        .await;
+    again.type_into("#username", "erin").await;
+    again.type_into("#password", ERIN_PASSWORD).await;
+    again.click("button[type=submit]").await;
     let text = again.wait_for(&stack.idp, "Sign-in failed").await;
     assert!(!text.contains("Signed in as"), "{text}");
-    shots.take(&again, "carol-refused").await;
+    shots.take(&again, "erin-refused").await;
     again.quit().await;
 }
