@@ -27,6 +27,9 @@ pub enum WebError {
     /// A form or query could not be read.
     #[error("malformed form: {0}")]
     BadForm(String),
+    /// The body is larger than the route accepts; it was not read.
+    #[error("request body too large: {0}")]
+    TooLarge(String),
     /// The anti-forgery token was missing or did not match its cookie.
     #[error("the anti-forgery token is missing or wrong")]
     Csrf,
@@ -102,6 +105,7 @@ impl WebError {
             WebError::NotFound => PageCode::WebNotFound,
             WebError::MethodNotAllowed => PageCode::WebMethod,
             WebError::BadForm(_) => PageCode::WebForm,
+            WebError::TooLarge(_) => PageCode::WebTooLarge,
             WebError::Csrf => PageCode::WebCsrf,
             WebError::Forbidden { .. } => PageCode::WebForbidden,
             WebError::Sso(e) | WebError::Logout(e) => e.code(),
@@ -126,6 +130,7 @@ impl WebError {
                 StatusCode::FORBIDDEN
             }
             WebError::TooManyFactors(_) => StatusCode::CONFLICT,
+            WebError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::Sso(SsoError::Binding(
                 latchkey_saml::Error::EncodedTooLarge { .. }
                 | latchkey_saml::Error::DecodedTooLarge { .. },
@@ -156,6 +161,11 @@ impl WebError {
             WebError::BadForm(_) => (
                 "Bad request",
                 "The form could not be read. Go back and try again.".into(),
+            ),
+            WebError::TooLarge(_) => (
+                "Too large",
+                "What you sent is larger than this page accepts. Go back and send a smaller file."
+                    .into(),
             ),
             WebError::Csrf => (
                 "Please try again",

@@ -193,7 +193,14 @@ impl FromRequest<WebState> for CsrfUpload {
 
     async fn from_request(req: Request, state: &WebState) -> Result<Self, WebError> {
         let cookie = cookies::csrf_cookie(state.settings(), req.headers());
-        let bad = |e: axum::extract::multipart::MultipartError| WebError::BadForm(e.body_text());
+        // Past the route's body limit the multipart reader stops with 413: say so, not 400.
+        let bad = |e: axum::extract::multipart::MultipartError| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                WebError::TooLarge(e.body_text())
+            } else {
+                WebError::BadForm(e.body_text())
+            }
+        };
         let mut multipart = axum::extract::Multipart::from_request(req, state)
             .await
             .map_err(|e| WebError::BadForm(e.body_text()))?;

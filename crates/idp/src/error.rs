@@ -441,6 +441,8 @@ latchkey_saml::stable_codes! {
         WebMethod = "WEB-METHOD",
         /// A form or query could not be read.
         WebForm = "WEB-FORM",
+        /// A request body past the page's limit (an uploaded file, say); nothing was read.
+        WebTooLarge = "WEB-TOO-LARGE",
         /// The anti-forgery token was missing or did not match its cookie.
         WebCsrf = "WEB-CSRF",
         /// Signed in, but no console role of this user allows the page or change.

@@ -409,8 +409,8 @@ async fn bad_input_gives_the_form_back_naming_the_field_and_writes_nothing() {
         "x".repeat(1100 * 1024)
     );
     let page = b.send(upload(Some(&token), &huge, "")).await;
-    assert!(page.status.is_client_error(), "{}", page.status);
-    assert_eq!(page.error_code(), Some("WEB-FORM"), "{}", page.body);
+    assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", page.body);
+    assert_eq!(page.error_code(), Some("WEB-TOO-LARGE"), "{}", page.body);
     assert_eq!(written(&idp).await, before);
 }
 
