@@ -6,6 +6,7 @@
 //! [`MfaPolicy::set_app`]. Each is audited with the person's name by the call that makes
 //! it; a refused one gives the page back with the field named and nothing written.
 
+use super::users::GroupForm;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -53,14 +54,6 @@ pub(crate) struct EditForm {
     pub encryption_cert: String,
 }
 
-/// A group to assign or unassign.
-#[derive(Debug, Deserialize)]
-pub(crate) struct GroupForm {
-    csrf: Option<String>,
-    #[serde(default)]
-    group: String,
-}
-
 /// The application's MFA policy.
 #[derive(Debug, Deserialize)]
 pub(crate) struct MfaForm {
@@ -71,7 +64,7 @@ pub(crate) struct MfaForm {
     mfa_class: String,
 }
 
-csrf_form!(EditForm, GroupForm, MfaForm);
+csrf_form!(EditForm, MfaForm);
 
 fn on(b: bool) -> Option<String> {
     b.then(|| "on".to_owned())

@@ -103,12 +103,12 @@ pub(crate) struct UserForm {
     display_name: String,
 }
 
-/// A group named in a form.
+/// A group named in a form (a user's groups, a group's members, an application's access).
 #[derive(Debug, Deserialize)]
 pub(crate) struct GroupForm {
     csrf: Option<String>,
     #[serde(default)]
-    group: String,
+    pub(crate) group: String,
 }
 
 /// A new password.
