@@ -1,88 +1,10 @@
-//! SCIM 2.0 (RFC 7643, RFC 7644): the protocol parts that hold no state.
-//!
-//! - [`schema`]: the User (with the enterprise extension) and Group schemas as static
-//!   descriptions, from which `/Schemas` and `/ResourceTypes` are rendered and every incoming
-//!   resource is checked and given canonical attribute names.
-//! - [`filter`]: the bounded filter parser and its evaluator.
-//! - [`patch`]: PatchOp parsing and application.
-//! - [`list`]: a listing's query (`filter`, `sortBy`, `startIndex`, `count`) and its answer.
-//! - [`ScimError`]: statuses and `scimType`s.
-//!
-//! Nothing here reads storage or the clock, so the IdP's SCIM server can reuse it as is. The
-//! SP toolkit's server ([`server`], over [`crate::store`] and the JIT engine) is the one
-//! stateful part.
+//! SCIM 2.0 in the SP toolkit: [`service::ScimService`] provisions through the JIT engine and
+//! `server` (feature `axum`) serves it. The protocol parts that hold no state (schemas,
+//! filters, PATCH, listing, errors) live in `latchkey-scim` and are re-exported here, so an
+//! application needs one import path.
 
-pub mod error;
-pub mod filter;
-pub mod list;
-pub mod patch;
-pub mod schema;
 #[cfg(feature = "axum")]
 pub mod server;
 pub mod service;
 
-pub use error::{ScimError, ScimType};
-pub use filter::Filter;
-
-use serde_json::{Value, json};
-
-/// The core User schema URN.
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-/// The enterprise User extension URN.
-pub const ENTERPRISE_USER_SCHEMA: &str =
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-/// The core Group schema URN.
-pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-/// The ListResponse message URN.
-pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-/// The PatchOp message URN.
-pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-/// The Error message URN.
-pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
-/// The media type of every SCIM body.
-pub const CONTENT_TYPE: &str = "application/scim+json";
-
-/// The largest request body accepted, in bytes (answered 413 past it). Also what
-/// `/ServiceProviderConfig` announces as the bulk limit's payload size.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-
-/// The most resources one list page returns (`count` is capped to it).
-pub const MAX_PAGE: usize = 200;
-
-/// The weak ETag of a resource version.
-pub fn etag(version: i64) -> String {
-    format!("W/\"{version}\"")
-}
-
-/// Whether an `If-Match` header value admits `version` (`*` admits any).
-pub fn if_match_admits(header: &str, version: i64) -> bool {
-    let current = etag(version);
-    header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag == current || tag.strip_prefix("W/").unwrap_or(tag) == &current[2..]
-    })
-}
-
-/// `/ServiceProviderConfig`: what this server supports.
-pub fn service_provider_config(base: &str) -> Value {
-    json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-        "documentationUri": "https://github.com/latchkey/latchkey/blob/main/crates/sp/README.md#scim",
-        "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": MAX_BODY_BYTES},
-        "filter": {"supported": true, "maxResults": MAX_PAGE},
-        "changePassword": {"supported": false},
-        "sort": {"supported": true},
-        "etag": {"supported": true},
-        "authenticationSchemes": [{
-            "type": "oauthbearertoken",
-            "name": "Bearer token",
-            "description": "A token from the application's SCIM configuration, sent as \
-                            `Authorization: Bearer <token>`",
-            "primary": true,
-        }],
-        "meta": {
-            "resourceType": "ServiceProviderConfig",
-            "location": format!("{base}/ServiceProviderConfig"),
-        },
-    })
-}
+pub use latchkey_scim::*;

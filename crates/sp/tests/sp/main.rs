@@ -22,8 +22,5 @@ mod logout;
 mod plan_json;
 mod replay;
 mod rollover;
-mod scim_filter;
-mod scim_patch;
-mod scim_schema;
 mod support;
 mod toolkit;

@@ -1,7 +1,7 @@
 //! SCIM resources against their schema, and the discovery documents.
 
-use latchkey_sp::scim::schema::{self, GROUP_TYPE, USER_TYPE};
-use latchkey_sp::scim::{self, ScimType};
+use latchkey_scim::schema::{self, GROUP_TYPE, USER_TYPE};
+use latchkey_scim::{self as scim, ScimType};
 use serde_json::json;
 
 #[test]
@@ -146,7 +146,7 @@ fn etags_and_if_match() {
 
 #[test]
 fn attributes_and_excluded_attributes_project_a_resource() {
-    use latchkey_sp::scim::list::Projection;
+    use latchkey_scim::list::Projection;
     let params = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
     let resource = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

@@ -1,7 +1,7 @@
 //! SCIM filters: every operator, the logic, value paths, and every way a filter is refused.
 
-use latchkey_sp::scim::schema::{GROUP_TYPE, USER_TYPE};
-use latchkey_sp::scim::{Filter, ScimType};
+use latchkey_scim::schema::{GROUP_TYPE, USER_TYPE};
+use latchkey_scim::{Filter, ScimType};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -23,7 +23,7 @@ fn alice() -> Value {
     })
 }
 
-fn user_filter(text: &str) -> Result<Filter, latchkey_sp::scim::ScimError> {
+fn user_filter(text: &str) -> Result<Filter, latchkey_scim::ScimError> {
     let mut f = Filter::parse(text)?;
     f.resolve(&USER_TYPE)?;
     Ok(f)

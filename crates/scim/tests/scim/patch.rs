@@ -1,8 +1,8 @@
 //! SCIM PATCH: each operation with each path form, and each refusal.
 
-use latchkey_sp::scim::patch::{self, PatchOp};
-use latchkey_sp::scim::schema::{GROUP_TYPE, USER_TYPE};
-use latchkey_sp::scim::{ScimError, ScimType};
+use latchkey_scim::patch::{self, PatchOp};
+use latchkey_scim::schema::{GROUP_TYPE, USER_TYPE};
+use latchkey_scim::{ScimError, ScimType};
 use serde_json::{Value, json};
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
