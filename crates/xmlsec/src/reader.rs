@@ -324,23 +324,26 @@ fn check_tree(doc: &roxmltree::Document<'_>, limits: &Limits) -> Result<(), Read
                     at: pos(node),
                 });
             }
-            let long_name = node.tag_name().name().len() > limits.max_name_len
-                || node
-                    .attributes()
-                    .any(|a| a.name().len() > limits.max_name_len)
-                || node
-                    .namespaces()
-                    .any(|ns| ns.name().map_or(0, str::len) > limits.max_name_len);
+            // One pass over the attributes for both limits. Namespace prefixes are looked at
+            // only where an element declares some: an element that declares none has exactly
+            // its parent's, which were checked there.
+            let mut long_name = node.tag_name().name().len() > limits.max_name_len
+                || (own_ns > 0
+                    && node
+                        .namespaces()
+                        .any(|ns| ns.name().map_or(0, str::len) > limits.max_name_len));
+            let mut long_value = false;
+            for a in node.attributes() {
+                long_name |= a.name().len() > limits.max_name_len;
+                long_value |= a.value().len() > limits.max_text_len;
+            }
             if long_name {
                 return Err(ReadError::NameTooLong {
                     limit: limits.max_name_len,
                     at: pos(node),
                 });
             }
-            if node
-                .attributes()
-                .any(|a| a.value().len() > limits.max_text_len)
-            {
+            if long_value {
                 return Err(ReadError::TextTooLong {
                     limit: limits.max_text_len,
                     at: pos(node),

@@ -8,6 +8,7 @@
 //! zeroized as soon as aws-lc-rs has parsed it; aws-lc-rs clears its own copy on drop.
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -139,10 +140,8 @@ impl SigningKey {
                     .public_key()
                     .as_der()
                     .map_err(|_| KeyError::InvalidPrivateKey("cannot encode public key"))?;
-                let public = VerifyingKey {
-                    spki: spki.as_ref().to_vec(),
-                    kind: KeyKind::Ec(curve),
-                };
+                let public = VerifyingKey::from_spki_der(spki.as_ref())?;
+                debug_assert_eq!(public.kind, KeyKind::Ec(curve));
                 return Ok(Self {
                     inner: SigningInner::Ec(pair),
                     public,
@@ -164,10 +163,7 @@ impl SigningKey {
             .public_key()
             .as_der()
             .map_err(|_| KeyError::InvalidPrivateKey("cannot encode public key"))?;
-        let public = VerifyingKey {
-            spki: spki.as_ref().to_vec(),
-            kind: KeyKind::Rsa { bits },
-        };
+        let public = VerifyingKey::from_spki_der(spki.as_ref())?;
         Ok(Self {
             inner: SigningInner::Rsa(pair),
             public,
@@ -269,10 +265,31 @@ fn rsa_private_modulus_bits(der: &[u8]) -> Option<u32> {
 }
 
 /// A public key trusted to verify signatures.
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// It keeps the key parsed for its usual algorithm (RSA with SHA-256, ECDSA on its own curve),
+/// so the common verification does not decode the DER and rebuild the RSA Montgomery context
+/// each time; any other algorithm parses the key afresh. Equality and hashing look only at the
+/// key itself.
+#[derive(Clone)]
 pub struct VerifyingKey {
     spki: Vec<u8>,
     kind: KeyKind,
+    parsed: Arc<signature::ParsedPublicKey>,
+}
+
+impl PartialEq for VerifyingKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.spki == other.spki && self.kind == other.kind
+    }
+}
+
+impl Eq for VerifyingKey {}
+
+impl std::hash::Hash for VerifyingKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.spki.hash(state);
+        self.kind.hash(state);
+    }
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -364,9 +381,13 @@ impl VerifyingKey {
             };
         signature::ParsedPublicKey::new(check, der)
             .map_err(|e| KeyError::InvalidPublicKey(e.description_()))?;
+        let usual = kind.default_algorithm();
+        let parsed = signature::ParsedPublicKey::new(Self::params(kind, usual), der)
+            .map_err(|e| KeyError::InvalidPublicKey(e.description_()))?;
         Ok(Self {
             spki: der.to_vec(),
             kind,
+            parsed: Arc::new(parsed),
         })
     }
 
@@ -409,41 +430,54 @@ impl VerifyingKey {
                 key: self.kind,
             });
         }
-        let params: &'static dyn signature::VerificationAlgorithm = match self.kind {
-            KeyKind::Rsa { bits } => {
-                let min = if policy.allow_rsa_1024 {
-                    MIN_LEGACY_RSA_BITS
-                } else {
-                    MIN_RSA_BITS
-                };
-                let legacy_size = bits < MIN_RSA_BITS;
-                if bits < min || (legacy_size && algorithm == A::RsaSha384) {
-                    return Err(KeyError::RsaKeyTooSmall {
-                        bits,
-                        min: if legacy_size { MIN_RSA_BITS } else { min },
-                    });
-                }
-                match (algorithm, legacy_size) {
-                    (A::RsaSha1, true) => &signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
-                    (A::RsaSha1, false) => &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
-                    (A::RsaSha256, true) => {
-                        &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
-                    }
-                    (A::RsaSha512, true) => {
-                        &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY
-                    }
-                    (A::RsaSha384, _) => &signature::RSA_PKCS1_2048_8192_SHA384,
-                    (A::RsaSha512, false) => &signature::RSA_PKCS1_2048_8192_SHA512,
-                    _ => &signature::RSA_PKCS1_2048_8192_SHA256,
-                }
+        if let KeyKind::Rsa { bits } = self.kind {
+            let min = if policy.allow_rsa_1024 {
+                MIN_LEGACY_RSA_BITS
+            } else {
+                MIN_RSA_BITS
+            };
+            let legacy_size = bits < MIN_RSA_BITS;
+            if bits < min || (legacy_size && algorithm == A::RsaSha384) {
+                return Err(KeyError::RsaKeyTooSmall {
+                    bits,
+                    min: if legacy_size { MIN_RSA_BITS } else { min },
+                });
             }
-            KeyKind::Ec(Curve::P256) => &signature::ECDSA_P256_SHA256_FIXED,
-            KeyKind::Ec(Curve::P384) => &signature::ECDSA_P384_SHA384_FIXED,
-            KeyKind::Ec(Curve::P521) => &signature::ECDSA_P521_SHA512_FIXED,
-        };
+        }
+        let params = Self::params(self.kind, algorithm);
+        if std::ptr::addr_eq(params, self.parsed.algorithm()) {
+            return self
+                .parsed
+                .verify_sig(message, signature_value)
+                .map_err(|_| KeyError::BadSignature);
+        }
         UnparsedPublicKey::new(params, &self.spki)
             .verify(message, signature_value)
             .map_err(|_| KeyError::BadSignature)
+    }
+
+    /// The aws-lc verification parameters for `algorithm` with a key of `kind` (which
+    /// `kind.fits(algorithm)` has admitted): RSA keys under 2048 bits get the legacy
+    /// parameters, which only a policy that allows them reaches.
+    fn params(
+        kind: KeyKind,
+        algorithm: SignatureAlgorithm,
+    ) -> &'static dyn signature::VerificationAlgorithm {
+        use SignatureAlgorithm as A;
+        match kind {
+            KeyKind::Rsa { bits } => match (algorithm, bits < MIN_RSA_BITS) {
+                (A::RsaSha1, true) => &signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+                (A::RsaSha1, false) => &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+                (A::RsaSha256, true) => &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+                (A::RsaSha512, true) => &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+                (A::RsaSha384, _) => &signature::RSA_PKCS1_2048_8192_SHA384,
+                (A::RsaSha512, false) => &signature::RSA_PKCS1_2048_8192_SHA512,
+                _ => &signature::RSA_PKCS1_2048_8192_SHA256,
+            },
+            KeyKind::Ec(Curve::P256) => &signature::ECDSA_P256_SHA256_FIXED,
+            KeyKind::Ec(Curve::P384) => &signature::ECDSA_P384_SHA384_FIXED,
+            KeyKind::Ec(Curve::P521) => &signature::ECDSA_P521_SHA512_FIXED,
+        }
     }
 }
 
@@ -569,8 +603,8 @@ mod tests {
             Err(KeyError::Sha1NotAllowed)
         );
         let short = VerifyingKey {
-            spki: vk.spki.clone(),
             kind: KeyKind::Rsa { bits: 1024 },
+            ..vk.clone()
         };
         assert!(matches!(
             short.verify(

@@ -407,7 +407,8 @@ fn check_digest(
     } else {
         None
     };
-    let mut bytes = Vec::new();
+    // The canonical form is about the size of the source: one allocation, no regrowth.
+    let mut bytes = Vec::with_capacity(apex.range().len());
     c14n::canonicalize(
         apex,
         algorithm,
