@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 use super::MfaError;
 use crate::audit::{self, Actor, Change};
 use crate::directory::User;
+use crate::ids::UserId;
 use crate::session::{Admission, Slot, Throttle};
 use crate::store::{self, Store, timestamp};
 
@@ -99,6 +100,26 @@ fn fresh_code() -> Zeroizing<String> {
         out.push(char::from(ALPHABET[usize::from(*b & 31)]));
     }
     out
+}
+
+/// Drops `user`'s recovery codes when no factor they stand in for is left (no confirmed
+/// TOTP, no passkey), inside the transaction that removed a factor. Codes that outlived every
+/// factor would do nothing now, but would come back to life, perhaps long after they leaked,
+/// as soon as a new factor is enrolled. Returns how many went.
+pub(crate) async fn drop_when_no_factor_left(
+    tx: &mut store::WriteTx,
+    user: UserId,
+) -> crate::Result<u64> {
+    let dropped = sqlx::query(
+        "DELETE FROM mfa_recovery_codes WHERE user_id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = $1 AND confirmed = 1) \
+         AND NOT EXISTS (SELECT 1 FROM webauthn_credentials WHERE user_id = $1)",
+    )
+    .bind(user.to_db())
+    .execute(store::conn(tx))
+    .await?
+    .rows_affected();
+    Ok(dropped)
 }
 
 impl<'s> RecoveryCodes<'s> {

@@ -444,6 +444,7 @@ impl<'s> Totp<'s> {
         if done == 0 {
             return Ok(false);
         }
+        let codes_dropped = super::recovery::drop_when_no_factor_left(&mut tx, user.id).await?;
         audit::record(
             store::conn(&mut tx),
             actor,
@@ -454,7 +455,8 @@ impl<'s> Totp<'s> {
                 target_id: user.id.to_string(),
                 target_name: user.username.clone(),
                 before: Some(serde_json::json!({ "factor_id": factor_id })),
-                after: None,
+                after: (codes_dropped > 0)
+                    .then(|| serde_json::json!({ "recovery_codes_dropped": codes_dropped })),
             },
         )
         .await?;

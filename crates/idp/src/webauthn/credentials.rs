@@ -179,6 +179,7 @@ impl<'s> Credentials<'s> {
             name: name.clone(),
             ..before.clone()
         };
+        let target_name = username_in(&mut tx, user).await?;
         audit::record(
             store::conn(&mut tx),
             actor,
@@ -187,7 +188,7 @@ impl<'s> Credentials<'s> {
                 action: "webauthn.renamed",
                 target_kind: "user",
                 target_id: user.to_string(),
-                target_name: before.name.clone(),
+                target_name,
                 before: audit::snapshot(&before),
                 after: audit::snapshot(&after),
             },
@@ -213,6 +214,8 @@ impl<'s> Credentials<'s> {
             .execute(store::conn(&mut tx))
             .await
             .map_err(crate::Error::from)?;
+        let codes_dropped = crate::mfa::recovery::drop_when_no_factor_left(&mut tx, user).await?;
+        let target_name = username_in(&mut tx, user).await?;
         audit::record(
             store::conn(&mut tx),
             actor,
@@ -221,9 +224,10 @@ impl<'s> Credentials<'s> {
                 action: "webauthn.removed",
                 target_kind: "user",
                 target_id: user.to_string(),
-                target_name: before.name.clone(),
+                target_name,
                 before: audit::snapshot(&before),
-                after: None,
+                after: (codes_dropped > 0)
+                    .then(|| json!({ "recovery_codes_dropped": codes_dropped })),
             },
         )
         .await?;
@@ -329,6 +333,7 @@ impl<'s> Credentials<'s> {
                 e.into()
             });
         }
+        let target_name = username_in(&mut tx, user).await?;
         audit::record(
             store::conn(&mut tx),
             actor,
@@ -337,7 +342,7 @@ impl<'s> Credentials<'s> {
                 action: "webauthn.registered",
                 target_kind: "user",
                 target_id: user.to_string(),
-                target_name: credential.name.clone(),
+                target_name,
                 before: None,
                 after: Some(json!({
                     "credential": credential.id,
@@ -379,4 +384,15 @@ impl<'s> Credentials<'s> {
         .await?;
         Ok(())
     }
+}
+
+/// The username of `user`, for the audit event's target: the audit names the person whose
+/// factors changed (the credential's own name is in the event's detail).
+async fn username_in(tx: &mut store::WriteTx, user: UserId) -> Result<String, WebauthnError> {
+    let name: Option<String> = sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
+        .bind(user.to_db())
+        .fetch_optional(store::conn(tx))
+        .await
+        .map_err(crate::Error::from)?;
+    Ok(name.unwrap_or_else(|| user.to_string()))
 }

@@ -27,6 +27,7 @@ on_both_backends!(
     totp_guesses_are_throttled_and_a_success_resets,
     totp_secret_is_sealed_and_bound_to_its_row,
     recovery_codes_work_once_and_regenerate_replaces_all,
+    recovery_codes_go_with_the_last_factor,
     policy_global_group_app_and_user,
     session_records_methods_and_steps_up_in_place,
     admin_list_and_reset_never_show_secrets
@@ -403,6 +404,63 @@ async fn recovery_codes_work_once_and_regenerate_replaces_all(t: TestStore) {
         codes.consume(&frank, &fresh[0], ADDR).await.unwrap(),
         RecoveryCheck::Accepted { remaining: 9 }
     ));
+}
+
+/// Removing a factor keeps the recovery codes while another factor is left, and drops them
+/// with the last one (else they would come back to life with the next factor enrolled).
+async fn recovery_codes_go_with_the_last_factor(t: TestStore) {
+    let (s, clock) = clocked(&t);
+    let kek = kek();
+    let grace = user(&s, "grace").await;
+    let me = Actor::user(grace.id);
+    let phone = enrolled(&s, &kek, &grace, &clock).await;
+    let tablet = enrolled(&s, &kek, &grace, &clock).await;
+    let codes = RecoveryCodes::new(&s);
+    codes.regenerate(&me, &grace).await.unwrap();
+    let totp = Totp::new(&s, &kek);
+
+    assert!(totp.remove(&me, &grace, &phone.factor_id).await.unwrap());
+    assert_eq!(
+        codes.remaining(&grace).await.unwrap(),
+        10,
+        "a factor is left"
+    );
+    assert!(totp.remove(&me, &grace, &tablet.factor_id).await.unwrap());
+    assert_eq!(
+        codes.remaining(&grace).await.unwrap(),
+        0,
+        "the last factor went"
+    );
+    assert!(
+        !Factors::new(&s)
+            .available(&grace)
+            .await
+            .unwrap()
+            .any_factor()
+    );
+
+    let removals = s
+        .audit()
+        .list(&AuditFilter {
+            action: Some("mfa.totp_remove".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let dropped: Vec<Option<u64>> = removals
+        .iter()
+        .map(|e| {
+            e.after
+                .as_ref()
+                .and_then(|a| a["recovery_codes_dropped"].as_u64())
+        })
+        .collect();
+    assert_eq!(
+        dropped.iter().filter(|d| d.is_some()).count(),
+        1,
+        "{removals:?}"
+    );
+    assert!(dropped.contains(&Some(10)));
 }
 
 async fn policy_global_group_app_and_user(t: TestStore) {

@@ -2,6 +2,7 @@
 //! real attestation and assertion bytes that our code did not make.
 
 use latchkey_idp::audit::AuditFilter;
+use latchkey_idp::mfa::recovery::RecoveryCodes;
 use latchkey_idp::webauthn::{
     Ceremonies, Code, Credentials, MAX_PENDING_PER_OWNER, Purpose, RelyingParty, WebauthnConfig,
     WebauthnError,
@@ -400,7 +401,38 @@ async fn rename_and_remove_are_audited(t: TestStore) {
             .unwrap();
         assert_eq!(events.len(), 1, "{action}");
         assert_eq!(events[0].actor, actor.as_str());
+        // The target is the person, by name; the credential's name is in the detail.
+        assert_eq!(events[0].target_name.as_deref(), Some("alice"), "{action}");
     }
+
+    // Recovery codes outlive a passkey only while some factor is left: removing the last
+    // one drops them in the same transaction, so old codes cannot come back with a new key.
+    RecoveryCodes::new(&store)
+        .regenerate(&actor, &alice)
+        .await
+        .unwrap();
+    let last = creds.list(alice.id).await.unwrap()[0].id;
+    creds.remove(&actor, alice.id, last).await.unwrap();
+    assert_eq!(
+        RecoveryCodes::new(&store).remaining(&alice).await.unwrap(),
+        0
+    );
+    let removed = store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("webauthn.removed".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        removed.iter().any(|e| e
+            .after
+            .as_ref()
+            .and_then(|a| a["recovery_codes_dropped"].as_u64())
+            == Some(10)),
+        "{removed:?}"
+    );
 }
 
 async fn ceremonies_under_way_are_capped(t: TestStore) {
