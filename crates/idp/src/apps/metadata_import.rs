@@ -23,7 +23,8 @@ use std::fmt;
 use latchkey_saml::metadata::{
     EntityDescriptor, IndexedEndpoint, Metadata, MetadataOptions, SpSsoDescriptor, parse_metadata,
 };
-use latchkey_xmlsec::crypto::VerifyingKey;
+use latchkey_xmlsec::crypto::key::MIN_RSA_BITS;
+use latchkey_xmlsec::crypto::{KeyKind, VerifyingKey};
 use latchkey_xmlsec::dsig::VerifyOptions;
 use latchkey_xmlsec::reader::{self, Limits};
 use latchkey_xmlsec::roxmltree::Node;
@@ -189,6 +190,12 @@ pub enum ImportWarning {
         /// The algorithms listed.
         listed: Vec<String>,
     },
+    /// A signing certificate the SP publishes holds an RSA key under 2048 bits, which this
+    /// IdP refuses to verify with: its signed requests and logout messages will be refused.
+    WeakSigningKey {
+        /// The key's size.
+        bits: u32,
+    },
     /// The SP wants signed assertions (`WantAssertionsSigned`) and the application signs
     /// only the Response: the SP will refuse every login.
     AssertionsNotSigned,
@@ -237,6 +244,12 @@ impl fmt::Display for ImportWarning {
                 "the SP signs with {}, which this IdP does not accept (RSA or ECDSA with \
                  SHA-2 only): its signed requests and logout messages will be refused",
                 listed.join(", ")
+            ),
+            ImportWarning::WeakSigningKey { bits } => write!(
+                f,
+                "the SP's signing certificate holds a {bits}-bit RSA key; this IdP verifies only \
+                 RSA keys of 2048 bits or more, so its signed requests and logout messages will \
+                 be refused (ask the SP for a new key)",
             ),
             ImportWarning::AssertionsNotSigned => f.write_str(
                 "the SP wants signed assertions (WantAssertionsSigned) but the application signs \
@@ -404,12 +417,20 @@ impl SpMetadata {
         let acs = acs_endpoints(&entity_id, sp, &mut warnings)?;
         let slo = slo_endpoint(sp, &mut warnings);
 
-        let signing: Vec<String> = sp
-            .keys
-            .iter()
-            .filter(|k| k.is_for_signing())
-            .flat_map(|k| k.certificates.iter().map(|c| c.to_pem()))
-            .collect();
+        let signing_keys = || {
+            sp.keys
+                .iter()
+                .filter(|k| k.is_for_signing())
+                .flat_map(|k| k.certificates.iter())
+        };
+        for cert in signing_keys() {
+            if let KeyKind::Rsa { bits } = cert.verifying_key().kind()
+                && bits < MIN_RSA_BITS
+            {
+                warnings.push(ImportWarning::WeakSigningKey { bits });
+            }
+        }
+        let signing: Vec<String> = signing_keys().map(|c| c.to_pem()).collect();
         // Registered whatever AuthnRequestsSigned says: logout messages are checked with
         // them. `authn_requests_signed` decides whether AuthnRequests must be signed.
         if sp.authn_requests_signed && signing.is_empty() {

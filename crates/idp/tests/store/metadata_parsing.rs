@@ -259,3 +259,49 @@ fn an_sp_that_signs_only_with_refused_algorithms_is_warned_about() {
         assert!(warnings.iter().all(quiet), "{methods:?}: {warnings:?}");
     }
 }
+
+/// An SP whose signing certificate holds an RSA key under 2048 bits gets a warning naming the
+/// size (the IdP will refuse its signatures); a 2048-bit key gets none.
+#[test]
+fn a_weak_rsa_signing_key_is_named() {
+    let weak_pem = include_str!("../data/sp-rsa1024-cert.pem");
+    let weak: String = weak_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let sp = |cert: &str| {
+        let xml = entity(
+            "https://weak.example.net/sp",
+            "AuthnRequestsSigned=\"true\"",
+            &format!(
+                "{}{}",
+                key(Some("signing"), cert),
+                acs(POST, "https://weak.example.net/acs", 0, None)
+            ),
+        );
+        SpMetadata::parse(&xml, &options()).unwrap()
+    };
+    let m = sp(&weak);
+    assert_eq!(
+        m.signing_certs.len(),
+        1,
+        "still registered: logout checks use it"
+    );
+    let warning = m
+        .warnings
+        .iter()
+        .find(|w| matches!(w, ImportWarning::WeakSigningKey { .. }))
+        .unwrap_or_else(|| panic!("{:?}", m.warnings));
+    assert_eq!(warning, &ImportWarning::WeakSigningKey { bits: 1024 });
+    assert!(warning.to_string().contains("1024-bit"), "{warning}");
+
+    let strong = sp(&rsa_cert_b64());
+    assert!(
+        !strong
+            .warnings
+            .iter()
+            .any(|w| matches!(w, ImportWarning::WeakSigningKey { .. })),
+        "{:?}",
+        strong.warnings
+    );
+}
