@@ -65,6 +65,11 @@ impl ScimError {
         Self::bad_request(ScimType::InvalidPath, detail)
     }
 
+    /// 400 `tooMany`: the query would make the server compute more than it is willing to.
+    pub fn too_many(detail: impl Into<String>) -> Self {
+        Self::bad_request(ScimType::TooMany, detail)
+    }
+
     /// `400 invalidValue`.
     pub fn invalid_value(detail: impl Into<String>) -> Self {
         Self::bad_request(ScimType::InvalidValue, detail)

@@ -244,6 +244,16 @@ impl ListQuery {
             .into_iter()
             .skip(self.start_index - 1)
             .take(self.count)
+            .collect();
+        self.respond_page(total, page)
+    }
+
+    /// The ListResponse for a page the store has already cut (`startIndex` and `count`
+    /// applied in SQL, no filter, no sort) out of `total` resources: only the projection is
+    /// left to apply.
+    pub fn respond_page(&self, total: usize, page: Vec<Value>) -> Value {
+        let page: Vec<Value> = page
+            .into_iter()
             .map(|mut r| {
                 self.projection.apply(&mut r);
                 r

@@ -37,10 +37,10 @@ use uuid::Uuid;
 
 use super::error::ScimError;
 use super::filter::AttrPath;
-use super::if_match_admits;
 use super::list::ListQuery;
 use super::patch;
 use super::schema::{GROUP_TYPE, USER_TYPE};
+use super::{MAX_PAGE, if_match_admits};
 use crate::error::{Error, SettingsError, StoreError};
 use crate::jit::engine::Step;
 use crate::jit::{
@@ -152,6 +152,7 @@ pub struct ScimService {
     attributes: Vec<(String, AttrPath)>,
     tokens: Vec<(String, [u8; 32])>,
     on_deactivate: Option<DeactivationHook>,
+    max_filtered_users: usize,
 }
 
 impl fmt::Debug for ScimService {
@@ -228,7 +229,15 @@ impl ScimService {
             attributes,
             tokens,
             on_deactivate: None,
+            max_filtered_users: MAX_FILTERED_USERS,
         })
+    }
+
+    /// Lowers or raises [`MAX_FILTERED_USERS`], the most users a filter other than
+    /// `userName eq`, or a sort, is evaluated over.
+    pub fn max_filtered_users(mut self, limit: usize) -> Self {
+        self.max_filtered_users = limit;
+        self
     }
 
     /// Sets the hook that ends an account's sessions when SCIM disables or deletes it.
@@ -276,9 +285,13 @@ impl ScimService {
 
     /// `GET /Users`.
     ///
-    /// `userName eq "..."`, what a provisioning client asks before it creates a user, is
-    /// answered from the unique index; any other filter is evaluated over the SCIM users in
-    /// memory (an application's user count, not a directory's).
+    /// Bounded whatever the application's size: `userName eq "..."`, what a provisioning
+    /// client asks before it creates a user, is answered from the unique index; a listing
+    /// without filter or sort (a client paging through every user to reconcile) is cut in
+    /// SQL, with only the page's group memberships read; any other filter or a sort is
+    /// evaluated over the rendered users, which is refused (`tooMany`) past
+    /// [`MAX_FILTERED_USERS`] users (or [`Self::max_filtered_users`]) rather than loading
+    /// them all.
     pub async fn list_users(&self, query: &ListQuery) -> Result<Value, ScimError> {
         let pool = self.store().database().pool();
         let by_name = query
@@ -289,33 +302,80 @@ impl ScimService {
                 (path.uri.is_none() && path.attr == "userName" && path.sub.is_none())
                     .then(|| value.to_lowercase())
             });
-        let rows = match by_name {
-            Some(name) => sqlx::query(USER_BY_NAME).bind(name).fetch_all(pool).await,
-            None => sqlx::query(ALL_USERS).fetch_all(pool).await,
+        if let Some(name) = by_name {
+            let rows = sqlx::query(USER_BY_NAME)
+                .bind(name)
+                .fetch_all(pool)
+                .await
+                .map_err(store_internal)?;
+            let resources = self.render_users(&rows).await?;
+            return Ok(query.respond(resources));
         }
-        .map_err(store_internal)?;
-        let memberships = sqlx::query(
-            "SELECT m.account_id AS account_id, g.id AS id, g.resource AS resource \
-             FROM sp_scim_members m JOIN sp_scim_groups g ON g.id = m.group_id",
-        )
-        .fetch_all(pool)
-        .await
-        .map_err(store_internal)?;
-        let mut by_account: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for m in &memberships {
-            let account: String = m.try_get("account_id").map_err(store_internal)?;
-            by_account.entry(account).or_default().push(group_ref(m)?);
+        let total: i64 = sqlx::query_scalar(COUNT_USERS)
+            .fetch_one(pool)
+            .await
+            .map_err(store_internal)?;
+        let total = usize::try_from(total).unwrap_or(0);
+        if query.filter.is_none() && query.sort_by.is_none() {
+            let rows = sqlx::query(USERS_PAGE)
+                .bind(i64::try_from(query.count).unwrap_or(i64::MAX))
+                .bind(i64::try_from(query.start_index - 1).unwrap_or(i64::MAX))
+                .fetch_all(pool)
+                .await
+                .map_err(store_internal)?;
+            let resources = self.render_users(&rows).await?;
+            return Ok(query.respond_page(total, resources));
         }
-        let mut resources = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let user = UserRow::from_row(row)?;
-            let groups = by_account
-                .get(&user.id.to_string())
-                .cloned()
-                .unwrap_or_default();
-            resources.push(self.render_user(&user, &groups).json);
+        if total > self.max_filtered_users {
+            return Err(ScimError::too_many(format!(
+                "a filter other than `userName eq`, or a sort, is evaluated over every user, \
+                 and this application has {total} (at most {})",
+                self.max_filtered_users
+            )));
         }
+        let rows = sqlx::query(ALL_USERS)
+            .fetch_all(pool)
+            .await
+            .map_err(store_internal)?;
+        let resources = self.render_users(&rows).await?;
         Ok(query.respond(resources))
+    }
+
+    /// Renders user rows with their groups, reading the memberships of these accounts only.
+    async fn render_users(&self, rows: &[AnyRow]) -> Result<Vec<Value>, ScimError> {
+        let users = rows
+            .iter()
+            .map(UserRow::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut by_account: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        let pool = self.store().database().pool();
+        // Bounded IN lists: a page is at most MAX_PAGE users, the filtered path at most
+        // MAX_FILTERED_USERS, read in chunks.
+        for chunk in users.chunks(MAX_PAGE) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT m.account_id AS account_id, g.id AS id, g.resource AS resource \
+                 FROM sp_scim_members m JOIN sp_scim_groups g ON g.id = m.group_id \
+                 WHERE m.account_id IN ({}) ORDER BY g.id",
+                marks.join(", ")
+            );
+            let mut statement = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for user in chunk {
+                statement = statement.bind(user.id.to_string());
+            }
+            let memberships = statement.fetch_all(pool).await.map_err(store_internal)?;
+            for m in &memberships {
+                let account: String = m.try_get("account_id").map_err(store_internal)?;
+                by_account.entry(account).or_default().push(group_ref(m)?);
+            }
+        }
+        Ok(users
+            .iter()
+            .map(|user| {
+                let groups = by_account.remove(&user.id.to_string()).unwrap_or_default();
+                self.render_user(user, &groups).json
+            })
+            .collect())
     }
 
     /// The provisioning plan a `POST /Users` of `body` would apply, computed against the
@@ -1304,6 +1364,16 @@ const ALL_USERS: &str = concat!(
     "WHERE scim_resource IS NOT NULL ORDER BY created_at, id"
 );
 const USER_BY_NAME: &str = concat!(user_columns!(), "WHERE scim_user_name = $1");
+const USERS_PAGE: &str = concat!(
+    user_columns!(),
+    "WHERE scim_resource IS NOT NULL ORDER BY created_at, id LIMIT $1 OFFSET $2"
+);
+const COUNT_USERS: &str = "SELECT COUNT(*) FROM sp_accounts WHERE scim_resource IS NOT NULL";
+
+/// The most users a filter other than `userName eq`, or a sort, is evaluated over by default:
+/// past it such a listing is refused with `tooMany` (RFC 7644 section 3.12) instead of
+/// rendering every user in memory.
+pub const MAX_FILTERED_USERS: usize = 10_000;
 const USER_BY_ID: &str = concat!(
     user_columns!(),
     "WHERE id = $1 AND scim_resource IS NOT NULL"

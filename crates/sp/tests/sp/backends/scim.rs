@@ -30,6 +30,11 @@ pub(crate) struct Scim {
 }
 
 pub(crate) async fn scim(db: Db, contract_text: &str) -> Scim {
+    scim_limited(db, contract_text, None).await
+}
+
+/// [`scim`] whose filtered listings are refused past `max_filtered` users.
+pub(crate) async fn scim_limited(db: Db, contract_text: &str, max_filtered: Option<usize>) -> Scim {
     let fx = fixture(db).await;
     let engine = JitEngine::new(contract(contract_text), fx.store.clone());
     let settings = ScimSettings {
@@ -55,6 +60,10 @@ pub(crate) async fn scim(db: Db, contract_text: &str) -> Scim {
         counter.fetch_add(1, Ordering::SeqCst);
         1
     }));
+    let service = match max_filtered {
+        Some(n) => service.max_filtered_users(n),
+        None => service,
+    };
     let clock = Arc::new(Mutex::new(t0()));
     let c = clock.clone();
     let router = Router::new().nest(
@@ -231,7 +240,7 @@ pub(crate) async fn authentication_is_required(db: Db) {
 }
 
 pub(crate) async fn list_filter_page_and_sort(db: Db) {
-    let s = scim(db, WIKI).await;
+    let s = scim_limited(db, WIKI, Some(4)).await;
     for name in ["carol", "alice", "bob", "dave"] {
         let (status, _) = s.call(Method::POST, "/Users", Some(&user(name))).await;
         assert_eq!(status, StatusCode::CREATED);
@@ -247,6 +256,50 @@ pub(crate) async fn list_filter_page_and_sort(db: Db) {
     };
     let (_, all) = s.call(Method::GET, "/Users", None).await;
     assert_eq!(all["totalResults"], 4);
+    assert_eq!(
+        names(&all),
+        ["carol", "alice", "bob", "dave"],
+        "creation order"
+    );
+    // Without filter or sort the page is cut in SQL: same order, the total of all users,
+    // and each user on the page with its groups.
+    let alice_id = all["Resources"][1]["id"].as_str().unwrap().to_owned();
+    let (status, group) = s
+        .call(
+            Method::POST,
+            "/Groups",
+            Some(&json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "readers",
+                "members": [{"value": alice_id}]
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let (_, cut) = s
+        .call(Method::GET, "/Users?startIndex=2&count=2", None)
+        .await;
+    assert_eq!(names(&cut), ["alice", "bob"]);
+    assert_eq!(cut["totalResults"], 4);
+    assert_eq!(cut["startIndex"], 2);
+    assert_eq!(cut["itemsPerPage"], 2);
+    assert_eq!(cut["Resources"][0]["groups"][0]["display"], "readers");
+    assert!(
+        cut["Resources"][1]
+            .get("groups")
+            .is_none_or(|g| g == &json!([])),
+        "{cut}"
+    );
+    let (_, past) = s.call(Method::GET, "/Users?startIndex=9", None).await;
+    assert_eq!(
+        (past["totalResults"].as_u64(), names(&past).len()),
+        (Some(4), 0)
+    );
+    let (_, projected) = s
+        .call(Method::GET, "/Users?count=1&attributes=userName", None)
+        .await;
+    assert_eq!(projected["Resources"][0].get("name"), None, "{projected}");
+    assert_eq!(projected["Resources"][0]["userName"], "carol");
     let (_, one) = s
         .call(Method::GET, "/Users?filter=userName%20eq%20%22BOB%22", None)
         .await;
@@ -303,6 +356,25 @@ pub(crate) async fn list_filter_page_and_sort(db: Db) {
         (status, err_type(&bad)),
         (StatusCode::BAD_REQUEST, "invalidFilter")
     );
+    // This server evaluates general filters over at most 4 users: a fifth makes them
+    // `tooMany`, while `userName eq` and plain paging still answer from SQL.
+    let (status, _) = s.call(Method::POST, "/Users", Some(&user("erin"))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, refused) = s.call(Method::GET, "/Users?sortBy=userName", None).await;
+    assert_eq!(
+        (status, err_type(&refused)),
+        (StatusCode::BAD_REQUEST, "tooMany")
+    );
+    let (_, one) = s
+        .call(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22erin%22",
+            None,
+        )
+        .await;
+    assert_eq!(names(&one), ["erin"]);
+    let (_, all) = s.call(Method::GET, "/Users", None).await;
+    assert_eq!(all["totalResults"], 5);
 }
 
 pub(crate) async fn put_patch_and_etags(db: Db) {
