@@ -83,6 +83,8 @@ pub fn status(code: ErrorCode) -> StatusCode {
         C::Unauthorized => StatusCode::UNAUTHORIZED,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        C::ScimNotConnected => StatusCode::NOT_FOUND,
+        C::ScimUnavailable => StatusCode::BAD_GATEWAY,
         C::CorruptRow
         | C::ConfigInvalid
         | C::PasswordHashFailed
