@@ -104,12 +104,23 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         .with_invitations(config.enrollment, mailer.clone());
     state.metrics().count_log_drops(move || log_drops.total());
     state.metrics().count_mail(mailer.stats_handle());
+    // The SCIM client: delivers the outbox to connected applications (sealed tokens open
+    // with the same KEK as TOTP secrets).
+    let scim_kek = std::sync::Arc::new(
+        latchkey_idp::mfa::totp::sealing_kek(&config, &ProcessEnv)
+            .context("cannot load the key that seals SCIM tokens")?,
+    );
+    let scim_worker = latchkey_idp::provisioning::worker::Worker::new(
+        store.clone(),
+        std::sync::Arc::clone(&scim_kek),
+        latchkey_idp::provisioning::worker::WorkerSettings::default(),
+    );
+    state.metrics().count_scim(scim_worker.stats());
+    let scim_task = scim_worker.spawn();
     let app = web::router(state).merge(latchkey_idp_web::api::router(
-        latchkey_idp_web::api::ApiState::new(store.clone()).with_enrollment(
-            &base_url,
-            config.enrollment,
-            mailer,
-        ),
+        latchkey_idp_web::api::ApiState::new(store.clone())
+            .with_enrollment(&base_url, config.enrollment, mailer)
+            .with_sealing_kek(scim_kek),
     ));
 
     let janitor = tokio::spawn(purge_sessions(store.clone()));
@@ -125,6 +136,7 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
     .await
     .context("server failed")?;
     janitor.abort();
+    scim_task.abort();
     if let Some(task) = key_refresh {
         task.abort();
     }

@@ -111,6 +111,24 @@ pub enum AppCommand {
         /// Group name or ID.
         group: String,
     },
+    /// Push users to the application over SCIM 2.0: connect, show the delivery state,
+    /// disconnect.
+    Scim {
+        #[command(subcommand)]
+        command: super::scim::ScimCommand,
+    },
+    /// Compare the application's SCIM users with who should be there, show the difference
+    /// (create, update, deactivate or delete) and apply it.
+    Sync {
+        /// Entity ID, ID or name.
+        app: String,
+        /// Only show the difference; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Registering from, or refreshing from, the SP's SAML metadata.
@@ -719,6 +737,10 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             let group = ctx.store.groups().lookup(&group).await?;
             apps.unassign(&ctx.actor, app.id, group.id).await?;
             outln!("unassigned {} from {}", group.name, app.settings.entity_id)?;
+        }
+        AppCommand::Scim { command } => super::scim::run(ctx, command).await?,
+        AppCommand::Sync { app, dry_run, json } => {
+            super::scim::sync(ctx, &app, dry_run, json).await?;
         }
     }
     Ok(())
