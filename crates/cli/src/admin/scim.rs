@@ -31,7 +31,11 @@ pub enum ScimCommand {
         token_file: PathBuf,
         /// What to do to a user who is unassigned, suspended or deleted: deactivate
         /// (active=false) or delete.
-        #[arg(long = "on-remove", value_name = "deactivate|delete", default_value = "deactivate")]
+        #[arg(
+            long = "on-remove",
+            value_name = "deactivate|delete",
+            default_value = "deactivate"
+        )]
         on_remove: String,
     },
     /// Show the connection and its delivery state: last success, queue length, last error.
@@ -87,9 +91,11 @@ pub async fn run(ctx: &Context, cmd: ScimCommand) -> anyhow::Result<()> {
         ScimCommand::Show { app, json } => {
             let app = apps.lookup(&app).await?;
             let Some(status) = provisioning.status(app.id).await? else {
-                bail!(latchkey_idp::provisioning::ProvisioningError::NotConnected {
-                    app: app.settings.entity_id
-                });
+                bail!(
+                    latchkey_idp::provisioning::ProvisioningError::NotConnected {
+                        app: app.settings.entity_id
+                    }
+                );
             };
             if json {
                 return output::json(&status);
@@ -142,7 +148,11 @@ pub async fn sync(ctx: &Context, app: &str, dry_run: bool, json: bool) -> anyhow
         report.unchanged,
         report.differences.len(),
         report.foreign,
-        if dry_run { "; dry run, nothing sent" } else { "" }
+        if dry_run {
+            "; dry run, nothing sent"
+        } else {
+            ""
+        }
     )?;
     if report.differences.iter().any(|d| d.error.is_some()) {
         bail!("some differences could not be applied (see above)");

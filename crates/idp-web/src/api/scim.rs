@@ -108,14 +108,11 @@ pub async fn get(
     ApiPath(app): ApiPath<String>,
 ) -> Result<axum::Json<ScimStatusDto>, ApiError> {
     let app = state.store.apps().lookup(&app).await?;
-    let status = state
-        .store
-        .provisioning()
-        .status(app.id)
-        .await?
-        .ok_or(ProvisioningError::NotConnected {
+    let status = state.store.provisioning().status(app.id).await?.ok_or(
+        ProvisioningError::NotConnected {
             app: app.settings.entity_id,
-        })?;
+        },
+    )?;
     Ok(axum::Json(status.into()))
 }
 

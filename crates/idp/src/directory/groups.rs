@@ -342,8 +342,13 @@ impl<'s> Groups<'s> {
         .bind(id.to_db())
         .fetch_all(&mut *conn)
         .await?;
-        crate::provisioning::outbox::group_changed(&mut *conn, id, "group.delete", self.store.now())
-            .await?;
+        crate::provisioning::outbox::group_changed(
+            &mut *conn,
+            id,
+            "group.delete",
+            self.store.now(),
+        )
+        .await?;
         sqlx::query("DELETE FROM directory_groups WHERE id = $1")
             .bind(id.to_db())
             .execute(&mut *conn)

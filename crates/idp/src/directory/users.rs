@@ -525,8 +525,7 @@ pub(crate) async fn insert(
         },
     )
     .await?;
-    crate::provisioning::outbox::user_changed(conn, id, &user.username, "user.create", now)
-        .await?;
+    crate::provisioning::outbox::user_changed(conn, id, &user.username, "user.create", now).await?;
     Ok(user)
 }
 

@@ -160,7 +160,10 @@ impl ScimClient {
     }
 
     /// The user with this `userName`, if the application has one.
-    pub async fn find_by_user_name(&self, user_name: &str) -> Result<Option<RemoteUser>, ClientError> {
+    pub async fn find_by_user_name(
+        &self,
+        user_name: &str,
+    ) -> Result<Option<RemoteUser>, ClientError> {
         let filter = format!("userName eq {}", Value::String(user_name.to_owned()));
         let url = self.url("/Users");
         let (status, body) = self
@@ -261,7 +264,11 @@ impl ScimClient {
             &url,
             status,
             &body,
-            &[StatusCode::NO_CONTENT, StatusCode::OK, StatusCode::NOT_FOUND],
+            &[
+                StatusCode::NO_CONTENT,
+                StatusCode::OK,
+                StatusCode::NOT_FOUND,
+            ],
         )
     }
 

@@ -235,13 +235,12 @@ impl<'s> Provisioning<'s> {
             .ok_or_else(|| Error::UnknownApplication {
                 app: app.to_string(),
             })?;
-        let before: Option<(String, String)> = sqlx::query_as(
-            "SELECT base_url, on_remove FROM scim_connections WHERE app_id = $1",
-        )
-        .bind(app.to_db())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(Error::from)?;
+        let before: Option<(String, String)> =
+            sqlx::query_as("SELECT base_url, on_remove FROM scim_connections WHERE app_id = $1")
+                .bind(app.to_db())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(Error::from)?;
         sqlx::query(
             "INSERT INTO scim_connections \
              (app_id, base_url, token_sealed, sealed_with, on_remove, created_at, updated_at) \
@@ -261,9 +260,7 @@ impl<'s> Provisioning<'s> {
         .await
         .map_err(Error::from)?;
         outbox::app_connected(&mut *conn, app, now).await?;
-        let shown = |url: &str, on_remove: &str| {
-            serde_json::json!({ "scim_url": url, "on_remove": on_remove, "token": "(set)" })
-        };
+        let shown = |url: &str, on_remove: &str| serde_json::json!({ "scim_url": url, "on_remove": on_remove, "token": "(set)" });
         audit::record(
             conn,
             actor,
@@ -416,11 +413,12 @@ impl<'s> Provisioning<'s> {
             });
         };
         let token = kek.open_bound(&app.to_string(), &aad(app), &sealed_with, &sealed)?;
-        let token = Zeroizing::new(
-            String::from_utf8(token.to_vec()).map_err(|_| KeyError::Tampered {
-                id: app.to_string(),
-            })?,
-        );
+        let token =
+            Zeroizing::new(
+                String::from_utf8(token.to_vec()).map_err(|_| KeyError::Tampered {
+                    id: app.to_string(),
+                })?,
+            );
         Ok(Target {
             app_id: app,
             on_remove: on_remove.parse()?,
@@ -436,11 +434,11 @@ impl<'s> Provisioning<'s> {
     ) -> Result<(), Error> {
         let now = timestamp::format(self.store.now());
         let query = match outcome {
-            Ok(()) => sqlx::query(
-                "UPDATE scim_connections SET last_success_at = $2 WHERE app_id = $1",
-            )
-            .bind(app.to_db())
-            .bind(now),
+            Ok(()) => {
+                sqlx::query("UPDATE scim_connections SET last_success_at = $2 WHERE app_id = $1")
+                    .bind(app.to_db())
+                    .bind(now)
+            }
             Err(error) => sqlx::query(
                 "UPDATE scim_connections SET last_error = $2, last_error_at = $3 \
                  WHERE app_id = $1",
@@ -494,7 +492,10 @@ fn check_url(text: &str) -> Result<String, Error> {
     let field = "scim_url";
     let text = text.trim();
     if text.len() > MAX_URL {
-        return Err(Error::invalid(field, format!("longer than {MAX_URL} bytes")));
+        return Err(Error::invalid(
+            field,
+            format!("longer than {MAX_URL} bytes"),
+        ));
     }
     let url = url::Url::parse(text).map_err(|e| Error::invalid(field, format!("{text:?}: {e}")))?;
     let host = url.host_str().unwrap_or_default();
@@ -525,7 +526,10 @@ fn check_url(text: &str) -> Result<String, Error> {
 fn check_token(token: &str) -> Result<(), Error> {
     let field = "scim_token";
     if token.is_empty() || token.len() > MAX_TOKEN {
-        return Err(Error::invalid(field, format!("must be 1-{MAX_TOKEN} bytes")));
+        return Err(Error::invalid(
+            field,
+            format!("must be 1-{MAX_TOKEN} bytes"),
+        ));
     }
     if !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Error::invalid(

@@ -102,9 +102,9 @@ pub fn differs(wanted: &Value, remote: &Value) -> bool {
 /// complex value.
 fn same(ours: &Value, theirs: &Value) -> bool {
     match (ours, theirs) {
-        (Value::Object(a), Value::Object(b)) => a
-            .iter()
-            .all(|(k, v)| b.get(k).is_some_and(|w| same(v, w))),
+        (Value::Object(a), Value::Object(b)) => {
+            a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same(v, w)))
+        }
         (Value::String(a), Value::String(b)) => a == b,
         (a, b) => a == b,
     }

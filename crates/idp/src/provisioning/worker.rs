@@ -30,7 +30,10 @@ pub struct WorkerSettings {
     pub batch: u32,
     /// How often it looks for rows when nothing woke it.
     pub poll: std::time::Duration,
-    /// How long a taken row is this node's before another may take it over.
+    /// How long a taken row is this node's before another may take it over: longer than a
+    /// delivery can take (at most three requests of [`ClientSettings::timeout`]), so a live
+    /// node never loses a row it is delivering; a node killed mid-delivery holds those
+    /// rows up this long.
     pub lease: Duration,
     /// The first retry's delay; each further one doubles it.
     pub backoff_base: Duration,
@@ -45,7 +48,7 @@ impl Default for WorkerSettings {
         WorkerSettings {
             batch: 32,
             poll: std::time::Duration::from_secs(2),
-            lease: Duration::minutes(2),
+            lease: Duration::seconds(60),
             backoff_base: Duration::seconds(2),
             backoff_max: Duration::minutes(10),
             client: ClientSettings::default(),
@@ -164,8 +167,7 @@ impl Worker {
             return Ok(0);
         }
         // One target (token opened, client built) per application in the batch.
-        let mut targets: HashMap<crate::ids::AppId, Arc<Result<Target, String>>> =
-            HashMap::new();
+        let mut targets: HashMap<crate::ids::AppId, Arc<Result<Target, String>>> = HashMap::new();
         for item in &claimed {
             if !targets.contains_key(&item.app_id) {
                 let target = self
