@@ -95,6 +95,9 @@ struct Inner {
     /// [`WebState::with_invitations`]: the console then shows the link to hand over).
     invitation_ttl: time::Duration,
     mailer: latchkey_idp::mail::Mailer,
+    /// `/readyz` names the SCIM outbox stuck when its oldest row is older than this
+    /// (`[provisioning] stuck_after_seconds`; `None`: not checked).
+    scim_stuck_after: Option<time::Duration>,
 }
 
 impl WebState {
@@ -117,6 +120,7 @@ impl WebState {
             mfa_kek: None,
             invitation_ttl: latchkey_idp::config::EnrollmentConfig::default().invitation_ttl(),
             mailer: latchkey_idp::mail::Mailer::disabled(),
+            scim_stuck_after: None,
         }))
         .with_webauthn(&latchkey_idp::webauthn::WebauthnConfig::default())
     }
@@ -144,6 +148,15 @@ impl WebState {
     pub fn with_reset_desk(mut self, desk: latchkey_idp::enrollment::reset::ResetDesk) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
             inner.reset_desk = Some(desk);
+        }
+        self
+    }
+
+    /// The same state with `/readyz` reporting the SCIM outbox stuck when its oldest row is
+    /// older than `after` (`None`: not checked).
+    pub fn with_scim_stuck_after(mut self, after: Option<time::Duration>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.scim_stuck_after = after;
         }
         self
     }
@@ -421,6 +434,19 @@ async fn readyz(State(state): State<WebState>) -> Response {
         Ok(_) => "ok".to_owned(),
         Err(e) => e.to_string(),
     };
+    // Reported, not counted in `ready`: an application that is down holds up its own
+    // deliveries, and taking this node out of the load balancer would not bring it back.
+    let scim_outbox = match state.0.scim_stuck_after {
+        None => "not checked".to_owned(),
+        Some(after) => match state.store().provisioning().oldest_waiting().await {
+            Ok(Some(oldest)) if state.store().now() - oldest > after => format!(
+                "stuck: the oldest row is {} s old (see latchkey app scim show)",
+                (state.store().now() - oldest).whole_seconds()
+            ),
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.to_string(),
+        },
+    };
     let ready = [&database, &audit, &signing_key].iter().all(|c| *c == "ok");
     let status = if ready {
         StatusCode::OK
@@ -430,7 +456,10 @@ async fn readyz(State(state): State<WebState>) -> Response {
     };
     let body = json!({
         "ready": ready,
-        "checks": { "database": database, "audit": audit, "signing_key": signing_key },
+        "checks": {
+            "database": database, "audit": audit, "signing_key": signing_key,
+            "scim_outbox": scim_outbox,
+        },
     });
     (status, Json(body)).into_response()
 }

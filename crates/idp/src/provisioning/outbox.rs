@@ -212,9 +212,11 @@ pub(crate) async fn retry_later(
 
 /// The time the oldest waiting row was written, if any: the health check's measure.
 pub(crate) async fn oldest(store: &Store) -> Result<Option<OffsetDateTime>> {
-    let at: Option<String> = sqlx::query_scalar("SELECT MIN(created_at) FROM scim_outbox")
-        .fetch_one(store.pool())
-        .await?;
+    // The oldest row is the first by sequence: one step into the primary key.
+    let at: Option<String> =
+        sqlx::query_scalar("SELECT created_at FROM scim_outbox ORDER BY seq LIMIT 1")
+            .fetch_optional(store.pool())
+            .await?;
     at.map(|t| timestamp::parse("scim_outbox.created_at", &t))
         .transpose()
 }

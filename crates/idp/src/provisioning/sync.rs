@@ -180,3 +180,60 @@ async fn admitted_users(store: &Store, app: &Application) -> Result<Vec<UserId>,
     .await?;
     ids.iter().map(|id| UserId::from_db(id)).collect()
 }
+
+/// One round of the scheduled reconciliation (`[provisioning] sync_interval_minutes`): every
+/// connected application whose last run is older than `every` is reconciled. The slot is
+/// taken first by one conditional `UPDATE` of `last_sync_at`, so of several nodes exactly
+/// one runs each application per period. Returns the applications reconciled; a failing
+/// one is logged and the others still run.
+pub async fn scheduled_round(
+    store: &Store,
+    kek: &crate::keys::Kek,
+    settings: &super::client::ClientSettings,
+    every: time::Duration,
+) -> Result<usize, Error> {
+    let now = store.now();
+    let mut ran = 0;
+    for app_id in store.provisioning().connected_apps().await? {
+        let taken = sqlx::query(
+            "UPDATE scim_connections SET last_sync_at = $2 WHERE app_id = $1 \
+             AND (last_sync_at IS NULL OR last_sync_at <= $3)",
+        )
+        .bind(app_id.to_db())
+        .bind(timestamp::format(now))
+        .bind(timestamp::format(now - every))
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+        if taken == 0 {
+            continue;
+        }
+        let Some(app) = crate::apps::registry::fetch(store.pool(), app_id).await? else {
+            continue;
+        };
+        let outcome = match store.provisioning().target(kek, app_id, settings).await {
+            Ok(target) => run(store, &target, &app, false).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(report) => {
+                ran += 1;
+                tracing::info!(
+                    app = %app.settings.entity_id,
+                    differences = report.differences.len(),
+                    failed = report.differences.iter().filter(|d| d.error.is_some()).count(),
+                    "SCIM reconciliation"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(app = %app.settings.entity_id, error = %e, "SCIM reconciliation failed");
+                let text = e.to_string();
+                store
+                    .provisioning()
+                    .record_outcome(app_id, Err(&text))
+                    .await?;
+            }
+        }
+    }
+    Ok(ran)
+}
