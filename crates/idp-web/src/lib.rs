@@ -546,4 +546,67 @@ mod tests {
         assert_eq!(body["checks"]["database"], "ok");
         assert_eq!(body["checks"]["signing_key"], "ok");
     }
+
+    /// A row older than `stuck_after_seconds` is named in `/readyz`, which stays 200: an
+    /// application that is down is not this node's fault.
+    #[tokio::test]
+    async fn a_stuck_scim_outbox_is_reported() {
+        use latchkey_idp::apps::NewApplication;
+        use latchkey_idp::directory::{NewGroup, NewUser};
+        use latchkey_idp::keys::{Kek, KekSource};
+        use latchkey_idp::provisioning::{NewConnection, OnRemove};
+        let dir = tempfile::tempdir().unwrap();
+        let plain = state(dir.path()).await;
+        let clock = latchkey_idp::ManualClock::new(time::macros::datetime!(2026-12-05 12:00 UTC));
+        let store = plain.store().clone().with_clock(clock.clone());
+        let state = WebState::new(
+            store.clone(),
+            plain.settings().clone(),
+            plain.keys().clone(),
+        )
+        .with_scim_stuck_after(Some(time::Duration::minutes(15)));
+        let admin = latchkey_idp::Actor::system();
+        let app = NewApplication::new("https://wiki.test", "Wiki", "https://wiki.test/acs");
+        let app = store.apps().create(&admin, app).await.unwrap();
+        let staff = store
+            .groups()
+            .create(&admin, NewGroup::new("staff"))
+            .await
+            .unwrap();
+        let alice = store
+            .users()
+            .create(&admin, NewUser::new("alice", "alice@example.org"))
+            .await
+            .unwrap();
+        store
+            .groups()
+            .add_member(&admin, staff.id, alice.id)
+            .await
+            .unwrap();
+        store.apps().assign(&admin, app.id, staff.id).await.unwrap();
+        let kek = Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap();
+        let connection = NewConnection {
+            base_url: "https://scim.wiki.test/v2".into(),
+            token: zeroize::Zeroizing::new("t".into()),
+            on_remove: OnRemove::Deactivate,
+        };
+        store
+            .provisioning()
+            .connect(&admin, &kek, app.id, connection)
+            .await
+            .unwrap();
+        let (status, body) = ready(&state).await;
+        assert_eq!(
+            (status, &body["checks"]["scim_outbox"]),
+            (StatusCode::OK, &json!("ok"))
+        );
+        clock.advance(time::Duration::minutes(16));
+        let (status, body) = ready(&state).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let said = body["checks"]["scim_outbox"].as_str().unwrap();
+        assert!(
+            said.starts_with("stuck: the oldest row is 960 s old"),
+            "{body}"
+        );
+    }
 }
