@@ -169,14 +169,14 @@ impl Worker {
         // One target (token opened, client built) per application in the batch.
         let mut targets: HashMap<crate::ids::AppId, Arc<Result<Target, String>>> = HashMap::new();
         for item in &claimed {
-            if !targets.contains_key(&item.app_id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(item.app_id) {
                 let target = self
                     .store
                     .provisioning()
                     .target(&self.kek, item.app_id, &self.settings.client)
                     .await
                     .map_err(|e| e.to_string());
-                targets.insert(item.app_id, Arc::new(target));
+                slot.insert(Arc::new(target));
             }
         }
         let mut tasks = tokio::task::JoinSet::new();
