@@ -117,6 +117,40 @@ pub struct UserPage {
     pub total: u64,
 }
 
+/// The HTTP side shared by every application's client: one connection pool and one TLS
+/// configuration, built once (building them reads the trust roots, which costs more than a
+/// request on loopback).
+#[derive(Debug, Clone)]
+pub struct Http {
+    http: reqwest::Client,
+    max_body: usize,
+}
+
+impl Http {
+    /// The shared client with `settings`' limits.
+    pub fn new(settings: &ClientSettings) -> Result<Http, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::invalid("scim_url", e.to_string()))?;
+        Ok(Http {
+            http,
+            max_body: settings.max_body,
+        })
+    }
+
+    /// A client for `base` (a checked base URL) with its token.
+    pub fn client(&self, base: &str, token: Zeroizing<String>) -> ScimClient {
+        ScimClient {
+            http: self.http.clone(),
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            max_body: self.max_body,
+        }
+    }
+}
+
 /// A client for one application's SCIM base URL, holding its token.
 #[derive(Clone)]
 pub struct ScimClient {
@@ -141,17 +175,7 @@ impl ScimClient {
         token: Zeroizing<String>,
         settings: &ClientSettings,
     ) -> Result<ScimClient, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| Error::invalid("scim_url", e.to_string()))?;
-        Ok(ScimClient {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
-            token,
-            max_body: settings.max_body,
-        })
+        Ok(Http::new(settings)?.client(base, token))
     }
 
     /// The base URL.

@@ -399,6 +399,18 @@ impl<'s> Provisioning<'s> {
         app: AppId,
         settings: &client::ClientSettings,
     ) -> Result<Target, ProvisioningError> {
+        let http = client::Http::new(settings)?;
+        self.target_on(kek, app, &http).await
+    }
+
+    /// [`Provisioning::target`] over an HTTP client already built (the worker's, shared by
+    /// every application).
+    pub async fn target_on(
+        &self,
+        kek: &Kek,
+        app: AppId,
+        http: &client::Http,
+    ) -> Result<Target, ProvisioningError> {
         let row: Option<(String, String, String, String)> = sqlx::query_as(
             "SELECT base_url, token_sealed, sealed_with, on_remove FROM scim_connections \
              WHERE app_id = $1",
@@ -422,7 +434,7 @@ impl<'s> Provisioning<'s> {
         Ok(Target {
             app_id: app,
             on_remove: on_remove.parse()?,
-            client: ScimClient::new(&base_url, token, settings)?,
+            client: http.client(&base_url, token),
         })
     }
 

@@ -111,6 +111,9 @@ pub enum Want {
 pub struct Worker {
     store: Store,
     kek: Arc<Kek>,
+    /// One HTTP client for every application (an error if it could not be built: each
+    /// delivery then fails with the reason, and is retried).
+    http: Result<super::client::Http, String>,
     settings: WorkerSettings,
     owner: String,
     stats: Arc<DeliveryStats>,
@@ -120,6 +123,7 @@ impl Worker {
     /// A worker delivering from `store`'s outbox, opening tokens with `kek`.
     pub fn new(store: Store, kek: Arc<Kek>, settings: WorkerSettings) -> Worker {
         Worker {
+            http: super::client::Http::new(&settings.client).map_err(|e| e.to_string()),
             store,
             kek,
             settings,
@@ -170,12 +174,15 @@ impl Worker {
         let mut targets: HashMap<crate::ids::AppId, Arc<Result<Target, String>>> = HashMap::new();
         for item in &claimed {
             if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(item.app_id) {
-                let target = self
-                    .store
-                    .provisioning()
-                    .target(&self.kek, item.app_id, &self.settings.client)
-                    .await
-                    .map_err(|e| e.to_string());
+                let target = match &self.http {
+                    Ok(http) => self
+                        .store
+                        .provisioning()
+                        .target_on(&self.kek, item.app_id, http)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.clone()),
+                };
                 slot.insert(Arc::new(target));
             }
         }
