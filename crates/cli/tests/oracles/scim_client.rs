@@ -65,6 +65,21 @@ fn users(port: u16) -> Option<Vec<Value>> {
     Some(body["Resources"].as_array().cloned().unwrap_or_default())
 }
 
+/// scim2-server's group with this displayName.
+fn group(port: u16, name: &str) -> Option<Value> {
+    let answer = Command::new("curl")
+        .args(["-s", "-f", "-H", &format!("Authorization: Bearer {TOKEN}")])
+        .arg(format!("http://127.0.0.1:{port}/Groups?count=500"))
+        .output()
+        .ok()?;
+    let body: Value = serde_json::from_slice(&answer.stdout).ok()?;
+    body["Resources"]
+        .as_array()?
+        .iter()
+        .find(|g| g["displayName"].as_str() == Some(name))
+        .cloned()
+}
+
 fn user(port: u16, name: &str) -> Option<Value> {
     users(port)?
         .into_iter()
@@ -181,6 +196,51 @@ fn scim2_server_follows_the_directory() {
         "{alice}"
     );
     let remote_id = alice["id"].clone();
+
+    // Groups follow the application's release of `groups`: a group alice joins is made at
+    // scim2-server with her in it, and leaving it takes her out.
+    latchkey(
+        &config,
+        &["app", "set", SP_ENTITY, "--add-attr", "groups=groups"],
+    );
+    latchkey(&config, &["group", "add", "team"]);
+    latchkey(&config, &["group", "members", "add", "team", "alice"]);
+    let members = |name: &str| -> Option<Vec<String>> {
+        group(scim_port, name).map(|g| {
+            g["members"]
+                .as_array()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|v| v["value"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    };
+    let alice_id = remote_id.as_str().unwrap().to_owned();
+    let started = Instant::now();
+    while members("team") != Some(vec![alice_id.clone()])
+        || members("staff") != Some(vec![alice_id.clone()])
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "groups at scim2-server: team {:?}, staff {:?}",
+            members("team"),
+            members("staff")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    latchkey(&config, &["group", "members", "remove", "team", "alice"]);
+    let started = Instant::now();
+    while members("team") != Some(Vec::new()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "team at scim2-server: {:?}",
+            members("team")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(members("staff"), Some(vec![alice_id.clone()]));
 
     latchkey(
         &config,

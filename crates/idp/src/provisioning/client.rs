@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use latchkey_scim::{CONTENT_TYPE, LIST_SCHEMA, PATCH_OP_SCHEMA};
+use latchkey_scim::{CONTENT_TYPE, GROUP_SCHEMA, LIST_SCHEMA, PATCH_OP_SCHEMA};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -293,6 +293,99 @@ impl ScimClient {
                 StatusCode::OK,
                 StatusCode::NOT_FOUND,
             ],
+        )
+    }
+
+    /// The groups (id, displayName) the user `member` is in: `GET /Groups` filtered on
+    /// `members.value`.
+    pub async fn groups_of(&self, member: &str) -> Result<Vec<(String, String)>, ClientError> {
+        let filter = format!("members.value eq {}", Value::String(member.to_owned()));
+        self.groups_where(&filter).await
+    }
+
+    /// The group with this `displayName`, if any: (id, displayName).
+    pub async fn find_group(&self, name: &str) -> Result<Option<(String, String)>, ClientError> {
+        let filter = format!("displayName eq {}", Value::String(name.to_owned()));
+        Ok(self.groups_where(&filter).await?.into_iter().next())
+    }
+
+    async fn groups_where(&self, filter: &str) -> Result<Vec<(String, String)>, ClientError> {
+        let url = self.url("/Groups");
+        let (status, body) = self
+            .send(
+                Method::GET,
+                &url,
+                Some(&[
+                    ("filter", filter),
+                    ("count", "200"),
+                    ("attributes", "displayName"),
+                ]),
+                None,
+            )
+            .await?;
+        expect(&Method::GET, &url, status, &body, &[StatusCode::OK])?;
+        Ok(body
+            .get("Resources")
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|g| {
+                        Some((
+                            g.get("id")?.as_str()?.to_owned(),
+                            g.get("displayName")?.as_str()?.to_owned(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// `POST /Groups` with one member.
+    pub async fn create_group(&self, name: &str, member: &str) -> Result<(), ClientError> {
+        let url = self.url("/Groups");
+        let group = json!({
+            "schemas": [GROUP_SCHEMA],
+            "displayName": name,
+            "members": [{ "value": member }],
+        });
+        let (status, body) = self.send(Method::POST, &url, None, Some(&group)).await?;
+        expect(
+            &Method::POST,
+            &url,
+            status,
+            &body,
+            &[StatusCode::CREATED, StatusCode::OK],
+        )
+    }
+
+    /// Adds (or removes) `member` to (from) the group `id` with one PATCH.
+    pub async fn set_member(
+        &self,
+        id: &str,
+        member: &str,
+        present: bool,
+    ) -> Result<(), ClientError> {
+        let url = {
+            let mut url = self.url("/Groups/");
+            url.extend(url::form_urlencoded::byte_serialize(id.as_bytes()));
+            url
+        };
+        let operation = if present {
+            json!({ "op": "add", "path": "members", "value": [{ "value": member }] })
+        } else {
+            json!({
+                "op": "remove",
+                "path": format!("members[value eq {}]", Value::String(member.to_owned())),
+            })
+        };
+        let patch = json!({ "schemas": [PATCH_OP_SCHEMA], "Operations": [operation] });
+        let (status, body) = self.send(Method::PATCH, &url, None, Some(&patch)).await?;
+        expect(
+            &Method::PATCH,
+            &url,
+            status,
+            &body,
+            &[StatusCode::OK, StatusCode::NO_CONTENT],
         )
     }
 

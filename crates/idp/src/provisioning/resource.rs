@@ -8,6 +8,10 @@
 //! extension attribute (`employeeNumber`, `costCenter`, `organization`, `division`,
 //! `department`) sets it to its first value, so an application that keys accounts on, say,
 //! the e-mail address gets `userName=email` from the same mapping its assertions use.
+//!
+//! Groups are not part of the User (RFC 7643 makes `groups` read-only): when the release has
+//! an attribute from `groups`, the values it would send are the SCIM Groups (by
+//! `displayName`) the worker puts the user in ([`super::worker::converge`]).
 
 use latchkey_scim::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use serde_json::{Map, Value, json};

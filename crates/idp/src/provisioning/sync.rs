@@ -6,7 +6,8 @@
 //! What is removed (deactivated or deleted, as the connection says): an active remote user
 //! that is ours (a user id we were given, or a `userName` of a directory user) and should not
 //! be there. Remote users that match no directory user (the application's own local accounts)
-//! are left alone and only counted.
+//! are left alone and only counted. Users are compared on their attributes, not their groups;
+//! an update that is applied also sets the user's groups, as every delivery does.
 
 use std::collections::{HashMap, HashSet};
 
@@ -81,7 +82,7 @@ pub async fn run(
     let mut matched: HashSet<String> = HashSet::new();
     for user in admitted {
         let want = wanted(store, app, user).await?;
-        let Want::Present(resource) = &want else {
+        let Want::Present(resource, _) = &want else {
             continue;
         };
         report.wanted_users += 1;

@@ -100,8 +100,9 @@ pub enum Done {
 /// What the application should hold for one user.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Want {
-    /// This resource, active.
-    Present(Value),
+    /// This resource, active, in these groups (`None`: the application's release has no
+    /// attribute from groups, and its groups are not managed).
+    Present(Value, Option<Vec<String>>),
     /// No active user (deactivated or deleted, as the connection says).
     Removed,
 }
@@ -280,9 +281,18 @@ pub async fn wanted(store: &Store, app: &Application, user: UserId) -> Result<Wa
         .into_iter()
         .map(|g| g.name)
         .collect();
-    Ok(Want::Present(resource::user_resource(
-        &user, app, &groups, true,
-    )))
+    // The groups the application sees are those its release sends (filter included), so
+    // a role the app grants from a group follows the same rule over SCIM as in an assertion.
+    let released = app
+        .settings
+        .attributes
+        .iter()
+        .find(|a| matches!(a.source, crate::apps::AttributeSource::Groups))
+        .map(|a| a.values(&user, &groups));
+    Ok(Want::Present(
+        resource::user_resource(&user, app, &groups, true),
+        released,
+    ))
 }
 
 /// Makes the application hold what `want` says for the user, idempotently: a create that
@@ -298,60 +308,113 @@ pub async fn converge(
     let client = &target.client;
     let known = outbox::remote_id(store, target.app_id, user).await?;
     match want {
-        Want::Present(resource) => {
-            if let Some(id) = &known {
-                if client.replace(id, resource).await? {
-                    return Ok(Done::Updated);
-                }
-                outbox::set_remote_id(store, target.app_id, user, None).await?;
+        Want::Present(resource, groups) => {
+            let (done, id) = upsert(store, target, user, user_name, known, resource).await?;
+            if let Some(groups) = groups {
+                sync_groups(client, &id, groups).await?;
             }
-            match client.create(resource).await? {
-                Created::Id(id) => {
-                    outbox::set_remote_id(store, target.app_id, user, Some(&id)).await?;
-                    Ok(Done::Created)
-                }
-                Created::Exists => {
-                    let name = resource
-                        .get("userName")
-                        .and_then(Value::as_str)
-                        .unwrap_or(user_name);
-                    let Some(existing) = client.find_by_user_name(name).await? else {
-                        return Err(ProvisioningError::Store(Error::invalid(
-                            "scim user",
-                            format!("the application says {name:?} exists but cannot find it"),
-                        )));
-                    };
-                    client.replace(&existing.id, resource).await?;
-                    outbox::set_remote_id(store, target.app_id, user, Some(&existing.id)).await?;
-                    Ok(Done::Updated)
-                }
+            Ok(done)
+        }
+        Want::Removed => remove(store, target, user, user_name, known).await,
+    }
+}
+
+/// Makes the application hold `resource` for the user; returns what it did and the id.
+async fn upsert(
+    store: &Store,
+    target: &Target,
+    user: UserId,
+    user_name: &str,
+    known: Option<String>,
+    resource: &Value,
+) -> Result<(Done, String), ProvisioningError> {
+    let client = &target.client;
+    if let Some(id) = known {
+        if client.replace(&id, resource).await? {
+            return Ok((Done::Updated, id));
+        }
+        outbox::set_remote_id(store, target.app_id, user, None).await?;
+    }
+    match client.create(resource).await? {
+        Created::Id(id) => {
+            outbox::set_remote_id(store, target.app_id, user, Some(&id)).await?;
+            Ok((Done::Created, id))
+        }
+        Created::Exists => {
+            let name = resource
+                .get("userName")
+                .and_then(Value::as_str)
+                .unwrap_or(user_name);
+            let Some(existing) = client.find_by_user_name(name).await? else {
+                return Err(ProvisioningError::Store(Error::invalid(
+                    "scim user",
+                    format!("the application says {name:?} exists but cannot find it"),
+                )));
+            };
+            client.replace(&existing.id, resource).await?;
+            outbox::set_remote_id(store, target.app_id, user, Some(&existing.id)).await?;
+            Ok((Done::Updated, existing.id))
+        }
+    }
+}
+
+/// Puts the member `id` in exactly the groups named `wanted` (by `displayName`, created
+/// when missing) among the application's groups.
+async fn sync_groups(
+    client: &super::ScimClient,
+    id: &str,
+    wanted: &[String],
+) -> Result<(), ProvisioningError> {
+    let current = client.groups_of(id).await?;
+    for (group, name) in &current {
+        if !wanted.iter().any(|w| w == name) {
+            client.set_member(group, id, false).await?;
+        }
+    }
+    for name in wanted {
+        if current.iter().any(|(_, n)| n == name) {
+            continue;
+        }
+        match client.find_group(name).await? {
+            Some((group, _)) => client.set_member(&group, id, true).await?,
+            None => client.create_group(name, id).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Removes the user (deactivate or delete, as the connection says), if the application has
+/// them.
+async fn remove(
+    store: &Store,
+    target: &Target,
+    user: UserId,
+    user_name: &str,
+    known: Option<String>,
+) -> Result<Done, ProvisioningError> {
+    let client = &target.client;
+    let id = match known {
+        Some(id) => Some(id),
+        None => client.find_by_user_name(user_name).await?.map(|u| u.id),
+    };
+    let Some(id) = id else {
+        return Ok(Done::Nothing);
+    };
+    match target.on_remove {
+        OnRemove::Deactivate => {
+            if client.deactivate(&id).await? {
+                // Kept, so a resume finds the same account.
+                outbox::set_remote_id(store, target.app_id, user, Some(&id)).await?;
+                Ok(Done::Deactivated)
+            } else {
+                outbox::set_remote_id(store, target.app_id, user, None).await?;
+                Ok(Done::Nothing)
             }
         }
-        Want::Removed => {
-            let id = match known {
-                Some(id) => Some(id),
-                None => client.find_by_user_name(user_name).await?.map(|u| u.id),
-            };
-            let Some(id) = id else {
-                return Ok(Done::Nothing);
-            };
-            match target.on_remove {
-                OnRemove::Deactivate => {
-                    if client.deactivate(&id).await? {
-                        // Kept, so a resume finds the same account.
-                        outbox::set_remote_id(store, target.app_id, user, Some(&id)).await?;
-                        Ok(Done::Deactivated)
-                    } else {
-                        outbox::set_remote_id(store, target.app_id, user, None).await?;
-                        Ok(Done::Nothing)
-                    }
-                }
-                OnRemove::Delete => {
-                    client.delete(&id).await?;
-                    outbox::set_remote_id(store, target.app_id, user, None).await?;
-                    Ok(Done::Deleted)
-                }
-            }
+        OnRemove::Delete => {
+            client.delete(&id).await?;
+            outbox::set_remote_id(store, target.app_id, user, None).await?;
+            Ok(Done::Deleted)
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The whole loop of issue #13 in a real Chromium: the IdP's SCIM client pushes to the demo
 //! wiki's SCIM server (the SP toolkit's). alice signs in to the wiki (JIT, onto the account
-//! SCIM made ahead of her login); the admin takes her out of the wiki's groups and her wiki
-//! access goes without a new login; the admin suspends her, and her wiki session ends and her
+//! SCIM made ahead of her login); the admin takes her out of wiki-editors and her editor
+//! role goes without a new login (SCIM group membership), then out of the wiki's last group
+//! and her wiki access goes; the admin suspends her, and her wiki session ends and her
 //! account is disabled there within seconds.
 
 use std::time::{Duration, Instant};
@@ -114,9 +115,34 @@ async fn the_idp_deprovisions_the_wiki_over_scim() {
     let same = wiki_user(&stack, &token, "alice").unwrap();
     assert_eq!(same["id"], pushed["id"], "the login used the SCIM account");
 
-    // 2. The admin takes her out of the wiki's groups: the wiki is no longer hers, and her
-    //    account there is deactivated (her session with it) without a new login.
+    // 2. The admin takes her out of wiki-editors: the IdP moves her out of that SCIM group
+    //    at the wiki, and her editor role goes without a new login (engineering still
+    //    makes her a reader).
     stack.cli(&["group", "members", "remove", "wiki-editors", "alice"]);
+    let started = Instant::now();
+    loop {
+        let me = whoami(&alice, &stack.wiki).await;
+        let roles: Vec<&str> = me["account"]["roles"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if me["authenticated"] == true && !roles.contains(&"editor") {
+            assert!(roles.contains(&"reader"), "{me}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still an editor: {me}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    alice.goto(&format!("{}/", stack.wiki)).await;
+    let text = alice.text().await;
+    assert!(text.contains("Role: reader"), "{text}");
+    shots.take(&alice, "wiki-alice-editor-role-gone").await;
+
+    // Out of the wiki's last group, the wiki is no longer hers: her account there is
+    // deactivated (her session with it) without a new login.
     stack.cli(&["group", "members", "remove", "engineering", "alice"]);
     wait_wiki_user(&stack, &token, "alice", "unassigned: deactivated", |u| {
         u.is_some_and(|u| u["active"] == false)
