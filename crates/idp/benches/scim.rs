@@ -83,7 +83,7 @@ async fn deactivation(apps: usize, rounds: usize) -> Duration {
     for i in 0..apps {
         let (fake, url) = Fake::start().await;
         let entity = format!("https://app{i}.example.org");
-        let app = NewApplication::new(&entity, &format!("App {i}"), &format!("{entity}/acs"));
+        let app = NewApplication::new(&entity, format!("App {i}"), format!("{entity}/acs"));
         let app = s.apps().create(&admin, app).await.unwrap();
         s.apps().assign(&admin, app.id, staff.id).await.unwrap();
         connect(&s, &kek, app.id, &url).await;
