@@ -437,15 +437,15 @@ async fn readyz(State(state): State<WebState>) -> Response {
     // Reported, not counted in `ready`: an application that is down holds up its own
     // deliveries, and taking this node out of the load balancer would not bring it back.
     let scim_outbox = match state.0.scim_stuck_after {
-        None => "not checked".to_owned(),
-        Some(after) => match state.store().provisioning().oldest_waiting().await {
+        None => None,
+        Some(after) => Some(match state.store().provisioning().oldest_waiting().await {
             Ok(Some(oldest)) if state.store().now() - oldest > after => format!(
                 "stuck: the oldest row is {} s old (see latchkey app scim show)",
                 (state.store().now() - oldest).whole_seconds()
             ),
             Ok(_) => "ok".to_owned(),
             Err(e) => e.to_string(),
-        },
+        }),
     };
     let ready = [&database, &audit, &signing_key].iter().all(|c| *c == "ok");
     let status = if ready {
@@ -454,13 +454,11 @@ async fn readyz(State(state): State<WebState>) -> Response {
         tracing::warn!(%database, %audit, %signing_key, "not ready");
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "ready": ready,
-        "checks": {
-            "database": database, "audit": audit, "signing_key": signing_key,
-            "scim_outbox": scim_outbox,
-        },
-    });
+    let mut checks = json!({ "database": database, "audit": audit, "signing_key": signing_key });
+    if let (Some(scim), Some(map)) = (scim_outbox, checks.as_object_mut()) {
+        map.insert("scim_outbox".into(), Value::String(scim));
+    }
+    let body = json!({ "ready": ready, "checks": checks });
     (status, Json(body)).into_response()
 }
 
