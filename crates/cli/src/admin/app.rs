@@ -596,6 +596,13 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 })
                 .collect();
             let attrs: Vec<String> = s.attributes.iter().map(ToString::to_string).collect();
+            let scim = match ctx.store.provisioning().status(app.id).await? {
+                Some(c) => format!(
+                    "{} ({} queued; details: latchkey app scim show)",
+                    c.base_url, c.queue_length
+                ),
+                None => "not connected".to_owned(),
+            };
             output::fields(&[
                 ("id", app.id.to_string()),
                 ("entity id", s.entity_id.clone()),
@@ -628,6 +635,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 ("encryption cert", yes_no(s.encryption_cert.is_some())),
                 ("encryption methods", s.encryption_methods.join(" ")),
                 ("access groups", access_groups.join(", ")),
+                ("scim", scim),
                 ("tile shown", yes_no(s.tile.visible)),
                 ("description", opt(&s.tile.description)),
                 ("icon", opt(&s.tile.icon_url)),
