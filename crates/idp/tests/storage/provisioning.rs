@@ -28,7 +28,8 @@ on_both_backends!(
     existing_users_are_adopted_and_missing_ones_need_no_removal,
     racing_workers_deliver_each_row_once,
     reconciliation_shows_and_applies_the_difference,
-    connection_token_is_sealed_and_never_shown
+    connection_token_is_sealed_and_never_shown,
+    scheduled_reconciliation_takes_one_slot_per_period
 );
 
 const T0: time::OffsetDateTime = datetime!(2026-12-05 12:00:00 UTC);
@@ -492,4 +493,43 @@ async fn connection_token_is_sealed_and_never_shown(t: TestStore) {
     assert!(refused.is_err());
     let after = s.provisioning().status(app.id).await.unwrap().unwrap();
     assert_eq!(after.on_remove, OnRemove::Delete);
+}
+
+async fn scheduled_reconciliation_takes_one_slot_per_period(t: TestStore) {
+    let clock = ManualClock::new(T0);
+    let s = &t.store.clone().with_clock(clock.clone());
+    let kek = kek();
+    let (fake, url) = Fake::start().await;
+    let (_app, staff) = connected_app(s, &kek, &url, OnRemove::Deactivate).await;
+    let alice = user(s, "alice").await;
+    join(s, staff.id, alice.id).await;
+    let every = Duration::hours(1);
+    let settings = Default::default();
+    // Two nodes at the same moment: one runs, the other finds the slot taken.
+    let (a, b) = tokio::join!(
+        sync::scheduled_round(s, &kek, &settings, every),
+        sync::scheduled_round(s, &kek, &settings, every)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 1);
+    assert_eq!(fake.active("alice"), Some(true), "the run created her");
+    clock.advance(Duration::minutes(59));
+    assert_eq!(
+        sync::scheduled_round(s, &kek, &settings, every)
+            .await
+            .unwrap(),
+        0
+    );
+    clock.advance(Duration::minutes(1));
+    fake.users.lock().unwrap().clear();
+    assert_eq!(
+        sync::scheduled_round(s, &kek, &settings, every)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        fake.active("alice"),
+        Some(true),
+        "the next period's run made her again"
+    );
 }
