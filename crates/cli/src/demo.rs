@@ -143,6 +143,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &dir.join("logs/helpdesk.log"),
     )?;
     runtime.block_on(register_apps(&config))?;
+    runtime.block_on(connect_wiki_scim(&config, &dir))?;
     print_walkthrough(&dir)?;
 
     // Run until Ctrl-C, SIGTERM or a child's death; the children go down with us either way.
@@ -308,6 +309,39 @@ async fn register_apps(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Points the IdP's SCIM client at the wiki's `/scim/v2` under the token the wiki made
+/// itself on first start: a suspension or removal in the IdP then disables the wiki account
+/// within seconds, without a new login. Left as it is when already connected.
+async fn connect_wiki_scim(config: &Config, dir: &Path) -> anyhow::Result<()> {
+    let store = Store::open(config).await?;
+    let wiki = demo_application("latchkey-wiki").await?;
+    let app = store.apps().get_by_entity_id(&wiki.entity_id).await?;
+    if store.provisioning().status(app.id).await?.is_some() {
+        store.close().await;
+        return Ok(());
+    }
+    let token_file = dir.join("wiki/wiki-scim-token");
+    let token = std::fs::read_to_string(&token_file)
+        .with_context(|| format!("cannot read the wiki's SCIM token {}", token_file.display()))?;
+    let kek = latchkey_idp::mfa::totp::sealing_kek(config, &latchkey_idp::config::ProcessEnv)
+        .context("cannot load the key that seals SCIM tokens")?;
+    store
+        .provisioning()
+        .connect(
+            &Actor::system(),
+            &kek,
+            app.id,
+            latchkey_idp::provisioning::NewConnection {
+                base_url: format!("{WIKI_URL}/scim/v2"),
+                token: zeroize::Zeroizing::new(token.trim().to_owned()),
+                on_remove: latchkey_idp::provisioning::OnRemove::Deactivate,
+            },
+        )
+        .await?;
+    store.close().await;
+    Ok(())
+}
+
 /// The demo application's definition from the metadata it serves, with its template's
 /// attribute release and its own login page on the portal tile (so a tile click starts an
 /// SP-initiated sign-in at the app, as real SPs prefer).
@@ -461,6 +495,10 @@ fn print_walkthrough(dir: &Path) -> anyhow::Result<()> {
          \x20    {helpdesk_token}; their /admin pages show whether a change came from a\n\
          \x20    JIT login or SCIM, e.g. after\n\
          \x20      curl -H \"Authorization: Bearer $(cat {wiki_token})\" {WIKI_URL}/scim/v2/Users\n\
+         \x20    The IdP pushes to the wiki's SCIM server: `latchkey user suspend alice` disables\n\
+         \x20    her wiki account (and ends her wiki session) within seconds, without a login;\n\
+         \x20    its delivery state:\n\
+         \x20      latchkey app scim show {WIKI_URL}/saml/metadata --config {cfg}\n\
          \nLogs: {logs}",
         cfg = dir.join("latchkey.toml").display(),
         logs = dir.join("logs").display(),

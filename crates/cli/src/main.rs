@@ -144,6 +144,16 @@ impl Exit {
                     Class::Unavailable => Exit::Unavailable,
                 };
             }
+            if let Some(e) = cause.downcast_ref::<latchkey_idp::provisioning::ProvisioningError>()
+                && !matches!(e, latchkey_idp::provisioning::ProvisioningError::Key(_))
+            {
+                // (a key error is classed by its own cause, next in the chain)
+                return match e.code().class() {
+                    Class::Refused => Exit::Refused,
+                    Class::BadInput => Exit::BadInput,
+                    Class::Unavailable => Exit::Unavailable,
+                };
+            }
             if let Some(e) = cause.downcast_ref::<latchkey_idp::keys::KeyError>() {
                 use latchkey_idp::keys::KeyError as K;
                 return match e {

@@ -97,19 +97,41 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
     // file keys: loaded now, so a missing or unreadable key stops the start, not a sign-in.
     let mfa_kek = latchkey_idp::mfa::totp::sealing_kek(&config, &ProcessEnv)
         .context("cannot load the key that seals TOTP secrets")?;
-    let state = WebState::new(store.clone(), settings, keys)
-        .with_webauthn(&config.webauthn)
-        .with_mfa_kek(mfa_kek)
-        .with_reset_desk(reset_desk)
-        .with_invitations(config.enrollment, mailer.clone());
+    let state =
+        WebState::new(store.clone(), settings, keys)
+            .with_webauthn(&config.webauthn)
+            .with_mfa_kek(mfa_kek)
+            .with_reset_desk(reset_desk)
+            .with_invitations(config.enrollment, mailer.clone())
+            .with_scim_stuck_after((config.provisioning.stuck_after_seconds > 0).then(|| {
+                time::Duration::seconds(i64::from(config.provisioning.stuck_after_seconds))
+            }));
     state.metrics().count_log_drops(move || log_drops.total());
     state.metrics().count_mail(mailer.stats_handle());
+    // The SCIM client: delivers the outbox to connected applications (sealed tokens open
+    // with the same KEK as TOTP secrets).
+    let scim_kek = std::sync::Arc::new(
+        latchkey_idp::mfa::totp::sealing_kek(&config, &ProcessEnv)
+            .context("cannot load the key that seals SCIM tokens")?,
+    );
+    let scim_worker = latchkey_idp::provisioning::worker::Worker::new(
+        store.clone(),
+        std::sync::Arc::clone(&scim_kek),
+        config.provisioning.worker(),
+    );
+    state.metrics().count_scim(scim_worker.stats());
+    let scim_task = scim_worker.spawn();
+    let scim_sync = (config.provisioning.sync_interval_minutes > 0).then(|| {
+        tokio::spawn(scheduled_sync(
+            store.clone(),
+            std::sync::Arc::clone(&scim_kek),
+            config.provisioning,
+        ))
+    });
     let app = web::router(state).merge(latchkey_idp_web::api::router(
-        latchkey_idp_web::api::ApiState::new(store.clone()).with_enrollment(
-            &base_url,
-            config.enrollment,
-            mailer,
-        ),
+        latchkey_idp_web::api::ApiState::new(store.clone())
+            .with_enrollment(&base_url, config.enrollment, mailer)
+            .with_sealing_kek(scim_kek),
     ));
 
     let janitor = tokio::spawn(purge_sessions(store.clone()));
@@ -125,12 +147,36 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
     .await
     .context("server failed")?;
     janitor.abort();
+    scim_task.abort();
+    if let Some(task) = scim_sync {
+        task.abort();
+    }
     if let Some(task) = key_refresh {
         task.abort();
     }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reconciles every connected application each `[provisioning] sync_interval_minutes`
+/// (looked at every minute; one node per period takes each application).
+async fn scheduled_sync(
+    store: Store,
+    kek: std::sync::Arc<latchkey_idp::keys::Kek>,
+    config: latchkey_idp::config::ProvisioningConfig,
+) {
+    let every = time::Duration::minutes(i64::from(config.sync_interval_minutes));
+    let settings = config.worker().client;
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Err(e) =
+            latchkey_idp::provisioning::sync::scheduled_round(&store, &kek, &settings, every).await
+        {
+            tracing::warn!(error = %e, "SCIM reconciliation round failed");
+        }
+    }
 }
 
 /// How long the start-up write check waits (another node may hold the lock briefly).

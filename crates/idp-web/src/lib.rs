@@ -95,6 +95,9 @@ struct Inner {
     /// [`WebState::with_invitations`]: the console then shows the link to hand over).
     invitation_ttl: time::Duration,
     mailer: latchkey_idp::mail::Mailer,
+    /// `/readyz` names the SCIM outbox stuck when its oldest row is older than this
+    /// (`[provisioning] stuck_after_seconds`; `None`: not checked).
+    scim_stuck_after: Option<time::Duration>,
 }
 
 impl WebState {
@@ -117,6 +120,7 @@ impl WebState {
             mfa_kek: None,
             invitation_ttl: latchkey_idp::config::EnrollmentConfig::default().invitation_ttl(),
             mailer: latchkey_idp::mail::Mailer::disabled(),
+            scim_stuck_after: None,
         }))
         .with_webauthn(&latchkey_idp::webauthn::WebauthnConfig::default())
     }
@@ -144,6 +148,15 @@ impl WebState {
     pub fn with_reset_desk(mut self, desk: latchkey_idp::enrollment::reset::ResetDesk) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
             inner.reset_desk = Some(desk);
+        }
+        self
+    }
+
+    /// The same state with `/readyz` reporting the SCIM outbox stuck when its oldest row is
+    /// older than `after` (`None`: not checked).
+    pub fn with_scim_stuck_after(mut self, after: Option<time::Duration>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.scim_stuck_after = after;
         }
         self
     }
@@ -421,6 +434,19 @@ async fn readyz(State(state): State<WebState>) -> Response {
         Ok(_) => "ok".to_owned(),
         Err(e) => e.to_string(),
     };
+    // Reported, not counted in `ready`: an application that is down holds up its own
+    // deliveries, and taking this node out of the load balancer would not bring it back.
+    let scim_outbox = match state.0.scim_stuck_after {
+        None => None,
+        Some(after) => Some(match state.store().provisioning().oldest_waiting().await {
+            Ok(Some(oldest)) if state.store().now() - oldest > after => format!(
+                "stuck: the oldest row is {} s old (see latchkey app scim show)",
+                (state.store().now() - oldest).whole_seconds()
+            ),
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.to_string(),
+        }),
+    };
     let ready = [&database, &audit, &signing_key].iter().all(|c| *c == "ok");
     let status = if ready {
         StatusCode::OK
@@ -428,10 +454,11 @@ async fn readyz(State(state): State<WebState>) -> Response {
         tracing::warn!(%database, %audit, %signing_key, "not ready");
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "ready": ready,
-        "checks": { "database": database, "audit": audit, "signing_key": signing_key },
-    });
+    let mut checks = json!({ "database": database, "audit": audit, "signing_key": signing_key });
+    if let (Some(scim), Some(map)) = (scim_outbox, checks.as_object_mut()) {
+        map.insert("scim_outbox".into(), Value::String(scim));
+    }
+    let body = json!({ "ready": ready, "checks": checks });
     (status, Json(body)).into_response()
 }
 
@@ -516,5 +543,68 @@ mod tests {
         assert_eq!(body["checks"]["audit"], "the audit writer has stopped");
         assert_eq!(body["checks"]["database"], "ok");
         assert_eq!(body["checks"]["signing_key"], "ok");
+    }
+
+    /// A row older than `stuck_after_seconds` is named in `/readyz`, which stays 200: an
+    /// application that is down is not this node's fault.
+    #[tokio::test]
+    async fn a_stuck_scim_outbox_is_reported() {
+        use latchkey_idp::apps::NewApplication;
+        use latchkey_idp::directory::{NewGroup, NewUser};
+        use latchkey_idp::keys::{Kek, KekSource};
+        use latchkey_idp::provisioning::{NewConnection, OnRemove};
+        let dir = tempfile::tempdir().unwrap();
+        let plain = state(dir.path()).await;
+        let clock = latchkey_idp::ManualClock::new(time::macros::datetime!(2026-12-05 12:00 UTC));
+        let store = plain.store().clone().with_clock(clock.clone());
+        let state = WebState::new(
+            store.clone(),
+            plain.settings().clone(),
+            plain.keys().clone(),
+        )
+        .with_scim_stuck_after(Some(time::Duration::minutes(15)));
+        let admin = latchkey_idp::Actor::system();
+        let app = NewApplication::new("https://wiki.test", "Wiki", "https://wiki.test/acs");
+        let app = store.apps().create(&admin, app).await.unwrap();
+        let staff = store
+            .groups()
+            .create(&admin, NewGroup::new("staff"))
+            .await
+            .unwrap();
+        let alice = store
+            .users()
+            .create(&admin, NewUser::new("alice", "alice@example.org"))
+            .await
+            .unwrap();
+        store
+            .groups()
+            .add_member(&admin, staff.id, alice.id)
+            .await
+            .unwrap();
+        store.apps().assign(&admin, app.id, staff.id).await.unwrap();
+        let kek = Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap();
+        let connection = NewConnection {
+            base_url: "https://scim.wiki.test/v2".into(),
+            token: zeroize::Zeroizing::new("t".into()),
+            on_remove: OnRemove::Deactivate,
+        };
+        store
+            .provisioning()
+            .connect(&admin, &kek, app.id, connection)
+            .await
+            .unwrap();
+        let (status, body) = ready(&state).await;
+        assert_eq!(
+            (status, &body["checks"]["scim_outbox"]),
+            (StatusCode::OK, &json!("ok"))
+        );
+        clock.advance(time::Duration::minutes(16));
+        let (status, body) = ready(&state).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let said = body["checks"]["scim_outbox"].as_str().unwrap();
+        assert!(
+            said.starts_with("stuck: the oldest row is 960 s old"),
+            "{body}"
+        );
     }
 }

@@ -39,6 +39,7 @@ pub struct Metrics {
     /// Reads the log writer's dropped-line count, when the binary wired one in.
     log_drops: OnceLock<LogDrops>,
     mail: OnceLock<std::sync::Arc<latchkey_idp::mail::MailStats>>,
+    scim: OnceLock<std::sync::Arc<latchkey_idp::provisioning::worker::DeliveryStats>>,
 }
 
 /// A count kept outside this crate (the binary owns the log writer), read at each scrape.
@@ -101,6 +102,15 @@ impl Metrics {
     /// because the queue was full) from the mailer's counters. Only the first call counts.
     pub fn count_mail(&self, stats: std::sync::Arc<latchkey_idp::mail::MailStats>) {
         let _ = self.mail.set(stats);
+    }
+
+    /// Exports `latchkey_scim_deliveries_total{outcome}` (delivered, failed and put back for
+    /// a retry) from the SCIM worker's counters. Only the first call counts.
+    pub fn count_scim(
+        &self,
+        stats: std::sync::Arc<latchkey_idp::provisioning::worker::DeliveryStats>,
+    ) {
+        let _ = self.scim.set(stats);
     }
 
     /// The Prometheus text exposition.
@@ -173,6 +183,18 @@ impl Metrics {
                 ("dropped", mail.dropped()),
             ] {
                 let _ = writeln!(out, "latchkey_mail_total{{outcome=\"{outcome}\"}} {n}");
+            }
+        }
+        if let Some(scim) = self.scim.get() {
+            out.push_str(
+                "# HELP latchkey_scim_deliveries_total SCIM outbox deliveries to applications, by outcome.\n",
+            );
+            out.push_str("# TYPE latchkey_scim_deliveries_total counter\n");
+            for (outcome, n) in [("delivered", scim.delivered()), ("failed", scim.failed())] {
+                let _ = writeln!(
+                    out,
+                    "latchkey_scim_deliveries_total{{outcome=\"{outcome}\"}} {n}"
+                );
             }
         }
         out

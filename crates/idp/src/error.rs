@@ -329,6 +329,10 @@ latchkey_saml::stable_codes! {
         AuditUnavailable = "audit_unavailable",
         /// A file could not be read.
         IoFailed = "io_failed",
+        /// The application has no SCIM connection (`latchkey app scim set` makes one).
+        ScimNotConnected = "scim_not_connected",
+        /// The application's SCIM server failed or refused a request (the detail names it).
+        ScimUnavailable = "scim_unavailable",
         /// API: no valid admin API token (missing, malformed, unknown or revoked: one answer).
         Unauthorized = "unauthorized",
         /// API: the body is not JSON.
@@ -396,6 +400,7 @@ impl ErrorCode {
             | C::LinkUnknown
             | C::LinkExpired
             | C::LinkUsed
+            | C::ScimNotConnected
             | C::Throttled => Class::Refused,
             C::InvalidField
             | C::PasswordTooShort
@@ -421,6 +426,7 @@ impl ErrorCode {
             | C::DataDirUnwritable
             | C::AuditUnavailable
             | C::IoFailed
+            | C::ScimUnavailable
             | C::Internal => Class::Unavailable,
         }
     }

@@ -111,6 +111,24 @@ pub enum AppCommand {
         /// Group name or ID.
         group: String,
     },
+    /// Push users to the application over SCIM 2.0: connect, show the delivery state,
+    /// disconnect.
+    Scim {
+        #[command(subcommand)]
+        command: super::scim::ScimCommand,
+    },
+    /// Compare the application's SCIM users with who should be there, show the difference
+    /// (create, update, deactivate or delete) and apply it.
+    Sync {
+        /// Entity ID, ID or name.
+        app: String,
+        /// Only show the difference; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Registering from, or refreshing from, the SP's SAML metadata.
@@ -578,6 +596,13 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 })
                 .collect();
             let attrs: Vec<String> = s.attributes.iter().map(ToString::to_string).collect();
+            let scim = match ctx.store.provisioning().status(app.id).await? {
+                Some(c) => format!(
+                    "{} ({} queued; details: latchkey app scim show)",
+                    c.base_url, c.queue_length
+                ),
+                None => "not connected".to_owned(),
+            };
             output::fields(&[
                 ("id", app.id.to_string()),
                 ("entity id", s.entity_id.clone()),
@@ -610,6 +635,7 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 ("encryption cert", yes_no(s.encryption_cert.is_some())),
                 ("encryption methods", s.encryption_methods.join(" ")),
                 ("access groups", access_groups.join(", ")),
+                ("scim", scim),
                 ("tile shown", yes_no(s.tile.visible)),
                 ("description", opt(&s.tile.description)),
                 ("icon", opt(&s.tile.icon_url)),
@@ -719,6 +745,10 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             let group = ctx.store.groups().lookup(&group).await?;
             apps.unassign(&ctx.actor, app.id, group.id).await?;
             outln!("unassigned {} from {}", group.name, app.settings.entity_id)?;
+        }
+        AppCommand::Scim { command } => super::scim::run(ctx, command).await?,
+        AppCommand::Sync { app, dry_run, json } => {
+            super::scim::sync(ctx, &app, dry_run, json).await?;
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ mod group;
 mod mfa;
 mod output;
 mod role;
+mod scim;
 mod transfer;
 mod user;
 

@@ -368,6 +368,54 @@ pub const LATCHKEY_TOML: &[Key] = &[
         "The sender: an address or `Name <address>`.",
     ),
     key(
+        "provisioning",
+        "table",
+        Unset(EACH),
+        "The SCIM client: how `latchkey serve` delivers the outbox to applications connected \
+         with `latchkey app scim set`.",
+    ),
+    key(
+        "provisioning.poll_seconds",
+        "integer",
+        Literal("2"),
+        "How often the delivery worker looks for rows it was not woken for (written by \
+         another node or a CLI command), 1 to 300. A change made through this node's console \
+         or API wakes it at once.",
+    ),
+    key(
+        "provisioning.batch",
+        "integer",
+        Literal("32"),
+        "Outbox rows taken, and SCIM requests in flight, at once (1 to 500).",
+    ),
+    key(
+        "provisioning.request_timeout_seconds",
+        "integer",
+        Literal("10"),
+        "The limit of one SCIM request, connection included (1 to 120).",
+    ),
+    key(
+        "provisioning.max_backoff_seconds",
+        "integer",
+        Literal("600"),
+        "Failed deliveries are retried after 2 s, 4 s, 8 s, ... up to this (10 to 86400). \
+         Nothing is dropped: a row waits until its application answers.",
+    ),
+    key(
+        "provisioning.sync_interval_minutes",
+        "integer",
+        Literal("0"),
+        "Reconcile every connected application this often (as `latchkey app sync`); 0 turns \
+         the schedule off.",
+    ),
+    key(
+        "provisioning.stuck_after_seconds",
+        "integer",
+        Literal("900"),
+        "`/readyz` says the outbox is stuck when its oldest row is older than this; 0 turns \
+         the check off.",
+    ),
+    key(
         "webauthn",
         "table",
         Unset(EACH),

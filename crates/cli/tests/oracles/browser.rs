@@ -21,6 +21,8 @@ mod invite;
 mod mfa;
 #[path = "browser/passkeys.rs"]
 mod passkeys;
+#[path = "browser/scim.rs"]
+mod scim;
 #[path = "browser/stack.rs"]
 mod stack;
 #[path = "browser/webdriver.rs"]

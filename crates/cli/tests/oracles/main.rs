@@ -9,6 +9,7 @@ mod apache;
 mod browser;
 mod client;
 mod mellon;
+mod scim_client;
 mod serve;
 #[path = "../shared/mod.rs"]
 mod shared;

@@ -83,6 +83,8 @@ pub fn status(code: ErrorCode) -> StatusCode {
         C::Unauthorized => StatusCode::UNAUTHORIZED,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        C::ScimNotConnected => StatusCode::NOT_FOUND,
+        C::ScimUnavailable => StatusCode::BAD_GATEWAY,
         C::CorruptRow
         | C::ConfigInvalid
         | C::PasswordHashFailed
@@ -144,7 +146,7 @@ impl ApiError {
 
     /// A server fault: logged in full, with its own code, under a fresh operation ID;
     /// answered `internal` with the ID only.
-    fn internal(code: ErrorCode, err: &dyn std::fmt::Display) -> Self {
+    pub(crate) fn internal(code: ErrorCode, err: &dyn std::fmt::Display) -> Self {
         let operation_id = uuid::Uuid::new_v4().to_string();
         tracing::error!(
             operation_id = %operation_id,

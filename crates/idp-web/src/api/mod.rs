@@ -26,6 +26,7 @@ pub mod invitations;
 pub mod mfa;
 pub mod page;
 pub mod roles;
+pub mod scim;
 
 pub mod users;
 
@@ -49,6 +50,9 @@ pub struct ApiState {
     enrollment: latchkey_idp::config::EnrollmentConfig,
     /// Where invitation mail goes (sends nothing without `[smtp]`).
     mailer: latchkey_idp::mail::Mailer,
+    /// The KEK that seals SCIM tokens; without it, setting a SCIM connection answers
+    /// `internal`.
+    sealing_kek: Option<std::sync::Arc<latchkey_idp::keys::Kek>>,
 }
 
 impl ApiState {
@@ -60,7 +64,14 @@ impl ApiState {
             base_url: String::new(),
             enrollment: latchkey_idp::config::EnrollmentConfig::default(),
             mailer: latchkey_idp::mail::Mailer::disabled(),
+            sealing_kek: None,
         }
+    }
+
+    /// SCIM tokens set through the API are sealed with `kek`.
+    pub fn with_sealing_kek(mut self, kek: std::sync::Arc<latchkey_idp::keys::Kek>) -> Self {
+        self.sealing_kek = Some(kek);
+        self
     }
 
     /// Invitation links under `base_url`, living `enrollment`'s times, mailed by `mailer`.
@@ -93,6 +104,7 @@ impl ApiState {
         audit::list,
         mfa::list_factors, mfa::reset_factors, mfa::require_for_user, mfa::set_group,
         mfa::set_app,
+        scim::get, scim::set, scim::delete,
         roles::list, roles::grant_user, roles::revoke_user, roles::grant_group, roles::revoke_group,
     ),
     components(schemas(ErrorBody, page::PageInfo)),
@@ -160,6 +172,10 @@ pub fn router(state: ApiState) -> Router {
             get(apps::get).put(apps::replace).delete(apps::delete),
         )
         .route("/apps/{app}/groups", get(apps::groups))
+        .route(
+            "/apps/{app}/scim",
+            get(scim::get).put(scim::set).delete(scim::delete),
+        )
         .route(
             "/apps/{app}/groups/{group}",
             put(apps::assign).delete(apps::unassign),

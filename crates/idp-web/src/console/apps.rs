@@ -128,6 +128,34 @@ struct AppPage<'a> {
     may_write: bool,
     notice: Notice,
     error: Option<Problem>,
+    /// The SCIM connection's state, if the application has one (never its token).
+    scim: Option<ScimView>,
+}
+
+/// What the application page shows of its SCIM connection.
+struct ScimView {
+    url: String,
+    on_remove: String,
+    queue: u64,
+    last_success: String,
+    last_error: String,
+    last_error_at: String,
+    last_sync: String,
+}
+
+impl From<latchkey_idp::provisioning::ConnectionStatus> for ScimView {
+    fn from(s: latchkey_idp::provisioning::ConnectionStatus) -> Self {
+        use super::keys::when;
+        ScimView {
+            url: s.base_url,
+            on_remove: s.on_remove.to_string(),
+            queue: s.queue_length,
+            last_success: when(s.last_success_at),
+            last_error: s.last_error.unwrap_or_else(|| "-".into()),
+            last_error_at: when(s.last_error_at),
+            last_sync: when(s.last_sync_at),
+        }
+    }
 }
 
 /// Loads an application by the ID in its URL; an unknown one is a 404.
@@ -155,6 +183,7 @@ pub(crate) async fn page_with(
 ) -> Result<Response, Refusal> {
     let groups = state.store().apps().access_groups(app.id).await?;
     let mfa = MfaPolicy::new(state.store()).app(app.id).await?;
+    let scim = state.store().provisioning().status(app.id).await?;
     let s = app.settings;
     let yes = |b: bool| if b { "yes" } else { "no" };
     let html = render(&AppPage {
@@ -190,6 +219,7 @@ pub(crate) async fn page_with(
         error,
         slug: s.slug,
         entity_id: s.entity_id,
+        scim: scim.map(ScimView::from),
     })?;
     Ok((status, csrf, html).into_response())
 }

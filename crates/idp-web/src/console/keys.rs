@@ -61,7 +61,8 @@ struct KeysPage<'a> {
     error: Option<FieldError>,
 }
 
-fn when(t: Option<OffsetDateTime>) -> String {
+/// A time as the console's tables show it (RFC 3339, whole seconds), `-` for none.
+pub(crate) fn when(t: Option<OffsetDateTime>) -> String {
     t.and_then(|t| t.replace_nanosecond(0).ok())
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| "-".into())

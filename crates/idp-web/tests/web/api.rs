@@ -905,6 +905,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
         ("/api/v1/users/{user}/mfa", &["put"]),
         ("/api/v1/groups/{group}/mfa", &["put"]),
         ("/api/v1/apps/{app}/mfa", &["put"]),
+        ("/api/v1/apps/{app}/scim", &["get", "put", "delete"]),
         ("/api/v1/roles", &["get"]),
         ("/api/v1/roles/{role}/users/{user}", &["put", "delete"]),
         ("/api/v1/roles/{role}/groups/{group}", &["put", "delete"]),
@@ -918,7 +919,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
     }
     assert_eq!(
         paths.len(),
-        27,
+        28,
         "a route was added without a test here: {:?}",
         paths.keys()
     );
@@ -961,6 +962,8 @@ async fn openapi_document_lists_every_route(t: TestStore) {
         "AuditEventDto",
         "InvitationDto",
         "MailOutcome",
+        "ScimStatusDto",
+        "ScimConnectionInput",
     ] {
         assert!(
             schemas.contains_key(name),
@@ -1003,7 +1006,78 @@ crate::on_both_backends!(
     security_headers_on_every_answer,
     user_invitations,
     console_roles,
+    scim_connection,
 );
+
+/// `/apps/{app}/scim`: set (the token sealed, never answered, not in the audit), read the
+/// delivery state, refuse a bad URL with nothing written, remove.
+async fn scim_connection(t: TestStore) {
+    use latchkey_idp::keys::{Kek, KekSource};
+    let mut a = api(t).await;
+    let kek = Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap();
+    a.router = api::router(ApiState::new(a.t.store.clone()).with_sealing_kek(kek.into()));
+    let app = latchkey_idp::apps::NewApplication::new(
+        "https://scim-sp.test",
+        "S",
+        "https://scim-sp.test/acs",
+    );
+    let app =
+        a.t.store
+            .apps()
+            .create(&Actor::system(), app)
+            .await
+            .unwrap();
+    let uri = format!("/api/v1/apps/{}/scim", app.id);
+    assert_error(
+        &a.get(&uri).await,
+        StatusCode::NOT_FOUND,
+        "scim_not_connected",
+    );
+    let secret = "api-scim-token-never-shown";
+    let before = a.audit_count().await;
+    let bad = a
+        .call(
+            Method::PUT,
+            &uri,
+            Some(json!({"url": "http://scim-sp.test/v2", "token": secret})),
+        )
+        .await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(
+        a.audit_count().await,
+        before,
+        "a refused change writes nothing"
+    );
+    let (s, set) = a
+        .call(
+            Method::PUT,
+            &uri,
+            Some(
+                json!({"url": "https://scim-sp.test/v2/", "token": secret, "on_remove": "delete"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{set}");
+    assert_eq!(set["base_url"], "https://scim-sp.test/v2");
+    assert_eq!(set["on_remove"], "delete");
+    assert_eq!(set["queue_length"], 0);
+    let (s, got) = a.get(&uri).await;
+    assert_eq!((s, &got), (StatusCode::OK, &set));
+    assert!(!got.to_string().contains(secret));
+    let (_, audit) = a.get("/api/v1/audit?action=app.scim_connect").await;
+    assert!(!audit.to_string().contains(secret), "{audit}");
+    assert!(
+        audit.to_string().contains(&format!("api:{}", a.token_id)),
+        "{audit}"
+    );
+    let (s, _) = a.call(Method::DELETE, &uri, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_error(
+        &a.get(&uri).await,
+        StatusCode::NOT_FOUND,
+        "scim_not_connected",
+    );
+}
 
 /// `POST /users/{user}/invitations`: a link that works once (only its hash is stored),
 /// answered (no `[smtp]` here) and audited with the token's name; bad input refused.

@@ -926,3 +926,43 @@ async fn the_dashboard_warns_of_expiring_metadata_a_waiting_key_and_an_app_nobod
         page.body
     );
 }
+
+/// The application page shows its SCIM connection's state (URL, policy, queue, last error),
+/// never its token, and says when there is none.
+#[tokio::test]
+async fn the_application_page_shows_its_scim_state_without_the_token() {
+    use latchkey_idp::keys::{Kek, KekSource};
+    use latchkey_idp::provisioning::{NewConnection, OnRemove};
+    let idp = idp().await;
+    seed(&idp).await;
+    let route = format!("/admin/apps/{}", idp.app.id);
+    let mut b = signed_in(&idp, "aud").await;
+    let page = b.get(&route).await;
+    assert!(page.body.contains("Not connected"), "{}", page.body);
+    let kek = Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap();
+    let token = "console-must-not-show-this-token";
+    idp.store
+        .provisioning()
+        .connect(
+            &Actor::system(),
+            &kek,
+            idp.app.id,
+            NewConnection {
+                base_url: "https://scim.sp.test/v2".into(),
+                token: zeroize::Zeroizing::new(token.into()),
+                on_remove: OnRemove::Delete,
+            },
+        )
+        .await
+        .unwrap();
+    let page = b.get(&route).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("https://scim.sp.test/v2"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<dd>delete</dd>"), "{}", page.body);
+    assert!(page.body.contains(" waiting"), "{}", page.body);
+    assert!(!page.body.contains(token));
+}

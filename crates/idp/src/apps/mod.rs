@@ -7,7 +7,7 @@ mod mapping;
 mod metadata_import;
 mod model;
 mod pairwise;
-mod registry;
+pub(crate) mod registry;
 pub(crate) mod rules;
 
 pub use mapping::{AttributeMapping, AttributeNameFormat, AttributeSource, UserField, ValueFilter};

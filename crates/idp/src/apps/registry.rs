@@ -119,7 +119,7 @@ impl AppRow {
     }
 }
 
-async fn fetch<'e, E>(exec: E, id: AppId) -> Result<Option<Application>>
+pub(crate) async fn fetch<'e, E>(exec: E, id: AppId) -> Result<Option<Application>>
 where
     E: Executor<'e, Database = Any>,
 {
@@ -645,8 +645,13 @@ impl<'s> Apps<'s> {
                 .await?;
             app_change("app.unassign", &app, Some(entry), None)
         };
+        let reason = if assign { "app.assign" } else { "app.unassign" };
+        crate::provisioning::outbox::access_changed(&mut *conn, app.id, group.id, reason, now)
+            .await?;
         audit::record(conn, actor, now, change).await?;
-        store::commit(tx).await
+        store::commit(tx).await?;
+        self.store.wake_outbox();
+        Ok(())
     }
 
     /// The groups whose members may use the application.

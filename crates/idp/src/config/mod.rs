@@ -83,6 +83,81 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// Passkeys and security keys: see [`crate::webauthn`].
     pub webauthn: crate::webauthn::WebauthnConfig,
+    /// The SCIM client's delivery and reconciliation: see [`crate::provisioning`].
+    pub provisioning: ProvisioningConfig,
+}
+
+/// The `[provisioning]` section: how `latchkey serve` delivers the SCIM outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisioningConfig {
+    /// How often the worker looks for rows nobody woke it for (written by another node or
+    /// a CLI command), in seconds. 1 to 300.
+    pub poll_seconds: u32,
+    /// Rows taken, and requests in flight, at once. 1 to 500.
+    pub batch: u32,
+    /// The limit of one SCIM request, in seconds. 1 to 120.
+    pub request_timeout_seconds: u32,
+    /// The longest wait between retries of a failing delivery, in seconds. 10 to 86400.
+    pub max_backoff_seconds: u32,
+    /// Every connected application is reconciled this often, in minutes; 0 (the default)
+    /// turns the schedule off (`latchkey app sync` runs it by hand).
+    pub sync_interval_minutes: u32,
+    /// `/readyz` reports the outbox stuck when its oldest row is older than this, in
+    /// seconds; 0 turns the check off.
+    pub stuck_after_seconds: u32,
+}
+
+impl Default for ProvisioningConfig {
+    fn default() -> Self {
+        ProvisioningConfig {
+            poll_seconds: 2,
+            batch: 32,
+            request_timeout_seconds: 10,
+            max_backoff_seconds: 600,
+            sync_interval_minutes: 0,
+            stuck_after_seconds: 900,
+        }
+    }
+}
+
+impl ProvisioningConfig {
+    fn check(&self) -> Result<(), String> {
+        let ranges = [
+            ("poll_seconds", self.poll_seconds, 1, 300),
+            ("batch", self.batch, 1, 500),
+            (
+                "request_timeout_seconds",
+                self.request_timeout_seconds,
+                1,
+                120,
+            ),
+            ("max_backoff_seconds", self.max_backoff_seconds, 10, 86_400),
+        ];
+        for (name, value, low, high) in ranges {
+            if !(low..=high).contains(&value) {
+                return Err(format!("[provisioning] {name} must be {low}-{high}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The delivery worker's settings.
+    pub fn worker(&self) -> crate::provisioning::worker::WorkerSettings {
+        let timeout = std::time::Duration::from_secs(u64::from(self.request_timeout_seconds));
+        crate::provisioning::worker::WorkerSettings {
+            batch: self.batch,
+            poll: std::time::Duration::from_secs(u64::from(self.poll_seconds)),
+            // Longer than the three requests a delivery may make.
+            lease: time::Duration::seconds(i64::from(self.request_timeout_seconds) * 3 + 30),
+            backoff_base: time::Duration::seconds(2),
+            backoff_max: time::Duration::seconds(i64::from(self.max_backoff_seconds)),
+            client: crate::provisioning::client::ClientSettings {
+                timeout,
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// The `[mfa]` section.
@@ -257,6 +332,7 @@ impl Default for Config {
             console: ConsoleConfig::default(),
             enrollment: EnrollmentConfig::default(),
             smtp: SmtpConfig::default(),
+            provisioning: ProvisioningConfig::default(),
             webauthn: crate::webauthn::WebauthnConfig::default(),
         }
     }
@@ -400,6 +476,7 @@ impl Config {
             return Err("[enrollment] reset_minutes must be 5-1440 (a day)".into());
         }
         config.smtp.check()?;
+        config.provisioning.check()?;
         if config.keys.refresh_seconds == 0 {
             return Err("[keys] refresh_seconds must be at least 1".into());
         }

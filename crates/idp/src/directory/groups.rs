@@ -161,6 +161,14 @@ pub(crate) async fn insert_member(
         .bind(timestamp::format(now))
         .execute(&mut *conn)
         .await?;
+    crate::provisioning::outbox::user_changed(
+        &mut *conn,
+        user.id,
+        &user.username,
+        "group.member_add",
+        now,
+    )
+    .await?;
     audit::record(
         conn,
         actor,
@@ -334,6 +342,13 @@ impl<'s> Groups<'s> {
         .bind(id.to_db())
         .fetch_all(&mut *conn)
         .await?;
+        crate::provisioning::outbox::group_changed(
+            &mut *conn,
+            id,
+            "group.delete",
+            self.store.now(),
+        )
+        .await?;
         sqlx::query("DELETE FROM directory_groups WHERE id = $1")
             .bind(id.to_db())
             .execute(&mut *conn)
@@ -358,7 +373,9 @@ impl<'s> Groups<'s> {
             },
         )
         .await?;
-        store::commit(tx).await
+        store::commit(tx).await?;
+        self.store.wake_outbox();
+        Ok(())
     }
 
     /// Adds a user to a group; refuses an existing membership.
@@ -367,7 +384,9 @@ impl<'s> Groups<'s> {
         let conn = store::conn(&mut tx);
         let (group, user) = load_pair(conn, group, user).await?;
         insert_member(conn, actor, self.store.now(), &group, &user).await?;
-        store::commit(tx).await
+        store::commit(tx).await?;
+        self.store.wake_outbox();
+        Ok(())
     }
 
     /// Removes a user from a group; refuses a missing membership.
@@ -381,6 +400,15 @@ impl<'s> Groups<'s> {
                 group: group.name,
             });
         }
+        // Before the membership goes: the user still counts as assigned where it let them in.
+        crate::provisioning::outbox::user_changed(
+            &mut *conn,
+            user.id,
+            &user.username,
+            "group.member_remove",
+            self.store.now(),
+        )
+        .await?;
         sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
             .bind(group.id.to_db())
             .bind(user.id.to_db())
@@ -393,7 +421,9 @@ impl<'s> Groups<'s> {
             member_change("group.member_remove", &group, &user),
         )
         .await?;
-        store::commit(tx).await
+        store::commit(tx).await?;
+        self.store.wake_outbox();
+        Ok(())
     }
 
     /// The group's members, ordered by username.

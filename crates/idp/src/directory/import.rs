@@ -232,6 +232,7 @@ impl Users<'_> {
             }
         }
         store::commit(tx).await?;
+        self.store().wake_outbox();
         Ok(report)
     }
 }

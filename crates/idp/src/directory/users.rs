@@ -525,6 +525,7 @@ pub(crate) async fn insert(
         },
     )
     .await?;
+    crate::provisioning::outbox::user_changed(conn, id, &user.username, "user.create", now).await?;
     Ok(user)
 }
 
@@ -586,6 +587,8 @@ pub(crate) async fn rewrite(
         },
     )
     .await?;
+    crate::provisioning::outbox::user_changed(conn, before.id, &after.username, action, now)
+        .await?;
     Ok(after)
 }
 
@@ -735,6 +738,7 @@ impl<'s> Users<'s> {
         let mut tx = self.store.begin().await?;
         let user = insert(store::conn(&mut tx), actor, self.store.now(), &fields, hash).await?;
         store::commit(tx).await?;
+        self.store.wake_outbox();
         Ok(user)
     }
 
@@ -903,6 +907,7 @@ impl<'s> Users<'s> {
         let fields = apply(&before).validate()?;
         let after = rewrite(conn, actor, self.store.now(), action, &before, &fields).await?;
         store::commit(tx).await?;
+        self.store.wake_outbox();
         Ok(after)
     }
 
@@ -920,6 +925,15 @@ impl<'s> Users<'s> {
             .into_iter()
             .map(|g| g.name)
             .collect();
+        // Before the row goes: the user still counts as assigned where they were.
+        crate::provisioning::outbox::user_changed(
+            conn,
+            id,
+            &before.username,
+            "user.delete",
+            self.store.now(),
+        )
+        .await?;
         sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id.to_db())
             .execute(&mut *conn)
@@ -943,7 +957,9 @@ impl<'s> Users<'s> {
             },
         )
         .await?;
-        store::commit(tx).await
+        store::commit(tx).await?;
+        self.store.wake_outbox();
+        Ok(())
     }
 
     /// Sets (or with `None` removes) a user's password. The audit event says that it changed,

@@ -57,6 +57,8 @@ pub struct Store {
     name: String,
     /// Where every part of the IdP reads the time (see [`crate::clock`]).
     clock: Arc<dyn Clock>,
+    /// Wakes this node's SCIM delivery worker after a change wrote outbox rows.
+    outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 /// A write transaction. Dropping it without [`Store::commit`] rolls everything back.
@@ -163,6 +165,7 @@ impl Store {
             hashing: HashPool::new(password),
             name: backend::redact(&url),
             clock: Arc::new(SystemClock),
+            outbox_wake: Arc::default(),
         })
     }
 
@@ -263,6 +266,21 @@ impl Store {
     /// Console roles and the permission check.
     pub fn roles(&self) -> crate::console::Roles<'_> {
         crate::console::Roles::new(self)
+    }
+
+    /// SCIM connections of applications (the IdP's SCIM client).
+    pub fn provisioning(&self) -> crate::provisioning::Provisioning<'_> {
+        crate::provisioning::Provisioning::new(self)
+    }
+
+    /// Tells this node's SCIM delivery worker that the outbox may hold new rows; called after
+    /// a commit (a worker woken before the commit would find nothing and wait for its poll).
+    pub fn wake_outbox(&self) {
+        self.outbox_wake.notify_one();
+    }
+
+    pub(crate) fn outbox_wake(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.outbox_wake)
     }
 
     /// The audit log.

@@ -11,6 +11,7 @@ mod groups;
 mod import;
 pub(crate) mod metadata_import;
 mod mfa;
+mod provisioning;
 mod roles;
 mod signing_keys;
 mod tile_login_url;

@@ -4,6 +4,8 @@
 
 pub use latchkey_testkit::pg;
 
+pub mod fake_scim;
+
 use latchkey_idp::Store;
 use latchkey_idp::config::PasswordConfig;
 

@@ -186,6 +186,11 @@ impl Stack {
         }
     }
 
+    /// A file beside the configurations (the demo apps' SCIM tokens, say).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.config.with_file_name(name)
+    }
+
     /// Runs an admin command against the IdP's store; it must succeed.
     pub fn cli(&self, args: &[&str]) -> String {
         self.cli_stdin(args, "")

@@ -1,0 +1,177 @@
+//! An application's SCIM connection in the admin API (the IdP's SCIM client): set it (the
+//! token is sealed and never answered back), read its delivery state, remove it. Each change
+//! is audited under the calling token (`app.scim_connect`, `app.scim_disconnect`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use latchkey_idp::provisioning::{ConnectionStatus, NewConnection, OnRemove, ProvisioningError};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use zeroize::Zeroizing;
+
+use super::ApiState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, Caller};
+
+/// A connection as set: the token is write-only.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScimConnectionInput {
+    /// The SCIM base URL (`https://.../scim/v2`; http only to a loopback host).
+    pub url: String,
+    /// The bearer token the application accepts; sealed at rest, never shown back.
+    pub token: String,
+    /// `deactivate` (default) or `delete`: what happens to a user who is unassigned,
+    /// suspended or deleted.
+    #[serde(default)]
+    pub on_remove: Option<String>,
+}
+
+impl std::fmt::Debug for ScimConnectionInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimConnectionInput")
+            .field("url", &self.url)
+            .field("token", &"***")
+            .field("on_remove", &self.on_remove)
+            .finish()
+    }
+}
+
+/// An application's SCIM connection and its delivery state. `latchkey app scim show
+/// --json` prints the same object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScimStatusDto {
+    /// The application's ID.
+    pub app_id: String,
+    /// The SCIM base URL.
+    pub base_url: String,
+    /// `deactivate` or `delete`.
+    pub on_remove: String,
+    /// Outbox rows waiting for this application.
+    pub queue_length: u64,
+    /// When the oldest waiting row was written (RFC 3339).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub oldest_queued_at: Option<OffsetDateTime>,
+    /// The last delivery that succeeded (RFC 3339).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_success_at: Option<OffsetDateTime>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it happened (RFC 3339).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_error_at: Option<OffsetDateTime>,
+    /// The last reconciliation run (RFC 3339).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_sync_at: Option<OffsetDateTime>,
+}
+
+impl From<ConnectionStatus> for ScimStatusDto {
+    fn from(s: ConnectionStatus) -> Self {
+        ScimStatusDto {
+            app_id: s.app_id.to_string(),
+            base_url: s.base_url,
+            on_remove: s.on_remove.to_string(),
+            queue_length: s.queue_length,
+            oldest_queued_at: s.oldest_queued_at,
+            last_success_at: s.last_success_at,
+            last_error: s.last_error,
+            last_error_at: s.last_error_at,
+            last_sync_at: s.last_sync_at,
+        }
+    }
+}
+
+impl From<ProvisioningError> for ApiError {
+    fn from(err: ProvisioningError) -> Self {
+        match err {
+            ProvisioningError::Store(e) => e.into(),
+            other => {
+                let code = other.code();
+                if super::error::answered_as_internal(code) {
+                    return ApiError::internal(code, &other);
+                }
+                ApiError::new(code, other.to_string())
+            }
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/scim", operation_id = "apps_scim_get", tag = "apps",
+    params(("app" = String, Path, description = "Entity ID or ID")),
+    responses((status = 200, description = "OK", body = ScimStatusDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such application, or no SCIM connection", body = ErrorBody)),
+    security(("bearer" = [])))]
+/// The application's SCIM connection and delivery state (never its token).
+pub async fn get(
+    State(state): State<ApiState>,
+    _caller: Caller,
+    ApiPath(app): ApiPath<String>,
+) -> Result<axum::Json<ScimStatusDto>, ApiError> {
+    let app = state.store.apps().lookup(&app).await?;
+    let status = state.store.provisioning().status(app.id).await?.ok_or(
+        ProvisioningError::NotConnected {
+            app: app.settings.entity_id,
+        },
+    )?;
+    Ok(axum::Json(status.into()))
+}
+
+#[utoipa::path(put, path = "/api/v1/apps/{app}/scim", operation_id = "apps_scim_set", tag = "apps", request_body = ScimConnectionInput,
+    params(("app" = String, Path, description = "Entity ID or ID")),
+    responses((status = 200, description = "OK", body = ScimStatusDto), (status = 400, description = "Invalid body", body = ErrorBody), (status = 422, description = "Invalid URL, token or on_remove", body = ErrorBody), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Connects the application to its SCIM server (or changes the connection) and queues
+/// every user it should hold; audited as `app.scim_connect` without the token.
+pub async fn set(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(app): ApiPath<String>,
+    ApiJson(body): ApiJson<ScimConnectionInput>,
+) -> Result<axum::Json<ScimStatusDto>, ApiError> {
+    let app = state.store.apps().lookup(&app).await?;
+    let on_remove: OnRemove = match body.on_remove.as_deref() {
+        Some(text) => text.parse()?,
+        None => OnRemove::default(),
+    };
+    let Some(kek) = state.sealing_kek.as_deref() else {
+        return Err(ApiError::internal(
+            latchkey_idp::ErrorCode::Internal,
+            &"no key to seal SCIM tokens with",
+        ));
+    };
+    let status = state
+        .store
+        .provisioning()
+        .connect(
+            &caller.actor(),
+            kek,
+            app.id,
+            NewConnection {
+                base_url: body.url,
+                token: Zeroizing::new(body.token),
+                on_remove,
+            },
+        )
+        .await?;
+    Ok(axum::Json(status.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/apps/{app}/scim", operation_id = "apps_scim_delete", tag = "apps",
+    params(("app" = String, Path, description = "Entity ID or ID")),
+    responses((status = 204, description = "Disconnected"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such application, or no SCIM connection", body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Removes the application's SCIM connection and its queue; audited as
+/// `app.scim_disconnect`.
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(app): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let app = state.store.apps().lookup(&app).await?;
+    state
+        .store
+        .provisioning()
+        .disconnect(&caller.actor(), app.id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,260 @@
+//! Writing the outbox (in the caller's transaction) and taking rows from it (the worker).
+//!
+//! Each writer is one `INSERT ... SELECT` over `scim_connections`, so with no application
+//! connected nothing is written and a change costs one indexed statement more. Writers that
+//! remove access (a member removed, a user or group deleted) run *before* the removal, while
+//! the user still counts as assigned; the others run after.
+
+use sqlx::{AnyConnection, Row};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::ids::{AppId, GroupId, UserId};
+use crate::store::{Store, timestamp};
+
+/// The applications a user is (or was, going by the remote ids) at: assigned, or holding an
+/// id we were given.
+const USER_AT_APP: &str = "(EXISTS (SELECT 1 FROM app_access x JOIN group_members m \
+     ON m.group_id = x.group_id WHERE x.app_id = c.app_id AND m.user_id = $1) \
+     OR EXISTS (SELECT 1 FROM scim_remote_ids r WHERE r.app_id = c.app_id AND r.user_id = $1))";
+
+/// A user was created, changed, suspended, resumed, deleted, or their groups changed: one
+/// row for each connected application they are (or were) at.
+pub(crate) async fn user_changed(
+    conn: &mut AnyConnection,
+    user: UserId,
+    user_name: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
+         next_attempt_at) SELECT c.app_id, $1, $2, $3, $4, $4 FROM scim_connections c \
+         WHERE {USER_AT_APP}"
+    ));
+    Ok(sqlx::query(sql)
+        .bind(user.to_db())
+        .bind(user_name)
+        .bind(reason)
+        .bind(timestamp::format(now))
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+/// A group's membership of applications changes as a whole (the group is deleted): one row
+/// per member and connected application the group opens.
+pub(crate) async fn group_changed(
+    conn: &mut AnyConnection,
+    group: GroupId,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
+         next_attempt_at) SELECT c.app_id, u.id, u.username, $2, $3, $3 \
+         FROM scim_connections c JOIN app_access x ON x.app_id = c.app_id \
+         JOIN group_members m ON m.group_id = x.group_id JOIN users u ON u.id = m.user_id \
+         WHERE x.group_id = $1",
+    )
+    .bind(group.to_db())
+    .bind(reason)
+    .bind(timestamp::format(now))
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// A group was given or taken an application: one row per member, if it is connected.
+pub(crate) async fn access_changed(
+    conn: &mut AnyConnection,
+    app: AppId,
+    group: GroupId,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
+         next_attempt_at) SELECT c.app_id, u.id, u.username, $3, $4, $4 \
+         FROM scim_connections c JOIN group_members m ON m.group_id = $2 \
+         JOIN users u ON u.id = m.user_id WHERE c.app_id = $1",
+    )
+    .bind(app.to_db())
+    .bind(group.to_db())
+    .bind(reason)
+    .bind(timestamp::format(now))
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// An application was connected: one row per user it should hold, and per user it holds an
+/// id of (from an earlier connection).
+pub(crate) async fn app_connected(
+    conn: &mut AnyConnection,
+    app: AppId,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
+         next_attempt_at) SELECT $1, u.id, u.username, 'app.scim_connect', $2, $2 \
+         FROM users u WHERE u.id IN (SELECT m.user_id FROM app_access x \
+         JOIN group_members m ON m.group_id = x.group_id WHERE x.app_id = $1) \
+         OR u.id IN (SELECT r.user_id FROM scim_remote_ids r WHERE r.app_id = $1)",
+    )
+    .bind(app.to_db())
+    .bind(timestamp::format(now))
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// One outbox row taken by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// Its sequence number.
+    pub seq: i64,
+    /// The application.
+    pub app_id: AppId,
+    /// The user (who may have been deleted since).
+    pub user_id: UserId,
+    /// Their username when the row was written.
+    pub user_name: String,
+    /// Deliveries tried so far.
+    pub attempts: i64,
+}
+
+/// Takes up to `limit` due rows for `owner` until `lease_until`: only the oldest row of each
+/// (application, user), only rows no live lease holds. One statement, whose outer condition
+/// re-checks the lease, so two nodes racing for a row cannot both get it (PostgreSQL
+/// re-evaluates it on the locked row; SQLite has one writer).
+pub(crate) async fn claim(
+    store: &Store,
+    owner: &str,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: u32,
+) -> Result<Vec<Claimed>> {
+    let now = timestamp::format(now);
+    let rows = sqlx::query(
+        "UPDATE scim_outbox SET lease_owner = $1, lease_until = $2 WHERE seq IN ( \
+           SELECT o.seq FROM scim_outbox o WHERE o.next_attempt_at <= $3 \
+           AND (o.lease_until IS NULL OR o.lease_until < $3) \
+           AND NOT EXISTS (SELECT 1 FROM scim_outbox p WHERE p.app_id = o.app_id \
+             AND p.user_id = o.user_id AND p.seq < o.seq) \
+           ORDER BY o.seq LIMIT $4) \
+         AND (lease_until IS NULL OR lease_until < $3) \
+         RETURNING seq, app_id, user_id, user_name, attempts",
+    )
+    .bind(owner)
+    .bind(timestamp::format(lease_until))
+    .bind(&now)
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await?;
+    let mut claimed = rows
+        .into_iter()
+        .map(|row| {
+            Ok(Claimed {
+                seq: row.try_get("seq")?,
+                app_id: AppId::from_db(&row.try_get::<String, _>("app_id")?)?,
+                user_id: UserId::from_db(&row.try_get::<String, _>("user_id")?)?,
+                user_name: row.try_get("user_name")?,
+                attempts: row.try_get("attempts")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    claimed.sort_by_key(|c| c.seq);
+    Ok(claimed)
+}
+
+/// The newest row of the pair: a delivery that reads the directory after this covers every
+/// row up to it.
+pub(crate) async fn newest(store: &Store, item: &Claimed) -> Result<i64> {
+    let seq: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(seq) FROM scim_outbox WHERE app_id = $1 AND user_id = $2")
+            .bind(item.app_id.to_db())
+            .bind(item.user_id.to_db())
+            .fetch_one(store.pool())
+            .await?;
+    Ok(seq.unwrap_or(item.seq))
+}
+
+/// Removes the pair's rows up to `through` after a delivery.
+pub(crate) async fn done(store: &Store, item: &Claimed, through: i64) -> Result<()> {
+    sqlx::query("DELETE FROM scim_outbox WHERE app_id = $1 AND user_id = $2 AND seq <= $3")
+        .bind(item.app_id.to_db())
+        .bind(item.user_id.to_db())
+        .bind(through)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Puts a row back after a failed delivery, due again at `next`.
+pub(crate) async fn retry_later(
+    store: &Store,
+    item: &Claimed,
+    next: OffsetDateTime,
+    error: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE scim_outbox SET attempts = attempts + 1, next_attempt_at = $2, \
+         lease_owner = NULL, lease_until = NULL, last_error = $3 WHERE seq = $1",
+    )
+    .bind(item.seq)
+    .bind(timestamp::format(next))
+    .bind(super::clip(error))
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// The time the oldest waiting row was written, if any: the health check's measure.
+pub(crate) async fn oldest(store: &Store) -> Result<Option<OffsetDateTime>> {
+    // The oldest row is the first by sequence: one step into the primary key.
+    let at: Option<String> =
+        sqlx::query_scalar("SELECT created_at FROM scim_outbox ORDER BY seq LIMIT 1")
+            .fetch_optional(store.pool())
+            .await?;
+    at.map(|t| timestamp::parse("scim_outbox.created_at", &t))
+        .transpose()
+}
+
+/// The remote id an application gave the user, if we know it.
+pub(crate) async fn remote_id(store: &Store, app: AppId, user: UserId) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT remote_id FROM scim_remote_ids WHERE app_id = $1 AND user_id = $2",
+    )
+    .bind(app.to_db())
+    .bind(user.to_db())
+    .fetch_optional(store.pool())
+    .await?)
+}
+
+/// Records (or with `None` forgets) the remote id of a user at an application.
+pub(crate) async fn set_remote_id(
+    store: &Store,
+    app: AppId,
+    user: UserId,
+    remote: Option<&str>,
+) -> Result<()> {
+    match remote {
+        Some(remote) => sqlx::query(
+            "INSERT INTO scim_remote_ids (app_id, user_id, remote_id, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (app_id, user_id) \
+             DO UPDATE SET remote_id = excluded.remote_id, updated_at = excluded.updated_at",
+        )
+        .bind(app.to_db())
+        .bind(user.to_db())
+        .bind(remote)
+        .bind(timestamp::format(store.now())),
+        None => sqlx::query("DELETE FROM scim_remote_ids WHERE app_id = $1 AND user_id = $2")
+            .bind(app.to_db())
+            .bind(user.to_db()),
+    }
+    .execute(store.pool())
+    .await
+    .map_err(Error::from)?;
+    Ok(())
+}
