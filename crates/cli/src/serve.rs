@@ -104,13 +104,15 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         .with_invitations(config.enrollment, mailer.clone());
     state.metrics().count_log_drops(move || log_drops.total());
     state.metrics().count_mail(mailer.stats_handle());
-    let app = web::router(state).merge(latchkey_idp_web::api::router(
-        latchkey_idp_web::api::ApiState::new(store.clone()).with_enrollment(
-            &base_url,
-            config.enrollment,
-            mailer,
-        ),
-    ));
+    let app = web::router(state)
+        .merge(latchkey_idp_web::api::router(
+            latchkey_idp_web::api::ApiState::new(store.clone()).with_enrollment(
+                &base_url,
+                config.enrollment,
+                mailer,
+            ),
+        ))
+        .merge(latchkey_idp_web::scim::router(store.clone(), &base_url));
 
     let janitor = tokio::spawn(purge_sessions(store.clone()));
     let listener = tokio::net::TcpListener::bind(listen)

@@ -26,6 +26,7 @@ pub mod keys;
 pub mod mail;
 pub mod mfa;
 pub mod password;
+pub mod scim;
 pub mod session;
 pub mod sso;
 pub mod store;
