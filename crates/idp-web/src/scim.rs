@@ -25,7 +25,7 @@ use latchkey_idp::tokens::TokenInfo;
 use latchkey_scim::ScimError;
 use latchkey_scim::http::{self as scim_http, InFlight, Slot};
 use latchkey_scim::list::{ListQuery, Projection};
-use latchkey_scim::schema::{GROUP_TYPE, USER_TYPE};
+use latchkey_scim::schema::{self, GROUP_TYPE, USER_TYPE};
 
 /// The most SCIM requests served at once (each holds a database connection for a while).
 pub const MAX_IN_FLIGHT: usize = 16;
@@ -284,14 +284,34 @@ async fn service_provider_config(State(s): State<S>, headers: HeaderMap) -> Resp
     scim_http::service_provider_config(s.directory.base_url())
 }
 
+/// A `/Schemas` entry as this server enforces it: a directory user needs an e-mail
+/// address, so `emails` (and its `value`) is required here, which RFC 7643 leaves optional.
+fn idp_schema(sc: &schema::Schema, base: &str) -> Value {
+    let mut json = schema::schema_json(sc, base);
+    if sc.id == USER_TYPE.schema.id {
+        schema::mark_required(&mut json, "emails", Some("value"));
+    }
+    json
+}
+
 async fn schemas(State(s): State<S>, headers: HeaderMap) -> Response {
     let _admitted = admit!(s, headers);
-    scim_http::schemas(s.directory.base_url())
+    let base = s.directory.base_url();
+    let items = schema::ALL_SCHEMAS
+        .iter()
+        .map(|sc| idp_schema(sc, base))
+        .collect();
+    scim_http::json_response(StatusCode::OK, &scim_http::list_of(items))
 }
 
 async fn schema_by_id(State(s): State<S>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let _admitted = admit!(s, headers);
-    scim_http::schema_by_id(s.directory.base_url(), &id)
+    match schema::ALL_SCHEMAS.iter().find(|sc| sc.id == id) {
+        Some(sc) => {
+            scim_http::json_response(StatusCode::OK, &idp_schema(sc, s.directory.base_url()))
+        }
+        None => scim_http::error(&ScimError::not_found("Schema")),
+    }
 }
 
 async fn resource_types(State(s): State<S>, headers: HeaderMap) -> Response {

@@ -15,10 +15,12 @@ CREATE TABLE scim_users (
     updated_at TEXT NOT NULL
 );
 
--- A group's externalId (groups have no custom attributes to hold it).
+-- A group's externalId (groups have no custom attributes to hold it), and its member
+-- entries as SCIM wrote them (`display`, `type`), for the members it still has.
 CREATE TABLE scim_groups (
     group_id    TEXT PRIMARY KEY NOT NULL REFERENCES directory_groups (id) ON DELETE CASCADE,
     external_id TEXT,
+    members     TEXT NOT NULL DEFAULT '[]',
     updated_at  TEXT NOT NULL
 );
 CREATE INDEX scim_groups_external_id ON scim_groups (external_id);

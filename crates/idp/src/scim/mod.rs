@@ -365,6 +365,7 @@ impl ScimDirectory {
             group,
             row.external_id.as_deref(),
             Some(&members),
+            &row.members,
             row.updated_at,
             &self.base_url,
         ))
@@ -399,12 +400,14 @@ impl ScimDirectory {
                 .await
                 .map_err(scim_error)?;
         }
-        save_group_row(conn, group.id, wanted.external_id.as_deref(), now).await?;
         let members = group_members(conn, group.id).await?;
+        let written = wanted.entries_of(&members);
+        save_group_row(conn, group.id, wanted.external_id.as_deref(), &written, now).await?;
         let resource = render::group(
             &group,
             wanted.external_id.as_deref(),
             Some(&members),
+            &written,
             Some(now),
             &self.base_url,
         );
@@ -473,6 +476,7 @@ impl ScimDirectory {
             &before,
             row.external_id.as_deref(),
             Some(&members),
+            &row.members,
             row.updated_at,
             &self.base_url,
         );
@@ -509,17 +513,19 @@ impl ScimDirectory {
                     .map_err(scim_error)?;
             }
         }
-        let modified = if wanted.external_id != row.external_id {
-            save_group_row(conn, id, wanted.external_id.as_deref(), now).await?;
+        let members = group_members(conn, id).await?;
+        let written = wanted.entries_of(&members);
+        let modified = if wanted.external_id != row.external_id || written != row.members {
+            save_group_row(conn, id, wanted.external_id.as_deref(), &written, now).await?;
             Some(now)
         } else {
             row.updated_at
         };
-        let members = group_members(conn, id).await?;
         let resource = render::group(
             &after,
             wanted.external_id.as_deref(),
             Some(&members),
+            &written,
             modified,
             &self.base_url,
         );
@@ -573,6 +579,7 @@ struct WantedGroup {
     name: String,
     external_id: Option<String>,
     members: Vec<UserId>,
+    entries: Vec<Value>,
 }
 
 impl WantedGroup {
@@ -583,6 +590,7 @@ impl WantedGroup {
             .ok_or_else(|| ScimError::invalid_value("`displayName` is required"))?
             .to_owned();
         let mut members = Vec::new();
+        let mut entries = Vec::new();
         for m in resource
             .get("members")
             .and_then(Value::as_array)
@@ -590,11 +598,11 @@ impl WantedGroup {
             .unwrap_or_default()
         {
             if let Some(kind) = m.get("type").and_then(Value::as_str)
-                && !kind.eq_ignore_ascii_case("User")
+                && kind.eq_ignore_ascii_case("Group")
             {
-                return Err(ScimError::invalid_value(format!(
-                    "member type `{kind}`: only users can be members (no nested groups)"
-                )));
+                return Err(ScimError::invalid_value(
+                    "only users can be members (no nested groups)",
+                ));
             }
             let value = m
                 .get("value")
@@ -607,6 +615,7 @@ impl WantedGroup {
             })?;
             if !members.contains(&id) {
                 members.push(id);
+                entries.push(m.clone());
             }
         }
         Ok(WantedGroup {
@@ -616,7 +625,20 @@ impl WantedGroup {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             members,
+            entries,
         })
+    }
+
+    /// The member entries as written, for the users that are members now.
+    fn entries_of(&self, members: &[(String, String)]) -> Vec<Value> {
+        self.entries
+            .iter()
+            .filter(|e| {
+                let value = e.get("value").and_then(Value::as_str);
+                members.iter().any(|(uid, _)| Some(uid.as_str()) == value)
+            })
+            .cloned()
+            .collect()
     }
 }
 
@@ -752,43 +774,55 @@ async fn save_user_row(
 
 struct GroupRowScim {
     external_id: Option<String>,
+    members: Vec<Value>,
     updated_at: Option<OffsetDateTime>,
 }
 
 async fn load_group_row(conn: &mut AnyConnection, id: GroupId) -> Result<GroupRowScim, ScimError> {
-    let row: Option<(Option<String>, String)> =
-        sqlx::query_as("SELECT external_id, updated_at FROM scim_groups WHERE group_id = $1")
-            .bind(id.to_db())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?;
+    let row: Option<(Option<String>, String, String)> = sqlx::query_as(
+        "SELECT external_id, members, updated_at FROM scim_groups WHERE group_id = $1",
+    )
+    .bind(id.to_db())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
     Ok(match row {
-        Some((external_id, updated_at)) => GroupRowScim {
+        Some((external_id, members, updated_at)) => GroupRowScim {
             external_id,
+            members: parse_members(&members)?,
             updated_at: Some(
                 timestamp::parse("scim_groups.updated_at", &updated_at).map_err(scim_error)?,
             ),
         },
         None => GroupRowScim {
             external_id: None,
+            members: Vec::new(),
             updated_at: None,
         },
     })
+}
+
+/// The stored member entries of `scim_groups.members`.
+pub(crate) fn parse_members(text: &str) -> Result<Vec<Value>, ScimError> {
+    serde_json::from_str(text).map_err(|e| scim_error(Error::corrupt("scim_groups.members", e)))
 }
 
 async fn save_group_row(
     conn: &mut AnyConnection,
     id: GroupId,
     external_id: Option<&str>,
+    members: &[Value],
     now: OffsetDateTime,
 ) -> Result<(), ScimError> {
     sqlx::query(
-        "INSERT INTO scim_groups (group_id, external_id, updated_at) VALUES ($1, $2, $3) \
+        "INSERT INTO scim_groups (group_id, external_id, members, updated_at) \
+         VALUES ($1, $2, $3, $4) \
          ON CONFLICT (group_id) DO UPDATE SET external_id = excluded.external_id, \
-         updated_at = excluded.updated_at",
+         members = excluded.members, updated_at = excluded.updated_at",
     )
     .bind(id.to_db())
     .bind(external_id.map(str::to_owned))
+    .bind(Value::Array(members.to_vec()).to_string())
     .bind(timestamp::format(now))
     .execute(&mut *conn)
     .await

@@ -237,11 +237,7 @@ impl WantedUser {
         match primary(emails) {
             Some(entry) => {
                 put("email".into(), str_at(entry, "value"));
-                let mut entry = entry.clone();
-                if let Some(map) = entry.as_object_mut() {
-                    map.insert("primary".into(), Value::Bool(true));
-                }
-                extras.insert("emails".into(), Value::Array(vec![entry]));
+                extras.insert("emails".into(), Value::Array(vec![entry.clone()]));
             }
             None => {
                 extras.remove("emails");
@@ -298,10 +294,10 @@ pub fn user(
         .unwrap_or_else(|| {
             let mut m = Map::new();
             m.insert("type".into(), Value::from("work"));
+            m.insert("primary".into(), Value::Bool(true));
             m
         });
     entry.insert("value".into(), Value::from(user.email.clone()));
-    entry.insert("primary".into(), Value::Bool(true));
     map.insert("emails".into(), Value::Array(vec![Value::Object(entry)]));
     let one = |key: &str| match user.attributes.get(key) {
         Some(AttributeValue::One(v)) => Some(Value::from(v.clone())),
@@ -349,11 +345,14 @@ pub fn user(
 }
 
 /// `group` as a SCIM Group; `members` (ID, username) is `None` when the caller left them
-/// out (`excludedAttributes=members`).
+/// out. `written` holds the member entries as SCIM last wrote them: an entry is shown as
+/// written (its `display`, `type`) while that user is still a member; a member SCIM did
+/// not describe (added by an admin) is shown with its username.
 pub fn group(
     group: &Group,
     external_id: Option<&str>,
     members: Option<&[(String, String)]>,
+    written: &[Value],
     scim_modified: Option<OffsetDateTime>,
     base: &str,
 ) -> Resource {
@@ -371,12 +370,18 @@ pub fn group(
         let list: Vec<Value> = members
             .iter()
             .map(|(uid, uname)| {
-                json!({
-                    "value": uid,
-                    "display": uname,
-                    "$ref": format!("{base}/Users/{uid}"),
-                    "type": "User",
-                })
+                written
+                    .iter()
+                    .find(|m| m.get("value").and_then(Value::as_str) == Some(uid.as_str()))
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        json!({
+                            "value": uid,
+                            "display": uname,
+                            "$ref": format!("{base}/Users/{uid}"),
+                            "type": "User",
+                        })
+                    })
             })
             .collect();
         map.insert("members".into(), Value::Array(list));
