@@ -129,3 +129,97 @@ fn set(map: &mut Fields, field: &str, value: Option<&Value>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn v(s: &str) -> Value {
+        Value::from(s)
+    }
+
+    #[test]
+    fn each_rule_in_order() {
+        // 1: nothing to do.
+        assert_eq!(
+            decide("title", Some(&v("a")), None, Some(&v("a"))),
+            Decision::Unchanged
+        );
+        // 2: suspension always applies, even over a hand-set `true`.
+        let (t, f) = (Value::Bool(true), Value::Bool(false));
+        assert_eq!(
+            decide(ACTIVE, Some(&t), Some(&f), Some(&f)),
+            Decision::Write
+        );
+        // ...but resuming does not override a hand suspension.
+        assert_eq!(
+            decide(ACTIVE, Some(&f), Some(&t), Some(&t)),
+            Decision::Conflict
+        );
+        // 3: an empty field is filled.
+        assert_eq!(
+            decide("title", None, Some(&v("x")), Some(&v("a"))),
+            Decision::Write
+        );
+        // 4: what SCIM pushed last, untouched since, is SCIM's to change or clear.
+        assert_eq!(
+            decide("title", Some(&v("a")), Some(&v("a")), Some(&v("b"))),
+            Decision::Write
+        );
+        assert_eq!(
+            decide("title", Some(&v("a")), Some(&v("a")), None),
+            Decision::Write
+        );
+        // 5: a hand edit (never pushed, or changed since) wins, and cannot be cleared.
+        assert_eq!(
+            decide("title", Some(&v("h")), None, Some(&v("b"))),
+            Decision::Conflict
+        );
+        assert_eq!(
+            decide("title", Some(&v("h")), Some(&v("a")), Some(&v("b"))),
+            Decision::Conflict
+        );
+        assert_eq!(
+            decide("title", Some(&v("h")), Some(&v("a")), None),
+            Decision::Conflict
+        );
+    }
+
+    #[test]
+    fn merge_keeps_conflicts_and_remembers_only_what_applied() {
+        let current: Fields = [("title".into(), v("hand")), ("department".into(), v("R&D"))]
+            .into_iter()
+            .collect();
+        let pushed: Fields = [("department".into(), v("R&D"))].into_iter().collect();
+        let wanted: Fields = [
+            ("title".into(), v("feed")),
+            ("department".into(), v("Sales")),
+            ("userName".into(), v("x")),
+        ]
+        .into_iter()
+        .collect();
+        let m = merge(
+            ["title", "department", "userName", "email"],
+            &current,
+            &pushed,
+            &wanted,
+            &["email"],
+        );
+        assert_eq!(m.fields["title"], v("hand"));
+        assert_eq!(m.fields["department"], v("Sales"));
+        assert_eq!(m.fields["userName"], v("x"));
+        assert!(!m.fields.contains_key("email"));
+        assert_eq!(m.pushed.get("title"), None);
+        assert_eq!(m.pushed["department"], v("Sales"));
+        assert_eq!(
+            m.conflicts,
+            [Conflict {
+                field: "title".into(),
+                kept: Some(v("hand")),
+                refused: Some(v("feed")),
+            }]
+        );
+        assert_eq!(json!(m.conflicts)[0]["refused"], "feed");
+    }
+}
