@@ -800,6 +800,45 @@ async fn scim_bad_input(t: TestStore) {
     );
 }
 
+/// Listings never load the directory: past `MAX_SCAN` users, a filter SQL cannot answer is
+/// `tooMany`, while one it can (or whose SQL part narrows the candidates) still answers.
+async fn scim_listing_bounds(t: TestStore) {
+    use latchkey_idp::scim::listing::MAX_SCAN;
+    let s = scim(t).await;
+    let users = s.t.store.users();
+    for i in 0..=MAX_SCAN {
+        users
+            .create(
+                &Actor::cli("seed"),
+                latchkey_idp::directory::NewUser::new(
+                    format!("u{i:05}"),
+                    format!("u{i:05}@example.org"),
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    let q = |f: &str| format!("/scim/v2/Users?filter={}&count=3", urlencode(f));
+    // Evaluated here over every user: refused, with what narrows it.
+    let r = s.get(&q("title pr")).await;
+    assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("tooMany"));
+    assert!(r.body["detail"].as_str().unwrap().contains("userName"));
+    let r = s.get("/scim/v2/Users?sortBy=name.givenName").await;
+    assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("tooMany"));
+    // Answered by the database however many match.
+    let r = s.get(&q("userName sw \"u01\"")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["totalResults"], 1000);
+    assert_eq!(r.body["itemsPerPage"], 3);
+    let r = s.get("/scim/v2/Users?startIndex=2001&count=5").await;
+    assert_eq!(r.body["totalResults"], MAX_SCAN + 1);
+    assert_eq!(r.body["Resources"][0]["userName"], "u02000");
+    // The SQL part narrows the candidates; the rest is evaluated over those.
+    let r = s.get(&q("userName sw \"u0001\" and not (title pr)")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["totalResults"], 10);
+}
+
 fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -818,4 +857,5 @@ crate::on_both_backends!(
     scim_groups,
     scim_overwrite_rule,
     scim_bad_input,
+    scim_listing_bounds,
 );
