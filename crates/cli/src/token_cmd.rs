@@ -1,4 +1,5 @@
-//! `latchkey token ...`: bearer tokens for the admin REST API.
+//! `latchkey token ...`: bearer tokens for the admin REST API (`--scope api`, the default)
+//! and for the SCIM server (`--scope scim`); neither scope reaches the other's endpoints.
 //!
 //! Works directly on the store the configuration names, like the other admin commands;
 //! creating and revoking are recorded in the audit log as `cli:<os user>`.
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use latchkey_idp::tokens::{ApiTokens, TokenInfo};
+use latchkey_idp::tokens::{ApiTokens, TokenInfo, TokenScope};
 use latchkey_idp::{Actor, Config, Store};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -30,6 +31,9 @@ pub enum TokenCommand {
     Create {
         /// What the token is for (e.g. terraform, hr-sync).
         name: String,
+        /// What it may call: `api` (/api/v1) or `scim` (/scim/v2 only, for an HR feed).
+        #[arg(long, default_value = "api", value_parser = ["api", "scim"])]
+        scope: String,
         /// Print JSON (the token under "token").
         #[arg(long)]
         json: bool,
@@ -69,8 +73,9 @@ async fn execute(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {
     let tokens = ApiTokens::new(store);
     let mut out = std::io::stdout().lock();
     match cmd {
-        TokenCommand::Create { name, json } => {
-            let (info, issued) = tokens.create(&actor(), &name).await?;
+        TokenCommand::Create { name, scope, json } => {
+            let scope = TokenScope::parse(&scope)?;
+            let (info, issued) = tokens.create_scoped(&actor(), &name, scope).await?;
             if json {
                 let value = serde_json::json!({"token": issued.expose(), "info": info});
                 writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
@@ -79,9 +84,11 @@ async fn execute(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {
                 let mut err = std::io::stderr().lock();
                 writeln!(
                     err,
-                    "token {} ({}) created; it is shown only this once. Use it as \
+                    "token {} ({}, scope {}) created; it is shown only this once. Use it as \
                      `Authorization: Bearer <token>`.",
-                    info.id, info.name
+                    info.id,
+                    info.name,
+                    info.scope.as_str()
                 )?;
             }
         }
@@ -124,8 +131,8 @@ fn table(out: &mut impl Write, all: &[TokenInfo]) -> anyhow::Result<()> {
         .max(4);
     writeln!(
         out,
-        "{:<16}  {:<name_w$}  {:<8}  {:<20}  LAST USED",
-        "ID", "NAME", "STATUS", "CREATED"
+        "{:<16}  {:<name_w$}  {:<5}  {:<8}  {:<20}  LAST USED",
+        "ID", "NAME", "SCOPE", "STATUS", "CREATED"
     )?;
     for t in all {
         let status = if t.revoked_at.is_some() {
@@ -135,9 +142,10 @@ fn table(out: &mut impl Write, all: &[TokenInfo]) -> anyhow::Result<()> {
         };
         writeln!(
             out,
-            "{:<16}  {:<name_w$}  {:<8}  {:<20}  {}",
+            "{:<16}  {:<name_w$}  {:<5}  {:<8}  {:<20}  {}",
             t.id,
             t.name,
+            t.scope.as_str(),
             status,
             when(Some(t.created_at)),
             when(t.last_used_at)

@@ -41,6 +41,7 @@ mod pages;
 pub mod portal;
 pub mod reset;
 pub mod saml;
+pub mod scim;
 mod set_password;
 pub mod webauthn;
 

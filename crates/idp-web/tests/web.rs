@@ -39,6 +39,7 @@ mod web {
     mod portal;
     pub mod readiness;
     mod reset;
+    pub mod scim;
     mod server;
     mod slo;
     pub mod slo_cases;

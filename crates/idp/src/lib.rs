@@ -27,6 +27,7 @@ pub mod mail;
 pub mod mfa;
 pub mod password;
 pub mod provisioning;
+pub mod scim;
 pub mod session;
 pub mod sso;
 pub mod store;

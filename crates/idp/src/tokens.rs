@@ -1,4 +1,8 @@
-//! Bearer tokens for the admin API, created with `latchkey token create`.
+//! Bearer tokens for the admin API and the SCIM server, created with `latchkey token create`.
+//!
+//! Each token has one [`TokenScope`]: an `api` token calls `/api/v1` only, a `scim` token
+//! `/scim/v2` only, so the credential handed to an HR system cannot manage applications,
+//! roles or tokens, and an automation token cannot act as the directory's feed.
 //!
 //! A token is `lk_` + 16 hex digits of id + 64 hex digits of secret (32 random bytes).
 //! Only SHA-256(secret) is stored; the id finds the row and the hashes are compared in
@@ -22,6 +26,38 @@ const SECRET_HEX: usize = 64;
 /// per minute at most, not one per request.
 const LAST_USED_GRANULARITY: time::Duration = time::Duration::minutes(1);
 
+/// What a token may call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    /// The admin REST API under `/api/v1` (every token made before scopes existed).
+    Api,
+    /// The SCIM server under `/scim/v2` only: the directory's feed from an HR system.
+    Scim,
+}
+
+impl TokenScope {
+    /// `api` or `scim`, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Api => "api",
+            TokenScope::Scim => "scim",
+        }
+    }
+
+    /// Parses `api` or `scim`.
+    pub fn parse(raw: &str) -> Result<TokenScope> {
+        match raw {
+            "api" => Ok(TokenScope::Api),
+            "scim" => Ok(TokenScope::Scim),
+            other => Err(Error::invalid(
+                "scope",
+                format!("{other:?} is not one of: api, scim"),
+            )),
+        }
+    }
+}
+
 /// Public facts about a token; the secret is never part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenInfo {
@@ -29,6 +65,8 @@ pub struct TokenInfo {
     pub id: String,
     /// What the admin called it (e.g. `terraform`).
     pub name: String,
+    /// What it may call.
+    pub scope: TokenScope,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -43,10 +81,13 @@ pub struct TokenInfo {
 }
 
 impl TokenInfo {
-    /// The audit actor for requests made with this token: labelled by its id, named by
-    /// its name (what the log shows).
+    /// The audit actor for requests made with this token: labelled by its scope and id
+    /// (`api:<id>`, `scim:<id>`), named by its name (what the log shows).
     pub fn actor(&self) -> Actor {
-        Actor::named(format!("api:{}", self.id), format!("token {}", self.name))
+        Actor::named(
+            format!("{}:{}", self.scope.as_str(), self.id),
+            format!("token {}", self.name),
+        )
     }
 }
 
@@ -70,6 +111,7 @@ impl std::fmt::Debug for IssuedToken {
 struct TokenRow {
     id: String,
     name: String,
+    scope: String,
     secret_hash: String,
     created_at: String,
     created_by: String,
@@ -84,6 +126,8 @@ impl TokenRow {
         Ok(TokenInfo {
             id: self.id.clone(),
             name: self.name.clone(),
+            scope: TokenScope::parse(&self.scope)
+                .map_err(|_| Error::corrupt("api_tokens.scope", &self.scope))?,
             created_at: timestamp::parse("api_tokens.created_at", &self.created_at)?,
             created_by: self.created_by.clone(),
             last_used_at: opt("api_tokens.last_used_at", &self.last_used_at)?,
@@ -92,7 +136,8 @@ impl TokenRow {
     }
 }
 
-const COLUMNS: &str = "id, name, secret_hash, created_at, created_by, last_used_at, revoked_at";
+const COLUMNS: &str =
+    "id, name, scope, secret_hash, created_at, created_by, last_used_at, revoked_at";
 
 /// The admin API's token table.
 #[derive(Debug, Clone, Copy)]
@@ -106,8 +151,18 @@ impl<'s> ApiTokens<'s> {
         ApiTokens { store }
     }
 
-    /// Creates a token; the returned secret is the only copy anywhere.
+    /// Creates an `api` token; the returned secret is the only copy anywhere.
     pub async fn create(&self, actor: &Actor, name: &str) -> Result<(TokenInfo, IssuedToken)> {
+        self.create_scoped(actor, name, TokenScope::Api).await
+    }
+
+    /// Creates a token for `scope`; the returned secret is the only copy anywhere.
+    pub async fn create_scoped(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scope: TokenScope,
+    ) -> Result<(TokenInfo, IssuedToken)> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
             return Err(Error::invalid(
@@ -127,11 +182,12 @@ impl<'s> ApiTokens<'s> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         sqlx::query(
-            "INSERT INTO api_tokens (id, name, secret_hash, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO api_tokens (id, name, scope, secret_hash, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(name)
+        .bind(scope.as_str())
         .bind(&hash)
         .bind(timestamp::format(now))
         .bind(actor.as_str())
@@ -140,6 +196,7 @@ impl<'s> ApiTokens<'s> {
         let info = TokenInfo {
             id: id.clone(),
             name: name.to_owned(),
+            scope,
             created_at: now,
             created_by: actor.as_str().to_owned(),
             last_used_at: None,

@@ -8,12 +8,15 @@
 //! - [`patch`]: PatchOp parsing and application.
 //! - [`list`]: a listing's query (`filter`, `sortBy`, `startIndex`, `count`) and its answer.
 //! - [`ScimError`]: statuses and `scimType`s.
+//! - `http` (feature `http`): the axum plumbing every SCIM server shares.
 //!
 //! Nothing here reads storage, the network or the clock: a crate of pure functions beside
 //! `latchkey-saml`, so that every SCIM surface parses filters and applies PATCH the same way.
 
 pub mod error;
 pub mod filter;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod list;
 pub mod patch;
 pub mod schema;

@@ -623,6 +623,25 @@ pub fn schema_json(schema: &Schema, base: &str) -> Value {
     })
 }
 
+/// Marks attribute `attr` (and its sub-attribute `sub`) of a rendered `/Schemas` entry as
+/// required: for a server whose store needs more than RFC 7643 does (the IdP's directory
+/// needs an e-mail address), so that clients reading `/Schemas` learn it before a 400.
+pub fn mark_required(schema: &mut Value, attr: &str, sub: Option<&str>) {
+    let Some(list) = schema.get_mut("attributes").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for a in list.iter_mut().filter(|a| a["name"] == attr) {
+        a["required"] = Value::Bool(true);
+        if let Some(sub) = sub
+            && let Some(subs) = a.get_mut("subAttributes").and_then(Value::as_array_mut)
+        {
+            for s in subs.iter_mut().filter(|s| s["name"] == sub) {
+                s["required"] = Value::Bool(true);
+            }
+        }
+    }
+}
+
 fn attribute_json(a: &Attribute) -> Value {
     let mut out = json!({
         "name": a.name,

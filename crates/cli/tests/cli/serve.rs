@@ -261,4 +261,36 @@ fn cli_json_and_the_api_answer_the_same_shape() {
     let api: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(members.as_array().map(Vec::len), Some(1), "{members}");
     assert_eq!(members, api["items"]);
+
+    // `latchkey serve` answers SCIM under /scim/v2 to a `--scope scim` token only, which in
+    // turn the admin API refuses; `token list --json` shows each token's scope.
+    let created: serde_json::Value = serde_json::from_str(&cli(&[
+        "token", "create", "hr-feed", "--scope", "scim", "--json",
+    ]))
+    .unwrap();
+    assert_eq!(created["info"]["scope"], "scim", "{created}");
+    let scim_token = created["token"].as_str().unwrap().to_owned();
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli(&["token", "list", "--json"])).unwrap();
+    let scopes: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, ["api", "scim"], "{listed}");
+    let get = |path: &str, token: &str| {
+        http(
+            port,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+                 Connection: close\r\n\r\n"
+            ),
+        )
+    };
+    let answer = get("/scim/v2/Users?filter=userName%20sw%20%22a%22", &scim_token);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("application/scim+json"), "{answer}");
+    assert!(get("/scim/v2/Users", &token).starts_with("HTTP/1.1 401"));
+    assert!(get("/api/v1/users", &scim_token).starts_with("HTTP/1.1 401"));
 }

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use super::ApiState;
 use super::error::ApiError;
 use latchkey_idp::audit::Actor;
-use latchkey_idp::tokens::{ApiTokens, TokenInfo};
+use latchkey_idp::tokens::{ApiTokens, TokenInfo, TokenScope};
 
 /// A JSON request body.
 #[derive(Debug)]
@@ -80,7 +80,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// Middleware: lets a request through only with a live bearer token.
+/// Middleware: lets a request through only with a live bearer token of the `api` scope. A
+/// `scim` token is refused with the same 401 as an unknown one (the log line says why): it
+/// was made for the directory's feed, not for managing the IdP.
 pub(crate) async fn require_token(
     State(state): State<ApiState>,
     mut req: Request,
@@ -99,6 +101,10 @@ pub(crate) async fn require_token(
         .verify(presented)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
+    if token.scope != TokenScope::Api {
+        tracing::warn!(token = %token.id, scope = token.scope.as_str(), "API request refused: the token's scope is not api");
+        return Err(ApiError::unauthorized());
+    }
     req.extensions_mut().insert(Caller(token));
     Ok(next.run(req).await)
 }

@@ -1,5 +1,6 @@
-//! `/admin/tokens`: the admin API's tokens: list with last use, create (the secret shown
-//! once, on the answer to the form, never stored), revoke. Admins only change them.
+//! `/admin/tokens`: the admin API's and the SCIM server's tokens: list with scope and last
+//! use, create (the secret shown once, on the answer to the form, never stored), revoke.
+//! Admins only change them.
 
 use askama::Template;
 use axum::extract::State;
@@ -14,11 +15,12 @@ use crate::WebState;
 use crate::extract::{CsrfForm, CsrfToken, SessionCookie};
 use crate::html::render;
 use latchkey_idp::console::Permission;
-use latchkey_idp::tokens::ApiTokens;
+use latchkey_idp::tokens::{ApiTokens, TokenScope};
 
 struct TokenRow {
     id: String,
     name: String,
+    scope: &'static str,
     created_by: String,
     last_used: String,
     state: &'static str,
@@ -58,6 +60,7 @@ async fn page(
                 "live"
             },
             last_used: t.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+            scope: t.scope.as_str(),
             id: t.id,
             name: t.name,
             created_by: t.created_by,
@@ -92,6 +95,9 @@ pub(crate) struct CreateForm {
     csrf: Option<String>,
     #[serde(default)]
     name: String,
+    /// `api` (the default) or `scim`.
+    #[serde(default)]
+    scope: String,
 }
 
 /// The token to revoke.
@@ -113,10 +119,19 @@ pub(crate) async fn create(
     CsrfForm(form): CsrfForm<CreateForm>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteTokens).await?;
-    match ApiTokens::new(state.store())
-        .create(&op.actor(), form.name.trim())
-        .await
-    {
+    let created = match form.scope.as_str() {
+        "" => Ok(TokenScope::Api),
+        other => TokenScope::parse(other),
+    };
+    let created = match created {
+        Ok(scope) => {
+            ApiTokens::new(state.store())
+                .create_scoped(&op.actor(), form.name.trim(), scope)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match created {
         Ok((_, issued)) => {
             page(
                 &state,

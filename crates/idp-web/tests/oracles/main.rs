@@ -24,6 +24,8 @@ mod web {
     pub mod bursts;
     #[path = "../../web/readiness.rs"]
     pub mod readiness;
+    #[path = "../../web/scim.rs"]
+    pub mod scim;
     #[path = "../../web/slo_cases.rs"]
     pub mod slo_cases;
     #[path = "../../web/sp_keys.rs"]

@@ -212,6 +212,203 @@ fn member_change(action: &'static str, group: &Group, user: &User) -> Change {
     }
 }
 
+/// Removes a membership and records `group.member_remove`, in the caller's transaction;
+/// refuses a missing one.
+pub(crate) async fn delete_member(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    now: OffsetDateTime,
+    group: &Group,
+    user: &User,
+) -> Result<()> {
+    if !is_member(conn, group.id, user.id).await? {
+        return Err(Error::NotMember {
+            user: user.username.clone(),
+            group: group.name.clone(),
+        });
+    }
+    // Before the membership goes: the user still counts as assigned where it let them in.
+    crate::provisioning::outbox::user_changed(
+        &mut *conn,
+        user.id,
+        &user.username,
+        "group.member_remove",
+        now,
+    )
+    .await?;
+    sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+        .bind(group.id.to_db())
+        .bind(user.id.to_db())
+        .execute(&mut *conn)
+        .await?;
+    audit::record(
+        conn,
+        actor,
+        now,
+        member_change("group.member_remove", group, user),
+    )
+    .await
+}
+
+/// Creates a group and records `group.create`, in the caller's transaction; refuses a taken
+/// name.
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    now: OffsetDateTime,
+    new: NewGroup,
+) -> Result<Group> {
+    let name = validate::name("group name", &new.name)?;
+    let description = validate::optional_name("description", new.description.as_deref())?;
+    if fetch_by_name(&mut *conn, &name).await?.is_some() {
+        return Err(Error::DuplicateGroup { name });
+    }
+    let group = Group {
+        id: GroupId::new_random(),
+        name,
+        description,
+        created_at: now,
+        updated_at: now,
+    };
+    sqlx::query(
+        "INSERT INTO directory_groups (id, name, name_key, description, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(group.id.to_db())
+    .bind(&group.name)
+    .bind(store::fold(&group.name))
+    .bind(group.description.clone())
+    .bind(timestamp::format(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| duplicate(e.into(), &group.name))?;
+    audit::record(
+        conn,
+        actor,
+        now,
+        Change {
+            action: "group.create",
+            target_kind: "group",
+            target_id: group.id.to_string(),
+            target_name: group.name.clone(),
+            before: None,
+            after: audit::snapshot(&group),
+        },
+    )
+    .await?;
+    Ok(group)
+}
+
+/// A name taken by a concurrent writer (PostgreSQL) as the typed error.
+fn duplicate(e: Error, name: &str) -> Error {
+    if store::is_unique_violation(&e, "name_key") {
+        Error::DuplicateGroup {
+            name: name.to_owned(),
+        }
+    } else {
+        e
+    }
+}
+
+/// Renames a group and records `group.update`, in the caller's transaction; refuses a name
+/// another group has. The same name (in any case) is a no-op that records nothing.
+pub(crate) async fn rename(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    now: OffsetDateTime,
+    before: &Group,
+    name: &str,
+) -> Result<Group> {
+    let name = validate::name("group name", name)?;
+    if name == before.name {
+        return Ok(before.clone());
+    }
+    if let Some(other) = fetch_by_name(&mut *conn, &name).await?
+        && other.id != before.id
+    {
+        return Err(Error::DuplicateGroup { name });
+    }
+    sqlx::query(
+        "UPDATE directory_groups SET name = $2, name_key = $3, updated_at = $4 WHERE id = $1",
+    )
+    .bind(before.id.to_db())
+    .bind(&name)
+    .bind(store::fold(&name))
+    .bind(timestamp::format(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| duplicate(e.into(), &name))?;
+    let after = Group {
+        name,
+        updated_at: now,
+        ..before.clone()
+    };
+    audit::record(
+        conn,
+        actor,
+        now,
+        Change {
+            action: "group.update",
+            target_kind: "group",
+            target_id: before.id.to_string(),
+            target_name: after.name.clone(),
+            before: audit::snapshot(before),
+            after: audit::snapshot(&after),
+        },
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Deletes a group (memberships and application access go with it) and records
+/// `group.delete` with what went, in the caller's transaction.
+pub(crate) async fn remove(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    now: OffsetDateTime,
+    group: &Group,
+) -> Result<()> {
+    let members: Vec<String> = sqlx::query_scalar(
+        "SELECT u.username FROM users u JOIN group_members m ON m.user_id = u.id \
+         WHERE m.group_id = $1 ORDER BY u.username_key",
+    )
+    .bind(group.id.to_db())
+    .fetch_all(&mut *conn)
+    .await?;
+    let applications: Vec<String> = sqlx::query_scalar(
+        "SELECT a.entity_id FROM applications a JOIN app_access x ON x.app_id = a.id \
+         WHERE x.group_id = $1 ORDER BY a.entity_id",
+    )
+    .bind(group.id.to_db())
+    .fetch_all(&mut *conn)
+    .await?;
+    crate::provisioning::outbox::group_changed(&mut *conn, group.id, "group.delete", now).await?;
+    sqlx::query("DELETE FROM directory_groups WHERE id = $1")
+        .bind(group.id.to_db())
+        .execute(&mut *conn)
+        .await?;
+    let mut before = audit::snapshot(group);
+    if let Some(serde_json::Value::Object(map)) = before.as_mut() {
+        // What the deletion took with it: memberships and application access.
+        map.insert("members".into(), serde_json::json!(members));
+        map.insert("applications".into(), serde_json::json!(applications));
+    }
+    audit::record(
+        conn,
+        actor,
+        now,
+        Change {
+            action: "group.delete",
+            target_kind: "group",
+            target_id: group.id.to_string(),
+            target_name: group.name.clone(),
+            before,
+            after: None,
+        },
+    )
+    .await
+}
+
 /// Directory groups.
 #[derive(Debug, Clone, Copy)]
 pub struct Groups<'s> {
@@ -225,56 +422,8 @@ impl<'s> Groups<'s> {
 
     /// Creates a group; refuses a taken name.
     pub async fn create(&self, actor: &Actor, new: NewGroup) -> Result<Group> {
-        let name = validate::name("group name", &new.name)?;
-        let description = validate::optional_name("description", new.description.as_deref())?;
         let mut tx = self.store.begin().await?;
-        let conn = store::conn(&mut tx);
-        if fetch_by_name(&mut *conn, &name).await?.is_some() {
-            return Err(Error::DuplicateGroup { name });
-        }
-        let now = self.store.now();
-        let group = Group {
-            id: GroupId::new_random(),
-            name,
-            description,
-            created_at: now,
-            updated_at: now,
-        };
-        sqlx::query(
-            "INSERT INTO directory_groups (id, name, name_key, description, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(group.id.to_db())
-        .bind(&group.name)
-        .bind(store::fold(&group.name))
-        .bind(group.description.clone())
-        .bind(timestamp::format(now))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| {
-            let e = Error::from(e);
-            if store::is_unique_violation(&e, "name_key") {
-                Error::DuplicateGroup {
-                    name: group.name.clone(),
-                }
-            } else {
-                e
-            }
-        })?;
-        audit::record(
-            conn,
-            actor,
-            now,
-            Change {
-                action: "group.create",
-                target_kind: "group",
-                target_id: group.id.to_string(),
-                target_name: group.name.clone(),
-                before: None,
-                after: audit::snapshot(&group),
-            },
-        )
-        .await?;
+        let group = insert(store::conn(&mut tx), actor, self.store.now(), new).await?;
         store::commit(tx).await?;
         Ok(group)
     }
@@ -328,51 +477,7 @@ impl<'s> Groups<'s> {
             .ok_or_else(|| Error::UnknownGroup {
                 name: id.to_string(),
             })?;
-        let members: Vec<String> = sqlx::query_scalar(
-            "SELECT u.username FROM users u JOIN group_members m ON m.user_id = u.id \
-             WHERE m.group_id = $1 ORDER BY u.username_key",
-        )
-        .bind(id.to_db())
-        .fetch_all(&mut *conn)
-        .await?;
-        let applications: Vec<String> = sqlx::query_scalar(
-            "SELECT a.entity_id FROM applications a JOIN app_access x ON x.app_id = a.id \
-             WHERE x.group_id = $1 ORDER BY a.entity_id",
-        )
-        .bind(id.to_db())
-        .fetch_all(&mut *conn)
-        .await?;
-        crate::provisioning::outbox::group_changed(
-            &mut *conn,
-            id,
-            "group.delete",
-            self.store.now(),
-        )
-        .await?;
-        sqlx::query("DELETE FROM directory_groups WHERE id = $1")
-            .bind(id.to_db())
-            .execute(&mut *conn)
-            .await?;
-        let mut before = audit::snapshot(&group);
-        if let Some(serde_json::Value::Object(map)) = before.as_mut() {
-            // What the deletion took with it: memberships and application access.
-            map.insert("members".into(), serde_json::json!(members));
-            map.insert("applications".into(), serde_json::json!(applications));
-        }
-        audit::record(
-            conn,
-            actor,
-            self.store.now(),
-            Change {
-                action: "group.delete",
-                target_kind: "group",
-                target_id: group.id.to_string(),
-                target_name: group.name.clone(),
-                before,
-                after: None,
-            },
-        )
-        .await?;
+        remove(conn, actor, self.store.now(), &group).await?;
         store::commit(tx).await?;
         self.store.wake_outbox();
         Ok(())
@@ -394,33 +499,7 @@ impl<'s> Groups<'s> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         let (group, user) = load_pair(conn, group, user).await?;
-        if !is_member(conn, group.id, user.id).await? {
-            return Err(Error::NotMember {
-                user: user.username,
-                group: group.name,
-            });
-        }
-        // Before the membership goes: the user still counts as assigned where it let them in.
-        crate::provisioning::outbox::user_changed(
-            &mut *conn,
-            user.id,
-            &user.username,
-            "group.member_remove",
-            self.store.now(),
-        )
-        .await?;
-        sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
-            .bind(group.id.to_db())
-            .bind(user.id.to_db())
-            .execute(&mut *conn)
-            .await?;
-        audit::record(
-            conn,
-            actor,
-            self.store.now(),
-            member_change("group.member_remove", &group, &user),
-        )
-        .await?;
+        delete_member(conn, actor, self.store.now(), &group, &user).await?;
         store::commit(tx).await?;
         self.store.wake_outbox();
         Ok(())

@@ -592,6 +592,47 @@ pub(crate) async fn rewrite(
     Ok(after)
 }
 
+/// Deletes a user (memberships, sessions and pairwise NameIDs go with them) and records
+/// `user.delete` with what went, inside the caller's transaction.
+pub(crate) async fn remove(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    now: OffsetDateTime,
+    before: &User,
+) -> Result<()> {
+    let groups: Vec<String> = super::groups::of_user(&mut *conn, before.id)
+        .await?
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    // Before the row goes: the user still counts as assigned where they were.
+    crate::provisioning::outbox::user_changed(conn, before.id, &before.username, "user.delete", now)
+        .await?;
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(before.id.to_db())
+        .execute(&mut *conn)
+        .await?;
+    // What the deletion took with it: the user and their memberships.
+    let mut snapshot = audit::snapshot(before);
+    if let Some(serde_json::Value::Object(map)) = snapshot.as_mut() {
+        map.insert("groups".into(), serde_json::json!(groups));
+    }
+    audit::record(
+        conn,
+        actor,
+        now,
+        Change {
+            action: "user.delete",
+            target_kind: "user",
+            target_id: before.id.to_string(),
+            target_name: before.username.clone(),
+            before: snapshot,
+            after: None,
+        },
+    )
+    .await
+}
+
 /// Which users a listing wants; every field left `None` means no restriction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserFilter {
@@ -920,43 +961,7 @@ impl<'s> Users<'s> {
             .ok_or_else(|| Error::UnknownUser {
                 user: id.to_string(),
             })?;
-        let groups: Vec<String> = super::groups::of_user(&mut *conn, id)
-            .await?
-            .into_iter()
-            .map(|g| g.name)
-            .collect();
-        // Before the row goes: the user still counts as assigned where they were.
-        crate::provisioning::outbox::user_changed(
-            conn,
-            id,
-            &before.username,
-            "user.delete",
-            self.store.now(),
-        )
-        .await?;
-        sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id.to_db())
-            .execute(&mut *conn)
-            .await?;
-        // What the deletion took with it: the user and their memberships.
-        let mut snapshot = audit::snapshot(&before);
-        if let Some(serde_json::Value::Object(map)) = snapshot.as_mut() {
-            map.insert("groups".into(), serde_json::json!(groups));
-        }
-        audit::record(
-            conn,
-            actor,
-            self.store.now(),
-            Change {
-                action: "user.delete",
-                target_kind: "user",
-                target_id: id.to_string(),
-                target_name: before.username.clone(),
-                before: snapshot,
-                after: None,
-            },
-        )
-        .await?;
+        remove(conn, actor, self.store.now(), &before).await?;
         store::commit(tx).await?;
         self.store.wake_outbox();
         Ok(())

@@ -369,26 +369,7 @@ impl<'s> Sessions<'s> {
         user: &crate::directory::User,
     ) -> Result<u64> {
         let mut tx = self.store.begin().await?;
-        let conn = crate::store::conn(&mut tx);
-        let done = sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
-            .bind(user.id.to_db())
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        crate::audit::record(
-            conn,
-            actor,
-            self.store.now(),
-            crate::audit::Change {
-                action: "user.sessions_end",
-                target_kind: "user",
-                target_id: user.id.to_string(),
-                target_name: user.username.clone(),
-                before: None,
-                after: Some(serde_json::json!({ "sessions_ended": done })),
-            },
-        )
-        .await?;
+        let done = end_all_in(crate::store::conn(&mut tx), actor, user, self.store.now()).await?;
         crate::store::commit(tx).await?;
         Ok(done)
     }
@@ -548,4 +529,34 @@ impl<'s> Sessions<'s> {
             .await?;
         Ok(())
     }
+}
+
+/// Ends every session of `user` and records `user.sessions_end` (how many), in the caller's
+/// transaction: the one write behind an admin's "end sessions" and a SCIM `active: false`.
+pub(crate) async fn end_all_in(
+    conn: &mut sqlx::AnyConnection,
+    actor: &crate::Actor,
+    user: &crate::directory::User,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
+        .bind(user.id.to_db())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    crate::audit::record(
+        conn,
+        actor,
+        now,
+        crate::audit::Change {
+            action: "user.sessions_end",
+            target_kind: "user",
+            target_id: user.id.to_string(),
+            target_name: user.username.clone(),
+            before: None,
+            after: Some(serde_json::json!({ "sessions_ended": done })),
+        },
+    )
+    .await?;
+    Ok(done)
 }

@@ -14,6 +14,11 @@ const SUBSTITUTIONS: &[(&str, &str)] = &[
     ),
     ("INTEGER", "BIGINT"),
     ("BLOB", "BYTEA"),
+    // A field of a JSON text column in an expression index (0520: a user's `externalId`).
+    (
+        "json_extract(attributes, '$.externalId')",
+        "(attributes::jsonb ->> 'externalId')",
+    ),
 ];
 
 /// Differences found in migrations already shipped, which cannot be edited (sqlx refuses a

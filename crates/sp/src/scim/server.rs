@@ -1,27 +1,28 @@
 //! The SCIM endpoints over axum: `router` serves a [`ScimService`] under whatever prefix the
 //! application nests it at (`/scim/v2` by convention).
 //!
-//! Every route needs a configured bearer token (401 otherwise). A body larger than
-//! [`MAX_BODY_BYTES`] is refused with 413 before it is parsed, and at most [`MAX_IN_FLIGHT`]
+//! The HTTP plumbing is `latchkey_scim::http`, shared with the IdP's SCIM server. Every
+//! route needs a configured bearer token (401 otherwise). A body larger than
+//! `latchkey_scim::MAX_BODY_BYTES` is refused with 413 before it is parsed, and at most [`MAX_IN_FLIGHT`]
 //! requests are served at once (503 with `Retry-After` past that), so a token holder cannot
 //! make the application buffer or queue without bound.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::{Value, json};
+use latchkey_scim::http::{self, InFlight, Slot};
+use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::ScimError;
 use super::list::{ListQuery, Projection};
-use super::schema::{self, GROUP_TYPE, USER_TYPE};
+use super::schema::{GROUP_TYPE, USER_TYPE};
 use super::service::{Actor, Resource, ScimService};
-use super::{CONTENT_TYPE, LIST_SCHEMA, MAX_BODY_BYTES, ScimError, etag, if_match_admits};
 
 /// The most SCIM requests served at once.
 pub const MAX_IN_FLIGHT: usize = 16;
@@ -32,7 +33,7 @@ pub type Now = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 struct Server {
     service: ScimService,
     now: Now,
-    in_flight: AtomicUsize,
+    in_flight: InFlight,
 }
 
 type S = Arc<Server>;
@@ -42,7 +43,7 @@ pub fn router(service: ScimService, now: Now) -> Router {
     let state = Arc::new(Server {
         service,
         now,
-        in_flight: AtomicUsize::new(0),
+        in_flight: InFlight::new(MAX_IN_FLIGHT),
     });
     Router::new()
         .route("/Users", get(list_users).post(create_user))
@@ -70,114 +71,28 @@ pub fn router(service: ScimService, now: Now) -> Router {
         .with_state(state)
 }
 
-/// A slot among the requests in flight; released when dropped.
-struct Slot<'a>(&'a AtomicUsize);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Takes a slot (before any other work) and checks the token.
 fn admit<'a>(server: &'a Server, headers: &HeaderMap) -> Result<(Slot<'a>, Actor), Box<Response>> {
-    if server.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
-        server.in_flight.fetch_sub(1, Ordering::AcqRel);
-        tracing::warn!("SCIM request refused: too many in flight");
-        let mut r = error(&ScimError::status(
-            503,
-            "too many requests in flight; retry",
-        ));
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return Err(Box::new(r));
-    }
-    let slot = Slot(&server.in_flight);
+    let slot = server.in_flight.take()?;
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     match server.service.authenticate(authorization) {
         Some(actor) => Ok((slot, actor)),
-        None => {
-            tracing::warn!("SCIM request refused: no valid bearer token");
-            let mut r = error(&ScimError::status(401, "a valid bearer token is required"));
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"scim\""),
-            );
-            Err(Box::new(r))
-        }
+        None => Err(Box::new(http::unauthorized())),
     }
 }
 
 fn error(e: &ScimError) -> Response {
-    if e.status >= 500 {
-        tracing::error!(status = e.status, detail = %e.detail, "SCIM error");
-    } else {
-        tracing::info!(status = e.status, scim_type = ?e.scim_type.map(|t| t.as_str()), detail = %e.detail, "SCIM request refused");
-    }
-    scim_json(
-        StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        &e.to_json(),
-    )
+    http::error(e)
 }
 
 fn scim_json(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn resource_response(status: StatusCode, r: &Resource, location: bool) -> Response {
-    let mut response = scim_json(status, &r.json);
-    if let Ok(v) = HeaderValue::from_str(&etag(r.version)) {
-        response.headers_mut().insert(header::ETAG, v);
-    }
-    if location
-        && let Some(Ok(v)) = r.json["meta"]["location"]
-            .as_str()
-            .map(HeaderValue::from_str)
-    {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    response
-}
-
-/// The body as JSON, refusing one over [`MAX_BODY_BYTES`] (413) or not JSON (400).
-async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, ScimError> {
-    let too_large = || {
-        ScimError::status(
-            413,
-            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| too_large())?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))
+    http::json_response(status, body)
 }
 
 fn if_match(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
-}
-
-/// `If-None-Match` naming the current version: 304, nothing else to send.
-fn not_modified(headers: &HeaderMap, r: &Resource) -> bool {
-    headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| if_match_admits(v, r.version))
+    http::if_match(headers)
 }
 
 fn got(
@@ -185,25 +100,18 @@ fn got(
     result: Result<Resource, ScimError>,
     projection: &Projection,
 ) -> Response {
-    match result.map(|mut r| {
-        projection.apply(&mut r.json);
-        r
-    }) {
-        Ok(r) if not_modified(headers, &r) => {
-            let mut response = StatusCode::NOT_MODIFIED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&etag(r.version)) {
-                response.headers_mut().insert(header::ETAG, v);
-            }
-            response
+    match result {
+        Ok(mut r) => {
+            projection.apply(&mut r.json);
+            http::got(headers, &r.json, r.version)
         }
-        Ok(r) => resource_response(StatusCode::OK, &r, false),
         Err(e) => error(&e),
     }
 }
 
 fn written(status: StatusCode, result: Result<Resource, ScimError>) -> Response {
     match result {
-        Ok(r) => resource_response(status, &r, status == StatusCode::CREATED),
+        Ok(r) => http::resource(status, &r.json, r.version, status == StatusCode::CREATED),
         Err(e) => error(&e),
     }
 }
@@ -226,7 +134,7 @@ macro_rules! admit {
 
 macro_rules! body {
     ($headers:expr, $body:expr) => {
-        match read_json(&$headers, $body).await {
+        match http::read_json(&$headers, $body).await {
             Ok(v) => v,
             Err(e) => return error(&e),
         }
@@ -387,51 +295,22 @@ async fn delete_group(State(s): State<S>, headers: HeaderMap, Path(id): Path<Str
 
 async fn service_provider_config(State(s): State<S>, headers: HeaderMap) -> Response {
     let _admitted = admit!(s, headers);
-    scim_json(
-        StatusCode::OK,
-        &super::service_provider_config(s.service.base_url()),
-    )
-}
-
-fn list_of(items: Vec<Value>) -> Value {
-    json!({
-        "schemas": [LIST_SCHEMA],
-        "totalResults": items.len(),
-        "startIndex": 1,
-        "itemsPerPage": items.len(),
-        "Resources": items,
-    })
+    http::service_provider_config(s.service.base_url())
 }
 
 async fn schemas(State(s): State<S>, headers: HeaderMap) -> Response {
     let _admitted = admit!(s, headers);
-    let base = s.service.base_url();
-    let items = schema::ALL_SCHEMAS
-        .iter()
-        .map(|sc| schema::schema_json(sc, base))
-        .collect();
-    scim_json(StatusCode::OK, &list_of(items))
+    http::schemas(s.service.base_url())
 }
 
 async fn schema_by_id(State(s): State<S>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let _admitted = admit!(s, headers);
-    match schema::ALL_SCHEMAS.iter().find(|sc| sc.id == id) {
-        Some(sc) => scim_json(
-            StatusCode::OK,
-            &schema::schema_json(sc, s.service.base_url()),
-        ),
-        None => error(&ScimError::not_found("Schema")),
-    }
+    http::schema_by_id(s.service.base_url(), &id)
 }
 
 async fn resource_types(State(s): State<S>, headers: HeaderMap) -> Response {
     let _admitted = admit!(s, headers);
-    let base = s.service.base_url();
-    let items = schema::ALL_TYPES
-        .iter()
-        .map(|rt| rt.to_json(base))
-        .collect();
-    scim_json(StatusCode::OK, &list_of(items))
+    http::resource_types(s.service.base_url())
 }
 
 async fn resource_type_by_id(
@@ -440,17 +319,9 @@ async fn resource_type_by_id(
     Path(id): Path<String>,
 ) -> Response {
     let _admitted = admit!(s, headers);
-    match schema::ALL_TYPES.iter().find(|rt| rt.name == id) {
-        Some(rt) => scim_json(StatusCode::OK, &rt.to_json(s.service.base_url())),
-        None => error(&ScimError::not_found("ResourceType")),
-    }
+    http::resource_type_by_id(s.service.base_url(), &id)
 }
 
 async fn not_found(method: Method) -> Response {
-    let e = if method == Method::POST {
-        ScimError::status(501, "not supported by this server (no Bulk, no /.search)")
-    } else {
-        ScimError::not_found("endpoint")
-    };
-    error(&e)
+    http::fallback(&method)
 }

@@ -1,0 +1,861 @@
+//! The IdP's SCIM server (`/scim/v2`), driven in-process through `oneshot`, with the store
+//! test suite's harness: SQLite in the main binary, a throwaway PostgreSQL in the oracles
+//! binary. What a SCIM write does to the directory is read back through the directory's
+//! own API, not through SCIM.
+
+use crate::support::TestStore;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use latchkey_idp::Actor;
+use latchkey_idp::directory::{AttributeValue, UserPatch, UserStatus};
+use latchkey_idp::tokens::{ApiTokens, TokenScope};
+use latchkey_idp_web::api::{self, ApiState};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub(crate) const BASE: &str = "https://idp.example.test";
+const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+pub(crate) struct Scim {
+    router: Router,
+    token: String,
+    token_id: String,
+    api_token: String,
+    t: TestStore,
+}
+
+pub(crate) async fn scim(t: TestStore) -> Scim {
+    let tokens = ApiTokens::new(&t.store);
+    let (info, issued) = tokens
+        .create_scoped(&Actor::cli("tester"), "hr-feed", TokenScope::Scim)
+        .await
+        .unwrap();
+    let (_, api_issued) = tokens
+        .create(&Actor::cli("tester"), "terraform")
+        .await
+        .unwrap();
+    Scim {
+        router: latchkey_idp_web::scim::router(t.store.clone(), BASE)
+            .merge(api::router(ApiState::new(t.store.clone()))),
+        token: issued.expose().to_owned(),
+        token_id: info.id,
+        api_token: api_issued.expose().to_owned(),
+        t,
+    }
+}
+
+pub(crate) struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Scim {
+    async fn send(&self, req: Request<Body>) -> Answer {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!("non-JSON body ({e}): {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn with(
+        &self,
+        token: &str,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        if_match: Option<&str>,
+    ) -> Answer {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(tag) = if_match {
+            req = req.header(header::IF_MATCH, tag);
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/scim+json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        self.with(&self.token, method, uri, body, None).await
+    }
+
+    async fn get(&self, uri: &str) -> Answer {
+        self.call(Method::GET, uri, None).await
+    }
+
+    async fn audit_count(&self) -> i64 {
+        self.t.store.audit().count().await.unwrap()
+    }
+
+    async fn actions(&self, action: &str) -> Vec<latchkey_idp::audit::AuditEvent> {
+        self.t
+            .store
+            .audit()
+            .list(&latchkey_idp::audit::AuditFilter {
+                action: Some(action.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    }
+}
+
+fn alice() -> Value {
+    json!({
+        "schemas": [USER, ENT],
+        "userName": "alice",
+        "externalId": "hr-1001",
+        "name": {"givenName": "Alice", "familyName": "Archer", "formatted": "Alice Archer"},
+        "displayName": "Alice A.",
+        "title": "Engineer",
+        "emails": [{"value": "alice@example.org", "type": "work", "primary": true}],
+        "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}],
+        "active": true,
+        ENT: {"employeeNumber": "1001", "department": "R&D", "manager": {"value": "hr-boss"}},
+    })
+}
+
+fn assert_scim_error(a: &Answer, status: StatusCode, scim_type: Option<&str>) {
+    assert_eq!(a.status, status, "{}", a.body);
+    assert_eq!(
+        a.body["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:Error"]),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body["status"], status.as_u16().to_string());
+    assert_eq!(a.body["scimType"].as_str(), scim_type, "{}", a.body);
+}
+
+async fn scim_token_scopes(t: TestStore) {
+    let s = scim(t).await;
+    // Each token on its own surface.
+    assert_eq!(s.get("/scim/v2/Users").await.status, StatusCode::OK);
+    let api_ok = s
+        .with(&s.api_token, Method::GET, "/api/v1/users", None, None)
+        .await;
+    assert_eq!(api_ok.status, StatusCode::OK);
+    // And refused on the other's.
+    let refused = s
+        .with(&s.api_token, Method::GET, "/scim/v2/Users", None, None)
+        .await;
+    assert_scim_error(&refused, StatusCode::UNAUTHORIZED, None);
+    assert!(refused.headers.contains_key(header::WWW_AUTHENTICATE));
+    let refused = s
+        .with(&s.token, Method::GET, "/api/v1/users", None, None)
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert_eq!(refused.body["error"], "unauthorized");
+    // Nor may a SCIM token write through the API.
+    let refused = s
+        .with(
+            &s.token,
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "mallory", "email": "m@example.org"})),
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        s.t.store
+            .users()
+            .find_by_username("mallory")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // No token, a bad one.
+    let bare = Request::get("/scim/v2/ServiceProviderConfig")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(s.send(bare).await.status, StatusCode::UNAUTHORIZED);
+    let bad = s
+        .with("lk_nonsense", Method::GET, "/scim/v2/Schemas", None, None)
+        .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    // The listing shows the scope.
+    let listed = ApiTokens::new(&s.t.store).list().await.unwrap();
+    let scopes: Vec<_> = listed.iter().map(|t| (t.name.as_str(), t.scope)).collect();
+    assert!(
+        scopes.contains(&("hr-feed", TokenScope::Scim)),
+        "{scopes:?}"
+    );
+    assert!(
+        scopes.contains(&("terraform", TokenScope::Api)),
+        "{scopes:?}"
+    );
+    // Discovery answers with this server's base.
+    let config = s.get("/scim/v2/ServiceProviderConfig").await;
+    assert_eq!(config.status, StatusCode::OK);
+    assert_eq!(config.body["etag"]["supported"], true);
+    let types = s.get("/scim/v2/ResourceTypes").await;
+    assert_eq!(types.body["totalResults"], 2);
+    assert_eq!(
+        types.body["Resources"][0]["meta"]["location"],
+        format!("{BASE}/scim/v2/ResourceTypes/User")
+    );
+    assert_eq!(s.get("/scim/v2/Schemas").await.body["totalResults"], 3);
+}
+
+async fn scim_users_lifecycle(t: TestStore) {
+    let s = scim(t).await;
+    let created = s.call(Method::POST, "/scim/v2/Users", Some(alice())).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let location = format!("{BASE}/scim/v2/Users/{id}");
+    assert_eq!(created.headers[header::LOCATION], location.as_str());
+    let etag = created.headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_eq!(created.body["meta"]["version"], etag.as_str());
+    assert_eq!(created.body[ENT]["department"], "R&D");
+    assert_eq!(created.body["phoneNumbers"][0]["value"], "+1 555 0100");
+    assert_eq!(created.body["name"]["formatted"], "Alice Archer");
+
+    // The directory holds the person, the enterprise attributes as custom attributes (what
+    // attribute release reads), and the audit names the token.
+    let user = s.t.store.users().lookup("alice").await.unwrap();
+    assert_eq!(user.id.to_string(), id);
+    assert_eq!(user.email, "alice@example.org");
+    assert_eq!(user.given_name.as_deref(), Some("Alice"));
+    assert_eq!(user.display_name.as_deref(), Some("Alice A."));
+    let attr = |k: &str| user.attributes.get(k).cloned();
+    assert_eq!(attr("department"), Some(AttributeValue::One("R&D".into())));
+    assert_eq!(
+        attr("employeeNumber"),
+        Some(AttributeValue::One("1001".into()))
+    );
+    assert_eq!(attr("manager"), Some(AttributeValue::One("hr-boss".into())));
+    assert_eq!(
+        attr("externalId"),
+        Some(AttributeValue::One("hr-1001".into()))
+    );
+    assert_eq!(attr("title"), Some(AttributeValue::One("Engineer".into())));
+    let create = &s.actions("user.create").await[0];
+    assert_eq!(create.actor, format!("scim:{}", s.token_id));
+    assert_eq!(create.actor_name.as_deref(), Some("token hr-feed"));
+
+    // GET answers what POST did, with the same ETag; If-None-Match gives 304.
+    let got = s.get(&format!("/scim/v2/Users/{id}")).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body, created.body);
+    let req = Request::get(format!("/scim/v2/Users/{id}"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", s.token))
+        .header(header::IF_NONE_MATCH, etag.as_str())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(s.send(req).await.status, StatusCode::NOT_MODIFIED);
+
+    // Two more, for listings.
+    for (name, dept) in [("bob", "Sales"), ("carol", "R&D")] {
+        let body = json!({"schemas": [USER, ENT], "userName": name,
+            "emails": [{"value": format!("{name}@example.org")}],
+            "name": {"givenName": name.to_uppercase()}, ENT: {"department": dept}});
+        let r = s.call(Method::POST, "/scim/v2/Users", Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let names = |a: &Answer| -> Vec<String> {
+        a.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    };
+    let q = |f: &str| format!("/scim/v2/Users?filter={}", urlencode(f));
+    let by_id = format!("id eq \"{id}\"");
+    let by_department = format!("{ENT}:department eq \"R&D\"");
+    // Answered by SQL (userName, externalId, emails, id, active) and evaluated (others).
+    for (filter, expected) in [
+        ("userName eq \"ALICE\"", vec!["alice"]),
+        ("externalId eq \"hr-1001\"", vec!["alice"]),
+        ("externalId eq \"HR-1001\"", vec![]),
+        ("emails.value eq \"bob@example.org\"", vec!["bob"]),
+        ("userName sw \"c\"", vec!["carol"]),
+        ("userName ne \"bob\"", vec!["alice", "carol"]),
+        (by_id.as_str(), vec!["alice"]),
+        (
+            "active eq true and not (userName eq \"alice\")",
+            vec!["bob", "carol"],
+        ),
+        ("name.givenName eq \"BOB\"", vec!["bob"]),
+        (by_department.as_str(), vec!["alice", "carol"]),
+        ("userName sw \"a\" or title co \"ngin\"", vec!["alice"]),
+        ("phoneNumbers pr", vec!["alice"]),
+    ] {
+        let r = s.get(&q(filter)).await;
+        assert_eq!(r.status, StatusCode::OK, "{filter}: {}", r.body);
+        assert_eq!(names(&r), expected, "{filter}");
+        assert_eq!(r.body["totalResults"], expected.len(), "{filter}");
+    }
+    // Paging and sorting.
+    let page = s
+        .get("/scim/v2/Users?startIndex=2&count=1&sortBy=userName&sortOrder=descending")
+        .await;
+    assert_eq!(names(&page), ["bob"]);
+    assert_eq!(page.body["totalResults"], 3);
+    assert_eq!(page.body["startIndex"], 2);
+    let page = s
+        .get(&format!(
+            "{}&sortBy=name.givenName&count=2",
+            q("userName pr")
+        ))
+        .await;
+    assert_eq!(names(&page), ["alice", "bob"]);
+    let projected = s
+        .get(&format!("{}&attributes=userName", q("userName eq \"bob\"")))
+        .await;
+    assert!(projected.body["Resources"][0].get("emails").is_none());
+
+    // PATCH: a department change, then `active: false`, which suspends and ends sessions.
+    let patch = json!({"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": format!("{ENT}:department"), "value": "Security"}]});
+    let r = s
+        .with(
+            &s.token,
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            Some(patch),
+            Some(&etag),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new_etag = r.headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_ne!(new_etag, etag);
+    let user = s.t.store.users().get(user.id).await.unwrap();
+    assert_eq!(
+        user.attributes.get("department"),
+        Some(&AttributeValue::One("Security".into()))
+    );
+    // The old ETag is stale now: refused, nothing written.
+    let before = s.audit_count().await;
+    let stale = s
+        .with(
+            &s.token,
+            Method::PUT,
+            &format!("/scim/v2/Users/{id}"),
+            Some(alice()),
+            Some(&etag),
+        )
+        .await;
+    assert_scim_error(&stale, StatusCode::PRECONDITION_FAILED, None);
+    assert_eq!(s.audit_count().await, before);
+    let deactivate = json!({"schemas": [PATCH], "Operations": [
+        {"op": "replace", "value": {"active": false}}]});
+    let r = s
+        .call(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            Some(deactivate),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["active"], false);
+    let user = s.t.store.users().get(user.id).await.unwrap();
+    assert_eq!(user.status, UserStatus::Suspended);
+    assert_eq!(s.actions("user.sessions_end").await.len(), 1);
+    let suspended = s.get(&q("active eq false")).await;
+    assert_eq!(names(&suspended), ["alice"]);
+
+    // DELETE removes the directory user; the resource is gone.
+    let r = s
+        .call(Method::DELETE, &format!("/scim/v2/Users/{id}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_scim_error(
+        &s.get(&format!("/scim/v2/Users/{id}")).await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert!(
+        s.t.store
+            .users()
+            .find_by_username("alice")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(s.actions("user.delete").await.len(), 1);
+}
+
+async fn scim_groups(t: TestStore) {
+    let s = scim(t).await;
+    let mut ids = Vec::new();
+    for name in ["dan", "erin"] {
+        let body = json!({"schemas": [USER], "userName": name,
+            "emails": [{"value": format!("{name}@example.org")}]});
+        let r = s.call(Method::POST, "/scim/v2/Users", Some(body)).await;
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let (dan, erin) = (ids[0].clone(), ids[1].clone());
+    let r = s
+        .call(
+            Method::POST,
+            "/scim/v2/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "Engineering",
+                "externalId": "hr-eng", "members": [{"value": dan}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let gid = r.body["id"].as_str().unwrap().to_owned();
+    let group = s.t.store.groups().lookup("engineering").await.unwrap();
+    let members: Vec<String> =
+        s.t.store
+            .groups()
+            .members(group.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+    assert_eq!(members, ["dan"]);
+    // The user shows the group.
+    let user = s.get(&format!("/scim/v2/Users/{dan}")).await;
+    assert_eq!(user.body["groups"][0]["display"], "Engineering");
+
+    let q = |f: &str| format!("/scim/v2/Groups?filter={}", urlencode(f));
+    for filter in [
+        "displayName eq \"engineering\"".to_owned(),
+        "externalId eq \"hr-eng\"".to_owned(),
+        format!("members[value eq \"{dan}\"]"),
+        format!("members.value eq \"{dan}\""),
+    ] {
+        let r = s.get(&q(&filter)).await;
+        assert_eq!(r.body["totalResults"], 1, "{filter}: {}", r.body);
+    }
+    let r = s.get(&q(&format!("members[value eq \"{erin}\"]"))).await;
+    assert_eq!(r.body["totalResults"], 0);
+    let r = s.get("/scim/v2/Groups?excludedAttributes=members").await;
+    assert!(r.body["Resources"][0].get("members").is_none());
+
+    // PATCH: add erin, remove dan by a value filter.
+    let patch = json!({"schemas": [PATCH], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": erin}]},
+        {"op": "remove", "path": format!("members[value eq \"{dan}\"]")}]});
+    let r = s
+        .call(
+            Method::PATCH,
+            &format!("/scim/v2/Groups/{gid}"),
+            Some(patch),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let members: Vec<String> =
+        s.t.store
+            .groups()
+            .members(group.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+    assert_eq!(members, ["erin"]);
+    assert_eq!(s.actions("group.member_remove").await.len(), 1);
+
+    // PUT renames and sets the members.
+    let r = s
+        .call(
+            Method::PUT,
+            &format!("/scim/v2/Groups/{gid}"),
+            Some(json!({"schemas": [GROUP], "displayName": "Platform",
+                "members": [{"value": dan}, {"value": erin}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["members"].as_array().unwrap().len(), 2);
+    assert!(r.body.get("externalId").is_none());
+    assert!(
+        s.t.store
+            .groups()
+            .find_by_name("Platform")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(s.actions("group.update").await.len(), 1);
+
+    let r = s
+        .call(Method::DELETE, &format!("/scim/v2/Groups/{gid}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(
+        s.t.store
+            .groups()
+            .find_by_name("Platform")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.get(&format!("/scim/v2/Groups/{gid}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// The overwrite rule, both ways: SCIM overwrites what it set, not what an admin set by
+/// hand, until the admin clears it; suspension always applies.
+async fn scim_overwrite_rule(t: TestStore) {
+    let s = scim(t).await;
+    let body = |given: &str, title: &str, active: bool| {
+        json!({"schemas": [USER], "userName": "frank",
+            "emails": [{"value": "frank@example.org"}],
+            "name": {"givenName": given}, "title": title, "active": active})
+    };
+    let r = s
+        .call(
+            Method::POST,
+            "/scim/v2/Users",
+            Some(body("Frank", "Engineer", true)),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let uri = format!("/scim/v2/Users/{id}");
+    let users = s.t.store.users();
+    let uid = users.lookup("frank").await.unwrap().id;
+    let admin = Actor::cli("admin");
+
+    // SCIM changes what it set itself.
+    let r = s
+        .call(Method::PUT, &uri, Some(body("Frank", "Lead", true)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["title"], "Lead");
+    assert!(s.actions("scim.conflict").await.is_empty());
+
+    // An admin sets the given name by hand: SCIM's next value is refused, and audited.
+    users
+        .update(
+            &admin,
+            uid,
+            UserPatch {
+                given_name: Some(Some("Franklin".into())),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let r = s
+        .call(Method::PUT, &uri, Some(body("Frankie", "Lead", true)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["name"]["givenName"], "Franklin");
+    assert_eq!(
+        users.get(uid).await.unwrap().given_name.as_deref(),
+        Some("Franklin")
+    );
+    let conflicts = s.actions("scim.conflict").await;
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(
+        conflicts[0].before.as_ref().unwrap()[0]["field"],
+        "givenName"
+    );
+    assert_eq!(
+        conflicts[0].before.as_ref().unwrap()[0]["refused"],
+        "Frankie"
+    );
+    // Other fields in the same write still apply.
+    let r = s
+        .call(Method::PUT, &uri, Some(body("Frankie", "Manager", true)))
+        .await;
+    assert_eq!(r.body["title"], "Manager");
+    assert_eq!(r.body["name"]["givenName"], "Franklin");
+
+    // The admin clears it: SCIM fills it again.
+    users
+        .update(
+            &admin,
+            uid,
+            UserPatch {
+                given_name: Some(None),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let r = s
+        .call(Method::PUT, &uri, Some(body("Frankie", "Manager", true)))
+        .await;
+    assert_eq!(r.body["name"]["givenName"], "Frankie");
+    // And from then on SCIM owns it again.
+    let r = s
+        .call(Method::PUT, &uri, Some(body("Fred", "Manager", true)))
+        .await;
+    assert_eq!(r.body["name"]["givenName"], "Fred");
+
+    // An admin's suspension holds against `active: true`...
+    users.suspend(&admin, uid).await.unwrap();
+    let r = s
+        .call(Method::PUT, &uri, Some(body("Fred", "Manager", true)))
+        .await;
+    assert_eq!(r.body["active"], false);
+    assert_eq!(users.get(uid).await.unwrap().status, UserStatus::Suspended);
+    // ...while a resumed leaver is suspended by SCIM whoever resumed them.
+    users.resume(&admin, uid).await.unwrap();
+    let r = s
+        .call(Method::PUT, &uri, Some(body("Fred", "Manager", false)))
+        .await;
+    assert_eq!(r.body["active"], false);
+    assert_eq!(users.get(uid).await.unwrap().status, UserStatus::Suspended);
+}
+
+/// Bad input: the right SCIM error, and nothing written.
+async fn scim_bad_input(t: TestStore) {
+    let s = scim(t).await;
+    let r = s
+        .call(
+            Method::POST,
+            "/scim/v2/Users",
+            Some(json!({"schemas": [USER], "userName": "gina",
+                "emails": [{"value": "gina@example.org"}]})),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let uri = format!("/scim/v2/Users/{id}");
+    let users_before = s.t.store.users().count(&Default::default()).await.unwrap();
+    let audit_before = s.audit_count().await;
+    let nothing_written = |label: &'static str| {
+        let s = &s;
+        async move {
+            assert_eq!(s.audit_count().await, audit_before, "{label}: audited");
+            assert_eq!(
+                s.t.store.users().count(&Default::default()).await.unwrap(),
+                users_before,
+                "{label}: users"
+            );
+        }
+    };
+    let q = |f: &str| format!("/scim/v2/Users?filter={}", urlencode(f));
+    let too_deep = "(".repeat(40);
+    for filter in [
+        "userName eq",
+        "userName eq \"a\" and",
+        "((userName eq \"a\")",
+        "nosuch eq \"x\"",
+        "active gt true",
+        "emails[value eq \"x\"",
+        too_deep.as_str(),
+    ] {
+        assert_scim_error(
+            &s.get(&q(filter)).await,
+            StatusCode::BAD_REQUEST,
+            Some("invalidFilter"),
+        );
+    }
+    let post = |body: Value| s.call(Method::POST, "/scim/v2/Users", Some(body));
+    // Unknown attributes and wrong types.
+    for (body, scim_type) in [
+        (
+            json!({"schemas": [USER], "userName": "h", "emails": [{"value": "h@example.org"}], "shoeSize": 42}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "h", "emails": [{"value": "h@example.org"}], "active": "maybe"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": 7, "emails": [{"value": "h@example.org"}]}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "h", "emails": [{"value": "not an address"}]}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "h i", "emails": [{"value": "h@example.org"}]}),
+            "invalidValue",
+        ),
+        (json!({"schemas": [USER], "userName": "h"}), "invalidValue"),
+        (
+            json!({"userName": "h", "emails": [{"value": "h@example.org"}]}),
+            "invalidSyntax",
+        ),
+    ] {
+        let r = post(body.clone()).await;
+        assert_scim_error(&r, StatusCode::BAD_REQUEST, Some(scim_type));
+        nothing_written("create").await;
+    }
+    let r = s
+        .send(
+            Request::post("/scim/v2/Users")
+                .header(header::AUTHORIZATION, format!("Bearer {}", s.token))
+                .body(Body::from("{not json"))
+                .unwrap(),
+        )
+        .await;
+    assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("invalidSyntax"));
+    // Uniqueness: the username in any case, and the e-mail address.
+    for body in [
+        json!({"schemas": [USER], "userName": "GINA", "emails": [{"value": "other@example.org"}]}),
+        json!({"schemas": [USER], "userName": "other", "emails": [{"value": "Gina@example.org"}]}),
+    ] {
+        assert_scim_error(&post(body).await, StatusCode::CONFLICT, Some("uniqueness"));
+        nothing_written("uniqueness").await;
+    }
+    // A huge body: 413 before it is read.
+    let huge = json!({"schemas": [USER], "userName": "huge",
+        "emails": [{"value": "huge@example.org"}], "title": "x".repeat(300 * 1024)});
+    assert_scim_error(&post(huge).await, StatusCode::PAYLOAD_TOO_LARGE, None);
+    nothing_written("huge").await;
+    // PATCH paths that do not exist, a wrong value type, a half-good request.
+    for (ops, scim_type) in [
+        (
+            json!([{"op": "replace", "path": "shoeSize", "value": "9"}]),
+            "invalidPath",
+        ),
+        (
+            json!([{"op": "replace", "path": "name.nickname", "value": "x"}]),
+            "invalidPath",
+        ),
+        (
+            json!([{"op": "replace", "path": "active", "value": "perhaps"}]),
+            "invalidValue",
+        ),
+        (
+            json!([{"op": "replace", "path": "title", "value": "ok"},
+                {"op": "remove"}]),
+            "noTarget",
+        ),
+        (
+            json!([{"op": "replace", "path": "title", "value": "ok"},
+                {"op": "replace", "path": "userName", "value": "bad name"}]),
+            "invalidValue",
+        ),
+    ] {
+        let r = s
+            .call(
+                Method::PATCH,
+                &uri,
+                Some(json!({"schemas": [PATCH], "Operations": ops})),
+            )
+            .await;
+        assert_scim_error(&r, StatusCode::BAD_REQUEST, Some(scim_type));
+        nothing_written("patch").await;
+    }
+    assert!(s.get(&uri).await.body.get("title").is_none());
+    // A stale ETag.
+    let r = s
+        .with(&s.token, Method::DELETE, &uri, None, Some("W/\"12345\""))
+        .await;
+    assert_scim_error(&r, StatusCode::PRECONDITION_FAILED, None);
+    nothing_written("stale").await;
+    // A group naming a member who does not exist, or a group as a member: nothing created.
+    for members in [
+        json!([{"value": "00000000-0000-4000-8000-000000000000"}]),
+        json!([{"value": id, "type": "Group"}]),
+        json!([{"value": "not-an-id"}]),
+    ] {
+        let r = s
+            .call(
+                Method::POST,
+                "/scim/v2/Groups",
+                Some(json!({"schemas": [GROUP], "displayName": "Ghosts", "members": members})),
+            )
+            .await;
+        assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("invalidValue"));
+        assert!(
+            s.t.store
+                .groups()
+                .find_by_name("Ghosts")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        nothing_written("group").await;
+    }
+    // Unknown resources and endpoints.
+    assert_eq!(
+        s.get("/scim/v2/Users/not-a-uuid").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.call(Method::POST, "/scim/v2/Bulk", Some(json!({})))
+            .await
+            .status,
+        StatusCode::NOT_IMPLEMENTED
+    );
+}
+
+/// Listings never load the directory: past `MAX_SCAN` users, a filter SQL cannot answer is
+/// `tooMany`, while one it can (or whose SQL part narrows the candidates) still answers.
+async fn scim_listing_bounds(t: TestStore) {
+    use latchkey_idp::scim::listing::MAX_SCAN;
+    let s = scim(t).await;
+    let users = s.t.store.users();
+    for i in 0..=MAX_SCAN {
+        users
+            .create(
+                &Actor::cli("seed"),
+                latchkey_idp::directory::NewUser::new(
+                    format!("u{i:05}"),
+                    format!("u{i:05}@example.org"),
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    let q = |f: &str| format!("/scim/v2/Users?filter={}&count=3", urlencode(f));
+    // Evaluated here over every user: refused, with what narrows it.
+    let r = s.get(&q("title pr")).await;
+    assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("tooMany"));
+    assert!(r.body["detail"].as_str().unwrap().contains("userName"));
+    let r = s.get("/scim/v2/Users?sortBy=name.givenName").await;
+    assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("tooMany"));
+    // Answered by the database however many match.
+    let r = s.get(&q("userName sw \"u01\"")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["totalResults"], 1000);
+    assert_eq!(r.body["itemsPerPage"], 3);
+    let r = s.get("/scim/v2/Users?startIndex=2001&count=5").await;
+    assert_eq!(r.body["totalResults"], MAX_SCAN + 1);
+    assert_eq!(r.body["Resources"][0]["userName"], "u02000");
+    // The SQL part narrows the candidates; the rest is evaluated over those.
+    let r = s.get(&q("userName sw \"u0001\" and not (title pr)")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["totalResults"], 10);
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+crate::on_both_backends!(
+    scim_token_scopes,
+    scim_users_lifecycle,
+    scim_groups,
+    scim_overwrite_rule,
+    scim_bad_input,
+    scim_listing_bounds,
+);

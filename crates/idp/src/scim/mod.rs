@@ -1,0 +1,907 @@
+//! The IdP's SCIM 2.0 server without HTTP: the directory fed from outside. An HR system or
+//! another IdP pushes users and groups in with a token of scope `scim`
+//! ([`crate::tokens::TokenScope`]); `latchkey-idp-web` serves this under `/scim/v2`.
+//!
+//! - Every resource is a directory user or group ([`render`] maps the attributes); the
+//!   protocol parts (schemas, filters, PATCH, listings, errors) are `latchkey-scim`'s.
+//! - Every write is one store transaction through the directory's own writes (validation,
+//!   uniqueness, audit with the token as actor: `scim:<id>`, "token <name>"), with the SCIM
+//!   side rows in the same transaction: a refused request writes nothing.
+//! - A value an admin set by hand is not overwritten: [`rule`] decides every field, and a
+//!   refused value is audited as `scim.conflict`.
+//! - `active: false` suspends the user and ends their sessions in the same transaction.
+//!   `DELETE /Users/{id}` deletes the user as `latchkey user delete` does (memberships,
+//!   sessions and pairwise NameIDs go; the audit keeps what went): it is what RFC 7644 and
+//!   the usual clients (Entra, Okta) mean by it, and a client that wants to keep the person
+//!   sends `active: false` instead.
+//! - ETags are a hash of the resource as answered ([`render::Resource::version`]), checked
+//!   against `If-Match` inside the writing transaction after the row is locked, so a change
+//!   in between (by SCIM or an admin) is a 412, never a lost update.
+//! - Listings are answered from SQL where the filter allows ([`listing`]), and never
+//!   hold more than [`listing::MAX_SCAN`] resources otherwise.
+
+pub mod listing;
+pub mod render;
+pub mod rule;
+
+use serde_json::Value;
+use sqlx::AnyConnection;
+use time::OffsetDateTime;
+
+use latchkey_scim::patch::{self, PatchOp};
+use latchkey_scim::schema::{GROUP_TYPE, USER_TYPE};
+use latchkey_scim::{ScimError, if_match_admits};
+
+use crate::audit::{self, Change};
+use crate::directory::users::{self, UserFields};
+use crate::directory::{AttributeValue, Group, NewGroup, User, UserStatus, groups};
+use crate::error::Error;
+use crate::ids::{GroupId, UserId};
+use crate::store::{self, Store, timestamp};
+use crate::tokens::{ApiTokens, TokenInfo, TokenScope};
+
+pub use render::Resource;
+use rule::Fields;
+
+/// The SCIM server over a store.
+#[derive(Debug, Clone)]
+pub struct ScimDirectory {
+    store: Store,
+    base_url: String,
+}
+
+/// A user or group write: a whole resource (POST, PUT) or operations on the current one.
+enum Write<'a> {
+    Replace(&'a Value),
+    Patch(&'a [PatchOp]),
+}
+
+impl ScimDirectory {
+    /// A server whose resources are located under `base_url` (`.../scim/v2`).
+    pub fn new(store: Store, base_url: impl Into<String>) -> Self {
+        ScimDirectory {
+            store,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The base URL resources are located under.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The live `scim` token `presented` proves, or `None` for anything else (unknown,
+    /// revoked, or an `api` token, which is logged: it was made for the admin API).
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<TokenInfo>, ScimError> {
+        let token = ApiTokens::new(&self.store)
+            .verify(presented)
+            .await
+            .map_err(scim_error)?;
+        Ok(token.filter(|t| {
+            let scim = t.scope == TokenScope::Scim;
+            if !scim {
+                tracing::warn!(token = %t.id, scope = t.scope.as_str(), "SCIM request refused: the token's scope is not scim");
+            }
+            scim
+        }))
+    }
+
+    // ---- users ---------------------------------------------------------------------
+
+    /// `GET /Users/{id}`.
+    pub async fn get_user(&self, id: &str) -> Result<Resource, ScimError> {
+        let id = user_id(id)?;
+        let mut conn = self.store.pool().acquire().await.map_err(db)?;
+        let user = users::fetch(&mut *conn, id)
+            .await
+            .map_err(scim_error)?
+            .ok_or_else(|| ScimError::not_found("User"))?;
+        self.render_user(&mut conn, &user).await
+    }
+
+    async fn render_user(
+        &self,
+        conn: &mut AnyConnection,
+        user: &User,
+    ) -> Result<Resource, ScimError> {
+        let row = load_user_row(conn, user.id).await?;
+        let groups = user_groups(conn, user.id).await?;
+        Ok(render::user(
+            user,
+            &row.extras,
+            &groups,
+            row.updated_at,
+            &self.base_url,
+        ))
+    }
+
+    /// `POST /Users`.
+    pub async fn create_user(
+        &self,
+        token: &TokenInfo,
+        body: &Value,
+    ) -> Result<Resource, ScimError> {
+        let resource = USER_TYPE.check(body, true)?;
+        let wanted = render::WantedUser::from_resource(&resource);
+        let Some(Value::String(email)) = wanted.fields.get("email") else {
+            return Err(ScimError::invalid_value(
+                "`emails` is required: every directory user has an e-mail address",
+            ));
+        };
+        let mut fields = UserFields {
+            username: String::new(),
+            email: email.clone(),
+            given_name: None,
+            family_name: None,
+            display_name: None,
+            attributes: Default::default(),
+            status: UserStatus::Active,
+        };
+        apply_fields(&mut fields, &wanted.fields);
+        let fields = fields.validate().map_err(scim_error)?;
+        let actor = token.actor();
+        let now = self.store.now();
+        let mut tx = self.store.begin().await.map_err(scim_error)?;
+        let conn = store::conn(&mut tx);
+        let user = users::insert(conn, &actor, now, &fields, None)
+            .await
+            .map_err(scim_error)?;
+        // What was pushed is what the directory now holds.
+        let pushed = render::fields_of(&user);
+        save_user_row(conn, user.id, &wanted.extras, &pushed, now).await?;
+        let resource = render::user(&user, &wanted.extras, &[], Some(now), &self.base_url);
+        store::commit(tx).await.map_err(scim_error)?;
+        self.store.wake_outbox();
+        tracing::info!(user = %user.id, actor = actor.as_str(), "SCIM created user");
+        Ok(resource)
+    }
+
+    /// `PUT /Users/{id}`.
+    pub async fn replace_user(
+        &self,
+        token: &TokenInfo,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Resource, ScimError> {
+        self.update_user(token, id, Write::Replace(body), if_match)
+            .await
+    }
+
+    /// `PATCH /Users/{id}`.
+    pub async fn patch_user(
+        &self,
+        token: &TokenInfo,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Resource, ScimError> {
+        let ops = patch::parse_request(body)?;
+        self.update_user(token, id, Write::Patch(&ops), if_match)
+            .await
+    }
+
+    async fn update_user(
+        &self,
+        token: &TokenInfo,
+        id: &str,
+        write: Write<'_>,
+        if_match: Option<&str>,
+    ) -> Result<Resource, ScimError> {
+        let id = user_id(id)?;
+        // Parse a whole resource before taking the write lock.
+        let replacement = match write {
+            Write::Replace(body) => Some(USER_TYPE.check(body, true)?),
+            Write::Patch(_) => None,
+        };
+        let actor = token.actor();
+        let now = self.store.now();
+        let mut tx = self.store.begin().await.map_err(scim_error)?;
+        let conn = store::conn(&mut tx);
+        lock(
+            conn,
+            "UPDATE users SET id = id WHERE id = $1",
+            &id.to_db(),
+            "User",
+        )
+        .await?;
+        let before = users::fetch(&mut *conn, id)
+            .await
+            .map_err(scim_error)?
+            .ok_or_else(|| ScimError::not_found("User"))?;
+        let row = load_user_row(conn, id).await?;
+        let groups = user_groups(conn, id).await?;
+        let current = render::user(
+            &before,
+            &row.extras,
+            &groups,
+            row.updated_at,
+            &self.base_url,
+        );
+        check_version(if_match, current.version)?;
+        let resource = match (replacement, write) {
+            (Some(r), _) => r,
+            (None, Write::Patch(ops)) => {
+                let patched = patch::apply(&current.json, ops, &USER_TYPE)?;
+                USER_TYPE.check(&patched, false)?
+            }
+            (None, Write::Replace(body)) => USER_TYPE.check(body, true)?,
+        };
+        let wanted = render::WantedUser::from_resource(&resource);
+        let names = render::user_fields();
+        let merged = rule::merge(
+            names.iter().map(String::as_str),
+            &render::fields_of(&before),
+            &row.pushed,
+            &wanted.fields,
+            // The directory always has a username, an e-mail address and a status: a
+            // resource without them says nothing of them.
+            &["userName", "email", rule::ACTIVE],
+        );
+        let mut fields = UserFields {
+            username: before.username.clone(),
+            email: before.email.clone(),
+            given_name: None,
+            family_name: None,
+            display_name: None,
+            attributes: before.attributes.clone(),
+            status: before.status,
+        };
+        for key in names.iter().filter_map(|n| n.strip_prefix("attributes.")) {
+            fields.attributes.remove(key);
+        }
+        apply_fields(&mut fields, &merged.fields);
+        let fields = fields.validate().map_err(scim_error)?;
+        let after = users::rewrite(conn, &actor, now, "user.update", &before, &fields)
+            .await
+            .map_err(scim_error)?;
+        if before.status == UserStatus::Active && after.status == UserStatus::Suspended {
+            crate::session::end_all_in(conn, &actor, &after, now)
+                .await
+                .map_err(scim_error)?;
+        }
+        if !merged.conflicts.is_empty() {
+            tracing::warn!(user = %id, fields = ?merged.conflicts.iter().map(|c| &c.field).collect::<Vec<_>>(), "SCIM kept values an admin set by hand");
+            audit::record(
+                conn,
+                &actor,
+                now,
+                Change {
+                    action: "scim.conflict",
+                    target_kind: "user",
+                    target_id: id.to_string(),
+                    target_name: after.username.clone(),
+                    before: audit::snapshot(&merged.conflicts),
+                    after: None,
+                },
+            )
+            .await
+            .map_err(scim_error)?;
+        }
+        let changed = wanted.extras != row.extras || merged.pushed != row.pushed;
+        let modified = if changed {
+            if wanted.extras != row.extras {
+                audit::record(
+                    conn,
+                    &actor,
+                    now,
+                    Change {
+                        action: "user.scim_attributes",
+                        target_kind: "user",
+                        target_id: id.to_string(),
+                        target_name: after.username.clone(),
+                        before: Some(row.extras.clone()),
+                        after: Some(wanted.extras.clone()),
+                    },
+                )
+                .await
+                .map_err(scim_error)?;
+            }
+            save_user_row(conn, id, &wanted.extras, &merged.pushed, now).await?;
+            Some(now)
+        } else {
+            row.updated_at
+        };
+        let resource = render::user(&after, &wanted.extras, &groups, modified, &self.base_url);
+        store::commit(tx).await.map_err(scim_error)?;
+        self.store.wake_outbox();
+        Ok(resource)
+    }
+
+    /// `DELETE /Users/{id}`: deletes the directory user (see the module documentation).
+    pub async fn delete_user(
+        &self,
+        token: &TokenInfo,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), ScimError> {
+        let id = user_id(id)?;
+        let actor = token.actor();
+        let now = self.store.now();
+        let mut tx = self.store.begin().await.map_err(scim_error)?;
+        let conn = store::conn(&mut tx);
+        lock(
+            conn,
+            "UPDATE users SET id = id WHERE id = $1",
+            &id.to_db(),
+            "User",
+        )
+        .await?;
+        let before = users::fetch(&mut *conn, id)
+            .await
+            .map_err(scim_error)?
+            .ok_or_else(|| ScimError::not_found("User"))?;
+        if if_match.is_some() {
+            let current = self.render_user(conn, &before).await?;
+            check_version(if_match, current.version)?;
+        }
+        users::remove(conn, &actor, now, &before)
+            .await
+            .map_err(scim_error)?;
+        store::commit(tx).await.map_err(scim_error)?;
+        self.store.wake_outbox();
+        tracing::info!(user = %id, actor = actor.as_str(), "SCIM deleted user");
+        Ok(())
+    }
+
+    // ---- groups --------------------------------------------------------------------
+
+    /// `GET /Groups/{id}`.
+    pub async fn get_group(&self, id: &str) -> Result<Resource, ScimError> {
+        let id = group_id(id)?;
+        let mut conn = self.store.pool().acquire().await.map_err(db)?;
+        let group = groups::fetch(&mut *conn, id)
+            .await
+            .map_err(scim_error)?
+            .ok_or_else(|| ScimError::not_found("Group"))?;
+        self.render_group(&mut conn, &group).await
+    }
+
+    pub(crate) async fn render_group(
+        &self,
+        conn: &mut AnyConnection,
+        group: &Group,
+    ) -> Result<Resource, ScimError> {
+        let row = load_group_row(conn, group.id).await?;
+        let members = group_members(conn, group.id).await?;
+        Ok(render::group(
+            group,
+            row.external_id.as_deref(),
+            Some(&members),
+            &row.members,
+            row.updated_at,
+            &self.base_url,
+        ))
+    }
+
+    /// `POST /Groups`.
+    pub async fn create_group(
+        &self,
+        token: &TokenInfo,
+        body: &Value,
+    ) -> Result<Resource, ScimError> {
+        let resource = GROUP_TYPE.check(body, true)?;
+        let wanted = WantedGroup::from_resource(&resource)?;
+        let actor = token.actor();
+        let now = self.store.now();
+        let mut tx = self.store.begin().await.map_err(scim_error)?;
+        let conn = store::conn(&mut tx);
+        let group = groups::insert(
+            conn,
+            &actor,
+            now,
+            NewGroup {
+                name: wanted.name.clone(),
+                description: None,
+            },
+        )
+        .await
+        .map_err(scim_error)?;
+        for member in &wanted.members {
+            let user = member_user(conn, *member).await?;
+            groups::insert_member(conn, &actor, now, &group, &user)
+                .await
+                .map_err(scim_error)?;
+        }
+        let members = group_members(conn, group.id).await?;
+        let written = wanted.entries_of(&members);
+        save_group_row(conn, group.id, wanted.external_id.as_deref(), &written, now).await?;
+        let resource = render::group(
+            &group,
+            wanted.external_id.as_deref(),
+            Some(&members),
+            &written,
+            Some(now),
+            &self.base_url,
+        );
+        store::commit(tx).await.map_err(scim_error)?;
+        self.store.wake_outbox();
+        tracing::info!(group = %group.id, actor = actor.as_str(), "SCIM created group");
+        Ok(resource)
+    }
+
+    /// `PUT /Groups/{id}`.
+    pub async fn replace_group(
+        &self,
+        token: &TokenInfo,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Resource, ScimError> {
+        self.update_group(token, id, Write::Replace(body), if_match)
+            .await
+    }
+
+    /// `PATCH /Groups/{id}`.
+    pub async fn patch_group(
+        &self,
+        token: &TokenInfo,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Resource, ScimError> {
+        let ops = patch::parse_request(body)?;
+        self.update_group(token, id, Write::Patch(&ops), if_match)
+            .await
+    }
+
+    /// Groups follow the SCIM client: a PUT's member list is the group's (the overwrite
+    /// rule is about a person's attributes, not about who is in a group the feed owns).
+    async fn update_group(
+        &self,
+        token: &TokenInfo,
+        id: &str,
+        write: Write<'_>,
+        if_match: Option<&str>,
+    ) -> Result<Resource, ScimError> {
+        let id = group_id(id)?;
+        let replacement = match write {
+            Write::Replace(body) => Some(GROUP_TYPE.check(body, true)?),
+            Write::Patch(_) => None,
+        };
+        let actor = token.actor();
+        let now = self.store.now();
+        let mut tx = self.store.begin().await.map_err(scim_error)?;
+        let conn = store::conn(&mut tx);
+        lock(
+            conn,
+            "UPDATE directory_groups SET id = id WHERE id = $1",
+            &id.to_db(),
+            "Group",
+        )
+        .await?;
+        let before = groups::fetch(&mut *conn, id)
+            .await
+            .map_err(scim_error)?
+            .ok_or_else(|| ScimError::not_found("Group"))?;
+        let row = load_group_row(conn, id).await?;
+        let members = group_members(conn, id).await?;
+        let current = render::group(
+            &before,
+            row.external_id.as_deref(),
+            Some(&members),
+            &row.members,
+            row.updated_at,
+            &self.base_url,
+        );
+        check_version(if_match, current.version)?;
+        let resource = match (replacement, write) {
+            (Some(r), _) => r,
+            (None, Write::Patch(ops)) => {
+                let patched = patch::apply(&current.json, ops, &GROUP_TYPE)?;
+                GROUP_TYPE.check(&patched, false)?
+            }
+            (None, Write::Replace(body)) => GROUP_TYPE.check(body, true)?,
+        };
+        let wanted = WantedGroup::from_resource(&resource)?;
+        let after = groups::rename(conn, &actor, now, &before, &wanted.name)
+            .await
+            .map_err(scim_error)?;
+        let had: std::collections::BTreeSet<String> =
+            members.iter().map(|(uid, _)| uid.clone()).collect();
+        let want: std::collections::BTreeSet<String> =
+            wanted.members.iter().map(|u| u.to_string()).collect();
+        for member in &wanted.members {
+            if !had.contains(&member.to_string()) {
+                let user = member_user(conn, *member).await?;
+                groups::insert_member(conn, &actor, now, &after, &user)
+                    .await
+                    .map_err(scim_error)?;
+            }
+        }
+        for (uid, _) in &members {
+            if !want.contains(uid) {
+                let user = member_user(conn, user_id(uid)?).await?;
+                groups::delete_member(conn, &actor, now, &after, &user)
+                    .await
+                    .map_err(scim_error)?;
+            }
+        }
+        let members = group_members(conn, id).await?;
+        let written = wanted.entries_of(&members);
+        let modified = if wanted.external_id != row.external_id || written != row.members {
+            save_group_row(conn, id, wanted.external_id.as_deref(), &written, now).await?;
+            Some(now)
+        } else {
+            row.updated_at
+        };
+        let resource = render::group(
+            &after,
+            wanted.external_id.as_deref(),
+            Some(&members),
+            &written,
+            modified,
+            &self.base_url,
+        );
+        store::commit(tx).await.map_err(scim_error)?;
+        self.store.wake_outbox();
+        Ok(resource)
+    }
+
+    /// `DELETE /Groups/{id}`: deletes the group, its memberships and its place in
+    /// application access, as `latchkey group delete` does.
+    pub async fn delete_group(
+        &self,
+        token: &TokenInfo,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), ScimError> {
+        let id = group_id(id)?;
+        let actor = token.actor();
+        let now = self.store.now();
+        let mut tx = self.store.begin().await.map_err(scim_error)?;
+        let conn = store::conn(&mut tx);
+        lock(
+            conn,
+            "UPDATE directory_groups SET id = id WHERE id = $1",
+            &id.to_db(),
+            "Group",
+        )
+        .await?;
+        let group = groups::fetch(&mut *conn, id)
+            .await
+            .map_err(scim_error)?
+            .ok_or_else(|| ScimError::not_found("Group"))?;
+        if if_match.is_some() {
+            let current = self.render_group(conn, &group).await?;
+            check_version(if_match, current.version)?;
+        }
+        groups::remove(conn, &actor, now, &group)
+            .await
+            .map_err(scim_error)?;
+        store::commit(tx).await.map_err(scim_error)?;
+        self.store.wake_outbox();
+        tracing::info!(group = %id, actor = actor.as_str(), "SCIM deleted group");
+        Ok(())
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// What a checked Group resource asks for.
+struct WantedGroup {
+    name: String,
+    external_id: Option<String>,
+    members: Vec<UserId>,
+    entries: Vec<Value>,
+}
+
+impl WantedGroup {
+    fn from_resource(resource: &Value) -> Result<WantedGroup, ScimError> {
+        let name = resource
+            .get("displayName")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ScimError::invalid_value("`displayName` is required"))?
+            .to_owned();
+        let mut members = Vec::new();
+        let mut entries = Vec::new();
+        for m in resource
+            .get("members")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if let Some(kind) = m.get("type").and_then(Value::as_str)
+                && kind.eq_ignore_ascii_case("Group")
+            {
+                return Err(ScimError::invalid_value(
+                    "only users can be members (no nested groups)",
+                ));
+            }
+            let value = m
+                .get("value")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ScimError::invalid_value("every member needs a `value`"))?;
+            let id: UserId = value.parse().map_err(|_| {
+                ScimError::invalid_value(format!(
+                    "member `{value}` is not a user of this directory"
+                ))
+            })?;
+            if !members.contains(&id) {
+                members.push(id);
+                entries.push(m.clone());
+            }
+        }
+        Ok(WantedGroup {
+            name,
+            external_id: resource
+                .get("externalId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            members,
+            entries,
+        })
+    }
+
+    /// The member entries as written, for the users that are members now.
+    fn entries_of(&self, members: &[(String, String)]) -> Vec<Value> {
+        self.entries
+            .iter()
+            .filter(|e| {
+                let value = e.get("value").and_then(Value::as_str);
+                members.iter().any(|(uid, _)| Some(uid.as_str()) == value)
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// Sets the user fields that `fields` (by rule name) hold; custom attributes are set, not
+/// removed (the caller removed the ones SCIM decides).
+fn apply_fields(out: &mut UserFields, fields: &Fields) {
+    let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+    if let Some(v) = text("userName") {
+        out.username = v;
+    }
+    if let Some(v) = text("email") {
+        out.email = v;
+    }
+    out.given_name = text("givenName");
+    out.family_name = text("familyName");
+    out.display_name = text("displayName");
+    if let Some(Value::Bool(active)) = fields.get(rule::ACTIVE) {
+        out.status = if *active {
+            UserStatus::Active
+        } else {
+            UserStatus::Suspended
+        };
+    }
+    for (name, value) in fields {
+        let Some(key) = name.strip_prefix("attributes.") else {
+            continue;
+        };
+        let value = match value {
+            Value::String(s) => AttributeValue::One(s.clone()),
+            Value::Array(items) => AttributeValue::Many(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            _ => continue,
+        };
+        out.attributes.insert(key.to_owned(), value);
+    }
+}
+
+/// A user or group ID from a URL; anything else is a resource that does not exist.
+fn user_id(raw: &str) -> Result<UserId, ScimError> {
+    raw.parse().map_err(|_| ScimError::not_found("User"))
+}
+
+fn group_id(raw: &str) -> Result<GroupId, ScimError> {
+    raw.parse().map_err(|_| ScimError::not_found("Group"))
+}
+
+fn check_version(if_match: Option<&str>, version: i64) -> Result<(), ScimError> {
+    match if_match {
+        Some(header) if !if_match_admits(header, version) => Err(ScimError::precondition_failed()),
+        _ => Ok(()),
+    }
+}
+
+/// Takes the row's write lock (an `UPDATE` that changes nothing) before it is read, so the
+/// version compared with `If-Match` is the one the write replaces, on both backends.
+async fn lock(
+    conn: &mut AnyConnection,
+    statement: &'static str,
+    id: &str,
+    what: &str,
+) -> Result<(), ScimError> {
+    let done = sqlx::query(statement)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(ScimError::not_found(what));
+    }
+    Ok(())
+}
+
+/// The SCIM side of a user.
+struct UserRowScim {
+    extras: Value,
+    pushed: Fields,
+    updated_at: Option<OffsetDateTime>,
+}
+
+async fn load_user_row(conn: &mut AnyConnection, id: UserId) -> Result<UserRowScim, ScimError> {
+    let row: Option<(String, String, String)> =
+        sqlx::query_as("SELECT resource, pushed, updated_at FROM scim_users WHERE user_id = $1")
+            .bind(id.to_db())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+    let Some((resource, pushed, updated_at)) = row else {
+        return Ok(UserRowScim {
+            extras: Value::Object(Default::default()),
+            pushed: Fields::new(),
+            updated_at: None,
+        });
+    };
+    Ok(UserRowScim {
+        extras: serde_json::from_str(&resource)
+            .map_err(|e| scim_error(Error::corrupt("scim_users.resource", e)))?,
+        pushed: serde_json::from_str(&pushed)
+            .map_err(|e| scim_error(Error::corrupt("scim_users.pushed", e)))?,
+        updated_at: Some(
+            timestamp::parse("scim_users.updated_at", &updated_at).map_err(scim_error)?,
+        ),
+    })
+}
+
+async fn save_user_row(
+    conn: &mut AnyConnection,
+    id: UserId,
+    extras: &Value,
+    pushed: &Fields,
+    now: OffsetDateTime,
+) -> Result<(), ScimError> {
+    let pushed = serde_json::to_string(pushed)
+        .map_err(|e| scim_error(Error::corrupt("scim_users.pushed", e)))?;
+    sqlx::query(
+        "INSERT INTO scim_users (user_id, resource, pushed, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (user_id) DO UPDATE SET resource = excluded.resource, \
+         pushed = excluded.pushed, updated_at = excluded.updated_at",
+    )
+    .bind(id.to_db())
+    .bind(extras.to_string())
+    .bind(pushed)
+    .bind(timestamp::format(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+struct GroupRowScim {
+    external_id: Option<String>,
+    members: Vec<Value>,
+    updated_at: Option<OffsetDateTime>,
+}
+
+async fn load_group_row(conn: &mut AnyConnection, id: GroupId) -> Result<GroupRowScim, ScimError> {
+    let row: Option<(Option<String>, String, String)> = sqlx::query_as(
+        "SELECT external_id, members, updated_at FROM scim_groups WHERE group_id = $1",
+    )
+    .bind(id.to_db())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(match row {
+        Some((external_id, members, updated_at)) => GroupRowScim {
+            external_id,
+            members: parse_members(&members)?,
+            updated_at: Some(
+                timestamp::parse("scim_groups.updated_at", &updated_at).map_err(scim_error)?,
+            ),
+        },
+        None => GroupRowScim {
+            external_id: None,
+            members: Vec::new(),
+            updated_at: None,
+        },
+    })
+}
+
+/// The stored member entries of `scim_groups.members`.
+pub(crate) fn parse_members(text: &str) -> Result<Vec<Value>, ScimError> {
+    serde_json::from_str(text).map_err(|e| scim_error(Error::corrupt("scim_groups.members", e)))
+}
+
+async fn save_group_row(
+    conn: &mut AnyConnection,
+    id: GroupId,
+    external_id: Option<&str>,
+    members: &[Value],
+    now: OffsetDateTime,
+) -> Result<(), ScimError> {
+    sqlx::query(
+        "INSERT INTO scim_groups (group_id, external_id, members, updated_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (group_id) DO UPDATE SET external_id = excluded.external_id, \
+         members = excluded.members, updated_at = excluded.updated_at",
+    )
+    .bind(id.to_db())
+    .bind(external_id.map(str::to_owned))
+    .bind(Value::Array(members.to_vec()).to_string())
+    .bind(timestamp::format(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// A user's groups as (ID, name), by name.
+async fn user_groups(
+    conn: &mut AnyConnection,
+    id: UserId,
+) -> Result<Vec<(String, String)>, ScimError> {
+    Ok(groups::of_user(&mut *conn, id)
+        .await
+        .map_err(scim_error)?
+        .into_iter()
+        .map(|g| (g.id.to_string(), g.name))
+        .collect())
+}
+
+/// A group's members as (ID, username), by username.
+async fn group_members(
+    conn: &mut AnyConnection,
+    id: GroupId,
+) -> Result<Vec<(String, String)>, ScimError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT u.id, u.username FROM users u JOIN group_members m ON m.user_id = u.id \
+         WHERE m.group_id = $1 ORDER BY u.username_key",
+    )
+    .bind(id.to_db())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(rows)
+}
+
+/// The user a member entry names; one that does not exist is the client's mistake.
+async fn member_user(conn: &mut AnyConnection, id: UserId) -> Result<User, ScimError> {
+    users::fetch(&mut *conn, id)
+        .await
+        .map_err(scim_error)?
+        .ok_or_else(|| {
+            ScimError::invalid_value(format!("member `{id}` is not a user of this directory"))
+        })
+}
+
+fn db(e: sqlx::Error) -> ScimError {
+    scim_error(Error::from(e))
+}
+
+/// A directory error as SCIM answers it. What the client can act on keeps its detail; the
+/// rest is a 500 whose detail is only an operation ID, the log line carrying the cause.
+pub fn scim_error(e: Error) -> ScimError {
+    match &e {
+        Error::InvalidField { .. } | Error::PasswordRefused { .. } => {
+            ScimError::invalid_value(e.to_string())
+        }
+        Error::DuplicateUsername { .. }
+        | Error::DuplicateEmail { .. }
+        | Error::DuplicateGroup { .. } => ScimError::uniqueness(e.to_string()),
+        Error::UnknownUser { .. } => ScimError::not_found("User"),
+        Error::UnknownGroup { .. } => ScimError::not_found("Group"),
+        Error::Busy {
+            retry_after_seconds,
+            ..
+        } => ScimError::status(
+            503,
+            format!("busy; retry after {retry_after_seconds} seconds"),
+        ),
+        _ => {
+            let operation = uuid::Uuid::new_v4();
+            tracing::error!(%operation, error = %e, "SCIM request failed");
+            ScimError::status(500, format!("internal error (operation {operation})"))
+        }
+    }
+}
