@@ -15,6 +15,10 @@
 //!   is rolled back to its savepoint and leaves nothing, as a rolled-back transaction would;
 //! * **bounded**: the queue holds at most [`QUEUE`] logins; a burst beyond it waits to enqueue.
 //!
+//! A login whose caller stops waiting once it is queued (the request was dropped) still runs
+//! and commits, as a transaction already sent to the database would: its assertion is used
+//! up and its audit event says what JIT did, though no session may have followed.
+//!
 //! The JIT engine runs unchanged on [`WriterTx`], an [`AccountTx`] whose every future is ready
 //! at once (the statements run on this thread, synchronously).
 //!
