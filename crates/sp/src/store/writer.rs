@@ -78,7 +78,8 @@ trait Job: Send {
 
 /// A job's answer, held back until its batch is committed (or failed).
 trait Reply: Send {
-    fn send(self: Box<Self>, committed: Result<(), &rusqlite::Error>);
+    /// Answers the login: its own result, or `failure` when its batch was not committed.
+    fn send(self: Box<Self>, failure: Option<&str>);
 }
 
 struct Work<F, R> {
@@ -148,10 +149,10 @@ fn statement(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 impl<R: Send> Reply for Answer<R> {
-    fn send(self: Box<Self>, committed: Result<(), &rusqlite::Error>) {
-        let answer = match committed {
-            Ok(()) => self.result,
-            Err(e) => Err(StoreError::Writer(format!("the batch's commit failed: {e}")).into()),
+    fn send(self: Box<Self>, failure: Option<&str>) {
+        let answer = match failure {
+            None => self.result,
+            Some(failure) => Err(StoreError::Writer(failure.to_owned()).into()),
         };
         // The login may have given up waiting (its request was dropped); nothing to tell.
         let _ = self.reply.send(answer);
@@ -237,13 +238,31 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>) {
     }
     let alone = batch.len() == 1;
     let ran = catch_unwind(AssertUnwindSafe(|| {
-        batch
-            .drain(..)
-            .map(|job| job.run(conn, alone))
-            .collect::<Vec<_>>()
+        let mut replies = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            replies.push(job.run(conn, alone));
+            // SQLite rolls a whole transaction back on some errors (a full disk, I/O): then
+            // the jobs before this one lost their writes too, and the rest must not run
+            // outside the batch's transaction.
+            if !alone && conn.is_autocommit() {
+                return Err(replies);
+            }
+        }
+        Ok(replies)
     }));
     let replies = match ran {
-        Ok(replies) => replies,
+        Ok(Ok(replies)) => replies,
+        Ok(Err(replies)) => {
+            tracing::error!(
+                logins = replies.len(),
+                "SQLite rolled the writer's batch back"
+            );
+            batch.clear();
+            for reply in replies {
+                reply.send(Some("SQLite rolled the batch's transaction back"));
+            }
+            return;
+        }
         Err(_) => {
             // A bug, not input: fail this batch (its jobs are dropped), keep the writer.
             tracing::error!("a login panicked in the SQLite writer; its batch is rolled back");
@@ -260,14 +279,18 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>) {
     } else {
         statement(conn, "COMMIT")
     };
-    if let Err(e) = &committed {
-        tracing::error!(error = %e, logins = replies.len(), "SQLite writer could not commit a batch");
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
+    let failure = match &committed {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(error = %e, logins = replies.len(), "SQLite writer could not commit a batch");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Some(format!("the batch's commit failed: {e}"))
         }
-    }
+    };
     for reply in replies {
-        reply.send(committed.as_ref().map(|_| ()));
+        reply.send(failure.as_deref());
     }
 }
 
@@ -511,6 +534,40 @@ mod tests {
             .unwrap();
         kept.sort();
         assert_eq!(kept, ["_a", "_b"]);
+        assert!(conn.is_autocommit());
+    }
+
+    /// When SQLite rolls the whole transaction back (as it does on a full disk or an I/O
+    /// error), no login of the batch is reported as done, and none runs outside it.
+    #[tokio::test]
+    async fn a_batch_sqlite_rolled_back_answers_no_login_as_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.db");
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        let mut conn = Connection::open(&path).unwrap();
+        let (first, first_answer) = job(record("_lost"));
+        // Stands for a statement on which SQLite ends the transaction itself.
+        let (breaking, breaking_answer) = job(|tx: WriterTx<'_>| {
+            tx.conn
+                .execute_batch("ROLLBACK")
+                .map_err(|e| Error::from(StoreError::from(e)))
+        });
+        let (after, after_answer) = job(record("_after"));
+        let mut batch = vec![first, breaking, after];
+        commit_batch(&mut conn, &mut batch);
+        assert!(first_answer.await.unwrap().is_err());
+        assert!(breaking_answer.await.unwrap().is_err());
+        assert!(
+            after_answer.await.is_err(),
+            "the job after the break never ran"
+        );
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sp_replay_cache")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
         assert!(conn.is_autocommit());
     }
 
