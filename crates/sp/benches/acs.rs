@@ -12,6 +12,17 @@
 //! * returning, changed: the account exists and one IdP-owned field changed (an update);
 //! * returning, unchanged: the account exists and nothing changed (the common case).
 //!
+//! Each is timed one login at a time and, for returning logins, also with 16 logins in flight
+//! (tasks on a multi-threaded runtime with a worker per core, as concurrent requests of a
+//! server), where logins can share a commit (`store::writer`). A last phase keeps 64 logins in flight and reports the
+//! process's resident memory (RSS) before and during that load.
+//!
+//! `ACS_BENCH_DB=postgres` runs the same logins on a throwaway PostgreSQL (the testkit's
+//! cluster on loopback; its server's CPU is not in the per-core figures). On SQLite the bench
+//! also times the statements of an unchanged login (BEGIN IMMEDIATE, replay upsert, account
+//! read, audit insert, COMMIT) through sqlx's `Any` pool and through a plain `Sqlite` pool:
+//! the option of changing sqlx drivers, measured.
+//!
 //! The Responses are issued beforehand (outside the timed loop) with
 //! `profile::idp::build_response`, RSA-2048, 6 attributes, each with its own assertion ID (the
 //! replay cache refuses a second use). The timed loop also splits each login into its
@@ -21,7 +32,7 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -81,9 +92,16 @@ enum Slot {
     StageJitCreate,
     StageJitUpdate,
     StageJitSame,
+    ReturnSameLoad,
+    ReturnChangedLoad,
+    StatementsAny,
+    StatementsSqlite,
 }
 
-const SLOTS: usize = 9;
+const SLOTS: usize = 13;
+
+/// Logins in flight in the "under load" measurements.
+const IN_FLIGHT: u64 = 16;
 
 /// Wall time, count and process CPU time of each measured operation, over every batch
 /// criterion ran.
@@ -112,20 +130,50 @@ fn mean_cpu(slot: Slot) -> f64 {
     cpu.as_secs_f64() / (n.max(1) as f64)
 }
 
-/// User + system CPU time of this process so far (Linux `/proc/self/stat`, in ticks of
-/// 10 ms, fine for batches of seconds).
+/// CPU time of this process's live threads so far, to the nanosecond (Linux
+/// `/proc/self/task/*/schedstat`, whose first field is the thread's time on a CPU). Every
+/// thread the bench and the toolkit start lives to the end of the run.
 fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // Fields 14 and 15 of the file are the 12th and 13th after the command name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    threads_cpu(|_| true)
+}
+
+/// CPU time of the SQLite login writer thread so far (zero where there is none).
+fn writer_cpu() -> Duration {
+    threads_cpu(|comm| comm == "latchkey-sp-wri")
+}
+
+/// The last time on a CPU seen for each thread (by thread ID): a thread that has ended
+/// (a pool may close a connection, and sqlx's SQLite connections have a thread each) keeps
+/// counting with what it had used when last seen, so the sum never goes back.
+static SEEN: Mutex<Vec<(String, String, u64)>> = Mutex::new(Vec::new());
+
+fn threads_cpu(which: impl Fn(&str) -> bool) -> Duration {
+    let mut seen = SEEN.lock().unwrap();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let tid = task.file_name().to_string_lossy().into_owned();
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            let Some(ns) = stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let comm = comm.trim().to_owned();
+            match seen.iter_mut().find(|(t, _, _)| *t == tid) {
+                Some(entry) => *entry = (tid, comm, ns.max(entry.2)),
+                None => seen.push((tid, comm, ns)),
+            }
+        }
+    }
+    Duration::from_nanos(
+        seen.iter()
+            .filter(|(_, comm, _)| which(comm))
+            .map(|e| e.2)
+            .sum(),
+    )
 }
 
 /// What a person's assertion says; `display` varies to make a returning login an update.
@@ -194,7 +242,7 @@ struct App {
     engine: JitEngine<SqlAccountStore>,
 }
 
-async fn app(dir: &Path, idp: &Idp) -> App {
+async fn open_app(dir: &Path, idp: &Idp, url: &str) -> App {
     let config = SpConfig::from_toml(
         &format!(
             "entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\nallow_idp_initiated = true\n\
@@ -212,8 +260,7 @@ async fn app(dir: &Path, idp: &Idp) -> App {
         cache_duration: None,
         valid_until: None,
     };
-    let url = format!("sqlite://{}?mode=rwc", dir.join("app.sqlite").display());
-    let db = Database::connect(&url).await.unwrap();
+    let db = Database::connect(url).await.unwrap();
     App {
         sp: ServiceProvider::new(&config, None, trust).unwrap(),
         replay: SqlReplayCache::new(db.clone()),
@@ -230,6 +277,92 @@ async fn login(app: &App, form: &AcsForm, want: Outcome) {
         .await
         .unwrap();
     assert_eq!(done.provisioned.outcome, want);
+}
+
+/// `forms` as `IN_FLIGHT` tasks, each logging its share in one at a time.
+async fn login_concurrently(app: &Arc<App>, forms: Vec<AcsForm>, want: Outcome, tasks: u64) {
+    let mut shares: Vec<Vec<AcsForm>> = (0..tasks).map(|_| Vec::new()).collect();
+    for (i, f) in forms.into_iter().enumerate() {
+        shares[i % tasks as usize].push(f);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for share in shares {
+        let app = Arc::clone(app);
+        set.spawn(async move {
+            for f in &share {
+                login(&app, f, want).await;
+            }
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// The unchanged login's statements (replay upsert, account read with roles, audit insert)
+/// in one `BEGIN IMMEDIATE` transaction, on any sqlx connection: the sqlx path's cost.
+macro_rules! unchanged_statements {
+    ($conn:expr, $n:expr) => {{
+        let conn = $conn;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ($1, $2) \
+             ON CONFLICT (assertion_id) DO UPDATE SET not_on_or_after = excluded.not_on_or_after \
+             WHERE sp_replay_cache.not_on_or_after <= $3",
+        )
+        .bind(format!("_stmt-{}", $n))
+        .bind(i64::MAX)
+        .bind(0i64)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let rows = sqlx::query(
+            "SELECT a.id, a.fields, r.role FROM sp_accounts a \
+             LEFT JOIN sp_account_roles r ON r.account_id = a.id \
+             WHERE a.idp_entity_id = $1 AND a.identity_key = $2",
+        )
+        .bind(IDP)
+        .bind("p-1")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        black_box(rows.len());
+        sqlx::query(
+            "INSERT INTO sp_audit (id, operation_id, at, kind, account_id, idp_entity_id, \
+             identity_key, session_index, plan, actor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(0i64)
+        .bind("bench.statements")
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(IDP)
+        .bind("p-1")
+        .bind("_session-1")
+        .bind(r#"{"identity":null,"action":"unchanged"}"#)
+        .bind(None::<String>)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
+    }};
+}
+
+/// Resident and peak resident memory of this process, KiB (Linux `/proc/self/status`).
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// The same login split into its stages, each timed into its slot: the Response's checks,
@@ -269,7 +402,27 @@ fn main() {
             in_response_to: None,
         },
     };
-    let app = rt.block_on(app(dir.path(), &idp));
+    let postgres = std::env::var("ACS_BENCH_DB").is_ok_and(|v| v == "postgres");
+    let url = if postgres {
+        rt.block_on(latchkey_testkit::pg::fresh_database_url())
+    } else {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("app.sqlite").display()
+        )
+    };
+    let app = Arc::new(rt.block_on(open_app(dir.path(), &idp, &url)));
+    // Logins in flight run as a server runs them: tasks on a multi-threaded runtime, one
+    // worker per core, so Responses are verified on both cores while the database works. The
+    // app is opened again on that runtime (same database), as a server process would hold it.
+    let rt_mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app_mt = Arc::new(rt_mt.block_on(open_app(dir.path(), &idp, &url)));
+    let writer_stats = || app_mt.engine.store().database().writer_stats();
+    let stats_before_load = writer_stats();
     let profile = app.sp.profile_settings();
     let sample = idp.response(0, "Person 0");
     assert!(validate_response(&profile, &sample, None, NOW).is_ok());
@@ -307,7 +460,7 @@ fn main() {
     // What one statement costs through the pool, whatever it does: the floor under every
     // statement a login runs.
     let pool = app.engine.store().database().pool().clone();
-    c.bench_function("sqlite/one statement through the pool (SELECT 1)", |b| {
+    c.bench_function("db/one statement through the pool (SELECT 1)", |b| {
         b.iter_custom(|iters| {
             let cpu = process_cpu();
             let start = Instant::now();
@@ -326,6 +479,59 @@ fn main() {
             elapsed
         });
     });
+
+    // The sqlx driver option: the unchanged login's statements through the `Any` pool the
+    // toolkit used before its writer, and through a plain `Sqlite` pool on the same file.
+    if !postgres {
+        let sqlite = rt.block_on(
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(2)
+                .test_before_acquire(false)
+                .connect(&url),
+        );
+        let sqlite = sqlite.unwrap();
+        rt.block_on(async {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&sqlite)
+                .await
+                .unwrap();
+        });
+        let mut n = 0u64;
+        c.bench_function("sqlx/unchanged login's statements, Any driver", |b| {
+            b.iter_custom(|iters| {
+                let cpu = process_cpu();
+                let start = Instant::now();
+                rt.block_on(async {
+                    let mut conn = pool.acquire().await.unwrap();
+                    for _ in 0..iters {
+                        n += 1;
+                        unchanged_statements!(&mut *conn, n);
+                    }
+                });
+                let elapsed = start.elapsed();
+                add_cpu(Slot::StatementsAny, process_cpu() - cpu);
+                add(Slot::StatementsAny, elapsed, iters);
+                elapsed
+            });
+        });
+        c.bench_function("sqlx/unchanged login's statements, Sqlite driver", |b| {
+            b.iter_custom(|iters| {
+                let cpu = process_cpu();
+                let start = Instant::now();
+                rt.block_on(async {
+                    let mut conn = sqlite.acquire().await.unwrap();
+                    for _ in 0..iters {
+                        n += 1;
+                        unchanged_statements!(&mut *conn, n);
+                    }
+                });
+                let elapsed = start.elapsed();
+                add_cpu(Slot::StatementsSqlite, process_cpu() - cpu);
+                add(Slot::StatementsSqlite, elapsed, iters);
+                elapsed
+            });
+        });
+    }
 
     // Each timed batch consumes Responses issued just before it (outside the timing).
     c.bench_function("acs/first login (create)", |b| {
@@ -367,6 +573,26 @@ fn main() {
         });
     });
 
+    c.bench_function("acs/returning, unchanged, 16 in flight", |b| {
+        b.iter_custom(|iters| {
+            let forms: Vec<AcsForm> = (0..iters)
+                .map(|i| idp.form(i % RETURNING, "Person"))
+                .collect();
+            let cpu = process_cpu();
+            let start = Instant::now();
+            rt_mt.block_on(login_concurrently(
+                &app_mt,
+                forms,
+                Outcome::Unchanged,
+                IN_FLIGHT,
+            ));
+            let elapsed = start.elapsed();
+            add_cpu(Slot::ReturnSameLoad, process_cpu() - cpu);
+            add(Slot::ReturnSameLoad, elapsed, iters);
+            elapsed
+        });
+    });
+
     c.bench_function("acs/returning, changed (update)", |b| {
         b.iter_custom(|iters| {
             round += 1;
@@ -387,6 +613,28 @@ fn main() {
             elapsed
         });
     });
+    c.bench_function("acs/returning, changed (update), 16 in flight", |b| {
+        b.iter_custom(|iters| {
+            round += 1;
+            // Every login carries a display name its person has not had before.
+            let forms: Vec<AcsForm> = (0..iters)
+                .map(|i| idp.form(i % RETURNING, &format!("Person {round}-{i}")))
+                .collect();
+            let cpu = process_cpu();
+            let start = Instant::now();
+            rt_mt.block_on(login_concurrently(
+                &app_mt,
+                forms,
+                Outcome::Updated,
+                IN_FLIGHT,
+            ));
+            let elapsed = start.elapsed();
+            add_cpu(Slot::ReturnChangedLoad, process_cpu() - cpu);
+            add(Slot::ReturnChangedLoad, elapsed, iters);
+            elapsed
+        });
+    });
+    let stats_after_load = writer_stats();
     c.final_summary();
 
     if TOTALS.lock().unwrap()[..4].iter().any(|(_, n, _)| *n == 0) {
@@ -395,27 +643,70 @@ fn main() {
 
     // Where the time goes: the same three kinds of login, split into stages.
     const STAGED: u64 = 150;
+    let mut staged_cpu = [(Duration::ZERO, Duration::ZERO); 3];
     rt.block_on(async {
-        let forms: Vec<AcsForm> = (0..STAGED).map(|i| idp.form(next_new + i, "P")).collect();
-        for f in &forms {
-            staged(&app, f, Slot::StageJitCreate).await;
-        }
         let display = format!("Person staged {round}");
-        let forms: Vec<AcsForm> = (0..STAGED).map(|i| idp.form(i, &display)).collect();
-        for f in &forms {
-            staged(&app, f, Slot::StageJitUpdate).await;
-        }
-        let forms: Vec<AcsForm> = (0..STAGED).map(|i| idp.form(i, &display)).collect();
-        for f in &forms {
-            staged(&app, f, Slot::StageJitSame).await;
+        for (k, slot) in [
+            Slot::StageJitCreate,
+            Slot::StageJitUpdate,
+            Slot::StageJitSame,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let forms: Vec<AcsForm> = (0..STAGED)
+                .map(|i| match k {
+                    0 => idp.form(next_new + i, "P"),
+                    _ => idp.form(i, &display),
+                })
+                .collect();
+            let (cpu, writer) = (process_cpu(), writer_cpu());
+            for f in &forms {
+                staged(&app, f, slot).await;
+            }
+            staged_cpu[k] = (process_cpu() - cpu, writer_cpu() - writer);
         }
     });
 
+    // Resident memory under load: 64 logins in flight (returning, unchanged), sampled by a
+    // thread every 5 ms.
+    const LOAD_ROUNDS: u64 = 8;
+    const LOAD_LOGINS: u64 = 1_280;
+    let display = format!("Person staged {round}");
+    let (rss_idle, _) = rss_kib();
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = Arc::clone(&sampling);
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib().0);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    let load_start = Instant::now();
+    for _ in 0..LOAD_ROUNDS {
+        let forms: Vec<AcsForm> = (0..LOAD_LOGINS)
+            .map(|i| idp.form(i % STAGED, &display))
+            .collect();
+        rt_mt.block_on(login_concurrently(&app_mt, forms, Outcome::Unchanged, 64));
+    }
+    let load_time = load_start.elapsed();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let rss_load = sampler.join().unwrap();
+    let (rss_after, hwm) = rss_kib();
+
     let validate = mean(Slot::Validate);
     println!(
-        "\nACS logins on SQLite (file in {}, WAL) beside the protocol layer's validation, \
+        "\nACS logins on {} beside the protocol layer's validation, \
          RSA-2048, Response {} bytes; per core = per second of this process's CPU time:",
-        dir.path().display(),
+        if postgres {
+            "PostgreSQL (testkit cluster, loopback)".to_owned()
+        } else {
+            format!("SQLite (file in {}, WAL)", dir.path().display())
+        },
         sample.len()
     );
     println!(
@@ -433,10 +724,26 @@ fn main() {
         1.0 / mean_cpu(Slot::RoundTrip)
     );
     let validate_cpu = mean_cpu(Slot::Validate);
+    for (name, slot) in [
+        ("unchanged stmts, sqlx Any", Slot::StatementsAny),
+        ("unchanged stmts, sqlx Sqlite", Slot::StatementsSqlite),
+    ] {
+        if TOTALS.lock().unwrap()[slot as usize].1 > 0 {
+            println!(
+                "  {name:<26} {:>8.1} us = {:>6.0}/s   CPU {:>7.1} us = {:>6.0}/s per core",
+                mean(slot) * 1e6,
+                1.0 / mean(slot),
+                mean_cpu(slot) * 1e6,
+                1.0 / mean_cpu(slot)
+            );
+        }
+    }
     for (name, slot, goal) in [
         ("first login (create)", Slot::First, 0.0),
         ("returning, changed", Slot::ReturnChanged, 0.5),
         ("returning, unchanged", Slot::ReturnSame, 0.5),
+        ("changed, 16 in flight", Slot::ReturnChangedLoad, 0.5),
+        ("unchanged, 16 in flight", Slot::ReturnSameLoad, 0.5),
     ] {
         let (t, cpu) = (mean(slot), mean_cpu(slot));
         let ratio = validate_cpu / cpu;
@@ -463,7 +770,7 @@ fn main() {
         "  verify_response (base64, profile, signature)  {:>8.1} us",
         verify * 1e6
     );
-    for (name, slot) in [
+    for (k, (name, slot)) in [
         (
             "  create (tx: replay, account, roles, audit)  ",
             Slot::StageJitCreate,
@@ -476,15 +783,40 @@ fn main() {
             "  unchanged (tx: replay, lookup, audit)       ",
             Slot::StageJitSame,
         ),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let jit = mean(slot);
         let total = verify + jit;
+        let (cpu, writer) = staged_cpu[k];
         println!(
-            "{name}  {:>8.1} us  (total {:>7.1} us: verify {:>4.1} %, replay + JIT {:>4.1} %)",
+            "{name}  {:>8.1} us  (total {:>7.1} us: verify {:>4.1} %, replay + JIT {:>4.1} %; \
+             CPU per login {:>6.1} us, of which the writer thread {:>6.1} us)",
             jit * 1e6,
             total * 1e6,
             verify / total * 100.0,
-            jit / total * 100.0
+            jit / total * 100.0,
+            cpu.as_secs_f64() / STAGED as f64 * 1e6,
+            writer.as_secs_f64() / STAGED as f64 * 1e6
         );
     }
+    if let (Some(before), Some(after)) = (stats_before_load, stats_after_load) {
+        let (commits, logins) = (after.commits - before.commits, after.logins - before.logins);
+        println!(
+            "\nLogins in flight shared commits: {logins} logins in {commits} commits of the writer \
+             = {:.1} per commit",
+            logins as f64 / commits.max(1) as f64
+        );
+    }
+    println!(
+        "\nResident memory: {} KiB before load; with 64 logins in flight ({} logins, {:.0}/s) \
+         at most {} KiB sampled, {} KiB after; peak of the whole run (VmHWM) {} KiB",
+        rss_idle,
+        LOAD_ROUNDS * LOAD_LOGINS,
+        (LOAD_ROUNDS * LOAD_LOGINS) as f64 / load_time.as_secs_f64(),
+        rss_load,
+        rss_after,
+        hwm
+    );
 }

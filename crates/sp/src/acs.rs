@@ -296,7 +296,7 @@ pub async fn audit_rejection<S: AccountStore>(
     now: OffsetDateTime,
 ) -> Result<(), Error> {
     let event = AuditEvent {
-        id: Uuid::new_v4(),
+        id: AuditEvent::id_at(now),
         operation_id,
         at: now,
         kind: AuditKind::Rejected,

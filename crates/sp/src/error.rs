@@ -361,6 +361,14 @@ pub enum StoreError {
     /// Applying the schema migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// SQLite reported an error on the login writer's connection (`store::writer`).
+    #[cfg(feature = "sqlite")]
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The SQLite login writer could not take or answer a login (stopped, or its batch
+    /// failed to commit: then no login of the batch was kept).
+    #[error("login writer: {0}")]
+    Writer(String),
     /// The URL names a database this crate does not support (only SQLite and PostgreSQL).
     #[error("unsupported database backend `{0}`")]
     UnsupportedBackend(String),

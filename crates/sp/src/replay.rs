@@ -167,6 +167,12 @@ impl ReplayCache for SqlReplayCache {
     }
 }
 
+/// Records an assertion ID (`$1`) until `$2`, unless an entry unexpired at `$3` holds it: the
+/// primary key makes the insert the atomic test, and only an expired entry is overwritten.
+pub(crate) const RECORD_ASSERTION: &str = "INSERT INTO sp_replay_cache (assertion_id, \
+    not_on_or_after) VALUES ($1, $2) ON CONFLICT (assertion_id) DO UPDATE SET \
+    not_on_or_after = excluded.not_on_or_after WHERE sp_replay_cache.not_on_or_after <= $3";
+
 /// Records `assertion_id` in `sp_replay_cache` on `conn` (inside whatever transaction it is
 /// in); `false` when an unexpired entry already holds it (a replay).
 ///
@@ -178,15 +184,11 @@ pub(crate) async fn record(
     not_on_or_after: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ($1, $2) \
-         ON CONFLICT (assertion_id) DO UPDATE SET not_on_or_after = excluded.not_on_or_after \
-         WHERE sp_replay_cache.not_on_or_after <= $3",
-    )
-    .bind(assertion_id.to_owned())
-    .bind(crate::store::millis(not_on_or_after))
-    .bind(crate::store::millis(now))
-    .execute(&mut *conn)
-    .await?;
+    let done = sqlx::query(RECORD_ASSERTION)
+        .bind(assertion_id.to_owned())
+        .bind(crate::store::millis(not_on_or_after))
+        .bind(crate::store::millis(now))
+        .execute(&mut *conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -1,5 +1,7 @@
 //! The JIT engine: look up, plan, apply and audit one login in one transaction.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -9,6 +11,8 @@ use super::{
     normalize_email, plan,
 };
 use crate::error::{Error, ReplayError, StoreError};
+#[cfg(feature = "sqlite")]
+use crate::store::writer::now_or_never;
 use crate::store::{
     Account, AccountStore, AccountTx, AuditEvent, AuditKind, ProvisionedBy, RoleOrigin,
 };
@@ -16,7 +20,8 @@ use crate::store::{
 /// Applies one application's provisioning contract to logins.
 #[derive(Debug, Clone)]
 pub struct JitEngine<S> {
-    contract: Contract,
+    /// Shared with the logins this engine hands to a SQLite writer thread.
+    contract: Arc<Contract>,
     store: S,
 }
 
@@ -96,7 +101,10 @@ struct Decision {
 impl<S: AccountStore> JitEngine<S> {
     /// An engine applying `contract` to the accounts in `store`.
     pub fn new(contract: Contract, store: S) -> Self {
-        Self { contract, store }
+        Self {
+            contract: Arc::new(contract),
+            store,
+        }
     }
 
     /// The contract.
@@ -112,7 +120,7 @@ impl<S: AccountStore> JitEngine<S> {
     /// The plan this login would get, computed against the store but not applied nor audited.
     pub async fn plan(&self, facts: &LoginFacts) -> Result<ProvisioningPlan, Error> {
         let mut tx = self.store.begin().await?;
-        let decision = Self::decide(&self.contract, &mut tx, facts).await?;
+        let decision = decide(&self.contract, &mut tx, facts).await?;
         // Dropping the transaction rolls it back; nothing was written anyway.
         drop(tx);
         Ok(decision.plan)
@@ -147,6 +155,9 @@ impl<S: AccountStore> JitEngine<S> {
         self.login_in_tx(facts, Some(assertion), now).await
     }
 
+    /// One login's transaction: on a SQLite file database, a job of the database's login
+    /// writer (`store::writer`: the same steps, committed with the logins queued beside it);
+    /// elsewhere a transaction of the store's own.
     async fn login_in_tx(
         &self,
         facts: &LoginFacts,
@@ -154,39 +165,41 @@ impl<S: AccountStore> JitEngine<S> {
         now: OffsetDateTime,
     ) -> Result<Provisioned, Error> {
         let operation_id = Uuid::new_v4();
+        #[cfg(feature = "sqlite")]
+        if let Some(writer) = self
+            .store
+            .database()
+            .and_then(crate::store::Database::writer)
+        {
+            let contract = Arc::clone(&self.contract);
+            let facts = facts.clone();
+            let assertion = assertion.map(|a| (a.id.to_owned(), a.not_on_or_after));
+            let result = writer
+                .run(move |tx| {
+                    let assertion = assertion.as_ref().map(|(id, until)| AssertionUse {
+                        id,
+                        not_on_or_after: *until,
+                    });
+                    let attempt = Attempt {
+                        facts: &facts,
+                        operation_id,
+                        now,
+                    };
+                    now_or_never(login_steps(&contract, tx, attempt, assertion))
+                })
+                .await;
+            return logged(result, operation_id);
+        }
         let attempt = Attempt {
             facts,
             operation_id,
             now,
         };
-        let mut tx = self.store.begin().await?;
-        if let Some(a) = assertion
-            && !tx.record_assertion(a.id, a.not_on_or_after, now).await?
-        {
-            // Dropping the transaction rolls it back: nothing of this login is kept.
-            return Err(ReplayError::Replayed(a.id.to_owned()).into());
-        }
-        match self.provision(&self.contract, &mut tx, facts, now).await? {
-            Step::Refused {
-                plan,
-                refusal,
-                account_id,
-            } => {
-                self.audit(&mut tx, attempt, AuditKind::Refused, account_id, &plan)
-                    .await?;
-                tx.commit().await?;
-                tracing::warn!(%operation_id, code = refusal.code.as_str(), detail = %refusal.detail, "JIT refused login");
-                Err(Error::Refused {
-                    refusal,
-                    operation_id,
-                })
-            }
-            Step::Done {
-                account,
-                outcome,
-                plan,
-            } => self.finish(tx, attempt, account, outcome, plan).await,
-        }
+        let tx = self.store.begin().await?;
+        logged(
+            login_steps(&self.contract, tx, attempt, assertion).await,
+            operation_id,
+        )
     }
 
     /// Plans `facts` under `contract` against what `tx` sees and applies the plan in `tx`,
@@ -202,216 +215,269 @@ impl<S: AccountStore> JitEngine<S> {
         facts: &LoginFacts,
         now: OffsetDateTime,
     ) -> Result<Step, Error> {
-        // Two rounds are enough: the only reason to retry is losing the insert race, after
-        // which the winner's row is visible and the plan is no longer `Create`.
-        for _ in 0..2 {
-            let decision = Self::decide(contract, tx, facts).await?;
-            let plan = decision.plan.clone();
-            let identity = plan.identity.clone();
-            match plan.action.clone() {
-                PlanAction::Refuse(refusal) => {
-                    let account_id = decision.lookup.by_identity.as_ref().map(|a| a.id);
-                    return Ok(Step::Refused {
-                        plan,
-                        refusal,
-                        account_id,
-                    });
-                }
-                PlanAction::Create { fields, roles } => {
-                    let Some(identity) = identity else {
-                        break;
-                    };
-                    let mut account = Account {
-                        id: Uuid::new_v4(),
-                        identity: Some(identity),
-                        email: decision.email,
-                        fields,
-                        roles: Default::default(),
-                        provisioned_by: ProvisionedBy::Jit,
-                        active: true,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    if !tx.insert_account(&account).await? {
-                        continue;
-                    }
-                    for role in roles {
-                        tx.grant_role(account.id, &role, RoleOrigin::Managed)
-                            .await?;
-                        account.roles.insert(role, RoleOrigin::Managed);
-                    }
-                    return Ok(Step::Done {
-                        account,
-                        outcome: Outcome::Created,
-                        plan,
-                    });
-                }
-                // `plan` never produces them; a store that did would be inconsistent.
-                PlanAction::Logout(_) | PlanAction::Scim(_) => break,
-                PlanAction::Unchanged { .. } => {
-                    let Some(account) = decision.lookup.by_identity else {
-                        break;
-                    };
-                    return Ok(Step::Done {
-                        account,
-                        outcome: Outcome::Unchanged,
-                        plan,
-                    });
-                }
-                PlanAction::Update {
-                    field_changes,
-                    roles_added,
-                    roles_removed,
-                    ..
-                }
-                | PlanAction::Link {
-                    field_changes,
-                    roles_added,
-                    roles_removed,
-                    ..
-                } => {
-                    let linking = matches!(plan.action, PlanAction::Link { .. });
-                    let target = if linking {
-                        decision.lookup.by_email
-                    } else {
-                        decision.lookup.by_identity
-                    };
-                    let Some(mut account) = target else {
-                        break;
-                    };
-                    for change in field_changes {
-                        match change.new {
-                            Some(value) => account.fields.insert(change.field, value),
-                            None => account.fields.remove(&change.field),
-                        };
-                    }
-                    account.email = account.fields.get(EMAIL_FIELD).map(|e| normalize_email(e));
-                    if linking {
-                        account.identity = identity;
-                    }
-                    account.updated_at = now;
-                    tx.update_account(&account).await?;
-                    for role in roles_added {
-                        tx.grant_role(account.id, &role, RoleOrigin::Managed)
-                            .await?;
-                        account.roles.insert(role, RoleOrigin::Managed);
-                    }
-                    for role in roles_removed {
-                        tx.revoke_managed_role(account.id, &role).await?;
-                        account.roles.remove(&role);
-                    }
-                    let outcome = if linking {
-                        Outcome::Linked
-                    } else {
-                        Outcome::Updated
-                    };
-                    return Ok(Step::Done {
-                        account,
-                        outcome,
-                        plan,
-                    });
-                }
-            }
-        }
-        Err(StoreError::Inconsistent(
-            "account insert conflicted, yet no conflicting account is visible".to_owned(),
-        )
-        .into())
+        provision(contract, tx, facts, now).await
     }
+}
 
-    /// Reads what the plan depends on, inside `tx`, and plans.
-    async fn decide(
-        contract: &Contract,
-        tx: &mut S::Tx,
-        facts: &LoginFacts,
-    ) -> Result<Decision, Error> {
-        let mapped = match contract.map(facts) {
-            Ok(mapped) => mapped,
-            Err(refusal) => {
-                return Ok(Decision {
-                    lookup: Lookup::default(),
-                    email: None,
-                    plan: ProvisioningPlan::refused(None, refusal),
-                });
-            }
-        };
-        let mut by_identity = tx.find_by_identity(&mapped.identity).await?;
-        let mut by_email = match &mapped.email {
-            Some(email) if by_identity.as_ref().and_then(|a| a.email.as_ref()) != Some(email) => {
-                tx.find_by_email(email).await?
-            }
-            _ => None,
-        };
-        // Under READ COMMITTED each statement sees what was committed when it started, so a
-        // concurrent first login of this same person can commit between the two lookups. The
-        // account found by e-mail is then this person's own, not someone else's address.
-        if by_identity.is_none()
-            && by_email
-                .as_ref()
-                .is_some_and(|a| a.identity.as_ref() == Some(&mapped.identity))
-        {
-            by_identity = by_email.take();
+/// Says what a login did, once it is committed (or refused).
+fn logged(result: Result<Provisioned, Error>, operation_id: Uuid) -> Result<Provisioned, Error> {
+    match &result {
+        Ok(done) => {
+            let outcome = audit_kind(done.outcome).as_str();
+            tracing::info!(%operation_id, account = %done.account.id, outcome, "JIT login");
         }
-        let lookup = Lookup {
-            by_identity,
-            by_email,
-        };
-        let plan = plan(contract, &mapped, &lookup);
-        Ok(Decision {
-            lookup,
-            email: mapped.email,
+        Err(Error::Refused { refusal, .. }) => {
+            tracing::warn!(%operation_id, code = refusal.code.as_str(), detail = %refusal.detail, "JIT refused login");
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+/// The steps of one login in `tx`: record the assertion (a replay stops here, nothing
+/// written), provision, audit, commit. A refusal is audited and committed too.
+async fn login_steps<T: AccountTx>(
+    contract: &Contract,
+    mut tx: T,
+    attempt: Attempt<'_>,
+    assertion: Option<AssertionUse<'_>>,
+) -> Result<Provisioned, Error> {
+    if let Some(a) = assertion
+        && !tx
+            .record_assertion(a.id, a.not_on_or_after, attempt.now)
+            .await?
+    {
+        // Dropping the transaction rolls it back: nothing of this login is kept.
+        return Err(ReplayError::Replayed(a.id.to_owned()).into());
+    }
+    match provision(contract, &mut tx, attempt.facts, attempt.now).await? {
+        Step::Refused {
             plan,
-        })
-    }
-
-    async fn finish(
-        &self,
-        mut tx: S::Tx,
-        attempt: Attempt<'_>,
-        account: Account,
-        outcome: Outcome,
-        plan: ProvisioningPlan,
-    ) -> Result<Provisioned, Error> {
-        let kind = match outcome {
-            Outcome::Created => AuditKind::Created,
-            Outcome::Linked => AuditKind::LinkedByEmail,
-            Outcome::Updated => AuditKind::Updated,
-            Outcome::Unchanged => AuditKind::Unchanged,
-        };
-        self.audit(&mut tx, attempt, kind, Some(account.id), &plan)
-            .await?;
-        tx.commit().await?;
-        let operation_id = attempt.operation_id;
-        tracing::info!(%operation_id, account = %account.id, outcome = kind.as_str(), "JIT login");
-        Ok(Provisioned {
+            refusal,
+            account_id,
+        } => {
+            audit(&mut tx, attempt, AuditKind::Refused, account_id, &plan).await?;
+            tx.commit().await?;
+            Err(Error::Refused {
+                refusal,
+                operation_id: attempt.operation_id,
+            })
+        }
+        Step::Done {
             account,
             outcome,
             plan,
-            operation_id,
-        })
+        } => {
+            let kind = audit_kind(outcome);
+            audit(&mut tx, attempt, kind, Some(account.id), &plan).await?;
+            tx.commit().await?;
+            Ok(Provisioned {
+                account,
+                outcome,
+                plan,
+                operation_id: attempt.operation_id,
+            })
+        }
     }
+}
 
-    async fn audit(
-        &self,
-        tx: &mut S::Tx,
-        attempt: Attempt<'_>,
-        kind: AuditKind,
-        account_id: Option<Uuid>,
-        plan: &ProvisioningPlan,
-    ) -> Result<(), Error> {
-        let event = AuditEvent {
-            id: Uuid::new_v4(),
-            operation_id: attempt.operation_id,
-            at: attempt.now,
-            kind,
-            account_id,
-            idp_entity_id: attempt.facts.idp_entity_id.clone(),
-            identity_key: plan.identity.as_ref().map(|i| i.key.clone()),
-            session_index: attempt.facts.session_index.clone(),
-            actor: None,
-            plan: plan.clone(),
-        };
-        tx.append_audit(&event).await?;
-        Ok(())
+fn audit_kind(outcome: Outcome) -> AuditKind {
+    match outcome {
+        Outcome::Created => AuditKind::Created,
+        Outcome::Linked => AuditKind::LinkedByEmail,
+        Outcome::Updated => AuditKind::Updated,
+        Outcome::Unchanged => AuditKind::Unchanged,
     }
+}
+
+/// [`JitEngine::provision`], for any transaction (the SQLite writer's too).
+async fn provision<T: AccountTx>(
+    contract: &Contract,
+    tx: &mut T,
+    facts: &LoginFacts,
+    now: OffsetDateTime,
+) -> Result<Step, Error> {
+    // Two rounds are enough: the only reason to retry is losing the insert race, after
+    // which the winner's row is visible and the plan is no longer `Create`.
+    for _ in 0..2 {
+        let decision = decide(contract, tx, facts).await?;
+        let plan = decision.plan.clone();
+        let identity = plan.identity.clone();
+        match plan.action.clone() {
+            PlanAction::Refuse(refusal) => {
+                let account_id = decision.lookup.by_identity.as_ref().map(|a| a.id);
+                return Ok(Step::Refused {
+                    plan,
+                    refusal,
+                    account_id,
+                });
+            }
+            PlanAction::Create { fields, roles } => {
+                let Some(identity) = identity else {
+                    break;
+                };
+                let mut account = Account {
+                    id: Uuid::new_v4(),
+                    identity: Some(identity),
+                    email: decision.email,
+                    fields,
+                    roles: Default::default(),
+                    provisioned_by: ProvisionedBy::Jit,
+                    active: true,
+                    created_at: now,
+                    updated_at: now,
+                };
+                if !tx.insert_account(&account).await? {
+                    continue;
+                }
+                for role in roles {
+                    tx.grant_role(account.id, &role, RoleOrigin::Managed)
+                        .await?;
+                    account.roles.insert(role, RoleOrigin::Managed);
+                }
+                return Ok(Step::Done {
+                    account,
+                    outcome: Outcome::Created,
+                    plan,
+                });
+            }
+            // `plan` never produces them; a store that did would be inconsistent.
+            PlanAction::Logout(_) | PlanAction::Scim(_) => break,
+            PlanAction::Unchanged { .. } => {
+                let Some(account) = decision.lookup.by_identity else {
+                    break;
+                };
+                return Ok(Step::Done {
+                    account,
+                    outcome: Outcome::Unchanged,
+                    plan,
+                });
+            }
+            PlanAction::Update {
+                field_changes,
+                roles_added,
+                roles_removed,
+                ..
+            }
+            | PlanAction::Link {
+                field_changes,
+                roles_added,
+                roles_removed,
+                ..
+            } => {
+                let linking = matches!(plan.action, PlanAction::Link { .. });
+                let target = if linking {
+                    decision.lookup.by_email
+                } else {
+                    decision.lookup.by_identity
+                };
+                let Some(mut account) = target else {
+                    break;
+                };
+                for change in field_changes {
+                    match change.new {
+                        Some(value) => account.fields.insert(change.field, value),
+                        None => account.fields.remove(&change.field),
+                    };
+                }
+                account.email = account.fields.get(EMAIL_FIELD).map(|e| normalize_email(e));
+                if linking {
+                    account.identity = identity;
+                }
+                account.updated_at = now;
+                tx.update_account(&account).await?;
+                for role in roles_added {
+                    tx.grant_role(account.id, &role, RoleOrigin::Managed)
+                        .await?;
+                    account.roles.insert(role, RoleOrigin::Managed);
+                }
+                for role in roles_removed {
+                    tx.revoke_managed_role(account.id, &role).await?;
+                    account.roles.remove(&role);
+                }
+                let outcome = if linking {
+                    Outcome::Linked
+                } else {
+                    Outcome::Updated
+                };
+                return Ok(Step::Done {
+                    account,
+                    outcome,
+                    plan,
+                });
+            }
+        }
+    }
+    Err(StoreError::Inconsistent(
+        "account insert conflicted, yet no conflicting account is visible".to_owned(),
+    )
+    .into())
+}
+
+/// Reads what the plan depends on, inside `tx`, and plans.
+async fn decide<T: AccountTx>(
+    contract: &Contract,
+    tx: &mut T,
+    facts: &LoginFacts,
+) -> Result<Decision, Error> {
+    let mapped = match contract.map(facts) {
+        Ok(mapped) => mapped,
+        Err(refusal) => {
+            return Ok(Decision {
+                lookup: Lookup::default(),
+                email: None,
+                plan: ProvisioningPlan::refused(None, refusal),
+            });
+        }
+    };
+    let mut by_identity = tx.find_by_identity(&mapped.identity).await?;
+    let mut by_email = match &mapped.email {
+        Some(email) if by_identity.as_ref().and_then(|a| a.email.as_ref()) != Some(email) => {
+            tx.find_by_email(email).await?
+        }
+        _ => None,
+    };
+    // Under READ COMMITTED each statement sees what was committed when it started, so a
+    // concurrent first login of this same person can commit between the two lookups. The
+    // account found by e-mail is then this person's own, not someone else's address.
+    if by_identity.is_none()
+        && by_email
+            .as_ref()
+            .is_some_and(|a| a.identity.as_ref() == Some(&mapped.identity))
+    {
+        by_identity = by_email.take();
+    }
+    let lookup = Lookup {
+        by_identity,
+        by_email,
+    };
+    let plan = plan(contract, &mapped, &lookup);
+    Ok(Decision {
+        lookup,
+        email: mapped.email,
+        plan,
+    })
+}
+
+async fn audit<T: AccountTx>(
+    tx: &mut T,
+    attempt: Attempt<'_>,
+    kind: AuditKind,
+    account_id: Option<Uuid>,
+    plan: &ProvisioningPlan,
+) -> Result<(), Error> {
+    let event = AuditEvent {
+        id: AuditEvent::id_at(attempt.now),
+        operation_id: attempt.operation_id,
+        at: attempt.now,
+        kind,
+        account_id,
+        idp_entity_id: attempt.facts.idp_entity_id.clone(),
+        identity_key: plan.identity.as_ref().map(|i| i.key.clone()),
+        session_index: attempt.facts.session_index.clone(),
+        actor: None,
+        plan: plan.clone(),
+    };
+    tx.append_audit(&event).await?;
+    Ok(())
 }

@@ -240,7 +240,7 @@ async fn write<S: AccountStore>(
     now: OffsetDateTime,
 ) -> Result<(), Error> {
     let event = AuditEvent {
-        id: Uuid::new_v4(),
+        id: AuditEvent::id_at(now),
         operation_id: event.operation_id,
         at: now,
         kind: record.kind(),

@@ -771,7 +771,7 @@ impl ScimService {
         now: OffsetDateTime,
     ) -> Result<(), ScimError> {
         let event = AuditEvent {
-            id: Uuid::new_v4(),
+            id: AuditEvent::id_at(now),
             operation_id,
             at: now,
             kind,

@@ -33,6 +33,19 @@ pub struct Database {
 struct Shared {
     /// When (Unix ms) the replay cache's expired entries are next deleted.
     next_replay_prune: AtomicI64,
+    /// The thread logins are written by, on a SQLite file database (`store::writer`).
+    #[cfg(feature = "sqlite")]
+    writer: Option<super::writer::SqliteWriter>,
+}
+
+/// How many logins the SQLite login writer has run and in how many commits: their ratio is
+/// how many logins shared a commit on average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions the writer committed (or tried to).
+    pub commits: u64,
+    /// Logins it ran in them.
+    pub logins: u64,
 }
 
 /// The migrations table, named apart from sqlx's default so the SP schema can share a database
@@ -65,7 +78,8 @@ impl Database {
     /// two (see `SQLITE_MAX_CONNECTIONS`). The pool does not ping a SQLite connection before
     /// handing it out (sqlx's default): the connection is a file handle on this machine, and
     /// the ping would be one more trip to the connection's worker thread for every statement
-    /// a login runs.
+    /// a login runs. A SQLite file database also gets its login writer (`store::writer`): one
+    /// more connection, on a thread of its own, that the JIT engine writes logins through.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -124,8 +138,29 @@ impl Database {
             backend,
             shared: Arc::new(Shared {
                 next_replay_prune: AtomicI64::new(i64::MIN),
+                #[cfg(feature = "sqlite")]
+                writer: match backend {
+                    Backend::Sqlite => start_writer(url)?,
+                    Backend::Postgres => None,
+                },
             }),
         })
+    }
+
+    /// How many logins the SQLite login writer has run, in how many commits; `None` where
+    /// there is no writer (PostgreSQL, an in-memory SQLite database).
+    pub fn writer_stats(&self) -> Option<WriterStats> {
+        #[cfg(feature = "sqlite")]
+        if let Some(writer) = self.writer() {
+            return Some(writer.stats());
+        }
+        None
+    }
+
+    /// The SQLite login writer, on a file database.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn writer(&self) -> Option<&super::writer::SqliteWriter> {
+        self.shared.writer.as_ref()
     }
 
     /// The pool, for an application that keeps its own tables in the same database.
@@ -193,4 +228,17 @@ impl Database {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// The login writer for the SQLite database at `url`, once migrated; none for an in-memory one
+/// (a second connection would open a database of its own).
+#[cfg(feature = "sqlite")]
+fn start_writer(url: &str) -> Result<Option<super::writer::SqliteWriter>, StoreError> {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let path = options.get_filename();
+    if url.contains(":memory:") || url.contains("mode=memory") || path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    super::writer::SqliteWriter::start(path).map(Some)
 }

@@ -8,6 +8,8 @@
 mod audit;
 mod database;
 mod sql;
+#[cfg(feature = "sqlite")]
+pub(crate) mod writer;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -17,7 +19,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use audit::{AuditEvent, AuditKind, LogoutRecord};
-pub use database::{Backend, Database};
+pub use database::{Backend, Database, WriterStats};
 pub use sql::{SqlAccountStore, SqlAccountTx};
 pub(crate) use sql::{from_millis, millis};
 
@@ -94,7 +96,9 @@ pub trait AccountStore: Send + Sync {
 
     /// The SP database the store keeps its rows in, when it is one ([`SqlAccountStore`]).
     /// A replay cache on the same database ([`crate::replay::SqlReplayCache`]) then records
-    /// the assertion inside the login's transaction ([`AccountTx::record_assertion`]).
+    /// the assertion inside the login's transaction ([`AccountTx::record_assertion`]), and on
+    /// a SQLite file the JIT engine writes logins through the database's writer thread
+    /// (`store::writer`) instead of [`AccountStore::begin`].
     fn database(&self) -> Option<&Database> {
         None
     }

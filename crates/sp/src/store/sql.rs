@@ -1,7 +1,9 @@
 //! [`AccountStore`] over SQLite or PostgreSQL through the sqlx Any driver.
 //!
 //! The SQL is written once for both backends (`$n` placeholders, `ON CONFLICT DO NOTHING`,
-//! TEXT/BIGINT columns); the only difference is the row lock PostgreSQL takes on lookups.
+//! TEXT/BIGINT columns); the only difference is the row lock PostgreSQL takes on lookups. The
+//! SQLite login writer (`store::writer`) runs the same statements and decodes rows through the
+//! same [`AccountColumns`].
 
 use std::collections::BTreeMap;
 
@@ -38,7 +40,8 @@ macro_rules! select_account {
 }
 
 /// An account with its roles in one statement (one row per role, or one row with NULL role
-/// columns): a login's lookup is one trip to the database, not two.
+/// columns): a login's lookup is one trip to the database, not two. The SQLite writer reads
+/// the columns by position: keep their order.
 macro_rules! select_account_with_roles {
     () => {
         "SELECT a.id AS id, a.idp_entity_id AS idp_entity_id, a.identity_key AS identity_key, \
@@ -49,7 +52,7 @@ macro_rules! select_account_with_roles {
     };
 }
 
-const BY_IDENTITY: &str = concat!(
+pub(crate) const BY_IDENTITY: &str = concat!(
     select_account_with_roles!(),
     "WHERE a.idp_entity_id = $1 AND a.identity_key = $2"
 );
@@ -58,13 +61,28 @@ const BY_IDENTITY_LOCKED: &str = concat!(
     select_account_with_roles!(),
     "WHERE a.idp_entity_id = $1 AND a.identity_key = $2 FOR UPDATE OF a"
 );
-const BY_EMAIL: &str = concat!(select_account_with_roles!(), "WHERE a.email = $1");
+pub(crate) const BY_EMAIL: &str = concat!(select_account_with_roles!(), "WHERE a.email = $1");
 const BY_EMAIL_LOCKED: &str = concat!(
     select_account_with_roles!(),
     "WHERE a.email = $1 FOR UPDATE OF a"
 );
 const BY_ID: &str = concat!(select_account!(), "WHERE id = $1");
 const ALL: &str = concat!(select_account!(), "ORDER BY created_at, id");
+
+// The statements of a login, shared with the SQLite writer (`store::writer`), which binds the
+// same `$n` parameters by name.
+pub(crate) const INSERT_ACCOUNT: &str = "INSERT INTO sp_accounts (id, idp_entity_id, identity_key, \
+    email, fields, provisioned_by, created_at, updated_at, active) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+pub(crate) const UPDATE_ACCOUNT: &str = "UPDATE sp_accounts SET idp_entity_id = $2, \
+    identity_key = $3, email = $4, fields = $5, updated_at = $6, active = $7 WHERE id = $1";
+pub(crate) const GRANT_ROLE: &str = "INSERT INTO sp_account_roles (account_id, role, managed) \
+    VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+pub(crate) const REVOKE_MANAGED_ROLE: &str =
+    "DELETE FROM sp_account_roles WHERE account_id = $1 AND role = $2 AND managed = 1";
+pub(crate) const INSERT_AUDIT: &str = "INSERT INTO sp_audit (id, operation_id, at, kind, \
+    account_id, idp_entity_id, identity_key, session_index, plan, actor) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 impl SqlAccountStore {
     /// A store over an already migrated database.
@@ -219,7 +237,7 @@ impl AccountTx for SqlAccountTx {
             .bind(identity.key.clone())
             .fetch_all(&mut *self.tx)
             .await?;
-        account_with_roles(&rows)
+        account_with_roles_rows(&rows)
     }
 
     async fn find_by_email(&mut self, email: &str) -> Result<Option<Account>, StoreError> {
@@ -231,45 +249,38 @@ impl AccountTx for SqlAccountTx {
             .bind(email.to_owned())
             .fetch_all(&mut *self.tx)
             .await?;
-        account_with_roles(&rows)
+        account_with_roles_rows(&rows)
     }
 
     async fn insert_account(&mut self, account: &Account) -> Result<bool, StoreError> {
         let (idp, key) = identity_columns(account);
-        let done = sqlx::query(
-            "INSERT INTO sp_accounts (id, idp_entity_id, identity_key, email, fields, \
-             provisioned_by, created_at, updated_at, active) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-        )
-        .bind(account.id.to_string())
-        .bind(idp)
-        .bind(key)
-        .bind(account.email.clone())
-        .bind(fields_json(&account.fields)?)
-        .bind(account.provisioned_by.as_str())
-        .bind(millis(account.created_at))
-        .bind(millis(account.updated_at))
-        .bind(i64::from(account.active))
-        .execute(&mut *self.tx)
-        .await?;
+        let done = sqlx::query(INSERT_ACCOUNT)
+            .bind(account.id.to_string())
+            .bind(idp)
+            .bind(key)
+            .bind(account.email.clone())
+            .bind(fields_json(&account.fields)?)
+            .bind(account.provisioned_by.as_str())
+            .bind(millis(account.created_at))
+            .bind(millis(account.updated_at))
+            .bind(i64::from(account.active))
+            .execute(&mut *self.tx)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn update_account(&mut self, account: &Account) -> Result<(), StoreError> {
         let (idp, key) = identity_columns(account);
-        sqlx::query(
-            "UPDATE sp_accounts SET idp_entity_id = $2, identity_key = $3, email = $4, \
-             fields = $5, updated_at = $6, active = $7 WHERE id = $1",
-        )
-        .bind(account.id.to_string())
-        .bind(idp)
-        .bind(key)
-        .bind(account.email.clone())
-        .bind(fields_json(&account.fields)?)
-        .bind(millis(account.updated_at))
-        .bind(i64::from(account.active))
-        .execute(&mut *self.tx)
-        .await?;
+        sqlx::query(UPDATE_ACCOUNT)
+            .bind(account.id.to_string())
+            .bind(idp)
+            .bind(key)
+            .bind(account.email.clone())
+            .bind(fields_json(&account.fields)?)
+            .bind(millis(account.updated_at))
+            .bind(i64::from(account.active))
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
@@ -279,15 +290,12 @@ impl AccountTx for SqlAccountTx {
         role: &str,
         origin: RoleOrigin,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sp_account_roles (account_id, role, managed) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(account_id.to_string())
-        .bind(role.to_owned())
-        .bind(i64::from(origin == RoleOrigin::Managed))
-        .execute(&mut *self.tx)
-        .await?;
+        sqlx::query(GRANT_ROLE)
+            .bind(account_id.to_string())
+            .bind(role.to_owned())
+            .bind(i64::from(origin == RoleOrigin::Managed))
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
@@ -296,38 +304,29 @@ impl AccountTx for SqlAccountTx {
         account_id: Uuid,
         role: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM sp_account_roles WHERE account_id = $1 AND role = $2 AND managed = 1",
-        )
-        .bind(account_id.to_string())
-        .bind(role.to_owned())
-        .execute(&mut *self.tx)
-        .await?;
+        sqlx::query(REVOKE_MANAGED_ROLE)
+            .bind(account_id.to_string())
+            .bind(role.to_owned())
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
     async fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
-        let plan = serde_json::to_string(&event.plan).map_err(|e| StoreError::Corrupt {
-            table: "sp_audit",
-            detail: e.to_string(),
-        })?;
-        sqlx::query(
-            "INSERT INTO sp_audit (id, operation_id, at, kind, account_id, idp_entity_id, \
-             identity_key, session_index, plan, actor) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(event.id.to_string())
-        .bind(event.operation_id.to_string())
-        .bind(millis(event.at))
-        .bind(event.kind.as_str())
-        .bind(event.account_id.map(|id| id.to_string()))
-        .bind(event.idp_entity_id.clone())
-        .bind(event.identity_key.clone())
-        .bind(event.session_index.clone())
-        .bind(plan)
-        .bind(event.actor.clone())
-        .execute(&mut *self.tx)
-        .await?;
+        let plan = plan_json(event)?;
+        sqlx::query(INSERT_AUDIT)
+            .bind(event.id.to_string())
+            .bind(event.operation_id.to_string())
+            .bind(millis(event.at))
+            .bind(event.kind.as_str())
+            .bind(event.account_id.map(|id| id.to_string()))
+            .bind(event.idp_entity_id.clone())
+            .bind(event.identity_key.clone())
+            .bind(event.session_index.clone())
+            .bind(plan)
+            .bind(event.actor.clone())
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
@@ -346,7 +345,7 @@ impl AccountTx for SqlAccountTx {
     }
 }
 
-fn identity_columns(account: &Account) -> (Option<String>, Option<String>) {
+pub(crate) fn identity_columns(account: &Account) -> (Option<String>, Option<String>) {
     match &account.identity {
         Some(identity) => (
             Some(identity.idp_entity_id.clone()),
@@ -356,9 +355,16 @@ fn identity_columns(account: &Account) -> (Option<String>, Option<String>) {
     }
 }
 
-fn fields_json(fields: &BTreeMap<String, String>) -> Result<String, StoreError> {
+pub(crate) fn fields_json(fields: &BTreeMap<String, String>) -> Result<String, StoreError> {
     serde_json::to_string(fields).map_err(|e| StoreError::Corrupt {
         table: "sp_accounts",
+        detail: e.to_string(),
+    })
+}
+
+pub(crate) fn plan_json(event: &AuditEvent) -> Result<String, StoreError> {
+    serde_json::to_string(&event.plan).map_err(|e| StoreError::Corrupt {
+        table: "sp_audit",
         detail: e.to_string(),
     })
 }
@@ -384,63 +390,103 @@ fn uuid(table: &'static str, text: &str) -> Result<Uuid, StoreError> {
     })
 }
 
-fn account_from_row(row: &AnyRow) -> Result<Account, StoreError> {
-    const T: &str = "sp_accounts";
-    let id: String = row.try_get("id")?;
-    let idp: Option<String> = row.try_get("idp_entity_id")?;
-    let key: Option<String> = row.try_get("identity_key")?;
-    let fields: String = row.try_get("fields")?;
-    let provisioned_by: String = row.try_get("provisioned_by")?;
-    let identity = match (idp, key) {
-        (Some(idp_entity_id), Some(key)) => Some(IdentityKey { idp_entity_id, key }),
-        (None, None) => None,
-        _ => {
-            return Err(StoreError::Corrupt {
-                table: T,
-                detail: format!("account {id} has half an identity"),
-            });
-        }
-    };
-    Ok(Account {
-        id: uuid(T, &id)?,
-        identity,
-        email: row.try_get("email")?,
-        fields: serde_json::from_str(&fields).map_err(|e| StoreError::Corrupt {
-            table: T,
-            detail: e.to_string(),
-        })?,
-        roles: BTreeMap::new(),
-        provisioned_by: match provisioned_by.as_str() {
-            "jit" => ProvisionedBy::Jit,
-            "app" => ProvisionedBy::App,
-            other => {
+/// An account row's columns as either driver reads them, before they are checked.
+pub(crate) struct AccountColumns {
+    pub(crate) id: String,
+    pub(crate) idp_entity_id: Option<String>,
+    pub(crate) identity_key: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) fields: String,
+    pub(crate) provisioned_by: String,
+    pub(crate) active: i64,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+impl AccountColumns {
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            idp_entity_id: row.try_get("idp_entity_id")?,
+            identity_key: row.try_get("identity_key")?,
+            email: row.try_get("email")?,
+            fields: row.try_get("fields")?,
+            provisioned_by: row.try_get("provisioned_by")?,
+            active: row.try_get("active")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    /// The account these columns hold (without roles), or why they cannot be one.
+    fn into_account(self) -> Result<Account, StoreError> {
+        const T: &str = "sp_accounts";
+        let id = self.id;
+        let identity = match (self.idp_entity_id, self.identity_key) {
+            (Some(idp_entity_id), Some(key)) => Some(IdentityKey { idp_entity_id, key }),
+            (None, None) => None,
+            _ => {
                 return Err(StoreError::Corrupt {
                     table: T,
-                    detail: format!("provisioned_by `{other}`"),
+                    detail: format!("account {id} has half an identity"),
                 });
             }
-        },
-        active: row.try_get::<i64, _>("active")? != 0,
-        created_at: from_millis(T, row.try_get("created_at")?)?,
-        updated_at: from_millis(T, row.try_get("updated_at")?)?,
-    })
+        };
+        Ok(Account {
+            id: uuid(T, &id)?,
+            identity,
+            email: self.email,
+            fields: serde_json::from_str(&self.fields).map_err(|e| StoreError::Corrupt {
+                table: T,
+                detail: e.to_string(),
+            })?,
+            roles: BTreeMap::new(),
+            provisioned_by: match self.provisioned_by.as_str() {
+                "jit" => ProvisionedBy::Jit,
+                "app" => ProvisionedBy::App,
+                other => {
+                    return Err(StoreError::Corrupt {
+                        table: T,
+                        detail: format!("provisioned_by `{other}`"),
+                    });
+                }
+            },
+            active: self.active != 0,
+            created_at: from_millis(T, self.created_at)?,
+            updated_at: from_millis(T, self.updated_at)?,
+        })
+    }
+}
+
+fn account_from_row(row: &AnyRow) -> Result<Account, StoreError> {
+    AccountColumns::from_row(row)?.into_account()
 }
 
 /// The account of a [`select_account_with_roles`] result, with every role its rows carry.
 /// The unique indexes it is looked up by make every row the same account.
-fn account_with_roles(rows: &[AnyRow]) -> Result<Option<Account>, StoreError> {
+fn account_with_roles_rows(rows: &[AnyRow]) -> Result<Option<Account>, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let mut account = account_from_row(first)?;
-    for row in rows {
-        let role: Option<String> = row.try_get("role")?;
-        let managed: Option<i64> = row.try_get("managed")?;
+    let roles = rows
+        .iter()
+        .map(|row| Ok((row.try_get("role")?, row.try_get("managed")?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    account_with_roles(AccountColumns::from_row(first)?, roles).map(Some)
+}
+
+/// The account in `columns` with the roles of its joined rows (`None` where it has none).
+pub(crate) fn account_with_roles(
+    columns: AccountColumns,
+    roles: Vec<(Option<String>, Option<i64>)>,
+) -> Result<Account, StoreError> {
+    let mut account = columns.into_account()?;
+    for (role, managed) in roles {
         if let (Some(role), Some(managed)) = (role, managed) {
             account.roles.insert(role, role_origin(managed));
         }
     }
-    Ok(Some(account))
+    Ok(account)
 }
 
 fn role_origin(managed: i64) -> RoleOrigin {

@@ -103,4 +103,64 @@ async fn sql_replay_cache_joins_the_login_transaction(backend: Db) {
     assert_eq!(replay.count_entries().await.unwrap(), 3);
 }
 
-crate::on_both_backends!(sql_replay_cache_joins_the_login_transaction);
+/// A burst of logins, some replaying one assertion, on the accounts' own database (on SQLite
+/// they share commits through the login writer): each fresh login is kept with its audit
+/// event, one use of the replayed assertion signs in and every other is refused, leaving
+/// nothing but its `acs.rejected` event.
+async fn a_burst_keeps_each_login_apart(backend: Db) {
+    let fx = fixture(backend).await;
+    let sp = ServiceProvider::new(
+        &config("allow_idp_initiated = true"),
+        None,
+        trust(&[&old_key().cert]),
+    )
+    .unwrap();
+    let replay = SqlReplayCache::new(fx.store.database().clone());
+    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
+    let shared = std::sync::Arc::new((sp, replay, engine));
+    let same = form(&response(None, "_burst-same", &old_key().key), None);
+    let mut forms = vec![same; 8];
+    for i in 0..16 {
+        let xml = response_for(
+            &format!("p-burst-{i}"),
+            None,
+            &format!("_burst-{i}"),
+            &old_key().key,
+        );
+        forms.push(form(&xml, None));
+    }
+    let mut tasks = Vec::new();
+    for f in forms {
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let (sp, replay, engine) = &*shared;
+            acs::run(sp, &f, replay, engine, NOW).await
+        }));
+    }
+    let (mut created, mut replayed) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(done) => {
+                assert_eq!(done.provisioned.outcome, Outcome::Created);
+                created += 1;
+            }
+            Err(failure) => {
+                assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
+                replayed += 1;
+            }
+        }
+    }
+    assert_eq!((created, replayed), (17, 7));
+    let (_, replay, engine) = &*shared;
+    assert_eq!(engine.store().accounts().await.unwrap().len(), 17);
+    assert_eq!(replay.count_entries().await.unwrap(), 17);
+    let log = engine.store().audit_log(100).await.unwrap();
+    let count = |kind: &str| log.iter().filter(|e| e.kind.as_str() == kind).count();
+    assert_eq!((count("jit.created"), count("acs.rejected")), (17, 7));
+    assert_eq!(log.len(), 24);
+}
+
+crate::on_both_backends!(
+    sql_replay_cache_joins_the_login_transaction,
+    a_burst_keeps_each_login_apart,
+);

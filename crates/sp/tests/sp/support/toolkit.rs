@@ -86,12 +86,22 @@ pub(crate) fn response(
     assertion_id: &str,
     signer: &SigningKey,
 ) -> String {
+    response_for("p-1", request_id, assertion_id, signer)
+}
+
+/// [`response`] about the person whose persistent NameID is `name_id`.
+pub(crate) fn response_for(
+    name_id: &str,
+    request_id: Option<&str>,
+    assertion_id: &str,
+    signer: &SigningKey,
+) -> String {
     let assertion = Assertion {
         id: assertion_id.into(),
         issue_instant: NOW,
         issuer: IDP.into(),
         subject: Some(Subject {
-            name_id: Some(NameId::new("p-1", name_id_format::PERSISTENT)),
+            name_id: Some(NameId::new(name_id, name_id_format::PERSISTENT)),
             confirmations: vec![SubjectConfirmation {
                 method: BEARER.into(),
                 data: Some(SubjectConfirmationData {

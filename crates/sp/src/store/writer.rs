@@ -1,0 +1,608 @@
+//! The SQLite login writer: one thread that owns a connection and runs logins by group commit.
+//!
+//! Through sqlx every statement is a trip to the connection's worker thread and back (a wake
+//! and a switch each way), and each login commits on its own: five trips and one WAL append of
+//! every page it touched, for a login that writes two rows. Here a login is one closure sent to
+//! this thread; the thread takes every login waiting (up to [`MAX_BATCH`]), runs them one
+//! after the other in one `BEGIN IMMEDIATE` transaction, each inside its own savepoint, commits
+//! once and only then answers each of them. So:
+//!
+//! * **durability is unchanged**: a login is answered after the commit holding its rows (and
+//!   its audit event); if the commit fails, every login of the batch gets the error;
+//! * **the replay guarantee is unchanged**: logins run one at a time on one connection holding
+//!   SQLite's write lock, so of two uses of one assertion ID (in one batch or in two) the
+//!   second sees the first's row and is refused; a login that fails (a replay, a store error)
+//!   is rolled back to its savepoint and leaves nothing, as a rolled-back transaction would;
+//! * **bounded**: the queue holds at most [`QUEUE`] logins; a burst beyond it waits to enqueue.
+//!
+//! A login whose caller stops waiting once it is queued (the request was dropped) still runs
+//! and commits, as a transaction already sent to the database would: its assertion is used
+//! up and its audit event says what JIT did, though no session may have followed.
+//!
+//! The JIT engine runs unchanged on [`WriterTx`], an [`AccountTx`] whose every future is ready
+//! at once (the statements run on this thread, synchronously).
+//!
+//! Only SQLite file databases get a writer: an in-memory database exists only on the pool's
+//! one connection.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::thread;
+
+use rusqlite::{Connection, OpenFlags, named_params};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::sql::{
+    self, AccountColumns, GRANT_ROLE, INSERT_ACCOUNT, INSERT_AUDIT, REVOKE_MANAGED_ROLE,
+    UPDATE_ACCOUNT, identity_columns,
+};
+use super::{Account, AccountTx, AuditEvent, RoleOrigin, WriterStats};
+use crate::error::{Error, StoreError};
+use crate::jit::IdentityKey;
+
+/// Logins committed together at most. Enough to amortise a commit; small enough that the
+/// first of a batch does not wait long for the last.
+const MAX_BATCH: usize = 64;
+
+/// Logins waiting for the writer at most; a sender beyond it waits for room.
+const QUEUE: usize = 1024;
+
+/// A handle on the writer thread; the thread ends when the last handle is dropped.
+#[derive(Debug)]
+pub(crate) struct SqliteWriter {
+    queue: mpsc::Sender<Box<dyn Job>>,
+    counts: Arc<Counts>,
+}
+
+/// What the writer has done so far.
+#[derive(Debug, Default)]
+struct Counts {
+    commits: AtomicU64,
+    logins: AtomicU64,
+}
+
+/// One unit of work on the writer's connection, inside the batch's transaction.
+trait Job: Send {
+    /// Runs in the batch's transaction (in a savepoint of its own unless it is `alone` in
+    /// the batch); returns what to answer once the batch is committed. A job alone that
+    /// does not commit rolls the transaction back.
+    fn run(self: Box<Self>, conn: &mut Connection, alone: bool) -> Box<dyn Reply>;
+}
+
+/// A job's answer, held back until its batch is committed (or failed).
+trait Reply: Send {
+    /// Answers the login: its own result, or `failure` when its batch was not committed.
+    fn send(self: Box<Self>, failure: Option<&str>);
+}
+
+struct Work<F, R> {
+    work: F,
+    reply: oneshot::Sender<Result<R, Error>>,
+}
+
+struct Answer<R> {
+    result: Result<R, Error>,
+    reply: oneshot::Sender<Result<R, Error>>,
+}
+
+impl<F, R> Job for Work<F, R>
+where
+    F: FnOnce(WriterTx<'_>) -> Result<R, Error> + Send,
+    R: Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &mut Connection, alone: bool) -> Box<dyn Reply> {
+        let Work { work, reply } = *self;
+        let result = if alone {
+            // The batch's transaction is this job's own: not committing it rolls it back.
+            let mut committed = false;
+            let result = work(WriterTx {
+                conn: &mut *conn,
+                committed: &mut committed,
+            });
+            match (committed, result) {
+                (true, result) => result,
+                (false, result) => match statement(conn, "ROLLBACK") {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::from(e).into()),
+                },
+            }
+        } else {
+            in_savepoint(conn, work)
+        };
+        Box::new(Answer { result, reply })
+    }
+}
+
+/// Runs `work` inside a savepoint of the batch's transaction, kept only if `work` commits.
+fn in_savepoint<R>(
+    conn: &mut Connection,
+    work: impl FnOnce(WriterTx<'_>) -> Result<R, Error>,
+) -> Result<R, Error> {
+    statement(conn, "SAVEPOINT login").map_err(StoreError::from)?;
+    let mut committed = false;
+    let result = work(WriterTx {
+        conn: &mut *conn,
+        committed: &mut committed,
+    });
+    let end = if committed {
+        statement(conn, "RELEASE login")
+    } else {
+        statement(conn, "ROLLBACK TO login").and_then(|()| statement(conn, "RELEASE login"))
+    };
+    match end {
+        Ok(()) => result,
+        Err(e) => Err(StoreError::from(e).into()),
+    }
+}
+
+/// Runs one statement without parameters or rows, prepared once per connection.
+fn statement(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+impl<R: Send> Reply for Answer<R> {
+    fn send(self: Box<Self>, failure: Option<&str>) {
+        let answer = match failure {
+            None => self.result,
+            Some(failure) => Err(StoreError::Writer(failure.to_owned()).into()),
+        };
+        // The login may have given up waiting (its request was dropped); nothing to tell.
+        let _ = self.reply.send(answer);
+    }
+}
+
+impl SqliteWriter {
+    /// Opens a connection to the (already migrated) database file at `path` and starts the
+    /// thread that owns it.
+    pub(crate) fn start(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // The same settings as the pool's connections (`Database::connect`).
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+        )?;
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        let counts = Arc::new(Counts::default());
+        let counted = Arc::clone(&counts);
+        thread::Builder::new()
+            .name("latchkey-sp-writer".to_owned())
+            .spawn(move || run(conn, jobs, &counted))
+            .map_err(|e| StoreError::Writer(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { queue, counts })
+    }
+
+    /// What the writer has done so far.
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.counts.commits.load(Ordering::Relaxed),
+            logins: self.counts.logins.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `work` on the writer's connection, in a transaction that commits with others';
+    /// answers once that commit is done. `work` sees a [`WriterTx`]: what it does not
+    /// [`commit`](AccountTx::commit) is rolled back.
+    pub(crate) async fn run<R, F>(&self, work: F) -> Result<R, Error>
+    where
+        F: FnOnce(WriterTx<'_>) -> Result<R, Error> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Box::new(Work { work, reply }))
+            .await
+            .map_err(|_| StoreError::Writer("the writer thread has stopped".to_owned()))?;
+        answer.await.map_err(|_| {
+            StoreError::Writer("the writer dropped the login; see its log".to_owned())
+        })?
+    }
+}
+
+/// The writer thread: a batch at a time until every handle is gone.
+fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, counts: &Counts) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        counts.commits.fetch_add(1, Ordering::Relaxed);
+        counts
+            .logins
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        commit_batch(&mut conn, &mut batch);
+    }
+}
+
+/// Runs `batch` in one transaction and answers each job after the commit.
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>) {
+    if let Err(e) = statement(conn, "BEGIN IMMEDIATE") {
+        tracing::error!(error = %e, logins = batch.len(), "SQLite writer could not begin a transaction");
+        // Dropping the jobs tells each login that the writer dropped it.
+        batch.clear();
+        return;
+    }
+    let alone = batch.len() == 1;
+    let ran = catch_unwind(AssertUnwindSafe(|| {
+        let mut replies = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            replies.push(job.run(conn, alone));
+            // SQLite rolls a whole transaction back on some errors (a full disk, I/O): then
+            // the jobs before this one lost their writes too, and the rest must not run
+            // outside the batch's transaction.
+            if !alone && conn.is_autocommit() {
+                return Err(replies);
+            }
+        }
+        Ok(replies)
+    }));
+    let replies = match ran {
+        Ok(Ok(replies)) => replies,
+        Ok(Err(replies)) => {
+            tracing::error!(
+                logins = replies.len(),
+                "SQLite rolled the writer's batch back"
+            );
+            batch.clear();
+            for reply in replies {
+                reply.send(Some("SQLite rolled the batch's transaction back"));
+            }
+            return;
+        }
+        Err(_) => {
+            // A bug, not input: fail this batch (its jobs are dropped), keep the writer.
+            tracing::error!("a login panicked in the SQLite writer; its batch is rolled back");
+            batch.clear();
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            return;
+        }
+    };
+    // A job alone may have rolled the transaction back already.
+    let committed = if conn.is_autocommit() {
+        Ok(())
+    } else {
+        statement(conn, "COMMIT")
+    };
+    let failure = match &committed {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(error = %e, logins = replies.len(), "SQLite writer could not commit a batch");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Some(format!("the batch's commit failed: {e}"))
+        }
+    };
+    for reply in replies {
+        reply.send(failure.as_deref());
+    }
+}
+
+/// Polls a future that can only be ready at once: the JIT engine's steps over a [`WriterTx`],
+/// whose every statement runs synchronously.
+pub(crate) fn now_or_never<T>(future: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => Err(StoreError::Writer(
+            "a step on the writer's connection waited for something else".to_owned(),
+        )
+        .into()),
+    }
+}
+
+/// A login's transaction on the writer's connection (a savepoint in the batch's transaction).
+#[derive(Debug)]
+pub(crate) struct WriterTx<'c> {
+    conn: &'c mut Connection,
+    committed: &'c mut bool,
+}
+
+impl WriterTx<'_> {
+    fn find(
+        &mut self,
+        sql: &str,
+        params: &[(&str, &dyn rusqlite::ToSql)],
+    ) -> Result<Option<Account>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params)?;
+        let mut columns = None;
+        let mut roles = Vec::new();
+        while let Some(row) = rows.next()? {
+            // By position, in the order `select_account_with_roles!` names them.
+            if columns.is_none() {
+                columns = Some(AccountColumns {
+                    id: row.get(0)?,
+                    idp_entity_id: row.get(1)?,
+                    identity_key: row.get(2)?,
+                    email: row.get(3)?,
+                    fields: row.get(4)?,
+                    provisioned_by: row.get(5)?,
+                    active: row.get(6)?,
+                    created_at: row.get(7)?,
+                    updated_at: row.get(8)?,
+                });
+            }
+            roles.push((row.get(9)?, row.get(10)?));
+        }
+        columns
+            .map(|columns| sql::account_with_roles(columns, roles))
+            .transpose()
+    }
+}
+
+impl AccountTx for WriterTx<'_> {
+    async fn find_by_identity(
+        &mut self,
+        identity: &IdentityKey,
+    ) -> Result<Option<Account>, StoreError> {
+        self.find(
+            sql::BY_IDENTITY,
+            named_params! { "$1": identity.idp_entity_id, "$2": identity.key },
+        )
+    }
+
+    async fn find_by_email(&mut self, email: &str) -> Result<Option<Account>, StoreError> {
+        self.find(sql::BY_EMAIL, named_params! { "$1": email })
+    }
+
+    async fn insert_account(&mut self, account: &Account) -> Result<bool, StoreError> {
+        let (idp, key) = identity_columns(account);
+        let inserted = self
+            .conn
+            .prepare_cached(INSERT_ACCOUNT)?
+            .execute(named_params! {
+                "$1": account.id.to_string(),
+                "$2": idp,
+                "$3": key,
+                "$4": account.email,
+                "$5": sql::fields_json(&account.fields)?,
+                "$6": account.provisioned_by.as_str(),
+                "$7": sql::millis(account.created_at),
+                "$8": sql::millis(account.updated_at),
+                "$9": i64::from(account.active),
+            })?;
+        Ok(inserted == 1)
+    }
+
+    async fn update_account(&mut self, account: &Account) -> Result<(), StoreError> {
+        let (idp, key) = identity_columns(account);
+        self.conn
+            .prepare_cached(UPDATE_ACCOUNT)?
+            .execute(named_params! {
+                "$1": account.id.to_string(),
+                "$2": idp,
+                "$3": key,
+                "$4": account.email,
+                "$5": sql::fields_json(&account.fields)?,
+                "$6": sql::millis(account.updated_at),
+                "$7": i64::from(account.active),
+            })?;
+        Ok(())
+    }
+
+    async fn grant_role(
+        &mut self,
+        account_id: Uuid,
+        role: &str,
+        origin: RoleOrigin,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(GRANT_ROLE)?
+            .execute(named_params! {
+                "$1": account_id.to_string(),
+                "$2": role,
+                "$3": i64::from(origin == RoleOrigin::Managed),
+            })?;
+        Ok(())
+    }
+
+    async fn revoke_managed_role(
+        &mut self,
+        account_id: Uuid,
+        role: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(REVOKE_MANAGED_ROLE)?
+            .execute(named_params! { "$1": account_id.to_string(), "$2": role })?;
+        Ok(())
+    }
+
+    async fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(INSERT_AUDIT)?
+            .execute(named_params! {
+                "$1": event.id.to_string(),
+                "$2": event.operation_id.to_string(),
+                "$3": sql::millis(event.at),
+                "$4": event.kind.as_str(),
+                "$5": event.account_id.map(|id| id.to_string()),
+                "$6": event.idp_entity_id,
+                "$7": event.identity_key,
+                "$8": event.session_index,
+                "$9": sql::plan_json(event)?,
+                "$10": event.actor,
+            })?;
+        Ok(())
+    }
+
+    async fn record_assertion(
+        &mut self,
+        assertion_id: &str,
+        not_on_or_after: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let recorded = self
+            .conn
+            .prepare_cached(crate::replay::RECORD_ASSERTION)?
+            .execute(named_params! {
+                "$1": assertion_id,
+                "$2": sql::millis(not_on_or_after),
+                "$3": sql::millis(now),
+            })?;
+        Ok(recorded == 1)
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        *self.committed = true;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Database;
+
+    /// A job for `commit_batch` and the receiver of its answer.
+    fn job<R: Send + 'static>(
+        work: impl FnOnce(WriterTx<'_>) -> Result<R, Error> + Send + 'static,
+    ) -> (Box<dyn Job>, oneshot::Receiver<Result<R, Error>>) {
+        let (reply, answer) = oneshot::channel();
+        (Box::new(Work { work, reply }), answer)
+    }
+
+    fn record(id: &'static str) -> impl FnOnce(WriterTx<'_>) -> Result<bool, Error> + Send {
+        let now = time::macros::datetime!(2026-12-06 12:00 UTC);
+        move |mut tx| {
+            now_or_never(async move {
+                let fresh = tx
+                    .record_assertion(id, now + time::Duration::minutes(5), now)
+                    .await?;
+                if fresh {
+                    tx.commit().await?;
+                }
+                Ok(fresh)
+            })
+        }
+    }
+
+    /// Jobs of one batch share its commit but not their fate: a replay inside the batch is
+    /// refused, and a job that fails or does not commit leaves nothing, while the others keep
+    /// what they wrote.
+    #[tokio::test]
+    async fn jobs_of_one_batch_are_kept_or_rolled_back_each_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.db");
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        let mut conn = Connection::open(&path).unwrap();
+        let (first, first_answer) = job(record("_a"));
+        let (again, again_answer) = job(record("_a"));
+        let (failing, failing_answer) = job(|mut tx: WriterTx<'_>| {
+            now_or_never(async move {
+                tx.record_assertion(
+                    "_failed",
+                    time::macros::datetime!(2026-12-06 12:05 UTC),
+                    time::macros::datetime!(2026-12-06 12:00 UTC),
+                )
+                .await?;
+                Err::<(), Error>(StoreError::Inconsistent("a step failed".to_owned()).into())
+            })
+        });
+        let (other, other_answer) = job(record("_b"));
+        let mut batch = vec![first, again, failing, other];
+        commit_batch(&mut conn, &mut batch);
+        assert!(batch.is_empty());
+        assert!(first_answer.await.unwrap().unwrap());
+        assert!(!again_answer.await.unwrap().unwrap());
+        assert!(failing_answer.await.unwrap().is_err());
+        assert!(other_answer.await.unwrap().unwrap());
+        let mut kept: Vec<String> = sqlx::query_scalar("SELECT assertion_id FROM sp_replay_cache")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        kept.sort();
+        assert_eq!(kept, ["_a", "_b"]);
+        assert!(conn.is_autocommit());
+    }
+
+    /// When SQLite rolls the whole transaction back (as it does on a full disk or an I/O
+    /// error), no login of the batch is reported as done, and none runs outside it.
+    #[tokio::test]
+    async fn a_batch_sqlite_rolled_back_answers_no_login_as_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.db");
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        let mut conn = Connection::open(&path).unwrap();
+        let (first, first_answer) = job(record("_lost"));
+        // Stands for a statement on which SQLite ends the transaction itself.
+        let (breaking, breaking_answer) = job(|tx: WriterTx<'_>| {
+            tx.conn
+                .execute_batch("ROLLBACK")
+                .map_err(|e| Error::from(StoreError::from(e)))
+        });
+        let (after, after_answer) = job(record("_after"));
+        let mut batch = vec![first, breaking, after];
+        commit_batch(&mut conn, &mut batch);
+        assert!(first_answer.await.unwrap().is_err());
+        assert!(breaking_answer.await.unwrap().is_err());
+        assert!(
+            after_answer.await.is_err(),
+            "the job after the break never ran"
+        );
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sp_replay_cache")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+        assert!(conn.is_autocommit());
+    }
+
+    /// A job alone in its batch uses the transaction itself: not committing rolls it back.
+    #[tokio::test]
+    async fn a_lone_job_that_does_not_commit_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.db");
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        let writer = db.writer().unwrap();
+        let now = time::macros::datetime!(2026-12-06 12:00 UTC);
+        let left: bool = writer
+            .run(move |mut tx| {
+                now_or_never(async move {
+                    tx.record_assertion("_left", now + time::Duration::minutes(5), now)
+                        .await
+                        .map_err(Error::from)
+                })
+            })
+            .await
+            .unwrap();
+        assert!(left);
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sp_replay_cache")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+        assert_eq!(
+            db.writer_stats(),
+            Some(WriterStats {
+                commits: 1,
+                logins: 1
+            })
+        );
+    }
+}
