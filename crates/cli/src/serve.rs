@@ -128,12 +128,13 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
             config.provisioning,
         ))
     });
-    let app = web::router(state).merge(latchkey_idp_web::api::router(
-        latchkey_idp_web::api::ApiState::new(store.clone())
-            .with_enrollment(&base_url, config.enrollment, mailer)
-            .with_sealing_kek(scim_kek),
-    ))
-    .merge(latchkey_idp_web::scim::router(store.clone(), &base_url));
+    let app = web::router(state)
+        .merge(latchkey_idp_web::api::router(
+            latchkey_idp_web::api::ApiState::new(store.clone())
+                .with_enrollment(&base_url, config.enrollment, mailer)
+                .with_sealing_kek(scim_kek),
+        ))
+        .merge(latchkey_idp_web::scim::router(store.clone(), &base_url));
 
     let janitor = tokio::spawn(purge_sessions(store.clone()));
     let listener = tokio::net::TcpListener::bind(listen)

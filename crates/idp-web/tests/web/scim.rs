@@ -851,7 +851,101 @@ fn urlencode(s: &str) -> String {
     out
 }
 
+/// A change fed in over SCIM reaches the applications the IdP pushes to: SCIM writes run the
+/// directory's inner writes, which put the SCIM client's outbox rows in the same transaction.
+async fn scim_fed_changes_reach_connected_apps(t: TestStore) {
+    use latchkey_idp::apps::NewApplication;
+    use latchkey_idp::directory::NewGroup;
+    use latchkey_idp::keys::{Kek, KekSource};
+    use latchkey_idp::provisioning::{NewConnection, OnRemove};
+
+    let s = scim(t).await;
+    let store = &s.t.store;
+    let admin = Actor::cli("tester");
+    let app = store
+        .apps()
+        .create(
+            &admin,
+            NewApplication::new(
+                "https://wiki.example.org",
+                "Wiki",
+                "https://wiki.example.org/acs",
+            ),
+        )
+        .await
+        .unwrap();
+    let staff = store
+        .groups()
+        .create(
+            &admin,
+            NewGroup {
+                name: "staff".into(),
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
+    store.apps().assign(&admin, app.id, staff.id).await.unwrap();
+    let kek = Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap();
+    store
+        .provisioning()
+        .connect(
+            &admin,
+            &kek,
+            app.id,
+            NewConnection {
+                base_url: "https://scim.example.org/v2".into(),
+                token: zeroize::Zeroizing::new("t".repeat(32)),
+                on_remove: OnRemove::Deactivate,
+            },
+        )
+        .await
+        .unwrap();
+    let queued = || async {
+        store
+            .provisioning()
+            .status(app.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .queue_length
+    };
+
+    let created = s.call(Method::POST, "/scim/v2/Users", Some(alice())).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(queued().await, 0, "not in an assigned group yet");
+    let joined = s
+        .call(
+            Method::PATCH,
+            &format!("/scim/v2/Groups/{}", staff.id),
+            Some(json!({"schemas": [PATCH], "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": id}]}
+            ]})),
+        )
+        .await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.body);
+    assert_eq!(queued().await, 1, "the membership gives her the wiki");
+    let suspended = s
+        .call(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            Some(json!({"schemas": [PATCH], "Operations": [
+                {"op": "replace", "path": "active", "value": false}
+            ]})),
+        )
+        .await;
+    assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.body);
+    assert_eq!(queued().await, 2, "the suspension is pushed");
+    let deleted = s
+        .call(Method::DELETE, &format!("/scim/v2/Users/{id}"), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    assert_eq!(queued().await, 3, "the deletion is pushed");
+}
+
 crate::on_both_backends!(
+    scim_fed_changes_reach_connected_apps,
     scim_token_scopes,
     scim_users_lifecycle,
     scim_groups,

@@ -606,8 +606,14 @@ pub(crate) async fn remove(
         .map(|g| g.name)
         .collect();
     // Before the row goes: the user still counts as assigned where they were.
-    crate::provisioning::outbox::user_changed(conn, before.id, &before.username, "user.delete", now)
-        .await?;
+    crate::provisioning::outbox::user_changed(
+        conn,
+        before.id,
+        &before.username,
+        "user.delete",
+        now,
+    )
+    .await?;
     sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(before.id.to_db())
         .execute(&mut *conn)
