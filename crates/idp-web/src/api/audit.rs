@@ -85,7 +85,8 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// Only events about this object ID.
     pub target_id: Option<String>,
-    /// Only events at or after this time (RFC 3339).
+    /// Only events at or after this time (RFC 3339); the events then come newest first by
+    /// their time (then `seq`), and `cursor` continues in that order.
     pub since: Option<String>,
     /// Continue after this `seq` (from `next_cursor`).
     pub cursor: Option<i64>,
