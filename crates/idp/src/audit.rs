@@ -117,9 +117,11 @@ pub struct AuditFilter {
     pub target_id: Option<String>,
     /// Only events by or about this user (its ID): what they did, and what was done to them.
     pub user_id: Option<String>,
-    /// Only events at or after this time. The events then come newest first by their time
-    /// (`at`, then `seq`), which an index serves; without it, by `seq`.
+    /// Only events at or after this time. With it or `until`, the events come newest first
+    /// by their time (`at`, then `seq`), which an index serves; without either, by `seq`.
     pub since: Option<OffsetDateTime>,
+    /// Only events before this time (with `since`, a time range).
+    pub until: Option<OffsetDateTime>,
     /// Only events after the one with this `seq` in the listing's order (paging backwards).
     pub before_seq: Option<i64>,
     /// At most this many events (default 100, newest first).
@@ -355,14 +357,20 @@ fn listing(filter: &AuditFilter) -> Sql {
             .text(user.clone())
             .push(")");
     }
-    match (filter.since, filter.before_seq) {
+    let window = filter.since.is_some() || filter.until.is_some();
+    match (window, filter.before_seq) {
         // A time window is read from the (at, seq) index in its own order, newest first
         // (migration 0460), and so is the page after a cursor: after the cursor's line in
         // that order. Walking `seq` and testing `at` reads the whole log when the window
         // holds less than a page; reading the window through `at` and sorting it by `seq`
         // costs the window's size (seconds for a day of a busy log).
-        (Some(since), before) => {
-            sql.push(" AND at >= ").text(timestamp::format(since));
+        (true, before) => {
+            if let Some(since) = filter.since {
+                sql.push(" AND at >= ").text(timestamp::format(since));
+            }
+            if let Some(until) = filter.until {
+                sql.push(" AND at < ").text(timestamp::format(until));
+            }
             if let Some(before) = before {
                 sql.push(" AND (at, seq) < ((SELECT c.at FROM audit_events c WHERE c.seq = ")
                     .int(before)
@@ -372,7 +380,7 @@ fn listing(filter: &AuditFilter) -> Sql {
             }
             sql.push(" ORDER BY at DESC, seq DESC");
         }
-        (None, before) => {
+        (false, before) => {
             if let Some(before) = before {
                 sql.push(" AND seq < ").int(before);
             }

@@ -547,6 +547,13 @@ fn pages(s: &Seeded) -> Vec<(&'static str, Surface, String)> {
     let prefix = enc(s.sample.username.get(..3).unwrap_or("a"));
     let since = (SystemClock.now() - time::Duration::days(1)).date();
     let since_api = enc(&format!("{since}T00:00:00Z"));
+    // One day a month back: a window in the middle of the log.
+    let day = (SystemClock.now() - time::Duration::days(30)).date();
+    let next = day.next_day().unwrap_or(day);
+    let (day_api, next_api) = (
+        enc(&format!("{day}T00:00:00Z")),
+        enc(&format!("{next}T00:00:00Z")),
+    );
     let user_label = enc(&format!("user:{}", s.sample.id));
     let mut out = vec![
         (
@@ -599,6 +606,11 @@ fn pages(s: &Seeded) -> Vec<(&'static str, Surface, String)> {
             Surface::Api,
             format!("/api/v1/audit?limit=50&since={since_api}"),
         ),
+        (
+            "audit: one day last month",
+            Surface::Api,
+            format!("/api/v1/audit?limit=50&since={day_api}&until={next_api}"),
+        ),
     ];
     out.extend([
         (
@@ -646,6 +658,11 @@ fn pages(s: &Seeded) -> Vec<(&'static str, Surface, String)> {
             "audit: since yesterday",
             Surface::Console,
             format!("/admin/audit?since={since}"),
+        ),
+        (
+            "audit: one day last month",
+            Surface::Console,
+            format!("/admin/audit?since={day}&until={day}"),
         ),
     ]);
     out

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 /// The pages the report must measure, each through the API and the console.
-const BOTH: [&str; 8] = [
+const BOTH: [&str; 9] = [
     "users: first page",
     "users: middle page by cursor",
     "users: exact username",
@@ -14,6 +14,7 @@ const BOTH: [&str; 8] = [
     "group members: a department",
     "audit: newest",
     "audit: by event",
+    "audit: one day last month",
 ];
 
 #[test]
@@ -66,7 +67,7 @@ fn bench_list_reports_every_page_walk_and_memory_figure() {
     ] {
         assert_eq!(via(name, surface)["errors"], 0);
     }
-    assert_eq!(figures.len(), 22, "{figures:?}");
+    assert_eq!(figures.len(), 24, "{figures:?}");
 
     // Every walk saw every item once: the seeded users and the admin, every audit line.
     let walks = report["walks"].as_array().unwrap();

@@ -319,4 +319,28 @@ async fn a_time_window_pages_by_time_through_lines_of_the_same_instant(t: TestSt
         assert!(seen.len() < 20, "the walk does not end: {seen:?}");
     }
     assert_eq!(seen, ["7", "8", "6", "5", "4", "3", "2"]);
+
+    // A range: `until` is exclusive, and alone it is the window's other end.
+    let names = |events: Vec<latchkey_idp::audit::AuditEvent>| -> Vec<String> {
+        events.into_iter().map(|e| e.target_name.unwrap()).collect()
+    };
+    let range = |since, until| AuditFilter {
+        since,
+        until,
+        ..AuditFilter::default()
+    };
+    let minute = start + time::Duration::minutes(1);
+    let audit = t.store.audit();
+    assert_eq!(
+        names(audit.list(&range(Some(start), Some(minute))).await.unwrap()),
+        ["6", "5", "4", "3", "2"]
+    );
+    assert_eq!(
+        names(audit.list(&range(None, Some(start))).await.unwrap()),
+        ["1", "0"]
+    );
+    assert_eq!(
+        names(audit.list(&range(Some(minute), Some(now))).await.unwrap()),
+        ["8"]
+    );
 }
