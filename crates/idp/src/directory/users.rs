@@ -669,6 +669,8 @@ pub struct UserPage {
 enum Select {
     Rows,
     Count,
+    /// A count of at most `LIMIT` matches (the caller closes the sub-select).
+    CountUpTo,
 }
 
 /// The listing statement for `filter`, without its `LIMIT`: only the set filters appear, each
@@ -705,13 +707,20 @@ fn listing(
     let mut sql = match (select, filter.group) {
         (Select::Rows, None) => Sql::new(select_users!("")),
         (Select::Count, None) => Sql::new("SELECT COUNT(*) FROM users u "),
+        (Select::CountUpTo, None) => Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM users u "),
         (Select::Rows, Some(_)) => {
             Sql::new(select_users!("JOIN group_members m ON m.user_id = u.id "))
         }
         (Select::Count, Some(_)) if by_email || filter.status.is_some() => {
             Sql::new("SELECT COUNT(*) FROM users u JOIN group_members m ON m.user_id = u.id ")
         }
+        (Select::CountUpTo, Some(_)) if by_email || filter.status.is_some() => Sql::new(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM users u JOIN group_members m ON m.user_id = u.id ",
+        ),
         (Select::Count, Some(_)) => Sql::new("SELECT COUNT(*) FROM group_members m "),
+        (Select::CountUpTo, Some(_)) => {
+            Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM group_members m ")
+        }
     };
     sql.push("WHERE 1 = 1");
     if let Some(group) = filter.group {
@@ -873,6 +882,18 @@ impl<'s> Users<'s> {
     /// ask once per listing (its first page), not once per page.
     pub async fn count(&self, filter: &UserFilter) -> Result<u64> {
         let sql = listing(self.store.backend(), filter, None, Select::Count);
+        let n = sql.fetch_int(self.store.pool()).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// How many users match `filter`, counting no further than `cap`: a result up to `cap`
+    /// is exact, `cap + 1` means "more than `cap`". Reads at most `cap + 1` index entries,
+    /// where an exact count of a large directory reads them all.
+    pub async fn count_up_to(&self, filter: &UserFilter, cap: u64) -> Result<u64> {
+        let mut sql = listing(self.store.backend(), filter, None, Select::CountUpTo);
+        sql.push(" LIMIT ")
+            .int(i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX))
+            .push(") capped");
         let n = sql.fetch_int(self.store.pool()).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }

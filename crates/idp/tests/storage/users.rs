@@ -545,6 +545,10 @@ async fn keyset_pages_walk_every_match_once(t: TestStore) {
         ]
     );
     assert_eq!(t.store.users().count(&all).await.unwrap(), 8);
+    // A bounded count: exact up to the cap, one more means "more than that".
+    assert_eq!(t.store.users().count_up_to(&all, 100).await.unwrap(), 8);
+    assert_eq!(t.store.users().count_up_to(&all, 8).await.unwrap(), 8);
+    assert_eq!(t.store.users().count_up_to(&all, 3).await.unwrap(), 4);
     // A page that ends exactly at the last user has no next cursor.
     assert_eq!(walk(&t, &all, 8).await.len(), 1);
 
@@ -590,6 +594,8 @@ async fn keyset_pages_walk_every_match_once(t: TestStore) {
         [vec!["Bea", "dan"], vec!["eve"]]
     );
     assert_eq!(t.store.users().count(&members).await.unwrap(), 3);
+    assert_eq!(t.store.users().count_up_to(&members, 1).await.unwrap(), 2);
+    assert_eq!(t.store.users().count_up_to(&members, 5).await.unwrap(), 3);
     // A member renamed moves in the group's order too (the member rows carry the key).
     let bea = t.store.users().lookup("Bea").await.unwrap();
     let rename = UserPatch {
