@@ -1,4 +1,4 @@
-//! `latchkey bench sso|login|memory`: load and memory benchmarks against `latchkey serve`.
+//! `latchkey bench sso|login|memory|list`: load and memory benchmarks against `latchkey serve`.
 //!
 //! Each subcommand starts its own server (this binary's `serve`, as a child process, on a
 //! free loopback port, with a throwaway data directory), seeds it through the IdP library
@@ -14,6 +14,7 @@
 
 mod burst;
 mod client;
+mod list;
 mod protocol;
 mod raw;
 mod server;
@@ -40,6 +41,9 @@ pub enum BenchCommand {
     Login(LoginArgs),
     /// Resident memory of the server: idle, then with many live sessions.
     Memory(MemoryArgs),
+    /// User, group-member and audit listings and searches at scale (100,000 users, a
+    /// million audit lines), through the API and the console; full walks and memory.
+    List(list::ListArgs),
     /// The SAML protocol layer on your own files (no server): issuance or validation on
     /// one core, beside the raw signature rate of the same key.
     #[command(subcommand)]
@@ -146,6 +150,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Sso(args) => runtime.block_on(sso(args))?,
         BenchCommand::Login(args) => runtime.block_on(login(args))?,
         BenchCommand::Memory(args) => runtime.block_on(memory(args))?,
+        BenchCommand::List(args) => runtime.block_on(list::run(args))?,
         BenchCommand::Protocol(cmd) => protocol::run(cmd)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -124,15 +124,32 @@ pub(crate) enum Next {
     Saml(String),
     /// One of our pages.
     Page(Then),
+    /// The console page the step-up was asked for (`then=/admin/...`), a path checked by
+    /// [`console_path`].
+    Console(String),
+}
+
+/// A console page to come back to: `/admin` or a path below it, in plain path characters
+/// (the one check of return paths, [`login::return_path`]: no scheme, no `//`, no `..`, no
+/// backslash, no query). Anything else is `None`, and the caller goes to `/admin`.
+pub(crate) fn console_path(raw: &str) -> Option<String> {
+    login::return_path(Some(raw)).filter(|p| p == "/admin" || p.starts_with("/admin/"))
 }
 
 impl Next {
-    /// From the `continue` and `then` fields: a well-formed key wins; an unknown `then` is
-    /// the page's default.
+    /// From the `continue` and `then` fields: a well-formed key wins; a `then` that is a
+    /// path is a console page ([`console_path`]; one that fails the check is `/admin`); an
+    /// unknown `then` is the page's default.
     pub(crate) fn from_fields(cont: Option<&str>, then: Option<&str>, default: Then) -> Next {
-        match login::continue_key(cont) {
-            Some(key) => Next::Saml(key),
-            None => Next::Page(then.and_then(Then::parse).unwrap_or(default)),
+        if let Some(key) = login::continue_key(cont) {
+            return Next::Saml(key);
+        }
+        match then {
+            Some(path) if path.starts_with('/') => match console_path(path) {
+                Some(path) => Next::Console(path),
+                None => Next::Page(Then::Console),
+            },
+            _ => Next::Page(then.and_then(Then::parse).unwrap_or(default)),
         }
     }
 
@@ -141,6 +158,7 @@ impl Next {
         match self {
             Next::Saml(key) => format!("/saml/continue/{key}"),
             Next::Page(then) => then.path().to_owned(),
+            Next::Console(path) => path.clone(),
         }
     }
 
@@ -148,15 +166,16 @@ impl Next {
     fn cont(&self) -> Option<&str> {
         match self {
             Next::Saml(key) => Some(key),
-            Next::Page(_) => None,
+            Next::Page(_) | Next::Console(_) => None,
         }
     }
 
     /// The `then` field to carry.
-    fn then(&self) -> Option<&'static str> {
+    fn then(&self) -> Option<&str> {
         match self {
             Next::Saml(_) => None,
             Next::Page(then) => Some(then.as_str()),
+            Next::Console(path) => Some(path),
         }
     }
 
@@ -165,6 +184,8 @@ impl Next {
         match self {
             Next::Saml(key) => format!("?continue={key}"),
             Next::Page(then) => format!("?then={}", then.as_str()),
+            // Plain path characters (console_path): nothing to escape.
+            Next::Console(path) => format!("?then={path}"),
         }
     }
 
@@ -172,6 +193,7 @@ impl Next {
     fn to_login(&self) -> Response {
         match self {
             Next::Saml(key) => Redirect::to(&format!("/login?continue={key}")).into_response(),
+            Next::Console(path) => Redirect::to(&format!("/login?to={path}")).into_response(),
             Next::Page(_) => Redirect::to("/login").into_response(),
         }
     }
@@ -222,7 +244,7 @@ fn step_up_first(
     let query = match next {
         // A parked sign-in: the user has a factor, so the step-up is what it needs.
         Next::Saml(key) => format!("?continue={key}"),
-        Next::Page(_) => format!("?then={}", back.as_str()),
+        Next::Page(_) | Next::Console(_) => format!("?then={}", back.as_str()),
     };
     Some(Redirect::to(&format!("/login/mfa{query}")).into_response())
 }
@@ -583,7 +605,10 @@ async fn show_enrolment(
     let page = TotpEnrolPage {
         title: "Set up an authenticator app",
         continuing_to: login::continuing_to(state, next.cont()).await,
-        required: matches!(next, Next::Page(Then::Portal | Then::Console)),
+        required: matches!(
+            next,
+            Next::Page(Then::Portal | Then::Console) | Next::Console(_)
+        ),
         refusal,
         qr_svg: svg_element(&enrolment.qr_svg),
         secret: &secret,
@@ -857,7 +882,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn next_is_a_parked_key_or_one_of_our_pages() {
+    fn next_is_a_parked_key_one_of_our_pages_or_a_checked_console_path() {
         let key = "a".repeat(43);
         assert_eq!(
             Next::from_fields(Some(&key), Some("account"), Then::Portal).target(),
@@ -868,8 +893,20 @@ mod tests {
             (Some("totp"), "/mfa/totp"),
             (Some("recovery-codes"), "/mfa/recovery-codes"),
             (Some("https://evil.example/"), "/portal"),
-            (Some("//evil.example"), "/portal"),
             (None, "/portal"),
+            // A console page asked for comes back as itself; any other path is refused to
+            // the console's front page, never followed.
+            (Some("console"), "/admin"),
+            (Some("/admin"), "/admin"),
+            (Some("/admin/users/4f1c-9a"), "/admin/users/4f1c-9a"),
+            (Some("//evil.example"), "/admin"),
+            (Some("/admin//evil.example"), "/admin"),
+            (Some("/admin/../portal"), "/admin"),
+            (Some("/admin\\@evil.example"), "/admin"),
+            (Some("/admin/users?next=https://evil.example"), "/admin"),
+            (Some("/administrator"), "/admin"),
+            (Some("/account"), "/admin"),
+            (Some("/\\evil.example"), "/admin"),
         ] {
             assert_eq!(
                 Next::from_fields(Some("short"), then, Then::Portal).target(),

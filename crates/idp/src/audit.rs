@@ -15,7 +15,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::store::Backend;
 use crate::store::sql::Sql;
 use crate::store::{Store, timestamp};
 
@@ -118,9 +117,12 @@ pub struct AuditFilter {
     pub target_id: Option<String>,
     /// Only events by or about this user (its ID): what they did, and what was done to them.
     pub user_id: Option<String>,
-    /// Only events at or after this time.
+    /// Only events at or after this time. With it or `until`, the events come newest first
+    /// by their time (`at`, then `seq`), which an index serves; without either, by `seq`.
     pub since: Option<OffsetDateTime>,
-    /// Only events with `seq` below this (paging backwards).
+    /// Only events before this time (with `since`, a time range).
+    pub until: Option<OffsetDateTime>,
+    /// Only events after the one with this `seq` in the listing's order (paging backwards).
     pub before_seq: Option<i64>,
     /// At most this many events (default 100, newest first).
     pub limit: Option<u32>,
@@ -172,6 +174,80 @@ pub(crate) async fn record(
     Ok(())
 }
 
+/// A line ready to store: what [`record`] writes, in the form the multi-row statements bind.
+pub(crate) struct Line {
+    id: String,
+    at: String,
+    actor: String,
+    actor_name: Option<String>,
+    action: &'static str,
+    target_kind: &'static str,
+    target_id: String,
+    target_name: String,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+impl Line {
+    /// The line for `change` by `actor`, stamped `at`, with a fresh event ID.
+    pub(crate) fn new(actor: &Actor, at: OffsetDateTime, change: Change) -> Line {
+        let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+        Line {
+            id: Uuid::new_v4().hyphenated().to_string(),
+            at: timestamp::format(at),
+            actor: actor.as_str().to_owned(),
+            actor_name: actor.name().map(str::to_owned),
+            action: change.action,
+            target_kind: change.target_kind,
+            before: json(&change.before),
+            after: json(&change.after),
+            target_id: change.target_id,
+            target_name: change.target_name,
+        }
+    }
+}
+
+/// Most lines in one multi-row statement: 10 parameters each stays far below every
+/// backend's limit (SQLite 32,766, PostgreSQL 65,535).
+pub(crate) const MAX_LINES_PER_STATEMENT: usize = 1_000;
+
+/// Stores `lines` with one multi-row `INSERT` per [`MAX_LINES_PER_STATEMENT`] on `conn`
+/// (the caller's transaction, or a pooled connection for the group commit).
+pub(crate) async fn insert_lines(conn: &mut AnyConnection, lines: &[Line]) -> Result<()> {
+    for chunk in lines.chunks(MAX_LINES_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = i * 10;
+                let n: Vec<String> = (1..=10).map(|k| format!("${}", p + k)).collect();
+                format!("({})", n.join(", "))
+            })
+            .collect();
+        // Only placeholders are formatted in; every value is bound.
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO audit_events \
+             (id, at, actor, actor_name, action, target_kind, target_id, target_name, before, after) \
+             VALUES {}",
+            rows.join(", ")
+        ));
+        let mut query = sqlx::query(sql);
+        for l in chunk {
+            query = query
+                .bind(l.id.as_str())
+                .bind(l.at.as_str())
+                .bind(l.actor.as_str())
+                .bind(l.actor_name.as_deref())
+                .bind(l.action)
+                .bind(l.target_kind)
+                .bind(l.target_id.as_str())
+                .bind(l.target_name.as_str())
+                .bind(l.before.as_deref())
+                .bind(l.after.as_deref());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Serialises a value for the log; a failure here is a bug, so it is recorded, not hidden.
 pub(crate) fn snapshot<T: Serialize>(value: &T) -> Option<Value> {
     Some(serde_json::to_value(value).unwrap_or_else(|e| Value::String(format!("<{e}>"))))
@@ -210,13 +286,26 @@ impl<'s> Audit<'s> {
         record(&mut conn, actor, at, change).await
     }
 
+    /// Writes many events in one transaction, with multi-row statements: for loading a
+    /// log (a migration from another system, a benchmark's history). Each line is exactly
+    /// what [`Audit::record`] would write for it; all are stored or none.
+    pub async fn record_many(&self, lines: Vec<(Actor, OffsetDateTime, Change)>) -> Result<()> {
+        let lines: Vec<Line> = lines
+            .into_iter()
+            .map(|(actor, at, change)| Line::new(&actor, at, change))
+            .collect();
+        let mut tx = self.store.begin().await?;
+        insert_lines(crate::store::conn(&mut tx), &lines).await?;
+        crate::store::commit(tx).await
+    }
+
     /// Events matching the filter, newest first.
     ///
     /// The statement names only the filters that are set ([`crate::store::sql`]), so each
     /// is a plain predicate an index serves (migration 0441: actor, action and target, each
     /// with `seq` for the order); `before_seq` is the keyset cursor.
     pub async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
-        let mut sql = listing(filter, self.store.backend());
+        let mut sql = listing(filter);
         sql.push(" LIMIT ")
             .int(i64::from(filter.limit.unwrap_or(100)));
         let rows: Vec<EventRow> = sql.fetch_all(self.store.pool()).await?;
@@ -227,7 +316,7 @@ impl<'s> Audit<'s> {
     /// serves every filter.
     #[doc(hidden)]
     pub async fn explain_list(&self, filter: &AuditFilter) -> Result<String> {
-        let mut sql = listing(filter, self.store.backend());
+        let mut sql = listing(filter);
         sql.push(" LIMIT ").int(100);
         sql.plan(
             self.store.pool(),
@@ -246,7 +335,7 @@ impl<'s> Audit<'s> {
 
 /// The listing statement for `filter`, without its LIMIT: a fixed fragment per filter that
 /// is set, never `($n IS NULL OR ...)` (which keeps the planner off the indexes).
-fn listing(filter: &AuditFilter, backend: Backend) -> Sql {
+fn listing(filter: &AuditFilter) -> Sql {
     let mut sql = Sql::new(
         "SELECT seq, id, at, actor, actor_name, action, target_kind, target_id, target_name, \
          before, after FROM audit_events WHERE 1 = 1",
@@ -268,20 +357,35 @@ fn listing(filter: &AuditFilter, backend: Backend) -> Sql {
             .text(user.clone())
             .push(")");
     }
-    if let Some(since) = filter.since {
-        sql.push(" AND at >= ").text(timestamp::format(since));
-    }
-    if let Some(before) = filter.before_seq {
-        sql.push(" AND seq < ").int(before);
-    }
-    if filter.since.is_some() && backend == Backend::Sqlite {
-        // Without statistics SQLite prefers walking seq backwards and testing `at` on every
-        // row, which reads the whole log when the window holds fewer rows than a page. `+seq`
-        // is the same order but no index's, so the `at` index serves the window instead.
-        // PostgreSQL weighs both plans by its statistics.
-        sql.push(" ORDER BY +seq DESC");
-    } else {
-        sql.push(" ORDER BY seq DESC");
+    let window = filter.since.is_some() || filter.until.is_some();
+    match (window, filter.before_seq) {
+        // A time window is read from the (at, seq) index in its own order, newest first
+        // (migration 0460), and so is the page after a cursor: after the cursor's line in
+        // that order. Walking `seq` and testing `at` reads the whole log when the window
+        // holds less than a page; reading the window through `at` and sorting it by `seq`
+        // costs the window's size (seconds for a day of a busy log).
+        (true, before) => {
+            if let Some(since) = filter.since {
+                sql.push(" AND at >= ").text(timestamp::format(since));
+            }
+            if let Some(until) = filter.until {
+                sql.push(" AND at < ").text(timestamp::format(until));
+            }
+            if let Some(before) = before {
+                sql.push(" AND (at, seq) < ((SELECT c.at FROM audit_events c WHERE c.seq = ")
+                    .int(before)
+                    .push("), ")
+                    .int(before)
+                    .push(")");
+            }
+            sql.push(" ORDER BY at DESC, seq DESC");
+        }
+        (false, before) => {
+            if let Some(before) = before {
+                sql.push(" AND seq < ").int(before);
+            }
+            sql.push(" ORDER BY seq DESC");
+        }
     }
     sql
 }

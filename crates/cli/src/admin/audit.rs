@@ -95,6 +95,7 @@ pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
             target_id,
             user_id,
             since: args.since,
+            until: None,
             before_seq: None,
             limit: Some(args.limit),
         })

@@ -146,7 +146,7 @@ impl Stats {
     }
 }
 
-fn http() -> anyhow::Result<Client> {
+pub(super) fn http() -> anyhow::Result<Client> {
     Ok(Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60))

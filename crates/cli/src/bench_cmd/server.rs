@@ -42,12 +42,97 @@ pub fn password(i: usize) -> String {
 
 /// A running, seeded `latchkey serve`; stopped on drop.
 pub struct BenchServer {
-    dir: TempDir,
+    dir: Option<TempDir>,
     config: Config,
     child: Child,
     base: String,
     app_id: String,
     clock_ticks: u64,
+}
+
+/// A data directory and configuration, not yet seeded or served.
+pub struct Prepared {
+    dir: TempDir,
+    /// The configuration the server will load.
+    pub config: Config,
+    config_path: PathBuf,
+    port: u16,
+    base: String,
+    server_bin: Option<PathBuf>,
+}
+
+impl Prepared {
+    /// A throwaway data directory with a `latchkey.toml` for a server on a free loopback
+    /// port, the database of `common` and `extra` appended (TOML sections).
+    pub fn new(common: &Common, extra: &str) -> anyhow::Result<Prepared> {
+        let parent = common.tmp.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::Builder::new()
+            .prefix("latchkey-bench-")
+            .tempdir_in(&parent)
+            .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
+        let port = free_port()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let config_path = dir.path().join("latchkey.toml");
+        let mut toml = format!(
+            "data_dir = \"{}\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+             base_url = \"{base}\"\ncookie_secure = false\n\
+             trust_forwarded_for = true\n\n[database]\n",
+            dir.path().join("data").display()
+        );
+        if let Some(url) = &common.database_url {
+            // A JSON string is a valid TOML basic string (the same escapes).
+            toml.push_str(&format!("url = {}\n", serde_json::to_string(url)?));
+        }
+        if let Some(n) = common.max_connections {
+            toml.push_str(&format!("max_connections = {n}\n"));
+        }
+        toml.push_str(extra);
+        std::fs::write(&config_path, toml)?;
+        let config = Config::load(Some(&config_path))?;
+        Ok(Prepared {
+            dir,
+            config,
+            config_path,
+            port,
+            base,
+            server_bin: common.server_bin.clone(),
+        })
+    }
+
+    /// Makes the signing key and starts `latchkey serve` on the seeded store; returns once it
+    /// listens. `app_id` is the application the SSO benchmarks sign in to (may be empty).
+    pub fn launch(self, app_id: String) -> anyhow::Result<BenchServer> {
+        // The key is made now, so the server and this process sign with the same one.
+        IdpKeys::open(
+            self.config.data_dir.join("keys"),
+            KeyAlgorithm::Rsa2048,
+            SystemClock.now(),
+        )
+        .context("cannot create the signing key")?;
+        let exe = match &self.server_bin {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().context("cannot find the latchkey binary")?,
+        };
+        let log = std::fs::File::create(self.dir.path().join("serve.log"))?;
+        let child = Command::new(&exe)
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {} serve", exe.display()))?;
+        let mut server = BenchServer {
+            dir: Some(self.dir),
+            config: self.config,
+            child,
+            base: self.base,
+            app_id,
+            clock_ticks: clock_ticks(),
+        };
+        server.wait_listening(self.port)?;
+        Ok(server)
+    }
 }
 
 impl BenchServer {
@@ -71,69 +156,19 @@ impl BenchServer {
         users: usize,
         totp: bool,
     ) -> anyhow::Result<(BenchServer, Vec<TotpAccount>)> {
-        let parent = common.tmp.clone().unwrap_or_else(std::env::temp_dir);
-        let dir = tempfile::Builder::new()
-            .prefix("latchkey-bench-")
-            .tempdir_in(&parent)
-            .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
-        let port = free_port()?;
-        let base = format!("http://127.0.0.1:{port}");
-        let config_path = dir.path().join("latchkey.toml");
-        let mut toml = format!(
-            "data_dir = \"{}\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-             base_url = \"{base}\"\ncookie_secure = false\n\
-             trust_forwarded_for = true\n\n[database]\n",
-            dir.path().join("data").display()
-        );
-        if let Some(url) = &common.database_url {
-            // A JSON string is a valid TOML basic string (the same escapes).
-            toml.push_str(&format!("url = {}\n", serde_json::to_string(url)?));
-        }
-        if let Some(n) = common.max_connections {
-            toml.push_str(&format!("max_connections = {n}\n"));
-        }
-        if totp {
-            toml.push_str("\n[mfa]\nrequired = true\n");
-        }
-        std::fs::write(&config_path, toml)?;
-        let config = Config::load(Some(&config_path))?;
-        let app_id = seed(&config, users).await?;
+        let extra = if totp {
+            "\n[mfa]\nrequired = true\n"
+        } else {
+            ""
+        };
+        let prepared = Prepared::new(common, extra)?;
+        let app_id = seed(&prepared.config, users).await?;
         let accounts = if totp {
-            enrol_totp(&config, users).await?
+            enrol_totp(&prepared.config, users).await?
         } else {
             Vec::new()
         };
-        // The key is made now, so the server and this process sign with the same one.
-        IdpKeys::open(
-            config.data_dir.join("keys"),
-            KeyAlgorithm::Rsa2048,
-            SystemClock.now(),
-        )
-        .context("cannot create the signing key")?;
-
-        let exe = match &common.server_bin {
-            Some(p) => p.clone(),
-            None => std::env::current_exe().context("cannot find the latchkey binary")?,
-        };
-        let log = std::fs::File::create(dir.path().join("serve.log"))?;
-        let child = Command::new(&exe)
-            .args(["serve", "--config"])
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {} serve", exe.display()))?;
-        let mut server = BenchServer {
-            dir,
-            config,
-            child,
-            base,
-            app_id,
-            clock_ticks: clock_ticks(),
-        };
-        server.wait_listening(port)?;
-        Ok((server, accounts))
+        Ok((prepared.launch(app_id)?, accounts))
     }
 
     fn wait_listening(&mut self, port: u16) -> anyhow::Result<()> {
@@ -143,7 +178,7 @@ impl BenchServer {
             if !matches!(self.child.try_wait(), Ok(None)) {
                 bail!(
                     "the server exited; see {}",
-                    self.dir.path().join("serve.log").display()
+                    self.dir().join("serve.log").display()
                 );
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -181,7 +216,14 @@ impl BenchServer {
 
     /// The throwaway data directory.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.dir.as_ref().map_or(Path::new(""), TempDir::path)
+    }
+
+    /// Stops the server and keeps its data directory (for a look at the database); returns
+    /// where it is.
+    pub fn stop_keeping_data(mut self) -> PathBuf {
+        self.kill();
+        self.dir.take().map(TempDir::keep).unwrap_or_default()
     }
 
     /// The key the server signs with.

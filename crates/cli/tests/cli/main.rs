@@ -3,6 +3,7 @@
 //! `tests/oracles` (`cargo test -p latchkey --test oracles`, after `./scripts/test`).
 
 mod admin;
+mod bench_list;
 mod keys;
 mod readme;
 mod saml_cmd;

@@ -85,8 +85,11 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// Only events about this object ID.
     pub target_id: Option<String>,
-    /// Only events at or after this time (RFC 3339).
+    /// Only events at or after this time (RFC 3339); the events then come newest first by
+    /// their time (then `seq`), and `cursor` continues in that order.
     pub since: Option<String>,
+    /// Only events before this time (RFC 3339); with `since`, a time range.
+    pub until: Option<String>,
     /// Continue after this `seq` (from `next_cursor`).
     pub cursor: Option<i64>,
     /// Page size (1-500, default 50).
@@ -102,15 +105,16 @@ pub async fn list(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<axum::Json<AuditPage>, ApiError> {
     let limit = page::limit(q.limit)?;
-    let since = q
-        .since
-        .as_deref()
-        .map(|s| {
+    let time = |field: &'static str, raw: Option<&str>| {
+        raw.map(|s| {
             OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
-                ApiError::invalid("since", format!("{s:?} is not an RFC 3339 time: {e}"))
+                ApiError::invalid(field, format!("{s:?} is not an RFC 3339 time: {e}"))
             })
         })
-        .transpose()?;
+        .transpose()
+    };
+    let since = time("since", q.since.as_deref())?;
+    let until = time("until", q.until.as_deref())?;
     // One extra row tells whether another page exists without a second query.
     let filter = AuditFilter {
         actor: q.actor,
@@ -118,6 +122,7 @@ pub async fn list(
         target_id: q.target_id,
         user_id: None,
         since,
+        until,
         before_seq: q.cursor,
         limit: Some(limit.saturating_add(1)),
     };

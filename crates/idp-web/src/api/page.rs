@@ -17,11 +17,19 @@ pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page a client may ask for.
 pub const MAX_LIMIT: u32 = 500;
 
+/// The most items a user listing counts for its `total` (see [`PageInfo`]).
+pub const TOTAL_CAP: u64 = 10_000;
+
 /// Where a page sits in the whole list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PageInfo {
-    /// Items matching the filter, across all pages.
+    /// Items matching the filter, across all pages; for users counted up to 10,000 (then
+    /// `total_is_lower_bound`).
     pub total: u64,
+    /// Set when more items match than were counted: `total` is then a lower bound. Page on
+    /// with `next_offset` or `next_cursor`, which do not depend on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub total_is_lower_bound: bool,
     /// Index of the first item of this page.
     pub offset: u64,
     /// Page size used.
@@ -84,6 +92,7 @@ pub fn paginate<T>(
         items,
         PageInfo {
             total,
+            total_is_lower_bound: false,
             offset,
             limit,
             next_offset: (end < total).then_some(end),

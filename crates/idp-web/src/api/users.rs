@@ -81,7 +81,7 @@ fn status_name(s: UserStatus) -> &'static str {
 ///
 /// Page through with `next_cursor` (keyset paging: every page costs the same). `page`, the
 /// offset form older clients read, comes with every answer to a request without `cursor`;
-/// its `total` is counted then, once per listing, not on every page.
+/// its `total` is counted then, up to 10,000 (beyond, `total_is_lower_bound` is set).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UserPage {
     /// The users on this page, ordered by case-folded username (byte-wise).
@@ -260,14 +260,24 @@ pub(crate) async fn page_of(
         });
     }
     let offset = offset.unwrap_or(0);
-    let items = if offset == 0 {
-        users.page(filter, None, limit).await?.users
+    // One row past the page says whether another follows, whatever the count says.
+    let (items, more) = if offset == 0 {
+        let found = users.page(filter, None, limit).await?;
+        let more = found.next.is_some();
+        (found.users, more)
     } else {
-        users.page_at_offset(filter, offset, limit).await?
+        let mut items = users
+            .page_at_offset(filter, offset, limit.saturating_add(1))
+            .await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        (items, more)
     };
-    let total = users.count(filter).await?;
+    // Counted no further than TOTAL_CAP: an exact count of 100,000 users was most of the
+    // time of a first page (bench list); past the cap `total` is a lower bound, and says so.
+    let counted = users.count_up_to(filter, page::TOTAL_CAP).await?;
+    let total = counted.min(page::TOTAL_CAP);
     let end = offset.saturating_add(items.len() as u64);
-    let more = end < total;
     Ok(UserPage {
         next_cursor: items
             .last()
@@ -276,6 +286,7 @@ pub(crate) async fn page_of(
         items: items.into_iter().map(UserDto::from).collect(),
         page: Some(PageInfo {
             total,
+            total_is_lower_bound: counted > page::TOTAL_CAP,
             offset,
             limit,
             next_offset: more.then_some(end),

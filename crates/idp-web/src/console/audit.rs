@@ -1,4 +1,4 @@
-//! `/admin/audit`: the log with filters (user, application, event, since), one event, and
+//! `/admin/audit`: the log with filters (user, application, event, a range of days), one event, and
 //! an export (CSV or JSON, bounded). People are shown by the name recorded with each line.
 
 use askama::Template;
@@ -33,6 +33,9 @@ pub(crate) struct Filters {
     event: String,
     #[serde(default)]
     since: String,
+    /// The last day shown (inclusive).
+    #[serde(default)]
+    until: String,
     /// Page cursor: events with `seq` below this.
     before: Option<i64>,
     /// Export format: `csv` or `json`.
@@ -43,11 +46,12 @@ impl Filters {
     fn query(&self, extra: &str) -> String {
         let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
         format!(
-            "user={}&app={}&event={}&since={}{extra}",
+            "user={}&app={}&event={}&since={}&until={}{extra}",
             enc(&self.user),
             enc(&self.app),
             enc(&self.event),
-            enc(&self.since)
+            enc(&self.since),
+            enc(&self.until)
         )
     }
 }
@@ -113,16 +117,25 @@ async fn filter(
     if !f.event.trim().is_empty() {
         out.action = Some(f.event.trim().to_owned());
     }
-    if !f.since.trim().is_empty() {
+    let day = |field: &'static str, raw: &str| {
         let format = time::macros::format_description!("[year]-[month]-[day]");
-        match time::Date::parse(f.since.trim(), &format) {
+        time::Date::parse(raw.trim(), &format).map_err(|_| FieldError {
+            field,
+            message: "write the date as YYYY-MM-DD".into(),
+        })
+    };
+    if !f.since.trim().is_empty() {
+        match day("since", &f.since) {
             Ok(d) => out.since = Some(d.midnight().assume_utc()),
-            Err(_) => {
-                return Ok(Err(FieldError {
-                    field: "since",
-                    message: "write the date as YYYY-MM-DD".into(),
-                }));
-            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    if !f.until.trim().is_empty() {
+        // The whole day named: up to the next midnight.
+        match day("until", &f.until).map(|d| d.next_day()) {
+            Ok(Some(d)) => out.until = Some(d.midnight().assume_utc()),
+            Ok(None) => {}
+            Err(e) => return Ok(Err(e)),
         }
     }
     Ok(Ok(out))

@@ -218,17 +218,16 @@ pub(crate) async fn admit(
     uri: &Uri,
     permission: Permission,
 ) -> Result<Operator, Refusal> {
-    let sign_in = || {
-        let back = super::login::return_path(Some(uri.path())).unwrap_or_else(|| "/admin".into());
-        Refusal::SignIn(format!("/login?to={back}"))
-    };
+    // The page asked for, to come back to after signing in or stepping up.
+    let back = super::mfa::console_path(uri.path()).unwrap_or_else(|| "/admin".into());
+    let sign_in = || Refusal::SignIn(format!("/login?to={back}"));
     let Some(session) = cookie.resume(state).await? else {
         return Err(sign_in());
     };
     // Before the roles are read: a password alone tells nobody whether its owner holds a
     // console role. `/login/mfa` sends a user without a factor on to enrol one.
     if !console_mfa_satisfied(state, &session).await? {
-        return Err(Refusal::SignIn("/login/mfa?then=console".into()));
+        return Err(Refusal::SignIn(format!("/login/mfa?then={back}")));
     }
     let roles = state.store().roles().of_user(&session.user).await?;
     let operator = Operator {

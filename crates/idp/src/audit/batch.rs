@@ -22,11 +22,10 @@
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
-use uuid::Uuid;
 
-use super::{Actor, Change};
+use super::{Actor, Change, Line, insert_lines};
 use crate::error::{Error, Result};
-use crate::store::{Store, timestamp};
+use crate::store::Store;
 
 /// Most lines in one statement: 10 parameters each stays far below every backend's limit
 /// (SQLite 32,766, PostgreSQL 65,535), and a batch this size is already one cheap commit.
@@ -34,20 +33,6 @@ const MAX_BATCH: usize = 64;
 
 /// Lines waiting for the writer; requests wait (back-pressure) when it is this far behind.
 const QUEUE: usize = 1024;
-
-/// A line ready to store, with its time taken when the request made it.
-struct Line {
-    id: String,
-    at: String,
-    actor: String,
-    actor_name: Option<String>,
-    action: &'static str,
-    target_kind: &'static str,
-    target_id: String,
-    target_name: String,
-    before: Option<String>,
-    after: Option<String>,
-}
 
 struct Job {
     line: Line,
@@ -83,19 +68,7 @@ impl AuditBatcher {
 
     /// Stores one line stamped `at` (the caller's [`Store::now`]); returns once it is committed.
     pub async fn record(&self, actor: &Actor, at: OffsetDateTime, change: Change) -> Result<()> {
-        let json = |v: &Option<serde_json::Value>| v.as_ref().map(serde_json::Value::to_string);
-        let line = Line {
-            id: Uuid::new_v4().hyphenated().to_string(),
-            at: timestamp::format(at),
-            actor: actor.as_str().to_owned(),
-            actor_name: actor.name().map(str::to_owned),
-            action: change.action,
-            target_kind: change.target_kind,
-            before: json(&change.before),
-            after: json(&change.after),
-            target_id: change.target_id,
-            target_name: change.target_name,
-        };
+        let line = Line::new(actor, at, change);
         let (done, outcome) = oneshot::channel();
         self.jobs
             .send(Job { line, done })
@@ -120,7 +93,7 @@ async fn writer(store: Store, mut queue: mpsc::Receiver<Job>) {
         let store = store.clone();
         // A task of its own, so that a panic while writing fails this batch, not the writer.
         let written = tokio::spawn(async move {
-            insert(&store, &lines).await.map_err(|e| {
+            write(&store, &lines).await.map_err(|e| {
                 tracing::error!(error = %e, lines = count, "audit lines could not be stored");
                 e.to_string()
             })
@@ -137,48 +110,10 @@ async fn writer(store: Store, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
-async fn insert(store: &Store, batch: &[Line]) -> Result<()> {
-    let rows: Vec<String> = (0..batch.len())
-        .map(|i| {
-            let p = i * 10;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7,
-                p + 8,
-                p + 9,
-                p + 10
-            )
-        })
-        .collect();
-    // Only placeholders are formatted in; every value is bound.
-    let sql = sqlx::AssertSqlSafe(format!(
-        "INSERT INTO audit_events \
-         (id, at, actor, actor_name, action, target_kind, target_id, target_name, before, after) \
-         VALUES {}",
-        rows.join(", ")
-    ));
-    let mut query = sqlx::query(sql);
-    for l in batch {
-        query = query
-            .bind(l.id.as_str())
-            .bind(l.at.as_str())
-            .bind(l.actor.as_str())
-            .bind(l.actor_name.as_deref())
-            .bind(l.action)
-            .bind(l.target_kind)
-            .bind(l.target_id.as_str())
-            .bind(l.target_name.as_str())
-            .bind(l.before.as_deref())
-            .bind(l.after.as_deref());
-    }
-    query.execute(store.pool()).await?;
-    Ok(())
+/// One batch as one statement on a pooled connection (autocommit).
+async fn write(store: &Store, lines: &[Line]) -> Result<()> {
+    let mut conn = store.pool().acquire().await?;
+    insert_lines(&mut conn, lines).await
 }
 
 #[cfg(test)]

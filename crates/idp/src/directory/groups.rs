@@ -155,12 +155,18 @@ pub(crate) async fn insert_member(
             group: group.name.clone(),
         });
     }
-    sqlx::query("INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3)")
-        .bind(group.id.to_db())
-        .bind(user.id.to_db())
-        .bind(timestamp::format(now))
-        .execute(&mut *conn)
-        .await?;
+    // The member row carries the user's case-folded username: a group's member listing is
+    // ordered by it from one index (migration 0460).
+    sqlx::query(
+        "INSERT INTO group_members (group_id, user_id, username_key, added_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(group.id.to_db())
+    .bind(user.id.to_db())
+    .bind(store::fold(&user.username))
+    .bind(timestamp::format(now))
+    .execute(&mut *conn)
+    .await?;
     crate::provisioning::outbox::user_changed(
         &mut *conn,
         user.id,
@@ -193,7 +199,7 @@ pub(crate) async fn ensure_member(
     Ok(true)
 }
 
-fn member_change(action: &'static str, group: &Group, user: &User) -> Change {
+pub(crate) fn member_change(action: &'static str, group: &Group, user: &User) -> Change {
     let membership = serde_json::json!({
         "group": group.name, "group_id": group.id, "user": user.username, "user_id": user.id,
     });
@@ -418,6 +424,10 @@ pub struct Groups<'s> {
 impl<'s> Groups<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
         Groups { store }
+    }
+
+    pub(crate) fn store(&self) -> &'s Store {
+        self.store
     }
 
     /// Creates a group; refuses a taken name.

@@ -4,6 +4,7 @@
 //! addresses and group names are unique case-insensitively (compared on a case-folded copy),
 //! while the spelling the admin typed is kept for display.
 
+mod bulk;
 pub(crate) mod groups;
 mod import;
 mod login;

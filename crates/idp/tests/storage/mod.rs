@@ -6,6 +6,7 @@ mod account;
 mod app_encryption;
 mod apps;
 mod audit;
+mod bulk;
 mod enrollment;
 mod groups;
 mod import;

@@ -545,6 +545,10 @@ async fn keyset_pages_walk_every_match_once(t: TestStore) {
         ]
     );
     assert_eq!(t.store.users().count(&all).await.unwrap(), 8);
+    // A bounded count: exact up to the cap, one more means "more than that".
+    assert_eq!(t.store.users().count_up_to(&all, 100).await.unwrap(), 8);
+    assert_eq!(t.store.users().count_up_to(&all, 8).await.unwrap(), 8);
+    assert_eq!(t.store.users().count_up_to(&all, 3).await.unwrap(), 4);
     // A page that ends exactly at the last user has no next cursor.
     assert_eq!(walk(&t, &all, 8).await.len(), 1);
 
@@ -590,6 +594,31 @@ async fn keyset_pages_walk_every_match_once(t: TestStore) {
         [vec!["Bea", "dan"], vec!["eve"]]
     );
     assert_eq!(t.store.users().count(&members).await.unwrap(), 3);
+    assert_eq!(t.store.users().count_up_to(&members, 1).await.unwrap(), 2);
+    assert_eq!(t.store.users().count_up_to(&members, 5).await.unwrap(), 3);
+    // A member renamed moves in the group's order too (the member rows carry the key).
+    let bea = t.store.users().lookup("Bea").await.unwrap();
+    let rename = UserPatch {
+        username: Some("Zed".into()),
+        ..UserPatch::default()
+    };
+    t.store
+        .users()
+        .update(&admin(), bea.id, rename)
+        .await
+        .unwrap();
+    assert_eq!(
+        walk(&t, &members, 2).await,
+        [vec!["dan", "eve"], vec!["Zed"]]
+    );
+    let in_group = |q: &str| UserFilter {
+        search: Some(q.into()),
+        ..members.clone()
+    };
+    assert_eq!(walk(&t, &in_group("z"), 5).await, [vec!["Zed"]]);
+    assert_eq!(t.store.users().count(&in_group("e")).await.unwrap(), 1);
+    assert_eq!(t.store.users().count(&in_group("zed@")).await.unwrap(), 0);
+    assert_eq!(t.store.users().count(&in_group("bea@")).await.unwrap(), 1);
     // Legacy offset paging sees the same order.
     let third: Vec<String> = t
         .store
@@ -600,7 +629,7 @@ async fn keyset_pages_walk_every_match_once(t: TestStore) {
         .into_iter()
         .map(|u| u.username)
         .collect();
-    assert_eq!(third, ["Bea", "bob"]);
+    assert_eq!(third, ["bob", "cat"]);
 }
 
 async fn listing_filters_are_served_by_indexes(t: TestStore) {
