@@ -1,5 +1,6 @@
 //! The changes an admin makes on an application's page: its settings (NameID, attribute
-//! release, signing and encryption, the tile, the slug) through
+//! release, signing and encryption, ACS and logout endpoints, the SP's certificates, the tile,
+//! the slug) through
 //! [`Apps::update`](latchkey_idp::apps::Apps::update) as `latchkey app set` and
 //! `PUT /api/v1/apps/{app}` do; its access policy (assigned groups, a second factor) through
 //! [`Apps::assign`](latchkey_idp::apps::Apps::assign) and
@@ -18,7 +19,9 @@ use super::forms::{FieldError, csrf_form, field_error};
 use super::{Operator, Refusal, admit};
 use crate::WebState;
 use crate::extract::{CsrfForm, CsrfToken, SessionCookie};
-use latchkey_idp::apps::{Application, AttributeMapping, NameIdFormat, NewApplication};
+use latchkey_idp::apps::{
+    AcsEndpoint, Application, AttributeMapping, Binding, Endpoint, NameIdFormat, NewApplication,
+};
 use latchkey_idp::console::Permission;
 use latchkey_idp::mfa::policy::{AppMfa, MfaPolicy, class_name};
 
@@ -52,6 +55,19 @@ pub(crate) struct EditForm {
     /// PEM; empty forgets it.
     #[serde(default)]
     pub encryption_cert: String,
+    /// ACS URLs, one a line; the first is the default. The endpoint fields below are left
+    /// as they are when the post does not carry them (the page always does).
+    #[serde(default)]
+    pub acs_url: Option<String>,
+    /// The single-logout URL; empty: none.
+    #[serde(default)]
+    pub slo_url: Option<String>,
+    /// `redirect` or `post`.
+    #[serde(default)]
+    pub slo_binding: String,
+    /// The SP's signing certificates, PEM, one after the other; empty: none.
+    #[serde(default)]
+    pub signing_cert: Option<String>,
 }
 
 /// The application's MFA policy.
@@ -91,6 +107,20 @@ impl From<&NewApplication> for EditForm {
             authn_requests_signed: on(s.authn_requests_signed),
             encrypt_assertion: on(s.encrypt_assertion),
             encryption_cert: s.encryption_cert.clone().unwrap_or_default(),
+            acs_url: Some({
+                let mut acs: Vec<&AcsEndpoint> = s.acs.iter().collect();
+                acs.sort_by_key(|e| (!e.is_default, e.index));
+                acs.iter()
+                    .map(|e| e.url.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
+            slo_url: Some(s.slo.as_ref().map(|e| e.url.clone()).unwrap_or_default()),
+            slo_binding: match s.slo.as_ref().map(|e| e.binding) {
+                Some(Binding::HttpPost) => "post".to_owned(),
+                _ => "redirect".to_owned(),
+            },
+            signing_cert: Some(s.signing_certs.join("\n")),
         }
     }
 }
@@ -101,6 +131,21 @@ fn optional(text: &str) -> Option<String> {
 }
 
 impl EditForm {
+    /// The ACS URLs as the form shows them.
+    pub fn acs_text(&self) -> &str {
+        self.acs_url.as_deref().unwrap_or_default()
+    }
+
+    /// The logout URL as the form shows it.
+    pub fn slo_text(&self) -> &str {
+        self.slo_url.as_deref().unwrap_or_default()
+    }
+
+    /// The signing certificates as the form shows them.
+    pub fn signing_text(&self) -> &str {
+        self.signing_cert.as_deref().unwrap_or_default()
+    }
+
     /// The NameID format choices, for the select.
     pub fn formats(&self) -> Vec<(&'static str, bool)> {
         [
@@ -145,8 +190,86 @@ impl EditForm {
             s.encryption_methods.clear();
         }
         s.encryption_cert = cert;
+        if let Some(lines) = &self.acs_url {
+            s.acs = acs_endpoints(lines, &s.acs);
+        }
+        if let Some(slo) = &self.slo_url {
+            s.slo = match optional(slo) {
+                Some(url) => Some(Endpoint {
+                    url,
+                    binding: match self.slo_binding.trim() {
+                        "" => Binding::HttpRedirect,
+                        chosen => Binding::parse(chosen).map_err(|e| {
+                            latchkey_idp::Error::InvalidField {
+                                field: "slo_binding",
+                                reason: e.to_string(),
+                            }
+                        })?,
+                    },
+                }),
+                None => None,
+            };
+        }
+        if let Some(pem) = &self.signing_cert {
+            s.signing_certs = pem_blocks(pem);
+        }
         Ok(())
     }
+}
+
+/// The ACS endpoints `lines` name, the first the default. A URL the application already had
+/// keeps its index and binding (SPs may ask for an endpoint by index); a new one takes the
+/// next free index and HTTP-POST. The registry then checks every URL.
+fn acs_endpoints(lines: &str, before: &[AcsEndpoint]) -> Vec<AcsEndpoint> {
+    let mut next = before
+        .iter()
+        .map(|e| e.index)
+        .max()
+        .map_or(0, |m| m.saturating_add(1));
+    lines
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(i, url)| {
+            let mut endpoint = match before.iter().find(|e| e.url == url) {
+                Some(e) => e.clone(),
+                None => {
+                    let e = AcsEndpoint {
+                        url: url.to_owned(),
+                        binding: Binding::HttpPost,
+                        index: next,
+                        is_default: false,
+                    };
+                    next = next.saturating_add(1);
+                    e
+                }
+            };
+            endpoint.is_default = i == 0;
+            endpoint
+        })
+        .collect()
+}
+
+/// The PEM blocks of `text`, each whole (the registry checks that each is a certificate).
+fn pem_blocks(text: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut blocks = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        match rest.find(END) {
+            Some(at) => {
+                let (block, tail) = rest.split_at(at + END.len());
+                blocks.push(block.trim().to_owned());
+                rest = tail.trim();
+            }
+            None => {
+                blocks.push(rest.to_owned());
+                break;
+            }
+        }
+    }
+    blocks
 }
 
 fn problem(err: latchkey_idp::Error) -> Result<Problem, Refusal> {

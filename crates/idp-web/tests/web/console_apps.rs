@@ -327,6 +327,34 @@ async fn bad_input_gives_the_form_back_naming_the_field_and_writes_nothing() {
             "metadata_url",
         ),
         (app.clone(), edit("nonsense", ""), "name_id_source"),
+        (
+            app.clone(),
+            [edit("pairwise", ""), vec![("acs_url", "not a url")]].concat(),
+            "acs_url",
+        ),
+        (
+            app.clone(),
+            [edit("pairwise", ""), vec![("acs_url", "  ")]].concat(),
+            "acs_url",
+        ),
+        (
+            app.clone(),
+            [
+                edit("pairwise", ""),
+                vec![("slo_url", "ftp://sp.example.com/slo")],
+            ]
+            .concat(),
+            "slo_url",
+        ),
+        (
+            app.clone(),
+            [
+                edit("pairwise", ""),
+                vec![("signing_cert", "not a certificate")],
+            ]
+            .concat(),
+            "signing_cert",
+        ),
         (app.clone(), edit("pairwise", "mail=nowhere"), "attributes"),
         (format!("{app}/access"), vec![("group", "staff")], "group"),
         (format!("{app}/access"), vec![("group", "nosuch")], "group"),
@@ -695,6 +723,96 @@ fn code(body: &str, class: &str) -> String {
     body[start..end]
         .replace("&#34;", "\"")
         .replace("&#38;", "&")
+}
+
+#[tokio::test]
+async fn an_admin_edits_endpoints_and_the_sps_certificates() {
+    let idp = idp().await;
+    seed(&idp).await;
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let app = format!("/admin/apps/{}", idp.app.id);
+    let before = idp.store.apps().get(idp.app.id).await.unwrap().settings;
+    let old_acs = before.acs[0].clone();
+    let cert = rcgen::generate_simple_self_signed(vec!["sp.example.com".to_owned()])
+        .unwrap()
+        .cert
+        .pem();
+    let acs = format!("https://sp.example.com/acs2\r\n{}\r\n", old_acs.url);
+    let two_certs = format!("{cert}\n{cert}");
+    let page = b
+        .post(
+            &app,
+            &[
+                ("name", "Wiki"),
+                ("name_id_format", "persistent"),
+                ("name_id_source", "pairwise"),
+                ("sign_response", "on"),
+                ("sign_assertion", "on"),
+                ("acs_url", &acs),
+                ("slo_url", "https://sp.example.com/slo"),
+                ("slo_binding", "post"),
+                ("signing_cert", &two_certs),
+                ("csrf", &token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let s = idp.store.apps().get(idp.app.id).await.unwrap().settings;
+    // The new URL is the default; the old one keeps its index and binding.
+    let urls: Vec<(&str, bool)> = s
+        .acs
+        .iter()
+        .map(|e| (e.url.as_str(), e.is_default))
+        .collect();
+    assert!(
+        urls.contains(&("https://sp.example.com/acs2", true)),
+        "{urls:?}"
+    );
+    assert!(urls.contains(&(old_acs.url.as_str(), false)), "{urls:?}");
+    let kept = s.acs.iter().find(|e| e.url == old_acs.url).unwrap();
+    assert_eq!((kept.index, kept.binding), (old_acs.index, old_acs.binding));
+    let slo = s.slo.as_ref().unwrap();
+    assert_eq!(
+        (slo.url.as_str(), slo.binding),
+        (
+            "https://sp.example.com/slo",
+            latchkey_idp::apps::Binding::HttpPost
+        )
+    );
+    assert_eq!(s.signing_certs.len(), 2);
+    let event = audited_as(&idp, "app.update", "root").await;
+    assert!(event.after.is_some());
+    // The page shows them back, default first.
+    let form = b.get(&app).await;
+    assert!(
+        form.body.contains("https://sp.example.com/acs2"),
+        "{}",
+        form.body
+    );
+    assert!(form.body.contains("https://sp.example.com/slo"));
+
+    // Empty fields remove the logout endpoint and the certificates.
+    let page = b
+        .post(
+            &app,
+            &[
+                ("name", "Wiki"),
+                ("name_id_format", "persistent"),
+                ("name_id_source", "pairwise"),
+                ("sign_response", "on"),
+                ("sign_assertion", "on"),
+                ("acs_url", &acs),
+                ("slo_url", ""),
+                ("slo_binding", "redirect"),
+                ("signing_cert", ""),
+                ("csrf", &token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let s = idp.store.apps().get(idp.app.id).await.unwrap().settings;
+    assert!(s.slo.is_none() && s.signing_certs.is_empty(), "{s:?}");
 }
 
 #[tokio::test]
