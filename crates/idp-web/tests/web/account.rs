@@ -670,7 +670,7 @@ async fn recovery_codes_alone_are_not_a_second_factor_anywhere() {
         .unwrap();
     let form = reset_form(&idp, &idp.alice).await;
     assert!(form.body.contains("name=\"code\""), "{}", form.body);
-    // Her app goes; her codes stay.
+    // Her app goes, and her codes with it (the last factor takes them along).
     let factors = Factors::new(&idp.store);
     let id = factors.list(&idp.alice).await.unwrap()[0].id.clone();
     assert!(
@@ -679,6 +679,15 @@ async fn recovery_codes_alone_are_not_a_second_factor_anywhere() {
             .await
             .unwrap()
     );
+    assert_eq!(
+        factors.available(&idp.alice).await.unwrap().recovery_codes,
+        0
+    );
+    // Codes made with no factor at all are still not one.
+    RecoveryCodes::new(&idp.store)
+        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .await
+        .unwrap();
     let available = factors.available(&idp.alice).await.unwrap();
     assert_eq!(available.recovery_codes, 10);
     // Every page agrees: no factor. Reset asks no code; sign-in's second step enrols one.
