@@ -332,55 +332,41 @@ impl VerifyingKey {
             return Err(KeyError::InvalidPublicKey("trailing bytes after the key"));
         }
         let oid = &spki.algorithm.algorithm;
-        let (kind, check): (KeyKind, &'static dyn signature::VerificationAlgorithm) =
-            if *oid == OID_PKCS1_RSAENCRYPTION {
-                let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
-                    return Err(KeyError::InvalidPublicKey("bad RSA public key"));
-                };
-                let bits = bit_length(rsa.modulus);
-                if bits < MIN_LEGACY_RSA_BITS {
-                    return Err(KeyError::RsaKeyTooSmall {
-                        bits,
-                        min: MIN_LEGACY_RSA_BITS,
-                    });
-                }
-                if bits > MAX_RSA_BITS {
-                    return Err(KeyError::InvalidPublicKey("RSA key over 8192 bits"));
-                }
-                (
-                    KeyKind::Rsa { bits },
-                    &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
-                )
-            } else if *oid == OID_KEY_TYPE_EC_PUBLIC_KEY {
-                let curve = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
-                    .ok_or(KeyError::InvalidPublicKey("EC key without a named curve"))?;
-                if curve == OID_EC_P256 {
-                    (
-                        KeyKind::Ec(Curve::P256),
-                        &signature::ECDSA_P256_SHA256_FIXED,
-                    )
-                } else if curve == OID_NIST_EC_P384 {
-                    (
-                        KeyKind::Ec(Curve::P384),
-                        &signature::ECDSA_P384_SHA384_FIXED,
-                    )
-                } else if curve == OID_NIST_EC_P521 {
-                    (
-                        KeyKind::Ec(Curve::P521),
-                        &signature::ECDSA_P521_SHA512_FIXED,
-                    )
-                } else {
-                    return Err(KeyError::UnsupportedKeyType);
-                }
+        let kind = if *oid == OID_PKCS1_RSAENCRYPTION {
+            let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
+                return Err(KeyError::InvalidPublicKey("bad RSA public key"));
+            };
+            let bits = bit_length(rsa.modulus);
+            if bits < MIN_LEGACY_RSA_BITS {
+                return Err(KeyError::RsaKeyTooSmall {
+                    bits,
+                    min: MIN_LEGACY_RSA_BITS,
+                });
+            }
+            if bits > MAX_RSA_BITS {
+                return Err(KeyError::InvalidPublicKey("RSA key over 8192 bits"));
+            }
+            KeyKind::Rsa { bits }
+        } else if *oid == OID_KEY_TYPE_EC_PUBLIC_KEY {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .ok_or(KeyError::InvalidPublicKey("EC key without a named curve"))?;
+            if curve == OID_EC_P256 {
+                KeyKind::Ec(Curve::P256)
+            } else if curve == OID_NIST_EC_P384 {
+                KeyKind::Ec(Curve::P384)
+            } else if curve == OID_NIST_EC_P521 {
+                KeyKind::Ec(Curve::P521)
             } else {
                 return Err(KeyError::UnsupportedKeyType);
-            };
-        signature::ParsedPublicKey::new(check, der)
-            .map_err(|e| KeyError::InvalidPublicKey(e.description_()))?;
+            }
+        } else {
+            return Err(KeyError::UnsupportedKeyType);
+        };
+        // Parsing for the usual algorithm is also the check that aws-lc takes the key.
         let usual = kind.default_algorithm();
         let parsed = signature::ParsedPublicKey::new(Self::params(kind, usual), der)
             .map_err(|e| KeyError::InvalidPublicKey(e.description_()))?;
