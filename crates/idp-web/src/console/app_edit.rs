@@ -226,10 +226,12 @@ fn acs_endpoints(lines: &str, before: &[AcsEndpoint]) -> Vec<AcsEndpoint> {
         .map(|e| e.index)
         .max()
         .map_or(0, |m| m.saturating_add(1));
+    // A URL typed twice is one endpoint, not two with the same index.
+    let mut seen = std::collections::HashSet::new();
     lines
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && seen.insert(*l))
         .enumerate()
         .map(|(i, url)| {
             let mut endpoint = match before.iter().find(|e| e.url == url) {

@@ -738,7 +738,11 @@ async fn an_admin_edits_endpoints_and_the_sps_certificates() {
         .unwrap()
         .cert
         .pem();
-    let acs = format!("https://sp.example.com/acs2\r\n{}\r\n", old_acs.url);
+    // The old URL typed twice stays one endpoint.
+    let acs = format!(
+        "https://sp.example.com/acs2\r\n{}\r\n{}\r\n",
+        old_acs.url, old_acs.url
+    );
     let two_certs = format!("{cert}\n{cert}");
     let page = b
         .post(
@@ -770,6 +774,7 @@ async fn an_admin_edits_endpoints_and_the_sps_certificates() {
         "{urls:?}"
     );
     assert!(urls.contains(&(old_acs.url.as_str(), false)), "{urls:?}");
+    assert_eq!(s.acs.len(), 2, "{urls:?}");
     let kept = s.acs.iter().find(|e| e.url == old_acs.url).unwrap();
     assert_eq!((kept.index, kept.binding), (old_acs.index, old_acs.binding));
     let slo = s.slo.as_ref().unwrap();
