@@ -282,6 +282,7 @@ async fn page(
 ) -> Result<Response, Refusal> {
     let store = state.store();
     let roles = store.roles().of_user(&user).await?;
+    let granted = store.roles().granted_to(&user).await?;
     let groups = store.groups().of_user(user.id).await?;
     let available = Factors::new(store).available(&user).await?;
     let mut factors = Vec::new();
@@ -320,7 +321,7 @@ async fn page(
             .join(", "),
         has_factor: !factors.is_empty(),
         factors: factors.join(", "),
-        may_write: op.roles.may_change_user(&roles),
+        may_write: op.roles.may_change_user(&granted),
         may_audit: op.roles.allows(Permission::ReadAudit),
         audit_href,
         user,
@@ -354,7 +355,7 @@ async fn target(
 ) -> Result<(Operator, User), Refusal> {
     let op = admit(state, cookie, uri, Permission::WriteUsers).await?;
     let user = load(state, id).await?;
-    let their_roles = state.store().roles().of_user(&user).await?;
+    let their_roles = state.store().roles().granted_to(&user).await?;
     if !op.roles.may_change_user(&their_roles) {
         return Err(Refusal::Page(op.forbidden(Permission::WriteUsers)));
     }

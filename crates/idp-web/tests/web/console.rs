@@ -447,6 +447,51 @@ async fn helpdesk_cannot_reach_console_users_or_role_groups() {
     assert!(!page.body.contains("/suspend"), "{}", page.body);
 }
 
+/// A suspended admin holds no role while suspended, but is still an admin to guard: helpdesk
+/// resetting their password and resuming them would be helpdesk becoming admin.
+#[tokio::test]
+async fn helpdesk_cannot_take_over_a_suspended_admin() {
+    let idp = idp().await;
+    seed(&idp).await;
+    let former = person(&idp, "former-admin", Some(Role::Admin)).await;
+    idp.store
+        .users()
+        .suspend(&Actor::system(), former.id)
+        .await
+        .unwrap();
+    let mut b = signed_in(&idp, "hd").await;
+    let token = csrf(&mut b).await;
+    let before = written(&idp).await;
+    for (route, fields) in [
+        (format!("/admin/users/{}/resume", former.id), vec![]),
+        (
+            format!("/admin/users/{}/password", former.id),
+            vec![("password", "taken over 123")],
+        ),
+        (format!("/admin/users/{}/invitation", former.id), vec![]),
+        (format!("/admin/users/{}/factors/reset", former.id), vec![]),
+    ] {
+        let mut form = fields.clone();
+        form.push(("csrf", &token));
+        let page = b.post(&route, &form).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{route}");
+    }
+    assert_eq!(written(&idp).await, before);
+    let page = b.get(&format!("/admin/users/{}", former.id)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("/resume"), "{}", page.body);
+    // An admin still may.
+    let mut root = signed_in(&idp, "root").await;
+    let token = csrf(&mut root).await;
+    let page = root
+        .post(
+            &format!("/admin/users/{}/resume", former.id),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+}
+
 #[tokio::test]
 async fn console_changes_are_audited_with_the_persons_name() {
     let idp = idp().await;

@@ -215,6 +215,18 @@ where
     if user.status == UserStatus::Suspended {
         return Ok(RoleSet::default());
     }
+    granted_to(exec, user).await
+}
+
+/// The roles granted to a user, directly or through groups, whatever the user's status.
+///
+/// Guards on who may change a user ask this, not [`of_user`]: a suspended admin holds no
+/// role while suspended, but whoever could reset their password and resume them would
+/// become admin through them.
+pub(crate) async fn granted_to<'e, E>(exec: E, user: &User) -> Result<RoleSet>
+where
+    E: Executor<'e, Database = Any>,
+{
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT role FROM console_roles WHERE user_id = $1 \
          UNION SELECT r.role FROM console_roles r \
@@ -229,6 +241,19 @@ where
         .map(RoleSet::new)
 }
 
+/// The roles granted to a group itself.
+pub(crate) async fn of_group<'e, E>(exec: E, group: GroupId) -> Result<Vec<Role>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT role FROM console_roles WHERE group_id = $1 ORDER BY role")
+            .bind(group.to_db())
+            .fetch_all(exec)
+            .await?;
+    rows.iter().map(|r| stored_role(r)).collect()
+}
+
 impl<'s> Roles<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
         Roles { store }
@@ -239,14 +264,15 @@ impl<'s> Roles<'s> {
         of_user(self.store.pool(), user).await
     }
 
+    /// The roles granted to a user, whatever their status: what guards on changing them
+    /// must ask ([`granted_to`]).
+    pub async fn granted_to(&self, user: &User) -> Result<RoleSet> {
+        granted_to(self.store.pool(), user).await
+    }
+
     /// The roles granted to a group itself.
     pub async fn of_group(&self, group: GroupId) -> Result<Vec<Role>> {
-        let rows: Vec<String> =
-            sqlx::query_scalar("SELECT role FROM console_roles WHERE group_id = $1 ORDER BY role")
-                .bind(group.to_db())
-                .fetch_all(self.store.pool())
-                .await?;
-        rows.iter().map(|r| stored_role(r)).collect()
+        of_group(self.store.pool(), group).await
     }
 
     /// Whether the user may do this in the console: the one permission check.
