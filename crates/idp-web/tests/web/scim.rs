@@ -944,7 +944,152 @@ async fn scim_fed_changes_reach_connected_apps(t: TestStore) {
     assert_eq!(queued().await, 3, "the deletion is pushed");
 }
 
+/// A SCIM token is held by another system: it may not change a console role holder (even a
+/// suspended one) or a group that carries a role, since through either it could make itself
+/// admin. A feed repeating their current values is answered as usual; anything else is a
+/// 403 that writes nothing.
+async fn scim_leaves_console_role_holders_alone(t: TestStore) {
+    use latchkey_idp::console::{Holder, Role};
+    let s = scim(t).await;
+    let mut ids = Vec::new();
+    for name in ["root", "dora", "eve"] {
+        let body = json!({"schemas": [USER], "userName": name,
+            "emails": [{"value": format!("{name}@example.org")}]});
+        let r = s.call(Method::POST, "/scim/v2/Users", Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let (root, dora, eve) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    let admins = s
+        .call(
+            Method::POST,
+            "/scim/v2/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "console-admins",
+                "members": [{"value": dora}]})),
+        )
+        .await;
+    let admins = admins.body["id"].as_str().unwrap().to_owned();
+    let roles = s.t.store.roles();
+    let system = Actor::system();
+    let root_user = s.t.store.users().lookup("root").await.unwrap();
+    roles
+        .grant(&system, Role::Admin, Holder::User(root_user.id))
+        .await
+        .unwrap();
+    let group = s.t.store.groups().lookup("console-admins").await.unwrap();
+    roles
+        .grant(&system, Role::Admin, Holder::Group(group.id))
+        .await
+        .unwrap();
+    // dora is admin through the group; a suspended admin is still out of reach.
+    s.t.store
+        .users()
+        .suspend(&system, s.t.store.users().lookup("dora").await.unwrap().id)
+        .await
+        .unwrap();
+
+    let before = s.audit_count().await;
+    let replace = |name: &str, email: &str, active: bool| {
+        json!({"schemas": [USER], "userName": name, "active": active,
+            "emails": [{"value": email}]})
+    };
+    let refused = [
+        (
+            Method::PUT,
+            format!("/scim/v2/Users/{root}"),
+            Some(replace("root", "attacker@example.net", true)),
+        ),
+        (
+            Method::PATCH,
+            format!("/scim/v2/Users/{root}"),
+            Some(json!({"schemas": [PATCH], "Operations": [
+                {"op": "replace", "path": "active", "value": false}]})),
+        ),
+        (Method::DELETE, format!("/scim/v2/Users/{root}"), None),
+        (
+            Method::PATCH,
+            format!("/scim/v2/Users/{dora}"),
+            Some(json!({"schemas": [PATCH], "Operations": [
+                {"op": "replace", "path": "emails", "value": [{"value": "dora@example.net"}]}]})),
+        ),
+        (
+            Method::PATCH,
+            format!("/scim/v2/Groups/{admins}"),
+            Some(json!({"schemas": [PATCH], "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": eve}]}]})),
+        ),
+        (
+            Method::PUT,
+            format!("/scim/v2/Groups/{admins}"),
+            Some(json!({"schemas": [GROUP], "displayName": "console-admins", "members": []})),
+        ),
+        (
+            Method::PUT,
+            format!("/scim/v2/Groups/{admins}"),
+            Some(json!({"schemas": [GROUP], "displayName": "renamed",
+                "members": [{"value": dora}]})),
+        ),
+        (Method::DELETE, format!("/scim/v2/Groups/{admins}"), None),
+    ];
+    for (method, uri, body) in refused {
+        let r = s.call(method.clone(), &uri, body).await;
+        assert_scim_error(&r, StatusCode::FORBIDDEN, None);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("console role"),
+            "{method} {uri}: {}",
+            r.body
+        );
+    }
+    assert_eq!(s.audit_count().await, before, "nothing was written");
+    let root_now = s.t.store.users().lookup("root").await.unwrap();
+    assert_eq!(root_now.email, "root@example.org");
+    assert_eq!(root_now.status, UserStatus::Active);
+    let members: Vec<String> =
+        s.t.store
+            .groups()
+            .members(group.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+    assert_eq!(members, ["dora"]);
+
+    // A feed that repeats what is there is answered as usual.
+    let same = s
+        .call(
+            Method::PUT,
+            &format!("/scim/v2/Users/{root}"),
+            Some(replace("root", "root@example.org", true)),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+    let same = s
+        .call(
+            Method::PUT,
+            &format!("/scim/v2/Groups/{admins}"),
+            Some(json!({"schemas": [GROUP], "displayName": "console-admins",
+                "members": [{"value": dora}]})),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+    // Everyone else stays SCIM's: eve can still be changed and deleted.
+    let r = s
+        .call(
+            Method::PUT,
+            &format!("/scim/v2/Users/{eve}"),
+            Some(replace("eve", "eve@example.net", false)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = s
+        .call(Method::DELETE, &format!("/scim/v2/Users/{eve}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+}
+
 crate::on_both_backends!(
+    scim_leaves_console_role_holders_alone,
     scim_fed_changes_reach_connected_apps,
     scim_token_scopes,
     scim_users_lifecycle,

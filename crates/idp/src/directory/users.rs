@@ -244,6 +244,11 @@ impl UserFields {
         })
     }
 
+    /// Whether writing these fields would change the user.
+    pub(crate) fn changes(&self, user: &User) -> bool {
+        UserFields::of(user) != *self
+    }
+
     fn of(user: &User) -> UserFields {
         UserFields {
             username: user.username.clone(),

@@ -19,6 +19,8 @@
 //!   in between (by SCIM or an admin) is a 412, never a lost update.
 //! - Listings are answered from SQL where the filter allows ([`listing`]), and never
 //!   hold more than [`listing::MAX_SCAN`] resources otherwise.
+//! - Console role holders, and groups that carry a console role, are out of SCIM's reach
+//!   ([`out_of_reach`]): a write that would change one is a 403 and writes nothing.
 
 pub mod listing;
 pub mod render;
@@ -33,6 +35,7 @@ use latchkey_scim::schema::{GROUP_TYPE, USER_TYPE};
 use latchkey_scim::{ScimError, if_match_admits};
 
 use crate::audit::{self, Change};
+use crate::console::roles;
 use crate::directory::users::{self, UserFields};
 use crate::directory::{AttributeValue, Group, NewGroup, User, UserStatus, groups};
 use crate::error::Error;
@@ -252,6 +255,9 @@ impl ScimDirectory {
         }
         apply_fields(&mut fields, &merged.fields);
         let fields = fields.validate().map_err(scim_error)?;
+        if fields.changes(&before) || wanted.extras != row.extras {
+            guard_user(conn, &before).await?;
+        }
         let after = users::rewrite(conn, &actor, now, "user.update", &before, &fields)
             .await
             .map_err(scim_error)?;
@@ -335,6 +341,7 @@ impl ScimDirectory {
             let current = self.render_user(conn, &before).await?;
             check_version(if_match, current.version)?;
         }
+        guard_user(conn, &before).await?;
         users::remove(conn, &actor, now, &before)
             .await
             .map_err(scim_error)?;
@@ -494,13 +501,16 @@ impl ScimDirectory {
             (None, Write::Replace(body)) => GROUP_TYPE.check(body, true)?,
         };
         let wanted = WantedGroup::from_resource(&resource)?;
-        let after = groups::rename(conn, &actor, now, &before, &wanted.name)
-            .await
-            .map_err(scim_error)?;
         let had: std::collections::BTreeSet<String> =
             members.iter().map(|(uid, _)| uid.clone()).collect();
         let want: std::collections::BTreeSet<String> =
             wanted.members.iter().map(|u| u.to_string()).collect();
+        if wanted.name != before.name || had != want {
+            guard_group(conn, &before).await?;
+        }
+        let after = groups::rename(conn, &actor, now, &before, &wanted.name)
+            .await
+            .map_err(scim_error)?;
         for member in &wanted.members {
             if !had.contains(&member.to_string()) {
                 let user = member_user(conn, *member).await?;
@@ -566,6 +576,7 @@ impl ScimDirectory {
             let current = self.render_group(conn, &group).await?;
             check_version(if_match, current.version)?;
         }
+        guard_group(conn, &group).await?;
         groups::remove(conn, &actor, now, &group)
             .await
             .map_err(scim_error)?;
@@ -701,6 +712,43 @@ fn check_version(if_match: Option<&str>, version: i64) -> Result<(), ScimError> 
         Some(header) if !if_match_admits(header, version) => Err(ScimError::precondition_failed()),
         _ => Ok(()),
     }
+}
+
+/// Why console role holders are out of SCIM's reach: a SCIM token is held by another
+/// system (an HR feed, another IdP), and through a role holder that system could make
+/// itself admin (a new e-mail address on an admin, then a password reset; a member added to
+/// a group that carries a role) or lock every admin out. Admins change them by hand; a
+/// feed that repeats their current values is answered as usual.
+fn out_of_reach(what: &str) -> ScimError {
+    ScimError::status(
+        403,
+        format!("{what} a console role; SCIM may not change it (an admin can, in the console)"),
+    )
+}
+
+/// Refuses a change to a user who is granted a console role (suspended or not: resuming
+/// gives the role back).
+async fn guard_user(conn: &mut AnyConnection, user: &User) -> Result<(), ScimError> {
+    let held = roles::granted_to(&mut *conn, user)
+        .await
+        .map_err(scim_error)?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(user = %user.id, roles = ?held.roles(), "SCIM write refused: the user holds a console role");
+    Err(out_of_reach("this user holds"))
+}
+
+/// Refuses a change to a group that carries a console role (joining it grants the role).
+async fn guard_group(conn: &mut AnyConnection, group: &Group) -> Result<(), ScimError> {
+    let carries = roles::of_group(&mut *conn, group.id)
+        .await
+        .map_err(scim_error)?;
+    if carries.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(group = %group.id, roles = ?carries, "SCIM write refused: the group carries a console role");
+    Err(out_of_reach("this group carries"))
 }
 
 /// Takes the row's write lock (an `UPDATE` that changes nothing) before it is read, so the
