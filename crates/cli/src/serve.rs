@@ -95,12 +95,12 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
     );
     // TOTP secrets are sealed under the key store's KEK, or a node-local one beside the
     // file keys: loaded now, so a missing or unreadable key stops the start, not a sign-in.
-    let mfa_kek = latchkey_idp::mfa::totp::sealing_kek(&config, &ProcessEnv)
+    let sealing_kek = latchkey_idp::mfa::totp::sealing_kek(&config, &ProcessEnv)
         .context("cannot load the key that seals TOTP secrets")?;
     let state =
         WebState::new(store.clone(), settings, keys)
             .with_webauthn(&config.webauthn)
-            .with_mfa_kek(mfa_kek)
+            .with_sealing_kek(sealing_kek)
             .with_reset_desk(reset_desk)
             .with_invitations(config.enrollment, mailer.clone())
             .with_scim_stuck_after((config.provisioning.stuck_after_seconds > 0).then(|| {

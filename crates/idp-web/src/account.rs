@@ -501,7 +501,7 @@ pub async fn rename_factor(
     let refused = match owned_factor(&state, &session, &id).await? {
         None => unknown_factor(&state, &session, &id),
         Some(Owned::Totp(factor)) => {
-            match Totp::new(state.store(), state.mfa_kek()?)
+            match Totp::new(state.store(), state.sealing_kek()?)
                 .rename(&actor, &session.user, &factor, &form.name)
                 .await
             {
@@ -544,7 +544,7 @@ pub async fn remove_factor(
     let refused = match owned_factor(&state, &session, &id).await? {
         None => unknown_factor(&state, &session, &id),
         Some(Owned::Totp(factor)) => {
-            match Totp::new(state.store(), state.mfa_kek()?)
+            match Totp::new(state.store(), state.sealing_kek()?)
                 .remove(&actor, &session.user, &factor)
                 .await
             {

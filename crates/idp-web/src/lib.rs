@@ -89,9 +89,10 @@ struct Inner {
     /// Takes password-reset requests; `None` leaves self-service reset off (the sign-in
     /// page then offers no link to it).
     reset_desk: Option<latchkey_idp::enrollment::reset::ResetDesk>,
-    /// The key that seals TOTP secrets ([`latchkey_idp::mfa::totp::sealing_kek`]); `None`
-    /// until [`WebState::with_mfa_kek`], and then TOTP pages answer a server fault.
-    mfa_kek: Option<latchkey_idp::keys::Kek>,
+    /// The key that seals TOTP secrets and applications' SCIM tokens
+    /// ([`latchkey_idp::mfa::totp::sealing_kek`]); `None` until
+    /// [`WebState::with_sealing_kek`], and then the pages that seal answer a server fault.
+    sealing_kek: Option<latchkey_idp::keys::Kek>,
     /// How long the console's invitations live, and the mail queue they go to (none until
     /// [`WebState::with_invitations`]: the console then shows the link to hand over).
     invitation_ttl: time::Duration,
@@ -118,7 +119,7 @@ impl WebState {
             probe: tokio::sync::Mutex::new(None),
             webauthn: None,
             reset_desk: None,
-            mfa_kek: None,
+            sealing_kek: None,
             invitation_ttl: latchkey_idp::config::EnrollmentConfig::default().invitation_ttl(),
             mailer: latchkey_idp::mail::Mailer::disabled(),
             scim_stuck_after: None,
@@ -162,12 +163,13 @@ impl WebState {
         self
     }
 
-    /// The same state with the key that seals TOTP secrets (`latchkey serve` loads it with
+    /// The same state with the key that seals TOTP secrets and SCIM tokens (`latchkey serve`
+    /// loads it with
     /// [`latchkey_idp::mfa::totp::sealing_kek`]; every node sharing a database must have
     /// the same one).
-    pub fn with_mfa_kek(mut self, kek: latchkey_idp::keys::Kek) -> Self {
+    pub fn with_sealing_kek(mut self, kek: latchkey_idp::keys::Kek) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
-            inner.mfa_kek = Some(kek);
+            inner.sealing_kek = Some(kek);
         }
         self
     }
@@ -196,12 +198,12 @@ impl WebState {
         self.0.reset_desk.as_ref()
     }
 
-    /// The key that seals TOTP secrets; a server fault when none was given.
-    pub(crate) fn mfa_kek(&self) -> Result<&latchkey_idp::keys::Kek, WebError> {
+    /// The key that seals TOTP secrets and SCIM tokens; a server fault when none was given.
+    pub(crate) fn sealing_kek(&self) -> Result<&latchkey_idp::keys::Kek, WebError> {
         self.0
-            .mfa_kek
+            .sealing_kek
             .as_ref()
-            .ok_or_else(|| WebError::Internal("no MFA key-encryption key loaded".into()))
+            .ok_or_else(|| WebError::Internal("no sealing key-encryption key loaded".into()))
     }
 
     /// The WebAuthn relying party, when passkeys are on.

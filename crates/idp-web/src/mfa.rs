@@ -503,7 +503,7 @@ pub async fn second_factor_submit(
                 RecoveryCheck::Wrong => Checked::Refused("wrong_code"),
                 RecoveryCheck::Throttled { retry_after } => Checked::Throttled(retry_after),
             }),
-        _ => Totp::new(state.store(), state.mfa_kek()?)
+        _ => Totp::new(state.store(), state.sealing_kek()?)
             .verify(user, &form.code, &addr)
             .await
             .map(|c| match c {
@@ -625,7 +625,7 @@ async fn show_enrolment(
 
 /// A new pending enrolment (the page's first showing, or after the last one expired).
 async fn begin(state: &WebState, session: &Session) -> Result<Enrolment, WebError> {
-    Totp::new(state.store(), state.mfa_kek()?)
+    Totp::new(state.store(), state.sealing_kek()?)
         .begin(&session.user, DEFAULT_NAME, &issuer(state))
         .await
         .map_err(|e| match e {
@@ -706,7 +706,7 @@ pub async fn totp_confirm(
     }
     let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let actor = Actor::user(user.id);
-    let totp = Totp::new(state.store(), state.mfa_kek()?);
+    let totp = Totp::new(state.store(), state.sealing_kek()?);
     let confirmed = totp
         .confirm(&actor, user, &form.factor, &form.code, &addr)
         .await;

@@ -222,7 +222,7 @@ async fn check_code(state: &WebState, user: &User, typed: &str, addr: &str) -> R
             .chars()
             .all(|c| c.is_ascii_digit() || c.is_whitespace());
     let outcome = if digits {
-        let Ok(kek) = state.mfa_kek() else {
+        let Ok(kek) = state.sealing_kek() else {
             tracing::warn!("a TOTP code on the reset page but no KEK is configured here");
             return Err(WRONG.into());
         };

@@ -274,7 +274,7 @@ fn pem_blocks(text: &str) -> Vec<String> {
     blocks
 }
 
-fn problem(err: latchkey_idp::Error) -> Result<Problem, Refusal> {
+pub(crate) fn problem(err: latchkey_idp::Error) -> Result<Problem, Refusal> {
     use latchkey_idp::Error as E;
     let field = match &err {
         E::DuplicateEntityId { .. } => "entity_id",
@@ -288,11 +288,11 @@ fn problem(err: latchkey_idp::Error) -> Result<Problem, Refusal> {
     .into())
 }
 
-fn back(app: &Application) -> Response {
+pub(crate) fn back(app: &Application) -> Response {
     Redirect::to(&format!("/admin/apps/{}", app.id)).into_response()
 }
 
-async fn refused(
+pub(crate) async fn refused(
     state: &WebState,
     op: &Operator,
     csrf: CsrfToken,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::app_edit::{self, EditForm};
 use super::app_new::{self, Problem};
+use super::app_scim;
 use super::{Nav, Operator, Refusal, admit};
 use crate::extract::{CsrfToken, SessionCookie};
 use crate::html::render;
@@ -41,6 +42,8 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/admin/apps/{id}/access", post(app_edit::assign))
         .route("/admin/apps/{id}/access/remove", post(app_edit::unassign))
         .route("/admin/apps/{id}/mfa", post(app_edit::mfa))
+        .route("/admin/apps/{id}/scim", post(app_scim::set))
+        .route("/admin/apps/{id}/scim/remove", post(app_scim::remove))
         .route("/admin/preview", get(super::preview::show))
 }
 

@@ -10,6 +10,7 @@
 
 mod app_edit;
 mod app_new;
+mod app_scim;
 mod apps;
 mod audit;
 mod dashboard;

@@ -204,6 +204,14 @@ async fn only_an_admin_changes_applications_and_keys() {
             ),
             ("/admin/keys/rotate".into(), vec![("algorithm", "rsa2048")]),
             ("/admin/keys/activate".into(), vec![("force", "on")]),
+            (
+                format!("{app}/scim"),
+                vec![
+                    ("scim_url", "https://scim.sp.test/v2"),
+                    ("scim_token", "a-token-of-forty-characters-or-so-123456"),
+                ],
+            ),
+            (format!("{app}/scim/remove"), vec![]),
         ];
         for (route, fields) in posts {
             let mut form = fields.clone();
@@ -1088,4 +1096,124 @@ async fn the_application_page_shows_its_scim_state_without_the_token() {
     assert!(page.body.contains("<dd>delete</dd>"), "{}", page.body);
     assert!(page.body.contains(" waiting"), "{}", page.body);
     assert!(!page.body.contains(token));
+}
+
+/// An admin connects an application to its SCIM server from its page, changes the policy
+/// and disconnects it, each audited by name; the token is never shown back, and bad input
+/// names the field and writes nothing.
+#[tokio::test]
+async fn an_admin_connects_an_application_to_scim_from_its_page() {
+    let idp = idp().await;
+    seed(&idp).await;
+    let app = format!("/admin/apps/{}", idp.app.id);
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let secret = "console-form-token-that-must-stay-hidden";
+    let page = b.get(&app).await;
+    assert!(page.body.contains("action=\"/admin/apps/"), "{}", page.body);
+    assert!(page.body.contains("name=\"scim_token\""), "{}", page.body);
+
+    let before = written(&idp).await;
+    let bad: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![
+                ("scim_url", "http://scim.sp.test/v2"),
+                ("scim_token", secret),
+            ],
+            "scim_url",
+        ),
+        (
+            vec![("scim_url", "not a url"), ("scim_token", secret)],
+            "scim_url",
+        ),
+        (
+            vec![("scim_url", "https://scim.sp.test/v2"), ("scim_token", "")],
+            "scim_token",
+        ),
+        (
+            vec![
+                ("scim_url", "https://scim.sp.test/v2"),
+                ("scim_token", secret),
+                ("scim_on_remove", "shred"),
+            ],
+            "scim_on_remove",
+        ),
+    ];
+    for (fields, field) in bad {
+        let mut form = fields.clone();
+        form.push(("csrf", &token));
+        let page = b.post(&format!("{app}/scim"), &form).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        assert!(
+            page.body.contains(&format!("data-field=\"{field}\"")),
+            "{field}: {}",
+            page.body
+        );
+        assert!(!page.body.contains(secret));
+    }
+    assert_eq!(written(&idp).await, before);
+    assert!(
+        idp.store
+            .provisioning()
+            .status(idp.app.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let page = b
+        .post(
+            &format!("{app}/scim"),
+            &[
+                ("scim_url", "https://scim.sp.test/v2"),
+                ("scim_token", secret),
+                ("scim_on_remove", "delete"),
+                ("csrf", &token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let status = idp
+        .store
+        .provisioning()
+        .status(idp.app.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.base_url, "https://scim.sp.test/v2");
+    assert_eq!(status.on_remove.as_str(), "delete");
+    let event = audited_as(&idp, "app.scim_connect", "root").await;
+    assert!(!format!("{event:?}").contains(secret));
+    let page = b.get(&app).await;
+    assert!(
+        page.body.contains("https://scim.sp.test/v2"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(secret));
+    assert!(page.body.contains("Disconnect"), "{}", page.body);
+
+    let page = b
+        .post(&format!("{app}/scim/remove"), &[("csrf", &token)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(
+        idp.store
+            .provisioning()
+            .status(idp.app.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    audited_as(&idp, "app.scim_disconnect", "root").await;
+    let page = b
+        .post(&format!("{app}/scim/remove"), &[("csrf", &token)])
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("data-field=\"scim\""), "{}", page.body);
 }

@@ -43,7 +43,7 @@ async fn idp_with_reset(kek: Option<Kek>) -> (Idp, SmtpSink) {
     rebuild(&mut idp, |state| {
         let state = state.with_reset_desk(desk);
         match kek {
-            Some(kek) => state.with_mfa_kek(kek),
+            Some(kek) => state.with_sealing_kek(kek),
             None => state,
         }
     });

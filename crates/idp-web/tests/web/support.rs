@@ -121,7 +121,8 @@ pub async fn second_node(idp: &Idp) -> (Router, Store) {
         .unwrap()
         .with_clock(idp.clock.clone());
     let keys = IdpKeys::open(&idp.key_dir, KeyAlgorithm::EcdsaP256, idp.clock.now()).unwrap();
-    let state = WebState::new(store.clone(), idp.settings.clone(), keys).with_mfa_kek(idp.kek());
+    let state =
+        WebState::new(store.clone(), idp.settings.clone(), keys).with_sealing_kek(idp.kek());
     (web::router(state), store)
 }
 
@@ -200,7 +201,7 @@ async fn build_with(
     let key_dir = dir.path().join("keys");
     let keys = IdpKeys::open(&key_dir, KeyAlgorithm::EcdsaP256, clock.now()).unwrap();
     let kek = Kek::generate_base64();
-    let state = WebState::new(store.clone(), settings.clone(), keys).with_mfa_kek(kek_of(&kek));
+    let state = WebState::new(store.clone(), settings.clone(), keys).with_sealing_kek(kek_of(&kek));
     let router = web::router(state);
 
     // The SP trusts the IdP key it read from the IdP's metadata, which it checked against

@@ -95,7 +95,7 @@ impl FromStr for OnRemove {
             "deactivate" => Ok(OnRemove::Deactivate),
             "delete" => Ok(OnRemove::Delete),
             other => Err(Error::invalid(
-                "scim on_remove",
+                "scim_on_remove",
                 format!("{other:?}: expected deactivate or delete"),
             )),
         }
