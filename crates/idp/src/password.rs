@@ -69,15 +69,24 @@ fn params(config: &PasswordConfig) -> Result<Params> {
     .map_err(|e| Error::PasswordHash(format!("bad Argon2 parameters: {e}")))
 }
 
-/// The working memory of one Argon2 computation (`memory_kib` KiB), kept and reused.
+/// The working memory of one Argon2 computation (`memory_kib` KiB), reused while a burst
+/// lasts and given back to the system when it is over.
 ///
 /// The argon2 crate allocates this per hash when asked to. At 19 MiB that is above
 /// glibc's mmap threshold only the first time: the threshold then rises, later hashes come
 /// from per-thread arenas, and each arena keeps what it got (measured: ~17 MiB more
-/// resident per hash under a burst, never returned). A [`HashPool`] keeps one `Memory`
-/// per slot instead, so a node's hashing memory is exactly its bound, allocated once.
+/// resident per hash under a burst, never returned). So a [`HashPool`] keeps one `Memory`
+/// per slot while hashes are waiting, and drops them all when it goes idle. Each buffer is
+/// reserved at [`RELEASABLE_BLOCKS`] at least: glibc's dynamic threshold never rises above
+/// 32 MiB (`mallopt(3)`, `M_MMAP_THRESHOLD`), so a reservation past it is always its own
+/// mapping and dropping it unmaps it. Only the blocks a hash uses are ever touched, so the
+/// larger reservation costs address space, not resident memory.
 #[derive(Default)]
 pub struct Memory(Vec<Block>);
+
+/// Blocks (1 KiB each) reserved for a [`Memory`] at least: just past glibc's largest mmap
+/// threshold, so that dropping the buffer returns it to the system.
+const RELEASABLE_BLOCKS: usize = 32 * 1024 + 8;
 
 impl fmt::Debug for Memory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,6 +97,9 @@ impl fmt::Debug for Memory {
 impl Memory {
     /// The first `blocks` blocks, growing the buffer if it is smaller.
     fn blocks(&mut self, blocks: usize) -> &mut [Block] {
+        if self.0.capacity() < blocks {
+            self.0 = Vec::with_capacity(blocks.max(RELEASABLE_BLOCKS));
+        }
         if self.0.len() < blocks {
             self.0.resize(blocks, Block::new());
         }
@@ -352,6 +364,11 @@ impl HashPool {
         }
     }
 
+    /// Working memories kept for the next hash (none once the pool is idle).
+    pub fn held_buffers(&self) -> usize {
+        lock(&self.inner.memories).len()
+    }
+
     /// Hashes a new password into a PHC string, after the password policy (checked first,
     /// so a refused password takes no hashing slot).
     pub async fn hash(&self, password: Password) -> Result<String> {
@@ -412,10 +429,20 @@ impl HashPool {
             let pool = &running.0;
             let mut memory = lock(&pool.memories).pop().unwrap_or_default();
             let out = work(&mut memory);
-            if let Ok(params) = params(&pool.config) {
-                memory.fit(params.block_count());
+            // The last hash of a burst gives every buffer back (see [`Memory`]); while
+            // others wait, the buffer goes to the next one.
+            let idle =
+                pool.queued.load(Ordering::SeqCst) == 0 && pool.running.load(Ordering::SeqCst) == 1;
+            if idle {
+                let kept = std::mem::take(&mut *lock(&pool.memories));
+                drop(kept);
+                drop(memory);
+            } else {
+                if let Ok(params) = params(&pool.config) {
+                    memory.fit(params.block_count());
+                }
+                lock(&pool.memories).push(memory);
             }
-            lock(&pool.memories).push(memory);
             pool.completed.fetch_add(1, Ordering::SeqCst);
             drop(running);
             drop(permit);
@@ -621,6 +648,44 @@ mod tests {
         let stats = pool.stats();
         assert_eq!((stats.refused, stats.peak, stats.completed), (1, 1, 2));
         assert_eq!(pool.inner.queued.load(Ordering::SeqCst), 0);
+    }
+
+    /// A burst reuses the working memories; the hash that ends it gives them all back, and
+    /// each is reserved past glibc's largest mmap threshold so that giving it back unmaps it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn buffers_are_reused_while_hashes_wait_and_given_back_when_idle() {
+        let pool = bounded(1, 1);
+        let (release, task) = hold(&pool).await;
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let waiting = {
+            let (p, seen) = (pool.clone(), Arc::clone(&seen));
+            tokio::spawn(async move {
+                p.run(move |m| {
+                    let capacity = m.0.capacity();
+                    let used = m.blocks(64).len();
+                    lock_seen(&seen).push((capacity, used, m.0.capacity()));
+                })
+                .await
+            })
+        };
+        while pool.inner.queued.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        task.await.unwrap();
+        waiting.await.unwrap().unwrap();
+        let seen = lock_seen(&seen).clone();
+        // The held slot's (unused) buffer went to the waiting hash; that one grew it to a
+        // releasable reservation, of which it used what its parameters need.
+        assert_eq!(seen, [(0, 64, RELEASABLE_BLOCKS)]);
+        assert_eq!(pool.held_buffers(), 0, "idle: nothing kept");
+        // A lone hash keeps nothing either.
+        assert!(!pool.verify(None, Password::new("whatever1")).await.unwrap());
+        assert_eq!(pool.held_buffers(), 0);
+    }
+
+    fn lock_seen<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap()
     }
 
     #[test]

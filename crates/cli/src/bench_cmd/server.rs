@@ -251,6 +251,13 @@ impl BenchServer {
         self.status_kib("VmRSS")
     }
 
+    /// What the resident set is made of, in KiB: anonymous memory (heap, stacks: what the
+    /// process itself costs) and file pages (the binary's and libraries' code and data,
+    /// shared with the page cache and reclaimable), `RssAnon` and `RssFile`.
+    pub fn rss_parts_kib(&self) -> anyhow::Result<(u64, u64)> {
+        Ok((self.status_kib("RssAnon")?, self.status_kib("RssFile")?))
+    }
+
     /// The server's peak resident set size so far in KiB (`VmHWM`, kept by the kernel).
     pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         self.status_kib("VmHWM")
