@@ -248,6 +248,22 @@ async fn routes(idp: &Idp) -> Vec<Route> {
             format!("{app}/mfa"),
             &[("require_mfa", "on"), ("mfa_class", "refeds")],
         ),
+        // Connect, then disconnect, so each write succeeds for the role that may.
+        post(
+            "/admin/apps/{id}/scim",
+            P::WriteApps,
+            format!("{app}/scim"),
+            &[
+                ("scim_url", "https://scim.sp.test/v2"),
+                ("scim_token", "route-table-token-0123456789abcdef"),
+            ],
+        ),
+        post(
+            "/admin/apps/{id}/scim/remove",
+            P::WriteApps,
+            format!("{app}/scim/remove"),
+            &[],
+        ),
         post(
             "/admin/keys/rotate",
             P::WriteKeys,
