@@ -1,5 +1,6 @@
-//! `latchkey token ...`: bearer tokens for the admin REST API (`--scope api`, the default)
-//! and for the SCIM server (`--scope scim`); neither scope reaches the other's endpoints.
+//! `latchkey token ...`: bearer tokens for the admin REST API (`--scope api`, the default;
+//! `--scope api_read` reads only) and for the SCIM server (`--scope scim`); neither kind
+//! reaches the other's endpoints.
 //!
 //! Works directly on the store the configuration names, like the other admin commands;
 //! creating and revoking are recorded in the audit log as `cli:<os user>`.
@@ -31,8 +32,9 @@ pub enum TokenCommand {
     Create {
         /// What the token is for (e.g. terraform, hr-sync).
         name: String,
-        /// What it may call: `api` (/api/v1) or `scim` (/scim/v2 only, for an HR feed).
-        #[arg(long, default_value = "api", value_parser = ["api", "scim"])]
+        /// What it may call: `api` (/api/v1), `api_read` (/api/v1, GET only: monitoring,
+        /// reports, a SIEM reading the audit) or `scim` (/scim/v2 only, for an HR feed).
+        #[arg(long, default_value = "api", value_parser = ["api", "api_read", "scim"])]
         scope: String,
         /// Print JSON (the token under "token").
         #[arg(long)]

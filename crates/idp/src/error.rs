@@ -335,6 +335,8 @@ latchkey_saml::stable_codes! {
         ScimUnavailable = "scim_unavailable",
         /// API: no valid admin API token (missing, malformed, unknown or revoked: one answer).
         Unauthorized = "unauthorized",
+        /// The token may only read (scope `api_read`): only GET and HEAD are answered.
+        TokenReadOnly = "token_read_only",
         /// API: the body is not JSON.
         InvalidJson = "invalid_json",
         /// API: the body is JSON of the wrong shape.
@@ -389,6 +391,7 @@ impl ErrorCode {
             | C::AlreadyAssigned
             | C::NotAssigned
             | C::Unauthorized
+            | C::TokenReadOnly
             | C::NotFound
             | C::MethodNotAllowed
             | C::UnknownTemplate

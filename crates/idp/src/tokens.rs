@@ -32,29 +32,42 @@ const LAST_USED_GRANULARITY: time::Duration = time::Duration::minutes(1);
 pub enum TokenScope {
     /// The admin REST API under `/api/v1` (every token made before scopes existed).
     Api,
+    /// The admin REST API, reading only (GET and HEAD): for monitoring, reports and a SIEM
+    /// pulling the audit log, which must not be able to change who is admin.
+    ApiRead,
     /// The SCIM server under `/scim/v2` only: the directory's feed from an HR system.
     Scim,
 }
 
 impl TokenScope {
-    /// `api` or `scim`, as stored and shown.
+    /// Every scope, in the order help texts list them.
+    pub const ALL: [TokenScope; 3] = [TokenScope::Api, TokenScope::ApiRead, TokenScope::Scim];
+
+    /// `api`, `api_read` or `scim`, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenScope::Api => "api",
+            TokenScope::ApiRead => "api_read",
             TokenScope::Scim => "scim",
         }
     }
 
-    /// Parses `api` or `scim`.
+    /// Parses `api`, `api_read` (or `api-read`) or `scim`.
     pub fn parse(raw: &str) -> Result<TokenScope> {
         match raw {
             "api" => Ok(TokenScope::Api),
+            "api_read" | "api-read" => Ok(TokenScope::ApiRead),
             "scim" => Ok(TokenScope::Scim),
             other => Err(Error::invalid(
                 "scope",
-                format!("{other:?} is not one of: api, scim"),
+                format!("{other:?} is not one of: api, api_read, scim"),
             )),
         }
+    }
+
+    /// Whether the token may call the admin API at all.
+    pub fn reaches_api(self) -> bool {
+        matches!(self, TokenScope::Api | TokenScope::ApiRead)
     }
 }
 

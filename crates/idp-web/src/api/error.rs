@@ -81,6 +81,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         }
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::Unauthorized => StatusCode::UNAUTHORIZED,
+        C::TokenReadOnly => StatusCode::FORBIDDEN,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::Busy => StatusCode::SERVICE_UNAVAILABLE,
         C::ScimNotConnected => StatusCode::NOT_FOUND,

@@ -5,14 +5,15 @@
 
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::de::DeserializeOwned;
 
 use super::ApiState;
 use super::error::ApiError;
+use latchkey_idp::ErrorCode;
 use latchkey_idp::audit::Actor;
 use latchkey_idp::tokens::{ApiTokens, TokenInfo, TokenScope};
 
@@ -80,9 +81,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// Middleware: lets a request through only with a live bearer token of the `api` scope. A
-/// `scim` token is refused with the same 401 as an unknown one (the log line says why): it
-/// was made for the directory's feed, not for managing the IdP.
+/// Middleware: lets a request through only with a live bearer token of the `api` scope, or
+/// of `api_read` for a GET or HEAD (any other method is a 403 `token_read_only`). A `scim`
+/// token is refused with the same 401 as an unknown one (the log line says why): it was made
+/// for the directory's feed, not for managing the IdP.
 pub(crate) async fn require_token(
     State(state): State<ApiState>,
     mut req: Request,
@@ -101,9 +103,16 @@ pub(crate) async fn require_token(
         .verify(presented)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
-    if token.scope != TokenScope::Api {
+    if !token.scope.reaches_api() {
         tracing::warn!(token = %token.id, scope = token.scope.as_str(), "API request refused: the token's scope is not api");
         return Err(ApiError::unauthorized());
+    }
+    if token.scope == TokenScope::ApiRead && !matches!(*req.method(), Method::GET | Method::HEAD) {
+        tracing::warn!(token = %token.id, method = %req.method(), path = req.uri().path(), "API request refused: the token may only read");
+        return Err(ApiError::new(
+            ErrorCode::TokenReadOnly,
+            "this token may only read (scope api_read): GET and HEAD",
+        ));
     }
     req.extensions_mut().insert(Caller(token));
     Ok(next.run(req).await)

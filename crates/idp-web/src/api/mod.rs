@@ -130,7 +130,7 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A token from `latchkey token create`"))
+                    .description(Some("A token from `latchkey token create`: scope `api` for everything here, `api_read` for GET only (anything else is a 403 `token_read_only`)"))
                     .build(),
             ),
         );

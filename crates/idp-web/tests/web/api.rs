@@ -163,6 +163,75 @@ async fn authentication(t: TestStore) {
     );
 }
 
+/// A token of scope `api_read` reads everything an `api` token reads and changes nothing:
+/// every other method is a 403 `token_read_only` that writes nothing; it reaches no SCIM.
+async fn read_only_tokens(t: TestStore) {
+    use latchkey_idp::tokens::TokenScope;
+    let mut a = api(t).await;
+    let (_, issued) = ApiTokens::new(&a.t.store)
+        .create_scoped(&Actor::cli("tester"), "siem", TokenScope::ApiRead)
+        .await
+        .unwrap();
+    let full = std::mem::replace(&mut a.token, issued.expose().to_owned());
+    for uri in [
+        "/api/v1/users",
+        "/api/v1/groups",
+        "/api/v1/apps",
+        "/api/v1/audit",
+    ] {
+        let (status, body) = a.get(uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    }
+    let before = a.audit_count().await;
+    let writes = [
+        (
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "mallory", "email": "m@example.org"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/groups",
+            Some(json!({"name": "admins-too"})),
+        ),
+        (Method::PUT, "/api/v1/roles/admin/users/mallory", None),
+        (Method::POST, "/api/v1/users/nobody/suspend", None),
+        (Method::DELETE, "/api/v1/users/nobody", None),
+        (Method::PATCH, "/api/v1/users/nobody", Some(json!({}))),
+        (Method::PUT, "/api/v1/apps/nothing/scim", Some(json!({}))),
+    ];
+    for (method, uri, body) in writes {
+        let answer = a.call(method.clone(), uri, body).await;
+        assert_error(&answer, StatusCode::FORBIDDEN, "token_read_only");
+    }
+    assert_eq!(a.audit_count().await, before, "nothing was written");
+    assert!(
+        a.t.store
+            .users()
+            .find_by_username("mallory")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listed = ApiTokens::new(&a.t.store).list().await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|t| t.name == "siem" && t.scope == TokenScope::ApiRead),
+        "{listed:?}"
+    );
+    // The full token still writes.
+    a.token = full;
+    let (status, body) = a
+        .call(
+            Method::POST,
+            "/api/v1/groups",
+            Some(json!({"name": "written"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
 async fn users_crud(t: TestStore) {
     let a = api(t).await;
     let (status, alice) = a
@@ -994,6 +1063,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
 
 crate::on_both_backends!(
     authentication,
+    read_only_tokens,
     users_crud,
     user_lists_filter_and_page,
     groups_and_members,
