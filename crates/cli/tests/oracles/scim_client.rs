@@ -230,6 +230,65 @@ fn scim2_server_follows_the_directory() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Reconciliation compares groups too: taken out of `team` at scim2-server by hand, alice
+    // is an update in the dry run and back in `team` after a real run.
+    let sync = |dry: bool| -> Value {
+        let mut args = vec!["app", "sync", SP_ENTITY, "--json"];
+        if dry {
+            args.push("--dry-run");
+        }
+        serde_json::from_str(&latchkey(&config, &args)).unwrap()
+    };
+    let plan = sync(true);
+    assert_eq!(plan["differences"], serde_json::json!([]), "{plan}");
+    let team_id = group(scim_port, "team").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patch = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": format!("members[value eq \"{alice_id}\"]")}],
+    });
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-f",
+            "-X",
+            "PATCH",
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+        ])
+        .args([
+            "-H",
+            "Content-Type: application/scim+json",
+            "-d",
+            &patch.to_string(),
+        ])
+        .arg(format!("http://127.0.0.1:{scim_port}/Groups/{team_id}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(members("team"), Some(Vec::new()));
+    let plan = sync(true);
+    assert_eq!(
+        plan["differences"],
+        serde_json::json!([{"action": "update", "user_name": "alice"}]),
+        "{plan}"
+    );
+    assert_eq!(
+        members("team"),
+        Some(Vec::new()),
+        "a dry run changes nothing"
+    );
+    let applied = sync(false);
+    assert_eq!(applied["differences"][0]["action"], "update", "{applied}");
+    assert!(applied["differences"][0]["error"].is_null(), "{applied}");
+    assert_eq!(members("team"), Some(vec![alice_id.clone()]));
+
     latchkey(&config, &["group", "members", "remove", "team", "alice"]);
     let started = Instant::now();
     while members("team") != Some(Vec::new()) {

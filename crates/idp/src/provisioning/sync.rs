@@ -6,8 +6,9 @@
 //! What is removed (deactivated or deleted, as the connection says): an active remote user
 //! that is ours (a user id we were given, or a `userName` of a directory user) and should not
 //! be there. Remote users that match no directory user (the application's own local accounts)
-//! are left alone and only counted. Users are compared on their attributes, not their groups;
-//! an update that is applied also sets the user's groups, as every delivery does.
+//! are left alone and only counted. Users are compared on their attributes and, when the
+//! application's release manages groups, on the groups the application puts them in (read as
+//! every delivery reads them, one query per user); an update that is applied sets both.
 
 use std::collections::{HashMap, HashSet};
 
@@ -95,7 +96,13 @@ pub async fn run(
             None => plan.push(("create", user, name, want)),
             Some(there) => {
                 matched.insert(there.id.clone());
-                if resource::differs(resource, &there.resource) {
+                let groups_differ = match &want {
+                    Want::Present(_, Some(groups)) => {
+                        groups_differ(target, &there.id, groups).await?
+                    }
+                    _ => false,
+                };
+                if groups_differ || resource::differs(resource, &there.resource) {
                     plan.push(("update", user, name, want));
                 } else {
                     report.unchanged += 1;
@@ -144,6 +151,24 @@ pub async fn run(
             .map_err(Error::from)?;
     }
     Ok(report)
+}
+
+/// Whether the application puts its user `id` in other groups than `wanted` (compared as
+/// sets of `displayName`s, the way a delivery sets them).
+async fn groups_differ(
+    target: &Target,
+    id: &str,
+    wanted: &[String],
+) -> Result<bool, ProvisioningError> {
+    let there: HashSet<String> = target
+        .client
+        .groups_of(id)
+        .await?
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect();
+    let wanted: HashSet<String> = wanted.iter().cloned().collect();
+    Ok(there != wanted)
 }
 
 async fn list_all(target: &Target) -> Result<Vec<RemoteUser>, ProvisioningError> {
