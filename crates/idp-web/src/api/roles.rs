@@ -48,6 +48,29 @@ pub async fn list(
     ))
 }
 
+/// A grant or a revocation: the two ways a role changes hands.
+#[derive(Clone, Copy)]
+enum Change {
+    Grant,
+    Revoke,
+}
+
+/// The one body of the four role handlers.
+async fn change(
+    state: &ApiState,
+    caller: &Caller,
+    role: Role,
+    holder: Holder,
+    change: Change,
+) -> Result<StatusCode, ApiError> {
+    let roles = state.store.roles();
+    match change {
+        Change::Grant => roles.grant(&caller.actor(), role, holder).await?,
+        Change::Revoke => roles.revoke(&caller.actor(), role, holder).await?,
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn user_holder(state: &ApiState, user: &str) -> Result<Holder, ApiError> {
     Ok(Holder::User(state.store.users().lookup(user).await?.id))
 }
@@ -70,12 +93,7 @@ pub async fn grant_user(
 ) -> Result<StatusCode, ApiError> {
     let role = Role::parse(&role)?;
     let holder = user_holder(&state, &user).await?;
-    state
-        .store
-        .roles()
-        .grant(&caller.actor(), role, holder)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    change(&state, &caller, role, holder, Change::Grant).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/roles/{role}/users/{user}", operation_id = "roles_revoke_user", tag = "roles",
@@ -92,12 +110,7 @@ pub async fn revoke_user(
 ) -> Result<StatusCode, ApiError> {
     let role = Role::parse(&role)?;
     let holder = user_holder(&state, &user).await?;
-    state
-        .store
-        .roles()
-        .revoke(&caller.actor(), role, holder)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    change(&state, &caller, role, holder, Change::Revoke).await
 }
 
 #[utoipa::path(put, path = "/api/v1/roles/{role}/groups/{group}", operation_id = "roles_grant_group", tag = "roles",
@@ -114,12 +127,7 @@ pub async fn grant_group(
 ) -> Result<StatusCode, ApiError> {
     let role = Role::parse(&role)?;
     let holder = group_holder(&state, &group).await?;
-    state
-        .store
-        .roles()
-        .grant(&caller.actor(), role, holder)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    change(&state, &caller, role, holder, Change::Grant).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/roles/{role}/groups/{group}", operation_id = "roles_revoke_group", tag = "roles",
@@ -136,10 +144,5 @@ pub async fn revoke_group(
 ) -> Result<StatusCode, ApiError> {
     let role = Role::parse(&role)?;
     let holder = group_holder(&state, &group).await?;
-    state
-        .store
-        .roles()
-        .revoke(&caller.actor(), role, holder)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    change(&state, &caller, role, holder, Change::Revoke).await
 }
