@@ -13,7 +13,8 @@
 //!   SQLite's write lock, so of two uses of one assertion ID (in one batch or in two) the
 //!   second sees the first's row and is refused; a login that fails (a replay, a store error)
 //!   is rolled back to its savepoint and leaves nothing, as a rolled-back transaction would;
-//! * **bounded**: the queue holds at most [`QUEUE`] logins; a burst beyond it waits to enqueue.
+//! * **bounded**: the queue holds at most [`QUEUE`] logins; a login beyond it is turned away
+//!   at once with [`StoreError::Busy`] (the ACS answers 503), never left waiting for room.
 //!
 //! A login whose caller stops waiting once it is queued (the request was dropped) still runs
 //! and commits, as a transaction already sent to the database would: its assertion is used
@@ -51,7 +52,7 @@ use crate::jit::IdentityKey;
 /// first of a batch does not wait long for the last.
 const MAX_BATCH: usize = 64;
 
-/// Logins waiting for the writer at most; a sender beyond it waits for room.
+/// Logins waiting for the writer at most; a login beyond it is answered busy at once.
 const QUEUE: usize = 1024;
 
 /// A handle on the writer thread; the thread ends when the last handle is dropped.
@@ -192,7 +193,8 @@ impl SqliteWriter {
 
     /// Runs `work` on the writer's connection, in a transaction that commits with others';
     /// answers once that commit is done. `work` sees a [`WriterTx`]: what it does not
-    /// [`commit`](AccountTx::commit) is rolled back.
+    /// [`commit`](AccountTx::commit) is rolled back. With [`QUEUE`] logins already waiting
+    /// it fails at once with [`StoreError::Busy`], having run nothing.
     pub(crate) async fn run<R, F>(&self, work: F) -> Result<R, Error>
     where
         F: FnOnce(WriterTx<'_>) -> Result<R, Error> + Send + 'static,
@@ -200,9 +202,15 @@ impl SqliteWriter {
     {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Box::new(Work { work, reply }))
-            .await
-            .map_err(|_| StoreError::Writer("the writer thread has stopped".to_owned()))?;
+            .try_send(Box::new(Work { work, reply }))
+            .map_err(|e| match e {
+                // Waiting for room would let a burst hold requests (and their memory)
+                // without bound behind the queue: turn the login away at once instead.
+                mpsc::error::TrySendError::Full(_) => StoreError::Busy(QUEUE),
+                mpsc::error::TrySendError::Closed(_) => {
+                    StoreError::Writer("the writer thread has stopped".to_owned())
+                }
+            })?;
         answer.await.map_err(|_| {
             StoreError::Writer("the writer dropped the login; see its log".to_owned())
         })?
@@ -481,12 +489,13 @@ mod tests {
         (Box::new(Work { work, reply }), answer)
     }
 
-    fn record(id: &'static str) -> impl FnOnce(WriterTx<'_>) -> Result<bool, Error> + Send {
+    fn record(id: impl Into<String>) -> impl FnOnce(WriterTx<'_>) -> Result<bool, Error> + Send {
         let now = time::macros::datetime!(2026-12-06 12:00 UTC);
+        let id = id.into();
         move |mut tx| {
             now_or_never(async move {
                 let fresh = tx
-                    .record_assertion(id, now + time::Duration::minutes(5), now)
+                    .record_assertion(&id, now + time::Duration::minutes(5), now)
                     .await?;
                 if fresh {
                     tx.commit().await?;
@@ -604,5 +613,58 @@ mod tests {
                 logins: 1
             })
         );
+    }
+
+    /// With the writer held up and its queue full, one more login is answered busy at once
+    /// (nothing of it runs), and the logins that were queued still run once the writer is free.
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.db");
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        let writer = db.writer().unwrap();
+        let (running, started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let blocker = writer.run(move |_tx| {
+            running.send(()).unwrap();
+            released.recv().unwrap();
+            Ok(())
+        });
+        let mut blocker = Box::pin(blocker);
+        let noop = &mut Context::from_waker(Waker::noop());
+        assert!(blocker.as_mut().poll(noop).is_pending());
+        started.recv().unwrap();
+        // The writer is inside the blocker's batch: each login now waits in the queue.
+        let mut queued = Vec::new();
+        for i in 0..QUEUE {
+            let mut login = Box::pin(writer.run(record(format!("_q{i}"))));
+            assert!(
+                login.as_mut().poll(noop).is_pending(),
+                "login {i} was queued"
+            );
+            queued.push(login);
+        }
+        let mut late = Box::pin(writer.run(record("_late")));
+        match late.as_mut().poll(noop) {
+            Poll::Ready(Err(Error::Store(StoreError::Busy(n)))) => assert_eq!(n, QUEUE),
+            other => panic!(
+                "expected busy at once, got {:?}",
+                other.map(|r| r.map(|_| ()))
+            ),
+        }
+        assert!(Error::Store(StoreError::Busy(QUEUE)).is_busy());
+        release.send(()).unwrap();
+        blocker.await.unwrap();
+        for login in queued {
+            assert!(login.await.unwrap());
+        }
+        let ids: Vec<String> = sqlx::query_scalar("SELECT assertion_id FROM sp_replay_cache")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), QUEUE);
+        assert!(!ids.iter().any(|id| id == "_late"));
     }
 }
