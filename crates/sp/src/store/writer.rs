@@ -1,11 +1,21 @@
-//! The SQLite login writer: one thread that owns a connection and runs logins by group commit.
+//! The SQLite login writer: one connection that runs logins one at a time, by group commit
+//! when they come together.
 //!
 //! Through sqlx every statement is a trip to the connection's worker thread and back (a wake
 //! and a switch each way), and each login commits on its own: five trips and one WAL append of
-//! every page it touched, for a login that writes two rows. Here a login is one closure sent to
-//! this thread; the thread takes every login waiting (up to [`MAX_BATCH`]), runs them one
-//! after the other in one `BEGIN IMMEDIATE` transaction, each inside its own savepoint, commits
-//! once and only then answers each of them. So:
+//! every page it touched, for a login that writes two rows. Here a login is one closure run on
+//! the writer's connection:
+//!
+//! * when nothing is waiting for the writer and its connection is free, on the request's own
+//!   thread, in a transaction of its own: no hand-over, no thread to wake and none to wake us.
+//!   This blocks an async worker only for the login's own statements: it never waits for
+//!   SQLite's lock (if another connection holds it, the login goes to the writer thread, which
+//!   waits), and it never checkpoints (the writer thread does, see below);
+//! * otherwise it is queued for the writer's thread, which takes every login waiting (up to
+//!   [`MAX_BATCH`]), runs them one after the other in one `BEGIN IMMEDIATE` transaction, each
+//!   inside its own savepoint, commits once and only then answers each of them.
+//!
+//! So:
 //!
 //! * **durability is unchanged**: a login is answered after the commit holding its rows (and
 //!   its audit event); if the commit fails, every login of the batch gets the error;
@@ -14,7 +24,10 @@
 //!   second sees the first's row and is refused; a login that fails (a replay, a store error)
 //!   is rolled back to its savepoint and leaves nothing, as a rolled-back transaction would;
 //! * **bounded**: the queue holds at most [`QUEUE`] logins; a login beyond it is turned away
-//!   at once with [`StoreError::Busy`] (the ACS answers 503), never left waiting for room.
+//!   at once with [`StoreError::Busy`] (the ACS answers 503), never left waiting for room;
+//! * **the WAL is bounded**: the connection does not checkpoint when it commits (that would
+//!   be a sync on the request's thread); every [`CHECKPOINT_EVERY`] logins the writer thread
+//!   checkpoints, holding the connection, so no commit runs beside it and it catches up.
 //!
 //! A login whose caller stops waiting once it is queued (the request was dropped) still runs
 //! and commits, as a transaction already sent to the database would: its assertion is used
@@ -30,10 +43,11 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread;
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, named_params};
 use time::OffsetDateTime;
@@ -55,11 +69,30 @@ const MAX_BATCH: usize = 64;
 /// Logins waiting for the writer at most; a login beyond it is answered busy at once.
 const QUEUE: usize = 1024;
 
-/// A handle on the writer thread; the thread ends when the last handle is dropped.
+/// Logins between two checkpoints of the WAL. A login appends 5-8 pages to the WAL, so this
+/// is about SQLite's own default of 1,000 pages.
+const CHECKPOINT_EVERY: u64 = 128;
+
+/// How long the writer thread waits for SQLite's lock (held by a connection of the pool), as
+/// the pool's connections do (`Database::connect`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A handle on the writer; its thread ends when the last handle is dropped.
 #[derive(Debug)]
 pub(crate) struct SqliteWriter {
-    queue: mpsc::Sender<Box<dyn Job>>,
+    queue: mpsc::Sender<Msg>,
+    /// Held by whoever runs logins: the writer thread for a batch, or a request running its
+    /// own login when nothing waits.
+    conn: Arc<Mutex<Connection>>,
     counts: Arc<Counts>,
+}
+
+/// What the writer's thread is asked to do.
+enum Msg {
+    /// Run a login.
+    Login(Box<dyn Job>),
+    /// Checkpoint the WAL (logins run on requests' threads made it due).
+    Checkpoint,
 }
 
 /// What the writer has done so far.
@@ -67,6 +100,21 @@ pub(crate) struct SqliteWriter {
 struct Counts {
     commits: AtomicU64,
     logins: AtomicU64,
+    inline: AtomicU64,
+    checkpoints: AtomicU64,
+    /// Logins committed since the last checkpoint.
+    since_checkpoint: AtomicU64,
+}
+
+impl Counts {
+    /// Counts a commit of `logins`; `true` when that made a checkpoint due.
+    fn commit(&self, logins: usize) -> bool {
+        let logins = logins as u64;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.logins.fetch_add(logins, Ordering::Relaxed);
+        let before = self.since_checkpoint.fetch_add(logins, Ordering::Relaxed);
+        before < CHECKPOINT_EVERY && before + logins >= CHECKPOINT_EVERY
+    }
 }
 
 /// One unit of work on the writer's connection, inside the batch's transaction.
@@ -168,19 +216,28 @@ impl SqliteWriter {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // The same settings as the pool's connections (`Database::connect`).
+        // The same settings as the pool's connections (`Database::connect`), but no automatic
+        // checkpoint: a login run on a request's thread must not sync the database there
+        // (the writer thread checkpoints instead, `CHECKPOINT_EVERY`).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+             PRAGMA wal_autocheckpoint = 0;",
         )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let conn = Arc::new(Mutex::new(conn));
         let (queue, jobs) = mpsc::channel(QUEUE);
         let counts = Arc::new(Counts::default());
-        let counted = Arc::clone(&counts);
+        let (shared, counted) = (Arc::clone(&conn), Arc::clone(&counts));
         thread::Builder::new()
             .name("latchkey-sp-writer".to_owned())
-            .spawn(move || run(conn, jobs, &counted))
+            .spawn(move || run(&shared, jobs, &counted))
             .map_err(|e| StoreError::Writer(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { queue, counts })
+        Ok(Self {
+            queue,
+            conn,
+            counts,
+        })
     }
 
     /// What the writer has done so far.
@@ -188,6 +245,8 @@ impl SqliteWriter {
         WriterStats {
             commits: self.counts.commits.load(Ordering::Relaxed),
             logins: self.counts.logins.load(Ordering::Relaxed),
+            inline: self.counts.inline.load(Ordering::Relaxed),
+            checkpoints: self.counts.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -201,38 +260,116 @@ impl SqliteWriter {
         R: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .try_send(Box::new(Work { work, reply }))
-            .map_err(|e| match e {
-                // Waiting for room would let a burst hold requests (and their memory)
-                // without bound behind the queue: turn the login away at once instead.
-                mpsc::error::TrySendError::Full(_) => StoreError::Busy(QUEUE),
-                mpsc::error::TrySendError::Closed(_) => {
-                    StoreError::Writer("the writer thread has stopped".to_owned())
-                }
-            })?;
+        let job: Box<dyn Job> = Box::new(Work { work, reply });
+        if let Some(job) = self.run_here(job) {
+            self.hand_over(job)?;
+        }
         answer.await.map_err(|_| {
             StoreError::Writer("the writer dropped the login; see its log".to_owned())
         })?
     }
+
+    /// Runs `job` on the calling thread if nothing is waiting for the writer, its connection
+    /// is free and SQLite's lock can be had without waiting; gives `job` back otherwise.
+    fn run_here(&self, job: Box<dyn Job>) -> Option<Box<dyn Job>> {
+        // Logins already waiting go first (and share a commit): join them. So do logins
+        // while a checkpoint is due, so that it cannot be put off by logins run here.
+        if self.queue.capacity() < self.queue.max_capacity()
+            || self.counts.since_checkpoint.load(Ordering::Relaxed) >= CHECKPOINT_EVERY
+        {
+            return Some(job);
+        }
+        let Ok(mut conn) = self.conn.try_lock() else {
+            return Some(job);
+        };
+        if begin_without_waiting(&mut conn).is_err() {
+            // Another connection writes (or SQLite failed): the writer thread waits, or says.
+            return Some(job);
+        }
+        let checkpoint_due = self.counts.commit(1);
+        self.counts.inline.fetch_add(1, Ordering::Relaxed);
+        run_begun(&mut conn, &mut vec![job]);
+        drop(conn);
+        if checkpoint_due {
+            // A full queue means the writer thread is busy: it checks after its batch.
+            let _ = self.queue.try_send(Msg::Checkpoint);
+        }
+        None
+    }
+
+    /// Queues `job` for the writer thread, or turns it away at once when the queue is full.
+    fn hand_over(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
+        self.queue.try_send(Msg::Login(job)).map_err(|e| match e {
+            // Waiting for room would let a burst hold requests (and their memory)
+            // without bound behind the queue: turn the login away at once instead.
+            mpsc::error::TrySendError::Full(_) => StoreError::Busy(QUEUE),
+            mpsc::error::TrySendError::Closed(_) => {
+                StoreError::Writer("the writer thread has stopped".to_owned())
+            }
+        })
+    }
 }
 
-/// The writer thread: a batch at a time until every handle is gone.
-fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, counts: &Counts) {
+/// `BEGIN IMMEDIATE`, failing at once rather than waiting when another connection holds
+/// SQLite's write lock.
+fn begin_without_waiting(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::ZERO)?;
+    let begun = statement(conn, "BEGIN IMMEDIATE");
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    begun
+}
+
+/// The writer thread: a batch at a time (and checkpoints when due) until every handle is
+/// gone.
+fn run(conn: &Mutex<Connection>, mut queue: mpsc::Receiver<Msg>, counts: &Counts) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = jobs.blocking_recv() {
-        batch.push(first);
+    while let Some(first) = queue.blocking_recv() {
+        // A panic is caught inside a batch, so a poisoned lock holds a usable connection.
+        let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Msg::Login(job) = first {
+            batch.push(job);
+        }
+        // Taken once the connection is ours: logins queued while it was busy join.
         while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
+            match queue.try_recv() {
+                Ok(Msg::Login(job)) => batch.push(job),
+                Ok(Msg::Checkpoint) => {}
                 Err(_) => break,
             }
         }
-        counts.commits.fetch_add(1, Ordering::Relaxed);
-        counts
-            .logins
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        commit_batch(&mut conn, &mut batch);
+        if !batch.is_empty() {
+            counts.commit(batch.len());
+            commit_batch(&mut conn, &mut batch);
+        }
+        if counts.since_checkpoint.load(Ordering::Relaxed) >= CHECKPOINT_EVERY {
+            checkpoint(&conn, counts);
+        }
+    }
+}
+
+/// Copies the WAL back into the database. Holding the connection, no login commits beside
+/// it, so it catches up with the whole WAL and the next commit starts the WAL over.
+fn checkpoint(conn: &Connection, counts: &Counts) {
+    counts.since_checkpoint.store(0, Ordering::Relaxed);
+    counts.checkpoints.fetch_add(1, Ordering::Relaxed);
+    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    });
+    match done {
+        // A reader of an older snapshot keeps the WAL's tail; the next checkpoint copies it.
+        Ok((_, wal, copied)) if copied < wal => {
+            tracing::debug!(
+                wal,
+                copied,
+                "SQLite writer checkpoint stopped short of the WAL's end"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "SQLite writer could not checkpoint the WAL"),
     }
 }
 
@@ -244,6 +381,11 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>) {
         batch.clear();
         return;
     }
+    run_begun(conn, batch);
+}
+
+/// Runs `batch` in the transaction just begun, commits, and answers each job.
+fn run_begun(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>) {
     let alone = batch.len() == 1;
     let ran = catch_unwind(AssertUnwindSafe(|| {
         let mut replies = Vec::with_capacity(batch.len());
@@ -610,7 +752,9 @@ mod tests {
             db.writer_stats(),
             Some(WriterStats {
                 commits: 1,
-                logins: 1
+                logins: 1,
+                inline: 1,
+                checkpoints: 0,
             })
         );
     }
@@ -625,19 +769,16 @@ mod tests {
             .await
             .unwrap();
         let writer = db.writer().unwrap();
-        let (running, started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let blocker = writer.run(move |_tx| {
-            running.send(()).unwrap();
-            released.recv().unwrap();
-            Ok(())
-        });
-        let mut blocker = Box::pin(blocker);
+        // Holding the connection stands for a long batch: every login is queued, and the
+        // writer thread, once it has taken the first, waits for the connection.
+        let held = writer.conn.lock().unwrap();
         let noop = &mut Context::from_waker(Waker::noop());
-        assert!(blocker.as_mut().poll(noop).is_pending());
-        started.recv().unwrap();
-        // The writer is inside the blocker's batch: each login now waits in the queue.
-        let mut queued = Vec::new();
+        let mut first = Box::pin(writer.run(record(String::from("_first"))));
+        assert!(first.as_mut().poll(noop).is_pending());
+        while writer.queue.capacity() < QUEUE {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut queued = vec![first];
         for i in 0..QUEUE {
             let mut login = Box::pin(writer.run(record(format!("_q{i}"))));
             assert!(
@@ -648,15 +789,16 @@ mod tests {
         }
         let mut late = Box::pin(writer.run(record("_late")));
         match late.as_mut().poll(noop) {
-            Poll::Ready(Err(Error::Store(StoreError::Busy(n)))) => assert_eq!(n, QUEUE),
+            Poll::Ready(Err(e @ Error::Store(StoreError::Busy(QUEUE)))) => {
+                assert!(e.is_busy());
+                assert_eq!(e.code().as_str(), "STORE_BUSY");
+            }
             other => panic!(
                 "expected busy at once, got {:?}",
                 other.map(|r| r.map(|_| ()))
             ),
         }
-        assert!(Error::Store(StoreError::Busy(QUEUE)).is_busy());
-        release.send(()).unwrap();
-        blocker.await.unwrap();
+        drop(held);
         for login in queued {
             assert!(login.await.unwrap());
         }
@@ -664,7 +806,97 @@ mod tests {
             .fetch_all(db.pool())
             .await
             .unwrap();
-        assert_eq!(ids.len(), QUEUE);
+        assert_eq!(ids.len(), QUEUE + 1);
         assert!(!ids.iter().any(|id| id == "_late"));
+    }
+
+    /// A login that finds the writer idle runs on the caller's thread (no hand-over), and is
+    /// committed when answered.
+    #[tokio::test]
+    async fn a_login_alone_runs_on_the_callers_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.db");
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        let writer = db.writer().unwrap();
+        let caller = thread::current().id();
+        let ran_on = writer
+            .run(move |tx| {
+                let here = thread::current().id();
+                record("_here")(tx).map(|fresh| (fresh, here))
+            })
+            .await
+            .unwrap();
+        assert_eq!(ran_on, (true, caller));
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sp_replay_cache")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(count, 1);
+        let stats = db.writer_stats().unwrap();
+        assert_eq!((stats.logins, stats.inline), (1, 1));
+    }
+
+    /// While another connection holds SQLite's write lock, a login does not wait for it on
+    /// the caller's thread (an async worker): it goes to the writer thread, which waits, and
+    /// it is answered once the lock is free.
+    #[tokio::test]
+    async fn a_login_never_waits_for_the_lock_on_the_callers_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.db");
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        let writer = db.writer().unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let noop = &mut Context::from_waker(Waker::noop());
+        let started = std::time::Instant::now();
+        let mut login = Box::pin(writer.run(record("_waited")));
+        assert!(login.as_mut().poll(noop).is_pending());
+        assert!(started.elapsed() < Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(50));
+        other.execute_batch("COMMIT").unwrap();
+        assert!(login.await.unwrap());
+        let stats = db.writer_stats().unwrap();
+        assert_eq!((stats.logins, stats.inline), (1, 0));
+    }
+
+    /// Logins run on callers' threads never checkpoint there; the writer thread does, often
+    /// enough that the WAL stays bounded.
+    #[tokio::test]
+    async fn the_writer_thread_checkpoints_the_wal_of_inline_logins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.db");
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        let writer = db.writer().unwrap();
+        let logins = 4 * CHECKPOINT_EVERY;
+        for i in 0..logins {
+            assert!(writer.run(record(format!("_c{i}"))).await.unwrap());
+        }
+        let waited = std::time::Instant::now();
+        while db.writer_stats().unwrap().checkpoints < 3 {
+            assert!(waited.elapsed() < Duration::from_secs(10), "no checkpoints");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let stats = db.writer_stats().unwrap();
+        // Logins that came while a checkpoint was due went to the writer thread.
+        assert_eq!(stats.logins, logins);
+        assert!(stats.inline > logins / 2, "{stats:?}");
+        // Each checkpoint caught up, so the WAL started over: it holds about CHECKPOINT_EVERY
+        // logins' pages (3-4 each here), far from the two or more pages of each of all the
+        // test's logins it would hold without checkpoints.
+        let page: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA page_size", [], |row| row.get(0))
+            .unwrap();
+        let page = u64::try_from(page).unwrap();
+        let wal = std::fs::metadata(dir.path().join("sp.db-wal"))
+            .unwrap()
+            .len();
+        assert!(wal < logins * 2 * page, "WAL of {wal} bytes");
     }
 }
