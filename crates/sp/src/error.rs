@@ -403,7 +403,23 @@ pub enum StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::{Code, Error, LogoutError, ToolkitCode};
+    use super::{Code, Error, LogoutError, StoreError, ToolkitCode};
+
+    /// A login turned away at the writer's bound is the server's (no 4xx), but not a failure:
+    /// its own code, and busy (503) where a failed store is not.
+    #[test]
+    fn a_full_writer_queue_is_busy_not_failed() {
+        let busy = Error::Store(StoreError::Busy(1024));
+        assert_eq!(busy.code(), Code::Toolkit(ToolkitCode::StoreBusy));
+        assert_eq!(busy.code().as_str(), "STORE_BUSY");
+        assert!(busy.is_busy());
+        assert!(busy.is_internal());
+        let failed = Error::Store(StoreError::Writer(
+            "the writer thread has stopped".to_owned(),
+        ));
+        assert_eq!(failed.code(), Code::Toolkit(ToolkitCode::StoreFailed));
+        assert!(!failed.is_busy());
+    }
 
     #[test]
     fn the_sp_vocabulary_has_one_meaning_per_code() {
