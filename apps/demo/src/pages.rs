@@ -350,6 +350,9 @@ pub(crate) fn explain(kind: AppKind, code: PageCode) -> &'static str {
         (AppKind::Helpdesk, Demo(DemoCode::AdminRoleRequired)) => {
             "The admin page is for accounts with the helpdesk's agent role."
         }
+        (_, Sp(Toolkit(ToolkitCode::StoreBusy))) => {
+            "Too many people are signing in at this moment. Try again in a few seconds."
+        }
         (_, Demo(DemoCode::Internal)) => {
             "This application failed. Quote the operation ID below to your administrator."
         }

@@ -78,6 +78,20 @@ struct PageError {
 
 impl PageError {
     fn from_sp(app: &DemoApp, error: &latchkey_sp::Error, operation_id: Uuid) -> Response {
+        if error.is_busy() {
+            // At its bound the toolkit turned the login away without using the assertion up;
+            // the browser may post it again in a moment.
+            let mut page = PageError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                title: "Too busy to sign you in",
+                code: PageCode::Sp(error.code()),
+                operation_id,
+            }
+            .render(app);
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return page;
+        }
         let status = if error.is_internal() {
             StatusCode::INTERNAL_SERVER_ERROR
         } else {

@@ -27,6 +27,10 @@
 //! `profile::idp::build_response`, RSA-2048, 6 attributes, each with its own assertion ID (the
 //! replay cache refuses a second use). The timed loop also splits each login into its
 //! stages, so the summary can say where the time goes.
+//!
+//! `ACS_BENCH_PROFILE=<n>` runs only n returning, unchanged logins (one at a time, or
+//! `ACS_BENCH_IN_FLIGHT` at once) beside n validations, a second after their Responses are
+//! issued: a quick A/B figure, and a run to profile with `perf record -D <ms>`.
 // Bench set-up works on fixed inputs; a failure there should stop the bench loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -437,6 +441,57 @@ fn main() {
     let mut next_new = RETURNING;
     let mut round = 0u64;
 
+    // `ACS_BENCH_PROFILE=<n>`: only n returning, unchanged logins (16 in flight with
+    // `ACS_BENCH_IN_FLIGHT=16`), started a second after all their Responses are issued, for
+    // `perf record -D` (issuing signs with RSA, which would hide the logins in a profile),
+    // beside n validations measured just before them.
+    if let Some(n) = std::env::var("ACS_BENCH_PROFILE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let in_flight = std::env::var("ACS_BENCH_IN_FLIGHT")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1);
+        let forms: Vec<AcsForm> = (0..n).map(|i| idp.form(i % RETURNING, "Person")).collect();
+        eprintln!("{n} Responses issued; the logins start in a second");
+        std::thread::sleep(Duration::from_secs(1));
+        let cpu = process_cpu();
+        for _ in 0..n {
+            black_box(validate_response(&profile, &sample, None, NOW).unwrap());
+        }
+        let validate = (process_cpu() - cpu).as_secs_f64() / n as f64;
+        let (cpu, writer, start) = (process_cpu(), writer_cpu(), Instant::now());
+        if in_flight > 1 {
+            rt_mt.block_on(login_concurrently(
+                &app_mt,
+                forms,
+                Outcome::Unchanged,
+                in_flight,
+            ));
+        } else {
+            rt.block_on(async {
+                for f in &forms {
+                    login(&app, f, Outcome::Unchanged).await;
+                }
+            });
+        }
+        let wall = start.elapsed().as_secs_f64() / n as f64;
+        let login = (process_cpu() - cpu).as_secs_f64() / n as f64;
+        let writer = (writer_cpu() - writer).as_secs_f64() / n as f64;
+        println!(
+            "{n} returning, unchanged logins, {in_flight} in flight: wall {:.1} us, CPU {:.1} us \
+             per login (writer thread {:.1} us); validate_response CPU {:.1} us -> {:.1} % of \
+             validation per core",
+            wall * 1e6,
+            login * 1e6,
+            writer * 1e6,
+            validate * 1e6,
+            validate / login * 100.0
+        );
+        return;
+    }
+
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
@@ -805,8 +860,10 @@ fn main() {
         let (commits, logins) = (after.commits - before.commits, after.logins - before.logins);
         println!(
             "\nLogins in flight shared commits: {logins} logins in {commits} commits of the writer \
-             = {:.1} per commit",
-            logins as f64 / commits.max(1) as f64
+             = {:.1} per commit; {} of them ran alone on their request's thread; {} checkpoints",
+            logins as f64 / commits.max(1) as f64,
+            after.inline - before.inline,
+            after.checkpoints - before.checkpoints
         );
     }
     println!(

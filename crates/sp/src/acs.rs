@@ -238,7 +238,8 @@ fn saml_login(s: &AuthenticatedSubject) -> SamlLogin {
 ///
 /// On failure nothing is created or changed. A JIT refusal is audited by the engine; every
 /// other refusal is audited here (`acs.rejected`, with the code and detail) under a fresh
-/// operation ID, and logged with it.
+/// operation ID, and logged with it, except a login turned away busy ([`Error::is_busy`]:
+/// answer 503), which is only logged.
 pub async fn run<S: AccountStore, R: ReplayCache>(
     sp: &ServiceProvider,
     form: &AcsForm,
@@ -265,6 +266,21 @@ pub async fn run<S: AccountStore, R: ReplayCache>(
             },
             operation_id,
         }),
+        Err(error) if error.is_busy() => {
+            // Turned away at the bound: writing an audit row for it would be one more write
+            // for the database it is too busy for, so the log line is its record.
+            let operation_id = Uuid::new_v4();
+            tracing::warn!(
+                %operation_id,
+                code = error.code().as_str(),
+                detail = %error,
+                "ACS turned a response away: too many logins waiting"
+            );
+            Err(AcsFailure {
+                error,
+                operation_id,
+            })
+        }
         Err(error) => {
             let operation_id = Uuid::new_v4();
             tracing::warn!(

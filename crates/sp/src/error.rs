@@ -65,6 +65,7 @@ impl Error {
             Self::Replay(ReplayError::Replayed(_)) => Code::Toolkit(ToolkitCode::AssertionReplayed),
             Self::Replay(ReplayError::Expired(_)) => Code::Toolkit(ToolkitCode::AssertionExpired),
             Self::Replay(ReplayError::Full(_)) => Code::Toolkit(ToolkitCode::ReplayCacheFull),
+            Self::Store(StoreError::Busy(_)) => Code::Toolkit(ToolkitCode::StoreBusy),
             Self::Store(_) => Code::Toolkit(ToolkitCode::StoreFailed),
             Self::Saml(e) => Code::Saml(e.code()),
             Self::Settings(_) => Code::Toolkit(ToolkitCode::SettingsInvalid),
@@ -90,6 +91,13 @@ impl Error {
                     LogoutError::NoSloUrl | LogoutError::NoSigningKey | LogoutError::NoIdpEndpoint
                 )
         )
+    }
+
+    /// Whether the server turned the request away because it is at its bound, not because
+    /// anything failed: the answer is 503 with `Retry-After`, and the same request may
+    /// succeed a moment later (nothing of it was applied or used up).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Store(StoreError::Busy(_)))
     }
 }
 
@@ -204,6 +212,9 @@ latchkey_saml::stable_codes! {
         ReplayCacheFull = "REPLAY_CACHE_FULL",
         /// The SP's database failed; nothing was applied.
         StoreFailed = "STORE_FAILED",
+        /// Too many logins are already waiting for the SP's database; this one was turned
+        /// away at once (503) and nothing of it was applied: try again shortly.
+        StoreBusy = "STORE_BUSY",
         /// The SP settings are not usable.
         SettingsInvalid = "SETTINGS_INVALID",
         /// The IdP metadata could not be read, fetched or used.
@@ -369,6 +380,10 @@ pub enum StoreError {
     /// failed to commit: then no login of the batch was kept).
     #[error("login writer: {0}")]
     Writer(String),
+    /// The SQLite login writer already has this many logins waiting: the login was turned
+    /// away without waiting, so a burst cannot queue without bound.
+    #[error("busy: {0} logins are already waiting for the login writer")]
+    Busy(usize),
     /// The URL names a database this crate does not support (only SQLite and PostgreSQL).
     #[error("unsupported database backend `{0}`")]
     UnsupportedBackend(String),
@@ -388,7 +403,23 @@ pub enum StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::{Code, Error, LogoutError, ToolkitCode};
+    use super::{Code, Error, LogoutError, StoreError, ToolkitCode};
+
+    /// A login turned away at the writer's bound is the server's (no 4xx), but not a failure:
+    /// its own code, and busy (503) where a failed store is not.
+    #[test]
+    fn a_full_writer_queue_is_busy_not_failed() {
+        let busy = Error::Store(StoreError::Busy(1024));
+        assert_eq!(busy.code(), Code::Toolkit(ToolkitCode::StoreBusy));
+        assert_eq!(busy.code().as_str(), "STORE_BUSY");
+        assert!(busy.is_busy());
+        assert!(busy.is_internal());
+        let failed = Error::Store(StoreError::Writer(
+            "the writer thread has stopped".to_owned(),
+        ));
+        assert_eq!(failed.code(), Code::Toolkit(ToolkitCode::StoreFailed));
+        assert!(!failed.is_busy());
+    }
 
     #[test]
     fn the_sp_vocabulary_has_one_meaning_per_code() {

@@ -46,6 +46,11 @@ pub struct WriterStats {
     pub commits: u64,
     /// Logins it ran in them.
     pub logins: u64,
+    /// Of those, the logins that found the writer idle and ran on their request's own thread,
+    /// each in a commit of its own.
+    pub inline: u64,
+    /// Checkpoints of the WAL the writer's thread ran.
+    pub checkpoints: u64,
 }
 
 /// The migrations table, named apart from sqlx's default so the SP schema can share a database
@@ -79,7 +84,8 @@ impl Database {
     /// handing it out (sqlx's default): the connection is a file handle on this machine, and
     /// the ping would be one more trip to the connection's worker thread for every statement
     /// a login runs. A SQLite file database also gets its login writer (`store::writer`): one
-    /// more connection, on a thread of its own, that the JIT engine writes logins through.
+    /// more connection that the JIT engine writes logins through, on the request's thread when
+    /// the writer is idle, else on the writer's own thread.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
