@@ -267,14 +267,15 @@ pub async fn run<S: AccountStore, R: ReplayCache>(
             operation_id,
         }),
         Err(error) if error.is_busy() => {
-            // Turned away at the bound: writing an audit row for it would be one more write
-            // for the database it is too busy for, so the log line is its record.
+            // Turned away at a bound (the writer's queue, the replay cache's size): writing
+            // an audit row for it would be one more write for a store already at its limit,
+            // so the log line is its record.
             let operation_id = Uuid::new_v4();
             tracing::warn!(
                 %operation_id,
                 code = error.code().as_str(),
                 detail = %error,
-                "ACS turned a response away: too many logins waiting"
+                "ACS turned a response away: at its bound"
             );
             Err(AcsFailure {
                 error,

@@ -97,7 +97,12 @@ impl Error {
     /// anything failed: the answer is 503 with `Retry-After`, and the same request may
     /// succeed a moment later (nothing of it was applied or used up).
     pub fn is_busy(&self) -> bool {
-        matches!(self, Self::Store(StoreError::Busy(_)))
+        matches!(
+            self,
+            Self::Store(StoreError::Busy(_))
+                | Self::TooManyPendingRequests(_)
+                | Self::Replay(ReplayError::Full(_))
+        )
     }
 }
 
@@ -419,6 +424,15 @@ mod tests {
         ));
         assert_eq!(failed.code(), Code::Toolkit(ToolkitCode::StoreFailed));
         assert!(!failed.is_busy());
+        // The toolkit's other bounds are busy too: too many logins started and not finished,
+        // a replay cache holding its most entries. Nothing was used up by either.
+        for bound in [
+            Error::TooManyPendingRequests(10_000),
+            Error::Replay(super::ReplayError::Full(100_000)),
+        ] {
+            assert!(bound.is_busy(), "{bound}");
+            assert!(bound.is_internal(), "{bound}");
+        }
     }
 
     #[test]
