@@ -287,7 +287,7 @@ async fn issue(
         });
     }
     // The MFA policy and the request's RequestedAuthnContext, on the session as it is now.
-    match authn::gate(state.store(), state.settings(), session, app, pending).await? {
+    match authn::gate(state.settings(), session, &grant, pending) {
         authn::Gate::Issue { .. } => {}
         authn::Gate::NoAuthnContext => {
             let status = Status::failure(
