@@ -1025,71 +1025,9 @@ async fn a_request_naming_another_subject_never_gets_an_assertion_about_the_sign
 }
 
 /// Sixteen tabs of one signed-in session present one AuthnRequest at once, half at a second
-/// node: exactly one gets a Response (its ID recorded in the commit of that answer's audit
-/// line), every other one the replay page, and one `sso.assertion` line is written.
+/// node: one Response (see [`super::bursts::one_authn_request_burst`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authn_request_id_burst_gets_one_response_across_nodes() {
     let idp = idp().await;
-    let mut b = Browser::new(&idp);
-    b.login("alice", PASSWORD, None).await;
-    let cookie: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let cookie = cookie.join("; ");
-    let (node_b, _) = second_node(&idp).await;
-    let routers = [idp.router.clone(), node_b];
-    let request = authn_request(SP);
-    let uri = redirect_uri(&request, None);
-    let before = idp
-        .store
-        .audit()
-        .list(&latchkey_idp::audit::AuditFilter {
-            action: Some("sso.assertion".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .len();
-
-    let n = 16;
-    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(n));
-    let mut set = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let (router, uri, cookie, gate) = (
-            routers[i % 2].clone(),
-            uri.clone(),
-            cookie.clone(),
-            gate.clone(),
-        );
-        set.spawn(async move {
-            let request = axum::http::Request::get(uri.as_str())
-                .header(header::COOKIE, cookie)
-                .body(axum::body::Body::empty())
-                .unwrap();
-            gate.wait().await;
-            let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
-            (response.status(), body_text(response).await)
-        });
-    }
-    let (mut answered, mut replayed) = (0, 0);
-    while let Some(r) = set.join_next().await {
-        let (status, body) = r.unwrap();
-        if status == StatusCode::OK && body.contains("name=\"SAMLResponse\"") {
-            answered += 1;
-        } else {
-            assert!(body.contains("SSO-REPLAYED"), "{status} {body}");
-            assert!(!body.contains("SAMLResponse"), "{body}");
-            replayed += 1;
-        }
-    }
-    assert_eq!((answered, replayed), (1, n - 1));
-    let after = idp
-        .store
-        .audit()
-        .list(&latchkey_idp::audit::AuditFilter {
-            action: Some("sso.assertion".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .len();
-    assert_eq!(after, before + 1, "one assertion, one line");
+    super::bursts::one_authn_request_burst(&idp).await;
 }
