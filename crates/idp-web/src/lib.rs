@@ -64,7 +64,7 @@ pub use metrics::Metrics;
 use latchkey_idp::audit::{Actor, AuditBatcher, Change};
 use latchkey_idp::error::Error;
 use latchkey_idp::session::DeviceKeys;
-use latchkey_idp::sso::IdpKeys;
+use latchkey_idp::sso::{Claim, IdpKeys, SeenRequests};
 use latchkey_idp::store::Store;
 
 /// What every handler shares; cheap to clone.
@@ -250,6 +250,33 @@ impl WebState {
         target_name: String,
         details: Value,
     ) -> Result<(), WebError> {
+        self.audit_claiming(
+            None,
+            actor,
+            action,
+            target_kind,
+            target_id,
+            target_name,
+            details,
+        )
+        .await
+    }
+
+    /// [`Self::audit`] for the answer to an AuthnRequest whose ID is not yet recorded as
+    /// used: the record and the line are committed together (the audit writer's group
+    /// commit), and a replay (the ID already used) is an error with nothing written, so
+    /// the caller sends no Response.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn audit_claiming(
+        &self,
+        claim: Option<Claim>,
+        actor: &Actor,
+        action: &'static str,
+        target_kind: &'static str,
+        target_id: String,
+        target_name: String,
+        details: Value,
+    ) -> Result<(), WebError> {
         let change = Change {
             action,
             target_kind,
@@ -259,11 +286,37 @@ impl WebState {
             after: Some(details),
         };
         let at = self.store().now();
+        let refused = claim.as_ref().map(Claim::replayed);
         if let Some(batcher) = &self.0.audit {
-            batcher.record(actor, at, change).await?;
-            return Ok(());
+            // Without a claim the line is always stored.
+            return match (
+                batcher.record_claiming(actor, at, change, claim).await?,
+                refused,
+            ) {
+                (false, Some(replayed)) => Err(replayed.into()),
+                _ => Ok(()),
+            };
+        }
+        // No writer (outside a runtime): the record first, on its own, then the line.
+        if let Some(claim) = &claim
+            && !SeenRequests::new(self.store()).claim(claim, at).await?
+        {
+            return Err(claim.replayed().into());
         }
         self.store().audit().record(actor, at, change).await?;
+        Ok(())
+    }
+
+    /// Records `claim` on its own, for a request that waits (parked) instead of being
+    /// answered now; a replay is an error.
+    pub(crate) async fn claim(&self, claim: Option<Claim>) -> Result<(), WebError> {
+        if let Some(claim) = claim
+            && !SeenRequests::new(self.store())
+                .claim(&claim, self.store().now())
+                .await?
+        {
+            return Err(claim.replayed().into());
+        }
         Ok(())
     }
 }

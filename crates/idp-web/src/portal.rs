@@ -262,7 +262,7 @@ async fn issue(
         subject: None,
         requested_authn_context: None,
     };
-    super::saml::answer_or_park(state, cookie, app, pending).await
+    super::saml::answer_or_park(state, cookie, app, pending, None).await
 }
 
 #[cfg(test)]

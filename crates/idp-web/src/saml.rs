@@ -29,7 +29,7 @@ use latchkey_idp::error::Error;
 use latchkey_idp::error::PageCode;
 use latchkey_idp::session::{ParkedRequests, Session, SessionApp, Sessions};
 use latchkey_idp::sso::request::{self, InboundRequest, ValidatedRequest};
-use latchkey_idp::sso::{PendingRequest, SsoError, authn, grant, metadata, response};
+use latchkey_idp::sso::{Claim, PendingRequest, SsoError, authn, grant, metadata, response};
 
 /// GET /saml/metadata
 pub async fn metadata(State(state): State<WebState>) -> Result<Response, WebError> {
@@ -116,33 +116,45 @@ async fn accept(
             status,
             reason,
             None,
+            Some(validated.claim),
         )
         .await;
     }
-    answer_or_park(state, cookie, &validated.app, validated.pending).await
+    answer_or_park(
+        state,
+        cookie,
+        &validated.app,
+        validated.pending,
+        Some(validated.claim),
+    )
+    .await
 }
 
 /// Issues at once for a live session when no fresh sign-in is asked for; otherwise parks
 /// the request and sends the browser to the same-site continuation. Shared with the
-/// portal's launch.
+/// portal's launch. `claim` is the AuthnRequest's ID not yet recorded as used (none for
+/// an IdP-initiated launch): recorded with the answer's audit line, or before parking.
 pub(crate) async fn answer_or_park(
     state: &WebState,
     cookie: &SessionCookie,
     app: &latchkey_idp::apps::Application,
     pending: PendingRequest,
+    claim: Option<Claim>,
 ) -> Result<Response, WebError> {
     if !pending.force_authn
         && let Some(session) = cookie.resume(state).await?
     {
-        return issue(state, &session, app, &pending).await;
+        return issue(state, &session, app, &pending, claim).await;
     }
+    state.claim(claim).await?;
     let key = ParkedRequests::new(state.store())
         .park(&pending, state.store().now())
         .await?;
     Ok(Redirect::to(&format!("/saml/continue/{key}")).into_response())
 }
 
-/// Sends a SAML error Status to the (validated) ACS, and records why.
+/// Sends a SAML error Status to the (validated) ACS, and records why (with `claim`, the
+/// request's ID if not yet recorded: a replay gets no Response).
 async fn refuse(
     state: &WebState,
     app: &latchkey_idp::apps::Application,
@@ -150,6 +162,7 @@ async fn refuse(
     status: Status,
     reason: PageCode,
     user: Option<&Session>,
+    claim: Option<Claim>,
 ) -> Result<Response, WebError> {
     let keys = state.keys().current().map_err(SsoError::from)?;
     let sub_code = status.sub_code.clone();
@@ -160,13 +173,13 @@ async fn refuse(
         status,
         state.store().now(),
     )?;
-    state.metrics().failure(reason);
     let actor = match user {
         Some(s) => Actor::person(&s.user),
         None => Actor::new("anonymous"),
     };
     state
-        .audit(
+        .audit_claiming(
+            claim,
             &actor,
             "sso.refused",
             "app",
@@ -175,6 +188,7 @@ async fn refuse(
             json!({ "reason": reason.as_str(), "status": sub_code, "in_response_to": pending.request_id }),
         )
         .await?;
+    state.metrics().failure(reason);
     tracing::info!(code = reason.as_str(), app = %app.settings.entity_id, "answered the request with an error status");
     auto_post(
         &pending.acs_url,
@@ -209,7 +223,8 @@ pub async fn resume(
                 return Err(WebError::RequestExpired);
             }
             let app = load_app(&state, &pending).await?;
-            issue(&state, &session, &app, &pending).await
+            // Its ID was recorded when it was parked.
+            issue(&state, &session, &app, &pending, None).await
         }
         None if pending.is_passive => {
             if !parked.take::<PendingRequest>(&key).await? {
@@ -221,7 +236,16 @@ pub async fn resume(
                 Some(code::NO_PASSIVE),
                 Some("the user is not signed in"),
             );
-            refuse(&state, &app, &pending, status, PageCode::SsoNoPassive, None).await
+            refuse(
+                &state,
+                &app,
+                &pending,
+                status,
+                PageCode::SsoNoPassive,
+                None,
+                None,
+            )
+            .await
         }
         None => Ok(Redirect::to(&format!("/login?continue={key}")).into_response()),
     }
@@ -238,12 +262,15 @@ async fn load_app(
     }
 }
 
-/// Answers a sign-in for a signed-in user: the access policy, then the Response.
+/// Answers a sign-in for a signed-in user: the access policy, then the Response. `claim`
+/// (the request's ID, if not yet recorded) is committed with the answer's audit line, or
+/// on its own before the request is parked for a second factor.
 async fn issue(
     state: &WebState,
     session: &Session,
     app: &latchkey_idp::apps::Application,
     pending: &PendingRequest,
+    mut claim: Option<Claim>,
 ) -> Result<Response, WebError> {
     let now = state.store().now();
     let user = &session.user;
@@ -251,7 +278,8 @@ async fn issue(
     if !grant.may_access {
         let operation_id = crate::error::new_operation_id();
         state
-            .audit(
+            .audit_claiming(
+                claim.take(),
                 &Actor::person(user),
                 "sso.denied",
                 "app",
@@ -278,6 +306,7 @@ async fn issue(
                 status,
                 PageCode::SsoDenied,
                 Some(session),
+                claim.take(),
             )
             .await;
         }
@@ -287,7 +316,7 @@ async fn issue(
         });
     }
     // The MFA policy and the request's RequestedAuthnContext, on the session as it is now.
-    match authn::gate(state.store(), state.settings(), session, app, pending).await? {
+    match authn::gate(state.settings(), session, &grant, pending) {
         authn::Gate::Issue { .. } => {}
         authn::Gate::NoAuthnContext => {
             let status = Status::failure(
@@ -302,6 +331,7 @@ async fn issue(
                 status,
                 PageCode::SsoAuthnContext,
                 Some(session),
+                claim.take(),
             )
             .await;
         }
@@ -320,9 +350,11 @@ async fn issue(
                     status,
                     PageCode::SsoNoPassive,
                     Some(session),
+                    claim.take(),
                 )
                 .await;
             }
+            state.claim(claim.take()).await?;
             let key = ParkedRequests::new(state.store())
                 .park(pending, now)
                 .await?;
@@ -375,6 +407,7 @@ async fn issue(
                 status,
                 PageCode::SsoNameid,
                 Some(session),
+                claim.take(),
             )
             .await;
         }
@@ -395,6 +428,7 @@ async fn issue(
                 status,
                 PageCode::SsoNameid,
                 Some(session),
+                claim.take(),
             )
             .await;
         }
@@ -413,8 +447,11 @@ async fn issue(
             .record_app(session, &entry, now)
             .await?;
     }
+    // The request's ID is recorded in the same commit as this line: a replay racing this
+    // one (here or at another node) gets no Response.
     state
-        .audit(
+        .audit_claiming(
+            claim,
             &Actor::person(user),
             "sso.assertion",
             "app",

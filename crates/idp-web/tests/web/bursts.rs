@@ -126,3 +126,72 @@ pub async fn one_account_burst(idp: &Idp, routers: &[Router], stores: &[&Store])
     .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// Sixteen tabs of one signed-in session present one AuthnRequest at once, half at a second
+/// node: exactly one gets a Response (its ID recorded in the commit of that answer's audit
+/// line), every other one the replay page, and one `sso.assertion` line is written. Shared
+/// by the SQLite and PostgreSQL binaries.
+pub async fn one_authn_request_burst(idp: &Idp) {
+    let mut b = Browser::new(idp);
+    b.login("alice", PASSWORD, None).await;
+    let cookie: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let cookie = cookie.join("; ");
+    let (node_b, _) = second_node(idp).await;
+    let routers = [idp.router.clone(), node_b];
+    let request = authn_request(SP);
+    let uri = redirect_uri(&request, None);
+    let before = idp
+        .store
+        .audit()
+        .list(&latchkey_idp::audit::AuditFilter {
+            action: Some("sso.assertion".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len();
+
+    let n = 16;
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (router, uri, cookie, gate) = (
+            routers[i % 2].clone(),
+            uri.clone(),
+            cookie.clone(),
+            gate.clone(),
+        );
+        set.spawn(async move {
+            let request = axum::http::Request::get(uri.as_str())
+                .header(header::COOKIE, cookie)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            gate.wait().await;
+            let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+            (response.status(), body_text(response).await)
+        });
+    }
+    let (mut answered, mut replayed) = (0, 0);
+    while let Some(r) = set.join_next().await {
+        let (status, body) = r.unwrap();
+        if status == StatusCode::OK && body.contains("name=\"SAMLResponse\"") {
+            answered += 1;
+        } else {
+            assert!(body.contains("SSO-REPLAYED"), "{status} {body}");
+            assert!(!body.contains("SAMLResponse"), "{body}");
+            replayed += 1;
+        }
+    }
+    assert_eq!((answered, replayed), (1, n - 1));
+    let after = idp
+        .store
+        .audit()
+        .list(&latchkey_idp::audit::AuditFilter {
+            action: Some("sso.assertion".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(after, before + 1, "one assertion, one line");
+}

@@ -1023,3 +1023,11 @@ async fn a_request_naming_another_subject_never_gets_an_assertion_about_the_sign
         code::UNKNOWN_PRINCIPAL,
     );
 }
+
+/// Sixteen tabs of one signed-in session present one AuthnRequest at once, half at a second
+/// node: one Response (see [`super::bursts::one_authn_request_burst`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authn_request_id_burst_gets_one_response_across_nodes() {
+    let idp = idp().await;
+    super::bursts::one_authn_request_burst(&idp).await;
+}

@@ -9,6 +9,15 @@
 //! multi-row `INSERT`, then wakes each waiting request with the outcome. One request alone
 //! costs the same single statement as before; many requests share one.
 //!
+//! A line may carry a [`Claim`]: the AuthnRequest ID its answer uses up
+//! ([`crate::sso::replay`]). A batch with claims is one transaction: one multi-row upsert
+//! records every claim, answering each whether its ID was still free, then the lines of the
+//! winners are inserted and the whole commits. A request whose ID was taken (a replay, on
+//! this node or another, or earlier in the same batch) gets `false` and no line, and sends
+//! no Response; the others are answered only after the commit, so no Response is out before
+//! the record that makes its request ID used. A batch without claims is the one `INSERT`
+//! in autocommit, as before.
+//!
 //! Directory and application changes do not come here: their lines are written inside the
 //! change's own transaction (see [`super::record`]).
 //!
@@ -25,7 +34,9 @@ use tokio::task::AbortHandle;
 
 use super::{Actor, Change, Line, insert_lines};
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::sso::Claim;
+use crate::sso::replay::claim_all;
+use crate::store::{self, Store};
 
 /// Most lines in one statement: 10 parameters each stays far below every backend's limit
 /// (SQLite 32,766, PostgreSQL 65,535), and a batch this size is already one cheap commit.
@@ -36,7 +47,8 @@ const QUEUE: usize = 1024;
 
 struct Job {
     line: Line,
-    done: oneshot::Sender<std::result::Result<(), String>>,
+    claim: Option<Claim>,
+    done: oneshot::Sender<std::result::Result<bool, String>>,
 }
 
 /// The handle requests write through; cheap to clone.
@@ -68,14 +80,37 @@ impl AuditBatcher {
 
     /// Stores one line stamped `at` (the caller's [`Store::now`]); returns once it is committed.
     pub async fn record(&self, actor: &Actor, at: OffsetDateTime, change: Change) -> Result<()> {
+        self.submit(actor, at, change, None).await.map(|_| ())
+    }
+
+    /// Records `claim` (if any) and stores the line in one transaction; returns once it is
+    /// committed: `true`, or `false` when the claim's ID was already used, in which case
+    /// nothing was written and the caller must not answer the request (module docs).
+    pub async fn record_claiming(
+        &self,
+        actor: &Actor,
+        at: OffsetDateTime,
+        change: Change,
+        claim: Option<Claim>,
+    ) -> Result<bool> {
+        self.submit(actor, at, change, claim).await
+    }
+
+    async fn submit(
+        &self,
+        actor: &Actor,
+        at: OffsetDateTime,
+        change: Change,
+        claim: Option<Claim>,
+    ) -> Result<bool> {
         let line = Line::new(actor, at, change);
         let (done, outcome) = oneshot::channel();
         self.jobs
-            .send(Job { line, done })
+            .send(Job { line, claim, done })
             .await
             .map_err(|_| Error::AuditUnavailable("the audit writer has stopped".into()))?;
         match outcome.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(stored)) => Ok(stored),
             Ok(Err(e)) => Err(Error::AuditUnavailable(e)),
             Err(_) => Err(Error::AuditUnavailable(
                 "the audit writer stopped before storing the line".into(),
@@ -87,13 +122,17 @@ impl AuditBatcher {
 async fn writer(store: Store, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (lines, waiting): (Vec<Line>, Vec<_>) =
-            batch.drain(..).map(|job| (job.line, job.done)).unzip();
-        let count = lines.len();
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            entries.push((job.line, job.claim));
+            waiting.push(job.done);
+        }
+        let count = entries.len();
         let store = store.clone();
         // A task of its own, so that a panic while writing fails this batch, not the writer.
         let written = tokio::spawn(async move {
-            write(&store, &lines).await.map_err(|e| {
+            write(&store, entries).await.map_err(|e| {
                 tracing::error!(error = %e, lines = count, "audit lines could not be stored");
                 e.to_string()
             })
@@ -103,17 +142,49 @@ async fn writer(store: Store, mut queue: mpsc::Receiver<Job>) {
             tracing::error!(error = %e, lines = count, "the audit write crashed");
             Err(format!("the audit write crashed: {e}"))
         });
-        for done in waiting {
-            // A request that gave up waiting (its client went away) needs no answer.
-            let _ = done.send(outcome.clone());
+        match outcome {
+            Ok(stored) => {
+                for (done, stored) in waiting.into_iter().zip(stored) {
+                    // A request that gave up waiting (its client went away) needs no answer.
+                    let _ = done.send(Ok(stored));
+                }
+            }
+            Err(e) => {
+                for done in waiting {
+                    let _ = done.send(Err(e.clone()));
+                }
+            }
         }
     }
 }
 
-/// One batch as one statement on a pooled connection (autocommit).
-async fn write(store: &Store, lines: &[Line]) -> Result<()> {
-    let mut conn = store.pool().acquire().await?;
-    insert_lines(&mut conn, lines).await
+/// One batch: without claims, one statement on a pooled connection (autocommit); with
+/// claims, the claims' upsert and the winners' lines in one transaction. Answers, line by
+/// line, whether it was stored (`false`: its claim lost).
+async fn write(store: &Store, entries: Vec<(Line, Option<Claim>)>) -> Result<Vec<bool>> {
+    let claims: Vec<&Claim> = entries.iter().filter_map(|(_, c)| c.as_ref()).collect();
+    if claims.is_empty() {
+        let lines: Vec<Line> = entries.into_iter().map(|(line, _)| line).collect();
+        let mut conn = store.pool().acquire().await?;
+        insert_lines(&mut conn, &lines).await?;
+        return Ok(vec![true; lines.len()]);
+    }
+    let mut tx = store.begin().await?;
+    let won = claim_all(store::conn(&mut tx), &claims, store.now()).await?;
+    let mut won = won.into_iter();
+    let stored: Vec<bool> = entries
+        .iter()
+        .map(|(_, claim)| claim.is_none() || won.next().unwrap_or(false))
+        .collect();
+    let lines: Vec<Line> = entries
+        .into_iter()
+        .zip(&stored)
+        .filter(|(_, stored)| **stored)
+        .map(|((line, _), _)| line)
+        .collect();
+    insert_lines(store::conn(&mut tx), &lines).await?;
+    store::commit(tx).await?;
+    Ok(stored)
 }
 
 #[cfg(test)]

@@ -166,6 +166,42 @@ pub fn decide(s: Situation<'_>) -> MfaDecision {
     }
 }
 
+/// The stored inputs of [`decide`] for one user at one application: what [`MfaPolicy::decide`]
+/// reads in four statements, read instead with everything else a sign-in needs in one
+/// (see [`crate::sso::grant`]), so the SSO path pays no statement of its own for the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MfaFacts {
+    /// An admin required a second factor of this user.
+    pub user_required: bool,
+    /// A group the user is in requires one.
+    pub group_required: bool,
+    /// The application's settings.
+    pub app: AppMfa,
+    /// The user has a confirmed factor to step up with ([`super::Available::any_factor`]).
+    pub has_factor: bool,
+}
+
+impl MfaFacts {
+    /// [`decide`] on these facts: the same answer as [`MfaPolicy::decide`] for the
+    /// application they were read for, when the store has not changed in between.
+    pub fn decide(
+        &self,
+        methods: &Methods,
+        requested: Option<&RequestedAuthnContext>,
+        global: bool,
+        protected_transport: bool,
+    ) -> MfaDecision {
+        decide(Situation {
+            required: global || self.user_required || self.group_required || self.app.require_mfa,
+            has_factor: self.has_factor,
+            methods,
+            requested,
+            protected_transport,
+            mfa_class: self.app.mfa_class,
+        })
+    }
+}
+
 /// The MFA policy in a store.
 #[derive(Debug, Clone, Copy)]
 pub struct MfaPolicy<'s> {

@@ -2,14 +2,17 @@
 //! the MFA policy ([`crate::mfa::policy`]) and the request's `RequestedAuthnContext`
 //! ([`latchkey_saml::authn_context`]) decided together, once per answer, on the session as
 //! it is at that moment (it may have stepped up since the request arrived).
+//!
+//! The policy's stored inputs come with the sign-in's [`Grant`], read in the same statement
+//! as the access policy's (one round trip to the database for both), so the gate itself
+//! reads nothing and may be asked again at no cost (the Response builder does, before it
+//! states a class).
 
 use super::PendingRequest;
-use crate::apps::Application;
+use super::grant::Grant;
 use crate::config::ServerSettings;
-use crate::error::Result;
-use crate::mfa::policy::{MfaDecision, MfaPolicy, Target};
+use crate::mfa::policy::MfaDecision;
 use crate::session::Session;
-use crate::store::Store;
 
 /// What to do with a sign-in for a signed-in session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,32 +31,28 @@ pub enum Gate {
     NoAuthnContext,
 }
 
-/// Decides a sign-in to `app` for `session` (see the module docs).
-pub async fn gate(
-    store: &Store,
+/// Decides a sign-in for `session` to the application `grant` was read for (see the module
+/// docs).
+pub fn gate(
     settings: &ServerSettings,
     session: &Session,
-    app: &Application,
+    grant: &Grant,
     pending: &PendingRequest,
-) -> Result<Gate> {
+) -> Gate {
     let requested = pending
         .requested_authn_context
         .as_ref()
         .map(|r| r.to_saml());
-    let decision = MfaPolicy::new(store)
-        .decide(
-            &session.user,
-            Target::App(app.id),
-            &session.methods,
-            requested.as_ref(),
-            settings.mfa_required,
-            settings.https,
-        )
-        .await?;
-    Ok(match decision {
+    let decision = grant.mfa.decide(
+        &session.methods,
+        requested.as_ref(),
+        settings.mfa_required,
+        settings.https,
+    );
+    match decision {
         MfaDecision::Satisfied { class } => Gate::Issue { class },
         MfaDecision::StepUp => Gate::StepUp,
         MfaDecision::Enrol => Gate::Enrol,
         MfaDecision::Unsatisfiable => Gate::NoAuthnContext,
-    })
+    }
 }

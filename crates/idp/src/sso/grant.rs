@@ -2,15 +2,19 @@
 //!
 //! On the SSO path every statement is a round trip to the database: a hop to the
 //! connection's worker thread and back with SQLite, a network round trip with PostgreSQL.
-//! The facts below are independent rows of four tables, so they are read as one `UNION ALL`
-//! of text columns (portable to both backends) instead of four statements: whether the
-//! user may use the application, the user's groups (for attribute mapping), the pairwise
-//! NameID already allocated, and what this session was last told by the application (so an
-//! unchanged sign-in does not rewrite the row single logout reads).
+//! The facts below are independent rows of several tables, so they are read as one
+//! `UNION ALL` of text columns (portable to both backends) instead of a statement each:
+//! whether the user may use the application, the user's groups (for attribute mapping), the
+//! pairwise NameID already allocated, what this session was last told by the application
+//! (so an unchanged sign-in does not rewrite the row single logout reads), and the MFA
+//! policy's stored inputs ([`MfaFacts`]: the user's, their groups' and the application's
+//! rules, and whether the user has a factor), which the sign-in's gate decides on
+//! ([`super::authn::gate`]).
 
 use crate::apps::Application;
 use crate::directory::{User, UserStatus};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::mfa::policy::{MfaFacts, class_name};
 use crate::session::{Session, SessionApp};
 use crate::store::Store;
 
@@ -25,6 +29,8 @@ pub struct Grant {
     pub pairwise: Option<String>,
     /// What this session last told the application, if anything.
     pub recorded: Option<SessionApp>,
+    /// What the MFA policy reads for this user at this application.
+    pub mfa: MfaFacts,
 }
 
 #[derive(sqlx::FromRow)]
@@ -66,6 +72,22 @@ async fn read(
            UNION ALL \
            SELECT 'recorded', r.name_id, r.name_id_format, NULL FROM web_session_apps r \
            WHERE r.token_hash = $3 AND r.app_id = $1 \
+           UNION ALL \
+           SELECT 'mfa_user', NULL, NULL, NULL FROM mfa_user_policy u \
+           WHERE u.user_id = $2 AND u.require_mfa <> 0 \
+           UNION ALL \
+           SELECT 'mfa_group', g.name, NULL, NULL FROM mfa_group_policy p \
+           JOIN directory_groups g ON g.id = p.group_id \
+           JOIN group_members m ON m.group_id = p.group_id \
+           WHERE m.user_id = $2 AND p.require_mfa = 1 \
+           UNION ALL \
+           SELECT 'mfa_app', q.mfa_class, \
+             CASE WHEN q.require_mfa <> 0 THEN 'required' ELSE 'no' END, NULL \
+           FROM mfa_app_policy q WHERE q.app_id = $1 \
+           UNION ALL \
+           SELECT 'mfa_factor', NULL, NULL, NULL \
+           WHERE EXISTS (SELECT 1 FROM mfa_totp t WHERE t.user_id = $2 AND t.confirmed = 1) \
+              OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = $2) \
          ) grant_rows ORDER BY kind, sort_key",
     )
     .bind(app.id.to_db())
@@ -88,6 +110,14 @@ async fn read(
                     name_id_format: row.b.unwrap_or_default(),
                 });
             }
+            ("mfa_user", _) => grant.mfa.user_required = true,
+            ("mfa_group", _) => grant.mfa.group_required = true,
+            ("mfa_app", Some(class)) => {
+                grant.mfa.app.require_mfa = row.b.as_deref() == Some("required");
+                grant.mfa.app.mfa_class = class_name::parse(&class)
+                    .ok_or_else(|| Error::corrupt("mfa_app_policy.mfa_class", &class))?;
+            }
+            ("mfa_factor", _) => grant.mfa.has_factor = true,
             _ => {}
         }
     }

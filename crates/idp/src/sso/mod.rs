@@ -11,14 +11,14 @@ pub mod keys;
 pub mod logout;
 pub mod metadata;
 pub mod preview;
-mod replay;
+pub(crate) mod replay;
 pub mod request;
 pub mod response;
 
 use serde::{Deserialize, Serialize};
 
 pub use keys::{IdpKeys, SigningMaterial};
-pub use replay::purge_seen_requests;
+pub use replay::{Claim, SeenRequests, purge_seen_requests};
 pub use request::{InboundRequest, ValidatedRequest};
 
 use crate::ids::AppId;

@@ -19,7 +19,9 @@
 //! certificates, on a server that does not require signatures, is treated as sending
 //! unsigned requests, since a signature nobody can check proves nothing. A signed request
 //! must carry a Destination naming `/saml/sso`, and every request's ID is used once
-//! ([`super::replay`]).
+//! ([`super::replay`]): validation hands back the [`Claim`] that records it, and the caller
+//! records it before it answers (with the answer's audit line, or on its own before the
+//! request waits for a sign-in).
 
 use latchkey_saml::assertion::name_id_format;
 use latchkey_saml::authn_context::{ContextDecision, MfaClass, Strength, decide};
@@ -30,7 +32,7 @@ use latchkey_saml::status::{Status, code};
 use latchkey_xmlsec::crypto::{Certificate, VerifyingKey};
 use time::{Duration, OffsetDateTime};
 
-use super::replay::{Seen, SeenRequests};
+use super::replay::Claim;
 use super::{PendingRequest, SsoError};
 use crate::apps::{Application, Binding, NameIdFormat};
 use crate::config::ServerSettings;
@@ -74,6 +76,9 @@ pub struct ValidatedRequest {
     pub pending: PendingRequest,
     /// When set, the request can only be refused, with this Status, at the ACS.
     pub refusal: Option<Status>,
+    /// The request's ID, not yet recorded as used: whatever answers the request, or parks
+    /// it, records it first and answers nothing if that finds it used (a replay).
+    pub claim: Claim,
 }
 
 /// Runs every check of the module docs.
@@ -143,21 +148,15 @@ pub async fn validate(
     let refusal = subject_refusal(&request)
         .or_else(|| name_id_refusal(&app, &request))
         .or_else(|| authn_context_refusal(&request, settings.https));
-    // Last, so that only a request that will be answered uses up its ID. After the window
-    // the request is refused as stale anyway, and the record may go.
-    let first = SeenRequests::new(store)
-        .first_use(
-            Seen::AuthnRequest,
-            &app.settings.entity_id,
-            &request.id,
-            request.issue_instant + MAX_AGE,
-            now,
-        )
-        .await?;
-    if !first {
-        return Err(SsoError::Replayed(request.id.chars().take(200).collect()));
-    }
+    // Recorded by the caller, when it answers: only a request that is answered uses up its
+    // ID. After the window the request is refused as stale anyway, and the record may go.
+    let claim = Claim::authn_request(
+        &app.settings.entity_id,
+        &request.id,
+        request.issue_instant + MAX_AGE,
+    );
     Ok(ValidatedRequest {
+        claim,
         pending: PendingRequest {
             app_id: app.id,
             request_id: Some(request.id.clone()),

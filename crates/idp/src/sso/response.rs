@@ -276,7 +276,7 @@ pub async fn success(
     // What happened in this session, as the request asked to hear it; a session that does
     // not meet it gets no assertion (the caller steps up or answers NoAuthnContext first:
     // super::authn::gate).
-    let class = match super::authn::gate(store, settings, session, app, pending).await? {
+    let class = match super::authn::gate(settings, session, grant, pending) {
         super::authn::Gate::Issue { class } => class,
         _ => return Err(SsoError::AuthnContext),
     };

@@ -3,15 +3,17 @@
 //! methods and step-up.
 
 use latchkey_idp::ManualClock;
+use latchkey_idp::apps::Application;
 use latchkey_idp::apps::NewApplication;
 use latchkey_idp::audit::AuditFilter;
 use latchkey_idp::directory::User;
 use latchkey_idp::keys::{Kek, KekSource};
-use latchkey_idp::mfa::policy::{AppMfa, MfaDecision, MfaPolicy, Reason, Target};
+use latchkey_idp::mfa::policy::{AppMfa, MfaDecision, MfaFacts, MfaPolicy, Reason, Target};
 use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
 use latchkey_idp::mfa::totp::{Enrolment, Totp, TotpCheck};
 use latchkey_idp::mfa::{AuthMethod, FactorKind, Factors, Methods, MfaError};
 use latchkey_idp::session::Sessions;
+use latchkey_idp::sso::grant;
 use latchkey_idp::{Actor, Store};
 use latchkey_saml::authn_context::MfaClass;
 use time::{Duration, macros::datetime};
@@ -463,6 +465,28 @@ async fn recovery_codes_go_with_the_last_factor(t: TestStore) {
     assert!(dropped.contains(&Some(10)));
 }
 
+/// What the SSO path reads of the MFA policy for `who` at `app`: the grant's facts, read in
+/// the grant's one statement.
+async fn facts(s: &Store, who: &User, app: &Application) -> MfaFacts {
+    grant::for_user(s, who, app).await.unwrap().mfa
+}
+
+/// The decision for `who` signing in to `app` with `methods`, as the policy makes it from its
+/// own reads; the SSO path's decision from the grant's facts must be the same.
+async fn decided(s: &Store, who: &User, app: &Application, methods: &Methods) -> MfaDecision {
+    let policy = MfaPolicy::new(s)
+        .decide(who, Target::App(app.id), methods, None, false, true)
+        .await
+        .unwrap();
+    let from_grant = facts(s, who, app).await.decide(methods, None, false, true);
+    assert_eq!(
+        from_grant, policy,
+        "{} at {}",
+        who.username, app.settings.name
+    );
+    policy
+}
+
 async fn policy_global_group_app_and_user(t: TestStore) {
     let (s, clock) = clocked(&t);
     let kek = kek();
@@ -508,35 +532,17 @@ async fn policy_global_group_app_and_user(t: TestStore) {
         .unwrap();
     let pw = Methods::password();
     // Payroll needs MFA, the wiki doesn't.
-    let wiki_says = policy
-        .decide(&gina, Target::App(wiki.id), &pw, None, false, true)
-        .await
-        .unwrap();
+    let wiki_says = decided(&s, &gina, &wiki, &pw).await;
     assert!(
         matches!(wiki_says, MfaDecision::Satisfied { .. }),
         "{wiki_says:?}"
     );
-    assert_eq!(
-        policy
-            .decide(&gina, Target::App(payroll.id), &pw, None, false, true)
-            .await
-            .unwrap(),
-        MfaDecision::Enrol
-    );
+    assert_eq!(decided(&s, &gina, &payroll, &pw).await, MfaDecision::Enrol);
     let _ = enrolled(&s, &kek, &gina, &clock).await;
-    assert_eq!(
-        policy
-            .decide(&gina, Target::App(payroll.id), &pw, None, false, true)
-            .await
-            .unwrap(),
-        MfaDecision::StepUp
-    );
+    assert_eq!(decided(&s, &gina, &payroll, &pw).await, MfaDecision::StepUp);
     let both = Methods::of(&[AuthMethod::Password, AuthMethod::Totp]);
     assert_eq!(
-        policy
-            .decide(&gina, Target::App(payroll.id), &both, None, false, true)
-            .await
-            .unwrap(),
+        decided(&s, &gina, &payroll, &both).await,
         MfaDecision::Satisfied {
             class: latchkey_saml::assertion::authn_context::MOBILE_TWO_FACTOR_CONTRACT
         }
@@ -559,6 +565,8 @@ async fn policy_global_group_app_and_user(t: TestStore) {
     );
     // A group's members, and a user an admin named.
     policy.set_group(&admin(), &finance, true).await.unwrap();
+    assert_eq!(decided(&s, &hank, &wiki, &pw).await, MfaDecision::Enrol);
+    assert!(facts(&s, &hank, &wiki).await.group_required);
     assert_eq!(
         policy
             .requirement(&hank, Target::App(wiki.id), false)
@@ -586,6 +594,20 @@ async fn policy_global_group_app_and_user(t: TestStore) {
             .reasons,
         vec![Reason::User]
     );
+    let gina_at_wiki = facts(&s, &gina, &wiki).await;
+    assert!(gina_at_wiki.user_required && !gina_at_wiki.group_required);
+    assert!(gina_at_wiki.has_factor);
+    assert_eq!(decided(&s, &gina, &wiki, &pw).await, MfaDecision::StepUp);
+    // [mfa] required: the facts need no row for it.
+    assert_eq!(
+        facts(&s, &hank, &payroll)
+            .await
+            .decide(&pw, None, true, true),
+        policy
+            .decide(&hank, Target::App(payroll.id), &pw, None, true, true)
+            .await
+            .unwrap()
+    );
     // Each change audited with the admin's name.
     for action in ["app.mfa_policy", "group.mfa_policy", "user.mfa_required"] {
         let events = s
@@ -599,6 +621,10 @@ async fn policy_global_group_app_and_user(t: TestStore) {
         assert_eq!(events.len(), 1, "{action}");
         assert_eq!(events[0].actor, "cli:tester");
     }
+    assert_eq!(
+        facts(&s, &gina, &payroll).await.app,
+        policy.app(payroll.id).await.unwrap()
+    );
     assert_eq!(
         policy.app(payroll.id).await.unwrap(),
         AppMfa {

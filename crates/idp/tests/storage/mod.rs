@@ -13,6 +13,7 @@ mod import;
 pub(crate) mod metadata_import;
 mod mfa;
 mod provisioning;
+mod replay;
 mod roles;
 mod signing_keys;
 mod tile_login_url;

@@ -32,6 +32,12 @@ async fn two_nodes_on_one_postgres_share_the_limit() {
     one_account_burst(&idp, &[idp.router.clone(), router2], &[&idp.store, &store2]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_authn_request_id_burst_gets_one_response_on_two_postgres_nodes() {
+    let idp = idp_postgres().await;
+    one_authn_request_burst(&idp).await;
+}
+
 #[tokio::test]
 async fn readyz_is_503_while_the_postgres_table_is_locked() {
     let idp = idp_postgres().await;
