@@ -494,7 +494,8 @@ latchkey_saml::stable_codes! {
         SsoDestination = "SSO-DESTINATION",
         /// The request was issued too long ago or in the future.
         SsoStale = "SSO-STALE",
-        /// An AuthnRequest ID was presented a second time within its validity window.
+        /// An AuthnRequest ID was presented a second time within its validity window (or its
+        /// window closed between the check and the commit that would have recorded it).
         SsoReplayed = "SSO-REPLAYED",
         /// Assertions are to be encrypted but there is no usable (RSA) encryption
         /// certificate.
