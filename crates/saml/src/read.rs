@@ -5,7 +5,7 @@
 //! what they read is always inside the element they were given (a verified one, for
 //! assertions).
 
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};

@@ -21,7 +21,7 @@ mod source;
 
 use std::cmp::Ordering;
 
-use roxmltree::{Node, NodeType};
+use crate::tree::{Node, NodeType};
 
 use crate::error::Error;
 use namespace::Rendered;
@@ -290,8 +290,8 @@ impl<'o, 'p, 'x, 'xi> Canonicalizer<'o, 'p, 'x, 'xi> {
 /// object, same node ID. (Two documents parsed from one string are still different
 /// documents.)
 fn same_node(a: Node<'_, '_>, b: Node<'_, '_>) -> bool {
-    let doc_a: *const u8 = (a.document() as *const roxmltree::Document<'_>).cast();
-    let doc_b: *const u8 = (b.document() as *const roxmltree::Document<'_>).cast();
+    let doc_a: *const u8 = (a.document() as *const crate::tree::Document<'_>).cast();
+    let doc_b: *const u8 = (b.document() as *const crate::tree::Document<'_>).cast();
     a.id() == b.id() && std::ptr::eq(doc_a, doc_b)
 }
 

@@ -5,7 +5,7 @@
 //! prefixes name the same URI, so the qualified name is read back from the source at
 //! the position roxmltree recorded, and checked against the local name it parsed.
 
-use roxmltree::{Attribute, Node};
+use crate::tree::{Attribute, Node};
 
 use super::C14nError;
 

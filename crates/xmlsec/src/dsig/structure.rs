@@ -6,9 +6,9 @@
 //! holds only XML-DSig (1.0 or 1.1) elements. Algorithms are
 //! mapped to our allow-listed enums here, so nothing downstream sees a URI.
 
+use crate::tree::Node;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use roxmltree::Node;
 
 use super::{
     DSIG_NS, DSIG11_NS, ENVELOPED_SIGNATURE, EXC_C14N_NS, SignatureError, expanded_name, is_dsig,

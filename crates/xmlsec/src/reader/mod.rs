@@ -1,26 +1,58 @@
 //! The one hardened entry point for reading XML in Latchkey.
 //!
 //! Every parser in the project goes through [`parse`] (or [`parse_bytes`]), so the
-//! defences live in one place:
+//! defences live in one place. The tokenizer and tree builder are our own (`parser`),
+//! one pass that checks as it reads:
 //!
-//! * any DOCTYPE is refused before the parser sees the text, so there are no DTDs,
-//!   no entity declarations, no external entities (XXE) and no entity expansion;
-//! * the input size is capped before parsing, and the node count is capped during it;
-//! * depth, attributes per element, name lengths and text lengths are checked right
-//!   after parsing, before any caller walks the tree.
+//! * any DOCTYPE is refused, wherever `<!DOCTYPE` appears (even in a comment), so there
+//!   are no DTDs, no entity declarations, no external entities (XXE) and no entity
+//!   expansion;
+//! * the input size is capped before parsing; node count, depth, attributes per
+//!   element, name lengths and text lengths are capped while parsing, before any
+//!   caller can walk the tree.
 //!
-//! roxmltree builds the tree without recursion, but it has no depth limit of its own:
-//! 100,000 nested elements parse fine. The depth check here is iterative, and so is
-//! everything else in this crate that walks a tree.
+//! Parsing and every walk of the tree are iterative: nesting depth costs heap, never
+//! stack.
+//!
+//! # Agreement with roxmltree
+//! The reader used roxmltree 0.21 until 2026-12 and its tree API is roxmltree's
+//! ([`crate::tree`]). A parser differential is how signature-wrapping bypasses are
+//! made, so the differential tests (`reader/differential_tests.rs`, the
+//! `reader_differential` fuzz target) hold this: whatever we accept, roxmltree with the
+//! old reader's checks accepts too and builds the same tree (node kinds, names,
+//! prefixes, attributes in order with namespace and value, namespaces in scope,
+//! text, comments, PIs, ranges). We refuse more, and only these (each has a test):
+//!
+//! * a lone carriage return in a CDATA section (roxmltree's own text checks saw only
+//!   the first piece of merged text; XML would turn it into a line feed);
+//! * a character reference to a surrogate or to a code point above U+10FFFF
+//!   (roxmltree reads it as U+FFFD), or a reference over 31 characters between `&` and `;`;
+//! * a processing instruction whose target is not followed by whitespace or `?>`
+//!   (`<?a"b?>`);
+//! * an XML declaration that is not `version="1.x"`, an EncName and `yes`/`no`
+//!   (roxmltree accepted any values there);
+//! * `xmlns` declared twice on one element, `xmlns:xml` given twice, `xmlns:xmlns`
+//!   declared, and a prefixed attribute named `xmlns` (`p:xmlns`), which roxmltree
+//!   took for a default namespace declaration;
+//! * a byte-order mark after the one the reader strips.
 //!
 //! # Security
 //! Only UTF-8 is accepted (a leading BOM is skipped). Anything else is refused rather
 //! than guessed at, because two readers that decode differently can disagree on what
 //! was signed.
 
+mod parser;
+
+#[cfg(test)]
+mod differential;
+#[cfg(test)]
+mod differential_tests;
+
 use std::fmt;
 
 use crate::error::Error;
+use crate::tree;
+use parser::Fail;
 
 /// Limits applied to every document. The defaults suit SAML protocol messages; metadata
 /// aggregates need [`Limits::metadata`].
@@ -79,8 +111,8 @@ impl fmt::Display for Position {
     }
 }
 
-impl From<roxmltree::TextPos> for Position {
-    fn from(p: roxmltree::TextPos) -> Self {
+impl From<crate::tree::TextPos> for Position {
+    fn from(p: crate::tree::TextPos) -> Self {
         Self {
             line: p.row,
             col: p.col,
@@ -171,9 +203,9 @@ pub enum ReadError {
 /// A document that passed every check of the hardened reader.
 ///
 /// Holding one is proof that the text went through [`parse`]; the canonicalizer and the
-/// signature verifier take this type, never a bare `roxmltree::Document`.
+/// signature verifier take this type, never a bare tree.
 pub struct Document<'input> {
-    doc: roxmltree::Document<'input>,
+    doc: tree::Document<'input>,
 }
 
 impl fmt::Debug for Document<'_> {
@@ -186,12 +218,12 @@ impl fmt::Debug for Document<'_> {
 
 impl<'input> Document<'input> {
     /// The parsed tree.
-    pub fn tree(&self) -> &roxmltree::Document<'input> {
+    pub fn tree(&self) -> &tree::Document<'input> {
         &self.doc
     }
 
     /// The document element.
-    pub fn root_element<'a>(&'a self) -> roxmltree::Node<'a, 'input> {
+    pub fn root_element<'a>(&'a self) -> tree::Node<'a, 'input> {
         self.doc.root_element()
     }
 
@@ -201,7 +233,7 @@ impl<'input> Document<'input> {
     }
 
     /// The 1-based line and column where `node` starts, for error messages.
-    pub fn position(&self, node: roxmltree::Node<'_, '_>) -> Position {
+    pub fn position(&self, node: tree::Node<'_, '_>) -> Position {
         self.doc.text_pos_at(node.range().start).into()
     }
 }
@@ -239,47 +271,39 @@ pub fn parse<'a>(text: &'a str, limits: &Limits) -> Result<Document<'a>, Error> 
         .into());
     }
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    if let Some(at) = find_doctype(text) {
-        return Err(ReadError::DtdForbidden(position_of(text, at)).into());
-    }
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: limits.max_nodes,
-        ..roxmltree::ParsingOptions::default()
-    };
-    let doc = roxmltree::Document::parse_with_options(text, options).map_err(|e| match e {
-        roxmltree::Error::DtdDetected => ReadError::DtdForbidden(Position { line: 1, col: 1 }),
-        roxmltree::Error::NodesLimitReached => ReadError::TooManyNodes {
-            limit: limits.max_nodes,
-        },
-        other => ReadError::Malformed {
-            message: other.to_string(),
-        },
-    })?;
-    check_tree(&doc, limits)?;
+    let doc = parser::parse(text, limits).map_err(|fail| read_error(text, limits, fail))?;
     Ok(Document { doc })
 }
 
-/// Finds `<!DOCTYPE` anywhere in the text. Matching it inside a comment or CDATA too is
-/// deliberate: a false refusal is harmless, a missed DTD is not.
-fn find_doctype(text: &str) -> Option<usize> {
-    const REST: &[u8] = b"doctype";
-    let bytes = text.as_bytes();
-    // `<!` is rare (comments, CDATA), so checking only after it keeps this a fast scan.
-    text.match_indices("<!").map(|(at, _)| at).find(|&at| {
-        bytes
-            .get(at + 2..at + 2 + REST.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(REST))
-    })
-}
-
-/// Whether `raw` (a text node's source) holds a CR that is not the start of CR LF.
-fn has_lone_cr(raw: &str) -> bool {
-    if !raw.contains('\r') {
-        return false;
+fn read_error(text: &str, limits: &Limits, fail: Fail) -> ReadError {
+    let at = |byte| position_of(text, byte);
+    match fail {
+        Fail::Malformed(what, byte) => ReadError::Malformed {
+            message: format!("{what} at {}", at(byte)),
+        },
+        Fail::Dtd(byte) => ReadError::DtdForbidden(at(byte)),
+        Fail::TooManyNodes => ReadError::TooManyNodes {
+            limit: limits.max_nodes,
+        },
+        Fail::TooDeep(byte) => ReadError::TooDeep {
+            limit: limits.max_depth,
+            at: at(byte),
+        },
+        Fail::TooManyAttributes(byte) => ReadError::TooManyAttributes {
+            limit: limits.max_attributes,
+            at: at(byte),
+        },
+        Fail::NameTooLong(byte) => ReadError::NameTooLong {
+            limit: limits.max_name_len,
+            at: at(byte),
+        },
+        Fail::TextTooLong(byte) => ReadError::TextTooLong {
+            limit: limits.max_text_len,
+            at: at(byte),
+        },
+        Fail::LoneCr(byte) => ReadError::LoneCarriageReturn(at(byte)),
+        Fail::ReservedPi(byte) => ReadError::ReservedPiTarget(at(byte)),
     }
-    let bytes = raw.as_bytes();
-    (0..bytes.len()).any(|i| bytes.get(i) == Some(&b'\r') && bytes.get(i + 1) != Some(&b'\n'))
 }
 
 fn position_of(text: &str, byte: usize) -> Position {
@@ -290,88 +314,6 @@ fn position_of(text: &str, byte: usize) -> Position {
         line: u32::try_from(line).unwrap_or(u32::MAX),
         col: u32::try_from(col).unwrap_or(u32::MAX),
     }
-}
-
-/// Depth, attribute, name and text checks in one pass over the nodes in document order.
-///
-/// Depth is tracked per node ID in a flat vector, so no recursion is needed.
-fn check_tree(doc: &roxmltree::Document<'_>, limits: &Limits) -> Result<(), ReadError> {
-    let mut depth: Vec<u32> = Vec::with_capacity(doc.descendants().len());
-    let pos = |n: roxmltree::Node<'_, '_>| Position::from(doc.text_pos_at(n.range().start));
-    for node in doc.descendants() {
-        let parent_depth = node
-            .parent()
-            .and_then(|p| depth.get(p.id().get_usize()).copied())
-            .unwrap_or(0);
-        let d = if node.is_element() {
-            parent_depth + 1
-        } else {
-            parent_depth
-        };
-        depth.push(d);
-        if node.is_element() {
-            if d as usize > limits.max_depth {
-                return Err(ReadError::TooDeep {
-                    limit: limits.max_depth,
-                    at: pos(node),
-                });
-            }
-            let attrs = node.attributes().len();
-            let own_ns = own_namespace_declarations(node);
-            if attrs + own_ns > limits.max_attributes {
-                return Err(ReadError::TooManyAttributes {
-                    limit: limits.max_attributes,
-                    at: pos(node),
-                });
-            }
-            // One pass over the attributes for both limits. Namespace prefixes are looked at
-            // only where an element declares some: an element that declares none has exactly
-            // its parent's, which were checked there.
-            let mut long_name = node.tag_name().name().len() > limits.max_name_len
-                || (own_ns > 0
-                    && node
-                        .namespaces()
-                        .any(|ns| ns.name().map_or(0, str::len) > limits.max_name_len));
-            let mut long_value = false;
-            for a in node.attributes() {
-                long_name |= a.name().len() > limits.max_name_len;
-                long_value |= a.value().len() > limits.max_text_len;
-            }
-            if long_name {
-                return Err(ReadError::NameTooLong {
-                    limit: limits.max_name_len,
-                    at: pos(node),
-                });
-            }
-            if long_value {
-                return Err(ReadError::TextTooLong {
-                    limit: limits.max_text_len,
-                    at: pos(node),
-                });
-            }
-        } else if let Some(pi) = node.pi() {
-            if pi.target.eq_ignore_ascii_case("xml") {
-                return Err(ReadError::ReservedPiTarget(pos(node)));
-            }
-        } else if let Some(t) = node.text() {
-            if t.len() > limits.max_text_len {
-                return Err(ReadError::TextTooLong {
-                    limit: limits.max_text_len,
-                    at: pos(node),
-                });
-            }
-            if node.is_text() && doc.input_text().get(node.range()).is_some_and(has_lone_cr) {
-                return Err(ReadError::LoneCarriageReturn(pos(node)));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Namespace declarations made on this element itself (not inherited).
-fn own_namespace_declarations(node: roxmltree::Node<'_, '_>) -> usize {
-    let inherited = node.parent_element().map_or(0, |p| p.namespaces().len());
-    node.namespaces().len().saturating_sub(inherited)
 }
 
 #[cfg(test)]
