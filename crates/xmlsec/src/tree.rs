@@ -273,6 +273,14 @@ impl<'a, 'input> Attribute<'a, 'input> {
         self.data.prefix
     }
 
+    /// The qualified name as written.
+    pub fn qname(&self) -> &'input str {
+        self.doc
+            .text
+            .get(self.range_qname())
+            .unwrap_or(self.data.local)
+    }
+
     /// The normalized value (references expanded, whitespace characters as spaces).
     pub fn value(&self) -> &'a str {
         &self.data.value
@@ -434,6 +442,38 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
         match self.d().kind {
             NodeKind::Element { prefix, .. } => prefix,
             _ => "",
+        }
+    }
+
+    /// The element's qualified name as written (`""` for other nodes): what C14N
+    /// writes, since the prefix is the author's choice.
+    pub fn qname(&self) -> &'input str {
+        let d = self.d();
+        match d.kind {
+            NodeKind::Element { local, prefix, .. } => {
+                let len = if prefix.is_empty() {
+                    local.len()
+                } else {
+                    prefix.len() + 1 + local.len()
+                };
+                let start = d.range.start + 1;
+                self.doc.text.get(start..start + len).unwrap_or(local)
+            }
+            _ => "",
+        }
+    }
+
+    /// Whether two elements have the very same list of namespaces in scope (the second
+    /// declares nothing of its own under the first, or they are one element): cheaper
+    /// than comparing the lists, and never true when they differ.
+    pub(crate) fn shares_namespaces_with(&self, other: &Node<'_, '_>) -> bool {
+        let doc_a: *const u8 = (self.doc as *const Document<'_>).cast();
+        let doc_b: *const u8 = (other.doc as *const Document<'_>).cast();
+        match (&self.d().kind, &other.d().kind) {
+            (NodeKind::Element { namespaces: a, .. }, NodeKind::Element { namespaces: b, .. }) => {
+                a == b && std::ptr::eq(doc_a, doc_b)
+            }
+            _ => false,
         }
     }
 
