@@ -15,6 +15,7 @@ pub mod dsig;
 pub mod error;
 pub mod fuzzing;
 pub mod reader;
+mod scan;
 pub mod tree;
 pub mod xmlenc;
 

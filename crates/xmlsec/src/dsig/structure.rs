@@ -269,17 +269,19 @@ fn inclusive_prefixes<'a>(
 /// Decodes base64 from an element's text children; whitespace is ignored, anything but
 /// text is refused.
 fn base64_text(node: Node<'_, '_>, element: &'static str) -> Result<Vec<u8>, SignatureError> {
-    let mut compact = String::new();
+    // Bytes, not chars: the whitespace to drop is ASCII, and anything else that is not
+    // base64 makes the decoder refuse.
+    let mut compact = Vec::new();
     for child in node.children() {
         if !child.is_text() {
             return Err(SignatureError::NonTextContent { element });
         }
+        let text = child.text().unwrap_or_default().as_bytes();
+        compact.reserve(text.len());
         compact.extend(
-            child
-                .text()
-                .unwrap_or_default()
-                .chars()
-                .filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n')),
+            text.iter()
+                .copied()
+                .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')),
         );
     }
     STANDARD

@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use super::Limits;
+use crate::scan;
 use crate::tree::{
     AttributeData, Document, NS_XML_URI, NS_XMLNS_URI, Namespace, NodeData, NodeId, NodeKind, PI,
 };
@@ -84,37 +85,6 @@ const fn classes() -> [u8; 256] {
 }
 
 static CLASS: [u8; 256] = classes();
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// Whether any byte of `x` equals `c`.
-#[inline(always)]
-fn swar_has(x: u64, c: u8) -> bool {
-    let y = x ^ (LO * c as u64);
-    (y.wrapping_sub(LO) & !y & HI) != 0
-}
-
-/// Whether any byte of `x` is below 0x20 or has its top bit set.
-#[inline(always)]
-fn swar_ctl_or_high(x: u64) -> bool {
-    ((x.wrapping_sub(LO * 0x20) | x) & HI) != 0
-}
-
-/// Skips 8 bytes at a time while none of them is a control, non-ASCII or one of `stops`.
-#[inline(always)]
-fn swar_skip<const N: usize>(b: &[u8], mut i: usize, stops: [u8; N]) -> usize {
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w);
-        if swar_ctl_or_high(x) || stops.iter().any(|&c| swar_has(x, c)) {
-            break;
-        }
-        i += 8;
-    }
-    i
-}
 
 fn is_name_start_char(c: char) -> bool {
     let u = c as u32;
@@ -196,14 +166,14 @@ pub(super) fn parse<'i>(text: &'i str, limits: &Limits) -> R<Document<'i>> {
             text,
             nodes: Vec::with_capacity(estimate + 1),
             attrs: Vec::with_capacity(estimate),
-            ns_values: Vec::new(),
-            ns_order: Vec::new(),
+            ns_values: Vec::with_capacity(8),
+            ns_order: Vec::with_capacity(32),
         },
-        awaiting: Vec::new(),
-        open: Vec::new(),
-        tmp: Vec::new(),
+        awaiting: Vec::with_capacity(16),
+        open: Vec::with_capacity(16),
+        tmp: Vec::with_capacity(8),
         text_node: None,
-        ns_sorted: Vec::new(),
+        ns_sorted: Vec::with_capacity(8),
     };
     p.doc.nodes.push(NodeData {
         parent: None,
@@ -748,7 +718,7 @@ impl<'i, 'l> Parser<'i, 'l> {
         let mut plain = true;
         let b = self.b;
         loop {
-            let mut i = swar_skip(b, self.pos, [b'"', b'\'', b'<', b'&']);
+            let mut i = scan::skip_ascii(b, self.pos, [b'"', b'\'', b'<', b'&']);
             while i < b.len() && CLASS[b[i] as usize] & AV == 0 {
                 i += 1;
             }
@@ -860,7 +830,7 @@ impl<'i, 'l> Parser<'i, 'l> {
         let b = self.b;
         let n = b.len();
         loop {
-            let mut i = swar_skip(b, self.pos, [b'<', b'&', b'>']);
+            let mut i = scan::skip_ascii(b, self.pos, [b'<', b'&', b'>']);
             while i < n && CLASS[b[i] as usize] & TX == 0 {
                 i += 1;
             }
