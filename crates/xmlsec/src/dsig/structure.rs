@@ -271,6 +271,17 @@ fn inclusive_prefixes<'a>(
 fn base64_text(node: Node<'_, '_>, element: &'static str) -> Result<Vec<u8>, SignatureError> {
     // Bytes, not chars: the whitespace to drop is ASCII, and anything else that is not
     // base64 makes the decoder refuse.
+    let mut children = node.children();
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    // The common case: one text node with nothing to drop.
+    if let (Some(only), None) = (children.next(), children.next()) {
+        let text = only.text().unwrap_or_default().as_bytes();
+        if only.is_text() && !text.iter().any(is_space) {
+            return STANDARD
+                .decode(text)
+                .map_err(|_| SignatureError::InvalidBase64 { element });
+        }
+    }
     let mut compact = Vec::new();
     for child in node.children() {
         if !child.is_text() {
@@ -278,11 +289,7 @@ fn base64_text(node: Node<'_, '_>, element: &'static str) -> Result<Vec<u8>, Sig
         }
         let text = child.text().unwrap_or_default().as_bytes();
         compact.reserve(text.len());
-        compact.extend(
-            text.iter()
-                .copied()
-                .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')),
-        );
+        compact.extend(text.iter().copied().filter(|b| !is_space(b)));
     }
     STANDARD
         .decode(compact)
