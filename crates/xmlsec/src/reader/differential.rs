@@ -176,12 +176,16 @@ fn compare_node(x: tree::Node<'_, '_>, y: roxmltree::Node<'_, '_>) -> Result<(),
         y.tag_name().namespace(),
     )?;
     let text = x.document().input_text();
+    let expected = if x.prefix().is_empty() {
+        x.tag_name().name().to_owned()
+    } else {
+        format!("{}:{}", x.prefix(), x.tag_name().name())
+    };
     let written = text
         .get(x.range().start + 1..)
-        .and_then(|s| s.get(..x.prefix().len()));
-    if !x.prefix().is_empty() {
-        same("prefix", written, Some(x.prefix()))?;
-    }
+        .and_then(|s| s.get(..expected.len()));
+    same("qname as written", written, Some(expected.as_str()))?;
+    same("qname", x.qname(), expected.as_str())?;
     let xs: Vec<_> = x.namespaces().map(|n| (n.name(), n.uri())).collect();
     let ys: Vec<_> = y.namespaces().map(|n| (n.name(), n.uri())).collect();
     same("namespaces", xs, ys)?;

@@ -401,6 +401,8 @@ fn deliberate_refusals_are_refusals_roxmltree_would_not_make() {
             "<a xmlns:p='urn:p' p:xmlns='urn:x'/>",
         ),
         ("second byte-order mark", "\u{FEFF}\u{FEFF}<a/>"),
+        ("attribute name starting with a colon", "<a :b='1'/>"),
+        ("element name starting with a colon", "<:a/>"),
     ];
     for (what, text) in cases {
         assert!(old_accepts(text), "{what}: roxmltree refuses {text:?} too");

@@ -23,8 +23,9 @@
 //! prefixes, attributes in order with namespace and value, namespaces in scope,
 //! text, comments, PIs, ranges). We refuse more, and only these (each has a test):
 //!
-//! * a lone carriage return in a CDATA section (roxmltree's own text checks saw only
-//!   the first piece of merged text; XML would turn it into a line feed);
+//! * a lone carriage return anywhere in character data (the old checks looked only at
+//!   the first piece of a merged text node, so one in a CDATA section, or in text after
+//!   one, passed and became a line feed);
 //! * a character reference to a surrogate or to a code point above U+10FFFF
 //!   (roxmltree reads it as U+FFFD), or a reference over 31 characters between `&` and `;`;
 //! * a processing instruction whose target is not followed by whitespace or `?>`
@@ -34,6 +35,8 @@
 //! * `xmlns` declared twice on one element, `xmlns:xml` given twice, `xmlns:xmlns`
 //!   declared, and a prefixed attribute named `xmlns` (`p:xmlns`), which roxmltree
 //!   took for a default namespace declaration;
+//! * a name that starts with a colon (`:a`), which roxmltree reads as the unprefixed
+//!   `a` (found by the `reader_differential` fuzz target in its first seconds);
 //! * a byte-order mark after the one the reader strips.
 //!
 //! # Security

@@ -466,8 +466,9 @@ impl<'i, 'l> Parser<'i, 'l> {
             }
             match b.get(i) {
                 Some(b':') => {
-                    if colon.is_some() {
-                        return self.err("two colons in a name", start);
+                    // roxmltree reads `:a` as an unprefixed `a`; it is no QName.
+                    if colon.is_some() || i == start {
+                        return self.err("colon misplaced in a name", start);
                     }
                     colon = Some(i);
                     i += 1;
