@@ -9,7 +9,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::Limits;
-use super::differential::{check, fuzz_limits};
+use super::differential::{check, fuzz_limits, old_reader};
 
 /// The limits the readers are compared under: the defaults, the differential fuzz
 /// target's, and tiny ones so that every limit is hit on ordinary inputs.
@@ -409,4 +409,23 @@ fn deliberate_refusals_are_refusals_roxmltree_would_not_make() {
         let ours = super::parse(text, &Limits::default());
         assert!(ours.is_err(), "{what}: we accept {text:?}");
     }
+}
+
+/// The attribute limit counts every namespace declaration written on the element; the
+/// old count (in-scope namespaces minus the parent's) missed a redeclared prefix.
+#[test]
+fn attribute_limit_counts_redeclarations_the_old_count_missed() {
+    let limits = Limits {
+        max_attributes: 1,
+        ..Limits::default()
+    };
+    let text = "<r xmlns:p='urn:a'><a x='1' xmlns:p='urn:b'/></r>";
+    assert!(old_reader(text, &limits).is_ok());
+    assert!(matches!(
+        super::parse(text, &limits),
+        Err(crate::Error::Read(super::ReadError::TooManyAttributes {
+            limit: 1,
+            ..
+        }))
+    ));
 }

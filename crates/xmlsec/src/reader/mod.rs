@@ -37,7 +37,9 @@
 //!   took for a default namespace declaration;
 //! * a name that starts with a colon (`:a`), which roxmltree reads as the unprefixed
 //!   `a` (found by the `reader_differential` fuzz target in its first seconds);
-//! * a byte-order mark after the one the reader strips.
+//! * a byte-order mark after the one the reader strips;
+//! * an element over [`Limits::max_attributes`] once every namespace declaration written
+//!   on it is counted (the old count left out a redeclared inherited prefix).
 //!
 //! # Security
 //! Only UTF-8 is accepted (a leading BOM is skipped). Anything else is refused rather
