@@ -188,10 +188,6 @@ impl<'input> Document<'input> {
         }
     }
 
-    fn data(&self, id: NodeId) -> Option<&NodeData<'input>> {
-        self.nodes.get(id.get_usize())
-    }
-
     fn namespace(&self, idx: Option<u16>) -> Option<&Namespace<'input>> {
         idx.and_then(|i| self.ns_values.get(usize::from(i)))
     }
@@ -377,9 +373,11 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
         }
     }
 
+    /// A node this one links to. Links are made only by the parser, between nodes of
+    /// the same arena, so they are not checked again here ([`Node::d`] would still
+    /// answer for a bad one without panicking).
     fn at(&self, id: Option<NodeId>) -> Option<Self> {
-        id.filter(|id| self.doc.data(*id).is_some())
-            .map(|id| Node { id, doc: self.doc })
+        id.map(|id| Node { id, doc: self.doc })
     }
 
     /// The kind of node.
