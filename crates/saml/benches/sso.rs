@@ -31,7 +31,7 @@ use latchkey_xmlsec::c14n::{self, Algorithm, Options};
 use latchkey_xmlsec::crypto::{LegacyPolicy, SignatureAlgorithm, SigningKey};
 use latchkey_xmlsec::dsig::{self, VerifyOptions};
 use latchkey_xmlsec::reader::{self, Limits};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 use time::macros::datetime;
 
 const IDP: &str = "https://idp.example.org/saml";

@@ -6,7 +6,7 @@
 
 use latchkey_xmlsec::crypto::{Certificate, SigningKey};
 use latchkey_xmlsec::dsig;
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};

@@ -5,7 +5,7 @@
 
 use latchkey_xmlsec::dsig::Verified;
 use latchkey_xmlsec::reader::{Limits, parse};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 use time::OffsetDateTime;
 
 use crate::assertion::{NameId, write_issuer};

@@ -47,7 +47,7 @@
 use latchkey_xmlsec::crypto::{Certificate, KeyKind, VerifyingKey};
 use latchkey_xmlsec::dsig::Verified;
 use latchkey_xmlsec::reader::{self, Document};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 use latchkey_xmlsec::xmlenc::{self, EncryptionError, XENC_NS};
 pub use latchkey_xmlsec::xmlenc::{
     DataAlgorithm, DecryptOptions, Decrypted, DecryptionKey, EncryptOptions, KeyTransport,

@@ -1,7 +1,7 @@
 //! The attributes and Issuer that every protocol message carries (RequestAbstractType
 //! and StatusResponseType, SAML core §3.2.1 and §3.2.2).
 
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 use time::OffsetDateTime;
 
 use crate::assertion::parse_issuer;

@@ -21,7 +21,7 @@
 use latchkey_xmlsec::crypto::{DigestAlgorithm, SignatureAlgorithm, VerifyingKey};
 use latchkey_xmlsec::dsig::{self, Verified, VerifyOptions};
 use latchkey_xmlsec::reader::{self, Document, Limits};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 
 use crate::authn_request::AuthnRequest;
 use crate::binding::{MessageKind, post::PostMessage, redirect::RedirectMessage};

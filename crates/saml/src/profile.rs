@@ -18,7 +18,7 @@
 use latchkey_xmlsec::crypto::{DigestAlgorithm, SignatureAlgorithm, VerifyingKey};
 use latchkey_xmlsec::dsig::Verified;
 use latchkey_xmlsec::reader::{self, Limits};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 use time::{Duration, OffsetDateTime};
 
 use crate::assertion::{

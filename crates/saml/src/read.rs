@@ -5,7 +5,7 @@
 //! what they read is always inside the element they were given (a verified one, for
 //! assertions).
 
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
@@ -13,7 +13,9 @@ use crate::time::parse_datetime;
 
 /// Whether `node` is the element `{ns}local`.
 pub(crate) fn is(node: Node<'_, '_>, ns: &str, local: &str) -> bool {
-    node.is_element() && node.tag_name().namespace() == Some(ns) && node.tag_name().name() == local
+    // The short local name first: it is what usually differs.
+    let name = node.tag_name();
+    node.is_element() && name.name() == local && name.namespace() == Some(ns)
 }
 
 /// Refuses a node that is not `{ns}local`.

@@ -5,7 +5,7 @@
 //! be read depends on which signature covers them.
 
 use latchkey_xmlsec::reader::{Limits, parse};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 use time::OffsetDateTime;
 
 use crate::assertion::write_issuer;

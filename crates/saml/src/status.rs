@@ -1,6 +1,6 @@
 //! Status codes of responses (SAML core §3.2.2.2).
 
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 
 use crate::error::Result;
 use crate::ns::PROTOCOL;

@@ -359,7 +359,7 @@ struct Signature {
 /// Every `ds:Signature` of the document, in document order.
 fn signatures(xml: &str) -> anyhow::Result<Vec<Signature>> {
     let doc = reader::parse(xml, &Limits::default())?;
-    let dsig = |n: &latchkey_xmlsec::roxmltree::Node<'_, '_>, local: &str| {
+    let dsig = |n: &latchkey_xmlsec::tree::Node<'_, '_>, local: &str| {
         n.is_element() && n.tag_name().namespace() == Some(DSIG_NS) && n.tag_name().name() == local
     };
     let mut found = Vec::new();

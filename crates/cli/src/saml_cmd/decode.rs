@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
 use latchkey_saml::ns;
 use latchkey_xmlsec::reader::{self, Limits};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 
 use super::pretty::pretty;
 use crate::stdout::{out, outln};

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use latchkey_xmlsec::reader::Document;
-use latchkey_xmlsec::roxmltree::{Node, NodeType};
+use latchkey_xmlsec::tree::{Node, NodeType};
 
 const INDENT: &str = "  ";
 

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use latchkey_xmlsec::reader;
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 
 #[derive(Debug, Subcommand)]
 pub enum XmlCommand {

@@ -14,7 +14,7 @@ use latchkey_saml::metadata::{
 use latchkey_saml::profile::{SpSettings, validate_response};
 use latchkey_xmlsec::crypto::Certificate;
 use latchkey_xmlsec::reader::{self, Limits};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 
 use super::support::*;
 

@@ -27,7 +27,7 @@ use latchkey_xmlsec::crypto::key::MIN_RSA_BITS;
 use latchkey_xmlsec::crypto::{KeyKind, VerifyingKey};
 use latchkey_xmlsec::dsig::VerifyOptions;
 use latchkey_xmlsec::reader::{self, Limits};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 use time::OffsetDateTime;
 
 use super::model::{AcsEndpoint, Binding, Endpoint, NameIdFormat, NameIdSource, NewApplication};

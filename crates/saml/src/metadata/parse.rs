@@ -12,7 +12,7 @@
 use latchkey_xmlsec::crypto::{Certificate, VerifyingKey};
 use latchkey_xmlsec::dsig::{self, VerifyOptions};
 use latchkey_xmlsec::reader::{self, Limits};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 use time::{Duration, OffsetDateTime};
 
 use super::{

@@ -17,15 +17,13 @@
 
 mod escape;
 mod namespace;
-mod source;
 
 use std::cmp::Ordering;
 
-use roxmltree::{Node, NodeType};
+use crate::tree::{Node, NodeType};
 
 use crate::error::Error;
 use namespace::Rendered;
-use source::QName;
 
 /// The namespace `xml:` is bound to by definition; it is never declared in the output.
 const XML_NAMESPACE: &str = "http://www.w3.org/XML/1998/namespace";
@@ -51,11 +49,6 @@ pub enum C14nError {
         /// The prefix.
         prefix: String,
     },
-    /// The source text at a node's recorded position does not hold the name the parser
-    /// reported, so its prefix cannot be recovered. Only a document that did not come
-    /// from the reader (or a parser bug) can cause this.
-    #[error("source text does not match the parsed tree")]
-    SourceMismatch,
 }
 
 /// Which canonicalization algorithm, by its XML-DSig URI.
@@ -219,7 +212,7 @@ impl<'o, 'p, 'x, 'xi> Canonicalizer<'o, 'p, 'x, 'xi> {
         match apex.node_type() {
             NodeType::Root => self.document(apex),
             NodeType::Element => {
-                let mut walk = Walk::new(apex.document().input_text());
+                let mut walk = Walk::new();
                 walk.subtree(self, apex)
             }
             NodeType::Text | NodeType::Comment | NodeType::PI => Err(C14nError::ApexNotElement),
@@ -229,7 +222,7 @@ impl<'o, 'p, 'x, 'xi> Canonicalizer<'o, 'p, 'x, 'xi> {
     /// The whole document: the document element, and comments and PIs around it, each
     /// separated from the document element by one LF (C14N 1.0 §2.3, "Root Node").
     fn document(&mut self, root: Node<'_, '_>) -> Result<(), C14nError> {
-        let mut walk = Walk::new(root.document().input_text());
+        let mut walk = Walk::new();
         let mut after_element = false;
         for child in root.children() {
             match child.node_type() {
@@ -290,8 +283,8 @@ impl<'o, 'p, 'x, 'xi> Canonicalizer<'o, 'p, 'x, 'xi> {
 /// object, same node ID. (Two documents parsed from one string are still different
 /// documents.)
 fn same_node(a: Node<'_, '_>, b: Node<'_, '_>) -> bool {
-    let doc_a: *const u8 = (a.document() as *const roxmltree::Document<'_>).cast();
-    let doc_b: *const u8 = (b.document() as *const roxmltree::Document<'_>).cast();
+    let doc_a: *const u8 = (a.document() as *const crate::tree::Document<'_>).cast();
+    let doc_b: *const u8 = (b.document() as *const crate::tree::Document<'_>).cast();
     a.id() == b.id() && std::ptr::eq(doc_a, doc_b)
 }
 
@@ -317,17 +310,15 @@ fn bytewise(a: &[u8], b: &[u8]) -> Ordering {
     a.len().cmp(&b.len())
 }
 
-/// Whether two elements have the very same in-scope namespace list. roxmltree stores
-/// each distinct (prefix, URI) once, and an element that declares nothing reuses its
-/// parent's list, so comparing addresses is exact and cheap.
-fn same_namespaces(a: Node<'_, '_>, b: Node<'_, '_>) -> bool {
-    let (mut xs, mut ys) = (a.namespaces(), b.namespaces());
-    xs.len() == ys.len() && xs.all(|x| ys.next().is_some_and(|y| std::ptr::eq(x, y)))
+/// An element's qualified name as written, and its prefix (`""` when unprefixed).
+#[derive(Debug, Clone, Copy)]
+struct QName<'i> {
+    qname: &'i str,
+    prefix: &'i str,
 }
 
 /// The element walk and the per-element work, over one document's nodes.
 struct Walk<'a> {
-    text: &'a str,
     rendered: Rendered<'a>,
     /// Qualified names of the open elements, for their end tags.
     open: Vec<&'a str>,
@@ -338,9 +329,8 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    fn new(text: &'a str) -> Self {
+    fn new() -> Self {
         Walk {
-            text,
             rendered: Rendered::default(),
             open: Vec::new(),
             declare: Vec::new(),
@@ -397,10 +387,16 @@ impl<'a> Walk<'a> {
     where
         'n: 'a,
     {
-        let name = source::element(self.text, node)?;
+        let name = QName {
+            qname: node.qname(),
+            prefix: node.prefix(),
+        };
         // Every namespace in scope is checked (as libxml2 does), but an element that
         // declares nothing shares its parent's list, which was checked already.
-        let inherited = !is_apex && node.parent().is_some_and(|p| same_namespaces(node, p));
+        let inherited = !is_apex
+            && node
+                .parent()
+                .is_some_and(|p| node.shares_namespaces_with(&p));
         if !inherited {
             for ns in node.namespaces() {
                 namespace::check_uri(ns.name(), ns.uri())?;
@@ -408,12 +404,11 @@ impl<'a> Walk<'a> {
         }
         self.attrs.clear();
         for attr in node.attributes() {
-            let qname = source::attribute(self.text, &attr)?;
             self.attrs.push(OutAttr {
                 namespace: attr.namespace().unwrap_or_default(),
                 local: attr.name(),
-                prefix: qname.prefix,
-                qname: qname.qname,
+                prefix: attr.prefix(),
+                qname: attr.qname(),
                 value: attr.value(),
             });
         }
@@ -536,12 +531,11 @@ impl<'a> Walk<'a> {
                 if taken {
                     continue;
                 }
-                let qname = source::attribute(self.text, &attr)?;
                 self.attrs.push(OutAttr {
                     namespace: XML_NAMESPACE,
                     local: attr.name(),
-                    prefix: qname.prefix,
-                    qname: qname.qname,
+                    prefix: attr.prefix(),
+                    qname: attr.qname(),
                     value: attr.value(),
                 });
             }

@@ -238,7 +238,7 @@ pub enum SignatureError {
 }
 
 /// Expanded name of an element, for error messages.
-fn expanded_name(node: roxmltree::Node<'_, '_>) -> String {
+fn expanded_name(node: crate::tree::Node<'_, '_>) -> String {
     let tag = node.tag_name();
     match tag.namespace() {
         Some(ns) => format!("{{{ns}}}{}", tag.name()),
@@ -247,7 +247,7 @@ fn expanded_name(node: roxmltree::Node<'_, '_>) -> String {
 }
 
 /// Whether `node` is the element `ds:<local>`.
-fn is_dsig(node: roxmltree::Node<'_, '_>, local: &str) -> bool {
+fn is_dsig(node: crate::tree::Node<'_, '_>, local: &str) -> bool {
     node.is_element()
         && node.tag_name().namespace() == Some(DSIG_NS)
         && node.tag_name().name() == local

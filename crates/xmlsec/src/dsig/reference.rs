@@ -6,7 +6,7 @@
 //! consumer that disagree about which element an ID names is the whole of signature
 //! wrapping.
 
-use roxmltree::Node;
+use crate::tree::Node;
 
 use super::SignatureError;
 
@@ -49,7 +49,7 @@ pub(super) fn element_id<'a>(node: Node<'a, '_>, names: &[String]) -> Option<&'a
 /// Every element carrying `id` in an attribute whose local name is in `names`
 /// (qualified or not). An element carrying it twice is listed twice.
 pub(super) fn id_occurrences<'a, 'i>(
-    doc: &'a roxmltree::Document<'i>,
+    doc: &'a crate::tree::Document<'i>,
     id: &str,
     names: &[String],
 ) -> Vec<Node<'a, 'i>> {
@@ -66,7 +66,7 @@ pub(super) fn id_occurrences<'a, 'i>(
 
 /// The one element carrying `id`; none or several is an error.
 pub(super) fn unique_element_by_id<'a, 'i>(
-    doc: &'a roxmltree::Document<'i>,
+    doc: &'a crate::tree::Document<'i>,
     id: &str,
     names: &[String],
 ) -> Result<Node<'a, 'i>, SignatureError> {
@@ -109,25 +109,27 @@ mod tests {
     #[test]
     fn duplicates_counted_across_names_and_namespaces() {
         let names = vec!["ID".to_owned(), "Id".to_owned()];
-        let doc = roxmltree::Document::parse(
+        let read = crate::reader::parse(
             r#"<r xmlns:x="urn:x"><a ID="k"/><b Id="k"/><c x:ID="j"/><d ID="j"/><e ID="m"/></r>"#,
+            &crate::reader::Limits::default(),
         )
         .unwrap();
-        assert_eq!(id_occurrences(&doc, "k", &names).len(), 2);
-        assert_eq!(id_occurrences(&doc, "j", &names).len(), 2);
+        let doc = read.tree();
+        assert_eq!(id_occurrences(doc, "k", &names).len(), 2);
+        assert_eq!(id_occurrences(doc, "j", &names).len(), 2);
         assert!(matches!(
-            unique_element_by_id(&doc, "k", &names),
+            unique_element_by_id(doc, "k", &names),
             Err(SignatureError::DuplicateId { count: 2, .. })
         ));
         assert_eq!(
-            unique_element_by_id(&doc, "m", &names)
+            unique_element_by_id(doc, "m", &names)
                 .unwrap()
                 .tag_name()
                 .name(),
             "e"
         );
         assert!(matches!(
-            unique_element_by_id(&doc, "zz", &names),
+            unique_element_by_id(doc, "zz", &names),
             Err(SignatureError::IdNotFound { .. })
         ));
     }

@@ -4,9 +4,9 @@
 //! the whole document. Inserting the Signature's bytes at one offset leaves everything
 //! else exactly as the caller wrote it, so what we digested is what the caller sends.
 
+use crate::tree::Node;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use roxmltree::Node;
 
 use super::reference::{self, is_bare_name};
 use super::{DSIG_NS, ENVELOPED_SIGNATURE, SignatureError, VerifyOptions, is_dsig};

@@ -6,9 +6,9 @@
 //! holds only XML-DSig (1.0 or 1.1) elements. Algorithms are
 //! mapped to our allow-listed enums here, so nothing downstream sees a URI.
 
+use crate::tree::Node;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use roxmltree::Node;
 
 use super::{
     DSIG_NS, DSIG11_NS, ENVELOPED_SIGNATURE, EXC_C14N_NS, SignatureError, expanded_name, is_dsig,
@@ -269,18 +269,27 @@ fn inclusive_prefixes<'a>(
 /// Decodes base64 from an element's text children; whitespace is ignored, anything but
 /// text is refused.
 fn base64_text(node: Node<'_, '_>, element: &'static str) -> Result<Vec<u8>, SignatureError> {
-    let mut compact = String::new();
+    // Bytes, not chars: the whitespace to drop is ASCII, and anything else that is not
+    // base64 makes the decoder refuse.
+    let mut children = node.children();
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    // The common case: one text node with nothing to drop.
+    if let (Some(only), None) = (children.next(), children.next()) {
+        let text = only.text().unwrap_or_default().as_bytes();
+        if only.is_text() && !text.iter().any(is_space) {
+            return STANDARD
+                .decode(text)
+                .map_err(|_| SignatureError::InvalidBase64 { element });
+        }
+    }
+    let mut compact = Vec::new();
     for child in node.children() {
         if !child.is_text() {
             return Err(SignatureError::NonTextContent { element });
         }
-        compact.extend(
-            child
-                .text()
-                .unwrap_or_default()
-                .chars()
-                .filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n')),
-        );
+        let text = child.text().unwrap_or_default().as_bytes();
+        compact.reserve(text.len());
+        compact.extend(text.iter().copied().filter(|b| !is_space(b)));
     }
     STANDARD
         .decode(compact)

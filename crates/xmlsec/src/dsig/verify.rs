@@ -2,8 +2,8 @@
 
 use std::fmt;
 
+use crate::tree::Node;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
-use roxmltree::Node;
 
 use super::reference::{self, Target};
 use super::structure::{self, Parts, ReferencePart};
@@ -70,7 +70,7 @@ impl VerifyOptions {
 ///
 /// Outside this module a `Verified` cannot be built, only received:
 /// ```compile_fail
-/// # fn forge<'a, 'i>(node: latchkey_xmlsec::roxmltree::Node<'a, 'i>) {
+/// # fn forge<'a, 'i>(node: latchkey_xmlsec::tree::Node<'a, 'i>) {
 /// let forged = latchkey_xmlsec::dsig::Verified {
 ///     element: node,
 ///     signature: node,

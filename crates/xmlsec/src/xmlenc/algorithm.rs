@@ -3,7 +3,7 @@
 //! An `EncryptionMethod` we have not reviewed cannot be named here, so it cannot reach
 //! a cipher: it becomes a typed error while the document is still being read.
 
-use roxmltree::Node;
+use crate::tree::Node;
 
 use super::{EncryptionError, RSA_1_5, XENC_NS, XENC11_NS};
 use crate::dsig::DSIG_NS;

@@ -8,9 +8,9 @@
 //! 2. Unwrap the content key, decrypt, and check that the plaintext is one well-formed
 //!    element. Every failure here is [`EncryptionError::DecryptionFailed`].
 
+use crate::tree::Node;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use roxmltree::Node;
 use zeroize::Zeroizing;
 
 use super::algorithm::{DataAlgorithm, KeyTransport};

@@ -4,10 +4,10 @@
 //! (after the inherited namespace declarations are copied onto it, see
 //! [`super::namespace`]), so a signature inside it verifies after decryption.
 
+use crate::tree::Node;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use roxmltree::Node;
 use zeroize::Zeroizing;
 
 use super::algorithm::{DataAlgorithm, KeyTransport};

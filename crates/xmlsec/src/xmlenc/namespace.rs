@@ -9,7 +9,7 @@
 //! (an `InclusiveNamespaces` prefix list included), because C14N sees namespace nodes
 //! in scope, not where they were declared.
 
-use roxmltree::Node;
+use crate::tree::Node;
 
 const XML_PREFIX: &str = "xml";
 

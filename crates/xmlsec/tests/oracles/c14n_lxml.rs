@@ -349,7 +349,8 @@ const ATTR_PIECES: &[&str] = &[
     "&apos;",
     "&#x3C;",
 ];
-/// No lone CR in text: roxmltree 0.21 mishandles a lone CR next to a reference (it keeps
+/// No lone CR in text: roxmltree 0.21 (the reader's parser until 2026-12, still its
+/// differential reference) mishandles a lone CR next to a reference (it keeps
 /// `\r` where XML line-end handling gives `\n`), so the reader refuses lone CRs in text
 /// (`ReadError::LoneCarriageReturn`). Lone CRs still appear in attribute values, comments
 /// and PIs.

@@ -7,7 +7,7 @@
 use latchkey_xmlsec::Error;
 use latchkey_xmlsec::c14n::{self, Algorithm, C14nError, Options};
 use latchkey_xmlsec::reader::{self, Document, Limits};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 
 const EXC: Algorithm = Algorithm::Exclusive {
     with_comments: false,

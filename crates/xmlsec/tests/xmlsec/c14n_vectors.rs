@@ -14,7 +14,7 @@ use aws_lc_rs::digest;
 use base64::Engine as _;
 use latchkey_xmlsec::c14n::{self, Algorithm, Options};
 use latchkey_xmlsec::reader::{self, Limits};
-use latchkey_xmlsec::roxmltree::Node;
+use latchkey_xmlsec::tree::Node;
 
 const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 const EXC: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";

@@ -271,7 +271,7 @@ fn handle_exposes_only_signed_content() {
     assert_eq!(
         name_id.text(),
         Some("alice@"),
-        "roxmltree's first text node"
+        "text() is the first text node only, as in roxmltree"
     );
     assert_eq!(v.text(name_id).as_deref(), Some("alice@example.org"));
     // The Signature and everything outside the Assertion are not covered.
