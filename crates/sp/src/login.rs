@@ -152,6 +152,10 @@ impl PendingStore {
     }
 }
 
+/// The advisory lock (PostgreSQL) that serializes inserts of pending requests across nodes:
+/// an arbitrary constant, "lk-pend" in ASCII.
+const PENDING_INSERT_LOCK: i64 = 0x006c_6b2d_7065_6e64;
+
 /// Outstanding requests in SQL.
 ///
 /// # Security
@@ -170,28 +174,43 @@ impl SqlPendingRequests {
         Self { db, capacity }
     }
 
+    /// Prunes, then inserts only while fewer than `capacity` are held, as one step: a burst
+    /// of logins cannot all see room and all insert. On SQLite the conditional insert is one
+    /// statement under the database's write lock; on PostgreSQL, where concurrent statements
+    /// each count their own snapshot, the transaction first takes an advisory lock that every
+    /// node's inserts share.
     async fn insert(&self, request: PendingRequest, now: OffsetDateTime) -> Result<String, Error> {
+        let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+        if self.db.backend() == crate::store::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PENDING_INSERT_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+        }
         sqlx::query("DELETE FROM sp_pending_requests WHERE expires_at <= $1")
             .bind(millis(now))
-            .execute(self.db.pool())
+            .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;
-        let held = self.count().await?;
-        if held >= self.capacity {
-            return Err(Error::TooManyPendingRequests(held));
-        }
         let key = Uuid::new_v4().simple().to_string();
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO sp_pending_requests (relay_state, request_id, return_to, expires_at) \
-             VALUES ($1, $2, $3, $4)",
+             SELECT $1, $2, $3, $4 WHERE (SELECT COUNT(*) FROM sp_pending_requests) < $5",
         )
         .bind(key.clone())
         .bind(request.request_id)
         .bind(request.return_to)
         .bind(millis(request.expires_at))
-        .execute(self.db.pool())
+        .bind(i64::try_from(self.capacity).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
         .await
-        .map_err(StoreError::from)?;
+        .map_err(StoreError::from)?
+        .rows_affected();
+        tx.commit().await.map_err(StoreError::from)?;
+        if inserted == 0 {
+            return Err(Error::TooManyPendingRequests(self.capacity));
+        }
         Ok(key)
     }
 

@@ -160,7 +160,51 @@ async fn a_burst_keeps_each_login_apart(backend: Db) {
     assert_eq!(log.len(), 24);
 }
 
+/// Anyone can start a login, so the SQL pending-request store holds its bound under a burst
+/// from two nodes: of 40 logins started at once against room for 8, exactly 8 are stored and
+/// the rest are refused (a count followed by an insert let every one of them see room).
+async fn pending_requests_hold_their_bound_under_a_burst(backend: Db) {
+    use latchkey_sp::Error;
+    use latchkey_sp::login::{PendingRequest, PendingStore, SqlPendingRequests};
+    use std::sync::Arc;
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let nodes = [
+        Arc::new(PendingStore::Sql(SqlPendingRequests::new(db.clone(), 8))),
+        Arc::new(PendingStore::Sql(SqlPendingRequests::new(db, 8))),
+    ];
+    let request = |expires_at| PendingRequest {
+        request_id: "_burst".into(),
+        return_to: None,
+        expires_at,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let node = Arc::clone(&nodes[i % 2]);
+        let req = request(NOW + time::Duration::minutes(5));
+        tasks.spawn(async move { node.insert(req, NOW).await });
+    }
+    let (mut stored, mut refused) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            Ok(_) => stored += 1,
+            Err(Error::TooManyPendingRequests(8)) => refused += 1,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!((stored, refused), (8, 32));
+    assert_eq!(nodes[0].count().await.unwrap(), 8);
+    // Once they have expired there is room again (they are pruned by the next insert).
+    let later = NOW + time::Duration::minutes(6);
+    nodes[1]
+        .insert(request(later + time::Duration::minutes(5)), later)
+        .await
+        .unwrap();
+    assert_eq!(nodes[0].count().await.unwrap(), 1);
+}
+
 crate::on_both_backends!(
     sql_replay_cache_joins_the_login_transaction,
     a_burst_keeps_each_login_apart,
+    pending_requests_hold_their_bound_under_a_burst,
 );
