@@ -45,6 +45,10 @@ pub(crate) fn unix_ms(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// The advisory lock (PostgreSQL) that serializes ceremony starts across nodes: an
+/// arbitrary constant, "lk-wchal" in ASCII.
+const PUT_LOCK: i64 = 0x6c6b_2d77_6368_616c;
+
 /// The `webauthn_challenges` table.
 pub(crate) struct Pending<'s> {
     store: &'s Store,
@@ -56,9 +60,11 @@ impl<'s> Pending<'s> {
     }
 
     /// Stores a ceremony's state and returns the handle the browser must send back. Expired
-    /// rows go first, so the caps count live ceremonies only. The count and the insert are
-    /// two statements: simultaneous starts may overshoot a cap by their number, which stays
-    /// bounded by the connection pool.
+    /// rows go first, so the caps count live ceremonies only. Anyone can start a ceremony,
+    /// so the caps are taken as one step: the insert happens only if both counts are under
+    /// their caps, in one statement (SQLite's write lock serializes it), and on PostgreSQL
+    /// under a transaction advisory lock every node's starts share, since there concurrent
+    /// statements would each count their own snapshot.
     pub(crate) async fn put(
         &self,
         kind: Kind,
@@ -68,32 +74,26 @@ impl<'s> Pending<'s> {
         now: OffsetDateTime,
     ) -> Result<String, WebauthnError> {
         let now_ms = unix_ms(now);
+        let mut tx = self.store.begin().await?;
+        if self.store.backend() == crate::store::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PUT_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(crate::Error::from)?;
+        }
         sqlx::query("DELETE FROM webauthn_challenges WHERE expires_at <= $1")
             .bind(now_ms)
-            .execute(self.store.pool())
+            .execute(&mut *tx)
             .await
             .map_err(crate::Error::from)?;
-        let (mine, all): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(CASE WHEN owner = $1 THEN 1 ELSE 0 END), 0), COUNT(*) \
-             FROM webauthn_challenges",
-        )
-        .bind(owner)
-        .fetch_one(self.store.pool())
-        .await
-        .map_err(crate::Error::from)?;
-        if mine >= MAX_PENDING_PER_OWNER {
-            return Err(WebauthnError::TooMany(
-                "ceremonies under way for this client",
-            ));
-        }
-        if all >= MAX_PENDING {
-            return Err(WebauthnError::TooMany("ceremonies under way"));
-        }
         let handle = fresh_token();
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO webauthn_challenges \
              (handle_hash, kind, owner, user_id, state, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             SELECT $1, $2, $3, $4, $5, $6 \
+             WHERE (SELECT COUNT(*) FROM webauthn_challenges WHERE owner = $3) < $7 \
+             AND (SELECT COUNT(*) FROM webauthn_challenges) < $8",
         )
         .bind(token_hash(&handle))
         .bind(kind.as_str())
@@ -101,9 +101,28 @@ impl<'s> Pending<'s> {
         .bind(user.map(UserId::to_db))
         .bind(state)
         .bind(unix_ms(now + CHALLENGE_LIFETIME))
-        .execute(self.store.pool())
+        .bind(MAX_PENDING_PER_OWNER)
+        .bind(MAX_PENDING)
+        .execute(&mut *tx)
         .await
-        .map_err(crate::Error::from)?;
+        .map_err(crate::Error::from)?
+        .rows_affected();
+        if inserted == 0 {
+            // Which cap was reached, for the log line (read in the same transaction).
+            let mine: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM webauthn_challenges WHERE owner = $1")
+                    .bind(owner)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(crate::Error::from)?;
+            crate::store::commit(tx).await?;
+            return Err(WebauthnError::TooMany(if mine >= MAX_PENDING_PER_OWNER {
+                "ceremonies under way for this client"
+            } else {
+                "ceremonies under way"
+            }));
+        }
+        crate::store::commit(tx).await?;
         Ok(handle.to_string())
     }
 

@@ -466,6 +466,35 @@ async fn ceremonies_under_way_are_capped(t: TestStore) {
         .await
         .unwrap();
     assert_eq!(ceremonies.pending().await.unwrap(), 1);
+
+    // A burst from one client takes no more than its cap: each start counts and inserts as
+    // one step, so the burst cannot all see room.
+    clock.advance(latchkey_idp::webauthn::CHALLENGE_LIFETIME + Duration::seconds(1));
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..(3 * MAX_PENDING_PER_OWNER) {
+        let (store, rp) = (store.clone(), rp.clone());
+        burst.spawn(async move {
+            Ceremonies::new(&store, &rp)
+                .start_sign_in(Purpose::Passwordless, None, "198.51.100.7")
+                .await
+                .map(drop)
+        });
+    }
+    let (mut started, mut refused) = (0, 0);
+    while let Some(done) = burst.join_next().await {
+        match done.unwrap() {
+            Ok(()) => started += 1,
+            Err(e) => {
+                assert_eq!(e.code(), Code::TooMany, "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (started, refused),
+        (MAX_PENDING_PER_OWNER, 2 * MAX_PENDING_PER_OWNER)
+    );
+    assert_eq!(ceremonies.pending().await.unwrap(), MAX_PENDING_PER_OWNER);
 }
 
 /// A user whose only factor is a passkey has a factor: the policy steps them up (with the
