@@ -72,6 +72,10 @@ pub enum WebError {
     /// A bounded resource (password hashing) is full; nothing was done.
     #[error("busy: {0}")]
     Busy(String, u64),
+    /// This client has too many requests of a kind under way; nothing was done. Retry after
+    /// the given seconds.
+    #[error("too many requests from this client")]
+    Throttled(u64),
     /// An invitation or reset link that cannot be used; nothing was changed.
     #[error("the link {0}")]
     Link(latchkey_idp::enrollment::LinkState),
@@ -87,6 +91,9 @@ impl From<latchkey_idp::error::Error> for WebError {
                 retry_after_seconds,
                 ..
             } => WebError::Busy(err.to_string(), retry_after_seconds),
+            latchkey_idp::error::Error::Throttled {
+                retry_after_seconds,
+            } => WebError::Throttled(retry_after_seconds),
             latchkey_idp::error::Error::LinkUnusable { state, .. } => WebError::Link(state),
             // The admin code (`database_unwritable`, `corrupt_row`...) goes into the log line.
             _ => WebError::Internal(format!("{err} ({})", err.code())),
@@ -115,6 +122,7 @@ impl WebError {
             WebError::Denied { .. } => PageCode::SsoDenied,
             WebError::TooManyFactors(_) => PageCode::MfaTooMany,
             WebError::Busy(..) => PageCode::WebBusy,
+            WebError::Throttled(_) => PageCode::WebThrottled,
             WebError::Link(LinkState::Unknown) => PageCode::LinkUnknown,
             WebError::Link(LinkState::Expired) => PageCode::LinkExpired,
             WebError::Link(LinkState::Used) => PageCode::LinkUsed,
@@ -144,6 +152,7 @@ impl WebError {
             }
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::RequestExpired | WebError::LogoutExpired => StatusCode::GONE,
             WebError::Link(LinkState::Unknown) => StatusCode::NOT_FOUND,
             WebError::Link(_) => StatusCode::GONE,
@@ -242,6 +251,11 @@ impl WebError {
                 "Busy",
                 "The sign-in service is busy. Wait a moment and try again.".into(),
             ),
+            WebError::Throttled(_) => (
+                "Too many requests",
+                "Too many sign-ins are under way from your network. Wait a minute and try again."
+                    .into(),
+            ),
             WebError::Internal(_) => (
                 "Something went wrong",
                 "The sign-in service failed. Quote the operation ID below to your administrator."
@@ -289,7 +303,7 @@ impl IntoResponse for WebError {
             )
                 .into_response(),
         };
-        if let WebError::Busy(_, seconds) = self {
+        if let WebError::Busy(_, seconds) | WebError::Throttled(seconds) = self {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());

@@ -6,7 +6,9 @@
 //! [`super::cookies`] (exactly one cookie of a name, `__Host-` names) apply to every page.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Form, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
@@ -59,6 +61,24 @@ impl FromRequestParts<WebState> for CurrentSession {
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
         let cookie = SessionCookie(cookies::session_token(state.settings(), &parts.headers));
         Ok(CurrentSession(cookie.resume(state).await?))
+    }
+}
+
+/// The client's address ([`super::client_addr`]: the socket peer, or the proxy's last
+/// `X-Forwarded-For` hop when configured), for what is counted per client.
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub String);
+
+impl FromRequestParts<WebState> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Infallible> {
+        let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(ClientAddress(super::client_addr(
+            state.settings(),
+            &parts.headers,
+            connect,
+        )))
     }
 }
 

@@ -216,6 +216,12 @@ impl WebState {
         &self.0.store
     }
 
+    /// Parked requests, under the caps of this server's settings.
+    pub fn parked(&self) -> latchkey_idp::session::ParkedRequests<'_> {
+        latchkey_idp::session::ParkedRequests::new(self.store())
+            .with_caps(self.settings().park_caps)
+    }
+
     /// The checked `[server]` settings.
     pub fn settings(&self) -> &ServerSettings {
         &self.0.settings

@@ -39,7 +39,7 @@ use latchkey_idp::directory::{Login, User};
 use latchkey_idp::error::PageCode;
 use latchkey_idp::mfa::Methods;
 use latchkey_idp::password::Password;
-use latchkey_idp::session::{Admission, Client, ParkedRequests, Sessions, Slot, Throttle};
+use latchkey_idp::session::{Admission, Client, ParkOwner, Sessions, Slot, Throttle};
 use latchkey_idp::sso::PendingRequest;
 
 /// The one failure message.
@@ -139,7 +139,7 @@ pub async fn form(
 /// the page tells a visitor nothing about keys they did not get from us.
 pub(crate) async fn continuing_to(state: &WebState, cont: Option<&str>) -> Option<String> {
     let key = cont?;
-    let parked = ParkedRequests::new(state.store());
+    let parked = state.parked();
     let pending = match parked
         .peek::<PendingRequest>(key, state.store().now())
         .await
@@ -461,6 +461,7 @@ pub async fn logout(
 ) -> Result<Response, WebError> {
     let sessions = Sessions::new(state.store());
     let mut chain = None;
+    let mut owner = None;
     if let Some(session) = cookie.resume(&state).await? {
         let apps = sessions.apps(&session).await?;
         state
@@ -474,14 +475,17 @@ pub async fn logout(
             )
             .await?;
         chain = Some(LogoutChain::new(session.session_index.clone(), apps));
+        owner = Some(ParkOwner::user(session.user.id));
     }
     // The session ends before any application is told about it.
     if let Some(token) = cookie.token() {
         sessions.end(token).await?;
     }
-    let mut response = match chain {
-        Some(chain) => logout::after_form(logout::next(&state, chain).await?),
-        None => logout::signed_out_page(&LogoutChain::default()),
+    let mut response = match (chain, owner) {
+        (Some(chain), Some(owner)) => {
+            logout::after_form(logout::next(&state, chain, &owner).await?)
+        }
+        _ => logout::signed_out_page(&LogoutChain::default()),
     };
     if let Ok(v) = HeaderValue::from_str(&cookies::clear_session(state.settings())) {
         response.headers_mut().append(header::SET_COOKIE, v);

@@ -17,7 +17,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::extract::{CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
+use super::extract::{ClientAddress, CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
 use super::html::render;
 use super::pages::{ConfirmLaunchPage, PortalPage, Tile};
 use super::{WebError, WebState};
@@ -212,6 +212,7 @@ pub async fn launch(
     State(state): State<WebState>,
     headers: HeaderMap,
     cookie: SessionCookie,
+    client: ClientAddress,
     csrf: CsrfToken,
     app: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, WebError> {
@@ -219,18 +220,19 @@ pub async fn launch(
     if !app.settings.launch_without_confirmation && !from_our_pages(&headers) {
         return confirmation(csrf, &app);
     }
-    issue(&state, &cookie, &app).await
+    issue(&state, &cookie, &client, &app).await
 }
 
 /// POST /saml/init/{app}: the confirmation page's form (our own CSRF token).
 pub async fn launch_confirmed(
     State(state): State<WebState>,
     cookie: SessionCookie,
+    client: ClientAddress,
     app: Result<Path<String>, axum::extract::rejection::PathRejection>,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
     let app = launched_app(&state, app).await?;
-    issue(&state, &cookie, &app).await
+    issue(&state, &cookie, &client, &app).await
 }
 
 /// "Continue to <app>?", with a form that posts back here and a way out.
@@ -248,6 +250,7 @@ fn confirmation(csrf: CsrfToken, app: &Application) -> Result<Response, WebError
 async fn issue(
     state: &WebState,
     cookie: &SessionCookie,
+    client: &ClientAddress,
     app: &Application,
 ) -> Result<Response, WebError> {
     let pending = PendingRequest {
@@ -262,7 +265,7 @@ async fn issue(
         subject: None,
         requested_authn_context: None,
     };
-    super::saml::answer_or_park(state, cookie, app, pending, None).await
+    super::saml::answer_or_park(state, cookie, client, app, pending, None).await
 }
 
 #[cfg(test)]

@@ -21,13 +21,13 @@ use latchkey_saml::status::{Status, code};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::SessionCookie;
+use super::extract::{ClientAddress, SessionCookie};
 use super::login::continue_key;
 use super::{WebError, WebState};
 use latchkey_idp::audit::Actor;
 use latchkey_idp::error::Error;
 use latchkey_idp::error::PageCode;
-use latchkey_idp::session::{ParkedRequests, Session, SessionApp, Sessions};
+use latchkey_idp::session::{ParkOwner, Session, SessionApp, Sessions};
 use latchkey_idp::sso::request::{self, InboundRequest, ValidatedRequest};
 use latchkey_idp::sso::{Claim, PendingRequest, SsoError, authn, grant, metadata, response};
 
@@ -58,6 +58,7 @@ pub struct SamlForm {
 pub async fn sso_redirect(
     State(state): State<WebState>,
     cookie: SessionCookie,
+    client: ClientAddress,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
     let query = query.unwrap_or_default();
@@ -68,13 +69,14 @@ pub async fn sso_redirect(
         state.store().now(),
     )
     .await?;
-    accept(&state, &cookie, validated).await
+    accept(&state, &cookie, &client, validated).await
 }
 
 /// POST /saml/sso (HTTP-POST binding)
 pub async fn sso_post(
     State(state): State<WebState>,
     cookie: SessionCookie,
+    client: ClientAddress,
     form: Result<Form<SamlForm>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
@@ -93,7 +95,7 @@ pub async fn sso_post(
         state.store().now(),
     )
     .await?;
-    accept(&state, &cookie, validated).await
+    accept(&state, &cookie, &client, validated).await
 }
 
 /// Answers a refusal or a signed-in user at once; otherwise parks the request and
@@ -101,6 +103,7 @@ pub async fn sso_post(
 async fn accept(
     state: &WebState,
     cookie: &SessionCookie,
+    client: &ClientAddress,
     validated: ValidatedRequest,
 ) -> Result<Response, WebError> {
     if let Some(status) = validated.refusal {
@@ -123,6 +126,7 @@ async fn accept(
     answer_or_park(
         state,
         cookie,
+        client,
         &validated.app,
         validated.pending,
         Some(validated.claim),
@@ -133,10 +137,13 @@ async fn accept(
 /// Issues at once for a live session when no fresh sign-in is asked for; otherwise parks
 /// the request and sends the browser to the same-site continuation. Shared with the
 /// portal's launch. `claim` is the AuthnRequest's ID not yet recorded as used (none for
-/// an IdP-initiated launch): recorded with the answer's audit line, or before parking.
+/// an IdP-initiated launch): recorded with the answer's audit line, or once the request has
+/// its place among the parked (counted against `client`'s network: nobody is signed in),
+/// so a request refused for want of a place leaves no record either.
 pub(crate) async fn answer_or_park(
     state: &WebState,
     cookie: &SessionCookie,
+    client: &ClientAddress,
     app: &latchkey_idp::apps::Application,
     pending: PendingRequest,
     claim: Option<Claim>,
@@ -146,10 +153,18 @@ pub(crate) async fn answer_or_park(
     {
         return issue(state, &session, app, &pending, claim).await;
     }
-    state.claim(claim).await?;
-    let key = ParkedRequests::new(state.store())
-        .park(&pending, state.store().now())
+    let parked = state.parked();
+    let key = parked
+        .park(
+            &pending,
+            &ParkOwner::network(&client.0),
+            state.store().now(),
+        )
         .await?;
+    if let Err(replayed) = state.claim(claim).await {
+        parked.take::<PendingRequest>(&key).await?;
+        return Err(replayed);
+    }
     Ok(Redirect::to(&format!("/saml/continue/{key}")).into_response())
 }
 
@@ -209,7 +224,7 @@ pub async fn resume(
     };
     let key = continue_key(Some(&key)).ok_or(WebError::RequestExpired)?;
     let now = state.store().now();
-    let parked = ParkedRequests::new(state.store());
+    let parked = state.parked();
     let Some((pending, parked_at)) = parked.peek::<PendingRequest>(&key, now).await? else {
         return Err(WebError::RequestExpired);
     };
@@ -264,7 +279,7 @@ async fn load_app(
 
 /// Answers a sign-in for a signed-in user: the access policy, then the Response. `claim`
 /// (the request's ID, if not yet recorded) is committed with the answer's audit line, or
-/// on its own before the request is parked for a second factor.
+/// on its own once the request is parked for a second factor.
 async fn issue(
     state: &WebState,
     session: &Session,
@@ -354,10 +369,12 @@ async fn issue(
                 )
                 .await;
             }
-            state.claim(claim.take()).await?;
-            let key = ParkedRequests::new(state.store())
-                .park(pending, now)
-                .await?;
+            let parked = state.parked();
+            let key = parked.park(pending, &ParkOwner::user(user.id), now).await?;
+            if let Err(replayed) = state.claim(claim.take()).await {
+                parked.take::<PendingRequest>(&key).await?;
+                return Err(replayed);
+            }
             let enrol = if gate == authn::Gate::Enrol {
                 "&enrol=1"
             } else {

@@ -456,8 +456,12 @@ latchkey_saml::stable_codes! {
         WebCsrf = "WEB-CSRF",
         /// Signed in, but no console role of this user allows the page or change.
         WebForbidden = "WEB-FORBIDDEN",
-        /// A bounded resource (password hashing) is full; try again after Retry-After.
+        /// A bounded resource (password hashing, sign-ins waiting in all) is full; try again
+        /// after Retry-After.
         WebBusy = "WEB-BUSY",
+        /// This client's network has too many requests of a kind under way (sign-ins waiting
+        /// for the user); nothing was stored. Try again after Retry-After.
+        WebThrottled = "WEB-THROTTLED",
         /// A fault of the server (store, keys); the detail is only in the log.
         WebInternal = "WEB-INTERNAL",
         /// Too many sign-in attempts for this account, address or browser; counted before

@@ -234,6 +234,21 @@ pub const LATCHKEY_TOML: &[Key] = &[
         &["LATCHKEY_METRICS_TOKEN"],
     ),
     key(
+        "server.parked_per_network",
+        "integer",
+        Literal("1000"),
+        "Sign-in requests that may wait while their user signs in, per client network (an IPv6 \
+         client counts as its /64) or signed-in user; past it `429 WEB-THROTTLED`. Raise it for \
+         a large office behind one address.",
+    ),
+    key(
+        "server.parked_max",
+        "integer",
+        Literal("50000"),
+        "Sign-in requests that may wait in all (each under 2 KiB); past it `503 WEB-BUSY`. At \
+         least `parked_per_network`.",
+    ),
+    key(
         "keys",
         "table",
         Unset(EACH),

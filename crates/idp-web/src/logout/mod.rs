@@ -42,7 +42,7 @@ use latchkey_saml::inbound::Inbound;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::SessionCookie;
+use super::extract::{ClientAddress, SessionCookie};
 use super::html::render;
 use super::login::continue_key;
 use super::pages::LogoutOnwardPage;
@@ -50,7 +50,7 @@ use super::{WebError, WebState, client_addr, cookies};
 use latchkey_idp::apps::Application;
 use latchkey_idp::audit::Actor;
 use latchkey_idp::error::Error;
-use latchkey_idp::session::{ParkedRequests, Sessions};
+use latchkey_idp::session::{ParkOwner, Sessions};
 use latchkey_idp::sso::SsoError;
 use latchkey_idp::sso::logout::{self as checks, AcceptedLogout, LogoutRefusal};
 use latchkey_idp::sso::request::REQUEST_LIMITS;
@@ -103,13 +103,15 @@ pub async fn slo_redirect(
 /// LogoutResponse needs no cookie and is handled at once.
 pub async fn slo_post(
     State(state): State<WebState>,
+    client: ClientAddress,
     form: Result<Form<SloForm>, FormRejection>,
 ) -> Result<Response, WebError> {
-    slo_post_inner(&state, form).await.map(after_form)
+    slo_post_inner(&state, &client, form).await.map(after_form)
 }
 
 async fn slo_post_inner(
     state: &WebState,
+    client: &ClientAddress,
     form: Result<Form<SloForm>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.body_text()))?;
@@ -120,8 +122,13 @@ async fn slo_post_inner(
                 .map_err(binding_error)?;
             let kind = MessageKind::Request;
             let (accepted, _) = accept_request(state, Inbound::Post { kind, message }).await?;
-            let key = ParkedRequests::new(state.store())
-                .park(&accepted, state.store().now())
+            let key = state
+                .parked()
+                .park(
+                    &accepted,
+                    &ParkOwner::network(&client.0),
+                    state.store().now(),
+                )
                 .await?;
             Ok(Redirect::to(&format!("/saml/slo/continue/{key}")).into_response())
         }
@@ -149,7 +156,7 @@ pub async fn slo_continue(
         return Err(WebError::NotFound);
     };
     let key = continue_key(Some(&key)).ok_or(WebError::LogoutExpired)?;
-    let parked = ParkedRequests::new(state.store());
+    let parked = state.parked();
     let Some((accepted, _)) = parked
         .peek::<AcceptedLogout>(&key, state.store().now())
         .await?
@@ -258,7 +265,7 @@ async fn perform(
         request_id: accepted.request_id,
         relay_state: accepted.relay_state,
     });
-    let mut response = next(state, chain).await?;
+    let mut response = next(state, chain, &ParkOwner::network(addr)).await?;
     if ended > 0
         && let Ok(v) = HeaderValue::from_str(&cookies::clear_session(state.settings()))
     {

@@ -34,7 +34,7 @@ use latchkey_idp::apps::{Application, Binding, Endpoint};
 use latchkey_idp::audit::Actor;
 use latchkey_idp::error::Error;
 use latchkey_idp::ids::AppId;
-use latchkey_idp::session::{Parkable, ParkedRequests, SessionApp, fresh_token};
+use latchkey_idp::session::{ParkOwner, Parkable, SessionApp, fresh_token};
 use latchkey_idp::sso::SsoError;
 use latchkey_idp::sso::logout as checks;
 use latchkey_idp::sso::request::REQUEST_LIMITS;
@@ -216,9 +216,15 @@ fn front_channel(app: &Application) -> Option<&Endpoint> {
 
 /// Starts telling the logout's applications: the frames page, or, when there is no one to
 /// tell, the end of the logout at once.
-pub(crate) async fn next(state: &WebState, chain: LogoutChain) -> Result<Response, WebError> {
+/// The run takes its place among the parked first (counted against `owner`), and only then
+/// are its hops parked under their keys, so a refused run leaves nothing behind.
+pub(crate) async fn next(
+    state: &WebState,
+    chain: LogoutChain,
+    owner: &ParkOwner,
+) -> Result<Response, WebError> {
     let now = state.store().now();
-    let parked = ParkedRequests::new(state.store());
+    let parked = state.parked();
     let initiator = chain.initiator.as_ref().map(|i| i.app);
     let mut run = LogoutRun {
         session_ended: chain.session_ended,
@@ -228,6 +234,7 @@ pub(crate) async fn next(state: &WebState, chain: LogoutChain) -> Result<Respons
         hops: Vec::new(),
     };
     let mut origins: Vec<String> = Vec::new();
+    let mut parked_hops = Vec::new();
     for entry in chain.remaining {
         if Some(entry.app) == initiator {
             continue;
@@ -255,16 +262,19 @@ pub(crate) async fn next(state: &WebState, chain: LogoutChain) -> Result<Respons
             name_id_format: entry.name_id_format,
             session_index: chain.session_index.clone(),
         };
-        parked.park_under(&key, &hop, now).await?;
         run.hops.push(HopRef {
-            name: hop.name,
+            name: hop.name.clone(),
             key: key.to_string(),
         });
+        parked_hops.push((key, hop));
     }
     if run.hops.is_empty() {
         return finish(state, run, Vec::new()).await;
     }
-    let run_key = parked.park(&run, now).await?;
+    let run_key = parked.park(&run, owner, now).await?;
+    for (key, hop) in &parked_hops {
+        parked.park_under(key, hop, now).await?;
+    }
     frames_page(&run_key, &run.hops, &origins)
 }
 
@@ -336,7 +346,7 @@ pub async fn slo_frame(
 /// Sends the hop under `key` its LogoutRequest, once.
 async fn ask(state: &WebState, key: &str) -> Result<Response, WebError> {
     let now = state.store().now();
-    let parked = ParkedRequests::new(state.store());
+    let parked = state.parked();
     let Some((hop, _)) = parked.peek::<Hop>(key, now).await? else {
         return Ok(status_page(None, "This application was already asked."));
     };
@@ -436,7 +446,7 @@ pub(super) async fn on_response(state: &WebState, message: &Inbound) -> Result<R
         return Ok(status_page(None, "This sign-out answer was not expected."));
     };
     let now = state.store().now();
-    let parked = ParkedRequests::new(state.store());
+    let parked = state.parked();
     let Some((sent, _)) = parked.peek::<HopSent>(&key, now).await? else {
         return Ok(status_page(
             None,
@@ -501,7 +511,7 @@ pub async fn slo_done(
         return Ok(signed_out_page(&LogoutChain::default()));
     };
     let now = state.store().now();
-    let parked = ParkedRequests::new(state.store());
+    let parked = state.parked();
     let Some((run, _)) = parked.peek::<LogoutRun>(&key, now).await? else {
         return Ok(signed_out_page(&LogoutChain::default()));
     };

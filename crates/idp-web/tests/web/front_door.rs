@@ -269,3 +269,42 @@ async fn metrics_need_an_allowed_address_or_the_token() {
     b.address = Some("127.0.0.1".into());
     assert_eq!(b.get("/metrics").await.status, StatusCode::FORBIDDEN);
 }
+
+/// Anyone can have an AuthnRequest parked (an application's request needs no session), so
+/// one network gets `parked_per_network` places: the next request is answered 429
+/// `WEB-THROTTLED` with `Retry-After`, and nothing of it is kept, not even its ID: the same
+/// request from another network is parked and, once its user signs in, answered.
+#[tokio::test]
+async fn parked_sign_ins_are_capped_per_network() {
+    let idp = idp_with(|c| {
+        c.trust_forwarded_for = true;
+        c.parked_per_network = 2;
+        c.parked_max = 10;
+    })
+    .await;
+    let mut office = Browser::new(&idp);
+    office.address = Some("203.0.113.9".into());
+    for _ in 0..2 {
+        let page = office.get(&redirect_uri(&authn_request(SP), None)).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert!(page.location().starts_with("/saml/continue/"));
+    }
+    let refused = authn_request(SP);
+    let page = office.get(&redirect_uri(&refused, None)).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert_eq!(page.error_code(), Some("WEB-THROTTLED"));
+    assert_eq!(page.headers[header::RETRY_AFTER], "30");
+    // Its ID was not used up: from elsewhere it parks, and is answered after the sign-in.
+    let mut home = Browser::new(&idp);
+    home.address = Some("198.51.100.20".into());
+    let parked = home.get(&redirect_uri(&refused, None)).await;
+    assert_eq!(parked.status, StatusCode::SEE_OTHER, "{}", parked.body);
+    let cont = continue_key(parked.location());
+    let signed_in = home.login("alice", PASSWORD, Some(&cont)).await;
+    let answer = home.follow(signed_in).await;
+    assert!(
+        answer.saml_response().contains(&refused.id),
+        "{}",
+        answer.body
+    );
+}

@@ -396,7 +396,14 @@ async fn an_unknown_or_expired_continue_key_shows_the_plain_form() {
         requested_authn_context: None,
     };
     let parked = latchkey_idp::session::ParkedRequests::new(&idp.store);
-    let expired = parked.park(&pending, idp.clock.now()).await.unwrap();
+    let expired = parked
+        .park(
+            &pending,
+            &latchkey_idp::session::ParkOwner::network("192.0.2.1"),
+            idp.clock.now(),
+        )
+        .await
+        .unwrap();
     idp.clock.advance(time::Duration::hours(1));
     let page = b.get(&format!("/login?continue={expired}")).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -405,7 +412,14 @@ async fn an_unknown_or_expired_continue_key_shows_the_plain_form() {
     assert!(!page.body.contains("class=\"error\""), "{}", page.body);
 
     // The same request parked now is named: the difference is the expiry alone.
-    let fresh = parked.park(&pending, idp.clock.now()).await.unwrap();
+    let fresh = parked
+        .park(
+            &pending,
+            &latchkey_idp::session::ParkOwner::network("192.0.2.1"),
+            idp.clock.now(),
+        )
+        .await
+        .unwrap();
     let page = b.get(&format!("/login?continue={fresh}")).await;
     assert!(page.body.contains("continue to <strong>Wiki</strong>"));
 

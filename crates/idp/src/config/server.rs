@@ -15,6 +15,8 @@
 //! key_algorithm = "rsa2048"            # for the first signing key: rsa2048 | ecdsa_p256
 //! metrics_allow = ["127.0.0.0/8", "::1"]   # who may read /metrics without the token
 //! # metrics_token = "..."              # or with `Authorization: Bearer <token>`
+//! parked_per_network = 1000            # sign-ins waiting for the user, per client network
+//! parked_max = 50000                   # ... and in all
 //! ```
 //!
 //! Environment overrides: `LATCHKEY_LISTEN`, `LATCHKEY_BASE_URL`, `LATCHKEY_COOKIE_SECURE`,
@@ -32,6 +34,7 @@ use super::metrics_access::{MetricsAccess, Network};
 use crate::config::{Config, Environment};
 use crate::error::{Error, Result};
 use crate::keys::KeyAlgorithm;
+use crate::session::ParkCaps;
 
 /// The `[server]` section as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +64,10 @@ pub struct ServerConfig {
     pub metrics_allow: Vec<String>,
     /// A bearer token that opens `/metrics` from anywhere.
     pub metrics_token: Option<String>,
+    /// Requests parked while their user signs in, per client network (or signed-in user).
+    pub parked_per_network: u32,
+    /// Requests parked while their user signs in, in all.
+    pub parked_max: u32,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +85,8 @@ impl Default for ServerConfig {
             key_algorithm: KeyAlgorithm::Rsa2048,
             metrics_allow: vec!["127.0.0.0/8".into(), "::1".into()],
             metrics_token: None,
+            parked_per_network: ParkCaps::DEFAULT.per_owner,
+            parked_max: ParkCaps::DEFAULT.total,
         }
     }
 }
@@ -116,6 +125,8 @@ pub struct ServerSettings {
     pub mfa_required: bool,
     /// `[console] require_mfa`: the console needs a second factor in the session.
     pub console_require_mfa: bool,
+    /// How many requests may be parked while their users sign in.
+    pub park_caps: ParkCaps,
 }
 
 fn bad(reason: impl Into<String>) -> Error {
@@ -224,6 +235,11 @@ impl ServerSettings {
             .map(|n| Network::parse(n).map_err(|e| bad(format!("metrics_allow: {e}"))))
             .collect::<Result<Vec<_>>>()?;
         let metrics_access = MetricsAccess::new(allow, raw.metrics_token);
+        if raw.parked_per_network == 0 || raw.parked_per_network > raw.parked_max {
+            return Err(bad(
+                "parked_per_network must be at least 1 and at most parked_max",
+            ));
+        }
         Ok(ServerSettings {
             listen,
             base_url,
@@ -240,6 +256,10 @@ impl ServerSettings {
             metadata_cache: crate::config::KeysConfig::default().metadata_cache(),
             mfa_required: false,
             console_require_mfa: crate::config::ConsoleConfig::default().require_mfa,
+            park_caps: ParkCaps {
+                per_owner: raw.parked_per_network,
+                total: raw.parked_max,
+            },
         })
     }
 

@@ -5,14 +5,24 @@
 //! parks it under a random key and redirects the browser to a same-site GET that carries the
 //! cookie. The key is stored hashed and expires quickly; taking a request deletes it, so one
 //! AuthnRequest yields at most one Response.
+//!
+//! # Bounds
+//! Anyone can have a request parked (an AuthnRequest from a registered application needs no
+//! session), so parking takes a place first: at most [`ParkCaps::per_owner`] live rows per
+//! [`ParkOwner`] (the browser's network, or the signed-in user) and [`ParkCaps::total`] in all,
+//! checked and inserted in one statement (on PostgreSQL under an advisory lock every node's
+//! parkings share), never counted and then inserted. Past the first a park is
+//! [`Error::Throttled`] (429); past the second [`Error::Busy`] (503): a flood from many
+//! networks then delays new sign-ins, but cannot grow the table.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::{Duration, OffsetDateTime};
 
-use super::{fresh_token, token_hash};
+use super::{fresh_token, network_of, token_hash};
 use crate::error::{Error, Result};
-use crate::store::{Store, timestamp};
+use crate::ids::UserId;
+use crate::store::{Backend, Store, timestamp};
 
 /// Something that can be parked. Each kind hashes its keys under its own name, so a key
 /// issued for one kind (a sign-in) finds nothing when presented as another (a logout chain).
@@ -25,40 +35,131 @@ fn kind_hash<T: Parkable>(key: &str) -> String {
     token_hash(&format!("{}:{key}", T::KIND))
 }
 
+/// Who a parked request counts against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkOwner(String);
+
+impl ParkOwner {
+    /// A browser nobody is signed in at, by its network ([`network_of`]: an IPv6 client
+    /// counts as its /64, so rotating addresses gains nothing).
+    pub fn network(address: &str) -> Self {
+        ParkOwner(format!("addr:{}", network_of(address)))
+    }
+
+    /// A signed-in user (a sign-in waiting for their second factor, their logout).
+    pub fn user(user: UserId) -> Self {
+        ParkOwner(format!("user:{user}"))
+    }
+}
+
+/// How many live parked requests there may be (`[server] parked_per_network` and
+/// `parked_max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParkCaps {
+    /// Per [`ParkOwner`].
+    pub per_owner: u32,
+    /// In all.
+    pub total: u32,
+}
+
+impl ParkCaps {
+    /// Generous per owner, because a whole office can sit behind one address and every
+    /// sign-in page left open holds a row until [`PARK_TTL`] ends it; in all, each row is
+    /// under 2 KiB, so the table stays under ~100 MiB.
+    pub const DEFAULT: ParkCaps = ParkCaps {
+        per_owner: 1_000,
+        total: 50_000,
+    };
+}
+/// What a refused park tells the browser to wait, in seconds.
+const PARK_RETRY_AFTER: u64 = 30;
+
+/// The advisory lock (PostgreSQL) that serializes parkings across nodes: an arbitrary
+/// constant, "lk-parkd" in ASCII.
+const PARK_LOCK: i64 = 0x6c6b_2d70_6172_6b64;
+
 /// Parked requests in the store.
 #[derive(Debug, Clone, Copy)]
 pub struct ParkedRequests<'s> {
     store: &'s Store,
+    caps: ParkCaps,
 }
 
 /// How long a parked request waits for the user (sign-in included).
 pub const PARK_TTL: Duration = Duration::minutes(15);
 
 impl<'s> ParkedRequests<'s> {
-    /// Parked requests in `store`.
+    /// Parked requests in `store`, with the default caps.
     pub fn new(store: &'s Store) -> Self {
-        ParkedRequests { store }
+        ParkedRequests {
+            store,
+            caps: ParkCaps::DEFAULT,
+        }
     }
 
-    /// Parks `payload`; returns the key for the continue URL.
-    pub async fn park<T: Parkable>(&self, payload: &T, now: OffsetDateTime) -> Result<String> {
+    /// The same, parking under `caps` (the server's settings).
+    pub fn with_caps(self, caps: ParkCaps) -> Self {
+        ParkedRequests { caps, ..self }
+    }
+
+    /// Parks `payload` for `owner`; returns the key for the continue URL. Expired rows go
+    /// first, so the caps count live requests only.
+    pub async fn park<T: Parkable>(
+        &self,
+        payload: &T,
+        owner: &ParkOwner,
+        now: OffsetDateTime,
+    ) -> Result<String> {
         let key = fresh_token();
         let json = serde_json::to_string(payload).map_err(|e| Error::corrupt("parked", e))?;
-        // Opportunistic clean-up keeps the table small without a scheduler.
+        let mut tx = self.store.begin().await?;
+        if self.store.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PARK_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("DELETE FROM sso_parked_requests WHERE expires_at <= $1")
             .bind(timestamp::format(now))
-            .execute(self.store.pool())
+            .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
+        let inserted = sqlx::query(
+            "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at, owner) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE (SELECT COUNT(*) FROM sso_parked_requests WHERE owner = $5) < $6 \
+             AND (SELECT COUNT(*) FROM sso_parked_requests) < $7",
         )
         .bind(kind_hash::<T>(&key))
         .bind(json)
         .bind(timestamp::format(now))
         .bind(timestamp::format(now + PARK_TTL))
-        .execute(self.store.pool())
-        .await?;
+        .bind(&owner.0)
+        .bind(i64::from(self.caps.per_owner))
+        .bind(i64::from(self.caps.total))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // Which cap was reached (read in the same transaction).
+            let mine: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM sso_parked_requests WHERE owner = $1")
+                    .bind(&owner.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            crate::store::commit(tx).await?;
+            tracing::warn!(owner = %owner.0, waiting = mine, "parked request refused: cap reached");
+            return Err(if mine >= i64::from(self.caps.per_owner) {
+                Error::Throttled {
+                    retry_after_seconds: PARK_RETRY_AFTER,
+                }
+            } else {
+                Error::Busy {
+                    what: "sign-ins waiting",
+                    retry_after_seconds: PARK_RETRY_AFTER,
+                }
+            });
+        }
+        crate::store::commit(tx).await?;
         Ok(key.to_string())
     }
 
@@ -66,7 +167,9 @@ impl<'s> ParkedRequests<'s> {
     /// for another kind), so that records of several kinds can hang off one capability: a
     /// single-logout hop's request, what was sent for it, and its outcome. Each kind hashes
     /// the key under its own name, so the records stay apart; parking the same kind twice
-    /// under one key fails.
+    /// under one key fails. Not capped itself: callers hang these records only off a key
+    /// whose own [`Self::park`] took a place, a bounded number per key (one per application
+    /// of a logout, and what was sent to it and came back).
     pub async fn park_under<T: Parkable>(
         &self,
         key: &str,

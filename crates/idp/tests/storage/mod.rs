@@ -12,6 +12,7 @@ mod groups;
 mod import;
 pub(crate) mod metadata_import;
 mod mfa;
+mod parked;
 mod provisioning;
 mod replay;
 mod roles;

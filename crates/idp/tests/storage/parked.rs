@@ -1,0 +1,156 @@
+//! Requests parked while their user signs in: anyone can have one parked, so parking takes a
+//! place under a cap per owner and one in all, atomically, on every node.
+
+use latchkey_idp::error::Error;
+use latchkey_idp::ids::UserId;
+use latchkey_idp::session::{PARK_TTL, ParkCaps, ParkOwner, Parkable, ParkedRequests};
+use latchkey_idp::{ManualClock, Store};
+use serde::{Deserialize, Serialize};
+use time::Duration;
+use tokio::task::JoinSet;
+
+use crate::on_both_backends;
+use crate::support::{TestStore, cheap_passwords};
+
+on_both_backends!(
+    parking_is_capped_per_network_and_in_all,
+    a_burst_from_one_network_takes_no_more_than_its_cap,
+);
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Waiting {
+    n: u32,
+}
+
+impl Parkable for Waiting {
+    const KIND: &'static str = "test-waiting";
+}
+
+const CAPS: ParkCaps = ParkCaps {
+    per_owner: 3,
+    total: 5,
+};
+
+fn throttled(r: Result<String, Error>) -> bool {
+    matches!(r, Err(Error::Throttled { .. }))
+}
+
+fn busy(r: Result<String, Error>) -> bool {
+    matches!(r, Err(Error::Busy { .. }))
+}
+
+/// A network holds at most its cap (429-style refusal), others are not held up by it, the
+/// total cap holds across networks (503-style), an IPv6 client counts as its /64, and
+/// requests that expire or are taken make room.
+async fn parking_is_capped_per_network_and_in_all(t: TestStore) {
+    let clock = ManualClock::starting_now();
+    let store = t.store.with_clock(clock.clone());
+    let parked = ParkedRequests::new(&store).with_caps(CAPS);
+    let now = || store.now();
+    let office = ParkOwner::network("203.0.113.5");
+    let mut keys = Vec::new();
+    for n in 0..3 {
+        keys.push(parked.park(&Waiting { n }, &office, now()).await.unwrap());
+    }
+    assert!(throttled(
+        parked.park(&Waiting { n: 9 }, &office, now()).await
+    ));
+    // Rotating through one /64 is one network.
+    let v6 = |host: &str| ParkOwner::network(&format!("2001:db8:1:2:{host}"));
+    parked
+        .park(&Waiting { n: 3 }, &v6("::1"), now())
+        .await
+        .unwrap();
+    parked
+        .park(&Waiting { n: 4 }, &v6("aa::2"), now())
+        .await
+        .unwrap();
+    // Five live in all: the next network finds the table full.
+    assert!(busy(
+        parked
+            .park(
+                &Waiting { n: 5 },
+                &ParkOwner::network("198.51.100.1"),
+                now()
+            )
+            .await
+    ));
+    assert!(busy(
+        parked
+            .park(
+                &Waiting { n: 6 },
+                &ParkOwner::user(UserId::new_random()),
+                now()
+            )
+            .await
+    ));
+    // A refused park stored nothing: what was parked is still there, once each.
+    let (first, _) = parked
+        .peek::<Waiting>(&keys[0], now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, Waiting { n: 0 });
+    // Taking one makes room for its network.
+    assert!(parked.take::<Waiting>(&keys[0]).await.unwrap());
+    parked
+        .park(&Waiting { n: 7 }, &office, now())
+        .await
+        .unwrap();
+    assert!(throttled(
+        parked.park(&Waiting { n: 8 }, &office, now()).await
+    ));
+    // Expired ones go and make room everywhere.
+    clock.advance(PARK_TTL + Duration::seconds(1));
+    for n in 0..3 {
+        parked.park(&Waiting { n }, &office, now()).await.unwrap();
+    }
+    parked
+        .park(
+            &Waiting { n: 3 },
+            &ParkOwner::network("198.51.100.1"),
+            now(),
+        )
+        .await
+        .unwrap();
+    // The default caps are what a server without `[server] parked_*` gets.
+    assert_eq!(
+        ParkCaps::DEFAULT,
+        ParkCaps {
+            per_owner: 1_000,
+            total: 50_000
+        }
+    );
+}
+
+/// Thirty parks at once from one network, half on a second node over the same database:
+/// exactly the cap's three get a place. A count followed by an insert would let the burst
+/// all see room.
+async fn a_burst_from_one_network_takes_no_more_than_its_cap(t: TestStore) {
+    let clock = ManualClock::starting_now();
+    let a = t.store.clone().with_clock(clock.clone());
+    let b = Store::open_url(&t.url, 5, cheap_passwords())
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let mut burst = JoinSet::new();
+    for n in 0..30u32 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        burst.spawn(async move {
+            let now = store.now();
+            ParkedRequests::new(&store)
+                .with_caps(CAPS)
+                .park(&Waiting { n }, &ParkOwner::network("192.0.2.44"), now)
+                .await
+        });
+    }
+    let (mut parked, mut refused) = (0, 0);
+    while let Some(done) = burst.join_next().await {
+        match done.unwrap() {
+            Ok(_) => parked += 1,
+            Err(Error::Throttled { .. }) => refused += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!((parked, refused), (3, 27));
+}
