@@ -25,21 +25,18 @@
 //!   the detail goes to the log line with the same ID. Each change is audited in the same
 //!   transaction as the change, naming the user.
 
-use std::net::SocketAddr;
-
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::extract::{CsrfField, CsrfForm, CsrfOnly, CsrfToken, CurrentSession};
+use super::extract::{ClientAddress, CsrfField, CsrfForm, CsrfOnly, CsrfToken, CurrentSession};
 use super::html::render;
 use super::pages::{AccountPage, AccountRefusal, FactorRow, SessionRow, SignInRow};
-use super::{WebError, WebState, client_addr, cookies, set_password};
+use super::{WebError, WebState, cookies, set_password};
 use latchkey_idp::Error;
 use latchkey_idp::account::{Account, PasswordChange};
 use latchkey_idp::audit::{Actor, AuditEvent};
@@ -299,8 +296,7 @@ impl CsrfField for PasswordForm {
 /// POST /account/password
 pub async fn change_password(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<PasswordForm>,
@@ -332,7 +328,6 @@ pub async fn change_password(
         r.hint = refusal.hint;
         return show(&state, csrf, &session, None, Some(r)).await;
     }
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let changed = Account::new(state.store())
         .change_password(
             &session,

@@ -5,14 +5,11 @@
 //! A refused password (the policy, two copies that differ) leaves the link usable; the link
 //! is used only by [`latchkey_idp::enrollment::Enrollment::redeem`], once.
 
-use std::net::SocketAddr;
-
-use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::extract::{CsrfForm, CsrfToken, SessionCookie};
+use super::extract::{ClientAddress, CsrfForm, CsrfToken, SessionCookie};
 use super::login;
 use super::set_password::{self, FormText, SetPasswordForm};
 use super::{WebError, WebState, client_of};
@@ -78,7 +75,7 @@ pub async fn redeem(
     State(state): State<WebState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     cookie: SessionCookie,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<SetPasswordForm>,
@@ -102,7 +99,7 @@ pub async fn redeem(
         .enrollment()
         .redeem(LinkKind::Invitation, &token, Password::new(form.password))
         .await?;
-    let client = client_of(state.settings(), &headers, connect.as_deref());
+    let client = client_of(&addr, &headers);
     let signed_in = login::start_session(
         &state,
         &cookie,

@@ -327,16 +327,13 @@ impl WebState {
     }
 }
 
-/// The browser as a new session records it: its address ([`client_addr`]) and User-Agent.
-pub(crate) fn client_of(
-    settings: &ServerSettings,
-    headers: &HeaderMap,
-    connect: Option<&ConnectInfo<SocketAddr>>,
-) -> latchkey_idp::session::Client {
+/// The browser as a new session records it: its address ([`extract::ClientAddress`]) and
+/// User-Agent.
+pub(crate) fn client_of(address: &str, headers: &HeaderMap) -> latchkey_idp::session::Client {
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    latchkey_idp::session::Client::new(&client_addr(settings, headers, connect), user_agent)
+    latchkey_idp::session::Client::new(address, user_agent)
 }
 
 /// The client's address: the socket peer, or the last `X-Forwarded-For` hop when the
@@ -527,9 +524,8 @@ async fn readyz(State(state): State<WebState>) -> Response {
 async fn metrics_text(
     State(state): State<WebState>,
     headers: HeaderMap,
-    connect: Option<axum::extract::Extension<ConnectInfo<SocketAddr>>>,
+    extract::ClientAddress(addr): extract::ClientAddress,
 ) -> Response {
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

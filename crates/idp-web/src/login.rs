@@ -18,21 +18,20 @@
 //! * The form names the application a parked sign-in is for (escaped), read without taking
 //!   the request; an unknown or expired key shows the plain form and says nothing about it.
 
-use std::net::SocketAddr;
-
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{CsrfField, CsrfForm, CsrfOnly, CsrfToken, DeviceCookie, SessionCookie};
+use super::extract::{
+    ClientAddress, CsrfField, CsrfForm, CsrfOnly, CsrfToken, DeviceCookie, SessionCookie,
+};
 use super::html::render as render_page;
 use super::logout::{self, LogoutChain};
 use super::pages::{LoginPage, SignOutPage};
-use super::{WebError, WebState, client_addr, client_of, cookies};
+use super::{WebError, WebState, client_of, cookies};
 use latchkey_idp::Error;
 use latchkey_idp::audit::Actor;
 use latchkey_idp::directory::{Login, User};
@@ -203,7 +202,7 @@ async fn render(
 pub async fn submit(
     State(state): State<WebState>,
     headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     cookie: SessionCookie,
     DeviceCookie(device): DeviceCookie,
     csrf: CsrfToken,
@@ -212,7 +211,6 @@ pub async fn submit(
     let cont = continue_key(form.cont.as_deref());
     let to = return_path(form.to.as_deref());
     let now = state.store().now();
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let name = form.username.trim();
     let typed: String = name.chars().take(MAX_NAME).collect();
     let users = state.store().users();
@@ -316,7 +314,7 @@ pub async fn submit(
         }
     };
     throttle.succeeded(attempt).await?;
-    let client = client_of(state.settings(), &headers, connect.as_deref());
+    let client = client_of(&addr, &headers);
     let signed_in = start_session(
         &state,
         &cookie,

@@ -26,21 +26,18 @@
 //! * Where a page goes next is `/saml/continue/{key}` with a key of the shape we issue, or
 //!   one of a fixed list of our own pages ([`Then`]): never a URL from the request.
 
-use std::net::SocketAddr;
-
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::extract::{CsrfField, CsrfForm, CsrfToken, CurrentSession};
+use super::extract::{ClientAddress, CsrfField, CsrfForm, CsrfToken, CurrentSession};
 use super::html::render;
 use super::pages::{RecoveryCodesPage, Refusal, SecondFactorPage, TotpEnrolPage};
-use super::{WebError, WebState, client_addr, login};
+use super::{WebError, WebState, login};
 use latchkey_idp::audit::Actor;
 use latchkey_idp::error::PageCode;
 use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
@@ -475,8 +472,7 @@ enum Checked {
 /// the browser goes on.
 pub async fn second_factor_submit(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<SecondFactorForm>,
@@ -485,7 +481,6 @@ pub async fn second_factor_submit(
     let Some(session) = session else {
         return Ok(next.to_login());
     };
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let user = &session.user;
     let method = if form.method == "recovery_code" {
         AuthMethod::RecoveryCode
@@ -689,8 +684,7 @@ impl CsrfField for TotpForm {
 /// the session steps up with it; a first factor comes with recovery codes, shown once.
 pub async fn totp_confirm(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<TotpForm>,
@@ -704,7 +698,6 @@ pub async fn totp_confirm(
     if let Some(redirect) = step_up_first(&session, &available, &next, Then::Totp) {
         return Ok(redirect);
     }
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let actor = Actor::user(user.id);
     let totp = Totp::new(state.store(), state.sealing_kek()?);
     let confirmed = totp

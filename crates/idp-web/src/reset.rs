@@ -14,19 +14,16 @@
 //! * The new password is checked against the policy before any code is spent. Redeeming
 //!   ends every session of the user; the page then sends them to sign in as usual.
 
-use std::net::SocketAddr;
-
-use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::extract::{CsrfField, CsrfForm, CsrfToken};
+use super::extract::{ClientAddress, CsrfField, CsrfForm, CsrfToken};
 use super::html::render;
 use super::pages::{NoticePage, ResetRequestPage};
 use super::set_password::{self, FormText, Refusal, SetPasswordForm};
-use super::{WebError, WebState, client_addr};
+use super::{WebError, WebState};
 use latchkey_idp::Error;
 use latchkey_idp::directory::User;
 use latchkey_idp::enrollment::reset::ResetDesk;
@@ -85,13 +82,11 @@ pub async fn form(State(state): State<WebState>, csrf: CsrfToken) -> Result<Resp
 /// POST /reset: the same answer for every name (see the module docs).
 pub async fn request(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<ResetRequestForm>,
 ) -> Result<Response, WebError> {
     let desk = desk(&state)?;
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     match desk.request(state.store(), &form.name, &addr).await {
         // The name is not echoed: the answer is the same page for everyone.
         Ok(_) => request_page(csrf, true, None, "", StatusCode::OK),
@@ -263,8 +258,7 @@ const THROTTLED_CODE: &str = "Too many wrong codes. Wait a few minutes and try a
 pub async fn redeem(
     State(state): State<WebState>,
     Path(token): Path<String>,
-    headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<SetPasswordForm>,
 ) -> Result<Response, WebError> {
@@ -292,15 +286,14 @@ pub async fn redeem(
     if let Err(refusal) = set_password::check(&state, user, &form.password, &form.confirm) {
         return refuse(&state, csrf, PageCode::PasswordRefused, refusal);
     }
-    if factor == SecondFactor::Code {
-        let addr = client_addr(state.settings(), &headers, connect.as_deref());
-        if let Err(message) = check_code(&state, user, &form.code, &addr).await {
-            let refusal = Refusal {
-                message,
-                hint: None,
-            };
-            return refuse(&state, csrf, PageCode::ResetFactor, refusal);
-        }
+    if factor == SecondFactor::Code
+        && let Err(message) = check_code(&state, user, &form.code, &addr).await
+    {
+        let refusal = Refusal {
+            message,
+            hint: None,
+        };
+        return refuse(&state, csrf, PageCode::ResetFactor, refusal);
     }
     let advice = set_password::advice(user, &form.password);
     let user = state

@@ -27,12 +27,9 @@
 //! `Content-Type: application/json` (a cross-site page cannot send that without a CORS
 //! preflight we never answer) and, when the browser sends one, our own `Origin`.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -47,11 +44,11 @@ use latchkey_idp::webauthn::{
 };
 
 use super::error::new_operation_id;
-use super::extract::{CurrentSession, SessionCookie};
+use super::extract::{ClientAddress, CurrentSession, SessionCookie};
 use super::html::render;
 use super::mfa::{self, Next, Then};
 use super::pages::WebauthnPage;
-use super::{WebError, WebState, client_addr, login};
+use super::{WebError, WebState, login};
 use latchkey_idp::mfa::Factors;
 use latchkey_idp::session::Session;
 
@@ -198,11 +195,10 @@ fn relying_party(state: &WebState) -> Result<&RelyingParty, WebauthnError> {
 pub async fn register_start(
     State(state): State<WebState>,
     headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -244,11 +240,10 @@ struct RegisterFinish {
 pub async fn register_finish(
     State(state): State<WebState>,
     headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -298,10 +293,9 @@ pub async fn register_finish(
 pub async fn login_start(
     State(state): State<WebState>,
     headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let started = async {
         let rp = relying_party(&state)?;
         read_json::<Value>(rp, &headers, &body)?;
@@ -342,10 +336,9 @@ pub async fn login_finish(
     State(state): State<WebState>,
     headers: HeaderMap,
     cookie: SessionCookie,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let mut cont = None;
     let done = async {
         let rp = relying_party(&state)?;
@@ -370,7 +363,7 @@ pub async fn login_finish(
             .await);
         }
     };
-    let client = super::client_of(state.settings(), &headers, connect.as_deref());
+    let client = super::client_of(&addr, &headers);
     let signed_in = login::start_session(
         &state,
         &cookie,
@@ -391,11 +384,9 @@ pub async fn login_finish(
 /// `GET /webauthn/credentials`: the signed-in user's credentials (names, dates, never keys).
 pub async fn credentials(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
 ) -> Result<Response, WebError> {
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -419,11 +410,10 @@ pub async fn manage(
     State(state): State<WebState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -480,11 +470,10 @@ async fn may_change_keys(state: &WebState, session: &Session) -> Result<(), Weba
 pub async fn second_factor_start(
     State(state): State<WebState>,
     headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -532,11 +521,10 @@ struct SecondFactorFinish {
 pub async fn second_factor_finish(
     State(state): State<WebState>,
     headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };

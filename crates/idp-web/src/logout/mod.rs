@@ -29,13 +29,10 @@
 //!   not is audited and the application is listed as failed (best effort: the user is
 //!   already signed out of the IdP).
 
-use std::net::SocketAddr;
-
 use axum::Form;
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::{FormRejection, PathRejection};
-use axum::extract::{Extension, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_saml::binding::{MessageKind, post, redirect};
 use latchkey_saml::inbound::Inbound;
@@ -46,7 +43,7 @@ use super::extract::{ClientAddress, SessionCookie};
 use super::html::render;
 use super::login::continue_key;
 use super::pages::LogoutOnwardPage;
-use super::{WebError, WebState, client_addr, cookies};
+use super::{WebError, WebState, cookies};
 use latchkey_idp::apps::Application;
 use latchkey_idp::audit::Actor;
 use latchkey_idp::error::Error;
@@ -83,8 +80,7 @@ fn binding_error(e: latchkey_saml::Error) -> WebError {
 pub async fn slo_redirect(
     State(state): State<WebState>,
     cookie: SessionCookie,
-    headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
     let query = query.unwrap_or_default();
@@ -94,7 +90,6 @@ pub async fn slo_redirect(
         return run::on_response(&state, &message).await;
     }
     let (accepted, app) = accept_request(&state, message).await?;
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     perform(&state, &cookie, &addr, accepted, app).await
 }
 
@@ -148,8 +143,7 @@ async fn slo_post_inner(
 pub async fn slo_continue(
     State(state): State<WebState>,
     cookie: SessionCookie,
-    headers: HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(addr): ClientAddress,
     key: Result<Path<String>, PathRejection>,
 ) -> Result<Response, WebError> {
     let Ok(Path(key)) = key else {
@@ -173,7 +167,6 @@ pub async fn slo_continue(
         }
         Err(e) => return Err(e.into()),
     };
-    let addr = client_addr(state.settings(), &headers, connect.as_deref());
     // Still the navigation that the application's form POST started.
     perform(&state, &cookie, &addr, accepted, app)
         .await
