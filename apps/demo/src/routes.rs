@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::DemoCode;
-use crate::app::DemoApp;
+use crate::app::{AppKind, DemoApp};
 use crate::pages::{self, PageCode, rfc3339};
 use crate::session::{Session, cookie_value};
 
@@ -77,7 +77,7 @@ struct PageError {
 }
 
 impl PageError {
-    fn from_sp(app: &DemoApp, error: &latchkey_sp::Error, operation_id: Uuid) -> Response {
+    fn from_sp(kind: AppKind, error: &latchkey_sp::Error, operation_id: Uuid) -> Response {
         if error.is_busy() {
             // At its bound the toolkit turned the login away without using the assertion up;
             // the browser may post it again in a moment.
@@ -87,7 +87,7 @@ impl PageError {
                 code: PageCode::Sp(error.code()),
                 operation_id,
             }
-            .render(app);
+            .render(kind);
             page.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return page;
@@ -103,15 +103,15 @@ impl PageError {
             code: PageCode::Sp(error.code()),
             operation_id,
         }
-        .render(app)
+        .render(kind)
     }
 
-    fn render(self, app: &DemoApp) -> Response {
+    fn render(self, kind: AppKind) -> Response {
         let html = pages::error(
-            app.kind(),
+            kind,
             self.title,
             self.code,
-            pages::explain(app.kind(), self.code),
+            pages::explain(kind, self.code),
             self.operation_id,
         );
         (self.status, no_store(), Html(html)).into_response()
@@ -127,7 +127,7 @@ fn internal(app: &DemoApp, error: &dyn std::fmt::Display) -> Response {
         code: PageCode::Demo(DemoCode::Internal),
         operation_id,
     }
-    .render(app)
+    .render(app.kind())
 }
 
 fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
@@ -189,7 +189,7 @@ async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Resp
         Err(e) => {
             let operation_id = Uuid::new_v4();
             tracing::error!(%operation_id, code = e.code().as_str(), error = %e, "cannot start login");
-            PageError::from_sp(&app, &e, operation_id)
+            PageError::from_sp(app.kind(), &e, operation_id)
         }
     }
 }
@@ -225,12 +225,14 @@ async fn acs_post(
                 code: PageCode::Sp(error.code()),
                 operation_id,
             }
-            .render(&app);
+            .render(app.kind());
         }
     };
     let done = match acs::run(app.sp(), &form, app.replay(), app.engine(), now).await {
         Ok(done) => done,
-        Err(failure) => return PageError::from_sp(&app, &failure.error, failure.operation_id),
+        Err(failure) => {
+            return PageError::from_sp(app.kind(), &failure.error, failure.operation_id);
+        }
     };
     let provisioning = app.kind().describe(&done.provisioned);
     let operation_id = done.provisioned.operation_id;
@@ -336,7 +338,7 @@ async fn admin(State(app): State<AppState>, headers: HeaderMap) -> Response {
             code: PageCode::Demo(DemoCode::AdminRoleRequired),
             operation_id,
         }
-        .render(&app);
+        .render(app.kind());
     }
     let accounts = match app.store().accounts().await {
         Ok(a) => a,
@@ -493,4 +495,43 @@ fn logout_refused(app: &DemoApp, failure: &LogoutFailure) -> Response {
         failure.operation_id,
     );
     (status, no_store(), Html(html)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    async fn page(response: Response) -> (StatusCode, HeaderMap, String) {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// A login the toolkit turned away at one of its bounds is answered 503 with
+    /// `Retry-After` (the browser may post again in a moment), its code and operation ID on
+    /// the page; a refused login is a 403 with no such promise.
+    #[tokio::test]
+    async fn a_busy_toolkit_is_503_with_retry_after_and_a_refusal_is_403() {
+        let id = Uuid::new_v4();
+        for busy in [
+            latchkey_sp::Error::TooManyPendingRequests(10_000),
+            latchkey_sp::Error::Store(latchkey_sp::StoreError::Busy(1_024)),
+        ] {
+            let (status, headers, body) = page(PageError::from_sp(AppKind::Wiki, &busy, id)).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{busy}");
+            assert_eq!(headers[header::RETRY_AFTER], "1");
+            assert!(body.contains(busy.code().as_str()), "{body}");
+            assert!(body.contains(&id.to_string()), "{body}");
+            assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        }
+        let expired = latchkey_sp::Error::RequestExpired;
+        let (status, headers, body) =
+            page(PageError::from_sp(AppKind::Helpdesk, &expired, id)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(!headers.contains_key(header::RETRY_AFTER));
+        assert!(body.contains(expired.code().as_str()), "{body}");
+    }
 }
