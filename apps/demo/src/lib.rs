@@ -79,7 +79,12 @@ pub async fn run(kind: AppKind, mut config: DemoConfig) -> Result<(), DemoError>
         entity_id = %config.sp.entity_id,
         "demo app listening"
     );
-    axum::serve(listener, router(app)).await?;
+    // The socket peer bounds the logins one client may start (`start_login_from`).
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -350,8 +350,12 @@ pub(crate) fn explain(kind: AppKind, code: PageCode) -> &'static str {
         (AppKind::Helpdesk, Demo(DemoCode::AdminRoleRequired)) => {
             "The admin page is for accounts with the helpdesk's agent role."
         }
-        (_, Sp(Toolkit(ToolkitCode::StoreBusy))) => {
+        (_, Sp(Toolkit(ToolkitCode::StoreBusy | ToolkitCode::TooManyPendingRequests))) => {
             "Too many people are signing in at this moment. Try again in a few seconds."
+        }
+        (_, Sp(Toolkit(ToolkitCode::TooManyPendingFromClient))) => {
+            "Too many sign-ins were started from your network and not finished. Wait a few \
+             minutes and try again."
         }
         (_, Demo(DemoCode::Internal)) => {
             "This application failed. Quote the operation ID below to your administrator."

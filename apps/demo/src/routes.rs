@@ -1,9 +1,11 @@
 //! The routes, and the one place errors become responses.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{Extension, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -90,6 +92,19 @@ impl PageError {
             .render(kind);
             page.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return page;
+        }
+        if error.is_throttled() {
+            // This browser's network has too many logins under way; others are served.
+            let mut page = PageError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                title: "Too many sign-ins",
+                code: PageCode::Sp(error.code()),
+                operation_id,
+            }
+            .render(kind);
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             return page;
         }
         let status = if error.is_internal() {
@@ -183,8 +198,20 @@ struct LoginQuery {
     return_to: Option<String>,
 }
 
-async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
-    match latchkey_sp::web::login_response(app.sp(), q.return_to.as_deref(), app.now()).await {
+async fn login(
+    State(app): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let client = connect.map(|c| c.0.0.ip().to_string());
+    match latchkey_sp::web::login_response(
+        app.sp(),
+        client.as_deref(),
+        q.return_to.as_deref(),
+        app.now(),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             let operation_id = Uuid::new_v4();
@@ -314,13 +341,27 @@ fn whoami_json(app: &DemoApp, session: &Session, account: &Account) -> Value {
     })
 }
 
-async fn admin(State(app): State<AppState>, headers: HeaderMap) -> Response {
+async fn admin(
+    State(app): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
     let (_, account) = match current(&app, &headers).await {
         Ok(Some(found)) => found,
         Ok(None) => {
-            return latchkey_sp::web::login_response(app.sp(), Some("/admin"), app.now())
-                .await
-                .unwrap_or_else(|e| internal(&app, &e));
+            let client = connect.map(|c| c.0.0.ip().to_string());
+            return latchkey_sp::web::login_response(
+                app.sp(),
+                client.as_deref(),
+                Some("/admin"),
+                app.now(),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                let operation_id = Uuid::new_v4();
+                tracing::error!(%operation_id, code = e.code().as_str(), error = %e, "cannot start login");
+                PageError::from_sp(app.kind(), &e, operation_id)
+            });
         }
         Err(r) => return r,
     };
@@ -512,9 +553,10 @@ mod tests {
 
     /// A login the toolkit turned away at one of its bounds is answered 503 with
     /// `Retry-After` (the browser may post again in a moment), its code and operation ID on
-    /// the page; a refused login is a 403 with no such promise.
+    /// the page; one turned away because its network started too many is a 429; a refused
+    /// login is a 403 with no such promise.
     #[tokio::test]
-    async fn a_busy_toolkit_is_503_with_retry_after_and_a_refusal_is_403() {
+    async fn a_busy_toolkit_is_503_a_crowded_network_429_and_a_refusal_403() {
         let id = Uuid::new_v4();
         for busy in [
             latchkey_sp::Error::TooManyPendingRequests(10_000),
@@ -527,6 +569,11 @@ mod tests {
             assert!(body.contains(&id.to_string()), "{body}");
             assert_eq!(headers[header::CACHE_CONTROL], "no-store");
         }
+        let crowded = latchkey_sp::Error::TooManyPendingFromClient(200);
+        let (status, headers, body) = page(PageError::from_sp(AppKind::Wiki, &crowded, id)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[header::RETRY_AFTER], "60");
+        assert!(body.contains("TOO_MANY_PENDING_FROM_CLIENT"), "{body}");
         let expired = latchkey_sp::Error::RequestExpired;
         let (status, headers, body) =
             page(PageError::from_sp(AppKind::Helpdesk, &expired, id)).await;

@@ -49,6 +49,10 @@ pub enum Error {
     /// would break that person's login, so the new one is refused instead.
     #[error("too many outstanding login requests ({0})")]
     TooManyPendingRequests(usize),
+    /// The browser's network has as many logins started and not finished as one client may
+    /// ([`crate::login::PENDING_PER_NETWORK`]); nothing was stored. Answer 429.
+    #[error("too many outstanding login requests from this client's network ({0})")]
+    TooManyPendingFromClient(usize),
     /// Single logout could not start, or a logout message was refused (see
     /// [`LogoutError`]). A refused message ended no session.
     #[error("single logout: {0}")]
@@ -72,6 +76,9 @@ impl Error {
             Self::Metadata(_) => Code::Toolkit(ToolkitCode::IdpMetadataUnusable),
             Self::RequestExpired => Code::Toolkit(ToolkitCode::RequestExpired),
             Self::TooManyPendingRequests(_) => Code::Toolkit(ToolkitCode::TooManyPendingRequests),
+            Self::TooManyPendingFromClient(_) => {
+                Code::Toolkit(ToolkitCode::TooManyPendingFromClient)
+            }
             Self::Logout(e) => e.code(),
         }
     }
@@ -103,6 +110,12 @@ impl Error {
                 | Self::TooManyPendingRequests(_)
                 | Self::Replay(ReplayError::Full(_))
         )
+    }
+
+    /// Whether this client has too much under way: the answer is 429 with `Retry-After`
+    /// (nothing of the request was stored), while other clients are served.
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, Self::TooManyPendingFromClient(_))
     }
 }
 
@@ -229,6 +242,9 @@ latchkey_saml::stable_codes! {
         RequestExpired = "REQUEST_EXPIRED",
         /// Too many logins are outstanding to remember another one.
         TooManyPendingRequests = "TOO_MANY_PENDING_REQUESTS",
+        /// Too many logins were started from the browser's network and not finished (429);
+        /// other clients are still served.
+        TooManyPendingFromClient = "TOO_MANY_PENDING_FROM_CLIENT",
         /// Single logout is not set up (no slo_url, no SP key, or no IdP endpoint).
         LogoutNotConfigured = "LOGOUT_NOT_CONFIGURED",
         /// A LogoutResponse answers no logout this SP started (or one already answered).

@@ -26,7 +26,7 @@
 //! let replay = SqlReplayCache::new(db);
 //!
 //! GET  /saml/metadata -> sp.metadata_xml()
-//! GET  /login         -> redirect to sp.start_login(return_to, now).await?.url
+//! GET  /login         -> redirect to sp.start_login_from(Some(client_ip), return_to, now).await?.url
 //! POST /saml/acs      -> acs::run(&sp, &form, &replay, &engine, now).await
 //! /scim/v2/...        -> scim::server::router(ScimService::new(engine, &settings, ...)?
 //!                            .on_deactivate(hook ending the account's sessions), now)
@@ -43,6 +43,7 @@ pub mod idp;
 pub mod jit;
 pub mod login;
 pub mod logout;
+pub mod network;
 pub mod provider;
 pub mod replay;
 pub mod scim;

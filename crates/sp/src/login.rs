@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{Error, StoreError};
+use crate::network::network_of;
 use crate::store::{Database, from_millis, millis};
 
 /// A login we started and the IdP has not answered yet.
@@ -38,15 +39,23 @@ pub struct LoginRedirect {
     pub request: PendingRequest,
 }
 
+/// Logins one client network ([`network_of`]) may have started and not finished: a
+/// fiftieth of the default capacity, so that one client alone cannot fill it and turn
+/// everyone's logins away; generous for an office behind one address (a request is held only
+/// until the IdP answers, at most the request lifetime).
+pub const PENDING_PER_NETWORK: usize = 200;
+
 /// Outstanding requests, in memory.
 ///
 /// # Security
 /// Bounded: when full of unexpired requests a new login is refused rather than forgetting one,
-/// so a flood of login starts can cost memory only up to the bound. A request is taken (removed)
-/// when its RelayState comes back, so each can be answered once.
+/// so a flood of login starts can cost memory only up to the bound; a start from a known client
+/// is also refused past [`PENDING_PER_NETWORK`] for its network, so a single client cannot
+/// fill the bound. A request is taken (removed) when its RelayState comes back, so each can be
+/// answered once.
 #[derive(Debug)]
 pub struct PendingRequests {
-    entries: Mutex<HashMap<String, PendingRequest>>,
+    entries: Mutex<HashMap<String, (PendingRequest, String)>>,
     capacity: usize,
 }
 
@@ -59,19 +68,36 @@ impl PendingRequests {
         }
     }
 
-    /// Stores `request` under a fresh random key and returns the key.
-    pub fn insert(&self, request: PendingRequest, now: OffsetDateTime) -> Result<String, Error> {
+    /// Stores `request`, started by the browser at `client` (its address, if known), under a
+    /// fresh random key and returns the key.
+    pub fn insert(
+        &self,
+        request: PendingRequest,
+        client: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<String, Error> {
+        let network = client.map(network_of).unwrap_or_default();
         let mut entries = self.lock();
-        if entries.len() >= self.capacity {
-            entries.retain(|_, r| r.expires_at > now);
+        let mine = |entries: &HashMap<String, (PendingRequest, String)>| {
+            entries.values().filter(|(_, n)| *n == network).count()
+        };
+        let over = |entries: &HashMap<String, (PendingRequest, String)>| {
+            entries.len() >= self.capacity
+                || (client.is_some() && mine(entries) >= PENDING_PER_NETWORK)
+        };
+        if over(&entries) {
+            entries.retain(|_, (r, _)| r.expires_at > now);
             if entries.len() >= self.capacity {
                 return Err(Error::TooManyPendingRequests(entries.len()));
+            }
+            if client.is_some() && mine(&entries) >= PENDING_PER_NETWORK {
+                return Err(Error::TooManyPendingFromClient(PENDING_PER_NETWORK));
             }
         }
         // 122 random bits from the OS generator, as 32 hex digits: well under the 80 bytes
         // the bindings allow for RelayState.
         let key = Uuid::new_v4().simple().to_string();
-        entries.insert(key.clone(), request);
+        entries.insert(key.clone(), (request, network));
         Ok(key)
     }
 
@@ -84,8 +110,8 @@ impl PendingRequests {
         now: OffsetDateTime,
     ) -> Result<Option<PendingRequest>, Error> {
         match self.lock().remove(relay_state) {
-            Some(r) if r.expires_at <= now => Err(Error::RequestExpired),
-            other => Ok(other),
+            Some((r, _)) if r.expires_at <= now => Err(Error::RequestExpired),
+            other => Ok(other.map(|(r, _)| r)),
         }
     }
 
@@ -99,7 +125,7 @@ impl PendingRequests {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingRequest>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (PendingRequest, String)>> {
         // Each operation is one insert, remove or retain: a panic elsewhere cannot leave the
         // map half-updated, so a poisoned lock is still safe to use.
         self.entries
@@ -119,15 +145,17 @@ pub enum PendingStore {
 }
 
 impl PendingStore {
-    /// Stores `request` under a fresh random key and returns the key.
+    /// Stores `request`, started by the browser at `client` (its address, if known), under a
+    /// fresh random key and returns the key.
     pub async fn insert(
         &self,
         request: PendingRequest,
+        client: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<String, Error> {
         match self {
-            Self::Memory(m) => m.insert(request, now),
-            Self::Sql(s) => s.insert(request, now).await,
+            Self::Memory(m) => m.insert(request, client, now),
+            Self::Sql(s) => s.insert(request, client, now).await,
         }
     }
 
@@ -160,7 +188,8 @@ const PENDING_INSERT_LOCK: i64 = 0x006c_6b2d_7065_6e64;
 ///
 /// # Security
 /// Bounded like [`PendingRequests`]: expired rows are pruned on insert, and a new login is
-/// refused while `capacity` unexpired requests are outstanding. `take` deletes the row it
+/// refused while `capacity` unexpired requests are outstanding, or [`PENDING_PER_NETWORK`]
+/// from its client's network. `take` deletes the row it
 /// returns in the same statement, so a RelayState is honoured once even across nodes.
 #[derive(Debug, Clone)]
 pub struct SqlPendingRequests {
@@ -179,7 +208,19 @@ impl SqlPendingRequests {
     /// statement under the database's write lock; on PostgreSQL, where concurrent statements
     /// each count their own snapshot, the transaction first takes an advisory lock that every
     /// node's inserts share.
-    async fn insert(&self, request: PendingRequest, now: OffsetDateTime) -> Result<String, Error> {
+    async fn insert(
+        &self,
+        request: PendingRequest,
+        client: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<String, Error> {
+        let network = client.map(network_of).unwrap_or_default();
+        // A start from an unknown client is bounded by the total alone.
+        let per_network = if client.is_some() {
+            i64::try_from(PENDING_PER_NETWORK).unwrap_or(i64::MAX)
+        } else {
+            i64::MAX
+        };
         let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
         if self.db.backend() == crate::store::Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -195,22 +236,38 @@ impl SqlPendingRequests {
             .map_err(StoreError::from)?;
         let key = Uuid::new_v4().simple().to_string();
         let inserted = sqlx::query(
-            "INSERT INTO sp_pending_requests (relay_state, request_id, return_to, expires_at) \
-             SELECT $1, $2, $3, $4 WHERE (SELECT COUNT(*) FROM sp_pending_requests) < $5",
+            "INSERT INTO sp_pending_requests \
+             (relay_state, request_id, return_to, expires_at, client) \
+             SELECT $1, $2, $3, $4, $5 WHERE (SELECT COUNT(*) FROM sp_pending_requests) < $6 \
+             AND (SELECT COUNT(*) FROM sp_pending_requests WHERE client = $5) < $7",
         )
         .bind(key.clone())
         .bind(request.request_id)
         .bind(request.return_to)
         .bind(millis(request.expires_at))
+        .bind(network.clone())
         .bind(i64::try_from(self.capacity).unwrap_or(i64::MAX))
+        .bind(per_network)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?
         .rows_affected();
-        tx.commit().await.map_err(StoreError::from)?;
         if inserted == 0 {
-            return Err(Error::TooManyPendingRequests(self.capacity));
+            // Which bound was reached (read in the same transaction).
+            let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sp_pending_requests")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+            tx.commit().await.map_err(StoreError::from)?;
+            return Err(
+                if usize::try_from(all).unwrap_or(usize::MAX) >= self.capacity {
+                    Error::TooManyPendingRequests(self.capacity)
+                } else {
+                    Error::TooManyPendingFromClient(PENDING_PER_NETWORK)
+                },
+            );
         }
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(key)
     }
 

@@ -209,7 +209,8 @@ impl ServiceProvider {
             return_to: return_to.and_then(local_path),
             expires_at: now + self.request_lifetime(),
         };
-        let relay_state = self.pending().insert(pending.clone(), now).await?;
+        // Only a signed-in person starts a logout: bounded by the total, not per client.
+        let relay_state = self.pending().insert(pending.clone(), None, now).await?;
         let query = signed_query(self, key, MessageKind::Request, &xml, Some(&relay_state))?;
         Ok(LogoutRedirect {
             url: redirect::url(destination, &query),

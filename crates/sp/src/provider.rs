@@ -267,9 +267,23 @@ impl ServiceProvider {
 
     /// Starts an SP-initiated login: builds the AuthnRequest, remembers it under a fresh
     /// RelayState, and returns the IdP URL to redirect the browser to. `return_to` is kept
-    /// only if it is a local path.
+    /// only if it is a local path. The start counts against the total of outstanding logins
+    /// only: a server facing browsers should call [`Self::start_login_from`], so that one
+    /// client cannot use them all up.
     pub async fn start_login(
         &self,
+        return_to: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<LoginRedirect, Error> {
+        self.start_login_from(None, return_to, now).await
+    }
+
+    /// [`Self::start_login`] for the browser at `client` (its address; an IPv6 client counts
+    /// as its /64): refused with [`Error::TooManyPendingFromClient`] (429) past
+    /// [`crate::login::PENDING_PER_NETWORK`] logins started there and not finished.
+    pub async fn start_login_from(
+        &self,
+        client: Option<&str>,
         return_to: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<LoginRedirect, Error> {
@@ -288,7 +302,11 @@ impl ServiceProvider {
             return_to: return_to.and_then(local_path),
             expires_at: now + self.inner.request_lifetime,
         };
-        let relay_state = self.inner.pending.insert(pending.clone(), now).await?;
+        let relay_state = self
+            .inner
+            .pending
+            .insert(pending.clone(), client, now)
+            .await?;
         let signer = self.inner.key.as_ref().filter(|k| k.sign_requests);
         let query = match signer {
             Some(k) => redirect::encode_signed(

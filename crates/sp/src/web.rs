@@ -25,13 +25,16 @@ pub fn metadata_response(sp: &ServiceProvider) -> Result<Response, Error> {
         .into_response())
 }
 
-/// `GET /login`: starts a login and redirects the browser to the IdP (303, not cached).
+/// `GET /login`: starts a login for the browser at `client` (its address, counted per
+/// network: see [`ServiceProvider::start_login_from`]) and redirects it to the IdP (303, not
+/// cached).
 pub async fn login_response(
     sp: &ServiceProvider,
+    client: Option<&str>,
     return_to: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<Response, Error> {
-    let redirect = sp.start_login(return_to, now).await?;
+    let redirect = sp.start_login_from(client, return_to, now).await?;
     see_other(&redirect.url).map_err(|_| {
         Error::Metadata(crate::MetadataError::NoRedirectEndpoint(
             "SSO URL is not a valid header value".to_owned(),

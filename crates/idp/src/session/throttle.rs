@@ -139,22 +139,7 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// What one client controls: an IPv4 address, or an IPv6 /64 (one subnet is routinely
-/// handed to one customer, who can then use 2^64 addresses: counting each on its own would
-/// let a single attacker rotate through fresh keys for ever).
-pub fn network_of(address: &str) -> String {
-    match address.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-        Ok(ip) => ip.to_string(),
-        Err(_) => address.to_owned(),
-    }
-}
+pub use latchkey_sp::network::network_of;
 
 /// One key an attempt must get a slot under.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -413,19 +413,51 @@ fn memory_pending_store_is_bounded_and_prunes_expired() {
         expires_at,
     };
     store
-        .insert(request(NOW + Duration::minutes(1)), NOW)
+        .insert(request(NOW + Duration::minutes(1)), None, NOW)
         .unwrap();
     store
-        .insert(request(NOW + Duration::minutes(10)), NOW)
+        .insert(request(NOW + Duration::minutes(10)), None, NOW)
         .unwrap();
     assert!(matches!(
-        store.insert(request(NOW + Duration::minutes(10)), NOW),
+        store.insert(request(NOW + Duration::minutes(10)), None, NOW),
         Err(Error::TooManyPendingRequests(2))
     ));
     // Once the first has expired there is room again.
     let later = NOW + Duration::minutes(2);
     store
-        .insert(request(later + Duration::minutes(10)), later)
+        .insert(request(later + Duration::minutes(10)), None, later)
         .unwrap();
     assert_eq!(store.len(), 2);
+    // One client's network gets at most its share, others are still served.
+    let store = PendingRequests::new(1_000);
+    for i in 0..latchkey_sp::login::PENDING_PER_NETWORK {
+        let client = format!("2001:db8:5:5::{:x}", i + 1);
+        store
+            .insert(request(NOW + Duration::minutes(10)), Some(&client), NOW)
+            .unwrap();
+    }
+    assert!(matches!(
+        store.insert(
+            request(NOW + Duration::minutes(10)),
+            Some("2001:db8:5:5:ff::1"),
+            NOW
+        ),
+        Err(Error::TooManyPendingFromClient(_))
+    ));
+    store
+        .insert(
+            request(NOW + Duration::minutes(10)),
+            Some("203.0.113.1"),
+            NOW,
+        )
+        .unwrap();
+    // Expired ones make room for that network again.
+    let later = NOW + Duration::minutes(11);
+    store
+        .insert(
+            request(later + Duration::minutes(10)),
+            Some("2001:db8:5:5::1"),
+            later,
+        )
+        .unwrap();
 }

@@ -182,7 +182,7 @@ async fn pending_requests_hold_their_bound_under_a_burst(backend: Db) {
     for i in 0..40 {
         let node = Arc::clone(&nodes[i % 2]);
         let req = request(NOW + time::Duration::minutes(5));
-        tasks.spawn(async move { node.insert(req, NOW).await });
+        tasks.spawn(async move { node.insert(req, None, NOW).await });
     }
     let (mut stored, mut refused) = (0, 0);
     while let Some(done) = tasks.join_next().await {
@@ -197,14 +197,65 @@ async fn pending_requests_hold_their_bound_under_a_burst(backend: Db) {
     // Once they have expired there is room again (they are pruned by the next insert).
     let later = NOW + time::Duration::minutes(6);
     nodes[1]
-        .insert(request(later + time::Duration::minutes(5)), later)
+        .insert(request(later + time::Duration::minutes(5)), None, later)
         .await
         .unwrap();
     assert_eq!(nodes[0].count().await.unwrap(), 1);
+}
+
+/// One client cannot use up every place: a burst of logins started from one network (an
+/// IPv6 /64, its addresses rotating) on two nodes stores exactly `PENDING_PER_NETWORK` of
+/// them, the rest refused as that client's (429), and another client still gets its place.
+async fn pending_requests_are_bounded_per_client_network(backend: Db) {
+    use latchkey_sp::Error;
+    use latchkey_sp::login::{
+        PENDING_PER_NETWORK, PendingRequest, PendingStore, SqlPendingRequests,
+    };
+    use std::sync::Arc;
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let nodes = [
+        Arc::new(PendingStore::Sql(SqlPendingRequests::new(
+            db.clone(),
+            10_000,
+        ))),
+        Arc::new(PendingStore::Sql(SqlPendingRequests::new(db, 10_000))),
+    ];
+    let request = || PendingRequest {
+        request_id: "_client".into(),
+        return_to: None,
+        expires_at: NOW + time::Duration::minutes(5),
+    };
+    let over = 40;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..(PENDING_PER_NETWORK + over) {
+        let node = Arc::clone(&nodes[i % 2]);
+        let client = format!("2001:db8:7:7::{:x}", i + 1);
+        tasks.spawn(async move { node.insert(request(), Some(&client), NOW).await });
+    }
+    let (mut stored, mut refused) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            Ok(_) => stored += 1,
+            Err(e @ Error::TooManyPendingFromClient(_)) => {
+                assert!(e.is_throttled() && !e.is_busy() && !e.is_internal());
+                assert_eq!(e.code().as_str(), "TOO_MANY_PENDING_FROM_CLIENT");
+                refused += 1;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!((stored, refused), (PENDING_PER_NETWORK, over));
+    nodes[1]
+        .insert(request(), Some("192.0.2.8"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(nodes[0].count().await.unwrap(), PENDING_PER_NETWORK + 1);
 }
 
 crate::on_both_backends!(
     sql_replay_cache_joins_the_login_transaction,
     a_burst_keeps_each_login_apart,
     pending_requests_hold_their_bound_under_a_burst,
+    pending_requests_are_bounded_per_client_network,
 );

@@ -1,0 +1,39 @@
+//! What one client controls, for the bounds anyone can make a server spend (logins started
+//! and not finished here; sign-in attempts and parked requests at the IdP).
+
+use std::net::IpAddr;
+
+/// An IPv4 address, or an IPv6 /64 (one subnet is routinely handed to one customer, who can
+/// then use 2^64 addresses: counting each on its own would let a single client rotate
+/// through fresh keys for ever). Anything that is not an address is kept as it is.
+pub fn network_of(address: &str) -> String {
+    match address.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => address.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network_of;
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_a_mapped_ipv4_its_address() {
+        assert_eq!(network_of("2001:db8:1:2:aa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            network_of("2001:db8:1:2:ffff::9"),
+            network_of("2001:db8:1:2::1")
+        );
+        assert_ne!(network_of("2001:db8:1:3::1"), network_of("2001:db8:1:2::1"));
+        assert_eq!(network_of("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(network_of("192.0.2.7"), "192.0.2.7");
+        assert_eq!(network_of("unknown"), "unknown");
+    }
+}
