@@ -27,7 +27,7 @@ use super::{WebError, WebState};
 use latchkey_idp::audit::Actor;
 use latchkey_idp::error::Error;
 use latchkey_idp::error::PageCode;
-use latchkey_idp::session::{ParkOwner, Session, SessionApp, Sessions};
+use latchkey_idp::session::{Admission, ParkOwner, Session, SessionApp, Sessions, Slot, Throttle};
 use latchkey_idp::sso::request::{self, InboundRequest, ValidatedRequest};
 use latchkey_idp::sso::{Claim, PendingRequest, SsoError, authn, grant, metadata, response};
 
@@ -112,6 +112,25 @@ async fn accept(
             Some(code::NO_AUTHN_CONTEXT) => PageCode::SsoAuthnContext,
             _ => PageCode::SsoRefused,
         };
+        // Anyone can send a request that is refused, and each refusal is an audit line:
+        // one client network gets a bounded number before it is answered 429 (and the
+        // request is neither answered nor recorded).
+        if let Admission::Refused { retry_after } = Throttle::new(state.store())
+            .admit(vec![Slot::refused_request(&client.0)], state.store().now())
+            .await?
+        {
+            tracing::info!(
+                code = reason.as_str(),
+                app = %validated.app.settings.entity_id,
+                address = %client.0,
+                "refused request not answered: too many from this client"
+            );
+            return Err(WebError::Throttled(
+                u64::try_from(retry_after.whole_seconds())
+                    .unwrap_or(1)
+                    .max(1),
+            ));
+        }
         return refuse(
             state,
             &validated.app,

@@ -308,3 +308,45 @@ async fn parked_sign_ins_are_capped_per_network() {
         answer.body
     );
 }
+
+/// A request the IdP answers with an error Status before anyone signs in is an audit line,
+/// and anyone can send one: one network gets `REFUSED_REQUEST.free` such answers, then 429
+/// `WEB-THROTTLED` with no answer and no line, while another network is still answered.
+#[tokio::test]
+async fn refused_requests_from_one_network_are_throttled() {
+    use latchkey_idp::session::ThrottlePolicy;
+    use latchkey_saml::authn_request::NameIdPolicy;
+    let idp = idp_with(|c| c.trust_forwarded_for = true).await;
+    let refusable = || {
+        let mut request = authn_request(SP);
+        request.name_id_policy = Some(NameIdPolicy {
+            format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:kerberos".into()),
+            sp_name_qualifier: None,
+            allow_create: Some(true),
+        });
+        request
+    };
+    let free = usize::try_from(ThrottlePolicy::REFUSED_REQUEST.free).unwrap();
+    let mut noisy = Browser::new(&idp);
+    noisy.address = Some("2001:db8:9:9::1".into());
+    for i in 0..free {
+        // Its addresses rotate within one /64: one network.
+        noisy.address = Some(format!("2001:db8:9:9::{:x}", i + 1));
+        let page = noisy.get(&redirect_uri(&refusable(), None)).await;
+        assert_eq!(page.status, StatusCode::OK, "refusal {i}: {}", page.body);
+    }
+    assert_eq!(audit_actions(&idp, "sso.refused").await.len(), free);
+    let page = noisy.get(&redirect_uri(&refusable(), None)).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert_eq!(page.error_code(), Some("WEB-THROTTLED"));
+    assert!(page.headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(audit_actions(&idp, "sso.refused").await.len(), free);
+    // Requests that are not refused are not held up, nor are other networks.
+    let fine = noisy.get(&redirect_uri(&authn_request(SP), None)).await;
+    assert_eq!(fine.status, StatusCode::SEE_OTHER, "{}", fine.body);
+    let mut other = Browser::new(&idp);
+    other.address = Some("198.51.100.30".into());
+    let page = other.get(&redirect_uri(&refusable(), None)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(audit_actions(&idp, "sso.refused").await.len(), free + 1);
+}

@@ -115,6 +115,17 @@ impl ThrottlePolicy {
         on_success: OnSuccess::GiveBack,
     };
 
+    /// SAML requests from one client network that are answered with an error Status before
+    /// anyone signs in (each one an audit line): an application's users rarely send one, so
+    /// a client sending many is filling the log. Every refusal counts.
+    pub const REFUSED_REQUEST: ThrottlePolicy = ThrottlePolicy {
+        free: 30,
+        base: Duration::minutes(1),
+        max_block: Duration::hours(1),
+        quiet: Duration::hours(1),
+        on_success: OnSuccess::GiveBack,
+    };
+
     /// The block set by the `n`th attempt of a run (the statement in [`Throttle::admit`]
     /// computes the same; this is its specification, tested below).
     pub fn block_after(&self, n: i64) -> Option<Duration> {
@@ -212,6 +223,14 @@ impl Slot {
         Slot {
             key: format!("reset-addr:{}", network_of(address)),
             policy: ThrottlePolicy::RESET_ADDRESS,
+        }
+    }
+
+    /// An anonymous SAML request answered with an error Status, from a client address.
+    pub fn refused_request(address: &str) -> Slot {
+        Slot {
+            key: format!("refused-addr:{}", network_of(address)),
+            policy: ThrottlePolicy::REFUSED_REQUEST,
         }
     }
 
