@@ -136,7 +136,7 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         ))
         .merge(latchkey_idp_web::scim::router(store.clone(), &base_url));
 
-    let janitor = tokio::spawn(purge_sessions(store.clone()));
+    let janitor = tokio::spawn(purge_sessions(store.clone(), config.audit.retention()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -185,8 +185,9 @@ async fn scheduled_sync(
 const STARTUP_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every ten minutes: deletes sessions past their absolute expiry, throttle runs that
-/// ended (so names typed once do not pile up), and SAML request IDs past their window.
-async fn purge_sessions(store: Store) {
+/// ended (so names typed once do not pile up), SAML request IDs past their window, and
+/// audit events older than `[audit] retain_days` when set.
+async fn purge_sessions(store: Store, audit_retention: Option<time::Duration>) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
@@ -216,6 +217,15 @@ async fn purge_sessions(store: Store) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "old invitation and reset links removed"),
             Err(e) => tracing::warn!(error = %e, "link purge failed"),
+        }
+        if let Some(keep) = audit_retention {
+            match store.audit().purge_before(now - keep).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(purged = n, "audit events past [audit] retain_days removed")
+                }
+                Err(e) => tracing::warn!(error = %e, "audit purge failed"),
+            }
         }
     }
 }

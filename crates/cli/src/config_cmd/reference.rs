@@ -318,6 +318,20 @@ pub const LATCHKEY_TOML: &[Key] = &[
          the console is reached through another strong sign-in.",
     ),
     key(
+        "audit",
+        "table",
+        Unset(EACH),
+        "How long the audit log keeps events.",
+    ),
+    key(
+        "audit.retain_days",
+        "integer",
+        Literal("0"),
+        "Events older than this many days are deleted by `latchkey serve` (every ten minutes; \
+         each sweep is itself an audit event `audit.purged`); 0 keeps every event (0 to \
+         36500). Export what you must keep longer first (`latchkey audit --json`).",
+    ),
+    key(
         "enrollment",
         "table",
         Unset(EACH),

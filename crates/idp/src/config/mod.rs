@@ -27,6 +27,9 @@
 //! max_queued = 0                           # waiting for a slot, else 503; 0: four per slot
 //! min_length = 12                          # new passwords; also refused: the 10k most common
 //!
+//! [audit]
+//! retain_days = 0                          # 0: keep every event; else delete older ones daily
+//!
 //! [enrollment]
 //! invitation_hours = 72                    # life of a `user invite` link
 //! reset_minutes = 30                       # life of a password-reset link
@@ -85,6 +88,26 @@ pub struct Config {
     pub webauthn: crate::webauthn::WebauthnConfig,
     /// The SCIM client's delivery and reconciliation: see [`crate::provisioning`].
     pub provisioning: ProvisioningConfig,
+    /// How long the audit log keeps events.
+    pub audit: AuditConfig,
+}
+
+/// The `[audit]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Events older than this many days are deleted by `latchkey serve` (a sweep every ten
+    /// minutes, itself an audit event); 0 keeps every event. Anyone can make the IdP write a line
+    /// (a failed sign-in, a refused request), so without a bound the log grows as long as
+    /// the IdP runs; most organisations keep one to seven years.
+    pub retain_days: u32,
+}
+
+impl AuditConfig {
+    /// The age past which events go, if any.
+    pub fn retention(&self) -> Option<time::Duration> {
+        (self.retain_days > 0).then(|| time::Duration::days(i64::from(self.retain_days)))
+    }
 }
 
 /// The `[provisioning]` section: how `latchkey serve` delivers the SCIM outbox.
@@ -333,6 +356,7 @@ impl Default for Config {
             enrollment: EnrollmentConfig::default(),
             smtp: SmtpConfig::default(),
             provisioning: ProvisioningConfig::default(),
+            audit: AuditConfig::default(),
             webauthn: crate::webauthn::WebauthnConfig::default(),
         }
     }
@@ -474,6 +498,9 @@ impl Config {
         }
         if !(5..=1440).contains(&config.enrollment.reset_minutes) {
             return Err("[enrollment] reset_minutes must be 5-1440 (a day)".into());
+        }
+        if config.audit.retain_days > 36_500 {
+            return Err("[audit] retain_days must be 0 (keep every event) to 36500".into());
         }
         config.smtp.check()?;
         config.provisioning.check()?;
@@ -773,6 +800,15 @@ mod tests {
             Config::default().keys.metadata_cache(),
             time::Duration::hours(24)
         );
+    }
+
+    #[test]
+    fn audit_retention_is_off_by_default_and_bounded() {
+        assert_eq!(Config::default().audit.retention(), None);
+        let config = Config::from_toml("[audit]\nretain_days = 400\n").unwrap();
+        assert_eq!(config.audit.retention(), Some(time::Duration::days(400)));
+        let err = Config::from_toml("[audit]\nretain_days = 36501\n").unwrap_err();
+        assert!(err.contains("retain_days"), "{err}");
     }
 
     #[test]

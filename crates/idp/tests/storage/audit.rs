@@ -11,7 +11,8 @@ on_both_backends!(
     every_change_is_logged_by_its_actor,
     user_filter_finds_what_they_did_and_what_was_done_to_them,
     filters_combine_and_page_by_seq,
-    every_filter_is_served_by_an_index
+    every_filter_is_served_by_an_index,
+    retention_deletes_only_older_events_and_says_so,
 );
 
 async fn filters_and_paging(t: TestStore) {
@@ -289,4 +290,61 @@ async fn every_filter_is_served_by_an_index(t: TestStore) {
             );
         }
     }
+}
+
+/// `[audit] retain_days`: the sweep deletes exactly the events from before the cutoff, in
+/// batches (more than one here), and leaves its own `audit.purged` line saying how many went
+/// and from before when; a sweep with nothing to delete writes nothing.
+async fn retention_deletes_only_older_events_and_says_so(t: TestStore) {
+    use latchkey_idp::ManualClock;
+    use latchkey_idp::audit::Change;
+    use time::Duration;
+    let clock = ManualClock::starting_now();
+    let s = t.store.with_clock(clock.clone());
+    let start = s.now();
+    let line = |days_ago: i64| {
+        (
+            Actor::new("anonymous:192.0.2.1"),
+            start - Duration::days(days_ago),
+            Change {
+                action: "login.failure",
+                target_kind: "user",
+                target_id: String::new(),
+                target_name: format!("d{days_ago}"),
+                before: None,
+                after: None,
+            },
+        )
+    };
+    let mut lines: Vec<_> = (0..5_500).map(|_| line(400)).collect();
+    lines.extend((0..7).map(|_| line(10)));
+    s.audit().record_many(lines).await.unwrap();
+    assert_eq!(s.audit().count().await.unwrap(), 5_507);
+
+    let purged = s
+        .audit()
+        .purge_before(start - Duration::days(365))
+        .await
+        .unwrap();
+    assert_eq!(purged, 5_500);
+    let left = s.audit().list(&AuditFilter::default()).await.unwrap();
+    assert_eq!(left.len(), 8);
+    assert_eq!(left[0].action, "audit.purged");
+    assert_eq!(left[0].actor, "system");
+    let after = left[0].after.as_ref().unwrap();
+    assert_eq!(after["events"], 5_500);
+    assert!(
+        left[1..]
+            .iter()
+            .all(|e| e.target_name.as_deref() == Some("d10"))
+    );
+    // Nothing left to delete: no line.
+    assert_eq!(
+        s.audit()
+            .purge_before(start - Duration::days(365))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(s.audit().count().await.unwrap(), 8);
 }
