@@ -112,25 +112,7 @@ async fn accept(
             Some(code::NO_AUTHN_CONTEXT) => PageCode::SsoAuthnContext,
             _ => PageCode::SsoRefused,
         };
-        // Anyone can send a request that is refused, and each refusal is an audit line:
-        // one client network gets a bounded number before it is answered 429 (and the
-        // request is neither answered nor recorded).
-        if let Admission::Refused { retry_after } = Throttle::new(state.store())
-            .admit(vec![Slot::refused_request(&client.0)], state.store().now())
-            .await?
-        {
-            tracing::info!(
-                code = reason.as_str(),
-                app = %validated.app.settings.entity_id,
-                address = %client.0,
-                "refused request not answered: too many from this client"
-            );
-            return Err(WebError::Throttled(
-                u64::try_from(retry_after.whole_seconds())
-                    .unwrap_or(1)
-                    .max(1),
-            ));
-        }
+        refusal_slot(state, client, reason, &validated.app).await?;
         return refuse(
             state,
             &validated.app,
@@ -151,6 +133,37 @@ async fn accept(
         Some(validated.claim),
     )
     .await
+}
+
+/// Takes a slot for answering an anonymous request with an error Status. Anyone can send a
+/// request that is refused, and each refusal is an audit line: one client network gets a
+/// bounded number ([`ThrottlePolicy::REFUSED_REQUEST`]) before it is answered 429, the
+/// request neither answered nor recorded.
+///
+/// [`ThrottlePolicy::REFUSED_REQUEST`]: latchkey_idp::session::ThrottlePolicy::REFUSED_REQUEST
+async fn refusal_slot(
+    state: &WebState,
+    client: &ClientAddress,
+    reason: PageCode,
+    app: &latchkey_idp::apps::Application,
+) -> Result<(), WebError> {
+    if let Admission::Refused { retry_after } = Throttle::new(state.store())
+        .admit(vec![Slot::refused_request(&client.0)], state.store().now())
+        .await?
+    {
+        tracing::info!(
+            code = reason.as_str(),
+            app = %app.settings.entity_id,
+            address = %client.0,
+            "refused request not answered: too many from this client"
+        );
+        return Err(WebError::Throttled(
+            u64::try_from(retry_after.whole_seconds())
+                .unwrap_or(1)
+                .max(1),
+        ));
+    }
+    Ok(())
 }
 
 /// Issues at once for a live session when no fresh sign-in is asked for; otherwise parks
@@ -236,6 +249,7 @@ async fn refuse(
 pub async fn resume(
     State(state): State<WebState>,
     cookie: SessionCookie,
+    client: ClientAddress,
     key: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, WebError> {
     let Ok(Path(key)) = key else {
@@ -261,10 +275,11 @@ pub async fn resume(
             issue(&state, &session, &app, &pending, None).await
         }
         None if pending.is_passive => {
+            let app = load_app(&state, &pending).await?;
+            refusal_slot(&state, &client, PageCode::SsoNoPassive, &app).await?;
             if !parked.take::<PendingRequest>(&key).await? {
                 return Err(WebError::RequestExpired);
             }
-            let app = load_app(&state, &pending).await?;
             let status = Status::failure(
                 code::RESPONDER,
                 Some(code::NO_PASSIVE),

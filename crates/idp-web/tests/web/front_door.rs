@@ -341,6 +341,15 @@ async fn refused_requests_from_one_network_are_throttled() {
     assert_eq!(page.error_code(), Some("WEB-THROTTLED"));
     assert!(page.headers.contains_key(header::RETRY_AFTER));
     assert_eq!(audit_actions(&idp, "sso.refused").await.len(), free);
+    // A passive request with no session is refused only once it comes back from its park:
+    // the same slot, so parking and continuing does not get round it.
+    let mut passive = authn_request(SP);
+    passive.is_passive = true;
+    let parked = noisy.get(&redirect_uri(&passive, None)).await;
+    assert_eq!(parked.status, StatusCode::SEE_OTHER, "{}", parked.body);
+    let page = noisy.get(parked.location()).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert_eq!(audit_actions(&idp, "sso.refused").await.len(), free);
     // Requests that are not refused are not held up, nor are other networks.
     let fine = noisy.get(&redirect_uri(&authn_request(SP), None)).await;
     assert_eq!(fine.status, StatusCode::SEE_OTHER, "{}", fine.body);
