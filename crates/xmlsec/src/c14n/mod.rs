@@ -329,12 +329,14 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
+    /// Room for a SAML message's depth and its widest element from the start: grown one
+    /// push at a time, these vectors reallocated a dozen times per signature checked.
     fn new() -> Self {
         Walk {
-            rendered: Rendered::default(),
-            open: Vec::new(),
-            declare: Vec::new(),
-            attrs: Vec::new(),
+            rendered: Rendered::with_capacity(16),
+            open: Vec::with_capacity(16),
+            declare: Vec::with_capacity(8),
+            attrs: Vec::with_capacity(8),
         }
     }
 

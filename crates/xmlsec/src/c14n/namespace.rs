@@ -18,6 +18,13 @@ pub(super) struct Rendered<'a> {
 }
 
 impl<'a> Rendered<'a> {
+    pub(super) fn with_capacity(levels: usize) -> Self {
+        Rendered {
+            entries: Vec::with_capacity(levels),
+            levels: Vec::with_capacity(levels),
+        }
+    }
+
     /// The URI the output currently binds `prefix` to. Before anything is rendered the
     /// default namespace is empty (no namespace) and every other prefix is unbound.
     pub(super) fn lookup(&self, prefix: &str) -> Option<&'a str> {
