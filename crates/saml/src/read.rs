@@ -15,9 +15,7 @@ use crate::time::parse_datetime;
 
 /// Whether `node` is the element `{ns}local`.
 pub(crate) fn is(node: Node<'_, '_>, ns: &str, local: &str) -> bool {
-    // The short local name first: it is what usually differs.
-    let name = node.tag_name();
-    node.is_element() && name.name() == local && name.namespace() == Some(ns)
+    node.has_tag_name((ns, local))
 }
 
 /// Refuses a node that is not `{ns}local`.

@@ -15,6 +15,12 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
+/// Byte equality without a `memcmp` call, for names and URIs.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    crate::scan::same(a.as_bytes(), b.as_bytes())
+}
+
 /// The namespace the `xml` prefix is bound to by definition.
 pub(crate) const NS_XML_URI: &str = "http://www.w3.org/XML/1998/namespace";
 /// The namespace of `xmlns` declarations, which may never be declared.
@@ -510,16 +516,21 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
 
     /// Whether the element has this name: the local name alone when `name` has no
     /// namespace, else the expanded name.
+    #[inline]
     pub fn has_tag_name<'n, 'm, N>(&self, name: N) -> bool
     where
         N: Into<ExpandedName<'n, 'm>>,
     {
         let name = name.into();
         match self.d().kind {
-            NodeKind::Element { local, .. } => match name.namespace() {
-                Some(_) => self.tag_name() == name,
-                None => local == name.name,
-            },
+            // The local name first: it is what usually differs.
+            NodeKind::Element { local, ns, .. } => {
+                same(local, name.name)
+                    && match name.namespace() {
+                        Some(uri) => self.doc.namespace(ns).is_some_and(|n| same(n.uri(), uri)),
+                        None => true,
+                    }
+            }
             _ => false,
         }
     }
@@ -565,7 +576,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
         let name = name.into();
         match name.namespace() {
             Some(_) => self.attributes().find(|a| a.expanded() == name),
-            None => self.attributes().find(|a| a.data.local == name.name),
+            None => self.attributes().find(|a| same(a.data.local, name.name)),
         }
     }
 

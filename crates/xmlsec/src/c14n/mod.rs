@@ -510,7 +510,12 @@ impl<'a> Walk<'a> {
     /// Queues `xmlns:prefix="uri"` unless the output already binds it so, or this
     /// element already queued the prefix.
     fn consider(&mut self, prefix: &'a str, uri: &'a str) {
-        if self.rendered.is_new(prefix, uri) && !self.declare.iter().any(|(p, _)| *p == prefix) {
+        if self.rendered.is_new(prefix, uri)
+            && !self
+                .declare
+                .iter()
+                .any(|(p, _)| crate::scan::same(p.as_bytes(), prefix.as_bytes()))
+        {
             self.declare.push((prefix, uri));
         }
     }

@@ -7,6 +7,7 @@
 //! an apex subtree, and a subtree with an excluded element cut out.
 
 use super::C14nError;
+use crate::scan;
 
 /// Declarations rendered by the currently open output elements.
 #[derive(Debug, Default)]
@@ -31,7 +32,7 @@ impl<'a> Rendered<'a> {
         self.entries
             .iter()
             .rev()
-            .find(|(p, _)| *p == prefix)
+            .find(|(p, _)| scan::same(p.as_bytes(), prefix.as_bytes()))
             .map(|&(_, uri)| uri)
             .or(if prefix.is_empty() { Some("") } else { None })
     }
@@ -41,7 +42,7 @@ impl<'a> Rendered<'a> {
         // Both strings usually come from the same parsed namespace: compare addresses
         // before bytes.
         self.lookup(prefix)
-            .is_none_or(|r| !(std::ptr::eq(r, uri) || r == uri))
+            .is_none_or(|r| !(std::ptr::eq(r, uri) || scan::same(r.as_bytes(), uri.as_bytes())))
     }
 
     /// Opens an element level and records what it renders.
