@@ -14,7 +14,9 @@
 //! function after another: on a shared machine the load changes between them. It runs
 //! every operation again, round-robin in slices of about a millisecond for
 //! `SSO_INTERLEAVED_SECS` (default 20) seconds, so each ratio compares times taken under
-//! the same load.
+//! the same load. Besides each mean it prints the ratios by the median slice, which a
+//! slice shared with another process does not move: on a loaded machine, what keeps an
+//! A/B comparison of two builds honest.
 // Bench set-up works on fixed inputs; a failure there should stop the bench loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -77,13 +79,15 @@ fn op<'a, R>(name: &'static str, slot: Slot, mut f: impl FnMut() -> R + 'a) -> O
 }
 
 /// Runs every op round-robin, each for about `slice` per round, until `total` has passed;
-/// returns the mean time per call of each.
+/// returns the mean time per call of each, and the median over its slices: on a loaded
+/// machine a slice in which another process ran is an outlier, which moves the mean and
+/// not the median.
 fn interleaved(
     ops: &mut [Op<'_>],
     estimates: &[Duration],
     slice: Duration,
     total: Duration,
-) -> Vec<f64> {
+) -> (Vec<f64>, Vec<f64>) {
     let batch: Vec<u32> = estimates
         .iter()
         .map(|e| {
@@ -94,6 +98,7 @@ fn interleaved(
         .collect();
     let mut spent = vec![Duration::ZERO; ops.len()];
     let mut calls = vec![0u64; ops.len()];
+    let mut slices = vec![Vec::new(); ops.len()];
     let deadline = Instant::now() + total;
     while Instant::now() < deadline {
         for (i, op) in ops.iter_mut().enumerate() {
@@ -101,15 +106,25 @@ fn interleaved(
             for _ in 0..batch[i] {
                 (op.run)();
             }
-            spent[i] += start.elapsed();
+            let elapsed = start.elapsed();
+            spent[i] += elapsed;
             calls[i] += u64::from(batch[i]);
+            slices[i].push(elapsed.as_secs_f64() / f64::from(batch[i]));
         }
     }
-    spent
+    let means = spent
         .iter()
         .zip(&calls)
         .map(|(t, n)| t.as_secs_f64() / (*n).max(1) as f64)
-        .collect()
+        .collect();
+    let medians = slices
+        .iter_mut()
+        .map(|s| {
+            s.sort_by(f64::total_cmp);
+            s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+        })
+        .collect();
+    (means, medians)
 }
 
 fn issuance() -> Issuance {
@@ -333,7 +348,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     println!("\nInterleaved run ({secs} s, every operation in turn, ~1 ms slices)...");
-    let means = interleaved(
+    let (means, medians) = interleaved(
         &mut ops,
         &estimates,
         Duration::from_millis(1),
@@ -397,6 +412,20 @@ fn main() {
             us(raw),
             rate(raw),
             ratio * 100.0
+        );
+    }
+    let median = |slot: Slot| {
+        ops.iter()
+            .position(|o| o.slot == slot)
+            .map_or(f64::NAN, |i| medians[i])
+    };
+    println!("\nThe same by the median slice (what a loaded machine moves least):");
+    for (name, op, raw, _) in rows {
+        println!(
+            "  {name:<20} {:>7.1} us   raw {:>6.1} us   -> {:>5.1} % of raw",
+            median(op) * 1e6,
+            median(raw) * 1e6,
+            median(raw) / median(op) * 100.0
         );
     }
     let total = mean(Slot::ValidateRsa);

@@ -355,31 +355,74 @@ pub(crate) fn parse_issuer(
 
 /// Reads an Assertion from `node`. Crate-private: callers reach it only with a node that
 /// a signature covers.
+///
+/// The children are sorted by name in one walk, then read in a fixed order (Issuer,
+/// Signature, Subject, Conditions, AuthnStatements, AttributeStatements), so which error
+/// a malformed assertion gets does not depend on where its children stand.
 pub(crate) fn parse_assertion(node: Node<'_, '_>) -> Result<Assertion> {
     const A: &str = "saml:Assertion";
     read::expect(node, ASSERTION, "Assertion", A)?;
     let version = read::required_attr(node, A, "Version")?;
     if version != "2.0" {
-        return Err(Error::UnsupportedVersion(version));
+        return Err(Error::UnsupportedVersion(version.to_owned()));
     }
-    let id = read::required_attr(node, A, "ID")?;
+    let id = read::required_attr(node, A, "ID")?.to_owned();
     let issue_instant = read::required_datetime(node, A, "IssueInstant")?;
-    let issuer = parse_issuer(node, A)?.ok_or(Error::MissingElement {
-        parent: A,
-        child: "saml:Issuer",
-    })?;
-    let _ = read::optional_child(node, DSIG, "Signature", A, "ds:Signature")?;
-    let subject = read::optional_child(node, ASSERTION, "Subject", A, "saml:Subject")?
+    let (mut issuer, mut signature, mut subject, mut conditions) = (
+        read::OneChild::NONE,
+        read::OneChild::NONE,
+        read::OneChild::NONE,
+        read::OneChild::NONE,
+    );
+    let (mut first_authn_statement, mut first_attribute_statement) = (None, None);
+    for child in node.children().filter(Node::is_element) {
+        let name = child.tag_name();
+        match (name.namespace(), name.name()) {
+            (Some(ASSERTION), "Issuer") => issuer.put(child),
+            (Some(ASSERTION), "Subject") => subject.put(child),
+            (Some(ASSERTION), "Conditions") => conditions.put(child),
+            (Some(ASSERTION), "AuthnStatement") => {
+                first_authn_statement.get_or_insert(child);
+            }
+            (Some(ASSERTION), "AttributeStatement") => {
+                first_attribute_statement.get_or_insert(child);
+            }
+            (Some(DSIG), "Signature") => signature.put(child),
+            _ => {}
+        }
+    }
+    let issuer = issuer
+        .get(A, "saml:Issuer")?
+        .map(|n| read::uri_text(n, "saml:Issuer"))
+        .transpose()?
+        .ok_or(Error::MissingElement {
+            parent: A,
+            child: "saml:Issuer",
+        })?;
+    signature.get(A, "ds:Signature")?;
+    let subject = subject
+        .get(A, "saml:Subject")?
         .map(parse_subject)
         .transpose()?;
-    let conditions = read::optional_child(node, ASSERTION, "Conditions", A, "saml:Conditions")?
+    let conditions = conditions
+        .get(A, "saml:Conditions")?
         .map(parse_conditions)
         .transpose()?;
-    let authn_statements = read::children(node, ASSERTION, "AuthnStatement")
+    // From the first of each kind on: the siblings before it are not of that kind.
+    let authn_statements = first_authn_statement
+        .into_iter()
+        .flat_map(|first| first.next_siblings())
+        .filter(|n| read::is(*n, ASSERTION, "AuthnStatement"))
         .map(parse_authn_statement)
         .collect::<Result<Vec<_>>>()?;
     let mut attributes = Vec::new();
-    for st in read::children(node, ASSERTION, "AttributeStatement") {
+    for st in first_attribute_statement
+        .into_iter()
+        .flat_map(|first| first.next_siblings())
+        .filter(|n| read::is(*n, ASSERTION, "AttributeStatement"))
+    {
+        // An upper bound that is usually exact: one allocation for the list.
+        attributes.reserve(st.children().filter(Node::is_element).count());
         for at in read::children(st, ASSERTION, "Attribute") {
             attributes.push(parse_attribute(at)?);
         }
@@ -415,7 +458,7 @@ fn parse_subject(node: Node<'_, '_>) -> Result<Subject> {
                 Ok(SubjectConfirmationData {
                     not_before: read::datetime_attr(d, "NotBefore")?,
                     not_on_or_after: read::datetime_attr(d, "NotOnOrAfter")?,
-                    recipient: read::optional_attr(d, "Recipient").map(|r| r.trim().to_owned()),
+                    recipient: d.attribute("Recipient").map(|r| r.trim().to_owned()),
                     in_response_to: read::optional_attr(d, "InResponseTo"),
                     address: read::optional_attr(d, "Address"),
                 })
@@ -485,7 +528,7 @@ fn parse_authn_statement(node: Node<'_, '_>) -> Result<AuthnStatement> {
 
 fn parse_attribute(node: Node<'_, '_>) -> Result<Attribute> {
     Ok(Attribute {
-        name: read::required_attr(node, "saml:Attribute", "Name")?,
+        name: read::required_attr(node, "saml:Attribute", "Name")?.to_owned(),
         name_format: read::optional_attr(node, "NameFormat"),
         friendly_name: read::optional_attr(node, "FriendlyName"),
         values: read::children(node, ASSERTION, "AttributeValue")

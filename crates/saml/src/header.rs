@@ -24,20 +24,20 @@ pub(crate) struct Header {
 pub(crate) fn parse_header(node: Node<'_, '_>, element: &'static str) -> Result<Header> {
     let version = read::required_attr(node, element, "Version")?;
     if version != "2.0" {
-        return Err(Error::UnsupportedVersion(version));
+        return Err(Error::UnsupportedVersion(version.to_owned()));
     }
     let id = read::required_attr(node, element, "ID")?;
-    if !is_ncname(&id) {
+    if !is_ncname(id) {
         return Err(Error::InvalidValue {
             element,
             attribute: "ID",
-            value: id,
+            value: id.to_owned(),
         });
     }
     Ok(Header {
-        id,
+        id: id.to_owned(),
         issue_instant: read::required_datetime(node, element, "IssueInstant")?,
-        destination: read::optional_attr(node, "Destination").map(|d| d.trim().to_owned()),
+        destination: node.attribute("Destination").map(|d| d.trim().to_owned()),
         issuer: parse_issuer(node, element)?,
     })
 }

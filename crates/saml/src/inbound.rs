@@ -18,6 +18,8 @@
 //! * A message that carries a signature nobody can check (no keys are registered) is
 //!   treated as unsigned under [`Requirement::IfVerifiable`], never as signed.
 
+use std::sync::LazyLock;
+
 use latchkey_xmlsec::crypto::{DigestAlgorithm, SignatureAlgorithm, VerifyingKey};
 use latchkey_xmlsec::dsig::{self, Verified, VerifyOptions};
 use latchkey_xmlsec::reader::{self, Document, Limits};
@@ -71,16 +73,37 @@ impl Default for SignaturePolicy {
 }
 
 impl SignaturePolicy {
-    // VerifyOptions is non_exhaustive: struct-update syntax is not available here.
-    #[allow(clippy::field_reassign_with_default)]
-    fn verify_options(&self) -> VerifyOptions {
-        let mut o = VerifyOptions::default();
-        o.allow_sha1 = self
+    /// The verifier's options for this policy: one of four built once, because the
+    /// default ID attribute names are owned strings, allocated anew on every call
+    /// otherwise.
+    fn verify_options(&self) -> &'static VerifyOptions {
+        // VerifyOptions is non_exhaustive: struct-update syntax is not available here.
+        #[allow(clippy::field_reassign_with_default)]
+        fn options(allow_sha1: bool, allow_rsa_1024: bool) -> VerifyOptions {
+            let mut o = VerifyOptions::default();
+            o.allow_sha1 = allow_sha1;
+            o.allow_rsa_1024 = allow_rsa_1024;
+            o
+        }
+        static OPTIONS: LazyLock<[VerifyOptions; 4]> = LazyLock::new(|| {
+            [
+                options(false, false),
+                options(false, true),
+                options(true, false),
+                options(true, true),
+            ]
+        });
+        let allow_sha1 = self
             .signature_algorithms
             .contains(&SignatureAlgorithm::RsaSha1)
             || self.digest_algorithms.contains(&DigestAlgorithm::Sha1);
-        o.allow_rsa_1024 = self.allow_rsa_1024;
-        o
+        let [strict, rsa_1024, sha1, both] = &*OPTIONS;
+        match (allow_sha1, self.allow_rsa_1024) {
+            (false, false) => strict,
+            (false, true) => rsa_1024,
+            (true, false) => sha1,
+            (true, true) => both,
+        }
     }
 
     /// Rule: the signature and digest algorithms are on the allow-list.
@@ -110,7 +133,7 @@ pub fn verify_element<'a, 'input>(
     keys: &[VerifyingKey],
     policy: &SignaturePolicy,
 ) -> Result<Verified<'a, 'input>> {
-    let verified = dsig::verify_element(doc, element, keys, &policy.verify_options())?;
+    let verified = dsig::verify_element(doc, element, keys, policy.verify_options())?;
     if verified.id().is_none() {
         return Err(Error::ReferenceNotById);
     }

@@ -218,10 +218,23 @@ pub fn validate_response(
         parts.assertions.as_slice(),
         parts.encrypted_assertions.as_slice(),
     ) {
-        ([clear], []) => clear_assertion(settings, &doc, *clear, response_signed, request_id, now)?,
-        ([], [encrypted]) => {
-            encrypted_assertion(settings, *encrypted, response_signed, request_id, now)?
-        }
+        ([clear], []) => clear_assertion(
+            settings,
+            &policy,
+            &doc,
+            *clear,
+            response_signed,
+            request_id,
+            now,
+        )?,
+        ([], [encrypted]) => encrypted_assertion(
+            settings,
+            &policy,
+            *encrypted,
+            response_signed,
+            request_id,
+            now,
+        )?,
         (clear, encrypted) => return Err(Error::AssertionCount(clear.len() + encrypted.len())),
     };
     accepted(assertion, response.id, response.in_response_to, expiry)
@@ -233,6 +246,7 @@ pub fn validate_response(
 /// is signed too. Then the assertion-level rules, on the verified element.
 fn clear_assertion(
     settings: &SpSettings,
+    policy: &SignaturePolicy,
     doc: &reader::Document<'_>,
     node: Node<'_, '_>,
     response_signed: bool,
@@ -240,12 +254,7 @@ fn clear_assertion(
     now: OffsetDateTime,
 ) -> Result<(Assertion, OffsetDateTime)> {
     let verified = if has_signature(node) {
-        Some(verify_element(
-            doc,
-            node,
-            &settings.idp_keys,
-            &settings.signature_policy(),
-        )?)
+        Some(verify_element(doc, node, &settings.idp_keys, policy)?)
     } else {
         None
     };
@@ -270,6 +279,7 @@ fn clear_assertion(
 /// closes.
 fn encrypted_assertion(
     settings: &SpSettings,
+    policy: &SignaturePolicy,
     encrypted: Node<'_, '_>,
     response_signed: bool,
     request_id: Option<&str>,
@@ -290,7 +300,7 @@ fn encrypted_assertion(
             &doc,
             &decrypted,
             &settings.idp_keys,
-            &settings.signature_policy(),
+            policy,
             response_signed,
         )?)
     } else {

@@ -5,6 +5,8 @@
 //! what they read is always inside the element they were given (a verified one, for
 //! assertions).
 
+use std::borrow::Cow;
+
 use latchkey_xmlsec::tree::Node;
 use time::OffsetDateTime;
 
@@ -13,9 +15,7 @@ use crate::time::parse_datetime;
 
 /// Whether `node` is the element `{ns}local`.
 pub(crate) fn is(node: Node<'_, '_>, ns: &str, local: &str) -> bool {
-    // The short local name first: it is what usually differs.
-    let name = node.tag_name();
-    node.is_element() && name.name() == local && name.namespace() == Some(ns)
+    node.has_tag_name((ns, local))
 }
 
 /// Refuses a node that is not `{ns}local`.
@@ -77,14 +77,14 @@ pub(crate) fn required_child<'a, 'i>(
     optional_child(node, ns, local, parent, child)?.ok_or(Error::MissingElement { parent, child })
 }
 
-/// An unqualified attribute, required.
-pub(crate) fn required_attr(
-    node: Node<'_, '_>,
+/// An unqualified attribute, required. Borrowed from the document: callers copy only
+/// what they keep (a Version or an instant is checked and dropped).
+pub(crate) fn required_attr<'a>(
+    node: Node<'a, '_>,
     element: &'static str,
     attribute: &'static str,
-) -> Result<String> {
+) -> Result<&'a str> {
     node.attribute(attribute)
-        .map(str::to_owned)
         .ok_or(Error::MissingAttribute { element, attribute })
 }
 
@@ -104,7 +104,7 @@ pub(crate) fn required_datetime(
     element: &'static str,
     attribute: &'static str,
 ) -> Result<OffsetDateTime> {
-    parse_datetime(&required_attr(node, element, attribute)?)
+    parse_datetime(required_attr(node, element, attribute)?)
 }
 
 /// An `xs:boolean` attribute, optional.
@@ -146,29 +146,80 @@ pub(crate) fn u16_attr(
 /// skipped, so a comment spliced into a signed value (which canonicalization drops from
 /// the digest) cannot truncate what we read; child elements are refused.
 pub(crate) fn text_only(node: Node<'_, '_>, element: &'static str) -> Result<String> {
-    let mut out = String::new();
+    Ok(joined_text(node, element)?.into_owned())
+}
+
+/// [`text_only`] borrowed from the document when the element holds one text node (the
+/// usual case), so the caller copies the value once, at its final length.
+fn joined_text<'a>(node: Node<'a, '_>, element: &'static str) -> Result<Cow<'a, str>> {
+    let mut out = Cow::Borrowed("");
     for c in node.children() {
         if c.is_element() {
             return Err(Error::NotTextOnly(element));
         }
         if c.is_text() {
-            out.push_str(c.text().unwrap_or_default());
+            append(&mut out, c.text().unwrap_or_default());
         }
     }
     Ok(out)
 }
 
+fn append<'a>(out: &mut Cow<'a, str>, text: &'a str) {
+    if out.is_empty() {
+        *out = Cow::Borrowed(text);
+    } else {
+        out.to_mut().push_str(text);
+    }
+}
+
 /// Like [`text_only`], with surrounding whitespace removed: for `xs:anyURI` values such
 /// as Issuer and Audience, whose schema type collapses whitespace.
 pub(crate) fn uri_text(node: Node<'_, '_>, element: &'static str) -> Result<String> {
-    Ok(text_only(node, element)?.trim().to_owned())
+    Ok(joined_text(node, element)?.trim().to_owned())
 }
 
 /// All descendant text, comments skipped: for attribute values, which may wrap their
 /// value in an element (eduPersonTargetedID carries a NameID).
 pub(crate) fn deep_text(node: Node<'_, '_>) -> String {
-    node.descendants()
-        .filter(|d| d.is_text())
-        .filter_map(|d| d.text())
-        .collect()
+    let mut out = Cow::Borrowed("");
+    for d in node.descendants().filter(|d| d.is_text()) {
+        append(&mut out, d.text().unwrap_or_default());
+    }
+    out.into_owned()
+}
+
+/// Children of one element sorted by name in a single walk, for readers that take
+/// several kinds of child: each `optional_child` would walk them all again.
+/// [`OneChild::get`] keeps `optional_child`'s rule (a second one is refused).
+#[derive(Clone, Copy)]
+pub(crate) struct OneChild<'a, 'i> {
+    first: Option<Node<'a, 'i>>,
+    repeated: bool,
+}
+
+impl<'a, 'i> OneChild<'a, 'i> {
+    pub(crate) const NONE: Self = OneChild {
+        first: None,
+        repeated: false,
+    };
+
+    pub(crate) fn put(&mut self, node: Node<'a, 'i>) {
+        if self.first.is_some() {
+            self.repeated = true;
+        } else {
+            self.first = Some(node);
+        }
+    }
+
+    /// The child, if there was one; two are refused as [`optional_child`] does.
+    pub(crate) fn get(
+        self,
+        parent: &'static str,
+        child: &'static str,
+    ) -> Result<Option<Node<'a, 'i>>> {
+        if self.repeated {
+            return Err(Error::DuplicateElement { parent, child });
+        }
+        Ok(self.first)
+    }
 }

@@ -15,6 +15,12 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
+/// Byte equality without a `memcmp` call, for names and URIs.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    crate::scan::same(a.as_bytes(), b.as_bytes())
+}
+
 /// The namespace the `xml` prefix is bound to by definition.
 pub(crate) const NS_XML_URI: &str = "http://www.w3.org/XML/1998/namespace";
 /// The namespace of `xmlns` declarations, which may never be declared.
@@ -25,16 +31,19 @@ pub(crate) const NS_XMLNS_URI: &str = "http://www.w3.org/2000/xmlns/";
 pub struct NodeId(u32);
 
 impl NodeId {
+    #[inline]
     pub(crate) fn new(id: u32) -> Self {
         NodeId(id)
     }
 
     /// The index as a `u32`.
+    #[inline]
     pub fn get(self) -> u32 {
         self.0
     }
 
     /// The index as a `usize`.
+    #[inline]
     pub fn get_usize(self) -> usize {
         self.0 as usize
     }
@@ -114,11 +123,13 @@ pub struct Namespace<'input> {
 
 impl<'input> Namespace<'input> {
     /// The prefix; `None` for the default namespace.
+    #[inline]
     pub fn name(&self) -> Option<&'input str> {
         self.name
     }
 
     /// The namespace URI.
+    #[inline]
     pub fn uri(&self) -> &str {
         &self.uri
     }
@@ -147,6 +158,7 @@ impl fmt::Debug for Document<'_> {
 
 impl<'input> Document<'input> {
     /// The root node (the document itself, parent of the document element).
+    #[inline]
     pub fn root<'a>(&'a self) -> Node<'a, 'input> {
         Node {
             id: NodeId(0),
@@ -161,6 +173,7 @@ impl<'input> Document<'input> {
 
     /// The document element. The reader refuses documents without one; the root node
     /// stands in only for a document built otherwise (there is none).
+    #[inline]
     pub fn root_element<'a>(&'a self) -> Node<'a, 'input> {
         self.root()
             .first_element_child()
@@ -168,11 +181,13 @@ impl<'input> Document<'input> {
     }
 
     /// Every node in document order, the root first.
+    #[inline]
     pub fn descendants(&self) -> Descendants<'_, 'input> {
         self.root().descendants()
     }
 
     /// The text the document was parsed from.
+    #[inline]
     pub fn input_text(&self) -> &'input str {
         self.text
     }
@@ -188,6 +203,7 @@ impl<'input> Document<'input> {
         }
     }
 
+    #[inline]
     fn namespace(&self, idx: Option<u16>) -> Option<&Namespace<'input>> {
         idx.and_then(|i| self.ns_values.get(usize::from(i)))
     }
@@ -211,11 +227,13 @@ pub struct ExpandedName<'a, 'b> {
 
 impl<'a, 'b> ExpandedName<'a, 'b> {
     /// The namespace URI.
+    #[inline]
     pub fn namespace(&self) -> Option<&'a str> {
         self.uri
     }
 
     /// The local name.
+    #[inline]
     pub fn name(&self) -> &'b str {
         self.name
     }
@@ -255,21 +273,25 @@ pub struct Attribute<'a, 'input> {
 
 impl<'a, 'input> Attribute<'a, 'input> {
     /// The namespace URI, `None` for an unprefixed attribute.
+    #[inline]
     pub fn namespace(&self) -> Option<&'a str> {
         self.doc.namespace(self.data.ns).map(Namespace::uri)
     }
 
     /// The local name.
+    #[inline]
     pub fn name(&self) -> &'input str {
         self.data.local
     }
 
     /// The prefix as written, `""` when unprefixed.
+    #[inline]
     pub fn prefix(&self) -> &'input str {
         self.data.prefix
     }
 
     /// The qualified name as written.
+    #[inline]
     pub fn qname(&self) -> &'input str {
         self.doc
             .text
@@ -278,27 +300,32 @@ impl<'a, 'input> Attribute<'a, 'input> {
     }
 
     /// The normalized value (references expanded, whitespace characters as spaces).
+    #[inline]
     pub fn value(&self) -> &'a str {
         &self.data.value
     }
 
     /// Where the whole attribute is in the input, from its name to its closing quote.
+    #[inline]
     pub fn range(&self) -> Range<usize> {
         self.data.range.clone()
     }
 
     /// Where its qualified name is in the input.
+    #[inline]
     pub fn range_qname(&self) -> Range<usize> {
         let start = self.data.range.start;
         start..start + self.data.qname_len as usize
     }
 
     /// Where its value is in the input, quotes excluded.
+    #[inline]
     pub fn range_value(&self) -> Range<usize> {
         let start = self.data.range.start + (self.data.qname_len + self.data.eq_len) as usize + 1;
         start..self.data.range.end.saturating_sub(1)
     }
 
+    #[inline]
     fn expanded(&self) -> ExpandedName<'a, 'input> {
         ExpandedName {
             uri: self.namespace(),
@@ -363,6 +390,7 @@ impl Hash for Node<'_, '_> {
 }
 
 impl<'a, 'input: 'a> Node<'a, 'input> {
+    #[inline]
     fn d(&self) -> &'a NodeData<'input> {
         // IDs come only from the document's own links, so the lookup always succeeds;
         // the root's data stands in rather than a panic.
@@ -376,11 +404,13 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     /// A node this one links to. Links are made only by the parser, between nodes of
     /// the same arena, so they are not checked again here ([`Node::d`] would still
     /// answer for a bad one without panicking).
+    #[inline]
     fn at(&self, id: Option<NodeId>) -> Option<Self> {
         id.map(|id| Node { id, doc: self.doc })
     }
 
     /// The kind of node.
+    #[inline]
     pub fn node_type(&self) -> NodeType {
         match self.d().kind {
             NodeKind::Root => NodeType::Root,
@@ -392,36 +422,43 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// Whether this is the root node.
+    #[inline]
     pub fn is_root(&self) -> bool {
         self.node_type() == NodeType::Root
     }
 
     /// Whether this is an element.
+    #[inline]
     pub fn is_element(&self) -> bool {
         matches!(self.d().kind, NodeKind::Element { .. })
     }
 
     /// Whether this is a processing instruction.
+    #[inline]
     pub fn is_pi(&self) -> bool {
         self.node_type() == NodeType::PI
     }
 
     /// Whether this is a comment.
+    #[inline]
     pub fn is_comment(&self) -> bool {
         self.node_type() == NodeType::Comment
     }
 
     /// Whether this is a text node.
+    #[inline]
     pub fn is_text(&self) -> bool {
         self.node_type() == NodeType::Text
     }
 
     /// The document the node belongs to.
+    #[inline]
     pub fn document(&self) -> &'a Document<'input> {
         self.doc
     }
 
     /// The element's expanded name; an empty local name for other nodes.
+    #[inline]
     pub fn tag_name(&self) -> ExpandedName<'a, 'input> {
         match self.d().kind {
             NodeKind::Element { local, ns, .. } => ExpandedName {
@@ -436,6 +473,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// The element's prefix as written (`""` when unprefixed or not an element).
+    #[inline]
     pub fn prefix(&self) -> &'input str {
         match self.d().kind {
             NodeKind::Element { prefix, .. } => prefix,
@@ -445,6 +483,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
 
     /// The element's qualified name as written (`""` for other nodes): what C14N
     /// writes, since the prefix is the author's choice.
+    #[inline]
     pub fn qname(&self) -> &'input str {
         let d = self.d();
         match d.kind {
@@ -477,16 +516,21 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
 
     /// Whether the element has this name: the local name alone when `name` has no
     /// namespace, else the expanded name.
+    #[inline]
     pub fn has_tag_name<'n, 'm, N>(&self, name: N) -> bool
     where
         N: Into<ExpandedName<'n, 'm>>,
     {
         let name = name.into();
         match self.d().kind {
-            NodeKind::Element { local, .. } => match name.namespace() {
-                Some(_) => self.tag_name() == name,
-                None => local == name.name,
-            },
+            // The local name first: it is what usually differs.
+            NodeKind::Element { local, ns, .. } => {
+                same(local, name.name)
+                    && match name.namespace() {
+                        Some(uri) => self.doc.namespace(ns).is_some_and(|n| same(n.uri(), uri)),
+                        None => true,
+                    }
+            }
             _ => false,
         }
     }
@@ -515,6 +559,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
 
     /// The value of an attribute: matched by local name alone when `name` has no
     /// namespace, else by expanded name.
+    #[inline]
     pub fn attribute<'n, 'm, N>(&self, name: N) -> Option<&'a str>
     where
         N: Into<ExpandedName<'n, 'm>>,
@@ -523,6 +568,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// The attribute itself, matched as [`Node::attribute`] does.
+    #[inline]
     pub fn attribute_node<'n, 'm, N>(&self, name: N) -> Option<Attribute<'a, 'input>>
     where
         N: Into<ExpandedName<'n, 'm>>,
@@ -530,11 +576,12 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
         let name = name.into();
         match name.namespace() {
             Some(_) => self.attributes().find(|a| a.expanded() == name),
-            None => self.attributes().find(|a| a.data.local == name.name),
+            None => self.attributes().find(|a| same(a.data.local, name.name)),
         }
     }
 
     /// Whether the element has the attribute.
+    #[inline]
     pub fn has_attribute<'n, 'm, N>(&self, name: N) -> bool
     where
         N: Into<ExpandedName<'n, 'm>>,
@@ -543,6 +590,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// The element's attributes in document order (no namespace declarations).
+    #[inline]
     pub fn attributes(&self) -> Attributes<'a, 'input> {
         let doc: &'a Document<'input> = self.doc;
         let attrs = match self.d().kind {
@@ -560,6 +608,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     /// The namespaces in scope: the element's own declarations in order, then the
     /// inherited ones it does not redeclare, in its parent's order (`xml` is not
     /// listed). An element that declares nothing yields its parent's very entries.
+    #[inline]
     pub fn namespaces(&self) -> NamespaceIter<'a, 'input> {
         let doc: &'a Document<'input> = self.doc;
         let order = match self.d().kind {
@@ -576,6 +625,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
 
     /// A text node's text, a comment's text, or an element's first child's text when
     /// that child is a text node.
+    #[inline]
     pub fn text(&self) -> Option<&'a str> {
         let d = self.d();
         match &d.kind {
@@ -590,6 +640,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// The text node right after this element, if any.
+    #[inline]
     pub fn tail(&self) -> Option<&'a str> {
         if !self.is_element() {
             return None;
@@ -601,6 +652,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// The processing instruction, if this is one.
+    #[inline]
     pub fn pi(&self) -> Option<PI<'input>> {
         match self.d().kind {
             NodeKind::Pi(pi) => Some(pi),
@@ -609,6 +661,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// The parent node (`None` for the root).
+    #[inline]
     pub fn parent(&self) -> Option<Self> {
         self.at(self.d().parent)
     }
@@ -619,6 +672,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// The previous sibling.
+    #[inline]
     pub fn prev_sibling(&self) -> Option<Self> {
         self.at(self.d().prev_sibling)
     }
@@ -629,6 +683,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// The next sibling.
+    #[inline]
     pub fn next_sibling(&self) -> Option<Self> {
         self.at(self.d().next_subtree)
             .filter(|n| n.d().prev_sibling == Some(self.id))
@@ -640,17 +695,20 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// The first child (children follow their parent directly in the arena).
+    #[inline]
     pub fn first_child(&self) -> Option<Self> {
         self.d().last_child?;
         self.at(Some(NodeId(self.id.0 + 1)))
     }
 
     /// The first child that is an element.
+    #[inline]
     pub fn first_element_child(&self) -> Option<Self> {
         self.children().find(Node::is_element)
     }
 
     /// The last child.
+    #[inline]
     pub fn last_child(&self) -> Option<Self> {
         self.at(self.d().last_child)
     }
@@ -666,11 +724,13 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// Whether the node has children.
+    #[inline]
     pub fn has_children(&self) -> bool {
         self.d().last_child.is_some()
     }
 
     /// This node, then its parent, up to the root.
+    #[inline]
     pub fn ancestors(&self) -> AxisIter<'a, 'input> {
         AxisIter {
             node: Some(*self),
@@ -679,6 +739,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// This node, then its previous siblings.
+    #[inline]
     pub fn prev_siblings(&self) -> AxisIter<'a, 'input> {
         AxisIter {
             node: Some(*self),
@@ -687,6 +748,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// This node, then its next siblings.
+    #[inline]
     pub fn next_siblings(&self) -> AxisIter<'a, 'input> {
         AxisIter {
             node: Some(*self),
@@ -695,6 +757,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// The children, in order.
+    #[inline]
     pub fn children(&self) -> Children<'a, 'input> {
         Children {
             front: self.first_child(),
@@ -703,6 +766,7 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
     }
 
     /// This node and everything under it, in document order.
+    #[inline]
     pub fn descendants(&self) -> Descendants<'a, 'input> {
         let doc: &'a Document<'input> = self.doc;
         let from = self.id.get_usize();
@@ -724,11 +788,13 @@ impl<'a, 'input: 'a> Node<'a, 'input> {
 
     /// Where the node is in the input: an element from its `<` to the end of its end
     /// tag; a text node, the first piece of text or CDATA it was merged from.
+    #[inline]
     pub fn range(&self) -> Range<usize> {
         self.d().range.clone()
     }
 
     /// The node's ID.
+    #[inline]
     pub fn id(&self) -> NodeId {
         self.id
     }
@@ -764,6 +830,7 @@ pub struct Attributes<'a, 'input> {
 impl<'a, 'input> Iterator for Attributes<'a, 'input> {
     type Item = Attribute<'a, 'input>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let doc = self.doc;
         self.attrs.next().map(|data| Attribute { doc, data })
@@ -793,6 +860,7 @@ pub struct NamespaceIter<'a, 'input> {
 impl<'a, 'input> Iterator for NamespaceIter<'a, 'input> {
     type Item = &'a Namespace<'input>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let doc: &'a Document<'input> = self.doc;
         loop {
@@ -820,6 +888,7 @@ pub struct AxisIter<'a, 'input> {
 impl<'a, 'input> Iterator for AxisIter<'a, 'input> {
     type Item = Node<'a, 'input>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let node = self.node.take();
         self.node = node.as_ref().and_then(self.next);
@@ -845,6 +914,7 @@ pub struct Children<'a, 'input> {
 impl<'a, 'input> Iterator for Children<'a, 'input> {
     type Item = Node<'a, 'input>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.front == self.back {
             let node = self.front.take();
@@ -883,6 +953,7 @@ pub struct Descendants<'a, 'input> {
 impl<'a, 'input> Iterator for Descendants<'a, 'input> {
     type Item = Node<'a, 'input>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let (i, _) = self.nodes.next()?;
         Some(self.node(i))
@@ -894,6 +965,7 @@ impl<'a, 'input> Iterator for Descendants<'a, 'input> {
 }
 
 impl<'a, 'input> Descendants<'a, 'input> {
+    #[inline]
     fn node(&self, i: usize) -> Node<'a, 'input> {
         Node {
             id: NodeId(u32::try_from(self.from + i).unwrap_or(u32::MAX)),

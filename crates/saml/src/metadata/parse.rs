@@ -362,7 +362,7 @@ fn parse_contact(node: Node<'_, '_>) -> Result<ContactPerson> {
             .collect()
     };
     Ok(ContactPerson {
-        contact_type: read::required_attr(node, C, "contactType")?,
+        contact_type: read::required_attr(node, C, "contactType")?.to_owned(),
         company: one("Company", "md:Company")?,
         given_name: one("GivenName", "md:GivenName")?,
         surname: one("SurName", "md:SurName")?,

@@ -320,8 +320,6 @@ struct QName<'i> {
 /// The element walk and the per-element work, over one document's nodes.
 struct Walk<'a> {
     rendered: Rendered<'a>,
-    /// Qualified names of the open elements, for their end tags.
-    open: Vec<&'a str>,
     /// Scratch: declarations the current element renders.
     declare: Vec<(&'a str, &'a str)>,
     /// Scratch: the current element's attributes.
@@ -329,12 +327,13 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
+    /// Room for a SAML message's depth and its widest element from the start: grown one
+    /// push at a time, these vectors reallocated a dozen times per signature checked.
     fn new() -> Self {
         Walk {
-            rendered: Rendered::default(),
-            open: Vec::new(),
-            declare: Vec::new(),
-            attrs: Vec::new(),
+            rendered: Rendered::with_capacity(16),
+            declare: Vec::with_capacity(8),
+            attrs: Vec::with_capacity(8),
         }
     }
 
@@ -364,7 +363,7 @@ impl<'a> Walk<'a> {
                     cursor = node.next_sibling();
                 }
                 None => {
-                    self.end_element(c);
+                    self.end_element(c, current.qname());
                     if current == apex {
                         return Ok(());
                     }
@@ -452,17 +451,15 @@ impl<'a> Walk<'a> {
         out.push(b'>');
 
         self.rendered.push_level(&self.declare);
-        self.open.push(name.qname);
         Ok(())
     }
 
-    fn end_element(&mut self, c: &mut Canonicalizer<'_, '_, '_, '_>) {
+    /// The end tag of the innermost open element, whose qualified name the walk passes.
+    fn end_element(&mut self, c: &mut Canonicalizer<'_, '_, '_, '_>, qname: &str) {
         self.rendered.pop_level();
-        if let Some(qname) = self.open.pop() {
-            c.out.extend_from_slice(b"</");
-            c.out.extend_from_slice(qname.as_bytes());
-            c.out.push(b'>');
-        }
+        c.out.extend_from_slice(b"</");
+        c.out.extend_from_slice(qname.as_bytes());
+        c.out.push(b'>');
     }
 
     /// Exclusive C14N §3: only the namespaces the element visibly utilizes (its own
@@ -508,7 +505,12 @@ impl<'a> Walk<'a> {
     /// Queues `xmlns:prefix="uri"` unless the output already binds it so, or this
     /// element already queued the prefix.
     fn consider(&mut self, prefix: &'a str, uri: &'a str) {
-        if self.rendered.is_new(prefix, uri) && !self.declare.iter().any(|(p, _)| *p == prefix) {
+        if self.rendered.is_new(prefix, uri)
+            && !self
+                .declare
+                .iter()
+                .any(|(p, _)| crate::scan::same(p.as_bytes(), prefix.as_bytes()))
+        {
             self.declare.push((prefix, uri));
         }
     }

@@ -7,6 +7,7 @@
 //! an apex subtree, and a subtree with an excluded element cut out.
 
 use super::C14nError;
+use crate::scan;
 
 /// Declarations rendered by the currently open output elements.
 #[derive(Debug, Default)]
@@ -18,13 +19,20 @@ pub(super) struct Rendered<'a> {
 }
 
 impl<'a> Rendered<'a> {
+    pub(super) fn with_capacity(levels: usize) -> Self {
+        Rendered {
+            entries: Vec::with_capacity(levels),
+            levels: Vec::with_capacity(levels),
+        }
+    }
+
     /// The URI the output currently binds `prefix` to. Before anything is rendered the
     /// default namespace is empty (no namespace) and every other prefix is unbound.
     pub(super) fn lookup(&self, prefix: &str) -> Option<&'a str> {
         self.entries
             .iter()
             .rev()
-            .find(|(p, _)| *p == prefix)
+            .find(|(p, _)| scan::same(p.as_bytes(), prefix.as_bytes()))
             .map(|&(_, uri)| uri)
             .or(if prefix.is_empty() { Some("") } else { None })
     }
@@ -34,7 +42,7 @@ impl<'a> Rendered<'a> {
         // Both strings usually come from the same parsed namespace: compare addresses
         // before bytes.
         self.lookup(prefix)
-            .is_none_or(|r| !(std::ptr::eq(r, uri) || r == uri))
+            .is_none_or(|r| !(std::ptr::eq(r, uri) || scan::same(r.as_bytes(), uri.as_bytes())))
     }
 
     /// Opens an element level and records what it renders.

@@ -248,7 +248,5 @@ fn expanded_name(node: crate::tree::Node<'_, '_>) -> String {
 
 /// Whether `node` is the element `ds:<local>`.
 fn is_dsig(node: crate::tree::Node<'_, '_>, local: &str) -> bool {
-    node.is_element()
-        && node.tag_name().namespace() == Some(DSIG_NS)
-        && node.tag_name().name() == local
+    node.has_tag_name((DSIG_NS, local))
 }

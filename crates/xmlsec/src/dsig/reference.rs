@@ -64,6 +64,16 @@ pub(super) fn id_occurrences<'a, 'i>(
     found
 }
 
+/// How many times `id` occurs as [`id_occurrences`] lists them, without the list: the
+/// check every verification makes.
+pub(super) fn id_count(doc: &crate::tree::Document<'_>, id: &str, names: &[String]) -> usize {
+    doc.descendants()
+        .filter(Node::is_element)
+        .flat_map(|node| node.attributes())
+        .filter(|attr| attr.value() == id && names.iter().any(|n| n == attr.name()))
+        .count()
+}
+
 /// The one element carrying `id`; none or several is an error.
 pub(super) fn unique_element_by_id<'a, 'i>(
     doc: &'a crate::tree::Document<'i>,

@@ -79,7 +79,7 @@ pub fn sign(
     // it would refuse is not worth signing.
     let mut all_names = VerifyOptions::default().id_attributes;
     all_names.push(options.id_attribute.clone());
-    let count = reference::id_occurrences(doc.tree(), element_id, &all_names).len();
+    let count = reference::id_count(doc.tree(), element_id, &all_names);
     if count != 1 {
         return Err(SignatureError::DuplicateId {
             id: element_id.to_owned(),

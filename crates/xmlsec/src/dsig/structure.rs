@@ -90,22 +90,24 @@ pub(super) fn parse<'a, 'i>(
     let mut si = signed_info.children().filter(Node::is_element);
     let cm = expect(si.next(), "SignedInfo", "CanonicalizationMethod")?;
     let sm = expect(si.next(), "SignedInfo", "SignatureMethod")?;
-    let mut references = Vec::new();
+    let mut reference = None;
+    let mut references = 0;
     for child in si {
         if !is_dsig(child, "Reference") {
             return Err(unexpected("SignedInfo", child));
         }
-        references.push(child);
+        reference.get_or_insert(child);
+        references += 1;
     }
-    let reference = match references.as_slice() {
-        [one] => *one,
-        [] => {
+    let reference = match (reference, references) {
+        (Some(one), 1) => one,
+        (None, _) => {
             return Err(SignatureError::MissingElement {
                 parent: "SignedInfo",
                 element: "Reference",
             });
         }
-        more => return Err(SignatureError::ReferenceCount { found: more.len() }),
+        (Some(_), found) => return Err(SignatureError::ReferenceCount { found }),
     };
 
     let cm_uri = algorithm_attr(cm, "CanonicalizationMethod")?;
@@ -276,7 +278,11 @@ fn base64_text(node: Node<'_, '_>, element: &'static str) -> Result<Vec<u8>, Sig
     // The common case: one text node with nothing to drop.
     if let (Some(only), None) = (children.next(), children.next()) {
         let text = only.text().unwrap_or_default().as_bytes();
-        if only.is_text() && !text.iter().any(is_space) {
+        // Whole words without a space or a control go by eight at a time.
+        let tail = text
+            .get(crate::scan::skip_ascii(text, 0, [b' '])..)
+            .unwrap_or_default();
+        if only.is_text() && !tail.iter().any(is_space) {
             return STANDARD
                 .decode(text)
                 .map_err(|_| SignatureError::InvalidBase64 { element });

@@ -187,17 +187,17 @@ pub fn verify_element<'a, 'input>(
     if !element.is_element() || !std::ptr::eq(element.document(), doc.tree()) {
         return Err(SignatureError::ForeignNode.into());
     }
-    let signatures: Vec<_> = element
-        .children()
-        .filter(|n| is_dsig(*n, "Signature"))
-        .collect();
-    let [signature] = signatures.as_slice() else {
-        return Err(SignatureError::SignatureCount {
-            found: signatures.len(),
+    let mut signatures = element.children().filter(|n| is_dsig(*n, "Signature"));
+    let signature = match (signatures.next(), signatures.next()) {
+        (Some(one), None) => one,
+        (None, _) => return Err(SignatureError::SignatureCount { found: 0 }.into()),
+        (Some(_), Some(_)) => {
+            return Err(SignatureError::SignatureCount {
+                found: 2 + signatures.count(),
+            }
+            .into());
         }
-        .into());
     };
-    let signature = *signature;
     let parts = structure::parse(signature, options.allow_sha1)?;
     let uri = parts.reference.uri;
     let (apex, id) = match reference::parse_uri(uri)? {
@@ -216,7 +216,7 @@ pub fn verify_element<'a, 'input>(
                 }
                 .into());
             }
-            let count = reference::id_occurrences(doc.tree(), id, &options.id_attributes).len();
+            let count = reference::id_count(doc.tree(), id, &options.id_attributes);
             if count != 1 {
                 return Err(SignatureError::DuplicateId {
                     id: id.to_owned(),

@@ -114,7 +114,7 @@ fn is_xml_char(c: char) -> bool {
 }
 
 /// A part of a qualified name starts with a NameStartChar other than `:`.
-#[inline]
+#[inline(always)]
 fn name_starts_ok(s: &str) -> bool {
     match s.as_bytes().first() {
         Some(&c) if c < 0x80 => CLASS[c as usize] & NS != 0,
@@ -129,15 +129,6 @@ struct Open<'i> {
     depth: usize,
 }
 
-struct TmpAttr<'i> {
-    prefix: &'i str,
-    local: &'i str,
-    value: Cow<'i, str>,
-    range: Range<usize>,
-    qname_len: u32,
-    eq_len: u32,
-}
-
 struct Parser<'i, 'l> {
     text: &'i str,
     b: &'i [u8],
@@ -146,7 +137,6 @@ struct Parser<'i, 'l> {
     doc: Document<'i>,
     awaiting: Vec<u32>,
     open: Vec<Open<'i>>,
-    tmp: Vec<TmpAttr<'i>>,
     /// The text node that a following text or CDATA chunk merges into.
     text_node: Option<u32>,
     /// Scratch for sorted namespace dedup.
@@ -171,7 +161,6 @@ pub(super) fn parse<'i>(text: &'i str, limits: &Limits) -> R<Document<'i>> {
         },
         awaiting: Vec::with_capacity(16),
         open: Vec::with_capacity(16),
-        tmp: Vec::with_capacity(8),
         text_node: None,
         ns_sorted: Vec::with_capacity(8),
     };
@@ -514,7 +503,9 @@ impl<'i, 'l> Parser<'i, 'l> {
         }
         self.check_name_len(local, start)?;
         let ns_start = self.doc.ns_order.len();
-        self.tmp.clear();
+        // Attributes go straight into the document; their namespaces are resolved once
+        // the element's own declarations (which may follow them) are all read.
+        let a0 = self.doc.attrs.len();
         let mut n_attrs = 0usize;
         let mut default_declared = false;
         let mut xml_declared = false;
@@ -595,9 +586,10 @@ impl<'i, 'l> Parser<'i, 'l> {
                         self.push_ns(None, value, astart)?;
                     } else {
                         self.check_name_len(al, start)?;
-                        self.tmp.push(TmpAttr {
-                            prefix: ap,
+                        self.doc.attrs.push(AttributeData {
                             local: al,
+                            prefix: ap,
+                            ns: None,
                             value,
                             range,
                             qname_len,
@@ -631,10 +623,9 @@ impl<'i, 'l> Parser<'i, 'l> {
             }
             (ns_start as u32, self.doc.ns_order.len() as u32)
         };
-        // Attributes.
-        let a0 = self.doc.attrs.len();
-        let mut tmp = std::mem::take(&mut self.tmp);
-        for t in tmp.drain(..) {
+        // Attributes: namespaces, duplicates (by expanded name), value lengths.
+        for k in a0..self.doc.attrs.len() {
+            let t = &self.doc.attrs[k];
             let ns = if t.prefix == "xml" {
                 Some(0)
             } else if t.prefix.is_empty() {
@@ -646,7 +637,7 @@ impl<'i, 'l> Parser<'i, 'l> {
                 }
             };
             let values = &self.doc.ns_values;
-            let dup = self.doc.attrs[a0..].iter().any(|a| {
+            let dup = self.doc.attrs[a0..k].iter().any(|a| {
                 eq_short(a.local, t.local)
                     && (a.ns == ns
                         || match (a.ns, ns) {
@@ -660,17 +651,8 @@ impl<'i, 'l> Parser<'i, 'l> {
             if t.value.len() > self.limits.max_text_len {
                 return Err(Fail::TextTooLong(start));
             }
-            self.doc.attrs.push(AttributeData {
-                local: t.local,
-                prefix: t.prefix,
-                ns,
-                value: t.value,
-                range: t.range,
-                qname_len: t.qname_len,
-                eq_len: t.eq_len,
-            });
+            self.doc.attrs[k].ns = ns;
         }
-        self.tmp = tmp;
         let attrs = (a0 as u32, self.doc.attrs.len() as u32);
         let ns = if prefix.is_empty() {
             self.lookup(namespaces, None)
@@ -1082,7 +1064,10 @@ impl<'i, 'l> Parser<'i, 'l> {
         // The open element's name was checked at its start tag; the end tag must repeat
         // it byte for byte and then stop (what follows may not continue a name).
         let q = open.qname.as_bytes();
-        let same = self.b.get(self.pos..self.pos + q.len()) == Some(q);
+        let same = self
+            .b
+            .get(self.pos..self.pos + q.len())
+            .is_some_and(|t| scan::same(t, q));
         if !same {
             return self.err("mismatched end tag", start);
         }
@@ -1103,8 +1088,7 @@ impl<'i, 'l> Parser<'i, 'l> {
 /// Equality for the short strings names are, without a `memcmp` call.
 #[inline]
 fn eq_short(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+    scan::same(a.as_bytes(), b.as_bytes())
 }
 
 #[inline]
