@@ -15,6 +15,7 @@ mod mfa;
 mod provisioning;
 mod replay;
 mod roles;
+mod sign_in;
 mod signing_keys;
 mod tile_login_url;
 mod users;
