@@ -32,7 +32,7 @@ async fn app(s: &Store, name: &str) -> Application {
     s.apps()
         .create(
             &admin(),
-            NewApplication::new(&host, name, &format!("{host}/acs")),
+            NewApplication::new(&host, name, format!("{host}/acs")),
         )
         .await
         .unwrap()
