@@ -16,7 +16,9 @@ use axum::response::{IntoResponseParts, ResponseParts};
 use serde::de::DeserializeOwned;
 
 use super::{WebError, WebState, cookies};
+use latchkey_idp::ids::AppId;
 use latchkey_idp::session::{Session, Sessions};
+use latchkey_idp::sso::grant::{self, Grant};
 
 /// The session cookie's token, not yet checked (checking costs a store read; handlers that
 /// may refuse the request first call [`SessionCookie::resume`] only when they need it).
@@ -37,6 +39,28 @@ impl SessionCookie {
         Ok(Sessions::new(state.store())
             .resume(token, state.store().now(), state.settings().session_idle)
             .await?)
+    }
+}
+
+impl SessionCookie {
+    /// The session the cookie names, if still valid, with its grant at `app`: what a
+    /// sign-in to `app` reads, in one statement (see [`grant::resume`]).
+    pub async fn resume_for(
+        &self,
+        state: &WebState,
+        app: AppId,
+    ) -> Result<Option<(Session, Grant)>, WebError> {
+        let Some(token) = &self.0 else {
+            return Ok(None);
+        };
+        Ok(grant::resume(
+            state.store(),
+            token,
+            state.store().now(),
+            state.settings().session_idle,
+            app,
+        )
+        .await?)
     }
 }
 

@@ -181,9 +181,9 @@ pub(crate) async fn answer_or_park(
     claim: Option<Claim>,
 ) -> Result<Response, WebError> {
     if !pending.force_authn
-        && let Some(session) = cookie.resume(state).await?
+        && let Some((session, grant)) = cookie.resume_for(state, app.id).await?
     {
-        return issue(state, &session, app, &pending, claim).await;
+        return issue(state, &session, &grant, app, &pending, claim).await;
     }
     let parked = state.parked();
     let key = parked
@@ -271,8 +271,9 @@ pub async fn resume(
                 return Err(WebError::RequestExpired);
             }
             let app = load_app(&state, &pending).await?;
+            let grant = grant::load(state.store(), &session, &app).await?;
             // Its ID was recorded when it was parked.
-            issue(&state, &session, &app, &pending, None).await
+            issue(&state, &session, &grant, &app, &pending, None).await
         }
         None if pending.is_passive => {
             let app = load_app(&state, &pending).await?;
@@ -311,19 +312,20 @@ async fn load_app(
     }
 }
 
-/// Answers a sign-in for a signed-in user: the access policy, then the Response. `claim`
-/// (the request's ID, if not yet recorded) is committed with the answer's audit line, or
-/// on its own once the request is parked for a second factor.
+/// Answers a sign-in for a signed-in user, who holds `grant` at `app` (read with the
+/// session or after it): the access policy, then the Response. `claim` (the request's
+/// ID, if not yet recorded) is committed with the answer's audit line, or on its own once
+/// the request is parked for a second factor.
 async fn issue(
     state: &WebState,
     session: &Session,
+    grant: &grant::Grant,
     app: &latchkey_idp::apps::Application,
     pending: &PendingRequest,
     mut claim: Option<Claim>,
 ) -> Result<Response, WebError> {
     let now = state.store().now();
     let user = &session.user;
-    let grant = grant::load(state.store(), session, app).await?;
     if !grant.may_access {
         let operation_id = crate::error::new_operation_id();
         state
@@ -365,7 +367,7 @@ async fn issue(
         });
     }
     // The MFA policy and the request's RequestedAuthnContext, on the session as it is now.
-    match authn::gate(state.settings(), session, &grant, pending) {
+    match authn::gate(state.settings(), session, grant, pending) {
         authn::Gate::Issue { .. } => {}
         authn::Gate::NoAuthnContext => {
             let status = Status::failure(
@@ -435,7 +437,7 @@ async fn issue(
         &keys,
         app,
         session,
-        &grant,
+        grant,
         pending,
         now,
     )

@@ -184,7 +184,7 @@ pub struct Sessions<'s> {
 
 /// A session joined with its user: one round trip per request instead of two.
 #[derive(sqlx::FromRow)]
-struct SessionRow {
+pub(crate) struct SessionRow {
     session_index: String,
     authn_at: String,
     authn_methods: String,
@@ -193,6 +193,23 @@ struct SessionRow {
     expires_at: String,
     #[sqlx(flatten)]
     user: UserRow,
+}
+
+/// The columns of a [`SessionRow`], from `web_sessions s JOIN users u`: the sign-in's
+/// statement ([`crate::sso::grant::resume`]) reads the same row as [`Sessions::resume`].
+macro_rules! session_columns {
+    () => {
+        "s.session_index, s.authn_at, s.authn_methods, s.created_at AS session_created_at, \
+         s.last_seen_at, s.expires_at, u.id, u.username, u.email, u.given_name, \
+         u.family_name, u.display_name, u.attributes, u.status, u.password_hash, \
+         u.created_at, u.updated_at"
+    };
+}
+pub(crate) use session_columns;
+
+/// The stored hash of a cookie's token, or `None` for a token no session can have.
+pub(crate) fn cookie_hash(token: &str) -> Option<String> {
+    (!token.is_empty() && token.len() <= 128).then(|| token_hash(token))
 }
 
 /// Writes to `last_seen_at` are skipped when the last one is this recent, so a busy page
@@ -270,25 +287,35 @@ impl<'s> Sessions<'s> {
         now: OffsetDateTime,
         idle: Duration,
     ) -> Result<Option<Session>> {
-        if token.is_empty() || token.len() > 128 {
+        let Some(hash) = cookie_hash(token) else {
             return Ok(None);
-        }
-        let hash = token_hash(token);
+        };
         // A deleted user's sessions go with them (ON DELETE CASCADE), so the inner join
         // loses nothing.
-        let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT s.session_index, s.authn_at, s.authn_methods, s.created_at AS session_created_at, \
-             s.last_seen_at, s.expires_at, u.id, u.username, u.email, u.given_name, \
-             u.family_name, u.display_name, u.attributes, u.status, u.password_hash, \
-             u.created_at, u.updated_at \
-             FROM web_sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
-        )
+        let row: Option<SessionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM web_sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
+        ))
         .bind(&hash)
         .fetch_optional(self.store.pool())
         .await?;
         let Some(row) = row else {
             return Ok(None);
         };
+        self.admit(row, hash, now, idle).await
+    }
+
+    /// Decides on a session row read for the token whose hash is `hash` (see
+    /// [`Sessions::resume`]): ends it and answers `None` when it is over or its user is not
+    /// active, and notes the request on a live one.
+    pub(crate) async fn admit(
+        &self,
+        row: SessionRow,
+        hash: String,
+        now: OffsetDateTime,
+        idle: Duration,
+    ) -> Result<Option<Session>> {
         let last_seen = timestamp::parse("web_sessions.last_seen_at", &row.last_seen_at)?;
         let expires_at = timestamp::parse("web_sessions.expires_at", &row.expires_at)?;
         if now >= expires_at || now - last_seen >= idle {

@@ -14,9 +14,11 @@
 use crate::apps::Application;
 use crate::directory::{User, UserStatus};
 use crate::error::{Error, Result};
+use crate::ids::AppId;
 use crate::mfa::policy::{MfaFacts, class_name};
-use crate::session::{Session, SessionApp};
+use crate::session::{Session, SessionApp, SessionRow, Sessions, cookie_hash, session_columns};
 use crate::store::Store;
+use time::{Duration, OffsetDateTime};
 
 /// What one sign-in at one application needs to know.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,50 +53,150 @@ pub async fn for_user(store: &Store, user: &User, app: &Application) -> Result<G
     read(store, user, None, app).await
 }
 
+/// The rows of a grant as one `UNION ALL` of `(kind, a, b, sort_key)`, for the application
+/// `$app`, the user `$user` and the session whose token hash is `$token` (SQL expressions):
+/// one text for both statements that read it.
+macro_rules! grant_rows {
+    ($app:literal, $user:literal, $token:literal) => {
+        concat!(
+            "SELECT 'group' AS kind, g.name AS a, \
+               CASE WHEN EXISTS (SELECT 1 FROM app_access x \
+                                 WHERE x.app_id = ",
+            $app,
+            " AND x.group_id = g.id) \
+                 THEN 'granted' ELSE 'no' END AS b, \
+               g.name_key AS sort_key \
+             FROM directory_groups g JOIN group_members m ON m.group_id = g.id \
+             WHERE m.user_id = ",
+            $user,
+            " \
+             UNION ALL \
+             SELECT 'pairwise', p.name_id, NULL, NULL FROM pairwise_ids p \
+             WHERE p.app_id = ",
+            $app,
+            " AND p.user_id = ",
+            $user,
+            " \
+             UNION ALL \
+             SELECT 'recorded', r.name_id, r.name_id_format, NULL FROM web_session_apps r \
+             WHERE r.token_hash = ",
+            $token,
+            " AND r.app_id = ",
+            $app,
+            " \
+             UNION ALL \
+             SELECT 'mfa_user', NULL, NULL, NULL FROM mfa_user_policy u \
+             WHERE u.user_id = ",
+            $user,
+            " AND u.require_mfa <> 0 \
+             UNION ALL \
+             SELECT 'mfa_group', g.name, NULL, NULL FROM mfa_group_policy p \
+             JOIN directory_groups g ON g.id = p.group_id \
+             JOIN group_members m ON m.group_id = p.group_id \
+             WHERE m.user_id = ",
+            $user,
+            " AND p.require_mfa = 1 \
+             UNION ALL \
+             SELECT 'mfa_app', q.mfa_class, \
+               CASE WHEN q.require_mfa <> 0 THEN 'required' ELSE 'no' END, NULL \
+             FROM mfa_app_policy q WHERE q.app_id = ",
+            $app,
+            " \
+             UNION ALL \
+             SELECT 'mfa_factor', NULL, NULL, NULL \
+             WHERE EXISTS (SELECT 1 FROM mfa_totp t WHERE t.user_id = ",
+            $user,
+            " AND t.confirmed = 1) \
+                OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = ",
+            $user,
+            ")"
+        )
+    };
+}
+
+/// The session a browser's cookie `token` names, if still valid at `now` (as
+/// [`Sessions::resume`] decides, with the same effects), with its grant at `app`: the two
+/// reads of a sign-in with a live session in one statement, so one round trip to the
+/// database instead of two. The grant's rows come joined to the session's row, so they are
+/// read for exactly the user the session belongs to (nothing is read for a token no
+/// session has).
+pub async fn resume(
+    store: &Store,
+    token: &str,
+    now: OffsetDateTime,
+    idle: Duration,
+    app: AppId,
+) -> Result<Option<(Session, Grant)>> {
+    let Some(hash) = cookie_hash(token) else {
+        return Ok(None);
+    };
+    let rows: Vec<SessionGrantRow> = sqlx::query_as(concat!(
+        "WITH me AS (SELECT user_id FROM web_sessions WHERE token_hash = $2) SELECT ",
+        session_columns!(),
+        ", g.kind, g.a, g.b FROM web_sessions s JOIN users u ON u.id = s.user_id \
+         LEFT JOIN (",
+        grant_rows!("$1", "(SELECT user_id FROM me)", "$2"),
+        ") g ON 1 = 1 WHERE s.token_hash = $2 ORDER BY g.kind, g.sort_key"
+    ))
+    .bind(app.to_db())
+    .bind(&hash)
+    .fetch_all(store.pool())
+    .await?;
+    let mut session_row = None;
+    let mut grant_rows = Vec::with_capacity(rows.len());
+    for row in rows {
+        session_row.get_or_insert(row.session);
+        grant_rows.push(GrantRow {
+            kind: row.kind.unwrap_or_default(),
+            a: row.a,
+            b: row.b,
+        });
+    }
+    let Some(session_row) = session_row else {
+        return Ok(None);
+    };
+    let Some(session) = Sessions::new(store)
+        .admit(session_row, hash, now, idle)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let grant = fold(grant_rows, &session.user, app)?;
+    Ok(Some((session, grant)))
+}
+
+/// A session row with one of its grant's rows (none when the grant has no row at all).
+#[derive(sqlx::FromRow)]
+struct SessionGrantRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    kind: Option<String>,
+    a: Option<String>,
+    b: Option<String>,
+}
+
 async fn read(
     store: &Store,
     user: &User,
     token_hash: Option<&str>,
     app: &Application,
 ) -> Result<Grant> {
-    let rows: Vec<GrantRow> = sqlx::query_as(
-        "SELECT kind, a, b FROM ( \
-           SELECT 'group' AS kind, g.name AS a, \
-             CASE WHEN EXISTS (SELECT 1 FROM app_access x \
-                               WHERE x.app_id = $1 AND x.group_id = g.id) \
-               THEN 'granted' ELSE 'no' END AS b, \
-             g.name_key AS sort_key \
-           FROM directory_groups g JOIN group_members m ON m.group_id = g.id \
-           WHERE m.user_id = $2 \
-           UNION ALL \
-           SELECT 'pairwise', p.name_id, NULL, NULL FROM pairwise_ids p \
-           WHERE p.app_id = $1 AND p.user_id = $2 \
-           UNION ALL \
-           SELECT 'recorded', r.name_id, r.name_id_format, NULL FROM web_session_apps r \
-           WHERE r.token_hash = $3 AND r.app_id = $1 \
-           UNION ALL \
-           SELECT 'mfa_user', NULL, NULL, NULL FROM mfa_user_policy u \
-           WHERE u.user_id = $2 AND u.require_mfa <> 0 \
-           UNION ALL \
-           SELECT 'mfa_group', g.name, NULL, NULL FROM mfa_group_policy p \
-           JOIN directory_groups g ON g.id = p.group_id \
-           JOIN group_members m ON m.group_id = p.group_id \
-           WHERE m.user_id = $2 AND p.require_mfa = 1 \
-           UNION ALL \
-           SELECT 'mfa_app', q.mfa_class, \
-             CASE WHEN q.require_mfa <> 0 THEN 'required' ELSE 'no' END, NULL \
-           FROM mfa_app_policy q WHERE q.app_id = $1 \
-           UNION ALL \
-           SELECT 'mfa_factor', NULL, NULL, NULL \
-           WHERE EXISTS (SELECT 1 FROM mfa_totp t WHERE t.user_id = $2 AND t.confirmed = 1) \
-              OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = $2) \
-         ) grant_rows ORDER BY kind, sort_key",
-    )
+    let rows: Vec<GrantRow> = sqlx::query_as(concat!(
+        "SELECT kind, a, b FROM (",
+        grant_rows!("$1", "$2", "$3"),
+        ") grant_rows ORDER BY kind, sort_key"
+    ))
     .bind(app.id.to_db())
     .bind(user.id.to_db())
     .bind(token_hash)
     .fetch_all(store.pool())
     .await?;
+    fold(rows, user, app.id)
+}
+
+/// The grant that `rows` (of [`grant_rows!`], in `kind, sort_key` order) state for `user` at
+/// `app`.
+fn fold(rows: Vec<GrantRow>, user: &User, app: AppId) -> Result<Grant> {
     let mut grant = Grant::default();
     for row in rows {
         match (row.kind.as_str(), row.a) {
@@ -105,7 +207,7 @@ async fn read(
             ("pairwise", Some(name_id)) => grant.pairwise = Some(name_id),
             ("recorded", Some(name_id)) => {
                 grant.recorded = Some(SessionApp {
-                    app: app.id,
+                    app,
                     name_id,
                     name_id_format: row.b.unwrap_or_default(),
                 });

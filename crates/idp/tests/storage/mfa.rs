@@ -473,7 +473,18 @@ async fn recovery_codes_go_with_the_last_factor(t: TestStore) {
 /// What the SSO path reads of the MFA policy for `who` at `app`: the grant's facts, read in
 /// the grant's one statement.
 async fn facts(s: &Store, who: &User, app: &Application) -> MfaFacts {
-    grant::for_user(s, who, app).await.unwrap().mfa
+    let alone = grant::for_user(s, who, app).await.unwrap().mfa;
+    // A sign-in reads them with its session, in one statement: the same facts.
+    let (token, _) = Sessions::new(s)
+        .create(who, s.now(), Duration::hours(8))
+        .await
+        .unwrap();
+    let (_, signing_in) = grant::resume(s, token.expose(), s.now(), Duration::minutes(30), app.id)
+        .await
+        .unwrap()
+        .expect("a live session");
+    assert_eq!(signing_in.mfa, alone);
+    alone
 }
 
 /// The decision for `who` signing in to `app` with `methods`, as the policy makes it from its

@@ -16,6 +16,7 @@ mod parked;
 mod provisioning;
 mod replay;
 mod roles;
+mod sign_in;
 mod signing_keys;
 mod tile_login_url;
 mod users;
