@@ -863,7 +863,7 @@ fn main() {
         let (commits, logins) = (after.commits - before.commits, after.logins - before.logins);
         println!(
             "\nLogins in flight shared commits: {logins} logins in {commits} commits of the writer \
-             = {:.1} per commit; {} of them ran alone on their request's thread; {} checkpoints",
+             = {:.1} per commit; {} of them ran on a request's thread; {} checkpoints",
             logins as f64 / commits.max(1) as f64,
             after.inline - before.inline,
             after.checkpoints - before.checkpoints

@@ -46,8 +46,8 @@ pub struct WriterStats {
     pub commits: u64,
     /// Logins it ran in them.
     pub logins: u64,
-    /// Of those, the logins that found the writer idle and ran on their request's own thread,
-    /// each in a commit of its own.
+    /// Of those, the logins run on a request's thread: the one that found the connection
+    /// free, and those that queued while it held it (in its commits).
     pub inline: u64,
     /// Checkpoints of the WAL the writer's thread ran.
     pub checkpoints: u64,
