@@ -478,6 +478,8 @@ fn main() {
         }
         let wall = start.elapsed().as_secs_f64() / n as f64;
         let login = (process_cpu() - cpu).as_secs_f64() / n as f64;
+        let stats = app.engine.store().database().writer_stats();
+        let stats_mt = app_mt.engine.store().database().writer_stats();
         let writer = (writer_cpu() - writer).as_secs_f64() / n as f64;
         println!(
             "{n} returning, unchanged logins, {in_flight} in flight: wall {:.1} us, CPU {:.1} us \
@@ -489,6 +491,7 @@ fn main() {
             validate * 1e6,
             validate / login * 100.0
         );
+        println!("writer: {stats:?} (one at a time), {stats_mt:?} (in flight)");
         return;
     }
 
@@ -860,7 +863,7 @@ fn main() {
         let (commits, logins) = (after.commits - before.commits, after.logins - before.logins);
         println!(
             "\nLogins in flight shared commits: {logins} logins in {commits} commits of the writer \
-             = {:.1} per commit; {} of them ran alone on their request's thread; {} checkpoints",
+             = {:.1} per commit; {} of them ran on a request's thread; {} checkpoints",
             logins as f64 / commits.max(1) as f64,
             after.inline - before.inline,
             after.checkpoints - before.checkpoints

@@ -73,7 +73,23 @@ pub(crate) fn base64_encode(bytes: &[u8]) -> String {
 }
 
 /// Decodes base64, skipping ASCII whitespace (POST forms are often line-wrapped).
+///
+/// A message without whitespace is decoded as it is, and a wrapped one is compacted a line
+/// at a time: copying it byte by byte into a growing buffer cost an ACS login ~4 us, as much
+/// as the decoding itself. The test for whitespace looks for any byte up to the space (all
+/// ASCII whitespace is, and no base64 character is) without stopping at the first, so it
+/// runs many bytes at a time.
 pub(crate) fn base64_decode(text: &str, param: &'static str) -> Result<Vec<u8>> {
-    let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    B64.decode(compact).map_err(|_| Error::Base64(param))
+    let bytes = text.as_bytes();
+    let wrapped = bytes.iter().fold(false, |low, &b| low | (b <= b' '));
+    let decoded = if wrapped {
+        let mut compact = Vec::with_capacity(bytes.len());
+        for line in bytes.split(u8::is_ascii_whitespace) {
+            compact.extend_from_slice(line);
+        }
+        B64.decode(compact)
+    } else {
+        B64.decode(bytes)
+    };
+    decoded.map_err(|_| Error::Base64(param))
 }

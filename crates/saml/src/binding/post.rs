@@ -214,6 +214,8 @@ mod tests {
         let m = decode(MessageKind::Response, &wrapped, Some("rs"), &limits).unwrap();
         assert_eq!(m.xml, xml);
         assert_eq!(m.relay_state.as_deref(), Some("rs"));
+        let unwrapped = decode(MessageKind::Response, &encode(xml), None, &limits).unwrap();
+        assert_eq!(unwrapped.xml, xml);
         assert_eq!(
             decode(
                 MessageKind::Response,

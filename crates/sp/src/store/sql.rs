@@ -191,10 +191,13 @@ impl SqlAccountStore {
 
     /// The audit log, oldest first, at most `limit` events from the newest. Events with the
     /// same millisecond come in no particular order.
+    ///
+    /// In the order of their IDs, which begin with their time ([`AuditEvent::id_at`]): the
+    /// primary key is the log's only index (each one more is a page written per login).
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, operation_id, at, kind, account_id, idp_entity_id, identity_key, \
-             session_index, plan, actor FROM sp_audit ORDER BY at DESC, id DESC LIMIT $1",
+             session_index, plan, actor FROM sp_audit ORDER BY id DESC LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(self.db.pool())

@@ -4,16 +4,19 @@
 //! Through sqlx every statement is a trip to the connection's worker thread and back (a wake
 //! and a switch each way), and each login commits on its own: five trips and one WAL append of
 //! every page it touched, for a login that writes two rows. Here a login is one closure run on
-//! the writer's connection:
+//! the writer's connection by whoever *owns* it (a flag under the queue's lock):
 //!
-//! * when nothing is waiting for the writer and its connection is free, on the request's own
-//!   thread, in a transaction of its own: no hand-over, no thread to wake and none to wake us.
-//!   This blocks an async worker only for the login's own statements: it never waits for
-//!   SQLite's lock (if another connection holds it, the login goes to the writer thread, which
-//!   waits), and it never checkpoints (the writer thread does, see below);
-//! * otherwise it is queued for the writer's thread, which takes every login waiting (up to
-//!   [`MAX_BATCH`]), runs them one after the other in one `BEGIN IMMEDIATE` transaction, each
-//!   inside its own savepoint, commits once and only then answers each of them.
+//! * a login that finds the connection unowned takes it and runs on the request's own thread:
+//!   no hand-over, no thread to wake and none to wake us. Logins that come meanwhile only
+//!   queue (no wake-up either); before letting the connection go, the owner runs them, every
+//!   one waiting (up to [`MAX_BATCH`]) in one `BEGIN IMMEDIATE` transaction, each inside its
+//!   own savepoint, commits once and only then answers each of them. This blocks an async
+//!   worker only for logins' own statements: it never waits for SQLite's lock (if another
+//!   connection holds it, the connection and its queue go to the writer thread, which waits),
+//!   it never checkpoints, and after [`INLINE_ROUNDS`] transactions it passes what is still
+//!   queued to the writer thread rather than serve others for ever;
+//! * the writer thread runs the queue the same way when it is passed the connection, and
+//!   checkpoints.
 //!
 //! So:
 //!
@@ -23,11 +26,14 @@
 //!   SQLite's write lock, so of two uses of one assertion ID (in one batch or in two) the
 //!   second sees the first's row and is refused; a login that fails (a replay, a store error)
 //!   is rolled back to its savepoint and leaves nothing, as a rolled-back transaction would;
+//! * **no login is left behind**: the queue is only ever non-empty while the connection is
+//!   owned, and the owner lets it go only after finding the queue empty under the same lock;
 //! * **bounded**: the queue holds at most [`QUEUE`] logins; a login beyond it is turned away
 //!   at once with [`StoreError::Busy`] (the ACS answers 503), never left waiting for room;
 //! * **the WAL is bounded**: the connection does not checkpoint when it commits (that would
-//!   be a sync on the request's thread); every [`CHECKPOINT_EVERY`] logins the writer thread
-//!   checkpoints, holding the connection, so no commit runs beside it and it catches up.
+//!   be a sync on the request's thread); every [`CHECKPOINT_EVERY`] logins the owner passes
+//!   the connection to the writer thread, which checkpoints before running any more logins,
+//!   so no commit runs beside it and it catches up.
 //!
 //! A login whose caller stops waiting once it is queued (the request was dropped) still runs
 //! and commits, as a transaction already sent to the database would: its assertion is used
@@ -39,19 +45,20 @@
 //! Only SQLite file databases get a writer: an in-memory database exists only on the pool's
 //! one connection.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, named_params};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::sql::{
@@ -81,22 +88,75 @@ const CHECKPOINT_EVERY: u64 = 512;
 /// the pool's connections do (`Database::connect`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A handle on the writer; its thread ends when the last handle is dropped.
-#[derive(Debug)]
+/// Transactions a request's thread runs for queued logins before it passes the rest to the
+/// writer thread: enough that logins arriving together share commits without a wake-up,
+/// few enough that the request (and the async worker it blocks) is not held up for long.
+const INLINE_ROUNDS: usize = 4;
+
+/// A handle on the writer; its thread ends when the handle is dropped.
 pub(crate) struct SqliteWriter {
-    queue: mpsc::Sender<Msg>,
-    /// Held by whoever runs logins: the writer thread for a batch, or a request running its
-    /// own login when nothing waits.
-    conn: Arc<Mutex<Connection>>,
-    counts: Arc<Counts>,
+    shared: Arc<Shared>,
 }
 
-/// What the writer's thread is asked to do.
-enum Msg {
-    /// Run a login.
-    Login(Box<dyn Job>),
-    /// Checkpoint the WAL (logins run on requests' threads made it due).
-    Checkpoint,
+impl std::fmt::Debug for SqliteWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteWriter")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the writer's users and its thread share.
+struct Shared {
+    /// The logins waiting and who owns the connection.
+    state: Mutex<State>,
+    /// Signalled when the writer thread gets the connection (or should end).
+    turn: Condvar,
+    /// Held by the connection's owner while it runs logins or checkpoints.
+    conn: Mutex<Connection>,
+    counts: Counts,
+}
+
+/// Who owns the connection and what waits for it.
+#[derive(Default)]
+struct State {
+    /// Logins waiting for the owner; non-empty only while the connection is owned.
+    queue: VecDeque<Box<dyn Job>>,
+    /// Someone runs logins on the connection and will run the queue before letting it go.
+    owned: bool,
+    /// The owner passed the connection (and the queue) to the writer thread.
+    writer_turn: bool,
+    /// The handle is gone: the writer thread ends once it has nothing left to do.
+    closed: bool,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // The state is changed only by whole assignments and queue pushes and pops, never
+        // left half-done by a panic: a poisoned lock still holds a usable state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic is caught inside a batch, so a poisoned lock holds a usable connection.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves queued logins into `batch`, up to [`MAX_BATCH`] in all.
+    fn take(&self, batch: &mut Vec<Box<dyn Job>>) {
+        let mut state = self.state();
+        let room = MAX_BATCH.saturating_sub(batch.len());
+        let n = room.min(state.queue.len());
+        batch.extend(state.queue.drain(..n));
+    }
+
+    /// Gives the connection, and the queue held by `state`, to the writer thread; called by
+    /// the connection's owner.
+    fn pass_to_writer(&self, mut state: MutexGuard<'_, State>) {
+        state.writer_turn = true;
+        drop(state);
+        self.turn.notify_one();
+    }
 }
 
 /// What the writer has done so far.
@@ -111,13 +171,17 @@ struct Counts {
 }
 
 impl Counts {
-    /// Counts a commit of `logins`; `true` when that made a checkpoint due.
-    fn commit(&self, logins: usize) -> bool {
+    /// Counts a commit of `logins`.
+    fn commit(&self, logins: usize) {
         let logins = logins as u64;
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.logins.fetch_add(logins, Ordering::Relaxed);
-        let before = self.since_checkpoint.fetch_add(logins, Ordering::Relaxed);
-        before < CHECKPOINT_EVERY && before + logins >= CHECKPOINT_EVERY
+        self.since_checkpoint.fetch_add(logins, Ordering::Relaxed);
+    }
+
+    /// Whether enough logins were committed since the last checkpoint for the next one.
+    fn checkpoint_due(&self) -> bool {
+        self.since_checkpoint.load(Ordering::Relaxed) >= CHECKPOINT_EVERY
     }
 }
 
@@ -229,28 +293,28 @@ impl SqliteWriter {
              PRAGMA wal_autocheckpoint = 0;",
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        let conn = Arc::new(Mutex::new(conn));
-        let (queue, jobs) = mpsc::channel(QUEUE);
-        let counts = Arc::new(Counts::default());
-        let (shared, counted) = (Arc::clone(&conn), Arc::clone(&counts));
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            turn: Condvar::new(),
+            conn: Mutex::new(conn),
+            counts: Counts::default(),
+        });
+        let on_thread = Arc::clone(&shared);
         thread::Builder::new()
             .name("latchkey-sp-writer".to_owned())
-            .spawn(move || run(&shared, jobs, &counted))
+            .spawn(move || run(&on_thread))
             .map_err(|e| StoreError::Writer(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self {
-            queue,
-            conn,
-            counts,
-        })
+        Ok(Self { shared })
     }
 
     /// What the writer has done so far.
     pub(crate) fn stats(&self) -> WriterStats {
+        let counts = &self.shared.counts;
         WriterStats {
-            commits: self.counts.commits.load(Ordering::Relaxed),
-            logins: self.counts.logins.load(Ordering::Relaxed),
-            inline: self.counts.inline.load(Ordering::Relaxed),
-            checkpoints: self.counts.checkpoints.load(Ordering::Relaxed),
+            commits: counts.commits.load(Ordering::Relaxed),
+            logins: counts.logins.load(Ordering::Relaxed),
+            inline: counts.inline.load(Ordering::Relaxed),
+            checkpoints: counts.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -264,54 +328,92 @@ impl SqliteWriter {
         R: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Work { work, reply });
-        if let Some(job) = self.run_here(job) {
-            self.hand_over(job)?;
-        }
+        self.submit(Box::new(Work { work, reply }))?;
         answer.await.map_err(|_| {
             StoreError::Writer("the writer dropped the login; see its log".to_owned())
         })?
     }
 
-    /// Runs `job` on the calling thread if nothing is waiting for the writer, its connection
-    /// is free and SQLite's lock can be had without waiting; gives `job` back otherwise.
-    fn run_here(&self, job: Box<dyn Job>) -> Option<Box<dyn Job>> {
-        // Logins already waiting go first (and share a commit): join them. So do logins
-        // while a checkpoint is due, so that it cannot be put off by logins run here.
-        if self.queue.capacity() < self.queue.max_capacity()
-            || self.counts.since_checkpoint.load(Ordering::Relaxed) >= CHECKPOINT_EVERY
-        {
-            return Some(job);
+    /// Queues `job` for the connection's owner, or takes the connection and runs it (and
+    /// whatever queues meanwhile) on the calling thread.
+    fn submit(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
+        let shared = &*self.shared;
+        let mut state = shared.state();
+        if state.owned {
+            if state.queue.len() >= QUEUE {
+                // Waiting for room would let a burst hold requests (and their memory)
+                // without bound behind the queue: turn the login away at once instead.
+                return Err(StoreError::Busy(QUEUE));
+            }
+            // The owner runs it before letting the connection go.
+            state.queue.push_back(job);
+            return Ok(());
         }
-        let Ok(mut conn) = self.conn.try_lock() else {
-            return Some(job);
-        };
-        if begin_without_waiting(&mut conn).is_err() {
-            // Another connection writes (or SQLite failed): the writer thread waits, or says.
-            return Some(job);
+        state.owned = true;
+        if shared.counts.checkpoint_due() {
+            // The writer thread checkpoints first; logins cannot put it off.
+            state.queue.push_back(job);
+            shared.pass_to_writer(state);
+            return Ok(());
         }
-        let checkpoint_due = self.counts.commit(1);
-        self.counts.inline.fetch_add(1, Ordering::Relaxed);
-        let answers = run_begun(&mut conn, &mut vec![job]);
-        drop(conn);
-        answers.send();
-        if checkpoint_due {
-            // A full queue means the writer thread is busy: it checks after its batch.
-            let _ = self.queue.try_send(Msg::Checkpoint);
-        }
-        None
+        drop(state);
+        self.run_here(job);
+        Ok(())
     }
 
-    /// Queues `job` for the writer thread, or turns it away at once when the queue is full.
-    fn hand_over(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
-        self.queue.try_send(Msg::Login(job)).map_err(|e| match e {
-            // Waiting for room would let a burst hold requests (and their memory)
-            // without bound behind the queue: turn the login away at once instead.
-            mpsc::error::TrySendError::Full(_) => StoreError::Busy(QUEUE),
-            mpsc::error::TrySendError::Closed(_) => {
-                StoreError::Writer("the writer thread has stopped".to_owned())
+    /// Runs `job`, then the logins queued meanwhile, on the calling thread, which owns the
+    /// connection; passes the connection to the writer thread when SQLite's lock cannot be
+    /// had without waiting, when a checkpoint is due, or after [`INLINE_ROUNDS`].
+    fn run_here(&self, job: Box<dyn Job>) {
+        let shared = &*self.shared;
+        let mut batch = vec![job];
+        for round in 1..=INLINE_ROUNDS {
+            let mut conn = shared.conn();
+            if begin_without_waiting(&mut conn).is_err() {
+                // Another connection writes (or SQLite failed): the writer thread waits, or
+                // says. The batch goes first, in the order it came.
+                drop(conn);
+                let mut state = shared.state();
+                for job in batch.drain(..).rev() {
+                    state.queue.push_front(job);
+                }
+                shared.pass_to_writer(state);
+                return;
             }
-        })
+            shared.take(&mut batch);
+            let logins = batch.len();
+            shared.counts.commit(logins);
+            shared
+                .counts
+                .inline
+                .fetch_add(logins as u64, Ordering::Relaxed);
+            let answers = run_begun(&mut conn, &mut batch);
+            drop(conn);
+            let mut state = shared.state();
+            let checkpoint_due = shared.counts.checkpoint_due();
+            if state.queue.is_empty() && !checkpoint_due {
+                // Answered once the connection is let go: a login answered while it is
+                // still owned would queue behind it, and so would its client's next one.
+                state.owned = false;
+                drop(state);
+                answers.send();
+                return;
+            }
+            if checkpoint_due || round == INLINE_ROUNDS {
+                shared.pass_to_writer(state);
+                answers.send();
+                return;
+            }
+            drop(state);
+            answers.send();
+        }
+    }
+}
+
+impl Drop for SqliteWriter {
+    fn drop(&mut self) {
+        self.shared.state().closed = true;
+        self.shared.turn.notify_one();
     }
 }
 
@@ -324,36 +426,46 @@ fn begin_without_waiting(conn: &mut Connection) -> rusqlite::Result<()> {
     begun
 }
 
-/// The writer thread: a batch at a time (and checkpoints when due) until every handle is
-/// gone.
-fn run(conn: &Mutex<Connection>, mut queue: mpsc::Receiver<Msg>, counts: &Counts) {
+/// The writer thread: whenever it is passed the connection, checkpoints if due and runs the
+/// queue a batch at a time until it is empty, then lets the connection go; ends once the
+/// handle is gone.
+fn run(shared: &Shared) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.blocking_recv() {
-        // A panic is caught inside a batch, so a poisoned lock holds a usable connection.
-        let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Msg::Login(job) = first {
-            batch.push(job);
-        }
-        // Taken once the connection is ours: logins queued while it was busy join.
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(Msg::Login(job)) => batch.push(job),
-                Ok(Msg::Checkpoint) => {}
-                Err(_) => break,
+    loop {
+        let mut state = shared.state();
+        while !state.writer_turn {
+            if state.closed {
+                return;
             }
+            state = shared
+                .turn
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-        let answers = if batch.is_empty() {
-            Answers::default()
-        } else {
-            counts.commit(batch.len());
-            commit_batch(&mut conn, &mut batch)
-        };
-        if counts.since_checkpoint.load(Ordering::Relaxed) >= CHECKPOINT_EVERY {
-            // The batch's logins need not wait for the checkpoint.
-            answers.send();
-            checkpoint(&conn, counts);
-        } else {
-            drop(conn);
+        state.writer_turn = false;
+        drop(state);
+        let mut conn = shared.conn();
+        loop {
+            if shared.counts.checkpoint_due() {
+                checkpoint(&conn, &shared.counts);
+            }
+            shared.take(&mut batch);
+            let answers = if batch.is_empty() {
+                Answers::default()
+            } else {
+                shared.counts.commit(batch.len());
+                commit_batch(&mut conn, &mut batch)
+            };
+            let mut state = shared.state();
+            if state.queue.is_empty() && !shared.counts.checkpoint_due() {
+                // Answered once the connection is let go (see `run_here`).
+                state.owned = false;
+                drop(state);
+                drop(conn);
+                answers.send();
+                break;
+            }
+            drop(state);
             answers.send();
         }
     }
@@ -676,6 +788,13 @@ mod tests {
         }
     }
 
+    /// [`record`], also saying which thread ran it.
+    fn on_thread(
+        id: &'static str,
+    ) -> impl FnOnce(WriterTx<'_>) -> Result<(bool, thread::ThreadId), Error> + Send {
+        move |tx| record(id)(tx).map(|fresh| (fresh, thread::current().id()))
+    }
+
     /// Jobs of one batch share its commit but not their fate: a replay inside the batch is
     /// refused, and a job that fails or does not commit leaves nothing, while the others keep
     /// what they wrote.
@@ -788,8 +907,9 @@ mod tests {
         );
     }
 
-    /// With the writer held up and its queue full, one more login is answered busy at once
-    /// (nothing of it runs), and the logins that were queued still run once the writer is free.
+    /// With the connection owned and the queue full, one more login is answered busy at once
+    /// (nothing of it runs), and the logins that were queued still run once the owner passes
+    /// the connection on.
     #[tokio::test]
     async fn a_full_queue_answers_busy_at_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -798,16 +918,10 @@ mod tests {
             .await
             .unwrap();
         let writer = db.writer().unwrap();
-        // Holding the connection stands for a long batch: every login is queued, and the
-        // writer thread, once it has taken the first, waits for the connection.
-        let held = writer.conn.lock().unwrap();
+        // Owning the connection stands for a long batch: every login is queued.
+        writer.shared.state().owned = true;
         let noop = &mut Context::from_waker(Waker::noop());
-        let mut first = Box::pin(writer.run(record(String::from("_first"))));
-        assert!(first.as_mut().poll(noop).is_pending());
-        while writer.queue.capacity() < QUEUE {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let mut queued = vec![first];
+        let mut queued = Vec::new();
         for i in 0..QUEUE {
             let mut login = Box::pin(writer.run(record(format!("_q{i}"))));
             assert!(
@@ -827,7 +941,7 @@ mod tests {
                 other.map(|r| r.map(|_| ()))
             ),
         }
-        drop(held);
+        writer.shared.pass_to_writer(writer.shared.state());
         for login in queued {
             assert!(login.await.unwrap());
         }
@@ -835,8 +949,57 @@ mod tests {
             .fetch_all(db.pool())
             .await
             .unwrap();
-        assert_eq!(ids.len(), QUEUE + 1);
+        assert_eq!(ids.len(), QUEUE);
         assert!(!ids.iter().any(|id| id == "_late"));
+        let stats = db.writer_stats().unwrap();
+        assert_eq!((stats.logins, stats.inline), (QUEUE as u64, 0));
+        assert!(stats.commits <= (QUEUE / MAX_BATCH) as u64, "{stats:?}");
+    }
+
+    /// Logins that queue while a request's thread owns the connection are run by that
+    /// thread, in its own login's commit (no hand-over to the writer thread), each answered
+    /// as its own; a replay among them is still refused.
+    #[tokio::test]
+    async fn logins_queued_behind_an_owner_share_its_commit_on_its_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.db");
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        let writer = db.writer().unwrap();
+        writer.shared.state().owned = true;
+        let noop = &mut Context::from_waker(Waker::noop());
+        let caller = thread::current().id();
+        let mut queued = Vec::new();
+        for id in ["_q1", "_q2", "_q1"] {
+            let mut login = Box::pin(writer.run(on_thread(id)));
+            assert!(login.as_mut().poll(noop).is_pending());
+            queued.push(login);
+        }
+        // This thread owns the connection: it runs its login and takes the queue along.
+        let (own, own_answer) = job(on_thread("_own"));
+        writer.run_here(own);
+        assert_eq!(own_answer.await.unwrap().unwrap(), (true, caller));
+        let mut answers = Vec::new();
+        for login in queued {
+            answers.push(login.await.unwrap());
+        }
+        assert_eq!(answers, [(true, caller), (true, caller), (false, caller)]);
+        assert_eq!(
+            db.writer_stats(),
+            Some(WriterStats {
+                commits: 1,
+                logins: 4,
+                inline: 4,
+                checkpoints: 0,
+            })
+        );
+        assert!(!writer.shared.state().owned, "the connection was let go");
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sp_replay_cache")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(count, 3);
     }
 
     /// A login that finds the writer idle runs on the caller's thread (no hand-over), and is
