@@ -73,6 +73,9 @@ const SQLITE_MAX_CONNECTIONS: u32 = 2;
 /// is harmless (recording an ID overwrites an expired entry), so this only bounds the
 /// table's size, without a DELETE in every login.
 const REPLAY_PRUNE_INTERVAL_MS: i64 = 60_000;
+/// Expired replay-cache entries deleted per statement, so a prune never holds the write lock
+/// for long (a few milliseconds a batch).
+const REPLAY_PRUNE_BATCH: i64 = 1_000;
 
 impl Database {
     /// Connects to `url` (`sqlite://...` or `postgres://...`) and applies the schema.
@@ -229,13 +232,28 @@ impl Database {
     /// Deletes the replay-cache entries expired at `now`; returns how many.
     ///
     /// A scan of the table: an index on the expiry would be one more page written by every
-    /// login, to save reading, once a minute, the entries of the last minutes.
+    /// login, to save reading, once a minute, the entries of the last minutes. In batches of
+    /// [`REPLAY_PRUNE_BATCH`], each its own statement: a busy minute's tens of thousands of
+    /// deletions (each touching the key index at a random page) took seconds as one
+    /// statement, holding SQLite's write lock against every login meanwhile. Entries are
+    /// stored in about the order they expire, so each batch's scan finds its rows early.
     pub(crate) async fn prune_replay_cache(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sp_replay_cache WHERE not_on_or_after <= $1")
+        let mut pruned = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM sp_replay_cache WHERE assertion_id IN \
+                 (SELECT assertion_id FROM sp_replay_cache WHERE not_on_or_after <= $1 LIMIT $2)",
+            )
             .bind(super::millis(now))
+            .bind(REPLAY_PRUNE_BATCH)
             .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+            .await?
+            .rows_affected();
+            pruned += done;
+            if done < u64::try_from(REPLAY_PRUNE_BATCH).unwrap_or(u64::MAX) {
+                return Ok(pruned);
+            }
+        }
     }
 }
 

@@ -88,7 +88,58 @@ async fn sql_cache_is_shared_between_nodes_and_atomic(db: Db) {
     assert_eq!(accepted, 1);
 }
 
+/// A prune deletes every expired entry however many there are (here several of its batches'
+/// worth), and only those.
+async fn a_large_prune_takes_every_expired_entry_and_nothing_else(db: Db) {
+    let fx = fixture(db).await;
+    let database = fx.store.database().clone();
+    let cache = SqlReplayCache::new(database.clone());
+    let ms =
+        |at: time::OffsetDateTime| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap();
+    let (expired, live) = (
+        ms(t0() + Duration::minutes(1)),
+        ms(t0() + Duration::hours(1)),
+    );
+    for chunk in 0..5 {
+        let rows: Vec<String> = (0..500)
+            .map(|i| format!("('_old{chunk}-{i}', {expired})"))
+            .collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES {}",
+            rows.join(", ")
+        )))
+        .execute(database.pool())
+        .await
+        .unwrap();
+    }
+    for i in 0..7 {
+        cache
+            .check_and_store(&format!("_live{i}"), t0() + Duration::hours(1), t0())
+            .await
+            .unwrap();
+    }
+    assert_eq!(cache.count_entries().await.unwrap(), 2_507);
+    let pruned = cache.prune(t0() + Duration::minutes(2)).await.unwrap();
+    assert_eq!(pruned, 2_500);
+    assert_eq!(cache.count_entries().await.unwrap(), 7);
+    assert!(live > expired);
+    // The live ones are still refused as replays.
+    assert_eq!(
+        replay_err(
+            cache
+                .check_and_store(
+                    "_live3",
+                    t0() + Duration::hours(1),
+                    t0() + Duration::minutes(3)
+                )
+                .await
+        ),
+        ReplayError::Replayed("_live3".to_owned())
+    );
+}
+
 crate::on_both_backends!(
     sql_cache_refuses_replays_and_prunes,
     sql_cache_is_shared_between_nodes_and_atomic,
+    a_large_prune_takes_every_expired_entry_and_nothing_else,
 );
