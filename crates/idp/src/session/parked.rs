@@ -22,7 +22,7 @@ use time::{Duration, OffsetDateTime};
 use super::{fresh_token, network_of, token_hash};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
-use crate::store::{Backend, Store, timestamp};
+use crate::store::{Store, timestamp};
 
 /// Something that can be parked. Each kind hashes its keys under its own name, so a key
 /// issued for one kind (a sign-in) finds nothing when presented as another (a logout chain).
@@ -112,13 +112,7 @@ impl<'s> ParkedRequests<'s> {
     ) -> Result<String> {
         let key = fresh_token();
         let json = serde_json::to_string(payload).map_err(|e| Error::corrupt("parked", e))?;
-        let mut tx = self.store.begin().await?;
-        if self.store.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(PARK_LOCK)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let mut tx = self.store.begin_serialized(PARK_LOCK).await?;
         sqlx::query("DELETE FROM sso_parked_requests WHERE expires_at <= $1")
             .bind(timestamp::format(now))
             .execute(&mut *tx)

@@ -302,6 +302,22 @@ impl Store {
     pub(crate) async fn begin(&self) -> Result<WriteTx> {
         Ok(self.pool.begin_with(self.backend.begin_write()).await?)
     }
+
+    /// Starts a write transaction that runs one at a time with every other holding `lock`,
+    /// on every node: for a cap taken by a conditional insert (`INSERT ... SELECT ... WHERE
+    /// (SELECT COUNT(*) ...) < cap`). SQLite's write lock, taken up front, already serializes
+    /// it; on PostgreSQL concurrent statements would each count their own snapshot, so the
+    /// transaction first takes the transaction advisory lock `lock`.
+    pub(crate) async fn begin_serialized(&self, lock: i64) -> Result<WriteTx> {
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
 }
 
 /// Says why a write failed in the words an operator acts on.

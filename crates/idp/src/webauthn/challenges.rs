@@ -74,14 +74,7 @@ impl<'s> Pending<'s> {
         now: OffsetDateTime,
     ) -> Result<String, WebauthnError> {
         let now_ms = unix_ms(now);
-        let mut tx = self.store.begin().await?;
-        if self.store.backend() == crate::store::Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(PUT_LOCK)
-                .execute(&mut *tx)
-                .await
-                .map_err(crate::Error::from)?;
-        }
+        let mut tx = self.store.begin_serialized(PUT_LOCK).await?;
         sqlx::query("DELETE FROM webauthn_challenges WHERE expires_at <= $1")
             .bind(now_ms)
             .execute(&mut *tx)
