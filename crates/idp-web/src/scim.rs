@@ -20,7 +20,7 @@ use axum::routing::get;
 use serde_json::Value;
 
 use latchkey_idp::Store;
-use latchkey_idp::scim::{Resource, ScimDirectory};
+use latchkey_idp::scim::{Patched, Resource, ScimDirectory};
 use latchkey_idp::tokens::TokenInfo;
 use latchkey_scim::ScimError;
 use latchkey_scim::http::{self as scim_http, InFlight, Slot};
@@ -267,10 +267,11 @@ async fn patch_group(
     let (_slot, token) = admit!(s, headers);
     let body = body!(headers, body);
     let if_match = scim_http::if_match(&headers);
-    written(
-        StatusCode::OK,
-        s.directory.patch_group(&token, &id, &body, if_match).await,
-    )
+    match s.directory.patch_group(&token, &id, &body, if_match).await {
+        Ok(Patched::Resource(r)) => written(StatusCode::OK, Ok(r)),
+        Ok(Patched::Applied) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => scim_http::error(&e),
+    }
 }
 
 async fn delete_group(State(s): State<S>, headers: HeaderMap, Path(id): Path<String>) -> Response {

@@ -219,6 +219,60 @@ pub fn apply(
     Ok(out)
 }
 
+/// What one operation does to a multi-valued attribute whose values are named by `value`
+/// (a group's members), when that is all it does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueChange<'a> {
+    /// Add these values; one whose `value` is there already is left as it is.
+    Add(Vec<&'a Value>),
+    /// Remove the values whose `value` is one of these; the others are not there to remove.
+    Remove(Vec<String>),
+}
+
+/// `op` as a [`ValueChange`] of `attribute`, or `None` when it does anything else (another
+/// attribute, a replace, a sub-attribute, a filter other than `value eq "..."`, a remove of
+/// every value). Why: [`apply`] needs the whole resource, and a server holding a group's
+/// members one row each should not read 50,000 of them to add one. Applying the changes in
+/// order to the values they name gives what [`apply`] gives, for those values; the caller
+/// still checks what it adds against the schema.
+pub fn value_change<'a>(
+    op: &'a PatchOp,
+    rt: &'static ResourceType,
+    attribute: &str,
+) -> Option<ValueChange<'a>> {
+    let target = parse_path(op.path.as_deref()?, rt).ok()?;
+    if target.attribute.name != attribute || !target.attribute.multi_valued || target.sub.is_some()
+    {
+        return None;
+    }
+    let listed = |v: &'a Value| -> Vec<&'a Value> {
+        match v {
+            Value::Array(list) => list.iter().collect(),
+            other => vec![other],
+        }
+    };
+    match (op.op, &target.filter, &op.value) {
+        (OpKind::Add, None, Some(v)) => Some(ValueChange::Add(listed(v))),
+        // As `apply_whole`'s `same_item`: an item goes when its `value` equals a given one
+        // (a given item without a string `value` equals no stored member).
+        (OpKind::Remove, None, Some(v)) => Some(ValueChange::Remove(
+            listed(v)
+                .into_iter()
+                .filter_map(|g| g.get("value").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect(),
+        )),
+        (OpKind::Remove, Some(filter), _) => match filter.as_simple_eq() {
+            // The filter's names are canonical once resolved (`Value` reads as `value`).
+            Some((path, key)) if path.attr == "value" && path.sub.is_none() => {
+                Some(ValueChange::Remove(vec![key.to_owned()]))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// An operation whose path is an extension URN: its value is the extension's attributes
 /// (add, replace), or the whole extension goes (remove).
 fn apply_to_extension(

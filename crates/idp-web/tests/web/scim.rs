@@ -464,7 +464,9 @@ async fn scim_groups(t: TestStore) {
             Some(patch),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Only members change: applied to those two, answered with no body.
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(r.body, Value::Null);
     let members: Vec<String> =
         s.t.store
             .groups()
@@ -515,6 +517,130 @@ async fn scim_groups(t: TestStore) {
         s.get(&format!("/scim/v2/Groups/{gid}")).await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+/// A PATCH that only adds and removes members (what Entra and Okta send for each change)
+/// reads and writes only the members it names; it must leave the group exactly as the same
+/// PATCH applied to the whole group (sent with `If-Match`) does.
+async fn scim_member_patches(t: TestStore) {
+    let s = scim(t).await;
+    let mut ids = Vec::new();
+    for name in ["dan", "erin", "fay", "gus"] {
+        let body = json!({"schemas": [USER], "userName": name,
+            "emails": [{"value": format!("{name}@example.org")}]});
+        let r = s.call(Method::POST, "/scim/v2/Users", Some(body)).await;
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let (dan, erin, fay, gus) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let admin = Actor::cli("tester");
+    // Two groups alike: dan as SCIM wrote him, fay added by an admin.
+    let mut groups = Vec::new();
+    for name in ["fast", "whole"] {
+        let r = s
+            .call(
+                Method::POST,
+                "/scim/v2/Groups",
+                Some(json!({"schemas": [GROUP], "displayName": name,
+                    "members": [{"value": dan, "display": "Dan (HR)"}]})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let gid = r.body["id"].as_str().unwrap().to_owned();
+        s.t.store
+            .groups()
+            .add_member(&admin, gid.parse().unwrap(), fay.parse().unwrap())
+            .await
+            .unwrap();
+        groups.push(gid);
+    }
+    let members = |r: &Answer| r.body["members"].clone();
+    let steps = [
+        // Adding erin as written, dan again (his entry stays), gus twice.
+        json!([{"op": "add", "path": "members", "value": [
+            {"value": erin, "display": "Erin E."}, {"value": dan, "display": "other"}]},
+            {"op": "Add", "path": "members", "value": [{"value": gus}, {"value": gus}]}]),
+        // Entra's remove with a value; another spelling of an ID names no member.
+        json!([{"op": "Remove", "path": "members", "value": [{"value": dan},
+            {"value": erin.to_uppercase()}]}]),
+        // A filter, then the same member back with a new entry; fay as SCIM now writes her.
+        json!([{"op": "remove", "path": format!("members[value eq \"{gus}\"]")},
+            {"op": "add", "path": "members", "value": [{"value": gus, "display": "Gus"}]},
+            {"op": "remove", "path": format!("members[value eq \"{fay}\"]")},
+            {"op": "add", "path": "members", "value": [{"value": fay, "display": "Fay F."}]}]),
+        // Removing a member who is not there changes nothing.
+        json!([{"op": "remove", "path": "members", "value": [{"value": dan}]}]),
+    ];
+    for ops in steps {
+        let body = json!({"schemas": [PATCH], "Operations": ops});
+        let fast = s
+            .call(
+                Method::PATCH,
+                &format!("/scim/v2/Groups/{}", groups[0]),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(fast.status, StatusCode::NO_CONTENT, "{}", fast.body);
+        let uri = format!("/scim/v2/Groups/{}", groups[1]);
+        let tag = s.get(&uri).await.body["meta"]["version"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let whole = s
+            .with(&s.token, Method::PATCH, &uri, Some(body), Some(&tag))
+            .await;
+        assert_eq!(whole.status, StatusCode::OK, "{}", whole.body);
+        let fast = s.get(&format!("/scim/v2/Groups/{}", groups[0])).await;
+        assert_eq!(members(&fast), members(&whole), "{ops}");
+    }
+    let now = s.get(&format!("/scim/v2/Groups/{}", groups[0])).await;
+    let shown: Vec<(&str, &str)> = now.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["value"].as_str().unwrap(), m["display"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (erin.as_str(), "Erin E."),
+            (fay.as_str(), "Fay F."),
+            (gus.as_str(), "Gus")
+        ]
+    );
+
+    // Refused member changes write nothing: an unknown user, a nested group, a malformed
+    // entry. Each whole request is refused, the good operation before it too.
+    let before = s.audit_count().await;
+    let unknown = "6f0b2a40-6c1e-4a53-9a86-4a8f6f0c1aff";
+    for bad in [
+        json!({"value": unknown}),
+        json!({"value": groups[1], "type": "Group"}),
+        json!({"value": "not-an-id"}),
+        json!({"display": "no value"}),
+    ] {
+        let r = s
+            .call(
+                Method::PATCH,
+                &format!("/scim/v2/Groups/{}", groups[0]),
+                Some(json!({"schemas": [PATCH], "Operations": [
+                    {"op": "remove", "path": "members", "value": [{"value": erin}]},
+                    {"op": "add", "path": "members", "value": [bad]}]})),
+            )
+            .await;
+        assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("invalidValue"));
+    }
+    assert_eq!(s.audit_count().await, before, "nothing was written");
+    let again = s.get(&format!("/scim/v2/Groups/{}", groups[0])).await;
+    assert_eq!(members(&again), members(&now));
+    let unknown_group = s
+        .call(
+            Method::PATCH,
+            &format!("/scim/v2/Groups/{unknown}"),
+            Some(json!({"schemas": [PATCH], "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": erin}]}]})),
+        )
+        .await;
+    assert_scim_error(&unknown_group, StatusCode::NOT_FOUND, None);
 }
 
 /// The overwrite rule, both ways: SCIM overwrites what it set, not what an admin set by
@@ -924,7 +1050,7 @@ async fn scim_fed_changes_reach_connected_apps(t: TestStore) {
             ]})),
         )
         .await;
-    assert_eq!(joined.status, StatusCode::OK, "{}", joined.body);
+    assert_eq!(joined.status, StatusCode::NO_CONTENT, "{}", joined.body);
     assert_eq!(queued().await, 1, "the membership gives her the wiki");
     let suspended = s
         .call(
@@ -1094,6 +1220,7 @@ crate::on_both_backends!(
     scim_token_scopes,
     scim_users_lifecycle,
     scim_groups,
+    scim_member_patches,
     scim_overwrite_rule,
     scim_bad_input,
     scim_listing_bounds,

@@ -413,22 +413,20 @@ type GroupTuple = (
     String,
     Option<String>,
     Option<String>,
-    Option<String>,
 );
 
 const GROUP_ROWS: &str = "SELECT g.id, g.name, g.description, g.created_at, g.updated_at, \
-     sg.external_id, sg.members, sg.updated_at FROM directory_groups g \
+     sg.external_id, sg.updated_at FROM directory_groups g \
      LEFT JOIN scim_groups sg ON sg.group_id = g.id WHERE ";
 
 struct ListedGroup {
     group: Group,
     external_id: Option<String>,
-    written: Vec<Value>,
     modified: Option<OffsetDateTime>,
 }
 
 fn listed_group(row: GroupTuple) -> Result<ListedGroup, ScimError> {
-    let (id, name, description, created_at, updated_at, external_id, written, modified) = row;
+    let (id, name, description, created_at, updated_at, external_id, modified) = row;
     let parse = |what, t: &str| timestamp::parse(what, t).map_err(scim_error);
     Ok(ListedGroup {
         group: Group {
@@ -439,10 +437,6 @@ fn listed_group(row: GroupTuple) -> Result<ListedGroup, ScimError> {
             updated_at: parse("directory_groups.updated_at", &updated_at)?,
         },
         external_id,
-        written: match written {
-            Some(text) => super::parse_members(&text)?,
-            None => Vec::new(),
-        },
         modified: modified
             .map(|t| parse("scim_groups.updated_at", &t))
             .transpose()?,
@@ -615,7 +609,6 @@ impl ScimDirectory {
                             &l.group,
                             l.external_id.as_deref(),
                             members.as_deref(),
-                            &l.written,
                             l.modified,
                             self.base_url(),
                         )
@@ -652,7 +645,6 @@ impl ScimDirectory {
             &l.group,
             l.external_id.as_deref(),
             Some(&members),
-            &l.written,
             l.modified,
             self.base_url(),
         )

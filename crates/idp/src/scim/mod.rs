@@ -26,13 +26,16 @@ pub mod listing;
 pub mod render;
 pub mod rule;
 
-use serde_json::Value;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
 
-use latchkey_scim::patch::{self, PatchOp};
+use latchkey_scim::patch::{self, PatchOp, ValueChange};
 use latchkey_scim::schema::{GROUP_TYPE, USER_TYPE};
-use latchkey_scim::{ScimError, if_match_admits};
+use latchkey_scim::{GROUP_SCHEMA, ScimError, if_match_admits};
 
 use crate::audit::{self, Change};
 use crate::console::roles;
@@ -43,7 +46,7 @@ use crate::ids::{GroupId, UserId};
 use crate::store::{self, Store, timestamp};
 use crate::tokens::{ApiTokens, TokenInfo, TokenScope};
 
-pub use render::Resource;
+pub use render::{Member, Resource};
 use rule::Fields;
 
 /// The SCIM server over a store.
@@ -51,6 +54,15 @@ use rule::Fields;
 pub struct ScimDirectory {
     store: Store,
     base_url: String,
+}
+
+/// How a group PATCH was answered.
+#[derive(Debug)]
+pub enum Patched {
+    /// Applied to the whole group, answered in full (200).
+    Resource(Resource),
+    /// Applied to the members it names, answered with no body (204).
+    Applied,
 }
 
 /// A user or group write: a whole resource (POST, PUT) or operations on the current one.
@@ -375,7 +387,6 @@ impl ScimDirectory {
             group,
             row.external_id.as_deref(),
             Some(&members),
-            &row.members,
             row.updated_at,
             &self.base_url,
         ))
@@ -404,20 +415,19 @@ impl ScimDirectory {
         )
         .await
         .map_err(scim_error)?;
-        for member in &wanted.members {
+        for (member, written) in wanted.members.iter().zip(&wanted.written) {
             let user = member_user(conn, *member).await?;
             groups::insert_member(conn, &actor, now, &group, &user)
                 .await
                 .map_err(scim_error)?;
+            write_entry(conn, group.id, *member, written.as_ref()).await?;
         }
+        save_group_row(conn, group.id, wanted.external_id.as_deref(), now).await?;
         let members = group_members(conn, group.id).await?;
-        let written = wanted.entries_of(&members);
-        save_group_row(conn, group.id, wanted.external_id.as_deref(), &written, now).await?;
         let resource = render::group(
             &group,
             wanted.external_id.as_deref(),
             Some(&members),
-            &written,
             Some(now),
             &self.base_url,
         );
@@ -439,17 +449,123 @@ impl ScimDirectory {
             .await
     }
 
-    /// `PATCH /Groups/{id}`.
+    /// `PATCH /Groups/{id}`. One that only adds and removes members, without `If-Match`
+    /// (what Entra and Okta send for every membership change), is applied to the members
+    /// it names and answered with no body: a group of 50,000 is neither read nor sent back
+    /// to add one. Anything else is applied to the whole group, which is answered.
     pub async fn patch_group(
         &self,
         token: &TokenInfo,
         id: &str,
         body: &Value,
         if_match: Option<&str>,
-    ) -> Result<Resource, ScimError> {
+    ) -> Result<Patched, ScimError> {
         let ops = patch::parse_request(body)?;
+        if if_match.is_none() {
+            let changes: Option<Vec<ValueChange>> = ops
+                .iter()
+                .map(|op| patch::value_change(op, &GROUP_TYPE, "members"))
+                .collect();
+            if let Some(changes) = changes {
+                self.change_members(token, id, &changes).await?;
+                return Ok(Patched::Applied);
+            }
+        }
         self.update_group(token, id, Write::Patch(&ops), if_match)
             .await
+            .map(Patched::Resource)
+    }
+
+    /// Applies member changes in order to the members they name, reading and writing only
+    /// those: what applying them to the whole group would leave, for the same checks (every
+    /// added entry against the schema, a member must be a user, a role-carrying group is out
+    /// of reach).
+    async fn change_members(
+        &self,
+        token: &TokenInfo,
+        id: &str,
+        changes: &[ValueChange<'_>],
+    ) -> Result<(), ScimError> {
+        let id = group_id(id)?;
+        let actor = token.actor();
+        let now = self.store.now();
+        let mut tx = self.store.begin().await.map_err(scim_error)?;
+        let conn = store::conn(&mut tx);
+        lock(
+            conn,
+            "UPDATE directory_groups SET id = id WHERE id = $1",
+            &id.to_db(),
+            "Group",
+        )
+        .await?;
+        let group = groups::fetch(&mut *conn, id)
+            .await
+            .map_err(scim_error)?
+            .ok_or_else(|| ScimError::not_found("Group"))?;
+        // Per named user: (a member before, written entry before), then the same after.
+        let mut named: BTreeMap<UserId, [(bool, Option<Value>); 2]> = BTreeMap::new();
+        for change in changes {
+            match change {
+                ValueChange::Add(items) => {
+                    let checked = GROUP_TYPE.check(
+                        &json!({"schemas": [GROUP_SCHEMA], "displayName": group.name,
+                            "members": items}),
+                        false,
+                    )?;
+                    for item in members_of(&checked) {
+                        let (user, written) = member_of(item)?;
+                        let state = named_state(conn, &mut named, id, user).await?;
+                        if !state.0 {
+                            *state = (true, written);
+                        }
+                    }
+                }
+                ValueChange::Remove(values) => {
+                    for value in values {
+                        // Only the ID as answered names a member (`same_item` compares it).
+                        let Ok(user) = value.parse::<UserId>() else {
+                            continue;
+                        };
+                        if user.to_string() != *value {
+                            continue;
+                        }
+                        *named_state(conn, &mut named, id, user).await? = (false, None);
+                    }
+                }
+            }
+        }
+        if named.values().any(|[before, after]| before.0 != after.0) {
+            guard_group(conn, &group).await?;
+        }
+        let mut changed = false;
+        for (user_id, [before, after]) in &named {
+            match (before.0, after.0) {
+                (false, true) => {
+                    let user = member_user(conn, *user_id).await?;
+                    groups::insert_member(conn, &actor, now, &group, &user)
+                        .await
+                        .map_err(scim_error)?;
+                    write_entry(conn, id, *user_id, after.1.as_ref()).await?;
+                }
+                (true, false) => {
+                    let user = member_user(conn, *user_id).await?;
+                    groups::delete_member(conn, &actor, now, &group, &user)
+                        .await
+                        .map_err(scim_error)?;
+                }
+                (true, true) if before.1 != after.1 => {
+                    write_entry(conn, id, *user_id, after.1.as_ref()).await?;
+                }
+                _ => continue,
+            }
+            changed = true;
+        }
+        if changed {
+            touch_group_row(conn, id, now).await?;
+        }
+        store::commit(tx).await.map_err(scim_error)?;
+        self.store.wake_outbox();
+        Ok(())
     }
 
     /// Groups follow the SCIM client: a PUT's member list is the group's (the overwrite
@@ -487,7 +603,6 @@ impl ScimDirectory {
             &before,
             row.external_id.as_deref(),
             Some(&members),
-            &row.members,
             row.updated_at,
             &self.base_url,
         );
@@ -501,45 +616,61 @@ impl ScimDirectory {
             (None, Write::Replace(body)) => GROUP_TYPE.check(body, true)?,
         };
         let wanted = WantedGroup::from_resource(&resource)?;
-        let had: std::collections::BTreeSet<String> =
-            members.iter().map(|(uid, _)| uid.clone()).collect();
-        let want: std::collections::BTreeSet<String> =
-            wanted.members.iter().map(|u| u.to_string()).collect();
-        if wanted.name != before.name || had != want {
+        let had: BTreeMap<&str, &Member> = members.iter().map(|m| (m.id.as_str(), m)).collect();
+        let want: BTreeSet<String> = wanted.members.iter().map(ToString::to_string).collect();
+        let same_members =
+            had.len() == want.len() && want.iter().all(|w| had.contains_key(w.as_str()));
+        if wanted.name != before.name || !same_members {
             guard_group(conn, &before).await?;
         }
         let after = groups::rename(conn, &actor, now, &before, &wanted.name)
             .await
             .map_err(scim_error)?;
-        for member in &wanted.members {
-            if !had.contains(&member.to_string()) {
-                let user = member_user(conn, *member).await?;
-                groups::insert_member(conn, &actor, now, &after, &user)
-                    .await
-                    .map_err(scim_error)?;
+        let mut changed = false;
+        for (member, written) in wanted.members.iter().zip(&wanted.written) {
+            match had.get(member.to_string().as_str()) {
+                None => {
+                    let user = member_user(conn, *member).await?;
+                    groups::insert_member(conn, &actor, now, &after, &user)
+                        .await
+                        .map_err(scim_error)?;
+                    write_entry(conn, id, *member, written.as_ref()).await?;
+                    changed = true;
+                }
+                Some(m) => {
+                    // An entry the same as the one answered without it (a client sending back
+                    // what it read) changes nothing and is not kept.
+                    let keep = match written {
+                        Some(e) if m.written.is_none() && *e == m.entry(&self.base_url) => None,
+                        other => other.clone(),
+                    };
+                    if keep != m.written {
+                        write_entry(conn, id, *member, keep.as_ref()).await?;
+                        changed = true;
+                    }
+                }
             }
         }
-        for (uid, _) in &members {
-            if !want.contains(uid) {
-                let user = member_user(conn, user_id(uid)?).await?;
+        for m in &members {
+            if !want.contains(&m.id) {
+                let user = member_user(conn, user_id(&m.id)?).await?;
                 groups::delete_member(conn, &actor, now, &after, &user)
                     .await
                     .map_err(scim_error)?;
+                changed = true;
             }
         }
-        let members = group_members(conn, id).await?;
-        let written = wanted.entries_of(&members);
-        let modified = if wanted.external_id != row.external_id || written != row.members {
-            save_group_row(conn, id, wanted.external_id.as_deref(), &written, now).await?;
+        let modified = if wanted.external_id != row.external_id || changed {
+            save_group_row(conn, id, wanted.external_id.as_deref(), now).await?;
             Some(now)
         } else {
             row.updated_at
         };
+        let members = group_members(conn, id).await?;
         let resource = render::group(
             &after,
             wanted.external_id.as_deref(),
             Some(&members),
-            &written,
             modified,
             &self.base_url,
         );
@@ -596,7 +727,8 @@ struct WantedGroup {
     name: String,
     external_id: Option<String>,
     members: Vec<UserId>,
-    entries: Vec<Value>,
+    /// Per member, the entry to keep as written ([`member_of`]).
+    written: Vec<Option<Value>>,
 }
 
 impl WantedGroup {
@@ -607,32 +739,12 @@ impl WantedGroup {
             .ok_or_else(|| ScimError::invalid_value("`displayName` is required"))?
             .to_owned();
         let mut members = Vec::new();
-        let mut entries = Vec::new();
-        for m in resource
-            .get("members")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            if let Some(kind) = m.get("type").and_then(Value::as_str)
-                && kind.eq_ignore_ascii_case("Group")
-            {
-                return Err(ScimError::invalid_value(
-                    "only users can be members (no nested groups)",
-                ));
-            }
-            let value = m
-                .get("value")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ScimError::invalid_value("every member needs a `value`"))?;
-            let id: UserId = value.parse().map_err(|_| {
-                ScimError::invalid_value(format!(
-                    "member `{value}` is not a user of this directory"
-                ))
-            })?;
+        let mut written = Vec::new();
+        for m in members_of(resource) {
+            let (id, entry) = member_of(m)?;
             if !members.contains(&id) {
                 members.push(id);
-                entries.push(m.clone());
+                written.push(entry);
             }
         }
         Ok(WantedGroup {
@@ -642,21 +754,40 @@ impl WantedGroup {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             members,
-            entries,
+            written,
         })
     }
+}
 
-    /// The member entries as written, for the users that are members now.
-    fn entries_of(&self, members: &[(String, String)]) -> Vec<Value> {
-        self.entries
-            .iter()
-            .filter(|e| {
-                let value = e.get("value").and_then(Value::as_str);
-                members.iter().any(|(uid, _)| Some(uid.as_str()) == value)
-            })
-            .cloned()
-            .collect()
+/// The member entries of a checked Group resource.
+fn members_of(resource: &Value) -> &[Value] {
+    resource
+        .get("members")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// The user a member entry names, and the entry to keep as written: only one naming the
+/// user by the ID as answered (another spelling of it is the same user, answered as a
+/// member SCIM did not describe).
+fn member_of(m: &Value) -> Result<(UserId, Option<Value>), ScimError> {
+    if let Some(kind) = m.get("type").and_then(Value::as_str)
+        && kind.eq_ignore_ascii_case("Group")
+    {
+        return Err(ScimError::invalid_value(
+            "only users can be members (no nested groups)",
+        ));
     }
+    let value = m
+        .get("value")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ScimError::invalid_value("every member needs a `value`"))?;
+    let id: UserId = value.parse().map_err(|_| {
+        ScimError::invalid_value(format!("member `{value}` is not a user of this directory"))
+    })?;
+    let written = (id.to_string() == value).then(|| m.clone());
+    Ok((id, written))
 }
 
 /// Sets the user fields that `fields` (by rule name) hold; custom attributes are set, not
@@ -828,60 +959,126 @@ async fn save_user_row(
 
 struct GroupRowScim {
     external_id: Option<String>,
-    members: Vec<Value>,
     updated_at: Option<OffsetDateTime>,
 }
 
 async fn load_group_row(conn: &mut AnyConnection, id: GroupId) -> Result<GroupRowScim, ScimError> {
-    let row: Option<(Option<String>, String, String)> = sqlx::query_as(
-        "SELECT external_id, members, updated_at FROM scim_groups WHERE group_id = $1",
-    )
-    .bind(id.to_db())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?;
+    let row: Option<(Option<String>, String)> =
+        sqlx::query_as("SELECT external_id, updated_at FROM scim_groups WHERE group_id = $1")
+            .bind(id.to_db())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
     Ok(match row {
-        Some((external_id, members, updated_at)) => GroupRowScim {
+        Some((external_id, updated_at)) => GroupRowScim {
             external_id,
-            members: parse_members(&members)?,
             updated_at: Some(
                 timestamp::parse("scim_groups.updated_at", &updated_at).map_err(scim_error)?,
             ),
         },
         None => GroupRowScim {
             external_id: None,
-            members: Vec::new(),
             updated_at: None,
         },
     })
-}
-
-/// The stored member entries of `scim_groups.members`.
-pub(crate) fn parse_members(text: &str) -> Result<Vec<Value>, ScimError> {
-    serde_json::from_str(text).map_err(|e| scim_error(Error::corrupt("scim_groups.members", e)))
 }
 
 async fn save_group_row(
     conn: &mut AnyConnection,
     id: GroupId,
     external_id: Option<&str>,
-    members: &[Value],
     now: OffsetDateTime,
 ) -> Result<(), ScimError> {
     sqlx::query(
-        "INSERT INTO scim_groups (group_id, external_id, members, updated_at) \
-         VALUES ($1, $2, $3, $4) \
+        "INSERT INTO scim_groups (group_id, external_id, updated_at) VALUES ($1, $2, $3) \
          ON CONFLICT (group_id) DO UPDATE SET external_id = excluded.external_id, \
-         members = excluded.members, updated_at = excluded.updated_at",
+         updated_at = excluded.updated_at",
     )
     .bind(id.to_db())
     .bind(external_id.map(str::to_owned))
-    .bind(Value::Array(members.to_vec()).to_string())
     .bind(timestamp::format(now))
     .execute(&mut *conn)
     .await
     .map_err(db)?;
     Ok(())
+}
+
+/// Marks the group as changed by SCIM now (its `lastModified`), keeping its `externalId`.
+async fn touch_group_row(
+    conn: &mut AnyConnection,
+    id: GroupId,
+    now: OffsetDateTime,
+) -> Result<(), ScimError> {
+    sqlx::query(
+        "INSERT INTO scim_groups (group_id, updated_at) VALUES ($1, $2) \
+         ON CONFLICT (group_id) DO UPDATE SET updated_at = excluded.updated_at",
+    )
+    .bind(id.to_db())
+    .bind(timestamp::format(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Keeps `written` as the member's entry (none: the member is answered by username). The
+/// row goes with the membership (a foreign key), so only a member has one.
+async fn write_entry(
+    conn: &mut AnyConnection,
+    group: GroupId,
+    user: UserId,
+    written: Option<&Value>,
+) -> Result<(), ScimError> {
+    let query = match written {
+        Some(entry) => sqlx::query(
+            "INSERT INTO scim_group_members (group_id, user_id, entry) VALUES ($1, $2, $3) \
+             ON CONFLICT (group_id, user_id) DO UPDATE SET entry = excluded.entry",
+        )
+        .bind(group.to_db())
+        .bind(user.to_db())
+        .bind(entry.to_string()),
+        None => sqlx::query("DELETE FROM scim_group_members WHERE group_id = $1 AND user_id = $2")
+            .bind(group.to_db())
+            .bind(user.to_db()),
+    };
+    query.execute(&mut *conn).await.map_err(db)?;
+    Ok(())
+}
+
+/// The state of a user a member change names, read once per request: (a member before, their
+/// written entry), then what the changes so far leave.
+async fn named_state<'m>(
+    conn: &mut AnyConnection,
+    named: &'m mut BTreeMap<UserId, [(bool, Option<Value>); 2]>,
+    group: GroupId,
+    user: UserId,
+) -> Result<&'m mut (bool, Option<Value>), ScimError> {
+    let state = match named.entry(user) {
+        Entry::Occupied(known) => known.into_mut(),
+        Entry::Vacant(new) => {
+            let row: Option<(Option<String>,)> = sqlx::query_as(
+                "SELECT e.entry FROM group_members m LEFT JOIN scim_group_members e \
+                 ON e.group_id = m.group_id AND e.user_id = m.user_id \
+                 WHERE m.group_id = $1 AND m.user_id = $2",
+            )
+            .bind(group.to_db())
+            .bind(user.to_db())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+            let state = match row {
+                None => (false, None),
+                Some((entry,)) => (true, entry.as_deref().map(parse_entry).transpose()?),
+            };
+            new.insert([state.clone(), state])
+        }
+    };
+    Ok(&mut state[1])
+}
+
+fn parse_entry(text: &str) -> Result<Value, ScimError> {
+    serde_json::from_str(text)
+        .map_err(|e| scim_error(Error::corrupt("scim_group_members.entry", e)))
 }
 
 /// A user's groups as (ID, name), by name.
@@ -897,20 +1094,27 @@ async fn user_groups(
         .collect())
 }
 
-/// A group's members as (ID, username), by username.
-async fn group_members(
-    conn: &mut AnyConnection,
-    id: GroupId,
-) -> Result<Vec<(String, String)>, ScimError> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT u.id, u.username FROM users u JOIN group_members m ON m.user_id = u.id \
+/// A group's members, by username.
+async fn group_members(conn: &mut AnyConnection, id: GroupId) -> Result<Vec<Member>, ScimError> {
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT u.id, u.username, e.entry FROM group_members m \
+         JOIN users u ON u.id = m.user_id \
+         LEFT JOIN scim_group_members e ON e.group_id = m.group_id AND e.user_id = m.user_id \
          WHERE m.group_id = $1 ORDER BY u.username_key",
     )
     .bind(id.to_db())
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
-    Ok(rows)
+    rows.into_iter()
+        .map(|(id, username, entry)| {
+            Ok(Member {
+                id,
+                username,
+                written: entry.as_deref().map(parse_entry).transpose()?,
+            })
+        })
+        .collect()
 }
 
 /// The user a member entry names; one that does not exist is the client's mistake.

@@ -344,15 +344,37 @@ pub fn user(
     finish(map, "User", "Users", &id, user.created_at, modified, base)
 }
 
-/// `group` as a SCIM Group; `members` (ID, username) is `None` when the caller left them
-/// out. `written` holds the member entries as SCIM last wrote them: an entry is shown as
-/// written (its `display`, `type`) while that user is still a member; a member SCIM did
-/// not describe (added by an admin) is shown with its username.
+/// A group's member as answered: the user, and the entry SCIM wrote for them (none for a
+/// member an admin added, or one SCIM named by another spelling of the ID).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// The user's ID.
+    pub id: String,
+    /// Their username, the `display` of an entry SCIM did not write.
+    pub username: String,
+    /// The entry as SCIM wrote it (`display`, `type`), shown as written.
+    pub written: Option<Value>,
+}
+
+impl Member {
+    /// The entry as answered.
+    pub fn entry(&self, base: &str) -> Value {
+        self.written.clone().unwrap_or_else(|| {
+            json!({
+                "value": self.id,
+                "display": self.username,
+                "$ref": format!("{base}/Users/{}", self.id),
+                "type": "User",
+            })
+        })
+    }
+}
+
+/// `group` as a SCIM Group; `members` is `None` when the caller left them out.
 pub fn group(
     group: &Group,
     external_id: Option<&str>,
-    members: Option<&[(String, String)]>,
-    written: &[Value],
+    members: Option<&[Member]>,
     scim_modified: Option<OffsetDateTime>,
     base: &str,
 ) -> Resource {
@@ -367,23 +389,7 @@ pub fn group(
     if let Some(members) = members
         && !members.is_empty()
     {
-        let list: Vec<Value> = members
-            .iter()
-            .map(|(uid, uname)| {
-                written
-                    .iter()
-                    .find(|m| m.get("value").and_then(Value::as_str) == Some(uid.as_str()))
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        json!({
-                            "value": uid,
-                            "display": uname,
-                            "$ref": format!("{base}/Users/{uid}"),
-                            "type": "User",
-                        })
-                    })
-            })
-            .collect();
+        let list: Vec<Value> = members.iter().map(|m| m.entry(base)).collect();
         map.insert("members".into(), Value::Array(list));
     }
     let modified = scim_modified.map_or(group.updated_at, |t| t.max(group.updated_at));

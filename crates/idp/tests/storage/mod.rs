@@ -16,6 +16,7 @@ mod parked;
 mod provisioning;
 mod replay;
 mod roles;
+mod scim_groups;
 mod sign_in;
 mod signing_keys;
 mod tile_login_url;

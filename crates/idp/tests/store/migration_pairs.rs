@@ -19,6 +19,13 @@ const SUBSTITUTIONS: &[(&str, &str)] = &[
         "json_extract(attributes, '$.externalId')",
         "(attributes::jsonb ->> 'externalId')",
     ),
+    // 0580: the member entries of a JSON array, one row each.
+    (
+        "json_each(sg.members)",
+        "jsonb_array_elements(sg.members::jsonb)",
+    ),
+    ("json_extract(e.value, '$.value')", "(e.value ->> 'value')"),
+    ("json(e.value)", "e.value::text"),
 ];
 
 /// Differences found in migrations already shipped, which cannot be edited (sqlx refuses a

@@ -284,3 +284,79 @@ fn an_extension_urn_as_the_path() {
     let removed = patch::apply(&out, &ops, &USER_TYPE).unwrap();
     assert!(removed.get(ENT).is_none());
 }
+
+/// The member changes a server may apply one row at a time: for every group PATCH below,
+/// applying the changes to the members they name gives what `apply` gives to the whole
+/// group; anything else is not a member change.
+#[test]
+fn value_changes_agree_with_apply_on_the_members_they_name() {
+    use latchkey_scim::patch::ValueChange;
+    let group = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Eng",
+        "members": [{"value": "a", "display": "A"}, {"value": "b"}, {"value": "c"}],
+    });
+    let members = |g: &Value| -> Vec<String> {
+        g["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|e| e["value"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let cases = [
+        json!([{"op": "add", "path": "members", "value": [{"value": "d"}, {"value": "a"}]}]),
+        json!([{"op": "Add", "path": "Members", "value": {"value": "e"}}]),
+        json!([{"op": "remove", "path": "members", "value": [{"value": "b"}, {"value": "z"}]}]),
+        json!([{"op": "remove", "path": "members[value eq \"c\"]"}]),
+        json!([{"op": "remove", "path": "members[Value eq \"a\"]"},
+               {"op": "add", "path": "members", "value": [{"value": "a", "display": "new"}]}]),
+        // A given item without a `value` removes nothing.
+        json!([{"op": "remove", "path": "members", "value": [{"display": "A"}]}]),
+    ];
+    for ops in cases {
+        let ops = request(ops);
+        let whole = patch::apply(&group, &ops, &GROUP_TYPE).unwrap();
+        let mut now = members(&group);
+        let mut added = Vec::new();
+        for op in &ops {
+            match patch::value_change(op, &GROUP_TYPE, "members").expect("a member change") {
+                ValueChange::Add(items) => {
+                    for item in items {
+                        let v = item["value"].as_str().unwrap().to_owned();
+                        if !now.contains(&v) {
+                            now.push(v);
+                            added.push(item.clone());
+                        }
+                    }
+                }
+                ValueChange::Remove(gone) => now.retain(|v| !gone.contains(v)),
+            }
+        }
+        let mut want = members(&whole);
+        want.sort();
+        now.sort();
+        assert_eq!(now, want, "{ops:?}");
+        for item in added {
+            assert!(whole["members"].as_array().unwrap().contains(&item));
+        }
+    }
+    for other in [
+        json!([{"op": "replace", "path": "members", "value": [{"value": "a"}]}]),
+        json!([{"op": "remove", "path": "members"}]),
+        json!([{"op": "remove", "path": "members[display eq \"A\"]"}]),
+        json!([{"op": "remove", "path": "members[value eq \"a\" or value eq \"b\"]"}]),
+        json!([{"op": "replace", "path": "members[value eq \"a\"].display", "value": "x"}]),
+        json!([{"op": "replace", "path": "displayName", "value": "x"}]),
+        json!([{"op": "add", "value": {"members": [{"value": "a"}]}}]),
+    ] {
+        let ops = request(other);
+        assert_eq!(
+            patch::value_change(&ops[0], &GROUP_TYPE, "members"),
+            None,
+            "{ops:?}"
+        );
+    }
+}

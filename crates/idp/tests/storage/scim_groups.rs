@@ -1,0 +1,114 @@
+//! A SCIM group's member entries, one row per member (migration 0580): an install that kept
+//! them as one JSON array per group keeps every entry of a member it still has.
+
+use std::path::Path;
+
+use latchkey_idp::Store;
+use latchkey_idp::scim::ScimDirectory;
+use serde_json::json;
+use sqlx::migrate::Migrator;
+
+use crate::on_both_backends;
+use crate::support::{TestStore, cheap_passwords, pg};
+
+on_both_backends!(entries_move_from_the_json_array_to_rows);
+
+const AT: &str = "2026-12-01T09:00:00.000000Z";
+const GROUP: &str = "6f0b2a40-6c1e-4a53-9a86-4a8f6f0c1a01";
+const DAN: &str = "6f0b2a40-6c1e-4a53-9a86-4a8f6f0c1a02";
+const ERIN: &str = "6f0b2a40-6c1e-4a53-9a86-4a8f6f0c1a03";
+const GONE: &str = "6f0b2a40-6c1e-4a53-9a86-4a8f6f0c1a04";
+
+async fn entries_move_from_the_json_array_to_rows(t: TestStore) {
+    // A database of the same kind as the case's, migrated only to the version before 0580.
+    let (backend, url, _dir) = if t.url.starts_with("sqlite") {
+        let dir = tempfile::tempdir().unwrap();
+        let url = latchkey_idp::config::sqlite_url(&dir.path().join("old.db"));
+        ("sqlite", url, Some(dir))
+    } else {
+        ("postgres", pg::fresh_database_url().await, None)
+    };
+    sqlx::any::install_default_drivers();
+    let migrator = Migrator::new(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend),
+    )
+    .await
+    .unwrap();
+    let create = match backend {
+        "sqlite" => format!("{url}?mode=rwc"),
+        _ => url.clone(),
+    };
+    let options: sqlx::any::AnyConnectOptions = create.parse().unwrap();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    migrator.run_to(560, &pool).await.unwrap();
+    for (id, name) in [(DAN, "dan"), (ERIN, "erin"), (GONE, "gone")] {
+        sqlx::query(
+            "INSERT INTO users (id, username, username_key, email, email_key, status, \
+             created_at, updated_at) VALUES ($1, $2, $2, $3, $3, 'active', $4, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(format!("{name}@example.org"))
+        .bind(AT)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO directory_groups (id, name, name_key, created_at, updated_at) \
+         VALUES ($1, 'Eng', 'eng', $2, $2)",
+    )
+    .bind(GROUP)
+    .bind(AT)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // dan and erin are members; the entry for `gone` outlived its membership.
+    for user in [DAN, ERIN] {
+        sqlx::query(
+            "INSERT INTO group_members (group_id, user_id, added_at, username_key) \
+             VALUES ($1, $2, $3, '')",
+        )
+        .bind(GROUP)
+        .bind(user)
+        .bind(AT)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let written = json!([
+        {"value": DAN, "display": "Dan (HR)", "type": "User"},
+        {"value": GONE, "display": "Gone"},
+    ]);
+    sqlx::query(
+        "INSERT INTO scim_groups (group_id, external_id, members, updated_at) \
+         VALUES ($1, 'hr-eng', $2, $3)",
+    )
+    .bind(GROUP)
+    .bind(written.to_string())
+    .bind(AT)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::open_url(&url, 2, cheap_passwords()).await.unwrap();
+    let scim = ScimDirectory::new(store, "https://idp.example/scim/v2");
+    let group = scim.get_group(GROUP).await.unwrap().json;
+    assert_eq!(group["externalId"], "hr-eng");
+    assert_eq!(
+        group["members"],
+        json!([
+            {"value": DAN, "display": "Dan (HR)", "type": "User"},
+            {"value": ERIN, "display": "erin", "type": "User",
+                "$ref": format!("https://idp.example/scim/v2/Users/{ERIN}")},
+        ]),
+        "dan's entry as written, erin's from her username, nothing of `gone`"
+    );
+}
