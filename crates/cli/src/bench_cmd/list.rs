@@ -20,7 +20,7 @@ use latchkey_idp::audit::{Actor, Change};
 use latchkey_idp::console::{Holder, Role};
 use latchkey_idp::directory::{AttributeValue, NewGroup, NewUser, User};
 use latchkey_idp::session::Sessions;
-use latchkey_idp::tokens::ApiTokens;
+use latchkey_idp::tokens::{ApiTokens, TokenScope};
 use latchkey_idp::{Clock as _, Store, SystemClock};
 use reqwest::Client;
 use serde::Serialize;
@@ -64,6 +64,8 @@ const TARGET_WALK_RATIO: f64 = 1.5;
 const DEPARTMENTS: usize = 100;
 /// Applications, each opened by a department.
 const APPS: usize = 10;
+/// Whole-group SCIM PATCHes measured for comparison (each reads the group to get its ETag).
+const WHOLE_GROUP_PATCHES: usize = 6;
 /// Users per bulk transaction while seeding.
 const SEED_CHUNK: usize = 10_000;
 /// Days of sign-in history the seeded audit lines span.
@@ -137,6 +139,8 @@ fn person(i: usize) -> NewUser {
 struct Seeded {
     cookie: String,
     token: String,
+    /// A token of scope `scim`, as an HR feed or Entra holds.
+    scim_token: String,
     /// A user in the middle of the directory.
     sample: User,
     /// The company-wide group's ID, and one department's.
@@ -167,6 +171,9 @@ async fn seed(store: &Store, args: &ListArgs) -> anyhow::Result<Seeded> {
         .create(&admin, store.now(), time::Duration::hours(8))
         .await?;
     let (_, token) = ApiTokens::new(store).create(&actor, "bench").await?;
+    let (_, scim_token) = ApiTokens::new(store)
+        .create_scoped(&actor, "bench-feed", TokenScope::Scim)
+        .await?;
 
     let staff = store
         .groups()
@@ -309,6 +316,7 @@ async fn seed(store: &Store, args: &ListArgs) -> anyhow::Result<Seeded> {
     Ok(Seeded {
         cookie: format!("latchkey_session={}", session.expose()),
         token: format!("Bearer {}", token.expose()),
+        scim_token: format!("Bearer {}", scim_token.expose()),
         sample,
         staff: staff.id.to_string(),
         department: departments[DEPARTMENTS / 2].id.to_string(),
@@ -325,6 +333,7 @@ async fn seed(store: &Store, args: &ListArgs) -> anyhow::Result<Seeded> {
 enum Surface {
     Api,
     Console,
+    Scim,
 }
 
 /// The server and how to be let in.
@@ -333,6 +342,7 @@ struct Target {
     base: String,
     cookie: String,
     token: String,
+    scim_token: String,
 }
 
 impl Target {
@@ -342,6 +352,7 @@ impl Target {
         let request = match surface {
             Surface::Api => request.header("Authorization", &self.token),
             Surface::Console => request.header("Cookie", &self.cookie),
+            Surface::Scim => request.header("Authorization", &self.scim_token),
         };
         let response = request.send().await?;
         let status = response.status();
@@ -375,6 +386,63 @@ impl Target {
     }
 }
 
+impl Target {
+    /// `n` SCIM PATCHes of the group `group` taking `user` out and putting them back in turn,
+    /// as a provisioning client sends each membership change. With `whole`, each carries the
+    /// group's current ETag (read first, not timed), so the server applies it to the whole
+    /// group: what every group PATCH cost before migration 0580.
+    async fn member_changes(&self, group: &str, user: &str, n: usize, whole: bool) -> Stats {
+        let path = format!("{}/scim/v2/Groups/{group}", self.base);
+        let mut stats = Stats::default();
+        let start = Instant::now();
+        for i in 0..n {
+            let op = if i % 2 == 0 {
+                json!({"op": "remove", "path": format!("members[value eq \"{user}\"]")})
+            } else {
+                json!({"op": "add", "path": "members", "value": [{"value": user}]})
+            };
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [op],
+            });
+            let result = async {
+                let mut request = self
+                    .http
+                    .patch(&path)
+                    .header("Authorization", &self.scim_token)
+                    .header("Content-Type", "application/scim+json");
+                if whole {
+                    let current = self
+                        .get(Surface::Scim, &format!("/scim/v2/Groups/{group}"))
+                        .await?;
+                    let current: serde_json::Value = serde_json::from_str(&current)?;
+                    let tag = current["meta"]["version"].as_str().unwrap_or_default();
+                    request = request.header("If-Match", tag);
+                }
+                let t = Instant::now();
+                let response = request.body(body.to_string()).send().await?;
+                let status = response.status();
+                response.bytes().await?;
+                if !status.is_success() {
+                    bail!("PATCH {path}: {status}");
+                }
+                anyhow::Ok(t.elapsed())
+            }
+            .await;
+            match result {
+                Ok(took) => stats.latencies.push(took),
+                Err(e) => {
+                    stats.errors += 1;
+                    stats.first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        stats.wall = start.elapsed();
+        stats.latencies.sort();
+        stats
+    }
+}
+
 /// One measured page.
 #[derive(Debug, Serialize)]
 struct Figure {
@@ -388,6 +456,39 @@ struct Figure {
     p99_ms: f64,
     target_ms: f64,
     met: bool,
+}
+
+fn figure(
+    name: &'static str,
+    surface: Surface,
+    path: String,
+    requests: usize,
+    stats: &Stats,
+) -> Figure {
+    let p99 = ms(stats.percentile(0.99));
+    Figure {
+        name,
+        surface,
+        requests,
+        errors: stats.errors,
+        first_error: stats.first_error.clone(),
+        p50_ms: ms(stats.percentile(0.50)),
+        p99_ms: p99,
+        target_ms: TARGET_P99_MS,
+        met: stats.errors == 0 && p99 < TARGET_P99_MS,
+        path,
+    }
+}
+
+/// A figure measured for comparison only, with no target.
+#[derive(Debug, Serialize)]
+struct Reference {
+    name: &'static str,
+    requests: usize,
+    errors: u64,
+    first_error: Option<String>,
+    p50_ms: f64,
+    max_ms: f64,
 }
 
 /// One walk over every page of a listing.
@@ -417,6 +518,8 @@ struct Walk {
 #[derive(Debug, Serialize)]
 struct Report {
     backend: String,
+    /// A membership change applied to the whole group, for comparison with the SCIM figure.
+    whole_group_patch: Reference,
     users: usize,
     audit_rows: i64,
     seeding_seconds: f64,
@@ -450,6 +553,7 @@ pub async fn run(args: ListArgs) -> anyhow::Result<()> {
         base: server.base().to_owned(),
         cookie: seeded.cookie.clone(),
         token: seeded.token.clone(),
+        scim_token: seeded.scim_token.clone(),
     };
     let load_before = load();
     if !args.json {
@@ -495,22 +599,34 @@ pub async fn run(args: ListArgs) -> anyhow::Result<()> {
     let mut figures = Vec::with_capacity(all.len());
     for (name, surface, path) in all {
         let stats = target.repeat(surface, &path, args.requests).await;
-        let p99 = ms(stats.percentile(0.99));
-        figures.push(Figure {
-            name,
-            surface,
-            requests: args.requests,
-            errors: stats.errors,
-            first_error: stats.first_error.clone(),
-            p50_ms: ms(stats.percentile(0.50)),
-            p99_ms: p99,
-            target_ms: TARGET_P99_MS,
-            met: stats.errors == 0 && p99 < TARGET_P99_MS,
-            path,
-        });
+        figures.push(figure(name, surface, path, args.requests, &stats));
     }
+    // SCIM membership changes to the company-wide group (every user a member).
+    let sample = seeded.sample.id.to_string();
+    let stats = target
+        .member_changes(&seeded.staff, &sample, args.requests, false)
+        .await;
+    figures.push(figure(
+        "SCIM PATCH: a member of all staff",
+        Surface::Scim,
+        format!("/scim/v2/Groups/{}", seeded.staff),
+        args.requests,
+        &stats,
+    ));
+    let whole = target
+        .member_changes(&seeded.staff, &sample, WHOLE_GROUP_PATCHES, true)
+        .await;
+    let whole_group_patch = Reference {
+        name: "SCIM PATCH with If-Match (the whole group): a member of all staff",
+        requests: WHOLE_GROUP_PATCHES,
+        errors: whole.errors,
+        first_error: whole.first_error.clone(),
+        p50_ms: ms(whole.percentile(0.50)),
+        max_ms: ms(whole.percentile(1.0)),
+    };
     let report = Report {
         backend,
+        whole_group_patch,
         users: args.users,
         audit_rows: seeded.audit_rows,
         seeding_seconds: seeded.seconds,
@@ -817,6 +933,18 @@ fn print(r: &Report) -> anyhow::Result<()> {
         if let Some(e) = &f.first_error {
             outln!("    first error: {e}")?;
         }
+    }
+    let w = &r.whole_group_patch;
+    outln!(
+        "for comparison: {} ({} requests): p50 {:.2} ms, max {:.2} ms, {} errors",
+        w.name,
+        w.requests,
+        w.p50_ms,
+        w.max_ms,
+        w.errors
+    )?;
+    if let Some(e) = &w.first_error {
+        outln!("    first error: {e}")?;
     }
     outln!(
         "\nwalks: a page in the last tenth against one in the first (linear: at most \
