@@ -116,15 +116,24 @@ async fn slo_post_inner(
             let message = post::decode(MessageKind::Request, value, relay_state, &REQUEST_LIMITS)
                 .map_err(binding_error)?;
             let kind = MessageKind::Request;
-            let (accepted, _) = accept_request(state, Inbound::Post { kind, message }).await?;
-            let key = state
-                .parked()
-                .park(
-                    &accepted,
-                    &ParkOwner::network(&client.0),
-                    state.store().now(),
-                )
+            let now = state.store().now();
+            let (checked, _) = checks::check_request(
+                state.store(),
+                state.settings(),
+                &Inbound::Post { kind, message },
+                now,
+            )
+            .await
+            .map_err(refusal)?;
+            // The place first, then the ID: a request refused a place is not used up.
+            let parked = state.parked();
+            let key = parked
+                .park(checked.accepted(), &ParkOwner::network(&client.0), now)
                 .await?;
+            if let Err(e) = checked.record(state.store(), now).await {
+                parked.take::<AcceptedLogout>(&key).await?;
+                return Err(refusal(e));
+            }
             Ok(Redirect::to(&format!("/saml/slo/continue/{key}")).into_response())
         }
         (None, Some(value)) => {
@@ -185,10 +194,14 @@ async fn accept_request(
         state.store().now(),
     )
     .await
-    .map_err(|e| match e {
+    .map_err(refusal)
+}
+
+fn refusal(e: LogoutRefusal) -> WebError {
+    match e {
         LogoutRefusal::Sso(e) => WebError::Logout(e),
         LogoutRefusal::Replayed => WebError::LogoutReplayed,
-    })
+    }
 }
 
 /// Acts on an accepted LogoutRequest: ends the sessions it may end, then tells the

@@ -309,6 +309,69 @@ async fn parked_sign_ins_are_capped_per_network() {
     );
 }
 
+/// A LogoutRequest by POST is parked across the same-site hop, under the same caps; one
+/// refused its place is not used up, so the application can send it again from elsewhere.
+#[tokio::test]
+async fn a_logout_request_refused_a_place_keeps_its_id() {
+    use latchkey_idp::{Clock, SystemClock};
+    use latchkey_saml::assertion::NameId;
+    use latchkey_saml::binding::post;
+    use latchkey_saml::logout::LogoutRequest;
+    use latchkey_xmlsec::dsig::{self, SignOptions};
+    let idp = idp_with(|c| {
+        c.trust_forwarded_for = true;
+        c.parked_per_network = 1;
+        c.parked_max = 10;
+    })
+    .await;
+    let signed = || {
+        let request = LogoutRequest {
+            id: latchkey_saml::ids::new_id().unwrap(),
+            issue_instant: SystemClock.now(),
+            destination: Some(format!("{BASE}/saml/slo")),
+            issuer: Some(SIGNED_SP.into()),
+            name_id: NameId::new(
+                "alice@example.org".to_owned(),
+                "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            ),
+            session_indexes: Vec::new(),
+            not_on_or_after: None,
+            reason: None,
+        };
+        let xml = dsig::sign(
+            &request.to_xml().unwrap(),
+            &request.id,
+            &idp.sp_key,
+            None,
+            &SignOptions::default(),
+        )
+        .unwrap();
+        post::encode(&xml)
+    };
+    let mut office = Browser::new(&idp);
+    office.address = Some("203.0.113.9".into());
+    let first = office
+        .post("/saml/slo", &[("SAMLRequest", &signed())])
+        .await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    assert!(first.location().starts_with("/saml/slo/continue/"));
+    let refused = signed();
+    let page = office.post("/saml/slo", &[("SAMLRequest", &refused)]).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert_eq!(page.error_code(), Some("WEB-THROTTLED"));
+    let mut home = Browser::new(&idp);
+    home.address = Some("198.51.100.20".into());
+    let parked = home.post("/saml/slo", &[("SAMLRequest", &refused)]).await;
+    assert_eq!(parked.status, StatusCode::SEE_OTHER, "{}", parked.body);
+    // Used now: a second arrival is a replay, and leaves no parked request behind.
+    let mut third = Browser::new(&idp);
+    third.address = Some("192.0.2.77".into());
+    let again = third.post("/saml/slo", &[("SAMLRequest", &refused)]).await;
+    assert_eq!(again.error_code(), Some("SLO-REPLAYED"), "{}", again.body);
+    let fourth = third.post("/saml/slo", &[("SAMLRequest", &signed())]).await;
+    assert_eq!(fourth.status, StatusCode::SEE_OTHER, "{}", fourth.body);
+}
+
 /// A request the IdP answers with an error Status before anyone signs in is an audit line,
 /// and anyone can send one: one network gets `REFUSED_REQUEST.free` such answers, then 429
 /// `WEB-THROTTLED` with no answer and no line, while another network is still answered.

@@ -64,14 +64,60 @@ pub enum LogoutRefusal {
     Replayed,
 }
 
+/// A LogoutRequest that passed every check and is not yet recorded as used.
+#[derive(Debug)]
+pub struct CheckedLogout {
+    accepted: AcceptedLogout,
+    issuer: String,
+    /// When the profile starts refusing it as too old: its replay record may go then.
+    window_end: OffsetDateTime,
+}
+
+impl CheckedLogout {
+    /// The request as it will act.
+    pub fn accepted(&self) -> &AcceptedLogout {
+        &self.accepted
+    }
+
+    /// Records the request as used, refusing a replay, on every node. Taken last, after any
+    /// place the request must take (a park), so a request refused for lack of one keeps its
+    /// ID and the application can send it again.
+    pub async fn record(
+        self,
+        store: &Store,
+        now: OffsetDateTime,
+    ) -> Result<AcceptedLogout, LogoutRefusal> {
+        let first = SeenRequests::new(store)
+            .first_use(
+                Seen::LogoutRequest,
+                &self.issuer,
+                &self.accepted.request_id,
+                self.window_end,
+                now,
+            )
+            .await
+            .map_err(SsoError::Store)?;
+        if !first {
+            tracing::warn!(
+                code = crate::PageCode::SloReplayed.as_str(),
+                app = %self.issuer,
+                request = %self.accepted.request_id,
+                "single logout: a LogoutRequest arrived again"
+            );
+            return Err(LogoutRefusal::Replayed);
+        }
+        Ok(self.accepted)
+    }
+}
+
 /// Checks a LogoutRequest (registered issuer, signature, then the profile's Destination
-/// and time rules) and records it as used, refusing a replay.
-pub async fn accept_request(
+/// and time rules); [`CheckedLogout::record`] then uses it up.
+pub async fn check_request(
     store: &Store,
     settings: &ServerSettings,
     message: &Inbound,
     now: OffsetDateTime,
-) -> Result<(AcceptedLogout, Application), LogoutRefusal> {
+) -> Result<(CheckedLogout, Application), LogoutRefusal> {
     let unverified = inbound::open::<LogoutRequest>(message).map_err(malformed)?;
     let app = registered_app(store, unverified.issuer()).await?;
     let Received {
@@ -89,39 +135,34 @@ pub async fn accept_request(
     // IssueInstant, NotOnOrAfter) hold for unsigned requests too.
     peer.check_request(&request, true, now)
         .map_err(profile_error)?;
-    // After this the profile refuses the request as too old: the replay record may go.
     let window_end = request.issue_instant + peer.max_age + peer.clock_skew;
-    let first = SeenRequests::new(store)
-        .first_use(
-            Seen::LogoutRequest,
-            &app.settings.entity_id,
-            &request.id,
-            window_end,
-            now,
-        )
-        .await
-        .map_err(SsoError::Store)?;
-    if !first {
-        tracing::warn!(
-            code = crate::PageCode::SloReplayed.as_str(),
-            app = %app.settings.entity_id,
-            request = %request.id,
-            "single logout: a LogoutRequest arrived again"
-        );
-        return Err(LogoutRefusal::Replayed);
-    }
     Ok((
-        AcceptedLogout {
-            app: app.id,
-            request_id: request.id,
-            name_id: request.name_id.value,
-            session_indexes: request.session_indexes,
-            signed,
-            relay_state: message.relay_state().map(str::to_owned),
-            binding: message.binding_name().into(),
+        CheckedLogout {
+            accepted: AcceptedLogout {
+                app: app.id,
+                request_id: request.id,
+                name_id: request.name_id.value,
+                session_indexes: request.session_indexes,
+                signed,
+                relay_state: message.relay_state().map(str::to_owned),
+                binding: message.binding_name().into(),
+            },
+            issuer: app.settings.entity_id.clone(),
+            window_end,
         },
         app,
     ))
+}
+
+/// Checks a LogoutRequest ([`check_request`]) and records it as used, refusing a replay.
+pub async fn accept_request(
+    store: &Store,
+    settings: &ServerSettings,
+    message: &Inbound,
+    now: OffsetDateTime,
+) -> Result<(AcceptedLogout, Application), LogoutRefusal> {
+    let (checked, app) = check_request(store, settings, message, now).await?;
+    Ok((checked.record(store, now).await?, app))
 }
 
 /// Whether `app`'s answer to our LogoutRequest `request_id` is a trusted success; `Err`
