@@ -55,15 +55,63 @@ pub const PENDING_PER_NETWORK: usize = 200;
 /// answered once.
 #[derive(Debug)]
 pub struct PendingRequests {
-    entries: Mutex<HashMap<String, (PendingRequest, String)>>,
+    held: Mutex<Held>,
     capacity: usize,
+}
+
+/// The requests by key, and how many each client network holds: a start is checked against
+/// its network's count, not by counting the whole map under the lock.
+#[derive(Debug, Default)]
+struct Held {
+    entries: HashMap<String, (PendingRequest, String)>,
+    per_network: HashMap<String, usize>,
+}
+
+impl Held {
+    fn mine(&self, network: &str) -> usize {
+        self.per_network.get(network).copied().unwrap_or(0)
+    }
+
+    fn insert(&mut self, key: String, request: PendingRequest, network: String) {
+        *self.per_network.entry(network.clone()).or_insert(0) += 1;
+        self.entries.insert(key, (request, network));
+    }
+
+    fn remove(&mut self, key: &str) -> Option<PendingRequest> {
+        let (request, network) = self.entries.remove(key)?;
+        self.forget(&network);
+        Some(request)
+    }
+
+    fn forget(&mut self, network: &str) {
+        if let Some(n) = self.per_network.get_mut(network) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_network.remove(network);
+            }
+        }
+    }
+
+    fn prune(&mut self, now: OffsetDateTime) {
+        let mut gone = Vec::new();
+        self.entries.retain(|_, (r, network)| {
+            let keep = r.expires_at > now;
+            if !keep {
+                gone.push(std::mem::take(network));
+            }
+            keep
+        });
+        for network in gone {
+            self.forget(&network);
+        }
+    }
 }
 
 impl PendingRequests {
     /// A store holding at most `capacity` outstanding requests.
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            held: Mutex::new(Held::default()),
             capacity,
         }
     }
@@ -77,27 +125,24 @@ impl PendingRequests {
         now: OffsetDateTime,
     ) -> Result<String, Error> {
         let network = client.map(network_of).unwrap_or_default();
-        let mut entries = self.lock();
-        let mine = |entries: &HashMap<String, (PendingRequest, String)>| {
-            entries.values().filter(|(_, n)| *n == network).count()
+        let mut held = self.lock();
+        let over = |held: &Held| {
+            held.entries.len() >= self.capacity
+                || (client.is_some() && held.mine(&network) >= PENDING_PER_NETWORK)
         };
-        let over = |entries: &HashMap<String, (PendingRequest, String)>| {
-            entries.len() >= self.capacity
-                || (client.is_some() && mine(entries) >= PENDING_PER_NETWORK)
-        };
-        if over(&entries) {
-            entries.retain(|_, (r, _)| r.expires_at > now);
-            if entries.len() >= self.capacity {
-                return Err(Error::TooManyPendingRequests(entries.len()));
+        if over(&held) {
+            held.prune(now);
+            if held.entries.len() >= self.capacity {
+                return Err(Error::TooManyPendingRequests(held.entries.len()));
             }
-            if client.is_some() && mine(&entries) >= PENDING_PER_NETWORK {
+            if client.is_some() && held.mine(&network) >= PENDING_PER_NETWORK {
                 return Err(Error::TooManyPendingFromClient(PENDING_PER_NETWORK));
             }
         }
         // 122 random bits from the OS generator, as 32 hex digits: well under the 80 bytes
         // the bindings allow for RelayState.
         let key = Uuid::new_v4().simple().to_string();
-        entries.insert(key.clone(), (request, network));
+        held.insert(key.clone(), request, network);
         Ok(key)
     }
 
@@ -110,14 +155,14 @@ impl PendingRequests {
         now: OffsetDateTime,
     ) -> Result<Option<PendingRequest>, Error> {
         match self.lock().remove(relay_state) {
-            Some((r, _)) if r.expires_at <= now => Err(Error::RequestExpired),
-            other => Ok(other.map(|(r, _)| r)),
+            Some(r) if r.expires_at <= now => Err(Error::RequestExpired),
+            other => Ok(other),
         }
     }
 
     /// How many requests are held.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().entries.len()
     }
 
     /// Whether none is held.
@@ -125,10 +170,10 @@ impl PendingRequests {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (PendingRequest, String)>> {
-        // Each operation is one insert, remove or retain: a panic elsewhere cannot leave the
-        // map half-updated, so a poisoned lock is still safe to use.
-        self.entries
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        // Each operation keeps the map and the counts in step before it returns, and none of
+        // them can panic half-way: a poisoned lock is still safe to use.
+        self.held
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -403,6 +403,57 @@ async fn pending_requests_in_sql_are_shared_between_nodes() {
     assert_eq!(err.code().as_str(), "REQUEST_EXPIRED");
 }
 
+/// A network's count follows its requests: a finished login (taken, even too late) and a
+/// pruned one each give its place back, and to that network only.
+#[test]
+fn memory_pending_store_gives_a_network_its_places_back() {
+    use latchkey_sp::login::{PENDING_PER_NETWORK, PendingRequest, PendingRequests};
+    let store = PendingRequests::new(10_000);
+    let request = |expires_at| PendingRequest {
+        request_id: "_r".into(),
+        return_to: None,
+        expires_at,
+    };
+    let office = "198.51.100.7";
+    let full = |store: &PendingRequests, at| {
+        matches!(
+            store.insert(request(at + Duration::minutes(5)), Some(office), at),
+            Err(Error::TooManyPendingFromClient(_))
+        )
+    };
+    let mut keys = Vec::new();
+    for i in 0..PENDING_PER_NETWORK {
+        // The first one expires early.
+        let expires = NOW + Duration::minutes(if i == 0 { 1 } else { 10 });
+        keys.push(store.insert(request(expires), Some(office), NOW).unwrap());
+    }
+    assert!(full(&store, NOW));
+    assert!(store.take(&keys[1], NOW).unwrap().is_some());
+    assert!(!full(&store, NOW), "a finished login gives its place back");
+    assert!(full(&store, NOW));
+    let late = NOW + Duration::minutes(2);
+    assert!(matches!(
+        store.take(&keys[0], late),
+        Err(Error::RequestExpired)
+    ));
+    assert!(!full(&store, late), "so does one taken too late");
+    assert!(full(&store, late));
+    // Another network shares none of it.
+    store
+        .insert(
+            request(late + Duration::minutes(5)),
+            Some("203.0.113.1"),
+            late,
+        )
+        .unwrap();
+    // Once all of the office's have expired, it has its whole share again.
+    let much_later = NOW + Duration::hours(1);
+    for _ in 0..PENDING_PER_NETWORK {
+        assert!(!full(&store, much_later));
+    }
+    assert!(full(&store, much_later));
+}
+
 #[test]
 fn memory_pending_store_is_bounded_and_prunes_expired() {
     use latchkey_sp::login::{PendingRequest, PendingRequests};
