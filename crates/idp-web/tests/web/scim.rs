@@ -1063,11 +1063,51 @@ async fn scim_fed_changes_reach_connected_apps(t: TestStore) {
         .await;
     assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.body);
     assert_eq!(queued().await, 2, "the suspension is pushed");
+    // A renamed group is what the wiki knows her groups by: she is brought in line there.
+    // A group of people the wiki does not know is renamed without a row.
+    let renamed = s
+        .call(
+            Method::PATCH,
+            &format!("/scim/v2/Groups/{}", staff.id),
+            Some(json!({"schemas": [PATCH], "Operations": [
+                {"op": "replace", "path": "displayName", "value": "employees"}
+            ]})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(queued().await, 3, "the rename is pushed");
+    let outsider = s
+        .call(
+            Method::POST,
+            "/scim/v2/Users",
+            Some(json!({"schemas": [USER], "userName": "olga",
+                "emails": [{"value": "olga@example.org"}]})),
+        )
+        .await;
+    let others = s
+        .call(
+            Method::POST,
+            "/scim/v2/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "contractors",
+                "members": [{"value": outsider.body["id"]}]})),
+        )
+        .await;
+    let others = others.body["id"].as_str().unwrap().to_owned();
+    let renamed = s
+        .call(
+            Method::PUT,
+            &format!("/scim/v2/Groups/{others}"),
+            Some(json!({"schemas": [GROUP], "displayName": "vendors",
+                "members": [{"value": outsider.body["id"]}]})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(queued().await, 3, "nobody there is at the wiki");
     let deleted = s
         .call(Method::DELETE, &format!("/scim/v2/Users/{id}"), None)
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
-    assert_eq!(queued().await, 3, "the deletion is pushed");
+    assert_eq!(queued().await, 4, "the deletion is pushed");
 }
 
 /// A SCIM token is held by another system: it may not change a console role holder (even a

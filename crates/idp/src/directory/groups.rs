@@ -349,6 +349,7 @@ pub(crate) async fn rename(
         updated_at: now,
         ..before.clone()
     };
+    crate::provisioning::outbox::group_renamed(&mut *conn, before.id, now).await?;
     audit::record(
         conn,
         actor,

@@ -65,6 +65,31 @@ pub(crate) async fn group_changed(
     .rows_affected())
 }
 
+/// A group was renamed: its name is what an application that is sent `groups` knows it by,
+/// so each member is brought in line at every connected application they are at (they move
+/// to the group of the new name there).
+pub(crate) async fn group_renamed(
+    conn: &mut AnyConnection,
+    group: GroupId,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
+         next_attempt_at) SELECT c.app_id, u.id, u.username, 'group.update', $2, $2 \
+         FROM scim_connections c JOIN group_members g ON g.group_id = $1 \
+         JOIN users u ON u.id = g.user_id \
+         WHERE EXISTS (SELECT 1 FROM app_access x JOIN group_members m \
+         ON m.group_id = x.group_id WHERE x.app_id = c.app_id AND m.user_id = u.id) \
+         OR EXISTS (SELECT 1 FROM scim_remote_ids r WHERE r.app_id = c.app_id \
+         AND r.user_id = u.id)",
+    )
+    .bind(group.to_db())
+    .bind(timestamp::format(now))
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// A group was given or taken an application: one row per member, if it is connected.
 pub(crate) async fn access_changed(
     conn: &mut AnyConnection,
