@@ -248,7 +248,16 @@ fn main() {
                 "issue-ec" => {
                     black_box(issue(&ec_key));
                 }
-                other => panic!("SSO_PROFILE_LOOP: unknown {other:?} (validate-rsa, issue-ec)"),
+                "verify-rsa" => {
+                    black_box(
+                        rsa_keys[0]
+                            .verify(rsa_alg, &message, &rsa_sig, LegacyPolicy::default())
+                            .unwrap(),
+                    );
+                }
+                other => panic!(
+                    "SSO_PROFILE_LOOP: unknown {other:?} (validate-rsa, verify-rsa, issue-ec)"
+                ),
             }
         }
         return;
