@@ -261,11 +261,14 @@ fn main() {
                     black_box(Assertion::from_verified(&v).unwrap().attributes.len());
                 }
                 "verify-rsa" => {
-                    black_box(
-                        rsa_keys[0]
-                            .verify(rsa_alg, &message, &rsa_sig, LegacyPolicy::default())
-                            .unwrap(),
-                    );
+                    rsa_keys[0]
+                        .verify(
+                            rsa_alg,
+                            black_box(&message),
+                            &rsa_sig,
+                            LegacyPolicy::default(),
+                        )
+                        .unwrap();
                 }
                 other => panic!(
                     "SSO_PROFILE_LOOP: unknown {other:?} (validate-rsa, verify-rsa, read-rsa, issue-ec)"
