@@ -232,7 +232,9 @@ fn main() {
     // `SSO_PROFILE_LOOP=<what> cargo bench ... --bench sso` runs one operation in a plain
     // loop instead, for `valgrind --tool=callgrind` on the bench binary.
     // `SSO_PROFILE_ITERS` (default 2,000) makes the loop long enough for `perf record`, where
-    // the setup's key generation would otherwise dominate.
+    // the setup's key generation would otherwise dominate. `verify-rsa` (the raw verify)
+    // and `read-rsa` (parse, verify, read the assertion: no rules) are the loops to hold a
+    // validation's profile against.
     if let Ok(what) = std::env::var("SSO_PROFILE_LOOP") {
         let iterations = std::env::var("SSO_PROFILE_ITERS")
             .ok()
@@ -248,7 +250,29 @@ fn main() {
                 "issue-ec" => {
                     black_box(issue(&ec_key));
                 }
-                other => panic!("SSO_PROFILE_LOOP: unknown {other:?} (validate-rsa, issue-ec)"),
+                "read-rsa" => {
+                    let doc = reader::parse(&rsa_xml, &Limits::default()).unwrap();
+                    let node = child(
+                        doc.root_element(),
+                        "urn:oasis:names:tc:SAML:2.0:assertion",
+                        "Assertion",
+                    );
+                    let v = dsig::verify_element(&doc, node, &rsa_keys, &verify_options).unwrap();
+                    black_box(Assertion::from_verified(&v).unwrap().attributes.len());
+                }
+                "verify-rsa" => {
+                    rsa_keys[0]
+                        .verify(
+                            rsa_alg,
+                            black_box(&message),
+                            &rsa_sig,
+                            LegacyPolicy::default(),
+                        )
+                        .unwrap();
+                }
+                other => panic!(
+                    "SSO_PROFILE_LOOP: unknown {other:?} (validate-rsa, verify-rsa, read-rsa, issue-ec)"
+                ),
             }
         }
         return;

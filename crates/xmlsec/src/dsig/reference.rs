@@ -67,10 +67,11 @@ pub(super) fn id_occurrences<'a, 'i>(
 /// How many times `id` occurs as [`id_occurrences`] lists them, without the list: the
 /// check every verification makes.
 pub(super) fn id_count(doc: &crate::tree::Document<'_>, id: &str, names: &[String]) -> usize {
-    doc.descendants()
-        .filter(Node::is_element)
-        .flat_map(|node| node.attributes())
-        .filter(|attr| attr.value() == id && names.iter().any(|n| n == attr.name()))
+    // Every element's attributes, in one list: no walk over the nodes needed.
+    doc.attrs
+        .iter()
+        .filter(|a| a.value.len() == id.len() && *a.value == *id)
+        .filter(|a| names.iter().any(|n| n == a.local))
         .count()
 }
 
@@ -127,6 +128,9 @@ mod tests {
         let doc = read.tree();
         assert_eq!(id_occurrences(doc, "k", &names).len(), 2);
         assert_eq!(id_occurrences(doc, "j", &names).len(), 2);
+        for (id, n) in [("k", 2), ("j", 2), ("m", 1), ("x", 0)] {
+            assert_eq!(id_count(doc, id, &names), n, "{id}");
+        }
         assert!(matches!(
             unique_element_by_id(doc, "k", &names),
             Err(SignatureError::DuplicateId { count: 2, .. })
