@@ -1,5 +1,6 @@
 //! The JIT engine: look up, plan, apply and audit one login in one transaction.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -139,7 +140,7 @@ impl<S: AccountStore> JitEngine<S> {
         facts: &LoginFacts,
         now: OffsetDateTime,
     ) -> Result<Provisioned, Error> {
-        self.login_in_tx(facts, None, now).await
+        self.login_in_tx(Cow::Borrowed(facts), None, now).await
     }
 
     /// [`JitEngine::login`], recording `assertion` in the store's replay cache first, in the
@@ -148,19 +149,21 @@ impl<S: AccountStore> JitEngine<S> {
     /// its refusal's audit event) are committed.
     pub(crate) async fn login_once(
         &self,
-        facts: &LoginFacts,
+        facts: LoginFacts,
         assertion: AssertionUse<'_>,
         now: OffsetDateTime,
     ) -> Result<Provisioned, Error> {
-        self.login_in_tx(facts, Some(assertion), now).await
+        self.login_in_tx(Cow::Owned(facts), Some(assertion), now)
+            .await
     }
 
     /// One login's transaction: on a SQLite file database, a job of the database's login
     /// writer (`store::writer`: the same steps, committed with the logins queued beside it);
-    /// elsewhere a transaction of the store's own.
+    /// elsewhere a transaction of the store's own. The writer's job owns its facts: they are
+    /// copied only if the caller lends them.
     async fn login_in_tx(
         &self,
-        facts: &LoginFacts,
+        facts: Cow<'_, LoginFacts>,
         assertion: Option<AssertionUse<'_>>,
         now: OffsetDateTime,
     ) -> Result<Provisioned, Error> {
@@ -172,7 +175,7 @@ impl<S: AccountStore> JitEngine<S> {
             .and_then(crate::store::Database::writer)
         {
             let contract = Arc::clone(&self.contract);
-            let facts = facts.clone();
+            let facts = facts.into_owned();
             let assertion = assertion.map(|a| (a.id.to_owned(), a.not_on_or_after));
             let result = writer
                 .run(move |tx| {
@@ -191,7 +194,7 @@ impl<S: AccountStore> JitEngine<S> {
             return logged(result, operation_id);
         }
         let attempt = Attempt {
-            facts,
+            facts: &facts,
             operation_id,
             now,
         };
