@@ -68,6 +68,8 @@ struct Attempt<'a> {
     facts: &'a LoginFacts,
     operation_id: Uuid,
     now: OffsetDateTime,
+    /// The assertion to record with the audit event, when the store does so.
+    assertion: Option<AssertionUse<'a>>,
 }
 
 /// What [`JitEngine::provision`] did, before the caller audits and commits.
@@ -143,10 +145,12 @@ impl<S: AccountStore> JitEngine<S> {
         self.login_in_tx(Cow::Borrowed(facts), None, now).await
     }
 
-    /// [`JitEngine::login`], recording `assertion` in the store's replay cache first, in the
-    /// same transaction ([`AccountTx::record_assertion`]): a replay is refused before
-    /// anything is read, and the assertion is used up exactly when the login's effects (or
-    /// its refusal's audit event) are committed.
+    /// [`JitEngine::login`], recording `assertion` in the store's replay cache in the same
+    /// transaction ([`AccountTx::record_assertion`]): first, so a replay is refused before
+    /// anything is read, or on PostgreSQL with the audit event, in its statement
+    /// ([`AccountTx::records_with_audit`]), so a replay is refused before the commit and
+    /// its transaction rolled back. Either way the assertion is used up exactly when the
+    /// login's effects (or its refusal's audit event) are committed.
     pub(crate) async fn login_once(
         &self,
         facts: LoginFacts,
@@ -187,6 +191,7 @@ impl<S: AccountStore> JitEngine<S> {
                         facts: &facts,
                         operation_id,
                         now,
+                        assertion: None,
                     };
                     now_or_never(login_steps(&contract, tx, attempt, assertion))
                 })
@@ -197,6 +202,7 @@ impl<S: AccountStore> JitEngine<S> {
             facts: &facts,
             operation_id,
             now,
+            assertion: None,
         };
         let tx = self.store.begin().await?;
         logged(
@@ -238,14 +244,19 @@ fn logged(result: Result<Provisioned, Error>, operation_id: Uuid) -> Result<Prov
 }
 
 /// The steps of one login in `tx`: record the assertion (a replay stops here, nothing
-/// written), provision, audit, commit. A refusal is audited and committed too.
+/// written), provision, audit, commit. A refusal is audited and committed too. A store that
+/// records the assertion with the audit event ([`AccountTx::records_with_audit`]) gets it
+/// there instead, in one trip; a replay found then stops the login all the same, and
+/// dropping the transaction rolls back whatever it had done.
 async fn login_steps<T: AccountTx>(
     contract: &Contract,
     mut tx: T,
     attempt: Attempt<'_>,
     assertion: Option<AssertionUse<'_>>,
 ) -> Result<Provisioned, Error> {
+    let with_audit = assertion.filter(|_| tx.records_with_audit());
     if let Some(a) = assertion
+        && with_audit.is_none()
         && !tx
             .record_assertion(a.id, a.not_on_or_after, attempt.now)
             .await?
@@ -253,6 +264,10 @@ async fn login_steps<T: AccountTx>(
         // Dropping the transaction rolls it back: nothing of this login is kept.
         return Err(ReplayError::Replayed(a.id.to_owned()).into());
     }
+    let attempt = Attempt {
+        assertion: with_audit,
+        ..attempt
+    };
     match provision(contract, &mut tx, attempt.facts, attempt.now).await? {
         Step::Refused {
             plan,
@@ -481,6 +496,16 @@ async fn audit<T: AccountTx>(
         actor: None,
         plan: plan.clone(),
     };
-    tx.append_audit(&event).await?;
+    match attempt.assertion {
+        Some(a) => {
+            if !tx
+                .append_audit_once(&event, a.id, a.not_on_or_after, attempt.now)
+                .await?
+            {
+                return Err(ReplayError::Replayed(a.id.to_owned()).into());
+            }
+        }
+        None => tx.append_audit(&event).await?,
+    }
     Ok(())
 }
