@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use latchkey_sp::login::{PendingStore, SqlPendingRequests};
 use latchkey_sp::replay::{ReplayCache, SqlReplayCache};
 use latchkey_sp::store::Database;
 use latchkey_sp::{Error, ReplayError};
@@ -138,9 +139,10 @@ async fn a_large_prune_takes_every_expired_entry_and_nothing_else(db: Db) {
     );
 }
 
-/// An install from before the replay cache became one b-tree (`20261206000020`) keeps its
-/// entries through the migration: a live one still refuses its assertion, an expired one is
-/// still pruned.
+/// An install from before the replay cache and pending requests became one b-tree each
+/// (`20261206000020`, `…30`) keeps its rows through the migrations: a live replay entry still
+/// refuses its assertion, an expired one is still pruned, and a login started before is still
+/// answered once.
 async fn entries_recorded_before_the_one_tree_migration_are_kept(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let (url, migrations) = match db {
@@ -169,6 +171,14 @@ async fn entries_recorded_before_the_one_tree_migration_are_kept(db: Db) {
             .await
             .unwrap();
     }
+    sqlx::query(
+        "INSERT INTO sp_pending_requests (relay_state, request_id, return_to, expires_at, \
+         client) VALUES ('rs-before', '_req-before', '/back', $1, '192.0.2.0/24')",
+    )
+    .bind(millis(expiry))
+    .execute(&pool)
+    .await
+    .unwrap();
     pool.close().await;
 
     let database = Database::connect(&url).await.unwrap();
@@ -182,14 +192,24 @@ async fn entries_recorded_before_the_one_tree_migration_are_kept(db: Db) {
     assert_eq!(cache.count_entries().await.unwrap(), 1);
     assert_eq!(cache.prune(expiry).await.unwrap(), 1);
     assert_eq!(cache.count_entries().await.unwrap(), 0);
+    let pending = PendingStore::Sql(SqlPendingRequests::new(database.clone(), 8));
+    let started = pending.take("rs-before", t0()).await.unwrap().unwrap();
+    assert_eq!(
+        (started.request_id.as_str(), started.return_to.as_deref()),
+        ("_req-before", Some("/back"))
+    );
+    assert!(pending.take("rs-before", t0()).await.unwrap().is_none());
     if db == Db::Sqlite {
-        let sql: String = sqlx::query_scalar(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'sp_replay_cache'",
-        )
-        .fetch_one(database.pool())
-        .await
-        .unwrap();
-        assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+        for table in ["sp_replay_cache", "sp_pending_requests"] {
+            let sql: String = sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1",
+            )
+            .bind(table)
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+            assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+        }
     }
 }
 
