@@ -113,7 +113,7 @@ impl VerifiedResponse {
         cache
             .check_and_store(&self.subject.assertion_id, self.subject.replay_expiry, now)
             .await?;
-        Ok(self.accepted())
+        Ok(self.into_accepted())
     }
 
     /// Records the assertion ID in `cache` and applies the JIT plan: [`Self::accept`] then
@@ -139,30 +139,36 @@ impl VerifiedResponse {
         if !joined {
             return self.accept(cache, now).await?.provision(engine, now).await;
         }
-        let subject = &self.subject;
-        if subject.replay_expiry <= now {
-            return Err(ReplayError::Expired(subject.assertion_id.clone()).into());
+        let not_on_or_after = self.subject.replay_expiry;
+        if not_on_or_after <= now {
+            return Err(ReplayError::Expired(self.subject.assertion_id).into());
         }
         if let Some(db) = cache.database() {
             db.prune_replay_cache_if_due(now).await?;
         }
-        let accepted = self.accepted();
+        let AcceptedAssertion {
+            login,
+            facts,
+            return_to,
+        } = self.into_accepted();
         let assertion = AssertionUse {
-            id: &accepted.login.assertion_id,
-            not_on_or_after: subject.replay_expiry,
+            id: &login.assertion_id,
+            not_on_or_after,
         };
-        let provisioned = engine.login_once(&accepted.facts, assertion, now).await?;
+        // The facts are the writer's to keep (its job outlives this call's borrows).
+        let provisioned = engine.login_once(facts, assertion, now).await?;
         Ok(SignedIn {
-            login: accepted.login,
+            login,
             provisioned,
-            return_to: accepted.return_to,
+            return_to,
         })
     }
 
     /// The next state, once the replay cache has taken the ID (or is about to, in the same
-    /// transaction as the login).
-    fn accepted(&self) -> AcceptedAssertion {
-        let login = saml_login(&self.subject);
+    /// transaction as the login). Takes the subject apart rather than copying it: the login
+    /// and JIT's facts share only the attributes, copied once.
+    fn into_accepted(self) -> AcceptedAssertion {
+        let login = saml_login(self.subject);
         let facts = LoginFacts {
             idp_entity_id: login.issuer.clone(),
             name_id: login.name_id.clone(),
@@ -173,7 +179,7 @@ impl VerifiedResponse {
         AcceptedAssertion {
             login,
             facts,
-            return_to: self.return_to.clone(),
+            return_to: self.return_to,
         }
     }
 }
@@ -212,22 +218,19 @@ impl AcceptedAssertion {
     }
 }
 
-fn saml_login(s: &AuthenticatedSubject) -> SamlLogin {
+fn saml_login(s: AuthenticatedSubject) -> SamlLogin {
     let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for a in &s.attributes {
-        attributes
-            .entry(a.name.clone())
-            .or_default()
-            .extend(a.values.iter().cloned());
+    for a in s.attributes {
+        attributes.entry(a.name).or_default().extend(a.values);
     }
     SamlLogin {
-        issuer: s.issuer.clone(),
-        name_id: s.name_id.value.clone(),
-        name_id_format: s.name_id.format.clone(),
-        session_index: s.session_index.clone(),
-        assertion_id: s.assertion_id.clone(),
+        issuer: s.issuer,
+        name_id: s.name_id.value,
+        name_id_format: s.name_id.format,
+        session_index: s.session_index,
+        assertion_id: s.assertion_id,
         authn_instant: s.authn_instant,
-        authn_context_class_ref: s.authn_context_class_ref.clone(),
+        authn_context_class_ref: s.authn_context_class_ref,
         session_not_on_or_after: s.session_not_on_or_after,
         attributes,
     }

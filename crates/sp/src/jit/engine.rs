@@ -1,5 +1,6 @@
 //! The JIT engine: look up, plan, apply and audit one login in one transaction.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -67,6 +68,8 @@ struct Attempt<'a> {
     facts: &'a LoginFacts,
     operation_id: Uuid,
     now: OffsetDateTime,
+    /// The assertion to record with the audit event, when the store does so.
+    assertion: Option<AssertionUse<'a>>,
 }
 
 /// What [`JitEngine::provision`] did, before the caller audits and commits.
@@ -139,28 +142,32 @@ impl<S: AccountStore> JitEngine<S> {
         facts: &LoginFacts,
         now: OffsetDateTime,
     ) -> Result<Provisioned, Error> {
-        self.login_in_tx(facts, None, now).await
+        self.login_in_tx(Cow::Borrowed(facts), None, now).await
     }
 
-    /// [`JitEngine::login`], recording `assertion` in the store's replay cache first, in the
-    /// same transaction ([`AccountTx::record_assertion`]): a replay is refused before
-    /// anything is read, and the assertion is used up exactly when the login's effects (or
-    /// its refusal's audit event) are committed.
+    /// [`JitEngine::login`], recording `assertion` in the store's replay cache in the same
+    /// transaction ([`AccountTx::record_assertion`]): first, so a replay is refused before
+    /// anything is read, or on PostgreSQL with the audit event, in its statement
+    /// ([`AccountTx::records_with_audit`]), so a replay is refused before the commit and
+    /// its transaction rolled back. Either way the assertion is used up exactly when the
+    /// login's effects (or its refusal's audit event) are committed.
     pub(crate) async fn login_once(
         &self,
-        facts: &LoginFacts,
+        facts: LoginFacts,
         assertion: AssertionUse<'_>,
         now: OffsetDateTime,
     ) -> Result<Provisioned, Error> {
-        self.login_in_tx(facts, Some(assertion), now).await
+        self.login_in_tx(Cow::Owned(facts), Some(assertion), now)
+            .await
     }
 
     /// One login's transaction: on a SQLite file database, a job of the database's login
     /// writer (`store::writer`: the same steps, committed with the logins queued beside it);
-    /// elsewhere a transaction of the store's own.
+    /// elsewhere a transaction of the store's own. The writer's job owns its facts: they are
+    /// copied only if the caller lends them.
     async fn login_in_tx(
         &self,
-        facts: &LoginFacts,
+        facts: Cow<'_, LoginFacts>,
         assertion: Option<AssertionUse<'_>>,
         now: OffsetDateTime,
     ) -> Result<Provisioned, Error> {
@@ -172,7 +179,7 @@ impl<S: AccountStore> JitEngine<S> {
             .and_then(crate::store::Database::writer)
         {
             let contract = Arc::clone(&self.contract);
-            let facts = facts.clone();
+            let facts = facts.into_owned();
             let assertion = assertion.map(|a| (a.id.to_owned(), a.not_on_or_after));
             let result = writer
                 .run(move |tx| {
@@ -184,6 +191,7 @@ impl<S: AccountStore> JitEngine<S> {
                         facts: &facts,
                         operation_id,
                         now,
+                        assertion: None,
                     };
                     now_or_never(login_steps(&contract, tx, attempt, assertion))
                 })
@@ -191,9 +199,10 @@ impl<S: AccountStore> JitEngine<S> {
             return logged(result, operation_id);
         }
         let attempt = Attempt {
-            facts,
+            facts: &facts,
             operation_id,
             now,
+            assertion: None,
         };
         let tx = self.store.begin().await?;
         logged(
@@ -235,14 +244,19 @@ fn logged(result: Result<Provisioned, Error>, operation_id: Uuid) -> Result<Prov
 }
 
 /// The steps of one login in `tx`: record the assertion (a replay stops here, nothing
-/// written), provision, audit, commit. A refusal is audited and committed too.
+/// written), provision, audit, commit. A refusal is audited and committed too. A store that
+/// records the assertion with the audit event ([`AccountTx::records_with_audit`]) gets it
+/// there instead, in one trip; a replay found then stops the login all the same, and
+/// dropping the transaction rolls back whatever it had done.
 async fn login_steps<T: AccountTx>(
     contract: &Contract,
     mut tx: T,
     attempt: Attempt<'_>,
     assertion: Option<AssertionUse<'_>>,
 ) -> Result<Provisioned, Error> {
+    let with_audit = assertion.filter(|_| tx.records_with_audit());
     if let Some(a) = assertion
+        && with_audit.is_none()
         && !tx
             .record_assertion(a.id, a.not_on_or_after, attempt.now)
             .await?
@@ -250,6 +264,10 @@ async fn login_steps<T: AccountTx>(
         // Dropping the transaction rolls it back: nothing of this login is kept.
         return Err(ReplayError::Replayed(a.id.to_owned()).into());
     }
+    let attempt = Attempt {
+        assertion: with_audit,
+        ..attempt
+    };
     match provision(contract, &mut tx, attempt.facts, attempt.now).await? {
         Step::Refused {
             plan,
@@ -478,6 +496,16 @@ async fn audit<T: AccountTx>(
         actor: None,
         plan: plan.clone(),
     };
-    tx.append_audit(&event).await?;
+    match attempt.assertion {
+        Some(a) => {
+            if !tx
+                .append_audit_once(&event, a.id, a.not_on_or_after, attempt.now)
+                .await?
+            {
+                return Err(ReplayError::Replayed(a.id.to_owned()).into());
+            }
+        }
+        None => tx.append_audit(&event).await?,
+    }
     Ok(())
 }

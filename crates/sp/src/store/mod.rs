@@ -171,6 +171,36 @@ pub trait AccountTx: Send {
         }
     }
 
+    /// Whether [`AccountTx::append_audit_once`] records the assertion in the same trip to
+    /// the database as the audit event. The JIT engine then records a login's assertion with
+    /// its audit event, last, rather than first in a trip of its own: on PostgreSQL a trip is
+    /// most of a statement's cost, and a replay still leaves nothing, its transaction being
+    /// rolled back whatever it did before.
+    fn records_with_audit(&self) -> bool {
+        false
+    }
+
+    /// [`AccountTx::record_assertion`], then [`AccountTx::append_audit`] only if the assertion
+    /// was fresh: `false` for a replay, with nothing appended.
+    fn append_audit_once(
+        &mut self,
+        event: &AuditEvent,
+        assertion_id: &str,
+        not_on_or_after: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            if !self
+                .record_assertion(assertion_id, not_on_or_after, now)
+                .await?
+            {
+                return Ok(false);
+            }
+            self.append_audit(event).await?;
+            Ok(true)
+        }
+    }
+
     /// Makes every write of this transaction durable.
     fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

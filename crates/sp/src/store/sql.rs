@@ -84,6 +84,16 @@ pub(crate) const INSERT_AUDIT: &str = "INSERT INTO sp_audit (id, operation_id, a
     account_id, idp_entity_id, identity_key, session_index, plan, actor) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
+/// [`INSERT_AUDIT`] only if the assertion `$11` is fresh, recording it until `$12` (unless an
+/// entry unexpired at `$13` holds it, as [`crate::replay::RECORD_ASSERTION`]): one trip for
+/// both. PostgreSQL only (a data-modifying `WITH`).
+const INSERT_AUDIT_ONCE: &str = "WITH fresh AS (INSERT INTO sp_replay_cache (assertion_id, \
+    not_on_or_after) VALUES ($11, $12) ON CONFLICT (assertion_id) DO UPDATE SET \
+    not_on_or_after = excluded.not_on_or_after WHERE sp_replay_cache.not_on_or_after <= $13 \
+    RETURNING 1) INSERT INTO sp_audit (id, operation_id, at, kind, account_id, idp_entity_id, \
+    identity_key, session_index, plan, actor) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+    WHERE EXISTS (SELECT 1 FROM fresh)";
+
 impl SqlAccountStore {
     /// A store over an already migrated database.
     pub fn new(db: Database) -> Self {
@@ -316,21 +326,40 @@ impl AccountTx for SqlAccountTx {
     }
 
     async fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
-        let plan = plan_json(event)?;
-        sqlx::query(INSERT_AUDIT)
-            .bind(event.id.to_string())
-            .bind(event.operation_id.to_string())
-            .bind(millis(event.at))
-            .bind(event.kind.as_str())
-            .bind(event.account_id.map(|id| id.to_string()))
-            .bind(event.idp_entity_id.clone())
-            .bind(event.identity_key.clone())
-            .bind(event.session_index.clone())
-            .bind(plan)
-            .bind(event.actor.clone())
+        audit_query(INSERT_AUDIT, event)?
             .execute(&mut *self.tx)
             .await?;
         Ok(())
+    }
+
+    fn records_with_audit(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    async fn append_audit_once(
+        &mut self,
+        event: &AuditEvent,
+        assertion_id: &str,
+        not_on_or_after: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        if self.backend != Backend::Postgres {
+            if !self
+                .record_assertion(assertion_id, not_on_or_after, now)
+                .await?
+            {
+                return Ok(false);
+            }
+            self.append_audit(event).await?;
+            return Ok(true);
+        }
+        let done = audit_query(INSERT_AUDIT_ONCE, event)?
+            .bind(assertion_id.to_owned())
+            .bind(millis(not_on_or_after))
+            .bind(millis(now))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn record_assertion(
@@ -346,6 +375,24 @@ impl AccountTx for SqlAccountTx {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// `sql` with an audit event's columns bound as `$1`..`$10`, in [`INSERT_AUDIT`]'s order.
+fn audit_query(
+    sql: &'static str,
+    event: &AuditEvent,
+) -> Result<sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>, StoreError> {
+    Ok(sqlx::query(sql)
+        .bind(event.id.to_string())
+        .bind(event.operation_id.to_string())
+        .bind(millis(event.at))
+        .bind(event.kind.as_str())
+        .bind(event.account_id.map(|id| id.to_string()))
+        .bind(event.idp_entity_id.clone())
+        .bind(event.identity_key.clone())
+        .bind(event.session_index.clone())
+        .bind(plan_json(event)?)
+        .bind(event.actor.clone()))
 }
 
 pub(crate) fn identity_columns(account: &Account) -> (Option<String>, Option<String>) {

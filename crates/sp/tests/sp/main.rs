@@ -19,6 +19,7 @@ mod contract;
 mod database;
 mod decryption;
 mod logout;
+mod migration_pairs;
 mod plan_json;
 mod replay;
 mod rollover;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use latchkey_sp::login::{PendingStore, SqlPendingRequests};
 use latchkey_sp::replay::{ReplayCache, SqlReplayCache};
 use latchkey_sp::store::Database;
 use latchkey_sp::{Error, ReplayError};
@@ -138,7 +139,82 @@ async fn a_large_prune_takes_every_expired_entry_and_nothing_else(db: Db) {
     );
 }
 
+/// An install from before the replay cache and pending requests became one b-tree each
+/// (`20261206000020`, `…30`) keeps its rows through the migrations: a live replay entry still
+/// refuses its assertion, an expired one is still pruned, and a login started before is still
+/// answered once.
+async fn entries_recorded_before_the_one_tree_migration_are_kept(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, migrations) = match db {
+        Db::Sqlite => (
+            format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display()),
+            "sqlite",
+        ),
+        Db::Postgres => (latchkey_testkit::pg::fresh_database_url().await, "postgres"),
+    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(migrations);
+    let mut before = sqlx::migrate::Migrator::new(path).await.unwrap();
+    before.dangerous_set_table_name("_latchkey_sp_migrations");
+    before.run_to(20261206000010, &pool).await.unwrap();
+    let expiry = t0() + Duration::minutes(5);
+    let millis =
+        |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap();
+    for (id, until) in [("_live", expiry), ("_gone", t0())] {
+        sqlx::query("INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ($1, $2)")
+            .bind(id)
+            .bind(millis(until))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO sp_pending_requests (relay_state, request_id, return_to, expires_at, \
+         client) VALUES ('rs-before', '_req-before', '/back', $1, '192.0.2.0/24')",
+    )
+    .bind(millis(expiry))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let database = Database::connect(&url).await.unwrap();
+    let cache = SqlReplayCache::new(database.clone());
+    assert_eq!(cache.count_entries().await.unwrap(), 2);
+    assert_eq!(
+        replay_err(cache.check_and_store("_live", expiry, t0()).await),
+        ReplayError::Replayed("_live".to_owned())
+    );
+    // That call pruned the expired entry; the live one goes once it expires.
+    assert_eq!(cache.count_entries().await.unwrap(), 1);
+    assert_eq!(cache.prune(expiry).await.unwrap(), 1);
+    assert_eq!(cache.count_entries().await.unwrap(), 0);
+    let pending = PendingStore::Sql(SqlPendingRequests::new(database.clone(), 8));
+    let started = pending.take("rs-before", t0()).await.unwrap().unwrap();
+    assert_eq!(
+        (started.request_id.as_str(), started.return_to.as_deref()),
+        ("_req-before", Some("/back"))
+    );
+    assert!(pending.take("rs-before", t0()).await.unwrap().is_none());
+    if db == Db::Sqlite {
+        for table in ["sp_replay_cache", "sp_pending_requests"] {
+            let sql: String = sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1",
+            )
+            .bind(table)
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+            assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+        }
+    }
+}
+
 crate::on_both_backends!(
+    entries_recorded_before_the_one_tree_migration_are_kept,
     sql_cache_refuses_replays_and_prunes,
     sql_cache_is_shared_between_nodes_and_atomic,
     a_large_prune_takes_every_expired_entry_and_nothing_else,

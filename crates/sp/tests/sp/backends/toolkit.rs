@@ -253,7 +253,51 @@ async fn pending_requests_are_bounded_per_client_network(backend: Db) {
     assert_eq!(nodes[0].count().await.unwrap(), PENDING_PER_NETWORK + 1);
 }
 
+/// A replayed assertion whose login would change the account (the contract changed since
+/// its first use) changes nothing: on PostgreSQL the replay is found only with the audit
+/// event, after the update, and the rollback takes the update back.
+async fn a_replay_that_would_update_leaves_the_account_as_it_was(backend: Db) {
+    let fx = fixture(backend).await;
+    let sp = ServiceProvider::new(
+        &config("allow_idp_initiated = true"),
+        None,
+        trust(&[&old_key().cert]),
+    )
+    .unwrap();
+    let replay = SqlReplayCache::new(fx.store.database().clone());
+    let member = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
+    let staff = JitEngine::new(
+        Contract::from_toml(&CONTRACT.replace("\"member\"", "\"staff\"")).unwrap(),
+        fx.store.clone(),
+    );
+    let used = form(&response(None, "_used-once", &old_key().key), None);
+    let done = acs::run(&sp, &used, &replay, &member, NOW).await.unwrap();
+    assert_eq!(done.provisioned.outcome, Outcome::Created);
+    let roles = |accounts: Vec<latchkey_sp::store::Account>| -> Vec<String> {
+        accounts[0].roles.keys().cloned().collect()
+    };
+    assert_eq!(roles(fx.store.accounts().await.unwrap()), ["member"]);
+
+    let failure = acs::run(&sp, &used, &replay, &staff, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
+    assert_eq!(roles(fx.store.accounts().await.unwrap()), ["member"]);
+    let log = staff.store().audit_log(10).await.unwrap();
+    assert!(
+        log.iter().all(|e| e.kind.as_str() != "jit.updated"),
+        "{log:?}"
+    );
+
+    // A fresh assertion under the new contract does update.
+    let fresh = form(&response(None, "_fresh", &old_key().key), None);
+    let done = acs::run(&sp, &fresh, &replay, &staff, NOW).await.unwrap();
+    assert_eq!(done.provisioned.outcome, Outcome::Updated);
+    assert_eq!(roles(fx.store.accounts().await.unwrap()), ["staff"]);
+}
+
 crate::on_both_backends!(
+    a_replay_that_would_update_leaves_the_account_as_it_was,
     sql_replay_cache_joins_the_login_transaction,
     a_burst_keeps_each_login_apart,
     pending_requests_hold_their_bound_under_a_burst,
