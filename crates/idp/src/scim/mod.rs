@@ -740,9 +740,11 @@ impl WantedGroup {
             .to_owned();
         let mut members = Vec::new();
         let mut written = Vec::new();
+        // A set, not `members.contains`: a PUT of 100,000 members was 5 billion comparisons.
+        let mut seen = BTreeSet::new();
         for m in members_of(resource) {
             let (id, entry) = member_of(m)?;
-            if !members.contains(&id) {
+            if seen.insert(id) {
                 members.push(id);
                 written.push(entry);
             }
