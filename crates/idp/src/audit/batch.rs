@@ -21,17 +21,12 @@
 //! Directory and application changes do not come here: their lines are written inside the
 //! change's own transaction (see [`super::record`]).
 //!
-//! Every sign-in waits on this one task, so it must not die: a panic while a batch is
-//! written (in sqlx, in a log call) is caught there and fails that batch like a database
+//! Every sign-in waits on this one task, so it must not die: each batch is written by a task
+//! of its own, and a panic there (in sqlx, in a log call) fails that batch like a database
 //! error would, while the writer carries on with the next. A failed batch answers its
 //! requests with the error and nothing is retried, so the writer works again as soon as the
 //! database does. Should the writer still end, [`AuditBatcher::is_alive`] says so and the
 //! node stops answering ready (`/readyz`).
-
-use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -134,19 +129,19 @@ async fn writer(store: Store, mut queue: mpsc::Receiver<Job>) {
             waiting.push(job.done);
         }
         let count = entries.len();
-        // Caught, so that a panic while writing fails this batch, not the writer.
-        let written = CatchPanic(Box::pin(write(&store, entries))).await;
-        let outcome = match written {
-            Ok(Ok(stored)) => Ok(stored),
-            Ok(Err(e)) => {
+        let store = store.clone();
+        // A task of its own, so that a panic while writing fails this batch, not the writer.
+        let written = tokio::spawn(async move {
+            write(&store, entries).await.map_err(|e| {
                 tracing::error!(error = %e, lines = count, "audit lines could not be stored");
-                Err(e.to_string())
-            }
-            Err(panic) => {
-                tracing::error!(error = %panic, lines = count, "the audit write crashed");
-                Err(format!("the audit write crashed: {panic}"))
-            }
-        };
+                e.to_string()
+            })
+        })
+        .await;
+        let outcome = written.unwrap_or_else(|e| {
+            tracing::error!(error = %e, lines = count, "the audit write crashed");
+            Err(format!("the audit write crashed: {e}"))
+        });
         match outcome {
             Ok(stored) => {
                 for (done, stored) in waiting.into_iter().zip(stored) {
@@ -159,30 +154,6 @@ async fn writer(store: Store, mut queue: mpsc::Receiver<Job>) {
                     let _ = done.send(Err(e.clone()));
                 }
             }
-        }
-    }
-}
-
-/// A future polled in the task that awaits it, whose panic comes out as an error (its
-/// message) instead of unwinding that task: the writer's batch, which used to run in a task
-/// of its own for this, and so cost a spawn and a wake-up of the writer per batch.
-struct CatchPanic<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchPanic<F> {
-    type Output = std::result::Result<F::Output, String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        // The future is dropped after a panic (with it whatever it held: a connection goes
-        // back to the pool, a transaction rolls back), never polled again.
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
-            Err(panic) => Poll::Ready(Err(panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned()))),
         }
     }
 }
@@ -234,22 +205,6 @@ mod tests {
             before: None,
             after: None,
         }
-    }
-
-    /// A batch that panics is an error for that batch; the writer's task goes on.
-    #[tokio::test]
-    async fn a_panic_while_writing_fails_only_that_batch() {
-        let caught = CatchPanic(Box::pin(async {
-            tokio::task::yield_now().await;
-            panic!("boom")
-        }))
-        .await;
-        let _: () = match caught {
-            Err(message) => assert_eq!(message, "boom"),
-            Ok(()) => panic!("the panic was not caught"),
-        };
-        let fine = CatchPanic(Box::pin(async { 7 })).await;
-        assert_eq!(fine, Ok(7));
     }
 
     /// The writer answers a failed write with the error and keeps going: once the database
