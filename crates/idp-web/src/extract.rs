@@ -16,6 +16,7 @@ use axum::response::{IntoResponseParts, ResponseParts};
 use serde::de::DeserializeOwned;
 
 use super::{WebError, WebState, cookies};
+use latchkey_idp::apps::AppsVersion;
 use latchkey_idp::ids::AppId;
 use latchkey_idp::session::{Session, Sessions};
 use latchkey_idp::sso::grant::{self, Grant};
@@ -43,13 +44,14 @@ impl SessionCookie {
 }
 
 impl SessionCookie {
-    /// The session the cookie names, if still valid, with its grant at `app`: what a
-    /// sign-in to `app` reads, in one statement (see [`grant::resume`]).
+    /// The session the cookie names, if still valid, with its grant at `app` and the
+    /// applications' version: what a sign-in to `app` reads, in one statement (see
+    /// [`grant::resume`]).
     pub async fn resume_for(
         &self,
         state: &WebState,
         app: AppId,
-    ) -> Result<Option<(Session, Grant)>, WebError> {
+    ) -> Result<Option<(Session, Grant, AppsVersion)>, WebError> {
         let Some(token) = &self.0 else {
             return Ok(None);
         };

@@ -21,8 +21,7 @@ use super::extract::{ClientAddress, CsrfForm, CsrfOnly, CsrfToken, SessionCookie
 use super::html::render;
 use super::pages::{ConfirmLaunchPage, PortalPage, Tile};
 use super::{WebError, WebState};
-use latchkey_idp::apps::Application;
-use latchkey_idp::error::Error;
+use latchkey_idp::apps::{AppKey, AppRead, Application, SignInApp};
 use latchkey_idp::ids::AppId;
 use latchkey_idp::mfa::policy::{MfaDecision, MfaPolicy, Target};
 use latchkey_idp::session::Sessions;
@@ -175,29 +174,20 @@ fn from_our_pages(headers: &HeaderMap) -> bool {
     )
 }
 
-/// The application a launch path names.
-async fn launched_app(
-    state: &WebState,
-    app: Result<Path<String>, axum::extract::rejection::PathRejection>,
-) -> Result<Application, WebError> {
-    let Ok(Path(app)) = app else {
-        return Err(WebError::NotFound);
-    };
+/// The application a launch path names, as `read` says.
+async fn launched_app(state: &WebState, app: &str, read: AppRead) -> Result<SignInApp, WebError> {
     // The internal ID, or the app's slug (which never reads as an ID).
-    let Ok(id) = app.parse::<AppId>() else {
-        if app.len() > latchkey_idp::apps::MAX_SLUG {
-            return Err(WebError::NotFound);
-        }
-        return match state.store().apps().find_by_slug(&app).await? {
-            Some(app) => Ok(app),
-            None => Err(WebError::NotFound),
-        };
+    let key = match app.parse::<AppId>() {
+        Ok(id) => AppKey::Id(id),
+        Err(_) if app.len() > latchkey_idp::apps::MAX_SLUG => return Err(WebError::NotFound),
+        Err(_) => AppKey::Slug(app),
     };
-    match state.store().apps().get(id).await {
-        Ok(app) => Ok(app),
-        Err(Error::UnknownApplication { .. }) => Err(WebError::NotFound),
-        Err(e) => Err(e.into()),
-    }
+    state
+        .store()
+        .apps()
+        .for_sign_in(key, read)
+        .await?
+        .ok_or(WebError::NotFound)
 }
 
 /// GET /saml/init/{app}
@@ -208,6 +198,9 @@ async fn launched_app(
 /// another site gets a confirmation page instead: otherwise any site could sign a visitor
 /// with a live session into an application of its choosing (login CSRF). Browsers that
 /// send no `Sec-Fetch-Site` get the confirmation too; it costs them one click.
+///
+/// The application is this node's copy first; whatever is answered from it is confirmed
+/// as current first, else decided again on the application read from the database.
 pub async fn launch(
     State(state): State<WebState>,
     headers: HeaderMap,
@@ -216,11 +209,22 @@ pub async fn launch(
     csrf: CsrfToken,
     app: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, WebError> {
-    let app = launched_app(&state, app).await?;
-    if !app.settings.launch_without_confirmation && !from_our_pages(&headers) {
-        return confirmation(csrf, &app);
+    let Ok(Path(app)) = app else {
+        return Err(WebError::NotFound);
+    };
+    for read in [AppRead::Cached, AppRead::Fresh] {
+        let found = launched_app(&state, &app, read).await?;
+        if !found.app.settings.launch_without_confirmation && !from_our_pages(&headers) {
+            if !state.store().apps().confirm_now(found.unconfirmed).await? {
+                continue;
+            }
+            return confirmation(csrf, &found.app);
+        }
+        if let Some(answer) = issue(&state, &cookie, &client, &found).await? {
+            return Ok(answer);
+        }
     }
-    issue(&state, &cookie, &client, &app).await
+    Err(super::saml::stale_twice())
 }
 
 /// POST /saml/init/{app}: the confirmation page's form (our own CSRF token).
@@ -231,8 +235,16 @@ pub async fn launch_confirmed(
     app: Result<Path<String>, axum::extract::rejection::PathRejection>,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    let app = launched_app(&state, app).await?;
-    issue(&state, &cookie, &client, &app).await
+    let Ok(Path(app)) = app else {
+        return Err(WebError::NotFound);
+    };
+    for read in [AppRead::Cached, AppRead::Fresh] {
+        let found = launched_app(&state, &app, read).await?;
+        if let Some(answer) = issue(&state, &cookie, &client, &found).await? {
+            return Ok(answer);
+        }
+    }
+    Err(super::saml::stale_twice())
 }
 
 /// "Continue to <app>?", with a form that posts back here and a way out.
@@ -246,13 +258,15 @@ fn confirmation(csrf: CsrfToken, app: &Application) -> Result<Response, WebError
     Ok((csrf, html).into_response())
 }
 
-/// Answers an unsolicited sign-in for the app's default ACS.
+/// Answers an unsolicited sign-in for the app's default ACS (`None`: `found` was a stale
+/// copy, nothing answered).
 async fn issue(
     state: &WebState,
     cookie: &SessionCookie,
     client: &ClientAddress,
-    app: &Application,
-) -> Result<Response, WebError> {
+    found: &SignInApp,
+) -> Result<Option<Response>, WebError> {
+    let app = &*found.app;
     let pending = PendingRequest {
         app_id: app.id,
         request_id: None,
@@ -265,7 +279,7 @@ async fn issue(
         subject: None,
         requested_authn_context: None,
     };
-    super::saml::answer_or_park(state, cookie, client, app, pending, None).await
+    super::saml::answer_or_park(state, cookie, client, app, found.unconfirmed, pending, None).await
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use serde_json::json;
 use super::extract::{ClientAddress, SessionCookie};
 use super::login::continue_key;
 use super::{WebError, WebState};
+use latchkey_idp::apps::{AppRead, AppsVersion};
 use latchkey_idp::audit::Actor;
 use latchkey_idp::error::Error;
 use latchkey_idp::error::PageCode;
@@ -62,14 +63,13 @@ pub async fn sso_redirect(
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
     let query = query.unwrap_or_default();
-    let validated = request::validate(
-        state.store(),
-        state.settings(),
+    sso(
+        &state,
+        &cookie,
+        &client,
         InboundRequest::Redirect { query: &query },
-        state.store().now(),
     )
-    .await?;
-    accept(&state, &cookie, &client, validated).await
+    .await
 }
 
 /// POST /saml/sso (HTTP-POST binding)
@@ -85,28 +85,58 @@ pub async fn sso_post(
             .ok_or(SsoError::Binding(latchkey_saml::Error::MissingParameter(
                 "SAMLRequest",
             )))?;
-    let validated = request::validate(
-        state.store(),
-        state.settings(),
-        InboundRequest::Post {
-            saml_request: &saml_request,
-            relay_state: form.relay_state.as_deref(),
-        },
-        state.store().now(),
-    )
-    .await?;
-    accept(&state, &cookie, &client, validated).await
+    let inbound = InboundRequest::Post {
+        saml_request: &saml_request,
+        relay_state: form.relay_state.as_deref(),
+    };
+    sso(&state, &cookie, &client, inbound).await
+}
+
+/// Both bindings: validates the request on this node's copy of the application, and
+/// answers it once that copy is confirmed as current; when it is not, the request is
+/// validated and answered again on the application read from the database, as if it had
+/// just arrived (nothing was answered or recorded from the copy).
+async fn sso(
+    state: &WebState,
+    cookie: &SessionCookie,
+    client: &ClientAddress,
+    inbound: InboundRequest<'_>,
+) -> Result<Response, WebError> {
+    let now = state.store().now();
+    for read in [AppRead::Cached, AppRead::Fresh] {
+        let validated =
+            request::validate(state.store(), state.settings(), inbound, now, read).await?;
+        if let Some(answer) = accept(state, cookie, client, validated).await? {
+            return Ok(answer);
+        }
+    }
+    Err(stale_twice())
+}
+
+/// What a sign-in answers if the application read from the database were taken for a
+/// stale copy, which [`answer_or_park`] never does (it checks only copies).
+pub(crate) fn stale_twice() -> WebError {
+    WebError::Internal("the application read from the database was taken for a stale copy".into())
 }
 
 /// Answers a refusal or a signed-in user at once; otherwise parks the request and
-/// continues same-site.
+/// continues same-site. `None` (nothing answered or recorded) when the request was
+/// validated on a copy of the application that is no longer current.
 async fn accept(
     state: &WebState,
     cookie: &SessionCookie,
     client: &ClientAddress,
     validated: ValidatedRequest,
-) -> Result<Response, WebError> {
+) -> Result<Option<Response>, WebError> {
     if let Some(status) = validated.refusal {
+        if !state
+            .store()
+            .apps()
+            .confirm_now(validated.unconfirmed)
+            .await?
+        {
+            return Ok(None);
+        }
         let reason = match status.sub_code.as_deref() {
             Some(code::INVALID_NAMEID_POLICY) => PageCode::SsoNameidPolicy,
             Some(code::NO_AUTHN_CONTEXT) => PageCode::SsoAuthnContext,
@@ -122,13 +152,15 @@ async fn accept(
             None,
             Some(validated.claim),
         )
-        .await;
+        .await
+        .map(Some);
     }
     answer_or_park(
         state,
         cookie,
         client,
         &validated.app,
+        validated.unconfirmed,
         validated.pending,
         Some(validated.claim),
     )
@@ -172,18 +204,33 @@ async fn refusal_slot(
 /// an IdP-initiated launch): recorded with the answer's audit line, or once the request has
 /// its place among the parked (counted against `client`'s network: nobody is signed in),
 /// so a request refused for want of a place leaves no record either.
+///
+/// `app` read at `unconfirmed` is this node's copy: nothing is answered from it unless the
+/// applications are still at that version (read with the session, or on its own before
+/// parking); else `None`, and the caller decides again from the database.
 pub(crate) async fn answer_or_park(
     state: &WebState,
     cookie: &SessionCookie,
     client: &ClientAddress,
     app: &latchkey_idp::apps::Application,
+    unconfirmed: Option<AppsVersion>,
     pending: PendingRequest,
     claim: Option<Claim>,
-) -> Result<Response, WebError> {
+) -> Result<Option<Response>, WebError> {
+    let apps = state.store().apps();
     if !pending.force_authn
-        && let Some((session, grant)) = cookie.resume_for(state, app.id).await?
+        && let Some((session, grant, current)) = cookie.resume_for(state, app.id).await?
     {
-        return issue(state, &session, &grant, app, &pending, claim).await;
+        if !apps.confirm(unconfirmed, current) {
+            return Ok(None);
+        }
+        return issue(state, &session, &grant, app, &pending, claim)
+            .await
+            .map(Some);
+    }
+    // What is parked (the ACS above all) is answered later: it must be current now.
+    if !apps.confirm_now(unconfirmed).await? {
+        return Ok(None);
     }
     let parked = state.parked();
     let key = parked
@@ -197,7 +244,9 @@ pub(crate) async fn answer_or_park(
         parked.take::<PendingRequest>(&key).await?;
         return Err(replayed);
     }
-    Ok(Redirect::to(&format!("/saml/continue/{key}")).into_response())
+    Ok(Some(
+        Redirect::to(&format!("/saml/continue/{key}")).into_response(),
+    ))
 }
 
 /// Sends a SAML error Status to the (validated) ACS, and records why (with `claim`, the

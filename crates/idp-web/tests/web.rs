@@ -21,6 +21,7 @@ mod web {
     mod account;
     pub mod api;
     mod api_http;
+    pub mod app_copies;
     mod audit_lines;
     pub mod bursts;
     pub mod console;

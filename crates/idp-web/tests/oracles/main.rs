@@ -20,6 +20,8 @@ mod web {
 
     #[path = "../../web/api.rs"]
     pub mod api;
+    #[path = "../../web/app_copies.rs"]
+    pub mod app_copies;
     #[path = "../../web/bursts.rs"]
     pub mod bursts;
     #[path = "../../web/readiness.rs"]

@@ -1,9 +1,12 @@
 //! Storing, finding, changing and removing applications, and their access policy.
 
+use std::sync::Arc;
+
 use sqlx::AnyConnection;
 use sqlx::{Any, Executor};
 
 use super::SpMetadata;
+use super::cache::{AppKey, AppsVersion};
 use super::model::{Application, NameIdFormat, NewApplication};
 use super::{pairwise, rules};
 use crate::audit::{self, Actor, Change};
@@ -44,17 +47,38 @@ struct AppRow {
 
 macro_rules! select_apps {
     ($tail:literal) => {
+        select_apps!("", $tail)
+    };
+    ($more:expr, $tail:literal) => {
         concat!(
             "SELECT a.id, a.entity_id, a.name, a.slug, a.acs_endpoints, a.slo_endpoint, a.signing_certs, \
              a.encryption_cert, a.encryption_methods, a.name_id_format, a.name_id_source, a.name_id_formats, a.attribute_mappings, \
              a.sign_response, a.sign_assertion, a.encrypt_assertion, a.tile_description, \
              a.tile_icon_url, a.default_relay_state, a.tile_visible, a.tile_login_url, a.authn_requests_signed, \
              a.allow_unsigned_logout, a.launch_without_confirmation, a.created_at, \
-             a.updated_at \
-             FROM applications a ",
+             a.updated_at",
+            $more,
+            " FROM applications a ",
             $tail
         )
     };
+}
+
+/// The applications' version as a column (`apps_version`), for statements that must read it
+/// with what they read (one statement is one snapshot on both backends).
+macro_rules! apps_version_column {
+    () => {
+        "(SELECT v.version FROM apps_version v WHERE v.id = 1) AS apps_version"
+    };
+}
+pub(crate) use apps_version_column;
+
+/// An application row with the applications' version it was read at.
+#[derive(sqlx::FromRow)]
+struct VersionedAppRow {
+    #[sqlx(flatten)]
+    app: AppRow,
+    apps_version: i64,
 }
 
 fn json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
@@ -128,6 +152,63 @@ where
         .fetch_optional(exec)
         .await?;
     row.map(AppRow::into_app).transpose()
+}
+
+/// The application `key` names and the applications' version, in one statement: a copy kept
+/// at that version is exactly the row.
+async fn fetch_versioned(
+    store: &Store,
+    key: AppKey<'_>,
+) -> Result<Option<(Application, AppsVersion)>> {
+    let query = match key {
+        AppKey::Id(id) => sqlx::query_as::<_, VersionedAppRow>(select_apps!(
+            concat!(", ", apps_version_column!()),
+            "WHERE a.id = $1"
+        ))
+        .bind(id.to_db()),
+        AppKey::EntityId(entity_id) => sqlx::query_as(select_apps!(
+            concat!(", ", apps_version_column!()),
+            "WHERE a.entity_id = $1"
+        ))
+        .bind(entity_id.to_owned()),
+        AppKey::Slug(slug) => sqlx::query_as(select_apps!(
+            concat!(", ", apps_version_column!()),
+            "WHERE a.slug = $1"
+        ))
+        .bind(slug.to_owned()),
+    };
+    let row = query.fetch_optional(store.pool()).await?;
+    row.map(|row| Ok((row.app.into_app()?, AppsVersion(row.apps_version))))
+        .transpose()
+}
+
+/// The applications' version now.
+async fn current_version(store: &Store) -> Result<AppsVersion> {
+    let version: i64 = sqlx::query_scalar("SELECT version FROM apps_version WHERE id = 1")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(AppsVersion(version))
+}
+
+/// Where a sign-in takes its application from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppRead {
+    /// This node's copy when it has one (to be confirmed, see [`SignInApp::unconfirmed`]).
+    Cached,
+    /// The database (after a copy turned out stale).
+    Fresh,
+}
+
+/// The application a sign-in answers for.
+#[derive(Debug, Clone)]
+pub struct SignInApp {
+    /// The application.
+    pub app: Arc<Application>,
+    /// Set when `app` is this node's copy, read at this version: no answer may rely on it
+    /// before the version is confirmed as still current ([`Apps::confirm`],
+    /// [`Apps::confirm_now`]); when it is not, the request is decided again from
+    /// [`AppRead::Fresh`].
+    pub unconfirmed: Option<AppsVersion>,
 }
 
 async fn fetch_by_entity_id<'e, E>(exec: E, entity_id: &str) -> Result<Option<Application>>
@@ -411,6 +492,54 @@ impl<'s> Apps<'s> {
             .ok_or_else(|| Error::UnknownApplication {
                 app: id.to_string(),
             })
+    }
+
+    /// The application `key` names, for a sign-in: with [`AppRead::Cached`] this node's
+    /// copy if it has one (unconfirmed), else read now, at the version read with it, and
+    /// kept as the copy.
+    pub async fn for_sign_in(&self, key: AppKey<'_>, read: AppRead) -> Result<Option<SignInApp>> {
+        let cache = self.store.apps_cache();
+        if read == AppRead::Cached
+            && let Some((app, version)) = cache.get(key)
+        {
+            return Ok(Some(SignInApp {
+                app,
+                unconfirmed: Some(version),
+            }));
+        }
+        let Some((app, version)) = fetch_versioned(self.store, key).await? else {
+            return Ok(None);
+        };
+        let app = Arc::new(app);
+        cache.put(&app, version);
+        Ok(Some(SignInApp {
+            app,
+            unconfirmed: None,
+        }))
+    }
+
+    /// Whether an application read at `unconfirmed` (none: read fresh) may be relied on, the
+    /// applications being at `current` (as the sign-in's statement read it,
+    /// [`crate::sso::grant::resume`]). When not, this node's copies are dropped.
+    pub fn confirm(&self, unconfirmed: Option<AppsVersion>, current: AppsVersion) -> bool {
+        self.store.apps_cache().seen(current);
+        unconfirmed.is_none_or(|v| v == current)
+    }
+
+    /// [`Apps::confirm`] for an answer that does not read the session's statement (a
+    /// refusal, a parked request, a confirmation page): reads the version now, and only
+    /// when `unconfirmed` is set.
+    pub async fn confirm_now(&self, unconfirmed: Option<AppsVersion>) -> Result<bool> {
+        if unconfirmed.is_none() {
+            return Ok(true);
+        }
+        let current = current_version(self.store).await?;
+        Ok(self.confirm(unconfirmed, current))
+    }
+
+    /// The applications' version now: it moves with every change to any application.
+    pub async fn version(&self) -> Result<AppsVersion> {
+        current_version(self.store).await
     }
 
     /// The application with this entity ID, if registered (the SSO path's lookup).

@@ -11,7 +11,8 @@
 //! rules, and whether the user has a factor), which the sign-in's gate decides on
 //! ([`super::authn::gate`]).
 
-use crate::apps::Application;
+use crate::apps::registry::apps_version_column;
+use crate::apps::{Application, AppsVersion};
 use crate::directory::{User, UserStatus};
 use crate::error::{Error, Result};
 use crate::ids::AppId;
@@ -119,20 +120,23 @@ macro_rules! grant_rows {
 /// reads of a sign-in with a live session in one statement, so one round trip to the
 /// database instead of two. The grant's rows come joined to the session's row, so they are
 /// read for exactly the user the session belongs to (nothing is read for a token no
-/// session has).
+/// session has). The same statement reads the applications' version, which confirms (or
+/// not) the node's copy of the application the sign-in is for ([`crate::apps::Apps::confirm`]).
 pub async fn resume(
     store: &Store,
     token: &str,
     now: OffsetDateTime,
     idle: Duration,
     app: AppId,
-) -> Result<Option<(Session, Grant)>> {
+) -> Result<Option<(Session, Grant, AppsVersion)>> {
     let Some(hash) = cookie_hash(token) else {
         return Ok(None);
     };
     let rows: Vec<SessionGrantRow> = sqlx::query_as(concat!(
         "WITH me AS (SELECT user_id FROM web_sessions WHERE token_hash = $2) SELECT ",
         session_columns!(),
+        ", ",
+        apps_version_column!(),
         ", g.kind, g.a, g.b FROM web_sessions s JOIN users u ON u.id = s.user_id \
          LEFT JOIN (",
         grant_rows!("$1", "(SELECT user_id FROM me)", "$2"),
@@ -145,14 +149,14 @@ pub async fn resume(
     let mut session_row = None;
     let mut grant_rows = Vec::with_capacity(rows.len());
     for row in rows {
-        session_row.get_or_insert(row.session);
+        session_row.get_or_insert((row.session, AppsVersion(row.apps_version)));
         grant_rows.push(GrantRow {
             kind: row.kind.unwrap_or_default(),
             a: row.a,
             b: row.b,
         });
     }
-    let Some(session_row) = session_row else {
+    let Some((session_row, apps_version)) = session_row else {
         return Ok(None);
     };
     let Some(session) = Sessions::new(store)
@@ -162,7 +166,7 @@ pub async fn resume(
         return Ok(None);
     };
     let grant = fold(grant_rows, &session.user, app)?;
-    Ok(Some((session, grant)))
+    Ok(Some((session, grant, apps_version)))
 }
 
 /// A session row with one of its grant's rows (none when the grant has no row at all).
@@ -170,6 +174,7 @@ pub async fn resume(
 struct SessionGrantRow {
     #[sqlx(flatten)]
     session: SessionRow,
+    apps_version: i64,
     kind: Option<String>,
     a: Option<String>,
     b: Option<String>,

@@ -27,14 +27,16 @@ use latchkey_saml::assertion::name_id_format;
 use latchkey_saml::authn_context::{ContextDecision, MfaClass, Strength, decide};
 use latchkey_saml::authn_request::{AuthnRequest, RequestedSubject, binding_uri};
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
-use latchkey_saml::inbound::{self, Inbound, Received, Requirement, SignaturePolicy};
+use latchkey_saml::inbound::{self, Inbound, Received, Requirement, SignaturePolicy, Unverified};
 use latchkey_saml::status::{Status, code};
 use latchkey_xmlsec::crypto::{Certificate, VerifyingKey};
 use time::{Duration, OffsetDateTime};
 
 use super::replay::Claim;
 use super::{PendingRequest, SsoError};
-use crate::apps::{Application, Binding, NameIdFormat};
+use std::sync::Arc;
+
+use crate::apps::{AppKey, AppRead, Application, AppsVersion, Binding, NameIdFormat, SignInApp};
 use crate::config::ServerSettings;
 use crate::store::Store;
 
@@ -71,7 +73,11 @@ pub enum InboundRequest<'a> {
 #[derive(Debug, Clone)]
 pub struct ValidatedRequest {
     /// The requesting application.
-    pub app: Application,
+    pub app: Arc<Application>,
+    /// Set when the checks ran on this node's copy of the application, read at this
+    /// version: the request may be answered only once it is confirmed as current
+    /// ([`crate::apps::Apps::confirm`]), else it is validated again from the database.
+    pub unconfirmed: Option<AppsVersion>,
     /// What to answer, and where.
     pub pending: PendingRequest,
     /// When set, the request can only be refused, with this Status, at the ACS.
@@ -81,12 +87,15 @@ pub struct ValidatedRequest {
     pub claim: Claim,
 }
 
-/// Runs every check of the module docs.
+/// Runs every check of the module docs, on the application as `read` says. A request that
+/// fails a check made on a copy that is no longer current is checked again on the
+/// application as it is now: a copy never refuses what the database would accept.
 pub async fn validate(
     store: &Store,
     settings: &ServerSettings,
     inbound: InboundRequest<'_>,
     now: OffsetDateTime,
+    read: AppRead,
 ) -> Result<ValidatedRequest, SsoError> {
     let binding_error = |e: latchkey_saml::Error| match e {
         latchkey_saml::Error::RelayStateTooLong { .. } => SsoError::RelayStateTooLong(e),
@@ -111,7 +120,40 @@ pub async fn validate(
         },
     };
     let unverified = inbound::open::<AuthnRequest>(&message).map_err(malformed)?;
-    let app = registered_app(store, unverified.issuer()).await?;
+    let issuer = unverified.issuer().map(str::to_owned);
+    let found = sign_in_app(store, issuer.as_deref(), read).await?;
+    match check(settings, &message, unverified, found, now) {
+        Err((e, unconfirmed)) if !store.apps().confirm_now(unconfirmed).await? => {
+            let unverified = inbound::open::<AuthnRequest>(&message).map_err(malformed)?;
+            let found = sign_in_app(store, issuer.as_deref(), AppRead::Fresh).await?;
+            tracing::debug!(error = %e, "request checked again: the application had changed");
+            check(settings, &message, unverified, found, now).map_err(|(e, _)| e)
+        }
+        checked => checked.map_err(|(e, _)| e),
+    }
+}
+
+/// The checks that read the application (steps 3 to 6), on `found`; a failure comes with
+/// the version of the copy it was made on, if it was.
+fn check(
+    settings: &ServerSettings,
+    message: &Inbound,
+    unverified: Unverified<'_, AuthnRequest>,
+    found: SignInApp,
+    now: OffsetDateTime,
+) -> Result<ValidatedRequest, (SsoError, Option<AppsVersion>)> {
+    let unconfirmed = found.unconfirmed;
+    checked(settings, message, unverified, found, now).map_err(|e| (e, unconfirmed))
+}
+
+fn checked(
+    settings: &ServerSettings,
+    message: &Inbound,
+    unverified: Unverified<'_, AuthnRequest>,
+    found: SignInApp,
+    now: OffsetDateTime,
+) -> Result<ValidatedRequest, SsoError> {
+    let SignInApp { app, unconfirmed } = found;
     let keys = app_keys(&app)?;
     let requirement = if signature_required(settings, &app) {
         Requirement::Required
@@ -156,6 +198,7 @@ pub async fn validate(
         request.issue_instant + MAX_AGE,
     );
     Ok(ValidatedRequest {
+        unconfirmed,
         claim,
         pending: PendingRequest {
             app_id: app.id,
@@ -193,15 +236,37 @@ pub(crate) async fn registered_app(
     store: &Store,
     issuer: Option<&str>,
 ) -> Result<Application, SsoError> {
-    let issuer = issuer
-        .map(str::trim)
-        .filter(|i| !i.is_empty())
-        .ok_or(SsoError::MissingIssuer)?;
+    let issuer = claimed_issuer(issuer)?;
     store
         .apps()
         .find_by_entity_id(issuer)
         .await?
-        .ok_or_else(|| SsoError::UnknownIssuer(issuer.chars().take(200).collect()))
+        .ok_or_else(|| unknown_issuer(issuer))
+}
+
+/// [`registered_app`] for a sign-in, as `read` says ([`crate::apps::Apps::for_sign_in`]).
+async fn sign_in_app(
+    store: &Store,
+    issuer: Option<&str>,
+    read: AppRead,
+) -> Result<SignInApp, SsoError> {
+    let issuer = claimed_issuer(issuer)?;
+    store
+        .apps()
+        .for_sign_in(AppKey::EntityId(issuer), read)
+        .await?
+        .ok_or_else(|| unknown_issuer(issuer))
+}
+
+fn claimed_issuer(issuer: Option<&str>) -> Result<&str, SsoError> {
+    issuer
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .ok_or(SsoError::MissingIssuer)
+}
+
+fn unknown_issuer(issuer: &str) -> SsoError {
+    SsoError::UnknownIssuer(issuer.chars().take(200).collect())
 }
 
 fn signature_required(settings: &ServerSettings, app: &Application) -> bool {

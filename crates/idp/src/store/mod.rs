@@ -3,7 +3,9 @@
 //! Everything goes through sqlx's `Any` driver with runtime queries, so each query is written
 //! once. The SQL is kept portable (`$N` placeholders, `ON CONFLICT`, text timestamps, integer
 //! flags); what genuinely differs per backend lives in [`backend`]. Nothing that several IdP
-//! nodes must agree on is kept in process memory: a [`Store`] is only a connection pool.
+//! nodes must agree on is kept in process memory: a [`Store`] is a connection pool, and the one
+//! copy it keeps (the applications the sign-in path reads, [`crate::apps::AppCache`]) is
+//! checked against the database's version of them before any answer relies on it.
 //!
 //! ```no_run
 //! # async fn demo() -> latchkey_idp::Result<()> {
@@ -38,7 +40,7 @@ use sqlx::{AnyPool, Transaction};
 
 pub use backend::Backend;
 
-use crate::apps::Apps;
+use crate::apps::{AppCache, Apps};
 use crate::audit::Audit;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, PasswordConfig};
@@ -59,6 +61,8 @@ pub struct Store {
     clock: Arc<dyn Clock>,
     /// Wakes this node's SCIM delivery worker after a change wrote outbox rows.
     outbox_wake: Arc<tokio::sync::Notify>,
+    /// This node's copy of the applications sign-ins read, checked before every use.
+    apps_cache: Arc<AppCache>,
 }
 
 /// A write transaction. Dropping it without [`Store::commit`] rolls everything back.
@@ -166,6 +170,7 @@ impl Store {
             name: backend::redact(&url),
             clock: Arc::new(SystemClock),
             outbox_wake: Arc::default(),
+            apps_cache: Arc::default(),
         })
     }
 
@@ -291,6 +296,10 @@ impl Store {
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    pub(crate) fn apps_cache(&self) -> &AppCache {
+        &self.apps_cache
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

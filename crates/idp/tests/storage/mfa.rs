@@ -479,10 +479,11 @@ async fn facts(s: &Store, who: &User, app: &Application) -> MfaFacts {
         .create(who, s.now(), Duration::hours(8))
         .await
         .unwrap();
-    let (_, signing_in) = grant::resume(s, token.expose(), s.now(), Duration::minutes(30), app.id)
-        .await
-        .unwrap()
-        .expect("a live session");
+    let (_, signing_in, _) =
+        grant::resume(s, token.expose(), s.now(), Duration::minutes(30), app.id)
+            .await
+            .unwrap()
+            .expect("a live session");
     assert_eq!(signing_in.mfa, alone);
     alone
 }

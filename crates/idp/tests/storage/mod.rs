@@ -3,6 +3,7 @@
 //! variants, `tests/oracles` the PostgreSQL ones (see the binaries' `backend_variant!`).
 
 mod account;
+mod app_copies;
 mod app_encryption;
 mod apps;
 mod audit;

@@ -52,7 +52,7 @@ async fn agree(s: &Store, token: &str, app: &Application) -> Option<grant::Grant
     };
     match (one, two) {
         (None, None) => None,
-        (Some((a, ga)), Some((b, gb))) => {
+        (Some((a, ga, _)), Some((b, gb))) => {
             assert_eq!(a.user, b.user);
             assert_eq!(a.session_index, b.session_index);
             assert_eq!(a.authn_at, b.authn_at);

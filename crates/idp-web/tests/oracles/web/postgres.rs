@@ -19,6 +19,12 @@ use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
 
 use super::support::*;
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_at_another_postgres_node_is_seen_by_the_next_sign_in() {
+    let idp = idp_postgres().await;
+    super::app_copies::changes_elsewhere_are_seen_at_once(&idp).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn simultaneous_guesses_for_one_account_evaluate_only_the_limit_postgres() {
     let idp = idp_postgres_with(|c| c.trust_forwarded_for = true).await;
