@@ -3,8 +3,9 @@
 //! types the backends spell differently; everything else (tables, columns, constraints and
 //! their names, indexes, order) must match token for token.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use latchkey_testkit::migrations::{names, read, tokens};
+
+const HERE: &str = env!("CARGO_MANIFEST_DIR");
 
 /// SQLite spelling -> PostgreSQL spelling, applied longest first.
 const SUBSTITUTIONS: &[(&str, &str)] = &[
@@ -56,31 +57,10 @@ const TRIGGERS: &[(&str, &str, &str)] = &[(
      ON applications FOR EACH STATEMENT EXECUTE FUNCTION applications_version();",
 )];
 
-fn dir(backend: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(backend)
-}
-
-fn names(backend: &str) -> BTreeSet<String> {
-    std::fs::read_dir(dir(backend))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-/// The statements without comments, one space between tokens, PostgreSQL's type names,
-/// and without PostgreSQL's byte-wise `COLLATE "C"`.
+/// The statements as tokens, with PostgreSQL's type names, and without PostgreSQL's byte-wise
+/// `COLLATE "C"`.
 fn normalize(sql: &str, substitute: bool) -> String {
-    let code: Vec<&str> = sql
-        .lines()
-        .map(|line| line.split_once("--").map_or(line, |(code, _)| code))
-        .collect();
-    let mut text = code
-        .join(" ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let mut text = tokens(sql);
     if substitute {
         for (sqlite, postgres) in SUBSTITUTIONS {
             text = text.replace(sqlite, postgres);
@@ -95,17 +75,16 @@ fn normalize(sql: &str, substitute: bool) -> String {
 
 #[test]
 fn every_migration_exists_for_both_backends() {
-    let sqlite = names("sqlite");
+    let sqlite = names(HERE, "sqlite");
     assert!(!sqlite.is_empty());
-    assert_eq!(sqlite, names("postgres"));
+    assert_eq!(sqlite, names(HERE, "postgres"));
 }
 
 #[test]
 fn each_pair_says_the_same_after_the_known_type_substitutions() {
-    for name in names("sqlite") {
-        let read = |backend| std::fs::read_to_string(dir(backend).join(&name)).unwrap();
-        let mut sqlite = normalize(&read("sqlite"), true);
-        let mut postgres = normalize(&read("postgres"), false);
+    for name in names(HERE, "sqlite") {
+        let mut sqlite = normalize(&read(HERE, "sqlite", &name), true);
+        let mut postgres = normalize(&read(HERE, "postgres", &name), false);
         for (file, in_sqlite, in_postgres) in TRIGGERS {
             if *file == name {
                 for (text, expected) in [(&mut sqlite, in_sqlite), (&mut postgres, in_postgres)] {
@@ -149,7 +128,7 @@ fn each_pair_says_the_same_after_the_known_type_substitutions() {
 
 #[test]
 fn normalizing_keeps_what_matters() {
-    // A renamed column is a difference; a comment or a spelling of a type is not.
+    // A renamed column is a difference; a spelling of a type is not.
     let a = normalize("CREATE TABLE t ( -- sqlite\n  n INTEGER NOT NULL\n);", true);
     assert_eq!(
         a,
