@@ -313,11 +313,7 @@ async fn parked_sign_ins_are_capped_per_network() {
 /// refused its place is not used up, so the application can send it again from elsewhere.
 #[tokio::test]
 async fn a_logout_request_refused_a_place_keeps_its_id() {
-    use latchkey_idp::{Clock, SystemClock};
-    use latchkey_saml::assertion::NameId;
-    use latchkey_saml::binding::post;
-    use latchkey_saml::logout::LogoutRequest;
-    use latchkey_xmlsec::dsig::{self, SignOptions};
+    use super::slo_cases::{logout_request, signed_post};
     let idp = idp_with(|c| {
         c.trust_forwarded_for = true;
         c.parked_per_network = 1;
@@ -325,28 +321,12 @@ async fn a_logout_request_refused_a_place_keeps_its_id() {
     })
     .await;
     let signed = || {
-        let request = LogoutRequest {
-            id: latchkey_saml::ids::new_id().unwrap(),
-            issue_instant: SystemClock.now(),
-            destination: Some(format!("{BASE}/saml/slo")),
-            issuer: Some(SIGNED_SP.into()),
-            name_id: NameId::new(
-                "alice@example.org".to_owned(),
-                "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
-            ),
-            session_indexes: Vec::new(),
-            not_on_or_after: None,
-            reason: None,
-        };
-        let xml = dsig::sign(
-            &request.to_xml().unwrap(),
-            &request.id,
-            &idp.sp_key,
-            None,
-            &SignOptions::default(),
-        )
-        .unwrap();
-        post::encode(&xml)
+        let request = logout_request(
+            SIGNED_SP,
+            "alice@example.org",
+            "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        );
+        signed_post(&request, &idp.sp_key)
     };
     let mut office = Browser::new(&idp);
     office.address = Some("203.0.113.9".into());

@@ -8,11 +8,7 @@ use latchkey_idp::Actor;
 use latchkey_idp::apps::{Binding, Endpoint};
 use latchkey_idp::directory::UserPatch;
 use latchkey_idp::ids::AppId;
-use latchkey_idp::{Clock, SystemClock};
-use latchkey_saml::assertion::NameId;
 use latchkey_saml::binding::post;
-use latchkey_saml::logout::LogoutRequest;
-use latchkey_xmlsec::dsig::{self, SignOptions};
 use sha2::{Digest, Sha256};
 
 use super::support::*;
@@ -430,29 +426,19 @@ async fn every_logout_page_is_a_template_with_names_escaped_and_no_inline_code()
         Some(&request.id),
     )
     .unwrap();
-    let request = LogoutRequest {
-        id: latchkey_saml::ids::new_id().unwrap(),
-        issue_instant: SystemClock.now(),
-        destination: Some(format!("{BASE}/saml/slo")),
-        issuer: Some(SIGNED_SP.into()),
-        name_id: NameId::new(
-            subject.name_id.value.clone(),
-            subject.name_id.format.as_deref().unwrap(),
-        ),
-        session_indexes: Vec::new(),
-        not_on_or_after: None,
-        reason: None,
-    };
-    let signed = dsig::sign(
-        &request.to_xml().unwrap(),
-        &request.id,
-        &idp.sp_key,
-        None,
-        &SignOptions::default(),
-    )
-    .unwrap();
+    let request = super::slo_cases::logout_request(
+        SIGNED_SP,
+        &subject.name_id.value,
+        subject.name_id.format.as_deref().unwrap(),
+    );
     let parked = carol
-        .post("/saml/slo", &[("SAMLRequest", &post::encode(&signed))])
+        .post(
+            "/saml/slo",
+            &[(
+                "SAMLRequest",
+                &super::slo_cases::signed_post(&request, &idp.sp_key),
+            )],
+        )
         .await;
     assert_eq!(parked.status, StatusCode::SEE_OTHER, "{}", parked.body);
     let onward = carol.get(parked.location()).await;

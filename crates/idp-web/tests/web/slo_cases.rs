@@ -46,18 +46,10 @@ pub async fn replayed_logout_request(idp: Idp) {
         "still signed in"
     );
     // Over POST (parked and continued otherwise) it is refused the same way.
-    let xml = latchkey_xmlsec::dsig::sign(
-        &logout.to_xml().unwrap(),
-        &logout.id,
-        &idp.sp_key,
-        None,
-        &latchkey_xmlsec::dsig::SignOptions::default(),
-    )
-    .unwrap();
     let page = b
         .cross_site_post(
             "/saml/slo",
-            &[("SAMLRequest", &latchkey_saml::binding::post::encode(&xml))],
+            &[("SAMLRequest", &signed_post(&logout, &idp.sp_key))],
         )
         .await;
     assert_eq!(page.error_code(), Some("SLO-REPLAYED"), "{}", page.body);
@@ -87,6 +79,19 @@ pub fn logout_request(issuer: &str, name_id: &str, format: &str) -> LogoutReques
         not_on_or_after: None,
         reason: None,
     }
+}
+
+/// The request signed (enveloped) and encoded for the HTTP-POST binding's `SAMLRequest`.
+pub fn signed_post(request: &LogoutRequest, key: &SigningKey) -> String {
+    let xml = latchkey_xmlsec::dsig::sign(
+        &request.to_xml().unwrap(),
+        &request.id,
+        key,
+        None,
+        &latchkey_xmlsec::dsig::SignOptions::default(),
+    )
+    .unwrap();
+    latchkey_saml::binding::post::encode(&xml)
 }
 
 pub fn signed_query(request: &LogoutRequest, key: &SigningKey) -> String {
