@@ -478,6 +478,11 @@ async fn scim_groups(t: TestStore) {
             .collect();
     assert_eq!(members, ["erin"]);
     assert_eq!(s.actions("group.member_remove").await.len(), 1);
+    let after = s.get(&format!("/scim/v2/Groups/{gid}")).await;
+    assert_eq!(
+        after.body["externalId"], "hr-eng",
+        "a member change keeps it"
+    );
 
     // PUT renames and sets the members.
     let r = s

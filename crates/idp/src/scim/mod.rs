@@ -531,7 +531,9 @@ impl ScimDirectory {
             changed = true;
         }
         if changed {
-            touch_group_row(conn, id, now).await?;
+            // Its `lastModified` moves; its `externalId` stays.
+            let row = load_group_row(conn, id).await?;
+            save_group_row(conn, id, row.external_id.as_deref(), now).await?;
         }
         store::commit(tx).await.map_err(scim_error)?;
         self.store.wake_outbox();
@@ -980,24 +982,6 @@ async fn save_group_row(
     )
     .bind(id.to_db())
     .bind(external_id.map(str::to_owned))
-    .bind(timestamp::format(now))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    Ok(())
-}
-
-/// Marks the group as changed by SCIM now (its `lastModified`), keeping its `externalId`.
-async fn touch_group_row(
-    conn: &mut AnyConnection,
-    id: GroupId,
-    now: OffsetDateTime,
-) -> Result<(), ScimError> {
-    sqlx::query(
-        "INSERT INTO scim_groups (group_id, updated_at) VALUES ($1, $2) \
-         ON CONFLICT (group_id) DO UPDATE SET updated_at = excluded.updated_at",
-    )
-    .bind(id.to_db())
     .bind(timestamp::format(now))
     .execute(&mut *conn)
     .await
