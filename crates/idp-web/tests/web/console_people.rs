@@ -195,6 +195,22 @@ async fn the_users_list_pages_by_cursor_through_everyone_once() {
     assert!(next.is_none());
     let (names, _) = rows(&b.get("/admin/users?q=u119%40example.org").await);
     assert_eq!(names, ["u119"]);
+    // And a word of a name: the family name finds its user.
+    let mut ada = NewUser::new("u042", "u042@example.org");
+    ada.family_name = Some("Lovelace".into());
+    let u042 = idp.store.users().lookup("u042").await.unwrap();
+    idp.store
+        .users()
+        .delete(&Actor::system(), u042.id)
+        .await
+        .unwrap();
+    idp.store
+        .users()
+        .create(&Actor::system(), ada)
+        .await
+        .unwrap();
+    let (names, _) = rows(&b.get("/admin/users?q=lovel").await);
+    assert_eq!(names, ["u042"]);
     // A cursor this list did not hand out is refused, not guessed at.
     let page = b.get("/admin/users?after=not-a-cursor").await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);

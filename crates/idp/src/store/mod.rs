@@ -166,6 +166,13 @@ impl Store {
         let pool = options.connect(&url).await?;
         backend.prepare(&pool).await?;
         backend.migrate(&pool).await?;
+        let indexed = crate::directory::words::backfill(&pool, backend).await?;
+        if indexed > 0 {
+            tracing::info!(
+                users = indexed,
+                "users' search words written (migration 0590)"
+            );
+        }
         Ok(Store {
             pool,
             backend,
