@@ -206,7 +206,8 @@ mod tests {
             "Jane_Smith@Example.org",
             Some("Jane O'Brien-Smith"),
         );
-        let words: Vec<&str> = of(&f).iter().map(String::as_str).collect::<Vec<_>>();
+        let words = of(&f);
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
         assert_eq!(words, ["brien", "j", "jane", "o", "smith"]);
         // The domain is not a word: everyone at example.org would match "example".
         assert!(!of(&f).contains("example"));

@@ -56,7 +56,7 @@ async fn write_batch(store: &latchkey_idp::Store, prefix: &str) {
     let news = (0..50)
         .map(|i| {
             let name = format!("{prefix}x{i}");
-            NewUser::new(&name, &format!("{name}@example.org"))
+            NewUser::new(&name, format!("{name}@example.org"))
         })
         .collect();
     store
