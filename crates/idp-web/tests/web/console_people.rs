@@ -340,3 +340,81 @@ async fn custom_attributes_are_set_and_removed_and_bad_ones_named() {
     let stored = idp.store.users().get(carol.id).await.unwrap().attributes;
     assert!(!stored.contains_key("roles") && stored.contains_key("cost_center"));
 }
+
+/// An admin creates and renames groups from the console; a taken name is named on the form
+/// and changes nothing; helpdesk (members only) sees neither form.
+#[tokio::test]
+async fn admins_create_and_rename_groups() {
+    let idp = idp().await;
+    person(&idp, "root", Some(Role::Admin)).await;
+    person(&idp, "desk", Some(Role::Helpdesk)).await;
+    let mut b = signed_in(&idp, "root").await;
+    let groups = idp.store.groups().list().await.unwrap().len();
+    let list = b.get("/admin/groups").await;
+    assert!(
+        list.body.contains("action=\"/admin/groups\""),
+        "{}",
+        list.body
+    );
+    let token = csrf(&mut b).await;
+    let made = b
+        .post(
+            "/admin/groups",
+            &[
+                ("csrf", &token),
+                ("name", "Payroll"),
+                ("description", "Pays people"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let payroll = idp.store.groups().lookup("payroll").await.unwrap();
+    assert_eq!(payroll.description.as_deref(), Some("Pays people"));
+    let again = b
+        .post("/admin/groups", &[("csrf", &token), ("name", "PAYROLL")])
+        .await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(again.body.contains("data-field=\"name\""), "{}", again.body);
+    assert_eq!(idp.store.groups().list().await.unwrap().len(), groups + 1);
+
+    let page = b.get(&format!("/admin/groups/{}", payroll.id)).await;
+    assert!(page.body.contains("/name\""), "{}", page.body);
+    let renamed = b
+        .post(
+            &format!("/admin/groups/{}/name", payroll.id),
+            &[("csrf", &token), ("name", "Finance")],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER, "{}", renamed.body);
+    assert_eq!(
+        idp.store.groups().get(payroll.id).await.unwrap().name,
+        "Finance"
+    );
+    assert_eq!(
+        actor_of(&idp, &payroll.id.to_string(), "group.update")
+            .await
+            .as_deref(),
+        Some("root")
+    );
+    let bad = b
+        .post(
+            &format!("/admin/groups/{}/name", payroll.id),
+            &[("csrf", &token), ("name", "  ")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert_eq!(
+        idp.store.groups().get(payroll.id).await.unwrap().name,
+        "Finance"
+    );
+
+    let mut h = signed_in(&idp, "desk").await;
+    let list = h.get("/admin/groups").await;
+    assert!(
+        !list.body.contains("action=\"/admin/groups\""),
+        "{}",
+        list.body
+    );
+    let page = h.get(&format!("/admin/groups/{}", payroll.id)).await;
+    assert!(!page.body.contains("/name\""), "{}", page.body);
+}
