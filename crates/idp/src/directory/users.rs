@@ -687,7 +687,8 @@ pub struct UserFilter {
     /// address finds its user). Without, a user matches when it is a prefix of their
     /// username, or when each of its words (up to four) begins a word of their names,
     /// username or address's local part: "smi" and "jane smith" find Jane Smith
-    /// (`j.smith`). A one-letter search is a username prefix only. Prefixes, not substrings,
+    /// (`j.smith`). A one-letter search, and one that begins the words or usernames of
+    /// 5,000 users or more, is a username prefix only. Prefixes, not substrings,
     /// because a B-tree index serves a prefix range on both SQLite and PostgreSQL, and a
     /// substring needs a full scan (or trigram indexes SQLite lacks).
     pub search: Option<String>,
@@ -835,22 +836,6 @@ fn listing(
                 }
                 sql.push("))");
             }
-            ByWords::Walk(terms) => {
-                // Users in username order, each checked: many match, so a page is near.
-                sql.push(" AND (");
-                range(&mut sql);
-                sql.push(" OR (1 = 1");
-                for term in terms {
-                    sql.push(" AND EXISTS (SELECT 1 FROM user_words w WHERE w.user_id = ")
-                        .push(user)
-                        .push(" AND w.word >= ")
-                        .text(term.clone())
-                        .push(" AND w.word < ")
-                        .text(prefix_bound(term))
-                        .push(")");
-                }
-                sql.push("))");
-            }
         }
     }
     if let Some(status) = filter.status {
@@ -868,26 +853,26 @@ fn listing(
     sql
 }
 
-/// How a search finds users by their words ([`super::words`]) besides the username prefix,
-/// chosen per search from how many index entries each range holds (read up to
-/// [`GATHER_AT_MOST`]): gathering sorts every match, walking reads users in order until a
-/// page is full, and each is slow exactly where the other is fast (at 100,000 users, 140 ms
-/// to sort a two-letter prefix's matches, 117 ms to walk everyone for a rare surname).
+/// Whether a search also finds users by their words ([`super::words`]), chosen per search
+/// from how many index entries each range holds (read up to [`GATHER_AT_MOST`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ByWords {
-    /// The username (or address) prefix alone: an address, a one-letter search, or one that
-    /// begins no word.
+    /// The username (or address) prefix alone: an address, a one-letter search, one that
+    /// begins no word, or one too broad to gather ([`GATHER_AT_MOST`]).
     No,
-    /// Fewer than [`GATHER_AT_MOST`] matches each way: both ranges read and sorted. The
-    /// longest term first (it narrows most); every other term must begin a word too.
+    /// Both ranges read through their indexes and their users sorted (only a page's worth
+    /// is kept while sorting). The longest term first (it narrows most); every other term
+    /// must begin a word too.
     Gather(Vec<String>),
-    /// More: users walked in username order, each checked by its own words.
-    Walk(Vec<String>),
 }
 
-/// Where gathering stops paying: sorting `m` matches costs about what walking to a page
-/// of 50 among `m` in 100,000 does when `m` is about 2,000 (both ~3 ms on SQLite).
-const GATHER_AT_MOST: i64 = 2_000;
+/// The most index entries a search gathers and sorts, per range: about 7 ms on SQLite at
+/// 100,000 users (a page is then the first 50 of up to 10,000 users, each looked up).
+/// Walking users in username order instead costs nothing when matches are spread out, but
+/// matches of a name cluster (every `grace.*` has the word `grace`), and reaching a late
+/// cluster read most of the directory: 300 ms. So a broader search (a common first name's
+/// first two letters) is a username prefix only, and a longer one narrows it.
+const GATHER_AT_MOST: i64 = 5_000;
 
 /// Directory users.
 #[derive(Debug, Clone, Copy)]
@@ -1097,7 +1082,7 @@ impl<'s> Users<'s> {
         Ok(if words < GATHER_AT_MOST && names < GATHER_AT_MOST {
             ByWords::Gather(terms)
         } else {
-            ByWords::Walk(terms)
+            ByWords::No
         })
     }
 

@@ -14,7 +14,7 @@ use crate::support::{TestStore, cheap_passwords, pg};
 
 on_both_backends!(
     a_search_finds_users_by_the_words_of_their_names,
-    a_common_word_is_walked_in_username_order,
+    a_common_word_is_gathered_and_a_too_common_one_is_not,
     users_of_an_upgraded_install_are_found_by_their_names,
 );
 
@@ -140,20 +140,27 @@ async fn a_search_finds_users_by_the_words_of_their_names(t: TestStore) {
     assert_eq!(found(&t, "jones").await, Vec::<String>::new());
 }
 
-/// Past 2,000 matches the listing walks users in username order instead of sorting every
-/// match; the pages are the same either way.
-async fn a_common_word_is_walked_in_username_order(t: TestStore) {
-    let news = (0..2_100)
-        .map(|i| {
-            person(
-                &format!("p{i:04}"),
-                &format!("p{i:04}@corp.example"),
-                "Pat",
-                "Parker",
-            )
-        })
-        .collect();
-    t.store.users().create_many(&admin(), news).await.unwrap();
+/// A word a few thousand users share is gathered and paged in username order; one that
+/// 5,000 share is too broad to gather, and the search is a username prefix only (a longer
+/// search narrows it again).
+async fn a_common_word_is_gathered_and_a_too_common_one_is_not(t: TestStore) {
+    let parkers = |from: usize, to: usize| -> Vec<NewUser> {
+        (from..to)
+            .map(|i| {
+                person(
+                    &format!("p{i:04}"),
+                    &format!("p{i:04}@corp.example"),
+                    "Pat",
+                    "Parker",
+                )
+            })
+            .collect()
+    };
+    t.store
+        .users()
+        .create_many(&admin(), parkers(0, 2_100))
+        .await
+        .unwrap();
     t.store
         .users()
         .create(
@@ -182,8 +189,19 @@ async fn a_common_word_is_walked_in_username_order(t: TestStore) {
             .unwrap(),
         2_101
     );
-    assert_eq!(found(&t, "parkinson").await, ["zed"]);
     assert_eq!(found(&t, "park zed").await, ["zed"]);
+
+    t.store
+        .users()
+        .create_many(&admin(), parkers(2_100, 5_000))
+        .await
+        .unwrap();
+    assert!(
+        found(&t, "park").await.is_empty(),
+        "no username begins with park"
+    );
+    assert_eq!(found(&t, "p4999").await, ["p4999"]);
+    assert_eq!(found(&t, "parkinson").await, ["zed"]);
 }
 
 const AT: &str = "2026-12-01T09:00:00.000000Z";
