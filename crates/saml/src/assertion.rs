@@ -364,7 +364,7 @@ pub(crate) fn parse_assertion(node: Node<'_, '_>) -> Result<Assertion> {
     read::expect(node, ASSERTION, "Assertion", A)?;
     let version = read::required_attr(node, A, "Version")?;
     if version != "2.0" {
-        return Err(Error::UnsupportedVersion(version.to_owned()));
+        return Err(read::unsupported_version(version));
     }
     let id = read::required_attr(node, A, "ID")?.to_owned();
     let issue_instant = read::required_datetime(node, A, "IssueInstant")?;
@@ -395,10 +395,7 @@ pub(crate) fn parse_assertion(node: Node<'_, '_>) -> Result<Assertion> {
         .get(A, "saml:Issuer")?
         .map(|n| read::uri_text(n, "saml:Issuer"))
         .transpose()?
-        .ok_or(Error::MissingElement {
-            parent: A,
-            child: "saml:Issuer",
-        })?;
+        .ok_or_else(|| read::missing(A, "saml:Issuer"))?;
     signature.get(A, "ds:Signature")?;
     let subject = subject
         .get(A, "saml:Subject")?
