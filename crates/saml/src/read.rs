@@ -13,7 +13,9 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::time::parse_datetime;
 
-/// Whether `node` is the element `{ns}local`.
+/// Whether `node` is the element `{ns}local`. Out of line: one copy of the name and
+/// namespace comparison serves every reader, instead of one inlined per call site.
+#[inline(never)]
 pub(crate) fn is(node: Node<'_, '_>, ns: &str, local: &str) -> bool {
     node.has_tag_name((ns, local))
 }
