@@ -60,6 +60,12 @@ fn missing_attribute(element: &'static str, attribute: &'static str) -> Error {
     Error::MissingAttribute { element, attribute }
 }
 
+#[cold]
+#[inline(never)]
+fn not_text_only(element: &'static str) -> Error {
+    Error::NotTextOnly(element)
+}
+
 /// A value of the wrong type, copied into the error.
 #[cold]
 #[inline(never)]
@@ -199,8 +205,7 @@ fn joined_text<'a>(node: Node<'a, '_>, element: &'static str) -> Result<Cow<'a, 
     let mut out = Cow::Borrowed("");
     for c in node.children() {
         if c.is_element() {
-            std::hint::cold_path();
-            return Err(Error::NotTextOnly(element));
+            return Err(not_text_only(element));
         }
         if c.is_text() {
             append(&mut out, c.text().unwrap_or_default());
