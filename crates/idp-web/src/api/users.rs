@@ -101,8 +101,9 @@ pub struct UserPage {
 pub struct UserListQuery {
     /// Search, case-insensitive. With `@`, a prefix of the e-mail address (a whole address
     /// finds its user). Without, a prefix of the username, or words each beginning a word of
-    /// the user's names, username or address (`smi`, `jane smith`); one letter searches
-    /// usernames only. Prefixes because an index serves them.
+    /// the user's names, username or address (`smi`, `jane smith`); one letter, or words
+    /// that each begin the words of 1,000 users or more, search usernames only. Prefixes
+    /// because an index serves them.
     pub q: Option<String>,
     /// `active` or `suspended`.
     pub status: Option<String>,

@@ -687,8 +687,8 @@ pub struct UserFilter {
     /// address finds its user). Without, a user matches when it is a prefix of their
     /// username, or when each of its words (up to four) begins a word of their names,
     /// username or address's local part: "smi" and "jane smith" find Jane Smith
-    /// (`j.smith`). A one-letter search, and one that begins the words or usernames of
-    /// 5,000 users or more, is a username prefix only. Prefixes, not substrings,
+    /// (`j.smith`). A one-letter search, and one whose every word begins the words (or
+    /// that begins the usernames) of 1,000 users or more, is a username prefix only. Prefixes, not substrings,
     /// because a B-tree index serves a prefix range on both SQLite and PostgreSQL, and a
     /// substring needs a full scan (or trigram indexes SQLite lacks).
     pub search: Option<String>,
@@ -861,18 +861,20 @@ enum ByWords {
     /// begins no word, or one too broad to gather ([`GATHER_AT_MOST`]).
     No,
     /// Both ranges read through their indexes and their users sorted (only a page's worth
-    /// is kept while sorting). The longest term first (it narrows most); every other term
+    /// is kept while sorting). The term whose range is narrowest first; every other term
     /// must begin a word too.
     Gather(Vec<String>),
 }
 
-/// The most index entries a search gathers and sorts, per range: about 7 ms on SQLite at
-/// 100,000 users (a page is then the first 50 of up to 10,000 users, each looked up).
-/// Walking users in username order instead costs nothing when matches are spread out, but
-/// matches of a name cluster (every `grace.*` has the word `grace`), and reaching a late
-/// cluster read most of the directory: 300 ms. So a broader search (a common first name's
-/// first two letters) is a username prefix only, and a longer one narrows it.
-const GATHER_AT_MOST: i64 = 5_000;
+/// The most index entries a search gathers and sorts, per range. Gathering `m` matches
+/// costs ~1.7 us each on SQLite at 100,000 users (each user looked up, then sorted: 4,167
+/// took 11 ms a page on a loaded 2-core machine, twice that with the API's count), so 1,000
+/// keeps a page within a few milliseconds. Walking users in username order instead costs
+/// nothing when matches are spread out, but matches of a name cluster (every `grace.*` has
+/// the word `grace`), and reaching a late cluster read most of the directory: 300 ms. So a
+/// broader search (a surname 1,000 people share, a common first name's first letters) is a
+/// username prefix only, and another word or more letters narrow it.
+const GATHER_AT_MOST: i64 = 1_000;
 
 /// Directory users.
 #[derive(Debug, Clone, Copy)]
@@ -1031,8 +1033,8 @@ impl<'s> Users<'s> {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// How `filter`'s search is run ([`ByWords`]): two reads of at most [`GATHER_AT_MOST`]
-    /// index entries each.
+    /// How `filter`'s search is run ([`ByWords`]): a read of at most [`GATHER_AT_MOST`]
+    /// index entries per term and one of the usernames.
     async fn by_words(&self, filter: &UserFilter) -> Result<ByWords> {
         use crate::store::Backend;
         use crate::store::sql::{Sql, prefix_bound};
@@ -1043,25 +1045,38 @@ impl<'s> Users<'s> {
             return Ok(ByWords::No);
         }
         let mut terms = super::words::terms(&search);
-        terms.sort_by_key(|t| std::cmp::Reverse(t.chars().count()));
-        let Some(longest) = terms.first() else {
+        if terms.iter().all(|t| t.chars().count() < 2) {
+            return Ok(ByWords::No);
+        }
+        // Each term's range counted (up to the bound): the narrowest is read, the others
+        // checked per entry, so "ada lovelace" costs what its rarer word costs.
+        let mut narrowest: Option<(i64, usize)> = None;
+        for (i, term) in terms.iter().enumerate() {
+            if term.chars().count() < 2 {
+                continue;
+            }
+            let mut words =
+                Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM user_words WHERE word >= ");
+            words
+                .text(term.clone())
+                .push(" AND word < ")
+                .text(prefix_bound(term))
+                .push(" LIMIT ")
+                .int(GATHER_AT_MOST)
+                .push(") w");
+            let n = words.fetch_int(self.store.pool()).await?;
+            if n == 0 {
+                // A term that begins no word: no user matches by words.
+                return Ok(ByWords::No);
+            }
+            if narrowest.is_none_or(|(least, _)| n < least) {
+                narrowest = Some((n, i));
+            }
+        }
+        let Some((words, first)) = narrowest else {
             return Ok(ByWords::No);
         };
-        if longest.chars().count() < 2 {
-            return Ok(ByWords::No);
-        }
-        let mut words = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM user_words WHERE word >= ");
-        words
-            .text(longest.clone())
-            .push(" AND word < ")
-            .text(prefix_bound(longest))
-            .push(" LIMIT ")
-            .int(GATHER_AT_MOST)
-            .push(") w");
-        let words = words.fetch_int(self.store.pool()).await?;
-        if words == 0 {
-            return Ok(ByWords::No);
-        }
+        terms.swap(0, first);
         let mut names = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE ");
         let key = match self.store.backend() {
             Backend::Postgres => "username_key COLLATE \"C\"",
