@@ -678,6 +678,19 @@ pub(crate) struct WriterTx<'c> {
 }
 
 impl WriterTx<'_> {
+    /// [`crate::login::TAKE_PENDING`] on the writer's connection.
+    pub(crate) fn take_pending(
+        &mut self,
+        relay_state: &str,
+    ) -> Result<Option<crate::login::PendingRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(crate::login::TAKE_PENDING)?;
+        let mut rows = stmt.query(named_params! { "$1": relay_state })?;
+        let Some(row) = rows.next()? else {
+            return Ok(None);
+        };
+        Ok(Some((row.get(0)?, row.get(1)?, row.get(2)?)))
+    }
+
     fn find(
         &mut self,
         sql: &str,
