@@ -537,6 +537,33 @@ fn main() {
             validate / login * 100.0
         );
         println!("writer: {stats:?} (one at a time), {stats_mt:?} (in flight)");
+        if in_flight > 1 {
+            // The same validations as tasks on both workers: what a validation costs when
+            // both cores are busy, as the logins in flight were.
+            let (profile, sample) = (Arc::new(profile), Arc::new(sample));
+            let cpu = process_cpu();
+            rt_mt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for _ in 0..in_flight {
+                    let (profile, sample) = (Arc::clone(&profile), Arc::clone(&sample));
+                    set.spawn(async move {
+                        for _ in 0..n / in_flight {
+                            black_box(validate_response(&profile, &sample, None, NOW).unwrap());
+                            tokio::task::yield_now().await;
+                        }
+                    });
+                }
+                while let Some(done) = set.join_next().await {
+                    done.unwrap();
+                }
+            });
+            let validate_mt = (process_cpu() - cpu).as_secs_f64() / (n - n % in_flight) as f64;
+            println!(
+                "validate_response, {in_flight} in flight: CPU {:.1} us -> logins {:.1} % of it",
+                validate_mt * 1e6,
+                validate_mt / login * 100.0
+            );
+        }
         return;
     }
 
