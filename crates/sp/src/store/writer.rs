@@ -353,12 +353,11 @@ impl SqliteWriter {
                 running: false,
             };
             // While logins are queueing behind owners, let the tasks this thread has ready
-            // run first (tokio resumes a yielded task once its worker has nothing else to
-            // do): logins among them queue behind this one and share its commit. Again, as
-            // long as the queue grows.
+            // run first: logins among them queue behind this one and share its commit.
+            // Again, as long as the queue grows.
             let mut queued = 1;
             for _ in 0..yields {
-                tokio::task::yield_now().await;
+                YieldOnce(false).await;
                 let now_queued = self.shared.state().queue.len();
                 if now_queued <= queued {
                     break;
@@ -402,6 +401,24 @@ impl SqliteWriter {
             0
         };
         Ok(Submitted::Own { yields })
+    }
+}
+
+/// Goes to the back of the executor's run queue once: woken at once, so that (unlike
+/// `tokio::task::yield_now`, which waits for the worker to run out of work and poll its
+/// driver, a system call) the tasks already ready run first and then this one.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
