@@ -121,6 +121,11 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
     );
     state.metrics().count_scim(scim_worker.stats());
     let scim_task = scim_worker.spawn();
+    // SQLite: checkpoints off the requests' path (PostgreSQL has none to run).
+    let checkpoints = latchkey_idp::store::checkpoint::spawn(&store).map(|(task, stats)| {
+        state.metrics().count_checkpoints(stats);
+        task
+    });
     let scim_sync = (config.provisioning.sync_interval_minutes > 0).then(|| {
         tokio::spawn(scheduled_sync(
             store.clone(),
@@ -154,6 +159,9 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         task.abort();
     }
     if let Some(task) = key_refresh {
+        task.abort();
+    }
+    if let Some(task) = checkpoints {
         task.abort();
     }
     store.close().await;

@@ -40,6 +40,7 @@ pub struct Metrics {
     log_drops: OnceLock<LogDrops>,
     mail: OnceLock<std::sync::Arc<latchkey_idp::mail::MailStats>>,
     scim: OnceLock<std::sync::Arc<latchkey_idp::provisioning::worker::DeliveryStats>>,
+    checkpoints: OnceLock<std::sync::Arc<latchkey_idp::store::checkpoint::CheckpointStats>>,
 }
 
 /// A count kept outside this crate (the binary owns the log writer), read at each scrape.
@@ -111,6 +112,17 @@ impl Metrics {
         stats: std::sync::Arc<latchkey_idp::provisioning::worker::DeliveryStats>,
     ) {
         let _ = self.scim.set(stats);
+    }
+
+    /// Exports `latchkey_sqlite_checkpoints_total{outcome}` and `latchkey_sqlite_wal_frames`
+    /// from the SQLite checkpoint task's counters: a WAL that keeps growing, or rounds that
+    /// fail, mean commits have gone back to checkpointing themselves. Only the first call
+    /// counts.
+    pub fn count_checkpoints(
+        &self,
+        stats: std::sync::Arc<latchkey_idp::store::checkpoint::CheckpointStats>,
+    ) {
+        let _ = self.checkpoints.set(stats);
     }
 
     /// The Prometheus text exposition.
@@ -196,6 +208,23 @@ impl Metrics {
                     "latchkey_scim_deliveries_total{{outcome=\"{outcome}\"}} {n}"
                 );
             }
+        }
+        if let Some(c) = self.checkpoints.get() {
+            out.push_str(
+                "# HELP latchkey_sqlite_checkpoints_total SQLite WAL checkpoints by the server's task, by outcome.\n",
+            );
+            out.push_str("# TYPE latchkey_sqlite_checkpoints_total counter\n");
+            for (outcome, n) in [("done", c.rounds()), ("failed", c.failures())] {
+                let _ = writeln!(
+                    out,
+                    "latchkey_sqlite_checkpoints_total{{outcome=\"{outcome}\"}} {n}"
+                );
+            }
+            out.push_str(
+                "# HELP latchkey_sqlite_wal_frames Frames in the SQLite WAL at the last checkpoint.\n",
+            );
+            out.push_str("# TYPE latchkey_sqlite_wal_frames gauge\n");
+            let _ = writeln!(out, "latchkey_sqlite_wal_frames {}", c.wal_frames());
         }
         out
     }

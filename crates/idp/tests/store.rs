@@ -10,6 +10,8 @@ store_backend!(sqlite);
 
 mod storage;
 
+#[path = "store/checkpoints.rs"]
+mod checkpoints;
 #[path = "store/files.rs"]
 mod files;
 #[path = "store/mail.rs"]

@@ -364,7 +364,7 @@ pub(crate) fn parse_assertion(node: Node<'_, '_>) -> Result<Assertion> {
     read::expect(node, ASSERTION, "Assertion", A)?;
     let version = read::required_attr(node, A, "Version")?;
     if version != "2.0" {
-        return Err(Error::UnsupportedVersion(version.to_owned()));
+        return Err(read::unsupported_version(version));
     }
     let id = read::required_attr(node, A, "ID")?.to_owned();
     let issue_instant = read::required_datetime(node, A, "IssueInstant")?;
@@ -395,10 +395,7 @@ pub(crate) fn parse_assertion(node: Node<'_, '_>) -> Result<Assertion> {
         .get(A, "saml:Issuer")?
         .map(|n| read::uri_text(n, "saml:Issuer"))
         .transpose()?
-        .ok_or(Error::MissingElement {
-            parent: A,
-            child: "saml:Issuer",
-        })?;
+        .ok_or_else(|| read::missing(A, "saml:Issuer"))?;
     signature.get(A, "ds:Signature")?;
     let subject = subject
         .get(A, "saml:Subject")?
@@ -408,13 +405,18 @@ pub(crate) fn parse_assertion(node: Node<'_, '_>) -> Result<Assertion> {
         .get(A, "saml:Conditions")?
         .map(parse_conditions)
         .transpose()?;
-    // From the first of each kind on: the siblings before it are not of that kind.
-    let authn_statements = first_authn_statement
+    // From the first of each kind on: the siblings before it are not of that kind. Plain
+    // loops rather than `collect::<Result<Vec<_>>>()`: each such chain is its own
+    // instantiation of the iterator machinery, code a validation runs once and fetches anew.
+    let mut authn_statements = Vec::new();
+    for n in first_authn_statement
         .into_iter()
         .flat_map(|first| first.next_siblings())
-        .filter(|n| read::is(*n, ASSERTION, "AuthnStatement"))
-        .map(parse_authn_statement)
-        .collect::<Result<Vec<_>>>()?;
+    {
+        if read::is(n, ASSERTION, "AuthnStatement") {
+            authn_statements.push(parse_authn_statement(n)?);
+        }
+    }
     let mut attributes = Vec::new();
     for st in first_attribute_statement
         .into_iter()
@@ -443,30 +445,28 @@ fn parse_subject(node: Node<'_, '_>) -> Result<Subject> {
     let name_id = read::optional_child(node, ASSERTION, "NameID", S, "saml:NameID")?
         .map(parse_name_id)
         .transpose()?;
-    let confirmations = read::children(node, ASSERTION, "SubjectConfirmation")
-        .map(|c| {
-            const C: &str = "saml:SubjectConfirmation";
-            let method = read::required_attr(c, C, "Method")?.trim().to_owned();
-            let data = read::optional_child(
-                c,
-                ASSERTION,
-                "SubjectConfirmationData",
-                C,
-                "saml:SubjectConfirmationData",
-            )?
-            .map(|d| -> Result<SubjectConfirmationData> {
-                Ok(SubjectConfirmationData {
-                    not_before: read::datetime_attr(d, "NotBefore")?,
-                    not_on_or_after: read::datetime_attr(d, "NotOnOrAfter")?,
-                    recipient: d.attribute("Recipient").map(|r| r.trim().to_owned()),
-                    in_response_to: read::optional_attr(d, "InResponseTo"),
-                    address: read::optional_attr(d, "Address"),
-                })
-            })
-            .transpose()?;
-            Ok(SubjectConfirmation { method, data })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut confirmations = Vec::new();
+    for c in read::children(node, ASSERTION, "SubjectConfirmation") {
+        const C: &str = "saml:SubjectConfirmation";
+        let method = read::required_attr(c, C, "Method")?.trim().to_owned();
+        let data = match read::optional_child(
+            c,
+            ASSERTION,
+            "SubjectConfirmationData",
+            C,
+            "saml:SubjectConfirmationData",
+        )? {
+            Some(d) => Some(SubjectConfirmationData {
+                not_before: read::datetime_attr(d, "NotBefore")?,
+                not_on_or_after: read::datetime_attr(d, "NotOnOrAfter")?,
+                recipient: d.attribute("Recipient").map(|r| r.trim().to_owned()),
+                in_response_to: read::optional_attr(d, "InResponseTo"),
+                address: read::optional_attr(d, "Address"),
+            }),
+            None => None,
+        };
+        confirmations.push(SubjectConfirmation { method, data });
+    }
     Ok(Subject {
         name_id,
         confirmations,
@@ -486,13 +486,14 @@ fn parse_conditions(node: Node<'_, '_>) -> Result<Conditions> {
     }) {
         return Err(Error::UnknownCondition(read::describe(unknown)));
     }
-    let audience_restrictions = read::children(node, ASSERTION, "AudienceRestriction")
-        .map(|r| {
-            read::children(r, ASSERTION, "Audience")
-                .map(|a| read::uri_text(a, "saml:Audience"))
-                .collect::<Result<Vec<_>>>()
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut audience_restrictions = Vec::new();
+    for r in read::children(node, ASSERTION, "AudienceRestriction") {
+        let mut audiences = Vec::new();
+        for a in read::children(r, ASSERTION, "Audience") {
+            audiences.push(read::uri_text(a, "saml:Audience")?);
+        }
+        audience_restrictions.push(audiences);
+    }
     Ok(Conditions {
         not_before: read::datetime_attr(node, "NotBefore")?,
         not_on_or_after: read::datetime_attr(node, "NotOnOrAfter")?,
@@ -527,13 +528,16 @@ fn parse_authn_statement(node: Node<'_, '_>) -> Result<AuthnStatement> {
 }
 
 fn parse_attribute(node: Node<'_, '_>) -> Result<Attribute> {
+    let name = read::required_attr(node, "saml:Attribute", "Name")?.to_owned();
+    let mut values = Vec::new();
+    for v in read::children(node, ASSERTION, "AttributeValue") {
+        values.push(read::deep_text(v));
+    }
     Ok(Attribute {
-        name: read::required_attr(node, "saml:Attribute", "Name")?.to_owned(),
+        name,
         name_format: read::optional_attr(node, "NameFormat"),
         friendly_name: read::optional_attr(node, "FriendlyName"),
-        values: read::children(node, ASSERTION, "AttributeValue")
-            .map(read::deep_text)
-            .collect(),
+        values,
     })
 }
 

@@ -5,7 +5,7 @@ use latchkey_xmlsec::tree::Node;
 use time::OffsetDateTime;
 
 use crate::assertion::parse_issuer;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ids::is_ncname;
 use crate::read;
 
@@ -24,15 +24,11 @@ pub(crate) struct Header {
 pub(crate) fn parse_header(node: Node<'_, '_>, element: &'static str) -> Result<Header> {
     let version = read::required_attr(node, element, "Version")?;
     if version != "2.0" {
-        return Err(Error::UnsupportedVersion(version.to_owned()));
+        return Err(read::unsupported_version(version));
     }
     let id = read::required_attr(node, element, "ID")?;
     if !is_ncname(id) {
-        return Err(Error::InvalidValue {
-            element,
-            attribute: "ID",
-            value: id.to_owned(),
-        });
+        return Err(read::invalid_value(element, "ID", id));
     }
     Ok(Header {
         id: id.to_owned(),

@@ -177,24 +177,13 @@ pub fn validate_response(
     // carry one.
     match &response.issuer {
         Some(i) => check_issuer(settings, i, envelope_node)?,
-        None if response_verified.is_some() => {
-            return Err(Error::IssuerMismatch {
-                expected: settings.idp_entity_id.clone(),
-                found: String::new(),
-            });
-        }
+        None if response_verified.is_some() => return Err(issuer_mismatch(settings, "")),
         None => {}
     }
     // Rule: Destination names one of our ACS URLs; a signed Response must carry it.
     match &response.destination {
-        Some(d) if !settings.is_acs(d) => {
-            return Err(Error::DestinationMismatch { found: d.clone() });
-        }
-        None if response_verified.is_some() => {
-            return Err(Error::DestinationMismatch {
-                found: String::new(),
-            });
-        }
+        Some(d) if !settings.is_acs(d) => return Err(destination_mismatch(d)),
+        None if response_verified.is_some() => return Err(destination_mismatch("")),
         _ => {}
     }
     // Rule: Status is Success.
@@ -344,15 +333,62 @@ fn check_issuer(settings: &SpSettings, issuer: &str, parent: Node<'_, '_>) -> Re
     if let Some(f) = format.map(str::trim)
         && f != name_id_format::ENTITY
     {
-        return Err(Error::IssuerFormat(f.to_owned()));
+        return Err(issuer_format(f));
     }
     if issuer != settings.idp_entity_id {
-        return Err(Error::IssuerMismatch {
-            expected: settings.idp_entity_id.clone(),
-            found: issuer.to_owned(),
-        });
+        return Err(issuer_mismatch(settings, issuer));
     }
     Ok(())
+}
+
+// The refusals that copy what they found are `#[cold]` and out of line: an accepted
+// Response never builds them, and their copies would otherwise sit among the rules'
+// checks in the instruction cache.
+
+#[cold]
+#[inline(never)]
+fn issuer_format(format: &str) -> Error {
+    Error::IssuerFormat(format.to_owned())
+}
+
+#[cold]
+#[inline(never)]
+fn issuer_mismatch(settings: &SpSettings, found: &str) -> Error {
+    Error::IssuerMismatch {
+        expected: settings.idp_entity_id.clone(),
+        found: found.to_owned(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn destination_mismatch(found: &str) -> Error {
+    Error::DestinationMismatch {
+        found: found.to_owned(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn in_response_to_mismatch(expected: Option<&str>, found: Option<&str>) -> Error {
+    Error::InResponseToMismatch {
+        expected: expected.map(str::to_owned),
+        found: found.map(str::to_owned),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn recipient_mismatch(found: Option<&str>) -> Error {
+    Error::RecipientMismatch {
+        found: found.unwrap_or_default().to_owned(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn confirmation_method(method: &str) -> Error {
+    Error::ConfirmationMethod(method.to_owned())
 }
 
 /// Rule: InResponseTo matches the outstanding request, or is absent for an allowed
@@ -366,10 +402,7 @@ fn check_in_response_to(
         (Some(want), Some(got)) if want == got => Ok(()),
         (None, None) if settings.allow_unsolicited => Ok(()),
         (None, None) => Err(Error::UnsolicitedNotAllowed),
-        (want, got) => Err(Error::InResponseToMismatch {
-            expected: want.map(str::to_owned),
-            found: got.map(str::to_owned),
-        }),
+        (want, got) => Err(in_response_to_mismatch(want, got)),
     }
 }
 
@@ -389,7 +422,7 @@ fn check_assertion(
     }
     // Rule: bearer confirmation only, at least one, and one of them satisfied.
     if let Some(other) = subject.confirmations.iter().find(|c| c.method != BEARER) {
-        return Err(Error::ConfirmationMethod(other.method.clone()));
+        return Err(confirmation_method(&other.method));
     }
     let mut confirmation_expiry = None;
     let mut first_error = None;
@@ -457,17 +490,11 @@ fn check_bearer(
     skew: Duration,
 ) -> Result<OffsetDateTime> {
     let Some(d) = data else {
-        return Err(Error::RecipientMismatch {
-            found: String::new(),
-        });
+        return Err(recipient_mismatch(None));
     };
     match &d.recipient {
         Some(r) if settings.is_acs(r) => {}
-        other => {
-            return Err(Error::RecipientMismatch {
-                found: other.clone().unwrap_or_default(),
-            });
-        }
+        other => return Err(recipient_mismatch(other.as_deref())),
     }
     let not_on_or_after = d.not_on_or_after.ok_or(Error::ConfirmationExpired)?;
     if now - skew >= not_on_or_after {
@@ -481,12 +508,7 @@ fn check_bearer(
     match (request_id, d.in_response_to.as_deref()) {
         (Some(want), Some(got)) if want == got => {}
         (None, None) => {}
-        (want, got) => {
-            return Err(Error::InResponseToMismatch {
-                expected: want.map(str::to_owned),
-                found: got.map(str::to_owned),
-            });
-        }
+        (want, got) => return Err(in_response_to_mismatch(want, got)),
     }
     Ok(not_on_or_after + skew)
 }

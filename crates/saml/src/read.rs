@@ -13,7 +13,9 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::time::parse_datetime;
 
-/// Whether `node` is the element `{ns}local`.
+/// Whether `node` is the element `{ns}local`. Out of line: one copy of the name and
+/// namespace comparison serves every reader, instead of one inlined per call site.
+#[inline(never)]
 pub(crate) fn is(node: Node<'_, '_>, ns: &str, local: &str) -> bool {
     node.has_tag_name((ns, local))
 }
@@ -23,14 +25,68 @@ pub(crate) fn expect(node: Node<'_, '_>, ns: &str, local: &str, shown: &'static 
     if is(node, ns, local) {
         Ok(())
     } else {
-        Err(Error::UnexpectedElement {
-            expected: shown,
-            found: describe(node),
-        })
+        Err(unexpected(node, shown))
     }
 }
 
+// The error constructors below are `#[cold]` and out of line, so that a reader's checks,
+// which an accepted message passes, stay dense in the instruction cache: a validation
+// runs more code than the L1 instruction cache holds.
+
+#[cold]
+#[inline(never)]
+fn unexpected(node: Node<'_, '_>, expected: &'static str) -> Error {
+    Error::UnexpectedElement {
+        expected,
+        found: describe(node),
+    }
+}
+
+#[cold]
+#[inline(never)]
+pub(crate) fn duplicate(parent: &'static str, child: &'static str) -> Error {
+    Error::DuplicateElement { parent, child }
+}
+
+#[cold]
+#[inline(never)]
+pub(crate) fn missing(parent: &'static str, child: &'static str) -> Error {
+    Error::MissingElement { parent, child }
+}
+
+#[cold]
+#[inline(never)]
+fn missing_attribute(element: &'static str, attribute: &'static str) -> Error {
+    Error::MissingAttribute { element, attribute }
+}
+
+#[cold]
+#[inline(never)]
+fn not_text_only(element: &'static str) -> Error {
+    Error::NotTextOnly(element)
+}
+
+/// A value of the wrong type, copied into the error.
+#[cold]
+#[inline(never)]
+pub(crate) fn invalid_value(element: &'static str, attribute: &'static str, value: &str) -> Error {
+    Error::InvalidValue {
+        element,
+        attribute,
+        value: value.to_owned(),
+    }
+}
+
+/// A Version other than 2.0, copied into the error.
+#[cold]
+#[inline(never)]
+pub(crate) fn unsupported_version(version: &str) -> Error {
+    Error::UnsupportedVersion(version.to_owned())
+}
+
 /// `{namespace}local` of a node, for error messages.
+#[cold]
+#[inline(never)]
 pub(crate) fn describe(node: Node<'_, '_>) -> String {
     if !node.is_element() {
         return format!("{:?} node", node.node_type());
@@ -61,7 +117,7 @@ pub(crate) fn optional_child<'a, 'i>(
     let mut found = node.children().filter(|c| is(*c, ns, local));
     let first = found.next();
     if found.next().is_some() {
-        return Err(Error::DuplicateElement { parent, child });
+        return Err(duplicate(parent, child));
     }
     Ok(first)
 }
@@ -74,7 +130,7 @@ pub(crate) fn required_child<'a, 'i>(
     parent: &'static str,
     child: &'static str,
 ) -> Result<Node<'a, 'i>> {
-    optional_child(node, ns, local, parent, child)?.ok_or(Error::MissingElement { parent, child })
+    optional_child(node, ns, local, parent, child)?.ok_or_else(|| missing(parent, child))
 }
 
 /// An unqualified attribute, required. Borrowed from the document: callers copy only
@@ -85,7 +141,7 @@ pub(crate) fn required_attr<'a>(
     attribute: &'static str,
 ) -> Result<&'a str> {
     node.attribute(attribute)
-        .ok_or(Error::MissingAttribute { element, attribute })
+        .ok_or_else(|| missing_attribute(element, attribute))
 }
 
 /// An unqualified attribute, optional.
@@ -117,11 +173,7 @@ pub(crate) fn bool_attr(
         None => Ok(None),
         Some("true" | "1") => Ok(Some(true)),
         Some("false" | "0") => Ok(Some(false)),
-        Some(other) => Err(Error::InvalidValue {
-            element,
-            attribute,
-            value: other.to_owned(),
-        }),
+        Some(other) => Err(invalid_value(element, attribute, other)),
     }
 }
 
@@ -133,11 +185,9 @@ pub(crate) fn u16_attr(
 ) -> Result<Option<u16>> {
     node.attribute(attribute)
         .map(|v| {
-            v.trim().parse::<u16>().map_err(|_| Error::InvalidValue {
-                element,
-                attribute,
-                value: v.to_owned(),
-            })
+            v.trim()
+                .parse::<u16>()
+                .map_err(|_| invalid_value(element, attribute, v))
         })
         .transpose()
 }
@@ -155,7 +205,7 @@ fn joined_text<'a>(node: Node<'a, '_>, element: &'static str) -> Result<Cow<'a, 
     let mut out = Cow::Borrowed("");
     for c in node.children() {
         if c.is_element() {
-            return Err(Error::NotTextOnly(element));
+            return Err(not_text_only(element));
         }
         if c.is_text() {
             append(&mut out, c.text().unwrap_or_default());
@@ -218,7 +268,7 @@ impl<'a, 'i> OneChild<'a, 'i> {
         child: &'static str,
     ) -> Result<Option<Node<'a, 'i>>> {
         if self.repeated {
-            return Err(Error::DuplicateElement { parent, child });
+            return Err(duplicate(parent, child));
         }
         Ok(self.first)
     }

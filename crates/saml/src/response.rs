@@ -120,6 +120,15 @@ pub(crate) fn parse_response<'a, 'i>(node: Node<'a, 'i>) -> Result<ResponseParts
     read::expect(node, PROTOCOL, "Response", R)?;
     let h = parse_header(node, R)?;
     let status = parse_status(node, R)?;
+    // One walk for both kinds, in plain loops: fewer copies of the iterator machinery.
+    let (mut assertions, mut encrypted_assertions) = (Vec::new(), Vec::new());
+    for c in node.children() {
+        if read::is(c, ASSERTION, "Assertion") {
+            assertions.push(c);
+        } else if read::is(c, ASSERTION, "EncryptedAssertion") {
+            encrypted_assertions.push(c);
+        }
+    }
     Ok(ResponseParts {
         response: Response {
             id: h.id,
@@ -129,8 +138,8 @@ pub(crate) fn parse_response<'a, 'i>(node: Node<'a, 'i>) -> Result<ResponseParts
             issuer: h.issuer,
             status,
         },
-        assertions: read::children(node, ASSERTION, "Assertion").collect(),
-        encrypted_assertions: read::children(node, ASSERTION, "EncryptedAssertion").collect(),
+        assertions,
+        encrypted_assertions,
     })
 }
 

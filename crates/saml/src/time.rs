@@ -51,7 +51,7 @@ fn push_digits(out: &mut String, value: u32, width: u32) {
 
 /// Parses an `xs:dateTime`.
 pub fn parse_datetime(s: &str) -> Result<OffsetDateTime> {
-    let bad = || Error::InvalidDateTime(s.to_owned());
+    let bad = || invalid_datetime(s);
     let b = s.as_bytes();
     // Date: YYYY-MM-DD (four digits for the year; we do not accept other widths).
     if b.len() < 19 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
@@ -115,6 +115,14 @@ pub fn parse_datetime(s: &str) -> Result<OffsetDateTime> {
     Ok(PrimitiveDateTime::new(date, time)
         .assume_offset(offset)
         .to_offset(UtcOffset::UTC))
+}
+
+/// Cold and out of line: one copy of the error's allocation instead of one per refusal
+/// inlined among the checks of every timestamp read.
+#[cold]
+#[inline(never)]
+fn invalid_datetime(s: &str) -> Error {
+    Error::InvalidDateTime(s.to_owned())
 }
 
 /// Reads `len` ASCII digits at `at`.

@@ -29,12 +29,22 @@ pub enum GroupCommand {
         /// Group name or ID.
         group: String,
     },
-    /// Change a group's settings.
+    /// Rename a group or change its settings.
+    #[command(group(
+        clap::ArgGroup::new("change")
+            .required(true)
+            .multiple(true)
+            .args(["name", "require_mfa"])
+    ))]
     Set {
         /// Group name or ID.
         group: String,
+        /// A new name (applications connected over SCIM rename their group of the old
+        /// name too).
+        #[arg(long)]
+        name: Option<String>,
         /// Whether every member needs a second factor to sign in.
-        #[arg(long, value_name = "BOOL", required = true)]
+        #[arg(long, value_name = "BOOL")]
         require_mfa: Option<bool>,
     },
     /// Manage a group's members.
@@ -97,8 +107,17 @@ pub async fn run(ctx: &Context, cmd: GroupCommand) -> anyhow::Result<()> {
             }
             output::table(&["NAME", "MEMBERS", "DESCRIPTION", "ID"], &rows)?;
         }
-        GroupCommand::Set { group, require_mfa } => {
-            let group = groups.lookup(&group).await?;
+        GroupCommand::Set {
+            group,
+            name,
+            require_mfa,
+        } => {
+            let mut group = groups.lookup(&group).await?;
+            if let Some(name) = name {
+                let before = group.name.clone();
+                group = groups.rename(&ctx.actor, group.id, &name).await?;
+                outln!("renamed group {before} to {}", group.name)?;
+            }
             if let Some(require) = require_mfa {
                 latchkey_idp::mfa::policy::MfaPolicy::new(&ctx.store)
                     .set_group(&ctx.actor, &group, require)

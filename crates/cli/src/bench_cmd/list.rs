@@ -661,6 +661,8 @@ fn pages(s: &Seeded) -> Vec<(&'static str, Surface, String)> {
     let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
     let exact = enc(&s.sample.username);
     let prefix = enc(s.sample.username.get(..3).unwrap_or("a"));
+    // A family name: one in twenty users has each (the words' index, walked in order).
+    let family = enc(s.sample.family_name.as_deref().unwrap_or("a"));
     let since = (SystemClock.now() - time::Duration::days(1)).date();
     let since_api = enc(&format!("{since}T00:00:00Z"));
     // One day a month back: a window in the middle of the log.
@@ -686,6 +688,11 @@ fn pages(s: &Seeded) -> Vec<(&'static str, Surface, String)> {
             "users: username prefix",
             Surface::Api,
             format!("/api/v1/users?limit=50&q={prefix}"),
+        ),
+        (
+            "users: family name",
+            Surface::Api,
+            format!("/api/v1/users?limit=50&q={family}"),
         ),
         (
             "group members: all staff",
@@ -743,6 +750,11 @@ fn pages(s: &Seeded) -> Vec<(&'static str, Surface, String)> {
             "users: username prefix",
             Surface::Console,
             format!("/admin/users?q={prefix}"),
+        ),
+        (
+            "users: family name",
+            Surface::Console,
+            format!("/admin/users?q={family}"),
         ),
         (
             "group members: all staff",

@@ -5,11 +5,12 @@
 use std::process::Command;
 
 /// The pages the report must measure, each through the API and the console.
-const BOTH: [&str; 9] = [
+const BOTH: [&str; 10] = [
     "users: first page",
     "users: middle page by cursor",
     "users: exact username",
     "users: username prefix",
+    "users: family name",
     "group members: all staff",
     "group members: a department",
     "audit: newest",
@@ -76,7 +77,7 @@ fn bench_list_reports_every_page_walk_and_memory_figure() {
     assert_eq!(whole["errors"], 0, "{whole}");
     assert_eq!(whole["requests"], 6, "{whole}");
     assert!(whole["p50_ms"].as_f64().unwrap() > 0.0, "{whole}");
-    assert_eq!(figures.len(), 25, "{figures:?}");
+    assert_eq!(figures.len(), 27, "{figures:?}");
 
     // Every walk saw every item once: the seeded users and the admin, every audit line.
     let walks = report["walks"].as_array().unwrap();

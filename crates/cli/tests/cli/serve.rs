@@ -131,6 +131,19 @@ fn sign_in_survives_a_broken_stderr(broken: BrokenStderr) {
         .parse()
         .unwrap();
     assert!(dropped > 0, "{metrics}");
+    // The server checkpoints SQLite's WAL from its own task (the sign-ins wrote to it).
+    let checkpoints: u64 = between(
+        &metrics,
+        "\nlatchkey_sqlite_checkpoints_total{outcome=\"done\"} ",
+        "\n",
+    )
+    .parse()
+    .unwrap();
+    assert!(checkpoints > 0, "{metrics}");
+    assert!(
+        metrics.contains("latchkey_sqlite_checkpoints_total{outcome=\"failed\"} 0\n"),
+        "{metrics}"
+    );
 }
 
 #[test]

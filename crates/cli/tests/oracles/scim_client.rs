@@ -289,6 +289,27 @@ fn scim2_server_follows_the_directory() {
     assert!(applied["differences"][0]["error"].is_null(), "{applied}");
     assert_eq!(members("team"), Some(vec![alice_id.clone()]));
 
+    // A group renamed in the directory is renamed at scim2-server, in place: the same
+    // group (its ID, and so whatever the application granted it), not a new one beside an
+    // emptied one. Renamed back, likewise.
+    for (from, to) in [("team", "squad"), ("squad", "team")] {
+        latchkey(&config, &["group", "set", from, "--name", to]);
+        let started = Instant::now();
+        loop {
+            let now = group(scim_port, to).map(|g| g["id"].as_str().map(str::to_owned));
+            if now == Some(Some(team_id.clone())) && group(scim_port, from).is_none() {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "after renaming {from} to {to}: {to} {now:?}, {from} {:?}",
+                group(scim_port, from)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(members(to), Some(vec![alice_id.clone()]));
+    }
+
     latchkey(&config, &["group", "members", "remove", "team", "alice"]);
     let started = Instant::now();
     while members("team") != Some(Vec::new()) {

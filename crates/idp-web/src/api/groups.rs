@@ -125,6 +125,35 @@ pub async fn get(
     ))
 }
 
+/// A change to a group; a field left out stays as it is.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateGroup {
+    /// A new name (unique, any case). Applications connected over SCIM rename their group
+    /// of the old name too.
+    pub name: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/groups/{group}", operation_id = "groups_update", tag = "groups",
+    params(("group" = String, Path, description = "ID or name")), request_body = UpdateGroup,
+    responses((status = 200, description = "OK", body = GroupDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Renames a group.
+pub async fn update(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(group): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateGroup>,
+) -> Result<axum::Json<GroupDto>, ApiError> {
+    let groups = state.store.groups();
+    let mut group = groups.lookup(&group).await?;
+    if let Some(name) = body.name {
+        group = groups.rename(&caller.actor(), group.id, &name).await?;
+    }
+    Ok(axum::Json(group.into()))
+}
+
 #[utoipa::path(delete, path = "/api/v1/groups/{group}", operation_id = "groups_delete", tag = "groups",
     params(("group" = String, Path, description = "ID or name")),
     responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),

@@ -95,7 +95,7 @@ impl ApiState {
     paths(
         users::list, users::create, users::get, users::update, users::delete,
         users::suspend, users::resume, users::set_password, users::groups, invitations::create,
-        groups::list, groups::create, groups::get, groups::delete,
+        groups::list, groups::create, groups::get, groups::update, groups::delete,
         groups::members, groups::add_member, groups::remove_member,
         apps::list, apps::create, apps::create_from_template, apps::create_from_metadata,
         apps::get, apps::replace,
@@ -158,7 +158,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/apps/{app}/mfa", put(mfa::set_app))
         .route("/users/{user}/invitations", post(invitations::create))
         .route("/groups", get(groups::list).post(groups::create))
-        .route("/groups/{group}", get(groups::get).delete(groups::delete))
+        .route(
+            "/groups/{group}",
+            get(groups::get)
+                .patch(groups::update)
+                .delete(groups::delete),
+        )
         .route("/groups/{group}/members", get(groups::members))
         .route(
             "/groups/{group}/members/{user}",

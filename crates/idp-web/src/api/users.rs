@@ -99,9 +99,10 @@ pub struct UserPage {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserListQuery {
-    /// Search, case-insensitive: a prefix of the username, or, when it contains `@`, a
-    /// prefix of the e-mail address (a whole address finds its user). Prefixes because an
-    /// index serves them; display names are not searched.
+    /// Search, case-insensitive. With `@`, a prefix of the e-mail address (a whole address
+    /// finds its user). Without, a prefix of the username, or words each beginning a word of
+    /// the user's names, username or address (`smi`, `jane smith`); one letter searches
+    /// usernames only. Prefixes because an index serves them.
     pub q: Option<String>,
     /// `active` or `suspended`.
     pub status: Option<String>,

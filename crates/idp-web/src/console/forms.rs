@@ -34,6 +34,7 @@ pub(crate) fn field_error(err: Error) -> Result<FieldError, WebError> {
         Error::DuplicateEmail { .. } => "email",
         Error::UnknownUser { .. } => "user",
         Error::UnknownGroup { .. } => "group",
+        Error::DuplicateGroup { .. } => "name",
         Error::AlreadyMember { .. } | Error::NotMember { .. } => "group",
         Error::UnknownToken { .. } => "token",
         _ => return Err(err.into()),

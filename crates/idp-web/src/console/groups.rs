@@ -7,7 +7,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::forms::{FieldError, csrf_form, field_error};
+use super::forms::{FieldError, csrf_form, field_error, given};
 use super::listing::{self, After};
 use super::{Nav, Operator, Refusal, admit, set_membership};
 use crate::extract::{CsrfForm, CsrfToken, SessionCookie};
@@ -19,10 +19,32 @@ use latchkey_idp::ids::GroupId;
 
 #[derive(Template)]
 #[template(path = "console/groups.html")]
-struct GroupsPage {
+struct GroupsPage<'a> {
     title: &'static str,
     nav: Nav,
+    csrf: &'a str,
     groups: Vec<Group>,
+    may_create: bool,
+    error: Option<FieldError>,
+}
+
+async fn list_page(
+    state: &WebState,
+    op: &Operator,
+    csrf: CsrfToken,
+    error: Option<FieldError>,
+    status: StatusCode,
+) -> Result<Response, Refusal> {
+    let groups = state.store().groups().list().await?;
+    let html = render(&GroupsPage {
+        title: "Groups",
+        nav: op.nav(),
+        csrf: csrf.value(),
+        groups,
+        may_create: op.roles.allows(Permission::WriteGroups),
+        error,
+    })?;
+    Ok((status, csrf, html).into_response())
 }
 
 /// GET /admin/groups
@@ -30,15 +52,86 @@ pub(crate) async fn list(
     State(state): State<WebState>,
     cookie: SessionCookie,
     uri: Uri,
+    csrf: CsrfToken,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
-    let groups = state.store().groups().list().await?;
-    let html = render(&GroupsPage {
-        title: "Groups",
-        nav: op.nav(),
-        groups,
-    })?;
-    Ok(html.into_response())
+    list_page(&state, &op, csrf, None, StatusCode::OK).await
+}
+
+/// A new group, or a group's new name.
+#[derive(Debug, Deserialize)]
+pub(crate) struct NameForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+csrf_form!(NameForm);
+
+/// POST /admin/groups: creates a group and shows it; a refused name gives the list back.
+pub(crate) async fn create(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<NameForm>,
+) -> Result<Response, Refusal> {
+    let op = admit(&state, &cookie, &uri, Permission::WriteGroups).await?;
+    let new = latchkey_idp::directory::NewGroup {
+        name: form.name.trim().to_owned(),
+        description: given(&form.description),
+    };
+    match state.store().groups().create(&op.actor(), new).await {
+        Ok(group) => Ok(Redirect::to(&format!("/admin/groups/{}", group.id)).into_response()),
+        Err(e) => {
+            let error = field_error(e)?;
+            list_page(
+                &state,
+                &op,
+                csrf,
+                Some(error),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+/// POST /admin/groups/{id}/name: renames the group (applications connected over SCIM
+/// rename theirs); a refused name gives the page back naming the field.
+pub(crate) async fn rename(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<NameForm>,
+) -> Result<Response, Refusal> {
+    let op = admit(&state, &cookie, &uri, Permission::WriteGroups).await?;
+    let group = load(&state, &id).await?;
+    match state
+        .store()
+        .groups()
+        .rename(&op.actor(), group.id, form.name.trim())
+        .await
+    {
+        Ok(group) => Ok(Redirect::to(&format!("/admin/groups/{}", group.id)).into_response()),
+        Err(e) => {
+            let error = field_error(e)?;
+            page(
+                &state,
+                &op,
+                csrf,
+                group,
+                None,
+                Some(error),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
 }
 
 #[derive(Template)]
@@ -54,6 +147,7 @@ struct GroupPage<'a> {
     first: Option<String>,
     next: Option<String>,
     may_write: bool,
+    may_rename: bool,
     error: Option<FieldError>,
 }
 
@@ -102,6 +196,7 @@ async fn page(
             .collect::<Vec<_>>()
             .join(", "),
         may_write: op.roles.may_change_members(&carries),
+        may_rename: op.roles.allows(Permission::WriteGroups),
         group,
         apps,
         members,

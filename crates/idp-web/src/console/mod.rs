@@ -60,8 +60,9 @@ pub fn router() -> Router<WebState> {
         )
         .route("/admin/users/{id}/groups", post(users::join))
         .route("/admin/users/{id}/groups/remove", post(users::leave))
-        .route("/admin/groups", get(groups::list))
+        .route("/admin/groups", get(groups::list).post(groups::create))
         .route("/admin/groups/{id}", get(groups::show))
+        .route("/admin/groups/{id}/name", post(groups::rename))
         .route("/admin/groups/{id}/members", post(groups::add_member))
         .route(
             "/admin/groups/{id}/members/remove",

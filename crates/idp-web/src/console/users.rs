@@ -55,8 +55,9 @@ fn page_href(q: &str, after: Option<&str>) -> String {
 }
 
 /// GET /admin/users: a page of users in username order, by keyset cursor (a bookmark of
-/// a deep page costs what the first does); search is a prefix of the username, or of the
-/// e-mail address when it has an `@`.
+/// a deep page costs what the first does); search is a prefix of the username or of a word
+/// of the user's names, or of the e-mail address when it has an `@`
+/// ([`latchkey_idp::directory::UserFilter::search`]).
 pub(crate) async fn list(
     State(state): State<WebState>,
     cookie: SessionCookie,

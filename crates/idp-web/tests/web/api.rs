@@ -629,6 +629,70 @@ async fn groups_and_members(t: TestStore) {
     let (_, listed) = a.get("/api/v1/groups?q=WIKI").await;
     assert_eq!(listed["page"]["total"], 1);
 
+    // A rename keeps the group (ID, members) and records the change; a taken name is a
+    // conflict, an unknown field or group is refused, and nothing changes then.
+    a.call(
+        Method::POST,
+        "/api/v1/groups",
+        Some(json!({"name": "other"})),
+    )
+    .await;
+    let (s, renamed) = a
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/groups/{gid}"),
+            Some(json!({"name": "wiki-writers"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{renamed}");
+    assert_eq!(
+        (renamed["id"].as_str(), &renamed["name"]),
+        (Some(gid.as_str()), &json!("wiki-writers"))
+    );
+    let (_, of_user) = a.get("/api/v1/users/alice/groups").await;
+    assert_eq!(of_user[0]["name"], "wiki-writers");
+    let (_, audit) = a.get("/api/v1/audit?action=group.update").await;
+    assert_eq!(audit["items"][0]["target_name"], "wiki-writers", "{audit}");
+    assert_error(
+        &a.call(
+            Method::PATCH,
+            "/api/v1/groups/wiki-writers",
+            Some(json!({"name": "OTHER"})),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "duplicate_group",
+    );
+    assert_error(
+        &a.call(
+            Method::PATCH,
+            "/api/v1/groups/wiki-writers",
+            Some(json!({"description": "x"})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+    );
+    assert_error(
+        &a.call(
+            Method::PATCH,
+            "/api/v1/groups/nope",
+            Some(json!({"name": "x"})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "unknown_group",
+    );
+    // Back to the first name: it is no longer a former one.
+    let (s, _) = a
+        .call(
+            Method::PATCH,
+            "/api/v1/groups/wiki-writers",
+            Some(json!({"name": "wiki-editors"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
     assert_eq!(
         a.call(
             Method::DELETE,

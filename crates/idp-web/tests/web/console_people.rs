@@ -195,6 +195,22 @@ async fn the_users_list_pages_by_cursor_through_everyone_once() {
     assert!(next.is_none());
     let (names, _) = rows(&b.get("/admin/users?q=u119%40example.org").await);
     assert_eq!(names, ["u119"]);
+    // And a word of a name: the family name finds its user.
+    let mut ada = NewUser::new("u042", "u042@example.org");
+    ada.family_name = Some("Lovelace".into());
+    let u042 = idp.store.users().lookup("u042").await.unwrap();
+    idp.store
+        .users()
+        .delete(&Actor::system(), u042.id)
+        .await
+        .unwrap();
+    idp.store
+        .users()
+        .create(&Actor::system(), ada)
+        .await
+        .unwrap();
+    let (names, _) = rows(&b.get("/admin/users?q=lovel").await);
+    assert_eq!(names, ["u042"]);
     // A cursor this list did not hand out is refused, not guessed at.
     let page = b.get("/admin/users?after=not-a-cursor").await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
@@ -323,4 +339,82 @@ async fn custom_attributes_are_set_and_removed_and_bad_ones_named() {
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     let stored = idp.store.users().get(carol.id).await.unwrap().attributes;
     assert!(!stored.contains_key("roles") && stored.contains_key("cost_center"));
+}
+
+/// An admin creates and renames groups from the console; a taken name is named on the form
+/// and changes nothing; helpdesk (members only) sees neither form.
+#[tokio::test]
+async fn admins_create_and_rename_groups() {
+    let idp = idp().await;
+    person(&idp, "root", Some(Role::Admin)).await;
+    person(&idp, "desk", Some(Role::Helpdesk)).await;
+    let mut b = signed_in(&idp, "root").await;
+    let groups = idp.store.groups().list().await.unwrap().len();
+    let list = b.get("/admin/groups").await;
+    assert!(
+        list.body.contains("action=\"/admin/groups\""),
+        "{}",
+        list.body
+    );
+    let token = csrf(&mut b).await;
+    let made = b
+        .post(
+            "/admin/groups",
+            &[
+                ("csrf", &token),
+                ("name", "Payroll"),
+                ("description", "Pays people"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let payroll = idp.store.groups().lookup("payroll").await.unwrap();
+    assert_eq!(payroll.description.as_deref(), Some("Pays people"));
+    let again = b
+        .post("/admin/groups", &[("csrf", &token), ("name", "PAYROLL")])
+        .await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(again.body.contains("data-field=\"name\""), "{}", again.body);
+    assert_eq!(idp.store.groups().list().await.unwrap().len(), groups + 1);
+
+    let page = b.get(&format!("/admin/groups/{}", payroll.id)).await;
+    assert!(page.body.contains("/name\""), "{}", page.body);
+    let renamed = b
+        .post(
+            &format!("/admin/groups/{}/name", payroll.id),
+            &[("csrf", &token), ("name", "Finance")],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER, "{}", renamed.body);
+    assert_eq!(
+        idp.store.groups().get(payroll.id).await.unwrap().name,
+        "Finance"
+    );
+    assert_eq!(
+        actor_of(&idp, &payroll.id.to_string(), "group.update")
+            .await
+            .as_deref(),
+        Some("root")
+    );
+    let bad = b
+        .post(
+            &format!("/admin/groups/{}/name", payroll.id),
+            &[("csrf", &token), ("name", "  ")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert_eq!(
+        idp.store.groups().get(payroll.id).await.unwrap().name,
+        "Finance"
+    );
+
+    let mut h = signed_in(&idp, "desk").await;
+    let list = h.get("/admin/groups").await;
+    assert!(
+        !list.body.contains("action=\"/admin/groups\""),
+        "{}",
+        list.body
+    );
+    let page = h.get(&format!("/admin/groups/{}", payroll.id)).await;
+    assert!(!page.body.contains("/name\""), "{}", page.body);
 }

@@ -189,6 +189,19 @@ async fn routes(idp: &Idp) -> Vec<Route> {
             &[("group", "staff")],
         ),
         post(
+            "/admin/groups",
+            P::WriteGroups,
+            "/admin/groups".into(),
+            &[("name", "another-group")],
+        ),
+        post(
+            "/admin/groups/{id}/name",
+            P::WriteGroups,
+            format!("{group}/name"),
+            // A change of case only: later rows still find it as `staff`.
+            &[("name", "Staff")],
+        ),
+        post(
             "/admin/groups/{id}/members",
             P::WriteGroupMembers,
             format!("{group}/members"),

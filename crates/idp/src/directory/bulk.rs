@@ -91,6 +91,17 @@ impl Users<'_> {
             }
             query.execute(&mut *conn).await?;
         }
+        let words: Vec<_> = rows
+            .iter()
+            .map(|(id, fields, _)| (*id, super::words::of(fields)))
+            .collect();
+        super::words::insert_many(
+            conn,
+            words
+                .iter()
+                .flat_map(|(id, ws)| ws.iter().map(|w| (*id, w.as_str()))),
+        )
+        .await?;
         let mut created = Vec::with_capacity(rows.len());
         let mut lines = Vec::with_capacity(rows.len());
         for (id, fields, hash) in &rows {

@@ -141,6 +141,58 @@ async fn is_member(conn: &mut AnyConnection, group: GroupId, user: UserId) -> Re
     Ok(found.is_some())
 }
 
+/// Former names kept per group (the SCIM client renames an application's group of any of
+/// them).
+const FORMER_NAMES_KEPT: i64 = 8;
+
+/// Keeps `before`'s name as a former name of the group now called `name` (a name it has
+/// again is no longer former), the most recent [`FORMER_NAMES_KEPT`] only.
+async fn remember_former_name(
+    conn: &mut AnyConnection,
+    before: &Group,
+    name: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO group_former_names (group_id, name, renamed_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (group_id, name) DO UPDATE SET renamed_at = excluded.renamed_at",
+    )
+    .bind(before.id.to_db())
+    .bind(&before.name)
+    .bind(timestamp::format(now))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM group_former_names WHERE group_id = $1 AND (name = $2 OR name NOT IN \
+         (SELECT name FROM group_former_names WHERE group_id = $1 \
+         ORDER BY renamed_at DESC, name LIMIT $3))",
+    )
+    .bind(before.id.to_db())
+    .bind(name)
+    .bind(FORMER_NAMES_KEPT)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The former names of the groups `user` is in, most recent first: (group, name).
+pub(crate) async fn former_names_of_member(
+    conn: &mut AnyConnection,
+    user: UserId,
+) -> Result<Vec<(GroupId, String)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT f.group_id, f.name FROM group_former_names f \
+         JOIN group_members m ON m.group_id = f.group_id WHERE m.user_id = $1 \
+         ORDER BY f.renamed_at DESC, f.name",
+    )
+    .bind(user.to_db())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(g, name)| Ok((GroupId::from_db(&g)?, name)))
+        .collect()
+}
+
 /// Adds a membership and records `group.member_add`, in the caller's transaction.
 pub(crate) async fn insert_member(
     conn: &mut AnyConnection,
@@ -344,6 +396,7 @@ pub(crate) async fn rename(
     .execute(&mut *conn)
     .await
     .map_err(|e| duplicate(e.into(), &name))?;
+    remember_former_name(conn, before, &name, now).await?;
     let after = Group {
         name,
         updated_at: now,
@@ -492,6 +545,24 @@ impl<'s> Groups<'s> {
         store::commit(tx).await?;
         self.store.wake_outbox();
         Ok(())
+    }
+
+    /// Renames a group and records `group.update`; refuses a name another group has.
+    /// Applications connected over SCIM rename their group of the old name too (see
+    /// [`crate::provisioning::worker::WantedGroups::renamed`]), so rights they granted to it
+    /// stay with it.
+    pub async fn rename(&self, actor: &Actor, id: GroupId, name: &str) -> Result<Group> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let before = fetch(&mut *conn, id)
+            .await?
+            .ok_or_else(|| Error::UnknownGroup {
+                name: id.to_string(),
+            })?;
+        let after = rename(conn, actor, self.store.now(), &before, name).await?;
+        store::commit(tx).await?;
+        self.store.wake_outbox();
+        Ok(after)
     }
 
     /// Adds a user to a group; refuses an existing membership.

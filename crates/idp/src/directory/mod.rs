@@ -10,6 +10,7 @@ mod import;
 mod login;
 pub(crate) mod users;
 pub(crate) mod validate;
+pub(crate) mod words;
 
 pub use groups::{Group, Groups, NewGroup};
 pub use import::ImportReport;

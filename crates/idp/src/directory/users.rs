@@ -518,6 +518,8 @@ pub(crate) async fn insert(
     .execute(&mut *conn)
     .await
     .map_err(|e| unique_error(e.into(), fields))?;
+    let words = super::words::of(fields);
+    super::words::insert_many(conn, words.iter().map(|w| (id, w.as_str()))).await?;
     let (user, change) = created(id, fields, password_hash.is_some(), now);
     audit::record(conn, actor, now, change).await?;
     crate::provisioning::outbox::user_changed(conn, id, &user.username, "user.create", now).await?;
@@ -589,6 +591,10 @@ pub(crate) async fn rewrite(
     .execute(&mut *conn)
     .await
     .map_err(|e| unique_error(e.into(), fields))?;
+    let words = super::words::of(fields);
+    if words != super::words::of(&UserFields::of(before)) {
+        super::words::write(conn, before.id, &words).await?;
+    }
     if fields.username != before.username {
         // The member rows carry the key a group's member listing is ordered by.
         sqlx::query("UPDATE group_members SET username_key = $1 WHERE user_id = $2")
@@ -677,11 +683,14 @@ pub(crate) async fn remove(
 /// Which users a listing wants; every field left `None` means no restriction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserFilter {
-    /// Search, case-insensitive. Without `@` it is a prefix of the username; with `@` a
-    /// prefix of the e-mail address (so a whole address finds its user). Prefixes, not
-    /// substrings, because a B-tree index on the case-folded key serves a prefix range on
-    /// both SQLite and PostgreSQL, and a substring needs a full scan (or trigram indexes
-    /// SQLite lacks). Display names are not searched for the same reason.
+    /// Search, case-insensitive. With `@` it is a prefix of the e-mail address (so a whole
+    /// address finds its user). Without, a user matches when it is a prefix of their
+    /// username, or when each of its words (up to four) begins a word of their names,
+    /// username or address's local part: "smi" and "jane smith" find Jane Smith
+    /// (`j.smith`). A one-letter search, and one that begins the words or usernames of
+    /// 5,000 users or more, is a username prefix only. Prefixes, not substrings,
+    /// because a B-tree index serves a prefix range on both SQLite and PostgreSQL, and a
+    /// substring needs a full scan (or trigram indexes SQLite lacks).
     pub search: Option<String>,
     /// Only users in this state.
     pub status: Option<UserStatus>,
@@ -741,6 +750,7 @@ enum Select {
 fn listing(
     backend: crate::store::Backend,
     filter: &UserFilter,
+    by_words: &ByWords,
     after: Option<&UserCursor>,
     select: Select,
 ) -> crate::store::sql::Sql {
@@ -783,14 +793,50 @@ fn listing(
     }
     if let Some(search) = search {
         let key = if by_email { email_key } else { username_key };
-        sql.push(" AND ")
-            .push(key)
-            .push(" >= ")
-            .text(search.clone())
-            .push(" AND ")
-            .push(key)
-            .push(" < ")
-            .text(prefix_bound(&search));
+        let user = if filter.group.is_some() {
+            "m.user_id"
+        } else {
+            "u.id"
+        };
+        let range = |sql: &mut Sql| {
+            sql.push(key)
+                .push(" >= ")
+                .text(search.clone())
+                .push(" AND ")
+                .push(key)
+                .push(" < ")
+                .text(prefix_bound(&search));
+        };
+        match by_words {
+            ByWords::No => {
+                sql.push(" AND ");
+                range(&mut sql);
+            }
+            ByWords::Gather(terms) => {
+                // Both ranges through their indexes, then their users sorted.
+                sql.push(" AND (");
+                range(&mut sql);
+                sql.push(" OR ")
+                    .push(user)
+                    .push(" IN (SELECT w0.user_id FROM user_words w0 WHERE w0.word >= ");
+                if let Some((first, rest)) = terms.split_first() {
+                    sql.text(first.clone())
+                        .push(" AND w0.word < ")
+                        .text(prefix_bound(first));
+                    for term in rest {
+                        sql.push(
+                            " AND EXISTS (SELECT 1 FROM user_words w1 \
+                             WHERE w1.user_id = w0.user_id AND w1.word >= ",
+                        )
+                        .text(term.clone())
+                        .push(" AND w1.word < ")
+                        .text(prefix_bound(term))
+                        .push(")");
+                    }
+                }
+                sql.push("))");
+            }
+        }
     }
     if let Some(status) = filter.status {
         sql.push(" AND u.status = ").text(status.as_str());
@@ -806,6 +852,27 @@ fn listing(
     }
     sql
 }
+
+/// Whether a search also finds users by their words ([`super::words`]), chosen per search
+/// from how many index entries each range holds (read up to [`GATHER_AT_MOST`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ByWords {
+    /// The username (or address) prefix alone: an address, a one-letter search, one that
+    /// begins no word, or one too broad to gather ([`GATHER_AT_MOST`]).
+    No,
+    /// Both ranges read through their indexes and their users sorted (only a page's worth
+    /// is kept while sorting). The longest term first (it narrows most); every other term
+    /// must begin a word too.
+    Gather(Vec<String>),
+}
+
+/// The most index entries a search gathers and sorts, per range: about 7 ms on SQLite at
+/// 100,000 users (a page is then the first 50 of up to 10,000 users, each looked up).
+/// Walking users in username order instead costs nothing when matches are spread out, but
+/// matches of a name cluster (every `grace.*` has the word `grace`), and reaching a late
+/// cluster read most of the directory: 300 ms. So a broader search (a common first name's
+/// first two letters) is a username prefix only, and a longer one narrows it.
+const GATHER_AT_MOST: i64 = 5_000;
 
 /// Directory users.
 #[derive(Debug, Clone, Copy)]
@@ -899,7 +966,8 @@ impl<'s> Users<'s> {
         limit: u32,
     ) -> Result<UserPage> {
         let limit = limit.max(1);
-        let mut sql = listing(self.store.backend(), filter, after, Select::Rows);
+        let by_words = self.by_words(filter).await?;
+        let mut sql = listing(self.store.backend(), filter, &by_words, after, Select::Rows);
         sql.push(" LIMIT ").int(i64::from(limit) + 1);
         let rows: Vec<UserRow> = sql.fetch_all(self.store.pool()).await?;
         let mut users = rows
@@ -925,7 +993,8 @@ impl<'s> Users<'s> {
         offset: u64,
         limit: u32,
     ) -> Result<Vec<User>> {
-        let mut sql = listing(self.store.backend(), filter, None, Select::Rows);
+        let by_words = self.by_words(filter).await?;
+        let mut sql = listing(self.store.backend(), filter, &by_words, None, Select::Rows);
         sql.push(" LIMIT ")
             .int(i64::from(limit.max(1)))
             .push(" OFFSET ")
@@ -937,7 +1006,8 @@ impl<'s> Users<'s> {
     /// How many users match `filter`. A count walks the matching index entries, so callers
     /// ask once per listing (its first page), not once per page.
     pub async fn count(&self, filter: &UserFilter) -> Result<u64> {
-        let sql = listing(self.store.backend(), filter, None, Select::Count);
+        let by_words = self.by_words(filter).await?;
+        let sql = listing(self.store.backend(), filter, &by_words, None, Select::Count);
         let n = sql.fetch_int(self.store.pool()).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -946,7 +1016,14 @@ impl<'s> Users<'s> {
     /// is exact, `cap + 1` means "more than `cap`". Reads at most `cap + 1` index entries,
     /// where an exact count of a large directory reads them all.
     pub async fn count_up_to(&self, filter: &UserFilter, cap: u64) -> Result<u64> {
-        let mut sql = listing(self.store.backend(), filter, None, Select::CountUpTo);
+        let by_words = self.by_words(filter).await?;
+        let mut sql = listing(
+            self.store.backend(),
+            filter,
+            &by_words,
+            None,
+            Select::CountUpTo,
+        );
         sql.push(" LIMIT ")
             .int(i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX))
             .push(") capped");
@@ -954,12 +1031,68 @@ impl<'s> Users<'s> {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// How `filter`'s search is run ([`ByWords`]): two reads of at most [`GATHER_AT_MOST`]
+    /// index entries each.
+    async fn by_words(&self, filter: &UserFilter) -> Result<ByWords> {
+        use crate::store::Backend;
+        use crate::store::sql::{Sql, prefix_bound};
+        let Some(search) = filter.search.as_deref().map(store::fold) else {
+            return Ok(ByWords::No);
+        };
+        if search.contains('@') {
+            return Ok(ByWords::No);
+        }
+        let mut terms = super::words::terms(&search);
+        terms.sort_by_key(|t| std::cmp::Reverse(t.chars().count()));
+        let Some(longest) = terms.first() else {
+            return Ok(ByWords::No);
+        };
+        if longest.chars().count() < 2 {
+            return Ok(ByWords::No);
+        }
+        let mut words = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM user_words WHERE word >= ");
+        words
+            .text(longest.clone())
+            .push(" AND word < ")
+            .text(prefix_bound(longest))
+            .push(" LIMIT ")
+            .int(GATHER_AT_MOST)
+            .push(") w");
+        let words = words.fetch_int(self.store.pool()).await?;
+        if words == 0 {
+            return Ok(ByWords::No);
+        }
+        let mut names = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE ");
+        let key = match self.store.backend() {
+            Backend::Postgres => "username_key COLLATE \"C\"",
+            Backend::Sqlite => "username_key",
+        };
+        names
+            .push(key)
+            .push(" >= ")
+            .text(search.clone())
+            .push(" AND ")
+            .push(key)
+            .push(" < ")
+            .text(prefix_bound(&search))
+            .push(" LIMIT ")
+            .int(GATHER_AT_MOST)
+            .push(") n");
+        let names = names.fetch_int(self.store.pool()).await?;
+        Ok(if words < GATHER_AT_MOST && names < GATHER_AT_MOST {
+            ByWords::Gather(terms)
+        } else {
+            ByWords::No
+        })
+    }
+
     /// The database's plan for a page of this listing, for the tests that check an index
     /// serves every filter.
     #[doc(hidden)]
     pub async fn explain_page(&self, filter: &UserFilter) -> Result<String> {
         let backend = self.store.backend();
-        let mut sql = listing(backend, filter, None, Select::Rows);
+        let by_words = self.by_words(filter).await?;
+        let mut sql = listing(backend, filter, &by_words, None, Select::Rows);
         sql.push(" LIMIT ").int(51);
         sql.plan(
             self.store.pool(),

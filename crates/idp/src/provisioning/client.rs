@@ -358,6 +358,29 @@ impl ScimClient {
         )
     }
 
+    /// `PATCH /Groups/{id}` replacing its `displayName`. `false` when the application
+    /// refuses the name as taken (`409`) or no longer has the group (`404`): the caller then
+    /// moves members as it would without a rename.
+    pub async fn rename_group(&self, id: &str, name: &str) -> Result<bool, ClientError> {
+        let url = self.group_url(id);
+        let patch = json!({
+            "schemas": [PATCH_OP_SCHEMA],
+            "Operations": [{ "op": "replace", "path": "displayName", "value": name }],
+        });
+        let (status, body) = self.send(Method::PATCH, &url, None, Some(&patch)).await?;
+        if status == StatusCode::CONFLICT || status == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        expect(
+            &Method::PATCH,
+            &url,
+            status,
+            &body,
+            &[StatusCode::OK, StatusCode::NO_CONTENT],
+        )?;
+        Ok(true)
+    }
+
     /// Adds (or removes) `member` to (from) the group `id` with one PATCH.
     pub async fn set_member(
         &self,
@@ -365,11 +388,7 @@ impl ScimClient {
         member: &str,
         present: bool,
     ) -> Result<(), ClientError> {
-        let url = {
-            let mut url = self.url("/Groups/");
-            url.extend(url::form_urlencoded::byte_serialize(id.as_bytes()));
-            url
-        };
+        let url = self.group_url(id);
         let operation = if present {
             json!({ "op": "add", "path": "members", "value": [{ "value": member }] })
         } else {
@@ -391,6 +410,13 @@ impl ScimClient {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    fn group_url(&self, id: &str) -> String {
+        // The id is the server's; keep it inside one path segment.
+        let mut url = self.url("/Groups/");
+        url.extend(url::form_urlencoded::byte_serialize(id.as_bytes()));
+        url
     }
 
     fn user_url(&self, id: &str) -> String {

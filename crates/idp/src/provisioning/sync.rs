@@ -98,7 +98,7 @@ pub async fn run(
                 matched.insert(there.id.clone());
                 let groups_differ = match &want {
                     Want::Present(_, Some(groups)) => {
-                        groups_differ(target, &there.id, groups).await?
+                        groups_differ(target, &there.id, &groups.names).await?
                     }
                     _ => false,
                 };

@@ -102,9 +102,20 @@ pub enum Done {
 pub enum Want {
     /// This resource, active, in these groups (`None`: the application's release has no
     /// attribute from groups, and its groups are not managed).
-    Present(Value, Option<Vec<String>>),
+    Present(Value, Option<WantedGroups>),
     /// No active user (deactivated or deleted, as the connection says).
     Removed,
+}
+
+/// The groups an application should put a user in, as its release names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WantedGroups {
+    /// The `displayName`s.
+    pub names: Vec<String>,
+    /// (former, current) names of those groups renamed in the directory, most recent
+    /// rename first: a group of the former name at the application is renamed there rather
+    /// than left behind (it may carry rights the application granted to it).
+    pub renamed: Vec<(String, String)>,
 }
 
 /// The worker of one node.
@@ -274,21 +285,40 @@ pub async fn wanted(store: &Store, app: &Application, user: UserId) -> Result<Wa
     if !store.apps().may_access(app.id, &user).await? {
         return Ok(Want::Removed);
     }
-    let groups: Vec<String> = store
-        .groups()
-        .of_user(user.id)
-        .await?
-        .into_iter()
-        .map(|g| g.name)
-        .collect();
+    let of_user = store.groups().of_user(user.id).await?;
+    let groups: Vec<String> = of_user.iter().map(|g| g.name.clone()).collect();
     // The groups the application sees are those its release sends (filter included), so
     // a role the app grants from a group follows the same rule over SCIM as in an assertion.
-    let released = app
+    let mapping = app
         .settings
         .attributes
         .iter()
-        .find(|a| matches!(a.source, crate::apps::AttributeSource::Groups))
-        .map(|a| a.values(&user, &groups));
+        .find(|a| matches!(a.source, crate::apps::AttributeSource::Groups));
+    let released = match mapping {
+        None => None,
+        Some(a) => {
+            let mut conn = store.pool().acquire().await?;
+            let former =
+                crate::directory::groups::former_names_of_member(&mut conn, user.id).await?;
+            // A former name maps to the application's name for it through the same release.
+            let one = |name: &str| match a.values(&user, &[name.to_owned()]).as_slice() {
+                [only] => Some(only.clone()),
+                _ => None,
+            };
+            let renamed = former
+                .iter()
+                .filter_map(|(id, old)| {
+                    let now = of_user.iter().find(|g| g.id == *id)?;
+                    let (old, new) = (one(old)?, one(&now.name)?);
+                    (old != new).then_some((old, new))
+                })
+                .collect();
+            Some(WantedGroups {
+                names: a.values(&user, &groups),
+                renamed,
+            })
+        }
+    };
     Ok(Want::Present(
         resource::user_resource(&user, app, &groups, true),
         released,
@@ -359,13 +389,27 @@ async fn upsert(
 }
 
 /// Puts the member `id` in exactly the groups named `wanted` (by `displayName`, created
-/// when missing) among the application's groups.
+/// when missing) among the application's groups. A group of theirs there under a former
+/// name of a wanted one is renamed first, unless the application already has a group of
+/// the new name (then the member moves, as for any other group).
 async fn sync_groups(
     client: &super::ScimClient,
     id: &str,
-    wanted: &[String],
+    groups: &WantedGroups,
 ) -> Result<(), ProvisioningError> {
-    let current = client.groups_of(id).await?;
+    let wanted = &groups.names;
+    let mut current = client.groups_of(id).await?;
+    for (old, new) in &groups.renamed {
+        if !wanted.contains(new) || current.iter().any(|(_, n)| n == new) {
+            continue;
+        }
+        if let Some(at) = current.iter_mut().find(|(_, n)| n == old)
+            && client.find_group(new).await?.is_none()
+            && client.rename_group(&at.0, new).await?
+        {
+            at.1 = new.clone();
+        }
+    }
     for (group, name) in &current {
         if !wanted.iter().any(|w| w == name) {
             client.set_member(group, id, false).await?;

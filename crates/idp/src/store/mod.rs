@@ -29,6 +29,7 @@
 //! ```
 
 pub(crate) mod backend;
+pub mod checkpoint;
 pub(crate) mod sql;
 pub(crate) mod timestamp;
 
@@ -152,10 +153,12 @@ impl Store {
         if backend == Backend::Sqlite {
             // Under WAL, NORMAL syncs at checkpoints instead of at every commit: a power cut
             // may lose the last commits (sessions, audit lines) but never corrupts the file,
-            // and every sign-in stops paying an fsync per write.
+            // and every sign-in stops paying an fsync per write. A server checkpoints from a
+            // task of its own ([`checkpoint`]); a commit does only past a larger WAL.
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
                     sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = NORMAL").await?;
+                    sqlx::Executor::execute(&mut *conn, checkpoint::FALLBACK).await?;
                     Ok(())
                 })
             });
@@ -163,6 +166,13 @@ impl Store {
         let pool = options.connect(&url).await?;
         backend.prepare(&pool).await?;
         backend.migrate(&pool).await?;
+        let indexed = crate::directory::words::backfill(&pool, backend).await?;
+        if indexed > 0 {
+            tracing::info!(
+                users = indexed,
+                "users' search words written (migration 0590)"
+            );
+        }
         Ok(Store {
             pool,
             backend,

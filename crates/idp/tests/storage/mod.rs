@@ -21,6 +21,7 @@ mod scim_groups;
 mod sign_in;
 mod signing_keys;
 mod tile_login_url;
+mod user_words;
 mod users;
 mod webauthn;
 

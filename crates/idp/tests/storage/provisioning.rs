@@ -29,7 +29,8 @@ on_both_backends!(
     racing_workers_deliver_each_row_once,
     reconciliation_shows_and_applies_the_difference,
     connection_token_is_sealed_and_never_shown,
-    scheduled_reconciliation_takes_one_slot_per_period
+    scheduled_reconciliation_takes_one_slot_per_period,
+    a_renamed_group_is_renamed_at_the_application
 );
 
 const T0: time::OffsetDateTime = datetime!(2026-12-05 12:00:00 UTC);
@@ -532,4 +533,85 @@ async fn scheduled_reconciliation_takes_one_slot_per_period(t: TestStore) {
         Some(true),
         "the next period's run made her again"
     );
+}
+
+/// What the worker asks of an application for a member of a renamed group: the group by
+/// its current name, and each former name (most recent first, through the application's
+/// release) as a group to rename there; a name the group has again is not a former one.
+async fn a_renamed_group_is_renamed_at_the_application(t: TestStore) {
+    use latchkey_idp::provisioning::worker::{Want, WantedGroups, wanted};
+    let clock = ManualClock::new(T0);
+    let s = &t.store.clone().with_clock(clock.clone());
+    let mut new = NewApplication::new(
+        "https://wiki.example.org",
+        "Wiki",
+        "https://wiki.example.org/acs",
+    );
+    new.attributes = vec!["groups=groups|strip-prefix:wiki-".parse().unwrap()];
+    let app = s.apps().create(&admin(), new).await.unwrap();
+    let team = group(s, "wiki-team").await;
+    s.apps().assign(&admin(), app.id, team.id).await.unwrap();
+    let alice = user(s, "alice").await;
+    join(s, team.id, alice.id).await;
+    let groups_of = |want: Want| match want {
+        Want::Present(_, Some(groups)) => groups,
+        other => panic!("{other:?}"),
+    };
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        groups_of(wanted(s, &app, alice.id).await.unwrap()),
+        WantedGroups {
+            names: vec!["team".into()],
+            renamed: vec![],
+        }
+    );
+    clock.advance(Duration::seconds(1));
+    s.groups()
+        .rename(&admin(), team.id, "wiki-squad")
+        .await
+        .unwrap();
+    clock.advance(Duration::seconds(1));
+    s.groups()
+        .rename(&admin(), team.id, "wiki-crew")
+        .await
+        .unwrap();
+    assert_eq!(
+        groups_of(wanted(s, &app, alice.id).await.unwrap()),
+        WantedGroups {
+            names: vec!["crew".into()],
+            renamed: vec![pair("squad", "crew"), pair("team", "crew")],
+        }
+    );
+    clock.advance(Duration::seconds(1));
+    s.groups()
+        .rename(&admin(), team.id, "wiki-team")
+        .await
+        .unwrap();
+    assert_eq!(
+        groups_of(wanted(s, &app, alice.id).await.unwrap()).renamed,
+        [pair("crew", "team"), pair("squad", "team")]
+    );
+    // A taken name is refused and remembers nothing.
+    let other = group(s, "wiki-other").await;
+    assert!(
+        s.groups()
+            .rename(&admin(), other.id, "WIKI-TEAM")
+            .await
+            .is_err()
+    );
+    join(s, other.id, alice.id).await;
+    let want = groups_of(wanted(s, &app, alice.id).await.unwrap());
+    assert_eq!(want.names, ["other", "team"]);
+    assert_eq!(want.renamed.len(), 2);
+    // Only the last eight names are kept.
+    for i in 0..10 {
+        clock.advance(Duration::seconds(1));
+        s.groups()
+            .rename(&admin(), team.id, &format!("wiki-t{i}"))
+            .await
+            .unwrap();
+    }
+    let renamed = groups_of(wanted(s, &app, alice.id).await.unwrap()).renamed;
+    let former: Vec<&str> = renamed.iter().map(|(old, _)| old.as_str()).collect();
+    assert_eq!(former, ["t8", "t7", "t6", "t5", "t4", "t3", "t2", "t1"]);
 }

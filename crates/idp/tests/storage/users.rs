@@ -648,7 +648,11 @@ async fn listing_filters_are_served_by_indexes(t: TestStore) {
     let filters = [
         UserFilter::default(),
         UserFilter {
-            search: Some("an".into()),
+            search: Some("a".into()),
+            ..UserFilter::default()
+        },
+        UserFilter {
+            search: Some("zz".into()),
             ..UserFilter::default()
         },
         UserFilter {
@@ -679,4 +683,22 @@ async fn listing_filters_are_served_by_indexes(t: TestStore) {
             );
         }
     }
+    // A search that begins a word reads both ranges through their indexes (and sorts what
+    // it found: fewer than 2,000, `users::GATHER_AT_MOST`).
+    let by_word = UserFilter {
+        search: Some("an".into()),
+        ..UserFilter::default()
+    };
+    let plan = t.store.users().explain_page(&by_word).await.unwrap();
+    assert!(plan.contains("MULTI-INDEX OR"), "{plan}");
+    assert!(
+        plan.contains("SEARCH w0 USING COVERING INDEX") && plan.contains("(word>? AND word<?)"),
+        "{plan}"
+    );
+    assert!(
+        !plan
+            .lines()
+            .any(|l| l.starts_with("SCAN") && !l.contains("INDEX")),
+        "{plan}"
+    );
 }

@@ -101,28 +101,25 @@ pub(super) fn parse<'a, 'i>(
     }
     let reference = match (reference, references) {
         (Some(one), 1) => one,
-        (None, _) => {
-            return Err(SignatureError::MissingElement {
-                parent: "SignedInfo",
-                element: "Reference",
-            });
-        }
+        (None, _) => return Err(missing("SignedInfo", "Reference")),
         (Some(_), found) => return Err(SignatureError::ReferenceCount { found }),
     };
 
     let cm_uri = algorithm_attr(cm, "CanonicalizationMethod")?;
     let c14n = c14n::Algorithm::from_uri(cm_uri).ok_or_else(|| {
-        SignatureError::DisallowedCanonicalization {
-            algorithm: cm_uri.to_owned(),
-        }
+        refused(
+            |algorithm| SignatureError::DisallowedCanonicalization { algorithm },
+            cm_uri,
+        )
     })?;
     let c14n_prefixes = inclusive_prefixes(cm, c14n, "CanonicalizationMethod")?;
 
     let sm_uri = algorithm_attr(sm, "SignatureMethod")?;
     let method = SignatureAlgorithm::from_uri(sm_uri).ok_or_else(|| {
-        SignatureError::UnknownSignatureAlgorithm {
-            algorithm: sm_uri.to_owned(),
-        }
+        refused(
+            |algorithm| SignatureError::UnknownSignatureAlgorithm { algorithm },
+            sm_uri,
+        )
     })?;
     if let Some(child) = sm.children().find(Node::is_element) {
         // HMACOutputLength and friends: nothing we accept takes parameters.
@@ -151,10 +148,7 @@ fn parse_reference<'a>(
 ) -> Result<ReferencePart<'a>, SignatureError> {
     let uri = reference
         .attribute("URI")
-        .ok_or(SignatureError::MissingAttribute {
-            element: "Reference",
-            attribute: "URI",
-        })?;
+        .ok_or_else(|| missing_attribute("Reference", "URI"))?;
     let mut children = reference.children().filter(Node::is_element).peekable();
     let mut enveloped = false;
     let mut c14n = None;
@@ -180,9 +174,10 @@ fn parse_reference<'a>(
                 let prefixes = inclusive_prefixes(transform, alg, "Transform")?;
                 c14n = Some((alg, prefixes));
             } else {
-                return Err(SignatureError::DisallowedTransform {
-                    algorithm: uri.to_owned(),
-                });
+                return Err(refused(
+                    |algorithm| SignatureError::DisallowedTransform { algorithm },
+                    uri,
+                ));
             }
         }
     }
@@ -193,9 +188,10 @@ fn parse_reference<'a>(
     }
     let dm_uri = algorithm_attr(dm, "DigestMethod")?;
     let digest = DigestAlgorithm::from_uri(dm_uri).ok_or_else(|| {
-        SignatureError::UnknownDigestAlgorithm {
-            algorithm: dm_uri.to_owned(),
-        }
+        refused(
+            |algorithm| SignatureError::UnknownDigestAlgorithm { algorithm },
+            dm_uri,
+        )
     })?;
     if digest == DigestAlgorithm::Sha1 && !allow_sha1 {
         return Err(SignatureError::Sha1NotAllowed);
@@ -219,10 +215,14 @@ fn expect<'a, 'i>(
     match node {
         Some(n) if is_dsig(n, element) => Ok(n),
         Some(n) => Err(unexpected(parent, n)),
-        None => Err(SignatureError::MissingElement { parent, element }),
+        None => Err(missing(parent, element)),
     }
 }
 
+// Error construction below is `#[cold]` and out of line: a validation runs this module once
+// and never fails, so only the checks should occupy its instruction cache lines.
+#[cold]
+#[inline(never)]
 fn unexpected(parent: &'static str, found: Node<'_, '_>) -> SignatureError {
     SignatureError::UnexpectedElement {
         parent,
@@ -230,15 +230,31 @@ fn unexpected(parent: &'static str, found: Node<'_, '_>) -> SignatureError {
     }
 }
 
+#[cold]
+#[inline(never)]
+fn missing(parent: &'static str, element: &'static str) -> SignatureError {
+    SignatureError::MissingElement { parent, element }
+}
+
+#[cold]
+#[inline(never)]
+fn missing_attribute(element: &'static str, attribute: &'static str) -> SignatureError {
+    SignatureError::MissingAttribute { element, attribute }
+}
+
+/// A refused algorithm URI, copied into its error.
+#[cold]
+#[inline(never)]
+fn refused(make: fn(String) -> SignatureError, uri: &str) -> SignatureError {
+    make(uri.to_owned())
+}
+
 fn algorithm_attr<'a>(
     node: Node<'a, '_>,
     element: &'static str,
 ) -> Result<&'a str, SignatureError> {
     node.attribute("Algorithm")
-        .ok_or(SignatureError::MissingAttribute {
-            element,
-            attribute: "Algorithm",
-        })
+        .ok_or_else(|| missing_attribute(element, "Algorithm"))
 }
 
 /// The PrefixList of an `ec:InclusiveNamespaces` child (exclusive C14N only); any other

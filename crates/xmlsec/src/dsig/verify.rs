@@ -210,19 +210,11 @@ pub fn verify_element<'a, 'input>(
         Target::Id(id) => {
             let own = reference::element_id(element, &options.id_attributes);
             if own != Some(id) {
-                return Err(SignatureError::ReferenceNotParent {
-                    uri: uri.to_owned(),
-                    expected: own.map(str::to_owned),
-                }
-                .into());
+                return Err(not_parent(uri, own));
             }
             let count = reference::id_count(doc.tree(), id, &options.id_attributes);
             if count != 1 {
-                return Err(SignatureError::DuplicateId {
-                    id: id.to_owned(),
-                    count,
-                }
-                .into());
+                return Err(duplicate_id(id, count));
             }
             (element, Some(id))
         }
@@ -241,6 +233,28 @@ pub fn verify_element<'a, 'input>(
         key_index,
         signed_bytes,
     })
+}
+
+// Out of line and cold, so that the copies into these errors do not sit among the checks
+// of a verification that passes.
+#[cold]
+#[inline(never)]
+fn not_parent(uri: &str, own: Option<&str>) -> Error {
+    SignatureError::ReferenceNotParent {
+        uri: uri.to_owned(),
+        expected: own.map(str::to_owned),
+    }
+    .into()
+}
+
+#[cold]
+#[inline(never)]
+fn duplicate_id(id: &str, count: usize) -> Error {
+    SignatureError::DuplicateId {
+        id: id.to_owned(),
+        count,
+    }
+    .into()
 }
 
 /// Finds the one element whose ID attribute (any of [`VerifyOptions::id_attributes`])

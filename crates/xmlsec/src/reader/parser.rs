@@ -209,6 +209,10 @@ impl<'i, 'l> Parser<'i, 'l> {
         Ok(())
     }
 
+    /// Cold and out of line: the tokenizer's many refusals then sit apart from the
+    /// accepting path, which is what a signed message takes.
+    #[cold]
+    #[inline(never)]
     fn err<T>(&self, what: &'static str, at: usize) -> R<T> {
         Err(Fail::Malformed(what, at))
     }
