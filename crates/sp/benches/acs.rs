@@ -30,7 +30,9 @@
 //!
 //! `ACS_BENCH_PROFILE=<n>` runs only n returning, unchanged logins (one at a time, or
 //! `ACS_BENCH_IN_FLIGHT` at once) beside n validations, a second after their Responses are
-//! issued: a quick A/B figure, and a run to profile with `perf record -D <ms>`.
+//! issued: a quick A/B figure, and a run to profile with `perf record -D <ms>`. With
+//! `ACS_BENCH_PENDING=1` those logins are SP-initiated: each answers a request the SP started
+//! and keeps in the database (as the demo apps do), which its ACS takes back.
 // Bench set-up works on fixed inputs; a failure there should stop the bench loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -49,6 +51,7 @@ use latchkey_saml::profile::validate_response;
 use latchkey_sp::acs;
 use latchkey_sp::idp::IdpTrust;
 use latchkey_sp::jit::{Contract, JitEngine, Outcome};
+use latchkey_sp::login::LoginRedirect;
 use latchkey_sp::replay::SqlReplayCache;
 use latchkey_sp::settings::SpConfig;
 use latchkey_sp::store::{Database, SqlAccountStore};
@@ -238,6 +241,28 @@ impl Idp {
             relay_state: None,
         }
     }
+
+    /// The Response to a login the SP started (`start`), with its RelayState.
+    fn answer(&self, person: u64, start: LoginRedirect) -> AcsForm {
+        let target = ResponseTarget {
+            in_response_to: Some(start.request.request_id),
+            ..self.target.clone()
+        };
+        let xml = build_response(
+            &self.settings,
+            &target,
+            &issuance(person, "Person"),
+            &self.key,
+            None,
+            SignedParts::Assertion,
+            ISSUED,
+        )
+        .unwrap();
+        AcsForm {
+            saml_response: base64::engine::general_purpose::STANDARD.encode(xml),
+            relay_state: Some(start.relay_state),
+        }
+    }
 }
 
 struct App {
@@ -246,7 +271,9 @@ struct App {
     engine: JitEngine<SqlAccountStore>,
 }
 
-async fn open_app(dir: &Path, idp: &Idp, url: &str) -> App {
+/// `pending_in_db`: the SP keeps the logins it starts in the database, as the demo apps do
+/// (`ServiceProvider::with_database`), rather than in memory.
+async fn open_app(dir: &Path, idp: &Idp, url: &str, pending_in_db: bool) -> App {
     let config = SpConfig::from_toml(
         &format!(
             "entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\nallow_idp_initiated = true\n\
@@ -265,8 +292,13 @@ async fn open_app(dir: &Path, idp: &Idp, url: &str) -> App {
         valid_until: None,
     };
     let db = Database::connect(url).await.unwrap();
+    let sp = if pending_in_db {
+        ServiceProvider::with_database(&config, None, trust, db.clone()).unwrap()
+    } else {
+        ServiceProvider::new(&config, None, trust).unwrap()
+    };
     App {
-        sp: ServiceProvider::new(&config, None, trust).unwrap(),
+        sp,
         replay: SqlReplayCache::new(db.clone()),
         engine: JitEngine::new(
             Contract::from_toml(CONTRACT).unwrap(),
@@ -415,7 +447,11 @@ fn main() {
             dir.path().join("app.sqlite").display()
         )
     };
-    let app = Arc::new(rt.block_on(open_app(dir.path(), &idp, &url)));
+    // `ACS_BENCH_PENDING=1` (with `ACS_BENCH_PROFILE`, at most 10,000: the SP's bound on
+    // logins started and not finished): SP-initiated logins, each answering a request the SP
+    // started (outside the timing) and keeps in the database, whose ACS takes it back.
+    let pending = std::env::var_os("ACS_BENCH_PENDING").is_some();
+    let app = Arc::new(rt.block_on(open_app(dir.path(), &idp, &url, pending)));
     // Logins in flight run as a server runs them: tasks on a multi-threaded runtime, one
     // worker per core, so Responses are verified on both cores while the database works. The
     // app is opened again on that runtime (same database), as a server process would hold it.
@@ -424,7 +460,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let app_mt = Arc::new(rt_mt.block_on(open_app(dir.path(), &idp, &url)));
+    let app_mt = Arc::new(rt_mt.block_on(open_app(dir.path(), &idp, &url, pending)));
     let writer_stats = || app_mt.engine.store().database().writer_stats();
     let stats_before_load = writer_stats();
     let profile = app.sp.profile_settings();
@@ -453,7 +489,16 @@ fn main() {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(1);
-        let forms: Vec<AcsForm> = (0..n).map(|i| idp.form(i % RETURNING, "Person")).collect();
+        let forms: Vec<AcsForm> = (0..n)
+            .map(|i| {
+                if pending {
+                    let start = rt.block_on(app.sp.start_login_from(None, None, NOW));
+                    idp.answer(i % RETURNING, start.unwrap())
+                } else {
+                    idp.form(i % RETURNING, "Person")
+                }
+            })
+            .collect();
         eprintln!("{n} Responses issued; the logins start in a second");
         std::thread::sleep(Duration::from_secs(1));
         let cpu = process_cpu();
@@ -492,6 +537,32 @@ fn main() {
             validate / login * 100.0
         );
         println!("writer: {stats:?} (one at a time), {stats_mt:?} (in flight)");
+        if in_flight > 1 {
+            // The same validations as tasks on both workers: what a validation costs when
+            // both cores are busy, as the logins in flight were.
+            let (profile, sample) = (Arc::new(profile), Arc::new(sample));
+            let cpu = process_cpu();
+            rt_mt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for _ in 0..in_flight {
+                    let (profile, sample) = (Arc::clone(&profile), Arc::clone(&sample));
+                    set.spawn(async move {
+                        for _ in 0..n / in_flight {
+                            black_box(validate_response(&profile, &sample, None, NOW).unwrap());
+                        }
+                    });
+                }
+                while let Some(done) = set.join_next().await {
+                    done.unwrap();
+                }
+            });
+            let validate_mt = (process_cpu() - cpu).as_secs_f64() / (n - n % in_flight) as f64;
+            println!(
+                "validate_response, {in_flight} in flight: CPU {:.1} us -> logins {:.1} % of it",
+                validate_mt * 1e6,
+                validate_mt / login * 100.0
+            );
+        }
         return;
     }
 

@@ -39,7 +39,8 @@ struct Shared {
 }
 
 /// How many logins the SQLite login writer has run and in how many commits: their ratio is
-/// how many logins shared a commit on average.
+/// how many logins shared a commit on average. The takes of pending requests (SP-initiated
+/// logins) run on the writer too and count as logins here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterStats {
     /// Transactions the writer committed (or tried to).

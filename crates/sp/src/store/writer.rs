@@ -8,7 +8,11 @@
 //!
 //! * a login that finds the connection unowned takes it and runs on the request's own thread:
 //!   no hand-over, no thread to wake and none to wake us. Logins that come meanwhile only
-//!   queue (no wake-up either); before letting the connection go, the owner runs them, every
+//!   queue (no wake-up either). While logins are seen queueing, a new owner first yields to
+//!   its thread's other ready tasks (their logins then queue behind it too: with more logins
+//!   in flight than cores, commits are shared instead of each login committing alone as it
+//!   happens to find the connection free); one at a time it runs at once. The owner runs its
+//!   login and those queued, every
 //!   one waiting (up to [`MAX_BATCH`]) in one `BEGIN IMMEDIATE` transaction, each inside its
 //!   own savepoint, commits once and only then answers each of them. This blocks an async
 //!   worker only for logins' own statements: it never waits for SQLite's lock (if another
@@ -93,6 +97,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// few enough that the request (and the async worker it blocks) is not held up for long.
 const INLINE_ROUNDS: usize = 4;
 
+/// How often a login that took the connection yields to its thread's other tasks, for as
+/// long as logins keep queueing behind it, before it runs them.
+const OWNER_YIELDS: usize = 8;
+
+/// Owners that yield after a login was last seen queueing: logins meet at the writer only
+/// now and then even when many are in flight (a batch's answers come together, and the
+/// logins they wake verify their next Responses at different speeds).
+const YIELDING_OWNERS: usize = 64;
+
 /// A handle on the writer; its thread ends when the handle is dropped.
 pub(crate) struct SqliteWriter {
     shared: Arc<Shared>,
@@ -128,6 +141,10 @@ struct State {
     writer_turn: bool,
     /// The handle is gone: the writer thread ends once it has nothing left to do.
     closed: bool,
+    /// How many more owners yield before running the queue ([`YIELDING_OWNERS`] again
+    /// whenever a login queues): none while logins come one at a time, where yielding
+    /// would only cost a turn of the scheduler.
+    yielding_owners: usize,
 }
 
 impl Shared {
@@ -328,15 +345,35 @@ impl SqliteWriter {
         R: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.submit(Box::new(Work { work, reply }))?;
+        if let Submitted::Own { yields } = self.submit(Box::new(Work { work, reply }))? {
+            // Should the request be dropped before the queue is run, the guard passes it
+            // (this login too) to the writer thread, so none is left behind.
+            let owner = Owner {
+                shared: &self.shared,
+                running: false,
+            };
+            // While logins are queueing behind owners, let the tasks this thread has ready
+            // run first: logins among them queue behind this one and share its commit.
+            // Again, as long as the queue grows.
+            let mut queued = 1;
+            for _ in 0..yields {
+                YieldOnce(false).await;
+                let now_queued = self.shared.state().queue.len();
+                if now_queued <= queued {
+                    break;
+                }
+                queued = now_queued;
+            }
+            owner.run_here();
+        }
         answer.await.map_err(|_| {
             StoreError::Writer("the writer dropped the login; see its log".to_owned())
         })?
     }
 
-    /// Queues `job` for the connection's owner, or takes the connection and runs it (and
-    /// whatever queues meanwhile) on the calling thread.
-    fn submit(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
+    /// Queues `job` for the connection's owner, or takes the connection for the caller to
+    /// run the queue ([`Owner::run_here`]).
+    fn submit(&self, job: Box<dyn Job>) -> Result<Submitted, StoreError> {
         let shared = &*self.shared;
         let mut state = shared.state();
         if state.owned {
@@ -347,37 +384,86 @@ impl SqliteWriter {
             }
             // The owner runs it before letting the connection go.
             state.queue.push_back(job);
-            return Ok(());
+            state.yielding_owners = YIELDING_OWNERS;
+            return Ok(Submitted::Queued);
         }
         state.owned = true;
+        state.queue.push_back(job);
         if shared.counts.checkpoint_due() {
             // The writer thread checkpoints first; logins cannot put it off.
-            state.queue.push_back(job);
             shared.pass_to_writer(state);
-            return Ok(());
+            return Ok(Submitted::Queued);
         }
-        drop(state);
-        self.run_here(job);
-        Ok(())
+        let yields = if state.yielding_owners > 0 {
+            state.yielding_owners -= 1;
+            OWNER_YIELDS
+        } else {
+            0
+        };
+        Ok(Submitted::Own { yields })
     }
+}
 
-    /// Runs `job`, then the logins queued meanwhile, on the calling thread, which owns the
-    /// connection; passes the connection to the writer thread when SQLite's lock cannot be
-    /// had without waiting, when a checkpoint is due, or after [`INLINE_ROUNDS`].
-    fn run_here(&self, job: Box<dyn Job>) {
-        let shared = &*self.shared;
-        let mut batch = vec![job];
+/// Goes to the back of the executor's run queue once: woken at once, so that (unlike
+/// `tokio::task::yield_now`, which waits for the worker to run out of work and poll its
+/// driver, a system call) the tasks already ready run first and then this one.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// What became of a login handed to the writer.
+enum Submitted {
+    /// It waits for the connection's owner (or the writer thread).
+    Queued,
+    /// The caller owns the connection: it is to run the queue, its login first, after
+    /// yielding up to `yields` times to let others queue.
+    Own { yields: usize },
+}
+
+/// The connection's owner on a request's thread, between taking it and running the queue.
+struct Owner<'w> {
+    shared: &'w Shared,
+    /// Set once the queue is being run: from then on the rounds let the connection go.
+    running: bool,
+}
+
+impl Drop for Owner<'_> {
+    fn drop(&mut self) {
+        if !self.running {
+            // Dropped before running the queue (the request was dropped while it yielded):
+            // the logins queued, its own among them, still run, on the writer thread.
+            self.shared.pass_to_writer(self.shared.state());
+        }
+    }
+}
+
+impl Owner<'_> {
+    /// Runs the queue on the calling thread, a batch per transaction; passes the connection
+    /// to the writer thread when SQLite's lock cannot be had without waiting, when a
+    /// checkpoint is due, or after [`INLINE_ROUNDS`].
+    fn run_here(mut self) {
+        self.running = true;
+        let shared = self.shared;
+        let mut batch = Vec::new();
         for round in 1..=INLINE_ROUNDS {
             let mut conn = shared.conn();
             if begin_without_waiting(&mut conn).is_err() {
                 // Another connection writes (or SQLite failed): the writer thread waits, or
-                // says. The batch goes first, in the order it came.
+                // says. The queue is taken only once a transaction is begun, so it holds
+                // every login still to run, in the order they came.
                 drop(conn);
-                let mut state = shared.state();
-                for job in batch.drain(..).rev() {
-                    state.queue.push_front(job);
-                }
-                shared.pass_to_writer(state);
+                shared.pass_to_writer(shared.state());
                 return;
             }
             shared.take(&mut batch);
@@ -609,6 +695,19 @@ pub(crate) struct WriterTx<'c> {
 }
 
 impl WriterTx<'_> {
+    /// [`crate::login::TAKE_PENDING`] on the writer's connection.
+    pub(crate) fn take_pending(
+        &mut self,
+        relay_state: &str,
+    ) -> Result<Option<crate::login::PendingRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(crate::login::TAKE_PENDING)?;
+        let mut rows = stmt.query(named_params! { "$1": relay_state })?;
+        let Some(row) = rows.next()? else {
+            return Ok(None);
+        };
+        Ok(Some((row.get(0)?, row.get(1)?, row.get(2)?)))
+    }
+
     fn find(
         &mut self,
         sql: &str,
@@ -956,30 +1055,39 @@ mod tests {
         assert!(stats.commits <= (QUEUE / MAX_BATCH) as u64, "{stats:?}");
     }
 
-    /// Logins that queue while a request's thread owns the connection are run by that
-    /// thread, in its own login's commit (no hand-over to the writer thread), each answered
-    /// as its own; a replay among them is still refused.
+    /// A login that takes the connection yields before running it; the logins that reach
+    /// the writer meanwhile queue and are run by that login's thread, in its own commit (no
+    /// hand-over to the writer thread), each answered as its own; a replay among them is
+    /// still refused.
     #[tokio::test]
-    async fn logins_queued_behind_an_owner_share_its_commit_on_its_thread() {
+    async fn logins_queued_while_the_owner_yields_share_its_commit_on_its_thread() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sp.db");
         let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
             .await
             .unwrap();
         let writer = db.writer().unwrap();
-        writer.shared.state().owned = true;
         let noop = &mut Context::from_waker(Waker::noop());
+        // A login that had to queue (behind an owner standing for a long batch) makes the
+        // next owners yield.
+        writer.shared.state().owned = true;
+        let mut first = Box::pin(writer.run(record("_first")));
+        assert!(first.as_mut().poll(noop).is_pending());
+        writer.shared.pass_to_writer(writer.shared.state());
+        assert!(first.await.unwrap());
         let caller = thread::current().id();
+        let mut own = Box::pin(writer.run(on_thread("_own")));
+        assert!(own.as_mut().poll(noop).is_pending(), "the owner yields");
+        assert!(writer.shared.state().owned);
         let mut queued = Vec::new();
         for id in ["_q1", "_q2", "_q1"] {
             let mut login = Box::pin(writer.run(on_thread(id)));
             assert!(login.as_mut().poll(noop).is_pending());
             queued.push(login);
         }
-        // This thread owns the connection: it runs its login and takes the queue along.
-        let (own, own_answer) = job(on_thread("_own"));
-        writer.run_here(own);
-        assert_eq!(own_answer.await.unwrap().unwrap(), (true, caller));
+        assert_eq!(db.writer_stats().unwrap().logins, 1, "nothing more ran yet");
+        // Resumed, the owner runs its login and the queue on this thread.
+        assert_eq!(own.await.unwrap(), (true, caller));
         let mut answers = Vec::new();
         for login in queued {
             answers.push(login.await.unwrap());
@@ -988,8 +1096,8 @@ mod tests {
         assert_eq!(
             db.writer_stats(),
             Some(WriterStats {
-                commits: 1,
-                logins: 4,
+                commits: 2,
+                logins: 5,
                 inline: 4,
                 checkpoints: 0,
             })
@@ -999,7 +1107,37 @@ mod tests {
             .fetch_one(db.pool())
             .await
             .unwrap();
-        assert_eq!(count, 3);
+        assert_eq!(count, 4);
+    }
+
+    /// An owner dropped while it yields (its request went away) leaves no login behind: the
+    /// writer thread runs the queue, the dropped login's own job too (as a login already
+    /// handed to the database would be).
+    #[tokio::test]
+    async fn an_owner_dropped_while_it_yields_passes_the_queue_to_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.db");
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        let writer = db.writer().unwrap();
+        writer.shared.state().yielding_owners = YIELDING_OWNERS;
+        let noop = &mut Context::from_waker(Waker::noop());
+        let mut own = Box::pin(writer.run(record("_dropped")));
+        assert!(own.as_mut().poll(noop).is_pending());
+        let mut queued = Box::pin(writer.run(record("_queued")));
+        assert!(queued.as_mut().poll(noop).is_pending());
+        drop(own);
+        assert!(queued.await.unwrap());
+        let mut ids: Vec<String> = sqlx::query_scalar("SELECT assertion_id FROM sp_replay_cache")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        ids.sort();
+        assert_eq!(ids, ["_dropped", "_queued"]);
+        let stats = db.writer_stats().unwrap();
+        assert_eq!((stats.logins, stats.inline), (2, 0));
+        assert!(!writer.shared.state().owned);
     }
 
     /// A login that finds the writer idle runs on the caller's thread (no hand-over), and is
@@ -1013,14 +1151,16 @@ mod tests {
             .unwrap();
         let writer = db.writer().unwrap();
         let caller = thread::current().id();
-        let ran_on = writer
-            .run(move |tx| {
-                let here = thread::current().id();
-                record("_here")(tx).map(|fresh| (fresh, here))
-            })
-            .await
-            .unwrap();
-        assert_eq!(ran_on, (true, caller));
+        let noop = &mut Context::from_waker(Waker::noop());
+        // No login has queued: it runs at once, without a turn of the scheduler.
+        let mut login = Box::pin(writer.run(move |tx| {
+            let here = thread::current().id();
+            record("_here")(tx).map(|fresh| (fresh, here))
+        }));
+        match login.as_mut().poll(noop) {
+            Poll::Ready(ran_on) => assert_eq!(ran_on.unwrap(), (true, caller)),
+            Poll::Pending => panic!("a login alone waited"),
+        }
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sp_replay_cache")
             .fetch_one(db.pool())
             .await

@@ -160,6 +160,62 @@ async fn a_burst_keeps_each_login_apart(backend: Db) {
     assert_eq!(log.len(), 24);
 }
 
+/// SP-initiated logins with their requests in the database (taken on SQLite by the login
+/// writer): of eight copies of one Response posted at once with its RelayState, one takes the
+/// request and signs in, the seven others find none and are refused as answers to a request
+/// that was not made; a second login started beside it is answered once too, and nothing is
+/// left pending.
+async fn an_answer_posted_in_a_burst_takes_its_request_once(backend: Db) {
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let sp =
+        ServiceProvider::with_database(&config(""), None, trust(&[&old_key().cert]), db).unwrap();
+    let started = sp.start_login(None, NOW).await.unwrap();
+    let other = sp.start_login(None, NOW).await.unwrap();
+    let answer = response(Some(&started.request.request_id), "_taken", &old_key().key);
+    let mut forms = vec![form(&answer, Some(&started.relay_state)); 8];
+    let xml = response_for(
+        "p-other",
+        Some(&other.request.request_id),
+        "_other",
+        &old_key().key,
+    );
+    forms.push(form(&xml, Some(&other.relay_state)));
+    let replay = SqlReplayCache::new(fx.store.database().clone());
+    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
+    let shared = std::sync::Arc::new((sp, replay, engine));
+    let mut tasks = Vec::new();
+    for f in forms {
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let (sp, replay, engine) = &*shared;
+            acs::run(sp, &f, replay, engine, NOW).await
+        }));
+    }
+    let (mut signed_in, mut refused) = (Vec::new(), 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(done) => signed_in.push(done.login.assertion_id),
+            Err(failure) => {
+                assert_eq!(failure.code().as_str(), "IN_RESPONSE_TO_MISMATCH");
+                refused += 1;
+            }
+        }
+    }
+    signed_in.sort();
+    assert_eq!(
+        (signed_in, refused),
+        (vec!["_other".to_owned(), "_taken".to_owned()], 7)
+    );
+    let (sp, _, engine) = &*shared;
+    assert_eq!(sp.pending().count().await.unwrap(), 0);
+    assert_eq!(engine.store().accounts().await.unwrap().len(), 2);
+    if let Some(stats) = engine.store().database().writer_stats() {
+        // On SQLite the nine takes ran on the writer with the two logins.
+        assert_eq!(stats.logins, 11, "{stats:?}");
+    }
+}
+
 /// Anyone can start a login, so the SQL pending-request store holds its bound under a burst
 /// from two nodes: of 40 logins started at once against room for 8, exactly 8 are stored and
 /// the rest are refused (a count followed by an insert let every one of them see room).
@@ -300,6 +356,7 @@ crate::on_both_backends!(
     a_replay_that_would_update_leaves_the_account_as_it_was,
     sql_replay_cache_joins_the_login_transaction,
     a_burst_keeps_each_login_apart,
+    an_answer_posted_in_a_burst_takes_its_request_once,
     pending_requests_hold_their_bound_under_a_burst,
     pending_requests_are_bounded_per_client_network,
 );
