@@ -134,6 +134,77 @@ pub(crate) async fn rename(
     }
 }
 
+/// A group's deletion: `confirm` is the box the admin ticks.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeleteForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+csrf_form!(DeleteForm);
+
+/// POST /admin/groups/{id}/delete: deletes the group with its memberships and the access it
+/// gave (applications connected over SCIM are told, as for any change of membership), then
+/// shows the list. Refused, naming the field, without the ticked box, and while the group
+/// carries console roles: its members would lose them at once, perhaps every admin at
+/// once; `latchkey role revoke --group` says so on purpose.
+pub(crate) async fn delete(
+    State(state): State<WebState>,
+    cookie: SessionCookie,
+    uri: Uri,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<DeleteForm>,
+) -> Result<Response, Refusal> {
+    let op = admit(&state, &cookie, &uri, Permission::WriteGroups).await?;
+    let group = load(&state, &id).await?;
+    let carries = state.store().roles().of_group(group.id).await?;
+    let refusal = if form.confirm.as_deref() != Some("yes") {
+        Some(FieldError {
+            field: "confirm",
+            message: "tick the box to delete the group".into(),
+        })
+    } else if !carries.is_empty() {
+        Some(FieldError {
+            field: "group",
+            message: "the group carries console roles: revoke them first \
+                      (latchkey role revoke --group)"
+                .into(),
+        })
+    } else {
+        None
+    };
+    if let Some(error) = refusal {
+        return page(
+            &state,
+            &op,
+            csrf,
+            group,
+            None,
+            Some(error),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    match state.store().groups().delete(&op.actor(), group.id).await {
+        Ok(()) => Ok(Redirect::to("/admin/groups").into_response()),
+        Err(e) => {
+            let error = field_error(e)?;
+            page(
+                &state,
+                &op,
+                csrf,
+                group,
+                None,
+                Some(error),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/group.html")]
 struct GroupPage<'a> {

@@ -63,6 +63,7 @@ pub fn router() -> Router<WebState> {
         .route("/admin/groups", get(groups::list).post(groups::create))
         .route("/admin/groups/{id}", get(groups::show))
         .route("/admin/groups/{id}/name", post(groups::rename))
+        .route("/admin/groups/{id}/delete", post(groups::delete))
         .route("/admin/groups/{id}/members", post(groups::add_member))
         .route(
             "/admin/groups/{id}/members/remove",

@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use latchkey_idp::Actor;
 use latchkey_idp::audit::AuditFilter;
-use latchkey_idp::console::Role;
+use latchkey_idp::console::{Holder, Role};
 use latchkey_idp::directory::NewUser;
 use latchkey_idp::mfa::Factors;
 
@@ -417,4 +417,65 @@ async fn admins_create_and_rename_groups() {
     );
     let page = h.get(&format!("/admin/groups/{}", payroll.id)).await;
     assert!(!page.body.contains("/name\""), "{}", page.body);
+    assert!(!page.body.contains("/delete\""), "{}", page.body);
+}
+
+/// Admins delete a group once they tick the box, and never one that carries console roles
+/// (its members, perhaps every admin, would lose them at once).
+#[tokio::test]
+async fn admins_delete_a_group_that_carries_no_role() {
+    let idp = idp().await;
+    person(&idp, "root", Some(Role::Admin)).await;
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let staff = idp.store.groups().lookup("staff").await.unwrap();
+    let page = b.get(&format!("/admin/groups/{}", staff.id)).await;
+    assert!(page.body.contains("/delete\""), "{}", page.body);
+
+    let path = format!("/admin/groups/{}/delete", staff.id);
+    let unticked = b.post(&path, &[("csrf", &token)]).await;
+    assert_eq!(unticked.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unticked.body.contains("data-field=\"confirm\""),
+        "{}",
+        unticked.body
+    );
+    assert!(idp.store.groups().get(staff.id).await.is_ok());
+
+    idp.store
+        .roles()
+        .grant(&Actor::system(), Role::Helpdesk, Holder::Group(staff.id))
+        .await
+        .unwrap();
+    let page = b.get(&format!("/admin/groups/{}", staff.id)).await;
+    assert!(!page.body.contains("/delete\""), "{}", page.body);
+    let carries = b.post(&path, &[("csrf", &token), ("confirm", "yes")]).await;
+    assert_eq!(carries.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        carries.body.contains("data-field=\"group\""),
+        "{}",
+        carries.body
+    );
+    assert!(idp.store.groups().get(staff.id).await.is_ok());
+
+    idp.store
+        .roles()
+        .revoke(&Actor::system(), Role::Helpdesk, Holder::Group(staff.id))
+        .await
+        .unwrap();
+    let gone = b.post(&path, &[("csrf", &token), ("confirm", "yes")]).await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.body);
+    assert!(matches!(
+        idp.store.groups().get(staff.id).await,
+        Err(latchkey_idp::Error::UnknownGroup { .. })
+    ));
+    assert_eq!(
+        actor_of(&idp, &staff.id.to_string(), "group.delete")
+            .await
+            .as_deref(),
+        Some("root")
+    );
+    // Its page is gone too.
+    let page = b.get(&format!("/admin/groups/{}", staff.id)).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
 }

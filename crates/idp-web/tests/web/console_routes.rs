@@ -62,6 +62,18 @@ async fn routes(idp: &Idp) -> Vec<Route> {
     let carol = person(idp, "carol", None).await;
     person(idp, "dave", None).await;
     let staff = idp.store.groups().lookup("staff").await.unwrap();
+    let doomed = idp
+        .store
+        .groups()
+        .create(
+            &Actor::system(),
+            latchkey_idp::directory::NewGroup {
+                name: "doomed".into(),
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
     let (token, _) = ApiTokens::new(&idp.store)
         .create(&Actor::system(), "ci")
         .await
@@ -200,6 +212,12 @@ async fn routes(idp: &Idp) -> Vec<Route> {
             format!("{group}/name"),
             // A change of case only: later rows still find it as `staff`.
             &[("name", "Staff")],
+        ),
+        post(
+            "/admin/groups/{id}/delete",
+            P::WriteGroups,
+            format!("/admin/groups/{}/delete", doomed.id),
+            &[("confirm", "yes")],
         ),
         post(
             "/admin/groups/{id}/members",
