@@ -278,4 +278,39 @@ async fn users_of_an_upgraded_install_are_found_by_their_names(t: TestStore) {
         again.users().count(&search("ada lovelace")).await.unwrap(),
         1
     );
+    again.close().await;
+
+    // A node of the old version, still running during a rolling upgrade, creates users
+    // without words (one with no word at all); the next start writes the words they lack.
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    for (i, username, email, family) in [
+        (1_500, "u1500", "gh@corp.example", "Hopper"),
+        (1_501, "_", "_@corp.example", ""),
+    ] {
+        sqlx::query(
+            "INSERT INTO users (id, username, username_key, email, email_key, family_name, \
+             status, created_at, updated_at) VALUES ($1, $2, $2, $3, $3, $4, 'active', $5, $5)",
+        )
+        .bind(format!("6f0b2a40-6c1e-4a53-9a86-{i:012}"))
+        .bind(username)
+        .bind(email)
+        .bind(family)
+        .bind(AT)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let third = Store::open_url(&url, 2, cheap_passwords()).await.unwrap();
+    assert_eq!(found_in(&third, "hopper").await, ["u1500"]);
+    assert_eq!(third.users().count(&search("babbage")).await.unwrap(), 500);
+}
+
+async fn found_in(store: &Store, text: &str) -> Vec<String> {
+    let page = store.users().page(&search(text), None, 50).await.unwrap();
+    page.users.into_iter().map(|u| u.username).collect()
 }
