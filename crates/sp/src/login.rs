@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{Error, StoreError};
-use crate::network::network_of;
+use crate::network::{network_of, wide_network_of};
 use crate::store::{Database, from_millis, millis};
 
 /// A login we started and the IdP has not answered yet.
@@ -45,13 +45,18 @@ pub struct LoginRedirect {
 /// until the IdP answers, at most the request lifetime).
 pub const PENDING_PER_NETWORK: usize = 200;
 
+/// Logins the /64s of one IPv6 /48 ([`wide_network_of`]) may have started and not finished
+/// together: five networks' worth, so that a site's 65,536 /64s give its owner no more than
+/// a twentieth of the default capacity.
+pub const PENDING_PER_WIDE_NETWORK: usize = 5 * PENDING_PER_NETWORK;
+
 /// Outstanding requests, in memory.
 ///
 /// # Security
 /// Bounded: when full of unexpired requests a new login is refused rather than forgetting one,
 /// so a flood of login starts can cost memory only up to the bound; a start from a known client
-/// is also refused past [`PENDING_PER_NETWORK`] for its network, so a single client cannot
-/// fill the bound. A request is taken (removed) when its RelayState comes back, so each can be
+/// is also refused past [`PENDING_PER_NETWORK`] for its network (and
+/// [`PENDING_PER_WIDE_NETWORK`] for its IPv6 /48), so a single client cannot fill the bound. A request is taken (removed) when its RelayState comes back, so each can be
 /// answered once.
 #[derive(Debug)]
 pub struct PendingRequests {
@@ -72,8 +77,23 @@ impl Held {
         self.per_network.get(network).copied().unwrap_or(0)
     }
 
+    /// Which bound a new start from `network` would pass, if any.
+    fn over(&self, network: &str) -> Option<usize> {
+        if self.mine(network) >= PENDING_PER_NETWORK {
+            return Some(PENDING_PER_NETWORK);
+        }
+        wide_network_of(network)
+            .filter(|wide| self.mine(wide) >= PENDING_PER_WIDE_NETWORK)
+            .map(|_| PENDING_PER_WIDE_NETWORK)
+    }
+
+    /// Counts a request under its network and, for an IPv6 /64, under its /48 too (the
+    /// /48's prefix never equals a network's name).
     fn insert(&mut self, key: String, request: PendingRequest, network: String) {
         *self.per_network.entry(network.clone()).or_insert(0) += 1;
+        if let Some(wide) = wide_network_of(&network) {
+            *self.per_network.entry(wide.to_owned()).or_insert(0) += 1;
+        }
         self.entries.insert(key, (request, network));
     }
 
@@ -84,10 +104,12 @@ impl Held {
     }
 
     fn forget(&mut self, network: &str) {
-        if let Some(n) = self.per_network.get_mut(network) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_network.remove(network);
+        for counted in std::iter::once(network).chain(wide_network_of(network)) {
+            if let Some(n) = self.per_network.get_mut(counted) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_network.remove(counted);
+                }
             }
         }
     }
@@ -128,15 +150,15 @@ impl PendingRequests {
         let mut held = self.lock();
         let over = |held: &Held| {
             held.entries.len() >= self.capacity
-                || (client.is_some() && held.mine(&network) >= PENDING_PER_NETWORK)
+                || (client.is_some() && held.over(&network).is_some())
         };
         if over(&held) {
             held.prune(now);
             if held.entries.len() >= self.capacity {
                 return Err(Error::TooManyPendingRequests(held.entries.len()));
             }
-            if client.is_some() && held.mine(&network) >= PENDING_PER_NETWORK {
-                return Err(Error::TooManyPendingFromClient(PENDING_PER_NETWORK));
+            if let Some(bound) = held.over(&network).filter(|_| client.is_some()) {
+                return Err(Error::TooManyPendingFromClient(bound));
             }
         }
         // 122 random bits from the OS generator, as 32 hex digits: well under the 80 bytes
@@ -241,8 +263,8 @@ const PENDING_INSERT_LOCK: i64 = 0x006c_6b2d_7065_6e64;
 ///
 /// # Security
 /// Bounded like [`PendingRequests`]: expired rows are pruned on insert, and a new login is
-/// refused while `capacity` unexpired requests are outstanding, or [`PENDING_PER_NETWORK`]
-/// from its client's network. `take` deletes the row it
+/// refused while `capacity` unexpired requests are outstanding, [`PENDING_PER_NETWORK`]
+/// from its client's network, or [`PENDING_PER_WIDE_NETWORK`] from its IPv6 /48. `take` deletes the row it
 /// returns in the same statement, so a RelayState is honoured once even across nodes.
 #[derive(Debug, Clone)]
 pub struct SqlPendingRequests {
@@ -274,6 +296,8 @@ impl SqlPendingRequests {
         } else {
             i64::MAX
         };
+        let wide = wide_network_of(&network).unwrap_or_default();
+        let per_wide = i64::try_from(PENDING_PER_WIDE_NETWORK).unwrap_or(i64::MAX);
         let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
         if self.db.backend() == crate::store::Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -292,7 +316,9 @@ impl SqlPendingRequests {
             "INSERT INTO sp_pending_requests \
              (relay_state, request_id, return_to, expires_at, client) \
              SELECT $1, $2, $3, $4, $5 WHERE (SELECT COUNT(*) FROM sp_pending_requests) < $6 \
-             AND (SELECT COUNT(*) FROM sp_pending_requests WHERE client = $5) < $7",
+             AND (SELECT COUNT(*) FROM sp_pending_requests WHERE client = $5) < $7 \
+             AND ($8 = '' OR (SELECT COUNT(*) FROM sp_pending_requests \
+                 WHERE substr(client, 1, length($8)) = $8) < $9)",
         )
         .bind(key.clone())
         .bind(request.request_id)
@@ -301,6 +327,9 @@ impl SqlPendingRequests {
         .bind(network.clone())
         .bind(i64::try_from(self.capacity).unwrap_or(i64::MAX))
         .bind(per_network)
+        // The /48's count reads every row, as the total's does: the table is bounded.
+        .bind(wide.to_owned())
+        .bind(per_wide)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?

@@ -20,9 +20,35 @@ pub fn network_of(address: &str) -> String {
     }
 }
 
+/// The IPv6 /48 that a [`network_of`] /64 lies in, as the prefix every /64 in it shares
+/// (`2001:db8:1:` of `2001:db8:1:2::/64`); `None` for anything else. A site is commonly
+/// handed a /48, whose owner then controls 65,536 /64s: a second, looser bound counts them
+/// together.
+pub fn wide_network_of(network: &str) -> Option<&str> {
+    if !network.ends_with("::/64") {
+        return None;
+    }
+    let third = network.match_indices(':').nth(2)?.0;
+    network.get(..=third)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::network_of;
+    use super::{network_of, wide_network_of};
+
+    #[test]
+    fn an_ipv6_64_lies_in_its_48_and_nothing_else_has_one() {
+        let wide = |a: &str| wide_network_of(&network_of(a)).map(str::to_owned);
+        assert_eq!(wide("2001:db8:1:2:aa::1").as_deref(), Some("2001:db8:1:"));
+        assert_eq!(wide("2001:db8:1:ffff::1"), wide("2001:db8:1:2::1"));
+        // A prefix of segments, not of characters: 2001:db8:1a:: is another /48.
+        assert_ne!(wide("2001:db8:1a::1"), wide("2001:db8:1::1"));
+        assert!(!network_of("2001:db8:1a::1").starts_with("2001:db8:1:"));
+        assert_eq!(wide("::1").as_deref(), Some("0:0:0:"));
+        assert_eq!(wide("::ffff:192.0.2.7"), None);
+        assert_eq!(wide("192.0.2.7"), None);
+        assert_eq!(wide("unknown"), None);
+    }
 
     #[test]
     fn an_ipv6_client_is_its_64_and_a_mapped_ipv4_its_address() {

@@ -405,6 +405,38 @@ async fn pending_requests_in_sql_are_shared_between_nodes() {
 
 /// A network's count follows its requests: a finished login (taken, even too late) and a
 /// pruned one each give its place back, and to that network only.
+/// In memory as in SQL: the /64s of one /48 together hold at most
+/// `PENDING_PER_WIDE_NETWORK`, and a finished login gives the /48 its place back.
+#[test]
+fn memory_pending_store_bounds_the_64s_of_one_48_together() {
+    use latchkey_sp::login::{
+        PENDING_PER_NETWORK, PENDING_PER_WIDE_NETWORK, PendingRequest, PendingRequests,
+    };
+    let store = PendingRequests::new(10_000);
+    let request = || PendingRequest {
+        request_id: "_r".into(),
+        return_to: None,
+        expires_at: NOW + Duration::minutes(5),
+    };
+    let per_64 = PENDING_PER_NETWORK / 2;
+    let mut keys = Vec::new();
+    for i in 0..(PENDING_PER_WIDE_NETWORK / per_64) {
+        for j in 0..per_64 {
+            let client = format!("2001:db8:5:{:x}::{:x}", i + 1, j + 1);
+            keys.push(store.insert(request(), Some(&client), NOW).unwrap());
+        }
+    }
+    let fresh_64 = "2001:db8:5:ffff::1";
+    assert!(matches!(
+        store.insert(request(), Some(fresh_64), NOW),
+        Err(Error::TooManyPendingFromClient(PENDING_PER_WIDE_NETWORK))
+    ));
+    store.insert(request(), Some("2001:db8:6::1"), NOW).unwrap();
+    assert!(store.take(&keys[0], NOW).unwrap().is_some());
+    store.insert(request(), Some(fresh_64), NOW).unwrap();
+    assert!(store.insert(request(), Some(fresh_64), NOW).is_err());
+}
+
 #[test]
 fn memory_pending_store_gives_a_network_its_places_back() {
     use latchkey_sp::login::{PENDING_PER_NETWORK, PendingRequest, PendingRequests};

@@ -309,6 +309,46 @@ async fn pending_requests_are_bounded_per_client_network(backend: Db) {
     assert_eq!(nodes[0].count().await.unwrap(), PENDING_PER_NETWORK + 1);
 }
 
+/// A client with a /48 rotating through its /64s stores no more than
+/// `PENDING_PER_WIDE_NETWORK` in all (each /64 within its own bound), refused as that
+/// client's; a neighbouring /48 and an IPv4 client still get their places.
+async fn the_64s_of_one_48_share_a_looser_bound(backend: Db) {
+    use latchkey_sp::Error;
+    use latchkey_sp::login::{
+        PENDING_PER_NETWORK, PENDING_PER_WIDE_NETWORK, PendingRequest, PendingStore,
+        SqlPendingRequests,
+    };
+    let fx = fixture(backend).await;
+    let store = PendingStore::Sql(SqlPendingRequests::new(fx.store.database().clone(), 10_000));
+    let request = || PendingRequest {
+        request_id: "_wide".into(),
+        return_to: None,
+        expires_at: NOW + time::Duration::minutes(5),
+    };
+    let per_64 = PENDING_PER_NETWORK / 2;
+    let (mut stored, mut refused) = (0, 0);
+    for i in 0..(PENDING_PER_WIDE_NETWORK / per_64 + 2) {
+        for j in 0..per_64 {
+            let client = format!("2001:db8:5:{:x}::{:x}", i + 1, j + 1);
+            match store.insert(request(), Some(&client), NOW).await {
+                Ok(_) => stored += 1,
+                Err(Error::TooManyPendingFromClient(_)) => refused += 1,
+                Err(other) => panic!("{other}"),
+            }
+        }
+    }
+    assert_eq!((stored, refused), (PENDING_PER_WIDE_NETWORK, 2 * per_64));
+    store
+        .insert(request(), Some("2001:db8:6:1::1"), NOW)
+        .await
+        .unwrap();
+    store
+        .insert(request(), Some("192.0.2.9"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(store.count().await.unwrap(), PENDING_PER_WIDE_NETWORK + 2);
+}
+
 /// A replayed assertion whose login would change the account (the contract changed since
 /// its first use) changes nothing: on PostgreSQL the replay is found only with the audit
 /// event, after the update, and the rollback takes the update back.
@@ -359,4 +399,5 @@ crate::on_both_backends!(
     an_answer_posted_in_a_burst_takes_its_request_once,
     pending_requests_hold_their_bound_under_a_burst,
     pending_requests_are_bounded_per_client_network,
+    the_64s_of_one_48_share_a_looser_bound,
 );
