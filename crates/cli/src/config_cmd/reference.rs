@@ -238,8 +238,9 @@ pub const LATCHKEY_TOML: &[Key] = &[
         "integer",
         Literal("1000"),
         "Sign-in requests that may wait while their user signs in, per client network (an IPv6 \
-         client counts as its /64) or signed-in user; past it `429 WEB-THROTTLED`. Raise it for \
-         a large office behind one address.",
+         client counts as its /64, and the /64s of one /48 may hold five times this together) \
+         or signed-in user; past it `429 WEB-THROTTLED`. Raise it for a large office behind one \
+         address.",
     ),
     key(
         "server.parked_max",

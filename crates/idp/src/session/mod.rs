@@ -20,7 +20,7 @@ use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 pub use device::DeviceKeys;
-pub use parked::{PARK_TTL, ParkCaps, ParkOwner, Parkable, ParkedRequests};
+pub use parked::{PARK_TTL, ParkCaps, ParkOwner, Parkable, ParkedRequests, WIDE_OWNER_FACTOR};
 pub use throttle::{Admission, Attempt, OnSuccess, Slot, Throttle, ThrottlePolicy, network_of};
 
 use crate::directory::{User, UserRow, UserStatus};

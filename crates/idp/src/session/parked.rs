@@ -19,6 +19,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::{Duration, OffsetDateTime};
 
+use latchkey_sp::network::wide_network_of;
+
 use super::{fresh_token, network_of, token_hash};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
@@ -50,7 +52,18 @@ impl ParkOwner {
     pub fn user(user: UserId) -> Self {
         ParkOwner(format!("user:{user}"))
     }
+
+    /// For an IPv6 /64, the prefix every owner in its /48 shares ([`wide_network_of`]):
+    /// a site handed a /48 has 65,536 /64s, so they also count together, under
+    /// [`WIDE_OWNER_FACTOR`] times the cap.
+    fn wide(&self) -> Option<String> {
+        let network = self.0.strip_prefix("addr:")?;
+        wide_network_of(network).map(|wide| format!("addr:{wide}"))
+    }
 }
+
+/// How many owners' worth of parked requests the /64s of one IPv6 /48 may hold together.
+pub const WIDE_OWNER_FACTOR: u32 = 5;
 
 /// How many live parked requests there may be (`[server] parked_per_network` and
 /// `parked_max`).
@@ -117,22 +130,43 @@ impl<'s> ParkedRequests<'s> {
             .bind(timestamp::format(now))
             .execute(&mut *tx)
             .await?;
-        let inserted = sqlx::query(
+        // The /48's owners are a range of `owner` in byte order: its prefix ends in `:`, and
+        // `;` is the next byte (SQLite compares bytes; PostgreSQL is told to, and reads
+        // every live row for it, as the total's count does).
+        let wide = owner.wide().unwrap_or_default();
+        let wide_end = match wide.strip_suffix(':') {
+            Some(stem) => format!("{stem};"),
+            None => String::new(),
+        };
+        let key_column = match self.store.backend() {
+            crate::store::Backend::Postgres => "owner COLLATE \"C\"",
+            crate::store::Backend::Sqlite => "owner",
+        };
+        let sql = format!(
             "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at, owner) \
              SELECT $1, $2, $3, $4, $5 \
              WHERE (SELECT COUNT(*) FROM sso_parked_requests WHERE owner = $5) < $6 \
-             AND (SELECT COUNT(*) FROM sso_parked_requests) < $7",
-        )
-        .bind(kind_hash::<T>(&key))
-        .bind(json)
-        .bind(timestamp::format(now))
-        .bind(timestamp::format(now + PARK_TTL))
-        .bind(&owner.0)
-        .bind(i64::from(self.caps.per_owner))
-        .bind(i64::from(self.caps.total))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+             AND (SELECT COUNT(*) FROM sso_parked_requests) < $7 \
+             AND ($8 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
+                 WHERE {key_column} >= $8 AND {key_column} < $9) < $10)"
+        );
+        // Only a column name is formatted in; every value is bound.
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(kind_hash::<T>(&key))
+            .bind(json)
+            .bind(timestamp::format(now))
+            .bind(timestamp::format(now + PARK_TTL))
+            .bind(&owner.0)
+            .bind(i64::from(self.caps.per_owner))
+            .bind(i64::from(self.caps.total))
+            .bind(wide)
+            .bind(wide_end)
+            .bind(i64::from(
+                self.caps.per_owner.saturating_mul(WIDE_OWNER_FACTOR),
+            ))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if inserted == 0 {
             // Which cap was reached (read in the same transaction).
             let mine: i64 =
@@ -140,18 +174,24 @@ impl<'s> ParkedRequests<'s> {
                     .bind(&owner.0)
                     .fetch_one(&mut *tx)
                     .await?;
+            let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sso_parked_requests")
+                .fetch_one(&mut *tx)
+                .await?;
             crate::store::commit(tx).await?;
             tracing::warn!(owner = %owner.0, waiting = mine, "parked request refused: cap reached");
-            return Err(if mine >= i64::from(self.caps.per_owner) {
-                Error::Throttled {
-                    retry_after_seconds: PARK_RETRY_AFTER,
-                }
-            } else {
-                Error::Busy {
-                    what: "sign-ins waiting",
-                    retry_after_seconds: PARK_RETRY_AFTER,
-                }
-            });
+            // The owner's cap, or its /48's while there is room in all.
+            return Err(
+                if mine >= i64::from(self.caps.per_owner) || all < i64::from(self.caps.total) {
+                    Error::Throttled {
+                        retry_after_seconds: PARK_RETRY_AFTER,
+                    }
+                } else {
+                    Error::Busy {
+                        what: "sign-ins waiting",
+                        retry_after_seconds: PARK_RETRY_AFTER,
+                    }
+                },
+            );
         }
         crate::store::commit(tx).await?;
         Ok(key.to_string())

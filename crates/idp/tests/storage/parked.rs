@@ -3,7 +3,9 @@
 
 use latchkey_idp::error::Error;
 use latchkey_idp::ids::UserId;
-use latchkey_idp::session::{PARK_TTL, ParkCaps, ParkOwner, Parkable, ParkedRequests};
+use latchkey_idp::session::{
+    PARK_TTL, ParkCaps, ParkOwner, Parkable, ParkedRequests, WIDE_OWNER_FACTOR,
+};
 use latchkey_idp::{ManualClock, Store};
 use serde::{Deserialize, Serialize};
 use time::Duration;
@@ -15,6 +17,7 @@ use crate::support::{TestStore, cheap_passwords};
 on_both_backends!(
     parking_is_capped_per_network_and_in_all,
     a_burst_from_one_network_takes_no_more_than_its_cap,
+    the_64s_of_one_48_share_a_looser_cap,
 );
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -37,6 +40,41 @@ fn throttled(r: Result<String, Error>) -> bool {
 
 fn busy(r: Result<String, Error>) -> bool {
     matches!(r, Err(Error::Busy { .. }))
+}
+
+/// A client rotating through the /64s of its /48 holds at most `WIDE_OWNER_FACTOR` owners'
+/// worth in all (each /64 within its own cap), refused 429-style; a neighbouring /48 and an
+/// IPv4 client still park, and a taken request gives the /48 its place back.
+async fn the_64s_of_one_48_share_a_looser_cap(t: TestStore) {
+    let parked = ParkedRequests::new(&t.store).with_caps(ParkCaps {
+        per_owner: 2,
+        total: 100,
+    });
+    let now = t.store.now();
+    let in_48 = |net: u32, host: u32| ParkOwner::network(&format!("2001:db8:9:{net:x}::{host:x}"));
+    let mut keys = Vec::new();
+    for net in 0..WIDE_OWNER_FACTOR {
+        for host in 0..2 {
+            keys.push(
+                parked
+                    .park(&Waiting { n: host }, &in_48(net, host + 1), now)
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+    let fresh = in_48(0xffff, 1);
+    assert!(throttled(parked.park(&Waiting { n: 0 }, &fresh, now).await));
+    // `2001:db8:9a::` is another /48, though its text begins with this one's.
+    for neighbour in ["2001:db8:9a::1", "2001:db8:a::1", "192.0.2.1"] {
+        parked
+            .park(&Waiting { n: 0 }, &ParkOwner::network(neighbour), now)
+            .await
+            .unwrap();
+    }
+    assert!(parked.take::<Waiting>(&keys[0]).await.unwrap());
+    parked.park(&Waiting { n: 1 }, &fresh, now).await.unwrap();
+    assert!(throttled(parked.park(&Waiting { n: 2 }, &fresh, now).await));
 }
 
 /// A network holds at most its cap (429-style refusal), others are not held up by it, the
