@@ -7,8 +7,6 @@
 //! mapped to our allow-listed enums here, so nothing downstream sees a URI.
 
 use crate::tree::Node;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 
 use super::{
     DSIG_NS, DSIG11_NS, ENVELOPED_SIGNATURE, EXC_C14N_NS, SignatureError, expanded_name, is_dsig,
@@ -299,9 +297,7 @@ fn base64_text(node: Node<'_, '_>, element: &'static str) -> Result<Vec<u8>, Sig
             .get(crate::scan::skip_ascii(text, 0, [b' '])..)
             .unwrap_or_default();
         if only.is_text() && !tail.iter().any(is_space) {
-            return STANDARD
-                .decode(text)
-                .map_err(|_| SignatureError::InvalidBase64 { element });
+            return crate::b64::decode(text).ok_or(SignatureError::InvalidBase64 { element });
         }
     }
     let mut compact = Vec::new();
@@ -313,7 +309,5 @@ fn base64_text(node: Node<'_, '_>, element: &'static str) -> Result<Vec<u8>, Sig
         compact.reserve(text.len());
         compact.extend(text.iter().copied().filter(|b| !is_space(b)));
     }
-    STANDARD
-        .decode(compact)
-        .map_err(|_| SignatureError::InvalidBase64 { element })
+    crate::b64::decode(&compact).ok_or(SignatureError::InvalidBase64 { element })
 }
