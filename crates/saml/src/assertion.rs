@@ -4,6 +4,8 @@
 //! only ever read from an element whose signature was verified, through the profile or
 //! the `Verified` handle. There is no public way to read an assertion from raw text.
 
+use std::borrow::Cow;
+
 use latchkey_xmlsec::crypto::{Certificate, SigningKey};
 use latchkey_xmlsec::dsig;
 use latchkey_xmlsec::tree::Node;
@@ -344,12 +346,12 @@ pub(crate) fn parse_name_id(node: Node<'_, '_>) -> Result<NameId> {
 }
 
 /// Reads an Issuer element's value, trimmed (it is an entity ID, an `xs:anyURI`).
-pub(crate) fn parse_issuer(
-    parent: Node<'_, '_>,
+pub(crate) fn parse_issuer<'a>(
+    parent: Node<'a, '_>,
     parent_name: &'static str,
-) -> Result<Option<String>> {
+) -> Result<Option<Cow<'a, str>>> {
     read::optional_child(parent, ASSERTION, "Issuer", parent_name, "saml:Issuer")?
-        .map(|n| read::uri_text(n, "saml:Issuer"))
+        .map(|n| read::uri_text_ref(n, "saml:Issuer"))
         .transpose()
 }
 

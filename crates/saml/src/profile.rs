@@ -35,6 +35,7 @@ use crate::inbound::{
 use crate::ns::ASSERTION;
 use crate::read;
 use crate::response::parse_response;
+use crate::status::StatusRef;
 
 pub mod idp;
 pub mod logout;
@@ -171,31 +172,26 @@ pub fn validate_response(
     // Structure and Version of the envelope (read from the verified node when signed).
     let envelope_node = response_verified.as_ref().map_or(root, Verified::element);
     let parts = parse_response(envelope_node)?;
-    let response = parts.response;
 
     // Rule: the Response's Issuer, when present, is the IdP; a signed Response must
     // carry one.
-    match &response.issuer {
+    match &parts.header.issuer {
         Some(i) => check_issuer(settings, i, envelope_node)?,
         None if response_verified.is_some() => return Err(issuer_mismatch(settings, "")),
         None => {}
     }
     // Rule: Destination names one of our ACS URLs; a signed Response must carry it.
-    match &response.destination {
+    match parts.header.destination {
         Some(d) if !settings.is_acs(d) => return Err(destination_mismatch(d)),
         None if response_verified.is_some() => return Err(destination_mismatch("")),
         _ => {}
     }
     // Rule: Status is Success.
-    if !response.status.is_success() {
-        return Err(Error::StatusNotSuccess {
-            code: response.status.code,
-            sub_code: response.status.sub_code,
-            message: response.status.message,
-        });
+    if !parts.status.is_success() {
+        return Err(status_not_success(parts.status));
     }
     // Rule: the Response answers our request (or is allowed to answer none).
-    check_in_response_to(settings, request_id, response.in_response_to.as_deref())?;
+    check_in_response_to(settings, request_id, parts.in_response_to)?;
 
     // Rule: exactly one assertion, in the clear or encrypted; an encrypted one only when
     // we hold a key for it.
@@ -226,7 +222,7 @@ pub fn validate_response(
         )?,
         (clear, encrypted) => return Err(Error::AssertionCount(clear.len() + encrypted.len())),
     };
-    accepted(assertion, response.id, response.in_response_to, expiry)
+    accepted(assertion, parts.header.id, parts.in_response_to, expiry)
 }
 
 /// Rule: a clear assertion is covered by a verified signature, its own or the
@@ -357,6 +353,17 @@ fn issuer_mismatch(settings: &SpSettings, found: &str) -> Error {
     Error::IssuerMismatch {
         expected: settings.idp_entity_id.clone(),
         found: found.to_owned(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn status_not_success(status: StatusRef<'_>) -> Error {
+    let status = status.into_owned();
+    Error::StatusNotSuccess {
+        code: status.code,
+        sub_code: status.sub_code,
+        message: status.message,
     }
 }
 
@@ -515,8 +522,8 @@ fn check_bearer(
 
 fn accepted(
     a: Assertion,
-    response_id: String,
-    in_response_to: Option<String>,
+    response_id: &str,
+    in_response_to: Option<&str>,
     replay_expiry: OffsetDateTime,
 ) -> Result<AuthenticatedSubject> {
     let name_id = a
@@ -541,8 +548,8 @@ fn accepted(
         session_not_on_or_after,
         attributes: a.attributes,
         assertion_id: a.id,
-        response_id,
-        in_response_to,
+        response_id: response_id.to_owned(),
+        in_response_to: in_response_to.map(str::to_owned),
         replay_expiry,
         one_time_use: a.conditions.is_some_and(|c| c.one_time_use),
     })
