@@ -30,7 +30,8 @@ use crate::encryption::{
 };
 use crate::error::{Error, Result};
 use crate::inbound::{
-    DIGEST_ALGORITHMS, SIGNATURE_ALGORITHMS, SignaturePolicy, has_signature, verify_element,
+    DIGEST_ALGORITHMS, PolicyRef, SIGNATURE_ALGORITHMS, SignaturePolicy, has_signature,
+    verify_element_with,
 };
 use crate::ns::ASSERTION;
 use crate::read;
@@ -115,6 +116,16 @@ impl SpSettings {
         }
     }
 
+    /// [`SpSettings::signature_policy`] borrowed: what a validation checks against,
+    /// without copying the allow-lists.
+    fn policy(&self) -> PolicyRef<'_> {
+        PolicyRef {
+            signature_algorithms: &self.signature_algorithms,
+            digest_algorithms: &self.digest_algorithms,
+            allow_rsa_1024: self.allow_rsa_1024,
+        }
+    }
+
     fn is_acs(&self, url: &str) -> bool {
         self.acs_urls.iter().any(|a| a == url)
     }
@@ -161,11 +172,11 @@ pub fn validate_response(
 ) -> Result<AuthenticatedSubject> {
     let doc = reader::parse(xml, &Limits::default())?;
     let root = doc.root_element();
-    let policy = settings.signature_policy();
+    let policy = settings.policy();
 
     // Rule: signatures. The Response's, if present, must verify.
     let response_verified = if has_signature(root) {
-        Some(verify_element(&doc, root, &settings.idp_keys, &policy)?)
+        Some(verify_element_with(&doc, root, &settings.idp_keys, policy)?)
     } else {
         None
     };
@@ -205,21 +216,16 @@ pub fn validate_response(
     ) {
         ([clear], []) => clear_assertion(
             settings,
-            &policy,
+            policy,
             &doc,
             *clear,
             response_signed,
             request_id,
             now,
         )?,
-        ([], [encrypted]) => encrypted_assertion(
-            settings,
-            &policy,
-            *encrypted,
-            response_signed,
-            request_id,
-            now,
-        )?,
+        ([], [encrypted]) => {
+            encrypted_assertion(settings, *encrypted, response_signed, request_id, now)?
+        }
         (clear, encrypted) => return Err(Error::AssertionCount(clear.len() + encrypted.len())),
     };
     accepted(assertion, parts.header.id, parts.in_response_to, expiry)
@@ -231,7 +237,7 @@ pub fn validate_response(
 /// is signed too. Then the assertion-level rules, on the verified element.
 fn clear_assertion(
     settings: &SpSettings,
-    policy: &SignaturePolicy,
+    policy: PolicyRef<'_>,
     doc: &reader::Document<'_>,
     node: Node<'_, '_>,
     response_signed: bool,
@@ -239,7 +245,7 @@ fn clear_assertion(
     now: OffsetDateTime,
 ) -> Result<(Assertion, OffsetDateTime)> {
     let verified = if has_signature(node) {
-        Some(verify_element(doc, node, &settings.idp_keys, policy)?)
+        Some(verify_element_with(doc, node, &settings.idp_keys, policy)?)
     } else {
         None
     };
@@ -264,7 +270,6 @@ fn clear_assertion(
 /// closes.
 fn encrypted_assertion(
     settings: &SpSettings,
-    policy: &SignaturePolicy,
     encrypted: Node<'_, '_>,
     response_signed: bool,
     request_id: Option<&str>,
@@ -285,7 +290,7 @@ fn encrypted_assertion(
             &doc,
             &decrypted,
             &settings.idp_keys,
-            policy,
+            &settings.signature_policy(),
             response_signed,
         )?)
     } else {
