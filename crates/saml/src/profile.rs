@@ -22,8 +22,8 @@ use latchkey_xmlsec::tree::Node;
 use time::{Duration, OffsetDateTime};
 
 use crate::assertion::{
-    Assertion, AuthnStatement, BEARER, NameId, SubjectConfirmationData, name_id_format,
-    parse_assertion,
+    Assertion, AssertionRef, AuthnStatement, BEARER, NameId, SubjectConfirmationDataRef,
+    name_id_format, parse_assertion, read_assertion,
 };
 use crate::encryption::{
     DecryptOptions, DecryptionKey, decrypt_assertion, verify_decrypted_assertion,
@@ -210,7 +210,7 @@ pub fn validate_response(
         return Err(Error::EncryptedAssertion);
     }
     let response_signed = response_verified.is_some();
-    let (assertion, expiry) = match (
+    let mut subject = match (
         parts.assertions.as_slice(),
         parts.encrypted_assertions.as_slice(),
     ) {
@@ -228,7 +228,9 @@ pub fn validate_response(
         }
         (clear, encrypted) => return Err(Error::AssertionCount(clear.len() + encrypted.len())),
     };
-    accepted(assertion, parts.header.id, parts.in_response_to, expiry)
+    subject.response_id = parts.header.id.to_owned();
+    subject.in_response_to = parts.in_response_to.map(str::to_owned);
+    Ok(subject)
 }
 
 /// Rule: a clear assertion is covered by a verified signature, its own or the
@@ -243,7 +245,7 @@ fn clear_assertion(
     response_signed: bool,
     request_id: Option<&str>,
     now: OffsetDateTime,
-) -> Result<(Assertion, OffsetDateTime)> {
+) -> Result<AuthenticatedSubject> {
     let verified = if has_signature(node) {
         Some(verify_element_with(doc, node, &settings.idp_keys, policy)?)
     } else {
@@ -254,7 +256,7 @@ fn clear_assertion(
         (None, true) => node,
         (None, false) => return Err(Error::NotSigned),
     };
-    read_assertion(settings, node, request_id, now)
+    accept_assertion(settings, node, request_id, now)
 }
 
 /// Rule: an EncryptedAssertion decrypts with one of our keys, and the assertion inside
@@ -274,7 +276,7 @@ fn encrypted_assertion(
     response_signed: bool,
     request_id: Option<&str>,
     now: OffsetDateTime,
-) -> Result<(Assertion, OffsetDateTime)> {
+) -> Result<AuthenticatedSubject> {
     let decrypted = decrypt_assertion(
         encrypted,
         &settings.decryption_keys,
@@ -302,20 +304,22 @@ fn encrypted_assertion(
         // the IdP's; `decrypt_assertion` checked it is one saml:Assertion.
         None => doc.root_element(),
     };
-    read_assertion(settings, node, request_id, now)
+    accept_assertion(settings, node, request_id, now)
 }
 
 /// The assertion-level rules on an element already known to be covered by a verified
-/// signature. Returns the assertion and its replay expiry.
-fn read_assertion(
+/// signature. Returns who logged in, with the Response's ID and InResponseTo left empty
+/// for the caller: the assertion may come from a decrypted document that does not outlive
+/// this call, while the caller holds the Response.
+fn accept_assertion(
     settings: &SpSettings,
     node: Node<'_, '_>,
     request_id: Option<&str>,
     now: OffsetDateTime,
-) -> Result<(Assertion, OffsetDateTime)> {
-    let assertion = parse_assertion(node)?;
+) -> Result<AuthenticatedSubject> {
+    let assertion = read_assertion(node)?;
     let expiry = check_assertion(settings, &assertion, node, request_id, now)?;
-    Ok((assertion, expiry))
+    accepted(assertion, expiry)
 }
 
 impl Assertion {
@@ -421,7 +425,7 @@ fn check_in_response_to(
 /// The assertion-level rules. Returns the replay expiry.
 fn check_assertion(
     settings: &SpSettings,
-    a: &Assertion,
+    a: &AssertionRef<'_>,
     node: Node<'_, '_>,
     request_id: Option<&str>,
     now: OffsetDateTime,
@@ -434,7 +438,7 @@ fn check_assertion(
     }
     // Rule: bearer confirmation only, at least one, and one of them satisfied.
     if let Some(other) = subject.confirmations.iter().find(|c| c.method != BEARER) {
-        return Err(confirmation_method(&other.method));
+        return Err(confirmation_method(other.method));
     }
     let mut confirmation_expiry = None;
     let mut first_error = None;
@@ -475,7 +479,7 @@ fn check_assertion(
     if !conditions
         .audience_restrictions
         .iter()
-        .all(|r| r.iter().any(|aud| aud == &settings.entity_id))
+        .all(|r| r.iter().any(|aud| **aud == *settings.entity_id))
     {
         return Err(Error::AudienceMismatch);
     }
@@ -496,7 +500,7 @@ fn check_assertion(
 /// InResponseTo. Returns its expiry (skew included).
 fn check_bearer(
     settings: &SpSettings,
-    data: Option<&SubjectConfirmationData>,
+    data: Option<&SubjectConfirmationDataRef<'_>>,
     request_id: Option<&str>,
     now: OffsetDateTime,
     skew: Duration,
@@ -504,9 +508,9 @@ fn check_bearer(
     let Some(d) = data else {
         return Err(recipient_mismatch(None));
     };
-    match &d.recipient {
+    match d.recipient {
         Some(r) if settings.is_acs(r) => {}
-        other => return Err(recipient_mismatch(other.as_deref())),
+        other => return Err(recipient_mismatch(other)),
     }
     let not_on_or_after = d.not_on_or_after.ok_or(Error::ConfirmationExpired)?;
     if now - skew >= not_on_or_after {
@@ -517,7 +521,7 @@ fn check_bearer(
     {
         return Err(Error::ConfirmationNotYetValid);
     }
-    match (request_id, d.in_response_to.as_deref()) {
+    match (request_id, d.in_response_to) {
         (Some(want), Some(got)) if want == got => {}
         (None, None) => {}
         (want, got) => return Err(in_response_to_mismatch(want, got)),
@@ -525,12 +529,9 @@ fn check_bearer(
     Ok(not_on_or_after + skew)
 }
 
-fn accepted(
-    a: Assertion,
-    response_id: &str,
-    in_response_to: Option<&str>,
-    replay_expiry: OffsetDateTime,
-) -> Result<AuthenticatedSubject> {
+/// Who logged in, moved out of the assertion; the Response's ID and InResponseTo are the
+/// caller's to fill in (see [`accept_assertion`]).
+fn accepted(a: AssertionRef<'_>, replay_expiry: OffsetDateTime) -> Result<AuthenticatedSubject> {
     let name_id = a
         .subject
         .and_then(|s| s.name_id)
@@ -545,16 +546,16 @@ fn accepted(
         return Err(Error::AuthnStatementMissing);
     };
     Ok(AuthenticatedSubject {
-        issuer: a.issuer,
+        issuer: a.issuer.into_owned(),
         name_id,
         session_index,
         authn_instant,
         authn_context_class_ref,
         session_not_on_or_after,
         attributes: a.attributes,
-        assertion_id: a.id,
-        response_id: response_id.to_owned(),
-        in_response_to: in_response_to.map(str::to_owned),
+        assertion_id: a.id.to_owned(),
+        response_id: String::new(),
+        in_response_to: None,
         replay_expiry,
         one_time_use: a.conditions.is_some_and(|c| c.one_time_use),
     })
