@@ -504,26 +504,27 @@ pub(crate) fn read_assertion<'a>(node: Node<'a, '_>) -> Result<AssertionRef<'a>>
     // From the first of each kind on: the siblings before it are not of that kind. Plain
     // loops rather than `collect::<Result<Vec<_>>>()`: each such chain is its own
     // instantiation of the iterator machinery, code a validation runs once and fetches anew.
+    // Sibling links are followed by hand for the same reason (`flat_map(next_siblings)`
+    // instantiated the flattening iterator for these two loops).
     let mut authn_statements = Vec::new();
-    for n in first_authn_statement
-        .into_iter()
-        .flat_map(|first| first.next_siblings())
-    {
+    let mut next = first_authn_statement;
+    while let Some(n) = next {
         if read::is(n, ASSERTION, "AuthnStatement") {
             authn_statements.push(parse_authn_statement(n)?);
         }
+        next = n.next_sibling();
     }
     let mut attributes = Vec::new();
-    for st in first_attribute_statement
-        .into_iter()
-        .flat_map(|first| first.next_siblings())
-        .filter(|n| read::is(*n, ASSERTION, "AttributeStatement"))
-    {
-        // An upper bound that is usually exact: one allocation for the list.
-        attributes.reserve(st.children().filter(Node::is_element).count());
-        for at in read::children(st, ASSERTION, "Attribute") {
-            attributes.push(parse_attribute(at)?);
+    let mut next = first_attribute_statement;
+    while let Some(st) = next {
+        if read::is(st, ASSERTION, "AttributeStatement") {
+            // An upper bound that is usually exact: one allocation for the list.
+            attributes.reserve(st.children().filter(Node::is_element).count());
+            for at in read::children(st, ASSERTION, "Attribute") {
+                attributes.push(parse_attribute(at)?);
+            }
         }
+        next = st.next_sibling();
     }
     Ok(AssertionRef {
         id,
