@@ -4,6 +4,8 @@
 //! only ever read from an element whose signature was verified, through the profile or
 //! the `Verified` handle. There is no public way to read an assertion from raw text.
 
+use std::borrow::Cow;
+
 use latchkey_xmlsec::crypto::{Certificate, SigningKey};
 use latchkey_xmlsec::dsig;
 use latchkey_xmlsec::tree::Node;
@@ -344,29 +346,123 @@ pub(crate) fn parse_name_id(node: Node<'_, '_>) -> Result<NameId> {
 }
 
 /// Reads an Issuer element's value, trimmed (it is an entity ID, an `xs:anyURI`).
-pub(crate) fn parse_issuer(
-    parent: Node<'_, '_>,
+pub(crate) fn parse_issuer<'a>(
+    parent: Node<'a, '_>,
     parent_name: &'static str,
-) -> Result<Option<String>> {
+) -> Result<Option<Cow<'a, str>>> {
     read::optional_child(parent, ASSERTION, "Issuer", parent_name, "saml:Issuer")?
-        .map(|n| read::uri_text(n, "saml:Issuer"))
+        .map(|n| read::uri_text_ref(n, "saml:Issuer"))
         .transpose()
 }
 
 /// Reads an Assertion from `node`. Crate-private: callers reach it only with a node that
 /// a signature covers.
+pub(crate) fn parse_assertion(node: Node<'_, '_>) -> Result<Assertion> {
+    Ok(read_assertion(node)?.into_owned())
+}
+
+/// An assertion as read, before it is copied into the public model: what only the Web SSO
+/// profile's rules read (the ID, the Issuer, the subject confirmations, the audiences)
+/// is borrowed from the document, so a validation does not copy, and drop, values it
+/// compares once. [`AssertionRef::into_owned`] makes the [`Assertion`] of it.
+#[derive(Debug)]
+pub(crate) struct AssertionRef<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) issue_instant: OffsetDateTime,
+    pub(crate) issuer: Cow<'a, str>,
+    pub(crate) subject: Option<SubjectRef<'a>>,
+    pub(crate) conditions: Option<ConditionsRef<'a>>,
+    pub(crate) authn_statements: Vec<AuthnStatement>,
+    pub(crate) attributes: Vec<Attribute>,
+}
+
+/// [`Subject`], as read.
+#[derive(Debug)]
+pub(crate) struct SubjectRef<'a> {
+    pub(crate) name_id: Option<NameId>,
+    pub(crate) confirmations: Vec<SubjectConfirmationRef<'a>>,
+}
+
+/// [`SubjectConfirmation`], as read; the method is trimmed.
+#[derive(Debug)]
+pub(crate) struct SubjectConfirmationRef<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) data: Option<SubjectConfirmationDataRef<'a>>,
+}
+
+/// [`SubjectConfirmationData`], as read; the Recipient is trimmed.
+#[derive(Debug)]
+pub(crate) struct SubjectConfirmationDataRef<'a> {
+    pub(crate) not_before: Option<OffsetDateTime>,
+    pub(crate) not_on_or_after: Option<OffsetDateTime>,
+    pub(crate) recipient: Option<&'a str>,
+    pub(crate) in_response_to: Option<&'a str>,
+    pub(crate) address: Option<&'a str>,
+}
+
+/// [`Conditions`], as read; each audience is trimmed.
+#[derive(Debug)]
+pub(crate) struct ConditionsRef<'a> {
+    pub(crate) not_before: Option<OffsetDateTime>,
+    pub(crate) not_on_or_after: Option<OffsetDateTime>,
+    pub(crate) audience_restrictions: Vec<Vec<Cow<'a, str>>>,
+    pub(crate) one_time_use: bool,
+}
+
+impl AssertionRef<'_> {
+    /// The public model: every value copied out of the document.
+    pub(crate) fn into_owned(self) -> Assertion {
+        Assertion {
+            id: self.id.to_owned(),
+            issue_instant: self.issue_instant,
+            issuer: self.issuer.into_owned(),
+            subject: self.subject.map(|s| Subject {
+                name_id: s.name_id,
+                confirmations: s
+                    .confirmations
+                    .into_iter()
+                    .map(|c| SubjectConfirmation {
+                        method: c.method.to_owned(),
+                        data: c.data.map(|d| SubjectConfirmationData {
+                            not_before: d.not_before,
+                            not_on_or_after: d.not_on_or_after,
+                            recipient: d.recipient.map(str::to_owned),
+                            in_response_to: d.in_response_to.map(str::to_owned),
+                            address: d.address.map(str::to_owned),
+                        }),
+                    })
+                    .collect(),
+            }),
+            conditions: self.conditions.map(|c| Conditions {
+                not_before: c.not_before,
+                not_on_or_after: c.not_on_or_after,
+                audience_restrictions: c
+                    .audience_restrictions
+                    .into_iter()
+                    .map(|r| r.into_iter().map(Cow::into_owned).collect())
+                    .collect(),
+                one_time_use: c.one_time_use,
+            }),
+            authn_statements: self.authn_statements,
+            attributes: self.attributes,
+        }
+    }
+}
+
+/// Reads an Assertion from `node`, borrowing what [`AssertionRef`] borrows. Crate-private:
+/// callers reach it only with a node that a signature covers.
 ///
 /// The children are sorted by name in one walk, then read in a fixed order (Issuer,
 /// Signature, Subject, Conditions, AuthnStatements, AttributeStatements), so which error
 /// a malformed assertion gets does not depend on where its children stand.
-pub(crate) fn parse_assertion(node: Node<'_, '_>) -> Result<Assertion> {
+pub(crate) fn read_assertion<'a>(node: Node<'a, '_>) -> Result<AssertionRef<'a>> {
     const A: &str = "saml:Assertion";
     read::expect(node, ASSERTION, "Assertion", A)?;
     let version = read::required_attr(node, A, "Version")?;
     if version != "2.0" {
         return Err(read::unsupported_version(version));
     }
-    let id = read::required_attr(node, A, "ID")?.to_owned();
+    let id = read::required_attr(node, A, "ID")?;
     let issue_instant = read::required_datetime(node, A, "IssueInstant")?;
     let (mut issuer, mut signature, mut subject, mut conditions) = (
         read::OneChild::NONE,
@@ -393,7 +489,7 @@ pub(crate) fn parse_assertion(node: Node<'_, '_>) -> Result<Assertion> {
     }
     let issuer = issuer
         .get(A, "saml:Issuer")?
-        .map(|n| read::uri_text(n, "saml:Issuer"))
+        .map(|n| read::uri_text_ref(n, "saml:Issuer"))
         .transpose()?
         .ok_or_else(|| read::missing(A, "saml:Issuer"))?;
     signature.get(A, "ds:Signature")?;
@@ -408,28 +504,29 @@ pub(crate) fn parse_assertion(node: Node<'_, '_>) -> Result<Assertion> {
     // From the first of each kind on: the siblings before it are not of that kind. Plain
     // loops rather than `collect::<Result<Vec<_>>>()`: each such chain is its own
     // instantiation of the iterator machinery, code a validation runs once and fetches anew.
+    // Sibling links are followed by hand for the same reason (`flat_map(next_siblings)`
+    // instantiated the flattening iterator for these two loops).
     let mut authn_statements = Vec::new();
-    for n in first_authn_statement
-        .into_iter()
-        .flat_map(|first| first.next_siblings())
-    {
+    let mut next = first_authn_statement;
+    while let Some(n) = next {
         if read::is(n, ASSERTION, "AuthnStatement") {
             authn_statements.push(parse_authn_statement(n)?);
         }
+        next = n.next_sibling();
     }
     let mut attributes = Vec::new();
-    for st in first_attribute_statement
-        .into_iter()
-        .flat_map(|first| first.next_siblings())
-        .filter(|n| read::is(*n, ASSERTION, "AttributeStatement"))
-    {
-        // An upper bound that is usually exact: one allocation for the list.
-        attributes.reserve(st.children().filter(Node::is_element).count());
-        for at in read::children(st, ASSERTION, "Attribute") {
-            attributes.push(parse_attribute(at)?);
+    let mut next = first_attribute_statement;
+    while let Some(st) = next {
+        if read::is(st, ASSERTION, "AttributeStatement") {
+            // An upper bound that is usually exact: one allocation for the list.
+            attributes.reserve(st.children().filter(Node::is_element).count());
+            for at in read::children(st, ASSERTION, "Attribute") {
+                attributes.push(parse_attribute(at)?);
+            }
         }
+        next = st.next_sibling();
     }
-    Ok(Assertion {
+    Ok(AssertionRef {
         id,
         issue_instant,
         issuer,
@@ -440,7 +537,7 @@ pub(crate) fn parse_assertion(node: Node<'_, '_>) -> Result<Assertion> {
     })
 }
 
-fn parse_subject(node: Node<'_, '_>) -> Result<Subject> {
+fn parse_subject<'a>(node: Node<'a, '_>) -> Result<SubjectRef<'a>> {
     const S: &str = "saml:Subject";
     let name_id = read::optional_child(node, ASSERTION, "NameID", S, "saml:NameID")?
         .map(parse_name_id)
@@ -448,7 +545,7 @@ fn parse_subject(node: Node<'_, '_>) -> Result<Subject> {
     let mut confirmations = Vec::new();
     for c in read::children(node, ASSERTION, "SubjectConfirmation") {
         const C: &str = "saml:SubjectConfirmation";
-        let method = read::required_attr(c, C, "Method")?.trim().to_owned();
+        let method = read::required_attr(c, C, "Method")?.trim();
         let data = match read::optional_child(
             c,
             ASSERTION,
@@ -456,18 +553,18 @@ fn parse_subject(node: Node<'_, '_>) -> Result<Subject> {
             C,
             "saml:SubjectConfirmationData",
         )? {
-            Some(d) => Some(SubjectConfirmationData {
+            Some(d) => Some(SubjectConfirmationDataRef {
                 not_before: read::datetime_attr(d, "NotBefore")?,
                 not_on_or_after: read::datetime_attr(d, "NotOnOrAfter")?,
-                recipient: d.attribute("Recipient").map(|r| r.trim().to_owned()),
-                in_response_to: read::optional_attr(d, "InResponseTo"),
-                address: read::optional_attr(d, "Address"),
+                recipient: d.attribute("Recipient").map(str::trim),
+                in_response_to: d.attribute("InResponseTo"),
+                address: d.attribute("Address"),
             }),
             None => None,
         };
-        confirmations.push(SubjectConfirmation { method, data });
+        confirmations.push(SubjectConfirmationRef { method, data });
     }
-    Ok(Subject {
+    Ok(SubjectRef {
         name_id,
         confirmations,
     })
@@ -479,7 +576,7 @@ fn parse_subject(node: Node<'_, '_>) -> Result<Subject> {
 /// ProxyRestriction only limits what we may issue onward, and we issue nothing.
 const KNOWN_CONDITIONS: [&str; 3] = ["AudienceRestriction", "OneTimeUse", "ProxyRestriction"];
 
-fn parse_conditions(node: Node<'_, '_>) -> Result<Conditions> {
+fn parse_conditions<'a>(node: Node<'a, '_>) -> Result<ConditionsRef<'a>> {
     if let Some(unknown) = node.children().filter(|c| c.is_element()).find(|c| {
         c.tag_name().namespace() != Some(ASSERTION)
             || !KNOWN_CONDITIONS.contains(&c.tag_name().name())
@@ -490,11 +587,11 @@ fn parse_conditions(node: Node<'_, '_>) -> Result<Conditions> {
     for r in read::children(node, ASSERTION, "AudienceRestriction") {
         let mut audiences = Vec::new();
         for a in read::children(r, ASSERTION, "Audience") {
-            audiences.push(read::uri_text(a, "saml:Audience")?);
+            audiences.push(read::uri_text_ref(a, "saml:Audience")?);
         }
         audience_restrictions.push(audiences);
     }
-    Ok(Conditions {
+    Ok(ConditionsRef {
         not_before: read::datetime_attr(node, "NotBefore")?,
         not_on_or_after: read::datetime_attr(node, "NotOnOrAfter")?,
         audience_restrictions,
@@ -639,6 +736,40 @@ pub(crate) mod tests {
         let a = parse_assertion(doc.root_element()).unwrap();
         let name = a.subject.unwrap().name_id.unwrap().value;
         assert_eq!(name, "user@example.com.evil.com");
+    }
+
+    #[test]
+    fn borrowed_values_are_trimmed_and_joined_as_owned_ones() {
+        // What the reader borrows (one text node) and what it must copy (text split by a
+        // comment) come out the same in the public model.
+        let xml = format!(
+            r#"<saml:Assertion xmlns:saml="{ASSERTION}" ID="_a" Version="2.0" IssueInstant="2026-11-28T14:00:00Z"><saml:Issuer> https://idp<!---->.example.org </saml:Issuer><saml:Subject><saml:SubjectConfirmation Method=" {BEARER} "><saml:SubjectConfirmationData Recipient=" https://sp.example.com/acs " InResponseTo=" _q " Address="10.0.0.1"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions><saml:AudienceRestriction><saml:Audience> https://sp<!---->.example.com </saml:Audience><saml:Audience> other </saml:Audience></saml:AudienceRestriction></saml:Conditions></saml:Assertion>"#
+        );
+        let doc = parse(&xml, &Limits::default()).unwrap();
+        let a = parse_assertion(doc.root_element()).unwrap();
+        assert_eq!(a.id, "_a");
+        assert_eq!(a.issuer, "https://idp.example.org");
+        let subject = a.subject.unwrap();
+        assert_eq!(
+            subject.confirmations,
+            vec![SubjectConfirmation {
+                method: BEARER.into(),
+                data: Some(SubjectConfirmationData {
+                    not_before: None,
+                    not_on_or_after: None,
+                    recipient: Some("https://sp.example.com/acs".into()),
+                    in_response_to: Some(" _q ".into()),
+                    address: Some("10.0.0.1".into()),
+                }),
+            }]
+        );
+        assert_eq!(
+            a.conditions.unwrap().audience_restrictions,
+            vec![vec![
+                "https://sp.example.com".to_owned(),
+                "other".to_owned()
+            ]]
+        );
     }
 
     #[test]

@@ -291,10 +291,10 @@ impl AuthnRequest {
         })
         .transpose()?;
         Ok(Self {
-            id: h.id,
+            id: h.id.to_owned(),
             issue_instant: h.issue_instant,
-            destination: h.destination,
-            issuer: h.issuer,
+            destination: h.destination.map(str::to_owned),
+            issuer: h.issuer.map(std::borrow::Cow::into_owned),
             assertion_consumer_service_url,
             assertion_consumer_service_index,
             protocol_binding: read::optional_attr(node, "ProtocolBinding")

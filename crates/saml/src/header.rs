@@ -1,6 +1,8 @@
 //! The attributes and Issuer that every protocol message carries (RequestAbstractType
 //! and StatusResponseType, SAML core §3.2.1 and §3.2.2).
 
+use std::borrow::Cow;
+
 use latchkey_xmlsec::tree::Node;
 use time::OffsetDateTime;
 
@@ -9,19 +11,22 @@ use crate::error::Result;
 use crate::ids::is_ncname;
 use crate::read;
 
-/// The common part of a protocol message, as read.
+/// The common part of a protocol message, as read: borrowed from the document, so that
+/// a reader copies only what it keeps (the profile compares Destination and Issuer and
+/// drops them).
 #[derive(Debug)]
-pub(crate) struct Header {
-    pub(crate) id: String,
+pub(crate) struct Header<'a> {
+    pub(crate) id: &'a str,
     pub(crate) issue_instant: OffsetDateTime,
-    pub(crate) destination: Option<String>,
-    pub(crate) issuer: Option<String>,
+    /// Trimmed (an `xs:anyURI`).
+    pub(crate) destination: Option<&'a str>,
+    pub(crate) issuer: Option<Cow<'a, str>>,
 }
 
 /// Reads the common header; refuses a Version other than 2.0 and an ID that is not an
 /// NCName (it would be refused as a signature reference anyway, and it is echoed back in
 /// InResponseTo).
-pub(crate) fn parse_header(node: Node<'_, '_>, element: &'static str) -> Result<Header> {
+pub(crate) fn parse_header<'a>(node: Node<'a, '_>, element: &'static str) -> Result<Header<'a>> {
     let version = read::required_attr(node, element, "Version")?;
     if version != "2.0" {
         return Err(read::unsupported_version(version));
@@ -31,9 +36,9 @@ pub(crate) fn parse_header(node: Node<'_, '_>, element: &'static str) -> Result<
         return Err(read::invalid_value(element, "ID", id));
     }
     Ok(Header {
-        id: id.to_owned(),
+        id,
         issue_instant: read::required_datetime(node, element, "IssueInstant")?,
-        destination: node.attribute("Destination").map(|d| d.trim().to_owned()),
+        destination: node.attribute("Destination").map(str::trim),
         issuer: parse_issuer(node, element)?,
     })
 }

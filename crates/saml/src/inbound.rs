@@ -73,10 +73,31 @@ impl Default for SignaturePolicy {
 }
 
 impl SignaturePolicy {
+    /// The policy borrowed, as the checks read it.
+    fn as_ref(&self) -> PolicyRef<'_> {
+        PolicyRef {
+            signature_algorithms: &self.signature_algorithms,
+            digest_algorithms: &self.digest_algorithms,
+            allow_rsa_1024: self.allow_rsa_1024,
+        }
+    }
+}
+
+/// A [`SignaturePolicy`] borrowed from wherever its allow-lists live: the SSO profile
+/// holds them in its settings, and building a policy would copy both lists (two
+/// allocations, copies and frees) for every Response.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PolicyRef<'a> {
+    pub(crate) signature_algorithms: &'a [SignatureAlgorithm],
+    pub(crate) digest_algorithms: &'a [DigestAlgorithm],
+    pub(crate) allow_rsa_1024: bool,
+}
+
+impl PolicyRef<'_> {
     /// The verifier's options for this policy: one of four built once, because the
     /// default ID attribute names are owned strings, allocated anew on every call
     /// otherwise.
-    fn verify_options(&self) -> &'static VerifyOptions {
+    fn verify_options(self) -> &'static VerifyOptions {
         // VerifyOptions is non_exhaustive: struct-update syntax is not available here.
         #[allow(clippy::field_reassign_with_default)]
         fn options(allow_sha1: bool, allow_rsa_1024: bool) -> VerifyOptions {
@@ -107,7 +128,7 @@ impl SignaturePolicy {
     }
 
     /// Rule: the signature and digest algorithms are on the allow-list.
-    fn check(&self, v: &Verified<'_, '_>) -> Result<()> {
+    fn check(self, v: &Verified<'_, '_>) -> Result<()> {
         let sig = v.signature_algorithm();
         if !self.signature_algorithms.contains(&sig) {
             return Err(Error::AlgorithmNotAllowed(sig.uri().to_owned()));
@@ -132,6 +153,16 @@ pub fn verify_element<'a, 'input>(
     element: Node<'a, 'input>,
     keys: &[VerifyingKey],
     policy: &SignaturePolicy,
+) -> Result<Verified<'a, 'input>> {
+    verify_element_with(doc, element, keys, policy.as_ref())
+}
+
+/// [`verify_element`] under a borrowed policy.
+pub(crate) fn verify_element_with<'a, 'input>(
+    doc: &'a Document<'input>,
+    element: Node<'a, 'input>,
+    keys: &[VerifyingKey],
+    policy: PolicyRef<'_>,
 ) -> Result<Verified<'a, 'input>> {
     let verified = dsig::verify_element(doc, element, keys, policy.verify_options())?;
     if verified.id().is_none() {

@@ -96,10 +96,10 @@ impl LogoutRequest {
             },
         )?;
         Ok(Self {
-            id: h.id,
+            id: h.id.to_owned(),
             issue_instant: h.issue_instant,
-            destination: h.destination,
-            issuer: h.issuer,
+            destination: h.destination.map(str::to_owned),
+            issuer: h.issuer.map(std::borrow::Cow::into_owned),
             name_id: parse_name_id(name_id)?,
             session_indexes: read::children(node, PROTOCOL, "SessionIndex")
                 .map(|s| read::text_only(s, "samlp:SessionIndex"))
@@ -164,11 +164,11 @@ impl LogoutResponse {
         read::expect(node, PROTOCOL, "LogoutResponse", R)?;
         let h = parse_header(node, R)?;
         Ok(Self {
-            id: h.id,
+            id: h.id.to_owned(),
             in_response_to: read::optional_attr(node, "InResponseTo"),
             issue_instant: h.issue_instant,
-            destination: h.destination,
-            issuer: h.issuer,
+            destination: h.destination.map(str::to_owned),
+            issuer: h.issuer.map(std::borrow::Cow::into_owned),
             status: parse_status(node, R)?,
         })
     }

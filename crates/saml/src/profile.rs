@@ -22,19 +22,21 @@ use latchkey_xmlsec::tree::Node;
 use time::{Duration, OffsetDateTime};
 
 use crate::assertion::{
-    Assertion, AuthnStatement, BEARER, NameId, SubjectConfirmationData, name_id_format,
-    parse_assertion,
+    Assertion, AssertionRef, AuthnStatement, BEARER, NameId, SubjectConfirmationDataRef,
+    name_id_format, parse_assertion, read_assertion,
 };
 use crate::encryption::{
     DecryptOptions, DecryptionKey, decrypt_assertion, verify_decrypted_assertion,
 };
 use crate::error::{Error, Result};
 use crate::inbound::{
-    DIGEST_ALGORITHMS, SIGNATURE_ALGORITHMS, SignaturePolicy, has_signature, verify_element,
+    DIGEST_ALGORITHMS, PolicyRef, SIGNATURE_ALGORITHMS, SignaturePolicy, has_signature,
+    verify_element_with,
 };
 use crate::ns::ASSERTION;
 use crate::read;
 use crate::response::parse_response;
+use crate::status::StatusRef;
 
 pub mod idp;
 pub mod logout;
@@ -114,6 +116,16 @@ impl SpSettings {
         }
     }
 
+    /// [`SpSettings::signature_policy`] borrowed: what a validation checks against,
+    /// without copying the allow-lists.
+    fn policy(&self) -> PolicyRef<'_> {
+        PolicyRef {
+            signature_algorithms: &self.signature_algorithms,
+            digest_algorithms: &self.digest_algorithms,
+            allow_rsa_1024: self.allow_rsa_1024,
+        }
+    }
+
     fn is_acs(&self, url: &str) -> bool {
         self.acs_urls.iter().any(|a| a == url)
     }
@@ -160,42 +172,37 @@ pub fn validate_response(
 ) -> Result<AuthenticatedSubject> {
     let doc = reader::parse(xml, &Limits::default())?;
     let root = doc.root_element();
-    let policy = settings.signature_policy();
+    let policy = settings.policy();
 
     // Rule: signatures. The Response's, if present, must verify.
     let response_verified = if has_signature(root) {
-        Some(verify_element(&doc, root, &settings.idp_keys, &policy)?)
+        Some(verify_element_with(&doc, root, &settings.idp_keys, policy)?)
     } else {
         None
     };
     // Structure and Version of the envelope (read from the verified node when signed).
     let envelope_node = response_verified.as_ref().map_or(root, Verified::element);
     let parts = parse_response(envelope_node)?;
-    let response = parts.response;
 
     // Rule: the Response's Issuer, when present, is the IdP; a signed Response must
     // carry one.
-    match &response.issuer {
+    match &parts.header.issuer {
         Some(i) => check_issuer(settings, i, envelope_node)?,
         None if response_verified.is_some() => return Err(issuer_mismatch(settings, "")),
         None => {}
     }
     // Rule: Destination names one of our ACS URLs; a signed Response must carry it.
-    match &response.destination {
+    match parts.header.destination {
         Some(d) if !settings.is_acs(d) => return Err(destination_mismatch(d)),
         None if response_verified.is_some() => return Err(destination_mismatch("")),
         _ => {}
     }
     // Rule: Status is Success.
-    if !response.status.is_success() {
-        return Err(Error::StatusNotSuccess {
-            code: response.status.code,
-            sub_code: response.status.sub_code,
-            message: response.status.message,
-        });
+    if !parts.status.is_success() {
+        return Err(status_not_success(parts.status));
     }
     // Rule: the Response answers our request (or is allowed to answer none).
-    check_in_response_to(settings, request_id, response.in_response_to.as_deref())?;
+    check_in_response_to(settings, request_id, parts.in_response_to)?;
 
     // Rule: exactly one assertion, in the clear or encrypted; an encrypted one only when
     // we hold a key for it.
@@ -203,30 +210,27 @@ pub fn validate_response(
         return Err(Error::EncryptedAssertion);
     }
     let response_signed = response_verified.is_some();
-    let (assertion, expiry) = match (
+    let mut subject = match (
         parts.assertions.as_slice(),
         parts.encrypted_assertions.as_slice(),
     ) {
         ([clear], []) => clear_assertion(
             settings,
-            &policy,
+            policy,
             &doc,
             *clear,
             response_signed,
             request_id,
             now,
         )?,
-        ([], [encrypted]) => encrypted_assertion(
-            settings,
-            &policy,
-            *encrypted,
-            response_signed,
-            request_id,
-            now,
-        )?,
+        ([], [encrypted]) => {
+            encrypted_assertion(settings, *encrypted, response_signed, request_id, now)?
+        }
         (clear, encrypted) => return Err(Error::AssertionCount(clear.len() + encrypted.len())),
     };
-    accepted(assertion, response.id, response.in_response_to, expiry)
+    subject.response_id = parts.header.id.to_owned();
+    subject.in_response_to = parts.in_response_to.map(str::to_owned);
+    Ok(subject)
 }
 
 /// Rule: a clear assertion is covered by a verified signature, its own or the
@@ -235,15 +239,15 @@ pub fn validate_response(
 /// is signed too. Then the assertion-level rules, on the verified element.
 fn clear_assertion(
     settings: &SpSettings,
-    policy: &SignaturePolicy,
+    policy: PolicyRef<'_>,
     doc: &reader::Document<'_>,
     node: Node<'_, '_>,
     response_signed: bool,
     request_id: Option<&str>,
     now: OffsetDateTime,
-) -> Result<(Assertion, OffsetDateTime)> {
+) -> Result<AuthenticatedSubject> {
     let verified = if has_signature(node) {
-        Some(verify_element(doc, node, &settings.idp_keys, policy)?)
+        Some(verify_element_with(doc, node, &settings.idp_keys, policy)?)
     } else {
         None
     };
@@ -252,7 +256,7 @@ fn clear_assertion(
         (None, true) => node,
         (None, false) => return Err(Error::NotSigned),
     };
-    read_assertion(settings, node, request_id, now)
+    accept_assertion(settings, node, request_id, now)
 }
 
 /// Rule: an EncryptedAssertion decrypts with one of our keys, and the assertion inside
@@ -268,12 +272,11 @@ fn clear_assertion(
 /// closes.
 fn encrypted_assertion(
     settings: &SpSettings,
-    policy: &SignaturePolicy,
     encrypted: Node<'_, '_>,
     response_signed: bool,
     request_id: Option<&str>,
     now: OffsetDateTime,
-) -> Result<(Assertion, OffsetDateTime)> {
+) -> Result<AuthenticatedSubject> {
     let decrypted = decrypt_assertion(
         encrypted,
         &settings.decryption_keys,
@@ -289,7 +292,7 @@ fn encrypted_assertion(
             &doc,
             &decrypted,
             &settings.idp_keys,
-            policy,
+            &settings.signature_policy(),
             response_signed,
         )?)
     } else {
@@ -301,20 +304,22 @@ fn encrypted_assertion(
         // the IdP's; `decrypt_assertion` checked it is one saml:Assertion.
         None => doc.root_element(),
     };
-    read_assertion(settings, node, request_id, now)
+    accept_assertion(settings, node, request_id, now)
 }
 
 /// The assertion-level rules on an element already known to be covered by a verified
-/// signature. Returns the assertion and its replay expiry.
-fn read_assertion(
+/// signature. Returns who logged in, with the Response's ID and InResponseTo left empty
+/// for the caller: the assertion may come from a decrypted document that does not outlive
+/// this call, while the caller holds the Response.
+fn accept_assertion(
     settings: &SpSettings,
     node: Node<'_, '_>,
     request_id: Option<&str>,
     now: OffsetDateTime,
-) -> Result<(Assertion, OffsetDateTime)> {
-    let assertion = parse_assertion(node)?;
+) -> Result<AuthenticatedSubject> {
+    let assertion = read_assertion(node)?;
     let expiry = check_assertion(settings, &assertion, node, request_id, now)?;
-    Ok((assertion, expiry))
+    accepted(assertion, expiry)
 }
 
 impl Assertion {
@@ -357,6 +362,17 @@ fn issuer_mismatch(settings: &SpSettings, found: &str) -> Error {
     Error::IssuerMismatch {
         expected: settings.idp_entity_id.clone(),
         found: found.to_owned(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn status_not_success(status: StatusRef<'_>) -> Error {
+    let status = status.into_owned();
+    Error::StatusNotSuccess {
+        code: status.code,
+        sub_code: status.sub_code,
+        message: status.message,
     }
 }
 
@@ -409,7 +425,7 @@ fn check_in_response_to(
 /// The assertion-level rules. Returns the replay expiry.
 fn check_assertion(
     settings: &SpSettings,
-    a: &Assertion,
+    a: &AssertionRef<'_>,
     node: Node<'_, '_>,
     request_id: Option<&str>,
     now: OffsetDateTime,
@@ -422,7 +438,7 @@ fn check_assertion(
     }
     // Rule: bearer confirmation only, at least one, and one of them satisfied.
     if let Some(other) = subject.confirmations.iter().find(|c| c.method != BEARER) {
-        return Err(confirmation_method(&other.method));
+        return Err(confirmation_method(other.method));
     }
     let mut confirmation_expiry = None;
     let mut first_error = None;
@@ -463,7 +479,7 @@ fn check_assertion(
     if !conditions
         .audience_restrictions
         .iter()
-        .all(|r| r.iter().any(|aud| aud == &settings.entity_id))
+        .all(|r| r.iter().any(|aud| **aud == *settings.entity_id))
     {
         return Err(Error::AudienceMismatch);
     }
@@ -484,7 +500,7 @@ fn check_assertion(
 /// InResponseTo. Returns its expiry (skew included).
 fn check_bearer(
     settings: &SpSettings,
-    data: Option<&SubjectConfirmationData>,
+    data: Option<&SubjectConfirmationDataRef<'_>>,
     request_id: Option<&str>,
     now: OffsetDateTime,
     skew: Duration,
@@ -492,9 +508,9 @@ fn check_bearer(
     let Some(d) = data else {
         return Err(recipient_mismatch(None));
     };
-    match &d.recipient {
+    match d.recipient {
         Some(r) if settings.is_acs(r) => {}
-        other => return Err(recipient_mismatch(other.as_deref())),
+        other => return Err(recipient_mismatch(other)),
     }
     let not_on_or_after = d.not_on_or_after.ok_or(Error::ConfirmationExpired)?;
     if now - skew >= not_on_or_after {
@@ -505,7 +521,7 @@ fn check_bearer(
     {
         return Err(Error::ConfirmationNotYetValid);
     }
-    match (request_id, d.in_response_to.as_deref()) {
+    match (request_id, d.in_response_to) {
         (Some(want), Some(got)) if want == got => {}
         (None, None) => {}
         (want, got) => return Err(in_response_to_mismatch(want, got)),
@@ -513,12 +529,9 @@ fn check_bearer(
     Ok(not_on_or_after + skew)
 }
 
-fn accepted(
-    a: Assertion,
-    response_id: String,
-    in_response_to: Option<String>,
-    replay_expiry: OffsetDateTime,
-) -> Result<AuthenticatedSubject> {
+/// Who logged in, moved out of the assertion; the Response's ID and InResponseTo are the
+/// caller's to fill in (see [`accept_assertion`]).
+fn accepted(a: AssertionRef<'_>, replay_expiry: OffsetDateTime) -> Result<AuthenticatedSubject> {
     let name_id = a
         .subject
         .and_then(|s| s.name_id)
@@ -533,16 +546,16 @@ fn accepted(
         return Err(Error::AuthnStatementMissing);
     };
     Ok(AuthenticatedSubject {
-        issuer: a.issuer,
+        issuer: a.issuer.into_owned(),
         name_id,
         session_index,
         authn_instant,
         authn_context_class_ref,
         session_not_on_or_after,
         attributes: a.attributes,
-        assertion_id: a.id,
-        response_id,
-        in_response_to,
+        assertion_id: a.id.to_owned(),
+        response_id: String::new(),
+        in_response_to: None,
         replay_expiry,
         one_time_use: a.conditions.is_some_and(|c| c.one_time_use),
     })

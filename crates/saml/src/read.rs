@@ -201,7 +201,7 @@ pub(crate) fn text_only(node: Node<'_, '_>, element: &'static str) -> Result<Str
 
 /// [`text_only`] borrowed from the document when the element holds one text node (the
 /// usual case), so the caller copies the value once, at its final length.
-fn joined_text<'a>(node: Node<'a, '_>, element: &'static str) -> Result<Cow<'a, str>> {
+pub(crate) fn joined_text<'a>(node: Node<'a, '_>, element: &'static str) -> Result<Cow<'a, str>> {
     let mut out = Cow::Borrowed("");
     for c in node.children() {
         if c.is_element() {
@@ -225,7 +225,17 @@ fn append<'a>(out: &mut Cow<'a, str>, text: &'a str) {
 /// Like [`text_only`], with surrounding whitespace removed: for `xs:anyURI` values such
 /// as Issuer and Audience, whose schema type collapses whitespace.
 pub(crate) fn uri_text(node: Node<'_, '_>, element: &'static str) -> Result<String> {
-    Ok(joined_text(node, element)?.trim().to_owned())
+    Ok(uri_text_ref(node, element)?.into_owned())
+}
+
+/// [`uri_text`] borrowed from the document when the element holds one text node, for
+/// values a rule compares and drops. Out of line: one copy serves both.
+#[inline(never)]
+pub(crate) fn uri_text_ref<'a>(node: Node<'a, '_>, element: &'static str) -> Result<Cow<'a, str>> {
+    Ok(match joined_text(node, element)? {
+        Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
+        Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
+    })
 }
 
 /// All descendant text, comments skipped: for attribute values, which may wrap their

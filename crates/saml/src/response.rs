@@ -10,10 +10,10 @@ use time::OffsetDateTime;
 
 use crate::assertion::write_issuer;
 use crate::error::{Error, Result};
-use crate::header::parse_header;
+use crate::header::{Header, parse_header};
 use crate::ns::{ASSERTION, PROTOCOL};
 use crate::read;
-use crate::status::{Status, parse_status, write_status};
+use crate::status::{Status, StatusRef, read_status, write_status};
 use crate::time::format_datetime;
 use crate::xml_writer::XmlWriter;
 
@@ -103,10 +103,13 @@ fn element_text<'x>(xml: &'x str, local: &str, display: &'static str) -> Result<
     text.get(root.range()).ok_or(Error::NotUtf8)
 }
 
-/// A Response as read: its envelope, and its assertion elements left unread.
+/// A Response as read: its envelope, borrowed from the document (the profile compares
+/// most of it and drops it), and its assertion elements left unread.
 #[derive(Debug)]
 pub(crate) struct ResponseParts<'a, 'i> {
-    pub(crate) response: Response,
+    pub(crate) header: Header<'a>,
+    pub(crate) in_response_to: Option<&'a str>,
+    pub(crate) status: StatusRef<'a>,
     /// `saml:Assertion` children, in order.
     pub(crate) assertions: Vec<Node<'a, 'i>>,
     /// `saml:EncryptedAssertion` children, in order.
@@ -119,7 +122,7 @@ pub(crate) fn parse_response<'a, 'i>(node: Node<'a, 'i>) -> Result<ResponseParts
     const R: &str = "samlp:Response";
     read::expect(node, PROTOCOL, "Response", R)?;
     let h = parse_header(node, R)?;
-    let status = parse_status(node, R)?;
+    let status = read_status(node, R)?;
     // One walk for both kinds, in plain loops: fewer copies of the iterator machinery.
     let (mut assertions, mut encrypted_assertions) = (Vec::new(), Vec::new());
     for c in node.children() {
@@ -130,17 +133,27 @@ pub(crate) fn parse_response<'a, 'i>(node: Node<'a, 'i>) -> Result<ResponseParts
         }
     }
     Ok(ResponseParts {
-        response: Response {
-            id: h.id,
-            in_response_to: read::optional_attr(node, "InResponseTo"),
-            issue_instant: h.issue_instant,
-            destination: h.destination,
-            issuer: h.issuer,
-            status,
-        },
+        header: h,
+        in_response_to: node.attribute("InResponseTo"),
+        status,
         assertions,
         encrypted_assertions,
     })
+}
+
+#[cfg(test)]
+impl ResponseParts<'_, '_> {
+    /// The envelope as the public model holds it.
+    fn response(self) -> Response {
+        Response {
+            id: self.header.id.to_owned(),
+            in_response_to: self.in_response_to.map(str::to_owned),
+            issue_instant: self.header.issue_instant,
+            destination: self.header.destination.map(str::to_owned),
+            issuer: self.header.issuer.map(std::borrow::Cow::into_owned),
+            status: self.status.into_owned(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -170,9 +183,9 @@ mod tests {
         assert!(!xml.contains("<?xml"));
         let doc = parse(&xml, &Limits::default()).unwrap();
         let parts = parse_response(doc.root_element()).unwrap();
-        assert_eq!(parts.response, r);
         assert_eq!(parts.assertions.len(), 1);
         assert_eq!(parse_assertion(parts.assertions[0]).unwrap(), a);
+        assert_eq!(parts.response(), r);
     }
 
     #[test]
@@ -185,9 +198,9 @@ mod tests {
         let xml = r.to_xml(None).unwrap();
         let doc = parse(&xml, &Limits::default()).unwrap();
         let parts = parse_response(doc.root_element()).unwrap();
-        assert_eq!(parts.response, r);
-        assert!(!parts.response.status.is_success());
+        assert!(!parts.status.is_success());
         assert!(parts.assertions.is_empty());
+        assert_eq!(parts.response(), r);
     }
 
     #[test]
@@ -210,7 +223,6 @@ mod tests {
         assert!(!xml.contains("<?xml"));
         let doc = parse(&xml, &Limits::default()).unwrap();
         let parts = parse_response(doc.root_element()).unwrap();
-        assert_eq!(parts.response, r);
         assert!(parts.assertions.is_empty());
         assert_eq!(parts.encrypted_assertions.len(), 1);
         assert_eq!(
@@ -221,6 +233,7 @@ mod tests {
                 .name(),
             "EncryptedData"
         );
+        assert_eq!(parts.response(), r);
         // Each method embeds only its own kind of element.
         let clear = sample().to_xml().unwrap();
         assert!(matches!(
@@ -231,6 +244,28 @@ mod tests {
             r.to_xml(Some(&encrypted)),
             Err(Error::UnexpectedElement { .. })
         ));
+    }
+
+    #[test]
+    fn envelope_values_are_trimmed_and_joined_as_before() {
+        // Borrowed where the document holds one text node, copied where a comment splits
+        // it: the values are the same either way.
+        let xml = format!(
+            r#"<samlp:Response xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="_r" Version="2.0" IssueInstant="2026-11-28T14:00:00Z" Destination=" https://sp.example.com/acs " InResponseTo=" _q "><saml:Issuer> https://idp<!---->.example.org </saml:Issuer><samlp:Status><samlp:StatusCode Value=" {} "><samlp:StatusCode Value=" {} "/></samlp:StatusCode><samlp:StatusMessage>a<!---->b</samlp:StatusMessage></samlp:Status></samlp:Response>"#,
+            code::RESPONDER,
+            code::AUTHN_FAILED,
+        );
+        let doc = parse(&xml, &Limits::default()).unwrap();
+        let parts = parse_response(doc.root_element()).unwrap();
+        assert!(!parts.status.is_success());
+        let r = parts.response();
+        assert_eq!(r.issuer.as_deref(), Some("https://idp.example.org"));
+        assert_eq!(r.destination.as_deref(), Some("https://sp.example.com/acs"));
+        assert_eq!(r.in_response_to.as_deref(), Some(" _q "));
+        assert_eq!(
+            r.status,
+            Status::failure(code::RESPONDER, Some(code::AUTHN_FAILED), Some("ab"))
+        );
     }
 
     #[test]

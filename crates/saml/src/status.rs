@@ -1,5 +1,7 @@
 //! Status codes of responses (SAML core §3.2.2.2).
 
+use std::borrow::Cow;
+
 use latchkey_xmlsec::tree::Node;
 
 use crate::error::Result;
@@ -88,12 +90,44 @@ pub(crate) fn write_status(w: &mut XmlWriter, s: &Status) {
 
 /// Reads the Status child of a StatusResponseType element.
 pub(crate) fn parse_status(parent: Node<'_, '_>, parent_name: &'static str) -> Result<Status> {
+    Ok(read_status(parent, parent_name)?.into_owned())
+}
+
+/// A Status as read, borrowed from the document: the profile only asks whether it is
+/// Success, and copies it only into the refusal when it is not.
+#[derive(Debug)]
+pub(crate) struct StatusRef<'a> {
+    /// Trimmed.
+    pub(crate) code: &'a str,
+    /// Trimmed.
+    pub(crate) sub_code: Option<&'a str>,
+    pub(crate) message: Option<Cow<'a, str>>,
+}
+
+impl StatusRef<'_> {
+    /// Whether the top-level code is Success.
+    pub(crate) fn is_success(&self) -> bool {
+        self.code == code::SUCCESS
+    }
+
+    pub(crate) fn into_owned(self) -> Status {
+        Status {
+            code: self.code.to_owned(),
+            sub_code: self.sub_code.map(str::to_owned),
+            message: self.message.map(Cow::into_owned),
+        }
+    }
+}
+
+/// [`parse_status`], borrowed.
+pub(crate) fn read_status<'a>(
+    parent: Node<'a, '_>,
+    parent_name: &'static str,
+) -> Result<StatusRef<'a>> {
     const S: &str = "samlp:Status";
     let status = read::required_child(parent, PROTOCOL, "Status", parent_name, S)?;
     let top = read::required_child(status, PROTOCOL, "StatusCode", S, "samlp:StatusCode")?;
-    let code = read::required_attr(top, "samlp:StatusCode", "Value")?
-        .trim()
-        .to_owned();
+    let code = read::required_attr(top, "samlp:StatusCode", "Value")?.trim();
     let sub_code = read::optional_child(
         top,
         PROTOCOL,
@@ -101,13 +135,13 @@ pub(crate) fn parse_status(parent: Node<'_, '_>, parent_name: &'static str) -> R
         "samlp:StatusCode",
         "samlp:StatusCode",
     )?
-    .map(|n| read::required_attr(n, "samlp:StatusCode", "Value").map(|v| v.trim().to_owned()))
+    .map(|n| read::required_attr(n, "samlp:StatusCode", "Value").map(str::trim))
     .transpose()?;
     let message =
         read::optional_child(status, PROTOCOL, "StatusMessage", S, "samlp:StatusMessage")?
-            .map(|n| read::text_only(n, "samlp:StatusMessage"))
+            .map(|n| read::joined_text(n, "samlp:StatusMessage"))
             .transpose()?;
-    Ok(Status {
+    Ok(StatusRef {
         code,
         sub_code,
         message,

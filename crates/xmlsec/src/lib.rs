@@ -9,6 +9,7 @@
 #[cfg(test)]
 extern crate self as latchkey_xmlsec;
 
+mod b64;
 pub mod c14n;
 pub mod crypto;
 pub mod dsig;

@@ -7,8 +7,6 @@
 //! mapped to our allow-listed enums here, so nothing downstream sees a URI.
 
 use crate::tree::Node;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 
 use super::{
     DSIG_NS, DSIG11_NS, ENVELOPED_SIGNATURE, EXC_C14N_NS, SignatureError, expanded_name, is_dsig,
@@ -65,10 +63,14 @@ pub(super) fn parse<'a, 'i>(
             found: signed_info_count,
         });
     }
-    let mut children = signature.children().filter(Node::is_element).peekable();
+    // The optional children are looked at one ahead by hand rather than through
+    // `Peekable`, whose code a validation would fetch for these two uses alone.
+    let mut children = signature.children().filter(Node::is_element);
     let signed_info = expect(children.next(), "Signature", "SignedInfo")?;
     let value = expect(children.next(), "Signature", "SignatureValue")?;
-    if let Some(key_info) = children.next_if(|n| is_dsig(*n, "KeyInfo")) {
+    let mut next = children.next();
+    if let Some(key_info) = next.filter(|n| is_dsig(*n, "KeyInfo")) {
+        next = children.next();
         // KeyInfo is never read, and it is not signed. Content from other vocabularies
         // (a SAML Assertion, say) could be mistaken for signed content by a careless
         // reader of the verified element, so only XML-DSig elements may appear there.
@@ -80,11 +82,12 @@ pub(super) fn parse<'a, 'i>(
         }
     }
     let mut objects = Vec::new();
-    for child in children {
+    while let Some(child) = next {
         if !is_dsig(child, "Object") {
             return Err(unexpected("Signature", child));
         }
         objects.push(child);
+        next = children.next();
     }
 
     let mut si = signed_info.children().filter(Node::is_element);
@@ -149,10 +152,12 @@ fn parse_reference<'a>(
     let uri = reference
         .attribute("URI")
         .ok_or_else(|| missing_attribute("Reference", "URI"))?;
-    let mut children = reference.children().filter(Node::is_element).peekable();
+    let mut children = reference.children().filter(Node::is_element);
+    let mut next = children.next();
     let mut enveloped = false;
     let mut c14n = None;
-    if let Some(transforms) = children.next_if(|n| is_dsig(*n, "Transforms")) {
+    if let Some(transforms) = next.filter(|n| is_dsig(*n, "Transforms")) {
+        next = children.next();
         for transform in transforms.children().filter(Node::is_element) {
             if !is_dsig(transform, "Transform") {
                 return Err(unexpected("Transforms", transform));
@@ -181,7 +186,7 @@ fn parse_reference<'a>(
             }
         }
     }
-    let dm = expect(children.next(), "Reference", "DigestMethod")?;
+    let dm = expect(next, "Reference", "DigestMethod")?;
     let dv = expect(children.next(), "Reference", "DigestValue")?;
     if let Some(extra) = children.next() {
         return Err(unexpected("Reference", extra));
@@ -299,9 +304,7 @@ fn base64_text(node: Node<'_, '_>, element: &'static str) -> Result<Vec<u8>, Sig
             .get(crate::scan::skip_ascii(text, 0, [b' '])..)
             .unwrap_or_default();
         if only.is_text() && !tail.iter().any(is_space) {
-            return STANDARD
-                .decode(text)
-                .map_err(|_| SignatureError::InvalidBase64 { element });
+            return crate::b64::decode(text).ok_or(SignatureError::InvalidBase64 { element });
         }
     }
     let mut compact = Vec::new();
@@ -313,7 +316,5 @@ fn base64_text(node: Node<'_, '_>, element: &'static str) -> Result<Vec<u8>, Sig
         compact.reserve(text.len());
         compact.extend(text.iter().copied().filter(|b| !is_space(b)));
     }
-    STANDARD
-        .decode(compact)
-        .map_err(|_| SignatureError::InvalidBase64 { element })
+    crate::b64::decode(&compact).ok_or(SignatureError::InvalidBase64 { element })
 }

@@ -421,8 +421,8 @@ fn check_digest(
     } else {
         None
     };
-    // The canonical form is about the size of the source: one allocation, no regrowth.
-    let mut bytes = Vec::with_capacity(apex.range().len());
+    // Sized by `canonicalize` itself: one allocation, no regrowth.
+    let mut bytes = Vec::new();
     c14n::canonicalize(
         apex,
         algorithm,

@@ -9,8 +9,6 @@
 //!    element. Every failure here is [`EncryptionError::DecryptionFailed`].
 
 use crate::tree::Node;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 use super::algorithm::{DataAlgorithm, KeyTransport};
@@ -427,9 +425,7 @@ pub(super) fn base64_text(
                 .filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n')),
         );
     }
-    STANDARD
-        .decode(compact)
-        .map_err(|_| EncryptionError::InvalidBase64 { element })
+    crate::b64::decode(compact.as_bytes()).ok_or(EncryptionError::InvalidBase64 { element })
 }
 
 fn is_xenc(node: Node<'_, '_>, local: &str) -> bool {
