@@ -120,16 +120,7 @@ pub(crate) async fn rename(
         Ok(group) => Ok(Redirect::to(&format!("/admin/groups/{}", group.id)).into_response()),
         Err(e) => {
             let error = field_error(e)?;
-            page(
-                &state,
-                &op,
-                csrf,
-                group,
-                None,
-                Some(error),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+            refused(&state, &op, csrf, group, error).await
         }
     }
 }
@@ -147,8 +138,8 @@ csrf_form!(DeleteForm);
 /// POST /admin/groups/{id}/delete: deletes the group with its memberships and the access it
 /// gave (applications connected over SCIM are told, as for any change of membership), then
 /// shows the list. Refused, naming the field, without the ticked box, and while the group
-/// carries console roles: its members would lose them at once, perhaps every admin at
-/// once; `latchkey role revoke --group` says so on purpose.
+/// carries console roles: its members would lose them at once, perhaps every admin; taking
+/// the roles off first (`latchkey role revoke --group`) makes that a decision of its own.
 pub(crate) async fn delete(
     State(state): State<WebState>,
     cookie: SessionCookie,
@@ -176,31 +167,13 @@ pub(crate) async fn delete(
         None
     };
     if let Some(error) = refusal {
-        return page(
-            &state,
-            &op,
-            csrf,
-            group,
-            None,
-            Some(error),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        return refused(&state, &op, csrf, group, error).await;
     }
     match state.store().groups().delete(&op.actor(), group.id).await {
         Ok(()) => Ok(Redirect::to("/admin/groups").into_response()),
         Err(e) => {
             let error = field_error(e)?;
-            page(
-                &state,
-                &op,
-                csrf,
-                group,
-                None,
-                Some(error),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+            refused(&state, &op, csrf, group, error).await
         }
     }
 }
@@ -278,6 +251,18 @@ async fn page(
     Ok((status, csrf, html).into_response())
 }
 
+/// The group's page again, `error` named on its form (422).
+async fn refused(
+    state: &WebState,
+    op: &Operator,
+    csrf: CsrfToken,
+    group: Group,
+    error: FieldError,
+) -> Result<Response, Refusal> {
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    page(state, op, csrf, group, None, Some(error), status).await
+}
+
 /// GET /admin/groups/{id}?after=: the members by keyset cursor, as the users list.
 pub(crate) async fn show(
     State(state): State<WebState>,
@@ -333,16 +318,7 @@ async fn change(
         Ok(()) => Ok(Redirect::to(&format!("/admin/groups/{}", group.id)).into_response()),
         Err(e) => {
             let error = field_error(e)?;
-            page(
-                state,
-                &op,
-                csrf,
-                group,
-                None,
-                Some(error),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+            refused(state, &op, csrf, group, error).await
         }
     }
 }
