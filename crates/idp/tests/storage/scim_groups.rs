@@ -1,15 +1,12 @@
 //! A SCIM group's member entries, one row per member (migration 0580): an install that kept
 //! them as one JSON array per group keeps every entry of a member it still has.
 
-use std::path::Path;
-
 use latchkey_idp::Store;
 use latchkey_idp::scim::ScimDirectory;
 use serde_json::json;
-use sqlx::migrate::Migrator;
 
 use crate::on_both_backends;
-use crate::support::{TestStore, cheap_passwords, pg};
+use crate::support::{TestStore, cheap_passwords, migrated_to};
 
 on_both_backends!(entries_move_from_the_json_array_to_rows);
 
@@ -21,32 +18,7 @@ const GONE: &str = "6f0b2a40-6c1e-4a53-9a86-4a8f6f0c1a04";
 
 async fn entries_move_from_the_json_array_to_rows(t: TestStore) {
     // A database of the same kind as the case's, migrated only to the version before 0580.
-    let (backend, url, _dir) = if t.url.starts_with("sqlite") {
-        let dir = tempfile::tempdir().unwrap();
-        let url = latchkey_idp::config::sqlite_url(&dir.path().join("old.db"));
-        ("sqlite", url, Some(dir))
-    } else {
-        ("postgres", pg::fresh_database_url().await, None)
-    };
-    sqlx::any::install_default_drivers();
-    let migrator = Migrator::new(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("migrations")
-            .join(backend),
-    )
-    .await
-    .unwrap();
-    let create = match backend {
-        "sqlite" => format!("{url}?mode=rwc"),
-        _ => url.clone(),
-    };
-    let options: sqlx::any::AnyConnectOptions = create.parse().unwrap();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .unwrap();
-    migrator.run_to(560, &pool).await.unwrap();
+    let (pool, url, _dir) = migrated_to(&t, 560).await;
     for (id, name) in [(DAN, "dan"), (ERIN, "erin"), (GONE, "gone")] {
         sqlx::query(
             "INSERT INTO users (id, username, username_key, email, email_key, status, \

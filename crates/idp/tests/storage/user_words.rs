@@ -2,15 +2,13 @@
 //! every writer keeps the words, and an install upgraded to 0590 gets the words of the users
 //! it already had.
 
-use std::path::Path;
-
 use latchkey_idp::Store;
-use latchkey_idp::directory::{NewGroup, NewUser, UserCursor, UserFilter, UserPatch};
-use sqlx::migrate::Migrator;
+use latchkey_idp::directory::{NewGroup, NewUser, UserFilter, UserPatch};
 
 use super::admin;
+use super::users::walk;
 use crate::on_both_backends;
-use crate::support::{TestStore, cheap_passwords, pg};
+use crate::support::{TestStore, cheap_passwords, migrated_to};
 
 on_both_backends!(
     a_search_finds_users_by_the_words_of_their_names,
@@ -22,25 +20,6 @@ fn search(q: &str) -> UserFilter {
     UserFilter {
         search: Some(q.into()),
         ..UserFilter::default()
-    }
-}
-
-/// Follows cursors to the end, returning each page's usernames.
-async fn walk(t: &TestStore, filter: &UserFilter, limit: u32) -> Vec<Vec<String>> {
-    let mut pages = Vec::new();
-    let mut after: Option<UserCursor> = None;
-    loop {
-        let page = t
-            .store
-            .users()
-            .page(filter, after.as_ref(), limit)
-            .await
-            .unwrap();
-        pages.push(page.users.iter().map(|u| u.username.clone()).collect());
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return pages,
-        }
     }
 }
 
@@ -212,32 +191,7 @@ const AT: &str = "2026-12-01T09:00:00.000000Z";
 
 async fn users_of_an_upgraded_install_are_found_by_their_names(t: TestStore) {
     // A database of the same kind as the case's, migrated only to the version before 0590.
-    let (backend, url, _dir) = if t.url.starts_with("sqlite") {
-        let dir = tempfile::tempdir().unwrap();
-        let url = latchkey_idp::config::sqlite_url(&dir.path().join("old.db"));
-        ("sqlite", url, Some(dir))
-    } else {
-        ("postgres", pg::fresh_database_url().await, None)
-    };
-    sqlx::any::install_default_drivers();
-    let migrator = Migrator::new(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("migrations")
-            .join(backend),
-    )
-    .await
-    .unwrap();
-    let create = match backend {
-        "sqlite" => format!("{url}?mode=rwc"),
-        _ => url.clone(),
-    };
-    let options: sqlx::any::AnyConnectOptions = create.parse().unwrap();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .unwrap();
-    migrator.run_to(580, &pool).await.unwrap();
+    let (pool, url, _dir) = migrated_to(&t, 580).await;
     for i in 0..1_500 {
         sqlx::query(
             "INSERT INTO users (id, username, username_key, email, email_key, given_name, \

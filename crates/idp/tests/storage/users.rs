@@ -513,7 +513,7 @@ async fn directory_of(t: &TestStore, names: &[&str]) {
 }
 
 /// Follows cursors to the end, returning each page's usernames.
-async fn walk(t: &TestStore, filter: &UserFilter, limit: u32) -> Vec<Vec<String>> {
+pub(super) async fn walk(t: &TestStore, filter: &UserFilter, limit: u32) -> Vec<Vec<String>> {
     let mut pages = Vec::new();
     let mut after: Option<UserCursor> = None;
     loop {

@@ -52,6 +52,42 @@ pub async fn postgres() -> TestStore {
     }
 }
 
+/// A database of the same kind as `like`'s, migrated only up to `version`: an install from
+/// before a migration, for the tests that hold the migration to keeping its data. The pool
+/// has one connection; the temp dir (SQLite) must outlive it.
+pub async fn migrated_to(
+    like: &TestStore,
+    version: i64,
+) -> (sqlx::AnyPool, String, Option<tempfile::TempDir>) {
+    let (backend, url, dir) = if like.url.starts_with("sqlite") {
+        let dir = tempfile::tempdir().unwrap();
+        let url = latchkey_idp::config::sqlite_url(&dir.path().join("old.db"));
+        ("sqlite", url, Some(dir))
+    } else {
+        ("postgres", pg::fresh_database_url().await, None)
+    };
+    sqlx::any::install_default_drivers();
+    let migrator = sqlx::migrate::Migrator::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend),
+    )
+    .await
+    .unwrap();
+    let create = match backend {
+        "sqlite" => format!("{url}?mode=rwc"),
+        _ => url.clone(),
+    };
+    let options: sqlx::any::AnyConnectOptions = create.parse().unwrap();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    migrator.run_to(version, &pool).await.unwrap();
+    (pool, url, dir)
+}
+
 /// Registers each listed `async fn(TestStore)` as the module `<name>` holding one test per
 /// backend this binary runs, made by the binary's `backend_variant!`: `<name>::sqlite` in the
 /// crate's main test binary, `<name>::postgres` in its `oracles` target (PostgreSQL is an
