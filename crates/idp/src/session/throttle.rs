@@ -75,6 +75,16 @@ impl ThrottlePolicy {
         quiet: Duration::minutes(15),
         on_success: OnSuccess::GiveBack,
     };
+    /// The /64s of one IPv6 /48, over all names, five addresses' worth: a site is commonly
+    /// handed a /48, 65,536 /64s that would each get [`Self::ADDRESS`]'s free attempts.
+    /// Taken with every address slot of an IPv6 client ([`Throttle::admit`]).
+    pub const WIDE_ADDRESS: ThrottlePolicy = ThrottlePolicy {
+        free: 100,
+        base: Duration::seconds(30),
+        max_block: Duration::minutes(15),
+        quiet: Duration::minutes(15),
+        on_success: OnSuccess::GiveBack,
+    };
     /// One trusted browser of one account (its device cookie): its own failures count
     /// against it alone.
     pub const DEVICE: ThrottlePolicy = ThrottlePolicy {
@@ -151,6 +161,7 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
 }
 
 pub use latchkey_sp::network::network_of;
+use latchkey_sp::network::wide_network_of;
 
 /// One key an attempt must get a slot under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +249,15 @@ impl Slot {
     pub fn key(&self) -> &str {
         &self.key
     }
+
+    /// For an IPv6 client's address slot, the slot of its /48.
+    fn wide(&self) -> Option<Slot> {
+        let network = self.key.strip_prefix("addr:")?;
+        wide_network_of(network).map(|wide| Slot {
+            key: format!("addr48:{wide}"),
+            policy: ThrottlePolicy::WIDE_ADDRESS,
+        })
+    }
 }
 
 /// Whether an attempt may go on to the password check.
@@ -296,12 +316,17 @@ impl<'s> Throttle<'s> {
         Throttle { store }
     }
 
-    /// Takes a slot under every key, in order, each atomically. If one refuses, the slots
-    /// already taken are given back and the attempt is refused.
+    /// Takes a slot under every key, in order, each atomically (an IPv6 client's address
+    /// slot is followed by its /48's). If one refuses, the slots already taken are given
+    /// back and the attempt is refused.
     pub async fn admit(&self, slots: Vec<Slot>, now: OffsetDateTime) -> Result<Admission> {
         let sql = take_sql();
         let now_ms = unix_ms(now);
-        let mut taken: Vec<Slot> = Vec::with_capacity(slots.len());
+        let mut taken: Vec<Slot> = Vec::with_capacity(slots.len() + 1);
+        let slots = slots.into_iter().flat_map(|slot| {
+            let wide = slot.wide();
+            std::iter::once(slot).chain(wide)
+        });
         for slot in slots {
             let p = slot.policy;
             let first_block = p.block_after(1).map_or(0, |d| now_ms + millis(d));
@@ -396,6 +421,7 @@ impl<'s> Throttle<'s> {
             ThrottlePolicy::ACCOUNT,
             ThrottlePolicy::PAIR,
             ThrottlePolicy::ADDRESS,
+            ThrottlePolicy::WIDE_ADDRESS,
             ThrottlePolicy::DEVICE,
             ThrottlePolicy::FACTOR,
             ThrottlePolicy::RESET_ACCOUNT,

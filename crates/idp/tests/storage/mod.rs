@@ -20,6 +20,7 @@ mod roles;
 mod scim_groups;
 mod sign_in;
 mod signing_keys;
+mod throttle;
 mod tile_login_url;
 mod user_words;
 mod users;
