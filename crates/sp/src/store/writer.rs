@@ -863,6 +863,16 @@ mod tests {
     use super::*;
     use crate::store::Database;
 
+    /// A fresh SQLite file (its directory lives as long as the first value) and its database.
+    async fn file_db() -> (tempfile::TempDir, std::path::PathBuf, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.db");
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        (dir, path, db)
+    }
+
     /// A job for `commit_batch` and the receiver of its answer.
     fn job<R: Send + 'static>(
         work: impl FnOnce(WriterTx<'_>) -> Result<R, Error> + Send + 'static,
@@ -899,11 +909,7 @@ mod tests {
     /// what they wrote.
     #[tokio::test]
     async fn jobs_of_one_batch_are_kept_or_rolled_back_each_on_its_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sp.db");
-        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let (_dir, path, db) = file_db().await;
         let mut conn = Connection::open(&path).unwrap();
         let (first, first_answer) = job(record("_a"));
         let (again, again_answer) = job(record("_a"));
@@ -939,11 +945,7 @@ mod tests {
     /// error), no login of the batch is reported as done, and none runs outside it.
     #[tokio::test]
     async fn a_batch_sqlite_rolled_back_answers_no_login_as_done() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sp.db");
-        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let (_dir, path, db) = file_db().await;
         let mut conn = Connection::open(&path).unwrap();
         let (first, first_answer) = job(record("_lost"));
         // Stands for a statement on which SQLite ends the transaction itself.
@@ -972,11 +974,7 @@ mod tests {
     /// A job alone in its batch uses the transaction itself: not committing rolls it back.
     #[tokio::test]
     async fn a_lone_job_that_does_not_commit_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sp.db");
-        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let (_dir, _, db) = file_db().await;
         let writer = db.writer().unwrap();
         let now = time::macros::datetime!(2026-12-06 12:00 UTC);
         let left: bool = writer
@@ -1011,11 +1009,7 @@ mod tests {
     /// the connection on.
     #[tokio::test]
     async fn a_full_queue_answers_busy_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sp.db");
-        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let (_dir, _, db) = file_db().await;
         let writer = db.writer().unwrap();
         // Owning the connection stands for a long batch: every login is queued.
         writer.shared.state().owned = true;
@@ -1061,11 +1055,7 @@ mod tests {
     /// still refused.
     #[tokio::test]
     async fn logins_queued_while_the_owner_yields_share_its_commit_on_its_thread() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sp.db");
-        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let (_dir, _, db) = file_db().await;
         let writer = db.writer().unwrap();
         let noop = &mut Context::from_waker(Waker::noop());
         // A login that had to queue (behind an owner standing for a long batch) makes the
@@ -1115,11 +1105,7 @@ mod tests {
     /// handed to the database would be).
     #[tokio::test]
     async fn an_owner_dropped_while_it_yields_passes_the_queue_to_the_writer_thread() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sp.db");
-        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let (_dir, _, db) = file_db().await;
         let writer = db.writer().unwrap();
         writer.shared.state().yielding_owners = YIELDING_OWNERS;
         let noop = &mut Context::from_waker(Waker::noop());
@@ -1144,11 +1130,7 @@ mod tests {
     /// committed when answered.
     #[tokio::test]
     async fn a_login_alone_runs_on_the_callers_thread() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sp.db");
-        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let (_dir, _, db) = file_db().await;
         let writer = db.writer().unwrap();
         let caller = thread::current().id();
         let noop = &mut Context::from_waker(Waker::noop());
@@ -1175,11 +1157,7 @@ mod tests {
     /// it is answered once the lock is free.
     #[tokio::test]
     async fn a_login_never_waits_for_the_lock_on_the_callers_thread() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sp.db");
-        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let (_dir, path, db) = file_db().await;
         let writer = db.writer().unwrap();
         let other = Connection::open(&path).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -1199,11 +1177,7 @@ mod tests {
     /// enough that the WAL stays bounded.
     #[tokio::test]
     async fn the_writer_thread_checkpoints_the_wal_of_inline_logins() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sp.db");
-        let db = Database::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let (dir, path, db) = file_db().await;
         let writer = db.writer().unwrap();
         let logins = 4 * CHECKPOINT_EVERY;
         for i in 0..logins {
