@@ -261,17 +261,30 @@ impl ScimClient {
     /// `PATCH /Users/{id}` setting `active` to false; `false` when there is no such user.
     pub async fn deactivate(&self, id: &str) -> Result<bool, ClientError> {
         let url = self.user_url(id);
+        self.patch_replace(&url, "active", json!(false), &[StatusCode::NOT_FOUND])
+            .await
+    }
+
+    /// One PATCH `replace` of `path` at `url`: `Ok(false)` when the answer is one of
+    /// `declined` (the caller's way of saying "not done, nothing wrong").
+    async fn patch_replace(
+        &self,
+        url: &str,
+        path: &str,
+        value: serde_json::Value,
+        declined: &[StatusCode],
+    ) -> Result<bool, ClientError> {
         let patch = json!({
             "schemas": [PATCH_OP_SCHEMA],
-            "Operations": [{ "op": "replace", "path": "active", "value": false }],
+            "Operations": [{ "op": "replace", "path": path, "value": value }],
         });
-        let (status, body) = self.send(Method::PATCH, &url, None, Some(&patch)).await?;
-        if status == StatusCode::NOT_FOUND {
+        let (status, body) = self.send(Method::PATCH, url, None, Some(&patch)).await?;
+        if declined.contains(&status) {
             return Ok(false);
         }
         expect(
             &Method::PATCH,
-            &url,
+            url,
             status,
             &body,
             &[StatusCode::OK, StatusCode::NO_CONTENT],
@@ -363,22 +376,9 @@ impl ScimClient {
     /// moves members as it would without a rename.
     pub async fn rename_group(&self, id: &str, name: &str) -> Result<bool, ClientError> {
         let url = self.group_url(id);
-        let patch = json!({
-            "schemas": [PATCH_OP_SCHEMA],
-            "Operations": [{ "op": "replace", "path": "displayName", "value": name }],
-        });
-        let (status, body) = self.send(Method::PATCH, &url, None, Some(&patch)).await?;
-        if status == StatusCode::CONFLICT || status == StatusCode::NOT_FOUND {
-            return Ok(false);
-        }
-        expect(
-            &Method::PATCH,
-            &url,
-            status,
-            &body,
-            &[StatusCode::OK, StatusCode::NO_CONTENT],
-        )?;
-        Ok(true)
+        let declined = [StatusCode::CONFLICT, StatusCode::NOT_FOUND];
+        self.patch_replace(&url, "displayName", json!(name), &declined)
+            .await
     }
 
     /// Adds (or removes) `member` to (from) the group `id` with one PATCH.
