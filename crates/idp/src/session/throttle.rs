@@ -78,13 +78,7 @@ impl ThrottlePolicy {
     /// The /64s of one IPv6 /48, over all names, five addresses' worth: a site is commonly
     /// handed a /48, 65,536 /64s that would each get [`Self::ADDRESS`]'s free attempts.
     /// Taken with every address slot of an IPv6 client ([`Throttle::admit`]).
-    pub const WIDE_ADDRESS: ThrottlePolicy = ThrottlePolicy {
-        free: 100,
-        base: Duration::seconds(30),
-        max_block: Duration::minutes(15),
-        quiet: Duration::minutes(15),
-        on_success: OnSuccess::GiveBack,
-    };
+    pub const WIDE_ADDRESS: ThrottlePolicy = Self::ADDRESS.widened();
     /// One trusted browser of one account (its device cookie): its own failures count
     /// against it alone.
     pub const DEVICE: ThrottlePolicy = ThrottlePolicy {
@@ -136,6 +130,22 @@ impl ThrottlePolicy {
         on_success: OnSuccess::GiveBack,
     };
 
+    /// [`Self::RESET_ADDRESS`] for the /64s of one IPv6 /48 together (as [`Self::WIDE_ADDRESS`]).
+    pub const WIDE_RESET_ADDRESS: ThrottlePolicy = Self::RESET_ADDRESS.widened();
+
+    /// [`Self::REFUSED_REQUEST`] for the /64s of one IPv6 /48 together (as
+    /// [`Self::WIDE_ADDRESS`]).
+    pub const WIDE_REFUSED_REQUEST: ThrottlePolicy = Self::REFUSED_REQUEST.widened();
+
+    /// The policy of an IPv6 client's /48 for a policy of its /64: the same back-off with
+    /// [`WIDE_FACTOR`] times the free attempts.
+    const fn widened(self) -> ThrottlePolicy {
+        ThrottlePolicy {
+            free: self.free * WIDE_FACTOR,
+            ..self
+        }
+    }
+
     /// The block set by the `n`th attempt of a run (the statement in [`Throttle::admit`]
     /// computes the same; this is its specification, tested below).
     pub fn block_after(&self, n: i64) -> Option<Duration> {
@@ -148,6 +158,25 @@ impl ThrottlePolicy {
         Some(Duration::milliseconds(ms.min(millis(self.max_block))))
     }
 }
+
+/// How many /64s' worth of free attempts the /64s of one /48 have together.
+const WIDE_FACTOR: i64 = 5;
+
+/// The keys of a client network, each with the key and policy of an IPv6 client's /48
+/// beside it: an address slot taken alone would give whoever holds a /48 65,536 budgets.
+const WIDE_KEYS: [(&str, &str, ThrottlePolicy); 3] = [
+    ("addr:", "addr48:", ThrottlePolicy::WIDE_ADDRESS),
+    (
+        "reset-addr:",
+        "reset-addr48:",
+        ThrottlePolicy::WIDE_RESET_ADDRESS,
+    ),
+    (
+        "refused-addr:",
+        "refused-addr48:",
+        ThrottlePolicy::WIDE_REFUSED_REQUEST,
+    ),
+];
 
 /// The doubling stops here (2^20 times the base is past any sensible maximum).
 const MAX_SHIFT: i64 = 20;
@@ -250,12 +279,14 @@ impl Slot {
         &self.key
     }
 
-    /// For an IPv6 client's address slot, the slot of its /48.
+    /// For an IPv6 client's address slot (of any kind in [`WIDE_KEYS`]), the slot of its /48.
     fn wide(&self) -> Option<Slot> {
-        let network = self.key.strip_prefix("addr:")?;
-        wide_network_of(network).map(|wide| Slot {
-            key: format!("addr48:{wide}"),
-            policy: ThrottlePolicy::WIDE_ADDRESS,
+        WIDE_KEYS.iter().find_map(|(prefix, wide_prefix, policy)| {
+            let network = self.key.strip_prefix(prefix)?;
+            wide_network_of(network).map(|wide| Slot {
+                key: format!("{wide_prefix}{wide}"),
+                policy: *policy,
+            })
         })
     }
 }
@@ -317,7 +348,7 @@ impl<'s> Throttle<'s> {
     }
 
     /// Takes a slot under every key, in order, each atomically (an IPv6 client's address
-    /// slot is followed by its /48's). If one refuses, the slots already taken are given
+    /// slot, of any kind, is followed by its /48's). If one refuses, the slots already taken are given
     /// back and the attempt is refused.
     pub async fn admit(&self, slots: Vec<Slot>, now: OffsetDateTime) -> Result<Admission> {
         let sql = take_sql();
@@ -426,6 +457,9 @@ impl<'s> Throttle<'s> {
             ThrottlePolicy::FACTOR,
             ThrottlePolicy::RESET_ACCOUNT,
             ThrottlePolicy::RESET_ADDRESS,
+            ThrottlePolicy::WIDE_RESET_ADDRESS,
+            ThrottlePolicy::REFUSED_REQUEST,
+            ThrottlePolicy::WIDE_REFUSED_REQUEST,
         ]
         .iter()
         .map(|p| millis(p.quiet))
@@ -490,5 +524,50 @@ mod tests {
             "pair:bob|2001:db8:0:0::/64"
         );
         assert_eq!(Slot::address("unknown").key(), "addr:unknown");
+    }
+
+    #[test]
+    fn every_kind_of_address_slot_of_an_ipv6_client_comes_with_its_48() {
+        let v6 = "2001:db8:1:2::9";
+        for (slot, key, policy) in [
+            (
+                Slot::address(v6),
+                "addr48:2001:db8:1:",
+                ThrottlePolicy::WIDE_ADDRESS,
+            ),
+            (
+                Slot::reset_address(v6),
+                "reset-addr48:2001:db8:1:",
+                ThrottlePolicy::WIDE_RESET_ADDRESS,
+            ),
+            (
+                Slot::refused_request(v6),
+                "refused-addr48:2001:db8:1:",
+                ThrottlePolicy::WIDE_REFUSED_REQUEST,
+            ),
+        ] {
+            let wide = slot.wide().unwrap();
+            assert_eq!(wide.key(), key);
+            assert_eq!(wide.policy, policy);
+            assert_eq!(wide.policy.free, slot.policy.free * 5, "{key}");
+            assert_eq!(
+                (wide.policy.base, wide.policy.max_block, wide.policy.quiet),
+                (slot.policy.base, slot.policy.max_block, slot.policy.quiet),
+                "{key}: the same back-off"
+            );
+            assert_eq!(wide.policy.on_success, OnSuccess::GiveBack);
+        }
+        // IPv4 clients, names and devices have no wider slot.
+        for slot in [
+            Slot::address("192.0.2.7"),
+            Slot::reset_address("192.0.2.7"),
+            Slot::refused_request("::ffff:192.0.2.7"),
+            Slot::pair("bob", v6),
+            Slot::account("bob"),
+            Slot::reset_name("bob"),
+            Slot::device("abc"),
+        ] {
+            assert_eq!(slot.wide(), None, "{}", slot.key());
+        }
     }
 }
