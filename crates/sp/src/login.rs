@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{Error, StoreError};
-use crate::network::{network_of, wide_network_of};
+use crate::network::{WIDE_NETWORK_FACTOR, network_of, wide_network_of};
 use crate::store::{Database, from_millis, millis};
 
 /// A login we started and the IdP has not answered yet.
@@ -46,9 +46,9 @@ pub struct LoginRedirect {
 pub const PENDING_PER_NETWORK: usize = 200;
 
 /// Logins the /64s of one IPv6 /48 ([`wide_network_of`]) may have started and not finished
-/// together: five networks' worth, so that a site's 65,536 /64s give its owner no more than
-/// a twentieth of the default capacity.
-pub const PENDING_PER_WIDE_NETWORK: usize = 5 * PENDING_PER_NETWORK;
+/// together: [`WIDE_NETWORK_FACTOR`] networks' worth, so that a site's 65,536 /64s give its
+/// owner no more than a twentieth of the default capacity.
+pub const PENDING_PER_WIDE_NETWORK: usize = WIDE_NETWORK_FACTOR as usize * PENDING_PER_NETWORK;
 
 /// Outstanding requests, in memory.
 ///
@@ -336,18 +336,22 @@ impl SqlPendingRequests {
         .rows_affected();
         if inserted == 0 {
             // Which bound was reached (read in the same transaction).
-            let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sp_pending_requests")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
+            let (all, mine): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COUNT(CASE WHEN client = $1 THEN 1 END) \
+                 FROM sp_pending_requests",
+            )
+            .bind(network)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
             tx.commit().await.map_err(StoreError::from)?;
-            return Err(
-                if usize::try_from(all).unwrap_or(usize::MAX) >= self.capacity {
-                    Error::TooManyPendingRequests(self.capacity)
-                } else {
-                    Error::TooManyPendingFromClient(PENDING_PER_NETWORK)
-                },
-            );
+            return Err(if all >= i64::try_from(self.capacity).unwrap_or(i64::MAX) {
+                Error::TooManyPendingRequests(self.capacity)
+            } else if mine >= per_network {
+                Error::TooManyPendingFromClient(PENDING_PER_NETWORK)
+            } else {
+                Error::TooManyPendingFromClient(PENDING_PER_WIDE_NETWORK)
+            });
         }
         tx.commit().await.map_err(StoreError::from)?;
         Ok(key)

@@ -20,6 +20,12 @@ pub fn network_of(address: &str) -> String {
     }
 }
 
+/// How many [`network_of`] networks' worth the /64s of one IPv6 /48 get together, in every
+/// bound that counts both (logins started here, sign-in attempts, reset requests, refused
+/// requests and parked requests at the IdP): enough for a site's few real subnets, while
+/// its 65,536 /64s buy no more than that.
+pub const WIDE_NETWORK_FACTOR: u16 = 5;
+
 /// The IPv6 /48 that a [`network_of`] /64 lies in, as the prefix every /64 in it shares
 /// (`2001:db8:1:` of `2001:db8:1:2::/64`); `None` for anything else. A site is commonly
 /// handed a /48, whose owner then controls 65,536 /64s: a second, looser bound counts them

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::{Duration, OffsetDateTime};
 
-use latchkey_sp::network::wide_network_of;
+use latchkey_sp::network::{WIDE_NETWORK_FACTOR, wide_network_of};
 
 use super::{fresh_token, network_of, token_hash};
 use crate::error::{Error, Result};
@@ -63,7 +63,7 @@ impl ParkOwner {
 }
 
 /// How many owners' worth of parked requests the /64s of one IPv6 /48 may hold together.
-pub const WIDE_OWNER_FACTOR: u32 = 5;
+pub const WIDE_OWNER_FACTOR: u32 = WIDE_NETWORK_FACTOR as u32;
 
 /// How many live parked requests there may be (`[server] parked_per_network` and
 /// `parked_max`).

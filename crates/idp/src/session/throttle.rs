@@ -160,7 +160,7 @@ impl ThrottlePolicy {
 }
 
 /// How many /64s' worth of free attempts the /64s of one /48 have together.
-const WIDE_FACTOR: i64 = 5;
+const WIDE_FACTOR: i64 = WIDE_NETWORK_FACTOR as i64;
 
 /// The keys of a client network, each with the key and policy of an IPv6 client's /48
 /// beside it: an address slot taken alone would give whoever holds a /48 65,536 budgets.
@@ -190,7 +190,7 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
 }
 
 pub use latchkey_sp::network::network_of;
-use latchkey_sp::network::wide_network_of;
+use latchkey_sp::network::{WIDE_NETWORK_FACTOR, wide_network_of};
 
 /// One key an attempt must get a slot under.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -332,12 +332,24 @@ async fn the_64s_of_one_48_share_a_looser_bound(backend: Db) {
             let client = format!("2001:db8:5:{:x}::{:x}", i + 1, j + 1);
             match store.insert(request(), Some(&client), NOW).await {
                 Ok(_) => stored += 1,
-                Err(Error::TooManyPendingFromClient(_)) => refused += 1,
+                // The bound reached is the /48's, and the refusal says so.
+                Err(Error::TooManyPendingFromClient(PENDING_PER_WIDE_NETWORK)) => refused += 1,
                 Err(other) => panic!("{other}"),
             }
         }
     }
     assert_eq!((stored, refused), (PENDING_PER_WIDE_NETWORK, 2 * per_64));
+    // A /64 of another /48 reaching its own bound is refused with that bound.
+    for j in 0..PENDING_PER_NETWORK {
+        let client = format!("2001:db8:7:1::{:x}", j + 1);
+        store.insert(request(), Some(&client), NOW).await.unwrap();
+    }
+    assert!(matches!(
+        store
+            .insert(request(), Some("2001:db8:7:1::ffff"), NOW)
+            .await,
+        Err(Error::TooManyPendingFromClient(PENDING_PER_NETWORK))
+    ));
     store
         .insert(request(), Some("2001:db8:6:1::1"), NOW)
         .await
@@ -346,7 +358,10 @@ async fn the_64s_of_one_48_share_a_looser_bound(backend: Db) {
         .insert(request(), Some("192.0.2.9"), NOW)
         .await
         .unwrap();
-    assert_eq!(store.count().await.unwrap(), PENDING_PER_WIDE_NETWORK + 2);
+    assert_eq!(
+        store.count().await.unwrap(),
+        PENDING_PER_WIDE_NETWORK + PENDING_PER_NETWORK + 2
+    );
 }
 
 /// A replayed assertion whose login would change the account (the contract changed since
