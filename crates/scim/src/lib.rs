@@ -8,7 +8,8 @@
 //! - [`patch`]: PatchOp parsing and application.
 //! - [`list`]: a listing's query (`filter`, `sortBy`, `startIndex`, `count`) and its answer.
 //! - [`ScimError`]: statuses and `scimType`s.
-//! - `http` (feature `http`): the axum plumbing every SCIM server shares.
+//! - `http` (feature `http`): the axum plumbing every SCIM server shares, and `server`, the
+//!   routes themselves over a `Backend` that holds the resources.
 //!
 //! Nothing here reads storage, the network or the clock: a crate of pure functions beside
 //! `latchkey-saml`, so that every SCIM surface parses filters and applies PATCH the same way.
@@ -20,11 +21,33 @@ pub mod http;
 pub mod list;
 pub mod patch;
 pub mod schema;
+#[cfg(feature = "http")]
+pub mod server;
 
 pub use error::{ScimError, ScimType};
 pub use filter::Filter;
 
 use serde_json::{Value, json};
+
+/// A resource as a SCIM server answers it: its JSON (`meta` included) and its version, from
+/// which [`etag`] makes the ETag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// The JSON.
+    pub json: Value,
+    /// The version.
+    pub version: i64,
+}
+
+/// What a PATCH did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Patched {
+    /// The resource after the change, answered in full (200).
+    Resource(Resource),
+    /// Applied, answered with no body (204): a server may skip rendering a large group
+    /// after a change to the members a PATCH names.
+    Applied,
+}
 
 /// The core User schema URN.
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";

@@ -46,6 +46,7 @@ use crate::ids::{GroupId, UserId};
 use crate::store::{self, Store, timestamp};
 use crate::tokens::{ApiTokens, TokenInfo, TokenScope};
 
+pub use latchkey_scim::Patched;
 pub use render::{Member, Resource};
 use rule::Fields;
 
@@ -54,15 +55,6 @@ use rule::Fields;
 pub struct ScimDirectory {
     store: Store,
     base_url: String,
-}
-
-/// How a group PATCH was answered.
-#[derive(Debug)]
-pub enum Patched {
-    /// Applied to the whole group, answered in full (200).
-    Resource(Resource),
-    /// Applied to the members it names, answered with no body (204).
-    Applied,
 }
 
 /// A user or group write: a whole resource (POST, PUT) or operations on the current one.

@@ -80,16 +80,11 @@ fn attribute_field(key: &str) -> String {
     format!("attributes.{key}")
 }
 
-/// A resource as answered: its JSON and its version (the ETag's content).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Resource {
-    /// The JSON, `meta` included.
-    pub json: Value,
-    /// The version: a hash of everything but `meta`, so any change of what a client sees
-    /// (a hand edit, a membership) changes the ETag, with no counter for every writer to keep.
-    pub version: i64,
-}
+pub use latchkey_scim::Resource;
 
+/// A resource's version: a hash of everything but `meta`, so any change of what a client
+/// sees (a hand edit, a membership) changes the ETag, with no counter for every writer to
+/// keep.
 fn version_of(resource: &Value) -> i64 {
     let digest = Sha256::digest(resource.to_string().as_bytes());
     let mut first = [0u8; 8];

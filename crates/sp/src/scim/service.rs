@@ -128,14 +128,7 @@ pub fn token_sha256(token: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor(pub String);
 
-/// A resource as answered: its JSON and its version (the ETag).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Resource {
-    /// The JSON.
-    pub json: Value,
-    /// The version; [`super::etag`] makes the ETag.
-    pub version: i64,
-}
+pub use latchkey_scim::Resource;
 
 /// Called with the account ID when SCIM disables or deletes an account; returns how many
 /// sessions the application ended.
