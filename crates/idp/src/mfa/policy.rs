@@ -33,6 +33,29 @@ pub enum Target {
     App(AppId),
 }
 
+/// Where the rules that require a second factor of one holder (a group's members, or a
+/// user) are kept, and how a change to one is audited.
+struct HolderRule {
+    table: &'static str,
+    key: &'static str,
+    action: &'static str,
+    target_kind: &'static str,
+}
+
+const GROUP_RULE: HolderRule = HolderRule {
+    table: "mfa_group_policy",
+    key: "group_id",
+    action: "group.mfa_policy",
+    target_kind: "group",
+};
+
+const USER_RULE: HolderRule = HolderRule {
+    table: "mfa_user_policy",
+    key: "user_id",
+    action: "user.mfa_required",
+    target_kind: "user",
+};
+
 /// Why a second factor is required (for the log and the enrolment page).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "by", content = "name")]
@@ -265,67 +288,59 @@ impl<'s> MfaPolicy<'s> {
 
     /// Whether a group's members need a second factor.
     pub async fn group_requires(&self, group: &Group) -> Result<bool> {
-        let v: Option<i64> =
-            sqlx::query_scalar("SELECT require_mfa FROM mfa_group_policy WHERE group_id = $1")
-                .bind(group.id.to_db())
-                .fetch_optional(self.store.pool())
-                .await?;
-        Ok(v.is_some_and(store::flag))
+        self.holder_requires(&GROUP_RULE, &group.id.to_db()).await
     }
 
     /// Requires (or stops requiring) a second factor of a group's members; audited as
     /// `group.mfa_policy`.
     pub async fn set_group(&self, actor: &Actor, group: &Group, require: bool) -> Result<()> {
-        let before = self.group_requires(group).await?;
-        let now = self.store.now();
-        let mut tx = self.store.begin().await?;
-        sqlx::query(
-            "INSERT INTO mfa_group_policy (group_id, require_mfa) VALUES ($1, $2) \
-             ON CONFLICT (group_id) DO UPDATE SET require_mfa = excluded.require_mfa",
-        )
-        .bind(group.id.to_db())
-        .bind(store::to_flag(require))
-        .execute(&mut *tx)
-        .await?;
-        audit::record(
-            store::conn(&mut tx),
-            actor,
-            now,
-            Change {
-                action: "group.mfa_policy",
-                target_kind: "group",
-                target_id: group.id.to_string(),
-                target_name: group.name.clone(),
-                before: Some(serde_json::json!({ "require_mfa": before })),
-                after: Some(serde_json::json!({ "require_mfa": require })),
-            },
-        )
-        .await?;
-        store::commit(tx).await
+        let holder = (group.id.to_db(), group.id.to_string(), group.name.clone());
+        self.set_holder(&GROUP_RULE, actor, holder, require).await
     }
 
     /// Whether an admin required a second factor of this user.
     pub async fn user_required(&self, user: &User) -> Result<bool> {
-        let v: Option<i64> =
-            sqlx::query_scalar("SELECT require_mfa FROM mfa_user_policy WHERE user_id = $1")
-                .bind(user.id.to_db())
-                .fetch_optional(self.store.pool())
-                .await?;
-        Ok(v.is_some_and(store::flag))
+        self.holder_requires(&USER_RULE, &user.id.to_db()).await
     }
 
     /// Requires (or stops requiring) a second factor of one user; audited as
     /// `user.mfa_required`. At the user's next sign-in they step up, or enrol if they have
     /// no factor.
     pub async fn require_for_user(&self, actor: &Actor, user: &User, require: bool) -> Result<()> {
-        let before = self.user_required(user).await?;
+        let holder = (user.id.to_db(), user.id.to_string(), user.username.clone());
+        self.set_holder(&USER_RULE, actor, holder, require).await
+    }
+
+    async fn holder_requires(&self, rule: &HolderRule, key: &str) -> Result<bool> {
+        let v: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT require_mfa FROM {} WHERE {} = $1",
+            rule.table, rule.key
+        )))
+        .bind(key)
+        .fetch_optional(self.store.pool())
+        .await?;
+        Ok(v.is_some_and(store::flag))
+    }
+
+    /// Writes a holder's rule and its audit line in one transaction. `holder` is the key in
+    /// the table, the ID and the name the audit line shows.
+    async fn set_holder(
+        &self,
+        rule: &HolderRule,
+        actor: &Actor,
+        (key, id, name): (String, String, String),
+        require: bool,
+    ) -> Result<()> {
+        let before = self.holder_requires(rule, &key).await?;
         let now = self.store.now();
         let mut tx = self.store.begin().await?;
-        sqlx::query(
-            "INSERT INTO mfa_user_policy (user_id, require_mfa) VALUES ($1, $2) \
-             ON CONFLICT (user_id) DO UPDATE SET require_mfa = excluded.require_mfa",
-        )
-        .bind(user.id.to_db())
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} ({key}, require_mfa) VALUES ($1, $2) \
+             ON CONFLICT ({key}) DO UPDATE SET require_mfa = excluded.require_mfa",
+            table = rule.table,
+            key = rule.key,
+        )))
+        .bind(key)
         .bind(store::to_flag(require))
         .execute(&mut *tx)
         .await?;
@@ -334,10 +349,10 @@ impl<'s> MfaPolicy<'s> {
             actor,
             now,
             Change {
-                action: "user.mfa_required",
-                target_kind: "user",
-                target_id: user.id.to_string(),
-                target_name: user.username.clone(),
+                action: rule.action,
+                target_kind: rule.target_kind,
+                target_id: id,
+                target_name: name,
                 before: Some(serde_json::json!({ "require_mfa": before })),
                 after: Some(serde_json::json!({ "require_mfa": require })),
             },
