@@ -1,11 +1,14 @@
 //! The ACS with the SQL replay cache on the accounts' own database, on each backend.
 
-use latchkey_sp::ServiceProvider;
+use std::sync::Arc;
+
 use latchkey_sp::acs;
 use latchkey_sp::jit::{Contract, JitEngine, Outcome};
 use latchkey_sp::replay::{ReplayCache, SqlReplayCache};
+use latchkey_sp::store::SqlAccountStore;
+use latchkey_sp::{AcsForm, ServiceProvider};
 
-use crate::support::{Db, fixture};
+use crate::support::{Db, Fixture, fixture};
 
 use crate::support::toolkit::*;
 
@@ -107,6 +110,37 @@ async fn sql_replay_cache_joins_the_login_transaction(backend: Db) {
 /// they share commits through the login writer): each fresh login is kept with its audit
 /// event, one use of the replayed assertion signs in and every other is refused, leaving
 /// nothing but its `acs.rejected` event.
+/// The SP, its replay cache and its JIT engine on the fixture's database, shared by the
+/// tasks of [`posted_at_once`].
+type Acs = (ServiceProvider, SqlReplayCache, JitEngine<SqlAccountStore>);
+
+/// Posts every form to the ACS at once, a task each; the results come back in the forms'
+/// order, with the ACS's parts for the checks after.
+async fn posted_at_once(
+    fx: &Fixture,
+    sp: ServiceProvider,
+    forms: Vec<AcsForm>,
+) -> (Arc<Acs>, Vec<Result<acs::SignedIn, acs::AcsFailure>>) {
+    let replay = SqlReplayCache::new(fx.store.database().clone());
+    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
+    let shared = Arc::new((sp, replay, engine));
+    let tasks: Vec<_> = forms
+        .into_iter()
+        .map(|f| {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                let (sp, replay, engine) = &*shared;
+                acs::run(sp, &f, replay, engine, NOW).await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    (shared, results)
+}
+
 async fn a_burst_keeps_each_login_apart(backend: Db) {
     let fx = fixture(backend).await;
     let sp = ServiceProvider::new(
@@ -115,9 +149,6 @@ async fn a_burst_keeps_each_login_apart(backend: Db) {
         trust(&[&old_key().cert]),
     )
     .unwrap();
-    let replay = SqlReplayCache::new(fx.store.database().clone());
-    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
-    let shared = std::sync::Arc::new((sp, replay, engine));
     let same = form(&response(None, "_burst-same", &old_key().key), None);
     let mut forms = vec![same; 8];
     for i in 0..16 {
@@ -129,17 +160,10 @@ async fn a_burst_keeps_each_login_apart(backend: Db) {
         );
         forms.push(form(&xml, None));
     }
-    let mut tasks = Vec::new();
-    for f in forms {
-        let shared = shared.clone();
-        tasks.push(tokio::spawn(async move {
-            let (sp, replay, engine) = &*shared;
-            acs::run(sp, &f, replay, engine, NOW).await
-        }));
-    }
+    let (shared, results) = posted_at_once(&fx, sp, forms).await;
     let (mut created, mut replayed) = (0, 0);
-    for task in tasks {
-        match task.await.unwrap() {
+    for result in results {
+        match result {
             Ok(done) => {
                 assert_eq!(done.provisioned.outcome, Outcome::Created);
                 created += 1;
@@ -181,20 +205,10 @@ async fn an_answer_posted_in_a_burst_takes_its_request_once(backend: Db) {
         &old_key().key,
     );
     forms.push(form(&xml, Some(&other.relay_state)));
-    let replay = SqlReplayCache::new(fx.store.database().clone());
-    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
-    let shared = std::sync::Arc::new((sp, replay, engine));
-    let mut tasks = Vec::new();
-    for f in forms {
-        let shared = shared.clone();
-        tasks.push(tokio::spawn(async move {
-            let (sp, replay, engine) = &*shared;
-            acs::run(sp, &f, replay, engine, NOW).await
-        }));
-    }
+    let (shared, results) = posted_at_once(&fx, sp, forms).await;
     let (mut signed_in, mut refused) = (Vec::new(), 0);
-    for task in tasks {
-        match task.await.unwrap() {
+    for result in results {
+        match result {
             Ok(done) => signed_in.push(done.login.assertion_id),
             Err(failure) => {
                 assert_eq!(failure.code().as_str(), "IN_RESPONSE_TO_MISMATCH");
