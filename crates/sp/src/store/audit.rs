@@ -39,9 +39,10 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// A new event's ID: a UUID whose first 48 bits are `at` in Unix milliseconds (the
-    /// version 7 layout), the rest random. Events written in time order then land at the end
-    /// of the table's primary-key index, not on a random page of it each time, and the log
-    /// is listed in that index's order, with no index on the time of its own.
+    /// version 7 layout), the rest random. On PostgreSQL events written in time order then
+    /// land at the end of the table's primary-key index, not on a random page of it each
+    /// time, and the log is listed in that index's order, with no index on the time of its
+    /// own. (SQLite's log has no key: it is listed by the order of its commits.)
     pub fn id_at(at: OffsetDateTime) -> Uuid {
         let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
         let random = Uuid::new_v4();

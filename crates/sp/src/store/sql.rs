@@ -84,6 +84,14 @@ pub(crate) const INSERT_AUDIT: &str = "INSERT INTO sp_audit (id, operation_id, a
     account_id, idp_entity_id, identity_key, session_index, plan, actor) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
+/// The newest `$1` audit events on SQLite, by the order they were committed in.
+const AUDIT_LOG_SQLITE: &str = "SELECT id, operation_id, at, kind, account_id, idp_entity_id, \
+    identity_key, session_index, plan, actor FROM sp_audit ORDER BY rowid DESC LIMIT $1";
+
+/// [`AUDIT_LOG_SQLITE`] on PostgreSQL, by the primary key.
+const AUDIT_LOG_POSTGRES: &str = "SELECT id, operation_id, at, kind, account_id, idp_entity_id, \
+    identity_key, session_index, plan, actor FROM sp_audit ORDER BY id DESC LIMIT $1";
+
 /// [`INSERT_AUDIT`] only if the assertion `$11` is fresh, recording it until `$12` (unless an
 /// entry unexpired at `$13` holds it, as [`crate::replay::RECORD_ASSERTION`]): one trip for
 /// both. PostgreSQL only (a data-modifying `WITH`).
@@ -199,19 +207,22 @@ impl SqlAccountStore {
         Ok(true)
     }
 
-    /// The audit log, oldest first, at most `limit` events from the newest. Events with the
-    /// same millisecond come in no particular order.
+    /// The audit log, oldest first, at most `limit` events from the newest.
     ///
-    /// In the order of their IDs, which begin with their time ([`AuditEvent::id_at`]): the
-    /// primary key is the log's only index (each one more is a page written per login).
+    /// Read by the log's only order, since each index on it would be one more page written
+    /// per login: on SQLite the rowid, the order events were committed in (the table has no
+    /// index at all, migration `20261206000040`); on PostgreSQL the primary key, the IDs,
+    /// which begin with their time ([`AuditEvent::id_at`]), so events of the same millisecond
+    /// come in no particular order there.
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, operation_id, at, kind, account_id, idp_entity_id, identity_key, \
-             session_index, plan, actor FROM sp_audit ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(self.db.pool())
-        .await?;
+        let query = match self.db.backend() {
+            Backend::Sqlite => AUDIT_LOG_SQLITE,
+            Backend::Postgres => AUDIT_LOG_POSTGRES,
+        };
+        let rows = sqlx::query(query)
+            .bind(i64::from(limit))
+            .fetch_all(self.db.pool())
+            .await?;
         let mut events = rows
             .iter()
             .map(audit_from_row)

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use latchkey_sp::Error;
 use latchkey_sp::jit::{
-    FieldChange, IdentityKey, JitEngine, LoginFacts, Outcome, PlanAction, Provisioned, RefusalCode,
+    FieldChange, IdentityKey, JitEngine, LoginFacts, Outcome, PlanAction, Provisioned,
+    ProvisioningPlan, RefusalCode,
 };
 use latchkey_sp::store::{Account, AuditKind, ProvisionedBy, RoleOrigin, SqlAccountStore};
 use time::Duration;
@@ -647,6 +648,98 @@ async fn concurrent_first_logins_create_exactly_one_account(db: Db) {
     );
 }
 
+/// The audit log of an install from before the SQLite log lost its key (`20261206000040`)
+/// keeps its events through the migration, listed oldest first by time (events written
+/// before `AuditEvent::id_at` have random IDs, which the key listed out of order), with new
+/// events after them; on SQLite the table then has no index for a login to write.
+async fn audit_events_logged_before_the_unkeyed_migration_are_kept_in_time_order(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, migrations) = match db {
+        Db::Sqlite => (
+            format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display()),
+            "sqlite",
+        ),
+        Db::Postgres => (latchkey_testkit::pg::fresh_database_url().await, "postgres"),
+    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(migrations);
+    let mut before = sqlx::migrate::Migrator::new(path).await.unwrap();
+    before.dangerous_set_table_name("_latchkey_sp_migrations");
+    before.run_to(20261206000030, &pool).await.unwrap();
+    // Random IDs in the opposite order to their times.
+    let old = [
+        ("f0000000-0000-4000-8000-000000000001", 0),
+        ("80000000-0000-4000-8000-000000000002", 1),
+        ("10000000-0000-4000-8000-000000000003", 2),
+    ];
+    let plan = serde_json::to_string(&ProvisioningPlan {
+        identity: None,
+        action: PlanAction::Unchanged {
+            account_id: Uuid::nil(),
+        },
+    })
+    .unwrap();
+    for (id, minutes) in old {
+        let at = t0() + Duration::minutes(minutes);
+        sqlx::query(
+            "INSERT INTO sp_audit (id, operation_id, at, kind, account_id, idp_entity_id, \
+             identity_key, session_index, plan, actor) VALUES ($1, $1, $2, 'jit.unchanged', \
+             NULL, $3, NULL, NULL, $4, NULL)",
+        )
+        .bind(id)
+        .bind(i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap())
+        .bind(IDP)
+        .bind(&plan)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let database = latchkey_sp::store::Database::connect(&url).await.unwrap();
+    let store = SqlAccountStore::new(database.clone());
+    let ids = |log: &[latchkey_sp::store::AuditEvent]| -> Vec<String> {
+        log.iter().map(|e| e.id.to_string()).collect()
+    };
+    let newest_two = store.audit_log(2).await.unwrap();
+    let engine = JitEngine::new(contract(WIKI), store.clone());
+    let created = engine
+        .login(&alice(), t0() + Duration::minutes(3))
+        .await
+        .unwrap();
+    let log = store.audit_log(10).await.unwrap();
+    assert_eq!(log.len(), 4);
+    let new: Vec<_> = log
+        .iter()
+        .filter(|e| e.kind == AuditKind::Created)
+        .collect();
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0].account_id, Some(created.account.id));
+    if db == Db::Sqlite {
+        assert_eq!(ids(&newest_two), [old[1].0, old[2].0]);
+        assert_eq!(ids(&log[..3]), old.map(|(id, _)| id));
+        assert_eq!(log[3].kind, AuditKind::Created);
+        let indexes: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sp_audit'",
+        )
+        .fetch_one(database.pool())
+        .await
+        .unwrap();
+        assert_eq!(indexes, 0);
+    } else {
+        // PostgreSQL lists by the key, as before: the old events' random IDs sort as they do.
+        let mut listed = ids(&log);
+        listed.retain(|id| *id != new[0].id.to_string());
+        listed.sort();
+        let mut expected = old.map(|(id, _)| id.to_owned()).to_vec();
+        expected.sort();
+        assert_eq!(listed, expected);
+    }
+}
+
 crate::on_both_backends!(
     first_login_creates_account_with_fields_and_managed_roles,
     on_first_login_refuse_admits_only_pre_provisioned_accounts,
@@ -667,4 +760,5 @@ crate::on_both_backends!(
     email_of_another_identity_is_never_linked,
     dry_run_plan_writes_nothing,
     concurrent_first_logins_create_exactly_one_account,
+    audit_events_logged_before_the_unkeyed_migration_are_kept_in_time_order,
 );
