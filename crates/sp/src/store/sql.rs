@@ -84,9 +84,10 @@ pub(crate) const INSERT_AUDIT: &str = "INSERT INTO sp_audit (id, operation_id, a
     account_id, idp_entity_id, identity_key, session_index, plan, actor) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
-/// The newest `$1` audit events on SQLite, by the order they were committed in.
+/// The newest `$1` audit events on SQLite, by the order they were committed in (`seq`, the
+/// table's rowid).
 const AUDIT_LOG_SQLITE: &str = "SELECT id, operation_id, at, kind, account_id, idp_entity_id, \
-    identity_key, session_index, plan, actor FROM sp_audit ORDER BY rowid DESC LIMIT $1";
+    identity_key, session_index, plan, actor FROM sp_audit ORDER BY seq DESC LIMIT $1";
 
 /// [`AUDIT_LOG_SQLITE`] on PostgreSQL, by the primary key.
 const AUDIT_LOG_POSTGRES: &str = "SELECT id, operation_id, at, kind, account_id, idp_entity_id, \
@@ -210,10 +211,10 @@ impl SqlAccountStore {
     /// The audit log, oldest first, at most `limit` events from the newest.
     ///
     /// Read by the log's only order, since each index on it would be one more page written
-    /// per login: on SQLite the rowid, the order events were committed in (the table has no
-    /// index at all, migration `20261206000040`); on PostgreSQL the primary key, the IDs,
-    /// which begin with their time ([`AuditEvent::id_at`]), so events of the same millisecond
-    /// come in no particular order there.
+    /// per login: on SQLite `seq`, the rowid, the order events were committed in (the table
+    /// has no index at all, migration `20261206000040`); on PostgreSQL the primary key, the
+    /// IDs, which begin with their time ([`AuditEvent::id_at`]), so events of the same
+    /// millisecond come in no particular order there.
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
         let query = match self.db.backend() {
             Backend::Sqlite => AUDIT_LOG_SQLITE,

@@ -719,6 +719,12 @@ async fn audit_events_logged_before_the_unkeyed_migration_are_kept_in_time_order
     assert_eq!(new.len(), 1);
     assert_eq!(new[0].account_id, Some(created.account.id));
     if db == Db::Sqlite {
+        // VACUUM renumbers a rowid that has no name; `seq` keeps the order.
+        sqlx::query("VACUUM")
+            .execute(database.pool())
+            .await
+            .unwrap();
+        assert_eq!(ids(&store.audit_log(10).await.unwrap()), ids(&log));
         assert_eq!(ids(&newest_two), [old[1].0, old[2].0]);
         assert_eq!(ids(&log[..3]), old.map(|(id, _)| id));
         assert_eq!(log[3].kind, AuditKind::Created);
