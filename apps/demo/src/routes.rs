@@ -241,8 +241,8 @@ async fn acs_post(
                 latchkey_sp::latchkey_saml::Error::MissingParameter("SAMLResponse"),
             );
             tracing::warn!(%operation_id, code = error.code().as_str(), %rejection, "ACS form refused");
-            let idp = app.sp().idp().entity_id.clone();
-            if let Err(e) = acs::audit_rejection(app.store(), operation_id, &idp, &error, now).await
+            if let Err(e) =
+                acs::audit_rejection(app.sp(), app.store(), operation_id, &error, now).await
             {
                 tracing::error!(%operation_id, error = %e, "could not audit the refusal");
             }

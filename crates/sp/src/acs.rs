@@ -21,6 +21,7 @@ use crate::jit::{
     AssertionUse, JitEngine, LoginFacts, Provisioned, ProvisioningPlan, Refusal, RefusalCode,
 };
 use crate::provider::{AcsForm, ServiceProvider};
+use crate::refusals::Record;
 use crate::replay::ReplayCache;
 use crate::store::{AccountStore, AccountTx, AuditEvent, AuditKind};
 
@@ -293,9 +294,8 @@ pub async fn run<S: AccountStore, R: ReplayCache>(
                 detail = %error,
                 "ACS refused a response"
             );
-            let idp = sp.idp().entity_id.clone();
             if let Err(audit_error) =
-                audit_rejection(engine.store(), operation_id, &idp, &error, now).await
+                audit_rejection(sp, engine.store(), operation_id, &error, now).await
             {
                 tracing::error!(%operation_id, error = %audit_error, "could not audit the refusal");
             }
@@ -307,21 +307,27 @@ pub async fn run<S: AccountStore, R: ReplayCache>(
     }
 }
 
-/// Writes an `acs.rejected` audit event for a response refused before JIT ran.
+/// Writes an `acs.rejected` audit event for a response refused before JIT ran, unless this
+/// minute's bound of audited refusals is reached ([`crate::refusals`]): anyone can post to
+/// the ACS. The caller logs the refusal either way.
 pub async fn audit_rejection<S: AccountStore>(
+    sp: &ServiceProvider,
     store: &S,
     operation_id: Uuid,
-    idp_entity_id: &str,
     error: &Error,
     now: OffsetDateTime,
 ) -> Result<(), Error> {
+    let record = sp.refusals().take(now);
+    if record == Record::LogOnly {
+        return Ok(());
+    }
     let event = AuditEvent {
         id: AuditEvent::id_at(now),
         operation_id,
         at: now,
         kind: AuditKind::Rejected,
         account_id: None,
-        idp_entity_id: idp_entity_id.to_owned(),
+        idp_entity_id: sp.idp().entity_id.clone(),
         identity_key: None,
         session_index: None,
         actor: None,
@@ -329,7 +335,7 @@ pub async fn audit_rejection<S: AccountStore>(
             None,
             Refusal::new(
                 RefusalCode::ResponseRejected,
-                format!("{}: {error}", error.code()),
+                format!("{}: {error}{}", error.code(), record.note()),
             ),
         ),
     };

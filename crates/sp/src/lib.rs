@@ -45,6 +45,7 @@ pub mod login;
 pub mod logout;
 pub mod network;
 pub mod provider;
+pub mod refusals;
 pub mod replay;
 pub mod scim;
 pub mod settings;

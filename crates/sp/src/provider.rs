@@ -48,6 +48,8 @@ struct Inner {
     refetch: Option<crate::fetch::Refetch>,
     pending: PendingStore,
     limits: BindingLimits,
+    /// Refused anonymous messages audited this minute ([`crate::refusals`]).
+    refusals: crate::refusals::AuditBudget,
 }
 
 /// The form fields the IdP posts to the ACS (HTTP-POST binding).
@@ -108,8 +110,14 @@ impl ServiceProvider {
                 refetch: crate::fetch::Refetch::for_config(config),
                 pending,
                 limits: BindingLimits::default(),
+                refusals: crate::refusals::AuditBudget::default(),
             }),
         })
+    }
+
+    /// How many refused messages this SP still audits this minute.
+    pub(crate) fn refusals(&self) -> &crate::refusals::AuditBudget {
+        &self.inner.refusals
     }
 
     /// Our entity ID.

@@ -186,7 +186,9 @@ pub async fn answer<S: AccountStore>(
 }
 
 /// Writes a `slo.refused` event for a logout message refused outside [`receive`] (a form the
-/// web framework could not read, say), under `operation_id`.
+/// web framework could not read, say), under `operation_id`, unless this minute's bound of
+/// audited refusals is reached ([`crate::refusals`]): anyone can post to the SLO endpoint.
+/// The caller logs the refusal either way.
 pub async fn audit_refusal<S: AccountStore>(
     sp: &ServiceProvider,
     store: &S,
@@ -194,9 +196,13 @@ pub async fn audit_refusal<S: AccountStore>(
     error: &Error,
     now: OffsetDateTime,
 ) -> Result<(), Error> {
+    let budget = sp.refusals().take(now);
+    if budget == crate::refusals::Record::LogOnly {
+        return Ok(());
+    }
     let record = LogoutRecord::Refused {
         code: error.code().as_str().to_owned(),
-        detail: error.to_string(),
+        detail: format!("{error}{}", budget.note()),
     };
     let event = Event {
         operation_id,

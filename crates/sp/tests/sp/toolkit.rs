@@ -332,6 +332,65 @@ async fn acs_chain_creates_then_refuses_a_replay_and_audits_it() {
     }
 }
 
+/// Anyone can post to the ACS, and each refused Response was an audit row: a flood of junk
+/// posted at once is audited up to the minute's bound, the last of them saying so, the rest
+/// only logged; the next minute audits again.
+#[tokio::test]
+async fn refused_responses_are_audited_up_to_a_bound_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display());
+    let db = Database::connect(&url).await.unwrap();
+    let sp = ServiceProvider::new(
+        &config("allow_idp_initiated = true"),
+        None,
+        trust(&[&old_key().cert]),
+    )
+    .unwrap();
+    let replay = SqlReplayCache::new(db.clone());
+    let engine = std::sync::Arc::new(JitEngine::new(
+        Contract::from_toml(CONTRACT).unwrap(),
+        SqlAccountStore::new(db),
+    ));
+    let bound = latchkey_sp::refusals::AUDITED_PER_MINUTE;
+    let junk = latchkey_sp::provider::AcsForm {
+        saml_response: "not base64!".to_owned(),
+        relay_state: None,
+    };
+    let mut posts = tokio::task::JoinSet::new();
+    for _ in 0..bound + 30 {
+        let (sp, replay, engine, junk) = (sp.clone(), replay.clone(), engine.clone(), junk.clone());
+        posts.spawn(async move { acs::run(&sp, &junk, &replay, &engine, NOW).await });
+    }
+    let mut failures = Vec::new();
+    while let Some(done) = posts.join_next().await {
+        failures.push(done.unwrap().unwrap_err());
+    }
+    assert_eq!(failures.len() as u64, bound + 30);
+    let log = engine.store().audit_log(1_000).await.unwrap();
+    assert_eq!(log.len() as u64, bound);
+    assert!(log.iter().all(|e| e.kind == AuditKind::Rejected));
+    let last = |e: &latchkey_sp::store::AuditEvent| match &e.plan.action {
+        PlanAction::Refuse(r) => r.detail.contains("only logged"),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(log.iter().filter(|e| last(e)).count(), 1);
+    // Every refusal was answered with its own operation ID, audited or not.
+    let mut ids: Vec<_> = failures.iter().map(|f| f.operation_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, bound + 30);
+
+    // A minute later the bound starts again.
+    let later = NOW + Duration::minutes(1);
+    let failure = acs::run(&sp, &junk, &replay, &engine, later)
+        .await
+        .unwrap_err();
+    let log = engine.store().audit_log(1_000).await.unwrap();
+    assert_eq!(log.len() as u64, bound + 1);
+    assert_eq!(log[log.len() - 1].operation_id, failure.operation_id);
+    assert!(!last(&log[log.len() - 1]));
+}
+
 #[tokio::test]
 async fn only_clones_of_one_database_are_the_same_database() {
     let dir = tempfile::tempdir().unwrap();
