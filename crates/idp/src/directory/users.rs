@@ -745,8 +745,8 @@ enum Select {
     Count,
     /// A count of at most `LIMIT` matches (the caller closes the sub-select).
     CountUpTo,
-    /// The matches' case-folded usernames as `k`, in their order when `ordered` (one side of
-    /// a search by words, [`by_words`]).
+    /// The matches' case-folded usernames as `k`, in their order when `ordered` (the
+    /// username side of a search by words, [`found_by_words`]).
     Keys {
         ordered: bool,
     },
@@ -894,7 +894,7 @@ fn found_by_words(
         Select::Rows => sql.push(select_users!("WHERE ")).push(key).push(" IN ("),
         Select::Count => sql.push("SELECT COUNT(*) FROM ("),
         Select::CountUpTo => sql.push("SELECT COUNT(*) FROM (SELECT 1 FROM ("),
-        // Not asked for: one side of this statement is the keys of `by_prefix`.
+        // The keys of both sides (no caller asks for them).
         Select::Keys { .. } => sql.push("SELECT k FROM ("),
     };
     let ordered = take.is_some();
