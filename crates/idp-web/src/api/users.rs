@@ -270,15 +270,12 @@ pub(crate) async fn page_of(
     }
     let offset = offset.unwrap_or(0);
     // One row past the page says whether another follows, whatever the count says.
-    let found = if offset == 0 {
-        users.page(filter, None, limit).await?
-    } else {
-        users.page_at_offset(filter, offset, limit).await?
-    };
-    let (items, more) = (found.users, found.next.is_some());
     // Counted no further than TOTAL_CAP: an exact count of 100,000 users was most of the
     // time of a first page (bench list); past the cap `total` is a lower bound, and says so.
-    let counted = users.count_up_to(filter, page::TOTAL_CAP).await?;
+    let (found, counted) = users
+        .page_with_total(filter, offset, limit, page::TOTAL_CAP)
+        .await?;
+    let (items, more) = (found.users, found.next.is_some());
     let total = counted.min(page::TOTAL_CAP);
     let end = offset.saturating_add(items.len() as u64);
     Ok(UserPage {
