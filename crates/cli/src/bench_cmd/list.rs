@@ -661,8 +661,8 @@ fn pages(s: &Seeded) -> Vec<(&'static str, Surface, String)> {
     let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
     let exact = enc(&s.sample.username);
     let prefix = enc(s.sample.username.get(..3).unwrap_or("a"));
-    // A family name: one in twenty users has each, too many to gather at 100,000 users (the
-    // username-prefix path); at 10,000 the words are gathered.
+    // A family name: one in twenty users has each (5,000 at 100,000 users, 10,000 index
+    // entries with the usernames' `lovelace123`), read by words in username order.
     let family = enc(s.sample.family_name.as_deref().unwrap_or("a"));
     let since = (SystemClock.now() - time::Duration::days(1)).date();
     let since_api = enc(&format!("{since}T00:00:00Z"));

@@ -92,6 +92,12 @@ pub struct UserPage {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// Set (`true`) when `q` was too broad to search by the words of names: each of its
+    /// words begins the words of 20,000 users or more (5,000 with another word, `status` or
+    /// `group`). `items` then holds only the users whose username begins with `q`; another
+    /// word or more letters narrow it. Absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub search_too_broad: bool,
 }
 
 /// Filters for listing users.
@@ -101,9 +107,9 @@ pub struct UserPage {
 pub struct UserListQuery {
     /// Search, case-insensitive. With `@`, a prefix of the e-mail address (a whole address
     /// finds its user). Without, a prefix of the username, or words each beginning a word of
-    /// the user's names, username or address (`smi`, `jane smith`); one letter, or words
-    /// that each begin the words of 1,000 users or more, search usernames only. Prefixes
-    /// because an index serves them.
+    /// the user's names, username or address (`smi`, `jane smith`); one letter searches
+    /// usernames only, and so do words that each begin too many users' words (the page's
+    /// `search_too_broad` says so). Prefixes because an index serves them.
     pub q: Option<String>,
     /// `active` or `suspended`.
     pub status: Option<String>,
@@ -259,25 +265,17 @@ pub(crate) async fn page_of(
             next_cursor: found
                 .next
                 .map(|c| page::encode_cursor(USER_CURSOR, c.key())),
+            search_too_broad: found.search_too_broad,
         });
     }
     let offset = offset.unwrap_or(0);
     // One row past the page says whether another follows, whatever the count says.
-    let (items, more) = if offset == 0 {
-        let found = users.page(filter, None, limit).await?;
-        let more = found.next.is_some();
-        (found.users, more)
-    } else {
-        let mut items = users
-            .page_at_offset(filter, offset, limit.saturating_add(1))
-            .await?;
-        let more = items.len() > limit as usize;
-        items.truncate(limit as usize);
-        (items, more)
-    };
     // Counted no further than TOTAL_CAP: an exact count of 100,000 users was most of the
     // time of a first page (bench list); past the cap `total` is a lower bound, and says so.
-    let counted = users.count_up_to(filter, page::TOTAL_CAP).await?;
+    let (found, counted) = users
+        .page_with_total(filter, offset, limit, page::TOTAL_CAP)
+        .await?;
+    let (items, more) = (found.users, found.next.is_some());
     let total = counted.min(page::TOTAL_CAP);
     let end = offset.saturating_add(items.len() as u64);
     Ok(UserPage {
@@ -293,6 +291,7 @@ pub(crate) async fn page_of(
             limit,
             next_offset: more.then_some(end),
         }),
+        search_too_broad: found.search_too_broad,
     })
 }
 

@@ -216,7 +216,7 @@ async fn page(
 ) -> Result<Response, Refusal> {
     let store = state.store();
     let carries = store.roles().of_group(group.id).await?;
-    let (members, next) = listing::users(store, &listing::members(group.id), after).await?;
+    let (members, next, _) = listing::users(store, &listing::members(group.id), after).await?;
     let href = |after: Option<&str>| match after {
         Some(a) => format!("/admin/groups/{}?after={a}", group.id),
         None => format!("/admin/groups/{}", group.id),

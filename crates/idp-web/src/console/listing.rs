@@ -17,12 +17,13 @@ pub(crate) const PAGE: u32 = 50;
 const USERS: &str = "console-users";
 
 /// One page of the users `filter` selects (a search, a group's members), after the cursor
-/// `after`; and the cursor of the next page, if any.
+/// `after`; the cursor of the next page, if any; and whether the search was too broad to
+/// read by names ([`latchkey_idp::directory::UserPage::search_too_broad`]).
 pub(crate) async fn users(
     store: &Store,
     filter: &UserFilter,
     after: Option<&str>,
-) -> Result<(Vec<User>, Option<String>), WebError> {
+) -> Result<(Vec<User>, Option<String>, bool), WebError> {
     let after = match after.filter(|a| !a.is_empty()) {
         Some(raw) => Some(UserCursor::from_key(
             decode_cursor(USERS, raw).map_err(|_| WebError::BadForm("after".into()))?,
@@ -31,7 +32,7 @@ pub(crate) async fn users(
     };
     let page = store.users().page(filter, after.as_ref(), PAGE).await?;
     let next = page.next.map(|c| encode_cursor(USERS, c.key()));
-    Ok((page.users, next))
+    Ok((page.users, next, page.search_too_broad))
 }
 
 /// `filter` with a search: the start of a username, or of an e-mail address when it has an

@@ -40,6 +40,9 @@ struct UsersPage {
     nav: Nav,
     q: String,
     users: Vec<User>,
+    /// The search was too broad to read by names: only usernames beginning with it are
+    /// listed, and the page says so.
+    too_broad: bool,
     may_write: bool,
     first: Option<String>,
     next: Option<String>,
@@ -74,7 +77,7 @@ pub(crate) async fn list(
         .take(MAX_QUERY)
         .collect();
     let after = query.after.filter(|a| !a.is_empty());
-    let (users, next) =
+    let (users, next, too_broad) =
         listing::users(state.store(), &listing::search(&q), after.as_deref()).await?;
     let html = render(&UsersPage {
         title: "Users",
@@ -84,6 +87,7 @@ pub(crate) async fn list(
         next: next.map(|n| page_href(&q, Some(&n))),
         q,
         users,
+        too_broad,
     })?;
     Ok(html.into_response())
 }

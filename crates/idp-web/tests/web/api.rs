@@ -1125,11 +1125,91 @@ async fn openapi_document_lists_every_route(t: TestStore) {
     }
 }
 
+/// 1,300 users share a given name (more than a search once gathered by words: it then
+/// answered no one); 1,500 more have fourteen words beginning `pa` each, too many for `q=pa`
+/// to be read by names: the page then holds the username prefix and says so, on every path.
+async fn a_search_by_names_says_when_it_is_too_broad(t: TestStore) {
+    use latchkey_idp::directory::NewUser;
+    let a = api(t).await;
+    let seeded = |prefix: &'static str, n: usize, display: String| -> Vec<NewUser> {
+        (0..n)
+            .map(|i| {
+                let name = format!("{prefix}{i:04}");
+                let mut u = NewUser::new(&name, format!("{name}@corp.example"));
+                u.family_name = Some("Lamport".into());
+                u.display_name = Some(display.clone());
+                u
+            })
+            .collect()
+    };
+    let users = a.t.store.users();
+    users
+        .create_many(
+            &Actor::system(),
+            seeded("l", 1_300, "Leslie Lamport".into()),
+        )
+        .await
+        .unwrap();
+    let wordy: Vec<String> = (1..=14).map(|w| format!("Pa{w:02}")).collect();
+    users
+        .create_many(&Actor::system(), seeded("q", 1_500, wordy.join(" ")))
+        .await
+        .unwrap();
+    users
+        .create(
+            &Actor::system(),
+            NewUser::new("pablo", "pablo@corp.example"),
+        )
+        .await
+        .unwrap();
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let (s, first) = a.get("/api/v1/users?q=leslie&limit=2").await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    assert_eq!(names(&first), ["l0000", "l0001"]);
+    assert_eq!(first["page"]["total"], 1_300, "{first}");
+    assert!(first.get("search_too_broad").is_none(), "{first}");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = a
+        .get(&format!("/api/v1/users?q=leslie&limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(names(&second), ["l0002", "l0003"]);
+    let (_, deep) = a.get("/api/v1/users?q=lamport&limit=2&offset=2798").await;
+    assert_eq!(names(&deep), ["q1498", "q1499"]);
+    assert!(deep.get("next_cursor").is_none(), "{deep}");
+    assert_eq!(deep["page"]["total"], 2_800, "{deep}");
+
+    for path in [
+        "/api/v1/users?q=pa",
+        "/api/v1/users?q=PA&offset=0",
+        "/api/v1/users?q=pa&offset=1",
+    ] {
+        let (s, broad) = a.get(path).await;
+        assert_eq!(s, StatusCode::OK, "{broad}");
+        assert_eq!(broad["search_too_broad"], true, "{path}: {broad}");
+    }
+    let (_, broad) = a.get("/api/v1/users?q=pa").await;
+    assert_eq!(names(&broad), ["pablo"]);
+    assert_eq!(broad["page"]["total"], 1, "{broad}");
+    // Another word narrows it.
+    let (_, narrowed) = a.get("/api/v1/users?q=pa%20q0042").await;
+    assert_eq!(names(&narrowed), ["q0042"]);
+    assert!(narrowed.get("search_too_broad").is_none(), "{narrowed}");
+}
+
 crate::on_both_backends!(
     authentication,
     read_only_tokens,
     users_crud,
     user_lists_filter_and_page,
+    a_search_by_names_says_when_it_is_too_broad,
     groups_and_members,
     applications,
     audit_pages_by_cursor,

@@ -216,6 +216,56 @@ async fn the_users_list_pages_by_cursor_through_everyone_once() {
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
 }
 
+/// A family name 1,300 people share lists them, by cursor; a search too broad to read by
+/// names says so rather than "No user matches".
+#[tokio::test]
+async fn a_search_by_names_lists_a_common_name_and_says_when_it_is_too_broad() {
+    let idp = idp().await;
+    person(&idp, "aud", Some(Role::Auditor)).await;
+    let seeded = |prefix: &'static str, display: String| -> Vec<NewUser> {
+        (0..1_300)
+            .map(|i| {
+                let name = format!("{prefix}{i:04}");
+                let mut u = NewUser::new(&name, format!("{name}@example.org"));
+                u.display_name = Some(display.clone());
+                u
+            })
+            .collect()
+    };
+    let users = idp.store.users();
+    users
+        .create_many(&Actor::system(), seeded("k", "Barbara Liskov".into()))
+        .await
+        .unwrap();
+    let wordy: Vec<String> = (1..=16).map(|w| format!("Zz{w:02}")).collect();
+    users
+        .create_many(&Actor::system(), seeded("z", wordy.join(" ")))
+        .await
+        .unwrap();
+    let mut b = signed_in(&idp, "aud").await;
+
+    let page = b.get("/admin/users?q=liskov").await;
+    let (names, next) = rows(&page);
+    let want: Vec<String> = (0..50).map(|i| format!("k{i:04}")).collect();
+    assert_eq!(names, want);
+    assert!(!page.body.contains("Too many people"), "{}", page.body);
+    let (names, _) = rows(&b.get(&next.unwrap()).await);
+    assert_eq!(names.first().map(String::as_str), Some("k0050"));
+
+    let page = b.get("/admin/users?q=zz").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(rows(&page).0.is_empty());
+    assert!(
+        page.body
+            .contains("Too many people have a name beginning with")
+            && page.body.contains("No username matches."),
+        "{}",
+        page.body
+    );
+    let (names, _) = rows(&b.get("/admin/users?q=zz07").await);
+    assert_eq!(names.len(), 50);
+}
+
 #[tokio::test]
 async fn a_groups_members_page_by_cursor() {
     let idp = idp().await;

@@ -93,13 +93,13 @@ impl Users<'_> {
         }
         let words: Vec<_> = rows
             .iter()
-            .map(|(id, fields, _)| (*id, super::words::of(fields)))
+            .map(|(id, fields, _)| (*id, store::fold(&fields.username), super::words::of(fields)))
             .collect();
         super::words::insert_many(
             conn,
             words
                 .iter()
-                .flat_map(|(id, ws)| ws.iter().map(|w| (*id, w.as_str()))),
+                .flat_map(|(id, key, ws)| ws.iter().map(|w| (*id, key.as_str(), w.as_str()))),
         )
         .await?;
         let mut created = Vec::with_capacity(rows.len());

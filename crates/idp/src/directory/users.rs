@@ -519,7 +519,8 @@ pub(crate) async fn insert(
     .await
     .map_err(|e| unique_error(e.into(), fields))?;
     let words = super::words::of(fields);
-    super::words::insert_many(conn, words.iter().map(|w| (id, w.as_str()))).await?;
+    let key = store::fold(&fields.username);
+    super::words::insert_many(conn, words.iter().map(|w| (id, key.as_str(), w.as_str()))).await?;
     let (user, change) = created(id, fields, password_hash.is_some(), now);
     audit::record(conn, actor, now, change).await?;
     crate::provisioning::outbox::user_changed(conn, id, &user.username, "user.create", now).await?;
@@ -592,8 +593,11 @@ pub(crate) async fn rewrite(
     .await
     .map_err(|e| unique_error(e.into(), fields))?;
     let words = super::words::of(fields);
+    let key = store::fold(&fields.username);
     if words != super::words::of(&UserFields::of(before)) {
-        super::words::write(conn, before.id, &words).await?;
+        super::words::write(conn, before.id, &key, &words).await?;
+    } else if key != store::fold(&before.username) {
+        super::words::rename(conn, before.id, &key).await?;
     }
     if fields.username != before.username {
         // The member rows carry the key a group's member listing is ordered by.
@@ -687,8 +691,9 @@ pub struct UserFilter {
     /// address finds its user). Without, a user matches when it is a prefix of their
     /// username, or when each of its words (up to four) begins a word of their names,
     /// username or address's local part: "smi" and "jane smith" find Jane Smith
-    /// (`j.smith`). A one-letter search, and one whose every word begins the words (or
-    /// that begins the usernames) of 1,000 users or more, is a username prefix only. Prefixes, not substrings,
+    /// (`j.smith`). A one-letter search is a username prefix only; so is one whose every word
+    /// begins 20,000 words of users or more (5,000 with another word, a status or a group),
+    /// and then the page says so ([`UserPage::search_too_broad`]). Prefixes, not substrings,
     /// because a B-tree index serves a prefix range on both SQLite and PostgreSQL, and a
     /// substring needs a full scan (or trigram indexes SQLite lacks).
     pub search: Option<String>,
@@ -727,6 +732,11 @@ pub struct UserPage {
     pub users: Vec<User>,
     /// The cursor of the next page, if there is one.
     pub next: Option<UserCursor>,
+    /// Whether the search was too broad to read by the words of names (each of its words
+    /// begins those of more users than a search reads, [`UserFilter::search`]): the page
+    /// holds only the users whose username begins with it, and the caller says so rather
+    /// than let "no user matches" stand for "nobody is called that".
+    pub search_too_broad: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -735,27 +745,53 @@ enum Select {
     Count,
     /// A count of at most `LIMIT` matches (the caller closes the sub-select).
     CountUpTo,
+    /// The matches' case-folded usernames as `k`, in their order when `ordered` (the
+    /// username side of a search by words, [`found_by_words`]).
+    Keys {
+        ordered: bool,
+    },
 }
 
 /// The listing statement for `filter`, without its `LIMIT`: only the set filters appear, each
 /// as a predicate an index serves. Keys are compared and ordered byte-wise: SQLite's
 /// default collation already is, PostgreSQL is told `COLLATE "C"` (matching the indexes
-/// of migrations 0440 and 0460), so both backends agree on the order and a prefix is a key
-/// range.
-///
-/// A group's members are read from `group_members` in its own username order (each member
-/// row carries the key, migration 0460): one index range is the page whatever the group's
-/// size, where joining every member and sorting took a second at 100,000. A count of them
-/// joins `users` only for a filter on a user's own columns.
+/// of migrations 0440, 0460 and 0610), so both backends agree on the order and a prefix is
+/// a key range. `take` is how many rows from the start (after `after`) the caller reads, at
+/// most: a search by words reads no more of either side.
 fn listing(
     backend: crate::store::Backend,
     filter: &UserFilter,
     by_words: &ByWords,
     after: Option<&UserCursor>,
     select: Select,
+    take: Option<i64>,
 ) -> crate::store::sql::Sql {
+    let mut sql = crate::store::sql::Sql::new("");
+    match by_words {
+        ByWords::Words(terms) => {
+            found_by_words(&mut sql, backend, filter, terms, after, select, take);
+        }
+        ByWords::No | ByWords::TooBroad => by_prefix(&mut sql, backend, filter, after, select),
+    }
+    sql
+}
+
+/// The users `filter` selects by the prefix of their username (or with `@`, of their
+/// address), appended to `sql`.
+///
+/// A group's members are read from `group_members` in its own username order (each member
+/// row carries the key, migration 0460): one index range is the page whatever the group's
+/// size, where joining every member and sorting took a second at 100,000. A count of them
+/// joins `users` only for a filter on a user's own columns.
+fn by_prefix(
+    sql: &mut crate::store::sql::Sql,
+    backend: crate::store::Backend,
+    filter: &UserFilter,
+    after: Option<&UserCursor>,
+    select: Select,
+) {
     use crate::store::Backend;
-    use crate::store::sql::{Sql, prefix_bound};
+    use crate::store::sql::prefix_bound;
     let pg = backend == Backend::Postgres;
     let search = filter
         .search
@@ -769,23 +805,36 @@ fn listing(
         (false, true) => ("u.username_key COLLATE \"C\"", "u.email_key COLLATE \"C\""),
         (false, false) => ("u.username_key", "u.email_key"),
     };
-    let mut sql = match (select, filter.group) {
-        (Select::Rows, None) => Sql::new(select_users!("")),
-        (Select::Count, None) => Sql::new("SELECT COUNT(*) FROM users u "),
-        (Select::CountUpTo, None) => Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM users u "),
+    let joins_users = by_email || filter.status.is_some();
+    match (select, filter.group) {
+        (Select::Rows, None) => sql.push(select_users!("")),
+        (Select::Count, None) => sql.push("SELECT COUNT(*) FROM users u "),
+        (Select::CountUpTo, None) => sql.push("SELECT COUNT(*) FROM (SELECT 1 FROM users u "),
+        (Select::Keys { .. }, None) => sql
+            .push("SELECT ")
+            .push(username_key)
+            .push(" AS k FROM users u "),
         (Select::Rows, Some(_)) => {
-            Sql::new(select_users!("JOIN group_members m ON m.user_id = u.id "))
+            sql.push(select_users!("JOIN group_members m ON m.user_id = u.id "))
         }
-        (Select::Count, Some(_)) if by_email || filter.status.is_some() => {
-            Sql::new("SELECT COUNT(*) FROM users u JOIN group_members m ON m.user_id = u.id ")
+        (Select::Count, Some(_)) if joins_users => {
+            sql.push("SELECT COUNT(*) FROM users u JOIN group_members m ON m.user_id = u.id ")
         }
-        (Select::CountUpTo, Some(_)) if by_email || filter.status.is_some() => Sql::new(
+        (Select::CountUpTo, Some(_)) if joins_users => sql.push(
             "SELECT COUNT(*) FROM (SELECT 1 FROM users u JOIN group_members m ON m.user_id = u.id ",
         ),
-        (Select::Count, Some(_)) => Sql::new("SELECT COUNT(*) FROM group_members m "),
+        (Select::Keys { .. }, Some(_)) if joins_users => sql
+            .push("SELECT ")
+            .push(username_key)
+            .push(" AS k FROM users u JOIN group_members m ON m.user_id = u.id "),
+        (Select::Count, Some(_)) => sql.push("SELECT COUNT(*) FROM group_members m "),
         (Select::CountUpTo, Some(_)) => {
-            Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM group_members m ")
+            sql.push("SELECT COUNT(*) FROM (SELECT 1 FROM group_members m ")
         }
+        (Select::Keys { .. }, Some(_)) => sql
+            .push("SELECT ")
+            .push(username_key)
+            .push(" AS k FROM group_members m "),
     };
     sql.push("WHERE 1 = 1");
     if let Some(group) = filter.group {
@@ -793,50 +842,14 @@ fn listing(
     }
     if let Some(search) = search {
         let key = if by_email { email_key } else { username_key };
-        let user = if filter.group.is_some() {
-            "m.user_id"
-        } else {
-            "u.id"
-        };
-        let range = |sql: &mut Sql| {
-            sql.push(key)
-                .push(" >= ")
-                .text(search.clone())
-                .push(" AND ")
-                .push(key)
-                .push(" < ")
-                .text(prefix_bound(&search));
-        };
-        match by_words {
-            ByWords::No => {
-                sql.push(" AND ");
-                range(&mut sql);
-            }
-            ByWords::Gather(terms) => {
-                // Both ranges through their indexes, then their users sorted.
-                sql.push(" AND (");
-                range(&mut sql);
-                sql.push(" OR ")
-                    .push(user)
-                    .push(" IN (SELECT w0.user_id FROM user_words w0 WHERE w0.word >= ");
-                if let Some((first, rest)) = terms.split_first() {
-                    sql.text(first.clone())
-                        .push(" AND w0.word < ")
-                        .text(prefix_bound(first));
-                    for term in rest {
-                        sql.push(
-                            " AND EXISTS (SELECT 1 FROM user_words w1 \
-                             WHERE w1.user_id = w0.user_id AND w1.word >= ",
-                        )
-                        .text(term.clone())
-                        .push(" AND w1.word < ")
-                        .text(prefix_bound(term))
-                        .push(")");
-                    }
-                }
-                sql.push("))");
-            }
-        }
+        sql.push(" AND ")
+            .push(key)
+            .push(" >= ")
+            .text(search.clone())
+            .push(" AND ")
+            .push(key)
+            .push(" < ")
+            .text(prefix_bound(&search));
     }
     if let Some(status) = filter.status {
         sql.push(" AND u.status = ").text(status.as_str());
@@ -847,34 +860,138 @@ fn listing(
             .push(" > ")
             .text(after.0.clone());
     }
-    if select == Select::Rows {
+    if matches!(select, Select::Rows | Select::Keys { ordered: true }) {
         sql.push(" ORDER BY ").push(username_key);
     }
-    sql
 }
 
-/// Whether a search also finds users by their words ([`super::words`]), chosen per search
-/// from how many index entries each range holds (read up to [`GATHER_AT_MOST`]).
+/// The users `filter` selects when its search is also read by words ([`ByWords::Words`]),
+/// appended to `sql`: those whose username begins with the search ([`by_prefix`]), and
+/// those with a word in the first term's range (and one in each other term's) whose
+/// username does not, so no user is counted twice.
+///
+/// The words are read from `user_words`' key `(word, username_key, user_id)` alone: one
+/// index range, in username order per word, after the cursor, and sorted across the range's
+/// words keeping only the first `take` (a top-N sort over index entries, ~0.15 us each at
+/// 100,000 users on SQLite). Only the matches on the page are looked up in `users`. Another
+/// term, a status or a group is checked per match ([`CHECK_AT_MOST`]).
+fn found_by_words(
+    sql: &mut crate::store::sql::Sql,
+    backend: crate::store::Backend,
+    filter: &UserFilter,
+    terms: &[String],
+    after: Option<&UserCursor>,
+    select: Select,
+    take: Option<i64>,
+) {
+    use crate::store::Backend;
+    use crate::store::sql::prefix_bound;
+    let key = match backend {
+        Backend::Postgres => "u.username_key COLLATE \"C\"",
+        Backend::Sqlite => "u.username_key",
+    };
+    match select {
+        Select::Rows => sql.push(select_users!("WHERE ")).push(key).push(" IN ("),
+        Select::Count => sql.push("SELECT COUNT(*) FROM ("),
+        Select::CountUpTo => sql.push("SELECT COUNT(*) FROM (SELECT 1 FROM ("),
+        // The keys of both sides (no caller asks for them).
+        Select::Keys { .. } => sql.push("SELECT k FROM ("),
+    };
+    let ordered = take.is_some();
+    sql.push("SELECT k FROM (");
+    by_prefix(sql, backend, filter, after, Select::Keys { ordered });
+    if let Some(take) = take {
+        sql.push(" LIMIT ").int(take);
+    }
+    sql.push(
+        ") a UNION ALL SELECT k FROM (SELECT DISTINCT w0.username_key AS k FROM user_words w0",
+    );
+    let search = filter
+        .search
+        .as_deref()
+        .map(store::fold)
+        .unwrap_or_default();
+    if let Some((first, rest)) = terms.split_first() {
+        sql.push(" WHERE w0.word >= ")
+            .text(first.clone())
+            .push(" AND w0.word < ")
+            .text(prefix_bound(first));
+        if let Some(after) = after {
+            sql.push(" AND w0.username_key > ").text(after.0.clone());
+        }
+        // Those the username side has.
+        sql.push(" AND NOT (w0.username_key >= ")
+            .text(search.clone())
+            .push(" AND w0.username_key < ")
+            .text(prefix_bound(&search))
+            .push(")");
+        if let Some(status) = filter.status {
+            sql.push(" AND EXISTS (SELECT 1 FROM users s WHERE s.id = w0.user_id AND s.status = ")
+                .text(status.as_str())
+                .push(")");
+        }
+        if let Some(group) = filter.group {
+            sql.push(
+                " AND EXISTS (SELECT 1 FROM group_members g WHERE g.user_id = w0.user_id \
+                 AND g.group_id = ",
+            )
+            .text(group.to_db())
+            .push(")");
+        }
+        for term in rest {
+            sql.push(
+                " AND EXISTS (SELECT 1 FROM user_words w1 \
+                 WHERE w1.user_id = w0.user_id AND w1.word >= ",
+            )
+            .text(term.clone())
+            .push(" AND w1.word < ")
+            .text(prefix_bound(term))
+            .push(")");
+        }
+    }
+    if let Some(take) = take {
+        sql.push(" ORDER BY w0.username_key LIMIT ").int(take);
+    }
+    sql.push(") b");
+    match select {
+        Select::Rows => sql.push(") ORDER BY ").push(key),
+        Select::Count | Select::CountUpTo | Select::Keys { .. } => sql.push(") found"),
+    };
+}
+
+/// How a search is run, chosen per search from how many index entries each of its terms'
+/// word ranges holds (read up to the bound that applies, [`READ_AT_MOST`] or
+/// [`CHECK_AT_MOST`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ByWords {
-    /// The username (or address) prefix alone: an address, a one-letter search, one that
-    /// begins no word, or one too broad to gather ([`GATHER_AT_MOST`]).
+    /// The username (or address) prefix alone: no search, an address, a one-letter search,
+    /// or one a term of which begins no word.
     No,
-    /// Both ranges read through their indexes and their users sorted (only a page's worth
-    /// is kept while sorting). The term whose range is narrowest first; every other term
-    /// must begin a word too.
-    Gather(Vec<String>),
+    /// The username prefix alone, because every term's range is too broad to read by words
+    /// (a two-letter search of a large directory): the page says so
+    /// ([`UserPage::search_too_broad`]), and another word or more letters narrow it.
+    TooBroad,
+    /// Both: the term whose range is narrowest is read ([`found_by_words`]), every other
+    /// term must begin a word too.
+    Words(Vec<String>),
 }
 
-/// The most index entries a search gathers and sorts, per range. Gathering `m` matches
-/// costs ~1.7 us each on SQLite at 100,000 users (each user looked up, then sorted: 4,167
-/// took 11 ms a page on a loaded 2-core machine, twice that with the API's count), so 1,000
-/// keeps a page within a few milliseconds. Walking users in username order instead costs
-/// nothing when matches are spread out, but matches of a name cluster (every `grace.*` has
-/// the word `grace`), and reaching a late cluster read most of the directory: 300 ms. So a
-/// broader search (a surname 1,000 people share, a common first name's first letters) is a
-/// username prefix only, and another word or more letters narrow it.
-const GATHER_AT_MOST: i64 = 1_000;
+/// The most index entries a search reads of a word range when nothing is checked per
+/// match (one term, no status or group): read from `user_words`' key in username order per
+/// word and sorted keeping a page's worth, ~0.15 us an entry on SQLite at 100,000 users
+/// (10,000 entries, a family name 5,000 people share: 1.7 ms), so 20,000 keep a page, and
+/// the count that decides, within a few milliseconds. Before migration 0610 each match was
+/// looked up in `users` (~2 us) and the bound was 1,000: a surname 1,000 people share found
+/// nobody by name.
+const READ_AT_MOST: i64 = 20_000;
+
+/// The most index entries a search reads of its narrowest word range when each match is
+/// checked: another term (through `user_words_user`), a status (in `users`) or a group's
+/// membership, ~2 us a match, so 5,000 keep a page near 10 ms. Walking users in username
+/// order and checking words instead costs nothing when matches are spread out, but matches
+/// of a name cluster (every `grace.*` has the word `grace`), and reaching a late cluster
+/// read most of the directory: 300 ms.
+const CHECK_AT_MOST: i64 = 5_000;
 
 /// Directory users.
 #[derive(Debug, Clone, Copy)]
@@ -969,8 +1086,16 @@ impl<'s> Users<'s> {
     ) -> Result<UserPage> {
         let limit = limit.max(1);
         let by_words = self.by_words(filter).await?;
-        let mut sql = listing(self.store.backend(), filter, &by_words, after, Select::Rows);
-        sql.push(" LIMIT ").int(i64::from(limit) + 1);
+        let take = i64::from(limit) + 1;
+        let mut sql = listing(
+            self.store.backend(),
+            filter,
+            &by_words,
+            after,
+            Select::Rows,
+            Some(take),
+        );
+        sql.push(" LIMIT ").int(take);
         let rows: Vec<UserRow> = sql.fetch_all(self.store.pool()).await?;
         let mut users = rows
             .into_iter()
@@ -982,10 +1107,15 @@ impl<'s> Users<'s> {
             Some(last) if more => Some(UserCursor::after(last)),
             _ => None,
         };
-        Ok(UserPage { users, next })
+        Ok(UserPage {
+            users,
+            next,
+            search_too_broad: by_words == ByWords::TooBroad,
+        })
     }
 
-    /// The page of `limit` users at position `offset` of the filtered listing.
+    /// The page of `limit` users at position `offset` of the filtered listing; its `next`
+    /// is set when more follow (a cursor after its last user).
     ///
     /// Kept for clients of the offset API: the database still walks past `offset` rows, so
     /// deep pages cost more; [`Users::page`] does not.
@@ -994,22 +1124,77 @@ impl<'s> Users<'s> {
         filter: &UserFilter,
         offset: u64,
         limit: u32,
-    ) -> Result<Vec<User>> {
+    ) -> Result<UserPage> {
         let by_words = self.by_words(filter).await?;
-        let mut sql = listing(self.store.backend(), filter, &by_words, None, Select::Rows);
-        sql.push(" LIMIT ")
-            .int(i64::from(limit.max(1)))
-            .push(" OFFSET ")
-            .int(i64::try_from(offset).unwrap_or(i64::MAX));
+        self.page_by(filter, &by_words, offset, limit).await
+    }
+
+    async fn page_by(
+        &self,
+        filter: &UserFilter,
+        by_words: &ByWords,
+        offset: u64,
+        limit: u32,
+    ) -> Result<UserPage> {
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let limit = limit.max(1);
+        // One row past the page says whether another follows.
+        let take = i64::from(limit) + 1;
+        let mut sql = listing(
+            self.store.backend(),
+            filter,
+            by_words,
+            None,
+            Select::Rows,
+            Some(offset.saturating_add(take)),
+        );
+        sql.push(" LIMIT ").int(take).push(" OFFSET ").int(offset);
         let rows: Vec<UserRow> = sql.fetch_all(self.store.pool()).await?;
-        rows.into_iter().map(UserRow::into_user).collect()
+        let mut users = rows
+            .into_iter()
+            .map(UserRow::into_user)
+            .collect::<Result<Vec<User>>>()?;
+        let more = users.len() > limit as usize;
+        users.truncate(limit as usize);
+        let next = match users.last() {
+            Some(last) if more => Some(UserCursor::after(last)),
+            _ => None,
+        };
+        Ok(UserPage {
+            users,
+            next,
+            search_too_broad: *by_words == ByWords::TooBroad,
+        })
+    }
+
+    /// The page of `limit` users at `offset` (the first page at 0, [`Users::page`]) and how
+    /// many users match, counted no further than `cap` ([`Users::count_up_to`]): what an
+    /// offset listing answers, with the search's ranges weighed once for both.
+    pub async fn page_with_total(
+        &self,
+        filter: &UserFilter,
+        offset: u64,
+        limit: u32,
+        cap: u64,
+    ) -> Result<(UserPage, u64)> {
+        let by_words = self.by_words(filter).await?;
+        let page = self.page_by(filter, &by_words, offset, limit).await?;
+        let total = self.count_by(filter, &by_words, cap).await?;
+        Ok((page, total))
     }
 
     /// How many users match `filter`. A count walks the matching index entries, so callers
     /// ask once per listing (its first page), not once per page.
     pub async fn count(&self, filter: &UserFilter) -> Result<u64> {
         let by_words = self.by_words(filter).await?;
-        let sql = listing(self.store.backend(), filter, &by_words, None, Select::Count);
+        let sql = listing(
+            self.store.backend(),
+            filter,
+            &by_words,
+            None,
+            Select::Count,
+            None,
+        );
         let n = sql.fetch_int(self.store.pool()).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -1019,12 +1204,17 @@ impl<'s> Users<'s> {
     /// where an exact count of a large directory reads them all.
     pub async fn count_up_to(&self, filter: &UserFilter, cap: u64) -> Result<u64> {
         let by_words = self.by_words(filter).await?;
+        self.count_by(filter, &by_words, cap).await
+    }
+
+    async fn count_by(&self, filter: &UserFilter, by_words: &ByWords, cap: u64) -> Result<u64> {
         let mut sql = listing(
             self.store.backend(),
             filter,
-            &by_words,
+            by_words,
             None,
             Select::CountUpTo,
+            None,
         );
         sql.push(" LIMIT ")
             .int(i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX))
@@ -1033,10 +1223,9 @@ impl<'s> Users<'s> {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// How `filter`'s search is run ([`ByWords`]): a read of at most [`GATHER_AT_MOST`]
-    /// index entries per term and one of the usernames.
+    /// How `filter`'s search is run ([`ByWords`]): a count of at most [`READ_AT_MOST`]
+    /// index entries per term.
     async fn by_words(&self, filter: &UserFilter) -> Result<ByWords> {
-        use crate::store::Backend;
         use crate::store::sql::{Sql, prefix_bound};
         let Some(search) = filter.search.as_deref().map(store::fold) else {
             return Ok(ByWords::No);
@@ -1048,13 +1237,21 @@ impl<'s> Users<'s> {
         if terms.iter().all(|t| t.chars().count() < 2) {
             return Ok(ByWords::No);
         }
-        // Each term's range counted (up to the bound): the narrowest is read, the others
-        // checked per entry, so "ada lovelace" costs what its rarer word costs.
+        let checked = terms.len() > 1 || filter.status.is_some() || filter.group.is_some();
+        let bound = if checked { CHECK_AT_MOST } else { READ_AT_MOST };
+        // Each term's range counted: the narrowest is read, the others checked per entry,
+        // so "ada lovelace" costs what its rarer word costs. Longest first (a longer term
+        // begins fewer words, as a whole username's pieces do), and each count reads no
+        // further than the narrowest so far: "ivan.lovelace123" reads a handful of entries,
+        // not the 4,167 of "ivan".
+        let mut order: Vec<usize> = (0..terms.len())
+            .filter(|&i| terms[i].chars().count() >= 2)
+            .collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(terms[i].chars().count()));
         let mut narrowest: Option<(i64, usize)> = None;
-        for (i, term) in terms.iter().enumerate() {
-            if term.chars().count() < 2 {
-                continue;
-            }
+        for i in order {
+            let term = &terms[i];
+            let cap = narrowest.map_or(bound, |(least, _)| least);
             let mut words =
                 Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM user_words WHERE word >= ");
             words
@@ -1062,7 +1259,7 @@ impl<'s> Users<'s> {
                 .push(" AND word < ")
                 .text(prefix_bound(term))
                 .push(" LIMIT ")
-                .int(GATHER_AT_MOST)
+                .int(cap)
                 .push(") w");
             let n = words.fetch_int(self.store.pool()).await?;
             if n == 0 {
@@ -1076,29 +1273,11 @@ impl<'s> Users<'s> {
         let Some((words, first)) = narrowest else {
             return Ok(ByWords::No);
         };
+        if words >= bound {
+            return Ok(ByWords::TooBroad);
+        }
         terms.swap(0, first);
-        let mut names = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE ");
-        let key = match self.store.backend() {
-            Backend::Postgres => "username_key COLLATE \"C\"",
-            Backend::Sqlite => "username_key",
-        };
-        names
-            .push(key)
-            .push(" >= ")
-            .text(search.clone())
-            .push(" AND ")
-            .push(key)
-            .push(" < ")
-            .text(prefix_bound(&search))
-            .push(" LIMIT ")
-            .int(GATHER_AT_MOST)
-            .push(") n");
-        let names = names.fetch_int(self.store.pool()).await?;
-        Ok(if words < GATHER_AT_MOST && names < GATHER_AT_MOST {
-            ByWords::Gather(terms)
-        } else {
-            ByWords::No
-        })
+        Ok(ByWords::Words(terms))
     }
 
     /// The database's plan for a page of this listing, for the tests that check an index
@@ -1107,7 +1286,7 @@ impl<'s> Users<'s> {
     pub async fn explain_page(&self, filter: &UserFilter) -> Result<String> {
         let backend = self.store.backend();
         let by_words = self.by_words(filter).await?;
-        let mut sql = listing(backend, filter, &by_words, None, Select::Rows);
+        let mut sql = listing(backend, filter, &by_words, None, Select::Rows, Some(51));
         sql.push(" LIMIT ").int(51);
         sql.plan(
             self.store.pool(),

@@ -1,5 +1,6 @@
 //! The words a user is found by: the parts of their names, username and e-mail address,
-//! case-folded, one row each in `user_words` (migration 0590).
+//! case-folded, one row each in `user_words` (migration 0590) with the user's case-folded
+//! username (0610), which a search pages by.
 //!
 //! An admin looks people up by surname ("smith" for Jane Smith, username `jsmith`). A
 //! substring search would read every user (SQLite has no trigram index); a prefix of a word
@@ -27,8 +28,8 @@ const MAX_CHARS: usize = 40;
 /// Terms of a search that must each begin a word: more are ignored.
 pub(crate) const MAX_TERMS: usize = 4;
 
-/// Rows per multi-row insert (two bound values each, well under SQLite's limit).
-const ROWS_PER_STATEMENT: usize = 400;
+/// Rows per multi-row insert (three bound values each, under the 999 of older SQLite).
+const ROWS_PER_STATEMENT: usize = 300;
 
 /// `text`'s words: runs of letters and digits, case-folded, cut to [`MAX_CHARS`].
 pub(crate) fn split(text: &str) -> impl Iterator<Item = String> + '_ {
@@ -73,38 +74,58 @@ pub(crate) fn terms(search: &str) -> Vec<String> {
     terms
 }
 
-/// Replaces `user`'s words, in the caller's transaction.
+/// Replaces `user`'s words, in the caller's transaction; `username_key` is the user's
+/// case-folded username as it is written to `users` in that transaction.
 pub(crate) async fn write(
     conn: &mut AnyConnection,
     user: UserId,
+    username_key: &str,
     words: &BTreeSet<String>,
 ) -> Result<()> {
     sqlx::query("DELETE FROM user_words WHERE user_id = $1")
         .bind(user.to_db())
         .execute(&mut *conn)
         .await?;
-    insert_many(conn, words.iter().map(|w| (user, w.as_str()))).await
+    insert_many(conn, words.iter().map(|w| (user, username_key, w.as_str()))).await
 }
 
-/// Inserts `(user, word)` rows in multi-row statements, in the caller's transaction; a row
-/// already there is left (the backfill may meet words a new node already wrote).
+/// Moves `user`'s words to their new case-folded username, in the caller's transaction: a
+/// rename that keeps the same words (`j.smith` to `smith.j`) still changes where a search
+/// meets them.
+pub(crate) async fn rename(
+    conn: &mut AnyConnection,
+    user: UserId,
+    username_key: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE user_words SET username_key = $1 WHERE user_id = $2")
+        .bind(username_key)
+        .bind(user.to_db())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts `(user, username key, word)` rows in multi-row statements, in the caller's
+/// transaction; a row already there is left (the backfill may meet words a new node already
+/// wrote).
 pub(crate) async fn insert_many<'w>(
     conn: &mut AnyConnection,
-    rows: impl Iterator<Item = (UserId, &'w str)>,
+    rows: impl Iterator<Item = (UserId, &'w str, &'w str)>,
 ) -> Result<()> {
-    let rows: Vec<(UserId, &str)> = rows.collect();
+    let rows: Vec<(UserId, &str, &str)> = rows.collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
             .collect();
         // Only placeholders are formatted in; every value is bound.
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO user_words (word, user_id) VALUES {} ON CONFLICT DO NOTHING",
+            "INSERT INTO user_words (word, username_key, user_id) VALUES {} \
+             ON CONFLICT DO NOTHING",
             values.join(", ")
         ));
         let mut query = sqlx::query(sql);
-        for (user, word) in chunk {
-            query = query.bind(*word).bind(user.to_db());
+        for (user, key, word) in chunk {
+            query = query.bind(*word).bind(*key).bind(user.to_db());
         }
         query.execute(&mut *conn).await?;
     }
@@ -115,6 +136,7 @@ pub(crate) async fn insert_many<'w>(
 const BACKFILL_BATCH: i64 = 1_000;
 
 type NameRow = (
+    String,
     String,
     String,
     String,
@@ -141,7 +163,7 @@ pub(crate) async fn backfill(pool: &AnyPool, backend: store::Backend) -> Result<
         // A user may have no word at all (username `_`, no names): nothing to write for them.
         let mut wordless = i64::try_from(missing.len()).unwrap_or(i64::MAX) < BACKFILL_BATCH;
         for row in missing {
-            wordless = wordless && words_of(row)?.1.is_empty();
+            wordless = wordless && words_of(row)?.2.is_empty();
         }
         if wordless {
             return Ok(0);
@@ -182,12 +204,12 @@ where
 {
     let sql = match which {
         Users::All => {
-            "SELECT id, username, email, given_name, family_name, display_name FROM users \
-             WHERE id > $1 ORDER BY id LIMIT $2"
+            "SELECT id, username, username_key, email, given_name, family_name, display_name \
+             FROM users WHERE id > $1 ORDER BY id LIMIT $2"
         }
         Users::WithoutWords => {
-            "SELECT id, username, email, given_name, family_name, display_name FROM users u \
-             WHERE id > $1 AND NOT EXISTS (SELECT 1 FROM user_words w WHERE w.user_id = u.id) \
+            "SELECT id, username, username_key, email, given_name, family_name, display_name \
+             FROM users u WHERE id > $1 AND NOT EXISTS (SELECT 1 FROM user_words w WHERE w.user_id = u.id) \
              ORDER BY id LIMIT $2"
         }
     };
@@ -198,9 +220,9 @@ where
         .await?)
 }
 
-/// A user's ID and words, from the names a backfill read.
-fn words_of(row: NameRow) -> Result<(UserId, BTreeSet<String>)> {
-    let (id, username, email, given_name, family_name, display_name) = row;
+/// A user's ID, case-folded username and words, from the names a backfill read.
+fn words_of(row: NameRow) -> Result<(UserId, String, BTreeSet<String>)> {
+    let (id, username, username_key, email, given_name, family_name, display_name) = row;
     let fields = UserFields {
         username,
         email,
@@ -210,7 +232,7 @@ fn words_of(row: NameRow) -> Result<(UserId, BTreeSet<String>)> {
         attributes: Default::default(),
         status: super::UserStatus::Active,
     };
-    Ok((UserId::from_db(&id)?, of(&fields)))
+    Ok((UserId::from_db(&id)?, username_key, of(&fields)))
 }
 
 /// Writes the words of `which` users in the caller's transaction; returns how many.
@@ -230,7 +252,7 @@ async fn index(conn: &mut AnyConnection, which: Users) -> Result<u64> {
             &mut *conn,
             words
                 .iter()
-                .flat_map(|(id, ws)| ws.iter().map(|w| (*id, w.as_str()))),
+                .flat_map(|(id, key, ws)| ws.iter().map(|w| (*id, key.as_str(), w.as_str()))),
         )
         .await?;
     }

@@ -1,9 +1,10 @@
 //! Users found by the words of their names (migration 0590): a surname finds its people,
 //! every writer keeps the words, and an install upgraded to 0590 gets the words of the users
-//! it already had.
+//! it already had; since 0610 the words are read in username order, so a surname thousands
+//! share is found too.
 
 use latchkey_idp::Store;
-use latchkey_idp::directory::{NewGroup, NewUser, UserFilter, UserPatch};
+use latchkey_idp::directory::{NewGroup, NewUser, UserFilter, UserPatch, UserStatus};
 
 use super::admin;
 use super::users::walk;
@@ -12,7 +13,8 @@ use crate::support::{TestStore, cheap_passwords, migrated_to};
 
 on_both_backends!(
     a_search_finds_users_by_the_words_of_their_names,
-    a_common_word_is_gathered_and_a_too_common_one_is_not,
+    a_word_thousands_share_is_paged_and_a_too_broad_search_says_so,
+    words_written_before_0610_are_found_in_username_order,
     users_of_an_upgraded_install_are_found_by_their_names,
 );
 
@@ -119,72 +121,188 @@ async fn a_search_finds_users_by_the_words_of_their_names(t: TestStore) {
     assert_eq!(found(&t, "jones").await, Vec::<String>::new());
 }
 
-/// A word several hundred users share is gathered and paged in username order; one that
-/// 1,000 share is too broad to gather, and the search is a username prefix only, unless
-/// another of its words is narrower: that one is read and the broad one checked.
-async fn a_common_word_is_gathered_and_a_too_common_one_is_not(t: TestStore) {
-    let parkers = |from: usize, to: usize| -> Vec<NewUser> {
-        (from..to)
-            .map(|i| {
-                person(
-                    &format!("p{i:04}"),
-                    &format!("p{i:04}@corp.example"),
-                    "Pat",
-                    "Parker",
-                )
-            })
-            .collect()
-    };
-    t.store
-        .users()
-        .create_many(&admin(), parkers(0, 900))
+/// A word 1,200 users share (more than the 1,000 a search gathered before migration 0610,
+/// when it then found nobody by name) is read in username order: paged by cursor and by
+/// offset, counted, with another term, a status and a group. A search whose every word
+/// begins too many users' words is a username prefix only, and the page says so.
+async fn a_word_thousands_share_is_paged_and_a_too_broad_search_says_so(t: TestStore) {
+    let users = t.store.users();
+    let parkers = (0..1_200)
+        .map(|i| {
+            person(
+                &format!("p{i:04}"),
+                &format!("p{i:04}@corp.example"),
+                "Pat",
+                "Parker",
+            )
+        })
+        .collect();
+    users.create_many(&admin(), parkers).await.unwrap();
+    for new in [
+        person("zed", "zed@corp.example", "Zed", "Parkinson"),
+        // Found by its username (and that word): listed once.
+        person("parkour", "runner@corp.example", "Free", "Runner"),
+        // A word after `parker`, a username before every other: the order is the username's.
+        person("aaron", "aaron@corp.example", "Aaron", "Parkes"),
+    ] {
+        users.create(&admin(), new).await.unwrap();
+    }
+    let parkers: Vec<String> = (0..1_200).map(|i| format!("p{i:04}")).collect();
+    let mut park = vec!["parkour".to_owned(), "aaron".to_owned()];
+    park.extend(parkers.iter().cloned());
+    park.push("zed".into());
+    park.sort();
+
+    let first = users.page(&search("park"), None, 50).await.unwrap();
+    let names: Vec<&str> = first.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, park[..50]);
+    assert!(!first.search_too_broad);
+    let pages = walk(&t, &search("park"), 200).await;
+    assert_eq!(pages.len(), 7);
+    assert_eq!(pages.concat(), park);
+    assert_eq!(users.count(&search("park")).await.unwrap(), 1_203);
+    assert_eq!(
+        users.count_up_to(&search("park"), 10_000).await.unwrap(),
+        1_203
+    );
+    assert_eq!(users.count_up_to(&search("park"), 100).await.unwrap(), 101);
+    let at = users
+        .page_at_offset(&search("Parker"), 1_000, 3)
         .await
         .unwrap();
+    let names: Vec<&str> = at.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["p1000", "p1001", "p1002"]);
+    assert!(at.next.is_some());
+    let last = users
+        .page_at_offset(&search("Parker"), 1_198, 3)
+        .await
+        .unwrap();
+    assert_eq!(last.users.len(), 2);
+    assert!(last.next.is_none());
+
+    // Every word must begin one of the user's; the narrower is read, whichever comes first.
+    assert_eq!(found(&t, "park zed").await, ["zed"]);
+    assert_eq!(found(&t, "p parkinson").await, ["zed"]);
+    assert_eq!(found(&t, "pat parker").await, parkers);
+    assert_eq!(users.count(&search("parker pat")).await.unwrap(), 1_200);
+    assert!(found(&t, "pat runner").await.is_empty());
+
+    // A status, a group.
+    let p0007 = users.lookup("p0007").await.unwrap();
+    users.suspend(&admin(), p0007.id).await.unwrap();
+    let suspended = UserFilter {
+        status: Some(UserStatus::Suspended),
+        ..search("parker")
+    };
+    assert_eq!(walk(&t, &suspended, 10).await.concat(), ["p0007"]);
+    assert_eq!(users.count(&suspended).await.unwrap(), 1);
+    let active = UserFilter {
+        status: Some(UserStatus::Active),
+        ..search("park")
+    };
+    assert_eq!(users.count(&active).await.unwrap(), 1_202);
+    let group = t
+        .store
+        .groups()
+        .create(&admin(), NewGroup::new("team"))
+        .await
+        .unwrap();
+    let mut members = Vec::new();
+    for name in ["p0500", "p0501", "p1199", "zed", "parkour"] {
+        members.push(users.lookup(name).await.unwrap());
+    }
     t.store
-        .users()
+        .groups()
+        .add_members(&admin(), &group, &members)
+        .await
+        .unwrap();
+    let in_team = UserFilter {
+        group: Some(group.id),
+        ..search("park")
+    };
+    assert_eq!(
+        walk(&t, &in_team, 2).await,
+        [
+            vec!["p0500", "p0501"],
+            vec!["p1199", "parkour"],
+            vec!["zed"]
+        ]
+    );
+    assert_eq!(users.count(&in_team).await.unwrap(), 5);
+    assert_eq!(users.count_up_to(&in_team, 3).await.unwrap(), 4);
+
+    // A rename that keeps the user's words (`parkinson.zed`: both are words of theirs)
+    // moves where a search meets them.
+    let zed = users.lookup("zed").await.unwrap();
+    for username in ["parkinson.zed", "zed.parkinson"] {
+        let renamed = UserPatch {
+            username: Some(username.into()),
+            ..UserPatch::default()
+        };
+        users.update(&admin(), zed.id, renamed).await.unwrap();
+        assert_eq!(found(&t, "parkinson").await, [username]);
+        assert_eq!(found(&t, "zed").await, [username]);
+    }
+    assert_eq!(
+        found(&t, "park").await.last().map(String::as_str),
+        Some("zed.parkinson")
+    );
+
+    // 1,300 users with fourteen words beginning "pa" each: the range holds more than a
+    // search reads (20,000), so "pa" is a username prefix only, and says so.
+    let wordy = (0..1_300)
+        .map(|i| {
+            let mut u = NewUser::new(format!("q{i:04}"), format!("q{i:04}@corp.example"));
+            u.display_name = Some(
+                (1..=14)
+                    .map(|w| format!("Pa{w:02}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            u
+        })
+        .collect();
+    users.create_many(&admin(), wordy).await.unwrap();
+    users
         .create(
             &admin(),
-            person("zed", "zed@corp.example", "Zed", "Parkinson"),
+            person("pablo", "pablo@corp.example", "Pablo", "Neruda"),
         )
         .await
         .unwrap();
-    let first = t
-        .store
-        .users()
-        .page(&search("park"), None, 50)
-        .await
-        .unwrap();
-    let expected: Vec<String> = (0..50).map(|i| format!("p{i:04}")).collect();
-    let names: Vec<String> = first.users.iter().map(|u| u.username.clone()).collect();
-    assert_eq!(names, expected);
-    let all = walk(&t, &search("park"), 200).await.concat();
-    assert_eq!(all.len(), 901);
-    assert_eq!(all.last().map(String::as_str), Some("zed"));
-    assert_eq!(
-        t.store
-            .users()
-            .count_up_to(&search("park"), 10_000)
-            .await
-            .unwrap(),
-        901
-    );
-    assert_eq!(found(&t, "park zed").await, ["zed"]);
-
-    t.store
-        .users()
-        .create_many(&admin(), parkers(900, 1_000))
-        .await
-        .unwrap();
+    let broad = users.page(&search("pa"), None, 50).await.unwrap();
+    assert!(broad.search_too_broad);
+    let names: Vec<&str> = broad.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["pablo", "parkour"]);
+    assert_eq!(users.count(&search("pa")).await.unwrap(), 2);
+    // More letters, or another word, narrow it.
+    let narrower = users.page(&search("pa0"), None, 50).await.unwrap();
+    assert!(!narrower.search_too_broad);
+    assert_eq!(users.count(&search("pa0")).await.unwrap(), 1_300);
+    assert_eq!(found(&t, "pa q0042").await, ["q0042"]);
+    assert_eq!(found(&t, "park").await.len(), 1_203);
+    // Each match checked (another word): 5,000 entries are read at most.
+    let checked = users.page(&search("pa0 pa1"), None, 50).await.unwrap();
+    assert!(checked.search_too_broad);
+    assert!(checked.users.is_empty());
+    let in_team = UserFilter {
+        group: Some(group.id),
+        ..search("pa0")
+    };
     assert!(
-        found(&t, "park").await.is_empty(),
-        "no username begins with park"
+        users
+            .page(&in_team, None, 50)
+            .await
+            .unwrap()
+            .search_too_broad
     );
-    assert!(found(&t, "pat parker").await.is_empty(), "both too broad");
-    assert_eq!(found(&t, "p0999").await, ["p0999"]);
-    assert_eq!(found(&t, "parkinson").await, ["zed"]);
-    // The narrower word is read first, whichever is longer or comes first.
-    assert_eq!(found(&t, "park zed").await, ["zed"]);
-    assert_eq!(found(&t, "p parkinson").await, ["zed"]);
+    assert!(
+        !users
+            .page(&search("pa0"), None, 50)
+            .await
+            .unwrap()
+            .search_too_broad
+    );
 }
 
 const AT: &str = "2026-12-01T09:00:00.000000Z";
@@ -267,4 +385,86 @@ async fn users_of_an_upgraded_install_are_found_by_their_names(t: TestStore) {
 async fn found_in(store: &Store, text: &str) -> Vec<String> {
     let page = store.users().page(&search(text), None, 50).await.unwrap();
     page.users.into_iter().map(|u| u.username).collect()
+}
+
+/// Words written before migration 0610 (without the username) are found after it in
+/// username order, past the old bound of 1,000; a row an older node writes without the
+/// username gets it from `users`.
+async fn words_written_before_0610_are_found_in_username_order(t: TestStore) {
+    let (pool, url, _dir) = migrated_to(&t, 600).await;
+    // Inserted in an order unlike the usernames', so the order comes from the keys.
+    for i in (0..1_100).rev() {
+        let id = format!("6f0b2a40-6c1e-4a53-9a86-{:012}", (i * 7) % 1_100);
+        let username = format!("U{i:04}");
+        sqlx::query(
+            "INSERT INTO users (id, username, username_key, email, email_key, family_name, \
+             display_name, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4, 'Byron', 'Ada Byron', 'active', $5, $5)",
+        )
+        .bind(&id)
+        .bind(&username)
+        .bind(username.to_lowercase())
+        .bind(format!("u{i:04}@corp.example"))
+        .bind(AT)
+        .execute(&pool)
+        .await
+        .unwrap();
+        for word in ["ada", "byron"] {
+            sqlx::query("INSERT INTO user_words (word, user_id) VALUES ($1, $2)")
+                .bind(word)
+                .bind(&id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+    pool.close().await;
+
+    let store = Store::open_url(&url, 2, cheap_passwords()).await.unwrap();
+    let byron = search("byron");
+    let first = store.users().page(&byron, None, 3).await.unwrap();
+    let names: Vec<&str> = first.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["U0000", "U0001", "U0002"]);
+    let after = first.next.unwrap();
+    let second = store.users().page(&byron, Some(&after), 2).await.unwrap();
+    let names: Vec<&str> = second.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["U0003", "U0004"]);
+    assert_eq!(store.users().count(&byron).await.unwrap(), 1_100);
+    assert_eq!(
+        store.users().count(&search("ada byron")).await.unwrap(),
+        1_100
+    );
+    store.close().await;
+
+    // A node of the version before, during a rolling upgrade, writes a user's words without
+    // the username.
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let id = "6f0b2a40-6c1e-4a53-9a86-000000009999";
+    sqlx::query(
+        "INSERT INTO users (id, username, username_key, email, email_key, family_name, \
+         status, created_at, updated_at) \
+         VALUES ($1, 'A.Hopper', 'a.hopper', 'gh@corp.example', 'gh@corp.example', 'Byron', \
+         'active', $2, $2)",
+    )
+    .bind(id)
+    .bind(AT)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO user_words (word, user_id) VALUES ('byron', $1), ('a', $1)")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let again = Store::open_url(&url, 2, cheap_passwords()).await.unwrap();
+    let first = again.users().page(&byron, None, 2).await.unwrap();
+    let names: Vec<&str> = first.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["A.Hopper", "U0000"]);
+    assert_eq!(again.users().count(&byron).await.unwrap(), 1_101);
+    again.close().await;
 }

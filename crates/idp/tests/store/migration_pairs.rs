@@ -42,20 +42,36 @@ const SHIPPED_DIFFERENCES: &[(&str, &str, &str)] = &[(
 /// PostgreSQL calls a function, and only it has statement triggers and `TRUNCATE`): each is
 /// held to the exact text its backend must have, (file, SQLite, PostgreSQL) as normalized,
 /// and the rest of the pair to matching token for token.
-const TRIGGERS: &[(&str, &str, &str)] = &[(
-    // Every change to an application moves the applications' version.
-    "0570_apps_version.sql",
-    "CREATE TRIGGER applications_insert_version AFTER INSERT ON applications \
+const TRIGGERS: &[(&str, &str, &str)] = &[
+    (
+        // Every change to an application moves the applications' version.
+        "0570_apps_version.sql",
+        "CREATE TRIGGER applications_insert_version AFTER INSERT ON applications \
      BEGIN UPDATE apps_version SET version = version + 1 WHERE id = 1; END; \
      CREATE TRIGGER applications_update_version AFTER UPDATE ON applications \
      BEGIN UPDATE apps_version SET version = version + 1 WHERE id = 1; END; \
      CREATE TRIGGER applications_delete_version AFTER DELETE ON applications \
      BEGIN UPDATE apps_version SET version = version + 1 WHERE id = 1; END;",
-    "CREATE FUNCTION applications_version() RETURNS trigger LANGUAGE plpgsql AS $$ \
+        "CREATE FUNCTION applications_version() RETURNS trigger LANGUAGE plpgsql AS $$ \
      BEGIN UPDATE apps_version SET version = version + 1 WHERE id = 1; RETURN NULL; END $$; \
      CREATE TRIGGER applications_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE \
      ON applications FOR EACH STATEMENT EXECUTE FUNCTION applications_version();",
-)];
+    ),
+    (
+        // A word row an older node writes without its username key gets it from `users`.
+        "0610_user_words_by_username.sql",
+        "CREATE TRIGGER user_words_username_key AFTER INSERT ON user_words \
+     WHEN NEW.username_key = '' \
+     BEGIN UPDATE user_words SET username_key = \
+     (SELECT u.username_key FROM users u WHERE u.id = NEW.user_id) \
+     WHERE word = NEW.word AND username_key = '' AND user_id = NEW.user_id; END;",
+        "CREATE FUNCTION user_words_username_key() RETURNS trigger LANGUAGE plpgsql AS $$ \
+     BEGIN NEW.username_key := \
+     (SELECT u.username_key FROM users u WHERE u.id = NEW.user_id); RETURN NEW; END $$; \
+     CREATE TRIGGER user_words_username_key BEFORE INSERT ON user_words \
+     FOR EACH ROW WHEN (NEW.username_key = '') EXECUTE FUNCTION user_words_username_key();",
+    ),
+];
 
 /// The statements as tokens, with PostgreSQL's type names, and without PostgreSQL's byte-wise
 /// `COLLATE "C"`.
