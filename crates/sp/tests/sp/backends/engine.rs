@@ -653,22 +653,7 @@ async fn concurrent_first_logins_create_exactly_one_account(db: Db) {
 /// before `AuditEvent::id_at` have random IDs, which the key listed out of order), with new
 /// events after them; on SQLite the table then has no index for a login to write.
 async fn audit_events_logged_before_the_unkeyed_migration_are_kept_in_time_order(db: Db) {
-    let dir = tempfile::tempdir().unwrap();
-    let (url, migrations) = match db {
-        Db::Sqlite => (
-            format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display()),
-            "sqlite",
-        ),
-        Db::Postgres => (latchkey_testkit::pg::fresh_database_url().await, "postgres"),
-    };
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(migrations);
-    let mut before = sqlx::migrate::Migrator::new(path).await.unwrap();
-    before.dangerous_set_table_name("_latchkey_sp_migrations");
-    before.run_to(20261206000030, &pool).await.unwrap();
+    let (_dir, url, pool) = crate::support::migrated_to(db, 20261206000030).await;
     // Random IDs in the opposite order to their times.
     let old = [
         ("f0000000-0000-4000-8000-000000000001", 0),

@@ -144,22 +144,7 @@ async fn a_large_prune_takes_every_expired_entry_and_nothing_else(db: Db) {
 /// refuses its assertion, an expired one is still pruned, and a login started before is still
 /// answered once.
 async fn entries_recorded_before_the_one_tree_migration_are_kept(db: Db) {
-    let dir = tempfile::tempdir().unwrap();
-    let (url, migrations) = match db {
-        Db::Sqlite => (
-            format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display()),
-            "sqlite",
-        ),
-        Db::Postgres => (latchkey_testkit::pg::fresh_database_url().await, "postgres"),
-    };
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(migrations);
-    let mut before = sqlx::migrate::Migrator::new(path).await.unwrap();
-    before.dangerous_set_table_name("_latchkey_sp_migrations");
-    before.run_to(20261206000010, &pool).await.unwrap();
+    let (_dir, url, pool) = crate::support::migrated_to(db, 20261206000010).await;
     let expiry = t0() + Duration::minutes(5);
     let millis =
         |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap();

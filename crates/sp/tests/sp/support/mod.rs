@@ -130,6 +130,31 @@ pub async fn fixture(db: Db) -> Fixture {
     }
 }
 
+/// A database as an earlier version left it: migrated up to `version` only, for the tests of
+/// what a later migration keeps. The caller writes its rows through the pool, closes it, and
+/// opens the URL with `Database::connect`, which runs the rest.
+pub async fn migrated_to(db: Db, version: i64) -> (TempDir, String, sqlx::AnyPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, migrations) = match db {
+        Db::Sqlite => (
+            format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display()),
+            "sqlite",
+        ),
+        Db::Postgres => (pg::fresh_database_url().await, "postgres"),
+    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.expect("connect");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(migrations);
+    let mut before = sqlx::migrate::Migrator::new(path)
+        .await
+        .expect("migrations");
+    before.dangerous_set_table_name("_latchkey_sp_migrations");
+    before.run_to(version, &pool).await.expect("migrate");
+    (dir, url, pool)
+}
+
 pub async fn engine(db: Db, contract: Contract) -> (Fixture, JitEngine<SqlAccountStore>) {
     let fx = fixture(db).await;
     let engine = JitEngine::new(contract, fx.store.clone());
