@@ -993,6 +993,26 @@ const READ_AT_MOST: i64 = 20_000;
 /// read most of the directory: 300 ms.
 const CHECK_AT_MOST: i64 = 5_000;
 
+/// A page of `limit` users from `rows`, read one past it: the extra row says another page
+/// follows, whose cursor is after the page's last user.
+fn page_of(rows: Vec<UserRow>, limit: u32, by_words: &ByWords) -> Result<UserPage> {
+    let mut users = rows
+        .into_iter()
+        .map(UserRow::into_user)
+        .collect::<Result<Vec<User>>>()?;
+    let more = users.len() > limit as usize;
+    users.truncate(limit as usize);
+    let next = match users.last() {
+        Some(last) if more => Some(UserCursor::after(last)),
+        _ => None,
+    };
+    Ok(UserPage {
+        users,
+        next,
+        search_too_broad: *by_words == ByWords::TooBroad,
+    })
+}
+
 /// Directory users.
 #[derive(Debug, Clone, Copy)]
 pub struct Users<'s> {
@@ -1097,21 +1117,7 @@ impl<'s> Users<'s> {
         );
         sql.push(" LIMIT ").int(take);
         let rows: Vec<UserRow> = sql.fetch_all(self.store.pool()).await?;
-        let mut users = rows
-            .into_iter()
-            .map(UserRow::into_user)
-            .collect::<Result<Vec<User>>>()?;
-        let more = users.len() > limit as usize;
-        users.truncate(limit as usize);
-        let next = match users.last() {
-            Some(last) if more => Some(UserCursor::after(last)),
-            _ => None,
-        };
-        Ok(UserPage {
-            users,
-            next,
-            search_too_broad: by_words == ByWords::TooBroad,
-        })
+        page_of(rows, limit, &by_words)
     }
 
     /// The page of `limit` users at position `offset` of the filtered listing; its `next`
@@ -1150,21 +1156,7 @@ impl<'s> Users<'s> {
         );
         sql.push(" LIMIT ").int(take).push(" OFFSET ").int(offset);
         let rows: Vec<UserRow> = sql.fetch_all(self.store.pool()).await?;
-        let mut users = rows
-            .into_iter()
-            .map(UserRow::into_user)
-            .collect::<Result<Vec<User>>>()?;
-        let more = users.len() > limit as usize;
-        users.truncate(limit as usize);
-        let next = match users.last() {
-            Some(last) if more => Some(UserCursor::after(last)),
-            _ => None,
-        };
-        Ok(UserPage {
-            users,
-            next,
-            search_too_broad: *by_words == ByWords::TooBroad,
-        })
+        page_of(rows, limit, by_words)
     }
 
     /// The page of `limit` users at `offset` (the first page at 0, [`Users::page`]) and how
