@@ -83,6 +83,16 @@ impl Api {
     }
 }
 
+/// The usernames of a user listing's `items`, in order.
+fn names(v: &Value) -> Vec<String> {
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn assert_error(resp: &(StatusCode, Value), status: StatusCode, code: &str) {
     assert_eq!(resp.0, status, "{}", resp.1);
     assert_eq!(resp.1["error"], code, "{}", resp.1);
@@ -430,14 +440,6 @@ async fn user_lists_filter_and_page(t: TestStore) {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
     }
-    let names = |v: &Value| -> Vec<String> {
-        v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|u| u["username"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let (_, p1) = a.get("/api/v1/users?limit=2").await;
     assert_eq!(names(&p1), ["ann", "bea"]);
     assert_eq!(
@@ -1162,14 +1164,6 @@ async fn a_search_by_names_says_when_it_is_too_broad(t: TestStore) {
         )
         .await
         .unwrap();
-    let names = |v: &Value| -> Vec<String> {
-        v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|u| u["username"].as_str().unwrap().to_owned())
-            .collect()
-    };
 
     let (s, first) = a.get("/api/v1/users?q=leslie&limit=2").await;
     assert_eq!(s, StatusCode::OK, "{first}");
