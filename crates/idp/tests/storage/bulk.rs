@@ -15,6 +15,7 @@ on_both_backends!(
     a_bulk_load_with_one_bad_row_writes_nothing,
     many_audit_lines_are_stored_in_order,
     a_time_window_pages_by_time_through_lines_of_the_same_instant,
+    a_settled_bulk_load_reads_the_same,
 );
 
 fn person(name: &str) -> NewUser {
@@ -343,4 +344,29 @@ async fn a_time_window_pages_by_time_through_lines_of_the_same_instant(t: TestSt
         names(audit.list(&range(Some(minute), Some(now))).await.unwrap()),
         ["8"]
     );
+}
+
+/// What `latchkey bench list` runs after its load (on PostgreSQL a `VACUUM`, which refuses
+/// to run inside a transaction block) succeeds, and a search finds the same users after it.
+async fn a_settled_bulk_load_reads_the_same(t: TestStore) {
+    let made = t
+        .store
+        .users()
+        .create_many(
+            &admin(),
+            vec![person("grace.one"), person("grace.two"), person("alan")],
+        )
+        .await
+        .unwrap();
+    let filter = UserFilter {
+        search: Some("grace".into()),
+        ..UserFilter::default()
+    };
+    let before = t.store.users().page(&filter, None, 10).await.unwrap();
+    assert_eq!(before.users, made[..2].to_vec());
+    t.store.settle_after_bulk_load().await.unwrap();
+    // Twice: nothing is left open by the first.
+    t.store.settle_after_bulk_load().await.unwrap();
+    let after = t.store.users().page(&filter, None, 10).await.unwrap();
+    assert_eq!(after, before);
 }
