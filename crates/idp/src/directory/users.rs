@@ -592,20 +592,12 @@ pub(crate) async fn rewrite(
     .execute(&mut *conn)
     .await
     .map_err(|e| unique_error(e.into(), fields))?;
+    // A rename's new key reaches the rows listings are ordered by (`user_words`,
+    // `group_members`) through the database's trigger (migration 0620), whoever renames.
     let words = super::words::of(fields);
-    let key = store::fold(&fields.username);
     if words != super::words::of(&UserFields::of(before)) {
+        let key = store::fold(&fields.username);
         super::words::write(conn, before.id, &key, &words).await?;
-    } else if key != store::fold(&before.username) {
-        super::words::rename(conn, before.id, &key).await?;
-    }
-    if fields.username != before.username {
-        // The member rows carry the key a group's member listing is ordered by.
-        sqlx::query("UPDATE group_members SET username_key = $1 WHERE user_id = $2")
-            .bind(store::fold(&fields.username))
-            .bind(before.id.to_db())
-            .execute(&mut *conn)
-            .await?;
     }
     let after = User {
         username: fields.username.clone(),

@@ -89,22 +89,6 @@ pub(crate) async fn write(
     insert_many(conn, words.iter().map(|w| (user, username_key, w.as_str()))).await
 }
 
-/// Moves `user`'s words to their new case-folded username, in the caller's transaction: a
-/// rename that keeps the same words (`j.smith` to `smith.j`) still changes where a search
-/// meets them.
-pub(crate) async fn rename(
-    conn: &mut AnyConnection,
-    user: UserId,
-    username_key: &str,
-) -> Result<()> {
-    sqlx::query("UPDATE user_words SET username_key = $1 WHERE user_id = $2")
-        .bind(username_key)
-        .bind(user.to_db())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// Inserts `(user, username key, word)` rows in multi-row statements, in the caller's
 /// transaction; a row already there is left (the backfill may meet words a new node already
 /// wrote).

@@ -16,6 +16,7 @@ on_both_backends!(
     a_word_thousands_share_is_paged_and_a_too_broad_search_says_so,
     words_written_before_0610_are_found_in_username_order,
     users_of_an_upgraded_install_are_found_by_their_names,
+    a_rename_by_any_writer_moves_the_user_in_searches_and_member_listings,
 );
 
 fn search(q: &str) -> UserFilter {
@@ -467,4 +468,83 @@ async fn words_written_before_0610_are_found_in_username_order(t: TestStore) {
     assert_eq!(names, ["A.Hopper", "U0000"]);
     assert_eq!(again.users().count(&byron).await.unwrap(), 1_101);
     again.close().await;
+}
+
+/// A rename that keeps a user's words (`dora.ng` to `ng.dora`) moves them in a search's and a
+/// group's username order however it is written: through the directory, and as a node of an
+/// older version writes it, `users` alone (migration 0620's trigger copies the key).
+async fn a_rename_by_any_writer_moves_the_user_in_searches_and_member_listings(t: TestStore) {
+    let users = t.store.users();
+    let mut ids = Vec::new();
+    for name in ["dora.ng", "mia.ng", "olga.ng"] {
+        let mut new = NewUser::new(name, format!("{name}@corp.example"));
+        new.family_name = Some("Byron".into());
+        ids.push(users.create(&admin(), new).await.unwrap().id);
+    }
+    let group = t
+        .store
+        .groups()
+        .create(&admin(), NewGroup::new("crew"))
+        .await
+        .unwrap();
+    for id in &ids {
+        t.store
+            .groups()
+            .add_member(&admin(), group.id, *id)
+            .await
+            .unwrap();
+    }
+    let members = UserFilter {
+        group: Some(group.id),
+        ..UserFilter::default()
+    };
+    // Pages of one user, so the order comes from the keys the rows carry.
+    let first = |filter: UserFilter| {
+        let store = &t.store;
+        async move {
+            let page = store.users().page(&filter, None, 1).await.unwrap();
+            page.users[0].username.clone()
+        }
+    };
+    assert_eq!(first(search("byron")).await, "dora.ng");
+    assert_eq!(first(members.clone()).await, "dora.ng");
+
+    // Through the directory.
+    let patch = UserPatch {
+        username: Some("ng.dora".into()),
+        ..UserPatch::default()
+    };
+    users.update(&admin(), ids[0], patch).await.unwrap();
+    assert_eq!(first(search("byron")).await, "mia.ng");
+    assert_eq!(first(members.clone()).await, "mia.ng");
+
+    // As an older node renames: the `users` row alone.
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&t.url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET username = 'ng.mia', username_key = 'ng.mia' WHERE id = $1")
+        .bind(ids[1].to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(first(search("byron")).await, "ng.dora");
+    assert_eq!(first(members.clone()).await, "ng.dora");
+    let all = users.page(&search("byron"), None, 10).await.unwrap();
+    let names: Vec<&str> = all.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["ng.dora", "ng.mia", "olga.ng"]);
+    // Paged one at a time, each appears once, in that order.
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = users.page(&members, after.as_ref(), 1).await.unwrap();
+        walked.extend(page.users.iter().map(|u| u.username.clone()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(walked, ["ng.dora", "ng.mia", "olga.ng"]);
 }

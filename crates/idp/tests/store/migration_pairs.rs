@@ -71,6 +71,21 @@ const TRIGGERS: &[(&str, &str, &str)] = &[
      CREATE TRIGGER user_words_username_key BEFORE INSERT ON user_words \
      FOR EACH ROW WHEN (NEW.username_key = '') EXECUTE FUNCTION user_words_username_key();",
     ),
+    (
+        // A rename by any writer moves the key copied into the listings' rows.
+        "0620_username_key_follows.sql",
+        "CREATE TRIGGER users_username_key_follows AFTER UPDATE OF username_key ON users \
+     WHEN NEW.username_key IS NOT OLD.username_key \
+     BEGIN UPDATE user_words SET username_key = NEW.username_key WHERE user_id = NEW.id; \
+     UPDATE group_members SET username_key = NEW.username_key WHERE user_id = NEW.id; END;",
+        "CREATE FUNCTION users_username_key_follows() RETURNS trigger LANGUAGE plpgsql AS $$ \
+     BEGIN UPDATE user_words SET username_key = NEW.username_key WHERE user_id = NEW.id; \
+     UPDATE group_members SET username_key = NEW.username_key WHERE user_id = NEW.id; \
+     RETURN NULL; END $$; \
+     CREATE TRIGGER users_username_key_follows AFTER UPDATE OF username_key ON users \
+     FOR EACH ROW WHEN (NEW.username_key IS DISTINCT FROM OLD.username_key) \
+     EXECUTE FUNCTION users_username_key_follows();",
+    ),
 ];
 
 /// The statements as tokens, with PostgreSQL's type names, and without PostgreSQL's byte-wise
