@@ -1,11 +1,13 @@
 //! What differs between the two apps (contract, roles, wording), and the state they share.
 
 use latchkey_sp::ServiceProvider;
+use latchkey_sp::StoreError;
 use latchkey_sp::idp::IdpTrust;
 use latchkey_sp::jit::{Contract, JitEngine, Outcome, PlanAction, Provisioned};
 use latchkey_sp::replay::SqlReplayCache;
 use latchkey_sp::scim::service::ScimService;
-use latchkey_sp::store::{Database, SqlAccountStore};
+use latchkey_sp::settings::AuditSettings;
+use latchkey_sp::store::{AuditPurge, Database, SqlAccountStore};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -248,6 +250,7 @@ pub struct DemoApp {
     scim: Option<ScimService>,
     clock: Clock,
     secure_cookies: bool,
+    audit: AuditSettings,
 }
 
 impl DemoApp {
@@ -314,6 +317,7 @@ impl DemoApp {
             scim,
             clock,
             secure_cookies: config.secure_cookies(),
+            audit: config.sp.audit,
         })
     }
 
@@ -355,6 +359,15 @@ impl DemoApp {
     /// The current time.
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// Deletes the audit events older than `[sp.audit] retain_days` as of the app's clock,
+    /// and records the purge (`audit.purged`); `None` when the app keeps every event (the
+    /// default). [`crate::run`] calls it every ten minutes.
+    pub async fn purge_audit(&self) -> Result<Option<AuditPurge>, StoreError> {
+        self.store()
+            .apply_audit_retention(&self.audit, self.now())
+            .await
     }
 
     pub(crate) fn secure_cookies(&self) -> bool {

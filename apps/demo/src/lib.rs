@@ -9,7 +9,8 @@
 //! IdP's LogoutRequest or its answer to ours), `/whoami` (JSON), `/admin` (accounts created
 //! and SCIM, and the audit log with where each change came from), `/logout` (POST: ends the
 //! local session, then single logout through the IdP), `/scim/v2/...` (SCIM 2.0, when
-//! configured: see [`config`]), `/static/demo.<hash>.css` (the stylesheet).
+//! configured: see [`config`]), `/static/demo.<hash>.css` (the stylesheet). With
+//! `[sp.audit] retain_days`, the app purges its audit log of older events every ten minutes.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -72,6 +73,9 @@ pub async fn run(kind: AppKind, mut config: DemoConfig) -> Result<(), DemoError>
     let idp = load_idp_patiently(&config).await?;
     let app = Arc::new(DemoApp::open(kind, &config, idp, Clock::System).await?);
     latchkey_sp::fetch::spawn_refresh(app.sp().clone(), config.sp.clone());
+    if config.sp.audit.retention().is_some() {
+        tokio::spawn(purge_audit(app.clone()));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(
         app = kind.name(),
@@ -86,6 +90,25 @@ pub async fn run(kind: AppKind, mut config: DemoConfig) -> Result<(), DemoError>
     )
     .await?;
     Ok(())
+}
+
+/// Every ten minutes (the first at start): deletes the audit events older than
+/// `[sp.audit] retain_days`, as the IdP's `[audit] retain_days` does.
+async fn purge_audit(app: Arc<DemoApp>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match app.purge_audit().await {
+            Ok(Some(purge)) if purge.events > 0 => tracing::info!(
+                app = app.kind().name(),
+                purged = purge.events,
+                batches = purge.batches,
+                "audit events past [sp.audit] retain_days removed"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(app = app.kind().name(), error = %e, "audit purge failed"),
+        }
+    }
 }
 
 async fn load_idp_patiently(config: &DemoConfig) -> Result<latchkey_sp::idp::IdpTrust, DemoError> {

@@ -11,6 +11,10 @@
 //! # digest_algorithms = ["sha256"]                          # default: SHA-256/384/512
 //! # name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 //!
+//! [audit]
+//! retain_days = 0                             # 0: keep every event; else purge older ones
+//!                                             # (`SqlAccountStore::purge_audit`)
+//!
 //! [idp]
 //! metadata_file = "idp-metadata.xml"          # or metadata_url = "https://idp.example.org/saml/metadata"
 //! # entity_id = "https://idp.example.org"     # needed when the metadata holds several IdPs
@@ -100,6 +104,32 @@ pub struct SpConfig {
     /// endpoint.
     #[serde(default)]
     pub scim: Option<crate::scim::service::ScimSettings>,
+    /// How long the audit log keeps events (`[audit]`).
+    #[serde(default)]
+    pub audit: AuditSettings,
+}
+
+/// The `[audit]` section: how long the app's audit log keeps events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Events older than this many days are deleted by
+    /// [`SqlAccountStore::purge_audit`](crate::store::SqlAccountStore::purge_audit), which the
+    /// application runs now and then (the demo apps every ten minutes); each purge that deletes
+    /// anything is itself an audit event (`audit.purged`). 0 (the default) keeps every event.
+    /// Anyone can make an SP write a line (a refused response, a login), so without a bound
+    /// the log grows as long as the app runs.
+    pub retain_days: u32,
+}
+
+/// The most [`AuditSettings::retain_days`] may say: a hundred years.
+pub const MAX_AUDIT_RETAIN_DAYS: u32 = 36_500;
+
+impl AuditSettings {
+    /// The age past which events go, if any.
+    pub fn retention(&self) -> Option<Duration> {
+        (self.retain_days > 0).then(|| Duration::days(i64::from(self.retain_days)))
+    }
 }
 
 /// Where the IdP's metadata comes from.
@@ -271,6 +301,12 @@ impl SpConfig {
         }
         if self.idp.refetch_seconds == 0 {
             return Err(invalid("idp.refetch_seconds", "must be positive"));
+        }
+        if self.audit.retain_days > MAX_AUDIT_RETAIN_DAYS {
+            return Err(invalid(
+                "audit.retain_days",
+                "must be 0 (keep every event) to 36500",
+            ));
         }
         self.metadata_source()?;
         self.signature_algorithms()?;

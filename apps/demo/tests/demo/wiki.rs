@@ -263,3 +263,57 @@ async fn pages_share_one_hashed_stylesheet_and_carry_no_inline_code() {
         );
     }
 }
+
+/// `[sp.audit] retain_days`: the app purges, on its own clock, the events older than that,
+/// and records the purge; without it the app keeps every event.
+#[tokio::test]
+async fn audit_retention_purges_old_events_on_the_apps_clock() {
+    use latchkey_sp::jit::{PlanAction, ProvisioningPlan};
+    use latchkey_sp::store::{AccountStore, AccountTx, AuditEvent, AuditKind};
+
+    for (settings, retained) in [("", false), ("[sp.audit]\nretain_days = 30", true)] {
+        let t = app(AppKind::Wiki, settings).await;
+        let long_ago = NOW - time::Duration::days(31);
+        let mut tx = t.app.store().begin().await.unwrap();
+        tx.append_audit(&AuditEvent {
+            id: AuditEvent::id_at(long_ago),
+            operation_id: uuid::Uuid::new_v4(),
+            at: long_ago,
+            kind: AuditKind::Unchanged,
+            account_id: None,
+            idp_entity_id: IDP.to_owned(),
+            identity_key: None,
+            session_index: None,
+            actor: None,
+            plan: ProvisioningPlan {
+                identity: None,
+                action: PlanAction::Unchanged {
+                    account_id: uuid::Uuid::nil(),
+                },
+            },
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let reply = sp_initiated(&t, ada(&["wiki-editors"])).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+
+        let purge = t.app.purge_audit().await.unwrap();
+        let kinds: Vec<AuditKind> = t
+            .app
+            .store()
+            .audit_log(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.kind)
+            .collect();
+        if retained {
+            assert_eq!(purge.map(|p| p.events), Some(1));
+            assert_eq!(kinds, [AuditKind::Created, AuditKind::Purged]);
+        } else {
+            assert_eq!(purge, None);
+            assert_eq!(kinds, [AuditKind::Unchanged, AuditKind::Created]);
+        }
+    }
+}

@@ -701,6 +701,21 @@ pub const DEMO_APP_TOML: &[Key] = &[
         "SAML attribute name = SCIM path: what the contract reads for each attribute, over the \
          defaults (`email` from `emails`, `groups` from the SCIM groups' names, ...).",
     ),
+    key(
+        "sp.audit",
+        "table",
+        Unset(EACH),
+        "How long the app's audit log keeps events.",
+    ),
+    key(
+        "sp.audit.retain_days",
+        "integer",
+        Literal("0"),
+        "Events older than this many days are deleted by the app (every ten minutes, in \
+         batches of 1,000 a transaction; each purge that deletes any is itself an audit event \
+         `audit.purged`); 0 keeps every event (0 to 36500). A toolkit application runs \
+         `SqlAccountStore::apply_audit_retention` itself.",
+    ),
 ];
 
 /// The page, as `docs/configuration.md` holds it.

@@ -360,7 +360,7 @@ async fn provision<T: AccountTx>(
                 });
             }
             // `plan` never produces them; a store that did would be inconsistent.
-            PlanAction::Logout(_) | PlanAction::Scim(_) => break,
+            PlanAction::Logout(_) | PlanAction::Scim(_) | PlanAction::Purge { .. } => break,
             PlanAction::Unchanged { .. } => {
                 let Some(account) = decision.lookup.by_identity else {
                     break;

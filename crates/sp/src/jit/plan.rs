@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
@@ -16,7 +17,7 @@ use crate::store::{Account, LogoutRecord, RoleOrigin};
 /// What JIT will do (or did) for one login.
 ///
 /// JSON shape: `{"identity": {...} | null, "action": "create" | "link" | "update" |
-/// "unchanged" | "refuse" | "logout", ...action fields}`.
+/// "unchanged" | "refuse" | "logout" | "scim" | "purge", ...action fields}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProvisioningPlan {
     /// The identity the login resolved to; `None` when it was refused before one was known.
@@ -74,6 +75,16 @@ pub enum PlanAction {
     Logout(LogoutRecord),
     /// A SCIM change that is not a login-shaped plan: a deactivation, a deletion, a group.
     Scim(ScimRecord),
+    /// Not a login: the record of an `audit.purged` event, written by
+    /// [`SqlAccountStore::purge_audit`](crate::store::SqlAccountStore::purge_audit) after it
+    /// deleted the events older than the retention allows.
+    Purge {
+        /// The cutoff: the events deleted were all from before this instant.
+        #[serde(with = "time::serde::rfc3339")]
+        before: OffsetDateTime,
+        /// How many events were deleted.
+        events: u64,
+    },
 }
 
 /// What a SCIM audit event records beyond a login-shaped plan.
@@ -147,7 +158,8 @@ impl ProvisioningPlan {
             PlanAction::Create { .. }
             | PlanAction::Refuse(_)
             | PlanAction::Logout(_)
-            | PlanAction::Scim(_) => None,
+            | PlanAction::Scim(_)
+            | PlanAction::Purge { .. } => None,
         }
     }
 }

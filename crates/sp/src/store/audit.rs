@@ -1,6 +1,6 @@
 //! Audit events: one per login, carrying the plan that was applied or refused, one per
-//! response the ACS refused before JIT ran, and one per single-logout step (started, answered,
-//! asked by the IdP, refused).
+//! response the ACS refused before JIT ran, one per single-logout step (started, answered,
+//! asked by the IdP, refused), one per SCIM write, and one per purge of old events.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -115,7 +115,7 @@ impl LogoutRecord {
 }
 
 /// The kinds of audit event the SP writes: JIT and the ACS for logins, single logout for
-/// logouts.
+/// logouts, SCIM for its writes, and the retention purge (`audit.purged`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum AuditKind {
@@ -176,6 +176,11 @@ pub enum AuditKind {
     /// SCIM created, changed or deleted a group (its members' roles are separate events).
     #[serde(rename = "scim.group")]
     ScimGroup,
+    /// Events older than the retention (`[audit] retain_days`) were deleted; the plan's
+    /// [`PlanAction::Purge`](crate::jit::PlanAction::Purge) says how many and the cutoff.
+    /// Written after the deletion, by the purge that made it, which never deletes it.
+    #[serde(rename = "audit.purged")]
+    Purged,
 }
 
 impl AuditKind {
@@ -199,6 +204,7 @@ impl AuditKind {
             Self::ScimDeleted => "scim.deleted",
             Self::ScimRefused => "scim.refused",
             Self::ScimGroup => "scim.group",
+            Self::Purged => "audit.purged",
         }
     }
 
@@ -221,6 +227,7 @@ impl AuditKind {
             Self::ScimDeleted,
             Self::ScimRefused,
             Self::ScimGroup,
+            Self::Purged,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 pub use audit::{AuditEvent, AuditKind, LogoutRecord};
 pub use database::{Backend, Database, WriterStats};
-pub use sql::{SqlAccountStore, SqlAccountTx};
+pub use sql::{AUDIT_PURGE_BATCH, AuditPurge, SqlAccountStore, SqlAccountTx};
 pub(crate) use sql::{from_millis, millis};
 
 use crate::error::StoreError;

@@ -17,7 +17,8 @@ use super::{
     RoleOrigin,
 };
 use crate::error::StoreError;
-use crate::jit::{EMAIL_FIELD, IdentityKey, normalize_email};
+use crate::jit::{EMAIL_FIELD, IdentityKey, PlanAction, ProvisioningPlan, normalize_email};
+use crate::settings::AuditSettings;
 
 /// Accounts, roles and audit log in SQL.
 #[derive(Debug, Clone)]
@@ -92,6 +93,33 @@ const AUDIT_LOG_SQLITE: &str = "SELECT id, operation_id, at, kind, account_id, i
 /// [`AUDIT_LOG_SQLITE`] on PostgreSQL, by the primary key.
 const AUDIT_LOG_POSTGRES: &str = "SELECT id, operation_id, at, kind, account_id, idp_entity_id, \
     identity_key, session_index, plan, actor FROM sp_audit ORDER BY id DESC LIMIT $1";
+
+/// Audit events [`SqlAccountStore::purge_audit`] deletes in one transaction at most, so that a
+/// purge of millions never holds the write lock for long against the logins (on SQLite, a
+/// few milliseconds a batch).
+pub const AUDIT_PURGE_BATCH: u32 = 1_000;
+
+/// SQLite: the next window of the log after `seq` `$1` in commit order (the log's time
+/// order), read from the rowid's own b-tree: its last `seq` and how many rows it holds, at
+/// most `$2`.
+const AUDIT_WINDOW_SQLITE: &str = "SELECT max(seq) AS hi, count(*) AS n FROM \
+    (SELECT seq FROM sp_audit WHERE seq > $1 ORDER BY seq LIMIT $2)";
+
+/// SQLite: the events of the window `($1, $2]` older than `$3`. The time is checked row by
+/// row, so an event that is not older is kept wherever it sits in the window.
+const AUDIT_PURGE_SQLITE: &str = "DELETE FROM sp_audit WHERE seq > $1 AND seq <= $2 AND at < $3";
+
+/// PostgreSQL: at most `$3` events older than `$2`, found along the primary key below `$1`,
+/// the least ID an event of the cutoff's millisecond can have ([`AuditEvent::id_at`]).
+const AUDIT_PURGE_POSTGRES: &str = "DELETE FROM sp_audit WHERE id IN (SELECT id FROM sp_audit \
+    WHERE id < $1 AND at < $2 ORDER BY id LIMIT $3)";
+
+/// PostgreSQL: at most `$2` events older than `$1` among those whose IDs are not in time order
+/// (random version 4 IDs, written before [`AuditEvent::id_at`]), by the partial index
+/// `sp_audit_unordered_at` that holds only them (migration `20261206000050`). Its `WHERE` is
+/// the index's, word for word, which is what lets the planner use it.
+const AUDIT_PURGE_UNORDERED_POSTGRES: &str = "DELETE FROM sp_audit WHERE id IN (SELECT id FROM \
+    sp_audit WHERE substr(id, 15, 1) <> '7' AND at < $1 ORDER BY at LIMIT $2)";
 
 /// [`INSERT_AUDIT`] only if the assertion `$11` is fresh, recording it until `$12` (unless an
 /// entry unexpired at `$13` holds it, as [`crate::replay::RECORD_ASSERTION`]): one trip for
@@ -230,6 +258,208 @@ impl SqlAccountStore {
             .collect::<Result<Vec<_>, _>>()?;
         events.reverse();
         Ok(events)
+    }
+}
+
+/// What one [`SqlAccountStore::purge_audit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditPurge {
+    /// Events deleted.
+    pub events: u64,
+    /// Transactions that deleted them, each at most [`AUDIT_PURGE_BATCH`] events.
+    pub batches: u32,
+    /// The operation ID of the `audit.purged` event recording the purge; `None` when nothing
+    /// was old enough (no event is written then, as the IdP's purge does).
+    pub operation_id: Option<Uuid>,
+}
+
+impl SqlAccountStore {
+    /// Deletes the audit events from before `before` (`now` minus the retention of
+    /// [`AuditSettings`](crate::settings::AuditSettings)), at most [`AUDIT_PURGE_BATCH`] a
+    /// transaction, then, if it deleted any, records the purge as an `audit.purged` event at
+    /// `now` saying how many and the cutoff. That event is written after the last deletion,
+    /// so the purge that wrote it never deletes it.
+    ///
+    /// Each batch is found by the log's order, never by a scan of the table: on SQLite a
+    /// window of the next events by `seq` (the rowid, commit order, which is time order), and
+    /// the walk stops at the first window with nothing older than the cutoff; on PostgreSQL
+    /// the primary key's range below the cutoff's IDs, then the partial index of the events
+    /// older than time-ordered IDs. Logins go on meanwhile: a batch holds the write lock
+    /// (SQLite) or its rows (PostgreSQL) only while it deletes, and an event newer than the
+    /// cutoff is never deleted, wherever it sits.
+    pub async fn purge_audit(
+        &self,
+        before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<AuditPurge, StoreError> {
+        let cutoff = millis(before);
+        let batch = i64::from(AUDIT_PURGE_BATCH);
+        let mut purge = AuditPurge {
+            events: 0,
+            batches: 0,
+            operation_id: None,
+        };
+        let mut tally = |gone: u64| {
+            if gone > 0 {
+                purge.events += gone;
+                purge.batches += 1;
+            }
+            gone
+        };
+        match self.db.backend() {
+            Backend::Sqlite => {
+                let mut after = i64::MIN;
+                loop {
+                    let window = sqlx::query(AUDIT_WINDOW_SQLITE)
+                        .bind(after)
+                        .bind(batch)
+                        .fetch_one(self.db.pool())
+                        .await?;
+                    let last: Option<i64> = window.try_get("hi")?;
+                    let rows: i64 = window.try_get("n")?;
+                    let Some(last) = last else {
+                        break;
+                    };
+                    let gone = sqlx::query(AUDIT_PURGE_SQLITE)
+                        .bind(after)
+                        .bind(last)
+                        .bind(cutoff)
+                        .execute(self.db.pool())
+                        .await?
+                        .rows_affected();
+                    // A window with nothing old enough is past the cutoff, and so is the rest.
+                    if tally(gone) == 0 || rows < batch {
+                        break;
+                    }
+                    after = last;
+                }
+            }
+            Backend::Postgres => {
+                let least_id = uuid::Builder::from_unix_timestamp_millis(
+                    u64::try_from(cutoff).unwrap_or(0),
+                    &[0; 10],
+                )
+                .into_uuid()
+                .to_string();
+                let full = u64::from(AUDIT_PURGE_BATCH);
+                loop {
+                    let gone = sqlx::query(AUDIT_PURGE_POSTGRES)
+                        .bind(least_id.clone())
+                        .bind(cutoff)
+                        .bind(batch)
+                        .execute(self.db.pool())
+                        .await?
+                        .rows_affected();
+                    if tally(gone) < full {
+                        break;
+                    }
+                }
+                loop {
+                    let gone = sqlx::query(AUDIT_PURGE_UNORDERED_POSTGRES)
+                        .bind(cutoff)
+                        .bind(batch)
+                        .execute(self.db.pool())
+                        .await?
+                        .rows_affected();
+                    if tally(gone) < full {
+                        break;
+                    }
+                }
+            }
+        }
+        if purge.events == 0 {
+            return Ok(purge);
+        }
+        let operation_id = Uuid::new_v4();
+        let event = AuditEvent {
+            id: AuditEvent::id_at(now),
+            operation_id,
+            at: now,
+            kind: AuditKind::Purged,
+            account_id: None,
+            idp_entity_id: String::new(),
+            identity_key: None,
+            session_index: None,
+            actor: Some("system".to_owned()),
+            plan: ProvisioningPlan {
+                identity: None,
+                action: PlanAction::Purge {
+                    before,
+                    events: purge.events,
+                },
+            },
+        };
+        let mut tx = self.begin().await?;
+        tx.append_audit(&event).await?;
+        tx.commit().await?;
+        purge.operation_id = Some(operation_id);
+        Ok(purge)
+    }
+
+    /// [`SqlAccountStore::purge_audit`] of the events older than `settings` keep, as of
+    /// `now`: what an application runs now and then (the demo apps every ten minutes).
+    /// `None` when the settings keep every event (`retain_days = 0`, the default): nothing
+    /// is deleted.
+    ///
+    /// The application decides when: the store reads no clock.
+    pub async fn apply_audit_retention(
+        &self,
+        settings: &AuditSettings,
+        now: OffsetDateTime,
+    ) -> Result<Option<AuditPurge>, StoreError> {
+        // A cutoff before the first instant there is leaves nothing older to delete.
+        match settings.retention().and_then(|keep| now.checked_sub(keep)) {
+            Some(before) => self.purge_audit(before, now).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The query plans of [`SqlAccountStore::purge_audit`]'s statements, one line per step,
+    /// for the test that no batch scans the table (on PostgreSQL with sequential scans
+    /// discouraged, as they would be over a long log). Not part of the API.
+    #[doc(hidden)]
+    pub async fn explain_audit_purge(&self) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.db.pool().begin().await?;
+        let mut lines = Vec::new();
+        match self.db.backend() {
+            Backend::Sqlite => {
+                for (sql, binds) in [(AUDIT_WINDOW_SQLITE, 2), (AUDIT_PURGE_SQLITE, 3)] {
+                    let text = format!("EXPLAIN QUERY PLAN {sql}");
+                    // Built from this module's constants only.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+                    for _ in 0..binds {
+                        query = query.bind(0i64);
+                    }
+                    for row in query.fetch_all(&mut *tx).await? {
+                        lines.push(row.try_get::<String, _>("detail")?);
+                    }
+                }
+            }
+            Backend::Postgres => {
+                sqlx::query("SET LOCAL enable_seqscan = off")
+                    .execute(&mut *tx)
+                    .await?;
+                // The statements as they run, but for literals in place of the parameters.
+                let statements = [
+                    AUDIT_PURGE_POSTGRES
+                        .replace("$1", "'0'")
+                        .replace("$2", "0")
+                        .replace("$3", "1000"),
+                    AUDIT_PURGE_UNORDERED_POSTGRES
+                        .replace("$1", "0")
+                        .replace("$2", "1000"),
+                ];
+                for sql in statements {
+                    let text = format!("EXPLAIN {sql}");
+                    // Built from this module's constants only.
+                    let query = sqlx::query(sqlx::AssertSqlSafe(text));
+                    for row in query.fetch_all(&mut *tx).await? {
+                        lines.push(row.try_get::<String, _>(0)?);
+                    }
+                }
+            }
+        }
+        Ok(lines)
     }
 }
 

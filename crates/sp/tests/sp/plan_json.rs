@@ -1,6 +1,6 @@
 //! The plan's JSON shape, which `latchkey sp plan` prints and the audit log stores.
 
-use latchkey_sp::jit::{Lookup, ProvisioningPlan, plan};
+use latchkey_sp::jit::{Lookup, PlanAction, ProvisioningPlan, plan};
 use latchkey_sp::store::{Account, ProvisionedBy, RoleOrigin};
 use serde_json::json;
 use uuid::Uuid;
@@ -92,7 +92,6 @@ fn refuse_plan_json() {
 
 #[test]
 fn logout_event_plan_json_round_trips() {
-    use latchkey_sp::jit::PlanAction;
     use latchkey_sp::store::LogoutRecord;
 
     let p = ProvisioningPlan {
@@ -130,5 +129,26 @@ fn logout_event_plan_json_round_trips() {
     assert_eq!(
         serde_json::from_str::<ProvisioningPlan>(&text).unwrap(),
         refused
+    );
+}
+
+/// An `audit.purged` event's plan: the cutoff (RFC 3339) and how many events went.
+#[test]
+fn purge_plan_json_round_trips() {
+    let p = ProvisioningPlan {
+        identity: None,
+        action: PlanAction::Purge {
+            before: t0(),
+            events: 1234,
+        },
+    };
+    let value = serde_json::to_value(&p).unwrap();
+    assert_eq!(
+        value,
+        json!({"identity": null, "action": "purge", "before": "2026-11-28T12:00:00Z", "events": 1234})
+    );
+    assert_eq!(
+        serde_json::from_value::<ProvisioningPlan>(value).unwrap(),
+        p
     );
 }

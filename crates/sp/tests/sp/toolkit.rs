@@ -78,6 +78,47 @@ fn settings_refusals_name_the_setting() {
     ));
 }
 
+/// `[audit] retain_days`: 0 (keep every event) unless set, a retention in days when set, and
+/// no more than a hundred years.
+#[test]
+fn audit_retention_is_read_in_days_and_bounded() {
+    let parse = |audit: &str| {
+        SpConfig::from_toml(
+            &format!(
+                "entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\n[idp]\nmetadata_file = \"a\"\n{audit}"
+            ),
+            Path::new("/"),
+        )
+    };
+    assert_eq!(parse("").unwrap().audit.retention(), None);
+    assert_eq!(
+        parse("[audit]\nretain_days = 0\n")
+            .unwrap()
+            .audit
+            .retention(),
+        None
+    );
+    assert_eq!(
+        parse("[audit]\nretain_days = 90\n")
+            .unwrap()
+            .audit
+            .retention(),
+        Some(time::Duration::days(90))
+    );
+    assert!(parse("[audit]\nretain_days = 36500\n").is_ok());
+    assert!(matches!(
+        parse("[audit]\nretain_days = 36501\n").unwrap_err(),
+        SettingsError::Invalid {
+            setting: "audit.retain_days",
+            ..
+        }
+    ));
+    assert!(matches!(
+        parse("[audit]\nretain_weeks = 1\n").unwrap_err(),
+        SettingsError::Parse(_)
+    ));
+}
+
 #[test]
 fn key_must_match_its_certificate() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,5 +5,6 @@
 pub(crate) mod engine;
 pub(crate) mod race;
 pub(crate) mod replay;
+pub(crate) mod retention;
 pub(crate) mod scim;
 pub(crate) mod toolkit;
