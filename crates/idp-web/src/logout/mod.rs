@@ -329,10 +329,14 @@ async fn perform(
         )
         .await?;
     if !accepted.signed && ended > 0 {
-        // This browser signed in to the application: not the flood the slot bounds.
-        Throttle::new(state.store())
+        // This browser signed in to the application: not the flood the slot bounds. The
+        // logout has happened either way, so a slot not given back only costs a slot.
+        if let Err(e) = Throttle::new(state.store())
             .succeeded_later(Slot::unsigned_logout(addr))
-            .await?;
+            .await
+        {
+            tracing::warn!(error = %e, "single logout: an unsigned request's slot was not given back");
+        }
     }
     if chain.session_ended {
         chain.signed_out.push(app.settings.name.clone());
