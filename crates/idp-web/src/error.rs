@@ -76,6 +76,10 @@ pub enum WebError {
     /// the given seconds.
     #[error("too many requests from this client")]
     Throttled(u64),
+    /// This client's network sent too many unsigned LogoutRequests; nothing was recorded or
+    /// signed out. Retry after the given seconds.
+    #[error("too many unsigned sign-out requests from this client")]
+    LogoutThrottled(u64),
     /// An invitation or reset link that cannot be used; nothing was changed.
     #[error("the link {0}")]
     Link(latchkey_idp::enrollment::LinkState),
@@ -123,6 +127,7 @@ impl WebError {
             WebError::TooManyFactors(_) => PageCode::MfaTooMany,
             WebError::Busy(..) => PageCode::WebBusy,
             WebError::Throttled(_) => PageCode::WebThrottled,
+            WebError::LogoutThrottled(_) => PageCode::SloThrottled,
             WebError::Link(LinkState::Unknown) => PageCode::LinkUnknown,
             WebError::Link(LinkState::Expired) => PageCode::LinkExpired,
             WebError::Link(LinkState::Used) => PageCode::LinkUsed,
@@ -152,7 +157,7 @@ impl WebError {
             }
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
-            WebError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Throttled(_) | WebError::LogoutThrottled(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::RequestExpired | WebError::LogoutExpired => StatusCode::GONE,
             WebError::Link(LinkState::Unknown) => StatusCode::NOT_FOUND,
             WebError::Link(_) => StatusCode::GONE,
@@ -256,6 +261,13 @@ impl WebError {
                 "Too many sign-ins are under way from your network. Wait a minute and try again."
                     .into(),
             ),
+            WebError::LogoutThrottled(_) => (
+                "Too many requests",
+                "Too many sign-out requests came from your network, so this one was not acted \
+                 on and you may still be signed in. Wait a minute and try again, or sign out \
+                 from the portal or close the browser."
+                    .into(),
+            ),
             WebError::Internal(_) => (
                 "Something went wrong",
                 "The sign-in service failed. Quote the operation ID below to your administrator."
@@ -303,7 +315,10 @@ impl IntoResponse for WebError {
             )
                 .into_response(),
         };
-        if let WebError::Busy(_, seconds) | WebError::Throttled(seconds) = self {
+        if let WebError::Busy(_, seconds)
+        | WebError::Throttled(seconds)
+        | WebError::LogoutThrottled(seconds) = self
+        {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());

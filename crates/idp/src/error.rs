@@ -551,6 +551,10 @@ latchkey_saml::stable_codes! {
         SloExpired = "SLO-EXPIRED",
         /// A LogoutRequest arrived a second time; the replay ended nothing.
         SloReplayed = "SLO-REPLAYED",
+        /// Too many unsigned LogoutRequests (accepted under an application's legacy opt-in)
+        /// from this client's network; nothing was recorded or signed out. Try again after
+        /// Retry-After.
+        SloThrottled = "SLO-THROTTLED",
         /// An invitation or reset link that was never issued (or whose user is gone).
         LinkUnknown = "LINK-UNKNOWN",
         /// An invitation or reset link past its expiry: ask for a new one.

@@ -202,7 +202,8 @@ pub const LATCHKEY_TOML: &[Key] = &[
         "boolean",
         Literal("false"),
         "Refuse unsigned AuthnRequests from every application (an application with a \
-         signing certificate must always sign).",
+         signing certificate must always sign), and unsigned LogoutRequests whatever an \
+         application's `allow_unsigned_logout`.",
     ),
     key(
         "server.trust_forwarded_for",

@@ -24,6 +24,12 @@
 //! * A LogoutRequest acts once: its issuer and ID are recorded in the store (`latchkey_idp::sso`'s replay records)
 //!   for the profile's time window, and a second arrival is refused (`SLO-REPLAYED`) on
 //!   every node, before it can end a session or start a chain.
+//! * An unsigned LogoutRequest (believed only under an application's legacy opt-in) can be
+//!   sent by anyone, and each one accepted is a replay record and an audit line: it takes a
+//!   throttle slot for its client network (`Slot::unsigned_logout`) before either is
+//!   written, and past the bound is answered 429 `SLO-THROTTLED` with `Retry-After`, nothing
+//!   recorded. One that ends the browser's own session gives its slot back. Signed ones are
+//!   not counted; refused ones write nothing but a log line.
 //! * A LogoutResponse is believed only if it verifies against the application's registered
 //!   certificates (when it has any) and answers the LogoutRequest we sent it. One that does
 //!   not is audited and the application is listed as failed (best effort: the user is
@@ -46,10 +52,10 @@ use super::pages::LogoutOnwardPage;
 use super::{WebError, WebState, cookies};
 use latchkey_idp::apps::Application;
 use latchkey_idp::audit::Actor;
-use latchkey_idp::error::Error;
-use latchkey_idp::session::{ParkOwner, Sessions};
+use latchkey_idp::error::{Error, PageCode};
+use latchkey_idp::session::{Admission, Attempt, ParkOwner, Sessions, Slot, Throttle};
 use latchkey_idp::sso::SsoError;
-use latchkey_idp::sso::logout::{self as checks, AcceptedLogout, LogoutRefusal};
+use latchkey_idp::sso::logout::{self as checks, AcceptedLogout, CheckedLogout, LogoutRefusal};
 use latchkey_idp::sso::request::REQUEST_LIMITS;
 
 mod run;
@@ -89,7 +95,7 @@ pub async fn slo_redirect(
     if message.kind() == MessageKind::Response {
         return run::on_response(&state, &message).await;
     }
-    let (accepted, app) = accept_request(&state, message).await?;
+    let (accepted, app) = accept_request(&state, &addr, message).await?;
     perform(&state, &cookie, &addr, accepted, app).await
 }
 
@@ -117,7 +123,7 @@ async fn slo_post_inner(
                 .map_err(binding_error)?;
             let kind = MessageKind::Request;
             let now = state.store().now();
-            let (checked, _) = checks::check_request(
+            let (checked, app) = checks::check_request(
                 state.store(),
                 state.settings(),
                 &Inbound::Post { kind, message },
@@ -125,13 +131,23 @@ async fn slo_post_inner(
             )
             .await
             .map_err(refusal)?;
-            // The place first, then the ID: a request refused a place is not used up.
+            // The slot, then the place, then the ID: a request refused any of them is not
+            // used up and leaves nothing behind.
+            let attempt = unsigned_slot(state, &client.0, &checked, &app).await?;
             let parked = state.parked();
-            let key = parked
+            let key = match parked
                 .park(checked.accepted(), &ParkOwner::network(&client.0), now)
-                .await?;
+                .await
+            {
+                Ok(key) => key,
+                Err(e) => {
+                    give_back(state, attempt).await?;
+                    return Err(e.into());
+                }
+            };
             if let Err(e) = checked.record(state.store(), now).await {
                 parked.take::<AcceptedLogout>(&key).await?;
+                give_back(state, attempt).await?;
                 return Err(refusal(e));
             }
             Ok(Redirect::to(&format!("/saml/slo/continue/{key}")).into_response())
@@ -182,19 +198,68 @@ pub async fn slo_continue(
         .map(after_form)
 }
 
-/// Checks a LogoutRequest ([`checks::accept_request`]) and records it as used.
+/// Checks a LogoutRequest ([`checks::check_request`]), takes an unsigned one's slot
+/// ([`unsigned_slot`]), then records it as used.
 async fn accept_request(
     state: &WebState,
+    addr: &str,
     message: Inbound,
 ) -> Result<(AcceptedLogout, Application), WebError> {
-    checks::accept_request(
-        state.store(),
-        state.settings(),
-        &message,
-        state.store().now(),
-    )
-    .await
-    .map_err(refusal)
+    let now = state.store().now();
+    let (checked, app) = checks::check_request(state.store(), state.settings(), &message, now)
+        .await
+        .map_err(refusal)?;
+    let attempt = unsigned_slot(state, addr, &checked, &app).await?;
+    match checked.record(state.store(), now).await {
+        Ok(accepted) => Ok((accepted, app)),
+        Err(e) => {
+            give_back(state, attempt).await?;
+            Err(refusal(e))
+        }
+    }
+}
+
+/// Takes a throttle slot for an unsigned LogoutRequest ([`Slot::unsigned_logout`]), before
+/// its replay record and audit line are written: anyone can send one to an application with
+/// the legacy opt-in, so one client network gets a bounded number, then 429 with
+/// `Retry-After` and nothing recorded. A signed (verified) request needs none: `None`.
+async fn unsigned_slot(
+    state: &WebState,
+    addr: &str,
+    checked: &CheckedLogout,
+    app: &Application,
+) -> Result<Option<Attempt>, WebError> {
+    if checked.accepted().signed {
+        return Ok(None);
+    }
+    match Throttle::new(state.store())
+        .admit(vec![Slot::unsigned_logout(addr)], state.store().now())
+        .await?
+    {
+        Admission::Admitted(attempt) => Ok(Some(attempt)),
+        Admission::Refused { retry_after } => {
+            tracing::info!(
+                code = PageCode::SloThrottled.as_str(),
+                app = %app.settings.entity_id,
+                address = %addr,
+                "unsigned LogoutRequest not acted on: too many from this client"
+            );
+            Err(WebError::LogoutThrottled(
+                u64::try_from(retry_after.whole_seconds())
+                    .unwrap_or(1)
+                    .max(1),
+            ))
+        }
+    }
+}
+
+/// Gives back the slot of a request that wrote nothing after all (refused a place, or a
+/// replay).
+async fn give_back(state: &WebState, attempt: Option<Attempt>) -> Result<(), WebError> {
+    if let Some(attempt) = attempt {
+        Throttle::new(state.store()).not_checked(attempt).await?;
+    }
+    Ok(())
 }
 
 fn refusal(e: LogoutRefusal) -> WebError {
@@ -263,6 +328,16 @@ async fn perform(
             }),
         )
         .await?;
+    if !accepted.signed && ended > 0 {
+        // This browser signed in to the application: not the flood the slot bounds. The
+        // logout has happened either way, so a slot not given back only costs a slot.
+        if let Err(e) = Throttle::new(state.store())
+            .succeeded_later(Slot::unsigned_logout(addr))
+            .await
+        {
+            tracing::warn!(error = %e, "single logout: an unsigned request's slot was not given back");
+        }
+    }
     if chain.session_ended {
         chain.signed_out.push(app.settings.name.clone());
     }

@@ -405,3 +405,11 @@ async fn a_logout_request_matching_no_session_is_not_answered_success() {
             .is_some()
     );
 }
+
+/// Unsigned LogoutRequests (an application's legacy opt-in) are bounded per client
+/// network: see [`super::slo_cases::unsigned_logout_burst`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_unsigned_logout_requests_from_one_network_is_bounded() {
+    let idp = idp_with(|c| c.trust_forwarded_for = true).await;
+    super::slo_cases::unsigned_logout_burst(&idp, std::slice::from_ref(&idp.router)).await;
+}

@@ -130,12 +130,29 @@ impl ThrottlePolicy {
         on_success: OnSuccess::GiveBack,
     };
 
+    /// Unsigned LogoutRequests from one client network, accepted from an application with
+    /// the legacy opt-in `allow_unsigned_logout` (each one a replay record and an audit
+    /// line): anyone can send one, so the same budget and back-off as
+    /// [`Self::REFUSED_REQUEST`]. One that ends the browser's own session gives its slot back
+    /// (that browser signed in to the application: a NAT full of colleagues signing out).
+    pub const UNSIGNED_LOGOUT: ThrottlePolicy = ThrottlePolicy {
+        free: 30,
+        base: Duration::minutes(1),
+        max_block: Duration::hours(1),
+        quiet: Duration::hours(1),
+        on_success: OnSuccess::GiveBack,
+    };
+
     /// [`Self::RESET_ADDRESS`] for the /64s of one IPv6 /48 together (as [`Self::WIDE_ADDRESS`]).
     pub const WIDE_RESET_ADDRESS: ThrottlePolicy = Self::RESET_ADDRESS.widened();
 
     /// [`Self::REFUSED_REQUEST`] for the /64s of one IPv6 /48 together (as
     /// [`Self::WIDE_ADDRESS`]).
     pub const WIDE_REFUSED_REQUEST: ThrottlePolicy = Self::REFUSED_REQUEST.widened();
+
+    /// [`Self::UNSIGNED_LOGOUT`] for the /64s of one IPv6 /48 together (as
+    /// [`Self::WIDE_ADDRESS`]).
+    pub const WIDE_UNSIGNED_LOGOUT: ThrottlePolicy = Self::UNSIGNED_LOGOUT.widened();
 
     /// The policy of an IPv6 client's /48 for a policy of its /64: the same back-off with
     /// [`WIDE_FACTOR`] times the free attempts.
@@ -164,7 +181,7 @@ const WIDE_FACTOR: i64 = WIDE_NETWORK_FACTOR as i64;
 
 /// The keys of a client network, each with the key and policy of an IPv6 client's /48
 /// beside it: an address slot taken alone would give whoever holds a /48 65,536 budgets.
-const WIDE_KEYS: [(&str, &str, ThrottlePolicy); 3] = [
+const WIDE_KEYS: [(&str, &str, ThrottlePolicy); 4] = [
     ("addr:", "addr48:", ThrottlePolicy::WIDE_ADDRESS),
     (
         "reset-addr:",
@@ -175,6 +192,11 @@ const WIDE_KEYS: [(&str, &str, ThrottlePolicy); 3] = [
         "refused-addr:",
         "refused-addr48:",
         ThrottlePolicy::WIDE_REFUSED_REQUEST,
+    ),
+    (
+        "unsigned-logout:",
+        "unsigned-logout48:",
+        ThrottlePolicy::WIDE_UNSIGNED_LOGOUT,
     ),
 ];
 
@@ -271,6 +293,14 @@ impl Slot {
         Slot {
             key: format!("refused-addr:{}", network_of(address)),
             policy: ThrottlePolicy::REFUSED_REQUEST,
+        }
+    }
+
+    /// An unsigned LogoutRequest accepted under the legacy opt-in, from a client address.
+    pub fn unsigned_logout(address: &str) -> Slot {
+        Slot {
+            key: format!("unsigned-logout:{}", network_of(address)),
+            policy: ThrottlePolicy::UNSIGNED_LOGOUT,
         }
     }
 
@@ -445,6 +475,16 @@ impl<'s> Throttle<'s> {
         self.give_back(&attempt.slots).await
     }
 
+    /// An attempt admitted in an earlier request under `slot` (and, for an IPv6 client, its
+    /// /48) succeeded only now: as [`Self::succeeded`]. For an attempt that outlives its
+    /// request: an unsigned LogoutRequest that came by POST takes its slot there, and ends
+    /// a session only once continued. Never takes a count below zero.
+    pub async fn succeeded_later(&self, slot: Slot) -> Result<()> {
+        let wide = slot.wide();
+        let slots = std::iter::once(slot).chain(wide).collect();
+        self.succeeded(Attempt { slots }).await
+    }
+
     /// Forgets runs that ended (quiet and not blocked) by `now`; returns how many.
     pub async fn purge(&self, now: OffsetDateTime) -> Result<u64> {
         let now_ms = unix_ms(now);
@@ -460,6 +500,8 @@ impl<'s> Throttle<'s> {
             ThrottlePolicy::WIDE_RESET_ADDRESS,
             ThrottlePolicy::REFUSED_REQUEST,
             ThrottlePolicy::WIDE_REFUSED_REQUEST,
+            ThrottlePolicy::UNSIGNED_LOGOUT,
+            ThrottlePolicy::WIDE_UNSIGNED_LOGOUT,
         ]
         .iter()
         .map(|p| millis(p.quiet))
@@ -502,6 +544,10 @@ mod tests {
             "reset:bob@example.org"
         );
         assert_eq!(Slot::reset_address("10.0.0.1").key(), "reset-addr:10.0.0.1");
+        assert_eq!(
+            Slot::unsigned_logout("10.0.0.1").key(),
+            "unsigned-logout:10.0.0.1"
+        );
     }
 
     #[test]
@@ -545,6 +591,11 @@ mod tests {
                 "refused-addr48:2001:db8:1:",
                 ThrottlePolicy::WIDE_REFUSED_REQUEST,
             ),
+            (
+                Slot::unsigned_logout(v6),
+                "unsigned-logout48:2001:db8:1:",
+                ThrottlePolicy::WIDE_UNSIGNED_LOGOUT,
+            ),
         ] {
             let wide = slot.wide().unwrap();
             assert_eq!(wide.key(), key);
@@ -562,6 +613,7 @@ mod tests {
             Slot::address("192.0.2.7"),
             Slot::reset_address("192.0.2.7"),
             Slot::refused_request("::ffff:192.0.2.7"),
+            Slot::unsigned_logout("192.0.2.7"),
             Slot::pair("bob", v6),
             Slot::account("bob"),
             Slot::reset_name("bob"),

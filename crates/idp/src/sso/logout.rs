@@ -11,7 +11,10 @@
 //!   signatures); such a request ends at most this browser's session, and only when that
 //!   session signed in to the application under the NameID it names.
 //! * A LogoutRequest acts once: its issuer and ID are recorded ([`SeenRequests`]) for the
-//!   profile's time window, on every node.
+//!   profile's time window, on every node. Checking writes nothing; the caller records a
+//!   checked request ([`CheckedLogout::record`]) only once it has taken what the request
+//!   must take first: an unsigned one's throttle slot for its client network
+//!   ([`crate::session::Slot::unsigned_logout`]), and a park.
 
 use latchkey_saml::binding::MessageKind;
 use latchkey_saml::inbound::{self, Inbound, Received, Requirement, SignaturePolicy};
@@ -80,8 +83,8 @@ impl CheckedLogout {
     }
 
     /// Records the request as used, refusing a replay, on every node. Taken last, after any
-    /// place the request must take (a park), so a request refused for lack of one keeps its
-    /// ID and the application can send it again.
+    /// slot or place the request must take (an unsigned one's throttle slot, a park), so a
+    /// request refused for lack of one keeps its ID and the application can send it again.
     pub async fn record(
         self,
         store: &Store,
@@ -152,17 +155,6 @@ pub async fn check_request(
         },
         app,
     ))
-}
-
-/// Checks a LogoutRequest ([`check_request`]) and records it as used, refusing a replay.
-pub async fn accept_request(
-    store: &Store,
-    settings: &ServerSettings,
-    message: &Inbound,
-    now: OffsetDateTime,
-) -> Result<(AcceptedLogout, Application), LogoutRefusal> {
-    let (checked, app) = check_request(store, settings, message, now).await?;
-    Ok((checked.record(store, now).await?, app))
 }
 
 /// Whether `app`'s answer to our LogoutRequest `request_id` is a trusted success; `Err`

@@ -1,4 +1,5 @@
-//! The throttle's address slots (sign-in, password-reset requests, refused SAML requests):
+//! The throttle's address slots (sign-in, password-reset requests, refused SAML requests,
+//! unsigned LogoutRequests):
 //! an IPv6 client counts as its /64, and the /64s of one /48 count together too, so
 //! rotating through a site's 65,536 /64s buys five addresses' worth of free attempts, not
 //! 65,536.
@@ -12,7 +13,9 @@ use crate::support::TestStore;
 on_both_backends!(
     the_64s_of_one_48_share_a_looser_budget,
     the_64s_of_one_48_share_a_looser_reset_budget,
-    the_64s_of_one_48_share_a_looser_refusal_budget
+    the_64s_of_one_48_share_a_looser_refusal_budget,
+    the_64s_of_one_48_share_a_looser_unsigned_logout_budget,
+    a_success_in_a_later_request_gives_its_slot_back
 );
 
 async fn the_64s_of_one_48_share_a_looser_budget(t: TestStore) {
@@ -41,6 +44,16 @@ async fn the_64s_of_one_48_share_a_looser_refusal_budget(t: TestStore) {
         Slot::refused_request,
         ThrottlePolicy::REFUSED_REQUEST,
         ThrottlePolicy::WIDE_REFUSED_REQUEST,
+    )
+    .await;
+}
+
+async fn the_64s_of_one_48_share_a_looser_unsigned_logout_budget(t: TestStore) {
+    one_48(
+        t,
+        Slot::unsigned_logout,
+        ThrottlePolicy::UNSIGNED_LOGOUT,
+        ThrottlePolicy::WIDE_UNSIGNED_LOGOUT,
     )
     .await;
 }
@@ -90,4 +103,47 @@ async fn one_48(
         panic!("the block ended");
     };
     throttle.succeeded(attempt).await.unwrap();
+}
+
+/// An unsigned LogoutRequest that came by POST takes its slot there and ends a session only
+/// once continued: that later success gives the slot back, as a success in the same request
+/// would, and lifts the block it set.
+async fn a_success_in_a_later_request_gives_its_slot_back(t: TestStore) {
+    let throttle = Throttle::new(&t.store);
+    let now = t.store.now();
+    let address = "198.51.100.44";
+    let free = ThrottlePolicy::UNSIGNED_LOGOUT.free;
+    for i in 0..free {
+        let admission = throttle
+            .admit(vec![Slot::unsigned_logout(address)], now)
+            .await
+            .unwrap();
+        assert!(matches!(admission, Admission::Admitted(_)), "attempt {i}");
+    }
+    let take = || throttle.admit(vec![Slot::unsigned_logout(address)], now);
+    assert!(matches!(take().await.unwrap(), Admission::Refused { .. }));
+    throttle
+        .succeeded_later(Slot::unsigned_logout(address))
+        .await
+        .unwrap();
+    assert!(matches!(take().await.unwrap(), Admission::Admitted(_)));
+    assert!(matches!(take().await.unwrap(), Admission::Refused { .. }));
+    // A key with no run is left at nothing: a success gives back no slot it did not take.
+    let elsewhere = "192.0.2.200";
+    throttle
+        .succeeded_later(Slot::unsigned_logout(elsewhere))
+        .await
+        .unwrap();
+    for i in 0..free {
+        let admission = throttle
+            .admit(vec![Slot::unsigned_logout(elsewhere)], now)
+            .await
+            .unwrap();
+        assert!(matches!(admission, Admission::Admitted(_)), "attempt {i}");
+    }
+    let admission = throttle
+        .admit(vec![Slot::unsigned_logout(elsewhere)], now)
+        .await
+        .unwrap();
+    assert!(matches!(admission, Admission::Refused { .. }));
 }

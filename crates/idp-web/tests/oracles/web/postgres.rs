@@ -93,3 +93,11 @@ async fn the_whole_flow_runs_on_postgresql() {
 async fn a_replayed_logout_request_is_refused_on_postgresql() {
     replayed_logout_request(idp_postgres().await).await;
 }
+
+/// The unsigned-logout bound holds on two PostgreSQL nodes sharing one database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_unsigned_logout_requests_is_bounded_on_two_postgres_nodes() {
+    let idp = idp_postgres_with(|c| c.trust_forwarded_for = true).await;
+    let (node_b, _) = second_node(&idp).await;
+    super::slo_cases::unsigned_logout_burst(&idp, &[idp.router.clone(), node_b]).await;
+}
