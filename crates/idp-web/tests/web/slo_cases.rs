@@ -69,8 +69,7 @@ pub async fn replayed_logout_request(idp: Idp) {
 pub fn logout_request(issuer: &str, name_id: &str, format: &str) -> LogoutRequest {
     LogoutRequest {
         id: latchkey_saml::ids::new_id().unwrap(),
-        // The SP's own clock; web/logout.rs checks it against the wall clock (its clock is
-        // not yet injected), where the IdP's test clock starts.
+        // The SP's own clock (the wall clock), where the IdP's test clock starts.
         issue_instant: SystemClock.now(),
         destination: Some(format!("{BASE}/saml/slo")),
         issuer: Some(issuer.into()),

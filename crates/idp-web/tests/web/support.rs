@@ -51,7 +51,7 @@ pub struct Idp {
     /// The database URL, for a second node or a second connection on the same store.
     pub url: String,
     /// The IdP's clock: it starts at the wall clock's time and stands still until a test
-    /// moves it on (`web/logout.rs` alone still reads the wall clock).
+    /// moves it on.
     pub clock: ManualClock,
     /// The key that seals TOTP secrets in this IdP (base64; [`Idp::kek`] opens it).
     pub kek_base64: String,
