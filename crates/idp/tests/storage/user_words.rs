@@ -17,6 +17,7 @@ on_both_backends!(
     words_written_before_0610_are_found_in_username_order,
     users_of_an_upgraded_install_are_found_by_their_names,
     a_rename_by_any_writer_moves_the_user_in_searches_and_member_listings,
+    a_page_and_its_total_in_one_statement_are_the_page_and_the_count,
 );
 
 fn search(q: &str) -> UserFilter {
@@ -547,4 +548,84 @@ async fn a_rename_by_any_writer_moves_the_user_in_searches_and_member_listings(t
         }
     }
     assert_eq!(walked, ["ng.dora", "ng.mia", "olga.ng"]);
+}
+
+/// `page_with_total` reads a search by words once for both its page and its total: each of
+/// its answers is what the page and the count, asked separately, say. Searches with both
+/// sides (usernames and words), users with two words in the range, another term, a status,
+/// a group; pages at several offsets, and totals under and past the cap.
+async fn a_page_and_its_total_in_one_statement_are_the_page_and_the_count(t: TestStore) {
+    let users = t.store.users();
+    let group = t
+        .store
+        .groups()
+        .create(&admin(), NewGroup::new("night shift"))
+        .await
+        .unwrap();
+    for i in 0..23 {
+        // Usernames beginning "park" (the username side), and family names Park and
+        // Parker (two words in the range "par" for some), spread over usernames.
+        let (username, given, family) = match i % 4 {
+            0 => (format!("park.u{i:02}"), "Ann", "Lee"),
+            1 => (format!("a{i:02}.lee"), "Parker", "Park"),
+            2 => (format!("z{i:02}.kim"), "Ann", "Park"),
+            _ => (format!("m{i:02}.roe"), "Bo", "Parkinson"),
+        };
+        let new = person(
+            &username,
+            &format!("{username}@corp.example"),
+            given,
+            family,
+        );
+        let user = users.create(&admin(), new).await.unwrap();
+        if i % 3 == 0 {
+            users.suspend(&admin(), user.id).await.unwrap();
+        }
+        if i % 2 == 0 {
+            t.store
+                .groups()
+                .add_member(&admin(), group.id, user.id)
+                .await
+                .unwrap();
+        }
+    }
+    let filters = [
+        search("park"),
+        search("par"),
+        search("ann park"),
+        search("parkinson"),
+        search("nobody"),
+        UserFilter {
+            status: Some(UserStatus::Active),
+            ..search("park")
+        },
+        UserFilter {
+            group: Some(group.id),
+            ..search("par")
+        },
+    ];
+    let mut by_words = 0;
+    for filter in &filters {
+        for (offset, limit) in [(0, 5), (0, 50), (5, 5), (10, 4), (20, 5), (40, 5)] {
+            for cap in [3, 10, 10_000] {
+                let (page, total) = users
+                    .page_with_total(filter, offset, limit, cap)
+                    .await
+                    .unwrap();
+                let alone = users.page_at_offset(filter, offset, limit).await.unwrap();
+                let counted = users.count_up_to(filter, cap).await.unwrap();
+                assert_eq!(page, alone, "{filter:?} at {offset}, {limit}");
+                assert_eq!(total, counted, "{filter:?} capped at {cap}");
+                by_words += usize::from(!page.users.is_empty() && offset == 0);
+            }
+        }
+    }
+    // The searches found users, so the statement under test ran (not only the fallbacks).
+    assert!(by_words >= 6 * 3 * 2, "{by_words}");
+    let (page, total) = users
+        .page_with_total(&search("park"), 0, 50, 10_000)
+        .await
+        .unwrap();
+    // Every user has "park" in a username or a word.
+    assert_eq!((page.users.len(), total), (23, 23));
 }
