@@ -86,6 +86,69 @@ const TRIGGERS: &[(&str, &str, &str)] = &[
      FOR EACH ROW WHEN (NEW.username_key IS DISTINCT FROM OLD.username_key) \
      EXECUTE FUNCTION users_username_key_follows();",
     ),
+    (
+        // Any change to what a group's member list shows moves the group's members' version.
+        "0630_group_version.sql",
+        "CREATE TRIGGER group_members_insert_version AFTER INSERT ON group_members \
+     BEGIN UPDATE directory_groups SET members_version = members_version + 1 \
+     WHERE id = NEW.group_id; END; \
+     CREATE TRIGGER group_members_update_version AFTER UPDATE ON group_members \
+     BEGIN UPDATE directory_groups SET members_version = members_version + 1 \
+     WHERE id IN (OLD.group_id, NEW.group_id); END; \
+     CREATE TRIGGER group_members_delete_version AFTER DELETE ON group_members \
+     BEGIN UPDATE directory_groups SET members_version = members_version + 1 \
+     WHERE id = OLD.group_id; END; \
+     CREATE TRIGGER scim_group_members_insert_version AFTER INSERT ON scim_group_members \
+     BEGIN UPDATE directory_groups SET members_version = members_version + 1 \
+     WHERE id = NEW.group_id; END; \
+     CREATE TRIGGER scim_group_members_update_version AFTER UPDATE ON scim_group_members \
+     BEGIN UPDATE directory_groups SET members_version = members_version + 1 \
+     WHERE id IN (OLD.group_id, NEW.group_id); END; \
+     CREATE TRIGGER scim_group_members_delete_version AFTER DELETE ON scim_group_members \
+     BEGIN UPDATE directory_groups SET members_version = members_version + 1 \
+     WHERE id = OLD.group_id; END; \
+     CREATE TRIGGER users_username_members_version AFTER UPDATE OF username ON users \
+     WHEN NEW.username IS NOT OLD.username \
+     BEGIN UPDATE directory_groups SET members_version = members_version + 1 \
+     WHERE id IN (SELECT group_id FROM group_members WHERE user_id = NEW.id); END;",
+        "CREATE FUNCTION groups_members_version(ids TEXT[]) RETURNS void LANGUAGE plpgsql AS $$ \
+     BEGIN PERFORM 1 FROM directory_groups WHERE id = ANY (ids) ORDER BY id FOR NO KEY UPDATE; \
+     UPDATE directory_groups SET members_version = members_version + 1 WHERE id = ANY (ids); \
+     END $$; \
+     CREATE FUNCTION group_members_version() RETURNS trigger LANGUAGE plpgsql AS $$ \
+     BEGIN IF TG_OP = 'INSERT' THEN \
+     PERFORM groups_members_version(ARRAY(SELECT DISTINCT group_id FROM came)); \
+     ELSIF TG_OP = 'DELETE' THEN \
+     PERFORM groups_members_version(ARRAY(SELECT DISTINCT group_id FROM gone)); \
+     ELSIF TG_OP = 'UPDATE' THEN PERFORM groups_members_version(\
+     ARRAY(SELECT group_id FROM came UNION SELECT group_id FROM gone)); \
+     ELSE UPDATE directory_groups SET members_version = members_version + 1; END IF; \
+     RETURN NULL; END $$; \
+     CREATE TRIGGER group_members_insert_version AFTER INSERT ON group_members \
+     REFERENCING NEW TABLE AS came FOR EACH STATEMENT EXECUTE FUNCTION group_members_version(); \
+     CREATE TRIGGER group_members_update_version AFTER UPDATE ON group_members \
+     REFERENCING OLD TABLE AS gone NEW TABLE AS came \
+     FOR EACH STATEMENT EXECUTE FUNCTION group_members_version(); \
+     CREATE TRIGGER group_members_delete_version AFTER DELETE ON group_members \
+     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION group_members_version(); \
+     CREATE TRIGGER group_members_truncate_version AFTER TRUNCATE ON group_members \
+     FOR EACH STATEMENT EXECUTE FUNCTION group_members_version(); \
+     CREATE TRIGGER scim_group_members_insert_version AFTER INSERT ON scim_group_members \
+     REFERENCING NEW TABLE AS came FOR EACH STATEMENT EXECUTE FUNCTION group_members_version(); \
+     CREATE TRIGGER scim_group_members_update_version AFTER UPDATE ON scim_group_members \
+     REFERENCING OLD TABLE AS gone NEW TABLE AS came \
+     FOR EACH STATEMENT EXECUTE FUNCTION group_members_version(); \
+     CREATE TRIGGER scim_group_members_delete_version AFTER DELETE ON scim_group_members \
+     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION group_members_version(); \
+     CREATE TRIGGER scim_group_members_truncate_version AFTER TRUNCATE ON scim_group_members \
+     FOR EACH STATEMENT EXECUTE FUNCTION group_members_version(); \
+     CREATE FUNCTION users_username_members_version() RETURNS trigger LANGUAGE plpgsql AS $$ \
+     BEGIN PERFORM groups_members_version(\
+     ARRAY(SELECT group_id FROM group_members WHERE user_id = NEW.id)); RETURN NULL; END $$; \
+     CREATE TRIGGER users_username_members_version AFTER UPDATE OF username ON users \
+     FOR EACH ROW WHEN (NEW.username IS DISTINCT FROM OLD.username) \
+     EXECUTE FUNCTION users_username_members_version();",
+    ),
 ];
 
 /// The statements as tokens, with PostgreSQL's type names, and without PostgreSQL's byte-wise
