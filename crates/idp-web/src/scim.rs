@@ -21,7 +21,7 @@ use latchkey_idp::scim::ScimDirectory;
 use latchkey_idp::tokens::TokenInfo;
 use latchkey_scim::ScimError;
 use latchkey_scim::http::{self as scim_http, InFlight};
-use latchkey_scim::list::ListQuery;
+use latchkey_scim::list::{ListQuery, Projection};
 use latchkey_scim::schema::{self, USER_TYPE};
 use latchkey_scim::server::{self as routes, Backend, Kind};
 use latchkey_scim::{Patched, Resource};
@@ -74,10 +74,19 @@ impl Backend for Server {
         }
     }
 
-    async fn get(&self, kind: Kind, id: &str) -> Result<Resource, ScimError> {
+    async fn get(
+        &self,
+        kind: Kind,
+        id: &str,
+        projection: &Projection,
+    ) -> Result<Resource, ScimError> {
         match kind {
             Kind::User => self.directory.get_user(id).await,
-            Kind::Group => self.directory.get_group(id).await,
+            Kind::Group => {
+                self.directory
+                    .get_group(id, projection.returns("members"))
+                    .await
+            }
         }
     }
 

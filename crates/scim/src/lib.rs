@@ -44,9 +44,9 @@ pub struct Resource {
 pub enum Patched {
     /// The resource after the change, answered in full (200).
     Resource(Resource),
-    /// Applied, answered with no body (204): a server may skip rendering a large group
-    /// after a change to the members a PATCH names.
-    Applied,
+    /// Applied, answered with no body (204) and the resource's version after as its ETag: a
+    /// server may skip rendering a large group after a change to the members a PATCH names.
+    Applied(i64),
 }
 
 /// The core User schema URN.

@@ -55,6 +55,16 @@ impl Projection {
         out
     }
 
+    /// Whether a resource answered through this projection keeps anything of core attribute
+    /// `attr` (as its schema spells it), so a server may leave out reading what it drops.
+    pub fn returns(&self, attr: &str) -> bool {
+        let names = |p: &AttrPath| p.uri.is_none() && p.attr == attr;
+        if !self.include.is_empty() && !self.include.iter().any(names) {
+            return false;
+        }
+        !self.exclude.iter().any(|p| names(p) && p.sub.is_none())
+    }
+
     /// Applies the projection to one rendered resource.
     pub fn apply(&self, resource: &mut Value) {
         let Some(map) = resource.as_object_mut() else {

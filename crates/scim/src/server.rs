@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::http::{self, InFlight};
 use crate::list::{ListQuery, Projection};
 use crate::schema::{self, GROUP_TYPE, ResourceType, USER_TYPE};
-use crate::{Patched, Resource, ScimError};
+use crate::{Patched, Resource, ScimError, etag};
 
 /// Which resources a route serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +67,14 @@ pub trait Backend: Send + Sync + 'static {
         query: &ListQuery,
     ) -> impl Future<Output = Result<Value, ScimError>> + Send;
 
-    /// `GET /{kind}/{id}`.
-    fn get(&self, kind: Kind, id: &str)
-    -> impl Future<Output = Result<Resource, ScimError>> + Send;
+    /// `GET /{kind}/{id}`. `projection` is applied to the answer afterwards; a backend may
+    /// leave out reading what it drops ([`Projection::returns`]), but not change the version.
+    fn get(
+        &self,
+        kind: Kind,
+        id: &str,
+        projection: &Projection,
+    ) -> impl Future<Output = Result<Resource, ScimError>> + Send;
 
     /// `POST /{kind}`.
     fn create(
@@ -219,7 +224,7 @@ async fn fetch<B: Backend>(
 ) -> Response {
     let _admitted = admit!(b, headers);
     let projection = Projection::parse(&params, kind.resource_type());
-    match b.get(kind, &id).await {
+    match b.get(kind, &id, &projection).await {
         Ok(mut r) => {
             projection.apply(&mut r.json);
             http::got(&headers, &r.json, r.version)
@@ -256,7 +261,13 @@ async fn patch<B: Backend>(
     let if_match = http::if_match(&headers);
     match b.patch(&caller, kind, &id, &body, if_match).await {
         Ok(Patched::Resource(r)) => written(StatusCode::OK, Ok(r)),
-        Ok(Patched::Applied) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Patched::Applied(version)) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&etag(version)) {
+                response.headers_mut().insert(header::ETAG, v);
+            }
+            response
+        }
         Err(e) => http::error(&e),
     }
 }

@@ -526,7 +526,8 @@ async fn scim_groups(t: TestStore) {
 
 /// A PATCH that only adds and removes members (what Entra and Okta send for each change)
 /// reads and writes only the members it names; it must leave the group exactly as the same
-/// PATCH applied to the whole group (sent with `If-Match`) does.
+/// PATCH applied to the whole group (with an operation besides that changes nothing, and
+/// `If-Match`) does.
 async fn scim_member_patches(t: TestStore) {
     let s = scim(t).await;
     let mut ids = Vec::new();
@@ -590,8 +591,11 @@ async fn scim_member_patches(t: TestStore) {
             .as_str()
             .unwrap()
             .to_owned();
+        let mut whole_ops = ops.as_array().unwrap().clone();
+        whole_ops.push(json!({"op": "replace", "path": "displayName", "value": "whole"}));
+        let whole_body = json!({"schemas": [PATCH], "Operations": whole_ops});
         let whole = s
-            .with(&s.token, Method::PATCH, &uri, Some(body), Some(&tag))
+            .with(&s.token, Method::PATCH, &uri, Some(whole_body), Some(&tag))
             .await;
         assert_eq!(whole.status, StatusCode::OK, "{}", whole.body);
         let fast = s.get(&format!("/scim/v2/Groups/{}", groups[0])).await;
@@ -1259,7 +1263,172 @@ async fn scim_leaves_console_role_holders_alone(t: TestStore) {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
 }
 
+/// A group's ETag over HTTP (migration 0630): the same with or without its members, moved by
+/// a membership change through SCIM or the admin API, checked against `If-Match` (a
+/// members-only PATCH answers 204 with the new one), and of two PATCHes sent at once with
+/// one ETag exactly one is applied.
+async fn scim_group_etags(t: TestStore) {
+    let s = scim(t).await;
+    let mut ids = Vec::new();
+    for name in ["dan", "erin", "fay", "gus"] {
+        let body = json!({"schemas": [USER], "userName": name,
+            "emails": [{"value": format!("{name}@example.org")}]});
+        let r = s.call(Method::POST, "/scim/v2/Users", Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let created = s
+        .call(
+            Method::POST,
+            "/scim/v2/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "eng",
+                "members": [{"value": ids[0]}]})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let gid = created.body["id"].as_str().unwrap().to_owned();
+    let uri = format!("/scim/v2/Groups/{gid}");
+    let etag = |a: &Answer| a.headers[header::ETAG].to_str().unwrap().to_owned();
+    // The same ETag however much of the group is asked for, in a listing too.
+    let current = || async {
+        let full = s.get(&uri).await;
+        assert_eq!(full.status, StatusCode::OK, "{}", full.body);
+        assert!(full.body["members"].is_array(), "{}", full.body);
+        assert_eq!(full.body["meta"]["version"], etag(&full).as_str());
+        for query in ["excludedAttributes=members", "attributes=displayName"] {
+            let light = s.get(&format!("{uri}?{query}")).await;
+            assert_eq!(light.status, StatusCode::OK, "{}", light.body);
+            assert!(light.body.get("members").is_none(), "{}", light.body);
+            assert_eq!(etag(&light), etag(&full), "{query}");
+        }
+        let listed = s
+            .get("/scim/v2/Groups?filter=displayName%20eq%20%22eng%22&excludedAttributes=members")
+            .await;
+        assert_eq!(
+            listed.body["Resources"][0]["meta"]["version"],
+            etag(&full).as_str(),
+            "{}",
+            listed.body
+        );
+        etag(&full)
+    };
+    let first = current().await;
+    assert_eq!(first, etag(&created));
+    let unchanged = s
+        .send(
+            Request::builder()
+                .uri(format!("{uri}?excludedAttributes=members"))
+                .header(header::AUTHORIZATION, format!("Bearer {}", s.token))
+                .header(header::IF_NONE_MATCH, first.as_str())
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
+
+    // A members-only PATCH with the current ETag: 204 with the new one.
+    let add = |who: &str| {
+        json!({"schemas": [PATCH], "Operations": [
+            {"op": "add", "path": "members", "value": [{"value": who}]}]})
+    };
+    let r = s
+        .with(
+            &s.token,
+            Method::PATCH,
+            &uri,
+            Some(add(&ids[1])),
+            Some(&first),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let second = current().await;
+    assert_ne!(second, first);
+    assert_eq!(etag(&r), second);
+    // The old one: 412, nothing written.
+    let r = s
+        .with(
+            &s.token,
+            Method::PATCH,
+            &uri,
+            Some(add(&ids[2])),
+            Some(&first),
+        )
+        .await;
+    assert_scim_error(&r, StatusCode::PRECONDITION_FAILED, None);
+    assert_eq!(current().await, second);
+    assert_eq!(
+        s.get(&uri).await.body["members"].as_array().unwrap().len(),
+        2
+    );
+
+    // An admin API change moves it, and the ETag a client held is stale.
+    let r = s
+        .with(
+            &s.api_token,
+            Method::PUT,
+            &format!("/api/v1/groups/{gid}/members/{}", ids[2]),
+            None,
+            None,
+        )
+        .await;
+    assert!(r.status.is_success(), "{} {}", r.status, r.body);
+    let third = current().await;
+    assert_ne!(third, second);
+    let r = s
+        .with(
+            &s.token,
+            Method::PATCH,
+            &uri,
+            Some(add(&ids[3])),
+            Some(&second),
+        )
+        .await;
+    assert_scim_error(&r, StatusCode::PRECONDITION_FAILED, None);
+    let r = s
+        .with(
+            &s.api_token,
+            Method::DELETE,
+            &format!("/api/v1/groups/{gid}/members/{}", ids[2]),
+            None,
+            None,
+        )
+        .await;
+    assert!(r.status.is_success(), "{} {}", r.status, r.body);
+    let fourth = current().await;
+    assert_ne!(fourth, third);
+
+    // Two PATCHes at once with the same ETag: one applied, one 412.
+    let (a, b) = tokio::join!(
+        s.with(
+            &s.token,
+            Method::PATCH,
+            &uri,
+            Some(add(&ids[2])),
+            Some(&fourth)
+        ),
+        s.with(
+            &s.token,
+            Method::PATCH,
+            &uri,
+            Some(add(&ids[3])),
+            Some(&fourth)
+        ),
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::NO_CONTENT, StatusCode::PRECONDITION_FAILED]
+    );
+    assert_eq!(
+        s.get(&uri).await.body["members"].as_array().unwrap().len(),
+        3
+    );
+    assert_ne!(current().await, fourth);
+}
+
 crate::on_both_backends!(
+    scim_group_etags,
     scim_leaves_console_role_holders_alone,
     scim_fed_changes_reach_connected_apps,
     scim_token_scopes,

@@ -413,20 +413,24 @@ type GroupTuple = (
     String,
     Option<String>,
     Option<String>,
+    i64,
 );
 
+/// A group's row, with its members' version read in the same statement (before any member).
 const GROUP_ROWS: &str = "SELECT g.id, g.name, g.description, g.created_at, g.updated_at, \
-     sg.external_id, sg.updated_at FROM directory_groups g \
+     sg.external_id, sg.updated_at, g.members_version FROM directory_groups g \
      LEFT JOIN scim_groups sg ON sg.group_id = g.id WHERE ";
 
 struct ListedGroup {
     group: Group,
     external_id: Option<String>,
     modified: Option<OffsetDateTime>,
+    members_version: i64,
 }
 
 fn listed_group(row: GroupTuple) -> Result<ListedGroup, ScimError> {
-    let (id, name, description, created_at, updated_at, external_id, modified) = row;
+    let (id, name, description, created_at, updated_at, external_id, modified, members_version) =
+        row;
     let parse = |what, t: &str| timestamp::parse(what, t).map_err(scim_error);
     Ok(ListedGroup {
         group: Group {
@@ -440,6 +444,7 @@ fn listed_group(row: GroupTuple) -> Result<ListedGroup, ScimError> {
         modified: modified
             .map(|t| parse("scim_groups.updated_at", &t))
             .transpose()?,
+        members_version,
     })
 }
 
@@ -567,7 +572,9 @@ impl ScimDirectory {
                     let rows: Vec<GroupTuple> =
                         sql.fetch_all(store.pool()).await.map_err(scim_error)?;
                     for row in rows {
-                        let mut json = self.full_group(&mut conn, listed_group(row)?).await?;
+                        let mut json = self
+                            .full_group(&mut conn, listed_group(row)?, &query.projection)
+                            .await?;
                         query.projection.apply(&mut json);
                         page.push(json);
                     }
@@ -609,6 +616,7 @@ impl ScimDirectory {
                             &l.group,
                             l.external_id.as_deref(),
                             members.as_deref(),
+                            l.members_version,
                             l.modified,
                             self.base_url(),
                         )
@@ -623,7 +631,7 @@ impl ScimDirectory {
                         continue;
                     };
                     let l = listed.swap_remove(pos);
-                    let mut json = self.full_group(&mut conn, l).await?;
+                    let mut json = self.full_group(&mut conn, l, &query.projection).await?;
                     query.projection.apply(&mut json);
                     page.push(json);
                 }
@@ -635,16 +643,23 @@ impl ScimDirectory {
 }
 
 impl ScimDirectory {
+    /// The group as a page answers it: its members only if `projection` returns them.
     async fn full_group(
         &self,
         conn: &mut sqlx::AnyConnection,
         l: ListedGroup,
+        projection: &Projection,
     ) -> Result<Value, ScimError> {
-        let members = super::group_members(conn, l.group.id).await?;
+        let members = if projection.returns("members") {
+            Some(super::group_members(conn, l.group.id).await?)
+        } else {
+            None
+        };
         Ok(render::group(
             &l.group,
             l.external_id.as_deref(),
-            Some(&members),
+            members.as_deref(),
+            l.members_version,
             l.modified,
             self.base_url(),
         )

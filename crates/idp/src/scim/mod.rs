@@ -14,7 +14,10 @@
 //!   sessions and pairwise NameIDs go; the audit keeps what went): it is what RFC 7644 and
 //!   the usual clients (Entra, Okta) mean by it, and a client that wants to keep the person
 //!   sends `active: false` instead.
-//! - ETags are a hash of the resource as answered ([`render::Resource::version`]), checked
+//! - A user's ETag is a hash of the resource as answered ([`render::Resource::version`]); a
+//!   group's is a hash of its own fields and its members' version, a number the database's
+//!   triggers move on every change to what its member list shows, by any writer (migration
+//!   0630; [`render::group`]), so it is known without reading a member. Either is checked
 //!   against `If-Match` inside the writing transaction after the row is locked, so a change
 //!   in between (by SCIM or an admin) is a 412, never a lost update.
 //! - Listings are answered from SQL where the filter allows ([`listing`]), and never
@@ -337,28 +340,38 @@ impl ScimDirectory {
 
     // ---- groups --------------------------------------------------------------------
 
-    /// `GET /Groups/{id}`.
-    pub async fn get_group(&self, id: &str) -> Result<Resource, ScimError> {
+    /// `GET /Groups/{id}`; without `members` (asked with `excludedAttributes=members`, say)
+    /// none is read, and the version is the same.
+    pub async fn get_group(&self, id: &str, members: bool) -> Result<Resource, ScimError> {
         let id = group_id(id)?;
         let mut conn = self.store.pool().acquire().await.map_err(db)?;
         let group = groups::fetch(&mut *conn, id)
             .await
             .map_err(scim_error)?
             .ok_or_else(|| ScimError::not_found("Group"))?;
-        self.render_group(&mut conn, &group).await
+        self.render_group(&mut conn, &group, members).await
     }
 
+    /// The group as answered, its members only if `members`. Its members' version is read
+    /// before them: a change in between can make the version older than the members shown
+    /// (an `If-Match` with it is then a 412), never newer.
     pub(crate) async fn render_group(
         &self,
         conn: &mut AnyConnection,
         group: &Group,
+        members: bool,
     ) -> Result<Resource, ScimError> {
         let row = load_group_row(conn, group.id).await?;
-        let members = group_members(conn, group.id).await?;
+        let members = if members {
+            Some(group_members(conn, group.id).await?)
+        } else {
+            None
+        };
         Ok(render::group(
             group,
             row.external_id.as_deref(),
-            Some(&members),
+            members.as_deref(),
+            row.members_version,
             row.updated_at,
             &self.base_url,
         ))
@@ -395,14 +408,7 @@ impl ScimDirectory {
             write_entry(conn, group.id, *member, written.as_ref()).await?;
         }
         save_group_row(conn, group.id, wanted.external_id.as_deref(), now).await?;
-        let members = group_members(conn, group.id).await?;
-        let resource = render::group(
-            &group,
-            wanted.external_id.as_deref(),
-            Some(&members),
-            Some(now),
-            &self.base_url,
-        );
+        let resource = self.render_group(conn, &group, true).await?;
         store::commit(tx).await.map_err(scim_error)?;
         self.store.wake_outbox();
         tracing::info!(group = %group.id, actor = actor.as_str(), "SCIM created group");
@@ -421,10 +427,11 @@ impl ScimDirectory {
             .await
     }
 
-    /// `PATCH /Groups/{id}`. One that only adds and removes members, without `If-Match`
-    /// (what Entra and Okta send for every membership change), is applied to the members
-    /// it names and answered with no body: a group of 50,000 is neither read nor sent back
-    /// to add one. Anything else is applied to the whole group, which is answered.
+    /// `PATCH /Groups/{id}`. One that only adds and removes members (what Entra and Okta
+    /// send for every membership change, with `If-Match` or without) is applied to the
+    /// members it names and answered with no body, only the new ETag: a group of 50,000 is
+    /// neither read nor sent back to add one. Anything else is applied to the whole group,
+    /// which is answered.
     pub async fn patch_group(
         &self,
         token: &TokenInfo,
@@ -433,15 +440,13 @@ impl ScimDirectory {
         if_match: Option<&str>,
     ) -> Result<Patched, ScimError> {
         let ops = patch::parse_request(body)?;
-        if if_match.is_none() {
-            let changes: Option<Vec<ValueChange>> = ops
-                .iter()
-                .map(|op| patch::value_change(op, &GROUP_TYPE, "members"))
-                .collect();
-            if let Some(changes) = changes {
-                self.change_members(token, id, &changes).await?;
-                return Ok(Patched::Applied);
-            }
+        let changes: Option<Vec<ValueChange>> = ops
+            .iter()
+            .map(|op| patch::value_change(op, &GROUP_TYPE, "members"))
+            .collect();
+        if let Some(changes) = changes {
+            let version = self.change_members(token, id, &changes, if_match).await?;
+            return Ok(Patched::Applied(version));
         }
         self.update_group(token, id, Write::Patch(&ops), if_match)
             .await
@@ -451,19 +456,25 @@ impl ScimDirectory {
     /// Applies member changes in order to the members they name, reading and writing only
     /// those: what applying them to the whole group would leave, for the same checks (every
     /// added entry against the schema, a member must be a user, a role-carrying group is out
-    /// of reach).
+    /// of reach). `If-Match` is checked against the group's version, which needs no member
+    /// read; the answer is the version after.
     async fn change_members(
         &self,
         token: &TokenInfo,
         id: &str,
         changes: &[ValueChange<'_>],
-    ) -> Result<(), ScimError> {
+        if_match: Option<&str>,
+    ) -> Result<i64, ScimError> {
         let id = group_id(id)?;
         let actor = token.actor();
         let now = self.store.now();
         let mut tx = self.store.begin().await.map_err(scim_error)?;
         let conn = store::conn(&mut tx);
         let group = locked_group(conn, id).await?;
+        if if_match.is_some() {
+            let current = self.render_group(conn, &group, false).await?;
+            check_version(if_match, current.version)?;
+        }
         // Per named user: (a member before, written entry before), then the same after.
         let mut named: BTreeMap<UserId, [(bool, Option<Value>); 2]> = BTreeMap::new();
         for change in changes {
@@ -527,9 +538,10 @@ impl ScimDirectory {
             let row = load_group_row(conn, id).await?;
             save_group_row(conn, id, row.external_id.as_deref(), now).await?;
         }
+        let after = self.render_group(conn, &group, false).await?;
         store::commit(tx).await.map_err(scim_error)?;
         self.store.wake_outbox();
-        Ok(())
+        Ok(after.version)
     }
 
     /// Groups follow the SCIM client: a PUT's member list is the group's (the overwrite
@@ -552,15 +564,26 @@ impl ScimDirectory {
         let conn = store::conn(&mut tx);
         let before = locked_group(conn, id).await?;
         let row = load_group_row(conn, id).await?;
+        // The version first: it needs no member read, and a stale `If-Match` reads none.
+        let version = render::group(
+            &before,
+            row.external_id.as_deref(),
+            None,
+            row.members_version,
+            row.updated_at,
+            &self.base_url,
+        )
+        .version;
+        check_version(if_match, version)?;
         let members = group_members(conn, id).await?;
         let current = render::group(
             &before,
             row.external_id.as_deref(),
             Some(&members),
+            row.members_version,
             row.updated_at,
             &self.base_url,
         );
-        check_version(if_match, current.version)?;
         let resource = match (replacement, write) {
             (Some(r), _) => r,
             (None, Write::Patch(ops)) => {
@@ -614,20 +637,10 @@ impl ScimDirectory {
                 changed = true;
             }
         }
-        let modified = if wanted.external_id != row.external_id || changed {
+        if wanted.external_id != row.external_id || changed {
             save_group_row(conn, id, wanted.external_id.as_deref(), now).await?;
-            Some(now)
-        } else {
-            row.updated_at
-        };
-        let members = group_members(conn, id).await?;
-        let resource = render::group(
-            &after,
-            wanted.external_id.as_deref(),
-            Some(&members),
-            modified,
-            &self.base_url,
-        );
+        }
+        let resource = self.render_group(conn, &after, true).await?;
         store::commit(tx).await.map_err(scim_error)?;
         self.store.wake_outbox();
         Ok(resource)
@@ -648,7 +661,7 @@ impl ScimDirectory {
         let conn = store::conn(&mut tx);
         let group = locked_group(conn, id).await?;
         if if_match.is_some() {
-            let current = self.render_group(conn, &group).await?;
+            let current = self.render_group(conn, &group, false).await?;
             check_version(if_match, current.version)?;
         }
         guard_group(conn, &group).await?;
@@ -935,29 +948,31 @@ async fn save_user_row(
     Ok(())
 }
 
+/// The SCIM side of a group, and its members' version.
 struct GroupRowScim {
     external_id: Option<String>,
     updated_at: Option<OffsetDateTime>,
+    members_version: i64,
 }
 
 async fn load_group_row(conn: &mut AnyConnection, id: GroupId) -> Result<GroupRowScim, ScimError> {
-    let row: Option<(Option<String>, String)> =
-        sqlx::query_as("SELECT external_id, updated_at FROM scim_groups WHERE group_id = $1")
-            .bind(id.to_db())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?;
-    Ok(match row {
-        Some((external_id, updated_at)) => GroupRowScim {
-            external_id,
-            updated_at: Some(
-                timestamp::parse("scim_groups.updated_at", &updated_at).map_err(scim_error)?,
-            ),
-        },
-        None => GroupRowScim {
-            external_id: None,
-            updated_at: None,
-        },
+    let row: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT g.members_version, s.external_id, s.updated_at FROM directory_groups g \
+         LEFT JOIN scim_groups s ON s.group_id = g.id WHERE g.id = $1",
+    )
+    .bind(id.to_db())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let (members_version, external_id, updated_at) =
+        row.ok_or_else(|| ScimError::not_found("Group"))?;
+    Ok(GroupRowScim {
+        external_id,
+        updated_at: updated_at
+            .map(|t| timestamp::parse("scim_groups.updated_at", &t))
+            .transpose()
+            .map_err(scim_error)?,
+        members_version,
     })
 }
 

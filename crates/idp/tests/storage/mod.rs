@@ -9,6 +9,7 @@ mod apps;
 mod audit;
 mod bulk;
 mod enrollment;
+mod group_versions;
 mod groups;
 mod import;
 pub(crate) mod metadata_import;

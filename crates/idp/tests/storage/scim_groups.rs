@@ -72,7 +72,7 @@ async fn entries_move_from_the_json_array_to_rows(t: TestStore) {
 
     let store = Store::open_url(&url, 2, cheap_passwords()).await.unwrap();
     let scim = ScimDirectory::new(store, "https://idp.example/scim/v2");
-    let group = scim.get_group(GROUP).await.unwrap().json;
+    let group = scim.get_group(GROUP, true).await.unwrap().json;
     assert_eq!(group["externalId"], "hr-eng");
     assert_eq!(
         group["members"],

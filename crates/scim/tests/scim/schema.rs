@@ -1,5 +1,6 @@
 //! SCIM resources against their schema, and the discovery documents.
 
+use latchkey_scim::list::Projection;
 use latchkey_scim::schema::{self, GROUP_TYPE, USER_TYPE};
 use latchkey_scim::{self as scim, ScimType};
 use serde_json::json;
@@ -146,7 +147,6 @@ fn etags_and_if_match() {
 
 #[test]
 fn attributes_and_excluded_attributes_project_a_resource() {
-    use latchkey_scim::list::Projection;
     let params = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
     let resource = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -189,5 +189,32 @@ fn attributes_and_excluded_attributes_project_a_resource() {
         without
             .get("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
             .is_none()
+    );
+}
+
+/// What a projection returns of a top-level attribute, so a server may leave out reading what
+/// it drops: a group's members for `excludedAttributes=members` or `attributes=displayName`.
+#[test]
+fn projection_says_whether_an_attribute_is_returned() {
+    let params = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+    let returns =
+        |k: &str, v: &str| Projection::parse(&params(k, v), &GROUP_TYPE).returns("members");
+    assert!(Projection::default().returns("members"));
+    assert!(!returns("excludedAttributes", "members"));
+    assert!(
+        !returns("excludedAttributes", "MEMBERS"),
+        "names are case-insensitive"
+    );
+    assert!(!returns("attributes", "displayName"));
+    assert!(returns("attributes", "displayName,members"));
+    assert!(
+        returns("attributes", "members.value"),
+        "a sub-attribute needs the members"
+    );
+    assert!(returns("excludedAttributes", "members.display"));
+    assert!(returns("excludedAttributes", "displayName"));
+    assert!(
+        returns("excludedAttributes", "shoeSize"),
+        "an unknown name selects nothing"
     );
 }

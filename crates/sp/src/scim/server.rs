@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use latchkey_scim::Patched;
 use latchkey_scim::http::{self, InFlight};
+use latchkey_scim::list::Projection;
 use latchkey_scim::server::{Backend, Kind};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -71,7 +72,12 @@ impl Backend for Server {
         }
     }
 
-    async fn get(&self, kind: Kind, id: &str) -> Result<Resource, ScimError> {
+    async fn get(
+        &self,
+        kind: Kind,
+        id: &str,
+        _projection: &Projection,
+    ) -> Result<Resource, ScimError> {
         match kind {
             Kind::User => self.service.get_user(id).await,
             Kind::Group => self.service.get_group(id).await,
