@@ -311,8 +311,6 @@ pub(crate) struct UserRow {
 #[derive(sqlx::FromRow)]
 struct CountedUserRow {
     total: i64,
-    /// How many entries of its one term's range the statement gathered (0 when it did not).
-    entries: i64,
     #[sqlx(flatten)]
     user: UserRow,
 }
@@ -765,12 +763,8 @@ enum Select {
     },
     /// A search by words' matches as `k`, in no order, for a statement that reads them more
     /// than once ([`Users::page_with_total`]): the username side no more than `take` in
-    /// order, the words side whole (its range is bounded by [`ByWords`]). With `entries`
-    /// the first term's range is read from the statement's `entries` expression instead of
-    /// `user_words` (the range gathered once, up to its bound, [`Users::page_with_total`]).
-    Found {
-        entries: bool,
-    },
+    /// order, the words side whole (its range is bounded by [`ByWords`]).
+    Found,
 }
 
 /// The listing statement for `filter`, without its `LIMIT`: only the set filters appear, each
@@ -831,7 +825,7 @@ fn by_prefix(
         (Select::Rows, None) => sql.push(select_users!("")),
         (Select::Count, None) => sql.push("SELECT COUNT(*) FROM users u "),
         (Select::CountUpTo, None) => sql.push("SELECT COUNT(*) FROM (SELECT 1 FROM users u "),
-        (Select::Keys { .. } | Select::Found { .. }, None) => sql
+        (Select::Keys { .. } | Select::Found, None) => sql
             .push("SELECT ")
             .push(username_key)
             .push(" AS k FROM users u "),
@@ -844,7 +838,7 @@ fn by_prefix(
         (Select::CountUpTo, Some(_)) if joins_users => sql.push(
             "SELECT COUNT(*) FROM (SELECT 1 FROM users u JOIN group_members m ON m.user_id = u.id ",
         ),
-        (Select::Keys { .. } | Select::Found { .. }, Some(_)) if joins_users => sql
+        (Select::Keys { .. } | Select::Found, Some(_)) if joins_users => sql
             .push("SELECT ")
             .push(username_key)
             .push(" AS k FROM users u JOIN group_members m ON m.user_id = u.id "),
@@ -852,7 +846,7 @@ fn by_prefix(
         (Select::CountUpTo, Some(_)) => {
             sql.push("SELECT COUNT(*) FROM (SELECT 1 FROM group_members m ")
         }
-        (Select::Keys { .. } | Select::Found { .. }, Some(_)) => sql
+        (Select::Keys { .. } | Select::Found, Some(_)) => sql
             .push("SELECT ")
             .push(username_key)
             .push(" AS k FROM group_members m "),
@@ -917,35 +911,29 @@ fn found_by_words(
         Select::CountUpTo => sql.push("SELECT COUNT(*) FROM (SELECT 1 FROM ("),
         // The keys of both sides (no caller asks for them).
         Select::Keys { .. } => sql.push("SELECT k FROM ("),
-        Select::Found { .. } => sql,
+        Select::Found => sql,
     };
     let ordered = take.is_some();
     // The words side is read whole for `Found`, whose statement pages it itself.
-    let (words_take, from_entries) = match select {
-        Select::Found { entries } => (None, entries),
-        _ => (take, false),
-    };
+    let words_take = if select == Select::Found { None } else { take };
     sql.push("SELECT k FROM (");
     by_prefix(sql, backend, filter, after, Select::Keys { ordered });
     if let Some(take) = take {
         sql.push(" LIMIT ").int(take);
     }
-    sql.push(") a UNION ALL SELECT k FROM (SELECT DISTINCT w0.username_key AS k FROM ");
+    sql.push(
+        ") a UNION ALL SELECT k FROM (SELECT DISTINCT w0.username_key AS k FROM user_words w0",
+    );
     let search = filter
         .search
         .as_deref()
         .map(store::fold)
         .unwrap_or_default();
     if let Some((first, rest)) = terms.split_first() {
-        if from_entries {
-            // The first term's range, as the statement's `entries` gathered it.
-            sql.push("entries w0 WHERE 1 = 1");
-        } else {
-            sql.push("user_words w0 WHERE w0.word >= ")
-                .text(first.clone())
-                .push(" AND w0.word < ")
-                .text(prefix_bound(first));
-        }
+        sql.push(" WHERE w0.word >= ")
+            .text(first.clone())
+            .push(" AND w0.word < ")
+            .text(prefix_bound(first));
         if let Some(after) = after {
             sql.push(" AND w0.username_key > ").text(after.0.clone());
         }
@@ -986,7 +974,7 @@ fn found_by_words(
     match select {
         Select::Rows => sql.push(") ORDER BY ").push(key),
         Select::Count | Select::CountUpTo | Select::Keys { .. } => sql.push(") found"),
-        Select::Found { .. } => sql,
+        Select::Found => sql,
     };
 }
 
@@ -1023,35 +1011,6 @@ const READ_AT_MOST: i64 = 20_000;
 /// of a name cluster (every `grace.*` has the word `grace`), and reaching a late cluster
 /// read most of the directory: 300 ms.
 const CHECK_AT_MOST: i64 = 5_000;
-
-/// What [`Users::page_with_total`]'s one statement found.
-enum Gathered {
-    /// The page and the total.
-    Page((UserPage, u64)),
-    /// Its one term's range reached [`READ_AT_MOST`]: a username prefix only.
-    TooBroad,
-    /// Nothing to say (not a search by words, or an empty page past the first): the page
-    /// and the count are asked apart.
-    Unknown,
-}
-
-/// The one term of `filter`'s search when it is read by words with nothing checked per
-/// match (one word of two letters or more, no status, no group, no address), which
-/// [`Users::page_with_total`] decides inside its statement; `None` for every other listing,
-/// which [`Users::by_words`] decides first.
-fn one_term_read_whole(filter: &UserFilter) -> Option<String> {
-    if filter.status.is_some() || filter.group.is_some() {
-        return None;
-    }
-    let search = store::fold(filter.search.as_deref()?);
-    if search.contains('@') {
-        return None;
-    }
-    match super::words::terms(&search).as_slice() {
-        [term] if term.chars().count() >= 2 => Some(term.clone()),
-        _ => None,
-    }
-}
 
 /// A page of `limit` users from `rows`, read one past it: the extra row says another page
 /// follows, whose cursor is after the page's last user.
@@ -1229,24 +1188,9 @@ impl<'s> Users<'s> {
         limit: u32,
         cap: u64,
     ) -> Result<(UserPage, u64)> {
-        // One term read whole (nothing checked per match): its range is gathered once, up to
-        // READ_AT_MOST, for the decision, the page and the total alike.
-        let by_words = match one_term_read_whole(filter) {
-            Some(term) => {
-                let words = ByWords::Words(vec![term]);
-                match self
-                    .page_and_total_by_words(filter, &words, true, offset, limit, cap)
-                    .await?
-                {
-                    Gathered::Page(found) => return Ok(found),
-                    Gathered::TooBroad => ByWords::TooBroad,
-                    Gathered::Unknown => self.by_words(filter).await?,
-                }
-            }
-            None => self.by_words(filter).await?,
-        };
-        if let Gathered::Page(found) = self
-            .page_and_total_by_words(filter, &by_words, false, offset, limit, cap)
+        let by_words = self.by_words(filter).await?;
+        if let Some(found) = self
+            .page_and_total_by_words(filter, &by_words, offset, limit, cap)
             .await?
         {
             return Ok(found);
@@ -1260,22 +1204,19 @@ impl<'s> Users<'s> {
     /// gathered once (a `MATERIALIZED` common table expression, which both backends compute
     /// once) and both counted and paged from there. Read twice, page and count, each made the
     /// words' range distinct on its own: at 100,000 users on PostgreSQL a family name 5,000
-    /// share took ~4 ms for each. With `gather`, the one term's range is read into the
-    /// statement too, up to [`READ_AT_MOST`] entries, and its size decides as
-    /// [`Users::by_words`] would have (a separate count of the same range, 1.7 ms there).
+    /// share took ~4 ms for each. `None` for a listing not by words, and when the page is
+    /// empty past the first, where no row carries the count (the caller counts).
     async fn page_and_total_by_words(
         &self,
         filter: &UserFilter,
         by_words: &ByWords,
-        gather: bool,
         offset: u64,
         limit: u32,
         cap: u64,
-    ) -> Result<Gathered> {
+    ) -> Result<Option<(UserPage, u64)>> {
         use crate::store::Backend;
-        use crate::store::sql::prefix_bound;
         let ByWords::Words(terms) = by_words else {
-            return Ok(Gathered::Unknown);
+            return Ok(None);
         };
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         let limit = limit.max(1);
@@ -1286,20 +1227,7 @@ impl<'s> Users<'s> {
             Backend::Postgres => "u.username_key COLLATE \"C\"",
             Backend::Sqlite => "u.username_key",
         };
-        let mut sql = crate::store::sql::Sql::new("WITH ");
-        if let (true, Some(term)) = (gather, terms.first()) {
-            sql.push(
-                "entries AS MATERIALIZED (SELECT username_key, user_id FROM user_words \
-                 WHERE word >= ",
-            )
-            .text(term.clone())
-            .push(" AND word < ")
-            .text(prefix_bound(term))
-            .push(" LIMIT ")
-            .int(READ_AT_MOST)
-            .push("), ");
-        }
-        sql.push("found AS MATERIALIZED (");
+        let mut sql = crate::store::sql::Sql::new("WITH found AS MATERIALIZED (");
         // The username side as far as the count and the page need it, in its order.
         let prefix_take = capped.max(offset.saturating_add(take));
         found_by_words(
@@ -1308,23 +1236,15 @@ impl<'s> Users<'s> {
             filter,
             terms,
             None,
-            Select::Found { entries: gather },
+            Select::Found,
             Some(prefix_take),
         );
-        sql.push(") ");
-        if gather {
-            sql.push(select_users!(
-                with "(SELECT COUNT(*) FROM found) AS total, \
-                      (SELECT COUNT(*) FROM entries) AS entries",
+        sql.push(") ")
+            .push(select_users!(
+                with "(SELECT COUNT(*) FROM found) AS total",
                 "WHERE "
-            ));
-        } else {
-            sql.push(select_users!(
-                with "(SELECT COUNT(*) FROM found) AS total, CAST(0 AS BIGINT) AS entries",
-                "WHERE "
-            ));
-        }
-        sql.push(key)
+            ))
+            .push(key)
             .push(" IN (SELECT k FROM found ORDER BY k LIMIT ")
             .int(take)
             .push(" OFFSET ")
@@ -1332,29 +1252,23 @@ impl<'s> Users<'s> {
             .push(") ORDER BY ")
             .push(key);
         let rows: Vec<CountedUserRow> = sql.fetch_all(self.store.pool()).await?;
-        let Some((total, entries)) = rows.first().map(|r| (r.total, r.entries)) else {
-            // An empty first page: nothing matched, by words or not (a range too broad to
-            // read by words has users of the username side among its entries).
-            return Ok(if offset == 0 {
-                Gathered::Page((
+        let Some(total) = rows.first().map(|r| r.total) else {
+            // An empty first page: nothing matched.
+            return Ok((offset == 0).then(|| {
+                (
                     UserPage {
                         users: Vec::new(),
                         next: None,
                         search_too_broad: false,
                     },
                     0,
-                ))
-            } else {
-                Gathered::Unknown
-            });
+                )
+            }));
         };
-        if gather && entries >= READ_AT_MOST {
-            return Ok(Gathered::TooBroad);
-        }
         let users = rows.into_iter().map(|r| r.user).collect();
         let page = page_of(users, limit, by_words)?;
         let total = u64::try_from(total).unwrap_or(0).min(cap.saturating_add(1));
-        Ok(Gathered::Page((page, total)))
+        Ok(Some((page, total)))
     }
 
     /// How many users match `filter`. A count walks the matching index entries, so callers
