@@ -277,6 +277,12 @@ async fn a_word_thousands_share_is_paged_and_a_too_broad_search_says_so(t: TestS
     let names: Vec<&str> = broad.users.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["pablo", "parkour"]);
     assert_eq!(users.count(&search("pa")).await.unwrap(), 2);
+    // The API's page with its total says the same.
+    let (with_total, total) = users
+        .page_with_total(&search("pa"), 0, 50, 10_000)
+        .await
+        .unwrap();
+    assert_eq!((&with_total, total), (&broad, 2));
     // More letters, or another word, narrow it.
     let narrower = users.page(&search("pa0"), None, 50).await.unwrap();
     assert!(!narrower.search_too_broad);
