@@ -250,6 +250,7 @@ pub struct DemoApp {
     scim: Option<ScimService>,
     clock: Clock,
     secure_cookies: bool,
+    trust_forwarded_for: bool,
     audit: AuditSettings,
 }
 
@@ -317,6 +318,7 @@ impl DemoApp {
             scim,
             clock,
             secure_cookies: config.secure_cookies(),
+            trust_forwarded_for: config.trust_forwarded_for,
             audit: config.sp.audit,
         })
     }
@@ -372,5 +374,22 @@ impl DemoApp {
 
     pub(crate) fn secure_cookies(&self) -> bool {
         self.secure_cookies
+    }
+
+    /// The browser's address as the login-start bounds count it: the socket peer, or the
+    /// believed proxy's last `X-Forwarded-For` hop.
+    pub(crate) fn client_address(
+        &self,
+        headers: &axum::http::HeaderMap,
+        peer: Option<std::net::IpAddr>,
+    ) -> Option<String> {
+        latchkey_sp::network::client_address(
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|v| v.to_str().unwrap_or_default()),
+            peer,
+            self.trust_forwarded_for,
+        )
     }
 }

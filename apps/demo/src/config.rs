@@ -42,6 +42,10 @@ pub struct DemoConfig {
     /// Mark the session cookie `Secure`. Default: when the ACS URL is https.
     #[serde(default)]
     pub secure_cookies: Option<bool>,
+    /// Count logins started per the last `X-Forwarded-For` hop, not the socket peer: only
+    /// behind a reverse proxy that sets it (otherwise a client names its own address).
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
     /// The SP settings.
     pub sp: SpConfig,
 }

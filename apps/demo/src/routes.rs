@@ -201,9 +201,10 @@ struct LoginQuery {
 async fn login(
     State(app): State<AppState>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    let client = connect.map(|c| c.0.0.ip().to_string());
+    let client = app.client_address(&headers, connect.map(|c| c.0.0.ip()));
     match latchkey_sp::web::login_response(
         app.sp(),
         client.as_deref(),
@@ -349,7 +350,7 @@ async fn admin(
     let (_, account) = match current(&app, &headers).await {
         Ok(Some(found)) => found,
         Ok(None) => {
-            let client = connect.map(|c| c.0.0.ip().to_string());
+            let client = app.client_address(&headers, connect.map(|c| c.0.0.ip()));
             return latchkey_sp::web::login_response(
                 app.sp(),
                 client.as_deref(),

@@ -337,26 +337,22 @@ pub(crate) fn client_of(address: &str, headers: &HeaderMap) -> latchkey_idp::ses
 }
 
 /// The client's address: the socket peer, or the last `X-Forwarded-For` hop when the
-/// configuration says a proxy sets it.
+/// configuration says a proxy sets it (the rule is [`latchkey_sp::network::client_address`],
+/// shared with the SP toolkit's applications).
 pub(crate) fn client_addr(
     settings: &ServerSettings,
     headers: &HeaderMap,
     connect: Option<&ConnectInfo<SocketAddr>>,
 ) -> String {
-    if settings.trust_forwarded_for
-        && let Some(last) = headers
+    latchkey_sp::network::client_address(
+        headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|v| v.parse::<std::net::IpAddr>().is_ok())
-    {
-        return last.to_owned();
-    }
-    connect
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+            .map(|v| v.to_str().unwrap_or_default()),
+        connect.map(|c| c.0.ip()),
+        settings.trust_forwarded_for,
+    )
+    .unwrap_or_else(|| "unknown".into())
 }
 
 /// The server's router.

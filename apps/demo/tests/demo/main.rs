@@ -5,6 +5,7 @@
 
 mod failures;
 mod helpdesk;
+mod proxy;
 mod scim;
 mod slo;
 mod socket;

@@ -123,11 +123,12 @@ pub async fn app(kind: AppKind, extra_sp_settings: &str) -> TestApp {
 
 /// The same, with the given clock.
 pub async fn app_at(kind: AppKind, extra_sp_settings: &str, clock: Clock) -> TestApp {
-    let config = DemoConfig::from_toml(
-        &config_toml(kind, extra_sp_settings),
-        std::path::Path::new("/nonexistent"),
-    )
-    .unwrap();
+    app_from(kind, &config_toml(kind, extra_sp_settings), clock).await
+}
+
+/// The same, from a whole configuration file's text.
+pub async fn app_from(kind: AppKind, config_toml: &str, clock: Clock) -> TestApp {
+    let config = DemoConfig::from_toml(config_toml, std::path::Path::new("/nonexistent")).unwrap();
     let idp =
         IdpTrust::from_metadata(&idp_metadata_xml(&[&idp_key().cert]), None, clock.now()).unwrap();
     let db = Database::connect("sqlite::memory:").await.unwrap();

@@ -507,6 +507,13 @@ pub const DEMO_APP_TOML: &[Key] = &[
         Unset("true when `sp.acs_url` is https"),
         "The session cookie carries `Secure`.",
     ),
+    key(
+        "trust_forwarded_for",
+        "boolean",
+        Literal("false"),
+        "Count logins started per the last `X-Forwarded-For` hop instead of the socket peer; \
+         only behind a reverse proxy that appends it.",
+    ),
     key("sp", "table", Required, "The SP toolkit's settings."),
     key(
         "sp.entity_id",
