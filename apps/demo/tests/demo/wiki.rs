@@ -186,6 +186,53 @@ async fn logout_ends_the_session() {
     assert_eq!(whoami(&t, Some(&cookie)).await["authenticated"], false);
 }
 
+/// Sign-out is a POST from our own page: one another site posts (a cross-site form, told by
+/// `Sec-Fetch-Site` or, without it, by `Origin`) signs nobody out and clears no cookie.
+#[tokio::test]
+async fn a_sign_out_posted_from_another_site_changes_nothing() {
+    let t = app(AppKind::Wiki, "").await;
+    let cookie = sp_initiated(&t, ada(&["engineering"])).await.cookie();
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+    ] {
+        let reply = send(
+            &t,
+            axum::http::Request::post("/logout")
+                .header("cookie", &cookie)
+                .header("host", "wiki.test")
+                .header(name, value)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{name}: {value}");
+        assert_eq!(reply.set_cookie, None, "{name}: {value}");
+        assert_eq!(
+            whoami(&t, Some(&cookie)).await["authenticated"],
+            true,
+            "{name}: {value}"
+        );
+    }
+    // From our own page it signs out.
+    let reply = send(
+        &t,
+        axum::http::Request::post("/logout")
+            .header("cookie", &cookie)
+            .header("host", "wiki.test")
+            .header("origin", "http://wiki.test")
+            .header("sec-fetch-site", "same-origin")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert!(reply.set_cookie.unwrap().contains("Max-Age=0"));
+    assert_eq!(whoami(&t, Some(&cookie)).await["authenticated"], false);
+}
+
 #[tokio::test]
 async fn pages_carry_a_strict_csp_and_no_script() {
     let t = app(AppKind::Wiki, "").await;
@@ -201,6 +248,9 @@ async fn pages_carry_a_strict_csp_and_no_script() {
         .to_str()
         .unwrap();
     assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"));
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let body = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .unwrap();
