@@ -63,6 +63,8 @@ async fn security_headers(mut response: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // For browsers that predate CSP's frame-ancestors.
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -397,10 +399,43 @@ async fn admin(
         .into_response()
 }
 
+/// Whether a POST comes from one of this app's own pages, by what the browser says of where
+/// it started: `Sec-Fetch-Site`, or, from a browser that does not send it, `Origin` against
+/// `Host`. A request with neither is no cross-site form (a script or a test client).
+fn from_our_pages(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        return matches!(site, "same-origin" | "none");
+    }
+    match text(header::ORIGIN) {
+        None => true,
+        Some(origin) => origin
+            .split_once("://")
+            .is_some_and(|(_, host)| Some(host) == text(header::HOST)),
+    }
+}
+
 /// Ends this browser's session here at once (the person asked to leave, whatever the IdP
 /// answers), then starts single logout through the IdP when the session came from a login
 /// with it. The hop to the IdP is a refresh page, not a 303: this answers a form POST.
 async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if !from_our_pages(&headers) {
+        // A form on another site: sign nobody out, clear no cookie (the browser would apply
+        // the clearing `Set-Cookie` of a cross-site navigation), go home.
+        tracing::warn!(
+            app = app.kind().name(),
+            "sign-out refused: the form was posted from another site"
+        );
+        return (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, HeaderValue::from_static("/"))],
+        )
+            .into_response();
+    }
     let ended = session_id(&app, &headers).and_then(|id| app.sessions.remove(id));
     let clear = format!(
         "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",

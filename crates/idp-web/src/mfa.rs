@@ -29,7 +29,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, IntoResponseParts, Redirect, Response, ResponseParts};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -37,7 +37,7 @@ use zeroize::Zeroizing;
 use super::extract::{ClientAddress, CsrfField, CsrfForm, CsrfToken, CurrentSession};
 use super::html::render;
 use super::pages::{RecoveryCodesPage, Refusal, SecondFactorPage, TotpEnrolPage};
-use super::{WebError, WebState, login};
+use super::{WebError, WebState, cookies, login};
 use latchkey_idp::audit::Actor;
 use latchkey_idp::error::PageCode;
 use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
@@ -266,18 +266,41 @@ pub(crate) async fn codes_for_new_factor(
     Ok(Some(made))
 }
 
-/// A second factor was accepted: the session steps up in place, the audit says so.
+/// A session stepped up under a new token ([`Sessions::step_up`]): returned with the
+/// answer, it sets the session cookie to that token.
+pub(crate) struct SteppedUp {
+    cookie: Option<HeaderValue>,
+}
+
+impl IntoResponseParts for SteppedUp {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        if let Some(cookie) = self.cookie {
+            res.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        Ok(res)
+    }
+}
+
+/// A second factor was accepted: the session steps up under a new token (no token from
+/// before the second factor is worth anything after it), the audit says so. `None` when
+/// the session ended meanwhile: the browser is signed out.
 pub(crate) async fn stepped_up(
     state: &WebState,
     session: &Session,
     method: AuthMethod,
     addr: &str,
     detail: Value,
-) -> Result<Session, WebError> {
+) -> Result<Option<SteppedUp>, WebError> {
     let now = state.store().now();
-    let session = Sessions::new(state.store())
+    let Some((token, session)) = Sessions::new(state.store())
         .step_up(session, method, now)
-        .await?;
+        .await?
+    else {
+        tracing::info!(user = %session.user.username, address = %addr, "second factor accepted, but the session ended meanwhile");
+        return Ok(None);
+    };
     let methods: Vec<&str> = session.methods.iter().map(AuthMethod::as_str).collect();
     let user = &session.user;
     let mut details = json!({
@@ -300,7 +323,9 @@ pub(crate) async fn stepped_up(
         )
         .await?;
     tracing::info!(user = %user.username, address = %addr, method = method.as_str(), "second factor accepted; session stepped up");
-    Ok(session)
+    let cookie =
+        HeaderValue::from_str(&cookies::set_session(state.settings(), token.expose())).ok();
+    Ok(Some(SteppedUp { cookie }))
 }
 
 /// A refused second factor: counted, logged and audited under a fresh operation ID, which
@@ -512,8 +537,12 @@ pub async fn second_factor_submit(
     };
     let (code, reason, message, wait) = match checked {
         Ok(Checked::Accepted(detail)) => {
-            stepped_up(&state, &session, method, &addr, detail).await?;
-            return Ok(Redirect::to(&next.target()).into_response());
+            return Ok(
+                match stepped_up(&state, &session, method, &addr, detail).await? {
+                    Some(renewed) => (renewed, Redirect::to(&next.target())).into_response(),
+                    None => next.to_login(),
+                },
+            );
         }
         Ok(Checked::Refused(reason)) => (PageCode::MfaFailed, reason, FAILED, None),
         Ok(Checked::Throttled(wait)) => (
@@ -705,17 +734,20 @@ pub async fn totp_confirm(
         .await;
     let (code, reason, message, wait) = match confirmed {
         Ok(TotpCheck::Accepted { factor_id }) => {
-            stepped_up(
+            let Some(renewed) = stepped_up(
                 &state,
                 &session,
                 AuthMethod::Totp,
                 &addr,
                 json!({ "enrolled": factor_id }),
             )
-            .await?;
+            .await?
+            else {
+                return Ok(next.to_login());
+            };
             return match codes_for_new_factor(&state, user).await? {
-                Some(codes) => show_codes(csrf, &next, &codes),
-                None => Ok(Redirect::to(&next.target()).into_response()),
+                Some(codes) => Ok((renewed, show_codes(csrf, &next, &codes)?).into_response()),
+                None => Ok((renewed, Redirect::to(&next.target())).into_response()),
             };
         }
         Ok(TotpCheck::Wrong) => (PageCode::MfaFailed, "wrong_code", FAILED, None),

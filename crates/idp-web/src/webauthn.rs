@@ -11,7 +11,7 @@
 //!   ([`crate::login::start_session`]).
 //! * `POST /webauthn/second-factor/start`, `.../second-factor/finish`: one of the signed-in
 //!   user's keys as the second step after the password (or a step-up); a success steps the
-//!   session up in place ([`crate::mfa::stepped_up`]) and answers where to go next.
+//!   session up under a new token ([`crate::mfa::stepped_up`]) and answers where to go next.
 //! * `GET /webauthn/credentials`, `POST /webauthn/credentials/{id}`: list, rename
 //!   (`{"name": ...}`) or remove (`{}`) the signed-in user's credentials.
 //!
@@ -516,8 +516,8 @@ struct SecondFactorFinish {
 }
 
 /// `POST /webauthn/second-factor/finish`: verifies the assertion against the user's own
-/// keys (throttled like a password guess, by the domain), steps the session up in place
-/// ([`mfa::stepped_up`]) and answers `{"redirect": ...}`.
+/// keys (throttled like a password guess, by the domain), steps the session up under a new
+/// token ([`mfa::stepped_up`]; the answer sets its cookie) and answers `{"redirect": ...}`.
 pub async fn second_factor_finish(
     State(state): State<WebState>,
     headers: HeaderMap,
@@ -553,15 +553,18 @@ pub async fn second_factor_finish(
             .await);
         }
     };
-    mfa::stepped_up(
+    let Some(renewed) = mfa::stepped_up(
         &state,
         &session,
         AuthMethod::SecurityKey,
         &addr,
         json!({ "credential": credential.id, "credential_name": credential.name }),
     )
-    .await?;
-    Ok(Json(json!({ "redirect": next.target() })).into_response())
+    .await?
+    else {
+        return Ok(signed_out(&addr));
+    };
+    Ok((renewed, Json(json!({ "redirect": next.target() }))).into_response())
 }
 
 fn anonymous(addr: &str) -> Actor {

@@ -419,15 +419,30 @@ impl SqlPendingRequests {
     }
 }
 
-/// `return_to` if it is a path on this site, else `None`.
+/// `return_to` if it is a path on this site, else `None`; a space or a non-ASCII character
+/// in it is percent-encoded, so what is kept is always a valid `Location` header value.
 ///
 /// # Security
-/// Only `/`-rooted paths are kept (not `//host`, not `/\host`, no scheme): anything else would
-/// make the login an open redirect.
+/// Only `/`-rooted paths are kept (not `//host`, not `/\host`, no scheme, no control
+/// character): anything else would make the login an open redirect or split the header.
 pub fn local_path(return_to: &str) -> Option<String> {
     let ok = return_to.starts_with('/')
         && !return_to.starts_with("//")
         && !return_to.starts_with("/\\")
         && !return_to.chars().any(|c| c.is_control());
-    ok.then(|| return_to.to_owned())
+    if !ok {
+        return None;
+    }
+    let mut path = String::with_capacity(return_to.len());
+    for c in return_to.chars() {
+        if c.is_ascii_graphic() {
+            path.push(c);
+        } else {
+            let mut bytes = [0u8; 4];
+            for b in c.encode_utf8(&mut bytes).bytes() {
+                path.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    Some(path)
 }

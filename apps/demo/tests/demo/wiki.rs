@@ -124,6 +124,41 @@ async fn login_returns_to_local_paths_only() {
     assert_eq!(done.location.as_deref(), Some("/"));
 }
 
+/// Where an ACS sends the browser for each `return_to` a link can carry: a path of ours
+/// goes through (non-ASCII percent-encoded, so it is a valid `Location`), anything that
+/// could leave the site or split the header goes home; never a server error.
+#[tokio::test]
+async fn every_return_to_ends_on_a_local_location_and_never_a_server_error() {
+    let t = app(AppKind::Wiki, "").await;
+    for (return_to, expected) in [
+        ("/wiki/Caf%C3%A9", "/wiki/Caf%C3%A9"),
+        ("/wiki/a%20b", "/wiki/a%20b"),
+        ("//evil.example/", "/"),
+        ("/%5Cevil.example/", "/"),
+        ("https:evil.example", "/"),
+        ("%2F%2Fevil.example", "/"),
+        ("/%0D%0ASet-Cookie:%20x=1", "/"),
+        ("/%09/evil.example", "/"),
+    ] {
+        let reply = get(&t, &format!("/login?return_to={return_to}"), None).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{return_to}");
+        let location = reply.location.unwrap();
+        let query = location.split_once('?').unwrap().1;
+        let message = latchkey_saml::binding::redirect::decode(query, &Default::default()).unwrap();
+        let request = latchkey_saml::authn_request::AuthnRequest::parse(&message.xml).unwrap();
+        let mut login = ada(&["engineering"]);
+        login.in_response_to = Some(request.id);
+        let done = post_acs(&t, &login.response_xml(&t), message.relay_state.as_deref()).await;
+        assert_eq!(
+            done.status,
+            StatusCode::SEE_OTHER,
+            "{return_to}: {}",
+            done.body
+        );
+        assert_eq!(done.location.as_deref(), Some(expected), "{return_to}");
+    }
+}
+
 #[tokio::test]
 async fn metadata_names_the_acs_and_entity() {
     let t = app(AppKind::Wiki, "").await;
@@ -151,6 +186,53 @@ async fn logout_ends_the_session() {
     assert_eq!(whoami(&t, Some(&cookie)).await["authenticated"], false);
 }
 
+/// Sign-out is a POST from our own page: one another site posts (a cross-site form, told by
+/// `Sec-Fetch-Site` or, without it, by `Origin`) signs nobody out and clears no cookie.
+#[tokio::test]
+async fn a_sign_out_posted_from_another_site_changes_nothing() {
+    let t = app(AppKind::Wiki, "").await;
+    let cookie = sp_initiated(&t, ada(&["engineering"])).await.cookie();
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+    ] {
+        let reply = send(
+            &t,
+            axum::http::Request::post("/logout")
+                .header("cookie", &cookie)
+                .header("host", "wiki.test")
+                .header(name, value)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{name}: {value}");
+        assert_eq!(reply.set_cookie, None, "{name}: {value}");
+        assert_eq!(
+            whoami(&t, Some(&cookie)).await["authenticated"],
+            true,
+            "{name}: {value}"
+        );
+    }
+    // From our own page it signs out.
+    let reply = send(
+        &t,
+        axum::http::Request::post("/logout")
+            .header("cookie", &cookie)
+            .header("host", "wiki.test")
+            .header("origin", "http://wiki.test")
+            .header("sec-fetch-site", "same-origin")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert!(reply.set_cookie.unwrap().contains("Max-Age=0"));
+    assert_eq!(whoami(&t, Some(&cookie)).await["authenticated"], false);
+}
+
 #[tokio::test]
 async fn pages_carry_a_strict_csp_and_no_script() {
     let t = app(AppKind::Wiki, "").await;
@@ -166,6 +248,9 @@ async fn pages_carry_a_strict_csp_and_no_script() {
         .to_str()
         .unwrap();
     assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"));
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let body = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .unwrap();

@@ -709,6 +709,35 @@ async fn api_tokens_are_created_shown_once_and_revoked_by_admins_only() {
     );
 }
 
+/// A demoted admin's open tab: the console reads the roles on every request, so the page
+/// and the form the tab still shows are refused from the moment the role is revoked.
+#[tokio::test]
+async fn a_demoted_admins_open_tab_is_refused_at_once() {
+    let idp = idp().await;
+    let s = seed(&idp).await;
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let root = idp.store.users().lookup("root").await.unwrap();
+    assert_eq!(b.get("/admin/users").await.status, StatusCode::OK);
+    idp.store
+        .roles()
+        .revoke(&Actor::system(), Role::Admin, Holder::User(root.id))
+        .await
+        .unwrap();
+    let page = b.get("/admin/users").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(page.error_code(), Some("WEB-FORBIDDEN"));
+    let before = written(&idp).await;
+    let page = b
+        .post(
+            &format!("/admin/users/{}/suspend", s.carol.id),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(written(&idp).await, before);
+}
+
 #[tokio::test]
 async fn only_admins_grant_and_revoke_roles_in_the_console() {
     let idp = idp().await;

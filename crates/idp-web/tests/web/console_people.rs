@@ -120,6 +120,51 @@ async fn helpdesk_resets_a_lost_phone_but_not_an_admins() {
     assert!(factors.has_factor(&root).await.unwrap());
 }
 
+/// An admin sets a new password because the old one leaked: whoever signed in with the old
+/// one is signed out (every session of the user ends, audited with the password change),
+/// and the new password signs in.
+#[tokio::test]
+async fn a_password_an_admin_sets_ends_the_users_sessions() {
+    let idp = idp().await;
+    person(&idp, "root", Some(Role::Admin)).await;
+    let carol = person(&idp, "carol", None).await;
+    let mut thief = Browser::new(&idp);
+    let page = thief.login("carol", PASSWORD, None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(thief.get("/portal").await.status, StatusCode::OK);
+
+    let mut root = signed_in(&idp, "root").await;
+    let token = csrf(&mut root).await;
+    let done = root
+        .post(
+            &format!("/admin/users/{}/password", carol.id),
+            &[("csrf", &token), ("password", "a new password 123")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+
+    let after = thief.get("/portal").await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER, "{}", after.body);
+    assert_eq!(after.location(), "/login");
+    let ended = idp
+        .store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("user.sessions_end".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].target_id, Some(carol.id.to_string()));
+    assert_eq!(ended[0].actor_name.as_deref(), Some("root"));
+    // The admin's own session goes on.
+    assert_eq!(root.get("/admin").await.status, StatusCode::OK);
+    let mut carol_again = Browser::new(&idp);
+    let page = carol_again.login("carol", "a new password 123", None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+}
+
 /// The usernames on a users page, and its "Next" link.
 fn rows(page: &Page) -> (Vec<String>, Option<String>) {
     let names = page

@@ -465,7 +465,8 @@ async fn a_user_without_a_factor_enrols_during_sign_in_and_sees_recovery_codes_o
 }
 
 #[tokio::test]
-async fn step_up_keeps_the_session_and_a_second_app_without_the_policy_is_not_prompted() {
+async fn step_up_keeps_the_session_under_a_new_token_and_a_second_app_without_the_policy_is_not_prompted()
+ {
     let idp = idp().await;
     let app = totp_enrolled(&idp).await;
     let mut b = Browser::new(&idp);
@@ -483,8 +484,23 @@ async fn step_up_keeps_the_session_and_a_second_app_without_the_policy_is_not_pr
     idp.clock.advance(time::Duration::minutes(2));
     let request = authn_request(SP);
     let at = parked(&b.go(&redirect_uri(&request, None)).await);
+    let password_only = b.cookies.clone();
     let done = submit_code(&mut b, &at, "totp", &code_now(&idp, &app)).await;
     let stepped_at = idp.clock.now();
+    // A change of privilege: the session goes on under a new token, and the one from
+    // before the second factor is signed out (fixation, or a token seen in between).
+    let session_cookie = |jar: &std::collections::BTreeMap<String, String>| {
+        jar.iter()
+            .find(|(name, _)| name.ends_with("latchkey_session"))
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_ne!(session_cookie(&b.cookies), session_cookie(&password_only));
+    let mut stale = Browser::new(&idp);
+    stale.cookies = password_only;
+    let portal = stale.get("/portal").await;
+    assert_eq!(portal.status, StatusCode::SEE_OTHER, "{}", portal.body);
+    assert_eq!(portal.location(), "/login");
     let answer = b.go(done.location()).await;
     let after = sp_validate(&idp, SP, SP_ACS, &answer.saml_response(), Some(&request.id)).unwrap();
     assert_eq!(after.authn_context_class_ref.as_deref(), Some(REFEDS_MFA));
@@ -510,6 +526,29 @@ async fn step_up_keeps_the_session_and_a_second_app_without_the_policy_is_not_pr
     assert_eq!(subject.session_index, before.session_index);
     assert_eq!(subject.authn_context_class_ref.as_deref(), Some(REFEDS_MFA));
     assert_eq!(audit_actions(&idp, "login.step_up").await.len(), 1);
+    // Single logout still knows both applications of the session, the one told before the
+    // step-up included.
+    let sessions = latchkey_idp::session::Sessions::new(&idp.store);
+    let live = sessions
+        .resume(
+            &session_cookie(&b.cookies),
+            idp.clock.now(),
+            idp.settings.session_idle,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let mut told: Vec<_> = sessions
+        .apps(&live)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.app)
+        .collect();
+    told.sort();
+    let mut expected = vec![idp.app.id, idp.signed_app.id];
+    expected.sort();
+    assert_eq!(told, expected);
 }
 
 #[tokio::test]

@@ -95,7 +95,7 @@ async fn enrol_totp(idp: &Idp, kek: &Kek) -> TOTP {
 }
 
 /// What the step-up page will do: check a code, then upgrade the browser's session.
-async fn step_up(idp: &Idp, b: &Browser<'_>, kek: &Kek, app_codes: &TOTP) {
+async fn step_up(idp: &Idp, b: &mut Browser<'_>, kek: &Kek, app_codes: &TOTP) {
     idp.clock.advance(time::Duration::seconds(30));
     let code = app_codes.generate(idp.clock.now().unix_timestamp() as u64);
     let check = Totp::new(&idp.store, kek)
@@ -115,10 +115,19 @@ async fn step_up(idp: &Idp, b: &Browser<'_>, kek: &Kek, app_codes: &TOTP) {
         .await
         .unwrap()
         .unwrap();
-    sessions
+    let (renewed, _) = sessions
         .step_up(&session, AuthMethod::Totp, idp.clock.now())
         .await
+        .unwrap()
         .unwrap();
+    // As the step-up page's answer does: the browser keeps the new token.
+    let name = b
+        .cookies
+        .keys()
+        .find(|name| name.ends_with("latchkey_session"))
+        .unwrap()
+        .clone();
+    b.cookies.insert(name, renewed.expose().to_owned());
 }
 
 fn kek() -> Kek {
@@ -238,7 +247,7 @@ async fn an_app_that_requires_mfa_steps_up_in_the_same_session_and_states_refeds
             .unwrap()
             .session_index
     };
-    step_up(&idp, &b, &kek, &app_codes).await;
+    step_up(&idp, &mut b, &kek, &app_codes).await;
     let stepped_at = idp.clock.now();
     let page = b.go(&format!("/saml/continue/{key}")).await;
     let subject = sp_validate(&idp, SP, SP_ACS, &page.saml_response(), Some(&request.id)).unwrap();
@@ -300,7 +309,7 @@ async fn force_authn_with_mfa_asks_for_the_password_and_the_second_factor_again(
     let app_codes = enrol_totp(&idp, &kek).await;
     let mut b = Browser::new(&idp);
     b.login("alice", super::support::PASSWORD, None).await;
-    step_up(&idp, &b, &kek, &app_codes).await;
+    step_up(&idp, &mut b, &kek, &app_codes).await;
     let request = authn_request(SP);
     let page = b.go(&redirect_uri(&request, None)).await;
     assert_eq!(class_of(&idp, &page, &request.id), REFEDS_MFA);
@@ -317,7 +326,7 @@ async fn force_authn_with_mfa_asks_for_the_password_and_the_second_factor_again(
     // The password alone does not answer it: the app's policy wants the factor again.
     let page = b.go(after.location()).await;
     let key = parked_for_second_factor(&page, false);
-    step_up(&idp, &b, &kek, &app_codes).await;
+    step_up(&idp, &mut b, &kek, &app_codes).await;
     let page = b.go(&format!("/saml/continue/{key}")).await;
     assert_eq!(class_of(&idp, &page, &request.id), REFEDS_MFA);
 }

@@ -91,6 +91,73 @@ async fn security_headers_on_pages_and_error_pages() {
     assert!(nowhere.body.contains("Operation ID: <code>"));
 }
 
+/// Every answer of the server as `latchkey serve` composes it (the pages, the admin API and
+/// SCIM merged into one router) carries the security headers: pages, redirects, refusals,
+/// the fallbacks of each router and a path none of them knows.
+#[tokio::test]
+async fn every_answer_of_the_composed_server_carries_the_security_headers() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    let idp = idp().await;
+    let composed = idp
+        .router
+        .clone()
+        .merge(latchkey_idp_web::api::router(
+            latchkey_idp_web::api::ApiState::new(idp.store.clone()),
+        ))
+        .merge(latchkey_idp_web::scim::router(idp.store.clone(), BASE));
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+    let form = |uri: &str, body: String| {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let cases = [
+        (get("/login"), Some(StatusCode::OK)),
+        (get("/"), Some(StatusCode::SEE_OTHER)),
+        (get("/portal"), Some(StatusCode::SEE_OTHER)),
+        (get("/admin/users"), Some(StatusCode::SEE_OTHER)),
+        (get("/account"), Some(StatusCode::SEE_OTHER)),
+        (get("/nowhere"), Some(StatusCode::NOT_FOUND)),
+        (get("/api/nowhere"), Some(StatusCode::NOT_FOUND)),
+        (get("/api/v1/nowhere"), None),
+        (get("/scim/v2/Users"), Some(StatusCode::UNAUTHORIZED)),
+        (
+            get("/saml/sso?SAMLRequest=%%%"),
+            Some(StatusCode::BAD_REQUEST),
+        ),
+        (
+            Request::delete("/login").body(Body::empty()).unwrap(),
+            Some(StatusCode::METHOD_NOT_ALLOWED),
+        ),
+        (
+            form("/login", "username=alice&password=x".into()),
+            Some(StatusCode::FORBIDDEN),
+        ),
+        (form("/login", "x".repeat(300 * 1024)), None),
+    ];
+    for (request, expected) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let response = composed.clone().oneshot(request).await.unwrap();
+        if let Some(status) = expected {
+            assert_eq!(response.status(), status, "{what}");
+        }
+        assert!(!response.status().is_server_error(), "{what}");
+        let h = response.headers();
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.starts_with("default-src 'none'"), "{what}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+        assert!(!csp.contains("unsafe"), "{what}: {csp}");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY", "{what}");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{what}");
+        assert_eq!(h[header::REFERRER_POLICY], "no-referrer", "{what}");
+        assert_eq!(h[header::CACHE_CONTROL], "no-store", "{what}");
+    }
+}
+
 #[tokio::test]
 async fn https_base_url_adds_hsts_and_host_prefixed_secure_cookies() {
     let idp = idp_with(|c| {

@@ -1468,8 +1468,12 @@ impl<'s> Users<'s> {
         Ok(())
     }
 
-    /// Sets (or with `None` removes) a user's password. The audit event says that it changed,
-    /// never what to.
+    /// Sets (or with `None` removes) a user's password, as an admin does (console, API,
+    /// CLI), and ends every session of the user in the same transaction: a password is
+    /// set for someone else when the old one leaked, and whoever signed in with it must not
+    /// stay signed in (`user.sessions_end`, as after a reset link). The audit event says
+    /// that the password changed, never what to. (The user's own change, which keeps the
+    /// session it was made from, is [`crate::account::Account::change_password`].)
     pub async fn set_password(
         &self,
         actor: &Actor,
@@ -1480,8 +1484,11 @@ impl<'s> Users<'s> {
             Some(pw) => Some(self.store.hashing().hash(pw).await?),
             None => None,
         };
+        let now = self.store.now();
         let mut tx = self.store.begin().await?;
-        write_password(store::conn(&mut tx), actor, id, hash, self.store.now()).await?;
+        let conn = store::conn(&mut tx);
+        let user = write_password(&mut *conn, actor, id, hash, now).await?;
+        crate::session::end_all_in(conn, actor, &user, now).await?;
         store::commit(tx).await
     }
 

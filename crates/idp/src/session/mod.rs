@@ -345,33 +345,67 @@ impl<'s> Sessions<'s> {
         }))
     }
 
-    /// Upgrades a live session in place after a second factor (or a re-prompt for one,
-    /// ForceAuthn): `method` is added to its methods and its AuthnInstant becomes `now`.
-    /// Same token, same SessionIndex, so the applications it signed in to keep their
-    /// single-logout link. Two step-ups of one session finishing at the same instant keep
-    /// the methods of the last write (each is multi-factor on its own).
+    /// Upgrades a live session after a second factor (or a re-prompt for one, ForceAuthn):
+    /// `method` is added to its methods and its AuthnInstant becomes `now`. The session
+    /// gets a new token, as at sign-in, so a token seen or planted before the second factor
+    /// is worth nothing after it: the row moves to the new token's hash with its
+    /// applications, in one transaction. Same SessionIndex, so the applications it signed
+    /// in to keep their single-logout link. `None` when the session is gone meanwhile (it
+    /// ended, or a concurrent step-up of the same session moved it first): the caller
+    /// treats the browser as signed out.
     pub async fn step_up(
         &self,
         session: &Session,
         method: AuthMethod,
         now: OffsetDateTime,
-    ) -> Result<Session> {
+    ) -> Result<Option<(SessionToken, Session)>> {
         let mut methods = session.methods.clone();
         methods.add(method);
-        sqlx::query(
-            "UPDATE web_sessions SET authn_methods = $2, authn_at = $3, last_seen_at = $3 \
-             WHERE token_hash = $1",
+        let token = SessionToken(fresh_token());
+        let hash = token_hash(token.expose());
+        let mut tx = self.store.begin().await?;
+        let conn = crate::store::conn(&mut tx);
+        let moved = sqlx::query(
+            "INSERT INTO web_sessions \
+             (token_hash, user_id, session_index, authn_at, created_at, last_seen_at, expires_at, \
+             authn_methods, client_address, user_agent) \
+             SELECT $2, user_id, session_index, $3, created_at, $3, expires_at, $4, \
+             client_address, user_agent FROM web_sessions WHERE token_hash = $1",
         )
         .bind(&session.token_hash)
-        .bind(methods.to_db())
+        .bind(&hash)
         .bind(timestamp::format(now))
-        .execute(self.store.pool())
-        .await?;
-        Ok(Session {
-            methods,
-            authn_at: now,
-            ..session.clone()
-        })
+        .bind(methods.to_db())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(None);
+        }
+        sqlx::query("UPDATE web_session_apps SET token_hash = $2 WHERE token_hash = $1")
+            .bind(&session.token_hash)
+            .bind(&hash)
+            .execute(&mut *conn)
+            .await?;
+        let ended = sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
+            .bind(&session.token_hash)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if ended == 0 {
+            // Moved by a concurrent step-up between our copy and now: keep neither copy.
+            return Ok(None);
+        }
+        crate::store::commit(tx).await?;
+        Ok(Some((
+            token,
+            Session {
+                methods,
+                authn_at: now,
+                token_hash: hash,
+                ..session.clone()
+            },
+        )))
     }
 
     /// Ends one session (logout). Unknown tokens are ignored.

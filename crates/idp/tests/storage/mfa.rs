@@ -12,7 +12,7 @@ use latchkey_idp::mfa::policy::{AppMfa, MfaDecision, MfaFacts, MfaPolicy, Reason
 use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
 use latchkey_idp::mfa::totp::{Enrolment, Totp, TotpCheck};
 use latchkey_idp::mfa::{AuthMethod, FactorKind, Factors, Methods, MfaError};
-use latchkey_idp::session::Sessions;
+use latchkey_idp::session::{SessionApp, Sessions};
 use latchkey_idp::sso::grant;
 use latchkey_idp::{Actor, Store};
 use latchkey_saml::authn_context::MfaClass;
@@ -31,7 +31,7 @@ on_both_backends!(
     recovery_codes_work_once_and_regenerate_replaces_all,
     recovery_codes_go_with_the_last_factor,
     policy_global_group_app_and_user,
-    session_records_methods_and_steps_up_in_place,
+    session_steps_up_under_a_new_token_and_keeps_its_index,
     admin_list_and_reset_never_show_secrets
 );
 
@@ -651,22 +651,50 @@ async fn policy_global_group_app_and_user(t: TestStore) {
     );
 }
 
-async fn session_records_methods_and_steps_up_in_place(t: TestStore) {
+/// A step-up is a change of privilege: the session moves to a new token (the one it had
+/// before the second factor resumes nothing), keeping its SessionIndex, its start and the
+/// applications it signed in to (single logout still finds them); a second step-up of the
+/// old token, racing the first, moves nothing.
+async fn session_steps_up_under_a_new_token_and_keeps_its_index(t: TestStore) {
     let (s, clock) = clocked(&t);
     let ivy = user(&s, "ivy").await;
+    let wiki = s
+        .apps()
+        .create(
+            &admin(),
+            NewApplication::new("https://wiki.step", "Wiki", "https://wiki.step/acs"),
+        )
+        .await
+        .unwrap();
     let sessions = Sessions::new(&s);
     let (token, session) = sessions.create(&ivy, T0, Duration::hours(8)).await.unwrap();
     assert_eq!(session.methods, Methods::password());
     assert!(!session.methods.multi_factor());
+    let told = SessionApp {
+        app: wiki.id,
+        name_id: "ivy".into(),
+        name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified".into(),
+    };
+    sessions.record_app(&session, &told, T0).await.unwrap();
     clock.advance(Duration::minutes(5));
     let later = T0 + Duration::minutes(5);
-    let up = sessions
+    let (new_token, up) = sessions
         .step_up(&session, AuthMethod::Totp, later)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("the session is live");
     assert!(up.methods.multi_factor());
+    assert_ne!(new_token.expose(), token.expose());
+    assert!(
+        sessions
+            .resume(token.expose(), later, Duration::hours(1))
+            .await
+            .unwrap()
+            .is_none(),
+        "the token from before the second factor is spent"
+    );
     let resumed = sessions
-        .resume(token.expose(), later, Duration::hours(1))
+        .resume(new_token.expose(), later, Duration::hours(1))
         .await
         .unwrap()
         .unwrap();
@@ -677,6 +705,16 @@ async fn session_records_methods_and_steps_up_in_place(t: TestStore) {
         Methods::of(&[AuthMethod::Password, AuthMethod::Totp])
     );
     assert_eq!(resumed.created_at, T0);
+    assert_eq!(sessions.apps(&resumed).await.unwrap(), vec![told]);
+    assert_eq!(sessions.of_user(ivy.id, later).await.unwrap().len(), 1);
+    // The old token's step-up, late: nothing to move.
+    assert!(
+        sessions
+            .step_up(&session, AuthMethod::RecoveryCode, later)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A passkey session records no password.
     let (_, passkey) = sessions
         .create_with(

@@ -279,6 +279,13 @@ async fn login_start_signs_when_configured() {
 #[test]
 fn return_to_must_be_local() {
     assert_eq!(local_path("/a/b?c=d").as_deref(), Some("/a/b?c=d"));
+    // Kept as a valid Location value: a space or non-ASCII character is percent-encoded.
+    assert_eq!(local_path("/wiki/Café").as_deref(), Some("/wiki/Caf%C3%A9"));
+    assert_eq!(local_path("/a b").as_deref(), Some("/a%20b"));
+    assert_eq!(
+        local_path("/\u{ff0f}evil").as_deref(),
+        Some("/%EF%BC%8Fevil")
+    );
     for bad in [
         "https://evil.example/",
         "//evil.example/",
@@ -286,6 +293,8 @@ fn return_to_must_be_local() {
         "javascript:x",
         "",
         "/a\nb",
+        "/\r\nSet-Cookie: x=1",
+        "/\t/evil.example",
     ] {
         assert_eq!(local_path(bad), None, "{bad:?}");
     }
