@@ -23,7 +23,8 @@
 //! Every body is JSON under [`MAX_BODY`] (an attestation is a few kilobytes; anything
 //! larger is refused before it is parsed). A refusal answers `{"code", "operation_id"}`
 //! with a [`Code`], logs the detail under the operation ID, and writes an audit line
-//! (`webauthn.refused`, or `login.failure` for a sign-in). The POSTs need
+//! (`webauthn.refused`, or `login.failure` for a sign-in; an anonymous passwordless sign-in
+//! only for a checked guess, which the throttle counted). The POSTs need
 //! `Content-Type: application/json` (a cross-site page cannot send that without a CORS
 //! preflight we never answer) and, when the browser sends one, our own `Origin`.
 
@@ -111,6 +112,37 @@ async fn refuse(
     method: AuthMethod,
     error: &WebauthnError,
 ) -> Response {
+    answer_refusal(state, Some(who), action, addr, method, error).await
+}
+
+/// A refused passwordless sign-in, which anyone can send: audited (`login.failure`) only
+/// when it was a checked guess ([`WebauthnError::is_guess`]), which the throttle counted
+/// first. What is refused before a slot (a body we cannot read, an unknown or used
+/// ceremony, a throttled attempt, the ceremonies' cap) is only logged, so a burst of junk
+/// costs no audit row, as a throttled password sign-in costs none.
+async fn refuse_anonymous(state: &WebState, addr: &str, error: &WebauthnError) -> Response {
+    let who = anonymous(addr);
+    let audited = error.is_guess().then_some(&who);
+    answer_refusal(
+        state,
+        audited,
+        "login.failure",
+        addr,
+        AuthMethod::Passkey,
+        error,
+    )
+    .await
+}
+
+/// Logs a refusal, audits it as `who` (none: not audited), and answers it.
+async fn answer_refusal(
+    state: &WebState,
+    who: Option<&Actor>,
+    action: &'static str,
+    addr: &str,
+    method: AuthMethod,
+    error: &WebauthnError,
+) -> Response {
     let code = error.code();
     let operation_id = new_operation_id();
     if code == Code::Internal {
@@ -121,18 +153,20 @@ async fn refuse(
     if action == "login.failure" {
         state.metrics().login("failure");
     }
-    let audited = state
-        .audit(
-            who,
-            action,
-            "user",
-            String::new(),
-            String::new(),
-            json!({ "code": code.as_str(), "operation_id": operation_id, "address": addr, "method": method.as_str() }),
-        )
-        .await;
-    if let Err(e) = audited {
-        tracing::error!(operation_id, error = %e, "webauthn refusal not audited");
+    if let Some(who) = who {
+        let audited = state
+            .audit(
+                who,
+                action,
+                "user",
+                String::new(),
+                String::new(),
+                json!({ "code": code.as_str(), "operation_id": operation_id, "address": addr, "method": method.as_str() }),
+            )
+            .await;
+        if let Err(e) = audited {
+            tracing::error!(operation_id, error = %e, "webauthn refusal not audited");
+        }
     }
     let retry_after = match error {
         WebauthnError::Throttled {
@@ -306,17 +340,7 @@ pub async fn login_start(
     .await;
     Ok(match started {
         Ok(s) => Json(json!({ "handle": s.handle, "options": s.options })).into_response(),
-        Err(e) => {
-            refuse(
-                &state,
-                &anonymous(&addr),
-                "login.failure",
-                &addr,
-                AuthMethod::Passkey,
-                &e,
-            )
-            .await
-        }
+        Err(e) => refuse_anonymous(&state, &addr, &e).await,
     })
 }
 
@@ -351,17 +375,7 @@ pub async fn login_finish(
     .await;
     let (user, _credential) = match done {
         Ok(found) => found,
-        Err(e) => {
-            return Ok(refuse(
-                &state,
-                &anonymous(&addr),
-                "login.failure",
-                &addr,
-                AuthMethod::Passkey,
-                &e,
-            )
-            .await);
-        }
+        Err(e) => return Ok(refuse_anonymous(&state, &addr, &e).await),
     };
     let client = super::client_of(&addr, &headers);
     let signed_in = login::start_session(
