@@ -171,7 +171,11 @@ async fn answer_refusal(
     let retry_after = match error {
         WebauthnError::Throttled {
             retry_after_seconds,
-        } => Some(*retry_after_seconds),
+        }
+        | WebauthnError::Busy {
+            retry_after_seconds,
+            ..
+        } => Some((*retry_after_seconds).max(1)),
         _ => None,
     };
     Refused {

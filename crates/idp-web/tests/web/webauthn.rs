@@ -420,3 +420,38 @@ async fn a_burst_of_junk_passkey_sign_ins_writes_no_audit_rows() {
     assert_eq!(refused["code"], "WEBAUTHN-UNKNOWN-CREDENTIAL");
     assert_eq!(audit_actions(&idp, "login.failure").await.len(), before + 1);
 }
+
+/// Past its cap of ceremonies under way, a client is answered 429 `WEBAUTHN-TOO-MANY` with
+/// `Retry-After` (its ceremonies end when answered or expired), and nothing is stored.
+#[tokio::test]
+async fn ceremonies_past_the_cap_say_when_to_come_back() {
+    let idp = idp_with(|c| {
+        c.base_url = ORIGIN.into();
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let mut browser = Browser::new(&idp);
+    browser.address = Some("203.0.113.61".into());
+    let cap = latchkey_idp::webauthn::MAX_PENDING_PER_OWNER;
+    for _ in 0..cap {
+        let (status, _) = json_post(&mut browser, "/webauthn/login/start", "{}").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let page = browser
+        .send(
+            Request::post("/webauthn/login/start")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ORIGIN, ORIGIN)
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert!(page.body.contains("WEBAUTHN-TOO-MANY"), "{}", page.body);
+    let wait: u64 = page.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&wait), "Retry-After {wait}");
+}

@@ -21,6 +21,10 @@ pub const MAX_PENDING: i64 = 10_000;
 const MAX_PENDING_PER_WIDE_OWNER: i64 =
     MAX_PENDING_PER_OWNER * crate::session::WIDE_OWNER_FACTOR as i64;
 
+/// What a start refused for want of a place tells the client to wait, in seconds (as a
+/// refused park does): ceremonies end when answered, or after [`CHALLENGE_LIFETIME`].
+const BUSY_RETRY_AFTER: u64 = 30;
+
 /// For an anonymous owner (`addr:` and an IPv6 /64), the range of owners that are the /64s
 /// of its /48: `[start, end)` in byte order (the prefix ends in `:`, and `;` is the next
 /// byte). `None` for users, IPv4 clients and anything else.
@@ -138,11 +142,14 @@ impl<'s> Pending<'s> {
                     .await
                     .map_err(crate::Error::from)?;
             crate::store::commit(tx).await?;
-            return Err(WebauthnError::TooMany(if mine >= MAX_PENDING_PER_OWNER {
-                "ceremonies under way for this client"
-            } else {
-                "ceremonies under way for this client's /48, or in all"
-            }));
+            return Err(WebauthnError::Busy {
+                what: if mine >= MAX_PENDING_PER_OWNER {
+                    "ceremonies under way for this client"
+                } else {
+                    "ceremonies under way for this client's /48, or in all"
+                },
+                retry_after_seconds: BUSY_RETRY_AFTER,
+            });
         }
         crate::store::commit(tx).await?;
         Ok(handle.to_string())
