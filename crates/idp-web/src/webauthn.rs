@@ -28,9 +28,11 @@
 //! `Content-Type: application/json` (a cross-site page cannot send that without a CORS
 //! preflight we never answer) and, when the browser sends one, our own `Origin`.
 
+use crate::extract::PathSegment;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -192,7 +194,7 @@ async fn answer_refusal(
 fn read_json<T: DeserializeOwned>(
     rp: &RelyingParty,
     headers: &HeaderMap,
-    body: &Bytes,
+    body: &Result<Bytes, BytesRejection>,
 ) -> Result<T, WebauthnError> {
     let json_type = headers
         .get(header::CONTENT_TYPE)
@@ -214,6 +216,10 @@ fn read_json<T: DeserializeOwned>(
             "request from origin {origin:?}"
         )));
     }
+    // Past the router's body limit the body was not read at all.
+    let body = body
+        .as_ref()
+        .map_err(|e| WebauthnError::Malformed(e.body_text()))?;
     if body.len() > MAX_BODY {
         return Err(WebauthnError::Malformed(format!(
             "body of {} bytes",
@@ -221,6 +227,15 @@ fn read_json<T: DeserializeOwned>(
         )));
     }
     serde_json::from_slice(body).map_err(|e| WebauthnError::Malformed(e.to_string()))
+}
+
+/// With passkeys off (a base URL that cannot be a relying party), the JSON endpoints are not
+/// there: 404, not a server fault for every request anyone sends them.
+fn passkeys_on(state: &WebState) -> Result<(), WebError> {
+    match state.webauthn() {
+        Some(_) => Ok(()),
+        None => Err(WebError::NotFound),
+    }
 }
 
 fn relying_party(state: &WebState) -> Result<&RelyingParty, WebauthnError> {
@@ -235,8 +250,9 @@ pub async fn register_start(
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -280,8 +296,9 @@ pub async fn register_finish(
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -332,8 +349,9 @@ pub async fn login_start(
     State(state): State<WebState>,
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let started = async {
         let rp = relying_party(&state)?;
         read_json::<Value>(rp, &headers, &body)?;
@@ -365,8 +383,9 @@ pub async fn login_finish(
     headers: HeaderMap,
     cookie: SessionCookie,
     ClientAddress(addr): ClientAddress,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let mut cont = None;
     let done = async {
         let rp = relying_party(&state)?;
@@ -426,12 +445,13 @@ struct Manage {
 /// credentials, `{}` removes it. Both are audited (`webauthn.renamed`, `webauthn.removed`).
 pub async fn manage(
     State(state): State<WebState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -490,8 +510,9 @@ pub async fn second_factor_start(
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -541,8 +562,9 @@ pub async fn second_factor_finish(
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
