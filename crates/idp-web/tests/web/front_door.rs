@@ -430,7 +430,14 @@ async fn junk_at_the_front_door_is_a_clear_4xx() {
     let form = "application/x-www-form-urlencoded";
     let json = "application/json";
     let key = "k".repeat(43);
-    let cases: Vec<(Method, String, Option<(&str, Vec<u8>)>, Vec<(&str, String)>)> = vec![
+    // (method, URI, content type and body, other headers)
+    type Case<'a> = (
+        Method,
+        String,
+        Option<(&'a str, Vec<u8>)>,
+        Vec<(&'a str, String)>,
+    );
+    let cases: Vec<Case> = vec![
         (
             Method::GET,
             "/saml/sso?SAMLRequest=%ZZ".into(),
