@@ -25,8 +25,9 @@
 //!   the detail goes to the log line with the same ID. Each change is audited in the same
 //!   transaction as the change, naming the user.
 
+use crate::extract::PathSegment;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -471,7 +472,7 @@ impl CsrfField for RenameForm {
 /// POST /account/factors/{id}/rename
 pub async fn rename_factor(
     State(state): State<WebState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CurrentSession(session): CurrentSession,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<RenameForm>,
@@ -524,7 +525,7 @@ pub async fn rename_factor(
 /// POST /account/factors/{id}/remove
 pub async fn remove_factor(
     State(state): State<WebState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CurrentSession(session): CurrentSession,
     csrf: CsrfToken,
     CsrfForm(_): CsrfForm<CsrfOnly>,

@@ -90,6 +90,26 @@ impl FromRequestParts<WebState> for CurrentSession {
     }
 }
 
+/// A page's one path segment (a link's token, an object's ID), percent-decoded. One that
+/// does not decode (invalid UTF-8) names no page: [`WebError::NotFound`], the error page with
+/// its code, not axum's plain-text rejection.
+#[derive(Debug, Clone)]
+pub struct PathSegment(pub String);
+
+impl FromRequestParts<WebState> for PathSegment {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(segment)) => Ok(PathSegment(segment)),
+            Err(rejection) => {
+                tracing::info!(path = parts.uri.path(), %rejection, "unreadable path segment");
+                Err(WebError::NotFound)
+            }
+        }
+    }
+}
+
 /// The client's address ([`super::client_addr`]: the socket peer, or the proxy's last
 /// `X-Forwarded-For` hop when configured), for what is counted per client.
 #[derive(Debug, Clone)]

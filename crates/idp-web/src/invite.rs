@@ -5,7 +5,8 @@
 //! A refused password (the policy, two copies that differ) leaves the link usable; the link
 //! is used only by [`latchkey_idp::enrollment::Enrollment::redeem`], once.
 
-use axum::extract::{Path, State};
+use crate::extract::PathSegment;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -54,7 +55,7 @@ fn text<'a>(intro: &'a str, action: &'a str) -> FormText<'a> {
 /// GET /invite/{token}
 pub async fn link(
     State(state): State<WebState>,
-    Path(token): Path<String>,
+    PathSegment(token): PathSegment,
     csrf: CsrfToken,
 ) -> Result<Response, WebError> {
     let link = valid(&state, &token).await?;
@@ -73,7 +74,7 @@ pub async fn link(
 /// POST /invite/{token}: sets the password, uses the link, signs the user in.
 pub async fn redeem(
     State(state): State<WebState>,
-    Path(token): Path<String>,
+    PathSegment(token): PathSegment,
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
     cookie: SessionCookie,

@@ -14,7 +14,8 @@
 //! * The new password is checked against the policy before any code is spent. Redeeming
 //!   ends every session of the user; the page then sends them to sign in as usual.
 
-use axum::extract::{Path, State};
+use crate::extract::PathSegment;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -183,7 +184,7 @@ fn passkey_only() -> Result<Response, WebError> {
 /// GET /reset/{token}: the form, or the error page of an unusable link.
 pub async fn link(
     State(state): State<WebState>,
-    Path(token): Path<String>,
+    PathSegment(token): PathSegment,
     csrf: CsrfToken,
 ) -> Result<Response, WebError> {
     let link = valid(&state, &token).await?;
@@ -257,7 +258,7 @@ const THROTTLED_CODE: &str = "Too many wrong codes. Wait a few minutes and try a
 /// POST /reset/{token}: the new password (and a code, if the account has a second factor).
 pub async fn redeem(
     State(state): State<WebState>,
-    Path(token): Path<String>,
+    PathSegment(token): PathSegment,
     ClientAddress(addr): ClientAddress,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<SetPasswordForm>,

@@ -23,13 +23,16 @@
 //! Every body is JSON under [`MAX_BODY`] (an attestation is a few kilobytes; anything
 //! larger is refused before it is parsed). A refusal answers `{"code", "operation_id"}`
 //! with a [`Code`], logs the detail under the operation ID, and writes an audit line
-//! (`webauthn.refused`, or `login.failure` for a sign-in). The POSTs need
+//! (`webauthn.refused`, or `login.failure` for a sign-in; an anonymous passwordless sign-in
+//! only for a checked guess, which the throttle counted). The POSTs need
 //! `Content-Type: application/json` (a cross-site page cannot send that without a CORS
 //! preflight we never answer) and, when the browser sends one, our own `Origin`.
 
+use crate::extract::PathSegment;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -111,6 +114,37 @@ async fn refuse(
     method: AuthMethod,
     error: &WebauthnError,
 ) -> Response {
+    answer_refusal(state, Some(who), action, addr, method, error).await
+}
+
+/// A refused passwordless sign-in, which anyone can send: audited (`login.failure`) only
+/// when it was a checked guess ([`WebauthnError::is_guess`]), which the throttle counted
+/// first. What is refused before a slot (a body we cannot read, an unknown or used
+/// ceremony, a throttled attempt, the ceremonies' cap) is only logged, so a burst of junk
+/// costs no audit row, as a throttled password sign-in costs none.
+async fn refuse_anonymous(state: &WebState, addr: &str, error: &WebauthnError) -> Response {
+    let who = anonymous(addr);
+    let audited = error.is_guess().then_some(&who);
+    answer_refusal(
+        state,
+        audited,
+        "login.failure",
+        addr,
+        AuthMethod::Passkey,
+        error,
+    )
+    .await
+}
+
+/// Logs a refusal, audits it as `who` (none: not audited), and answers it.
+async fn answer_refusal(
+    state: &WebState,
+    who: Option<&Actor>,
+    action: &'static str,
+    addr: &str,
+    method: AuthMethod,
+    error: &WebauthnError,
+) -> Response {
     let code = error.code();
     let operation_id = new_operation_id();
     if code == Code::Internal {
@@ -121,23 +155,29 @@ async fn refuse(
     if action == "login.failure" {
         state.metrics().login("failure");
     }
-    let audited = state
-        .audit(
-            who,
-            action,
-            "user",
-            String::new(),
-            String::new(),
-            json!({ "code": code.as_str(), "operation_id": operation_id, "address": addr, "method": method.as_str() }),
-        )
-        .await;
-    if let Err(e) = audited {
-        tracing::error!(operation_id, error = %e, "webauthn refusal not audited");
+    if let Some(who) = who {
+        let audited = state
+            .audit(
+                who,
+                action,
+                "user",
+                String::new(),
+                String::new(),
+                json!({ "code": code.as_str(), "operation_id": operation_id, "address": addr, "method": method.as_str() }),
+            )
+            .await;
+        if let Err(e) = audited {
+            tracing::error!(operation_id, error = %e, "webauthn refusal not audited");
+        }
     }
     let retry_after = match error {
         WebauthnError::Throttled {
             retry_after_seconds,
-        } => Some(*retry_after_seconds),
+        }
+        | WebauthnError::Busy {
+            retry_after_seconds,
+            ..
+        } => Some((*retry_after_seconds).max(1)),
         _ => None,
     };
     Refused {
@@ -154,7 +194,7 @@ async fn refuse(
 fn read_json<T: DeserializeOwned>(
     rp: &RelyingParty,
     headers: &HeaderMap,
-    body: &Bytes,
+    body: &Result<Bytes, BytesRejection>,
 ) -> Result<T, WebauthnError> {
     let json_type = headers
         .get(header::CONTENT_TYPE)
@@ -176,6 +216,10 @@ fn read_json<T: DeserializeOwned>(
             "request from origin {origin:?}"
         )));
     }
+    // Past the router's body limit the body was not read at all.
+    let body = body
+        .as_ref()
+        .map_err(|e| WebauthnError::Malformed(e.body_text()))?;
     if body.len() > MAX_BODY {
         return Err(WebauthnError::Malformed(format!(
             "body of {} bytes",
@@ -183,6 +227,15 @@ fn read_json<T: DeserializeOwned>(
         )));
     }
     serde_json::from_slice(body).map_err(|e| WebauthnError::Malformed(e.to_string()))
+}
+
+/// With passkeys off (a base URL that cannot be a relying party), the JSON endpoints are not
+/// there: 404, not a server fault for every request anyone sends them.
+fn passkeys_on(state: &WebState) -> Result<(), WebError> {
+    match state.webauthn() {
+        Some(_) => Ok(()),
+        None => Err(WebError::NotFound),
+    }
 }
 
 fn relying_party(state: &WebState) -> Result<&RelyingParty, WebauthnError> {
@@ -197,8 +250,9 @@ pub async fn register_start(
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -242,8 +296,9 @@ pub async fn register_finish(
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -294,8 +349,9 @@ pub async fn login_start(
     State(state): State<WebState>,
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let started = async {
         let rp = relying_party(&state)?;
         read_json::<Value>(rp, &headers, &body)?;
@@ -306,17 +362,7 @@ pub async fn login_start(
     .await;
     Ok(match started {
         Ok(s) => Json(json!({ "handle": s.handle, "options": s.options })).into_response(),
-        Err(e) => {
-            refuse(
-                &state,
-                &anonymous(&addr),
-                "login.failure",
-                &addr,
-                AuthMethod::Passkey,
-                &e,
-            )
-            .await
-        }
+        Err(e) => refuse_anonymous(&state, &addr, &e).await,
     })
 }
 
@@ -337,8 +383,9 @@ pub async fn login_finish(
     headers: HeaderMap,
     cookie: SessionCookie,
     ClientAddress(addr): ClientAddress,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let mut cont = None;
     let done = async {
         let rp = relying_party(&state)?;
@@ -351,17 +398,7 @@ pub async fn login_finish(
     .await;
     let (user, _credential) = match done {
         Ok(found) => found,
-        Err(e) => {
-            return Ok(refuse(
-                &state,
-                &anonymous(&addr),
-                "login.failure",
-                &addr,
-                AuthMethod::Passkey,
-                &e,
-            )
-            .await);
-        }
+        Err(e) => return Ok(refuse_anonymous(&state, &addr, &e).await),
     };
     let client = super::client_of(&addr, &headers);
     let signed_in = login::start_session(
@@ -408,12 +445,13 @@ struct Manage {
 /// credentials, `{}` removes it. Both are audited (`webauthn.renamed`, `webauthn.removed`).
 pub async fn manage(
     State(state): State<WebState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -472,8 +510,9 @@ pub async fn second_factor_start(
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
@@ -523,8 +562,9 @@ pub async fn second_factor_finish(
     headers: HeaderMap,
     ClientAddress(addr): ClientAddress,
     CurrentSession(session): CurrentSession,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
+    passkeys_on(&state)?;
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };

@@ -419,14 +419,20 @@ impl SqlPendingRequests {
     }
 }
 
+/// The longest `return_to` kept, in bytes: a page of ours, with its query.
+pub const MAX_RETURN_TO: usize = 2048;
+
 /// `return_to` if it is a path on this site, else `None`; a space or a non-ASCII character
 /// in it is percent-encoded, so what is kept is always a valid `Location` header value.
 ///
 /// # Security
 /// Only `/`-rooted paths are kept (not `//host`, not `/\host`, no scheme, no control
-/// character): anything else would make the login an open redirect or split the header.
+/// character): anything else would make the login an open redirect or split the header. At
+/// most [`MAX_RETURN_TO`] bytes: anyone can start a login, and the path is held with its
+/// pending request (whose bounds count rows) until the IdP answers.
 pub fn local_path(return_to: &str) -> Option<String> {
-    let ok = return_to.starts_with('/')
+    let ok = return_to.len() <= MAX_RETURN_TO
+        && return_to.starts_with('/')
         && !return_to.starts_with("//")
         && !return_to.starts_with("/\\")
         && !return_to.chars().any(|c| c.is_control());

@@ -8,7 +8,8 @@
 //! it; a refused one gives the page back with the field named and nothing written.
 
 use super::users::GroupForm;
-use axum::extract::{Path, State};
+use crate::extract::PathSegment;
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -319,7 +320,7 @@ pub(crate) async fn edit(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<EditForm>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteApps).await?;
@@ -388,7 +389,7 @@ pub(crate) async fn assign(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<GroupForm>,
 ) -> Result<Response, Refusal> {
     access(&state, &cookie, &uri, csrf, &id, &form.group, true).await
@@ -400,7 +401,7 @@ pub(crate) async fn unassign(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<GroupForm>,
 ) -> Result<Response, Refusal> {
     access(&state, &cookie, &uri, csrf, &id, &form.group, false).await
@@ -413,7 +414,7 @@ pub(crate) async fn mfa(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<MfaForm>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteApps).await?;

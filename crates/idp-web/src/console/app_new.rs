@@ -11,9 +11,10 @@
 //!
 //! A refused form comes back with what was typed and the field named; nothing is written.
 
+use crate::extract::PathSegment;
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -342,7 +343,7 @@ pub(crate) async fn template_form(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(name): Path<String>,
+    PathSegment(name): PathSegment,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteApps).await?;
     let template = template_named(&name)?;
@@ -385,7 +386,7 @@ pub(crate) async fn create_from_template(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(name): Path<String>,
+    PathSegment(name): PathSegment,
     CsrfForm(form): CsrfForm<TemplateForm>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteApps).await?;

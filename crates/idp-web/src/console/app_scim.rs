@@ -4,7 +4,8 @@
 //! once and never shown back, so each save asks for it again; a refused save names the field
 //! and writes nothing.
 
-use axum::extract::{Path, State};
+use crate::extract::PathSegment;
+use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
 use serde::Deserialize;
@@ -49,7 +50,7 @@ pub(crate) async fn set(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<ScimForm>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteApps).await?;
@@ -92,7 +93,7 @@ pub(crate) async fn remove(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(_): CsrfForm<RemoveForm>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteApps).await?;

@@ -2,9 +2,10 @@
 //! use it, and (for admins) the forms that change that. Adding one is
 //! [`super::app_new`], the changes [`super::app_edit`].
 
+use crate::extract::PathSegment;
 use askama::Template;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -253,7 +254,7 @@ pub(crate) async fn show(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     Query(q): Query<ShowQuery>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadApps).await?;

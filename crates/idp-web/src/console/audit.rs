@@ -1,9 +1,10 @@
 //! `/admin/audit`: the log with filters (user, application, event, a range of days), one event, and
 //! an export (CSV or JSON, bounded). People are shown by the name recorded with each line.
 
+use crate::extract::PathSegment;
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -210,7 +211,7 @@ pub(crate) async fn show(
     State(state): State<WebState>,
     cookie: SessionCookie,
     uri: Uri,
-    Path(seq): Path<String>,
+    PathSegment(seq): PathSegment,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadAudit).await?;
     let seq: i64 = seq.parse().map_err(|_| WebError::NotFound)?;

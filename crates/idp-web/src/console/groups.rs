@@ -1,8 +1,9 @@
 //! `/admin/groups`: the groups, their members, and the applications each one opens.
 
+use crate::extract::PathSegment;
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -106,7 +107,7 @@ pub(crate) async fn rename(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<NameForm>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteGroups).await?;
@@ -145,7 +146,7 @@ pub(crate) async fn delete(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<DeleteForm>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteGroups).await?;
@@ -269,7 +270,7 @@ pub(crate) async fn show(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     query: Result<Query<After>, QueryRejection>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
@@ -329,7 +330,7 @@ pub(crate) async fn add_member(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<MemberForm>,
 ) -> Result<Response, Refusal> {
     change(&state, &cookie, &uri, csrf, &id, &form.user, true).await
@@ -341,7 +342,7 @@ pub(crate) async fn remove_member(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<MemberForm>,
 ) -> Result<Response, Refusal> {
     change(&state, &cookie, &uri, csrf, &id, &form.user, false).await

@@ -3,9 +3,10 @@
 //! invitation, reset second factors, end sessions, manage groups; and what each user can
 //! use, with the reason.
 
+use crate::extract::PathSegment;
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -343,7 +344,7 @@ pub(crate) async fn show(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::ReadDirectory).await?;
     let user = load(&state, &id).await?;
@@ -402,7 +403,7 @@ pub(crate) async fn edit(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<UserForm>,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
@@ -422,7 +423,7 @@ pub(crate) async fn suspend(
     State(state): State<WebState>,
     cookie: SessionCookie,
     uri: Uri,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
@@ -438,7 +439,7 @@ pub(crate) async fn resume(
     State(state): State<WebState>,
     cookie: SessionCookie,
     uri: Uri,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
@@ -452,7 +453,7 @@ pub(crate) async fn password(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
@@ -479,7 +480,7 @@ pub(crate) async fn end_sessions(
     State(state): State<WebState>,
     cookie: SessionCookie,
     uri: Uri,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
@@ -517,7 +518,7 @@ pub(crate) async fn join(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<GroupForm>,
 ) -> Result<Response, Refusal> {
     membership(&state, &cookie, &uri, csrf, &id, &form.group, true).await
@@ -529,7 +530,7 @@ pub(crate) async fn leave(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<GroupForm>,
 ) -> Result<Response, Refusal> {
     membership(&state, &cookie, &uri, csrf, &id, &form.group, false).await
@@ -543,7 +544,7 @@ pub(crate) async fn invite(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
@@ -576,7 +577,7 @@ pub(crate) async fn reset_factors(
     State(state): State<WebState>,
     cookie: SessionCookie,
     uri: Uri,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
@@ -607,7 +608,7 @@ pub(crate) async fn set_attribute(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<AttributeForm>,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
@@ -660,7 +661,7 @@ pub(crate) async fn remove_attribute(
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     CsrfForm(form): CsrfForm<AttributeName>,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;

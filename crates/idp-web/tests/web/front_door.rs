@@ -402,3 +402,393 @@ async fn refused_requests_from_one_network_are_throttled() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert_eq!(audit_actions(&idp, "sso.refused").await.len(), free + 1);
 }
+
+/// Junk at every door anyone can knock on: bad percent-encoding and UTF-8, repeated
+/// parameters, a deflate bomb, oversized bodies, queries, tokens and cookies. Each is a
+/// clear 4xx with a code (or the plain page the route always shows), never a 500 or a panic.
+#[tokio::test]
+async fn junk_at_the_front_door_is_a_clear_4xx() {
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use base64::Engine;
+    use std::io::Write;
+    // Passkeys on (a base URL that can be a relying party), so their endpoints are tried.
+    let idp = idp_with(|c| c.base_url = super::webauthn::ORIGIN.into()).await;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let pct = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    // 16 MiB of zeros deflate to about 16 KiB (a URI holds 64 KiB): inflating it all
+    // would cost 16 MiB.
+    let bomb = {
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..16 {
+            enc.write_all(&zeros).unwrap();
+        }
+        pct(&b64(&enc.finish().unwrap()))
+    };
+    let big = "A".repeat(300 * 1024);
+    let form = "application/x-www-form-urlencoded";
+    let json = "application/json";
+    let key = "k".repeat(43);
+    // (method, URI, content type and body, other headers)
+    type Case<'a> = (
+        Method,
+        String,
+        Option<(&'a str, Vec<u8>)>,
+        Vec<(&'a str, String)>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            Method::GET,
+            "/saml/sso?SAMLRequest=%ZZ".into(),
+            None,
+            vec![],
+        ),
+        (
+            Method::GET,
+            "/saml/sso?SAMLRequest=%C3%28".into(),
+            None,
+            vec![],
+        ),
+        (
+            Method::GET,
+            "/saml/sso?SAMLRequest=a&SAMLRequest=b".into(),
+            None,
+            vec![],
+        ),
+        (
+            Method::GET,
+            format!("/saml/sso?SAMLRequest={bomb}"),
+            None,
+            vec![],
+        ),
+        (
+            Method::GET,
+            format!("/saml/sso?SAMLRequest={}", &big[..60 * 1024]),
+            None,
+            vec![],
+        ),
+        (
+            Method::GET,
+            format!("/saml/sso?{}", "x=1&".repeat(15_000)),
+            None,
+            vec![],
+        ),
+        (Method::GET, "/saml/sso".into(), None, vec![]),
+        (
+            Method::POST,
+            "/saml/sso".into(),
+            Some((form, b"SAMLRequest=%ZZ".to_vec())),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/saml/sso".into(),
+            Some((form, b"SAMLRequest=a&SAMLRequest=b".to_vec())),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/saml/sso".into(),
+            Some((form, vec![b'S', 0xff, 0xfe, b'='])),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/saml/sso".into(),
+            Some((form, format!("SAMLRequest={big}").into_bytes())),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/saml/sso".into(),
+            Some(("text/plain", b"SAMLRequest=x".to_vec())),
+            vec![],
+        ),
+        (
+            Method::GET,
+            format!("/saml/slo?SAMLRequest={bomb}"),
+            None,
+            vec![],
+        ),
+        (
+            Method::GET,
+            "/saml/slo?SAMLRequest=%C3%28&SigAlg=x".into(),
+            None,
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/saml/slo".into(),
+            Some((form, format!("SAMLRequest={big}").into_bytes())),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/saml/slo".into(),
+            Some((form, b"SAMLResponse=%%%".to_vec())),
+            vec![],
+        ),
+        (Method::GET, "/saml/continue/x".into(), None, vec![]),
+        (Method::GET, format!("/saml/continue/{key}"), None, vec![]),
+        (Method::GET, "/saml/continue/%FF%FE".into(), None, vec![]),
+        (
+            Method::GET,
+            format!("/saml/slo/continue/{key}"),
+            None,
+            vec![],
+        ),
+        (Method::GET, "/saml/slo/frame/%FF".into(), None, vec![]),
+        (
+            Method::GET,
+            format!("/saml/slo/done/{}", "d".repeat(5000)),
+            None,
+            vec![],
+        ),
+        (Method::GET, "/saml/init/%FF".into(), None, vec![]),
+        (
+            Method::GET,
+            "/login?continue=%FF&to=%00".into(),
+            None,
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/login".into(),
+            Some((form, format!("username=a&password={big}").into_bytes())),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/login".into(),
+            Some((form, vec![0xff, 0xfe])),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/login".into(),
+            Some(("text/plain", b"username=a".to_vec())),
+            vec![],
+        ),
+        (Method::POST, "/login".into(), None, vec![]),
+        (
+            Method::POST,
+            "/login/mfa".into(),
+            Some((form, b"code=1".to_vec())),
+            vec![],
+        ),
+        (Method::GET, "/invite/%FF".into(), None, vec![]),
+        (
+            Method::POST,
+            "/invite/%FF".into(),
+            Some((form, b"password=a".to_vec())),
+            vec![],
+        ),
+        (Method::GET, "/reset/%FF".into(), None, vec![]),
+        (
+            Method::POST,
+            "/reset/%FF".into(),
+            Some((form, b"password=a".to_vec())),
+            vec![],
+        ),
+        (Method::GET, "/saml/slo/continue/%FF".into(), None, vec![]),
+        (Method::GET, "/saml/slo/done/%FF".into(), None, vec![]),
+        (
+            Method::POST,
+            "/saml/init/%FF".into(),
+            Some((form, b"csrf=a".to_vec())),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/account/factors/%FF/rename".into(),
+            Some((form, b"name=a".to_vec())),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/webauthn/credentials/%FF".into(),
+            Some((json, b"{}".to_vec())),
+            vec![],
+        ),
+        (Method::GET, "/admin/users/%FF".into(), None, vec![]),
+        (
+            Method::GET,
+            "/api/v1/users/%FF".into(),
+            None,
+            vec![("authorization", "Bearer x".into())],
+        ),
+        (
+            Method::GET,
+            "/scim/v2/Users/%FF".into(),
+            None,
+            vec![("authorization", "Bearer x".into())],
+        ),
+        (
+            Method::GET,
+            format!("/invite/{}", "t".repeat(10_000)),
+            None,
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/invite/x".into(),
+            Some((form, b"password=a".to_vec())),
+            vec![],
+        ),
+        (
+            Method::GET,
+            format!("/reset/{}", "t".repeat(10_000)),
+            None,
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/reset".into(),
+            Some((form, b"name=a".to_vec())),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/webauthn/login/start".into(),
+            Some((json, big.clone().into_bytes())),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/webauthn/login/finish".into(),
+            Some((json, b"{\"handle\":1}".to_vec())),
+            vec![],
+        ),
+        (
+            Method::GET,
+            "/static/..%2F..%2Fetc%2Fpasswd".into(),
+            None,
+            vec![],
+        ),
+        (
+            Method::GET,
+            "/portal".into(),
+            None,
+            vec![(
+                "cookie",
+                format!("latchkey_session={}", "s".repeat(16 * 1024)),
+            )],
+        ),
+        (
+            Method::GET,
+            "/portal".into(),
+            None,
+            vec![("cookie", "latchkey_session=a; ".repeat(500))],
+        ),
+        (
+            Method::GET,
+            "/api/v1/users".into(),
+            None,
+            vec![("authorization", "Bearer lk_nope".into())],
+        ),
+        (
+            Method::GET,
+            "/api/v1/users".into(),
+            None,
+            vec![("authorization", format!("Bearer lk_{}", "a".repeat(80)))],
+        ),
+        (
+            Method::POST,
+            "/api/v1/users".into(),
+            Some((json, big.clone().into_bytes())),
+            vec![("authorization", "Bearer x".into())],
+        ),
+        (
+            Method::GET,
+            "/scim/v2/Users".into(),
+            None,
+            vec![("authorization", "Bearer x".into())],
+        ),
+        (
+            Method::POST,
+            "/scim/v2/Users".into(),
+            Some(("application/scim+json", big.clone().into_bytes())),
+            vec![],
+        ),
+    ];
+    let mut unclear = Vec::new();
+    for (method, uri, body, headers) in cases {
+        let mut request = Request::builder().method(method.clone()).uri(uri.as_str());
+        for (name, value) in &headers {
+            request = request.header(*name, value.as_str());
+        }
+        let request = match body {
+            Some((content_type, bytes)) => request
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Body::from(bytes)),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = tower::ServiceExt::oneshot(idp.router.clone(), request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = body_text(response).await;
+        let shown: String = uri.chars().take(60).collect();
+        let clear = status.is_client_error() || status.is_redirection() || status == StatusCode::OK;
+        let coded = !status.is_client_error()
+            || ["Error code", "\"code\"", "\"status\""]
+                .iter()
+                .any(|marker| text.contains(marker));
+        if !(clear && coded) {
+            unclear.push(format!("{method} {shown}: {status} {text:.200}"));
+        }
+    }
+    assert!(unclear.is_empty(), "{unclear:#?}");
+
+    // With passkeys off, their endpoints are not there: 404, not a server fault.
+    let off = super::support::idp().await;
+    let mut b = Browser::new(&off);
+    for uri in ["/webauthn/login/start", "/webauthn/login/finish"] {
+        let page = b
+            .send(
+                Request::post(uri)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from("{\"handle\":1}"))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{uri}: {}", page.body);
+        assert_eq!(page.error_code(), Some("WEB-NOT-FOUND"), "{uri}");
+    }
+}
+
+/// What a parked request holds is bounded: an AuthnRequest anyone can send (unsigned, for an
+/// application that does not require signing) with a 20,000-character ID, or subject, would
+/// otherwise be held as it is, a parked row and a replay record tens of KiB each, under
+/// caps counted in rows. It is refused 413 `SSO-DECODE`, nothing parked or recorded; its
+/// ID, resent short, parks as usual.
+#[tokio::test]
+async fn an_authn_request_too_large_to_hold_is_refused_before_it_is_parked() {
+    use latchkey_saml::authn_request::RequestedSubject;
+    // One place per network: were either refused request parked, the last would be 429.
+    let idp = idp_with(|c| {
+        c.trust_forwarded_for = true;
+        c.parked_per_network = 1;
+    })
+    .await;
+    let mut b = Browser::new(&idp);
+    b.address = Some("203.0.113.70".into());
+    let mut long_id = authn_request(SP);
+    long_id.id = format!("_{}", "a".repeat(20_000));
+    let mut long_subject = authn_request(SP);
+    long_subject.subject = Some(RequestedSubject::NameId(latchkey_saml::assertion::NameId {
+        value: format!("{}@example.org", "a".repeat(20_000)),
+        format: None,
+        name_qualifier: None,
+        sp_name_qualifier: None,
+    }));
+    for request in [&long_id, &long_subject] {
+        let page = b.get(&redirect_uri(request, None)).await;
+        assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", page.body);
+        assert_eq!(page.error_code(), Some("SSO-DECODE"));
+    }
+    let page = b.get(&redirect_uri(&authn_request(SP), None)).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+}

@@ -339,3 +339,119 @@ async fn the_owner_lists_renames_and_removes_credentials() {
     assert_eq!(audit_actions(&idp, "webauthn.renamed").await.len(), 1);
     assert_eq!(audit_actions(&idp, "webauthn.removed").await.len(), 1);
 }
+
+/// Anyone can post to the passwordless endpoints, so what they refuse before a throttle slot
+/// is taken (a body that is not JSON, an unknown or used ceremony, a throttled attempt) is
+/// logged, never an audit row: a burst of junk leaves the audit log as it was. A checked
+/// answer that fails (a guess, counted by the throttle) is still audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_junk_passkey_sign_ins_writes_no_audit_rows() {
+    let idp = idp_with(|c| {
+        c.base_url = ORIGIN.into();
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let (mut key, raw_id) = enrolled(&idp).await;
+    let mut browser = Browser::new(&idp);
+    browser.address = Some("203.0.113.60".into());
+    // A real answer, whose ceremony is then used up: replayed, it names no live ceremony.
+    let answer = passkey_answer(&mut browser, &mut key, &raw_id, idp.alice.id.0).await;
+    let (status, _) = json_post(&mut browser, "/webauthn/login/finish", &answer.to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    let before = audit_actions(&idp, "login.failure").await.len();
+
+    let n = 90;
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (router, gate) = (idp.router.clone(), gate.clone());
+        let (uri, content_type, body) = match i % 3 {
+            0 => ("/webauthn/login/start", "text/plain", "{}".to_owned()),
+            1 => (
+                "/webauthn/login/finish",
+                "application/json",
+                "not json".to_owned(),
+            ),
+            _ => (
+                "/webauthn/login/finish",
+                "application/json",
+                answer.to_string(),
+            ),
+        };
+        set.spawn(async move {
+            let request = Request::post(uri)
+                .header(header::CONTENT_TYPE, content_type)
+                .header(header::ORIGIN, ORIGIN)
+                .header("x-forwarded-for", format!("198.51.100.{}", i % 3))
+                .body(Body::from(body))
+                .unwrap();
+            gate.wait().await;
+            let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+                .await
+                .unwrap();
+            let value: Value = serde_json::from_slice(&body).unwrap();
+            (
+                status,
+                value["code"].as_str().unwrap_or_default().to_owned(),
+            )
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        let (status, code) = done.unwrap();
+        assert!(status.is_client_error(), "{status} {code}");
+        assert!(
+            ["WEBAUTHN-MALFORMED", "WEBAUTHN-CHALLENGE"].contains(&code.as_str()),
+            "{code}"
+        );
+    }
+    assert_eq!(
+        audit_actions(&idp, "login.failure").await.len(),
+        before,
+        "refusals before a slot are not audited"
+    );
+
+    // A checked failure (alice's key claiming bob) is still a guess, audited.
+    let body = passkey_answer(&mut browser, &mut key, &raw_id, idp.bob.id.0).await;
+    let (status, refused) =
+        json_post(&mut browser, "/webauthn/login/finish", &body.to_string()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused["code"], "WEBAUTHN-UNKNOWN-CREDENTIAL");
+    assert_eq!(audit_actions(&idp, "login.failure").await.len(), before + 1);
+}
+
+/// Past its cap of ceremonies under way, a client is answered 429 `WEBAUTHN-TOO-MANY` with
+/// `Retry-After` (its ceremonies end when answered or expired), and nothing is stored.
+#[tokio::test]
+async fn ceremonies_past_the_cap_say_when_to_come_back() {
+    let idp = idp_with(|c| {
+        c.base_url = ORIGIN.into();
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let mut browser = Browser::new(&idp);
+    browser.address = Some("203.0.113.61".into());
+    let cap = latchkey_idp::webauthn::MAX_PENDING_PER_OWNER;
+    for _ in 0..cap {
+        let (status, _) = json_post(&mut browser, "/webauthn/login/start", "{}").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let page = browser
+        .send(
+            Request::post("/webauthn/login/start")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ORIGIN, ORIGIN)
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert!(page.body.contains("WEBAUTHN-TOO-MANY"), "{}", page.body);
+    let wait: u64 = page.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&wait), "Retry-After {wait}");
+}

@@ -77,8 +77,10 @@ pub struct ParkCaps {
 
 impl ParkCaps {
     /// Generous per owner, because a whole office can sit behind one address and every
-    /// sign-in page left open holds a row until [`PARK_TTL`] ends it; in all, each row is
-    /// under 2 KiB, so the table stays under ~100 MiB.
+    /// sign-in page left open holds a row until [`PARK_TTL`] ends it; in all, a real
+    /// request's row is under 2 KiB, and none holds more than
+    /// [`crate::sso::request::MAX_HELD`] (4 KiB) of its request, so the table stays under
+    /// ~100 MiB, and ~200 MiB whatever is sent.
     pub const DEFAULT: ParkCaps = ParkCaps {
         per_owner: 1_000,
         total: 50_000,

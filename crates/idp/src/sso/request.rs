@@ -47,6 +47,12 @@ pub const REQUEST_LIMITS: BindingLimits = BindingLimits {
     max_relay_state: 80,
 };
 
+/// The most a request may leave us to hold, in bytes of its [`PendingRequest`] (its ID,
+/// subject, RelayState, requested formats and contexts): a parked row, and its ID a replay
+/// record. Anyone can send an AuthnRequest, and the caps on what is held count rows, so a
+/// row must be small; a real request holds well under 2 KiB (an ID is tens of characters).
+pub const MAX_HELD: usize = 4 * 1024;
+
 /// Oldest IssueInstant accepted.
 const MAX_AGE: Duration = Duration::minutes(10);
 /// How far in the future an IssueInstant may be (clock skew).
@@ -197,34 +203,42 @@ fn checked(
         &request.id,
         request.issue_instant + MAX_AGE,
     );
+    let pending = PendingRequest {
+        app_id: app.id,
+        request_id: Some(request.id.clone()),
+        acs_url,
+        relay_state,
+        force_authn: request.force_authn,
+        is_passive: request.is_passive,
+        // A subject named with a format asks for that format too.
+        name_id_format: requested_format(&request).or_else(|| match &request.subject {
+            Some(RequestedSubject::NameId(n)) => n
+                .format
+                .clone()
+                .filter(|f| f != name_id_format::UNSPECIFIED),
+            _ => None,
+        }),
+        allow_create: request.name_id_policy.as_ref().and_then(|p| p.allow_create),
+        subject: match &request.subject {
+            Some(RequestedSubject::NameId(n)) => Some(n.value.clone()),
+            _ => None,
+        },
+        requested_authn_context: request
+            .requested_authn_context
+            .as_ref()
+            .map(super::RequestedContext::from_saml),
+    };
+    // Checked before anything is answered, recorded or parked (a refusal's ID is recorded
+    // too).
+    if serde_json::to_vec(&pending).map_or(usize::MAX, |v| v.len()) > MAX_HELD {
+        return Err(SsoError::Binding(latchkey_saml::Error::DecodedTooLarge {
+            limit: MAX_HELD,
+        }));
+    }
     Ok(ValidatedRequest {
         unconfirmed,
         claim,
-        pending: PendingRequest {
-            app_id: app.id,
-            request_id: Some(request.id.clone()),
-            acs_url,
-            relay_state,
-            force_authn: request.force_authn,
-            is_passive: request.is_passive,
-            // A subject named with a format asks for that format too.
-            name_id_format: requested_format(&request).or_else(|| match &request.subject {
-                Some(RequestedSubject::NameId(n)) => n
-                    .format
-                    .clone()
-                    .filter(|f| f != name_id_format::UNSPECIFIED),
-                _ => None,
-            }),
-            allow_create: request.name_id_policy.as_ref().and_then(|p| p.allow_create),
-            subject: match &request.subject {
-                Some(RequestedSubject::NameId(n)) => Some(n.value.clone()),
-                _ => None,
-            },
-            requested_authn_context: request
-                .requested_authn_context
-                .as_ref()
-                .map(super::RequestedContext::from_saml),
-        },
+        pending,
         app,
         refusal,
     })

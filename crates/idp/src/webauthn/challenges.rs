@@ -15,6 +15,25 @@ pub const CHALLENGE_LIFETIME: Duration = Duration::minutes(5);
 pub const MAX_PENDING_PER_OWNER: i64 = 10;
 /// Live ceremonies in all, so a flood from many networks cannot grow the table either.
 pub const MAX_PENDING: i64 = 10_000;
+/// Live ceremonies the anonymous owners of one IPv6 /48 (its 65,536 /64s, each an owner:
+/// [`crate::session::network_of`]) may hold together, as for parked requests: without it,
+/// one site could fill [`MAX_PENDING`] for everyone.
+const MAX_PENDING_PER_WIDE_OWNER: i64 =
+    MAX_PENDING_PER_OWNER * crate::session::WIDE_OWNER_FACTOR as i64;
+
+/// What a start refused for want of a place tells the client to wait, in seconds (as a
+/// refused park does): ceremonies end when answered, or after [`CHALLENGE_LIFETIME`].
+const BUSY_RETRY_AFTER: u64 = 30;
+
+/// For an anonymous owner (`addr:` and an IPv6 /64), the range of owners that are the /64s
+/// of its /48: `[start, end)` in byte order (the prefix ends in `:`, and `;` is the next
+/// byte). `None` for users, IPv4 clients and anything else.
+fn wide_range(owner: &str) -> Option<(String, String)> {
+    let network = owner.strip_prefix("addr:")?;
+    let wide = latchkey_sp::network::wide_network_of(network)?;
+    let stem = wide.strip_suffix(':')?;
+    Some((format!("addr:{wide}"), format!("addr:{stem};")))
+}
 
 /// What a ceremony is for; a handle answers only the kind of finish it was started for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +80,10 @@ impl<'s> Pending<'s> {
 
     /// Stores a ceremony's state and returns the handle the browser must send back. Expired
     /// rows go first, so the caps count live ceremonies only. Anyone can start a ceremony,
-    /// so the caps are taken as one step: the insert happens only if both counts are under
-    /// their caps, in one statement (SQLite's write lock serializes it), and on PostgreSQL
-    /// under a transaction advisory lock every node's starts share, since there concurrent
-    /// statements would each count their own snapshot.
+    /// so the caps (the owner's, its IPv6 /48's, all) are taken as one step: the insert
+    /// happens only if every count is under its cap, in one statement (SQLite's write lock
+    /// serializes it), and on PostgreSQL under a transaction advisory lock every node's
+    /// starts share, since there concurrent statements would each count their own snapshot.
     pub(crate) async fn put(
         &self,
         kind: Kind,
@@ -81,25 +100,39 @@ impl<'s> Pending<'s> {
             .await
             .map_err(crate::Error::from)?;
         let handle = fresh_token();
-        let inserted = sqlx::query(
+        let (wide, wide_end) = wide_range(owner).unwrap_or_default();
+        // PostgreSQL is told to compare the /48's range in bytes (it then reads every live
+        // row for it, as the total's count does).
+        let owner_column = match self.store.backend() {
+            crate::store::Backend::Postgres => "owner COLLATE \"C\"",
+            crate::store::Backend::Sqlite => "owner",
+        };
+        let sql = format!(
             "INSERT INTO webauthn_challenges \
              (handle_hash, kind, owner, user_id, state, expires_at) \
              SELECT $1, $2, $3, $4, $5, $6 \
              WHERE (SELECT COUNT(*) FROM webauthn_challenges WHERE owner = $3) < $7 \
-             AND (SELECT COUNT(*) FROM webauthn_challenges) < $8",
-        )
-        .bind(token_hash(&handle))
-        .bind(kind.as_str())
-        .bind(owner)
-        .bind(user.map(UserId::to_db))
-        .bind(state)
-        .bind(unix_ms(now + CHALLENGE_LIFETIME))
-        .bind(MAX_PENDING_PER_OWNER)
-        .bind(MAX_PENDING)
-        .execute(&mut *tx)
-        .await
-        .map_err(crate::Error::from)?
-        .rows_affected();
+             AND (SELECT COUNT(*) FROM webauthn_challenges) < $8 \
+             AND ($9 = '' OR (SELECT COUNT(*) FROM webauthn_challenges \
+                 WHERE {owner_column} >= $9 AND {owner_column} < $10) < $11)"
+        );
+        // Only a column name is formatted in; every value is bound.
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(token_hash(&handle))
+            .bind(kind.as_str())
+            .bind(owner)
+            .bind(user.map(UserId::to_db))
+            .bind(state)
+            .bind(unix_ms(now + CHALLENGE_LIFETIME))
+            .bind(MAX_PENDING_PER_OWNER)
+            .bind(MAX_PENDING)
+            .bind(wide)
+            .bind(wide_end)
+            .bind(MAX_PENDING_PER_WIDE_OWNER)
+            .execute(&mut *tx)
+            .await
+            .map_err(crate::Error::from)?
+            .rows_affected();
         if inserted == 0 {
             // Which cap was reached, for the log line (read in the same transaction).
             let mine: i64 =
@@ -109,11 +142,14 @@ impl<'s> Pending<'s> {
                     .await
                     .map_err(crate::Error::from)?;
             crate::store::commit(tx).await?;
-            return Err(WebauthnError::TooMany(if mine >= MAX_PENDING_PER_OWNER {
-                "ceremonies under way for this client"
-            } else {
-                "ceremonies under way"
-            }));
+            return Err(WebauthnError::Busy {
+                what: if mine >= MAX_PENDING_PER_OWNER {
+                    "ceremonies under way for this client"
+                } else {
+                    "ceremonies under way for this client's /48, or in all"
+                },
+                retry_after_seconds: BUSY_RETRY_AFTER,
+            });
         }
         crate::store::commit(tx).await?;
         Ok(handle.to_string())

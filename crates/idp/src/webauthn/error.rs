@@ -54,6 +54,16 @@ pub enum WebauthnError {
     /// A cap was reached.
     #[error("too many {0}")]
     TooMany(&'static str),
+    /// Too many ceremonies under way (for this client, its IPv6 /48, or in all); nothing
+    /// was stored. Ceremonies end when answered or expired: come back after the given
+    /// seconds.
+    #[error("too many {what}; retry in {retry_after_seconds} s")]
+    Busy {
+        /// Which cap, for the log line.
+        what: &'static str,
+        /// When to try again.
+        retry_after_seconds: u64,
+    },
     /// The throttle refused the attempt before anything was verified.
     #[error("throttled; retry in {retry_after_seconds} s")]
     Throttled {
@@ -100,7 +110,7 @@ impl WebauthnError {
             },
             WebauthnError::UnknownCredential => Code::UnknownCredential,
             WebauthnError::Duplicate => Code::Duplicate,
-            WebauthnError::TooMany(_) => Code::TooMany,
+            WebauthnError::TooMany(_) | WebauthnError::Busy { .. } => Code::TooMany,
             WebauthnError::Throttled { .. } => Code::Throttled,
             WebauthnError::BadName(_) => Code::BadName,
             WebauthnError::StepUpRequired => Code::StepUpRequired,

@@ -28,6 +28,7 @@ on_both_backends!(
     wrong_credentials_are_refused_and_throttled,
     rename_and_remove_are_audited,
     ceremonies_under_way_are_capped,
+    ceremonies_from_one_ipv6_48_share_a_wider_cap,
     a_key_is_a_factor_to_the_mfa_policy,
 );
 
@@ -518,4 +519,48 @@ async fn a_key_is_a_factor_to_the_mfa_policy(t: TestStore) {
     assert_eq!(factors.reset(&super::admin(), &alice).await.unwrap(), 1);
     assert!(!factors.has_factor(&alice).await.unwrap());
     assert_eq!(Credentials::new(&store).count(alice.id).await.unwrap(), 0);
+}
+
+/// An IPv6 site holds a /48, 65,536 /64s: were each /64 capped on its own, one site could
+/// fill the table's cap for everyone (every passkey sign-in and security-key step refused).
+/// Its /64s count together too, at `WIDE_OWNER_FACTOR` owners' worth, taken in the same one
+/// step under a burst; another /48, and an IPv4 client, are not held up.
+async fn ceremonies_from_one_ipv6_48_share_a_wider_cap(t: TestStore) {
+    let rp = rp();
+    let wide = MAX_PENDING_PER_OWNER * i64::from(latchkey_idp::session::WIDE_OWNER_FACTOR);
+    let n = 3 * wide;
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (store, rp) = (t.store.clone(), rp.clone());
+        // A fresh /64 of the /48 2001:db8:77:: for every request.
+        let address = format!("2001:db8:77:{i:x}::1");
+        burst.spawn(async move {
+            Ceremonies::new(&store, &rp)
+                .start_sign_in(Purpose::Passwordless, None, &address)
+                .await
+                .map(drop)
+        });
+    }
+    let (mut started, mut refused) = (0, 0);
+    while let Some(done) = burst.join_next().await {
+        match done.unwrap() {
+            Ok(()) => started += 1,
+            Err(e) => {
+                assert_eq!(e.code(), Code::TooMany, "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((started, refused), (wide, n - wide));
+    let ceremonies = Ceremonies::new(&t.store, &rp);
+    assert_eq!(ceremonies.pending().await.unwrap(), wide);
+    // The next /48 over (2001:db8:78::), and IPv4 clients, still start ceremonies.
+    ceremonies
+        .start_sign_in(Purpose::Passwordless, None, "2001:db8:78::1")
+        .await
+        .unwrap();
+    ceremonies
+        .start_sign_in(Purpose::Passwordless, None, "203.0.113.5")
+        .await
+        .unwrap();
 }

@@ -276,6 +276,21 @@ async fn login_start_signs_when_configured() {
     assert_eq!(role.acs(None).unwrap().location, ACS);
 }
 
+/// Anyone can start a login, and its `return_to` is held with the pending request until the
+/// IdP answers: a path longer than any page of ours (a URL holds 64 KiB) is not kept, and
+/// the login starts all the same, returning to the home page.
+#[tokio::test]
+async fn a_return_to_longer_than_a_page_is_not_held() {
+    use latchkey_sp::login::MAX_RETURN_TO;
+    let sp = sp(&[&old_key().cert]);
+    let longest = format!("/{}", "a".repeat(MAX_RETURN_TO - 1));
+    assert_eq!(local_path(&longest).as_deref(), Some(longest.as_str()));
+    let long = format!("/{}", "a".repeat(60_000));
+    assert_eq!(local_path(&long), None);
+    let login = sp.start_login(Some(&long), NOW).await.unwrap();
+    assert_eq!(login.request.return_to, None);
+}
+
 #[test]
 fn return_to_must_be_local() {
     assert_eq!(local_path("/a/b?c=d").as_deref(), Some("/a/b?c=d"));
