@@ -601,6 +601,15 @@ fn rule_confirmation_not_before() {
 }
 
 #[test]
+fn rule_bearer_confirmation_has_no_not_before() {
+    // SAML profiles §4.1.4.2: the bearer SubjectConfirmationData "MUST NOT contain a
+    // NotBefore attribute", even one already past.
+    let mut f = Fixture::valid();
+    confirmation_data(&mut f).not_before = Some(datetime!(2026-11-28 13:59:00 UTC));
+    assert_eq!(f.check(), Err(Error::ConfirmationNotYetValid));
+}
+
+#[test]
 fn rule_confirmation_in_response_to() {
     let mut f = Fixture::valid();
     confirmation_data(&mut f).in_response_to = Some("_other".into());
