@@ -496,7 +496,7 @@ fn check_assertion(
     Ok(expiry)
 }
 
-/// Rule: one bearer confirmation's data: Recipient, NotOnOrAfter, NotBefore and
+/// Rule: one bearer confirmation's data: Recipient, NotOnOrAfter, no NotBefore, and
 /// InResponseTo. Returns its expiry (skew included).
 fn check_bearer(
     settings: &SpSettings,
@@ -516,9 +516,9 @@ fn check_bearer(
     if now - skew >= not_on_or_after {
         return Err(Error::ConfirmationExpired);
     }
-    if let Some(nb) = d.not_before
-        && now + skew < nb
-    {
+    // The profile forbids a NotBefore here (profiles §4.1.4.2), one already past too: the
+    // confirmation's window is bounded by NotOnOrAfter alone.
+    if d.not_before.is_some() {
         return Err(Error::ConfirmationNotYetValid);
     }
     match (request_id, d.in_response_to) {

@@ -467,7 +467,7 @@ pub(super) async fn on_response(state: &WebState, message: &Inbound) -> Result<R
         Ok(confirmed) => confirmed,
         Err(refusal) => {
             tracing::warn!(
-                code = "SLO-RESPONSE-REFUSED",
+                code = latchkey_idp::error::PageCode::SloResponseRefused.as_str(),
                 app = %sent.app,
                 reason = %refusal,
                 "single logout: an application's LogoutResponse was not trusted"

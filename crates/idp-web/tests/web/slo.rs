@@ -10,7 +10,8 @@ use latchkey_saml::status::code;
 use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
 
 use super::slo_cases::{
-    give_signed_app_slo, logout_request, replayed_logout_request, signed_query,
+    give_signed_app_slo, logout_request, replayed_logout_request, signed_in_to_signed_app,
+    signed_query,
 };
 use super::support::*;
 
@@ -295,6 +296,36 @@ async fn signing_out_at_the_idp_tells_each_application_in_its_own_frame() {
 #[tokio::test]
 async fn a_replayed_logout_request_is_refused_and_ends_nothing() {
     replayed_logout_request(idp().await).await;
+}
+
+#[tokio::test]
+async fn a_logout_request_replayed_at_the_last_instant_of_its_window_is_refused() {
+    let idp = idp().await;
+    give_signed_app_slo(&idp).await;
+    let mut b = Browser::new(&idp);
+    let subject = signed_in_to_signed_app(&idp, &mut b).await;
+    let format = subject.name_id.format.clone().unwrap();
+    let mut logout = logout_request(SIGNED_SP, &subject.name_id.value, &format);
+    // IssueInstant travels in whole seconds.
+    logout.issue_instant = logout.issue_instant.replace_nanosecond(0).unwrap();
+    let captured = format!("/saml/slo?{}", signed_query(&logout, &idp.sp_key));
+    let page = b.get(&captured).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(b.get("/portal").await.location(), "/login");
+
+    // The last instant the profile takes the request (IssueInstant + 5 min + 60 s skew):
+    // its replay record ends there too, and must still refuse it.
+    idp.clock
+        .set(logout.issue_instant + time::Duration::minutes(6));
+    signed_in_to_signed_app(&idp, &mut b).await;
+    let page = b.get(&captured).await;
+    assert_eq!(page.error_code(), Some("SLO-REPLAYED"), "{}", page.body);
+    assert_eq!(
+        b.get("/portal").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+    assert_eq!(audit_actions(&idp, "logout.slo").await.len(), 1);
 }
 
 /// Signs alice in to the signed app (Tracker) with an SLO endpoint; returns her subject

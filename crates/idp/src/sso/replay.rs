@@ -210,10 +210,6 @@ impl<'s> SeenRequests<'s> {
     /// Records `claim` on its own (a write of its own, committed when this returns).
     /// Returns `false` for a replay, as [`Self::first_use`].
     pub async fn claim(&self, claim: &Claim, now: OffsetDateTime) -> Result<bool> {
-        // Past its window it is refused, as in [`claim_all`].
-        if claim.until <= now {
-            return Ok(false);
-        }
         self.first_use(claim.seen, &claim.issuer, &claim.id, claim.until, now)
             .await
     }
@@ -221,6 +217,10 @@ impl<'s> SeenRequests<'s> {
     /// Records `issuer`'s request `id` of kind `seen` as used until `until`. Returns `false`
     /// when it was already recorded and has not expired: a replay. Atomic across nodes: of
     /// two racing calls with one ID, the primary key lets exactly one insert win.
+    ///
+    /// A record whose window has ended by `now` is refused, as in [`claim_all`]: written, it
+    /// would already be expired, so a replay at that same instant (the last one a profile
+    /// window that includes its end still accepts) would take it over and be used again.
     pub(crate) async fn first_use(
         &self,
         seen: Seen,
@@ -229,6 +229,9 @@ impl<'s> SeenRequests<'s> {
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool> {
+        if until <= now {
+            return Ok(false);
+        }
         let done = sqlx::query(seen.record())
             .bind(issuer.to_owned())
             .bind(id.to_owned())
@@ -294,6 +297,22 @@ mod tests {
         assert!(
             !seen
                 .first_use(Seen::AuthnRequest, "sp", "_id1", until2, later)
+                .await
+                .unwrap()
+        );
+
+        // A record whose window ends now is refused outright: written, it would already be
+        // expired, and the next use at this instant would take it over again.
+        let end = until2;
+        assert!(
+            !seen
+                .first_use(Seen::LogoutRequest, "sp", "_id2", end, end)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !seen
+                .first_use(Seen::LogoutRequest, "sp", "_id2", end, end)
                 .await
                 .unwrap()
         );

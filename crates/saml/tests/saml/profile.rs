@@ -601,6 +601,15 @@ fn rule_confirmation_not_before() {
 }
 
 #[test]
+fn rule_bearer_confirmation_has_no_not_before() {
+    // SAML profiles §4.1.4.2: the bearer SubjectConfirmationData "MUST NOT contain a
+    // NotBefore attribute", even one already past.
+    let mut f = Fixture::valid();
+    confirmation_data(&mut f).not_before = Some(datetime!(2026-11-28 13:59:00 UTC));
+    assert_eq!(f.check(), Err(Error::ConfirmationNotYetValid));
+}
+
+#[test]
 fn rule_confirmation_in_response_to() {
     let mut f = Fixture::valid();
     confirmation_data(&mut f).in_response_to = Some("_other".into());
@@ -797,4 +806,408 @@ fn comment_injected_into_name_id_does_not_truncate_it() {
     let s = validate_response(&settings(), &split, Some(REQ), NOW).unwrap();
     assert_eq!(s.name_id.value, "alice@example.org");
     assert!(validate_response(&settings(), &xml, Some(REQ), NOW).is_err());
+}
+
+// ----- attack review: wrapping, injection, algorithms (each must be refused by its rule,
+// and identity read only from the verified element) -----
+
+fn forged(f: &Fixture, id: &str, name: &str) -> Assertion {
+    let mut a = f.assertion.clone();
+    a.id = id.into();
+    a.subject.as_mut().unwrap().name_id.as_mut().unwrap().value = name.into();
+    a
+}
+
+fn signed_assertion(f: &Fixture) -> String {
+    dsig::sign(
+        &f.assertion.to_xml().unwrap(),
+        &f.assertion.id,
+        key(),
+        None,
+        &SignOptions::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn wrapping_signed_assertion_in_advice_of_a_forged_one() {
+    let f = Fixture::valid();
+    let signed = signed_assertion(&f);
+    let outer = forged(&f, "_forged", "admin@example.org")
+        .to_xml()
+        .unwrap()
+        .replacen(
+            "<saml:AuthnStatement",
+            &format!("<saml:Advice>{signed}</saml:Advice><saml:AuthnStatement"),
+            1,
+        );
+    let r = f.response.to_xml(Some(&outer)).unwrap();
+    assert_eq!(
+        validate_response(&settings(), &r, Some(REQ), NOW),
+        Err(Error::NotSigned)
+    );
+    // The forged one takes the signed one's ID and its Signature: two elements, one ID.
+    let sig_start = signed.find("<ds:Signature").unwrap();
+    let sig_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let outer = forged(&f, &f.assertion.id, "admin@example.org")
+        .to_xml()
+        .unwrap()
+        .replacen(
+            "</saml:Issuer>",
+            &format!("</saml:Issuer>{}", &signed[sig_start..sig_end]),
+            1,
+        )
+        .replacen(
+            "<saml:AuthnStatement",
+            &format!("<saml:Advice>{signed}</saml:Advice><saml:AuthnStatement"),
+            1,
+        );
+    let r = f.response.to_xml(Some(&outer)).unwrap();
+    let e = validate_response(&settings(), &r, Some(REQ), NOW);
+    assert!(matches!(sig_error(e), SignatureError::DuplicateId { .. }));
+}
+
+#[test]
+fn wrapping_signed_response_moved_into_the_object_of_a_forged_one() {
+    // The whole signed Response goes into a ds:Object of a copy of its own Signature, on a
+    // new Response with the same ID around a forged assertion.
+    let mut f = Fixture::valid();
+    f.sign_assertion = false;
+    f.sign_response = true;
+    let signed = f.xml();
+    let sig_start = signed.find("<ds:Signature").unwrap();
+    let sig_end = signed.find("</ds:Signature>").unwrap();
+    let with_object = format!(
+        "{}<ds:Object>{signed}</ds:Object></ds:Signature>",
+        &signed[sig_start..sig_end]
+    );
+    let outer = f
+        .response
+        .to_xml(Some(
+            &forged(&f, "_forged", "admin@example.org").to_xml().unwrap(),
+        ))
+        .unwrap()
+        .replacen("</saml:Issuer>", &format!("</saml:Issuer>{with_object}"), 1);
+    // The copy's SignedInfo inside the Object counts as a second one.
+    let e = validate_response(&settings(), &outer, Some(REQ), NOW);
+    assert_eq!(sig_error(e), SignatureError::SignedInfoCount { found: 2 });
+    // Without the inner Signature, the copy's ID is the outer one's.
+    let inner_start = signed.find("<ds:Signature").unwrap();
+    let inner_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let bare = format!("{}{}", &signed[..inner_start], &signed[inner_end..]);
+    let outer = outer.replacen(&signed, &bare, 1);
+    let e = validate_response(&settings(), &outer, Some(REQ), NOW);
+    assert!(matches!(sig_error(e), SignatureError::DuplicateId { .. }));
+}
+
+#[test]
+fn wrapping_unsigned_assertion_before_or_after_the_signed_one() {
+    let f = Fixture::valid();
+    let extra = forged(&f, "_forged", "admin@example.org").to_xml().unwrap();
+    let before = f.xml_with(
+        |a| a,
+        |r| r.replacen("</samlp:Status>", &format!("</samlp:Status>{extra}"), 1),
+    );
+    let after = f.xml_with(
+        |a| a,
+        |r| r.replace("</samlp:Response>", &format!("{extra}</samlp:Response>")),
+    );
+    for xml in [before, after] {
+        assert_eq!(
+            validate_response(&settings(), &xml, Some(REQ), NOW),
+            Err(Error::AssertionCount(2))
+        );
+    }
+}
+
+#[test]
+fn wrapping_assertion_added_to_a_signed_response_breaks_its_digest() {
+    let mut f = Fixture::valid();
+    f.sign_assertion = false;
+    f.sign_response = true;
+    let extra = forged(&f, "_forged", "admin@example.org").to_xml().unwrap();
+    let xml = f
+        .xml()
+        .replace("</samlp:Response>", &format!("{extra}</samlp:Response>"));
+    let e = validate_response(&settings(), &xml, Some(REQ), NOW);
+    assert_eq!(sig_error(e), SignatureError::DigestMismatch);
+}
+
+#[test]
+fn wrapping_duplicate_id_in_a_namespaced_id_attribute() {
+    // wsu:Id counts as an ID: a second element carrying the signed one's ID is refused.
+    let f = Fixture::valid();
+    let wsu = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+    let xml = f.xml_with(
+        |a| a,
+        |r| {
+            r.replacen(
+                "</samlp:Status>",
+                &format!(
+                    "</samlp:Status><samlp:Extensions><x:Decoy xmlns:x=\"urn:x\" xmlns:wsu=\"{wsu}\" wsu:Id=\"_assertion-1\"/></samlp:Extensions>"
+                ),
+                1,
+            )
+        },
+    );
+    let e = validate_response(&settings(), &xml, Some(REQ), NOW);
+    assert!(matches!(sig_error(e), SignatureError::DuplicateId { .. }));
+    // xml:id is not an ID our verifier resolves: a decoy carrying it changes nothing.
+    let xml = f.xml_with(
+        |a| a,
+        |r| {
+            r.replacen(
+                "</samlp:Status>",
+                "</samlp:Status><samlp:Extensions><x:Decoy xmlns:x=\"urn:x\" xml:id=\"_assertion-1\"/></samlp:Extensions>",
+                1,
+            )
+        },
+    );
+    let s = validate_response(&settings(), &xml, Some(REQ), NOW).unwrap();
+    assert_eq!(s.name_id.value, "alice@example.org");
+}
+
+#[test]
+fn reference_shapes_are_refused() {
+    let f = Fixture::valid();
+    let xml = f.xml();
+    // To an ancestor (the Response).
+    let ancestor = xml.replacen("URI=\"#_assertion-1\"", "URI=\"#_response-1\"", 1);
+    let e = validate_response(&settings(), &ancestor, Some(REQ), NOW);
+    assert!(matches!(
+        sig_error(e),
+        SignatureError::ReferenceNotParent { .. }
+    ));
+    // The whole document, from an element that is not the document element.
+    let empty = xml.replacen("URI=\"#_assertion-1\"", "URI=\"\"", 1);
+    let e = validate_response(&settings(), &empty, Some(REQ), NOW);
+    assert_eq!(sig_error(e), SignatureError::EmptyUriNotDocumentElement);
+    // Two References.
+    let start = xml.find("<ds:Reference").unwrap();
+    let end = xml.find("</ds:Reference>").unwrap() + "</ds:Reference>".len();
+    let two = format!("{}{}{}", &xml[..end], &xml[start..end], &xml[end..]);
+    let e = validate_response(&settings(), &two, Some(REQ), NOW);
+    assert_eq!(sig_error(e), SignatureError::ReferenceCount { found: 2 });
+}
+
+#[test]
+fn transforms_beyond_enveloped_and_c14n_are_refused() {
+    let xml = Fixture::valid().xml();
+    for (algorithm, body) in [
+        (
+            "http://www.w3.org/TR/1999/REC-xpath-19991116",
+            "<ds:XPath>not(ancestor-or-self::ds:Signature)</ds:XPath>",
+        ),
+        (
+            "http://www.w3.org/TR/1999/REC-xslt-19991116",
+            "<xsl:stylesheet xmlns:xsl=\"http://www.w3.org/1999/XSL/Transform\" version=\"1.0\"/>",
+        ),
+        ("http://www.w3.org/2002/06/xmldsig-filter2", ""),
+    ] {
+        let t = xml.replacen(
+            "<ds:Transforms>",
+            &format!(
+                "<ds:Transforms><ds:Transform Algorithm=\"{algorithm}\">{body}</ds:Transform>"
+            ),
+            1,
+        );
+        let e = validate_response(&settings(), &t, Some(REQ), NOW);
+        assert_eq!(
+            sig_error(e),
+            SignatureError::DisallowedTransform {
+                algorithm: algorithm.into()
+            },
+            "{algorithm}"
+        );
+    }
+}
+
+#[test]
+fn injection_in_signed_values_never_changes_what_is_read() {
+    let f = Fixture::valid();
+    let xml = f.xml();
+    // CDATA is text to c14n: the digest holds, and the value is the whole text.
+    let cdata = xml.replacen(
+        "alice@example.org</saml:NameID>",
+        "<![CDATA[alice@example.org]]></saml:NameID>",
+        1,
+    );
+    let s = validate_response(&settings(), &cdata, Some(REQ), NOW).unwrap();
+    assert_eq!(s.name_id.value, "alice@example.org");
+    // Text added after a comment, in the NameID or an attribute value, is new content.
+    for (from, to) in [
+        (
+            "alice@example.org</saml:NameID>",
+            "alice@example.org<!---->.evil.com</saml:NameID>",
+        ),
+        (
+            "staff</saml:AttributeValue>",
+            "sta<!---->ff<![CDATA[,admins]]></saml:AttributeValue>",
+        ),
+        (
+            "alice@example.org</saml:NameID>",
+            "alice@<?x y?>example.org</saml:NameID>",
+        ),
+    ] {
+        let t = xml.replacen(from, to, 1);
+        let e = validate_response(&settings(), &t, Some(REQ), NOW);
+        assert_eq!(sig_error(e), SignatureError::DigestMismatch, "{to}");
+    }
+    // A comment splitting an attribute value: read whole.
+    let split = xml.replacen(
+        "staff</saml:AttributeValue>",
+        "sta<!-- -->ff</saml:AttributeValue>",
+        1,
+    );
+    let s = validate_response(&settings(), &split, Some(REQ), NOW).unwrap();
+    assert_eq!(s.attributes[1].values, ["staff", "admins"]);
+    // The saml prefix re-declared to another namespace mid-assertion is new content.
+    let renamed = xml.replacen("<saml:NameID ", "<saml:NameID xmlns:saml=\"urn:evil\" ", 1);
+    assert!(validate_response(&settings(), &renamed, Some(REQ), NOW).is_err());
+    // A DOCTYPE (entities, XXE) never gets past the reader.
+    let doctype = format!(
+        "<!DOCTYPE r [<!ENTITY e \"admin@example.org\">]>{}",
+        xml.replacen("alice@example.org</saml:NameID>", "&e;</saml:NameID>", 1)
+    );
+    assert!(matches!(
+        validate_response(&settings(), &doctype, Some(REQ), NOW),
+        Err(Error::Xml(latchkey_xmlsec::Error::Read(_)))
+    ));
+}
+
+#[test]
+fn several_bearer_confirmations_one_satisfied_is_enough() {
+    let mut f = Fixture::valid();
+    let good = confirmation(&mut f).clone();
+    let mut wrong_recipient = good.clone();
+    wrong_recipient.data.as_mut().unwrap().recipient = Some("https://evil.example/acs".into());
+    let mut expired = good.clone();
+    expired.data.as_mut().unwrap().not_on_or_after = Some(datetime!(2026-11-28 13:00:00 UTC));
+    let mut other_request = good.clone();
+    other_request.data.as_mut().unwrap().in_response_to = Some("_other".into());
+    f.assertion.subject.as_mut().unwrap().confirmations =
+        vec![wrong_recipient.clone(), expired.clone(), good.clone()];
+    let s = f.check().unwrap();
+    // The expiry is the satisfied confirmation's, never an unsatisfied one's.
+    assert_eq!(s.replay_expiry, datetime!(2026-11-28 14:06:00 UTC));
+    // None satisfied: refused by the first one's rule.
+    f.assertion.subject.as_mut().unwrap().confirmations =
+        vec![expired, wrong_recipient.clone(), other_request];
+    assert_eq!(f.check(), Err(Error::ConfirmationExpired));
+    f.assertion.subject.as_mut().unwrap().confirmations = vec![wrong_recipient];
+    assert_eq!(
+        f.check(),
+        Err(Error::RecipientMismatch {
+            found: "https://evil.example/acs".into()
+        })
+    );
+}
+
+#[test]
+fn conditions_without_not_on_or_after_fall_back_to_the_confirmation() {
+    let mut f = Fixture::valid();
+    conditions(&mut f).not_on_or_after = None;
+    confirmation_data(&mut f).not_on_or_after = Some(datetime!(2026-11-28 14:03:00 UTC));
+    assert_eq!(
+        f.check().unwrap().replay_expiry,
+        datetime!(2026-11-28 14:04:00 UTC)
+    );
+}
+
+#[test]
+fn one_time_use_is_reported_and_proxy_restriction_accepted() {
+    let mut f = Fixture::valid();
+    conditions(&mut f).one_time_use = true;
+    assert!(f.check().unwrap().one_time_use);
+    let f = Fixture::valid();
+    let xml = f.xml_with(
+        |a| {
+            a.replacen(
+                "</saml:AudienceRestriction>",
+                "</saml:AudienceRestriction><saml:ProxyRestriction Count=\"0\"/>",
+                1,
+            )
+        },
+        |r| r,
+    );
+    assert!(
+        !validate_response(&settings(), &xml, Some(REQ), NOW)
+            .unwrap()
+            .one_time_use
+    );
+}
+
+#[test]
+fn status_not_success_refuses_even_a_valid_assertion() {
+    let mut f = Fixture::valid();
+    f.sign_response = true;
+    f.response.status = Status::failure(code::RESPONDER, None, None);
+    assert!(matches!(f.check(), Err(Error::StatusNotSuccess { .. })));
+}
+
+/// The Fixture's response with its assertion's SignatureMethod or DigestMethod URI
+/// replaced: the algorithm rules run before any key is tried.
+fn with_method(element: &str, uri: &str) -> String {
+    let xml = Fixture::valid().xml();
+    let tag = format!("<ds:{element} Algorithm=\"");
+    let start = xml.find(&tag).unwrap() + tag.len();
+    let end = start + xml[start..].find('"').unwrap();
+    format!("{}{uri}{}", &xml[..start], &xml[end..])
+}
+
+#[test]
+fn sha1_and_hmac_are_refused_by_default() {
+    let e = validate_response(
+        &settings(),
+        &with_method("SignatureMethod", SignatureAlgorithm::RsaSha1.uri()),
+        Some(REQ),
+        NOW,
+    );
+    assert_eq!(sig_error(e), SignatureError::Sha1NotAllowed);
+    let e = validate_response(
+        &settings(),
+        &with_method("DigestMethod", DigestAlgorithm::Sha1.uri()),
+        Some(REQ),
+        NOW,
+    );
+    assert_eq!(sig_error(e), SignatureError::Sha1NotAllowed);
+    // HMAC: the "key" would be whatever the sender likes.
+    let hmac = "http://www.w3.org/2000/09/xmldsig#hmac-sha1";
+    let e = validate_response(
+        &settings(),
+        &with_method("SignatureMethod", hmac),
+        Some(REQ),
+        NOW,
+    );
+    assert_eq!(
+        sig_error(e),
+        SignatureError::UnknownSignatureAlgorithm {
+            algorithm: hmac.into()
+        }
+    );
+}
+
+#[test]
+fn only_configured_keys_never_keyinfo() {
+    // Signed by another key whose certificate travels in KeyInfo: never read.
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["idp".into()])
+        .unwrap()
+        .self_signed(&kp)
+        .unwrap();
+    let cert = latchkey_xmlsec::crypto::Certificate::from_pem(&cert.pem()).unwrap();
+    let other = SigningKey::from_pem(&kp.serialize_pem()).unwrap();
+    let f = Fixture::valid();
+    let a = dsig::sign(
+        &f.assertion.to_xml().unwrap(),
+        &f.assertion.id,
+        &other,
+        Some(&cert),
+        &SignOptions::default(),
+    )
+    .unwrap();
+    assert!(a.contains("<ds:X509Certificate>"));
+    let xml = f.response.to_xml(Some(&a)).unwrap();
+    let e = validate_response(&settings(), &xml, Some(REQ), NOW);
+    assert_eq!(sig_error(e), SignatureError::BadSignature);
 }
