@@ -5,10 +5,8 @@
 //! around it. Exclusive canonicalization makes the assertion's signature independent of the
 //! envelope it ends up in.
 
-use latchkey_saml::assertion::{
-    Assertion, Attribute, AuthnStatement, BEARER, Conditions, NameId, Subject, SubjectConfirmation,
-    SubjectConfirmationData,
-};
+use latchkey_saml::assertion::{Assertion, Attribute, NameId};
+use latchkey_saml::profile::idp::{self as profile, Issuance, ResponseTarget};
 use latchkey_saml::response::Response;
 use latchkey_saml::status::Status;
 use latchkey_xmlsec::crypto::{Certificate, KeyKind};
@@ -224,38 +222,31 @@ pub(crate) fn assertion(
     class: &'static str,
     now: OffsetDateTime,
 ) -> Result<Assertion, SsoError> {
-    let expires = now + settings.assertion_validity;
-    Ok(Assertion {
-        id: latchkey_saml::ids::new_id().map_err(|e| SsoError::Build(e.to_string()))?,
-        issue_instant: now,
-        issuer: settings.entity_id.clone(),
-        subject: Some(Subject {
-            name_id: Some(content.name_id),
-            confirmations: vec![SubjectConfirmation {
-                method: BEARER.into(),
-                data: Some(SubjectConfirmationData {
-                    not_before: None,
-                    not_on_or_after: Some(expires),
-                    recipient: Some(pending.acs_url.clone()),
-                    in_response_to: pending.request_id.clone(),
-                    address: None,
-                }),
-            }],
-        }),
-        conditions: Some(Conditions {
-            not_before: Some(now),
-            not_on_or_after: Some(expires),
-            audience_restrictions: vec![vec![app.settings.entity_id.clone()]],
-            one_time_use: false,
-        }),
-        authn_statements: vec![AuthnStatement {
-            authn_instant: session.authn_at,
-            session_index: Some(session.session_index.clone()),
-            session_not_on_or_after: Some(session.expires_at),
-            authn_context_class_ref: Some(class.into()),
-        }],
+    let issuance = Issuance {
+        name_id: content.name_id,
+        session_index: session.session_index.clone(),
+        authn_instant: session.authn_at,
+        authn_context_class_ref: class.to_owned(),
+        session_not_on_or_after: Some(session.expires_at),
         attributes: content.attributes,
-    })
+    };
+    profile::assertion(
+        &settings.entity_id,
+        settings.assertion_validity,
+        &target(app, pending),
+        issuance,
+        now,
+    )
+    .map_err(|e| SsoError::Build(e.to_string()))
+}
+
+/// Where `pending`'s answer goes, and to whom.
+fn target(app: &Application, pending: &PendingRequest) -> ResponseTarget {
+    ResponseTarget {
+        sp_entity_id: app.settings.entity_id.clone(),
+        acs_url: pending.acs_url.clone(),
+        in_response_to: pending.request_id.clone(),
+    }
 }
 
 /// Builds and signs a success Response for `session`'s user, who holds `grant` (the
@@ -376,14 +367,14 @@ fn envelope(
     status: Status,
     now: OffsetDateTime,
 ) -> Result<Response, SsoError> {
-    Ok(Response {
-        id: latchkey_saml::ids::new_id().map_err(|e| SsoError::Build(e.to_string()))?,
-        in_response_to: pending.request_id.clone(),
-        issue_instant: now,
-        destination: Some(pending.acs_url.clone()),
-        issuer: Some(settings.entity_id.clone()),
+    profile::envelope(
+        &settings.entity_id,
+        &pending.acs_url,
+        pending.request_id.as_deref(),
         status,
-    })
+        now,
+    )
+    .map_err(|e| SsoError::Build(e.to_string()))
 }
 
 fn sign(xml: &str, id: &str, keys: &SigningMaterial) -> Result<String, SsoError> {

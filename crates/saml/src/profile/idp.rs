@@ -136,23 +136,25 @@ pub enum SignedParts {
     Both,
 }
 
-/// Builds and signs the Response that logs the user in at `target`.
-pub fn build_response(
-    settings: &IdpSettings,
+/// The assertion that logs the user in at `target` (profiles §4.1.4.2): issued by
+/// `issuer`, valid from `now` for `lifetime`, for the SP's audience only, its subject
+/// confirmed by bearer at the ACS (Recipient, InResponseTo, NotOnOrAfter; no NotBefore).
+/// The one home of that shape: the IdP's sign-ins and previews, the benches and the CLI
+/// tools all build their assertions here.
+pub fn assertion(
+    issuer: &str,
+    lifetime: Duration,
     target: &ResponseTarget,
-    issuance: &Issuance,
-    key: &SigningKey,
-    certificate: Option<&Certificate>,
-    parts: SignedParts,
+    issuance: Issuance,
     now: OffsetDateTime,
-) -> Result<String> {
-    let until = now + settings.assertion_lifetime;
-    let assertion = Assertion {
+) -> Result<Assertion> {
+    let until = now + lifetime;
+    Ok(Assertion {
         id: new_id()?,
         issue_instant: now,
-        issuer: settings.entity_id.clone(),
+        issuer: issuer.to_owned(),
         subject: Some(Subject {
-            name_id: Some(issuance.name_id.clone()),
+            name_id: Some(issuance.name_id),
             confirmations: vec![SubjectConfirmation {
                 method: BEARER.to_owned(),
                 data: Some(SubjectConfirmationData {
@@ -172,18 +174,43 @@ pub fn build_response(
         }),
         authn_statements: vec![AuthnStatement {
             authn_instant: issuance.authn_instant,
-            session_index: Some(issuance.session_index.clone()),
+            session_index: Some(issuance.session_index),
             session_not_on_or_after: issuance.session_not_on_or_after,
-            authn_context_class_ref: Some(issuance.authn_context_class_ref.clone()),
+            authn_context_class_ref: Some(issuance.authn_context_class_ref),
         }],
-        attributes: issuance.attributes.clone(),
-    };
+        attributes: issuance.attributes,
+    })
+}
+
+/// Builds and signs the Response that logs the user in at `target`.
+pub fn build_response(
+    settings: &IdpSettings,
+    target: &ResponseTarget,
+    issuance: &Issuance,
+    key: &SigningKey,
+    certificate: Option<&Certificate>,
+    parts: SignedParts,
+    now: OffsetDateTime,
+) -> Result<String> {
+    let assertion = assertion(
+        &settings.entity_id,
+        settings.assertion_lifetime,
+        target,
+        issuance.clone(),
+        now,
+    )?;
     let assertion_xml = if matches!(parts, SignedParts::Assertion | SignedParts::Both) {
         assertion.to_signed_xml(key, certificate)?
     } else {
         assertion.write()?
     };
-    let response = envelope(settings, target, Status::success(), now)?;
+    let response = envelope(
+        &settings.entity_id,
+        &target.acs_url,
+        target.in_response_to.as_deref(),
+        Status::success(),
+        now,
+    )?;
     let xml = response.to_xml_with(&assertion_xml)?;
     if matches!(parts, SignedParts::Response | SignedParts::Both) {
         return Ok(dsig::sign(
@@ -207,7 +234,13 @@ pub fn build_error_response(
     certificate: Option<&Certificate>,
     now: OffsetDateTime,
 ) -> Result<String> {
-    let response = envelope(settings, target, status, now)?;
+    let response = envelope(
+        &settings.entity_id,
+        &target.acs_url,
+        target.in_response_to.as_deref(),
+        status,
+        now,
+    )?;
     Ok(dsig::sign(
         &response.to_xml(None)?,
         &response.id,
@@ -217,18 +250,21 @@ pub fn build_error_response(
     )?)
 }
 
-fn envelope(
-    settings: &IdpSettings,
-    target: &ResponseTarget,
+/// The Response around an assertion or an error status, from `issuer` to the ACS at
+/// `acs_url` (its Destination), answering `in_response_to` if a request came.
+pub fn envelope(
+    issuer: &str,
+    acs_url: &str,
+    in_response_to: Option<&str>,
     status: Status,
     now: OffsetDateTime,
 ) -> Result<Response> {
     Ok(Response {
         id: new_id()?,
-        in_response_to: target.in_response_to.clone(),
+        in_response_to: in_response_to.map(str::to_owned),
         issue_instant: now,
-        destination: Some(target.acs_url.clone()),
-        issuer: Some(settings.entity_id.clone()),
+        destination: Some(acs_url.to_owned()),
+        issuer: Some(issuer.to_owned()),
         status,
     })
 }
