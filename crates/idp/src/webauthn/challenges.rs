@@ -13,7 +13,12 @@ pub const CHALLENGE_LIFETIME: Duration = Duration::minutes(5);
 /// Live ceremonies one owner (a user, or an anonymous client's network) may hold; a new one
 /// past this is refused until the old ones expire or are answered.
 pub const MAX_PENDING_PER_OWNER: i64 = 10;
-/// Live ceremonies in all, so a flood from many networks cannot grow the table either.
+/// Live anonymous ceremonies (passwordless sign-ins, counted per client network) in all, so
+/// a flood from many networks cannot grow the table either. A user's own ceremonies
+/// (enrolling a key, the security-key step after a password) neither count towards it nor
+/// wait for it: a flood of anonymous starts must not shut every user out of their second
+/// factor. Those are held to [`MAX_PENDING_PER_OWNER`] per user, and only a signed-in (or
+/// password-proven) user can start one.
 pub const MAX_PENDING: i64 = 10_000;
 /// Live ceremonies the anonymous owners of one IPv6 /48 (its 65,536 /64s, each an owner:
 /// [`crate::session::network_of`]) may hold together, as for parked requests: without it,
@@ -80,7 +85,8 @@ impl<'s> Pending<'s> {
 
     /// Stores a ceremony's state and returns the handle the browser must send back. Expired
     /// rows go first, so the caps count live ceremonies only. Anyone can start a ceremony,
-    /// so the caps (the owner's, its IPv6 /48's, all) are taken as one step: the insert
+    /// so the caps (the owner's, its IPv6 /48's, all anonymous ones' unless `user` is set:
+    /// [`MAX_PENDING`]) are taken as one step: the insert
     /// happens only if every count is under its cap, in one statement (SQLite's write lock
     /// serializes it), and on PostgreSQL under a transaction advisory lock every node's
     /// starts share, since there concurrent statements would each count their own snapshot.
@@ -112,7 +118,8 @@ impl<'s> Pending<'s> {
              (handle_hash, kind, owner, user_id, state, expires_at) \
              SELECT $1, $2, $3, $4, $5, $6 \
              WHERE (SELECT COUNT(*) FROM webauthn_challenges WHERE owner = $3) < $7 \
-             AND (SELECT COUNT(*) FROM webauthn_challenges) < $8 \
+             AND ($4 IS NOT NULL OR (SELECT COUNT(*) FROM webauthn_challenges \
+                 WHERE user_id IS NULL) < $8) \
              AND ($9 = '' OR (SELECT COUNT(*) FROM webauthn_challenges \
                  WHERE {owner_column} >= $9 AND {owner_column} < $10) < $11)"
         );

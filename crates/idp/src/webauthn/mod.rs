@@ -19,8 +19,9 @@
 //!   replayed). A finish deletes the row it uses in the same statement that reads it, so a
 //!   challenge is answered at most once on every node; rows expire after
 //!   [`CHALLENGE_LIFETIME`] by the store's clock, and each owner (a user, or an anonymous
-//!   client's network) may hold [`MAX_PENDING_PER_OWNER`], all owners together
-//!   [`MAX_PENDING`], so anonymous requests cannot grow the table.
+//!   client's network) may hold [`MAX_PENDING_PER_OWNER`], the /64s of one IPv6 /48
+//!   together five owners' worth, and all anonymous owners together [`MAX_PENDING`], so
+//!   anonymous requests cannot grow the table, nor crowd out a user's own ceremonies.
 
 mod ceremony;
 mod challenges;

@@ -4,8 +4,8 @@
 use latchkey_idp::audit::AuditFilter;
 use latchkey_idp::mfa::recovery::RecoveryCodes;
 use latchkey_idp::webauthn::{
-    Ceremonies, Code, Credentials, MAX_PENDING_PER_OWNER, Purpose, RelyingParty, WebauthnConfig,
-    WebauthnError,
+    Ceremonies, Code, Credentials, MAX_PENDING, MAX_PENDING_PER_OWNER, Purpose, RelyingParty,
+    WebauthnConfig, WebauthnError,
 };
 use latchkey_idp::{Actor, ManualClock, Store};
 use time::Duration;
@@ -29,6 +29,7 @@ on_both_backends!(
     rename_and_remove_are_audited,
     ceremonies_under_way_are_capped,
     ceremonies_from_one_ipv6_48_share_a_wider_cap,
+    a_flood_of_anonymous_ceremonies_leaves_users_their_second_factor,
     a_key_is_a_factor_to_the_mfa_policy,
 );
 
@@ -563,4 +564,63 @@ async fn ceremonies_from_one_ipv6_48_share_a_wider_cap(t: TestStore) {
         .start_sign_in(Purpose::Passwordless, None, "203.0.113.5")
         .await
         .unwrap();
+}
+
+/// Anonymous passwordless starts from many networks fill [`MAX_PENDING`]; a user's own
+/// ceremonies (enrolling a key, the security-key step after a password) neither count
+/// towards it nor are refused by it, so such a flood cannot shut every user out of their
+/// second factor. They stay held to [`MAX_PENDING_PER_OWNER`] per user.
+async fn a_flood_of_anonymous_ceremonies_leaves_users_their_second_factor(t: TestStore) {
+    use sqlx::Connection as _;
+    let rp = rp();
+    let alice = user(&t.store, "alice").await;
+    let mut key = enrol(&t.store, &rp, &alice, "YubiKey").await;
+    // The flood, as the table holds it: one live ceremony from each of MAX_PENDING networks
+    // but one (written directly: 10,000 starts through the code would only be slow).
+    let expires = (t.store.now() + Duration::minutes(4)).unix_timestamp() * 1000;
+    let mut conn = sqlx::AnyConnection::connect(&t.url).await.unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+         INSERT INTO webauthn_challenges (handle_hash, kind, owner, user_id, state, expires_at) \
+         SELECT 'flood' || i, 'passwordless', 'addr:flood-' || i, NULL, '{}', $2 FROM n",
+    )
+    .bind(MAX_PENDING - 1)
+    .bind(expires)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let ceremonies = Ceremonies::new(&t.store, &rp);
+    ceremonies
+        .start_sign_in(Purpose::Passwordless, None, "203.0.113.5")
+        .await
+        .unwrap();
+    let over = ceremonies
+        .start_sign_in(Purpose::Passwordless, None, "203.0.113.6")
+        .await;
+    assert_eq!(code(over), Code::TooMany);
+
+    // Alice's security-key step and a second key's enrolment still start, and the step
+    // finishes.
+    let started = ceremonies
+        .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
+        .await
+        .unwrap();
+    let answer = key.do_authentication(origin(), started.options).unwrap();
+    ceremonies
+        .finish_second_factor(&alice, &started.handle, &answer, ADDR)
+        .await
+        .unwrap();
+    ceremonies.start_registration(&alice).await.unwrap();
+    // Her own cap still holds.
+    for _ in 1..MAX_PENDING_PER_OWNER {
+        ceremonies.start_registration(&alice).await.unwrap();
+    }
+    assert_eq!(
+        code(ceremonies.start_registration(&alice).await),
+        Code::TooMany
+    );
+    assert_eq!(
+        ceremonies.pending().await.unwrap(),
+        MAX_PENDING + MAX_PENDING_PER_OWNER
+    );
 }
