@@ -592,6 +592,11 @@ pub(crate) async fn rewrite(
         return Ok(before.clone());
     }
     check_unique(conn, fields, Some(before.id)).await?;
+    if fields.username != before.username {
+        // A rename rewrites the user's membership rows (migration 0620) and moves their
+        // groups' versions (0630): their groups first, as every membership change takes them.
+        super::groups::lock_groups_of(&mut *conn, before.id).await?;
+    }
     sqlx::query(
         "UPDATE users SET username = $2, username_key = $3, email = $4, email_key = $5, \
          given_name = $6, family_name = $7, display_name = $8, attributes = $9, status = $10, \
@@ -656,6 +661,7 @@ pub(crate) async fn remove(
     now: OffsetDateTime,
     before: &User,
 ) -> Result<()> {
+    super::groups::lock_groups_of(&mut *conn, before.id).await?;
     let groups: Vec<String> = super::groups::of_user(&mut *conn, before.id)
         .await?
         .into_iter()

@@ -452,6 +452,12 @@ pub(crate) fn is_unique_violation(err: &Error, marker: &str) -> bool {
     }
 }
 
+/// Whether a statement failed on a foreign key: a row it refers to is gone (deleted by a
+/// concurrent writer since it was read).
+pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
 /// Converts an integer flag column into a bool (flags are integers on both backends).
 pub(crate) fn flag(value: i64) -> bool {
     value != 0

@@ -1,0 +1,468 @@
+//! Concurrent writes from two nodes over one database: each pair runs many rounds at once
+//! (two store handles, each its own pool, as two IdP nodes have) and every answer must be one
+//! of the right ones: a conflict the caller can act on (a duplicate, 409 `uniqueness`, an
+//! unknown or missing member), never a database error (a PostgreSQL deadlock, a unique
+//! violation that slipped past a check, SQLite busy).
+
+use latchkey_idp::apps::NewApplication;
+use latchkey_idp::directory::{NewGroup, NewUser, UserPatch};
+use latchkey_idp::error::Error;
+use latchkey_idp::scim::{Patched, ScimDirectory};
+use latchkey_idp::tokens::{ApiTokens, TokenInfo, TokenScope};
+use latchkey_idp::{Actor, Store};
+use latchkey_scim::ScimError;
+use serde_json::{Value, json};
+
+use super::{admin, group, join, user};
+use crate::on_both_backends;
+use crate::support::{TestStore, cheap_passwords};
+
+on_both_backends!(
+    scim_member_removal_and_the_user_deletion_race,
+    console_member_removal_and_the_user_deletion_race,
+    scim_creates_of_one_username_race,
+    creates_of_one_name_race,
+    adds_of_one_member_race,
+    renames_of_one_user_race,
+    scim_member_removal_and_the_user_rename_race,
+    member_addition_and_the_user_deletion_race,
+);
+
+const ROUNDS: usize = 50;
+const BASE: &str = "https://idp.example/scim/v2";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+/// The two nodes: the case's store and a second handle (its own pool) on its database.
+async fn nodes(t: &TestStore) -> (Store, Store) {
+    let b = Store::open_url(&t.url, 5, cheap_passwords()).await.unwrap();
+    (t.store.clone(), b)
+}
+
+async fn scim_token(store: &Store) -> TokenInfo {
+    ApiTokens::new(store)
+        .create_scoped(&Actor::cli("tester"), "hr-feed", TokenScope::Scim)
+        .await
+        .unwrap()
+        .0
+}
+
+/// The rounds that ended in a fault, said at the end with how many there were.
+#[derive(Default)]
+struct Faults(Vec<String>);
+
+impl Faults {
+    /// Whether `result` is a database error (what the web and SCIM surfaces answer as a
+    /// 500); it is kept.
+    fn store<T: std::fmt::Debug>(
+        &mut self,
+        round: usize,
+        what: &str,
+        result: &Result<T, Error>,
+    ) -> bool {
+        match result {
+            Err(e @ (Error::Database(_) | Error::DatabaseUnwritable { .. })) => {
+                self.0.push(format!("round {round}, {what}: {e}"));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `result` is a SCIM server fault (5xx); it is kept.
+    fn scim<T: std::fmt::Debug>(
+        &mut self,
+        round: usize,
+        what: &str,
+        result: &Result<T, ScimError>,
+    ) -> bool {
+        match result {
+            Err(e) if e.status >= 500 => {
+                self.0.push(format!("round {round}, {what}: {e}"));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    #[track_caller]
+    fn assert_none(self) {
+        assert!(
+            self.0.is_empty(),
+            "{} faults in {ROUNDS} rounds: {:#?}",
+            self.0.len(),
+            self.0
+        );
+    }
+}
+
+/// A SCIM PATCH taking a user out of a group while the user is deleted (over SCIM): the PATCH
+/// locks the group, then deletes the membership; the deletion locks the user, its cascade
+/// deletes the membership and the membership's trigger locks the group (migration 0630).
+async fn scim_member_removal_and_the_user_deletion_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
+    let scim_b = ScimDirectory::new(b.clone(), BASE);
+    let g = group(&a, "eng").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        join(&a, g.id, x.id).await;
+        let remove = json!({"schemas": [PATCH], "Operations": [
+            {"op": "remove", "path": format!("members[value eq \"{}\"]", x.id)}]});
+        let (patched, deleted) = tokio::join!(
+            async {
+                scim_a
+                    .patch_group(&token, &g.id.to_string(), &remove, None)
+                    .await
+            },
+            async { scim_b.delete_user(&token, &x.id.to_string(), None).await },
+        );
+        let fault =
+            faults.scim(round, "patched", &patched) | faults.scim(round, "deleted", &deleted);
+        if !fault {
+            assert!(matches!(patched, Ok(Patched::Applied(_))), "{patched:?}");
+            deleted.unwrap();
+        }
+    }
+    faults.assert_none();
+    assert!(a.groups().members(g.id).await.unwrap().is_empty());
+}
+
+/// The same pair through the console (or API): a member removed while the user is deleted.
+async fn console_member_removal_and_the_user_deletion_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let g = group(&a, "eng").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        join(&a, g.id, x.id).await;
+        let (removed, deleted) = tokio::join!(
+            async { a.groups().remove_member(&admin(), g.id, x.id).await },
+            async { b.users().delete(&admin(), x.id).await },
+        );
+        let fault =
+            faults.store(round, "removed", &removed) | faults.store(round, "deleted", &deleted);
+        if !fault {
+            assert!(
+                matches!(
+                    removed,
+                    Ok(()) | Err(Error::UnknownUser { .. } | Error::NotMember { .. })
+                ),
+                "round {round}: {removed:?}"
+            );
+            deleted.unwrap();
+        }
+    }
+    faults.assert_none();
+}
+
+/// Two SCIM POSTs of one `userName`: one 201, one 409 `uniqueness`.
+async fn scim_creates_of_one_username_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
+    let scim_b = ScimDirectory::new(b.clone(), BASE);
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let body = |n: u8| -> Value {
+            json!({"schemas": [USER], "userName": format!("u{round}"),
+                "emails": [{"value": format!("u{round}-{n}@example.org"), "primary": true}]})
+        };
+        let (first, second) = tokio::join!(
+            async { scim_a.create_user(&token, &body(1)).await },
+            async { scim_b.create_user(&token, &body(2)).await },
+        );
+        let fault = faults.scim(round, "first", &first) | faults.scim(round, "second", &second);
+        if !fault {
+            let refused: Vec<&ScimError> = [&first, &second]
+                .into_iter()
+                .filter_map(|r| r.as_ref().err())
+                .collect();
+            assert_eq!(refused.len(), 1, "round {round}: {first:?} {second:?}");
+            assert_eq!(refused[0].status, 409, "round {round}: {}", refused[0]);
+            assert_eq!(refused[0].scim_type.map(|t| t.as_str()), Some("uniqueness"));
+        }
+    }
+    faults.assert_none();
+}
+
+/// Two creates of one username, one group name, one entity ID (console or API, two nodes):
+/// one is made, the other refused as a duplicate.
+async fn creates_of_one_name_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let name = format!("n{round}");
+        let (first, second) = tokio::join!(
+            async {
+                a.users()
+                    .create(
+                        &admin(),
+                        NewUser::new(&name, format!("{name}-1@example.org")),
+                    )
+                    .await
+            },
+            async {
+                b.users()
+                    .create(
+                        &admin(),
+                        NewUser::new(&name, format!("{name}-2@example.org")),
+                    )
+                    .await
+            },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            assert!(
+                matches!(
+                    (&first, &second),
+                    (Ok(_), Err(Error::DuplicateUsername { .. }))
+                        | (Err(Error::DuplicateUsername { .. }), Ok(_))
+                ),
+                "round {round}: {first:?} {second:?}"
+            );
+        }
+        let (first, second) = tokio::join!(
+            async { a.groups().create(&admin(), NewGroup::new(&name)).await },
+            async { b.groups().create(&admin(), NewGroup::new(&name)).await },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            assert!(
+                matches!(
+                    (&first, &second),
+                    (Ok(_), Err(Error::DuplicateGroup { .. }))
+                        | (Err(Error::DuplicateGroup { .. }), Ok(_))
+                ),
+                "round {round}: {first:?} {second:?}"
+            );
+        }
+        let entity = format!("https://{name}.example.org");
+        let acs = format!("https://{name}.example.org/acs");
+        let (first, second) = tokio::join!(
+            async {
+                a.apps()
+                    .create(&admin(), NewApplication::new(&entity, "App", &acs))
+                    .await
+            },
+            async {
+                b.apps()
+                    .create(&admin(), NewApplication::new(&entity, "App", &acs))
+                    .await
+            },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            assert!(
+                matches!(
+                    (&first, &second),
+                    (Ok(_), Err(Error::DuplicateEntityId { .. }))
+                        | (Err(Error::DuplicateEntityId { .. }), Ok(_))
+                ),
+                "round {round}: {first:?} {second:?}"
+            );
+        }
+    }
+    faults.assert_none();
+}
+
+/// One member added by two writers at once: through the console, one adds and the other is
+/// told it is already a member; through SCIM (an add is idempotent) both succeed.
+async fn adds_of_one_member_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
+    let scim_b = ScimDirectory::new(b.clone(), BASE);
+    let g = group(&a, "eng").await;
+    let h = group(&a, "ops").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        let (first, second) = tokio::join!(
+            async { a.groups().add_member(&admin(), g.id, x.id).await },
+            async { b.groups().add_member(&admin(), g.id, x.id).await },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            assert!(
+                matches!(
+                    (&first, &second),
+                    (Ok(()), Err(Error::AlreadyMember { .. }))
+                        | (Err(Error::AlreadyMember { .. }), Ok(()))
+                ),
+                "round {round}: {first:?} {second:?}"
+            );
+        }
+        let add = json!({"schemas": [PATCH], "Operations": [
+            {"op": "add", "path": "members", "value": [{"value": x.id.to_string()}]}]});
+        let (first, second) = tokio::join!(
+            async {
+                scim_a
+                    .patch_group(&token, &h.id.to_string(), &add, None)
+                    .await
+            },
+            async {
+                scim_b
+                    .patch_group(&token, &h.id.to_string(), &add, None)
+                    .await
+            },
+        );
+        let fault = faults.scim(round, "first", &first) | faults.scim(round, "second", &second);
+        if !fault {
+            first.unwrap();
+            second.unwrap();
+        }
+    }
+    faults.assert_none();
+    assert_eq!(a.groups().members(g.id).await.unwrap().len(), ROUNDS);
+    assert_eq!(a.groups().members(h.id).await.unwrap().len(), ROUNDS);
+}
+
+/// A user renamed by two clients at once (both succeed, one after the other), and two users
+/// renamed to one name at once (one succeeds, one is told the name is taken); the users are
+/// members of a group, whose version a rename moves (migration 0630).
+async fn renames_of_one_user_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let g = group(&a, "eng").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        let y = user(&a, &format!("y{round}")).await;
+        join(&a, g.id, x.id).await;
+        join(&a, g.id, y.id).await;
+        let rename = |name: String| UserPatch {
+            username: Some(name),
+            ..UserPatch::default()
+        };
+        let (first, second) = tokio::join!(
+            async {
+                a.users()
+                    .update(&admin(), x.id, rename(format!("x{round}-a")))
+                    .await
+            },
+            async {
+                b.users()
+                    .update(&admin(), x.id, rename(format!("x{round}-b")))
+                    .await
+            },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            first.unwrap();
+            second.unwrap();
+        }
+        let (first, second) = tokio::join!(
+            async {
+                a.users()
+                    .update(&admin(), x.id, rename(format!("z{round}")))
+                    .await
+            },
+            async {
+                b.users()
+                    .update(&admin(), y.id, rename(format!("z{round}")))
+                    .await
+            },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            assert!(
+                matches!(
+                    (&first, &second),
+                    (Ok(_), Err(Error::DuplicateUsername { .. }))
+                        | (Err(Error::DuplicateUsername { .. }), Ok(_))
+                ),
+                "round {round}: {first:?} {second:?}"
+            );
+        }
+    }
+    faults.assert_none();
+}
+
+/// A SCIM PATCH taking a user out of a group while an admin renames them: the rename rewrites
+/// the user's membership rows (migration 0620) and moves their groups' versions (0630).
+async fn scim_member_removal_and_the_user_rename_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
+    let g = group(&a, "eng").await;
+    let h = group(&a, "ops").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        join(&a, g.id, x.id).await;
+        join(&a, h.id, x.id).await;
+        let remove = json!({"schemas": [PATCH], "Operations": [
+            {"op": "remove", "path": format!("members[value eq \"{}\"]", x.id)}]});
+        let rename = UserPatch {
+            username: Some(format!("x{round}-renamed")),
+            ..UserPatch::default()
+        };
+        let (patched, renamed) = tokio::join!(
+            async {
+                scim_a
+                    .patch_group(&token, &g.id.to_string(), &remove, None)
+                    .await
+            },
+            async { b.users().update(&admin(), x.id, rename).await },
+        );
+        let fault =
+            faults.scim(round, "patched", &patched) | faults.store(round, "renamed", &renamed);
+        if !fault {
+            assert!(matches!(patched, Ok(Patched::Applied(_))), "{patched:?}");
+            renamed.unwrap();
+        }
+    }
+    faults.assert_none();
+}
+
+/// A user added to a group (console, and SCIM) while they are deleted: the addition is made
+/// before the deletion (and goes with it) or finds no user.
+async fn member_addition_and_the_user_deletion_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
+    let g = group(&a, "eng").await;
+    let h = group(&a, "ops").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        join(&a, g.id, x.id).await;
+        let (added, deleted) = tokio::join!(
+            async { a.groups().add_member(&admin(), h.id, x.id).await },
+            async { b.users().delete(&admin(), x.id).await },
+        );
+        let fault = faults.store(round, "added", &added) | faults.store(round, "deleted", &deleted);
+        if !fault {
+            assert!(
+                matches!(added, Ok(()) | Err(Error::UnknownUser { .. })),
+                "round {round}: {added:?}"
+            );
+            deleted.unwrap();
+        }
+        let y = user(&a, &format!("y{round}")).await;
+        join(&a, g.id, y.id).await;
+        let add = json!({"schemas": [PATCH], "Operations": [
+            {"op": "add", "path": "members", "value": [{"value": y.id.to_string()}]}]});
+        let (added, deleted) = tokio::join!(
+            async {
+                scim_a
+                    .patch_group(&token, &h.id.to_string(), &add, None)
+                    .await
+            },
+            async { b.users().delete(&admin(), y.id).await },
+        );
+        let fault =
+            faults.scim(round, "patched", &added) | faults.store(round, "deleted", &deleted);
+        if !fault {
+            assert!(
+                matches!(&added, Ok(_)) || added.as_ref().is_err_and(|e| e.status == 400),
+                "round {round}: {added:?}"
+            );
+            deleted.unwrap();
+        }
+    }
+    faults.assert_none();
+    assert!(a.groups().members(h.id).await.unwrap().is_empty());
+}
