@@ -26,6 +26,7 @@ on_both_backends!(
     renames_of_one_user_race,
     scim_member_removal_and_the_user_rename_race,
     member_addition_and_the_user_deletion_race,
+    a_write_turned_away_by_another_writer_is_busy,
 );
 
 const ROUNDS: usize = 50;
@@ -465,4 +466,65 @@ async fn member_addition_and_the_user_deletion_race(t: TestStore) {
     }
     faults.assert_none();
     assert!(a.groups().members(h.id).await.unwrap().is_empty());
+}
+
+/// A write the database turns away only because of another writer is `Busy` (503 with
+/// `Retry-After` on every surface), never a server fault: on SQLite, the busy timeout running
+/// out while another connection holds the write lock; on PostgreSQL, the victim of a deadlock.
+async fn a_write_turned_away_by_another_writer_is_busy(t: TestStore) {
+    let contended = |e: &Error| {
+        matches!(
+            e,
+            Error::Busy {
+                what: latchkey_idp::error::DATABASE_CONTENDED,
+                retry_after_seconds: 1,
+            }
+        )
+    };
+    let x = user(&t.store, "x").await;
+    let y = user(&t.store, "y").await;
+    sqlx::any::install_default_drivers();
+    let other = sqlx::any::AnyPoolOptions::new()
+        .max_connections(2)
+        .connect(&t.url)
+        .await
+        .unwrap();
+    if t.url.starts_with("sqlite") {
+        let mut holder = other.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let err = t
+            .store
+            .groups()
+            .create(&admin(), NewGroup::new("eng"))
+            .await
+            .unwrap_err();
+        assert!(contended(&err), "{err:?}");
+        sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+        return;
+    }
+    // Two transactions lock x and y in opposite orders: PostgreSQL aborts one of them.
+    let lock = "UPDATE users SET updated_at = updated_at WHERE id = $1";
+    let (mut one, mut two) = (other.begin().await.unwrap(), other.begin().await.unwrap());
+    sqlx::query(lock)
+        .bind(x.id.to_string())
+        .execute(&mut *one)
+        .await
+        .unwrap();
+    sqlx::query(lock)
+        .bind(y.id.to_string())
+        .execute(&mut *two)
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(
+        sqlx::query(lock).bind(y.id.to_string()).execute(&mut *one),
+        sqlx::query(lock).bind(x.id.to_string()).execute(&mut *two),
+    );
+    let victim = match (first, second) {
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => e,
+        other => panic!("one of the two is a deadlock's victim: {other:?}"),
+    };
+    assert!(contended(&Error::from(victim)));
 }
