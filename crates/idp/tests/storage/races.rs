@@ -27,6 +27,7 @@ on_both_backends!(
     scim_member_removal_and_the_user_rename_race,
     member_addition_and_the_user_deletion_race,
     a_write_turned_away_by_another_writer_is_busy,
+    two_nodes_purge_the_audit_log_at_once,
 );
 
 const ROUNDS: usize = 50;
@@ -527,4 +528,55 @@ async fn a_write_turned_away_by_another_writer_is_busy(t: TestStore) {
         other => panic!("one of the two is a deadlock's victim: {other:?}"),
     };
     assert!(contended(&Error::from(victim)));
+}
+
+/// Two nodes' retention sweeps at once (`[audit] retain_days` runs on every node): each old
+/// event goes once, the two `audit.purged` lines together count every one, and neither
+/// sweep fails.
+async fn two_nodes_purge_the_audit_log_at_once(t: TestStore) {
+    use latchkey_idp::ManualClock;
+    use latchkey_idp::audit::Change;
+    use time::Duration;
+    let clock = ManualClock::starting_now();
+    let (a, b) = nodes(&t).await;
+    let (a, b) = (a.with_clock(clock.clone()), b.with_clock(clock.clone()));
+    for round in 0..3i64 {
+        let start = a.now();
+        let old = (0..11_000).map(|_| {
+            (
+                Actor::new("anonymous:192.0.2.1"),
+                start - Duration::days(400),
+                Change {
+                    action: "login.failure",
+                    target_kind: "user",
+                    target_id: String::new(),
+                    target_name: format!("r{round}"),
+                    before: None,
+                    after: None,
+                },
+            )
+        });
+        a.audit().record_many(old.collect()).await.unwrap();
+        let cutoff = start - Duration::days(365);
+        let (first, second) = tokio::join!(async { a.audit().purge_before(cutoff).await }, async {
+            b.audit().purge_before(cutoff).await
+        },);
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first + second, 11_000, "round {round}");
+        let left = a
+            .audit()
+            .list(&latchkey_idp::audit::AuditFilter {
+                action: Some("audit.purged".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let said: i64 = left
+            .iter()
+            .filter(|e| e.at >= start)
+            .map(|e| e.after.as_ref().unwrap()["events"].as_i64().unwrap())
+            .sum();
+        assert_eq!(said, 11_000, "round {round}");
+        clock.advance(Duration::minutes(1));
+    }
 }
