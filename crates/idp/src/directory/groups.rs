@@ -130,16 +130,21 @@ where
     rows.into_iter().map(GroupRow::into_group).collect()
 }
 
-/// Takes the row locks of the groups `user` is a member of, in ID order, as the membership
-/// triggers take them (migration 0630). Every change to memberships holds their group's row
-/// before any membership row: [`insert_member`] and [`delete_member`] take it first, and a
-/// change that reaches memberships through the user (a deletion's cascade, a rename's new
-/// username key) calls this before it. In the other order a user's deletion deadlocked on
-/// PostgreSQL with a SCIM PATCH removing them (the PATCH held the group and waited for the
-/// membership row, the cascade held that row and its trigger waited for the group). SQLite's
-/// one writer already runs them one after the other.
+/// Takes `user`'s row lock, then those of the groups they are a member of in ID order (as
+/// the membership triggers take them, migration 0630). The order every writer keeps: a user
+/// before their groups, a group before its membership rows. [`insert_member`] and
+/// [`delete_member`] take the group first; a change that reaches memberships through the
+/// user (a deletion's cascade, a rename's new username key, migration 0620) calls this
+/// before it. In the other order a user's deletion deadlocked on PostgreSQL with a SCIM PATCH
+/// removing them (the PATCH held the group and waited for the membership row, the cascade
+/// held that row and its trigger waited for the group). SQLite's one writer already runs
+/// them one after the other.
 pub(crate) async fn lock_groups_of(conn: &mut AnyConnection, user: UserId) -> Result<()> {
     if store::Backend::of(conn) == store::Backend::Postgres {
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(user.to_db())
+            .execute(&mut *conn)
+            .await?;
         sqlx::query(
             "SELECT 1 FROM directory_groups WHERE id IN \
              (SELECT group_id FROM group_members WHERE user_id = $1) \
