@@ -202,9 +202,10 @@ pub enum Error {
     /// Applying the schema migrations failed.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    /// The database refused or failed a query.
+    /// The database refused or failed a query. A failure that only says another writer was
+    /// in the way (see [`transient`]) is converted to [`Error::Busy`] instead.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// The database does not take writes (a read-only file or file system, missing
     /// permissions, a lock held too long): reads may still work, sign-ins would not.
     #[error("the database {database} cannot be written: {reason}")]
@@ -313,7 +314,8 @@ latchkey_saml::stable_codes! {
         Throttled = "throttled",
         /// Hashing a password failed (Argon2 parameters the library refuses).
         PasswordHashFailed = "password_hash_failed",
-        /// A bounded resource (password hashing) is full; try again after Retry-After.
+        /// A bounded resource (password hashing) is full, or the database turned the write
+        /// away for another one in its way; nothing was changed. Try again after Retry-After.
         Busy = "busy",
         /// The database URL names a backend this build does not support.
         UnsupportedDatabase = "unsupported_database",
@@ -456,8 +458,9 @@ latchkey_saml::stable_codes! {
         WebCsrf = "WEB-CSRF",
         /// Signed in, but no console role of this user allows the page or change.
         WebForbidden = "WEB-FORBIDDEN",
-        /// A bounded resource (password hashing, sign-ins waiting in all) is full; try again
-        /// after Retry-After.
+        /// A bounded resource (password hashing, sign-ins waiting in all) is full, or the
+        /// database turned a write away for another one in its way; try again after
+        /// Retry-After.
         WebBusy = "WEB-BUSY",
         /// This client's network has too many requests of a kind under way (sign-ins waiting
         /// for the user); nothing was stored. Try again after Retry-After.
@@ -579,6 +582,40 @@ latchkey_saml::stable_codes! {
         /// The account page: none of the user's factors or sessions has this ID (it may be
         /// someone else's, or already gone); nothing changed.
         AccountUnknown = "ACCOUNT-UNKNOWN",
+    }
+}
+
+/// What [`Error::Busy`] names when the database turned a write away because of another
+/// writer (see [`transient`]).
+pub const DATABASE_CONTENDED: &str = "the database, locked by another write";
+
+/// Whether a database failure says only that concurrent writers were in each other's way,
+/// so the same request may well succeed a moment later: PostgreSQL chose this transaction
+/// as a deadlock's victim (40P01) or could not serialize it (40001), or SQLite's busy
+/// timeout ran out while another connection held the write lock (SQLITE_BUSY and its
+/// extended codes). Each ends the transaction, which the caller then rolls back whole.
+pub fn transient(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    matches!(
+        db.code().as_deref(),
+        Some("40P01" | "40001" | "5" | "261" | "517" | "773")
+    )
+}
+
+impl From<sqlx::Error> for Error {
+    /// A transient failure ([`transient`]) becomes [`Error::Busy`], answered 503 with
+    /// `Retry-After` on every surface rather than as a server fault; its cause is logged here.
+    fn from(err: sqlx::Error) -> Self {
+        if transient(&err) {
+            tracing::warn!(error = %err, "database write turned away by a concurrent writer");
+            return Error::Busy {
+                what: DATABASE_CONTENDED,
+                retry_after_seconds: 1,
+            };
+        }
+        Error::Database(err)
     }
 }
 

@@ -106,3 +106,36 @@ async fn a_full_hash_pool_answers_503_and_writes_nothing() {
     );
     assert!(a.t.store.hashing().stats().peak <= 1);
 }
+
+/// A write that waits out SQLite's busy timeout behind another connection's write lock (a
+/// burst of writers, a long bulk load) is answered 503 `busy` with `Retry-After`, not as an
+/// internal error, and wrote nothing; once the lock is let go the same request is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_behind_a_held_database_lock_answers_503() {
+    use sqlx::Connection as _;
+
+    let t = crate::support::sqlite().await;
+    let url = t.url.clone();
+    let a = api(t).await;
+    let create = || {
+        Request::post("/api/v1/groups")
+            .header(header::AUTHORIZATION, format!("Bearer {}", a.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({"name": "eng"}).to_string()))
+            .unwrap()
+    };
+    let before = a.audit_count().await;
+    let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let (status, headers, body) = a.raw(create()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "busy", "{body}");
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    holder.close().await.unwrap();
+    assert_eq!(a.audit_count().await, before);
+    let (status, _, body) = a.raw(create()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

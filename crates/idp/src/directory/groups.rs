@@ -130,6 +130,54 @@ where
     rows.into_iter().map(GroupRow::into_group).collect()
 }
 
+/// Takes `user`'s row lock, then those of the groups they are a member of in ID order (as
+/// the membership triggers take them, migration 0630). The order every writer keeps: a user
+/// before their groups, a group before its membership rows. [`insert_member`] and
+/// [`delete_member`] take the group first; a change that reaches memberships through the
+/// user (a deletion's cascade, a rename's new username key, migration 0620) calls this
+/// before it. In the other order a user's deletion deadlocked on PostgreSQL with a SCIM PATCH
+/// removing them (the PATCH held the group and waited for the membership row, the cascade
+/// held that row and its trigger waited for the group). SQLite's one writer already runs
+/// them one after the other.
+pub(crate) async fn lock_groups_of(conn: &mut AnyConnection, user: UserId) -> Result<()> {
+    if store::Backend::of(conn) == store::Backend::Postgres {
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(user.to_db())
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "SELECT 1 FROM directory_groups WHERE id IN \
+             (SELECT group_id FROM group_members WHERE user_id = $1) \
+             ORDER BY id FOR NO KEY UPDATE",
+        )
+        .bind(user.to_db())
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Takes the group's row lock on PostgreSQL (see [`lock_groups_of`]; SQLite's writer holds
+/// the whole database); refuses a group deleted meanwhile.
+async fn lock_group(conn: &mut AnyConnection, group: &Group) -> Result<()> {
+    let sql = match store::Backend::of(conn) {
+        store::Backend::Postgres => {
+            "SELECT 1 FROM directory_groups WHERE id = $1 FOR NO KEY UPDATE"
+        }
+        store::Backend::Sqlite => "SELECT 1 FROM directory_groups WHERE id = $1",
+    };
+    let found: Option<i64> = sqlx::query_scalar(sql)
+        .bind(group.id.to_db())
+        .fetch_optional(conn)
+        .await?;
+    if found.is_none() {
+        return Err(Error::UnknownGroup {
+            name: group.name.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Whether the user is in the group.
 async fn is_member(conn: &mut AnyConnection, group: GroupId, user: UserId) -> Result<bool> {
     let found: Option<i64> =
@@ -201,24 +249,38 @@ pub(crate) async fn insert_member(
     group: &Group,
     user: &User,
 ) -> Result<()> {
-    if is_member(conn, group.id, user.id).await? {
-        return Err(Error::AlreadyMember {
-            user: user.username.clone(),
-            group: group.name.clone(),
-        });
-    }
+    lock_group(conn, group).await?;
     // The member row carries the user's case-folded username: a group's member listing is
-    // ordered by it from one index (migration 0460).
-    sqlx::query(
+    // ordered by it from one index (migration 0460). A membership already there, also one
+    // another writer added a moment ago (PostgreSQL waits for its commit), inserts nothing:
+    // a check before the insert would let both writers through to a unique violation.
+    let added = sqlx::query(
         "INSERT INTO group_members (group_id, user_id, username_key, added_at) \
-         VALUES ($1, $2, $3, $4)",
+         VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, user_id) DO NOTHING",
     )
     .bind(group.id.to_db())
     .bind(user.id.to_db())
     .bind(store::fold(&user.username))
     .bind(timestamp::format(now))
     .execute(&mut *conn)
-    .await?;
+    .await
+    .map_err(|e| {
+        // The user was deleted since the caller read them (the group is locked).
+        if store::is_foreign_key_violation(&e) {
+            Error::UnknownUser {
+                user: user.username.clone(),
+            }
+        } else {
+            e.into()
+        }
+    })?
+    .rows_affected();
+    if added == 0 {
+        return Err(Error::AlreadyMember {
+            user: user.username.clone(),
+            group: group.name.clone(),
+        });
+    }
     crate::provisioning::outbox::user_changed(
         &mut *conn,
         user.id,
@@ -279,6 +341,7 @@ pub(crate) async fn delete_member(
     group: &Group,
     user: &User,
 ) -> Result<()> {
+    lock_group(conn, group).await?;
     if !is_member(conn, group.id, user.id).await? {
         return Err(Error::NotMember {
             user: user.username.clone(),
@@ -294,11 +357,20 @@ pub(crate) async fn delete_member(
         now,
     )
     .await?;
-    sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+    // Another writer may have removed it since the check (PostgreSQL waits for its commit):
+    // then this one removed nothing and says so, its outbox row going with the rollback.
+    let removed = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
         .bind(group.id.to_db())
         .bind(user.id.to_db())
         .execute(&mut *conn)
-        .await?;
+        .await?
+        .rows_affected();
+    if removed == 0 {
+        return Err(Error::NotMember {
+            user: user.username.clone(),
+            group: group.name.clone(),
+        });
+    }
     audit::record(
         conn,
         actor,

@@ -592,7 +592,12 @@ pub(crate) async fn rewrite(
         return Ok(before.clone());
     }
     check_unique(conn, fields, Some(before.id)).await?;
-    sqlx::query(
+    if fields.username != before.username {
+        // A rename rewrites the user's membership rows (migration 0620) and moves their
+        // groups' versions (0630): the user and their groups first, in the one lock order.
+        super::groups::lock_groups_of(&mut *conn, before.id).await?;
+    }
+    let updated = sqlx::query(
         "UPDATE users SET username = $2, username_key = $3, email = $4, email_key = $5, \
          given_name = $6, family_name = $7, display_name = $8, attributes = $9, status = $10, \
          updated_at = $11 WHERE id = $1",
@@ -610,7 +615,14 @@ pub(crate) async fn rewrite(
     .bind(timestamp::format(now))
     .execute(&mut *conn)
     .await
-    .map_err(|e| unique_error(e.into(), fields))?;
+    .map_err(|e| unique_error(e.into(), fields))?
+    .rows_affected();
+    if updated == 0 {
+        // Deleted by another writer since the caller read it: nothing to record.
+        return Err(Error::UnknownUser {
+            user: before.id.to_string(),
+        });
+    }
     // A rename's new key reaches the rows listings are ordered by (`user_words`,
     // `group_members`) through the database's trigger (migration 0620), whoever renames.
     let words = super::words::of(fields);
@@ -656,6 +668,7 @@ pub(crate) async fn remove(
     now: OffsetDateTime,
     before: &User,
 ) -> Result<()> {
+    super::groups::lock_groups_of(&mut *conn, before.id).await?;
     let groups: Vec<String> = super::groups::of_user(&mut *conn, before.id)
         .await?
         .into_iter()

@@ -225,7 +225,7 @@ impl From<crate::Error> for KeyError {
 
 impl From<sqlx::Error> for KeyError {
     fn from(e: sqlx::Error) -> Self {
-        KeyError::Store(Box::new(crate::Error::Database(e)))
+        KeyError::Store(Box::new(crate::Error::from(e)))
     }
 }
 

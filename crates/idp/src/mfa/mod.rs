@@ -182,7 +182,7 @@ pub enum MfaError {
 
 impl From<sqlx::Error> for MfaError {
     fn from(e: sqlx::Error) -> Self {
-        MfaError::Store(Error::Database(e))
+        MfaError::Store(Error::from(e))
     }
 }
 

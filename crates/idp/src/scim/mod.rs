@@ -40,7 +40,7 @@ use latchkey_scim::patch::{self, PatchOp, ValueChange};
 use latchkey_scim::schema::{GROUP_TYPE, USER_TYPE};
 use latchkey_scim::{GROUP_SCHEMA, ScimError, if_match_admits};
 
-use crate::audit::{self, Change};
+use crate::audit::{self, Actor, Change};
 use crate::console::roles;
 use crate::directory::users::{self, UserFields};
 use crate::directory::{AttributeValue, Group, NewGroup, User, UserStatus, groups};
@@ -401,10 +401,7 @@ impl ScimDirectory {
         .await
         .map_err(scim_error)?;
         for (member, written) in wanted.members.iter().zip(&wanted.written) {
-            let user = member_user(conn, *member).await?;
-            groups::insert_member(conn, &actor, now, &group, &user)
-                .await
-                .map_err(scim_error)?;
+            add_member(conn, &actor, now, &group, *member).await?;
             write_entry(conn, group.id, *member, written.as_ref()).await?;
         }
         save_group_row(conn, group.id, wanted.external_id.as_deref(), now).await?;
@@ -514,10 +511,7 @@ impl ScimDirectory {
         for (user_id, [before, after]) in &named {
             match (before.0, after.0) {
                 (false, true) => {
-                    let user = member_user(conn, *user_id).await?;
-                    groups::insert_member(conn, &actor, now, &group, &user)
-                        .await
-                        .map_err(scim_error)?;
+                    add_member(conn, &actor, now, &group, *user_id).await?;
                     write_entry(conn, id, *user_id, after.1.as_ref()).await?;
                 }
                 (true, false) => {
@@ -607,10 +601,7 @@ impl ScimDirectory {
         for (member, written) in wanted.members.iter().zip(&wanted.written) {
             match had.get(member.to_string().as_str()) {
                 None => {
-                    let user = member_user(conn, *member).await?;
-                    groups::insert_member(conn, &actor, now, &after, &user)
-                        .await
-                        .map_err(scim_error)?;
+                    add_member(conn, &actor, now, &after, *member).await?;
                     write_entry(conn, id, *member, written.as_ref()).await?;
                     changed = true;
                 }
@@ -1097,8 +1088,28 @@ async fn member_user(conn: &mut AnyConnection, id: UserId) -> Result<User, ScimE
     users::fetch(&mut *conn, id)
         .await
         .map_err(scim_error)?
-        .ok_or_else(|| {
-            ScimError::invalid_value(format!("member `{id}` is not a user of this directory"))
+        .ok_or_else(|| not_a_user(id))
+}
+
+fn not_a_user(id: UserId) -> ScimError {
+    ScimError::invalid_value(format!("member `{id}` is not a user of this directory"))
+}
+
+/// Adds the user a member entry names to `group`; one deleted meanwhile (by another writer,
+/// after it was read) is answered as one that never was.
+async fn add_member(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    now: OffsetDateTime,
+    group: &Group,
+    id: UserId,
+) -> Result<(), ScimError> {
+    let user = member_user(conn, id).await?;
+    groups::insert_member(conn, actor, now, group, &user)
+        .await
+        .map_err(|e| match e {
+            Error::UnknownUser { .. } => not_a_user(id),
+            e => scim_error(e),
         })
 }
 

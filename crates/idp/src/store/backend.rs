@@ -28,6 +28,16 @@ impl Backend {
         }
     }
 
+    /// The backend a connection of the store's pool talks to, for the few statements a
+    /// helper given only a connection writes per backend.
+    pub(crate) fn of(conn: &sqlx::AnyConnection) -> Backend {
+        if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
     /// The backend's name as shown to admins.
     pub fn name(self) -> &'static str {
         match self {

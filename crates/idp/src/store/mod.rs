@@ -360,6 +360,13 @@ impl Store {
 
 /// Says why a write failed in the words an operator acts on.
 fn unwritable_reason(err: &Error, timeout: std::time::Duration) -> String {
+    if let Error::Busy {
+        what: crate::error::DATABASE_CONTENDED,
+        ..
+    } = err
+    {
+        return timed_out(timeout);
+    }
     let Error::Database(sqlx::Error::Database(db)) = err else {
         return err.to_string();
     };
@@ -369,8 +376,8 @@ fn unwritable_reason(err: &Error, timeout: std::time::Duration) -> String {
         code.as_ref(),
         "8" | "264" | "520" | "776" | "1032" | "1288" | "1544"
     ) || db.message().contains("readonly");
-    // SQLite: SQLITE_BUSY and its extended codes; PostgreSQL: lock_not_available.
-    let locked = matches!(code.as_ref(), "5" | "261" | "517" | "773" | "55P03");
+    // PostgreSQL: lock_not_available (SQLite's busy codes arrive as `Error::Busy`, above).
+    let locked = code.as_ref() == "55P03";
     if read_only {
         format!(
             "it is read-only ({}); check the permissions of the file and its folder, and that \
@@ -450,6 +457,12 @@ pub(crate) fn is_unique_violation(err: &Error, marker: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether a statement failed on a foreign key: a row it refers to is gone (deleted by a
+/// concurrent writer since it was read).
+pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
 /// Converts an integer flag column into a bool (flags are integers on both backends).

@@ -16,6 +16,7 @@ pub(crate) mod metadata_import;
 mod mfa;
 mod parked;
 mod provisioning;
+mod races;
 mod replay;
 mod roles;
 mod scim_groups;

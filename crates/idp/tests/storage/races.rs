@@ -1,0 +1,649 @@
+//! Concurrent writes from two nodes over one database: each pair runs many rounds at once
+//! (two store handles, each its own pool, as two IdP nodes have) and every answer must be one
+//! of the right ones: a conflict the caller can act on (a duplicate, 409 `uniqueness`, an
+//! unknown or missing member), never a database error (a PostgreSQL deadlock, a unique
+//! violation that slipped past a check, SQLite busy).
+
+use latchkey_idp::apps::NewApplication;
+use latchkey_idp::directory::{NewGroup, NewUser, UserPatch};
+use latchkey_idp::error::Error;
+use latchkey_idp::scim::{Patched, ScimDirectory};
+use latchkey_idp::tokens::{ApiTokens, TokenInfo, TokenScope};
+use latchkey_idp::{Actor, Store};
+use latchkey_scim::ScimError;
+use serde_json::{Value, json};
+
+use super::{admin, group, join, user};
+use crate::on_both_backends;
+use crate::support::{TestStore, cheap_passwords};
+
+on_both_backends!(
+    scim_member_removal_and_the_user_deletion_race,
+    console_member_removal_and_the_user_deletion_race,
+    scim_creates_of_one_username_race,
+    creates_of_one_name_race,
+    adds_of_one_member_race,
+    renames_of_one_user_race,
+    scim_member_removal_and_the_user_rename_race,
+    member_addition_and_the_user_deletion_race,
+    a_write_turned_away_by_another_writer_is_busy,
+    two_nodes_purge_the_audit_log_at_once,
+    renames_and_deletions_of_one_user_race,
+);
+
+const ROUNDS: usize = 50;
+const BASE: &str = "https://idp.example/scim/v2";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+/// The two nodes: the case's store and a second handle (its own pool) on its database.
+async fn nodes(t: &TestStore) -> (Store, Store) {
+    let b = Store::open_url(&t.url, 5, cheap_passwords()).await.unwrap();
+    (t.store.clone(), b)
+}
+
+async fn scim_token(store: &Store) -> TokenInfo {
+    ApiTokens::new(store)
+        .create_scoped(&Actor::cli("tester"), "hr-feed", TokenScope::Scim)
+        .await
+        .unwrap()
+        .0
+}
+
+/// The rounds that ended in a fault, said at the end with how many there were.
+#[derive(Default)]
+struct Faults(Vec<String>);
+
+impl Faults {
+    /// Whether `result` is a database error (what the web and SCIM surfaces answer as a
+    /// 500), or the database's turning the write away for another (a 503); it is kept.
+    fn store<T: std::fmt::Debug>(
+        &mut self,
+        round: usize,
+        what: &str,
+        result: &Result<T, Error>,
+    ) -> bool {
+        match result {
+            Err(
+                e @ (Error::Database(_)
+                | Error::DatabaseUnwritable { .. }
+                | Error::Busy {
+                    what: latchkey_idp::error::DATABASE_CONTENDED,
+                    ..
+                }),
+            ) => {
+                self.0.push(format!("round {round}, {what}: {e}"));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `result` is a SCIM server fault (5xx); it is kept.
+    fn scim<T: std::fmt::Debug>(
+        &mut self,
+        round: usize,
+        what: &str,
+        result: &Result<T, ScimError>,
+    ) -> bool {
+        match result {
+            Err(e) if e.status >= 500 => {
+                self.0.push(format!("round {round}, {what}: {e}"));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    #[track_caller]
+    fn assert_none(self) {
+        assert!(
+            self.0.is_empty(),
+            "{} faults in {ROUNDS} rounds: {:#?}",
+            self.0.len(),
+            self.0
+        );
+    }
+}
+
+/// A SCIM PATCH taking a user out of a group while the user is deleted (over SCIM): the PATCH
+/// locks the group, then deletes the membership; the deletion locks the user, its cascade
+/// deletes the membership and the membership's trigger locks the group (migration 0630).
+async fn scim_member_removal_and_the_user_deletion_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
+    let scim_b = ScimDirectory::new(b.clone(), BASE);
+    let g = group(&a, "eng").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        join(&a, g.id, x.id).await;
+        let remove = json!({"schemas": [PATCH], "Operations": [
+            {"op": "remove", "path": format!("members[value eq \"{}\"]", x.id)}]});
+        let (patched, deleted) = tokio::join!(
+            async {
+                scim_a
+                    .patch_group(&token, &g.id.to_string(), &remove, None)
+                    .await
+            },
+            async { scim_b.delete_user(&token, &x.id.to_string(), None).await },
+        );
+        let fault =
+            faults.scim(round, "patched", &patched) | faults.scim(round, "deleted", &deleted);
+        if !fault {
+            assert!(matches!(patched, Ok(Patched::Applied(_))), "{patched:?}");
+            deleted.unwrap();
+        }
+    }
+    faults.assert_none();
+    assert!(a.groups().members(g.id).await.unwrap().is_empty());
+}
+
+/// The same pair through the console (or API): a member removed while the user is deleted.
+async fn console_member_removal_and_the_user_deletion_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let g = group(&a, "eng").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        join(&a, g.id, x.id).await;
+        let (removed, deleted) = tokio::join!(
+            async { a.groups().remove_member(&admin(), g.id, x.id).await },
+            async { b.users().delete(&admin(), x.id).await },
+        );
+        let fault =
+            faults.store(round, "removed", &removed) | faults.store(round, "deleted", &deleted);
+        if !fault {
+            assert!(
+                matches!(
+                    removed,
+                    Ok(()) | Err(Error::UnknownUser { .. } | Error::NotMember { .. })
+                ),
+                "round {round}: {removed:?}"
+            );
+            deleted.unwrap();
+        }
+    }
+    faults.assert_none();
+}
+
+/// Two SCIM POSTs of one `userName`: one 201, one 409 `uniqueness`.
+async fn scim_creates_of_one_username_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
+    let scim_b = ScimDirectory::new(b.clone(), BASE);
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let body = |n: u8| -> Value {
+            json!({"schemas": [USER], "userName": format!("u{round}"),
+                "emails": [{"value": format!("u{round}-{n}@example.org"), "primary": true}]})
+        };
+        let (first, second) = tokio::join!(
+            async { scim_a.create_user(&token, &body(1)).await },
+            async { scim_b.create_user(&token, &body(2)).await },
+        );
+        let fault = faults.scim(round, "first", &first) | faults.scim(round, "second", &second);
+        if !fault {
+            let refused: Vec<&ScimError> = [&first, &second]
+                .into_iter()
+                .filter_map(|r| r.as_ref().err())
+                .collect();
+            assert_eq!(refused.len(), 1, "round {round}: {first:?} {second:?}");
+            assert_eq!(refused[0].status, 409, "round {round}: {}", refused[0]);
+            assert_eq!(refused[0].scim_type.map(|t| t.as_str()), Some("uniqueness"));
+        }
+    }
+    faults.assert_none();
+}
+
+/// Two creates of one username, one group name, one entity ID (console or API, two nodes):
+/// one is made, the other refused as a duplicate.
+async fn creates_of_one_name_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let name = format!("n{round}");
+        let (first, second) = tokio::join!(
+            async {
+                a.users()
+                    .create(
+                        &admin(),
+                        NewUser::new(&name, format!("{name}-1@example.org")),
+                    )
+                    .await
+            },
+            async {
+                b.users()
+                    .create(
+                        &admin(),
+                        NewUser::new(&name, format!("{name}-2@example.org")),
+                    )
+                    .await
+            },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            assert!(
+                matches!(
+                    (&first, &second),
+                    (Ok(_), Err(Error::DuplicateUsername { .. }))
+                        | (Err(Error::DuplicateUsername { .. }), Ok(_))
+                ),
+                "round {round}: {first:?} {second:?}"
+            );
+        }
+        let (first, second) = tokio::join!(
+            async { a.groups().create(&admin(), NewGroup::new(&name)).await },
+            async { b.groups().create(&admin(), NewGroup::new(&name)).await },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            assert!(
+                matches!(
+                    (&first, &second),
+                    (Ok(_), Err(Error::DuplicateGroup { .. }))
+                        | (Err(Error::DuplicateGroup { .. }), Ok(_))
+                ),
+                "round {round}: {first:?} {second:?}"
+            );
+        }
+        let entity = format!("https://{name}.example.org");
+        let acs = format!("https://{name}.example.org/acs");
+        let (first, second) = tokio::join!(
+            async {
+                a.apps()
+                    .create(&admin(), NewApplication::new(&entity, "App", &acs))
+                    .await
+            },
+            async {
+                b.apps()
+                    .create(&admin(), NewApplication::new(&entity, "App", &acs))
+                    .await
+            },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            assert!(
+                matches!(
+                    (&first, &second),
+                    (Ok(_), Err(Error::DuplicateEntityId { .. }))
+                        | (Err(Error::DuplicateEntityId { .. }), Ok(_))
+                ),
+                "round {round}: {first:?} {second:?}"
+            );
+        }
+    }
+    faults.assert_none();
+}
+
+/// One member added by two writers at once: through the console, one adds and the other is
+/// told it is already a member; through SCIM (an add is idempotent) both succeed.
+async fn adds_of_one_member_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
+    let scim_b = ScimDirectory::new(b.clone(), BASE);
+    let g = group(&a, "eng").await;
+    let h = group(&a, "ops").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        let (first, second) = tokio::join!(
+            async { a.groups().add_member(&admin(), g.id, x.id).await },
+            async { b.groups().add_member(&admin(), g.id, x.id).await },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            assert!(
+                matches!(
+                    (&first, &second),
+                    (Ok(()), Err(Error::AlreadyMember { .. }))
+                        | (Err(Error::AlreadyMember { .. }), Ok(()))
+                ),
+                "round {round}: {first:?} {second:?}"
+            );
+        }
+        let add = json!({"schemas": [PATCH], "Operations": [
+            {"op": "add", "path": "members", "value": [{"value": x.id.to_string()}]}]});
+        let (first, second) = tokio::join!(
+            async {
+                scim_a
+                    .patch_group(&token, &h.id.to_string(), &add, None)
+                    .await
+            },
+            async {
+                scim_b
+                    .patch_group(&token, &h.id.to_string(), &add, None)
+                    .await
+            },
+        );
+        let fault = faults.scim(round, "first", &first) | faults.scim(round, "second", &second);
+        if !fault {
+            first.unwrap();
+            second.unwrap();
+        }
+    }
+    faults.assert_none();
+    assert_eq!(a.groups().members(g.id).await.unwrap().len(), ROUNDS);
+    assert_eq!(a.groups().members(h.id).await.unwrap().len(), ROUNDS);
+}
+
+/// A user renamed by two clients at once (both succeed, one after the other), and two users
+/// renamed to one name at once (one succeeds, one is told the name is taken); the users are
+/// members of a group, whose version a rename moves (migration 0630).
+async fn renames_of_one_user_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let g = group(&a, "eng").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        let y = user(&a, &format!("y{round}")).await;
+        join(&a, g.id, x.id).await;
+        join(&a, g.id, y.id).await;
+        let rename = |name: String| UserPatch {
+            username: Some(name),
+            ..UserPatch::default()
+        };
+        let (first, second) = tokio::join!(
+            async {
+                a.users()
+                    .update(&admin(), x.id, rename(format!("x{round}-a")))
+                    .await
+            },
+            async {
+                b.users()
+                    .update(&admin(), x.id, rename(format!("x{round}-b")))
+                    .await
+            },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            first.unwrap();
+            second.unwrap();
+        }
+        let (first, second) = tokio::join!(
+            async {
+                a.users()
+                    .update(&admin(), x.id, rename(format!("z{round}")))
+                    .await
+            },
+            async {
+                b.users()
+                    .update(&admin(), y.id, rename(format!("z{round}")))
+                    .await
+            },
+        );
+        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
+        if !fault {
+            assert!(
+                matches!(
+                    (&first, &second),
+                    (Ok(_), Err(Error::DuplicateUsername { .. }))
+                        | (Err(Error::DuplicateUsername { .. }), Ok(_))
+                ),
+                "round {round}: {first:?} {second:?}"
+            );
+        }
+    }
+    faults.assert_none();
+}
+
+/// A SCIM PATCH taking a user out of a group while an admin renames them: the rename rewrites
+/// the user's membership rows (migration 0620) and moves their groups' versions (0630).
+async fn scim_member_removal_and_the_user_rename_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
+    let g = group(&a, "eng").await;
+    let h = group(&a, "ops").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        join(&a, g.id, x.id).await;
+        join(&a, h.id, x.id).await;
+        let remove = json!({"schemas": [PATCH], "Operations": [
+            {"op": "remove", "path": format!("members[value eq \"{}\"]", x.id)}]});
+        let rename = UserPatch {
+            username: Some(format!("x{round}-renamed")),
+            ..UserPatch::default()
+        };
+        let (patched, renamed) = tokio::join!(
+            async {
+                scim_a
+                    .patch_group(&token, &g.id.to_string(), &remove, None)
+                    .await
+            },
+            async { b.users().update(&admin(), x.id, rename).await },
+        );
+        let fault =
+            faults.scim(round, "patched", &patched) | faults.store(round, "renamed", &renamed);
+        if !fault {
+            assert!(matches!(patched, Ok(Patched::Applied(_))), "{patched:?}");
+            renamed.unwrap();
+        }
+    }
+    faults.assert_none();
+}
+
+/// A user added to a group (console, and SCIM) while they are deleted: the addition is made
+/// before the deletion (and goes with it) or finds no user.
+async fn member_addition_and_the_user_deletion_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
+    let g = group(&a, "eng").await;
+    let h = group(&a, "ops").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        join(&a, g.id, x.id).await;
+        let (added, deleted) = tokio::join!(
+            async { a.groups().add_member(&admin(), h.id, x.id).await },
+            async { b.users().delete(&admin(), x.id).await },
+        );
+        let fault = faults.store(round, "added", &added) | faults.store(round, "deleted", &deleted);
+        if !fault {
+            assert!(
+                matches!(added, Ok(()) | Err(Error::UnknownUser { .. })),
+                "round {round}: {added:?}"
+            );
+            deleted.unwrap();
+        }
+        let y = user(&a, &format!("y{round}")).await;
+        join(&a, g.id, y.id).await;
+        let add = json!({"schemas": [PATCH], "Operations": [
+            {"op": "add", "path": "members", "value": [{"value": y.id.to_string()}]}]});
+        let (added, deleted) = tokio::join!(
+            async {
+                scim_a
+                    .patch_group(&token, &h.id.to_string(), &add, None)
+                    .await
+            },
+            async { b.users().delete(&admin(), y.id).await },
+        );
+        let fault =
+            faults.scim(round, "patched", &added) | faults.store(round, "deleted", &deleted);
+        if !fault {
+            assert!(
+                added.is_ok() || added.as_ref().is_err_and(|e| e.status == 400),
+                "round {round}: {added:?}"
+            );
+            deleted.unwrap();
+        }
+    }
+    faults.assert_none();
+    assert!(a.groups().members(h.id).await.unwrap().is_empty());
+}
+
+/// A write the database turns away only because of another writer is `Busy` (503 with
+/// `Retry-After` on every surface), never a server fault: on SQLite, the busy timeout running
+/// out while another connection holds the write lock; on PostgreSQL, the victim of a deadlock.
+async fn a_write_turned_away_by_another_writer_is_busy(t: TestStore) {
+    let contended = |e: &Error| {
+        matches!(
+            e,
+            Error::Busy {
+                what: latchkey_idp::error::DATABASE_CONTENDED,
+                retry_after_seconds: 1,
+            }
+        )
+    };
+    let x = user(&t.store, "x").await;
+    let y = user(&t.store, "y").await;
+    sqlx::any::install_default_drivers();
+    let other = sqlx::any::AnyPoolOptions::new()
+        .max_connections(2)
+        .connect(&t.url)
+        .await
+        .unwrap();
+    if t.url.starts_with("sqlite") {
+        let mut holder = other.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let err = t
+            .store
+            .groups()
+            .create(&admin(), NewGroup::new("eng"))
+            .await
+            .unwrap_err();
+        assert!(contended(&err), "{err:?}");
+        sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+        return;
+    }
+    // Two transactions lock x and y in opposite orders: PostgreSQL aborts one of them.
+    let lock = "UPDATE users SET updated_at = updated_at WHERE id = $1";
+    let (mut one, mut two) = (other.begin().await.unwrap(), other.begin().await.unwrap());
+    sqlx::query(lock)
+        .bind(x.id.to_string())
+        .execute(&mut *one)
+        .await
+        .unwrap();
+    sqlx::query(lock)
+        .bind(y.id.to_string())
+        .execute(&mut *two)
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(
+        sqlx::query(lock).bind(y.id.to_string()).execute(&mut *one),
+        sqlx::query(lock).bind(x.id.to_string()).execute(&mut *two),
+    );
+    let victim = match (first, second) {
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => e,
+        other => panic!("one of the two is a deadlock's victim: {other:?}"),
+    };
+    assert!(contended(&Error::from(victim)));
+}
+
+/// Two nodes' retention sweeps at once (`[audit] retain_days` runs on every node): each old
+/// event goes once, the two `audit.purged` lines together count every one, and neither
+/// sweep fails.
+async fn two_nodes_purge_the_audit_log_at_once(t: TestStore) {
+    use latchkey_idp::ManualClock;
+    use latchkey_idp::audit::Change;
+    use time::Duration;
+    let clock = ManualClock::starting_now();
+    let (a, b) = nodes(&t).await;
+    let (a, b) = (a.with_clock(clock.clone()), b.with_clock(clock.clone()));
+    for round in 0..3i64 {
+        let start = a.now();
+        let old = (0..11_000).map(|_| {
+            (
+                Actor::new("anonymous:192.0.2.1"),
+                start - Duration::days(400),
+                Change {
+                    action: "login.failure",
+                    target_kind: "user",
+                    target_id: String::new(),
+                    target_name: format!("r{round}"),
+                    before: None,
+                    after: None,
+                },
+            )
+        });
+        a.audit().record_many(old.collect()).await.unwrap();
+        let cutoff = start - Duration::days(365);
+        let (first, second) = tokio::join!(async { a.audit().purge_before(cutoff).await }, async {
+            b.audit().purge_before(cutoff).await
+        },);
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first + second, 11_000, "round {round}");
+        let left = a
+            .audit()
+            .list(&latchkey_idp::audit::AuditFilter {
+                action: Some("audit.purged".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let said: i64 = left
+            .iter()
+            .filter(|e| e.at >= start)
+            .map(|e| e.after.as_ref().unwrap()["events"].as_i64().unwrap())
+            .sum();
+        assert_eq!(said, 11_000, "round {round}");
+        clock.advance(Duration::minutes(1));
+    }
+}
+
+/// A member of two groups renamed on one surface while deleted on the other (console and
+/// SCIM, both ways round): SCIM locks the user first, the console did not.
+async fn renames_and_deletions_of_one_user_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_b = ScimDirectory::new(b.clone(), BASE);
+    let g = group(&a, "eng").await;
+    let h = group(&a, "ops").await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        let y = user(&a, &format!("y{round}")).await;
+        for member in [x.id, y.id] {
+            join(&a, g.id, member).await;
+            join(&a, h.id, member).await;
+        }
+        let rename = UserPatch {
+            username: Some(format!("x{round}-renamed")),
+            ..UserPatch::default()
+        };
+        let (renamed, deleted) = tokio::join!(
+            async { a.users().update(&admin(), x.id, rename).await },
+            async { scim_b.delete_user(&token, &x.id.to_string(), None).await },
+        );
+        let fault =
+            faults.store(round, "renamed", &renamed) | faults.scim(round, "deleted", &deleted);
+        if !fault {
+            assert!(
+                matches!(renamed, Ok(_) | Err(Error::UnknownUser { .. })),
+                "round {round}: {renamed:?}"
+            );
+            deleted.unwrap();
+        }
+        let rename = json!({"schemas": [PATCH], "Operations": [
+            {"op": "replace", "path": "userName", "value": format!("y{round}-renamed")}]});
+        let (renamed, deleted) = tokio::join!(
+            async {
+                scim_b
+                    .patch_user(&token, &y.id.to_string(), &rename, None)
+                    .await
+            },
+            async { a.users().delete(&admin(), y.id).await },
+        );
+        let fault =
+            faults.scim(round, "renamed", &renamed) | faults.store(round, "deleted", &deleted);
+        if !fault {
+            assert!(
+                renamed.is_ok() || renamed.as_ref().is_err_and(|e| e.status == 404),
+                "round {round}: {renamed:?}"
+            );
+            assert!(
+                matches!(deleted, Ok(()) | Err(Error::UnknownUser { .. })),
+                "round {round}: {deleted:?}"
+            );
+        }
+    }
+    faults.assert_none();
+}
