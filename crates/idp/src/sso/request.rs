@@ -341,3 +341,187 @@ pub fn default_acs(app: &Application) -> Result<String, SsoError> {
         .map(|e| e.url.clone())
         .ok_or(SsoError::NoUsableAcs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::{AcsEndpoint, Binding, NameIdFormat, NewApplication};
+    use crate::config::ServerConfig;
+    use crate::error::PageCode;
+    use latchkey_saml::assertion::name_id_format;
+    use latchkey_saml::authn_request::{NameIdPolicy, binding_uri};
+    use latchkey_saml::profile::idp::RequestingSp;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-12-06 12:00:00 UTC);
+    const SP: &str = "https://sp.example.org";
+
+    fn rules(edit: impl FnOnce(&mut ServerConfig)) -> IdpSettings {
+        let mut raw = ServerConfig {
+            base_url: "https://idp.example.org".into(),
+            ..ServerConfig::default()
+        };
+        edit(&mut raw);
+        request_rules(&ServerSettings::check(raw).unwrap())
+    }
+
+    fn app() -> NewApplication {
+        NewApplication::new(SP, "SP", "https://sp.example.org/acs")
+    }
+
+    fn request(issued: OffsetDateTime) -> AuthnRequest {
+        AuthnRequest::new(SP, "https://idp.example.org/saml/sso", issued).unwrap()
+    }
+
+    fn accept(rules: &IdpSettings, app: &NewApplication, r: &AuthnRequest) -> Result<(), SsoError> {
+        accept_authn_request(rules, app, r, false, NOW)
+            .map(|_| ())
+            .map_err(refused)
+    }
+
+    fn code(r: Result<(), SsoError>) -> Option<PageCode> {
+        r.err().map(|e| e.code())
+    }
+
+    #[test]
+    fn the_window_is_ten_minutes_back_and_three_ahead() {
+        let rules = rules(|_| {});
+        let app = app();
+        for (issued, ok) in [
+            (NOW - Duration::minutes(10), true),
+            (NOW - Duration::minutes(10) - Duration::seconds(1), false),
+            (NOW + Duration::minutes(3), true),
+            (NOW + Duration::minutes(3) + Duration::seconds(1), false),
+        ] {
+            let r = request(issued);
+            let want = (!ok).then_some(PageCode::SsoStale);
+            assert_eq!(code(accept(&rules, &app, &r)), want, "{issued}");
+        }
+        // The replay record lasts as long as the request is accepted.
+        assert_eq!(rules.request_valid_until(NOW), NOW + MAX_AGE);
+    }
+
+    #[test]
+    fn the_rules_are_the_servers() {
+        let r = rules(|_| {});
+        assert_eq!(r.entity_id, "https://idp.example.org/saml/metadata");
+        assert_eq!(r.sso_urls, ["https://idp.example.org/saml/sso"]);
+        assert!(r.protected_transport && !r.want_authn_requests_signed);
+        assert_eq!(r.assertion_lifetime, Duration::seconds(300));
+        let r = rules(|c| {
+            c.base_url = "http://127.0.0.1:8080".into();
+            c.require_signed_requests = true;
+        });
+        assert!(!r.protected_transport && r.want_authn_requests_signed);
+        // The destination is this server's /saml/sso.
+        let plain = rules(|c| c.base_url = "http://127.0.0.1:8080".into());
+        let mut req = request(NOW);
+        assert_eq!(
+            code(accept(&plain, &app(), &req)),
+            Some(PageCode::SsoDestination)
+        );
+        req.destination = Some("http://127.0.0.1:8080/saml/sso".into());
+        assert_eq!(code(accept(&plain, &app(), &req)), None);
+        assert_eq!(code(accept(&r, &app(), &req)), Some(PageCode::SsoUnsigned));
+    }
+
+    #[test]
+    fn an_application_must_sign_only_with_a_certificate_to_check() {
+        let mut app = app();
+        assert!(app.authn_requests_signed && !app.requests_must_be_signed());
+        app.signing_certs.push("-----BEGIN CERTIFICATE-----".into());
+        assert!(app.requests_must_be_signed());
+        app.authn_requests_signed = false;
+        assert!(!app.requests_must_be_signed());
+    }
+
+    #[test]
+    fn an_application_lends_its_allowed_name_id_formats() {
+        let rules = rules(|_| {});
+        let mut app = app();
+        app.name_id_formats = vec![NameIdFormat::Persistent];
+        let mut r = request(NOW);
+        let ask = |format: &str| NameIdPolicy {
+            format: Some(format.into()),
+            ..NameIdPolicy::default()
+        };
+        r.name_id_policy = Some(ask(name_id_format::EMAIL));
+        let refusal = |app: &NewApplication, r: &AuthnRequest| {
+            accept_authn_request(&rules, app, r, false, NOW)
+                .unwrap()
+                .refusal
+        };
+        assert_eq!(refusal(&app, &r), Some(Refusal::NameIdFormatNotAllowed));
+        app.name_id_formats.clear();
+        assert_eq!(refusal(&app, &r), None);
+        r.name_id_policy = Some(ask("urn:example:kerberos"));
+        assert_eq!(refusal(&app, &r), Some(Refusal::NameIdFormatUnsupported));
+        // Only exact URIs: not the short names an admin types.
+        assert!(!RequestingSp::allows_name_id_format(&app, "persistent"));
+    }
+
+    #[test]
+    fn acs_choice_and_its_page_codes() {
+        let rules = rules(|_| {});
+        let mut app = app();
+        let endpoint = |url: &str, binding, index, is_default| AcsEndpoint {
+            url: url.into(),
+            binding,
+            index,
+            is_default,
+        };
+        app.acs = vec![
+            endpoint("https://sp.example.org/art", Binding::HttpArtifact, 0, true),
+            endpoint("https://sp.example.org/b", Binding::HttpPost, 5, false),
+            endpoint("https://sp.example.org/a", Binding::HttpPost, 2, false),
+        ];
+        let acs = |r: &AuthnRequest| {
+            accept_authn_request(&rules, &app, r, false, NOW)
+                .map(|a| a.acs_url.to_owned())
+                .map_err(|e| refused(e).code())
+        };
+        let mut r = request(NOW);
+        // Default: not the Artifact one marked default; the lowest-indexed POST one.
+        assert_eq!(acs(&r), Ok("https://sp.example.org/a".into()));
+        let registered = Application {
+            id: crate::ids::AppId::new_random(),
+            settings: app.clone(),
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        assert_eq!(
+            default_acs(&registered).ok().as_deref(),
+            Some("https://sp.example.org/a")
+        );
+        r.assertion_consumer_service_index = Some(5);
+        assert_eq!(acs(&r), Ok("https://sp.example.org/b".into()));
+        r.assertion_consumer_service_index = Some(0);
+        assert_eq!(acs(&r), Err(PageCode::SsoNoAcs));
+        r.assertion_consumer_service_index = Some(7);
+        assert_eq!(acs(&r), Err(PageCode::SsoAcs));
+        r.assertion_consumer_service_index = None;
+        r.assertion_consumer_service_url = Some("https://sp.example.org/art".into());
+        assert_eq!(acs(&r), Err(PageCode::SsoNoAcs));
+        r.assertion_consumer_service_url = Some("https://evil.example/acs".into());
+        assert_eq!(acs(&r), Err(PageCode::SsoAcs));
+        r.assertion_consumer_service_url = None;
+        r.protocol_binding = Some(binding_uri::HTTP_ARTIFACT.into());
+        assert_eq!(acs(&r), Err(PageCode::SsoBinding));
+    }
+
+    #[test]
+    fn issuer_errors_keep_their_page_codes() {
+        let rules = rules(|_| {});
+        let mut r = request(NOW);
+        r.issuer = Some("https://other.example".into());
+        assert_eq!(
+            code(accept(&rules, &app(), &r)),
+            Some(PageCode::SsoUnknownSp)
+        );
+        r.issuer = Some("  ".into());
+        assert_eq!(
+            code(accept(&rules, &app(), &r)),
+            Some(PageCode::SsoNoIssuer)
+        );
+    }
+}
