@@ -53,7 +53,9 @@ pub struct IdpSettings {
 impl IdpSettings {
     /// Defaults: persistent, transient and email formats, 60 s skew, 5 min maximum age,
     /// signatures required only when the SP says it signs, protected transport when the
-    /// SSO URL is `https://`.
+    /// SSO URL is `https://`. The formats are those the reference IdPs make for any SP:
+    /// many SPs ask for one by default (mod_auth_mellon and SimpleSAMLphp `transient`,
+    /// node-saml `emailAddress`) and fail on anything else.
     pub fn new(entity_id: impl Into<String>, sso_url: impl Into<String>) -> Self {
         let sso_url = sso_url.into();
         Self {
