@@ -75,6 +75,8 @@ pub struct WebState(Arc<Inner>);
 struct Inner {
     store: Store,
     settings: ServerSettings,
+    /// How AuthnRequests are checked, made from `settings` once.
+    request_rules: latchkey_saml::profile::idp::IdpSettings,
     keys: IdpKeys,
     metrics: Metrics,
     /// Batches sign-in audit lines; `None` when built outside a Tokio runtime, where each
@@ -111,6 +113,7 @@ impl WebState {
             .then(|| AuditBatcher::start(store.clone()));
         WebState(Arc::new(Inner {
             store,
+            request_rules: latchkey_idp::sso::request::request_rules(&settings),
             settings,
             keys,
             metrics: Metrics::default(),
@@ -225,6 +228,12 @@ impl WebState {
     /// The checked `[server]` settings.
     pub fn settings(&self) -> &ServerSettings {
         &self.0.settings
+    }
+
+    /// How AuthnRequests are checked under these settings
+    /// ([`latchkey_idp::sso::request::request_rules`]).
+    pub fn request_rules(&self) -> &latchkey_saml::profile::idp::IdpSettings {
+        &self.0.request_rules
     }
 
     /// The signing keys.

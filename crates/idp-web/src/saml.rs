@@ -105,7 +105,7 @@ async fn sso(
     let now = state.store().now();
     for read in [AppRead::Cached, AppRead::Fresh] {
         let validated =
-            request::validate(state.store(), state.settings(), inbound, now, read).await?;
+            request::validate(state.store(), state.request_rules(), inbound, now, read).await?;
         if let Some(answer) = accept(state, cookie, client, validated).await? {
             return Ok(answer);
         }

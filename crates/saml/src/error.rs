@@ -285,17 +285,13 @@ pub enum Error {
     /// AssertionConsumerServiceIndex names no ACS in the SP's metadata.
     #[error("ACS index {0} is not in the SP's metadata")]
     AcsIndexUnknown(u16),
-    /// The SP's metadata has no usable ACS at all.
-    #[error("the SP's metadata has no usable AssertionConsumerService")]
+    /// The SP has no usable ACS: none takes HTTP-POST, or the one the request names does
+    /// not.
+    #[error("the SP has no usable (HTTP-POST) AssertionConsumerService")]
     AcsMissing,
-    /// The response binding asked for (or the chosen ACS's binding) is not HTTP-POST, the
-    /// only one we answer with.
+    /// The response binding asked for is not HTTP-POST, the only one we answer with.
     #[error("unsupported response binding {0:?}")]
     UnsupportedBinding(String),
-    /// NameIDPolicy asks for a format we do not issue (answer with status
-    /// InvalidNameIDPolicy).
-    #[error("NameID format {0:?} is not supported")]
-    NameIdFormatUnsupported(String),
 
     // ----- single logout -----
     /// A logout message's Issuer is not the peer we expected.
@@ -476,12 +472,10 @@ crate::stable_codes! {
         AcsNotRegistered = "ACS_NOT_REGISTERED",
         /// The requested ACS index is not in the SP's metadata.
         AcsIndexUnknown = "ACS_INDEX_UNKNOWN",
-        /// The SP's metadata has no usable ACS.
+        /// The SP has no usable ACS: none takes HTTP-POST, or not the one requested.
         AcsMissing = "ACS_MISSING",
         /// The response binding asked for is not HTTP-POST.
         UnsupportedBinding = "UNSUPPORTED_BINDING",
-        /// NameIDPolicy asks for a NameID format that is not issued.
-        NameIdFormatUnsupported = "NAME_ID_FORMAT_UNSUPPORTED",
         /// A logout message comes from an issuer other than the expected peer.
         LogoutIssuerMismatch = "LOGOUT_ISSUER_MISMATCH",
         /// A logout message is addressed to another SingleLogoutService URL.
@@ -573,7 +567,6 @@ impl Error {
             Error::AcsIndexUnknown(_) => Code::AcsIndexUnknown,
             Error::AcsMissing => Code::AcsMissing,
             Error::UnsupportedBinding(_) => Code::UnsupportedBinding,
-            Error::NameIdFormatUnsupported(_) => Code::NameIdFormatUnsupported,
             Error::LogoutIssuerMismatch { .. } => Code::LogoutIssuerMismatch,
             Error::LogoutDestinationMismatch { .. } => Code::LogoutDestinationMismatch,
             Error::LogoutExpired => Code::LogoutExpired,
@@ -644,7 +637,6 @@ impl Error {
             Error::RequestDestinationMismatch { .. } => "request_destination",
             Error::RequestExpired | Error::RequestNotYetValid => "request_freshness",
             Error::AcsNotRegistered(_) | Error::AcsIndexUnknown(_) | Error::AcsMissing => "acs",
-            Error::NameIdFormatUnsupported(_) => "name_id_policy",
             Error::LogoutIssuerMismatch { .. } => "logout_issuer",
             Error::LogoutDestinationMismatch { .. } => "logout_destination",
             Error::LogoutExpired | Error::LogoutNotYetValid => "logout_freshness",

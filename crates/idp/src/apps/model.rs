@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use latchkey_saml::encryption::EncryptOptions;
+use latchkey_saml::profile::idp::RequestingSp;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -139,6 +140,19 @@ impl NameIdFormat {
                     ),
                 )
             })
+    }
+
+    /// The format whose URN is exactly `uri`, if any (no allocation: read on every
+    /// AuthnRequest that asks for a format).
+    pub fn from_uri(uri: &str) -> Option<NameIdFormat> {
+        [
+            NameIdFormat::Persistent,
+            NameIdFormat::Transient,
+            NameIdFormat::EmailAddress,
+            NameIdFormat::Unspecified,
+        ]
+        .into_iter()
+        .find(|f| f.uri() == uri)
     }
 
     /// The short name the CLI takes and shows.
@@ -409,6 +423,50 @@ impl NewApplication {
             .iter()
             .find(|e| e.is_default)
             .or_else(|| self.acs.iter().min_by_key(|e| e.index))
+    }
+}
+
+/// What the AuthnRequest checks ([`latchkey_saml::profile::idp::accept_authn_request`])
+/// read of an application, borrowed from it.
+impl RequestingSp for NewApplication {
+    type Acs = AcsEndpoint;
+
+    fn entity_id(&self) -> &str {
+        &self.entity_id
+    }
+
+    /// `authn_requests_signed` with a certificate to check the signature with: a
+    /// signature nobody can check proves nothing.
+    fn requests_must_be_signed(&self) -> bool {
+        self.authn_requests_signed && !self.signing_certs.is_empty()
+    }
+
+    fn acs_endpoints(&self) -> &[AcsEndpoint] {
+        &self.acs
+    }
+
+    fn allows_name_id_format(&self, format: &str) -> bool {
+        NameIdFormat::from_uri(format)
+            .is_some_and(|f| NewApplication::allows_name_id_format(self, f))
+    }
+}
+
+impl latchkey_saml::profile::idp::AcsEndpoint for AcsEndpoint {
+    fn location(&self) -> &str {
+        &self.url
+    }
+
+    fn is_http_post(&self) -> bool {
+        self.binding == Binding::HttpPost
+    }
+
+    fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// An application marks one default, and none `false`.
+    fn is_default(&self) -> Option<bool> {
+        self.is_default.then_some(true)
     }
 }
 

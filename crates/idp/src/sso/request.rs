@@ -8,8 +8,14 @@
 //! 4. Destination and IssueInstant must fit;
 //! 5. the ACS URL (or index) must be registered for the application: a Response is never sent
 //!    to a URL the admin did not register;
-//! 6. only then are requests the IdP cannot satisfy (NameIDPolicy, authentication context)
-//!    answered to that ACS with a SAML error Status.
+//! 6. only then are requests the IdP cannot satisfy (Subject, NameIDPolicy, authentication
+//!    context) answered to that ACS with a SAML error Status.
+//!
+//! Steps 4 to 6 (and the rule of step 3 on when a signature is required) are the saml
+//! crate's pure [`accept_authn_request`], run on the application's view of itself
+//! ([`latchkey_saml::profile::idp::RequestingSp`]); this module keeps what needs the store
+//! or the keys: finding the application, verifying with its certificates, the replay
+//! record, the bound on what is held ([`MAX_HELD`]), and the page codes.
 //!
 //! # Security
 //! The signature goes through the one inbound path ([`latchkey_saml::inbound`]). It is
@@ -23,12 +29,11 @@
 //! records it before it answers (with the answer's audit line, or on its own before the
 //! request waits for a sign-in).
 
-use latchkey_saml::assertion::name_id_format;
-use latchkey_saml::authn_context::{ContextDecision, MfaClass, Strength, decide};
-use latchkey_saml::authn_request::{AuthnRequest, RequestedSubject, binding_uri};
+use latchkey_saml::authn_request::AuthnRequest;
 use latchkey_saml::binding::{BindingLimits, MessageKind, post, redirect};
 use latchkey_saml::inbound::{self, Inbound, Received, Requirement, SignaturePolicy, Unverified};
-use latchkey_saml::status::{Status, code};
+use latchkey_saml::profile::idp::{self, IdpSettings, Refusal, accept_authn_request};
+use latchkey_saml::status::Status;
 use latchkey_xmlsec::crypto::{Certificate, VerifyingKey};
 use time::{Duration, OffsetDateTime};
 
@@ -36,7 +41,7 @@ use super::replay::Claim;
 use super::{PendingRequest, SsoError};
 use std::sync::Arc;
 
-use crate::apps::{AppKey, AppRead, Application, AppsVersion, Binding, NameIdFormat, SignInApp};
+use crate::apps::{AppKey, AppRead, Application, AppsVersion, SignInApp};
 use crate::config::ServerSettings;
 use crate::store::Store;
 
@@ -98,7 +103,7 @@ pub struct ValidatedRequest {
 /// application as it is now: a copy never refuses what the database would accept.
 pub async fn validate(
     store: &Store,
-    settings: &ServerSettings,
+    rules: &IdpSettings,
     inbound: InboundRequest<'_>,
     now: OffsetDateTime,
     read: AppRead,
@@ -128,12 +133,12 @@ pub async fn validate(
     let unverified = inbound::open::<AuthnRequest>(&message).map_err(malformed)?;
     let issuer = unverified.issuer().map(str::to_owned);
     let found = sign_in_app(store, issuer.as_deref(), read).await?;
-    match check(settings, &message, unverified, found, now) {
+    match check(rules, &message, unverified, found, now) {
         Err((e, unconfirmed)) if !store.apps().confirm_now(unconfirmed).await? => {
             let unverified = inbound::open::<AuthnRequest>(&message).map_err(malformed)?;
             let found = sign_in_app(store, issuer.as_deref(), AppRead::Fresh).await?;
             tracing::debug!(error = %e, "request checked again: the application had changed");
-            check(settings, &message, unverified, found, now).map_err(|(e, _)| e)
+            check(rules, &message, unverified, found, now).map_err(|(e, _)| e)
         }
         checked => checked.map_err(|(e, _)| e),
     }
@@ -142,18 +147,21 @@ pub async fn validate(
 /// The checks that read the application (steps 3 to 6), on `found`; a failure comes with
 /// the version of the copy it was made on, if it was.
 fn check(
-    settings: &ServerSettings,
+    rules: &IdpSettings,
     message: &Inbound,
     unverified: Unverified<'_, AuthnRequest>,
     found: SignInApp,
     now: OffsetDateTime,
 ) -> Result<ValidatedRequest, (SsoError, Option<AppsVersion>)> {
     let unconfirmed = found.unconfirmed;
-    checked(settings, message, unverified, found, now).map_err(|e| (e, unconfirmed))
+    checked(rules, message, unverified, found, now).map_err(|e| (e, unconfirmed))
 }
 
+/// The signature with the application's keys, then every rule that needs no store, in
+/// the one home of those rules ([`accept_authn_request`]); what is left here is what
+/// needs the store: the replay record's [`Claim`] and the bound on what is held.
 fn checked(
-    settings: &ServerSettings,
+    rules: &IdpSettings,
     message: &Inbound,
     unverified: Unverified<'_, AuthnRequest>,
     found: SignInApp,
@@ -161,7 +169,7 @@ fn checked(
 ) -> Result<ValidatedRequest, SsoError> {
     let SignInApp { app, unconfirmed } = found;
     let keys = app_keys(&app)?;
-    let requirement = if signature_required(settings, &app) {
+    let requirement = if rules.requires_signature(&app.settings) {
         Requirement::Required
     } else {
         Requirement::IfVerifiable
@@ -172,62 +180,30 @@ fn checked(
     } = unverified
         .verify(&keys, &SignaturePolicy::default(), requirement)
         .map_err(signature_error)?;
-    let relay_state = message.relay_state().map(str::to_owned);
-
-    // A signed request must name the endpoint that received it (bindings §3.4.5.2,
-    // §3.5.5.2): otherwise a request signed for another IdP could be replayed here.
-    match (&request.destination, signed) {
-        (Some(d), _) if d != &settings.url("/saml/sso") => {
-            return Err(SsoError::WrongDestination(d.chars().take(300).collect()));
-        }
-        (None, true) => return Err(SsoError::WrongDestination(String::new())),
-        _ => {}
-    }
-    if request.issue_instant < now - MAX_AGE || request.issue_instant > now + MAX_FUTURE {
-        return Err(SsoError::Stale);
-    }
-    let acs_url = resolve_acs(&app, &request)?;
-    if let Some(binding) = &request.protocol_binding
-        && binding != binding_uri::HTTP_POST
-    {
-        return Err(SsoError::UnsupportedBinding(binding.clone()));
-    }
-
-    let refusal = subject_refusal(&request)
-        .or_else(|| name_id_refusal(&app, &request))
-        .or_else(|| authn_context_refusal(&request, settings.https));
+    let accepted =
+        accept_authn_request(rules, &app.settings, &request, signed, now).map_err(refused)?;
     // Recorded by the caller, when it answers: only a request that is answered uses up its
     // ID. After the window the request is refused as stale anyway, and the record may go.
     let claim = Claim::authn_request(
         &app.settings.entity_id,
         &request.id,
-        request.issue_instant + MAX_AGE,
+        rules.request_valid_until(request.issue_instant),
     );
     let pending = PendingRequest {
         app_id: app.id,
-        request_id: Some(request.id.clone()),
-        acs_url,
-        relay_state,
-        force_authn: request.force_authn,
-        is_passive: request.is_passive,
-        // A subject named with a format asks for that format too.
-        name_id_format: requested_format(&request).or_else(|| match &request.subject {
-            Some(RequestedSubject::NameId(n)) => n
-                .format
-                .clone()
-                .filter(|f| f != name_id_format::UNSPECIFIED),
-            _ => None,
-        }),
-        allow_create: request.name_id_policy.as_ref().and_then(|p| p.allow_create),
-        subject: match &request.subject {
-            Some(RequestedSubject::NameId(n)) => Some(n.value.clone()),
-            _ => None,
-        },
-        requested_authn_context: request
+        request_id: Some(accepted.request_id.to_owned()),
+        acs_url: accepted.acs_url.to_owned(),
+        relay_state: message.relay_state().map(str::to_owned),
+        force_authn: accepted.force_authn,
+        is_passive: accepted.is_passive,
+        name_id_format: accepted.name_id_format.map(str::to_owned),
+        allow_create: accepted.allow_create,
+        subject: accepted.subject.map(str::to_owned),
+        requested_authn_context: accepted
             .requested_authn_context
-            .as_ref()
             .map(super::RequestedContext::from_saml),
     };
+    let refusal = accepted.refusal.map(Refusal::status);
     // Checked before anything is answered, recorded or parked (a refusal's ID is recorded
     // too).
     if serde_json::to_vec(&pending).map_or(usize::MAX, |v| v.len()) > MAX_HELD {
@@ -242,6 +218,40 @@ fn checked(
         app,
         refusal,
     })
+}
+
+/// How this IdP checks AuthnRequests, from the server's settings: built once, when the
+/// server starts. A request is accepted from `MAX_AGE` before now to `MAX_FUTURE` after.
+pub fn request_rules(settings: &ServerSettings) -> IdpSettings {
+    let mut rules = IdpSettings::new(settings.entity_id.clone(), settings.url("/saml/sso"));
+    rules.want_authn_requests_signed = settings.require_signed_requests;
+    rules.clock_skew = MAX_FUTURE;
+    rules.max_request_age = MAX_AGE - MAX_FUTURE;
+    rules.assertion_lifetime = settings.assertion_validity;
+    rules.protected_transport = settings.https;
+    rules
+}
+
+/// How a rule of [`accept_authn_request`] refusing the request is reported (the page
+/// codes of the checks it took over). Strings from the request are shortened for the log.
+fn refused(e: latchkey_saml::Error) -> SsoError {
+    use latchkey_saml::Error as E;
+    match e {
+        E::RequestIssuerMismatch { found, .. } if found.trim().is_empty() => {
+            SsoError::MissingIssuer
+        }
+        E::RequestIssuerMismatch { found, .. } => unknown_issuer(&found),
+        E::Unsigned => SsoError::SignatureRequired,
+        E::RequestDestinationMismatch { found } => {
+            SsoError::WrongDestination(found.chars().take(300).collect())
+        }
+        E::RequestExpired | E::RequestNotYetValid => SsoError::Stale,
+        E::AcsNotRegistered(url) => SsoError::UnregisteredAcs(url.chars().take(300).collect()),
+        E::AcsIndexUnknown(index) => SsoError::UnknownAcsIndex(index),
+        E::AcsMissing => SsoError::NoUsableAcs,
+        E::UnsupportedBinding(binding) => SsoError::UnsupportedBinding(binding),
+        other => SsoError::Malformed(other),
+    }
 }
 
 /// The application registered under the message's Issuer (claimed, not yet verified: it
@@ -281,11 +291,6 @@ fn claimed_issuer(issuer: Option<&str>) -> Result<&str, SsoError> {
 
 fn unknown_issuer(issuer: &str) -> SsoError {
     SsoError::UnknownIssuer(issuer.chars().take(200).collect())
-}
-
-fn signature_required(settings: &ServerSettings, app: &Application) -> bool {
-    settings.require_signed_requests
-        || (app.settings.authn_requests_signed && !app.settings.signing_certs.is_empty())
 }
 
 /// How a message that is not the one expected is reported: a binding fault when the
@@ -329,120 +334,194 @@ pub(crate) fn app_keys(app: &Application) -> Result<Vec<VerifyingKey>, SsoError>
     Ok(keys)
 }
 
-/// The registered HTTP-POST ACS URL the request names, or the default one.
-fn resolve_acs(app: &Application, request: &AuthnRequest) -> Result<String, SsoError> {
-    let endpoints = &app.settings.acs;
-    let chosen = if let Some(url) = &request.assertion_consumer_service_url {
-        endpoints
-            .iter()
-            .find(|e| &e.url == url)
-            .ok_or_else(|| SsoError::UnregisteredAcs(url.chars().take(300).collect()))?
-    } else if let Some(index) = request.assertion_consumer_service_index {
-        endpoints
-            .iter()
-            .find(|e| e.index == index)
-            .ok_or(SsoError::UnknownAcsIndex(index))?
-    } else {
-        return default_acs(app);
-    };
-    if chosen.binding != Binding::HttpPost {
-        return Err(SsoError::NoUsableAcs);
-    }
-    Ok(chosen.url.clone())
-}
-
-/// The default ACS of an application, for IdP-initiated sign-in.
+/// The default ACS of an application, for IdP-initiated sign-in
+/// ([`latchkey_saml::profile::idp::default_acs`]'s rule).
 pub fn default_acs(app: &Application) -> Result<String, SsoError> {
-    app.settings
-        .acs
-        .iter()
-        .filter(|e| e.binding == Binding::HttpPost)
-        .find(|e| e.is_default)
-        .or_else(|| {
-            app.settings
-                .acs
-                .iter()
-                .filter(|e| e.binding == Binding::HttpPost)
-                .min_by_key(|e| e.index)
-        })
+    idp::default_acs(&app.settings.acs)
         .map(|e| e.url.clone())
         .ok_or(SsoError::NoUsableAcs)
 }
 
-/// A `saml:Subject` we cannot read (no NameID) names someone we cannot check: no
-/// assertion may answer it.
-fn subject_refusal(request: &AuthnRequest) -> Option<Status> {
-    matches!(request.subject, Some(RequestedSubject::Other)).then(|| {
-        Status::failure(
-            code::RESPONDER,
-            Some(code::UNKNOWN_PRINCIPAL),
-            Some("the request names its subject by an identifier this IdP does not read"),
-        )
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::{AcsEndpoint, Binding, NameIdFormat, NewApplication};
+    use crate::config::ServerConfig;
+    use crate::error::PageCode;
+    use latchkey_saml::assertion::name_id_format;
+    use latchkey_saml::authn_request::{NameIdPolicy, binding_uri};
+    use latchkey_saml::profile::idp::RequestingSp;
+    use time::macros::datetime;
 
-/// The format a NameIDPolicy asks for, unless it leaves the choice to us (none, or
-/// `unspecified`).
-fn requested_format(request: &AuthnRequest) -> Option<String> {
-    request
-        .name_id_policy
-        .as_ref()?
-        .format
-        .clone()
-        .filter(|f| f != name_id_format::UNSPECIFIED)
-}
+    const NOW: OffsetDateTime = datetime!(2026-12-06 12:00:00 UTC);
+    const SP: &str = "https://sp.example.org";
 
-/// The formats the IdP can make for any application, as the reference IdPs do: many SPs
-/// ask for one by default (mod_auth_mellon and SimpleSAMLphp `transient`, node-saml
-/// `emailAddress`) and fail on anything else.
-const PRODUCIBLE: [&str; 3] = [
-    name_id_format::TRANSIENT,
-    name_id_format::PERSISTENT,
-    name_id_format::EMAIL,
-];
-
-/// A NameIDPolicy asking for a format we cannot make at all, or one the application's
-/// allowed list leaves out, is refused with `InvalidNameIDPolicy`; whether a producible
-/// one can be made for this user (an e-mail address, AllowCreate) is decided when the
-/// assertion is built.
-fn name_id_refusal(app: &Application, request: &AuthnRequest) -> Option<Status> {
-    let wanted = requested_format(request)?;
-    if wanted != app.settings.name_id.format.uri() && !PRODUCIBLE.contains(&wanted.as_str()) {
-        return Some(Status::failure(
-            code::REQUESTER,
-            Some(code::INVALID_NAMEID_POLICY),
-            Some("this identity provider cannot make a NameID of the requested format"),
-        ));
+    fn rules(edit: impl FnOnce(&mut ServerConfig)) -> IdpSettings {
+        let mut raw = ServerConfig {
+            base_url: "https://idp.example.org".into(),
+            ..ServerConfig::default()
+        };
+        edit(&mut raw);
+        request_rules(&ServerSettings::check(raw).unwrap())
     }
-    let allowed =
-        NameIdFormat::parse(&wanted).is_ok_and(|format| app.settings.allows_name_id_format(format));
-    (!allowed).then(|| {
-        Status::failure(
-            code::REQUESTER,
-            Some(code::INVALID_NAMEID_POLICY),
-            Some("the application is not allowed NameIDs of the requested format"),
-        )
-    })
-}
 
-/// A request no session of this IdP could meet, even after a second factor (an unknown
-/// class, `PasswordProtectedTransport` on plain http, `better` than MFA), is answered
-/// `Responder` / `NoAuthnContext` at once (core §3.3.2.2.1): there is no point in signing
-/// anyone in for it. What the session must still do is decided when the answer is built
-/// ([`super::authn::gate`]).
-fn authn_context_refusal(request: &AuthnRequest, https: bool) -> Option<Status> {
-    let requested = request.requested_authn_context.as_ref()?;
-    let best = Strength {
-        protected_transport: https,
-        multi_factor: true,
-        mfa_class: MfaClass::default(),
-    };
-    if decide(Some(requested), best) != ContextDecision::Unsatisfiable {
-        return None;
+    fn app() -> NewApplication {
+        NewApplication::new(SP, "SP", "https://sp.example.org/acs")
     }
-    Some(Status::failure(
-        code::RESPONDER,
-        Some(code::NO_AUTHN_CONTEXT),
-        Some("no authentication this identity provider offers meets the requested context"),
-    ))
+
+    fn request(issued: OffsetDateTime) -> AuthnRequest {
+        AuthnRequest::new(SP, "https://idp.example.org/saml/sso", issued).unwrap()
+    }
+
+    fn accept(rules: &IdpSettings, app: &NewApplication, r: &AuthnRequest) -> Result<(), SsoError> {
+        accept_authn_request(rules, app, r, false, NOW)
+            .map(|_| ())
+            .map_err(refused)
+    }
+
+    fn code(r: Result<(), SsoError>) -> Option<PageCode> {
+        r.err().map(|e| e.code())
+    }
+
+    #[test]
+    fn the_window_is_ten_minutes_back_and_three_ahead() {
+        let rules = rules(|_| {});
+        let app = app();
+        for (issued, ok) in [
+            (NOW - Duration::minutes(10), true),
+            (NOW - Duration::minutes(10) - Duration::seconds(1), false),
+            (NOW + Duration::minutes(3), true),
+            (NOW + Duration::minutes(3) + Duration::seconds(1), false),
+        ] {
+            let r = request(issued);
+            let want = (!ok).then_some(PageCode::SsoStale);
+            assert_eq!(code(accept(&rules, &app, &r)), want, "{issued}");
+        }
+        // The replay record lasts as long as the request is accepted.
+        assert_eq!(rules.request_valid_until(NOW), NOW + MAX_AGE);
+    }
+
+    #[test]
+    fn the_rules_are_the_servers() {
+        let r = rules(|_| {});
+        assert_eq!(r.entity_id, "https://idp.example.org/saml/metadata");
+        assert_eq!(r.sso_urls, ["https://idp.example.org/saml/sso"]);
+        assert!(r.protected_transport && !r.want_authn_requests_signed);
+        assert_eq!(r.assertion_lifetime, Duration::seconds(300));
+        let r = rules(|c| {
+            c.base_url = "http://127.0.0.1:8080".into();
+            c.require_signed_requests = true;
+        });
+        assert!(!r.protected_transport && r.want_authn_requests_signed);
+        // The destination is this server's /saml/sso.
+        let plain = rules(|c| c.base_url = "http://127.0.0.1:8080".into());
+        let mut req = request(NOW);
+        assert_eq!(
+            code(accept(&plain, &app(), &req)),
+            Some(PageCode::SsoDestination)
+        );
+        req.destination = Some("http://127.0.0.1:8080/saml/sso".into());
+        assert_eq!(code(accept(&plain, &app(), &req)), None);
+        assert_eq!(code(accept(&r, &app(), &req)), Some(PageCode::SsoUnsigned));
+    }
+
+    #[test]
+    fn an_application_must_sign_only_with_a_certificate_to_check() {
+        let mut app = app();
+        assert!(app.authn_requests_signed && !app.requests_must_be_signed());
+        app.signing_certs.push("-----BEGIN CERTIFICATE-----".into());
+        assert!(app.requests_must_be_signed());
+        app.authn_requests_signed = false;
+        assert!(!app.requests_must_be_signed());
+    }
+
+    #[test]
+    fn an_application_lends_its_allowed_name_id_formats() {
+        let rules = rules(|_| {});
+        let mut app = app();
+        app.name_id_formats = vec![NameIdFormat::Persistent];
+        let mut r = request(NOW);
+        let ask = |format: &str| NameIdPolicy {
+            format: Some(format.into()),
+            ..NameIdPolicy::default()
+        };
+        r.name_id_policy = Some(ask(name_id_format::EMAIL));
+        let refusal = |app: &NewApplication, r: &AuthnRequest| {
+            accept_authn_request(&rules, app, r, false, NOW)
+                .unwrap()
+                .refusal
+        };
+        assert_eq!(refusal(&app, &r), Some(Refusal::NameIdFormatNotAllowed));
+        app.name_id_formats.clear();
+        assert_eq!(refusal(&app, &r), None);
+        r.name_id_policy = Some(ask("urn:example:kerberos"));
+        assert_eq!(refusal(&app, &r), Some(Refusal::NameIdFormatUnsupported));
+        // Only exact URIs: not the short names an admin types.
+        assert!(!RequestingSp::allows_name_id_format(&app, "persistent"));
+    }
+
+    #[test]
+    fn acs_choice_and_its_page_codes() {
+        let rules = rules(|_| {});
+        let mut app = app();
+        let endpoint = |url: &str, binding, index, is_default| AcsEndpoint {
+            url: url.into(),
+            binding,
+            index,
+            is_default,
+        };
+        app.acs = vec![
+            endpoint("https://sp.example.org/art", Binding::HttpArtifact, 0, true),
+            endpoint("https://sp.example.org/b", Binding::HttpPost, 5, false),
+            endpoint("https://sp.example.org/a", Binding::HttpPost, 2, false),
+        ];
+        let acs = |r: &AuthnRequest| {
+            accept_authn_request(&rules, &app, r, false, NOW)
+                .map(|a| a.acs_url.to_owned())
+                .map_err(|e| refused(e).code())
+        };
+        let mut r = request(NOW);
+        // Default: not the Artifact one marked default; the lowest-indexed POST one.
+        assert_eq!(acs(&r), Ok("https://sp.example.org/a".into()));
+        let registered = Application {
+            id: crate::ids::AppId::new_random(),
+            settings: app.clone(),
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        assert_eq!(
+            default_acs(&registered).ok().as_deref(),
+            Some("https://sp.example.org/a")
+        );
+        r.assertion_consumer_service_index = Some(5);
+        assert_eq!(acs(&r), Ok("https://sp.example.org/b".into()));
+        r.assertion_consumer_service_index = Some(0);
+        assert_eq!(acs(&r), Err(PageCode::SsoNoAcs));
+        r.assertion_consumer_service_index = Some(7);
+        assert_eq!(acs(&r), Err(PageCode::SsoAcs));
+        r.assertion_consumer_service_index = None;
+        r.assertion_consumer_service_url = Some("https://sp.example.org/art".into());
+        assert_eq!(acs(&r), Err(PageCode::SsoNoAcs));
+        r.assertion_consumer_service_url = Some("https://evil.example/acs".into());
+        assert_eq!(acs(&r), Err(PageCode::SsoAcs));
+        r.assertion_consumer_service_url = None;
+        r.protocol_binding = Some(binding_uri::HTTP_ARTIFACT.into());
+        assert_eq!(acs(&r), Err(PageCode::SsoBinding));
+    }
+
+    #[test]
+    fn issuer_errors_keep_their_page_codes() {
+        let rules = rules(|_| {});
+        let mut r = request(NOW);
+        r.issuer = Some("https://other.example".into());
+        assert_eq!(
+            code(accept(&rules, &app(), &r)),
+            Some(PageCode::SsoUnknownSp)
+        );
+        r.issuer = Some("  ".into());
+        assert_eq!(
+            code(accept(&rules, &app(), &r)),
+            Some(PageCode::SsoNoIssuer)
+        );
+    }
 }

@@ -54,7 +54,7 @@ async fn name_id_for(
         .filter(|f| *f != policy.format.uri())
         .and_then(|f| NameIdFormat::parse(f).ok());
     if let Some(format) = requested {
-        // Checked when the request came (`request::name_id_refusal`); again here for a
+        // Checked when the request came (`accept_authn_request`); again here for a
         // format asked for through the request's Subject.
         if !app.settings.allows_name_id_format(format) {
             return Err(SsoError::NameIdPolicy(

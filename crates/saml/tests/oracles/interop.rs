@@ -261,9 +261,11 @@ fn pysaml2_redirect_authn_request_verifies_and_parses() {
         req.protocol_binding.as_deref(),
         Some(binding_uri::HTTP_POST)
     );
+    let sp_entity = pysaml2_sp_entity(&sp.cert);
+    let requesting_sp = sp_entity.requesting_sp().unwrap();
     let accepted = latchkey_saml::profile::idp::accept_authn_request(
         &latchkey_saml::profile::idp::IdpSettings::new(IDP, SSO_REDIRECT),
-        &pysaml2_sp_entity(&sp.cert),
+        &requesting_sp,
         &req,
         true,
         OffsetDateTime::now_utc(),
@@ -681,9 +683,10 @@ fn pysaml2_post_authn_request_verifies_and_is_accepted_by_the_idp_profile() {
     assert_eq!(request.destination.as_deref(), Some(SSO_POST));
     let mut settings = IdpSettings::new(IDP, SSO_REDIRECT);
     settings.sso_urls.push(SSO_POST.into());
+    let requesting_sp = sp_entity.requesting_sp().unwrap();
     let accepted = accept_authn_request(
         &settings,
-        &sp_entity,
+        &requesting_sp,
         &request,
         true,
         OffsetDateTime::now_utc(),

@@ -126,9 +126,10 @@ fn sp_initiated_login_end_to_end() {
     let received_request = AuthnRequest::parse(&msg.xml).unwrap();
     assert_eq!(received_request, request);
     let settings = IdpSettings::new(IDP, SSO);
+    let requesting_sp = sp_seen_by_idp.requesting_sp().unwrap();
     let accepted = accept_authn_request(
         &settings,
-        &sp_seen_by_idp,
+        &requesting_sp,
         &received_request,
         true,
         now + time::Duration::seconds(1),
@@ -140,7 +141,7 @@ fn sp_initiated_login_end_to_end() {
     let issuance = Issuance {
         name_id: NameId {
             value: "u-7f3a".into(),
-            format: accepted.name_id_format.clone(),
+            format: accepted.name_id_format.map(str::to_owned),
             name_qualifier: Some(IDP.into()),
             sp_name_qualifier: Some(SP.into()),
         },
@@ -166,7 +167,7 @@ fn sp_initiated_login_end_to_end() {
     )
     .unwrap();
     let page = post::auto_submit_page(
-        &accepted.acs_url,
+        accepted.acs_url,
         MessageKind::Response,
         &response,
         msg.relay_state.as_deref(),
