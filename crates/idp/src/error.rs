@@ -589,6 +589,11 @@ latchkey_saml::stable_codes! {
 /// writer (see [`transient`]).
 pub const DATABASE_CONTENDED: &str = "the database, locked by another write";
 
+/// What [`Error::Busy`] names when every pooled database connection stayed in use for the
+/// pool's whole wait (or none could be opened): the node is overloaded, or the database is
+/// unreachable, and the request is turned away rather than failed as a fault.
+pub const DATABASE_POOL_EXHAUSTED: &str = "the database's connections, all in use";
+
 /// Whether a database failure says only that concurrent writers were in each other's way,
 /// so the same request may well succeed a moment later: PostgreSQL chose this transaction
 /// as a deadlock's victim (40P01) or could not serialize it (40001), or SQLite's busy
@@ -613,6 +618,13 @@ impl From<sqlx::Error> for Error {
             return Error::Busy {
                 what: DATABASE_CONTENDED,
                 retry_after_seconds: 1,
+            };
+        }
+        if matches!(err, sqlx::Error::PoolTimedOut) {
+            tracing::warn!("no database connection came free within the pool's wait");
+            return Error::Busy {
+                what: DATABASE_POOL_EXHAUSTED,
+                retry_after_seconds: 5,
             };
         }
         Error::Database(err)
@@ -684,5 +696,32 @@ impl Error {
             what,
             reason: reason.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DATABASE_POOL_EXHAUSTED, Error, ErrorCode};
+
+    /// Every surface answers `Busy` with 503 and Retry-After; a pool that stayed full for its
+    /// whole wait is load (or an unreachable database), not a fault of this request.
+    #[test]
+    fn a_pool_that_stays_full_is_busy_not_a_fault() {
+        let err = Error::from(sqlx::Error::PoolTimedOut);
+        assert!(
+            matches!(
+                err,
+                Error::Busy {
+                    what: DATABASE_POOL_EXHAUSTED,
+                    retry_after_seconds: 5
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), ErrorCode::Busy);
+        assert!(matches!(
+            Error::from(sqlx::Error::RowNotFound),
+            Error::Database(_)
+        ));
     }
 }

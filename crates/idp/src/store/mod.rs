@@ -115,7 +115,10 @@ impl Store {
         Self::open_url(&url, config.database.max_connections, config.password)
             .await
             .map_err(|e| match e {
-                Error::Database(sqlx::Error::PoolTimedOut) => unwritable(&"timed out"),
+                Error::Busy {
+                    what: crate::error::DATABASE_POOL_EXHAUSTED,
+                    ..
+                } => unwritable(&"timed out"),
                 other => other,
             })
     }
