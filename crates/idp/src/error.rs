@@ -314,8 +314,9 @@ latchkey_saml::stable_codes! {
         Throttled = "throttled",
         /// Hashing a password failed (Argon2 parameters the library refuses).
         PasswordHashFailed = "password_hash_failed",
-        /// A bounded resource (password hashing) is full, or the database turned the write
-        /// away for another one in its way; nothing was changed. Try again after Retry-After.
+        /// A bounded resource (password hashing, the database's connections) is full, or the
+        /// database turned the write away for another one in its way; nothing was changed.
+        /// Try again after Retry-After.
         Busy = "busy",
         /// The database URL names a backend this build does not support.
         UnsupportedDatabase = "unsupported_database",
@@ -458,9 +459,9 @@ latchkey_saml::stable_codes! {
         WebCsrf = "WEB-CSRF",
         /// Signed in, but no console role of this user allows the page or change.
         WebForbidden = "WEB-FORBIDDEN",
-        /// A bounded resource (password hashing, sign-ins waiting in all) is full, or the
-        /// database turned a write away for another one in its way; try again after
-        /// Retry-After.
+        /// A bounded resource (password hashing, sign-ins waiting in all, the database's
+        /// connections) is full, or the database turned a write away for another one in its
+        /// way; try again after Retry-After.
         WebBusy = "WEB-BUSY",
         /// This client's network has too many requests of a kind under way (sign-ins waiting
         /// for the user); nothing was stored. Try again after Retry-After.
