@@ -202,11 +202,21 @@ where
         let cookie = cookies::csrf_cookie(state.settings(), req.headers());
         let Form(form) = Form::<T>::from_request(req, state)
             .await
-            .map_err(|e| WebError::BadForm(e.body_text()))?;
+            .map_err(|e| unreadable(e.status(), e.body_text()))?;
         if !cookies::csrf_matches(cookie.as_deref(), form.csrf()) {
             return Err(WebError::Csrf);
         }
         Ok(CsrfForm(form))
+    }
+}
+
+/// How a body that could not be read is answered: past the route's body limit the reader
+/// stops with 413, and the page says so (`WEB-TOO-LARGE`), not that the form was malformed.
+fn unreadable(status: axum::http::StatusCode, text: String) -> WebError {
+    if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        WebError::TooLarge(text)
+    } else {
+        WebError::BadForm(text)
     }
 }
 
@@ -259,14 +269,8 @@ impl FromRequest<WebState> for CsrfUpload {
 
     async fn from_request(req: Request, state: &WebState) -> Result<Self, WebError> {
         let cookie = cookies::csrf_cookie(state.settings(), req.headers());
-        // Past the route's body limit the multipart reader stops with 413: say so, not 400.
-        let bad = |e: axum::extract::multipart::MultipartError| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                WebError::TooLarge(e.body_text())
-            } else {
-                WebError::BadForm(e.body_text())
-            }
-        };
+        let bad =
+            |e: axum::extract::multipart::MultipartError| unreadable(e.status(), e.body_text());
         let mut multipart = axum::extract::Multipart::from_request(req, state)
             .await
             .map_err(|e| WebError::BadForm(e.body_text()))?;

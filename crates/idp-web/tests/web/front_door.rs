@@ -792,3 +792,27 @@ async fn an_authn_request_too_large_to_hold_is_refused_before_it_is_parked() {
     let page = b.get(&redirect_uri(&authn_request(SP), None)).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
 }
+
+/// A form past the route's body limit says so: 413 `WEB-TOO-LARGE`, not a malformed form;
+/// a body that is not a form is still 400 `WEB-FORM`.
+#[tokio::test]
+async fn a_form_past_the_body_limit_is_too_large_not_malformed() {
+    use axum::body::Body;
+    use axum::http::Request;
+    let idp = super::support::idp().await;
+    let mut b = Browser::new(&idp);
+    let post = |content_type: &str, body: Vec<u8>| {
+        Request::post("/login")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let form = "application/x-www-form-urlencoded";
+    let big = format!("username=a&password={}", "A".repeat(300 * 1024));
+    let page = b.send(post(form, big.into_bytes())).await;
+    assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", page.body);
+    assert_eq!(page.error_code(), Some("WEB-TOO-LARGE"));
+    let page = b.send(post("text/plain", b"username=a".to_vec())).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert_eq!(page.error_code(), Some("WEB-FORM"));
+}
