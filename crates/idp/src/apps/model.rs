@@ -415,15 +415,6 @@ impl NewApplication {
         let names: Vec<&str> = self.name_id_formats.iter().map(|f| f.short()).collect();
         names.join(", ")
     }
-
-    /// The ACS endpoint to use when a request names none: the one marked default, else the
-    /// lowest index (SAML metadata rules).
-    pub fn default_acs(&self) -> Option<&AcsEndpoint> {
-        self.acs
-            .iter()
-            .find(|e| e.is_default)
-            .or_else(|| self.acs.iter().min_by_key(|e| e.index))
-    }
 }
 
 /// What the AuthnRequest checks ([`latchkey_saml::profile::idp::accept_authn_request`])

@@ -75,7 +75,12 @@ async fn register_find_update_delete(t: TestStore) {
             .unwrap()
             .is_none()
     );
-    assert_eq!(app.settings.default_acs().unwrap().index, 0);
+    assert_eq!(
+        latchkey_saml::profile::idp::default_acs(&app.settings.acs)
+            .unwrap()
+            .index,
+        0
+    );
 
     let updated = apps
         .update(&admin(), app.id, |a| {

@@ -145,7 +145,9 @@ async fn samael_sample_registers_with_its_acs_and_keys(t: TestStore) {
         .unwrap();
     assert_eq!(stored, app);
     assert_eq!(
-        stored.settings.default_acs().unwrap().url,
+        latchkey_saml::profile::idp::default_acs(&stored.settings.acs)
+            .unwrap()
+            .url,
         "https://sp.example.com/acs"
     );
     assert!(stored.settings.signing_certs[0].starts_with("-----BEGIN CERTIFICATE-----"));
@@ -197,7 +199,9 @@ async fn sp_toolkit_metadata_registers(t: TestStore) {
     assert_eq!(new.name_id.source, NameIdSource::Email);
     let app = t.store.apps().create(&admin(), new).await.unwrap();
     assert_eq!(
-        app.settings.default_acs().unwrap().url,
+        latchkey_saml::profile::idp::default_acs(&app.settings.acs)
+            .unwrap()
+            .url,
         "https://wiki.example.net/saml/acs"
     );
 

@@ -104,18 +104,14 @@ pub struct SpSsoDescriptor {
 }
 
 impl SpSsoDescriptor {
-    /// The ACS an AuthnRequest names by index, or else the default one: the one marked
-    /// `isDefault="true"`, else the first not marked false, else the first (metadata
-    /// §2.2.3).
+    /// The ACS an AuthnRequest names by index, or else the default one by the IdP's one rule
+    /// ([`crate::profile::idp::default_acs`]: an HTTP-POST endpoint, the one marked
+    /// `isDefault="true"`, else the lowest-indexed not marked false, else the lowest-indexed).
     pub fn acs(&self, index: Option<u16>) -> Option<&IndexedEndpoint> {
         let list = &self.assertion_consumer_services;
         match index {
             Some(i) => list.iter().find(|e| e.index == i),
-            None => list
-                .iter()
-                .find(|e| e.is_default == Some(true))
-                .or_else(|| list.iter().find(|e| e.is_default.is_none()))
-                .or_else(|| list.first()),
+            None => crate::profile::idp::default_acs(list),
         }
     }
 }
