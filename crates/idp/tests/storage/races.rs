@@ -95,6 +95,28 @@ impl Faults {
         }
     }
 
+    /// Two writers racing for one thing: unless either ended in a fault (kept), exactly one
+    /// succeeded and the other was refused as `lost` says.
+    #[track_caller]
+    fn one_wins<T: std::fmt::Debug>(
+        &mut self,
+        round: usize,
+        first: &Result<T, Error>,
+        second: &Result<T, Error>,
+        lost: impl Fn(&Error) -> bool,
+    ) {
+        let fault = self.store(round, "first", first) | self.store(round, "second", second);
+        if !fault {
+            assert!(
+                match (first, second) {
+                    (Ok(_), Err(e)) | (Err(e), Ok(_)) => lost(e),
+                    _ => false,
+                },
+                "round {round}: {first:?} {second:?}"
+            );
+        }
+    }
+
     #[track_caller]
     fn assert_none(self) {
         assert!(
@@ -223,32 +245,16 @@ async fn creates_of_one_name_race(t: TestStore) {
                     .await
             },
         );
-        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
-        if !fault {
-            assert!(
-                matches!(
-                    (&first, &second),
-                    (Ok(_), Err(Error::DuplicateUsername { .. }))
-                        | (Err(Error::DuplicateUsername { .. }), Ok(_))
-                ),
-                "round {round}: {first:?} {second:?}"
-            );
-        }
+        faults.one_wins(round, &first, &second, |e| {
+            matches!(e, Error::DuplicateUsername { .. })
+        });
         let (first, second) = tokio::join!(
             async { a.groups().create(&admin(), NewGroup::new(&name)).await },
             async { b.groups().create(&admin(), NewGroup::new(&name)).await },
         );
-        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
-        if !fault {
-            assert!(
-                matches!(
-                    (&first, &second),
-                    (Ok(_), Err(Error::DuplicateGroup { .. }))
-                        | (Err(Error::DuplicateGroup { .. }), Ok(_))
-                ),
-                "round {round}: {first:?} {second:?}"
-            );
-        }
+        faults.one_wins(round, &first, &second, |e| {
+            matches!(e, Error::DuplicateGroup { .. })
+        });
         let entity = format!("https://{name}.example.org");
         let acs = format!("https://{name}.example.org/acs");
         let (first, second) = tokio::join!(
@@ -263,17 +269,9 @@ async fn creates_of_one_name_race(t: TestStore) {
                     .await
             },
         );
-        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
-        if !fault {
-            assert!(
-                matches!(
-                    (&first, &second),
-                    (Ok(_), Err(Error::DuplicateEntityId { .. }))
-                        | (Err(Error::DuplicateEntityId { .. }), Ok(_))
-                ),
-                "round {round}: {first:?} {second:?}"
-            );
-        }
+        faults.one_wins(round, &first, &second, |e| {
+            matches!(e, Error::DuplicateEntityId { .. })
+        });
     }
     faults.assert_none();
 }
@@ -294,17 +292,9 @@ async fn adds_of_one_member_race(t: TestStore) {
             async { a.groups().add_member(&admin(), g.id, x.id).await },
             async { b.groups().add_member(&admin(), g.id, x.id).await },
         );
-        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
-        if !fault {
-            assert!(
-                matches!(
-                    (&first, &second),
-                    (Ok(()), Err(Error::AlreadyMember { .. }))
-                        | (Err(Error::AlreadyMember { .. }), Ok(()))
-                ),
-                "round {round}: {first:?} {second:?}"
-            );
-        }
+        faults.one_wins(round, &first, &second, |e| {
+            matches!(e, Error::AlreadyMember { .. })
+        });
         let add = json!({"schemas": [PATCH], "Operations": [
             {"op": "add", "path": "members", "value": [{"value": x.id.to_string()}]}]});
         let (first, second) = tokio::join!(
@@ -375,17 +365,9 @@ async fn renames_of_one_user_race(t: TestStore) {
                     .await
             },
         );
-        let fault = faults.store(round, "first", &first) | faults.store(round, "second", &second);
-        if !fault {
-            assert!(
-                matches!(
-                    (&first, &second),
-                    (Ok(_), Err(Error::DuplicateUsername { .. }))
-                        | (Err(Error::DuplicateUsername { .. }), Ok(_))
-                ),
-                "round {round}: {first:?} {second:?}"
-            );
-        }
+        faults.one_wins(round, &first, &second, |e| {
+            matches!(e, Error::DuplicateUsername { .. })
+        });
     }
     faults.assert_none();
 }
