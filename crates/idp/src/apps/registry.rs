@@ -154,6 +154,20 @@ where
     row.map(AppRow::into_app).transpose()
 }
 
+/// Loads one application for a change that rewrites its definition from what it read,
+/// holding the row's lock until the transaction ends (PostgreSQL; SQLite's write transaction
+/// holds the whole database): read without it, an edit committed meanwhile (an admin
+/// requiring signed AuthnRequests while a metadata refresh runs) would be written back over.
+async fn fetch_for_update(conn: &mut AnyConnection, id: AppId) -> Result<Option<Application>> {
+    if store::Backend::of(conn) == store::Backend::Postgres {
+        sqlx::query("SELECT 1 FROM applications WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(id.to_db())
+            .execute(&mut *conn)
+            .await?;
+    }
+    fetch(conn, id).await
+}
+
 /// The application `key` names and the applications' version, in one statement: a copy kept
 /// at that version is exactly the row.
 async fn fetch_versioned(
@@ -665,11 +679,12 @@ impl<'s> Apps<'s> {
     ) -> Result<(Application, bool)> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
-        let before = fetch(&mut *conn, id)
-            .await?
-            .ok_or_else(|| Error::UnknownApplication {
-                app: id.to_string(),
-            })?;
+        let before =
+            fetch_for_update(&mut *conn, id)
+                .await?
+                .ok_or_else(|| Error::UnknownApplication {
+                    app: id.to_string(),
+                })?;
         let mut settings = before.settings.clone();
         edit(&mut settings);
         let mut settings = rules::check(settings)?;

@@ -141,10 +141,7 @@ where
 /// them one after the other.
 pub(crate) async fn lock_groups_of(conn: &mut AnyConnection, user: UserId) -> Result<()> {
     if store::Backend::of(conn) == store::Backend::Postgres {
-        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(user.to_db())
-            .execute(&mut *conn)
-            .await?;
+        super::users::lock(&mut *conn, user).await?;
         sqlx::query(
             "SELECT 1 FROM directory_groups WHERE id IN \
              (SELECT group_id FROM group_members WHERE user_id = $1) \

@@ -416,6 +416,29 @@ where
     row.map(UserRow::into_user).transpose()
 }
 
+/// Loads one user for a change that rewrites their row from what it read, holding the row's
+/// lock until the transaction ends (PostgreSQL; SQLite's write transaction already holds the
+/// whole database). Every such change reads here: read without the lock, a change committed
+/// meanwhile by another writer (a suspension, an HR feed's `active: false`) would be written
+/// back over by this one. The user's lock comes first in the one lock order (see
+/// [`super::groups::lock_groups_of`]).
+pub(crate) async fn fetch_for_update(conn: &mut AnyConnection, id: UserId) -> Result<Option<User>> {
+    lock(&mut *conn, id).await?;
+    fetch(conn, id).await
+}
+
+/// Takes the user's row lock on PostgreSQL (nothing on SQLite, see [`fetch_for_update`]); a
+/// user who does not exist is no error here.
+pub(crate) async fn lock(conn: &mut AnyConnection, id: UserId) -> Result<()> {
+    if store::Backend::of(conn) == store::Backend::Postgres {
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(id.to_db())
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The members of a group, ordered by username.
 pub(crate) async fn in_group<'e, E>(exec: E, group: crate::ids::GroupId) -> Result<Vec<User>>
 where
@@ -1454,7 +1477,7 @@ impl<'s> Users<'s> {
     ) -> Result<User> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
-        let before = fetch(&mut *conn, id)
+        let before = fetch_for_update(&mut *conn, id)
             .await?
             .ok_or_else(|| Error::UnknownUser {
                 user: id.to_string(),

@@ -29,6 +29,8 @@ on_both_backends!(
     a_write_turned_away_by_another_writer_is_busy,
     two_nodes_purge_the_audit_log_at_once,
     renames_and_deletions_of_one_user_race,
+    edits_of_different_fields_of_one_user_both_land,
+    edits_of_different_settings_of_one_app_both_land,
 );
 
 const ROUNDS: usize = 50;
@@ -624,6 +626,111 @@ async fn renames_and_deletions_of_one_user_race(t: TestStore) {
             assert!(
                 matches!(deleted, Ok(()) | Err(Error::UnknownUser { .. })),
                 "round {round}: {deleted:?}"
+            );
+        }
+    }
+    faults.assert_none();
+}
+
+/// Two edits of one user at once, each of a different field: both land. Every edit rewrites
+/// the whole row from what it read, so one that read before the other committed would put
+/// the other's field back: a suspension (console or an HR feed's `active: false`) undone by
+/// an admin's rename of the same person at the same moment.
+async fn edits_of_different_fields_of_one_user_both_land(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_b = ScimDirectory::new(b.clone(), BASE);
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        let named = UserPatch {
+            given_name: Some(Some(format!("X{round}"))),
+            ..UserPatch::default()
+        };
+        let (edited, suspended) = tokio::join!(
+            async { a.users().update(&admin(), x.id, named).await },
+            async { b.users().suspend(&admin(), x.id).await },
+        );
+        let fault =
+            faults.store(round, "edited", &edited) | faults.store(round, "suspended", &suspended);
+        if !fault {
+            let now = a.users().get(x.id).await.unwrap();
+            assert_eq!(
+                (now.given_name.as_deref(), now.status.as_str()),
+                (Some(format!("X{round}").as_str()), "suspended"),
+                "round {round}: console edit and suspension"
+            );
+        }
+        let y = user(&a, &format!("y{round}")).await;
+        let named = UserPatch {
+            family_name: Some(Some(format!("Y{round}"))),
+            ..UserPatch::default()
+        };
+        let off = json!({"schemas": [PATCH], "Operations": [
+            {"op": "replace", "path": "active", "value": false}]});
+        let (edited, deactivated) = tokio::join!(
+            async { a.users().update(&admin(), y.id, named).await },
+            async {
+                scim_b
+                    .patch_user(&token, &y.id.to_string(), &off, None)
+                    .await
+            },
+        );
+        let fault = faults.store(round, "edited", &edited)
+            | faults.scim(round, "deactivated", &deactivated);
+        if !fault {
+            let now = a.users().get(y.id).await.unwrap();
+            assert_eq!(
+                (now.family_name.as_deref(), now.status.as_str()),
+                (Some(format!("Y{round}").as_str()), "suspended"),
+                "round {round}: console edit and SCIM active=false"
+            );
+        }
+    }
+    faults.assert_none();
+}
+
+/// Two edits of one application at once, each of a different setting: both land (an edit
+/// rewrites the whole definition from what it read, as a user's does).
+async fn edits_of_different_settings_of_one_app_both_land(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let app = a
+            .apps()
+            .create(
+                &admin(),
+                NewApplication::new(
+                    &format!("https://sp{round}.example/"),
+                    "App",
+                    &format!("https://sp{round}.example/acs"),
+                ),
+            )
+            .await
+            .unwrap();
+        let (renamed, launched) = tokio::join!(
+            async {
+                a.apps()
+                    .update(&admin(), app.id, |s| s.name = format!("App {round}"))
+                    .await
+            },
+            async {
+                b.apps()
+                    .update(&admin(), app.id, |s| s.launch_without_confirmation = true)
+                    .await
+            },
+        );
+        let fault =
+            faults.store(round, "renamed", &renamed) | faults.store(round, "launched", &launched);
+        if !fault {
+            let now = a.apps().get(app.id).await.unwrap();
+            assert_eq!(
+                (
+                    now.settings.name.as_str(),
+                    now.settings.launch_without_confirmation
+                ),
+                (format!("App {round}").as_str(), true),
+                "round {round}"
             );
         }
     }
