@@ -30,6 +30,14 @@ pub enum Error {
         /// The address that was asked for.
         email: String,
     },
+    /// The record changed since the editor read it (a form drawn before someone else's
+    /// change): nothing was written. Saving over it would put back what the other change
+    /// replaced; the editor reads it again and redoes the edit.
+    #[error("this {what} was changed by someone else since it was read; nothing was saved")]
+    ChangedSince {
+        /// What changed: "user".
+        what: &'static str,
+    },
     /// A group with this name already exists (compared case-insensitively).
     #[error("group {name:?} already exists")]
     DuplicateGroup {
@@ -262,6 +270,9 @@ latchkey_saml::stable_codes! {
         DuplicateUsername = "duplicate_username",
         /// Another user already has this e-mail address.
         DuplicateEmail = "duplicate_email",
+        /// The record changed since the editor read it (an edit form drawn before someone
+        /// else's change); nothing was written.
+        ChangedSince = "changed_since",
         /// A group with this name already exists.
         DuplicateGroup = "duplicate_group",
         /// An application with this entity ID is already registered.
@@ -381,6 +392,7 @@ impl ErrorCode {
         match self {
             C::DuplicateUsername
             | C::DuplicateEmail
+            | C::ChangedSince
             | C::DuplicateGroup
             | C::DuplicateEntityId
             | C::UnknownUser
@@ -642,6 +654,7 @@ impl Error {
         match self {
             Error::DuplicateUsername { .. } => C::DuplicateUsername,
             Error::DuplicateEmail { .. } => C::DuplicateEmail,
+            Error::ChangedSince { .. } => C::ChangedSince,
             Error::DuplicateGroup { .. } => C::DuplicateGroup,
             Error::DuplicateEntityId { .. } => C::DuplicateEntityId,
             Error::UnknownUser { .. } => C::UnknownUser,

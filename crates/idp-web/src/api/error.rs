@@ -46,6 +46,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
     match code {
         C::DuplicateUsername
         | C::DuplicateEmail
+        | C::ChangedSince
         | C::DuplicateGroup
         | C::DuplicateEntityId
         | C::AlreadyMember

@@ -352,6 +352,8 @@ pub async fn update(
         set_attributes: body.set_attributes,
         remove_attributes: body.remove_attributes,
         status: parse_status(body.status.as_deref())?,
+        // A PATCH names only what it changes.
+        names_seen: None,
     };
     let users = state.store.users();
     let id = users.lookup(&user).await?.id;

@@ -32,7 +32,7 @@ pub(crate) fn field_error(err: Error) -> Result<FieldError, WebError> {
         Error::InvalidField { field, .. } => *field,
         Error::DuplicateUsername { .. } => "username",
         Error::DuplicateEmail { .. } => "email",
-        Error::UnknownUser { .. } => "user",
+        Error::UnknownUser { .. } | Error::ChangedSince { .. } => "user",
         Error::UnknownGroup { .. } => "group",
         Error::DuplicateGroup { .. } => "name",
         Error::AlreadyMember { .. } | Error::NotMember { .. } => "group",

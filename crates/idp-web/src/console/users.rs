@@ -107,6 +107,9 @@ pub(crate) struct UserForm {
     family_name: String,
     #[serde(default)]
     display_name: String,
+    /// The edit form's [`User::names_version`] (the names it was drawn with).
+    #[serde(default)]
+    seen: String,
 }
 
 /// A group named in a form (a user's groups, a group's members, an application's access).
@@ -381,20 +384,17 @@ async fn refused(
     user: UserId,
     err: latchkey_idp::Error,
 ) -> Result<Response, Refusal> {
+    // A page drawn before someone else's change is drawn again with what is there now.
+    let status = match err {
+        latchkey_idp::Error::ChangedSince { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
     let shown = Shown {
         error: Some(field_error(err)?),
         invitation: None,
     };
     let user = state.store().users().get(user).await?;
-    page(
-        state,
-        op,
-        csrf,
-        user,
-        shown,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await
+    page(state, op, csrf, user, shown, status).await
 }
 
 /// POST /admin/users/{id}: the attributes.
@@ -413,6 +413,7 @@ pub(crate) async fn edit(
         given_name: Some(optional(&form.given_name)),
         family_name: Some(optional(&form.family_name)),
         display_name: Some(optional(&form.display_name)),
+        names_seen: optional(&form.seen),
         ..UserPatch::default()
     };
     patched(&state, &op, csrf, user.id, patch).await

@@ -574,3 +574,84 @@ async fn admins_delete_a_group_that_carries_no_role() {
     let page = b.get(&format!("/admin/groups/{}", staff.id)).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
 }
+
+/// An admin's edit of a user's names, saved from a page opened before someone else changed
+/// them (another admin, an HR feed over SCIM), is refused (409, the page drawn again with
+/// what is there now) instead of putting the old names back; saved again from that page, it
+/// goes. A change that is not among the form's names (a suspension) does not stop it.
+#[tokio::test]
+async fn an_edit_from_a_page_opened_before_another_change_is_refused_not_saved_over_it() {
+    use latchkey_idp::directory::UserPatch;
+    let idp = idp().await;
+    person(&idp, "hd", Some(Role::Helpdesk)).await;
+    let carol = person(&idp, "carol", None).await;
+    let mut b = signed_in(&idp, "hd").await;
+    let token = csrf(&mut b).await;
+    let route = format!("/admin/users/{}", carol.id);
+    let opened = b.get(&route).await;
+    let seen = opened.field("seen").expect("the edit form's names version");
+
+    // Meanwhile the HR feed gives carol a family name.
+    let hr = UserPatch {
+        family_name: Some(Some("Cole".into())),
+        ..UserPatch::default()
+    };
+    idp.store
+        .users()
+        .update(&Actor::system(), carol.id, hr)
+        .await
+        .unwrap();
+    let before = written(&idp).await;
+    let edit = |seen: &str| {
+        vec![
+            ("csrf", token.clone()),
+            ("seen", seen.to_owned()),
+            ("username", "carol".into()),
+            ("email", "carol@example.org".into()),
+            ("display_name", "Carol C.".into()),
+        ]
+    };
+    let form = edit(&seen);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = b.post(&route, &form).await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
+    assert_eq!(
+        page.error_code(),
+        None,
+        "a form's refusal, not an error page"
+    );
+    assert!(
+        page.body.contains("data-field=\"user\"") && page.body.contains("changed by someone else"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("value=\"Cole\""), "{}", page.body);
+    assert_eq!(written(&idp).await, before);
+    let now = idp.store.users().get(carol.id).await.unwrap();
+    assert_eq!(
+        (now.family_name.as_deref(), now.display_name.as_deref()),
+        (Some("Cole"), None)
+    );
+
+    // From the page drawn again (and after a suspension, not one of its names) it saves.
+    idp.store
+        .users()
+        .suspend(&Actor::system(), carol.id)
+        .await
+        .unwrap();
+    let seen = page.field("seen").expect("the edit form drawn again");
+    let mut form = edit(&seen);
+    form.push(("family_name", "Cole".into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = b.post(&route, &form).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let now = idp.store.users().get(carol.id).await.unwrap();
+    assert_eq!(
+        (
+            now.family_name.as_deref(),
+            now.display_name.as_deref(),
+            now.status.as_str()
+        ),
+        (Some("Cole"), Some("Carol C."), "suspended")
+    );
+}

@@ -97,6 +97,29 @@ pub struct User {
 }
 
 impl User {
+    /// A fingerprint of the names an edit form shows (username, e-mail address, given, family
+    /// and display names). The form sends back the one it was drawn from
+    /// ([`UserPatch::names_seen`]): it posts every name, so an edit made on a page opened
+    /// before someone else's change (another admin, an HR feed) would put their names back.
+    pub fn names_version(&self) -> String {
+        let names = [
+            Some(&self.username),
+            Some(&self.email),
+            self.given_name.as_ref(),
+            self.family_name.as_ref(),
+            self.display_name.as_ref(),
+        ];
+        // Length-prefixed, so no two lists of names read as one text.
+        let text: String = names
+            .iter()
+            .map(|name| match name {
+                Some(name) => format!("{}:{name};", name.len()),
+                None => "-;".to_owned(),
+            })
+            .collect();
+        crate::session::token_hash(&text)
+    }
+
     /// The name to show in the portal and in assertions.
     pub fn shown_name(&self) -> String {
         if let Some(name) = &self.display_name {
@@ -181,6 +204,9 @@ pub struct UserPatch {
     pub remove_attributes: Vec<String>,
     /// New status.
     pub status: Option<UserStatus>,
+    /// The [`User::names_version`] the editor saw: if the names changed since, nothing is
+    /// written ([`Error::ChangedSince`]). `None` applies the patch to whatever is there.
+    pub names_seen: Option<String>,
 }
 
 impl UserPatch {
@@ -1443,7 +1469,14 @@ impl<'s> Users<'s> {
     /// Applies a change; an empty or no-op patch records nothing.
     pub async fn update(&self, actor: &Actor, id: UserId, patch: UserPatch) -> Result<User> {
         self.change(actor, id, "user.update", |user| {
-            UserFields::patched(user, patch)
+            if patch
+                .names_seen
+                .as_ref()
+                .is_some_and(|seen| *seen != user.names_version())
+            {
+                return Err(Error::ChangedSince { what: "user" });
+            }
+            Ok(UserFields::patched(user, patch))
         })
         .await
     }
@@ -1453,7 +1486,7 @@ impl<'s> Users<'s> {
         self.change(actor, id, "user.suspend", |user| {
             let mut fields = UserFields::of(user);
             fields.status = UserStatus::Suspended;
-            fields
+            Ok(fields)
         })
         .await
     }
@@ -1463,7 +1496,7 @@ impl<'s> Users<'s> {
         self.change(actor, id, "user.resume", |user| {
             let mut fields = UserFields::of(user);
             fields.status = UserStatus::Active;
-            fields
+            Ok(fields)
         })
         .await
     }
@@ -1473,7 +1506,7 @@ impl<'s> Users<'s> {
         actor: &Actor,
         id: UserId,
         action: &'static str,
-        apply: impl FnOnce(&User) -> UserFields,
+        apply: impl FnOnce(&User) -> Result<UserFields>,
     ) -> Result<User> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
@@ -1482,7 +1515,7 @@ impl<'s> Users<'s> {
             .ok_or_else(|| Error::UnknownUser {
                 user: id.to_string(),
             })?;
-        let fields = apply(&before).validate()?;
+        let fields = apply(&before)?.validate()?;
         let after = rewrite(conn, actor, self.store.now(), action, &before, &fields).await?;
         store::commit(tx).await?;
         self.store.wake_outbox();
