@@ -69,6 +69,9 @@ pub(crate) struct EditForm {
     /// The SP's signing certificates, PEM, one after the other; empty: none.
     #[serde(default)]
     pub signing_cert: Option<String>,
+    /// The [`NewApplication::version`] the form was drawn from.
+    #[serde(default)]
+    pub seen: String,
 }
 
 /// The application's MFA policy.
@@ -122,6 +125,7 @@ impl From<&NewApplication> for EditForm {
                 _ => "redirect".to_owned(),
             },
             signing_cert: Some(s.signing_certs.join("\n")),
+            seen: s.version(),
         }
     }
 }
@@ -325,19 +329,32 @@ pub(crate) async fn edit(
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteApps).await?;
     let app = apps::load(&state, &id).await?;
-    let mut settings = app.settings.clone();
-    let result = match form.apply(&mut settings) {
-        Ok(()) => {
-            state
-                .store()
-                .apps()
-                .update(&op.actor(), app.id, move |s| *s = settings)
-                .await
-        }
-        Err(e) => Err(e),
-    };
+    // The form is written over the settings as they are in the change's transaction; a
+    // form drawn before someone else's change is refused, and drawn again with it.
+    let result = state
+        .store()
+        .apps()
+        .update_seen(&op.actor(), app.id, optional(&form.seen).as_deref(), |s| {
+            form.apply(s)
+        })
+        .await;
     match result {
         Ok(updated) => Ok(back(&updated)),
+        Err(e @ latchkey_idp::Error::ChangedSince { .. }) => {
+            let error = problem(e)?;
+            tracing::info!(app = %app.settings.entity_id, "console: application changed since its page was drawn");
+            let now = apps::load(&state, &id).await?;
+            apps::page(
+                &state,
+                &op,
+                csrf,
+                now,
+                Notice::default(),
+                Some(error),
+                StatusCode::CONFLICT,
+            )
+            .await
+        }
         Err(e) => {
             let error = problem(e)?;
             tracing::info!(app = %app.settings.entity_id, field = %error.field,

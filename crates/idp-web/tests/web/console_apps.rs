@@ -1217,3 +1217,75 @@ async fn an_admin_connects_an_application_to_scim_from_its_page() {
     );
     assert!(page.body.contains("data-field=\"scim\""), "{}", page.body);
 }
+
+/// The settings form posts every setting it shows (the SP's certificates among them): saved
+/// from a page opened before the SP's certificate was rolled (a metadata refresh, another
+/// admin), it is refused (409, the page drawn again with the new certificate) instead of
+/// putting the old one back; saved from the page drawn again, it goes.
+#[tokio::test]
+async fn settings_saved_from_a_page_opened_before_another_change_are_refused_not_saved_over_it() {
+    let idp = idp().await;
+    seed(&idp).await;
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let app = format!("/admin/apps/{}", idp.app.id);
+    let opened = b.get(&app).await;
+    let seen = opened.field("seen").expect("the settings form's version");
+    let acs = idp.store.apps().get(idp.app.id).await.unwrap().settings.acs[0]
+        .url
+        .clone();
+
+    // Meanwhile the SP rolls its signing certificate.
+    let cert = rcgen::generate_simple_self_signed(vec!["sp.example.com".to_owned()])
+        .unwrap()
+        .cert
+        .pem();
+    let rolled = cert.clone();
+    idp.store
+        .apps()
+        .update(&Actor::system(), idp.app.id, move |s| {
+            s.signing_certs = vec![rolled]
+        })
+        .await
+        .unwrap();
+    let before = written(&idp).await;
+    let form = |seen: &str, certs: &str| {
+        vec![
+            ("csrf", token.clone()),
+            ("seen", seen.to_owned()),
+            ("name", "Wiki renamed".to_owned()),
+            ("name_id_format", "persistent".to_owned()),
+            ("name_id_source", "pairwise".to_owned()),
+            ("sign_response", "on".to_owned()),
+            ("sign_assertion", "on".to_owned()),
+            ("acs_url", acs.clone()),
+            ("signing_cert", certs.to_owned()),
+        ]
+    };
+    let stale = form(&seen, "");
+    let stale: Vec<(&str, &str)> = stale.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = b.post(&app, &stale).await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
+    assert!(
+        page.body.contains("data-field=\"application\"")
+            && page.body.contains("changed by someone else"),
+        "{}",
+        page.body
+    );
+    assert_eq!(written(&idp).await, before);
+    let s = idp.store.apps().get(idp.app.id).await.unwrap().settings;
+    assert_eq!((s.signing_certs.len(), s.name.as_str()), (1, "Wiki"));
+    let first_line = cert.lines().nth(1).unwrap();
+    assert!(page.body.contains(first_line), "{}", page.body);
+
+    let fresh = page.field("seen").expect("the form drawn again");
+    let saved = form(&fresh, &cert);
+    let saved: Vec<(&str, &str)> = saved.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = b.post(&app, &saved).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let s = idp.store.apps().get(idp.app.id).await.unwrap().settings;
+    assert_eq!(
+        (s.signing_certs.len(), s.name.as_str()),
+        (1, "Wiki renamed")
+    );
+}

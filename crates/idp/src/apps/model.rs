@@ -355,6 +355,16 @@ fn yes() -> bool {
 }
 
 impl NewApplication {
+    /// A fingerprint of the whole definition. The console's settings form posts every
+    /// setting it shows (ACS URLs, certificates...) and sends back the fingerprint it was
+    /// drawn from ([`crate::apps::Apps::update_seen`]), so a form opened before someone
+    /// else's change (another admin, a metadata refresh rolling the SP's certificate) is
+    /// refused instead of putting the old settings back. The derived `Debug` form names
+    /// every field, and a fingerprint lives only as long as one page.
+    pub fn version(&self) -> String {
+        crate::session::token_hash(&format!("{self:?}"))
+    }
+
     /// An application with one HTTP-POST ACS endpoint and safe defaults: pairwise persistent
     /// NameID, no attributes released, response and assertion signed, no encryption.
     pub fn new(

@@ -618,8 +618,25 @@ impl<'s> Apps<'s> {
         id: AppId,
         edit: impl FnOnce(&mut NewApplication),
     ) -> Result<Application> {
+        self.update_seen(actor, id, None, |settings| {
+            edit(settings);
+            Ok(())
+        })
+        .await
+    }
+
+    /// [`Apps::update`] from a form: `edit` may refuse, and if `seen` is given and the
+    /// definition's [`NewApplication::version`] is no longer it, nothing is written
+    /// ([`Error::ChangedSince`]).
+    pub async fn update_seen(
+        &self,
+        actor: &Actor,
+        id: AppId,
+        seen: Option<&str>,
+        edit: impl FnOnce(&mut NewApplication) -> Result<()>,
+    ) -> Result<Application> {
         let (app, _) = self
-            .change(actor, id, edit, |before, after| {
+            .change(actor, id, seen, edit, |before, after| {
                 app_change(
                     "app.update",
                     after,
@@ -647,7 +664,11 @@ impl<'s> Apps<'s> {
             .change(
                 actor,
                 id,
-                |settings| metadata.apply_to(settings),
+                None,
+                |settings| {
+                    metadata.apply_to(settings);
+                    Ok(())
+                },
                 |before, after| {
                     let (mut old, mut new) = changed_fields(&before.settings, &after.settings);
                     old.insert("source".into(), source.into());
@@ -674,7 +695,8 @@ impl<'s> Apps<'s> {
         &self,
         actor: &Actor,
         id: AppId,
-        edit: impl FnOnce(&mut NewApplication),
+        seen: Option<&str>,
+        edit: impl FnOnce(&mut NewApplication) -> Result<()>,
         record: impl FnOnce(&Application, &Application) -> Change,
     ) -> Result<(Application, bool)> {
         let mut tx = self.store.begin().await?;
@@ -685,8 +707,13 @@ impl<'s> Apps<'s> {
                 .ok_or_else(|| Error::UnknownApplication {
                     app: id.to_string(),
                 })?;
+        if seen.is_some_and(|seen| seen != before.settings.version()) {
+            return Err(Error::ChangedSince {
+                what: "application",
+            });
+        }
         let mut settings = before.settings.clone();
-        edit(&mut settings);
+        edit(&mut settings)?;
         let mut settings = rules::check(settings)?;
         if settings.slug.is_empty() {
             settings.slug = before.settings.slug.clone();
