@@ -693,8 +693,14 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
                 }
                 bail!("nothing to change: give at least one option that differs (see --help)");
             }
+            // The options were applied to the settings as read before the metadata was
+            // fetched: a change committed meanwhile is refused, not written back over.
+            let seen = target.settings.version();
             let updated = apps
-                .update(&ctx.actor, target.id, move |s| *s = settings)
+                .update_seen(&ctx.actor, target.id, Some(&seen), move |s| {
+                    *s = settings;
+                    Ok(())
+                })
                 .await?;
             print_warnings(metadata.as_ref(), &updated.settings);
             outln!("updated application {}", updated.settings.entity_id)?;
