@@ -141,10 +141,7 @@ where
 /// them one after the other.
 pub(crate) async fn lock_groups_of(conn: &mut AnyConnection, user: UserId) -> Result<()> {
     if store::Backend::of(conn) == store::Backend::Postgres {
-        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(user.to_db())
-            .execute(&mut *conn)
-            .await?;
+        lock_user(conn, user).await?;
         sqlx::query(
             "SELECT 1 FROM directory_groups WHERE id IN \
              (SELECT group_id FROM group_members WHERE user_id = $1) \
@@ -153,6 +150,19 @@ pub(crate) async fn lock_groups_of(conn: &mut AnyConnection, user: UserId) -> Re
         .bind(user.to_db())
         .execute(conn)
         .await?;
+    }
+    Ok(())
+}
+
+/// Takes `user`'s row lock on PostgreSQL (the first in the order [`lock_groups_of`] keeps),
+/// so that writes to what hangs off one user run one at a time; SQLite's writer already holds
+/// the whole database.
+pub(crate) async fn lock_user(conn: &mut AnyConnection, user: UserId) -> Result<()> {
+    if store::Backend::of(conn) == store::Backend::Postgres {
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(user.to_db())
+            .execute(conn)
+            .await?;
     }
     Ok(())
 }
