@@ -647,10 +647,12 @@ async fn show_enrolment(
     Ok(response)
 }
 
-/// A new pending enrolment (the page's first showing, or after the last one expired).
-async fn begin(state: &WebState, session: &Session) -> Result<Enrolment, WebError> {
+/// The user's pending enrolment shown again, or a new one when there is none or it expired
+/// (never a second one that would spoil the QR code being scanned: a GET may come from a
+/// reload, another tab or a link from another site).
+async fn pending_enrolment(state: &WebState, session: &Session) -> Result<Enrolment, WebError> {
     Totp::new(state.store(), state.sealing_kek()?)
-        .begin(&session.user, DEFAULT_NAME, &issuer(state))
+        .resume_or_begin(&session.user, DEFAULT_NAME, &issuer(state))
         .await
         .map_err(|e| match e {
             MfaError::TooManyFactors(n) => WebError::TooManyFactors(n),
@@ -667,7 +669,11 @@ fn enrolment_next(cont: Option<&str>, then: Option<&str>) -> Next {
     }
 }
 
-/// GET /mfa/totp: a new TOTP app: its QR code and secret, and the form that confirms it.
+/// GET /mfa/totp: a new TOTP app: its QR code and secret, and the form that confirms it. The
+/// user's pending enrolment is shown again while it may still be confirmed, so showing the
+/// page changes nothing the user can see; there is no "start over": a pending enrolment
+/// expires after [`latchkey_idp::mfa::totp::PENDING_FOR`], and a confirmed app can be
+/// removed from `/account`.
 /// During a sign-in (`continue`) this is the enrolment the policy asked for; from a
 /// signed-in session it adds an app and returns to `/account`.
 pub async fn totp_form(
@@ -685,7 +691,7 @@ pub async fn totp_form(
     if let Some(redirect) = step_up_first(&session, &available, &next, Then::Totp) {
         return Ok(redirect);
     }
-    let enrolment = begin(&state, &session).await?;
+    let enrolment = pending_enrolment(&state, &session).await?;
     show_enrolment(&state, csrf, &next, &enrolment, None, StatusCode::OK, None).await
 }
 
@@ -785,7 +791,7 @@ pub async fn totp_confirm(
     // The same QR code again while it may still be confirmed, else a new one.
     let enrolment = match totp.reopen(user, &form.factor, &issuer(&state)).await {
         Ok(e) => e,
-        Err(MfaError::NoPendingEnrolment(_)) => begin(&state, &session).await?,
+        Err(MfaError::NoPendingEnrolment(_)) => pending_enrolment(&state, &session).await?,
         Err(e) => return Err(internal(e)),
     };
     show_enrolment(

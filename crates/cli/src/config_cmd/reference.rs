@@ -247,8 +247,10 @@ pub const LATCHKEY_TOML: &[Key] = &[
         "server.parked_max",
         "integer",
         Literal("50000"),
-        "Sign-in requests that may wait in all (each under 2 KiB); past it `503 WEB-BUSY`. At \
-         least `parked_per_network`.",
+        "Sign-in requests from client networks that may wait in all (each under 2 KiB); past \
+         it `503 WEB-BUSY`. A signed-in user's own (a sign-in waiting for their second factor, \
+         their single logout) count only towards `parked_per_network`. At least \
+         `parked_per_network`.",
     ),
     key(
         "keys",

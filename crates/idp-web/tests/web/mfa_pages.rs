@@ -673,6 +673,52 @@ async fn a_password_alone_cannot_change_the_factors_of_an_account_that_has_one()
     assert_eq!(listed.len(), 3, "two apps and the codes");
 }
 
+/// Showing the enrolment page again (a reload, a second tab, a link from another site: a GET
+/// needs no form) shows the same pending enrolment, so the code from the first page's secret
+/// still confirms it; once it expired, the page starts a new one.
+#[tokio::test]
+async fn showing_the_enrolment_page_again_keeps_the_secret_being_scanned() {
+    use latchkey_idp::mfa::totp::PENDING_FOR;
+    let idp = idp().await;
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    let first = b.get("/mfa/totp").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let stale = secret_on(&first);
+    let again = b.get("/mfa/totp").await;
+    assert_eq!(secret_on(&again), stale);
+    assert_eq!(again.field("factor"), first.field("factor"));
+
+    // Past its time, a GET starts a new one; shown again, it stays.
+    idp.clock.advance(PENDING_FOR + time::Duration::seconds(1));
+    let first = b.get("/mfa/totp").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let secret = secret_on(&first);
+    assert_ne!(secret, stale);
+    let again = b.get("/mfa/totp").await;
+    assert_eq!(secret_on(&again), secret);
+
+    // The first page's form, with the code its secret gives, confirms the factor.
+    let app = app_for(&secret);
+    let csrf = first.field("csrf").unwrap();
+    let factor = first.field("factor").unwrap();
+    let code = code_now(&idp, &app);
+    let done = b
+        .post(
+            "/mfa/totp",
+            &[("csrf", &csrf), ("factor", &factor), ("code", &code)],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(recovery_codes_on(&done).len(), 10, "{}", done.body);
+    let listed = latchkey_idp::mfa::Factors::new(&idp.store)
+        .list(&idp.alice)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2, "the app and the codes: {listed:?}");
+    assert_eq!(audit_actions(&idp, "mfa.totp_enrol").await.len(), 1);
+}
+
 // --- password + security key ------------------------------------------------------------
 
 const ORIGIN: &str = "http://localhost:8080";

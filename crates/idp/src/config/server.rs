@@ -16,7 +16,7 @@
 //! metrics_allow = ["127.0.0.0/8", "::1"]   # who may read /metrics without the token
 //! # metrics_token = "..."              # or with `Authorization: Bearer <token>`
 //! parked_per_network = 1000            # sign-ins waiting for the user, per client network
-//! parked_max = 50000                   # ... and in all
+//! parked_max = 50000                   # ... and all networks' together
 //! ```
 //!
 //! Environment overrides: `LATCHKEY_LISTEN`, `LATCHKEY_BASE_URL`, `LATCHKEY_COOKIE_SECURE`,
@@ -66,7 +66,9 @@ pub struct ServerConfig {
     pub metrics_token: Option<String>,
     /// Requests parked while their user signs in, per client network (or signed-in user).
     pub parked_per_network: u32,
-    /// Requests parked while their user signs in, in all.
+    /// Requests parked for browsers nobody is signed in at (by client network) while their
+    /// user signs in, in all; a signed-in user's own count only towards
+    /// `parked_per_network`.
     pub parked_max: u32,
 }
 

@@ -14,7 +14,9 @@
 //!   method to the same session and moves its AuthnInstant.
 //! * Enrolment is [`totp::Totp::begin`] (a pending factor: URI, base32 secret and QR code as
 //!   SVG to show once) then [`totp::Totp::confirm`] with a code from the app; only a
-//!   confirmed factor counts anywhere.
+//!   confirmed factor counts anywhere. A page that only shows it (a GET) asks
+//!   [`totp::Totp::resume_or_begin`], which shows a live pending one again rather than
+//!   replace the secret being scanned.
 //!
 //! The pages show one answer for a wrong, replayed or unknown code; the typed outcomes are
 //! for the log and the audit.

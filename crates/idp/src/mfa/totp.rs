@@ -225,6 +225,30 @@ impl<'s> Totp<'s> {
         name: &str,
         issuer: &str,
     ) -> Result<Enrolment, MfaError> {
+        self.start(user, name, issuer, false).await
+    }
+
+    /// The user's pending enrolment shown again while it may still be confirmed (the same
+    /// secret, URI and QR code), else a new one as [`Totp::begin`] starts: what a page that
+    /// only shows (a GET) asks for, so that a reload, a second tab or a link from another
+    /// site does not replace the secret the user is scanning. Looking and starting are one
+    /// transaction under the user's row lock, so two at once show the same enrolment.
+    pub async fn resume_or_begin(
+        &self,
+        user: &User,
+        name: &str,
+        issuer: &str,
+    ) -> Result<Enrolment, MfaError> {
+        self.start(user, name, issuer, true).await
+    }
+
+    async fn start(
+        &self,
+        user: &User,
+        name: &str,
+        issuer: &str,
+        resume: bool,
+    ) -> Result<Enrolment, MfaError> {
         let name = checked_name(name)?;
         let confirmed: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM mfa_totp WHERE user_id = $1 AND confirmed = 1",
@@ -235,13 +259,29 @@ impl<'s> Totp<'s> {
         if confirmed >= MAX_FACTORS as i64 {
             return Err(MfaError::TooManyFactors(MAX_FACTORS));
         }
+        let now = self.store.now();
+        let mut tx = self.store.begin().await?;
+        if resume {
+            crate::directory::users::lock(store::conn(&mut tx), user.id).await?;
+            let live: Option<(String, String, String)> = sqlx::query_as(
+                "SELECT id, sealed_secret, sealed_with FROM mfa_totp \
+                 WHERE user_id = $1 AND confirmed = 0 AND created_at > $2 \
+                 ORDER BY created_at DESC, id LIMIT 1",
+            )
+            .bind(user.id.to_db())
+            .bind(timestamp::format(now - PENDING_FOR))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((id, sealed, sealed_with)) = live {
+                store::commit(tx).await?;
+                return self.show_sealed(user, id, &sealed, &sealed_with, issuer);
+            }
+        }
         let mut secret = Zeroizing::new(vec![0u8; SECRET_BYTES]);
         rand::fill(&mut secret[..]);
         let factor_id = uuid::Uuid::new_v4().hyphenated().to_string();
         let sealed = self.kek.seal_bound(&aad(&factor_id, user), &secret)?;
         let totp = generator(secret.to_vec(), issuer, &user.username)?;
-        let now = self.store.now();
-        let mut tx = self.store.begin().await?;
         sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed = 0")
             .bind(user.id.to_db())
             .execute(&mut *tx)
@@ -287,9 +327,21 @@ impl<'s> Totp<'s> {
                 factor_id.chars().take(64).collect(),
             ));
         };
+        self.show_sealed(user, id, &sealed, &sealed_with, issuer)
+    }
+
+    /// What enrolment shows for a stored pending factor: its secret opened again.
+    fn show_sealed(
+        &self,
+        user: &User,
+        id: String,
+        sealed: &str,
+        sealed_with: &str,
+        issuer: &str,
+    ) -> Result<Enrolment, MfaError> {
         let secret = self
             .kek
-            .open_bound(&id, &aad(&id, user), &sealed_with, &sealed)?;
+            .open_bound(&id, &aad(&id, user), sealed_with, sealed)?;
         let totp = generator(secret.to_vec(), issuer, &user.username)?;
         shown(id, &totp)
     }

@@ -9,11 +9,17 @@
 //! # Bounds
 //! Anyone can have a request parked (an AuthnRequest from a registered application needs no
 //! session), so parking takes a place first: at most [`ParkCaps::per_owner`] live rows per
-//! [`ParkOwner`] (the browser's network, or the signed-in user) and [`ParkCaps::total`] in all,
-//! checked and inserted in one statement (on PostgreSQL under an advisory lock every node's
-//! parkings share), never counted and then inserted. Past the first a park is
-//! [`Error::Throttled`] (429); past the second [`Error::Busy`] (503): a flood from many
-//! networks then delays new sign-ins, but cannot grow the table.
+//! [`ParkOwner`] (the browser's network, or the signed-in user), the /64s of one IPv6 /48
+//! together [`WIDE_OWNER_FACTOR`] times that, and all anonymous owners (networks) together
+//! [`ParkCaps::total`], checked and inserted in one statement (on PostgreSQL under an
+//! advisory lock every node's parkings share), never counted and then inserted. A user's own
+//! parks (a sign-in waiting for their second factor, their logout chain) neither count
+//! towards the total nor wait for it: a flood of anonymous parks from many networks must not
+//! shut every signed-in user out of their second factor or their single logout. Those are
+//! held to [`ParkCaps::per_owner`] per user, and only a signed-in user can make one. Past an
+//! owner's cap (or its /48's) a park is [`Error::Throttled`] (429); past the total
+//! [`Error::Busy`] (503): a flood from many networks then delays new anonymous sign-ins, but
+//! cannot grow the table.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -45,7 +51,7 @@ impl ParkOwner {
     /// A browser nobody is signed in at, by its network ([`network_of`]: an IPv6 client
     /// counts as its /64, so rotating addresses gains nothing).
     pub fn network(address: &str) -> Self {
-        ParkOwner(format!("addr:{}", network_of(address)))
+        ParkOwner(format!("{ANONYMOUS}{}", network_of(address)))
     }
 
     /// A signed-in user (a sign-in waiting for their second factor, their logout).
@@ -53,14 +59,25 @@ impl ParkOwner {
         ParkOwner(format!("user:{user}"))
     }
 
+    /// A browser nobody is signed in at ([`Self::network`]): counted towards
+    /// [`ParkCaps::total`].
+    fn is_anonymous(&self) -> bool {
+        self.0.starts_with(ANONYMOUS)
+    }
+
     /// For an IPv6 /64, the prefix every owner in its /48 shares ([`wide_network_of`]):
     /// a site handed a /48 has 65,536 /64s, so they also count together, under
     /// [`WIDE_OWNER_FACTOR`] times the cap.
     fn wide(&self) -> Option<String> {
-        let network = self.0.strip_prefix("addr:")?;
-        wide_network_of(network).map(|wide| format!("addr:{wide}"))
+        let network = self.0.strip_prefix(ANONYMOUS)?;
+        wide_network_of(network).map(|wide| format!("{ANONYMOUS}{wide}"))
     }
 }
+
+/// The prefix of every anonymous [`ParkOwner`], and the first owner past them in byte order
+/// (`;` follows `:`): all anonymous owners are the range `[ANONYMOUS, ANONYMOUS_END)`.
+const ANONYMOUS: &str = "addr:";
+const ANONYMOUS_END: &str = "addr;";
 
 /// How many owners' worth of parked requests the /64s of one IPv6 /48 may hold together.
 pub const WIDE_OWNER_FACTOR: u32 = WIDE_NETWORK_FACTOR as u32;
@@ -69,9 +86,10 @@ pub const WIDE_OWNER_FACTOR: u32 = WIDE_NETWORK_FACTOR as u32;
 /// `parked_max`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParkCaps {
-    /// Per [`ParkOwner`].
+    /// Per [`ParkOwner`] (a network, or a signed-in user).
     pub per_owner: u32,
-    /// In all.
+    /// Anonymous ones (owned by a network) in all; a user's own are held only to
+    /// `per_owner`.
     pub total: u32,
 }
 
@@ -79,8 +97,9 @@ impl ParkCaps {
     /// Generous per owner, because a whole office can sit behind one address and every
     /// sign-in page left open holds a row until [`PARK_TTL`] ends it; in all, a real
     /// request's row is under 2 KiB, and none holds more than
-    /// [`crate::sso::request::MAX_HELD`] (4 KiB) of its request, so the table stays under
-    /// ~100 MiB, and ~200 MiB whatever is sent.
+    /// [`crate::sso::request::MAX_HELD`] (4 KiB) of its request, so what anonymous clients
+    /// park stays under ~100 MiB, and ~200 MiB whatever is sent (signed-in users' own rows
+    /// come on top, each user's under the same per-owner cap).
     pub const DEFAULT: ParkCaps = ParkCaps {
         per_owner: 1_000,
         total: 50_000,
@@ -132,13 +151,20 @@ impl<'s> ParkedRequests<'s> {
             .bind(timestamp::format(now))
             .execute(&mut *tx)
             .await?;
-        // The /48's owners are a range of `owner` in byte order: its prefix ends in `:`, and
-        // `;` is the next byte (SQLite compares bytes; PostgreSQL is told to, and reads
-        // every live row for it, as the total's count does).
+        // The /48's owners, and all anonymous owners, are ranges of `owner` in byte order
+        // (a prefix ends in `:`, and `;` is the next byte): SQLite compares bytes and reads
+        // them off the `owner` index; PostgreSQL is told to compare bytes, and reads every
+        // live row for them.
         let wide = owner.wide().unwrap_or_default();
         let wide_end = match wide.strip_suffix(':') {
             Some(stem) => format!("{stem};"),
             None => String::new(),
+        };
+        // A user's park neither counts towards the total nor is held back by it.
+        let (anonymous, anonymous_end) = if owner.is_anonymous() {
+            (ANONYMOUS, ANONYMOUS_END)
+        } else {
+            ("", "")
         };
         let key_column = match self.store.backend() {
             crate::store::Backend::Postgres => "owner COLLATE \"C\"",
@@ -148,7 +174,8 @@ impl<'s> ParkedRequests<'s> {
             "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at, owner) \
              SELECT $1, $2, $3, $4, $5 \
              WHERE (SELECT COUNT(*) FROM sso_parked_requests WHERE owner = $5) < $6 \
-             AND (SELECT COUNT(*) FROM sso_parked_requests) < $7 \
+             AND ($11 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
+                 WHERE {key_column} >= $11 AND {key_column} < $12) < $7) \
              AND ($8 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
                  WHERE {key_column} >= $8 AND {key_column} < $9) < $10)"
         );
@@ -166,6 +193,8 @@ impl<'s> ParkedRequests<'s> {
             .bind(i64::from(
                 self.caps.per_owner.saturating_mul(WIDE_OWNER_FACTOR),
             ))
+            .bind(anonymous)
+            .bind(anonymous_end)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -176,24 +205,33 @@ impl<'s> ParkedRequests<'s> {
                     .bind(&owner.0)
                     .fetch_one(&mut *tx)
                     .await?;
-            let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sso_parked_requests")
-                .fetch_one(&mut *tx)
-                .await?;
+            let full = if owner.is_anonymous() {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM sso_parked_requests \
+                     WHERE {key_column} >= $1 AND {key_column} < $2"
+                );
+                let all: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(ANONYMOUS)
+                    .bind(ANONYMOUS_END)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                all >= i64::from(self.caps.total)
+            } else {
+                false
+            };
             crate::store::commit(tx).await?;
             tracing::warn!(owner = %owner.0, waiting = mine, "parked request refused: cap reached");
-            // The owner's cap, or its /48's while there is room in all.
-            return Err(
-                if mine >= i64::from(self.caps.per_owner) || all < i64::from(self.caps.total) {
-                    Error::Throttled {
-                        retry_after_seconds: PARK_RETRY_AFTER,
-                    }
-                } else {
-                    Error::Busy {
-                        what: "sign-ins waiting",
-                        retry_after_seconds: PARK_RETRY_AFTER,
-                    }
-                },
-            );
+            // The owner's cap, or its /48's while there is room in all; a user's only theirs.
+            return Err(if mine >= i64::from(self.caps.per_owner) || !full {
+                Error::Throttled {
+                    retry_after_seconds: PARK_RETRY_AFTER,
+                }
+            } else {
+                Error::Busy {
+                    what: "sign-ins waiting",
+                    retry_after_seconds: PARK_RETRY_AFTER,
+                }
+            });
         }
         crate::store::commit(tx).await?;
         Ok(key.to_string())

@@ -26,6 +26,7 @@ use crate::support::TestStore;
 on_both_backends!(
     totp_enrolment_window_skew_and_replay,
     totp_same_code_burst_is_accepted_once,
+    totp_a_pending_enrolment_is_shown_again_until_it_expires,
     totp_guesses_are_throttled_and_a_success_resets,
     totp_secret_is_sealed_and_bound_to_its_row,
     recovery_codes_work_once_and_regenerate_replaces_all,
@@ -224,6 +225,77 @@ async fn totp_same_code_burst_is_accepted_once(t: TestStore) {
         }
     }
     assert_eq!(accepted, 1, "one code, one step, one success");
+}
+
+/// Showing the enrolment again (what the page's GET asks) gives the live pending enrolment,
+/// the same secret, also to a burst of showings at once on an empty start (one is begun, the
+/// rest wait for it); once expired, a new one; `begin` itself still starts over.
+async fn totp_a_pending_enrolment_is_shown_again_until_it_expires(t: TestStore) {
+    let (s, clock) = clocked(&t);
+    let kek = std::sync::Arc::new(kek());
+    let dave = user(&s, "dave").await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (s, kek, dave) = (s.clone(), kek.clone(), dave.clone());
+        tasks.push(tokio::spawn(async move {
+            let e = Totp::new(&s, &kek)
+                .resume_or_begin(&dave, "phone", "Latchkey test")
+                .await
+                .unwrap();
+            (e.factor_id.clone(), e.secret_base32.to_string())
+        }));
+    }
+    let mut shown = Vec::new();
+    for task in tasks {
+        shown.push(task.await.unwrap());
+    }
+    shown.dedup();
+    assert_eq!(shown.len(), 1, "one enrolment for all: {shown:?}");
+    let (first, secret) = shown.remove(0);
+    let totp = Totp::new(&s, &kek);
+    let again = totp
+        .resume_or_begin(&dave, "phone", "Latchkey test")
+        .await
+        .unwrap();
+    assert_eq!(
+        (&again.factor_id, again.secret_base32.as_str()),
+        (&first, secret.as_str())
+    );
+    // Past its time: a new one, shown again in turn.
+    clock.advance(latchkey_idp::mfa::totp::PENDING_FOR + Duration::seconds(1));
+    let fresh = totp
+        .resume_or_begin(&dave, "phone", "Latchkey test")
+        .await
+        .unwrap();
+    assert_ne!(fresh.factor_id, first);
+    assert_ne!(fresh.secret_base32.as_str(), secret.as_str());
+    let again = totp
+        .resume_or_begin(&dave, "phone", "Latchkey test")
+        .await
+        .unwrap();
+    assert_eq!(again.factor_id, fresh.factor_id);
+    // `begin` starts over: the shown one can no longer be confirmed, the new one can.
+    let over = totp.begin(&dave, "phone", "Latchkey test").await.unwrap();
+    assert_ne!(over.factor_id, fresh.factor_id);
+    let code = code_at(&fresh, clock_now(&clock));
+    assert!(matches!(
+        totp.confirm(&Actor::user(dave.id), &dave, &fresh.factor_id, &code, ADDR)
+            .await,
+        Err(MfaError::NoPendingEnrolment(_))
+    ));
+    let code = code_at(&over, clock_now(&clock));
+    assert!(matches!(
+        totp.confirm(&Actor::user(dave.id), &dave, &over.factor_id, &code, ADDR)
+            .await
+            .unwrap(),
+        TotpCheck::Accepted { .. }
+    ));
+    // A confirmed factor is not shown again: the next showing is a new enrolment.
+    let next = totp
+        .resume_or_begin(&dave, "spare", "Latchkey test")
+        .await
+        .unwrap();
+    assert_ne!(next.factor_id, over.factor_id);
 }
 
 async fn totp_guesses_are_throttled_and_a_success_resets(t: TestStore) {

@@ -1,5 +1,5 @@
 //! Requests parked while their user signs in: anyone can have one parked, so parking takes a
-//! place under a cap per owner and one in all, atomically, on every node.
+//! place under a cap per owner and one over all anonymous owners, atomically, on every node.
 
 use latchkey_idp::error::Error;
 use latchkey_idp::ids::UserId;
@@ -18,6 +18,7 @@ on_both_backends!(
     parking_is_capped_per_network_and_in_all,
     a_burst_from_one_network_takes_no_more_than_its_cap,
     the_64s_of_one_48_share_a_looser_cap,
+    a_users_parks_neither_count_towards_the_total_nor_wait_for_it,
 );
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -113,15 +114,16 @@ async fn parking_is_capped_per_network_and_in_all(t: TestStore) {
             )
             .await
     ));
-    assert!(busy(
-        parked
-            .park(
-                &Waiting { n: 6 },
-                &ParkOwner::user(UserId::new_random()),
-                now()
-            )
-            .await
-    ));
+    // A signed-in user's park is not held back by the anonymous flood.
+    let user_key = parked
+        .park(
+            &Waiting { n: 6 },
+            &ParkOwner::user(UserId::new_random()),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(parked.take::<Waiting>(&user_key).await.unwrap());
     // A refused park stored nothing: what was parked is still there, once each.
     let (first, _) = parked
         .peek::<Waiting>(&keys[0], now())
@@ -191,4 +193,63 @@ async fn a_burst_from_one_network_takes_no_more_than_its_cap(t: TestStore) {
         }
     }
     assert_eq!((parked, refused), (3, 27));
+}
+
+/// The total counts (and holds back) anonymous owners only: a user's parks (a sign-in waiting
+/// for their second factor, their logout chain) take no place of it, so a flood from many
+/// networks that fills it shuts no signed-in user out; each user is still held to the
+/// per-owner cap, refused 429-style.
+async fn a_users_parks_neither_count_towards_the_total_nor_wait_for_it(t: TestStore) {
+    let parked = ParkedRequests::new(&t.store).with_caps(CAPS);
+    let now = t.store.now();
+    let alice = ParkOwner::user(UserId::new_random());
+    for n in 0..CAPS.per_owner {
+        parked.park(&Waiting { n }, &alice, now).await.unwrap();
+    }
+    // Records hung off a user's key (a logout chain's hops) take no place either.
+    let chain = parked
+        .park(
+            &Waiting { n: 50 },
+            &ParkOwner::user(UserId::new_random()),
+            now,
+        )
+        .await
+        .unwrap();
+    parked
+        .park_under(&chain, &Hop { n: 51 }, now)
+        .await
+        .unwrap();
+    // total - 1 anonymous rows from several networks, then the last place.
+    let network = |n: u32| ParkOwner::network(&format!("198.51.100.{n}"));
+    for n in 0..CAPS.total - 1 {
+        parked.park(&Waiting { n }, &network(n), now).await.unwrap();
+    }
+    parked
+        .park(&Waiting { n: 99 }, &network(99), now)
+        .await
+        .unwrap();
+    // The anonymous total is reached: the next network finds it full (503-style).
+    assert!(busy(
+        parked.park(&Waiting { n: 100 }, &network(100), now).await
+    ));
+    // A user's park still goes, a new user's or one under their own cap.
+    let bob = ParkOwner::user(UserId::new_random());
+    let key = parked.park(&Waiting { n: 7 }, &bob, now).await.unwrap();
+    let (waiting, _) = parked.peek::<Waiting>(&key, now).await.unwrap().unwrap();
+    assert_eq!(waiting, Waiting { n: 7 });
+    // A user's own cap still holds: 429-style, not "busy".
+    assert!(throttled(parked.park(&Waiting { n: 8 }, &alice, now).await));
+    for n in 1..CAPS.per_owner {
+        parked.park(&Waiting { n }, &bob, now).await.unwrap();
+    }
+    assert!(throttled(parked.park(&Waiting { n: 9 }, &bob, now).await));
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Hop {
+    n: u32,
+}
+
+impl Parkable for Hop {
+    const KIND: &'static str = "test-hop";
 }
