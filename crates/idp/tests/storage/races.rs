@@ -701,9 +701,9 @@ async fn edits_of_different_settings_of_one_app_both_land(t: TestStore) {
             .create(
                 &admin(),
                 NewApplication::new(
-                    &format!("https://sp{round}.example/"),
+                    format!("https://sp{round}.example/"),
                     "App",
-                    &format!("https://sp{round}.example/acs"),
+                    format!("https://sp{round}.example/acs"),
                 ),
             )
             .await
