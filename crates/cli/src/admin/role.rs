@@ -75,7 +75,7 @@ pub async fn run(ctx: &Context, cmd: RoleCommand) -> anyhow::Result<()> {
             if force {
                 roles.revoke_forced(&ctx.actor, role, holder).await?;
             } else {
-                roles.revoke(&ctx.actor, role, holder).await?;
+                super::last_admin_hint(roles.revoke(&ctx.actor, role, holder).await)?;
             }
             outln!("revoked {role} from {named}")?;
         }
