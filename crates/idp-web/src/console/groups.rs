@@ -169,7 +169,15 @@ pub(crate) async fn delete(
         None
     };
     if let Some(error) = refusal {
-        return refused(&state, &op, csrf, group, error, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return refused(
+            &state,
+            &op,
+            csrf,
+            group,
+            error,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     match state.store().groups().delete(&op.actor(), group.id).await {
         Ok(()) => Ok(Redirect::to("/admin/groups").into_response()),

@@ -932,5 +932,12 @@ async fn the_last_admin_cannot_be_taken_away_in_the_console() {
         assert_eq!(written(&idp).await, before, "{route}");
     }
     let root = idp.store.users().get(root.id).await.unwrap();
-    assert!(idp.store.roles().of_user(&root).await.unwrap().has(Role::Admin));
+    assert!(
+        idp.store
+            .roles()
+            .of_user(&root)
+            .await
+            .unwrap()
+            .has(Role::Admin)
+    );
 }

@@ -416,7 +416,13 @@ impl<'s> Roles<'s> {
         self.revoke_as(actor, role, holder, true).await
     }
 
-    async fn revoke_as(&self, actor: &Actor, role: Role, holder: Holder, force: bool) -> Result<()> {
+    async fn revoke_as(
+        &self,
+        actor: &Actor,
+        role: Role,
+        holder: Holder,
+        force: bool,
+    ) -> Result<()> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         let guard = if role == Role::Admin && !force {
@@ -442,9 +448,7 @@ impl<'s> Roles<'s> {
         .execute(&mut *conn)
         .await?;
         let mut event = change("role.revoke", role, kind, id, name);
-        if force
-            && let Some(serde_json::Value::Object(map)) = event.before.as_mut()
-        {
+        if force && let Some(serde_json::Value::Object(map)) = event.before.as_mut() {
             map.insert("forced".into(), serde_json::json!(true));
         }
         audit::record(&mut *conn, actor, self.store.now(), event).await?;

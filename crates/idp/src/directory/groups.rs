@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use super::users::{self, User};
 use super::validate;
-use crate::console::roles::AdminGuard;
 use crate::audit::{self, Actor, Change};
+use crate::console::roles::AdminGuard;
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, UserId};
 use crate::store::{self, Store, timestamp};

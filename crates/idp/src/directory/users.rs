@@ -8,8 +8,8 @@ use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
 use super::validate;
-use crate::console::roles::AdminGuard;
 use crate::audit::{self, Actor, Change};
+use crate::console::roles::AdminGuard;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::password::Password;
@@ -1526,7 +1526,15 @@ impl<'s> Users<'s> {
                 user: id.to_string(),
             })?;
         let fields = apply(&before)?.validate()?;
-        let after = rewrite(&mut *conn, actor, self.store.now(), action, &before, &fields).await?;
+        let after = rewrite(
+            &mut *conn,
+            actor,
+            self.store.now(),
+            action,
+            &before,
+            &fields,
+        )
+        .await?;
         if let Some(guard) = guard {
             guard.keep(conn).await?;
         }

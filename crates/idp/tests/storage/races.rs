@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 
 use super::last_admin::active_admins;
 use super::{admin, group, join, user};
-use latchkey_idp::console::{Holder, Role};
 use crate::on_both_backends;
 use crate::support::{TestStore, cheap_passwords};
+use latchkey_idp::console::{Holder, Role};
 
 on_both_backends!(
     scim_member_removal_and_the_user_deletion_race,
@@ -705,9 +705,9 @@ async fn edits_of_different_settings_of_one_app_both_land(t: TestStore) {
             .create(
                 &admin(),
                 NewApplication::new(
-                    &format!("https://sp{round}.example/"),
+                    format!("https://sp{round}.example/"),
                     "App",
-                    &format!("https://sp{round}.example/acs"),
+                    format!("https://sp{round}.example/acs"),
                 ),
             )
             .await
@@ -774,9 +774,7 @@ async fn two_admins_revoking_each_other_race(t: TestStore) {
                     .await
             },
         );
-        faults.one_wins(round, &first, &second, |e| {
-            matches!(e, Error::LastAdmin)
-        });
+        faults.one_wins(round, &first, &second, |e| matches!(e, Error::LastAdmin));
         let left = active_admins(&a).await;
         assert_eq!(left.len(), 1, "round {round}: {left:?}");
         survivor = Some(if left[0] == x.username { x.id } else { y.id });
