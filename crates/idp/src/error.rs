@@ -106,6 +106,10 @@ pub enum Error {
         /// The user's username or the group's name.
         holder: String,
     },
+    /// The change would leave no active user holding the admin role (directly or through a
+    /// group): the console would have no one to run it. Nothing was written.
+    #[error("this would leave no active admin; grant admin to another active user first")]
+    LastAdmin,
     /// The group is already in the application's access policy.
     #[error("group {group:?} is already assigned to application {app:?}")]
     AlreadyAssigned {
@@ -293,6 +297,9 @@ latchkey_saml::stable_codes! {
         AlreadyGranted = "already_granted",
         /// The console role is not granted to this user or group.
         NotGranted = "not_granted",
+        /// The change would leave no active user holding the admin role; nothing was
+        /// written.
+        LastAdmin = "last_admin",
         /// The group is already assigned to the application.
         AlreadyAssigned = "already_assigned",
         /// The group is not assigned to the application.
@@ -403,6 +410,7 @@ impl ErrorCode {
             | C::NotMember
             | C::AlreadyGranted
             | C::NotGranted
+            | C::LastAdmin
             | C::AlreadyAssigned
             | C::NotAssigned
             | C::Unauthorized
@@ -665,6 +673,7 @@ impl Error {
             Error::NotMember { .. } => C::NotMember,
             Error::AlreadyGranted { .. } => C::AlreadyGranted,
             Error::NotGranted { .. } => C::NotGranted,
+            Error::LastAdmin => C::LastAdmin,
             Error::AlreadyAssigned { .. } => C::AlreadyAssigned,
             Error::NotAssigned { .. } => C::NotAssigned,
             Error::InvalidField { .. } => C::InvalidField,

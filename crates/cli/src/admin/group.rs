@@ -135,7 +135,7 @@ pub async fn run(ctx: &Context, cmd: GroupCommand) -> anyhow::Result<()> {
         }
         GroupCommand::Delete { group } => {
             let group = groups.lookup(&group).await?;
-            groups.delete(&ctx.actor, group.id).await?;
+            super::last_admin_hint(groups.delete(&ctx.actor, group.id).await)?;
             outln!("deleted group {}", group.name)?;
         }
         GroupCommand::Members(MembersCommand::Add { group, users }) => {
@@ -150,7 +150,7 @@ pub async fn run(ctx: &Context, cmd: GroupCommand) -> anyhow::Result<()> {
             let group = groups.lookup(&group).await?;
             for user in users {
                 let user = ctx.store.users().lookup(&user).await?;
-                groups.remove_member(&ctx.actor, group.id, user.id).await?;
+                super::last_admin_hint(groups.remove_member(&ctx.actor, group.id, user.id).await)?;
                 outln!("removed {} from {}", user.username, group.name)?;
             }
         }

@@ -85,6 +85,19 @@ impl Context {
 /// The administrator at this terminal, as every command that changes something records
 /// them: `<os user>@<host>`, so a shared admin account on several machines still tells
 /// the log where a change came from.
+/// A change refused as `last_admin`, said with its code and the operator's way past it: the
+/// console and API always refuse it; on the server, `role revoke --force` takes the role
+/// anyway (and `role grant` lets someone in again).
+pub(crate) fn last_admin_hint<T>(result: latchkey_idp::Result<T>) -> anyhow::Result<T> {
+    result.map_err(|e| match e {
+        latchkey_idp::Error::LastAdmin => anyhow::Error::new(e).context(
+            "last_admin (to do it on purpose: latchkey role revoke admin --user NAME --force, \
+             then this again)",
+        ),
+        e => e.into(),
+    })
+}
+
 pub(crate) fn cli_actor() -> Actor {
     Actor::cli(&format!("{}@{}", os_user(), host_name()))
 }

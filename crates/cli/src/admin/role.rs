@@ -12,8 +12,9 @@ use super::output::outln;
 pub enum RoleCommand {
     /// Grant a console role to a user or to every member of a group.
     Grant(GrantArgs),
-    /// Revoke a role granted to a user directly, or to a group.
-    Revoke(GrantArgs),
+    /// Revoke a role granted to a user directly, or to a group. Taking admin from the last
+    /// active user holding it is refused (`last_admin`) unless --force is given.
+    Revoke(RevokeArgs),
     /// List every grant.
     List {
         /// Print JSON.
@@ -32,6 +33,17 @@ pub struct GrantArgs {
     /// Group name or ID.
     #[arg(long)]
     group: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    grant: GrantArgs,
+    /// Revoke even if this leaves no active console admin (audited as forced). Only here, on
+    /// the server, where `latchkey role grant` can let someone in again; the console and the
+    /// API always refuse it.
+    #[arg(long)]
+    force: bool,
 }
 
 async fn holder(ctx: &Context, args: &GrantArgs) -> anyhow::Result<(Holder, String)> {
@@ -57,10 +69,14 @@ pub async fn run(ctx: &Context, cmd: RoleCommand) -> anyhow::Result<()> {
             roles.grant(&ctx.actor, role, holder).await?;
             outln!("granted {role} to {named}")?;
         }
-        RoleCommand::Revoke(args) => {
+        RoleCommand::Revoke(RevokeArgs { grant: args, force }) => {
             let role = Role::parse(&args.role)?;
             let (holder, named) = holder(ctx, &args).await?;
-            roles.revoke(&ctx.actor, role, holder).await?;
+            if force {
+                roles.revoke_forced(&ctx.actor, role, holder).await?;
+            } else {
+                super::last_admin_hint(roles.revoke(&ctx.actor, role, holder).await)?;
+            }
             outln!("revoked {role} from {named}")?;
         }
         RoleCommand::List { json } => {

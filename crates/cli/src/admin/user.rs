@@ -405,12 +405,12 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
             if patch.is_empty() {
                 bail!("nothing to change: give at least one option (see --help)");
             }
-            let after = users.update(&ctx.actor, target.id, patch).await?;
+            let after = super::last_admin_hint(users.update(&ctx.actor, target.id, patch).await)?;
             outln!("updated user {}", after.username)?;
         }
         UserCommand::Suspend { user } => {
             let target = users.lookup(&user).await?;
-            users.suspend(&ctx.actor, target.id).await?;
+            super::last_admin_hint(users.suspend(&ctx.actor, target.id).await)?;
             outln!("suspended user {}", target.username)?;
         }
         UserCommand::Resume { user } => {
@@ -420,7 +420,7 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Delete { user } => {
             let target = users.lookup(&user).await?;
-            users.delete(&ctx.actor, target.id).await?;
+            super::last_admin_hint(users.delete(&ctx.actor, target.id).await)?;
             outln!("deleted user {}", target.username)?;
         }
         UserCommand::Invite {

@@ -1460,4 +1460,22 @@ fn roles_are_granted_at_user_add_and_by_role_commands() {
     // Exactly one holder is named.
     let out = latchkey(d, &["role", "grant", "admin"]);
     assert!(!out.status.success());
+    // root is the only admin: the operator is told, and may go past it only with --force
+    // (on the server, where `role grant` lets someone in again).
+    let before = ok(d, &["audit", "--json"]);
+    for args in [
+        &["role", "revoke", "admin", "--user", "root"][..],
+        &["user", "suspend", "root"],
+        &["user", "delete", "root"],
+    ] {
+        let err = fails(d, args);
+        assert!(
+            err.contains("last_admin") && err.contains("no active admin"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(ok(d, &["audit", "--json"]), before);
+    ok(d, &["role", "revoke", "admin", "--user", "root", "--force"]);
+    assert!(!ok(d, &["role", "list"]).contains("admin"));
+    ok(d, &["role", "grant", "admin", "--user", "hd"]);
 }

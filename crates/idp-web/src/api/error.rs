@@ -53,6 +53,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | C::NotMember
         | C::AlreadyGranted
         | C::NotGranted
+        | C::LastAdmin
         | C::AlreadyAssigned
         | C::NotAssigned => StatusCode::CONFLICT,
         C::UnknownUser

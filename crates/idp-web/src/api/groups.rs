@@ -156,7 +156,8 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/groups/{group}", operation_id = "groups_delete", tag = "groups",
     params(("group" = String, Path, description = "ID or name")),
-    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
+    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Deletes a group with its memberships and application assignments.
 pub async fn delete(

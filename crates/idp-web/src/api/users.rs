@@ -364,7 +364,8 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/users/{user}", operation_id = "users_delete", tag = "users",
     params(("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
+    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Deletes a user with their memberships and pairwise NameIDs.
 pub async fn delete(
@@ -380,7 +381,8 @@ pub async fn delete(
 
 #[utoipa::path(post, path = "/api/v1/users/{user}/suspend", operation_id = "users_suspend", tag = "users",
     params(("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 200, description = "OK", body = UserDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
+    responses((status = 200, description = "OK", body = UserDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Refuses further sign-ins by the user.
 pub async fn suspend(

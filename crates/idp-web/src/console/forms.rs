@@ -1,6 +1,7 @@
 //! What the console's forms share: the anti-forgery field, and how a refused change becomes
 //! the form again with the field named.
 
+use axum::http::StatusCode;
 use latchkey_idp::error::Error;
 
 use super::super::WebError;
@@ -38,12 +39,29 @@ pub(crate) fn field_error(err: Error) -> Result<FieldError, WebError> {
         Error::DuplicateGroup { .. } => "name",
         Error::AlreadyMember { .. } | Error::NotMember { .. } => "group",
         Error::UnknownToken { .. } => "token",
+        // Whatever the form changed (a grant, a status, a membership, a group), what it would
+        // take is the admin role; the code goes with the sentence, as on other refusals' pages.
+        Error::LastAdmin => {
+            return Ok(FieldError {
+                field: "role",
+                message: format!("{err} ({})", err.code().as_str()),
+            });
+        }
         _ => return Err(err.into()),
     };
     Ok(FieldError {
         field,
         message: err.to_string(),
     })
+}
+
+/// The status of a form given back refused: 409 for a conflict with what is stored now (the
+/// form was drawn before another change, or the change would leave no admin), else 422.
+pub(crate) fn refusal_status(err: &Error) -> StatusCode {
+    match err {
+        Error::ChangedSince { .. } | Error::LastAdmin => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
 }
 
 /// An empty text field is "not given".

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::forms::{FieldError, csrf_form, field_error, given};
+use super::forms::{FieldError, csrf_form, field_error, given, refusal_status};
 use super::listing::{self, After};
 use super::{Nav, Operator, Refusal, admit, set_membership};
 use crate::extract::{CsrfForm, CsrfToken, SessionCookie};
@@ -120,8 +120,9 @@ pub(crate) async fn rename(
     {
         Ok(group) => Ok(Redirect::to(&format!("/admin/groups/{}", group.id)).into_response()),
         Err(e) => {
+            let status = refusal_status(&e);
             let error = field_error(e)?;
-            refused(&state, &op, csrf, group, error).await
+            refused(&state, &op, csrf, group, error, status).await
         }
     }
 }
@@ -168,13 +169,22 @@ pub(crate) async fn delete(
         None
     };
     if let Some(error) = refusal {
-        return refused(&state, &op, csrf, group, error).await;
+        return refused(
+            &state,
+            &op,
+            csrf,
+            group,
+            error,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     match state.store().groups().delete(&op.actor(), group.id).await {
         Ok(()) => Ok(Redirect::to("/admin/groups").into_response()),
         Err(e) => {
+            let status = refusal_status(&e);
             let error = field_error(e)?;
-            refused(&state, &op, csrf, group, error).await
+            refused(&state, &op, csrf, group, error, status).await
         }
     }
 }
@@ -259,8 +269,8 @@ async fn refused(
     csrf: CsrfToken,
     group: Group,
     error: FieldError,
+    status: StatusCode,
 ) -> Result<Response, Refusal> {
-    let status = StatusCode::UNPROCESSABLE_ENTITY;
     page(state, op, csrf, group, None, Some(error), status).await
 }
 
@@ -318,8 +328,9 @@ async fn change(
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/admin/groups/{}", group.id)).into_response()),
         Err(e) => {
+            let status = refusal_status(&e);
             let error = field_error(e)?;
-            refused(state, &op, csrf, group, error).await
+            refused(state, &op, csrf, group, error, status).await
         }
     }
 }

@@ -6,7 +6,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::forms::{FieldError, csrf_form, field_error};
+use super::forms::{FieldError, csrf_form, field_error, refusal_status};
 use super::{Nav, Operator, Refusal, admit};
 use crate::WebState;
 use crate::extract::{CsrfForm, CsrfToken, SessionCookie};
@@ -105,6 +105,7 @@ async fn change(
     match result {
         Ok(()) => Ok(Redirect::to("/admin/roles").into_response()),
         Err(e) => {
+            let status = refusal_status(&e);
             let field = match &e {
                 latchkey_idp::Error::AlreadyGranted { .. }
                 | latchkey_idp::Error::NotGranted { .. } => Some("role"),
@@ -119,14 +120,7 @@ async fn change(
                 },
                 None => field_error(e)?,
             };
-            page(
-                state,
-                &op,
-                csrf,
-                Some(error),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+            page(state, &op, csrf, Some(error), status).await
         }
     }
 }

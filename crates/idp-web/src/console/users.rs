@@ -11,7 +11,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::forms::{FieldError, csrf_form, field_error, given};
+use super::forms::{FieldError, csrf_form, field_error, given, refusal_status};
 use super::{Nav, Operator, Refusal, admit, listing, set_membership};
 use crate::api::invitations::{InvitationDto, MailOutcome, issue};
 use crate::extract::{CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
@@ -385,10 +385,7 @@ async fn refused(
     err: latchkey_idp::Error,
 ) -> Result<Response, Refusal> {
     // A page drawn before someone else's change is drawn again with what is there now.
-    let status = match err {
-        latchkey_idp::Error::ChangedSince { .. } => StatusCode::CONFLICT,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
+    let status = refusal_status(&err);
     let shown = Shown {
         error: Some(field_error(err)?),
         invitation: None,
@@ -424,11 +421,14 @@ pub(crate) async fn suspend(
     State(state): State<WebState>,
     cookie: SessionCookie,
     uri: Uri,
+    csrf: CsrfToken,
     PathSegment(id): PathSegment,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
-    state.store().users().suspend(&op.actor(), user.id).await?;
+    if let Err(err) = state.store().users().suspend(&op.actor(), user.id).await {
+        return refused(&state, &op, csrf, user.id, err).await;
+    }
     Sessions::new(state.store())
         .end_all_audited(&op.actor(), &user)
         .await?;

@@ -1411,6 +1411,41 @@ async fn console_roles(t: TestStore) {
         rows,
         [("admin", "user", "alice"), ("helpdesk", "group", "support")]
     );
+    // alice is the only admin: taking it away, by any route, leaves the console to no one.
+    let count = a.audit_count().await;
+    for (method, uri) in [
+        (Method::DELETE, "/api/v1/roles/admin/users/alice"),
+        (Method::POST, "/api/v1/users/alice/suspend"),
+        (Method::DELETE, "/api/v1/users/alice"),
+    ] {
+        assert_error(
+            &a.call(method, uri, None).await,
+            StatusCode::CONFLICT,
+            "last_admin",
+        );
+    }
+    assert_error(
+        &a.call(
+            Method::PATCH,
+            "/api/v1/users/alice",
+            Some(json!({"status": "suspended"})),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "last_admin",
+    );
+    assert_eq!(a.audit_count().await, count);
+    // With another admin, it goes.
+    a.call(
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({"username": "bob", "email": "bob@example.org"})),
+    )
+    .await;
+    assert_eq!(
+        put("/api/v1/roles/admin/users/bob").await.0,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(
         a.call(Method::DELETE, "/api/v1/roles/admin/users/alice", None)
             .await
@@ -1432,7 +1467,7 @@ async fn console_roles(t: TestStore) {
             })
             .await
             .unwrap();
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 3);
     assert!(
         events
             .iter()

@@ -12,6 +12,12 @@
 //! Helpdesk must not be a way to become admin: a helpdesk user may change only users who hold
 //! no console role, and the membership only of groups that carry no role
 //! ([`RoleSet::may_change_user`], [`RoleSet::may_change_members`]).
+//!
+//! The console is never left without an admin: a change that could take the role from the
+//! last active user holding it (a revocation, a suspension, a deletion, a member leaving a
+//! group or a group deleted) runs under [`AdminGuard`] and is refused with
+//! [`Error::LastAdmin`] if it would. The CLI's `role revoke --force` is the one way past it
+//! ([`Roles::revoke_forced`]): an operator with a shell can always grant admin again.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Executor};
@@ -163,6 +169,68 @@ impl RoleSet {
     pub fn may_change_members(&self, group_roles: &[Role]) -> bool {
         self.allows(Permission::WriteGroupMembers)
             && (group_roles.is_empty() || self.has(Role::Admin))
+    }
+}
+
+/// The transaction advisory lock every change that could take the admin role from someone
+/// takes first ([`AdminGuard::take`]), on every node.
+const ADMINS_LOCK: i64 = 0x6c6b_2d61_646d_696e;
+
+/// Whether some active user holds `admin`, directly or through a group (own uncommitted
+/// changes included).
+async fn any_active_admin(conn: &mut sqlx::AnyConnection) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM users u WHERE u.status = $1 AND (\
+         EXISTS (SELECT 1 FROM console_roles r WHERE r.role = $2 AND r.user_id = u.id) \
+         OR EXISTS (SELECT 1 FROM console_roles r JOIN group_members m \
+         ON m.group_id = r.group_id WHERE r.role = $2 AND m.user_id = u.id)) LIMIT 1",
+    )
+    .bind(UserStatus::Active.as_str())
+    .bind(Role::Admin.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Holds a change that could take the admin role from someone to "an active admin remains".
+///
+/// [`AdminGuard::take`] is the first thing such a transaction does, before any row lock: on
+/// PostgreSQL it takes the transaction advisory lock [`ADMINS_LOCK`], so these changes run
+/// one at a time on every node (SQLite's write transaction, taken up front, already runs
+/// them so), and notes whether an active admin exists. [`AdminGuard::keep`], just before the
+/// commit, refuses ([`Error::LastAdmin`]) if one did and none does now. Two admins revoking
+/// each other at once cannot both see the other still there: the second reads after the
+/// first's commit. Taken first, the lock cannot deadlock with row locks: a transaction waits
+/// for it holding none, and whoever holds it waits only for rows of writers that never wait
+/// for it. Changes that only add admins (grants, joins, resumptions) need not take it.
+#[derive(Debug)]
+#[must_use = "keep() checks the change before its commit"]
+pub(crate) struct AdminGuard {
+    had_admin: bool,
+}
+
+impl AdminGuard {
+    /// Takes the lock (PostgreSQL) and notes whether an active admin exists now.
+    pub(crate) async fn take(conn: &mut sqlx::AnyConnection) -> Result<AdminGuard> {
+        if store::Backend::of(conn) == store::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(ADMINS_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(AdminGuard {
+            had_admin: any_active_admin(conn).await?,
+        })
+    }
+
+    /// Refuses the transaction's changes if they left no active admin where there was one.
+    /// (A directory with no admin at all, before the first grant, has nothing to keep.)
+    pub(crate) async fn keep(self, conn: &mut sqlx::AnyConnection) -> Result<()> {
+        if self.had_admin && !any_active_admin(conn).await? {
+            tracing::warn!("refused a change that would leave no active console admin");
+            return Err(Error::LastAdmin);
+        }
+        Ok(())
     }
 }
 
@@ -335,10 +403,33 @@ impl<'s> Roles<'s> {
         store::commit(tx).await
     }
 
-    /// Revokes a role; refuses one this holder was not granted.
+    /// Revokes a role; refuses one this holder was not granted, and the admin role from the
+    /// last active user holding it ([`Error::LastAdmin`]).
     pub async fn revoke(&self, actor: &Actor, role: Role, holder: Holder) -> Result<()> {
+        self.revoke_as(actor, role, holder, false).await
+    }
+
+    /// Revokes a role even from the last active admin: the operator's way past
+    /// [`Error::LastAdmin`] (`latchkey role revoke --force`, run on the server, where
+    /// `latchkey role grant` can always let someone in again). Audited as forced.
+    pub async fn revoke_forced(&self, actor: &Actor, role: Role, holder: Holder) -> Result<()> {
+        self.revoke_as(actor, role, holder, true).await
+    }
+
+    async fn revoke_as(
+        &self,
+        actor: &Actor,
+        role: Role,
+        holder: Holder,
+        force: bool,
+    ) -> Result<()> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
+        let guard = if role == Role::Admin && !force {
+            Some(AdminGuard::take(&mut *conn).await?)
+        } else {
+            None
+        };
         let (kind, id, name) = load_holder(conn, holder).await?;
         if !is_granted(conn, role, holder).await? {
             return Err(Error::NotGranted {
@@ -356,13 +447,14 @@ impl<'s> Roles<'s> {
         .bind(group_id)
         .execute(&mut *conn)
         .await?;
-        audit::record(
-            conn,
-            actor,
-            self.store.now(),
-            change("role.revoke", role, kind, id, name),
-        )
-        .await?;
+        let mut event = change("role.revoke", role, kind, id, name);
+        if force && let Some(serde_json::Value::Object(map)) = event.before.as_mut() {
+            map.insert("forced".into(), serde_json::json!(true));
+        }
+        audit::record(&mut *conn, actor, self.store.now(), event).await?;
+        if let Some(guard) = guard {
+            guard.keep(conn).await?;
+        }
         store::commit(tx).await
     }
 }

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use super::users::{self, User};
 use super::validate;
 use crate::audit::{self, Actor, Change};
+use crate::console::roles::AdminGuard;
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, UserId};
 use crate::store::{self, Store, timestamp};
@@ -602,15 +603,18 @@ impl<'s> Groups<'s> {
     }
 
     /// Deletes a group, its memberships and its place in application access policies.
+    /// Refuses to take the admin role from its last active holder ([`Error::LastAdmin`]).
     pub async fn delete(&self, actor: &Actor, id: GroupId) -> Result<()> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
+        let guard = AdminGuard::take(&mut *conn).await?;
         let group = fetch(&mut *conn, id)
             .await?
             .ok_or_else(|| Error::UnknownGroup {
                 name: id.to_string(),
             })?;
-        remove(conn, actor, self.store.now(), &group).await?;
+        remove(&mut *conn, actor, self.store.now(), &group).await?;
+        guard.keep(conn).await?;
         store::commit(tx).await?;
         self.store.wake_outbox();
         Ok(())
@@ -645,12 +649,15 @@ impl<'s> Groups<'s> {
         Ok(())
     }
 
-    /// Removes a user from a group; refuses a missing membership.
+    /// Removes a user from a group; refuses a missing membership, and one that would take the
+    /// admin role from its last active holder ([`Error::LastAdmin`]).
     pub async fn remove_member(&self, actor: &Actor, group: GroupId, user: UserId) -> Result<()> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
+        let guard = AdminGuard::take(&mut *conn).await?;
         let (group, user) = load_pair(conn, group, user).await?;
-        delete_member(conn, actor, self.store.now(), &group, &user).await?;
+        delete_member(&mut *conn, actor, self.store.now(), &group, &user).await?;
+        guard.keep(conn).await?;
         store::commit(tx).await?;
         self.store.wake_outbox();
         Ok(())

@@ -20,6 +20,7 @@ use super::groups;
 use super::users::{self, AttributeValue, UserFields, UserStatus, Users};
 use super::validate;
 use crate::audit::Actor;
+use crate::console::roles::AdminGuard;
 use crate::error::{Error, Result};
 use crate::store;
 
@@ -190,6 +191,9 @@ impl Users<'_> {
         let mut report = ImportReport::default();
         let mut tx = self.store().begin().await?;
         let conn = store::conn(&mut tx);
+        // A row may suspend someone: the import is one change that could take the admin role
+        // from its last active holder.
+        let guard = AdminGuard::take(&mut *conn).await?;
         let now = self.store().now();
         for row in &rows {
             let line = row.line;
@@ -231,6 +235,7 @@ impl Users<'_> {
                 }
             }
         }
+        guard.keep(conn).await?;
         store::commit(tx).await?;
         self.store().wake_outbox();
         Ok(report)

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::validate;
 use crate::audit::{self, Actor, Change};
+use crate::console::roles::AdminGuard;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::password::Password;
@@ -1468,7 +1469,8 @@ impl<'s> Users<'s> {
 
     /// Applies a change; an empty or no-op patch records nothing.
     pub async fn update(&self, actor: &Actor, id: UserId, patch: UserPatch) -> Result<User> {
-        self.change(actor, id, "user.update", |user| {
+        let suspends = patch.status == Some(UserStatus::Suspended);
+        self.change(actor, id, "user.update", suspends, |user| {
             if patch
                 .names_seen
                 .as_ref()
@@ -1481,9 +1483,10 @@ impl<'s> Users<'s> {
         .await
     }
 
-    /// Refuses further sign-ins; keeps everything else.
+    /// Refuses further sign-ins; keeps everything else. Refuses to suspend the last active
+    /// admin ([`Error::LastAdmin`]).
     pub async fn suspend(&self, actor: &Actor, id: UserId) -> Result<User> {
-        self.change(actor, id, "user.suspend", |user| {
+        self.change(actor, id, "user.suspend", true, |user| {
             let mut fields = UserFields::of(user);
             fields.status = UserStatus::Suspended;
             Ok(fields)
@@ -1493,7 +1496,7 @@ impl<'s> Users<'s> {
 
     /// Allows sign-ins again.
     pub async fn resume(&self, actor: &Actor, id: UserId) -> Result<User> {
-        self.change(actor, id, "user.resume", |user| {
+        self.change(actor, id, "user.resume", false, |user| {
             let mut fields = UserFields::of(user);
             fields.status = UserStatus::Active;
             Ok(fields)
@@ -1506,32 +1509,53 @@ impl<'s> Users<'s> {
         actor: &Actor,
         id: UserId,
         action: &'static str,
+        suspends: bool,
         apply: impl FnOnce(&User) -> Result<UserFields>,
     ) -> Result<User> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
+        // A suspension could take the admin role from its last active holder: the guard's
+        // lock comes before the user's.
+        let guard = match suspends {
+            true => Some(AdminGuard::take(&mut *conn).await?),
+            false => None,
+        };
         let before = fetch_for_update(&mut *conn, id)
             .await?
             .ok_or_else(|| Error::UnknownUser {
                 user: id.to_string(),
             })?;
         let fields = apply(&before)?.validate()?;
-        let after = rewrite(conn, actor, self.store.now(), action, &before, &fields).await?;
+        let after = rewrite(
+            &mut *conn,
+            actor,
+            self.store.now(),
+            action,
+            &before,
+            &fields,
+        )
+        .await?;
+        if let Some(guard) = guard {
+            guard.keep(conn).await?;
+        }
         store::commit(tx).await?;
         self.store.wake_outbox();
         Ok(after)
     }
 
-    /// Deletes a user with their memberships and pairwise NameIDs.
+    /// Deletes a user with their memberships and pairwise NameIDs; refuses to delete the last
+    /// active admin ([`Error::LastAdmin`]).
     pub async fn delete(&self, actor: &Actor, id: UserId) -> Result<()> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
+        let guard = AdminGuard::take(&mut *conn).await?;
         let before = fetch(&mut *conn, id)
             .await?
             .ok_or_else(|| Error::UnknownUser {
                 user: id.to_string(),
             })?;
-        remove(conn, actor, self.store.now(), &before).await?;
+        remove(&mut *conn, actor, self.store.now(), &before).await?;
+        guard.keep(conn).await?;
         store::commit(tx).await?;
         self.store.wake_outbox();
         Ok(())

@@ -12,6 +12,7 @@ mod enrollment;
 mod group_versions;
 mod groups;
 mod import;
+mod last_admin;
 pub(crate) mod metadata_import;
 mod mfa;
 mod parked;

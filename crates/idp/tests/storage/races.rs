@@ -13,9 +13,11 @@ use latchkey_idp::{Actor, Store};
 use latchkey_scim::ScimError;
 use serde_json::{Value, json};
 
+use super::last_admin::active_admins;
 use super::{admin, group, join, user};
 use crate::on_both_backends;
 use crate::support::{TestStore, cheap_passwords};
+use latchkey_idp::console::{Holder, Role};
 
 on_both_backends!(
     scim_member_removal_and_the_user_deletion_race,
@@ -31,6 +33,8 @@ on_both_backends!(
     renames_and_deletions_of_one_user_race,
     edits_of_different_fields_of_one_user_both_land,
     edits_of_different_settings_of_one_app_both_land,
+    two_admins_revoking_each_other_race,
+    suspension_and_the_admin_group_deletion_race,
 );
 
 const ROUNDS: usize = 50;
@@ -733,6 +737,90 @@ async fn edits_of_different_settings_of_one_app_both_land(t: TestStore) {
                 "round {round}"
             );
         }
+    }
+    faults.assert_none();
+}
+
+/// Two admins revoking each other's role at once, from two nodes: exactly one goes, the other
+/// is refused `last_admin`, and one admin remains, never none.
+async fn two_admins_revoking_each_other_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let mut faults = Faults::default();
+    let mut survivor: Option<latchkey_idp::ids::UserId> = None;
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        let y = user(&a, &format!("y{round}")).await;
+        for who in [x.id, y.id] {
+            a.roles()
+                .grant(&admin(), Role::Admin, Holder::User(who))
+                .await
+                .unwrap();
+        }
+        if let Some(old) = survivor.take() {
+            a.roles()
+                .revoke(&admin(), Role::Admin, Holder::User(old))
+                .await
+                .unwrap();
+        }
+        let (first, second) = tokio::join!(
+            async {
+                a.roles()
+                    .revoke(&admin(), Role::Admin, Holder::User(y.id))
+                    .await
+            },
+            async {
+                b.roles()
+                    .revoke(&admin(), Role::Admin, Holder::User(x.id))
+                    .await
+            },
+        );
+        faults.one_wins(round, &first, &second, |e| matches!(e, Error::LastAdmin));
+        let left = active_admins(&a).await;
+        assert_eq!(left.len(), 1, "round {round}: {left:?}");
+        survivor = Some(if left[0] == x.username { x.id } else { y.id });
+    }
+    faults.assert_none();
+}
+
+/// One admin suspends the other (a direct holder) while the other deletes the group through
+/// which they hold admin: exactly one goes, one admin remains.
+async fn suspension_and_the_admin_group_deletion_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let mut faults = Faults::default();
+    let mut previous: Option<(latchkey_idp::ids::UserId, latchkey_idp::ids::GroupId)> = None;
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        let y = user(&a, &format!("y{round}")).await;
+        let g = group(&a, &format!("admins{round}")).await;
+        join(&a, g.id, y.id).await;
+        a.roles()
+            .grant(&admin(), Role::Admin, Holder::User(x.id))
+            .await
+            .unwrap();
+        a.roles()
+            .grant(&admin(), Role::Admin, Holder::Group(g.id))
+            .await
+            .unwrap();
+        if let Some((old_x, old_g)) = previous.take() {
+            a.roles()
+                .revoke(&admin(), Role::Admin, Holder::User(old_x))
+                .await
+                .unwrap();
+            match a.groups().delete(&admin(), old_g).await {
+                Ok(()) | Err(Error::UnknownGroup { .. }) => {}
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        let (suspended, deleted) = tokio::join!(
+            async { a.users().suspend(&admin(), x.id).await.map(|_| ()) },
+            async { b.groups().delete(&admin(), g.id).await },
+        );
+        faults.one_wins(round, &suspended, &deleted, |e| {
+            matches!(e, Error::LastAdmin)
+        });
+        let left = active_admins(&a).await;
+        assert_eq!(left.len(), 1, "round {round}: {left:?}");
+        previous = Some((x.id, g.id));
     }
     faults.assert_none();
 }
