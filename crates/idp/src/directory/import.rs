@@ -198,9 +198,16 @@ impl Users<'_> {
         for row in &rows {
             let line = row.line;
             let username = row.cells.get("username").cloned().unwrap_or_default();
-            let existing = users::fetch_by_username(&mut *conn, username.trim())
+            let existing = match users::fetch_by_username(&mut *conn, username.trim())
                 .await
-                .map_err(at(line))?;
+                .map_err(at(line))?
+            {
+                // Read again under the row's lock: the row is rewritten from what is read.
+                Some(found) => users::fetch_for_update(conn, found.id)
+                    .await
+                    .map_err(at(line))?,
+                None => None,
+            };
             let fields = fields_for(row, existing.as_ref()).map_err(at(line))?;
             let user = match existing {
                 Some(before) => {

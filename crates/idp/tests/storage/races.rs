@@ -33,6 +33,7 @@ on_both_backends!(
     renames_and_deletions_of_one_user_race,
     edits_of_different_fields_of_one_user_both_land,
     edits_of_different_settings_of_one_app_both_land,
+    an_import_and_an_edit_of_one_user_both_land,
     two_admins_revoking_each_other_race,
     suspension_and_the_admin_group_deletion_race,
 );
@@ -821,6 +822,39 @@ async fn suspension_and_the_admin_group_deletion_race(t: TestStore) {
         let left = active_admins(&a).await;
         assert_eq!(left.len(), 1, "round {round}: {left:?}");
         previous = Some((x.id, g.id));
+    }
+    faults.assert_none();
+}
+
+/// A CSV import naming a user's family name while an admin edits their given name: both land
+/// (the import rewrites the row from what it read, keeping what its file does not name).
+async fn an_import_and_an_edit_of_one_user_both_land(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        let csv = format!(
+            "username,email,family_name\nx{round},{},Imported\n",
+            x.email
+        );
+        let named = UserPatch {
+            given_name: Some(Some(format!("X{round}"))),
+            ..UserPatch::default()
+        };
+        let (imported, edited) = tokio::join!(
+            async { a.users().import_csv(&admin(), csv.as_bytes()).await },
+            async { b.users().update(&admin(), x.id, named).await },
+        );
+        let fault =
+            faults.store(round, "imported", &imported) | faults.store(round, "edited", &edited);
+        if !fault {
+            let now = a.users().get(x.id).await.unwrap();
+            assert_eq!(
+                (now.given_name.as_deref(), now.family_name.as_deref()),
+                (Some(format!("X{round}").as_str()), Some("Imported")),
+                "round {round}"
+            );
+        }
     }
     faults.assert_none();
 }
