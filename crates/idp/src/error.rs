@@ -275,7 +275,7 @@ latchkey_saml::stable_codes! {
         /// Another user already has this e-mail address.
         DuplicateEmail = "duplicate_email",
         /// The record changed since the editor read it (an edit form drawn before someone
-        /// else's change); nothing was written.
+        /// else's change, an `If-Match` naming an older version); nothing was written.
         ChangedSince = "changed_since",
         /// A group with this name already exists.
         DuplicateGroup = "duplicate_group",

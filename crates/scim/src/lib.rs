@@ -79,9 +79,20 @@ pub fn etag(version: i64) -> String {
 
 /// Whether an `If-Match` header value admits `version` (`*` admits any).
 pub fn if_match_admits(header: &str, version: i64) -> bool {
-    let current = etag(version);
-    header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag == current || tag.strip_prefix("W/").unwrap_or(tag) == &current[2..]
+    if_match_admits_tag(header, &version.to_string())
+}
+
+/// Whether an `If-Match` header value admits the entity tag whose opaque value is `tag`
+/// (`*` admits any; compared weakly, so `W/"t"` and `"t"` are the same tag).
+pub fn if_match_admits_tag(header: &str, tag: &str) -> bool {
+    header.split(',').map(str::trim).any(|given| {
+        given == "*"
+            || given
+                .strip_prefix("W/")
+                .unwrap_or(given)
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                == Some(tag)
     })
 }
 

@@ -697,10 +697,15 @@ pub async fn run(ctx: &Context, cmd: AppCommand) -> anyhow::Result<()> {
             // fetched: a change committed meanwhile is refused, not written back over.
             let seen = target.settings.version();
             let updated = apps
-                .update_seen(&ctx.actor, target.id, Some(&seen), move |s| {
-                    *s = settings;
-                    Ok(())
-                })
+                .update_if(
+                    &ctx.actor,
+                    target.id,
+                    |now| now == seen,
+                    move |s| {
+                        *s = settings;
+                        Ok(())
+                    },
+                )
                 .await?;
             print_warnings(metadata.as_ref(), &updated.settings);
             outln!("updated application {}", updated.settings.entity_id)?;

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -493,31 +494,58 @@ pub async fn create_from_metadata(
     params(("app" = String, Path, description = "ID or entity ID")),
     responses((status = 200, description = "OK", body = AppDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
-/// Shows one application.
+/// Shows one application. Its `ETag` names this version of its definition, for `If-Match`
+/// on a replace.
 pub async fn get(
     State(state): State<ApiState>,
     ApiPath(app): ApiPath<String>,
-) -> Result<axum::Json<AppDto>, ApiError> {
-    Ok(axum::Json(state.store.apps().lookup(&app).await?.into()))
+) -> Result<impl IntoResponse, ApiError> {
+    let app = state.store.apps().lookup(&app).await?;
+    Ok((etag(&app), axum::Json(AppDto::from(app))))
+}
+
+/// The `ETag` of an application's definition ([`latchkey_idp::apps::NewApplication::version`]).
+fn etag(app: &Application) -> [(HeaderName, String); 1] {
+    [(header::ETAG, format!("\"{}\"", app.settings.version()))]
 }
 
 #[utoipa::path(put, path = "/api/v1/apps/{app}", operation_id = "apps_replace", tag = "apps", request_body = AppInput,
-    params(("app" = String, Path, description = "ID or entity ID")),
+    params(("app" = String, Path, description = "ID or entity ID"), ("If-Match" = Option<String>, Header, description = "The `ETag` of the definition this replaces")),
     responses((status = 200, description = "OK", body = AppDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
-        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 412, description = "`If-Match` names another version: the application changed since it was read; nothing was written", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Replaces an application's definition (its ID, access groups and pairwise NameIDs stay).
+/// With `If-Match` (the `ETag` of a read), only if nobody changed it since (a metadata
+/// refresh, another admin): else 412 `changed_since` and nothing is written.
 pub async fn replace(
     State(state): State<ApiState>,
     caller: Caller,
     ApiPath(app): ApiPath<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<AppInput>,
-) -> Result<axum::Json<AppDto>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let new = body.into_new()?;
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
     let apps = state.store.apps();
     let id = apps.lookup(&app).await?.id;
-    let updated = apps.update(&caller.actor(), id, |s| *s = new).await?;
-    Ok(axum::Json(updated.into()))
+    let updated = apps
+        .update_if(
+            &caller.actor(),
+            id,
+            |now| {
+                if_match
+                    .as_deref()
+                    .is_none_or(|header| latchkey_scim::if_match_admits_tag(header, now))
+            },
+            |s| {
+                *s = new;
+                Ok(())
+            },
+        )
+        .await?;
+    Ok((etag(&updated), axum::Json(AppDto::from(updated))))
 }
 
 #[utoipa::path(delete, path = "/api/v1/apps/{app}", operation_id = "apps_delete", tag = "apps",

@@ -46,7 +46,6 @@ pub fn status(code: ErrorCode) -> StatusCode {
     match code {
         C::DuplicateUsername
         | C::DuplicateEmail
-        | C::ChangedSince
         | C::DuplicateGroup
         | C::DuplicateEntityId
         | C::AlreadyMember
@@ -64,6 +63,8 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | C::NotFound
         | C::LinkUnknown => StatusCode::NOT_FOUND,
         C::LinkExpired | C::LinkUsed => StatusCode::GONE,
+        // Only an `If-Match` that no longer holds gives it here.
+        C::ChangedSince => StatusCode::PRECONDITION_FAILED,
         C::Throttled => StatusCode::TOO_MANY_REQUESTS,
         C::InvalidField
         | C::PasswordTooShort

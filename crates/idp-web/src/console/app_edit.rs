@@ -334,9 +334,12 @@ pub(crate) async fn edit(
     let result = state
         .store()
         .apps()
-        .update_seen(&op.actor(), app.id, optional(&form.seen).as_deref(), |s| {
-            form.apply(s)
-        })
+        .update_if(
+            &op.actor(),
+            app.id,
+            |now| form.seen.trim().is_empty() || form.seen.trim() == now,
+            |s| form.apply(s),
+        )
         .await;
     match result {
         Ok(updated) => Ok(back(&updated)),

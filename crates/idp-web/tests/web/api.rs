@@ -1917,3 +1917,88 @@ async fn mfa_admin_actions(t: TestStore) {
         .unwrap();
     assert_eq!(events[0].actor, actor);
 }
+
+/// A replace may name the version it read (`If-Match`, the `ETag` of a read): when the
+/// application changed since (a metadata refresh rolling the SP's certificate), it is
+/// refused with 412 `changed_since` and nothing is written; with the current tag, or
+/// without the header, it goes.
+async fn application_replace_if_match(t: TestStore) {
+    let a = api(t).await;
+    let wiki = json!({
+        "entity_id": "https://wiki.example.org/saml/metadata",
+        "name": "Wiki",
+        "acs": [{"url": "https://wiki.example.org/saml/acs"}],
+    });
+    let (s, app) = a
+        .call(Method::POST, "/api/v1/apps", Some(wiki.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{app}");
+    let uri = format!("/api/v1/apps/{}", app["id"].as_str().unwrap());
+    let read = |uri: String| {
+        let a = &a;
+        async move {
+            let req = Request::builder()
+                .uri(uri)
+                .header(header::AUTHORIZATION, format!("Bearer {}", a.token))
+                .body(Body::empty())
+                .unwrap();
+            let (status, headers, _) = a.raw(req).await;
+            assert_eq!(status, StatusCode::OK);
+            headers[header::ETAG].to_str().unwrap().to_owned()
+        }
+    };
+    let put = |tag: Option<String>, body: Value| {
+        let a = &a;
+        let uri = uri.clone();
+        async move {
+            let mut req = Request::builder()
+                .method(Method::PUT)
+                .uri(uri)
+                .header(header::AUTHORIZATION, format!("Bearer {}", a.token))
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(tag) = tag {
+                req = req.header(header::IF_MATCH, tag);
+            }
+            a.raw(req.body(Body::from(body.to_string())).unwrap()).await
+        }
+    };
+    let seen = read(uri.clone()).await;
+
+    // Meanwhile the SP's signing certificate is rolled.
+    let id = app["id"].as_str().unwrap().parse().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["wiki.example.org".to_owned()])
+        .unwrap()
+        .cert
+        .pem();
+    a.t.store
+        .apps()
+        .update(&Actor::system(), id, move |s| s.signing_certs = vec![cert])
+        .await
+        .unwrap();
+    let written = a.audit_count().await;
+    let mut renamed = wiki.clone();
+    renamed["name"] = json!("Team wiki");
+    let (status, _, body) = put(Some(seen.clone()), renamed.clone()).await;
+    assert_error(
+        &(status, body),
+        StatusCode::PRECONDITION_FAILED,
+        "changed_since",
+    );
+    assert_eq!(a.audit_count().await, written);
+    let now = a.t.store.apps().get(id).await.unwrap().settings;
+    assert_eq!((now.name.as_str(), now.signing_certs.len()), ("Wiki", 1));
+
+    // With the tag read now (weak or strong, in a list), it goes and answers the new tag.
+    let current = read(uri.clone()).await;
+    assert_ne!(current, seen);
+    let (status, headers, body) = put(Some(format!("{seen}, W/{current}")), renamed).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "Team wiki");
+    let after = headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_eq!(after, read(uri.clone()).await);
+    // Without If-Match, a replace is unconditional, as before.
+    let (status, _, body) = put(None, wiki).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "Wiki");
+}
+crate::on_both_backends!(application_replace_if_match);

@@ -357,7 +357,7 @@ fn yes() -> bool {
 impl NewApplication {
     /// A fingerprint of the whole definition. The console's settings form posts every
     /// setting it shows (ACS URLs, certificates...) and sends back the fingerprint it was
-    /// drawn from ([`crate::apps::Apps::update_seen`]), so a form opened before someone
+    /// drawn from ([`crate::apps::Apps::update_if`]; the admin API's `ETag`), so a form opened before someone
     /// else's change (another admin, a metadata refresh rolling the SP's certificate) is
     /// refused instead of putting the old settings back. The derived `Debug` form names
     /// every field, and a fingerprint lives only as long as one page.

@@ -618,25 +618,30 @@ impl<'s> Apps<'s> {
         id: AppId,
         edit: impl FnOnce(&mut NewApplication),
     ) -> Result<Application> {
-        self.update_seen(actor, id, None, |settings| {
-            edit(settings);
-            Ok(())
-        })
+        self.update_if(
+            actor,
+            id,
+            |_| true,
+            |settings| {
+                edit(settings);
+                Ok(())
+            },
+        )
         .await
     }
 
-    /// [`Apps::update`] from a form: `edit` may refuse, and if `seen` is given and the
-    /// definition's [`NewApplication::version`] is no longer it, nothing is written
-    /// ([`Error::ChangedSince`]).
-    pub async fn update_seen(
+    /// [`Apps::update`] from what a client saw (a console form, an API `If-Match`): unless
+    /// `admits` the definition's current [`NewApplication::version`], nothing is written
+    /// ([`Error::ChangedSince`]); `edit` may refuse.
+    pub async fn update_if(
         &self,
         actor: &Actor,
         id: AppId,
-        seen: Option<&str>,
+        admits: impl FnOnce(&str) -> bool,
         edit: impl FnOnce(&mut NewApplication) -> Result<()>,
     ) -> Result<Application> {
         let (app, _) = self
-            .change(actor, id, seen, edit, |before, after| {
+            .change(actor, id, admits, edit, |before, after| {
                 app_change(
                     "app.update",
                     after,
@@ -664,7 +669,7 @@ impl<'s> Apps<'s> {
             .change(
                 actor,
                 id,
-                None,
+                |_| true,
                 |settings| {
                     metadata.apply_to(settings);
                     Ok(())
@@ -695,7 +700,7 @@ impl<'s> Apps<'s> {
         &self,
         actor: &Actor,
         id: AppId,
-        seen: Option<&str>,
+        admits: impl FnOnce(&str) -> bool,
         edit: impl FnOnce(&mut NewApplication) -> Result<()>,
         record: impl FnOnce(&Application, &Application) -> Change,
     ) -> Result<(Application, bool)> {
@@ -707,7 +712,7 @@ impl<'s> Apps<'s> {
                 .ok_or_else(|| Error::UnknownApplication {
                     app: id.to_string(),
                 })?;
-        if seen.is_some_and(|seen| seen != before.settings.version()) {
+        if !admits(&before.settings.version()) {
             return Err(Error::ChangedSince {
                 what: "application",
             });
