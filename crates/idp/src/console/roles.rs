@@ -479,10 +479,20 @@ async fn is_granted(conn: &mut sqlx::AnyConnection, role: Role, holder: Holder) 
     Ok(found.is_some())
 }
 
+/// The holder's kind, ID and name, read after taking its row's lock (PostgreSQL; SQLite's
+/// writer holds the whole database): two grants of one role to one holder then run one after
+/// the other, the second finding the first's (not a unique violation), and a holder deleted
+/// meanwhile is unknown (not a foreign-key violation).
 async fn load_holder(
     conn: &mut sqlx::AnyConnection,
     holder: Holder,
 ) -> Result<(&'static str, String, String)> {
+    match holder {
+        Holder::User(id) => crate::directory::users::lock(&mut *conn, id).await?,
+        Holder::Group(id) => {
+            crate::directory::groups::lock_id(&mut *conn, id).await?;
+        }
+    }
     match holder {
         Holder::User(id) => {
             let user: User = crate::directory::fetch_user(&mut *conn, id)

@@ -158,6 +158,17 @@ pub(crate) async fn lock_groups_of(conn: &mut AnyConnection, user: UserId) -> Re
 /// Takes the group's row lock on PostgreSQL (see [`lock_groups_of`]; SQLite's writer holds
 /// the whole database); refuses a group deleted meanwhile.
 async fn lock_group(conn: &mut AnyConnection, group: &Group) -> Result<()> {
+    if !lock_id(conn, group.id).await? {
+        return Err(Error::UnknownGroup {
+            name: group.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Takes the group's row lock on PostgreSQL (SQLite's writer holds the whole database);
+/// whether the group exists.
+pub(crate) async fn lock_id(conn: &mut AnyConnection, group: GroupId) -> Result<bool> {
     let sql = match store::Backend::of(conn) {
         store::Backend::Postgres => {
             "SELECT 1 FROM directory_groups WHERE id = $1 FOR NO KEY UPDATE"
@@ -165,15 +176,10 @@ async fn lock_group(conn: &mut AnyConnection, group: &Group) -> Result<()> {
         store::Backend::Sqlite => "SELECT 1 FROM directory_groups WHERE id = $1",
     };
     let found: Option<i64> = sqlx::query_scalar(sql)
-        .bind(group.id.to_db())
+        .bind(group.to_db())
         .fetch_optional(conn)
         .await?;
-    if found.is_none() {
-        return Err(Error::UnknownGroup {
-            name: group.name.clone(),
-        });
-    }
-    Ok(())
+    Ok(found.is_some())
 }
 
 /// Whether the user is in the group.

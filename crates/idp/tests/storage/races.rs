@@ -34,6 +34,7 @@ on_both_backends!(
     edits_of_different_fields_of_one_user_both_land,
     edits_of_different_settings_of_one_app_both_land,
     an_import_and_an_edit_of_one_user_both_land,
+    grants_of_one_role_to_one_holder_race,
     two_admins_revoking_each_other_race,
     suspension_and_the_admin_group_deletion_race,
 );
@@ -854,6 +855,45 @@ async fn an_import_and_an_edit_of_one_user_both_land(t: TestStore) {
                 (Some(format!("X{round}").as_str()), Some("Imported")),
                 "round {round}"
             );
+        }
+    }
+    faults.assert_none();
+}
+
+/// One role granted to one holder by two admins at once (a user, then a group): one grant
+/// goes, the other is told it is already granted (not a unique violation, a 500); a grant to
+/// a user deleted at that moment is `unknown_user`.
+async fn grants_of_one_role_to_one_holder_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let x = user(&a, &format!("x{round}")).await;
+        let g = group(&a, &format!("g{round}")).await;
+        for holder in [Holder::User(x.id), Holder::Group(g.id)] {
+            let (first, second) = tokio::join!(
+                async { a.roles().grant(&admin(), Role::Helpdesk, holder).await },
+                async { b.roles().grant(&admin(), Role::Helpdesk, holder).await },
+            );
+            faults.one_wins(round, &first, &second, |e| {
+                matches!(e, Error::AlreadyGranted { .. })
+            });
+        }
+        let (granted, deleted) = tokio::join!(
+            async {
+                a.roles()
+                    .grant(&admin(), Role::Auditor, Holder::User(x.id))
+                    .await
+            },
+            async { b.users().delete(&admin(), x.id).await },
+        );
+        let fault =
+            faults.store(round, "granted", &granted) | faults.store(round, "deleted", &deleted);
+        if !fault {
+            assert!(
+                matches!(granted, Ok(()) | Err(Error::UnknownUser { .. })),
+                "round {round}: {granted:?}"
+            );
+            deleted.unwrap();
         }
     }
     faults.assert_none();
