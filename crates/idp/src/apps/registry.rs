@@ -782,11 +782,14 @@ impl<'s> Apps<'s> {
     ) -> Result<()> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
-        let app = fetch(&mut *conn, app)
-            .await?
-            .ok_or_else(|| Error::UnknownApplication {
-                app: app.to_string(),
-            })?;
+        // Under the application's lock, so two changes of one assignment at once see each
+        // other: one goes, the other is told it is already (not) assigned.
+        let app =
+            fetch_for_update(&mut *conn, app)
+                .await?
+                .ok_or_else(|| Error::UnknownApplication {
+                    app: app.to_string(),
+                })?;
         let group = self.store.groups_in(conn, group).await?;
         let now = self.store.now();
         let present: Option<i64> =

@@ -35,6 +35,7 @@ on_both_backends!(
     edits_of_different_settings_of_one_app_both_land,
     an_import_and_an_edit_of_one_user_both_land,
     grants_of_one_role_to_one_holder_race,
+    assignments_of_one_group_to_one_app_race,
     two_admins_revoking_each_other_race,
     suspension_and_the_admin_group_deletion_race,
 );
@@ -895,6 +896,43 @@ async fn grants_of_one_role_to_one_holder_race(t: TestStore) {
             );
             deleted.unwrap();
         }
+    }
+    faults.assert_none();
+}
+
+/// One group given access to one application by two admins at once, then taken away by two:
+/// each time one goes and the other is told it already is (or is not) assigned.
+async fn assignments_of_one_group_to_one_app_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let g = group(&a, &format!("g{round}")).await;
+        let app = a
+            .apps()
+            .create(
+                &admin(),
+                NewApplication::new(
+                    format!("https://app{round}.example/"),
+                    "App",
+                    format!("https://app{round}.example/acs"),
+                ),
+            )
+            .await
+            .unwrap();
+        let (first, second) = tokio::join!(
+            async { a.apps().assign(&admin(), app.id, g.id).await },
+            async { b.apps().assign(&admin(), app.id, g.id).await },
+        );
+        faults.one_wins(round, &first, &second, |e| {
+            matches!(e, Error::AlreadyAssigned { .. })
+        });
+        let (first, second) = tokio::join!(
+            async { a.apps().unassign(&admin(), app.id, g.id).await },
+            async { b.apps().unassign(&admin(), app.id, g.id).await },
+        );
+        faults.one_wins(round, &first, &second, |e| {
+            matches!(e, Error::NotAssigned { .. })
+        });
     }
     faults.assert_none();
 }
