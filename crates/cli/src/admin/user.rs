@@ -399,8 +399,6 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
                 set_attributes: attributes(&attrs)?,
                 remove_attributes: unset,
                 status: None,
-                // Options name only what they change.
-                names_seen: None,
             };
             if patch.is_empty() {
                 bail!("nothing to change: give at least one option (see --help)");

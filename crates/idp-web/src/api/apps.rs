@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
+use super::etag::{self, IfMatch};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::groups::GroupDto;
 use super::page::{self, PageInfo};
@@ -501,12 +502,10 @@ pub async fn get(
     ApiPath(app): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let app = state.store.apps().lookup(&app).await?;
-    Ok((etag(&app), axum::Json(AppDto::from(app))))
-}
-
-/// The `ETag` of an application's definition ([`latchkey_idp::apps::NewApplication::version`]).
-fn etag(app: &Application) -> [(HeaderName, String); 1] {
-    [(header::ETAG, format!("\"{}\"", app.settings.version()))]
+    Ok((
+        etag::of(&app.settings.version()),
+        axum::Json(AppDto::from(app)),
+    ))
 }
 
 #[utoipa::path(put, path = "/api/v1/apps/{app}", operation_id = "apps_replace", tag = "apps", request_body = AppInput,
@@ -525,27 +524,24 @@ pub async fn replace(
     ApiJson(body): ApiJson<AppInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     let new = body.into_new()?;
-    let if_match = headers
-        .get(header::IF_MATCH)
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let if_match = IfMatch::of(&headers);
     let apps = state.store.apps();
     let id = apps.lookup(&app).await?.id;
     let updated = apps
         .update_if(
             &caller.actor(),
             id,
-            |now| {
-                if_match
-                    .as_deref()
-                    .is_none_or(|header| latchkey_scim::if_match_admits_tag(header, now))
-            },
+            |now| if_match.admits(now),
             |s| {
                 *s = new;
                 Ok(())
             },
         )
         .await?;
-    Ok((etag(&updated), axum::Json(AppDto::from(updated))))
+    Ok((
+        etag::of(&updated.settings.version()),
+        axum::Json(AppDto::from(updated)),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/apps/{app}", operation_id = "apps_delete", tag = "apps",

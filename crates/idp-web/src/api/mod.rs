@@ -20,6 +20,7 @@
 pub mod apps;
 pub mod audit;
 pub mod error;
+mod etag;
 pub mod extract;
 pub mod groups;
 pub mod invitations;

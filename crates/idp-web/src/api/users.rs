@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -14,6 +15,7 @@ use uuid::Uuid;
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
+use super::etag::{self, IfMatch};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::groups::GroupDto;
 use super::page::{self, PageInfo};
@@ -323,26 +325,29 @@ pub async fn create(
     params(("user" = String, Path, description = "ID, username or e-mail address")),
     responses((status = 200, description = "OK", body = UserDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
-/// Shows one user.
+/// Shows one user. Its `ETag` names this version of the user, for `If-Match` on a change.
 pub async fn get(
     State(state): State<ApiState>,
     ApiPath(user): ApiPath<String>,
-) -> Result<axum::Json<UserDto>, ApiError> {
-    Ok(axum::Json(state.store.users().lookup(&user).await?.into()))
+) -> Result<impl IntoResponse, ApiError> {
+    let user = state.store.users().lookup(&user).await?;
+    Ok((etag::of(&user.version()), axum::Json(UserDto::from(user))))
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{user}", operation_id = "users_update", tag = "users", request_body = PatchUser,
-    params(("user" = String, Path, description = "ID, username or e-mail address")),
+    params(("user" = String, Path, description = "ID, username or e-mail address"), ("If-Match" = Option<String>, Header, description = "The `ETag` of the user this changes")),
     responses((status = 200, description = "OK", body = UserDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
-        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 412, description = "`If-Match` names another version: the user changed since it was read; nothing was written", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
-/// Changes a user's fields and attributes.
+/// Changes a user's fields and attributes. With `If-Match` (the `ETag` of a read), only if
+/// nobody changed the user since: else 412 `changed_since` and nothing is written.
 pub async fn update(
     State(state): State<ApiState>,
     caller: Caller,
     ApiPath(user): ApiPath<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<PatchUser>,
-) -> Result<axum::Json<UserDto>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let patch = UserPatch {
         username: body.username,
         email: body.email,
@@ -352,13 +357,21 @@ pub async fn update(
         set_attributes: body.set_attributes,
         remove_attributes: body.remove_attributes,
         status: parse_status(body.status.as_deref())?,
-        // A PATCH names only what it changes.
-        names_seen: None,
     };
+    let if_match = IfMatch::of(&headers);
     let users = state.store.users();
     let id = users.lookup(&user).await?.id;
-    Ok(axum::Json(
-        users.update(&caller.actor(), id, patch).await?.into(),
+    let updated = users
+        .update_if(
+            &caller.actor(),
+            id,
+            |now| if_match.admits(&now.version()),
+            patch,
+        )
+        .await?;
+    Ok((
+        etag::of(&updated.version()),
+        axum::Json(UserDto::from(updated)),
     ))
 }
 

@@ -410,10 +410,14 @@ pub(crate) async fn edit(
         given_name: Some(optional(&form.given_name)),
         family_name: Some(optional(&form.family_name)),
         display_name: Some(optional(&form.display_name)),
-        names_seen: optional(&form.seen),
         ..UserPatch::default()
     };
-    patched(&state, &op, csrf, user.id, patch).await
+    let seen = optional(&form.seen);
+    let unchanged = |now: &User| {
+        seen.as_deref()
+            .is_none_or(|seen| seen == now.names_version())
+    };
+    patched(&state, &op, csrf, user.id, unchanged, patch).await
 }
 
 /// POST /admin/users/{id}/suspend: also ends the user's sessions.
@@ -588,16 +592,22 @@ pub(crate) async fn reset_factors(
     Ok(done(user.id))
 }
 
-/// Applies `patch` to the user as the operator: back to the page, or the page again naming
-/// the refused field.
+/// Applies `patch` to the user as the operator if `admits` them as they are now (see
+/// `Users::update_if`): back to the page, or the page again naming the refused field.
 async fn patched(
     state: &WebState,
     op: &Operator,
     csrf: CsrfToken,
     user: UserId,
+    admits: impl FnOnce(&User) -> bool,
     patch: UserPatch,
 ) -> Result<Response, Refusal> {
-    match state.store().users().update(&op.actor(), user, patch).await {
+    match state
+        .store()
+        .users()
+        .update_if(&op.actor(), user, admits, patch)
+        .await
+    {
         Ok(_) => Ok(done(user)),
         Err(e) => refused(state, op, csrf, user, e).await,
     }
@@ -670,5 +680,5 @@ pub(crate) async fn remove_attribute(
         remove_attributes: vec![form.name.trim().to_owned()],
         ..UserPatch::default()
     };
-    patched(&state, &op, csrf, user.id, patch).await
+    patched(&state, &op, csrf, user.id, |_| true, patch).await
 }

@@ -2002,3 +2002,69 @@ async fn application_replace_if_match(t: TestStore) {
     assert_eq!(body["name"], "Wiki");
 }
 crate::on_both_backends!(application_replace_if_match);
+
+/// A user's `PATCH` may name the version it read (`If-Match`): after another change (a
+/// suspension) it is refused with 412 `changed_since`, nothing written; with the current tag
+/// it goes and answers the new one.
+async fn user_patch_if_match(t: TestStore) {
+    let a = api(t).await;
+    let carol =
+        a.t.store
+            .users()
+            .create(
+                &Actor::system(),
+                latchkey_idp::directory::NewUser::new("carol", "carol@example.org"),
+            )
+            .await
+            .unwrap();
+    let uri = format!("/api/v1/users/{}", carol.id);
+    let request = |method: Method, tag: Option<&str>, body: Option<Value>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", a.token));
+        if let Some(tag) = tag {
+            req = req.header(header::IF_MATCH, tag);
+        }
+        match body {
+            Some(v) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        }
+    };
+    let (_, headers, _) = a.raw(request(Method::GET, None, None)).await;
+    let seen = headers[header::ETAG].to_str().unwrap().to_owned();
+    a.t.store
+        .users()
+        .suspend(&Actor::system(), carol.id)
+        .await
+        .unwrap();
+    let written = a.audit_count().await;
+    let rename = json!({"display_name": "Carol C."});
+    let (status, _, body) = a
+        .raw(request(Method::PATCH, Some(&seen), Some(rename.clone())))
+        .await;
+    assert_error(
+        &(status, body),
+        StatusCode::PRECONDITION_FAILED,
+        "changed_since",
+    );
+    assert_eq!(a.audit_count().await, written);
+    let (_, headers, _) = a.raw(request(Method::GET, None, None)).await;
+    let current = headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_ne!(current, seen);
+    let (status, headers, body) = a
+        .raw(request(Method::PATCH, Some(&current), Some(rename)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["display_name"].clone(), body["status"].clone()),
+        (json!("Carol C."), json!("suspended"))
+    );
+    let after = headers[header::ETAG].to_str().unwrap().to_owned();
+    let (_, headers, _) = a.raw(request(Method::GET, None, None)).await;
+    assert_eq!(headers[header::ETAG].to_str().unwrap(), after);
+}
+crate::on_both_backends!(user_patch_if_match);

@@ -100,7 +100,7 @@ pub struct User {
 impl User {
     /// A fingerprint of the names an edit form shows (username, e-mail address, given, family
     /// and display names). The form sends back the one it was drawn from
-    /// ([`UserPatch::names_seen`]): it posts every name, so an edit made on a page opened
+    /// ([`Users::update_if`]): it posts every name, so an edit made on a page opened
     /// before someone else's change (another admin, an HR feed) would put their names back.
     pub fn names_version(&self) -> String {
         let names = [
@@ -119,6 +119,13 @@ impl User {
             })
             .collect();
         crate::session::token_hash(&text)
+    }
+
+    /// A fingerprint of the whole user as the admin API shows them: the `ETag` an `If-Match`
+    /// names ([`Users::update_if`]). The derived `Debug` form names every field (never a
+    /// password: only whether there is one), and a tag lives only as long as a client's read.
+    pub fn version(&self) -> String {
+        crate::session::token_hash(&format!("{self:?}"))
     }
 
     /// The name to show in the portal and in assertions.
@@ -205,9 +212,6 @@ pub struct UserPatch {
     pub remove_attributes: Vec<String>,
     /// New status.
     pub status: Option<UserStatus>,
-    /// The [`User::names_version`] the editor saw: if the names changed since, nothing is
-    /// written ([`Error::ChangedSince`]). `None` applies the patch to whatever is there.
-    pub names_seen: Option<String>,
 }
 
 impl UserPatch {
@@ -1469,13 +1473,22 @@ impl<'s> Users<'s> {
 
     /// Applies a change; an empty or no-op patch records nothing.
     pub async fn update(&self, actor: &Actor, id: UserId, patch: UserPatch) -> Result<User> {
+        self.update_if(actor, id, |_| true, patch).await
+    }
+
+    /// [`Users::update`] from what a client saw (a console form's [`User::names_version`], an
+    /// API `If-Match` on [`User::version`]): unless `admits` the user as they are now (read
+    /// under their row's lock), nothing is written ([`Error::ChangedSince`]).
+    pub async fn update_if(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        admits: impl FnOnce(&User) -> bool,
+        patch: UserPatch,
+    ) -> Result<User> {
         let suspends = patch.status == Some(UserStatus::Suspended);
         self.change(actor, id, "user.update", suspends, |user| {
-            if patch
-                .names_seen
-                .as_ref()
-                .is_some_and(|seen| *seen != user.names_version())
-            {
+            if !admits(user) {
                 return Err(Error::ChangedSince { what: "user" });
             }
             Ok(UserFields::patched(user, patch))
