@@ -38,6 +38,7 @@ on_both_backends!(
     assignments_of_one_group_to_one_app_race,
     two_admins_revoking_each_other_race,
     suspension_and_the_admin_group_deletion_race,
+    an_hr_feeds_deactivation_a_grant_and_a_revocation_leave_an_admin,
 );
 
 const ROUNDS: usize = 50;
@@ -933,6 +934,66 @@ async fn assignments_of_one_group_to_one_app_race(t: TestStore) {
         faults.one_wins(round, &first, &second, |e| {
             matches!(e, Error::NotAssigned { .. })
         });
+    }
+    faults.assert_none();
+}
+
+/// Three writers at once: an HR feed deactivates U over SCIM, an admin makes U admin, and
+/// another revokes admin from V, the only active admin. SCIM leaves role holders alone, and
+/// reads U under U's row lock, which a grant takes too: either the grant lands first (the
+/// feed is refused, U is an active admin) or the feed does (U is suspended, and the
+/// revocation finds no other active admin). Never none left.
+async fn an_hr_feeds_deactivation_a_grant_and_a_revocation_leave_an_admin(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_b = ScimDirectory::new(b.clone(), BASE);
+    let off = json!({"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": "active", "value": false}]});
+    let mut faults = Faults::default();
+    let mut earlier: Vec<latchkey_idp::ids::UserId> = Vec::new();
+    for round in 0..ROUNDS {
+        let v = user(&a, &format!("v{round}")).await;
+        let u = user(&a, &format!("u{round}")).await;
+        a.roles()
+            .grant(&admin(), Role::Admin, Holder::User(v.id))
+            .await
+            .unwrap();
+        for old in earlier.drain(..) {
+            // Whatever the last round left holding admin.
+            let _ = a
+                .roles()
+                .revoke_forced(&admin(), Role::Admin, Holder::User(old))
+                .await;
+        }
+        assert_eq!(active_admins(&a).await, vec![v.username.clone()]);
+        let (deactivated, granted, revoked) = tokio::join!(
+            async {
+                scim_b
+                    .patch_user(&token, &u.id.to_string(), &off, None)
+                    .await
+            },
+            async {
+                a.roles()
+                    .grant(&admin(), Role::Admin, Holder::User(u.id))
+                    .await
+            },
+            async {
+                b.roles()
+                    .revoke(&admin(), Role::Admin, Holder::User(v.id))
+                    .await
+            },
+        );
+        let fault = faults.scim(round, "deactivated", &deactivated)
+            | faults.store(round, "granted", &granted)
+            | faults.store(round, "revoked", &revoked);
+        if !fault {
+            let left = active_admins(&a).await;
+            assert!(
+                !left.is_empty(),
+                "round {round}: no admin left: {deactivated:?} {granted:?} {revoked:?}"
+            );
+        }
+        earlier.extend([u.id, v.id]);
     }
     faults.assert_none();
 }
