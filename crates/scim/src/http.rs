@@ -13,10 +13,14 @@ use serde_json::{Value, json};
 use super::schema;
 use super::{CONTENT_TYPE, LIST_SCHEMA, MAX_BODY_BYTES, ScimError, etag, if_match_admits};
 
-/// The error as a SCIM response, with its log line (warning level for 5xx).
+/// The error as a SCIM response, with its log line: error level only for a fault of ours
+/// (500); an overload (503) or a feature we do not offer (501) is a warning, so that a flood
+/// of anonymous requests cannot fill the log with errors.
 pub fn error(e: &ScimError) -> Response {
-    if e.status >= 500 {
+    if e.status == 500 {
         tracing::error!(status = e.status, detail = %e.detail, "SCIM error");
+    } else if e.status > 500 {
+        tracing::warn!(status = e.status, detail = %e.detail, "SCIM request not served");
     } else {
         tracing::info!(status = e.status, scim_type = ?e.scim_type.map(|t| t.as_str()), detail = %e.detail, "SCIM request refused");
     }
@@ -207,12 +211,26 @@ pub fn resource_type_by_id(base: &str, id: &str) -> Response {
     }
 }
 
-/// Any other path: 501 for a POST (Bulk, `/.search`), else 404.
-pub fn fallback(method: &Method) -> Response {
-    let e = if method == Method::POST {
-        ScimError::status(501, "not supported by this server (no Bulk, no /.search)")
-    } else {
-        ScimError::not_found("endpoint")
-    };
-    error(&e)
+/// Any other path: 501 for a POST to the two endpoints of RFC 7644 this server does not
+/// offer (`/Bulk`, section 3.7, and `/.search`, at the root or under a resource type,
+/// section 3.4.3), as the RFC asks; 404 for everything else, so that a client that mistyped
+/// a path is told so rather than told a feature is missing.
+pub fn fallback(method: &Method, path: &str) -> Response {
+    error(&unoffered(method, path).unwrap_or_else(|| ScimError::not_found("endpoint")))
+}
+
+/// A path we serve, with a method we do not: 405 in SCIM's error shape, or 501 for a
+/// `/.search` under a resource type (which the path `/Users/{id}` would otherwise take).
+pub fn method_not_allowed(method: &Method, path: &str) -> Response {
+    error(
+        &unoffered(method, path)
+            .unwrap_or_else(|| ScimError::status(405, format!("{method} is not allowed here"))),
+    )
+}
+
+/// The 501 of a POST to an endpoint of RFC 7644 this server does not offer.
+fn unoffered(method: &Method, path: &str) -> Option<ScimError> {
+    let search = path == "/.search" || path.ends_with("/.search");
+    (method == Method::POST && (path == "/Bulk" || search))
+        .then(|| ScimError::status(501, "not supported by this server (no Bulk, no /.search)"))
 }

@@ -153,6 +153,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/ResourceTypes", get(resource_types::<B>))
         .route("/ResourceTypes/{id}", get(resource_type_by_id::<B>))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(backend)
 }
 
@@ -326,6 +327,10 @@ async fn resource_type_by_id<B: Backend>(
     http::resource_type_by_id(b.base_url(), &id)
 }
 
-async fn fallback(method: Method) -> Response {
-    http::fallback(&method)
+async fn fallback(method: Method, uri: axum::http::Uri) -> Response {
+    http::fallback(&method, uri.path())
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    http::method_not_allowed(&method, uri.path())
 }

@@ -927,12 +927,24 @@ async fn scim_bad_input(t: TestStore) {
         s.get("/scim/v2/Users/not-a-uuid").await.status,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        s.call(Method::POST, "/scim/v2/Bulk", Some(json!({})))
-            .await
-            .status,
-        StatusCode::NOT_IMPLEMENTED
-    );
+    // RFC 7644's Bulk and searches by POST are not offered (501, as the RFC asks); any
+    // other unknown path is a 404, not "not implemented".
+    for (path, status) in [
+        ("/scim/v2/Bulk", StatusCode::NOT_IMPLEMENTED),
+        ("/scim/v2/.search", StatusCode::NOT_IMPLEMENTED),
+        ("/scim/v2/Users/.search", StatusCode::NOT_IMPLEMENTED),
+        ("/scim/v2/Userz", StatusCode::NOT_FOUND),
+        ("/scim/v2/admin/groups", StatusCode::NOT_FOUND),
+        (
+            "/scim/v2/ServiceProviderConfig",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        let answer = s.call(Method::POST, path, Some(json!({}))).await;
+        assert_eq!(answer.status, status, "{path}");
+        // In SCIM's error shape, as every other refusal.
+        assert_eq!(answer.body["status"], status.as_str(), "{path}");
+    }
 }
 
 /// Listings never load the directory: past `MAX_SCAN` users, a filter SQL cannot answer is

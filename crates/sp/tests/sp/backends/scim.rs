@@ -922,10 +922,17 @@ pub(crate) async fn discovery(db: Db) {
         s.call(Method::GET, "/ResourceTypes/Nope", None).await.0,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        s.call(Method::POST, "/Bulk", Some(&json!({}))).await.0,
-        StatusCode::NOT_IMPLEMENTED
-    );
+    for (path, status) in [
+        ("/Bulk", StatusCode::NOT_IMPLEMENTED),
+        ("/Groups/.search", StatusCode::NOT_IMPLEMENTED),
+        ("/Nope", StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(
+            s.call(Method::POST, path, Some(&json!({}))).await.0,
+            status,
+            "{path}"
+        );
+    }
 }
 
 crate::on_both_backends!(
