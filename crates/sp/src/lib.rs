@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acs;
+pub mod binding;
 pub mod error;
 #[cfg(feature = "fetch")]
 pub mod fetch;
@@ -58,7 +59,7 @@ pub mod web;
 pub use {latchkey_saml, latchkey_xmlsec};
 
 pub use error::{
-    Code, ContractError, Error, LogoutError, MetadataError, ReplayError, SettingsError, StoreError,
+    BrowserMismatch, Code, ContractError, Error, LogoutError, MetadataError, ReplayError, SettingsError, StoreError,
     ToolkitCode,
 };
 pub use provider::{AcsForm, ServiceProvider};
