@@ -68,8 +68,11 @@ impl BrowserKey {
 
     /// A cookie value, if it has the form of one we set (anything else is no value).
     fn parse(value: &str) -> Option<Self> {
-        (value.len() == VALUE_LEN && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| Self(value.to_owned()))
+        (value.len() == VALUE_LEN
+            && value
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| Self(value.to_owned()))
     }
 
     /// What a pending request keeps: the value's SHA-256, in hex.
@@ -297,7 +300,10 @@ mod tests {
         let v = &key.0;
         let browser = BrowserBinding::from_cookie_headers([
             "session=abc; latchkey_login=short",
-            &format!("latchkey_login={v}; __Host-latchkey_login={}", "A".repeat(64)),
+            &format!(
+                "latchkey_login={v}; __Host-latchkey_login={}",
+                "A".repeat(64)
+            ),
         ]);
         assert_eq!(browser.plain.as_ref(), Some(&key));
         assert_eq!(browser.host, None);

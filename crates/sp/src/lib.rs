@@ -59,7 +59,7 @@ pub mod web;
 pub use {latchkey_saml, latchkey_xmlsec};
 
 pub use error::{
-    BrowserMismatch, Code, ContractError, Error, LogoutError, MetadataError, ReplayError, SettingsError, StoreError,
-    ToolkitCode,
+    BrowserMismatch, Code, ContractError, Error, LogoutError, MetadataError, ReplayError,
+    SettingsError, StoreError, ToolkitCode,
 };
 pub use provider::{AcsForm, ServiceProvider};
