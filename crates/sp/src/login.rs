@@ -32,8 +32,8 @@ pub struct PendingRequest {
     pub browser: Option<String>,
 }
 
-/// The browser redirect that starts a login.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The browser redirect that starts a login. `Debug` leaves the cookie's value out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct LoginRedirect {
     /// The IdP URL with the encoded (and maybe signed) AuthnRequest and RelayState.
     pub url: String,
@@ -47,6 +47,17 @@ pub struct LoginRedirect {
     /// What the browser presents once it holds that cookie (for tests, and callers that are
     /// not a browser).
     pub browser: crate::binding::BrowserBinding,
+}
+
+impl std::fmt::Debug for LoginRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRedirect")
+            .field("url", &self.url)
+            .field("relay_state", &self.relay_state)
+            .field("request", &self.request)
+            .field("browser", &self.browser)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Logins one client network ([`network_of`]) may have started and not finished: a

@@ -234,6 +234,16 @@ async fn login_start_stores_the_request_under_relay_state() {
     assert_eq!(login.request.return_to.as_deref(), Some("/pages/42"));
     assert_eq!(login.request.expires_at, NOW + Duration::minutes(10));
     assert_eq!(sp.pending().count().await.unwrap(), 1);
+    // The browser's binding value is in its cookie, never in a debug print.
+    let (_, value) = login
+        .set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap();
+    assert_eq!(value.len(), 64);
+    assert!(!format!("{login:?}").contains(value), "{login:?}");
     // Two logins never share a RelayState.
     let second = sp.start_login(None, NOW).await.unwrap();
     assert_ne!(second.relay_state, login.relay_state);
