@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use latchkey_sp::AcsForm;
 use latchkey_sp::acs;
+use latchkey_sp::binding::BrowserBinding;
 use latchkey_sp::logout::{self, LogoutFailure, SloForm, SloMessage, SloReceived};
 use latchkey_sp::store::Account;
 use serde::Deserialize;
@@ -210,6 +211,7 @@ async fn login(
     match latchkey_sp::web::login_response(
         app.sp(),
         client.as_deref(),
+        &headers,
         q.return_to.as_deref(),
         app.now(),
     )
@@ -233,6 +235,7 @@ async fn metadata(State(app): State<AppState>) -> Response {
 
 async fn acs_post(
     State(app): State<AppState>,
+    headers: HeaderMap,
     form: Result<Form<AcsForm>, FormRejection>,
 ) -> Response {
     let now = app.now();
@@ -258,7 +261,8 @@ async fn acs_post(
             .render(app.kind());
         }
     };
-    let done = match acs::run(app.sp(), &form, app.replay(), app.engine(), now).await {
+    let browser = BrowserBinding::from_headers(&headers);
+    let done = match acs::run(app.sp(), &form, &browser, app.replay(), app.engine(), now).await {
         Ok(done) => done,
         Err(failure) => {
             return PageError::from_sp(app.kind(), &failure.error, failure.operation_id);
@@ -356,6 +360,7 @@ async fn admin(
             return latchkey_sp::web::login_response(
                 app.sp(),
                 client.as_deref(),
+                &headers,
                 Some("/admin"),
                 app.now(),
             )

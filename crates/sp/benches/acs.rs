@@ -49,6 +49,7 @@ use latchkey_saml::profile::idp::{
 };
 use latchkey_saml::profile::validate_response;
 use latchkey_sp::acs;
+use latchkey_sp::binding::BrowserBinding;
 use latchkey_sp::idp::IdpTrust;
 use latchkey_sp::jit::{Contract, JitEngine, Outcome};
 use latchkey_sp::login::LoginRedirect;
@@ -269,6 +270,8 @@ struct App {
     sp: ServiceProvider,
     replay: SqlReplayCache,
     engine: JitEngine<SqlAccountStore>,
+    /// The one browser every login of the bench is started from and posted by.
+    browser: BrowserBinding,
 }
 
 /// `pending_in_db`: the SP keeps the logins it starts in the database, as the demo apps do
@@ -304,12 +307,18 @@ async fn open_app(dir: &Path, idp: &Idp, url: &str, pending_in_db: bool) -> App 
             Contract::from_toml(CONTRACT).unwrap(),
             SqlAccountStore::new(db),
         ),
+        // A binding cookie under both names, whichever the ACS URL's scheme asks for.
+        browser: BrowserBinding::from_cookie_headers([format!(
+            "latchkey_login={v}; __Host-latchkey_login={v}",
+            v = "5a".repeat(32)
+        )
+        .as_str()]),
     }
 }
 
 /// One login through `acs::run`, checked for the expected outcome.
 async fn login(app: &App, form: &AcsForm, want: Outcome) {
-    let done = acs::run(&app.sp, form, &app.replay, &app.engine, NOW)
+    let done = acs::run(&app.sp, form, &app.browser, &app.replay, &app.engine, NOW)
         .await
         .unwrap();
     assert_eq!(done.provisioned.outcome, want);
@@ -405,7 +414,11 @@ fn rss_kib() -> (u64, u64) {
 /// then the replay cache and JIT (one transaction).
 async fn staged(app: &App, form: &AcsForm, jit_slot: Slot) {
     let t0 = Instant::now();
-    let verified = app.sp.verify_response(form, NOW).await.unwrap();
+    let verified = app
+        .sp
+        .verify_response(form, &app.browser, NOW)
+        .await
+        .unwrap();
     let t1 = Instant::now();
     black_box(
         verified
@@ -492,7 +505,7 @@ fn main() {
         let forms: Vec<AcsForm> = (0..n)
             .map(|i| {
                 if pending {
-                    let start = rt.block_on(app.sp.start_login_from(None, None, NOW));
+                    let start = rt.block_on(app.sp.start_login_from(None, &app.browser, None, NOW));
                     idp.answer(i % RETURNING, start.unwrap())
                 } else {
                     idp.form(i % RETURNING, "Person")

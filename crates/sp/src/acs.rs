@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use latchkey_saml::profile::AuthenticatedSubject;
 
+use crate::binding::BrowserBinding;
 use crate::error::{Error, ReplayError};
 use crate::jit::{
     AssertionUse, JitEngine, LoginFacts, Provisioned, ProvisioningPlan, Refusal, RefusalCode,
@@ -238,7 +239,9 @@ fn saml_login(s: AuthenticatedSubject) -> SamlLogin {
 }
 
 /// The whole ACS: profile rules, then the replay cache and JIT ([`VerifiedResponse::sign_in`]:
-/// one transaction when both are in the SP database).
+/// one transaction when both are in the SP database). `browser` is what the posting request
+/// presented (its `Cookie` headers): a Response to a login this SP started is honoured only
+/// from the browser that started it ([`crate::binding`]).
 ///
 /// On failure nothing is created or changed. A JIT refusal is audited by the engine; every
 /// other refusal is audited here (`acs.rejected`, with the code and detail) under a fresh
@@ -247,12 +250,13 @@ fn saml_login(s: AuthenticatedSubject) -> SamlLogin {
 pub async fn run<S: AccountStore, R: ReplayCache>(
     sp: &ServiceProvider,
     form: &AcsForm,
+    browser: &BrowserBinding,
     replay: &R,
     engine: &JitEngine<S>,
     now: OffsetDateTime,
 ) -> Result<SignedIn, AcsFailure> {
     let result = async {
-        sp.verify_response(form, now)
+        sp.verify_response(form, browser, now)
             .await?
             .sign_in(replay, engine, now)
             .await

@@ -45,6 +45,11 @@ pub enum Error {
     /// at the IdP than the request lifetime allows.
     #[error("the login request has expired; start again")]
     RequestExpired,
+    /// The Response answers a login this SP started, but the browser that posted it is not
+    /// the one that started it ([`crate::binding`]): login CSRF, or a browser that did not
+    /// send the login cookie. The pending request was used up; nothing was verified.
+    #[error("the Response answers a login started in another browser: {0}")]
+    BrowserMismatch(BrowserMismatch),
     /// Too many logins are outstanding to remember another one. Forgetting an unexpired one
     /// would break that person's login, so the new one is refused instead.
     #[error("too many outstanding login requests ({0})")]
@@ -75,6 +80,7 @@ impl Error {
             Self::Settings(_) => Code::Toolkit(ToolkitCode::SettingsInvalid),
             Self::Metadata(_) => Code::Toolkit(ToolkitCode::IdpMetadataUnusable),
             Self::RequestExpired => Code::Toolkit(ToolkitCode::RequestExpired),
+            Self::BrowserMismatch(_) => Code::Toolkit(ToolkitCode::BrowserMismatch),
             Self::TooManyPendingRequests(_) => Code::Toolkit(ToolkitCode::TooManyPendingRequests),
             Self::TooManyPendingFromClient(_) => {
                 Code::Toolkit(ToolkitCode::TooManyPendingFromClient)
@@ -117,6 +123,22 @@ impl Error {
     pub fn is_throttled(&self) -> bool {
         matches!(self, Self::TooManyPendingFromClient(_))
     }
+}
+
+/// Why the browser posting a Response is not the one that started its login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrowserMismatch {
+    /// The browser sent no login cookie (or a malformed one): another browser, or one that
+    /// keeps no cookie for this SP (a plain-http SP on another site than the IdP).
+    #[error("this one sent no login cookie")]
+    NoCookie,
+    /// The browser's login cookie is not the one the login was started with.
+    #[error("its login cookie is another browser's")]
+    OtherBrowser,
+    /// The login was stored before logins were bound to browsers.
+    #[error("the login was started before logins were bound to browsers")]
+    Unbound,
 }
 
 /// Why single logout could not start, or why a logout message from the IdP was refused.
@@ -240,6 +262,9 @@ latchkey_saml::stable_codes! {
         /// The login this SP started has expired: the person took longer at the IdP than
         /// the request lifetime allows.
         RequestExpired = "REQUEST_EXPIRED",
+        /// The Response answers a login this SP started in another browser (or the browser
+        /// did not send the login cookie): refused, as login CSRF would be. Start again.
+        BrowserMismatch = "BROWSER_MISMATCH",
         /// Too many logins are outstanding to remember another one.
         TooManyPendingRequests = "TOO_MANY_PENDING_REQUESTS",
         /// Too many logins were started from the browser's network and not finished (429);

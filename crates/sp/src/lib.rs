@@ -5,6 +5,8 @@
 //! - [`provider::ServiceProvider`]: our metadata, login start (AuthnRequest over
 //!   HTTP-Redirect, the outstanding request kept server-side under the RelayState), and the
 //!   first ACS step.
+//! - [`binding`]: each SP-initiated login bound to the browser that started it (a cookie; no
+//!   login CSRF).
 //! - [`acs`]: the ACS as states, `VerifiedResponse` -> `AcceptedAssertion` -> provisioning,
 //!   and [`acs::run`], which chains them and audits every refusal.
 //! - [`logout`]: single logout over the front channel, SP- and IdP-initiated;
@@ -26,8 +28,11 @@
 //! let replay = SqlReplayCache::new(db);
 //!
 //! GET  /saml/metadata -> sp.metadata_xml()
-//! GET  /login         -> redirect to sp.start_login_from(Some(client_ip), return_to, now).await?.url
-//! POST /saml/acs      -> acs::run(&sp, &form, &replay, &engine, now).await
+//! let browser = BrowserBinding::from_headers(&headers);      // the request's cookies
+//! GET  /login         -> web::login_response(&sp, Some(client_ip), &headers, return_to, now)
+//!                        (or start_login_from(Some(client_ip), &browser, return_to, now): redirect
+//!                        to .url with the Set-Cookie .set_cookie)
+//! POST /saml/acs      -> acs::run(&sp, &form, &browser, &replay, &engine, now).await
 //! /scim/v2/...        -> scim::server::router(ScimService::new(engine, &settings, ...)?
 //!                            .on_deactivate(hook ending the account's sessions), now)
 //!                        Ok(SignedIn { login, provisioned, return_to }): start a session
@@ -36,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acs;
+pub mod binding;
 pub mod error;
 #[cfg(feature = "fetch")]
 pub mod fetch;
@@ -58,7 +64,7 @@ pub mod web;
 pub use {latchkey_saml, latchkey_xmlsec};
 
 pub use error::{
-    Code, ContractError, Error, LogoutError, MetadataError, ReplayError, SettingsError, StoreError,
-    ToolkitCode,
+    BrowserMismatch, Code, ContractError, Error, LogoutError, MetadataError, ReplayError,
+    SettingsError, StoreError, ToolkitCode,
 };
 pub use provider::{AcsForm, ServiceProvider};

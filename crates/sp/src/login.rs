@@ -2,9 +2,9 @@
 //!
 //! The outstanding request is kept on the server, keyed by a random opaque RelayState. The
 //! IdP echoes RelayState in its cross-site POST to the ACS, which is how the ACS finds the
-//! request again: no cookie has to survive that POST (a `SameSite=Lax` cookie would not be
-//! sent on it), and the request ID never depends on anything the browser could alter except
-//! the unguessable key.
+//! request again; the request ID never depends on anything the browser could alter except
+//! the unguessable key. The request also keeps the hash of the starting browser's binding
+//! cookie, which the ACS checks ([`crate::binding`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,10 +26,14 @@ pub struct PendingRequest {
     pub return_to: Option<String>,
     /// After this the request is no longer honoured.
     pub expires_at: OffsetDateTime,
+    /// The SHA-256 (hex) of the binding value of the browser that started the login
+    /// ([`crate::binding`]): the ACS honours the request only from a browser presenting that
+    /// value. `None` for a request stored before logins were bound, which the ACS refuses.
+    pub browser: Option<String>,
 }
 
-/// The browser redirect that starts a login.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The browser redirect that starts a login. `Debug` leaves the cookie's value out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct LoginRedirect {
     /// The IdP URL with the encoded (and maybe signed) AuthnRequest and RelayState.
     pub url: String,
@@ -37,6 +41,23 @@ pub struct LoginRedirect {
     pub relay_state: String,
     /// The request that was stored.
     pub request: PendingRequest,
+    /// The `Set-Cookie` header value to send with the redirect: the browser's binding (the
+    /// value it presented, or a fresh one), which the ACS will ask for.
+    pub set_cookie: String,
+    /// What the browser presents once it holds that cookie (for tests, and callers that are
+    /// not a browser).
+    pub browser: crate::binding::BrowserBinding,
+}
+
+impl std::fmt::Debug for LoginRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRedirect")
+            .field("url", &self.url)
+            .field("relay_state", &self.relay_state)
+            .field("request", &self.request)
+            .field("browser", &self.browser)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Logins one client network ([`network_of`]) may have started and not finished: a
@@ -250,10 +271,11 @@ impl PendingStore {
 /// Takes a pending request: deletes its row, returning what the ACS needs, in one statement
 /// (so of two takes of one RelayState, on any node, one gets the row).
 pub(crate) const TAKE_PENDING: &str = "DELETE FROM sp_pending_requests WHERE relay_state = $1 \
-     RETURNING request_id, return_to, expires_at";
+     RETURNING request_id, return_to, expires_at, browser";
 
-/// A taken row of [`TAKE_PENDING`]: request ID, return path, expiry (milliseconds).
-pub(crate) type PendingRow = (String, Option<String>, i64);
+/// A taken row of [`TAKE_PENDING`]: request ID, return path, expiry (milliseconds), the
+/// browser's binding hash ('' for none).
+pub(crate) type PendingRow = (String, Option<String>, i64, String);
 
 /// The advisory lock (PostgreSQL) that serializes inserts of pending requests across nodes:
 /// an arbitrary constant, "lk-pend" in ASCII.
@@ -314,8 +336,8 @@ impl SqlPendingRequests {
         let key = Uuid::new_v4().simple().to_string();
         let inserted = sqlx::query(
             "INSERT INTO sp_pending_requests \
-             (relay_state, request_id, return_to, expires_at, client) \
-             SELECT $1, $2, $3, $4, $5 WHERE (SELECT COUNT(*) FROM sp_pending_requests) < $6 \
+             (relay_state, request_id, return_to, expires_at, client, browser) \
+             SELECT $1, $2, $3, $4, $5, $10 WHERE (SELECT COUNT(*) FROM sp_pending_requests) < $6 \
              AND (SELECT COUNT(*) FROM sp_pending_requests WHERE client = $5) < $7 \
              AND ($8 = '' OR (SELECT COUNT(*) FROM sp_pending_requests \
                  WHERE substr(client, 1, length($8)) = $8) < $9)",
@@ -330,6 +352,7 @@ impl SqlPendingRequests {
         // The /48's count reads every row, as the total's does: the table is bounded.
         .bind(wide.to_owned())
         .bind(per_wide)
+        .bind(request.browser.unwrap_or_default())
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?
@@ -362,13 +385,15 @@ impl SqlPendingRequests {
         relay_state: &str,
         now: OffsetDateTime,
     ) -> Result<Option<PendingRequest>, Error> {
-        let Some((request_id, return_to, expires_at)) = self.delete(relay_state).await? else {
+        let Some((request_id, return_to, expires_at, browser)) = self.delete(relay_state).await?
+        else {
             return Ok(None);
         };
         let request = PendingRequest {
             request_id,
             return_to,
             expires_at: from_millis("sp_pending_requests", expires_at)?,
+            browser: Some(browser).filter(|b| !b.is_empty()),
         };
         if request.expires_at <= now {
             return Err(Error::RequestExpired);
@@ -407,6 +432,7 @@ impl SqlPendingRequests {
             row.try_get("request_id").map_err(StoreError::from)?,
             row.try_get("return_to").map_err(StoreError::from)?,
             row.try_get("expires_at").map_err(StoreError::from)?,
+            row.try_get("browser").map_err(StoreError::from)?,
         )))
     }
 

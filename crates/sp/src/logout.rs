@@ -208,6 +208,8 @@ impl ServiceProvider {
             request_id: request.id.clone(),
             return_to: return_to.and_then(local_path),
             expires_at: now + self.request_lifetime(),
+            // Its answer comes to the SingleLogoutService, which binds it to no browser.
+            browser: None,
         };
         // Only a signed-in person starts a logout: bounded by the total, not per client.
         let relay_state = self.pending().insert(pending.clone(), None, now).await?;

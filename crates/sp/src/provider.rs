@@ -15,6 +15,7 @@ use latchkey_xmlsec::crypto::{DigestAlgorithm, SignatureAlgorithm};
 use time::{Duration, OffsetDateTime};
 
 use crate::acs::VerifiedResponse;
+use crate::binding::{BindingCookie, BrowserBinding, BrowserKey};
 use crate::error::{Error, MetadataError};
 use crate::idp::IdpTrust;
 use crate::login::{LoginRedirect, PendingRequest, PendingRequests, PendingStore, local_path};
@@ -47,6 +48,8 @@ struct Inner {
     #[cfg(feature = "fetch")]
     refetch: Option<crate::fetch::Refetch>,
     pending: PendingStore,
+    /// The cookie binding a login to the browser that started it.
+    binding: BindingCookie,
     limits: BindingLimits,
     /// Refused anonymous messages audited this minute ([`crate::refusals`]).
     refusals: crate::refusals::AuditBudget,
@@ -109,6 +112,10 @@ impl ServiceProvider {
                 #[cfg(feature = "fetch")]
                 refetch: crate::fetch::Refetch::for_config(config),
                 pending,
+                binding: BindingCookie::for_acs(
+                    &config.acs_url,
+                    config.request_lifetime().whole_seconds(),
+                ),
                 limits: BindingLimits::default(),
                 refusals: crate::refusals::AuditBudget::default(),
             }),
@@ -274,27 +281,38 @@ impl ServiceProvider {
     }
 
     /// Starts an SP-initiated login: builds the AuthnRequest, remembers it under a fresh
-    /// RelayState, and returns the IdP URL to redirect the browser to. `return_to` is kept
-    /// only if it is a local path. The start counts against the total of outstanding logins
-    /// only: a server facing browsers should call [`Self::start_login_from`], so that one
-    /// client cannot use them all up.
+    /// RelayState, bound to a fresh browser binding ([`crate::binding`]), and returns the IdP
+    /// URL to redirect the browser to with the binding's cookie. `return_to` is kept only if
+    /// it is a local path. The start counts against the total of outstanding logins only and
+    /// ignores the browser's cookies: a server facing browsers should call
+    /// [`Self::start_login_from`], so that one client cannot use them all up and two tabs'
+    /// logins share one binding.
     pub async fn start_login(
         &self,
         return_to: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<LoginRedirect, Error> {
-        self.start_login_from(None, return_to, now).await
+        self.start_login_from(None, &BrowserBinding::none(), return_to, now)
+            .await
     }
 
     /// [`Self::start_login`] for the browser at `client` (its address; an IPv6 client counts
-    /// as its /64): refused with [`Error::TooManyPendingFromClient`] (429) past
-    /// [`crate::login::PENDING_PER_NETWORK`] logins started there and not finished.
+    /// as its /64), which presented `browser` (its cookies: a binding it holds is reused, so
+    /// that logins started in two tabs both complete; otherwise one is minted). Refused with
+    /// [`Error::TooManyPendingFromClient`] (429) past [`crate::login::PENDING_PER_NETWORK`]
+    /// logins started there and not finished.
     pub async fn start_login_from(
         &self,
         client: Option<&str>,
+        browser: &BrowserBinding,
         return_to: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<LoginRedirect, Error> {
+        let cookie = &self.inner.binding;
+        let key = cookie
+            .presented(browser)
+            .cloned()
+            .unwrap_or_else(BrowserKey::mint);
         let idp = self.read_idp();
         let mut request = AuthnRequest::new(&self.inner.entity_id, &idp.sso_url, now)?;
         request.assertion_consumer_service_url = Some(self.inner.acs_url.clone());
@@ -309,6 +327,7 @@ impl ServiceProvider {
             request_id: request.id.clone(),
             return_to: return_to.and_then(local_path),
             expires_at: now + self.inner.request_lifetime,
+            browser: Some(key.hash()),
         };
         let relay_state = self
             .inner
@@ -344,19 +363,25 @@ impl ServiceProvider {
             url: redirect::url(&idp.sso_url, &query),
             relay_state,
             request: pending,
+            set_cookie: cookie.set_cookie(&key),
+            browser: cookie.binding(key),
         })
     }
 
     /// The ACS's first step: decodes the POSTed Response, finds the request it answers by
-    /// RelayState, and applies every profile rule (signature, issuer, destination, audience,
+    /// RelayState, checks that `browser` (the posting request's cookies) is the one that
+    /// started it, and applies every profile rule (signature, issuer, destination, audience,
     /// time window, InResponseTo, unsolicited policy).
     ///
     /// A RelayState we never issued is treated as no request (IdP-initiated logins carry
     /// their own RelayState); the profile then refuses the Response if it claims to answer a
-    /// request, or if unsolicited logins are not allowed.
+    /// request, or if unsolicited logins are not allowed. A request found is used up whatever
+    /// follows; from another browser it is refused ([`Error::BrowserMismatch`]) before the
+    /// signature is verified.
     pub async fn verify_response(
         &self,
         form: &AcsForm,
+        browser: &BrowserBinding,
         now: OffsetDateTime,
     ) -> Result<VerifiedResponse, Error> {
         let xml = decode_post(&form.saml_response)?;
@@ -364,6 +389,12 @@ impl ServiceProvider {
             Some(r) => self.inner.pending.take(r, now).await?,
             None => None,
         };
+        if let Some(p) = &pending {
+            self.inner
+                .binding
+                .check(browser, p)
+                .map_err(Error::BrowserMismatch)?;
+        }
         let (request_id, return_to) = match pending {
             Some(p) => (Some(p.request_id), p.return_to),
             None => (None, None),

@@ -1,7 +1,8 @@
 //! Every ACS rule failure: a clear page with a code and an operation ID, an audit event with
 //! that ID, and no account created or changed.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use latchkey_demo_apps::AppKind;
 use time::Duration;
 
@@ -126,6 +127,56 @@ async fn answer_to_another_request() {
     login.in_response_to = Some(other);
     let reply = post_acs(&t, &login.response_xml(&t), Some(&relay)).await;
     assert_refused(&t, &reply, "IN_RESPONSE_TO_MISMATCH").await;
+}
+
+/// Login CSRF: the attacker (the test browser) starts a login and gets the IdP's Response to
+/// it, then has the victim's browser post it to the ACS. Without the login cookie, or with the
+/// victim's own, it is refused (`BROWSER_MISMATCH`: code and operation ID on the page, the
+/// detail in the audit log) and nothing is provisioned; the request is used up either way.
+/// Only the browser that started a login completes it.
+#[tokio::test]
+async fn an_answer_posted_from_another_browser_is_refused() {
+    let t = app(AppKind::Wiki, "").await;
+    // The victim's browser holds a binding of its own (it started a login once).
+    let victim = send_from_elsewhere(&t, Request::get("/login").body(Body::empty()).unwrap())
+        .await
+        .set_cookies
+        .into_iter()
+        .find(|c| c.starts_with("__Host-latchkey_login="))
+        .unwrap();
+    let victim = victim.split(';').next().unwrap().to_owned();
+    assert_ne!(Some(&victim), t.browser.cookie().as_ref());
+    for posted_with in [None, Some(victim.as_str())] {
+        let (relay, request_id) = start_login(&t).await;
+        let mut login = reader();
+        login.in_response_to = Some(request_id);
+        let xml = login.response_xml(&t);
+        let reply = post_acs_from_elsewhere(&t, &xml, Some(&relay), posted_with).await;
+        assert_refused(&t, &reply, "BROWSER_MISMATCH").await;
+        // Used up: the attacker's own browser cannot post it after.
+        let again = post_acs(&t, &xml, Some(&relay)).await;
+        assert_eq!(again.error_code(), "IN_RESPONSE_TO_MISMATCH");
+        assert!(t.app.store().accounts().await.unwrap().is_empty());
+    }
+    let ok = sp_initiated(&t, reader()).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+}
+
+/// Two logins started in one browser (two tabs) both complete: the second start reuses the
+/// browser's binding.
+#[tokio::test]
+async fn two_logins_started_in_one_browser_both_complete() {
+    let t = app(AppKind::Wiki, "").await;
+    let (first_relay, first_id) = start_login(&t).await;
+    let cookie = t.browser.cookie().unwrap();
+    let (second_relay, second_id) = start_login(&t).await;
+    assert_eq!(t.browser.cookie().unwrap(), cookie);
+    for (relay, id) in [(second_relay, second_id), (first_relay, first_id)] {
+        let mut login = reader();
+        login.in_response_to = Some(id);
+        let reply = post_acs(&t, &login.response_xml(&t), Some(&relay)).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    }
 }
 
 #[tokio::test]

@@ -78,6 +78,7 @@ async fn wiki() -> SloApp {
             entity_id: config.sp.entity_id.clone(),
             acs: config.sp.acs_url.clone(),
             app,
+            browser: Jar::default(),
         },
         _dir: dir,
         sp_cert,

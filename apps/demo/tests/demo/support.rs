@@ -96,6 +96,27 @@ pub struct TestApp {
     pub router: Router,
     pub entity_id: String,
     pub acs: String,
+    /// The test browser's login binding cookie (`name=value`), as the login start set it:
+    /// [`send`] presents it with every request, as a browser does.
+    pub browser: Jar,
+}
+
+/// One browser's login binding cookie.
+#[derive(Default)]
+pub struct Jar(std::sync::Mutex<Option<String>>);
+
+impl Jar {
+    /// The cookie held (`name=value`), if any.
+    pub fn cookie(&self) -> Option<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn keep(&self, set_cookie: &str) {
+        let pair = set_cookie.split(';').next().unwrap();
+        if pair.starts_with("__Host-latchkey_login=") || pair.starts_with("latchkey_login=") {
+            *self.0.lock().unwrap() = Some(pair.to_owned());
+        }
+    }
 }
 
 pub fn config_toml(kind: AppKind, extra: &str) -> String {
@@ -138,6 +159,7 @@ pub async fn app_from(kind: AppKind, config_toml: &str, clock: Clock) -> TestApp
         entity_id: config.sp.entity_id.clone(),
         acs: config.sp.acs_url.clone(),
         app,
+        browser: Jar::default(),
     }
 }
 
@@ -246,6 +268,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub location: Option<String>,
     pub set_cookie: Option<String>,
+    /// Every `Set-Cookie`.
+    pub set_cookies: Vec<String>,
     /// `Cache-Control`, if set.
     pub cache_control: Option<String>,
     pub body: String,
@@ -283,7 +307,24 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     &text[from..from + len]
 }
 
-pub async fn send(t: &TestApp, request: Request<Body>) -> Reply {
+/// Sends `request` from the test browser: with its login binding cookie, keeping the one a
+/// response sets.
+pub async fn send(t: &TestApp, mut request: Request<Body>) -> Reply {
+    if let Some(cookie) = t.browser.cookie() {
+        request
+            .headers_mut()
+            .append(header::COOKIE, cookie.parse().unwrap());
+    }
+    let reply = send_from_elsewhere(t, request).await;
+    for set in &reply.set_cookies {
+        t.browser.keep(set);
+    }
+    reply
+}
+
+/// Sends `request` as it is, from a browser other than the test browser (which keeps nothing
+/// of the response).
+pub async fn send_from_elsewhere(t: &TestApp, request: Request<Body>) -> Reply {
     let response = t.router.clone().oneshot(request).await.unwrap();
     let header = |name| {
         response
@@ -292,7 +333,13 @@ pub async fn send(t: &TestApp, request: Request<Body>) -> Reply {
             .map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_owned())
     };
     let location = header(header::LOCATION);
-    let set_cookie = header(header::SET_COOKIE);
+    let set_cookies: Vec<String> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let set_cookie = set_cookies.first().cloned();
     let cache_control = header(header::CACHE_CONTROL);
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -302,6 +349,7 @@ pub async fn send(t: &TestApp, request: Request<Body>) -> Reply {
         status,
         location,
         set_cookie,
+        set_cookies,
         cache_control,
         body: String::from_utf8(bytes.to_vec()).unwrap(),
     }
@@ -343,19 +391,32 @@ fn form_encode(value: &str) -> String {
 
 /// POSTs a Response XML to the ACS as the browser would.
 pub async fn post_acs(t: &TestApp, xml: &str, relay_state: Option<&str>) -> Reply {
+    send(t, acs_request(xml, relay_state, None)).await
+}
+
+/// POSTs a Response XML to the ACS from another browser than the test browser, one that
+/// presents `cookie` (a `Cookie` header value), if any.
+pub async fn post_acs_from_elsewhere(
+    t: &TestApp,
+    xml: &str,
+    relay_state: Option<&str>,
+    cookie: Option<&str>,
+) -> Reply {
+    send_from_elsewhere(t, acs_request(xml, relay_state, cookie)).await
+}
+
+fn acs_request(xml: &str, relay_state: Option<&str>, cookie: Option<&str>) -> Request<Body> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
     let mut body = format!("SAMLResponse={}", form_encode(&b64));
     if let Some(r) = relay_state {
         body.push_str(&format!("&RelayState={}", form_encode(r)));
     }
-    send(
-        t,
-        Request::post("/saml/acs")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(body))
-            .unwrap(),
-    )
-    .await
+    let mut request = Request::post("/saml/acs")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        request = request.header(header::COOKIE, c);
+    }
+    request.body(Body::from(body)).unwrap()
 }
 
 /// A full SP-initiated login: returns the ACS reply.

@@ -246,11 +246,14 @@ async fn people_sign_in_through_a_real_browser() {
     //    with HTTP-Redirect only, so a page on the apps' site (localhost) posts the wiki's
     //    own request to the IdP instead. That POST is cross-site: the IdP's SameSite=Lax
     //    session cookie is not sent with it, so the IdP parks the request and continues it
-    //    with a same-site GET (`/saml/continue/KEY`), where the cookie is sent.
+    //    with a same-site GET (`/saml/continue/KEY`), where the cookie is sent. The wiki
+    //    answers a login only in the browser that started it: the relay, on the wiki's
+    //    host, hands the browser the login cookie the wiki set for that request.
     let relay = Relay::start();
     let post = driver.browser(&profiles.path().join("alice-post")).await;
     // First without an IdP session: the parked request waits behind the sign-in form.
-    relay.serve(wiki_request_as_post(&stack).await, &relay_csp(&stack));
+    let (page, cookie) = wiki_request_as_post(&stack).await;
+    relay.serve(page, &relay_csp(&stack), Some(cookie));
     post.goto(&relay.url).await;
     let url = wait_url(&post, &format!("{}/login?continue=", stack.idp)).await;
     let key = url.rsplit('=').next().unwrap_or_default();
@@ -267,7 +270,8 @@ async fn people_sign_in_through_a_real_browser() {
     // would end the IdP session too, by single logout: the new login is told apart by its
     // assertion instead.)
     let before = whoami(&post, &stack.wiki).await;
-    relay.serve(wiki_request_as_post(&stack).await, &relay_csp(&stack));
+    let (page, cookie) = wiki_request_as_post(&stack).await;
+    relay.serve(page, &relay_csp(&stack), Some(cookie));
     post.goto(&relay.url).await;
     let text = post
         .wait_for(&format!("{}/", stack.wiki), "Signed in as Alice Anders")
@@ -363,8 +367,9 @@ async fn sign_in_to_both(b: &Browser, stack: &Stack) {
 }
 
 /// Starts a wiki login from outside the browser and re-encodes the wiki's own
-/// AuthnRequest (and RelayState, which keys the wiki's pending request) for HTTP-POST.
-async fn wiki_request_as_post(stack: &Stack) -> String {
+/// AuthnRequest (and RelayState, which keys the wiki's pending request) for HTTP-POST:
+/// the auto-submit page, and the `Set-Cookie` binding the login to its browser.
+async fn wiki_request_as_post(stack: &Stack) -> (String, String) {
     let http = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -376,6 +381,11 @@ async fn wiki_request_as_post(stack: &Stack) -> String {
         .await
         .unwrap();
     let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("latchkey_login=") && cookie.contains("; Secure; SameSite=None"),
+        "{cookie}"
+    );
     let (endpoint, query) = location.split_once('?').unwrap();
     assert_eq!(endpoint, format!("{}/saml/sso", stack.idp));
     let limits = BindingLimits::default();
@@ -391,7 +401,7 @@ async fn wiki_request_as_post(stack: &Stack) -> String {
         &SignOptions::default(),
     )
     .unwrap();
-    auto_submit_page(
+    let page = auto_submit_page(
         endpoint,
         MessageKind::Request,
         &signed,
@@ -399,7 +409,8 @@ async fn wiki_request_as_post(stack: &Stack) -> String {
         None,
         &limits,
     )
-    .unwrap()
+    .unwrap();
+    (page, cookie)
 }
 
 /// The relay page may run only the binding's auto-submit script and post only to the IdP.

@@ -705,7 +705,7 @@ impl WriterTx<'_> {
         let Some(row) = rows.next()? else {
             return Ok(None);
         };
-        Ok(Some((row.get(0)?, row.get(1)?, row.get(2)?)))
+        Ok(Some((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
     }
 
     fn find(

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use latchkey_saml::metadata::EntityDescriptor;
+use latchkey_sp::binding::BrowserBinding;
 use latchkey_sp::fetch;
 use latchkey_sp::idp::IdpTrust;
 use latchkey_sp::settings::SpConfig;
@@ -97,7 +98,7 @@ fn metadata(certs: &[&Certificate], valid_until: Option<OffsetDateTime>) -> Enti
 }
 
 async fn verify(sp: &ServiceProvider, form: &AcsForm, at: OffsetDateTime) -> Result<(), String> {
-    sp.verify_response(form, at)
+    sp.verify_response(form, &BrowserBinding::none(), at)
         .await
         .map(|_| ())
         .map_err(|e| e.code().as_str().to_owned())

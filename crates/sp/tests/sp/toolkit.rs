@@ -8,6 +8,7 @@ use latchkey_saml::authn_request::{AuthnRequest, binding_uri};
 use latchkey_saml::binding::{BindingLimits, redirect};
 use latchkey_saml::metadata::{MetadataOptions, parse_metadata};
 use latchkey_sp::acs;
+use latchkey_sp::binding::BrowserBinding;
 use latchkey_sp::idp::IdpTrust;
 use latchkey_sp::jit::{Contract, JitEngine, PlanAction};
 use latchkey_sp::login::local_path;
@@ -233,6 +234,16 @@ async fn login_start_stores_the_request_under_relay_state() {
     assert_eq!(login.request.return_to.as_deref(), Some("/pages/42"));
     assert_eq!(login.request.expires_at, NOW + Duration::minutes(10));
     assert_eq!(sp.pending().count().await.unwrap(), 1);
+    // The browser's binding value is in its cookie, never in a debug print.
+    let (_, value) = login
+        .set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap();
+    assert_eq!(value.len(), 64);
+    assert!(!format!("{login:?}").contains(value), "{login:?}");
     // Two logins never share a RelayState.
     let second = sp.start_login(None, NOW).await.unwrap();
     assert_ne!(second.relay_state, login.relay_state);
@@ -322,7 +333,7 @@ async fn an_expired_request_is_refused() {
     let later = NOW + Duration::minutes(11);
     let xml = response(Some(&login.request.request_id), "_late", &old_key().key);
     let err = sp
-        .verify_response(&form(&xml, Some(&login.relay_state)), later)
+        .verify_response(&form(&xml, Some(&login.relay_state)), &login.browser, later)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::RequestExpired), "{err:?}");
@@ -359,6 +370,7 @@ async fn acs_chain_creates_then_refuses_a_replay_and_audits_it() {
     let done = acs::run(
         &sp,
         &form(&xml, Some(&login.relay_state)),
+        &login.browser,
         &replay,
         &engine,
         NOW,
@@ -377,12 +389,26 @@ async fn acs_chain_creates_then_refuses_a_replay_and_audits_it() {
     )
     .unwrap();
     let unsolicited = response(None, "_twice", &old_key().key);
-    acs::run(&open, &form(&unsolicited, None), &replay, &engine, NOW)
-        .await
-        .unwrap();
-    let failure = acs::run(&open, &form(&unsolicited, None), &replay, &engine, NOW)
-        .await
-        .unwrap_err();
+    acs::run(
+        &open,
+        &form(&unsolicited, None),
+        &BrowserBinding::none(),
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap();
+    let failure = acs::run(
+        &open,
+        &form(&unsolicited, None),
+        &BrowserBinding::none(),
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
     let audit = engine.store().audit_log(10).await.unwrap();
     let event = audit
@@ -424,7 +450,9 @@ async fn refused_responses_are_audited_up_to_a_bound_a_minute() {
     let mut posts = tokio::task::JoinSet::new();
     for _ in 0..bound + 30 {
         let (sp, replay, engine, junk) = (sp.clone(), replay.clone(), engine.clone(), junk.clone());
-        posts.spawn(async move { acs::run(&sp, &junk, &replay, &engine, NOW).await });
+        posts.spawn(async move {
+            acs::run(&sp, &junk, &BrowserBinding::none(), &replay, &engine, NOW).await
+        });
     }
     let mut failures = Vec::new();
     while let Some(done) = posts.join_next().await {
@@ -447,7 +475,7 @@ async fn refused_responses_are_audited_up_to_a_bound_a_minute() {
 
     // A minute later the bound starts again.
     let later = NOW + Duration::minutes(1);
-    let failure = acs::run(&sp, &junk, &replay, &engine, later)
+    let failure = acs::run(&sp, &junk, &BrowserBinding::none(), &replay, &engine, later)
         .await
         .unwrap_err();
     let log = engine.store().audit_log(1_000).await.unwrap();
@@ -477,14 +505,92 @@ async fn only_clones_of_one_database_are_the_same_database() {
         SqlAccountStore::new(db),
     );
     let first = form(&response(None, "_apart", &old_key().key), None);
-    acs::run(&open, &first, &replay, &engine, NOW)
-        .await
-        .unwrap();
-    let failure = acs::run(&open, &first, &replay, &engine, NOW)
-        .await
-        .unwrap_err();
+    acs::run(
+        &open,
+        &first,
+        &BrowserBinding::none(),
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap();
+    let failure = acs::run(
+        &open,
+        &first,
+        &BrowserBinding::none(),
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
     assert_eq!(replay.count_entries().await.unwrap(), 1);
+}
+
+/// The login binding with the pending requests in memory (the SQL store's case is in
+/// `backends::toolkit`, on both databases).
+#[tokio::test]
+async fn the_memory_pending_store_binds_a_login_to_its_browser() {
+    let db = Database::connect("sqlite::memory:").await.unwrap();
+    crate::backends::toolkit::a_login_is_answered_only_from_the_browser_that_started_it(
+        sp(&[&old_key().cert]),
+        SqlAccountStore::new(db),
+    )
+    .await;
+}
+
+/// `GET /login` through the axum helper: the redirect carries the binding cookie (a fresh
+/// value for a browser without one, the browser's own otherwise), `HttpOnly`, for the whole
+/// site, as long as a login may take, and sent cross-site (`SameSite=None; Secure`, under the
+/// `__Host-` prefix on an https SP).
+#[tokio::test]
+async fn the_login_redirect_sets_the_binding_cookie() {
+    use axum::http::{HeaderMap, HeaderValue, header};
+    let sp = sp(&[&old_key().cert]);
+    let set_cookie = |r: &axum::response::Response| {
+        let all: Vec<&str> = r
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all[0].to_owned()
+    };
+    let first = latchkey_sp::web::login_response(&sp, None, &HeaderMap::new(), None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(first.status(), axum::http::StatusCode::SEE_OTHER);
+    let cookie = set_cookie(&first);
+    let (pair, attributes) = cookie.split_once("; ").unwrap();
+    let (name, value) = pair.split_once('=').unwrap();
+    assert_eq!(name, "__Host-latchkey_login");
+    assert_eq!(value.len(), 64);
+    assert_eq!(
+        attributes,
+        "Path=/; Max-Age=600; HttpOnly; Secure; SameSite=None"
+    );
+    // The browser comes back with it (among its other cookies): the value is reused.
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::COOKIE,
+        HeaderValue::from_str(&format!("session=x; {pair}")).unwrap(),
+    );
+    let again = latchkey_sp::web::login_response(&sp, None, &headers, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(set_cookie(&again), cookie);
+    // Another browser gets another value; the plain-http name is not this SP's.
+    headers.insert(
+        header::COOKIE,
+        HeaderValue::from_str(&format!("latchkey_login={value}")).unwrap(),
+    );
+    let other = latchkey_sp::web::login_response(&sp, None, &headers, None, NOW)
+        .await
+        .unwrap();
+    assert_ne!(set_cookie(&other), cookie);
 }
 
 #[tokio::test]
@@ -498,7 +604,7 @@ async fn pending_requests_in_sql_are_shared_between_nodes() {
     assert_eq!(node_b.pending().count().await.unwrap(), 1);
     let xml = response(Some(&login.request.request_id), "_shared", &old_key().key);
     let verified = node_b
-        .verify_response(&form(&xml, Some(&login.relay_state)), NOW)
+        .verify_response(&form(&xml, Some(&login.relay_state)), &login.browser, NOW)
         .await
         .unwrap();
     assert_eq!(
@@ -508,7 +614,7 @@ async fn pending_requests_in_sql_are_shared_between_nodes() {
     // Taken: the same RelayState is not honoured again, on either node.
     assert_eq!(node_a.pending().count().await.unwrap(), 0);
     let again = node_a
-        .verify_response(&form(&xml, Some(&login.relay_state)), NOW)
+        .verify_response(&form(&xml, Some(&login.relay_state)), &login.browser, NOW)
         .await
         .unwrap_err();
     assert_eq!(again.code().as_str(), "IN_RESPONSE_TO_MISMATCH");
@@ -520,6 +626,7 @@ async fn pending_requests_in_sql_are_shared_between_nodes() {
                 &response(Some(&late.request.request_id), "_late2", &old_key().key),
                 Some(&late.relay_state),
             ),
+            &late.browser,
             NOW + Duration::hours(1),
         )
         .await
@@ -541,6 +648,7 @@ fn memory_pending_store_bounds_the_64s_of_one_48_together() {
         request_id: "_r".into(),
         return_to: None,
         expires_at: NOW + Duration::minutes(5),
+        browser: None,
     };
     let per_64 = PENDING_PER_NETWORK / 2;
     let mut keys = Vec::new();
@@ -569,6 +677,7 @@ fn memory_pending_store_gives_a_network_its_places_back() {
         request_id: "_r".into(),
         return_to: None,
         expires_at,
+        browser: None,
     };
     let office = "198.51.100.7";
     let full = |store: &PendingRequests, at| {
@@ -618,6 +727,7 @@ fn memory_pending_store_is_bounded_and_prunes_expired() {
         request_id: "_r".into(),
         return_to: None,
         expires_at,
+        browser: None,
     };
     store
         .insert(request(NOW + Duration::minutes(1)), None, NOW)

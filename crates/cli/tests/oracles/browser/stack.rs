@@ -277,7 +277,8 @@ impl Drop for Stack {
 /// for messages the demo applications do not send themselves. Stopped on drop.
 pub struct Relay {
     pub url: String,
-    page: Arc<Mutex<(String, String)>>,
+    /// The page, its Content-Security-Policy and a `Set-Cookie` to send with it.
+    page: Arc<Mutex<(String, String, Option<String>)>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -287,7 +288,7 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
-        let page = Arc::new(Mutex::new((String::new(), String::new())));
+        let page = Arc::new(Mutex::new((String::new(), String::new(), None)));
         let stop = Arc::new(AtomicBool::new(false));
         let (shared, stopping) = (page.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
@@ -311,13 +312,14 @@ impl Relay {
         }
     }
 
-    /// What every request gets from now on, with its Content-Security-Policy.
-    pub fn serve(&self, html: String, csp: &str) {
-        *self.page.lock().unwrap() = (html, csp.to_owned());
+    /// What every request gets from now on, with its Content-Security-Policy and a cookie
+    /// to set, if any (the host's: cookies are shared by its ports).
+    pub fn serve(&self, html: String, csp: &str, set_cookie: Option<String>) {
+        *self.page.lock().unwrap() = (html, csp.to_owned(), set_cookie);
     }
 }
 
-fn serve_one(mut stream: TcpStream, page: &Mutex<(String, String)>) {
+fn serve_one(mut stream: TcpStream, page: &Mutex<(String, String, Option<String>)>) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(WAIT));
     // Read the request head; the body (there is none on a GET) is ignored.
@@ -329,11 +331,14 @@ fn serve_one(mut stream: TcpStream, page: &Mutex<(String, String)>) {
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
-    let (html, csp) = page.lock().unwrap().clone();
+    let (html, csp, set_cookie) = page.lock().unwrap().clone();
+    let set_cookie = set_cookie
+        .map(|c| format!("Set-Cookie: {c}\r\n"))
+        .unwrap_or_default();
     let _ = write!(
         stream,
         "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
-         Content-Security-Policy: {csp}\r\nCache-Control: no-store\r\n\
+         Content-Security-Policy: {csp}\r\nCache-Control: no-store\r\n{set_cookie}\
          Content-Length: {}\r\nConnection: close\r\n\r\n{html}",
         html.len()
     );

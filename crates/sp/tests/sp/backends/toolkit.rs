@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use latchkey_sp::acs;
+use latchkey_sp::binding::BrowserBinding;
 use latchkey_sp::jit::{Contract, JitEngine, Outcome};
 use latchkey_sp::replay::{ReplayCache, SqlReplayCache};
 use latchkey_sp::store::SqlAccountStore;
@@ -34,14 +35,28 @@ async fn sql_replay_cache_joins_the_login_transaction(backend: Db) {
     );
 
     let first = form(&response(None, "_joined", &old_key().key), None);
-    let done = acs::run(&open, &first, &replay, &engine, NOW)
-        .await
-        .unwrap();
+    let done = acs::run(
+        &open,
+        &first,
+        &BrowserBinding::none(),
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap();
     assert_eq!(done.provisioned.outcome, Outcome::Created);
     assert_eq!(replay.count_entries().await.unwrap(), 1);
-    let failure = acs::run(&open, &first, &replay, &engine, NOW)
-        .await
-        .unwrap_err();
+    let failure = acs::run(
+        &open,
+        &first,
+        &BrowserBinding::none(),
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
     assert_eq!(engine.store().accounts().await.unwrap().len(), 1);
     // (Events of one millisecond come back in no set order.)
@@ -65,7 +80,7 @@ async fn sql_replay_cache_joins_the_login_transaction(backend: Db) {
         let (shared, again) = (shared.clone(), again.clone());
         tasks.push(tokio::spawn(async move {
             let (sp, replay, engine) = &*shared;
-            acs::run(sp, &again, replay, engine, NOW).await
+            acs::run(sp, &again, &BrowserBinding::none(), replay, engine, NOW).await
         }));
     }
     let mut signed_in = 0;
@@ -90,18 +105,32 @@ async fn sql_replay_cache_joins_the_login_transaction(backend: Db) {
         fx.store.clone(),
     );
     let refused = form(&response(None, "_refused", &old_key().key), None);
-    let failure = acs::run(open, &refused, replay, &strict, NOW)
-        .await
-        .unwrap_err();
+    let failure = acs::run(
+        open,
+        &refused,
+        &BrowserBinding::none(),
+        replay,
+        &strict,
+        NOW,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         failure.code().as_str(),
         "NO_MATCHING_ROLE",
         "{:?}",
         failure.error
     );
-    let failure = acs::run(open, &refused, replay, &strict, NOW)
-        .await
-        .unwrap_err();
+    let failure = acs::run(
+        open,
+        &refused,
+        &BrowserBinding::none(),
+        replay,
+        &strict,
+        NOW,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
     assert_eq!(replay.count_entries().await.unwrap(), 3);
 }
@@ -114,23 +143,23 @@ async fn sql_replay_cache_joins_the_login_transaction(backend: Db) {
 /// tasks of [`posted_at_once`].
 type Acs = (ServiceProvider, SqlReplayCache, JitEngine<SqlAccountStore>);
 
-/// Posts every form to the ACS at once, a task each; the results come back in the forms'
-/// order, with the ACS's parts for the checks after.
+/// Posts every form to the ACS at once, a task each, from its browser; the results come back
+/// in the forms' order, with the ACS's parts for the checks after.
 async fn posted_at_once(
     fx: &Fixture,
     sp: ServiceProvider,
-    forms: Vec<AcsForm>,
+    forms: Vec<(AcsForm, BrowserBinding)>,
 ) -> (Arc<Acs>, Vec<Result<acs::SignedIn, acs::AcsFailure>>) {
     let replay = SqlReplayCache::new(fx.store.database().clone());
     let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
     let shared = Arc::new((sp, replay, engine));
     let tasks: Vec<_> = forms
         .into_iter()
-        .map(|f| {
+        .map(|(f, browser)| {
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
                 let (sp, replay, engine) = &*shared;
-                acs::run(sp, &f, replay, engine, NOW).await
+                acs::run(sp, &f, &browser, replay, engine, NOW).await
             })
         })
         .collect();
@@ -150,7 +179,7 @@ async fn a_burst_keeps_each_login_apart(backend: Db) {
     )
     .unwrap();
     let same = form(&response(None, "_burst-same", &old_key().key), None);
-    let mut forms = vec![same; 8];
+    let mut forms = vec![(same, BrowserBinding::none()); 8];
     for i in 0..16 {
         let xml = response_for(
             &format!("p-burst-{i}"),
@@ -158,7 +187,7 @@ async fn a_burst_keeps_each_login_apart(backend: Db) {
             &format!("_burst-{i}"),
             &old_key().key,
         );
-        forms.push(form(&xml, None));
+        forms.push((form(&xml, None), BrowserBinding::none()));
     }
     let (shared, results) = posted_at_once(&fx, sp, forms).await;
     let (mut created, mut replayed) = (0, 0);
@@ -197,14 +226,20 @@ async fn an_answer_posted_in_a_burst_takes_its_request_once(backend: Db) {
     let started = sp.start_login(None, NOW).await.unwrap();
     let other = sp.start_login(None, NOW).await.unwrap();
     let answer = response(Some(&started.request.request_id), "_taken", &old_key().key);
-    let mut forms = vec![form(&answer, Some(&started.relay_state)); 8];
+    let mut forms = vec![
+        (
+            form(&answer, Some(&started.relay_state)),
+            started.browser.clone()
+        );
+        8
+    ];
     let xml = response_for(
         "p-other",
         Some(&other.request.request_id),
         "_other",
         &old_key().key,
     );
-    forms.push(form(&xml, Some(&other.relay_state)));
+    forms.push((form(&xml, Some(&other.relay_state)), other.browser.clone()));
     let (shared, results) = posted_at_once(&fx, sp, forms).await;
     let (mut signed_in, mut refused) = (Vec::new(), 0);
     for result in results {
@@ -247,6 +282,7 @@ async fn pending_requests_hold_their_bound_under_a_burst(backend: Db) {
         request_id: "_burst".into(),
         return_to: None,
         expires_at,
+        browser: None,
     };
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..40 {
@@ -295,6 +331,7 @@ async fn pending_requests_are_bounded_per_client_network(backend: Db) {
         request_id: "_client".into(),
         return_to: None,
         expires_at: NOW + time::Duration::minutes(5),
+        browser: None,
     };
     let over = 40;
     let mut tasks = tokio::task::JoinSet::new();
@@ -338,6 +375,7 @@ async fn the_64s_of_one_48_share_a_looser_bound(backend: Db) {
         request_id: "_wide".into(),
         return_to: None,
         expires_at: NOW + time::Duration::minutes(5),
+        browser: None,
     };
     let per_64 = PENDING_PER_NETWORK / 2;
     let (mut stored, mut refused) = (0, 0);
@@ -396,14 +434,16 @@ async fn a_replay_that_would_update_leaves_the_account_as_it_was(backend: Db) {
         fx.store.clone(),
     );
     let used = form(&response(None, "_used-once", &old_key().key), None);
-    let done = acs::run(&sp, &used, &replay, &member, NOW).await.unwrap();
+    let done = acs::run(&sp, &used, &BrowserBinding::none(), &replay, &member, NOW)
+        .await
+        .unwrap();
     assert_eq!(done.provisioned.outcome, Outcome::Created);
     let roles = |accounts: Vec<latchkey_sp::store::Account>| -> Vec<String> {
         accounts[0].roles.keys().cloned().collect()
     };
     assert_eq!(roles(fx.store.accounts().await.unwrap()), ["member"]);
 
-    let failure = acs::run(&sp, &used, &replay, &staff, NOW)
+    let failure = acs::run(&sp, &used, &BrowserBinding::none(), &replay, &staff, NOW)
         .await
         .unwrap_err();
     assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
@@ -416,12 +456,179 @@ async fn a_replay_that_would_update_leaves_the_account_as_it_was(backend: Db) {
 
     // A fresh assertion under the new contract does update.
     let fresh = form(&response(None, "_fresh", &old_key().key), None);
-    let done = acs::run(&sp, &fresh, &replay, &staff, NOW).await.unwrap();
+    let done = acs::run(&sp, &fresh, &BrowserBinding::none(), &replay, &staff, NOW)
+        .await
+        .unwrap();
     assert_eq!(done.provisioned.outcome, Outcome::Updated);
     assert_eq!(roles(fx.store.accounts().await.unwrap()), ["staff"]);
 }
 
+/// Login CSRF: the attacker starts a login in their own browser, signs in at the IdP as
+/// themselves and has the victim's browser post the Response. Posted with the pending
+/// request's RelayState from a browser without the login cookie, or with another browser's,
+/// it is refused (`BROWSER_MISMATCH`, audited with its detail) before its signature is even
+/// checked, nothing is provisioned, and the request is used up; from the browser that started
+/// it, it signs in. Two logins started in one browser share its binding and both complete.
+/// `sp` keeps its pending requests in memory or in the database; it refuses unsolicited
+/// Responses (the binding's premise).
+pub(crate) async fn a_login_is_answered_only_from_the_browser_that_started_it(
+    sp: ServiceProvider,
+    store: SqlAccountStore,
+) {
+    use latchkey_sp::replay::MemoryReplayCache;
+    let replay = MemoryReplayCache::new(100);
+    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), store);
+    let victim = sp.start_login(None, NOW).await.unwrap().browser;
+    let refused = |failure: &acs::AcsFailure| {
+        assert_eq!(
+            failure.code().as_str(),
+            "BROWSER_MISMATCH",
+            "{:?}",
+            failure.error
+        );
+    };
+
+    // Without the cookie, and with another browser's: refused, and the request is used up
+    // (the right browser cannot post it after).
+    for (n, posted_by) in [BrowserBinding::none(), victim.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        let attacker = sp.start_login(None, NOW).await.unwrap();
+        let xml = response(
+            Some(&attacker.request.request_id),
+            &format!("_csrf-{n}"),
+            &old_key().key,
+        );
+        let posted = form(&xml, Some(&attacker.relay_state));
+        let failure = acs::run(&sp, &posted, &posted_by, &replay, &engine, NOW)
+            .await
+            .unwrap_err();
+        refused(&failure);
+        assert!(engine.store().accounts().await.unwrap().is_empty());
+        let log = engine.store().audit_log(100).await.unwrap();
+        let event = log
+            .iter()
+            .find(|e| e.operation_id == failure.operation_id)
+            .unwrap();
+        assert_eq!(event.kind.as_str(), "acs.rejected");
+        match &event.plan.action {
+            latchkey_sp::jit::PlanAction::Refuse(r) => {
+                assert!(r.detail.starts_with("BROWSER_MISMATCH: "), "{r}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let again = acs::run(&sp, &posted, &attacker.browser, &replay, &engine, NOW)
+            .await
+            .unwrap_err();
+        assert_eq!(again.code().as_str(), "IN_RESPONSE_TO_MISMATCH");
+    }
+
+    // Checked before the signature: a Response no trusted key signed, posted with a pending
+    // RelayState from another browser, costs no verification.
+    let attacker = sp.start_login(None, NOW).await.unwrap();
+    let forged = response(
+        Some(&attacker.request.request_id),
+        "_forged",
+        &new_key().key,
+    );
+    let failure = acs::run(
+        &sp,
+        &form(&forged, Some(&attacker.relay_state)),
+        &victim,
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    refused(&failure);
+
+    // Two logins started in one browser (two tabs): the second reuses the first's binding,
+    // and both complete, in either order.
+    let first = sp.start_login(None, NOW).await.unwrap();
+    let second = sp
+        .start_login_from(None, &first.browser, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(second.browser, first.browser);
+    assert_eq!(second.set_cookie, first.set_cookie);
+    assert_ne!(second.browser, victim);
+    for (login, id) in [(&second, "_tab-2"), (&first, "_tab-1")] {
+        let xml = response(Some(&login.request.request_id), id, &old_key().key);
+        let done = acs::run(
+            &sp,
+            &form(&xml, Some(&login.relay_state)),
+            &first.browser,
+            &replay,
+            &engine,
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.login.assertion_id, id);
+    }
+    assert_eq!(engine.store().accounts().await.unwrap().len(), 1);
+}
+
+/// [`a_login_is_answered_only_from_the_browser_that_started_it`] with the pending requests
+/// in the SP database.
+async fn the_sql_pending_store_binds_a_login_to_its_browser(backend: Db) {
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let sp =
+        ServiceProvider::with_database(&config(""), None, trust(&[&old_key().cert]), db).unwrap();
+    a_login_is_answered_only_from_the_browser_that_started_it(sp, fx.store.clone()).await;
+}
+
+/// A login started before logins were bound to browsers (a row of the pending store from
+/// before migration `20261207000010`, with no binding) is refused from any browser, and used
+/// up.
+async fn a_login_started_before_the_binding_is_refused(backend: Db) {
+    let (_dir, url, pool) = crate::support::migrated_to(backend, 20261206000050).await;
+    let expires =
+        i64::try_from((NOW + time::Duration::minutes(5)).unix_timestamp_nanos() / 1_000_000)
+            .unwrap();
+    sqlx::query(
+        "INSERT INTO sp_pending_requests (relay_state, request_id, return_to, expires_at, \
+         client) VALUES ('rs-before', '_req-before', '/back', $1, '192.0.2.0/24')",
+    )
+    .bind(expires)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let db = latchkey_sp::store::Database::connect(&url).await.unwrap();
+    let sp =
+        ServiceProvider::with_database(&config(""), None, trust(&[&old_key().cert]), db.clone())
+            .unwrap();
+    // Any browser: one that holds a binding of this SP's.
+    let browser = sp.start_login(None, NOW).await.unwrap().browser;
+    let err = sp
+        .verify_response(
+            &form(
+                &response(Some("_req-before"), "_before", &old_key().key),
+                Some("rs-before"),
+            ),
+            &browser,
+            NOW,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            latchkey_sp::Error::BrowserMismatch(latchkey_sp::BrowserMismatch::Unbound)
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.code().as_str(), "BROWSER_MISMATCH");
+    assert_eq!(sp.pending().count().await.unwrap(), 1);
+}
+
 crate::on_both_backends!(
+    the_sql_pending_store_binds_a_login_to_its_browser,
+    a_login_started_before_the_binding_is_refused,
     a_replay_that_would_update_leaves_the_account_as_it_was,
     sql_replay_cache_joins_the_login_transaction,
     a_burst_keeps_each_login_apart,
