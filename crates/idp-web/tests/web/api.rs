@@ -2217,5 +2217,25 @@ async fn group_writes_if_match(t: TestStore) {
     let (status, _, body) = a.raw(request(Method::DELETE, &uri, Some(&tag), None)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert!(groups.find_by_name("eng").await.unwrap().is_none());
+
+    // The OpenAPI document says so for every conditional write.
+    let (_, doc) = a.get("/api/v1/openapi.json").await;
+    for (path, method) in [
+        ("/api/v1/groups/{group}", "patch"),
+        ("/api/v1/groups/{group}", "delete"),
+        ("/api/v1/groups/{group}/members/{user}", "put"),
+        ("/api/v1/groups/{group}/members/{user}", "delete"),
+    ] {
+        let op = &doc["paths"][path][method];
+        let header = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "If-Match" && p["in"] == "header");
+        assert!(
+            header && op["responses"]["412"].is_object(),
+            "{path} {method}: {op}"
+        );
+    }
 }
 crate::on_both_backends!(group_writes_if_match);
