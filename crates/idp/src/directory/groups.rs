@@ -147,18 +147,42 @@ where
     .transpose()
 }
 
+/// How much of a group's row a write locks on PostgreSQL, taken whole before anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowLock {
+    /// A change of membership (`FOR NO KEY UPDATE`, as [`lock_id`] and the triggers take it).
+    Members,
+    /// A rename (its new unique `name_key`) or a deletion (`FOR UPDATE`). Taking the weaker
+    /// lock first and the full one at the write deadlocks with a statement that holds the
+    /// group's key share (a membership insert's foreign key) before its trigger waits for
+    /// the row: a bulk load.
+    Key,
+}
+
 /// Takes the group's row lock and reads it with its members' version, refusing it unless
 /// `admits` it as it is now ([`Error::ChangedSince`]): the check of every conditional write
 /// to a group, inside the write's transaction.
 async fn lock_admitted(
     conn: &mut AnyConnection,
     id: GroupId,
+    lock: RowLock,
     admits: impl FnOnce(&VersionedGroup) -> bool,
 ) -> Result<VersionedGroup> {
     let unknown = || Error::UnknownGroup {
         name: id.to_string(),
     };
-    if !lock_id(&mut *conn, id).await? {
+    let found = match (lock, store::Backend::of(conn)) {
+        (RowLock::Key, store::Backend::Postgres) => {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM directory_groups WHERE id = $1 FOR UPDATE")
+                    .bind(id.to_db())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            found.is_some()
+        }
+        _ => lock_id(&mut *conn, id).await?,
+    };
+    if !found {
         return Err(unknown());
     }
     let now = fetch_versioned(&mut *conn, id).await?.ok_or_else(unknown)?;
@@ -720,7 +744,9 @@ impl<'s> Groups<'s> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         let guard = AdminGuard::take(&mut *conn).await?;
-        let group = lock_admitted(&mut *conn, id, admits).await?.group;
+        let group = lock_admitted(&mut *conn, id, RowLock::Key, admits)
+            .await?
+            .group;
         remove(&mut *conn, actor, self.store.now(), &group).await?;
         guard.keep(conn).await?;
         store::commit(tx).await?;
@@ -749,7 +775,7 @@ impl<'s> Groups<'s> {
     ) -> Result<VersionedGroup> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
-        let before = lock_admitted(&mut *conn, id, admits).await?;
+        let before = lock_admitted(&mut *conn, id, RowLock::Key, admits).await?;
         let group = rename(&mut *conn, actor, self.store.now(), &before.group, name).await?;
         store::commit(tx).await?;
         self.store.wake_outbox();
@@ -778,7 +804,7 @@ impl<'s> Groups<'s> {
     ) -> Result<VersionedGroup> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
-        let before = lock_admitted(&mut *conn, group, admits).await?;
+        let before = lock_admitted(&mut *conn, group, RowLock::Members, admits).await?;
         let user = load_user(conn, user).await?;
         insert_member(conn, actor, self.store.now(), &before.group, &user).await?;
         let after = locked_after(conn, &before).await?;
@@ -807,7 +833,7 @@ impl<'s> Groups<'s> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         let guard = AdminGuard::take(&mut *conn).await?;
-        let before = lock_admitted(&mut *conn, group, admits).await?;
+        let before = lock_admitted(&mut *conn, group, RowLock::Members, admits).await?;
         let user = load_user(conn, user).await?;
         delete_member(&mut *conn, actor, self.store.now(), &before.group, &user).await?;
         guard.keep(&mut *conn).await?;

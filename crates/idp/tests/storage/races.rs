@@ -40,6 +40,7 @@ on_both_backends!(
     suspension_and_the_admin_group_deletion_race,
     an_hr_feeds_deactivation_a_grant_and_a_revocation_leave_an_admin,
     conditional_writes_of_one_group_from_one_read_race,
+    a_rename_and_a_bulk_load_of_one_group_both_land,
 );
 
 const ROUNDS: usize = 50;
@@ -1036,6 +1037,39 @@ async fn conditional_writes_of_one_group_from_one_read_race(t: TestStore) {
             async { b.groups().add_member_if(&admin(), g.id, x.id, admits).await },
         );
         faults.one_wins(round, &renamed, &added, changed);
+    }
+    faults.assert_none();
+}
+
+/// A group renamed (or renamed from a read: `If-Match`) while a bulk load adds members to
+/// it, from two nodes at once: both land. The load's insert holds the group's key-share lock
+/// (its foreign key) before its trigger waits for the group's row (0630); a rename that took
+/// the row's weaker lock first and then needed the full one for its new unique name
+/// deadlocked with it on PostgreSQL.
+async fn a_rename_and_a_bulk_load_of_one_group_both_land(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let g = group(&a, &format!("g{round}")).await;
+        let x = user(&a, &format!("x{round}")).await;
+        let (renamed, loaded) = tokio::join!(
+            async {
+                a.groups()
+                    .rename(&admin(), g.id, &format!("r{round}"))
+                    .await
+            },
+            async {
+                b.groups()
+                    .add_members(&admin(), &g, std::slice::from_ref(&x))
+                    .await
+            },
+        );
+        let fault =
+            faults.store(round, "renamed", &renamed) | faults.store(round, "loaded", &loaded);
+        if !fault {
+            renamed.unwrap();
+            loaded.unwrap();
+        }
     }
     faults.assert_none();
 }
