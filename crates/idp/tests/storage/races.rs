@@ -1041,13 +1041,16 @@ async fn conditional_writes_of_one_group_from_one_read_race(t: TestStore) {
     faults.assert_none();
 }
 
-/// A group renamed (or renamed from a read: `If-Match`) while a bulk load adds members to
-/// it, from two nodes at once: both land. The load's insert holds the group's key-share lock
-/// (its foreign key) before its trigger waits for the group's row (0630); a rename that took
-/// the row's weaker lock first and then needed the full one for its new unique name
-/// deadlocked with it on PostgreSQL.
+/// A group renamed while a bulk load adds members to it, from two nodes at once, by the
+/// directory (console, API) and by SCIM: both land. The load's insert holds the group's key
+/// share (its foreign key) and its trigger then waits for the group's row (0630): a load that
+/// did not lock the group first deadlocked with a SCIM rename (which holds the row, then
+/// needs its full lock for the new unique name), and so did a directory rename that took the
+/// row's weaker lock first, on PostgreSQL.
 async fn a_rename_and_a_bulk_load_of_one_group_both_land(t: TestStore) {
     let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
     let mut faults = Faults::default();
     for round in 0..ROUNDS {
         let g = group(&a, &format!("g{round}")).await;
@@ -1066,6 +1069,27 @@ async fn a_rename_and_a_bulk_load_of_one_group_both_land(t: TestStore) {
         );
         let fault =
             faults.store(round, "renamed", &renamed) | faults.store(round, "loaded", &loaded);
+        if !fault {
+            renamed.unwrap();
+            loaded.unwrap();
+        }
+        let h = group(&a, &format!("h{round}")).await;
+        let rename = json!({"schemas": [PATCH], "Operations": [
+            {"op": "replace", "path": "displayName", "value": format!("s{round}")}]});
+        let (renamed, loaded) = tokio::join!(
+            async {
+                scim_a
+                    .patch_group(&token, &h.id.to_string(), &rename, None)
+                    .await
+            },
+            async {
+                b.groups()
+                    .add_members(&admin(), &h, std::slice::from_ref(&x))
+                    .await
+            },
+        );
+        let fault =
+            faults.scim(round, "scim renamed", &renamed) | faults.store(round, "loaded", &loaded);
         if !fault {
             renamed.unwrap();
             loaded.unwrap();
