@@ -153,9 +153,9 @@ enum RowLock {
     /// A change of membership (`FOR NO KEY UPDATE`, as [`lock_id`] and the triggers take it).
     Members,
     /// A rename (its new unique `name_key`) or a deletion (`FOR UPDATE`). Taking the weaker
-    /// lock first and the full one at the write deadlocks with a statement that holds the
+    /// lock first and the full one at the write deadlocks with any statement that holds the
     /// group's key share (a membership insert's foreign key) before its trigger waits for
-    /// the row: a bulk load.
+    /// the row (a bulk load did, before it locked the group first).
     Key,
 }
 
