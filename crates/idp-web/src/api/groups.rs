@@ -1,7 +1,8 @@
 //! `/api/v1/groups`: groups and their members. A `{group}` segment is an ID or a name.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -9,10 +10,11 @@ use uuid::Uuid;
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
+use super::etag::{self, IfMatch};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::page::{self, PageInfo};
 use super::users::{UserPage, page_of};
-use latchkey_idp::directory::{Group, NewGroup, UserFilter};
+use latchkey_idp::directory::{Group, NewGroup, UserFilter, VersionedGroup};
 
 /// A group as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -97,32 +99,45 @@ pub async fn list(
     responses((status = 201, description = "Created", body = GroupDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody),
         (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
-/// Creates a group.
+/// Creates a group. Its `ETag` is that of a read.
 pub async fn create(
     State(state): State<ApiState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateGroup>,
-) -> Result<(StatusCode, axum::Json<GroupDto>), ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let new = NewGroup {
         name: body.name,
         description: body.description,
     };
-    let group = state.store.groups().create(&caller.actor(), new).await?;
-    Ok((StatusCode::CREATED, axum::Json(group.into())))
+    let groups = state.store.groups();
+    let id = groups.create(&caller.actor(), new).await?.id;
+    let (tag, group) = tagged(groups.get_versioned(id).await?);
+    Ok((StatusCode::CREATED, tag, group))
+}
+
+/// The `ETag` and body of a group as read ([`VersionedGroup::version`]: its own fields and
+/// its members' version, as a SCIM group's ETag covers them).
+fn tagged(now: VersionedGroup) -> ([(axum::http::HeaderName, String); 1], axum::Json<GroupDto>) {
+    (
+        etag::of(&now.version()),
+        axum::Json(GroupDto::from(now.group)),
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/groups/{group}", operation_id = "groups_get", tag = "groups",
     params(("group" = String, Path, description = "ID or name")),
     responses((status = 200, description = "OK", body = GroupDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
     security(("bearer" = [])))]
-/// Shows one group.
+/// Shows one group. Its `ETag` names this version of the group, for `If-Match` on a change:
+/// the group's own fields and its member list, so a member added or removed (by anyone: the
+/// API, the console, SCIM, a user's deletion) moves it too, as a SCIM group's ETag.
 pub async fn get(
     State(state): State<ApiState>,
     ApiPath(group): ApiPath<String>,
-) -> Result<axum::Json<GroupDto>, ApiError> {
-    Ok(axum::Json(
-        state.store.groups().lookup(&group).await?.into(),
-    ))
+) -> Result<impl IntoResponse, ApiError> {
+    let groups = state.store.groups();
+    let id = groups.lookup(&group).await?.id;
+    Ok(tagged(groups.get_versioned(id).await?))
 }
 
 /// A change to a group; a field left out stays as it is.
@@ -135,39 +150,61 @@ pub struct UpdateGroup {
 }
 
 #[utoipa::path(patch, path = "/api/v1/groups/{group}", operation_id = "groups_update", tag = "groups",
-    params(("group" = String, Path, description = "ID or name")), request_body = UpdateGroup,
+    params(("group" = String, Path, description = "ID or name"), ("If-Match" = Option<String>, Header, description = "The `ETag` of the group this changes")), request_body = UpdateGroup,
     responses((status = 200, description = "OK", body = GroupDto), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
-        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 412, description = "`If-Match` names another version: the group or its members changed since it was read; nothing was written", body = ErrorBody), (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
-/// Renames a group.
+/// Renames a group. With `If-Match` (the `ETag` of a read), only if nobody changed the group
+/// or its members since: else 412 `changed_since` and nothing is written.
 pub async fn update(
     State(state): State<ApiState>,
     caller: Caller,
     ApiPath(group): ApiPath<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<UpdateGroup>,
-) -> Result<axum::Json<GroupDto>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
+    let if_match = IfMatch::of(&headers);
     let groups = state.store.groups();
-    let mut group = groups.lookup(&group).await?;
-    if let Some(name) = body.name {
-        group = groups.rename(&caller.actor(), group.id, &name).await?;
-    }
-    Ok(axum::Json(group.into()))
+    let id = groups.lookup(&group).await?.id;
+    let now = match body.name {
+        Some(name) => {
+            groups
+                .rename_if(&caller.actor(), id, &name, |now| {
+                    if_match.admits(&now.version())
+                })
+                .await?
+        }
+        // Nothing to write: the precondition is still answered.
+        None => {
+            let now = groups.get_versioned(id).await?;
+            if !if_match.admits(&now.version()) {
+                return Err(latchkey_idp::Error::ChangedSince { what: "group" }.into());
+            }
+            now
+        }
+    };
+    Ok(tagged(now))
 }
 
 #[utoipa::path(delete, path = "/api/v1/groups/{group}", operation_id = "groups_delete", tag = "groups",
-    params(("group" = String, Path, description = "ID or name")),
+    params(("group" = String, Path, description = "ID or name"), ("If-Match" = Option<String>, Header, description = "The `ETag` of the group this deletes")),
     responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
-        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody)),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 412, description = "`If-Match` names another version: the group or its members changed since it was read; nothing was written", body = ErrorBody)),
     security(("bearer" = [])))]
-/// Deletes a group with its memberships and application assignments.
+/// Deletes a group with its memberships and application assignments. With `If-Match`, only
+/// if nobody changed the group or its members since it was read: else 412 `changed_since`.
 pub async fn delete(
     State(state): State<ApiState>,
     caller: Caller,
     ApiPath(group): ApiPath<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    let if_match = IfMatch::of(&headers);
     let groups = state.store.groups();
     let id = groups.lookup(&group).await?.id;
-    groups.delete(&caller.actor(), id).await?;
+    groups
+        .delete_if(&caller.actor(), id, |now| if_match.admits(&now.version()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -208,44 +245,55 @@ pub async fn members(
 
 #[utoipa::path(put, path = "/api/v1/groups/{group}/members/{user}", operation_id = "groups_add_member", tag = "groups",
     params(("group" = String, Path, description = "ID or name"),
-        ("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
-        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody)),
+        ("user" = String, Path, description = "ID, username or e-mail address"), ("If-Match" = Option<String>, Header, description = "The `ETag` of the group this changes")),
+    responses((status = 204, description = "Done; no body; `ETag` names the group now"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 412, description = "`If-Match` names another version: the group or its members changed since it was read; nothing was written", body = ErrorBody)),
     security(("bearer" = [])))]
-/// Adds a user to the group.
+/// Adds a user to the group. A membership is part of the group's `ETag`: the answer carries
+/// the new one, and with `If-Match` the change goes only if nobody changed the group or its
+/// members since it was read, else 412 `changed_since` and nothing is written.
 pub async fn add_member(
     State(state): State<ApiState>,
     caller: Caller,
     ApiPath((group, user)): ApiPath<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let if_match = IfMatch::of(&headers);
     let group = state.store.groups().lookup(&group).await?.id;
     let user = state.store.users().lookup(&user).await?.id;
-    state
+    let now = state
         .store
         .groups()
-        .add_member(&caller.actor(), group, user)
+        .add_member_if(&caller.actor(), group, user, |now| {
+            if_match.admits(&now.version())
+        })
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, etag::of(&now.version())))
 }
 
 #[utoipa::path(delete, path = "/api/v1/groups/{group}/members/{user}", operation_id = "groups_remove_member", tag = "groups",
     params(("group" = String, Path, description = "ID or name"),
-        ("user" = String, Path, description = "ID, username or e-mail address")),
-    responses((status = 204, description = "Done; no body"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
-        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody)),
+        ("user" = String, Path, description = "ID, username or e-mail address"), ("If-Match" = Option<String>, Header, description = "The `ETag` of the group this changes")),
+    responses((status = 204, description = "Done; no body; `ETag` names the group now"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 409, description = "Conflicts with the object's current state or another object", body = ErrorBody), (status = 412, description = "`If-Match` names another version: the group or its members changed since it was read; nothing was written", body = ErrorBody)),
     security(("bearer" = [])))]
-/// Removes a user from the group.
+/// Removes a user from the group. As an addition: the answer carries the group's new `ETag`,
+/// and with `If-Match` the change goes only if the group and its members are as read.
 pub async fn remove_member(
     State(state): State<ApiState>,
     caller: Caller,
     ApiPath((group, user)): ApiPath<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let if_match = IfMatch::of(&headers);
     let group = state.store.groups().lookup(&group).await?.id;
     let user = state.store.users().lookup(&user).await?.id;
-    state
+    let now = state
         .store
         .groups()
-        .remove_member(&caller.actor(), group, user)
+        .remove_member_if(&caller.actor(), group, user, |now| {
+            if_match.admits(&now.version())
+        })
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, etag::of(&now.version())))
 }

@@ -67,6 +67,9 @@ pub(crate) struct NameForm {
     name: String,
     #[serde(default)]
     description: Option<String>,
+    /// The rename form's [`Group::fields_version`] (the group it was drawn with).
+    #[serde(default)]
+    seen: String,
 }
 
 csrf_form!(NameForm);
@@ -101,7 +104,9 @@ pub(crate) async fn create(
 }
 
 /// POST /admin/groups/{id}/name: renames the group (applications connected over SCIM
-/// rename theirs); a refused name gives the page back naming the field.
+/// rename theirs); a refused name gives the page back naming the field. A form drawn before
+/// someone else changed the group is refused (409 `changed_since`, the page drawn again with
+/// what is there now), not saved over their change.
 pub(crate) async fn rename(
     State(state): State<WebState>,
     cookie: SessionCookie,
@@ -112,13 +117,22 @@ pub(crate) async fn rename(
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteGroups).await?;
     let group = load(&state, &id).await?;
-    match state
+    let seen = form.seen.trim();
+    let result = state
         .store()
         .groups()
-        .rename(&op.actor(), group.id, form.name.trim())
-        .await
-    {
-        Ok(group) => Ok(Redirect::to(&format!("/admin/groups/{}", group.id)).into_response()),
+        .rename_if(&op.actor(), group.id, form.name.trim(), |now| {
+            seen.is_empty() || seen == now.group.fields_version()
+        })
+        .await;
+    match result {
+        Ok(now) => Ok(Redirect::to(&format!("/admin/groups/{}", now.group.id)).into_response()),
+        Err(e @ latchkey_idp::Error::ChangedSince { .. }) => {
+            tracing::info!(group = %group.id, "console: group changed since its page was drawn");
+            let error = field_error(e)?;
+            let now = load(&state, &id).await?;
+            refused(&state, &op, csrf, now, error, StatusCode::CONFLICT).await
+        }
         Err(e) => {
             let status = refusal_status(&e);
             let error = field_error(e)?;

@@ -2068,3 +2068,174 @@ async fn user_patch_if_match(t: TestStore) {
     assert_eq!(headers[header::ETAG].to_str().unwrap(), after);
 }
 crate::on_both_backends!(user_patch_if_match);
+
+/// A group's `GET` answers an `ETag` that another writer's rename, and a membership by
+/// anyone, moves; a write naming an older one (`If-Match`: rename, member added or removed,
+/// deletion) is refused with 412 `changed_since`, nothing written; with the current tag it
+/// goes and answers the new one; without the header a write goes as before.
+async fn group_writes_if_match(t: TestStore) {
+    let a = api(t).await;
+    let groups = a.t.store.groups();
+    let eng = groups
+        .create(
+            &Actor::system(),
+            latchkey_idp::directory::NewGroup::new("eng"),
+        )
+        .await
+        .unwrap();
+    let carol =
+        a.t.store
+            .users()
+            .create(
+                &Actor::system(),
+                latchkey_idp::directory::NewUser::new("carol", "carol@example.org"),
+            )
+            .await
+            .unwrap();
+    let uri = format!("/api/v1/groups/{}", eng.id);
+    let member = format!("{uri}/members/{}", carol.id);
+    let request = |method: Method, uri: &str, tag: Option<&str>, body: Option<Value>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", a.token));
+        if let Some(tag) = tag {
+            req = req.header(header::IF_MATCH, tag);
+        }
+        match body {
+            Some(v) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        }
+    };
+    let read = || async {
+        let (status, headers, body) = a.raw(request(Method::GET, &uri, None, None)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (headers[header::ETAG].to_str().unwrap().to_owned(), body)
+    };
+    let (seen, _) = read().await;
+
+    // Meanwhile another writer renames it: the tag moves, a rename from the old one is refused.
+    groups
+        .rename(&Actor::system(), eng.id, "engineering")
+        .await
+        .unwrap();
+    let (current, body) = read().await;
+    assert_ne!(current, seen);
+    assert_eq!(body["name"], "engineering");
+    let written = a.audit_count().await;
+    let rename = json!({"name": "platform"});
+    let (status, _, body) = a
+        .raw(request(
+            Method::PATCH,
+            &uri,
+            Some(&seen),
+            Some(rename.clone()),
+        ))
+        .await;
+    assert_error(
+        &(status, body),
+        StatusCode::PRECONDITION_FAILED,
+        "changed_since",
+    );
+    assert_eq!(a.audit_count().await, written);
+    assert_eq!(groups.get(eng.id).await.unwrap().name, "engineering");
+
+    // With the current tag it goes and answers the new one.
+    let (status, headers, body) = a
+        .raw(request(Method::PATCH, &uri, Some(&current), Some(rename)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "platform");
+    let renamed = headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_ne!(renamed, current);
+    assert_eq!(read().await.0, renamed);
+
+    // A membership moves the tag too, whoever writes it (as a SCIM group's ETag).
+    groups
+        .add_member(&Actor::system(), eng.id, carol.id)
+        .await
+        .unwrap();
+    let (with_carol, _) = read().await;
+    assert_ne!(with_carol, renamed);
+    let written = a.audit_count().await;
+    for (method, uri, body) in [
+        (Method::PATCH, uri.as_str(), Some(json!({"name": "ops"}))),
+        (Method::DELETE, member.as_str(), None),
+        (Method::DELETE, uri.as_str(), None),
+    ] {
+        let (status, _, body) = a
+            .raw(request(method.clone(), uri, Some(&renamed), body))
+            .await;
+        assert_error(
+            &(status, body),
+            StatusCode::PRECONDITION_FAILED,
+            "changed_since",
+        );
+    }
+    assert_eq!(a.audit_count().await, written);
+    assert_eq!(groups.get(eng.id).await.unwrap().name, "platform");
+    assert_eq!(groups.members(eng.id).await.unwrap().len(), 1);
+
+    // A member removed with the current tag answers the group's new one; added back with a
+    // stale one, refused.
+    let (status, headers, body) = a
+        .raw(request(Method::DELETE, &member, Some(&with_carol), None))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let without = headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_eq!(read().await.0, without);
+    let (status, _, body) = a
+        .raw(request(Method::PUT, &member, Some(&with_carol), None))
+        .await;
+    assert_error(
+        &(status, body),
+        StatusCode::PRECONDITION_FAILED,
+        "changed_since",
+    );
+    assert!(groups.members(eng.id).await.unwrap().is_empty());
+    let (status, headers, body) = a
+        .raw(request(Method::PUT, &member, Some(&without), None))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(read().await.0, headers[header::ETAG].to_str().unwrap());
+
+    // Without If-Match, as before.
+    let (status, _, body) = a
+        .raw(request(
+            Method::PATCH,
+            &uri,
+            None,
+            Some(json!({"name": "eng"})),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "eng");
+    let (tag, _) = read().await;
+    let (status, _, body) = a.raw(request(Method::DELETE, &uri, Some(&tag), None)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert!(groups.find_by_name("eng").await.unwrap().is_none());
+
+    // The OpenAPI document says so for every conditional write.
+    let (_, doc) = a.get("/api/v1/openapi.json").await;
+    for (path, method) in [
+        ("/api/v1/groups/{group}", "patch"),
+        ("/api/v1/groups/{group}", "delete"),
+        ("/api/v1/groups/{group}/members/{user}", "put"),
+        ("/api/v1/groups/{group}/members/{user}", "delete"),
+    ] {
+        let op = &doc["paths"][path][method];
+        let header = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "If-Match" && p["in"] == "header");
+        assert!(
+            header && op["responses"]["412"].is_object(),
+            "{path} {method}: {op}"
+        );
+    }
+}
+crate::on_both_backends!(group_writes_if_match);

@@ -655,3 +655,78 @@ async fn an_edit_from_a_page_opened_before_another_change_is_refused_not_saved_o
         (Some("Cole"), Some("Carol C."), "suspended")
     );
 }
+
+/// A group's rename saved from a page opened before another admin renamed it is refused
+/// (409, the page drawn again with the name there now), not saved over the other rename;
+/// from the page drawn again it goes, also after a member came in (not what the form shows).
+#[tokio::test]
+async fn a_rename_from_a_group_page_opened_before_another_rename_is_refused() {
+    let idp = idp().await;
+    person(&idp, "root", Some(Role::Admin)).await;
+    let carol = person(&idp, "carol", None).await;
+    let payroll = idp
+        .store
+        .groups()
+        .create(
+            &Actor::system(),
+            latchkey_idp::directory::NewGroup::new("Payroll"),
+        )
+        .await
+        .unwrap();
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let route = format!("/admin/groups/{}", payroll.id);
+    let opened = b.get(&route).await;
+    let seen = opened.field("seen").expect("the rename form's version");
+
+    // Meanwhile another admin renames it.
+    idp.store
+        .groups()
+        .rename(&Actor::system(), payroll.id, "Finance")
+        .await
+        .unwrap();
+    let before = written(&idp).await;
+    let rename = format!("{route}/name");
+    let page = b
+        .post(
+            &rename,
+            &[("csrf", &token), ("seen", &seen), ("name", "Pay team")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
+    assert_eq!(
+        page.error_code(),
+        None,
+        "a form's refusal, not an error page"
+    );
+    assert!(
+        page.body.contains("data-field=\"group\"") && page.body.contains("changed by someone else"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("value=\"Finance\""), "{}", page.body);
+    assert_eq!(written(&idp).await, before);
+    assert_eq!(
+        idp.store.groups().get(payroll.id).await.unwrap().name,
+        "Finance"
+    );
+
+    // From the page drawn again it goes, a membership added meanwhile notwithstanding.
+    idp.store
+        .groups()
+        .add_member(&Actor::system(), payroll.id, carol.id)
+        .await
+        .unwrap();
+    let seen = page.field("seen").expect("the rename form drawn again");
+    let saved = b
+        .post(
+            &rename,
+            &[("csrf", &token), ("seen", &seen), ("name", "Pay team")],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(
+        idp.store.groups().get(payroll.id).await.unwrap().name,
+        "Pay team"
+    );
+}

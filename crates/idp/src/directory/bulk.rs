@@ -124,6 +124,14 @@ impl Groups<'_> {
         let at = timestamp::format(now);
         let mut tx = self.store().begin().await?;
         let conn = store::conn(&mut tx);
+        // The group before its membership rows, as every writer takes them: an insert holds
+        // the group's key share (its foreign key) and its trigger then waits for the group's
+        // row (0630), so a writer holding that row and renaming the group deadlocked with it.
+        if !groups::lock_id(&mut *conn, group.id).await? {
+            return Err(Error::UnknownGroup {
+                name: group.name.clone(),
+            });
+        }
         for chunk in members.chunks(MEMBERS_PER_STATEMENT) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| placeholders(i * 4 + 1, 4))

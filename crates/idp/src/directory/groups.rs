@@ -30,6 +30,40 @@ pub struct Group {
     pub updated_at: OffsetDateTime,
 }
 
+impl Group {
+    /// A fingerprint of the group's own fields (name, description, times): what the
+    /// console's rename form was drawn with, and sends back ([`Groups::rename_if`]), so a
+    /// rename from a page opened before someone else's is refused instead of undoing it.
+    /// The derived `Debug` form names every field; a fingerprint lives only as long as a page.
+    pub fn fields_version(&self) -> String {
+        crate::session::token_hash(&format!("{self:?}"))
+    }
+}
+
+/// A group with its members' version (`directory_groups.members_version`, moved by the
+/// database's triggers on every change to what its member list shows, by any writer:
+/// migration 0630), read in one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedGroup {
+    /// The group.
+    pub group: Group,
+    /// Its members' version (a number with no meaning but its changes).
+    pub members_version: i64,
+}
+
+impl VersionedGroup {
+    /// The admin API's `ETag` of the group: a hash of its own fields and its members'
+    /// version, as a SCIM group's is (`scim::render::group`), so a membership added or
+    /// removed by anyone moves it too, and knowing it never reads a member.
+    pub fn version(&self) -> String {
+        crate::session::token_hash(&format!(
+            "{} members {}",
+            self.group.fields_version(),
+            self.members_version
+        ))
+    }
+}
+
 /// What is needed to create a group.
 #[derive(Debug, Clone)]
 pub struct NewGroup {
@@ -82,6 +116,80 @@ where
     .fetch_optional(exec)
     .await?;
     row.map(GroupRow::into_group).transpose()
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionedRow {
+    #[sqlx(flatten)]
+    group: GroupRow,
+    members_version: i64,
+}
+
+/// Loads a group and its members' version in one statement (under the group's row lock if
+/// the caller took it: the membership triggers take it before they move the version).
+pub(crate) async fn fetch_versioned<'e, E>(exec: E, id: GroupId) -> Result<Option<VersionedGroup>>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let row: Option<VersionedRow> = sqlx::query_as(
+        "SELECT id, name, description, created_at, updated_at, members_version \
+         FROM directory_groups WHERE id = $1",
+    )
+    .bind(id.to_db())
+    .fetch_optional(exec)
+    .await?;
+    row.map(|r| {
+        Ok(VersionedGroup {
+            group: r.group.into_group()?,
+            members_version: r.members_version,
+        })
+    })
+    .transpose()
+}
+
+/// How much of a group's row a write locks on PostgreSQL, taken whole before anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowLock {
+    /// A change of membership (`FOR NO KEY UPDATE`, as [`lock_id`] and the triggers take it).
+    Members,
+    /// A rename (its new unique `name_key`) or a deletion (`FOR UPDATE`). Taking the weaker
+    /// lock first and the full one at the write deadlocks with any statement that holds the
+    /// group's key share (a membership insert's foreign key) before its trigger waits for
+    /// the row (a bulk load did, before it locked the group first).
+    Key,
+}
+
+/// Takes the group's row lock and reads it with its members' version, refusing it unless
+/// `admits` it as it is now ([`Error::ChangedSince`]): the check of every conditional write
+/// to a group, inside the write's transaction.
+async fn lock_admitted(
+    conn: &mut AnyConnection,
+    id: GroupId,
+    lock: RowLock,
+    admits: impl FnOnce(&VersionedGroup) -> bool,
+) -> Result<VersionedGroup> {
+    let unknown = || Error::UnknownGroup {
+        name: id.to_string(),
+    };
+    let found = match (lock, store::Backend::of(conn)) {
+        (RowLock::Key, store::Backend::Postgres) => {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM directory_groups WHERE id = $1 FOR UPDATE")
+                    .bind(id.to_db())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            found.is_some()
+        }
+        _ => lock_id(&mut *conn, id).await?,
+    };
+    if !found {
+        return Err(unknown());
+    }
+    let now = fetch_versioned(&mut *conn, id).await?.ok_or_else(unknown)?;
+    if !admits(&now) {
+        return Err(Error::ChangedSince { what: "group" });
+    }
+    Ok(now)
 }
 
 /// Loads a group by case-folded name.
@@ -608,17 +716,37 @@ impl<'s> Groups<'s> {
         rows.into_iter().map(GroupRow::into_group).collect()
     }
 
-    /// Deletes a group, its memberships and its place in application access policies.
-    /// Refuses to take the admin role from its last active holder ([`Error::LastAdmin`]).
-    pub async fn delete(&self, actor: &Actor, id: GroupId) -> Result<()> {
-        let mut tx = self.store.begin().await?;
-        let conn = store::conn(&mut tx);
-        let guard = AdminGuard::take(&mut *conn).await?;
-        let group = fetch(&mut *conn, id)
+    /// The group with this ID and its members' version, read together: the admin API's
+    /// `ETag` ([`VersionedGroup::version`]).
+    pub async fn get_versioned(&self, id: GroupId) -> Result<VersionedGroup> {
+        fetch_versioned(self.store.pool(), id)
             .await?
             .ok_or_else(|| Error::UnknownGroup {
                 name: id.to_string(),
-            })?;
+            })
+    }
+
+    /// Deletes a group, its memberships and its place in application access policies.
+    /// Refuses to take the admin role from its last active holder ([`Error::LastAdmin`]).
+    pub async fn delete(&self, actor: &Actor, id: GroupId) -> Result<()> {
+        self.delete_if(actor, id, |_| true).await
+    }
+
+    /// [`Groups::delete`] from what a client saw (an API `If-Match`): unless `admits` the
+    /// group as it is now (read under its row lock), nothing is written
+    /// ([`Error::ChangedSince`]).
+    pub async fn delete_if(
+        &self,
+        actor: &Actor,
+        id: GroupId,
+        admits: impl FnOnce(&VersionedGroup) -> bool,
+    ) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let guard = AdminGuard::take(&mut *conn).await?;
+        let group = lock_admitted(&mut *conn, id, RowLock::Key, admits)
+            .await?
+            .group;
         remove(&mut *conn, actor, self.store.now(), &group).await?;
         guard.keep(conn).await?;
         store::commit(tx).await?;
@@ -631,42 +759,88 @@ impl<'s> Groups<'s> {
     /// [`crate::provisioning::worker::WantedGroups::renamed`]), so rights they granted to it
     /// stay with it.
     pub async fn rename(&self, actor: &Actor, id: GroupId, name: &str) -> Result<Group> {
+        Ok(self.rename_if(actor, id, name, |_| true).await?.group)
+    }
+
+    /// [`Groups::rename`] from what a client saw (a console form's [`Group::fields_version`],
+    /// an API `If-Match` on [`VersionedGroup::version`]): the group is read under its row
+    /// lock, and unless `admits` it as it is now nothing is written
+    /// ([`Error::ChangedSince`]). Answers the group as it is after.
+    pub async fn rename_if(
+        &self,
+        actor: &Actor,
+        id: GroupId,
+        name: &str,
+        admits: impl FnOnce(&VersionedGroup) -> bool,
+    ) -> Result<VersionedGroup> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
-        let before = fetch(&mut *conn, id)
-            .await?
-            .ok_or_else(|| Error::UnknownGroup {
-                name: id.to_string(),
-            })?;
-        let after = rename(conn, actor, self.store.now(), &before, name).await?;
+        let before = lock_admitted(&mut *conn, id, RowLock::Key, admits).await?;
+        let group = rename(&mut *conn, actor, self.store.now(), &before.group, name).await?;
+        store::commit(tx).await?;
+        self.store.wake_outbox();
+        // A rename moves no member's entry: the members' version is the one read locked.
+        Ok(VersionedGroup {
+            group,
+            members_version: before.members_version,
+        })
+    }
+
+    /// Adds a user to a group; refuses an existing membership.
+    pub async fn add_member(&self, actor: &Actor, group: GroupId, user: UserId) -> Result<()> {
+        self.add_member_if(actor, group, user, |_| true).await?;
+        Ok(())
+    }
+
+    /// [`Groups::add_member`] from what a client saw (an API `If-Match`): unless `admits`
+    /// the group as it is now (read under its row lock), nothing is written
+    /// ([`Error::ChangedSince`]). Answers the group after, its members' version moved.
+    pub async fn add_member_if(
+        &self,
+        actor: &Actor,
+        group: GroupId,
+        user: UserId,
+        admits: impl FnOnce(&VersionedGroup) -> bool,
+    ) -> Result<VersionedGroup> {
+        let mut tx = self.store.begin().await?;
+        let conn = store::conn(&mut tx);
+        let before = lock_admitted(&mut *conn, group, RowLock::Members, admits).await?;
+        let user = load_user(conn, user).await?;
+        insert_member(conn, actor, self.store.now(), &before.group, &user).await?;
+        let after = locked_after(conn, &before).await?;
         store::commit(tx).await?;
         self.store.wake_outbox();
         Ok(after)
     }
 
-    /// Adds a user to a group; refuses an existing membership.
-    pub async fn add_member(&self, actor: &Actor, group: GroupId, user: UserId) -> Result<()> {
-        let mut tx = self.store.begin().await?;
-        let conn = store::conn(&mut tx);
-        let (group, user) = load_pair(conn, group, user).await?;
-        insert_member(conn, actor, self.store.now(), &group, &user).await?;
-        store::commit(tx).await?;
-        self.store.wake_outbox();
-        Ok(())
-    }
-
     /// Removes a user from a group; refuses a missing membership, and one that would take the
     /// admin role from its last active holder ([`Error::LastAdmin`]).
     pub async fn remove_member(&self, actor: &Actor, group: GroupId, user: UserId) -> Result<()> {
+        self.remove_member_if(actor, group, user, |_| true).await?;
+        Ok(())
+    }
+
+    /// [`Groups::remove_member`] from what a client saw (an API `If-Match`): unless `admits`
+    /// the group as it is now (read under its row lock), nothing is written
+    /// ([`Error::ChangedSince`]). Answers the group after, its members' version moved.
+    pub async fn remove_member_if(
+        &self,
+        actor: &Actor,
+        group: GroupId,
+        user: UserId,
+        admits: impl FnOnce(&VersionedGroup) -> bool,
+    ) -> Result<VersionedGroup> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         let guard = AdminGuard::take(&mut *conn).await?;
-        let (group, user) = load_pair(conn, group, user).await?;
-        delete_member(&mut *conn, actor, self.store.now(), &group, &user).await?;
-        guard.keep(conn).await?;
+        let before = lock_admitted(&mut *conn, group, RowLock::Members, admits).await?;
+        let user = load_user(conn, user).await?;
+        delete_member(&mut *conn, actor, self.store.now(), &before.group, &user).await?;
+        guard.keep(&mut *conn).await?;
+        let after = locked_after(conn, &before).await?;
         store::commit(tx).await?;
         self.store.wake_outbox();
-        Ok(())
+        Ok(after)
     }
 
     /// The group's members, ordered by username.
@@ -680,20 +854,20 @@ impl<'s> Groups<'s> {
     }
 }
 
-async fn load_pair(
-    conn: &mut AnyConnection,
-    group: GroupId,
-    user: UserId,
-) -> Result<(Group, User)> {
-    let group = fetch(&mut *conn, group)
-        .await?
-        .ok_or_else(|| Error::UnknownGroup {
-            name: group.to_string(),
-        })?;
-    let user = users::fetch(&mut *conn, user)
+async fn load_user(conn: &mut AnyConnection, user: UserId) -> Result<User> {
+    users::fetch(&mut *conn, user)
         .await?
         .ok_or_else(|| Error::UnknownUser {
             user: user.to_string(),
-        })?;
-    Ok((group, user))
+        })
+}
+
+/// The group `before` named again after a change in this transaction (its row still locked):
+/// its members' version as the triggers moved it.
+async fn locked_after(conn: &mut AnyConnection, before: &VersionedGroup) -> Result<VersionedGroup> {
+    fetch_versioned(conn, before.group.id)
+        .await?
+        .ok_or_else(|| Error::UnknownGroup {
+            name: before.group.name.clone(),
+        })
 }

@@ -12,7 +12,7 @@ pub(crate) mod users;
 pub(crate) mod validate;
 pub(crate) mod words;
 
-pub use groups::{Group, Groups, NewGroup};
+pub use groups::{Group, Groups, NewGroup, VersionedGroup};
 pub use import::ImportReport;
 pub use login::Login;
 pub(crate) use users::UserRow;

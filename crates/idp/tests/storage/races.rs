@@ -39,6 +39,8 @@ on_both_backends!(
     two_admins_revoking_each_other_race,
     suspension_and_the_admin_group_deletion_race,
     an_hr_feeds_deactivation_a_grant_and_a_revocation_leave_an_admin,
+    conditional_writes_of_one_group_from_one_read_race,
+    a_rename_and_a_bulk_load_of_one_group_both_land,
 );
 
 const ROUNDS: usize = 50;
@@ -994,6 +996,104 @@ async fn an_hr_feeds_deactivation_a_grant_and_a_revocation_leave_an_admin(t: Tes
             );
         }
         earlier.extend([u.id, v.id]);
+    }
+    faults.assert_none();
+}
+
+/// Two clients changing one group from one read (the admin API's `If-Match` on its
+/// `ETag`), from two nodes at once: two renames, or a rename and a member added. Exactly
+/// one goes, the other is refused `changed_since`: the version is checked under the
+/// group's row lock, so both cannot have seen it unchanged.
+async fn conditional_writes_of_one_group_from_one_read_race(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let mut faults = Faults::default();
+    let changed = |e: &Error| matches!(e, Error::ChangedSince { what: "group" });
+    for round in 0..ROUNDS {
+        let g = group(&a, &format!("g{round}")).await;
+        let x = user(&a, &format!("x{round}")).await;
+        let seen = a.groups().get_versioned(g.id).await.unwrap().version();
+        let admits = |now: &latchkey_idp::directory::VersionedGroup| now.version() == seen;
+        let (first, second) = tokio::join!(
+            async {
+                a.groups()
+                    .rename_if(&admin(), g.id, &format!("a{round}"), admits)
+                    .await
+            },
+            async {
+                b.groups()
+                    .rename_if(&admin(), g.id, &format!("b{round}"), admits)
+                    .await
+            },
+        );
+        faults.one_wins(round, &first, &second, changed);
+        let seen = a.groups().get_versioned(g.id).await.unwrap().version();
+        let admits = |now: &latchkey_idp::directory::VersionedGroup| now.version() == seen;
+        let (renamed, added) = tokio::join!(
+            async {
+                a.groups()
+                    .rename_if(&admin(), g.id, &format!("c{round}"), admits)
+                    .await
+            },
+            async { b.groups().add_member_if(&admin(), g.id, x.id, admits).await },
+        );
+        faults.one_wins(round, &renamed, &added, changed);
+    }
+    faults.assert_none();
+}
+
+/// A group renamed while a bulk load adds members to it, from two nodes at once, by the
+/// directory (console, API) and by SCIM: both land. The load's insert holds the group's key
+/// share (its foreign key) and its trigger then waits for the group's row (0630): a load that
+/// did not lock the group first deadlocked with a SCIM rename (which holds the row, then
+/// needs its full lock for the new unique name), and so did a directory rename that took the
+/// row's weaker lock first, on PostgreSQL.
+async fn a_rename_and_a_bulk_load_of_one_group_both_land(t: TestStore) {
+    let (a, b) = nodes(&t).await;
+    let token = scim_token(&a).await;
+    let scim_a = ScimDirectory::new(a.clone(), BASE);
+    let mut faults = Faults::default();
+    for round in 0..ROUNDS {
+        let g = group(&a, &format!("g{round}")).await;
+        let x = user(&a, &format!("x{round}")).await;
+        let (renamed, loaded) = tokio::join!(
+            async {
+                a.groups()
+                    .rename(&admin(), g.id, &format!("r{round}"))
+                    .await
+            },
+            async {
+                b.groups()
+                    .add_members(&admin(), &g, std::slice::from_ref(&x))
+                    .await
+            },
+        );
+        let fault =
+            faults.store(round, "renamed", &renamed) | faults.store(round, "loaded", &loaded);
+        if !fault {
+            renamed.unwrap();
+            loaded.unwrap();
+        }
+        let h = group(&a, &format!("h{round}")).await;
+        let rename = json!({"schemas": [PATCH], "Operations": [
+            {"op": "replace", "path": "displayName", "value": format!("s{round}")}]});
+        let (renamed, loaded) = tokio::join!(
+            async {
+                scim_a
+                    .patch_group(&token, &h.id.to_string(), &rename, None)
+                    .await
+            },
+            async {
+                b.groups()
+                    .add_members(&admin(), &h, std::slice::from_ref(&x))
+                    .await
+            },
+        );
+        let fault =
+            faults.scim(round, "scim renamed", &renamed) | faults.store(round, "loaded", &loaded);
+        if !fault {
+            renamed.unwrap();
+            loaded.unwrap();
+        }
     }
     faults.assert_none();
 }
