@@ -97,6 +97,8 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
     // file keys: loaded now, so a missing or unreadable key stops the start, not a sign-in.
     let sealing_kek = latchkey_idp::mfa::totp::sealing_kek(&config, &ProcessEnv)
         .context("cannot load the key that seals TOTP secrets")?;
+    // Wrong API and SCIM tokens, throttled per client network; counted in /metrics.
+    let bearer = latchkey_idp_web::bearer::BearerGuard::new(&settings);
     let state =
         WebState::new(store.clone(), settings, keys)
             .with_webauthn(&config.webauthn)
@@ -108,6 +110,7 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
             }));
     state.metrics().count_log_drops(move || log_drops.total());
     state.metrics().count_mail(mailer.stats_handle());
+    state.metrics().count_bearer(bearer.stats());
     // The SCIM client: delivers the outbox to connected applications (sealed tokens open
     // with the same KEK as TOTP secrets).
     let scim_kek = std::sync::Arc::new(
@@ -137,9 +140,14 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
         .merge(latchkey_idp_web::api::router(
             latchkey_idp_web::api::ApiState::new(store.clone())
                 .with_enrollment(&base_url, config.enrollment, mailer)
-                .with_sealing_kek(scim_kek),
+                .with_sealing_kek(scim_kek)
+                .with_bearer_guard(bearer.clone()),
         ))
-        .merge(latchkey_idp_web::scim::router(store.clone(), &base_url));
+        .merge(latchkey_idp_web::scim::router_with(
+            store.clone(),
+            &base_url,
+            bearer,
+        ));
 
     let janitor = tokio::spawn(purge_sessions(store.clone(), config.audit.retention()));
     let listener = tokio::net::TcpListener::bind(listen)

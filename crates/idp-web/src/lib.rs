@@ -26,6 +26,7 @@
 pub mod account;
 pub mod api;
 pub mod assets;
+pub mod bearer;
 pub mod console;
 pub mod cookies;
 pub mod error;
@@ -353,13 +354,22 @@ pub(crate) fn client_addr(
     headers: &HeaderMap,
     connect: Option<&ConnectInfo<SocketAddr>>,
 ) -> String {
+    client_address(settings.trust_forwarded_for, headers, connect)
+}
+
+/// [`client_addr`] for a surface that holds only `trust_forwarded_for`.
+pub(crate) fn client_address(
+    trust_forwarded_for: bool,
+    headers: &HeaderMap,
+    connect: Option<&ConnectInfo<SocketAddr>>,
+) -> String {
     latchkey_sp::network::client_address(
         headers
             .get_all("x-forwarded-for")
             .iter()
             .map(|v| v.to_str().unwrap_or_default()),
         connect.map(|c| c.0.ip()),
-        settings.trust_forwarded_for,
+        trust_forwarded_for,
     )
     .unwrap_or_else(|| "unknown".into())
 }

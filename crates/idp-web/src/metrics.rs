@@ -41,6 +41,7 @@ pub struct Metrics {
     mail: OnceLock<std::sync::Arc<latchkey_idp::mail::MailStats>>,
     scim: OnceLock<std::sync::Arc<latchkey_idp::provisioning::worker::DeliveryStats>>,
     checkpoints: OnceLock<std::sync::Arc<latchkey_idp::store::checkpoint::CheckpointStats>>,
+    bearer: OnceLock<std::sync::Arc<crate::bearer::BearerStats>>,
 }
 
 /// A count kept outside this crate (the binary owns the log writer), read at each scrape.
@@ -123,6 +124,13 @@ impl Metrics {
         stats: std::sync::Arc<latchkey_idp::store::checkpoint::CheckpointStats>,
     ) {
         let _ = self.checkpoints.set(stats);
+    }
+
+    /// Exports `latchkey_bearer_tokens_refused_total{surface,reason}`: bearer tokens the
+    /// admin API and SCIM server answered 401 (`wrong`), and requests refused unread because
+    /// their network sent too many of those (`throttled`). Only the first call counts.
+    pub fn count_bearer(&self, stats: std::sync::Arc<crate::bearer::BearerStats>) {
+        let _ = self.bearer.set(stats);
     }
 
     /// The Prometheus text exposition.
@@ -225,6 +233,18 @@ impl Metrics {
             );
             out.push_str("# TYPE latchkey_sqlite_wal_frames gauge\n");
             let _ = writeln!(out, "latchkey_sqlite_wal_frames {}", c.wal_frames());
+        }
+        if let Some(b) = self.bearer.get() {
+            out.push_str(
+                "# HELP latchkey_bearer_tokens_refused_total Admin API and SCIM requests refused: a wrong bearer token (wrong), or too many of those from the client's network (throttled).\n",
+            );
+            out.push_str("# TYPE latchkey_bearer_tokens_refused_total counter\n");
+            for (surface, reason, n) in b.series() {
+                let _ = writeln!(
+                    out,
+                    "latchkey_bearer_tokens_refused_total{{surface=\"{surface}\",reason=\"{reason}\"}} {n}"
+                );
+            }
         }
         out
     }

@@ -5,6 +5,9 @@
 //! - Every route needs a live token of scope `scim` (`latchkey token create NAME --scope
 //!   scim`); an admin API token gets the same 401 as an unknown one, and a SCIM token gets
 //!   401 on `/api/v1`.
+//! - A request presenting a token first takes its client network's slot of the bearer-token
+//!   throttle ([`crate::bearer`]): past `[server] bad_tokens_per_network` wrong tokens it is
+//!   refused (429, `Retry-After`) without its token being looked up.
 //! - A slot among [`MAX_IN_FLIGHT`] is taken in one atomic step before the token is even
 //!   looked up (503 with `Retry-After` past it), and a body over
 //!   `latchkey_scim::MAX_BODY_BYTES` is refused with 413 before it is read past the limit.
@@ -16,6 +19,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::Value;
 
+use crate::bearer::{BearerGuard, Surface};
 use latchkey_idp::Store;
 use latchkey_idp::scim::ScimDirectory;
 use latchkey_idp::tokens::TokenInfo;
@@ -34,13 +38,27 @@ struct Server {
     in_flight: InFlight,
 }
 
-/// The SCIM routes under `/scim/v2`, resources located under `base_url` + `/scim/v2`.
+/// The SCIM routes under `/scim/v2`, resources located under `base_url` + `/scim/v2`, wrong
+/// tokens throttled by the default [`BearerGuard`].
 pub fn router(store: Store, base_url: &str) -> Router {
+    router_with(store, base_url, BearerGuard::default())
+}
+
+/// [`router`], wrong tokens throttled per client network as `guard` says (the server's
+/// settings): a network past them is refused (429) before its token is looked up.
+pub fn router_with(store: Store, base_url: &str, guard: BearerGuard) -> Router {
     let base = format!("{}/scim/v2", base_url.trim_end_matches('/'));
+    let gate_store = store.clone();
     let v2 = routes::router(Arc::new(Server {
         directory: ScimDirectory::new(store, base),
         in_flight: InFlight::new(MAX_IN_FLIGHT),
     }))
+    .route_layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let (store, guard) = (gate_store.clone(), guard.clone());
+            async move { crate::bearer::gate(&store, &guard, Surface::Scim, req, next).await }
+        },
+    ))
     .layer(axum::middleware::from_fn(crate::headers::api));
     Router::new().nest("/scim/v2", v2)
 }

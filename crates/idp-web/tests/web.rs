@@ -23,6 +23,7 @@ mod web {
     mod api_http;
     pub mod app_copies;
     mod audit_lines;
+    pub mod bad_tokens;
     pub mod bursts;
     pub mod console;
     mod console_apps;

@@ -328,7 +328,8 @@ latchkey_saml::stable_codes! {
         LinkExpired = "link_expired",
         /// An invitation or reset link was used already, or a newer one replaced it.
         LinkUsed = "link_used",
-        /// Too many requests of this kind (password resets) for the account or address.
+        /// Too many requests of this kind (password resets, wrong bearer tokens) for the
+        /// account or client network.
         Throttled = "throttled",
         /// Hashing a password failed (Argon2 parameters the library refuses).
         PasswordHashFailed = "password_hash_failed",

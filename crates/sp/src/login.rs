@@ -71,6 +71,18 @@ pub const PENDING_PER_NETWORK: usize = 200;
 /// owner no more than a twentieth of the default capacity.
 pub const PENDING_PER_WIDE_NETWORK: usize = WIDE_NETWORK_FACTOR as usize * PENDING_PER_NETWORK;
 
+/// For an IPv6 /64 `network`, the networks of its /48 ([`wide_network_of`]) as a range in
+/// byte order, `[start, end)` (the prefix ends in `:`, and `;` is the next byte); empty
+/// strings for any other network, which has no /48 bound.
+fn wide_range(network: &str) -> (String, String) {
+    wide_network_of(network)
+        .and_then(|wide| {
+            let stem = wide.strip_suffix(':')?;
+            Some((wide.to_owned(), format!("{stem};")))
+        })
+        .unwrap_or_default()
+}
+
 /// Outstanding requests, in memory.
 ///
 /// # Security
@@ -318,7 +330,6 @@ impl SqlPendingRequests {
         } else {
             i64::MAX
         };
-        let wide = wide_network_of(&network).unwrap_or_default();
         let per_wide = i64::try_from(PENDING_PER_WIDE_NETWORK).unwrap_or(i64::MAX);
         let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
         if self.db.backend() == crate::store::Backend::Postgres {
@@ -334,29 +345,23 @@ impl SqlPendingRequests {
             .await
             .map_err(StoreError::from)?;
         let key = Uuid::new_v4().simple().to_string();
-        let inserted = sqlx::query(
-            "INSERT INTO sp_pending_requests \
-             (relay_state, request_id, return_to, expires_at, client, browser) \
-             SELECT $1, $2, $3, $4, $5, $10 WHERE (SELECT COUNT(*) FROM sp_pending_requests) < $6 \
-             AND (SELECT COUNT(*) FROM sp_pending_requests WHERE client = $5) < $7 \
-             AND ($8 = '' OR (SELECT COUNT(*) FROM sp_pending_requests \
-                 WHERE substr(client, 1, length($8)) = $8) < $9)",
-        )
-        .bind(key.clone())
-        .bind(request.request_id)
-        .bind(request.return_to)
-        .bind(millis(request.expires_at))
-        .bind(network.clone())
-        .bind(i64::try_from(self.capacity).unwrap_or(i64::MAX))
-        .bind(per_network)
-        // The /48's count reads every row, as the total's does: the table is bounded.
-        .bind(wide.to_owned())
-        .bind(per_wide)
-        .bind(request.browser.unwrap_or_default())
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?
-        .rows_affected();
+        let (wide, wide_end) = wide_range(&network);
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(self.insert_sql()))
+            .bind(key.clone())
+            .bind(request.request_id)
+            .bind(request.return_to)
+            .bind(millis(request.expires_at))
+            .bind(network.clone())
+            .bind(i64::try_from(self.capacity).unwrap_or(i64::MAX))
+            .bind(per_network)
+            .bind(wide)
+            .bind(per_wide)
+            .bind(wide_end)
+            .bind(request.browser.unwrap_or_default())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?
+            .rows_affected();
         if inserted == 0 {
             // Which bound was reached (read in the same transaction).
             let (all, mine): (i64, i64) = sqlx::query_as(
@@ -378,6 +383,74 @@ impl SqlPendingRequests {
         }
         tx.commit().await.map_err(StoreError::from)?;
         Ok(key)
+    }
+
+    /// `client` as the statements counting clients compare it: in byte order, so that a
+    /// /48's networks are one range of the client index. SQLite's default collation is
+    /// byte-wise; PostgreSQL is told `COLLATE "C"`, which its client index is in.
+    fn client_column(&self) -> &'static str {
+        match self.db.backend() {
+            crate::store::Backend::Postgres => "client COLLATE \"C\"",
+            crate::store::Backend::Sqlite => "client",
+        }
+    }
+
+    /// The conditional insert of [`Self::insert`]: the client's count and its /48's (a range
+    /// of the client index), then the total.
+    fn insert_sql(&self) -> String {
+        let client = self.client_column();
+        format!(
+            "INSERT INTO sp_pending_requests \
+             (relay_state, request_id, return_to, expires_at, client, browser) \
+             SELECT $1, $2, $3, $4, $5, $11 \
+             WHERE (SELECT COUNT(*) FROM sp_pending_requests WHERE {client} = $5) < $7 \
+             AND ($8 = '' OR (SELECT COUNT(*) FROM sp_pending_requests \
+                 WHERE {client} >= $8 AND {client} < $10) < $9) \
+             AND (SELECT COUNT(*) FROM sp_pending_requests) < $6"
+        )
+    }
+
+    /// The database's plan (not run) for a login started by `client`, one line per step,
+    /// for the test that each count is read off an index. Not part of the API.
+    #[doc(hidden)]
+    pub async fn explain_insert(&self, client: &str) -> Result<Vec<String>, Error> {
+        use sqlx::Row;
+        let network = network_of(client);
+        let (wide, wide_end) = wide_range(&network);
+        let postgres = self.db.backend() == crate::store::Backend::Postgres;
+        let explain = if postgres {
+            "EXPLAIN"
+        } else {
+            "EXPLAIN QUERY PLAN"
+        };
+        let text = format!("{explain} {}", self.insert_sql());
+        let rows = sqlx::query(sqlx::AssertSqlSafe(text))
+            .bind(String::new())
+            .bind(String::new())
+            .bind(None::<String>)
+            .bind(0_i64)
+            .bind(network)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(wide)
+            .bind(0_i64)
+            .bind(wide_end)
+            .bind(String::new())
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
+        let mut lines = Vec::new();
+        for row in rows {
+            lines.push(
+                if postgres {
+                    row.try_get::<String, _>(0)
+                } else {
+                    row.try_get::<String, _>("detail")
+                }
+                .map_err(StoreError::from)?,
+            );
+        }
+        Ok(lines)
     }
 
     async fn take(

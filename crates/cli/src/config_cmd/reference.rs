@@ -253,6 +253,23 @@ pub const LATCHKEY_TOML: &[Key] = &[
          `parked_per_network`.",
     ),
     key(
+        "server.bad_tokens_per_network",
+        "integer",
+        Literal("10"),
+        "Wrong bearer tokens (admin API, SCIM) one client network may present within \
+         `bad_tokens_window_seconds` (an IPv6 client counts as its /64, and the /64s of one /48 \
+         may present five times this together); past it the network's bearer-token requests \
+         are answered `429` with `Retry-After`, without their token being looked up, until the \
+         window has passed. A right token gives its place back. Counted in \
+         `latchkey_bearer_tokens_refused_total`.",
+    ),
+    key(
+        "server.bad_tokens_window_seconds",
+        "integer",
+        Literal("300"),
+        "The window of `bad_tokens_per_network`, and how long its refusal lasts: 1-3600.",
+    ),
+    key(
         "keys",
         "table",
         Unset(EACH),

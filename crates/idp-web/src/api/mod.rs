@@ -54,6 +54,8 @@ pub struct ApiState {
     /// The KEK that seals SCIM tokens; without it, setting a SCIM connection answers
     /// `internal`.
     sealing_kek: Option<std::sync::Arc<latchkey_idp::keys::Kek>>,
+    /// Wrong tokens per client network ([`crate::bearer`]).
+    bearer: crate::bearer::BearerGuard,
 }
 
 impl ApiState {
@@ -66,7 +68,16 @@ impl ApiState {
             enrollment: latchkey_idp::config::EnrollmentConfig::default(),
             mailer: latchkey_idp::mail::Mailer::disabled(),
             sealing_kek: None,
+            bearer: crate::bearer::BearerGuard::default(),
         }
+    }
+
+    /// Wrong tokens are throttled per client network as `guard` says (the server's
+    /// settings; default [`latchkey_idp::session::ThrottlePolicy::BEARER_TOKEN`], the
+    /// socket peer as the client).
+    pub fn with_bearer_guard(mut self, guard: crate::bearer::BearerGuard) -> Self {
+        self.bearer = guard;
+        self
     }
 
     /// SCIM tokens set through the API are sealed with `kek`.
@@ -201,6 +212,11 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             extract::require_token,
+        ))
+        // Outside the token check: a network past its wrong tokens is refused unread.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            bearer_gate,
         ));
     let v1 = Router::new()
         .route("/openapi.json", get(openapi_json))
@@ -210,6 +226,21 @@ pub fn router(state: ApiState) -> Router {
         .layer(axum::middleware::from_fn(crate::headers::api))
         .with_state(state);
     Router::new().nest("/api/v1", v1)
+}
+
+async fn bearer_gate(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    crate::bearer::gate(
+        &state.store,
+        &state.bearer,
+        crate::bearer::Surface::Api,
+        req,
+        next,
+    )
+    .await
 }
 
 async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {

@@ -22,6 +22,8 @@ mod web {
     pub mod api;
     #[path = "../../web/app_copies.rs"]
     pub mod app_copies;
+    #[path = "../../web/bad_tokens.rs"]
+    pub mod bad_tokens;
     #[path = "../../web/bursts.rs"]
     pub mod bursts;
     #[path = "../../web/readiness.rs"]

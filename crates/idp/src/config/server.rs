@@ -17,6 +17,8 @@
 //! # metrics_token = "..."              # or with `Authorization: Bearer <token>`
 //! parked_per_network = 1000            # sign-ins waiting for the user, per client network
 //! parked_max = 50000                   # ... and all networks' together
+//! bad_tokens_per_network = 10          # wrong API/SCIM bearer tokens before 429 ...
+//! bad_tokens_window_seconds = 300      # ... for this long
 //! ```
 //!
 //! Environment overrides: `LATCHKEY_LISTEN`, `LATCHKEY_BASE_URL`, `LATCHKEY_COOKIE_SECURE`,
@@ -34,7 +36,7 @@ use super::metrics_access::{MetricsAccess, Network};
 use crate::config::{Config, Environment};
 use crate::error::{Error, Result};
 use crate::keys::KeyAlgorithm;
-use crate::session::ParkCaps;
+use crate::session::{MAX_BEARER_WINDOW, ParkCaps, ThrottlePolicy};
 
 /// The `[server]` section as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +72,11 @@ pub struct ServerConfig {
     /// user signs in, in all; a signed-in user's own count only towards
     /// `parked_per_network`.
     pub parked_max: u32,
+    /// Wrong bearer tokens (admin API, SCIM) one client network may present within
+    /// `bad_tokens_window_seconds` before its bearer-token requests are refused (429).
+    pub bad_tokens_per_network: u32,
+    /// How long that window is, and how long the refusal lasts.
+    pub bad_tokens_window_seconds: u32,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +96,9 @@ impl Default for ServerConfig {
             metrics_token: None,
             parked_per_network: ParkCaps::DEFAULT.per_owner,
             parked_max: ParkCaps::DEFAULT.total,
+            // ThrottlePolicy::BEARER_TOKEN's (a test holds them to it).
+            bad_tokens_per_network: 10,
+            bad_tokens_window_seconds: 300,
         }
     }
 }
@@ -129,6 +139,8 @@ pub struct ServerSettings {
     pub console_require_mfa: bool,
     /// How many requests may be parked while their users sign in.
     pub park_caps: ParkCaps,
+    /// Wrong bearer tokens per client network (`bad_tokens_per_network`, `_window_seconds`).
+    pub bad_tokens: ThrottlePolicy,
 }
 
 fn bad(reason: impl Into<String>) -> Error {
@@ -242,6 +254,15 @@ impl ServerSettings {
                 "parked_per_network must be at least 1 and at most parked_max",
             ));
         }
+        let window = Duration::seconds(i64::from(raw.bad_tokens_window_seconds));
+        if raw.bad_tokens_per_network == 0
+            || raw.bad_tokens_window_seconds == 0
+            || window > MAX_BEARER_WINDOW
+        {
+            return Err(bad(
+                "bad_tokens_per_network must be at least 1, and bad_tokens_window_seconds 1-3600",
+            ));
+        }
         Ok(ServerSettings {
             listen,
             base_url,
@@ -262,6 +283,10 @@ impl ServerSettings {
                 per_owner: raw.parked_per_network,
                 total: raw.parked_max,
             },
+            bad_tokens: ThrottlePolicy::bearer_tokens(
+                i64::from(raw.bad_tokens_per_network),
+                window,
+            ),
         })
     }
 
@@ -318,6 +343,13 @@ mod tests {
         assert!(with(|r| r.session_idle_minutes = 0).is_err());
         assert!(with(|r| r.session_idle_minutes = 600).is_err());
         assert!(with(|r| r.assertion_validity_seconds = 86_400).is_err());
+        assert!(with(|r| r.bad_tokens_per_network = 0).is_err());
+        assert!(with(|r| r.bad_tokens_window_seconds = 0).is_err());
+        assert!(with(|r| r.bad_tokens_window_seconds = 3_601).is_err());
+        assert_eq!(
+            with(|_| {}).unwrap().bad_tokens,
+            ThrottlePolicy::BEARER_TOKEN
+        );
         let err = with(|r| r.metrics_allow = vec!["10.0.0.0/40".into()]).unwrap_err();
         assert!(err.to_string().contains("metrics_allow"), "{err}");
     }

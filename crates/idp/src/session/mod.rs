@@ -21,7 +21,9 @@ use zeroize::Zeroizing;
 
 pub use device::DeviceKeys;
 pub use parked::{PARK_TTL, ParkCaps, ParkOwner, Parkable, ParkedRequests, WIDE_OWNER_FACTOR};
-pub use throttle::{Admission, Attempt, OnSuccess, Slot, Throttle, ThrottlePolicy, network_of};
+pub use throttle::{
+    Admission, Attempt, MAX_BEARER_WINDOW, OnSuccess, Slot, Throttle, ThrottlePolicy, network_of,
+};
 
 use crate::directory::{User, UserRow, UserStatus};
 use crate::error::Result;

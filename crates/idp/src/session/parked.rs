@@ -151,60 +151,25 @@ impl<'s> ParkedRequests<'s> {
             .bind(timestamp::format(now))
             .execute(&mut *tx)
             .await?;
-        // The /48's owners, and all anonymous owners, are ranges of `owner` in byte order
-        // (a prefix ends in `:`, and `;` is the next byte): SQLite compares bytes and reads
-        // them off the `owner` index; PostgreSQL is told to compare bytes, and reads every
-        // live row for them.
-        let wide = owner.wide().unwrap_or_default();
-        let wide_end = match wide.strip_suffix(':') {
-            Some(stem) => format!("{stem};"),
-            None => String::new(),
-        };
-        // A user's park neither counts towards the total nor is held back by it.
-        let (anonymous, anonymous_end) = if owner.is_anonymous() {
-            (ANONYMOUS, ANONYMOUS_END)
-        } else {
-            ("", "")
-        };
-        let key_column = match self.store.backend() {
-            crate::store::Backend::Postgres => "owner COLLATE \"C\"",
-            crate::store::Backend::Sqlite => "owner",
-        };
-        let sql = format!(
-            "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at, owner) \
-             SELECT $1, $2, $3, $4, $5 \
-             WHERE (SELECT COUNT(*) FROM sso_parked_requests WHERE owner = $5) < $6 \
-             AND ($11 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
-                 WHERE {key_column} >= $11 AND {key_column} < $12) < $7) \
-             AND ($8 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
-                 WHERE {key_column} >= $8 AND {key_column} < $9) < $10)"
-        );
-        // Only a column name is formatted in; every value is bound.
-        let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(kind_hash::<T>(&key))
-            .bind(json)
-            .bind(timestamp::format(now))
-            .bind(timestamp::format(now + PARK_TTL))
-            .bind(&owner.0)
-            .bind(i64::from(self.caps.per_owner))
-            .bind(i64::from(self.caps.total))
-            .bind(wide)
-            .bind(wide_end)
-            .bind(i64::from(
-                self.caps.per_owner.saturating_mul(WIDE_OWNER_FACTOR),
-            ))
-            .bind(anonymous)
-            .bind(anonymous_end)
+        let inserted = self
+            .bind_park(
+                sqlx::query(sqlx::AssertSqlSafe(self.park_sql())),
+                owner,
+                kind_hash::<T>(&key),
+                json,
+                now,
+            )
             .execute(&mut *tx)
             .await?
             .rows_affected();
         if inserted == 0 {
             // Which cap was reached (read in the same transaction).
-            let mine: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM sso_parked_requests WHERE owner = $1")
-                    .bind(&owner.0)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let key_column = self.key_column();
+            let sql = format!("SELECT COUNT(*) FROM sso_parked_requests WHERE {key_column} = $1");
+            let mine: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(&owner.0)
+                .fetch_one(&mut *tx)
+                .await?;
             let full = if owner.is_anonymous() {
                 let sql = format!(
                     "SELECT COUNT(*) FROM sso_parked_requests \
@@ -235,6 +200,91 @@ impl<'s> ParkedRequests<'s> {
         }
         crate::store::commit(tx).await?;
         Ok(key.to_string())
+    }
+
+    /// `owner` as every statement counting owners compares it: in byte order. The /48's
+    /// owners, and all anonymous owners, are ranges of `owner` in byte order (a prefix ends
+    /// in `:`, and `;` is the next byte). SQLite's default collation is byte-wise; PostgreSQL
+    /// is told `COLLATE "C"`, which the owner index (migration 0640) is in, so each count
+    /// reads that index's range, never the table.
+    fn key_column(&self) -> &'static str {
+        match self.store.backend() {
+            crate::store::Backend::Postgres => "owner COLLATE \"C\"",
+            crate::store::Backend::Sqlite => "owner",
+        }
+    }
+
+    /// The conditional insert [`Self::park`] takes a place with. The caps are checked
+    /// cheapest first (the owner's rows, its /48's, then all anonymous ones), and each count
+    /// only when the ones before it passed.
+    fn park_sql(&self) -> String {
+        let key_column = self.key_column();
+        format!(
+            "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at, owner) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE (SELECT COUNT(*) FROM sso_parked_requests WHERE {key_column} = $5) < $6 \
+             AND ($8 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
+                 WHERE {key_column} >= $8 AND {key_column} < $9) < $10) \
+             AND ($11 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
+                 WHERE {key_column} >= $11 AND {key_column} < $12) < $7)"
+        )
+    }
+
+    /// Binds [`Self::park_sql`]'s values for a park by `owner`. Only a column name is
+    /// formatted into the statement; every value is bound.
+    fn bind_park<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+        owner: &ParkOwner,
+        key_hash: String,
+        json: String,
+        now: OffsetDateTime,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        let wide = owner.wide().unwrap_or_default();
+        let wide_end = match wide.strip_suffix(':') {
+            Some(stem) => format!("{stem};"),
+            None => String::new(),
+        };
+        // A user's park neither counts towards the total nor is held back by it.
+        let (anonymous, anonymous_end) = if owner.is_anonymous() {
+            (ANONYMOUS, ANONYMOUS_END)
+        } else {
+            ("", "")
+        };
+        query
+            .bind(key_hash)
+            .bind(json)
+            .bind(timestamp::format(now))
+            .bind(timestamp::format(now + PARK_TTL))
+            .bind(owner.0.clone())
+            .bind(i64::from(self.caps.per_owner))
+            .bind(i64::from(self.caps.total))
+            .bind(wide)
+            .bind(wide_end)
+            .bind(i64::from(
+                self.caps.per_owner.saturating_mul(WIDE_OWNER_FACTOR),
+            ))
+            .bind(anonymous)
+            .bind(anonymous_end)
+    }
+
+    /// The database's plan for a park by `owner` (not run), for the tests that hold every
+    /// count of owners to an index.
+    #[doc(hidden)]
+    pub async fn explain_park(&self, owner: &ParkOwner, now: OffsetDateTime) -> Result<String> {
+        let postgres = self.store.backend() == crate::store::Backend::Postgres;
+        let sql = crate::store::sql::explain(&self.park_sql(), postgres);
+        let rows = self
+            .bind_park(
+                sqlx::query(sqlx::AssertSqlSafe(sql)),
+                owner,
+                String::new(),
+                String::new(),
+                now,
+            )
+            .fetch_all(self.store.pool())
+            .await?;
+        crate::store::sql::plan_of(rows, postgres)
     }
 
     /// Parks `payload` under a key the caller already holds (one made by [`super::fresh_token`]

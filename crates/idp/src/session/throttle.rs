@@ -143,6 +143,27 @@ impl ThrottlePolicy {
         on_success: OnSuccess::GiveBack,
     };
 
+    /// Wrong bearer tokens (the admin API's, the SCIM server's) from one client network:
+    /// `[server] bad_tokens_per_network` of them within `bad_tokens_window_seconds` and the
+    /// network's further bearer-token requests are refused until the window has passed
+    /// ([`Self::bearer_tokens`]); these are the defaults.
+    pub const BEARER_TOKEN: ThrottlePolicy = Self::bearer_tokens(10, Duration::minutes(5));
+
+    /// Bearer-token requests from one client network: the one that brings `wrong` wrong
+    /// tokens blocks the network for `window` (each further one admitted after a block, for
+    /// `window` again: no doubling), and a run ends after `window` without an admitted
+    /// request. Every request takes a slot before its token is looked up; a right token
+    /// gives it back.
+    pub const fn bearer_tokens(wrong: i64, window: Duration) -> ThrottlePolicy {
+        ThrottlePolicy {
+            free: wrong,
+            base: window,
+            max_block: window,
+            quiet: window,
+            on_success: OnSuccess::GiveBack,
+        }
+    }
+
     /// [`Self::RESET_ADDRESS`] for the /64s of one IPv6 /48 together (as [`Self::WIDE_ADDRESS`]).
     pub const WIDE_RESET_ADDRESS: ThrottlePolicy = Self::RESET_ADDRESS.widened();
 
@@ -179,26 +200,20 @@ impl ThrottlePolicy {
 /// How many /64s' worth of free attempts the /64s of one /48 have together.
 const WIDE_FACTOR: i64 = WIDE_NETWORK_FACTOR as i64;
 
-/// The keys of a client network, each with the key and policy of an IPv6 client's /48
-/// beside it: an address slot taken alone would give whoever holds a /48 65,536 budgets.
-const WIDE_KEYS: [(&str, &str, ThrottlePolicy); 4] = [
-    ("addr:", "addr48:", ThrottlePolicy::WIDE_ADDRESS),
-    (
-        "reset-addr:",
-        "reset-addr48:",
-        ThrottlePolicy::WIDE_RESET_ADDRESS,
-    ),
-    (
-        "refused-addr:",
-        "refused-addr48:",
-        ThrottlePolicy::WIDE_REFUSED_REQUEST,
-    ),
-    (
-        "unsigned-logout:",
-        "unsigned-logout48:",
-        ThrottlePolicy::WIDE_UNSIGNED_LOGOUT,
-    ),
+/// The keys of a client network, each with the key of an IPv6 client's /48 beside it (whose
+/// policy is the network's [`ThrottlePolicy::widened`]): an address slot taken alone would
+/// give whoever holds a /48 65,536 budgets.
+const WIDE_KEYS: [(&str, &str); 5] = [
+    ("addr:", "addr48:"),
+    ("reset-addr:", "reset-addr48:"),
+    ("refused-addr:", "refused-addr48:"),
+    ("unsigned-logout:", "unsigned-logout48:"),
+    ("bearer-addr:", "bearer-addr48:"),
 ];
+
+/// The longest window [`ThrottlePolicy::bearer_tokens`] may be given (`[server]
+/// bad_tokens_window_seconds`): [`Throttle::purge`] forgets runs quiet for longer.
+pub const MAX_BEARER_WINDOW: Duration = Duration::hours(1);
 
 /// The doubling stops here (2^20 times the base is past any sensible maximum).
 const MAX_SHIFT: i64 = 20;
@@ -304,6 +319,15 @@ impl Slot {
         }
     }
 
+    /// A request presenting a bearer token (admin API, SCIM) from a client address, under
+    /// `policy` (the server's [`ThrottlePolicy::bearer_tokens`]).
+    pub fn bearer_token(address: &str, policy: ThrottlePolicy) -> Slot {
+        Slot {
+            key: format!("bearer-addr:{}", network_of(address)),
+            policy,
+        }
+    }
+
     /// The key in the table.
     pub fn key(&self) -> &str {
         &self.key
@@ -311,11 +335,11 @@ impl Slot {
 
     /// For an IPv6 client's address slot (of any kind in [`WIDE_KEYS`]), the slot of its /48.
     fn wide(&self) -> Option<Slot> {
-        WIDE_KEYS.iter().find_map(|(prefix, wide_prefix, policy)| {
+        WIDE_KEYS.iter().find_map(|(prefix, wide_prefix)| {
             let network = self.key.strip_prefix(prefix)?;
             wide_network_of(network).map(|wide| Slot {
                 key: format!("{wide_prefix}{wide}"),
-                policy: *policy,
+                policy: self.policy.widened(),
             })
         })
     }
@@ -502,6 +526,8 @@ impl<'s> Throttle<'s> {
             ThrottlePolicy::WIDE_REFUSED_REQUEST,
             ThrottlePolicy::UNSIGNED_LOGOUT,
             ThrottlePolicy::WIDE_UNSIGNED_LOGOUT,
+            // `bad_tokens_window_seconds` is at most an hour: no longer than these.
+            ThrottlePolicy::bearer_tokens(1, MAX_BEARER_WINDOW),
         ]
         .iter()
         .map(|p| millis(p.quiet))
@@ -596,6 +622,11 @@ mod tests {
                 "unsigned-logout48:2001:db8:1:",
                 ThrottlePolicy::WIDE_UNSIGNED_LOGOUT,
             ),
+            (
+                Slot::bearer_token(v6, ThrottlePolicy::BEARER_TOKEN),
+                "bearer-addr48:2001:db8:1:",
+                ThrottlePolicy::BEARER_TOKEN.widened(),
+            ),
         ] {
             let wide = slot.wide().unwrap();
             assert_eq!(wide.key(), key);
@@ -614,6 +645,7 @@ mod tests {
             Slot::reset_address("192.0.2.7"),
             Slot::refused_request("::ffff:192.0.2.7"),
             Slot::unsigned_logout("192.0.2.7"),
+            Slot::bearer_token("192.0.2.7", ThrottlePolicy::BEARER_TOKEN),
             Slot::pair("bob", v6),
             Slot::account("bob"),
             Slot::reset_name("bob"),

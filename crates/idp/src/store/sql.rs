@@ -89,32 +89,41 @@ impl Sql {
     /// The plan the database chooses, one line per step: `EXPLAIN QUERY PLAN` on SQLite,
     /// `EXPLAIN` on PostgreSQL. Tests assert on it that each filter is served by an index.
     pub(crate) async fn plan(self, pool: &AnyPool, postgres: bool) -> Result<String> {
-        let text = if postgres {
-            format!("EXPLAIN {}", self.text)
-        } else {
-            format!("EXPLAIN QUERY PLAN {}", self.text)
-        };
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(explain(&self.text, postgres)));
         for bind in self.binds {
             query = match bind {
                 Bind::Text(v) => query.bind(v),
                 Bind::Int(v) => query.bind(v),
             };
         }
-        let rows = query.fetch_all(pool).await?;
-        let mut lines = Vec::new();
-        for row in rows {
-            use sqlx::Row;
-            // SQLite: (id, parent, notused, detail); PostgreSQL: one `QUERY PLAN` column.
-            let line: String = if postgres {
-                row.try_get(0)?
-            } else {
-                row.try_get(3)?
-            };
-            lines.push(line);
-        }
-        Ok(lines.join("\n"))
+        plan_of(query.fetch_all(pool).await?, postgres)
     }
+}
+
+/// `statement` asked for its plan: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL
+/// (neither runs it). For statements not built with [`Sql`]; read the rows with [`plan_of`].
+pub(crate) fn explain(statement: &str, postgres: bool) -> String {
+    if postgres {
+        format!("EXPLAIN {statement}")
+    } else {
+        format!("EXPLAIN QUERY PLAN {statement}")
+    }
+}
+
+/// The rows of an [`explain`], one line per step.
+pub(crate) fn plan_of(rows: Vec<AnyRow>, postgres: bool) -> Result<String> {
+    use sqlx::Row;
+    let mut lines = Vec::new();
+    for row in rows {
+        // SQLite: (id, parent, notused, detail); PostgreSQL: one `QUERY PLAN` column.
+        let line: String = if postgres {
+            row.try_get(0)?
+        } else {
+            row.try_get(3)?
+        };
+        lines.push(line);
+    }
+    Ok(lines.join("\n"))
 }
 
 /// Upper bound of the keys that start with `prefix`: `key >= prefix AND key < bound`

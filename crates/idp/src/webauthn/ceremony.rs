@@ -68,6 +68,16 @@ impl<'s> Ceremonies<'s> {
         Pending::new(self.store).count().await
     }
 
+    /// The database's plan (not run) for taking the place of a passwordless start from
+    /// `address`, for the tests that hold each of its counts to an index.
+    #[doc(hidden)]
+    pub async fn explain_passwordless_start(&self, address: &str) -> Result<String, WebauthnError> {
+        let owner = format!("addr:{}", network_of(address));
+        Pending::new(self.store)
+            .explain_put(&owner, None, self.store.now())
+            .await
+    }
+
     /// Starts enrolling a new credential for a signed-in user. The user's current credentials
     /// are excluded, so an authenticator refuses to enrol twice.
     pub async fn start_registration(

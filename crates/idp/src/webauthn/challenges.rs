@@ -106,48 +106,29 @@ impl<'s> Pending<'s> {
             .await
             .map_err(crate::Error::from)?;
         let handle = fresh_token();
-        let (wide, wide_end) = wide_range(owner).unwrap_or_default();
-        // PostgreSQL is told to compare the /48's range in bytes (it then reads every live
-        // row for it, as the total's count does).
-        let owner_column = match self.store.backend() {
-            crate::store::Backend::Postgres => "owner COLLATE \"C\"",
-            crate::store::Backend::Sqlite => "owner",
-        };
-        let sql = format!(
-            "INSERT INTO webauthn_challenges \
-             (handle_hash, kind, owner, user_id, state, expires_at) \
-             SELECT $1, $2, $3, $4, $5, $6 \
-             WHERE (SELECT COUNT(*) FROM webauthn_challenges WHERE owner = $3) < $7 \
-             AND ($4 IS NOT NULL OR (SELECT COUNT(*) FROM webauthn_challenges \
-                 WHERE user_id IS NULL) < $8) \
-             AND ($9 = '' OR (SELECT COUNT(*) FROM webauthn_challenges \
-                 WHERE {owner_column} >= $9 AND {owner_column} < $10) < $11)"
-        );
-        // Only a column name is formatted in; every value is bound.
-        let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(token_hash(&handle))
-            .bind(kind.as_str())
-            .bind(owner)
-            .bind(user.map(UserId::to_db))
-            .bind(state)
-            .bind(unix_ms(now + CHALLENGE_LIFETIME))
-            .bind(MAX_PENDING_PER_OWNER)
-            .bind(MAX_PENDING)
-            .bind(wide)
-            .bind(wide_end)
-            .bind(MAX_PENDING_PER_WIDE_OWNER)
+        let inserted = self
+            .bind_put(
+                sqlx::query(sqlx::AssertSqlSafe(self.put_sql())),
+                kind,
+                owner,
+                user,
+                token_hash(&handle),
+                state,
+                now,
+            )
             .execute(&mut *tx)
             .await
             .map_err(crate::Error::from)?
             .rows_affected();
         if inserted == 0 {
             // Which cap was reached, for the log line (read in the same transaction).
-            let mine: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM webauthn_challenges WHERE owner = $1")
-                    .bind(owner)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(crate::Error::from)?;
+            let owner_column = self.owner_column();
+            let sql = format!("SELECT COUNT(*) FROM webauthn_challenges WHERE {owner_column} = $1");
+            let mine: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(owner)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(crate::Error::from)?;
             crate::store::commit(tx).await?;
             return Err(WebauthnError::Busy {
                 what: if mine >= MAX_PENDING_PER_OWNER {
@@ -160,6 +141,88 @@ impl<'s> Pending<'s> {
         }
         crate::store::commit(tx).await?;
         Ok(handle.to_string())
+    }
+
+    /// `owner` as every statement counting owners compares it: in byte order (the /48's
+    /// owners are a range: [`wide_range`]). SQLite's default collation is byte-wise;
+    /// PostgreSQL is told `COLLATE "C"`, which the owner index (migration 0640) is in, so
+    /// each count reads that index's range, never the table.
+    fn owner_column(&self) -> &'static str {
+        match self.store.backend() {
+            crate::store::Backend::Postgres => "owner COLLATE \"C\"",
+            crate::store::Backend::Sqlite => "owner",
+        }
+    }
+
+    /// The conditional insert [`Self::put`] takes a place with: the owner's count, its /48's,
+    /// then (anonymous starts only) all anonymous ones, each only when those before it
+    /// passed; the last is read off the `user_id` index.
+    fn put_sql(&self) -> String {
+        let owner_column = self.owner_column();
+        format!(
+            "INSERT INTO webauthn_challenges \
+             (handle_hash, kind, owner, user_id, state, expires_at) \
+             SELECT $1, $2, $3, $4, $5, $6 \
+             WHERE (SELECT COUNT(*) FROM webauthn_challenges WHERE {owner_column} = $3) < $7 \
+             AND ($9 = '' OR (SELECT COUNT(*) FROM webauthn_challenges \
+                 WHERE {owner_column} >= $9 AND {owner_column} < $10) < $11) \
+             AND ($4 IS NOT NULL OR (SELECT COUNT(*) FROM webauthn_challenges \
+                 WHERE user_id IS NULL) < $8)"
+        )
+    }
+
+    /// Binds [`Self::put_sql`]'s values. Only a column name is formatted into the
+    /// statement; every value is bound.
+    #[allow(clippy::too_many_arguments)]
+    fn bind_put<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+        kind: Kind,
+        owner: &str,
+        user: Option<UserId>,
+        handle_hash: String,
+        state: &str,
+        now: OffsetDateTime,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        let (wide, wide_end) = wide_range(owner).unwrap_or_default();
+        query
+            .bind(handle_hash)
+            .bind(kind.as_str())
+            .bind(owner.to_owned())
+            .bind(user.map(UserId::to_db))
+            .bind(state.to_owned())
+            .bind(unix_ms(now + CHALLENGE_LIFETIME))
+            .bind(MAX_PENDING_PER_OWNER)
+            .bind(MAX_PENDING)
+            .bind(wide)
+            .bind(wide_end)
+            .bind(MAX_PENDING_PER_WIDE_OWNER)
+    }
+
+    /// The database's plan for a start by `owner` (not run), for the tests that hold every
+    /// count to an index.
+    pub(crate) async fn explain_put(
+        &self,
+        owner: &str,
+        user: Option<UserId>,
+        now: OffsetDateTime,
+    ) -> Result<String, WebauthnError> {
+        let postgres = self.store.backend() == crate::store::Backend::Postgres;
+        let sql = crate::store::sql::explain(&self.put_sql(), postgres);
+        let rows = self
+            .bind_put(
+                sqlx::query(sqlx::AssertSqlSafe(sql)),
+                Kind::Passwordless,
+                owner,
+                user,
+                String::new(),
+                "",
+                now,
+            )
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(crate::Error::from)?;
+        Ok(crate::store::sql::plan_of(rows, postgres)?)
     }
 
     /// Takes the ceremony out of the table: one statement deletes and returns it, so of two

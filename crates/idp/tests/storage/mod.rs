@@ -74,3 +74,62 @@ pub async fn snapshot(store: &Store) -> (serde_json::Value, i64) {
     export.as_object_mut().unwrap().remove("exported_at");
     (export, store.audit().count().await.unwrap())
 }
+
+/// Fills `table` with `rows` live anonymous rows spread over many IPv6 /48s, by `insert`
+/// (a statement taking the row number `n` from a generated range and `$2`, a ~1 KiB
+/// filler), then has the database gather its statistics: a table a flood has filled, as the
+/// planner sees it.
+pub async fn flood(t: &crate::support::TestStore, table: &str, rows: i64, insert: &'static str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(&t.url).await.unwrap();
+    let numbers = "WITH RECURSIVE numbers(n) AS \
+                   (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < $1) ";
+    let sql = format!("{numbers}{insert}");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(rows)
+        .bind("x".repeat(1024))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    if t.url.starts_with("sqlite") {
+        sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
+        return;
+    }
+    // As autovacuum leaves a table between bursts: its pages marked all-visible, which a
+    // count read off an index needs. A vacuum that ran while another connection (the
+    // store's own) held a snapshot marks none, so it goes again until they all are.
+    sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
+    for _ in 0..50 {
+        sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM {table}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let (pages, visible): (i32, i32) =
+            sqlx::query_as("SELECT relpages, relallvisible FROM pg_class WHERE relname = $1")
+                .bind(table)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        if pages == visible {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{table}: vacuum never marked every page all-visible");
+}
+
+/// Every read of `table` in `plan` (PostgreSQL's `EXPLAIN`, SQLite's `EXPLAIN QUERY PLAN`)
+/// is a search of an index's range for its conditions, never a scan of the table or of a
+/// whole index filtered row by row (an index in another collation than the comparison's is
+/// read that way), and `index` is one of them.
+pub fn reads_only_indexes(plan: &str, table: &str, index: &str) {
+    for line in plan.lines() {
+        assert!(
+            !line.contains(&format!("Seq Scan on {table}"))
+                && !line.contains(&format!("SCAN {table}"))
+                && !line.trim_start().starts_with("Filter:"),
+            "{table} is read without searching an index:\n{plan}"
+        );
+    }
+    assert!(plan.contains(index), "{index} unused:\n{plan}");
+}

@@ -19,6 +19,7 @@ on_both_backends!(
     a_burst_from_one_network_takes_no_more_than_its_cap,
     the_64s_of_one_48_share_a_looser_cap,
     a_users_parks_neither_count_towards_the_total_nor_wait_for_it,
+    every_count_a_park_takes_reads_the_owner_index,
 );
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -252,4 +253,30 @@ struct Hop {
 
 impl Parkable for Hop {
     const KIND: &'static str = "test-hop";
+}
+
+/// Every count a park takes (its owner's, its /48's, all anonymous owners') is read off the
+/// owner index, also on PostgreSQL, where the /48's range is compared in bytes (`COLLATE
+/// "C"`): with tens of thousands of live rows under a flood, a count that read the table
+/// made every park, serialized under one lock, read all of them.
+async fn every_count_a_park_takes_reads_the_owner_index(t: TestStore) {
+    super::flood(
+        &t,
+        "sso_parked_requests",
+        5_000,
+        "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at, owner) \
+         SELECT 'flood' || n, $2, '2000-01-01T00:00:00Z', '9999-01-01T00:00:00Z', \
+         'addr:2001:db8:' || (n % 500) || ':' || (n / 500) || '::/64' FROM numbers",
+    )
+    .await;
+    let parked = ParkedRequests::new(&t.store);
+    let now = t.store.now();
+    for owner in [
+        ParkOwner::network("2001:db8:7:1::9"),
+        ParkOwner::network("192.0.2.7"),
+        ParkOwner::user(UserId::new_random()),
+    ] {
+        let plan = parked.explain_park(&owner, now).await.unwrap();
+        super::reads_only_indexes(&plan, "sso_parked_requests", "sso_parked_requests_owner_c");
+    }
 }

@@ -31,6 +31,7 @@ on_both_backends!(
     ceremonies_from_one_ipv6_48_share_a_wider_cap,
     a_flood_of_anonymous_ceremonies_leaves_users_their_second_factor,
     a_key_is_a_factor_to_the_mfa_policy,
+    every_count_a_start_takes_reads_an_index,
 );
 
 fn rp() -> RelyingParty {
@@ -623,4 +624,37 @@ async fn a_flood_of_anonymous_ceremonies_leaves_users_their_second_factor(t: Tes
         ceremonies.pending().await.unwrap(),
         MAX_PENDING + MAX_PENDING_PER_OWNER
     );
+}
+
+/// Every count an anonymous start takes (its network's, its /48's, all anonymous
+/// ceremonies') is read off an index, also on PostgreSQL, where the /48's range is compared
+/// in bytes (`COLLATE "C"`): under a flood, a count that read the table made every start,
+/// serialized under one lock, read every live ceremony.
+async fn every_count_a_start_takes_reads_an_index(t: TestStore) {
+    super::flood(
+        &t,
+        "webauthn_challenges",
+        5_000,
+        "INSERT INTO webauthn_challenges \
+         (handle_hash, kind, owner, user_id, state, expires_at) \
+         SELECT 'flood' || n, 'passwordless', \
+         'addr:2001:db8:' || (n % 500) || ':' || (n / 500) || '::/64', NULL, $2, \
+         9000000000000 FROM numbers",
+    )
+    .await;
+    let rp = rp();
+    let ceremonies = Ceremonies::new(&t.store, &rp);
+    for address in ["2001:db8:7:1::9", ADDR] {
+        let plan = ceremonies
+            .explain_passwordless_start(address)
+            .await
+            .unwrap();
+        super::reads_only_indexes(&plan, "webauthn_challenges", "webauthn_challenges_owner_c");
+        if !t.url.starts_with("sqlite") {
+            assert!(
+                plan.contains("webauthn_challenges_user"),
+                "the total reads the table:\n{plan}"
+            );
+        }
+    }
 }

@@ -28,6 +28,9 @@ const POSTGRES_ONLY_MIGRATIONS: &[&str] = &[
     // The audit events with random (version 4) IDs, by time, for the retention purge, which
     // walks the PostgreSQL log by its time-ordered key; SQLite walks its log by `seq`.
     "20261206000050_audit_unordered.sql",
+    // The pending logins' client index in byte order (COLLATE "C"), for a /48's range of
+    // clients; SQLite's default collation already is byte-wise.
+    "20261207000020_pending_client_order.sql",
 ];
 
 /// What a migration that changes nothing says.

@@ -636,4 +636,82 @@ crate::on_both_backends!(
     pending_requests_hold_their_bound_under_a_burst,
     pending_requests_are_bounded_per_client_network,
     the_64s_of_one_48_share_a_looser_bound,
+    every_count_a_login_start_takes_reads_an_index,
 );
+
+/// Each count a login start takes (its network's, its /48's, all of them) is read off an
+/// index, also on PostgreSQL, where the /48's range is compared in bytes (`COLLATE "C"`):
+/// with the table full under a flood, a count that read every row made every start,
+/// serialized under one lock, read all of them.
+async fn every_count_a_login_start_takes_reads_an_index(backend: Db) {
+    use latchkey_sp::login::SqlPendingRequests;
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let pool = db.pool();
+    // 5,000 pending logins from 500 /48s, ten /64s each, as a flood leaves them.
+    sqlx::query(
+        "WITH RECURSIVE numbers(n) AS \
+         (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 5000) \
+         INSERT INTO sp_pending_requests (relay_state, request_id, return_to, expires_at, client) \
+         SELECT 'flood' || n, '_flood', NULL, 9000000000000, \
+         '2001:db8:' || (n % 500) || ':' || (n / 500) || '::/64' FROM numbers",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE").execute(pool).await.unwrap();
+    if backend == Db::Postgres {
+        // As autovacuum leaves the table between bursts: every page all-visible (a vacuum
+        // that ran while another connection held a snapshot marks none, so it goes again).
+        for _ in 0..50 {
+            sqlx::query("VACUUM sp_pending_requests")
+                .execute(pool)
+                .await
+                .unwrap();
+            let (pages, visible): (i32, i32) = sqlx::query_as(
+                "SELECT relpages, relallvisible FROM pg_class \
+                 WHERE relname = 'sp_pending_requests'",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            if pages == visible {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let pending = SqlPendingRequests::new(db.clone(), 10_000);
+    for client in ["2001:db8:7:1::9", "192.0.2.7"] {
+        let plan = pending.explain_insert(client).await.unwrap();
+        let plan = plan.join("\n");
+        // The total may read every row (a count of all of them, bounded by the capacity);
+        // the client's and its /48's must each search the client index for their range.
+        for line in plan.lines() {
+            let filters_clients =
+                line.trim_start().starts_with("Filter:") && line.contains("client");
+            let scans_the_table =
+                line.contains("SCAN sp_pending_requests") && !line.contains("INDEX");
+            assert!(
+                !filters_clients && !scans_the_table,
+                "{client}: a count of clients reads rows it does not want:\n{plan}"
+            );
+        }
+        if backend == Db::Sqlite {
+            let search =
+                "SEARCH sp_pending_requests USING COVERING INDEX sp_pending_requests_client";
+            assert!(plan.contains(&format!("{search} (client=?)")), "{plan}");
+            if client.contains(':') {
+                assert!(
+                    plan.contains(&format!("{search} (client>? AND client<?)")),
+                    "{plan}"
+                );
+            }
+        }
+        let index = match backend {
+            Db::Postgres => "sp_pending_requests_client_c",
+            Db::Sqlite => "sp_pending_requests_client",
+        };
+        assert!(plan.contains(index), "{client}: {index} unused:\n{plan}");
+    }
+}
