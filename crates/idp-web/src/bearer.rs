@@ -10,10 +10,18 @@
 //! answers 401 (an unknown, revoked or wrong-scope token) leaves the slot counted; any other
 //! answer gives it back. A request without an `Authorization` header costs no lookup and
 //! takes no slot.
+//!
+//! A token this node answered with success in the last [`KNOWN_GOOD_FOR`] skips the slot
+//! ([`KnownGood`]): the slot's statements (taken, then given back) would otherwise cost every
+//! request of an HR feed or a provisioning script three writes, and a guesser on the same
+//! network as an integration could shut the integration out. It is still looked up and
+//! checked by its surface every time (a revoked token is refused at once, and forgotten
+//! here); only a token that worked can skip, so no guess ever does.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -23,9 +31,57 @@ use axum::response::{IntoResponse, Response};
 use latchkey_idp::Store;
 use latchkey_idp::config::ServerSettings;
 use latchkey_idp::session::{Admission, Slot, Throttle, ThrottlePolicy};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+/// How long a token answered with success skips the throttle's slot on this node.
+pub const KNOWN_GOOD_FOR: Duration = Duration::minutes(5);
+
+/// How many known-good tokens a node remembers: integrations are few; past this, a new one
+/// takes the slot as any token does until an old mark expires.
+const KNOWN_GOOD_MAX: usize = 256;
+
+/// The tokens (by surface and the SHA-256 of the `Authorization` value) this node answered
+/// with success lately, each with when that was.
+#[derive(Debug, Default)]
+struct KnownGood {
+    marks: Mutex<HashMap<(Surface, [u8; 32]), OffsetDateTime>>,
+}
+
+impl KnownGood {
+    fn key(surface: Surface, authorization: &[u8]) -> (Surface, [u8; 32]) {
+        (surface, Sha256::digest(authorization).into())
+    }
+
+    fn marks(&self) -> std::sync::MutexGuard<'_, HashMap<(Surface, [u8; 32]), OffsetDateTime>> {
+        // A map of timestamps is never left half-changed: a panic elsewhere cannot spoil it.
+        self.marks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn holds(&self, key: &(Surface, [u8; 32]), now: OffsetDateTime) -> bool {
+        self.marks()
+            .get(key)
+            .is_some_and(|at| now - *at < KNOWN_GOOD_FOR && *at <= now)
+    }
+
+    fn remember(&self, key: (Surface, [u8; 32]), now: OffsetDateTime) {
+        let mut marks = self.marks();
+        if marks.len() >= KNOWN_GOOD_MAX && !marks.contains_key(&key) {
+            marks.retain(|_, at| now - *at < KNOWN_GOOD_FOR);
+            if marks.len() >= KNOWN_GOOD_MAX {
+                return;
+            }
+        }
+        marks.insert(key, now);
+    }
+
+    fn forget(&self, key: &(Surface, [u8; 32])) {
+        self.marks().remove(key);
+    }
+}
 
 /// The surfaces a bearer token opens, each answering in its own error shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Surface {
     /// `/api/v1`.
     Api,
@@ -113,6 +169,7 @@ pub struct BearerGuard {
     policy: ThrottlePolicy,
     trust_forwarded_for: bool,
     stats: Arc<BearerStats>,
+    known: Arc<KnownGood>,
 }
 
 impl Default for BearerGuard {
@@ -122,6 +179,7 @@ impl Default for BearerGuard {
             policy: ThrottlePolicy::BEARER_TOKEN,
             trust_forwarded_for: false,
             stats: Arc::default(),
+            known: Arc::default(),
         }
     }
 }
@@ -133,6 +191,7 @@ impl BearerGuard {
             policy: settings.bad_tokens,
             trust_forwarded_for: settings.trust_forwarded_for,
             stats: Arc::default(),
+            known: Arc::default(),
         }
     }
 
@@ -152,8 +211,21 @@ pub(crate) async fn gate(
     req: Request,
     next: Next,
 ) -> Response {
-    if !req.headers().contains_key(header::AUTHORIZATION) {
+    let Some(authorization) = req.headers().get(header::AUTHORIZATION) else {
         return next.run(req).await;
+    };
+    let known = KnownGood::key(surface, authorization.as_bytes());
+    if guard.known.holds(&known, store.now()) {
+        let response = next.run(req).await;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            // Revoked (or expired) since it worked: it takes the slot from now on.
+            guard.known.forget(&known);
+            guard
+                .stats
+                .counter(surface, false)
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        return response;
     }
     let address = crate::client_address(
         guard.trust_forwarded_for,
@@ -189,9 +261,14 @@ pub(crate) async fn gate(
             .stats
             .counter(surface, false)
             .fetch_add(1, Ordering::Relaxed);
-    } else if let Err(e) = throttle.succeeded(attempt).await {
-        // The answer stands; the slot stays counted until the run's window ends.
-        tracing::warn!(surface = surface.as_str(), error = %e, "bearer-token slot not given back");
+    } else {
+        if response.status().is_success() {
+            guard.known.remember(known, store.now());
+        }
+        if let Err(e) = throttle.succeeded(attempt).await {
+            // The answer stands; the slot stays counted until the run's window ends.
+            tracing::warn!(surface = surface.as_str(), error = %e, "bearer-token slot not given back");
+        }
     }
     response
 }

@@ -26,6 +26,7 @@ crate::on_both_backends!(
     wrong_api_tokens_from_one_network_are_refused_unread_until_the_window_passes,
     wrong_scim_tokens_from_one_network_are_refused_unread_until_the_window_passes,
     a_burst_of_wrong_tokens_gets_no_more_than_the_limit_looked_up,
+    a_known_good_token_is_still_checked_and_forgotten_once_revoked,
 );
 
 const GUESSER: &str = "198.51.100.7";
@@ -145,18 +146,67 @@ async fn scenario(d: &Door, surface: &str, uri: &str, right: &str, throttled: im
     assert_eq!(counted(d, surface, "wrong"), 3);
     assert_eq!(counted(d, surface, "throttled"), 1);
 
-    // Just before the window ends the network is still refused; once it has, its right
-    // token goes through, and a wrong one is looked up (401) again.
-    d.clock.advance(Duration::seconds(wait - 1));
-    let (status, _, _) = send(&d.router, uri, right, GUESSER).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{surface}");
-    d.clock.advance(Duration::seconds(1));
+    // Having worked, the right token is known good: it goes through from the refused
+    // network too (a guesser beside an integration cannot shut it out), while a wrong one
+    // is still refused unread until the window ends, and looked up (401) once it has.
     let (status, _, body) = send(&d.router, uri, right, GUESSER).await;
     assert_eq!(status, StatusCode::OK, "{surface}: {body}");
+    d.clock.advance(Duration::seconds(wait - 1));
+    let (status, _, _) = send(&d.router, uri, &wrong(right), GUESSER).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{surface}");
+    d.clock.advance(Duration::seconds(1));
     let (status, _, _) = send(&d.router, uri, &wrong(right), GUESSER).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{surface}");
     assert_eq!(counted(d, surface, "wrong"), 4);
     assert_eq!(counted(d, surface, "throttled"), 2);
+}
+
+/// A known-good token is still checked on every request: revoked, it is refused at once,
+/// and from then on it takes the network's slot like any wrong token. Its mark lasts
+/// `KNOWN_GOOD_FOR`: after that, a token that works takes (and gives back) a slot again.
+async fn a_known_good_token_is_still_checked_and_forgotten_once_revoked(t: TestStore) {
+    let d = door(t, 3).await;
+    let uri = "/api/v1/users";
+    let right = d.api_token.clone();
+    let (status, _, body) = send(&d.router, uri, &right, GUESSER).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Three wrong tokens fill the network's slots; the known token still goes through.
+    for _ in 0..3 {
+        let (status, _, _) = send(&d.router, uri, &wrong(&right), GUESSER).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, body) = send(&d.router, uri, &right, GUESSER).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Past its mark's life it takes a slot again: once wrong ones fill the network's
+    // slots (the window after the first has passed), it is refused unread with them.
+    d.clock
+        .advance(latchkey_idp_web::bearer::KNOWN_GOOD_FOR + Duration::seconds(1));
+    for _ in 0..3 {
+        let (status, _, _) = send(&d.router, uri, &wrong(&right), GUESSER).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, _) = send(&d.router, uri, &right, GUESSER).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // From another network it works (and is known again); revoked, it is refused at once,
+    // then counted as wrong: the network's slots fill and it is refused unread.
+    let (status, _, body) = send(&d.router, uri, &right, OTHER).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    ApiTokens::new(&d._t.store)
+        .revoke(&Actor::cli("tester"), "terraform")
+        .await
+        .unwrap();
+    let (status, _, _) = send(&d.router, uri, &right, OTHER).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked, refused at once");
+    for _ in 0..3 {
+        let (status, _, _) = send(&d.router, uri, &right, OTHER).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, _) = send(&d.router, uri, &right, OTHER).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "forgotten: it takes slots"
+    );
 }
 
 async fn wrong_api_tokens_from_one_network_are_refused_unread_until_the_window_passes(
