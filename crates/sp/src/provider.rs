@@ -465,7 +465,11 @@ impl ServiceProvider {
             Err(error) => {
                 // Used up all the same: a failed attempt may cost a commit.
                 if let Err(store_error) = store.discard(relay_state).await {
-                    tracing::warn!(%error, "a refused Response's pending request could not be used up");
+                    tracing::warn!(
+                        %error,
+                        store_error = %store_error,
+                        "a refused Response's pending request could not be used up"
+                    );
                     return Err(store_error);
                 }
                 Err(error)
