@@ -19,8 +19,10 @@ use latchkey_saml::profile::AuthenticatedSubject;
 use crate::binding::BrowserBinding;
 use crate::error::{Error, ReplayError};
 use crate::jit::{
-    AssertionUse, JitEngine, LoginFacts, Provisioned, ProvisioningPlan, Refusal, RefusalCode,
+    AssertionUse, JitEngine, LoginFacts, PendingUse, Provisioned, ProvisioningPlan, Refusal,
+    RefusalCode,
 };
+use crate::login::SqlPendingRequests;
 use crate::provider::{AcsForm, ServiceProvider};
 use crate::refusals::Record;
 use crate::replay::ReplayCache;
@@ -31,6 +33,17 @@ use crate::store::{AccountStore, AccountTx, AuditEvent, AuditKind};
 pub struct VerifiedResponse {
     subject: AuthenticatedSubject,
     return_to: Option<String>,
+    /// The pending request it answers, when still to be used up: [`run`] reads a request kept
+    /// in the SP database without taking it, and the login's transaction uses it up.
+    pending: Option<PendingClaim>,
+}
+
+/// A pending request read (not taken) before verification, to use up with the login.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingClaim {
+    pub(crate) store: SqlPendingRequests,
+    pub(crate) relay_state: String,
+    pub(crate) request_id: String,
 }
 
 /// An assertion the replay cache accepted: it has not been used before and cannot be again.
@@ -97,7 +110,24 @@ impl AcsFailure {
 
 impl VerifiedResponse {
     pub(crate) fn new(subject: AuthenticatedSubject, return_to: Option<String>) -> Self {
-        Self { subject, return_to }
+        Self {
+            subject,
+            return_to,
+            pending: None,
+        }
+    }
+
+    /// A Response answering a pending request that is still to be used up ([`run`]).
+    pub(crate) fn answering(
+        subject: AuthenticatedSubject,
+        return_to: Option<String>,
+        pending: PendingClaim,
+    ) -> Self {
+        Self {
+            subject,
+            return_to,
+            pending: Some(pending),
+        }
     }
 
     /// The authenticated subject, as the profile read it from the verified assertion.
@@ -112,6 +142,11 @@ impl VerifiedResponse {
         cache: &R,
         now: OffsetDateTime,
     ) -> Result<AcceptedAssertion, Error> {
+        if let Some(claim) = &self.pending
+            && !claim.store.take_back(&claim.relay_state).await?
+        {
+            return Err(Error::request_used(&claim.request_id));
+        }
         cache
             .check_and_store(&self.subject.assertion_id, self.subject.replay_expiry, now)
             .await?;
@@ -125,24 +160,36 @@ impl VerifiedResponse {
     /// and a [`SqlAccountStore`](crate::store::SqlAccountStore) over clones of one
     /// [`Database`](crate::store::Database)), both happen in the login's single
     /// transaction: one commit instead of two, and a login that fails on a store error
-    /// leaves its assertion unused (nothing else of it was kept either).
+    /// leaves its assertion unused (nothing else of it was kept either). A Response from
+    /// [`run`] that answers a pending request kept in that database too has the request used
+    /// up in that same transaction, first: if another login used it meanwhile, this one is
+    /// refused as a second use of the request is (`IN_RESPONSE_TO_MISMATCH`) and nothing of
+    /// it is kept; a store error leaves the request in place with the rest.
     ///
     /// [`SqlReplayCache`]: crate::replay::SqlReplayCache
     pub async fn sign_in<S: AccountStore, R: ReplayCache>(
-        self,
+        mut self,
         cache: &R,
         engine: &JitEngine<S>,
         now: OffsetDateTime,
     ) -> Result<SignedIn, Error> {
         let joined = match (cache.database(), engine.store().database()) {
-            (Some(cache_db), Some(store_db)) => cache_db.same_as(store_db),
+            (Some(cache_db), Some(store_db)) => {
+                cache_db.same_as(store_db)
+                    && self
+                        .pending
+                        .as_ref()
+                        .is_none_or(|p| p.store.database().same_as(store_db))
+            }
             _ => false,
         };
         if !joined {
             return self.accept(cache, now).await?.provision(engine, now).await;
         }
+        let pending = self.pending.take();
         let not_on_or_after = self.subject.replay_expiry;
         if not_on_or_after <= now {
+            use_up(pending.as_ref()).await?;
             return Err(ReplayError::Expired(self.subject.assertion_id).into());
         }
         if let Some(db) = cache.database() {
@@ -156,9 +203,22 @@ impl VerifiedResponse {
         let assertion = AssertionUse {
             id: &login.assertion_id,
             not_on_or_after,
+            answers: pending.as_ref().map(|p| PendingUse {
+                relay_state: &p.relay_state,
+                request_id: &p.request_id,
+            }),
         };
         // The facts are the writer's to keep (its job outlives this call's borrows).
-        let provisioned = engine.login_once(facts, assertion, now).await?;
+        let provisioned = match engine.login_once(facts, assertion, now).await {
+            Ok(provisioned) => provisioned,
+            Err(error @ Error::Replay(ReplayError::Replayed(_) | ReplayError::Expired(_))) => {
+                // Refused, and rolled back with the request's use: used up all the same (a
+                // full cache is a busy answer, which uses nothing up).
+                use_up(pending.as_ref()).await?;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
         Ok(SignedIn {
             login,
             provisioned,
@@ -220,6 +280,15 @@ impl AcceptedAssertion {
     }
 }
 
+/// Uses up a pending request whose login went no further than a refusal that wrote nothing
+/// (a commit of its own: only failures pay for it).
+async fn use_up(pending: Option<&PendingClaim>) -> Result<(), Error> {
+    match pending {
+        Some(p) => p.store.discard(&p.relay_state).await,
+        None => Ok(()),
+    }
+}
+
 fn saml_login(s: AuthenticatedSubject) -> SamlLogin {
     let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for a in s.attributes {
@@ -243,6 +312,14 @@ fn saml_login(s: AuthenticatedSubject) -> SamlLogin {
 /// presented (its `Cookie` headers): a Response to a login this SP started is honoured only
 /// from the browser that started it ([`crate::binding`]).
 ///
+/// The pending request of an SP-initiated login is used up once, whatever follows: when the
+/// SP keeps it in the database of the replay cache and accounts
+/// ([`ServiceProvider::with_database`]), it is read before verification and deleted in the
+/// login's own transaction, so a successful login commits once (a refused one pays a commit
+/// of its own to use it up: expired, from another browser, failing verification, or refused
+/// by the replay cache); otherwise [`ServiceProvider::verify_response`] takes it first. Of
+/// several posts of one answer at once, exactly one logs in.
+///
 /// On failure nothing is created or changed. A JIT refusal is audited by the engine; every
 /// other refusal is audited here (`acs.rejected`, with the code and detail) under a fresh
 /// operation ID, and logged with it, except a login turned away busy ([`Error::is_busy`]:
@@ -256,10 +333,17 @@ pub async fn run<S: AccountStore, R: ReplayCache>(
     now: OffsetDateTime,
 ) -> Result<SignedIn, AcsFailure> {
     let result = async {
-        sp.verify_response(form, browser, now)
-            .await?
-            .sign_in(replay, engine, now)
-            .await
+        // A request kept in the login's database is read here and used up by the login's
+        // own transaction (one commit); elsewhere `verify_response` takes it first.
+        let one_commit = match (replay.database(), engine.store().database()) {
+            (Some(cache_db), Some(store_db)) => cache_db.same_as(store_db).then_some(store_db),
+            _ => None,
+        };
+        let verified = match one_commit {
+            Some(db) => sp.verify_response_for_login(form, browser, db, now).await?,
+            None => sp.verify_response(form, browser, now).await?,
+        };
+        verified.sign_in(replay, engine, now).await
     }
     .await;
     match result {

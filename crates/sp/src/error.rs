@@ -89,6 +89,16 @@ impl Error {
         }
     }
 
+    /// The refusal of a Response answering the request `request_id` once that request is
+    /// used up (by another post of the same answer, on any node): the profile's, as when the
+    /// RelayState names no request any more (InResponseTo names a request we no longer hold).
+    pub(crate) fn request_used(request_id: &str) -> Self {
+        Self::Saml(latchkey_saml::Error::InResponseToMismatch {
+            expected: None,
+            found: Some(request_id.to_owned()),
+        })
+    }
+
     /// Whether the failure is the server's (an outage or misconfiguration) rather than a
     /// refusal of what the browser brought: decides between 500 and 4xx pages.
     pub fn is_internal(&self) -> bool {

@@ -271,6 +271,14 @@ impl PendingStore {
         }
     }
 
+    /// The SQL store, when requests are kept in the SP database.
+    pub(crate) fn sql(&self) -> Option<&SqlPendingRequests> {
+        match self {
+            Self::Memory(_) => None,
+            Self::Sql(s) => Some(s),
+        }
+    }
+
     /// How many requests are held, expired ones included until pruned.
     pub async fn count(&self) -> Result<usize, Error> {
         match self {
@@ -284,6 +292,16 @@ impl PendingStore {
 /// (so of two takes of one RelayState, on any node, one gets the row).
 pub(crate) const TAKE_PENDING: &str = "DELETE FROM sp_pending_requests WHERE relay_state = $1 \
      RETURNING request_id, return_to, expires_at, browser";
+
+/// Reads a pending request without taking it: the ACS's first look, before the Response is
+/// verified ([`SqlPendingRequests::peek`]).
+pub(crate) const PEEK_PENDING: &str = "SELECT request_id, return_to, expires_at, browser \
+     FROM sp_pending_requests WHERE relay_state = $1";
+
+/// Uses a pending request up inside a login's transaction: one row deleted, or none when
+/// another login (on any node) used it first ([`crate::store::AccountTx::use_pending_request`]).
+pub(crate) const USE_PENDING: &str =
+    "DELETE FROM sp_pending_requests WHERE relay_state = $1 AND request_id = $2";
 
 /// A taken row of [`TAKE_PENDING`]: request ID, return path, expiry (milliseconds), the
 /// browser's binding hash ('' for none).
@@ -299,7 +317,11 @@ const PENDING_INSERT_LOCK: i64 = 0x006c_6b2d_7065_6e64;
 /// Bounded like [`PendingRequests`]: expired rows are pruned on insert, and a new login is
 /// refused while `capacity` unexpired requests are outstanding, [`PENDING_PER_NETWORK`]
 /// from its client's network, or [`PENDING_PER_WIDE_NETWORK`] from its IPv6 /48. `take` deletes the row it
-/// returns in the same statement, so a RelayState is honoured once even across nodes.
+/// returns in the same statement, so a RelayState is honoured once even across nodes. The ACS
+/// ([`crate::acs::run`]) with the login's replay cache and accounts in the same database reads
+/// the row instead and deletes it in the login's transaction by a conditional `DELETE`
+/// ([`USE_PENDING`]): of two logins answering one request, on any node, one deletes it and
+/// the other is refused with nothing kept.
 #[derive(Debug, Clone)]
 pub struct SqlPendingRequests {
     db: Database,
@@ -458,16 +480,10 @@ impl SqlPendingRequests {
         relay_state: &str,
         now: OffsetDateTime,
     ) -> Result<Option<PendingRequest>, Error> {
-        let Some((request_id, return_to, expires_at, browser)) = self.delete(relay_state).await?
-        else {
+        let Some(row) = self.delete(relay_state).await? else {
             return Ok(None);
         };
-        let request = PendingRequest {
-            request_id,
-            return_to,
-            expires_at: from_millis("sp_pending_requests", expires_at)?,
-            browser: Some(browser).filter(|b| !b.is_empty()),
-        };
+        let request = pending_from_row(row)?;
         if request.expires_at <= now {
             return Err(Error::RequestExpired);
         }
@@ -509,6 +525,53 @@ impl SqlPendingRequests {
         )))
     }
 
+    /// The request stored under `relay_state`, read and left in place (expired or not): the
+    /// ACS checks it, verifies the Response, and then uses it up in the login's own
+    /// transaction ([`crate::store::AccountTx::use_pending_request`]), or by
+    /// [`Self::discard`] when the login goes no further. On a SQLite file it is read on the
+    /// login writer's connection when that is idle (no transaction, no commit), as the take
+    /// was; otherwise through the pool.
+    pub(crate) async fn peek(&self, relay_state: &str) -> Result<Option<PendingRequest>, Error> {
+        #[cfg(feature = "sqlite")]
+        if let Some(writer) = self.db.writer() {
+            let row = writer.read_pending(relay_state).await?;
+            return row.map(pending_from_row).transpose();
+        }
+        use sqlx::Row as _;
+        let row = sqlx::query(PEEK_PENDING)
+            .bind(relay_state.to_owned())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        pending_from_row((
+            row.try_get("request_id").map_err(StoreError::from)?,
+            row.try_get("return_to").map_err(StoreError::from)?,
+            row.try_get("expires_at").map_err(StoreError::from)?,
+            row.try_get("browser").map_err(StoreError::from)?,
+        ))
+        .map(Some)
+    }
+
+    /// Uses up the request under `relay_state` (if it is still there) in a commit of its own:
+    /// for a login [`Self::peek`] found and that goes no further.
+    pub(crate) async fn discard(&self, relay_state: &str) -> Result<(), Error> {
+        self.delete(relay_state).await.map(drop)
+    }
+
+    /// Uses up the request under `relay_state` in a commit of its own; `Ok(false)` when it was
+    /// no longer there (used by another login).
+    pub(crate) async fn take_back(&self, relay_state: &str) -> Result<bool, Error> {
+        Ok(self.delete(relay_state).await?.is_some())
+    }
+
+    /// The database the requests are kept in.
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
     async fn count(&self) -> Result<usize, Error> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sp_pending_requests")
             .fetch_one(self.db.pool())
@@ -516,6 +579,17 @@ impl SqlPendingRequests {
             .map_err(StoreError::from)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
+}
+
+/// A request as read from its row ([`PendingRow`]).
+fn pending_from_row(row: PendingRow) -> Result<PendingRequest, Error> {
+    let (request_id, return_to, expires_at, browser) = row;
+    Ok(PendingRequest {
+        request_id,
+        return_to,
+        expires_at: from_millis("sp_pending_requests", expires_at)?,
+        browser: Some(browser).filter(|b| !b.is_empty()),
+    })
 }
 
 /// The longest `return_to` kept, in bytes: a page of ours, with its query.

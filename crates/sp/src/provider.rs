@@ -376,8 +376,10 @@ impl ServiceProvider {
     /// A RelayState we never issued is treated as no request (IdP-initiated logins carry
     /// their own RelayState); the profile then refuses the Response if it claims to answer a
     /// request, or if unsolicited logins are not allowed. A request found is used up whatever
-    /// follows; from another browser it is refused ([`Error::BrowserMismatch`]) before the
-    /// signature is verified.
+    /// follows (deleted here, in a commit of its own, before the signature is verified); from
+    /// another browser it is refused ([`Error::BrowserMismatch`]) before the signature is
+    /// verified. [`crate::acs::run`] checks the same, but with the request kept in the
+    /// login's own database it defers the deletion to the login's transaction (one commit).
     pub async fn verify_response(
         &self,
         form: &AcsForm,
@@ -399,16 +401,98 @@ impl ServiceProvider {
             Some(p) => (Some(p.request_id), p.return_to),
             None => (None, None),
         };
-        let request_id = request_id.as_deref();
-        let seen = self.read_idp();
-        let subject = match self.verify_with(&seen, &xml, request_id, now) {
-            Err(error) if newer_metadata_may_help(&error) => {
-                self.verify_with_newer_metadata(seen, error, &xml, request_id, now)
-                    .await?
-            }
-            other => other?,
-        };
+        let subject = self
+            .verify_subject(&xml, request_id.as_deref(), now)
+            .await?;
         Ok(VerifiedResponse::new(subject, return_to))
+    }
+
+    /// [`Self::verify_response`] for [`crate::acs::run`] when the login's replay cache and
+    /// accounts are in `db`: a pending request kept there too is read, not taken, so that the
+    /// login's own transaction uses it up ([`VerifiedResponse::sign_in`]: one commit for a
+    /// successful SP-initiated login). Every check is the same and in the same order, and a
+    /// request found is still used up whatever follows: expired, or from another browser, it
+    /// is deleted and refused before the signature is verified; a Response that fails
+    /// verification deletes it too. Otherwise (requests in memory or in another database)
+    /// this is [`Self::verify_response`].
+    pub(crate) async fn verify_response_for_login(
+        &self,
+        form: &AcsForm,
+        browser: &BrowserBinding,
+        db: &crate::store::Database,
+        now: OffsetDateTime,
+    ) -> Result<VerifiedResponse, Error> {
+        let (Some(store), Some(relay_state)) =
+            (self.inner.pending.sql(), form.relay_state.as_deref())
+        else {
+            return self.verify_response(form, browser, now).await;
+        };
+        if !store.database().same_as(db) {
+            return self.verify_response(form, browser, now).await;
+        }
+        let xml = decode_post(&form.saml_response)?;
+        let Some(pending) = store.peek(relay_state).await? else {
+            // No request (an IdP-initiated login's own RelayState, or one used up already).
+            let subject = self.verify_subject(&xml, None, now).await?;
+            return Ok(VerifiedResponse::new(subject, None));
+        };
+        let refusal = if pending.expires_at <= now {
+            Some(Error::RequestExpired)
+        } else {
+            self.inner
+                .binding
+                .check(browser, &pending)
+                .err()
+                .map(Error::BrowserMismatch)
+        };
+        if let Some(refusal) = refusal {
+            store.discard(relay_state).await?;
+            return Err(refusal);
+        }
+        match self
+            .verify_subject(&xml, Some(&pending.request_id), now)
+            .await
+        {
+            Ok(subject) => Ok(VerifiedResponse::answering(
+                subject,
+                pending.return_to,
+                crate::acs::PendingClaim {
+                    store: store.clone(),
+                    relay_state: relay_state.to_owned(),
+                    request_id: pending.request_id,
+                },
+            )),
+            Err(error) => {
+                // Used up all the same: a failed attempt may cost a commit.
+                if let Err(store_error) = store.discard(relay_state).await {
+                    tracing::warn!(
+                        %error,
+                        store_error = %store_error,
+                        "a refused Response's pending request could not be used up"
+                    );
+                    return Err(store_error);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The profile rules on `xml` for `request_id`, retried with newer metadata when that may
+    /// help.
+    async fn verify_subject(
+        &self,
+        xml: &str,
+        request_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<AuthenticatedSubject, Error> {
+        let seen = self.read_idp();
+        match self.verify_with(&seen, xml, request_id, now) {
+            Err(error) if newer_metadata_may_help(&error) => {
+                self.verify_with_newer_metadata(seen, error, xml, request_id, now)
+                    .await
+            }
+            other => other,
+        }
     }
 
     /// The second chance of a Response that failed on the IdP's keys (or on an expired copy

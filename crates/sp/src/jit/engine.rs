@@ -60,6 +60,19 @@ pub(crate) struct AssertionUse<'a> {
     pub id: &'a str,
     /// Until when it must not be accepted again.
     pub not_on_or_after: OffsetDateTime,
+    /// The pending request the login answers (an SP-initiated login whose request is kept
+    /// in the same database), used up in the login's transaction, first.
+    pub answers: Option<PendingUse<'a>>,
+}
+
+/// A pending request to use up in a login's transaction
+/// ([`AccountTx::use_pending_request`]).
+#[derive(Clone, Copy)]
+pub(crate) struct PendingUse<'a> {
+    /// The key it is kept under.
+    pub relay_state: &'a str,
+    /// Its AuthnRequest's ID, which the verified Response answers.
+    pub request_id: &'a str,
 }
 
 /// The per-login values every audit event carries.
@@ -180,12 +193,23 @@ impl<S: AccountStore> JitEngine<S> {
         {
             let contract = Arc::clone(&self.contract);
             let facts = facts.into_owned();
-            let assertion = assertion.map(|a| (a.id.to_owned(), a.not_on_or_after));
+            let assertion = assertion.map(|a| {
+                let answers = a
+                    .answers
+                    .map(|p| (p.relay_state.to_owned(), p.request_id.to_owned()));
+                (a.id.to_owned(), a.not_on_or_after, answers)
+            });
             let result = writer
                 .run(move |tx| {
-                    let assertion = assertion.as_ref().map(|(id, until)| AssertionUse {
+                    let assertion = assertion.as_ref().map(|(id, until, answers)| AssertionUse {
                         id,
                         not_on_or_after: *until,
+                        answers: answers
+                            .as_ref()
+                            .map(|(relay_state, request_id)| PendingUse {
+                                relay_state,
+                                request_id,
+                            }),
                     });
                     let attempt = Attempt {
                         facts: &facts,
@@ -254,6 +278,13 @@ async fn login_steps<T: AccountTx>(
     attempt: Attempt<'_>,
     assertion: Option<AssertionUse<'_>>,
 ) -> Result<Provisioned, Error> {
+    if let Some(p) = assertion.and_then(|a| a.answers)
+        && !tx.use_pending_request(p.relay_state, p.request_id).await?
+    {
+        // Another login used the request first: refused as a second use of it is, and
+        // nothing of this one is kept (dropping the transaction rolls it back).
+        return Err(Error::request_used(p.request_id));
+    }
     let with_audit = assertion.filter(|_| tx.records_with_audit());
     if let Some(a) = assertion
         && with_audit.is_none()

@@ -40,7 +40,7 @@ pub use contract::{
     Condition, Contract, Deprovision, FieldRule, FirstLogin, IdentitySource, MappedLogin,
     Ownership, RoleRule,
 };
-pub(crate) use engine::AssertionUse;
+pub(crate) use engine::{AssertionUse, PendingUse};
 pub use engine::{JitEngine, Outcome, Provisioned};
 pub use plan::{FieldChange, Lookup, PlanAction, ProvisioningPlan, ScimRecord, plan};
 pub use refusal::{Refusal, RefusalCode};

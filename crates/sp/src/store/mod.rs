@@ -171,6 +171,24 @@ pub trait AccountTx: Send {
         }
     }
 
+    /// Uses up the pending request `request_id` kept under `relay_state` in the SP database
+    /// ([`crate::login::SqlPendingRequests`]) inside this transaction: `false` when it is no
+    /// longer there (another login used it first), and the login must then be refused. Called
+    /// only when [`AccountStore::database`] is the database keeping the SP's pending
+    /// requests; a store without one keeps the default, which refuses.
+    fn use_pending_request(
+        &mut self,
+        relay_state: &str,
+        request_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (relay_state, request_id);
+        async {
+            Err(StoreError::Inconsistent(
+                "this account store keeps no pending requests".to_owned(),
+            ))
+        }
+    }
+
     /// Whether [`AccountTx::append_audit_once`] records the assertion in the same trip to
     /// the database as the audit event. The JIT engine then records a login's assertion with
     /// its audit event, last, rather than first in a trip of its own: on PostgreSQL a trip is

@@ -613,6 +613,19 @@ impl AccountTx for SqlAccountTx {
         crate::replay::record(&mut self.tx, assertion_id, not_on_or_after, now).await
     }
 
+    async fn use_pending_request(
+        &mut self,
+        relay_state: &str,
+        request_id: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(crate::login::USE_PENDING)
+            .bind(relay_state.to_owned())
+            .bind(request_id.to_owned())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())

@@ -55,7 +55,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
@@ -369,6 +369,28 @@ impl SqliteWriter {
         answer.await.map_err(|_| {
             StoreError::Writer("the writer dropped the login; see its log".to_owned())
         })?
+    }
+
+    /// The pending request under `relay_state` ([`crate::login::PEEK_PENDING`]), read and
+    /// left in place. When the connection is idle it is read at once on this thread, outside
+    /// any transaction (the connection is held only around whole transactions, so free it has
+    /// none open): a read takes no write lock and commits nothing. When it is busy the read
+    /// queues as a job and runs in the owner's next batch, rolled back to its savepoint.
+    pub(crate) async fn read_pending(
+        &self,
+        relay_state: &str,
+    ) -> Result<Option<crate::login::PendingRow>, Error> {
+        let idle = match self.shared.conn.try_lock() {
+            Ok(conn) => Some(conn),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if let Some(conn) = idle.filter(|conn| conn.is_autocommit()) {
+            return Ok(read_pending_row(&conn, relay_state)?);
+        }
+        let relay_state = relay_state.to_owned();
+        self.run(move |tx| Ok(read_pending_row(tx.conn, &relay_state)?))
+            .await
     }
 
     /// Queues `job` for the connection's owner, or takes the connection for the caller to
@@ -687,6 +709,19 @@ pub(crate) fn now_or_never<T>(future: impl Future<Output = Result<T, Error>>) ->
     }
 }
 
+/// [`crate::login::PEEK_PENDING`] on `conn`.
+fn read_pending_row(
+    conn: &Connection,
+    relay_state: &str,
+) -> Result<Option<crate::login::PendingRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(crate::login::PEEK_PENDING)?;
+    let mut rows = stmt.query(named_params! { "$1": relay_state })?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    Ok(Some((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+}
+
 /// A login's transaction on the writer's connection (a savepoint in the batch's transaction).
 #[derive(Debug)]
 pub(crate) struct WriterTx<'c> {
@@ -850,6 +885,18 @@ impl AccountTx for WriterTx<'_> {
                 "$3": sql::millis(now),
             })?;
         Ok(recorded == 1)
+    }
+
+    async fn use_pending_request(
+        &mut self,
+        relay_state: &str,
+        request_id: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = self
+            .conn
+            .prepare_cached(crate::login::USE_PENDING)?
+            .execute(named_params! { "$1": relay_state, "$2": request_id })?;
+        Ok(deleted == 1)
     }
 
     async fn commit(self) -> Result<(), StoreError> {

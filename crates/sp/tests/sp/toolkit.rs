@@ -537,6 +537,7 @@ async fn the_memory_pending_store_binds_a_login_to_its_browser() {
     crate::backends::toolkit::a_login_is_answered_only_from_the_browser_that_started_it(
         sp(&[&old_key().cert]),
         SqlAccountStore::new(db),
+        latchkey_sp::replay::MemoryReplayCache::new(100),
     )
     .await;
 }

@@ -213,11 +213,12 @@ async fn a_burst_keeps_each_login_apart(backend: Db) {
     assert_eq!(log.len(), 24);
 }
 
-/// SP-initiated logins with their requests in the database (taken on SQLite by the login
-/// writer): of eight copies of one Response posted at once with its RelayState, one takes the
-/// request and signs in, the seven others find none and are refused as answers to a request
-/// that was not made; a second login started beside it is answered once too, and nothing is
-/// left pending.
+/// SP-initiated logins with their requests in the database: of sixteen copies of one Response
+/// posted at once with its RelayState, all find the request and are verified, exactly one
+/// uses it up (in its login's transaction) and signs in, and the fifteen others find it gone
+/// and are refused as answers to a request no longer held, having written nothing but their
+/// `acs.rejected` events; a second login started beside it is answered once too, one account
+/// each is provisioned, and nothing is left pending.
 async fn an_answer_posted_in_a_burst_takes_its_request_once(backend: Db) {
     let fx = fixture(backend).await;
     let db = fx.store.database().clone();
@@ -231,7 +232,7 @@ async fn an_answer_posted_in_a_burst_takes_its_request_once(backend: Db) {
             form(&answer, Some(&started.relay_state)),
             started.browser.clone()
         );
-        8
+        16
     ];
     let xml = response_for(
         "p-other",
@@ -244,7 +245,10 @@ async fn an_answer_posted_in_a_burst_takes_its_request_once(backend: Db) {
     let (mut signed_in, mut refused) = (Vec::new(), 0);
     for result in results {
         match result {
-            Ok(done) => signed_in.push(done.login.assertion_id),
+            Ok(done) => {
+                assert_eq!(done.provisioned.outcome, Outcome::Created);
+                signed_in.push(done.login.assertion_id)
+            }
             Err(failure) => {
                 assert_eq!(failure.code().as_str(), "IN_RESPONSE_TO_MISMATCH");
                 refused += 1;
@@ -254,15 +258,181 @@ async fn an_answer_posted_in_a_burst_takes_its_request_once(backend: Db) {
     signed_in.sort();
     assert_eq!(
         (signed_in, refused),
-        (vec!["_other".to_owned(), "_taken".to_owned()], 7)
+        (vec!["_other".to_owned(), "_taken".to_owned()], 15)
     );
-    let (sp, _, engine) = &*shared;
+    let (sp, replay, engine) = &*shared;
     assert_eq!(sp.pending().count().await.unwrap(), 0);
     assert_eq!(engine.store().accounts().await.unwrap().len(), 2);
-    if let Some(stats) = engine.store().database().writer_stats() {
-        // On SQLite the nine takes ran on the writer with the two logins.
-        assert_eq!(stats.logins, 11, "{stats:?}");
+    assert_eq!(replay.count_entries().await.unwrap(), 2);
+    let log = engine.store().audit_log(100).await.unwrap();
+    let count = |kind: &str| log.iter().filter(|e| e.kind.as_str() == kind).count();
+    assert_eq!((count("jit.created"), count("acs.rejected")), (2, 15));
+}
+
+/// A successful SP-initiated login with its request in the login's database commits once:
+/// the request is read before verification and deleted in the login's own transaction (on
+/// SQLite, one commit of the login writer; before, the take was a commit of its own). The
+/// request is gone after, and a second post of the answer is refused as a second use.
+async fn an_sp_initiated_login_commits_once(backend: Db) {
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let sp =
+        ServiceProvider::with_database(&config(""), None, trust(&[&old_key().cert]), db).unwrap();
+    let replay = SqlReplayCache::new(fx.store.database().clone());
+    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
+    let stats = || fx.store.database().writer_stats();
+    for (n, outcome) in [Outcome::Created, Outcome::Unchanged]
+        .into_iter()
+        .enumerate()
+    {
+        let login = sp.start_login(None, NOW).await.unwrap();
+        let xml = response(
+            Some(&login.request.request_id),
+            &format!("_once-{n}"),
+            &old_key().key,
+        );
+        let posted = form(&xml, Some(&login.relay_state));
+        let before = stats();
+        let done = acs::run(&sp, &posted, &login.browser, &replay, &engine, NOW)
+            .await
+            .unwrap();
+        assert_eq!(done.provisioned.outcome, outcome);
+        if let (Some(before), Some(after)) = (before, stats()) {
+            assert_eq!(
+                (after.commits - before.commits, after.logins - before.logins),
+                (1, 1),
+                "{before:?} -> {after:?}"
+            );
+        }
+        assert_eq!(sp.pending().count().await.unwrap(), 0);
+        let again = acs::run(&sp, &posted, &login.browser, &replay, &engine, NOW)
+            .await
+            .unwrap_err();
+        assert_eq!(again.code().as_str(), "IN_RESPONSE_TO_MISMATCH");
     }
+    assert_eq!(engine.store().accounts().await.unwrap().len(), 1);
+}
+
+/// A refused SP-initiated login still uses its request up when the request is read before
+/// verification (the replay cache in the login's database): a Response that fails
+/// verification (signed by a key the SP does not trust), and an answer that comes after the
+/// request expired, each delete it; the valid answer posted after is refused as a second use,
+/// and nothing is provisioned.
+async fn a_refused_answer_uses_its_request_up(backend: Db) {
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let sp =
+        ServiceProvider::with_database(&config(""), None, trust(&[&old_key().cert]), db).unwrap();
+    let replay = SqlReplayCache::new(fx.store.database().clone());
+    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
+
+    let login = sp.start_login(None, NOW).await.unwrap();
+    let forged = response(Some(&login.request.request_id), "_forged", &new_key().key);
+    let failure = acs::run(
+        &sp,
+        &form(&forged, Some(&login.relay_state)),
+        &login.browser,
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    assert_ne!(failure.code().as_str(), "IN_RESPONSE_TO_MISMATCH");
+    assert!(!failure.error.is_internal(), "{:?}", failure.error);
+    assert_eq!(sp.pending().count().await.unwrap(), 0);
+    let valid = response(Some(&login.request.request_id), "_valid", &old_key().key);
+    let again = acs::run(
+        &sp,
+        &form(&valid, Some(&login.relay_state)),
+        &login.browser,
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(again.code().as_str(), "IN_RESPONSE_TO_MISMATCH");
+
+    let login = sp.start_login(None, NOW).await.unwrap();
+    let later = NOW + time::Duration::minutes(11);
+    let late = response(Some(&login.request.request_id), "_late", &old_key().key);
+    let failure = acs::run(
+        &sp,
+        &form(&late, Some(&login.relay_state)),
+        &login.browser,
+        &replay,
+        &engine,
+        later,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(failure.code().as_str(), "REQUEST_EXPIRED");
+    assert_eq!(sp.pending().count().await.unwrap(), 0);
+    assert!(engine.store().accounts().await.unwrap().is_empty());
+    assert_eq!(replay.count_entries().await.unwrap(), 0);
+}
+
+/// The request's use and the login's writes are one transaction: a login that fails after
+/// its request was deleted (here its audit row, refused by a trigger) keeps nothing, and its
+/// request is still pending; the same answer posted again, once the store works, signs in.
+async fn a_login_that_fails_leaves_its_request_pending(backend: Db) {
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let sp =
+        ServiceProvider::with_database(&config(""), None, trust(&[&old_key().cert]), db.clone())
+            .unwrap();
+    let replay = SqlReplayCache::new(db.clone());
+    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
+    let (create, drop_trigger): (&[&str], &[&str]) = match backend {
+        Db::Sqlite => (
+            &["CREATE TRIGGER fail_audit BEFORE INSERT ON sp_audit \
+               BEGIN SELECT RAISE(ABORT, 'injected'); END"],
+            &["DROP TRIGGER fail_audit"],
+        ),
+        Db::Postgres => (
+            &[
+                "CREATE FUNCTION fail_audit() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'injected'; END $$",
+                "CREATE TRIGGER fail_audit BEFORE INSERT ON sp_audit \
+                 FOR EACH ROW EXECUTE FUNCTION fail_audit()",
+            ],
+            &["DROP TRIGGER fail_audit ON sp_audit"],
+        ),
+    };
+    for sql in create {
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
+            .execute(db.pool())
+            .await
+            .unwrap();
+    }
+    let login = sp.start_login(None, NOW).await.unwrap();
+    let xml = response(Some(&login.request.request_id), "_failing", &old_key().key);
+    let posted = form(&xml, Some(&login.relay_state));
+    let failure = acs::run(&sp, &posted, &login.browser, &replay, &engine, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        failure.code().as_str(),
+        "STORE_FAILED",
+        "{:?}",
+        failure.error
+    );
+    assert_eq!(sp.pending().count().await.unwrap(), 1);
+    assert!(engine.store().accounts().await.unwrap().is_empty());
+    assert_eq!(replay.count_entries().await.unwrap(), 0);
+
+    for sql in drop_trigger {
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
+            .execute(db.pool())
+            .await
+            .unwrap();
+    }
+    let done = acs::run(&sp, &posted, &login.browser, &replay, &engine, NOW)
+        .await
+        .unwrap();
+    assert_eq!(done.provisioned.outcome, Outcome::Created);
+    assert_eq!(sp.pending().count().await.unwrap(), 0);
 }
 
 /// Anyone can start a login, so the SQL pending-request store holds its bound under a burst
@@ -470,13 +640,14 @@ async fn a_replay_that_would_update_leaves_the_account_as_it_was(backend: Db) {
 /// checked, nothing is provisioned, and the request is used up; from the browser that started
 /// it, it signs in. Two logins started in one browser share its binding and both complete.
 /// `sp` keeps its pending requests in memory or in the database; it refuses unsolicited
-/// Responses (the binding's premise).
-pub(crate) async fn a_login_is_answered_only_from_the_browser_that_started_it(
+/// Responses (the binding's premise). With `replay` a [`SqlReplayCache`] on the database of
+/// `store` and of `sp`'s pending requests, the ACS reads the request before verification and
+/// uses it up in the login's transaction; with a memory cache it takes it first.
+pub(crate) async fn a_login_is_answered_only_from_the_browser_that_started_it<R: ReplayCache>(
     sp: ServiceProvider,
     store: SqlAccountStore,
+    replay: R,
 ) {
-    use latchkey_sp::replay::MemoryReplayCache;
-    let replay = MemoryReplayCache::new(100);
     let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), store);
     let victim = sp.start_login(None, NOW).await.unwrap().browser;
     let refused = |failure: &acs::AcsFailure| {
@@ -578,7 +749,19 @@ async fn the_sql_pending_store_binds_a_login_to_its_browser(backend: Db) {
     let db = fx.store.database().clone();
     let sp =
         ServiceProvider::with_database(&config(""), None, trust(&[&old_key().cert]), db).unwrap();
-    a_login_is_answered_only_from_the_browser_that_started_it(sp, fx.store.clone()).await;
+    a_login_is_answered_only_from_the_browser_that_started_it(
+        sp,
+        fx.store.clone(),
+        latchkey_sp::replay::MemoryReplayCache::new(100),
+    )
+    .await;
+    // The replay cache on the same database: the request is used up with the login.
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let sp =
+        ServiceProvider::with_database(&config(""), None, trust(&[&old_key().cert]), db).unwrap();
+    let replay = SqlReplayCache::new(fx.store.database().clone());
+    a_login_is_answered_only_from_the_browser_that_started_it(sp, fx.store.clone(), replay).await;
 }
 
 /// A login started before logins were bound to browsers (a row of the pending store from
@@ -633,6 +816,9 @@ crate::on_both_backends!(
     sql_replay_cache_joins_the_login_transaction,
     a_burst_keeps_each_login_apart,
     an_answer_posted_in_a_burst_takes_its_request_once,
+    an_sp_initiated_login_commits_once,
+    a_refused_answer_uses_its_request_up,
+    a_login_that_fails_leaves_its_request_pending,
     pending_requests_hold_their_bound_under_a_burst,
     pending_requests_are_bounded_per_client_network,
     the_64s_of_one_48_share_a_looser_bound,
