@@ -508,21 +508,7 @@ impl SqlPendingRequests {
                 })
                 .await;
         }
-        use sqlx::Row as _;
-        let row = sqlx::query(TAKE_PENDING)
-            .bind(relay_state.to_owned())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(StoreError::from)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        Ok(Some((
-            row.try_get("request_id").map_err(StoreError::from)?,
-            row.try_get("return_to").map_err(StoreError::from)?,
-            row.try_get("expires_at").map_err(StoreError::from)?,
-            row.try_get("browser").map_err(StoreError::from)?,
-        )))
+        self.fetch_row(TAKE_PENDING, relay_state).await
     }
 
     /// The request stored under `relay_state`, read and left in place (expired or not): the
@@ -537,8 +523,21 @@ impl SqlPendingRequests {
             let row = writer.read_pending(relay_state).await?;
             return row.map(pending_from_row).transpose();
         }
+        self.fetch_row(PEEK_PENDING, relay_state)
+            .await?
+            .map(pending_from_row)
+            .transpose()
+    }
+
+    /// The one row `sql` (a statement on `relay_state` returning a request's columns) answers,
+    /// through the pool.
+    async fn fetch_row(
+        &self,
+        sql: &'static str,
+        relay_state: &str,
+    ) -> Result<Option<PendingRow>, Error> {
         use sqlx::Row as _;
-        let row = sqlx::query(PEEK_PENDING)
+        let row = sqlx::query(sql)
             .bind(relay_state.to_owned())
             .fetch_optional(self.db.pool())
             .await
@@ -546,13 +545,12 @@ impl SqlPendingRequests {
         let Some(row) = row else {
             return Ok(None);
         };
-        pending_from_row((
+        Ok(Some((
             row.try_get("request_id").map_err(StoreError::from)?,
             row.try_get("return_to").map_err(StoreError::from)?,
             row.try_get("expires_at").map_err(StoreError::from)?,
             row.try_get("browser").map_err(StoreError::from)?,
-        ))
-        .map(Some)
+        )))
     }
 
     /// Uses up the request under `relay_state` (if it is still there) in a commit of its own:
