@@ -14,6 +14,8 @@
 //!   (the browser's own too, which then signs out).
 //!
 //! # Security
+//! * The page needs what the portal needs: a session short of what `[mfa] required` (or a
+//!   user's or group's rule) asks is sent to step up first, and sees and changes nothing.
 //! * Changing factors follows the step-up-first rule of every factor page
 //!   ([`latchkey_idp::mfa::Available::step_up_needed`]): a user who has a second factor
 //!   changes them only from a session that used one, else the request is sent to step up
@@ -37,7 +39,7 @@ use time::OffsetDateTime;
 use super::extract::{ClientAddress, CsrfField, CsrfForm, CsrfOnly, CsrfToken, CurrentSession};
 use super::html::render;
 use super::pages::{AccountPage, AccountRefusal, FactorRow, SessionRow, SignInRow};
-use super::{WebError, WebState, cookies, set_password};
+use super::{WebError, WebState, cookies, portal, set_password};
 use latchkey_idp::Error;
 use latchkey_idp::account::{Account, PasswordChange};
 use latchkey_idp::audit::{Actor, AuditEvent};
@@ -252,8 +254,23 @@ async fn show(
     Ok(response)
 }
 
-fn to_login() -> Response {
-    Redirect::to("/login?to=/account").into_response()
+/// The session the page serves, or where the browser goes instead: to sign in, or to step
+/// up first when `[mfa] required` (or a user's or group's rule) asks more than the session
+/// used, as at the portal ([`portal::short_of_second_factor`]): such a session sees nothing
+/// of the account and changes nothing.
+async fn admitted(
+    state: &WebState,
+    session: Option<Session>,
+) -> Result<Result<Session, Response>, WebError> {
+    let Some(session) = session else {
+        return Ok(Err(Redirect::to("/login?to=/account").into_response()));
+    };
+    Ok(
+        match portal::short_of_second_factor(state, &session, "account").await? {
+            Some(step_up) => Err(step_up),
+            None => Ok(session),
+        },
+    )
 }
 
 /// GET /account
@@ -263,8 +280,9 @@ pub async fn page(
     csrf: CsrfToken,
     query: Result<Query<AccountQuery>, QueryRejection>,
 ) -> Result<Response, WebError> {
-    let Some(session) = session else {
-        return Ok(to_login());
+    let session = match admitted(&state, session).await? {
+        Ok(session) => session,
+        Err(elsewhere) => return Ok(elsewhere),
     };
     let done = query.ok().and_then(|Query(q)| q.done);
     show(&state, csrf, &session, notice(done.as_deref()), None).await
@@ -302,8 +320,9 @@ pub async fn change_password(
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response, WebError> {
-    let Some(session) = session else {
-        return Ok(to_login());
+    let session = match admitted(&state, session).await? {
+        Ok(session) => session,
+        Err(elsewhere) => return Ok(elsewhere),
     };
     let user = &session.user;
     if form.current.is_empty() {
@@ -477,8 +496,9 @@ pub async fn rename_factor(
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<RenameForm>,
 ) -> Result<Response, WebError> {
-    let Some(session) = session else {
-        return Ok(to_login());
+    let session = match admitted(&state, session).await? {
+        Ok(session) => session,
+        Err(elsewhere) => return Ok(elsewhere),
     };
     if let Some(redirect) = step_up_first(&state, &session).await? {
         return Ok(redirect);
@@ -530,8 +550,9 @@ pub async fn remove_factor(
     csrf: CsrfToken,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    let Some(session) = session else {
-        return Ok(to_login());
+    let session = match admitted(&state, session).await? {
+        Ok(session) => session,
+        Err(elsewhere) => return Ok(elsewhere),
     };
     if let Some(redirect) = step_up_first(&state, &session).await? {
         return Ok(redirect);
@@ -586,8 +607,9 @@ pub async fn end_session(
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<EndSessionForm>,
 ) -> Result<Response, WebError> {
-    let Some(session) = session else {
-        return Ok(to_login());
+    let session = match admitted(&state, session).await? {
+        Ok(session) => session,
+        Err(elsewhere) => return Ok(elsewhere),
     };
     let index = form.session.trim();
     if index.is_empty() || index.len() > MAX_SESSION_FIELD {

@@ -24,7 +24,7 @@ use super::{WebError, WebState};
 use latchkey_idp::apps::{AppKey, AppRead, Application, SignInApp};
 use latchkey_idp::ids::AppId;
 use latchkey_idp::mfa::policy::{MfaDecision, MfaPolicy, Target};
-use latchkey_idp::session::Sessions;
+use latchkey_idp::session::{Session, Sessions};
 use latchkey_idp::sso::PendingRequest;
 use latchkey_idp::sso::request::default_acs;
 
@@ -49,21 +49,8 @@ pub async fn portal(
     let Some(session) = cookie.resume(&state).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
-    // `[mfa] required`, and user and group rules, apply to the portal too (it is no
-    // application, so no app rule does): a session short of them steps up first.
-    let decision = MfaPolicy::new(state.store())
-        .decide(
-            &session.user,
-            Target::Portal,
-            &session.methods,
-            None,
-            state.settings().mfa_required,
-            state.settings().https,
-        )
-        .await?;
-    if !matches!(decision, MfaDecision::Satisfied { .. }) {
-        tracing::info!(user = %session.user.username, ?decision, "portal needs a second factor");
-        return Ok(Redirect::to("/login/mfa?then=portal").into_response());
+    if let Some(step_up) = short_of_second_factor(&state, &session, "portal").await? {
+        return Ok(step_up);
     }
     let apps = state.store().apps().for_user(&session.user).await?;
     let used = Sessions::new(state.store()).apps(&session).await?;
@@ -93,6 +80,34 @@ pub async fn portal(
         csrf: csrf.value(),
     })?;
     Ok((csrf, html).into_response())
+}
+
+/// The gate of the IdP's own pages (the portal, the account page; `then` names the page to
+/// come back to): `[mfa] required`, and user and group rules, apply to them too (they are
+/// no application, so no app rule does). A session short of them gets the redirect to step
+/// up (or enrol) first, and sees and changes nothing.
+pub(crate) async fn short_of_second_factor(
+    state: &WebState,
+    session: &Session,
+    then: &'static str,
+) -> Result<Option<Response>, WebError> {
+    let decision = MfaPolicy::new(state.store())
+        .decide(
+            &session.user,
+            Target::Portal,
+            &session.methods,
+            None,
+            state.settings().mfa_required,
+            state.settings().https,
+        )
+        .await?;
+    if matches!(decision, MfaDecision::Satisfied { .. }) {
+        return Ok(None);
+    }
+    tracing::info!(user = %session.user.username, ?decision, page = then, "page needs a second factor");
+    Ok(Some(
+        Redirect::to(&format!("/login/mfa?then={then}")).into_response(),
+    ))
 }
 
 /// The tiles to show, in order: those matching `query` (in the name or the description,

@@ -216,6 +216,11 @@ pub fn dummy_verify(config: &PasswordConfig, password: &Password) {
 
 /// [`dummy_verify`] in the given working memory.
 pub fn dummy_verify_in(config: &PasswordConfig, password: &Password, memory: &mut Memory) {
+    // As [`verify_in`]: a password too long to be anyone's is refused without hashing, for
+    // an unknown name as for a known one (else its answer alone would tell them apart).
+    if password.expose().len() > MAX_LENGTH {
+        return;
+    }
     if let Ok(params) = params(config) {
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let mut out = [0u8; 32];
@@ -464,6 +469,27 @@ mod tests {
             parallelism: 1,
             ..PasswordConfig::default()
         }
+    }
+
+    /// A password too long to check costs a known name (no hash at all) what it costs an
+    /// unknown one: a login form's answer time must not tell which names exist.
+    #[test]
+    fn an_overlong_password_costs_known_and_unknown_names_the_same() {
+        let config = cheap();
+        let stored = hash(&config, &Password::new("correct horse staple")).unwrap();
+        let long = Password::new("x".repeat(MAX_LENGTH + 1));
+        let mut known = Memory::default();
+        assert!(!verify_in(&stored, &long, &mut known));
+        let mut unknown = Memory::default();
+        dummy_verify_in(&config, &long, &mut unknown);
+        assert_eq!(known.0.len(), 0, "a known name hashes nothing");
+        assert_eq!(unknown.0.len(), known.0.len(), "nor does an unknown one");
+        // At the limit both do the full work.
+        let limit = Password::new("x".repeat(MAX_LENGTH));
+        assert!(!verify_in(&stored, &limit, &mut known));
+        dummy_verify_in(&config, &limit, &mut unknown);
+        assert_eq!(known.0.len(), 64);
+        assert_eq!(unknown.0.len(), 64);
     }
 
     #[test]

@@ -710,3 +710,75 @@ async fn recovery_codes_alone_are_not_a_second_factor_anywhere() {
         page.body
     );
 }
+
+/// `[mfa] required` (and a user's or group's rule) holds at the account page as at the
+/// portal: a session that used only a password sees nothing of the account and changes
+/// nothing (not the password, not another session), and is sent to step up first.
+#[tokio::test]
+async fn a_session_short_of_a_required_second_factor_is_sent_to_step_up_first() {
+    let idp = idp_with_settings(|s| s.mfa_required = true).await;
+    let app = totp_enrolled(&idp).await;
+    let mut owner = Browser::new(&idp);
+    owner.login("alice", PASSWORD, None).await;
+    submit_code(
+        &mut owner,
+        "/login/mfa?then=portal",
+        "totp",
+        &code_now(&idp, &app),
+    )
+    .await;
+    assert_eq!(owner.get("/portal").await.status, StatusCode::OK);
+    let owners = Sessions::new(&idp.store)
+        .of_user(idp.alice.id, idp.clock.now())
+        .await
+        .unwrap()[0]
+        .session_index
+        .clone();
+
+    // Someone with the password only.
+    let mut b = Browser::new(&idp);
+    b.login("alice", PASSWORD, None).await;
+    assert_eq!(b.get("/portal").await.location(), "/login/mfa?then=portal");
+    let page = b.get("/account").await;
+    assert_eq!(page.location(), "/login/mfa?then=account");
+    assert!(!page.body.contains("session-list"), "{}", page.body);
+    let csrf = b
+        .get("/login/mfa?then=account")
+        .await
+        .field("csrf")
+        .unwrap();
+    let changed = b
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PASSWORD),
+                ("password", NEW_PASSWORD),
+                ("confirm", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(changed.location(), "/login/mfa?then=account");
+    assert!(password_is(&idp, &idp.alice, PASSWORD).await);
+    let ended = b
+        .post(
+            "/account/sessions/end",
+            &[("csrf", &csrf), ("session", &owners)],
+        )
+        .await;
+    assert_eq!(ended.location(), "/login/mfa?then=account");
+    assert_eq!(owner.get("/portal").await.status, StatusCode::OK);
+    assert!(audit_actions(&idp, "session.end").await.is_empty());
+
+    // After the code, the page is theirs.
+    idp.clock.advance(time::Duration::seconds(30));
+    let done = submit_code(
+        &mut b,
+        "/login/mfa?then=account",
+        "totp",
+        &code_now(&idp, &app),
+    )
+    .await;
+    assert_eq!(done.location(), "/account");
+    assert_eq!(b.get("/account").await.status, StatusCode::OK);
+}

@@ -394,7 +394,8 @@ impl UserRow {
 
 /// Stores a new password hash (or none) in a transaction the caller commits, with its
 /// `user.password` audit event: the one write behind an admin's `set_password` and a user's
-/// own change on `/account` ([`crate::account`]).
+/// own change on `/account` ([`crate::account`]). The user's unused invitation and reset
+/// links are used up with it ([`crate::enrollment::void_links`]).
 pub(crate) async fn write_password(
     conn: &mut AnyConnection,
     actor: &Actor,
@@ -413,6 +414,7 @@ pub(crate) async fn write_password(
         .bind(timestamp::format(now))
         .execute(&mut *conn)
         .await?;
+    crate::enrollment::void_links(&mut *conn, id, now).await?;
     let after = User {
         has_password: hash.is_some(),
         updated_at: now,

@@ -17,7 +17,9 @@
 //! A token is 32 random bytes (base64url); only its SHA-256 is stored. A link is used by one
 //! `UPDATE ... WHERE used_at IS NULL AND expires_at > now`, so of two simultaneous
 //! redemptions exactly one changes a row and the other is refused, on every backend. A new
-//! link for a user marks the older unused links of its kind used, so only the newest works.
+//! link for a user marks the older unused links of its kind used, so only the newest works;
+//! a password set by any way (a link, an admin, the user's own change) uses up all of the
+//! user's unused links ([`void_links`]). A suspended or deleted user's link does nothing.
 
 pub mod reset;
 
@@ -26,8 +28,8 @@ use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use crate::audit::{self, Actor, Change};
-use crate::directory::User;
 use crate::directory::users;
+use crate::directory::{User, UserStatus};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::password::Password;
@@ -170,6 +172,25 @@ fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Uses up every unused link of `user`, in the caller's transaction, when their password is
+/// set by any way (an admin, the user's own change, another link): a link mailed for the
+/// old state of the account must not set a password over the new one (an invitation, which
+/// asks for no second factor, least of all). Returns how many it used up.
+pub(crate) async fn void_links(
+    conn: &mut sqlx::AnyConnection,
+    user: UserId,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE enrollment_links SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL",
+    )
+    .bind(user.to_db())
+    .bind(timestamp::format(now))
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// Invitation and reset links in the store.
 #[derive(Debug, Clone, Copy)]
 pub struct Enrollment<'s> {
@@ -304,7 +325,11 @@ impl<'s> Enrollment<'s> {
         if expires_at <= self.store.now() {
             return Ok(LinkLookup::Unusable(LinkState::Expired));
         }
-        let Some(user) = users::fetch(self.store.pool(), UserId::from_db(&row.user_id)?).await?
+        // A suspended user's link does nothing (as a deleted user's): it is said to be
+        // unknown, which tells its holder nothing of the account.
+        let Some(user) = users::fetch(self.store.pool(), UserId::from_db(&row.user_id)?)
+            .await?
+            .filter(|u| u.status == UserStatus::Active)
         else {
             return Ok(LinkLookup::Unusable(LinkState::Unknown));
         };
@@ -334,6 +359,18 @@ impl<'s> Enrollment<'s> {
         let now = self.store.now();
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
+        // The user's row first (the one lock order), and still active: suspended or deleted
+        // while the password was hashed, the link does nothing and stays as it was.
+        let before = match users::fetch_for_update(&mut *conn, link.user.id).await? {
+            Some(user) if user.status == UserStatus::Active => user,
+            _ => {
+                drop(tx);
+                return Err(Error::LinkUnusable {
+                    kind,
+                    state: LinkState::Unknown,
+                });
+            }
+        };
         let used: Option<String> = sqlx::query_scalar(
             "UPDATE enrollment_links SET used_at = $3 \
              WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL AND expires_at > $3 \
@@ -353,11 +390,8 @@ impl<'s> Enrollment<'s> {
             };
             return Err(Error::LinkUnusable { kind, state });
         }
-        let before = users::fetch(&mut *conn, link.user.id)
-            .await?
-            .ok_or_else(|| Error::UnknownUser {
-                user: link.user.id.to_string(),
-            })?;
+        // The user's other links (an invitation beside a reset link) set a password no more.
+        let links_voided = void_links(&mut *conn, before.id, now).await?;
         sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
             .bind(before.id.to_db())
             .bind(&hash)
@@ -395,6 +429,7 @@ impl<'s> Enrollment<'s> {
                     "user": audit::snapshot(&after),
                     "link_issued_by": link.created_by,
                     "sessions_ended": sessions_ended,
+                    "links_voided": links_voided,
                 })),
             },
         )

@@ -24,6 +24,9 @@ on_both_backends!(
     a_reset_request_answers_the_same_for_unknown_names_and_mails_only_real_ones,
     a_reset_ends_every_session_and_is_audited,
     reset_requests_are_throttled_per_name_and_per_account,
+    a_password_set_another_way_uses_up_the_links,
+    a_suspended_or_deleted_users_link_does_nothing,
+    of_twenty_simultaneous_redemptions_exactly_one_wins,
 );
 
 fn state(err: Error) -> LinkState {
@@ -523,4 +526,231 @@ async fn reset_requests_are_throttled_per_name_and_per_account(t: TestStore) {
         }
     }
     assert!(refused, "the address bound refuses at last");
+}
+
+fn lookup_state(found: LinkLookup) -> Option<LinkState> {
+    match found {
+        LinkLookup::Valid(_) => None,
+        LinkLookup::Unusable(state) => Some(state),
+    }
+}
+
+/// An invitation or reset link mailed before the password was set some other way (an
+/// admin, another link) sets nothing: the invitation, which asks for no second factor,
+/// would otherwise replace the password of an account that has one.
+async fn a_password_set_another_way_uses_up_the_links(t: TestStore) {
+    let ivan = user(&t.store, "ivan").await;
+    let links = t.store.enrollment();
+    let system = latchkey_idp::Actor::system();
+    let invitation = links
+        .invite(&admin(), ivan.id, Duration::days(7))
+        .await
+        .unwrap();
+    let reset = links
+        .issue_reset(&system, ivan.id, Duration::minutes(30))
+        .await
+        .unwrap();
+    // The reset link sets the password: the invitation is used up with it.
+    links
+        .redeem(
+            LinkKind::Reset,
+            reset.token(),
+            Password::new("violet staple hinge"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        lookup_state(
+            links
+                .lookup(LinkKind::Invitation, invitation.token())
+                .await
+                .unwrap()
+        ),
+        Some(LinkState::Used)
+    );
+    let err = links
+        .redeem(
+            LinkKind::Invitation,
+            invitation.token(),
+            Password::new("the holder of an old mail"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(state(err), LinkState::Used);
+    let users = t.store.users();
+    assert!(
+        users
+            .verify_password(ivan.id, Password::new("violet staple hinge"))
+            .await
+            .unwrap()
+    );
+    let redeemed = t
+        .store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("user.password_reset".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(redeemed[0].after.as_ref().unwrap()["links_voided"], 1);
+
+    // An admin sets the password: both kinds are used up.
+    let invitation = links
+        .invite(&admin(), ivan.id, Duration::days(7))
+        .await
+        .unwrap();
+    let reset = links
+        .issue_reset(&system, ivan.id, Duration::minutes(30))
+        .await
+        .unwrap();
+    users
+        .set_password(
+            &admin(),
+            ivan.id,
+            Some(Password::new("set by the helpdesk")),
+        )
+        .await
+        .unwrap();
+    for (kind, token) in [
+        (LinkKind::Invitation, invitation.token()),
+        (LinkKind::Reset, reset.token()),
+    ] {
+        assert_eq!(
+            lookup_state(links.lookup(kind, token).await.unwrap()),
+            Some(LinkState::Used),
+            "{kind}"
+        );
+        let err = links
+            .redeem(kind, token, Password::new("the holder of an old mail"))
+            .await
+            .unwrap_err();
+        assert_eq!(state(err), LinkState::Used, "{kind}");
+    }
+    assert!(
+        users
+            .verify_password(ivan.id, Password::new("set by the helpdesk"))
+            .await
+            .unwrap()
+    );
+    // A link made after the change works as usual.
+    let fresh = links
+        .issue_reset(&system, ivan.id, Duration::minutes(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        lookup_state(links.lookup(LinkKind::Reset, fresh.token()).await.unwrap()),
+        None
+    );
+}
+
+/// A suspended user's link shows no form and sets no password (said to be unknown, like a
+/// deleted user's); lifting the suspension makes it usable again while it lives.
+async fn a_suspended_or_deleted_users_link_does_nothing(t: TestStore) {
+    let jane = user(&t.store, "jane").await;
+    let links = t.store.enrollment();
+    let users = t.store.users();
+    let invitation = links
+        .invite(&admin(), jane.id, Duration::days(7))
+        .await
+        .unwrap();
+    users.suspend(&admin(), jane.id).await.unwrap();
+    assert_eq!(
+        lookup_state(
+            links
+                .lookup(LinkKind::Invitation, invitation.token())
+                .await
+                .unwrap()
+        ),
+        Some(LinkState::Unknown)
+    );
+    let err = links
+        .redeem(
+            LinkKind::Invitation,
+            invitation.token(),
+            Password::new("violet staple hinge"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(state(err), LinkState::Unknown);
+    assert!(!users.get(jane.id).await.unwrap().has_password);
+    assert!(
+        t.store
+            .audit()
+            .list(&AuditFilter {
+                action: Some("user.invitation_redeemed".into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    users.delete(&admin(), jane.id).await.unwrap();
+    assert_eq!(
+        lookup_state(
+            links
+                .lookup(LinkKind::Invitation, invitation.token())
+                .await
+                .unwrap()
+        ),
+        Some(LinkState::Unknown)
+    );
+}
+
+/// A burst of twenty redemptions of one link: exactly one sets the password and is
+/// audited; every other is refused as used (or, past the hash pool's bound, busy), and
+/// nothing is half-written.
+async fn of_twenty_simultaneous_redemptions_exactly_one_wins(t: TestStore) {
+    let kate = user(&t.store, "kate").await;
+    let link = t
+        .store
+        .enrollment()
+        .invite(&admin(), kate.id, Duration::hours(1))
+        .await
+        .unwrap();
+    let racers: Vec<_> = (0..20)
+        .map(|i| {
+            let store = t.store.clone();
+            let token = link.token().to_owned();
+            tokio::spawn(async move {
+                let pw = format!("racer number {i:02} password");
+                let out = store
+                    .enrollment()
+                    .redeem(LinkKind::Invitation, &token, Password::new(pw.clone()))
+                    .await;
+                (pw, out)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        let (pw, out) = racer.await.unwrap();
+        match out {
+            Ok(_) => winners.push(pw),
+            Err(Error::LinkUnusable {
+                state: LinkState::Used,
+                ..
+            })
+            | Err(Error::Busy { .. }) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert!(
+        t.store
+            .users()
+            .verify_password(kate.id, Password::new(winners[0].clone()))
+            .await
+            .unwrap()
+    );
+    let redeemed = t
+        .store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("user.invitation_redeemed".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(redeemed.len(), 1);
 }
