@@ -560,6 +560,45 @@ mod tests {
     }
 
     #[test]
+    fn every_policy_keeps_its_numbers() {
+        use OnSuccess::{GiveBack, Reset};
+        type P = ThrottlePolicy;
+        let (s30, m1, m5) = (
+            Duration::seconds(30),
+            Duration::minutes(1),
+            Duration::minutes(5),
+        );
+        let (m15, h1) = (Duration::minutes(15), Duration::hours(1));
+        // Each: free attempts, first block, longest block (also the quiet window), success.
+        let table = [
+            (P::ACCOUNT, 10, s30, m15, Reset),
+            (P::PAIR, 5, s30, m15, Reset),
+            (P::ADDRESS, 20, s30, m15, GiveBack),
+            (P::WIDE_ADDRESS, 100, s30, m15, GiveBack),
+            (P::DEVICE, 5, s30, m15, Reset),
+            (P::FACTOR, 5, s30, m15, Reset),
+            (P::RESET_ACCOUNT, 3, m15, h1, GiveBack),
+            (P::RESET_ADDRESS, 10, m1, h1, GiveBack),
+            (P::WIDE_RESET_ADDRESS, 50, m1, h1, GiveBack),
+            (P::REFUSED_REQUEST, 30, m1, h1, GiveBack),
+            (P::WIDE_REFUSED_REQUEST, 150, m1, h1, GiveBack),
+            (P::UNSIGNED_LOGOUT, 30, m1, h1, GiveBack),
+            (P::WIDE_UNSIGNED_LOGOUT, 150, m1, h1, GiveBack),
+            (P::BEARER_TOKEN, 10, m5, m5, GiveBack),
+        ];
+        for (row, (policy, free, base, max_block, on_success)) in table.into_iter().enumerate() {
+            let want = P {
+                free,
+                base,
+                max_block,
+                quiet: max_block,
+                on_success,
+            };
+            assert_eq!(policy, want, "row {row}");
+        }
+    }
+
+    #[test]
     fn keys_fold_case_and_name_their_kind() {
         assert_eq!(Slot::account(" Alice ").key(), "account:alice");
         assert_eq!(Slot::address("10.0.0.1").key(), "addr:10.0.0.1");
