@@ -93,7 +93,8 @@ pub(crate) async fn list(
     Ok(html.into_response())
 }
 
-/// The new-user form's fields.
+/// The user form's fields (`console/user_fields.html`): a new user's, or a user's own on
+/// their page.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct UserForm {
     csrf: Option<String>,
@@ -154,6 +155,22 @@ csrf_form!(
     AttributeForm,
     AttributeName
 );
+
+impl UserForm {
+    /// The edit form as `user`'s page draws it.
+    fn of(user: &User) -> Self {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        UserForm {
+            csrf: None,
+            username: user.username.clone(),
+            email: user.email.clone(),
+            given_name: text(&user.given_name),
+            family_name: text(&user.family_name),
+            display_name: text(&user.display_name),
+            seen: user.names_version(),
+        }
+    }
+}
 
 fn optional(v: &str) -> Option<String> {
     given(&Some(v.to_owned()))
@@ -229,6 +246,8 @@ struct UserPage<'a> {
     nav: Nav,
     csrf: &'a str,
     user: User,
+    /// The edit form, drawn from `user`.
+    form: UserForm,
     roles: String,
     factors: String,
     has_factor: bool,
@@ -333,6 +352,7 @@ async fn page(
         may_write: op.roles.may_change_user(&granted),
         may_audit: op.roles.allows(Permission::ReadAudit),
         audit_href,
+        form: UserForm::of(&user),
         user,
         groups,
         access,
