@@ -11,7 +11,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::forms::{FieldError, csrf_form, field_error, given, refusal_status};
+use super::forms::{FieldError, csrf_form, drawn_from, field_error, form_refusal, given};
 use super::{Nav, Operator, Refusal, admit, listing, set_membership};
 use crate::api::invitations::{InvitationDto, MailOutcome, issue};
 use crate::extract::{CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
@@ -405,9 +405,9 @@ async fn refused(
     err: latchkey_idp::Error,
 ) -> Result<Response, Refusal> {
     // A page drawn before someone else's change is drawn again with what is there now.
-    let status = refusal_status(&err);
+    let (error, status) = form_refusal(err)?;
     let shown = Shown {
-        error: Some(field_error(err)?),
+        error: Some(error),
         invitation: None,
     };
     let user = state.store().users().get(user).await?;
@@ -432,11 +432,7 @@ pub(crate) async fn edit(
         display_name: Some(optional(&form.display_name)),
         ..UserPatch::default()
     };
-    let seen = optional(&form.seen);
-    let unchanged = |now: &User| {
-        seen.as_deref()
-            .is_none_or(|seen| seen == now.names_version())
-    };
+    let unchanged = |now: &User| drawn_from(&form.seen, &now.names_version());
     patched(&state, &op, csrf, user.id, unchanged, patch).await
 }
 
