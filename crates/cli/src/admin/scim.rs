@@ -7,6 +7,7 @@ use clap::Subcommand;
 use latchkey_idp::config::ProcessEnv;
 use latchkey_idp::provisioning::client::ClientSettings;
 use latchkey_idp::provisioning::{ConnectionStatus, NewConnection, OnRemove, sync};
+use latchkey_idp_web::api::scim::ScimStatusDto;
 use zeroize::Zeroizing;
 
 use super::Context;
@@ -98,7 +99,7 @@ pub async fn run(ctx: &Context, cmd: ScimCommand) -> anyhow::Result<()> {
                 );
             };
             if json {
-                return output::json(&status);
+                return output::json(&ScimStatusDto::from(status));
             }
             print_status(&status)?;
         }

@@ -869,6 +869,39 @@ fn app_encryption_needs_an_rsa_certificate_and_takes_advertised_algorithms() {
     assert!(err.contains("encryption_methods"), "{err}");
 }
 
+/// `app scim show --json` prints what `GET /api/v1/apps/{id}/scim` answers: the API's
+/// `ScimStatusDto`, no field more or less, in the same forms.
+#[test]
+fn app_scim_show_json_is_the_apis_object() {
+    let dir = workdir();
+    let d = dir.path();
+    let add = "app add --entity-id https://wiki.example.org --name Wiki --acs-url https://wiki.example.org/acs";
+    ok(d, &add.split(' ').collect::<Vec<_>>());
+    let token = d.join("scim.token");
+    std::fs::write(&token, "a-bearer-token\n").unwrap();
+    ok(
+        d,
+        &[
+            "app",
+            "scim",
+            "set",
+            "Wiki",
+            "--on-remove=delete",
+            "--url=https://wiki.example.org/scim/v2/",
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["app", "scim", "show", "Wiki", "--json"])).unwrap();
+    let dto: latchkey_idp_web::api::scim::ScimStatusDto =
+        serde_json::from_value(shown.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&dto).unwrap(), shown);
+    assert_eq!(dto.base_url, "https://wiki.example.org/scim/v2");
+    assert_eq!(dto.on_remove, "delete");
+    assert_eq!(app_json(d, "Wiki")["id"], shown["app_id"]);
+}
+
 fn app_json(dir: &Path, app: &str) -> serde_json::Value {
     serde_json::from_str(&ok(dir, &["app", "show", app, "--json"])).unwrap()
 }

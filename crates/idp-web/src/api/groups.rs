@@ -258,17 +258,7 @@ pub async fn add_member(
     ApiPath((group, user)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let if_match = IfMatch::of(&headers);
-    let group = state.store.groups().lookup(&group).await?.id;
-    let user = state.store.users().lookup(&user).await?.id;
-    let now = state
-        .store
-        .groups()
-        .add_member_if(&caller.actor(), group, user, |now| {
-            if_match.admits(&now.version())
-        })
-        .await?;
-    Ok((StatusCode::NO_CONTENT, etag::of(&now.version())))
+    set_member(&state, &caller, &group, &user, &headers, true).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/groups/{group}/members/{user}", operation_id = "groups_remove_member", tag = "groups",
@@ -285,15 +275,32 @@ pub async fn remove_member(
     ApiPath((group, user)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let if_match = IfMatch::of(&headers);
-    let group = state.store.groups().lookup(&group).await?.id;
-    let user = state.store.users().lookup(&user).await?.id;
-    let now = state
-        .store
-        .groups()
-        .remove_member_if(&caller.actor(), group, user, |now| {
-            if_match.admits(&now.version())
-        })
-        .await?;
+    set_member(&state, &caller, &group, &user, &headers, false).await
+}
+
+/// Adds `user` to `group` (`member`) or removes them, if the group is as `If-Match` names
+/// it: the membership change behind both routes, answered with the group's new `ETag`.
+async fn set_member(
+    state: &ApiState,
+    caller: &Caller,
+    group: &str,
+    user: &str,
+    headers: &HeaderMap,
+    member: bool,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let if_match = IfMatch::of(headers);
+    let group = state.store.groups().lookup(group).await?.id;
+    let user = state.store.users().lookup(user).await?.id;
+    let admits = |now: &VersionedGroup| if_match.admits(&now.version());
+    let groups = state.store.groups();
+    let now = if member {
+        groups
+            .add_member_if(&caller.actor(), group, user, admits)
+            .await?
+    } else {
+        groups
+            .remove_member_if(&caller.actor(), group, user, admits)
+            .await?
+    };
     Ok((StatusCode::NO_CONTENT, etag::of(&now.version())))
 }

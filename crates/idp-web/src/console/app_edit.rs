@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::app_new::Problem;
 use super::apps::{self, Notice};
-use super::forms::{FieldError, csrf_form, field_error};
+use super::forms::{FieldError, csrf_form, drawn_from, field_error};
 use super::{Operator, Refusal, admit};
 use crate::WebState;
 use crate::extract::{CsrfForm, CsrfToken, SessionCookie};
@@ -337,7 +337,7 @@ pub(crate) async fn edit(
         .update_if(
             &op.actor(),
             app.id,
-            |now| form.seen.trim().is_empty() || form.seen.trim() == now,
+            |now| drawn_from(&form.seen, now),
             |s| form.apply(s),
         )
         .await;

@@ -64,6 +64,21 @@ pub(crate) fn refusal_status(err: &Error) -> StatusCode {
     }
 }
 
+/// Whether a form drawn from the version `seen` (its hidden `seen` field) may be saved over
+/// the object as it is `now`: the same version, or none given (a post not from our page).
+/// Every edit form that can be refused `changed_since` asks here.
+pub(crate) fn drawn_from(seen: &str, now: &str) -> bool {
+    let seen = seen.trim();
+    seen.is_empty() || seen == now
+}
+
+/// A refused change as its form shows it: the field ([`field_error`]) and the status
+/// ([`refusal_status`]); what no field is about becomes an error page.
+pub(crate) fn form_refusal(err: Error) -> Result<(FieldError, StatusCode), WebError> {
+    let status = refusal_status(&err);
+    Ok((field_error(err)?, status))
+}
+
 /// An empty text field is "not given".
 pub(crate) fn given(value: &Option<String>) -> Option<String> {
     value

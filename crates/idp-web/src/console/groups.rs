@@ -8,7 +8,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::forms::{FieldError, csrf_form, field_error, given, refusal_status};
+use super::forms::{FieldError, csrf_form, drawn_from, field_error, form_refusal, given};
 use super::listing::{self, After};
 use super::{Nav, Operator, Refusal, admit, set_membership};
 use crate::extract::{CsrfForm, CsrfToken, SessionCookie};
@@ -117,12 +117,11 @@ pub(crate) async fn rename(
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteGroups).await?;
     let group = load(&state, &id).await?;
-    let seen = form.seen.trim();
     let result = state
         .store()
         .groups()
         .rename_if(&op.actor(), group.id, form.name.trim(), |now| {
-            seen.is_empty() || seen == now.group.fields_version()
+            drawn_from(&form.seen, &now.group.fields_version())
         })
         .await;
     match result {
@@ -134,8 +133,7 @@ pub(crate) async fn rename(
             refused(&state, &op, csrf, now, error, StatusCode::CONFLICT).await
         }
         Err(e) => {
-            let status = refusal_status(&e);
-            let error = field_error(e)?;
+            let (error, status) = form_refusal(e)?;
             refused(&state, &op, csrf, group, error, status).await
         }
     }
@@ -196,8 +194,7 @@ pub(crate) async fn delete(
     match state.store().groups().delete(&op.actor(), group.id).await {
         Ok(()) => Ok(Redirect::to("/admin/groups").into_response()),
         Err(e) => {
-            let status = refusal_status(&e);
-            let error = field_error(e)?;
+            let (error, status) = form_refusal(e)?;
             refused(&state, &op, csrf, group, error, status).await
         }
     }
@@ -342,8 +339,7 @@ async fn change(
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/admin/groups/{}", group.id)).into_response()),
         Err(e) => {
-            let status = refusal_status(&e);
-            let error = field_error(e)?;
+            let (error, status) = form_refusal(e)?;
             refused(state, &op, csrf, group, error, status).await
         }
     }

@@ -78,6 +78,25 @@ async fn page(
     Ok((status, csrf, html).into_response())
 }
 
+/// The list again with the refused field named (422); nothing was written.
+async fn refused(
+    state: &WebState,
+    op: &Operator,
+    csrf: CsrfToken,
+    err: latchkey_idp::Error,
+) -> Result<Response, Refusal> {
+    let error = field_error(err)?;
+    page(
+        state,
+        op,
+        csrf,
+        None,
+        Some(error),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
 /// GET /admin/tokens
 pub(crate) async fn list(
     State(state): State<WebState>,
@@ -143,18 +162,7 @@ pub(crate) async fn create(
             )
             .await
         }
-        Err(e) => {
-            let error = field_error(e)?;
-            page(
-                &state,
-                &op,
-                csrf,
-                None,
-                Some(error),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+        Err(e) => refused(&state, &op, csrf, e).await,
     }
 }
 
@@ -172,17 +180,6 @@ pub(crate) async fn revoke(
         .await
     {
         Ok(_) => Ok(Redirect::to("/admin/tokens").into_response()),
-        Err(e) => {
-            let error = field_error(e)?;
-            page(
-                &state,
-                &op,
-                csrf,
-                None,
-                Some(error),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+        Err(e) => refused(&state, &op, csrf, e).await,
     }
 }

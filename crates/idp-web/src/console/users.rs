@@ -11,7 +11,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::forms::{FieldError, csrf_form, field_error, given, refusal_status};
+use super::forms::{FieldError, csrf_form, drawn_from, field_error, form_refusal, given};
 use super::{Nav, Operator, Refusal, admit, listing, set_membership};
 use crate::api::invitations::{InvitationDto, MailOutcome, issue};
 use crate::extract::{CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
@@ -93,7 +93,8 @@ pub(crate) async fn list(
     Ok(html.into_response())
 }
 
-/// The new-user form's fields.
+/// The user form's fields (`console/user_fields.html`): a new user's, or a user's own on
+/// their page.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct UserForm {
     csrf: Option<String>,
@@ -154,6 +155,22 @@ csrf_form!(
     AttributeForm,
     AttributeName
 );
+
+impl UserForm {
+    /// The edit form as `user`'s page draws it.
+    fn of(user: &User) -> Self {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        UserForm {
+            csrf: None,
+            username: user.username.clone(),
+            email: user.email.clone(),
+            given_name: text(&user.given_name),
+            family_name: text(&user.family_name),
+            display_name: text(&user.display_name),
+            seen: user.names_version(),
+        }
+    }
+}
 
 fn optional(v: &str) -> Option<String> {
     given(&Some(v.to_owned()))
@@ -229,6 +246,8 @@ struct UserPage<'a> {
     nav: Nav,
     csrf: &'a str,
     user: User,
+    /// The edit form, drawn from `user`.
+    form: UserForm,
     roles: String,
     factors: String,
     has_factor: bool,
@@ -333,6 +352,7 @@ async fn page(
         may_write: op.roles.may_change_user(&granted),
         may_audit: op.roles.allows(Permission::ReadAudit),
         audit_href,
+        form: UserForm::of(&user),
         user,
         groups,
         access,
@@ -385,9 +405,9 @@ async fn refused(
     err: latchkey_idp::Error,
 ) -> Result<Response, Refusal> {
     // A page drawn before someone else's change is drawn again with what is there now.
-    let status = refusal_status(&err);
+    let (error, status) = form_refusal(err)?;
     let shown = Shown {
-        error: Some(field_error(err)?),
+        error: Some(error),
         invitation: None,
     };
     let user = state.store().users().get(user).await?;
@@ -412,11 +432,7 @@ pub(crate) async fn edit(
         display_name: Some(optional(&form.display_name)),
         ..UserPatch::default()
     };
-    let seen = optional(&form.seen);
-    let unchanged = |now: &User| {
-        seen.as_deref()
-            .is_none_or(|seen| seen == now.names_version())
-    };
+    let unchanged = |now: &User| drawn_from(&form.seen, &now.names_version());
     patched(&state, &op, csrf, user.id, unchanged, patch).await
 }
 

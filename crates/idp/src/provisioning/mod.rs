@@ -156,8 +156,9 @@ impl fmt::Debug for NewConnection {
 }
 
 /// A connection and how its delivery goes: what the CLI, API and console show. The token
-/// is not part of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// is not part of it. Its JSON (the API's, `latchkey app scim show --json`) is
+/// `latchkey_idp_web::api::scim::ScimStatusDto`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionStatus {
     /// The application.
     pub app_id: AppId,
@@ -168,18 +169,14 @@ pub struct ConnectionStatus {
     /// Outbox rows waiting for this application.
     pub queue_length: u64,
     /// When the oldest waiting row was written.
-    #[serde(with = "time::serde::rfc3339::option")]
     pub oldest_queued_at: Option<OffsetDateTime>,
     /// The last delivery that succeeded.
-    #[serde(with = "time::serde::rfc3339::option")]
     pub last_success_at: Option<OffsetDateTime>,
     /// The last failure, as the application or the network said it.
     pub last_error: Option<String>,
     /// When it happened.
-    #[serde(with = "time::serde::rfc3339::option")]
     pub last_error_at: Option<OffsetDateTime>,
     /// The last reconciliation run.
-    #[serde(with = "time::serde::rfc3339::option")]
     pub last_sync_at: Option<OffsetDateTime>,
 }
 

@@ -51,97 +51,43 @@ pub struct ThrottlePolicy {
 impl ThrottlePolicy {
     /// One account name from an untrusted browser, whatever the address: a guesser spread
     /// over many addresses. An owner with a device cookie is not subject to it.
-    pub const ACCOUNT: ThrottlePolicy = ThrottlePolicy {
-        free: 10,
-        base: Duration::seconds(30),
-        max_block: Duration::minutes(15),
-        quiet: Duration::minutes(15),
-        on_success: OnSuccess::Reset,
-    };
+    pub const ACCOUNT: ThrottlePolicy = Self::sign_in(10, OnSuccess::Reset);
     /// One account name from one address (untrusted browsers).
-    pub const PAIR: ThrottlePolicy = ThrottlePolicy {
-        free: 5,
-        base: Duration::seconds(30),
-        max_block: Duration::minutes(15),
-        quiet: Duration::minutes(15),
-        on_success: OnSuccess::Reset,
-    };
+    pub const PAIR: ThrottlePolicy = Self::sign_in(5, OnSuccess::Reset);
     /// One client address, over all names (several people may share a NAT, and their
     /// successes give their slots back).
-    pub const ADDRESS: ThrottlePolicy = ThrottlePolicy {
-        free: 20,
-        base: Duration::seconds(30),
-        max_block: Duration::minutes(15),
-        quiet: Duration::minutes(15),
-        on_success: OnSuccess::GiveBack,
-    };
+    pub const ADDRESS: ThrottlePolicy = Self::sign_in(20, OnSuccess::GiveBack);
     /// The /64s of one IPv6 /48, over all names, five addresses' worth: a site is commonly
     /// handed a /48, 65,536 /64s that would each get [`Self::ADDRESS`]'s free attempts.
     /// Taken with every address slot of an IPv6 client ([`Throttle::admit`]).
     pub const WIDE_ADDRESS: ThrottlePolicy = Self::ADDRESS.widened();
     /// One trusted browser of one account (its device cookie): its own failures count
     /// against it alone.
-    pub const DEVICE: ThrottlePolicy = ThrottlePolicy {
-        free: 5,
-        base: Duration::seconds(30),
-        max_block: Duration::minutes(15),
-        quiet: Duration::minutes(15),
-        on_success: OnSuccess::Reset,
-    };
+    pub const DEVICE: ThrottlePolicy = Self::sign_in(5, OnSuccess::Reset);
 
     /// One user's second-factor codes (TOTP, recovery codes), from anywhere: a code has a
     /// million values, so five guesses before backing off keeps a guesser's odds at a few
     /// in a million per block. The right code ends the run.
-    pub const FACTOR: ThrottlePolicy = ThrottlePolicy {
-        free: 5,
-        base: Duration::seconds(30),
-        max_block: Duration::minutes(15),
-        quiet: Duration::minutes(15),
-        on_success: OnSuccess::Reset,
-    };
+    pub const FACTOR: ThrottlePolicy = Self::sign_in(5, OnSuccess::Reset);
     /// Password-reset requests naming one account (as typed, or the account they
     /// resolved to): a few links an hour, so nobody can flood its owner's mailbox.
     /// Every request counts; none gives its slot back.
-    pub const RESET_ACCOUNT: ThrottlePolicy = ThrottlePolicy {
-        free: 3,
-        base: Duration::minutes(15),
-        max_block: Duration::hours(1),
-        quiet: Duration::hours(1),
-        on_success: OnSuccess::GiveBack,
-    };
+    pub const RESET_ACCOUNT: ThrottlePolicy = Self::hourly(3, Duration::minutes(15));
     /// Password-reset requests from one client address, over all names: bounds what one
     /// client can put on the reset queue.
-    pub const RESET_ADDRESS: ThrottlePolicy = ThrottlePolicy {
-        free: 10,
-        base: Duration::minutes(1),
-        max_block: Duration::hours(1),
-        quiet: Duration::hours(1),
-        on_success: OnSuccess::GiveBack,
-    };
+    pub const RESET_ADDRESS: ThrottlePolicy = Self::hourly(10, Duration::minutes(1));
 
     /// SAML requests from one client network that are answered with an error Status before
     /// anyone signs in (each one an audit line): an application's users rarely send one, so
     /// a client sending many is filling the log. Every refusal counts.
-    pub const REFUSED_REQUEST: ThrottlePolicy = ThrottlePolicy {
-        free: 30,
-        base: Duration::minutes(1),
-        max_block: Duration::hours(1),
-        quiet: Duration::hours(1),
-        on_success: OnSuccess::GiveBack,
-    };
+    pub const REFUSED_REQUEST: ThrottlePolicy = Self::hourly(30, Duration::minutes(1));
 
     /// Unsigned LogoutRequests from one client network, accepted from an application with
     /// the legacy opt-in `allow_unsigned_logout` (each one a replay record and an audit
     /// line): anyone can send one, so the same budget and back-off as
     /// [`Self::REFUSED_REQUEST`]. One that ends the browser's own session gives its slot back
     /// (that browser signed in to the application: a NAT full of colleagues signing out).
-    pub const UNSIGNED_LOGOUT: ThrottlePolicy = ThrottlePolicy {
-        free: 30,
-        base: Duration::minutes(1),
-        max_block: Duration::hours(1),
-        quiet: Duration::hours(1),
-        on_success: OnSuccess::GiveBack,
-    };
+    pub const UNSIGNED_LOGOUT: ThrottlePolicy = Self::REFUSED_REQUEST;
 
     /// Wrong bearer tokens (the admin API's, the SCIM server's) from one client network:
     /// `[server] bad_tokens_per_network` of them within `bad_tokens_window_seconds` and the
@@ -160,6 +106,31 @@ impl ThrottlePolicy {
             base: window,
             max_block: window,
             quiet: window,
+            on_success: OnSuccess::GiveBack,
+        }
+    }
+
+    /// The sign-in back-off (the README's "Sign-in throttling"): after `free` attempts
+    /// 30 seconds, doubling up to 15 minutes; a run ends after 15 quiet minutes.
+    const fn sign_in(free: i64, on_success: OnSuccess) -> ThrottlePolicy {
+        ThrottlePolicy {
+            free,
+            base: Duration::seconds(30),
+            max_block: Duration::minutes(15),
+            quiet: Duration::minutes(15),
+            on_success,
+        }
+    }
+
+    /// A budget of anonymous requests that each cost us something (a mail, an audit line,
+    /// a replay record): after `free` of them `base`, doubling up to an hour; a run ends
+    /// after a quiet hour. A success gives back only its own slot, never ends the run.
+    const fn hourly(free: i64, base: Duration) -> ThrottlePolicy {
+        ThrottlePolicy {
+            free,
+            base,
+            max_block: Duration::hours(1),
+            quiet: Duration::hours(1),
             on_success: OnSuccess::GiveBack,
         }
     }
@@ -203,13 +174,21 @@ const WIDE_FACTOR: i64 = WIDE_NETWORK_FACTOR as i64;
 /// The keys of a client network, each with the key of an IPv6 client's /48 beside it (whose
 /// policy is the network's [`ThrottlePolicy::widened`]): an address slot taken alone would
 /// give whoever holds a /48 65,536 budgets.
-const WIDE_KEYS: [(&str, &str); 5] = [
-    ("addr:", "addr48:"),
-    ("reset-addr:", "reset-addr48:"),
-    ("refused-addr:", "refused-addr48:"),
-    ("unsigned-logout:", "unsigned-logout48:"),
-    ("bearer-addr:", "bearer-addr48:"),
+const WIDE_KEYS: [NetworkKey; 5] = [
+    ADDR_KEY,
+    RESET_ADDR_KEY,
+    REFUSED_ADDR_KEY,
+    UNSIGNED_LOGOUT_KEY,
+    BEARER_ADDR_KEY,
 ];
+
+/// The prefix of a client-network slot's key, and of its /48's beside it.
+type NetworkKey = (&'static str, &'static str);
+const ADDR_KEY: NetworkKey = ("addr:", "addr48:");
+const RESET_ADDR_KEY: NetworkKey = ("reset-addr:", "reset-addr48:");
+const REFUSED_ADDR_KEY: NetworkKey = ("refused-addr:", "refused-addr48:");
+const UNSIGNED_LOGOUT_KEY: NetworkKey = ("unsigned-logout:", "unsigned-logout48:");
+const BEARER_ADDR_KEY: NetworkKey = ("bearer-addr:", "bearer-addr48:");
 
 /// The longest window [`ThrottlePolicy::bearer_tokens`] may be given (`[server]
 /// bad_tokens_window_seconds`): [`Throttle::purge`] forgets runs quiet for longer.
@@ -237,12 +216,26 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// A name as typed (trimmed, case-folded) under `prefix`.
+    fn named(prefix: &str, name: &str, policy: ThrottlePolicy) -> Slot {
+        Slot {
+            key: format!("{prefix}{}", store::fold(name.trim())),
+            policy,
+        }
+    }
+
+    /// A client's network ([`network_of`]) under the key kind `kind` (one of [`WIDE_KEYS`]:
+    /// an IPv6 client's /48 is taken beside it).
+    fn on_network(kind: NetworkKey, address: &str, policy: ThrottlePolicy) -> Slot {
+        Slot {
+            key: format!("{}{}", kind.0, network_of(address)),
+            policy,
+        }
+    }
+
     /// An account name as typed, from anywhere.
     pub fn account(name: &str) -> Slot {
-        Slot {
-            key: format!("account:{}", store::fold(name.trim())),
-            policy: ThrottlePolicy::ACCOUNT,
-        }
+        Slot::named("account:", name, ThrottlePolicy::ACCOUNT)
     }
 
     /// An account name as typed, from one client address.
@@ -255,10 +248,7 @@ impl Slot {
 
     /// A client address.
     pub fn address(address: &str) -> Slot {
-        Slot {
-            key: format!("addr:{}", network_of(address)),
-            policy: ThrottlePolicy::ADDRESS,
-        }
+        Slot::on_network(ADDR_KEY, address, ThrottlePolicy::ADDRESS)
     }
 
     /// A trusted browser (the nonce of a verified device cookie).
@@ -280,10 +270,7 @@ impl Slot {
 
     /// A password-reset request for a name or e-mail address as typed.
     pub fn reset_name(name: &str) -> Slot {
-        Slot {
-            key: format!("reset:{}", store::fold(name.trim())),
-            policy: ThrottlePolicy::RESET_ACCOUNT,
-        }
+        Slot::named("reset:", name, ThrottlePolicy::RESET_ACCOUNT)
     }
 
     /// A password-reset link for one existing account, however it was named: the bound on
@@ -297,35 +284,27 @@ impl Slot {
 
     /// Password-reset requests from a client address.
     pub fn reset_address(address: &str) -> Slot {
-        Slot {
-            key: format!("reset-addr:{}", network_of(address)),
-            policy: ThrottlePolicy::RESET_ADDRESS,
-        }
+        Slot::on_network(RESET_ADDR_KEY, address, ThrottlePolicy::RESET_ADDRESS)
     }
 
     /// An anonymous SAML request answered with an error Status, from a client address.
     pub fn refused_request(address: &str) -> Slot {
-        Slot {
-            key: format!("refused-addr:{}", network_of(address)),
-            policy: ThrottlePolicy::REFUSED_REQUEST,
-        }
+        Slot::on_network(REFUSED_ADDR_KEY, address, ThrottlePolicy::REFUSED_REQUEST)
     }
 
     /// An unsigned LogoutRequest accepted under the legacy opt-in, from a client address.
     pub fn unsigned_logout(address: &str) -> Slot {
-        Slot {
-            key: format!("unsigned-logout:{}", network_of(address)),
-            policy: ThrottlePolicy::UNSIGNED_LOGOUT,
-        }
+        Slot::on_network(
+            UNSIGNED_LOGOUT_KEY,
+            address,
+            ThrottlePolicy::UNSIGNED_LOGOUT,
+        )
     }
 
     /// A request presenting a bearer token (admin API, SCIM) from a client address, under
     /// `policy` (the server's [`ThrottlePolicy::bearer_tokens`]).
     pub fn bearer_token(address: &str, policy: ThrottlePolicy) -> Slot {
-        Slot {
-            key: format!("bearer-addr:{}", network_of(address)),
-            policy,
-        }
+        Slot::on_network(BEARER_ADDR_KEY, address, policy)
     }
 
     /// The key in the table.
@@ -557,6 +536,45 @@ mod tests {
         assert_eq!(p.block_after(10), Some(Duration::minutes(15)));
         assert_eq!(p.block_after(100), Some(Duration::minutes(15)));
         assert_eq!(p.block_after(i64::MAX), Some(Duration::minutes(15)));
+    }
+
+    #[test]
+    fn every_policy_keeps_its_numbers() {
+        use OnSuccess::{GiveBack, Reset};
+        type P = ThrottlePolicy;
+        let (s30, m1, m5) = (
+            Duration::seconds(30),
+            Duration::minutes(1),
+            Duration::minutes(5),
+        );
+        let (m15, h1) = (Duration::minutes(15), Duration::hours(1));
+        // Each: free attempts, first block, longest block (also the quiet window), success.
+        let table = [
+            (P::ACCOUNT, 10, s30, m15, Reset),
+            (P::PAIR, 5, s30, m15, Reset),
+            (P::ADDRESS, 20, s30, m15, GiveBack),
+            (P::WIDE_ADDRESS, 100, s30, m15, GiveBack),
+            (P::DEVICE, 5, s30, m15, Reset),
+            (P::FACTOR, 5, s30, m15, Reset),
+            (P::RESET_ACCOUNT, 3, m15, h1, GiveBack),
+            (P::RESET_ADDRESS, 10, m1, h1, GiveBack),
+            (P::WIDE_RESET_ADDRESS, 50, m1, h1, GiveBack),
+            (P::REFUSED_REQUEST, 30, m1, h1, GiveBack),
+            (P::WIDE_REFUSED_REQUEST, 150, m1, h1, GiveBack),
+            (P::UNSIGNED_LOGOUT, 30, m1, h1, GiveBack),
+            (P::WIDE_UNSIGNED_LOGOUT, 150, m1, h1, GiveBack),
+            (P::BEARER_TOKEN, 10, m5, m5, GiveBack),
+        ];
+        for (row, (policy, free, base, max_block, on_success)) in table.into_iter().enumerate() {
+            let want = P {
+                free,
+                base,
+                max_block,
+                quiet: max_block,
+                on_success,
+            };
+            assert_eq!(policy, want, "row {row}");
+        }
     }
 
     #[test]
