@@ -845,6 +845,12 @@ pub async fn recovery_codes(
     let Some(session) = session else {
         return Ok(next.to_login());
     };
+    // How many codes are left tells a password alone how the account is guarded: a user
+    // who has a second factor sees it only from a session that used one, as for new codes.
+    let available = Factors::new(state.store()).available(&session.user).await?;
+    if let Some(redirect) = step_up_first(&session, &available, &next, Then::RecoveryCodes) {
+        return Ok(redirect);
+    }
     let remaining = RecoveryCodes::new(state.store())
         .remaining(&session.user)
         .await

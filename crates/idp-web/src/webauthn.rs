@@ -419,6 +419,8 @@ pub async fn login_finish(
 }
 
 /// `GET /webauthn/credentials`: the signed-in user's credentials (names, dates, never keys).
+/// A user who has a second factor sees them only from a session that used one, as they
+/// change them: a password alone learns nothing of the keys that guard the account.
 pub async fn credentials(
     State(state): State<WebState>,
     ClientAddress(addr): ClientAddress,
@@ -427,6 +429,18 @@ pub async fn credentials(
     let Some(session) = session else {
         return Ok(signed_out(&addr));
     };
+    if let Err(e) = may_change_keys(&state, &session).await {
+        let who = Actor::user(session.user.id);
+        return Ok(refuse(
+            &state,
+            &who,
+            "webauthn.refused",
+            &addr,
+            AuthMethod::Passkey,
+            &e,
+        )
+        .await);
+    }
     let list = Credentials::new(state.store())
         .list(session.user.id)
         .await?;

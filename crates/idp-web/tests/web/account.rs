@@ -428,6 +428,10 @@ async fn new_recovery_codes_from_the_account_page_are_shown_once_after_a_step_up
         )
         .await;
     assert_eq!(page.location(), "/login/mfa?then=recovery-codes");
+    // Nor does the password alone learn how many codes are left.
+    let page = b.get("/mfa/recovery-codes").await;
+    assert_eq!(page.location(), "/login/mfa?then=recovery-codes");
+    assert!(!page.body.contains("recovery-remaining"), "{}", page.body);
     submit_code(
         &mut b,
         "/login/mfa?then=account",
@@ -442,6 +446,13 @@ async fn new_recovery_codes_from_the_account_page_are_shown_once_after_a_step_up
         )
         .await;
     assert_eq!(recovery_codes_on(&page).len(), 10);
+    let page = b.get("/mfa/recovery-codes").await;
+    assert!(
+        page.body
+            .contains("<strong id=\"recovery-remaining\">10</strong>"),
+        "{}",
+        page.body
+    );
     let account = b.get("/account").await;
     assert!(
         account

@@ -288,10 +288,20 @@ async fn the_owner_lists_renames_and_removes_credentials() {
     let (mut key, _) = enrolled(&idp).await;
     let mut browser = Browser::new(&idp);
     browser.login("alice", PASSWORD, None).await;
-    let listed = browser.get("/webauthn/credentials").await;
-    let listed: Value = serde_json::from_str(&listed.body).unwrap();
-    let id = listed["credentials"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(listed["credentials"][0]["name"], "my key");
+    // Her password alone does not even list them: the key names and dates tell how the
+    // account is guarded.
+    let refused = browser.get("/webauthn/credentials").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let refused: Value = serde_json::from_str(&refused.body).unwrap();
+    assert_eq!(refused["code"], "WEBAUTHN-STEP-UP");
+    assert!(refused.to_string().find("my key").is_none(), "{refused}");
+    let id = Credentials::new(&idp.store)
+        .list(idp.alice.id)
+        .await
+        .unwrap()[0]
+        .id
+        .0
+        .to_string();
     let uri = format!("/webauthn/credentials/{id}");
 
     // Bob cannot touch it (he has no factor, so nothing asks him to step up first).
@@ -324,6 +334,11 @@ async fn the_owner_lists_renames_and_removes_credentials() {
     .await;
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["redirect"], "/account");
+    let listed = browser.get("/webauthn/credentials").await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let listed: Value = serde_json::from_str(&listed.body).unwrap();
+    assert_eq!(listed["credentials"][0]["id"], id.as_str());
+    assert_eq!(listed["credentials"][0]["name"], "my key");
     let (status, renamed) = json_post(&mut browser, &uri, r#"{"name": "laptop"}"#).await;
     assert_eq!(status, StatusCode::OK, "{renamed}");
     assert_eq!(renamed["name"], "laptop");
