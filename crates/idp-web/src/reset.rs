@@ -7,8 +7,10 @@
 //!   later" says nothing about the account either.
 //! * A reset never bypasses a second factor: for an account that has one (a TOTP app or a
 //!   key: [`latchkey_idp::mfa::Available::any_factor`], the definition sign-in and enrolment use), the form
-//!   asks for a TOTP code or a recovery code, checked (and, for a recovery code, used)
-//!   before [`Enrollment::redeem`]. An account whose only factor is a passkey and that has
+//!   asks for a TOTP code or a recovery code, checked before the password is hashed and
+//!   used up only in the transaction that uses the link and sets the password
+//!   ([`Enrollment::redeem_with_code`]): a busy hash pool or a parallel post that used the
+//!   link first leaves the user their code. An account whose only factor is a passkey and that has
 //!   no recovery codes left is sent to sign in with the key (the password is then changed
 //!   on `/account`). Recovery codes alone are not a second factor.
 //! * The new password is checked against the policy before any code is spent. Redeeming
@@ -32,7 +34,7 @@ use latchkey_idp::enrollment::{LinkKind, LinkLookup, ValidLink};
 use latchkey_idp::error::PageCode;
 use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
 use latchkey_idp::mfa::totp::{Totp, TotpCheck};
-use latchkey_idp::mfa::{Factors, MfaError};
+use latchkey_idp::mfa::{CheckedCode, Factors, MfaError};
 use latchkey_idp::password::Password;
 
 const TITLE: &str = "Reset your password";
@@ -205,10 +207,16 @@ pub async fn link(
 }
 
 /// Checks the code of an account with a second factor: six digits are a TOTP code, else
-/// a recovery code (used up when right). `Err` carries what the page says.
-async fn check_code(state: &WebState, user: &User, typed: &str, addr: &str) -> Result<(), String> {
-    const WRONG: &str = "The code is not right. Type the current code of your authenticator app, \
-                         or one of your recovery codes.";
+/// a recovery code. Neither is used up here: [`Enrollment::redeem_with_code`] uses it in
+/// the transaction that sets the password. `Err` carries what the page says.
+///
+/// [`Enrollment::redeem_with_code`]: latchkey_idp::enrollment::Enrollment::redeem_with_code
+async fn check_code(
+    state: &WebState,
+    user: &User,
+    typed: &str,
+    addr: &str,
+) -> Result<CheckedCode, String> {
     let typed = typed.trim();
     if typed.is_empty() {
         return Err("This account has a second factor: type a code from it.".into());
@@ -220,39 +228,41 @@ async fn check_code(state: &WebState, user: &User, typed: &str, addr: &str) -> R
     let outcome = if digits {
         let Ok(kek) = state.sealing_kek() else {
             tracing::warn!("a TOTP code on the reset page but no KEK is configured here");
-            return Err(WRONG.into());
+            return Err(WRONG_CODE.into());
         };
         match Totp::new(state.store(), kek)
-            .verify(user, typed, addr)
+            .check_for_later(user, typed, addr)
             .await
         {
-            Ok(TotpCheck::Accepted { .. }) => Ok(()),
-            Ok(TotpCheck::Throttled { .. }) => Err(THROTTLED_CODE),
-            Ok(TotpCheck::Wrong | TotpCheck::Replayed) | Err(MfaError::MalformedCode(_)) => {
-                Err(WRONG)
-            }
+            Ok(Ok(checked)) => Ok(checked),
+            Ok(Err(TotpCheck::Throttled { .. })) => Err(THROTTLED_CODE),
+            Ok(Err(TotpCheck::Wrong | TotpCheck::Replayed | TotpCheck::Accepted { .. }))
+            | Err(MfaError::MalformedCode(_)) => Err(WRONG_CODE),
             Err(e) => {
                 tracing::error!(error = %e, "TOTP check failed on the reset page");
-                Err(WRONG)
+                Err(WRONG_CODE)
             }
         }
     } else {
         match RecoveryCodes::new(state.store())
-            .consume(user, typed, addr)
+            .check_for_later(user, typed, addr)
             .await
         {
-            Ok(RecoveryCheck::Accepted { .. }) => Ok(()),
-            Ok(RecoveryCheck::Throttled { .. }) => Err(THROTTLED_CODE),
-            Ok(RecoveryCheck::Wrong) | Err(MfaError::MalformedCode(_)) => Err(WRONG),
+            Ok(Ok(checked)) => Ok(checked),
+            Ok(Err(RecoveryCheck::Throttled { .. })) => Err(THROTTLED_CODE),
+            Ok(Err(RecoveryCheck::Wrong | RecoveryCheck::Accepted { .. }))
+            | Err(MfaError::MalformedCode(_)) => Err(WRONG_CODE),
             Err(e) => {
                 tracing::error!(error = %e, "recovery code check failed on the reset page");
-                Err(WRONG)
+                Err(WRONG_CODE)
             }
         }
     };
     outcome.map_err(str::to_owned)
 }
 
+const WRONG_CODE: &str = "The code is not right. Type the current code of your authenticator \
+                          app, or one of your recovery codes.";
 const THROTTLED_CODE: &str = "Too many wrong codes. Wait a few minutes and try again.";
 
 /// POST /reset/{token}: the new password (and a code, if the account has a second factor).
@@ -287,21 +297,41 @@ pub async fn redeem(
     if let Err(refusal) = set_password::check(&state, user, &form.password, &form.confirm) {
         return refuse(&state, csrf, PageCode::PasswordRefused, refusal);
     }
-    if factor == SecondFactor::Code
-        && let Err(message) = check_code(&state, user, &form.code, &addr).await
-    {
-        let refusal = Refusal {
-            message,
-            hint: None,
-        };
-        return refuse(&state, csrf, PageCode::ResetFactor, refusal);
-    }
+    let checked = match factor {
+        SecondFactor::Code => match check_code(&state, user, &form.code, &addr).await {
+            Ok(checked) => Some(checked),
+            Err(message) => {
+                let refusal = Refusal {
+                    message,
+                    hint: None,
+                };
+                return refuse(&state, csrf, PageCode::ResetFactor, refusal);
+            }
+        },
+        _ => None,
+    };
     let advice = set_password::advice(user, &form.password);
-    let user = state
-        .store()
-        .enrollment()
-        .redeem(LinkKind::Reset, &token, Password::new(form.password))
-        .await?;
+    let enrollment = state.store().enrollment();
+    let password = Password::new(form.password);
+    let user = match checked {
+        // The code is used up with the link, in one transaction, or not at all.
+        Some(checked) => {
+            match enrollment
+                .redeem_with_code(&token, password, checked)
+                .await?
+            {
+                Some(user) => user,
+                None => {
+                    let refusal = Refusal {
+                        message: WRONG_CODE.into(),
+                        hint: None,
+                    };
+                    return refuse(&state, csrf, PageCode::ResetFactor, refusal);
+                }
+            }
+        }
+        None => enrollment.redeem(LinkKind::Reset, &token, password).await?,
+    };
     tracing::info!(user = %user.username, "password reset");
     let html = render(&NoticePage {
         title: "Password changed",
