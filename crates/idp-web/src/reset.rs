@@ -10,9 +10,12 @@
 //!   asks for a TOTP code or a recovery code, checked before the password is hashed and
 //!   used up only in the transaction that uses the link and sets the password
 //!   ([`Enrollment::redeem_with_code`]): a busy hash pool or a parallel post that used the
-//!   link first leaves the user their code. An account whose only factor is a passkey and that has
-//!   no recovery codes left is sent to sign in with the key (the password is then changed
-//!   on `/account`). Recovery codes alone are not a second factor.
+//!   link first leaves the user their code. An account whose only factor is a key and that
+//!   has no recovery codes left cannot type a code: its second factor is a session of the
+//!   same user in this browser that used a key (a passkey sign-in or step-up) within
+//!   [`KEY_FRESH_FOR`]. Without one the page asks them to sign in with the key and open the
+//!   link again; `/account` cannot help them, as it asks for the current password.
+//!   Recovery codes alone are not a second factor.
 //! * The new password is checked against the policy before any code is spent. Redeeming
 //!   ends every session of the user; the page then sends them to sign in as usual.
 
@@ -22,7 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::extract::{ClientAddress, CsrfField, CsrfForm, CsrfToken};
+use super::extract::{ClientAddress, CsrfField, CsrfForm, CsrfToken, CurrentSession};
 use super::html::render;
 use super::pages::{NoticePage, ResetRequestPage};
 use super::set_password::{self, FormText, Refusal, SetPasswordForm};
@@ -34,8 +37,9 @@ use latchkey_idp::enrollment::{LinkKind, LinkLookup, ValidLink};
 use latchkey_idp::error::PageCode;
 use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
 use latchkey_idp::mfa::totp::{Totp, TotpCheck};
-use latchkey_idp::mfa::{CheckedCode, Factors, MfaError};
+use latchkey_idp::mfa::{AuthMethod, CheckedCode, Factors, MfaError};
 use latchkey_idp::password::Password;
+use latchkey_idp::session::Session;
 
 const TITLE: &str = "Reset your password";
 const THROTTLED: &str = "Too many reset requests for this name or from this network. Wait a few \
@@ -129,8 +133,37 @@ enum SecondFactor {
     None,
     /// A TOTP code or a recovery code.
     Code,
-    /// Only passkeys, which this form cannot take: sign in with one instead.
+    /// Only keys, which this form cannot take, and no session that used one: sign in with
+    /// the key, then open the link again.
     PasskeyOnly,
+    /// Only keys, and this browser's session of the user used one lately: that is the
+    /// second factor, nothing to type.
+    KeyInSession,
+}
+
+/// How recently the browser's session must have used a key to stand for the second factor
+/// of a passkey-only account on the reset page (as fresh as a pending TOTP enrolment): a
+/// key used at a sign-in hours ago, in a browser left open, does not count.
+pub const KEY_FRESH_FOR: time::Duration = time::Duration::minutes(15);
+
+/// A passkey-only account's second factor: `session` is the user's own, used a key, and
+/// did so within [`KEY_FRESH_FOR`] (its authentication instant, which a step-up moves).
+fn key_in_session(
+    state: &WebState,
+    factor: SecondFactor,
+    user: &User,
+    session: Option<&Session>,
+) -> SecondFactor {
+    let fresh_key = session.is_some_and(|s| {
+        s.user.id == user.id
+            && (s.methods.contains(AuthMethod::Passkey)
+                || s.methods.contains(AuthMethod::SecurityKey))
+            && state.store().now() - s.authn_at <= KEY_FRESH_FOR
+    });
+    match factor {
+        SecondFactor::PasskeyOnly if fresh_key => SecondFactor::KeyInSession,
+        other => other,
+    }
 }
 
 /// What the reset form asks of `user`: a user who has a second factor (the one definition,
@@ -173,9 +206,9 @@ fn form_text<'a>(intro: &'a str, action: &'a str, ask_factor: bool) -> FormText<
 fn passkey_only() -> Result<Response, WebError> {
     let html = render(&NoticePage {
         title: TITLE,
-        message: "Your account signs in with a passkey as its second factor, which this page \
-                  cannot check. Sign in with your passkey, then change your password on your \
-                  account page.",
+        message: "Your account's second factor is a passkey, which this page cannot check. \
+                  Sign in with your passkey, then open the link in your mail again (within 15 \
+                  minutes) to choose your new password.",
         hint: None,
         link_href: "/login",
         link_text: "Sign in",
@@ -187,10 +220,12 @@ fn passkey_only() -> Result<Response, WebError> {
 pub async fn link(
     State(state): State<WebState>,
     PathSegment(token): PathSegment,
+    CurrentSession(session): CurrentSession,
     csrf: CsrfToken,
 ) -> Result<Response, WebError> {
     let link = valid(&state, &token).await?;
     let factor = second_factor(&state, &link.user).await?;
+    let factor = key_in_session(&state, factor, &link.user, session.as_ref());
     if factor == SecondFactor::PasskeyOnly {
         return passkey_only();
     }
@@ -270,12 +305,14 @@ pub async fn redeem(
     State(state): State<WebState>,
     PathSegment(token): PathSegment,
     ClientAddress(addr): ClientAddress,
+    CurrentSession(session): CurrentSession,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<SetPasswordForm>,
 ) -> Result<Response, WebError> {
     let link = valid(&state, &token).await?;
     let user = &link.user;
     let factor = second_factor(&state, user).await?;
+    let factor = key_in_session(&state, factor, user, session.as_ref());
     if factor == SecondFactor::PasskeyOnly {
         return passkey_only();
     }
@@ -308,7 +345,8 @@ pub async fn redeem(
                 return refuse(&state, csrf, PageCode::ResetFactor, refusal);
             }
         },
-        _ => None,
+        // Nothing typed to check: no factor, or a key this browser's session used.
+        SecondFactor::None | SecondFactor::KeyInSession | SecondFactor::PasskeyOnly => None,
     };
     let advice = set_password::advice(user, &form.password);
     let enrollment = state.store().enrollment();

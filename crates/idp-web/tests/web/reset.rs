@@ -406,6 +406,81 @@ async fn a_reset_turned_away_by_a_busy_hash_pool_leaves_the_code() {
     assert_eq!(audit_actions(&idp, "mfa.recovery_code_use").await.len(), 1);
 }
 
+/// A passkey-only account (no TOTP app, no recovery codes left) cannot type a code, and
+/// `/account` asks for the password it forgot: the reset link works once this browser's
+/// session of the same user used the key lately, and only then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_only_user_resets_after_signing_in_with_the_key() {
+    use super::webauthn::{enrolled_with_answer, json_post, passkey_answer, passkey_idp};
+    let idp = passkey_idp().await;
+    let (mut key, raw_id, done) = enrolled_with_answer(&idp).await;
+    // She uses up her recovery codes: the key is all she has.
+    for code in done["recovery_codes"].as_array().unwrap() {
+        let used = RecoveryCodes::new(&idp.store)
+            .consume(&idp.alice, code.as_str().unwrap(), "198.51.100.9")
+            .await
+            .unwrap();
+        assert!(matches!(
+            used,
+            latchkey_idp::mfa::recovery::RecoveryCheck::Accepted { .. }
+        ));
+    }
+    let link = idp
+        .store
+        .enrollment()
+        .issue_reset(&Actor::system(), idp.alice.id, time::Duration::minutes(30))
+        .await
+        .unwrap();
+    let path = link.path();
+
+    // No session, or a password-only one: sent to sign in with the key, not to /account.
+    let mut b = Browser::new(&idp);
+    let page = b.get(&path).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(page.body.contains("open the link"), "{}", page.body);
+    assert!(!page.body.contains("account page"), "{}", page.body);
+    let mut with_password = Browser::new(&idp);
+    with_password.login("alice", PASSWORD, None).await;
+    assert_eq!(with_password.get(&path).await.status, StatusCode::FORBIDDEN);
+
+    // Someone else's key session does not count either.
+    let mut bobs = Browser::new(&idp);
+    bobs.login("bob", PASSWORD, None).await;
+    assert_eq!(bobs.get(&path).await.status, StatusCode::FORBIDDEN);
+
+    // Signed in with the key: the form, without a code field; the reset goes through.
+    let body = passkey_answer(&mut b, &mut key, &raw_id, idp.alice.id.0).await;
+    let (status, signed_in) = json_post(&mut b, "/webauthn/login/finish", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{signed_in}");
+    let form = b.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(!form.body.contains("name=\"code\""), "{}", form.body);
+    let ok = set_password(&mut b, &path, NEW_PASSWORD, None).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(audit_actions(&idp, "user.password_reset").await.len(), 1);
+    assert_eq!(
+        Browser::new(&idp)
+            .login("alice", NEW_PASSWORD, None)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+
+    // A key sign-in older than the window does not count.
+    let link = idp
+        .store
+        .enrollment()
+        .issue_reset(&Actor::system(), idp.alice.id, time::Duration::minutes(30))
+        .await
+        .unwrap();
+    let mut later = Browser::new(&idp);
+    let body = passkey_answer(&mut later, &mut key, &raw_id, idp.alice.id.0).await;
+    let (status, _) = json_post(&mut later, "/webauthn/login/finish", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    idp.clock.advance(time::Duration::minutes(16));
+    assert_eq!(later.get(&link.path()).await.status, StatusCode::FORBIDDEN);
+}
+
 /// Rank-sum (Mann-Whitney U) z statistic of two samples, with the normal approximation.
 fn rank_sum_z(a: &[f64], b: &[f64]) -> f64 {
     let mut all: Vec<(f64, usize)> = a

@@ -919,7 +919,11 @@ async fn twenty_resets_with_one_code_write_one_password_and_use_the_code_once(t:
                 })),
             )
             | (_, Ok(Err(Error::Busy { .. }))) => {}
-            (_, Err(refused)) => assert!(refused.starts_with("Throttled"), "{refused}"),
+            // Throttled, or checked after the winner used the code.
+            (_, Err(refused)) => assert!(
+                refused.starts_with("Throttled") || refused == "Wrong",
+                "{refused}"
+            ),
             (_, Ok(Err(other))) => panic!("{other:?}"),
         }
     }
