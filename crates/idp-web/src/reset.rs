@@ -9,7 +9,7 @@
 //!   key: [`latchkey_idp::mfa::Available::any_factor`], the definition sign-in and enrolment use), the form
 //!   asks for a TOTP code or a recovery code, checked before the password is hashed and
 //!   used up only in the transaction that uses the link and sets the password
-//!   ([`Enrollment::redeem_with_code`]): a busy hash pool or a parallel post that used the
+//!   ([`latchkey_idp::enrollment::Enrollment::redeem_with_code`]): a busy hash pool or a parallel post that used the
 //!   link first leaves the user their code. An account whose only factor is a key and that
 //!   has no recovery codes left cannot type a code: its second factor is a session of the
 //!   same user in this browser that used a key (a passkey sign-in or step-up) within
