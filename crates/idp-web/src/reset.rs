@@ -7,10 +7,15 @@
 //!   later" says nothing about the account either.
 //! * A reset never bypasses a second factor: for an account that has one (a TOTP app or a
 //!   key: [`latchkey_idp::mfa::Available::any_factor`], the definition sign-in and enrolment use), the form
-//!   asks for a TOTP code or a recovery code, checked (and, for a recovery code, used)
-//!   before [`Enrollment::redeem`]. An account whose only factor is a passkey and that has
-//!   no recovery codes left is sent to sign in with the key (the password is then changed
-//!   on `/account`). Recovery codes alone are not a second factor.
+//!   asks for a TOTP code or a recovery code, checked before the password is hashed and
+//!   used up only in the transaction that uses the link and sets the password
+//!   ([`latchkey_idp::enrollment::Enrollment::redeem_with_code`]): a busy hash pool or a parallel post that used the
+//!   link first leaves the user their code. An account whose only factor is a key and that
+//!   has no recovery codes left cannot type a code: its second factor is a session of the
+//!   same user in this browser that used a key (a passkey sign-in or step-up) within
+//!   [`KEY_FRESH_FOR`]. Without one the page asks them to sign in with the key and open the
+//!   link again; `/account` cannot help them, as it asks for the current password.
+//!   Recovery codes alone are not a second factor.
 //! * The new password is checked against the policy before any code is spent. Redeeming
 //!   ends every session of the user; the page then sends them to sign in as usual.
 
@@ -20,7 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::extract::{ClientAddress, CsrfField, CsrfForm, CsrfToken};
+use super::extract::{ClientAddress, CsrfField, CsrfForm, CsrfToken, CurrentSession};
 use super::html::render;
 use super::pages::{NoticePage, ResetRequestPage};
 use super::set_password::{self, FormText, Refusal, SetPasswordForm};
@@ -32,8 +37,9 @@ use latchkey_idp::enrollment::{LinkKind, LinkLookup, ValidLink};
 use latchkey_idp::error::PageCode;
 use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
 use latchkey_idp::mfa::totp::{Totp, TotpCheck};
-use latchkey_idp::mfa::{Factors, MfaError};
+use latchkey_idp::mfa::{AuthMethod, CheckedCode, Factors, MfaError};
 use latchkey_idp::password::Password;
+use latchkey_idp::session::Session;
 
 const TITLE: &str = "Reset your password";
 const THROTTLED: &str = "Too many reset requests for this name or from this network. Wait a few \
@@ -127,8 +133,37 @@ enum SecondFactor {
     None,
     /// A TOTP code or a recovery code.
     Code,
-    /// Only passkeys, which this form cannot take: sign in with one instead.
+    /// Only keys, which this form cannot take, and no session that used one: sign in with
+    /// the key, then open the link again.
     PasskeyOnly,
+    /// Only keys, and this browser's session of the user used one lately: that is the
+    /// second factor, nothing to type.
+    KeyInSession,
+}
+
+/// How recently the browser's session must have used a key to stand for the second factor
+/// of a passkey-only account on the reset page (as fresh as a pending TOTP enrolment): a
+/// key used at a sign-in hours ago, in a browser left open, does not count.
+pub const KEY_FRESH_FOR: time::Duration = time::Duration::minutes(15);
+
+/// A passkey-only account's second factor: `session` is the user's own, used a key, and
+/// did so within [`KEY_FRESH_FOR`] (its authentication instant, which a step-up moves).
+fn key_in_session(
+    state: &WebState,
+    factor: SecondFactor,
+    user: &User,
+    session: Option<&Session>,
+) -> SecondFactor {
+    let fresh_key = session.is_some_and(|s| {
+        s.user.id == user.id
+            && (s.methods.contains(AuthMethod::Passkey)
+                || s.methods.contains(AuthMethod::SecurityKey))
+            && state.store().now() - s.authn_at <= KEY_FRESH_FOR
+    });
+    match factor {
+        SecondFactor::PasskeyOnly if fresh_key => SecondFactor::KeyInSession,
+        other => other,
+    }
 }
 
 /// What the reset form asks of `user`: a user who has a second factor (the one definition,
@@ -171,9 +206,9 @@ fn form_text<'a>(intro: &'a str, action: &'a str, ask_factor: bool) -> FormText<
 fn passkey_only() -> Result<Response, WebError> {
     let html = render(&NoticePage {
         title: TITLE,
-        message: "Your account signs in with a passkey as its second factor, which this page \
-                  cannot check. Sign in with your passkey, then change your password on your \
-                  account page.",
+        message: "Your account's second factor is a passkey, which this page cannot check. \
+                  Sign in with your passkey, then open the link in your mail again (within 15 \
+                  minutes) to choose your new password.",
         hint: None,
         link_href: "/login",
         link_text: "Sign in",
@@ -185,10 +220,12 @@ fn passkey_only() -> Result<Response, WebError> {
 pub async fn link(
     State(state): State<WebState>,
     PathSegment(token): PathSegment,
+    CurrentSession(session): CurrentSession,
     csrf: CsrfToken,
 ) -> Result<Response, WebError> {
     let link = valid(&state, &token).await?;
     let factor = second_factor(&state, &link.user).await?;
+    let factor = key_in_session(&state, factor, &link.user, session.as_ref());
     if factor == SecondFactor::PasskeyOnly {
         return passkey_only();
     }
@@ -205,10 +242,16 @@ pub async fn link(
 }
 
 /// Checks the code of an account with a second factor: six digits are a TOTP code, else
-/// a recovery code (used up when right). `Err` carries what the page says.
-async fn check_code(state: &WebState, user: &User, typed: &str, addr: &str) -> Result<(), String> {
-    const WRONG: &str = "The code is not right. Type the current code of your authenticator app, \
-                         or one of your recovery codes.";
+/// a recovery code. Neither is used up here: [`Enrollment::redeem_with_code`] uses it in
+/// the transaction that sets the password. `Err` carries what the page says.
+///
+/// [`Enrollment::redeem_with_code`]: latchkey_idp::enrollment::Enrollment::redeem_with_code
+async fn check_code(
+    state: &WebState,
+    user: &User,
+    typed: &str,
+    addr: &str,
+) -> Result<CheckedCode, String> {
     let typed = typed.trim();
     if typed.is_empty() {
         return Err("This account has a second factor: type a code from it.".into());
@@ -220,39 +263,41 @@ async fn check_code(state: &WebState, user: &User, typed: &str, addr: &str) -> R
     let outcome = if digits {
         let Ok(kek) = state.sealing_kek() else {
             tracing::warn!("a TOTP code on the reset page but no KEK is configured here");
-            return Err(WRONG.into());
+            return Err(WRONG_CODE.into());
         };
         match Totp::new(state.store(), kek)
-            .verify(user, typed, addr)
+            .check_for_later(user, typed, addr)
             .await
         {
-            Ok(TotpCheck::Accepted { .. }) => Ok(()),
-            Ok(TotpCheck::Throttled { .. }) => Err(THROTTLED_CODE),
-            Ok(TotpCheck::Wrong | TotpCheck::Replayed) | Err(MfaError::MalformedCode(_)) => {
-                Err(WRONG)
-            }
+            Ok(Ok(checked)) => Ok(checked),
+            Ok(Err(TotpCheck::Throttled { .. })) => Err(THROTTLED_CODE),
+            Ok(Err(TotpCheck::Wrong | TotpCheck::Replayed | TotpCheck::Accepted { .. }))
+            | Err(MfaError::MalformedCode(_)) => Err(WRONG_CODE),
             Err(e) => {
                 tracing::error!(error = %e, "TOTP check failed on the reset page");
-                Err(WRONG)
+                Err(WRONG_CODE)
             }
         }
     } else {
         match RecoveryCodes::new(state.store())
-            .consume(user, typed, addr)
+            .check_for_later(user, typed, addr)
             .await
         {
-            Ok(RecoveryCheck::Accepted { .. }) => Ok(()),
-            Ok(RecoveryCheck::Throttled { .. }) => Err(THROTTLED_CODE),
-            Ok(RecoveryCheck::Wrong) | Err(MfaError::MalformedCode(_)) => Err(WRONG),
+            Ok(Ok(checked)) => Ok(checked),
+            Ok(Err(RecoveryCheck::Throttled { .. })) => Err(THROTTLED_CODE),
+            Ok(Err(RecoveryCheck::Wrong | RecoveryCheck::Accepted { .. }))
+            | Err(MfaError::MalformedCode(_)) => Err(WRONG_CODE),
             Err(e) => {
                 tracing::error!(error = %e, "recovery code check failed on the reset page");
-                Err(WRONG)
+                Err(WRONG_CODE)
             }
         }
     };
     outcome.map_err(str::to_owned)
 }
 
+const WRONG_CODE: &str = "The code is not right. Type the current code of your authenticator \
+                          app, or one of your recovery codes.";
 const THROTTLED_CODE: &str = "Too many wrong codes. Wait a few minutes and try again.";
 
 /// POST /reset/{token}: the new password (and a code, if the account has a second factor).
@@ -260,12 +305,14 @@ pub async fn redeem(
     State(state): State<WebState>,
     PathSegment(token): PathSegment,
     ClientAddress(addr): ClientAddress,
+    CurrentSession(session): CurrentSession,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<SetPasswordForm>,
 ) -> Result<Response, WebError> {
     let link = valid(&state, &token).await?;
     let user = &link.user;
     let factor = second_factor(&state, user).await?;
+    let factor = key_in_session(&state, factor, user, session.as_ref());
     if factor == SecondFactor::PasskeyOnly {
         return passkey_only();
     }
@@ -287,21 +334,42 @@ pub async fn redeem(
     if let Err(refusal) = set_password::check(&state, user, &form.password, &form.confirm) {
         return refuse(&state, csrf, PageCode::PasswordRefused, refusal);
     }
-    if factor == SecondFactor::Code
-        && let Err(message) = check_code(&state, user, &form.code, &addr).await
-    {
-        let refusal = Refusal {
-            message,
-            hint: None,
-        };
-        return refuse(&state, csrf, PageCode::ResetFactor, refusal);
-    }
+    let checked = match factor {
+        SecondFactor::Code => match check_code(&state, user, &form.code, &addr).await {
+            Ok(checked) => Some(checked),
+            Err(message) => {
+                let refusal = Refusal {
+                    message,
+                    hint: None,
+                };
+                return refuse(&state, csrf, PageCode::ResetFactor, refusal);
+            }
+        },
+        // Nothing typed to check: no factor, or a key this browser's session used.
+        SecondFactor::None | SecondFactor::KeyInSession | SecondFactor::PasskeyOnly => None,
+    };
     let advice = set_password::advice(user, &form.password);
-    let user = state
-        .store()
-        .enrollment()
-        .redeem(LinkKind::Reset, &token, Password::new(form.password))
-        .await?;
+    let enrollment = state.store().enrollment();
+    let password = Password::new(form.password);
+    let user = match checked {
+        // The code is used up with the link, in one transaction, or not at all.
+        Some(checked) => {
+            match enrollment
+                .redeem_with_code(&token, password, checked)
+                .await?
+            {
+                Some(user) => user,
+                None => {
+                    let refusal = Refusal {
+                        message: WRONG_CODE.into(),
+                        hint: None,
+                    };
+                    return refuse(&state, csrf, PageCode::ResetFactor, refusal);
+                }
+            }
+        }
+        None => enrollment.redeem(LinkKind::Reset, &token, password).await?,
+    };
     tracing::info!(user = %user.username, "password reset");
     let html = render(&NoticePage {
         title: "Password changed",

@@ -302,6 +302,185 @@ async fn a_user_with_totp_must_give_a_code_or_a_recovery_code() {
     );
 }
 
+/// alice with an authenticator app (confirmed now) and recovery codes; returns the codes.
+async fn alice_with_totp_and_codes(idp: &Idp) -> Vec<String> {
+    let kek = idp.kek();
+    let totp = Totp::new(&idp.store, &kek);
+    let e = totp.begin(&idp.alice, "phone", "test").await.unwrap();
+    let code = app_for(&e.secret_base32).generate(idp.clock.now().unix_timestamp() as u64);
+    let done = totp
+        .confirm(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            &e.factor_id,
+            &code,
+            "127.0.0.1",
+        )
+        .await
+        .unwrap();
+    assert!(matches!(done, TotpCheck::Accepted { .. }));
+    RecoveryCodes::new(&idp.store)
+        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// A recovery code typed on the reset page is used up only with the link: a post the full
+/// hash pool turns away (503) leaves the user their code, which then works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_turned_away_by_a_busy_hash_pool_leaves_the_code() {
+    let mut idp = idp_with_passwords(
+        latchkey_idp::config::PasswordConfig {
+            memory_kib: 8192,
+            iterations: 30,
+            max_concurrent: 1,
+            max_queued: 1,
+            ..cheap_passwords()
+        },
+        |_| {},
+    )
+    .await;
+    let kek = idp.kek();
+    rebuild(&mut idp, |state| state.with_sealing_kek(kek));
+    let codes = alice_with_totp_and_codes(&idp).await;
+    let link = idp
+        .store
+        .enrollment()
+        .issue_reset(&Actor::system(), idp.alice.id, time::Duration::minutes(30))
+        .await
+        .unwrap();
+    let mut b = Browser::new(&idp);
+
+    // The pool full: one hash running, one waiting, a third refused.
+    let holders: Vec<_> = (0..3)
+        .map(|_| {
+            let store = idp.store.clone();
+            tokio::spawn(async move {
+                store
+                    .hashing()
+                    .hash(latchkey_idp::password::Password::new("held held held"))
+                    .await
+            })
+        })
+        .collect();
+    while idp.store.hashing().stats().refused == 0 {
+        tokio::task::yield_now().await;
+    }
+    b.busy_ok = true;
+    let busy = set_password(&mut b, &link.path(), NEW_PASSWORD, Some(&codes[0])).await;
+    assert_eq!(
+        busy.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        busy.body
+    );
+    for holder in holders {
+        let _ = holder.await.unwrap();
+    }
+    assert_eq!(
+        RecoveryCodes::new(&idp.store)
+            .remaining(&idp.alice)
+            .await
+            .unwrap(),
+        codes.len() as i64
+    );
+    assert!(
+        audit_actions(&idp, "mfa.recovery_code_use")
+            .await
+            .is_empty()
+    );
+
+    // The same code again, the pool free: the reset goes through and uses it.
+    let ok = set_password(&mut b, &link.path(), NEW_PASSWORD, Some(&codes[0])).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(
+        RecoveryCodes::new(&idp.store)
+            .remaining(&idp.alice)
+            .await
+            .unwrap(),
+        codes.len() as i64 - 1
+    );
+    assert_eq!(audit_actions(&idp, "mfa.recovery_code_use").await.len(), 1);
+}
+
+/// A passkey-only account (no TOTP app, no recovery codes left) cannot type a code, and
+/// `/account` asks for the password it forgot: the reset link works once this browser's
+/// session of the same user used the key lately, and only then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_only_user_resets_after_signing_in_with_the_key() {
+    use super::webauthn::{enrolled_with_answer, json_post, passkey_answer, passkey_idp};
+    let idp = passkey_idp().await;
+    let (mut key, raw_id, done) = enrolled_with_answer(&idp).await;
+    // She uses up her recovery codes: the key is all she has.
+    for code in done["recovery_codes"].as_array().unwrap() {
+        let used = RecoveryCodes::new(&idp.store)
+            .consume(&idp.alice, code.as_str().unwrap(), "198.51.100.9")
+            .await
+            .unwrap();
+        assert!(matches!(
+            used,
+            latchkey_idp::mfa::recovery::RecoveryCheck::Accepted { .. }
+        ));
+    }
+    let link = idp
+        .store
+        .enrollment()
+        .issue_reset(&Actor::system(), idp.alice.id, time::Duration::minutes(30))
+        .await
+        .unwrap();
+    let path = link.path();
+
+    // No session, or a password-only one: sent to sign in with the key, not to /account.
+    let mut b = Browser::new(&idp);
+    let page = b.get(&path).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(page.body.contains("open the link"), "{}", page.body);
+    assert!(!page.body.contains("account page"), "{}", page.body);
+    let mut with_password = Browser::new(&idp);
+    with_password.login("alice", PASSWORD, None).await;
+    assert_eq!(with_password.get(&path).await.status, StatusCode::FORBIDDEN);
+
+    // Someone else's key session does not count either.
+    let mut bobs = Browser::new(&idp);
+    bobs.login("bob", PASSWORD, None).await;
+    assert_eq!(bobs.get(&path).await.status, StatusCode::FORBIDDEN);
+
+    // Signed in with the key: the form, without a code field; the reset goes through.
+    let body = passkey_answer(&mut b, &mut key, &raw_id, idp.alice.id.0).await;
+    let (status, signed_in) = json_post(&mut b, "/webauthn/login/finish", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{signed_in}");
+    let form = b.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(!form.body.contains("name=\"code\""), "{}", form.body);
+    let ok = set_password(&mut b, &path, NEW_PASSWORD, None).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(audit_actions(&idp, "user.password_reset").await.len(), 1);
+    assert_eq!(
+        Browser::new(&idp)
+            .login("alice", NEW_PASSWORD, None)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+
+    // A key sign-in older than the window does not count.
+    let link = idp
+        .store
+        .enrollment()
+        .issue_reset(&Actor::system(), idp.alice.id, time::Duration::minutes(30))
+        .await
+        .unwrap();
+    let mut later = Browser::new(&idp);
+    let body = passkey_answer(&mut later, &mut key, &raw_id, idp.alice.id.0).await;
+    let (status, _) = json_post(&mut later, "/webauthn/login/finish", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    idp.clock.advance(time::Duration::minutes(16));
+    assert_eq!(later.get(&link.path()).await.status, StatusCode::FORBIDDEN);
+}
+
 /// Rank-sum (Mann-Whitney U) z statistic of two samples, with the normal approximation.
 fn rank_sum_z(a: &[f64], b: &[f64]) -> f64 {
     let mut all: Vec<(f64, usize)> = a

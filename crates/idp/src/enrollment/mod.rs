@@ -32,8 +32,9 @@ use crate::directory::users;
 use crate::directory::{User, UserStatus};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
+use crate::mfa::CheckedCode;
 use crate::password::Password;
-use crate::session::{fresh_token, token_hash};
+use crate::session::{Throttle, fresh_token, token_hash};
 use crate::store::{self, Store, timestamp};
 
 /// What a link lets its holder do.
@@ -351,6 +352,45 @@ impl<'s> Enrollment<'s> {
     /// An unusable link is [`Error::LinkUnusable`], checked before any hashing, so a made-up
     /// token costs one indexed read.
     pub async fn redeem(&self, kind: LinkKind, token: &str, password: Password) -> Result<User> {
+        self.redeem_using(kind, token, password, None)
+            .await?
+            .ok_or(Error::LinkUnusable {
+                kind,
+                state: LinkState::Used,
+            })
+    }
+
+    /// [`Enrollment::redeem`] of a reset link for an account with a second factor: `code`
+    /// (checked by the page, not yet used) is used up in the same transaction as the link,
+    /// after the password is hashed, so a failure that is not the user's (the hash pool
+    /// busy, a parallel post that used the link first) leaves them the code, and of
+    /// parallel posts at most one writes a password and uses the code. `Ok(None)` (nothing
+    /// written, the link still usable) when the code was used meanwhile (a sign-in with the
+    /// same code): the page refuses it as a wrong code.
+    pub async fn redeem_with_code(
+        &self,
+        token: &str,
+        password: Password,
+        code: CheckedCode,
+    ) -> Result<Option<User>> {
+        let redeemed = self
+            .redeem_using(LinkKind::Reset, token, password, Some(&code))
+            .await?;
+        if redeemed.is_some() {
+            Throttle::new(self.store)
+                .succeeded(code.into_attempt())
+                .await?;
+        }
+        Ok(redeemed)
+    }
+
+    async fn redeem_using(
+        &self,
+        kind: LinkKind,
+        token: &str,
+        password: Password,
+        code: Option<&CheckedCode>,
+    ) -> Result<Option<User>> {
         let link = match self.lookup(kind, token).await? {
             LinkLookup::Valid(link) => link,
             LinkLookup::Unusable(state) => return Err(Error::LinkUnusable { kind, state }),
@@ -389,6 +429,13 @@ impl<'s> Enrollment<'s> {
                 LinkLookup::Valid(_) => LinkState::Used,
             };
             return Err(Error::LinkUnusable { kind, state });
+        }
+        if let Some(code) = code {
+            // The code is this link's user's, and still unused: else nothing is written.
+            if code.user() != before.id || !code.use_in(&mut *conn, now).await? {
+                drop(tx);
+                return Ok(None);
+            }
         }
         // The user's other links (an invitation beside a reset link) set a password no more.
         let links_voided = void_links(&mut *conn, before.id, now).await?;
@@ -435,7 +482,7 @@ impl<'s> Enrollment<'s> {
         )
         .await?;
         store::commit(tx).await?;
-        Ok(after)
+        Ok(Some(after))
     }
 
     /// Forgets links that expired or were used before `cutoff`; returns how many.

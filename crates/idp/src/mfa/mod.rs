@@ -189,6 +189,103 @@ impl From<sqlx::Error> for MfaError {
 }
 
 /// Which kind of factor a [`FactorInfo`] describes.
+/// A TOTP or recovery code checked (throttled like any code, the throttle's slots held) but
+/// not yet used up: [`totp::Totp::check_for_later`] and
+/// [`recovery::RecoveryCodes::check_for_later`] make one, and the transaction that needs the
+/// second factor uses it up with the rest of its work
+/// ([`crate::enrollment::Enrollment::redeem_with_code`]), so a failure after the check that
+/// is not the user's (the hash pool busy, a parallel post that used the link) leaves them
+/// the code. The use is conditional (the TOTP step still newer than the factor's last, the
+/// recovery code still there): of parallel uses of one code, one passes.
+#[must_use]
+#[derive(Debug)]
+pub struct CheckedCode {
+    user: crate::ids::UserId,
+    username: String,
+    address: String,
+    kind: CheckedKind,
+    attempt: crate::session::Attempt,
+}
+
+#[derive(Debug)]
+enum CheckedKind {
+    Totp { factor_id: String, step: i64 },
+    Recovery { code_hash: String },
+}
+
+impl CheckedCode {
+    /// The user whose code this is.
+    pub fn user(&self) -> crate::ids::UserId {
+        self.user
+    }
+
+    /// Uses the code up in the caller's transaction: `false` (nothing written) if another
+    /// use took it since the check. A recovery code's use is audited there too.
+    pub(crate) async fn use_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        match &self.kind {
+            CheckedKind::Totp { factor_id, step } => Ok(sqlx::query(
+                "UPDATE mfa_totp SET last_step = $1, last_used_at = $2 \
+                 WHERE id = $3 AND user_id = $4 AND confirmed = 1 AND last_step < $1",
+            )
+            .bind(*step)
+            .bind(timestamp::format(now))
+            .bind(factor_id)
+            .bind(self.user.to_db())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1),
+            CheckedKind::Recovery { code_hash } => {
+                let used = sqlx::query(
+                    "DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND code_hash = $2",
+                )
+                .bind(self.user.to_db())
+                .bind(code_hash)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if used != 1 {
+                    return Ok(false);
+                }
+                let remaining: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = $1",
+                )
+                .bind(self.user.to_db())
+                .fetch_one(&mut *conn)
+                .await?;
+                audit::record(
+                    conn,
+                    &Actor::user(self.user),
+                    now,
+                    Change {
+                        action: "mfa.recovery_code_use",
+                        target_kind: "user",
+                        target_id: self.user.to_string(),
+                        target_name: self.username.clone(),
+                        before: None,
+                        after: Some(serde_json::json!({
+                            "address": self.address,
+                            "remaining": remaining,
+                        })),
+                    },
+                )
+                .await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// The throttle's slots, for [`crate::session::Throttle::succeeded`] once the use is
+    /// committed.
+    pub(crate) fn into_attempt(self) -> crate::session::Attempt {
+        self.attempt
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FactorKind {

@@ -183,6 +183,47 @@ impl<'s> RecoveryCodes<'s> {
         )
     }
 
+    /// Checks a code as [`RecoveryCodes::consume`] does (throttled, the same slots) but
+    /// leaves it unused: `Ok(Ok(_))` is to be used up by the transaction that needs it
+    /// ([`super::CheckedCode`]); `Ok(Err(_))` is the refusal (wrong or throttled).
+    pub async fn check_for_later(
+        &self,
+        user: &User,
+        typed: &str,
+        address: &str,
+    ) -> Result<Result<super::CheckedCode, RecoveryCheck>, MfaError> {
+        let code = normalize(typed)?;
+        let throttle = Throttle::new(self.store);
+        let now = self.store.now();
+        let attempt = match throttle
+            .admit(vec![Slot::factor(user.id), Slot::address(address)], now)
+            .await?
+        {
+            Admission::Admitted(a) => a,
+            Admission::Refused { retry_after } => {
+                return Ok(Err(RecoveryCheck::Throttled { retry_after }));
+            }
+        };
+        let code_hash = hash(user, &code);
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM mfa_recovery_codes WHERE user_id = $1 AND code_hash = $2",
+        )
+        .bind(user.id.to_db())
+        .bind(&code_hash)
+        .fetch_optional(self.store.pool())
+        .await?;
+        if found.is_none() {
+            return Ok(Err(RecoveryCheck::Wrong));
+        }
+        Ok(Ok(super::CheckedCode {
+            user: user.id,
+            username: user.username.clone(),
+            address: address.to_owned(),
+            kind: super::CheckedKind::Recovery { code_hash },
+            attempt,
+        }))
+    }
+
     /// Uses a code as a second factor: throttled (the same slots as TOTP), then one
     /// `DELETE` decides. A use is audited as `mfa.recovery_code_use` by the user, with the
     /// client address and how many codes are left. On [`RecoveryCheck::Accepted`], add

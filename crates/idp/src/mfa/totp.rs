@@ -516,6 +516,50 @@ impl<'s> Totp<'s> {
         Ok(true)
     }
 
+    /// Checks a code against the user's confirmed factors as [`Totp::verify`] does, but
+    /// leaves its step unused: `Ok(Ok(_))` is to be used up by the transaction that needs
+    /// it ([`super::CheckedCode`]); `Ok(Err(_))` is the refusal (wrong, replayed, throttled).
+    pub async fn check_for_later(
+        &self,
+        user: &User,
+        typed: &str,
+        address: &str,
+    ) -> Result<Result<super::CheckedCode, TotpCheck>, MfaError> {
+        let code = Code::parse(typed)?;
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT id, sealed_secret, sealed_with FROM mfa_totp \
+             WHERE user_id = $1 AND confirmed = 1 ORDER BY created_at, id",
+        )
+        .bind(user.id.to_db())
+        .fetch_all(self.store.pool())
+        .await?;
+        let (factor_id, step, attempt) = match self.matched(user, &code, address, rows).await? {
+            Matched::Found {
+                factor_id,
+                step,
+                attempt,
+            } => (factor_id, step, attempt),
+            Matched::Refused(outcome) => return Ok(Err(outcome)),
+        };
+        // Already used now: a replay, refused at once (the use itself checks again).
+        let unused: Option<i64> =
+            sqlx::query_scalar("SELECT last_step FROM mfa_totp WHERE id = $1 AND last_step < $2")
+                .bind(&factor_id)
+                .bind(step)
+                .fetch_optional(self.store.pool())
+                .await?;
+        if unused.is_none() {
+            return Ok(Err(TotpCheck::Replayed));
+        }
+        Ok(Ok(super::CheckedCode {
+            user: user.id,
+            username: user.username.clone(),
+            address: address.to_owned(),
+            kind: super::CheckedKind::Totp { factor_id, step },
+            attempt,
+        }))
+    }
+
     /// Throttle, then try every candidate factor at the steps now-1, now, now+1; the first
     /// match moves that factor's `last_step` forwards atomically or is a replay.
     async fn check(
@@ -525,6 +569,42 @@ impl<'s> Totp<'s> {
         address: &str,
         factors: Vec<(String, String, String)>,
     ) -> Result<TotpCheck, MfaError> {
+        let (factor_id, s, attempt) = match self.matched(user, code, address, factors).await? {
+            Matched::Found {
+                factor_id,
+                step,
+                attempt,
+            } => (factor_id, step, attempt),
+            Matched::Refused(outcome) => return Ok(outcome),
+        };
+        let throttle = Throttle::new(self.store);
+        let now = self.store.now();
+        let moved = sqlx::query(
+            "UPDATE mfa_totp SET last_step = $1, last_used_at = $2 \
+             WHERE id = $3 AND last_step < $1",
+        )
+        .bind(s)
+        .bind(timestamp::format(now))
+        .bind(&factor_id)
+        .execute(self.store.pool())
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Ok(TotpCheck::Replayed);
+        }
+        throttle.succeeded(attempt).await?;
+        Ok(TotpCheck::Accepted { factor_id })
+    }
+
+    /// Throttle, then try every candidate factor at the steps now-1, now, now+1: the first
+    /// match, with the throttle's slots, or the refusal.
+    async fn matched(
+        &self,
+        user: &User,
+        code: &Code,
+        address: &str,
+        factors: Vec<(String, String, String)>,
+    ) -> Result<Matched, MfaError> {
         let throttle = Throttle::new(self.store);
         let now = self.store.now();
         let attempt = match throttle
@@ -532,7 +612,9 @@ impl<'s> Totp<'s> {
             .await?
         {
             Admission::Admitted(a) => a,
-            Admission::Refused { retry_after } => return Ok(TotpCheck::Throttled { retry_after }),
+            Admission::Refused { retry_after } => {
+                return Ok(Matched::Refused(TotpCheck::Throttled { retry_after }));
+            }
         };
         let step = now.unix_timestamp().max(0) / STEP_SECONDS;
         let mut matched = None;
@@ -550,26 +632,28 @@ impl<'s> Totp<'s> {
                 }
             }
         }
-        let Some((factor_id, s)) = matched else {
+        let Some((factor_id, step)) = matched else {
             // A failure keeps its slots counted.
-            return Ok(TotpCheck::Wrong);
+            return Ok(Matched::Refused(TotpCheck::Wrong));
         };
-        let moved = sqlx::query(
-            "UPDATE mfa_totp SET last_step = $1, last_used_at = $2 \
-             WHERE id = $3 AND last_step < $1",
-        )
-        .bind(s)
-        .bind(timestamp::format(now))
-        .bind(&factor_id)
-        .execute(self.store.pool())
-        .await?
-        .rows_affected();
-        if moved != 1 {
-            return Ok(TotpCheck::Replayed);
-        }
-        throttle.succeeded(attempt).await?;
-        Ok(TotpCheck::Accepted { factor_id })
+        Ok(Matched::Found {
+            factor_id,
+            step,
+            attempt,
+        })
     }
+}
+
+/// What [`Totp::matched`] found.
+enum Matched {
+    /// A factor gives this code at `step`; the throttle's slots are held.
+    Found {
+        factor_id: String,
+        step: i64,
+        attempt: crate::session::Attempt,
+    },
+    /// No match, or throttled.
+    Refused(TotpCheck),
 }
 
 #[cfg(test)]

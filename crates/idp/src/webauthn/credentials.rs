@@ -357,7 +357,9 @@ impl<'s> Credentials<'s> {
     }
 
     /// Records a verified use: last use, counter and backup flags, and the key as the crate
-    /// updated it.
+    /// updated it. The counter never goes down: two uses verified at once (each against
+    /// the key as its ceremony read it) may finish in either order, and the one with the
+    /// lower counter then records only its time, one conditional `UPDATE` on every backend.
     pub(crate) async fn record_use(
         &self,
         id: CredentialId,
@@ -370,9 +372,10 @@ impl<'s> Credentials<'s> {
             what: "webauthn credential",
             reason: e.to_string(),
         })?;
-        sqlx::query(
+        let written = sqlx::query(
             "UPDATE webauthn_credentials SET last_used_at = $1, sign_count = $2, \
-             backup_eligible = $3, backed_up = $4, passkey = $5 WHERE id = $6",
+             backup_eligible = $3, backed_up = $4, passkey = $5 \
+             WHERE id = $6 AND sign_count <= $2",
         )
         .bind(timestamp::format(now))
         .bind(i64::from(result.counter()))
@@ -382,6 +385,17 @@ impl<'s> Credentials<'s> {
         .bind(id.0.to_string())
         .execute(self.store.pool())
         .await?;
+        if written.rows_affected() == 0 {
+            // A use with a higher counter was recorded meanwhile: keep it, note the time.
+            sqlx::query(
+                "UPDATE webauthn_credentials SET last_used_at = $1 \
+                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(timestamp::format(now))
+            .bind(id.0.to_string())
+            .execute(self.store.pool())
+            .await?;
+        }
         Ok(())
     }
 }

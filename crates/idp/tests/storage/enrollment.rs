@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use latchkey_idp::audit::AuditFilter;
 use latchkey_idp::enrollment::reset::{LinkSink, ResetDesk, ResetRequested};
 use latchkey_idp::enrollment::{IssuedLink, LinkKind, LinkLookup, LinkState};
+use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
 use latchkey_idp::password::Password;
 use latchkey_idp::session::Sessions;
 use latchkey_idp::{Error, ManualClock};
@@ -27,6 +28,8 @@ on_both_backends!(
     a_password_set_another_way_uses_up_the_links,
     a_suspended_or_deleted_users_link_does_nothing,
     of_twenty_simultaneous_redemptions_exactly_one_wins,
+    a_recovery_code_survives_a_reset_that_fails_after_its_check,
+    twenty_resets_with_one_code_write_one_password_and_use_the_code_once,
 );
 
 fn state(err: Error) -> LinkState {
@@ -753,4 +756,198 @@ async fn of_twenty_simultaneous_redemptions_exactly_one_wins(t: TestStore) {
         .await
         .unwrap();
     assert_eq!(redeemed.len(), 1);
+}
+
+const CODE_ADDR: &str = "192.0.2.44";
+
+async fn recovery_code_uses(t: &TestStore) -> usize {
+    t.store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("mfa.recovery_code_use".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
+/// The reset page checks a recovery code before the password is hashed, but the code is
+/// used up only with the link: a busy hash pool, or a parallel post that used the link
+/// first, leaves the user their code.
+async fn a_recovery_code_survives_a_reset_that_fails_after_its_check(t: TestStore) {
+    let lena = user(&t.store, "lena").await;
+    let codes = RecoveryCodes::new(&t.store)
+        .regenerate(&admin(), &lena)
+        .await
+        .unwrap();
+    let link = t
+        .store
+        .enrollment()
+        .issue_reset(&admin(), lena.id, Duration::hours(1))
+        .await
+        .unwrap();
+
+    // The hash pool is full: another handle on the same database, one slow hash at a
+    // time and one queue place, with a hash running and one waiting.
+    let busy = latchkey_idp::Store::open_url(
+        &t.url,
+        5,
+        latchkey_idp::config::PasswordConfig {
+            memory_kib: 8192,
+            iterations: 40,
+            max_concurrent: 1,
+            max_queued: 1,
+            ..crate::support::cheap_passwords()
+        },
+    )
+    .await
+    .unwrap();
+    let holders: Vec<_> = (0..3)
+        .map(|_| {
+            let busy = busy.clone();
+            tokio::spawn(async move { busy.hashing().hash(Password::new("held held held")).await })
+        })
+        .collect();
+    // Full once one of the three is refused.
+    while busy.hashing().stats().refused == 0 {
+        tokio::task::yield_now().await;
+    }
+    let checked = RecoveryCodes::new(&busy)
+        .check_for_later(&lena, &codes[0], CODE_ADDR)
+        .await
+        .unwrap()
+        .unwrap();
+    let out = busy
+        .enrollment()
+        .redeem_with_code(link.token(), Password::new("a new pass phrase"), checked)
+        .await;
+    assert!(matches!(out, Err(Error::Busy { .. })), "{out:?}");
+    for holder in holders {
+        let _ = holder.await.unwrap();
+    }
+    assert_eq!(
+        RecoveryCodes::new(&t.store).remaining(&lena).await.unwrap(),
+        10
+    );
+    assert_eq!(recovery_code_uses(&t).await, 0);
+
+    // A parallel post used the link first (with another code, say): this one is refused
+    // as a used link, and its code is still the user's.
+    let checked = RecoveryCodes::new(&t.store)
+        .check_for_later(&lena, &codes[0], CODE_ADDR)
+        .await
+        .unwrap()
+        .unwrap();
+    t.store
+        .enrollment()
+        .redeem(
+            LinkKind::Reset,
+            link.token(),
+            Password::new("the winner's phrase"),
+        )
+        .await
+        .unwrap();
+    let out = t
+        .store
+        .enrollment()
+        .redeem_with_code(link.token(), Password::new("the loser's phrase"), checked)
+        .await;
+    assert_eq!(state(out.unwrap_err()), LinkState::Used);
+    assert_eq!(
+        RecoveryCodes::new(&t.store).remaining(&lena).await.unwrap(),
+        10
+    );
+    assert_eq!(recovery_code_uses(&t).await, 0);
+    assert!(matches!(
+        RecoveryCodes::new(&t.store)
+            .consume(&lena, &codes[0], CODE_ADDR)
+            .await
+            .unwrap(),
+        RecoveryCheck::Accepted { remaining: 9 }
+    ));
+}
+
+/// Twenty posts of one reset link with one recovery code at once: at most one password
+/// written, the code used once (and audited once), nothing half-written.
+async fn twenty_resets_with_one_code_write_one_password_and_use_the_code_once(t: TestStore) {
+    let mona = user(&t.store, "mona").await;
+    let codes = RecoveryCodes::new(&t.store)
+        .regenerate(&admin(), &mona)
+        .await
+        .unwrap();
+    let link = t
+        .store
+        .enrollment()
+        .issue_reset(&admin(), mona.id, Duration::hours(1))
+        .await
+        .unwrap();
+    let gate = Arc::new(tokio::sync::Barrier::new(20));
+    let racers: Vec<_> = (0..20)
+        .map(|i| {
+            let (store, gate, mona) = (t.store.clone(), gate.clone(), mona.clone());
+            let (token, code) = (link.token().to_owned(), codes[0].to_string());
+            tokio::spawn(async move {
+                gate.wait().await;
+                let pw = format!("racer number {i:02} phrase");
+                let checked = match RecoveryCodes::new(&store)
+                    .check_for_later(&mona, &code, &format!("192.0.2.{}", 100 + i))
+                    .await
+                    .unwrap()
+                {
+                    Ok(checked) => checked,
+                    Err(refused) => return (pw, Err(format!("{refused:?}"))),
+                };
+                let out = store
+                    .enrollment()
+                    .redeem_with_code(&token, Password::new(pw.clone()), checked)
+                    .await;
+                (pw, Ok(out))
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        match racer.await.unwrap() {
+            (pw, Ok(Ok(Some(_)))) => winners.push(pw),
+            (_, Ok(Ok(None)))
+            | (
+                _,
+                Ok(Err(Error::LinkUnusable {
+                    state: LinkState::Used,
+                    ..
+                })),
+            )
+            | (_, Ok(Err(Error::Busy { .. }))) => {}
+            // Throttled, or checked after the winner used the code.
+            (_, Err(refused)) => assert!(
+                refused.starts_with("Throttled") || refused == "Wrong",
+                "{refused}"
+            ),
+            (_, Ok(Err(other))) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert!(
+        t.store
+            .users()
+            .verify_password(mona.id, Password::new(winners[0].clone()))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        RecoveryCodes::new(&t.store).remaining(&mona).await.unwrap(),
+        9
+    );
+    assert_eq!(recovery_code_uses(&t).await, 1);
+    let resets = t
+        .store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("user.password_reset".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(resets.len(), 1);
 }

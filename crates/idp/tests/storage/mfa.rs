@@ -33,7 +33,8 @@ on_both_backends!(
     recovery_codes_go_with_the_last_factor,
     policy_global_group_app_and_user,
     session_steps_up_under_a_new_token_and_keeps_its_index,
-    admin_list_and_reset_never_show_secrets
+    admin_list_and_reset_never_show_secrets,
+    a_totp_step_checked_for_a_reset_is_used_only_with_the_link,
 );
 
 const T0: time::OffsetDateTime = datetime!(2026-12-05 12:00:00 UTC);
@@ -835,4 +836,79 @@ async fn admin_list_and_reset_never_show_secrets(t: TestStore) {
     assert_eq!(resets.len(), 1);
     assert_eq!(resets[0].actor, "cli:tester");
     assert_eq!(resets[0].target_name.as_deref(), Some("jack"));
+}
+
+/// A TOTP code checked by the reset page is used only in the transaction that uses the
+/// link: a sign-in that used the same step meanwhile makes the reset write nothing (the
+/// link stays usable), and a reset that went through used the step.
+async fn a_totp_step_checked_for_a_reset_is_used_only_with_the_link(t: TestStore) {
+    let (s, clock) = clocked(&t);
+    let kek = kek();
+    let nina = user(&s, "nina").await;
+    let e = enrolled(&s, &kek, &nina, &clock).await;
+    let link = s
+        .enrollment()
+        .issue_reset(&admin(), nina.id, Duration::hours(1))
+        .await
+        .unwrap();
+    let totp = Totp::new(&s, &kek);
+
+    clock.advance(Duration::seconds(30));
+    let code = code_at(&e, clock_now(&clock));
+    let checked = totp
+        .check_for_later(&nina, &code, ADDR)
+        .await
+        .unwrap()
+        .unwrap();
+    // Checking did not use the step: a sign-in with the same code still passes...
+    assert!(matches!(
+        totp.verify(&nina, &code, ADDR).await.unwrap(),
+        TotpCheck::Accepted { .. }
+    ));
+    // ... and then the reset writes nothing and leaves the link.
+    let out = s
+        .enrollment()
+        .redeem_with_code(
+            link.token(),
+            latchkey_idp::password::Password::new("a phrase long enough"),
+            checked,
+        )
+        .await
+        .unwrap();
+    assert!(out.is_none());
+    assert!(matches!(
+        s.enrollment()
+            .lookup(latchkey_idp::enrollment::LinkKind::Reset, link.token())
+            .await
+            .unwrap(),
+        latchkey_idp::enrollment::LinkLookup::Valid(_)
+    ));
+
+    // The next step's code: the reset goes through and uses it.
+    clock.advance(Duration::seconds(30));
+    let code = code_at(&e, clock_now(&clock));
+    let checked = totp
+        .check_for_later(&nina, &code, ADDR)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        s.enrollment()
+            .redeem_with_code(
+                link.token(),
+                latchkey_idp::password::Password::new("a phrase long enough"),
+                checked
+            )
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        totp.verify(&nina, &code, ADDR).await.unwrap(),
+        TotpCheck::Replayed
+    );
+    assert!(matches!(
+        totp.check_for_later(&nina, &code, ADDR).await.unwrap(),
+        Err(TotpCheck::Replayed)
+    ));
 }

@@ -32,6 +32,7 @@ on_both_backends!(
     a_flood_of_anonymous_ceremonies_leaves_users_their_second_factor,
     a_key_is_a_factor_to_the_mfa_policy,
     every_count_a_start_takes_reads_an_index,
+    uses_finishing_out_of_order_never_lower_the_counter,
 );
 
 fn rp() -> RelyingParty {
@@ -657,4 +658,50 @@ async fn every_count_a_start_takes_reads_an_index(t: TestStore) {
             );
         }
     }
+}
+
+/// Two assertions of one key under way at once (two tabs, two nodes): the one with the
+/// higher counter finishing first must not be overwritten by the lower one, or a clone's
+/// replayed counter would pass later.
+async fn uses_finishing_out_of_order_never_lower_the_counter(t: TestStore) {
+    let store = t.store;
+    let rp = rp();
+    let alice = user(&store, "alice").await;
+    let mut key = enrol(&store, &rp, &alice, "YubiKey").await;
+    let ceremonies = Ceremonies::new(&store, &rp);
+    let first = ceremonies
+        .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
+        .await
+        .unwrap();
+    let second = ceremonies
+        .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
+        .await
+        .unwrap();
+    // The key signs the first challenge, then the second: counters n and n + 1.
+    let lower = key.do_authentication(origin(), first.options).unwrap();
+    let higher = key.do_authentication(origin(), second.options).unwrap();
+    ceremonies
+        .finish_second_factor(&alice, &second.handle, &higher, ADDR)
+        .await
+        .unwrap();
+    let after_higher = Credentials::new(&store).list(alice.id).await.unwrap()[0].sign_count;
+    assert!(after_higher > 0, "the soft key counts");
+    ceremonies
+        .finish_second_factor(&alice, &first.handle, &lower, ADDR)
+        .await
+        .unwrap();
+    let listed = Credentials::new(&store).list(alice.id).await.unwrap();
+    assert_eq!(listed[0].sign_count, after_higher, "the counter went down");
+    // The key goes on working from the higher counter.
+    let third = ceremonies
+        .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
+        .await
+        .unwrap();
+    let next = key.do_authentication(origin(), third.options).unwrap();
+    ceremonies
+        .finish_second_factor(&alice, &third.handle, &next, ADDR)
+        .await
+        .unwrap();
+    let listed = Credentials::new(&store).list(alice.id).await.unwrap();
+    assert!(listed[0].sign_count > after_higher);
 }
