@@ -639,8 +639,10 @@ async fn a_password_alone_cannot_change_the_factors_of_an_account_that_has_one()
     // Adding an app, or new recovery codes: step up first.
     let page = b.get("/mfa/totp").await;
     assert_eq!(page.location(), "/login/mfa?then=totp");
+    // Nor see how many codes are left.
     let form = b.get("/mfa/recovery-codes").await;
-    let csrf = form.field("csrf").unwrap();
+    assert_eq!(form.location(), "/login/mfa?then=recovery-codes");
+    let csrf = b.get("/account").await.field("csrf").unwrap();
     let page = b.post("/mfa/recovery-codes", &[("csrf", &csrf)]).await;
     assert_eq!(page.location(), "/login/mfa?then=recovery-codes");
     assert_eq!(
