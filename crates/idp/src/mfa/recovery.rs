@@ -14,14 +14,14 @@
 //! TOTP codes (the same slots).
 
 use sha2::{Digest, Sha256};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use super::MfaError;
 use crate::audit::{self, Actor, Change};
 use crate::directory::User;
 use crate::ids::UserId;
-use crate::session::{Admission, Slot, Throttle};
+use crate::session::{Admission, Attempt, Slot, Throttle};
 use crate::store::{self, Store, timestamp};
 
 /// Codes in a set.
@@ -183,6 +183,26 @@ impl<'s> RecoveryCodes<'s> {
         )
     }
 
+    /// What every check of a typed code does first: read it (a malformed one is an error,
+    /// not a guess), then take the user's and the address's throttle slots, before any
+    /// lookup. `Ok(Err(_))` is the throttle's refusal.
+    async fn admit(
+        &self,
+        user: &User,
+        typed: &str,
+        address: &str,
+        now: OffsetDateTime,
+    ) -> Result<Result<(Zeroizing<String>, Attempt), RecoveryCheck>, MfaError> {
+        let code = normalize(typed)?;
+        match Throttle::new(self.store)
+            .admit(vec![Slot::factor(user.id), Slot::address(address)], now)
+            .await?
+        {
+            Admission::Admitted(attempt) => Ok(Ok((code, attempt))),
+            Admission::Refused { retry_after } => Ok(Err(RecoveryCheck::Throttled { retry_after })),
+        }
+    }
+
     /// Checks a code as [`RecoveryCodes::consume`] does (throttled, the same slots) but
     /// leaves it unused: `Ok(Ok(_))` is to be used up by the transaction that needs it
     /// ([`super::CheckedCode`]); `Ok(Err(_))` is the refusal (wrong or throttled).
@@ -192,17 +212,9 @@ impl<'s> RecoveryCodes<'s> {
         typed: &str,
         address: &str,
     ) -> Result<Result<super::CheckedCode, RecoveryCheck>, MfaError> {
-        let code = normalize(typed)?;
-        let throttle = Throttle::new(self.store);
-        let now = self.store.now();
-        let attempt = match throttle
-            .admit(vec![Slot::factor(user.id), Slot::address(address)], now)
-            .await?
-        {
-            Admission::Admitted(a) => a,
-            Admission::Refused { retry_after } => {
-                return Ok(Err(RecoveryCheck::Throttled { retry_after }));
-            }
+        let (code, attempt) = match self.admit(user, typed, address, self.store.now()).await? {
+            Ok(admitted) => admitted,
+            Err(refused) => return Ok(Err(refused)),
         };
         let code_hash = hash(user, &code);
         let found: Option<i64> = sqlx::query_scalar(
@@ -234,17 +246,10 @@ impl<'s> RecoveryCodes<'s> {
         typed: &str,
         address: &str,
     ) -> Result<RecoveryCheck, MfaError> {
-        let code = normalize(typed)?;
-        let throttle = Throttle::new(self.store);
         let now = self.store.now();
-        let attempt = match throttle
-            .admit(vec![Slot::factor(user.id), Slot::address(address)], now)
-            .await?
-        {
-            Admission::Admitted(a) => a,
-            Admission::Refused { retry_after } => {
-                return Ok(RecoveryCheck::Throttled { retry_after });
-            }
+        let (code, attempt) = match self.admit(user, typed, address, now).await? {
+            Ok(admitted) => admitted,
+            Err(refused) => return Ok(refused),
         };
         let mut tx = self.store.begin().await?;
         let used =
@@ -277,7 +282,7 @@ impl<'s> RecoveryCodes<'s> {
         )
         .await?;
         store::commit(tx).await?;
-        throttle.succeeded(attempt).await?;
+        Throttle::new(self.store).succeeded(attempt).await?;
         Ok(RecoveryCheck::Accepted { remaining })
     }
 }

@@ -412,6 +412,21 @@ impl<'s> Totp<'s> {
         Ok(TotpCheck::Accepted { factor_id })
     }
 
+    /// The user's confirmed factors (ID, sealed secret, its sealer), in the order a code is
+    /// tried against them.
+    async fn confirmed_secrets(
+        &self,
+        user: &User,
+    ) -> Result<Vec<(String, String, String)>, MfaError> {
+        Ok(sqlx::query_as(
+            "SELECT id, sealed_secret, sealed_with FROM mfa_totp \
+             WHERE user_id = $1 AND confirmed = 1 ORDER BY created_at, id",
+        )
+        .bind(user.id.to_db())
+        .fetch_all(self.store.pool())
+        .await?)
+    }
+
     /// Checks a code against the user's confirmed factors (a sign-in's second step or a
     /// step-up). On [`TotpCheck::Accepted`], add [`super::AuthMethod::Totp`] to the session.
     pub async fn verify(
@@ -421,13 +436,7 @@ impl<'s> Totp<'s> {
         address: &str,
     ) -> Result<TotpCheck, MfaError> {
         let code = Code::parse(typed)?;
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT id, sealed_secret, sealed_with FROM mfa_totp \
-             WHERE user_id = $1 AND confirmed = 1 ORDER BY created_at, id",
-        )
-        .bind(user.id.to_db())
-        .fetch_all(self.store.pool())
-        .await?;
+        let rows = self.confirmed_secrets(user).await?;
         self.check(user, &code, address, rows).await
     }
 
@@ -526,13 +535,7 @@ impl<'s> Totp<'s> {
         address: &str,
     ) -> Result<Result<super::CheckedCode, TotpCheck>, MfaError> {
         let code = Code::parse(typed)?;
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT id, sealed_secret, sealed_with FROM mfa_totp \
-             WHERE user_id = $1 AND confirmed = 1 ORDER BY created_at, id",
-        )
-        .bind(user.id.to_db())
-        .fetch_all(self.store.pool())
-        .await?;
+        let rows = self.confirmed_secrets(user).await?;
         let (factor_id, step, attempt) = match self.matched(user, &code, address, rows).await? {
             Matched::Found {
                 factor_id,
