@@ -4,7 +4,9 @@
 //! A failed refresh keeps the keys already trusted (the IdP may just be restarting) and tries
 //! again sooner; metadata past its `validUntil` is refused by the reader, and a copy that
 //! expires while trusted verifies nothing more, so a dead source cannot keep stale keys
-//! trusted forever once the IdP set an expiry.
+//! trusted forever once the IdP set an expiry. Every read after the first takes only the IdP
+//! trusted already (a document naming another one is a failed refresh), and only over https
+//! or from this machine, redirects included (`settings::metadata_url_allowed`).
 //!
 //! Between refreshes, [`Refetch`] lets the SP follow a rollover on its own: when a Response
 //! fails signature verification, the metadata is fetched once more and the Response verified
@@ -34,19 +36,45 @@ pub async fn fetch_metadata(url: &str) -> Result<String, MetadataError> {
         url: url.to_owned(),
         detail,
     };
+    // reqwest's own message names the step, its sources say why: both go to the log.
+    let why = |e: reqwest::Error| {
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            detail.push_str(": ");
+            detail.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        fail(detail)
+    };
+    if !crate::settings::metadata_url_allowed(url) {
+        return Err(fail(
+            "not https (http only to this machine), so its keys could not be trusted".to_owned(),
+        ));
+    }
     let client = reqwest::Client::builder()
         .timeout(StdDuration::from_secs(15))
-        .redirect(reqwest::redirect::Policy::limited(3))
+        // A redirect is followed only to where the URL itself may point (`https`, or
+        // `http` to this machine): an https source must not hand the keys to plain HTTP.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= 3 {
+                attempt.error("more than 3 redirects")
+            } else if crate::settings::metadata_url_allowed(attempt.url().as_str()) {
+                attempt.follow()
+            } else {
+                attempt.error("redirected to a URL metadata may not come from")
+            }
+        }))
         .build()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(why)?;
     let mut response = client
         .get(url)
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(why)?;
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| fail(e.to_string()))? {
+    while let Some(chunk) = response.chunk().await.map_err(why)? {
         if body.len() + chunk.len() > MAX_METADATA_BYTES {
             return Err(fail(format!("larger than {MAX_METADATA_BYTES} bytes")));
         }
@@ -57,15 +85,20 @@ pub async fn fetch_metadata(url: &str) -> Result<String, MetadataError> {
 
 /// Reads the IdP from the configured metadata file or URL.
 pub async fn load_idp(config: &SpConfig, now: OffsetDateTime) -> Result<IdpTrust, Error> {
+    load_idp_named(config, config.idp.entity_id.as_deref(), now).await
+}
+
+/// [`load_idp`], picking the IdP `entity_id` names (any single one when `None`).
+async fn load_idp_named(
+    config: &SpConfig,
+    entity_id: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<IdpTrust, Error> {
     match config.metadata_source()? {
-        MetadataSource::File(path) => Ok(IdpTrust::from_metadata(
-            &read_text(&path)?,
-            config.idp.entity_id.as_deref(),
-            now,
-        )?),
-        MetadataSource::Url(url) => {
-            Ok(fetch_idp(&url, config.idp.entity_id.as_deref(), now).await?)
+        MetadataSource::File(path) => {
+            Ok(IdpTrust::from_metadata(&read_text(&path)?, entity_id, now)?)
         }
+        MetadataSource::Url(url) => Ok(fetch_idp(&url, entity_id, now).await?),
     }
 }
 
@@ -82,7 +115,6 @@ async fn fetch_idp(
 #[derive(Debug)]
 pub(crate) struct Refetch {
     url: String,
-    entity_id: Option<String>,
     every: Duration,
     /// Unix time (seconds) before which no forced fetch may start.
     next_allowed: AtomicI64,
@@ -96,22 +128,22 @@ impl Refetch {
         };
         Some(Self {
             url,
-            entity_id: config.idp.entity_id.clone(),
             every: Duration::seconds(i64::from(config.idp.refetch_seconds)),
             next_allowed: AtomicI64::new(i64::MIN),
         })
     }
 
-    /// Fetches the metadata if no forced fetch happened in the last `refetch_seconds`
-    /// (`None`: too soon, nothing fetched).
+    /// Fetches the metadata of `entity_id` (the IdP trusted now) if no forced fetch
+    /// happened in the last `refetch_seconds` (`None`: too soon, nothing fetched).
     pub(crate) async fn fetch_if_due(
         &self,
+        entity_id: &str,
         now: OffsetDateTime,
     ) -> Option<Result<IdpTrust, MetadataError>> {
         if !self.take_slot(now) {
             return None;
         }
-        Some(fetch_idp(&self.url, self.entity_id.as_deref(), now).await)
+        Some(fetch_idp(&self.url, Some(entity_id), now).await)
     }
 
     /// Takes the one slot of the current period, if it is free. A compare-and-swap, so of
@@ -147,10 +179,15 @@ fn wall_clock() -> OffsetDateTime {
 
 /// Re-reads the IdP metadata once and swaps it into `sp`; returns when to do it next. On
 /// failure `sp` keeps the IdP it had.
+///
+/// Only the IdP `sp` trusts now is read from the new document (the one `idp.entity_id`
+/// names, or the one the first document held): a document without it, naming another IdP,
+/// is a failed refresh, never a switch of IdP.
 pub async fn refresh_once(sp: &ServiceProvider, config: &SpConfig) -> Result<Duration, Error> {
     let fallback = Duration::seconds(i64::from(config.idp.refresh_seconds));
     let now = wall_clock();
-    let idp = load_idp(config, now).await?;
+    let trusted = sp.idp();
+    let idp = load_idp_named(config, Some(&trusted.entity_id), now).await?;
     tracing::info!(idp = %idp.entity_id, keys = idp.keys.len(), "IdP metadata refreshed");
     let next = idp.next_refresh(fallback, now);
     sp.set_idp(idp);

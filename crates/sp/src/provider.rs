@@ -513,7 +513,7 @@ impl ServiceProvider {
         }
         #[cfg(feature = "fetch")]
         if let Some(refetch) = &self.inner.refetch {
-            match refetch.fetch_if_due(now).await {
+            match refetch.fetch_if_due(&seen.entity_id, now).await {
                 Some(Ok(idp)) => {
                     tracing::info!(
                         idp = %idp.entity_id,

@@ -214,6 +214,37 @@ pub enum MetadataSource {
     Url(String),
 }
 
+/// Whether the SP may read its IdP's metadata from `url`: `https://`, or `http://` to this
+/// machine only (`localhost`, `127.0.0.0/8`, `[::1]`).
+///
+/// # Security
+/// The metadata carries the keys every login is verified with, and it is trusted because of
+/// where it comes from: over plain HTTP from another host, anyone on the path could replace
+/// them. The fetch holds redirects to the same rule.
+pub fn metadata_url_allowed(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, port)) if port.is_empty() || port.starts_with(':') => host,
+            _ => return false,
+        },
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The SP's key, loaded.
 #[derive(Debug)]
 pub struct SpKey {
@@ -318,12 +349,12 @@ impl SpConfig {
     pub fn metadata_source(&self) -> Result<MetadataSource, SettingsError> {
         match (&self.idp.metadata_file, &self.idp.metadata_url) {
             (Some(f), None) => Ok(MetadataSource::File(f.clone())),
-            (None, Some(u)) if u.starts_with("https://") || u.starts_with("http://") => {
-                Ok(MetadataSource::Url(u.clone()))
-            }
+            (None, Some(u)) if metadata_url_allowed(u) => Ok(MetadataSource::Url(u.clone())),
             (None, Some(_)) => Err(SettingsError::Invalid {
                 setting: "idp.metadata_url",
-                detail: "must be an http(s) URL".to_owned(),
+                detail: "must be an https URL (http only to this machine: localhost, \
+                         127.0.0.0/8 or [::1])"
+                    .to_owned(),
             }),
             _ => Err(SettingsError::MetadataSource),
         }

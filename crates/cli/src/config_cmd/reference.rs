@@ -605,7 +605,8 @@ pub const DEMO_APP_TOML: &[Key] = &[
         "sp.idp.metadata_url",
         "string",
         Unset("none"),
-        "A metadata URL, fetched at start and refreshed.",
+        "A metadata URL, fetched at start and refreshed: `https://`, or `http://` only to this \
+         machine (`localhost`, `127.0.0.0/8`, `[::1]`), redirects included.",
     ),
     key(
         "sp.idp.entity_id",

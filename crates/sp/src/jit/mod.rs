@@ -13,8 +13,10 @@
 //!   whoever the IdP says owns the address) or duplicated (two accounts, one address, and the
 //!   app's password reset reaching both). The admin links the account, or enables
 //!   `link_by_email` for an IdP whose addresses are verified. Even then only a local account
-//!   (one with no identity yet) is linked, by the address the IdP asserted, and the link is a
-//!   distinct `jit.linked_by_email` audit event. An address held by an account of another
+//!   (one with no identity yet) is linked, by the address the IdP asserted (the account's
+//!   own up to ASCII case: an address that only folds onto it, like one spelt with U+212A
+//!   KELVIN SIGN for `k`, is refused), and the link is a distinct `jit.linked_by_email` audit
+//!   event. An address held by an account of another
 //!   identity is always refused (`EMAIL_BELONGS_TO_OTHER_ACCOUNT`).
 //! - **Refusals change nothing.** A refused returning login (no role any more, attribute
 //!   missing) leaves the account exactly as it was, managed roles included; the refusal is the

@@ -169,8 +169,8 @@ impl ProvisioningPlan {
 /// # Security
 /// An existing account is only ever matched by identity key. An account holding the same
 /// e-mail is linked only when the contract says `link_by_email`, only if that account is a
-/// local one (not already linked to some identity), and only by the address the IdP asserted.
-/// Otherwise the login is refused rather than creating a second account with that address.
+/// local one (not already linked to some identity), and only by the address the IdP asserted,
+/// which must be the account's own up to ASCII case (not merely fold onto it). Otherwise the login is refused rather than creating a second account with that address.
 pub fn plan(contract: &Contract, mapped: &MappedLogin, lookup: &Lookup) -> ProvisioningPlan {
     let identity = Some(mapped.identity.clone());
     let email_owner = lookup.by_email.as_ref().filter(|other| {
@@ -203,7 +203,11 @@ pub fn plan(contract: &Contract, mapped: &MappedLogin, lookup: &Lookup) -> Provi
                 }
             }
         }
-        (None, Some(other)) if other.identity.is_none() && contract.link_by_email() => {
+        (None, Some(other))
+            if other.identity.is_none()
+                && contract.link_by_email()
+                && same_address(mapped, other) =>
+        {
             let (roles_added, roles_removed) = role_changes(&mapped.roles, other);
             PlanAction::Link {
                 account_id: other.id,
@@ -230,6 +234,16 @@ pub fn plan(contract: &Contract, mapped: &MappedLogin, lookup: &Lookup) -> Provi
         },
     };
     ProvisioningPlan { identity, action }
+}
+
+/// Whether the address the IdP asserted is the local account's own, up to ASCII case: what
+/// linking needs. The lookup that found `other` folds case the Unicode way (so no two
+/// accounts differ by case alone), and that folds some non-ASCII characters onto ASCII
+/// ones (U+212A KELVIN SIGN is `k` lower-cased): a different mailbox, never linked.
+fn same_address(mapped: &MappedLogin, other: &Account) -> bool {
+    let asserted = mapped.fields.get(EMAIL_FIELD).and_then(Option::as_deref);
+    let held = other.fields.get(EMAIL_FIELD);
+    matches!((asserted, held), (Some(a), Some(h)) if a.trim().eq_ignore_ascii_case(h.trim()))
 }
 
 fn email_taken(other: &Account) -> Refusal {

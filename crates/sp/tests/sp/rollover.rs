@@ -250,3 +250,62 @@ fn valid_until_brings_the_next_refresh_forward() {
     assert!(!expiring.is_expired(NOW));
     assert!(expiring.is_expired(NOW + Duration::minutes(5)));
 }
+
+/// Without `idp.entity_id`, the SP trusts the one IdP its metadata named when it started: a
+/// refreshed document that names another IdP (the URL now serves another tenant, say) is a
+/// failed refresh, not a new IdP, whether the background refresh or a failed signature's
+/// re-fetch reads it. The trusted IdP and its keys stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshed_metadata_naming_another_idp_is_refused_and_the_trust_kept() {
+    let server = MetadataServer::start(&metadata(&[&old_key().cert], None)).await;
+    let sp = server.sp().await;
+    server.serve(&idp_entity(
+        "https://another-idp.example.org",
+        &[&new_key().cert],
+    ));
+
+    assert!(fetch::refresh_once(&sp, &server.config()).await.is_err());
+    assert_eq!(server.hits(), 2);
+    assert_eq!(sp.idp().entity_id, IDP);
+    assert_eq!(sp.idp().keys.len(), 1);
+
+    let signed_by_new = form(&response(None, "_swap1", &new_key().key), None);
+    assert!(verify(&sp, &signed_by_new, NOW).await.is_err());
+    assert_eq!(server.hits(), 3, "the failed signature fetched once more");
+    assert_eq!(sp.idp().entity_id, IDP);
+    assert_eq!(sp.idp().keys.len(), 1);
+
+    // The trusted key still verifies.
+    let good = form(&response(None, "_swap2", &old_key().key), None);
+    assert_eq!(verify(&sp, &good, NOW).await, Ok(()));
+}
+
+/// A metadata URL that redirects is followed only to where a configured URL may point: not
+/// to plain HTTP on another host, where anyone on the path could swap the keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_is_not_followed_to_plain_http_elsewhere() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/saml/metadata", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(
+                        b"HTTP/1.1 302 Found\r\nlocation: http://metadata.invalid/saml/metadata\r\n\
+                          content-length: 0\r\nconnection: close\r\n\r\n",
+                    )
+                    .await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    let error = fetch::fetch_metadata(&url).await.unwrap_err().to_string();
+    assert!(error.contains("may not come from"), "{error}");
+    let error = fetch::fetch_metadata("http://metadata.invalid/saml/metadata")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("not https"), "{error}");
+}

@@ -44,6 +44,56 @@ fn settings_resolve_paths_and_defaults() {
     );
 }
 
+/// IdP metadata is where the SP gets the keys it trusts: fetched over plain HTTP from
+/// another host, anyone on the path could swap them and sign in as anyone. `http://` is
+/// kept for the IdP on this machine (the demo and tests), nowhere else.
+#[test]
+fn a_metadata_url_is_https_unless_it_names_this_machine() {
+    let source = |url: &str| {
+        SpConfig::from_toml(
+            &format!(
+                "entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\n[idp]\nmetadata_url = \"{url}\"\n"
+            ),
+            Path::new("/"),
+        )
+        .map(|_| ())
+    };
+    for ok in [
+        "https://idp.example.org/saml/metadata",
+        "http://127.0.0.1:8080/saml/metadata",
+        "http://127.9.9.9/saml/metadata",
+        "http://localhost:8080/saml/metadata",
+        "http://LOCALHOST/saml/metadata",
+        "http://[::1]:8080/saml/metadata",
+        "http://localhost",
+    ] {
+        assert!(source(ok).is_ok(), "{ok}");
+    }
+    for refused in [
+        "http://idp.example.org/saml/metadata",
+        "http://10.0.0.5:8080/saml/metadata",
+        "http://127.0.0.1.evil.example/saml/metadata",
+        "http://localhost.evil.example/",
+        "http://localhost@evil.example/",
+        "http://evil.example/?x=127.0.0.1",
+        "http://[::2]/",
+        "http://[::1/",
+        "HTTP://idp.example.org/",
+        "ftp://127.0.0.1/",
+    ] {
+        assert!(
+            matches!(
+                source(refused),
+                Err(SettingsError::Invalid {
+                    setting: "idp.metadata_url",
+                    ..
+                })
+            ),
+            "{refused}"
+        );
+    }
+}
+
 #[test]
 fn settings_refusals_name_the_setting() {
     let parse = |text: &str| SpConfig::from_toml(text, Path::new("/")).unwrap_err();

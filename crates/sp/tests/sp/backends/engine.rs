@@ -586,6 +586,43 @@ async fn email_of_another_identity_is_never_linked(db: Db) {
     );
 }
 
+/// Lookups fold case the Unicode way (so two accounts never differ by case alone), but
+/// some non-ASCII characters fold onto ASCII ones: U+212A KELVIN SIGN lower-cases to `k`.
+/// An IdP vouching for `\u{212A}elly@` vouches for a different mailbox than `kelly@`, so
+/// neither direction is linked, even with `link_by_email`; both are refused and untouched.
+async fn an_address_that_only_folds_onto_a_local_one_is_not_linked(db: Db) {
+    let (fx, engine) = engine(db, wiki_with(|c| format!("link_by_email = true\n{c}"))).await;
+    for (local, asserted) in [
+        ("kelly@example.org", "\u{212A}elly@example.org"),
+        ("\u{212A}im@example.org", "kim@example.org"),
+    ] {
+        let local = fx
+            .store
+            .create_account(None, map(&[("email", local)]), t0())
+            .await
+            .unwrap()
+            .unwrap();
+        let login = facts(
+            &format!("subject-of-{asserted}"),
+            &[("mail", &[asserted]), ("groups", &["wiki-users"])],
+        );
+        let (code, op) = refusal(engine.login(&login, t0()).await);
+        assert_eq!(
+            code,
+            RefusalCode::EmailBelongsToUnlinkedAccount,
+            "{asserted}"
+        );
+        let log = fx.store.audit_log(100).await.unwrap();
+        assert!(
+            log.iter()
+                .any(|e| e.kind == AuditKind::Refused && e.operation_id == op),
+            "{log:#?}"
+        );
+        assert_eq!(fx.store.account(local.id).await.unwrap().unwrap(), local);
+    }
+    assert_eq!(fx.store.accounts().await.unwrap().len(), 2);
+}
+
 async fn dry_run_plan_writes_nothing(db: Db) {
     let (fx, engine) = engine(db, contract(WIKI)).await;
     let plan = engine.plan(&alice()).await.unwrap();
@@ -749,6 +786,7 @@ crate::on_both_backends!(
     without_link_by_email_a_local_account_is_not_taken_over,
     with_link_by_email_the_local_account_is_linked_and_audited,
     email_of_another_identity_is_never_linked,
+    an_address_that_only_folds_onto_a_local_one_is_not_linked,
     dry_run_plan_writes_nothing,
     concurrent_first_logins_create_exactly_one_account,
     audit_events_logged_before_the_unkeyed_migration_are_kept_in_time_order,
