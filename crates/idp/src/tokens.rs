@@ -16,7 +16,9 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::audit::{self, Actor, Change};
+use crate::console::{Permission, roles};
 use crate::error::{Error, Result};
+use crate::ids::UserId;
 use crate::store::{self, Store, timestamp};
 
 const PREFIX: &str = "lk_";
@@ -308,6 +310,11 @@ impl<'s> ApiTokens<'s> {
             return Ok(None);
         }
         let mut info = row.info()?;
+        if !self.maker_may_still(&info).await? {
+            tracing::warn!(token = %info.id, created_by = %info.created_by,
+                "token refused: the person who made it may no longer make tokens");
+            return Ok(None);
+        }
         let now = self.store.now();
         if info
             .last_used_at
@@ -321,6 +328,28 @@ impl<'s> ApiTokens<'s> {
             info.last_used_at = Some(now);
         }
         Ok(Some(info))
+    }
+}
+
+impl ApiTokens<'_> {
+    /// Whether the token's maker still stands behind it. A token made in the console by a
+    /// person (`user:<id>`) is their delegation: it works only while they may make tokens
+    /// (an active user whose roles grant [`Permission::WriteTokens`]), so a demoted,
+    /// suspended or deleted admin keeps no admin API (or SCIM feed) through one made before.
+    /// An operator's (the CLI's) token answers to nobody's role.
+    async fn maker_may_still(&self, info: &TokenInfo) -> Result<bool> {
+        let Some(person) = info.created_by.strip_prefix("user:") else {
+            return Ok(true);
+        };
+        let Ok(id) = person.parse::<UserId>() else {
+            return Ok(false);
+        };
+        let Some(user) = crate::directory::users::fetch(self.store.pool(), id).await? else {
+            return Ok(false);
+        };
+        Ok(roles::of_user(self.store.pool(), &user)
+            .await?
+            .allows(Permission::WriteTokens))
     }
 }
 

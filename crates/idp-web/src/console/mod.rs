@@ -137,8 +137,9 @@ impl Operator {
     }
 }
 
-/// Adds `user` to `group` (`member`) or removes them, as `op`, once `op` may: the one
-/// membership change behind the user's and the group's forms.
+/// Adds `user` to `group` (`member`) or removes them, as `op`, once `op` may change both
+/// the group's members and the user (a user granted a console role, suspended or not, only
+/// by an admin): the one membership change behind the user's and the group's forms.
 pub(crate) async fn set_membership(
     state: &WebState,
     op: &Operator,
@@ -147,6 +148,17 @@ pub(crate) async fn set_membership(
     member: bool,
 ) -> Result<Result<(), latchkey_idp::Error>, Refusal> {
     op.may_change_members(state, group).await?;
+    let target = match state.store().users().get(user).await {
+        Ok(target) => target,
+        Err(e @ latchkey_idp::Error::UnknownUser { .. }) => return Ok(Err(e)),
+        Err(e) => return Err(e.into()),
+    };
+    let their_roles = state.store().roles().granted_to(&target).await?;
+    if !op.roles.may_change_user(&their_roles) {
+        tracing::warn!(operator = %op.user.username, user = %target.username, %group,
+            "console: membership change of a console user refused");
+        return Err(Refusal::Page(op.forbidden(Permission::WriteGroupMembers)));
+    }
     let groups = state.store().groups();
     Ok(if member {
         groups.add_member(&op.actor(), group, user).await

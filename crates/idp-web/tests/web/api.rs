@@ -1198,8 +1198,60 @@ async fn a_search_by_names_says_when_it_is_too_broad(t: TestStore) {
     assert!(narrowed.get("search_too_broad").is_none(), "{narrowed}");
 }
 
+/// A token an admin made in the console is theirs: once they are no longer an admin (here
+/// demoted; suspended or deleted alike), it is refused like an unknown one, so they cannot
+/// use it to make themselves admin again, and nothing is written.
+async fn a_demoted_admins_token_is_refused(t: TestStore) {
+    use latchkey_idp::console::{Holder, Role};
+    use latchkey_idp::directory::NewUser;
+    let mut a = api(t).await;
+    let s = a.t.store.clone();
+    let mut admins = Vec::new();
+    for name in ["alice", "bob"] {
+        let user = s
+            .users()
+            .create(
+                &Actor::system(),
+                NewUser::new(name, format!("{name}@example.org")),
+            )
+            .await
+            .unwrap();
+        s.roles()
+            .grant(&Actor::system(), Role::Admin, Holder::User(user.id))
+            .await
+            .unwrap();
+        admins.push(user);
+    }
+    let alice = &admins[0];
+    let (_, issued) = ApiTokens::new(&s)
+        .create(&Actor::person(alice), "alice-script")
+        .await
+        .unwrap();
+    a.token = issued.expose().to_owned();
+    assert_eq!(a.get("/api/v1/users").await.0, StatusCode::OK);
+    s.roles()
+        .revoke(&Actor::system(), Role::Admin, Holder::User(alice.id))
+        .await
+        .unwrap();
+    let before = a.audit_count().await;
+    assert_error(
+        &a.get("/api/v1/users").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let uri = format!("/api/v1/roles/admin/users/{}", alice.id);
+    assert_error(
+        &a.call(Method::PUT, &uri, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_eq!(a.audit_count().await, before);
+    assert!(s.roles().of_user(alice).await.unwrap().is_empty());
+}
+
 crate::on_both_backends!(
     authentication,
+    a_demoted_admins_token_is_refused,
     read_only_tokens,
     users_crud,
     user_lists_filter_and_page,

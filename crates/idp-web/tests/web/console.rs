@@ -492,6 +492,53 @@ async fn helpdesk_cannot_take_over_a_suspended_admin() {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
 }
 
+/// The group's page changes a member's groups as much as the member's own page does: helpdesk
+/// may not take an admin out of a group (the applications it opens, the groups an SP reads),
+/// nor put one (or themselves, a console user) in, from either page.
+#[tokio::test]
+async fn helpdesk_cannot_change_a_console_users_groups_from_the_groups_page() {
+    let idp = idp().await;
+    let s = seed(&idp).await;
+    let root = idp.store.users().lookup("root").await.unwrap();
+    let staff = idp.store.groups().lookup("staff").await.unwrap();
+    idp.store
+        .groups()
+        .add_member(&Actor::system(), staff.id, root.id)
+        .await
+        .unwrap();
+    let former = person(&idp, "former-admin", Some(Role::Admin)).await;
+    idp.store
+        .users()
+        .suspend(&Actor::system(), former.id)
+        .await
+        .unwrap();
+    let mut b = signed_in(&idp, "hd").await;
+    let token = csrf(&mut b).await;
+    let before = written(&idp).await;
+    let route = format!("/admin/groups/{}/members", s.staff);
+    for (route, user) in [
+        (format!("{route}/remove"), "root"),
+        (route.clone(), "hd"),
+        (route.clone(), "aud"),
+        (route.clone(), "former-admin"),
+    ] {
+        let page = b.post(&route, &[("user", user), ("csrf", &token)]).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{route} {user}");
+        assert_eq!(page.error_code(), Some("WEB-FORBIDDEN"));
+    }
+    assert_eq!(written(&idp).await, before);
+    let members = idp.store.groups().of_user(root.id).await.unwrap();
+    assert!(members.iter().any(|g| g.id == staff.id));
+    // Helpdesk still changes a user who holds no role there.
+    let page = b.post(&route, &[("user", "carol"), ("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    // An admin may.
+    let mut a = signed_in(&idp, "root").await;
+    let token = csrf(&mut a).await;
+    let page = a.post(&route, &[("user", "hd"), ("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+}
+
 #[tokio::test]
 async fn console_changes_are_audited_with_the_persons_name() {
     let idp = idp().await;

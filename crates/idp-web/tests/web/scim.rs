@@ -1273,6 +1273,90 @@ async fn scim_leaves_console_role_holders_alone(t: TestStore) {
         .call(Method::DELETE, &format!("/scim/v2/Users/{eve}"), None)
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    // A role holder's membership of a group that carries no role is out of reach too: the
+    // feed neither puts root in nor takes them out (a PATCH, a PUT or a new group).
+    let dan = s
+        .call(
+            Method::POST,
+            "/scim/v2/Users",
+            Some(json!({"schemas": [USER], "userName": "dan",
+                "emails": [{"value": "dan@example.org"}]})),
+        )
+        .await;
+    let dan = dan.body["id"].as_str().unwrap().to_owned();
+    let eng = s
+        .call(
+            Method::POST,
+            "/scim/v2/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "eng",
+                "members": [{"value": dan}]})),
+        )
+        .await;
+    assert_eq!(eng.status, StatusCode::CREATED, "{}", eng.body);
+    let eng = eng.body["id"].as_str().unwrap().to_owned();
+    let eng_uri = format!("/scim/v2/Groups/{eng}");
+    let before = s.audit_count().await;
+    for (method, uri, body) in [
+        (
+            Method::PATCH,
+            eng_uri.clone(),
+            json!({"schemas": [PATCH], "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": root}]}]}),
+        ),
+        (
+            Method::PUT,
+            eng_uri.clone(),
+            json!({"schemas": [GROUP], "displayName": "eng",
+                "members": [{"value": dan}, {"value": root}]}),
+        ),
+        (
+            Method::POST,
+            "/scim/v2/Groups".to_owned(),
+            json!({"schemas": [GROUP], "displayName": "ops", "members": [{"value": root}]}),
+        ),
+    ] {
+        let r = s.call(method.clone(), &uri, Some(body)).await;
+        assert_scim_error(&r, StatusCode::FORBIDDEN, None);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("console role"),
+            "{method} {uri}"
+        );
+    }
+    assert_eq!(s.audit_count().await, before, "nothing was written");
+    // An admin put root in eng: the feed cannot take them out, and may repeat them.
+    let eng_group = s.t.store.groups().lookup("eng").await.unwrap();
+    s.t.store
+        .groups()
+        .add_member(&system, eng_group.id, root_user.id)
+        .await
+        .unwrap();
+    let before = s.audit_count().await;
+    for (method, body) in [
+        (
+            Method::PATCH,
+            json!({"schemas": [PATCH], "Operations": [
+                {"op": "remove", "path": format!("members[value eq \"{root}\"]")}]}),
+        ),
+        (
+            Method::PUT,
+            json!({"schemas": [GROUP], "displayName": "eng", "members": [{"value": dan}]}),
+        ),
+    ] {
+        let r = s.call(method.clone(), &eng_uri, Some(body)).await;
+        assert_scim_error(&r, StatusCode::FORBIDDEN, None);
+    }
+    assert_eq!(s.audit_count().await, before, "nothing was written");
+    let same = s
+        .call(
+            Method::PUT,
+            &eng_uri,
+            Some(json!({"schemas": [GROUP], "displayName": "eng",
+                "members": [{"value": dan}, {"value": root}]})),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+    assert_eq!(same.body["members"].as_array().unwrap().len(), 2);
 }
 
 /// A group's ETag over HTTP (migration 0630): the same with or without its members, moved by

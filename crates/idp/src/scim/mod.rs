@@ -23,7 +23,8 @@
 //! - Listings are answered from SQL where the filter allows ([`listing`]), and never
 //!   hold more than [`listing::MAX_SCAN`] resources otherwise.
 //! - Console role holders, and groups that carry a console role, are out of SCIM's reach
-//!   ([`out_of_reach`]): a write that would change one is a 403 and writes nothing.
+//!   ([`out_of_reach`]): a write that would change one, or a role holder's membership of
+//!   any group, is a 403 and writes nothing.
 
 pub mod listing;
 pub mod render;
@@ -515,10 +516,7 @@ impl ScimDirectory {
                     write_entry(conn, id, *user_id, after.1.as_ref()).await?;
                 }
                 (true, false) => {
-                    let user = member_user(conn, *user_id).await?;
-                    groups::delete_member(conn, &actor, now, &group, &user)
-                        .await
-                        .map_err(scim_error)?;
+                    remove_member(conn, &actor, now, &group, *user_id).await?;
                 }
                 (true, true) if before.1 != after.1 => {
                     write_entry(conn, id, *user_id, after.1.as_ref()).await?;
@@ -621,10 +619,7 @@ impl ScimDirectory {
         }
         for m in &members {
             if !want.contains(&m.id) {
-                let user = member_user(conn, user_id(&m.id)?).await?;
-                groups::delete_member(conn, &actor, now, &after, &user)
-                    .await
-                    .map_err(scim_error)?;
+                remove_member(conn, &actor, now, &after, user_id(&m.id)?).await?;
                 changed = true;
             }
         }
@@ -1089,7 +1084,9 @@ fn not_a_user(id: UserId) -> ScimError {
 }
 
 /// Adds the user a member entry names to `group`; one deleted meanwhile (by another writer,
-/// after it was read) is answered as one that never was.
+/// after it was read) is answered as one that never was. A console role holder's groups are
+/// out of SCIM's reach ([`guard_user`]): joining or leaving a group changes what they may use
+/// and what applications read of them.
 async fn add_member(
     conn: &mut AnyConnection,
     actor: &Actor,
@@ -1098,12 +1095,29 @@ async fn add_member(
     id: UserId,
 ) -> Result<(), ScimError> {
     let user = member_user(conn, id).await?;
+    guard_user(conn, &user).await?;
     groups::insert_member(conn, actor, now, group, &user)
         .await
         .map_err(|e| match e {
             Error::UnknownUser { .. } => not_a_user(id),
             e => scim_error(e),
         })
+}
+
+/// Takes the user a member entry named out of `group`, unless they hold a console role
+/// ([`guard_user`]).
+async fn remove_member(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    now: OffsetDateTime,
+    group: &Group,
+    id: UserId,
+) -> Result<(), ScimError> {
+    let user = member_user(conn, id).await?;
+    guard_user(conn, &user).await?;
+    groups::delete_member(conn, actor, now, group, &user)
+        .await
+        .map_err(scim_error)
 }
 
 fn db(e: sqlx::Error) -> ScimError {

@@ -1,6 +1,7 @@
-use latchkey_idp::Error;
 use latchkey_idp::audit::AuditFilter;
 use latchkey_idp::console::{Holder, Permission, Role, RoleSet};
+use latchkey_idp::tokens::{ApiTokens, TokenScope};
+use latchkey_idp::{Actor, Error};
 
 use super::{admin, group, join, snapshot, user};
 use crate::on_both_backends;
@@ -11,6 +12,7 @@ on_both_backends!(
     grants_are_audited_and_refused_twice,
     a_suspended_user_holds_no_role,
     a_person_is_recorded_by_name_in_both_writers,
+    a_persons_tokens_work_only_while_they_may_make_them,
 );
 
 async fn roles_come_directly_and_through_groups(t: TestStore) {
@@ -180,4 +182,59 @@ async fn a_suspended_user_holds_no_role(t: TestStore) {
     assert!(s.roles().of_user(&alice).await.unwrap().is_empty());
     let alice = s.users().resume(&admin(), alice.id).await.unwrap();
     assert!(s.roles().of_user(&alice).await.unwrap().has(Role::Admin));
+}
+
+/// A token made in the console by a person is that person's delegation, not a key of its
+/// own: it works only while its maker may still make tokens (an active admin, directly or
+/// through a group). Demoted, suspended or deleted, their tokens stop (and work again if the
+/// role comes back); an operator's (CLI) token answers to nobody's role.
+async fn a_persons_tokens_work_only_while_they_may_make_them(t: TestStore) {
+    let s = &t.store;
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
+    let admins = group(s, "admins").await;
+    join(s, admins.id, alice.id).await;
+    let roles = s.roles();
+    for holder in [Holder::Group(admins.id), Holder::User(bob.id)] {
+        roles.grant(&admin(), Role::Admin, holder).await.unwrap();
+    }
+    let tokens = ApiTokens::new(s);
+    let as_alice = Actor::person(&alice);
+    let (_, api) = tokens.create(&as_alice, "alice-tf").await.unwrap();
+    let (_, feed) = tokens
+        .create_scoped(&as_alice, "alice-feed", TokenScope::Scim)
+        .await
+        .unwrap();
+    let (_, cli) = tokens.create(&admin(), "operator").await.unwrap();
+    let works = |issued: &latchkey_idp::tokens::IssuedToken| {
+        let text = issued.expose().to_owned();
+        async move { tokens.verify(&text).await.unwrap().is_some() }
+    };
+    assert!(works(&api).await && works(&feed).await && works(&cli).await);
+
+    // Out of the group that made her admin: her tokens stop with her role.
+    s.groups()
+        .remove_member(&admin(), admins.id, alice.id)
+        .await
+        .unwrap();
+    assert!(!works(&api).await && !works(&feed).await);
+    assert!(works(&cli).await);
+    // Helpdesk or auditor may not make tokens either.
+    roles
+        .grant(&admin(), Role::Helpdesk, Holder::User(alice.id))
+        .await
+        .unwrap();
+    assert!(!works(&api).await);
+    // Admin again: they work again (nothing was revoked).
+    join(s, admins.id, alice.id).await;
+    assert!(works(&api).await && works(&feed).await);
+    // Suspended: they stop.
+    s.users().suspend(&admin(), alice.id).await.unwrap();
+    assert!(!works(&api).await && !works(&feed).await);
+    s.users().resume(&admin(), alice.id).await.unwrap();
+    assert!(works(&api).await);
+    // Deleted: they stop for good.
+    s.users().delete(&admin(), alice.id).await.unwrap();
+    assert!(!works(&api).await && !works(&feed).await);
+    assert!(works(&cli).await);
 }
