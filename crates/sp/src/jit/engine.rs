@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Contract, EMAIL_FIELD, LoginFacts, Lookup, PlanAction, ProvisioningPlan, Refusal,
+    Contract, EMAIL_FIELD, LoginFacts, Lookup, PlanAction, ProvisioningPlan, Refusal, RefusalCode,
     normalize_email, plan,
 };
 use crate::error::{Error, ReplayError, StoreError};
@@ -339,6 +339,9 @@ fn audit_kind(outcome: Outcome) -> AuditKind {
     }
 }
 
+/// How many times one login plans against the store at most (see [`provision`]).
+const ROUNDS: usize = 2;
+
 /// [`JitEngine::provision`], for any transaction (the SQLite writer's too).
 async fn provision<T: AccountTx>(
     contract: &Contract,
@@ -346,9 +349,11 @@ async fn provision<T: AccountTx>(
     facts: &LoginFacts,
     now: OffsetDateTime,
 ) -> Result<Step, Error> {
-    // Two rounds are enough: the only reason to retry is losing the insert race, after
-    // which the winner's row is visible and the plan is no longer `Create`.
-    for _ in 0..2 {
+    // Two rounds are enough: the only reasons to retry are losing the insert race, after
+    // which the winner's row is visible and the plan is no longer `Create`, and losing an
+    // e-mail address to a concurrent login, after which the winner holds it and the plan
+    // refuses.
+    for round in 0..ROUNDS {
         let decision = decide(contract, tx, facts).await?;
         let plan = decision.plan.clone();
         let identity = plan.identity.clone();
@@ -429,12 +434,33 @@ async fn provision<T: AccountTx>(
                         None => account.fields.remove(&change.field),
                     };
                 }
+                let before = account.email.take();
                 account.email = account.fields.get(EMAIL_FIELD).map(|e| normalize_email(e));
                 if linking {
-                    account.identity = identity;
+                    account.identity = identity.clone();
                 }
                 account.updated_at = now;
-                tx.update_account(&account).await?;
+                if account.email.is_some() && account.email != before {
+                    // The address was free when `decide` looked, but a concurrent login may
+                    // have taken it since: its unique index then refuses this write, and
+                    // the login is refused as it would have been had it come second.
+                    if !tx.update_account_new_email(&account).await? {
+                        if round + 1 < ROUNDS {
+                            continue;
+                        }
+                        let refusal = Refusal::new(
+                            RefusalCode::EmailBelongsToOtherAccount,
+                            "another account took this e-mail meanwhile",
+                        );
+                        return Ok(Step::Refused {
+                            plan: ProvisioningPlan::refused(identity, refusal.clone()),
+                            refusal,
+                            account_id: (!linking).then_some(account.id),
+                        });
+                    }
+                } else {
+                    tx.update_account(&account).await?;
+                }
                 for role in roles_added {
                     tx.grant_role(account.id, &role, RoleOrigin::Managed)
                         .await?;

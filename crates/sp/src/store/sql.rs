@@ -539,6 +539,41 @@ impl AccountTx for SqlAccountTx {
         Ok(())
     }
 
+    /// On PostgreSQL a failed statement aborts its transaction, so the update runs in a
+    /// savepoint rolled back when the e-mail index refuses it (two more trips, paid only by
+    /// the rare login that moves an address). On SQLite a refused statement undoes only
+    /// itself.
+    async fn update_account_new_email(&mut self, account: &Account) -> Result<bool, StoreError> {
+        let postgres = self.backend == Backend::Postgres;
+        if postgres {
+            sqlx::query("SAVEPOINT jit_email")
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        match self.update_account(account).await {
+            Ok(()) => {
+                if postgres {
+                    sqlx::query("RELEASE SAVEPOINT jit_email")
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                Ok(true)
+            }
+            Err(StoreError::Database(e)) if is_email_taken(&e) => {
+                if postgres {
+                    sqlx::query("ROLLBACK TO SAVEPOINT jit_email")
+                        .execute(&mut *self.tx)
+                        .await?;
+                    sqlx::query("RELEASE SAVEPOINT jit_email")
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn grant_role(
         &mut self,
         account_id: Uuid,
@@ -630,6 +665,20 @@ impl AccountTx for SqlAccountTx {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// The name PostgreSQL gives the unique index on accounts' e-mail addresses (migration
+/// `20261128000001`), and the column SQLite names when it refuses a write to it.
+const EMAIL_INDEX: &str = "sp_accounts_email";
+pub(crate) const EMAIL_COLUMN: &str = "sp_accounts.email";
+
+/// Whether `e` is the unique index on accounts' e-mail refusing a write: another account
+/// holds the address.
+fn is_email_taken(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        d.is_unique_violation()
+            && (d.constraint() == Some(EMAIL_INDEX) || d.message().contains(EMAIL_COLUMN))
+    })
 }
 
 /// `sql` with an audit event's columns bound as `$1`..`$10`, in [`INSERT_AUDIT`]'s order.

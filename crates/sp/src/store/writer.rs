@@ -825,6 +825,20 @@ impl AccountTx for WriterTx<'_> {
         Ok(())
     }
 
+    /// A refused statement undoes only itself on SQLite; the login's savepoint goes on.
+    async fn update_account_new_email(&mut self, account: &Account) -> Result<bool, StoreError> {
+        match self.update_account(account).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, Some(message))))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    && message.contains(sql::EMAIL_COLUMN) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn grant_role(
         &mut self,
         account_id: Uuid,
