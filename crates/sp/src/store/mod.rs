@@ -150,6 +150,19 @@ pub trait AccountTx: Send {
         }
     }
 
+    /// When a SCIM DELETE removed the account of `identity` (`deprovision = "delete"`), if
+    /// that is remembered still at `now` (see `sp_deleted_identities`): a login whose
+    /// subject authenticated by then must not create the account again. A store that keeps
+    /// no such record keeps the default, `None`.
+    fn deleted_at(
+        &mut self,
+        identity: &IdentityKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<OffsetDateTime>, StoreError>> + Send {
+        let _ = (identity, now);
+        async { Ok(None) }
+    }
+
     /// Grants `role`; keeps the existing grant (and its origin) if there is one.
     fn grant_role(
         &mut self,

@@ -81,6 +81,10 @@ pub(crate) const GRANT_ROLE: &str = "INSERT INTO sp_account_roles (account_id, r
     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 pub(crate) const REVOKE_MANAGED_ROLE: &str =
     "DELETE FROM sp_account_roles WHERE account_id = $1 AND role = $2 AND managed = 1";
+/// When the account of identity (`$1`, `$2`) was deleted by SCIM, if that is remembered still
+/// at `$3` ([`AccountTx::deleted_at`]).
+pub(crate) const DELETED_AT: &str = "SELECT deleted_at FROM sp_deleted_identities \
+    WHERE idp_entity_id = $1 AND identity_key = $2 AND expires_at > $3";
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO sp_audit (id, operation_id, at, kind, \
     account_id, idp_entity_id, identity_key, session_index, plan, actor) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
@@ -572,6 +576,21 @@ impl AccountTx for SqlAccountTx {
             }
             Err(e) => Err(e),
         }
+    }
+
+    async fn deleted_at(
+        &mut self,
+        identity: &IdentityKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(DELETED_AT)
+            .bind(identity.idp_entity_id.clone())
+            .bind(identity.key.clone())
+            .bind(millis(now))
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        at.map(|ms| from_millis("sp_deleted_identities", ms))
+            .transpose()
     }
 
     async fn grant_role(

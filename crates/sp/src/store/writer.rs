@@ -60,7 +60,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, named_params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, named_params};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -823,6 +823,27 @@ impl AccountTx for WriterTx<'_> {
                 "$7": i64::from(account.active),
             })?;
         Ok(())
+    }
+
+    async fn deleted_at(
+        &mut self,
+        identity: &IdentityKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let at: Option<i64> = self
+            .conn
+            .prepare_cached(sql::DELETED_AT)?
+            .query_row(
+                named_params! {
+                    "$1": identity.idp_entity_id,
+                    "$2": identity.key,
+                    "$3": sql::millis(now),
+                },
+                |row| row.get(0),
+            )
+            .optional()?;
+        at.map(|ms| sql::from_millis("sp_deleted_identities", ms))
+            .transpose()
     }
 
     /// A refused statement undoes only itself on SQLite; the login's savepoint goes on.
