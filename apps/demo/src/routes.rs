@@ -39,6 +39,7 @@ pub fn router(app: Arc<DemoApp>) -> Router {
         .route("/saml/acs", post(acs_post))
         .route("/saml/slo", get(slo_get).post(slo_post))
         .route("/whoami", get(whoami))
+        .route("/readyz", get(readyz))
         .route("/admin", get(admin))
         .route("/logout", post(logout))
         .route("/static/{file}", get(crate::html::static_file));
@@ -308,6 +309,38 @@ async fn acs_post(
         ],
     )
         .into_response()
+}
+
+/// Whether the app can log anyone in, for a load balancer or an orchestrator, in the IdP's
+/// `/readyz` shape: `{"ready": bool, "checks": {name: "ok" | why}, ...}`, 200 when ready,
+/// 503 when not. `idp_metadata` counts (the trusted IdP metadata expired: every login would
+/// be refused); `metadata_refresh` is reported but does not count (refreshes failing while
+/// the keys trusted still work: taking the app out would not bring the IdP back).
+/// `metadata` is the toolkit's whole [`latchkey_sp::health::MetadataStatus`].
+async fn readyz(State(app): State<AppState>) -> Response {
+    let status = app.sp().metadata_status(app.now());
+    let ready = status.can_log_in();
+    let idp_metadata = if ready {
+        "ok".to_owned()
+    } else {
+        status.detail.clone()
+    };
+    let metadata_refresh = match status.consecutive_failures {
+        0 => "ok".to_owned(),
+        n => format!("degraded: {n} refreshes in a row failed"),
+    };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        tracing::warn!(app = app.kind().name(), detail = %status.detail, "not ready");
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "ready": ready,
+        "checks": { "idp_metadata": idp_metadata, "metadata_refresh": metadata_refresh },
+        "metadata": status,
+    });
+    (code, no_store(), Json(body)).into_response()
 }
 
 async fn whoami(State(app): State<AppState>, headers: HeaderMap) -> Response {

@@ -237,6 +237,7 @@ impl VerifiedResponse {
             name_id_format: login.name_id_format.clone(),
             session_index: login.session_index.clone(),
             attributes: login.attributes.clone(),
+            authn_instant: Some(login.authn_instant),
         };
         AcceptedAssertion {
             login,

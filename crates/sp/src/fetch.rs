@@ -1,8 +1,9 @@
 //! IdP metadata from a URL, fetched at start and refreshed on its cacheDuration (sooner
 //! when its `validUntil` comes first).
 //!
-//! A failed refresh keeps the keys already trusted (the IdP may just be restarting) and tries
-//! again sooner; metadata past its `validUntil` is refused by the reader, and a copy that
+//! A failed refresh keeps the keys already trusted (the IdP may just be restarting), is
+//! recorded for [`ServiceProvider::metadata_status`] (a health check's verdict: degraded, or
+//! unable to log anyone in once the copy expired) and tries again sooner; metadata past its `validUntil` is refused by the reader, and a copy that
 //! expires while trusted verifies nothing more, so a dead source cannot keep stale keys
 //! trusted forever once the IdP set an expiry. Every read after the first takes only the IdP
 //! trusted already (a document naming another one is a failed refresh), and only over https
@@ -183,11 +184,20 @@ fn wall_clock() -> OffsetDateTime {
 /// Only the IdP `sp` trusts now is read from the new document (the one `idp.entity_id`
 /// names, or the one the first document held): a document without it, naming another IdP,
 /// is a failed refresh, never a switch of IdP.
+///
+/// Either way the outcome is recorded for [`ServiceProvider::metadata_status`].
 pub async fn refresh_once(sp: &ServiceProvider, config: &SpConfig) -> Result<Duration, Error> {
     let fallback = Duration::seconds(i64::from(config.idp.refresh_seconds));
     let now = wall_clock();
     let trusted = sp.idp();
-    let idp = load_idp_named(config, Some(&trusted.entity_id), now).await?;
+    let idp = match load_idp_named(config, Some(&trusted.entity_id), now).await {
+        Ok(idp) => idp,
+        Err(error) => {
+            sp.refresh_failed(now, &error);
+            return Err(error);
+        }
+    };
+    sp.refresh_succeeded(now);
     tracing::info!(idp = %idp.entity_id, keys = idp.keys.len(), "IdP metadata refreshed");
     let next = idp.next_refresh(fallback, now);
     sp.set_idp(idp);
@@ -206,7 +216,13 @@ pub fn spawn_refresh(sp: ServiceProvider, config: SpConfig) -> tokio::task::Join
             match refresh_once(&sp, &config).await {
                 Ok(next) => wait = next,
                 Err(error) => {
-                    tracing::warn!(%error, "IdP metadata refresh failed; keeping the current keys");
+                    let status = sp.metadata_status(wall_clock());
+                    tracing::warn!(
+                        %error,
+                        verdict = ?status.verdict,
+                        consecutive_failures = status.consecutive_failures,
+                        "IdP metadata refresh failed; keeping the current keys"
+                    );
                     wait = RETRY_AFTER_FAILURE;
                 }
             }

@@ -1,7 +1,8 @@
 //! Latchkey SP toolkit: everything a Rust web application needs to accept SAML logins.
 //!
 //! - [`settings`]: the SP's TOML settings; [`idp`]: what we trust about the IdP (from its
-//!   metadata, refreshed by [`fetch`] when it comes from a URL).
+//!   metadata, refreshed by [`fetch`] when it comes from a URL); [`health`]: whether that
+//!   metadata still lets anyone log in (`ServiceProvider::metadata_status`, for `/readyz`).
 //! - [`provider::ServiceProvider`]: our metadata, login start (AuthnRequest over
 //!   HTTP-Redirect, the outstanding request kept server-side under the RelayState), and the
 //!   first ACS step.
@@ -45,6 +46,7 @@ pub mod binding;
 pub mod error;
 #[cfg(feature = "fetch")]
 pub mod fetch;
+pub mod health;
 pub mod idp;
 pub mod jit;
 pub mod login;

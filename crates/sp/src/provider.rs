@@ -44,6 +44,8 @@ struct Inner {
     key: Option<SpKey>,
     decryption: Option<SpDecryption>,
     idp: RwLock<Arc<IdpTrust>>,
+    /// How the metadata refreshes went ([`ServiceProvider::metadata_status`]).
+    refreshes: crate::health::RefreshLog,
     /// Fetches the IdP metadata again when a signature fails (metadata from a URL only).
     #[cfg(feature = "fetch")]
     refetch: Option<crate::fetch::Refetch>,
@@ -109,6 +111,7 @@ impl ServiceProvider {
                 key,
                 decryption: config.load_decryption()?,
                 idp: RwLock::new(Arc::new(idp)),
+                refreshes: crate::health::RefreshLog::default(),
                 #[cfg(feature = "fetch")]
                 refetch: crate::fetch::Refetch::for_config(config),
                 pending,
@@ -179,6 +182,25 @@ impl ServiceProvider {
     /// they started verifying with; the next one uses the new set.
     pub fn set_idp(&self, idp: IdpTrust) {
         self.replace_idp(Arc::new(idp));
+    }
+
+    /// Whether the IdP metadata still lets anyone log in, at `now`: for a health check (a
+    /// `/readyz` answering 503 unless [`crate::health::MetadataStatus::can_log_in`]). Failed
+    /// refreshes ([`crate::fetch::refresh_once`], and the fetches after a failed signature)
+    /// make it [`crate::health::Verdict::Degraded`] until one succeeds; a trusted copy past
+    /// its `validUntil`, [`crate::health::Verdict::CannotLogIn`].
+    pub fn metadata_status(&self, now: OffsetDateTime) -> crate::health::MetadataStatus {
+        self.inner.refreshes.status(&self.read_idp(), now)
+    }
+
+    /// Records a metadata refresh that succeeded at `at` (see [`Self::metadata_status`]).
+    pub fn refresh_succeeded(&self, at: OffsetDateTime) {
+        self.inner.refreshes.succeeded(at);
+    }
+
+    /// Records a metadata refresh that failed at `at` (see [`Self::metadata_status`]).
+    pub fn refresh_failed(&self, at: OffsetDateTime, error: &dyn std::fmt::Display) {
+        self.inner.refreshes.failed(at, error);
     }
 
     fn replace_idp(&self, idp: Arc<IdpTrust>) {
@@ -523,12 +545,16 @@ impl ServiceProvider {
                     );
                     let idp = Arc::new(idp);
                     self.replace_idp(Arc::clone(&idp));
+                    self.refresh_succeeded(now);
                     return self.verify_with(&idp, xml, request_id, now);
                 }
-                Some(Err(fetch_error)) => tracing::warn!(
-                    error = %fetch_error,
-                    "cannot fetch the IdP metadata again; keeping the current keys"
-                ),
+                Some(Err(fetch_error)) => {
+                    tracing::warn!(
+                        error = %fetch_error,
+                        "cannot fetch the IdP metadata again; keeping the current keys"
+                    );
+                    self.refresh_failed(now, &fetch_error);
+                }
                 None => {}
             }
         }

@@ -133,3 +133,156 @@ refresh_seconds = 600
     );
     assert_eq!(sp.idp().keys.len(), 2);
 }
+
+/// An IdP metadata source the test can break: serves `Some(xml)`, or 503 for `None`.
+async fn switchable_metadata(
+    xml: Option<String>,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Option<String>>>) {
+    let metadata = std::sync::Arc::new(std::sync::Mutex::new(xml));
+    let served = metadata.clone();
+    let idp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = idp.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let app = Router::new().route(
+            "/metadata",
+            get(move || {
+                let served = served.clone();
+                async move {
+                    match served.lock().unwrap().clone() {
+                        Some(xml) => (axum::http::StatusCode::OK, xml),
+                        None => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "down".to_owned(),
+                        ),
+                    }
+                }
+            }),
+        );
+        axum::serve(idp, app).await.unwrap();
+    });
+    (port, metadata)
+}
+
+fn url_config(idp_port: u16) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+database = "unused.sqlite"
+[sp]
+entity_id = "https://wiki.latchkey.test/saml/metadata"
+acs_url = "https://wiki.latchkey.test/saml/acs"
+[sp.idp]
+metadata_url = "http://127.0.0.1:{idp_port}/metadata"
+"#
+    )
+}
+
+async fn readyz(t: &TestApp) -> (axum::http::StatusCode, serde_json::Value) {
+    let reply = crate::support::get(t, "/readyz", None).await;
+    assert_eq!(reply.cache_control.as_deref(), Some("no-store"));
+    (reply.status, serde_json::from_str(&reply.body).unwrap())
+}
+
+/// `/readyz` while the metadata URL starts failing: still ready (logins work on the keys
+/// trusted) but the failing refreshes are reported, with the error and how many in a row; a
+/// success clears them.
+#[tokio::test]
+async fn readyz_reports_failing_metadata_refreshes() {
+    let (port, metadata) = switchable_metadata(Some(idp_metadata_xml(&[&idp_key().cert]))).await;
+    let toml = url_config(port);
+    let config = DemoConfig::from_toml(&toml, std::path::Path::new("/nonexistent")).unwrap();
+    let t = app_from(AppKind::Wiki, &toml, latchkey_demo_apps::Clock::Fixed(NOW)).await;
+    let (status, body) = readyz(&t).await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["checks"]["idp_metadata"], "ok");
+    assert_eq!(body["checks"]["metadata_refresh"], "ok");
+    assert_eq!(body["metadata"]["verdict"], "ok");
+    assert_eq!(body["metadata"]["idp"], IDP);
+
+    latchkey_sp::fetch::refresh_once(t.app.sp(), &config.sp)
+        .await
+        .unwrap();
+    let (_, body) = readyz(&t).await;
+    assert!(body["metadata"]["last_refresh"].is_string(), "{body}");
+
+    *metadata.lock().unwrap() = None;
+    for _ in 0..2 {
+        assert!(
+            latchkey_sp::fetch::refresh_once(t.app.sp(), &config.sp)
+                .await
+                .is_err()
+        );
+    }
+    let (status, body) = readyz(&t).await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["checks"]["idp_metadata"], "ok");
+    assert_eq!(
+        body["checks"]["metadata_refresh"],
+        "degraded: 2 refreshes in a row failed"
+    );
+    assert_eq!(body["metadata"]["verdict"], "degraded");
+    assert_eq!(body["metadata"]["consecutive_failures"], 2);
+    let error = body["metadata"]["last_failure"]["error"].as_str().unwrap();
+    assert!(error.contains("503"), "{error}");
+
+    *metadata.lock().unwrap() = Some(idp_metadata_xml(&[&idp_key().cert]));
+    latchkey_sp::fetch::refresh_once(t.app.sp(), &config.sp)
+        .await
+        .unwrap();
+    let (_, body) = readyz(&t).await;
+    assert_eq!(body["metadata"]["verdict"], "ok", "{body}");
+    assert_eq!(body["checks"]["metadata_refresh"], "ok");
+}
+
+/// `/readyz` once the trusted metadata's validUntil has passed and the refreshes keep
+/// failing: 503, nobody can log in; a refresh that succeeds makes the app ready again.
+#[tokio::test]
+async fn readyz_is_unavailable_once_the_metadata_expired() {
+    let wall = latchkey_demo_apps::Clock::System.now();
+    let until = wall + time::Duration::hours(1);
+    let (port, metadata) = switchable_metadata(Some(idp_metadata_xml_until(
+        &[&idp_key().cert],
+        Some(until),
+    )))
+    .await;
+    let toml = url_config(port);
+    let config = DemoConfig::from_toml(&toml, std::path::Path::new("/nonexistent")).unwrap();
+    // The app's clock is two hours on: the copy it fetches now expires before then.
+    let t = app_from(
+        AppKind::Wiki,
+        &toml,
+        latchkey_demo_apps::Clock::Fixed(wall + time::Duration::hours(2)),
+    )
+    .await;
+    latchkey_sp::fetch::refresh_once(t.app.sp(), &config.sp)
+        .await
+        .unwrap();
+    *metadata.lock().unwrap() = None;
+    assert!(
+        latchkey_sp::fetch::refresh_once(t.app.sp(), &config.sp)
+            .await
+            .is_err()
+    );
+    let (status, body) = readyz(&t).await;
+    assert_eq!(
+        status,
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "{body}"
+    );
+    assert_eq!(body["ready"], false);
+    let why = body["checks"]["idp_metadata"].as_str().unwrap();
+    assert!(why.contains("expired"), "{why}");
+    assert_eq!(body["metadata"]["verdict"], "cannot_log_in");
+    assert_eq!(body["metadata"]["consecutive_failures"], 1);
+
+    // The IdP publishes metadata without an expiry: ready again at the next refresh.
+    *metadata.lock().unwrap() = Some(idp_metadata_xml(&[&idp_key().cert]));
+    latchkey_sp::fetch::refresh_once(t.app.sp(), &config.sp)
+        .await
+        .unwrap();
+    let (status, body) = readyz(&t).await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+    assert_eq!(body["metadata"]["verdict"], "ok");
+}

@@ -71,7 +71,16 @@ pub fn rogue_key() -> &'static KeyPair {
 
 /// IdP metadata listing `certs` as signing certificates.
 pub fn idp_metadata_xml(certs: &[&Certificate]) -> String {
+    idp_metadata_xml_until(certs, None)
+}
+
+/// [`idp_metadata_xml`] with a `validUntil`.
+pub fn idp_metadata_xml_until(
+    certs: &[&Certificate],
+    valid_until: Option<OffsetDateTime>,
+) -> String {
     let mut e = EntityDescriptor::new(IDP);
+    e.valid_until = valid_until;
     e.idp = Some(IdpSsoDescriptor {
         want_authn_requests_signed: false,
         keys: vec![KeyDescriptor {

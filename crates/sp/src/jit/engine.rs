@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Contract, EMAIL_FIELD, LoginFacts, Lookup, PlanAction, ProvisioningPlan, Refusal,
+    Contract, EMAIL_FIELD, LoginFacts, Lookup, PlanAction, ProvisioningPlan, Refusal, RefusalCode,
     normalize_email, plan,
 };
 use crate::error::{Error, ReplayError, StoreError};
@@ -136,7 +136,8 @@ impl<S: AccountStore> JitEngine<S> {
     /// The plan this login would get, computed against the store but not applied nor audited.
     pub async fn plan(&self, facts: &LoginFacts) -> Result<ProvisioningPlan, Error> {
         let mut tx = self.store.begin().await?;
-        let decision = decide(&self.contract, &mut tx, facts).await?;
+        // A dry run has no clock: SCIM deletions it would honour are not looked up.
+        let decision = decide(&self.contract, &mut tx, facts, None).await?;
         // Dropping the transaction rolls it back; nothing was written anyway.
         drop(tx);
         Ok(decision.plan)
@@ -248,7 +249,7 @@ impl<S: AccountStore> JitEngine<S> {
         facts: &LoginFacts,
         now: OffsetDateTime,
     ) -> Result<Step, Error> {
-        provision(contract, tx, facts, now).await
+        provision(contract, tx, facts, now, Origin::Scim).await
     }
 }
 
@@ -299,7 +300,7 @@ async fn login_steps<T: AccountTx>(
         assertion: with_audit,
         ..attempt
     };
-    match provision(contract, &mut tx, attempt.facts, attempt.now).await? {
+    match provision(contract, &mut tx, attempt.facts, attempt.now, Origin::Login).await? {
         Step::Refused {
             plan,
             refusal,
@@ -339,17 +340,33 @@ fn audit_kind(outcome: Outcome) -> AuditKind {
     }
 }
 
+/// Who provisions: a login honours the SCIM deletions the store remembers
+/// ([`AccountTx::deleted_at`]); a SCIM write is the provisioning client itself, and may create
+/// again what it deleted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Login,
+    Scim,
+}
+
+/// How many times one login plans against the store at most (see [`provision`]).
+const ROUNDS: usize = 2;
+
 /// [`JitEngine::provision`], for any transaction (the SQLite writer's too).
 async fn provision<T: AccountTx>(
     contract: &Contract,
     tx: &mut T,
     facts: &LoginFacts,
     now: OffsetDateTime,
+    origin: Origin,
 ) -> Result<Step, Error> {
-    // Two rounds are enough: the only reason to retry is losing the insert race, after
-    // which the winner's row is visible and the plan is no longer `Create`.
-    for _ in 0..2 {
-        let decision = decide(contract, tx, facts).await?;
+    let deletions = (origin == Origin::Login).then_some(now);
+    // Two rounds are enough: the only reasons to retry are losing the insert race, after
+    // which the winner's row is visible and the plan is no longer `Create`, and losing an
+    // e-mail address to a concurrent login, after which the winner holds it and the plan
+    // refuses.
+    for round in 0..ROUNDS {
+        let decision = decide(contract, tx, facts, deletions).await?;
         let plan = decision.plan.clone();
         let identity = plan.identity.clone();
         match plan.action.clone() {
@@ -429,12 +446,33 @@ async fn provision<T: AccountTx>(
                         None => account.fields.remove(&change.field),
                     };
                 }
+                let before = account.email.take();
                 account.email = account.fields.get(EMAIL_FIELD).map(|e| normalize_email(e));
                 if linking {
-                    account.identity = identity;
+                    account.identity = identity.clone();
                 }
                 account.updated_at = now;
-                tx.update_account(&account).await?;
+                if account.email.is_some() && account.email != before {
+                    // The address was free when `decide` looked, but a concurrent login may
+                    // have taken it since: its unique index then refuses this write, and
+                    // the login is refused as it would have been had it come second.
+                    if !tx.update_account_new_email(&account).await? {
+                        if round + 1 < ROUNDS {
+                            continue;
+                        }
+                        let refusal = Refusal::new(
+                            RefusalCode::EmailBelongsToOtherAccount,
+                            "another account took this e-mail meanwhile",
+                        );
+                        return Ok(Step::Refused {
+                            plan: ProvisioningPlan::refused(identity, refusal.clone()),
+                            refusal,
+                            account_id: (!linking).then_some(account.id),
+                        });
+                    }
+                } else {
+                    tx.update_account(&account).await?;
+                }
                 for role in roles_added {
                     tx.grant_role(account.id, &role, RoleOrigin::Managed)
                         .await?;
@@ -463,11 +501,15 @@ async fn provision<T: AccountTx>(
     .into())
 }
 
-/// Reads what the plan depends on, inside `tx`, and plans.
+/// Reads what the plan depends on, inside `tx`, and plans. With `deletions` (a login's
+/// `now`), a plan that would give the identity an account (create, or link) is refused when
+/// SCIM deleted its account at or after the person authenticated
+/// ([`RefusalCode::AccountDeleted`]).
 async fn decide<T: AccountTx>(
     contract: &Contract,
     tx: &mut T,
     facts: &LoginFacts,
+    deletions: Option<OffsetDateTime>,
 ) -> Result<Decision, Error> {
     let mapped = match contract.map(facts) {
         Ok(mapped) => mapped,
@@ -500,7 +542,29 @@ async fn decide<T: AccountTx>(
         by_identity,
         by_email,
     };
-    let plan = plan(contract, &mapped, &lookup);
+    let mut plan = plan(contract, &mapped, &lookup);
+    if let Some(now) = deletions
+        && matches!(
+            plan.action,
+            PlanAction::Create { .. } | PlanAction::Link { .. }
+        )
+        && let Some(deleted_at) = tx.deleted_at(&mapped.identity, now).await?
+        && facts.authn_instant.is_none_or(|at| at <= deleted_at)
+    {
+        // Under READ COMMITTED this statement starts after the identity lookup that found
+        // no account, so it sees the delete that removed it (they commit together). An
+        // assertion of a login in flight across the delete cannot bring the account back.
+        plan = ProvisioningPlan::refused(
+            plan.identity,
+            Refusal::new(
+                RefusalCode::AccountDeleted,
+                format!(
+                    "SCIM deleted this identity's account at {deleted_at}, after the person \
+                     authenticated for this login"
+                ),
+            ),
+        );
+    }
     Ok(Decision {
         lookup,
         email: mapped.email,

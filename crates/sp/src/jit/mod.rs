@@ -72,6 +72,16 @@ pub struct LoginFacts {
     pub session_index: Option<String>,
     /// Attribute values by attribute `Name`, in the order the IdP sent them.
     pub attributes: BTreeMap<String, Vec<String>>,
+    /// When the person authenticated at the IdP (the assertion's `AuthnInstant`); `None`
+    /// for facts that do not come from an assertion. A login for an identity whose account
+    /// SCIM deleted at or after this instant is refused (`ACCOUNT_DELETED`), as is one
+    /// without it, while the delete is remembered.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub authn_instant: Option<time::OffsetDateTime>,
 }
 
 /// The key an account is found by on every login: the asserting IdP plus a value that IdP

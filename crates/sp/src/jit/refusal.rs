@@ -62,6 +62,11 @@ latchkey_saml::stable_codes! {
         /// The account was disabled through SCIM (`active: false`, or deleted under
         /// `deprovision = "disable"`).
         AccountDisabled = "ACCOUNT_DISABLED",
+        /// The account was deleted through SCIM (`deprovision = "delete"`) at or after the
+        /// moment the person authenticated for this login (the assertion's AuthnInstant), so
+        /// the login may not create it again. A login authenticated after the delete creates
+        /// the account anew, as a first login.
+        AccountDeleted = "ACCOUNT_DELETED",
         /// The ACS refused the response before JIT ran; the detail starts with the ACS code
         /// (`DIGEST_MISMATCH`, `AUDIENCE_MISMATCH`, ...). Used only in audit events.
         ResponseRejected = "RESPONSE_REJECTED",

@@ -52,6 +52,23 @@ use crate::store::{
     from_millis, millis,
 };
 
+/// How long a SCIM delete (`deprovision = "delete"`) is remembered against logins that
+/// authenticated before it ([`crate::jit::RefusalCode::AccountDeleted`]): past the lifetime
+/// of any assertion issued before it (minutes: the IdP's are valid for five) and of a login in
+/// flight (seconds), with a wide margin. A login authenticated before the delete but
+/// processed later than this would create the account again.
+pub const DELETED_IDENTITY_LIFETIME: time::Duration = time::Duration::hours(1);
+
+/// Records the identity of account `$1` as deleted at `$2`, remembered until `$3`.
+const REMEMBER_DELETED_IDENTITY: &str = "INSERT INTO sp_deleted_identities (idp_entity_id, \
+    identity_key, deleted_at, expires_at) SELECT idp_entity_id, identity_key, $2, $3 \
+    FROM sp_accounts WHERE id = $1 AND idp_entity_id IS NOT NULL AND identity_key IS NOT NULL \
+    ON CONFLICT (idp_entity_id, identity_key) DO UPDATE SET deleted_at = excluded.deleted_at, \
+    expires_at = excluded.expires_at";
+
+/// Forgets the deletes no longer remembered at `$1`.
+const PURGE_DELETED_IDENTITIES: &str = "DELETE FROM sp_deleted_identities WHERE expires_at <= $1";
+
 /// The SAML attribute names a SCIM user feeds by default, and the SCIM path each is read
 /// from. A multi-valued complex attribute named without a sub-attribute (`emails`) gives its
 /// primary value, or its first. `[scim.attributes]` adds to these or replaces one.
@@ -485,6 +502,21 @@ impl ScimService {
                 )
             }
             Deprovision::Delete => {
+                // Remembered with the delete, in its transaction, so that a login in flight
+                // across it (authenticated before, written after) is refused rather than
+                // creating the account again; the expired records go with it.
+                sqlx::query(PURGE_DELETED_IDENTITIES)
+                    .bind(millis(now))
+                    .execute(&mut *tx.tx)
+                    .await
+                    .map_err(store_internal)?;
+                sqlx::query(REMEMBER_DELETED_IDENTITY)
+                    .bind(id.to_string())
+                    .bind(millis(now))
+                    .bind(millis(now + DELETED_IDENTITY_LIFETIME))
+                    .execute(&mut *tx.tx)
+                    .await
+                    .map_err(store_internal)?;
                 sqlx::query("DELETE FROM sp_accounts WHERE id = $1")
                     .bind(id.to_string())
                     .execute(&mut *tx.tx)
@@ -822,6 +854,7 @@ impl ScimService {
             name_id_format,
             session_index: None,
             attributes,
+            authn_instant: None,
         })
     }
 

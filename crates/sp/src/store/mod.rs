@@ -132,6 +132,37 @@ pub trait AccountTx: Send {
         account: &Account,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// [`AccountTx::update_account`] for an update that moves the account to an e-mail
+    /// address it did not hold: `false`, with nothing written and the transaction still
+    /// usable, when the address's unique index refuses it, because another account took the
+    /// address after this transaction looked it up (a concurrent login committed first). The
+    /// caller then looks again and refuses the login as it would have, had it come second.
+    ///
+    /// The default writes through [`AccountTx::update_account`], so a store that does not
+    /// override it reports such a conflict as the error its update returns.
+    fn update_account_new_email(
+        &mut self,
+        account: &Account,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            self.update_account(account).await?;
+            Ok(true)
+        }
+    }
+
+    /// When a SCIM DELETE removed the account of `identity` (`deprovision = "delete"`), if
+    /// that is remembered still at `now` (see `sp_deleted_identities`): a login whose
+    /// subject authenticated by then must not create the account again. A store that keeps
+    /// no such record keeps the default, `None`.
+    fn deleted_at(
+        &mut self,
+        identity: &IdentityKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<OffsetDateTime>, StoreError>> + Send {
+        let _ = (identity, now);
+        async { Ok(None) }
+    }
+
     /// Grants `role`; keeps the existing grant (and its origin) if there is one.
     fn grant_role(
         &mut self,

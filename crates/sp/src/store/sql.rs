@@ -81,6 +81,10 @@ pub(crate) const GRANT_ROLE: &str = "INSERT INTO sp_account_roles (account_id, r
     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 pub(crate) const REVOKE_MANAGED_ROLE: &str =
     "DELETE FROM sp_account_roles WHERE account_id = $1 AND role = $2 AND managed = 1";
+/// When the account of identity (`$1`, `$2`) was deleted by SCIM, if that is remembered still
+/// at `$3` ([`AccountTx::deleted_at`]).
+pub(crate) const DELETED_AT: &str = "SELECT deleted_at FROM sp_deleted_identities \
+    WHERE idp_entity_id = $1 AND identity_key = $2 AND expires_at > $3";
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO sp_audit (id, operation_id, at, kind, \
     account_id, idp_entity_id, identity_key, session_index, plan, actor) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
@@ -539,6 +543,56 @@ impl AccountTx for SqlAccountTx {
         Ok(())
     }
 
+    /// On PostgreSQL a failed statement aborts its transaction, so the update runs in a
+    /// savepoint rolled back when the e-mail index refuses it (two more trips, paid only by
+    /// the rare login that moves an address). On SQLite a refused statement undoes only
+    /// itself.
+    async fn update_account_new_email(&mut self, account: &Account) -> Result<bool, StoreError> {
+        let postgres = self.backend == Backend::Postgres;
+        if postgres {
+            sqlx::query("SAVEPOINT jit_email")
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        match self.update_account(account).await {
+            Ok(()) => {
+                if postgres {
+                    sqlx::query("RELEASE SAVEPOINT jit_email")
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                Ok(true)
+            }
+            Err(StoreError::Database(e)) if is_email_taken(&e) => {
+                if postgres {
+                    sqlx::query("ROLLBACK TO SAVEPOINT jit_email")
+                        .execute(&mut *self.tx)
+                        .await?;
+                    sqlx::query("RELEASE SAVEPOINT jit_email")
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn deleted_at(
+        &mut self,
+        identity: &IdentityKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(DELETED_AT)
+            .bind(identity.idp_entity_id.clone())
+            .bind(identity.key.clone())
+            .bind(millis(now))
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        at.map(|ms| from_millis("sp_deleted_identities", ms))
+            .transpose()
+    }
+
     async fn grant_role(
         &mut self,
         account_id: Uuid,
@@ -630,6 +684,20 @@ impl AccountTx for SqlAccountTx {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// The name PostgreSQL gives the unique index on accounts' e-mail addresses (migration
+/// `20261128000001`), and the column SQLite names when it refuses a write to it.
+const EMAIL_INDEX: &str = "sp_accounts_email";
+pub(crate) const EMAIL_COLUMN: &str = "sp_accounts.email";
+
+/// Whether `e` is the unique index on accounts' e-mail refusing a write: another account
+/// holds the address.
+fn is_email_taken(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        d.is_unique_violation()
+            && (d.constraint() == Some(EMAIL_INDEX) || d.message().contains(EMAIL_COLUMN))
+    })
 }
 
 /// `sql` with an audit event's columns bound as `$1`..`$10`, in [`INSERT_AUDIT`]'s order.

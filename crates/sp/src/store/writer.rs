@@ -60,7 +60,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, named_params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, named_params};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -823,6 +823,41 @@ impl AccountTx for WriterTx<'_> {
                 "$7": i64::from(account.active),
             })?;
         Ok(())
+    }
+
+    async fn deleted_at(
+        &mut self,
+        identity: &IdentityKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let at: Option<i64> = self
+            .conn
+            .prepare_cached(sql::DELETED_AT)?
+            .query_row(
+                named_params! {
+                    "$1": identity.idp_entity_id,
+                    "$2": identity.key,
+                    "$3": sql::millis(now),
+                },
+                |row| row.get(0),
+            )
+            .optional()?;
+        at.map(|ms| sql::from_millis("sp_deleted_identities", ms))
+            .transpose()
+    }
+
+    /// A refused statement undoes only itself on SQLite; the login's savepoint goes on.
+    async fn update_account_new_email(&mut self, account: &Account) -> Result<bool, StoreError> {
+        match self.update_account(account).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, Some(message))))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    && message.contains(sql::EMAIL_COLUMN) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn grant_role(

@@ -411,6 +411,8 @@ async fn acs_chain_creates_then_refuses_a_replay_and_audits_it() {
         .accept(&MemoryReplayCache::new(1), NOW)
         .await
         .unwrap();
+    // JIT sees when the person authenticated: a SCIM delete since refuses the login.
+    assert_eq!(accepted.facts().authn_instant, Some(NOW));
     assert!(matches!(
         accepted.plan(&engine).await.unwrap().action,
         PlanAction::Create { .. }

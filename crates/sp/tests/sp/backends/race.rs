@@ -10,13 +10,17 @@ use latchkey_sp::store::{
 };
 use uuid::Uuid;
 
-use crate::support::{Db, WIKI, alice, contract, fixture, t0};
+use latchkey_sp::Error;
+use latchkey_sp::jit::RefusalCode;
+
+use crate::support::{Db, WIKI, alice, contract, facts, fixture, t0};
 
 /// `stale_email`: the first e-mail lookup misses too (the concurrent login committed after
 /// both lookups, so this one loses the insert); otherwise only the identity lookup misses
 /// (it committed between the two lookups).
 struct StaleFirstLookup {
     store: SqlAccountStore,
+    stale_identity: bool,
     stale_email: bool,
 }
 
@@ -32,7 +36,7 @@ impl AccountStore for StaleFirstLookup {
     async fn begin(&self) -> Result<StaleTx, StoreError> {
         Ok(StaleTx {
             inner: self.store.begin().await?,
-            stale_identity: true,
+            stale_identity: self.stale_identity,
             stale_email: self.stale_email,
         })
     }
@@ -62,6 +66,10 @@ impl AccountTx for StaleTx {
 
     async fn update_account(&mut self, account: &Account) -> Result<(), StoreError> {
         self.inner.update_account(account).await
+    }
+
+    async fn update_account_new_email(&mut self, account: &Account) -> Result<bool, StoreError> {
+        self.inner.update_account_new_email(account).await
     }
 
     async fn grant_role(
@@ -111,6 +119,7 @@ async fn late_login_sees_the_winner(db: Db, stale_email: bool) {
         contract(WIKI),
         StaleFirstLookup {
             store: fx.store.clone(),
+            stale_identity: true,
             stale_email,
         },
     );
@@ -140,7 +149,169 @@ async fn late_login_sees_the_winner(db: Db, stale_email: bool) {
     assert_eq!(kinds, vec![AuditKind::Created, AuditKind::Unchanged]);
 }
 
+/// A returning login moving its IdP-owned e-mail to an address whose owner committed it after
+/// this login looked (its e-mail lookup misses): the unique index refuses the write, and the
+/// login gets the refusal it would have got coming second, never a store error.
+async fn moving_to_an_address_taken_meanwhile_is_refused(db: Db) {
+    let fx = fixture(db).await;
+    let engine = JitEngine::new(contract(WIKI), fx.store.clone());
+    let owner = engine.login(&alice(), t0()).await.unwrap().account;
+    let bob = subject("bob", "bob@example.org");
+    let bob_account = engine.login(&bob, t0()).await.unwrap().account;
+
+    let late = JitEngine::new(
+        contract(WIKI),
+        StaleFirstLookup {
+            store: fx.store.clone(),
+            stale_identity: false,
+            stale_email: true,
+        },
+    );
+    let moved = subject("bob", "alice@example.org");
+    match late.login(&moved, t0() + time::Duration::seconds(1)).await {
+        Err(Error::Refused { refusal, .. }) => {
+            assert_eq!(refusal.code, RefusalCode::EmailBelongsToOtherAccount);
+        }
+        other => panic!("expected EMAIL_BELONGS_TO_OTHER_ACCOUNT, got {other:?}"),
+    }
+    // Nothing of the move was written; the refusal is audited like any other.
+    assert_eq!(
+        fx.store.account(bob_account.id).await.unwrap().unwrap(),
+        bob_account
+    );
+    assert_eq!(fx.store.account(owner.id).await.unwrap().unwrap(), owner);
+    let log = fx.store.audit_log(1).await.unwrap();
+    assert_eq!(log[0].kind, AuditKind::Refused);
+    assert_eq!(log[0].account_id, Some(bob_account.id));
+}
+
+/// How many logins the bursts below run at once.
+const BURST: usize = 16;
+
+fn subject(name: &str, mail: &str) -> latchkey_sp::jit::LoginFacts {
+    facts(name, &[("mail", &[mail]), ("groups", &["wiki-users"])])
+}
+
+/// What each login of a burst came to: (succeeded with `outcome`, refused with the e-mail
+/// code); anything else fails the test.
+async fn burst(
+    engine: &JitEngine<SqlAccountStore>,
+    logins: Vec<latchkey_sp::jit::LoginFacts>,
+    at: time::OffsetDateTime,
+) -> (Vec<Outcome>, usize) {
+    let tasks: Vec<_> = logins
+        .into_iter()
+        .map(|facts| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.login(&facts, at).await })
+        })
+        .collect();
+    let mut done = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(p) => done.push(p.outcome),
+            Err(Error::Refused { refusal, .. })
+                if refusal.code == RefusalCode::EmailBelongsToOtherAccount =>
+            {
+                refused += 1;
+            }
+            Err(other) => panic!("a login of the burst failed: {other:?}"),
+        }
+    }
+    (done, refused)
+}
+
+/// Many returning subjects moving their IdP-owned e-mail to one new address at once: exactly
+/// one gets it, every other is refused with the code the sequential case gives, and no
+/// account is half-moved.
+async fn a_burst_moving_to_one_address_gives_it_once(db: Db) {
+    let fx = fixture(db).await;
+    let engine = JitEngine::new(contract(WIKI), fx.store.clone());
+    let names: Vec<String> = (0..BURST).map(|i| format!("user-{i}")).collect();
+    // Their first logins, at once too: the pool then holds a connection per login in flight,
+    // so the burst below runs concurrently rather than one connection after another.
+    let firsts = names
+        .iter()
+        .map(|name| subject(name, &format!("{name}@example.org")))
+        .collect();
+    let (created, refused) = burst(&engine, firsts, t0()).await;
+    assert_eq!((created.len(), refused), (BURST, 0));
+    let moves = names
+        .iter()
+        .map(|name| subject(name, "shared@example.org"))
+        .collect();
+    // Later than the first logins, so their audit events are the newest.
+    let (done, refused) = burst(&engine, moves, t0() + time::Duration::minutes(1)).await;
+    assert_eq!(done, vec![Outcome::Updated]);
+    assert_eq!(refused, BURST - 1);
+
+    let accounts = fx.store.accounts().await.unwrap();
+    assert_eq!(accounts.len(), BURST);
+    let holders: Vec<_> = accounts
+        .iter()
+        .filter(|a| a.email.as_deref() == Some("shared@example.org"))
+        .collect();
+    assert_eq!(holders.len(), 1);
+    for account in accounts.iter().filter(|a| a.id != holders[0].id) {
+        let own = account
+            .identity
+            .as_ref()
+            .unwrap()
+            .key
+            .replace("name_id:", "");
+        assert_eq!(
+            account.email.as_deref(),
+            Some(format!("{own}@example.org").as_str())
+        );
+        assert_eq!(
+            account.fields.get("email").map(String::as_str),
+            Some(format!("{own}@example.org").as_str())
+        );
+    }
+    let log = fx.store.audit_log(BURST as u32).await.unwrap();
+    let updated = log.iter().filter(|e| e.kind == AuditKind::Updated).count();
+    let refusals = log.iter().filter(|e| e.kind == AuditKind::Refused).count();
+    assert_eq!((updated, refusals), (1, BURST - 1));
+}
+
+/// The same for first logins: distinct new subjects asserting one address at once create one
+/// account; the others are refused.
+async fn a_burst_of_first_logins_with_one_address_creates_one(db: Db) {
+    let fx = fixture(db).await;
+    let engine = JitEngine::new(contract(WIKI), fx.store.clone());
+    // Others' first logins at once, so that the pool holds a connection per login.
+    let warm = (0..BURST)
+        .map(|i| subject(&format!("other-{i}"), &format!("other-{i}@example.org")))
+        .collect();
+    assert_eq!(burst(&engine, warm, t0()).await.0.len(), BURST);
+    let logins = (0..BURST)
+        .map(|i| subject(&format!("new-{i}"), "shared@example.org"))
+        .collect();
+    let (done, refused) = burst(&engine, logins, t0() + time::Duration::minutes(1)).await;
+    assert_eq!(done, vec![Outcome::Created]);
+    assert_eq!(refused, BURST - 1);
+    let accounts = fx.store.accounts().await.unwrap();
+    assert_eq!(accounts.len(), BURST + 1);
+    let holders: Vec<_> = accounts
+        .iter()
+        .filter(|a| a.email.as_deref() == Some("shared@example.org"))
+        .collect();
+    assert_eq!(holders.len(), 1);
+    assert!(
+        holders[0]
+            .identity
+            .as_ref()
+            .unwrap()
+            .key
+            .starts_with("name_id:new-")
+    );
+}
+
 crate::on_both_backends!(
     losing_the_insert_race_replans_against_the_winner,
     winner_committing_between_lookups_is_recognised,
+    moving_to_an_address_taken_meanwhile_is_refused,
+    a_burst_moving_to_one_address_gives_it_once,
+    a_burst_of_first_logins_with_one_address_creates_one,
 );

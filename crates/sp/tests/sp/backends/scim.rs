@@ -129,6 +129,18 @@ impl Scim {
         *self.clock.lock().unwrap() += by;
     }
 
+    /// How many SCIM deletes the store remembers against logins.
+    async fn deleted_identities(&self) -> i64 {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.fx.url).await.unwrap();
+        let n = sqlx::query_scalar("SELECT count(*) FROM sp_deleted_identities")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    }
+
     async fn audit_kinds(&self) -> Vec<(AuditKind, Option<String>)> {
         self.fx
             .store
@@ -764,6 +776,87 @@ pub(crate) async fn delete_follows_the_contract(db: Db) {
     );
 }
 
+/// A login in flight across a SCIM delete under `deprovision = "delete"` (its assertion
+/// verified before the delete, its JIT write after) does not bring the account back: it is
+/// refused `ACCOUNT_DELETED`, with nothing written but its audit event. A login
+/// authenticated after the delete creates the account anew, as does SCIM itself; the delete
+/// is forgotten after `DELETED_IDENTITY_LIFETIME`, and the next delete purges it.
+pub(crate) async fn a_login_in_flight_does_not_undo_a_delete(db: Db) {
+    let s = scim(db, &format!("deprovision = \"delete\"\n{WIKI}")).await;
+    let authenticated = |at: OffsetDateTime| latchkey_sp::jit::LoginFacts {
+        authn_instant: Some(at),
+        ..alice()
+    };
+    let (_, created) = s.call(Method::POST, "/Users", Some(&alice_user())).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let first = s.engine.login(&authenticated(t0()), t0()).await.unwrap();
+    assert_eq!(first.account.id.to_string(), id);
+
+    // The next login's assertion is verified (the person authenticated at t0 + 1 min), then
+    // the IdP deletes the user, then the login's JIT write runs.
+    let in_flight = authenticated(t0() + Duration::minutes(1));
+    let deleted_at = t0() + Duration::minutes(2);
+    *s.clock.lock().unwrap() = deleted_at;
+    let (status, _) = s.call(Method::DELETE, &format!("/Users/{id}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let later = deleted_at + Duration::seconds(5);
+    for facts in [in_flight.clone(), authenticated(deleted_at), alice()] {
+        match s.engine.login(&facts, later).await {
+            Err(Error::Refused { refusal, .. }) => {
+                assert_eq!(refusal.code, RefusalCode::AccountDeleted, "{facts:?}")
+            }
+            other => panic!("a login authenticated before the delete got {other:?}"),
+        }
+    }
+    assert!(s.fx.store.accounts().await.unwrap().is_empty());
+    let log = s.fx.store.audit_log(1).await.unwrap();
+    assert_eq!(log[0].kind, AuditKind::Refused);
+    assert_eq!(log[0].account_id, None);
+
+    // Authenticated after the delete: a first login again, a new account.
+    let fresh = s
+        .engine
+        .login(&authenticated(deleted_at + Duration::seconds(1)), later)
+        .await
+        .unwrap();
+    assert_eq!(fresh.outcome, Outcome::Created);
+    assert_ne!(fresh.account.id.to_string(), id);
+
+    // Taken over by SCIM and deleted again; once the delete is forgotten, even an old
+    // assertion creates.
+    *s.clock.lock().unwrap() = later;
+    let (_, taken) = s.call(Method::POST, "/Users", Some(&alice_user())).await;
+    assert_eq!(taken["id"], fresh.account.id.to_string());
+    let path = format!("/Users/{}", fresh.account.id);
+    assert_eq!(
+        s.call(Method::DELETE, &path, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let forgotten = later + latchkey_sp::scim::service::DELETED_IDENTITY_LIFETIME;
+    assert!(matches!(
+        s.engine
+            .login(&in_flight, forgotten - Duration::seconds(1))
+            .await,
+        Err(Error::Refused { .. })
+    ));
+    let again = s.engine.login(&in_flight, forgotten).await.unwrap();
+    assert_eq!(again.outcome, Outcome::Created);
+
+    // The next delete purges what is forgotten: the table does not grow.
+    *s.clock.lock().unwrap() = forgotten;
+    let (_, bob) = s.call(Method::POST, "/Users", Some(&user("bob"))).await;
+    let bob_path = format!("/Users/{}", bob["id"].as_str().unwrap());
+    assert_eq!(
+        s.call(Method::DELETE, &bob_path, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(s.deleted_identities().await, 1, "only bob's delete is kept");
+
+    // SCIM, the provisioning client itself, may create what it deleted at once.
+    let (status, body) = s.call(Method::POST, "/Users", Some(&user("bob"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
 pub(crate) async fn groups_move_managed_roles(db: Db) {
     let s = scim(db, WIKI).await;
     let (_, alice_res) = s.call(Method::POST, "/Users", Some(&alice_user())).await;
@@ -944,6 +1037,7 @@ crate::on_both_backends!(
     a_contract_refusal_is_audited_and_writes_nothing,
     deactivation_ends_sessions_and_refuses_logins,
     delete_follows_the_contract,
+    a_login_in_flight_does_not_undo_a_delete,
     groups_move_managed_roles,
     a_jit_account_is_taken_over_by_scim,
     discovery,

@@ -85,6 +85,7 @@ pub fn facts(name_id: &str, attributes: &[(&str, &[&str])]) -> LoginFacts {
                 )
             })
             .collect::<BTreeMap<_, _>>(),
+        authn_instant: None,
     }
 }
 
