@@ -15,6 +15,7 @@ use latchkey_idp::mail::Mailer;
 use latchkey_idp::mfa::recovery::RecoveryCodes;
 use latchkey_idp::mfa::totp::{Totp, TotpCheck};
 use latchkey_idp::{Actor, Clock};
+use latchkey_idp_web::reset::KEY_FRESH_FOR;
 use latchkey_testkit::smtp::SmtpSink;
 use totp_rs::{Algorithm, Secret, TOTP};
 
@@ -533,6 +534,13 @@ async fn a_passkey_only_user_resets_after_signing_in_with_the_key() {
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
     assert!(page.body.contains("open the link"), "{}", page.body);
     assert!(!page.body.contains("account page"), "{}", page.body);
+    // The window the page names is the one the code keeps, from the constant itself.
+    let minutes = KEY_FRESH_FOR.whole_minutes();
+    assert!(
+        page.body.contains(&format!("within {minutes} minutes")),
+        "{}",
+        page.body
+    );
     let mut with_password = Browser::new(&idp);
     with_password.login("alice", PASSWORD, None).await;
     assert_eq!(with_password.get(&path).await.status, StatusCode::FORBIDDEN);
@@ -571,7 +579,8 @@ async fn a_passkey_only_user_resets_after_signing_in_with_the_key() {
     let body = passkey_answer(&mut later, &mut key, &raw_id, idp.alice.id.0).await;
     let (status, _) = json_post(&mut later, "/webauthn/login/finish", &body.to_string()).await;
     assert_eq!(status, StatusCode::OK);
-    idp.clock.advance(time::Duration::minutes(16));
+    idp.clock
+        .advance(KEY_FRESH_FOR + time::Duration::minutes(1));
     assert_eq!(later.get(&link.path()).await.status, StatusCode::FORBIDDEN);
 }
 
