@@ -1886,7 +1886,11 @@ async fn mfa_admin_actions(t: TestStore) {
     assert_eq!(status, StatusCode::CREATED);
     let mia = api.t.store.users().lookup("mia").await.unwrap();
     latchkey_idp::mfa::recovery::RecoveryCodes::new(&api.t.store)
-        .regenerate(&Actor::cli("tester"), &mia)
+        .regenerate(
+            &Actor::cli("tester"),
+            &mia,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await
         .unwrap();
     let (status, factors) = api.get("/api/v1/users/mia/factors").await;

@@ -78,12 +78,16 @@ async fn helpdesk_resets_a_lost_phone_but_not_an_admins() {
     person(&idp, "hd", Some(Role::Helpdesk)).await;
     let root = person(&idp, "root", Some(Role::Admin)).await;
     let carol = person(&idp, "carol", None).await;
-    // carol and root each have an authenticator app.
+    // carol and root each have an authenticator app, and a session that used it.
+    let mut sessions = Vec::new();
     for user in [&carol, &root] {
         let mut b = Browser::new(&idp);
         b.login(&user.username, PASSWORD, None).await;
         step_up_with_new_totp(&mut b, user).await;
+        sessions.push(b);
     }
+    let mut carols = sessions.remove(0);
+    assert_eq!(carols.get("/portal").await.status, StatusCode::OK);
     let factors = Factors::new(&idp.store);
     assert!(factors.has_factor(&carol).await.unwrap());
 
@@ -106,6 +110,19 @@ async fn helpdesk_resets_a_lost_phone_but_not_an_admins() {
             .as_deref(),
         Some("hd")
     );
+    // The phone may be in someone else's hands: every session of carol's ends, the
+    // one that used it too, in the reset's transaction; helpdesk's goes on.
+    let out = carols.get("/portal").await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.body);
+    assert_eq!(out.location(), "/login");
+    let ended = audit_actions(&idp, "user.sessions_end").await;
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].actor_name.as_deref(), Some("hd"));
+    assert_eq!(ended[0].target_id, Some(carol.id.to_string()));
+    let details = ended[0].after.clone().unwrap();
+    assert_eq!(details["reason"], "mfa_reset");
+    assert_eq!(details["sessions_ended"], 1);
+    assert_eq!(hd.get("/admin").await.status, StatusCode::OK);
     // An admin's factors are not helpdesk's to remove.
     let before = written(&idp).await;
     let page = hd

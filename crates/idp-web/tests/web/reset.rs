@@ -255,7 +255,11 @@ async fn a_user_with_totp_must_give_a_code_or_a_recovery_code() {
         .unwrap();
     assert!(matches!(done, TotpCheck::Accepted { .. }));
     let codes = RecoveryCodes::new(&idp.store)
-        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .regenerate(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await
         .unwrap();
 
@@ -321,7 +325,11 @@ async fn alice_with_totp_and_codes(idp: &Idp) -> Vec<String> {
         .unwrap();
     assert!(matches!(done, TotpCheck::Accepted { .. }));
     RecoveryCodes::new(&idp.store)
-        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .regenerate(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await
         .unwrap()
         .iter()
