@@ -958,9 +958,8 @@ async fn removing_a_factor_ends_sessions_as_who_removed_it_says(t: TestStore) {
     let life = Duration::hours(8);
     let (_, here) = sessions.create(&hank, now, life).await.unwrap();
     let (ivys, _) = sessions.create(&ivy, now, life).await.unwrap();
-    let live = |user: latchkey_idp::ids::UserId| {
-        let sessions = sessions.clone();
-        async move { sessions.of_user(user, now).await.unwrap().len() }
+    let live = |user: latchkey_idp::ids::UserId| async move {
+        sessions.of_user(user, now).await.unwrap().len()
     };
 
     // A first set of codes replaces nothing: no session ends.
