@@ -4,7 +4,10 @@
 //! Every handler starts with [`admit`]: no session sends the browser to the IdP's own
 //! sign-in and back; a session without a second factor (`[console] require_mfa`, on by
 //! default) goes to the second step, or to enrol one, and on to `/admin`; a session without
-//! the handler's [`Permission`] gets the 403 page (code and operation ID). Every form is a [`CsrfForm`](super::extract::CsrfForm); a refused
+//! the handler's [`Permission`] gets the 403 page (code and operation ID), and so does one
+//! helpdesk may not use on a console user or a role-carrying group: each such refusal is
+//! decided in [`Operator::forbidden`], which logs it and writes its `console.refused` audit
+//! event under the page's operation ID. Every form is a [`CsrfForm`](super::extract::CsrfForm); a refused
 //! field gives the form back naming it, with nothing written. Every change is made as
 //! [`Actor::person`], so the audit log names who made it. One file per area.
 
