@@ -186,7 +186,8 @@ impl Operator {
     /// The 403 for this person and what they attempted: the one place a console refusal
     /// is decided into a page. The page shows its code and a fresh operation ID; the log
     /// line and the `console.refused` audit event carry the same ID with who, the
-    /// permission, the page or form, the target and the rule. An audit log that cannot be
+    /// permission, the page or form, the target and the rule (as `reason`, the key the
+    /// other refusals' events use: `login.failure`, `sso.denied`). An audit log that cannot be
     /// written is logged and the 403 stands (a side channel never turns it into a 500).
     pub async fn forbidden(
         &self,
@@ -199,7 +200,7 @@ impl Operator {
         tracing::warn!(
             operator = %self.user.username,
             permission = permission.as_str(),
-            rule = rule.as_str(),
+            reason = rule.as_str(),
             path = %self.path,
             target = %target.name,
             operation_id,
@@ -207,7 +208,7 @@ impl Operator {
         );
         let details = serde_json::json!({
             "permission": permission.as_str(),
-            "rule": rule.as_str(),
+            "reason": rule.as_str(),
             "path": self.path,
             "code": latchkey_idp::error::PageCode::WebForbidden.as_str(),
             "operation_id": operation_id,

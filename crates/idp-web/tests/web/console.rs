@@ -56,7 +56,8 @@ pub async fn written(idp: &Idp) -> (usize, i64) {
 
 /// The one audit event a refused console request wrote, checked: `before` is [`written`]
 /// before it; the event is `console.refused`, by `operator`, about `target` (a username, a
-/// group's name or the console path), under the operation ID `page` shows, naming `rule`.
+/// group's name or the console path), under the operation ID `page` shows, naming `rule`
+/// (its `reason`).
 pub async fn refusal_audited(
     idp: &Idp,
     before: (usize, i64),
@@ -83,7 +84,7 @@ pub async fn refusal_audited(
     let shown = page.operation_id().expect("an operation ID on the page");
     assert_eq!(after["operation_id"], shown, "{event:?}");
     assert_eq!(after["code"], "WEB-FORBIDDEN", "{event:?}");
-    assert_eq!(after["rule"], rule, "{event:?}");
+    assert_eq!(after["reason"], rule, "{event:?}");
     event
 }
 
