@@ -47,7 +47,7 @@ use latchkey_idp::error::PageCode;
 use latchkey_idp::mfa::totp::Totp;
 use latchkey_idp::mfa::{AuthMethod, FactorInfo, FactorKind, Factors, MfaError};
 use latchkey_idp::password::{Password, StrengthHint};
-use latchkey_idp::session::{Session, Sessions};
+use latchkey_idp::session::{Keep, Session, Sessions};
 use latchkey_idp::webauthn::{CredentialId, Credentials, WebauthnError};
 
 const TITLE: &str = "Your account";
@@ -562,7 +562,7 @@ pub async fn remove_factor(
         None => unknown_factor(&state, &session, &id),
         Some(Owned::Totp(factor)) => {
             match Totp::new(state.store(), state.sealing_kek()?)
-                .remove(&actor, &session.user, &factor)
+                .remove(&actor, &session.user, &factor, Keep::Current(&session))
                 .await
             {
                 Ok(true) => return Ok(Redirect::to("/account?done=removed").into_response()),
@@ -572,7 +572,7 @@ pub async fn remove_factor(
         }
         Some(Owned::Key(key)) => {
             match Credentials::new(state.store())
-                .remove(&actor, session.user.id, key)
+                .remove(&actor, session.user.id, key, Keep::Current(&session))
                 .await
             {
                 Ok(()) => return Ok(Redirect::to("/account?done=removed").into_response()),

@@ -40,6 +40,9 @@ pub enum WebError {
         user: String,
         /// What was asked for.
         permission: latchkey_idp::console::Permission,
+        /// The operation ID already written into the refusal's audit event
+        /// (`console.refused`), so the page leads an admin to that event.
+        operation_id: String,
     },
     /// An SSO request was refused (see [`SsoError`]).
     #[error(transparent)]
@@ -286,7 +289,9 @@ pub(crate) fn new_operation_id() -> String {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let operation_id = match &self {
-            WebError::Denied { operation_id, .. } => operation_id.clone(),
+            WebError::Denied { operation_id, .. } | WebError::Forbidden { operation_id, .. } => {
+                operation_id.clone()
+            }
             _ => new_operation_id(),
         };
         let status = self.status();

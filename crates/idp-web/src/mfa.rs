@@ -43,7 +43,7 @@ use latchkey_idp::error::PageCode;
 use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
 use latchkey_idp::mfa::totp::{Enrolment, Totp, TotpCheck};
 use latchkey_idp::mfa::{AuthMethod, Available, Factors, MfaError};
-use latchkey_idp::session::{Session, Sessions};
+use latchkey_idp::session::{Keep, Session, Sessions};
 
 /// The one answer for a wrong or replayed code.
 const FAILED: &str = "That code was not accepted. Check the code and try again; a code works \
@@ -258,8 +258,10 @@ pub(crate) async fn codes_for_new_factor(
     if codes.remaining(user).await.map_err(internal)? > 0 {
         return Ok(None);
     }
+    // None left, so none replaced: no session ends (were some made meanwhile, the
+    // replacement ends every session, the safe side).
     let made = codes
-        .regenerate(&Actor::user(user.id), user)
+        .regenerate(&Actor::user(user.id), user, Keep::Nothing)
         .await
         .map_err(internal)?;
     tracing::info!(user = %user.username, "first factor: recovery codes made");
@@ -907,7 +909,11 @@ pub async fn regenerate_recovery_codes(
         return Ok(redirect);
     }
     let codes = RecoveryCodes::new(state.store())
-        .regenerate(&Actor::user(session.user.id), &session.user)
+        .regenerate(
+            &Actor::user(session.user.id),
+            &session.user,
+            Keep::Current(&session),
+        )
         .await
         .map_err(internal)?;
     tracing::info!(user = %session.user.username, "recovery codes made anew");

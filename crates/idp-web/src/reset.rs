@@ -203,12 +203,22 @@ fn form_text<'a>(intro: &'a str, action: &'a str, ask_factor: bool) -> FormText<
     }
 }
 
+/// What the page tells a passkey-only user: how long after signing in with the key the
+/// link works is [`KEY_FRESH_FOR`] itself, never a number written beside it.
+fn passkey_only_message() -> String {
+    format!(
+        "Your account's second factor is a passkey, which this page cannot check. Sign in \
+         with your passkey, then open the link in your mail again (within {} minutes) to \
+         choose your new password.",
+        KEY_FRESH_FOR.whole_minutes()
+    )
+}
+
 fn passkey_only() -> Result<Response, WebError> {
+    let message = passkey_only_message();
     let html = render(&NoticePage {
         title: TITLE,
-        message: "Your account's second factor is a passkey, which this page cannot check. \
-                  Sign in with your passkey, then open the link in your mail again (within 15 \
-                  minutes) to choose your new password.",
+        message: &message,
         hint: None,
         link_href: "/login",
         link_text: "Sign in",

@@ -53,7 +53,7 @@ use super::mfa::{self, Next, Then};
 use super::pages::WebauthnPage;
 use super::{WebError, WebState, login};
 use latchkey_idp::mfa::Factors;
-use latchkey_idp::session::Session;
+use latchkey_idp::session::{Keep, Session};
 
 /// The largest body a WebAuthn endpoint reads: an attestation with a certificate chain is a
 /// few kilobytes; 64 KiB leaves room and bounds what an anonymous request makes us parse.
@@ -484,7 +484,7 @@ pub async fn manage(
                 .await
                 .map(|c| json!({ "id": c.id, "name": c.name })),
             None => credentials
-                .remove(&actor, session.user.id, id)
+                .remove(&actor, session.user.id, id, Keep::Current(&session))
                 .await
                 .map(|()| json!({ "removed": id })),
         }

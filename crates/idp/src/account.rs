@@ -15,12 +15,12 @@
 
 use time::Duration;
 
-use crate::audit::{Actor, AuditEvent, Change};
+use crate::audit::{Actor, AuditEvent};
 use crate::directory::users::write_password;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::password::{self, Password};
-use crate::session::{Admission, Session, Slot, Throttle};
+use crate::session::{Admission, Keep, Session, Slot, Throttle};
 use crate::store::{self, Store};
 
 /// The audit actions a user's sign-in history is made of.
@@ -93,29 +93,15 @@ impl<'s> Account<'s> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         write_password(&mut *conn, &actor, user.id, Some(hash), now).await?;
-        let sessions_ended =
-            sqlx::query("DELETE FROM web_sessions WHERE user_id = $1 AND token_hash <> $2")
-                .bind(user.id.to_db())
-                .bind(session.token_hash())
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-        crate::audit::record(
+        let sessions_ended = crate::session::end_for_credential_change(
             conn,
             &actor,
+            user.id,
+            &user.username,
+            Keep::Current(session),
+            "password_change",
+            Some(address),
             now,
-            Change {
-                action: "user.sessions_end",
-                target_kind: "user",
-                target_id: user.id.to_string(),
-                target_name: user.username.clone(),
-                before: None,
-                after: Some(serde_json::json!({
-                    "sessions_ended": sessions_ended,
-                    "reason": "password_change",
-                    "address": address,
-                })),
-            },
         )
         .await?;
         store::commit(tx).await?;

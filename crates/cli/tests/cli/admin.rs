@@ -1254,6 +1254,8 @@ fn mfa_admin_commands_are_audited_with_the_admins_name() {
         "group.mfa_policy",
         "app.mfa_policy",
         "mfa.reset",
+        // An admin's factor reset ends the user's sessions, in its transaction.
+        "user.sessions_end",
     ] {
         let event = events
             .as_array()

@@ -4,7 +4,10 @@
 //! Every handler starts with [`admit`]: no session sends the browser to the IdP's own
 //! sign-in and back; a session without a second factor (`[console] require_mfa`, on by
 //! default) goes to the second step, or to enrol one, and on to `/admin`; a session without
-//! the handler's [`Permission`] gets the 403 page (code and operation ID). Every form is a [`CsrfForm`](super::extract::CsrfForm); a refused
+//! the handler's [`Permission`] gets the 403 page (code and operation ID), and so does one
+//! helpdesk may not use on a console user or a role-carrying group: each such refusal is
+//! decided in [`Operator::forbidden`], which logs it and writes its `console.refused` audit
+//! event under the page's operation ID. Every form is a [`CsrfForm`](super::extract::CsrfForm); a refused
 //! field gives the form back naming it, with nothing written. Every change is made as
 //! [`Actor::person`], so the audit log names who made it. One file per area.
 
@@ -84,6 +87,68 @@ pub fn router() -> Router<WebState> {
 pub(crate) struct Operator {
     pub user: User,
     pub roles: RoleSet,
+    /// The page or form this request is for (what a refusal's audit event says was
+    /// attempted).
+    pub path: String,
+}
+
+/// Which rule refused a console request: the `rule` of its audit event and log line, never
+/// shown to the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ForbiddenRule {
+    /// None of the operator's roles grants the permission.
+    Permission,
+    /// The user to change holds a console role (suspended or not): only an admin may.
+    RoleHolder,
+    /// The group carries a console role: only an admin may change its members.
+    RoleCarryingGroup,
+}
+
+impl ForbiddenRule {
+    /// The name the audit event and the log line carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForbiddenRule::Permission => "permission",
+            ForbiddenRule::RoleHolder => "role_holder",
+            ForbiddenRule::RoleCarryingGroup => "role_carrying_group",
+        }
+    }
+}
+
+/// What a refused request would have read or changed: the audit event's target.
+pub(crate) struct Attempted {
+    kind: &'static str,
+    id: String,
+    name: String,
+}
+
+impl Attempted {
+    /// A user to change.
+    pub fn user(user: &User) -> Self {
+        Attempted {
+            kind: "user",
+            id: user.id.to_string(),
+            name: user.username.clone(),
+        }
+    }
+
+    /// A group whose members were to change.
+    pub fn group(id: GroupId, name: &str) -> Self {
+        Attempted {
+            kind: "group",
+            id: id.to_string(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// A console page or form itself (no permission for it at all).
+    fn page(path: &str) -> Self {
+        Attempted {
+            kind: "console",
+            id: path.to_owned(),
+            name: path.to_owned(),
+        }
+    }
 }
 
 impl Operator {
@@ -102,21 +167,70 @@ impl Operator {
         }
     }
 
-    /// Refuses what the roles do not allow.
-    pub fn require(&self, permission: Permission) -> Result<(), WebError> {
+    /// Refuses what the roles do not allow (audited as [`Self::forbidden`]).
+    pub async fn require(&self, state: &WebState, permission: Permission) -> Result<(), Refusal> {
         if self.roles.allows(permission) {
             Ok(())
         } else {
-            Err(self.forbidden(permission))
+            Err(self
+                .forbidden(
+                    state,
+                    permission,
+                    ForbiddenRule::Permission,
+                    Attempted::page(&self.path),
+                )
+                .await)
         }
     }
 
-    /// The 403 for this person and what they asked for.
-    pub fn forbidden(&self, permission: Permission) -> WebError {
-        WebError::Forbidden {
+    /// The 403 for this person and what they attempted: the one place a console refusal
+    /// is decided into a page. The page shows its code and a fresh operation ID; the log
+    /// line and the `console.refused` audit event carry the same ID with who, the
+    /// permission, the page or form, the target and the rule (as `reason`, the key the
+    /// other refusals' events use: `login.failure`, `sso.denied`). An audit log that cannot be
+    /// written is logged and the 403 stands (a side channel never turns it into a 500).
+    pub async fn forbidden(
+        &self,
+        state: &WebState,
+        permission: Permission,
+        rule: ForbiddenRule,
+        target: Attempted,
+    ) -> Refusal {
+        let operation_id = super::error::new_operation_id();
+        tracing::warn!(
+            operator = %self.user.username,
+            permission = permission.as_str(),
+            reason = rule.as_str(),
+            path = %self.path,
+            target = %target.name,
+            operation_id,
+            "console: refused"
+        );
+        let details = serde_json::json!({
+            "permission": permission.as_str(),
+            "reason": rule.as_str(),
+            "path": self.path,
+            "code": latchkey_idp::error::PageCode::WebForbidden.as_str(),
+            "operation_id": operation_id,
+        });
+        if let Err(e) = state
+            .audit(
+                &self.actor(),
+                "console.refused",
+                target.kind,
+                target.id,
+                target.name,
+                details,
+            )
+            .await
+        {
+            tracing::error!(operation_id, error = %e, "console: the refusal's audit event was not written");
+        }
+        Refusal::Page(WebError::Forbidden {
             user: self.user.username.clone(),
             permission,
-        }
+            operation_id,
+        })
     }
 
     /// Refuses unless this person may change `group`'s members: joining a group that
@@ -127,13 +241,23 @@ impl Operator {
         state: &WebState,
         group: GroupId,
     ) -> Result<(), Refusal> {
-        self.require(Permission::WriteGroupMembers)?;
+        self.require(state, Permission::WriteGroupMembers).await?;
         let carries = state.store().roles().of_group(group).await?;
         if self.roles.may_change_members(&carries) {
-            Ok(())
-        } else {
-            Err(Refusal::Page(self.forbidden(Permission::WriteGroupMembers)))
+            return Ok(());
         }
+        let name = match state.store().groups().get(group).await {
+            Ok(g) => g.name,
+            Err(_) => String::new(),
+        };
+        Err(self
+            .forbidden(
+                state,
+                Permission::WriteGroupMembers,
+                ForbiddenRule::RoleCarryingGroup,
+                Attempted::group(group, &name),
+            )
+            .await)
     }
 }
 
@@ -155,9 +279,14 @@ pub(crate) async fn set_membership(
     };
     let their_roles = state.store().roles().granted_to(&target).await?;
     if !op.roles.may_change_user(&their_roles) {
-        tracing::warn!(operator = %op.user.username, user = %target.username, %group,
-            "console: membership change of a console user refused");
-        return Err(Refusal::Page(op.forbidden(Permission::WriteGroupMembers)));
+        return Err(op
+            .forbidden(
+                state,
+                Permission::WriteGroupMembers,
+                ForbiddenRule::RoleHolder,
+                Attempted::user(&target),
+            )
+            .await);
     }
     let groups = state.store().groups();
     Ok(if member {
@@ -226,6 +355,20 @@ async fn console_mfa_satisfied(state: &WebState, session: &Session) -> Result<bo
     Ok(false)
 }
 
+/// The path a refusal records: any path under `/admin` reaches [`admit`], so it is cut to
+/// [`ATTEMPTED_PATH_MAX`] bytes (at a character boundary) before it is logged or audited.
+fn attempted_path(uri: &Uri) -> String {
+    let path = uri.path();
+    let mut end = path.len().min(ATTEMPTED_PATH_MAX);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    path.get(..end).unwrap_or_default().to_owned()
+}
+
+/// The longest path a console refusal records.
+const ATTEMPTED_PATH_MAX: usize = 200;
+
 /// The gate of every console handler: the session, the user's roles, the permission.
 pub(crate) async fn admit(
     state: &WebState,
@@ -248,7 +391,8 @@ pub(crate) async fn admit(
     let operator = Operator {
         user: session.user,
         roles,
+        path: attempted_path(uri),
     };
-    operator.require(permission)?;
+    operator.require(state, permission).await?;
     Ok(operator)
 }

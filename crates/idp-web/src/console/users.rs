@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::forms::{FieldError, csrf_form, drawn_from, field_error, form_refusal, given};
-use super::{Nav, Operator, Refusal, admit, listing, set_membership};
+use super::{Attempted, ForbiddenRule, Nav, Operator, Refusal, admit, listing, set_membership};
 use crate::api::invitations::{InvitationDto, MailOutcome, issue};
 use crate::extract::{CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
 use crate::html::render;
@@ -386,7 +386,14 @@ async fn target(
     let user = load(state, id).await?;
     let their_roles = state.store().roles().granted_to(&user).await?;
     if !op.roles.may_change_user(&their_roles) {
-        return Err(Refusal::Page(op.forbidden(Permission::WriteUsers)));
+        return Err(op
+            .forbidden(
+                state,
+                Permission::WriteUsers,
+                ForbiddenRule::RoleHolder,
+                Attempted::user(&user),
+            )
+            .await);
     }
     Ok((op, user))
 }
@@ -522,7 +529,7 @@ async fn membership(
     member: bool,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(state, cookie, uri, id).await?;
-    op.require(Permission::WriteGroupMembers)?;
+    op.require(state, Permission::WriteGroupMembers).await?;
     let changed = match state.store().groups().lookup(group.trim()).await {
         Ok(group) => set_membership(state, &op, group.id, user.id, member).await?,
         Err(e) => Err(e),

@@ -98,7 +98,11 @@ async fn the_page_lists_factors_sessions_and_recent_sign_ins_and_the_portal_link
     let idp = idp().await;
     let app = totp_enrolled(&idp).await;
     RecoveryCodes::new(&idp.store)
-        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .regenerate(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await
         .unwrap();
     let mut anonymous = Browser::new(&idp);
@@ -402,6 +406,12 @@ async fn factors_change_only_after_a_step_up_and_only_ones_own() {
     );
     let renamed = audit_actions(&idp, "mfa.totp_rename").await;
     assert_eq!(renamed[0].actor_name.as_deref(), Some("alice"));
+    // Her other session (say, one a thief holds) and bob's, before the removal.
+    let mut elsewhere = Browser::new(&idp);
+    elsewhere.login("alice", PASSWORD, None).await;
+    assert_eq!(elsewhere.get("/account").await.status, StatusCode::OK);
+    let mut bob = Browser::new(&idp);
+    bob.login("bob", PASSWORD, None).await;
     let page = b
         .post(
             &format!("/account/factors/{alices}/remove"),
@@ -412,6 +422,33 @@ async fn factors_change_only_after_a_step_up_and_only_ones_own() {
     assert!(!factors.has_factor(&idp.alice).await.unwrap());
     let removed = audit_actions(&idp, "mfa.totp_remove").await;
     assert_eq!(removed[0].actor_name.as_deref(), Some("alice"));
+    // Her other sessions end with it; the one she removed it from goes on, bob's too.
+    assert_other_sessions_ended(&idp, &mut b, &mut elsewhere, "mfa_totp_remove").await;
+    assert_eq!(bob.get("/portal").await.status, StatusCode::OK);
+}
+
+/// After alice removed or replaced a second factor from `current`: `current` goes on,
+/// `elsewhere` is signed out, and one `user.sessions_end` event by her says why.
+async fn assert_other_sessions_ended(
+    idp: &Idp,
+    current: &mut Browser<'_>,
+    elsewhere: &mut Browser<'_>,
+    reason: &str,
+) {
+    assert_eq!(current.get("/account").await.status, StatusCode::OK);
+    let out = elsewhere.get("/portal").await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.body);
+    assert_eq!(out.location(), "/login");
+    let ended: Vec<_> = audit_actions(idp, "user.sessions_end")
+        .await
+        .into_iter()
+        .filter(|e| e.after.as_ref().is_some_and(|a| a["reason"] == reason))
+        .collect();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].actor, format!("user:{}", idp.alice.id));
+    assert_eq!(ended[0].target_id, Some(idp.alice.id.to_string()));
+    let count = ended[0].after.as_ref().unwrap()["sessions_ended"].as_u64();
+    assert!(count.is_some_and(|n| n >= 1), "{ended:?}");
 }
 
 #[tokio::test]
@@ -462,6 +499,26 @@ async fn new_recovery_codes_from_the_account_page_are_shown_once_after_a_step_up
         account.body
     );
     assert!(recovery_codes_on(&account).is_empty());
+
+    // New codes again: the unused ones go, and so do her other sessions (one may have
+    // signed in with a code); this one stays.
+    let mut elsewhere = Browser::new(&idp);
+    elsewhere.login("alice", PASSWORD, None).await;
+    assert_eq!(elsewhere.get("/account").await.status, StatusCode::OK);
+    let page = b
+        .post(
+            "/mfa/recovery-codes",
+            &[("csrf", &csrf), ("then", "account")],
+        )
+        .await;
+    assert_eq!(recovery_codes_on(&page).len(), 10);
+    assert_other_sessions_ended(
+        &idp,
+        &mut b,
+        &mut elsewhere,
+        "mfa_recovery_codes_regenerate",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -601,12 +658,16 @@ async fn passkeys_are_listed_renamed_and_removed_from_a_passkey_session() {
         credentials.list(idp.alice.id).await.unwrap()[0].name,
         "laptop"
     );
+    let mut elsewhere = Browser::new(&idp);
+    elsewhere.login("alice", PASSWORD, None).await;
+    assert_eq!(elsewhere.get("/account").await.status, StatusCode::OK);
     let page = b
         .post(&format!("/account/factors/{id}/remove"), &[("csrf", &csrf)])
         .await;
     assert_eq!(page.location(), "/account?done=removed");
     assert_eq!(credentials.count(idp.alice.id).await.unwrap(), 0);
     assert_eq!(audit_actions(&idp, "webauthn.removed").await.len(), 1);
+    assert_other_sessions_ended(&idp, &mut b, &mut elsewhere, "webauthn_remove").await;
 }
 
 /// The reset form of a fresh link for `user`.
@@ -676,7 +737,11 @@ async fn recovery_codes_alone_are_not_a_second_factor_anywhere() {
     let idp = idp().await;
     totp_enrolled(&idp).await;
     RecoveryCodes::new(&idp.store)
-        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .regenerate(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await
         .unwrap();
     let form = reset_form(&idp, &idp.alice).await;
@@ -686,7 +751,12 @@ async fn recovery_codes_alone_are_not_a_second_factor_anywhere() {
     let id = factors.list(&idp.alice).await.unwrap()[0].id.clone();
     assert!(
         Totp::new(&idp.store, &idp.kek())
-            .remove(&Actor::user(idp.alice.id), &idp.alice, &id)
+            .remove(
+                &Actor::user(idp.alice.id),
+                &idp.alice,
+                &id,
+                latchkey_idp::session::Keep::Nothing
+            )
             .await
             .unwrap()
     );
@@ -696,7 +766,11 @@ async fn recovery_codes_alone_are_not_a_second_factor_anywhere() {
     );
     // Codes made with no factor at all are still not one.
     RecoveryCodes::new(&idp.store)
-        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .regenerate(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await
         .unwrap();
     let available = factors.available(&idp.alice).await.unwrap();

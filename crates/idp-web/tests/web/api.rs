@@ -1886,7 +1886,11 @@ async fn mfa_admin_actions(t: TestStore) {
     assert_eq!(status, StatusCode::CREATED);
     let mia = api.t.store.users().lookup("mia").await.unwrap();
     latchkey_idp::mfa::recovery::RecoveryCodes::new(&api.t.store)
-        .regenerate(&Actor::cli("tester"), &mia)
+        .regenerate(
+            &Actor::cli("tester"),
+            &mia,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await
         .unwrap();
     let (status, factors) = api.get("/api/v1/users/mia/factors").await;
@@ -1949,25 +1953,44 @@ async fn mfa_admin_actions(t: TestStore) {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["field"], "mfa_class");
+    // mia is signed in somewhere (perhaps with the lost factor).
+    let sessions = latchkey_idp::session::Sessions::new(&api.t.store);
+    let now = api.t.store.now();
+    sessions
+        .create(&mia, now, time::Duration::hours(8))
+        .await
+        .unwrap();
     let (status, _) = api
         .call(Method::DELETE, "/api/v1/users/mia/factors", None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, factors) = api.get("/api/v1/users/mia/factors").await;
     assert_eq!(factors, json!([]));
-    assert_eq!(api.audit_count().await, before + 6, "each change audited");
+    assert!(sessions.of_user(mia.id, now).await.unwrap().is_empty());
+    // Six changes, and the reset's end of mia's sessions (an admin's factor reset ends
+    // them all, in its transaction).
+    assert_eq!(api.audit_count().await, before + 7, "each change audited");
     let actor = format!("api:{}", api.token_id);
-    let events = api
-        .t
-        .store
-        .audit()
-        .list(&latchkey_idp::audit::AuditFilter {
-            action: Some("mfa.reset".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(events[0].actor, actor);
+    for (action, reason) in [
+        ("mfa.reset", None),
+        ("user.sessions_end", Some("mfa_reset")),
+    ] {
+        let events = api
+            .t
+            .store
+            .audit()
+            .list(&latchkey_idp::audit::AuditFilter {
+                action: Some(action.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(events[0].actor, actor, "{action}");
+        assert_eq!(events[0].target_id, Some(mia.id.to_string()), "{action}");
+        if let Some(reason) = reason {
+            assert_eq!(events[0].after.as_ref().unwrap()["reason"], reason);
+        }
+    }
 }
 
 /// A replace may name the version it read (`If-Match`, the `ETag` of a read): when the

@@ -89,6 +89,30 @@ async fn no_stored_audit_line_means_no_assertion() {
     assert!(page.field("SAMLResponse").is_some());
 }
 
+/// A console refusal's audit event is a side channel: when the log cannot be written, the
+/// operator still gets the 403 page with its code and operation ID, never a 500.
+#[tokio::test]
+async fn a_console_refusal_stays_a_403_when_its_audit_event_cannot_be_written() {
+    use super::console::{csrf, person, signed_in};
+    use latchkey_idp::console::Role;
+    let idp = idp().await;
+    person(&idp, "hd", Some(Role::Helpdesk)).await;
+    let root = person(&idp, "root", Some(Role::Admin)).await;
+    let mut b = signed_in(&idp, "hd").await;
+    let token = csrf(&mut b).await;
+    raw_sql(&idp, "ALTER TABLE audit_events RENAME TO audit_events_away").await;
+    let page = b
+        .post(
+            &format!("/admin/users/{}/suspend", root.id),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert_eq!(page.error_code(), Some("WEB-FORBIDDEN"));
+    assert!(page.operation_id().is_some(), "{}", page.body);
+    raw_sql(&idp, "ALTER TABLE audit_events_away RENAME TO audit_events").await;
+}
+
 /// A statement on the store's SQLite file, behind the server's back.
 async fn raw_sql(idp: &Idp, sql: &'static str) {
     use sqlx::Connection;

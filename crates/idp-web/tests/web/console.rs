@@ -9,7 +9,7 @@ use latchkey_idp::console::{Holder, Role};
 use latchkey_idp::directory::{NewGroup, NewUser, User};
 use latchkey_idp::password::Password;
 
-use super::support::{Browser, Idp, PASSWORD, idp, step_up_with_new_totp};
+use super::support::{Browser, Idp, PASSWORD, Page, audit_actions, idp, step_up_with_new_totp};
 
 /// A user with the test password and, if given, a console role.
 pub async fn person(idp: &Idp, name: &str, role: Option<Role>) -> User {
@@ -52,6 +52,40 @@ pub async fn written(idp: &Idp) -> (usize, i64) {
         idp.store.users().list().await.unwrap().len(),
         idp.store.audit().count().await.unwrap(),
     )
+}
+
+/// The one audit event a refused console request wrote, checked: `before` is [`written`]
+/// before it; the event is `console.refused`, by `operator`, about `target` (a username, a
+/// group's name or the console path), under the operation ID `page` shows, naming `rule`
+/// (its `reason`).
+pub async fn refusal_audited(
+    idp: &Idp,
+    before: (usize, i64),
+    page: &Page,
+    operator: &str,
+    target: &str,
+    rule: &str,
+) -> latchkey_idp::audit::AuditEvent {
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert_eq!(page.error_code(), Some("WEB-FORBIDDEN"));
+    assert_eq!(
+        written(idp).await,
+        (before.0, before.1 + 1),
+        "a refusal writes its audit event and nothing else"
+    );
+    let event = audit_actions(idp, "console.refused")
+        .await
+        .into_iter()
+        .max_by_key(|e| e.seq)
+        .expect("a console.refused event");
+    assert_eq!(event.actor_name.as_deref(), Some(operator), "{event:?}");
+    assert_eq!(event.target_name.as_deref(), Some(target), "{event:?}");
+    let after = event.after.clone().expect("details");
+    let shown = page.operation_id().expect("an operation ID on the page");
+    assert_eq!(after["operation_id"], shown, "{event:?}");
+    assert_eq!(after["code"], "WEB-FORBIDDEN", "{event:?}");
+    assert_eq!(after["reason"], rule, "{event:?}");
+    event
 }
 
 struct Seeded {
@@ -216,9 +250,8 @@ async fn each_role_may_do_exactly_its_part() {
                     "{who} POST {route} wrote no audit line"
                 );
             } else {
-                assert_eq!(page.status, StatusCode::FORBIDDEN, "{who} POST {route}");
-                assert_eq!(page.error_code(), Some("WEB-FORBIDDEN"));
-                assert_eq!(written(&idp).await, before, "{who} POST {route} wrote");
+                // The refusal's audit event, about the page it was for, and nothing else.
+                refusal_audited(&idp, before, &page, who, route, "permission").await;
             }
         }
         // Creating a user.
@@ -239,8 +272,7 @@ async fn each_role_may_do_exactly_its_part() {
             assert_eq!(page.status, StatusCode::SEE_OTHER, "{who}: {}", page.body);
             assert_eq!(written(&idp).await.0, before.0 + 1);
         } else {
-            assert_eq!(page.status, StatusCode::FORBIDDEN, "{who}");
-            assert_eq!(written(&idp).await, before);
+            refusal_audited(&idp, before, &page, who, "/admin/users", "permission").await;
         }
     }
 }
@@ -420,28 +452,41 @@ async fn helpdesk_cannot_reach_console_users_or_role_groups() {
     let hd = idp.store.users().lookup("hd").await.unwrap();
     let mut b = signed_in(&idp, "hd").await;
     let token = csrf(&mut b).await;
-    let before = written(&idp).await;
-    for (route, fields) in [
-        (format!("/admin/users/{}/suspend", root.id), vec![]),
+    // Each refusal (from the user's page and the group's) is one audit event: who, about
+    // whom, which rule, under the operation ID the page shows; nothing else is written.
+    for (route, fields, target, rule) in [
+        (
+            format!("/admin/users/{}/suspend", root.id),
+            vec![],
+            "root",
+            "role_holder",
+        ),
         (
             format!("/admin/users/{}/password", root.id),
             vec![("password", "taken over 123")],
+            "root",
+            "role_holder",
         ),
         (
             format!("/admin/groups/{}/members", admins.id),
             vec![("user", "hd")],
+            "console-admins",
+            "role_carrying_group",
         ),
         (
             format!("/admin/users/{}/groups", hd.id),
             vec![("group", "console-admins")],
+            "hd",
+            "role_holder",
         ),
     ] {
+        let before = written(&idp).await;
         let mut form = fields.clone();
         form.push(("csrf", &token));
         let page = b.post(&route, &form).await;
-        assert_eq!(page.status, StatusCode::FORBIDDEN, "{route}");
+        let event = refusal_audited(&idp, before, &page, "hd", target, rule).await;
+        assert_eq!(event.after.unwrap()["path"], route.as_str());
     }
-    assert_eq!(written(&idp).await, before);
     // The admin's page shows no change forms to helpdesk.
     let page = b.get(&format!("/admin/users/{}", root.id)).await;
     assert!(!page.body.contains("/suspend"), "{}", page.body);
@@ -461,7 +506,6 @@ async fn helpdesk_cannot_take_over_a_suspended_admin() {
         .unwrap();
     let mut b = signed_in(&idp, "hd").await;
     let token = csrf(&mut b).await;
-    let before = written(&idp).await;
     for (route, fields) in [
         (format!("/admin/users/{}/resume", former.id), vec![]),
         (
@@ -471,12 +515,12 @@ async fn helpdesk_cannot_take_over_a_suspended_admin() {
         (format!("/admin/users/{}/invitation", former.id), vec![]),
         (format!("/admin/users/{}/factors/reset", former.id), vec![]),
     ] {
+        let before = written(&idp).await;
         let mut form = fields.clone();
         form.push(("csrf", &token));
         let page = b.post(&route, &form).await;
-        assert_eq!(page.status, StatusCode::FORBIDDEN, "{route}");
+        refusal_audited(&idp, before, &page, "hd", "former-admin", "role_holder").await;
     }
-    assert_eq!(written(&idp).await, before);
     let page = b.get(&format!("/admin/users/{}", former.id)).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.body.contains("/resume"), "{}", page.body);
@@ -514,7 +558,6 @@ async fn helpdesk_cannot_change_a_console_users_groups_from_the_groups_page() {
         .unwrap();
     let mut b = signed_in(&idp, "hd").await;
     let token = csrf(&mut b).await;
-    let before = written(&idp).await;
     let route = format!("/admin/groups/{}/members", s.staff);
     for (route, user) in [
         (format!("{route}/remove"), "root"),
@@ -522,11 +565,13 @@ async fn helpdesk_cannot_change_a_console_users_groups_from_the_groups_page() {
         (route.clone(), "aud"),
         (route.clone(), "former-admin"),
     ] {
+        let before = written(&idp).await;
         let page = b.post(&route, &[("user", user), ("csrf", &token)]).await;
-        assert_eq!(page.status, StatusCode::FORBIDDEN, "{route} {user}");
-        assert_eq!(page.error_code(), Some("WEB-FORBIDDEN"));
+        let event = refusal_audited(&idp, before, &page, "hd", user, "role_holder").await;
+        let after = event.after.unwrap();
+        assert_eq!(after["permission"], "write_group_members");
+        assert_eq!(after["path"], route.as_str());
     }
-    assert_eq!(written(&idp).await, before);
     let members = idp.store.groups().of_user(root.id).await.unwrap();
     assert!(members.iter().any(|g| g.id == staff.id));
     // Helpdesk still changes a user who holds no role there.
@@ -703,8 +748,7 @@ async fn api_tokens_are_created_shown_once_and_revoked_by_admins_only() {
         let page = b
             .post("/admin/tokens", &[("name", "ci"), ("csrf", &token)])
             .await;
-        assert_eq!(page.status, StatusCode::FORBIDDEN, "{who}");
-        assert_eq!(written(&idp).await, before);
+        refusal_audited(&idp, before, &page, who, "/admin/tokens", "permission").await;
     }
     let mut b = signed_in(&idp, "root").await;
     let token = csrf(&mut b).await;
@@ -777,14 +821,9 @@ async fn a_demoted_admins_open_tab_is_refused_at_once() {
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert_eq!(page.error_code(), Some("WEB-FORBIDDEN"));
     let before = written(&idp).await;
-    let page = b
-        .post(
-            &format!("/admin/users/{}/suspend", s.carol.id),
-            &[("csrf", &token)],
-        )
-        .await;
-    assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert_eq!(written(&idp).await, before);
+    let route = format!("/admin/users/{}/suspend", s.carol.id);
+    let page = b.post(&route, &[("csrf", &token)]).await;
+    refusal_audited(&idp, before, &page, "root", &route, "permission").await;
 }
 
 #[tokio::test]
@@ -806,8 +845,7 @@ async fn only_admins_grant_and_revoke_roles_in_the_console() {
                 ],
             )
             .await;
-        assert_eq!(page.status, StatusCode::FORBIDDEN, "{who}");
-        assert_eq!(written(&idp).await, before);
+        refusal_audited(&idp, before, &page, who, "/admin/roles", "permission").await;
     }
     let mut b = signed_in(&idp, "root").await;
     let token = csrf(&mut b).await;

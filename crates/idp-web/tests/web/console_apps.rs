@@ -213,12 +213,20 @@ async fn only_an_admin_changes_applications_and_keys() {
             ),
             (format!("{app}/scim/remove"), vec![]),
         ];
+        // Each refusal writes its own audit event (`console.refused`) and nothing else.
+        let refusals = posts.len() as i64 + 1;
         for (route, fields) in posts {
             let mut form = fields.clone();
             form.push(("csrf", &token));
             let page = b.post(&route, &form).await;
             assert_eq!(page.status, StatusCode::FORBIDDEN, "{who} POST {route}");
             assert_eq!(page.error_code(), Some("WEB-FORBIDDEN"), "{who} {route}");
+            let event = audited_as(&idp, "console.refused", who).await;
+            assert_eq!(event.target_id.as_deref(), Some(route.as_str()));
+            assert_eq!(
+                event.after.unwrap()["operation_id"],
+                page.operation_id().unwrap()
+            );
         }
         let page = b
             .send(upload(
@@ -228,7 +236,11 @@ async fn only_an_admin_changes_applications_and_keys() {
             ))
             .await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{who} upload");
-        assert_eq!(written(&idp).await, before, "{who} wrote");
+        assert_eq!(
+            written(&idp).await,
+            (before.0, before.1 + refusals, before.2),
+            "{who} wrote"
+        );
     }
 }
 

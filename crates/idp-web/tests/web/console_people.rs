@@ -1,6 +1,6 @@
 //! The console's people side: invitations and second-factor resets from the user's page
-//! (helpdesk and admin, audited with the person's name, refused to the others with nothing
-//! written), and the users list paged by keyset cursor.
+//! (helpdesk and admin, audited with the person's name, refused to the others with only the
+//! refusal's audit event written), and the users list paged by keyset cursor.
 
 use axum::http::StatusCode;
 use latchkey_idp::Actor;
@@ -9,7 +9,7 @@ use latchkey_idp::console::{Holder, Role};
 use latchkey_idp::directory::NewUser;
 use latchkey_idp::mfa::Factors;
 
-use super::console::{csrf, person, signed_in, written};
+use super::console::{csrf, person, refusal_audited, signed_in, written};
 use super::support::*;
 
 /// The newest audit line about `target` with this action: its actor's name.
@@ -44,8 +44,7 @@ async fn helpdesk_invites_and_the_link_is_shown_once_and_works() {
     let token = csrf(&mut aud).await;
     let before = written(&idp).await;
     let page = aud.post(&route, &[("csrf", &token)]).await;
-    assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert_eq!(written(&idp).await, before);
+    refusal_audited(&idp, before, &page, "aud", &route, "permission").await;
 
     let mut hd = signed_in(&idp, "hd").await;
     let token = csrf(&mut hd).await;
@@ -79,12 +78,16 @@ async fn helpdesk_resets_a_lost_phone_but_not_an_admins() {
     person(&idp, "hd", Some(Role::Helpdesk)).await;
     let root = person(&idp, "root", Some(Role::Admin)).await;
     let carol = person(&idp, "carol", None).await;
-    // carol and root each have an authenticator app.
+    // carol and root each have an authenticator app, and a session that used it.
+    let mut sessions = Vec::new();
     for user in [&carol, &root] {
         let mut b = Browser::new(&idp);
         b.login(&user.username, PASSWORD, None).await;
         step_up_with_new_totp(&mut b, user).await;
+        sessions.push(b);
     }
+    let mut carols = sessions.remove(0);
+    assert_eq!(carols.get("/portal").await.status, StatusCode::OK);
     let factors = Factors::new(&idp.store);
     assert!(factors.has_factor(&carol).await.unwrap());
 
@@ -107,6 +110,19 @@ async fn helpdesk_resets_a_lost_phone_but_not_an_admins() {
             .as_deref(),
         Some("hd")
     );
+    // The phone may be in someone else's hands: every session of carol's ends, the
+    // one that used it too, in the reset's transaction; helpdesk's goes on.
+    let out = carols.get("/portal").await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.body);
+    assert_eq!(out.location(), "/login");
+    let ended = audit_actions(&idp, "user.sessions_end").await;
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].actor_name.as_deref(), Some("hd"));
+    assert_eq!(ended[0].target_id, Some(carol.id.to_string()));
+    let details = ended[0].after.clone().unwrap();
+    assert_eq!(details["reason"], "mfa_reset");
+    assert_eq!(details["sessions_ended"], 1);
+    assert_eq!(hd.get("/admin").await.status, StatusCode::OK);
     // An admin's factors are not helpdesk's to remove.
     let before = written(&idp).await;
     let page = hd
@@ -115,8 +131,7 @@ async fn helpdesk_resets_a_lost_phone_but_not_an_admins() {
             &[("csrf", &token)],
         )
         .await;
-    assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert_eq!(written(&idp).await, before);
+    refusal_audited(&idp, before, &page, "hd", "root", "role_holder").await;
     assert!(factors.has_factor(&root).await.unwrap());
 }
 

@@ -281,7 +281,11 @@ async fn malformed_codes_are_refused_clearly_and_not_counted() {
     require_mfa(&idp).await;
     let app = totp_enrolled(&idp).await;
     RecoveryCodes::new(&idp.store)
-        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .regenerate(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await
         .unwrap();
     let mut b = Browser::new(&idp);
@@ -317,7 +321,11 @@ async fn a_recovery_code_works_once_and_is_audited() {
     require_mfa(&idp).await;
     totp_enrolled(&idp).await;
     let codes = RecoveryCodes::new(&idp.store)
-        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .regenerate(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await
         .unwrap();
     let mut b = Browser::new(&idp);

@@ -15,6 +15,7 @@ use latchkey_idp::mail::Mailer;
 use latchkey_idp::mfa::recovery::RecoveryCodes;
 use latchkey_idp::mfa::totp::{Totp, TotpCheck};
 use latchkey_idp::{Actor, Clock};
+use latchkey_idp_web::reset::KEY_FRESH_FOR;
 use latchkey_testkit::smtp::SmtpSink;
 use totp_rs::{Algorithm, Secret, TOTP};
 
@@ -254,7 +255,11 @@ async fn a_user_with_totp_must_give_a_code_or_a_recovery_code() {
         .unwrap();
     assert!(matches!(done, TotpCheck::Accepted { .. }));
     let codes = RecoveryCodes::new(&idp.store)
-        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .regenerate(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await
         .unwrap();
 
@@ -320,7 +325,11 @@ async fn alice_with_totp_and_codes(idp: &Idp) -> Vec<String> {
         .unwrap();
     assert!(matches!(done, TotpCheck::Accepted { .. }));
     RecoveryCodes::new(&idp.store)
-        .regenerate(&Actor::user(idp.alice.id), &idp.alice)
+        .regenerate(
+            &Actor::user(idp.alice.id),
+            &idp.alice,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await
         .unwrap()
         .iter()
@@ -406,6 +415,100 @@ async fn a_reset_turned_away_by_a_busy_hash_pool_leaves_the_code() {
     assert_eq!(audit_actions(&idp, "mfa.recovery_code_use").await.len(), 1);
 }
 
+/// Resets the full hash pool turns away (503) never reached the hash: the throttle slots
+/// their (right) code took go back, as a sign-in's do, so a user retrying through a burst is
+/// not locked out by our own overload. Wrong codes still count, and once the limit is
+/// reached even the right code is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_a_busy_hash_pool_turns_away_take_no_throttle_slot() {
+    use latchkey_idp::session::{Throttle, ThrottlePolicy};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut idp = idp_with_passwords(
+        latchkey_idp::config::PasswordConfig {
+            memory_kib: 8192,
+            iterations: 30,
+            max_concurrent: 1,
+            max_queued: 1,
+            ..cheap_passwords()
+        },
+        |_| {},
+    )
+    .await;
+    let kek = idp.kek();
+    rebuild(&mut idp, |state| state.with_sealing_kek(kek));
+    let codes = alice_with_totp_and_codes(&idp).await;
+    let link = idp
+        .store
+        .enrollment()
+        .issue_reset(&Actor::system(), idp.alice.id, time::Duration::minutes(30))
+        .await
+        .unwrap();
+    let throttle = Throttle::new(&idp.store);
+    let runs = throttle.runs().await.unwrap();
+    let mut b = Browser::new(&idp);
+    b.busy_ok = true;
+
+    // The pool kept full (one hash running, one waiting) until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let keepers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = idp.store.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let held = latchkey_idp::password::Password::new("held held held");
+                    let _ = store.hashing().hash(held).await;
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let free = usize::try_from(ThrottlePolicy::FACTOR.free).unwrap();
+    for attempt in 0..free + 2 {
+        let refused = idp.store.hashing().stats().refused;
+        while idp.store.hashing().stats().refused == refused {
+            tokio::task::yield_now().await;
+        }
+        let busy = set_password(&mut b, &link.path(), NEW_PASSWORD, Some(&codes[0])).await;
+        assert_eq!(
+            busy.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "attempt {attempt}: {}",
+            busy.body
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    for keeper in keepers {
+        keeper.await.unwrap();
+    }
+    assert_eq!(
+        throttle.runs().await.unwrap(),
+        runs,
+        "every slot given back"
+    );
+
+    // Wrong codes (well-formed, so each is a guess) count as before: `free` of them, and
+    // then the right code is refused too, with nothing written.
+    let wrong = codes[1].split('-').rev().collect::<Vec<_>>().join("-");
+    assert!(!codes.contains(&wrong));
+    for guess in 0..free {
+        let page = set_password(&mut b, &link.path(), NEW_PASSWORD, Some(&wrong)).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "guess {guess}");
+        assert!(page.body.contains("The code is not right"), "{}", page.body);
+    }
+    let page = set_password(&mut b, &link.path(), NEW_PASSWORD, Some(&codes[0])).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.body.contains("Too many wrong codes"), "{}", page.body);
+    assert_eq!(
+        RecoveryCodes::new(&idp.store)
+            .remaining(&idp.alice)
+            .await
+            .unwrap(),
+        codes.len() as i64
+    );
+    assert!(audit_actions(&idp, "user.password_reset").await.is_empty());
+}
+
 /// A passkey-only account (no TOTP app, no recovery codes left) cannot type a code, and
 /// `/account` asks for the password it forgot: the reset link works once this browser's
 /// session of the same user used the key lately, and only then.
@@ -439,6 +542,13 @@ async fn a_passkey_only_user_resets_after_signing_in_with_the_key() {
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
     assert!(page.body.contains("open the link"), "{}", page.body);
     assert!(!page.body.contains("account page"), "{}", page.body);
+    // The window the page names is the one the code keeps, from the constant itself.
+    let minutes = KEY_FRESH_FOR.whole_minutes();
+    assert!(
+        page.body.contains(&format!("within {minutes} minutes")),
+        "{}",
+        page.body
+    );
     let mut with_password = Browser::new(&idp);
     with_password.login("alice", PASSWORD, None).await;
     assert_eq!(with_password.get(&path).await.status, StatusCode::FORBIDDEN);
@@ -477,7 +587,8 @@ async fn a_passkey_only_user_resets_after_signing_in_with_the_key() {
     let body = passkey_answer(&mut later, &mut key, &raw_id, idp.alice.id.0).await;
     let (status, _) = json_post(&mut later, "/webauthn/login/finish", &body.to_string()).await;
     assert_eq!(status, StatusCode::OK);
-    idp.clock.advance(time::Duration::minutes(16));
+    idp.clock
+        .advance(KEY_FRESH_FOR + time::Duration::minutes(1));
     assert_eq!(later.get(&link.path()).await.status, StatusCode::FORBIDDEN);
 }
 

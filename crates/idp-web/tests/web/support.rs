@@ -346,6 +346,14 @@ impl Page {
         Some(&self.body[start..end])
     }
 
+    /// The operation ID an error page shows.
+    pub fn operation_id(&self) -> Option<&str> {
+        let marker = "Operation ID: <code>";
+        let start = self.body.find(marker)? + marker.len();
+        let end = self.body[start..].find('<')? + start;
+        Some(&self.body[start..end])
+    }
+
     /// The decoded SAMLResponse of an auto-POST page.
     pub fn saml_response(&self) -> String {
         let b64 = self

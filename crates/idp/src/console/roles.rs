@@ -123,6 +123,22 @@ impl Permission {
         Permission::WriteTokens,
         Permission::WriteRoles,
     ];
+
+    /// The name logs and audit events carry (`write_group_members`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ReadDirectory => "read_directory",
+            Permission::ReadApps => "read_apps",
+            Permission::ReadAudit => "read_audit",
+            Permission::WriteUsers => "write_users",
+            Permission::WriteGroupMembers => "write_group_members",
+            Permission::WriteGroups => "write_groups",
+            Permission::WriteApps => "write_apps",
+            Permission::WriteKeys => "write_keys",
+            Permission::WriteTokens => "write_tokens",
+            Permission::WriteRoles => "write_roles",
+        }
+    }
 }
 
 /// A user's effective roles.

@@ -367,19 +367,32 @@ impl<'s> Enrollment<'s> {
     /// parallel posts at most one writes a password and uses the code. `Ok(None)` (nothing
     /// written, the link still usable) when the code was used meanwhile (a sign-in with the
     /// same code): the page refuses it as a wrong code.
+    ///
+    /// The code's throttle slots were taken when it was checked, before any slow work. An
+    /// error here (the hash pool full, the link used meanwhile, the store busy) wrote
+    /// nothing and used no code: as a sign-in the hash pool turned away, the slots are
+    /// given back ([`Throttle::not_checked`]), so a user retrying through a burst is not
+    /// locked out by our own overload. Only a right code gets this far, so nothing a
+    /// guesser sends is given back.
     pub async fn redeem_with_code(
         &self,
         token: &str,
         password: Password,
         code: CheckedCode,
     ) -> Result<Option<User>> {
-        let redeemed = self
+        let throttle = Throttle::new(self.store);
+        let redeemed = match self
             .redeem_using(LinkKind::Reset, token, password, Some(&code))
-            .await?;
+            .await
+        {
+            Ok(redeemed) => redeemed,
+            Err(e) => {
+                throttle.not_checked(code.into_attempt()).await?;
+                return Err(e);
+            }
+        };
         if redeemed.is_some() {
-            Throttle::new(self.store)
-                .succeeded(code.into_attempt())
-                .await?;
+            throttle.succeeded(code.into_attempt()).await?;
         }
         Ok(redeemed)
     }

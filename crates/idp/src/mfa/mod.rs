@@ -450,7 +450,10 @@ impl<'s> Factors<'s> {
 
     /// Removes every factor of a user (TOTP, pending enrolments, WebAuthn credentials,
     /// recovery codes), for a user who lost their device; one audit event with what was
-    /// removed. Returns how many factors went. The user's sessions stay: ending them is a separate decision.
+    /// removed. Returns how many factors went. An admin's change (console, API, CLI): every
+    /// session of the user ends in the same transaction (`user.sessions_end`, reason
+    /// `mfa_reset`; [`crate::session::Keep::Nothing`]), since whoever holds the lost device may be
+    /// signed in with it.
     pub async fn reset(&self, actor: &Actor, user: &User) -> Result<usize> {
         let before = self.list(user).await?;
         let now = self.store.now();
@@ -479,6 +482,17 @@ impl<'s> Factors<'s> {
                 before: audit::snapshot(&before),
                 after: None,
             },
+        )
+        .await?;
+        crate::session::end_for_credential_change(
+            store::conn(&mut tx),
+            actor,
+            user.id,
+            &user.username,
+            crate::session::Keep::Nothing,
+            "mfa_reset",
+            None,
+            now,
         )
         .await?;
         store::commit(tx).await?;

@@ -129,11 +129,14 @@ impl<'s> RecoveryCodes<'s> {
     }
 
     /// Makes a new set of [`COUNT`] codes, replacing any the user had, and returns them to
-    /// show once (`abcd-efgh-jkmn-pqrs`). Audited as `mfa.recovery_codes_regenerate`.
+    /// show once (`abcd-efgh-jkmn-pqrs`). Audited as `mfa.recovery_codes_regenerate`. When
+    /// unused codes were replaced (a second factor taken away), the user's sessions end as
+    /// `keep` says, in the same transaction ([`crate::session::Keep`]); a first set ends none.
     pub async fn regenerate(
         &self,
         actor: &Actor,
         user: &User,
+        keep: crate::session::Keep<'_>,
     ) -> Result<Vec<Zeroizing<String>>, MfaError> {
         let codes: Vec<Zeroizing<String>> = (0..COUNT).map(|_| fresh_code()).collect();
         let now = self.store.now();
@@ -169,6 +172,19 @@ impl<'s> RecoveryCodes<'s> {
             },
         )
         .await?;
+        if replaced > 0 {
+            crate::session::end_for_credential_change(
+                store::conn(&mut tx),
+                actor,
+                user.id,
+                &user.username,
+                keep,
+                "mfa_recovery_codes_regenerate",
+                None,
+                now,
+            )
+            .await?;
+        }
         store::commit(tx).await?;
         Ok(codes)
     }

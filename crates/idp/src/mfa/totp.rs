@@ -487,12 +487,14 @@ impl<'s> Totp<'s> {
     }
 
     /// Removes one factor of the user (the account page); audited. `false` if there was
-    /// no such factor.
+    /// no such factor. The user's sessions end as `keep` says, in the same transaction
+    /// ([`crate::session::Keep`]: the owner's own change keeps the session it came from).
     pub async fn remove(
         &self,
         actor: &Actor,
         user: &User,
         factor_id: &str,
+        keep: crate::session::Keep<'_>,
     ) -> Result<bool, MfaError> {
         let now = self.store.now();
         let mut tx = self.store.begin().await?;
@@ -519,6 +521,17 @@ impl<'s> Totp<'s> {
                 after: (codes_dropped > 0)
                     .then(|| serde_json::json!({ "recovery_codes_dropped": codes_dropped })),
             },
+        )
+        .await?;
+        crate::session::end_for_credential_change(
+            store::conn(&mut tx),
+            actor,
+            user.id,
+            &user.username,
+            keep,
+            "mfa_totp_remove",
+            None,
+            now,
         )
         .await?;
         store::commit(tx).await?;

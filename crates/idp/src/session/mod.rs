@@ -594,6 +594,71 @@ impl<'s> Sessions<'s> {
     }
 }
 
+/// Which of a user's sessions a change to how they sign in (a password, a second factor)
+/// leaves alive. One rule, for every such change: made by the user from one of their
+/// sessions, that session stays (it just proved the password or a factor) and the others
+/// end; made by an admin (console, API, CLI), every session ends (what was replaced or
+/// removed may be lost or stolen, and whoever holds it may be signed in with it).
+#[derive(Debug, Clone, Copy)]
+pub enum Keep<'a> {
+    /// The owner's own change: this session stays, the user's others end.
+    Current(&'a Session),
+    /// An admin's change (or one made from no session): every session ends.
+    Nothing,
+}
+
+/// Ends `user`'s sessions as `keep` says after a change to how they sign in, and records
+/// `user.sessions_end` (how many, `reason`, the `address` the change came from if known),
+/// in the caller's transaction: the one write behind a password changed by its owner and a
+/// second factor removed or replaced. Returns how many ended.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn end_for_credential_change(
+    conn: &mut sqlx::AnyConnection,
+    actor: &crate::Actor,
+    user: UserId,
+    username: &str,
+    keep: Keep<'_>,
+    reason: &'static str,
+    address: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    let done = match keep {
+        Keep::Current(session) => {
+            sqlx::query("DELETE FROM web_sessions WHERE user_id = $1 AND token_hash <> $2")
+                .bind(user.to_db())
+                .bind(session.token_hash())
+                .execute(&mut *conn)
+                .await?
+        }
+        Keep::Nothing => {
+            sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
+                .bind(user.to_db())
+                .execute(&mut *conn)
+                .await?
+        }
+    }
+    .rows_affected();
+    let mut after = serde_json::json!({ "sessions_ended": done, "reason": reason });
+    if let (Some(address), Some(map)) = (address, after.as_object_mut()) {
+        map.insert("address".into(), address.into());
+    }
+    crate::audit::record(
+        conn,
+        actor,
+        now,
+        crate::audit::Change {
+            action: "user.sessions_end",
+            target_kind: "user",
+            target_id: user.to_string(),
+            target_name: username.to_owned(),
+            before: None,
+            after: Some(after),
+        },
+    )
+    .await?;
+    Ok(done)
+}
+
 /// Ends every session of `user` and records `user.sessions_end` (how many), in the caller's
 /// transaction: the one write behind an admin's "end sessions" and a SCIM `active: false`.
 pub(crate) async fn end_all_in(

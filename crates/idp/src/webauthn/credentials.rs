@@ -198,12 +198,15 @@ impl<'s> Credentials<'s> {
         Ok(after)
     }
 
-    /// Removes one of `user`'s credentials; audited as `webauthn.removed`.
+    /// Removes one of `user`'s credentials; audited as `webauthn.removed`. The user's
+    /// sessions end as `keep` says, in the same transaction ([`crate::session::Keep`]: the
+    /// owner's own change keeps the session it came from).
     pub async fn remove(
         &self,
         actor: &Actor,
         user: UserId,
         id: CredentialId,
+        keep: crate::session::Keep<'_>,
     ) -> Result<(), WebauthnError> {
         let now = self.store.now();
         let mut tx = self.store.begin().await?;
@@ -224,11 +227,22 @@ impl<'s> Credentials<'s> {
                 action: "webauthn.removed",
                 target_kind: "user",
                 target_id: user.to_string(),
-                target_name,
+                target_name: target_name.clone(),
                 before: audit::snapshot(&before),
                 after: (codes_dropped > 0)
                     .then(|| json!({ "recovery_codes_dropped": codes_dropped })),
             },
+        )
+        .await?;
+        crate::session::end_for_credential_change(
+            store::conn(&mut tx),
+            actor,
+            user,
+            &target_name,
+            keep,
+            "webauthn_remove",
+            None,
+            now,
         )
         .await?;
         store::commit(tx).await?;

@@ -778,7 +778,7 @@ async fn recovery_code_uses(t: &TestStore) -> usize {
 async fn a_recovery_code_survives_a_reset_that_fails_after_its_check(t: TestStore) {
     let lena = user(&t.store, "lena").await;
     let codes = RecoveryCodes::new(&t.store)
-        .regenerate(&admin(), &lena)
+        .regenerate(&admin(), &lena, latchkey_idp::session::Keep::Nothing)
         .await
         .unwrap();
     let link = t
@@ -873,7 +873,7 @@ async fn a_recovery_code_survives_a_reset_that_fails_after_its_check(t: TestStor
 async fn twenty_resets_with_one_code_write_one_password_and_use_the_code_once(t: TestStore) {
     let mona = user(&t.store, "mona").await;
     let codes = RecoveryCodes::new(&t.store)
-        .regenerate(&admin(), &mona)
+        .regenerate(&admin(), &mona, latchkey_idp::session::Keep::Nothing)
         .await
         .unwrap();
     let link = t

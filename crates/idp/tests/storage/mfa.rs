@@ -12,7 +12,7 @@ use latchkey_idp::mfa::policy::{AppMfa, MfaDecision, MfaFacts, MfaPolicy, Reason
 use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
 use latchkey_idp::mfa::totp::{Enrolment, Totp, TotpCheck};
 use latchkey_idp::mfa::{AuthMethod, FactorKind, Factors, Methods, MfaError};
-use latchkey_idp::session::{SessionApp, Sessions};
+use latchkey_idp::session::{Keep, SessionApp, Sessions};
 use latchkey_idp::sso::grant;
 use latchkey_idp::{Actor, Store};
 use latchkey_saml::authn_context::MfaClass;
@@ -35,6 +35,7 @@ on_both_backends!(
     session_steps_up_under_a_new_token_and_keeps_its_index,
     admin_list_and_reset_never_show_secrets,
     a_totp_step_checked_for_a_reset_is_used_only_with_the_link,
+    removing_a_factor_ends_sessions_as_who_removed_it_says,
 );
 
 const T0: time::OffsetDateTime = datetime!(2026-12-05 12:00:00 UTC);
@@ -411,7 +412,10 @@ async fn recovery_codes_work_once_and_regenerate_replaces_all(t: TestStore) {
     let (s, clock) = clocked(&t);
     let frank = user(&s, "frank").await;
     let codes = RecoveryCodes::new(&s);
-    let set = codes.regenerate(&admin(), &frank).await.unwrap();
+    let set = codes
+        .regenerate(&admin(), &frank, latchkey_idp::session::Keep::Nothing)
+        .await
+        .unwrap();
     assert_eq!(set.len(), 10);
     let unique: std::collections::BTreeSet<&str> = set.iter().map(|c| c.as_str()).collect();
     assert_eq!(unique.len(), 10);
@@ -474,7 +478,10 @@ async fn recovery_codes_work_once_and_regenerate_replaces_all(t: TestStore) {
         .unwrap();
     assert_eq!(uses.len(), 2);
     // Regenerate replaces every old code.
-    let fresh = codes.regenerate(&admin(), &frank).await.unwrap();
+    let fresh = codes
+        .regenerate(&admin(), &frank, latchkey_idp::session::Keep::Nothing)
+        .await
+        .unwrap();
     assert_eq!(codes.remaining(&frank).await.unwrap(), 10);
     assert_eq!(
         codes.consume(&frank, &set[2], ADDR).await.unwrap(),
@@ -496,16 +503,37 @@ async fn recovery_codes_go_with_the_last_factor(t: TestStore) {
     let phone = enrolled(&s, &kek, &grace, &clock).await;
     let tablet = enrolled(&s, &kek, &grace, &clock).await;
     let codes = RecoveryCodes::new(&s);
-    codes.regenerate(&me, &grace).await.unwrap();
+    codes
+        .regenerate(&me, &grace, latchkey_idp::session::Keep::Nothing)
+        .await
+        .unwrap();
     let totp = Totp::new(&s, &kek);
 
-    assert!(totp.remove(&me, &grace, &phone.factor_id).await.unwrap());
+    assert!(
+        totp.remove(
+            &me,
+            &grace,
+            &phone.factor_id,
+            latchkey_idp::session::Keep::Nothing
+        )
+        .await
+        .unwrap()
+    );
     assert_eq!(
         codes.remaining(&grace).await.unwrap(),
         10,
         "a factor is left"
     );
-    assert!(totp.remove(&me, &grace, &tablet.factor_id).await.unwrap());
+    assert!(
+        totp.remove(
+            &me,
+            &grace,
+            &tablet.factor_id,
+            latchkey_idp::session::Keep::Nothing
+        )
+        .await
+        .unwrap()
+    );
     assert_eq!(
         codes.remaining(&grace).await.unwrap(),
         0,
@@ -809,7 +837,7 @@ async fn admin_list_and_reset_never_show_secrets(t: TestStore) {
     let jack = user(&s, "jack").await;
     let e = enrolled(&s, &kek, &jack, &clock).await;
     let _codes = RecoveryCodes::new(&s)
-        .regenerate(&admin(), &jack)
+        .regenerate(&admin(), &jack, latchkey_idp::session::Keep::Nothing)
         .await
         .unwrap();
     let factors = Factors::new(&s);
@@ -911,4 +939,101 @@ async fn a_totp_step_checked_for_a_reset_is_used_only_with_the_link(t: TestStore
         totp.check_for_later(&nina, &code, ADDR).await.unwrap(),
         Err(TotpCheck::Replayed)
     ));
+}
+
+/// A second factor removed or replaced ends the sessions that may have used it: by its owner
+/// (`Keep::Current`) every other session of theirs, the one they acted from staying; by an
+/// admin (`Factors::reset`) every session. Someone else's sessions stay, and a first set of
+/// recovery codes (nothing replaced) ends nothing.
+async fn removing_a_factor_ends_sessions_as_who_removed_it_says(t: TestStore) {
+    let (s, clock) = clocked(&t);
+    let kek = kek();
+    let hank = user(&s, "hank").await;
+    let ivy = user(&s, "ivy").await;
+    let me = Actor::user(hank.id);
+    let phone = enrolled(&s, &kek, &hank, &clock).await;
+    enrolled(&s, &kek, &hank, &clock).await;
+    let sessions = Sessions::new(&s);
+    let now = clock_now(&clock);
+    let life = Duration::hours(8);
+    let (_, here) = sessions.create(&hank, now, life).await.unwrap();
+    let (ivys, _) = sessions.create(&ivy, now, life).await.unwrap();
+    let live = |user: latchkey_idp::ids::UserId| async move {
+        sessions.of_user(user, now).await.unwrap().len()
+    };
+
+    // A first set of codes replaces nothing: no session ends.
+    let (other, _) = sessions.create(&hank, now, life).await.unwrap();
+    let codes = RecoveryCodes::new(&s);
+    codes.regenerate(&me, &hank, Keep::Nothing).await.unwrap();
+    assert_eq!(live(hank.id).await, 2);
+
+    // The owner removes an app: the other session ends, this one stays.
+    let totp = Totp::new(&s, &kek);
+    assert!(
+        totp.remove(&me, &hank, &phone.factor_id, Keep::Current(&here))
+            .await
+            .unwrap()
+    );
+    let idle = Duration::hours(1);
+    assert!(
+        sessions
+            .resume(other.expose(), now, idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let left = sessions.of_user(hank.id, now).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].session_index, here.session_index);
+
+    // The owner replaces unused codes: likewise.
+    sessions.create(&hank, now, life).await.unwrap();
+    codes
+        .regenerate(&me, &hank, Keep::Current(&here))
+        .await
+        .unwrap();
+    let left = sessions.of_user(hank.id, now).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].session_index, here.session_index);
+
+    // An admin resets the factors: every session ends, this one too.
+    sessions.create(&hank, now, life).await.unwrap();
+    Factors::new(&s).reset(&admin(), &hank).await.unwrap();
+    assert_eq!(live(hank.id).await, 0);
+    assert!(
+        sessions
+            .resume(ivys.expose(), now, idle)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let ended = s
+        .audit()
+        .list(&AuditFilter {
+            action: Some("user.sessions_end".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut reasons: Vec<(String, i64)> = ended
+        .iter()
+        .map(|e| {
+            let after = e.after.as_ref().unwrap();
+            (
+                after["reason"].as_str().unwrap().to_owned(),
+                after["sessions_ended"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("mfa_recovery_codes_regenerate".to_owned(), 1),
+            ("mfa_reset".to_owned(), 2),
+            ("mfa_totp_remove".to_owned(), 1),
+        ]
+    );
 }

@@ -382,10 +382,23 @@ async fn rename_and_remove_are_audited(t: TestStore) {
     assert_eq!(renamed.name, "laptop");
     // Not Bob's to touch.
     let refused = creds
-        .remove(&Actor::user(bob.id), bob.id, listed[1].id)
+        .remove(
+            &Actor::user(bob.id),
+            bob.id,
+            listed[1].id,
+            latchkey_idp::session::Keep::Nothing,
+        )
         .await;
     assert_eq!(code(refused), Code::UnknownCredential);
-    creds.remove(&actor, alice.id, listed[1].id).await.unwrap();
+    creds
+        .remove(
+            &actor,
+            alice.id,
+            listed[1].id,
+            latchkey_idp::session::Keep::Nothing,
+        )
+        .await
+        .unwrap();
     let names: Vec<String> = creds
         .list(alice.id)
         .await
@@ -412,11 +425,14 @@ async fn rename_and_remove_are_audited(t: TestStore) {
     // Recovery codes outlive a passkey only while some factor is left: removing the last
     // one drops them in the same transaction, so old codes cannot come back with a new key.
     RecoveryCodes::new(&store)
-        .regenerate(&actor, &alice)
+        .regenerate(&actor, &alice, latchkey_idp::session::Keep::Nothing)
         .await
         .unwrap();
     let last = creds.list(alice.id).await.unwrap()[0].id;
-    creds.remove(&actor, alice.id, last).await.unwrap();
+    creds
+        .remove(&actor, alice.id, last, latchkey_idp::session::Keep::Nothing)
+        .await
+        .unwrap();
     assert_eq!(
         RecoveryCodes::new(&store).remaining(&alice).await.unwrap(),
         0
