@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::ns::{ASSERTION, DSIG};
 use crate::read;
-use crate::time::{format_datetime, parse_datetime};
+use crate::time::format_datetime;
 use crate::xml_writer::XmlWriter;
 
 /// Well-known NameID formats (SAML core §8.3).
@@ -337,19 +337,11 @@ pub(crate) fn write_assertion(w: &mut XmlWriter, a: &Assertion, declare_ns: bool
 
 /// Reads a NameID element (also used for LogoutRequest).
 pub(crate) fn parse_name_id(node: Node<'_, '_>) -> Result<NameId> {
-    let value = read::text_only(node, "saml:NameID")?;
-    let mut found = [None; 3];
-    read::attributes(
-        node,
-        &["Format", "NameQualifier", "SPNameQualifier"],
-        &mut found,
-    );
-    let [format, name_qualifier, sp_name_qualifier] = found;
     Ok(NameId {
-        value,
-        format: read::owned(format),
-        name_qualifier: read::owned(name_qualifier),
-        sp_name_qualifier: read::owned(sp_name_qualifier),
+        value: read::text_only(node, "saml:NameID")?,
+        format: read::optional_attr(node, "Format"),
+        name_qualifier: read::optional_attr(node, "NameQualifier"),
+        sp_name_qualifier: read::optional_attr(node, "SPNameQualifier"),
     })
 }
 
@@ -466,32 +458,35 @@ impl AssertionRef<'_> {
 pub(crate) fn read_assertion<'a>(node: Node<'a, '_>) -> Result<AssertionRef<'a>> {
     const A: &str = "saml:Assertion";
     read::expect(node, ASSERTION, "Assertion", A)?;
-    let mut found = [None; 3];
-    read::attributes(node, &["Version", "ID", "IssueInstant"], &mut found);
-    let [version, id, issue_instant] = found;
-    let version = read::required(version, A, "Version")?;
+    let version = read::required_attr(node, A, "Version")?;
     if version != "2.0" {
         return Err(read::unsupported_version(version));
     }
-    let id = read::required(id, A, "ID")?;
-    let issue_instant = parse_datetime(read::required(issue_instant, A, "IssueInstant")?)?;
-    // One walk sorts the children into slots by kind; the kind is told out of line, so the
-    // walk stays one small loop (six string matches inlined here, each with the walk's
-    // state live across it, were 2 KB of code a validation fetched once).
-    let mut slots = [read::OneChild::NONE; SLOTS];
-    for child in node.children() {
-        if let Some(slot) = assertion_child(child).and_then(|k| slots.get_mut(k)) {
-            slot.put(child);
+    let id = read::required_attr(node, A, "ID")?;
+    let issue_instant = read::required_datetime(node, A, "IssueInstant")?;
+    let (mut issuer, mut signature, mut subject, mut conditions) = (
+        read::OneChild::NONE,
+        read::OneChild::NONE,
+        read::OneChild::NONE,
+        read::OneChild::NONE,
+    );
+    let (mut first_authn_statement, mut first_attribute_statement) = (None, None);
+    for child in node.children().filter(Node::is_element) {
+        let name = child.tag_name();
+        match (name.namespace(), name.name()) {
+            (Some(ASSERTION), "Issuer") => issuer.put(child),
+            (Some(ASSERTION), "Subject") => subject.put(child),
+            (Some(ASSERTION), "Conditions") => conditions.put(child),
+            (Some(ASSERTION), "AuthnStatement") => {
+                first_authn_statement.get_or_insert(child);
+            }
+            (Some(ASSERTION), "AttributeStatement") => {
+                first_attribute_statement.get_or_insert(child);
+            }
+            (Some(DSIG), "Signature") => signature.put(child),
+            _ => {}
         }
     }
-    let [
-        issuer,
-        signature,
-        subject,
-        conditions,
-        authn_statement,
-        attribute_statement,
-    ] = slots;
     let issuer = issuer
         .get(A, "saml:Issuer")?
         .map(|n| read::uri_text_ref(n, "saml:Issuer"))
@@ -512,7 +507,7 @@ pub(crate) fn read_assertion<'a>(node: Node<'a, '_>) -> Result<AssertionRef<'a>>
     // Sibling links are followed by hand for the same reason (`flat_map(next_siblings)`
     // instantiated the flattening iterator for these two loops).
     let mut authn_statements = Vec::new();
-    let mut next = authn_statement.first();
+    let mut next = first_authn_statement;
     while let Some(n) = next {
         if read::is(n, ASSERTION, "AuthnStatement") {
             authn_statements.push(parse_authn_statement(n)?);
@@ -520,7 +515,7 @@ pub(crate) fn read_assertion<'a>(node: Node<'a, '_>) -> Result<AssertionRef<'a>>
         next = n.next_sibling();
     }
     let mut attributes = Vec::new();
-    let mut next = attribute_statement.first();
+    let mut next = first_attribute_statement;
     while let Some(st) = next {
         if read::is(st, ASSERTION, "AttributeStatement") {
             // An upper bound that is usually exact: one allocation for the list.
@@ -542,29 +537,6 @@ pub(crate) fn read_assertion<'a>(node: Node<'a, '_>) -> Result<AssertionRef<'a>>
     })
 }
 
-/// The slots of [`read_assertion`]'s walk, in the order of [`assertion_child`]'s kinds.
-const SLOTS: usize = 6;
-
-/// The kind of an assertion's child that [`read_assertion`] reads: Issuer, Signature,
-/// Subject, Conditions, AuthnStatement, AttributeStatement (0 to 5); `None` for any other
-/// node.
-#[inline(never)]
-fn assertion_child(node: Node<'_, '_>) -> Option<usize> {
-    if !node.is_element() {
-        return None;
-    }
-    let name = node.tag_name();
-    match (name.namespace(), name.name()) {
-        (Some(ASSERTION), "Issuer") => Some(0),
-        (Some(DSIG), "Signature") => Some(1),
-        (Some(ASSERTION), "Subject") => Some(2),
-        (Some(ASSERTION), "Conditions") => Some(3),
-        (Some(ASSERTION), "AuthnStatement") => Some(4),
-        (Some(ASSERTION), "AttributeStatement") => Some(5),
-        _ => None,
-    }
-}
-
 fn parse_subject<'a>(node: Node<'a, '_>) -> Result<SubjectRef<'a>> {
     const S: &str = "saml:Subject";
     let name_id = read::optional_child(node, ASSERTION, "NameID", S, "saml:NameID")?
@@ -581,34 +553,13 @@ fn parse_subject<'a>(node: Node<'a, '_>) -> Result<SubjectRef<'a>> {
             C,
             "saml:SubjectConfirmationData",
         )? {
-            Some(d) => {
-                let mut found = [None; 5];
-                read::attributes(
-                    d,
-                    &[
-                        "NotBefore",
-                        "NotOnOrAfter",
-                        "Recipient",
-                        "InResponseTo",
-                        "Address",
-                    ],
-                    &mut found,
-                );
-                let [
-                    not_before,
-                    not_on_or_after,
-                    recipient,
-                    in_response_to,
-                    address,
-                ] = found;
-                Some(SubjectConfirmationDataRef {
-                    not_before: read::datetime(not_before)?,
-                    not_on_or_after: read::datetime(not_on_or_after)?,
-                    recipient: recipient.map(str::trim),
-                    in_response_to,
-                    address,
-                })
-            }
+            Some(d) => Some(SubjectConfirmationDataRef {
+                not_before: read::datetime_attr(d, "NotBefore")?,
+                not_on_or_after: read::datetime_attr(d, "NotOnOrAfter")?,
+                recipient: d.attribute("Recipient").map(str::trim),
+                in_response_to: d.attribute("InResponseTo"),
+                address: d.attribute("Address"),
+            }),
             None => None,
         };
         confirmations.push(SubjectConfirmationRef { method, data });
@@ -640,12 +591,9 @@ fn parse_conditions<'a>(node: Node<'a, '_>) -> Result<ConditionsRef<'a>> {
         }
         audience_restrictions.push(audiences);
     }
-    let mut found = [None; 2];
-    read::attributes(node, &["NotBefore", "NotOnOrAfter"], &mut found);
-    let [not_before, not_on_or_after] = found;
     Ok(ConditionsRef {
-        not_before: read::datetime(not_before)?,
-        not_on_or_after: read::datetime(not_on_or_after)?,
+        not_before: read::datetime_attr(node, "NotBefore")?,
+        not_on_or_after: read::datetime_attr(node, "NotOnOrAfter")?,
         audience_restrictions,
         one_time_use: read::children(node, ASSERTION, "OneTimeUse")
             .next()
@@ -668,34 +616,24 @@ fn parse_authn_statement(node: Node<'_, '_>) -> Result<AuthnStatement> {
             .transpose()?,
             None => None,
         };
-    let mut found = [None; 3];
-    read::attributes(
-        node,
-        &["AuthnInstant", "SessionIndex", "SessionNotOnOrAfter"],
-        &mut found,
-    );
-    let [authn_instant, session_index, session_not_on_or_after] = found;
     Ok(AuthnStatement {
-        authn_instant: parse_datetime(read::required(authn_instant, S, "AuthnInstant")?)?,
-        session_index: read::owned(session_index),
-        session_not_on_or_after: read::datetime(session_not_on_or_after)?,
+        authn_instant: read::required_datetime(node, S, "AuthnInstant")?,
+        session_index: read::optional_attr(node, "SessionIndex"),
+        session_not_on_or_after: read::datetime_attr(node, "SessionNotOnOrAfter")?,
         authn_context_class_ref,
     })
 }
 
 fn parse_attribute(node: Node<'_, '_>) -> Result<Attribute> {
-    let mut found = [None; 3];
-    read::attributes(node, &["Name", "NameFormat", "FriendlyName"], &mut found);
-    let [name, name_format, friendly_name] = found;
-    let name = read::required(name, "saml:Attribute", "Name")?.to_owned();
+    let name = read::required_attr(node, "saml:Attribute", "Name")?.to_owned();
     let mut values = Vec::new();
     for v in read::children(node, ASSERTION, "AttributeValue") {
         values.push(read::deep_text(v));
     }
     Ok(Attribute {
         name,
-        name_format: read::owned(name_format),
-        friendly_name: read::owned(friendly_name),
+        name_format: read::optional_attr(node, "NameFormat"),
+        friendly_name: read::optional_attr(node, "FriendlyName"),
         values,
     })
 }

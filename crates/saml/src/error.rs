@@ -12,7 +12,7 @@ pub enum Error {
     // ----- XML in and out -----
     /// The hardened reader, the canonicalizer or the signature layer refused the input.
     #[error(transparent)]
-    Xml(latchkey_xmlsec::Error),
+    Xml(#[from] latchkey_xmlsec::Error),
     /// A value holds a character that XML 1.0 cannot carry, even escaped (a control
     /// character other than tab, LF and CR, or U+FFFE/U+FFFF). Refused rather than
     /// replaced, so two different values never serialize the same.
@@ -489,16 +489,6 @@ crate::stable_codes! {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Written out rather than derived (`#[from]`), to mark it `#[cold]`: the blocks of a
-/// reader's `?`s that convert an XML error are then laid out away from its checks.
-impl From<latchkey_xmlsec::Error> for Error {
-    #[cold]
-    #[inline(never)]
-    fn from(source: latchkey_xmlsec::Error) -> Self {
-        Error::Xml(source)
-    }
-}
 
 impl Error {
     /// The failure's stable code (see [`Code`]). Different variants share a code only

@@ -10,7 +10,6 @@ use crate::assertion::parse_issuer;
 use crate::error::Result;
 use crate::ids::is_ncname;
 use crate::read;
-use crate::time::parse_datetime;
 
 /// The common part of a protocol message, as read: borrowed from the document, so that
 /// a reader copies only what it keeps (the profile compares Destination and Issuer and
@@ -28,25 +27,18 @@ pub(crate) struct Header<'a> {
 /// NCName (it would be refused as a signature reference anyway, and it is echoed back in
 /// InResponseTo).
 pub(crate) fn parse_header<'a>(node: Node<'a, '_>, element: &'static str) -> Result<Header<'a>> {
-    let mut found = [None; 4];
-    read::attributes(
-        node,
-        &["Version", "ID", "IssueInstant", "Destination"],
-        &mut found,
-    );
-    let [version, id, issue_instant, destination] = found;
-    let version = read::required(version, element, "Version")?;
+    let version = read::required_attr(node, element, "Version")?;
     if version != "2.0" {
         return Err(read::unsupported_version(version));
     }
-    let id = read::required(id, element, "ID")?;
+    let id = read::required_attr(node, element, "ID")?;
     if !is_ncname(id) {
         return Err(read::invalid_value(element, "ID", id));
     }
     Ok(Header {
         id,
-        issue_instant: parse_datetime(read::required(issue_instant, element, "IssueInstant")?)?,
-        destination: destination.map(str::trim),
+        issue_instant: read::required_datetime(node, element, "IssueInstant")?,
+        destination: node.attribute("Destination").map(str::trim),
         issuer: parse_issuer(node, element)?,
     })
 }

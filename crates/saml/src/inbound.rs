@@ -131,21 +131,14 @@ impl PolicyRef<'_> {
     fn check(self, v: &Verified<'_, '_>) -> Result<()> {
         let sig = v.signature_algorithm();
         if !self.signature_algorithms.contains(&sig) {
-            return Err(algorithm_not_allowed(sig.uri()));
+            return Err(Error::AlgorithmNotAllowed(sig.uri().to_owned()));
         }
         let digest = v.digest_algorithm();
         if !self.digest_algorithms.contains(&digest) {
-            return Err(algorithm_not_allowed(digest.uri()));
+            return Err(Error::AlgorithmNotAllowed(digest.uri().to_owned()));
         }
         Ok(())
     }
-}
-
-/// Out of line and cold: a signature that passes never copies the URI.
-#[cold]
-#[inline(never)]
-fn algorithm_not_allowed(uri: &str) -> Error {
-    Error::AlgorithmNotAllowed(uri.to_owned())
 }
 
 /// Whether `element` carries an enveloped signature (a `ds:Signature` child).

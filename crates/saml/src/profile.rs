@@ -334,7 +334,7 @@ impl Assertion {
 fn check_issuer(settings: &SpSettings, issuer: &str, parent: Node<'_, '_>) -> Result<()> {
     let format = read::children(parent, ASSERTION, "Issuer")
         .next()
-        .and_then(|n| read::attribute(n, "Format"));
+        .and_then(|n| n.attribute("Format"));
     if let Some(f) = format.map(str::trim)
         && f != name_id_format::ENTITY
     {
@@ -431,8 +431,6 @@ fn check_assertion(
     now: OffsetDateTime,
 ) -> Result<OffsetDateTime> {
     let skew = settings.skew();
-    // `now - skew`, the instant every NotOnOrAfter is compared with, computed once.
-    let earliest = now - skew;
     check_issuer(settings, &a.issuer, node)?;
     let subject = a.subject.as_ref().ok_or(Error::SubjectMissing)?;
     if subject.name_id.is_none() {
@@ -445,7 +443,7 @@ fn check_assertion(
     let mut confirmation_expiry = None;
     let mut first_error = None;
     for c in &subject.confirmations {
-        match check_bearer(settings, c.data.as_ref(), request_id, earliest, skew) {
+        match check_bearer(settings, c.data.as_ref(), request_id, now, skew) {
             Ok(expiry) => {
                 confirmation_expiry = Some(expiry);
                 break;
@@ -469,7 +467,7 @@ fn check_assertion(
     }
     let mut expiry = confirmation_expiry;
     if let Some(na) = conditions.not_on_or_after {
-        if earliest >= na {
+        if now - skew >= na {
             return Err(Error::Expired);
         }
         expiry = expiry.min(na + skew);
@@ -491,7 +489,7 @@ fn check_assertion(
         .first()
         .ok_or(Error::AuthnStatementMissing)?;
     if let Some(end) = statement.session_not_on_or_after
-        && earliest >= end
+        && now - skew >= end
     {
         return Err(Error::SessionExpired);
     }
@@ -499,12 +497,12 @@ fn check_assertion(
 }
 
 /// Rule: one bearer confirmation's data: Recipient, NotOnOrAfter, no NotBefore, and
-/// InResponseTo. Returns its expiry (skew included). `earliest` is `now - skew`.
+/// InResponseTo. Returns its expiry (skew included).
 fn check_bearer(
     settings: &SpSettings,
     data: Option<&SubjectConfirmationDataRef<'_>>,
     request_id: Option<&str>,
-    earliest: OffsetDateTime,
+    now: OffsetDateTime,
     skew: Duration,
 ) -> Result<OffsetDateTime> {
     let Some(d) = data else {
@@ -515,7 +513,7 @@ fn check_bearer(
         other => return Err(recipient_mismatch(other)),
     }
     let not_on_or_after = d.not_on_or_after.ok_or(Error::ConfirmationExpired)?;
-    if earliest >= not_on_or_after {
+    if now - skew >= not_on_or_after {
         return Err(Error::ConfirmationExpired);
     }
     // The profile forbids a NotBefore here (profiles §4.1.4.2), one already past too: the

@@ -133,57 +133,6 @@ pub(crate) fn required_child<'a, 'i>(
     optional_child(node, ns, local, parent, child)?.ok_or_else(|| missing(parent, child))
 }
 
-// The attribute helpers below are out of line: each inlined `Node::attribute` call was its
-// own copy of the attribute walk, and a validation runs some twenty of them once each, so
-// their code, not their instructions, is what it paid for (BENCHMARKS.md, "validation's
-// code footprint").
-
-/// Several unqualified attributes in one walk of the element's attributes: `found[i]` is
-/// what `node.attribute(names[i])` returns, the first attribute whose local name is
-/// `names[i]`, as [`Node::attribute`] matches a name without a namespace. `names` are
-/// distinct; `found` is as long as `names` and starts all `None`.
-#[inline(never)]
-pub(crate) fn attributes<'a>(node: Node<'a, '_>, names: &[&str], found: &mut [Option<&'a str>]) {
-    for a in node.attributes() {
-        let local = a.name();
-        for (name, slot) in names.iter().zip(found.iter_mut()) {
-            if local == *name {
-                if slot.is_none() {
-                    *slot = Some(a.value());
-                }
-                break;
-            }
-        }
-    }
-}
-
-/// An unqualified attribute, optional: [`Node::attribute`], out of line.
-#[inline(never)]
-pub(crate) fn attribute<'a>(node: Node<'a, '_>, attribute: &str) -> Option<&'a str> {
-    node.attribute(attribute)
-}
-
-/// A required attribute's value, found by [`attribute`] or [`attributes`].
-pub(crate) fn required<'a>(
-    value: Option<&'a str>,
-    element: &'static str,
-    attribute: &'static str,
-) -> Result<&'a str> {
-    value.ok_or_else(|| missing_attribute(element, attribute))
-}
-
-/// An optional value, copied. Out of line: one copy of the allocation and the copy.
-#[inline(never)]
-pub(crate) fn owned(value: Option<&str>) -> Option<String> {
-    value.map(str::to_owned)
-}
-
-/// An optional `xs:dateTime` value.
-#[inline(never)]
-pub(crate) fn datetime(value: Option<&str>) -> Result<Option<OffsetDateTime>> {
-    value.map(parse_datetime).transpose()
-}
-
 /// An unqualified attribute, required. Borrowed from the document: callers copy only
 /// what they keep (a Version or an instant is checked and dropped).
 pub(crate) fn required_attr<'a>(
@@ -191,17 +140,27 @@ pub(crate) fn required_attr<'a>(
     element: &'static str,
     attribute: &'static str,
 ) -> Result<&'a str> {
-    required(self::attribute(node, attribute), element, attribute)
+    node.attribute(attribute)
+        .ok_or_else(|| missing_attribute(element, attribute))
 }
 
 /// An unqualified attribute, optional.
 pub(crate) fn optional_attr(node: Node<'_, '_>, attribute: &str) -> Option<String> {
-    owned(self::attribute(node, attribute))
+    node.attribute(attribute).map(str::to_owned)
 }
 
 /// An `xs:dateTime` attribute, optional.
 pub(crate) fn datetime_attr(node: Node<'_, '_>, attribute: &str) -> Result<Option<OffsetDateTime>> {
-    datetime(self::attribute(node, attribute))
+    node.attribute(attribute).map(parse_datetime).transpose()
+}
+
+/// An `xs:dateTime` attribute, required.
+pub(crate) fn required_datetime(
+    node: Node<'_, '_>,
+    element: &'static str,
+    attribute: &'static str,
+) -> Result<OffsetDateTime> {
+    parse_datetime(required_attr(node, element, attribute)?)
 }
 
 /// An `xs:boolean` attribute, optional.
@@ -312,11 +271,6 @@ impl<'a, 'i> OneChild<'a, 'i> {
         }
     }
 
-    /// The first child of its kind, however many there were.
-    pub(crate) fn first(self) -> Option<Node<'a, 'i>> {
-        self.first
-    }
-
     /// The child, if there was one; two are refused as [`optional_child`] does.
     pub(crate) fn get(
         self,
@@ -327,52 +281,5 @@ impl<'a, 'i> OneChild<'a, 'i> {
             return Err(duplicate(parent, child));
         }
         Ok(self.first)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use latchkey_xmlsec::reader::{Limits, parse};
-
-    use super::*;
-
-    /// The one-walk lookup finds, for every name, what `Node::attribute` finds: the first
-    /// attribute of that local name whatever its namespace, an empty value as empty, and
-    /// nothing on a node that is not an element.
-    #[test]
-    fn attributes_in_one_walk_find_what_attribute_finds() {
-        let docs = [
-            r#"<e xmlns:x="urn:x" x:ID="first" ID="second" Version="2.0" Format="" Name="n" x:Name="m"/>"#,
-            r#"<e ID="a" Version="1.1" NameQualifier="q">text<c Name="child"/></e>"#,
-            r#"<e/>"#,
-        ];
-        let lists: [&[&str]; 4] = [
-            &["ID", "Version", "Format"],
-            &["Name", "ID", "Missing", "NameQualifier", "Version"],
-            &["Version"],
-            &["Format", "Name"],
-        ];
-        for xml in docs {
-            let doc = parse(xml, &Limits::default()).unwrap();
-            let root = doc.root_element();
-            let mut nodes = vec![root];
-            nodes.extend(root.children());
-            for node in nodes {
-                for names in lists {
-                    let mut found = vec![None; names.len()];
-                    attributes(node, names, &mut found);
-                    let expected: Vec<_> = names.iter().map(|n| node.attribute(*n)).collect();
-                    assert_eq!(found, expected, "{xml}: {names:?}");
-                    for (name, value) in names.iter().zip(&found) {
-                        assert_eq!(attribute(node, name), *value);
-                    }
-                }
-            }
-        }
-        // The first of two attributes with one local name wins, as in `Node::attribute`.
-        let doc = parse(docs[0], &Limits::default()).unwrap();
-        let mut found = [None; 2];
-        attributes(doc.root_element(), &["ID", "Name"], &mut found);
-        assert_eq!(found, [Some("first"), Some("n")]);
     }
 }

@@ -134,7 +134,7 @@ pub(crate) fn parse_response<'a, 'i>(node: Node<'a, 'i>) -> Result<ResponseParts
     }
     Ok(ResponseParts {
         header: h,
-        in_response_to: read::attribute(node, "InResponseTo"),
+        in_response_to: node.attribute("InResponseTo"),
         status,
         assertions,
         encrypted_assertions,
