@@ -16,7 +16,7 @@ use super::{
     Account, AccountStore, AccountTx, AuditEvent, AuditKind, Backend, Database, ProvisionedBy,
     RoleOrigin,
 };
-use crate::error::StoreError;
+use crate::error::{SetFieldError, StoreError};
 use crate::jit::{EMAIL_FIELD, IdentityKey, PlanAction, ProvisioningPlan, normalize_email};
 use crate::settings::AuditSettings;
 
@@ -215,19 +215,22 @@ impl SqlAccountStore {
     }
 
     /// Sets one field as the application does (for app-owned fields, or a user's own edits).
-    /// Returns `false` when the account does not exist.
+    /// Returns `false` when the account does not exist, and [`SetFieldError::EmailTaken`]
+    /// when the field is the e-mail and another account holds the address (also one that
+    /// took it after the application looked): nothing is written then.
     pub async fn set_field(
         &self,
         account_id: Uuid,
         field: &str,
         value: &str,
         now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, SetFieldError> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(BY_ID)
             .bind(account_id.to_string())
             .fetch_optional(&mut *tx.tx)
-            .await?;
+            .await
+            .map_err(StoreError::from)?;
         let Some(row) = row else {
             return Ok(false);
         };
@@ -235,7 +238,12 @@ impl SqlAccountStore {
         account.fields.insert(field.to_owned(), value.to_owned());
         account.email = account.fields.get(EMAIL_FIELD).map(|e| normalize_email(e));
         account.updated_at = now;
-        tx.update_account(&account).await?;
+        match tx.update_account(&account).await {
+            Err(StoreError::Database(e)) if is_email_taken(&e) => {
+                return Err(SetFieldError::EmailTaken);
+            }
+            done => done?,
+        }
         tx.commit().await?;
         Ok(true)
     }
