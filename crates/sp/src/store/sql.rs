@@ -552,9 +552,9 @@ impl AccountTx for SqlAccountTx {
     }
 
     /// On PostgreSQL a failed statement aborts its transaction, so the update runs in a
-    /// savepoint rolled back when the e-mail index refuses it (two more trips, paid only by
-    /// the rare login that moves an address). On SQLite a refused statement undoes only
-    /// itself.
+    /// savepoint rolled back when the e-mail or identity index refuses it (two more trips,
+    /// paid only by the rare login that moves an address or links an account). On SQLite a
+    /// refused statement undoes only itself.
     async fn update_account_new_email(&mut self, account: &Account) -> Result<bool, StoreError> {
         let postgres = self.backend == Backend::Postgres;
         if postgres {
@@ -571,7 +571,7 @@ impl AccountTx for SqlAccountTx {
                 }
                 Ok(true)
             }
-            Err(StoreError::Database(e)) if is_email_taken(&e) => {
+            Err(StoreError::Database(e)) if is_email_taken(&e) || is_identity_taken(&e) => {
                 if postgres {
                     sqlx::query("ROLLBACK TO SAVEPOINT jit_email")
                         .execute(&mut *self.tx)
@@ -699,12 +699,28 @@ impl AccountTx for SqlAccountTx {
 const EMAIL_INDEX: &str = "sp_accounts_email";
 pub(crate) const EMAIL_COLUMN: &str = "sp_accounts.email";
 
+/// The unique index on accounts' identities, and the columns SQLite names when it refuses a
+/// write to it.
+const IDENTITY_INDEX: &str = "sp_accounts_identity";
+pub(crate) const IDENTITY_COLUMNS: &str = "sp_accounts.idp_entity_id, sp_accounts.identity_key";
+
 /// Whether `e` is the unique index on accounts' e-mail refusing a write: another account
 /// holds the address.
 fn is_email_taken(e: &sqlx::Error) -> bool {
+    is_taken(e, EMAIL_INDEX, EMAIL_COLUMN)
+}
+
+/// Whether `e` is the unique index on accounts' identities refusing a write: another
+/// account is linked to the identity.
+fn is_identity_taken(e: &sqlx::Error) -> bool {
+    is_taken(e, IDENTITY_INDEX, IDENTITY_COLUMNS)
+}
+
+/// Whether `e` is the unique index `index` (PostgreSQL's name for it; on SQLite the message
+/// names its `columns`) refusing a write.
+fn is_taken(e: &sqlx::Error, index: &str, columns: &str) -> bool {
     e.as_database_error().is_some_and(|d| {
-        d.is_unique_violation()
-            && (d.constraint() == Some(EMAIL_INDEX) || d.message().contains(EMAIL_COLUMN))
+        d.is_unique_violation() && (d.constraint() == Some(index) || d.message().contains(columns))
     })
 }
 
