@@ -440,6 +440,10 @@ pub enum StoreError {
     /// away without waiting, so a burst cannot queue without bound.
     #[error("busy: {0} logins are already waiting for the login writer")]
     Busy(usize),
+    /// The database did not answer within the bound of the operation
+    /// ([`crate::store::Database::probe`]).
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
     /// The URL names a database this crate does not support (only SQLite and PostgreSQL).
     #[error("unsupported database backend `{0}`")]
     UnsupportedBackend(String),
