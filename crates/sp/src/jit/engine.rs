@@ -133,11 +133,18 @@ impl<S: AccountStore> JitEngine<S> {
         &self.store
     }
 
-    /// The plan this login would get, computed against the store but not applied nor audited.
-    pub async fn plan(&self, facts: &LoginFacts) -> Result<ProvisioningPlan, Error> {
+    /// The plan this login would get at `now`, computed against the store but not applied
+    /// nor audited: the refusal a real login at `now` would get too, such as
+    /// [`RefusalCode::AccountDeleted`] when SCIM deleted the account after the person
+    /// authenticated.
+    pub async fn plan(
+        &self,
+        facts: &LoginFacts,
+        now: OffsetDateTime,
+    ) -> Result<ProvisioningPlan, Error> {
         let mut tx = self.store.begin().await?;
-        // A dry run has no clock: SCIM deletions it would honour are not looked up.
-        let decision = decide(&self.contract, &mut tx, facts, None).await?;
+        // The SCIM deletions a login honours, as `provision` looks them up.
+        let decision = decide(&self.contract, &mut tx, facts, Some(now)).await?;
         // Dropping the transaction rolls it back; nothing was written anyway.
         drop(tx);
         Ok(decision.plan)

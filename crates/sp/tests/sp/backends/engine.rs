@@ -671,7 +671,7 @@ async fn an_address_that_only_folds_onto_a_local_one_is_not_linked(db: Db) {
 
 async fn dry_run_plan_writes_nothing(db: Db) {
     let (fx, engine) = engine(db, contract(WIKI)).await;
-    let plan = engine.plan(&alice()).await.unwrap();
+    let plan = engine.plan(&alice(), t0()).await.unwrap();
     assert!(matches!(plan.action, PlanAction::Create { .. }), "{plan:?}");
     assert!(fx.store.accounts().await.unwrap().is_empty());
     assert!(fx.store.audit_log(10).await.unwrap().is_empty());
@@ -680,7 +680,7 @@ async fn dry_run_plan_writes_nothing(db: Db) {
     let p = engine.login(&alice(), t0()).await.unwrap();
     assert_eq!(p.plan, plan);
     let demoted = with_attr(alice(), "groups", &["wiki-users"]);
-    let plan = engine.plan(&demoted).await.unwrap();
+    let plan = engine.plan(&demoted, t0()).await.unwrap();
     assert_eq!(plan.account_id(), Some(p.account.id));
     assert!(matches!(plan.action, PlanAction::Update { .. }), "{plan:?}");
     assert_eq!(
