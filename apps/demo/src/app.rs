@@ -9,6 +9,7 @@ use latchkey_sp::scim::service::ScimService;
 use latchkey_sp::settings::AuditSettings;
 use latchkey_sp::store::{AuditPurge, Database, SqlAccountStore};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use crate::DemoError;
@@ -252,7 +253,18 @@ pub struct DemoApp {
     secure_cookies: bool,
     trust_forwarded_for: bool,
     audit: AuditSettings,
+    /// The last database probe of `/readyz` and when it ran ([`DemoApp::database_check`]).
+    probe: tokio::sync::Mutex<Option<(Instant, String)>>,
 }
+
+/// How long `/readyz` waits for the database to take a login's transaction: well inside a
+/// load balancer's probe timeout, and far below the pool's and SQLite's 30 s.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A probe result younger than this is reused, so that however often `/readyz` is called
+/// (it is public) it costs the database at most one probe a second; concurrent calls wait
+/// for the one probe in flight.
+const READY_PROBE_REUSE: Duration = Duration::from_secs(1);
 
 impl DemoApp {
     /// Opens the app's database (creating an empty one) and builds its SP.
@@ -320,6 +332,7 @@ impl DemoApp {
             secure_cookies: config.secure_cookies(),
             trust_forwarded_for: config.trust_forwarded_for,
             audit: config.sp.audit,
+            probe: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -370,6 +383,24 @@ impl DemoApp {
         self.store()
             .apply_audit_retention(&self.audit, self.now())
             .await
+    }
+
+    /// `"ok"` when the database takes a login's transaction within a bounded time
+    /// ([`latchkey_sp::store::Database::probe`]), else why not: `/readyz`'s `database`
+    /// check. A result less than a second old is reused.
+    pub(crate) async fn database_check(&self) -> String {
+        let mut last = self.probe.lock().await;
+        if let Some((at, outcome)) = last.as_ref()
+            && at.elapsed() < READY_PROBE_REUSE
+        {
+            return outcome.clone();
+        }
+        let outcome = match self.store().database().probe(READY_PROBE_TIMEOUT).await {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        *last = Some((Instant::now(), outcome.clone()));
+        outcome
     }
 
     pub(crate) fn secure_cookies(&self) -> bool {

@@ -7,7 +7,7 @@
 //! Routes: `/` (the signed-in account, its role and how it was provisioned), `/login`
 //! (SP-initiated login), `/saml/metadata`, `/saml/acs`, `/saml/slo` (single logout: the
 //! IdP's LogoutRequest or its answer to ours), `/whoami` (JSON), `/readyz` (JSON: 200 while
-//! the IdP metadata lets anyone log in, else 503; failing refreshes reported), `/admin` (accounts created
+//! the database answers and the IdP metadata lets anyone log in, else 503; failing refreshes reported), `/admin` (accounts created
 //! and SCIM, and the audit log with where each change came from), `/logout` (POST: ends the
 //! local session, then single logout through the IdP), `/scim/v2/...` (SCIM 2.0, when
 //! configured: see [`config`]), `/static/demo.<hash>.css` (the stylesheet). With

@@ -313,18 +313,21 @@ async fn acs_post(
 
 /// Whether the app can log anyone in, for a load balancer or an orchestrator, in the IdP's
 /// `/readyz` shape: `{"ready": bool, "checks": {name: "ok" | why}, ...}`, 200 when ready,
-/// 503 when not. `idp_metadata` counts (the trusted IdP metadata expired: every login would
-/// be refused); `metadata_refresh` is reported but does not count (refreshes failing while
-/// the keys trusted still work: taking the app out would not bring the IdP back).
-/// `metadata` is the toolkit's whole [`latchkey_sp::health::MetadataStatus`].
+/// 503 when not. `database` counts (it takes a login's transaction within 2 s; a result
+/// under a second old is reused, so calls cannot load it), and so does `idp_metadata` (the
+/// trusted IdP metadata expired: every login would be refused); `metadata_refresh` is
+/// reported but does not count (refreshes failing while the keys trusted still work:
+/// taking the app out would not bring the IdP back). `metadata` is the toolkit's whole
+/// [`latchkey_sp::health::MetadataStatus`].
 async fn readyz(State(app): State<AppState>) -> Response {
+    let database = app.database_check().await;
     let status = app.sp().metadata_status(app.now());
-    let ready = status.can_log_in();
-    let idp_metadata = if ready {
+    let idp_metadata = if status.can_log_in() {
         "ok".to_owned()
     } else {
         status.detail.clone()
     };
+    let ready = database == "ok" && idp_metadata == "ok";
     let metadata_refresh = match status.consecutive_failures {
         0 => "ok".to_owned(),
         n => format!("degraded: {n} refreshes in a row failed"),
@@ -332,12 +335,16 @@ async fn readyz(State(app): State<AppState>) -> Response {
     let code = if ready {
         StatusCode::OK
     } else {
-        tracing::warn!(app = app.kind().name(), detail = %status.detail, "not ready");
+        tracing::warn!(app = app.kind().name(), %database, %idp_metadata, "not ready");
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
         "ready": ready,
-        "checks": { "idp_metadata": idp_metadata, "metadata_refresh": metadata_refresh },
+        "checks": {
+            "database": database,
+            "idp_metadata": idp_metadata,
+            "metadata_refresh": metadata_refresh,
+        },
         "metadata": status,
     });
     (code, no_store(), Json(body)).into_response()

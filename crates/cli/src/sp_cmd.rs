@@ -80,7 +80,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?
         .accept(&MemoryReplayCache::new(1), now)
         .await?;
-    let plan = accepted.plan(&engine).await?;
+    let plan = accepted.plan(&engine, now).await?;
     let out = serde_json::json!({ "login": accepted.login(), "plan": plan });
     outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(ExitCode::SUCCESS)

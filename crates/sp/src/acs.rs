@@ -258,12 +258,14 @@ impl AcceptedAssertion {
         &self.facts
     }
 
-    /// The plan JIT would apply, without applying or auditing it.
+    /// The plan JIT would apply at `now` ([`JitEngine::plan`]), without applying or
+    /// auditing it.
     pub async fn plan<S: AccountStore>(
         &self,
         engine: &JitEngine<S>,
+        now: OffsetDateTime,
     ) -> Result<ProvisioningPlan, Error> {
-        engine.plan(&self.facts).await
+        engine.plan(&self.facts, now).await
     }
 
     /// Applies the JIT plan in one transaction with its audit event.

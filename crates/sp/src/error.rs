@@ -440,6 +440,10 @@ pub enum StoreError {
     /// away without waiting, so a burst cannot queue without bound.
     #[error("busy: {0} logins are already waiting for the login writer")]
     Busy(usize),
+    /// The database did not answer within the bound of the operation
+    /// ([`crate::store::Database::probe`]).
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
     /// The URL names a database this crate does not support (only SQLite and PostgreSQL).
     #[error("unsupported database backend `{0}`")]
     UnsupportedBackend(String),
@@ -455,6 +459,32 @@ pub enum StoreError {
         /// What was wrong with it.
         detail: String,
     },
+}
+
+/// Why [`crate::store::SqlAccountStore::set_field`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetFieldError {
+    /// The new e-mail address is another account's (its unique index refused the write,
+    /// also when a concurrent write took the address after the application checked): show
+    /// the person that the address is in use, not an outage.
+    #[error("another account holds this e-mail address")]
+    EmailTaken,
+    /// The database failed; nothing was written.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl SetFieldError {
+    /// The stable code to show: the JIT refusal of a login asserting another account's
+    /// address ([`RefusalCode::EmailBelongsToOtherAccount`]), or the store's.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::EmailTaken => Code::Jit(RefusalCode::EmailBelongsToOtherAccount),
+            Self::Store(StoreError::Busy(_)) => Code::Toolkit(ToolkitCode::StoreBusy),
+            Self::Store(_) => Code::Toolkit(ToolkitCode::StoreFailed),
+        }
+    }
 }
 
 #[cfg(test)]

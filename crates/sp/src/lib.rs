@@ -67,6 +67,6 @@ pub use {latchkey_saml, latchkey_xmlsec};
 
 pub use error::{
     BrowserMismatch, Code, ContractError, Error, LogoutError, MetadataError, ReplayError,
-    SettingsError, StoreError, ToolkitCode,
+    SetFieldError, SettingsError, StoreError, ToolkitCode,
 };
 pub use provider::{AcsForm, ServiceProvider};

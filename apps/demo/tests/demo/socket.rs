@@ -236,6 +236,62 @@ async fn readyz_reports_failing_metadata_refreshes() {
     assert_eq!(body["checks"]["metadata_refresh"], "ok");
 }
 
+/// `/readyz` probes the database in bounded time: with the one connection of the test's
+/// in-memory database held by another transaction (as a write lock held elsewhere would
+/// be), it answers 503 after the 2 s probe gives up, not after the pool's 30 s; a result
+/// under a second old is reused, so calls cannot load the database; once the connection
+/// is free the app is ready again, and a closed pool makes it unready.
+#[tokio::test]
+async fn readyz_is_unavailable_while_the_database_does_not_answer() {
+    use std::time::{Duration, Instant};
+    let t = crate::support::app(AppKind::Wiki, "").await;
+    let (status, body) = readyz(&t).await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["database"], "ok");
+    let pool = t.app.store().database().pool().clone();
+    let held = pool.begin().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let started = Instant::now();
+    let (status, body) = readyz(&t).await;
+    let took = started.elapsed();
+    assert_eq!(
+        status,
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "{body}"
+    );
+    assert_eq!(body["ready"], false);
+    let why = body["checks"]["database"].as_str().unwrap();
+    assert!(why.contains("did not answer within 2s"), "{why}");
+    assert_eq!(body["checks"]["idp_metadata"], "ok");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // Asked again at once: the result is reused, the database is not probed again.
+    let started = Instant::now();
+    let (status, _) = readyz(&t).await;
+    assert_eq!(status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_millis(500));
+
+    held.rollback().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = readyz(&t).await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["database"], "ok");
+
+    pool.close().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = readyz(&t).await;
+    assert_eq!(
+        status,
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "{body}"
+    );
+    let why = body["checks"]["database"].as_str().unwrap();
+    assert!(why.contains("closed"), "{why}");
+}
+
 /// `/readyz` once the trusted metadata's validUntil has passed and the refreshes keep
 /// failing: 503, nobody can log in; a refresh that succeeds makes the app ready again.
 #[tokio::test]

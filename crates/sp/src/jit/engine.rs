@@ -133,11 +133,18 @@ impl<S: AccountStore> JitEngine<S> {
         &self.store
     }
 
-    /// The plan this login would get, computed against the store but not applied nor audited.
-    pub async fn plan(&self, facts: &LoginFacts) -> Result<ProvisioningPlan, Error> {
+    /// The plan this login would get at `now`, computed against the store but not applied
+    /// nor audited: the refusal a real login at `now` would get too, such as
+    /// [`RefusalCode::AccountDeleted`] when SCIM deleted the account after the person
+    /// authenticated.
+    pub async fn plan(
+        &self,
+        facts: &LoginFacts,
+        now: OffsetDateTime,
+    ) -> Result<ProvisioningPlan, Error> {
         let mut tx = self.store.begin().await?;
-        // A dry run has no clock: SCIM deletions it would honour are not looked up.
-        let decision = decide(&self.contract, &mut tx, facts, None).await?;
+        // The SCIM deletions a login honours, as `provision` looks them up.
+        let decision = decide(&self.contract, &mut tx, facts, Some(now)).await?;
         // Dropping the transaction rolls it back; nothing was written anyway.
         drop(tx);
         Ok(decision.plan)
@@ -361,10 +368,10 @@ async fn provision<T: AccountTx>(
     origin: Origin,
 ) -> Result<Step, Error> {
     let deletions = (origin == Origin::Login).then_some(now);
-    // Two rounds are enough: the only reasons to retry are losing the insert race, after
-    // which the winner's row is visible and the plan is no longer `Create`, and losing an
-    // e-mail address to a concurrent login, after which the winner holds it and the plan
-    // refuses.
+    // Two rounds are enough: the only reasons to retry are losing the insert race, or a
+    // link's identity to a concurrent login, after which the winner's row is visible and the
+    // plan is no longer `Create` or `Link`, and losing an e-mail address to a concurrent
+    // login, after which the winner holds it and the plan refuses.
     for round in 0..ROUNDS {
         let decision = decide(contract, tx, facts, deletions).await?;
         let plan = decision.plan.clone();
@@ -452,17 +459,22 @@ async fn provision<T: AccountTx>(
                     account.identity = identity.clone();
                 }
                 account.updated_at = now;
-                if account.email.is_some() && account.email != before {
-                    // The address was free when `decide` looked, but a concurrent login may
-                    // have taken it since: its unique index then refuses this write, and
-                    // the login is refused as it would have been had it come second.
+                if linking || (account.email.is_some() && account.email != before) {
+                    // The address (or, for a link, the identity) was free when `decide`
+                    // looked, but a concurrent login may have taken it since: its unique
+                    // index then refuses this write, and the login is planned again, once,
+                    // against the winner (refused as it would have been had it come second).
                     if !tx.update_account_new_email(&account).await? {
                         if round + 1 < ROUNDS {
                             continue;
                         }
                         let refusal = Refusal::new(
                             RefusalCode::EmailBelongsToOtherAccount,
-                            "another account took this e-mail meanwhile",
+                            if linking {
+                                "another account took this e-mail or identity meanwhile"
+                            } else {
+                                "another account took this e-mail meanwhile"
+                            },
                         );
                         return Ok(Step::Refused {
                             plan: ProvisioningPlan::refused(identity, refusal.clone()),

@@ -202,6 +202,32 @@ impl Database {
         Ok(tx)
     }
 
+    /// Checks that the database can take a login's write within `timeout`, for a readiness
+    /// check: a transaction is opened as a login opens one (on SQLite `BEGIN IMMEDIATE`,
+    /// which takes the write lock; on PostgreSQL a connection of the pool, told the same
+    /// bound as `statement_timeout`), runs one statement and is rolled back: nothing is
+    /// written. Gives up after `timeout` (a check that waits for the pool's or SQLite's 30 s
+    /// is no check): a closed pool, an unreachable server or a write lock held elsewhere
+    /// all fail it in bounded time.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), StoreError> {
+        let probe = async {
+            let mut tx = self.begin().await?;
+            if self.backend == Backend::Postgres {
+                let ms = timeout.as_millis().max(1);
+                // Only a number is formatted in.
+                let sql = sqlx::AssertSqlSafe(format!("SET LOCAL statement_timeout = {ms}"));
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+            sqlx::query("SELECT 1").execute(&mut *tx).await?;
+            tx.rollback().await?;
+            Ok::<_, StoreError>(())
+        };
+        match tokio::time::timeout(timeout, probe).await {
+            Ok(done) => done,
+            Err(_) => Err(StoreError::TimedOut(timeout)),
+        }
+    }
+
     /// Whether `other` is a handle on this same pool (a clone of it).
     pub fn same_as(&self, other: &Database) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)

@@ -133,10 +133,11 @@ pub trait AccountTx: Send {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// [`AccountTx::update_account`] for an update that moves the account to an e-mail
-    /// address it did not hold: `false`, with nothing written and the transaction still
-    /// usable, when the address's unique index refuses it, because another account took the
-    /// address after this transaction looked it up (a concurrent login committed first). The
-    /// caller then looks again and refuses the login as it would have, had it come second.
+    /// address it did not hold, or links it to an identity: `false`, with nothing written and
+    /// the transaction still usable, when the address's or the identity's unique index
+    /// refuses it, because another account took the address or identity after this
+    /// transaction looked it up (a concurrent login committed first). The caller then looks
+    /// again and plans the login as it would have, had it come second.
     ///
     /// The default writes through [`AccountTx::update_account`], so a store that does not
     /// override it reports such a conflict as the error its update returns.

@@ -16,7 +16,7 @@ use super::{
     Account, AccountStore, AccountTx, AuditEvent, AuditKind, Backend, Database, ProvisionedBy,
     RoleOrigin,
 };
-use crate::error::StoreError;
+use crate::error::{SetFieldError, StoreError};
 use crate::jit::{EMAIL_FIELD, IdentityKey, PlanAction, ProvisioningPlan, normalize_email};
 use crate::settings::AuditSettings;
 
@@ -215,19 +215,22 @@ impl SqlAccountStore {
     }
 
     /// Sets one field as the application does (for app-owned fields, or a user's own edits).
-    /// Returns `false` when the account does not exist.
+    /// Returns `false` when the account does not exist, and [`SetFieldError::EmailTaken`]
+    /// when the field is the e-mail and another account holds the address (also one that
+    /// took it after the application looked): nothing is written then.
     pub async fn set_field(
         &self,
         account_id: Uuid,
         field: &str,
         value: &str,
         now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, SetFieldError> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(BY_ID)
             .bind(account_id.to_string())
             .fetch_optional(&mut *tx.tx)
-            .await?;
+            .await
+            .map_err(StoreError::from)?;
         let Some(row) = row else {
             return Ok(false);
         };
@@ -235,7 +238,12 @@ impl SqlAccountStore {
         account.fields.insert(field.to_owned(), value.to_owned());
         account.email = account.fields.get(EMAIL_FIELD).map(|e| normalize_email(e));
         account.updated_at = now;
-        tx.update_account(&account).await?;
+        match tx.update_account(&account).await {
+            Err(StoreError::Database(e)) if is_email_taken(&e) => {
+                return Err(SetFieldError::EmailTaken);
+            }
+            done => done?,
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -544,9 +552,9 @@ impl AccountTx for SqlAccountTx {
     }
 
     /// On PostgreSQL a failed statement aborts its transaction, so the update runs in a
-    /// savepoint rolled back when the e-mail index refuses it (two more trips, paid only by
-    /// the rare login that moves an address). On SQLite a refused statement undoes only
-    /// itself.
+    /// savepoint rolled back when the e-mail or identity index refuses it (two more trips,
+    /// paid only by the rare login that moves an address or links an account). On SQLite a
+    /// refused statement undoes only itself.
     async fn update_account_new_email(&mut self, account: &Account) -> Result<bool, StoreError> {
         let postgres = self.backend == Backend::Postgres;
         if postgres {
@@ -563,7 +571,7 @@ impl AccountTx for SqlAccountTx {
                 }
                 Ok(true)
             }
-            Err(StoreError::Database(e)) if is_email_taken(&e) => {
+            Err(StoreError::Database(e)) if is_email_taken(&e) || is_identity_taken(&e) => {
                 if postgres {
                     sqlx::query("ROLLBACK TO SAVEPOINT jit_email")
                         .execute(&mut *self.tx)
@@ -691,12 +699,28 @@ impl AccountTx for SqlAccountTx {
 const EMAIL_INDEX: &str = "sp_accounts_email";
 pub(crate) const EMAIL_COLUMN: &str = "sp_accounts.email";
 
+/// The unique index on accounts' identities, and the columns SQLite names when it refuses a
+/// write to it.
+const IDENTITY_INDEX: &str = "sp_accounts_identity";
+pub(crate) const IDENTITY_COLUMNS: &str = "sp_accounts.idp_entity_id, sp_accounts.identity_key";
+
 /// Whether `e` is the unique index on accounts' e-mail refusing a write: another account
 /// holds the address.
 fn is_email_taken(e: &sqlx::Error) -> bool {
+    is_taken(e, EMAIL_INDEX, EMAIL_COLUMN)
+}
+
+/// Whether `e` is the unique index on accounts' identities refusing a write: another
+/// account is linked to the identity.
+fn is_identity_taken(e: &sqlx::Error) -> bool {
+    is_taken(e, IDENTITY_INDEX, IDENTITY_COLUMNS)
+}
+
+/// Whether `e` is the unique index `index` (PostgreSQL's name for it; on SQLite the message
+/// names its `columns`) refusing a write.
+fn is_taken(e: &sqlx::Error, index: &str, columns: &str) -> bool {
     e.as_database_error().is_some_and(|d| {
-        d.is_unique_violation()
-            && (d.constraint() == Some(EMAIL_INDEX) || d.message().contains(EMAIL_COLUMN))
+        d.is_unique_violation() && (d.constraint() == Some(index) || d.message().contains(columns))
     })
 }
 

@@ -852,7 +852,8 @@ impl AccountTx for WriterTx<'_> {
             Ok(()) => Ok(true),
             Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, Some(message))))
                 if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                    && message.contains(sql::EMAIL_COLUMN) =>
+                    && (message.contains(sql::EMAIL_COLUMN)
+                        || message.contains(sql::IDENTITY_COLUMNS)) =>
             {
                 Ok(false)
             }

@@ -414,7 +414,7 @@ async fn acs_chain_creates_then_refuses_a_replay_and_audits_it() {
     // JIT sees when the person authenticated: a SCIM delete since refuses the login.
     assert_eq!(accepted.facts().authn_instant, Some(NOW));
     assert!(matches!(
-        accepted.plan(&engine).await.unwrap().action,
+        accepted.plan(&engine, NOW).await.unwrap().action,
         PlanAction::Create { .. }
     ));
     assert!(engine.store().accounts().await.unwrap().is_empty());

@@ -3,12 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use latchkey_sp::Error;
 use latchkey_sp::jit::{
     FieldChange, IdentityKey, JitEngine, LoginFacts, Outcome, PlanAction, Provisioned,
     ProvisioningPlan, RefusalCode,
 };
 use latchkey_sp::store::{Account, AuditKind, ProvisionedBy, RoleOrigin, SqlAccountStore};
+use latchkey_sp::{Error, SetFieldError};
 use time::Duration;
 use uuid::Uuid;
 
@@ -225,6 +225,52 @@ async fn idp_owned_email_change_moves_the_unique_address(db: Db) {
         .await
         .unwrap();
     assert!(new.is_none());
+}
+
+/// The application moving a local account to an address another account holds (as when a
+/// concurrent write took it after the application checked it was free): the unique index
+/// refuses it, and `set_field` says so with a typed error, never a raw store error.
+async fn setting_an_email_another_account_holds_is_a_typed_error(db: Db) {
+    let fx = fixture(db).await;
+    let mine = fx
+        .store
+        .create_account(None, map(&[("email", "me@example.org")]), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    // Taken after the application looked.
+    fx.store
+        .create_account(None, map(&[("email", "taken@example.org")]), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    let later = t0() + Duration::minutes(1);
+    match fx
+        .store
+        .set_field(mine.id, "email", "Taken@Example.org", later)
+        .await
+    {
+        Err(e @ SetFieldError::EmailTaken) => {
+            assert_eq!(e.code().as_str(), "EMAIL_BELONGS_TO_OTHER_ACCOUNT");
+        }
+        other => panic!("expected EmailTaken, got {other:?}"),
+    }
+    // Nothing was written, and the store is usable at once.
+    assert_eq!(fx.store.account(mine.id).await.unwrap().unwrap(), mine);
+    assert!(
+        fx.store
+            .set_field(mine.id, "email", "free@example.org", later)
+            .await
+            .unwrap()
+    );
+    let stored = fx.store.account(mine.id).await.unwrap().unwrap();
+    assert_eq!(stored.email.as_deref(), Some("free@example.org"));
+    assert!(
+        !fx.store
+            .set_field(Uuid::new_v4(), "email", "x@example.org", later)
+            .await
+            .unwrap()
+    );
 }
 
 async fn create_only_field_is_kept_after_creation(db: Db) {
@@ -625,7 +671,7 @@ async fn an_address_that_only_folds_onto_a_local_one_is_not_linked(db: Db) {
 
 async fn dry_run_plan_writes_nothing(db: Db) {
     let (fx, engine) = engine(db, contract(WIKI)).await;
-    let plan = engine.plan(&alice()).await.unwrap();
+    let plan = engine.plan(&alice(), t0()).await.unwrap();
     assert!(matches!(plan.action, PlanAction::Create { .. }), "{plan:?}");
     assert!(fx.store.accounts().await.unwrap().is_empty());
     assert!(fx.store.audit_log(10).await.unwrap().is_empty());
@@ -634,7 +680,7 @@ async fn dry_run_plan_writes_nothing(db: Db) {
     let p = engine.login(&alice(), t0()).await.unwrap();
     assert_eq!(p.plan, plan);
     let demoted = with_attr(alice(), "groups", &["wiki-users"]);
-    let plan = engine.plan(&demoted).await.unwrap();
+    let plan = engine.plan(&demoted, t0()).await.unwrap();
     assert_eq!(plan.account_id(), Some(p.account.id));
     assert!(matches!(plan.action, PlanAction::Update { .. }), "{plan:?}");
     assert_eq!(
@@ -773,6 +819,7 @@ crate::on_both_backends!(
     on_first_login_refuse_admits_only_pre_provisioned_accounts,
     idp_owned_field_is_overwritten_and_cleared,
     idp_owned_email_change_moves_the_unique_address,
+    setting_an_email_another_account_holds_is_a_typed_error,
     create_only_field_is_kept_after_creation,
     app_owned_and_undeclared_fields_are_never_touched,
     role_rules_contains_prefix_equals_and_default_role,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use latchkey_sp::Error;
 use latchkey_sp::jit::RefusalCode;
 
-use crate::support::{Db, WIKI, alice, contract, facts, fixture, t0};
+use crate::support::{Db, WIKI, alice, contract, facts, fixture, t0, wiki_with};
 
 /// `stale_email`: the first e-mail lookup misses too (the concurrent login committed after
 /// both lookups, so this one loses the insert); otherwise only the identity lookup misses
@@ -185,6 +185,77 @@ async fn moving_to_an_address_taken_meanwhile_is_refused(db: Db) {
     assert_eq!(log[0].account_id, Some(bob_account.id));
 }
 
+/// A link losing the identity to a concurrent login of the same person that created an
+/// account (or linked another local one) after this login looked: the identity's unique
+/// index refuses the link, and the login is planned again, once, against the winner,
+/// never a store error.
+async fn a_link_racing_a_create_for_the_identity_is_replanned(db: Db) {
+    link_loses_the_identity(db, false).await;
+}
+
+async fn two_links_of_one_identity_race_to_one_winner(db: Db) {
+    link_loses_the_identity(db, true).await;
+}
+
+async fn link_loses_the_identity(db: Db, winner_links: bool) {
+    let fx = fixture(db).await;
+    let linking = wiki_with(|c| format!("link_by_email = true\n{c}"));
+    let local = |mail: &str| {
+        let store = fx.store.clone();
+        let fields = [("email".to_owned(), mail.to_owned())]
+            .into_iter()
+            .collect();
+        async move {
+            store
+                .create_account(None, fields, t0())
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    if winner_links {
+        local("carol@example.org").await;
+    }
+    let other = local("carol.new@example.org").await;
+    let winner = JitEngine::new(linking.clone(), fx.store.clone())
+        .login(&subject("carol", "carol@example.org"), t0())
+        .await
+        .unwrap();
+    let expected = if winner_links {
+        Outcome::Linked
+    } else {
+        Outcome::Created
+    };
+    assert_eq!(winner.outcome, expected);
+
+    // The IdP now asserts the other local account's address; this login looked before the
+    // winner committed, so it found no account for the identity and plans to link `other`.
+    let late = JitEngine::new(
+        linking,
+        StaleFirstLookup {
+            store: fx.store.clone(),
+            stale_identity: true,
+            stale_email: false,
+        },
+    );
+    let moved = subject("carol", "carol.new@example.org");
+    match late.login(&moved, t0() + time::Duration::seconds(1)).await {
+        Err(Error::Refused { refusal, .. }) => {
+            assert_eq!(refusal.code, RefusalCode::EmailBelongsToUnlinkedAccount);
+        }
+        other => panic!("expected the second comer's refusal, got {other:?}"),
+    }
+    // Nothing of the link was written: the identity is the winner's only.
+    assert_eq!(fx.store.account(other.id).await.unwrap().unwrap(), other);
+    assert_eq!(
+        fx.store.account(winner.account.id).await.unwrap().unwrap(),
+        winner.account
+    );
+    let log = fx.store.audit_log(1).await.unwrap();
+    assert_eq!(log[0].kind, AuditKind::Refused);
+    assert_eq!(log[0].account_id, Some(winner.account.id));
+}
+
 /// How many logins the bursts below run at once.
 const BURST: usize = 16;
 
@@ -312,6 +383,8 @@ crate::on_both_backends!(
     losing_the_insert_race_replans_against_the_winner,
     winner_committing_between_lookups_is_recognised,
     moving_to_an_address_taken_meanwhile_is_refused,
+    a_link_racing_a_create_for_the_identity_is_replanned,
+    two_links_of_one_identity_race_to_one_winner,
     a_burst_moving_to_one_address_gives_it_once,
     a_burst_of_first_logins_with_one_address_creates_one,
 );

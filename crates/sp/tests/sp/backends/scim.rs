@@ -800,6 +800,23 @@ pub(crate) async fn a_login_in_flight_does_not_undo_a_delete(db: Db) {
     let (status, _) = s.call(Method::DELETE, &format!("/Users/{id}"), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let later = deleted_at + Duration::seconds(5);
+    // The dry run shows the refusal a login at `later` gets (and the create of one
+    // authenticated after the delete), writing nothing, not even an audit event.
+    let dry = s.engine.plan(&in_flight, later).await.unwrap();
+    assert!(
+        matches!(&dry.action, PlanAction::Refuse(r) if r.code == RefusalCode::AccountDeleted),
+        "{dry:?}"
+    );
+    let dry = s
+        .engine
+        .plan(&authenticated(deleted_at + Duration::seconds(1)), later)
+        .await
+        .unwrap();
+    assert!(matches!(dry.action, PlanAction::Create { .. }), "{dry:?}");
+    assert_eq!(
+        s.fx.store.audit_log(1).await.unwrap()[0].kind,
+        AuditKind::ScimDeleted
+    );
     for facts in [in_flight.clone(), authenticated(deleted_at), alice()] {
         match s.engine.login(&facts, later).await {
             Err(Error::Refused { refusal, .. }) => {
