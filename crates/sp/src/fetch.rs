@@ -9,7 +9,7 @@
 //! trusted already (a document naming another one is a failed refresh), and only over https
 //! or from this machine, redirects included (`settings::metadata_url_allowed`).
 //!
-//! Between refreshes, [`Refetch`] lets the SP follow a rollover on its own: when a Response
+//! Between refreshes, `Refetch` lets the SP follow a rollover on its own: when a Response
 //! fails signature verification, the metadata is fetched once more and the Response verified
 //! again before it is refused (the IdP may have activated a key this copy does not list yet).
 //! Such fetches are at most one per `[idp] refetch_seconds`, whatever the number of failing

@@ -320,7 +320,7 @@ const PENDING_INSERT_LOCK: i64 = 0x006c_6b2d_7065_6e64;
 /// returns in the same statement, so a RelayState is honoured once even across nodes. The ACS
 /// ([`crate::acs::run`]) with the login's replay cache and accounts in the same database reads
 /// the row instead and deletes it in the login's transaction by a conditional `DELETE`
-/// ([`USE_PENDING`]): of two logins answering one request, on any node, one deletes it and
+/// (`USE_PENDING`): of two logins answering one request, on any node, one deletes it and
 /// the other is refused with nothing kept.
 #[derive(Debug, Clone)]
 pub struct SqlPendingRequests {
