@@ -355,9 +355,10 @@ async fn console_mfa_satisfied(state: &WebState, session: &Session) -> Result<bo
     Ok(false)
 }
 
-/// The path a refusal records: any path under `/admin` reaches [`admit`], so it is cut to
-/// [`ATTEMPTED_PATH_MAX`] bytes (at a character boundary) before it is logged or audited.
-fn attempted_path(uri: &Uri) -> String {
+/// The path a refusal records: any path under `/admin` reaches [`admit`] (and many under
+/// `/api/v1` the API's gate), so it is cut to [`ATTEMPTED_PATH_MAX`] bytes (at a character
+/// boundary) before it is logged or audited.
+pub(crate) fn attempted_path(uri: &Uri) -> String {
     let path = uri.path();
     let mut end = path.len().min(ATTEMPTED_PATH_MAX);
     while !path.is_char_boundary(end) {

@@ -174,11 +174,14 @@ async fn authentication(t: TestStore) {
 }
 
 /// A token of scope `api_read` reads everything an `api` token reads and changes nothing:
-/// every other method is a 403 `token_read_only` that writes nothing; it reaches no SCIM.
+/// every other method is a 403 `token_read_only` that changes nothing; it reaches no SCIM.
+/// Each refusal writes exactly one audit event, `api.refused`, under the token's identity,
+/// naming the scope it needed, the method and path, and the operation ID the response carries.
 async fn read_only_tokens(t: TestStore) {
+    use latchkey_idp::audit::AuditFilter;
     use latchkey_idp::tokens::TokenScope;
     let mut a = api(t).await;
-    let (_, issued) = ApiTokens::new(&a.t.store)
+    let (siem, issued) = ApiTokens::new(&a.t.store)
         .create_scoped(&Actor::cli("tester"), "siem", TokenScope::ApiRead)
         .await
         .unwrap();
@@ -210,11 +213,47 @@ async fn read_only_tokens(t: TestStore) {
         (Method::PATCH, "/api/v1/users/nobody", Some(json!({}))),
         (Method::PUT, "/api/v1/apps/nothing/scim", Some(json!({}))),
     ];
-    for (method, uri, body) in writes {
+    for (i, (method, uri, body)) in writes.iter().cloned().enumerate() {
         let answer = a.call(method.clone(), uri, body).await;
         assert_error(&answer, StatusCode::FORBIDDEN, "token_read_only");
+        let shown = answer.1["operation_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an operation ID: {}", answer.1))
+            .to_owned();
+        assert_eq!(
+            a.audit_count().await,
+            before + i as i64 + 1,
+            "one event per refusal"
+        );
+        let events =
+            a.t.store
+                .audit()
+                .list(&AuditFilter {
+                    action: Some("api.refused".into()),
+                    ..AuditFilter::default()
+                })
+                .await
+                .unwrap();
+        let event = events
+            .iter()
+            .find(|e| e.after.as_ref().is_some_and(|d| d["operation_id"] == shown))
+            .unwrap_or_else(|| panic!("an api.refused event under {shown}: {events:?}"));
+        assert_eq!(event.actor, format!("api_read:{}", siem.id), "{event:?}");
+        assert_eq!(event.actor_name.as_deref(), Some("token siem"), "{event:?}");
+        assert_eq!(event.target_kind, "api", "{event:?}");
+        assert_eq!(event.target_name.as_deref(), Some(uri), "{event:?}");
+        let details = event.after.as_ref().unwrap();
+        assert_eq!(details["permission"], "api", "{event:?}");
+        assert_eq!(details["reason"], "scope", "{event:?}");
+        assert_eq!(details["method"], method.as_str(), "{event:?}");
+        assert_eq!(details["path"], uri, "{event:?}");
+        assert_eq!(details["code"], "token_read_only", "{event:?}");
     }
-    assert_eq!(a.audit_count().await, before, "nothing was written");
+    assert_eq!(
+        a.audit_count().await,
+        before + writes.len() as i64,
+        "the refusals' events and nothing else"
+    );
     assert!(
         a.t.store
             .users()
