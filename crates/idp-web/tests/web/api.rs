@@ -1304,6 +1304,7 @@ crate::on_both_backends!(
     application_encryption_settings,
     security_headers_on_every_answer,
     user_invitations,
+    a_role_granted_uses_up_the_invitation,
     console_roles,
     scim_connection,
 );
@@ -2353,3 +2354,85 @@ async fn group_writes_if_match(t: TestStore) {
     }
 }
 crate::on_both_backends!(group_writes_if_match);
+
+/// An invitation shown while its user held no console role sets no password once the user
+/// has one: `PUT /roles/{role}/users/{user}` and a member `PUT` into a group that carries a
+/// role use it up; a user who gains no role keeps theirs.
+async fn a_role_granted_uses_up_the_invitation(t: TestStore) {
+    use latchkey_idp::enrollment::{LinkKind, LinkLookup};
+    let a = api(t).await;
+    for name in ["dora", "eve", "gus"] {
+        let (s, body) = a
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(json!({"username": name, "email": format!("{name}@example.org")})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    for (name, body) in [
+        ("staff", json!({"name": "staff"})),
+        ("plain", json!({"name": "plain"})),
+    ] {
+        let (s, made) = a.call(Method::POST, "/api/v1/groups", Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{name}: {made}");
+    }
+    let (s, body) = a
+        .call(Method::PUT, "/api/v1/roles/auditor/groups/staff", None)
+        .await;
+    assert!(s.is_success(), "{body}");
+    let invite = |name: &'static str| {
+        let a = &a;
+        async move {
+            let (s, inv) = a
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/users/{name}/invitations"),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{inv}");
+            inv["url"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("/invite/")
+                .to_owned()
+        }
+    };
+    let (dora, eve, gus) = (
+        invite("dora").await,
+        invite("eve").await,
+        invite("gus").await,
+    );
+    let (s, body) = a
+        .call(Method::PUT, "/api/v1/roles/helpdesk/users/dora", None)
+        .await;
+    assert!(s.is_success(), "{body}");
+    let (s, body) = a
+        .call(Method::PUT, "/api/v1/groups/staff/members/eve", None)
+        .await;
+    assert!(s.is_success(), "{body}");
+    let (s, body) = a
+        .call(Method::PUT, "/api/v1/groups/plain/members/gus", None)
+        .await;
+    assert!(s.is_success(), "{body}");
+    let links = a.t.store.enrollment();
+    for (who, token, works) in [
+        ("dora", &dora, false),
+        ("eve", &eve, false),
+        ("gus", &gus, true),
+    ] {
+        let found = links.lookup(LinkKind::Invitation, token).await.unwrap();
+        assert_eq!(matches!(found, LinkLookup::Valid(_)), works, "{who}");
+    }
+    let (_, log) = a.get("/api/v1/audit?action=user.links_voided").await;
+    let mut voided: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target_name"].as_str().unwrap())
+        .collect();
+    voided.sort();
+    assert_eq!(voided, ["dora", "eve"], "{log}");
+}
