@@ -1305,6 +1305,7 @@ crate::on_both_backends!(
     security_headers_on_every_answer,
     user_invitations,
     a_role_granted_uses_up_the_invitation,
+    a_refusal_whose_audit_fails_is_still_a_403,
     console_roles,
     scim_connection,
 );
@@ -2435,4 +2436,46 @@ async fn a_role_granted_uses_up_the_invitation(t: TestStore) {
         .collect();
     voided.sort();
     assert_eq!(voided, ["dora", "eve"], "{log}");
+}
+
+/// The audit log being unwritable never turns a read-only token's 403 into a 500: the
+/// refusal stands (the failure is logged under its operation ID).
+async fn a_refusal_whose_audit_fails_is_still_a_403(t: TestStore) {
+    use sqlx::Connection;
+    let mut a = api(t).await;
+    let (_, issued) = ApiTokens::new(&a.t.store)
+        .create_scoped(
+            &Actor::cli("tester"),
+            "siem",
+            latchkey_idp::tokens::TokenScope::ApiRead,
+        )
+        .await
+        .unwrap();
+    a.token = issued.expose().to_owned();
+    let mut raw = sqlx::AnyConnection::connect(&a.t.url).await.unwrap();
+    sqlx::query("ALTER TABLE audit_events RENAME TO audit_events_away")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let answer = a
+        .call(
+            Method::POST,
+            "/api/v1/groups",
+            Some(json!({"name": "admins-too"})),
+        )
+        .await;
+    sqlx::query("ALTER TABLE audit_events_away RENAME TO audit_events")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    assert_error(&answer, StatusCode::FORBIDDEN, "token_read_only");
+    assert!(answer.1["operation_id"].is_string(), "{}", answer.1);
+    assert!(
+        a.t.store
+            .groups()
+            .find_by_name("admins-too")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
