@@ -40,6 +40,7 @@ use super::pages::{RecoveryCodesPage, Refusal, SecondFactorPage, TotpEnrolPage};
 use super::{WebError, WebState, cookies, login};
 use latchkey_idp::audit::Actor;
 use latchkey_idp::error::PageCode;
+use latchkey_idp::mfa::policy::{MfaDecision, MfaPolicy, Target};
 use latchkey_idp::mfa::recovery::{RecoveryCheck, RecoveryCodes};
 use latchkey_idp::mfa::totp::{Enrolment, Totp, TotpCheck};
 use latchkey_idp::mfa::{AuthMethod, Available, Factors, MfaError};
@@ -283,6 +284,40 @@ impl IntoResponseParts for SteppedUp {
         }
         Ok(res)
     }
+}
+
+/// The one second-factor gate of the IdP's own pages (the portal, the account page, the
+/// console): whether this session's sign-in meets what `[mfa] required`, a group or the user
+/// asks, plus `page_requires`, the page's own rule (`[console] require_mfa` for the
+/// console). They are no application, so no application rule applies; the one MFA decision
+/// ([`MfaPolicy::decide`]) answers. A session short of it is logged naming `page`.
+pub(crate) async fn own_page_satisfied(
+    state: &WebState,
+    session: &Session,
+    page_requires: bool,
+    page: &str,
+) -> Result<bool, WebError> {
+    if session.methods.multi_factor() {
+        // What `decide` answers for two factors and no requested context, without the
+        // policy's queries on every page.
+        return Ok(true);
+    }
+    let settings = state.settings();
+    let decision = MfaPolicy::new(state.store())
+        .decide(
+            &session.user,
+            Target::Portal,
+            &session.methods,
+            None,
+            settings.mfa_required || page_requires,
+            settings.https,
+        )
+        .await?;
+    if matches!(decision, MfaDecision::Satisfied { .. }) {
+        return Ok(true);
+    }
+    tracing::info!(user = %session.user.username, ?decision, page, "page needs a second factor");
+    Ok(false)
 }
 
 /// A second factor was accepted: the session steps up under a new token (no token from

@@ -20,10 +20,9 @@ use serde::Deserialize;
 use super::extract::{ClientAddress, CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
 use super::html::render;
 use super::pages::{ConfirmLaunchPage, PortalPage, Tile};
-use super::{WebError, WebState};
+use super::{WebError, WebState, mfa};
 use latchkey_idp::apps::{AppKey, AppRead, Application, SignInApp};
 use latchkey_idp::ids::AppId;
-use latchkey_idp::mfa::policy::{MfaDecision, MfaPolicy, Target};
 use latchkey_idp::session::{Session, Sessions};
 use latchkey_idp::sso::PendingRequest;
 use latchkey_idp::sso::request::default_acs;
@@ -83,28 +82,16 @@ pub async fn portal(
 }
 
 /// The gate of the IdP's own pages (the portal, the account page; `then` names the page to
-/// come back to): `[mfa] required`, and user and group rules, apply to them too (they are
-/// no application, so no app rule does). A session short of them gets the redirect to step
-/// up (or enrol) first, and sees and changes nothing.
+/// come back to): [`mfa::own_page_satisfied`] with no rule of the page's own. A session short
+/// of it gets the redirect to step up (or enrol) first, and sees and changes nothing.
 pub(crate) async fn short_of_second_factor(
     state: &WebState,
     session: &Session,
     then: &'static str,
 ) -> Result<Option<Response>, WebError> {
-    let decision = MfaPolicy::new(state.store())
-        .decide(
-            &session.user,
-            Target::Portal,
-            &session.methods,
-            None,
-            state.settings().mfa_required,
-            state.settings().https,
-        )
-        .await?;
-    if matches!(decision, MfaDecision::Satisfied { .. }) {
+    if mfa::own_page_satisfied(state, session, false, then).await? {
         return Ok(None);
     }
-    tracing::info!(user = %session.user.username, ?decision, page = then, "page needs a second factor");
     Ok(Some(
         Redirect::to(&format!("/login/mfa?then={then}")).into_response(),
     ))

@@ -105,16 +105,42 @@ fn status_of(code: Code) -> StatusCode {
     }
 }
 
-/// Logs and audits a refusal, then answers it. `who` is the actor the audit line names.
-async fn refuse(
+/// A refused change to (or listing of) the signed-in user's keys, logged, audited as
+/// `webauthn.refused` under `who`, and answered.
+async fn refuse_key_change(
     state: &WebState,
     who: &Actor,
-    action: &'static str,
     addr: &str,
-    method: AuthMethod,
     error: &WebauthnError,
 ) -> Response {
-    answer_refusal(state, Some(who), action, addr, method, error).await
+    answer_refusal(
+        state,
+        Some(who),
+        "webauthn.refused",
+        addr,
+        AuthMethod::Passkey,
+        error,
+    )
+    .await
+}
+
+/// A refused second factor (a security key after a password, or a step-up), logged, audited
+/// as `login.failure` under `who`, and answered.
+async fn refuse_second_factor(
+    state: &WebState,
+    who: &Actor,
+    addr: &str,
+    error: &WebauthnError,
+) -> Response {
+    answer_refusal(
+        state,
+        Some(who),
+        "login.failure",
+        addr,
+        AuthMethod::SecurityKey,
+        error,
+    )
+    .await
 }
 
 /// A refused passwordless sign-in, which anyone can send: audited (`login.failure`) only
@@ -238,6 +264,30 @@ fn passkeys_on(state: &WebState) -> Result<(), WebError> {
     }
 }
 
+/// The prologue of a signed-in user's ceremony: passkeys on (else 404), and the session
+/// with the actor its changes and refusals are recorded under; `None` for a browser
+/// without a session, which the caller answers with [`signed_out`].
+fn signed_in(
+    state: &WebState,
+    session: Option<Session>,
+) -> Result<Option<(Session, Actor)>, WebError> {
+    passkeys_on(state)?;
+    Ok(session.map(|session| {
+        let actor = Actor::user(session.user.id);
+        (session, actor)
+    }))
+}
+
+/// The first step inside every ceremony: the relying party, and the request's JSON body.
+fn ceremony<'s, T: DeserializeOwned>(
+    state: &'s WebState,
+    headers: &HeaderMap,
+    body: &Result<Bytes, BytesRejection>,
+) -> Result<(&'s RelyingParty, T), WebauthnError> {
+    let rp = relying_party(state)?;
+    Ok((rp, read_json(rp, headers, body)?))
+}
+
 fn relying_party(state: &WebState) -> Result<&RelyingParty, WebauthnError> {
     state
         .webauthn()
@@ -252,14 +302,11 @@ pub async fn register_start(
     CurrentSession(session): CurrentSession,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
-    passkeys_on(&state)?;
-    let Some(session) = session else {
+    let Some((session, actor)) = signed_in(&state, session)? else {
         return Ok(signed_out(&addr));
     };
-    let actor = Actor::user(session.user.id);
     let started = async {
-        let rp = relying_party(&state)?;
-        read_json::<Value>(rp, &headers, &body)?;
+        let (rp, _) = ceremony::<Value>(&state, &headers, &body)?;
         may_change_keys(&state, &session).await?;
         Ceremonies::new(state.store(), rp)
             .start_registration(&session.user)
@@ -268,17 +315,7 @@ pub async fn register_start(
     .await;
     Ok(match started {
         Ok(s) => Json(json!({ "handle": s.handle, "options": s.options })).into_response(),
-        Err(e) => {
-            refuse(
-                &state,
-                &actor,
-                "webauthn.refused",
-                &addr,
-                AuthMethod::Passkey,
-                &e,
-            )
-            .await
-        }
+        Err(e) => refuse_key_change(&state, &actor, &addr, &e).await,
     })
 }
 
@@ -298,14 +335,11 @@ pub async fn register_finish(
     CurrentSession(session): CurrentSession,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
-    passkeys_on(&state)?;
-    let Some(session) = session else {
+    let Some((session, actor)) = signed_in(&state, session)? else {
         return Ok(signed_out(&addr));
     };
-    let actor = Actor::user(session.user.id);
     let done = async {
-        let rp = relying_party(&state)?;
-        let finish: RegisterFinish = read_json(rp, &headers, &body)?;
+        let (rp, finish) = ceremony::<RegisterFinish>(&state, &headers, &body)?;
         may_change_keys(&state, &session).await?;
         Ceremonies::new(state.store(), rp)
             .finish_registration(
@@ -329,17 +363,7 @@ pub async fn register_finish(
             }
             Json(answer).into_response()
         }
-        Err(e) => {
-            refuse(
-                &state,
-                &actor,
-                "webauthn.refused",
-                &addr,
-                AuthMethod::Passkey,
-                &e,
-            )
-            .await
-        }
+        Err(e) => refuse_key_change(&state, &actor, &addr, &e).await,
     })
 }
 
@@ -353,8 +377,7 @@ pub async fn login_start(
 ) -> Result<Response, WebError> {
     passkeys_on(&state)?;
     let started = async {
-        let rp = relying_party(&state)?;
-        read_json::<Value>(rp, &headers, &body)?;
+        let (rp, _) = ceremony::<Value>(&state, &headers, &body)?;
         Ceremonies::new(state.store(), rp)
             .start_sign_in(Purpose::Passwordless, None, &addr)
             .await
@@ -388,8 +411,7 @@ pub async fn login_finish(
     passkeys_on(&state)?;
     let mut cont = None;
     let done = async {
-        let rp = relying_party(&state)?;
-        let finish: LoginFinish = read_json(rp, &headers, &body)?;
+        let (rp, finish) = ceremony::<LoginFinish>(&state, &headers, &body)?;
         cont = login::continue_key(finish.cont.as_deref());
         Ceremonies::new(state.store(), rp)
             .finish_passwordless(&finish.handle, &finish.credential, &addr)
@@ -431,15 +453,7 @@ pub async fn credentials(
     };
     if let Err(e) = may_change_keys(&state, &session).await {
         let who = Actor::user(session.user.id);
-        return Ok(refuse(
-            &state,
-            &who,
-            "webauthn.refused",
-            &addr,
-            AuthMethod::Passkey,
-            &e,
-        )
-        .await);
+        return Ok(refuse_key_change(&state, &who, &addr, &e).await);
     }
     let list = Credentials::new(state.store())
         .list(session.user.id)
@@ -465,14 +479,11 @@ pub async fn manage(
     CurrentSession(session): CurrentSession,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
-    passkeys_on(&state)?;
-    let Some(session) = session else {
+    let Some((session, actor)) = signed_in(&state, session)? else {
         return Ok(signed_out(&addr));
     };
-    let actor = Actor::user(session.user.id);
     let done = async {
-        let rp = relying_party(&state)?;
-        let wanted: Manage = read_json(rp, &headers, &body)?;
+        let (_, wanted) = ceremony::<Manage>(&state, &headers, &body)?;
         let id = uuid::Uuid::parse_str(&id)
             .map(CredentialId)
             .map_err(|_| WebauthnError::UnknownCredential)?;
@@ -492,17 +503,7 @@ pub async fn manage(
     .await;
     Ok(match done {
         Ok(v) => Json(v).into_response(),
-        Err(e) => {
-            refuse(
-                &state,
-                &actor,
-                "webauthn.refused",
-                &addr,
-                AuthMethod::Passkey,
-                &e,
-            )
-            .await
-        }
+        Err(e) => refuse_key_change(&state, &actor, &addr, &e).await,
     })
 }
 
@@ -526,14 +527,11 @@ pub async fn second_factor_start(
     CurrentSession(session): CurrentSession,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
-    passkeys_on(&state)?;
-    let Some(session) = session else {
+    let Some((session, actor)) = signed_in(&state, session)? else {
         return Ok(signed_out(&addr));
     };
-    let actor = Actor::user(session.user.id);
     let started = async {
-        let rp = relying_party(&state)?;
-        read_json::<Value>(rp, &headers, &body)?;
+        let (rp, _) = ceremony::<Value>(&state, &headers, &body)?;
         Ceremonies::new(state.store(), rp)
             .start_sign_in(Purpose::SecondFactor, Some(&session.user), &addr)
             .await
@@ -541,17 +539,7 @@ pub async fn second_factor_start(
     .await;
     Ok(match started {
         Ok(s) => Json(json!({ "handle": s.handle, "options": s.options })).into_response(),
-        Err(e) => {
-            refuse(
-                &state,
-                &actor,
-                "login.failure",
-                &addr,
-                AuthMethod::SecurityKey,
-                &e,
-            )
-            .await
-        }
+        Err(e) => refuse_second_factor(&state, &actor, &addr, &e).await,
     })
 }
 
@@ -578,15 +566,12 @@ pub async fn second_factor_finish(
     CurrentSession(session): CurrentSession,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
-    passkeys_on(&state)?;
-    let Some(session) = session else {
+    let Some((session, actor)) = signed_in(&state, session)? else {
         return Ok(signed_out(&addr));
     };
-    let actor = Actor::user(session.user.id);
     let mut next = Next::Page(Then::Portal);
     let done = async {
-        let rp = relying_party(&state)?;
-        let finish: SecondFactorFinish = read_json(rp, &headers, &body)?;
+        let (rp, finish) = ceremony::<SecondFactorFinish>(&state, &headers, &body)?;
         next = Next::from_fields(finish.cont.as_deref(), finish.then.as_deref(), Then::Portal);
         Ceremonies::new(state.store(), rp)
             .finish_second_factor(&session.user, &finish.handle, &finish.credential, &addr)
@@ -596,15 +581,7 @@ pub async fn second_factor_finish(
     let credential = match done {
         Ok(c) => c,
         Err(e) => {
-            return Ok(refuse(
-                &state,
-                &actor,
-                "login.failure",
-                &addr,
-                AuthMethod::SecurityKey,
-                &e,
-            )
-            .await);
+            return Ok(refuse_second_factor(&state, &actor, &addr, &e).await);
         }
     };
     let Some(renewed) = mfa::stepped_up(

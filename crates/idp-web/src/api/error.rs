@@ -26,7 +26,8 @@ pub struct ErrorBody {
     /// The request field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// For server faults: the ID under which the details were logged.
+    /// For server faults and refusals (403): the ID under which the details were logged
+    /// (and, for a refusal, audited).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<String>,
 }
@@ -127,6 +128,12 @@ impl ApiError {
     /// Names the request field at fault.
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.body.field = Some(field.into());
+        self
+    }
+
+    /// Carries the operation ID the log line (and audit event) of this error name.
+    pub(crate) fn with_operation_id(mut self, operation_id: String) -> Self {
+        self.body.operation_id = Some(operation_id);
         self
     }
 

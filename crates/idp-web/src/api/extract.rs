@@ -4,7 +4,7 @@
 //! every error in the one JSON shape.
 
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use axum::middleware::Next;
@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use super::ApiState;
 use super::error::ApiError;
 use latchkey_idp::ErrorCode;
-use latchkey_idp::audit::Actor;
+use latchkey_idp::audit::{Actor, Change};
 use latchkey_idp::tokens::{ApiTokens, TokenInfo, TokenScope};
 
 /// A JSON request body.
@@ -108,12 +108,68 @@ pub(crate) async fn require_token(
         return Err(ApiError::unauthorized());
     }
     if token.scope == TokenScope::ApiRead && !matches!(*req.method(), Method::GET | Method::HEAD) {
-        tracing::warn!(token = %token.id, method = %req.method(), path = req.uri().path(), "API request refused: the token may only read");
-        return Err(ApiError::new(
-            ErrorCode::TokenReadOnly,
-            "this token may only read (scope api_read): GET and HEAD",
-        ));
+        // The path as the client sent it (this router is nested under `/api/v1`).
+        let path = crate::console::attempted_path(
+            req.extensions()
+                .get::<OriginalUri>()
+                .map_or(req.uri(), |o| &o.0),
+        );
+        return Err(refuse_read_only(&state, &token, req.method(), &path).await);
     }
     req.extensions_mut().insert(Caller(token));
     Ok(next.run(req).await)
+}
+
+/// The one home of the API's 403: a read-only token (`api_read`) asking to change
+/// something. Like the console's refusals (`console.refused`), it is logged and audited as
+/// `api.refused` under the token's identity, with the scope the request needed as
+/// `permission`, the rule as `reason`, the method and path, the code, and the operation ID
+/// the response carries. An audit log that cannot be written is logged and the 403 stands.
+/// (A 401, an unknown or wrong-scope token, is only logged: anyone can send one.)
+async fn refuse_read_only(
+    state: &ApiState,
+    token: &TokenInfo,
+    method: &Method,
+    path: &str,
+) -> ApiError {
+    let operation_id = uuid::Uuid::new_v4().to_string();
+    let code = ErrorCode::TokenReadOnly;
+    let needed = TokenScope::Api.as_str();
+    tracing::warn!(
+        token = %token.id,
+        permission = needed,
+        reason = "scope",
+        method = %method,
+        path,
+        operation_id,
+        "API request refused: the token may only read"
+    );
+    let change = Change {
+        action: "api.refused",
+        target_kind: "api",
+        target_id: path.to_owned(),
+        target_name: path.to_owned(),
+        before: None,
+        after: Some(serde_json::json!({
+            "permission": needed,
+            "reason": "scope",
+            "method": method.as_str(),
+            "path": path,
+            "code": code.as_str(),
+            "operation_id": operation_id,
+        })),
+    };
+    if let Err(e) = state
+        .store
+        .audit()
+        .record(&token.actor(), state.store.now(), change)
+        .await
+    {
+        tracing::error!(operation_id, error = %e, "API: the refusal's audit event was not written");
+    }
+    ApiError::new(
+        code,
+        "this token may only read (scope api_read): GET and HEAD",
+    )
+    .with_operation_id(operation_id)
 }

@@ -37,8 +37,6 @@ use latchkey_idp::Actor;
 use latchkey_idp::console::{Permission, RoleSet};
 use latchkey_idp::directory::User;
 use latchkey_idp::ids::{GroupId, UserId};
-use latchkey_idp::mfa::policy::{MfaDecision, MfaPolicy, Target};
-use latchkey_idp::session::Session;
 
 /// The console's routes (merged into the server's router).
 pub fn router() -> Router<WebState> {
@@ -326,38 +324,10 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Whether this session's sign-in is strong enough for the console. `[console]
-/// require_mfa` (on by default) adds the console's own rule to what `[mfa] required`, a
-/// group or the user asks, and the one MFA decision ([`MfaPolicy::decide`], for the IdP's
-/// own pages) says whether the session's methods meet them; the console is no application,
-/// so no application rule applies.
-async fn console_mfa_satisfied(state: &WebState, session: &Session) -> Result<bool, WebError> {
-    if session.methods.multi_factor() {
-        // What `decide` answers for two factors and no requested context, without the
-        // policy's queries on every console page.
-        return Ok(true);
-    }
-    let settings = state.settings();
-    let decision = MfaPolicy::new(state.store())
-        .decide(
-            &session.user,
-            Target::Portal,
-            &session.methods,
-            None,
-            settings.mfa_required || settings.console_require_mfa,
-            settings.https,
-        )
-        .await?;
-    if matches!(decision, MfaDecision::Satisfied { .. }) {
-        return Ok(true);
-    }
-    tracing::info!(user = %session.user.username, ?decision, "console needs a second factor");
-    Ok(false)
-}
-
-/// The path a refusal records: any path under `/admin` reaches [`admit`], so it is cut to
-/// [`ATTEMPTED_PATH_MAX`] bytes (at a character boundary) before it is logged or audited.
-fn attempted_path(uri: &Uri) -> String {
+/// The path a refusal records: any path under `/admin` reaches [`admit`] (and many under
+/// `/api/v1` the API's gate), so it is cut to [`ATTEMPTED_PATH_MAX`] bytes (at a character
+/// boundary) before it is logged or audited.
+pub(crate) fn attempted_path(uri: &Uri) -> String {
     let path = uri.path();
     let mut end = path.len().min(ATTEMPTED_PATH_MAX);
     while !path.is_char_boundary(end) {
@@ -384,7 +354,9 @@ pub(crate) async fn admit(
     };
     // Before the roles are read: a password alone tells nobody whether its owner holds a
     // console role. `/login/mfa` sends a user without a factor on to enrol one.
-    if !console_mfa_satisfied(state, &session).await? {
+    // `[console] require_mfa` (on by default) is the console's own rule.
+    let required = state.settings().console_require_mfa;
+    if !super::mfa::own_page_satisfied(state, &session, required, &back).await? {
         return Err(Refusal::SignIn(format!("/login/mfa?then={back}")));
     }
     let roles = state.store().roles().of_user(&session.user).await?;

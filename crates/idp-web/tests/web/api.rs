@@ -174,11 +174,14 @@ async fn authentication(t: TestStore) {
 }
 
 /// A token of scope `api_read` reads everything an `api` token reads and changes nothing:
-/// every other method is a 403 `token_read_only` that writes nothing; it reaches no SCIM.
+/// every other method is a 403 `token_read_only` that changes nothing; it reaches no SCIM.
+/// Each refusal writes exactly one audit event, `api.refused`, under the token's identity,
+/// naming the scope it needed, the method and path, and the operation ID the response carries.
 async fn read_only_tokens(t: TestStore) {
+    use latchkey_idp::audit::AuditFilter;
     use latchkey_idp::tokens::TokenScope;
     let mut a = api(t).await;
-    let (_, issued) = ApiTokens::new(&a.t.store)
+    let (siem, issued) = ApiTokens::new(&a.t.store)
         .create_scoped(&Actor::cli("tester"), "siem", TokenScope::ApiRead)
         .await
         .unwrap();
@@ -210,11 +213,47 @@ async fn read_only_tokens(t: TestStore) {
         (Method::PATCH, "/api/v1/users/nobody", Some(json!({}))),
         (Method::PUT, "/api/v1/apps/nothing/scim", Some(json!({}))),
     ];
-    for (method, uri, body) in writes {
+    for (i, (method, uri, body)) in writes.iter().cloned().enumerate() {
         let answer = a.call(method.clone(), uri, body).await;
         assert_error(&answer, StatusCode::FORBIDDEN, "token_read_only");
+        let shown = answer.1["operation_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an operation ID: {}", answer.1))
+            .to_owned();
+        assert_eq!(
+            a.audit_count().await,
+            before + i as i64 + 1,
+            "one event per refusal"
+        );
+        let events =
+            a.t.store
+                .audit()
+                .list(&AuditFilter {
+                    action: Some("api.refused".into()),
+                    ..AuditFilter::default()
+                })
+                .await
+                .unwrap();
+        let event = events
+            .iter()
+            .find(|e| e.after.as_ref().is_some_and(|d| d["operation_id"] == shown))
+            .unwrap_or_else(|| panic!("an api.refused event under {shown}: {events:?}"));
+        assert_eq!(event.actor, format!("api_read:{}", siem.id), "{event:?}");
+        assert_eq!(event.actor_name.as_deref(), Some("token siem"), "{event:?}");
+        assert_eq!(event.target_kind, "api", "{event:?}");
+        assert_eq!(event.target_name.as_deref(), Some(uri), "{event:?}");
+        let details = event.after.as_ref().unwrap();
+        assert_eq!(details["permission"], "api", "{event:?}");
+        assert_eq!(details["reason"], "scope", "{event:?}");
+        assert_eq!(details["method"], method.as_str(), "{event:?}");
+        assert_eq!(details["path"], uri, "{event:?}");
+        assert_eq!(details["code"], "token_read_only", "{event:?}");
     }
-    assert_eq!(a.audit_count().await, before, "nothing was written");
+    assert_eq!(
+        a.audit_count().await,
+        before + writes.len() as i64,
+        "the refusals' events and nothing else"
+    );
     assert!(
         a.t.store
             .users()
@@ -1265,6 +1304,8 @@ crate::on_both_backends!(
     application_encryption_settings,
     security_headers_on_every_answer,
     user_invitations,
+    a_role_granted_uses_up_the_invitation,
+    a_refusal_whose_audit_fails_is_still_a_403,
     console_roles,
     scim_connection,
 );
@@ -2314,3 +2355,127 @@ async fn group_writes_if_match(t: TestStore) {
     }
 }
 crate::on_both_backends!(group_writes_if_match);
+
+/// An invitation shown while its user held no console role sets no password once the user
+/// has one: `PUT /roles/{role}/users/{user}` and a member `PUT` into a group that carries a
+/// role use it up; a user who gains no role keeps theirs.
+async fn a_role_granted_uses_up_the_invitation(t: TestStore) {
+    use latchkey_idp::enrollment::{LinkKind, LinkLookup};
+    let a = api(t).await;
+    for name in ["dora", "eve", "gus"] {
+        let (s, body) = a
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(json!({"username": name, "email": format!("{name}@example.org")})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    for (name, body) in [
+        ("staff", json!({"name": "staff"})),
+        ("plain", json!({"name": "plain"})),
+    ] {
+        let (s, made) = a.call(Method::POST, "/api/v1/groups", Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{name}: {made}");
+    }
+    let (s, body) = a
+        .call(Method::PUT, "/api/v1/roles/auditor/groups/staff", None)
+        .await;
+    assert!(s.is_success(), "{body}");
+    let invite = |name: &'static str| {
+        let a = &a;
+        async move {
+            let (s, inv) = a
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/users/{name}/invitations"),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{inv}");
+            inv["url"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("/invite/")
+                .to_owned()
+        }
+    };
+    let (dora, eve, gus) = (
+        invite("dora").await,
+        invite("eve").await,
+        invite("gus").await,
+    );
+    let (s, body) = a
+        .call(Method::PUT, "/api/v1/roles/helpdesk/users/dora", None)
+        .await;
+    assert!(s.is_success(), "{body}");
+    let (s, body) = a
+        .call(Method::PUT, "/api/v1/groups/staff/members/eve", None)
+        .await;
+    assert!(s.is_success(), "{body}");
+    let (s, body) = a
+        .call(Method::PUT, "/api/v1/groups/plain/members/gus", None)
+        .await;
+    assert!(s.is_success(), "{body}");
+    let links = a.t.store.enrollment();
+    for (who, token, works) in [
+        ("dora", &dora, false),
+        ("eve", &eve, false),
+        ("gus", &gus, true),
+    ] {
+        let found = links.lookup(LinkKind::Invitation, token).await.unwrap();
+        assert_eq!(matches!(found, LinkLookup::Valid(_)), works, "{who}");
+    }
+    let (_, log) = a.get("/api/v1/audit?action=user.links_voided").await;
+    let mut voided: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target_name"].as_str().unwrap())
+        .collect();
+    voided.sort();
+    assert_eq!(voided, ["dora", "eve"], "{log}");
+}
+
+/// The audit log being unwritable never turns a read-only token's 403 into a 500: the
+/// refusal stands (the failure is logged under its operation ID).
+async fn a_refusal_whose_audit_fails_is_still_a_403(t: TestStore) {
+    use sqlx::Connection;
+    let mut a = api(t).await;
+    let (_, issued) = ApiTokens::new(&a.t.store)
+        .create_scoped(
+            &Actor::cli("tester"),
+            "siem",
+            latchkey_idp::tokens::TokenScope::ApiRead,
+        )
+        .await
+        .unwrap();
+    a.token = issued.expose().to_owned();
+    let mut raw = sqlx::AnyConnection::connect(&a.t.url).await.unwrap();
+    sqlx::query("ALTER TABLE audit_events RENAME TO audit_events_away")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let answer = a
+        .call(
+            Method::POST,
+            "/api/v1/groups",
+            Some(json!({"name": "admins-too"})),
+        )
+        .await;
+    sqlx::query("ALTER TABLE audit_events_away RENAME TO audit_events")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    assert_error(&answer, StatusCode::FORBIDDEN, "token_read_only");
+    assert!(answer.1["operation_id"].is_string(), "{}", answer.1);
+    assert!(
+        a.t.store
+            .groups()
+            .find_by_name("admins-too")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -417,7 +417,18 @@ impl<'s> Roles<'s> {
         .bind(timestamp::format(now))
         .execute(&mut *conn)
         .await?;
-        audit::record(conn, actor, now, change("role.grant", role, kind, id, name)).await?;
+        audit::record(
+            &mut *conn,
+            actor,
+            now,
+            change("role.grant", role, kind, id, name),
+        )
+        .await?;
+        let gaining = match holder {
+            Holder::User(user) => vec![user],
+            Holder::Group(group) => members_of(&mut *conn, group).await?,
+        };
+        void_links_of(conn, actor, now, &gaining, &[role]).await?;
         store::commit(tx).await
     }
 
@@ -475,6 +486,64 @@ impl<'s> Roles<'s> {
         }
         store::commit(tx).await
     }
+}
+
+/// The users in `group` now.
+async fn members_of(conn: &mut sqlx::AnyConnection, group: GroupId) -> Result<Vec<UserId>> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT user_id FROM group_members WHERE group_id = $1")
+            .bind(group.to_db())
+            .fetch_all(conn)
+            .await?;
+    ids.iter().map(|id| UserId::from_db(id)).collect()
+}
+
+/// `users` have just gained console roles (`roles`: granted to them, or carried by a group
+/// they joined or are in). Their unused invitation and reset links are used up, in the
+/// caller's transaction: a link issued while they held no role (helpdesk may hold one, shown
+/// in the console without SMTP) would otherwise set the password of a now-privileged
+/// account. Each user who had any is audited as `user.links_voided`, naming the roles.
+/// The one home for it: [`Roles::grant`] and every membership insert
+/// ([`crate::directory::groups::insert_member`], the bulk load) call it.
+pub(crate) async fn void_links_of(
+    conn: &mut sqlx::AnyConnection,
+    actor: &Actor,
+    now: time::OffsetDateTime,
+    users: &[UserId],
+    roles: &[Role],
+) -> Result<()> {
+    if roles.is_empty() {
+        return Ok(());
+    }
+    for &user in users {
+        let voided = crate::enrollment::void_links(&mut *conn, user, now).await?;
+        if voided == 0 {
+            continue;
+        }
+        let name = crate::directory::fetch_user(&mut *conn, user)
+            .await?
+            .map(|u| u.username)
+            .unwrap_or_default();
+        audit::record(
+            &mut *conn,
+            actor,
+            now,
+            Change {
+                action: "user.links_voided",
+                target_kind: "user",
+                target_id: user.to_string(),
+                target_name: name,
+                before: None,
+                after: Some(serde_json::json!({
+                    "reason": "role_granted",
+                    "roles": roles,
+                    "links_voided": voided,
+                })),
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn columns(holder: Holder) -> (Option<String>, Option<String>) {

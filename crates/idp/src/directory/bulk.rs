@@ -161,7 +161,11 @@ impl Groups<'_> {
                 )
             })
             .collect();
-        audit::insert_lines(conn, &lines).await?;
+        audit::insert_lines(&mut *conn, &lines).await?;
+        // As for one member added: a group carrying a console role grants it.
+        let carries = crate::console::roles::of_group(&mut *conn, group.id).await?;
+        let ids: Vec<_> = members.iter().map(|u| u.id).collect();
+        crate::console::roles::void_links_of(conn, actor, now, &ids, &carries).await?;
         store::commit(tx).await
     }
 }

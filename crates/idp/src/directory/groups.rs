@@ -402,12 +402,16 @@ pub(crate) async fn insert_member(
     )
     .await?;
     audit::record(
-        conn,
+        &mut *conn,
         actor,
         now,
         member_change("group.member_add", group, user),
     )
-    .await
+    .await?;
+    // Joining a group that carries a console role grants it: no link issued before may
+    // set this now-privileged user's password.
+    let carries = crate::console::roles::of_group(&mut *conn, group.id).await?;
+    crate::console::roles::void_links_of(conn, actor, now, &[user.id], &carries).await
 }
 
 /// Adds a membership only if missing; returns whether it was added.

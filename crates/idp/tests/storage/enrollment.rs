@@ -12,7 +12,7 @@ use latchkey_idp::session::Sessions;
 use latchkey_idp::{Error, ManualClock};
 use time::Duration;
 
-use super::{admin, user};
+use super::{admin, group, join, user};
 use crate::on_both_backends;
 use crate::support::TestStore;
 
@@ -30,6 +30,7 @@ on_both_backends!(
     of_twenty_simultaneous_redemptions_exactly_one_wins,
     a_recovery_code_survives_a_reset_that_fails_after_its_check,
     twenty_resets_with_one_code_write_one_password_and_use_the_code_once,
+    gaining_a_console_role_uses_up_the_links,
 );
 
 fn state(err: Error) -> LinkState {
@@ -950,4 +951,135 @@ async fn twenty_resets_with_one_code_write_one_password_and_use_the_code_once(t:
         .await
         .unwrap();
     assert_eq!(resets.len(), 1);
+}
+
+/// A link issued while its user held no console role (helpdesk may hold an invitation the
+/// console showed) must not set the password of an account that has since gained one:
+/// granting a role to the user, to a group they are in, or adding them (one by one or in
+/// bulk) to a group that carries one, uses up their links in the same transaction, audited
+/// as `user.links_voided`. A user who gains no role keeps theirs.
+async fn gaining_a_console_role_uses_up_the_links(t: TestStore) {
+    use latchkey_idp::console::{Holder, Role};
+    let links = t.store.enrollment();
+    let system = latchkey_idp::Actor::system();
+    let invite = |id| async move { links.invite(&admin(), id, Duration::days(7)).await.unwrap() };
+    let [dora, eve, fay, gus, hal, ida] = [
+        user(&t.store, "dora").await,
+        user(&t.store, "eve").await,
+        user(&t.store, "fay").await,
+        user(&t.store, "gus").await,
+        user(&t.store, "hal").await,
+        user(&t.store, "ida").await,
+    ];
+    let ops = group(&t.store, "ops").await;
+    let staff = group(&t.store, "staff").await;
+    let plain = group(&t.store, "plain").await;
+    join(&t.store, ops.id, fay.id).await;
+    join(&t.store, plain.id, gus.id).await;
+    let roles = t.store.roles();
+    roles
+        .grant(&admin(), Role::Auditor, Holder::Group(staff.id))
+        .await
+        .unwrap();
+
+    // A role granted to the user: the invitation and the reset link.
+    let (dora_invite, dora_reset) = (
+        invite(dora.id).await,
+        links
+            .issue_reset(&system, dora.id, Duration::minutes(30))
+            .await
+            .unwrap(),
+    );
+    let gus_invite = invite(gus.id).await;
+    roles
+        .grant(&admin(), Role::Helpdesk, Holder::User(dora.id))
+        .await
+        .unwrap();
+    assert!(!usable(&t, &dora_invite, LinkKind::Invitation).await);
+    assert!(!usable(&t, &dora_reset, LinkKind::Reset).await);
+    let err = links
+        .redeem(
+            LinkKind::Invitation,
+            dora_invite.token(),
+            Password::new("chosen by the helpdesk"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(state(err), LinkState::Used);
+
+    // A role granted to a group the user is in.
+    let fay_invite = invite(fay.id).await;
+    roles
+        .grant(&admin(), Role::Admin, Holder::Group(ops.id))
+        .await
+        .unwrap();
+    assert!(!usable(&t, &fay_invite, LinkKind::Invitation).await);
+
+    // Joining a group that carries a role, one by one and in bulk.
+    let eve_invite = invite(eve.id).await;
+    join(&t.store, staff.id, eve.id).await;
+    assert!(!usable(&t, &eve_invite, LinkKind::Invitation).await);
+    let (hal_invite, ida_invite) = (invite(hal.id).await, invite(ida.id).await);
+    t.store
+        .groups()
+        .add_members(&admin(), &staff, std::slice::from_ref(&hal))
+        .await
+        .unwrap();
+    assert!(!usable(&t, &hal_invite, LinkKind::Invitation).await);
+
+    // Joining a group without a role, or no change at all, leaves the links working.
+    join(&t.store, plain.id, ida.id).await;
+    assert!(usable(&t, &ida_invite, LinkKind::Invitation).await);
+    assert!(usable(&t, &gus_invite, LinkKind::Invitation).await);
+    links
+        .redeem(
+            LinkKind::Invitation,
+            gus_invite.token(),
+            Password::new("violet staple hinge"),
+        )
+        .await
+        .unwrap();
+
+    // Each user whose links went is audited once, naming the role.
+    let voided = t
+        .store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("user.links_voided".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut named: Vec<(&str, String, i64)> = voided
+        .iter()
+        .map(|e| {
+            let after = e.after.as_ref().unwrap();
+            (
+                e.target_name.as_deref().unwrap(),
+                after["roles"].to_string(),
+                after["links_voided"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            ("dora", r#"["helpdesk"]"#.to_owned(), 2),
+            ("eve", r#"["auditor"]"#.to_owned(), 1),
+            ("fay", r#"["admin"]"#.to_owned(), 1),
+            ("hal", r#"["auditor"]"#.to_owned(), 1),
+        ]
+    );
+    assert!(voided.iter().all(|e| e.actor == admin().as_str()));
+}
+
+async fn usable(t: &TestStore, link: &IssuedLink, kind: LinkKind) -> bool {
+    let found = t
+        .store
+        .enrollment()
+        .lookup(kind, link.token())
+        .await
+        .unwrap();
+    lookup_state(found).is_none()
 }
