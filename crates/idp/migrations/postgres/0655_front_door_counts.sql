@@ -16,7 +16,6 @@ CREATE TABLE front_door_counts (
     counted TEXT PRIMARY KEY NOT NULL,
     live    BIGINT NOT NULL
 );
-INSERT INTO front_door_counts (counted, live) VALUES ('sso_parked_requests', 0), ('webauthn_challenges', 0);
 CREATE FUNCTION sso_parked_requests_count() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE change BIGINT := 0;
 BEGIN
@@ -65,7 +64,6 @@ CREATE TRIGGER webauthn_challenges_delete_count AFTER DELETE ON webauthn_challen
 REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION webauthn_challenges_count();
 CREATE TRIGGER webauthn_challenges_truncate_count AFTER TRUNCATE ON webauthn_challenges
 FOR EACH STATEMENT EXECUTE FUNCTION webauthn_challenges_count();
-UPDATE front_door_counts SET live = (SELECT COUNT(*) FROM sso_parked_requests WHERE substr(owner, 1, 5) = 'addr:')
-WHERE counted = 'sso_parked_requests';
-UPDATE front_door_counts SET live = (SELECT COUNT(*) FROM webauthn_challenges WHERE user_id IS NULL)
-WHERE counted = 'webauthn_challenges';
+INSERT INTO front_door_counts (counted, live) VALUES
+    ('sso_parked_requests', (SELECT COUNT(*) FROM sso_parked_requests WHERE substr(owner, 1, 5) = 'addr:')),
+    ('webauthn_challenges', (SELECT COUNT(*) FROM webauthn_challenges WHERE user_id IS NULL));

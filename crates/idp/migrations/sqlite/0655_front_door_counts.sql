@@ -13,9 +13,6 @@ CREATE TABLE front_door_counts (
     counted TEXT PRIMARY KEY NOT NULL,
     live    INTEGER NOT NULL
 );
-INSERT INTO front_door_counts (counted, live) VALUES
-    ('sso_parked_requests', (SELECT COUNT(*) FROM sso_parked_requests WHERE substr(owner, 1, 5) = 'addr:')),
-    ('webauthn_challenges', (SELECT COUNT(*) FROM webauthn_challenges WHERE user_id IS NULL));
 CREATE TRIGGER sso_parked_requests_insert_count AFTER INSERT ON sso_parked_requests
 WHEN substr(NEW.owner, 1, 5) = 'addr:'
 BEGIN UPDATE front_door_counts SET live = live + 1 WHERE counted = 'sso_parked_requests'; END;
@@ -38,3 +35,6 @@ WHEN (NEW.user_id IS NULL) <> (OLD.user_id IS NULL)
 BEGIN UPDATE front_door_counts
     SET live = live + (NEW.user_id IS NULL) - (OLD.user_id IS NULL)
     WHERE counted = 'webauthn_challenges'; END;
+INSERT INTO front_door_counts (counted, live) VALUES
+    ('sso_parked_requests', (SELECT COUNT(*) FROM sso_parked_requests WHERE substr(owner, 1, 5) = 'addr:')),
+    ('webauthn_challenges', (SELECT COUNT(*) FROM webauthn_challenges WHERE user_id IS NULL));

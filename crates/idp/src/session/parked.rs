@@ -186,6 +186,9 @@ impl<'s> ParkedRequests<'s> {
             crate::store::commit(tx).await?;
             tracing::warn!(owner = %owner.0, waiting = mine, "parked request refused: cap reached");
             // The owner's cap, or its /48's while there is room in all; a user's only theirs.
+            // Read after the insert (on PostgreSQL in a later snapshot), so a take that freed
+            // a place in between makes a start refused by the total read as its /48's: the
+            // refusal's kind, not the admission, can be off under such a race.
             return Err(if mine >= i64::from(self.caps.per_owner) || !full {
                 Error::Throttled {
                     retry_after_seconds: PARK_RETRY_AFTER,
@@ -214,10 +217,11 @@ impl<'s> ParkedRequests<'s> {
     }
 
     /// The conditional insert [`Self::park`] takes a place with. The caps are checked
-    /// cheapest first (the owner's rows, its /48's, then all anonymous ones), and each
-    /// only when the ones before it passed. The owner's and the /48's counts are index
-    /// ranges no longer than their caps; all anonymous ones are the total kept in step
-    /// ([`FrontDoor::Parked`]), one row, however full the table is.
+    /// cheapest first, each only when the ones before it passed: the owner's rows (an
+    /// index range of at most `per_owner`), all anonymous ones (the total kept in step,
+    /// [`FrontDoor::Parked`]: one row, however full the table is), then its /48's (a range
+    /// of up to [`WIDE_OWNER_FACTOR`] owners' worth), so a full table refuses a start
+    /// without counting the /48 of whoever filled it.
     fn park_sql(&self) -> String {
         let key_column = self.key_column();
         let total = FrontDoor::Parked.total_sql();
@@ -225,9 +229,9 @@ impl<'s> ParkedRequests<'s> {
             "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at, owner) \
              SELECT $1, $2, $3, $4, $5 \
              WHERE (SELECT COUNT(*) FROM sso_parked_requests WHERE {key_column} = $5) < $6 \
+             AND ($11 = '' OR {total} < $7) \
              AND ($8 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
-                 WHERE {key_column} >= $8 AND {key_column} < $9) < $10) \
-             AND ($11 = '' OR {total} < $7)"
+                 WHERE {key_column} >= $8 AND {key_column} < $9) < $10)"
         )
     }
 

@@ -27,10 +27,10 @@ const PARK_BEFORE: &str = "INSERT INTO sso_parked_requests (key_hash, payload, c
 const PARK_AFTER: &str = "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at, owner) \
      SELECT $1, $2, $3, $4, $5 \
      WHERE (SELECT COUNT(*) FROM sso_parked_requests WHERE owner COLLATE \"C\" = $5) < $6 \
-     AND ($8 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
-         WHERE owner COLLATE \"C\" >= $8 AND owner COLLATE \"C\" < $9) < $10) \
      AND ($11 = '' OR (SELECT live FROM front_door_counts \
-         WHERE counted = 'sso_parked_requests') < $7) AND $12 <> ''";
+         WHERE counted = 'sso_parked_requests') < $7) \
+     AND ($8 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
+         WHERE owner COLLATE \"C\" >= $8 AND owner COLLATE \"C\" < $9) < $10) AND $12 <> ''";
 const START_BEFORE: &str = "INSERT INTO webauthn_challenges \
      (handle_hash, kind, owner, user_id, state, expires_at) \
      SELECT $1, $2, $3, $4, $5, $6 \
@@ -43,10 +43,10 @@ const START_AFTER: &str = "INSERT INTO webauthn_challenges \
      (handle_hash, kind, owner, user_id, state, expires_at) \
      SELECT $1, $2, $3, $4, $5, $6 \
      WHERE (SELECT COUNT(*) FROM webauthn_challenges WHERE owner COLLATE \"C\" = $3) < $7 \
-     AND ($9 = '' OR (SELECT COUNT(*) FROM webauthn_challenges \
-         WHERE owner COLLATE \"C\" >= $9 AND owner COLLATE \"C\" < $10) < $11) \
      AND ($4 IS NOT NULL OR (SELECT live FROM front_door_counts \
-         WHERE counted = 'webauthn_challenges') < $8)";
+         WHERE counted = 'webauthn_challenges') < $8) \
+     AND ($9 = '' OR (SELECT COUNT(*) FROM webauthn_challenges \
+         WHERE owner COLLATE \"C\" >= $9 AND owner COLLATE \"C\" < $10) < $11)";
 
 /// Median and worst of `runs`.
 fn summary(mut runs: Vec<Duration>) -> String {

@@ -455,7 +455,9 @@ async fn a_burst_at_the_total_admits_exactly_up_to_it(t: TestStore) {
     }
     while let Some(done) = parks.join_next().await {
         match done.unwrap() {
-            Ok(_) | Err(Error::Busy { .. }) => {}
+            // Refused by the total, read as the /48's when a take freed a place between
+            // the insert and the refusal's reading of it (PostgreSQL).
+            Ok(_) | Err(Error::Busy { .. } | Error::Throttled { .. }) => {}
             Err(e) => panic!("unexpected error: {e}"),
         }
     }
