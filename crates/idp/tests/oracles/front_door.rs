@@ -250,7 +250,13 @@ async fn front_door_admission_at_the_default_cap() {
     vacuum(&mut conn).await;
     measure(&mut conn, "before (0640)", PARK_BEFORE, START_BEFORE).await;
     churn(&mut conn).await;
-    measure(&mut conn, "before (0640), churned", PARK_BEFORE, START_BEFORE).await;
+    measure(
+        &mut conn,
+        "before (0640), churned",
+        PARK_BEFORE,
+        START_BEFORE,
+    )
+    .await;
 
     let migrator = sqlx::migrate::Migrator::new(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres"),
