@@ -12,7 +12,9 @@
 //! [`ParkOwner`] (the browser's network, or the signed-in user), the /64s of one IPv6 /48
 //! together [`WIDE_OWNER_FACTOR`] times that, and all anonymous owners (networks) together
 //! [`ParkCaps::total`], checked and inserted in one statement (on PostgreSQL under an
-//! advisory lock every node's parkings share), never counted and then inserted. A user's own
+//! advisory lock every node's parkings share), never counted and then inserted. The total is
+//! kept in step by the database ([`FrontDoor`]), so checking it costs the same however full
+//! the table is. A user's own
 //! parks (a sign-in waiting for their second factor, their logout chain) neither count
 //! towards the total nor wait for it: a flood of anonymous parks from many networks must not
 //! shut every signed-in user out of their second factor or their single logout. Those are
@@ -30,6 +32,7 @@ use latchkey_sp::network::{WIDE_NETWORK_FACTOR, wide_network_of};
 use super::{fresh_token, network_of, token_hash};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
+use crate::store::front_door::FrontDoor;
 use crate::store::{Store, timestamp};
 
 /// Something that can be parked. Each kind hashes its keys under its own name, so a key
@@ -74,10 +77,9 @@ impl ParkOwner {
     }
 }
 
-/// The prefix of every anonymous [`ParkOwner`], and the first owner past them in byte order
-/// (`;` follows `:`): all anonymous owners are the range `[ANONYMOUS, ANONYMOUS_END)`.
+/// The prefix of every anonymous [`ParkOwner`]: the rows migration 0655's triggers count
+/// towards the total ([`FrontDoor::Parked`]) are those whose owner starts with it.
 const ANONYMOUS: &str = "addr:";
-const ANONYMOUS_END: &str = "addr;";
 
 /// How many owners' worth of parked requests the /64s of one IPv6 /48 may hold together.
 pub const WIDE_OWNER_FACTOR: u32 = WIDE_NETWORK_FACTOR as u32;
@@ -171,13 +173,10 @@ impl<'s> ParkedRequests<'s> {
                 .fetch_one(&mut *tx)
                 .await?;
             let full = if owner.is_anonymous() {
-                let sql = format!(
-                    "SELECT COUNT(*) FROM sso_parked_requests \
-                     WHERE {key_column} >= $1 AND {key_column} < $2"
-                );
+                // The kept total, never a count of every anonymous row: under a flood
+                // every start is refused here, still under the lock.
+                let sql = format!("SELECT {}", FrontDoor::Parked.total_sql());
                 let all: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .bind(ANONYMOUS)
-                    .bind(ANONYMOUS_END)
                     .fetch_one(&mut *tx)
                     .await?;
                 all >= i64::from(self.caps.total)
@@ -187,6 +186,9 @@ impl<'s> ParkedRequests<'s> {
             crate::store::commit(tx).await?;
             tracing::warn!(owner = %owner.0, waiting = mine, "parked request refused: cap reached");
             // The owner's cap, or its /48's while there is room in all; a user's only theirs.
+            // Read after the insert (on PostgreSQL in a later snapshot), so a take that freed
+            // a place in between makes a start refused by the total read as its /48's: the
+            // refusal's kind, not the admission, can be off under such a race.
             return Err(if mine >= i64::from(self.caps.per_owner) || !full {
                 Error::Throttled {
                     retry_after_seconds: PARK_RETRY_AFTER,
@@ -215,18 +217,21 @@ impl<'s> ParkedRequests<'s> {
     }
 
     /// The conditional insert [`Self::park`] takes a place with. The caps are checked
-    /// cheapest first (the owner's rows, its /48's, then all anonymous ones), and each count
-    /// only when the ones before it passed.
+    /// cheapest first, each only when the ones before it passed: the owner's rows (an
+    /// index range of at most `per_owner`), all anonymous ones (the total kept in step,
+    /// [`FrontDoor::Parked`]: one row, however full the table is), then its /48's (a range
+    /// of up to [`WIDE_OWNER_FACTOR`] owners' worth), so a full table refuses a start
+    /// without counting the /48 of whoever filled it.
     fn park_sql(&self) -> String {
         let key_column = self.key_column();
+        let total = FrontDoor::Parked.total_sql();
         format!(
             "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at, owner) \
              SELECT $1, $2, $3, $4, $5 \
              WHERE (SELECT COUNT(*) FROM sso_parked_requests WHERE {key_column} = $5) < $6 \
+             AND ($11 = '' OR {total} < $7) \
              AND ($8 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
-                 WHERE {key_column} >= $8 AND {key_column} < $9) < $10) \
-             AND ($11 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
-                 WHERE {key_column} >= $11 AND {key_column} < $12) < $7)"
+                 WHERE {key_column} >= $8 AND {key_column} < $9) < $10)"
         )
     }
 
@@ -246,11 +251,7 @@ impl<'s> ParkedRequests<'s> {
             None => String::new(),
         };
         // A user's park neither counts towards the total nor is held back by it.
-        let (anonymous, anonymous_end) = if owner.is_anonymous() {
-            (ANONYMOUS, ANONYMOUS_END)
-        } else {
-            ("", "")
-        };
+        let anonymous = if owner.is_anonymous() { ANONYMOUS } else { "" };
         query
             .bind(key_hash)
             .bind(json)
@@ -265,7 +266,6 @@ impl<'s> ParkedRequests<'s> {
                 self.caps.per_owner.saturating_mul(WIDE_OWNER_FACTOR),
             ))
             .bind(anonymous)
-            .bind(anonymous_end)
     }
 
     /// The database's plan for a park by `owner` (not run), for the tests that hold every

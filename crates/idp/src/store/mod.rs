@@ -30,6 +30,7 @@
 
 pub(crate) mod backend;
 pub mod checkpoint;
+pub mod front_door;
 pub(crate) mod sql;
 pub(crate) mod timestamp;
 

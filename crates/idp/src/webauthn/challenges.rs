@@ -6,6 +6,7 @@ use super::WebauthnError;
 use crate::ids::UserId;
 use crate::session::{fresh_token, token_hash};
 use crate::store::Store;
+use crate::store::front_door::FrontDoor;
 
 /// How long a browser has to answer a challenge: long enough to find a key and touch it,
 /// short enough that an abandoned ceremony's row goes soon.
@@ -154,20 +155,22 @@ impl<'s> Pending<'s> {
         }
     }
 
-    /// The conditional insert [`Self::put`] takes a place with: the owner's count, its /48's,
-    /// then (anonymous starts only) all anonymous ones, each only when those before it
-    /// passed; the last is read off the `user_id` index.
+    /// The conditional insert [`Self::put`] takes a place with, cheapest first, each count
+    /// only when those before it passed: the owner's (an index range of at most
+    /// [`MAX_PENDING_PER_OWNER`]), then (anonymous starts only) all anonymous ones (the total
+    /// kept in step, [`FrontDoor::Ceremonies`]: one row, however full the table is), then
+    /// its /48's (a range of up to [`MAX_PENDING_PER_WIDE_OWNER`]).
     fn put_sql(&self) -> String {
         let owner_column = self.owner_column();
+        let total = FrontDoor::Ceremonies.total_sql();
         format!(
             "INSERT INTO webauthn_challenges \
              (handle_hash, kind, owner, user_id, state, expires_at) \
              SELECT $1, $2, $3, $4, $5, $6 \
              WHERE (SELECT COUNT(*) FROM webauthn_challenges WHERE {owner_column} = $3) < $7 \
+             AND ($4 IS NOT NULL OR {total} < $8) \
              AND ($9 = '' OR (SELECT COUNT(*) FROM webauthn_challenges \
-                 WHERE {owner_column} >= $9 AND {owner_column} < $10) < $11) \
-             AND ($4 IS NOT NULL OR (SELECT COUNT(*) FROM webauthn_challenges \
-                 WHERE user_id IS NULL) < $8)"
+                 WHERE {owner_column} >= $9 AND {owner_column} < $10) < $11)"
         )
     }
 

@@ -16,4 +16,5 @@ store_backend!(postgres);
 mod storage;
 
 mod connections;
+mod front_door;
 mod pyotp;

@@ -149,6 +149,62 @@ const TRIGGERS: &[(&str, &str, &str)] = &[
      FOR EACH ROW WHEN (NEW.username IS DISTINCT FROM OLD.username) \
      EXECUTE FUNCTION users_username_members_version();",
     ),
+    (
+        // The anonymous rows of each front-door table, kept in step whoever writes.
+        "0655_front_door_counts.sql",
+        "CREATE TRIGGER sso_parked_requests_insert_count AFTER INSERT ON sso_parked_requests WHEN \
+     substr(NEW.owner, 1, 5) = 'addr:' BEGIN UPDATE front_door_counts SET live = live + 1 \
+     WHERE counted = 'sso_parked_requests'; END; CREATE TRIGGER \
+     sso_parked_requests_delete_count AFTER DELETE ON sso_parked_requests WHEN \
+     substr(OLD.owner, 1, 5) = 'addr:' BEGIN UPDATE front_door_counts SET live = live - 1 \
+     WHERE counted = 'sso_parked_requests'; END; CREATE TRIGGER \
+     sso_parked_requests_update_count AFTER UPDATE OF owner ON sso_parked_requests WHEN \
+     (substr(NEW.owner, 1, 5) IS 'addr:') <> (substr(OLD.owner, 1, 5) IS 'addr:') BEGIN \
+     UPDATE front_door_counts SET live = live + (substr(NEW.owner, 1, 5) IS 'addr:') - \
+     (substr(OLD.owner, 1, 5) IS 'addr:') WHERE counted = 'sso_parked_requests'; END; CREATE \
+     TRIGGER webauthn_challenges_insert_count AFTER INSERT ON webauthn_challenges WHEN \
+     NEW.user_id IS NULL BEGIN UPDATE front_door_counts SET live = live + 1 WHERE counted = \
+     'webauthn_challenges'; END; CREATE TRIGGER webauthn_challenges_delete_count AFTER DELETE \
+     ON webauthn_challenges WHEN OLD.user_id IS NULL BEGIN UPDATE front_door_counts SET live \
+     = live - 1 WHERE counted = 'webauthn_challenges'; END; CREATE TRIGGER \
+     webauthn_challenges_update_count AFTER UPDATE OF user_id ON webauthn_challenges WHEN \
+     (NEW.user_id IS NULL) <> (OLD.user_id IS NULL) BEGIN UPDATE front_door_counts SET live = \
+     live + (NEW.user_id IS NULL) - (OLD.user_id IS NULL) WHERE counted = \
+     'webauthn_challenges'; END;",
+        "CREATE FUNCTION sso_parked_requests_count() RETURNS trigger LANGUAGE plpgsql AS $$ \
+     DECLARE change BIGINT := 0; BEGIN IF TG_OP = 'TRUNCATE' THEN UPDATE front_door_counts \
+     SET live = 0 WHERE counted = 'sso_parked_requests'; RETURN NULL; END IF; IF TG_OP IN \
+     ('INSERT', 'UPDATE') THEN change := change + (SELECT COUNT(*) FROM came WHERE \
+     substr(owner, 1, 5) = 'addr:'); END IF; IF TG_OP IN ('DELETE', 'UPDATE') THEN change := \
+     change - (SELECT COUNT(*) FROM gone WHERE substr(owner, 1, 5) = 'addr:'); END IF; IF \
+     change <> 0 THEN UPDATE front_door_counts SET live = live + change WHERE counted = \
+     'sso_parked_requests'; END IF; RETURN NULL; END $$; CREATE TRIGGER \
+     sso_parked_requests_insert_count AFTER INSERT ON sso_parked_requests REFERENCING NEW \
+     TABLE AS came FOR EACH STATEMENT EXECUTE FUNCTION sso_parked_requests_count(); CREATE \
+     TRIGGER sso_parked_requests_update_count AFTER UPDATE ON sso_parked_requests REFERENCING \
+     OLD TABLE AS gone NEW TABLE AS came FOR EACH STATEMENT EXECUTE FUNCTION \
+     sso_parked_requests_count(); CREATE TRIGGER sso_parked_requests_delete_count AFTER \
+     DELETE ON sso_parked_requests REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE \
+     FUNCTION sso_parked_requests_count(); CREATE TRIGGER sso_parked_requests_truncate_count \
+     AFTER TRUNCATE ON sso_parked_requests FOR EACH STATEMENT EXECUTE FUNCTION \
+     sso_parked_requests_count(); CREATE FUNCTION webauthn_challenges_count() RETURNS trigger \
+     LANGUAGE plpgsql AS $$ DECLARE change BIGINT := 0; BEGIN IF TG_OP = 'TRUNCATE' THEN \
+     UPDATE front_door_counts SET live = 0 WHERE counted = 'webauthn_challenges'; RETURN \
+     NULL; END IF; IF TG_OP IN ('INSERT', 'UPDATE') THEN change := change + (SELECT COUNT(*) \
+     FROM came WHERE user_id IS NULL); END IF; IF TG_OP IN ('DELETE', 'UPDATE') THEN change \
+     := change - (SELECT COUNT(*) FROM gone WHERE user_id IS NULL); END IF; IF change <> 0 \
+     THEN UPDATE front_door_counts SET live = live + change WHERE counted = \
+     'webauthn_challenges'; END IF; RETURN NULL; END $$; CREATE TRIGGER \
+     webauthn_challenges_insert_count AFTER INSERT ON webauthn_challenges REFERENCING NEW \
+     TABLE AS came FOR EACH STATEMENT EXECUTE FUNCTION webauthn_challenges_count(); CREATE \
+     TRIGGER webauthn_challenges_update_count AFTER UPDATE ON webauthn_challenges REFERENCING \
+     OLD TABLE AS gone NEW TABLE AS came FOR EACH STATEMENT EXECUTE FUNCTION \
+     webauthn_challenges_count(); CREATE TRIGGER webauthn_challenges_delete_count AFTER \
+     DELETE ON webauthn_challenges REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE \
+     FUNCTION webauthn_challenges_count(); CREATE TRIGGER webauthn_challenges_truncate_count \
+     AFTER TRUNCATE ON webauthn_challenges FOR EACH STATEMENT EXECUTE FUNCTION \
+     webauthn_challenges_count();",
+    ),
 ];
 
 /// The statements as tokens, with PostgreSQL's type names, and without PostgreSQL's byte-wise
