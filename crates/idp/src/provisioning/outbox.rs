@@ -42,9 +42,13 @@ pub(crate) async fn user_changed(
         .rows_affected())
 }
 
-/// A group's membership of applications changes as a whole (the group is deleted): one row
-/// per member and connected application the group opens.
-pub(crate) async fn group_changed(
+/// A group was renamed or deleted: its name is what an application that is sent `groups`
+/// knows it by, and a deleted group may be what let its members in. So each member is
+/// brought in line at every connected application they are at, whether this group opens it
+/// or another of theirs does (they move to the group of the new name there, or leave the
+/// deleted group: a role the application gave that group goes with it). Run before a
+/// deletion, while the members still count as assigned.
+pub(crate) async fn members_changed(
     conn: &mut AnyConnection,
     group: GroupId,
     reason: &str,
@@ -53,29 +57,6 @@ pub(crate) async fn group_changed(
     Ok(sqlx::query(
         "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
          next_attempt_at) SELECT c.app_id, u.id, u.username, $2, $3, $3 \
-         FROM scim_connections c JOIN app_access x ON x.app_id = c.app_id \
-         JOIN group_members m ON m.group_id = x.group_id JOIN users u ON u.id = m.user_id \
-         WHERE x.group_id = $1",
-    )
-    .bind(group.to_db())
-    .bind(reason)
-    .bind(timestamp::format(now))
-    .execute(conn)
-    .await?
-    .rows_affected())
-}
-
-/// A group was renamed: its name is what an application that is sent `groups` knows it by,
-/// so each member is brought in line at every connected application they are at (they move
-/// to the group of the new name there).
-pub(crate) async fn group_renamed(
-    conn: &mut AnyConnection,
-    group: GroupId,
-    now: OffsetDateTime,
-) -> Result<u64> {
-    Ok(sqlx::query(
-        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
-         next_attempt_at) SELECT c.app_id, u.id, u.username, 'group.update', $2, $2 \
          FROM scim_connections c JOIN group_members g ON g.group_id = $1 \
          JOIN users u ON u.id = g.user_id \
          WHERE EXISTS (SELECT 1 FROM app_access x JOIN group_members m \
@@ -84,6 +65,7 @@ pub(crate) async fn group_renamed(
          AND r.user_id = u.id)",
     )
     .bind(group.to_db())
+    .bind(reason)
     .bind(timestamp::format(now))
     .execute(conn)
     .await?

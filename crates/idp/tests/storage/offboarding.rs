@@ -24,7 +24,8 @@ use crate::support::TestStore;
 use crate::support::fake_scim::{Fake, TOKEN};
 
 on_both_backends!(
-    a_suspension_ends_sessions_on_every_path
+    a_suspension_ends_sessions_on_every_path,
+    a_deleted_group_is_taken_away_where_it_was_sent
 );
 
 const IDLE: Duration = Duration::minutes(30);
@@ -103,4 +104,52 @@ async fn a_suspension_ends_sessions_on_every_path(t: TestStore) {
         assert_eq!(after["reason"], "suspend");
         assert_eq!(after["sessions_ended"], 2);
     }
+}
+
+async fn a_deleted_group_is_taken_away_where_it_was_sent(t: TestStore) {
+    let s = &t.store;
+    let kek = Arc::new(Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap());
+    // The wiki is opened by `staff` and is sent the user's groups: `wiki-admins` is a role
+    // there, though it opens nothing by itself.
+    let mut new = NewApplication::new(
+        "https://wiki.example.org",
+        "Wiki",
+        "https://wiki.example.org/acs",
+    );
+    new.attributes = vec!["groups=groups".parse().unwrap()];
+    let wiki = s.apps().create(&admin(), new).await.unwrap();
+    let staff = group(s, "staff").await;
+    let admins = group(s, "wiki-admins").await;
+    s.apps().assign(&admin(), wiki.id, staff.id).await.unwrap();
+    let alice = user(s, "alice").await;
+    join(s, staff.id, alice.id).await;
+    join(s, admins.id, alice.id).await;
+    s.provisioning()
+        .connect(
+            &admin(),
+            &kek,
+            wiki.id,
+            NewConnection {
+                base_url: "https://scim.example.org/v2".into(),
+                token: Zeroizing::new(TOKEN.to_owned()),
+                on_remove: OnRemove::Deactivate,
+            },
+        )
+        .await
+        .unwrap();
+    let queued = || async {
+        s.provisioning()
+            .status(wiki.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .queue_length
+    };
+    let before = queued().await;
+    s.groups().delete(&admin(), admins.id).await.unwrap();
+    assert_eq!(
+        queued().await,
+        before + 1,
+        "alice must leave wiki-admins at the wiki"
+    );
 }
