@@ -175,26 +175,43 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
-/// The newest row of the pair: a delivery that reads the directory after this covers every
-/// row up to it.
-pub(crate) async fn newest(store: &Store, item: &Claimed) -> Result<i64> {
-    let seq: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(seq) FROM scim_outbox WHERE app_id = $1 AND user_id = $2")
-            .bind(item.app_id.to_db())
-            .bind(item.user_id.to_db())
-            .fetch_one(store.pool())
-            .await?;
-    Ok(seq.unwrap_or(item.seq))
+/// Takes every row of the pair committed so far for `owner` (the claimed one and any newer),
+/// before the directory is read: a delivery that reads it after this covers exactly these
+/// rows, which [`done`] then removes. Returns the newest. A row of the pair committed later
+/// is not taken, even with a lower `seq` (on PostgreSQL a sequence number is drawn before
+/// its transaction commits, so an older number can appear after a newer one): its change
+/// may not be in what is delivered, so it stays for the next delivery.
+pub(crate) async fn take_pair(
+    store: &Store,
+    item: &Claimed,
+    owner: &str,
+    lease_until: OffsetDateTime,
+) -> Result<i64> {
+    let seqs: Vec<i64> = sqlx::query_scalar(
+        "UPDATE scim_outbox SET lease_owner = $3, lease_until = $4 \
+         WHERE app_id = $1 AND user_id = $2 RETURNING seq",
+    )
+    .bind(item.app_id.to_db())
+    .bind(item.user_id.to_db())
+    .bind(owner)
+    .bind(timestamp::format(lease_until))
+    .fetch_all(store.pool())
+    .await?;
+    Ok(seqs.into_iter().max().unwrap_or(item.seq).max(item.seq))
 }
 
-/// Removes the pair's rows up to `through` after a delivery.
-pub(crate) async fn done(store: &Store, item: &Claimed, through: i64) -> Result<()> {
-    sqlx::query("DELETE FROM scim_outbox WHERE app_id = $1 AND user_id = $2 AND seq <= $3")
-        .bind(item.app_id.to_db())
-        .bind(item.user_id.to_db())
-        .bind(through)
-        .execute(store.pool())
-        .await?;
+/// Removes the pair's rows [`take_pair`] took for `owner`, up to `through`, after a delivery.
+pub(crate) async fn done(store: &Store, item: &Claimed, owner: &str, through: i64) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM scim_outbox WHERE app_id = $1 AND user_id = $2 AND seq <= $3 \
+         AND lease_owner = $4",
+    )
+    .bind(item.app_id.to_db())
+    .bind(item.user_id.to_db())
+    .bind(through)
+    .bind(owner)
+    .execute(store.pool())
+    .await?;
     Ok(())
 }
 

@@ -253,7 +253,8 @@ impl Worker {
     }
 
     async fn deliver(&self, target: &Target, item: &Claimed) -> Result<Done, String> {
-        let through = outbox::newest(&self.store, item)
+        let lease_until = self.store.now() + self.settings.lease;
+        let through = outbox::take_pair(&self.store, item, &self.owner, lease_until)
             .await
             .map_err(|e| e.to_string())?;
         let Some(app) = crate::apps::registry::fetch(self.store.pool(), item.app_id)
@@ -269,7 +270,7 @@ impl Worker {
         let done = converge(&self.store, target, item.user_id, &item.user_name, &want)
             .await
             .map_err(|e| e.to_string())?;
-        outbox::done(&self.store, item, through)
+        outbox::done(&self.store, item, &self.owner, through)
             .await
             .map_err(|e| e.to_string())?;
         Ok(done)

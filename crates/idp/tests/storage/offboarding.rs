@@ -25,7 +25,8 @@ use crate::support::fake_scim::{Fake, TOKEN};
 
 on_both_backends!(
     a_suspension_ends_sessions_on_every_path,
-    a_deleted_group_is_taken_away_where_it_was_sent
+    a_deleted_group_is_taken_away_where_it_was_sent,
+    a_removal_committed_during_a_delivery_is_not_lost
 );
 
 const IDLE: Duration = Duration::minutes(30);
@@ -152,4 +153,102 @@ async fn a_deleted_group_is_taken_away_where_it_was_sent(t: TestStore) {
         before + 1,
         "alice must leave wiki-admins at the wiki"
     );
+}
+
+/// A removal whose transaction drew its outbox number before another change of the same
+/// user, and committed while that one's delivery was in flight (PostgreSQL draws numbers
+/// outside transactions; SQLite's one writer cannot interleave them): the delivery read the
+/// directory before the removal, so the removal's row must outlive it.
+async fn a_removal_committed_during_a_delivery_is_not_lost(t: TestStore) {
+    if !t.url.starts_with("postgres") {
+        return;
+    }
+    let s = &t.store;
+    let kek = Arc::new(Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap());
+    let (fake, url) = Fake::start().await;
+    let wiki = s
+        .apps()
+        .create(
+            &admin(),
+            NewApplication::new(
+                "https://wiki.example.org",
+                "Wiki",
+                "https://wiki.example.org/acs",
+            ),
+        )
+        .await
+        .unwrap();
+    let staff = group(s, "staff").await;
+    s.apps().assign(&admin(), wiki.id, staff.id).await.unwrap();
+    let alice = user(s, "alice").await;
+    join(s, staff.id, alice.id).await;
+    s.provisioning()
+        .connect(
+            &admin(),
+            &kek,
+            wiki.id,
+            NewConnection {
+                base_url: url,
+                token: Zeroizing::new(TOKEN.to_owned()),
+                on_remove: OnRemove::Deactivate,
+            },
+        )
+        .await
+        .unwrap();
+    let worker = Worker::new(s.clone(), Arc::clone(&kek), WorkerSettings::default());
+    while worker.run_once().await.unwrap() > 0 {}
+    assert_eq!(fake.active("alice"), Some(true));
+
+    // The removal, as `delete_member` writes it, not yet committed.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&t.url).await.unwrap();
+    let mut removal = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
+         next_attempt_at) VALUES ($1, $2, 'alice', 'group.member_remove', $3, $3)",
+    )
+    .bind(wiki.id.to_string())
+    .bind(alice.id.to_string())
+    .bind("2026-01-01T00:00:00.000000Z")
+    .execute(&mut *removal)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+        .bind(staff.id.to_string())
+        .bind(alice.id.to_string())
+        .execute(&mut *removal)
+        .await
+        .unwrap();
+    // A later change of alice, committed first.
+    let patch = UserPatch {
+        display_name: Some(Some("Alice B".into())),
+        ..Default::default()
+    };
+    s.users().update(&admin(), alice.id, patch).await.unwrap();
+    // Its delivery reads the directory, then the removal commits while its PUT is in flight.
+    let (arrived, at_fake) = tokio::sync::oneshot::channel();
+    let (go, held) = tokio::sync::oneshot::channel();
+    *fake.hold.lock().unwrap() = Some((arrived, held));
+    let run = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.run_once().await.unwrap() }
+    });
+    at_fake.await.unwrap();
+    removal.commit().await.unwrap();
+    go.send(()).unwrap();
+    assert_eq!(run.await.unwrap(), 1);
+    assert_eq!(fake.by_name("alice").unwrap()["displayName"], "Alice B");
+    let queued = s
+        .provisioning()
+        .status(wiki.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .queue_length;
+    assert_eq!(
+        queued, 1,
+        "the removal's row was taken by a delivery that missed it"
+    );
+    while worker.run_once().await.unwrap() > 0 {}
+    assert_eq!(fake.active("alice"), Some(false));
 }
