@@ -26,7 +26,8 @@ use crate::support::fake_scim::{Fake, TOKEN};
 on_both_backends!(
     a_suspension_ends_sessions_on_every_path,
     a_deleted_group_is_taken_away_where_it_was_sent,
-    a_removal_committed_during_a_delivery_is_not_lost
+    a_removal_committed_during_a_delivery_is_not_lost,
+    removals_at_applications_are_audited_per_user
 );
 
 const IDLE: Duration = Duration::minutes(30);
@@ -251,4 +252,72 @@ async fn a_removal_committed_during_a_delivery_is_not_lost(t: TestStore) {
     );
     while worker.run_once().await.unwrap() > 0 {}
     assert_eq!(fake.active("alice"), Some(false));
+}
+
+/// The admin's proof, per user: which application the user was taken out of, and how.
+async fn removals_at_applications_are_audited_per_user(t: TestStore) {
+    let s = &t.store;
+    let kek = Arc::new(Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap());
+    let (fake, url) = Fake::start().await;
+    let wiki = s
+        .apps()
+        .create(
+            &admin(),
+            NewApplication::new(
+                "https://wiki.example.org",
+                "Wiki",
+                "https://wiki.example.org/acs",
+            ),
+        )
+        .await
+        .unwrap();
+    let staff = group(s, "staff").await;
+    s.apps().assign(&admin(), wiki.id, staff.id).await.unwrap();
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
+    join(s, staff.id, alice.id).await;
+    join(s, staff.id, bob.id).await;
+    s.provisioning()
+        .connect(
+            &admin(),
+            &kek,
+            wiki.id,
+            NewConnection {
+                base_url: url,
+                token: Zeroizing::new(TOKEN.to_owned()),
+                on_remove: OnRemove::Deactivate,
+            },
+        )
+        .await
+        .unwrap();
+    let worker = Worker::new(s.clone(), Arc::clone(&kek), WorkerSettings::default());
+    while worker.run_once().await.unwrap() > 0 {}
+    let removals = |id: latchkey_idp::ids::UserId| async move {
+        s.audit()
+            .list(&AuditFilter {
+                action: Some("scim.user_remove".into()),
+                user_id: Some(id.to_string()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    };
+    assert!(
+        removals(alice.id).await.is_empty(),
+        "a creation is no removal"
+    );
+
+    s.users().suspend(&admin(), alice.id).await.unwrap();
+    s.users().delete(&admin(), bob.id).await.unwrap();
+    while worker.run_once().await.unwrap() > 0 {}
+    assert_eq!(fake.active("alice"), Some(false));
+    assert_eq!(fake.active("bob"), Some(false));
+    for (who, id) in [("alice", alice.id), ("bob", bob.id)] {
+        let events = removals(id).await;
+        assert_eq!(events.len(), 1, "{who}: {events:?}");
+        assert_eq!(events[0].actor, "system");
+        let after = events[0].after.as_ref().unwrap();
+        assert_eq!(after["app"], "https://wiki.example.org", "{who}");
+        assert_eq!(after["done"], "deactivated", "{who}");
+    }
 }
