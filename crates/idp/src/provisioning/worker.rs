@@ -273,8 +273,9 @@ impl Worker {
             .await
             .map_err(|e| e.to_string())?;
         // Access taken away is shown per user (`scim.user_remove`), before the rows go: an
-        // event that cannot be written fails the delivery, whose retry removes again (a
-        // no-op there) and records it then.
+        // event that cannot be written fails the delivery, and its retry removes again
+        // (a deactivation is answered, and recorded, again; a deleted user is no longer
+        // found there, and then only the log has it).
         let removed = match done {
             Done::Deactivated => Some("deactivated"),
             Done::Deleted => Some("deleted"),
