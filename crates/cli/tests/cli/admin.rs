@@ -477,9 +477,16 @@ fn every_command_is_wired() {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
+    // The CLI's suspension ends her sessions in its transaction, as every path's does.
     assert_eq!(
         actions,
-        ["user.resume", "user.suspend", "user.update", "user.create"]
+        [
+            "user.resume",
+            "user.sessions_end",
+            "user.suspend",
+            "user.update",
+            "user.create"
+        ]
     );
     // The OS user and the host, as the label filters match and as the name people read.
     let actor = log[0]["actor"].as_str().unwrap();

@@ -453,12 +453,10 @@ pub(crate) async fn suspend(
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, Refusal> {
     let (op, user) = target(&state, &cookie, &uri, &id).await?;
+    // The suspension ends the sessions in its own transaction, by every path.
     if let Err(err) = state.store().users().suspend(&op.actor(), user.id).await {
         return refused(&state, &op, csrf, user.id, err).await;
     }
-    Sessions::new(state.store())
-        .end_all_audited(&op.actor(), &user)
-        .await?;
     Ok(done(user.id))
 }
 

@@ -590,7 +590,8 @@ pub(crate) async fn rename(
         updated_at: now,
         ..before.clone()
     };
-    crate::provisioning::outbox::group_renamed(&mut *conn, before.id, now).await?;
+    crate::provisioning::outbox::members_changed(&mut *conn, before.id, "group.update", now)
+        .await?;
     audit::record(
         conn,
         actor,
@@ -630,7 +631,7 @@ pub(crate) async fn remove(
     .bind(group.id.to_db())
     .fetch_all(&mut *conn)
     .await?;
-    crate::provisioning::outbox::group_changed(&mut *conn, group.id, "group.delete", now).await?;
+    crate::provisioning::outbox::members_changed(&mut *conn, group.id, "group.delete", now).await?;
     sqlx::query("DELETE FROM directory_groups WHERE id = $1")
         .bind(group.id.to_db())
         .execute(&mut *conn)

@@ -713,6 +713,22 @@ pub(crate) async fn rewrite(
     .await?;
     crate::provisioning::outbox::user_changed(conn, before.id, &after.username, action, now)
         .await?;
+    // A suspension ends the user's sessions in its own transaction, whoever suspends
+    // (console, API, CLI, SCIM, an import): a session left in place would count again the
+    // moment the user is resumed. (Their links only do nothing while they are suspended.)
+    if before.status == UserStatus::Active && after.status == UserStatus::Suspended {
+        crate::session::end_for_credential_change(
+            conn,
+            actor,
+            before.id,
+            &after.username,
+            crate::session::Keep::Nothing,
+            "suspend",
+            None,
+            now,
+        )
+        .await?;
+    }
     Ok(after)
 }
 
@@ -1498,8 +1514,9 @@ impl<'s> Users<'s> {
         .await
     }
 
-    /// Refuses further sign-ins; keeps everything else. Refuses to suspend the last active
-    /// admin ([`Error::LastAdmin`]).
+    /// Refuses further sign-ins: ends the user's sessions (`user.sessions_end`) in the same
+    /// transaction; keeps everything else. Refuses to suspend the last active admin
+    /// ([`Error::LastAdmin`]).
     pub async fn suspend(&self, actor: &Actor, id: UserId) -> Result<User> {
         self.change(actor, id, "user.suspend", true, |user| {
             let mut fields = UserFields::of(user);

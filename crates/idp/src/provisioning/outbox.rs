@@ -42,9 +42,13 @@ pub(crate) async fn user_changed(
         .rows_affected())
 }
 
-/// A group's membership of applications changes as a whole (the group is deleted): one row
-/// per member and connected application the group opens.
-pub(crate) async fn group_changed(
+/// A group was renamed or deleted: its name is what an application that is sent `groups`
+/// knows it by, and a deleted group may be what let its members in. So each member is
+/// brought in line at every connected application they are at, whether this group opens it
+/// or another of theirs does (they move to the group of the new name there, or leave the
+/// deleted group: a role the application gave that group goes with it). Run before a
+/// deletion, while the members still count as assigned.
+pub(crate) async fn members_changed(
     conn: &mut AnyConnection,
     group: GroupId,
     reason: &str,
@@ -53,29 +57,6 @@ pub(crate) async fn group_changed(
     Ok(sqlx::query(
         "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
          next_attempt_at) SELECT c.app_id, u.id, u.username, $2, $3, $3 \
-         FROM scim_connections c JOIN app_access x ON x.app_id = c.app_id \
-         JOIN group_members m ON m.group_id = x.group_id JOIN users u ON u.id = m.user_id \
-         WHERE x.group_id = $1",
-    )
-    .bind(group.to_db())
-    .bind(reason)
-    .bind(timestamp::format(now))
-    .execute(conn)
-    .await?
-    .rows_affected())
-}
-
-/// A group was renamed: its name is what an application that is sent `groups` knows it by,
-/// so each member is brought in line at every connected application they are at (they move
-/// to the group of the new name there).
-pub(crate) async fn group_renamed(
-    conn: &mut AnyConnection,
-    group: GroupId,
-    now: OffsetDateTime,
-) -> Result<u64> {
-    Ok(sqlx::query(
-        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
-         next_attempt_at) SELECT c.app_id, u.id, u.username, 'group.update', $2, $2 \
          FROM scim_connections c JOIN group_members g ON g.group_id = $1 \
          JOIN users u ON u.id = g.user_id \
          WHERE EXISTS (SELECT 1 FROM app_access x JOIN group_members m \
@@ -84,6 +65,7 @@ pub(crate) async fn group_renamed(
          AND r.user_id = u.id)",
     )
     .bind(group.to_db())
+    .bind(reason)
     .bind(timestamp::format(now))
     .execute(conn)
     .await?
@@ -193,26 +175,43 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
-/// The newest row of the pair: a delivery that reads the directory after this covers every
-/// row up to it.
-pub(crate) async fn newest(store: &Store, item: &Claimed) -> Result<i64> {
-    let seq: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(seq) FROM scim_outbox WHERE app_id = $1 AND user_id = $2")
-            .bind(item.app_id.to_db())
-            .bind(item.user_id.to_db())
-            .fetch_one(store.pool())
-            .await?;
-    Ok(seq.unwrap_or(item.seq))
+/// Takes every row of the pair committed so far for `owner` (the claimed one and any newer),
+/// before the directory is read: a delivery that reads it after this covers exactly these
+/// rows, which [`done`] then removes. Returns the newest. A row of the pair committed later
+/// is not taken, even with a lower `seq` (on PostgreSQL a sequence number is drawn before
+/// its transaction commits, so an older number can appear after a newer one): its change
+/// may not be in what is delivered, so it stays for the next delivery.
+pub(crate) async fn take_pair(
+    store: &Store,
+    item: &Claimed,
+    owner: &str,
+    lease_until: OffsetDateTime,
+) -> Result<i64> {
+    let seqs: Vec<i64> = sqlx::query_scalar(
+        "UPDATE scim_outbox SET lease_owner = $3, lease_until = $4 \
+         WHERE app_id = $1 AND user_id = $2 RETURNING seq",
+    )
+    .bind(item.app_id.to_db())
+    .bind(item.user_id.to_db())
+    .bind(owner)
+    .bind(timestamp::format(lease_until))
+    .fetch_all(store.pool())
+    .await?;
+    Ok(seqs.into_iter().max().unwrap_or(item.seq).max(item.seq))
 }
 
-/// Removes the pair's rows up to `through` after a delivery.
-pub(crate) async fn done(store: &Store, item: &Claimed, through: i64) -> Result<()> {
-    sqlx::query("DELETE FROM scim_outbox WHERE app_id = $1 AND user_id = $2 AND seq <= $3")
-        .bind(item.app_id.to_db())
-        .bind(item.user_id.to_db())
-        .bind(through)
-        .execute(store.pool())
-        .await?;
+/// Removes the pair's rows [`take_pair`] took for `owner`, up to `through`, after a delivery.
+pub(crate) async fn done(store: &Store, item: &Claimed, owner: &str, through: i64) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM scim_outbox WHERE app_id = $1 AND user_id = $2 AND seq <= $3 \
+         AND lease_owner = $4",
+    )
+    .bind(item.app_id.to_db())
+    .bind(item.user_id.to_db())
+    .bind(through)
+    .bind(owner)
+    .execute(store.pool())
+    .await?;
     Ok(())
 }
 

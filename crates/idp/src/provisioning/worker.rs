@@ -5,7 +5,8 @@
 //! written by another node or by a CLI command), so a suspension reaches every application
 //! within a poll interval at worst. One batch is delivered concurrently (at most
 //! [`WorkerSettings::batch`] requests in flight); one application timing out delays only its
-//! own rows of that batch.
+//! own rows of that batch. A user deactivated or deleted at an application is audited
+//! (`scim.user_remove`, by `system`, naming the application).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use super::client::{ClientSettings, Created};
 use super::outbox::{self, Claimed};
 use super::{OnRemove, ProvisioningError, Target, resource};
 use crate::apps::Application;
+use crate::audit::{Actor, Change};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::keys::Kek;
@@ -253,7 +255,8 @@ impl Worker {
     }
 
     async fn deliver(&self, target: &Target, item: &Claimed) -> Result<Done, String> {
-        let through = outbox::newest(&self.store, item)
+        let lease_until = self.store.now() + self.settings.lease;
+        let through = outbox::take_pair(&self.store, item, &self.owner, lease_until)
             .await
             .map_err(|e| e.to_string())?;
         let Some(app) = crate::apps::registry::fetch(self.store.pool(), item.app_id)
@@ -269,7 +272,33 @@ impl Worker {
         let done = converge(&self.store, target, item.user_id, &item.user_name, &want)
             .await
             .map_err(|e| e.to_string())?;
-        outbox::done(&self.store, item, through)
+        // Access taken away is shown per user (`scim.user_remove`), before the rows go: an
+        // event that cannot be written fails the delivery, and its retry removes again
+        // (a deactivation is answered, and recorded, again; a deleted user is no longer
+        // found there, and then only the log has it).
+        let removed = match done {
+            Done::Deactivated => Some("deactivated"),
+            Done::Deleted => Some("deleted"),
+            _ => None,
+        };
+        if let Some(removed) = removed {
+            let change = Change {
+                action: "scim.user_remove",
+                target_kind: "user",
+                target_id: item.user_id.to_string(),
+                target_name: item.user_name.clone(),
+                before: None,
+                after: Some(serde_json::json!({
+                    "app": app.settings.entity_id, "app_id": app.id, "done": removed,
+                })),
+            };
+            self.store
+                .audit()
+                .record(&Actor::system(), self.store.now(), change)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        outbox::done(&self.store, item, &self.owner, through)
             .await
             .map_err(|e| e.to_string())?;
         Ok(done)

@@ -9,7 +9,8 @@
 //!   side rows in the same transaction: a refused request writes nothing.
 //! - A value an admin set by hand is not overwritten: [`rule`] decides every field, and a
 //!   refused value is audited as `scim.conflict`.
-//! - `active: false` suspends the user and ends their sessions in the same transaction.
+//! - `active: false` suspends the user, which ends their sessions in the same transaction
+//!   ([`users::rewrite`], as for every suspension).
 //!   `DELETE /Users/{id}` deletes the user as `latchkey user delete` does (memberships,
 //!   sessions and pairwise NameIDs go; the audit keeps what went): it is what RFC 7644 and
 //!   the usual clients (Entra, Okta) mean by it, and a client that wants to keep the person
@@ -259,11 +260,6 @@ impl ScimDirectory {
         let after = users::rewrite(conn, &actor, now, "user.update", &before, &fields)
             .await
             .map_err(scim_error)?;
-        if before.status == UserStatus::Active && after.status == UserStatus::Suspended {
-            crate::session::end_all_in(conn, &actor, &after, now)
-                .await
-                .map_err(scim_error)?;
-        }
         if !merged.conflicts.is_empty() {
             tracing::warn!(user = %id, fields = ?merged.conflicts.iter().map(|c| &c.field).collect::<Vec<_>>(), "SCIM kept values an admin set by hand");
             audit::record(

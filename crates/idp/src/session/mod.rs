@@ -609,8 +609,9 @@ pub enum Keep<'a> {
 
 /// Ends `user`'s sessions as `keep` says after a change to how they sign in, and records
 /// `user.sessions_end` (how many, `reason`, the `address` the change came from if known),
-/// in the caller's transaction: the one write behind a password changed by its owner and a
-/// second factor removed or replaced. Returns how many ended.
+/// in the caller's transaction: the one write behind a password changed by its owner, a
+/// second factor removed or replaced, and a suspension (`reason` `suspend`, whoever
+/// suspends: [`crate::directory::users::rewrite`]). Returns how many ended.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn end_for_credential_change(
     conn: &mut sqlx::AnyConnection,
@@ -660,7 +661,7 @@ pub(crate) async fn end_for_credential_change(
 }
 
 /// Ends every session of `user` and records `user.sessions_end` (how many), in the caller's
-/// transaction: the one write behind an admin's "end sessions" and a SCIM `active: false`.
+/// transaction: the one write behind an admin's "end sessions" and an admin's new password.
 pub(crate) async fn end_all_in(
     conn: &mut sqlx::AnyConnection,
     actor: &crate::Actor,

@@ -15,6 +15,7 @@ mod import;
 mod last_admin;
 pub(crate) mod metadata_import;
 mod mfa;
+mod offboarding;
 mod parked;
 mod provisioning;
 mod races;

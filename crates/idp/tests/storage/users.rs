@@ -234,7 +234,13 @@ async fn suspend_resume_delete(t: TestStore) {
         .collect();
     assert_eq!(
         actions,
-        ["user.delete", "user.resume", "user.suspend", "user.create"]
+        [
+            "user.delete",
+            "user.resume",
+            "user.sessions_end",
+            "user.suspend",
+            "user.create"
+        ]
     );
     // The username is free again.
     users.create(&admin(), alice()).await.unwrap();

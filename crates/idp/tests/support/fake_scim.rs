@@ -25,8 +25,16 @@ pub struct Fake {
     pub users: Arc<Mutex<BTreeMap<String, Value>>>,
     pub down: Arc<AtomicBool>,
     pub creates: Arc<AtomicU64>,
+    /// When set, the next PUT says so on `.0` and waits for `.1` before it is answered.
+    pub hold: Arc<Mutex<Option<Hold>>>,
     next: Arc<AtomicU64>,
 }
+
+/// A PUT held: (it arrived, let it go).
+pub type Hold = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::oneshot::Receiver<()>,
+);
 
 impl Fake {
     pub async fn start() -> (Fake, String) {
@@ -137,6 +145,11 @@ async fn replace(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
+    let held = fake.hold.lock().unwrap().take();
+    if let Some((arrived, go)) = held {
+        let _ = arrived.send(());
+        let _ = go.await;
+    }
     if let Some(r) = refused(&fake, &headers) {
         return r;
     }
