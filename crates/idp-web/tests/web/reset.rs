@@ -291,6 +291,14 @@ async fn a_user_with_totp_must_give_a_code_or_a_recovery_code() {
         b.login("alice", NEW_PASSWORD, None).await.status,
         StatusCode::SEE_OTHER
     );
+    // The reset's audit says which code it took; a TOTP code is no recovery code.
+    let reset = &audit_actions(&idp, "user.password_reset").await[0];
+    assert_eq!(reset.after.as_ref().unwrap()["code_used"], "totp");
+    assert!(
+        audit_actions(&idp, "mfa.recovery_code_use")
+            .await
+            .is_empty()
+    );
 
     // A second reset with a recovery code instead (the desk allows three per account).
     idp.clock.advance(time::Duration::minutes(1));
@@ -304,6 +312,22 @@ async fn a_user_with_totp_must_give_a_code_or_a_recovery_code() {
             .await
             .unwrap(),
         codes.len() as i64 - 1
+    );
+    // An auditor tells this use of a recovery code from a sign-in's: `used_for`, and the
+    // reset's own event names the code it took.
+    let used = audit_actions(&idp, "mfa.recovery_code_use").await;
+    assert_eq!(used.len(), 1);
+    assert_eq!(
+        used[0].after.as_ref().unwrap()["used_for"],
+        "password_reset"
+    );
+    let resets = audit_actions(&idp, "user.password_reset").await;
+    assert_eq!(resets.len(), 2);
+    assert!(
+        resets
+            .iter()
+            .any(|e| e.after.as_ref().unwrap()["code_used"] == "recovery_code"),
+        "{resets:?}"
     );
 }
 
@@ -633,7 +657,9 @@ async fn a_user_with_a_key_and_totp_resets_with_a_fresh_key_session() {
     assert!(!form.body.contains("name=\"code\""), "{}", form.body);
     let ok = set_password(&mut b, &path, NEW_PASSWORD, None).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
-    assert_eq!(audit_actions(&idp, "user.password_reset").await.len(), 1);
+    let resets = audit_actions(&idp, "user.password_reset").await;
+    assert_eq!(resets.len(), 1);
+    assert!(resets[0].after.as_ref().unwrap()["code_used"].is_null());
     assert_eq!(
         RecoveryCodes::new(&idp.store)
             .remaining(&idp.alice)
