@@ -10,11 +10,12 @@
 //!   asks for a TOTP code or a recovery code, checked before the password is hashed and
 //!   used up only in the transaction that uses the link and sets the password
 //!   ([`latchkey_idp::enrollment::Enrollment::redeem_with_code`]): a busy hash pool or a parallel post that used the
-//!   link first leaves the user their code. An account whose only factor is a key and that
-//!   has no recovery codes left cannot type a code: its second factor is a session of the
+//!   link first leaves the user their code. For an account with a key, a session of the
 //!   same user in this browser that used a key (a passkey sign-in or step-up) within
-//!   [`KEY_FRESH_FOR`]. Without one the page asks them to sign in with the key and open the
-//!   link again; `/account` cannot help them, as it asks for the current password.
+//!   [`KEY_FRESH_FOR`] is the second factor, whatever else the account has: nothing to
+//!   type. An account whose only factor is a key and that has no recovery codes left cannot
+//!   type a code: without such a session the page asks them to sign in with the key and
+//!   open the link again; `/account` cannot help them, as it asks for the current password.
 //!   Recovery codes alone are not a second factor.
 //! * The new password is checked against the policy before any code is spent. Redeeming
 //!   ends every session of the user; the page then sends them to sign in as usual.
@@ -136,44 +137,43 @@ enum SecondFactor {
     /// Only keys, which this form cannot take, and no session that used one: sign in with
     /// the key, then open the link again.
     PasskeyOnly,
-    /// Only keys, and this browser's session of the user used one lately: that is the
-    /// second factor, nothing to type.
+    /// The account has a key, and this browser's session of the user used one lately: that
+    /// is the second factor, nothing to type (whatever else the account has).
     KeyInSession,
 }
 
 /// How recently the browser's session must have used a key to stand for the second factor
-/// of a passkey-only account on the reset page (as fresh as a pending TOTP enrolment): a
+/// of an account with a key on the reset page (as fresh as a pending TOTP enrolment): a
 /// key used at a sign-in hours ago, in a browser left open, does not count.
 pub const KEY_FRESH_FOR: time::Duration = time::Duration::minutes(15);
 
-/// A passkey-only account's second factor: `session` is the user's own, used a key, and
-/// did so within [`KEY_FRESH_FOR`] (its authentication instant, which a step-up moves).
-fn key_in_session(
-    state: &WebState,
-    factor: SecondFactor,
-    user: &User,
-    session: Option<&Session>,
-) -> SecondFactor {
-    let fresh_key = session.is_some_and(|s| {
+/// Whether `session` is `user`'s own and used a key within [`KEY_FRESH_FOR`] (its
+/// authentication instant, which a step-up moves).
+fn fresh_key(state: &WebState, user: &User, session: Option<&Session>) -> bool {
+    session.is_some_and(|s| {
         s.user.id == user.id
             && (s.methods.contains(AuthMethod::Passkey)
                 || s.methods.contains(AuthMethod::SecurityKey))
             && state.store().now() - s.authn_at <= KEY_FRESH_FOR
-    });
-    match factor {
-        SecondFactor::PasskeyOnly if fresh_key => SecondFactor::KeyInSession,
-        other => other,
-    }
+    })
 }
 
 /// What the reset form asks of `user`: a user who has a second factor (the one definition,
-/// [`latchkey_idp::mfa::Available::any_factor`]) shows it, as a TOTP code or a recovery code; a user whose
-/// only factor is a key, with no codes left, cannot type one and is sent to sign in with
-/// it.
-async fn second_factor(state: &WebState, user: &User) -> Result<SecondFactor, WebError> {
+/// [`latchkey_idp::mfa::Available::any_factor`]) shows it. A user with a key whose session
+/// in this browser used it lately has shown it already (even with a TOTP app beside it: the
+/// key is the stronger factor, and asking for a code too only sends them to find the
+/// phone); else a TOTP code or a recovery code; a user whose only factor is a key, with no
+/// codes left, cannot type one and is sent to sign in with it.
+async fn second_factor(
+    state: &WebState,
+    user: &User,
+    session: Option<&Session>,
+) -> Result<SecondFactor, WebError> {
     let available = Factors::new(state.store()).available(user).await?;
     Ok(if !available.any_factor() {
         SecondFactor::None
+    } else if available.webauthn && fresh_key(state, user, session) {
+        SecondFactor::KeyInSession
     } else if available.totp || available.recovery_codes > 0 {
         SecondFactor::Code
     } else {
@@ -234,8 +234,7 @@ pub async fn link(
     csrf: CsrfToken,
 ) -> Result<Response, WebError> {
     let link = valid(&state, &token).await?;
-    let factor = second_factor(&state, &link.user).await?;
-    let factor = key_in_session(&state, factor, &link.user, session.as_ref());
+    let factor = second_factor(&state, &link.user, session.as_ref()).await?;
     if factor == SecondFactor::PasskeyOnly {
         return passkey_only();
     }
@@ -321,8 +320,7 @@ pub async fn redeem(
 ) -> Result<Response, WebError> {
     let link = valid(&state, &token).await?;
     let user = &link.user;
-    let factor = second_factor(&state, user).await?;
-    let factor = key_in_session(&state, factor, user, session.as_ref());
+    let factor = second_factor(&state, user, session.as_ref()).await?;
     if factor == SecondFactor::PasskeyOnly {
         return passkey_only();
     }

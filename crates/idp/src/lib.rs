@@ -21,6 +21,7 @@ pub mod directory;
 pub mod enrollment;
 pub mod error;
 pub mod export;
+pub(crate) mod fingerprint;
 pub mod ids;
 pub mod keys;
 pub mod mail;

@@ -3,7 +3,8 @@
 //! Each change is audited under the calling token (`api:<token id>`).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use latchkey_idp::mfa::policy::{AppMfa, MfaPolicy, class_name};
 use latchkey_idp::mfa::{FactorInfo, FactorKind, Factors};
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
+use super::etag::{self, IfMatch};
 use super::extract::{ApiJson, ApiPath, Caller};
 use latchkey_idp::error::Error;
 
@@ -139,22 +141,29 @@ pub async fn require_for_user(
 }
 
 #[utoipa::path(put, path = "/api/v1/groups/{group}/mfa", operation_id = "groups_mfa_set", tag = "groups", request_body = RequireMfa,
-    params(("group" = String, Path, description = "Group name or ID")),
-    responses((status = 200, description = "OK", body = RequireMfa), (status = 400, description = "Invalid body", body = ErrorBody), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
+    params(("group" = String, Path, description = "Group name or ID"), ("If-Match" = Option<String>, Header, description = "The `ETag` of the group this changes")),
+    responses((status = 200, description = "OK; `ETag` is the group's", body = RequireMfa), (status = 400, description = "Invalid body", body = ErrorBody), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody),
+        (status = 412, description = "`If-Match` names another version: the group or its members changed since it was read; nothing was written", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Requires (or stops requiring) a second factor of the group's members; audited as
-/// `group.mfa_policy`.
+/// `group.mfa_policy`. With `If-Match` (the `ETag` of a read of the group), only if nobody
+/// changed the group or its members since: else 412 `changed_since` and nothing is written.
+/// Answers the group's `ETag`, as its other writes do.
 pub async fn set_group(
     State(state): State<ApiState>,
     caller: Caller,
     ApiPath(group): ApiPath<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RequireMfa>,
-) -> Result<axum::Json<RequireMfa>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
+    let if_match = IfMatch::of(&headers);
     let group = state.store.groups().lookup(&group).await?;
-    MfaPolicy::new(&state.store)
-        .set_group(&caller.actor(), &group, body.require_mfa)
+    let now = MfaPolicy::new(&state.store)
+        .set_group_if(&caller.actor(), &group, body.require_mfa, |now| {
+            if_match.admits(&now.version())
+        })
         .await?;
-    Ok(axum::Json(body))
+    Ok((etag::of(&now.version()), axum::Json(body)))
 }
 
 #[utoipa::path(put, path = "/api/v1/apps/{app}/mfa", operation_id = "apps_mfa_set", tag = "apps", request_body = AppMfaDto,

@@ -2341,6 +2341,7 @@ async fn group_writes_if_match(t: TestStore) {
         ("/api/v1/groups/{group}", "delete"),
         ("/api/v1/groups/{group}/members/{user}", "put"),
         ("/api/v1/groups/{group}/members/{user}", "delete"),
+        ("/api/v1/groups/{group}/mfa", "put"),
     ] {
         let op = &doc["paths"][path][method];
         let header = op["parameters"]
@@ -2355,6 +2356,95 @@ async fn group_writes_if_match(t: TestStore) {
     }
 }
 crate::on_both_backends!(group_writes_if_match);
+
+/// The group's MFA rule is a write of the group like the others: `If-Match` naming an older
+/// `ETag` (a member added since) is refused with 412 `changed_since`, nothing written or
+/// audited; with the current one the rule is set and the group's `ETag` answered; without
+/// the header it goes as before.
+async fn group_mfa_rule_if_match(t: TestStore) {
+    let a = api(t).await;
+    let groups = a.t.store.groups();
+    let eng = groups
+        .create(
+            &Actor::system(),
+            latchkey_idp::directory::NewGroup::new("eng"),
+        )
+        .await
+        .unwrap();
+    let carol =
+        a.t.store
+            .users()
+            .create(
+                &Actor::system(),
+                latchkey_idp::directory::NewUser::new("carol", "carol@example.org"),
+            )
+            .await
+            .unwrap();
+    let uri = format!("/api/v1/groups/{}", eng.id);
+    let rule = format!("{uri}/mfa");
+    let put = |tag: Option<&str>, require: bool| {
+        let mut req = Request::builder()
+            .method(Method::PUT)
+            .uri(&rule)
+            .header(header::AUTHORIZATION, format!("Bearer {}", a.token))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(tag) = tag {
+            req = req.header(header::IF_MATCH, tag);
+        }
+        req.body(Body::from(json!({ "require_mfa": require }).to_string()))
+            .unwrap()
+    };
+    let read = || async {
+        let req = Request::get(&uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", a.token))
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, body) = a.raw(req).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        headers[header::ETAG].to_str().unwrap().to_owned()
+    };
+    let requires = || async {
+        let group = groups.get(eng.id).await.unwrap();
+        latchkey_idp::mfa::policy::MfaPolicy::new(&a.t.store)
+            .group_requires(&group)
+            .await
+            .unwrap()
+    };
+    let seen = read().await;
+    groups
+        .add_member(&Actor::system(), eng.id, carol.id)
+        .await
+        .unwrap();
+    let current = read().await;
+    assert_ne!(current, seen);
+
+    // Stale: refused, nothing written, nothing audited.
+    let written = a.audit_count().await;
+    let (status, _, body) = a.raw(put(Some(&seen), true)).await;
+    assert_error(
+        &(status, body),
+        StatusCode::PRECONDITION_FAILED,
+        "changed_since",
+    );
+    assert_eq!(a.audit_count().await, written);
+    assert!(!requires().await);
+
+    // Current: set, and the group's ETag answered (the rule is no part of it).
+    let (status, headers, body) = a.raw(put(Some(&current), true)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["require_mfa"], true);
+    assert_eq!(headers[header::ETAG].to_str().unwrap(), current);
+    assert_eq!(read().await, current);
+    assert!(requires().await);
+    assert_eq!(a.audit_count().await, written + 1);
+
+    // Without If-Match, as before; the ETag is still answered.
+    let (status, headers, body) = a.raw(put(None, false)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers[header::ETAG].to_str().unwrap(), current);
+    assert!(!requires().await);
+}
+crate::on_both_backends!(group_mfa_rule_if_match);
 
 /// An invitation shown while its user held no console role sets no password once the user
 /// has one: `PUT /roles/{role}/users/{user}` and a member `PUT` into a group that carries a

@@ -342,6 +342,7 @@ async fn a_recovery_code_works_once_and_is_audited() {
     assert_eq!(class(&idp, &answer, &request.id), REFEDS_MFA);
     let used = last_audit(&idp, "mfa.recovery_code_use").await;
     assert_eq!(used["remaining"], 9);
+    assert_eq!(used["used_for"], "sign_in");
     let stepped = last_audit(&idp, "login.step_up").await;
     assert_eq!(stepped["method"], "recovery_code");
     assert_eq!(stepped["recovery_codes_left"], 9);

@@ -291,6 +291,14 @@ async fn a_user_with_totp_must_give_a_code_or_a_recovery_code() {
         b.login("alice", NEW_PASSWORD, None).await.status,
         StatusCode::SEE_OTHER
     );
+    // The reset's audit says which code it took; a TOTP code is no recovery code.
+    let reset = &audit_actions(&idp, "user.password_reset").await[0];
+    assert_eq!(reset.after.as_ref().unwrap()["code_used"], "totp");
+    assert!(
+        audit_actions(&idp, "mfa.recovery_code_use")
+            .await
+            .is_empty()
+    );
 
     // A second reset with a recovery code instead (the desk allows three per account).
     idp.clock.advance(time::Duration::minutes(1));
@@ -304,6 +312,22 @@ async fn a_user_with_totp_must_give_a_code_or_a_recovery_code() {
             .await
             .unwrap(),
         codes.len() as i64 - 1
+    );
+    // An auditor tells this use of a recovery code from a sign-in's: `used_for`, and the
+    // reset's own event names the code it took.
+    let used = audit_actions(&idp, "mfa.recovery_code_use").await;
+    assert_eq!(used.len(), 1);
+    assert_eq!(
+        used[0].after.as_ref().unwrap()["used_for"],
+        "password_reset"
+    );
+    let resets = audit_actions(&idp, "user.password_reset").await;
+    assert_eq!(resets.len(), 2);
+    assert!(
+        resets
+            .iter()
+            .any(|e| e.after.as_ref().unwrap()["code_used"] == "recovery_code"),
+        "{resets:?}"
     );
 }
 
@@ -590,6 +614,83 @@ async fn a_passkey_only_user_resets_after_signing_in_with_the_key() {
     idp.clock
         .advance(KEY_FRESH_FOR + time::Duration::minutes(1));
     assert_eq!(later.get(&link.path()).await.status, StatusCode::FORBIDDEN);
+}
+
+/// A user with both a key and a TOTP app: a fresh key session of theirs in this browser is
+/// the second factor (nothing to type, no code used up), as for a passkey-only user; a
+/// password session, or a key session older than [`KEY_FRESH_FOR`], still asks for a code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_a_key_and_totp_resets_with_a_fresh_key_session() {
+    use super::webauthn::{enrolled_with_answer, json_post, passkey_answer, passkey_idp};
+    let idp = passkey_idp().await;
+    let (mut key, raw_id, _) = enrolled_with_answer(&idp).await;
+    let codes = alice_with_totp_and_codes(&idp).await;
+    let issue = || async {
+        idp.store
+            .enrollment()
+            .issue_reset(&Actor::system(), idp.alice.id, time::Duration::minutes(30))
+            .await
+            .unwrap()
+            .path()
+    };
+    let path = issue().await;
+
+    // No session, or a password-only one: the form asks for a code.
+    let mut b = Browser::new(&idp);
+    let form = b.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(form.body.contains("name=\"code\""), "{}", form.body);
+    let mut with_password = Browser::new(&idp);
+    with_password.login("alice", PASSWORD, None).await;
+    let form = with_password.get(&path).await;
+    assert!(form.body.contains("name=\"code\""), "{}", form.body);
+    let none = set_password(&mut with_password, &path, NEW_PASSWORD, Some("")).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST, "{}", none.body);
+
+    // Signed in with the key in this browser: no code field, and the reset goes through
+    // without one, using none of her codes.
+    let body = passkey_answer(&mut b, &mut key, &raw_id, idp.alice.id.0).await;
+    let (status, signed_in) = json_post(&mut b, "/webauthn/login/finish", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{signed_in}");
+    let form = b.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(!form.body.contains("name=\"code\""), "{}", form.body);
+    let ok = set_password(&mut b, &path, NEW_PASSWORD, None).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let resets = audit_actions(&idp, "user.password_reset").await;
+    assert_eq!(resets.len(), 1);
+    assert!(resets[0].after.as_ref().unwrap()["code_used"].is_null());
+    assert_eq!(
+        RecoveryCodes::new(&idp.store)
+            .remaining(&idp.alice)
+            .await
+            .unwrap(),
+        codes.len() as i64
+    );
+    assert_eq!(
+        Browser::new(&idp)
+            .login("alice", NEW_PASSWORD, None)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    // The link was used once: a second post does nothing.
+    assert_ne!(b.get(&path).await.status, StatusCode::OK);
+
+    // A key sign-in older than the window: a code again, and no reset without it.
+    let path = issue().await;
+    let mut later = Browser::new(&idp);
+    let body = passkey_answer(&mut later, &mut key, &raw_id, idp.alice.id.0).await;
+    let (status, _) = json_post(&mut later, "/webauthn/login/finish", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    idp.clock
+        .advance(KEY_FRESH_FOR + time::Duration::minutes(1));
+    let form = later.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(form.body.contains("name=\"code\""), "{}", form.body);
+    let none = set_password(&mut later, &path, "yet another long passphrase", Some("")).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST, "{}", none.body);
+    assert_eq!(audit_actions(&idp, "user.password_reset").await.len(), 1);
 }
 
 /// Rank-sum (Mann-Whitney U) z statistic of two samples, with the normal approximation.

@@ -359,10 +359,10 @@ impl NewApplication {
     /// setting it shows (ACS URLs, certificates...) and sends back the fingerprint it was
     /// drawn from ([`crate::apps::Apps::update_if`]; the admin API's `ETag`), so a form opened before someone
     /// else's change (another admin, a metadata refresh rolling the SP's certificate) is
-    /// refused instead of putting the old settings back. The derived `Debug` form names
-    /// every field, and a fingerprint lives only as long as one page.
+    /// refused instead of putting the old settings back. Every serialized field counts
+    /// ([`crate::fingerprint::of`], a stable encoding, not the `Debug` form).
     pub fn version(&self) -> String {
-        crate::session::token_hash(&format!("{self:?}"))
+        crate::fingerprint::of(self)
     }
 
     /// An application with one HTTP-POST ACS endpoint and safe defaults: pairwise persistent

@@ -346,7 +346,8 @@ impl<'s> Enrollment<'s> {
     /// in the store's bounded pool, and then one transaction uses the link (only if still
     /// unused and unexpired), sets the password, ends every session of the user when the
     /// link is a reset, and records `user.invitation_redeemed` or `user.password_reset`
-    /// (with who issued the link). Returns the user, for the page to go on with (second
+    /// (with who issued the link, and `code_used`: the second factor's code the reset took,
+    /// `totp` or `recovery_code`, or null when none was typed). Returns the user, for the page to go on with (second
     /// factor enrolment, or asking for one the user has, before signing them in).
     ///
     /// An unusable link is [`Error::LinkUnusable`], checked before any hashing, so a made-up
@@ -490,6 +491,7 @@ impl<'s> Enrollment<'s> {
                     "link_issued_by": link.created_by,
                     "sessions_ended": sessions_ended,
                     "links_voided": links_voided,
+                    "code_used": code.map(|c| c.method().as_str()),
                 })),
             },
         )

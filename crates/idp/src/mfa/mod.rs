@@ -156,6 +156,13 @@ impl Methods {
     }
 }
 
+/// The `used_for` of an `mfa.recovery_code_use` event whose code signed the user in (or
+/// stepped a session up).
+pub const USED_FOR_SIGN_IN: &str = "sign_in";
+/// The `used_for` of an `mfa.recovery_code_use` event whose code was the second factor of a
+/// password reset ([`crate::enrollment::Enrollment::redeem_with_code`]).
+pub const USED_FOR_PASSWORD_RESET: &str = "password_reset";
+
 /// Why a second-factor operation was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -214,13 +221,23 @@ enum CheckedKind {
 }
 
 impl CheckedCode {
+    /// Which method the code is: [`AuthMethod::Totp`] or [`AuthMethod::RecoveryCode`].
+    pub fn method(&self) -> AuthMethod {
+        match self.kind {
+            CheckedKind::Totp { .. } => AuthMethod::Totp,
+            CheckedKind::Recovery { .. } => AuthMethod::RecoveryCode,
+        }
+    }
+
     /// The user whose code this is.
     pub fn user(&self) -> crate::ids::UserId {
         self.user
     }
 
     /// Uses the code up in the caller's transaction: `false` (nothing written) if another
-    /// use took it since the check. A recovery code's use is audited there too.
+    /// use took it since the check. A recovery code's use is audited there too, as
+    /// `mfa.recovery_code_use` with `used_for` [`USED_FOR_PASSWORD_RESET`] (a sign-in's says
+    /// [`USED_FOR_SIGN_IN`]).
     pub(crate) async fn use_in(
         &self,
         conn: &mut sqlx::AnyConnection,
@@ -270,6 +287,7 @@ impl CheckedCode {
                         after: Some(serde_json::json!({
                             "address": self.address,
                             "remaining": remaining,
+                            "used_for": USED_FOR_PASSWORD_RESET,
                         })),
                     },
                 )

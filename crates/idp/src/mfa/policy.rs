@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::{Factors, Methods};
 use crate::apps::Application;
 use crate::audit::{self, Actor, Change};
-use crate::directory::{Group, User};
+use crate::directory::{Group, User, VersionedGroup, groups};
 use crate::error::{Error, Result};
 use crate::ids::AppId;
 use crate::store::{self, Store};
@@ -294,8 +294,44 @@ impl<'s> MfaPolicy<'s> {
     /// Requires (or stops requiring) a second factor of a group's members; audited as
     /// `group.mfa_policy`.
     pub async fn set_group(&self, actor: &Actor, group: &Group, require: bool) -> Result<()> {
+        self.set_group_if(actor, group, require, |_| true).await?;
+        Ok(())
+    }
+
+    /// [`MfaPolicy::set_group`] from what a client saw (an API `If-Match`): the group's row
+    /// lock is taken first in the write's transaction and, unless `admits` the group as it
+    /// is now (its fields and members' version, [`VersionedGroup::version`]), nothing is
+    /// written ([`Error::ChangedSince`]); a group deleted meanwhile is
+    /// [`Error::UnknownGroup`]. Answers the group as it was locked (the rule is no part of
+    /// its version).
+    pub async fn set_group_if(
+        &self,
+        actor: &Actor,
+        group: &Group,
+        require: bool,
+        admits: impl FnOnce(&VersionedGroup) -> bool,
+    ) -> Result<VersionedGroup> {
         let holder = (group.id.to_db(), group.id.to_string(), group.name.clone());
-        self.set_holder(&GROUP_RULE, actor, holder, require).await
+        let id = group.id;
+        let unknown = || Error::UnknownGroup {
+            name: group.name.clone(),
+        };
+        let mut locked = None;
+        self.set_holder_checked(&GROUP_RULE, actor, holder, require, async |conn| {
+            if !groups::lock_id(&mut *conn, id).await? {
+                return Err(unknown());
+            }
+            let now = groups::fetch_versioned(&mut *conn, id)
+                .await?
+                .ok_or_else(unknown)?;
+            if !admits(&now) {
+                return Err(Error::ChangedSince { what: "group" });
+            }
+            locked = Some(now);
+            Ok(())
+        })
+        .await?;
+        locked.ok_or_else(unknown)
     }
 
     /// Whether an admin required a second factor of this user.
@@ -328,12 +364,27 @@ impl<'s> MfaPolicy<'s> {
         &self,
         rule: &HolderRule,
         actor: &Actor,
+        holder: (String, String, String),
+        require: bool,
+    ) -> Result<()> {
+        self.set_holder_checked(rule, actor, holder, require, async |_| Ok(()))
+            .await
+    }
+
+    /// [`MfaPolicy::set_holder`], running `check` first in the write's transaction (to take
+    /// the holder's row lock and refuse a stale precondition before anything is written).
+    async fn set_holder_checked(
+        &self,
+        rule: &HolderRule,
+        actor: &Actor,
         (key, id, name): (String, String, String),
         require: bool,
+        check: impl AsyncFnOnce(&mut sqlx::AnyConnection) -> Result<()>,
     ) -> Result<()> {
         let before = self.holder_requires(rule, &key).await?;
         let now = self.store.now();
         let mut tx = self.store.begin().await?;
+        check(store::conn(&mut tx)).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {table} ({key}, require_mfa) VALUES ($1, $2) \
              ON CONFLICT ({key}) DO UPDATE SET require_mfa = excluded.require_mfa",

@@ -254,7 +254,7 @@ impl<'s> RecoveryCodes<'s> {
 
     /// Uses a code as a second factor: throttled (the same slots as TOTP), then one
     /// `DELETE` decides. A use is audited as `mfa.recovery_code_use` by the user, with the
-    /// client address and how many codes are left. On [`RecoveryCheck::Accepted`], add
+    /// client address, how many codes are left and `used_for` [`super::USED_FOR_SIGN_IN`]. On [`RecoveryCheck::Accepted`], add
     /// [`super::AuthMethod::RecoveryCode`] to the session.
     pub async fn consume(
         &self,
@@ -293,7 +293,11 @@ impl<'s> RecoveryCodes<'s> {
                 target_id: user.id.to_string(),
                 target_name: user.username.clone(),
                 before: None,
-                after: Some(serde_json::json!({ "address": address, "remaining": remaining })),
+                after: Some(serde_json::json!({
+                    "address": address,
+                    "remaining": remaining,
+                    "used_for": super::USED_FOR_SIGN_IN,
+                })),
             },
         )
         .await?;
