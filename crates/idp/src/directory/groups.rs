@@ -34,9 +34,9 @@ impl Group {
     /// A fingerprint of the group's own fields (name, description, times): what the
     /// console's rename form was drawn with, and sends back ([`Groups::rename_if`]), so a
     /// rename from a page opened before someone else's is refused instead of undoing it.
-    /// The derived `Debug` form names every field; a fingerprint lives only as long as a page.
+    /// Every serialized field counts, in the one stable encoding ([`crate::fingerprint`]).
     pub fn fields_version(&self) -> String {
-        crate::session::token_hash(&format!("{self:?}"))
+        crate::fingerprint::of(self)
     }
 }
 

@@ -122,10 +122,10 @@ impl User {
     }
 
     /// A fingerprint of the whole user as the admin API shows them: the `ETag` an `If-Match`
-    /// names ([`Users::update_if`]). The derived `Debug` form names every field (never a
-    /// password: only whether there is one), and a tag lives only as long as a client's read.
+    /// names ([`Users::update_if`]). Every serialized field counts (never a password: only
+    /// whether there is one), in the one stable encoding ([`crate::fingerprint`]).
     pub fn version(&self) -> String {
-        crate::session::token_hash(&format!("{self:?}"))
+        crate::fingerprint::of(self)
     }
 
     /// The name to show in the portal and in assertions.
