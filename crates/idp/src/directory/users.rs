@@ -1613,7 +1613,7 @@ impl<'s> Users<'s> {
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
         let user = write_password(&mut *conn, actor, id, hash, now).await?;
-        crate::session::end_all_in(conn, actor, &user, now).await?;
+        crate::session::end_all_in(conn, actor, &user, "password_set", now).await?;
         store::commit(tx).await
     }
 

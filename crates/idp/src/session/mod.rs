@@ -432,7 +432,14 @@ impl<'s> Sessions<'s> {
         user: &crate::directory::User,
     ) -> Result<u64> {
         let mut tx = self.store.begin().await?;
-        let done = end_all_in(crate::store::conn(&mut tx), actor, user, self.store.now()).await?;
+        let done = end_all_in(
+            crate::store::conn(&mut tx),
+            actor,
+            user,
+            "end_sessions",
+            self.store.now(),
+        )
+        .await?;
         crate::store::commit(tx).await?;
         Ok(done)
     }
@@ -660,32 +667,25 @@ pub(crate) async fn end_for_credential_change(
     Ok(done)
 }
 
-/// Ends every session of `user` and records `user.sessions_end` (how many), in the caller's
-/// transaction: the one write behind an admin's "end sessions" and an admin's new password.
+/// Ends every session of `user` and records `user.sessions_end` (how many, `reason`), in the
+/// caller's transaction: the one write behind an admin's "end sessions" (`end_sessions`) and
+/// an admin's new password (`password_set`); [`end_for_credential_change`] with nothing kept.
 pub(crate) async fn end_all_in(
     conn: &mut sqlx::AnyConnection,
     actor: &crate::Actor,
     user: &crate::directory::User,
+    reason: &'static str,
     now: OffsetDateTime,
 ) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
-        .bind(user.id.to_db())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    crate::audit::record(
+    end_for_credential_change(
         conn,
         actor,
+        user.id,
+        &user.username,
+        Keep::Nothing,
+        reason,
+        None,
         now,
-        crate::audit::Change {
-            action: "user.sessions_end",
-            target_kind: "user",
-            target_id: user.id.to_string(),
-            target_name: user.username.clone(),
-            before: None,
-            after: Some(serde_json::json!({ "sessions_ended": done })),
-        },
     )
-    .await?;
-    Ok(done)
+    .await
 }
