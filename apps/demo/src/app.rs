@@ -297,7 +297,8 @@ impl DemoApp {
         // the IdP and its answer does not break the login.
         let idp_entity_id = idp.entity_id.clone();
         let sp = ServiceProvider::with_database(&config.sp, key, idp, db.clone())?;
-        let engine = JitEngine::new(contract, SqlAccountStore::new(db.clone()));
+        let engine = JitEngine::new(contract, SqlAccountStore::new(db.clone()))
+            .unchanged_logins(config.sp.audit.unchanged_logins);
         let sessions = Arc::new(Sessions::new());
         let scim = match &config.sp.scim {
             Some(settings) => {

@@ -10,7 +10,9 @@
 //!
 //! * first login: the person is new, JIT creates the account (and its roles, audit event);
 //! * returning, changed: the account exists and one IdP-owned field changed (an update);
-//! * returning, unchanged: the account exists and nothing changed (the common case).
+//! * returning, unchanged: the account exists and nothing changed (the common case); timed
+//!   twice, with the default audit event (`jit.unchanged`) and with `[audit] unchanged_logins =
+//!   "log_only"` (no event: the login's transaction writes only its replay entry).
 //!
 //! Each is timed one login at a time and, for returning logins, also with 16 logins in flight
 //! (tasks on a multi-threaded runtime with a worker per core, as concurrent requests of a
@@ -32,7 +34,10 @@
 //! `ACS_BENCH_IN_FLIGHT` at once) beside n validations, a second after their Responses are
 //! issued: a quick A/B figure, and a run to profile with `perf record -D <ms>`. With
 //! `ACS_BENCH_PENDING=1` those logins are SP-initiated: each answers a request the SP started
-//! and keeps in the database (as the demo apps do), which its ACS takes back.
+//! and keeps in the database (as the demo apps do), which its ACS takes back. With
+//! `ACS_BENCH_UNCHANGED=log_only` they run under `[audit] unchanged_logins = "log_only"`; with
+//! `ACS_BENCH_UNCHANGED=both`, four passes of n alternate the two, each beside its own n
+//! validations (an A/B in one process).
 // Bench set-up works on fixed inputs; a failure there should stop the bench loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -47,14 +52,14 @@ use latchkey_saml::assertion::{Attribute, NameId, authn_context, name_id_format}
 use latchkey_saml::profile::idp::{
     IdpSettings, Issuance, ResponseTarget, SignedParts, build_response,
 };
-use latchkey_saml::profile::validate_response;
+use latchkey_saml::profile::{SpSettings, validate_response};
 use latchkey_sp::acs;
 use latchkey_sp::binding::BrowserBinding;
 use latchkey_sp::idp::IdpTrust;
 use latchkey_sp::jit::{Contract, JitEngine, Outcome};
 use latchkey_sp::login::LoginRedirect;
 use latchkey_sp::replay::SqlReplayCache;
-use latchkey_sp::settings::SpConfig;
+use latchkey_sp::settings::{SpConfig, UnchangedLogins};
 use latchkey_sp::store::{Database, SqlAccountStore};
 use latchkey_sp::{AcsForm, ServiceProvider};
 use latchkey_xmlsec::crypto::SigningKey;
@@ -95,6 +100,7 @@ enum Slot {
     First,
     ReturnChanged,
     ReturnSame,
+    ReturnSameLogOnly,
     StageVerify,
     RoundTrip,
     StageJitCreate,
@@ -106,7 +112,7 @@ enum Slot {
     StatementsSqlite,
 }
 
-const SLOTS: usize = 13;
+const SLOTS: usize = 14;
 
 /// Logins in flight in the "under load" measurements.
 const IN_FLIGHT: u64 = 16;
@@ -270,6 +276,8 @@ struct App {
     sp: ServiceProvider,
     replay: SqlReplayCache,
     engine: JitEngine<SqlAccountStore>,
+    /// `engine` under `[audit] unchanged_logins = "log_only"`.
+    engine_log_only: JitEngine<SqlAccountStore>,
     /// The one browser every login of the bench is started from and posted by.
     browser: BrowserBinding,
 }
@@ -300,13 +308,15 @@ async fn open_app(dir: &Path, idp: &Idp, url: &str, pending_in_db: bool) -> App 
     } else {
         ServiceProvider::new(&config, None, trust).unwrap()
     };
+    let engine = JitEngine::new(
+        Contract::from_toml(CONTRACT).unwrap(),
+        SqlAccountStore::new(db.clone()),
+    );
     App {
         sp,
-        replay: SqlReplayCache::new(db.clone()),
-        engine: JitEngine::new(
-            Contract::from_toml(CONTRACT).unwrap(),
-            SqlAccountStore::new(db),
-        ),
+        replay: SqlReplayCache::new(db),
+        engine_log_only: engine.clone().unchanged_logins(UnchangedLogins::LogOnly),
+        engine,
         // A binding cookie under both names, whichever the ACS URL's scheme asks for.
         browser: BrowserBinding::from_cookie_headers([format!(
             "latchkey_login={v}; __Host-latchkey_login={v}",
@@ -318,14 +328,144 @@ async fn open_app(dir: &Path, idp: &Idp, url: &str, pending_in_db: bool) -> App 
 
 /// One login through `acs::run`, checked for the expected outcome.
 async fn login(app: &App, form: &AcsForm, want: Outcome) {
-    let done = acs::run(&app.sp, form, &app.browser, &app.replay, &app.engine, NOW)
+    login_by(app, &app.engine, form, want).await;
+}
+
+/// [`login`] through `engine` (one of `app`'s).
+async fn login_by(app: &App, engine: &JitEngine<SqlAccountStore>, form: &AcsForm, want: Outcome) {
+    let done = acs::run(&app.sp, form, &app.browser, &app.replay, engine, NOW)
         .await
         .unwrap();
     assert_eq!(done.provisioned.outcome, want);
 }
 
-/// `forms` as `IN_FLIGHT` tasks, each logging its share in one at a time.
-async fn login_concurrently(app: &Arc<App>, forms: Vec<AcsForm>, want: Outcome, tasks: u64) {
+/// People who already have an account, for the returning logins.
+const RETURNING: u64 = 200;
+
+/// The quick mode (`ACS_BENCH_PROFILE=<n>`): what one pass of n returning, unchanged logins
+/// runs on.
+struct Quick<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    rt_mt: &'a tokio::runtime::Runtime,
+    app: &'a Arc<App>,
+    app_mt: &'a Arc<App>,
+    idp: &'a Idp,
+    profile: Arc<SpSettings>,
+    sample: Arc<String>,
+    n: u64,
+    in_flight: u64,
+    pending: bool,
+}
+
+impl Quick<'_> {
+    /// n returning, unchanged logins (`log_only`: under `[audit] unchanged_logins =
+    /// "log_only"`), started a second after their Responses are issued, beside n validations
+    /// measured just before them.
+    fn pass(&self, log_only: bool) {
+        let Self {
+            rt,
+            rt_mt,
+            app,
+            app_mt,
+            idp,
+            n,
+            in_flight,
+            pending,
+            ..
+        } = *self;
+        let (profile, sample) = (&*self.profile, self.sample.as_str());
+        let forms: Vec<AcsForm> = (0..n)
+            .map(|i| {
+                if pending {
+                    let start = rt.block_on(app.sp.start_login_from(None, &app.browser, None, NOW));
+                    idp.answer(i % RETURNING, start.unwrap())
+                } else {
+                    idp.form(i % RETURNING, "Person")
+                }
+            })
+            .collect();
+        eprintln!("{n} Responses issued; the logins start in a second");
+        std::thread::sleep(Duration::from_secs(1));
+        let cpu = process_cpu();
+        for _ in 0..n {
+            black_box(validate_response(profile, sample, None, NOW).unwrap());
+        }
+        let validate = (process_cpu() - cpu).as_secs_f64() / n as f64;
+        let (cpu, writer, start) = (process_cpu(), writer_cpu(), Instant::now());
+        if in_flight > 1 {
+            rt_mt.block_on(login_concurrently(
+                app_mt,
+                forms,
+                Outcome::Unchanged,
+                in_flight,
+                log_only,
+            ));
+        } else {
+            let engine = if log_only {
+                &app.engine_log_only
+            } else {
+                &app.engine
+            };
+            rt.block_on(async {
+                for f in &forms {
+                    login_by(app, engine, f, Outcome::Unchanged).await;
+                }
+            });
+        }
+        let wall = start.elapsed().as_secs_f64() / n as f64;
+        let login = (process_cpu() - cpu).as_secs_f64() / n as f64;
+        let stats = app.engine.store().database().writer_stats();
+        let stats_mt = app_mt.engine.store().database().writer_stats();
+        let writer = (writer_cpu() - writer).as_secs_f64() / n as f64;
+        println!(
+            "{n} returning, unchanged logins ({}), {in_flight} in flight: wall {:.1} us, CPU \
+             {:.1} us per login (writer thread {:.1} us); validate_response CPU {:.1} us -> \
+             {:.1} % of validation per core",
+            if log_only { "log_only" } else { "recorded" },
+            wall * 1e6,
+            login * 1e6,
+            writer * 1e6,
+            validate * 1e6,
+            validate / login * 100.0
+        );
+        println!("writer: {stats:?} (one at a time), {stats_mt:?} (in flight)");
+        if in_flight > 1 {
+            // The same validations as tasks on both workers: what a validation costs when
+            // both cores are busy, as the logins in flight were.
+            let cpu = process_cpu();
+            rt_mt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for _ in 0..in_flight {
+                    let (profile, sample) = (Arc::clone(&self.profile), Arc::clone(&self.sample));
+                    set.spawn(async move {
+                        for _ in 0..n / in_flight {
+                            black_box(validate_response(&profile, &sample, None, NOW).unwrap());
+                        }
+                    });
+                }
+                while let Some(done) = set.join_next().await {
+                    done.unwrap();
+                }
+            });
+            let validate_mt = (process_cpu() - cpu).as_secs_f64() / (n - n % in_flight) as f64;
+            println!(
+                "validate_response, {in_flight} in flight: CPU {:.1} us -> logins {:.1} % of it",
+                validate_mt * 1e6,
+                validate_mt / login * 100.0
+            );
+        }
+    }
+}
+
+/// `forms` as `tasks` tasks, each logging its share in one at a time (`log_only`: under
+/// `[audit] unchanged_logins = "log_only"`).
+async fn login_concurrently(
+    app: &Arc<App>,
+    forms: Vec<AcsForm>,
+    want: Outcome,
+    tasks: u64,
+    log_only: bool,
+) {
     let mut shares: Vec<Vec<AcsForm>> = (0..tasks).map(|_| Vec::new()).collect();
     for (i, f) in forms.into_iter().enumerate() {
         shares[i % tasks as usize].push(f);
@@ -334,8 +474,13 @@ async fn login_concurrently(app: &Arc<App>, forms: Vec<AcsForm>, want: Outcome, 
     for share in shares {
         let app = Arc::clone(app);
         set.spawn(async move {
+            let engine = if log_only {
+                &app.engine_log_only
+            } else {
+                &app.engine
+            };
             for f in &share {
-                login(&app, f, want).await;
+                login_by(&app, engine, f, want).await;
             }
         });
     }
@@ -481,7 +626,6 @@ fn main() {
     assert!(validate_response(&profile, &sample, None, NOW).is_ok());
 
     // People who already have an account, for the returning logins.
-    const RETURNING: u64 = 200;
     rt.block_on(async {
         for p in 0..RETURNING {
             login(&app, &idp.form(p, "Person"), Outcome::Created).await;
@@ -502,79 +646,25 @@ fn main() {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(1);
-        let forms: Vec<AcsForm> = (0..n)
-            .map(|i| {
-                if pending {
-                    let start = rt.block_on(app.sp.start_login_from(None, &app.browser, None, NOW));
-                    idp.answer(i % RETURNING, start.unwrap())
-                } else {
-                    idp.form(i % RETURNING, "Person")
-                }
-            })
-            .collect();
-        eprintln!("{n} Responses issued; the logins start in a second");
-        std::thread::sleep(Duration::from_secs(1));
-        let cpu = process_cpu();
-        for _ in 0..n {
-            black_box(validate_response(&profile, &sample, None, NOW).unwrap());
-        }
-        let validate = (process_cpu() - cpu).as_secs_f64() / n as f64;
-        let (cpu, writer, start) = (process_cpu(), writer_cpu(), Instant::now());
-        if in_flight > 1 {
-            rt_mt.block_on(login_concurrently(
-                &app_mt,
-                forms,
-                Outcome::Unchanged,
-                in_flight,
-            ));
-        } else {
-            rt.block_on(async {
-                for f in &forms {
-                    login(&app, f, Outcome::Unchanged).await;
-                }
-            });
-        }
-        let wall = start.elapsed().as_secs_f64() / n as f64;
-        let login = (process_cpu() - cpu).as_secs_f64() / n as f64;
-        let stats = app.engine.store().database().writer_stats();
-        let stats_mt = app_mt.engine.store().database().writer_stats();
-        let writer = (writer_cpu() - writer).as_secs_f64() / n as f64;
-        println!(
-            "{n} returning, unchanged logins, {in_flight} in flight: wall {:.1} us, CPU {:.1} us \
-             per login (writer thread {:.1} us); validate_response CPU {:.1} us -> {:.1} % of \
-             validation per core",
-            wall * 1e6,
-            login * 1e6,
-            writer * 1e6,
-            validate * 1e6,
-            validate / login * 100.0
-        );
-        println!("writer: {stats:?} (one at a time), {stats_mt:?} (in flight)");
-        if in_flight > 1 {
-            // The same validations as tasks on both workers: what a validation costs when
-            // both cores are busy, as the logins in flight were.
-            let (profile, sample) = (Arc::new(profile), Arc::new(sample));
-            let cpu = process_cpu();
-            rt_mt.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for _ in 0..in_flight {
-                    let (profile, sample) = (Arc::clone(&profile), Arc::clone(&sample));
-                    set.spawn(async move {
-                        for _ in 0..n / in_flight {
-                            black_box(validate_response(&profile, &sample, None, NOW).unwrap());
-                        }
-                    });
-                }
-                while let Some(done) = set.join_next().await {
-                    done.unwrap();
-                }
-            });
-            let validate_mt = (process_cpu() - cpu).as_secs_f64() / (n - n % in_flight) as f64;
-            println!(
-                "validate_response, {in_flight} in flight: CPU {:.1} us -> logins {:.1} % of it",
-                validate_mt * 1e6,
-                validate_mt / login * 100.0
-            );
+        let passes: &[bool] = match std::env::var("ACS_BENCH_UNCHANGED").as_deref() {
+            Ok("log_only") => &[true],
+            Ok("both") => &[false, true, false, true],
+            _ => &[false],
+        };
+        let quick = Quick {
+            rt: &rt,
+            rt_mt: &rt_mt,
+            app: &app,
+            app_mt: &app_mt,
+            idp: &idp,
+            profile: Arc::new(profile),
+            sample: Arc::new(sample),
+            n,
+            in_flight,
+            pending,
+        };
+        for &log_only in passes {
+            quick.pass(log_only);
         }
         return;
     }
@@ -715,6 +805,25 @@ fn main() {
         });
     });
 
+    c.bench_function("acs/returning, unchanged, log_only", |b| {
+        b.iter_custom(|iters| {
+            let forms: Vec<AcsForm> = (0..iters)
+                .map(|i| idp.form(i % RETURNING, "Person"))
+                .collect();
+            let cpu = process_cpu();
+            let start = Instant::now();
+            rt.block_on(async {
+                for f in &forms {
+                    login_by(&app, &app.engine_log_only, f, Outcome::Unchanged).await;
+                }
+            });
+            let elapsed = start.elapsed();
+            add_cpu(Slot::ReturnSameLogOnly, process_cpu() - cpu);
+            add(Slot::ReturnSameLogOnly, elapsed, iters);
+            elapsed
+        });
+    });
+
     c.bench_function("acs/returning, unchanged, 16 in flight", |b| {
         b.iter_custom(|iters| {
             let forms: Vec<AcsForm> = (0..iters)
@@ -727,6 +836,7 @@ fn main() {
                 forms,
                 Outcome::Unchanged,
                 IN_FLIGHT,
+                false,
             ));
             let elapsed = start.elapsed();
             add_cpu(Slot::ReturnSameLoad, process_cpu() - cpu);
@@ -769,6 +879,7 @@ fn main() {
                 forms,
                 Outcome::Updated,
                 IN_FLIGHT,
+                false,
             ));
             let elapsed = start.elapsed();
             add_cpu(Slot::ReturnChangedLoad, process_cpu() - cpu);
@@ -833,7 +944,13 @@ fn main() {
         let forms: Vec<AcsForm> = (0..LOAD_LOGINS)
             .map(|i| idp.form(i % STAGED, &display))
             .collect();
-        rt_mt.block_on(login_concurrently(&app_mt, forms, Outcome::Unchanged, 64));
+        rt_mt.block_on(login_concurrently(
+            &app_mt,
+            forms,
+            Outcome::Unchanged,
+            64,
+            false,
+        ));
     }
     let load_time = load_start.elapsed();
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
@@ -884,6 +1001,7 @@ fn main() {
         ("first login (create)", Slot::First, 0.0),
         ("returning, changed", Slot::ReturnChanged, 0.5),
         ("returning, unchanged", Slot::ReturnSame, 0.5),
+        ("unchanged, log_only", Slot::ReturnSameLogOnly, 0.5),
         ("changed, 16 in flight", Slot::ReturnChangedLoad, 0.5),
         ("unchanged, 16 in flight", Slot::ReturnSameLoad, 0.5),
     ] {

@@ -14,6 +14,8 @@
 //! [audit]
 //! retain_days = 0                             # 0: keep every event; else purge older ones
 //!                                             # (`SqlAccountStore::purge_audit`)
+//! # unchanged_logins = "record"               # or "log_only": no event for a login that
+//!                                             # changed nothing (`UnchangedLogins`)
 //!
 //! [idp]
 //! metadata_file = "idp-metadata.xml"          # or metadata_url = "https://idp.example.org/saml/metadata"
@@ -120,6 +122,39 @@ pub struct AuditSettings {
     /// Anyone can make an SP write a line (a refused response, a login), so without a bound
     /// the log grows as long as the app runs.
     pub retain_days: u32,
+    /// Whether a login that changed nothing gets an event of its own (`jit.unchanged`).
+    pub unchanged_logins: UnchangedLogins,
+}
+
+/// What the audit log keeps of a returning login that changed nothing
+/// ([`AuditSettings::unchanged_logins`]).
+///
+/// Such a login's event is most of an application's audit log and its largest write after
+/// the replay entry: an application whose IdP already records each sign-in (Latchkey's
+/// `sso.assertion` does) may keep only the log line. Creates, updates, links, refusals and
+/// rejected responses are recorded either way, as are SCIM writes (SCIM never records an
+/// unchanged write).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UnchangedLogins {
+    /// Each one is a `jit.unchanged` event (the default).
+    #[default]
+    Record,
+    /// Each one is only the `JIT login` log line (with its operation ID and account); the
+    /// login's transaction writes nothing but its replay entry (and, for an SP-initiated
+    /// login, takes back its pending request).
+    LogOnly,
+}
+
+impl UnchangedLogins {
+    /// The name the settings use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Record => "record",
+            Self::LogOnly => "log_only",
+        }
+    }
 }
 
 /// The most [`AuditSettings::retain_days`] may say: a hundred years.

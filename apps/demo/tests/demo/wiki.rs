@@ -402,3 +402,39 @@ async fn audit_retention_purges_old_events_on_the_apps_clock() {
         }
     }
 }
+
+/// `[sp.audit] unchanged_logins = "log_only"`: the app's second, unchanged login is not an
+/// audit event; by default it is.
+#[tokio::test]
+async fn unchanged_logins_follow_the_apps_audit_setting() {
+    use latchkey_sp::store::AuditKind;
+
+    for (settings, recorded) in [
+        ("", true),
+        ("[sp.audit]\nunchanged_logins = \"log_only\"", false),
+    ] {
+        let t = app(AppKind::Wiki, settings).await;
+        for _ in 0..2 {
+            let reply = sp_initiated(&t, ada(&["wiki-editors"])).await;
+            assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+        }
+        let kinds: Vec<AuditKind> = t
+            .app
+            .store()
+            .audit_log(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.kind)
+            .collect();
+        if recorded {
+            assert_eq!(
+                kinds,
+                [AuditKind::Created, AuditKind::Unchanged],
+                "{settings}"
+            );
+        } else {
+            assert_eq!(kinds, [AuditKind::Created], "{settings}");
+        }
+    }
+}

@@ -733,7 +733,7 @@ pub const DEMO_APP_TOML: &[Key] = &[
         "sp.audit",
         "table",
         Unset(EACH),
-        "How long the app's audit log keeps events.",
+        "How long the app's audit log keeps events, and whether it records unchanged logins.",
     ),
     key(
         "sp.audit.retain_days",
@@ -743,6 +743,16 @@ pub const DEMO_APP_TOML: &[Key] = &[
          batches of 1,000 a transaction; each purge that deletes any is itself an audit event \
          `audit.purged`); 0 keeps every event (0 to 36500). A toolkit application runs \
          `SqlAccountStore::apply_audit_retention` itself.",
+    ),
+    key(
+        "sp.audit.unchanged_logins",
+        "string",
+        Literal("\"record\""),
+        "`\"record\"`: each returning login that changed nothing is an audit event \
+         (`jit.unchanged`). `\"log_only\"`: such a login is only the app's `JIT login` log line \
+         and writes nothing but its replay entry (the IdP's audit records each assertion as \
+         `sso.assertion`); creates, updates, links, refusals and rejected responses are recorded \
+         either way. A toolkit application sets `JitEngine::unchanged_logins` itself.",
     ),
 ];
 

@@ -12,6 +12,7 @@ use super::{
     normalize_email, plan,
 };
 use crate::error::{Error, ReplayError, StoreError};
+use crate::settings::UnchangedLogins;
 #[cfg(feature = "sqlite")]
 use crate::store::writer::now_or_never;
 use crate::store::{
@@ -24,6 +25,7 @@ pub struct JitEngine<S> {
     /// Shared with the logins this engine hands to a SQLite writer thread.
     contract: Arc<Contract>,
     store: S,
+    unchanged: UnchangedLogins,
 }
 
 /// What a successful login did.
@@ -83,6 +85,8 @@ struct Attempt<'a> {
     now: OffsetDateTime,
     /// The assertion to record with the audit event, when the store does so.
     assertion: Option<AssertionUse<'a>>,
+    /// Whether a login that changed nothing gets an event.
+    unchanged: UnchangedLogins,
 }
 
 /// What [`JitEngine::provision`] did, before the caller audits and commits.
@@ -120,7 +124,15 @@ impl<S: AccountStore> JitEngine<S> {
         Self {
             contract: Arc::new(contract),
             store,
+            unchanged: UnchangedLogins::default(),
         }
+    }
+
+    /// The engine with `policy` for logins that change nothing (`[audit] unchanged_logins`;
+    /// by default each is recorded).
+    pub fn unchanged_logins(mut self, policy: UnchangedLogins) -> Self {
+        self.unchanged = policy;
+        self
     }
 
     /// The contract.
@@ -200,6 +212,7 @@ impl<S: AccountStore> JitEngine<S> {
             .and_then(crate::store::Database::writer)
         {
             let contract = Arc::clone(&self.contract);
+            let unchanged = self.unchanged;
             let facts = facts.into_owned();
             let assertion = assertion.map(|a| {
                 let answers = a
@@ -224,6 +237,7 @@ impl<S: AccountStore> JitEngine<S> {
                         operation_id,
                         now,
                         assertion: None,
+                        unchanged,
                     };
                     now_or_never(login_steps(&contract, tx, attempt, assertion))
                 })
@@ -235,6 +249,7 @@ impl<S: AccountStore> JitEngine<S> {
             operation_id,
             now,
             assertion: None,
+            unchanged: self.unchanged,
         };
         let tx = self.store.begin().await?;
         logged(
@@ -325,8 +340,20 @@ async fn login_steps<T: AccountTx>(
             outcome,
             plan,
         } => {
-            let kind = audit_kind(outcome);
-            audit(&mut tx, attempt, kind, Some(account.id), &plan).await?;
+            if outcome == Outcome::Unchanged && attempt.unchanged == UnchangedLogins::LogOnly {
+                // No event: the assertion is recorded on its own where it would have gone
+                // with the event, so a replay is still refused before the commit.
+                if let Some(a) = attempt.assertion
+                    && !tx
+                        .record_assertion(a.id, a.not_on_or_after, attempt.now)
+                        .await?
+                {
+                    return Err(ReplayError::Replayed(a.id.to_owned()).into());
+                }
+            } else {
+                let kind = audit_kind(outcome);
+                audit(&mut tx, attempt, kind, Some(account.id), &plan).await?;
+            }
             tx.commit().await?;
             Ok(Provisioned {
                 account,

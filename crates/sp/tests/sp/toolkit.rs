@@ -13,7 +13,7 @@ use latchkey_sp::idp::IdpTrust;
 use latchkey_sp::jit::{Contract, JitEngine, PlanAction};
 use latchkey_sp::login::local_path;
 use latchkey_sp::replay::{MemoryReplayCache, SqlReplayCache};
-use latchkey_sp::settings::SpConfig;
+use latchkey_sp::settings::{SpConfig, UnchangedLogins};
 use latchkey_sp::store::{AuditKind, Database, SqlAccountStore};
 use latchkey_sp::{Error, MetadataError, ServiceProvider, SettingsError};
 use latchkey_xmlsec::crypto::{SignatureAlgorithm, SigningKey};
@@ -166,6 +166,32 @@ fn audit_retention_is_read_in_days_and_bounded() {
     ));
     assert!(matches!(
         parse("[audit]\nretain_weeks = 1\n").unwrap_err(),
+        SettingsError::Parse(_)
+    ));
+}
+
+/// `[audit] unchanged_logins`: recorded unless set to `log_only`; nothing else is accepted.
+#[test]
+fn unchanged_logins_are_recorded_unless_set_to_log_only() {
+    let parse = |audit: &str| {
+        SpConfig::from_toml(
+            &format!(
+                "entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\n[idp]\nmetadata_file = \"a\"\n{audit}"
+            ),
+            Path::new("/"),
+        )
+    };
+    let policy = |audit: &str| parse(audit).unwrap().audit.unchanged_logins;
+    assert_eq!(policy(""), UnchangedLogins::Record);
+    assert_eq!(
+        policy("[audit]\nunchanged_logins = \"record\"\n"),
+        UnchangedLogins::Record
+    );
+    let log_only = policy("[audit]\nunchanged_logins = \"log_only\"\n");
+    assert_eq!(log_only, UnchangedLogins::LogOnly);
+    assert_eq!(log_only.as_str(), "log_only");
+    assert!(matches!(
+        parse("[audit]\nunchanged_logins = \"skip\"\n").unwrap_err(),
         SettingsError::Parse(_)
     ));
 }

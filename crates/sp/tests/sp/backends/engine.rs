@@ -7,6 +7,7 @@ use latchkey_sp::jit::{
     FieldChange, IdentityKey, JitEngine, LoginFacts, Outcome, PlanAction, Provisioned,
     ProvisioningPlan, RefusalCode,
 };
+use latchkey_sp::settings::UnchangedLogins;
 use latchkey_sp::store::{Account, AuditKind, ProvisionedBy, RoleOrigin, SqlAccountStore};
 use latchkey_sp::{Error, SetFieldError};
 use time::Duration;
@@ -814,7 +815,55 @@ async fn audit_events_logged_before_the_unkeyed_migration_are_kept_in_time_order
     }
 }
 
+/// `log_only` for unchanged logins drops only their events: a create, an update and a refusal
+/// are recorded as before, and the unchanged login leaves the account as it was.
+async fn log_only_keeps_every_event_but_the_unchanged_logins(db: Db) {
+    let (fx, engine) = engine(db, contract(WIKI)).await;
+    let engine = engine.unchanged_logins(UnchangedLogins::LogOnly);
+    let kinds = || async {
+        fx.store
+            .audit_log(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.kind)
+            .collect::<Vec<_>>()
+    };
+    let created = engine.login(&alice(), t0()).await.unwrap();
+    assert_eq!(created.outcome, Outcome::Created);
+    let same = engine
+        .login(&alice(), t0() + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(same.outcome, Outcome::Unchanged);
+    assert_eq!(same.account, created.account);
+    assert_eq!(kinds().await, [AuditKind::Created]);
+    let renamed = facts(
+        "alice-7f3a",
+        &[
+            ("mail", &["Alice@Example.org"]),
+            ("displayName", &["Alice Pleasance Liddell"]),
+            ("uid", &["alice"]),
+            ("groups", &["wiki-admins", "staff-all"]),
+        ],
+    );
+    let updated = engine
+        .login(&renamed, t0() + Duration::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(updated.outcome, Outcome::Updated);
+    assert_eq!(kinds().await, [AuditKind::Created, AuditKind::Updated]);
+    let stranger = facts("bob-1", &[("uid", &["bob"])]);
+    let refused = engine.login(&stranger, t0() + Duration::minutes(3)).await;
+    assert!(matches!(refused, Err(Error::Refused { .. })), "{refused:?}");
+    assert_eq!(
+        kinds().await,
+        [AuditKind::Created, AuditKind::Updated, AuditKind::Refused]
+    );
+}
+
 crate::on_both_backends!(
+    log_only_keeps_every_event_but_the_unchanged_logins,
     first_login_creates_account_with_fields_and_managed_roles,
     on_first_login_refuse_admits_only_pre_provisioned_accounts,
     idp_owned_field_is_overwritten_and_cleared,

@@ -157,7 +157,10 @@ async fn retention_zero_deletes_nothing(db: Db) {
     );
     assert_eq!(fx.store.audit_log(100).await.unwrap(), before);
 
-    let a_week = AuditSettings { retain_days: 7 };
+    let a_week = AuditSettings {
+        retain_days: 7,
+        ..AuditSettings::default()
+    };
     let purge = fx
         .store
         .apply_audit_retention(&a_week, now)

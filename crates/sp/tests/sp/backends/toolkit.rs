@@ -6,6 +6,7 @@ use latchkey_sp::acs;
 use latchkey_sp::binding::BrowserBinding;
 use latchkey_sp::jit::{Contract, JitEngine, Outcome};
 use latchkey_sp::replay::{ReplayCache, SqlReplayCache};
+use latchkey_sp::settings::UnchangedLogins;
 use latchkey_sp::store::SqlAccountStore;
 use latchkey_sp::{AcsForm, ServiceProvider};
 
@@ -809,7 +810,133 @@ async fn a_login_started_before_the_binding_is_refused(backend: Db) {
     assert_eq!(sp.pending().count().await.unwrap(), 1);
 }
 
+/// `[audit] unchanged_logins = "log_only"`: a returning login that changes nothing writes its
+/// replay entry (and takes back its pending request) and no event, yet a replay of it is
+/// refused and audited as before, a burst of one assertion signs in once, and creates are
+/// still recorded. The default records each one.
+async fn log_only_unchanged_logins_write_only_the_replay_entry(backend: Db) {
+    let fx = fixture(backend).await;
+    let db = fx.store.database().clone();
+    let sp = ServiceProvider::with_database(
+        &config("allow_idp_initiated = true"),
+        None,
+        trust(&[&old_key().cert]),
+        db.clone(),
+    )
+    .unwrap();
+    let replay = SqlReplayCache::new(db.clone());
+    let engine = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone())
+        .unchanged_logins(UnchangedLogins::LogOnly);
+    let kinds = || async {
+        let mut kinds: Vec<&str> = fx
+            .store
+            .audit_log(100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect();
+        kinds.sort_unstable();
+        kinds
+    };
+    let run = |posted: AcsForm, browser: BrowserBinding| {
+        let (sp, replay, engine) = (&sp, &replay, &engine);
+        async move { acs::run(sp, &posted, &browser, replay, engine, NOW).await }
+    };
+
+    let first = form(&response(None, "_lo-1", &old_key().key), None);
+    let done = run(first, BrowserBinding::none()).await.unwrap();
+    assert_eq!(done.provisioned.outcome, Outcome::Created);
+    assert_eq!(kinds().await, ["jit.created"]);
+
+    // Unsolicited, then SP-initiated: each leaves a replay entry and no event.
+    let again = form(&response(None, "_lo-2", &old_key().key), None);
+    let done = run(again.clone(), BrowserBinding::none()).await.unwrap();
+    assert_eq!(done.provisioned.outcome, Outcome::Unchanged);
+    let login = sp.start_login(None, NOW).await.unwrap();
+    let answer = form(
+        &response(Some(&login.request.request_id), "_lo-3", &old_key().key),
+        Some(&login.relay_state),
+    );
+    let stats = || fx.store.database().writer_stats();
+    let before = stats();
+    let done = run(answer.clone(), login.browser.clone()).await.unwrap();
+    assert_eq!(done.provisioned.outcome, Outcome::Unchanged);
+    if let (Some(before), Some(after)) = (before, stats()) {
+        assert_eq!(after.commits - before.commits, 1, "{before:?} -> {after:?}");
+    }
+    assert_eq!(sp.pending().count().await.unwrap(), 0);
+    assert_eq!(replay.count_entries().await.unwrap(), 3);
+    assert_eq!(kinds().await, ["jit.created"]);
+
+    // Their replays are refused (and those refusals recorded).
+    let failure = run(again, BrowserBinding::none()).await.unwrap_err();
+    assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
+    let failure = run(answer, login.browser).await.unwrap_err();
+    assert_eq!(failure.code().as_str(), "IN_RESPONSE_TO_MISMATCH");
+    assert_eq!(
+        kinds().await,
+        ["acs.rejected", "acs.rejected", "jit.created"]
+    );
+
+    // Eight presentations of one assertion at once sign in once.
+    let burst = form(&response(None, "_lo-burst", &old_key().key), None);
+    let shared = Arc::new((sp, replay, engine));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (shared, burst) = (shared.clone(), burst.clone());
+        tasks.push(tokio::spawn(async move {
+            let (sp, replay, engine) = &*shared;
+            acs::run(sp, &burst, &BrowserBinding::none(), replay, engine, NOW).await
+        }));
+    }
+    let mut signed_in = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(done) => {
+                assert_eq!(done.provisioned.outcome, Outcome::Unchanged);
+                signed_in += 1;
+            }
+            Err(failure) => assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED"),
+        }
+    }
+    assert_eq!(signed_in, 1);
+    assert_eq!(
+        kinds()
+            .await
+            .iter()
+            .filter(|k| **k == "jit.unchanged")
+            .count(),
+        0
+    );
+
+    // The default records an unchanged login.
+    let (sp, replay, _) = &*shared;
+    let recording = JitEngine::new(Contract::from_toml(CONTRACT).unwrap(), fx.store.clone());
+    let posted = form(&response(None, "_lo-recorded", &old_key().key), None);
+    let done = acs::run(
+        sp,
+        &posted,
+        &BrowserBinding::none(),
+        replay,
+        &recording,
+        NOW,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.provisioned.outcome, Outcome::Unchanged);
+    assert_eq!(
+        kinds()
+            .await
+            .iter()
+            .filter(|k| **k == "jit.unchanged")
+            .count(),
+        1
+    );
+}
+
 crate::on_both_backends!(
+    log_only_unchanged_logins_write_only_the_replay_entry,
     the_sql_pending_store_binds_a_login_to_its_browser,
     a_login_started_before_the_binding_is_refused,
     a_replay_that_would_update_leaves_the_account_as_it_was,
