@@ -1156,6 +1156,17 @@ async fn scim_leaves_console_role_holders_alone(t: TestStore) {
         )
         .await;
     let admins = admins.body["id"].as_str().unwrap().to_owned();
+    // A plain group root is in: deleting it would take an admin out of a group.
+    let staff = s
+        .call(
+            Method::POST,
+            "/scim/v2/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "staff",
+                "members": [{"value": root}, {"value": eve}]})),
+        )
+        .await;
+    assert_eq!(staff.status, StatusCode::CREATED, "{}", staff.body);
+    let staff = staff.body["id"].as_str().unwrap().to_owned();
     let roles = s.t.store.roles();
     let system = Actor::system();
     let root_user = s.t.store.users().lookup("root").await.unwrap();
@@ -1217,6 +1228,7 @@ async fn scim_leaves_console_role_holders_alone(t: TestStore) {
                 "members": [{"value": dora}]})),
         ),
         (Method::DELETE, format!("/scim/v2/Groups/{admins}"), None),
+        (Method::DELETE, format!("/scim/v2/Groups/{staff}"), None),
     ];
     for (method, uri, body) in refused {
         let r = s.call(method.clone(), &uri, body).await;
@@ -1241,6 +1253,16 @@ async fn scim_leaves_console_role_holders_alone(t: TestStore) {
             .map(|u| u.username)
             .collect();
     assert_eq!(members, ["dora"]);
+    let staff_group = s.t.store.groups().lookup("staff").await.unwrap();
+    assert_eq!(
+        s.t.store
+            .groups()
+            .members(staff_group.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     // A feed that repeats what is there is answered as usual.
     let same = s

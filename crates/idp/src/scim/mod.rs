@@ -647,6 +647,7 @@ impl ScimDirectory {
             check_version(if_match, current.version)?;
         }
         guard_group(conn, &group).await?;
+        guard_members(conn, &group).await?;
         groups::remove(conn, &actor, now, &group)
             .await
             .map_err(scim_error)?;
@@ -821,6 +822,26 @@ async fn guard_group(conn: &mut AnyConnection, group: &Group) -> Result<(), Scim
     }
     tracing::warn!(group = %group.id, roles = ?carries, "SCIM write refused: the group carries a console role");
     Err(out_of_reach("this group carries"))
+}
+
+/// Refuses to delete a group a console role holder is in: the deletion takes every member
+/// out, which [`remove_member`] refuses for a role holder one member at a time.
+async fn guard_members(conn: &mut AnyConnection, group: &Group) -> Result<(), ScimError> {
+    let holder: Option<String> = sqlx::query_scalar(
+        "SELECT m.user_id FROM group_members m WHERE m.group_id = $1 AND (\
+         EXISTS (SELECT 1 FROM console_roles r WHERE r.user_id = m.user_id) OR \
+         EXISTS (SELECT 1 FROM console_roles r JOIN group_members o ON o.group_id = r.group_id \
+         WHERE o.user_id = m.user_id)) LIMIT 1",
+    )
+    .bind(group.id.to_db())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let Some(holder) = holder else {
+        return Ok(());
+    };
+    tracing::warn!(group = %group.id, member = %holder, "SCIM group deletion refused: a member holds a console role");
+    Err(out_of_reach("a member of this group holds"))
 }
 
 /// The user, read after taking their row's lock ([`users::fetch_for_update`]), so the
