@@ -16,7 +16,7 @@
 use time::Duration;
 
 use crate::audit::{Actor, AuditEvent};
-use crate::directory::users::write_password;
+use crate::directory::users::{Setter, write_password};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::password::{self, Password};
@@ -92,7 +92,15 @@ impl<'s> Account<'s> {
         let actor = Actor::person(user);
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
-        write_password(&mut *conn, &actor, user.id, Some(hash), now).await?;
+        write_password(
+            &mut *conn,
+            &actor,
+            user.id,
+            Some(hash),
+            Setter::Trusted,
+            now,
+        )
+        .await?;
         let sessions_ended = crate::session::end_for_credential_change(
             conn,
             &actor,

@@ -18,7 +18,7 @@ use crate::extract::{CsrfForm, CsrfOnly, CsrfToken, SessionCookie};
 use crate::html::render;
 use crate::{WebError, WebState};
 use latchkey_idp::console::{Permission, access};
-use latchkey_idp::directory::{AttributeValue, Group, NewUser, User, UserPatch};
+use latchkey_idp::directory::{AttributeValue, Group, NewUser, Setter, User, UserPatch};
 use latchkey_idp::ids::UserId;
 use latchkey_idp::mfa::Factors;
 use latchkey_idp::password::Password;
@@ -490,10 +490,21 @@ pub(crate) async fn password(
         };
         return refused(&state, &op, csrf, user.id, err).await;
     }
+    // Helpdesk's password stops working if the user gains a console role later.
+    let setter = if op.roles.allows(Permission::WriteRoles) {
+        Setter::Trusted
+    } else {
+        Setter::Helpdesk
+    };
     let set = state
         .store()
         .users()
-        .set_password(&op.actor(), user.id, Some(Password::new(form.password)))
+        .set_password_by(
+            &op.actor(),
+            user.id,
+            Some(Password::new(form.password)),
+            setter,
+        )
         .await;
     match set {
         Ok(()) => Ok(done(user.id)),

@@ -1026,3 +1026,41 @@ async fn the_last_admin_cannot_be_taken_away_in_the_console() {
             .has(Role::Admin)
     );
 }
+
+/// A password helpdesk sets in the console is one helpdesk knows: if the user later gains a
+/// console role, it stops working (`user.password_voided`). One an admin sets stays.
+#[tokio::test]
+async fn a_password_helpdesk_set_in_the_console_is_voided_by_a_role() {
+    let idp = idp().await;
+    let s = seed(&idp).await;
+    let dave = person(&idp, "dave", None).await;
+    for (operator, target) in [("hd", &s.carol), ("root", &dave)] {
+        let mut b = signed_in(&idp, operator).await;
+        let token = csrf(&mut b).await;
+        let page = b
+            .post(
+                &format!("/admin/users/{}/password", target.id),
+                &[("password", "known to the operator"), ("csrf", &token)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    }
+    for user in [&s.carol, &dave] {
+        idp.store
+            .roles()
+            .grant(&Actor::system(), Role::Auditor, Holder::User(user.id))
+            .await
+            .unwrap();
+    }
+    let works = |id| {
+        let users = idp.store.users();
+        async move {
+            users
+                .verify_password(id, Password::new("known to the operator"))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!works(s.carol.id).await, "set by helpdesk");
+    assert!(works(dave.id).await, "set by an admin");
+}

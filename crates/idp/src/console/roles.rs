@@ -428,7 +428,7 @@ impl<'s> Roles<'s> {
             Holder::User(user) => vec![user],
             Holder::Group(group) => members_of(&mut *conn, group).await?,
         };
-        void_links_of(conn, actor, now, &gaining, &[role]).await?;
+        void_credentials_of(conn, actor, now, &gaining, &[role]).await?;
         store::commit(tx).await
     }
 
@@ -499,13 +499,17 @@ async fn members_of(conn: &mut sqlx::AnyConnection, group: GroupId) -> Result<Ve
 }
 
 /// `users` have just gained console roles (`roles`: granted to them, or carried by a group
-/// they joined or are in). Their unused invitation and reset links are used up, in the
-/// caller's transaction: a link issued while they held no role (helpdesk may hold one, shown
-/// in the console without SMTP) would otherwise set the password of a now-privileged
-/// account. Each user who had any is audited as `user.links_voided`, naming the roles.
-/// The one home for it: [`Roles::grant`] and every membership insert
-/// ([`crate::directory::groups::insert_member`], the bulk load) call it.
-pub(crate) async fn void_links_of(
+/// they joined or are in). What someone else may know of their credentials stops working, in
+/// the caller's transaction, or it would open a now-privileged account:
+/// - their unused invitation and reset links (helpdesk may hold one, shown in the console
+///   without SMTP), audited per user as `user.links_voided`;
+/// - a password helpdesk set for them ([`crate::directory::Setter::Helpdesk`]): cleared, with
+///   their sessions (one may be the setter's), audited as `user.password_voided`; they set a
+///   new one by a reset link or an admin sets it.
+///
+/// Each event names the roles. The one home for it: [`Roles::grant`] and every membership
+/// insert ([`crate::directory::groups::insert_member`], the bulk load) call it.
+pub(crate) async fn void_credentials_of(
     conn: &mut sqlx::AnyConnection,
     actor: &Actor,
     now: time::OffsetDateTime,
@@ -516,6 +520,7 @@ pub(crate) async fn void_links_of(
         return Ok(());
     }
     for &user in users {
+        void_helpdesk_password(&mut *conn, actor, now, user, roles).await?;
         let voided = crate::enrollment::void_links(&mut *conn, user, now).await?;
         if voided == 0 {
             continue;
@@ -543,6 +548,51 @@ pub(crate) async fn void_links_of(
         )
         .await?;
     }
+    Ok(())
+}
+
+/// [`void_credentials_of`]'s password step for one user.
+async fn void_helpdesk_password(
+    conn: &mut sqlx::AnyConnection,
+    actor: &Actor,
+    now: time::OffsetDateTime,
+    user: UserId,
+    roles: &[Role],
+) -> Result<()> {
+    let cleared = sqlx::query(
+        "UPDATE users SET password_hash = NULL, password_set_by_helpdesk = 0, updated_at = $2 \
+         WHERE id = $1 AND password_set_by_helpdesk <> 0",
+    )
+    .bind(user.to_db())
+    .bind(timestamp::format(now))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if cleared == 0 {
+        return Ok(());
+    }
+    let Some(holder) = crate::directory::fetch_user(&mut *conn, user).await? else {
+        return Ok(());
+    };
+    audit::record(
+        &mut *conn,
+        actor,
+        now,
+        Change {
+            action: "user.password_voided",
+            target_kind: "user",
+            target_id: user.to_string(),
+            target_name: holder.username.clone(),
+            before: None,
+            after: Some(serde_json::json!({
+                "reason": "role_granted",
+                "roles": roles,
+                "password_set_by": "helpdesk",
+            })),
+        },
+    )
+    .await?;
+    crate::session::end_all_in(conn, actor, &holder, "password_voided", now).await?;
     Ok(())
 }
 

@@ -165,7 +165,7 @@ impl Groups<'_> {
         // As for one member added: a group carrying a console role grants it.
         let carries = crate::console::roles::of_group(&mut *conn, group.id).await?;
         let ids: Vec<_> = members.iter().map(|u| u.id).collect();
-        crate::console::roles::void_links_of(conn, actor, now, &ids, &carries).await?;
+        crate::console::roles::void_credentials_of(conn, actor, now, &ids, &carries).await?;
         store::commit(tx).await
     }
 }

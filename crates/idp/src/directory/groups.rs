@@ -411,7 +411,7 @@ pub(crate) async fn insert_member(
     // Joining a group that carries a console role grants it: no link issued before may
     // set this now-privileged user's password.
     let carries = crate::console::roles::of_group(&mut *conn, group.id).await?;
-    crate::console::roles::void_links_of(conn, actor, now, &[user.id], &carries).await
+    crate::console::roles::void_credentials_of(conn, actor, now, &[user.id], &carries).await
 }
 
 /// Adds a membership only if missing; returns whether it was added.

@@ -18,7 +18,8 @@ pub use login::Login;
 pub(crate) use users::UserRow;
 pub(crate) use users::fetch as fetch_user;
 pub use users::{
-    AttributeValue, NewUser, User, UserCursor, UserFilter, UserPage, UserPatch, UserStatus, Users,
+    AttributeValue, NewUser, Setter, User, UserCursor, UserFilter, UserPage, UserPatch, UserStatus,
+    Users,
 };
 
 pub(crate) use groups::{fetch as fetch_group, with_access as groups_with_access};

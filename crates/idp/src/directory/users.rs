@@ -401,6 +401,7 @@ pub(crate) async fn write_password(
     actor: &Actor,
     id: UserId,
     hash: Option<String>,
+    setter: Setter,
     now: OffsetDateTime,
 ) -> Result<User> {
     let before = fetch(&mut *conn, id)
@@ -408,12 +409,17 @@ pub(crate) async fn write_password(
         .ok_or_else(|| Error::UnknownUser {
             user: id.to_string(),
         })?;
-    sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-        .bind(id.to_db())
-        .bind(hash.clone())
-        .bind(timestamp::format(now))
-        .execute(&mut *conn)
-        .await?;
+    let by_helpdesk = setter == Setter::Helpdesk && hash.is_some();
+    sqlx::query(
+        "UPDATE users SET password_hash = $2, updated_at = $3, password_set_by_helpdesk = $4 \
+         WHERE id = $1",
+    )
+    .bind(id.to_db())
+    .bind(hash.clone())
+    .bind(timestamp::format(now))
+    .bind(i64::from(by_helpdesk))
+    .execute(&mut *conn)
+    .await?;
     crate::enrollment::void_links(&mut *conn, id, now).await?;
     let after = User {
         has_password: hash.is_some(),
@@ -435,6 +441,18 @@ pub(crate) async fn write_password(
     )
     .await?;
     Ok(after)
+}
+
+/// Who sets a password, as far as gaining a console role later goes
+/// ([`Users::set_password_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setter {
+    /// The user themselves, or an operator who could grant them any console role anyway (an
+    /// admin, an API token, the CLI on the host).
+    Trusted,
+    /// An operator who cannot grant console roles (helpdesk): the password stops working if
+    /// the user gains a role, since whoever set it knows it.
+    Helpdesk,
 }
 
 /// Loads one user by ID on any executor (pool or transaction).
@@ -1605,6 +1623,19 @@ impl<'s> Users<'s> {
         id: UserId,
         password: Option<Password>,
     ) -> Result<()> {
+        self.set_password_by(actor, id, password, Setter::Trusted)
+            .await
+    }
+
+    /// [`Users::set_password`] by `setter`: one set by helpdesk is cleared if the user gains
+    /// a console role later (`user.password_voided`), with their sessions.
+    pub async fn set_password_by(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        password: Option<Password>,
+        setter: Setter,
+    ) -> Result<()> {
         let hash = match password {
             Some(pw) => Some(self.store.hashing().hash(pw).await?),
             None => None,
@@ -1612,7 +1643,7 @@ impl<'s> Users<'s> {
         let now = self.store.now();
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
-        let user = write_password(&mut *conn, actor, id, hash, now).await?;
+        let user = write_password(&mut *conn, actor, id, hash, setter, now).await?;
         crate::session::end_all_in(conn, actor, &user, "password_set", now).await?;
         store::commit(tx).await
     }

@@ -453,12 +453,15 @@ impl<'s> Enrollment<'s> {
         }
         // The user's other links (an invitation beside a reset link) set a password no more.
         let links_voided = void_links(&mut *conn, before.id, now).await?;
-        sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-            .bind(before.id.to_db())
-            .bind(&hash)
-            .bind(timestamp::format(now))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $2, updated_at = $3, password_set_by_helpdesk = 0 \
+             WHERE id = $1",
+        )
+        .bind(before.id.to_db())
+        .bind(&hash)
+        .bind(timestamp::format(now))
+        .execute(&mut *conn)
+        .await?;
         let sessions_ended = match kind {
             LinkKind::Reset => sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
                 .bind(before.id.to_db())

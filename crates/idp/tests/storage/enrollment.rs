@@ -31,6 +31,7 @@ on_both_backends!(
     a_recovery_code_survives_a_reset_that_fails_after_its_check,
     twenty_resets_with_one_code_write_one_password_and_use_the_code_once,
     gaining_a_console_role_uses_up_the_links,
+    a_password_helpdesk_set_stops_working_when_a_role_is_gained,
 );
 
 fn state(err: Error) -> LinkState {
@@ -951,6 +952,132 @@ async fn twenty_resets_with_one_code_write_one_password_and_use_the_code_once(t:
         .await
         .unwrap();
     assert_eq!(resets.len(), 1);
+}
+
+/// Helpdesk may set the password of a user who holds no console role, and so knows it: if
+/// the user then gains a role (granted to them, to a group they are in, or by joining a
+/// role-carrying group, one by one or in bulk), that password is cleared and their sessions
+/// end, in the same transaction, audited as `user.password_voided`. A password the user or
+/// an admin set since, or one set by an admin, keeps working; so does helpdesk's for a user
+/// who gains no role.
+async fn a_password_helpdesk_set_stops_working_when_a_role_is_gained(t: TestStore) {
+    use latchkey_idp::console::{Holder, Role};
+    use latchkey_idp::directory::Setter;
+    let users = t.store.users();
+    let helpdesk = &latchkey_idp::Actor::new("user:helpdesk");
+    let pw = || Password::new("helpdesk knows this one");
+    let set = |id, setter| async move {
+        users
+            .set_password_by(helpdesk, id, Some(pw()), setter)
+            .await
+            .unwrap()
+    };
+    let works = |id| async move { users.verify_password(id, pw()).await.unwrap() };
+    let [ann, bea, cal, dan, eve, fay] = [
+        user(&t.store, "ann").await,
+        user(&t.store, "bea").await,
+        user(&t.store, "cal").await,
+        user(&t.store, "dan").await,
+        user(&t.store, "eve").await,
+        user(&t.store, "fay").await,
+    ];
+    for u in [&ann, &bea, &dan, &eve, &fay] {
+        set(u.id, Setter::Helpdesk).await;
+    }
+    set(cal.id, Setter::Trusted).await;
+    // An admin sets dan's password again (the same one): no longer helpdesk's.
+    users
+        .set_password(&admin(), dan.id, Some(pw()))
+        .await
+        .unwrap();
+    let ops = group(&t.store, "ops").await;
+    let plain = group(&t.store, "plain").await;
+    join(&t.store, ops.id, bea.id).await;
+    let roles = t.store.roles();
+    roles
+        .grant(&admin(), Role::Auditor, Holder::Group(ops.id))
+        .await
+        .unwrap();
+    let sessions = Sessions::new(&t.store);
+    let (token, _) = sessions
+        .create(&ann, t.store.now(), Duration::hours(8))
+        .await
+        .unwrap();
+
+    roles
+        .grant(&admin(), Role::Admin, Holder::User(ann.id))
+        .await
+        .unwrap();
+    for u in [&cal, &dan] {
+        roles
+            .grant(&admin(), Role::Helpdesk, Holder::User(u.id))
+            .await
+            .unwrap();
+    }
+    join(&t.store, plain.id, eve.id).await;
+    t.store
+        .groups()
+        .add_members(&admin(), &ops, std::slice::from_ref(&fay))
+        .await
+        .unwrap();
+
+    assert!(!works(ann.id).await, "granted a role");
+    assert!(
+        !works(bea.id).await,
+        "a group they are in was granted a role"
+    );
+    assert!(!works(fay.id).await, "added to a role-carrying group");
+    assert!(works(cal.id).await, "set by an admin");
+    assert!(works(dan.id).await, "set again by an admin");
+    assert!(works(eve.id).await, "gained no role");
+    assert!(!users.get(ann.id).await.unwrap().has_password);
+    assert!(
+        sessions
+            .resume(token.expose(), t.store.now(), Duration::hours(1))
+            .await
+            .unwrap()
+            .is_none(),
+        "the session that may be the setter's ended"
+    );
+    let voided = t
+        .store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("user.password_voided".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut named: Vec<(&str, String)> = voided
+        .iter()
+        .map(|e| {
+            (
+                e.target_name.as_deref().unwrap(),
+                e.after.as_ref().unwrap()["roles"].to_string(),
+            )
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            ("ann", r#"["admin"]"#.to_owned()),
+            ("bea", r#"["auditor"]"#.to_owned()),
+            ("fay", r#"["auditor"]"#.to_owned()),
+        ]
+    );
+
+    // A password set after the role is the holder's own business (helpdesk cannot set it;
+    // an admin can, and it stays).
+    users
+        .set_password(&admin(), ann.id, Some(pw()))
+        .await
+        .unwrap();
+    roles
+        .grant(&admin(), Role::Auditor, Holder::User(ann.id))
+        .await
+        .unwrap();
+    assert!(works(ann.id).await);
 }
 
 /// A link issued while its user held no console role (helpdesk may hold an invitation the
