@@ -95,9 +95,11 @@ impl IntoResponse for Refused {
 fn status_of(code: Code) -> StatusCode {
     match code {
         Code::Malformed | Code::BadName => StatusCode::BAD_REQUEST,
-        Code::Challenge | Code::WrongRelyingParty | Code::Refused | Code::UnknownCredential => {
-            StatusCode::UNAUTHORIZED
-        }
+        Code::Challenge
+        | Code::WrongRelyingParty
+        | Code::Refused
+        | Code::CounterRegression
+        | Code::UnknownCredential => StatusCode::UNAUTHORIZED,
         Code::Duplicate => StatusCode::CONFLICT,
         Code::TooMany | Code::Throttled => StatusCode::TOO_MANY_REQUESTS,
         Code::SignInRequired | Code::StepUpRequired => StatusCode::FORBIDDEN,

@@ -12,8 +12,11 @@ latchkey_saml::stable_codes! {
         Challenge = "WEBAUTHN-CHALLENGE",
         /// The response was made for another origin or RP ID.
         WrongRelyingParty = "WEBAUTHN-WRONG-RP",
-        /// The response does not verify (signature, challenge, user verification, counter).
+        /// The response does not verify (signature, challenge, user verification).
         Refused = "WEBAUTHN-REFUSED",
+        /// The key's signature counter did not go up since its last recorded use: the key may
+        /// have been copied. Refused and audited (`webauthn.counter_regression`).
+        CounterRegression = "WEBAUTHN-COUNTER-REGRESSION",
         /// The credential is not enrolled (for this user), or its user cannot sign in.
         UnknownCredential = "WEBAUTHN-UNKNOWN-CREDENTIAL",
         /// The credential is already enrolled.
@@ -45,6 +48,17 @@ pub enum WebauthnError {
     /// `webauthn-rs` refused the response.
     #[error("WebAuthn verification failed: {0}")]
     Verify(#[from] CrateError),
+    /// A verified assertion whose signature counter is not greater than the stored one
+    /// (either being non-zero): WebAuthn's sign of a possibly cloned authenticator.
+    #[error(
+        "signature counter {presented} not above the stored {stored}: possibly a cloned authenticator"
+    )]
+    CounterRegression {
+        /// The counter recorded at the credential's last use.
+        stored: u32,
+        /// The counter this assertion carries.
+        presented: u32,
+    },
     /// The credential is not enrolled, not this user's, or its user may not sign in.
     #[error("credential not enrolled for a user who may sign in")]
     UnknownCredential,
@@ -106,9 +120,11 @@ impl WebauthnError {
                 | CrateError::MissingAttestationCredentialData
                 | CrateError::AttestationStatementMapInvalid => Code::Malformed,
                 CrateError::CredentialNotFound => Code::UnknownCredential,
+                CrateError::CredentialPossibleCompromise => Code::CounterRegression,
                 _ => Code::Refused,
             },
             WebauthnError::UnknownCredential => Code::UnknownCredential,
+            WebauthnError::CounterRegression { .. } => Code::CounterRegression,
             WebauthnError::Duplicate => Code::Duplicate,
             WebauthnError::TooMany(_) | WebauthnError::Busy { .. } => Code::TooMany,
             WebauthnError::Throttled { .. } => Code::Throttled,
@@ -119,11 +135,14 @@ impl WebauthnError {
     }
 
     /// Whether this refusal counts as a failed sign-in guess (it was verified and failed),
-    /// as opposed to a request we never got to check.
+    /// as opposed to a request we never got to check. A counter that did not go up counts
+    /// too: its signature verified, but it may be a copy's.
     pub fn is_guess(&self) -> bool {
         matches!(
             self,
-            WebauthnError::Verify(_) | WebauthnError::UnknownCredential
+            WebauthnError::Verify(_)
+                | WebauthnError::UnknownCredential
+                | WebauthnError::CounterRegression { .. }
         )
     }
 }
