@@ -5,7 +5,7 @@
 //! line for the page a user screenshotted. Server faults show nothing internal. Bad input is
 //! never a 500.
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::html::render;
@@ -286,6 +286,22 @@ pub(crate) fn new_operation_id() -> String {
     id.get(..12).unwrap_or(&id).to_owned()
 }
 
+/// The path a refusal records (the console's `console.refused`, the API's `api.refused`):
+/// any path under `/admin` reaches the console's gate, and many under `/api/v1` the API's,
+/// so it is cut to [`ATTEMPTED_PATH_MAX`] bytes (at a character boundary) before it is
+/// logged or audited.
+pub(crate) fn attempted_path(uri: &Uri) -> String {
+    let path = uri.path();
+    let mut end = path.len().min(ATTEMPTED_PATH_MAX);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    path.get(..end).unwrap_or_default().to_owned()
+}
+
+/// The longest path a refusal records, in bytes.
+const ATTEMPTED_PATH_MAX: usize = 200;
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let operation_id = match &self {
@@ -330,5 +346,31 @@ impl IntoResponse for WebError {
         }
         response.extensions_mut().insert(FailureCode(page_code));
         response
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The one home of the path a refusal records (console and API alike): kept whole up to
+    /// 200 bytes, cut at a character boundary beyond, the query never part of it.
+    #[test]
+    fn attempted_path_is_bounded_at_a_character_boundary() {
+        let uri: Uri = "/admin/users/42?q=x".parse().unwrap();
+        assert_eq!(attempted_path(&uri), "/admin/users/42");
+        let long = format!("/api/v1/{}", "a".repeat(500));
+        let uri: Uri = long.parse().unwrap();
+        assert_eq!(attempted_path(&uri), long[..ATTEMPTED_PATH_MAX]);
+        // "é" is two bytes, percent-encoded by a client but not necessarily by a raw one.
+        let wide = format!("/admin/{}{}", "a".repeat(192), "é".repeat(10));
+        let uri = Uri::builder()
+            .path_and_query(wide.as_str())
+            .build()
+            .unwrap();
+        let cut = attempted_path(&uri);
+        assert_eq!(cut.len(), ATTEMPTED_PATH_MAX - 1, "{cut}");
+        assert!(wide.starts_with(&cut));
     }
 }

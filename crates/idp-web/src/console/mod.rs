@@ -324,21 +324,6 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The path a refusal records: any path under `/admin` reaches [`admit`] (and many under
-/// `/api/v1` the API's gate), so it is cut to [`ATTEMPTED_PATH_MAX`] bytes (at a character
-/// boundary) before it is logged or audited.
-pub(crate) fn attempted_path(uri: &Uri) -> String {
-    let path = uri.path();
-    let mut end = path.len().min(ATTEMPTED_PATH_MAX);
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    path.get(..end).unwrap_or_default().to_owned()
-}
-
-/// The longest path a console refusal records.
-const ATTEMPTED_PATH_MAX: usize = 200;
-
 /// The gate of every console handler: the session, the user's roles, the permission.
 pub(crate) async fn admit(
     state: &WebState,
@@ -363,7 +348,7 @@ pub(crate) async fn admit(
     let operator = Operator {
         user: session.user,
         roles,
-        path: attempted_path(uri),
+        path: super::error::attempted_path(uri),
     };
     operator.require(state, permission).await?;
     Ok(operator)
