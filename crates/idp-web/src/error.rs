@@ -41,7 +41,8 @@ pub enum WebError {
         /// What was asked for.
         permission: latchkey_idp::console::Permission,
         /// The operation ID already written into the refusal's audit event
-        /// (`console.refused`), so the page leads an admin to that event.
+        /// (`console.refused`; for a user holding no console role, its log line only), so
+        /// the page leads an admin to that event.
         operation_id: String,
     },
     /// An SSO request was refused (see [`SsoError`]).
