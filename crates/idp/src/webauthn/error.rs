@@ -31,6 +31,10 @@ latchkey_saml::stable_codes! {
         SignInRequired = "WEBAUTHN-SIGN-IN-REQUIRED",
         /// Adding or removing a key of an account that has a second factor needs a session that used one: step up first.
         StepUpRequired = "WEBAUTHN-STEP-UP",
+        /// The database turned the request away for other writers (a deadlock, a
+        /// serialization failure, SQLite busy) or had no free connection; nothing was done:
+        /// try again after `Retry-After`.
+        Busy = "WEBAUTHN-BUSY",
         /// The server failed; the log has the detail under the operation ID.
         Internal = "WEBAUTHN-INTERNAL",
     }
@@ -130,7 +134,27 @@ impl WebauthnError {
             WebauthnError::Throttled { .. } => Code::Throttled,
             WebauthnError::BadName(_) => Code::BadName,
             WebauthnError::StepUpRequired => Code::StepUpRequired,
+            WebauthnError::Store(crate::Error::Busy { .. }) => Code::Busy,
             WebauthnError::Config(_) | WebauthnError::Store(_) => Code::Internal,
+        }
+    }
+
+    /// When to try again, for a refusal that says so: a throttle, a cap on ceremonies, or
+    /// a database busy with other writes ([`crate::Error::Busy`]).
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            WebauthnError::Throttled {
+                retry_after_seconds,
+            }
+            | WebauthnError::Busy {
+                retry_after_seconds,
+                ..
+            }
+            | WebauthnError::Store(crate::Error::Busy {
+                retry_after_seconds,
+                ..
+            }) => Some(*retry_after_seconds),
+            _ => None,
         }
     }
 
@@ -144,5 +168,32 @@ impl WebauthnError {
                 | WebauthnError::UnknownCredential
                 | WebauthnError::CounterRegression { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write the database turned away for another (a deadlock, 40001, SQLite busy) or a
+    /// full pool is `WEBAUTHN-BUSY` with its wait, never `WEBAUTHN-INTERNAL` (a 500), and
+    /// no guess for the throttle.
+    #[test]
+    fn a_busy_database_is_busy_not_internal() {
+        for (what, wait) in [
+            (crate::error::DATABASE_CONTENDED, 1),
+            (crate::error::DATABASE_POOL_EXHAUSTED, 5),
+        ] {
+            let e = WebauthnError::from(crate::Error::Busy {
+                what,
+                retry_after_seconds: wait,
+            });
+            assert_eq!(e.code(), Code::Busy, "{e}");
+            assert_eq!(e.retry_after_seconds(), Some(wait));
+            assert!(!e.is_guess());
+        }
+        let other = WebauthnError::from(crate::Error::corrupt("x", "y"));
+        assert_eq!(other.code(), Code::Internal);
+        assert_eq!(other.retry_after_seconds(), None);
     }
 }
