@@ -45,9 +45,10 @@ pub enum WebError {
         /// the page leads an admin to that event.
         operation_id: String,
     },
-    /// An SSO request was refused (see [`SsoError`]).
+    /// An SSO request was refused (see [`SsoError`]). Made through `From`, which sends a
+    /// store that was only busy to [`WebError::Busy`].
     #[error(transparent)]
-    Sso(#[from] SsoError),
+    Sso(SsoError),
     /// A single-logout request was refused (see [`SsoError`]); nothing was signed out.
     #[error("logout request refused: {0}")]
     Logout(SsoError),
@@ -105,6 +106,29 @@ impl From<latchkey_idp::error::Error> for WebError {
             latchkey_idp::error::Error::LinkUnusable { state, .. } => WebError::Link(state),
             // The admin code (`database_unwritable`, `corrupt_row`...) goes into the log line.
             _ => WebError::Internal(format!("{err} ({})", err.code())),
+        }
+    }
+}
+
+impl From<SsoError> for WebError {
+    /// A store that turned an SSO request away for other writers (a deadlock, a
+    /// serialization failure, SQLite busy) or had no free connection ([`Error::Busy`]) is
+    /// busy, 503 with `Retry-After` as on every other surface, not the SSO fault page (500).
+    fn from(e: SsoError) -> Self {
+        match e {
+            SsoError::Store(err @ latchkey_idp::error::Error::Busy { .. }) => err.into(),
+            other => WebError::Sso(other),
+        }
+    }
+}
+
+impl WebError {
+    /// A refused single-logout request; a store that was only busy is [`WebError::Busy`]
+    /// (see `From<SsoError>`).
+    pub(crate) fn logout(e: SsoError) -> Self {
+        match e {
+            SsoError::Store(err @ latchkey_idp::error::Error::Busy { .. }) => err.into(),
+            other => WebError::Logout(other),
         }
     }
 }
@@ -373,5 +397,38 @@ mod tests {
         let cut = attempted_path(&uri);
         assert_eq!(cut.len(), ATTEMPTED_PATH_MAX - 1, "{cut}");
         assert!(wide.starts_with(&cut));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod sso_tests {
+    use super::*;
+
+    /// An SSO or single-logout request the store turned away as busy (40P01, 40001,
+    /// SQLite busy, a full pool) is a 503 with `Retry-After`, never the 500 of a fault; any
+    /// other store failure stays the SSO fault page.
+    #[test]
+    fn a_busy_store_under_sso_is_503_not_500() {
+        let busy = || {
+            SsoError::Store(latchkey_idp::error::Error::Busy {
+                what: latchkey_idp::error::DATABASE_CONTENDED,
+                retry_after_seconds: 1,
+            })
+        };
+        for e in [WebError::from(busy()), WebError::logout(busy())] {
+            let response = e.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(
+                response
+                    .headers()
+                    .contains_key(axum::http::header::RETRY_AFTER)
+            );
+        }
+        let fault = WebError::from(SsoError::Build("x".into()));
+        assert_eq!(
+            fault.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }
