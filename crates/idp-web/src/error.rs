@@ -5,7 +5,7 @@
 //! line for the page a user screenshotted. Server faults show nothing internal. Bad input is
 //! never a 500.
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::html::render;
@@ -41,12 +41,14 @@ pub enum WebError {
         /// What was asked for.
         permission: latchkey_idp::console::Permission,
         /// The operation ID already written into the refusal's audit event
-        /// (`console.refused`), so the page leads an admin to that event.
+        /// (`console.refused`; for a user holding no console role, its log line only), so
+        /// the page leads an admin to that event.
         operation_id: String,
     },
-    /// An SSO request was refused (see [`SsoError`]).
+    /// An SSO request was refused (see [`SsoError`]). Made through `From`, which sends a
+    /// store that was only busy to [`WebError::Busy`].
     #[error(transparent)]
-    Sso(#[from] SsoError),
+    Sso(SsoError),
     /// A single-logout request was refused (see [`SsoError`]); nothing was signed out.
     #[error("logout request refused: {0}")]
     Logout(SsoError),
@@ -104,6 +106,29 @@ impl From<latchkey_idp::error::Error> for WebError {
             latchkey_idp::error::Error::LinkUnusable { state, .. } => WebError::Link(state),
             // The admin code (`database_unwritable`, `corrupt_row`...) goes into the log line.
             _ => WebError::Internal(format!("{err} ({})", err.code())),
+        }
+    }
+}
+
+impl From<SsoError> for WebError {
+    /// A store that turned an SSO request away for other writers (a deadlock, a
+    /// serialization failure, SQLite busy) or had no free connection ([`Error::Busy`]) is
+    /// busy, 503 with `Retry-After` as on every other surface, not the SSO fault page (500).
+    fn from(e: SsoError) -> Self {
+        match e {
+            SsoError::Store(err @ latchkey_idp::error::Error::Busy { .. }) => err.into(),
+            other => WebError::Sso(other),
+        }
+    }
+}
+
+impl WebError {
+    /// A refused single-logout request; a store that was only busy is [`WebError::Busy`]
+    /// (see `From<SsoError>`).
+    pub(crate) fn logout(e: SsoError) -> Self {
+        match e {
+            SsoError::Store(err @ latchkey_idp::error::Error::Busy { .. }) => err.into(),
+            other => WebError::Logout(other),
         }
     }
 }
@@ -286,6 +311,22 @@ pub(crate) fn new_operation_id() -> String {
     id.get(..12).unwrap_or(&id).to_owned()
 }
 
+/// The path a refusal records (the console's `console.refused`, the API's `api.refused`):
+/// any path under `/admin` reaches the console's gate, and many under `/api/v1` the API's,
+/// so it is cut to [`ATTEMPTED_PATH_MAX`] bytes (at a character boundary) before it is
+/// logged or audited.
+pub(crate) fn attempted_path(uri: &Uri) -> String {
+    let path = uri.path();
+    let mut end = path.len().min(ATTEMPTED_PATH_MAX);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    path.get(..end).unwrap_or_default().to_owned()
+}
+
+/// The longest path a refusal records, in bytes.
+const ATTEMPTED_PATH_MAX: usize = 200;
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let operation_id = match &self {
@@ -330,5 +371,64 @@ impl IntoResponse for WebError {
         }
         response.extensions_mut().insert(FailureCode(page_code));
         response
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The one home of the path a refusal records (console and API alike): kept whole up to
+    /// 200 bytes, cut at a character boundary beyond, the query never part of it.
+    #[test]
+    fn attempted_path_is_bounded_at_a_character_boundary() {
+        let uri: Uri = "/admin/users/42?q=x".parse().unwrap();
+        assert_eq!(attempted_path(&uri), "/admin/users/42");
+        let long = format!("/api/v1/{}", "a".repeat(500));
+        let uri: Uri = long.parse().unwrap();
+        assert_eq!(attempted_path(&uri), long[..ATTEMPTED_PATH_MAX]);
+        // "é" is two bytes, percent-encoded by a client but not necessarily by a raw one.
+        let wide = format!("/admin/{}{}", "a".repeat(192), "é".repeat(10));
+        let uri = Uri::builder()
+            .path_and_query(wide.as_str())
+            .build()
+            .unwrap();
+        let cut = attempted_path(&uri);
+        assert_eq!(cut.len(), ATTEMPTED_PATH_MAX - 1, "{cut}");
+        assert!(wide.starts_with(&cut));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod sso_tests {
+    use super::*;
+
+    /// An SSO or single-logout request the store turned away as busy (40P01, 40001,
+    /// SQLite busy, a full pool) is a 503 with `Retry-After`, never the 500 of a fault; any
+    /// other store failure stays the SSO fault page.
+    #[test]
+    fn a_busy_store_under_sso_is_503_not_500() {
+        let busy = || {
+            SsoError::Store(latchkey_idp::error::Error::Busy {
+                what: latchkey_idp::error::DATABASE_CONTENDED,
+                retry_after_seconds: 1,
+            })
+        };
+        for e in [WebError::from(busy()), WebError::logout(busy())] {
+            let response = e.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(
+                response
+                    .headers()
+                    .contains_key(axum::http::header::RETRY_AFTER)
+            );
+        }
+        let fault = WebError::from(SsoError::Build("x".into()));
+        assert_eq!(
+            fault.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -95,12 +95,15 @@ impl IntoResponse for Refused {
 fn status_of(code: Code) -> StatusCode {
     match code {
         Code::Malformed | Code::BadName => StatusCode::BAD_REQUEST,
-        Code::Challenge | Code::WrongRelyingParty | Code::Refused | Code::UnknownCredential => {
-            StatusCode::UNAUTHORIZED
-        }
+        Code::Challenge
+        | Code::WrongRelyingParty
+        | Code::Refused
+        | Code::CounterRegression
+        | Code::UnknownCredential => StatusCode::UNAUTHORIZED,
         Code::Duplicate => StatusCode::CONFLICT,
         Code::TooMany | Code::Throttled => StatusCode::TOO_MANY_REQUESTS,
         Code::SignInRequired | Code::StepUpRequired => StatusCode::FORBIDDEN,
+        Code::Busy => StatusCode::SERVICE_UNAVAILABLE,
         Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -196,16 +199,7 @@ async fn answer_refusal(
             tracing::error!(operation_id, error = %e, "webauthn refusal not audited");
         }
     }
-    let retry_after = match error {
-        WebauthnError::Throttled {
-            retry_after_seconds,
-        }
-        | WebauthnError::Busy {
-            retry_after_seconds,
-            ..
-        } => Some((*retry_after_seconds).max(1)),
-        _ => None,
-    };
+    let retry_after = error.retry_after_seconds().map(|s| s.max(1));
     Refused {
         code,
         status: status_of(code),
@@ -652,4 +646,30 @@ pub async fn page(
         HeaderValue::from_static(CSP),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A database busy with other writes answers 503 with `Retry-After` and its code, as
+    /// every other surface does, not the 500 of a server fault.
+    #[test]
+    fn a_busy_database_answers_503_with_retry_after() {
+        let error = WebauthnError::from(latchkey_idp::Error::Busy {
+            what: latchkey_idp::error::DATABASE_CONTENDED,
+            retry_after_seconds: 1,
+        });
+        let response = Refused {
+            code: error.code(),
+            status: status_of(error.code()),
+            operation_id: "0123456789ab".into(),
+            retry_after: error.retry_after_seconds(),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(status_of(Code::CounterRegression), StatusCode::UNAUTHORIZED);
+    }
 }

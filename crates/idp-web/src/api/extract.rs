@@ -109,7 +109,7 @@ pub(crate) async fn require_token(
     }
     if token.scope == TokenScope::ApiRead && !matches!(*req.method(), Method::GET | Method::HEAD) {
         // The path as the client sent it (this router is nested under `/api/v1`).
-        let path = crate::console::attempted_path(
+        let path = crate::error::attempted_path(
             req.extensions()
                 .get::<OriginalUri>()
                 .map_or(req.uri(), |o| &o.0),

@@ -130,8 +130,14 @@ async fn page(
     Ok((status, csrf, html).into_response())
 }
 
+/// A failed key change: a database that was only busy (a deadlock, a serialization
+/// failure, SQLite busy, a full pool) is [`WebError::Busy`] (503, `Retry-After`); anything
+/// else is a fault.
 fn key_fault(e: KeyError) -> WebError {
-    WebError::Internal(format!("signing keys: {e}"))
+    match e {
+        KeyError::Store(e) if matches!(*e, latchkey_idp::Error::Busy { .. }) => (*e).into(),
+        other => WebError::Internal(format!("signing keys: {other}")),
+    }
 }
 
 /// GET /admin/keys
@@ -266,5 +272,23 @@ pub(crate) async fn activate(
             )
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key change the database turned away as busy answers 503, not a 500.
+    #[test]
+    fn a_busy_store_is_503_not_500() {
+        let busy = KeyError::Store(Box::new(latchkey_idp::Error::Busy {
+            what: latchkey_idp::error::DATABASE_CONTENDED,
+            retry_after_seconds: 1,
+        }));
+        let response = key_fault(busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let other = key_fault(KeyError::NoActiveKey).into_response();
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

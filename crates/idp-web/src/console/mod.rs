@@ -7,9 +7,10 @@
 //! the handler's [`Permission`] gets the 403 page (code and operation ID), and so does one
 //! helpdesk may not use on a console user or a role-carrying group: each such refusal is
 //! decided in [`Operator::forbidden`], which logs it and writes its `console.refused` audit
-//! event under the page's operation ID. Every form is a [`CsrfForm`](super::extract::CsrfForm); a refused
-//! field gives the form back naming it, with nothing written. Every change is made as
-//! [`Actor::person`], so the audit log names who made it. One file per area.
+//! event under the page's operation ID (only logs it, for a user holding no console role).
+//! Every form is a [`CsrfForm`](super::extract::CsrfForm); a refused field gives the form
+//! back naming it, with nothing written. Every change is made as [`Actor::person`], so the
+//! audit log names who made it. One file per area.
 
 mod app_edit;
 mod app_new;
@@ -187,6 +188,12 @@ impl Operator {
     /// permission, the page or form, the target and the rule (as `reason`, the key the
     /// other refusals' events use: `login.failure`, `sso.denied`). An audit log that cannot be
     /// written is logged and the 403 stands (a side channel never turns it into a 500).
+    ///
+    /// A person holding no console role at all is no operator: any signed-in user can open
+    /// `/admin` pages, as often as they like, so their refusals are only logged (the same
+    /// line, under the page's operation ID), never audited, and cannot grow the audit log
+    /// without bound, as a 401 anyone can cause is only logged. An operator refused a
+    /// permission (or a target: a console user, a role-carrying group) is audited.
     pub async fn forbidden(
         &self,
         state: &WebState,
@@ -195,8 +202,10 @@ impl Operator {
         target: Attempted,
     ) -> Refusal {
         let operation_id = super::error::new_operation_id();
+        let operator = !self.roles.is_empty();
         tracing::warn!(
             operator = %self.user.username,
+            holds_a_role = operator,
             permission = permission.as_str(),
             reason = rule.as_str(),
             path = %self.path,
@@ -204,6 +213,9 @@ impl Operator {
             operation_id,
             "console: refused"
         );
+        if !operator {
+            return self.refusal(permission, operation_id);
+        }
         let details = serde_json::json!({
             "permission": permission.as_str(),
             "reason": rule.as_str(),
@@ -224,6 +236,11 @@ impl Operator {
         {
             tracing::error!(operation_id, error = %e, "console: the refusal's audit event was not written");
         }
+        self.refusal(permission, operation_id)
+    }
+
+    /// The 403 page of a refusal decided in [`Self::forbidden`].
+    fn refusal(&self, permission: Permission, operation_id: String) -> Refusal {
         Refusal::Page(WebError::Forbidden {
             user: self.user.username.clone(),
             permission,
@@ -324,21 +341,6 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The path a refusal records: any path under `/admin` reaches [`admit`] (and many under
-/// `/api/v1` the API's gate), so it is cut to [`ATTEMPTED_PATH_MAX`] bytes (at a character
-/// boundary) before it is logged or audited.
-pub(crate) fn attempted_path(uri: &Uri) -> String {
-    let path = uri.path();
-    let mut end = path.len().min(ATTEMPTED_PATH_MAX);
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    path.get(..end).unwrap_or_default().to_owned()
-}
-
-/// The longest path a console refusal records.
-const ATTEMPTED_PATH_MAX: usize = 200;
-
 /// The gate of every console handler: the session, the user's roles, the permission.
 pub(crate) async fn admit(
     state: &WebState,
@@ -363,7 +365,7 @@ pub(crate) async fn admit(
     let operator = Operator {
         user: session.user,
         roles,
-        path: attempted_path(uri),
+        path: super::error::attempted_path(uri),
     };
     operator.require(state, permission).await?;
     Ok(operator)

@@ -264,7 +264,7 @@ async fn give_back(state: &WebState, attempt: Option<Attempt>) -> Result<(), Web
 
 fn refusal(e: LogoutRefusal) -> WebError {
     match e {
-        LogoutRefusal::Sso(e) => WebError::Logout(e),
+        LogoutRefusal::Sso(e) => WebError::logout(e),
         LogoutRefusal::Replayed => WebError::LogoutReplayed,
     }
 }

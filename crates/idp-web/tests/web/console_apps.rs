@@ -213,14 +213,20 @@ async fn only_an_admin_changes_applications_and_keys() {
             ),
             (format!("{app}/scim/remove"), vec![]),
         ];
-        // Each refusal writes its own audit event (`console.refused`) and nothing else.
-        let refusals = posts.len() as i64 + 1;
+        // Each refusal of an operator writes its own audit event (`console.refused`) and
+        // nothing else; one of a user holding no console role (plain) is only logged.
+        let operator = who != "plain";
+        let refusals = if operator { posts.len() as i64 + 1 } else { 0 };
         for (route, fields) in posts {
             let mut form = fields.clone();
             form.push(("csrf", &token));
             let page = b.post(&route, &form).await;
             assert_eq!(page.status, StatusCode::FORBIDDEN, "{who} POST {route}");
             assert_eq!(page.error_code(), Some("WEB-FORBIDDEN"), "{who} {route}");
+            assert!(page.operation_id().is_some(), "{who} {route}");
+            if !operator {
+                continue;
+            }
             let event = audited_as(&idp, "console.refused", who).await;
             assert_eq!(event.target_id.as_deref(), Some(route.as_str()));
             assert_eq!(

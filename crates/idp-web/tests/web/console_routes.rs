@@ -12,7 +12,7 @@ use latchkey_idp::Actor;
 use latchkey_idp::console::{Permission, Role, RoleSet};
 use latchkey_idp::tokens::ApiTokens;
 
-use super::console::{csrf, person, refusal_audited, signed_in, written};
+use super::console::{csrf, person, refused, signed_in, written};
 use super::support::*;
 
 /// One route: method, the pattern as the router declares it, the permission its handler
@@ -435,9 +435,10 @@ async fn every_role_gets_exactly_what_the_permission_table_says() {
                     );
                 }
             } else {
-                // Refused by the permission table: the page's audit event, and nothing else.
+                // Refused by the permission table: the page's audit event (an operator's),
+                // and nothing else.
                 let path = r.path.split('?').next().unwrap_or_default();
-                refusal_audited(&idp, before, &page, name, path, "permission").await;
+                refused(&idp, before, &page, name, path, "permission").await;
             }
         }
     }

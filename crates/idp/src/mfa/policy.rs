@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::{Factors, Methods};
 use crate::apps::Application;
 use crate::audit::{self, Actor, Change};
-use crate::directory::{Group, User, VersionedGroup, groups};
+use crate::directory::{Group, User, VersionedGroup, groups, users};
 use crate::error::{Error, Result};
 use crate::ids::AppId;
 use crate::store::{self, Store};
@@ -55,6 +55,41 @@ const USER_RULE: HolderRule = HolderRule {
     action: "user.mfa_required",
     target_kind: "user",
 };
+
+/// An application's settings (the defaults when none were set), read on `exec`.
+async fn app_in<'e, E>(exec: E, app: AppId) -> Result<AppMfa>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT require_mfa, mfa_class FROM mfa_app_policy WHERE app_id = $1")
+            .bind(app.to_db())
+            .fetch_optional(exec)
+            .await?;
+    let Some((require, class)) = row else {
+        return Ok(AppMfa::default());
+    };
+    Ok(AppMfa {
+        require_mfa: store::flag(require),
+        mfa_class: class_name::parse(&class)
+            .ok_or_else(|| Error::corrupt("mfa_app_policy.mfa_class", &class))?,
+    })
+}
+
+/// Whether a holder's rule requires a second factor, read on `exec`.
+async fn holder_requires_in<'e, E>(exec: E, rule: &HolderRule, key: &str) -> Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let v: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT require_mfa FROM {} WHERE {} = $1",
+        rule.table, rule.key
+    )))
+    .bind(key)
+    .fetch_optional(exec)
+    .await?;
+    Ok(v.is_some_and(store::flag))
+}
 
 /// Why a second factor is required (for the log and the enrolment page).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,26 +274,23 @@ impl<'s> MfaPolicy<'s> {
 
     /// An application's settings (the defaults when none were set).
     pub async fn app(&self, app: AppId) -> Result<AppMfa> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT require_mfa, mfa_class FROM mfa_app_policy WHERE app_id = $1")
-                .bind(app.to_db())
-                .fetch_optional(self.store.pool())
-                .await?;
-        let Some((require, class)) = row else {
-            return Ok(AppMfa::default());
-        };
-        Ok(AppMfa {
-            require_mfa: store::flag(require),
-            mfa_class: class_name::parse(&class)
-                .ok_or_else(|| Error::corrupt("mfa_app_policy.mfa_class", &class))?,
-        })
+        app_in(self.store.pool(), app).await
     }
 
     /// Sets an application's settings; audited as `app.mfa_policy` with before and after.
+    /// The application's row lock is taken first (PostgreSQL; SQLite's write transaction
+    /// holds the database) and `before` read under it, so two changes at once audit what
+    /// each replaced.
     pub async fn set_app(&self, actor: &Actor, app: &Application, to: AppMfa) -> Result<()> {
-        let before = self.app(app.id).await?;
         let now = self.store.now();
         let mut tx = self.store.begin().await?;
+        if store::Backend::of(store::conn(&mut tx)) == store::Backend::Postgres {
+            sqlx::query("SELECT 1 FROM applications WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(app.id.to_db())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let before = app_in(&mut *tx, app.id).await?;
         sqlx::query(
             "INSERT INTO mfa_app_policy (app_id, require_mfa, mfa_class) VALUES ($1, $2, $3) \
              ON CONFLICT (app_id) DO UPDATE SET require_mfa = excluded.require_mfa, \
@@ -344,35 +376,22 @@ impl<'s> MfaPolicy<'s> {
     /// no factor.
     pub async fn require_for_user(&self, actor: &Actor, user: &User, require: bool) -> Result<()> {
         let holder = (user.id.to_db(), user.id.to_string(), user.username.clone());
-        self.set_holder(&USER_RULE, actor, holder, require).await
+        let id = user.id;
+        self.set_holder_checked(&USER_RULE, actor, holder, require, async |conn| {
+            users::lock(conn, id).await
+        })
+        .await
     }
 
     async fn holder_requires(&self, rule: &HolderRule, key: &str) -> Result<bool> {
-        let v: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT require_mfa FROM {} WHERE {} = $1",
-            rule.table, rule.key
-        )))
-        .bind(key)
-        .fetch_optional(self.store.pool())
-        .await?;
-        Ok(v.is_some_and(store::flag))
+        holder_requires_in(self.store.pool(), rule, key).await
     }
 
     /// Writes a holder's rule and its audit line in one transaction. `holder` is the key in
-    /// the table, the ID and the name the audit line shows.
-    async fn set_holder(
-        &self,
-        rule: &HolderRule,
-        actor: &Actor,
-        holder: (String, String, String),
-        require: bool,
-    ) -> Result<()> {
-        self.set_holder_checked(rule, actor, holder, require, async |_| Ok(()))
-            .await
-    }
-
-    /// [`MfaPolicy::set_holder`], running `check` first in the write's transaction (to take
-    /// the holder's row lock and refuse a stale precondition before anything is written).
+    /// the table, the ID and the name the audit line shows. `check` runs first in the
+    /// transaction: it takes the holder's row lock (and may refuse a stale precondition
+    /// before anything is written); the audit's `before` is read after it, in the same
+    /// transaction, so of two changes at once each audits the value it replaced.
     async fn set_holder_checked(
         &self,
         rule: &HolderRule,
@@ -381,10 +400,10 @@ impl<'s> MfaPolicy<'s> {
         require: bool,
         check: impl AsyncFnOnce(&mut sqlx::AnyConnection) -> Result<()>,
     ) -> Result<()> {
-        let before = self.holder_requires(rule, &key).await?;
         let now = self.store.now();
         let mut tx = self.store.begin().await?;
         check(store::conn(&mut tx)).await?;
+        let before = holder_requires_in(&mut *tx, rule, &key).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {table} ({key}, require_mfa) VALUES ($1, $2) \
              ON CONFLICT ({key}) DO UPDATE SET require_mfa = excluded.require_mfa",

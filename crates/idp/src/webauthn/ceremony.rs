@@ -1,15 +1,17 @@
 //! The four ceremonies: enrol, passwordless sign-in, and a key as the second factor.
 
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, DiscoverableAuthentication, PasskeyAuthentication,
-    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse,
+    AuthenticationResult, CreationChallengeResponse, DiscoverableAuthentication,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, WebauthnError as CrateError,
 };
 
 use webauthn_rs_proto::ResidentKeyRequirement;
 
 use super::challenges::{Kind, Pending};
-use super::credentials::{Credential, Credentials, MAX_CREDENTIALS, checked_name};
+use super::credentials::{
+    Credential, Credentials, MAX_CREDENTIALS, Use, checked_name, presented_counter,
+};
 use super::{RelyingParty, WebauthnError};
 use crate::audit::Actor;
 use crate::directory::{User, UserStatus};
@@ -250,14 +252,23 @@ impl<'s> Ceremonies<'s> {
         if user.status != UserStatus::Active {
             return Err(WebauthnError::UnknownCredential);
         }
-        let result = self
+        let actor = Actor::new(format!("anonymous:{address}"));
+        let used = Use {
+            credential: &credential,
+            username: &user.username,
+            actor: &actor,
+            address,
+            purpose: "passwordless",
+        };
+        let verified = self
             .rp
             .webauthn()
-            .finish_discoverable_authentication_v2(response, state, &passkey)?;
-        throttle.succeeded(attempt).await?;
+            .finish_discoverable_authentication_v2(response, state, &passkey);
+        let result = self.counted(verified, &used, response, now).await?;
         Credentials::new(self.store)
-            .record_use(credential.id, passkey, &result, now)
+            .record_use(&used, passkey, &result, now)
             .await?;
+        throttle.succeeded(attempt).await?;
         let credential = Credential {
             last_used_at: Some(now),
             ..credential
@@ -305,18 +316,52 @@ impl<'s> Ceremonies<'s> {
         else {
             return Err(WebauthnError::UnknownCredential);
         };
-        let result = self
+        let actor = Actor::person(user);
+        let used = Use {
+            credential: &credential,
+            username: &user.username,
+            actor: &actor,
+            address,
+            purpose: "second_factor",
+        };
+        let verified = self
             .rp
             .webauthn()
-            .finish_passkey_authentication(response, &state)?;
-        throttle.succeeded(attempt).await?;
+            .finish_passkey_authentication(response, &state);
+        let result = self.counted(verified, &used, response, now).await?;
         Credentials::new(self.store)
-            .record_use(credential.id, passkey, &result, now)
+            .record_use(&used, passkey, &result, now)
             .await?;
+        throttle.succeeded(attempt).await?;
         Ok(Credential {
             last_used_at: Some(now),
             ..credential
         })
+    }
+
+    /// The crate's verdict on an assertion, with its counter check made ours: the crate
+    /// compares the counter with the one the ceremony read (`CredentialPossibleCompromise`
+    /// when it did not go up); that refusal is audited as
+    /// [`Credentials::record_use`] audits the same finding against the stored counter.
+    async fn counted(
+        &self,
+        verified: Result<AuthenticationResult, CrateError>,
+        used: &Use<'_>,
+        response: &PublicKeyCredential,
+        now: time::OffsetDateTime,
+    ) -> Result<AuthenticationResult, WebauthnError> {
+        match verified {
+            Ok(result) => Ok(result),
+            Err(CrateError::CredentialPossibleCompromise) => {
+                // The crate verified the signature over this data before comparing.
+                let presented =
+                    presented_counter(&response.response.authenticator_data).unwrap_or(0);
+                Err(Credentials::new(self.store)
+                    .refuse_regression(used, presented, now)
+                    .await)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -371,46 +371,138 @@ impl<'s> Credentials<'s> {
     }
 
     /// Records a verified use: last use, counter and backup flags, and the key as the crate
-    /// updated it. The counter never goes down: two uses verified at once (each against
-    /// the key as its ceremony read it) may finish in either order, and the one with the
-    /// lower counter then records only its time, one conditional `UPDATE` on every backend.
+    /// updated it, in one conditional `UPDATE` that holds the WebAuthn rule (L2 §7.2 step
+    /// 21): when the presented signature counter or the stored one is non-zero, the
+    /// presented one must be greater. Anything else may be a cloned authenticator (or the
+    /// later of two uses under way at once, which a clone's can look like): the use is
+    /// refused ([`WebauthnError::CounterRegression`]) and audited as
+    /// `webauthn.counter_regression` in the same transaction, the stored counter unchanged.
+    /// Counters of 0 on both sides (synced passkeys, which do not count) pass. The check
+    /// and the write are one statement, so of two uses with one counter racing (two nodes)
+    /// exactly one is accepted.
     pub(crate) async fn record_use(
         &self,
-        id: CredentialId,
+        used: &Use<'_>,
         mut passkey: Passkey,
         result: &AuthenticationResult,
         now: OffsetDateTime,
-    ) -> crate::Result<()> {
+    ) -> Result<(), WebauthnError> {
         passkey.update_credential(result);
         let serialised = serde_json::to_string(&passkey).map_err(|e| crate::Error::CorruptRow {
             what: "webauthn credential",
             reason: e.to_string(),
         })?;
+        let presented = result.counter();
+        let mut tx = self.store.begin().await?;
         let written = sqlx::query(
             "UPDATE webauthn_credentials SET last_used_at = $1, sign_count = $2, \
              backup_eligible = $3, backed_up = $4, passkey = $5 \
-             WHERE id = $6 AND sign_count <= $2",
+             WHERE id = $6 AND (sign_count < $2 OR (sign_count = 0 AND $2 = 0))",
         )
         .bind(timestamp::format(now))
-        .bind(i64::from(result.counter()))
+        .bind(i64::from(presented))
         .bind(store::to_flag(result.backup_eligible()))
         .bind(store::to_flag(result.backup_state()))
         .bind(serialised)
-        .bind(id.0.to_string())
-        .execute(self.store.pool())
-        .await?;
-        if written.rows_affected() == 0 {
-            // A use with a higher counter was recorded meanwhile: keep it, note the time.
-            sqlx::query(
-                "UPDATE webauthn_credentials SET last_used_at = $1 \
-                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
-            )
-            .bind(timestamp::format(now))
-            .bind(id.0.to_string())
-            .execute(self.store.pool())
-            .await?;
+        .bind(used.credential.id.0.to_string())
+        .execute(store::conn(&mut tx))
+        .await
+        .map_err(crate::Error::from)?;
+        if written.rows_affected() == 1 {
+            store::commit(tx).await?;
+            return Ok(());
         }
-        Ok(())
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT sign_count FROM webauthn_credentials WHERE id = $1")
+                .bind(used.credential.id.0.to_string())
+                .fetch_optional(store::conn(&mut tx))
+                .await
+                .map_err(crate::Error::from)?;
+        // Removed meanwhile: it signs nobody in.
+        let Some(stored) = stored else {
+            return Err(WebauthnError::UnknownCredential);
+        };
+        let stored = u32::try_from(stored).unwrap_or(u32::MAX);
+        Err(regression_in(tx, used, stored, presented, now).await)
+    }
+
+    /// Refuses a use whose counter `webauthn-rs` already found not to go up
+    /// (`CredentialPossibleCompromise`, checked against the counter the ceremony read):
+    /// audited as [`Credentials::record_use`] audits one, `presented` read from the
+    /// authenticator data the crate verified.
+    pub(crate) async fn refuse_regression(
+        &self,
+        used: &Use<'_>,
+        presented: u32,
+        now: OffsetDateTime,
+    ) -> WebauthnError {
+        match self.store.begin().await {
+            Ok(tx) => regression_in(tx, used, used.credential.sign_count, presented, now).await,
+            Err(e) => e.into(),
+        }
+    }
+}
+
+/// One use of a credential being recorded: whose, by whom, from where, for what.
+#[derive(Debug)]
+pub(crate) struct Use<'a> {
+    /// The credential as read for this use.
+    pub credential: &'a Credential,
+    /// Its owner's username (the audit event's target name).
+    pub username: &'a str,
+    /// Who the audit line names.
+    pub actor: &'a Actor,
+    /// The client's address.
+    pub address: &'a str,
+    /// `passwordless` or `second_factor`.
+    pub purpose: &'static str,
+}
+
+/// The signature counter in an assertion's authenticator data (bytes 33 to 36, big-endian,
+/// after the RP ID hash and the flags); `None` when the data is too short to hold one.
+pub(crate) fn presented_counter(authenticator_data: &[u8]) -> Option<u32> {
+    let bytes: [u8; 4] = authenticator_data.get(33..37)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
+}
+
+/// Writes the `webauthn.counter_regression` event in `tx`, commits it, and answers the
+/// refusal (or the store's error, when the event could not be written).
+async fn regression_in(
+    mut tx: store::WriteTx,
+    used: &Use<'_>,
+    stored: u32,
+    presented: u32,
+    now: OffsetDateTime,
+) -> WebauthnError {
+    let credential = used.credential;
+    let recorded = audit::record(
+        store::conn(&mut tx),
+        used.actor,
+        now,
+        Change {
+            action: "webauthn.counter_regression",
+            target_kind: "user",
+            target_id: credential.user.to_string(),
+            target_name: used.username.to_owned(),
+            before: None,
+            after: Some(json!({
+                "credential": credential.id,
+                "name": credential.name,
+                "stored_counter": stored,
+                "presented_counter": presented,
+                "purpose": used.purpose,
+                "address": used.address,
+            })),
+        },
+    )
+    .await;
+    let committed = match recorded {
+        Ok(()) => store::commit(tx).await,
+        Err(e) => Err(e),
+    };
+    match committed {
+        Ok(()) => WebauthnError::CounterRegression { stored, presented },
+        Err(e) => e.into(),
     }
 }
 
@@ -423,4 +515,124 @@ async fn username_in(tx: &mut store::WriteTx, user: UserId) -> Result<String, We
         .await
         .map_err(crate::Error::from)?;
     Ok(name.unwrap_or_else(|| user.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::config::PasswordConfig;
+    use crate::directory::NewUser;
+    use crate::webauthn::{Ceremonies, RelyingParty, WebauthnConfig};
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+    /// The crate's result of a verified use with `counter`: what `record_use` is given after
+    /// a signature checked out (the authenticator's bytes are not what this rule is about).
+    fn result_with(passkey: &Passkey, counter: u32) -> AuthenticationResult {
+        serde_json::from_value(json!({
+            "cred_id": credential_key(passkey.cred_id().as_ref()),
+            "needs_update": false,
+            "user_verified": true,
+            "backup_state": false,
+            "backup_eligible": false,
+            "counter": counter,
+            "extensions": {},
+        }))
+        .unwrap()
+    }
+
+    /// The counter rule of `record_use` on its own: 0 after 0 passes (passkeys that do not
+    /// count); otherwise only a greater counter does; a refusal leaves the stored counter
+    /// and writes one `webauthn.counter_regression` event with both counters.
+    #[tokio::test]
+    async fn only_a_greater_counter_or_zero_after_zero_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::sqlite_url(&dir.path().join("latchkey.db"));
+        let cheap = PasswordConfig {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            ..PasswordConfig::default()
+        };
+        let store = Store::open_url(&url, 2, cheap).await.unwrap();
+        let user = store
+            .users()
+            .create(&Actor::system(), NewUser::new("alice", "alice@example.org"))
+            .await
+            .unwrap();
+        let origin = url::Url::parse("https://idp.example.org").unwrap();
+        let rp = RelyingParty::new(origin.as_str(), &WebauthnConfig::default()).unwrap();
+        let started = Ceremonies::new(&store, &rp)
+            .start_registration(&user)
+            .await
+            .unwrap();
+        let mut key = SoftPasskey::new(true);
+        let answer = key.do_registration(origin, started.options).unwrap();
+        Ceremonies::new(&store, &rp)
+            .finish_registration(
+                &Actor::user(user.id),
+                &user,
+                &started.handle,
+                &answer,
+                "key",
+            )
+            .await
+            .unwrap();
+        let credentials = Credentials::new(&store);
+        let (credential, passkey) = credentials.passkeys(user.id).await.unwrap().remove(0);
+        let actor = Actor::person(&user);
+        let used = Use {
+            credential: &credential,
+            username: &user.username,
+            actor: &actor,
+            address: "192.0.2.7",
+            purpose: "second_factor",
+        };
+        let now = store.now();
+        let record = |counter: u32| {
+            let passkey = passkey.clone();
+            let used = &used;
+            let credentials = &credentials;
+            async move {
+                credentials
+                    .record_use(used, passkey.clone(), &result_with(&passkey, counter), now)
+                    .await
+            }
+        };
+        let stored = async || credentials.list(user.id).await.unwrap()[0].sign_count;
+        let regressions = async || {
+            store
+                .audit()
+                .list(&crate::audit::AuditFilter {
+                    action: Some("webauthn.counter_regression".into()),
+                    ..crate::audit::AuditFilter::default()
+                })
+                .await
+                .unwrap()
+        };
+
+        record(0).await.unwrap();
+        record(0).await.unwrap();
+        assert_eq!(stored().await, 0);
+        record(5).await.unwrap();
+        assert_eq!(stored().await, 5);
+        for counter in [5, 4, 0] {
+            match record(counter).await {
+                Err(WebauthnError::CounterRegression { stored, presented }) => {
+                    assert_eq!((stored, presented), (5, counter));
+                }
+                other => panic!("counter {counter} after 5: {other:?}"),
+            }
+        }
+        assert_eq!(stored().await, 5);
+        let events = regressions().await;
+        assert_eq!(events.len(), 3);
+        let details = events[0].after.clone().unwrap();
+        assert_eq!(details["stored_counter"], 5);
+        assert_eq!(details["credential"], credential.id.to_string());
+        record(6).await.unwrap();
+        assert_eq!(stored().await, 6);
+        assert_eq!(regressions().await.len(), 3);
+    }
 }

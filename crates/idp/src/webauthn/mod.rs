@@ -22,6 +22,15 @@
 //!   client's network) may hold [`MAX_PENDING_PER_OWNER`], the /64s of one IPv6 /48
 //!   together five owners' worth, and all anonymous owners together [`MAX_PENDING`], so
 //!   anonymous requests cannot grow the table, nor crowd out a user's own ceremonies.
+//!
+//! # Signature counters
+//! A use is accepted only when its signature counter is above the stored one, or both are
+//! 0 (synced passkeys do not count): anything else is WebAuthn's sign of a possibly cloned
+//! authenticator (L2 §7.2 step 21), refused as `WEBAUTHN-COUNTER-REGRESSION` and audited as
+//! `webauthn.counter_regression` (the credential, both counters, the address), the stored
+//! counter unchanged. `webauthn-rs` compares with the counter its ceremony read; the
+//! store's one conditional `UPDATE` compares with the counter stored now, so a use that a
+//! higher one overtook (two tabs, or a copy of the key) is refused too, on every node.
 
 mod ceremony;
 mod challenges;

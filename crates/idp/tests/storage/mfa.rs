@@ -36,6 +36,7 @@ on_both_backends!(
     admin_list_and_reset_never_show_secrets,
     a_totp_step_checked_for_a_reset_is_used_only_with_the_link,
     removing_a_factor_ends_sessions_as_who_removed_it_says,
+    a_rule_change_audits_the_value_it_replaced,
 );
 
 const T0: time::OffsetDateTime = datetime!(2026-12-05 12:00:00 UTC);
@@ -1036,4 +1037,147 @@ async fn removing_a_factor_ends_sessions_as_who_removed_it_says(t: TestStore) {
             ("mfa_totp_remove".to_owned(), 1),
         ]
     );
+}
+
+/// Another writer's change of an MFA rule, held open: it takes `locks` (the holder's row
+/// lock, as the store's own writers take it first; SQLite's write lock stands for it) and
+/// writes `write`, each bound to `id`, and commits when told.
+async fn held_rule_change(
+    t: &TestStore,
+    locks: &'static str,
+    write: &'static str,
+    id: String,
+) -> tokio::sync::oneshot::Sender<()> {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&t.url).await.unwrap();
+    let sqlite = t.url.starts_with("sqlite");
+    let (commit, told) = tokio::sync::oneshot::channel::<()>();
+    let (begun, started) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let begin = if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+        sqlx::raw_sql(begin).execute(&mut conn).await.unwrap();
+        if !sqlite {
+            sqlx::query(locks)
+                .bind(&id)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        sqlx::query(write)
+            .bind(&id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        begun.send(()).unwrap();
+        told.await.unwrap();
+        sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+    });
+    started.await.unwrap();
+    commit
+}
+
+/// The `before` of a rule change's audit event is the value it replaced: read in its own
+/// transaction once the holder's lock is held, not before the transaction began (then a
+/// change committed in between is missing from the log: "false -> false" for a rule that
+/// was on). For a user's rule, a group's and an application's.
+async fn a_rule_change_audits_the_value_it_replaced(t: TestStore) {
+    let s = t.store.clone();
+    let gina = user(&s, "gina").await;
+    let finance = group(&s, "finance").await;
+    let wiki = s
+        .apps()
+        .create(
+            &admin(),
+            NewApplication::new(
+                "https://wiki.example.org",
+                "Wiki",
+                "https://wiki.example.org/acs",
+            ),
+        )
+        .await
+        .unwrap();
+    let latest = async |action: &str| {
+        s.audit()
+            .list(&AuditFilter {
+                action: Some(action.into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .max_by_key(|e| e.seq)
+            .unwrap()
+    };
+    let pause = std::time::Duration::from_millis(300);
+
+    let commit = held_rule_change(
+        &t,
+        "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE",
+        "INSERT INTO mfa_user_policy (user_id, require_mfa) VALUES ($1, 1)",
+        gina.id.to_string(),
+    )
+    .await;
+    let change = tokio::spawn({
+        let (s, gina) = (s.clone(), gina.clone());
+        async move {
+            MfaPolicy::new(&s)
+                .require_for_user(&admin(), &gina, false)
+                .await
+        }
+    });
+    tokio::time::sleep(pause).await;
+    commit.send(()).unwrap();
+    change.await.unwrap().unwrap();
+    let event = latest("user.mfa_required").await;
+    assert_eq!(event.before.unwrap()["require_mfa"], true);
+    assert_eq!(event.after.unwrap()["require_mfa"], false);
+
+    let commit = held_rule_change(
+        &t,
+        "SELECT 1 FROM directory_groups WHERE id = $1 FOR NO KEY UPDATE",
+        "INSERT INTO mfa_group_policy (group_id, require_mfa) VALUES ($1, 1)",
+        finance.id.to_string(),
+    )
+    .await;
+    let change = tokio::spawn({
+        let (s, finance) = (s.clone(), finance.clone());
+        async move {
+            MfaPolicy::new(&s)
+                .set_group(&admin(), &finance, false)
+                .await
+        }
+    });
+    tokio::time::sleep(pause).await;
+    commit.send(()).unwrap();
+    change.await.unwrap().unwrap();
+    let event = latest("group.mfa_policy").await;
+    assert_eq!(event.before.unwrap()["require_mfa"], true);
+    assert_eq!(event.after.unwrap()["require_mfa"], false);
+
+    let commit = held_rule_change(
+        &t,
+        "SELECT 1 FROM applications WHERE id = $1 FOR NO KEY UPDATE",
+        "INSERT INTO mfa_app_policy (app_id, require_mfa, mfa_class) VALUES ($1, 1, 'refeds')",
+        wiki.id.to_string(),
+    )
+    .await;
+    let change = tokio::spawn({
+        let (s, wiki) = (s.clone(), wiki.clone());
+        async move {
+            MfaPolicy::new(&s)
+                .set_app(&admin(), &wiki, AppMfa::default())
+                .await
+        }
+    });
+    tokio::time::sleep(pause).await;
+    commit.send(()).unwrap();
+    change.await.unwrap().unwrap();
+    let event = latest("app.mfa_policy").await;
+    assert_eq!(
+        event.before.clone().unwrap()["require_mfa"],
+        true,
+        "{event:?}"
+    );
+    assert_eq!(event.after.unwrap()["require_mfa"], false);
 }

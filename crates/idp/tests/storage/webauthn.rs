@@ -33,7 +33,8 @@ on_both_backends!(
     a_flood_of_anonymous_ceremonies_leaves_users_their_second_factor,
     a_key_is_a_factor_to_the_mfa_policy,
     every_count_a_start_takes_reads_an_index,
-    uses_finishing_out_of_order_never_lower_the_counter,
+    a_use_finishing_after_a_higher_one_is_refused_as_a_regression,
+    a_counter_below_the_stored_one_is_refused_and_audited,
     a_burst_at_the_anonymous_total_starts_exactly_up_to_it,
 );
 
@@ -769,15 +770,20 @@ async fn a_burst_at_the_anonymous_total_starts_exactly_up_to_it(t: TestStore) {
     assert_eq!(ceremonies.pending().await.unwrap(), 1);
 }
 
-/// Two assertions of one key under way at once (two tabs, two nodes): the one with the
-/// higher counter finishing first must not be overwritten by the lower one, or a clone's
-/// replayed counter would pass later.
-async fn uses_finishing_out_of_order_never_lower_the_counter(t: TestStore) {
-    let store = t.store;
+/// Two assertions of one key under way at once (two tabs, two nodes, or a copy of the key
+/// used in parallel): once the one with the higher counter is recorded, the lower one is
+/// refused as WebAuthn's sign of a cloned authenticator (L2 §7.2 step 21), audited, and the
+/// counter stays where it was. As a second factor the ceremony's own state still holds the
+/// older counter, so the refusal is the store's conditional write; passwordless, the crate
+/// compares with the key as stored now. Either way the key goes on working from the higher
+/// counter.
+async fn a_use_finishing_after_a_higher_one_is_refused_as_a_regression(t: TestStore) {
+    let store = &t.store;
     let rp = rp();
-    let alice = user(&store, "alice").await;
-    let mut key = enrol(&store, &rp, &alice, "YubiKey").await;
-    let ceremonies = Ceremonies::new(&store, &rp);
+    let alice = user(store, "alice").await;
+    let mut key = enrol(store, &rp, &alice, "YubiKey").await;
+    let cred_id = enrolled_id(store, &alice, &rp).await;
+    let ceremonies = Ceremonies::new(store, &rp);
     let first = ceremonies
         .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
         .await
@@ -793,14 +799,58 @@ async fn uses_finishing_out_of_order_never_lower_the_counter(t: TestStore) {
         .finish_second_factor(&alice, &second.handle, &higher, ADDR)
         .await
         .unwrap();
-    let after_higher = Credentials::new(&store).list(alice.id).await.unwrap()[0].sign_count;
+    let after_higher = Credentials::new(store).list(alice.id).await.unwrap()[0].sign_count;
     assert!(after_higher > 0, "the soft key counts");
-    ceremonies
+    let refused = ceremonies
         .finish_second_factor(&alice, &first.handle, &lower, ADDR)
+        .await;
+    assert_eq!(code(refused), Code::CounterRegression);
+    let listed = Credentials::new(store).list(alice.id).await.unwrap();
+    assert_eq!(listed[0].sign_count, after_higher, "the counter moved");
+    let event = regression_event(store, 1).await;
+    assert_eq!(
+        event.after.as_ref().unwrap()["stored_counter"],
+        after_higher
+    );
+    assert_eq!(
+        event.after.as_ref().unwrap()["presented_counter"],
+        after_higher - 1
+    );
+    assert_eq!(event.after.as_ref().unwrap()["purpose"], "second_factor");
+    assert_eq!(event.actor_name.as_deref(), Some("alice"));
+
+    // Passwordless: two answers signed in order, the later one recorded first.
+    let one = ceremonies
+        .start_sign_in(Purpose::Passwordless, None, ADDR)
         .await
         .unwrap();
-    let listed = Credentials::new(&store).list(alice.id).await.unwrap();
-    assert_eq!(listed[0].sign_count, after_higher, "the counter went down");
+    let two = ceremonies
+        .start_sign_in(Purpose::Passwordless, None, ADDR)
+        .await
+        .unwrap();
+    let lower = discoverable_answer(&mut key, one.options, cred_id.clone(), &alice);
+    let higher = discoverable_answer(&mut key, two.options, cred_id, &alice);
+    ceremonies
+        .finish_passwordless(&two.handle, &higher, ADDR)
+        .await
+        .unwrap();
+    let stored = Credentials::new(store).list(alice.id).await.unwrap()[0].sign_count;
+    let refused = ceremonies
+        .finish_passwordless(&one.handle, &lower, ADDR)
+        .await;
+    assert_eq!(code(refused), Code::CounterRegression);
+    let event = regression_event(store, 2).await;
+    assert_eq!(event.after.as_ref().unwrap()["stored_counter"], stored);
+    assert_eq!(
+        event.after.as_ref().unwrap()["presented_counter"],
+        stored - 1
+    );
+    assert_eq!(event.after.as_ref().unwrap()["purpose"], "passwordless");
+    assert_eq!(
+        Credentials::new(store).list(alice.id).await.unwrap()[0].sign_count,
+        stored
+    );
+
     // The key goes on working from the higher counter.
     let third = ceremonies
         .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
@@ -811,6 +861,86 @@ async fn uses_finishing_out_of_order_never_lower_the_counter(t: TestStore) {
         .finish_second_factor(&alice, &third.handle, &next, ADDR)
         .await
         .unwrap();
-    let listed = Credentials::new(&store).list(alice.id).await.unwrap();
-    assert!(listed[0].sign_count > after_higher);
+    let listed = Credentials::new(store).list(alice.id).await.unwrap();
+    assert!(listed[0].sign_count > stored);
+}
+
+/// The newest `webauthn.counter_regression` event, once there are `count` of them.
+async fn regression_event(store: &Store, count: usize) -> latchkey_idp::audit::AuditEvent {
+    let events = store
+        .audit()
+        .list(&AuditFilter {
+            action: Some("webauthn.counter_regression".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), count, "{events:?}");
+    events.into_iter().max_by_key(|e| e.seq).unwrap()
+}
+
+/// A key whose counter is behind the one stored (another copy of it was used more): every
+/// verified use is refused, as a second factor and passwordless, each audited with both
+/// counters, and nothing of the credential changes (its counter, its last use).
+async fn a_counter_below_the_stored_one_is_refused_and_audited(t: TestStore) {
+    use sqlx::Connection as _;
+    let store = &t.store;
+    let rp = rp();
+    let alice = user(store, "alice").await;
+    let mut key = enrol(store, &rp, &alice, "YubiKey").await;
+    let cred_id = enrolled_id(store, &alice, &rp).await;
+    let ceremonies = Ceremonies::new(store, &rp);
+    let started = ceremonies
+        .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
+        .await
+        .unwrap();
+    let answer = key.do_authentication(origin(), started.options).unwrap();
+    ceremonies
+        .finish_second_factor(&alice, &started.handle, &answer, ADDR)
+        .await
+        .unwrap();
+    // The copy was used 1,000 times elsewhere.
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&t.url).await.unwrap();
+    sqlx::query("UPDATE webauthn_credentials SET sign_count = 1000")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let before = Credentials::new(store).list(alice.id).await.unwrap();
+    assert_eq!(before[0].sign_count, 1000);
+
+    let started = ceremonies
+        .start_sign_in(Purpose::SecondFactor, Some(&alice), ADDR)
+        .await
+        .unwrap();
+    let answer = key.do_authentication(origin(), started.options).unwrap();
+    let refused = ceremonies
+        .finish_second_factor(&alice, &started.handle, &answer, ADDR)
+        .await;
+    assert_eq!(code(refused), Code::CounterRegression);
+    let event = regression_event(store, 1).await;
+    let details = event.after.clone().unwrap();
+    assert_eq!(details["stored_counter"], 1000);
+    assert_eq!(details["presented_counter"], 2);
+    assert_eq!(details["credential"], before[0].id.to_string());
+    assert_eq!(details["address"], ADDR);
+    assert_eq!(event.target_name.as_deref(), Some("alice"));
+
+    let started = ceremonies
+        .start_sign_in(Purpose::Passwordless, None, ADDR)
+        .await
+        .unwrap();
+    let answer = discoverable_answer(&mut key, started.options, cred_id, &alice);
+    let refused = ceremonies
+        .finish_passwordless(&started.handle, &answer, ADDR)
+        .await;
+    assert_eq!(code(refused), Code::CounterRegression);
+    let event = regression_event(store, 2).await;
+    assert_eq!(event.after.as_ref().unwrap()["presented_counter"], 3);
+    assert_eq!(event.after.as_ref().unwrap()["purpose"], "passwordless");
+    assert_eq!(
+        Credentials::new(store).list(alice.id).await.unwrap(),
+        before,
+        "a refused use changes nothing"
+    );
 }
