@@ -24,7 +24,7 @@
 //!   anonymous requests cannot grow the table, nor crowd out a user's own ceremonies.
 
 mod ceremony;
-mod challenges;
+pub(crate) mod challenges;
 mod config;
 mod credentials;
 mod error;
