@@ -19,6 +19,7 @@ use latchkey_idp::config::ProcessEnv;
 use latchkey_idp::config::ServerSettings;
 use latchkey_idp::session::{Sessions, Throttle};
 use latchkey_idp::sso::IdpKeys;
+use latchkey_idp::store::front_door::FrontDoor;
 use latchkey_idp::{Config, Store};
 use latchkey_idp_web::{self as web, WebState};
 
@@ -201,7 +202,8 @@ async fn scheduled_sync(
 const STARTUP_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every ten minutes: deletes sessions past their absolute expiry, throttle runs that
-/// ended (so names typed once do not pile up), SAML request IDs past their window, and
+/// ended (so names typed once do not pile up), expired parked requests and WebAuthn
+/// ceremonies left over by the starts, SAML request IDs past their window, and
 /// audit events older than `[audit] retain_days` when set.
 async fn purge_sessions(store: Store, audit_retention: Option<time::Duration>) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -217,6 +219,17 @@ async fn purge_sessions(store: Store, audit_retention: Option<time::Duration>) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "ended throttle runs removed"),
             Err(e) => tracing::warn!(error = %e, "throttle purge failed"),
+        }
+        // The front door's expired rows count for nothing already; each start deletes a
+        // few, this the rest (in batches, under the starts' lock).
+        for door in [FrontDoor::Parked, FrontDoor::Ceremonies] {
+            match door.sweep(&store, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(purged = n, table = door.table(), "expired rows removed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, table = door.table(), "front-door sweep failed")
+                }
+            }
         }
         match latchkey_idp::sso::purge_seen_requests(&store, now).await {
             Ok(0) => {}

@@ -12,9 +12,10 @@
 //! [`ParkOwner`] (the browser's network, or the signed-in user), the /64s of one IPv6 /48
 //! together [`WIDE_OWNER_FACTOR`] times that, and all anonymous owners (networks) together
 //! [`ParkCaps::total`], checked and inserted in one statement (on PostgreSQL under an
-//! advisory lock every node's parkings share), never counted and then inserted. The total is
-//! kept in step by the database ([`FrontDoor`]), so checking it costs the same however full
-//! the table is. A user's own
+//! advisory lock every node's parkings share), never counted and then inserted. The counts
+//! are kept in step by the database ([`FrontDoor`]) and count live rows only, so checking
+//! them costs the same however full the table is, or however much of it just expired. A
+//! user's own
 //! parks (a sign-in waiting for their second factor, their logout chain) neither count
 //! towards the total nor wait for it: a flood of anonymous parks from many networks must not
 //! shut every signed-in user out of their second factor or their single logout. Those are
@@ -32,7 +33,7 @@ use latchkey_sp::network::{WIDE_NETWORK_FACTOR, wide_network_of};
 use super::{fresh_token, network_of, token_hash};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
-use crate::store::front_door::FrontDoor;
+use crate::store::front_door::{EXPIRED_PER_START, FrontDoor, Scope};
 use crate::store::{Store, timestamp};
 
 /// Something that can be parked. Each kind hashes its keys under its own name, so a key
@@ -77,7 +78,7 @@ impl ParkOwner {
     }
 }
 
-/// The prefix of every anonymous [`ParkOwner`]: the rows migration 0655's triggers count
+/// The prefix of every anonymous [`ParkOwner`]: the rows migration 0660's triggers count
 /// towards the total ([`FrontDoor::Parked`]) are those whose owner starts with it.
 const ANONYMOUS: &str = "addr:";
 
@@ -110,10 +111,6 @@ impl ParkCaps {
 /// What a refused park tells the browser to wait, in seconds.
 const PARK_RETRY_AFTER: u64 = 30;
 
-/// The advisory lock (PostgreSQL) that serializes parkings across nodes: an arbitrary
-/// constant, "lk-parkd" in ASCII.
-const PARK_LOCK: i64 = 0x6c6b_2d70_6172_6b64;
-
 /// Parked requests in the store.
 #[derive(Debug, Clone, Copy)]
 pub struct ParkedRequests<'s> {
@@ -121,7 +118,8 @@ pub struct ParkedRequests<'s> {
     caps: ParkCaps,
 }
 
-/// How long a parked request waits for the user (sign-in included).
+/// How long a parked request waits for the user (sign-in included), rounded down to the
+/// front door's grid ([`crate::store::front_door::EXPIRY_GRID_SECONDS`]).
 pub const PARK_TTL: Duration = Duration::minutes(15);
 
 impl<'s> ParkedRequests<'s> {
@@ -138,8 +136,9 @@ impl<'s> ParkedRequests<'s> {
         ParkedRequests { caps, ..self }
     }
 
-    /// Parks `payload` for `owner`; returns the key for the continue URL. Expired rows go
-    /// first, so the caps count live requests only.
+    /// Parks `payload` for `owner`; returns the key for the continue URL. The caps count
+    /// live requests only; a few expired rows go first ([`EXPIRED_PER_START`]), the periodic
+    /// sweep deletes the rest.
     pub async fn park<T: Parkable>(
         &self,
         payload: &T,
@@ -148,10 +147,12 @@ impl<'s> ParkedRequests<'s> {
     ) -> Result<String> {
         let key = fresh_token();
         let json = serde_json::to_string(payload).map_err(|e| Error::corrupt("parked", e))?;
-        let mut tx = self.store.begin_serialized(PARK_LOCK).await?;
-        sqlx::query("DELETE FROM sso_parked_requests WHERE expires_at <= $1")
-            .bind(timestamp::format(now))
-            .execute(&mut *tx)
+        let mut tx = self
+            .store
+            .begin_serialized(FrontDoor::Parked.lock())
+            .await?;
+        FrontDoor::Parked
+            .delete_expired(&mut tx, now, EXPIRED_PER_START)
             .await?;
         let inserted = self
             .bind_park(
@@ -165,20 +166,18 @@ impl<'s> ParkedRequests<'s> {
             .await?
             .rows_affected();
         if inserted == 0 {
-            // Which cap was reached (read in the same transaction).
-            let key_column = self.key_column();
-            let sql = format!("SELECT COUNT(*) FROM sso_parked_requests WHERE {key_column} = $1");
-            let mine: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .bind(&owner.0)
-                .fetch_one(&mut *tx)
-                .await?;
+            // Which cap was reached (read in the same transaction, from the kept counts,
+            // never a count of the table: under a flood every start is refused here, still
+            // under the lock).
+            let live = |scope| {
+                let sql = format!("SELECT {}", FrontDoor::Parked.live_sql(scope, "$1", "$2"));
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                    .bind(if scope == Scope::All { "" } else { &owner.0 })
+                    .bind(timestamp::format(now))
+            };
+            let mine = live(Scope::Owner).fetch_one(&mut *tx).await?;
             let full = if owner.is_anonymous() {
-                // The kept total, never a count of every anonymous row: under a flood
-                // every start is refused here, still under the lock.
-                let sql = format!("SELECT {}", FrontDoor::Parked.total_sql());
-                let all: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let all = live(Scope::All).fetch_one(&mut *tx).await?;
                 all >= i64::from(self.caps.total)
             } else {
                 false
@@ -204,34 +203,23 @@ impl<'s> ParkedRequests<'s> {
         Ok(key.to_string())
     }
 
-    /// `owner` as every statement counting owners compares it: in byte order. The /48's
-    /// owners, and all anonymous owners, are ranges of `owner` in byte order (a prefix ends
-    /// in `:`, and `;` is the next byte). SQLite's default collation is byte-wise; PostgreSQL
-    /// is told `COLLATE "C"`, which the owner index (migration 0640) is in, so each count
-    /// reads that index's range, never the table.
-    fn key_column(&self) -> &'static str {
-        match self.store.backend() {
-            crate::store::Backend::Postgres => "owner COLLATE \"C\"",
-            crate::store::Backend::Sqlite => "owner",
-        }
-    }
-
-    /// The conditional insert [`Self::park`] takes a place with. The caps are checked
-    /// cheapest first, each only when the ones before it passed: the owner's rows (an
-    /// index range of at most `per_owner`), all anonymous ones (the total kept in step,
-    /// [`FrontDoor::Parked`]: one row, however full the table is), then its /48's (a range
-    /// of up to [`WIDE_OWNER_FACTOR`] owners' worth), so a full table refuses a start
-    /// without counting the /48 of whoever filled it.
+    /// The conditional insert [`Self::park`] takes a place with: the owner's live rows, all
+    /// anonymous ones (for an anonymous owner) and its /48's (for an IPv6 /64), each read
+    /// from the counts kept in step ([`FrontDoor::Parked`]: a few rows by key, however full
+    /// the table is), at the park's time (`$3`). The row carries its /48 (`wide`), by which
+    /// the /48's count follows it.
     fn park_sql(&self) -> String {
-        let key_column = self.key_column();
-        let total = FrontDoor::Parked.total_sql();
+        let door = FrontDoor::Parked;
+        let mine = door.live_sql(Scope::Owner, "$5", "$3");
+        let all = door.live_sql(Scope::All, "''", "$3");
+        let wide = door.live_sql(Scope::Wide, "$8", "$3");
         format!(
-            "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at, owner) \
-             SELECT $1, $2, $3, $4, $5 \
-             WHERE (SELECT COUNT(*) FROM sso_parked_requests WHERE {key_column} = $5) < $6 \
-             AND ($11 = '' OR {total} < $7) \
-             AND ($8 = '' OR (SELECT COUNT(*) FROM sso_parked_requests \
-                 WHERE {key_column} >= $8 AND {key_column} < $9) < $10)"
+            "INSERT INTO sso_parked_requests \
+             (key_hash, payload, created_at, expires_at, owner, wide) \
+             SELECT $1, $2, $3, $4, $5, $8 \
+             WHERE {mine} < $6 \
+             AND ($10 = '' OR {all} < $7) \
+             AND ($8 IS NULL OR {wide} < $9)"
         )
     }
 
@@ -245,23 +233,18 @@ impl<'s> ParkedRequests<'s> {
         json: String,
         now: OffsetDateTime,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-        let wide = owner.wide().unwrap_or_default();
-        let wide_end = match wide.strip_suffix(':') {
-            Some(stem) => format!("{stem};"),
-            None => String::new(),
-        };
+        let wide = owner.wide();
         // A user's park neither counts towards the total nor is held back by it.
         let anonymous = if owner.is_anonymous() { ANONYMOUS } else { "" };
         query
             .bind(key_hash)
             .bind(json)
             .bind(timestamp::format(now))
-            .bind(timestamp::format(now + PARK_TTL))
+            .bind(timestamp::format(FrontDoor::expiry(now + PARK_TTL)))
             .bind(owner.0.clone())
             .bind(i64::from(self.caps.per_owner))
             .bind(i64::from(self.caps.total))
             .bind(wide)
-            .bind(wide_end)
             .bind(i64::from(
                 self.caps.per_owner.saturating_mul(WIDE_OWNER_FACTOR),
             ))
@@ -269,7 +252,7 @@ impl<'s> ParkedRequests<'s> {
     }
 
     /// The database's plan for a park by `owner` (not run), for the tests that hold every
-    /// count of owners to an index.
+    /// count to the kept counts' key.
     #[doc(hidden)]
     pub async fn explain_park(&self, owner: &ParkOwner, now: OffsetDateTime) -> Result<String> {
         let postgres = self.store.backend() == crate::store::Backend::Postgres;

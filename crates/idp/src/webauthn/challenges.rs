@@ -6,10 +6,11 @@ use super::WebauthnError;
 use crate::ids::UserId;
 use crate::session::{fresh_token, token_hash};
 use crate::store::Store;
-use crate::store::front_door::FrontDoor;
+use crate::store::front_door::{EXPIRED_PER_START, FrontDoor, Scope};
 
 /// How long a browser has to answer a challenge: long enough to find a key and touch it,
-/// short enough that an abandoned ceremony's row goes soon.
+/// short enough that an abandoned ceremony's row goes soon (rounded down to the front
+/// door's grid: [`crate::store::front_door::EXPIRY_GRID_SECONDS`]).
 pub const CHALLENGE_LIFETIME: Duration = Duration::minutes(5);
 /// Live ceremonies one owner (a user, or an anonymous client's network) may hold; a new one
 /// past this is refused until the old ones expire or are answered.
@@ -31,14 +32,13 @@ const MAX_PENDING_PER_WIDE_OWNER: i64 =
 /// refused park does): ceremonies end when answered, or after [`CHALLENGE_LIFETIME`].
 const BUSY_RETRY_AFTER: u64 = 30;
 
-/// For an anonymous owner (`addr:` and an IPv6 /64), the range of owners that are the /64s
-/// of its /48: `[start, end)` in byte order (the prefix ends in `:`, and `;` is the next
-/// byte). `None` for users, IPv4 clients and anything else.
-fn wide_range(owner: &str) -> Option<(String, String)> {
+/// For an anonymous owner (`addr:` and an IPv6 /64), the prefix the owners of its /48
+/// share (`addr:2001:db8:1:`), which the row carries as `wide` and its /48's count goes by.
+/// `None` for users, IPv4 clients and anything else.
+fn wide_of(owner: &str) -> Option<String> {
     let network = owner.strip_prefix("addr:")?;
     let wide = latchkey_sp::network::wide_network_of(network)?;
-    let stem = wide.strip_suffix(':')?;
-    Some((format!("addr:{wide}"), format!("addr:{stem};")))
+    Some(format!("addr:{wide}"))
 }
 
 /// What a ceremony is for; a handle answers only the kind of finish it was started for.
@@ -70,10 +70,6 @@ pub(crate) fn unix_ms(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// The advisory lock (PostgreSQL) that serializes ceremony starts across nodes: an
-/// arbitrary constant, "lk-wchal" in ASCII.
-const PUT_LOCK: i64 = 0x6c6b_2d77_6368_616c;
-
 /// The `webauthn_challenges` table.
 pub(crate) struct Pending<'s> {
     store: &'s Store,
@@ -84,8 +80,9 @@ impl<'s> Pending<'s> {
         Pending { store }
     }
 
-    /// Stores a ceremony's state and returns the handle the browser must send back. Expired
-    /// rows go first, so the caps count live ceremonies only. Anyone can start a ceremony,
+    /// Stores a ceremony's state and returns the handle the browser must send back. The caps
+    /// count live ceremonies only; a few expired rows go first ([`EXPIRED_PER_START`]), the
+    /// periodic sweep deletes the rest. Anyone can start a ceremony,
     /// so the caps (the owner's, its IPv6 /48's, all anonymous ones' unless `user` is set:
     /// [`MAX_PENDING`]) are taken as one step: the insert
     /// happens only if every count is under its cap, in one statement (SQLite's write lock
@@ -99,13 +96,13 @@ impl<'s> Pending<'s> {
         state: &str,
         now: OffsetDateTime,
     ) -> Result<String, WebauthnError> {
-        let now_ms = unix_ms(now);
-        let mut tx = self.store.begin_serialized(PUT_LOCK).await?;
-        sqlx::query("DELETE FROM webauthn_challenges WHERE expires_at <= $1")
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(crate::Error::from)?;
+        let mut tx = self
+            .store
+            .begin_serialized(FrontDoor::Ceremonies.lock())
+            .await?;
+        FrontDoor::Ceremonies
+            .delete_expired(&mut tx, now, EXPIRED_PER_START)
+            .await?;
         let handle = fresh_token();
         let inserted = self
             .bind_put(
@@ -122,11 +119,15 @@ impl<'s> Pending<'s> {
             .map_err(crate::Error::from)?
             .rows_affected();
         if inserted == 0 {
-            // Which cap was reached, for the log line (read in the same transaction).
-            let owner_column = self.owner_column();
-            let sql = format!("SELECT COUNT(*) FROM webauthn_challenges WHERE {owner_column} = $1");
+            // Which cap was reached, for the log line (read in the same transaction, from
+            // the kept counts).
+            let sql = format!(
+                "SELECT {}",
+                FrontDoor::Ceremonies.live_sql(Scope::Owner, "$1", "$2")
+            );
             let mine: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .bind(owner)
+                .bind(unix_ms(now))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(crate::Error::from)?;
@@ -144,33 +145,23 @@ impl<'s> Pending<'s> {
         Ok(handle.to_string())
     }
 
-    /// `owner` as every statement counting owners compares it: in byte order (the /48's
-    /// owners are a range: [`wide_range`]). SQLite's default collation is byte-wise;
-    /// PostgreSQL is told `COLLATE "C"`, which the owner index (migration 0640) is in, so
-    /// each count reads that index's range, never the table.
-    fn owner_column(&self) -> &'static str {
-        match self.store.backend() {
-            crate::store::Backend::Postgres => "owner COLLATE \"C\"",
-            crate::store::Backend::Sqlite => "owner",
-        }
-    }
-
-    /// The conditional insert [`Self::put`] takes a place with, cheapest first, each count
-    /// only when those before it passed: the owner's (an index range of at most
-    /// [`MAX_PENDING_PER_OWNER`]), then (anonymous starts only) all anonymous ones (the total
-    /// kept in step, [`FrontDoor::Ceremonies`]: one row, however full the table is), then
-    /// its /48's (a range of up to [`MAX_PENDING_PER_WIDE_OWNER`]).
+    /// The conditional insert [`Self::put`] takes a place with: the owner's live ceremonies
+    /// (at most [`MAX_PENDING_PER_OWNER`]), all anonymous ones (anonymous starts only), and
+    /// its /48's (at most [`MAX_PENDING_PER_WIDE_OWNER`]), each read from the counts kept in
+    /// step ([`FrontDoor::Ceremonies`]: a few rows by key, however full the table is) at the
+    /// start's time (`$11`). The row carries its /48 (`wide`), by which that count follows it.
     fn put_sql(&self) -> String {
-        let owner_column = self.owner_column();
-        let total = FrontDoor::Ceremonies.total_sql();
+        let door = FrontDoor::Ceremonies;
+        let mine = door.live_sql(Scope::Owner, "$3", "$11");
+        let all = door.live_sql(Scope::All, "''", "$11");
+        let wide = door.live_sql(Scope::Wide, "$9", "$11");
         format!(
             "INSERT INTO webauthn_challenges \
-             (handle_hash, kind, owner, user_id, state, expires_at) \
-             SELECT $1, $2, $3, $4, $5, $6 \
-             WHERE (SELECT COUNT(*) FROM webauthn_challenges WHERE {owner_column} = $3) < $7 \
-             AND ($4 IS NOT NULL OR {total} < $8) \
-             AND ($9 = '' OR (SELECT COUNT(*) FROM webauthn_challenges \
-                 WHERE {owner_column} >= $9 AND {owner_column} < $10) < $11)"
+             (handle_hash, kind, owner, user_id, state, expires_at, wide) \
+             SELECT $1, $2, $3, $4, $5, $6, $9 \
+             WHERE {mine} < $7 \
+             AND ($4 IS NOT NULL OR {all} < $8) \
+             AND ($9 IS NULL OR {wide} < $10)"
         )
     }
 
@@ -187,23 +178,22 @@ impl<'s> Pending<'s> {
         state: &str,
         now: OffsetDateTime,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-        let (wide, wide_end) = wide_range(owner).unwrap_or_default();
         query
             .bind(handle_hash)
             .bind(kind.as_str())
             .bind(owner.to_owned())
             .bind(user.map(UserId::to_db))
             .bind(state.to_owned())
-            .bind(unix_ms(now + CHALLENGE_LIFETIME))
+            .bind(unix_ms(FrontDoor::expiry(now + CHALLENGE_LIFETIME)))
             .bind(MAX_PENDING_PER_OWNER)
             .bind(MAX_PENDING)
-            .bind(wide)
-            .bind(wide_end)
+            .bind(wide_of(owner))
             .bind(MAX_PENDING_PER_WIDE_OWNER)
+            .bind(unix_ms(now))
     }
 
     /// The database's plan for a start by `owner` (not run), for the tests that hold every
-    /// count to an index.
+    /// count to the kept counts' key.
     pub(crate) async fn explain_put(
         &self,
         owner: &str,
@@ -258,10 +248,12 @@ impl<'s> Pending<'s> {
         Ok(Taken { user, state })
     }
 
-    /// Live ceremonies (for tests and operators: what anonymous clients can make grow).
+    /// Live ceremonies (for tests and operators: what anonymous clients can make grow);
+    /// expired rows not yet deleted count for nothing, as for the caps.
     pub(crate) async fn count(&self) -> Result<i64, WebauthnError> {
         Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM webauthn_challenges")
+            sqlx::query_scalar("SELECT COUNT(*) FROM webauthn_challenges WHERE expires_at > $1")
+                .bind(unix_ms(self.store.now()))
                 .fetch_one(self.store.pool())
                 .await
                 .map_err(crate::Error::from)?,

@@ -33,7 +33,7 @@
 //! higher one overtook (two tabs, or a copy of the key) is refused too, on every node.
 
 mod ceremony;
-mod challenges;
+pub(crate) mod challenges;
 mod config;
 mod credentials;
 mod error;

@@ -80,7 +80,7 @@ pub async fn snapshot(store: &Store) -> (serde_json::Value, i64) {
 /// (a statement taking the row number `n` from a generated range and `$2`, a ~1 KiB
 /// filler), then has the database gather its statistics: a table a flood has filled, as the
 /// planner sees it.
-pub async fn flood(t: &crate::support::TestStore, table: &str, rows: i64, insert: &'static str) {
+pub async fn flood(t: &crate::support::TestStore, table: &str, rows: i64, insert: &str) {
     use sqlx::Connection;
     let mut conn = sqlx::AnyConnection::connect(&t.url).await.unwrap();
     let numbers = "WITH RECURSIVE numbers(n) AS \
@@ -119,42 +119,104 @@ pub async fn flood(t: &crate::support::TestStore, table: &str, rows: i64, insert
     panic!("{table}: vacuum never marked every page all-visible");
 }
 
-/// Every read of `table` in `plan` (PostgreSQL's `EXPLAIN`, SQLite's `EXPLAIN QUERY PLAN`)
-/// is a search of an index's range for its conditions, never a scan of the table or of a
-/// whole index filtered row by row (an index in another collation than the comparison's is
-/// read that way), and `index` is one of them.
-pub fn reads_only_indexes(plan: &str, table: &str, index: &str) {
-    for line in plan.lines() {
-        assert!(
-            !line.contains(&format!("Seq Scan on {table}"))
-                && !line.contains(&format!("SCAN {table}"))
-                && !line.trim_start().starts_with("Filter:"),
-            "{table} is read without searching an index:\n{plan}"
-        );
-    }
-    assert!(plan.contains(index), "{index} unused:\n{plan}");
-}
-
-/// The anonymous total `door` keeps (read as the admission reads it) and the anonymous rows
-/// its table holds, counted over the table (expired ones not yet deleted included: the kept
-/// total counts a row until it is deleted).
+/// The anonymous total `door` keeps (read as the admission reads it, at `now`) and the live
+/// anonymous rows its table holds at `now`, counted over the table (expired rows not yet
+/// deleted count for neither).
 pub async fn kept_and_counted(
     t: &crate::support::TestStore,
     door: latchkey_idp::store::front_door::FrontDoor,
+    now: time::OffsetDateTime,
 ) -> (i64, i64) {
     use latchkey_idp::store::front_door::FrontDoor;
     use sqlx::Connection;
-    let kept = door.total(&t.store).await.unwrap();
-    let sql = match door {
-        FrontDoor::Parked => {
-            "SELECT COUNT(*) FROM sso_parked_requests WHERE substr(owner, 1, 5) = 'addr:'"
-        }
-        FrontDoor::Ceremonies => "SELECT COUNT(*) FROM webauthn_challenges WHERE user_id IS NULL",
-    };
+    let kept = door.total(&t.store, now).await.unwrap();
     let mut conn = sqlx::AnyConnection::connect(&t.url).await.unwrap();
-    let counted: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+    let counted: i64 = match door {
+        FrontDoor::Parked => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sso_parked_requests \
+             WHERE substr(owner, 1, 5) = 'addr:' AND expires_at > $1",
+        )
+        .bind(
+            now.format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+            ))
+            .unwrap(),
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap(),
+        FrontDoor::Ceremonies => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webauthn_challenges WHERE user_id IS NULL AND expires_at > $1",
+        )
+        .bind(i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap(),
+    };
     conn.close().await.unwrap();
     (kept, counted)
+}
+
+/// Every count row `door` keeps (scope, name, expiry, live) is what its table holds, and
+/// nothing else is kept (no row at 0, none for rows that are gone): the rows the table
+/// would give grouped by owner, by /48 (`wide`) and for all anonymous ones, per expiry.
+pub async fn counts_follow_the_table(
+    t: &crate::support::TestStore,
+    door: latchkey_idp::store::front_door::FrontDoor,
+) {
+    use latchkey_idp::store::front_door::FrontDoor;
+    use sqlx::Connection;
+    let (table, counts) = (door.table(), door.counts());
+    let anonymous = match door {
+        FrontDoor::Parked => "substr(owner, 1, 5) = 'addr:'",
+        FrontDoor::Ceremonies => "user_id IS NULL",
+    };
+    let kept = format!(
+        "SELECT scope, name, CAST(expires_at AS TEXT), CAST(live AS BIGINT) FROM {counts} \
+         ORDER BY 1, 2, 3"
+    );
+    let grouped = format!(
+        "SELECT scope, name, CAST(expires_at AS TEXT), CAST(COUNT(*) AS BIGINT) FROM \
+         (SELECT 'owner' AS scope, owner AS name, expires_at FROM {table} WHERE owner <> '' \
+          UNION ALL SELECT 'wide', wide, expires_at FROM {table} WHERE wide IS NOT NULL \
+          UNION ALL SELECT 'all', '', expires_at FROM {table} WHERE {anonymous}) AS m \
+         GROUP BY scope, name, expires_at ORDER BY 1, 2, 3"
+    );
+    async fn read(
+        conn: &mut sqlx::AnyConnection,
+        sql: String,
+    ) -> Vec<(String, String, String, i64)> {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(conn)
+            .await
+            .unwrap()
+    }
+    let mut conn = sqlx::AnyConnection::connect(&t.url).await.unwrap();
+    let (kept, grouped) = (read(&mut conn, kept).await, read(&mut conn, grouped).await);
+    assert_eq!(kept, grouped, "{counts} is not what {table} holds");
+    conn.close().await.unwrap();
+}
+
+/// Every read of the kept counts in `plan` is a search of their primary key (never a scan),
+/// and the counted `table` is not read at all (its insert aside).
+pub fn counts_only_by_key(plan: &str, door: latchkey_idp::store::front_door::FrontDoor) {
+    let counts = door.counts();
+    assert!(plan.contains(counts), "{counts} unused:\n{plan}");
+    for line in plan.lines() {
+        assert!(
+            !line.contains(&format!("Seq Scan on {counts}"))
+                && !line.contains(&format!("SCAN {counts}"))
+                && !line.trim_start().starts_with("Filter:"),
+            "{counts} is read without searching its key:\n{plan}"
+        );
+    }
+    let table = door.table();
+    assert!(
+        reads_of(plan, table) == 0
+            && !plan.contains(&format!("SCAN {table}"))
+            && !plan.contains(&format!("SEARCH {table}")),
+        "{table} is read to admit:\n{plan}"
+    );
 }
 
 /// How many times `plan` reads `table` (each a step of its own).
@@ -165,28 +227,4 @@ pub fn reads_of(plan: &str, table: &str) -> usize {
             line.contains(&format!(" on {table} ")) || line.contains(&format!(" {table} USING"))
         })
         .count()
-}
-
-/// `plan` without its steps that read `front_door_counts`: a table of one row per front-door
-/// table, read whole or by its key as the planner likes (two rows: the same either way).
-/// What is left is how the statement reads the table it admits into, for
-/// [`reads_only_indexes`].
-pub fn without_kept_totals(plan: &str) -> String {
-    let mut kept = Vec::new();
-    let mut skipping: Option<usize> = None;
-    for line in plan.lines() {
-        let indent = line.len() - line.trim_start().len();
-        if let Some(at) = skipping {
-            if indent > at && !line.trim_start().starts_with("->") {
-                continue;
-            }
-            skipping = None;
-        }
-        if line.contains("front_door_counts") {
-            skipping = Some(indent);
-            continue;
-        }
-        kept.push(line);
-    }
-    kept.join("\n")
 }

@@ -6,7 +6,7 @@ use latchkey_idp::ids::UserId;
 use latchkey_idp::session::{
     PARK_TTL, ParkCaps, ParkOwner, Parkable, ParkedRequests, WIDE_OWNER_FACTOR,
 };
-use latchkey_idp::store::front_door::FrontDoor;
+use latchkey_idp::store::front_door::{EXPIRED_PER_START, FrontDoor, Scope};
 use latchkey_idp::{ManualClock, Store};
 use serde::{Deserialize, Serialize};
 use time::Duration;
@@ -18,9 +18,11 @@ use crate::support::{TestStore, cheap_passwords, migrated_to};
 on_both_backends!(
     parking_is_capped_per_network_and_in_all,
     a_burst_from_one_network_takes_no_more_than_its_cap,
+    a_burst_from_one_48_takes_no_more_than_its_cap,
+    a_mass_expiry_counts_for_nothing_and_one_park_deletes_a_few,
     the_64s_of_one_48_share_a_looser_cap,
     a_users_parks_neither_count_towards_the_total_nor_wait_for_it,
-    every_count_a_park_takes_reads_the_owner_index,
+    every_count_a_park_takes_reads_the_kept_counts_by_key,
     the_kept_total_follows_parks_takes_and_expiry,
     a_burst_at_the_total_admits_exactly_up_to_it,
     an_upgraded_install_starts_its_kept_totals_at_the_rows_it_holds,
@@ -259,58 +261,40 @@ impl Parkable for Hop {
     const KIND: &'static str = "test-hop";
 }
 
-/// Every count a park takes (its owner's, its /48's, all anonymous owners') is read off the
-/// owner index, also on PostgreSQL, where the /48's range is compared in bytes (`COLLATE
-/// "C"`): with tens of thousands of live rows under a flood, a count that read the table
-/// made every park, serialized under one lock, read all of them.
-async fn every_count_a_park_takes_reads_the_owner_index(t: TestStore) {
+/// Every count a park takes (its owner's, its /48's, all anonymous owners') is read from the
+/// counts kept in step by their key, never from the table: with tens of thousands of live
+/// rows under a flood, a count of the table (even of an index's range: up to a /48's cap of
+/// entries) made every park, serialized under one lock, pay for it.
+async fn every_count_a_park_takes_reads_the_kept_counts_by_key(t: TestStore) {
     super::flood(
         &t,
         "sso_parked_requests",
         5_000,
-        "INSERT INTO sso_parked_requests (key_hash, payload, created_at, expires_at, owner) \
+        "INSERT INTO sso_parked_requests \
+         (key_hash, payload, created_at, expires_at, owner, wide) \
          SELECT 'flood' || n, $2, '2000-01-01T00:00:00Z', '9999-01-01T00:00:00Z', \
-         'addr:2001:db8:' || (n % 500) || ':' || (n / 500) || '::/64' FROM numbers",
+         'addr:2001:db8:' || (n % 500) || ':' || (n / 500) || '::/64', \
+         'addr:2001:db8:' || (n % 500) || ':' FROM numbers",
     )
     .await;
     let parked = ParkedRequests::new(&t.store);
     let now = t.store.now();
-    for (owner, reads, anonymous) in [
-        (ParkOwner::network("2001:db8:7:1::9"), 2, true),
-        (ParkOwner::network("192.0.2.7"), 1, true),
-        (ParkOwner::user(UserId::new_random()), 1, false),
+    for owner in [
+        ParkOwner::network("2001:db8:7:1::9"),
+        ParkOwner::network("2001:db8:7:1::9"),
+        ParkOwner::network("192.0.2.7"),
+        ParkOwner::user(UserId::new_random()),
     ] {
         let plan = parked.explain_park(&owner, now).await.unwrap();
-        super::reads_only_indexes(
-            &super::without_kept_totals(&plan),
-            "sso_parked_requests",
-            "sso_parked_requests_owner_c",
-        );
-        // The total over every anonymous owner is not a count of the table (not even an
-        // index's range of it, 8-11 ms at 50,000 rows) but the one row kept in step: the
-        // table is read for the owner and, for an IPv6 /64, its /48, nothing more.
-        // SQLite's plan shows every subquery, run or not (the /48's too, for an IPv4
-        // client); PostgreSQL's leaves out those its bound values settle.
-        let reads = if t.url.starts_with("sqlite") {
-            2
-        } else {
-            reads
-        };
-        assert_eq!(
-            super::reads_of(&plan, "sso_parked_requests"),
-            reads,
-            "{owner:?} reads the table past its own and its /48's range:\n{plan}"
-        );
-        if anonymous {
-            assert!(plan.contains("front_door_counts"), "{plan}");
-        }
+        super::counts_only_by_key(&plan, FrontDoor::Parked);
     }
 }
 
-/// The total kept in step (migration 0655) is the anonymous rows the table holds after every
-/// kind of write: parks (a user's and the records hung off a key count for nothing), takes,
-/// and the expired rows a park deletes first. Until then expired rows still count, which
-/// holds starts back a little longer, never lets more in.
+/// The counts kept in step (migration 0660) are what the table holds after every kind of
+/// write: parks (a user's counts for its owner only, the records hung off a key for
+/// nothing), takes, and the expired rows a park deletes; and the total read at a time is the
+/// live anonymous rows then: an expired row counts for nothing from the instant it expires,
+/// deleted or not.
 async fn the_kept_total_follows_parks_takes_and_expiry(t: TestStore) {
     let clock = ManualClock::starting_now();
     let store = t.store.clone().with_clock(clock.clone());
@@ -319,7 +303,10 @@ async fn the_kept_total_follows_parks_takes_and_expiry(t: TestStore) {
         total: 50,
     });
     let network = |n: u32| ParkOwner::network(&format!("10.{n}.0.1"));
-    let kept = || super::kept_and_counted(&t, FrontDoor::Parked);
+    let kept = async || {
+        super::counts_follow_the_table(&t, FrontDoor::Parked).await;
+        super::kept_and_counted(&t, FrontDoor::Parked, store.now()).await
+    };
     assert_eq!(kept().await, (0, 0));
     let mut keys = Vec::new();
     for n in 0..3 {
@@ -353,13 +340,15 @@ async fn the_kept_total_follows_parks_takes_and_expiry(t: TestStore) {
         .await
         .unwrap();
     assert_eq!(kept().await, (4, 4));
+    let wide = |at| FrontDoor::Parked.live(&store, Scope::Wide, "addr:2001:db8:1:", at);
+    assert_eq!(wide(store.now()).await.unwrap(), 1);
     // Takes: an anonymous one, a user's, a hop, and one already taken.
     assert!(parked.take::<Waiting>(&keys[1]).await.unwrap());
     assert!(parked.take::<Waiting>(&alice).await.unwrap());
     assert!(parked.take::<Hop>(&keys[0]).await.unwrap());
     assert!(!parked.take::<Waiting>(&keys[1]).await.unwrap());
     assert_eq!(kept().await, (3, 3));
-    // Two more later; then the first three expire and still count until a park deletes them.
+    // Two more later; then the first three expire, and count for nothing at once.
     clock.advance(Duration::minutes(5));
     for n in 10..12 {
         parked
@@ -369,19 +358,144 @@ async fn the_kept_total_follows_parks_takes_and_expiry(t: TestStore) {
     }
     assert_eq!(kept().await, (5, 5));
     clock.advance(PARK_TTL - Duration::minutes(4));
-    assert_eq!(kept().await, (5, 5));
+    assert_eq!(kept().await, (2, 2));
+    assert_eq!(wide(store.now()).await.unwrap(), 0);
     parked
         .park(&Waiting { n: 20 }, &network(20), store.now())
         .await
         .unwrap();
     assert_eq!(kept().await, (3, 3));
-    // All of them expired: the next park finds only itself.
+    // All of them expired: nothing counts; the sweep deletes what the parks left.
     clock.advance(PARK_TTL);
+    assert_eq!(kept().await, (0, 0));
     parked
         .park(&Waiting { n: 21 }, &network(21), store.now())
         .await
         .unwrap();
     assert_eq!(kept().await, (1, 1));
+    FrontDoor::Parked.sweep(&store, store.now()).await.unwrap();
+    assert_eq!(kept().await, (1, 1));
+    assert_eq!(rows(&t).await, 1);
+}
+
+/// Every row `sso_parked_requests` holds, live or expired.
+async fn rows(t: &TestStore) -> i64 {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::AnyConnection::connect(&t.url).await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM sso_parked_requests")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Sixty parks at once from sixty /64s of one IPv6 /48, half on a second node over the same
+/// database: exactly the /48's cap (`WIDE_OWNER_FACTOR` owners' worth) get a place, the rest
+/// are refused 429-style, and the /48's count is what the table holds.
+async fn a_burst_from_one_48_takes_no_more_than_its_cap(t: TestStore) {
+    const CAPS: ParkCaps = ParkCaps {
+        per_owner: 2,
+        total: 1_000,
+    };
+    let clock = ManualClock::starting_now();
+    let a = t.store.clone().with_clock(clock.clone());
+    let b = Store::open_url(&t.url, 5, cheap_passwords())
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let mut burst = JoinSet::new();
+    for n in 0..60u32 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        burst.spawn(async move {
+            let now = store.now();
+            ParkedRequests::new(&store)
+                .with_caps(CAPS)
+                .park(
+                    &Waiting { n },
+                    &ParkOwner::network(&format!("2001:db8:48:{n:x}::1")),
+                    now,
+                )
+                .await
+        });
+    }
+    let (mut parked, mut refused) = (0, 0);
+    while let Some(done) = burst.join_next().await {
+        match done.unwrap() {
+            Ok(_) => parked += 1,
+            Err(Error::Throttled { .. }) => refused += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    let cap = CAPS.per_owner * WIDE_OWNER_FACTOR;
+    assert_eq!((parked, refused), (cap, 60 - cap));
+    assert_eq!(
+        FrontDoor::Parked
+            .live(&a, Scope::Wide, "addr:2001:db8:48:", a.now())
+            .await
+            .unwrap(),
+        i64::from(cap)
+    );
+    super::counts_follow_the_table(&t, FrontDoor::Parked).await;
+}
+
+/// A flood that filled the total and a /48 runs out all at once: from that instant its rows
+/// count for nothing (the next park from that /48 and from a new network get a place,
+/// though nothing was deleted yet), the next park deletes only a few of them
+/// (`EXPIRED_PER_START`), and the sweep the rest, leaving the counts what the table holds.
+async fn a_mass_expiry_counts_for_nothing_and_one_park_deletes_a_few(t: TestStore) {
+    const CAPS: ParkCaps = ParkCaps {
+        per_owner: 1_000,
+        total: 600,
+    };
+    let clock = ManualClock::starting_now();
+    let store = t.store.clone().with_clock(clock.clone());
+    let parked = ParkedRequests::new(&store).with_caps(CAPS);
+    // 500 rows from the /48 2001:db8:5:: (its cap is 5,000), 100 more elsewhere: the total.
+    let expires = latchkey_idp::session::PARK_TTL + Duration::seconds(0);
+    let at = (store.now() + expires)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        ))
+        .unwrap();
+    let insert = "INSERT INTO sso_parked_requests \
+         (key_hash, payload, created_at, expires_at, owner, wide) \
+         SELECT 'flood' || n, $2, '2000-01-01T00:00:00.000000Z', '<at>', \
+         CASE WHEN n <= 500 THEN 'addr:2001:db8:5:' || n || '::/64' \
+         ELSE 'addr:198.51.100.' || (n - 500) END, \
+         CASE WHEN n <= 500 THEN 'addr:2001:db8:5:' END FROM numbers"
+        .replace("<at>", &at);
+    super::flood(&t, "sso_parked_requests", 600, &insert).await;
+    let from_48 = ParkOwner::network("2001:db8:5:ffff::1");
+    assert!(busy(
+        parked.park(&Waiting { n: 1 }, &from_48, store.now()).await
+    ));
+    clock.advance(expires + Duration::seconds(1));
+    assert_eq!(
+        super::kept_and_counted(&t, FrontDoor::Parked, store.now()).await,
+        (0, 0)
+    );
+    parked
+        .park(&Waiting { n: 2 }, &from_48, store.now())
+        .await
+        .unwrap();
+    assert_eq!(rows(&t).await, 600 - EXPIRED_PER_START + 1);
+    super::counts_follow_the_table(&t, FrontDoor::Parked).await;
+    assert_eq!(
+        FrontDoor::Parked
+            .live(&store, Scope::Wide, "addr:2001:db8:5:", store.now())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        FrontDoor::Parked.sweep(&store, store.now()).await.unwrap(),
+        600 - EXPIRED_PER_START.unsigned_abs()
+    );
+    assert_eq!(rows(&t).await, 1);
+    super::counts_follow_the_table(&t, FrontDoor::Parked).await;
+    assert_eq!(
+        super::kept_and_counted(&t, FrontDoor::Parked, store.now()).await,
+        (1, 1)
+    );
 }
 
 /// Forty anonymous parks at once from forty networks, half on a second node over the same
@@ -439,9 +553,10 @@ async fn a_burst_at_the_total_admits_exactly_up_to_it(t: TestStore) {
     }
     assert_eq!((parked, refused), (15, 25));
     assert_eq!(
-        super::kept_and_counted(&t, FrontDoor::Parked).await,
+        super::kept_and_counted(&t, FrontDoor::Parked, a.now()).await,
         (20, 20)
     );
+    super::counts_follow_the_table(&t, FrontDoor::Parked).await;
 
     // Takes of every place and new parks at once, on both nodes.
     let mut parks = burst(200, 30);
@@ -461,14 +576,16 @@ async fn a_burst_at_the_total_admits_exactly_up_to_it(t: TestStore) {
             Err(e) => panic!("unexpected error: {e}"),
         }
     }
-    let (kept, counted) = super::kept_and_counted(&t, FrontDoor::Parked).await;
+    let (kept, counted) = super::kept_and_counted(&t, FrontDoor::Parked, a.now()).await;
     assert_eq!(kept, counted);
     assert!((1..=20).contains(&kept), "{kept}");
+    super::counts_follow_the_table(&t, FrontDoor::Parked).await;
 }
 
-/// Migration 0655 starts each kept total at the anonymous rows an install already holds
-/// (a network's parks, ceremonies without a user), not at zero: otherwise a table a flood
-/// had filled would take as many again.
+/// Migrations 0655 and 0660 start each kept count at the rows an install already holds
+/// (a network's parks, ceremonies without a user, each owner's and each /48's: the rows'
+/// `wide` filled in from their owner), not at zero: otherwise a table a flood had filled
+/// would take as many again.
 async fn an_upgraded_install_starts_its_kept_totals_at_the_rows_it_holds(t: TestStore) {
     let (pool, url, _dir) = migrated_to(&t, 640).await;
     for (n, owner) in [
@@ -516,14 +633,21 @@ async fn an_upgraded_install_starts_its_kept_totals_at_the_rows_it_holds(t: Test
         dir: None,
         url,
     };
+    let now = upgraded.store.now();
     assert_eq!(
-        super::kept_and_counted(&upgraded, FrontDoor::Parked).await,
+        super::kept_and_counted(&upgraded, FrontDoor::Parked, now).await,
         (3, 3)
     );
     assert_eq!(
-        super::kept_and_counted(&upgraded, FrontDoor::Ceremonies).await,
+        super::kept_and_counted(&upgraded, FrontDoor::Ceremonies, now).await,
         (2, 2)
     );
+    for door in [FrontDoor::Parked, FrontDoor::Ceremonies] {
+        super::counts_follow_the_table(&upgraded, door).await;
+    }
+    let live = |scope, name| FrontDoor::Parked.live(&upgraded.store, scope, name, now);
+    assert_eq!(live(Scope::Wide, "addr:2001:db8:1:").await.unwrap(), 1);
+    assert_eq!(live(Scope::Owner, "addr:192.0.2.1").await.unwrap(), 2);
     // And from there they follow the table.
     ParkedRequests::new(&upgraded.store)
         .park(
@@ -534,7 +658,8 @@ async fn an_upgraded_install_starts_its_kept_totals_at_the_rows_it_holds(t: Test
         .await
         .unwrap();
     assert_eq!(
-        super::kept_and_counted(&upgraded, FrontDoor::Parked).await,
+        super::kept_and_counted(&upgraded, FrontDoor::Parked, now).await,
         (4, 4)
     );
+    super::counts_follow_the_table(&upgraded, FrontDoor::Parked).await;
 }

@@ -205,6 +205,144 @@ const TRIGGERS: &[(&str, &str, &str)] = &[
      AFTER TRUNCATE ON webauthn_challenges FOR EACH STATEMENT EXECUTE FUNCTION \
      webauthn_challenges_count();",
     ),
+    (
+        // Each front-door table's live counts by scope and expiry, kept in step whoever writes.
+        "0660_front_door_live_counts.sql",
+        "UPDATE sso_parked_requests SET wide = 'addr:' || substr(substr(owner, 6), 1, \
+     instr(substr(owner, 6), ':') + instr(substr(owner, 6 + instr(substr(owner, 6), ':')), \
+     ':') + instr(substr(owner, 6 + instr(substr(owner, 6), ':') + instr(substr(owner, 6 + \
+     instr(substr(owner, 6), ':')), ':')), ':')) WHERE owner LIKE 'addr:%:%:%:%::/64'; UPDATE \
+     webauthn_challenges SET wide = 'addr:' || substr(substr(owner, 6), 1, \
+     instr(substr(owner, 6), ':') + instr(substr(owner, 6 + instr(substr(owner, 6), ':')), \
+     ':') + instr(substr(owner, 6 + instr(substr(owner, 6), ':') + instr(substr(owner, 6 + \
+     instr(substr(owner, 6), ':')), ':')), ':')) WHERE owner LIKE 'addr:%:%:%:%::/64'; DROP \
+     TRIGGER sso_parked_requests_insert_count; DROP TRIGGER sso_parked_requests_delete_count; \
+     DROP TRIGGER sso_parked_requests_update_count; DROP TRIGGER \
+     webauthn_challenges_insert_count; DROP TRIGGER webauthn_challenges_delete_count; DROP \
+     TRIGGER webauthn_challenges_update_count; CREATE TRIGGER \
+     sso_parked_requests_insert_count AFTER INSERT ON sso_parked_requests BEGIN INSERT INTO \
+     front_door_counts_parked (scope, name, expires_at, live) SELECT 'owner', NEW.owner, \
+     NEW.expires_at, 1 WHERE NEW.owner <> '' ON CONFLICT (scope, name, expires_at) DO UPDATE \
+     SET live = live + 1; INSERT INTO front_door_counts_parked (scope, name, expires_at, \
+     live) SELECT 'wide', NEW.wide, NEW.expires_at, 1 WHERE NEW.wide IS NOT NULL ON CONFLICT \
+     (scope, name, expires_at) DO UPDATE SET live = live + 1; INSERT INTO \
+     front_door_counts_parked (scope, name, expires_at, live) SELECT 'all', '', \
+     NEW.expires_at, 1 WHERE substr(NEW.owner, 1, 5) = 'addr:' ON CONFLICT (scope, name, \
+     expires_at) DO UPDATE SET live = live + 1; END; CREATE TRIGGER \
+     sso_parked_requests_delete_count AFTER DELETE ON sso_parked_requests BEGIN UPDATE \
+     front_door_counts_parked SET live = live - 1 WHERE scope = 'owner' AND name = OLD.owner \
+     AND expires_at = OLD.expires_at; UPDATE front_door_counts_parked SET live = live - 1 \
+     WHERE scope = 'wide' AND name = OLD.wide AND expires_at = OLD.expires_at; UPDATE \
+     front_door_counts_parked SET live = live - 1 WHERE scope = 'all' AND name = '' AND \
+     expires_at = OLD.expires_at AND substr(OLD.owner, 1, 5) = 'addr:'; DELETE FROM \
+     front_door_counts_parked WHERE live = 0 AND expires_at = OLD.expires_at AND scope IN \
+     ('owner', 'wide', 'all') AND name IN (OLD.owner, OLD.wide, ''); END; CREATE TRIGGER \
+     sso_parked_requests_update_count AFTER UPDATE OF owner, wide, expires_at ON \
+     sso_parked_requests WHEN NEW.owner IS NOT OLD.owner OR NEW.wide IS NOT OLD.wide OR \
+     NEW.expires_at IS NOT OLD.expires_at BEGIN UPDATE front_door_counts_parked SET live = \
+     live - 1 WHERE scope = 'owner' AND name = OLD.owner AND expires_at = OLD.expires_at; \
+     UPDATE front_door_counts_parked SET live = live - 1 WHERE scope = 'wide' AND name = \
+     OLD.wide AND expires_at = OLD.expires_at; UPDATE front_door_counts_parked SET live = \
+     live - 1 WHERE scope = 'all' AND name = '' AND expires_at = OLD.expires_at AND \
+     substr(OLD.owner, 1, 5) = 'addr:'; DELETE FROM front_door_counts_parked WHERE live = 0 \
+     AND expires_at = OLD.expires_at AND scope IN ('owner', 'wide', 'all') AND name IN \
+     (OLD.owner, OLD.wide, ''); INSERT INTO front_door_counts_parked (scope, name, \
+     expires_at, live) SELECT 'owner', NEW.owner, NEW.expires_at, 1 WHERE NEW.owner <> '' ON \
+     CONFLICT (scope, name, expires_at) DO UPDATE SET live = live + 1; INSERT INTO \
+     front_door_counts_parked (scope, name, expires_at, live) SELECT 'wide', NEW.wide, \
+     NEW.expires_at, 1 WHERE NEW.wide IS NOT NULL ON CONFLICT (scope, name, expires_at) DO \
+     UPDATE SET live = live + 1; INSERT INTO front_door_counts_parked (scope, name, \
+     expires_at, live) SELECT 'all', '', NEW.expires_at, 1 WHERE substr(NEW.owner, 1, 5) = \
+     'addr:' ON CONFLICT (scope, name, expires_at) DO UPDATE SET live = live + 1; END; CREATE \
+     TRIGGER webauthn_challenges_insert_count AFTER INSERT ON webauthn_challenges BEGIN \
+     INSERT INTO front_door_counts_ceremonies (scope, name, expires_at, live) SELECT 'owner', \
+     NEW.owner, NEW.expires_at, 1 WHERE NEW.owner <> '' ON CONFLICT (scope, name, expires_at) \
+     DO UPDATE SET live = live + 1; INSERT INTO front_door_counts_ceremonies (scope, name, \
+     expires_at, live) SELECT 'wide', NEW.wide, NEW.expires_at, 1 WHERE NEW.wide IS NOT NULL \
+     ON CONFLICT (scope, name, expires_at) DO UPDATE SET live = live + 1; INSERT INTO \
+     front_door_counts_ceremonies (scope, name, expires_at, live) SELECT 'all', '', \
+     NEW.expires_at, 1 WHERE NEW.user_id IS NULL ON CONFLICT (scope, name, expires_at) DO \
+     UPDATE SET live = live + 1; END; CREATE TRIGGER webauthn_challenges_delete_count AFTER \
+     DELETE ON webauthn_challenges BEGIN UPDATE front_door_counts_ceremonies SET live = live \
+     - 1 WHERE scope = 'owner' AND name = OLD.owner AND expires_at = OLD.expires_at; UPDATE \
+     front_door_counts_ceremonies SET live = live - 1 WHERE scope = 'wide' AND name = \
+     OLD.wide AND expires_at = OLD.expires_at; UPDATE front_door_counts_ceremonies SET live = \
+     live - 1 WHERE scope = 'all' AND name = '' AND expires_at = OLD.expires_at AND \
+     OLD.user_id IS NULL; DELETE FROM front_door_counts_ceremonies WHERE live = 0 AND \
+     expires_at = OLD.expires_at AND scope IN ('owner', 'wide', 'all') AND name IN \
+     (OLD.owner, OLD.wide, ''); END; CREATE TRIGGER webauthn_challenges_update_count AFTER \
+     UPDATE OF owner, wide, user_id, expires_at ON webauthn_challenges WHEN NEW.owner IS NOT \
+     OLD.owner OR NEW.wide IS NOT OLD.wide OR (NEW.user_id IS NULL) <> (OLD.user_id IS NULL) \
+     OR NEW.expires_at IS NOT OLD.expires_at BEGIN UPDATE front_door_counts_ceremonies SET \
+     live = live - 1 WHERE scope = 'owner' AND name = OLD.owner AND expires_at = \
+     OLD.expires_at; UPDATE front_door_counts_ceremonies SET live = live - 1 WHERE scope = \
+     'wide' AND name = OLD.wide AND expires_at = OLD.expires_at; UPDATE \
+     front_door_counts_ceremonies SET live = live - 1 WHERE scope = 'all' AND name = '' AND \
+     expires_at = OLD.expires_at AND OLD.user_id IS NULL; DELETE FROM \
+     front_door_counts_ceremonies WHERE live = 0 AND expires_at = OLD.expires_at AND scope IN \
+     ('owner', 'wide', 'all') AND name IN (OLD.owner, OLD.wide, ''); INSERT INTO \
+     front_door_counts_ceremonies (scope, name, expires_at, live) SELECT 'owner', NEW.owner, \
+     NEW.expires_at, 1 WHERE NEW.owner <> '' ON CONFLICT (scope, name, expires_at) DO UPDATE \
+     SET live = live + 1; INSERT INTO front_door_counts_ceremonies (scope, name, expires_at, \
+     live) SELECT 'wide', NEW.wide, NEW.expires_at, 1 WHERE NEW.wide IS NOT NULL ON CONFLICT \
+     (scope, name, expires_at) DO UPDATE SET live = live + 1; INSERT INTO \
+     front_door_counts_ceremonies (scope, name, expires_at, live) SELECT 'all', '', \
+     NEW.expires_at, 1 WHERE NEW.user_id IS NULL ON CONFLICT (scope, name, expires_at) DO \
+     UPDATE SET live = live + 1; END;",
+        "UPDATE sso_parked_requests SET wide = substring(owner from '^addr:[^:]*:[^:]*:[^:]*:') \
+     WHERE owner LIKE 'addr:%:%:%:%::/64'; UPDATE webauthn_challenges SET wide = \
+     substring(owner from '^addr:[^:]*:[^:]*:[^:]*:') WHERE owner LIKE 'addr:%:%:%:%::/64'; \
+     CREATE FUNCTION front_door_counts_parked_move(scopes TEXT[], names TEXT[], expiries \
+     TEXT[], moves BIGINT[]) RETURNS void LANGUAGE plpgsql AS $$ BEGIN INSERT INTO \
+     front_door_counts_parked AS c (scope, name, expires_at, live) SELECT m.scope, m.name, \
+     m.expires_at, SUM(m.move) FROM unnest(scopes, names, expiries, moves) AS m (scope, name, \
+     expires_at, move) GROUP BY m.scope, m.name, m.expires_at HAVING SUM(m.move) <> 0 ORDER \
+     BY m.scope, m.name, m.expires_at ON CONFLICT (scope, name, expires_at) DO UPDATE SET \
+     live = c.live + excluded.live; DELETE FROM front_door_counts_parked AS c USING \
+     unnest(scopes, names, expiries) AS m (scope, name, expires_at) WHERE c.scope = m.scope \
+     AND c.name = m.name AND c.expires_at = m.expires_at AND c.live = 0; END $$; CREATE \
+     FUNCTION front_door_counts_ceremonies_move(scopes TEXT[], names TEXT[], expiries \
+     BIGINT[], moves BIGINT[]) RETURNS void LANGUAGE plpgsql AS $$ BEGIN INSERT INTO \
+     front_door_counts_ceremonies AS c (scope, name, expires_at, live) SELECT m.scope, \
+     m.name, m.expires_at, SUM(m.move) FROM unnest(scopes, names, expiries, moves) AS m \
+     (scope, name, expires_at, move) GROUP BY m.scope, m.name, m.expires_at HAVING \
+     SUM(m.move) <> 0 ORDER BY m.scope, m.name, m.expires_at ON CONFLICT (scope, name, \
+     expires_at) DO UPDATE SET live = c.live + excluded.live; DELETE FROM \
+     front_door_counts_ceremonies AS c USING unnest(scopes, names, expiries) AS m (scope, \
+     name, expires_at) WHERE c.scope = m.scope AND c.name = m.name AND c.expires_at = \
+     m.expires_at AND c.live = 0; END $$; CREATE OR REPLACE FUNCTION \
+     sso_parked_requests_count() RETURNS trigger LANGUAGE plpgsql AS $$ DECLARE scopes \
+     TEXT[]; names TEXT[]; expiries TEXT[]; moves BIGINT[]; BEGIN IF TG_OP = 'TRUNCATE' THEN \
+     DELETE FROM front_door_counts_parked; RETURN NULL; END IF; IF TG_OP IN ('DELETE', \
+     'UPDATE') THEN SELECT array_agg(m.scope), array_agg(m.name), array_agg(m.expires_at), \
+     array_agg(-1::BIGINT) INTO scopes, names, expiries, moves FROM ( SELECT 'owner' AS \
+     scope, owner AS name, expires_at FROM gone WHERE owner <> '' UNION ALL SELECT 'wide', \
+     wide, expires_at FROM gone WHERE wide IS NOT NULL UNION ALL SELECT 'all', '', expires_at \
+     FROM gone WHERE substr(owner, 1, 5) = 'addr:') AS m; PERFORM \
+     front_door_counts_parked_move(scopes, names, expiries, moves); END IF; IF TG_OP IN \
+     ('INSERT', 'UPDATE') THEN SELECT array_agg(m.scope), array_agg(m.name), \
+     array_agg(m.expires_at), array_agg(1::BIGINT) INTO scopes, names, expiries, moves FROM ( \
+     SELECT 'owner' AS scope, owner AS name, expires_at FROM came WHERE owner <> '' UNION ALL \
+     SELECT 'wide', wide, expires_at FROM came WHERE wide IS NOT NULL UNION ALL SELECT 'all', \
+     '', expires_at FROM came WHERE substr(owner, 1, 5) = 'addr:') AS m; PERFORM \
+     front_door_counts_parked_move(scopes, names, expiries, moves); END IF; RETURN NULL; END \
+     $$; CREATE OR REPLACE FUNCTION webauthn_challenges_count() RETURNS trigger LANGUAGE \
+     plpgsql AS $$ DECLARE scopes TEXT[]; names TEXT[]; expiries BIGINT[]; moves BIGINT[]; \
+     BEGIN IF TG_OP = 'TRUNCATE' THEN DELETE FROM front_door_counts_ceremonies; RETURN NULL; \
+     END IF; IF TG_OP IN ('DELETE', 'UPDATE') THEN SELECT array_agg(m.scope), \
+     array_agg(m.name), array_agg(m.expires_at), array_agg(-1::BIGINT) INTO scopes, names, \
+     expiries, moves FROM ( SELECT 'owner' AS scope, owner AS name, expires_at FROM gone \
+     WHERE owner <> '' UNION ALL SELECT 'wide', wide, expires_at FROM gone WHERE wide IS NOT \
+     NULL UNION ALL SELECT 'all', '', expires_at FROM gone WHERE user_id IS NULL) AS m; \
+     PERFORM front_door_counts_ceremonies_move(scopes, names, expiries, moves); END IF; IF \
+     TG_OP IN ('INSERT', 'UPDATE') THEN SELECT array_agg(m.scope), array_agg(m.name), \
+     array_agg(m.expires_at), array_agg(1::BIGINT) INTO scopes, names, expiries, moves FROM ( \
+     SELECT 'owner' AS scope, owner AS name, expires_at FROM came WHERE owner <> '' UNION ALL \
+     SELECT 'wide', wide, expires_at FROM came WHERE wide IS NOT NULL UNION ALL SELECT 'all', \
+     '', expires_at FROM came WHERE user_id IS NULL) AS m; PERFORM \
+     front_door_counts_ceremonies_move(scopes, names, expiries, moves); END IF; RETURN NULL; \
+     END $$;",
+    ),
 ];
 
 /// The statements as tokens, with PostgreSQL's type names, and without PostgreSQL's byte-wise
