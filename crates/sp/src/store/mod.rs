@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use audit::{AuditEvent, AuditKind, LogoutRecord};
-pub use database::{Backend, Database, WriterStats};
+pub use database::{Backend, Database, WriterStats, probe_connection};
 pub use sql::{AUDIT_PURGE_BATCH, AuditPurge, SqlAccountStore, SqlAccountTx};
 pub(crate) use sql::{from_millis, millis};
 
