@@ -1360,12 +1360,11 @@ fn internal(e: impl fmt::Display) -> ScimError {
     ScimError::status(500, format!("internal error (operation {operation_id})"))
 }
 
-/// A database error; a unique index refusing a write is the uniqueness conflict a
-/// concurrent write of the same name or identity caused, not an outage.
+/// A database error; one of the store's unique indexes on a name, address or identity
+/// refusing a write ([`crate::store::is_value_taken`], the store's one rule) is the
+/// uniqueness conflict a concurrent write of the same value caused, not an outage.
 fn store_internal(e: sqlx::Error) -> ScimError {
-    if e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
-    {
+    if crate::store::is_value_taken(&e) {
         return ScimError::uniqueness("another resource took this name or identity meanwhile");
     }
     internal(StoreError::from(e))
@@ -1579,4 +1578,48 @@ async fn set_active(tx: &mut SqlAccountTx, id: Uuid, active: bool) -> Result<(),
         .await
         .map_err(store_internal)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+
+    async fn refused(db: &crate::store::Database, sql: &'static str) -> sqlx::Error {
+        sqlx::query(sql).execute(db.pool()).await.unwrap_err()
+    }
+
+    /// A write refused by a unique index on a name or identity answers 409 `uniqueness`;
+    /// any other refused constraint (a primary key here) is the server's fault (500), not a
+    /// conflict the client caused: the store's rule, not "any unique violation".
+    #[tokio::test]
+    async fn only_a_taken_name_or_identity_is_a_uniqueness_conflict() {
+        let db = crate::store::Database::connect("sqlite::memory:").await.unwrap();
+        let group = "INSERT INTO sp_scim_groups (id, name_key, resource, created_at, \
+                     updated_at, version) VALUES ('g1', 'staff', '{}', 0, 0, 1)";
+        sqlx::query(group).execute(db.pool()).await.unwrap();
+
+        let same_name = refused(
+            &db,
+            "INSERT INTO sp_scim_groups (id, name_key, resource, created_at, updated_at, \
+             version) VALUES ('g2', 'staff', '{}', 0, 0, 1)",
+        )
+        .await;
+        let answer = store_internal(same_name);
+        assert_eq!(
+            (answer.status, answer.scim_type),
+            (409, Some(crate::scim::ScimType::Uniqueness))
+        );
+
+        let same_key = refused(
+            &db,
+            "INSERT INTO sp_scim_groups (id, name_key, resource, created_at, updated_at, \
+             version) VALUES ('g1', 'other', '{}', 0, 0, 1)",
+        )
+        .await;
+        assert!(same_key.as_database_error().unwrap().is_unique_violation());
+        let answer = store_internal(same_key);
+        assert_eq!((answer.status, answer.scim_type), (500, None));
+    }
 }
