@@ -151,6 +151,7 @@ impl Database {
         };
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
         migrator.run(&pool).await?;
+        normalize_stored_emails(&pool, backend).await?;
         Ok(Self {
             pool,
             backend,
@@ -326,6 +327,45 @@ pub async fn probe_connection(url: &str, wait: Duration) -> Result<AnyConnection
         .execute(&mut conn)
         .await?;
     Ok(conn)
+}
+
+/// Rewrites the e-mail keys (`sp_accounts.email`) stored before keys were NFC
+/// ([`crate::jit::normalize_email`]): a key in another composition would no longer be found
+/// by its address, and would not stop a second account taking it. Only keys with a
+/// character outside printable ASCII are read (a scan of the column, at each start; the
+/// rest are NFC already), and each is rewritten only if still what was read. One that
+/// another account's key now equals is left as it is and logged: two accounts hold one
+/// address in two spellings, for the operator to merge.
+async fn normalize_stored_emails(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    use sqlx::Row as _;
+    let select = match backend {
+        Backend::Sqlite => "SELECT id, email FROM sp_accounts WHERE email GLOB '*[^ -~]*'",
+        Backend::Postgres => "SELECT id, email FROM sp_accounts WHERE email ~ '[^ -~]'",
+    };
+    for row in sqlx::query(select).fetch_all(pool).await? {
+        let id: String = row.try_get("id")?;
+        let email: String = row.try_get("email")?;
+        let key = crate::jit::normalize_email(&email);
+        if key == email {
+            continue;
+        }
+        let rewritten = sqlx::query("UPDATE sp_accounts SET email = $1 WHERE id = $2 AND email = $3")
+            .bind(key)
+            .bind(id.clone())
+            .bind(email)
+            .execute(pool)
+            .await;
+        match rewritten {
+            Ok(_) => tracing::info!(account = %id, "e-mail key rewritten in NFC"),
+            Err(e) if super::sql::is_value_taken(&e) => tracing::warn!(
+                account = %id,
+                "another account holds this account's e-mail address in another Unicode \
+                 spelling; its key is left as it was: merge the two accounts"
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Whether `e` is SQLite's busy timeout running out (SQLITE_BUSY and its extended codes).
