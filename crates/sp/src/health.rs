@@ -363,7 +363,10 @@ mod tests {
         assert_eq!(json["last_failure_at"], "2026-12-07T12:00:00Z");
         assert_eq!(json["consecutive_failures"], 1);
         let text = json.to_string();
-        assert!(!text.contains("internal") && !text.contains("500"), "{text}");
+        assert!(
+            !text.contains("internal") && !text.contains("500"),
+            "{text}"
+        );
         let expired = log.status(&idp(Some(NOW)), NOW);
         assert_eq!(expired.code(), Some(ReadyCode::MetadataExpired));
         assert_eq!(

@@ -153,7 +153,11 @@ async fn a_write_probe_against_a_held_lock_gives_up_and_keeps_the_pool_free() {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("timed out"), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
     let started = Instant::now();
     assert!(store.schema_version().await.unwrap() >= 290);

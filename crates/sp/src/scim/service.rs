@@ -876,7 +876,14 @@ impl ScimService {
                 );
             }
         }
-        self.with_meta(json, "User", row.id, row.created_at, row.updated_at, row.version)
+        self.with_meta(
+            json,
+            "User",
+            row.id,
+            row.created_at,
+            row.updated_at,
+            row.version,
+        )
     }
 
     // ---- groups ------------------------------------------------------------------------
@@ -1070,7 +1077,13 @@ impl ScimService {
                 let renamed = row.display_name() != display_name;
                 (id, current, renamed, "updated", UPDATE_GROUP)
             }
-            None => (Uuid::new_v4(), BTreeSet::new(), false, "created", INSERT_GROUP),
+            None => (
+                Uuid::new_v4(),
+                BTreeSet::new(),
+                false,
+                "created",
+                INSERT_GROUP,
+            ),
         };
         sqlx::query(write)
             .bind(group_id.to_string())
@@ -1231,7 +1244,14 @@ impl ScimService {
                 map.insert("members".to_owned(), Value::Array(shown));
             }
         }
-        self.with_meta(json, "Group", row.id, row.created_at, row.updated_at, row.version)
+        self.with_meta(
+            json,
+            "Group",
+            row.id,
+            row.created_at,
+            row.updated_at,
+            row.version,
+        )
     }
 
     /// `json` (a resource of `kind`, `User` or `Group`) with its `meta` (RFC 7643 3.1): its
@@ -1578,7 +1598,9 @@ mod tests {
     /// conflict the client caused: the store's rule, not "any unique violation".
     #[tokio::test]
     async fn only_a_taken_name_or_identity_is_a_uniqueness_conflict() {
-        let db = crate::store::Database::connect("sqlite::memory:").await.unwrap();
+        let db = crate::store::Database::connect("sqlite::memory:")
+            .await
+            .unwrap();
         let group = "INSERT INTO sp_scim_groups (id, name_key, resource, created_at, \
                      updated_at, version) VALUES ('g1', 'staff', '{}', 0, 0, 1)";
         sqlx::query(group).execute(db.pool()).await.unwrap();

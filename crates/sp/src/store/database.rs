@@ -349,12 +349,13 @@ async fn normalize_stored_emails(pool: &AnyPool, backend: Backend) -> Result<(),
         if key == email {
             continue;
         }
-        let rewritten = sqlx::query("UPDATE sp_accounts SET email = $1 WHERE id = $2 AND email = $3")
-            .bind(key)
-            .bind(id.clone())
-            .bind(email)
-            .execute(pool)
-            .await;
+        let rewritten =
+            sqlx::query("UPDATE sp_accounts SET email = $1 WHERE id = $2 AND email = $3")
+                .bind(key)
+                .bind(id.clone())
+                .bind(email)
+                .execute(pool)
+                .await;
         match rewritten {
             Ok(_) => tracing::info!(account = %id, "e-mail key rewritten in NFC"),
             Err(e) if super::sql::is_value_taken(&e) => tracing::warn!(

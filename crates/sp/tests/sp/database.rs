@@ -80,7 +80,11 @@ async fn a_probe_against_a_held_write_lock_gives_up_and_keeps_the_pool_free() {
         let started = Instant::now();
         let err = db.probe(Duration::from_millis(500)).await.unwrap_err();
         assert!(matches!(err, StoreError::TimedOut(_)), "{err:?}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
     let started = Instant::now();
     let one: i64 = sqlx::query_scalar("SELECT 1")

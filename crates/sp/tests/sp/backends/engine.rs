@@ -706,7 +706,9 @@ async fn composed_and_decomposed_addresses_are_one_address(db: Db) {
         .execute(fx.store.database().pool())
         .await
         .unwrap();
-    let reopened = latchkey_sp::store::Database::connect(&fx.url).await.unwrap();
+    let reopened = latchkey_sp::store::Database::connect(&fx.url)
+        .await
+        .unwrap();
     let key: String = sqlx::query_scalar("SELECT email FROM sp_accounts WHERE id = $1")
         .bind(local.id.to_string())
         .fetch_one(reopened.pool())
