@@ -254,7 +254,7 @@ pub struct DemoApp {
     trust_forwarded_for: bool,
     audit: AuditSettings,
     /// The last database probe of `/readyz` and when it ran ([`DemoApp::database_check`]).
-    probe: tokio::sync::Mutex<Option<(Instant, String)>>,
+    probe: tokio::sync::Mutex<Option<(Instant, &'static str)>>,
 }
 
 /// How long `/readyz` waits for the database to take a login's transaction: well inside a
@@ -387,20 +387,25 @@ impl DemoApp {
     }
 
     /// `"ok"` when the database takes a login's transaction within a bounded time
-    /// ([`latchkey_sp::store::Database::probe`]), else why not: `/readyz`'s `database`
-    /// check. A result less than a second old is reused.
-    pub(crate) async fn database_check(&self) -> String {
+    /// ([`latchkey_sp::store::Database::probe`]), else the code of why not
+    /// ([`latchkey_sp::health::ReadyCode`]; the error itself is logged): `/readyz`'s
+    /// `database` check. A result less than a second old is reused.
+    pub(crate) async fn database_check(&self) -> &'static str {
         let mut last = self.probe.lock().await;
         if let Some((at, outcome)) = last.as_ref()
             && at.elapsed() < READY_PROBE_REUSE
         {
-            return outcome.clone();
+            return outcome;
         }
         let outcome = match self.store().database().probe(READY_PROBE_TIMEOUT).await {
-            Ok(()) => "ok".to_owned(),
-            Err(e) => e.to_string(),
+            Ok(()) => "ok",
+            Err(e) => {
+                let code = latchkey_sp::health::ReadyCode::for_probe(&e);
+                tracing::warn!(app = self.kind().name(), %code, error = %e, "database probe failed");
+                code.as_str()
+            }
         };
-        *last = Some((Instant::now(), outcome.clone()));
+        *last = Some((Instant::now(), outcome));
         outcome
     }
 

@@ -312,30 +312,37 @@ async fn acs_post(
 }
 
 /// Whether the app can log anyone in, for a load balancer or an orchestrator, in the IdP's
-/// `/readyz` shape: `{"ready": bool, "checks": {name: "ok" | why}, ...}`, 200 when ready,
+/// `/readyz` shape: `{"ready": bool, "checks": {name: "ok" | code}, ...}`, 200 when ready,
 /// 503 when not. `database` counts (it takes a login's transaction within 2 s; a result
 /// under a second old is reused, so calls cannot load it), and so does `idp_metadata` (the
 /// trusted IdP metadata expired: every login would be refused); `metadata_refresh` is
 /// reported but does not count (refreshes failing while the keys trusted still work:
-/// taking the app out would not bring the IdP back). `metadata` is the toolkit's whole
-/// [`latchkey_sp::health::MetadataStatus`].
+/// taking the app out would not bring the IdP back). `metadata` is the toolkit's
+/// [`latchkey_sp::health::MetadataStatus::public`]. Anyone may ask, so a check that fails
+/// shows only its code ([`latchkey_sp::health::ReadyCode`]); why is in the log.
 async fn readyz(State(app): State<AppState>) -> Response {
     let database = app.database_check().await;
     let status = app.sp().metadata_status(app.now());
-    let idp_metadata = if status.can_log_in() {
-        "ok".to_owned()
-    } else {
-        status.detail.clone()
+    let idp_metadata = match status.code() {
+        Some(code) if !status.can_log_in() => code.as_str(),
+        _ => "ok",
     };
     let ready = database == "ok" && idp_metadata == "ok";
     let metadata_refresh = match status.consecutive_failures {
-        0 => "ok".to_owned(),
-        n => format!("degraded: {n} refreshes in a row failed"),
+        0 => "ok",
+        _ => latchkey_sp::health::ReadyCode::MetadataFetchFailed.as_str(),
     };
     let code = if ready {
         StatusCode::OK
     } else {
-        tracing::warn!(app = app.kind().name(), %database, %idp_metadata, "not ready");
+        // The refresher logs each failed refresh with its error (`latchkey_sp::fetch`).
+        tracing::warn!(
+            app = app.kind().name(),
+            %database,
+            %idp_metadata,
+            metadata = %status.detail,
+            "not ready"
+        );
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
@@ -345,7 +352,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
             "idp_metadata": idp_metadata,
             "metadata_refresh": metadata_refresh,
         },
-        "metadata": status,
+        "metadata": status.public(),
     });
     (code, no_store(), Json(body)).into_response()
 }

@@ -67,6 +67,22 @@ fn page() -> String {
     }
 
     md.push_str(
+        "\n## Readiness checks (`/readyz`)\n\n\
+         snake_case. Each check of a `/readyz` answer is `\"ok\"` or one of these: anyone may \
+         ask, so the answer never carries an error's text; the log line (`not ready`, or \
+         the probe's own) has it. An SP built on the toolkit (the demo apps) uses \
+         `latchkey_sp::health::ReadyCode`:\n\n\
+         | code | meaning |\n|---|---|\n",
+    );
+    for code in latchkey_sp::health::ReadyCode::ALL {
+        let _ = writeln!(md, "| `{}` | {} |", code.as_str(), cell(code.meaning()));
+    }
+    md.push_str("\nThe IdP (`latchkey_idp_web::ReadyCode`):\n\n| code | meaning |\n|---|---|\n");
+    for code in latchkey_idp_web::ReadyCode::ALL {
+        let _ = writeln!(md, "| `{}` | {} |", code.as_str(), cell(code.meaning()));
+    }
+
+    md.push_str(
         "\n## SCIM servers (`latchkey_sp::scim::ScimType`)\n\n\
          camelCase, from RFC 7644 table 9. The `scimType` of a SCIM error answer (with its \
          HTTP status, 400 unless said); 401, 404, 412, 413 and 503 answers have none. A \

@@ -86,7 +86,7 @@ struct Inner {
     /// The trusted-browser cookie key, read from the store at first use.
     device_keys: tokio::sync::OnceCell<DeviceKeys>,
     /// The last database probe of `/readyz` and when it ran (see [`readyz`]).
-    probe: tokio::sync::Mutex<Option<(Instant, String)>>,
+    probe: tokio::sync::Mutex<Option<(Instant, &'static str)>>,
     /// Who we are to passkeys; `None` when the base URL cannot be an RP (an IP address).
     webauthn: Option<latchkey_idp::webauthn::RelyingParty>,
     /// Takes password-reset requests; `None` leaves self-service reset off (the sign-in
@@ -480,48 +480,91 @@ const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// second; concurrent calls wait for the one probe in flight.
 const READY_PROBE_REUSE: Duration = Duration::from_secs(1);
 
+latchkey_saml::stable_codes! {
+    /// What `/readyz` shows for a check that fails, beside `"ok"` (snake_case). Anyone may
+    /// ask, so it shows only these; why is in the log line `not ready`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub enum ReadyCode {
+        /// The database did not take the probe's write within 2 s: locked by another
+        /// connection or overloaded, read-only, or without permission. Not ready.
+        DatabaseUnwritable = "database_unwritable",
+        /// The database failed the probe otherwise (unreachable, refusing). Not ready.
+        DatabaseFailed = "database_failed",
+        /// The audit writer has stopped: no sign-in is answered without its audit line.
+        /// Not ready.
+        AuditStopped = "audit_stopped",
+        /// No signing key is loaded (the key store cannot be read, or has no active key).
+        /// Not ready.
+        SigningKeyUnavailable = "signing_key_unavailable",
+        /// The SCIM outbox's oldest row is older than `[scim] stuck_after_seconds` (see
+        /// `latchkey app scim show`). Reported; ready all the same.
+        ScimOutboxStuck = "scim_outbox_stuck",
+        /// The SCIM outbox could not be read. Reported; ready all the same.
+        ScimOutboxUnreadable = "scim_outbox_unreadable",
+    }
+}
+
 /// Whether this node can sign people in: the database takes a write (a probe row updated
 /// in bounded time), the audit writer runs (no sign-in is answered without its audit line)
-/// and a signing key is loaded. 200 or 503, with each check named in a JSON body:
-/// `{"ready":false,"checks":{"database":"timed out ...","audit":"ok","signing_key":"ok"}}`.
+/// and a signing key is loaded. 200 or 503, with each check named in a JSON body, `"ok"` or
+/// a [`ReadyCode`], never an error's text (anyone may ask; the detail is logged):
+/// `{"ready":false,"checks":{"database":"database_unwritable","audit":"ok","signing_key":"ok"}}`.
 async fn readyz(State(state): State<WebState>) -> Response {
     let database = {
         let mut last = state.0.probe.lock().await;
         match last.as_ref() {
-            Some((at, outcome)) if at.elapsed() < READY_PROBE_REUSE => outcome.clone(),
+            Some((at, outcome)) if at.elapsed() < READY_PROBE_REUSE => *outcome,
             _ => {
                 let outcome = match state.store().probe_write(READY_PROBE_TIMEOUT).await {
-                    Ok(()) => "ok".to_owned(),
-                    Err(Error::DatabaseUnwritable { reason, .. }) => reason,
-                    Err(e) => e.to_string(),
+                    Ok(()) => "ok",
+                    Err(e) => {
+                        let code = match e {
+                            Error::DatabaseUnwritable { .. } | Error::Busy { .. } => {
+                                ReadyCode::DatabaseUnwritable
+                            }
+                            _ => ReadyCode::DatabaseFailed,
+                        };
+                        tracing::warn!(%code, error = %e, "readiness: database probe failed");
+                        code.as_str()
+                    }
                 };
-                *last = Some((Instant::now(), outcome.clone()));
+                *last = Some((Instant::now(), outcome));
                 outcome
             }
         }
     };
     let audit = match &state.0.audit {
-        Some(batcher) if !batcher.is_alive() => "the audit writer has stopped".to_owned(),
-        _ => "ok".to_owned(),
+        Some(batcher) if !batcher.is_alive() => ReadyCode::AuditStopped.as_str(),
+        _ => "ok",
     };
     let signing_key = match state.keys().current() {
-        Ok(_) => "ok".to_owned(),
-        Err(e) => e.to_string(),
+        Ok(_) => "ok",
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: no signing key");
+            ReadyCode::SigningKeyUnavailable.as_str()
+        }
     };
     // Reported, not counted in `ready`: an application that is down holds up its own
     // deliveries, and taking this node out of the load balancer would not bring it back.
     let scim_outbox = match state.0.scim_stuck_after {
         None => None,
         Some(after) => Some(match state.store().provisioning().oldest_waiting().await {
-            Ok(Some(oldest)) if state.store().now() - oldest > after => format!(
-                "stuck: the oldest row is {} s old (see latchkey app scim show)",
-                (state.store().now() - oldest).whole_seconds()
-            ),
-            Ok(_) => "ok".to_owned(),
-            Err(e) => e.to_string(),
+            Ok(Some(oldest)) if state.store().now() - oldest > after => {
+                tracing::warn!(
+                    oldest_seconds = (state.store().now() - oldest).whole_seconds(),
+                    "readiness: the SCIM outbox is stuck (see latchkey app scim show)"
+                );
+                ReadyCode::ScimOutboxStuck.as_str()
+            }
+            Ok(_) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: the SCIM outbox cannot be read");
+                ReadyCode::ScimOutboxUnreadable.as_str()
+            }
         }),
     };
-    let ready = [&database, &audit, &signing_key].iter().all(|c| *c == "ok");
+    let ready = [database, audit, signing_key].iter().all(|c| *c == "ok");
     let status = if ready {
         StatusCode::OK
     } else {
@@ -530,7 +573,7 @@ async fn readyz(State(state): State<WebState>) -> Response {
     };
     let mut checks = json!({ "database": database, "audit": audit, "signing_key": signing_key });
     if let (Some(scim), Some(map)) = (scim_outbox, checks.as_object_mut()) {
-        map.insert("scim_outbox".into(), Value::String(scim));
+        map.insert("scim_outbox".into(), Value::String(scim.to_owned()));
     }
     let body = json!({ "ready": ready, "checks": checks });
     (status, Json(body)).into_response()

@@ -5,13 +5,49 @@
 //! metadata's `validUntil` passes end every login, and failing for long keep stale keys
 //! trusted. [`crate::ServiceProvider::metadata_status`] says so, as a small serialisable
 //! [`MetadataStatus`] whose [`Verdict`] an application can put behind its `/readyz`.
+//!
+//! A readiness check anyone may call shows [`ReadyCode`]s and
+//! [`MetadataStatus::public`], never an error's text (a URL, a path, a server's answer):
+//! that goes to the log.
 
 use std::sync::Mutex;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::error::StoreError;
 use crate::idp::IdpTrust;
+
+latchkey_saml::stable_codes! {
+    /// Why an SP is not (fully) ready, as its readiness check shows it to anyone
+    /// (snake_case, beside `"ok"`); the detail is only in the log.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    #[non_exhaustive]
+    pub enum ReadyCode {
+        /// The trusted IdP metadata expired (its `validUntil` passed): every login is
+        /// refused until a refresh succeeds. Not ready.
+        MetadataExpired = "metadata_expired",
+        /// The last refreshes of the IdP metadata failed; logins go on with the keys
+        /// trusted. Ready, but worth an alert.
+        MetadataFetchFailed = "metadata_fetch_failed",
+        /// The database did not take a login's transaction within the probe's bound (its
+        /// write lock held elsewhere, or overloaded). Not ready.
+        DatabaseBusy = "database_busy",
+        /// The database failed the probe (closed, unreachable, refusing). Not ready.
+        DatabaseFailed = "database_failed",
+    }
+}
+
+impl ReadyCode {
+    /// The code for a failed [`crate::store::Database::probe`].
+    pub fn for_probe(error: &StoreError) -> Self {
+        match error {
+            StoreError::TimedOut(_) | StoreError::Busy(_) => Self::DatabaseBusy,
+            _ => Self::DatabaseFailed,
+        }
+    }
+}
 
 /// The longest error message kept from a failed refresh (the rest is in the log).
 const MAX_ERROR_CHARS: usize = 512;
@@ -71,6 +107,57 @@ impl MetadataStatus {
     pub fn can_log_in(&self) -> bool {
         self.verdict != Verdict::CannotLogIn
     }
+
+    /// The verdict's code; `None` when it is [`Verdict::Ok`].
+    pub fn code(&self) -> Option<ReadyCode> {
+        match self.verdict {
+            Verdict::CannotLogIn => Some(ReadyCode::MetadataExpired),
+            Verdict::Degraded => Some(ReadyCode::MetadataFetchFailed),
+            Verdict::Ok => None,
+        }
+    }
+
+    /// What of the status may be shown to anyone (an anonymous `/readyz`): the verdict, its
+    /// code and the times and counts, without [`MetadataStatus::detail`] or the failed
+    /// refresh's error text, which only the log has.
+    pub fn public(&self) -> PublicMetadataStatus {
+        PublicMetadataStatus {
+            verdict: self.verdict,
+            code: self.code(),
+            idp: self.idp.clone(),
+            valid_until: self.valid_until,
+            last_refresh: self.last_refresh,
+            last_failure_at: self.last_failure.as_ref().map(|f| f.at),
+            consecutive_failures: self.consecutive_failures,
+        }
+    }
+}
+
+/// [`MetadataStatus`] without its text, for anyone to see ([`MetadataStatus::public`]).
+///
+/// JSON shape: `{"verdict": "ok" | "degraded" | "cannot_log_in", "code": null |
+/// "metadata_fetch_failed" | "metadata_expired", "idp": "...", "valid_until": RFC 3339 |
+/// null, "last_refresh": RFC 3339 | null, "last_failure_at": RFC 3339 | null,
+/// "consecutive_failures": n}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicMetadataStatus {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The verdict's code, `None` when ok.
+    pub code: Option<ReadyCode>,
+    /// The trusted IdP's entity ID (published in its metadata).
+    pub idp: String,
+    /// When the trusted copy expires, if it says.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_until: Option<OffsetDateTime>,
+    /// When a refresh last succeeded.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_refresh: Option<OffsetDateTime>,
+    /// When the last failed refresh failed (why is in the log).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_failure_at: Option<OffsetDateTime>,
+    /// Failed refreshes since the last success.
+    pub consecutive_failures: u32,
 }
 
 /// How the refreshes of one SP's metadata went; kept in the [`crate::ServiceProvider`].
@@ -263,5 +350,33 @@ mod tests {
             MAX_ERROR_CHARS + 1
         );
         assert_eq!(json["consecutive_failures"], 1);
+    }
+
+    #[test]
+    fn the_public_status_carries_codes_not_error_text() {
+        let log = RefreshLog::default();
+        log.failed(NOW, &"GET https://idp.internal:8443/metadata: HTTP 500");
+        let s = log.status(&idp(Some(NOW + Duration::hours(1))), NOW);
+        assert_eq!(s.code(), Some(ReadyCode::MetadataFetchFailed));
+        let json = serde_json::to_value(s.public()).unwrap();
+        assert_eq!(json["code"], "metadata_fetch_failed");
+        assert_eq!(json["last_failure_at"], "2026-12-07T12:00:00Z");
+        assert_eq!(json["consecutive_failures"], 1);
+        let text = json.to_string();
+        assert!(
+            !text.contains("internal") && !text.contains("500"),
+            "{text}"
+        );
+        let expired = log.status(&idp(Some(NOW)), NOW);
+        assert_eq!(expired.code(), Some(ReadyCode::MetadataExpired));
+        assert_eq!(
+            serde_json::to_value(expired.public()).unwrap()["code"],
+            "metadata_expired"
+        );
+        assert_eq!(RefreshLog::default().status(&idp(None), NOW).code(), None);
+        assert_eq!(
+            ReadyCode::for_probe(&StoreError::TimedOut(std::time::Duration::from_secs(2))),
+            ReadyCode::DatabaseBusy
+        );
     }
 }

@@ -59,6 +59,9 @@ pub struct Store {
     hashing: HashPool,
     /// The database as shown in errors: the URL with any password removed.
     name: String,
+    /// A SQLite file's URL, which [`Store::probe_write`] opens a connection of its own to
+    /// (`latchkey_sp::store::probe_connection`); `None` on PostgreSQL and in memory.
+    probe_url: Option<String>,
     /// Where every part of the IdP reads the time (see [`crate::clock`]).
     clock: Arc<dyn Clock>,
     /// Wakes this node's SCIM delivery worker after a change wrote outbox rows.
@@ -182,6 +185,10 @@ impl Store {
             backend,
             hashing: HashPool::new(password),
             name: backend::redact(&url),
+            probe_url: (backend == Backend::Sqlite
+                && !url.contains(":memory:")
+                && !url.contains("mode=memory"))
+            .then(|| url.clone()),
             clock: Arc::new(SystemClock),
             outbox_wake: Arc::default(),
             apps_cache: Arc::default(),
@@ -209,9 +216,24 @@ impl Store {
     /// answer from a read-only file or while another connection holds the write lock, where
     /// every sign-in fails; this fails there too, and in bounded time, because a readiness
     /// check that waits for the pool's 30 s is no check. PostgreSQL is told the same bound
-    /// (`lock_timeout`), so a probe given up on does not go on holding a connection.
+    /// (`lock_timeout`), so a probe given up on does not go on holding a connection; on a
+    /// SQLite file the probe runs on a connection of its own, waiting for the lock no longer
+    /// than `timeout` (`latchkey_sp::store::probe_connection`), never on the pool's.
     pub async fn probe_write(&self, timeout: std::time::Duration) -> Result<()> {
         let probe = async {
+            let update = sqlx::query("UPDATE readiness_probe SET probed_at = $1 WHERE id = 1")
+                .bind(timestamp::format(self.now()));
+            if let Some(url) = &self.probe_url {
+                // On a connection of its own that waits for the lock no longer than the
+                // probe: a pool connection given up on would go on waiting, out of the
+                // pool, for SQLite's busy timeout.
+                let mut conn = latchkey_sp::store::probe_connection(url, timeout).await?;
+                let mut tx = sqlx::Connection::begin_with(&mut conn, "BEGIN IMMEDIATE").await?;
+                let updated = update.execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                let _ = sqlx::Connection::close(conn).await;
+                return Ok::<_, Error>(updated);
+            }
             let mut tx = self.begin().await?;
             if self.backend == Backend::Postgres {
                 let ms = timeout.as_millis().max(1);
@@ -219,11 +241,7 @@ impl Store {
                 let sql = sqlx::AssertSqlSafe(format!("SET LOCAL lock_timeout = {ms}"));
                 sqlx::query(sql).execute(&mut *tx).await?;
             }
-            let updated = sqlx::query("UPDATE readiness_probe SET probed_at = $1 WHERE id = 1")
-                .bind(timestamp::format(self.now()))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let updated = update.execute(&mut *tx).await?.rows_affected();
             commit(tx).await?;
             Ok::<_, Error>(updated)
         };

@@ -124,3 +124,48 @@ async fn a_read_only_database_fails_the_write_probe_and_says_why() {
     assert!(text.contains("latchkey.db"), "{text}");
     assert!(text.contains("read-only"), "{text}");
 }
+
+/// The write probe (`/readyz`) while another connection holds SQLite's write lock gives up
+/// within its bound, says it timed out, and leaves the pool's connection free: a read
+/// through the store's one connection answers at once. (A probe run on a pool connection
+/// left it waiting for the lock, out of the pool, for SQLite's 5 s busy timeout.) Once the
+/// lock is let go the probe passes again.
+#[tokio::test]
+async fn a_write_probe_against_a_held_lock_gives_up_and_keeps_the_pool_free() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let url = latchkey_idp::config::sqlite_url(&tmp.path().join("latchkey.db"));
+    let store = latchkey_idp::Store::open_url(&url, 1, cheap())
+        .await
+        .unwrap();
+    store.probe_write(Duration::from_secs(1)).await.unwrap();
+    let mut other = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let err = store
+            .probe_write(Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    assert!(store.schema_version().await.unwrap() >= 290);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a read waited {:?} for the pool's connection",
+        started.elapsed()
+    );
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+    store.probe_write(Duration::from_secs(1)).await.unwrap();
+}

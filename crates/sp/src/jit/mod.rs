@@ -125,10 +125,17 @@ impl IdentityKey {
     }
 }
 
-/// Normalises an e-mail address for lookups: surrounding space trimmed, lower-cased.
+/// Normalises an e-mail address for lookups: surrounding space trimmed, lower-cased, in
+/// Unicode NFC.
 ///
 /// Local parts are case-sensitive in theory, but no mail provider in use treats them so, and
-/// two accounts differing only by case would be an account-takeover trap.
+/// two accounts differing only by case would be an account-takeover trap; likewise two
+/// differing only by composition (`é` as U+00E9 or as `e` U+0301), which look the same.
+/// Keys stored before NFC are rewritten when the database is opened
+/// ([`crate::store::Database::connect`]). Linking still needs the address itself up to
+/// ASCII case (NFC maps U+212A KELVIN SIGN onto `K`), so another spelling is refused, never
+/// linked.
 pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
+    use unicode_normalization::UnicodeNormalization as _;
+    email.trim().to_lowercase().nfc().collect()
 }

@@ -579,22 +579,14 @@ impl ScimService {
             }
             None => None,
         };
-        let taken: Option<String> =
-            sqlx::query("SELECT id FROM sp_accounts WHERE scim_user_name = $1")
-                .bind(user_name.clone())
-                .fetch_optional(&mut *tx.tx)
-                .await
-                .map_err(store_internal)?
-                .map(|r| r.try_get("id"))
-                .transpose()
-                .map_err(store_internal)?;
-        if let Some(other) = taken
-            && id.is_none_or(|id| id.to_string() != other)
-        {
-            return Err(ScimError::uniqueness(format!(
-                "userName `{user_name}` belongs to another user"
-            )));
-        }
+        refuse_taken(
+            &mut tx,
+            "SELECT id FROM sp_accounts WHERE scim_user_name = $1",
+            &user_name,
+            id,
+            || format!("userName `{user_name}` belongs to another user"),
+        )
+        .await?;
         let groups = match id {
             Some(id) => user_groups(&mut tx, id).await?,
             None => Vec::new(),
@@ -883,21 +875,15 @@ impl ScimService {
                     ),
                 );
             }
-            map.insert(
-                "meta".to_owned(),
-                meta(
-                    "User",
-                    &format!("{}/Users/{}", self.base_url, row.id),
-                    row.created_at,
-                    row.updated_at,
-                    row.version,
-                ),
-            );
         }
-        Resource {
+        self.with_meta(
             json,
-            version: row.version,
-        }
+            "User",
+            row.id,
+            row.created_at,
+            row.updated_at,
+            row.version,
+        )
     }
 
     // ---- groups ------------------------------------------------------------------------
@@ -1061,22 +1047,14 @@ impl ScimService {
         let text = serde_json::to_string(&resource).map_err(|e| internal(e.to_string()))?;
         let operation_id = Uuid::new_v4();
         let mut tx = self.store().begin().await.map_err(internal)?;
-        let taken: Option<String> =
-            sqlx::query("SELECT id FROM sp_scim_groups WHERE name_key = $1")
-                .bind(name_key.clone())
-                .fetch_optional(&mut *tx.tx)
-                .await
-                .map_err(store_internal)?
-                .map(|r| r.try_get("id"))
-                .transpose()
-                .map_err(store_internal)?;
-        if let Some(other) = taken
-            && id.is_none_or(|id| id.to_string() != other)
-        {
-            return Err(ScimError::uniqueness(format!(
-                "displayName `{display_name}` belongs to another group"
-            )));
-        }
+        refuse_taken(
+            &mut tx,
+            "SELECT id FROM sp_scim_groups WHERE name_key = $1",
+            &name_key,
+            id,
+            || format!("displayName `{display_name}` belongs to another group"),
+        )
+        .await?;
         for member in &wanted {
             let exists = sqlx::query(
                 "SELECT id FROM sp_accounts WHERE id = $1 AND scim_resource IS NOT NULL",
@@ -1091,41 +1069,30 @@ impl ScimService {
                 )));
             }
         }
-        let (group_id, current, renamed, operation) = match id {
+        let (group_id, current, renamed, operation, write) = match id {
             Some(id) => {
                 let row = load_group(&mut tx, id).await?;
                 check_version(if_match, row.version)?;
                 let current = member_ids(&mut tx, id).await?;
                 let renamed = row.display_name() != display_name;
-                sqlx::query(
-                    "UPDATE sp_scim_groups SET name_key = $2, resource = $3, updated_at = $4, \
-                     version = version + 1 WHERE id = $1",
-                )
-                .bind(id.to_string())
-                .bind(name_key)
-                .bind(text)
-                .bind(millis(now))
-                .execute(&mut *tx.tx)
-                .await
-                .map_err(store_internal)?;
-                (id, current, renamed, "updated")
+                (id, current, renamed, "updated", UPDATE_GROUP)
             }
-            None => {
-                let id = Uuid::new_v4();
-                sqlx::query(
-                    "INSERT INTO sp_scim_groups (id, name_key, resource, created_at, updated_at, \
-                     version) VALUES ($1, $2, $3, $4, $4, 1)",
-                )
-                .bind(id.to_string())
-                .bind(name_key)
-                .bind(text)
-                .bind(millis(now))
-                .execute(&mut *tx.tx)
-                .await
-                .map_err(store_internal)?;
-                (id, BTreeSet::new(), false, "created")
-            }
+            None => (
+                Uuid::new_v4(),
+                BTreeSet::new(),
+                false,
+                "created",
+                INSERT_GROUP,
+            ),
         };
+        sqlx::query(write)
+            .bind(group_id.to_string())
+            .bind(name_key)
+            .bind(text)
+            .bind(millis(now))
+            .execute(&mut *tx.tx)
+            .await
+            .map_err(store_internal)?;
         let added: BTreeSet<Uuid> = wanted.difference(&current).copied().collect();
         let removed: BTreeSet<Uuid> = current.difference(&wanted).copied().collect();
         for a in &added {
@@ -1276,21 +1243,40 @@ impl ScimService {
             } else {
                 map.insert("members".to_owned(), Value::Array(shown));
             }
-            map.insert(
-                "meta".to_owned(),
-                meta(
-                    "Group",
-                    &format!("{}/Groups/{}", self.base_url, row.id),
-                    row.created_at,
-                    row.updated_at,
-                    row.version,
-                ),
-            );
         }
-        Resource {
+        self.with_meta(
             json,
-            version: row.version,
+            "Group",
+            row.id,
+            row.created_at,
+            row.updated_at,
+            row.version,
+        )
+    }
+
+    /// `json` (a resource of `kind`, `User` or `Group`) with its `meta` (RFC 7643 3.1): its
+    /// type, times, ETag and location, `{base}/{kind}s/{id}`.
+    fn with_meta(
+        &self,
+        mut json: Value,
+        kind: &str,
+        id: Uuid,
+        created: OffsetDateTime,
+        modified: OffsetDateTime,
+        version: i64,
+    ) -> Resource {
+        if let Some(map) = json.as_object_mut() {
+            let time = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+            let meta = json!({
+                "resourceType": kind,
+                "created": time(created),
+                "lastModified": time(modified),
+                "location": format!("{}/{kind}s/{id}", self.base_url),
+                "version": super::etag(version),
+            });
+            map.insert("meta".to_owned(), meta);
         }
+        Resource { json, version }
     }
 }
 
@@ -1326,23 +1312,6 @@ fn scim_values(resource: &Value, path: &AttrPath) -> Vec<String> {
     }
 }
 
-fn meta(
-    kind: &str,
-    location: &str,
-    created: OffsetDateTime,
-    modified: OffsetDateTime,
-    version: i64,
-) -> Value {
-    let time = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
-    json!({
-        "resourceType": kind,
-        "created": time(created),
-        "lastModified": time(modified),
-        "location": location,
-        "version": super::etag(version),
-    })
-}
-
 fn parse_id(id: &str, what: &str) -> Result<Uuid, ScimError> {
     Uuid::parse_str(id).map_err(|_| ScimError::not_found(what))
 }
@@ -1360,12 +1329,11 @@ fn internal(e: impl fmt::Display) -> ScimError {
     ScimError::status(500, format!("internal error (operation {operation_id})"))
 }
 
-/// A database error; a unique index refusing a write is the uniqueness conflict a
-/// concurrent write of the same name or identity caused, not an outage.
+/// A database error; one of the store's unique indexes on a name, address or identity
+/// refusing a write ([`crate::store::is_value_taken`], the store's one rule) is the
+/// uniqueness conflict a concurrent write of the same value caused, not an outage.
 fn store_internal(e: sqlx::Error) -> ScimError {
-    if e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
-    {
+    if crate::store::is_value_taken(&e) {
         return ScimError::uniqueness("another resource took this name or identity meanwhile");
     }
     internal(StoreError::from(e))
@@ -1411,6 +1379,12 @@ const USER_BY_ID_LOCKED: &str = concat!(
 const ALL_GROUPS: &str = concat!(group_columns!(), "ORDER BY created_at, id");
 const GROUP_BY_ID: &str = concat!(group_columns!(), "WHERE id = $1");
 const GROUP_BY_ID_LOCKED: &str = concat!(group_columns!(), "WHERE id = $1 FOR UPDATE");
+/// A group's row rewritten, or a new one, from `$1` id, `$2` name key, `$3` resource and
+/// `$4` the time.
+const UPDATE_GROUP: &str = "UPDATE sp_scim_groups SET name_key = $2, resource = $3, \
+                            updated_at = $4, version = version + 1 WHERE id = $1";
+const INSERT_GROUP: &str = "INSERT INTO sp_scim_groups (id, name_key, resource, created_at, \
+                            updated_at, version) VALUES ($1, $2, $3, $4, $4, 1)";
 
 struct UserRow {
     id: Uuid,
@@ -1537,30 +1511,58 @@ fn member_ref(row: &AnyRow) -> Result<(String, String), ScimError> {
 }
 
 async fn user_groups(tx: &mut SqlAccountTx, id: Uuid) -> Result<Vec<(String, String)>, ScimError> {
-    let rows = sqlx::query(
-        "SELECT g.id AS id, g.resource AS resource FROM sp_scim_members m \
-         JOIN sp_scim_groups g ON g.id = m.group_id WHERE m.account_id = $1 ORDER BY g.id",
-    )
-    .bind(id.to_string())
-    .fetch_all(&mut *tx.tx)
-    .await
-    .map_err(store_internal)?;
-    rows.iter().map(group_ref).collect()
+    let sql = "SELECT g.id AS id, g.resource AS resource FROM sp_scim_members m \
+               JOIN sp_scim_groups g ON g.id = m.group_id WHERE m.account_id = $1 ORDER BY g.id";
+    refs(tx, sql, id, group_ref).await
 }
 
 async fn group_members(
     tx: &mut SqlAccountTx,
     id: Uuid,
 ) -> Result<Vec<(String, String)>, ScimError> {
-    let rows = sqlx::query(
-        "SELECT a.id AS id, a.scim_resource AS scim_resource FROM sp_scim_members m \
-         JOIN sp_accounts a ON a.id = m.account_id WHERE m.group_id = $1 ORDER BY a.id",
-    )
-    .bind(id.to_string())
-    .fetch_all(&mut *tx.tx)
-    .await
-    .map_err(store_internal)?;
-    rows.iter().map(member_ref).collect()
+    let sql = "SELECT a.id AS id, a.scim_resource AS scim_resource FROM sp_scim_members m \
+               JOIN sp_accounts a ON a.id = m.account_id WHERE m.group_id = $1 ORDER BY a.id";
+    refs(tx, sql, id, member_ref).await
+}
+
+/// The `(id, name)` of each row `sql` finds for `id` (its `$1`), by `row_ref`.
+async fn refs(
+    tx: &mut SqlAccountTx,
+    sql: &'static str,
+    id: Uuid,
+    row_ref: fn(&AnyRow) -> Result<(String, String), ScimError>,
+) -> Result<Vec<(String, String)>, ScimError> {
+    let rows = sqlx::query(sql)
+        .bind(id.to_string())
+        .fetch_all(&mut *tx.tx)
+        .await
+        .map_err(store_internal)?;
+    rows.iter().map(row_ref).collect()
+}
+
+/// Refuses (409 `uniqueness`, saying `taken`) a name that `select` (`SELECT id ... WHERE`
+/// its unique key `= $1`) finds on another row than `id`, the one being written.
+async fn refuse_taken(
+    tx: &mut SqlAccountTx,
+    select: &'static str,
+    key: &str,
+    id: Option<Uuid>,
+    taken: impl FnOnce() -> String,
+) -> Result<(), ScimError> {
+    let other: Option<String> = sqlx::query(select)
+        .bind(key.to_owned())
+        .fetch_optional(&mut *tx.tx)
+        .await
+        .map_err(store_internal)?
+        .map(|r| r.try_get("id"))
+        .transpose()
+        .map_err(store_internal)?;
+    match other {
+        Some(other) if id.is_none_or(|id| id.to_string() != other) => {
+            Err(ScimError::uniqueness(taken()))
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn member_ids(tx: &mut SqlAccountTx, id: Uuid) -> Result<BTreeSet<Uuid>, ScimError> {
@@ -1579,4 +1581,50 @@ async fn set_active(tx: &mut SqlAccountTx, id: Uuid, active: bool) -> Result<(),
         .await
         .map_err(store_internal)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+
+    async fn refused(db: &crate::store::Database, sql: &'static str) -> sqlx::Error {
+        sqlx::query(sql).execute(db.pool()).await.unwrap_err()
+    }
+
+    /// A write refused by a unique index on a name or identity answers 409 `uniqueness`;
+    /// any other refused constraint (a primary key here) is the server's fault (500), not a
+    /// conflict the client caused: the store's rule, not "any unique violation".
+    #[tokio::test]
+    async fn only_a_taken_name_or_identity_is_a_uniqueness_conflict() {
+        let db = crate::store::Database::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let group = "INSERT INTO sp_scim_groups (id, name_key, resource, created_at, \
+                     updated_at, version) VALUES ('g1', 'staff', '{}', 0, 0, 1)";
+        sqlx::query(group).execute(db.pool()).await.unwrap();
+
+        let same_name = refused(
+            &db,
+            "INSERT INTO sp_scim_groups (id, name_key, resource, created_at, updated_at, \
+             version) VALUES ('g2', 'staff', '{}', 0, 0, 1)",
+        )
+        .await;
+        let answer = store_internal(same_name);
+        assert_eq!(
+            (answer.status, answer.scim_type),
+            (409, Some(crate::scim::ScimType::Uniqueness))
+        );
+
+        let same_key = refused(
+            &db,
+            "INSERT INTO sp_scim_groups (id, name_key, resource, created_at, updated_at, \
+             version) VALUES ('g1', 'other', '{}', 0, 0, 1)",
+        )
+        .await;
+        assert!(same_key.as_database_error().unwrap().is_unique_violation());
+        let answer = store_internal(same_key);
+        assert_eq!((answer.status, answer.scim_type), (500, None));
+    }
 }

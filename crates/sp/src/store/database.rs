@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
@@ -33,6 +33,9 @@ pub struct Database {
 struct Shared {
     /// When (Unix ms) the replay cache's expired entries are next deleted.
     next_replay_prune: AtomicI64,
+    /// The URL [`Database::probe`] opens its own connection to: a SQLite file database's
+    /// (see [`probe_connection`]); `None` on PostgreSQL and in memory.
+    probe_url: Option<String>,
     /// The thread logins are written by, on a SQLite file database (`store::writer`).
     #[cfg(feature = "sqlite")]
     writer: Option<super::writer::SqliteWriter>,
@@ -116,7 +119,7 @@ impl Database {
             options = options
                 .test_before_acquire(false)
                 .max_connections(SQLITE_MAX_CONNECTIONS);
-            if url.contains(":memory:") || url.contains("mode=memory") {
+            if in_memory(url) {
                 // The database lives exactly as long as its one connection: never recycle it.
                 options = options
                     .max_connections(1)
@@ -148,11 +151,13 @@ impl Database {
         };
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
         migrator.run(&pool).await?;
+        normalize_stored_emails(&pool, backend).await?;
         Ok(Self {
             pool,
             backend,
             shared: Arc::new(Shared {
                 next_replay_prune: AtomicI64::new(i64::MIN),
+                probe_url: (backend == Backend::Sqlite && !in_memory(url)).then(|| url.to_owned()),
                 #[cfg(feature = "sqlite")]
                 writer: match backend {
                     Backend::Sqlite => start_writer(url)?,
@@ -208,9 +213,27 @@ impl Database {
     /// bound as `statement_timeout`), runs one statement and is rolled back: nothing is
     /// written. Gives up after `timeout` (a check that waits for the pool's or SQLite's 30 s
     /// is no check): a closed pool, an unreachable server or a write lock held elsewhere
-    /// all fail it in bounded time.
+    /// all fail it in bounded time ([`StoreError::TimedOut`] for the lock).
+    ///
+    /// On a SQLite file the probe runs on a connection of its own ([`probe_connection`]),
+    /// never on the pool's: a pool connection given up on while `BEGIN IMMEDIATE` waits for
+    /// the lock would go on waiting out of the pool for SQLite's 30 s busy timeout, so a few
+    /// probes (anyone may call `/readyz`) would take the pool's two connections from every
+    /// login.
     pub async fn probe(&self, timeout: Duration) -> Result<(), StoreError> {
         let probe = async {
+            if let Some(url) = &self.shared.probe_url {
+                let mut conn = probe_connection(url, timeout).await?;
+                let begun = conn.execute("BEGIN IMMEDIATE").await;
+                if begun.as_ref().is_err_and(is_sqlite_busy) {
+                    return Err(StoreError::TimedOut(timeout));
+                }
+                begun?;
+                sqlx::query("SELECT 1").execute(&mut conn).await?;
+                conn.execute("ROLLBACK").await?;
+                conn.close().await?;
+                return Ok(());
+            }
             let mut tx = self.begin().await?;
             if self.backend == Backend::Postgres {
                 let ms = timeout.as_millis().max(1);
@@ -289,6 +312,76 @@ impl Database {
     }
 }
 
+/// A connection of its own to the SQLite database at `url` (a file), on which a wait for the
+/// write lock lasts at most `wait`: for a readiness probe, the SP's ([`Database::probe`]) and
+/// the IdP's store's alike. A probe must not run on a pool's connection: given up on (a
+/// timeout dropping its future) while SQLite waits for the lock, that connection goes on
+/// waiting, out of the pool, for the pool's busy timeout. This one is the probe's alone and
+/// waits no longer than the probe; dropped, it is closed once its statement returns.
+pub async fn probe_connection(url: &str, wait: Duration) -> Result<AnyConnection, sqlx::Error> {
+    install_default_drivers();
+    let mut conn = AnyConnection::connect(url).await?;
+    let ms = wait.as_millis().clamp(1, i32::MAX as u128);
+    // Only a number is formatted in.
+    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
+        .execute(&mut conn)
+        .await?;
+    Ok(conn)
+}
+
+/// Rewrites the e-mail keys (`sp_accounts.email`) stored before keys were NFC
+/// ([`crate::jit::normalize_email`]): a key in another composition would no longer be found
+/// by its address, and would not stop a second account taking it. Only keys with a
+/// character outside printable ASCII are read (a scan of the column, at each start; the
+/// rest are NFC already), and each is rewritten only if still what was read. One that
+/// another account's key now equals is left as it is and logged: two accounts hold one
+/// address in two spellings, for the operator to merge.
+async fn normalize_stored_emails(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    use sqlx::Row as _;
+    let select = match backend {
+        Backend::Sqlite => "SELECT id, email FROM sp_accounts WHERE email GLOB '*[^ -~]*'",
+        Backend::Postgres => "SELECT id, email FROM sp_accounts WHERE email ~ '[^ -~]'",
+    };
+    for row in sqlx::query(select).fetch_all(pool).await? {
+        let id: String = row.try_get("id")?;
+        let email: String = row.try_get("email")?;
+        let key = crate::jit::normalize_email(&email);
+        if key == email {
+            continue;
+        }
+        let rewritten =
+            sqlx::query("UPDATE sp_accounts SET email = $1 WHERE id = $2 AND email = $3")
+                .bind(key)
+                .bind(id.clone())
+                .bind(email)
+                .execute(pool)
+                .await;
+        match rewritten {
+            Ok(_) => tracing::info!(account = %id, "e-mail key rewritten in NFC"),
+            Err(e) if super::sql::is_value_taken(&e) => tracing::warn!(
+                account = %id,
+                "another account holds this account's e-mail address in another Unicode \
+                 spelling; its key is left as it was: merge the two accounts"
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `e` is SQLite's busy timeout running out (SQLITE_BUSY and its extended codes).
+fn is_sqlite_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| matches!(code.as_ref(), "5" | "261" | "517" | "773"))
+}
+
+/// Whether the SQLite `url` names an in-memory database (which exists only on its one
+/// connection).
+fn in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
 /// The login writer for the SQLite database at `url`, once migrated; none for an in-memory one
 /// (a second connection would open a database of its own).
 #[cfg(feature = "sqlite")]
@@ -296,7 +389,7 @@ fn start_writer(url: &str) -> Result<Option<super::writer::SqliteWriter>, StoreE
     use std::str::FromStr;
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
     let path = options.get_filename();
-    if url.contains(":memory:") || url.contains("mode=memory") || path.as_os_str().is_empty() {
+    if in_memory(url) || path.as_os_str().is_empty() {
         return Ok(None);
     }
     super::writer::SqliteWriter::start(path).map(Some)

@@ -19,9 +19,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use audit::{AuditEvent, AuditKind, LogoutRecord};
-pub use database::{Backend, Database, WriterStats};
+pub use database::{Backend, Database, WriterStats, probe_connection};
 pub use sql::{AUDIT_PURGE_BATCH, AuditPurge, SqlAccountStore, SqlAccountTx};
-pub(crate) use sql::{from_millis, millis};
+pub(crate) use sql::{from_millis, is_value_taken, millis};
 
 use crate::error::StoreError;
 use crate::jit::IdentityKey;

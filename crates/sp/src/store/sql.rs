@@ -716,6 +716,25 @@ fn is_identity_taken(e: &sqlx::Error) -> bool {
     is_taken(e, IDENTITY_INDEX, IDENTITY_COLUMNS)
 }
 
+/// Every unique index whose refusal of a write means a value is another row's: PostgreSQL's
+/// name for it and the columns SQLite's message names. Accounts' e-mail and identity (a
+/// login's conflicts), SCIM users' `userName` and groups' `displayName` (a SCIM write's).
+const TAKEN_INDEXES: [(&str, &str); 4] = [
+    (EMAIL_INDEX, EMAIL_COLUMN),
+    (IDENTITY_INDEX, IDENTITY_COLUMNS),
+    ("sp_accounts_scim_user_name", "sp_accounts.scim_user_name"),
+    ("sp_scim_groups_name", "sp_scim_groups.name_key"),
+];
+
+/// Whether `e` is one of [`TAKEN_INDEXES`] refusing a write: a concurrent write took the
+/// name, address or identity (a conflict to answer, not an outage). Any other constraint
+/// (a primary key, a foreign key) is not.
+pub(crate) fn is_value_taken(e: &sqlx::Error) -> bool {
+    TAKEN_INDEXES
+        .iter()
+        .any(|(index, columns)| is_taken(e, index, columns))
+}
+
 /// Whether `e` is the unique index `index` (PostgreSQL's name for it; on SQLite the message
 /// names its `columns`) refusing a write.
 fn is_taken(e: &sqlx::Error, index: &str, columns: &str) -> bool {

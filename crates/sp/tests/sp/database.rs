@@ -54,3 +54,49 @@ async fn other_backends_are_refused() {
         other => panic!("expected UnsupportedBackend, got {other:?}"),
     }
 }
+
+/// A readiness probe while another connection holds SQLite's write lock gives up within its
+/// bound, says so ([`StoreError::TimedOut`]), and leaves the pool's connections free: more
+/// probes than the pool has connections, and a read through the pool still answers at once.
+/// (A probe run on a pool connection left it waiting for the lock, out of the pool, for
+/// SQLite's 30 s busy timeout, so two probes took the pool from every login.) Once the lock
+/// is let go the probe passes again.
+#[tokio::test]
+async fn a_probe_against_a_held_write_lock_gives_up_and_keeps_the_pool_free() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display());
+    let db = Database::connect(&url).await.unwrap();
+    db.probe(Duration::from_secs(1)).await.unwrap();
+    // Another writer (another process, say) holding the write lock.
+    let mut other = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = db.probe(Duration::from_millis(500)).await.unwrap_err();
+        assert!(matches!(err, StoreError::TimedOut(_)), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    let one: i64 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a read waited {:?} for a pool connection",
+        started.elapsed()
+    );
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+    db.probe(Duration::from_secs(1)).await.unwrap();
+}

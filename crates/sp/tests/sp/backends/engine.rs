@@ -670,6 +670,54 @@ async fn an_address_that_only_folds_onto_a_local_one_is_not_linked(db: Db) {
     assert_eq!(fx.store.accounts().await.unwrap().len(), 2);
 }
 
+/// One address whatever its Unicode composition: `é` composed (U+00E9) and decomposed (`e`
+/// U+0301) look the same and are one key (NFC), so a second account cannot take the other
+/// spelling, and a login asserting it finds the local account; linking needs the address
+/// itself up to ASCII case, so it is refused, not linked, and nothing is created. A key
+/// stored before keys were NFC is rewritten when the database is opened.
+async fn composed_and_decomposed_addresses_are_one_address(db: Db) {
+    let (fx, engine) = engine(db, wiki_with(|c| format!("link_by_email = true\n{c}"))).await;
+    let composed = "ren\u{e9}@example.org";
+    let decomposed = "rene\u{301}@example.org";
+    let local = fx
+        .store
+        .create_account(None, map(&[("email", composed)]), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        fx.store
+            .create_account(None, map(&[("email", decomposed)]), t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let login = facts(
+        "rene",
+        &[("mail", &[decomposed]), ("groups", &["wiki-users"])],
+    );
+    let (code, _) = refusal(engine.login(&login, t0()).await);
+    assert_eq!(code, RefusalCode::EmailBelongsToUnlinkedAccount);
+    assert_eq!(fx.store.accounts().await.unwrap(), vec![local.clone()]);
+
+    // A key written before NFC (decomposed) is rewritten at the next open.
+    sqlx::query("UPDATE sp_accounts SET email = $1 WHERE id = $2")
+        .bind(decomposed)
+        .bind(local.id.to_string())
+        .execute(fx.store.database().pool())
+        .await
+        .unwrap();
+    let reopened = latchkey_sp::store::Database::connect(&fx.url)
+        .await
+        .unwrap();
+    let key: String = sqlx::query_scalar("SELECT email FROM sp_accounts WHERE id = $1")
+        .bind(local.id.to_string())
+        .fetch_one(reopened.pool())
+        .await
+        .unwrap();
+    assert_eq!(key, composed);
+}
+
 async fn dry_run_plan_writes_nothing(db: Db) {
     let (fx, engine) = engine(db, contract(WIKI)).await;
     let plan = engine.plan(&alice(), t0()).await.unwrap();
@@ -883,6 +931,7 @@ crate::on_both_backends!(
     with_link_by_email_the_local_account_is_linked_and_audited,
     email_of_another_identity_is_never_linked,
     an_address_that_only_folds_onto_a_local_one_is_not_linked,
+    composed_and_decomposed_addresses_are_one_address,
     dry_run_plan_writes_nothing,
     concurrent_first_logins_create_exactly_one_account,
     audit_events_logged_before_the_unkeyed_migration_are_kept_in_time_order,
