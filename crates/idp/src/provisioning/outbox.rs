@@ -377,7 +377,8 @@ impl PendingKind {
 const PENDING_LISTED: i64 = 500;
 
 /// What waits in the outbox for `user`, per application (by entity ID): one index step per
-/// application into the pair index.
+/// application into the pair index (`CROSS JOIN` holds SQLite to that order: without
+/// statistics it otherwise scans the outbox, 5.8 ms instead of 0.02 ms at 100,000 rows).
 pub(crate) async fn pending_of_user(store: &Store, user: UserId) -> Result<Vec<Pending>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT o.app_id, a.entity_id, MIN(o.created_at) AS since, MAX(o.attempts) AS attempts, \
@@ -386,7 +387,7 @@ pub(crate) async fn pending_of_user(store: &Store, user: UserId) -> Result<Vec<P
           AND p.user_id = o.user_id AND p.last_error IS NOT NULL ORDER BY p.seq DESC LIMIT 1) \
          AS last_error, \
          CASE WHEN {REMOVAL} THEN 'removal' ELSE 'update' END AS kind \
-         FROM applications a JOIN scim_outbox o ON o.app_id = a.id AND o.user_id = $1 \
+         FROM applications a CROSS JOIN scim_outbox o WHERE o.app_id = a.id AND o.user_id = $1 \
          GROUP BY o.app_id, o.user_id, a.entity_id ORDER BY a.entity_id LIMIT $2"
     ));
     let rows = sqlx::query(sql)
