@@ -87,6 +87,9 @@ struct Inner {
     device_keys: tokio::sync::OnceCell<DeviceKeys>,
     /// The last database probe of `/readyz` and when it ran (see [`readyz`]).
     probe: tokio::sync::Mutex<Option<(Instant, String)>>,
+    /// The oldest waiting SCIM removal as last read, and when by the store's clock (see
+    /// [`oldest_removal`]).
+    oldest_removal: tokio::sync::Mutex<Option<(time::OffsetDateTime, OldestRemoval)>>,
     /// Who we are to passkeys; `None` when the base URL cannot be an RP (an IP address).
     webauthn: Option<latchkey_idp::webauthn::RelyingParty>,
     /// Takes password-reset requests; `None` leaves self-service reset off (the sign-in
@@ -124,6 +127,7 @@ impl WebState {
             audit,
             device_keys: tokio::sync::OnceCell::new(),
             probe: tokio::sync::Mutex::new(None),
+            oldest_removal: tokio::sync::Mutex::new(None),
             webauthn: None,
             reset_desk: None,
             sealing_kek: None,
@@ -480,6 +484,36 @@ async fn method_not_allowed() -> WebError {
     WebError::MethodNotAllowed
 }
 
+/// When the oldest removal waiting in the SCIM outbox was written (`None`: none waits), or
+/// why it could not be read.
+type OldestRemoval = Result<Option<time::OffsetDateTime>, String>;
+
+/// How long a reading of the oldest waiting removal is reused: finding it may walk the
+/// outbox, and `/readyz` is public, so however often it (or `/metrics`) is called, the walk
+/// runs at most once in this time (by the store's clock); concurrent calls wait for the one
+/// in flight.
+const OLDEST_REMOVAL_REUSE: time::Duration = time::Duration::seconds(10);
+
+/// The oldest waiting removal, for `/readyz` and `/metrics` (one reading for both).
+async fn oldest_removal(state: &WebState) -> OldestRemoval {
+    let now = state.store().now();
+    let mut last = state.0.oldest_removal.lock().await;
+    if let Some((at, reading)) = last.as_ref()
+        && *at <= now
+        && now - *at < OLDEST_REMOVAL_REUSE
+    {
+        return reading.clone();
+    }
+    let reading = state
+        .store()
+        .provisioning()
+        .oldest_waiting_removal()
+        .await
+        .map_err(|e| e.to_string());
+    *last = Some((now, reading.clone()));
+    reading
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -540,17 +574,15 @@ async fn readyz(State(state): State<WebState>) -> Response {
     // still signs people in.
     let scim_removals = match state.0.scim_removal_overdue {
         None => None,
-        Some(after) => Some(
-            match state.store().provisioning().oldest_waiting_removal().await {
-                Ok(Some(oldest)) if state.store().now() - oldest > after => format!(
-                    "overdue: a removal has waited {} s to reach its application (see latchkey \
+        Some(after) => Some(match oldest_removal(&state).await {
+            Ok(Some(oldest)) if state.store().now() - oldest > after => format!(
+                "overdue: a removal has waited {} s to reach its application (see latchkey \
                      user provisioning)",
-                    (state.store().now() - oldest).whole_seconds()
-                ),
-                Ok(_) => "ok".to_owned(),
-                Err(e) => e.to_string(),
-            },
-        ),
+                (state.store().now() - oldest).whole_seconds()
+            ),
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e,
+        }),
     };
     let degraded = [&scim_outbox, &scim_removals]
         .into_iter()
@@ -597,7 +629,7 @@ async fn metrics_text(
     }
     let mut text = state.metrics().render();
     text.push_str(&metrics::render_hashing(&state.store().hashing().stats()));
-    match state.store().provisioning().oldest_waiting_removal().await {
+    match oldest_removal(&state).await {
         Ok(oldest) => text.push_str(&metrics::render_oldest_removal(
             oldest.map(|at| state.store().now() - at),
         )),
@@ -756,7 +788,11 @@ mod tests {
             .await
             .unwrap();
         store.users().suspend(&admin, bob.id).await.unwrap();
-        clock.advance(time::Duration::minutes(59));
+        // One reading serves for 10 s, however often anyone asks.
+        assert_eq!(gauge(&state).await.as_deref(), Some("0"));
+        clock.advance(time::Duration::seconds(10));
+        assert_eq!(gauge(&state).await.as_deref(), Some("10"));
+        clock.advance(time::Duration::minutes(59) - time::Duration::seconds(10));
         let (_, body) = ready(&state).await;
         assert_eq!(body["checks"]["scim_removals"], "ok", "{body}");
         assert_eq!(gauge(&state).await.as_deref(), Some("3540"));
