@@ -1138,6 +1138,15 @@ async fn a_scim_disconnect_with_pending_removals_needs_the_box_ticked() {
         .unwrap();
     let page = b.get(&app).await;
     assert!(page.body.contains("name=\"force\""), "{}", page.body);
+    // Her page says where she still has access.
+    let page = b.get(&format!("/admin/users/{}", alice.id)).await;
+    assert!(page.body.contains("id=\"scim-pending\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains("removal not delivered: alice still has access there"),
+        "{}",
+        page.body
+    );
 
     let before = written(&idp).await;
     let page = b
