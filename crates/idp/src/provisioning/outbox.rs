@@ -271,7 +271,7 @@ pub(crate) async fn oldest(store: &Store) -> Result<Option<OffsetDateTime>> {
         .transpose()
 }
 
-/// The users whose removal is waiting for `app`, as [`drop_app`] found them.
+/// The users whose removals were waiting for an application when it was disconnected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DroppedRemovals {
     /// How many users had one.
