@@ -108,7 +108,8 @@ async fn serve(args: ServeArgs, log_drops: LogDrops) -> anyhow::Result<()> {
             .with_invitations(config.enrollment, mailer.clone())
             .with_scim_stuck_after((config.provisioning.stuck_after_seconds > 0).then(|| {
                 time::Duration::seconds(i64::from(config.provisioning.stuck_after_seconds))
-            }));
+            }))
+            .with_scim_removal_overdue(config.provisioning.removal_overdue());
     state.metrics().count_log_drops(move || log_drops.total());
     state.metrics().count_mail(mailer.stats_handle());
     state.metrics().count_bearer(bearer.stats());

@@ -87,6 +87,9 @@ struct Inner {
     device_keys: tokio::sync::OnceCell<DeviceKeys>,
     /// The last database probe of `/readyz` and when it ran (see [`readyz`]).
     probe: tokio::sync::Mutex<Option<(Instant, &'static str)>>,
+    /// The oldest waiting SCIM removal as last read, and when by the store's clock (see
+    /// [`oldest_removal`]).
+    oldest_removal: tokio::sync::Mutex<Option<(time::OffsetDateTime, OldestRemoval)>>,
     /// Who we are to passkeys; `None` when the base URL cannot be an RP (an IP address).
     webauthn: Option<latchkey_idp::webauthn::RelyingParty>,
     /// Takes password-reset requests; `None` leaves self-service reset off (the sign-in
@@ -103,6 +106,9 @@ struct Inner {
     /// `/readyz` names the SCIM outbox stuck when its oldest row is older than this
     /// (`[provisioning] stuck_after_seconds`; `None`: not checked).
     scim_stuck_after: Option<time::Duration>,
+    /// `/readyz` says the node is degraded when a removal has waited longer than this
+    /// (`[provisioning] removal_overdue_seconds`; `None`: not checked).
+    scim_removal_overdue: Option<time::Duration>,
 }
 
 impl WebState {
@@ -121,12 +127,14 @@ impl WebState {
             audit,
             device_keys: tokio::sync::OnceCell::new(),
             probe: tokio::sync::Mutex::new(None),
+            oldest_removal: tokio::sync::Mutex::new(None),
             webauthn: None,
             reset_desk: None,
             sealing_kek: None,
             invitation_ttl: latchkey_idp::config::EnrollmentConfig::default().invitation_ttl(),
             mailer: latchkey_idp::mail::Mailer::disabled(),
             scim_stuck_after: None,
+            scim_removal_overdue: None,
         }))
         .with_webauthn(&latchkey_idp::webauthn::WebauthnConfig::default())
     }
@@ -163,6 +171,15 @@ impl WebState {
     pub fn with_scim_stuck_after(mut self, after: Option<time::Duration>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
             inner.scim_stuck_after = after;
+        }
+        self
+    }
+
+    /// The same state with `/readyz` saying the node is degraded when a removal has waited
+    /// longer than `after` to reach its application (`None`: not checked).
+    pub fn with_scim_removal_overdue(mut self, after: Option<time::Duration>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.scim_removal_overdue = after;
         }
         self
     }
@@ -467,6 +484,36 @@ async fn method_not_allowed() -> WebError {
     WebError::MethodNotAllowed
 }
 
+/// When the oldest removal waiting in the SCIM outbox was written (`None`: none waits), or
+/// why it could not be read.
+type OldestRemoval = Result<Option<time::OffsetDateTime>, String>;
+
+/// How long a reading of the oldest waiting removal is reused: finding it may walk the
+/// outbox, and `/readyz` is public, so however often it (or `/metrics`) is called, the walk
+/// runs at most once in this time (by the store's clock); concurrent calls wait for the one
+/// in flight.
+const OLDEST_REMOVAL_REUSE: time::Duration = time::Duration::seconds(10);
+
+/// The oldest waiting removal, for `/readyz` and `/metrics` (one reading for both).
+async fn oldest_removal(state: &WebState) -> OldestRemoval {
+    let now = state.store().now();
+    let mut last = state.0.oldest_removal.lock().await;
+    if let Some((at, reading)) = last.as_ref()
+        && *at <= now
+        && now - *at < OLDEST_REMOVAL_REUSE
+    {
+        return reading.clone();
+    }
+    let reading = state
+        .store()
+        .provisioning()
+        .oldest_waiting_removal()
+        .await
+        .map_err(|e| e.to_string());
+    *last = Some((now, reading.clone()));
+    reading
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -502,6 +549,11 @@ latchkey_saml::stable_codes! {
         ScimOutboxStuck = "scim_outbox_stuck",
         /// The SCIM outbox could not be read. Reported; ready all the same.
         ScimOutboxUnreadable = "scim_outbox_unreadable",
+        /// A removal (a user suspended, deleted or out of the application's groups) has
+        /// waited longer than `[provisioning] removal_overdue_seconds` to reach its
+        /// application (see `latchkey user provisioning`): someone keeps access there.
+        /// Reported (`degraded`); ready all the same.
+        ScimRemovalOverdue = "scim_removal_overdue",
     }
 }
 
@@ -509,7 +561,9 @@ latchkey_saml::stable_codes! {
 /// in bounded time), the audit writer runs (no sign-in is answered without its audit line)
 /// and a signing key is loaded. 200 or 503, with each check named in a JSON body, `"ok"` or
 /// a [`ReadyCode`], never an error's text (anyone may ask; the detail is logged):
-/// `{"ready":false,"checks":{"database":"database_unwritable","audit":"ok","signing_key":"ok"}}`.
+/// `{"ready":false,"degraded":false,"checks":{"database":"database_unwritable","audit":"ok",
+/// "signing_key":"ok"}}`. `degraded` (not counted in `ready`) is the SCIM checks: an outbox
+/// stuck, or a removal overdue (someone keeps access an application was told to take away).
 async fn readyz(State(state): State<WebState>) -> Response {
     let database = {
         let mut last = state.0.probe.lock().await;
@@ -564,6 +618,29 @@ async fn readyz(State(state): State<WebState>) -> Response {
             }
         }),
     };
+    // Someone keeps access the directory took away: said, and `degraded`, but the node
+    // still signs people in.
+    let scim_removals = match state.0.scim_removal_overdue {
+        None => None,
+        Some(after) => Some(match oldest_removal(&state).await {
+            Ok(Some(oldest)) if state.store().now() - oldest > after => {
+                tracing::warn!(
+                    waited_seconds = (state.store().now() - oldest).whole_seconds(),
+                    "readiness: a SCIM removal is overdue (see latchkey user provisioning)"
+                );
+                ReadyCode::ScimRemovalOverdue.as_str()
+            }
+            Ok(_) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: the SCIM removals cannot be read");
+                ReadyCode::ScimOutboxUnreadable.as_str()
+            }
+        }),
+    };
+    let degraded = [scim_outbox, scim_removals]
+        .into_iter()
+        .flatten()
+        .any(|c| c != "ok");
     let ready = [database, audit, signing_key].iter().all(|c| *c == "ok");
     let status = if ready {
         StatusCode::OK
@@ -572,10 +649,17 @@ async fn readyz(State(state): State<WebState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let mut checks = json!({ "database": database, "audit": audit, "signing_key": signing_key });
-    if let (Some(scim), Some(map)) = (scim_outbox, checks.as_object_mut()) {
-        map.insert("scim_outbox".into(), Value::String(scim.to_owned()));
+    if let Some(map) = checks.as_object_mut() {
+        for (name, check) in [
+            ("scim_outbox", scim_outbox),
+            ("scim_removals", scim_removals),
+        ] {
+            if let Some(check) = check {
+                map.insert(name.into(), Value::String(check.to_owned()));
+            }
+        }
     }
-    let body = json!({ "ready": ready, "checks": checks });
+    let body = json!({ "ready": ready, "degraded": degraded, "checks": checks });
     (status, Json(body)).into_response()
 }
 
@@ -598,6 +682,12 @@ async fn metrics_text(
     }
     let mut text = state.metrics().render();
     text.push_str(&metrics::render_hashing(&state.store().hashing().stats()));
+    match oldest_removal(&state).await {
+        Ok(oldest) => text.push_str(&metrics::render_oldest_removal(
+            oldest.map(|at| state.store().now() - at),
+        )),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the oldest SCIM removal"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -656,9 +746,119 @@ mod tests {
         let (status, body) = ready(&state).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert_eq!(body["ready"], false);
-        assert_eq!(body["checks"]["audit"], "the audit writer has stopped");
+        assert_eq!(body["checks"]["audit"], "audit_stopped");
         assert_eq!(body["checks"]["database"], "ok");
         assert_eq!(body["checks"]["signing_key"], "ok");
+    }
+
+    /// A removal waiting past `removal_overdue_seconds` makes `/readyz` say `degraded` (still
+    /// 200: the node signs people in), and its age is the
+    /// `latchkey_scim_oldest_removal_age_seconds` gauge; an update waiting as long does not.
+    #[tokio::test]
+    async fn an_overdue_removal_degrades_readiness() {
+        use latchkey_idp::apps::NewApplication;
+        use latchkey_idp::directory::{NewGroup, NewUser};
+        use latchkey_idp::keys::{Kek, KekSource};
+        use latchkey_idp::provisioning::{NewConnection, OnRemove};
+        let dir = tempfile::tempdir().unwrap();
+        let plain = state(dir.path()).await;
+        let clock = latchkey_idp::ManualClock::new(time::macros::datetime!(2026-12-05 12:00 UTC));
+        let store = plain.store().clone().with_clock(clock.clone());
+        let state = WebState::new(
+            store.clone(),
+            plain.settings().clone(),
+            plain.keys().clone(),
+        )
+        .with_scim_removal_overdue(Some(time::Duration::hours(1)));
+        let gauge = |state: &WebState| {
+            let state = state.clone();
+            async move {
+                let response = metrics_text(
+                    State(state),
+                    HeaderMap::new(),
+                    extract::ClientAddress("127.0.0.1".into()),
+                )
+                .await;
+                assert_eq!(response.status(), StatusCode::OK);
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                let text = String::from_utf8(body.to_vec()).unwrap();
+                text.lines()
+                    .find_map(|l| l.strip_prefix("latchkey_scim_oldest_removal_age_seconds "))
+                    .map(str::to_owned)
+            }
+        };
+        let admin = latchkey_idp::Actor::system();
+        let app = NewApplication::new("https://wiki.test", "Wiki", "https://wiki.test/acs");
+        let app = store.apps().create(&admin, app).await.unwrap();
+        let staff = store
+            .groups()
+            .create(&admin, NewGroup::new("staff"))
+            .await
+            .unwrap();
+        let alice = store
+            .users()
+            .create(&admin, NewUser::new("alice", "alice@example.org"))
+            .await
+            .unwrap();
+        store
+            .groups()
+            .add_member(&admin, staff.id, alice.id)
+            .await
+            .unwrap();
+        store.apps().assign(&admin, app.id, staff.id).await.unwrap();
+        let kek = Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap();
+        let connection = NewConnection {
+            base_url: "https://scim.wiki.test/v2".into(),
+            token: zeroize::Zeroizing::new("t".into()),
+            on_remove: OnRemove::Deactivate,
+        };
+        store
+            .provisioning()
+            .connect(&admin, &kek, app.id, connection)
+            .await
+            .unwrap();
+        clock.advance(time::Duration::hours(2));
+        let (status, body) = ready(&state).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["checks"]["scim_removals"], "ok",
+            "an update is no removal"
+        );
+        assert_eq!(body["degraded"], false, "{body}");
+        assert_eq!(gauge(&state).await.as_deref(), Some("0"));
+
+        // Bob joins, and is suspended before the application heard of him.
+        let bob = store
+            .users()
+            .create(&admin, NewUser::new("bob", "bob@example.org"))
+            .await
+            .unwrap();
+        store
+            .groups()
+            .add_member(&admin, staff.id, bob.id)
+            .await
+            .unwrap();
+        store.users().suspend(&admin, bob.id).await.unwrap();
+        // One reading serves for 10 s, however often anyone asks.
+        assert_eq!(gauge(&state).await.as_deref(), Some("0"));
+        clock.advance(time::Duration::seconds(10));
+        assert_eq!(gauge(&state).await.as_deref(), Some("10"));
+        clock.advance(time::Duration::minutes(59) - time::Duration::seconds(10));
+        let (_, body) = ready(&state).await;
+        assert_eq!(body["checks"]["scim_removals"], "ok", "{body}");
+        assert_eq!(gauge(&state).await.as_deref(), Some("3540"));
+        clock.advance(time::Duration::minutes(2));
+        let (status, body) = ready(&state).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["ready"], true);
+        assert_eq!(body["degraded"], true);
+        assert_eq!(
+            body["checks"]["scim_removals"], "scim_removal_overdue",
+            "{body}"
+        );
+        assert_eq!(gauge(&state).await.as_deref(), Some("3660"));
     }
 
     /// A row older than `stuck_after_seconds` is named in `/readyz`, which stays 200: an
@@ -717,10 +917,7 @@ mod tests {
         clock.advance(time::Duration::minutes(16));
         let (status, body) = ready(&state).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let said = body["checks"]["scim_outbox"].as_str().unwrap();
-        assert!(
-            said.starts_with("stuck: the oldest row is 960 s old"),
-            "{body}"
-        );
+        assert_eq!(body["checks"]["scim_outbox"], "scim_outbox_stuck", "{body}");
+        assert_eq!(body["degraded"], true, "{body}");
     }
 }

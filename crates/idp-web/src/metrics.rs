@@ -250,6 +250,18 @@ impl Metrics {
     }
 }
 
+/// `latchkey_scim_oldest_removal_age_seconds`: how long the oldest removal waiting in the
+/// SCIM outbox has waited (0 when none waits), read from the database at each scrape.
+pub fn render_oldest_removal(age: Option<time::Duration>) -> String {
+    let seconds = age.map_or(0, |a| a.whole_seconds().max(0));
+    format!(
+        "# HELP latchkey_scim_oldest_removal_age_seconds How long the oldest removal not yet \
+         delivered to its application has waited (someone keeps access there); 0 when none.\n\
+         # TYPE latchkey_scim_oldest_removal_age_seconds gauge\n\
+         latchkey_scim_oldest_removal_age_seconds {seconds}\n"
+    )
+}
+
 /// The password-hash pool's series, read from the pool itself at scrape time.
 pub fn render_hashing(stats: &latchkey_idp::password::HashStats) -> String {
     let mut out = String::new();

@@ -355,6 +355,9 @@ latchkey_saml::stable_codes! {
         ScimNotConnected = "scim_not_connected",
         /// The application's SCIM server failed or refused a request (the detail names it).
         ScimUnavailable = "scim_unavailable",
+        /// Disconnecting would drop removals not yet delivered to the application (users
+        /// who keep access there); nothing was written. Force it to drop them (audited).
+        ScimRemovalsPending = "scim_removals_pending",
         /// API: no valid admin API token (missing, malformed, unknown or revoked: one answer).
         Unauthorized = "unauthorized",
         /// The token may only read (scope `api_read`): only GET and HEAD are answered.
@@ -428,6 +431,7 @@ impl ErrorCode {
             | C::LinkExpired
             | C::LinkUsed
             | C::ScimNotConnected
+            | C::ScimRemovalsPending
             | C::Throttled => Class::Refused,
             C::InvalidField
             | C::PasswordTooShort

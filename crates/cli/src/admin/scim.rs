@@ -7,7 +7,7 @@ use clap::Subcommand;
 use latchkey_idp::config::ProcessEnv;
 use latchkey_idp::provisioning::client::ClientSettings;
 use latchkey_idp::provisioning::{ConnectionStatus, NewConnection, OnRemove, sync};
-use latchkey_idp_web::api::scim::ScimStatusDto;
+use latchkey_idp_web::api::scim::{PendingChangeDto, ScimStatusDto};
 use zeroize::Zeroizing;
 
 use super::Context;
@@ -48,9 +48,14 @@ pub enum ScimCommand {
         json: bool,
     },
     /// Disconnect the application (its queue is dropped; its users stay as they are there).
+    /// Refused while removals wait in the queue, unless --force.
     Remove {
         /// Entity ID, ID or name.
         app: String,
+        /// Drop removals not yet delivered too (those users keep their access there; the
+        /// audit event names them).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -103,10 +108,35 @@ pub async fn run(ctx: &Context, cmd: ScimCommand) -> anyhow::Result<()> {
             }
             print_status(&status)?;
         }
-        ScimCommand::Remove { app } => {
+        ScimCommand::Remove { app, force } => {
             let app = apps.lookup(&app).await?;
-            provisioning.disconnect(&ctx.actor, app.id).await?;
+            let dropped = provisioning
+                .disconnect(&ctx.actor, app.id, force)
+                .await
+                .map_err(|e| match e {
+                    e @ latchkey_idp::provisioning::ProvisioningError::RemovalsPending {
+                        ..
+                    } => anyhow::Error::new(e).context(format!(
+                        "scim_removals_pending (to drop them anyway: latchkey app scim \
+                             remove {} --force)",
+                        app.settings.entity_id
+                    )),
+                    e => e.into(),
+                })?;
             outln!("disconnected {} from SCIM", app.settings.entity_id)?;
+            if dropped.users > 0 {
+                let named: Vec<&str> = dropped.named.iter().map(|(_, n)| n.as_str()).collect();
+                outln!(
+                    "dropped the undelivered removal(s) of {} user(s), who keep their access there: {}{}",
+                    dropped.users,
+                    named.join(", "),
+                    if dropped.users > named.len() as u64 {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                )?;
+            }
         }
     }
     Ok(())
@@ -159,6 +189,33 @@ pub async fn sync(ctx: &Context, app: &str, dry_run: bool, json: bool) -> anyhow
         bail!("some differences could not be applied (see above)");
     }
     Ok(())
+}
+
+/// `latchkey user provisioning USER [--json]`.
+pub async fn user_pending(ctx: &Context, user: &str, json: bool) -> anyhow::Result<()> {
+    let user = ctx.store.users().lookup(user).await?;
+    let pending = ctx.store.provisioning().pending_for_user(user.id).await?;
+    if json {
+        let dtos: Vec<PendingChangeDto> = pending.into_iter().map(Into::into).collect();
+        return output::json(&dtos);
+    }
+    if pending.is_empty() {
+        outln!("{}: nothing waiting at any application", user.username)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = pending
+        .iter()
+        .map(|p| {
+            vec![
+                p.app.clone(),
+                p.kind.as_str().to_owned(),
+                output::when(p.since),
+                p.attempts.to_string(),
+                p.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["APP", "PENDING", "SINCE", "TRIES", "LAST ERROR"], &rows)
 }
 
 fn print_status(s: &ConnectionStatus) -> anyhow::Result<()> {

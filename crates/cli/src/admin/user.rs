@@ -61,6 +61,15 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What still waits for the user at applications over SCIM: removals and updates not
+    /// yet delivered, per application, with their age, tries and last error.
+    Provisioning {
+        /// Username, e-mail address or ID.
+        user: String,
+        /// Print JSON (the API's shape: GET /api/v1/users/{id}/provisioning).
+        #[arg(long)]
+        json: bool,
+    },
     /// Change a user's fields (an empty value clears an optional name).
     Set {
         /// Username, e-mail address or ID.
@@ -338,6 +347,9 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::List { json } => {
             stream(users, &latchkey_idp::directory::UserFilter::default(), json).await?
+        }
+        UserCommand::Provisioning { user, json } => {
+            return super::scim::user_pending(ctx, &user, json).await;
         }
         UserCommand::Show { user, json } => {
             let user = users.lookup(&user).await?;

@@ -465,6 +465,18 @@ pub const LATCHKEY_TOML: &[Key] = &[
         "`/readyz` says the outbox is stuck when its oldest row is older than this; 0 turns \
          the check off.",
     ),
+    env(
+        key(
+            "provisioning.removal_overdue_seconds",
+            "integer",
+            Literal("3600"),
+            "`/readyz` says the node is degraded (`checks.scim_removals`; still ready: it can \
+             sign people in) when a removal has waited longer than this to reach its \
+             application: someone keeps access there the directory took away. 0 turns the \
+             check off. `latchkey_scim_oldest_removal_age_seconds` is its gauge.",
+        ),
+        &["LATCHKEY_SCIM_REMOVAL_OVERDUE_SECONDS"],
+    ),
     key(
         "webauthn",
         "table",

@@ -909,6 +909,74 @@ fn app_scim_show_json_is_the_apis_object() {
     assert_eq!(app_json(d, "Wiki")["id"], shown["app_id"]);
 }
 
+/// A removal that cannot be delivered holds up `app scim remove` (exit 1, the code and the
+/// way past it said); `user provisioning --json` shows it in the API's shape; `--force`
+/// drops it and names the user.
+#[test]
+fn app_scim_remove_refuses_to_drop_pending_removals_without_force() {
+    let dir = workdir();
+    let d = dir.path();
+    let add = "app add --entity-id https://wiki.example.org --name Wiki --acs-url https://wiki.example.org/acs";
+    ok(d, &add.split(' ').collect::<Vec<_>>());
+    ok(d, &["user", "add", "alice", "--email", "alice@example.org"]);
+    ok(d, &["group", "add", "staff"]);
+    ok(d, &["group", "members", "add", "staff", "alice"]);
+    ok(d, &["app", "assign", "Wiki", "staff"]);
+    let token = d.join("scim.token");
+    std::fs::write(&token, "a-bearer-token\n").unwrap();
+    let set = [
+        "app",
+        "scim",
+        "set",
+        "Wiki",
+        "--url=https://wiki.example.org/scim/v2",
+        "--token-file",
+        token.to_str().unwrap(),
+    ];
+    ok(d, &set);
+    // Nothing delivers here (no server runs): alice's row waits, an update.
+    let pending: serde_json::Value =
+        serde_json::from_str(&ok(d, &["user", "provisioning", "alice", "--json"])).unwrap();
+    assert_eq!(pending[0]["kind"], "update", "{pending}");
+    ok(d, &["app", "scim", "remove", "Wiki"]);
+
+    ok(d, &set);
+    ok(d, &["user", "suspend", "alice"]);
+    let pending: serde_json::Value =
+        serde_json::from_str(&ok(d, &["user", "provisioning", "alice", "--json"])).unwrap();
+    let dtos: Vec<latchkey_idp_web::api::scim::PendingChangeDto> =
+        serde_json::from_value(pending.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&dtos).unwrap(), pending);
+    assert_eq!(dtos.len(), 1);
+    assert_eq!(dtos[0].app, "https://wiki.example.org");
+    assert_eq!(dtos[0].kind, "removal");
+    assert_eq!(dtos[0].attempts, 0);
+    let text = ok(d, &["user", "provisioning", "alice"]);
+    assert!(text.contains("removal"), "{text}");
+
+    let err = fails(d, &["app", "scim", "remove", "Wiki"]);
+    assert!(err.contains("scim_removals_pending"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["app", "scim", "show", "Wiki", "--json"])).unwrap();
+    assert_eq!(shown["queue_length"], 2, "still connected, nothing dropped");
+
+    let out = ok(d, &["app", "scim", "remove", "Wiki", "--force"]);
+    assert!(out.contains("1 user(s)") && out.contains("alice"), "{out}");
+    let events: Vec<serde_json::Value> = serde_json::from_str(&ok(
+        d,
+        &["audit", "--action", "app.scim_disconnect", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["after"]["dropped_removals"], 1, "{events:?}");
+    assert_eq!(events[0]["after"]["users"][0]["name"], "alice");
+    assert_eq!(events[1]["after"], serde_json::Value::Null, "the plain one");
+    let pending: serde_json::Value =
+        serde_json::from_str(&ok(d, &["user", "provisioning", "alice", "--json"])).unwrap();
+    assert_eq!(pending, serde_json::json!([]));
+}
+
 fn app_json(dir: &Path, app: &str) -> serde_json::Value {
     serde_json::from_str(&ok(dir, &["app", "show", app, "--json"])).unwrap()
 }

@@ -89,6 +89,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::Busy => StatusCode::SERVICE_UNAVAILABLE,
         C::ScimNotConnected => StatusCode::NOT_FOUND,
+        C::ScimRemovalsPending => StatusCode::CONFLICT,
         C::ScimUnavailable => StatusCode::BAD_GATEWAY,
         C::CorruptRow
         | C::ConfigInvalid

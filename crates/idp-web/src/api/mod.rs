@@ -116,7 +116,7 @@ impl ApiState {
         audit::list,
         mfa::list_factors, mfa::reset_factors, mfa::require_for_user, mfa::set_group,
         mfa::set_app,
-        scim::get, scim::set, scim::delete,
+        scim::get, scim::set, scim::delete, scim::user_pending,
         roles::list, roles::grant_user, roles::revoke_user, roles::grant_group, roles::revoke_group,
     ),
     components(schemas(ErrorBody, page::PageInfo)),
@@ -161,6 +161,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/users/{user}/resume", post(users::resume))
         .route("/users/{user}/password", put(users::set_password))
         .route("/users/{user}/groups", get(users::groups))
+        .route("/users/{user}/provisioning", get(scim::user_pending))
         .route(
             "/users/{user}/factors",
             get(mfa::list_factors).delete(mfa::reset_factors),

@@ -1,18 +1,21 @@
 //! An application's SCIM connection in the admin API (the IdP's SCIM client): set it (the
-//! token is sealed and never answered back), read its delivery state, remove it. Each change
-//! is audited under the calling token (`app.scim_connect`, `app.scim_disconnect`).
+//! token is sealed and never answered back), read its delivery state, remove it (refused
+//! while removals wait, unless forced); and per user, what still waits at which application.
+//! Each change is audited under the calling token (`app.scim_connect`, `app.scim_disconnect`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use latchkey_idp::provisioning::{ConnectionStatus, NewConnection, OnRemove, ProvisioningError};
+use latchkey_idp::provisioning::{
+    ConnectionStatus, NewConnection, OnRemove, Pending, ProvisioningError,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, Caller};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 
 /// A connection as set: the token is write-only.
 #[derive(Deserialize, ToSchema)]
@@ -156,22 +159,88 @@ pub async fn set(
     Ok(axum::Json(status.into()))
 }
 
+/// How a disconnect goes.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ScimDeleteQuery {
+    /// Disconnect even while removals wait in the queue: they are dropped (those users
+    /// keep their access at the application) and the audit event names them. Default false.
+    pub force: Option<bool>,
+}
+
 #[utoipa::path(delete, path = "/api/v1/apps/{app}/scim", operation_id = "apps_scim_delete", tag = "apps",
-    params(("app" = String, Path, description = "Entity ID or ID")),
-    responses((status = 204, description = "Disconnected"), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such application, or no SCIM connection", body = ErrorBody)),
+    params(("app" = String, Path, description = "Entity ID or ID"), ScimDeleteQuery),
+    responses((status = 204, description = "Disconnected"), (status = 400, description = "The query string does not parse", body = ErrorBody), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such application, or no SCIM connection", body = ErrorBody),
+        (status = 409, description = "`scim_removals_pending`: removals not yet delivered would be dropped; nothing was changed (see `force`)", body = ErrorBody)),
     security(("bearer" = [])))]
 /// Removes the application's SCIM connection and its queue; audited as
-/// `app.scim_disconnect`.
+/// `app.scim_disconnect` (naming the users whose removals were dropped, when forced).
 pub async fn delete(
     State(state): State<ApiState>,
     caller: Caller,
     ApiPath(app): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ScimDeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
     let app = state.store.apps().lookup(&app).await?;
     state
         .store
         .provisioning()
-        .disconnect(&caller.actor(), app.id)
+        .disconnect(&caller.actor(), app.id, q.force.unwrap_or(false))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A change waiting for one user at one application. `latchkey user provisioning --json`
+/// prints a list of the same objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PendingChangeDto {
+    /// The application's ID.
+    pub app_id: String,
+    /// Its entity ID.
+    pub app: String,
+    /// `removal` (the user keeps access there until it is delivered) or `update`.
+    pub kind: String,
+    /// When the oldest waiting change was made (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// Deliveries tried and failed so far.
+    pub attempts: i64,
+    /// When it is tried next (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt_at: OffsetDateTime,
+    /// The last failure, as the application or the network said it.
+    pub last_error: Option<String>,
+}
+
+impl From<Pending> for PendingChangeDto {
+    fn from(p: Pending) -> Self {
+        PendingChangeDto {
+            app_id: p.app_id.to_string(),
+            app: p.app,
+            kind: p.kind.as_str().to_owned(),
+            since: p.since,
+            attempts: p.attempts,
+            next_attempt_at: p.next_attempt_at,
+            last_error: p.last_error,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{user}/provisioning", operation_id = "users_provisioning", tag = "users",
+    params(("user" = String, Path, description = "ID, username or e-mail address")),
+    responses((status = 200, description = "OK", body = Vec<PendingChangeDto>), (status = 401, description = "Missing, malformed, unknown or revoked bearer token", body = ErrorBody), (status = 404, description = "No such object", body = ErrorBody)),
+    security(("bearer" = [])))]
+/// What waits for the user at applications over SCIM, per application: removals and
+/// updates not yet delivered, with their age, tries and last failure. Empty when every
+/// application holds what the directory says.
+pub async fn user_pending(
+    State(state): State<ApiState>,
+    ApiPath(user): ApiPath<String>,
+) -> Result<axum::Json<Vec<PendingChangeDto>>, ApiError> {
+    let id = state.store.users().lookup(&user).await?.id;
+    let pending = state.store.provisioning().pending_for_user(id).await?;
+    Ok(axum::Json(
+        pending.into_iter().map(PendingChangeDto::from).collect(),
+    ))
 }

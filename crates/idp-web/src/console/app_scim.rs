@@ -6,7 +6,7 @@
 
 use crate::extract::PathSegment;
 use axum::extract::State;
-use axum::http::Uri;
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -35,10 +35,12 @@ pub(crate) struct ScimForm {
 
 super::forms::csrf_form!(ScimForm);
 
-/// A form with only its CSRF token.
+/// The disconnect form: its CSRF token, and the box that drops removals not yet delivered.
 #[derive(Deserialize)]
 pub(crate) struct RemoveForm {
     csrf: Option<String>,
+    #[serde(default)]
+    force: Option<String>,
 }
 
 super::forms::csrf_form!(RemoveForm);
@@ -87,24 +89,44 @@ pub(crate) async fn set(
 }
 
 /// POST /admin/apps/{id}/scim/remove: removes the connection with its queue; the users stay
-/// as they are at the application.
+/// as they are at the application. While a removal waits in the queue it is refused (409,
+/// the form says how many users keep access) unless the form's `force` box is ticked; then
+/// the audit event names them.
 pub(crate) async fn remove(
     State(state): State<WebState>,
     cookie: SessionCookie,
     uri: Uri,
     csrf: CsrfToken,
     PathSegment(id): PathSegment,
-    CsrfForm(_): CsrfForm<RemoveForm>,
+    CsrfForm(form): CsrfForm<RemoveForm>,
 ) -> Result<Response, Refusal> {
     let op = admit(&state, &cookie, &uri, Permission::WriteApps).await?;
     let app = apps::load(&state, &id).await?;
     match state
         .store()
         .provisioning()
-        .disconnect(&op.actor(), app.id)
+        .disconnect(&op.actor(), app.id, form.force.is_some())
         .await
     {
-        Ok(()) => Ok(back(&app)),
+        Ok(_) => Ok(back(&app)),
+        Err(e @ ProvisioningError::RemovalsPending { .. }) => {
+            let error = Problem {
+                field: "scim".into(),
+                message: e.to_string(),
+            };
+            tracing::info!(app = %app.settings.entity_id, reason = %error.message,
+                "console: SCIM disconnect refused");
+            apps::page(
+                &state,
+                &op,
+                csrf,
+                app,
+                apps::Notice::default(),
+                Some(error),
+                StatusCode::CONFLICT,
+            )
+            .await
+        }
         Err(ProvisioningError::NotConnected { app: name }) => {
             let error = Problem {
                 field: "scim".into(),

@@ -239,6 +239,15 @@ struct AccessRow {
     through: String,
 }
 
+/// A change not yet delivered to an application over SCIM, as the page lists it.
+struct PendingRow {
+    app: String,
+    kind: &'static str,
+    since: String,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "console/user.html")]
 struct UserPage<'a> {
@@ -253,6 +262,7 @@ struct UserPage<'a> {
     has_factor: bool,
     groups: Vec<Group>,
     access: Vec<AccessRow>,
+    pending: Vec<PendingRow>,
     may_write: bool,
     may_audit: bool,
     audit_href: String,
@@ -336,6 +346,19 @@ async fn page(
                 .join(", "),
         })
         .collect();
+    let pending = store
+        .provisioning()
+        .pending_for_user(user.id)
+        .await?
+        .into_iter()
+        .map(|p| PendingRow {
+            app: p.app,
+            kind: p.kind.as_str(),
+            since: super::keys::when(Some(p.since)),
+            attempts: p.attempts,
+            last_error: p.last_error,
+        })
+        .collect();
     let audit_href = format!("/admin/audit?user={}", user.id);
     let html = render(&UserPage {
         title: format!("{} ({})", user.shown_name(), user.username),
@@ -356,6 +379,7 @@ async fn page(
         user,
         groups,
         access,
+        pending,
         shown,
     })?;
     Ok((status, csrf, html).into_response())

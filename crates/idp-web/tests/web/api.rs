@@ -1061,6 +1061,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
         ("/api/v1/users/{user}/resume", &["post"]),
         ("/api/v1/users/{user}/password", &["put"]),
         ("/api/v1/users/{user}/groups", &["get"]),
+        ("/api/v1/users/{user}/provisioning", &["get"]),
         ("/api/v1/users/{user}/invitations", &["post"]),
         ("/api/v1/groups", &["get", "post"]),
         ("/api/v1/groups/{group}", &["get", "delete"]),
@@ -1093,7 +1094,7 @@ async fn openapi_document_lists_every_route(t: TestStore) {
     }
     assert_eq!(
         paths.len(),
-        28,
+        29,
         "a route was added without a test here: {:?}",
         paths.keys()
     );
@@ -1308,6 +1309,7 @@ crate::on_both_backends!(
     a_refusal_whose_audit_fails_is_still_a_403,
     console_roles,
     scim_connection,
+    scim_pending_removals,
 );
 
 /// `/apps/{app}/scim`: set (the token sealed, never answered, not in the audit), read the
@@ -1378,6 +1380,112 @@ async fn scim_connection(t: TestStore) {
         StatusCode::NOT_FOUND,
         "scim_not_connected",
     );
+}
+
+/// `/users/{user}/provisioning` lists what waits for a user per application (a removal once
+/// suspended); `DELETE /apps/{app}/scim` is a 409 `scim_removals_pending`, nothing written,
+/// until `?force=true`, whose event names the user.
+async fn scim_pending_removals(t: TestStore) {
+    use latchkey_idp::keys::{Kek, KekSource};
+    let mut a = api(t).await;
+    let kek = Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap();
+    a.router = api::router(ApiState::new(a.t.store.clone()).with_sealing_kek(kek.into()));
+    let s = a.t.store.clone();
+    let sys = Actor::system();
+    let app = latchkey_idp::apps::NewApplication::new(
+        "https://scim-sp.test",
+        "S",
+        "https://scim-sp.test/acs",
+    );
+    let app = s.apps().create(&sys, app).await.unwrap();
+    let staff = s
+        .groups()
+        .create(&sys, latchkey_idp::directory::NewGroup::new("staff"))
+        .await
+        .unwrap();
+    let alice = s
+        .users()
+        .create(
+            &sys,
+            latchkey_idp::directory::NewUser::new("alice", "alice@example.org"),
+        )
+        .await
+        .unwrap();
+    s.groups()
+        .add_member(&sys, staff.id, alice.id)
+        .await
+        .unwrap();
+    s.apps().assign(&sys, app.id, staff.id).await.unwrap();
+    let (st, none) = a.get("/api/v1/users/alice/provisioning").await;
+    assert_eq!((st, none), (StatusCode::OK, json!([])));
+    let uri = format!("/api/v1/apps/{}/scim", app.id);
+    let (st, _) = a
+        .call(
+            Method::PUT,
+            &uri,
+            Some(json!({"url": "https://scim-sp.test/v2", "token": "t"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, pending) = a.get("/api/v1/users/alice/provisioning").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(pending[0]["kind"], "update", "{pending}");
+    let (st, _) = a
+        .call(Method::POST, "/api/v1/users/alice/suspend", None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, pending) = a
+        .get(&format!("/api/v1/users/{}/provisioning", alice.id))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    let p = &pending[0];
+    assert_eq!(p["app_id"], app.id.to_string());
+    assert_eq!(p["app"], "https://scim-sp.test");
+    assert_eq!(p["kind"], "removal");
+    assert_eq!(p["attempts"], 0);
+    assert_eq!(p["last_error"], Value::Null);
+    assert!(p["since"].as_str().unwrap().ends_with('Z'), "{p}");
+    assert_error(
+        &a.get("/api/v1/users/nobody/provisioning").await,
+        StatusCode::NOT_FOUND,
+        "unknown_user",
+    );
+
+    let before = a.audit_count().await;
+    let refused = a.call(Method::DELETE, &uri, None).await;
+    assert_error(&refused, StatusCode::CONFLICT, "scim_removals_pending");
+    assert!(refused.1["message"].as_str().unwrap().contains("1 user(s)"));
+    assert_error(
+        &a.call(Method::DELETE, &format!("{uri}?force=false"), None)
+            .await,
+        StatusCode::CONFLICT,
+        "scim_removals_pending",
+    );
+    assert_error(
+        &a.call(Method::DELETE, &format!("{uri}?force=maybe"), None)
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+    assert_eq!(a.audit_count().await, before, "a refusal writes nothing");
+    let (st, still) = a.get(&uri).await;
+    assert_eq!(
+        (st, &still["queue_length"]),
+        (StatusCode::OK, &json!(2)),
+        "two rows: nothing dropped"
+    );
+
+    let (st, _) = a
+        .call(Method::DELETE, &format!("{uri}?force=true"), None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, audit) = a.get("/api/v1/audit?action=app.scim_disconnect").await;
+    let event = &audit["items"][0];
+    assert_eq!(event["after"]["dropped_removals"], 1, "{audit}");
+    assert_eq!(event["after"]["users"][0]["name"], "alice", "{audit}");
+    let (_, pending) = a.get("/api/v1/users/alice/provisioning").await;
+    assert_eq!(pending, json!([]));
 }
 
 /// `POST /users/{user}/invitations`: a link that works once (only its hash is stored),

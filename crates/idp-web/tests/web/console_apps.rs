@@ -1116,6 +1116,81 @@ async fn the_application_page_shows_its_scim_state_without_the_token() {
     assert!(!page.body.contains(token));
 }
 
+/// Alice's suspension has not reached the application: the disconnect form says so (409,
+/// the field named, nothing written) until its box is ticked, and then the event names her.
+#[tokio::test]
+async fn a_scim_disconnect_with_pending_removals_needs_the_box_ticked() {
+    let idp = idp().await;
+    seed(&idp).await;
+    let app = format!("/admin/apps/{}", idp.app.id);
+    let mut b = signed_in(&idp, "root").await;
+    let token = csrf(&mut b).await;
+    let page = b
+        .post(
+            &format!("{app}/scim"),
+            &[
+                ("scim_url", "https://scim.sp.test/v2"),
+                ("scim_token", "a-token"),
+                ("csrf", &token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let alice = idp.store.users().lookup("alice").await.unwrap();
+    idp.store
+        .users()
+        .suspend(&latchkey_idp::Actor::system(), alice.id)
+        .await
+        .unwrap();
+    let page = b.get(&app).await;
+    assert!(page.body.contains("name=\"force\""), "{}", page.body);
+    // Her page says where she still has access.
+    let page = b.get(&format!("/admin/users/{}", alice.id)).await;
+    assert!(page.body.contains("id=\"scim-pending\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains("removal not delivered: alice still has access there"),
+        "{}",
+        page.body
+    );
+
+    let before = written(&idp).await;
+    let page = b
+        .post(&format!("{app}/scim/remove"), &[("csrf", &token)])
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
+    assert!(page.body.contains("data-field=\"scim\""), "{}", page.body);
+    assert!(page.body.contains("1 user(s)"), "{}", page.body);
+    assert_eq!(written(&idp).await, before);
+    let status = idp.store.provisioning().status(idp.app.id).await.unwrap();
+    assert_eq!(
+        status.unwrap().queue_length,
+        2,
+        "nothing dropped (her two rows)"
+    );
+
+    let page = b
+        .post(
+            &format!("{app}/scim/remove"),
+            &[("force", "on"), ("csrf", &token)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(
+        idp.store
+            .provisioning()
+            .status(idp.app.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let event = audited_as(&idp, "app.scim_disconnect", "root").await;
+    let after = event.after.unwrap();
+    assert_eq!(after["dropped_removals"], 1);
+    assert_eq!(after["users"][0]["name"], "alice");
+    assert_eq!(after["users"][0]["id"], alice.id.to_string());
+}
+
 /// An admin connects an application to its SCIM server from its page, changes the policy
 /// and disconnects it, each audited by name; the token is never shown back, and bad input
 /// names the field and writes nothing.

@@ -18,6 +18,7 @@ async fn health_ready_and_metrics() {
         readiness(&ready),
         serde_json::json!({
             "ready": true,
+            "degraded": false,
             "checks": { "database": "ok", "audit": "ok", "signing_key": "ok" }
         })
     );

@@ -129,6 +129,10 @@ pub struct ProvisioningConfig {
     /// `/readyz` reports the outbox stuck when its oldest row is older than this, in
     /// seconds; 0 turns the check off.
     pub stuck_after_seconds: u32,
+    /// `/readyz` says the node is degraded (still ready) when a removal (someone's access
+    /// taken away in the directory) has waited longer than this to reach its application,
+    /// in seconds; 0 turns the check off. `$LATCHKEY_SCIM_REMOVAL_OVERDUE_SECONDS`.
+    pub removal_overdue_seconds: u32,
 }
 
 impl Default for ProvisioningConfig {
@@ -140,6 +144,7 @@ impl Default for ProvisioningConfig {
             max_backoff_seconds: 600,
             sync_interval_minutes: 0,
             stuck_after_seconds: 900,
+            removal_overdue_seconds: 3600,
         }
     }
 }
@@ -163,6 +168,12 @@ impl ProvisioningConfig {
             }
         }
         Ok(())
+    }
+
+    /// How long a removal may wait before `/readyz` says so (`None`: not checked).
+    pub fn removal_overdue(&self) -> Option<time::Duration> {
+        (self.removal_overdue_seconds > 0)
+            .then(|| time::Duration::seconds(i64::from(self.removal_overdue_seconds)))
     }
 
     /// The delivery worker's settings.
@@ -442,6 +453,13 @@ impl Config {
         }
         if let Some(password) = env.var("LATCHKEY_SMTP_PASSWORD") {
             config.smtp.password = Some(password);
+        }
+        if let Some(seconds) = env.var("LATCHKEY_SCIM_REMOVAL_OVERDUE_SECONDS") {
+            config.provisioning.removal_overdue_seconds =
+                seconds.trim().parse().map_err(|_| Error::Config {
+                    path: PathBuf::from("$LATCHKEY_SCIM_REMOVAL_OVERDUE_SECONDS"),
+                    reason: format!("{seconds:?} is not a number of seconds"),
+                })?;
         }
         Ok(config)
     }
@@ -779,6 +797,37 @@ mod tests {
         let env = HashMap::from([("LATCHKEY_KEY_STORE", "vault")]);
         let err = Config::load_with(Some(&file), &env).unwrap_err();
         assert!(err.to_string().contains("LATCHKEY_KEY_STORE"), "{err}");
+    }
+
+    #[test]
+    fn removal_overdue_is_an_hour_set_in_the_file_or_the_environment() {
+        let config = Config::default();
+        assert_eq!(
+            config.provisioning.removal_overdue(),
+            Some(time::Duration::hours(1))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("latchkey.toml");
+        std::fs::write(&file, "[provisioning]\nremoval_overdue_seconds = 0\n").unwrap();
+        let config = Config::load_with(Some(&file), &HashMap::new()).unwrap();
+        assert_eq!(
+            config.provisioning.removal_overdue(),
+            None,
+            "0 turns it off"
+        );
+        let env = HashMap::from([("LATCHKEY_SCIM_REMOVAL_OVERDUE_SECONDS", "600")]);
+        let config = Config::load_with(Some(&file), &env).unwrap();
+        assert_eq!(
+            config.provisioning.removal_overdue(),
+            Some(time::Duration::minutes(10))
+        );
+        let env = HashMap::from([("LATCHKEY_SCIM_REMOVAL_OVERDUE_SECONDS", "an hour")]);
+        let err = Config::load_with(Some(&file), &env).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("LATCHKEY_SCIM_REMOVAL_OVERDUE_SECONDS"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -52,6 +52,7 @@ use crate::keys::{Kek, KeyError};
 use crate::store::{self, Store, timestamp};
 
 pub use client::{ClientError, ScimClient};
+pub use outbox::{DROPPED_NAMED, DroppedRemovals, Pending, PendingKind};
 
 /// Domain separation and version of the sealed token's AAD.
 const AAD_LABEL: &str = "latchkey scim token v1";
@@ -121,6 +122,18 @@ pub enum ProvisioningError {
     /// The application's SCIM server failed or refused a request.
     #[error(transparent)]
     Remote(#[from] ClientError),
+    /// A disconnect would drop removals not yet delivered: those users keep their access at
+    /// the application, and the queue is the only trace of it. Nothing was written.
+    #[error(
+        "application {app} has {users} user(s) whose removal is not delivered yet; \
+         disconnecting drops it and they keep their access there (force to disconnect anyway)"
+    )]
+    RemovalsPending {
+        /// The application as named.
+        app: String,
+        /// How many users.
+        users: u64,
+    },
 }
 
 impl ProvisioningError {
@@ -131,6 +144,7 @@ impl ProvisioningError {
             ProvisioningError::Key(_) => crate::ErrorCode::Internal,
             ProvisioningError::NotConnected { .. } => crate::ErrorCode::ScimNotConnected,
             ProvisioningError::Remote(_) => crate::ErrorCode::ScimUnavailable,
+            ProvisioningError::RemovalsPending { .. } => crate::ErrorCode::ScimRemovalsPending,
         }
     }
 }
@@ -282,8 +296,16 @@ impl<'s> Provisioning<'s> {
     }
 
     /// Removes an application's SCIM connection with its queue and remote ids; the users
-    /// stay as they are at the application.
-    pub async fn disconnect(&self, actor: &Actor, app: AppId) -> Result<(), ProvisioningError> {
+    /// stay as they are at the application. Refused ([`ProvisioningError::RemovalsPending`],
+    /// nothing written) while a removal waits in the queue, unless `force`: then the
+    /// `app.scim_disconnect` event names the users whose removals were dropped (a count and
+    /// the first [`DROPPED_NAMED`] by name), and so does the answer.
+    pub async fn disconnect(
+        &self,
+        actor: &Actor,
+        app: AppId,
+        force: bool,
+    ) -> Result<DroppedRemovals, ProvisioningError> {
         let now = self.store.now();
         let mut tx = self.store.begin().await?;
         let conn = store::conn(&mut tx);
@@ -303,15 +325,33 @@ impl<'s> Provisioning<'s> {
                 app: application.settings.entity_id,
             });
         }
-        for table in ["scim_outbox", "scim_remote_ids"] {
-            // Only a fixed table name is formatted in.
-            let sql = sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE app_id = $1"));
-            sqlx::query(sql)
-                .bind(app.to_db())
-                .execute(&mut *conn)
-                .await
-                .map_err(Error::from)?;
+        let tag = format!("disconnect:{}", uuid::Uuid::new_v4());
+        let dropped = outbox::take_app(&mut *conn, app, &tag, now).await?;
+        if dropped.users > 0 && !force {
+            // The transaction is dropped: nothing was written.
+            return Err(ProvisioningError::RemovalsPending {
+                app: application.settings.entity_id,
+                users: dropped.users,
+            });
         }
+        outbox::drop_taken(&mut *conn, app, &tag).await?;
+        sqlx::query("DELETE FROM scim_remote_ids WHERE app_id = $1")
+            .bind(app.to_db())
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from)?;
+        let after = (dropped.users > 0).then(|| {
+            let users: Vec<serde_json::Value> = dropped
+                .named
+                .iter()
+                .map(|(id, name)| serde_json::json!({ "id": id, "name": name }))
+                .collect();
+            serde_json::json!({
+                "forced": true,
+                "dropped_removals": dropped.users,
+                "users": users,
+            })
+        });
         audit::record(
             conn,
             actor,
@@ -322,12 +362,24 @@ impl<'s> Provisioning<'s> {
                 target_id: app.to_string(),
                 target_name: application.settings.entity_id,
                 before: None,
-                after: None,
+                after,
             },
         )
         .await?;
         store::commit(tx).await?;
-        Ok(())
+        Ok(dropped)
+    }
+
+    /// What waits in the outbox for `user`, per application: removals and updates not yet
+    /// delivered, with their age, tries and last failure.
+    pub async fn pending_for_user(&self, user: crate::ids::UserId) -> Result<Vec<Pending>, Error> {
+        outbox::pending_of_user(self.store, user).await
+    }
+
+    /// When the oldest removal still waiting in the outbox was written (any application):
+    /// how long someone has kept access the directory took away.
+    pub async fn oldest_waiting_removal(&self) -> Result<Option<OffsetDateTime>, Error> {
+        outbox::oldest_removal(self.store).await
     }
 
     /// The application's connection and delivery state, if it has one.

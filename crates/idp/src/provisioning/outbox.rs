@@ -8,6 +8,7 @@
 use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
+use crate::audit::{Actor, Change};
 use crate::error::{Error, Result};
 use crate::ids::{AppId, GroupId, UserId};
 use crate::store::{Store, timestamp};
@@ -17,6 +18,13 @@ use crate::store::{Store, timestamp};
 const USER_AT_APP: &str = "(EXISTS (SELECT 1 FROM app_access x JOIN group_members m \
      ON m.group_id = x.group_id WHERE x.app_id = c.app_id AND m.user_id = $1) \
      OR EXISTS (SELECT 1 FROM scim_remote_ids r WHERE r.app_id = c.app_id AND r.user_id = $1))";
+
+/// True for an outbox row `o` that takes access away: its user is no longer admitted by
+/// the application (deleted, suspended, or in none of its groups), so its delivery removes
+/// them there ([`super::worker::wanted`]'s rule, in SQL). The one home of "a pending removal".
+const REMOVAL: &str = "NOT EXISTS (SELECT 1 FROM users u JOIN group_members m \
+     ON m.user_id = u.id JOIN app_access x ON x.group_id = m.group_id \
+     WHERE u.id = o.user_id AND x.app_id = o.app_id AND u.status = 'active')";
 
 /// A user was created, changed, suspended, resumed, deleted, or their groups changed: one
 /// row for each connected application they are (or were) at.
@@ -200,9 +208,21 @@ pub(crate) async fn take_pair(
     Ok(seqs.into_iter().max().unwrap_or(item.seq).max(item.seq))
 }
 
-/// Removes the pair's rows [`take_pair`] took for `owner`, up to `through`, after a delivery.
-pub(crate) async fn done(store: &Store, item: &Claimed, owner: &str, through: i64) -> Result<()> {
-    sqlx::query(
+/// Removes the pair's rows [`take_pair`] took for `owner`, up to `through`, after a delivery,
+/// in one transaction with `event` (the removal's `scim.user_remove`, if it was one): a
+/// failure leaves both undone, so the retry records it once. The event is written only if
+/// rows were removed: a node whose lease was taken over leaves the rows, and their event, to
+/// the node now delivering them.
+pub(crate) async fn done(
+    store: &Store,
+    item: &Claimed,
+    owner: &str,
+    through: i64,
+    event: Option<Change>,
+) -> Result<()> {
+    let mut tx = store.begin().await?;
+    let conn = crate::store::conn(&mut tx);
+    let removed = sqlx::query(
         "DELETE FROM scim_outbox WHERE app_id = $1 AND user_id = $2 AND seq <= $3 \
          AND lease_owner = $4",
     )
@@ -210,9 +230,15 @@ pub(crate) async fn done(store: &Store, item: &Claimed, owner: &str, through: i6
     .bind(item.user_id.to_db())
     .bind(through)
     .bind(owner)
-    .execute(store.pool())
-    .await?;
-    Ok(())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if let Some(event) = event
+        && removed > 0
+    {
+        crate::audit::record(conn, &Actor::system(), store.now(), event).await?;
+    }
+    crate::store::commit(tx).await
 }
 
 /// Puts a row back after a failed delivery, due again at `next`.
@@ -241,6 +267,163 @@ pub(crate) async fn oldest(store: &Store) -> Result<Option<OffsetDateTime>> {
         sqlx::query_scalar("SELECT created_at FROM scim_outbox ORDER BY seq LIMIT 1")
             .fetch_optional(store.pool())
             .await?;
+    at.map(|t| timestamp::parse("scim_outbox.created_at", &t))
+        .transpose()
+}
+
+/// The users whose removals were waiting for an application when it was disconnected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DroppedRemovals {
+    /// How many users had one.
+    pub users: u64,
+    /// The first of them by name (at most [`DROPPED_NAMED`]): (id, username).
+    pub named: Vec<(UserId, String)>,
+}
+
+/// The most users a dropped queue's audit event names.
+pub const DROPPED_NAMED: u32 = 20;
+
+/// Takes every row now waiting for `app` (in the caller's transaction), and says whose
+/// removals are among them; [`drop_taken`] then deletes exactly those rows. A row committed
+/// between the two is neither counted nor deleted: it stays, never dropped unseen.
+pub(crate) async fn take_app(
+    conn: &mut AnyConnection,
+    app: AppId,
+    tag: &str,
+    now: OffsetDateTime,
+) -> Result<DroppedRemovals> {
+    sqlx::query("UPDATE scim_outbox SET lease_owner = $2, lease_until = $3 WHERE app_id = $1")
+        .bind(app.to_db())
+        .bind(tag)
+        .bind(timestamp::format(now + time::Duration::days(1)))
+        .execute(&mut *conn)
+        .await?;
+    let of_removals =
+        format!("FROM scim_outbox o WHERE o.app_id = $1 AND o.lease_owner = $2 AND {REMOVAL}");
+    let users: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(DISTINCT o.user_id) {of_removals}"
+    )))
+    .bind(app.to_db())
+    .bind(tag)
+    .fetch_one(&mut *conn)
+    .await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT o.user_id, MAX(o.user_name) AS user_name {of_removals} \
+         GROUP BY o.user_id ORDER BY MAX(o.user_name), o.user_id LIMIT $3"
+    )))
+    .bind(app.to_db())
+    .bind(tag)
+    .bind(i64::from(DROPPED_NAMED))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(DroppedRemovals {
+        users: u64::try_from(users).unwrap_or(0),
+        named: rows
+            .into_iter()
+            .map(|(id, name)| Ok((UserId::from_db(&id)?, name)))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// Deletes the rows [`take_app`] took under `tag`.
+pub(crate) async fn drop_taken(conn: &mut AnyConnection, app: AppId, tag: &str) -> Result<()> {
+    sqlx::query("DELETE FROM scim_outbox WHERE app_id = $1 AND lease_owner = $2")
+        .bind(app.to_db())
+        .bind(tag)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What waits for one user at one application: the rows of the pair, summed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The application.
+    pub app_id: AppId,
+    /// Its entity ID.
+    pub app: String,
+    /// A removal (the user is no longer admitted there) or an update.
+    pub kind: PendingKind,
+    /// When the oldest waiting row was written.
+    pub since: OffsetDateTime,
+    /// Deliveries tried and failed so far.
+    pub attempts: i64,
+    /// When it is tried next.
+    pub next_attempt_at: OffsetDateTime,
+    /// The last failure, as the application or the network said it.
+    pub last_error: Option<String>,
+}
+
+/// What a pending change does at the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingKind {
+    /// Takes the user's access away (deactivate or delete, as the connection says).
+    Removal,
+    /// Creates or updates the user.
+    Update,
+}
+
+impl PendingKind {
+    /// The API's and CLI's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PendingKind::Removal => "removal",
+            PendingKind::Update => "update",
+        }
+    }
+}
+
+/// The most applications [`pending_of_user`] lists.
+const PENDING_LISTED: i64 = 500;
+
+/// What waits in the outbox for `user`, per application (by entity ID): one index step per
+/// application into the pair index (`CROSS JOIN` holds SQLite to that order: without
+/// statistics it otherwise scans the outbox, 5.8 ms instead of 0.02 ms at 100,000 rows).
+pub(crate) async fn pending_of_user(store: &Store, user: UserId) -> Result<Vec<Pending>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT o.app_id, a.entity_id, MIN(o.created_at) AS since, MAX(o.attempts) AS attempts, \
+         MIN(o.next_attempt_at) AS next_at, \
+         (SELECT p.last_error FROM scim_outbox p WHERE p.app_id = o.app_id \
+          AND p.user_id = o.user_id AND p.last_error IS NOT NULL ORDER BY p.seq DESC LIMIT 1) \
+         AS last_error, \
+         CASE WHEN {REMOVAL} THEN 'removal' ELSE 'update' END AS kind \
+         FROM applications a CROSS JOIN scim_outbox o WHERE o.app_id = a.id AND o.user_id = $1 \
+         GROUP BY o.app_id, o.user_id, a.entity_id ORDER BY a.entity_id LIMIT $2"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(user.to_db())
+        .bind(PENDING_LISTED)
+        .fetch_all(store.pool())
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let when = |column: &str, what: &'static str| -> Result<OffsetDateTime> {
+                timestamp::parse(what, &row.try_get::<String, _>(column)?)
+            };
+            Ok(Pending {
+                app_id: AppId::from_db(&row.try_get::<String, _>("app_id")?)?,
+                app: row.try_get("entity_id")?,
+                kind: match row.try_get::<String, _>("kind")?.as_str() {
+                    "removal" => PendingKind::Removal,
+                    _ => PendingKind::Update,
+                },
+                since: when("since", "scim_outbox.created_at")?,
+                attempts: row.try_get("attempts")?,
+                next_attempt_at: when("next_at", "scim_outbox.next_attempt_at")?,
+                last_error: row.try_get("last_error")?,
+            })
+        })
+        .collect()
+}
+
+/// When the oldest waiting removal's row was written, if any: the health check's measure of
+/// access not yet taken away. Walks the outbox from its oldest row to the first removal
+/// (each row's removal rule is an index step).
+pub(crate) async fn oldest_removal(store: &Store) -> Result<Option<OffsetDateTime>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT o.created_at FROM scim_outbox o WHERE {REMOVAL} ORDER BY o.seq LIMIT 1"
+    ));
+    let at: Option<String> = sqlx::query_scalar(sql).fetch_optional(store.pool()).await?;
     at.map(|t| timestamp::parse("scim_outbox.created_at", &t))
         .transpose()
 }

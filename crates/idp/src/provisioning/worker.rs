@@ -19,7 +19,7 @@ use super::client::{ClientSettings, Created};
 use super::outbox::{self, Claimed};
 use super::{OnRemove, ProvisioningError, Target, resource};
 use crate::apps::Application;
-use crate::audit::{Actor, Change};
+use crate::audit::Change;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::keys::Kek;
@@ -272,33 +272,27 @@ impl Worker {
         let done = converge(&self.store, target, item.user_id, &item.user_name, &want)
             .await
             .map_err(|e| e.to_string())?;
-        // Access taken away is shown per user (`scim.user_remove`), before the rows go: an
-        // event that cannot be written fails the delivery, and its retry removes again
-        // (a deactivation is answered, and recorded, again; a deleted user is no longer
-        // found there, and then only the log has it).
+        // Access taken away is shown per user (`scim.user_remove`), committed with the rows'
+        // removal: an event that cannot be written fails the delivery, which leaves the rows
+        // and records nothing, and its retry removes again (a deactivation is answered, and
+        // recorded, once more; a deleted user is no longer found there, and then only the
+        // log has it).
         let removed = match done {
             Done::Deactivated => Some("deactivated"),
             Done::Deleted => Some("deleted"),
             _ => None,
         };
-        if let Some(removed) = removed {
-            let change = Change {
-                action: "scim.user_remove",
-                target_kind: "user",
-                target_id: item.user_id.to_string(),
-                target_name: item.user_name.clone(),
-                before: None,
-                after: Some(serde_json::json!({
-                    "app": app.settings.entity_id, "app_id": app.id, "done": removed,
-                })),
-            };
-            self.store
-                .audit()
-                .record(&Actor::system(), self.store.now(), change)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        outbox::done(&self.store, item, &self.owner, through)
+        let event = removed.map(|removed| Change {
+            action: "scim.user_remove",
+            target_kind: "user",
+            target_id: item.user_id.to_string(),
+            target_name: item.user_name.clone(),
+            before: None,
+            after: Some(serde_json::json!({
+                "app": app.settings.entity_id, "app_id": app.id, "done": removed,
+            })),
+        });
+        outbox::done(&self.store, item, &self.owner, through, event)
             .await
             .map_err(|e| e.to_string())?;
         Ok(done)

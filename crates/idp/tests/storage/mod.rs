@@ -19,6 +19,7 @@ mod offboarding;
 mod parked;
 mod provisioning;
 mod races;
+mod removals;
 mod replay;
 mod roles;
 mod scim_groups;
