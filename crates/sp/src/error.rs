@@ -74,7 +74,7 @@ impl Error {
             Self::Replay(ReplayError::Replayed(_)) => Code::Toolkit(ToolkitCode::AssertionReplayed),
             Self::Replay(ReplayError::Expired(_)) => Code::Toolkit(ToolkitCode::AssertionExpired),
             Self::Replay(ReplayError::Full(_)) => Code::Toolkit(ToolkitCode::ReplayCacheFull),
-            Self::Store(StoreError::Busy(_)) => Code::Toolkit(ToolkitCode::StoreBusy),
+            Self::Store(e) if e.is_busy() => Code::Toolkit(ToolkitCode::StoreBusy),
             Self::Store(_) => Code::Toolkit(ToolkitCode::StoreFailed),
             Self::Saml(e) => Code::Saml(e.code()),
             Self::Settings(_) => Code::Toolkit(ToolkitCode::SettingsInvalid),
@@ -120,12 +120,11 @@ impl Error {
     /// anything failed: the answer is 503 with `Retry-After`, and the same request may
     /// succeed a moment later (nothing of it was applied or used up).
     pub fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            Self::Store(StoreError::Busy(_))
-                | Self::TooManyPendingRequests(_)
-                | Self::Replay(ReplayError::Full(_))
-        )
+        match self {
+            Self::Store(e) => e.is_busy(),
+            Self::TooManyPendingRequests(_) | Self::Replay(ReplayError::Full(_)) => true,
+            _ => false,
+        }
     }
 
     /// Whether this client has too much under way: the answer is 429 with `Retry-After`
@@ -262,8 +261,10 @@ latchkey_saml::stable_codes! {
         ReplayCacheFull = "REPLAY_CACHE_FULL",
         /// The SP's database failed; nothing was applied.
         StoreFailed = "STORE_FAILED",
-        /// Too many logins are already waiting for the SP's database; this one was turned
-        /// away at once (503) and nothing of it was applied: try again shortly.
+        /// The SP's database is contended: too many logins already waiting for it, a lock
+        /// not granted in time, or a transaction aborted for another (PostgreSQL
+        /// serialization failure or deadlock). Answered 503; nothing of it was applied: try
+        /// again shortly.
         StoreBusy = "STORE_BUSY",
         /// The SP settings are not usable.
         SettingsInvalid = "SETTINGS_INVALID",
@@ -461,6 +462,40 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the database turned the work away for contention, not for a fault: the
+    /// writer's queue at its bound, a lock not granted within the wait (SQLite `SQLITE_BUSY`
+    /// or `SQLITE_LOCKED`, PostgreSQL `55P03`), a transaction aborted for another
+    /// (PostgreSQL `40001` serialization failure, `40P01` deadlock), or no pool connection in
+    /// time. Nothing was applied and a retry may succeed: `STORE_BUSY`, 503 with
+    /// `Retry-After`, never a 500.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            Self::Busy(_) => true,
+            Self::Database(sqlx::Error::PoolTimedOut) => true,
+            Self::Database(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|code| busy_code(&code))
+            }
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// A driver's error code that means contention: a PostgreSQL SQLSTATE (always five
+/// characters), or SQLite's (extended) result code (at most four digits), whose low byte is
+/// the primary code (5 `SQLITE_BUSY`, 6 `SQLITE_LOCKED`).
+fn busy_code(code: &str) -> bool {
+    if code.len() == 5 {
+        return matches!(code, "40001" | "40P01" | "55P03");
+    }
+    code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+}
+
 /// Why [`crate::store::SqlAccountStore::set_field`] wrote nothing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -481,7 +516,7 @@ impl SetFieldError {
     pub fn code(&self) -> Code {
         match self {
             Self::EmailTaken => Code::Jit(RefusalCode::EmailBelongsToOtherAccount),
-            Self::Store(StoreError::Busy(_)) => Code::Toolkit(ToolkitCode::StoreBusy),
+            Self::Store(e) if e.is_busy() => Code::Toolkit(ToolkitCode::StoreBusy),
             Self::Store(_) => Code::Toolkit(ToolkitCode::StoreFailed),
         }
     }
@@ -490,6 +525,34 @@ impl SetFieldError {
 #[cfg(test)]
 mod tests {
     use super::{Code, Error, LogoutError, StoreError, ToolkitCode};
+
+    /// A lock not granted, a transaction aborted for another, or no pool connection is
+    /// contention (`STORE_BUSY`, 503), on either backend; any other code is a failure.
+    #[test]
+    fn contention_codes_are_busy_and_others_are_not() {
+        for code in [
+            "40001", "40P01", "55P03", "5", "6", "261", "517", "773", "262",
+        ] {
+            assert!(super::busy_code(code), "{code}");
+        }
+        // 42501 (insufficient privilege) has a low byte of 5 as a number: a SQLSTATE is
+        // never read as SQLite's.
+        for code in ["42501", "23505", "53300", "1", "19", "2067", "11", ""] {
+            assert!(!super::busy_code(code), "{code}");
+        }
+        let locked = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(5),
+            None,
+        ));
+        assert!(locked.is_busy());
+        assert_eq!(Error::Store(locked).code().as_str(), "STORE_BUSY");
+        let corrupt = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(11),
+            None,
+        ));
+        assert!(!Error::Store(corrupt).is_busy());
+        assert!(Error::Store(StoreError::Database(sqlx::Error::PoolTimedOut)).is_busy());
+    }
 
     /// A login turned away at the writer's bound is the server's (no 4xx), but not a failure:
     /// its own code, and busy (503) where a failed store is not.

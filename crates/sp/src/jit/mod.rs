@@ -137,5 +137,10 @@ impl IdentityKey {
 /// linked.
 pub fn normalize_email(email: &str) -> String {
     use unicode_normalization::UnicodeNormalization as _;
-    email.trim().to_lowercase().nfc().collect()
+    let email = email.trim();
+    // Every login asks; ASCII (nearly every address) is its own NFC.
+    if email.is_ascii() {
+        return email.to_ascii_lowercase();
+    }
+    email.to_lowercase().nfc().collect()
 }

@@ -287,7 +287,7 @@ impl ScimService {
     /// `GET /Users/{id}`.
     pub async fn get_user(&self, id: &str) -> Result<Resource, ScimError> {
         let id = parse_id(id, "User")?;
-        let mut tx = self.store().begin().await.map_err(internal)?;
+        let mut tx = self.store().begin().await.map_err(store_failed)?;
         let row = load_user(&mut tx, id).await?;
         let groups = user_groups(&mut tx, id).await?;
         Ok(self.render_user(&row, &groups))
@@ -397,7 +397,7 @@ impl ScimService {
     ) -> Result<ProvisioningPlan, ScimError> {
         let resource = USER_TYPE.check(body, true)?;
         let facts = self.facts(&resource, &[])?;
-        let mut tx = self.store().begin().await.map_err(internal)?;
+        let mut tx = self.store().begin().await.map_err(store_failed)?;
         let step = self
             .engine
             .provision(&self.contract, &mut tx, &facts, now)
@@ -449,7 +449,7 @@ impl ScimService {
         let ops = patch::parse_request(body)?;
         // Read the current resource, patch it, check it; the write re-reads it under lock
         // and compares versions, so a change in between is a 412, never a lost update.
-        let mut tx = self.store().begin().await.map_err(internal)?;
+        let mut tx = self.store().begin().await.map_err(store_failed)?;
         let row = load_user(&mut tx, id).await?;
         drop(tx);
         check_version(if_match, row.version)?;
@@ -476,7 +476,7 @@ impl ScimService {
         now: OffsetDateTime,
     ) -> Result<(), ScimError> {
         let id = parse_id(id, "User")?;
-        let mut tx = self.store().begin().await.map_err(internal)?;
+        let mut tx = self.store().begin().await.map_err(store_failed)?;
         let row = load_user(&mut tx, id).await?;
         check_version(if_match, row.version)?;
         let (kind, record) = match self.contract.deprovision() {
@@ -535,7 +535,7 @@ impl ScimService {
         };
         self.audit(&mut tx, actor, operation_id, kind, Some(id), plan, now)
             .await?;
-        tx.commit().await.map_err(internal)?;
+        tx.commit().await.map_err(store_failed)?;
         tracing::info!(%operation_id, account = %id, actor = %actor.0, "SCIM deleted user");
         self.deactivated(id);
         Ok(())
@@ -570,7 +570,7 @@ impl ScimService {
         // column is what logins and the application read.
         let stored = resource.clone();
         let operation_id = Uuid::new_v4();
-        let mut tx = self.store().begin().await.map_err(internal)?;
+        let mut tx = self.store().begin().await.map_err(store_failed)?;
         let previous = match id {
             Some(id) => {
                 let row = load_user(&mut tx, id).await?;
@@ -600,7 +600,7 @@ impl ScimService {
             && let Some(existing) = tx
                 .find_by_identity(&mapped.identity)
                 .await
-                .map_err(internal)?
+                .map_err(store_failed)?
             && !existing.active
         {
             // Creating a user SCIM deleted (and so disabled) before re-enables its account:
@@ -691,7 +691,7 @@ impl ScimService {
         )
         .await?;
         let row = load_user(&mut tx, account.id).await?;
-        tx.commit().await.map_err(internal)?;
+        tx.commit().await.map_err(store_failed)?;
         tracing::info!(
             %operation_id, account = %account.id, actor = %actor.0, kind = kind.as_str(),
             created = outcome == Outcome::Created, "SCIM user write"
@@ -718,7 +718,7 @@ impl ScimService {
         if let Some(holder) = tx
             .find_by_identity(&mapped.identity)
             .await
-            .map_err(internal)?
+            .map_err(store_failed)?
         {
             if holder.id != account_id {
                 return Err(ScimError::uniqueness(
@@ -749,7 +749,7 @@ impl ScimService {
     ) -> ScimError {
         tracing::warn!(%operation_id, code = refusal.code.as_str(), detail = %refusal.detail, actor = %actor.0, "SCIM write refused");
         let audited = async {
-            let mut tx = self.store().begin().await.map_err(internal)?;
+            let mut tx = self.store().begin().await.map_err(store_failed)?;
             self.audit(
                 &mut tx,
                 actor,
@@ -760,7 +760,7 @@ impl ScimService {
                 now,
             )
             .await?;
-            tx.commit().await.map_err(internal)
+            tx.commit().await.map_err(store_failed)
         };
         if let Err(e) = audited.await {
             return e;
@@ -799,7 +799,7 @@ impl ScimService {
             actor: Some(actor.0.clone()),
             plan,
         };
-        tx.append_audit(&event).await.map_err(internal)
+        tx.append_audit(&event).await.map_err(store_failed)
     }
 
     /// What a login of this SCIM user would assert.
@@ -891,7 +891,7 @@ impl ScimService {
     /// `GET /Groups/{id}`.
     pub async fn get_group(&self, id: &str) -> Result<Resource, ScimError> {
         let id = parse_id(id, "Group")?;
-        let mut tx = self.store().begin().await.map_err(internal)?;
+        let mut tx = self.store().begin().await.map_err(store_failed)?;
         let row = load_group(&mut tx, id).await?;
         let members = group_members(&mut tx, id).await?;
         Ok(self.render_group(&row, &members))
@@ -965,7 +965,7 @@ impl ScimService {
     ) -> Result<Resource, ScimError> {
         let id = parse_id(id, "Group")?;
         let ops = patch::parse_request(body)?;
-        let mut tx = self.store().begin().await.map_err(internal)?;
+        let mut tx = self.store().begin().await.map_err(store_failed)?;
         let row = load_group(&mut tx, id).await?;
         let members = group_members(&mut tx, id).await?;
         drop(tx);
@@ -988,7 +988,7 @@ impl ScimService {
     ) -> Result<(), ScimError> {
         let id = parse_id(id, "Group")?;
         let operation_id = Uuid::new_v4();
-        let mut tx = self.store().begin().await.map_err(internal)?;
+        let mut tx = self.store().begin().await.map_err(store_failed)?;
         let row = load_group(&mut tx, id).await?;
         check_version(if_match, row.version)?;
         let members: BTreeSet<Uuid> = member_ids(&mut tx, id).await?;
@@ -1010,7 +1010,7 @@ impl ScimService {
         };
         self.audit_group(&mut tx, actor, operation_id, record, now)
             .await?;
-        tx.commit().await.map_err(internal)?;
+        tx.commit().await.map_err(store_failed)?;
         tracing::info!(%operation_id, group = %id, actor = %actor.0, "SCIM deleted group");
         Ok(())
     }
@@ -1046,7 +1046,7 @@ impl ScimService {
         // relational copy that roles are computed from.
         let text = serde_json::to_string(&resource).map_err(|e| internal(e.to_string()))?;
         let operation_id = Uuid::new_v4();
-        let mut tx = self.store().begin().await.map_err(internal)?;
+        let mut tx = self.store().begin().await.map_err(store_failed)?;
         refuse_taken(
             &mut tx,
             "SELECT id FROM sp_scim_groups WHERE name_key = $1",
@@ -1132,7 +1132,7 @@ impl ScimService {
             .await?;
         let row = load_group(&mut tx, group_id).await?;
         let members = group_members(&mut tx, group_id).await?;
-        tx.commit().await.map_err(internal)?;
+        tx.commit().await.map_err(store_failed)?;
         tracing::info!(%operation_id, group = %group_id, actor = %actor.0, operation, "SCIM group write");
         Ok(self.render_group(&row, &members))
     }
@@ -1336,11 +1336,29 @@ fn store_internal(e: sqlx::Error) -> ScimError {
     if crate::store::is_value_taken(&e) {
         return ScimError::uniqueness("another resource took this name or identity meanwhile");
     }
-    internal(StoreError::from(e))
+    store_failed(StoreError::from(e))
+}
+
+/// A store error: contention ([`StoreError::is_busy`]) is a 503 the client retries (with
+/// `Retry-After`), anything else a 500.
+fn store_failed(e: StoreError) -> ScimError {
+    if e.is_busy() {
+        return busy(&e);
+    }
+    internal(e)
 }
 
 fn engine_error(e: Error) -> ScimError {
+    if e.is_busy() {
+        return busy(&e);
+    }
     internal(e)
+}
+
+/// 503: nothing was written, and the same request may succeed a moment later.
+fn busy(e: &dyn fmt::Display) -> ScimError {
+    tracing::warn!(error = %e, "SCIM request turned away: the store is busy");
+    ScimError::status(503, "the application's store is busy; retry shortly")
 }
 
 macro_rules! user_columns {
@@ -1414,9 +1432,9 @@ impl UserRow {
             active: row.try_get::<i64, _>("active").map_err(store_internal)? != 0,
             version: row.try_get("scim_version").map_err(store_internal)?,
             created_at: from_millis(T, row.try_get("created_at").map_err(store_internal)?)
-                .map_err(internal)?,
+                .map_err(store_failed)?,
             updated_at: from_millis(T, row.try_get("updated_at").map_err(store_internal)?)
-                .map_err(internal)?,
+                .map_err(store_failed)?,
         })
     }
 }
@@ -1439,9 +1457,9 @@ impl GroupRow {
             resource: serde_json::from_str(&resource).map_err(|e| corrupt(T, e))?,
             version: row.try_get("version").map_err(store_internal)?,
             created_at: from_millis(T, row.try_get("created_at").map_err(store_internal)?)
-                .map_err(internal)?,
+                .map_err(store_failed)?,
             updated_at: from_millis(T, row.try_get("updated_at").map_err(store_internal)?)
-                .map_err(internal)?,
+                .map_err(store_failed)?,
         })
     }
 
@@ -1588,6 +1606,21 @@ mod tests {
     #![allow(clippy::unwrap_used)] // test code
 
     use super::*;
+
+    /// Contention is a 503 the client retries; any other store failure a 500.
+    #[test]
+    fn a_busy_store_is_503_and_a_failed_one_500() {
+        assert_eq!(store_failed(StoreError::Busy(1024)).status, 503);
+        assert_eq!(
+            store_failed(StoreError::Database(sqlx::Error::PoolTimedOut)).status,
+            503
+        );
+        assert_eq!(engine_error(Error::Store(StoreError::Busy(1))).status, 503);
+        assert_eq!(
+            store_failed(StoreError::Inconsistent("a row vanished".into())).status,
+            500
+        );
+    }
 
     async fn refused(db: &crate::store::Database, sql: &'static str) -> sqlx::Error {
         sqlx::query(sql).execute(db.pool()).await.unwrap_err()

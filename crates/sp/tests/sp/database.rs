@@ -100,3 +100,48 @@ async fn a_probe_against_a_held_write_lock_gives_up_and_keeps_the_pool_free() {
     sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
     db.probe(Duration::from_secs(1)).await.unwrap();
 }
+
+/// A write that SQLite turns away for another connection's lock (here with no wait at all)
+/// is contention: `STORE_BUSY`, 503, not a store failure; a write refused for another reason
+/// (a constraint) is not.
+#[tokio::test]
+async fn a_write_turned_away_by_a_lock_is_busy_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sp.db").display());
+    let db = Database::connect(&url).await.unwrap();
+    let mut holder = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let mut other = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("PRAGMA busy_timeout = 0")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let locked = sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap_err();
+    let locked = latchkey_sp::Error::Store(StoreError::Database(locked));
+    assert!(locked.is_busy(), "{locked:?}");
+    assert_eq!(locked.code().as_str(), "STORE_BUSY");
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let taken = sqlx::raw_sql(
+        "INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ('_a', 1); \
+         INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ('_a', 1)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap_err();
+    let taken = latchkey_sp::Error::Store(StoreError::Database(taken));
+    assert!(!taken.is_busy(), "{taken:?}");
+    assert_eq!(taken.code().as_str(), "STORE_FAILED");
+}
