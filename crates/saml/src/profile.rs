@@ -148,8 +148,11 @@ pub struct AuthenticatedSubject {
     pub session_not_on_or_after: Option<OffsetDateTime>,
     /// The attributes, in document order.
     pub attributes: Vec<crate::assertion::Attribute>,
-    /// The assertion's ID: the key for the SP's replay cache.
+    /// The assertion's ID: with [`Self::issue_instant`], the key for the SP's replay cache.
     pub assertion_id: String,
+    /// The assertion's IssueInstant, under the same signature as its ID: a second use of the
+    /// assertion carries both unchanged, and an SP's cache ordered by it inserts at its end.
+    pub issue_instant: OffsetDateTime,
     /// The Response's ID.
     pub response_id: String,
     /// The request this answers (None for IdP-initiated login).
@@ -554,6 +557,7 @@ fn accepted(a: AssertionRef<'_>, replay_expiry: OffsetDateTime) -> Result<Authen
         session_not_on_or_after,
         attributes: a.attributes,
         assertion_id: a.id.to_owned(),
+        issue_instant: a.issue_instant,
         response_id: String::new(),
         in_response_to: None,
         replay_expiry,

@@ -499,10 +499,13 @@ macro_rules! unchanged_statements {
             .await
             .unwrap();
         sqlx::query(
-            "INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ($1, $2) \
-             ON CONFLICT (assertion_id) DO UPDATE SET not_on_or_after = excluded.not_on_or_after \
-             WHERE sp_replay_cache.not_on_or_after <= $3",
+            "INSERT INTO sp_replay_cache (issued_at, assertion_id, not_on_or_after) \
+             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM sp_replay_cache WHERE \
+             issued_at = 0 AND assertion_id = $2 AND not_on_or_after > $4) \
+             ON CONFLICT (issued_at, assertion_id) DO UPDATE SET \
+             not_on_or_after = excluded.not_on_or_after WHERE sp_replay_cache.not_on_or_after <= $4",
         )
+        .bind(i64::try_from($n).unwrap())
         .bind(format!("_stmt-{}", $n))
         .bind(i64::MAX)
         .bind(0i64)

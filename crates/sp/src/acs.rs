@@ -148,7 +148,12 @@ impl VerifiedResponse {
             return Err(Error::request_used(&claim.request_id));
         }
         cache
-            .check_and_store(&self.subject.assertion_id, self.subject.replay_expiry, now)
+            .check_and_store(
+                &self.subject.assertion_id,
+                self.subject.issue_instant,
+                self.subject.replay_expiry,
+                now,
+            )
             .await?;
         Ok(self.into_accepted())
     }
@@ -187,13 +192,19 @@ impl VerifiedResponse {
             return self.accept(cache, now).await?.provision(engine, now).await;
         }
         let pending = self.pending.take();
-        let not_on_or_after = self.subject.replay_expiry;
+        let (issued_at, not_on_or_after) = (self.subject.issue_instant, self.subject.replay_expiry);
         if not_on_or_after <= now {
             use_up(pending.as_ref()).await?;
             return Err(ReplayError::Expired(self.subject.assertion_id).into());
         }
         if let Some(db) = cache.database() {
             db.prune_replay_cache_if_due(now).await?;
+            if crate::replay::legacy_entry_holds(db, &self.subject.assertion_id, now).await? {
+                // Refused as a replay found in the login's transaction is: the request is
+                // used up all the same.
+                use_up(pending.as_ref()).await?;
+                return Err(ReplayError::Replayed(self.subject.assertion_id).into());
+            }
         }
         let AcceptedAssertion {
             login,
@@ -202,6 +213,7 @@ impl VerifiedResponse {
         } = self.into_accepted();
         let assertion = AssertionUse {
             id: &login.assertion_id,
+            issued_at,
             not_on_or_after,
             answers: pending.as_ref().map(|p| PendingUse {
                 relay_state: &p.relay_state,
@@ -365,7 +377,7 @@ pub async fn run<S: AccountStore, R: ReplayCache>(
             // Turned away at a bound (the writer's queue, the replay cache's size): writing
             // an audit row for it would be one more write for a store already at its limit,
             // so the log line is its record.
-            let operation_id = Uuid::new_v4();
+            let operation_id = crate::ids::random_uuid();
             tracing::warn!(
                 %operation_id,
                 code = error.code().as_str(),
@@ -378,7 +390,7 @@ pub async fn run<S: AccountStore, R: ReplayCache>(
             })
         }
         Err(error) => {
-            let operation_id = Uuid::new_v4();
+            let operation_id = crate::ids::random_uuid();
             tracing::warn!(
                 %operation_id,
                 code = error.code().as_str(),

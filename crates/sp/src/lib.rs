@@ -48,6 +48,7 @@ pub mod error;
 pub mod fetch;
 pub mod health;
 pub mod idp;
+mod ids;
 pub mod jit;
 pub mod login;
 pub mod logout;

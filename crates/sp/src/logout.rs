@@ -246,7 +246,10 @@ impl ServiceProvider {
                     + peer.max_age
                     + peer.clock_skew.clamp(Duration::ZERO, MAX_CLOCK_SKEW);
                 let key = format!("logout-request:{issuer}:{}", request.id);
-                match replay.check_and_store(&key, window_end, now).await {
+                match replay
+                    .check_and_store(&key, request.issue_instant, window_end, now)
+                    .await
+                {
                     Ok(()) => {}
                     Err(Error::Replay(ReplayError::Replayed(_))) => {
                         return Err(LogoutError::Replayed(request.id).into());

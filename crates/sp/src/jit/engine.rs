@@ -60,6 +60,8 @@ pub struct Provisioned {
 pub(crate) struct AssertionUse<'a> {
     /// The assertion's ID.
     pub id: &'a str,
+    /// Its IssueInstant: with the ID, its key in the replay cache.
+    pub issued_at: OffsetDateTime,
     /// Until when it must not be accepted again.
     pub not_on_or_after: OffsetDateTime,
     /// The pending request the login answers (an SP-initiated login whose request is kept
@@ -204,7 +206,7 @@ impl<S: AccountStore> JitEngine<S> {
         assertion: Option<AssertionUse<'_>>,
         now: OffsetDateTime,
     ) -> Result<Provisioned, Error> {
-        let operation_id = Uuid::new_v4();
+        let operation_id = crate::ids::random_uuid();
         #[cfg(feature = "sqlite")]
         if let Some(writer) = self
             .store
@@ -218,20 +220,24 @@ impl<S: AccountStore> JitEngine<S> {
                 let answers = a
                     .answers
                     .map(|p| (p.relay_state.to_owned(), p.request_id.to_owned()));
-                (a.id.to_owned(), a.not_on_or_after, answers)
+                (a.id.to_owned(), a.issued_at, a.not_on_or_after, answers)
             });
             let result = writer
                 .run(move |tx| {
-                    let assertion = assertion.as_ref().map(|(id, until, answers)| AssertionUse {
-                        id,
-                        not_on_or_after: *until,
-                        answers: answers
+                    let assertion =
+                        assertion
                             .as_ref()
-                            .map(|(relay_state, request_id)| PendingUse {
-                                relay_state,
-                                request_id,
-                            }),
-                    });
+                            .map(|(id, issued_at, until, answers)| AssertionUse {
+                                id,
+                                issued_at: *issued_at,
+                                not_on_or_after: *until,
+                                answers: answers.as_ref().map(|(relay_state, request_id)| {
+                                    PendingUse {
+                                        relay_state,
+                                        request_id,
+                                    }
+                                }),
+                            });
                     let attempt = Attempt {
                         facts: &facts,
                         operation_id,
@@ -312,7 +318,7 @@ async fn login_steps<T: AccountTx>(
     if let Some(a) = assertion
         && with_audit.is_none()
         && !tx
-            .record_assertion(a.id, a.not_on_or_after, attempt.now)
+            .record_assertion(a.id, a.issued_at, a.not_on_or_after, attempt.now)
             .await?
     {
         // Dropping the transaction rolls it back: nothing of this login is kept.
@@ -345,7 +351,7 @@ async fn login_steps<T: AccountTx>(
                 // with the event, so a replay is still refused before the commit.
                 if let Some(a) = attempt.assertion
                     && !tx
-                        .record_assertion(a.id, a.not_on_or_after, attempt.now)
+                        .record_assertion(a.id, a.issued_at, a.not_on_or_after, attempt.now)
                         .await?
                 {
                     return Err(ReplayError::Replayed(a.id.to_owned()).into());
@@ -633,7 +639,7 @@ async fn audit<T: AccountTx>(
     match attempt.assertion {
         Some(a) => {
             if !tx
-                .append_audit_once(&event, a.id, a.not_on_or_after, attempt.now)
+                .append_audit_once(&event, a.id, a.issued_at, a.not_on_or_after, attempt.now)
                 .await?
             {
                 return Err(ReplayError::Replayed(a.id.to_owned()).into());

@@ -74,7 +74,7 @@ pub async fn start<S: AccountStore>(
     return_to: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<LogoutStarted, LogoutFailure> {
-    let operation_id = Uuid::new_v4();
+    let operation_id = crate::ids::random_uuid();
     let fail = |error: Error| {
         tracing::warn!(%operation_id, code = error.code().as_str(), %error, "single logout not started");
         LogoutFailure {
@@ -112,7 +112,7 @@ pub async fn receive<S: AccountStore, R: ReplayCache>(
     message: SloMessage<'_>,
     now: OffsetDateTime,
 ) -> Result<LogoutReceived, LogoutFailure> {
-    let operation_id = Uuid::new_v4();
+    let operation_id = crate::ids::random_uuid();
     let received = match sp.receive_logout(message, replay, now).await {
         Ok(received) => received,
         Err(error) => return Err(refuse(sp, store, operation_id, error, now).await),

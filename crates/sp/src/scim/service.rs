@@ -528,7 +528,7 @@ impl ScimService {
                 )
             }
         };
-        let operation_id = Uuid::new_v4();
+        let operation_id = crate::ids::random_uuid();
         let plan = ProvisioningPlan {
             identity: None,
             action: PlanAction::Scim(record),
@@ -569,7 +569,7 @@ impl ScimService {
         // `active` stays in the resource as the client wrote it (absent means enabled); the
         // column is what logins and the application read.
         let stored = resource.clone();
-        let operation_id = Uuid::new_v4();
+        let operation_id = crate::ids::random_uuid();
         let mut tx = self.store().begin().await.map_err(store_failed)?;
         let previous = match id {
             Some(id) => {
@@ -987,7 +987,7 @@ impl ScimService {
         now: OffsetDateTime,
     ) -> Result<(), ScimError> {
         let id = parse_id(id, "Group")?;
-        let operation_id = Uuid::new_v4();
+        let operation_id = crate::ids::random_uuid();
         let mut tx = self.store().begin().await.map_err(store_failed)?;
         let row = load_group(&mut tx, id).await?;
         check_version(if_match, row.version)?;
@@ -1045,7 +1045,7 @@ impl ScimService {
         // Members are kept as the client wrote them (display, type, $ref) beside the
         // relational copy that roles are computed from.
         let text = serde_json::to_string(&resource).map_err(|e| internal(e.to_string()))?;
-        let operation_id = Uuid::new_v4();
+        let operation_id = crate::ids::random_uuid();
         let mut tx = self.store().begin().await.map_err(store_failed)?;
         refuse_taken(
             &mut tx,
@@ -1324,7 +1324,7 @@ fn check_version(if_match: Option<&str>, version: i64) -> Result<(), ScimError> 
 }
 
 fn internal(e: impl fmt::Display) -> ScimError {
-    let operation_id = Uuid::new_v4();
+    let operation_id = crate::ids::random_uuid();
     tracing::error!(%operation_id, error = %e, "SCIM store failure");
     ScimError::status(500, format!("internal error (operation {operation_id})"))
 }

@@ -45,7 +45,7 @@ impl AuditEvent {
     /// own. (SQLite's log has no key: it is listed by the order of its commits.)
     pub fn id_at(at: OffsetDateTime) -> Uuid {
         let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-        let random = Uuid::new_v4();
+        let random = crate::ids::random_uuid();
         let mut tail = [0u8; 10];
         tail.copy_from_slice(&random.as_bytes()[6..]);
         uuid::Builder::from_unix_timestamp_millis(millis, &tail).into_uuid()

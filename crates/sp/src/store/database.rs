@@ -33,6 +33,9 @@ pub struct Database {
 struct Shared {
     /// When (Unix ms) the replay cache's expired entries are next deleted.
     next_replay_prune: AtomicI64,
+    /// Until when (Unix ms) an entry recorded before the replay cache was keyed by the
+    /// IssueInstant may hold its ID ([`crate::replay::legacy_entries_until`]).
+    legacy_replay_until: i64,
     /// The URL [`Database::probe`] opens its own connection to: a SQLite file database's
     /// (see [`probe_connection`]); `None` on PostgreSQL and in memory.
     probe_url: Option<String>,
@@ -152,11 +155,13 @@ impl Database {
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
         migrator.run(&pool).await?;
         normalize_stored_emails(&pool, backend).await?;
+        let legacy_replay_until = crate::replay::legacy_entries_until(&pool).await?;
         Ok(Self {
             pool,
             backend,
             shared: Arc::new(Shared {
                 next_replay_prune: AtomicI64::new(i64::MIN),
+                legacy_replay_until,
                 probe_url: (backend == Backend::Sqlite && !in_memory(url)).then(|| url.to_owned()),
                 #[cfg(feature = "sqlite")]
                 writer: match backend {
@@ -251,6 +256,12 @@ impl Database {
         }
     }
 
+    /// Until when (Unix ms) an entry of the replay cache recorded before it was keyed by the
+    /// IssueInstant too may hold its ID; `i64::MIN` when there is none.
+    pub(crate) fn legacy_replay_entries_until(&self) -> i64 {
+        self.shared.legacy_replay_until
+    }
+
     /// Whether `other` is a handle on this same pool (a clone of it).
     pub fn same_as(&self, other: &Database) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -291,13 +302,14 @@ impl Database {
     /// [`REPLAY_PRUNE_BATCH`], each its own statement: a busy minute's tens of thousands of
     /// deletions (each touching the key index at a random page) took seconds as one
     /// statement, holding SQLite's write lock against every login meanwhile. Entries are
-    /// stored in about the order they expire, so each batch's scan finds its rows early.
+    /// stored in the order they were issued, about the order they expire, so each batch's
+    /// scan finds its rows early.
     pub(crate) async fn prune_replay_cache(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut pruned = 0;
         loop {
             let done = sqlx::query(
-                "DELETE FROM sp_replay_cache WHERE assertion_id IN \
-                 (SELECT assertion_id FROM sp_replay_cache WHERE not_on_or_after <= $1 LIMIT $2)",
+                "DELETE FROM sp_replay_cache WHERE (issued_at, assertion_id) IN (SELECT \
+                 issued_at, assertion_id FROM sp_replay_cache WHERE not_on_or_after <= $1 LIMIT $2)",
             )
             .bind(super::millis(now))
             .bind(REPLAY_PRUNE_BATCH)

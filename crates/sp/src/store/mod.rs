@@ -185,17 +185,18 @@ pub trait AccountTx: Send {
         event: &AuditEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Records `assertion_id` in the SP database's replay cache inside this transaction;
-    /// `false` when an unexpired entry already holds it (a replay). Called only when
-    /// [`AccountStore::database`] is the replay cache's database; a store without one keeps
-    /// the default, which refuses.
+    /// Records the assertion `assertion_id` issued at `issued_at` in the SP database's replay
+    /// cache inside this transaction; `false` when an unexpired entry already holds it (a
+    /// replay). Called only when [`AccountStore::database`] is the replay cache's database; a
+    /// store without one keeps the default, which refuses.
     fn record_assertion(
         &mut self,
         assertion_id: &str,
+        issued_at: OffsetDateTime,
         not_on_or_after: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let _ = (assertion_id, not_on_or_after, now);
+        let _ = (assertion_id, issued_at, not_on_or_after, now);
         async {
             Err(StoreError::Inconsistent(
                 "this account store keeps no replay cache".to_owned(),
@@ -236,12 +237,13 @@ pub trait AccountTx: Send {
         &mut self,
         event: &AuditEvent,
         assertion_id: &str,
+        issued_at: OffsetDateTime,
         not_on_or_after: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         async move {
             if !self
-                .record_assertion(assertion_id, not_on_or_after, now)
+                .record_assertion(assertion_id, issued_at, not_on_or_after, now)
                 .await?
             {
                 return Ok(false);

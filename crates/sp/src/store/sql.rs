@@ -125,12 +125,13 @@ const AUDIT_PURGE_POSTGRES: &str = "DELETE FROM sp_audit WHERE id IN (SELECT id 
 const AUDIT_PURGE_UNORDERED_POSTGRES: &str = "DELETE FROM sp_audit WHERE id IN (SELECT id FROM \
     sp_audit WHERE substr(id, 15, 1) <> '7' AND at < $1 ORDER BY at LIMIT $2)";
 
-/// [`INSERT_AUDIT`] only if the assertion `$11` is fresh, recording it until `$12` (unless an
-/// entry unexpired at `$13` holds it, as [`crate::replay::RECORD_ASSERTION`]): one trip for
-/// both. PostgreSQL only (a data-modifying `WITH`).
-const INSERT_AUDIT_ONCE: &str = "WITH fresh AS (INSERT INTO sp_replay_cache (assertion_id, \
-    not_on_or_after) VALUES ($11, $12) ON CONFLICT (assertion_id) DO UPDATE SET \
-    not_on_or_after = excluded.not_on_or_after WHERE sp_replay_cache.not_on_or_after <= $13 \
+/// [`INSERT_AUDIT`] only if the assertion `$12` issued at `$11` is fresh, recording it until
+/// `$13` (unless an entry unexpired at `$14` holds it, as [`crate::replay::RECORD_ASSERTION`]):
+/// one trip for both. PostgreSQL only (a data-modifying `WITH`).
+const INSERT_AUDIT_ONCE: &str = "WITH fresh AS (INSERT INTO sp_replay_cache (issued_at, \
+    assertion_id, not_on_or_after) VALUES ($11, $12, $13) ON CONFLICT (issued_at, assertion_id) \
+    DO UPDATE SET not_on_or_after = excluded.not_on_or_after \
+    WHERE sp_replay_cache.not_on_or_after <= $14 \
     RETURNING 1) INSERT INTO sp_audit (id, operation_id, at, kind, account_id, idp_entity_id, \
     identity_key, session_index, plan, actor) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
     WHERE EXISTS (SELECT 1 FROM fresh)";
@@ -382,7 +383,7 @@ impl SqlAccountStore {
         if purge.events == 0 {
             return Ok(purge);
         }
-        let operation_id = Uuid::new_v4();
+        let operation_id = crate::ids::random_uuid();
         let event = AuditEvent {
             id: AuditEvent::id_at(now),
             operation_id,
@@ -644,12 +645,13 @@ impl AccountTx for SqlAccountTx {
         &mut self,
         event: &AuditEvent,
         assertion_id: &str,
+        issued_at: OffsetDateTime,
         not_on_or_after: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         if self.backend != Backend::Postgres {
             if !self
-                .record_assertion(assertion_id, not_on_or_after, now)
+                .record_assertion(assertion_id, issued_at, not_on_or_after, now)
                 .await?
             {
                 return Ok(false);
@@ -658,6 +660,7 @@ impl AccountTx for SqlAccountTx {
             return Ok(true);
         }
         let done = audit_query(INSERT_AUDIT_ONCE, event)?
+            .bind(millis(issued_at))
             .bind(assertion_id.to_owned())
             .bind(millis(not_on_or_after))
             .bind(millis(now))
@@ -669,10 +672,11 @@ impl AccountTx for SqlAccountTx {
     async fn record_assertion(
         &mut self,
         assertion_id: &str,
+        issued_at: OffsetDateTime,
         not_on_or_after: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        crate::replay::record(&mut self.tx, assertion_id, not_on_or_after, now).await
+        crate::replay::record(&mut self.tx, assertion_id, issued_at, not_on_or_after, now).await
     }
 
     async fn use_pending_request(

@@ -909,6 +909,7 @@ impl AccountTx for WriterTx<'_> {
     async fn record_assertion(
         &mut self,
         assertion_id: &str,
+        issued_at: OffsetDateTime,
         not_on_or_after: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
@@ -916,9 +917,10 @@ impl AccountTx for WriterTx<'_> {
             .conn
             .prepare_cached(crate::replay::RECORD_ASSERTION)?
             .execute(named_params! {
-                "$1": assertion_id,
-                "$2": sql::millis(not_on_or_after),
-                "$3": sql::millis(now),
+                "$1": sql::millis(issued_at),
+                "$2": assertion_id,
+                "$3": sql::millis(not_on_or_after),
+                "$4": sql::millis(now),
             })?;
         Ok(recorded == 1)
     }
@@ -970,7 +972,7 @@ mod tests {
         move |mut tx| {
             now_or_never(async move {
                 let fresh = tx
-                    .record_assertion(&id, now + time::Duration::minutes(5), now)
+                    .record_assertion(&id, now, now + time::Duration::minutes(5), now)
                     .await?;
                 if fresh {
                     tx.commit().await?;
@@ -1000,6 +1002,7 @@ mod tests {
             now_or_never(async move {
                 tx.record_assertion(
                     "_failed",
+                    time::macros::datetime!(2026-12-06 12:00 UTC),
                     time::macros::datetime!(2026-12-06 12:05 UTC),
                     time::macros::datetime!(2026-12-06 12:00 UTC),
                 )
@@ -1063,7 +1066,7 @@ mod tests {
         let left: bool = writer
             .run(move |mut tx| {
                 now_or_never(async move {
-                    tx.record_assertion("_left", now + time::Duration::minutes(5), now)
+                    tx.record_assertion("_left", now, now + time::Duration::minutes(5), now)
                         .await
                         .map_err(Error::from)
                 })

@@ -135,8 +135,9 @@ async fn a_write_turned_away_by_a_lock_is_busy_not_failed() {
         .await
         .unwrap();
     let taken = sqlx::raw_sql(
-        "INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ('_a', 1); \
-         INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ('_a', 1)",
+        "INSERT INTO sp_replay_cache (issued_at, assertion_id, not_on_or_after) \
+         VALUES (1, '_a', 1); INSERT INTO sp_replay_cache (issued_at, assertion_id, \
+         not_on_or_after) VALUES (1, '_a', 1)",
     )
     .execute(db.pool())
     .await

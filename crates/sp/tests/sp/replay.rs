@@ -19,20 +19,20 @@ async fn memory_cache_is_bounded_and_fails_closed() {
     let cache = MemoryReplayCache::new(2);
     let soon = t0() + Duration::minutes(1);
     let late = t0() + Duration::hours(1);
-    cache.check_and_store("_1", soon, t0()).await.unwrap();
-    cache.check_and_store("_2", late, t0()).await.unwrap();
+    cache.check_and_store("_1", t0(), soon, t0()).await.unwrap();
+    cache.check_and_store("_2", t0(), late, t0()).await.unwrap();
     // Full of unexpired entries: refuse rather than evict.
     assert_eq!(
-        replay_err(cache.check_and_store("_3", late, t0()).await),
+        replay_err(cache.check_and_store("_3", t0(), late, t0()).await),
         ReplayError::Full(2)
     );
     assert_eq!(cache.len(), 2);
     // Once "_1" expires, pruning makes room and "_2" is still remembered.
     let now = soon + Duration::seconds(1);
-    cache.check_and_store("_3", late, now).await.unwrap();
+    cache.check_and_store("_3", t0(), late, now).await.unwrap();
     assert_eq!(cache.len(), 2);
     assert_eq!(
-        replay_err(cache.check_and_store("_2", late, now).await),
+        replay_err(cache.check_and_store("_2", t0(), late, now).await),
         ReplayError::Replayed("_2".to_owned())
     );
 }

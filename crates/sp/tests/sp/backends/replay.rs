@@ -21,27 +21,33 @@ pub(crate) fn replay_err(result: Result<(), Error>) -> ReplayError {
 /// The behaviour both implementations share.
 pub(crate) async fn common(cache: &impl ReplayCache) {
     let expiry = t0() + Duration::minutes(5);
-    cache.check_and_store("_a1", expiry, t0()).await.unwrap();
+    cache
+        .check_and_store("_a1", t0(), expiry, t0())
+        .await
+        .unwrap();
     assert_eq!(
         replay_err(
             cache
-                .check_and_store("_a1", expiry, t0() + Duration::minutes(4))
+                .check_and_store("_a1", t0(), expiry, t0() + Duration::minutes(4))
                 .await
         ),
         ReplayError::Replayed("_a1".to_owned())
     );
     // Another ID is independent.
-    cache.check_and_store("_a2", expiry, t0()).await.unwrap();
+    cache
+        .check_and_store("_a2", t0(), expiry, t0())
+        .await
+        .unwrap();
     // An assertion already past NotOnOrAfter is refused outright.
     assert_eq!(
-        replay_err(cache.check_and_store("_old", t0(), t0()).await),
+        replay_err(cache.check_and_store("_old", t0(), t0(), t0()).await),
         ReplayError::Expired("_old".to_owned())
     );
     // After expiry the entry is gone, so the ID is accepted again (the SAML layer's
     // NotOnOrAfter check is what refuses such an old assertion).
     let later = expiry + Duration::seconds(1);
     cache
-        .check_and_store("_a1", later + Duration::minutes(5), later)
+        .check_and_store("_a1", t0(), later + Duration::minutes(5), later)
         .await
         .unwrap();
 }
@@ -61,9 +67,12 @@ async fn sql_cache_is_shared_between_nodes_and_atomic(db: Db) {
     let node_a = SqlReplayCache::new(fx.store.database().clone());
     let node_b = SqlReplayCache::new(Database::connect(&fx.url).await.unwrap());
     let expiry = t0() + Duration::minutes(5);
-    node_a.check_and_store("_x", expiry, t0()).await.unwrap();
+    node_a
+        .check_and_store("_x", t0(), expiry, t0())
+        .await
+        .unwrap();
     assert_eq!(
-        replay_err(node_b.check_and_store("_x", expiry, t0()).await),
+        replay_err(node_b.check_and_store("_x", t0(), expiry, t0()).await),
         ReplayError::Replayed("_x".to_owned())
     );
 
@@ -73,7 +82,7 @@ async fn sql_cache_is_shared_between_nodes_and_atomic(db: Db) {
     for i in 0..16 {
         let node = Arc::clone(&nodes[i % 2]);
         tasks.push(tokio::spawn(async move {
-            node.check_and_store("_race", expiry, t0()).await
+            node.check_and_store("_race", t0(), expiry, t0()).await
         }));
     }
     let mut accepted = 0;
@@ -97,16 +106,17 @@ async fn a_large_prune_takes_every_expired_entry_and_nothing_else(db: Db) {
     let cache = SqlReplayCache::new(database.clone());
     let ms =
         |at: time::OffsetDateTime| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap();
-    let (expired, live) = (
+    let (issued, expired, live) = (
+        ms(t0()),
         ms(t0() + Duration::minutes(1)),
         ms(t0() + Duration::hours(1)),
     );
     for chunk in 0..5 {
         let rows: Vec<String> = (0..500)
-            .map(|i| format!("('_old{chunk}-{i}', {expired})"))
+            .map(|i| format!("({issued}, '_old{chunk}-{i}', {expired})"))
             .collect();
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES {}",
+            "INSERT INTO sp_replay_cache (issued_at, assertion_id, not_on_or_after) VALUES {}",
             rows.join(", ")
         )))
         .execute(database.pool())
@@ -115,7 +125,7 @@ async fn a_large_prune_takes_every_expired_entry_and_nothing_else(db: Db) {
     }
     for i in 0..7 {
         cache
-            .check_and_store(&format!("_live{i}"), t0() + Duration::hours(1), t0())
+            .check_and_store(&format!("_live{i}"), t0(), t0() + Duration::hours(1), t0())
             .await
             .unwrap();
     }
@@ -130,6 +140,7 @@ async fn a_large_prune_takes_every_expired_entry_and_nothing_else(db: Db) {
             cache
                 .check_and_store(
                     "_live3",
+                    t0(),
                     t0() + Duration::hours(1),
                     t0() + Duration::minutes(3)
                 )
@@ -170,7 +181,7 @@ async fn entries_recorded_before_the_one_tree_migration_are_kept(db: Db) {
     let cache = SqlReplayCache::new(database.clone());
     assert_eq!(cache.count_entries().await.unwrap(), 2);
     assert_eq!(
-        replay_err(cache.check_and_store("_live", expiry, t0()).await),
+        replay_err(cache.check_and_store("_live", t0(), expiry, t0()).await),
         ReplayError::Replayed("_live".to_owned())
     );
     // That call pruned the expired entry; the live one goes once it expires.
@@ -198,7 +209,96 @@ async fn entries_recorded_before_the_one_tree_migration_are_kept(db: Db) {
     }
 }
 
+/// An assertion is its ID and its IssueInstant, both under the IdP's signature: the same ID
+/// issued at another instant is another assertion (only the IdP can sign one), and the SQL
+/// cache keeps its entries in the order of that instant, so that they are inserted at the end
+/// of its b-tree rather than at a random place.
+async fn sql_cache_keys_an_assertion_by_its_instant_and_id(db: Db) {
+    let fx = fixture(db).await;
+    let cache = SqlReplayCache::new(fx.store.database().clone());
+    let expiry = t0() + Duration::minutes(5);
+    let issued = |s: i64| t0() - Duration::seconds(s);
+    for (id, ago) in [("_c", 10), ("_a", 30), ("_b", 20)] {
+        cache
+            .check_and_store(id, issued(ago), expiry, t0())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        replay_err(cache.check_and_store("_b", issued(20), expiry, t0()).await),
+        ReplayError::Replayed("_b".to_owned())
+    );
+    cache
+        .check_and_store("_b", issued(5), expiry, t0())
+        .await
+        .unwrap();
+    let order: Vec<String> = sqlx::query_scalar(if db == Db::Sqlite {
+        // A WITHOUT ROWID table is read in its key's order.
+        "SELECT assertion_id FROM sp_replay_cache"
+    } else {
+        "SELECT assertion_id FROM sp_replay_cache ORDER BY issued_at, assertion_id"
+    })
+    .fetch_all(fx.store.database().pool())
+    .await
+    .unwrap();
+    assert_eq!(order, ["_a", "_b", "_c", "_b"]);
+}
+
+/// Entries recorded before the cache was keyed by the IssueInstant too
+/// (`20261207000200_replay_by_issue`) have no instant: each still refuses its ID, whatever
+/// instant a second use says it was issued at, until it expires; then the ID is accepted as
+/// any expired one is, and the entry is pruned.
+async fn entries_recorded_before_the_instant_key_refuse_their_ids(db: Db) {
+    let (_dir, url, pool) = crate::support::migrated_to(db, 20261207000100).await;
+    let expiry = t0() + Duration::minutes(5);
+    let millis =
+        |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap();
+    for (id, until) in [("_live", expiry), ("_gone", t0())] {
+        sqlx::query("INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ($1, $2)")
+            .bind(id)
+            .bind(millis(until))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let database = Database::connect(&url).await.unwrap();
+    let cache = SqlReplayCache::new(database.clone());
+    assert_eq!(cache.count_entries().await.unwrap(), 2);
+    for issued in [
+        t0() - Duration::minutes(1),
+        t0(),
+        time::OffsetDateTime::UNIX_EPOCH,
+    ] {
+        assert_eq!(
+            replay_err(cache.check_and_store("_live", issued, expiry, t0()).await),
+            ReplayError::Replayed("_live".to_owned()),
+            "issued at {issued}"
+        );
+    }
+    // An expired entry holds nothing.
+    cache
+        .check_and_store("_gone", t0(), expiry, t0())
+        .await
+        .unwrap();
+    let later = expiry + Duration::seconds(1);
+    cache
+        .check_and_store("_live", t0(), later + Duration::minutes(5), later)
+        .await
+        .unwrap();
+    cache.prune(later).await.unwrap();
+    let left: Vec<(i64, String)> =
+        sqlx::query_as("SELECT issued_at, assertion_id FROM sp_replay_cache")
+            .fetch_all(database.pool())
+            .await
+            .unwrap();
+    assert_eq!(left, [(millis(t0()), "_live".to_owned())]);
+}
+
 crate::on_both_backends!(
+    sql_cache_keys_an_assertion_by_its_instant_and_id,
+    entries_recorded_before_the_instant_key_refuse_their_ids,
     entries_recorded_before_the_one_tree_migration_are_kept,
     sql_cache_refuses_replays_and_prunes,
     sql_cache_is_shared_between_nodes_and_atomic,

@@ -935,7 +935,64 @@ async fn log_only_unchanged_logins_write_only_the_replay_entry(backend: Db) {
     );
 }
 
+/// An assertion whose ID an entry recorded before the replay cache was keyed by the
+/// IssueInstant holds (`20261207000200_replay_by_issue`: such entries have no instant) is
+/// refused as a replay by the ACS too, in the login's own path on the accounts' database
+/// (on SQLite the login writer's), and nothing of it is kept. An assertion with another ID
+/// signs in.
+async fn the_acs_refuses_an_assertion_an_entry_from_before_the_instant_key_holds(db: Db) {
+    let (_dir, url, pool) = crate::support::migrated_to(db, 20261207000100).await;
+    let until = NOW + time::Duration::minutes(5);
+    sqlx::query("INSERT INTO sp_replay_cache (assertion_id, not_on_or_after) VALUES ($1, $2)")
+        .bind("_before")
+        .bind(i64::try_from(until.unix_timestamp_nanos() / 1_000_000).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let database = latchkey_sp::store::Database::connect(&url).await.unwrap();
+    let open = ServiceProvider::new(
+        &config("allow_idp_initiated = true"),
+        None,
+        trust(&[&old_key().cert]),
+    )
+    .unwrap();
+    let replay = SqlReplayCache::new(database.clone());
+    let engine = JitEngine::new(
+        Contract::from_toml(CONTRACT).unwrap(),
+        SqlAccountStore::new(database),
+    );
+    let before = form(&response(None, "_before", &old_key().key), None);
+    let failure = acs::run(
+        &open,
+        &before,
+        &BrowserBinding::none(),
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(failure.code().as_str(), "ASSERTION_REPLAYED");
+    assert!(engine.store().accounts().await.unwrap().is_empty());
+    assert_eq!(replay.count_entries().await.unwrap(), 1);
+    let after = form(&response(None, "_after", &old_key().key), None);
+    let done = acs::run(
+        &open,
+        &after,
+        &BrowserBinding::none(),
+        &replay,
+        &engine,
+        NOW,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.provisioned.outcome, Outcome::Created);
+    assert_eq!(replay.count_entries().await.unwrap(), 2);
+}
+
 crate::on_both_backends!(
+    the_acs_refuses_an_assertion_an_entry_from_before_the_instant_key_holds,
     log_only_unchanged_logins_write_only_the_replay_entry,
     the_sql_pending_store_binds_a_login_to_its_browser,
     a_login_started_before_the_binding_is_refused,
