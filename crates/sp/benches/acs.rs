@@ -37,7 +37,8 @@
 //! and keeps in the database (as the demo apps do), which its ACS takes back. With
 //! `ACS_BENCH_UNCHANGED=log_only` they run under `[audit] unchanged_logins = "log_only"`; with
 //! `ACS_BENCH_UNCHANGED=both`, four passes of n alternate the two, each beside its own n
-//! validations (an A/B in one process).
+//! validations (an A/B in one process). `ACS_BENCH_PRIVATE=1` opens the SQLite file for the
+//! bench's process alone (`?vfs=unix-excl`): no file locks per transaction.
 // Bench set-up works on fixed inputs; a failure there should stop the bench loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -603,8 +604,15 @@ fn main() {
     let url = if postgres {
         rt.block_on(latchkey_testkit::pg::fresh_database_url())
     } else {
+        // `ACS_BENCH_PRIVATE=1`: the file opened for this process alone (`?vfs=unix-excl`,
+        // `Database::connect`), so that no transaction takes a file lock.
+        let vfs = if std::env::var_os("ACS_BENCH_PRIVATE").is_some() {
+            "&vfs=unix-excl"
+        } else {
+            ""
+        };
         format!(
-            "sqlite://{}?mode=rwc",
+            "sqlite://{}?mode=rwc{vfs}",
             dir.path().join("app.sqlite").display()
         )
     };

@@ -96,6 +96,15 @@ impl Database {
     /// a login runs. A SQLite file database also gets its login writer (`store::writer`): one
     /// more connection that the JIT engine writes logins through, on the request's thread when
     /// the writer is idle, else on the writer's own thread.
+    ///
+    /// A SQLite URL may name SQLite's `unix-excl` VFS (`sqlite:///srv/app/sp.db?vfs=unix-excl`)
+    /// when this process is the only one that opens the file while it runs: its connections
+    /// then share the file's locks and write-ahead-log index in memory, and a transaction
+    /// takes no file lock (six `fcntl` system calls fewer per login, about a tenth of a
+    /// returning login's CPU: BENCHMARKS.md). Any other process (a second node on the same
+    /// file, the `sqlite3` shell, a backup tool, `latchkey sp plan --database`) is then told
+    /// the database is locked until this one closes it. Without it (SQLite's default VFS),
+    /// every process may open the file at any time.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -404,5 +413,36 @@ fn start_writer(url: &str) -> Result<Option<super::writer::SqliteWriter>, StoreE
     if in_memory(url) || path.as_os_str().is_empty() {
         return Ok(None);
     }
-    super::writer::SqliteWriter::start(path).map(Some)
+    super::writer::SqliteWriter::start(path, url_vfs(url)).map(Some)
+}
+
+/// The SQLite VFS a database URL names (`?vfs=unix-excl`), if any: the login writer opens the
+/// file through it too, as the pool's connections do (sqlx reads it from the URL).
+#[cfg(feature = "sqlite")]
+fn url_vfs(url: &str) -> Option<&str> {
+    let (_, query) = url.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("vfs="))
+        .filter(|vfs| !vfs.is_empty())
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::url_vfs;
+
+    #[test]
+    fn the_writer_opens_the_file_through_the_vfs_the_url_names() {
+        assert_eq!(
+            url_vfs("sqlite:///srv/sp.db?mode=rwc&vfs=unix-excl"),
+            Some("unix-excl")
+        );
+        assert_eq!(
+            url_vfs("sqlite:///srv/sp.db?vfs=unix-excl"),
+            Some("unix-excl")
+        );
+        assert_eq!(url_vfs("sqlite:///srv/sp.db?mode=rwc"), None);
+        assert_eq!(url_vfs("sqlite:///srv/vfs=unix-excl.db"), None);
+        assert_eq!(url_vfs("sqlite:///srv/sp.db?vfs="), None);
+    }
 }

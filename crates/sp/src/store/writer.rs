@@ -294,13 +294,15 @@ impl<R: Send> Reply for Answer<R> {
 }
 
 impl SqliteWriter {
-    /// Opens a connection to the (already migrated) database file at `path` and starts the
-    /// thread that owns it.
-    pub(crate) fn start(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+    /// Opens a connection to the (already migrated) database file at `path`, through the
+    /// SQLite VFS `vfs` when the database's URL names one (as the pool's connections open it),
+    /// and starts the thread that owns it.
+    pub(crate) fn start(path: &Path, vfs: Option<&str>) -> Result<Self, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = match vfs {
+            Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs)?,
+            None => Connection::open_with_flags(path, flags)?,
+        };
         // The same settings as the pool's connections (`Database::connect`), but no automatic
         // checkpoint: a login run on a request's thread must not sync the database there
         // (the writer thread checkpoints instead, `CHECKPOINT_EVERY`).

@@ -1,6 +1,7 @@
 //! latchkey-sp's store cases (`tests/sp/backends`) on PostgreSQL: a throwaway cluster started
 //! from the Debian `postgresql` binaries (latchkey-testkit's `pg`; `./scripts/test` installs
-//! them, or set LATCHKEY_PG_BIN). Without them these tests fail saying so.
+//! them, or set LATCHKEY_PG_BIN). Without them these tests fail saying so. Also a SQLite file
+//! opened for one process alone, seen from another (Python's `sqlite3`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 // Built from `tests/sp`, which uses more of them.
 #![allow(dead_code)]
@@ -18,5 +19,6 @@ macro_rules! backend_variant {
 
 #[path = "../sp/backends/mod.rs"]
 mod backends;
+mod private_file;
 #[path = "../sp/support/mod.rs"]
 mod support;

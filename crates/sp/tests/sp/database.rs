@@ -47,6 +47,43 @@ async fn reconnecting_keeps_data_and_does_not_remigrate() {
     );
 }
 
+/// A file opened for this process alone (`?vfs=unix-excl`): its connections (the pool's,
+/// the login writer's, a second handle's, the readiness probe's) share it, and its
+/// write-ahead-log index lives in memory, not in a `-shm` file beside it. (That another
+/// process is refused is the oracles' `private_file` test.)
+#[tokio::test]
+async fn a_file_for_this_process_alone_is_shared_by_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sp.db");
+    let url = format!("sqlite://{}?mode=rwc&vfs=unix-excl", file.display());
+    let db = Database::connect(&url).await.unwrap();
+    let store = SqlAccountStore::new(db.clone());
+    let outcome = JitEngine::new(contract(WIKI), store.clone())
+        .login(&alice(), t0())
+        .await
+        .unwrap()
+        .outcome;
+    assert_eq!(outcome, Outcome::Created);
+    assert_eq!(db.writer_stats().unwrap().logins, 1, "through the writer");
+    assert_eq!(store.accounts().await.unwrap().len(), 1);
+    let again = SqlAccountStore::new(Database::connect(&url).await.unwrap());
+    assert_eq!(again.accounts().await.unwrap().len(), 1);
+    db.probe(std::time::Duration::from_secs(5)).await.unwrap();
+    assert!(dir.path().join("sp.db-wal").exists());
+    assert!(!dir.path().join("sp.db-shm").exists());
+
+    // The default VFS keeps the index in a file every process maps.
+    let shared = dir.path().join("shared.db");
+    let db = Database::connect(&format!("sqlite://{}?mode=rwc", shared.display()))
+        .await
+        .unwrap();
+    JitEngine::new(contract(WIKI), SqlAccountStore::new(db))
+        .login(&alice(), t0())
+        .await
+        .unwrap();
+    assert!(dir.path().join("shared.db-shm").exists());
+}
+
 #[tokio::test]
 async fn other_backends_are_refused() {
     match Database::connect("mysql://localhost/sp").await {
