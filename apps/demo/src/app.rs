@@ -255,6 +255,9 @@ pub struct DemoApp {
     audit: AuditSettings,
     /// The last database probe of `/readyz` and when it ran ([`DemoApp::database_check`]).
     probe: tokio::sync::Mutex<Option<(Instant, &'static str)>>,
+    /// What `/readyz` last found (database, IdP metadata), so that its log says a state once,
+    /// when it begins ([`DemoApp::readiness_changed`]).
+    ready_said: latchkey_sp::health::LastFinding<(&'static str, &'static str)>,
 }
 
 /// How long `/readyz` waits for the database to take a login's transaction: well inside a
@@ -334,6 +337,7 @@ impl DemoApp {
             trust_forwarded_for: config.trust_forwarded_for,
             audit: config.sp.audit,
             probe: tokio::sync::Mutex::new(None),
+            ready_said: latchkey_sp::health::LastFinding::default(),
         })
     }
 
@@ -407,6 +411,16 @@ impl DemoApp {
         };
         *last = Some((Instant::now(), outcome));
         outcome
+    }
+
+    /// Whether `/readyz` finds `checks` (database, IdP metadata) other than the last call did,
+    /// and what that call found: it logs a state when it begins, not at every call (anyone
+    /// may call it, as often as they like).
+    pub(crate) fn readiness_changed(
+        &self,
+        checks: (&'static str, &'static str),
+    ) -> Option<Option<(&'static str, &'static str)>> {
+        self.ready_said.changed(checks)
     }
 
     pub(crate) fn secure_cookies(&self) -> bool {

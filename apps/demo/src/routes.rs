@@ -332,17 +332,24 @@ async fn readyz(State(app): State<AppState>) -> Response {
         0 => "ok",
         _ => latchkey_sp::health::ReadyCode::MetadataFetchFailed.as_str(),
     };
+    // Said when it changes, not at every call. The refresher logs each failed refresh with
+    // its error (`latchkey_sp::fetch`).
+    if let Some(before) = app.readiness_changed((database, idp_metadata)) {
+        if !ready {
+            tracing::warn!(
+                app = app.kind().name(),
+                %database,
+                %idp_metadata,
+                metadata = %status.detail,
+                "not ready"
+            );
+        } else if before.is_some() {
+            tracing::info!(app = app.kind().name(), "ready again");
+        }
+    }
     let code = if ready {
         StatusCode::OK
     } else {
-        // The refresher logs each failed refresh with its error (`latchkey_sp::fetch`).
-        tracing::warn!(
-            app = app.kind().name(),
-            %database,
-            %idp_metadata,
-            metadata = %status.detail,
-            "not ready"
-        );
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({

@@ -87,6 +87,9 @@ struct Inner {
     device_keys: tokio::sync::OnceCell<DeviceKeys>,
     /// The last database probe of `/readyz` and when it ran (see [`readyz`]).
     probe: tokio::sync::Mutex<Option<(Instant, &'static str)>>,
+    /// What `/readyz` last found, so that its log says a state once, when it begins (see
+    /// [`readyz`]).
+    ready_said: latchkey_sp::health::LastFinding<ReadyChecks>,
     /// The oldest waiting SCIM removal as last read, and when by the store's clock (see
     /// [`oldest_removal`]).
     oldest_removal: tokio::sync::Mutex<Option<(time::OffsetDateTime, OldestRemoval)>>,
@@ -127,6 +130,7 @@ impl WebState {
             audit,
             device_keys: tokio::sync::OnceCell::new(),
             probe: tokio::sync::Mutex::new(None),
+            ready_said: latchkey_sp::health::LastFinding::default(),
             oldest_removal: tokio::sync::Mutex::new(None),
             webauthn: None,
             reset_desk: None,
@@ -588,6 +592,8 @@ async fn readyz(State(state): State<WebState>) -> Response {
             }
         }
     };
+    // Why a check failed, for the log line that says so.
+    let mut why: Vec<String> = Vec::new();
     let audit = match &state.0.audit {
         Some(batcher) if !batcher.is_alive() => ReadyCode::AuditStopped.as_str(),
         _ => "ok",
@@ -595,7 +601,7 @@ async fn readyz(State(state): State<WebState>) -> Response {
     let signing_key = match state.keys().current() {
         Ok(_) => "ok",
         Err(e) => {
-            tracing::warn!(error = %e, "readiness: no signing key");
+            why.push(format!("no signing key: {e}"));
             ReadyCode::SigningKeyUnavailable.as_str()
         }
     };
@@ -605,15 +611,15 @@ async fn readyz(State(state): State<WebState>) -> Response {
         None => None,
         Some(after) => Some(match state.store().provisioning().oldest_waiting().await {
             Ok(Some(oldest)) if state.store().now() - oldest > after => {
-                tracing::warn!(
-                    oldest_seconds = (state.store().now() - oldest).whole_seconds(),
-                    "readiness: the SCIM outbox is stuck (see latchkey app scim show)"
-                );
+                why.push(format!(
+                    "the SCIM outbox's oldest row has waited {} s (see latchkey app scim show)",
+                    (state.store().now() - oldest).whole_seconds()
+                ));
                 ReadyCode::ScimOutboxStuck.as_str()
             }
             Ok(_) => "ok",
             Err(e) => {
-                tracing::warn!(error = %e, "readiness: the SCIM outbox cannot be read");
+                why.push(format!("the SCIM outbox cannot be read: {e}"));
                 ReadyCode::ScimOutboxUnreadable.as_str()
             }
         }),
@@ -624,15 +630,15 @@ async fn readyz(State(state): State<WebState>) -> Response {
         None => None,
         Some(after) => Some(match oldest_removal(&state).await {
             Ok(Some(oldest)) if state.store().now() - oldest > after => {
-                tracing::warn!(
-                    waited_seconds = (state.store().now() - oldest).whole_seconds(),
-                    "readiness: a SCIM removal is overdue (see latchkey user provisioning)"
-                );
+                why.push(format!(
+                    "a SCIM removal has waited {} s (see latchkey user provisioning)",
+                    (state.store().now() - oldest).whole_seconds()
+                ));
                 ReadyCode::ScimRemovalOverdue.as_str()
             }
             Ok(_) => "ok",
             Err(e) => {
-                tracing::warn!(error = %e, "readiness: the SCIM removals cannot be read");
+                why.push(format!("the SCIM removals cannot be read: {e}"));
                 ReadyCode::ScimOutboxUnreadable.as_str()
             }
         }),
@@ -642,10 +648,17 @@ async fn readyz(State(state): State<WebState>) -> Response {
         .flatten()
         .any(|c| c != "ok");
     let ready = [database, audit, signing_key].iter().all(|c| *c == "ok");
+    let checks = ReadyChecks {
+        database,
+        audit,
+        signing_key,
+        scim_outbox,
+        scim_removals,
+    };
+    say_readiness(&state, checks, ready, degraded, &why);
     let status = if ready {
         StatusCode::OK
     } else {
-        tracing::warn!(%database, %audit, %signing_key, "not ready");
         StatusCode::SERVICE_UNAVAILABLE
     };
     let mut checks = json!({ "database": database, "audit": audit, "signing_key": signing_key });
@@ -661,6 +674,48 @@ async fn readyz(State(state): State<WebState>) -> Response {
     }
     let body = json!({ "ready": ready, "degraded": degraded, "checks": checks });
     (status, Json(body)).into_response()
+}
+
+/// What one `/readyz` call found, check by check (`"ok"` or a [`ReadyCode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReadyChecks {
+    database: &'static str,
+    audit: &'static str,
+    signing_key: &'static str,
+    scim_outbox: Option<&'static str>,
+    scim_removals: Option<&'static str>,
+}
+
+/// Logs what `/readyz` found when it differs from what the last call found: a node that is
+/// not ready (or degraded) says so, with why, once when it becomes so and again whenever the
+/// failing checks change, and says when it is ready again. Anyone may call `/readyz`, as
+/// often as they like: a line per call would let them fill the log.
+fn say_readiness(
+    state: &WebState,
+    checks: ReadyChecks,
+    ready: bool,
+    degraded: bool,
+    why: &[String],
+) {
+    let Some(before) = state.0.ready_said.changed(checks) else {
+        return;
+    };
+    let ReadyChecks {
+        database,
+        audit,
+        signing_key,
+        ..
+    } = checks;
+    let outbox = checks.scim_outbox.unwrap_or("ok");
+    let removals = checks.scim_removals.unwrap_or("ok");
+    let why = why.join("; ");
+    if !ready {
+        tracing::warn!(%database, %audit, %signing_key, %outbox, %removals, %why, "not ready");
+    } else if degraded {
+        tracing::warn!(%outbox, %removals, %why, "ready, degraded");
+    } else if before.is_some() {
+        tracing::info!("ready again");
+    }
 }
 
 async fn metrics_text(
@@ -749,6 +804,66 @@ mod tests {
         assert_eq!(body["checks"]["audit"], "audit_stopped");
         assert_eq!(body["checks"]["database"], "ok");
         assert_eq!(body["checks"]["signing_key"], "ok");
+    }
+
+    /// What the code under `run` logs, as text.
+    async fn logged<F: std::future::Future>(run: F) -> (F::Output, String) {
+        #[derive(Clone, Default)]
+        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        // The test's runtime has one thread: everything the handler logs is on this one.
+        let out = {
+            let _guard = tracing::subscriber::set_default(subscriber);
+            run.await
+        };
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        (out, text)
+    }
+
+    /// Anyone may call `/readyz`, as often as they like: a node that is not ready says so in
+    /// its log once, when it becomes so, not once per call; a ready node says nothing.
+    #[tokio::test]
+    async fn readiness_is_logged_when_it_changes_not_at_every_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let ((), quiet) = logged(async {
+            for _ in 0..3 {
+                assert_eq!(ready(&state).await.0, StatusCode::OK);
+            }
+        })
+        .await;
+        assert!(!quiet.contains("ready"), "{quiet}");
+        let batcher = state.0.audit.as_ref().unwrap();
+        batcher.abort();
+        for _ in 0..100 {
+            if !batcher.is_alive() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ((), said) = logged(async {
+            for _ in 0..5 {
+                assert_eq!(ready(&state).await.0, StatusCode::SERVICE_UNAVAILABLE);
+            }
+        })
+        .await;
+        assert_eq!(said.matches("not ready").count(), 1, "{said}");
+        assert!(said.contains("audit=audit_stopped"), "{said}");
     }
 
     /// A removal waiting past `removal_overdue_seconds` makes `/readyz` say `degraded` (still

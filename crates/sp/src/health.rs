@@ -10,7 +10,7 @@
 //! [`MetadataStatus::public`], never an error's text (a URL, a path, a server's answer):
 //! that goes to the log.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -46,6 +46,33 @@ impl ReadyCode {
             StoreError::TimedOut(_) | StoreError::Busy(_) => Self::DatabaseBusy,
             _ => Self::DatabaseFailed,
         }
+    }
+}
+
+/// What a readiness check found last time, so that its log line is said when the finding
+/// changes, not at every call: anyone may call a `/readyz`, as often as they like, and a
+/// line per call would let them fill the log. The IdP's `/readyz` and the demo apps' keep
+/// one each.
+#[derive(Debug)]
+pub struct LastFinding<T>(Mutex<Option<T>>);
+
+impl<T> Default for LastFinding<T> {
+    fn default() -> Self {
+        Self(Mutex::new(None))
+    }
+}
+
+impl<T: PartialEq + Clone> LastFinding<T> {
+    /// Records `now`. `Some(before)` when it differs from the finding recorded last
+    /// (`before` is `None` at the first call): the caller says it. `None` when it is the
+    /// same: nothing new to say.
+    pub fn changed(&self, now: T) -> Option<Option<T>> {
+        // Each update is one assignment: a poisoned lock still holds a whole finding.
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.as_ref() == Some(&now) {
+            return None;
+        }
+        Some(last.replace(now))
     }
 }
 
@@ -256,6 +283,17 @@ mod tests {
     use super::*;
 
     const NOW: OffsetDateTime = datetime!(2026-12-07 12:00 UTC);
+
+    #[test]
+    fn a_finding_is_news_once_until_it_changes() {
+        let last = LastFinding::default();
+        assert_eq!(last.changed("ok"), Some(None));
+        assert_eq!(last.changed("ok"), None);
+        assert_eq!(last.changed("database_busy"), Some(Some("ok")));
+        assert_eq!(last.changed("database_busy"), None);
+        assert_eq!(last.changed("database_busy"), None);
+        assert_eq!(last.changed("ok"), Some(Some("database_busy")));
+    }
 
     fn idp(valid_until: Option<OffsetDateTime>) -> IdpTrust {
         IdpTrust {
