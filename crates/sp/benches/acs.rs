@@ -39,6 +39,13 @@
 //! `ACS_BENCH_UNCHANGED=both`, four passes of n alternate the two, each beside its own n
 //! validations (an A/B in one process). `ACS_BENCH_PRIVATE=1` opens the SQLite file for the
 //! bench's process alone (`?vfs=unix-excl`): no file locks per transaction.
+//!
+//! The Responses' IssueInstants advance as an IdP issuing 100 a second writes them (to the
+//! second), cycling through five minutes that are all valid at the bench's fixed `NOW`: the
+//! replay cache keeps its entries in that order, so a bench that issued them all at one
+//! instant would insert each at a random place, as no real IdP's stream does.
+//! `ACS_BENCH_ISSUE_RATE=<n>` sets the rate; `0` issues every one at one instant (the worst
+//! case for the replay cache's pages).
 // Bench set-up works on fixed inputs; a failure there should stop the bench loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -224,9 +231,31 @@ struct Idp {
     key: SigningKey,
     settings: IdpSettings,
     target: ResponseTarget,
+    /// Responses issued so far, for their IssueInstants.
+    issued: std::sync::atomic::AtomicU64,
+    /// Responses issued per second of IssueInstant (`ACS_BENCH_ISSUE_RATE`, default 100; 0
+    /// issues every one at `ISSUED`).
+    rate: u64,
 }
 
 impl Idp {
+    /// The next Response's IssueInstant, as an IdP issuing `rate` a second writes it (to the
+    /// second, as Latchkey's does): the replay cache keeps its entries in that order. The
+    /// instants cycle through the 300 seconds before `ISSUED + 60 s`, every one of which
+    /// is still valid at `NOW`.
+    fn issue_instant(&self) -> OffsetDateTime {
+        let k = self
+            .issued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match k.checked_div(self.rate) {
+            None => ISSUED,
+            Some(second) => {
+                ISSUED - time::Duration::seconds(240)
+                    + time::Duration::seconds(i64::try_from(second % 300).unwrap())
+            }
+        }
+    }
+
     /// An unsolicited Response (the SP allows IdP-initiated logins, so no pending request
     /// has to be prepared for each one), base64 as the POST binding carries it.
     fn response(&self, person: u64, display: &str) -> String {
@@ -237,7 +266,7 @@ impl Idp {
             &self.key,
             None,
             SignedParts::Assertion,
-            ISSUED,
+            self.issue_instant(),
         )
         .unwrap()
     }
@@ -263,7 +292,7 @@ impl Idp {
             &self.key,
             None,
             SignedParts::Assertion,
-            ISSUED,
+            self.issue_instant(),
         )
         .unwrap();
         AcsForm {
@@ -599,6 +628,10 @@ fn main() {
             acs_url: ACS.into(),
             in_response_to: None,
         },
+        issued: std::sync::atomic::AtomicU64::new(0),
+        rate: std::env::var("ACS_BENCH_ISSUE_RATE")
+            .ok()
+            .map_or(100, |r| r.parse().unwrap()),
     };
     let postgres = std::env::var("ACS_BENCH_DB").is_ok_and(|v| v == "postgres");
     let url = if postgres {
