@@ -407,7 +407,10 @@ impl Quick<'_> {
         let forms: Vec<AcsForm> = (0..n)
             .map(|i| {
                 if pending {
-                    let start = rt.block_on(app.sp.start_login_from(None, &app.browser, None, NOW));
+                    // Started when the IdP's answer is issued, as a login's start and its
+                    // Response follow each other within seconds.
+                    let at = idp.issue_instant();
+                    let start = rt.block_on(app.sp.start_login_from(None, &app.browser, None, at));
                     idp.answer(i % RETURNING, start.unwrap())
                 } else {
                     idp.form(i % RETURNING, "Person")
