@@ -90,9 +90,10 @@ struct Inner {
     /// What `/readyz` last found, so that its log says a state once, when it begins (see
     /// [`readyz`]).
     ready_said: latchkey_sp::health::LastFinding<ReadyChecks>,
-    /// The oldest waiting SCIM removal as last read, and when by the store's clock (see
-    /// [`oldest_removal`]).
-    oldest_removal: tokio::sync::Mutex<Option<(time::OffsetDateTime, OldestRemoval)>>,
+    /// The oldest waiting SCIM removal as last read (see [`oldest_removal`]).
+    oldest_removal: Reused<OldestWaiting>,
+    /// The oldest row waiting in the SCIM outbox as last read, for `/readyz`.
+    oldest_waiting: Reused<OldestWaiting>,
     /// Who we are to passkeys; `None` when the base URL cannot be an RP (an IP address).
     webauthn: Option<latchkey_idp::webauthn::RelyingParty>,
     /// Takes password-reset requests; `None` leaves self-service reset off (the sign-in
@@ -131,7 +132,8 @@ impl WebState {
             device_keys: tokio::sync::OnceCell::new(),
             probe: tokio::sync::Mutex::new(None),
             ready_said: latchkey_sp::health::LastFinding::default(),
-            oldest_removal: tokio::sync::Mutex::new(None),
+            oldest_removal: Reused::default(),
+            oldest_waiting: Reused::default(),
             webauthn: None,
             reset_desk: None,
             sealing_kek: None,
@@ -488,34 +490,64 @@ async fn method_not_allowed() -> WebError {
     WebError::MethodNotAllowed
 }
 
-/// When the oldest removal waiting in the SCIM outbox was written (`None`: none waits), or
-/// why it could not be read.
-type OldestRemoval = Result<Option<time::OffsetDateTime>, String>;
+/// When the oldest row (of a kind) waiting in the SCIM outbox was written (`None`: none
+/// waits), or why it could not be read.
+type OldestWaiting = Result<Option<time::OffsetDateTime>, String>;
 
-/// How long a reading of the oldest waiting removal is reused: finding it may walk the
-/// outbox, and `/readyz` is public, so however often it (or `/metrics`) is called, the walk
-/// runs at most once in this time (by the store's clock); concurrent calls wait for the one
-/// in flight.
-const OLDEST_REMOVAL_REUSE: time::Duration = time::Duration::seconds(10);
+/// How long a reading of the SCIM outbox is reused: finding its oldest row may walk it, and
+/// `/readyz` is public, so however often it (or `/metrics`) is called, each reading runs at
+/// most once in this time (by the store's clock); concurrent calls wait for the one in flight.
+const OUTBOX_READING_REUSE: time::Duration = time::Duration::seconds(10);
+
+/// A reading of the store reused for [`OUTBOX_READING_REUSE`].
+#[derive(Debug)]
+struct Reused<T>(tokio::sync::Mutex<Option<(time::OffsetDateTime, T)>>);
+
+impl<T> Default for Reused<T> {
+    fn default() -> Self {
+        Self(tokio::sync::Mutex::new(None))
+    }
+}
+
+impl<T: Clone> Reused<T> {
+    /// The last reading if it was taken less than [`OUTBOX_READING_REUSE`] before `now`,
+    /// else `read`'s (which runs only then).
+    async fn get(&self, now: time::OffsetDateTime, read: impl Future<Output = T>) -> T {
+        let mut last = self.0.lock().await;
+        if let Some((at, reading)) = last.as_ref()
+            && *at <= now
+            && now - *at < OUTBOX_READING_REUSE
+        {
+            return reading.clone();
+        }
+        let reading = read.await;
+        *last = Some((now, reading.clone()));
+        reading
+    }
+}
 
 /// The oldest waiting removal, for `/readyz` and `/metrics` (one reading for both).
-async fn oldest_removal(state: &WebState) -> OldestRemoval {
-    let now = state.store().now();
-    let mut last = state.0.oldest_removal.lock().await;
-    if let Some((at, reading)) = last.as_ref()
-        && *at <= now
-        && now - *at < OLDEST_REMOVAL_REUSE
-    {
-        return reading.clone();
-    }
-    let reading = state
-        .store()
-        .provisioning()
-        .oldest_waiting_removal()
-        .await
-        .map_err(|e| e.to_string());
-    *last = Some((now, reading.clone()));
-    reading
+async fn oldest_removal(state: &WebState) -> OldestWaiting {
+    let read = async {
+        let provisioning = state.store().provisioning();
+        provisioning
+            .oldest_waiting_removal()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    state.0.oldest_removal.get(state.store().now(), read).await
+}
+
+/// The oldest row waiting in the SCIM outbox, whatever its kind, for `/readyz`.
+async fn oldest_waiting(state: &WebState) -> OldestWaiting {
+    let read = async {
+        let provisioning = state.store().provisioning();
+        provisioning
+            .oldest_waiting()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    state.0.oldest_waiting.get(state.store().now(), read).await
 }
 
 async fn healthz() -> &'static str {
@@ -609,7 +641,7 @@ async fn readyz(State(state): State<WebState>) -> Response {
     // deliveries, and taking this node out of the load balancer would not bring it back.
     let scim_outbox = match state.0.scim_stuck_after {
         None => None,
-        Some(after) => Some(match state.store().provisioning().oldest_waiting().await {
+        Some(after) => Some(match oldest_waiting(&state).await {
             Ok(Some(oldest)) if state.store().now() - oldest > after => {
                 why.push(format!(
                     "the SCIM outbox's oldest row has waited {} s (see latchkey app scim show)",
@@ -833,6 +865,27 @@ mod tests {
         };
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         (out, text)
+    }
+
+    /// `/readyz` and `/metrics` are public: a reading of the SCIM outbox is taken at most
+    /// once in ten seconds by the store's clock, however often they are called.
+    #[tokio::test]
+    async fn an_outbox_reading_is_reused_for_ten_seconds() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let reused: Reused<usize> = Reused::default();
+        let reads = AtomicUsize::new(0);
+        let read = || async { reads.fetch_add(1, Ordering::SeqCst) };
+        let t0 = time::macros::datetime!(2026-12-07 12:00 UTC);
+        for s in [0, 1, 5, 9] {
+            assert_eq!(reused.get(t0 + time::Duration::seconds(s), read()).await, 0);
+        }
+        assert_eq!(
+            reused.get(t0 + time::Duration::seconds(10), read()).await,
+            1
+        );
+        // A clock set back does not reuse a reading from its future.
+        assert_eq!(reused.get(t0, read()).await, 2);
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
     }
 
     /// Anyone may call `/readyz`, as often as they like: a node that is not ready says so in
