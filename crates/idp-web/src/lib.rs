@@ -919,44 +919,13 @@ mod tests {
         assert!(said.contains("audit=audit_stopped"), "{said}");
     }
 
-    /// A removal waiting past `removal_overdue_seconds` makes `/readyz` say `degraded` (still
-    /// 200: the node signs people in), and its age is the
-    /// `latchkey_scim_oldest_removal_age_seconds` gauge; an update waiting as long does not.
-    #[tokio::test]
-    async fn an_overdue_removal_degrades_readiness() {
+    /// An application whose users the group `staff` (returned) holds, alice a member, with a
+    /// SCIM connection: her create waits in the outbox.
+    async fn connected_app(store: &Store) -> latchkey_idp::directory::Group {
         use latchkey_idp::apps::NewApplication;
         use latchkey_idp::directory::{NewGroup, NewUser};
         use latchkey_idp::keys::{Kek, KekSource};
         use latchkey_idp::provisioning::{NewConnection, OnRemove};
-        let dir = tempfile::tempdir().unwrap();
-        let plain = state(dir.path()).await;
-        let clock = latchkey_idp::ManualClock::new(time::macros::datetime!(2026-12-05 12:00 UTC));
-        let store = plain.store().clone().with_clock(clock.clone());
-        let state = WebState::new(
-            store.clone(),
-            plain.settings().clone(),
-            plain.keys().clone(),
-        )
-        .with_scim_removal_overdue(Some(time::Duration::hours(1)));
-        let gauge = |state: &WebState| {
-            let state = state.clone();
-            async move {
-                let response = metrics_text(
-                    State(state),
-                    HeaderMap::new(),
-                    extract::ClientAddress("127.0.0.1".into()),
-                )
-                .await;
-                assert_eq!(response.status(), StatusCode::OK);
-                let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-                    .await
-                    .unwrap();
-                let text = String::from_utf8(body.to_vec()).unwrap();
-                text.lines()
-                    .find_map(|l| l.strip_prefix("latchkey_scim_oldest_removal_age_seconds "))
-                    .map(str::to_owned)
-            }
-        };
         let admin = latchkey_idp::Actor::system();
         let app = NewApplication::new("https://wiki.test", "Wiki", "https://wiki.test/acs");
         let app = store.apps().create(&admin, app).await.unwrap();
@@ -987,6 +956,46 @@ mod tests {
             .connect(&admin, &kek, app.id, connection)
             .await
             .unwrap();
+        staff
+    }
+
+    /// A removal waiting past `removal_overdue_seconds` makes `/readyz` say `degraded` (still
+    /// 200: the node signs people in), and its age is the
+    /// `latchkey_scim_oldest_removal_age_seconds` gauge; an update waiting as long does not.
+    #[tokio::test]
+    async fn an_overdue_removal_degrades_readiness() {
+        use latchkey_idp::directory::NewUser;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = state(dir.path()).await;
+        let clock = latchkey_idp::ManualClock::new(time::macros::datetime!(2026-12-05 12:00 UTC));
+        let store = plain.store().clone().with_clock(clock.clone());
+        let state = WebState::new(
+            store.clone(),
+            plain.settings().clone(),
+            plain.keys().clone(),
+        )
+        .with_scim_removal_overdue(Some(time::Duration::hours(1)));
+        let gauge = |state: &WebState| {
+            let state = state.clone();
+            async move {
+                let response = metrics_text(
+                    State(state),
+                    HeaderMap::new(),
+                    extract::ClientAddress("127.0.0.1".into()),
+                )
+                .await;
+                assert_eq!(response.status(), StatusCode::OK);
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                let text = String::from_utf8(body.to_vec()).unwrap();
+                text.lines()
+                    .find_map(|l| l.strip_prefix("latchkey_scim_oldest_removal_age_seconds "))
+                    .map(str::to_owned)
+            }
+        };
+        let staff = connected_app(&store).await;
+        let admin = latchkey_idp::Actor::system();
         clock.advance(time::Duration::hours(2));
         let (status, body) = ready(&state).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -1033,10 +1042,6 @@ mod tests {
     /// application that is down is not this node's fault.
     #[tokio::test]
     async fn a_stuck_scim_outbox_is_reported() {
-        use latchkey_idp::apps::NewApplication;
-        use latchkey_idp::directory::{NewGroup, NewUser};
-        use latchkey_idp::keys::{Kek, KekSource};
-        use latchkey_idp::provisioning::{NewConnection, OnRemove};
         let dir = tempfile::tempdir().unwrap();
         let plain = state(dir.path()).await;
         let clock = latchkey_idp::ManualClock::new(time::macros::datetime!(2026-12-05 12:00 UTC));
@@ -1047,36 +1052,7 @@ mod tests {
             plain.keys().clone(),
         )
         .with_scim_stuck_after(Some(time::Duration::minutes(15)));
-        let admin = latchkey_idp::Actor::system();
-        let app = NewApplication::new("https://wiki.test", "Wiki", "https://wiki.test/acs");
-        let app = store.apps().create(&admin, app).await.unwrap();
-        let staff = store
-            .groups()
-            .create(&admin, NewGroup::new("staff"))
-            .await
-            .unwrap();
-        let alice = store
-            .users()
-            .create(&admin, NewUser::new("alice", "alice@example.org"))
-            .await
-            .unwrap();
-        store
-            .groups()
-            .add_member(&admin, staff.id, alice.id)
-            .await
-            .unwrap();
-        store.apps().assign(&admin, app.id, staff.id).await.unwrap();
-        let kek = Kek::from_base64(&Kek::generate_base64(), KekSource::Env).unwrap();
-        let connection = NewConnection {
-            base_url: "https://scim.wiki.test/v2".into(),
-            token: zeroize::Zeroizing::new("t".into()),
-            on_remove: OnRemove::Deactivate,
-        };
-        store
-            .provisioning()
-            .connect(&admin, &kek, app.id, connection)
-            .await
-            .unwrap();
+        connected_app(&store).await;
         let (status, body) = ready(&state).await;
         assert_eq!(
             (status, &body["checks"]["scim_outbox"]),
