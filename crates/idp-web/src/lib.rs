@@ -569,8 +569,11 @@ latchkey_saml::stable_codes! {
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     #[non_exhaustive]
     pub enum ReadyCode {
-        /// The database did not take the probe's write within 2 s: locked by another
-        /// connection or overloaded, read-only, or without permission. Not ready.
+        /// The database did not take the probe's write within 2 s: its write lock held by
+        /// another connection, or overloaded. It may pass on its own. Not ready.
+        DatabaseBusy = "database_busy",
+        /// The database refuses the probe's write: read-only (the file, its folder or the
+        /// file system), or without permission. Not ready.
         DatabaseUnwritable = "database_unwritable",
         /// The database failed the probe otherwise (unreachable, refusing). Not ready.
         DatabaseFailed = "database_failed",
@@ -610,9 +613,10 @@ async fn readyz(State(state): State<WebState>) -> Response {
                     Ok(()) => "ok",
                     Err(e) => {
                         let code = match e {
-                            Error::DatabaseUnwritable { .. } | Error::Busy { .. } => {
-                                ReadyCode::DatabaseUnwritable
+                            Error::DatabaseUnwritable { locked: true, .. } | Error::Busy { .. } => {
+                                ReadyCode::DatabaseBusy
                             }
+                            Error::DatabaseUnwritable { .. } => ReadyCode::DatabaseUnwritable,
                             _ => ReadyCode::DatabaseFailed,
                         };
                         tracing::warn!(%code, error = %e, "readiness: database probe failed");

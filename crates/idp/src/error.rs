@@ -226,6 +226,9 @@ pub enum Error {
         database: String,
         /// Why, as far as it can be told: read-only, locked, or the database's message.
         reason: String,
+        /// The write only waited too long (the write lock held by another connection, or
+        /// the database overloaded) rather than being refused: it may pass on its own.
+        locked: bool,
     },
     /// The data folder (or the SQLite file in it) cannot be created or opened for writing.
     #[error("cannot create or write {path}: {error}", path = path.display())]

@@ -69,7 +69,7 @@ pub async fn not_ready_while_the_database_is_locked(
     let body = readiness(&page);
     assert_eq!(body["ready"], false);
     // A code, never the error's text (anyone may ask; the log has why).
-    assert_eq!(body["checks"]["database"], "database_unwritable", "{body}");
+    assert_eq!(body["checks"]["database"], "database_busy", "{body}");
     assert!(
         !page.body.contains("timed out") && !page.body.contains("locked"),
         "{}",

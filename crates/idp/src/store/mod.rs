@@ -105,6 +105,7 @@ impl Store {
                 "SQLite cannot open it ({e}); check that the file and its folder are \
                  writable (SQLite creates -wal and -shm files beside it)"
             ),
+            locked: false,
         };
         sqlx::any::install_default_drivers();
         let mut first =
@@ -245,15 +246,16 @@ impl Store {
             commit(tx).await?;
             Ok::<_, Error>(updated)
         };
-        let reason = match tokio::time::timeout(timeout, probe).await {
+        let (reason, locked) = match tokio::time::timeout(timeout, probe).await {
             Ok(Ok(1)) => return Ok(()),
-            Ok(Ok(_)) => "the readiness_probe row is missing".to_owned(),
+            Ok(Ok(_)) => ("the readiness_probe row is missing".to_owned(), false),
             Ok(Err(e)) => unwritable_reason(&e, timeout),
-            Err(_) => timed_out(timeout),
+            Err(_) => (timed_out(timeout), true),
         };
         Err(Error::DatabaseUnwritable {
             database: self.name.clone(),
             reason,
+            locked,
         })
     }
 
@@ -380,17 +382,18 @@ impl Store {
     }
 }
 
-/// Says why a write failed in the words an operator acts on.
-fn unwritable_reason(err: &Error, timeout: std::time::Duration) -> String {
+/// Says why a write failed in the words an operator acts on, and whether it only waited
+/// too long for the write lock (which passes on its own) rather than being refused.
+fn unwritable_reason(err: &Error, timeout: std::time::Duration) -> (String, bool) {
     if let Error::Busy {
         what: crate::error::DATABASE_CONTENDED,
         ..
     } = err
     {
-        return timed_out(timeout);
+        return (timed_out(timeout), true);
     }
     let Error::Database(sqlx::Error::Database(db)) = err else {
-        return err.to_string();
+        return (err.to_string(), false);
     };
     let code = db.code().unwrap_or_default();
     // SQLite: SQLITE_READONLY and its extended codes ("attempt to write a readonly database").
@@ -401,15 +404,16 @@ fn unwritable_reason(err: &Error, timeout: std::time::Duration) -> String {
     // PostgreSQL: lock_not_available (SQLite's busy codes arrive as `Error::Busy`, above).
     let locked = code.as_ref() == "55P03";
     if read_only {
-        format!(
+        let reason = format!(
             "it is read-only ({}); check the permissions of the file and its folder, and that \
              the file system is mounted read-write",
             db.message()
-        )
+        );
+        (reason, false)
     } else if locked {
-        timed_out(timeout)
+        (timed_out(timeout), true)
     } else {
-        err.to_string()
+        (err.to_string(), false)
     }
 }
 

@@ -117,7 +117,10 @@ async fn a_read_only_database_fails_the_write_probe_and_says_why() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, latchkey_idp::Error::DatabaseUnwritable { .. }),
+        matches!(
+            err,
+            latchkey_idp::Error::DatabaseUnwritable { locked: false, .. }
+        ),
         "{err:?}"
     );
     let text = err.to_string();
@@ -153,6 +156,13 @@ async fn a_write_probe_against_a_held_lock_gives_up_and_keeps_the_pool_free() {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(
+            matches!(
+                err,
+                latchkey_idp::Error::DatabaseUnwritable { locked: true, .. }
+            ),
+            "{err:?}"
+        );
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "{:?}",
