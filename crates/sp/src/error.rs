@@ -448,6 +448,10 @@ pub enum StoreError {
     /// The URL names a database this crate does not support (only SQLite and PostgreSQL).
     #[error("unsupported database backend `{0}`")]
     UnsupportedBackend(String),
+    /// A SQLite URL without a file name: SQLite would give each connection a private
+    /// temporary database of its own, so the pool's connections would not share one.
+    #[error("the SQLite URL `{0}` names no file (a database in memory is `sqlite::memory:`)")]
+    NoDatabaseFile(String),
     /// The database contradicted itself within one transaction (an insert conflicted with a
     /// row the next read could not find); the login was not applied.
     #[error("inconsistent store: {0}")]

@@ -126,6 +126,14 @@ impl Database {
                 "{scheme} (latchkey-sp was built without that driver's feature)"
             )));
         }
+        #[cfg(feature = "sqlite")]
+        if backend == Backend::Sqlite && !in_memory(url) {
+            use std::str::FromStr;
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+            if options.get_filename().as_os_str().is_empty() {
+                return Err(StoreError::NoDatabaseFile(url.to_owned()));
+            }
+        }
         let mut options = AnyPoolOptions::new();
         if backend == Backend::Sqlite {
             options = options

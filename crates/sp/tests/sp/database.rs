@@ -92,6 +92,22 @@ async fn other_backends_are_refused() {
     }
 }
 
+/// A SQLite URL without a file is refused, saying so: SQLite would give each of the pool's
+/// connections (and the readiness probe's) a private temporary database, so a login's rows
+/// would not be where the next request looks. A database in memory says `:memory:`.
+#[tokio::test]
+async fn a_sqlite_url_without_a_file_is_refused() {
+    for url in ["sqlite://", "sqlite://?mode=rwc", "sqlite:"] {
+        match Database::connect(url).await {
+            Err(e @ StoreError::NoDatabaseFile(_)) => {
+                assert!(e.to_string().contains("names no file"), "{e}");
+            }
+            other => panic!("{url}: expected NoDatabaseFile, got {other:?}"),
+        }
+    }
+    Database::connect("sqlite::memory:").await.unwrap();
+}
+
 /// A readiness probe while another connection holds SQLite's write lock gives up within its
 /// bound, says so ([`StoreError::TimedOut`]), and leaves the pool's connections free: more
 /// probes than the pool has connections, and a read through the pool still answers at once.
