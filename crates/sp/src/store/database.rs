@@ -97,14 +97,15 @@ impl Database {
     /// more connection that the JIT engine writes logins through, on the request's thread when
     /// the writer is idle, else on the writer's own thread.
     ///
-    /// A SQLite URL may name SQLite's `unix-excl` VFS (`sqlite:///srv/app/sp.db?vfs=unix-excl`)
-    /// when this process is the only one that opens the file while it runs: its connections
-    /// then share the file's locks and write-ahead-log index in memory, and a transaction
-    /// takes no file lock (six `fcntl` system calls fewer per login, about a tenth of a
-    /// returning login's CPU: BENCHMARKS.md). Any other process (a second node on the same
-    /// file, the `sqlite3` shell, a backup tool, `latchkey sp plan --database`) is then told
-    /// the database is locked until this one closes it. Without it (SQLite's default VFS),
-    /// every process may open the file at any time.
+    /// A SQLite URL may name SQLite's `unix-excl` VFS
+    /// (`sqlite:///srv/app/sp.db?mode=rwc&vfs=unix-excl`) when this process is the only one
+    /// that opens the file while it runs: its connections then share the file's locks and
+    /// write-ahead-log index in memory, and a transaction takes no file lock (six `fcntl`
+    /// system calls fewer per login, about a tenth of a returning login's CPU:
+    /// BENCHMARKS.md). Any other process (a second node on the same file, the `sqlite3`
+    /// shell, a backup tool, `latchkey sp plan --database`) is then told the database is
+    /// locked until this one closes it. Without it (SQLite's default VFS), every process may
+    /// open the file at any time.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
