@@ -641,43 +641,30 @@ async fn readyz(State(state): State<WebState>) -> Response {
             ReadyCode::SigningKeyUnavailable.as_str()
         }
     };
+    let now = state.store().now();
     // Reported, not counted in `ready`: an application that is down holds up its own
     // deliveries, and taking this node out of the load balancer would not bring it back.
     let scim_outbox = match state.0.scim_stuck_after {
         None => None,
-        Some(after) => Some(match oldest_waiting(&state).await {
-            Ok(Some(oldest)) if state.store().now() - oldest > after => {
-                why.push(format!(
-                    "the SCIM outbox's oldest row has waited {} s (see latchkey app scim show)",
-                    (state.store().now() - oldest).whole_seconds()
-                ));
-                ReadyCode::ScimOutboxStuck.as_str()
-            }
-            Ok(_) => "ok",
-            Err(e) => {
-                why.push(format!("the SCIM outbox cannot be read: {e}"));
-                ReadyCode::ScimOutboxUnreadable.as_str()
-            }
-        }),
+        Some(after) => Some(outbox_check(
+            oldest_waiting(&state).await,
+            now - after,
+            ReadyCode::ScimOutboxStuck,
+            "the SCIM outbox's oldest row (see latchkey app scim show)",
+            &mut why,
+        )),
     };
     // Someone keeps access the directory took away: said, and `degraded`, but the node
     // still signs people in.
     let scim_removals = match state.0.scim_removal_overdue {
         None => None,
-        Some(after) => Some(match oldest_removal(&state).await {
-            Ok(Some(oldest)) if state.store().now() - oldest > after => {
-                why.push(format!(
-                    "a SCIM removal has waited {} s (see latchkey user provisioning)",
-                    (state.store().now() - oldest).whole_seconds()
-                ));
-                ReadyCode::ScimRemovalOverdue.as_str()
-            }
-            Ok(_) => "ok",
-            Err(e) => {
-                why.push(format!("the SCIM removals cannot be read: {e}"));
-                ReadyCode::ScimOutboxUnreadable.as_str()
-            }
-        }),
+        Some(after) => Some(outbox_check(
+            oldest_removal(&state).await,
+            now - after,
+            ReadyCode::ScimRemovalOverdue,
+            "the oldest SCIM removal (see latchkey user provisioning)",
+            &mut why,
+        )),
     };
     let degraded = [scim_outbox, scim_removals]
         .into_iter()
@@ -710,6 +697,29 @@ async fn readyz(State(state): State<WebState>) -> Response {
     }
     let body = json!({ "ready": ready, "degraded": degraded, "checks": checks });
     (status, Json(body)).into_response()
+}
+
+/// One of `/readyz`'s SCIM checks: `late` when the oldest row `reading` found was written
+/// before `deadline`, `"ok"` when not (or none waits), unreadable when it could not be read;
+/// what failed, and why, goes into `why` for the log line.
+fn outbox_check(
+    reading: OldestWaiting,
+    deadline: time::OffsetDateTime,
+    late: ReadyCode,
+    what: &str,
+    why: &mut Vec<String>,
+) -> &'static str {
+    match reading {
+        Ok(Some(oldest)) if oldest < deadline => {
+            why.push(format!("{what} has waited since {oldest}"));
+            late.as_str()
+        }
+        Ok(_) => "ok",
+        Err(e) => {
+            why.push(format!("{what} cannot be read: {e}"));
+            ReadyCode::ScimOutboxUnreadable.as_str()
+        }
+    }
 }
 
 /// What one `/readyz` call found, check by check (`"ok"` or a [`ReadyCode`]).
