@@ -211,6 +211,14 @@ pub enum Error {
         /// The URL with any password removed.
         url: String,
     },
+    /// A SQLite URL that names no file (`sqlite://`, `sqlite:`): SQLite would give each of
+    /// the pool's connections a private temporary database, so a write on one would not be
+    /// where the next request reads.
+    #[error("the SQLite URL {url:?} names no file (a database in memory is `sqlite::memory:`)")]
+    NoDatabaseFile {
+        /// The URL as given.
+        url: String,
+    },
     /// Applying the schema migrations failed.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -342,6 +350,8 @@ latchkey_saml::stable_codes! {
         Busy = "busy",
         /// The database URL names a backend this build does not support.
         UnsupportedDatabase = "unsupported_database",
+        /// A SQLite database URL names no file.
+        NoDatabaseFile = "no_database_file",
         /// Applying the schema migrations failed.
         MigrationFailed = "migration_failed",
         /// The database refused or failed a query.
@@ -445,6 +455,7 @@ impl ErrorCode {
             | C::InvalidCsv
             | C::ConfigInvalid
             | C::UnsupportedDatabase
+            | C::NoDatabaseFile
             | C::InvalidJson
             | C::InvalidBody
             | C::UnsupportedMediaType
@@ -704,6 +715,7 @@ impl Error {
             Error::PasswordHash(_) => C::PasswordHashFailed,
             Error::Busy { .. } => C::Busy,
             Error::UnsupportedDatabase { .. } => C::UnsupportedDatabase,
+            Error::NoDatabaseFile { .. } => C::NoDatabaseFile,
             Error::Migration(_) => C::MigrationFailed,
             Error::Database(_) => C::DatabaseFailed,
             Error::DatabaseUnwritable { .. } => C::DatabaseUnwritable,

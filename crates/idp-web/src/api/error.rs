@@ -95,6 +95,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | C::ConfigInvalid
         | C::PasswordHashFailed
         | C::UnsupportedDatabase
+        | C::NoDatabaseFile
         | C::MigrationFailed
         | C::DatabaseFailed
         | C::DatabaseUnwritable

@@ -46,6 +46,22 @@ impl Backend {
         }
     }
 
+    /// Refuses a SQLite URL that names no file and is not a database in memory
+    /// ([`Error::NoDatabaseFile`]).
+    pub(crate) fn check_url(self, url: &str) -> Result<()> {
+        if self != Backend::Sqlite || url.contains(":memory:") || url.contains("mode=memory") {
+            return Ok(());
+        }
+        use std::str::FromStr;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+        if options.get_filename().as_os_str().is_empty() {
+            return Err(Error::NoDatabaseFile {
+                url: url.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// The URL actually connected to: SQLite files are created when missing.
     pub(crate) fn connect_url(self, url: &str) -> String {
         match self {

@@ -136,6 +136,7 @@ impl Store {
     ) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
+        backend.check_url(url)?;
         let url = backend.connect_url(url);
         let max_connections = max_connections
             .into()

@@ -53,6 +53,27 @@ async fn unsupported_url_is_a_typed_error() {
     assert!(!err.to_string().contains("pw"), "{err}");
 }
 
+/// A SQLite URL naming no file is refused, saying so: SQLite would give each of the pool's
+/// connections a private temporary database, so a user written through one connection would
+/// be missing from the next. A database in memory says `:memory:`.
+#[tokio::test]
+async fn a_sqlite_url_without_a_file_is_refused() {
+    for url in ["sqlite://", "sqlite://?mode=rwc", "sqlite:"] {
+        let err = latchkey_idp::Store::open_url(url, 2, cheap())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, latchkey_idp::Error::NoDatabaseFile { .. }),
+            "{url}: {err:?}"
+        );
+        assert_eq!(err.code().as_str(), "no_database_file");
+        assert!(err.to_string().contains("names no file"), "{err}");
+    }
+    latchkey_idp::Store::open_url("sqlite::memory:", 1, cheap())
+        .await
+        .unwrap();
+}
+
 fn cheap() -> PasswordConfig {
     PasswordConfig {
         memory_kib: 64,
