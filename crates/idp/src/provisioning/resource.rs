@@ -16,7 +16,7 @@
 use latchkey_scim::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use serde_json::{Map, Value, json};
 
-use crate::apps::Application;
+use crate::apps::{Application, AttributeSource, UserField};
 use crate::directory::User;
 
 /// Core User attributes a release may set.
@@ -83,6 +83,37 @@ pub fn user_resource(user: &User, app: &Application, groups: &[String], active: 
         );
     }
     resource
+}
+
+/// The `userName` `user` has at `app` ([`user_resource`]'s): the username, unless the release
+/// sets it (an application keyed on e-mail addresses holds the address). A removal looks the
+/// user up by it, as a create that meets an existing account does.
+pub fn user_name(user: &User, app: &Application, groups: &[String]) -> String {
+    user_resource(user, app, groups, false)
+        .get("userName")
+        .and_then(Value::as_str)
+        .map_or_else(|| user.username.clone(), str::to_owned)
+}
+
+/// The directory field an application's `userName` holds, when it names one user: the
+/// username unless the release sets `userName` (its last mapping of that name wins, as in
+/// [`user_resource`]) from the ID, the username or the e-mail address. `None` for a
+/// `userName` from anything else (a name, a constant, groups), which names no one user.
+pub fn user_name_field(app: &Application) -> Option<UserField> {
+    let source = app
+        .settings
+        .attributes
+        .iter()
+        .rev()
+        .find(|m| m.name == "userName")
+        .map(|m| &m.source);
+    match source {
+        None => Some(UserField::Username),
+        Some(AttributeSource::Field(
+            field @ (UserField::Id | UserField::Username | UserField::Email),
+        )) => Some(field.clone()),
+        Some(_) => None,
+    }
 }
 
 /// Whether what the application holds differs from `wanted` in what we send (the remote

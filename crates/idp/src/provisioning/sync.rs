@@ -4,8 +4,9 @@
 //!
 //! Who should be there: every user the access policy admits, with their mapped attributes.
 //! What is removed (deactivated or deleted, as the connection says): an active remote user
-//! that is ours (a user id we were given, or a `userName` of a directory user) and should not
-//! be there. Remote users that match no directory user (the application's own local accounts)
+//! that is ours (a user id we were given, or a `userName` the application's release gives a
+//! directory user, such as their e-mail address, else their username) and should not be
+//! there. Remote users that match no directory user (the application's own local accounts)
 //! are left alone and only counted. Users are compared on their attributes and, when the
 //! application's release manages groups, on the groups the application puts them in (read as
 //! every delivery reads them, one query per user); an update that is applied sets both.
@@ -17,7 +18,7 @@ use serde::Serialize;
 use super::client::RemoteUser;
 use super::worker::{Want, converge, wanted};
 use super::{ProvisioningError, Target, resource};
-use crate::apps::Application;
+use crate::apps::{Application, UserField};
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::store::{Store, timestamp};
@@ -116,14 +117,10 @@ pub async fn run(
         }
         let ours = match known.get(&there.id) {
             Some(user) => Some(*user),
-            None => store
-                .users()
-                .find_by_username(&there.user_name)
-                .await?
-                .map(|u| u.id),
+            None => owner_of(store, app, &there.user_name).await?,
         };
         match ours {
-            Some(user) => plan.push(("remove", user, there.user_name.clone(), Want::Removed)),
+            Some(user) => plan.push(("remove", user, there.user_name.clone(), Want::Removed(None))),
             None => report.foreign += 1,
         }
     }
@@ -155,6 +152,34 @@ pub async fn run(
 
 /// Whether the application puts its user `id` in other groups than `wanted` (compared as
 /// sets of `displayName`s, the way a delivery sets them).
+/// The directory user a remote account's `userName` is ours for: the one the release's
+/// rule for `userName` gives it ([`resource::user_name_field`], checked by giving the user's
+/// `userName` again), else the user of that username.
+async fn owner_of(store: &Store, app: &Application, remote: &str) -> Result<Option<UserId>, Error> {
+    let users = store.users();
+    let candidate = match resource::user_name_field(app) {
+        Some(UserField::Email) => users.find_by_email(remote).await?,
+        Some(UserField::Id) => match remote.parse::<UserId>() {
+            Ok(id) => crate::directory::users::fetch(store.pool(), id).await?,
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    if let Some(user) = candidate {
+        let groups: Vec<String> = store
+            .groups()
+            .of_user(user.id)
+            .await?
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        if resource::user_name(&user, app, &groups).eq_ignore_ascii_case(remote) {
+            return Ok(Some(user.id));
+        }
+    }
+    Ok(users.find_by_username(remote).await?.map(|u| u.id))
+}
+
 async fn groups_differ(
     target: &Target,
     id: &str,

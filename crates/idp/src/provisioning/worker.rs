@@ -105,8 +105,11 @@ pub enum Want {
     /// This resource, active, in these groups (`None`: the application's release has no
     /// attribute from groups, and its groups are not managed).
     Present(Value, Option<WantedGroups>),
-    /// No active user (deactivated or deleted, as the connection says).
-    Removed,
+    /// No active user (deactivated or deleted, as the connection says). With the `userName`
+    /// the application's release gives the user, while the directory still has them: an
+    /// account the application made before it was connected (a SAML login's, say) is found
+    /// under it even when it is the e-mail address rather than the username.
+    Removed(Option<String>),
 }
 
 /// The groups an application should put a user in, as its release names them.
@@ -303,13 +306,16 @@ impl Worker {
 /// (active, in an assigned group), else nothing active.
 pub async fn wanted(store: &Store, app: &Application, user: UserId) -> Result<Want> {
     let Some(user) = crate::directory::users::fetch(store.pool(), user).await? else {
-        return Ok(Want::Removed);
+        return Ok(Want::Removed(None));
     };
-    if !store.apps().may_access(app.id, &user).await? {
-        return Ok(Want::Removed);
-    }
+    let admitted = store.apps().may_access(app.id, &user).await?;
     let of_user = store.groups().of_user(user.id).await?;
     let groups: Vec<String> = of_user.iter().map(|g| g.name.clone()).collect();
+    if !admitted {
+        return Ok(Want::Removed(Some(resource::user_name(
+            &user, app, &groups,
+        ))));
+    }
     // The groups the application sees are those its release sends (filter included), so
     // a role the app grants from a group follows the same rule over SCIM as in an assertion.
     let mapping = app
@@ -368,7 +374,9 @@ pub async fn converge(
             }
             Ok(done)
         }
-        Want::Removed => remove(store, target, user, user_name, known).await,
+        Want::Removed(released) => {
+            remove(store, target, user, released.as_deref(), user_name, known).await
+        }
     }
 }
 
@@ -451,18 +459,33 @@ async fn sync_groups(
 }
 
 /// Removes the user (deactivate or delete, as the connection says), if the application has
-/// them.
+/// them: by the remote ID stored for them, else under the `userName` the release gives them
+/// (`released`), else under `user_name`.
 async fn remove(
     store: &Store,
     target: &Target,
     user: UserId,
+    released: Option<&str>,
     user_name: &str,
     known: Option<String>,
 ) -> Result<Done, ProvisioningError> {
     let client = &target.client;
     let id = match known {
         Some(id) => Some(id),
-        None => client.find_by_user_name(user_name).await?.map(|u| u.id),
+        None => {
+            let mut names: Vec<&str> = released.into_iter().collect();
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(user_name)) {
+                names.push(user_name);
+            }
+            let mut found = None;
+            for name in names {
+                found = client.find_by_user_name(name).await?.map(|u| u.id);
+                if found.is_some() {
+                    break;
+                }
+            }
+            found
+        }
     };
     let Some(id) = id else {
         return Ok(Done::Nothing);

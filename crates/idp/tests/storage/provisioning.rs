@@ -30,7 +30,8 @@ on_both_backends!(
     reconciliation_shows_and_applies_the_difference,
     connection_token_is_sealed_and_never_shown,
     scheduled_reconciliation_takes_one_slot_per_period,
-    a_renamed_group_is_renamed_at_the_application
+    a_renamed_group_is_renamed_at_the_application,
+    accounts_under_the_released_user_name_are_taken_away
 );
 
 const T0: time::OffsetDateTime = datetime!(2026-12-05 12:00:00 UTC);
@@ -615,4 +616,69 @@ async fn a_renamed_group_is_renamed_at_the_application(t: TestStore) {
     let renamed = groups_of(wanted(s, &app, alice.id).await.unwrap()).renamed;
     let former: Vec<&str> = renamed.iter().map(|(old, _)| old.as_str()).collect();
     assert_eq!(former, ["t8", "t7", "t6", "t5", "t4", "t3", "t2", "t1"]);
+}
+
+/// An application keyed on e-mail addresses (its release sends `userName` from `email`) that
+/// had alice's and bob's accounts from SAML logins before it was connected: alice, suspended
+/// before her first delivery, is deactivated there by the worker, and bob, never admitted, by
+/// a reconciliation: each found under the address, not the username. An address no directory
+/// user has is left alone.
+async fn accounts_under_the_released_user_name_are_taken_away(t: TestStore) {
+    let s = &t.store;
+    let kek = kek();
+    let (fake, url) = Fake::start().await;
+    for (id, name) in [
+        ("a", "alice@example.org"),
+        ("b", "bob@example.org"),
+        ("x", "someone@else.example"),
+    ] {
+        fake.users.lock().unwrap().insert(
+            id.into(),
+            json!({"id": id, "userName": name, "active": true}),
+        );
+    }
+    let mut new = NewApplication::new(
+        "https://wiki.example.org",
+        "Wiki",
+        "https://wiki.example.org/acs",
+    );
+    new.attributes = vec!["userName=email".parse().unwrap()];
+    let app = s.apps().create(&admin(), new).await.unwrap();
+    let staff = group(s, "staff").await;
+    s.apps().assign(&admin(), app.id, staff.id).await.unwrap();
+    connect(s, &kek, app.id, &url, OnRemove::Deactivate).await;
+    let w = worker(s, &kek);
+    let alice = user(s, "alice").await;
+    join(s, staff.id, alice.id).await;
+    s.users().suspend(&admin(), alice.id).await.unwrap();
+    user(s, "bob").await;
+    drain(&w).await;
+    assert_eq!(fake.active("alice@example.org"), Some(false));
+    assert_eq!(fake.creates.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        fake.active("bob@example.org"),
+        Some(true),
+        "not ours to change yet"
+    );
+
+    let target = s
+        .provisioning()
+        .target(&kek, app.id, &Default::default())
+        .await
+        .unwrap();
+    let plan = sync::run(s, &target, &app, true).await.unwrap();
+    let found: Vec<(&str, &str)> = plan
+        .differences
+        .iter()
+        .map(|d| (d.action, d.user_name.as_str()))
+        .collect();
+    assert_eq!(found, [("remove", "bob@example.org")]);
+    assert_eq!(plan.foreign, 1);
+    let applied = sync::run(s, &target, &app, false).await.unwrap();
+    assert!(
+        applied.differences.iter().all(|d| d.error.is_none()),
+        "{applied:?}"
+    );
+    assert_eq!(fake.active("bob@example.org"), Some(false));
+    assert_eq!(fake.active("someone@else.example"), Some(true));
 }
