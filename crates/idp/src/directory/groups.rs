@@ -393,14 +393,7 @@ pub(crate) async fn insert_member(
             group: group.name.clone(),
         });
     }
-    crate::provisioning::outbox::user_changed(
-        &mut *conn,
-        user.id,
-        &user.username,
-        "group.member_add",
-        now,
-    )
-    .await?;
+    crate::provisioning::outbox::user_changed(&mut *conn, user, "group.member_add", now).await?;
     audit::record(
         &mut *conn,
         actor,
@@ -465,14 +458,7 @@ pub(crate) async fn delete_member(
         });
     }
     // Before the membership goes: the user still counts as assigned where it let them in.
-    crate::provisioning::outbox::user_changed(
-        &mut *conn,
-        user.id,
-        &user.username,
-        "group.member_remove",
-        now,
-    )
-    .await?;
+    crate::provisioning::outbox::user_changed(&mut *conn, user, "group.member_remove", now).await?;
     // Another writer may have removed it since the check (PostgreSQL waits for its commit):
     // then this one removed nothing and says so, its outbox row going with the rollback.
     let removed = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")

@@ -616,7 +616,7 @@ pub(crate) async fn insert(
     super::words::insert_many(conn, words.iter().map(|w| (id, key.as_str(), w.as_str()))).await?;
     let (user, change) = created(id, fields, password_hash.is_some(), now);
     audit::record(conn, actor, now, change).await?;
-    crate::provisioning::outbox::user_changed(conn, id, &user.username, "user.create", now).await?;
+    crate::provisioning::outbox::user_changed(conn, &user, "user.create", now).await?;
     Ok(user)
 }
 
@@ -729,8 +729,7 @@ pub(crate) async fn rewrite(
         },
     )
     .await?;
-    crate::provisioning::outbox::user_changed(conn, before.id, &after.username, action, now)
-        .await?;
+    crate::provisioning::outbox::user_changed(conn, &after, action, now).await?;
     // A suspension ends the user's sessions in its own transaction, whoever suspends
     // (console, API, CLI, SCIM, an import): a session left in place would count again the
     // moment the user is resumed. (Their links only do nothing while they are suspended.)
@@ -765,14 +764,7 @@ pub(crate) async fn remove(
         .map(|g| g.name)
         .collect();
     // Before the row goes: the user still counts as assigned where they were.
-    crate::provisioning::outbox::user_changed(
-        conn,
-        before.id,
-        &before.username,
-        "user.delete",
-        now,
-    )
-    .await?;
+    crate::provisioning::outbox::user_changed(conn, before, "user.delete", now).await?;
     sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(before.id.to_db())
         .execute(&mut *conn)

@@ -9,6 +9,7 @@ use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
 use crate::audit::{Actor, Change};
+use crate::directory::User;
 use crate::error::{Error, Result};
 use crate::ids::{AppId, GroupId, UserId};
 use crate::store::{Store, timestamp};
@@ -30,21 +31,21 @@ const REMOVAL: &str = "NOT EXISTS (SELECT 1 FROM users u JOIN group_members m \
 /// row for each connected application they are (or were) at.
 pub(crate) async fn user_changed(
     conn: &mut AnyConnection,
-    user: UserId,
-    user_name: &str,
+    user: &User,
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<u64> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
-         next_attempt_at) SELECT c.app_id, $1, $2, $3, $4, $4 FROM scim_connections c \
+        "INSERT INTO scim_outbox (app_id, user_id, user_name, user_email, reason, created_at, \
+         next_attempt_at) SELECT c.app_id, $1, $2, $5, $3, $4, $4 FROM scim_connections c \
          WHERE {USER_AT_APP}"
     ));
     Ok(sqlx::query(sql)
-        .bind(user.to_db())
-        .bind(user_name)
+        .bind(user.id.to_db())
+        .bind(&user.username)
         .bind(reason)
         .bind(timestamp::format(now))
+        .bind(&user.email)
         .execute(conn)
         .await?
         .rows_affected())
@@ -63,8 +64,8 @@ pub(crate) async fn members_changed(
     now: OffsetDateTime,
 ) -> Result<u64> {
     Ok(sqlx::query(
-        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
-         next_attempt_at) SELECT c.app_id, u.id, u.username, $2, $3, $3 \
+        "INSERT INTO scim_outbox (app_id, user_id, user_name, user_email, reason, created_at, \
+         next_attempt_at) SELECT c.app_id, u.id, u.username, u.email, $2, $3, $3 \
          FROM scim_connections c JOIN group_members g ON g.group_id = $1 \
          JOIN users u ON u.id = g.user_id \
          WHERE EXISTS (SELECT 1 FROM app_access x JOIN group_members m \
@@ -89,8 +90,8 @@ pub(crate) async fn access_changed(
     now: OffsetDateTime,
 ) -> Result<u64> {
     Ok(sqlx::query(
-        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
-         next_attempt_at) SELECT c.app_id, u.id, u.username, $3, $4, $4 \
+        "INSERT INTO scim_outbox (app_id, user_id, user_name, user_email, reason, created_at, \
+         next_attempt_at) SELECT c.app_id, u.id, u.username, u.email, $3, $4, $4 \
          FROM scim_connections c JOIN group_members m ON m.group_id = $2 \
          JOIN users u ON u.id = m.user_id WHERE c.app_id = $1",
     )
@@ -111,8 +112,8 @@ pub(crate) async fn app_connected(
     now: OffsetDateTime,
 ) -> Result<u64> {
     Ok(sqlx::query(
-        "INSERT INTO scim_outbox (app_id, user_id, user_name, reason, created_at, \
-         next_attempt_at) SELECT $1, u.id, u.username, 'app.scim_connect', $2, $2 \
+        "INSERT INTO scim_outbox (app_id, user_id, user_name, user_email, reason, created_at, \
+         next_attempt_at) SELECT $1, u.id, u.username, u.email, 'app.scim_connect', $2, $2 \
          FROM users u WHERE u.id IN (SELECT m.user_id FROM app_access x \
          JOIN group_members m ON m.group_id = x.group_id WHERE x.app_id = $1) \
          OR u.id IN (SELECT r.user_id FROM scim_remote_ids r WHERE r.app_id = $1)",
@@ -135,6 +136,9 @@ pub struct Claimed {
     pub user_id: UserId,
     /// Their username when the row was written.
     pub user_name: String,
+    /// Their e-mail address when the row was written (none on rows from before migration
+    /// 0670): what an application keyed on addresses knows a deleted user by.
+    pub user_email: Option<String>,
     /// Deliveries tried so far.
     pub attempts: i64,
 }
@@ -159,7 +163,7 @@ pub(crate) async fn claim(
              AND p.user_id = o.user_id AND p.seq < o.seq) \
            ORDER BY o.seq LIMIT $4) \
          AND (lease_until IS NULL OR lease_until < $3) \
-         RETURNING seq, app_id, user_id, user_name, attempts",
+         RETURNING seq, app_id, user_id, user_name, user_email, attempts",
     )
     .bind(owner)
     .bind(timestamp::format(lease_until))
@@ -175,6 +179,7 @@ pub(crate) async fn claim(
                 app_id: AppId::from_db(&row.try_get::<String, _>("app_id")?)?,
                 user_id: UserId::from_db(&row.try_get::<String, _>("user_id")?)?,
                 user_name: row.try_get("user_name")?,
+                user_email: row.try_get("user_email")?,
                 attempts: row.try_get("attempts")?,
             })
         })

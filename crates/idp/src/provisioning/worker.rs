@@ -269,9 +269,19 @@ impl Worker {
             // The application is gone, and its rows with it.
             return Ok(Done::Nothing);
         };
-        let want = wanted(&self.store, &app, item.user_id)
+        let want = match wanted(&self.store, &app, item.user_id)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+        {
+            // A deleted user: an application keyed on addresses knows them by the one the
+            // row kept.
+            Want::Removed(None)
+                if resource::user_name_field(&app) == Some(crate::apps::UserField::Email) =>
+            {
+                Want::Removed(item.user_email.clone())
+            }
+            want => want,
+        };
         let done = converge(&self.store, target, item.user_id, &item.user_name, &want)
             .await
             .map_err(|e| e.to_string())?;

@@ -619,10 +619,10 @@ async fn a_renamed_group_is_renamed_at_the_application(t: TestStore) {
 }
 
 /// An application keyed on e-mail addresses (its release sends `userName` from `email`) that
-/// had alice's and bob's accounts from SAML logins before it was connected: alice, suspended
-/// before her first delivery, is deactivated there by the worker, and bob, never admitted, by
-/// a reconciliation: each found under the address, not the username. An address no directory
-/// user has is left alone.
+/// had alice's, bob's and carol's accounts from SAML logins before it was connected: alice,
+/// suspended before her first delivery, and carol, deleted before hers, are deactivated there
+/// by the worker, and bob, never admitted, by a reconciliation: each found under the address,
+/// not the username. An address no directory user has is left alone.
 async fn accounts_under_the_released_user_name_are_taken_away(t: TestStore) {
     let s = &t.store;
     let kek = kek();
@@ -630,6 +630,7 @@ async fn accounts_under_the_released_user_name_are_taken_away(t: TestStore) {
     for (id, name) in [
         ("a", "alice@example.org"),
         ("b", "bob@example.org"),
+        ("c", "carol@example.org"),
         ("x", "someone@else.example"),
     ] {
         fake.users.lock().unwrap().insert(
@@ -652,8 +653,16 @@ async fn accounts_under_the_released_user_name_are_taken_away(t: TestStore) {
     join(s, staff.id, alice.id).await;
     s.users().suspend(&admin(), alice.id).await.unwrap();
     user(s, "bob").await;
+    let carol = user(s, "carol").await;
+    join(s, staff.id, carol.id).await;
+    s.users().delete(&admin(), carol.id).await.unwrap();
     drain(&w).await;
     assert_eq!(fake.active("alice@example.org"), Some(false));
+    assert_eq!(
+        fake.active("carol@example.org"),
+        Some(false),
+        "found by the address her rows kept"
+    );
     assert_eq!(fake.creates.load(Ordering::SeqCst), 0);
     assert_eq!(
         fake.active("bob@example.org"),
