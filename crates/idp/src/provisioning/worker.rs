@@ -106,9 +106,11 @@ pub enum Want {
     /// attribute from groups, and its groups are not managed).
     Present(Value, Option<WantedGroups>),
     /// No active user (deactivated or deleted, as the connection says). With the `userName`
-    /// the application's release gives the user, while the directory still has them: an
-    /// account the application made before it was connected (a SAML login's, say) is found
-    /// under it even when it is the e-mail address rather than the username.
+    /// the application's release gives the user while the directory still has them (for a
+    /// deleted user, the worker gives the address their outbox row kept, where the release
+    /// sends `userName` from `email`): an account the application made before it was
+    /// connected (a SAML login's, say) is found under it even when it is the e-mail address
+    /// rather than the username.
     Removed(Option<String>),
 }
 
