@@ -150,8 +150,6 @@ pub async fn run(
     Ok(report)
 }
 
-/// Whether the application puts its user `id` in other groups than `wanted` (compared as
-/// sets of `displayName`s, the way a delivery sets them).
 /// The directory user a remote account's `userName` is ours for: the one the release's
 /// rule for `userName` gives it ([`resource::user_name_field`], checked by giving the user's
 /// `userName` again), else the user of that username.
@@ -180,6 +178,8 @@ async fn owner_of(store: &Store, app: &Application, remote: &str) -> Result<Opti
     Ok(users.find_by_username(remote).await?.map(|u| u.id))
 }
 
+/// Whether the application puts its user `id` in other groups than `wanted` (compared as
+/// sets of `displayName`s, the way a delivery sets them).
 async fn groups_differ(
     target: &Target,
     id: &str,
