@@ -46,10 +46,15 @@ impl Backend {
         }
     }
 
+    /// Whether `url` is a SQLite database in memory (`sqlite::memory:`, `mode=memory`).
+    pub(crate) fn in_memory(self, url: &str) -> bool {
+        self == Backend::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"))
+    }
+
     /// Refuses a SQLite URL that names no file and is not a database in memory
     /// ([`Error::NoDatabaseFile`]).
     pub(crate) fn check_url(self, url: &str) -> Result<()> {
-        if self != Backend::Sqlite || url.contains(":memory:") || url.contains("mode=memory") {
+        if self != Backend::Sqlite || self.in_memory(url) {
             return Ok(());
         }
         use std::str::FromStr;

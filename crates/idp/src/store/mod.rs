@@ -149,6 +149,14 @@ impl Store {
         let mut options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
             .test_before_acquire(false);
+        if backend.in_memory(&url) {
+            // Each SQLite connection to memory has a database of its own, which lives as long
+            // as the connection: one connection, never recycled.
+            options = options
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
         if backend == Backend::Postgres {
             options = options.before_acquire(|conn, meta| {
                 Box::pin(async move {
@@ -187,10 +195,8 @@ impl Store {
             backend,
             hashing: HashPool::new(password),
             name: backend::redact(&url),
-            probe_url: (backend == Backend::Sqlite
-                && !url.contains(":memory:")
-                && !url.contains("mode=memory"))
-            .then(|| url.clone()),
+            probe_url: (backend == Backend::Sqlite && !backend.in_memory(&url))
+                .then(|| url.clone()),
             clock: Arc::new(SystemClock),
             outbox_wake: Arc::default(),
             apps_cache: Arc::default(),

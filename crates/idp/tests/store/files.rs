@@ -69,9 +69,32 @@ async fn a_sqlite_url_without_a_file_is_refused() {
         assert_eq!(err.code().as_str(), "no_database_file");
         assert!(err.to_string().contains("names no file"), "{err}");
     }
-    latchkey_idp::Store::open_url("sqlite::memory:", 1, cheap())
+}
+
+/// A database in memory lives in one SQLite connection, so the store keeps one whatever
+/// pool size it is given: a user written is found by every later read, however many run at
+/// once (with a pool of four, three connections would each have had an empty database of
+/// their own, without even the tables).
+#[tokio::test]
+async fn a_database_in_memory_is_one_connection() {
+    let store = latchkey_idp::Store::open_url("sqlite::memory:", 4, cheap())
         .await
         .unwrap();
+    store
+        .users()
+        .create(
+            &latchkey_idp::audit::Actor::cli("test"),
+            latchkey_idp::directory::NewUser::new("alice", "alice@example.org"),
+        )
+        .await
+        .unwrap();
+    let reads = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.users().list().await.map(|users| users.len()) })
+    });
+    for read in reads {
+        assert_eq!(read.await.unwrap().unwrap(), 1);
+    }
 }
 
 fn cheap() -> PasswordConfig {
