@@ -18,7 +18,7 @@ use time::Duration;
 use super::client::{ClientSettings, Created};
 use super::outbox::{self, Claimed};
 use super::{OnRemove, ProvisioningError, Target, resource};
-use crate::apps::Application;
+use crate::apps::{Application, UserField};
 use crate::audit::Change;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
@@ -107,8 +107,8 @@ pub enum Want {
     Present(Value, Option<WantedGroups>),
     /// No active user (deactivated or deleted, as the connection says). With the `userName`
     /// the application's release gives the user while the directory still has them (for a
-    /// deleted user, the worker gives the address their outbox row kept, where the release
-    /// sends `userName` from `email`): an account the application made before it was
+    /// deleted user, the worker gives the address their outbox row kept, or their ID, where
+    /// the release sends `userName` from `email` or `id`): an account the application made before it was
     /// connected (a SAML login's, say) is found under it even when it is the e-mail address
     /// rather than the username.
     Removed(Option<String>),
@@ -276,12 +276,12 @@ impl Worker {
             .map_err(|e| e.to_string())?
         {
             // A deleted user: an application keyed on addresses knows them by the one the
-            // row kept.
-            Want::Removed(None)
-                if resource::user_name_field(&app) == Some(crate::apps::UserField::Email) =>
-            {
-                Want::Removed(item.user_email.clone())
-            }
+            // row kept, one keyed on the IdP's IDs by theirs.
+            Want::Removed(None) => Want::Removed(match resource::user_name_field(&app) {
+                Some(UserField::Email) => item.user_email.clone(),
+                Some(UserField::Id) => Some(item.user_id.to_string()),
+                _ => None,
+            }),
             want => want,
         };
         let done = converge(&self.store, target, item.user_id, &item.user_name, &want)

@@ -31,7 +31,8 @@ on_both_backends!(
     connection_token_is_sealed_and_never_shown,
     scheduled_reconciliation_takes_one_slot_per_period,
     a_renamed_group_is_renamed_at_the_application,
-    accounts_under_the_released_user_name_are_taken_away
+    accounts_under_the_released_user_name_are_taken_away,
+    a_deleted_users_account_keyed_on_their_id_is_taken_away
 );
 
 const T0: time::OffsetDateTime = datetime!(2026-12-05 12:00:00 UTC);
@@ -690,4 +691,34 @@ async fn accounts_under_the_released_user_name_are_taken_away(t: TestStore) {
     );
     assert_eq!(fake.active("bob@example.org"), Some(false));
     assert_eq!(fake.active("someone@else.example"), Some(true));
+}
+
+/// An application keyed on the IdP's user IDs (`userName=id`) that had dave's account before
+/// it was connected: dave, deleted before his first delivery, is deactivated there, found
+/// under his ID (which the directory no longer has, but his outbox rows do).
+async fn a_deleted_users_account_keyed_on_their_id_is_taken_away(t: TestStore) {
+    let s = &t.store;
+    let kek = kek();
+    let (fake, url) = Fake::start().await;
+    let mut new = NewApplication::new(
+        "https://wiki.example.org",
+        "Wiki",
+        "https://wiki.example.org/acs",
+    );
+    new.attributes = vec!["userName=id".parse().unwrap()];
+    let app = s.apps().create(&admin(), new).await.unwrap();
+    let staff = group(s, "staff").await;
+    s.apps().assign(&admin(), app.id, staff.id).await.unwrap();
+    connect(s, &kek, app.id, &url, OnRemove::Deactivate).await;
+    let dave = user(s, "dave").await;
+    let id = dave.id.to_string();
+    fake.users.lock().unwrap().insert(
+        "d".into(),
+        json!({"id": "d", "userName": id, "active": true}),
+    );
+    join(s, staff.id, dave.id).await;
+    s.users().delete(&admin(), dave.id).await.unwrap();
+    drain(&worker(s, &kek)).await;
+    assert_eq!(fake.active(&id), Some(false));
+    assert_eq!(fake.creates.load(Ordering::SeqCst), 0);
 }
