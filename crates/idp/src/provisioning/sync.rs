@@ -163,17 +163,11 @@ async fn owner_of(store: &Store, app: &Application, remote: &str) -> Result<Opti
         },
         _ => None,
     };
-    if let Some(user) = candidate {
-        let groups: Vec<String> = store
-            .groups()
-            .of_user(user.id)
-            .await?
-            .into_iter()
-            .map(|g| g.name)
-            .collect();
-        if resource::user_name(&user, app, &groups).eq_ignore_ascii_case(remote) {
-            return Ok(Some(user.id));
-        }
+    // A candidate comes only from a directory field, whose value does not depend on groups.
+    if let Some(user) = candidate
+        && resource::user_name(&user, app, &[]).eq_ignore_ascii_case(remote)
+    {
+        return Ok(Some(user.id));
     }
     Ok(users.find_by_username(remote).await?.map(|u| u.id))
 }

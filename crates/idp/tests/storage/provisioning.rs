@@ -51,18 +51,27 @@ async fn connected_app(
     latchkey_idp::apps::Application,
     latchkey_idp::directory::Group,
 ) {
-    let app = s
-        .apps()
-        .create(
-            &admin(),
-            NewApplication::new(
-                "https://wiki.example.org",
-                "Wiki",
-                "https://wiki.example.org/acs",
-            ),
-        )
-        .await
-        .unwrap();
+    connected_app_releasing(s, kek, url, on_remove, &[]).await
+}
+
+/// [`connected_app`] whose release is `release` (mappings such as `userName=email`).
+async fn connected_app_releasing(
+    s: &Store,
+    kek: &Kek,
+    url: &str,
+    on_remove: OnRemove,
+    release: &[&str],
+) -> (
+    latchkey_idp::apps::Application,
+    latchkey_idp::directory::Group,
+) {
+    let mut new = NewApplication::new(
+        "https://wiki.example.org",
+        "Wiki",
+        "https://wiki.example.org/acs",
+    );
+    new.attributes = release.iter().map(|m| m.parse().unwrap()).collect();
+    let app = s.apps().create(&admin(), new).await.unwrap();
     let staff = group(s, "staff").await;
     s.apps().assign(&admin(), app.id, staff.id).await.unwrap();
     connect(s, kek, app.id, url, on_remove).await;
@@ -639,16 +648,8 @@ async fn accounts_under_the_released_user_name_are_taken_away(t: TestStore) {
             json!({"id": id, "userName": name, "active": true}),
         );
     }
-    let mut new = NewApplication::new(
-        "https://wiki.example.org",
-        "Wiki",
-        "https://wiki.example.org/acs",
-    );
-    new.attributes = vec!["userName=email".parse().unwrap()];
-    let app = s.apps().create(&admin(), new).await.unwrap();
-    let staff = group(s, "staff").await;
-    s.apps().assign(&admin(), app.id, staff.id).await.unwrap();
-    connect(s, &kek, app.id, &url, OnRemove::Deactivate).await;
+    let (app, staff) =
+        connected_app_releasing(s, &kek, &url, OnRemove::Deactivate, &["userName=email"]).await;
     let w = worker(s, &kek);
     let alice = user(s, "alice").await;
     join(s, staff.id, alice.id).await;
@@ -700,16 +701,8 @@ async fn a_deleted_users_account_keyed_on_their_id_is_taken_away(t: TestStore) {
     let s = &t.store;
     let kek = kek();
     let (fake, url) = Fake::start().await;
-    let mut new = NewApplication::new(
-        "https://wiki.example.org",
-        "Wiki",
-        "https://wiki.example.org/acs",
-    );
-    new.attributes = vec!["userName=id".parse().unwrap()];
-    let app = s.apps().create(&admin(), new).await.unwrap();
-    let staff = group(s, "staff").await;
-    s.apps().assign(&admin(), app.id, staff.id).await.unwrap();
-    connect(s, &kek, app.id, &url, OnRemove::Deactivate).await;
+    let (_, staff) =
+        connected_app_releasing(s, &kek, &url, OnRemove::Deactivate, &["userName=id"]).await;
     let dave = user(s, "dave").await;
     let id = dave.id.to_string();
     fake.users.lock().unwrap().insert(
